@@ -1,0 +1,206 @@
+/*
+ * cudl/context.h - contexts, devices, logging and host allocator hooks.
+ *
+ * A context owns everything that runs on one device: for CUDA the device
+ * index, a stream, the cuBLAS and cuDNN handles; for both devices the random
+ * generator state, the host allocator and the text of the last error.
+ *
+ * Threading contract: a context (and every tensor created from it) is used
+ * by one thread at a time. Different contexts may be used from different
+ * threads at the same time without any locking by the caller. The only
+ * process-wide setting is the log callback (cudl_set_log_callback).
+ */
+#ifndef CUDL_CONTEXT_H
+#define CUDL_CONTEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cudl/export.h"
+#include "cudl/status.h"
+
+CUDL_EXTERN_C_BEGIN
+
+/** Where a context runs. */
+typedef enum cudl_device_kind {
+  CUDL_DEVICE_CPU = 0,
+  CUDL_DEVICE_CUDA = 1,
+  /** At creation only: the first usable CUDA device, else the CPU (the
+   *  fallback and its reason are logged at CUDL_LOG_WARN). */
+  CUDL_DEVICE_AUTO = 2
+} cudl_device_kind;
+
+typedef struct cudl_context cudl_context;
+
+/* ------------------------------------------------------------------ */
+/* Version                                                              */
+/* ------------------------------------------------------------------ */
+
+/** The library's version string at run time, e.g. "0.1.0". */
+CUDL_API const char *cudl_version(void);
+
+/** The library's version as CUDL_VERSION_NUMBER computes it. */
+CUDL_API int cudl_version_number(void);
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum cudl_log_level {
+  CUDL_LOG_DEBUG = 0,
+  CUDL_LOG_INFO = 1,
+  CUDL_LOG_WARN = 2,
+  CUDL_LOG_ERROR = 3
+} cudl_log_level;
+
+/** Receives one complete message (no trailing newline). May be called from
+ *  any thread that uses a context; it must be thread-safe if contexts are. */
+typedef void (*cudl_log_fn)(cudl_log_level level, const char *message,
+                            void *user_data);
+
+/**
+ * Install the process-wide log callback (NULL: silent, the default). cudl
+ * never prints on its own; this callback receives everything it has to say.
+ * Safe to call at any time from any thread; a message being delivered while
+ * the callback is replaced goes to the old or the new one, never both.
+ */
+CUDL_API void cudl_set_log_callback(cudl_log_fn fn, void *user_data);
+
+/** Short lower-case name of a level ("warn"). */
+CUDL_API const char *cudl_log_level_name(cudl_log_level level);
+
+/* ------------------------------------------------------------------ */
+/* CUDA devices                                                         */
+/* ------------------------------------------------------------------ */
+
+/** 1 when this build contains the CUDA backend, else 0. */
+CUDL_API int cudl_cuda_compiled(void);
+
+/**
+ * Count the usable CUDA devices. On success *count >= 1. Otherwise *count is
+ * 0, the status says why (CUDL_ERR_NO_DEVICE: built without CUDA, no driver,
+ * no GPU) and, if reason is not NULL, a one-line explanation is written to
+ * reason (always NUL-terminated, truncated to reason_size).
+ */
+CUDL_API cudl_status cudl_cuda_device_count(int *count, char *reason,
+                                            size_t reason_size);
+
+/** What cudl_cuda_device_properties reports for one GPU. */
+typedef struct cudl_cuda_device_properties {
+  char name[256];
+  int compute_major;          /**< compute capability, e.g. 9 for sm_90 */
+  int compute_minor;
+  int multiprocessor_count;
+  uint64_t total_memory;      /**< bytes of device memory */
+} cudl_cuda_device_properties;
+
+/** Properties of CUDA device `index`. CUDL_ERR_NO_DEVICE if there is none. */
+CUDL_API cudl_status cudl_cuda_device_properties_get(
+    int index, cudl_cuda_device_properties *props);
+
+/** Versions of the CUDA libraries in use, encoded as the libraries do
+ *  (CUDA 13.0 = 13000; cuDNN 9.1.0 = 90100). 0 where unknown. */
+typedef struct cudl_cuda_versions {
+  int runtime;          /**< cudaRuntimeGetVersion */
+  int driver;           /**< cudaDriverGetVersion (0: no driver) */
+  int cudnn_compiled;   /**< CUDNN_VERSION of the headers cudl was built with */
+  int cudnn_loaded;     /**< cudnnGetVersion() of the library loaded */
+  int cublas;           /**< cublasGetProperty major*10000+minor*100+patch */
+} cudl_cuda_versions;
+
+/** Fill *versions. CUDL_ERR_UNSUPPORTED in a build without CUDA. Works
+ *  without a GPU (the driver field is then 0). */
+CUDL_API cudl_status cudl_cuda_versions_get(cudl_cuda_versions *versions);
+
+/* ------------------------------------------------------------------ */
+/* Host allocator hooks                                                 */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Host memory functions a context uses for everything it allocates on the
+ * host after they are installed: tensor objects, CPU tensor storage, staging
+ * buffers, loaded file headers. alloc returns memory aligned to `alignment`
+ * (a power of two, at most 4096) or NULL; free receives the size that was
+ * requested. Memory is always returned to the allocator that provided it.
+ */
+typedef struct cudl_allocator {
+  void *(*alloc)(size_t size, size_t alignment, void *user_data);
+  void (*free)(void *ptr, size_t size, void *user_data);
+  void *user_data;
+} cudl_allocator;
+
+/* ------------------------------------------------------------------ */
+/* Contexts                                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Create a context.
+ *   kind = CUDL_DEVICE_CPU:  device_index must be 0.
+ *   kind = CUDL_DEVICE_CUDA: device_index selects the GPU; fails with
+ *     CUDL_ERR_NO_DEVICE when the build has no CUDA, there is no driver or
+ *     GPU, or the index is out of range (the reason goes to the log at
+ *     CUDL_LOG_ERROR; cudl_cuda_device_count returns the same text).
+ *   kind = CUDL_DEVICE_AUTO: device_index must be 0; the first GPU, else
+ *     the CPU, logging the reason at CUDL_LOG_WARN.
+ * The random generator starts at seed 0, offset 0. On failure *out is NULL.
+ */
+CUDL_API cudl_status cudl_context_create(cudl_device_kind kind,
+                                         int device_index,
+                                         cudl_context **out);
+
+/** Release the context. Tensors created from it must be destroyed first.
+ *  NULL is a no-op. */
+CUDL_API void cudl_context_destroy(cudl_context *ctx);
+
+/** CUDL_DEVICE_CPU or CUDL_DEVICE_CUDA (never AUTO). CPU for NULL. */
+CUDL_API cudl_device_kind cudl_context_device(const cudl_context *ctx);
+
+/** CUDA device index, 0 for the CPU or NULL. */
+CUDL_API int cudl_context_device_index(const cudl_context *ctx);
+
+/** Human-readable device description: "cpu" or "cuda:0 (NVIDIA H100 ...)". */
+CUDL_API const char *cudl_context_device_name(const cudl_context *ctx);
+
+/**
+ * Detail of the most recent failure in a call on this context (or on a
+ * tensor of it); "" if none yet. Valid until the next failing call on the
+ * context. Never NULL; for a NULL context, a static message.
+ */
+CUDL_API const char *cudl_context_last_error(const cudl_context *ctx);
+
+/** Wait until all work queued on the context's device has finished. */
+CUDL_API cudl_status cudl_context_synchronize(cudl_context *ctx);
+
+/**
+ * Debug mode: when enabled (nonzero), a CUDA context synchronises after
+ * every operation, so an asynchronous kernel failure is reported by the call
+ * that caused it. No effect on the CPU. Off by default.
+ */
+CUDL_API cudl_status cudl_context_set_debug_sync(cudl_context *ctx,
+                                                 int enabled);
+
+/**
+ * Random generator state: Philox4x32-10 keyed by `seed`; `offset` counts
+ * the 128-bit blocks already consumed. Every random call uses the current
+ * offset and advances it, so the same (seed, offset) gives the same numbers
+ * on every device. set_seed also resets the offset to 0.
+ */
+CUDL_API cudl_status cudl_context_set_seed(cudl_context *ctx, uint64_t seed);
+CUDL_API cudl_status cudl_context_set_rng_state(cudl_context *ctx,
+                                                uint64_t seed,
+                                                uint64_t offset);
+CUDL_API cudl_status cudl_context_get_rng_state(const cudl_context *ctx,
+                                                uint64_t *seed,
+                                                uint64_t *offset);
+
+/**
+ * Install host allocator hooks (copied; NULL restores malloc-based
+ * defaults). Both alloc and free must be set. Objects allocated before keep
+ * using the allocator they came from.
+ */
+CUDL_API cudl_status cudl_context_set_allocator(cudl_context *ctx,
+                                                const cudl_allocator *alloc);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_CONTEXT_H */

@@ -1,0 +1,88 @@
+/*
+ * cudl/status.h - status codes returned by every fallible cudl call.
+ *
+ * A call that fails returns one of these codes, leaves its outputs untouched
+ * and, when it has a context, records a detailed message that
+ * cudl_context_last_error() returns (what failed, which argument, and for
+ * CUDA/cuDNN/cuBLAS failures the library's own error text and file:line).
+ */
+#ifndef CUDL_STATUS_H
+#define CUDL_STATUS_H
+
+#include "cudl/export.h"
+
+CUDL_EXTERN_C_BEGIN
+
+typedef enum cudl_status {
+  CUDL_OK = 0,
+
+  /* ---- argument and state errors ---- */
+  /** A required pointer was NULL, or a value is outside its documented range. */
+  CUDL_ERR_INVALID_ARGUMENT = 1,
+  /** A shape is invalid (negative dimension, too many dimensions, element
+   *  count or byte size overflows) or does not match another argument. */
+  CUDL_ERR_SHAPE = 2,
+  /** A tensor has a dtype the call does not accept. */
+  CUDL_ERR_DTYPE = 3,
+  /** A tensor lives on a device (or context) the call cannot use it on. */
+  CUDL_ERR_DEVICE_MISMATCH = 4,
+  /** The operation has no implementation for this device or build. */
+  CUDL_ERR_UNSUPPORTED = 5,
+
+  /* ---- resources and devices ---- */
+  /** A host or device allocation failed. Nothing was modified. */
+  CUDL_ERR_OUT_OF_MEMORY = 6,
+  /** No usable CUDA device: no driver, no GPU, index out of range, or the
+   *  library was built without CUDA. The message names which. */
+  CUDL_ERR_NO_DEVICE = 7,
+  /** A CUDA runtime, cuDNN or cuBLAS call failed; the message has its text. */
+  CUDL_ERR_CUDA = 8,
+  /** An operating-system I/O call failed (open, read, write, fsync, rename). */
+  CUDL_ERR_IO = 9,
+
+  /* ---- file format errors (safetensors; later: checkpoints, datasets) ---- */
+  /** The file ends before the data its header promises. */
+  CUDL_ERR_FILE_TRUNCATED = 20,
+  /** The header length is below the minimum or above the limit
+   *  (CUDL_SAFETENSORS_MAX_HEADER bytes). */
+  CUDL_ERR_FILE_HEADER_SIZE = 21,
+  /** The header is not valid UTF-8 JSON whose top level is an object. */
+  CUDL_ERR_FILE_JSON = 22,
+  /** An entry does not follow the schema: not an object, a key missing,
+   *  unknown or of the wrong JSON type. */
+  CUDL_ERR_FILE_SCHEMA = 23,
+  /** An entry names a dtype the format does not define. */
+  CUDL_ERR_FILE_DTYPE = 24,
+  /** A dimension is negative, not an integer, too large, or the element
+   *  count / byte size overflows. */
+  CUDL_ERR_FILE_SHAPE = 25,
+  /** data_offsets are reversed, do not match dtype size x element count,
+   *  overlap, or leave a hole between tensors. */
+  CUDL_ERR_FILE_OFFSETS = 26,
+  /** Two entries share a name. */
+  CUDL_ERR_FILE_DUPLICATE = 27,
+  /** __metadata__ is not an object whose values are all strings. */
+  CUDL_ERR_FILE_METADATA = 28,
+  /** Bytes follow the last tensor: the data section is longer than the
+   *  header accounts for. */
+  CUDL_ERR_FILE_TRAILING_DATA = 29,
+
+  /** A bug in cudl: an invariant failed. Please report it. */
+  CUDL_ERR_INTERNAL = 99
+} cudl_status;
+
+/**
+ * Short, static, English description of a status ("out of memory").
+ * Never NULL; unknown values give "unknown status".
+ */
+CUDL_API const char *cudl_status_string(cudl_status status);
+
+/**
+ * The enum name of a status ("CUDL_ERR_OUT_OF_MEMORY"), for logs and tests.
+ * Never NULL; unknown values give "CUDL_STATUS_UNKNOWN".
+ */
+CUDL_API const char *cudl_status_name(cudl_status status);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_STATUS_H */

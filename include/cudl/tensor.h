@@ -1,0 +1,126 @@
+/*
+ * cudl/tensor.h - dense tensors on the CPU or a CUDA device.
+ *
+ * A tensor is a dtype, a shape of 0 to CUDL_MAX_DIMS dimensions (row-major,
+ * NCHW for images), and storage on its context's device. Data moves between
+ * devices only through the explicit copy calls below. Calls on a tensor
+ * record failures in its context (cudl_context_last_error).
+ */
+#ifndef CUDL_TENSOR_H
+#define CUDL_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cudl/context.h"
+#include "cudl/export.h"
+#include "cudl/status.h"
+
+CUDL_EXTERN_C_BEGIN
+
+/** Most dimensions a tensor can have. */
+#define CUDL_MAX_DIMS 5
+
+/** Element types. Compute is f32 for now; f16 and bf16 tensors can be
+ *  created, copied, saved and loaded, and the compute calls reject them
+ *  with CUDL_ERR_DTYPE. */
+typedef enum cudl_dtype {
+  CUDL_DTYPE_F32 = 0,
+  CUDL_DTYPE_F16 = 1,
+  CUDL_DTYPE_BF16 = 2
+} cudl_dtype;
+
+/** Bytes per element; 0 for an unknown dtype. */
+CUDL_API size_t cudl_dtype_size(cudl_dtype dtype);
+
+/** "f32", "f16", "bf16"; "unknown" otherwise. */
+CUDL_API const char *cudl_dtype_name(cudl_dtype dtype);
+
+typedef struct cudl_tensor cudl_tensor;
+
+/**
+ * Create a zero-filled tensor on ctx's device.
+ * ndim in [0, CUDL_MAX_DIMS] (0 = a scalar with one element); every
+ * dimension >= 0 (a 0 gives an empty tensor). The element count and byte
+ * size are checked for overflow (CUDL_ERR_SHAPE). On failure *out is NULL.
+ */
+CUDL_API cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype,
+                                        int ndim, const int64_t *shape,
+                                        cudl_tensor **out);
+
+/** Release the tensor and its storage. NULL is a no-op. */
+CUDL_API void cudl_tensor_destroy(cudl_tensor *t);
+
+/* ---- queries (all accept NULL and then return 0 / NULL) ---- */
+CUDL_API cudl_context *cudl_tensor_context(const cudl_tensor *t);
+CUDL_API cudl_device_kind cudl_tensor_device(const cudl_tensor *t);
+CUDL_API cudl_dtype cudl_tensor_dtype(const cudl_tensor *t);
+CUDL_API int cudl_tensor_ndim(const cudl_tensor *t);
+/** Dimension `axis`; a negative axis counts from the end (-1 = last).
+ *  -1 when the axis is out of range or t is NULL. */
+CUDL_API int64_t cudl_tensor_dim(const cudl_tensor *t, int axis);
+/** The shape array (ndim entries), owned by the tensor. */
+CUDL_API const int64_t *cudl_tensor_shape(const cudl_tensor *t);
+CUDL_API int64_t cudl_tensor_numel(const cudl_tensor *t);
+CUDL_API size_t cudl_tensor_nbytes(const cudl_tensor *t);
+/** Raw storage: a host pointer for CPU tensors, a device pointer for CUDA
+ *  tensors; NULL for an empty tensor. For programs that hand the memory to
+ *  other libraries; ordering with queued work is the caller's business. */
+CUDL_API void *cudl_tensor_data(cudl_tensor *t);
+
+/* ---- copies ---- */
+
+/**
+ * Copy nbytes (must equal cudl_tensor_nbytes(dst)) from host memory into
+ * dst. Returns when src may be reused.
+ */
+CUDL_API cudl_status cudl_tensor_copy_from_host(cudl_tensor *dst,
+                                                const void *src,
+                                                size_t nbytes);
+
+/**
+ * Copy src's contents into host memory (nbytes must equal
+ * cudl_tensor_nbytes(src)). Waits for work queued on src's device and
+ * returns when dst holds the data.
+ */
+CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src,
+                                              void *dst, size_t nbytes);
+
+/**
+ * Copy src into dst: same dtype and shape, any devices (CPU<->CUDA,
+ * CUDA<->CUDA on the same or another GPU). Errors are recorded in dst's
+ * context. When the tensors belong to different contexts, src's context is
+ * synchronised first, so the copy sees all work queued before it.
+ */
+CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst,
+                                      const cudl_tensor *src);
+
+/* ---- initialisation (f32) ---- */
+
+/** Set every element to value. */
+CUDL_API cudl_status cudl_tensor_fill(cudl_tensor *t, float value);
+
+/**
+ * Uniform numbers in [low, high) from the context's Philox4x32-10 stream.
+ * Element i takes 32-bit word i % 4 of the block at counter
+ * (offset + i / 4); the context's offset then advances by ceil(numel / 4).
+ * Bit-identical on the CPU and CUDA for the same seed and offset.
+ * Requires finite low <= high.
+ */
+CUDL_API cudl_status cudl_tensor_uniform(cudl_tensor *t, float low,
+                                         float high);
+
+/**
+ * Normal numbers N(mean, stddev^2) by the Box-Muller transform on the same
+ * counter layout as cudl_tensor_uniform (elements 2k and 2k+1 of a block
+ * share one pair of uniforms). The transform is computed in double and
+ * rounded once, so CPU and CUDA agree to the last bit except, rarely
+ * (~1e-8 per value), by one unit in the last place where their libm differs.
+ * Requires finite mean and stddev >= 0.
+ */
+CUDL_API cudl_status cudl_tensor_normal(cudl_tensor *t, float mean,
+                                        float stddev);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_TENSOR_H */

@@ -1,0 +1,26 @@
+/*
+ * launch.cuh - the launch shape every elementwise kernel uses: 256 threads a
+ * block and a grid-stride loop, the grid capped so a huge tensor does not
+ * launch millions of blocks (each thread then loops).
+ */
+#ifndef CUDL_LAUNCH_CUH
+#define CUDL_LAUNCH_CUH
+
+#include <stdint.h>
+
+#define CUDL_BLOCK_SIZE 256
+#define CUDL_MAX_GRID 8192
+
+/* Blocks for `work` independent items, at least 1. */
+static inline unsigned cudl_grid_for(int64_t work) {
+  int64_t blocks = (work + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
+  if (blocks < 1) blocks = 1;
+  if (blocks > CUDL_MAX_GRID) blocks = CUDL_MAX_GRID;
+  return (unsigned)blocks;
+}
+
+/* First index and stride of a grid-stride loop, in 64 bits. */
+#define CUDL_GRID_START ((int64_t)blockIdx.x * blockDim.x + threadIdx.x)
+#define CUDL_GRID_STRIDE ((int64_t)gridDim.x * blockDim.x)
+
+#endif /* CUDL_LAUNCH_CUH */

@@ -1,0 +1,61 @@
+/*
+ * backend.h - the table through which src/core dispatches to a device.
+ *
+ * Each backend (src/cpu, src/cuda) fills one of these. Arguments arrive
+ * validated: non-NULL, sizes consistent, dtype accepted. A backend may leave
+ * an entry NULL; the public call then returns CUDL_ERR_UNSUPPORTED. Entries
+ * report failures with cudl__fail on the context they are given.
+ */
+#ifndef CUDL_BACKEND_H
+#define CUDL_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cudl/context.h"
+
+typedef struct cudl_backend {
+  const char *name;
+
+  /* Per-context state: open sets ctx->backend_state, close releases it. */
+  cudl_status (*open)(cudl_context *ctx, int device_index);
+  void (*close)(cudl_context *ctx);
+
+  /* Storage. `host` is the allocator recorded in the tensor, for backends
+   * whose storage is host memory. alloc returns zeroed memory. */
+  cudl_status (*alloc_zeroed)(cudl_context *ctx, const cudl_allocator *host,
+                              size_t nbytes, void **ptr);
+  void (*free)(cudl_context *ctx, const cudl_allocator *host, void *ptr,
+               size_t nbytes);
+
+  /* Copies within the device and across the host boundary. */
+  cudl_status (*copy_from_host)(cudl_context *ctx, void *dst, const void *src,
+                                size_t nbytes);
+  cudl_status (*copy_to_host)(cudl_context *ctx, void *dst, const void *src,
+                              size_t nbytes);
+  cudl_status (*copy_on_device)(cudl_context *ctx, void *dst, const void *src,
+                                size_t nbytes);
+  /* From another context of the same backend (a different GPU, or another
+   * stream on the same one). src_ctx has already been synchronised. */
+  cudl_status (*copy_from_peer)(cudl_context *ctx, void *dst,
+                                cudl_context *src_ctx, const void *src,
+                                size_t nbytes);
+  cudl_status (*synchronize)(cudl_context *ctx);
+
+  /* f32 initialisation. */
+  cudl_status (*fill_f32)(cudl_context *ctx, float *dst, int64_t n,
+                          float value);
+  cudl_status (*uniform_f32)(cudl_context *ctx, float *dst, int64_t n,
+                             uint64_t seed, uint64_t offset, float low,
+                             float high);
+  cudl_status (*normal_f32)(cudl_context *ctx, float *dst, int64_t n,
+                            uint64_t seed, uint64_t offset, float mean,
+                            float stddev);
+} cudl_backend;
+
+extern const cudl_backend cudl__cpu_backend;
+#if defined(CUDL_HAVE_CUDA)
+extern const cudl_backend cudl__cuda_backend;
+#endif
+
+#endif /* CUDL_BACKEND_H */

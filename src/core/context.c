@@ -1,0 +1,148 @@
+/* context.c - creating contexts and the per-context settings. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+static cudl_status context_open(cudl_device_kind kind, int device_index,
+                                cudl_context **out) {
+  cudl_context *ctx;
+  cudl_status status;
+  const cudl_backend *backend = &cudl__cpu_backend;
+#if defined(CUDL_HAVE_CUDA)
+  if (kind == CUDL_DEVICE_CUDA) backend = &cudl__cuda_backend;
+#endif
+  ctx = (cudl_context *)cudl__host_alloc(&cudl__default_allocator,
+                                         sizeof *ctx, sizeof(void *));
+  if (ctx == NULL) return CUDL_ERR_OUT_OF_MEMORY;
+  memset(ctx, 0, sizeof *ctx);
+  ctx->device = kind;
+  ctx->device_index = device_index;
+  ctx->backend = backend;
+  ctx->allocator = cudl__default_allocator;
+  snprintf(ctx->device_name, sizeof ctx->device_name, "cpu");
+  status = backend->open(ctx, device_index);
+  if (status != CUDL_OK) {
+    cudl__log(CUDL_LOG_ERROR, "cannot open %s device %d: %s",
+              backend->name, device_index, ctx->last_error);
+    cudl__host_free(&cudl__default_allocator, ctx, sizeof *ctx);
+    return status;
+  }
+  *out = ctx;
+  return CUDL_OK;
+}
+
+cudl_status cudl_context_create(cudl_device_kind kind, int device_index,
+                                cudl_context **out) {
+  char reason[CUDL_ERROR_TEXT_SIZE];
+  int count = 0;
+  cudl_status status;
+  if (out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  switch (kind) {
+    case CUDL_DEVICE_CPU:
+      if (device_index != 0) return CUDL_ERR_INVALID_ARGUMENT;
+      return context_open(CUDL_DEVICE_CPU, 0, out);
+    case CUDL_DEVICE_CUDA:
+      if (device_index < 0) return CUDL_ERR_INVALID_ARGUMENT;
+      status = cudl_cuda_device_count(&count, reason, sizeof reason);
+      if (status != CUDL_OK) {
+        cudl__log(CUDL_LOG_ERROR, "cannot create a CUDA context: %s", reason);
+        return status;
+      }
+      if (device_index >= count) {
+        cudl__log(CUDL_LOG_ERROR,
+                  "cannot create a CUDA context: device %d requested, %d "
+                  "device(s) present",
+                  device_index, count);
+        return CUDL_ERR_NO_DEVICE;
+      }
+      return context_open(CUDL_DEVICE_CUDA, device_index, out);
+    case CUDL_DEVICE_AUTO:
+      if (device_index != 0) return CUDL_ERR_INVALID_ARGUMENT;
+      status = cudl_cuda_device_count(&count, reason, sizeof reason);
+      if (status == CUDL_OK) {
+        status = context_open(CUDL_DEVICE_CUDA, 0, out);
+        if (status == CUDL_OK) return CUDL_OK;
+        snprintf(reason, sizeof reason, "opening cuda:0 failed with %s",
+                 cudl_status_name(status));
+      }
+      cudl__log(CUDL_LOG_WARN, "no usable CUDA device (%s); using the CPU",
+                reason);
+      return context_open(CUDL_DEVICE_CPU, 0, out);
+  }
+  return CUDL_ERR_INVALID_ARGUMENT;
+}
+
+void cudl_context_destroy(cudl_context *ctx) {
+  if (ctx == NULL) return;
+  ctx->backend->close(ctx);
+  cudl__host_free(&cudl__default_allocator, ctx, sizeof *ctx);
+}
+
+cudl_device_kind cudl_context_device(const cudl_context *ctx) {
+  return ctx == NULL ? CUDL_DEVICE_CPU : ctx->device;
+}
+
+int cudl_context_device_index(const cudl_context *ctx) {
+  return ctx == NULL ? 0 : ctx->device_index;
+}
+
+const char *cudl_context_device_name(const cudl_context *ctx) {
+  return ctx == NULL ? "none" : ctx->device_name;
+}
+
+const char *cudl_context_last_error(const cudl_context *ctx) {
+  return ctx == NULL ? "no context (NULL was passed)" : ctx->last_error;
+}
+
+cudl_status cudl_context_synchronize(cudl_context *ctx) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  return ctx->backend->synchronize(ctx);
+}
+
+cudl_status cudl_context_set_debug_sync(cudl_context *ctx, int enabled) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx->debug_sync = enabled != 0;
+  return CUDL_OK;
+}
+
+cudl_status cudl_context_set_seed(cudl_context *ctx, uint64_t seed) {
+  return cudl_context_set_rng_state(ctx, seed, 0);
+}
+
+cudl_status cudl_context_set_rng_state(cudl_context *ctx, uint64_t seed,
+                                       uint64_t offset) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx->rng_seed = seed;
+  ctx->rng_offset = offset;
+  return CUDL_OK;
+}
+
+cudl_status cudl_context_get_rng_state(const cudl_context *ctx, uint64_t *seed,
+                                       uint64_t *offset) {
+  if (ctx == NULL || seed == NULL || offset == NULL)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  *seed = ctx->rng_seed;
+  *offset = ctx->rng_offset;
+  return CUDL_OK;
+}
+
+cudl_status cudl_context_set_allocator(cudl_context *ctx,
+                                       const cudl_allocator *alloc) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (alloc == NULL) {
+    ctx->allocator = cudl__default_allocator;
+    return CUDL_OK;
+  }
+  if (alloc->alloc == NULL || alloc->free == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "allocator must set both alloc and free");
+  ctx->allocator = *alloc;
+  return CUDL_OK;
+}
+
+cudl_status cudl__after_op(cudl_context *ctx, cudl_status status) {
+  if (status != CUDL_OK || !ctx->debug_sync) return status;
+  return ctx->backend->synchronize(ctx);
+}

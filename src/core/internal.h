@@ -1,0 +1,87 @@
+/*
+ * internal.h - the layout of contexts and tensors and the helpers every part
+ * of the library shares: error recording, logging, host allocation, checked
+ * arithmetic. Private: nothing here is installed.
+ */
+#ifndef CUDL_INTERNAL_H
+#define CUDL_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cudl/cudl.h"
+#include "core/backend.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define CUDL_PRINTF(fmt_index, first_arg) \
+     __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#  define CUDL_PRINTF(fmt_index, first_arg)
+#endif
+
+#define CUDL_ERROR_TEXT_SIZE 1024
+#define CUDL_DEVICE_NAME_SIZE 320
+/* Alignment of CPU tensor storage: a cache line, enough for any SIMD load. */
+#define CUDL_HOST_ALIGNMENT 64
+
+struct cudl_context {
+  cudl_device_kind device;      /* CPU or CUDA, never AUTO */
+  int device_index;
+  const cudl_backend *backend;
+  void *backend_state;          /* owned by the backend (open/close) */
+  cudl_allocator allocator;     /* host allocations from now on */
+  uint64_t rng_seed;
+  uint64_t rng_offset;          /* Philox blocks consumed */
+  int debug_sync;
+  char device_name[CUDL_DEVICE_NAME_SIZE];
+  char last_error[CUDL_ERROR_TEXT_SIZE];
+};
+
+struct cudl_tensor {
+  cudl_context *ctx;
+  cudl_allocator allocator;     /* what allocated this struct (and CPU data) */
+  cudl_dtype dtype;
+  int ndim;
+  int64_t shape[CUDL_MAX_DIMS];
+  int64_t numel;
+  size_t nbytes;
+  void *data;                   /* NULL when nbytes == 0 */
+};
+
+/* ---- errors ---- */
+
+/* Record "<function>: <message>" as ctx's last error (ctx may be NULL) and
+ * return status, so a failing path reads `return cudl__fail(...)`. */
+cudl_status cudl__fail(cudl_context *ctx, cudl_status status,
+                       const char *function, const char *fmt, ...)
+    CUDL_PRINTF(4, 5);
+#define CUDL_FAIL(ctx, status, ...) cudl__fail((ctx), (status), __func__, __VA_ARGS__)
+
+/* ---- logging ---- */
+void cudl__log(cudl_log_level level, const char *fmt, ...) CUDL_PRINTF(2, 3);
+
+/* ---- host allocation ---- */
+extern const cudl_allocator cudl__default_allocator;
+/* Allocate through `a`; NULL on failure or size 0. */
+void *cudl__host_alloc(const cudl_allocator *a, size_t size, size_t alignment);
+void cudl__host_free(const cudl_allocator *a, void *ptr, size_t size);
+/* A copy of s made with `a` (length + 1 bytes, returned through *size). */
+char *cudl__host_strdup(const cudl_allocator *a, const char *s, size_t *size);
+
+/* ---- checked arithmetic: 0 on overflow, 1 on success ---- */
+int cudl__mul_size(size_t a, size_t b, size_t *out);
+int cudl__add_size(size_t a, size_t b, size_t *out);
+
+/* ---- shape helpers ---- */
+/* Validate shape (ndim in [0, CUDL_MAX_DIMS], dims >= 0) and compute the
+ * element count and byte size for dtype, checking for overflow. Returns
+ * CUDL_OK or a status with the message recorded in ctx. */
+cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
+                              cudl_dtype dtype, int ndim, const int64_t *shape,
+                              int64_t *numel, size_t *nbytes);
+
+/* Synchronise after an op when the context's debug mode asks for it. */
+cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
+
+#endif /* CUDL_INTERNAL_H */

@@ -1,0 +1,710 @@
+/*
+ * safetensors.c - validating and loading safetensors files.
+ *
+ * The whole header is checked before any tensor is allocated, in this
+ * order, each failure with its own status: file length, header length,
+ * UTF-8 and JSON, per-entry schema, dtype, shape, offsets vs. size, duplicate
+ * names, metadata, then the entries sorted by offset must tile the data
+ * section exactly: no overlap, no hole, nothing missing (truncated) and
+ * nothing left over (trailing data). Only then is memory for tensors taken.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "core/safetensors_format.h"
+
+static const cudl_st_dtype st_dtypes[] = {
+    {"BOOL", 1, 0, CUDL_DTYPE_F32},    {"U8", 1, 0, CUDL_DTYPE_F32},
+    {"I8", 1, 0, CUDL_DTYPE_F32},      {"F8_E5M2", 1, 0, CUDL_DTYPE_F32},
+    {"F8_E4M3", 1, 0, CUDL_DTYPE_F32}, {"I16", 2, 0, CUDL_DTYPE_F32},
+    {"U16", 2, 0, CUDL_DTYPE_F32},     {"F16", 2, 1, CUDL_DTYPE_F16},
+    {"BF16", 2, 1, CUDL_DTYPE_BF16},   {"I32", 4, 0, CUDL_DTYPE_F32},
+    {"U32", 4, 0, CUDL_DTYPE_F32},     {"F32", 4, 1, CUDL_DTYPE_F32},
+    {"F64", 8, 0, CUDL_DTYPE_F32},     {"I64", 8, 0, CUDL_DTYPE_F32},
+    {"U64", 8, 0, CUDL_DTYPE_F32},
+};
+
+const cudl_st_dtype *cudl__st_dtype_by_name(const char *name) {
+  size_t i;
+  for (i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; ++i)
+    if (strcmp(st_dtypes[i].name, name) == 0) return &st_dtypes[i];
+  return NULL;
+}
+
+const char *cudl__st_dtype_name(cudl_dtype dtype) {
+  size_t i;
+  for (i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; ++i)
+    if (st_dtypes[i].known && st_dtypes[i].dtype == dtype)
+      return st_dtypes[i].name;
+  return NULL;
+}
+
+int cudl__utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    size_t len, k;
+    unsigned cp;
+    if (c == 0) return 0;
+    if (c < 0x80) { ++i; continue; }
+    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (n - i < len) return 0;
+    for (k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are invalid. */
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
+int cudl__host_little_endian(void) {
+  const uint16_t probe = 1;
+  unsigned char first;
+  memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Where the bytes come from: a file descriptor or a memory image.      */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_source {
+  uint64_t size;
+  int fd;                      /* -1 for memory */
+  const unsigned char *memory;
+} st_source;
+
+/* Read n bytes at offset; offset + n <= size was checked by the caller. */
+static cudl_status source_read(cudl_context *ctx, const st_source *src,
+                               uint64_t offset, void *dst, size_t n) {
+  unsigned char *out = (unsigned char *)dst;
+  if (src->fd < 0) {
+    memcpy(dst, src->memory + offset, n);
+    return CUDL_OK;
+  }
+  while (n > 0) {
+    ssize_t got = pread(src->fd, out, n, (off_t)offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0)
+      return CUDL_FAIL(ctx, CUDL_ERR_IO, "read failed at byte %llu: %s",
+                       (unsigned long long)offset, strerror(errno));
+    if (got == 0) /* the file shrank under us */
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+                       "file ended at byte %llu while reading",
+                       (unsigned long long)offset);
+    out += got;
+    n -= (size_t)got;
+    offset += (uint64_t)got;
+  }
+  return CUDL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The set                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct st_entry {
+  const char *name;
+  const cudl_st_dtype *dtype;
+  int ndim;
+  int64_t *shape;
+  uint64_t begin, end;
+  cudl_tensor *tensor;
+} st_entry;
+
+struct cudl_safetensors {
+  cudl_allocator allocator;
+  size_t arena_size;         /* this struct and everything it points to */
+  size_t n_entries;
+  st_entry *entries;         /* in data-offset order */
+  size_t n_metadata;
+  const char **metadata_keys;
+  const char **metadata_values;
+};
+
+/* Bump allocation inside the set's single block. */
+typedef struct st_arena {
+  unsigned char *next;
+} st_arena;
+
+static void *arena_take(st_arena *a, size_t size, size_t align) {
+  uintptr_t p = ((uintptr_t)a->next + (align - 1)) & ~(uintptr_t)(align - 1);
+  a->next = (unsigned char *)p + size;
+  return (void *)p;
+}
+
+static const char *arena_string(st_arena *a, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *copy = (char *)arena_take(a, n, 1);
+  memcpy(copy, s, n);
+  return copy;
+}
+
+/* ------------------------------------------------------------------ */
+/* Header validation                                                    */
+/* ------------------------------------------------------------------ */
+
+/* An entry as parsed from JSON, before the set exists. */
+typedef struct st_parsed {
+  const cJSON *json;         /* the entry object; name = json->string */
+  const cudl_st_dtype *dtype;
+  int ndim;
+  uint64_t begin, end;
+} st_parsed;
+
+/* JSON numbers are doubles; integers are exact up to 2^53, the limit. */
+#define ST_MAX_INT 9007199254740992.0
+
+static int json_uint(const cJSON *item, uint64_t *out) {
+  double v;
+  if (!cJSON_IsNumber(item)) return 0;
+  v = item->valuedouble;
+  if (!(v >= 0.0) || v > ST_MAX_INT || v != (double)(uint64_t)v) return 0;
+  *out = (uint64_t)v;
+  return 1;
+}
+
+static int compare_names(const void *a, const void *b) {
+  const st_parsed *x = (const st_parsed *)a, *y = (const st_parsed *)b;
+  return strcmp(x->json->string, y->json->string);
+}
+
+static int compare_offsets(const void *a, const void *b) {
+  const st_parsed *x = (const st_parsed *)a, *y = (const st_parsed *)b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return 0;
+}
+
+static cudl_status parse_entry(cudl_context *ctx, const cJSON *entry,
+                               st_parsed *out) {
+  const char *name = entry->string;
+  const cJSON *field, *dtype = NULL, *shape = NULL, *offsets = NULL;
+  uint64_t numel = 1, nbytes;
+  int ndim = 0;
+  if (name[0] == '\0')
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "a tensor has an empty name");
+  if (!cJSON_IsObject(entry))
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                     "entry '%s' is not a JSON object", name);
+  cJSON_ArrayForEach(field, entry) {
+    const cJSON **slot = NULL;
+    if (strcmp(field->string, "dtype") == 0) slot = &dtype;
+    else if (strcmp(field->string, "shape") == 0) slot = &shape;
+    else if (strcmp(field->string, "data_offsets") == 0) slot = &offsets;
+    if (slot == NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                       "entry '%s' has an unknown key '%s'", name,
+                       field->string);
+    if (*slot != NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                       "entry '%s' repeats the key '%s'", name, field->string);
+    *slot = field;
+  }
+  if (dtype == NULL || shape == NULL || offsets == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                     "entry '%s' lacks '%s'", name,
+                     dtype == NULL ? "dtype"
+                                   : (shape == NULL ? "shape" : "data_offsets"));
+  if (!cJSON_IsString(dtype))
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                     "entry '%s': dtype is not a string", name);
+  if (!cJSON_IsArray(shape))
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                     "entry '%s': shape is not an array", name);
+  if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+                     "entry '%s': data_offsets is not an array of two numbers",
+                     name);
+
+  out->dtype = cudl__st_dtype_by_name(dtype->valuestring);
+  if (out->dtype == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_DTYPE, "entry '%s': unknown dtype '%s'",
+                     name, dtype->valuestring);
+
+  cJSON_ArrayForEach(field, shape) {
+    uint64_t dim;
+    if (!json_uint(field, &dim))
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
+                       "entry '%s': dimension %d is not an integer in [0, 2^53]",
+                       name, ndim);
+    if (dim != 0 && numel > UINT64_MAX / dim)
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
+                       "entry '%s': the element count overflows", name);
+    numel *= dim;
+    ++ndim;
+  }
+  if (numel > (uint64_t)INT64_MAX || numel > UINT64_MAX / out->dtype->size)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
+                     "entry '%s': the byte size overflows", name);
+  nbytes = numel * out->dtype->size;
+
+  if (!json_uint(cJSON_GetArrayItem(offsets, 0), &out->begin) ||
+      !json_uint(cJSON_GetArrayItem(offsets, 1), &out->end))
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+                     "entry '%s': data_offsets are not integers in [0, 2^53]",
+                     name);
+  if (out->begin > out->end)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+                     "entry '%s': data_offsets [%llu, %llu] are reversed", name,
+                     (unsigned long long)out->begin,
+                     (unsigned long long)out->end);
+  if (out->end - out->begin != nbytes)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+                     "entry '%s': data_offsets span %llu bytes but %s x %llu "
+                     "elements need %llu",
+                     name, (unsigned long long)(out->end - out->begin),
+                     out->dtype->name, (unsigned long long)numel,
+                     (unsigned long long)nbytes);
+  out->json = entry;
+  out->ndim = ndim;
+  return CUDL_OK;
+}
+
+static cudl_status check_metadata(cudl_context *ctx, const cJSON *metadata) {
+  const cJSON *item;
+  if (!cJSON_IsObject(metadata))
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                     "__metadata__ is not an object");
+  cJSON_ArrayForEach(item, metadata) {
+    const cJSON *other;
+    if (!cJSON_IsString(item))
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                       "__metadata__ value of '%s' is not a string",
+                       item->string);
+    for (other = item->next; other != NULL; other = other->next)
+      if (strcmp(other->string, item->string) == 0)
+        return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                         "__metadata__ repeats the key '%s'", item->string);
+  }
+  return CUDL_OK;
+}
+
+/* Validate everything about the header. On success parsed[] (n_parsed
+ * slots, from the caller) holds the tensor entries sorted by offset and
+ * *metadata the __metadata__ object or NULL. */
+static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
+                                   uint64_t data_size, st_parsed *parsed,
+                                   size_t n_parsed, const cJSON **metadata) {
+  const cJSON *item;
+  size_t n = 0, i;
+  uint64_t expected = 0;
+  cudl_status status;
+  *metadata = NULL;
+  cJSON_ArrayForEach(item, root) {
+    if (strcmp(item->string, "__metadata__") == 0) {
+      if (*metadata != NULL)
+        return CUDL_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
+                         "__metadata__ appears twice");
+      status = check_metadata(ctx, item);
+      if (status != CUDL_OK) return status;
+      *metadata = item;
+      continue;
+    }
+    status = parse_entry(ctx, item, &parsed[n]);
+    if (status != CUDL_OK) return status;
+    ++n;
+  }
+  if (n != n_parsed) return CUDL_FAIL(ctx, CUDL_ERR_INTERNAL, "entry count");
+
+  if (n > 1) {
+    qsort(parsed, n, sizeof *parsed, compare_names);
+    for (i = 1; i < n; ++i)
+      if (strcmp(parsed[i - 1].json->string, parsed[i].json->string) == 0)
+        return CUDL_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
+                         "the tensor name '%s' appears twice",
+                         parsed[i].json->string);
+    qsort(parsed, n, sizeof *parsed, compare_offsets);
+  }
+  for (i = 0; i < n; ++i) {
+    if (parsed[i].begin < expected)
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+                       "'%s' at bytes [%llu, %llu) overlaps the tensor before "
+                       "it, which ends at %llu",
+                       parsed[i].json->string,
+                       (unsigned long long)parsed[i].begin,
+                       (unsigned long long)parsed[i].end,
+                       (unsigned long long)expected);
+    if (parsed[i].begin > expected)
+      return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+                       "hole: no tensor covers bytes [%llu, %llu) before '%s'",
+                       (unsigned long long)expected,
+                       (unsigned long long)parsed[i].begin,
+                       parsed[i].json->string);
+    expected = parsed[i].end;
+  }
+  if (expected > data_size)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+                     "the header describes %llu bytes of tensor data but the "
+                     "file holds %llu",
+                     (unsigned long long)expected,
+                     (unsigned long long)data_size);
+  if (expected < data_size)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRAILING_DATA,
+                     "%llu bytes follow the last tensor",
+                     (unsigned long long)(data_size - expected));
+  return CUDL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Building the set and reading tensors                                 */
+/* ------------------------------------------------------------------ */
+
+static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
+                             size_t n, const cJSON *metadata,
+                             cudl_safetensors **out) {
+  size_t n_meta = metadata == NULL ? 0 : (size_t)cJSON_GetArraySize(metadata);
+  size_t size = sizeof(cudl_safetensors) + 64, i;
+  const cJSON *item;
+  cudl_safetensors *set;
+  st_arena arena;
+  /* First pass: the exact size, with slack for alignment padding. All terms
+   * are bounded by the header length (<= 100 MB), so no overflow. */
+  size += n * (sizeof(st_entry) + 16) + 2 * n_meta * (sizeof(char *) + 8);
+  for (i = 0; i < n; ++i)
+    size += strlen(parsed[i].json->string) + 1 +
+            (size_t)parsed[i].ndim * sizeof(int64_t) + 8;
+  if (metadata != NULL)
+    cJSON_ArrayForEach(item, metadata)
+      size += strlen(item->string) + strlen(item->valuestring) + 2;
+
+  set = (cudl_safetensors *)cudl__host_alloc(&ctx->allocator, size, 16);
+  if (set == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                     "cannot allocate %zu bytes for the file's index", size);
+  arena.next = (unsigned char *)set;
+  arena_take(&arena, sizeof *set, 16);
+  memset(set, 0, sizeof *set);
+  set->allocator = ctx->allocator;
+  set->arena_size = size;
+  set->n_entries = n;
+  set->entries = (st_entry *)arena_take(&arena, n * sizeof(st_entry), 16);
+  for (i = 0; i < n; ++i) {
+    st_entry *e = &set->entries[i];
+    const cJSON *dim;
+    int d = 0;
+    e->name = arena_string(&arena, parsed[i].json->string);
+    e->dtype = parsed[i].dtype;
+    e->ndim = parsed[i].ndim;
+    e->begin = parsed[i].begin;
+    e->end = parsed[i].end;
+    e->tensor = NULL;
+    e->shape = (int64_t *)arena_take(
+        &arena, (size_t)parsed[i].ndim * sizeof(int64_t), 8);
+    cJSON_ArrayForEach(dim, cJSON_GetObjectItemCaseSensitive(parsed[i].json, "shape"))
+      e->shape[d++] = (int64_t)dim->valuedouble;
+  }
+  set->n_metadata = n_meta;
+  set->metadata_keys = (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
+  set->metadata_values = (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
+  i = 0;
+  if (metadata != NULL)
+    cJSON_ArrayForEach(item, metadata) {
+      set->metadata_keys[i] = arena_string(&arena, item->string);
+      set->metadata_values[i] = arena_string(&arena, item->valuestring);
+      ++i;
+    }
+  if ((size_t)(arena.next - (unsigned char *)set) > size) {
+    cudl__host_free(&set->allocator, set, size);
+    return CUDL_FAIL(ctx, CUDL_ERR_INTERNAL, "index size computed wrongly");
+  }
+  *out = set;
+  return CUDL_OK;
+}
+
+#define ST_STAGING_BYTES ((size_t)16 << 20)
+
+static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
+                                const st_source *src, uint64_t data_start) {
+  size_t i, staging_size = 0;
+  unsigned char *staging = NULL;
+  cudl_status status = CUDL_OK;
+  /* Staging for device uploads: the largest tensor, at most 16 MiB, so a
+   * large file is not doubled in host memory. */
+  for (i = 0; i < set->n_entries; ++i) {
+    size_t nbytes = (size_t)(set->entries[i].end - set->entries[i].begin);
+    if (nbytes > staging_size) staging_size = nbytes;
+  }
+  if (staging_size > ST_STAGING_BYTES) staging_size = ST_STAGING_BYTES;
+  for (i = 0; i < set->n_entries; ++i) {
+    const st_entry *e = &set->entries[i];
+    if (!e->dtype->known)
+      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                       "tensor '%s' has dtype %s, which cudl cannot hold "
+                       "(F32, F16, BF16)",
+                       e->name, e->dtype->name);
+    if (e->ndim > CUDL_MAX_DIMS)
+      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                       "tensor '%s' has %d dimensions; cudl holds at most %d",
+                       e->name, e->ndim, CUDL_MAX_DIMS);
+  }
+  for (i = 0; i < set->n_entries && status == CUDL_OK; ++i) {
+    st_entry *e = &set->entries[i];
+    size_t nbytes = (size_t)(e->end - e->begin), done = 0;
+    status = cudl_tensor_create(ctx, e->dtype->dtype, e->ndim, e->shape,
+                                &e->tensor);
+    if (status != CUDL_OK || nbytes == 0) continue;
+    if (ctx->device == CUDL_DEVICE_CPU) {
+      status = source_read(ctx, src, data_start + e->begin, e->tensor->data,
+                           nbytes);
+      continue;
+    }
+    if (staging == NULL) {
+      staging = (unsigned char *)cudl__host_alloc(&ctx->allocator,
+                                                  staging_size, 64);
+      if (staging == NULL) {
+        status = CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                           "cannot allocate the upload buffer");
+        break;
+      }
+    }
+    while (done < nbytes && status == CUDL_OK) {
+      size_t chunk = nbytes - done < staging_size ? nbytes - done : staging_size;
+      status = source_read(ctx, src, data_start + e->begin + done, staging, chunk);
+      if (status == CUDL_OK)
+        status = ctx->backend->copy_from_host(
+            ctx, (unsigned char *)e->tensor->data + done, staging, chunk);
+      done += chunk;
+    }
+    /* The staging buffer is reused: wait until the device has its copy. */
+    if (status == CUDL_OK) status = ctx->backend->synchronize(ctx);
+  }
+  cudl__host_free(&ctx->allocator, staging, staging_size);
+  return status;
+}
+
+static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
+                                    unsigned flags, cudl_safetensors **out) {
+  unsigned char length_bytes[8];
+  uint64_t header_len = 0;
+  char *header = NULL;
+  size_t header_alloc = 0, n_entries = 0;
+  cJSON *root = NULL;
+  const cJSON *item, *metadata = NULL;
+  const char *json_end = NULL;
+  st_parsed *parsed = NULL;
+  size_t parsed_size = 0;
+  cudl_safetensors *set = NULL;
+  cudl_status status;
+  int i;
+
+  if (!cudl__host_little_endian())
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                     "safetensors needs a little-endian host");
+  if (src->size < 8)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+                     "the file is %llu bytes, too short for the 8-byte header "
+                     "length", (unsigned long long)src->size);
+  status = source_read(ctx, src, 0, length_bytes, 8);
+  if (status != CUDL_OK) return status;
+  for (i = 7; i >= 0; --i) header_len = (header_len << 8) | length_bytes[i];
+  if (header_len < 2 || header_len > CUDL_SAFETENSORS_MAX_HEADER)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_HEADER_SIZE,
+                     "header length %llu is outside [2, %u]",
+                     (unsigned long long)header_len,
+                     CUDL_SAFETENSORS_MAX_HEADER);
+  if (header_len > src->size - 8)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+                     "the header needs %llu bytes but only %llu follow",
+                     (unsigned long long)header_len,
+                     (unsigned long long)(src->size - 8));
+
+  header_alloc = (size_t)header_len + 1;
+  header = (char *)cudl__host_alloc(&ctx->allocator, header_alloc, 1);
+  if (header == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                     "cannot allocate %zu bytes for the header", header_alloc);
+  status = source_read(ctx, src, 8, header, (size_t)header_len);
+  if (status != CUDL_OK) goto done;
+  header[header_len] = '\0';
+
+  if (!cudl__utf8_valid((const unsigned char *)header, (size_t)header_len)) {
+    status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+                       "the header is not valid UTF-8 (or contains NUL)");
+    goto done;
+  }
+  root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &json_end, 0);
+  if (root == NULL) {
+    /* json_end points at the error (cJSON's global error pointer is not
+     * thread-safe, so it is not used). */
+    status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+                       "the header is not valid JSON (error near byte %lld)",
+                       json_end == NULL ? -1LL : (long long)(json_end - header));
+    goto done;
+  }
+  for (; json_end < header + header_len; ++json_end) {
+    if (*json_end != ' ' && *json_end != '\t' && *json_end != '\n' &&
+        *json_end != '\r') {
+      status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+                         "unexpected bytes after the JSON object at byte %lld",
+                         (long long)(json_end - header));
+      goto done;
+    }
+  }
+  if (!cJSON_IsObject(root)) {
+    status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+                       "the header's top level is not a JSON object");
+    goto done;
+  }
+  cJSON_ArrayForEach(item, root)
+    if (strcmp(item->string, "__metadata__") != 0) ++n_entries;
+
+  parsed_size = n_entries * sizeof *parsed;
+  if (n_entries > 0) {
+    parsed = (st_parsed *)cudl__host_alloc(&ctx->allocator, parsed_size, 16);
+    if (parsed == NULL) {
+      status = CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                         "cannot allocate the entry table");
+      goto done;
+    }
+  }
+  status = validate_header(ctx, root, src->size - 8 - header_len, parsed,
+                           n_entries, &metadata);
+  if (status != CUDL_OK) goto done;
+  status = build_set(ctx, parsed, n_entries, metadata, &set);
+  if (status != CUDL_OK) goto done;
+  if (!(flags & CUDL_SAFETENSORS_HEADER_ONLY)) {
+    status = read_tensors(ctx, set, src, 8 + header_len);
+    if (status != CUDL_OK) {
+      cudl_safetensors_destroy(set);
+      set = NULL;
+      goto done;
+    }
+  }
+  *out = set;
+
+done:
+  cudl__host_free(&ctx->allocator, parsed, parsed_size);
+  cJSON_Delete(root);
+  cudl__host_free(&ctx->allocator, header, header_alloc);
+  return status;
+}
+
+static cudl_status check_load_args(cudl_context *ctx, unsigned flags,
+                                   cudl_safetensors **out) {
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if ((flags & ~(unsigned)CUDL_SAFETENSORS_HEADER_ONLY) != 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "unknown flags 0x%x", flags);
+  return CUDL_OK;
+}
+
+cudl_status cudl_safetensors_load(cudl_context *ctx, const char *path,
+                                  unsigned flags, cudl_safetensors **out) {
+  st_source src;
+  struct stat info;
+  cudl_status status = check_load_args(ctx, flags, out);
+  if (status != CUDL_OK) return status;
+  if (path == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
+  src.memory = NULL;
+  src.fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (src.fd < 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_IO, "cannot open '%s': %s", path,
+                     strerror(errno));
+  if (fstat(src.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "'%s' is not a readable regular file",
+                       path);
+  } else {
+    src.size = (uint64_t)info.st_size;
+    status = load_from_source(ctx, &src, flags, out);
+  }
+  close(src.fd);
+  return status;
+}
+
+cudl_status cudl_safetensors_load_memory(cudl_context *ctx, const void *data,
+                                         size_t size, unsigned flags,
+                                         cudl_safetensors **out) {
+  st_source src;
+  cudl_status status = check_load_args(ctx, flags, out);
+  if (status != CUDL_OK) return status;
+  if (data == NULL && size > 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "data is NULL");
+  src.fd = -1;
+  src.memory = (const unsigned char *)data;
+  src.size = size;
+  return load_from_source(ctx, &src, flags, out);
+}
+
+void cudl_safetensors_destroy(cudl_safetensors *set) {
+  size_t i;
+  cudl_allocator allocator;
+  if (set == NULL) return;
+  for (i = 0; i < set->n_entries; ++i) cudl_tensor_destroy(set->entries[i].tensor);
+  allocator = set->allocator;
+  cudl__host_free(&allocator, set, set->arena_size);
+}
+
+size_t cudl_safetensors_count(const cudl_safetensors *set) {
+  return set == NULL ? 0 : set->n_entries;
+}
+
+cudl_status cudl_safetensors_entry_get(const cudl_safetensors *set, size_t i,
+                                       cudl_safetensors_entry *entry) {
+  const st_entry *e;
+  if (set == NULL || entry == NULL || i >= set->n_entries)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  e = &set->entries[i];
+  entry->name = e->name;
+  entry->dtype_name = e->dtype->name;
+  entry->dtype_known = e->dtype->known;
+  entry->dtype = e->dtype->dtype;
+  entry->ndim = e->ndim;
+  entry->shape = e->shape;
+  entry->data_begin = e->begin;
+  entry->data_end = e->end;
+  return CUDL_OK;
+}
+
+cudl_tensor *cudl_safetensors_tensor(const cudl_safetensors *set, size_t i) {
+  if (set == NULL || i >= set->n_entries) return NULL;
+  return set->entries[i].tensor;
+}
+
+int64_t cudl_safetensors_find(const cudl_safetensors *set, const char *name) {
+  size_t i;
+  if (set == NULL || name == NULL) return -1;
+  for (i = 0; i < set->n_entries; ++i)
+    if (strcmp(set->entries[i].name, name) == 0) return (int64_t)i;
+  return -1;
+}
+
+size_t cudl_safetensors_metadata_count(const cudl_safetensors *set) {
+  return set == NULL ? 0 : set->n_metadata;
+}
+
+const char *cudl_safetensors_metadata_key(const cudl_safetensors *set,
+                                          size_t i) {
+  return (set == NULL || i >= set->n_metadata) ? NULL : set->metadata_keys[i];
+}
+
+const char *cudl_safetensors_metadata_value(const cudl_safetensors *set,
+                                            size_t i) {
+  return (set == NULL || i >= set->n_metadata) ? NULL : set->metadata_values[i];
+}
+
+const char *cudl_safetensors_metadata_find(const cudl_safetensors *set,
+                                           const char *key) {
+  size_t i;
+  if (set == NULL || key == NULL) return NULL;
+  for (i = 0; i < set->n_metadata; ++i)
+    if (strcmp(set->metadata_keys[i], key) == 0) return set->metadata_values[i];
+  return NULL;
+}

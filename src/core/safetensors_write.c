@@ -1,0 +1,334 @@
+/*
+ * safetensors_write.c - writing safetensors files atomically.
+ *
+ * The file goes to a temporary in the target's directory, is fsync'ed,
+ * renamed over the target, and the directory is fsync'ed, so a crash at any
+ * moment leaves either the old file or the complete new one.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "core/safetensors_format.h"
+
+/* Tensors are laid out by dtype size (largest first) then name, as the
+ * reference writer does, so every tensor is aligned to its element size. */
+static int compare_layout(const void *a, const void *b) {
+  const cudl_named_tensor *x = (const cudl_named_tensor *)a;
+  const cudl_named_tensor *y = (const cudl_named_tensor *)b;
+  size_t sx = cudl_dtype_size(x->tensor->dtype), sy = cudl_dtype_size(y->tensor->dtype);
+  if (sx != sy) return sx > sy ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(((const cudl_named_tensor *)a)->name,
+                ((const cudl_named_tensor *)b)->name);
+}
+
+static int compare_keys(const void *a, const void *b) {
+  return strcmp(((const cudl_metadata_pair *)a)->key,
+                ((const cudl_metadata_pair *)b)->key);
+}
+
+static cudl_status check_save_args(cudl_context *ctx, const char *path,
+                                   const cudl_named_tensor *tensors, size_t n,
+                                   const cudl_metadata_pair *metadata,
+                                   size_t n_metadata) {
+  size_t i;
+  if (path == NULL || path[0] == '\0')
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL or empty");
+  if (tensors == NULL && n > 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "tensors is NULL");
+  if (metadata == NULL && n_metadata > 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "metadata is NULL");
+  for (i = 0; i < n; ++i) {
+    const char *name = tensors[i].name;
+    if (name == NULL || name[0] == '\0')
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "tensors[%zu].name is NULL or empty", i);
+    if (!cudl__utf8_valid((const unsigned char *)name, strlen(name)))
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "tensors[%zu].name is not valid UTF-8", i);
+    if (strcmp(name, "__metadata__") == 0)
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "tensors[%zu].name is the reserved '__metadata__'", i);
+    if (tensors[i].tensor == NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "tensors[%zu].tensor ('%s') is NULL", i, name);
+    if (cudl__st_dtype_name(tensors[i].tensor->dtype) == NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_DTYPE, "tensors[%zu] has an unknown dtype", i);
+  }
+  for (i = 0; i < n_metadata; ++i) {
+    if (metadata[i].key == NULL || metadata[i].value == NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "metadata[%zu] has a NULL key or value", i);
+    if (!cudl__utf8_valid((const unsigned char *)metadata[i].key,
+                          strlen(metadata[i].key)) ||
+        !cudl__utf8_valid((const unsigned char *)metadata[i].value,
+                          strlen(metadata[i].value)))
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "metadata[%zu] is not valid UTF-8", i);
+  }
+  return CUDL_OK;
+}
+
+/* The header text, padded with spaces to a multiple of 8. `sorted` is the
+ * tensors in layout order. Returns a malloc'ed string (cJSON's allocator). */
+static cudl_status build_header(cudl_context *ctx,
+                                const cudl_named_tensor *sorted, size_t n,
+                                const cudl_metadata_pair *metadata,
+                                size_t n_metadata, char **text,
+                                size_t *length) {
+  cJSON *root = cJSON_CreateObject(), *meta, *entry, *array;
+  uint64_t offset = 0;
+  size_t i, len, padded;
+  char *printed, *out;
+  if (root == NULL) goto oom;
+  if (n_metadata > 0) {
+    if ((meta = cJSON_AddObjectToObject(root, "__metadata__")) == NULL) goto oom;
+    for (i = 0; i < n_metadata; ++i)
+      if (cJSON_AddStringToObject(meta, metadata[i].key, metadata[i].value) == NULL)
+        goto oom;
+  }
+  for (i = 0; i < n; ++i) {
+    const cudl_tensor *t = sorted[i].tensor;
+    int d;
+    if ((entry = cJSON_AddObjectToObject(root, sorted[i].name)) == NULL) goto oom;
+    if (cJSON_AddStringToObject(entry, "dtype", cudl__st_dtype_name(t->dtype)) == NULL)
+      goto oom;
+    if ((array = cJSON_AddArrayToObject(entry, "shape")) == NULL) goto oom;
+    for (d = 0; d < t->ndim; ++d)
+      if (!cJSON_AddItemToArray(array, cJSON_CreateNumber((double)t->shape[d])))
+        goto oom;
+    if ((array = cJSON_AddArrayToObject(entry, "data_offsets")) == NULL) goto oom;
+    if (!cJSON_AddItemToArray(array, cJSON_CreateNumber((double)offset))) goto oom;
+    offset += t->nbytes;
+    if (!cJSON_AddItemToArray(array, cJSON_CreateNumber((double)offset))) goto oom;
+  }
+  printed = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  root = NULL;
+  if (printed == NULL) goto oom;
+  len = strlen(printed);
+  padded = (len + 7) / 8 * 8;
+  out = (char *)realloc(printed, padded + 1);
+  if (out == NULL) {
+    cJSON_free(printed);
+    goto oom;
+  }
+  memset(out + len, ' ', padded - len);
+  out[padded] = '\0';
+  if (padded > CUDL_SAFETENSORS_MAX_HEADER) {
+    free(out);
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the header would be %zu bytes, above the format's limit",
+                     padded);
+  }
+  *text = out;
+  *length = padded;
+  return CUDL_OK;
+oom:
+  cJSON_Delete(root);
+  return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot build the JSON header");
+}
+
+static cudl_status write_all(cudl_context *ctx, int fd, const void *data,
+                             size_t n, const char *path) {
+  const unsigned char *p = (const unsigned char *)data;
+  while (n > 0) {
+    ssize_t put = write(fd, p, n);
+    if (put < 0 && errno == EINTR) continue;
+    if (put < 0)
+      return CUDL_FAIL(ctx, CUDL_ERR_IO, "writing '%s' failed: %s", path,
+                       strerror(errno));
+    p += put;
+    n -= (size_t)put;
+  }
+  return CUDL_OK;
+}
+
+#define ST_STAGING_BYTES ((size_t)16 << 20)
+
+/* Tensor bytes in layout order; device tensors through a bounded buffer. */
+static cudl_status write_data(cudl_context *ctx, int fd,
+                              const cudl_named_tensor *sorted, size_t n,
+                              const char *path) {
+  unsigned char *staging = NULL;
+  size_t staging_size = 0, i;
+  cudl_status status = CUDL_OK;
+  for (i = 0; i < n; ++i)
+    if (sorted[i].tensor->ctx->device != CUDL_DEVICE_CPU &&
+        sorted[i].tensor->nbytes > staging_size)
+      staging_size = sorted[i].tensor->nbytes;
+  if (staging_size > ST_STAGING_BYTES) staging_size = ST_STAGING_BYTES;
+  if (staging_size > 0) {
+    staging = (unsigned char *)cudl__host_alloc(&ctx->allocator, staging_size, 64);
+    if (staging == NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                       "cannot allocate the download buffer");
+  }
+  for (i = 0; i < n && status == CUDL_OK; ++i) {
+    const cudl_tensor *t = sorted[i].tensor;
+    size_t done = 0;
+    if (t->nbytes == 0) continue;
+    if (t->ctx->device == CUDL_DEVICE_CPU) {
+      status = write_all(ctx, fd, t->data, t->nbytes, path);
+      continue;
+    }
+    while (done < t->nbytes && status == CUDL_OK) {
+      size_t chunk = t->nbytes - done < staging_size ? t->nbytes - done : staging_size;
+      status = t->ctx->backend->copy_to_host(
+          t->ctx, staging, (const unsigned char *)t->data + done, chunk);
+      if (status != CUDL_OK)
+        status = CUDL_FAIL(ctx, status, "reading '%s' from the device: %s",
+                           sorted[i].name, t->ctx->last_error);
+      else
+        status = write_all(ctx, fd, staging, chunk, path);
+      done += chunk;
+    }
+  }
+  cudl__host_free(&ctx->allocator, staging, staging_size);
+  return status;
+}
+
+/* The directory part of path ("." when there is none), into dir. */
+static void directory_of(const char *path, char *dir, size_t size) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) {
+    snprintf(dir, size, ".");
+  } else if (slash == path) {
+    snprintf(dir, size, "/");
+  } else {
+    snprintf(dir, size, "%.*s", (int)(slash - path), path);
+  }
+}
+
+static cudl_status write_file(cudl_context *ctx, const char *path,
+                              const char *header, size_t header_len,
+                              const cudl_named_tensor *sorted, size_t n) {
+  unsigned char length_bytes[8];
+  size_t tmp_len = strlen(path) + sizeof ".tmp.XXXXXX", i;
+  char *tmp_path;
+  char dir[4096];
+  struct stat old;
+  mode_t mode = 0644;
+  int fd, dir_fd;
+  cudl_status status;
+
+  tmp_path = (char *)cudl__host_alloc(&ctx->allocator, tmp_len, 1);
+  if (tmp_path == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate a path");
+  snprintf(tmp_path, tmp_len, "%s.tmp.XXXXXX", path);
+  fd = mkstemp(tmp_path);
+  if (fd < 0) {
+    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "cannot create a temporary file "
+                       "beside '%s': %s", path, strerror(errno));
+    cudl__host_free(&ctx->allocator, tmp_path, tmp_len);
+    return status;
+  }
+  /* Keep the permissions of the file being replaced; a new one gets 0644. */
+  if (stat(path, &old) == 0) mode = old.st_mode & 07777;
+  (void)fchmod(fd, mode);
+
+  for (i = 0; i < 8; ++i)
+    length_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+  status = write_all(ctx, fd, length_bytes, 8, path);
+  if (status == CUDL_OK) status = write_all(ctx, fd, header, header_len, path);
+  if (status == CUDL_OK) status = write_data(ctx, fd, sorted, n, path);
+  if (status == CUDL_OK && fsync(fd) != 0)
+    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "fsync of '%s' failed: %s", tmp_path,
+                       strerror(errno));
+  if (close(fd) != 0 && status == CUDL_OK)
+    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "closing '%s' failed: %s", tmp_path,
+                       strerror(errno));
+  if (status == CUDL_OK && rename(tmp_path, path) != 0)
+    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "renaming '%s' to '%s' failed: %s",
+                       tmp_path, path, strerror(errno));
+  if (status != CUDL_OK) {
+    unlink(tmp_path);
+  } else {
+    /* Make the rename itself durable. */
+    directory_of(path, dir, sizeof dir);
+    dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      if (fsync(dir_fd) != 0)
+        status = CUDL_FAIL(ctx, CUDL_ERR_IO, "fsync of directory '%s' failed: %s",
+                           dir, strerror(errno));
+      close(dir_fd);
+    }
+  }
+  cudl__host_free(&ctx->allocator, tmp_path, tmp_len);
+  return status;
+}
+
+cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
+                                  const cudl_named_tensor *tensors,
+                                  size_t n_tensors,
+                                  const cudl_metadata_pair *metadata,
+                                  size_t n_metadata) {
+  cudl_named_tensor *sorted = NULL;
+  cudl_metadata_pair *sorted_meta = NULL;
+  size_t sorted_size = 0, meta_size = 0, header_len = 0, i;
+  char *header = NULL;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (!cudl__host_little_endian())
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                     "safetensors needs a little-endian host");
+  status = check_save_args(ctx, path, tensors, n_tensors, metadata, n_metadata);
+  if (status != CUDL_OK) return status;
+
+  if (!cudl__mul_size(n_tensors, sizeof *sorted, &sorted_size) ||
+      !cudl__mul_size(n_metadata, sizeof *sorted_meta, &meta_size))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "too many entries");
+  if (sorted_size > 0 &&
+      (sorted = (cudl_named_tensor *)cudl__host_alloc(&ctx->allocator,
+                                                      sorted_size, 16)) == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
+  if (meta_size > 0 &&
+      (sorted_meta = (cudl_metadata_pair *)cudl__host_alloc(&ctx->allocator,
+                                                            meta_size, 16)) == NULL) {
+    status = CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
+    goto done;
+  }
+  if (sorted_size > 0) {
+    memcpy(sorted, tensors, sorted_size);
+    /* By name first, to find duplicates; then into layout order. */
+    qsort(sorted, n_tensors, sizeof *sorted, compare_names);
+    for (i = 1; i < n_tensors; ++i)
+      if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) {
+        status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                           "the tensor name '%s' is given twice", sorted[i].name);
+        goto done;
+      }
+    qsort(sorted, n_tensors, sizeof *sorted, compare_layout);
+  }
+  if (meta_size > 0) {
+    memcpy(sorted_meta, metadata, meta_size);
+    qsort(sorted_meta, n_metadata, sizeof *sorted_meta, compare_keys);
+  }
+  for (i = 1; i < n_metadata; ++i)
+    if (strcmp(sorted_meta[i - 1].key, sorted_meta[i].key) == 0) {
+      status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                         "the metadata key '%s' is given twice", sorted_meta[i].key);
+      goto done;
+    }
+
+  status = build_header(ctx, sorted, n_tensors, sorted_meta, n_metadata,
+                        &header, &header_len);
+  if (status == CUDL_OK)
+    status = write_file(ctx, path, header, header_len, sorted, n_tensors);
+
+done:
+  free(header);
+  cudl__host_free(&ctx->allocator, sorted_meta, meta_size);
+  cudl__host_free(&ctx->allocator, sorted, sorted_size);
+  return status;
+}

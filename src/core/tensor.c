@@ -1,0 +1,263 @@
+/* tensor.c - tensor objects, copies and initialisation, dispatched to the
+ * context's backend. */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+size_t cudl_dtype_size(cudl_dtype dtype) {
+  switch (dtype) {
+    case CUDL_DTYPE_F32: return 4;
+    case CUDL_DTYPE_F16: return 2;
+    case CUDL_DTYPE_BF16: return 2;
+  }
+  return 0;
+}
+
+const char *cudl_dtype_name(cudl_dtype dtype) {
+  switch (dtype) {
+    case CUDL_DTYPE_F32: return "f32";
+    case CUDL_DTYPE_F16: return "f16";
+    case CUDL_DTYPE_BF16: return "bf16";
+  }
+  return "unknown";
+}
+
+cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
+                              cudl_dtype dtype, int ndim, const int64_t *shape,
+                              int64_t *numel, size_t *nbytes) {
+  size_t elem_size = cudl_dtype_size(dtype);
+  size_t count = 1;
+  int i;
+  if (elem_size == 0)
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function, "unknown dtype %d",
+                      (int)dtype);
+  if (ndim < 0 || ndim > CUDL_MAX_DIMS)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "ndim %d is outside [0, %d]", ndim, CUDL_MAX_DIMS);
+  if (ndim > 0 && shape == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "shape is NULL with ndim %d", ndim);
+  for (i = 0; i < ndim; ++i) {
+    if (shape[i] < 0)
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "dimension %d is negative (%lld)", i,
+                        (long long)shape[i]);
+    if ((uint64_t)shape[i] > SIZE_MAX ||
+        !cudl__mul_size(count, (size_t)shape[i], &count))
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "element count overflows at dimension %d (%lld)", i,
+                        (long long)shape[i]);
+  }
+  if (count > (size_t)INT64_MAX || !cudl__mul_size(count, elem_size, nbytes))
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "byte size of %zu %s elements overflows", count,
+                      cudl_dtype_name(dtype));
+  *numel = (int64_t)count;
+  return CUDL_OK;
+}
+
+cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
+                               const int64_t *shape, cudl_tensor **out) {
+  cudl_tensor *t;
+  int64_t numel;
+  size_t nbytes;
+  cudl_status status;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  status = cudl__shape_check(ctx, __func__, dtype, ndim, shape, &numel, &nbytes);
+  if (status != CUDL_OK) return status;
+
+  t = (cudl_tensor *)cudl__host_alloc(&ctx->allocator, sizeof *t,
+                                      sizeof(void *));
+  if (t == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                     "cannot allocate the tensor object");
+  memset(t, 0, sizeof *t);
+  t->ctx = ctx;
+  t->allocator = ctx->allocator;
+  t->dtype = dtype;
+  t->ndim = ndim;
+  if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+  t->numel = numel;
+  t->nbytes = nbytes;
+  if (nbytes > 0) {
+    status = ctx->backend->alloc_zeroed(ctx, &t->allocator, nbytes, &t->data);
+    if (status != CUDL_OK) {
+      cudl__host_free(&t->allocator, t, sizeof *t);
+      return status;
+    }
+  }
+  *out = t;
+  return CUDL_OK;
+}
+
+void cudl_tensor_destroy(cudl_tensor *t) {
+  cudl_allocator allocator;
+  if (t == NULL) return;
+  if (t->data != NULL)
+    t->ctx->backend->free(t->ctx, &t->allocator, t->data, t->nbytes);
+  allocator = t->allocator;
+  cudl__host_free(&allocator, t, sizeof *t);
+}
+
+cudl_context *cudl_tensor_context(const cudl_tensor *t) {
+  return t == NULL ? NULL : t->ctx;
+}
+cudl_device_kind cudl_tensor_device(const cudl_tensor *t) {
+  return t == NULL ? CUDL_DEVICE_CPU : t->ctx->device;
+}
+cudl_dtype cudl_tensor_dtype(const cudl_tensor *t) {
+  return t == NULL ? CUDL_DTYPE_F32 : t->dtype;
+}
+int cudl_tensor_ndim(const cudl_tensor *t) { return t == NULL ? 0 : t->ndim; }
+int64_t cudl_tensor_dim(const cudl_tensor *t, int axis) {
+  if (t == NULL) return -1;
+  if (axis < 0) axis += t->ndim;
+  if (axis < 0 || axis >= t->ndim) return -1;
+  return t->shape[axis];
+}
+const int64_t *cudl_tensor_shape(const cudl_tensor *t) {
+  return t == NULL ? NULL : t->shape;
+}
+int64_t cudl_tensor_numel(const cudl_tensor *t) {
+  return t == NULL ? 0 : t->numel;
+}
+size_t cudl_tensor_nbytes(const cudl_tensor *t) {
+  return t == NULL ? 0 : t->nbytes;
+}
+void *cudl_tensor_data(cudl_tensor *t) { return t == NULL ? NULL : t->data; }
+
+cudl_status cudl_tensor_copy_from_host(cudl_tensor *dst, const void *src,
+                                       size_t nbytes) {
+  if (dst == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (src == NULL && nbytes > 0)
+    return CUDL_FAIL(dst->ctx, CUDL_ERR_INVALID_ARGUMENT, "src is NULL");
+  if (nbytes != dst->nbytes)
+    return CUDL_FAIL(dst->ctx, CUDL_ERR_SHAPE,
+                     "nbytes is %zu but the tensor holds %zu bytes", nbytes,
+                     dst->nbytes);
+  if (nbytes == 0) return CUDL_OK;
+  return cudl__after_op(dst->ctx, dst->ctx->backend->copy_from_host(
+                                      dst->ctx, dst->data, src, nbytes));
+}
+
+cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src, void *dst,
+                                     size_t nbytes) {
+  if (src == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (dst == NULL && nbytes > 0)
+    return CUDL_FAIL(src->ctx, CUDL_ERR_INVALID_ARGUMENT, "dst is NULL");
+  if (nbytes != src->nbytes)
+    return CUDL_FAIL(src->ctx, CUDL_ERR_SHAPE,
+                     "nbytes is %zu but the tensor holds %zu bytes", nbytes,
+                     src->nbytes);
+  if (nbytes == 0) return CUDL_OK;
+  return src->ctx->backend->copy_to_host(src->ctx, dst, src->data, nbytes);
+}
+
+static int same_shape(const cudl_tensor *a, const cudl_tensor *b) {
+  return a->ndim == b->ndim &&
+         (a->ndim == 0 ||
+          memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof a->shape[0]) == 0);
+}
+
+cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
+  cudl_context *ctx;
+  cudl_status status;
+  if (dst == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = dst->ctx;
+  if (src == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "src is NULL");
+  if (src->dtype != dst->dtype)
+    return CUDL_FAIL(ctx, CUDL_ERR_DTYPE, "src is %s but dst is %s",
+                     cudl_dtype_name(src->dtype), cudl_dtype_name(dst->dtype));
+  if (!same_shape(dst, src))
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "src and dst shapes differ");
+  if (dst->nbytes == 0 || dst == src) return CUDL_OK;
+
+  if (src->ctx == ctx)
+    return cudl__after_op(
+        ctx, ctx->backend->copy_on_device(ctx, dst->data, src->data, dst->nbytes));
+  /* Another context: let its queued work finish so the copy sees it. */
+  status = src->ctx->backend->synchronize(src->ctx);
+  if (status != CUDL_OK)
+    return CUDL_FAIL(ctx, status, "synchronising the source context failed: %s",
+                     src->ctx->last_error);
+  if (src->ctx->device == CUDL_DEVICE_CPU)
+    status = ctx->backend->copy_from_host(ctx, dst->data, src->data, dst->nbytes);
+  else if (ctx->device == CUDL_DEVICE_CPU)
+    status = src->ctx->backend->copy_to_host(src->ctx, dst->data, src->data,
+                                             dst->nbytes);
+  else
+    status = ctx->backend->copy_from_peer(ctx, dst->data, src->ctx, src->data,
+                                          dst->nbytes);
+  if (status != CUDL_OK && ctx->device == CUDL_DEVICE_CPU &&
+      src->ctx->device != CUDL_DEVICE_CPU)
+    return CUDL_FAIL(ctx, status, "device-to-host copy failed: %s",
+                     src->ctx->last_error);
+  return cudl__after_op(ctx, status);
+}
+
+/* Common checks for the initialisers: a non-NULL f32 tensor. */
+static cudl_status check_f32(const cudl_tensor *t, const char *function) {
+  if (t == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (t->dtype != CUDL_DTYPE_F32)
+    return cudl__fail(t->ctx, CUDL_ERR_DTYPE, function,
+                      "only f32 tensors are supported, got %s",
+                      cudl_dtype_name(t->dtype));
+  return CUDL_OK;
+}
+
+cudl_status cudl_tensor_fill(cudl_tensor *t, float value) {
+  cudl_status status = check_f32(t, __func__);
+  if (status != CUDL_OK) return status;
+  if (t->numel == 0) return CUDL_OK;
+  if (t->ctx->backend->fill_f32 == NULL)
+    return CUDL_FAIL(t->ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     t->ctx->backend->name);
+  return cudl__after_op(
+      t->ctx, t->ctx->backend->fill_f32(t->ctx, (float *)t->data, t->numel, value));
+}
+
+/* Blocks of four numbers a random fill of n elements consumes. */
+static uint64_t philox_blocks(int64_t n) { return ((uint64_t)n + 3u) / 4u; }
+
+cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high) {
+  cudl_context *ctx;
+  cudl_status status = check_f32(t, __func__);
+  if (status != CUDL_OK) return status;
+  ctx = t->ctx;
+  if (!isfinite(low) || !isfinite(high) || !(low <= high) ||
+      !isfinite(high - low))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "need finite low <= high (and a finite high - low), got "
+                     "[%g, %g)", (double)low, (double)high);
+  if (t->numel == 0) return CUDL_OK;
+  if (ctx->backend->uniform_f32 == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  status = ctx->backend->uniform_f32(ctx, (float *)t->data, t->numel,
+                                     ctx->rng_seed, ctx->rng_offset, low, high);
+  if (status == CUDL_OK) ctx->rng_offset += philox_blocks(t->numel);
+  return cudl__after_op(ctx, status);
+}
+
+cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
+  cudl_context *ctx;
+  cudl_status status = check_f32(t, __func__);
+  if (status != CUDL_OK) return status;
+  ctx = t->ctx;
+  if (!isfinite(mean) || !isfinite(stddev) || stddev < 0.0f)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "need finite mean and stddev >= 0, got mean %g stddev %g",
+                     (double)mean, (double)stddev);
+  if (t->numel == 0) return CUDL_OK;
+  if (ctx->backend->normal_f32 == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  status = ctx->backend->normal_f32(ctx, (float *)t->data, t->numel,
+                                    ctx->rng_seed, ctx->rng_offset, mean, stddev);
+  if (status == CUDL_OK) ctx->rng_offset += philox_blocks(t->numel);
+  return cudl__after_op(ctx, status);
+}

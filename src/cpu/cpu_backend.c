@@ -1,0 +1,110 @@
+/* cpu_backend.c - the CPU backend: host memory from the context's allocator
+ * and OpenMP loops. It is the reference the CUDA backend is tested against. */
+#include <string.h>
+
+#include "core/internal.h"
+#include "core/philox.h"
+
+static cudl_status cpu_open(cudl_context *ctx, int device_index) {
+  (void)device_index;
+  ctx->backend_state = NULL;
+  return CUDL_OK;
+}
+
+static void cpu_close(cudl_context *ctx) { (void)ctx; }
+
+static cudl_status cpu_alloc_zeroed(cudl_context *ctx,
+                                    const cudl_allocator *host, size_t nbytes,
+                                    void **ptr) {
+  void *p = cudl__host_alloc(host, nbytes, CUDL_HOST_ALIGNMENT);
+  if (p == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                     "cannot allocate %zu bytes of host memory", nbytes);
+  memset(p, 0, nbytes);
+  *ptr = p;
+  return CUDL_OK;
+}
+
+static void cpu_free(cudl_context *ctx, const cudl_allocator *host, void *ptr,
+                     size_t nbytes) {
+  (void)ctx;
+  cudl__host_free(host, ptr, nbytes);
+}
+
+static cudl_status cpu_copy(cudl_context *ctx, void *dst, const void *src,
+                            size_t nbytes) {
+  (void)ctx;
+  memmove(dst, src, nbytes);
+  return CUDL_OK;
+}
+
+static cudl_status cpu_copy_from_peer(cudl_context *ctx, void *dst,
+                                      cudl_context *src_ctx, const void *src,
+                                      size_t nbytes) {
+  (void)src_ctx;
+  return cpu_copy(ctx, dst, src, nbytes);
+}
+
+static cudl_status cpu_synchronize(cudl_context *ctx) {
+  (void)ctx;
+  return CUDL_OK;
+}
+
+static cudl_status cpu_fill_f32(cudl_context *ctx, float *dst, int64_t n,
+                                float value) {
+  int64_t i;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (i = 0; i < n; ++i) dst[i] = value;
+  return CUDL_OK;
+}
+
+/* Both random fills walk Philox blocks: block b covers elements 4b..4b+3. */
+static cudl_status cpu_uniform_f32(cudl_context *ctx, float *dst, int64_t n,
+                                   uint64_t seed, uint64_t offset, float low,
+                                   float high) {
+  int64_t blocks = (n + 3) / 4, b;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (b = 0; b < blocks; ++b) {
+    cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
+    int64_t base = 4 * b;
+    int k;
+    for (k = 0; k < 4 && base + k < n; ++k)
+      dst[base + k] = cudl_uniform_from_bits(r.v[k], low, high);
+  }
+  return CUDL_OK;
+}
+
+static cudl_status cpu_normal_f32(cudl_context *ctx, float *dst, int64_t n,
+                                  uint64_t seed, uint64_t offset, float mean,
+                                  float stddev) {
+  int64_t blocks = (n + 3) / 4, b;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (b = 0; b < blocks; ++b) {
+    cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
+    int64_t base = 4 * b;
+    int k;
+    for (k = 0; k < 4 && base + k < n; ++k)
+      dst[base + k] = cudl_normal_from_bits(r.v[k & 2], r.v[(k & 2) + 1],
+                                            k & 1, mean, stddev);
+  }
+  return CUDL_OK;
+}
+
+const cudl_backend cudl__cpu_backend = {
+    "cpu",
+    cpu_open,
+    cpu_close,
+    cpu_alloc_zeroed,
+    cpu_free,
+    cpu_copy,
+    cpu_copy,
+    cpu_copy,
+    cpu_copy_from_peer,
+    cpu_synchronize,
+    cpu_fill_f32,
+    cpu_uniform_f32,
+    cpu_normal_f32,
+};

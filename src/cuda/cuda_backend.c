@@ -1,0 +1,250 @@
+/*
+ * cuda_backend.c - the CUDA backend: one stream, one stream-ordered memory
+ * pool and the cuBLAS/cuDNN handles per context; kernels from kernels/.
+ *
+ * Every entry first makes the context's GPU current (the calling thread may
+ * have used another) and checks each CUDA call. Nothing here synchronises
+ * the host except copy_to_host and synchronize, whose contract is to wait.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda/cuda_internal.h"
+#include "kernels/init_kernels.h"
+
+cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
+                             const char *call, const char *file, int line) {
+  if (err == cudaSuccess) return CUDL_OK;
+  (void)cudaGetLastError(); /* clear a non-sticky error for the next call */
+  return cudl__fail(ctx,
+                    err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY
+                                                     : CUDL_ERR_CUDA,
+                    call, "failed at %s:%d: %s (%s)", file, line,
+                    cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+cudl_status cudl__cublas_error(cudl_context *ctx, cublasStatus_t err,
+                               const char *call, const char *file, int line) {
+  if (err == CUBLAS_STATUS_SUCCESS) return CUDL_OK;
+  return cudl__fail(ctx,
+                    err == CUBLAS_STATUS_ALLOC_FAILED ? CUDL_ERR_OUT_OF_MEMORY
+                                                      : CUDL_ERR_CUDA,
+                    call, "failed at %s:%d: %s (%s)", file, line,
+                    cublasGetStatusString(err), cublasGetStatusName(err));
+}
+
+cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
+                              const char *call, const char *file, int line) {
+  if (err == CUDNN_STATUS_SUCCESS) return CUDL_OK;
+  return cudl__fail(ctx,
+                    err == CUDNN_STATUS_ALLOC_FAILED ? CUDL_ERR_OUT_OF_MEMORY
+                                                     : CUDL_ERR_CUDA,
+                    call, "failed at %s:%d: %s", file, line,
+                    cudnnGetErrorString(err));
+}
+
+#define CUDL_CUBLAS_TRY(ctx, call)                                             \
+  do {                                                                         \
+    cublasStatus_t cudl_err_ = (call);                                         \
+    if (cudl_err_ != CUBLAS_STATUS_SUCCESS)                                    \
+      return cudl__cublas_error((ctx), cudl_err_, #call, __FILE__, __LINE__);  \
+  } while (0)
+#define CUDL_CUDNN_TRY(ctx, call)                                              \
+  do {                                                                         \
+    cudnnStatus_t cudl_err_ = (call);                                          \
+    if (cudl_err_ != CUDNN_STATUS_SUCCESS)                                     \
+      return cudl__cudnn_error((ctx), cudl_err_, #call, __FILE__, __LINE__);   \
+  } while (0)
+
+/* Make the context's GPU current and return its state. */
+#define CUDA_ENTER(ctx, state)                                    \
+  cudl_cuda_state *state = cudl__cuda_state(ctx);                 \
+  CUDL_CUDA_TRY((ctx), cudaSetDevice((ctx)->device_index))
+
+static void release_state(cudl_cuda_state *s) {
+  if (s->cudnn != NULL) cudnnDestroy(s->cudnn);
+  if (s->cublas != NULL) cublasDestroy(s->cublas);
+  if (s->stream != NULL) {
+    cudaStreamSynchronize(s->stream);
+    cudaStreamDestroy(s->stream);
+  }
+  if (s->pool != NULL) cudaMemPoolDestroy(s->pool);
+  (void)cudaGetLastError();
+  memset(s, 0, sizeof *s);
+}
+
+static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
+                              int device_index) {
+  struct cudaMemPoolProps props;
+  struct cudaDeviceProp device;
+  uint64_t keep_all = UINT64_MAX;
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(device_index));
+  CUDL_CUDA_TRY(ctx, cudaGetDeviceProperties(&device, device_index));
+  snprintf(ctx->device_name, sizeof ctx->device_name, "cuda:%d (%s, sm_%d%d)",
+           device_index, device.name, device.major, device.minor);
+  CUDL_CUDA_TRY(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+  memset(&props, 0, sizeof props);
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device_index;
+  CUDL_CUDA_TRY(ctx, cudaMemPoolCreate(&s->pool, &props));
+  /* Keep freed blocks in the pool: training reallocates the same sizes
+   * every step, and returning memory to the driver would synchronise. */
+  CUDL_CUDA_TRY(ctx, cudaMemPoolSetAttribute(s->pool,
+                                             cudaMemPoolAttrReleaseThreshold,
+                                             &keep_all));
+  CUDL_CUBLAS_TRY(ctx, cublasCreate(&s->cublas));
+  CUDL_CUBLAS_TRY(ctx, cublasSetStream(s->cublas, s->stream));
+  /* TF32 is opt-in: pedantic FP32 until the context asks otherwise. */
+  CUDL_CUBLAS_TRY(ctx, cublasSetMathMode(s->cublas, CUBLAS_PEDANTIC_MATH));
+  CUDL_CUDNN_TRY(ctx, cudnnCreate(&s->cudnn));
+  CUDL_CUDNN_TRY(ctx, cudnnSetStream(s->cudnn, s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_open(cudl_context *ctx, int device_index) {
+  cudl_status status;
+  cudl_cuda_state *s = (cudl_cuda_state *)cudl__host_alloc(
+      &cudl__default_allocator, sizeof *s, sizeof(void *));
+  if (s == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate CUDA state");
+  memset(s, 0, sizeof *s);
+  status = open_state(ctx, s, device_index);
+  if (status != CUDL_OK) {
+    release_state(s);
+    cudl__host_free(&cudl__default_allocator, s, sizeof *s);
+    return status;
+  }
+  ctx->backend_state = s;
+  return CUDL_OK;
+}
+
+static void cuda_close(cudl_context *ctx) {
+  cudl_cuda_state *s = cudl__cuda_state(ctx);
+  if (s == NULL) return;
+  (void)cudaSetDevice(ctx->device_index);
+  release_state(s);
+  /* Allocated at creation, before any allocator hook could be installed. */
+  cudl__host_free(&cudl__default_allocator, s, sizeof *s);
+  ctx->backend_state = NULL;
+}
+
+static cudl_status cuda_alloc_zeroed(cudl_context *ctx,
+                                     const cudl_allocator *host, size_t nbytes,
+                                     void **ptr) {
+  void *p = NULL;
+  cudaError_t err;
+  CUDA_ENTER(ctx, s);
+  (void)host;
+  err = cudaMallocFromPoolAsync(&p, nbytes, s->pool, s->stream);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return CUDL_FAIL(ctx,
+                     err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY
+                                                      : CUDL_ERR_CUDA,
+                     "cannot allocate %zu bytes on %s: %s", nbytes,
+                     ctx->device_name, cudaGetErrorString(err));
+  }
+  err = cudaMemsetAsync(p, 0, nbytes, s->stream);
+  if (err != cudaSuccess) {
+    cudaFreeAsync(p, s->stream);
+    return cudl__cuda_error(ctx, err, "cudaMemsetAsync", __FILE__, __LINE__);
+  }
+  *ptr = p;
+  return CUDL_OK;
+}
+
+static void cuda_free(cudl_context *ctx, const cudl_allocator *host, void *ptr,
+                      size_t nbytes) {
+  cudl_cuda_state *s = cudl__cuda_state(ctx);
+  (void)host;
+  (void)nbytes;
+  /* Stream-ordered: the memory returns to the pool after queued work. */
+  if (cudaSetDevice(ctx->device_index) != cudaSuccess ||
+      cudaFreeAsync(ptr, s->stream) != cudaSuccess)
+    (void)cudaGetLastError();
+}
+
+static cudl_status cuda_copy_from_host(cudl_context *ctx, void *dst,
+                                       const void *src, size_t nbytes) {
+  CUDA_ENTER(ctx, s);
+  /* From pageable memory the runtime stages src before returning, so the
+   * caller may reuse src at once. */
+  CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice,
+                                     s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_copy_to_host(cudl_context *ctx, void *dst,
+                                     const void *src, size_t nbytes) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToHost,
+                                     s->stream));
+  CUDL_CUDA_TRY(ctx, cudaStreamSynchronize(s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_copy_on_device(cudl_context *ctx, void *dst,
+                                       const void *src, size_t nbytes) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes,
+                                     cudaMemcpyDeviceToDevice, s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_copy_from_peer(cudl_context *ctx, void *dst,
+                                       cudl_context *src_ctx, const void *src,
+                                       size_t nbytes) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaMemcpyPeerAsync(dst, ctx->device_index, src,
+                                         src_ctx->device_index, nbytes,
+                                         s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_synchronize(cudl_context *ctx) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaStreamSynchronize(s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_fill_f32(cudl_context *ctx, float *dst, int64_t n,
+                                 float value) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_fill_f32(s->stream, dst, n, value));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_uniform_f32(cudl_context *ctx, float *dst, int64_t n,
+                                    uint64_t seed, uint64_t offset, float low,
+                                    float high) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_uniform_f32(s->stream, dst, n, seed, offset,
+                                             low, high));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_normal_f32(cudl_context *ctx, float *dst, int64_t n,
+                                   uint64_t seed, uint64_t offset, float mean,
+                                   float stddev) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_normal_f32(s->stream, dst, n, seed, offset,
+                                            mean, stddev));
+  return CUDL_OK;
+}
+
+const cudl_backend cudl__cuda_backend = {
+    "cuda",
+    cuda_open,
+    cuda_close,
+    cuda_alloc_zeroed,
+    cuda_free,
+    cuda_copy_from_host,
+    cuda_copy_to_host,
+    cuda_copy_on_device,
+    cuda_copy_from_peer,
+    cuda_synchronize,
+    cuda_fill_f32,
+    cuda_uniform_f32,
+    cuda_normal_f32,
+};

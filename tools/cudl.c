@@ -1,0 +1,232 @@
+/*
+ * cudl - the command-line tool: a thin layer over the library.
+ *
+ *   cudl info                      version, devices, CUDA library versions
+ *   cudl inspect FILE.safetensors  validate a file, list tensors and metadata
+ *   cudl demo [--device cpu|cuda|auto]
+ *                                  create tensors on a device, fill them
+ *                                  from the RNG, round-trip a safetensors file
+ *
+ * Exit codes: 0 success, 1 the operation failed (bad file, device error),
+ * 2 bad usage.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cudl/cudl.h>
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: cudl info\n"
+          "       cudl inspect FILE.safetensors\n"
+          "       cudl demo [--device cpu|cuda|auto]\n");
+}
+
+static void log_to_stderr(cudl_log_level level, const char *message, void *user) {
+  (void)user;
+  if (level >= CUDL_LOG_WARN)
+    fprintf(stderr, "cudl: %s: %s\n", cudl_log_level_name(level), message);
+}
+
+static void print_version(const char *label, int v, int major_div) {
+  if (v <= 0) {
+    printf("  %-16s unknown\n", label);
+    return;
+  }
+  if (major_div == 1000) /* CUDA: 13000 = 13.0 */
+    printf("  %-16s %d.%d\n", label, v / 1000, (v % 1000) / 10);
+  else /* cuDNN and cuBLAS: 90100 = 9.1.0 */
+    printf("  %-16s %d.%d.%d\n", label, v / 10000, (v % 10000) / 100, v % 100);
+}
+
+static int cmd_info(void) {
+  char reason[512];
+  int count = 0, i;
+  cudl_cuda_versions versions;
+  printf("cudl %s (headers %s)\n", cudl_version(), CUDL_VERSION_STRING);
+  printf("devices:\n  cpu\n");
+  if (cudl_cuda_device_count(&count, reason, sizeof reason) != CUDL_OK) {
+    printf("  no GPU: %s\n", reason);
+  } else {
+    for (i = 0; i < count; ++i) {
+      cudl_cuda_device_properties p;
+      if (cudl_cuda_device_properties_get(i, &p) == CUDL_OK)
+        printf("  cuda:%d  %s, sm_%d%d, %d SMs, %.1f GiB\n", i, p.name,
+               p.compute_major, p.compute_minor, p.multiprocessor_count,
+               (double)p.total_memory / (1024.0 * 1024.0 * 1024.0));
+    }
+  }
+  if (cudl_cuda_versions_get(&versions) == CUDL_OK) {
+    printf("CUDA libraries:\n");
+    print_version("runtime", versions.runtime, 1000);
+    if (versions.driver > 0)
+      print_version("driver", versions.driver, 1000);
+    else
+      printf("  %-16s none\n", "driver");
+    print_version("cuDNN (loaded)", versions.cudnn_loaded, 10000);
+    print_version("cuDNN (headers)", versions.cudnn_compiled, 10000);
+    print_version("cuBLAS", versions.cublas, 10000);
+  } else {
+    printf("CUDA libraries: none (built without CUDA)\n");
+  }
+  return EXIT_OK;
+}
+
+static int cmd_inspect(const char *path) {
+  cudl_context *ctx = NULL;
+  cudl_safetensors *set = NULL;
+  cudl_status status;
+  size_t i;
+  if (cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx) != CUDL_OK) {
+    fprintf(stderr, "cudl inspect: cannot create a CPU context\n");
+    return EXIT_FAILED;
+  }
+  status = cudl_safetensors_load(ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
+  if (status != CUDL_OK) {
+    fprintf(stderr, "cudl inspect: %s: %s [%s]\n", path,
+            cudl_context_last_error(ctx), cudl_status_name(status));
+    cudl_context_destroy(ctx);
+    return EXIT_FAILED;
+  }
+  printf("%s: valid safetensors, %zu tensor(s), %zu metadata entr%s\n", path,
+         cudl_safetensors_count(set), cudl_safetensors_metadata_count(set),
+         cudl_safetensors_metadata_count(set) == 1 ? "y" : "ies");
+  for (i = 0; i < cudl_safetensors_count(set); ++i) {
+    cudl_safetensors_entry e;
+    int d;
+    cudl_safetensors_entry_get(set, i, &e);
+    printf("  %-32s %-5s [", e.name, e.dtype_name);
+    for (d = 0; d < e.ndim; ++d)
+      printf("%s%lld", d ? ", " : "", (long long)e.shape[d]);
+    printf("]%s\n", e.dtype_known ? "" : "  (not loadable by cudl)");
+  }
+  for (i = 0; i < cudl_safetensors_metadata_count(set); ++i)
+    printf("  metadata %s = %s\n", cudl_safetensors_metadata_key(set, i),
+           cudl_safetensors_metadata_value(set, i));
+  cudl_safetensors_destroy(set);
+  cudl_context_destroy(ctx);
+  return EXIT_OK;
+}
+
+/* Report a failed call and give up. */
+#define DEMO_TRY(call)                                                      \
+  do {                                                                      \
+    cudl_status s_ = (call);                                                \
+    if (s_ != CUDL_OK) {                                                    \
+      fprintf(stderr, "cudl demo: %s failed: %s [%s]\n", #call,             \
+              cudl_context_last_error(ctx), cudl_status_name(s_));          \
+      goto done;                                                            \
+    }                                                                       \
+  } while (0)
+
+static int cmd_demo(cudl_device_kind kind) {
+  const int64_t shape[4] = {8, 3, 32, 32};
+  cudl_context *ctx = NULL;
+  cudl_tensor *weights = NULL, *noise = NULL;
+  cudl_safetensors *loaded = NULL;
+  float *host = NULL;
+  char path[] = "/tmp/cudl-demo-XXXXXX";
+  int fd, rc = EXIT_FAILED;
+  size_t n, i;
+  double sum = 0, sum_sq = 0;
+  cudl_status status = cudl_context_create(kind, 0, &ctx);
+  if (status != CUDL_OK) {
+    fprintf(stderr, "cudl demo: cannot create a context: %s\n",
+            cudl_status_string(status));
+    return EXIT_FAILED;
+  }
+  printf("device: %s\n", cudl_context_device_name(ctx));
+  DEMO_TRY(cudl_context_set_seed(ctx, 2024));
+  DEMO_TRY(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, shape, &weights));
+  DEMO_TRY(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, shape, &noise));
+  DEMO_TRY(cudl_tensor_uniform(weights, -1.0f, 1.0f));
+  DEMO_TRY(cudl_tensor_normal(noise, 0.0f, 1.0f));
+
+  n = (size_t)cudl_tensor_numel(noise);
+  host = (float *)malloc(n * sizeof *host);
+  if (host == NULL) goto done;
+  DEMO_TRY(cudl_tensor_copy_to_host(noise, host, n * sizeof *host));
+  for (i = 0; i < n; ++i) {
+    sum += host[i];
+    sum_sq += (double)host[i] * host[i];
+  }
+  printf("normal tensor [8, 3, 32, 32]: mean %.4f, std %.4f (expect 0, 1)\n",
+         sum / (double)n, sqrt(sum_sq / (double)n - (sum / (double)n) * (sum / (double)n)));
+
+  fd = mkstemp(path);
+  if (fd < 0) goto done;
+  close(fd);
+  {
+    cudl_named_tensor named[2];
+    cudl_metadata_pair meta[1] = {{"produced_by", "cudl demo"}};
+    named[0].name = "weights";
+    named[0].tensor = weights;
+    named[1].name = "noise";
+    named[1].tensor = noise;
+    DEMO_TRY(cudl_safetensors_save(ctx, path, named, 2, meta, 1));
+  }
+  DEMO_TRY(cudl_safetensors_load(ctx, path, 0, &loaded));
+  printf("saved and reloaded %zu tensors through %s (%s)\n",
+         cudl_safetensors_count(loaded), path,
+         cudl_safetensors_metadata_find(loaded, "produced_by"));
+  {
+    float *back = (float *)malloc(n * sizeof *back);
+    int64_t idx = cudl_safetensors_find(loaded, "noise");
+    int same;
+    if (back == NULL || idx < 0) {
+      free(back);
+      goto done;
+    }
+    status = cudl_tensor_copy_to_host(cudl_safetensors_tensor(loaded, (size_t)idx),
+                                      back, n * sizeof *back);
+    same = status == CUDL_OK && memcmp(back, host, n * sizeof *back) == 0;
+    free(back);
+    printf("round trip: %s\n", same ? "bit-identical" : "MISMATCH");
+    if (!same) goto done;
+  }
+  rc = EXIT_OK;
+done:
+  if (path[sizeof path - 2] != 'X') unlink(path);
+  free(host);
+  cudl_safetensors_destroy(loaded);
+  cudl_tensor_destroy(noise);
+  cudl_tensor_destroy(weights);
+  cudl_context_destroy(ctx);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  cudl_set_log_callback(log_to_stderr, NULL);
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "info") == 0 && argc == 2) return cmd_info();
+  if (strcmp(argv[1], "inspect") == 0 && argc == 3) return cmd_inspect(argv[2]);
+  if (strcmp(argv[1], "demo") == 0) {
+    cudl_device_kind kind = CUDL_DEVICE_AUTO;
+    if (argc == 4 && strcmp(argv[2], "--device") == 0) {
+      if (strcmp(argv[3], "cpu") == 0) kind = CUDL_DEVICE_CPU;
+      else if (strcmp(argv[3], "cuda") == 0) kind = CUDL_DEVICE_CUDA;
+      else if (strcmp(argv[3], "auto") != 0) {
+        usage(stderr);
+        return EXIT_USAGE;
+      }
+    } else if (argc != 2) {
+      usage(stderr);
+      return EXIT_USAGE;
+    }
+    return cmd_demo(kind);
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  usage(stderr);
+  return EXIT_USAGE;
+}
