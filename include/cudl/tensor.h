@@ -105,7 +105,8 @@ CUDL_API cudl_status cudl_tensor_fill(cudl_tensor *t, float value);
  * Element i takes 32-bit word i % 4 of the block at counter
  * (offset + i / 4); the context's offset then advances by ceil(numel / 4).
  * Bit-identical on the CPU and CUDA for the same seed and offset.
- * Requires finite low <= high.
+ * Requires finite low <= high with a finite high - low, else
+ * CUDL_ERR_INVALID_ARGUMENT (the tensor and the offset are left unchanged).
  */
 CUDL_API cudl_status cudl_tensor_uniform(cudl_tensor *t, float low,
                                          float high);
@@ -116,7 +117,8 @@ CUDL_API cudl_status cudl_tensor_uniform(cudl_tensor *t, float low,
  * share one pair of uniforms). The transform is computed in double and
  * rounded once, so CPU and CUDA agree to the last bit except, rarely
  * (~1e-8 per value), by one unit in the last place where their libm differs.
- * Requires finite mean and stddev >= 0.
+ * Requires finite mean and a finite stddev >= 0, else
+ * CUDL_ERR_INVALID_ARGUMENT (the tensor and the offset are left unchanged).
  */
 CUDL_API cudl_status cudl_tensor_normal(cudl_tensor *t, float mean,
                                         float stddev);

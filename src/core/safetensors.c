@@ -20,6 +20,9 @@
 #include "core/internal.h"
 #include "core/safetensors_format.h"
 
+/* Failures name the public call, not the helper that found them. */
+#define ST_FAIL(ctx, status, ...) cudl__fail((ctx), (status), "cudl_safetensors_load", __VA_ARGS__)
+
 static const cudl_st_dtype st_dtypes[] = {
     {"BOOL", 1, 0, CUDL_DTYPE_F32},    {"U8", 1, 0, CUDL_DTYPE_F32},
     {"I8", 1, 0, CUDL_DTYPE_F32},      {"F8_E5M2", 1, 0, CUDL_DTYPE_F32},
@@ -102,10 +105,10 @@ static cudl_status source_read(cudl_context *ctx, const st_source *src,
     ssize_t got = pread(src->fd, out, n, (off_t)offset);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0)
-      return CUDL_FAIL(ctx, CUDL_ERR_IO, "read failed at byte %llu: %s",
+      return ST_FAIL(ctx, CUDL_ERR_IO, "read failed at byte %llu: %s",
                        (unsigned long long)offset, strerror(errno));
     if (got == 0) /* the file shrank under us */
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
                        "file ended at byte %llu while reading",
                        (unsigned long long)offset);
     out += got;
@@ -199,9 +202,9 @@ static cudl_status parse_entry(cudl_context *ctx, const cJSON *entry,
   uint64_t numel = 1, nbytes;
   int ndim = 0;
   if (name[0] == '\0')
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "a tensor has an empty name");
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "a tensor has an empty name");
   if (!cJSON_IsObject(entry))
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                      "entry '%s' is not a JSON object", name);
   cJSON_ArrayForEach(field, entry) {
     const cJSON **slot = NULL;
@@ -209,64 +212,64 @@ static cudl_status parse_entry(cudl_context *ctx, const cJSON *entry,
     else if (strcmp(field->string, "shape") == 0) slot = &shape;
     else if (strcmp(field->string, "data_offsets") == 0) slot = &offsets;
     if (slot == NULL)
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                        "entry '%s' has an unknown key '%s'", name,
                        field->string);
     if (*slot != NULL)
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                        "entry '%s' repeats the key '%s'", name, field->string);
     *slot = field;
   }
   if (dtype == NULL || shape == NULL || offsets == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                      "entry '%s' lacks '%s'", name,
                      dtype == NULL ? "dtype"
                                    : (shape == NULL ? "shape" : "data_offsets"));
   if (!cJSON_IsString(dtype))
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                      "entry '%s': dtype is not a string", name);
   if (!cJSON_IsArray(shape))
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                      "entry '%s': shape is not an array", name);
   if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                      "entry '%s': data_offsets is not an array of two numbers",
                      name);
 
   out->dtype = cudl__st_dtype_by_name(dtype->valuestring);
   if (out->dtype == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_DTYPE, "entry '%s': unknown dtype '%s'",
+    return ST_FAIL(ctx, CUDL_ERR_FILE_DTYPE, "entry '%s': unknown dtype '%s'",
                      name, dtype->valuestring);
 
   cJSON_ArrayForEach(field, shape) {
     uint64_t dim;
     if (!json_uint(field, &dim))
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
                        "entry '%s': dimension %d is not an integer in [0, 2^53]",
                        name, ndim);
     if (dim != 0 && numel > UINT64_MAX / dim)
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
                        "entry '%s': the element count overflows", name);
     numel *= dim;
     ++ndim;
   }
   if (numel > (uint64_t)INT64_MAX || numel > UINT64_MAX / out->dtype->size)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
                      "entry '%s': the byte size overflows", name);
   nbytes = numel * out->dtype->size;
 
   if (!json_uint(cJSON_GetArrayItem(offsets, 0), &out->begin) ||
       !json_uint(cJSON_GetArrayItem(offsets, 1), &out->end))
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
                      "entry '%s': data_offsets are not integers in [0, 2^53]",
                      name);
   if (out->begin > out->end)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
                      "entry '%s': data_offsets [%llu, %llu] are reversed", name,
                      (unsigned long long)out->begin,
                      (unsigned long long)out->end);
   if (out->end - out->begin != nbytes)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
                      "entry '%s': data_offsets span %llu bytes but %s x %llu "
                      "elements need %llu",
                      name, (unsigned long long)(out->end - out->begin),
@@ -280,17 +283,17 @@ static cudl_status parse_entry(cudl_context *ctx, const cJSON *entry,
 static cudl_status check_metadata(cudl_context *ctx, const cJSON *metadata) {
   const cJSON *item;
   if (!cJSON_IsObject(metadata))
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
                      "__metadata__ is not an object");
   cJSON_ArrayForEach(item, metadata) {
     const cJSON *other;
     if (!cJSON_IsString(item))
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
                        "__metadata__ value of '%s' is not a string",
                        item->string);
     for (other = item->next; other != NULL; other = other->next)
       if (strcmp(other->string, item->string) == 0)
-        return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+        return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
                          "__metadata__ repeats the key '%s'", item->string);
   }
   return CUDL_OK;
@@ -310,7 +313,7 @@ static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
   cJSON_ArrayForEach(item, root) {
     if (strcmp(item->string, "__metadata__") == 0) {
       if (*metadata != NULL)
-        return CUDL_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
+        return ST_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
                          "__metadata__ appears twice");
       status = check_metadata(ctx, item);
       if (status != CUDL_OK) return status;
@@ -321,20 +324,20 @@ static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
     if (status != CUDL_OK) return status;
     ++n;
   }
-  if (n != n_parsed) return CUDL_FAIL(ctx, CUDL_ERR_INTERNAL, "entry count");
+  if (n != n_parsed) return ST_FAIL(ctx, CUDL_ERR_INTERNAL, "entry count");
 
   if (n > 1) {
     qsort(parsed, n, sizeof *parsed, compare_names);
     for (i = 1; i < n; ++i)
       if (strcmp(parsed[i - 1].json->string, parsed[i].json->string) == 0)
-        return CUDL_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
+        return ST_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
                          "the tensor name '%s' appears twice",
                          parsed[i].json->string);
     qsort(parsed, n, sizeof *parsed, compare_offsets);
   }
   for (i = 0; i < n; ++i) {
     if (parsed[i].begin < expected)
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
                        "'%s' at bytes [%llu, %llu) overlaps the tensor before "
                        "it, which ends at %llu",
                        parsed[i].json->string,
@@ -342,7 +345,7 @@ static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
                        (unsigned long long)parsed[i].end,
                        (unsigned long long)expected);
     if (parsed[i].begin > expected)
-      return CUDL_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
+      return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
                        "hole: no tensor covers bytes [%llu, %llu) before '%s'",
                        (unsigned long long)expected,
                        (unsigned long long)parsed[i].begin,
@@ -350,13 +353,13 @@ static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
     expected = parsed[i].end;
   }
   if (expected > data_size)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
                      "the header describes %llu bytes of tensor data but the "
                      "file holds %llu",
                      (unsigned long long)expected,
                      (unsigned long long)data_size);
   if (expected < data_size)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRAILING_DATA,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_TRAILING_DATA,
                      "%llu bytes follow the last tensor",
                      (unsigned long long)(data_size - expected));
   return CUDL_OK;
@@ -386,7 +389,7 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
 
   set = (cudl_safetensors *)cudl__host_alloc(&ctx->allocator, size, 16);
   if (set == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+    return ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                      "cannot allocate %zu bytes for the file's index", size);
   arena.next = (unsigned char *)set;
   arena_take(&arena, sizeof *set, 16);
@@ -422,7 +425,7 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
     }
   if ((size_t)(arena.next - (unsigned char *)set) > size) {
     cudl__host_free(&set->allocator, set, size);
-    return CUDL_FAIL(ctx, CUDL_ERR_INTERNAL, "index size computed wrongly");
+    return ST_FAIL(ctx, CUDL_ERR_INTERNAL, "index size computed wrongly");
   }
   *out = set;
   return CUDL_OK;
@@ -445,12 +448,12 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
   for (i = 0; i < set->n_entries; ++i) {
     const st_entry *e = &set->entries[i];
     if (!e->dtype->known)
-      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+      return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
                        "tensor '%s' has dtype %s, which cudl cannot hold "
                        "(F32, F16, BF16)",
                        e->name, e->dtype->name);
     if (e->ndim > CUDL_MAX_DIMS)
-      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+      return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
                        "tensor '%s' has %d dimensions; cudl holds at most %d",
                        e->name, e->ndim, CUDL_MAX_DIMS);
   }
@@ -469,7 +472,7 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
       staging = (unsigned char *)cudl__host_alloc(&ctx->allocator,
                                                   staging_size, 64);
       if (staging == NULL) {
-        status = CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+        status = ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                            "cannot allocate the upload buffer");
         break;
       }
@@ -505,22 +508,22 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   int i;
 
   if (!cudl__host_little_endian())
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+    return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
                      "safetensors needs a little-endian host");
   if (src->size < 8)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
                      "the file is %llu bytes, too short for the 8-byte header "
                      "length", (unsigned long long)src->size);
   status = source_read(ctx, src, 0, length_bytes, 8);
   if (status != CUDL_OK) return status;
   for (i = 7; i >= 0; --i) header_len = (header_len << 8) | length_bytes[i];
   if (header_len < 2 || header_len > CUDL_SAFETENSORS_MAX_HEADER)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_HEADER_SIZE,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_HEADER_SIZE,
                      "header length %llu is outside [2, %u]",
                      (unsigned long long)header_len,
                      CUDL_SAFETENSORS_MAX_HEADER);
   if (header_len > src->size - 8)
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
+    return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
                      "the header needs %llu bytes but only %llu follow",
                      (unsigned long long)header_len,
                      (unsigned long long)(src->size - 8));
@@ -528,14 +531,14 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   header_alloc = (size_t)header_len + 1;
   header = (char *)cudl__host_alloc(&ctx->allocator, header_alloc, 1);
   if (header == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+    return ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                      "cannot allocate %zu bytes for the header", header_alloc);
   status = source_read(ctx, src, 8, header, (size_t)header_len);
   if (status != CUDL_OK) goto done;
   header[header_len] = '\0';
 
   if (!cudl__utf8_valid((const unsigned char *)header, (size_t)header_len)) {
-    status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
                        "the header is not valid UTF-8 (or contains NUL)");
     goto done;
   }
@@ -543,7 +546,7 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   if (root == NULL) {
     /* json_end points at the error (cJSON's global error pointer is not
      * thread-safe, so it is not used). */
-    status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
                        "the header is not valid JSON (error near byte %lld)",
                        json_end == NULL ? -1LL : (long long)(json_end - header));
     goto done;
@@ -551,14 +554,14 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   for (; json_end < header + header_len; ++json_end) {
     if (*json_end != ' ' && *json_end != '\t' && *json_end != '\n' &&
         *json_end != '\r') {
-      status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+      status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
                          "unexpected bytes after the JSON object at byte %lld",
                          (long long)(json_end - header));
       goto done;
     }
   }
   if (!cJSON_IsObject(root)) {
-    status = CUDL_FAIL(ctx, CUDL_ERR_FILE_JSON,
+    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
                        "the header's top level is not a JSON object");
     goto done;
   }
@@ -569,7 +572,7 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   if (n_entries > 0) {
     parsed = (st_parsed *)cudl__host_alloc(&ctx->allocator, parsed_size, 16);
     if (parsed == NULL) {
-      status = CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+      status = ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                          "cannot allocate the entry table");
       goto done;
     }
@@ -600,9 +603,9 @@ static cudl_status check_load_args(cudl_context *ctx, unsigned flags,
                                    cudl_safetensors **out) {
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (out == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (out == NULL) return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
   if ((flags & ~(unsigned)CUDL_SAFETENSORS_HEADER_ONLY) != 0)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "unknown flags 0x%x", flags);
+    return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "unknown flags 0x%x", flags);
   return CUDL_OK;
 }
 
@@ -612,14 +615,14 @@ cudl_status cudl_safetensors_load(cudl_context *ctx, const char *path,
   struct stat info;
   cudl_status status = check_load_args(ctx, flags, out);
   if (status != CUDL_OK) return status;
-  if (path == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
+  if (path == NULL) return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
   src.memory = NULL;
   src.fd = open(path, O_RDONLY | O_CLOEXEC);
   if (src.fd < 0)
-    return CUDL_FAIL(ctx, CUDL_ERR_IO, "cannot open '%s': %s", path,
+    return ST_FAIL(ctx, CUDL_ERR_IO, "cannot open '%s': %s", path,
                      strerror(errno));
   if (fstat(src.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "'%s' is not a readable regular file",
+    status = ST_FAIL(ctx, CUDL_ERR_IO, "'%s' is not a readable regular file",
                        path);
   } else {
     src.size = (uint64_t)info.st_size;
@@ -636,7 +639,7 @@ cudl_status cudl_safetensors_load_memory(cudl_context *ctx, const void *data,
   cudl_status status = check_load_args(ctx, flags, out);
   if (status != CUDL_OK) return status;
   if (data == NULL && size > 0)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "data is NULL");
+    return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "data is NULL");
   src.fd = -1;
   src.memory = (const unsigned char *)data;
   src.size = size;

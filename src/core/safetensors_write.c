@@ -17,6 +17,9 @@
 #include "core/internal.h"
 #include "core/safetensors_format.h"
 
+/* Failures name the public call, not the helper that found them. */
+#define SAVE_FAIL(ctx, status, ...) cudl__fail((ctx), (status), "cudl_safetensors_save", __VA_ARGS__)
+
 /* Tensors are laid out by dtype size (largest first) then name, as the
  * reference writer does, so every tensor is aligned to its element size. */
 static int compare_layout(const void *a, const void *b) {
@@ -43,37 +46,37 @@ static cudl_status check_save_args(cudl_context *ctx, const char *path,
                                    size_t n_metadata) {
   size_t i;
   if (path == NULL || path[0] == '\0')
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL or empty");
+    return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL or empty");
   if (tensors == NULL && n > 0)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "tensors is NULL");
+    return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "tensors is NULL");
   if (metadata == NULL && n_metadata > 0)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "metadata is NULL");
+    return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "metadata is NULL");
   for (i = 0; i < n; ++i) {
     const char *name = tensors[i].name;
     if (name == NULL || name[0] == '\0')
-      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "tensors[%zu].name is NULL or empty", i);
     if (!cudl__utf8_valid((const unsigned char *)name, strlen(name)))
-      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "tensors[%zu].name is not valid UTF-8", i);
     if (strcmp(name, "__metadata__") == 0)
-      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "tensors[%zu].name is the reserved '__metadata__'", i);
     if (tensors[i].tensor == NULL)
-      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "tensors[%zu].tensor ('%s') is NULL", i, name);
     if (cudl__st_dtype_name(tensors[i].tensor->dtype) == NULL)
-      return CUDL_FAIL(ctx, CUDL_ERR_DTYPE, "tensors[%zu] has an unknown dtype", i);
+      return SAVE_FAIL(ctx, CUDL_ERR_DTYPE, "tensors[%zu] has an unknown dtype", i);
   }
   for (i = 0; i < n_metadata; ++i) {
     if (metadata[i].key == NULL || metadata[i].value == NULL)
-      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "metadata[%zu] has a NULL key or value", i);
     if (!cudl__utf8_valid((const unsigned char *)metadata[i].key,
                           strlen(metadata[i].key)) ||
         !cudl__utf8_valid((const unsigned char *)metadata[i].value,
                           strlen(metadata[i].value)))
-      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "metadata[%zu] is not valid UTF-8", i);
   }
   return CUDL_OK;
@@ -127,7 +130,7 @@ static cudl_status build_header(cudl_context *ctx,
   out[padded] = '\0';
   if (padded > CUDL_SAFETENSORS_MAX_HEADER) {
     free(out);
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+    return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "the header would be %zu bytes, above the format's limit",
                      padded);
   }
@@ -136,7 +139,7 @@ static cudl_status build_header(cudl_context *ctx,
   return CUDL_OK;
 oom:
   cJSON_Delete(root);
-  return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot build the JSON header");
+  return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot build the JSON header");
 }
 
 static cudl_status write_all(cudl_context *ctx, int fd, const void *data,
@@ -146,7 +149,7 @@ static cudl_status write_all(cudl_context *ctx, int fd, const void *data,
     ssize_t put = write(fd, p, n);
     if (put < 0 && errno == EINTR) continue;
     if (put < 0)
-      return CUDL_FAIL(ctx, CUDL_ERR_IO, "writing '%s' failed: %s", path,
+      return SAVE_FAIL(ctx, CUDL_ERR_IO, "writing '%s' failed: %s", path,
                        strerror(errno));
     p += put;
     n -= (size_t)put;
@@ -171,7 +174,7 @@ static cudl_status write_data(cudl_context *ctx, int fd,
   if (staging_size > 0) {
     staging = (unsigned char *)cudl__host_alloc(&ctx->allocator, staging_size, 64);
     if (staging == NULL)
-      return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+      return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                        "cannot allocate the download buffer");
   }
   for (i = 0; i < n && status == CUDL_OK; ++i) {
@@ -187,7 +190,7 @@ static cudl_status write_data(cudl_context *ctx, int fd,
       status = t->ctx->backend->copy_to_host(
           t->ctx, staging, (const unsigned char *)t->data + done, chunk);
       if (status != CUDL_OK)
-        status = CUDL_FAIL(ctx, status, "reading '%s' from the device: %s",
+        status = SAVE_FAIL(ctx, status, "reading '%s' from the device: %s",
                            sorted[i].name, t->ctx->last_error);
       else
         status = write_all(ctx, fd, staging, chunk, path);
@@ -224,11 +227,11 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
 
   tmp_path = (char *)cudl__host_alloc(&ctx->allocator, tmp_len, 1);
   if (tmp_path == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate a path");
+    return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate a path");
   snprintf(tmp_path, tmp_len, "%s.tmp.XXXXXX", path);
   fd = mkstemp(tmp_path);
   if (fd < 0) {
-    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "cannot create a temporary file "
+    status = SAVE_FAIL(ctx, CUDL_ERR_IO, "cannot create a temporary file "
                        "beside '%s': %s", path, strerror(errno));
     cudl__host_free(&ctx->allocator, tmp_path, tmp_len);
     return status;
@@ -243,13 +246,13 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
   if (status == CUDL_OK) status = write_all(ctx, fd, header, header_len, path);
   if (status == CUDL_OK) status = write_data(ctx, fd, sorted, n, path);
   if (status == CUDL_OK && fsync(fd) != 0)
-    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "fsync of '%s' failed: %s", tmp_path,
+    status = SAVE_FAIL(ctx, CUDL_ERR_IO, "fsync of '%s' failed: %s", tmp_path,
                        strerror(errno));
   if (close(fd) != 0 && status == CUDL_OK)
-    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "closing '%s' failed: %s", tmp_path,
+    status = SAVE_FAIL(ctx, CUDL_ERR_IO, "closing '%s' failed: %s", tmp_path,
                        strerror(errno));
   if (status == CUDL_OK && rename(tmp_path, path) != 0)
-    status = CUDL_FAIL(ctx, CUDL_ERR_IO, "renaming '%s' to '%s' failed: %s",
+    status = SAVE_FAIL(ctx, CUDL_ERR_IO, "renaming '%s' to '%s' failed: %s",
                        tmp_path, path, strerror(errno));
   if (status != CUDL_OK) {
     unlink(tmp_path);
@@ -259,7 +262,7 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
     dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd >= 0) {
       if (fsync(dir_fd) != 0)
-        status = CUDL_FAIL(ctx, CUDL_ERR_IO, "fsync of directory '%s' failed: %s",
+        status = SAVE_FAIL(ctx, CUDL_ERR_IO, "fsync of directory '%s' failed: %s",
                            dir, strerror(errno));
       close(dir_fd);
     }
@@ -280,22 +283,22 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (!cudl__host_little_endian())
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+    return SAVE_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
                      "safetensors needs a little-endian host");
   status = check_save_args(ctx, path, tensors, n_tensors, metadata, n_metadata);
   if (status != CUDL_OK) return status;
 
   if (!cudl__mul_size(n_tensors, sizeof *sorted, &sorted_size) ||
       !cudl__mul_size(n_metadata, sizeof *sorted_meta, &meta_size))
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "too many entries");
+    return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "too many entries");
   if (sorted_size > 0 &&
       (sorted = (cudl_named_tensor *)cudl__host_alloc(&ctx->allocator,
                                                       sorted_size, 16)) == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
+    return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
   if (meta_size > 0 &&
       (sorted_meta = (cudl_metadata_pair *)cudl__host_alloc(&ctx->allocator,
                                                             meta_size, 16)) == NULL) {
-    status = CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
+    status = SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
     goto done;
   }
   if (sorted_size > 0) {
@@ -304,7 +307,7 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
     qsort(sorted, n_tensors, sizeof *sorted, compare_names);
     for (i = 1; i < n_tensors; ++i)
       if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) {
-        status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+        status = SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                            "the tensor name '%s' is given twice", sorted[i].name);
         goto done;
       }
@@ -316,7 +319,7 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
   }
   for (i = 1; i < n_metadata; ++i)
     if (strcmp(sorted_meta[i - 1].key, sorted_meta[i].key) == 0) {
-      status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+      status = SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                          "the metadata key '%s' is given twice", sorted_meta[i].key);
       goto done;
     }

@@ -18,8 +18,8 @@ static cudl_status cpu_alloc_zeroed(cudl_context *ctx,
                                     void **ptr) {
   void *p = cudl__host_alloc(host, nbytes, CUDL_HOST_ALIGNMENT);
   if (p == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                     "cannot allocate %zu bytes of host memory", nbytes);
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
+                      "cannot allocate %zu bytes of host memory", nbytes);
   memset(p, 0, nbytes);
   *ptr = p;
   return CUDL_OK;

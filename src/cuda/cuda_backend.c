@@ -107,7 +107,8 @@ static cudl_status cuda_open(cudl_context *ctx, int device_index) {
   cudl_cuda_state *s = (cudl_cuda_state *)cudl__host_alloc(
       &cudl__default_allocator, sizeof *s, sizeof(void *));
   if (s == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate CUDA state");
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cuda",
+                      "cannot allocate the CUDA context state");
   memset(s, 0, sizeof *s);
   status = open_state(ctx, s, device_index);
   if (status != CUDL_OK) {
@@ -139,11 +140,11 @@ static cudl_status cuda_alloc_zeroed(cudl_context *ctx,
   err = cudaMallocFromPoolAsync(&p, nbytes, s->pool, s->stream);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
-    return CUDL_FAIL(ctx,
-                     err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY
-                                                      : CUDL_ERR_CUDA,
-                     "cannot allocate %zu bytes on %s: %s", nbytes,
-                     ctx->device_name, cudaGetErrorString(err));
+    return cudl__fail(ctx,
+                      err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY
+                                                       : CUDL_ERR_CUDA,
+                      "cuda", "cannot allocate %zu bytes on %s: %s", nbytes,
+                      ctx->device_name, cudaGetErrorString(err));
   }
   err = cudaMemsetAsync(p, 0, nbytes, s->stream);
   if (err != cudaSuccess) {

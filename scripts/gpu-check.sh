@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# One prepared run on a GPU machine (H100/H200, CUDA 13, CMake and PyTorch in
+# python3, no network). Builds for sm_90, runs the whole test suite, runs the
+# CUDA tests again under compute-sanitizer memcheck, runs the CLI on the GPU,
+# and checks files against PyTorch's safetensors package when present.
+# Logs and summary.md go to the output directory: $1, else $OUT, else
+# ./gpu-check-out. Meant to finish in about 5 minutes on 16 cores.
+#
+# Dependencies the GPU machine lacks (GoogleTest, cJSON) come from
+# .gpu-deps/, made here by scripts/stage-gpu-deps.sh and carried along.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-gpu-check-out}}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+summary="$out/summary.md"
+build=build-gpu
+jobs=$(nproc)
+failures=0
+
+step() { # step NAME LOGFILE COMMAND... : run, time, record pass/fail
+  local name=$1 log=$2 start end rc
+  shift 2
+  start=$(date +%s)
+  "$@" >>"$log" 2>&1
+  rc=$?
+  end=$(date +%s)
+  if [ $rc -eq 0 ]; then
+    echo "| $name | pass | $((end - start)) s |" >>"$summary"
+  else
+    echo "| $name | FAIL (exit $rc, see $(basename "$log")) | $((end - start)) s |" >>"$summary"
+    failures=$((failures + 1))
+  fi
+  return $rc
+}
+
+find_cudnn() {
+  if [ -n "${CUDNN_ROOT:-}" ]; then echo "$CUDNN_ROOT"; return; fi
+  for d in /usr/local/cuda /usr; do
+    if [ -f "$d/include/cudnn_version.h" ]; then echo "$d"; return; fi
+  done
+  # PyTorch's wheels keep cuDNN in site-packages/nvidia/cudnn (a namespace
+  # package, so ask for its path rather than its __file__).
+  python3 - <<'PY' 2>/dev/null
+import importlib.util, os
+spec = importlib.util.find_spec("nvidia.cudnn")
+for p in (spec.submodule_search_locations or []) if spec else []:
+    if os.path.exists(os.path.join(p, "include", "cudnn_version.h")):
+        print(p)
+        break
+PY
+}
+
+{
+  echo "# cudl gpu-check, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo
+} >"$summary"
+
+{
+  nvidia-smi
+  nvcc --version
+  cmake --version | head -n 1
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+  command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer
+} >"$out/env.txt" 2>&1
+gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+echo "GPU: ${gpu:-none found}" >>"$summary"
+
+cudnn=$(find_cudnn)
+echo "cuDNN root: ${cudnn:-not found}" >>"$summary"
+echo >>"$summary"
+echo "| step | result | time |" >>"$summary"
+echo "| --- | --- | --- |" >>"$summary"
+
+args=(-G Ninja -DCUDL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCUDL_WERROR=ON
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+[ -n "$cudnn" ] && args+=(-DCUDNN_ROOT="$cudnn")
+if [ -d .gpu-deps ]; then
+  args+=(-DCMAKE_PREFIX_PATH="$PWD/.gpu-deps/prefix"
+         -DCUDL_GTEST_SOURCE_DIR="$PWD/.gpu-deps/googletest")
+fi
+
+if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}" &&
+   step build "$out/build.log" cmake --build "$build" -j "$jobs"; then
+  step "ctest (all tests)" "$out/ctest.log" \
+    ctest --test-dir "$build" --output-on-failure -j 8 --timeout 300
+  grep -E "tests passed|tests failed|Skipped|\*\*\*" "$out/ctest.log" | tail -n 20 \
+    | sed 's/^/    /' >>"$summary"
+
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  for t in "$build"/tests/test_cuda*; do
+    [ -x "$t" ] || continue
+    step "memcheck $(basename "$t")" "$out/memcheck.log" \
+      "$sanitizer" --tool memcheck --leak-check full --error-exitcode 1 "$t"
+  done
+  tail -n 3 "$out/memcheck.log" | sed 's/^/    /' >>"$summary"
+
+  step "cudl info" "$out/extras.log" "$build/tools/cudl" info
+  step "cudl demo --device cuda" "$out/extras.log" "$build/tools/cudl" demo --device cuda
+  if python3 -c 'import safetensors' 2>/dev/null && [ -f scripts/safetensors_torch_check.py ]; then
+    step "PyTorch safetensors interop" "$out/extras.log" \
+      python3 scripts/safetensors_torch_check.py "$build"
+  fi
+fi
+
+echo >>"$summary"
+echo "failures: $failures" >>"$summary"
+cat "$summary"
+[ $failures -eq 0 ]

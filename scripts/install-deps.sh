@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install every Debian package cudl needs to build and test. Idempotent:
+# when everything is present it only checks (no apt-get update).
+#
+# The CUDA toolkit (nvcc, cuBLAS) and cuDNN 9 are not Debian packages; the
+# CUDA backend is built when they are found and skipped otherwise.
+set -euo pipefail
+
+packages=(
+  cmake            # build system (>= 3.25)
+  ninja-build      # fast builds
+  gcc g++ make     # C99 library, C++17 tests
+  pkg-config       # the install test builds a consumer with pkg-config
+  libcjson-dev     # JSON parser for safetensors headers
+  libgtest-dev     # GoogleTest (also ships its sources in /usr/src/googletest)
+  clang            # libFuzzer builds (CUDL_FUZZ=ON)
+  libclang-rt-dev  # clang's sanitizer and libFuzzer runtimes
+  python3          # the independent safetensors reader/writer used by tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
