@@ -90,7 +90,9 @@ CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src,
  * Copy src into dst: same dtype and shape, any devices (CPU<->CUDA,
  * CUDA<->CUDA on the same or another GPU). Errors are recorded in dst's
  * context. When the tensors belong to different contexts, src's context is
- * synchronised first, so the copy sees all work queued before it.
+ * synchronised first, so the copy sees all work queued before it; work
+ * queued on src's context afterwards (writes, destroying src) is ordered
+ * after the copy.
  */
 CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst,
                                       const cudl_tensor *src);

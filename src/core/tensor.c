@@ -27,8 +27,8 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
                               cudl_dtype dtype, int ndim, const int64_t *shape,
                               int64_t *numel, size_t *nbytes) {
   size_t elem_size = cudl_dtype_size(dtype);
-  size_t count = 1;
-  int i;
+  size_t extent = 1, bytes;
+  int i, empty = 0;
   if (elem_size == 0)
     return cudl__fail(ctx, CUDL_ERR_DTYPE, function, "unknown dtype %d",
                       (int)dtype);
@@ -38,22 +38,30 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
   if (ndim > 0 && shape == NULL)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "shape is NULL with ndim %d", ndim);
+  /* The product of the non-zero dimensions must fit even when another
+   * dimension is 0, so that the verdict does not depend on their order and
+   * strides computed from the shape never overflow. */
   for (i = 0; i < ndim; ++i) {
     if (shape[i] < 0)
       return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                         "dimension %d is negative (%lld)", i,
                         (long long)shape[i]);
+    if (shape[i] == 0) {
+      empty = 1;
+      continue;
+    }
     if ((uint64_t)shape[i] > SIZE_MAX ||
-        !cudl__mul_size(count, (size_t)shape[i], &count))
+        !cudl__mul_size(extent, (size_t)shape[i], &extent))
       return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                         "element count overflows at dimension %d (%lld)", i,
                         (long long)shape[i]);
   }
-  if (count > (size_t)INT64_MAX || !cudl__mul_size(count, elem_size, nbytes))
+  if (extent > (size_t)INT64_MAX || !cudl__mul_size(extent, elem_size, &bytes))
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "byte size of %zu %s elements overflows", count,
+                      "byte size of %zu %s elements overflows", extent,
                       cudl_dtype_name(dtype));
-  *numel = (int64_t)count;
+  *numel = empty ? 0 : (int64_t)extent;
+  *nbytes = empty ? 0 : bytes;
   return CUDL_OK;
 }
 

@@ -197,9 +197,22 @@ static cudl_status cuda_copy_from_peer(cudl_context *ctx, void *dst,
                                        cudl_context *src_ctx, const void *src,
                                        size_t nbytes) {
   CUDA_ENTER(ctx, s);
+  cudaEvent_t copied;
+  cudaError_t err;
   CUDL_CUDA_TRY(ctx, cudaMemcpyPeerAsync(dst, ctx->device_index, src,
                                          src_ctx->device_index, nbytes,
                                          s->stream));
+  /* The copy runs on this context's stream; order the source context's
+   * later work (a write, or the cudaFreeAsync of src) after it. Destroying
+   * the event while it is pending is allowed. */
+  CUDL_CUDA_TRY(ctx, cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+  err = cudaEventRecord(copied, s->stream);
+  if (err == cudaSuccess)
+    err = cudaStreamWaitEvent(cudl__cuda_state(src_ctx)->stream, copied, 0);
+  cudaEventDestroy(copied);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(ctx, err, "ordering a cross-context copy", __FILE__,
+                            __LINE__);
   return CUDL_OK;
 }
 
