@@ -1,7 +1,8 @@
 # Warning flags for every cudl target: on, and clean, for C, C++ and CUDA.
 set(CUDL_C_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
     -Wmissing-prototypes -Wconversion -Wno-sign-conversion
-    -Wno-format-truncation)  # messages are cut to their buffers on purpose
+    # Messages are cut to their buffers on purpose (a GCC-only warning).
+    $<$<C_COMPILER_ID:GNU>:-Wno-format-truncation>)
 set(CUDL_CXX_WARNINGS -Wall -Wextra -Wpedantic -Wshadow)
 set(CUDL_CUDA_WARNINGS -Xcompiler=-Wall,-Wextra)
 if(CUDL_WERROR)

@@ -6,7 +6,7 @@
 # Logs and summary.md go to the output directory: $1, else $OUT, else
 # ./gpu-check-out. Meant to finish in about 5 minutes on 16 cores.
 #
-# Dependencies the GPU machine lacks (GoogleTest, cJSON) come from
+# Dependencies the GPU machine lacks (GoogleTest, Jansson) come from
 # .gpu-deps/, made here by scripts/stage-gpu-deps.sh and carried along.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -11,7 +11,7 @@ packages=(
   ninja-build      # fast builds
   gcc g++ make     # C99 library, C++17 tests
   pkg-config       # the install test builds a consumer with pkg-config
-  libcjson-dev     # JSON parser for safetensors headers
+  libjansson-dev   # strict JSON parser (exact integers) for safetensors headers
   libgtest-dev     # GoogleTest (also ships its sources in /usr/src/googletest)
   clang            # libFuzzer builds (CUDL_FUZZ=ON)
   libclang-rt-dev  # clang's sanitizer and libFuzzer runtimes

@@ -10,8 +10,11 @@
  * The loader validates the whole header before allocating any tensor, and
  * each kind of malformation has its own status (CUDL_ERR_FILE_*). The writer
  * produces what the reference implementation produces: compact JSON,
- * __metadata__ first, the header padded with spaces to a multiple of 8,
- * tensors ordered by dtype alignment (largest first) then name.
+ * __metadata__ first (keys sorted), the header padded with spaces to a
+ * multiple of 8, integers written exactly, tensors ordered as the reference
+ * orders them: by its dtype enum order, last first (F32, then BF16, then
+ * F16, so larger elements come first and each tensor is aligned to its
+ * element size), then by name (bytewise).
  */
 #ifndef CUDL_SAFETENSORS_H
 #define CUDL_SAFETENSORS_H

@@ -46,20 +46,31 @@ typedef enum cudl_status {
   /** The header length is below the minimum or above the limit
    *  (CUDL_SAFETENSORS_MAX_HEADER bytes). */
   CUDL_ERR_FILE_HEADER_SIZE = 21,
-  /** The header is not valid UTF-8 JSON whose top level is an object. */
+  /** The header is not strict JSON (RFC 8259) in UTF-8 whose top level is
+   *  an object: invalid UTF-8, a byte-order mark, a NUL character (raw, or
+   *  escaped in any string), a raw control character in a string, a
+   *  comment, a leading zero, "1.", anything but whitespace after the
+   *  object, or an integer outside [INT64_MIN, INT64_MAX] (such as 2^64)
+   *  anywhere in the header. */
   CUDL_ERR_FILE_JSON = 22,
   /** An entry does not follow the schema: not an object, a key missing,
    *  unknown or of the wrong JSON type. */
   CUDL_ERR_FILE_SCHEMA = 23,
   /** An entry names a dtype the format does not define. */
   CUDL_ERR_FILE_DTYPE = 24,
-  /** A dimension is negative, not an integer, too large, or the element
-   *  count / byte size overflows. */
+  /** A dimension is not a non-negative integer (a negative number, or a
+   *  real such as 4.0 or 1e3), or, as in cudl_tensor_create, the product
+   *  of the non-zero dimensions exceeds INT64_MAX or, times the element
+   *  size, 64 bits (whatever the order of the dimensions, and even when
+   *  one is 0). Dimensions are read as exact 64-bit integers (2^53 + 1 is
+   *  not rounded). */
   CUDL_ERR_FILE_SHAPE = 25,
   /** data_offsets are reversed, do not match dtype size x element count,
    *  overlap, or leave a hole between tensors. */
   CUDL_ERR_FILE_OFFSETS = 26,
-  /** Two entries share a name. */
+  /** A key appears twice in one JSON object of the header (after escapes
+   *  are decoded): two tensors with one name, two __metadata__, a key
+   *  repeated inside an entry or inside __metadata__. */
   CUDL_ERR_FILE_DUPLICATE = 27,
   /** __metadata__ is not an object whose values are all strings. */
   CUDL_ERR_FILE_METADATA = 28,

@@ -8,9 +8,9 @@
  * section exactly: no overlap, no hole, nothing missing (truncated) and
  * nothing left over (trailing data). Only then is memory for tensors taken.
  */
-#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +20,15 @@
 #include "core/internal.h"
 #include "core/safetensors_format.h"
 
+/* JSON_REJECT_DUPLICATES with json_error_code() came in Jansson 2.11. */
+#if JANSSON_VERSION_HEX < 0x020B00
+#  error "cudl needs Jansson 2.11 or newer (Debian: libjansson-dev)"
+#endif
+
 /* Failures name the public call, not the helper that found them. */
 #define ST_FAIL(ctx, status, ...) cudl__fail((ctx), (status), "cudl_safetensors_load", __VA_ARGS__)
 
+/* In the reference implementation's enum order (its layout sorts by it). */
 static const cudl_st_dtype st_dtypes[] = {
     {"BOOL", 1, 0, CUDL_DTYPE_F32},    {"U8", 1, 0, CUDL_DTYPE_F32},
     {"I8", 1, 0, CUDL_DTYPE_F32},      {"F8_E5M2", 1, 0, CUDL_DTYPE_F32},
@@ -41,12 +47,16 @@ const cudl_st_dtype *cudl__st_dtype_by_name(const char *name) {
   return NULL;
 }
 
-const char *cudl__st_dtype_name(cudl_dtype dtype) {
+int cudl__st_dtype_order(cudl_dtype dtype) {
   size_t i;
   for (i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; ++i)
-    if (st_dtypes[i].known && st_dtypes[i].dtype == dtype)
-      return st_dtypes[i].name;
-  return NULL;
+    if (st_dtypes[i].known && st_dtypes[i].dtype == dtype) return (int)i;
+  return -1;
+}
+
+const char *cudl__st_dtype_name(cudl_dtype dtype) {
+  int order = cudl__st_dtype_order(dtype);
+  return order < 0 ? NULL : st_dtypes[order].name;
 }
 
 int cudl__utf8_valid(const unsigned char *s, size_t n) {
@@ -165,27 +175,18 @@ static const char *arena_string(st_arena *a, const char *s) {
 
 /* An entry as parsed from JSON, before the set exists. */
 typedef struct st_parsed {
-  const cJSON *json;         /* the entry object; name = json->string */
+  const char *name;          /* owned by the JSON tree */
+  json_t *shape;             /* the validated shape array */
   const cudl_st_dtype *dtype;
   int ndim;
   uint64_t begin, end;
 } st_parsed;
 
-/* JSON numbers are doubles; integers are exact up to 2^53, the limit. */
-#define ST_MAX_INT 9007199254740992.0
-
-static int json_uint(const cJSON *item, uint64_t *out) {
-  double v;
-  if (!cJSON_IsNumber(item)) return 0;
-  v = item->valuedouble;
-  if (!(v >= 0.0) || v > ST_MAX_INT || v != (double)(uint64_t)v) return 0;
-  *out = (uint64_t)v;
+/* Jansson keeps integers exactly (json_int_t, 64 bits): no rounding. */
+static int json_uint(const json_t *item, uint64_t *out) {
+  if (!json_is_integer(item) || json_integer_value(item) < 0) return 0;
+  *out = (uint64_t)json_integer_value(item);
   return 1;
-}
-
-static int compare_names(const void *a, const void *b) {
-  const st_parsed *x = (const st_parsed *)a, *y = (const st_parsed *)b;
-  return strcmp(x->json->string, y->json->string);
 }
 
 static int compare_offsets(const void *a, const void *b) {
@@ -195,173 +196,157 @@ static int compare_offsets(const void *a, const void *b) {
   return 0;
 }
 
-static cudl_status parse_entry(cudl_context *ctx, const cJSON *entry,
-                               st_parsed *out) {
-  const char *name = entry->string;
-  const cJSON *field, *dtype = NULL, *shape = NULL, *offsets = NULL;
-  uint64_t numel = 1, nbytes;
-  int ndim = 0;
+static cudl_status parse_entry(cudl_context *ctx, const char *name,
+                               json_t *entry, st_parsed *out) {
+  const char *key;
+  json_t *field, *dtype = NULL, *shape = NULL, *offsets = NULL;
+  uint64_t extent = 1, nbytes;
+  size_t d;
+  int empty = 0;
   if (name[0] == '\0')
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "a tensor has an empty name");
-  if (!cJSON_IsObject(entry))
+  if (!json_is_object(entry))
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                     "entry '%s' is not a JSON object", name);
-  cJSON_ArrayForEach(field, entry) {
-    const cJSON **slot = NULL;
-    if (strcmp(field->string, "dtype") == 0) slot = &dtype;
-    else if (strcmp(field->string, "shape") == 0) slot = &shape;
-    else if (strcmp(field->string, "data_offsets") == 0) slot = &offsets;
+                   "entry '%s' is not a JSON object", name);
+  json_object_foreach(entry, key, field) {
+    json_t **slot = NULL;
+    if (strcmp(key, "dtype") == 0) slot = &dtype;
+    else if (strcmp(key, "shape") == 0) slot = &shape;
+    else if (strcmp(key, "data_offsets") == 0) slot = &offsets;
     if (slot == NULL)
       return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                       "entry '%s' has an unknown key '%s'", name,
-                       field->string);
-    if (*slot != NULL)
-      return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                       "entry '%s' repeats the key '%s'", name, field->string);
+                     "entry '%s' has an unknown key '%s'", name, key);
     *slot = field;
   }
   if (dtype == NULL || shape == NULL || offsets == NULL)
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "entry '%s' lacks '%s'", name,
+                   dtype == NULL ? "dtype"
+                                 : (shape == NULL ? "shape" : "data_offsets"));
+  if (!json_is_string(dtype))
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                     "entry '%s' lacks '%s'", name,
-                     dtype == NULL ? "dtype"
-                                   : (shape == NULL ? "shape" : "data_offsets"));
-  if (!cJSON_IsString(dtype))
+                   "entry '%s': dtype is not a string", name);
+  if (!json_is_array(shape))
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                     "entry '%s': dtype is not a string", name);
-  if (!cJSON_IsArray(shape))
+                   "entry '%s': shape is not an array", name);
+  if (!json_is_array(offsets) || json_array_size(offsets) != 2)
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                     "entry '%s': shape is not an array", name);
-  if (!cJSON_IsArray(offsets) || cJSON_GetArraySize(offsets) != 2)
-    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                     "entry '%s': data_offsets is not an array of two numbers",
-                     name);
+                   "entry '%s': data_offsets is not an array of two numbers",
+                   name);
 
-  out->dtype = cudl__st_dtype_by_name(dtype->valuestring);
+  out->dtype = cudl__st_dtype_by_name(json_string_value(dtype));
   if (out->dtype == NULL)
     return ST_FAIL(ctx, CUDL_ERR_FILE_DTYPE, "entry '%s': unknown dtype '%s'",
-                     name, dtype->valuestring);
+                   name, json_string_value(dtype));
 
-  cJSON_ArrayForEach(field, shape) {
+  /* As for tensors in memory (cudl__shape_check): the product of the
+   * non-zero dimensions must fit, whatever their order. */
+  for (d = 0; d < json_array_size(shape); ++d) {
     uint64_t dim;
-    if (!json_uint(field, &dim))
+    if (!json_uint(json_array_get(shape, d), &dim))
       return ST_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
-                       "entry '%s': dimension %d is not an integer in [0, 2^53]",
-                       name, ndim);
-    if (dim != 0 && numel > UINT64_MAX / dim)
+                     "entry '%s': dimension %zu is not a non-negative integer",
+                     name, d);
+    if (dim == 0) {
+      empty = 1;
+      continue;
+    }
+    if (extent > UINT64_MAX / dim)
       return ST_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
-                       "entry '%s': the element count overflows", name);
-    numel *= dim;
-    ++ndim;
+                     "entry '%s': the element count overflows", name);
+    extent *= dim;
   }
-  if (numel > (uint64_t)INT64_MAX || numel > UINT64_MAX / out->dtype->size)
+  if (extent > (uint64_t)INT64_MAX || extent > UINT64_MAX / out->dtype->size)
     return ST_FAIL(ctx, CUDL_ERR_FILE_SHAPE,
-                     "entry '%s': the byte size overflows", name);
-  nbytes = numel * out->dtype->size;
+                   "entry '%s': the byte size overflows", name);
+  nbytes = empty ? 0 : extent * out->dtype->size;
 
-  if (!json_uint(cJSON_GetArrayItem(offsets, 0), &out->begin) ||
-      !json_uint(cJSON_GetArrayItem(offsets, 1), &out->end))
+  if (!json_uint(json_array_get(offsets, 0), &out->begin) ||
+      !json_uint(json_array_get(offsets, 1), &out->end))
     return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
-                     "entry '%s': data_offsets are not integers in [0, 2^53]",
-                     name);
+                   "entry '%s': data_offsets are not non-negative integers",
+                   name);
   if (out->begin > out->end)
     return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
-                     "entry '%s': data_offsets [%llu, %llu] are reversed", name,
-                     (unsigned long long)out->begin,
-                     (unsigned long long)out->end);
+                   "entry '%s': data_offsets [%llu, %llu] are reversed", name,
+                   (unsigned long long)out->begin,
+                   (unsigned long long)out->end);
   if (out->end - out->begin != nbytes)
     return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
-                     "entry '%s': data_offsets span %llu bytes but %s x %llu "
-                     "elements need %llu",
-                     name, (unsigned long long)(out->end - out->begin),
-                     out->dtype->name, (unsigned long long)numel,
-                     (unsigned long long)nbytes);
-  out->json = entry;
-  out->ndim = ndim;
+                   "entry '%s': data_offsets span %llu bytes but %s x %llu "
+                   "elements need %llu",
+                   name, (unsigned long long)(out->end - out->begin),
+                   out->dtype->name,
+                   (unsigned long long)(nbytes / out->dtype->size),
+                   (unsigned long long)nbytes);
+  out->name = name;
+  out->shape = shape;
+  out->ndim = (int)json_array_size(shape);
   return CUDL_OK;
 }
 
-static cudl_status check_metadata(cudl_context *ctx, const cJSON *metadata) {
-  const cJSON *item;
-  if (!cJSON_IsObject(metadata))
-    return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
-                     "__metadata__ is not an object");
-  cJSON_ArrayForEach(item, metadata) {
-    const cJSON *other;
-    if (!cJSON_IsString(item))
+static cudl_status check_metadata(cudl_context *ctx, json_t *metadata) {
+  const char *key;
+  json_t *value;
+  if (!json_is_object(metadata))
+    return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA, "__metadata__ is not an object");
+  json_object_foreach(metadata, key, value) {
+    if (!json_is_string(value))
       return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
-                       "__metadata__ value of '%s' is not a string",
-                       item->string);
-    for (other = item->next; other != NULL; other = other->next)
-      if (strcmp(other->string, item->string) == 0)
-        return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
-                         "__metadata__ repeats the key '%s'", item->string);
+                     "__metadata__ value of '%s' is not a string", key);
   }
   return CUDL_OK;
 }
 
-/* Validate everything about the header. On success parsed[] (n_parsed
- * slots, from the caller) holds the tensor entries sorted by offset and
- * *metadata the __metadata__ object or NULL. */
-static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
+/* Validate everything about the header. Keys are unique (the parser
+ * rejected duplicates). On success parsed[] (n_parsed slots, from the
+ * caller) holds the tensor entries sorted by offset and *metadata the
+ * __metadata__ object or NULL. */
+static cudl_status validate_header(cudl_context *ctx, json_t *root,
                                    uint64_t data_size, st_parsed *parsed,
-                                   size_t n_parsed, const cJSON **metadata) {
-  const cJSON *item;
+                                   size_t n_parsed, json_t **metadata) {
+  const char *key;
+  json_t *item;
   size_t n = 0, i;
   uint64_t expected = 0;
   cudl_status status;
   *metadata = NULL;
-  cJSON_ArrayForEach(item, root) {
-    if (strcmp(item->string, "__metadata__") == 0) {
-      if (*metadata != NULL)
-        return ST_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
-                         "__metadata__ appears twice");
+  json_object_foreach(root, key, item) {
+    if (strcmp(key, "__metadata__") == 0) {
       status = check_metadata(ctx, item);
       if (status != CUDL_OK) return status;
       *metadata = item;
       continue;
     }
-    status = parse_entry(ctx, item, &parsed[n]);
+    if (n == n_parsed) return ST_FAIL(ctx, CUDL_ERR_INTERNAL, "entry count");
+    status = parse_entry(ctx, key, item, &parsed[n]);
     if (status != CUDL_OK) return status;
     ++n;
   }
-  if (n != n_parsed) return ST_FAIL(ctx, CUDL_ERR_INTERNAL, "entry count");
-
-  if (n > 1) {
-    qsort(parsed, n, sizeof *parsed, compare_names);
-    for (i = 1; i < n; ++i)
-      if (strcmp(parsed[i - 1].json->string, parsed[i].json->string) == 0)
-        return ST_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
-                         "the tensor name '%s' appears twice",
-                         parsed[i].json->string);
-    qsort(parsed, n, sizeof *parsed, compare_offsets);
-  }
+  if (n > 1) qsort(parsed, n, sizeof *parsed, compare_offsets);
   for (i = 0; i < n; ++i) {
     if (parsed[i].begin < expected)
       return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
-                       "'%s' at bytes [%llu, %llu) overlaps the tensor before "
-                       "it, which ends at %llu",
-                       parsed[i].json->string,
-                       (unsigned long long)parsed[i].begin,
-                       (unsigned long long)parsed[i].end,
-                       (unsigned long long)expected);
+                     "'%s' at bytes [%llu, %llu) overlaps the tensor before "
+                     "it, which ends at %llu",
+                     parsed[i].name, (unsigned long long)parsed[i].begin,
+                     (unsigned long long)parsed[i].end,
+                     (unsigned long long)expected);
     if (parsed[i].begin > expected)
       return ST_FAIL(ctx, CUDL_ERR_FILE_OFFSETS,
-                       "hole: no tensor covers bytes [%llu, %llu) before '%s'",
-                       (unsigned long long)expected,
-                       (unsigned long long)parsed[i].begin,
-                       parsed[i].json->string);
+                     "hole: no tensor covers bytes [%llu, %llu) before '%s'",
+                     (unsigned long long)expected,
+                     (unsigned long long)parsed[i].begin, parsed[i].name);
     expected = parsed[i].end;
   }
   if (expected > data_size)
     return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
-                     "the header describes %llu bytes of tensor data but the "
-                     "file holds %llu",
-                     (unsigned long long)expected,
-                     (unsigned long long)data_size);
+                   "the header describes %llu bytes of tensor data but the "
+                   "file holds %llu",
+                   (unsigned long long)expected, (unsigned long long)data_size);
   if (expected < data_size)
     return ST_FAIL(ctx, CUDL_ERR_FILE_TRAILING_DATA,
-                     "%llu bytes follow the last tensor",
-                     (unsigned long long)(data_size - expected));
+                   "%llu bytes follow the last tensor",
+                   (unsigned long long)(data_size - expected));
   return CUDL_OK;
 }
 
@@ -370,27 +355,28 @@ static cudl_status validate_header(cudl_context *ctx, const cJSON *root,
 /* ------------------------------------------------------------------ */
 
 static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
-                             size_t n, const cJSON *metadata,
+                             size_t n, json_t *metadata,
                              cudl_safetensors **out) {
-  size_t n_meta = metadata == NULL ? 0 : (size_t)cJSON_GetArraySize(metadata);
+  size_t n_meta = metadata == NULL ? 0 : json_object_size(metadata);
   size_t size = sizeof(cudl_safetensors) + 64, i;
-  const cJSON *item;
+  const char *key;
+  json_t *value;
   cudl_safetensors *set;
   st_arena arena;
-  /* First pass: the exact size, with slack for alignment padding. All terms
-   * are bounded by the header length (<= 100 MB), so no overflow. */
-  size += n * (sizeof(st_entry) + 16) + 2 * n_meta * (sizeof(char *) + 8);
+  /* First pass: the size, with room for every alignment pad. All terms are
+   * bounded by the header length (<= 100 MB), so nothing overflows. */
+  size += n * (sizeof(st_entry) + 16) + 2 * n_meta * sizeof(char *) + 16;
   for (i = 0; i < n; ++i)
-    size += strlen(parsed[i].json->string) + 1 +
+    size += strlen(parsed[i].name) + 1 +
             (size_t)parsed[i].ndim * sizeof(int64_t) + 8;
   if (metadata != NULL)
-    cJSON_ArrayForEach(item, metadata)
-      size += strlen(item->string) + strlen(item->valuestring) + 2;
+    json_object_foreach(metadata, key, value)
+      size += strlen(key) + strlen(json_string_value(value)) + 2;
 
   set = (cudl_safetensors *)cudl__host_alloc(&ctx->allocator, size, 16);
   if (set == NULL)
     return ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                     "cannot allocate %zu bytes for the file's index", size);
+                   "cannot allocate %zu bytes for the file's index", size);
   arena.next = (unsigned char *)set;
   arena_take(&arena, sizeof *set, 16);
   memset(set, 0, sizeof *set);
@@ -400,9 +386,8 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
   set->entries = (st_entry *)arena_take(&arena, n * sizeof(st_entry), 16);
   for (i = 0; i < n; ++i) {
     st_entry *e = &set->entries[i];
-    const cJSON *dim;
-    int d = 0;
-    e->name = arena_string(&arena, parsed[i].json->string);
+    int d;
+    e->name = arena_string(&arena, parsed[i].name);
     e->dtype = parsed[i].dtype;
     e->ndim = parsed[i].ndim;
     e->begin = parsed[i].begin;
@@ -410,23 +395,19 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
     e->tensor = NULL;
     e->shape = (int64_t *)arena_take(
         &arena, (size_t)parsed[i].ndim * sizeof(int64_t), 8);
-    cJSON_ArrayForEach(dim, cJSON_GetObjectItemCaseSensitive(parsed[i].json, "shape"))
-      e->shape[d++] = (int64_t)dim->valuedouble;
+    for (d = 0; d < parsed[i].ndim; ++d)
+      e->shape[d] = (int64_t)json_integer_value(json_array_get(parsed[i].shape, (size_t)d));
   }
   set->n_metadata = n_meta;
   set->metadata_keys = (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
   set->metadata_values = (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
   i = 0;
   if (metadata != NULL)
-    cJSON_ArrayForEach(item, metadata) {
-      set->metadata_keys[i] = arena_string(&arena, item->string);
-      set->metadata_values[i] = arena_string(&arena, item->valuestring);
+    json_object_foreach(metadata, key, value) {
+      set->metadata_keys[i] = arena_string(&arena, key);
+      set->metadata_values[i] = arena_string(&arena, json_string_value(value));
       ++i;
     }
-  if ((size_t)(arena.next - (unsigned char *)set) > size) {
-    cudl__host_free(&set->allocator, set, size);
-    return ST_FAIL(ctx, CUDL_ERR_INTERNAL, "index size computed wrongly");
-  }
   *out = set;
   return CUDL_OK;
 }
@@ -498,9 +479,8 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   uint64_t header_len = 0;
   char *header = NULL;
   size_t header_alloc = 0, n_entries = 0;
-  cJSON *root = NULL;
-  const cJSON *item, *metadata = NULL;
-  const char *json_end = NULL;
+  json_t *root = NULL, *metadata = NULL;
+  json_error_t error;
   st_parsed *parsed = NULL;
   size_t parsed_size = 0;
   cudl_safetensors *set = NULL;
@@ -528,45 +508,39 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
                      (unsigned long long)header_len,
                      (unsigned long long)(src->size - 8));
 
-  header_alloc = (size_t)header_len + 1;
+  header_alloc = (size_t)header_len;
   header = (char *)cudl__host_alloc(&ctx->allocator, header_alloc, 1);
   if (header == NULL)
     return ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                      "cannot allocate %zu bytes for the header", header_alloc);
   status = source_read(ctx, src, 8, header, (size_t)header_len);
   if (status != CUDL_OK) goto done;
-  header[header_len] = '\0';
 
-  if (!cudl__utf8_valid((const unsigned char *)header, (size_t)header_len)) {
-    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
-                       "the header is not valid UTF-8 (or contains NUL)");
-    goto done;
-  }
-  root = cJSON_ParseWithLengthOpts(header, (size_t)header_len, &json_end, 0);
+  /* Jansson is strict (RFC 8259, UTF-8 checked, no NUL in keys), keeps
+   * integers exact, reports errors through `error` rather than global
+   * state, and with JSON_REJECT_DUPLICATES refuses a repeated key at any
+   * level: two tensors, two __metadata__, or a key twice in one object. */
+  root = json_loadb(header, (size_t)header_len, JSON_REJECT_DUPLICATES, &error);
   if (root == NULL) {
-    /* json_end points at the error (cJSON's global error pointer is not
-     * thread-safe, so it is not used). */
-    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
-                       "the header is not valid JSON (error near byte %lld)",
-                       json_end == NULL ? -1LL : (long long)(json_end - header));
-    goto done;
-  }
-  for (; json_end < header + header_len; ++json_end) {
-    if (*json_end != ' ' && *json_end != '\t' && *json_end != '\n' &&
-        *json_end != '\r') {
+    enum json_error_code code = json_error_code(&error);
+    if (code == json_error_duplicate_key)
+      status = ST_FAIL(ctx, CUDL_ERR_FILE_DUPLICATE,
+                       "the header repeats a key: %s (byte %d)", error.text,
+                       error.position);
+    else
       status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
-                         "unexpected bytes after the JSON object at byte %lld",
-                         (long long)(json_end - header));
-      goto done;
-    }
-  }
-  if (!cJSON_IsObject(root)) {
-    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
-                       "the header's top level is not a JSON object");
+                       "the header is not valid %s: %s (byte %d)",
+                       code == json_error_invalid_utf8 ? "UTF-8" : "JSON",
+                       error.text, error.position);
     goto done;
   }
-  cJSON_ArrayForEach(item, root)
-    if (strcmp(item->string, "__metadata__") != 0) ++n_entries;
+  if (!json_is_object(root)) {
+    status = ST_FAIL(ctx, CUDL_ERR_FILE_JSON,
+                     "the header's top level is not a JSON object");
+    goto done;
+  }
+  n_entries = json_object_size(root) -
+              (json_object_get(root, "__metadata__") != NULL ? 1 : 0);
 
   parsed_size = n_entries * sizeof *parsed;
   if (n_entries > 0) {
@@ -594,7 +568,7 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
 
 done:
   cudl__host_free(&ctx->allocator, parsed, parsed_size);
-  cJSON_Delete(root);
+  json_decref(root);
   cudl__host_free(&ctx->allocator, header, header_alloc);
   return status;
 }

@@ -20,6 +20,10 @@ typedef struct cudl_st_dtype {
 const cudl_st_dtype *cudl__st_dtype_by_name(const char *name);
 /* The header name of a cudl dtype ("F32"), or NULL. */
 const char *cudl__st_dtype_name(cudl_dtype dtype);
+/* Position of a cudl dtype in the reference implementation's dtype enum
+ * (BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32, F32, F64,
+ * I64, U64), which orders its layout; -1 if unknown. */
+int cudl__st_dtype_order(cudl_dtype dtype);
 /* 1 if the n bytes at s are well-formed UTF-8 without NUL bytes. */
 int cudl__utf8_valid(const unsigned char *s, size_t n);
 /* 1 on a little-endian host (the format's byte order). */

@@ -5,9 +5,9 @@
  * renamed over the target, and the directory is fsync'ed, so a crash at any
  * moment leaves either the old file or the complete new one.
  */
-#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +20,15 @@
 /* Failures name the public call, not the helper that found them. */
 #define SAVE_FAIL(ctx, status, ...) cudl__fail((ctx), (status), "cudl_safetensors_save", __VA_ARGS__)
 
-/* Tensors are laid out by dtype size (largest first) then name, as the
- * reference writer does, so every tensor is aligned to its element size. */
+/* Tensors are laid out as the reference writer lays them out: by its dtype
+ * order, last first (F32, then BF16, then F16: larger elements first, so
+ * every tensor is aligned to its element size), then by name. */
 static int compare_layout(const void *a, const void *b) {
   const cudl_named_tensor *x = (const cudl_named_tensor *)a;
   const cudl_named_tensor *y = (const cudl_named_tensor *)b;
-  size_t sx = cudl_dtype_size(x->tensor->dtype), sy = cudl_dtype_size(y->tensor->dtype);
-  if (sx != sy) return sx > sy ? -1 : 1;
+  int ox = cudl__st_dtype_order(x->tensor->dtype);
+  int oy = cudl__st_dtype_order(y->tensor->dtype);
+  if (ox != oy) return ox > oy ? -1 : 1;
   return strcmp(x->name, y->name);
 }
 
@@ -82,63 +84,78 @@ static cudl_status check_save_args(cudl_context *ctx, const char *path,
   return CUDL_OK;
 }
 
-/* The header text, padded with spaces to a multiple of 8. `sorted` is the
- * tensors in layout order. Returns a malloc'ed string (cJSON's allocator). */
+/* An array of exact 64-bit integers (Jansson does not round). */
+static json_t *integer_array(const int64_t *values, int n) {
+  json_t *array = json_array();
+  int i;
+  if (array == NULL) return NULL;
+  for (i = 0; i < n; ++i)
+    if (json_array_append_new(array, json_integer((json_int_t)values[i])) != 0) {
+      json_decref(array);
+      return NULL;
+    }
+  return array;
+}
+
+/* The header text, padded with spaces to a multiple of 8: compact JSON,
+ * __metadata__ first, each entry's keys in the order dtype, shape,
+ * data_offsets. `sorted` is the tensors in layout order. The text is
+ * malloc'ed (Jansson's allocator). */
 static cudl_status build_header(cudl_context *ctx,
                                 const cudl_named_tensor *sorted, size_t n,
                                 const cudl_metadata_pair *metadata,
                                 size_t n_metadata, char **text,
                                 size_t *length) {
-  cJSON *root = cJSON_CreateObject(), *meta, *entry, *array;
-  uint64_t offset = 0;
+  json_t *root = json_object(), *meta, *entry;
+  int64_t offsets[2] = {0, 0};
   size_t i, len, padded;
   char *printed, *out;
   if (root == NULL) goto oom;
   if (n_metadata > 0) {
-    if ((meta = cJSON_AddObjectToObject(root, "__metadata__")) == NULL) goto oom;
+    if ((meta = json_object()) == NULL ||
+        json_object_set_new(root, "__metadata__", meta) != 0)
+      goto oom;
     for (i = 0; i < n_metadata; ++i)
-      if (cJSON_AddStringToObject(meta, metadata[i].key, metadata[i].value) == NULL)
+      if (json_object_set_new(meta, metadata[i].key,
+                              json_string(metadata[i].value)) != 0)
         goto oom;
   }
   for (i = 0; i < n; ++i) {
     const cudl_tensor *t = sorted[i].tensor;
-    int d;
-    if ((entry = cJSON_AddObjectToObject(root, sorted[i].name)) == NULL) goto oom;
-    if (cJSON_AddStringToObject(entry, "dtype", cudl__st_dtype_name(t->dtype)) == NULL)
+    offsets[0] = offsets[1];
+    offsets[1] += (int64_t)t->nbytes;
+    if ((entry = json_object()) == NULL ||
+        json_object_set_new(root, sorted[i].name, entry) != 0 ||
+        json_object_set_new(entry, "dtype",
+                            json_string(cudl__st_dtype_name(t->dtype))) != 0 ||
+        json_object_set_new(entry, "shape", integer_array(t->shape, t->ndim)) != 0 ||
+        json_object_set_new(entry, "data_offsets", integer_array(offsets, 2)) != 0)
       goto oom;
-    if ((array = cJSON_AddArrayToObject(entry, "shape")) == NULL) goto oom;
-    for (d = 0; d < t->ndim; ++d)
-      if (!cJSON_AddItemToArray(array, cJSON_CreateNumber((double)t->shape[d])))
-        goto oom;
-    if ((array = cJSON_AddArrayToObject(entry, "data_offsets")) == NULL) goto oom;
-    if (!cJSON_AddItemToArray(array, cJSON_CreateNumber((double)offset))) goto oom;
-    offset += t->nbytes;
-    if (!cJSON_AddItemToArray(array, cJSON_CreateNumber((double)offset))) goto oom;
   }
-  printed = cJSON_PrintUnformatted(root);
-  cJSON_Delete(root);
+  printed = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(root);
   root = NULL;
   if (printed == NULL) goto oom;
   len = strlen(printed);
   padded = (len + 7) / 8 * 8;
-  out = (char *)realloc(printed, padded + 1);
-  if (out == NULL) {
-    cJSON_free(printed);
-    goto oom;
-  }
-  memset(out + len, ' ', padded - len);
-  out[padded] = '\0';
   if (padded > CUDL_SAFETENSORS_MAX_HEADER) {
-    free(out);
+    free(printed);
     return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "the header would be %zu bytes, above the format's limit",
                      padded);
   }
+  out = (char *)realloc(printed, padded + 1);
+  if (out == NULL) {
+    free(printed);
+    goto oom;
+  }
+  memset(out + len, ' ', padded - len);
+  out[padded] = '\0';
   *text = out;
   *length = padded;
   return CUDL_OK;
 oom:
-  cJSON_Delete(root);
+  json_decref(root);
   return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot build the JSON header");
 }
 
@@ -217,28 +234,32 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
                               const char *header, size_t header_len,
                               const cudl_named_tensor *sorted, size_t n) {
   unsigned char length_bytes[8];
-  size_t tmp_len = strlen(path) + sizeof ".tmp.XXXXXX", i;
+  size_t tmp_len = strlen(path) + 48, i;
   char *tmp_path;
   char dir[4096];
   struct stat old;
-  mode_t mode = 0644;
-  int fd, dir_fd;
+  int fd = -1, dir_fd, attempt;
   cudl_status status;
 
   tmp_path = (char *)cudl__host_alloc(&ctx->allocator, tmp_len, 1);
   if (tmp_path == NULL)
     return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate a path");
-  snprintf(tmp_path, tmp_len, "%s.tmp.XXXXXX", path);
-  fd = mkstemp(tmp_path);
+  /* O_EXCL with mode 0666 lets the umask decide a new file's permissions
+   * (mkstemp would force 0600); a name taken by a concurrent save is
+   * skipped. */
+  for (attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    snprintf(tmp_path, tmp_len, "%s.tmp.%ld.%d", path, (long)getpid(), attempt);
+    fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
     status = SAVE_FAIL(ctx, CUDL_ERR_IO, "cannot create a temporary file "
                        "beside '%s': %s", path, strerror(errno));
     cudl__host_free(&ctx->allocator, tmp_path, tmp_len);
     return status;
   }
-  /* Keep the permissions of the file being replaced; a new one gets 0644. */
-  if (stat(path, &old) == 0) mode = old.st_mode & 07777;
-  (void)fchmod(fd, mode);
+  /* A file being replaced keeps its permissions. */
+  if (stat(path, &old) == 0) (void)fchmod(fd, old.st_mode & 07777);
 
   for (i = 0; i < 8; ++i)
     length_bytes[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
