@@ -95,9 +95,9 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}" &&
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   for t in "$build"/tests/test_cuda*; do
     [ -x "$t" ] || continue
-    # Bounded: memcheck slows kernels many times over, and the suite has
+    # Bounded (4 minutes): memcheck slows kernels many times over, and the suite has
     # tensors of 2^24 and 2^26 elements.
-    step "memcheck $(basename "$t")" "$out/memcheck.log" timeout 300 \
+    step "memcheck $(basename "$t")" "$out/memcheck.log" timeout 240 \
       "$sanitizer" --tool memcheck --leak-check full --error-exitcode 1 "$t"
   done
   [ -f "$out/memcheck.log" ] && tail -n 3 "$out/memcheck.log" | sed 's/^/    /' >>"$summary"
