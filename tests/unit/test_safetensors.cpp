@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "cudl/cudl.h"
+#include "test_util.h"
 
 namespace {
 
@@ -153,19 +154,6 @@ const char *FormatDtypeName(cudl_dtype dtype) {
   return "?";
 }
 
-std::string Escaped(const std::string &s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7F) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------- fixture ---
 
@@ -244,7 +232,7 @@ class SafetensorsTest : public ::testing::Test {
       expected_begin = e.data_end;
     }
     for (const cudl_named_tensor &nt : expected) {
-      SCOPED_TRACE("tensor '" + Escaped(nt.name) + "'");
+      SCOPED_TRACE("tensor '" + cudl_test::Printable(nt.name) + "'");
       int64_t idx = cudl_safetensors_find(set, nt.name);
       ASSERT_GE(idx, 0);
       cudl_safetensors_entry e;
@@ -296,7 +284,7 @@ class SafetensorsTest : public ::testing::Test {
     EXPECT_EQ(cudl_safetensors_metadata_count(set), metadata.size());
     for (const cudl_metadata_pair &m : metadata) {
       const char *v = cudl_safetensors_metadata_find(set, m.key);
-      EXPECT_NE(v, nullptr) << "metadata key '" << Escaped(m.key) << "'";
+      EXPECT_NE(v, nullptr) << "metadata key '" << cudl_test::Printable(m.key) << "'";
       if (v != nullptr) {
         EXPECT_EQ(std::string(v), std::string(m.value));
       }
@@ -412,7 +400,7 @@ TEST_F(SafetensorsTest, RoundTripsNamesWithUnicodeAndJsonSpecials) {
 
 TEST_F(SafetensorsTest, RoundTripsAnEmptySet) {
   std::string bytes = RoundTrip({});
-  EXPECT_TRUE(bytes == Le64(8) + "{}      ") << Escaped(bytes);
+  EXPECT_TRUE(bytes == Le64(8) + "{}      ") << cudl_test::Printable(bytes);
 }
 
 TEST_F(SafetensorsTest, LoadMemoryEqualsLoad) {
@@ -512,8 +500,8 @@ TEST_F(SafetensorsTest, WriterOutputIsByteExact) {
                          PatternBytes(8, 12) + PatternBytes(2, 13) +
                          PatternBytes(6, 11);
   std::string got = ReadFile(path);
-  EXPECT_TRUE(got == expected) << "got      " << Escaped(got) << "\nexpected "
-                               << Escaped(expected);
+  EXPECT_TRUE(got == expected) << "got      " << cudl_test::Printable(got) << "\nexpected "
+                               << cudl_test::Printable(expected);
 }
 
 TEST_F(SafetensorsTest, WriterMatchesTheReferenceImplementationsVectors) {
@@ -529,7 +517,7 @@ TEST_F(SafetensorsTest, WriterMatchesTheReferenceImplementationsVectors) {
       "{\"attn.0\":{\"dtype\":\"F32\",\"shape\":[1,2,3],\"data_offsets\":[0,24]}}";
   ASSERT_EQ(json.size(), 64u);  // no padding needed
   std::string data("\0\0\0\0\0\0\x80\x3f\0\0\0\x40\0\0\x40\x40\0\0\x80\x40\0\0\xa0\x40", 24);
-  EXPECT_TRUE(ReadFile(path) == Le64(64) + json + data) << Escaped(ReadFile(path));
+  EXPECT_TRUE(ReadFile(path) == Le64(64) + json + data) << cudl_test::Printable(ReadFile(path));
 
   // 2. the same with the name "attn0", which needs 7 spaces of padding:
   nt.name = "attn0";
@@ -542,14 +530,14 @@ TEST_F(SafetensorsTest, WriterMatchesTheReferenceImplementationsVectors) {
   ASSERT_STATUS(CUDL_OK, cudl_safetensors_save(ctx_, path.c_str(), &nt, 1, nullptr, 0));
   json = "{\"attn0\":{\"dtype\":\"F32\",\"shape\":[1,1,2,3],\"data_offsets\":[0,24]}}";
   EXPECT_TRUE(ReadFile(path) == Le64(72) + json + "       " + data)
-      << Escaped(ReadFile(path));
+      << cudl_test::Printable(ReadFile(path));
 
   // 3. no tensors with {"framework": "pt"}:
   cudl_metadata_pair m = {"framework", "pt"};
   ASSERT_STATUS(CUDL_OK, cudl_safetensors_save(ctx_, path.c_str(), nullptr, 0, &m, 1));
   EXPECT_TRUE(ReadFile(path) ==
               Le64(40) + "{\"__metadata__\":{\"framework\":\"pt\"}}     ")
-      << Escaped(ReadFile(path));
+      << cudl_test::Printable(ReadFile(path));
 }
 
 TEST_F(SafetensorsTest, WriterOrdersBf16BeforeF16LikeTheReference) {
@@ -570,7 +558,7 @@ TEST_F(SafetensorsTest, WriterOrdersBf16BeforeF16LikeTheReference) {
   while (header.size() % 8 != 0) header.push_back(' ');
   std::string expected =
       Le64(header.size()) + header + PatternBytes(2, 2) + PatternBytes(2, 1);
-  EXPECT_TRUE(ReadFile(path) == expected) << Escaped(ReadFile(path));
+  EXPECT_TRUE(ReadFile(path) == expected) << cudl_test::Printable(ReadFile(path));
 }
 
 TEST_F(SafetensorsTest, WriterLayoutIsDtypeOrderThenName) {
@@ -593,7 +581,7 @@ TEST_F(SafetensorsTest, WriterLayoutIsDtypeOrderThenName) {
       "\"a\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[10,12]}}";
   std::string expected = Image(json, PatternBytes(4, 3) + PatternBytes(4, 4) +
                                          PatternBytes(2, 2) + PatternBytes(2, 1));
-  EXPECT_TRUE(ReadFile(path) == expected) << Escaped(ReadFile(path));
+  EXPECT_TRUE(ReadFile(path) == expected) << cudl_test::Printable(ReadFile(path));
 }
 
 TEST_F(SafetensorsTest, LargeDimensionsOfEmptyTensorsRoundTripExactly) {
@@ -628,7 +616,7 @@ TEST_F(SafetensorsTest, LargeDimensionsOfEmptyTensorsRoundTripExactly) {
       std::string bytes = ReadFile(path);
       std::string literal = "\"shape\":[" + std::to_string(shape[0]) + "," +
                             std::to_string(shape[1]) + "],\"data_offsets\":[0,0]";
-      EXPECT_NE(bytes.find(literal), std::string::npos) << Escaped(bytes);
+      EXPECT_NE(bytes.find(literal), std::string::npos) << cudl_test::Printable(bytes);
       for (unsigned flags : {0u, static_cast<unsigned>(CUDL_SAFETENSORS_HEADER_ONLY)}) {
         cudl_safetensors *set = nullptr;
         ASSERT_STATUS(CUDL_OK, cudl_safetensors_load(ctx_, path.c_str(), flags, &set))

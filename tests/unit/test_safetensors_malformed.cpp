@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cudl/cudl.h"
+#include "test_util.h"
 
 namespace {
 
@@ -87,19 +88,6 @@ std::string ValidJson() {
 }
 std::string ValidImage() { return Image(ValidJson(), Data(14)); }
 
-std::string Printable(const std::string &s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7F) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out.size() > 300 ? out.substr(0, 300) + "..." : out;
-}
 
 // Files in dir named like the writer's temporaries ("<name>.tmp.<pid>.<n>").
 size_t TemporaryCount(const std::string &dir) {
@@ -234,7 +222,7 @@ class MalformedTest : public ::testing::Test {
     for (unsigned flags : {0u, static_cast<unsigned>(CUDL_SAFETENSORS_HEADER_ONLY)}) {
       SCOPED_TRACE(flags ? "HEADER_ONLY" : "flags 0");
       EXPECT_STATUS(expected, LoadOnce(image, flags, from_file, &message))
-          << "image: " << Printable(image) << "\nmessage: " << message;
+          << "image: " << cudl_test::Printable(image, 300) << "\nmessage: " << message;
       if (flags == 0) first = message;
       ExpectUsable();
     }
@@ -245,7 +233,7 @@ class MalformedTest : public ::testing::Test {
     for (unsigned flags : {0u, static_cast<unsigned>(CUDL_SAFETENSORS_HEADER_ONLY)}) {
       std::string message;
       EXPECT_STATUS(CUDL_OK, LoadOnce(image, flags, false, &message))
-          << "image: " << Printable(image) << "\nmessage: " << message;
+          << "image: " << cudl_test::Printable(image, 300) << "\nmessage: " << message;
     }
   }
 

@@ -339,6 +339,23 @@ struct CountingAllocator {
   }
 };
 
+// Bytes as text for failure messages: printable ASCII as is, the rest \xNN,
+// cut after max_chars.
+inline std::string Printable(const std::string &s,
+                             size_t max_chars = std::string::npos) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7F) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out.size() > max_chars ? out.substr(0, max_chars) + "..." : out;
+}
+
 }  // namespace cudl_test
 
 #endif  // CUDL_TEST_UTIL_H
