@@ -14,7 +14,8 @@
 namespace {
 
 __global__ void fill_f32_kernel(float *dst, int64_t n, float value) {
-  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) dst[i] = value;
+  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
+    dst[i] = value;
 }
 
 __device__ __forceinline__ void store4(float *dst, int64_t base, int64_t n,
@@ -45,10 +46,11 @@ __global__ void normal_f32_kernel(float *dst, int64_t n, uint64_t seed,
   const int64_t blocks = (n + 3) / 4;
   for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
     cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
-    float4 v = make_float4(cudl_normal_from_bits(r.v[0], r.v[1], 0, mean, stddev),
-                           cudl_normal_from_bits(r.v[0], r.v[1], 1, mean, stddev),
-                           cudl_normal_from_bits(r.v[2], r.v[3], 0, mean, stddev),
-                           cudl_normal_from_bits(r.v[2], r.v[3], 1, mean, stddev));
+    float4 v =
+        make_float4(cudl_normal_from_bits(r.v[0], r.v[1], 0, mean, stddev),
+                    cudl_normal_from_bits(r.v[0], r.v[1], 1, mean, stddev),
+                    cudl_normal_from_bits(r.v[2], r.v[3], 0, mean, stddev),
+                    cudl_normal_from_bits(r.v[2], r.v[3], 1, mean, stddev));
     store4(dst, 4 * b, n, v);
   }
 }
@@ -57,7 +59,8 @@ __global__ void normal_f32_kernel(float *dst, int64_t n, uint64_t seed,
 
 extern "C" cudaError_t cudl_launch_fill_f32(cudaStream_t stream, float *dst,
                                             int64_t n, float value) {
-  fill_f32_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(dst, n, value);
+  fill_f32_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(dst, n,
+                                                                    value);
   return cudaGetLastError();
 }
 
@@ -65,8 +68,8 @@ extern "C" cudaError_t cudl_launch_uniform_f32(cudaStream_t stream, float *dst,
                                                int64_t n, uint64_t seed,
                                                uint64_t offset, float low,
                                                float high) {
-  uniform_f32_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0, stream>>>(
-      dst, n, seed, offset, low, high);
+  uniform_f32_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
+                       stream>>>(dst, n, seed, offset, low, high);
   return cudaGetLastError();
 }
 

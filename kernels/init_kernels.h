@@ -17,9 +17,9 @@ extern "C" {
 
 cudaError_t cudl_launch_fill_f32(cudaStream_t stream, float *dst, int64_t n,
                                  float value);
-cudaError_t cudl_launch_uniform_f32(cudaStream_t stream, float *dst,
-                                    int64_t n, uint64_t seed, uint64_t offset,
-                                    float low, float high);
+cudaError_t cudl_launch_uniform_f32(cudaStream_t stream, float *dst, int64_t n,
+                                    uint64_t seed, uint64_t offset, float low,
+                                    float high);
 cudaError_t cudl_launch_normal_f32(cudaStream_t stream, float *dst, int64_t n,
                                    uint64_t seed, uint64_t offset, float mean,
                                    float stddev);

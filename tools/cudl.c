@@ -27,7 +27,8 @@ static void usage(FILE *out) {
           "       cudl demo [--device cpu|cuda|auto]\n");
 }
 
-static void log_to_stderr(cudl_log_level level, const char *message, void *user) {
+static void log_to_stderr(cudl_log_level level, const char *message,
+                          void *user) {
   (void)user;
   if (level >= CUDL_LOG_WARN)
     fprintf(stderr, "cudl: %s: %s\n", cudl_log_level_name(level), message);
@@ -114,14 +115,14 @@ static int cmd_inspect(const char *path) {
 }
 
 /* Report a failed call and give up. */
-#define DEMO_TRY(call)                                                      \
-  do {                                                                      \
-    cudl_status s_ = (call);                                                \
-    if (s_ != CUDL_OK) {                                                    \
-      fprintf(stderr, "cudl demo: %s failed: %s [%s]\n", #call,             \
-              cudl_context_last_error(ctx), cudl_status_name(s_));          \
-      goto done;                                                            \
-    }                                                                       \
+#define DEMO_TRY(call)                                             \
+  do {                                                             \
+    cudl_status s_ = (call);                                       \
+    if (s_ != CUDL_OK) {                                           \
+      fprintf(stderr, "cudl demo: %s failed: %s [%s]\n", #call,    \
+              cudl_context_last_error(ctx), cudl_status_name(s_)); \
+      goto done;                                                   \
+    }                                                              \
   } while (0)
 
 static int cmd_demo(cudl_device_kind kind) {
@@ -156,7 +157,8 @@ static int cmd_demo(cudl_device_kind kind) {
     sum_sq += (double)host[i] * host[i];
   }
   printf("normal tensor [8, 3, 32, 32]: mean %.4f, std %.4f (expect 0, 1)\n",
-         sum / (double)n, sqrt(sum_sq / (double)n - (sum / (double)n) * (sum / (double)n)));
+         sum / (double)n,
+         sqrt(sum_sq / (double)n - (sum / (double)n) * (sum / (double)n)));
 
   fd = mkstemp(path);
   if (fd < 0) goto done;
@@ -182,8 +184,8 @@ static int cmd_demo(cudl_device_kind kind) {
       free(back);
       goto done;
     }
-    status = cudl_tensor_copy_to_host(cudl_safetensors_tensor(loaded, (size_t)idx),
-                                      back, n * sizeof *back);
+    status = cudl_tensor_copy_to_host(
+        cudl_safetensors_tensor(loaded, (size_t)idx), back, n * sizeof *back);
     same = status == CUDL_OK && memcmp(back, host, n * sizeof *back) == 0;
     free(back);
     printf("round trip: %s\n", same ? "bit-identical" : "MISMATCH");
@@ -211,8 +213,10 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "demo") == 0) {
     cudl_device_kind kind = CUDL_DEVICE_AUTO;
     if (argc == 4 && strcmp(argv[2], "--device") == 0) {
-      if (strcmp(argv[3], "cpu") == 0) kind = CUDL_DEVICE_CPU;
-      else if (strcmp(argv[3], "cuda") == 0) kind = CUDL_DEVICE_CUDA;
+      if (strcmp(argv[3], "cpu") == 0)
+        kind = CUDL_DEVICE_CPU;
+      else if (strcmp(argv[3], "cuda") == 0)
+        kind = CUDL_DEVICE_CUDA;
       else if (strcmp(argv[3], "auto") != 0) {
         usage(stderr);
         return EXIT_USAGE;

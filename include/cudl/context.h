@@ -88,24 +88,24 @@ CUDL_API cudl_status cudl_cuda_device_count(int *count, char *reason,
 /** What cudl_cuda_device_properties reports for one GPU. */
 typedef struct cudl_cuda_device_properties {
   char name[256];
-  int compute_major;          /**< compute capability, e.g. 9 for sm_90 */
+  int compute_major; /**< compute capability, e.g. 9 for sm_90 */
   int compute_minor;
   int multiprocessor_count;
-  uint64_t total_memory;      /**< bytes of device memory */
+  uint64_t total_memory; /**< bytes of device memory */
 } cudl_cuda_device_properties;
 
 /** Properties of CUDA device `index`. CUDL_ERR_NO_DEVICE if there is none. */
-CUDL_API cudl_status cudl_cuda_device_properties_get(
-    int index, cudl_cuda_device_properties *props);
+CUDL_API cudl_status
+cudl_cuda_device_properties_get(int index, cudl_cuda_device_properties *props);
 
 /** Versions of the CUDA libraries in use, encoded as the libraries do
  *  (CUDA 13.0 = 13000; cuDNN 9.1.0 = 90100). 0 where unknown. */
 typedef struct cudl_cuda_versions {
-  int runtime;          /**< cudaRuntimeGetVersion */
-  int driver;           /**< cudaDriverGetVersion (0: no driver) */
-  int cudnn_compiled;   /**< CUDNN_VERSION of the headers cudl was built with */
-  int cudnn_loaded;     /**< cudnnGetVersion() of the library loaded */
-  int cublas;           /**< cublasGetProperty major*10000+minor*100+patch */
+  int runtime;        /**< cudaRuntimeGetVersion */
+  int driver;         /**< cudaDriverGetVersion (0: no driver) */
+  int cudnn_compiled; /**< CUDNN_VERSION of the headers cudl was built with */
+  int cudnn_loaded;   /**< cudnnGetVersion() of the library loaded */
+  int cublas;         /**< cublasGetProperty major*10000+minor*100+patch */
 } cudl_cuda_versions;
 
 /** Fill *versions. CUDL_ERR_UNSUPPORTED in a build without CUDA. Works
@@ -145,8 +145,7 @@ typedef struct cudl_allocator {
  * The random generator starts at seed 0, offset 0. On failure *out is NULL.
  */
 CUDL_API cudl_status cudl_context_create(cudl_device_kind kind,
-                                         int device_index,
-                                         cudl_context **out);
+                                         int device_index, cudl_context **out);
 
 /** Release the context. Tensors created from it must be destroyed first.
  *  NULL is a no-op. */
@@ -187,8 +186,7 @@ CUDL_API cudl_status cudl_context_set_debug_sync(cudl_context *ctx,
  */
 CUDL_API cudl_status cudl_context_set_seed(cudl_context *ctx, uint64_t seed);
 CUDL_API cudl_status cudl_context_set_rng_state(cudl_context *ctx,
-                                                uint64_t seed,
-                                                uint64_t offset);
+                                                uint64_t seed, uint64_t offset);
 CUDL_API cudl_status cudl_context_get_rng_state(const cudl_context *ctx,
                                                 uint64_t *seed,
                                                 uint64_t *offset);

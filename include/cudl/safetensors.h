@@ -84,8 +84,8 @@ CUDL_API cudl_status cudl_safetensors_load(cudl_context *ctx, const char *path,
 
 /** As cudl_safetensors_load, from a complete file image in memory. */
 CUDL_API cudl_status cudl_safetensors_load_memory(cudl_context *ctx,
-                                                  const void *data,
-                                                  size_t size, unsigned flags,
+                                                  const void *data, size_t size,
+                                                  unsigned flags,
                                                   cudl_safetensors **out);
 
 /** Release the set and every tensor it owns. NULL is a no-op. */
@@ -94,15 +94,16 @@ CUDL_API void cudl_safetensors_destroy(cudl_safetensors *set);
 /** Number of tensors in the set (0 for NULL). */
 CUDL_API size_t cudl_safetensors_count(const cudl_safetensors *set);
 
-/** Description of entry i, in data-offset order. Pointers are owned by the set. */
+/** Description of entry i, in data-offset order. Pointers are owned by the set.
+ */
 typedef struct cudl_safetensors_entry {
   const char *name;
-  const char *dtype_name;   /**< as in the file: "F32", "I64", ... */
-  int dtype_known;          /**< 1 if cudl holds this dtype (then `dtype` is it) */
+  const char *dtype_name; /**< as in the file: "F32", "I64", ... */
+  int dtype_known; /**< 1 if cudl holds this dtype (then `dtype` is it) */
   cudl_dtype dtype;
   int ndim;
-  const int64_t *shape;     /**< ndim entries */
-  uint64_t data_begin;      /**< byte offsets within the data section */
+  const int64_t *shape; /**< ndim entries */
+  uint64_t data_begin;  /**< byte offsets within the data section */
   uint64_t data_end;
 } cudl_safetensors_entry;
 
@@ -127,8 +128,8 @@ CUDL_API const char *cudl_safetensors_metadata_key(const cudl_safetensors *set,
 CUDL_API const char *cudl_safetensors_metadata_value(
     const cudl_safetensors *set, size_t i);
 /** Value for key, or NULL. */
-CUDL_API const char *cudl_safetensors_metadata_find(
-    const cudl_safetensors *set, const char *key);
+CUDL_API const char *cudl_safetensors_metadata_find(const cudl_safetensors *set,
+                                                    const char *key);
 
 CUDL_EXTERN_C_END
 

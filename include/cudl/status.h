@@ -17,7 +17,8 @@ typedef enum cudl_status {
   CUDL_OK = 0,
 
   /* ---- argument and state errors ---- */
-  /** A required pointer was NULL, or a value is outside its documented range. */
+  /** A required pointer was NULL, or a value is outside its documented range.
+   */
   CUDL_ERR_INVALID_ARGUMENT = 1,
   /** A shape is invalid (negative dimension, too many dimensions, element
    *  count or byte size overflows) or does not match another argument. */

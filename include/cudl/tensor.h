@@ -75,16 +75,15 @@ CUDL_API void *cudl_tensor_data(cudl_tensor *t);
  * dst. Returns when src may be reused.
  */
 CUDL_API cudl_status cudl_tensor_copy_from_host(cudl_tensor *dst,
-                                                const void *src,
-                                                size_t nbytes);
+                                                const void *src, size_t nbytes);
 
 /**
  * Copy src's contents into host memory (nbytes must equal
  * cudl_tensor_nbytes(src)). Waits for work queued on src's device and
  * returns when dst holds the data.
  */
-CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src,
-                                              void *dst, size_t nbytes);
+CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src, void *dst,
+                                              size_t nbytes);
 
 /**
  * Copy src into dst: same dtype and shape, any devices (CPU<->CUDA,
@@ -94,8 +93,7 @@ CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src,
  * queued on src's context afterwards (writes, destroying src) is ordered
  * after the copy.
  */
-CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst,
-                                      const cudl_tensor *src);
+CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src);
 
 /* ---- initialisation (f32) ---- */
 
@@ -110,8 +108,7 @@ CUDL_API cudl_status cudl_tensor_fill(cudl_tensor *t, float value);
  * Requires finite low <= high with a finite high - low, else
  * CUDL_ERR_INVALID_ARGUMENT (the tensor and the offset are left unchanged).
  */
-CUDL_API cudl_status cudl_tensor_uniform(cudl_tensor *t, float low,
-                                         float high);
+CUDL_API cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high);
 
 /**
  * Normal numbers N(mean, stddev^2) by the Box-Muller transform on the same

@@ -22,8 +22,7 @@ static void default_free(void *ptr, size_t size, void *user_data) {
 const cudl_allocator cudl__default_allocator = {default_alloc, default_free,
                                                 NULL};
 
-void *cudl__host_alloc(const cudl_allocator *a, size_t size,
-                       size_t alignment) {
+void *cudl__host_alloc(const cudl_allocator *a, size_t size, size_t alignment) {
   if (size == 0) return NULL;
   return a->alloc(size, alignment, a->user_data);
 }

@@ -12,8 +12,8 @@ static cudl_status context_open(cudl_device_kind kind, int device_index,
 #if defined(CUDL_HAVE_CUDA)
   if (kind == CUDL_DEVICE_CUDA) backend = &cudl__cuda_backend;
 #endif
-  ctx = (cudl_context *)cudl__host_alloc(&cudl__default_allocator,
-                                         sizeof *ctx, sizeof(void *));
+  ctx = (cudl_context *)cudl__host_alloc(&cudl__default_allocator, sizeof *ctx,
+                                         sizeof(void *));
   if (ctx == NULL) return CUDL_ERR_OUT_OF_MEMORY;
   memset(ctx, 0, sizeof *ctx);
   ctx->device = kind;
@@ -23,8 +23,8 @@ static cudl_status context_open(cudl_device_kind kind, int device_index,
   snprintf(ctx->device_name, sizeof ctx->device_name, "cpu");
   status = backend->open(ctx, device_index);
   if (status != CUDL_OK) {
-    cudl__log(CUDL_LOG_ERROR, "cannot open %s device %d: %s",
-              backend->name, device_index, ctx->last_error);
+    cudl__log(CUDL_LOG_ERROR, "cannot open %s device %d: %s", backend->name,
+              device_index, ctx->last_error);
     cudl__host_free(&cudl__default_allocator, ctx, sizeof *ctx);
     return status;
   }

@@ -15,7 +15,7 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define CUDL_PRINTF(fmt_index, first_arg) \
-     __attribute__((format(printf, fmt_index, first_arg)))
+    __attribute__((format(printf, fmt_index, first_arg)))
 #else
 #  define CUDL_PRINTF(fmt_index, first_arg)
 #endif
@@ -26,13 +26,13 @@
 #define CUDL_HOST_ALIGNMENT 64
 
 struct cudl_context {
-  cudl_device_kind device;      /* CPU or CUDA, never AUTO */
+  cudl_device_kind device; /* CPU or CUDA, never AUTO */
   int device_index;
   const cudl_backend *backend;
-  void *backend_state;          /* owned by the backend (open/close) */
-  cudl_allocator allocator;     /* host allocations from now on */
+  void *backend_state;      /* owned by the backend (open/close) */
+  cudl_allocator allocator; /* host allocations from now on */
   uint64_t rng_seed;
-  uint64_t rng_offset;          /* Philox blocks consumed */
+  uint64_t rng_offset; /* Philox blocks consumed */
   int debug_sync;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
@@ -40,13 +40,13 @@ struct cudl_context {
 
 struct cudl_tensor {
   cudl_context *ctx;
-  cudl_allocator allocator;     /* what allocated this struct (and CPU data) */
+  cudl_allocator allocator; /* what allocated this struct (and CPU data) */
   cudl_dtype dtype;
   int ndim;
   int64_t shape[CUDL_MAX_DIMS];
   int64_t numel;
   size_t nbytes;
-  void *data;                   /* NULL when nbytes == 0 */
+  void *data; /* NULL when nbytes == 0 */
 };
 
 /* ---- errors ---- */
@@ -56,7 +56,8 @@ struct cudl_tensor {
 cudl_status cudl__fail(cudl_context *ctx, cudl_status status,
                        const char *function, const char *fmt, ...)
     CUDL_PRINTF(4, 5);
-#define CUDL_FAIL(ctx, status, ...) cudl__fail((ctx), (status), __func__, __VA_ARGS__)
+#define CUDL_FAIL(ctx, status, ...) \
+  cudl__fail((ctx), (status), __func__, __VA_ARGS__)
 
 /* ---- logging ---- */
 void cudl__log(cudl_log_level level, const char *fmt, ...) CUDL_PRINTF(2, 3);

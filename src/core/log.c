@@ -19,10 +19,14 @@ void cudl_set_log_callback(cudl_log_fn fn, void *user_data) {
 
 const char *cudl_log_level_name(cudl_log_level level) {
   switch (level) {
-    case CUDL_LOG_DEBUG: return "debug";
-    case CUDL_LOG_INFO: return "info";
-    case CUDL_LOG_WARN: return "warn";
-    case CUDL_LOG_ERROR: return "error";
+    case CUDL_LOG_DEBUG:
+      return "debug";
+    case CUDL_LOG_INFO:
+      return "info";
+    case CUDL_LOG_WARN:
+      return "warn";
+    case CUDL_LOG_ERROR:
+      return "error";
   }
   return "unknown";
 }

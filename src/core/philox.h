@@ -34,8 +34,8 @@ CUDL_HD uint32_t cudl_philox_mulhilo(uint32_t a, uint32_t b, uint32_t *hi) {
 }
 
 /** Ten rounds of Philox4x32 on counter ctr with key (k0, k1). */
-CUDL_HD cudl_philox_block cudl_philox4x32_10(cudl_philox_block ctr,
-                                             uint32_t k0, uint32_t k1) {
+CUDL_HD cudl_philox_block cudl_philox4x32_10(cudl_philox_block ctr, uint32_t k0,
+                                             uint32_t k1) {
   int round;
   for (round = 0; round < 10; ++round) {
     uint32_t hi0, hi1;
@@ -73,7 +73,6 @@ CUDL_HD float cudl_uint_to_unit(uint32_t x) {
 CUDL_HD float cudl_uint_to_unit_open0(uint32_t x) {
   return (float)((x >> 8) + 1u) * 5.9604644775390625e-08f;
 }
-
 
 /** A uniform number in [low, high) from one 32-bit word. One fused
  *  multiply-add (correctly rounded on both devices); a result rounded up to

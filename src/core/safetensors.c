@@ -26,7 +26,8 @@
 #endif
 
 /* Failures name the public call, not the helper that found them. */
-#define ST_FAIL(ctx, status, ...) cudl__fail((ctx), (status), "cudl_safetensors_load", __VA_ARGS__)
+#define ST_FAIL(ctx, status, ...) \
+  cudl__fail((ctx), (status), "cudl_safetensors_load", __VA_ARGS__)
 
 /* In the reference implementation's enum order (its layout sorts by it). */
 static const cudl_st_dtype st_dtypes[] = {
@@ -66,11 +67,21 @@ int cudl__utf8_valid(const unsigned char *s, size_t n) {
     size_t len, k;
     unsigned cp;
     if (c == 0) return 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else
+      return 0;
     if (n - i < len) return 0;
     for (k = 1; k < len; ++k) {
       if ((s[i + k] & 0xC0) != 0x80) return 0;
@@ -99,7 +110,7 @@ int cudl__host_little_endian(void) {
 
 typedef struct st_source {
   uint64_t size;
-  int fd;                      /* -1 for memory */
+  int fd; /* -1 for memory */
   const unsigned char *memory;
 } st_source;
 
@@ -116,11 +127,11 @@ static cudl_status source_read(cudl_context *ctx, const st_source *src,
     if (got < 0 && errno == EINTR) continue;
     if (got < 0)
       return ST_FAIL(ctx, CUDL_ERR_IO, "read failed at byte %llu: %s",
-                       (unsigned long long)offset, strerror(errno));
+                     (unsigned long long)offset, strerror(errno));
     if (got == 0) /* the file shrank under us */
       return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
-                       "file ended at byte %llu while reading",
-                       (unsigned long long)offset);
+                     "file ended at byte %llu while reading",
+                     (unsigned long long)offset);
     out += got;
     n -= (size_t)got;
     offset += (uint64_t)got;
@@ -143,9 +154,9 @@ typedef struct st_entry {
 
 struct cudl_safetensors {
   cudl_allocator allocator;
-  size_t arena_size;         /* this struct and everything it points to */
+  size_t arena_size; /* this struct and everything it points to */
   size_t n_entries;
-  st_entry *entries;         /* in data-offset order */
+  st_entry *entries; /* in data-offset order */
   size_t n_metadata;
   const char **metadata_keys;
   const char **metadata_values;
@@ -175,8 +186,8 @@ static const char *arena_string(st_arena *a, const char *s) {
 
 /* An entry as parsed from JSON, before the set exists. */
 typedef struct st_parsed {
-  const char *name;          /* owned by the JSON tree */
-  json_t *shape;             /* the validated shape array */
+  const char *name; /* owned by the JSON tree */
+  json_t *shape;    /* the validated shape array */
   const cudl_st_dtype *dtype;
   int ndim;
   uint64_t begin, end;
@@ -206,22 +217,25 @@ static cudl_status parse_entry(cudl_context *ctx, const char *name,
   if (name[0] == '\0')
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "a tensor has an empty name");
   if (!json_is_object(entry))
-    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
-                   "entry '%s' is not a JSON object", name);
+    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "entry '%s' is not a JSON object",
+                   name);
   json_object_foreach(entry, key, field) {
     json_t **slot = NULL;
-    if (strcmp(key, "dtype") == 0) slot = &dtype;
-    else if (strcmp(key, "shape") == 0) slot = &shape;
-    else if (strcmp(key, "data_offsets") == 0) slot = &offsets;
+    if (strcmp(key, "dtype") == 0)
+      slot = &dtype;
+    else if (strcmp(key, "shape") == 0)
+      slot = &shape;
+    else if (strcmp(key, "data_offsets") == 0)
+      slot = &offsets;
     if (slot == NULL)
       return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                      "entry '%s' has an unknown key '%s'", name, key);
     *slot = field;
   }
   if (dtype == NULL || shape == NULL || offsets == NULL)
-    return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA, "entry '%s' lacks '%s'", name,
-                   dtype == NULL ? "dtype"
-                                 : (shape == NULL ? "shape" : "data_offsets"));
+    return ST_FAIL(
+        ctx, CUDL_ERR_FILE_SCHEMA, "entry '%s' lacks '%s'", name,
+        dtype == NULL ? "dtype" : (shape == NULL ? "shape" : "data_offsets"));
   if (!json_is_string(dtype))
     return ST_FAIL(ctx, CUDL_ERR_FILE_SCHEMA,
                    "entry '%s': dtype is not a string", name);
@@ -288,7 +302,8 @@ static cudl_status check_metadata(cudl_context *ctx, json_t *metadata) {
   const char *key;
   json_t *value;
   if (!json_is_object(metadata))
-    return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA, "__metadata__ is not an object");
+    return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                   "__metadata__ is not an object");
   json_object_foreach(metadata, key, value) {
     if (!json_is_string(value))
       return ST_FAIL(ctx, CUDL_ERR_FILE_METADATA,
@@ -370,8 +385,8 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
     size += strlen(parsed[i].name) + 1 +
             (size_t)parsed[i].ndim * sizeof(int64_t) + 8;
   if (metadata != NULL)
-    json_object_foreach(metadata, key, value)
-      size += strlen(key) + strlen(json_string_value(value)) + 2;
+    json_object_foreach(metadata, key, value) size +=
+        strlen(key) + strlen(json_string_value(value)) + 2;
 
   set = (cudl_safetensors *)cudl__host_alloc(&ctx->allocator, size, 16);
   if (set == NULL)
@@ -396,14 +411,16 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
     e->shape = (int64_t *)arena_take(
         &arena, (size_t)parsed[i].ndim * sizeof(int64_t), 8);
     for (d = 0; d < parsed[i].ndim; ++d)
-      e->shape[d] = (int64_t)json_integer_value(json_array_get(parsed[i].shape, (size_t)d));
+      e->shape[d] = (int64_t)json_integer_value(
+          json_array_get(parsed[i].shape, (size_t)d));
   }
   set->n_metadata = n_meta;
-  set->metadata_keys = (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
-  set->metadata_values = (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
+  set->metadata_keys =
+      (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
+  set->metadata_values =
+      (const char **)arena_take(&arena, n_meta * sizeof(char *), 8);
   i = 0;
-  if (metadata != NULL)
-    json_object_foreach(metadata, key, value) {
+  if (metadata != NULL) json_object_foreach(metadata, key, value) {
       set->metadata_keys[i] = arena_string(&arena, key);
       set->metadata_values[i] = arena_string(&arena, json_string_value(value));
       ++i;
@@ -430,37 +447,39 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
     const st_entry *e = &set->entries[i];
     if (!e->dtype->known)
       return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
-                       "tensor '%s' has dtype %s, which cudl cannot hold "
-                       "(F32, F16, BF16)",
-                       e->name, e->dtype->name);
+                     "tensor '%s' has dtype %s, which cudl cannot hold "
+                     "(F32, F16, BF16)",
+                     e->name, e->dtype->name);
     if (e->ndim > CUDL_MAX_DIMS)
       return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
-                       "tensor '%s' has %d dimensions; cudl holds at most %d",
-                       e->name, e->ndim, CUDL_MAX_DIMS);
+                     "tensor '%s' has %d dimensions; cudl holds at most %d",
+                     e->name, e->ndim, CUDL_MAX_DIMS);
   }
   for (i = 0; i < set->n_entries && status == CUDL_OK; ++i) {
     st_entry *e = &set->entries[i];
     size_t nbytes = (size_t)(e->end - e->begin), done = 0;
-    status = cudl_tensor_create(ctx, e->dtype->dtype, e->ndim, e->shape,
-                                &e->tensor);
+    status =
+        cudl_tensor_create(ctx, e->dtype->dtype, e->ndim, e->shape, &e->tensor);
     if (status != CUDL_OK || nbytes == 0) continue;
     if (ctx->device == CUDL_DEVICE_CPU) {
-      status = source_read(ctx, src, data_start + e->begin, e->tensor->data,
-                           nbytes);
+      status =
+          source_read(ctx, src, data_start + e->begin, e->tensor->data, nbytes);
       continue;
     }
     if (staging == NULL) {
-      staging = (unsigned char *)cudl__host_alloc(&ctx->allocator,
-                                                  staging_size, 64);
+      staging =
+          (unsigned char *)cudl__host_alloc(&ctx->allocator, staging_size, 64);
       if (staging == NULL) {
         status = ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                           "cannot allocate the upload buffer");
+                         "cannot allocate the upload buffer");
         break;
       }
     }
     while (done < nbytes && status == CUDL_OK) {
-      size_t chunk = nbytes - done < staging_size ? nbytes - done : staging_size;
-      status = source_read(ctx, src, data_start + e->begin + done, staging, chunk);
+      size_t chunk =
+          nbytes - done < staging_size ? nbytes - done : staging_size;
+      status =
+          source_read(ctx, src, data_start + e->begin + done, staging, chunk);
       if (status == CUDL_OK)
         status = ctx->backend->copy_from_host(
             ctx, (unsigned char *)e->tensor->data + done, staging, chunk);
@@ -489,30 +508,30 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
 
   if (!cudl__host_little_endian())
     return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
-                     "safetensors needs a little-endian host");
+                   "safetensors needs a little-endian host");
   if (src->size < 8)
     return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
-                     "the file is %llu bytes, too short for the 8-byte header "
-                     "length", (unsigned long long)src->size);
+                   "the file is %llu bytes, too short for the 8-byte header "
+                   "length",
+                   (unsigned long long)src->size);
   status = source_read(ctx, src, 0, length_bytes, 8);
   if (status != CUDL_OK) return status;
   for (i = 7; i >= 0; --i) header_len = (header_len << 8) | length_bytes[i];
   if (header_len < 2 || header_len > CUDL_SAFETENSORS_MAX_HEADER)
     return ST_FAIL(ctx, CUDL_ERR_FILE_HEADER_SIZE,
-                     "header length %llu is outside [2, %u]",
-                     (unsigned long long)header_len,
-                     CUDL_SAFETENSORS_MAX_HEADER);
+                   "header length %llu is outside [2, %u]",
+                   (unsigned long long)header_len, CUDL_SAFETENSORS_MAX_HEADER);
   if (header_len > src->size - 8)
     return ST_FAIL(ctx, CUDL_ERR_FILE_TRUNCATED,
-                     "the header needs %llu bytes but only %llu follow",
-                     (unsigned long long)header_len,
-                     (unsigned long long)(src->size - 8));
+                   "the header needs %llu bytes but only %llu follow",
+                   (unsigned long long)header_len,
+                   (unsigned long long)(src->size - 8));
 
   header_alloc = (size_t)header_len;
   header = (char *)cudl__host_alloc(&ctx->allocator, header_alloc, 1);
   if (header == NULL)
     return ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                     "cannot allocate %zu bytes for the header", header_alloc);
+                   "cannot allocate %zu bytes for the header", header_alloc);
   status = source_read(ctx, src, 8, header, (size_t)header_len);
   if (status != CUDL_OK) goto done;
 
@@ -547,7 +566,7 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
     parsed = (st_parsed *)cudl__host_alloc(&ctx->allocator, parsed_size, 16);
     if (parsed == NULL) {
       status = ST_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                         "cannot allocate the entry table");
+                       "cannot allocate the entry table");
       goto done;
     }
   }
@@ -577,7 +596,8 @@ static cudl_status check_load_args(cudl_context *ctx, unsigned flags,
                                    cudl_safetensors **out) {
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (out == NULL) return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (out == NULL)
+    return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
   if ((flags & ~(unsigned)CUDL_SAFETENSORS_HEADER_ONLY) != 0)
     return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "unknown flags 0x%x", flags);
   return CUDL_OK;
@@ -589,15 +609,16 @@ cudl_status cudl_safetensors_load(cudl_context *ctx, const char *path,
   struct stat info;
   cudl_status status = check_load_args(ctx, flags, out);
   if (status != CUDL_OK) return status;
-  if (path == NULL) return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
+  if (path == NULL)
+    return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
   src.memory = NULL;
   src.fd = open(path, O_RDONLY | O_CLOEXEC);
   if (src.fd < 0)
     return ST_FAIL(ctx, CUDL_ERR_IO, "cannot open '%s': %s", path,
-                     strerror(errno));
+                   strerror(errno));
   if (fstat(src.fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    status = ST_FAIL(ctx, CUDL_ERR_IO, "'%s' is not a readable regular file",
-                       path);
+    status =
+        ST_FAIL(ctx, CUDL_ERR_IO, "'%s' is not a readable regular file", path);
   } else {
     src.size = (uint64_t)info.st_size;
     status = load_from_source(ctx, &src, flags, out);
@@ -624,7 +645,8 @@ void cudl_safetensors_destroy(cudl_safetensors *set) {
   size_t i;
   cudl_allocator allocator;
   if (set == NULL) return;
-  for (i = 0; i < set->n_entries; ++i) cudl_tensor_destroy(set->entries[i].tensor);
+  for (i = 0; i < set->n_entries; ++i)
+    cudl_tensor_destroy(set->entries[i].tensor);
   allocator = set->allocator;
   cudl__host_free(&allocator, set, set->arena_size);
 }

@@ -10,9 +10,9 @@
 #include "core/internal.h"
 
 typedef struct cudl_st_dtype {
-  const char *name;  /* as written in the header */
-  size_t size;       /* bytes per element */
-  int known;         /* 1 if cudl holds it as `dtype` */
+  const char *name; /* as written in the header */
+  size_t size;      /* bytes per element */
+  int known;        /* 1 if cudl holds it as `dtype` */
   cudl_dtype dtype;
 } cudl_st_dtype;
 

@@ -18,7 +18,8 @@
 #include "core/safetensors_format.h"
 
 /* Failures name the public call, not the helper that found them. */
-#define SAVE_FAIL(ctx, status, ...) cudl__fail((ctx), (status), "cudl_safetensors_save", __VA_ARGS__)
+#define SAVE_FAIL(ctx, status, ...) \
+  cudl__fail((ctx), (status), "cudl_safetensors_save", __VA_ARGS__)
 
 /* Tensors are laid out as the reference writer lays them out: by its dtype
  * order, last first (F32, then BF16, then F16: larger elements first, so
@@ -68,7 +69,8 @@ static cudl_status check_save_args(cudl_context *ctx, const char *path,
       return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "tensors[%zu].tensor ('%s') is NULL", i, name);
     if (cudl__st_dtype_name(tensors[i].tensor->dtype) == NULL)
-      return SAVE_FAIL(ctx, CUDL_ERR_DTYPE, "tensors[%zu] has an unknown dtype", i);
+      return SAVE_FAIL(ctx, CUDL_ERR_DTYPE, "tensors[%zu] has an unknown dtype",
+                       i);
   }
   for (i = 0; i < n_metadata; ++i) {
     if (metadata[i].key == NULL || metadata[i].value == NULL)
@@ -90,7 +92,8 @@ static json_t *integer_array(const int64_t *values, int n) {
   int i;
   if (array == NULL) return NULL;
   for (i = 0; i < n; ++i)
-    if (json_array_append_new(array, json_integer((json_int_t)values[i])) != 0) {
+    if (json_array_append_new(array, json_integer((json_int_t)values[i])) !=
+        0) {
       json_decref(array);
       return NULL;
     }
@@ -128,8 +131,10 @@ static cudl_status build_header(cudl_context *ctx,
         json_object_set_new(root, sorted[i].name, entry) != 0 ||
         json_object_set_new(entry, "dtype",
                             json_string(cudl__st_dtype_name(t->dtype))) != 0 ||
-        json_object_set_new(entry, "shape", integer_array(t->shape, t->ndim)) != 0 ||
-        json_object_set_new(entry, "data_offsets", integer_array(offsets, 2)) != 0)
+        json_object_set_new(entry, "shape", integer_array(t->shape, t->ndim)) !=
+            0 ||
+        json_object_set_new(entry, "data_offsets", integer_array(offsets, 2)) !=
+            0)
       goto oom;
   }
   printed = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -189,7 +194,8 @@ static cudl_status write_data(cudl_context *ctx, int fd,
       staging_size = sorted[i].tensor->nbytes;
   if (staging_size > ST_STAGING_BYTES) staging_size = ST_STAGING_BYTES;
   if (staging_size > 0) {
-    staging = (unsigned char *)cudl__host_alloc(&ctx->allocator, staging_size, 64);
+    staging =
+        (unsigned char *)cudl__host_alloc(&ctx->allocator, staging_size, 64);
     if (staging == NULL)
       return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                        "cannot allocate the download buffer");
@@ -203,7 +209,8 @@ static cudl_status write_data(cudl_context *ctx, int fd,
       continue;
     }
     while (done < t->nbytes && status == CUDL_OK) {
-      size_t chunk = t->nbytes - done < staging_size ? t->nbytes - done : staging_size;
+      size_t chunk =
+          t->nbytes - done < staging_size ? t->nbytes - done : staging_size;
       status = t->ctx->backend->copy_to_host(
           t->ctx, staging, (const unsigned char *)t->data + done, chunk);
       if (status != CUDL_OK)
@@ -253,8 +260,10 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0) {
-    status = SAVE_FAIL(ctx, CUDL_ERR_IO, "cannot create a temporary file "
-                       "beside '%s': %s", path, strerror(errno));
+    status = SAVE_FAIL(ctx, CUDL_ERR_IO,
+                       "cannot create a temporary file "
+                       "beside '%s': %s",
+                       path, strerror(errno));
     cudl__host_free(&ctx->allocator, tmp_path, tmp_len);
     return status;
   }
@@ -283,8 +292,9 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
     dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd >= 0) {
       if (fsync(dir_fd) != 0)
-        status = SAVE_FAIL(ctx, CUDL_ERR_IO, "fsync of directory '%s' failed: %s",
-                           dir, strerror(errno));
+        status =
+            SAVE_FAIL(ctx, CUDL_ERR_IO, "fsync of directory '%s' failed: %s",
+                      dir, strerror(errno));
       close(dir_fd);
     }
   }
@@ -312,14 +322,13 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
   if (!cudl__mul_size(n_tensors, sizeof *sorted, &sorted_size) ||
       !cudl__mul_size(n_metadata, sizeof *sorted_meta, &meta_size))
     return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "too many entries");
-  if (sorted_size > 0 &&
-      (sorted = (cudl_named_tensor *)cudl__host_alloc(&ctx->allocator,
-                                                      sorted_size, 16)) == NULL)
+  if (sorted_size > 0 && (sorted = (cudl_named_tensor *)cudl__host_alloc(
+                              &ctx->allocator, sorted_size, 16)) == NULL)
     return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
-  if (meta_size > 0 &&
-      (sorted_meta = (cudl_metadata_pair *)cudl__host_alloc(&ctx->allocator,
-                                                            meta_size, 16)) == NULL) {
-    status = SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
+  if (meta_size > 0 && (sorted_meta = (cudl_metadata_pair *)cudl__host_alloc(
+                            &ctx->allocator, meta_size, 16)) == NULL) {
+    status =
+        SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the layout");
     goto done;
   }
   if (sorted_size > 0) {
@@ -328,8 +337,9 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
     qsort(sorted, n_tensors, sizeof *sorted, compare_names);
     for (i = 1; i < n_tensors; ++i)
       if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) {
-        status = SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                           "the tensor name '%s' is given twice", sorted[i].name);
+        status =
+            SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                      "the tensor name '%s' is given twice", sorted[i].name);
         goto done;
       }
     qsort(sorted, n_tensors, sizeof *sorted, compare_layout);
@@ -340,8 +350,9 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
   }
   for (i = 1; i < n_metadata; ++i)
     if (strcmp(sorted_meta[i - 1].key, sorted_meta[i].key) == 0) {
-      status = SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                         "the metadata key '%s' is given twice", sorted_meta[i].key);
+      status =
+          SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                    "the metadata key '%s' is given twice", sorted_meta[i].key);
       goto done;
     }
 

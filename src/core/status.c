@@ -26,7 +26,8 @@
 
 const char *cudl_status_string(cudl_status status) {
 #define CUDL_STATUS_TEXT(code, text) \
-  case code: return text;
+  case code:                         \
+    return text;
   switch (status) { CUDL_STATUSES(CUDL_STATUS_TEXT) }
 #undef CUDL_STATUS_TEXT
   return "unknown status";
@@ -34,7 +35,8 @@ const char *cudl_status_string(cudl_status status) {
 
 const char *cudl_status_name(cudl_status status) {
 #define CUDL_STATUS_NAME(code, text) \
-  case code: return #code;
+  case code:                         \
+    return #code;
   switch (status) { CUDL_STATUSES(CUDL_STATUS_NAME) }
 #undef CUDL_STATUS_NAME
   return "CUDL_STATUS_UNKNOWN";

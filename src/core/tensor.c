@@ -7,18 +7,24 @@
 
 size_t cudl_dtype_size(cudl_dtype dtype) {
   switch (dtype) {
-    case CUDL_DTYPE_F32: return 4;
-    case CUDL_DTYPE_F16: return 2;
-    case CUDL_DTYPE_BF16: return 2;
+    case CUDL_DTYPE_F32:
+      return 4;
+    case CUDL_DTYPE_F16:
+      return 2;
+    case CUDL_DTYPE_BF16:
+      return 2;
   }
   return 0;
 }
 
 const char *cudl_dtype_name(cudl_dtype dtype) {
   switch (dtype) {
-    case CUDL_DTYPE_F32: return "f32";
-    case CUDL_DTYPE_F16: return "f16";
-    case CUDL_DTYPE_BF16: return "bf16";
+    case CUDL_DTYPE_F32:
+      return "f32";
+    case CUDL_DTYPE_F16:
+      return "f16";
+    case CUDL_DTYPE_BF16:
+      return "bf16";
   }
   return "unknown";
 }
@@ -75,7 +81,8 @@ cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (out == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
-  status = cudl__shape_check(ctx, __func__, dtype, ndim, shape, &numel, &nbytes);
+  status =
+      cudl__shape_check(ctx, __func__, dtype, ndim, shape, &numel, &nbytes);
   if (status != CUDL_OK) return status;
 
   t = (cudl_tensor *)cudl__host_alloc(&ctx->allocator, sizeof *t,
@@ -167,8 +174,8 @@ cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src, void *dst,
 
 static int same_shape(const cudl_tensor *a, const cudl_tensor *b) {
   return a->ndim == b->ndim &&
-         (a->ndim == 0 ||
-          memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof a->shape[0]) == 0);
+         (a->ndim == 0 || memcmp(a->shape, b->shape,
+                                 (size_t)a->ndim * sizeof a->shape[0]) == 0);
 }
 
 cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
@@ -176,7 +183,8 @@ cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
   cudl_status status;
   if (dst == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ctx = dst->ctx;
-  if (src == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "src is NULL");
+  if (src == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "src is NULL");
   if (src->dtype != dst->dtype)
     return CUDL_FAIL(ctx, CUDL_ERR_DTYPE, "src is %s but dst is %s",
                      cudl_dtype_name(src->dtype), cudl_dtype_name(dst->dtype));
@@ -185,15 +193,16 @@ cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
   if (dst->nbytes == 0 || dst == src) return CUDL_OK;
 
   if (src->ctx == ctx)
-    return cudl__after_op(
-        ctx, ctx->backend->copy_on_device(ctx, dst->data, src->data, dst->nbytes));
+    return cudl__after_op(ctx, ctx->backend->copy_on_device(
+                                   ctx, dst->data, src->data, dst->nbytes));
   /* Another context: let its queued work finish so the copy sees it. */
   status = src->ctx->backend->synchronize(src->ctx);
   if (status != CUDL_OK)
     return CUDL_FAIL(ctx, status, "synchronising the source context failed: %s",
                      src->ctx->last_error);
   if (src->ctx->device == CUDL_DEVICE_CPU)
-    status = ctx->backend->copy_from_host(ctx, dst->data, src->data, dst->nbytes);
+    status =
+        ctx->backend->copy_from_host(ctx, dst->data, src->data, dst->nbytes);
   else if (ctx->device == CUDL_DEVICE_CPU)
     status = src->ctx->backend->copy_to_host(src->ctx, dst->data, src->data,
                                              dst->nbytes);
@@ -224,8 +233,8 @@ cudl_status cudl_tensor_fill(cudl_tensor *t, float value) {
   if (t->ctx->backend->fill_f32 == NULL)
     return CUDL_FAIL(t->ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
                      t->ctx->backend->name);
-  return cudl__after_op(
-      t->ctx, t->ctx->backend->fill_f32(t->ctx, (float *)t->data, t->numel, value));
+  return cudl__after_op(t->ctx, t->ctx->backend->fill_f32(
+                                    t->ctx, (float *)t->data, t->numel, value));
 }
 
 /* Blocks of four numbers a random fill of n elements consumes. */
@@ -240,7 +249,8 @@ cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high) {
       !isfinite(high - low))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "need finite low <= high (and a finite high - low), got "
-                     "[%g, %g)", (double)low, (double)high);
+                     "[%g, %g)",
+                     (double)low, (double)high);
   if (t->numel == 0) return CUDL_OK;
   if (ctx->backend->uniform_f32 == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
@@ -264,8 +274,9 @@ cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
   if (ctx->backend->normal_f32 == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
                      ctx->backend->name);
-  status = ctx->backend->normal_f32(ctx, (float *)t->data, t->numel,
-                                    ctx->rng_seed, ctx->rng_offset, mean, stddev);
+  status =
+      ctx->backend->normal_f32(ctx, (float *)t->data, t->numel, ctx->rng_seed,
+                               ctx->rng_offset, mean, stddev);
   if (status == CUDL_OK) ctx->rng_offset += philox_blocks(t->numel);
   return cudl__after_op(ctx, status);
 }

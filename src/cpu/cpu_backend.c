@@ -87,8 +87,8 @@ static cudl_status cpu_normal_f32(cudl_context *ctx, float *dst, int64_t n,
     int64_t base = 4 * b;
     int k;
     for (k = 0; k < 4 && base + k < n; ++k)
-      dst[base + k] = cudl_normal_from_bits(r.v[k & 2], r.v[(k & 2) + 1],
-                                            k & 1, mean, stddev);
+      dst[base + k] = cudl_normal_from_bits(r.v[k & 2], r.v[(k & 2) + 1], k & 1,
+                                            mean, stddev);
   }
   return CUDL_OK;
 }

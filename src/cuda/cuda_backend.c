@@ -16,11 +16,11 @@ cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
                              const char *call, const char *file, int line) {
   if (err == cudaSuccess) return CUDL_OK;
   (void)cudaGetLastError(); /* clear a non-sticky error for the next call */
-  return cudl__fail(ctx,
-                    err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY
-                                                     : CUDL_ERR_CUDA,
-                    call, "failed at %s:%d: %s (%s)", file, line,
-                    cudaGetErrorString(err), cudaGetErrorName(err));
+  return cudl__fail(
+      ctx,
+      err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY : CUDL_ERR_CUDA,
+      call, "failed at %s:%d: %s (%s)", file, line, cudaGetErrorString(err),
+      cudaGetErrorName(err));
 }
 
 cudl_status cudl__cublas_error(cudl_context *ctx, cublasStatus_t err,
@@ -36,29 +36,28 @@ cudl_status cudl__cublas_error(cudl_context *ctx, cublasStatus_t err,
 cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
                               const char *call, const char *file, int line) {
   if (err == CUDNN_STATUS_SUCCESS) return CUDL_OK;
-  return cudl__fail(ctx,
-                    err == CUDNN_STATUS_ALLOC_FAILED ? CUDL_ERR_OUT_OF_MEMORY
-                                                     : CUDL_ERR_CUDA,
-                    call, "failed at %s:%d: %s", file, line,
-                    cudnnGetErrorString(err));
+  return cudl__fail(
+      ctx,
+      err == CUDNN_STATUS_ALLOC_FAILED ? CUDL_ERR_OUT_OF_MEMORY : CUDL_ERR_CUDA,
+      call, "failed at %s:%d: %s", file, line, cudnnGetErrorString(err));
 }
 
-#define CUDL_CUBLAS_TRY(ctx, call)                                             \
-  do {                                                                         \
-    cublasStatus_t cudl_err_ = (call);                                         \
-    if (cudl_err_ != CUBLAS_STATUS_SUCCESS)                                    \
-      return cudl__cublas_error((ctx), cudl_err_, #call, __FILE__, __LINE__);  \
+#define CUDL_CUBLAS_TRY(ctx, call)                                            \
+  do {                                                                        \
+    cublasStatus_t cudl_err_ = (call);                                        \
+    if (cudl_err_ != CUBLAS_STATUS_SUCCESS)                                   \
+      return cudl__cublas_error((ctx), cudl_err_, #call, __FILE__, __LINE__); \
   } while (0)
-#define CUDL_CUDNN_TRY(ctx, call)                                              \
-  do {                                                                         \
-    cudnnStatus_t cudl_err_ = (call);                                          \
-    if (cudl_err_ != CUDNN_STATUS_SUCCESS)                                     \
-      return cudl__cudnn_error((ctx), cudl_err_, #call, __FILE__, __LINE__);   \
+#define CUDL_CUDNN_TRY(ctx, call)                                            \
+  do {                                                                       \
+    cudnnStatus_t cudl_err_ = (call);                                        \
+    if (cudl_err_ != CUDNN_STATUS_SUCCESS)                                   \
+      return cudl__cudnn_error((ctx), cudl_err_, #call, __FILE__, __LINE__); \
   } while (0)
 
 /* Make the context's GPU current and return its state. */
-#define CUDA_ENTER(ctx, state)                                    \
-  cudl_cuda_state *state = cudl__cuda_state(ctx);                 \
+#define CUDA_ENTER(ctx, state)                    \
+  cudl_cuda_state *state = cudl__cuda_state(ctx); \
   CUDL_CUDA_TRY((ctx), cudaSetDevice((ctx)->device_index))
 
 static void release_state(cudl_cuda_state *s) {
@@ -82,7 +81,8 @@ static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
   CUDL_CUDA_TRY(ctx, cudaGetDeviceProperties(&device, device_index));
   snprintf(ctx->device_name, sizeof ctx->device_name, "cuda:%d (%s, sm_%d%d)",
            device_index, device.name, device.major, device.minor);
-  CUDL_CUDA_TRY(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+  CUDL_CUDA_TRY(ctx,
+                cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
   memset(&props, 0, sizeof props);
   props.allocType = cudaMemAllocationTypePinned;
   props.location.type = cudaMemLocationTypeDevice;
@@ -90,9 +90,8 @@ static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
   CUDL_CUDA_TRY(ctx, cudaMemPoolCreate(&s->pool, &props));
   /* Keep freed blocks in the pool: training reallocates the same sizes
    * every step, and returning memory to the driver would synchronise. */
-  CUDL_CUDA_TRY(ctx, cudaMemPoolSetAttribute(s->pool,
-                                             cudaMemPoolAttrReleaseThreshold,
-                                             &keep_all));
+  CUDL_CUDA_TRY(ctx, cudaMemPoolSetAttribute(
+                         s->pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
   CUDL_CUBLAS_TRY(ctx, cublasCreate(&s->cublas));
   CUDL_CUBLAS_TRY(ctx, cublasSetStream(s->cublas, s->stream));
   /* TF32 is opt-in: pedantic FP32 until the context asks otherwise. */
@@ -188,8 +187,8 @@ static cudl_status cuda_copy_to_host(cudl_context *ctx, void *dst,
 static cudl_status cuda_copy_on_device(cudl_context *ctx, void *dst,
                                        const void *src, size_t nbytes) {
   CUDA_ENTER(ctx, s);
-  CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes,
-                                     cudaMemcpyDeviceToDevice, s->stream));
+  CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice,
+                                     s->stream));
   return CUDL_OK;
 }
 
@@ -199,9 +198,9 @@ static cudl_status cuda_copy_from_peer(cudl_context *ctx, void *dst,
   CUDA_ENTER(ctx, s);
   cudaEvent_t copied;
   cudaError_t err;
-  CUDL_CUDA_TRY(ctx, cudaMemcpyPeerAsync(dst, ctx->device_index, src,
-                                         src_ctx->device_index, nbytes,
-                                         s->stream));
+  CUDL_CUDA_TRY(ctx,
+                cudaMemcpyPeerAsync(dst, ctx->device_index, src,
+                                    src_ctx->device_index, nbytes, s->stream));
   /* The copy runs on this context's stream; order the source context's
    * later work (a write, or the cudaFreeAsync of src) after it. Destroying
    * the event while it is pending is allowed. */
@@ -233,8 +232,8 @@ static cudl_status cuda_uniform_f32(cudl_context *ctx, float *dst, int64_t n,
                                     uint64_t seed, uint64_t offset, float low,
                                     float high) {
   CUDA_ENTER(ctx, s);
-  CUDL_CUDA_TRY(ctx, cudl_launch_uniform_f32(s->stream, dst, n, seed, offset,
-                                             low, high));
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_uniform_f32(s->stream, dst, n, seed, offset, low, high));
   return CUDL_OK;
 }
 

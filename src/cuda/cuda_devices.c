@@ -26,8 +26,8 @@ cudl_status cudl__cuda_device_count(int *count, char *reason,
       else
         snprintf(reason, reason_size,
                  "cudaGetDeviceCount failed: %s (%s); driver %d.%d",
-                 cudaGetErrorString(err), cudaGetErrorName(err),
-                 driver / 1000, (driver % 1000) / 10);
+                 cudaGetErrorString(err), cudaGetErrorName(err), driver / 1000,
+                 (driver % 1000) / 10);
     }
     return CUDL_ERR_NO_DEVICE;
   }

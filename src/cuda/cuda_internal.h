@@ -13,7 +13,7 @@
 /* What a CUDA context owns (ctx->backend_state). */
 typedef struct cudl_cuda_state {
   cudaStream_t stream;
-  cudaMemPool_t pool;         /* stream-ordered allocations of this context */
+  cudaMemPool_t pool; /* stream-ordered allocations of this context */
   cublasHandle_t cublas;
   cudnnHandle_t cudnn;
 } cudl_cuda_state;
@@ -32,14 +32,15 @@ cudl_status cudl__cublas_error(cudl_context *ctx, cublasStatus_t err,
 cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
                               const char *call, const char *file, int line);
 
-#define CUDL_CUDA_TRY(ctx, call)                                             \
-  do {                                                                       \
-    cudaError_t cudl_err_ = (call);                                          \
-    if (cudl_err_ != cudaSuccess)                                            \
-      return cudl__cuda_error((ctx), cudl_err_, #call, __FILE__, __LINE__);  \
+#define CUDL_CUDA_TRY(ctx, call)                                            \
+  do {                                                                      \
+    cudaError_t cudl_err_ = (call);                                         \
+    if (cudl_err_ != cudaSuccess)                                           \
+      return cudl__cuda_error((ctx), cudl_err_, #call, __FILE__, __LINE__); \
   } while (0)
 
-/* Device queries behind the public cudl_cuda_* functions (src/core/devices.c). */
+/* Device queries behind the public cudl_cuda_* functions (src/core/devices.c).
+ */
 cudl_status cudl__cuda_device_count(int *count, char *reason,
                                     size_t reason_size);
 cudl_status cudl__cuda_device_properties(int index,
