@@ -10,6 +10,7 @@
  * Exit codes: 0 success, 1 the operation failed (bad file, device error),
  * 2 bad usage.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,8 +132,9 @@ static int cmd_demo(cudl_device_kind kind) {
   cudl_tensor *weights = NULL, *noise = NULL;
   cudl_safetensors *loaded = NULL;
   float *host = NULL;
-  char path[] = "/tmp/cudl-demo-XXXXXX";
-  int fd, rc = EXIT_FAILED;
+  char path[4096];
+  const char *tmpdir = getenv("TMPDIR");
+  int fd, rc = EXIT_FAILED, made_file = 0;
   size_t n, i;
   double sum = 0, sum_sq = 0;
   cudl_status status = cudl_context_create(kind, 0, &ctx);
@@ -150,7 +152,10 @@ static int cmd_demo(cudl_device_kind kind) {
 
   n = (size_t)cudl_tensor_numel(noise);
   host = (float *)malloc(n * sizeof *host);
-  if (host == NULL) goto done;
+  if (host == NULL) {
+    fprintf(stderr, "cudl demo: out of memory\n");
+    goto done;
+  }
   DEMO_TRY(cudl_tensor_copy_to_host(noise, host, n * sizeof *host));
   for (i = 0; i < n; ++i) {
     sum += host[i];
@@ -160,8 +165,15 @@ static int cmd_demo(cudl_device_kind kind) {
          sum / (double)n,
          sqrt(sum_sq / (double)n - (sum / (double)n) * (sum / (double)n)));
 
+  if (tmpdir == NULL || tmpdir[0] == '\0') tmpdir = "/tmp";
+  snprintf(path, sizeof path, "%s/cudl-demo-XXXXXX", tmpdir);
   fd = mkstemp(path);
-  if (fd < 0) goto done;
+  if (fd < 0) {
+    fprintf(stderr, "cudl demo: cannot create a file in %s: %s\n", tmpdir,
+            strerror(errno));
+    goto done;
+  }
+  made_file = 1;
   close(fd);
   {
     cudl_named_tensor named[2];
@@ -193,7 +205,7 @@ static int cmd_demo(cudl_device_kind kind) {
   }
   rc = EXIT_OK;
 done:
-  if (path[sizeof path - 2] != 'X') unlink(path);
+  if (made_file) unlink(path);
   free(host);
   cudl_safetensors_destroy(loaded);
   cudl_tensor_destroy(noise);
