@@ -517,12 +517,12 @@ TEST(CudaContext, AutoFallsBackToCpuWithWarning) {
 
 TEST(Threads, ContextsInParallelThreadsGiveTheSameStreams) {
   const int kThreads = 4;
-  const int64_t n = 4099;
+  constexpr int64_t n = 4099;  // constexpr: usable in the lambda uncaptured
   std::vector<std::vector<float>> results(kThreads);
   std::vector<int> ok(kThreads, 0);
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([i, n, &results, &ok] {
+    threads.emplace_back([i, &results, &ok] {
       cudl_context *ctx = nullptr;
       if (cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx) != CUDL_OK) return;
       cudl_tensor *t = nullptr;
