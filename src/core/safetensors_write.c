@@ -102,8 +102,8 @@ static json_t *integer_array(const int64_t *values, int n) {
 
 /* The header text, padded with spaces to a multiple of 8: compact JSON,
  * __metadata__ first, each entry's keys in the order dtype, shape,
- * data_offsets. `sorted` is the tensors in layout order. The text is
- * malloc'ed (Jansson's allocator). */
+ * data_offsets. `sorted` is the tensors in layout order. The text (not
+ * NUL-terminated) comes from ctx's allocator, *length bytes. */
 static cudl_status build_header(cudl_context *ctx,
                                 const cudl_named_tensor *sorted, size_t n,
                                 const cudl_metadata_pair *metadata,
@@ -111,8 +111,9 @@ static cudl_status build_header(cudl_context *ctx,
                                 size_t *length) {
   json_t *root = json_object(), *meta, *entry;
   int64_t offsets[2] = {0, 0};
+  const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
   size_t i, len, padded;
-  char *printed, *out;
+  char *out;
   if (root == NULL) goto oom;
   if (n_metadata > 0) {
     if ((meta = json_object()) == NULL ||
@@ -137,25 +138,25 @@ static cudl_status build_header(cudl_context *ctx,
             0)
       goto oom;
   }
-  printed = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(root);
-  root = NULL;
-  if (printed == NULL) goto oom;
-  len = strlen(printed);
+  /* Dumped into memory from the context's allocator: the string
+   * json_dumps returns comes from Jansson's process-wide hooks, which an
+   * embedding program may have replaced. */
+  len = json_dumpb(root, NULL, 0, flags);
+  if (len == 0) goto oom;
   padded = (len + 7) / 8 * 8;
   if (padded > CUDL_SAFETENSORS_MAX_HEADER) {
-    free(printed);
+    json_decref(root);
     return SAVE_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "the header would be %zu bytes, above the format's limit",
                      padded);
   }
-  out = (char *)realloc(printed, padded + 1);
-  if (out == NULL) {
-    free(printed);
+  out = (char *)cudl__host_alloc(&ctx->allocator, padded, 8);
+  if (out == NULL || json_dumpb(root, out, len, flags) != len) {
+    cudl__host_free(&ctx->allocator, out, padded);
     goto oom;
   }
+  json_decref(root);
   memset(out + len, ' ', padded - len);
-  out[padded] = '\0';
   *text = out;
   *length = padded;
   return CUDL_OK;
@@ -362,7 +363,7 @@ cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
     status = write_file(ctx, path, header, header_len, sorted, n_tensors);
 
 done:
-  free(header);
+  cudl__host_free(&ctx->allocator, header, header_len);
   cudl__host_free(&ctx->allocator, sorted_meta, meta_size);
   cudl__host_free(&ctx->allocator, sorted, sorted_size);
   return status;

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include <jansson.h>
+
 #include "cudl/cudl.h"
 #include "test_util.h"
 
@@ -502,6 +504,49 @@ TEST_F(SafetensorsTest, WriterOutputIsByteExact) {
   std::string got = ReadFile(path);
   EXPECT_TRUE(got == expected) << "got      " << cudl_test::Printable(got) << "\nexpected "
                                << cudl_test::Printable(expected);
+}
+
+// An embedding program may give Jansson its own allocator (a process-wide
+// setting): memory Jansson hands out then is not malloc's, and cudl must
+// neither realloc nor free it. These hooks put a 64-byte tag before each
+// block, so a plain free() or realloc() of one would crash.
+namespace {
+size_t g_tagged_live = 0;
+void *TaggedMalloc(size_t n) {
+  unsigned char *p = static_cast<unsigned char *>(std::malloc(n + 64));
+  if (p == nullptr) return nullptr;
+  std::memset(p, 0x5A, 64);
+  ++g_tagged_live;
+  return p + 64;
+}
+void TaggedFree(void *ptr) {
+  if (ptr == nullptr) return;
+  unsigned char *p = static_cast<unsigned char *>(ptr) - 64;
+  if (p[0] != 0x5A) std::abort();  // not ours: the test has failed
+  --g_tagged_live;
+  std::free(p);
+}
+}  // namespace
+
+TEST_F(SafetensorsTest, SaveAndLoadWorkWithForeignJanssonAllocator) {
+  json_malloc_t old_malloc;
+  json_free_t old_free;
+  json_get_alloc_funcs(&old_malloc, &old_free);
+  json_set_alloc_funcs(TaggedMalloc, TaggedFree);
+  cudl_tensor *w = Make(CUDL_DTYPE_F32, {3, 5}, 7);
+  std::vector<cudl_named_tensor> tensors = {{"w", w}};
+  std::vector<cudl_metadata_pair> metadata = {{"k", "v"}};
+  const std::string path = Path("hooks.safetensors");
+  const cudl_status saved = cudl_safetensors_save(
+      ctx_, path.c_str(), tensors.data(), tensors.size(), metadata.data(),
+      metadata.size());
+  cudl_safetensors *set = nullptr;
+  const cudl_status loaded = cudl_safetensors_load(ctx_, path.c_str(), 0, &set);
+  cudl_safetensors_destroy(set);
+  json_set_alloc_funcs(old_malloc, old_free);
+  EXPECT_STATUS(CUDL_OK, saved) << cudl_context_last_error(ctx_);
+  EXPECT_STATUS(CUDL_OK, loaded) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(g_tagged_live, 0u) << "Jansson blocks leaked or freed elsewhere";
 }
 
 TEST_F(SafetensorsTest, WriterMatchesTheReferenceImplementationsVectors) {
