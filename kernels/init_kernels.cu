@@ -57,8 +57,13 @@ __global__ void normal_f32_kernel(float *dst, int64_t n, uint64_t seed,
 
 }  // namespace
 
+/* Each launcher clears an error the calling thread may have left pending
+ * (the host program's own failed call) so that the status it returns is
+ * its launch's. */
+
 extern "C" cudaError_t cudl_launch_fill_f32(cudaStream_t stream, float *dst,
                                             int64_t n, float value) {
+  (void)cudaGetLastError();
   fill_f32_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(dst, n,
                                                                     value);
   return cudaGetLastError();
@@ -68,6 +73,7 @@ extern "C" cudaError_t cudl_launch_uniform_f32(cudaStream_t stream, float *dst,
                                                int64_t n, uint64_t seed,
                                                uint64_t offset, float low,
                                                float high) {
+  (void)cudaGetLastError();
   uniform_f32_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
                        stream>>>(dst, n, seed, offset, low, high);
   return cudaGetLastError();
@@ -77,6 +83,7 @@ extern "C" cudaError_t cudl_launch_normal_f32(cudaStream_t stream, float *dst,
                                               int64_t n, uint64_t seed,
                                               uint64_t offset, float mean,
                                               float stddev) {
+  (void)cudaGetLastError();
   normal_f32_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0, stream>>>(
       dst, n, seed, offset, mean, stddev);
   return cudaGetLastError();

@@ -97,8 +97,14 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}" &&
     [ -x "$t" ] || continue
     # Bounded (4 minutes): memcheck slows kernels many times over, and the suite has
     # tensors of 2^24 and 2^26 elements.
-    step "memcheck $(basename "$t")" "$out/memcheck.log" timeout 240 \
-      "$sanitizer" --tool memcheck --leak-check full --error-exitcode 1 "$t"
+    if ! step "memcheck $(basename "$t")" "$out/memcheck.log" timeout 240 \
+      "$sanitizer" --tool memcheck --leak-check full --error-exitcode 1 "$t"; then
+      if grep -q "Device not supported" "$out/memcheck.log"; then
+        # Some machines (gVisor) refuse the sanitizer: not the code's fault.
+        echo "| (memcheck above: compute-sanitizer does not support this device; not counted) | skipped | |" >>"$summary"
+        failures=$((failures - 1))
+      fi
+    fi
   done
   [ -f "$out/memcheck.log" ] && tail -n 3 "$out/memcheck.log" | sed 's/^/    /' >>"$summary"
 

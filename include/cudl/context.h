@@ -9,6 +9,11 @@
  * by one thread at a time. Different contexts may be used from different
  * threads at the same time without any locking by the caller. The only
  * process-wide setting is the log callback (cudl_set_log_callback).
+ *
+ * CUDA: a call on a CUDA context makes the context's GPU the calling
+ * thread's current device (cudaSetDevice) and leaves it so; a program that
+ * also uses the CUDA runtime on another GPU sets its device again after
+ * calling cudl.
  */
 #ifndef CUDL_CONTEXT_H
 #define CUDL_CONTEXT_H
@@ -62,7 +67,10 @@ typedef void (*cudl_log_fn)(cudl_log_level level, const char *message,
  * Install the process-wide log callback (NULL: silent, the default). cudl
  * never prints on its own; this callback receives everything it has to say.
  * Safe to call at any time from any thread; a message being delivered while
- * the callback is replaced goes to the old or the new one, never both.
+ * the callback is replaced goes to the old or the new one, never both. The
+ * callback runs unlocked, so a delivery that began just before a
+ * replacement may still be running after it returns: keep user_data alive
+ * until the threads using contexts are done with cudl.
  */
 CUDL_API void cudl_set_log_callback(cudl_log_fn fn, void *user_data);
 

@@ -49,8 +49,11 @@ typedef struct cudl_metadata_pair {
  * Write tensors (and optional metadata, n_metadata may be 0 with metadata
  * NULL) to path atomically: the file is written to a temporary file in the
  * same directory, flushed with fsync, then renamed over path, and the
- * directory is synced. A failure at any point leaves the old file (or none)
- * and no temporary behind. CUDA tensors are copied to the host first.
+ * directory is synced. A failure before the rename leaves the old file (or
+ * none) and no temporary behind. The one failure after it, CUDL_ERR_IO from
+ * syncing the directory, says so in its message: the new file is then in
+ * place but may not survive a crash. CUDA tensors are copied to the host
+ * first.
  * Duplicate names give CUDL_ERR_INVALID_ARGUMENT.
  */
 CUDL_API cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,

@@ -612,7 +612,9 @@ cudl_status cudl_safetensors_load(cudl_context *ctx, const char *path,
   if (path == NULL)
     return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
   src.memory = NULL;
-  src.fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a
+   * regular file is refused below. */
+  src.fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (src.fd < 0)
     return ST_FAIL(ctx, CUDL_ERR_IO, "cannot open '%s': %s", path,
                    strerror(errno));

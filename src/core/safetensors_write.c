@@ -244,7 +244,6 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
   unsigned char length_bytes[8];
   size_t tmp_len = strlen(path) + 48, i;
   char *tmp_path;
-  char dir[4096];
   struct stat old;
   int fd = -1, dir_fd, attempt;
   cudl_status status;
@@ -288,16 +287,17 @@ static cudl_status write_file(cudl_context *ctx, const char *path,
   if (status != CUDL_OK) {
     unlink(tmp_path);
   } else {
-    /* Make the rename itself durable. */
-    directory_of(path, dir, sizeof dir);
-    dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-      if (fsync(dir_fd) != 0)
-        status =
-            SAVE_FAIL(ctx, CUDL_ERR_IO, "fsync of directory '%s' failed: %s",
-                      dir, strerror(errno));
-      close(dir_fd);
-    }
+    /* Make the rename itself durable (the path buffer is free now and
+     * long enough for the directory part). The new file is in place
+     * whatever happens here; a failure means its durability is unknown. */
+    directory_of(path, tmp_path, tmp_len);
+    dir_fd = open(tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0 || fsync(dir_fd) != 0)
+      status = SAVE_FAIL(ctx, CUDL_ERR_IO,
+                         "'%s' was replaced, but syncing its directory '%s' "
+                         "failed (%s): the new file may not survive a crash",
+                         path, tmp_path, strerror(errno));
+    if (dir_fd >= 0) close(dir_fd);
   }
   cudl__host_free(&ctx->allocator, tmp_path, tmp_len);
   return status;

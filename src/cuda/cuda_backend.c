@@ -167,11 +167,19 @@ static void cuda_free(cudl_context *ctx, const cudl_allocator *host, void *ptr,
 
 static cudl_status cuda_copy_from_host(cudl_context *ctx, void *dst,
                                        const void *src, size_t nbytes) {
+  struct cudaPointerAttributes attributes;
+  int pinned;
   CUDA_ENTER(ctx, s);
   /* From pageable memory the runtime stages src before returning, so the
-   * caller may reuse src at once. */
+   * caller may reuse it at once. From pinned memory (an allocator hook may
+   * hand out cudaMallocHost blocks) the copy is truly asynchronous: wait
+   * for it, to keep the promise that src may be reused on return. */
+  pinned = cudaPointerGetAttributes(&attributes, src) == cudaSuccess &&
+           attributes.type == cudaMemoryTypeHost;
+  (void)cudaGetLastError();
   CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice,
                                      s->stream));
+  if (pinned) CUDL_CUDA_TRY(ctx, cudaStreamSynchronize(s->stream));
   return CUDL_OK;
 }
 

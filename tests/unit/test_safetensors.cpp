@@ -549,6 +549,21 @@ TEST_F(SafetensorsTest, SaveAndLoadWorkWithForeignJanssonAllocator) {
   EXPECT_EQ(g_tagged_live, 0u) << "Jansson blocks leaked or freed elsewhere";
 }
 
+TEST_F(SafetensorsTest, LoadingAFifoFailsInsteadOfWaiting) {
+  // Opening a FIFO for reading blocks until a writer comes, unless the
+  // loader opens it non-blocking; an alarm turns a hang into a failure.
+  const std::string path = Path("fifo");
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  alarm(10);
+  cudl_safetensors *set = nullptr;
+  const cudl_status status = cudl_safetensors_load(ctx_, path.c_str(), 0, &set);
+  alarm(0);
+  EXPECT_STATUS(CUDL_ERR_IO, status);
+  EXPECT_EQ(set, nullptr);
+  EXPECT_NE(std::string(cudl_context_last_error(ctx_)).find("regular file"), std::string::npos)
+      << cudl_context_last_error(ctx_);
+}
+
 TEST_F(SafetensorsTest, WriterMatchesTheReferenceImplementationsVectors) {
   // The byte strings the reference implementation's own tests expect.
   // 1. one F32 tensor "attn.0" of shape [1, 2, 3] holding 0, 1, ..., 5:
