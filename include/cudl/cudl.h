@@ -16,5 +16,6 @@
 #include "cudl/context.h"
 #include "cudl/tensor.h"
 #include "cudl/safetensors.h"
+#include "cudl/activation.h"
 
 #endif /* CUDL_CUDL_H */

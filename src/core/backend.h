@@ -14,6 +14,15 @@
 
 #include "cudl/context.h"
 
+/* Elementwise activations the backends implement (cudl/activation.h). */
+typedef enum cudl_activation_kind {
+  CUDL_ACTIVATION_SIGMOID,
+  CUDL_ACTIVATION_TANH,
+  CUDL_ACTIVATION_RELU,
+  CUDL_ACTIVATION_LEAKY_RELU, /* alpha: the negative slope */
+  CUDL_ACTIVATION_ELU         /* alpha: the saturation value */
+} cudl_activation_kind;
+
 typedef struct cudl_backend {
   const char *name;
 
@@ -51,6 +60,16 @@ typedef struct cudl_backend {
   cudl_status (*normal_f32)(cudl_context *ctx, float *dst, int64_t n,
                             uint64_t seed, uint64_t offset, float mean,
                             float stddev);
+
+  /* Activations over n f32 elements; y may equal x, dx may equal dy.
+   * Backward: `saved` is y for sigmoid and tanh, x for the others. */
+  cudl_status (*activation_forward)(cudl_context *ctx,
+                                    cudl_activation_kind kind, float alpha,
+                                    const float *x, float *y, int64_t n);
+  cudl_status (*activation_backward)(cudl_context *ctx,
+                                     cudl_activation_kind kind, float alpha,
+                                     const float *saved, const float *dy,
+                                     float *dx, int64_t n);
 } cudl_backend;
 
 extern const cudl_backend cudl__cpu_backend;

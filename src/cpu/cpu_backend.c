@@ -4,6 +4,7 @@
 
 #include "core/internal.h"
 #include "core/philox.h"
+#include "cpu/cpu_ops.h"
 
 static cudl_status cpu_open(cudl_context *ctx, int device_index) {
   (void)device_index;
@@ -107,4 +108,6 @@ const cudl_backend cudl__cpu_backend = {
     cpu_fill_f32,
     cpu_uniform_f32,
     cpu_normal_f32,
+    cudl__cpu_activation_forward,
+    cudl__cpu_activation_backward,
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
+#include "kernels/activation_kernels.h"
 #include "kernels/init_kernels.h"
 
 cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
@@ -254,6 +255,27 @@ static cudl_status cuda_normal_f32(cudl_context *ctx, float *dst, int64_t n,
   return CUDL_OK;
 }
 
+static cudl_status cuda_activation_forward(cudl_context *ctx,
+                                           cudl_activation_kind kind,
+                                           float alpha, const float *x,
+                                           float *y, int64_t n) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_activation_forward(s->stream, (int)kind, alpha,
+                                                    x, y, n));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_activation_backward(cudl_context *ctx,
+                                            cudl_activation_kind kind,
+                                            float alpha, const float *saved,
+                                            const float *dy, float *dx,
+                                            int64_t n) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_activation_backward(s->stream, (int)kind,
+                                                     alpha, saved, dy, dx, n));
+  return CUDL_OK;
+}
+
 const cudl_backend cudl__cuda_backend = {
     "cuda",
     cuda_open,
@@ -268,4 +290,6 @@ const cudl_backend cudl__cuda_backend = {
     cuda_fill_f32,
     cuda_uniform_f32,
     cuda_normal_f32,
+    cuda_activation_forward,
+    cuda_activation_backward,
 };

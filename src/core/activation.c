@@ -1,0 +1,143 @@
+/* activation.c - validation and dispatch of the elementwise activations. */
+#include <math.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/* The common checks: the tensors are non-NULL, belong to ctx, are f32 and
+ * have the shape of the first. `names` label them in messages. */
+static cudl_status check_tensors(cudl_context *ctx, const char *function,
+                                 const cudl_tensor *const *tensors,
+                                 const char *const *names, int count) {
+  int i;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < count; ++i) {
+    const cudl_tensor *t = tensors[i];
+    if (t == NULL)
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "%s is NULL",
+                        names[i]);
+    if (t->ctx != ctx)
+      return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
+                        "%s belongs to another context (%s, not %s)", names[i],
+                        t->ctx->device_name, ctx->device_name);
+    if (t->dtype != CUDL_DTYPE_F32)
+      return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                        "%s is %s; only f32 is supported", names[i],
+                        cudl_dtype_name(t->dtype));
+    if (i > 0 &&
+        (t->ndim != tensors[0]->ndim ||
+         (t->ndim > 0 && memcmp(t->shape, tensors[0]->shape,
+                                (size_t)t->ndim * sizeof t->shape[0]) != 0)))
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s and %s have different shapes", names[i], names[0]);
+  }
+  return CUDL_OK;
+}
+
+static cudl_status check_alpha(cudl_context *ctx, const char *function,
+                               float alpha) {
+  if (!isfinite(alpha))
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "alpha must be finite, got %g", (double)alpha);
+  return CUDL_OK;
+}
+
+static cudl_status forward(cudl_context *ctx, const char *function,
+                           cudl_activation_kind kind, float alpha,
+                           const cudl_tensor *x, cudl_tensor *y) {
+  const cudl_tensor *tensors[2];
+  static const char *const names[2] = {"x", "y"};
+  cudl_status status;
+  tensors[0] = x;
+  tensors[1] = y;
+  status = check_tensors(ctx, function, tensors, names, 2);
+  if (status != CUDL_OK) return status;
+  if (x->numel == 0) return CUDL_OK;
+  if (ctx->backend->activation_forward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(ctx, ctx->backend->activation_forward(
+                                 ctx, kind, alpha, (const float *)x->data,
+                                 (float *)y->data, x->numel));
+}
+
+static cudl_status backward(cudl_context *ctx, const char *function,
+                            cudl_activation_kind kind, float alpha,
+                            const cudl_tensor *saved, const char *saved_name,
+                            const cudl_tensor *dy, cudl_tensor *dx) {
+  const cudl_tensor *tensors[3];
+  const char *names[3];
+  cudl_status status;
+  tensors[0] = saved;
+  tensors[1] = dy;
+  tensors[2] = dx;
+  names[0] = saved_name;
+  names[1] = "dy";
+  names[2] = "dx";
+  status = check_tensors(ctx, function, tensors, names, 3);
+  if (status != CUDL_OK) return status;
+  if (saved->numel == 0) return CUDL_OK;
+  if (ctx->backend->activation_backward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->activation_backward(
+               ctx, kind, alpha, (const float *)saved->data,
+               (const float *)dy->data, (float *)dx->data, saved->numel));
+}
+
+cudl_status cudl_sigmoid_forward(cudl_context *ctx, const cudl_tensor *x,
+                                 cudl_tensor *y) {
+  return forward(ctx, __func__, CUDL_ACTIVATION_SIGMOID, 0.0f, x, y);
+}
+cudl_status cudl_sigmoid_backward(cudl_context *ctx, const cudl_tensor *y,
+                                  const cudl_tensor *dy, cudl_tensor *dx) {
+  return backward(ctx, __func__, CUDL_ACTIVATION_SIGMOID, 0.0f, y, "y", dy, dx);
+}
+
+cudl_status cudl_tanh_forward(cudl_context *ctx, const cudl_tensor *x,
+                              cudl_tensor *y) {
+  return forward(ctx, __func__, CUDL_ACTIVATION_TANH, 0.0f, x, y);
+}
+cudl_status cudl_tanh_backward(cudl_context *ctx, const cudl_tensor *y,
+                               const cudl_tensor *dy, cudl_tensor *dx) {
+  return backward(ctx, __func__, CUDL_ACTIVATION_TANH, 0.0f, y, "y", dy, dx);
+}
+
+cudl_status cudl_relu_forward(cudl_context *ctx, const cudl_tensor *x,
+                              cudl_tensor *y) {
+  return forward(ctx, __func__, CUDL_ACTIVATION_RELU, 0.0f, x, y);
+}
+cudl_status cudl_relu_backward(cudl_context *ctx, const cudl_tensor *x,
+                               const cudl_tensor *dy, cudl_tensor *dx) {
+  return backward(ctx, __func__, CUDL_ACTIVATION_RELU, 0.0f, x, "x", dy, dx);
+}
+
+cudl_status cudl_leaky_relu_forward(cudl_context *ctx, const cudl_tensor *x,
+                                    float alpha, cudl_tensor *y) {
+  if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  return forward(ctx, __func__, CUDL_ACTIVATION_LEAKY_RELU, alpha, x, y);
+}
+cudl_status cudl_leaky_relu_backward(cudl_context *ctx, const cudl_tensor *x,
+                                     float alpha, const cudl_tensor *dy,
+                                     cudl_tensor *dx) {
+  if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  return backward(ctx, __func__, CUDL_ACTIVATION_LEAKY_RELU, alpha, x, "x", dy,
+                  dx);
+}
+
+cudl_status cudl_elu_forward(cudl_context *ctx, const cudl_tensor *x,
+                             float alpha, cudl_tensor *y) {
+  if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  return forward(ctx, __func__, CUDL_ACTIVATION_ELU, alpha, x, y);
+}
+cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
+                              float alpha, const cudl_tensor *dy,
+                              cudl_tensor *dx) {
+  if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  return backward(ctx, __func__, CUDL_ACTIVATION_ELU, alpha, x, "x", dy, dx);
+}

@@ -1,0 +1,403 @@
+// test_activation.cpp - sigmoid, tanh, ReLU, leaky ReLU and ELU: forward
+// against float64 references written here, backward against the analytic
+// derivative and against central finite differences of the forward op,
+// extremal inputs, in-place use, bad input, and CUDA against the CPU.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::ReadF32;
+using cudl_test::WriteF32;
+
+// One activation as the tests see it: the public calls, and float64
+// references of the function and of its derivative (as a function of x).
+struct Op {
+  std::string name;
+  float alpha;
+  // true: backward takes the output y (sigmoid, tanh); false: the input x.
+  bool backward_uses_output;
+  // Piecewise-linear ops are exact in float; the others are within
+  // kUlpTolerance of the float64 reference (libm's expf/tanhf/expm1f are
+  // within 1-2 ulp, the sigmoid's division adds one more).
+  bool exact;
+  std::function<cudl_status(cudl_context *, const cudl_tensor *, cudl_tensor *)> forward;
+  std::function<cudl_status(cudl_context *, const cudl_tensor *, const cudl_tensor *,
+                            cudl_tensor *)>
+      backward;
+  std::function<double(double)> f;
+  std::function<double(double)> df;
+};
+
+constexpr double kUlpTolerance = 8.0;
+
+double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+std::vector<Op> AllOps() {
+  const float leaky = 0.01f, elu = 1.5f;
+  return {
+      {"sigmoid", 0.0f, true, false, cudl_sigmoid_forward, cudl_sigmoid_backward, Sigmoid,
+       [](double x) { return Sigmoid(x) * (1.0 - Sigmoid(x)); }},
+      {"tanh", 0.0f, true, false, cudl_tanh_forward, cudl_tanh_backward,
+       [](double x) { return std::tanh(x); },
+       [](double x) { return 1.0 - std::tanh(x) * std::tanh(x); }},
+      {"relu", 0.0f, false, true, cudl_relu_forward, cudl_relu_backward,
+       [](double x) { return x > 0 ? x : 0.0; }, [](double x) { return x > 0 ? 1.0 : 0.0; }},
+      {"leaky_relu", leaky, false, true,
+       [=](cudl_context *c, const cudl_tensor *x, cudl_tensor *y) {
+         return cudl_leaky_relu_forward(c, x, leaky, y);
+       },
+       [=](cudl_context *c, const cudl_tensor *x, const cudl_tensor *dy, cudl_tensor *dx) {
+         return cudl_leaky_relu_backward(c, x, leaky, dy, dx);
+       },
+       [=](double x) { return x > 0 ? x : static_cast<double>(leaky) * x; },
+       [=](double x) { return x > 0 ? 1.0 : static_cast<double>(leaky); }},
+      {"elu", elu, false, false,
+       [=](cudl_context *c, const cudl_tensor *x, cudl_tensor *y) {
+         return cudl_elu_forward(c, x, elu, y);
+       },
+       [=](cudl_context *c, const cudl_tensor *x, const cudl_tensor *dy, cudl_tensor *dx) {
+         return cudl_elu_backward(c, x, elu, dy, dx);
+       },
+       [=](double x) { return x > 0 ? x : static_cast<double>(elu) * std::expm1(x); },
+       [=](double x) { return x > 0 ? 1.0 : static_cast<double>(elu) * std::exp(x); }},
+  };
+}
+
+// |got - want| within `ulps` units of float rounding of |want| (plus the
+// smallest normal float, so that results that underflow compare as equal);
+// NaN must match NaN, infinities must match exactly.
+::testing::AssertionResult Close(double want, float got, double ulps, double abs_tol = 0.0) {
+  if (std::isnan(want))
+    return std::isnan(got) ? ::testing::AssertionSuccess()
+                           : ::testing::AssertionFailure() << "got " << got << ", want NaN";
+  if (std::isinf(want) || ulps == 0.0) {
+    if (static_cast<double>(got) == static_cast<float>(want)) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "got " << got << ", want " << static_cast<float>(want);
+  }
+  const double tol = ulps * FLT_EPSILON * std::fabs(want) + FLT_MIN + abs_tol;
+  if (std::fabs(static_cast<double>(got) - want) <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "got " << got << ", want " << want << " (tolerance "
+                                       << tol << ")";
+}
+
+std::vector<float> RandomValues(size_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+class ActivationTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
+  void TearDown() override {
+    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
+                    const std::vector<float> &values = {},
+                    cudl_dtype dtype = CUDL_DTYPE_F32) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, dtype, static_cast<int>(shape.size()), shape.data(), &t),
+              CUDL_OK);
+    if (t != nullptr) {
+      owned_.push_back(t);
+      if (!values.empty()) {
+        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      }
+    }
+    return t;
+  }
+  cudl_tensor *Make(const std::vector<int64_t> &shape, const std::vector<float> &values = {}) {
+    return Make(ctx_, shape, values);
+  }
+
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> owned_;
+};
+
+// Shapes that catch indexing bugs: one element, primes, a non-multiple of
+// 4 (the CUDA float4 tail), 4-D.
+const std::vector<std::vector<int64_t>> kShapes = {{1}, {7, 13}, {1021}, {3, 5, 7, 11}};
+
+int64_t Numel(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+TEST_F(ActivationTest, ForwardMatchesFloat64Reference) {
+  for (const Op &op : AllOps()) {
+    for (const auto &shape : kShapes) {
+      SCOPED_TRACE(op.name + ", " + std::to_string(Numel(shape)) + " elements");
+      const std::vector<float> xs = RandomValues(static_cast<size_t>(Numel(shape)), -8, 8, 1);
+      cudl_tensor *x = Make(shape, xs);
+      cudl_tensor *y = Make(shape);
+      ASSERT_EQ(op.forward(ctx_, x, y), CUDL_OK) << cudl_context_last_error(ctx_);
+      const std::vector<float> ys = ReadF32(y);
+      for (size_t i = 0; i < xs.size(); ++i)
+        ASSERT_TRUE(Close(op.f(xs[i]), ys[i], op.exact ? 0.0 : kUlpTolerance)) << "x " << xs[i];
+    }
+  }
+}
+
+TEST_F(ActivationTest, ExtremalInputs) {
+  // Sigmoid and tanh must neither overflow nor give NaN up to |x| = 1e4 and
+  // at infinity; NaN propagates through every op.
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> xs = {0.0f, -0.0f, 1e-30f, -1e-30f, 20.0f, -20.0f, 88.0f, -88.0f,
+                                 104.0f, -104.0f, 1e4f, -1e4f, FLT_MAX, -FLT_MAX, inf, -inf,
+                                 std::numeric_limits<float>::quiet_NaN()};
+  for (const Op &op : AllOps()) {
+    SCOPED_TRACE(op.name);
+    cudl_tensor *x = Make({static_cast<int64_t>(xs.size())}, xs);
+    cudl_tensor *y = Make({static_cast<int64_t>(xs.size())});
+    ASSERT_EQ(op.forward(ctx_, x, y), CUDL_OK);
+    const std::vector<float> ys = ReadF32(y);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      // The float64 reference at FLT_MAX * alpha etc. is finite in double
+      // but not in float: compare with the float-rounded reference.
+      const double want = std::isnan(xs[i]) ? static_cast<double>(xs[i])
+                                            : op.f(static_cast<double>(xs[i]));
+      EXPECT_TRUE(Close(static_cast<double>(static_cast<float>(want)), ys[i],
+                        op.exact ? 0.0 : kUlpTolerance))
+          << "x " << xs[i];
+      if (!std::isnan(xs[i]) && (op.name == "sigmoid" || op.name == "tanh")) {
+        EXPECT_FALSE(std::isnan(ys[i])) << "x " << xs[i];
+      }
+    }
+  }
+}
+
+TEST_F(ActivationTest, BackwardMatchesTheDerivative) {
+  for (const Op &op : AllOps()) {
+    for (const auto &shape : kShapes) {
+      SCOPED_TRACE(op.name + ", " + std::to_string(Numel(shape)) + " elements");
+      const size_t n = static_cast<size_t>(Numel(shape));
+      const std::vector<float> xs = RandomValues(n, -6, 6, 2);
+      const std::vector<float> gs = RandomValues(n, -2, 2, 3);
+      cudl_tensor *x = Make(shape, xs);
+      cudl_tensor *y = Make(shape);
+      cudl_tensor *dy = Make(shape, gs);
+      cudl_tensor *dx = Make(shape);
+      ASSERT_EQ(op.forward(ctx_, x, y), CUDL_OK);
+      ASSERT_EQ(op.backward(ctx_, op.backward_uses_output ? y : x, dy, dx), CUDL_OK)
+          << cudl_context_last_error(ctx_);
+      const std::vector<float> ys = ReadF32(y), dxs = ReadF32(dx);
+      for (size_t i = 0; i < n; ++i) {
+        // For sigmoid and tanh the derivative is evaluated from the float
+        // output y, as documented, so the reference uses y too.
+        double d;
+        if (op.name == "sigmoid") d = static_cast<double>(ys[i]) * (1.0 - ys[i]);
+        else if (op.name == "tanh") d = 1.0 - static_cast<double>(ys[i]) * ys[i];
+        else d = op.df(xs[i]);
+        // A few float roundings after the reference (products); for tanh
+        // and sigmoid also 1 - y*y or 1 - y, which cancel as |y| nears 1:
+        // the rounding of y*y (half an ulp of 1) then costs up to
+        // |dy| * FLT_EPSILON in absolute terms.
+        const double cancel = op.backward_uses_output ? std::fabs(gs[i]) * FLT_EPSILON : 0.0;
+        ASSERT_TRUE(Close(d * gs[i], dxs[i], op.exact ? 1.0 : kUlpTolerance, cancel))
+            << "x " << xs[i];
+      }
+    }
+  }
+}
+
+TEST_F(ActivationTest, BackwardMatchesFiniteDifferences) {
+  // Central differences of the forward op itself, in double from float
+  // outputs, with h = 1e-2 and inputs kept 0.05 away from the kinks of the
+  // piecewise ops. Error budget: truncation h^2/6 * |f'''| <= 2e-5 for these
+  // functions on [-4, 4], rounding 2 * 6e-8 * |f| / (2h) <= 3e-5 for |f| <= 4;
+  // tolerance 1e-3 absolute plus 1e-3 relative leaves a wide margin while a
+  // wrong formula (a missing factor, a sign) is off by O(1).
+  const double h = 1e-2;
+  for (const Op &op : AllOps()) {
+    SCOPED_TRACE(op.name);
+    std::vector<float> xs = RandomValues(91, -4, 4, 4);
+    for (float &v : xs)
+      if (std::fabs(v) < 0.05f) v = v < 0 ? -0.05f - std::fabs(v) : 0.05f + v;
+    std::vector<float> plus(xs.size()), minus(xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) {
+      plus[i] = static_cast<float>(xs[i] + h);
+      minus[i] = static_cast<float>(xs[i] - h);
+    }
+    const std::vector<int64_t> shape = {7, 13};
+    cudl_tensor *x = Make(shape, xs), *xp = Make(shape, plus), *xm = Make(shape, minus);
+    cudl_tensor *y = Make(shape), *yp = Make(shape), *ym = Make(shape);
+    cudl_tensor *ones = Make(shape, std::vector<float>(xs.size(), 1.0f));
+    cudl_tensor *dx = Make(shape);
+    ASSERT_EQ(op.forward(ctx_, x, y), CUDL_OK);
+    ASSERT_EQ(op.forward(ctx_, xp, yp), CUDL_OK);
+    ASSERT_EQ(op.forward(ctx_, xm, ym), CUDL_OK);
+    ASSERT_EQ(op.backward(ctx_, op.backward_uses_output ? y : x, ones, dx), CUDL_OK);
+    const std::vector<float> fp = ReadF32(yp), fm = ReadF32(ym), g = ReadF32(dx);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      // The step actually taken, after rounding x +- h to float.
+      const double step = static_cast<double>(plus[i]) - static_cast<double>(minus[i]);
+      const double fd = (static_cast<double>(fp[i]) - fm[i]) / step;
+      EXPECT_NEAR(g[i], fd, 1e-3 + 1e-3 * std::fabs(fd)) << "x " << xs[i];
+    }
+  }
+}
+
+TEST_F(ActivationTest, InPlace) {
+  for (const Op &op : AllOps()) {
+    SCOPED_TRACE(op.name);
+    const std::vector<float> xs = RandomValues(1021, -5, 5, 5);
+    cudl_tensor *a = Make({1021}, xs);
+    cudl_tensor *x = Make({1021}, xs);
+    cudl_tensor *y = Make({1021});
+    ASSERT_EQ(op.forward(ctx_, a, a), CUDL_OK);
+    ASSERT_EQ(op.forward(ctx_, x, y), CUDL_OK);
+    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(a), ReadF32(y)));
+    // Backward with dx == dy.
+    const std::vector<float> gs = RandomValues(1021, -1, 1, 6);
+    cudl_tensor *g = Make({1021}, gs), *g2 = Make({1021}, gs), *dx = Make({1021});
+    cudl_tensor *saved = op.backward_uses_output ? y : x;
+    ASSERT_EQ(op.backward(ctx_, saved, g, g), CUDL_OK);
+    ASSERT_EQ(op.backward(ctx_, saved, g2, dx), CUDL_OK);
+    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(g), ReadF32(dx)));
+  }
+}
+
+TEST_F(ActivationTest, EmptyTensors) {
+  for (const Op &op : AllOps()) {
+    cudl_tensor *x = Make({0, 3}), *y = Make({0, 3});
+    EXPECT_EQ(op.forward(ctx_, x, y), CUDL_OK) << op.name;
+    EXPECT_EQ(op.backward(ctx_, x, x, y), CUDL_OK) << op.name;
+  }
+}
+
+TEST_F(ActivationTest, LargeTensor) {
+  // More than 2^24 elements: 64-bit indexing and the parallel loop.
+  const int64_t n = (int64_t{1} << 24) + 3;
+  std::vector<float> xs(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) xs[static_cast<size_t>(i)] = static_cast<float>(i % 17) - 8.0f;
+  cudl_tensor *x = Make({n}, xs), *y = Make({n});
+  ASSERT_EQ(cudl_relu_forward(ctx_, x, y), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y);
+  for (int64_t i = 0; i < n; ++i) {
+    const float want = xs[static_cast<size_t>(i)] > 0 ? xs[static_cast<size_t>(i)] : 0.0f;
+    ASSERT_EQ(ys[static_cast<size_t>(i)], want) << "element " << i;
+  }
+}
+
+TEST_F(ActivationTest, BadInputWritesNothing) {
+  cudl_context *other = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &other), CUDL_OK);
+  cudl_tensor *x = Make({4}, {1, -2, 3, -4});
+  cudl_tensor *y = Make({4}, {9, 9, 9, 9});
+  cudl_tensor *wrong_shape = Make({5});
+  cudl_tensor *other_shape_same_count = Make({2, 2});
+  cudl_tensor *half = Make(ctx_, {4}, {}, CUDL_DTYPE_F16);
+  cudl_tensor *foreign = Make(other, {4}, {1, 1, 1, 1});
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  struct Case {
+    const char *what;
+    cudl_status want;
+    std::function<cudl_status()> call;
+  };
+  const std::vector<Case> cases = {
+      {"NULL ctx", CUDL_ERR_INVALID_ARGUMENT, [&] { return cudl_relu_forward(nullptr, x, y); }},
+      {"NULL x", CUDL_ERR_INVALID_ARGUMENT, [&] { return cudl_sigmoid_forward(ctx_, nullptr, y); }},
+      {"NULL y", CUDL_ERR_INVALID_ARGUMENT, [&] { return cudl_tanh_forward(ctx_, x, nullptr); }},
+      {"NULL dy", CUDL_ERR_INVALID_ARGUMENT,
+       [&] { return cudl_relu_backward(ctx_, x, nullptr, y); }},
+      {"shape", CUDL_ERR_SHAPE, [&] { return cudl_relu_forward(ctx_, x, wrong_shape); }},
+      {"same count, other shape", CUDL_ERR_SHAPE,
+       [&] { return cudl_elu_forward(ctx_, x, 1.0f, other_shape_same_count); }},
+      {"dtype", CUDL_ERR_DTYPE, [&] { return cudl_sigmoid_forward(ctx_, half, y); }},
+      {"other context", CUDL_ERR_DEVICE_MISMATCH,
+       [&] { return cudl_tanh_backward(ctx_, foreign, x, y); }},
+      {"NaN alpha", CUDL_ERR_INVALID_ARGUMENT,
+       [&] { return cudl_leaky_relu_forward(ctx_, x, nan, y); }},
+      {"infinite alpha", CUDL_ERR_INVALID_ARGUMENT,
+       [&] { return cudl_elu_backward(ctx_, x, std::numeric_limits<float>::infinity(), x, y); }},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.what);
+    EXPECT_EQ(c.call(), c.want);
+    if (std::string(c.what) != "NULL ctx") {
+      EXPECT_STRNE(cudl_context_last_error(ctx_), "");
+    }
+    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), {9, 9, 9, 9})) << "y was written";
+  }
+  // The message names the argument.
+  EXPECT_EQ(cudl_relu_forward(ctx_, x, wrong_shape), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "y"));
+  EXPECT_EQ(cudl_leaky_relu_forward(ctx_, x, nan, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "alpha"));
+  // And the context still works.
+  EXPECT_EQ(cudl_relu_forward(ctx_, x, y), CUDL_OK);
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), {1, 0, 3, 0}));
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == other) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(other);
+}
+
+// ---------------------------------------------------------------------------
+// CUDA against the CPU
+// ---------------------------------------------------------------------------
+
+TEST_F(ActivationTest, CudaMatchesCpu) {
+  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  // Sizes around the float4 path: 1, 3, 4, 5, primes, and over 2^24.
+  const int64_t sizes[] = {1, 3, 4, 5, 7 * 13, 1021, (int64_t{1} << 24) + 3};
+  for (const Op &op : AllOps()) {
+    for (int64_t n : sizes) {
+      SCOPED_TRACE(op.name + ", n " + std::to_string(n));
+      std::vector<float> xs = RandomValues(static_cast<size_t>(n), -10, 10, 7);
+      if (n > 3) xs[3] = std::numeric_limits<float>::quiet_NaN();
+      const std::vector<float> gs = RandomValues(static_cast<size_t>(n), -1, 1, 8);
+      cudl_tensor *cx = Make({n}, xs), *cy = Make({n}), *cg = Make({n}, gs), *cd = Make({n});
+      cudl_tensor *gx = Make(gpu, {n}, xs), *gy = Make(gpu, {n}), *gg = Make(gpu, {n}, gs),
+                  *gd = Make(gpu, {n});
+      ASSERT_EQ(op.forward(ctx_, cx, cy), CUDL_OK);
+      ASSERT_EQ(op.forward(gpu, gx, gy), CUDL_OK) << cudl_context_last_error(gpu);
+      // Backward from the same saved tensor on both (the CPU's y), so only
+      // the backward formula is compared.
+      const std::vector<float> saved = op.backward_uses_output ? ReadF32(cy) : xs;
+      cudl_tensor *gs_saved = Make(gpu, {n}, saved);
+      ASSERT_EQ(op.backward(ctx_, op.backward_uses_output ? cy : cx, cg, cd), CUDL_OK);
+      ASSERT_EQ(op.backward(gpu, gs_saved, gg, gd), CUDL_OK) << cudl_context_last_error(gpu);
+      const std::vector<float> ycpu = ReadF32(cy), ygpu = ReadF32(gy);
+      const std::vector<float> dcpu = ReadF32(cd), dgpu = ReadF32(gd);
+      // The two libms may each be 2 ulp off: compare within 2 * tolerance.
+      for (size_t i = 0; i < xs.size(); ++i) {
+        ASSERT_TRUE(Close(ycpu[i], ygpu[i], op.exact ? 0.0 : 2 * kUlpTolerance)) << "forward " << i;
+        ASSERT_TRUE(Close(dcpu[i], dgpu[i], op.exact ? 0.0 : 2 * kUlpTolerance)) << "backward " << i;
+      }
+    }
+  }
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == gpu) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(gpu);
+}
+
+}  // namespace
