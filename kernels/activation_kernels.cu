@@ -11,6 +11,8 @@
 #include "core/backend.h"
 #include "kernels/activation_kernels.h"
 #include "kernels/launch.cuh"
+#include "kernels/reduce.cuh"
+#include "core/philox.h"
 
 namespace {
 
@@ -193,5 +195,142 @@ extern "C" cudaError_t cudl_launch_activation_backward(cudaStream_t stream,
     default:
       return cudaErrorInvalidValue;
   }
+  return cudaGetLastError();
+}
+
+// ---------------------------------------------------------------------------
+// PReLU, RReLU, elementwise product
+// ---------------------------------------------------------------------------
+
+namespace {
+
+__global__ void prelu_forward_kernel(const float *x, const float *slope,
+                                     float *y, int64_t n, int64_t channels,
+                                     int64_t inner) {
+  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
+    const float v = x[i];
+    y[i] = v > 0.0f ? v : slope[(i / inner) % channels] * v;
+  }
+}
+
+// Block (c, b) covers part b of channel c's outer * inner elements: writes
+// their dx and the partial sum of dy * x over those with x <= 0.
+__global__ void prelu_backward_partial_kernel(const float *x,
+                                              const float *slope,
+                                              const float *dy, float *dx,
+                                              float *partial, int64_t outer,
+                                              int64_t channels, int64_t inner) {
+  const int64_t c = blockIdx.x, per_channel = outer * inner;
+  const float a = slope[c];
+  float sum = 0.0f;
+  for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
+       e < per_channel; e += (int64_t)gridDim.y * blockDim.x) {
+    const int64_t idx = ((e / inner) * channels + c) * inner + e % inner;
+    const float v = x[idx], g = dy[idx];
+    if (v > 0.0f) {
+      dx[idx] = g;
+    } else {
+      dx[idx] = a * g;
+      sum += g * v;
+    }
+  }
+  sum = cudl_block_sum(sum);
+  if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
+}
+
+// dslope[c] = the parts of channel c, added in order.
+__global__ void prelu_backward_finish_kernel(const float *partial,
+                                             float *dslope, int64_t channels,
+                                             int parts) {
+  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE) {
+    float sum = 0.0f;
+    for (int p = 0; p < parts; ++p) sum += partial[c * parts + p];
+    dslope[c] = sum;
+  }
+}
+
+// Parts per channel: about 1024 blocks in all, none with less than one
+// block's worth of elements, at most 1024 per channel.
+int prelu_parts(int64_t outer, int64_t channels, int64_t inner) {
+  const int64_t per_channel = outer * inner;
+  int64_t parts = (1024 + channels - 1) / channels;
+  const int64_t useful = (per_channel + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
+  if (parts > useful) parts = useful;
+  if (parts > 1024) parts = 1024;
+  return parts < 1 ? 1 : (int)parts;
+}
+
+__global__ void rrelu_forward_kernel(const float *x, float *noise, float *y,
+                                     int64_t n, float lower, float upper,
+                                     int training, uint64_t seed,
+                                     uint64_t offset) {
+  const int64_t blocks = (n + 3) / 4;
+  const float fixed = (lower + upper) * 0.5f;
+  for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
+    cudl_philox_block r = {{0, 0, 0, 0}};
+    if (training) r = cudl_philox_at(seed, offset + (uint64_t)b);
+    for (int k = 0; k < 4 && 4 * b + k < n; ++k) {
+      const int64_t i = 4 * b + k;
+      const float s =
+          training ? cudl_uniform_from_bits(r.v[k], lower, upper) : fixed;
+      const float m = x[i] > 0.0f ? 1.0f : s;
+      if (noise != nullptr) noise[i] = m;
+      y[i] = x[i] * m;
+    }
+  }
+}
+
+__global__ void mul_kernel(const float *a, const float *b, float *out,
+                           int64_t n) {
+  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
+    out[i] = a[i] * b[i];
+}
+
+}  // namespace
+
+extern "C" cudaError_t cudl_launch_prelu_forward(
+    cudaStream_t stream, const float *x, const float *slope, float *y,
+    int64_t outer, int64_t channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  (void)cudaGetLastError();
+  prelu_forward_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
+      x, slope, y, n, channels, inner);
+  return cudaGetLastError();
+}
+
+extern "C" size_t cudl_prelu_backward_workspace(int64_t outer, int64_t channels,
+                                                int64_t inner) {
+  return (size_t)channels * (size_t)prelu_parts(outer, channels, inner);
+}
+
+extern "C" cudaError_t cudl_launch_prelu_backward(
+    cudaStream_t stream, const float *x, const float *slope, const float *dy,
+    float *dx, float *dslope, int64_t outer, int64_t channels, int64_t inner,
+    float *workspace) {
+  const int parts = prelu_parts(outer, channels, inner);
+  (void)cudaGetLastError();
+  prelu_backward_partial_kernel<<<dim3((unsigned)channels, (unsigned)parts),
+                                  CUDL_BLOCK_SIZE, 0, stream>>>(
+      x, slope, dy, dx, workspace, outer, channels, inner);
+  prelu_backward_finish_kernel<<<cudl_grid_for(channels), CUDL_BLOCK_SIZE, 0,
+                                 stream>>>(workspace, dslope, channels, parts);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t cudl_launch_rrelu_forward(
+    cudaStream_t stream, const float *x, float *noise, float *y, int64_t n,
+    float lower, float upper, int training, uint64_t seed, uint64_t offset) {
+  (void)cudaGetLastError();
+  rrelu_forward_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
+                         stream>>>(x, noise, y, n, lower, upper, training, seed,
+                                   offset);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t cudl_launch_mul_f32(cudaStream_t stream, const float *a,
+                                           const float *b, float *out,
+                                           int64_t n) {
+  (void)cudaGetLastError();
+  mul_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(a, b, out, n);
   return cudaGetLastError();
 }

@@ -65,6 +65,47 @@ CUDL_API cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
                                        float alpha, const cudl_tensor *dy,
                                        cudl_tensor *dx);
 
+/**
+ * PReLU: y = x where x > 0, else slope[c] * x, with a learnable slope.
+ * slope has one element (shared by all of x) or C elements, one per channel,
+ * the channel being dimension 1 of x (x of at least 2 dimensions: N, C, ...).
+ * CUDL_ERR_SHAPE if slope has another element count.
+ */
+CUDL_API cudl_status cudl_prelu_forward(cudl_context *ctx, const cudl_tensor *x,
+                                        const cudl_tensor *slope,
+                                        cudl_tensor *y);
+/**
+ * dx = dy where x > 0, else slope[c] * dy; and the slope's gradient
+ * dslope[c] = sum over the elements of channel c (or all, when shared) with
+ * x <= 0 of dy * x, written (not accumulated) to dslope, which has slope's
+ * shape. The sum is deterministic: the same inputs give the same bits.
+ */
+CUDL_API cudl_status cudl_prelu_backward(cudl_context *ctx,
+                                         const cudl_tensor *x,
+                                         const cudl_tensor *slope,
+                                         const cudl_tensor *dy, cudl_tensor *dx,
+                                         cudl_tensor *dslope);
+
+/**
+ * RReLU: y = x * noise, where noise = 1 for x > 0 and, for x <= 0 (as in
+ * PyTorch), a slope:
+ *   training (nonzero): drawn per element from U(lower, upper) with the
+ *     context's Philox generator (element i takes word i % 4 of the block at
+ *     offset + i / 4, as cudl_tensor_uniform; the offset then advances by
+ *     ceil(numel / 4) whatever x holds), bit-identical on CPU and CUDA;
+ *   evaluation (0): the fixed slope (lower + upper) / 2.
+ * noise (x's shape) receives the multipliers for backward; it may be NULL
+ * only when not training. Requires finite 0 <= lower <= upper.
+ */
+CUDL_API cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
+                                        float lower, float upper, int training,
+                                        cudl_tensor *noise, cudl_tensor *y);
+/** dx = dy * noise, with noise from cudl_rrelu_forward. */
+CUDL_API cudl_status cudl_rrelu_backward(cudl_context *ctx,
+                                         const cudl_tensor *noise,
+                                         const cudl_tensor *dy,
+                                         cudl_tensor *dx);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_ACTIVATION_H */

@@ -141,3 +141,131 @@ cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
     return CUDL_ERR_INVALID_ARGUMENT;
   return backward(ctx, __func__, CUDL_ACTIVATION_ELU, alpha, x, "x", dy, dx);
 }
+
+/* x viewed as [outer, channels, inner] for a slope of one element (shared)
+ * or one per channel (dimension 1 of x). */
+static cudl_status prelu_layout(cudl_context *ctx, const char *function,
+                                const cudl_tensor *x, const cudl_tensor *slope,
+                                int64_t *outer, int64_t *channels,
+                                int64_t *inner) {
+  if (slope->numel == 1) {
+    *outer = 1;
+    *channels = 1;
+    *inner = x->numel;
+    return CUDL_OK;
+  }
+  if (x->ndim < 2 || slope->numel != x->shape[1])
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "slope has %lld elements; it needs 1 or one per channel "
+                      "(dimension 1 of x, which has %d dimensions)",
+                      (long long)slope->numel, x->ndim);
+  *outer = x->shape[0];
+  *channels = x->shape[1];
+  *inner = x->numel == 0 ? 0 : x->numel / (*outer * *channels);
+  return CUDL_OK;
+}
+
+cudl_status cudl_prelu_forward(cudl_context *ctx, const cudl_tensor *x,
+                               const cudl_tensor *slope, cudl_tensor *y) {
+  const cudl_tensor *tensors[2];
+  static const char *const names[2] = {"x", "y"};
+  static const char *const slope_name[1] = {"slope"};
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  tensors[0] = x;
+  tensors[1] = y;
+  status = check_tensors(ctx, __func__, tensors, names, 2);
+  if (status == CUDL_OK)
+    status = check_tensors(ctx, __func__, &slope, slope_name, 1);
+  if (status == CUDL_OK)
+    status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
+  if (status != CUDL_OK || x->numel == 0) return status;
+  if (ctx->backend->prelu_forward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->prelu_forward(
+               ctx, (const float *)x->data, (const float *)slope->data,
+               (float *)y->data, outer, channels, inner));
+}
+
+cudl_status cudl_prelu_backward(cudl_context *ctx, const cudl_tensor *x,
+                                const cudl_tensor *slope, const cudl_tensor *dy,
+                                cudl_tensor *dx, cudl_tensor *dslope) {
+  const cudl_tensor *tensors[3], *slopes[2];
+  static const char *const names[3] = {"x", "dy", "dx"};
+  static const char *const slope_names[2] = {"slope", "dslope"};
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  tensors[0] = x;
+  tensors[1] = dy;
+  tensors[2] = dx;
+  slopes[0] = slope;
+  slopes[1] = dslope;
+  status = check_tensors(ctx, __func__, tensors, names, 3);
+  if (status == CUDL_OK)
+    status = check_tensors(ctx, __func__, slopes, slope_names, 2);
+  if (status == CUDL_OK)
+    status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
+  if (status != CUDL_OK || channels == 0) return status;
+  if (ctx->backend->prelu_backward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  /* An empty x still has a defined slope gradient: zero. */
+  return cudl__after_op(
+      ctx, ctx->backend->prelu_backward(
+               ctx, (const float *)x->data, (const float *)slope->data,
+               (const float *)dy->data, (float *)dx->data,
+               (float *)dslope->data, outer, channels, inner));
+}
+
+cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
+                               float lower, float upper, int training,
+                               cudl_tensor *noise, cudl_tensor *y) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"x", "y", "noise"};
+  cudl_status status;
+  tensors[0] = x;
+  tensors[1] = y;
+  tensors[2] = noise;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (!isfinite(lower) || !isfinite(upper) || !(lower >= 0.0f) ||
+      !(lower <= upper))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "need finite 0 <= lower <= upper, got lower %g upper %g",
+                     (double)lower, (double)upper);
+  if (training && noise == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "noise is NULL in training, where backward needs it");
+  status = check_tensors(ctx, __func__, tensors, names, noise == NULL ? 2 : 3);
+  if (status != CUDL_OK || x->numel == 0) return status;
+  if (ctx->backend->rrelu_forward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  status = ctx->backend->rrelu_forward(
+      ctx, (const float *)x->data, noise == NULL ? NULL : (float *)noise->data,
+      (float *)y->data, x->numel, lower, upper, training != 0, ctx->rng_seed,
+      ctx->rng_offset);
+  if (status == CUDL_OK && training)
+    ctx->rng_offset += cudl__philox_blocks(x->numel);
+  return cudl__after_op(ctx, status);
+}
+
+cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
+                                const cudl_tensor *dy, cudl_tensor *dx) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"noise", "dy", "dx"};
+  cudl_status status;
+  tensors[0] = noise;
+  tensors[1] = dy;
+  tensors[2] = dx;
+  status = check_tensors(ctx, __func__, tensors, names, 3);
+  if (status != CUDL_OK || noise->numel == 0) return status;
+  if (ctx->backend->mul_f32 == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->mul_f32(ctx, (const float *)dy->data,
+                                 (const float *)noise->data, (float *)dx->data,
+                                 noise->numel));
+}

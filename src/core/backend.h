@@ -70,6 +70,26 @@ typedef struct cudl_backend {
                                      cudl_activation_kind kind, float alpha,
                                      const float *saved, const float *dy,
                                      float *dx, int64_t n);
+
+  /* PReLU on x viewed as [outer, channels, inner] with slope[channels]
+   * (a shared slope is channels = 1, outer = 1, inner = n). Backward writes
+   * dx and dslope[c] = sum of dy * x over channel c where x <= 0. */
+  cudl_status (*prelu_forward)(cudl_context *ctx, const float *x,
+                               const float *slope, float *y, int64_t outer,
+                               int64_t channels, int64_t inner);
+  cudl_status (*prelu_backward)(cudl_context *ctx, const float *x,
+                                const float *slope, const float *dy, float *dx,
+                                float *dslope, int64_t outer, int64_t channels,
+                                int64_t inner);
+  /* RReLU: noise[i] = 1 for x > 0, else the slope (drawn from Philox at
+   * (seed, offset) when training, (lower + upper) / 2 otherwise); y = x *
+   * noise. noise may be NULL when not training. */
+  cudl_status (*rrelu_forward)(cudl_context *ctx, const float *x, float *noise,
+                               float *y, int64_t n, float lower, float upper,
+                               int training, uint64_t seed, uint64_t offset);
+  /* out = a * b elementwise (out may alias either). */
+  cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
+                         float *out, int64_t n);
 } cudl_backend;
 
 extern const cudl_backend cudl__cpu_backend;

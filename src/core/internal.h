@@ -82,6 +82,11 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
                               cudl_dtype dtype, int ndim, const int64_t *shape,
                               int64_t *numel, size_t *nbytes);
 
+/* Philox blocks (four numbers each) a draw of n numbers consumes. */
+static inline uint64_t cudl__philox_blocks(int64_t n) {
+  return ((uint64_t)n + 3u) / 4u;
+}
+
 /* Synchronise after an op when the context's debug mode asks for it. */
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
 

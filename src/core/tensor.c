@@ -237,9 +237,6 @@ cudl_status cudl_tensor_fill(cudl_tensor *t, float value) {
                                     t->ctx, (float *)t->data, t->numel, value));
 }
 
-/* Blocks of four numbers a random fill of n elements consumes. */
-static uint64_t philox_blocks(int64_t n) { return ((uint64_t)n + 3u) / 4u; }
-
 cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high) {
   cudl_context *ctx;
   cudl_status status = check_f32(t, __func__);
@@ -257,7 +254,7 @@ cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high) {
                      ctx->backend->name);
   status = ctx->backend->uniform_f32(ctx, (float *)t->data, t->numel,
                                      ctx->rng_seed, ctx->rng_offset, low, high);
-  if (status == CUDL_OK) ctx->rng_offset += philox_blocks(t->numel);
+  if (status == CUDL_OK) ctx->rng_offset += cudl__philox_blocks(t->numel);
   return cudl__after_op(ctx, status);
 }
 
@@ -277,6 +274,6 @@ cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
   status =
       ctx->backend->normal_f32(ctx, (float *)t->data, t->numel, ctx->rng_seed,
                                ctx->rng_offset, mean, stddev);
-  if (status == CUDL_OK) ctx->rng_offset += philox_blocks(t->numel);
+  if (status == CUDL_OK) ctx->rng_offset += cudl__philox_blocks(t->numel);
   return cudl__after_op(ctx, status);
 }

@@ -2,6 +2,7 @@
  * kernels are compared with, written independently of them. */
 #include <math.h>
 
+#include "core/philox.h"
 #include "cpu/cpu_ops.h"
 
 /* Loops split across threads only when the work pays for the fork. */
@@ -68,5 +69,89 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)
   for (i = 0; i < n; ++i) dx[i] = backward_one(kind, alpha, saved[i], dy[i]);
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const float *x,
+                                    const float *slope, float *y, int64_t outer,
+                                    int64_t channels, int64_t inner) {
+  int64_t row;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (outer * channels * inner > \
+                                              CPU_PARALLEL_MIN)
+  for (row = 0; row < outer * channels; ++row) {
+    const float a = slope[row % channels];
+    const float *in = x + row * inner;
+    float *out = y + row * inner;
+    int64_t i;
+    for (i = 0; i < inner; ++i) out[i] = in[i] > 0.0f ? in[i] : a * in[i];
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const float *x,
+                                     const float *slope, const float *dy,
+                                     float *dx, float *dslope, int64_t outer,
+                                     int64_t channels, int64_t inner) {
+  int64_t c;
+  (void)ctx;
+  /* One channel per iteration, its sum in double in a fixed order: the
+   * reference for the CUDA reduction, and deterministic. */
+#pragma omp parallel for schedule(static) if (outer * channels * inner > \
+                                              CPU_PARALLEL_MIN)
+  for (c = 0; c < channels; ++c) {
+    const float a = slope[c];
+    double sum = 0.0;
+    int64_t n, i;
+    for (n = 0; n < outer; ++n) {
+      const int64_t base = (n * channels + c) * inner;
+      for (i = 0; i < inner; ++i) {
+        const float v = x[base + i], g = dy[base + i];
+        if (v > 0.0f) {
+          dx[base + i] = g;
+        } else {
+          dx[base + i] = a * g;
+          sum += (double)g * (double)v;
+        }
+      }
+    }
+    dslope[c] = (float)sum;
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const float *x,
+                                    float *noise, float *y, int64_t n,
+                                    float lower, float upper, int training,
+                                    uint64_t seed, uint64_t offset) {
+  const float fixed = (lower + upper) * 0.5f;
+  const int64_t blocks = (n + 3) / 4;
+  int64_t b;
+  (void)ctx;
+  /* Walk Philox blocks as cudl_tensor_uniform does; the slope of element i
+   * is word i % 4 of block offset + i / 4, drawn whatever x holds. */
+#pragma omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)
+  for (b = 0; b < blocks; ++b) {
+    cudl_philox_block r = {{0, 0, 0, 0}};
+    int k;
+    if (training) r = cudl_philox_at(seed, offset + (uint64_t)b);
+    for (k = 0; k < 4 && 4 * b + k < n; ++k) {
+      const int64_t i = 4 * b + k;
+      const float slope =
+          training ? cudl_uniform_from_bits(r.v[k], lower, upper) : fixed;
+      const float m = x[i] > 0.0f ? 1.0f : slope; /* as PyTorch: 0 too */
+      if (noise != NULL) noise[i] = m;
+      y[i] = x[i] * m;
+    }
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
+                              float *out, int64_t n) {
+  int64_t i;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)
+  for (i = 0; i < n; ++i) out[i] = a[i] * b[i];
   return CUDL_OK;
 }

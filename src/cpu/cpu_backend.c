@@ -110,4 +110,8 @@ const cudl_backend cudl__cpu_backend = {
     cpu_normal_f32,
     cudl__cpu_activation_forward,
     cudl__cpu_activation_backward,
+    cudl__cpu_prelu_forward,
+    cudl__cpu_prelu_backward,
+    cudl__cpu_rrelu_forward,
+    cudl__cpu_mul_f32,
 };

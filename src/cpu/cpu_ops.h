@@ -14,4 +14,18 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
                                           const float *dy, float *dx,
                                           int64_t n);
 
+cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const float *x,
+                                    const float *slope, float *y, int64_t outer,
+                                    int64_t channels, int64_t inner);
+cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const float *x,
+                                     const float *slope, const float *dy,
+                                     float *dx, float *dslope, int64_t outer,
+                                     int64_t channels, int64_t inner);
+cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const float *x,
+                                    float *noise, float *y, int64_t n,
+                                    float lower, float upper, int training,
+                                    uint64_t seed, uint64_t offset);
+cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
+                              float *out, int64_t n);
+
 #endif /* CUDL_CPU_OPS_H */

@@ -276,6 +276,54 @@ static cudl_status cuda_activation_backward(cudl_context *ctx,
   return CUDL_OK;
 }
 
+static cudl_status cuda_prelu_forward(cudl_context *ctx, const float *x,
+                                      const float *slope, float *y,
+                                      int64_t outer, int64_t channels,
+                                      int64_t inner) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_prelu_forward(s->stream, x, slope, y, outer,
+                                               channels, inner));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_prelu_backward(cudl_context *ctx, const float *x,
+                                       const float *slope, const float *dy,
+                                       float *dx, float *dslope, int64_t outer,
+                                       int64_t channels, int64_t inner) {
+  void *workspace = NULL;
+  size_t bytes =
+      cudl_prelu_backward_workspace(outer, channels, inner) * sizeof(float);
+  cudaError_t err;
+  CUDA_ENTER(ctx, s);
+  /* Stream-ordered scratch: no synchronisation to allocate or free it. */
+  CUDL_CUDA_TRY(ctx,
+                cudaMallocFromPoolAsync(&workspace, bytes, s->pool, s->stream));
+  err = cudl_launch_prelu_backward(s->stream, x, slope, dy, dx, dslope, outer,
+                                   channels, inner, (float *)workspace);
+  cudaFreeAsync(workspace, s->stream);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(ctx, err, "cudl_launch_prelu_backward", __FILE__,
+                            __LINE__);
+  return CUDL_OK;
+}
+
+static cudl_status cuda_rrelu_forward(cudl_context *ctx, const float *x,
+                                      float *noise, float *y, int64_t n,
+                                      float lower, float upper, int training,
+                                      uint64_t seed, uint64_t offset) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_rrelu_forward(s->stream, x, noise, y, n, lower,
+                                               upper, training, seed, offset));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
+                                const float *b, float *out, int64_t n) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_mul_f32(s->stream, a, b, out, n));
+  return CUDL_OK;
+}
+
 const cudl_backend cudl__cuda_backend = {
     "cuda",
     cuda_open,
@@ -292,4 +340,8 @@ const cudl_backend cudl__cuda_backend = {
     cuda_normal_f32,
     cuda_activation_forward,
     cuda_activation_backward,
+    cuda_prelu_forward,
+    cuda_prelu_backward,
+    cuda_rrelu_forward,
+    cuda_mul_f32,
 };

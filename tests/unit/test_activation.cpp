@@ -354,6 +354,181 @@ TEST_F(ActivationTest, BadInputWritesNothing) {
 }
 
 // ---------------------------------------------------------------------------
+// PReLU
+// ---------------------------------------------------------------------------
+
+// Float64 reference of PReLU backward's slope gradient for x viewed as
+// [outer, channels, inner]; also the sum of |terms|, which bounds rounding.
+void PreluSlopeGradient(const std::vector<float> &x, const std::vector<float> &dy,
+                        int64_t outer, int64_t channels, int64_t inner,
+                        std::vector<double> *sum, std::vector<double> *abs_sum) {
+  sum->assign(static_cast<size_t>(channels), 0.0);
+  abs_sum->assign(static_cast<size_t>(channels), 0.0);
+  for (int64_t n = 0; n < outer; ++n)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < inner; ++i) {
+        const size_t k = static_cast<size_t>((n * channels + c) * inner + i);
+        if (x[k] <= 0.0f) {
+          (*sum)[static_cast<size_t>(c)] += static_cast<double>(dy[k]) * x[k];
+          (*abs_sum)[static_cast<size_t>(c)] += std::fabs(static_cast<double>(dy[k]) * x[k]);
+        }
+      }
+}
+
+TEST_F(ActivationTest, PreluForwardAndBackwardPerChannelAndShared) {
+  const std::vector<int64_t> shape = {2, 3, 5, 7};
+  const size_t n = 2 * 3 * 5 * 7;
+  const std::vector<float> xs = RandomValues(n, -3, 3, 11);
+  const std::vector<float> gs = RandomValues(n, -1, 1, 12);
+  struct Case {
+    std::vector<int64_t> slope_shape;
+    std::vector<float> slope;
+  };
+  for (const Case &c : {Case{{3}, {0.1f, -0.2f, 0.25f}}, Case{{1}, {0.3f}},
+                        Case{{1, 3, 1, 1}, {0.5f, 0.0f, 2.0f}}}) {
+    SCOPED_TRACE(std::to_string(c.slope.size()) + " slope(s)");
+    const int64_t channels = static_cast<int64_t>(c.slope.size());
+    const int64_t outer = channels == 1 ? 1 : 2, inner = channels == 1 ? int64_t(n) : 35;
+    cudl_tensor *x = Make(shape, xs), *y = Make(shape), *dy = Make(shape, gs), *dx = Make(shape);
+    cudl_tensor *a = Make(c.slope_shape, c.slope), *da = Make(c.slope_shape, c.slope);
+    ASSERT_EQ(cudl_prelu_forward(ctx_, x, a, y), CUDL_OK) << cudl_context_last_error(ctx_);
+    ASSERT_EQ(cudl_prelu_backward(ctx_, x, a, dy, dx, da), CUDL_OK)
+        << cudl_context_last_error(ctx_);
+    const std::vector<float> ys = ReadF32(y), dxs = ReadF32(dx), das = ReadF32(da);
+    for (size_t i = 0; i < n; ++i) {
+      const float slope = c.slope[(i / static_cast<size_t>(inner)) % c.slope.size()];
+      // One multiplication each: exact against the same float product.
+      ASSERT_EQ(ys[i], xs[i] > 0 ? xs[i] : slope * xs[i]) << i;
+      ASSERT_EQ(dxs[i], xs[i] > 0 ? gs[i] : slope * gs[i]) << i;
+    }
+    std::vector<double> want, bound;
+    PreluSlopeGradient(xs, gs, outer, channels, inner, &want, &bound);
+    for (size_t k = 0; k < c.slope.size(); ++k)
+      // The CPU sums in double and rounds once: within 1 ulp of the sum,
+      // and the double sum's own error is far below that.
+      EXPECT_NEAR(das[k], want[k], FLT_EPSILON * (std::fabs(want[k]) + 1e-30)) << "channel " << k;
+    // Finite differences of sum(dy * y) in the slope (linear: exact up to
+    // rounding) confirm the formula itself.
+    for (size_t k = 0; k < c.slope.size(); ++k) {
+      std::vector<float> plus = c.slope, minus = c.slope;
+      plus[k] += 0.125f;
+      minus[k] -= 0.125f;
+      cudl_tensor *ap = Make(c.slope_shape, plus), *am = Make(c.slope_shape, minus);
+      cudl_tensor *yp = Make(shape), *ym = Make(shape);
+      ASSERT_EQ(cudl_prelu_forward(ctx_, x, ap, yp), CUDL_OK);
+      ASSERT_EQ(cudl_prelu_forward(ctx_, x, am, ym), CUDL_OK);
+      const std::vector<float> fp = ReadF32(yp), fm = ReadF32(ym);
+      double lp = 0, lm = 0;
+      for (size_t i = 0; i < n; ++i) {
+        lp += static_cast<double>(gs[i]) * fp[i];
+        lm += static_cast<double>(gs[i]) * fm[i];
+      }
+      EXPECT_NEAR(das[k], (lp - lm) / 0.25, 1e-4 * (bound[k] + 1)) << "channel " << k;
+    }
+  }
+}
+
+TEST_F(ActivationTest, PreluBackwardIsDeterministicAndHandlesEmptyInput) {
+  const std::vector<float> xs = RandomValues(4 * 8 * 9, -1, 1, 13);
+  cudl_tensor *x = Make({4, 8, 9}, xs), *dy = Make({4, 8, 9}, xs), *dx = Make({4, 8, 9});
+  cudl_tensor *a = Make({8}, std::vector<float>(8, 0.25f));
+  cudl_tensor *d1 = Make({8}), *d2 = Make({8});
+  ASSERT_EQ(cudl_prelu_backward(ctx_, x, a, dy, dx, d1), CUDL_OK);
+  ASSERT_EQ(cudl_prelu_backward(ctx_, x, a, dy, dx, d2), CUDL_OK);
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(d1), ReadF32(d2)));
+  // No elements: the slope gradient is defined, and zero.
+  cudl_tensor *ex = Make({0, 8, 3}), *edx = Make({0, 8, 3});
+  cudl_tensor *ed = Make({8}, std::vector<float>(8, 7.0f));
+  ASSERT_EQ(cudl_prelu_backward(ctx_, ex, a, ex, edx, ed), CUDL_OK);
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(ed), std::vector<float>(8, 0.0f)));
+}
+
+TEST_F(ActivationTest, PreluBadInput) {
+  cudl_tensor *x = Make({2, 3, 4}, RandomValues(24, -1, 1, 14));
+  cudl_tensor *y = Make({2, 3, 4}, std::vector<float>(24, 9.0f));
+  cudl_tensor *a4 = Make({4}), *a3 = Make({3}), *d4 = Make({4});
+  cudl_tensor *flat = Make({24}), *flat_y = Make({24});
+  EXPECT_EQ(cudl_prelu_forward(ctx_, x, a4, y), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "slope"));
+  EXPECT_EQ(cudl_prelu_forward(ctx_, flat, a3, flat_y), CUDL_ERR_SHAPE)
+      << "1-D input has no channel dimension";
+  EXPECT_EQ(cudl_prelu_forward(ctx_, x, nullptr, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_prelu_backward(ctx_, x, a3, x, y, d4), CUDL_ERR_SHAPE) << "dslope's shape";
+  EXPECT_EQ(cudl_prelu_backward(ctx_, x, a3, x, y, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), std::vector<float>(24, 9.0f))) << "y was written";
+}
+
+// ---------------------------------------------------------------------------
+// RReLU
+// ---------------------------------------------------------------------------
+
+TEST_F(ActivationTest, RreluTrainingDrawsDocumentedSlopes) {
+  const float lower = 0.125f, upper = 1.0f / 3.0f;
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    std::vector<float> xs = RandomValues(static_cast<size_t>(n), -2, 2, 15);
+    if (n > 2) xs[2] = 0.0f;  // zero takes a slope, as in PyTorch
+    ASSERT_EQ(cudl_context_set_rng_state(ctx_, 99, 12345), CUDL_OK);
+    cudl_tensor *x = Make({n}, xs), *y = Make({n}), *noise = Make({n});
+    ASSERT_EQ(cudl_rrelu_forward(ctx_, x, lower, upper, 1, noise, y), CUDL_OK)
+        << cudl_context_last_error(ctx_);
+    uint64_t seed = 0, offset = 0;
+    ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+    EXPECT_EQ(offset, 12345u + (static_cast<uint64_t>(n) + 3) / 4);
+    const std::vector<float> slopes = cudl_test::ReferenceUniform(n, 99, 12345, lower, upper);
+    const std::vector<float> ns = ReadF32(noise), ys = ReadF32(y);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const float m = xs[i] > 0 ? 1.0f : slopes[i];
+      ASSERT_EQ(ns[i], m) << i;
+      ASSERT_EQ(ys[i], xs[i] * m) << i;
+      if (xs[i] <= 0) {
+        ASSERT_GE(ns[i], lower);
+        ASSERT_LT(ns[i], upper);
+      }
+    }
+    // Backward multiplies by the kept noise.
+    const std::vector<float> gs = RandomValues(static_cast<size_t>(n), -1, 1, 16);
+    cudl_tensor *dy = Make({n}, gs), *dx = Make({n});
+    ASSERT_EQ(cudl_rrelu_backward(ctx_, noise, dy, dx), CUDL_OK);
+    const std::vector<float> dxs = ReadF32(dx);
+    for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(dxs[i], gs[i] * ns[i]) << i;
+  }
+}
+
+TEST_F(ActivationTest, RreluEvaluationUsesTheMeanSlope) {
+  const std::vector<float> xs = {-2.0f, -0.5f, 0.0f, 0.5f, 3.0f};
+  cudl_tensor *x = Make({5}, xs), *y = Make({5}), *noise = Make({5});
+  ASSERT_EQ(cudl_context_set_rng_state(ctx_, 1, 77), CUDL_OK);
+  ASSERT_EQ(cudl_rrelu_forward(ctx_, x, 0.25f, 0.5f, 0, noise, y), CUDL_OK);
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(noise), {0.375f, 0.375f, 0.375f, 1.0f, 1.0f}));
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), {-0.75f, -0.1875f, 0.0f, 0.5f, 3.0f}));
+  // No noise tensor needed for inference; no random numbers consumed.
+  ASSERT_EQ(cudl_rrelu_forward(ctx_, x, 0.25f, 0.5f, 0, nullptr, y), CUDL_OK);
+  uint64_t seed = 0, offset = 0;
+  ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  EXPECT_EQ(offset, 77u);
+}
+
+TEST_F(ActivationTest, RreluBadInputChangesNothing) {
+  cudl_tensor *x = Make({4}, {1, -1, 2, -2}), *y = Make({4}, {9, 9, 9, 9});
+  cudl_tensor *noise = Make({4}, {9, 9, 9, 9}), *wrong = Make({3});
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  ASSERT_EQ(cudl_context_set_rng_state(ctx_, 5, 6), CUDL_OK);
+  EXPECT_EQ(cudl_rrelu_forward(ctx_, x, 0.1f, 0.3f, 1, nullptr, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "noise"));
+  EXPECT_EQ(cudl_rrelu_forward(ctx_, x, 0.3f, 0.1f, 1, noise, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_rrelu_forward(ctx_, x, -0.1f, 0.1f, 1, noise, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_rrelu_forward(ctx_, x, nan, 0.1f, 1, noise, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_rrelu_forward(ctx_, x, 0.1f, 0.3f, 1, wrong, y), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_rrelu_backward(ctx_, wrong, x, y), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), {9, 9, 9, 9}));
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(noise), {9, 9, 9, 9}));
+  uint64_t seed = 0, offset = 0;
+  ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  EXPECT_EQ(offset, 6u) << "a failed call consumed random numbers";
+}
+
+// ---------------------------------------------------------------------------
 // CUDA against the CPU
 // ---------------------------------------------------------------------------
 
@@ -389,6 +564,72 @@ TEST_F(ActivationTest, CudaMatchesCpu) {
         ASSERT_TRUE(Close(dcpu[i], dgpu[i], op.exact ? 0.0 : 2 * kUlpTolerance)) << "backward " << i;
       }
     }
+  }
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == gpu) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(gpu);
+}
+
+TEST_F(ActivationTest, CudaPreluAndRreluMatchCpu) {
+  const cudl_test::CudaAvailability avail = cudl_test::QueryCuda();
+  if (!avail.available) GTEST_SKIP() << "no CUDA device: " << avail.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  // PReLU: per channel (a few channels, many elements each; many channels,
+  // few each) and shared; dx exact, the slope gradient within the float
+  // summation bound of the GPU's partial sums.
+  const std::vector<std::vector<int64_t>> shapes = {{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1}};
+  for (const auto &shape : shapes) {
+    for (bool shared : {false, true}) {
+      SCOPED_TRACE(std::to_string(Numel(shape)) + (shared ? " shared" : " per channel"));
+      const size_t n = static_cast<size_t>(Numel(shape));
+      const std::vector<float> xs = RandomValues(n, -2, 2, 21), gs = RandomValues(n, -1, 1, 22);
+      const int64_t channels = shared ? 1 : shape[1];
+      const std::vector<float> slope = RandomValues(static_cast<size_t>(channels), -0.5f, 0.5f, 23);
+      cudl_tensor *cx = Make(shape, xs), *cy = Make(shape), *cg = Make(shape, gs), *cd = Make(shape);
+      cudl_tensor *ca = Make({channels}, slope), *cda = Make({channels});
+      cudl_tensor *gx = Make(gpu, shape, xs), *gy = Make(gpu, shape), *gg = Make(gpu, shape, gs),
+                  *gd = Make(gpu, shape);
+      cudl_tensor *ga = Make(gpu, {channels}, slope), *gda = Make(gpu, {channels});
+      ASSERT_EQ(cudl_prelu_forward(ctx_, cx, ca, cy), CUDL_OK);
+      ASSERT_EQ(cudl_prelu_forward(gpu, gx, ga, gy), CUDL_OK) << cudl_context_last_error(gpu);
+      ASSERT_EQ(cudl_prelu_backward(ctx_, cx, ca, cg, cd, cda), CUDL_OK);
+      ASSERT_EQ(cudl_prelu_backward(gpu, gx, ga, gg, gd, gda), CUDL_OK)
+          << cudl_context_last_error(gpu);
+      EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gy), ReadF32(cy)));
+      EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gd), ReadF32(cd)));
+      std::vector<double> want, bound;
+      PreluSlopeGradient(xs, gs, shared ? 1 : shape[0], channels,
+                         shared ? int64_t(n) : int64_t(n) / (shape[0] * shape[1]), &want, &bound);
+      const std::vector<float> got = ReadF32(gda);
+      // Float partial sums: each thread adds up to per-channel/(parts*256)
+      // terms, then a tree: error well within 64 * eps * sum |terms|.
+      for (size_t c = 0; c < got.size(); ++c)
+        EXPECT_NEAR(got[c], want[c], 64 * FLT_EPSILON * bound[c] + FLT_MIN) << "channel " << c;
+    }
+  }
+  // RReLU in training: the same noise bits on both devices.
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, (int64_t{1} << 24) + 3}) {
+    SCOPED_TRACE("rrelu n " + std::to_string(n));
+    const std::vector<float> xs = RandomValues(static_cast<size_t>(n), -1, 1, 24);
+    cudl_tensor *cx = Make({n}, xs), *cy = Make({n}), *cn = Make({n});
+    cudl_tensor *gx = Make(gpu, {n}, xs), *gy = Make(gpu, {n}), *gn = Make(gpu, {n});
+    ASSERT_EQ(cudl_context_set_rng_state(ctx_, 31, 0xfffffff0ull), CUDL_OK);
+    ASSERT_EQ(cudl_context_set_rng_state(gpu, 31, 0xfffffff0ull), CUDL_OK);
+    ASSERT_EQ(cudl_rrelu_forward(ctx_, cx, 0.125f, 0.375f, 1, cn, cy), CUDL_OK);
+    ASSERT_EQ(cudl_rrelu_forward(gpu, gx, 0.125f, 0.375f, 1, gn, gy), CUDL_OK)
+        << cudl_context_last_error(gpu);
+    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gn), ReadF32(cn)));
+    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gy), ReadF32(cy)));
+    cudl_tensor *gdx = Make(gpu, {n}), *cdx = Make({n});
+    ASSERT_EQ(cudl_rrelu_backward(ctx_, cn, cx, cdx), CUDL_OK);
+    ASSERT_EQ(cudl_rrelu_backward(gpu, gn, gx, gdx), CUDL_OK);
+    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gdx), ReadF32(cdx)));
   }
   for (auto it = owned_.begin(); it != owned_.end();)
     if (cudl_tensor_context(*it) == gpu) {

@@ -1,0 +1,29 @@
+/*
+ * reduce.cuh - the one reduction pattern the kernels share: each thread
+ * accumulates its grid-stride share, then the block sums the threads'
+ * values with warp shuffles and one shared-memory pass. The order of the
+ * additions depends only on the launch shape, so results are reproducible.
+ */
+#ifndef CUDL_REDUCE_CUH
+#define CUDL_REDUCE_CUH
+
+#include "kernels/launch.cuh"
+
+/* Sum of v over the block (blockDim.x a multiple of 32, at most 1024);
+ * the result is valid in thread 0. */
+__device__ __forceinline__ float cudl_block_sum(float v) {
+  __shared__ float warp_sums[32];
+  const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+  for (int offset = 16; offset > 0; offset /= 2)
+    v += __shfl_down_sync(0xffffffffu, v, offset);
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < blockDim.x / 32u ? warp_sums[lane] : 0.0f;
+    for (int offset = 16; offset > 0; offset /= 2)
+      v += __shfl_down_sync(0xffffffffu, v, offset);
+  }
+  return v;
+}
+
+#endif /* CUDL_REDUCE_CUH */
