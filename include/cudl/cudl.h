@@ -17,5 +17,6 @@
 #include "cudl/tensor.h"
 #include "cudl/safetensors.h"
 #include "cudl/activation.h"
+#include "cudl/dropout.h"
 
 #endif /* CUDL_CUDL_H */

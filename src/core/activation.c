@@ -4,36 +4,6 @@
 
 #include "core/internal.h"
 
-/* The common checks: the tensors are non-NULL, belong to ctx, are f32 and
- * have the shape of the first. `names` label them in messages. */
-static cudl_status check_tensors(cudl_context *ctx, const char *function,
-                                 const cudl_tensor *const *tensors,
-                                 const char *const *names, int count) {
-  int i;
-  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  for (i = 0; i < count; ++i) {
-    const cudl_tensor *t = tensors[i];
-    if (t == NULL)
-      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "%s is NULL",
-                        names[i]);
-    if (t->ctx != ctx)
-      return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
-                        "%s belongs to another context (%s, not %s)", names[i],
-                        t->ctx->device_name, ctx->device_name);
-    if (t->dtype != CUDL_DTYPE_F32)
-      return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
-                        "%s is %s; only f32 is supported", names[i],
-                        cudl_dtype_name(t->dtype));
-    if (i > 0 &&
-        (t->ndim != tensors[0]->ndim ||
-         (t->ndim > 0 && memcmp(t->shape, tensors[0]->shape,
-                                (size_t)t->ndim * sizeof t->shape[0]) != 0)))
-      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                        "%s and %s have different shapes", names[i], names[0]);
-  }
-  return CUDL_OK;
-}
-
 static cudl_status check_alpha(cudl_context *ctx, const char *function,
                                float alpha) {
   if (!isfinite(alpha))
@@ -50,7 +20,7 @@ static cudl_status forward(cudl_context *ctx, const char *function,
   cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
-  status = check_tensors(ctx, function, tensors, names, 2);
+  status = cudl__check_tensors(ctx, function, tensors, names, 2);
   if (status != CUDL_OK) return status;
   if (x->numel == 0) return CUDL_OK;
   if (ctx->backend->activation_forward == NULL)
@@ -74,7 +44,7 @@ static cudl_status backward(cudl_context *ctx, const char *function,
   names[0] = saved_name;
   names[1] = "dy";
   names[2] = "dx";
-  status = check_tensors(ctx, function, tensors, names, 3);
+  status = cudl__check_tensors(ctx, function, tensors, names, 3);
   if (status != CUDL_OK) return status;
   if (saved->numel == 0) return CUDL_OK;
   if (ctx->backend->activation_backward == NULL)
@@ -174,9 +144,9 @@ cudl_status cudl_prelu_forward(cudl_context *ctx, const cudl_tensor *x,
   cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
-  status = check_tensors(ctx, __func__, tensors, names, 2);
+  status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
   if (status == CUDL_OK)
-    status = check_tensors(ctx, __func__, &slope, slope_name, 1);
+    status = cudl__check_tensors(ctx, __func__, &slope, slope_name, 1);
   if (status == CUDL_OK)
     status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
   if (status != CUDL_OK || x->numel == 0) return status;
@@ -202,9 +172,9 @@ cudl_status cudl_prelu_backward(cudl_context *ctx, const cudl_tensor *x,
   tensors[2] = dx;
   slopes[0] = slope;
   slopes[1] = dslope;
-  status = check_tensors(ctx, __func__, tensors, names, 3);
+  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status == CUDL_OK)
-    status = check_tensors(ctx, __func__, slopes, slope_names, 2);
+    status = cudl__check_tensors(ctx, __func__, slopes, slope_names, 2);
   if (status == CUDL_OK)
     status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
   if (status != CUDL_OK || channels == 0) return status;
@@ -237,7 +207,8 @@ cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
   if (training && noise == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "noise is NULL in training, where backward needs it");
-  status = check_tensors(ctx, __func__, tensors, names, noise == NULL ? 2 : 3);
+  status =
+      cudl__check_tensors(ctx, __func__, tensors, names, noise == NULL ? 2 : 3);
   if (status != CUDL_OK || x->numel == 0) return status;
   if (ctx->backend->rrelu_forward == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
@@ -259,7 +230,7 @@ cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
   tensors[0] = noise;
   tensors[1] = dy;
   tensors[2] = dx;
-  status = check_tensors(ctx, __func__, tensors, names, 3);
+  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || noise->numel == 0) return status;
   if (ctx->backend->mul_f32 == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",

@@ -87,6 +87,11 @@ typedef struct cudl_backend {
   cudl_status (*rrelu_forward)(cudl_context *ctx, const float *x, float *noise,
                                float *y, int64_t n, float lower, float upper,
                                int training, uint64_t seed, uint64_t offset);
+  /* Inverted dropout: mask[i] = keep ? scale : 0 (1 when not training,
+   * mask then possibly NULL), y = x * mask. */
+  cudl_status (*dropout_forward)(cudl_context *ctx, const float *x, float *mask,
+                                 float *y, int64_t n, float p, int training,
+                                 uint64_t seed, uint64_t offset);
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);

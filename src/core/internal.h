@@ -82,6 +82,13 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
                               cudl_dtype dtype, int ndim, const int64_t *shape,
                               int64_t *numel, size_t *nbytes);
 
+/* The checks every operator makes of its tensors: non-NULL, of ctx, f32,
+ * and all of the first one's shape. names[i] labels tensors[i] in the
+ * message. CUDL_ERR_INVALID_ARGUMENT for a NULL ctx, without a message. */
+cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
+                                const cudl_tensor *const *tensors,
+                                const char *const *names, int count);
+
 /* Philox blocks (four numbers each) a draw of n numbers consumes. */
 static inline uint64_t cudl__philox_blocks(int64_t n) {
   return ((uint64_t)n + 3u) / 4u;

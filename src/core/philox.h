@@ -74,6 +74,12 @@ CUDL_HD float cudl_uint_to_unit_open0(uint32_t x) {
   return (float)((x >> 8) + 1u) * 5.9604644775390625e-08f;
 }
 
+/** The dropout keep test: keep when the word's [0, 1) number is >= p, so
+ *  p = 0 keeps all and p = 1 keeps none. */
+CUDL_HD int cudl_dropout_keep(uint32_t x, float p) {
+  return cudl_uint_to_unit(x) >= p;
+}
+
 /** A uniform number in [low, high) from one 32-bit word. One fused
  *  multiply-add (correctly rounded on both devices); a result rounded up to
  *  high is moved to the float just below it. */

@@ -277,3 +277,33 @@ cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
   if (status == CUDL_OK) ctx->rng_offset += cudl__philox_blocks(t->numel);
   return cudl__after_op(ctx, status);
 }
+
+/* The common checks: the tensors are non-NULL, belong to ctx, are f32 and
+ * have the shape of the first. `names` label them in messages. */
+cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
+                                const cudl_tensor *const *tensors,
+                                const char *const *names, int count) {
+  int i;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < count; ++i) {
+    const cudl_tensor *t = tensors[i];
+    if (t == NULL)
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "%s is NULL",
+                        names[i]);
+    if (t->ctx != ctx)
+      return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
+                        "%s belongs to another context (%s, not %s)", names[i],
+                        t->ctx->device_name, ctx->device_name);
+    if (t->dtype != CUDL_DTYPE_F32)
+      return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                        "%s is %s; only f32 is supported", names[i],
+                        cudl_dtype_name(t->dtype));
+    if (i > 0 &&
+        (t->ndim != tensors[0]->ndim ||
+         (t->ndim > 0 && memcmp(t->shape, tensors[0]->shape,
+                                (size_t)t->ndim * sizeof t->shape[0]) != 0)))
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s and %s have different shapes", names[i], names[0]);
+  }
+  return CUDL_OK;
+}

@@ -113,5 +113,6 @@ const cudl_backend cudl__cpu_backend = {
     cudl__cpu_prelu_forward,
     cudl__cpu_prelu_backward,
     cudl__cpu_rrelu_forward,
+    cudl__cpu_dropout_forward,
     cudl__cpu_mul_f32,
 };

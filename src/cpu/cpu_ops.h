@@ -25,6 +25,10 @@ cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const float *x,
                                     float *noise, float *y, int64_t n,
                                     float lower, float upper, int training,
                                     uint64_t seed, uint64_t offset);
+cudl_status cudl__cpu_dropout_forward(cudl_context *ctx, const float *x,
+                                      float *mask, float *y, int64_t n, float p,
+                                      int training, uint64_t seed,
+                                      uint64_t offset);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 

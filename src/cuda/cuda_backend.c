@@ -11,6 +11,7 @@
 
 #include "cuda/cuda_internal.h"
 #include "kernels/activation_kernels.h"
+#include "kernels/dropout_kernels.h"
 #include "kernels/init_kernels.h"
 
 cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
@@ -317,6 +318,16 @@ static cudl_status cuda_rrelu_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
+static cudl_status cuda_dropout_forward(cudl_context *ctx, const float *x,
+                                        float *mask, float *y, int64_t n,
+                                        float p, int training, uint64_t seed,
+                                        uint64_t offset) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_dropout_forward(s->stream, x, mask, y, n, p,
+                                                 training, seed, offset));
+  return CUDL_OK;
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -343,5 +354,6 @@ const cudl_backend cudl__cuda_backend = {
     cuda_prelu_forward,
     cuda_prelu_backward,
     cuda_rrelu_forward,
+    cuda_dropout_forward,
     cuda_mul_f32,
 };

@@ -1,0 +1,54 @@
+/* dropout.c - validation and dispatch of inverted dropout. */
+#include <math.h>
+
+#include "core/internal.h"
+
+cudl_status cudl_dropout_forward(cudl_context *ctx, const cudl_tensor *x,
+                                 float p, int training, cudl_tensor *mask,
+                                 cudl_tensor *y) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"x", "y", "mask"};
+  cudl_status status;
+  tensors[0] = x;
+  tensors[1] = y;
+  tensors[2] = mask;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (!(p >= 0.0f && p <= 1.0f))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "p must be in [0, 1], got %g", (double)p);
+  if (training && mask == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "mask is NULL in training, where backward needs it");
+  status =
+      cudl__check_tensors(ctx, __func__, tensors, names, mask == NULL ? 2 : 3);
+  if (status != CUDL_OK || x->numel == 0) return status;
+  if (ctx->backend->dropout_forward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  status = ctx->backend->dropout_forward(
+      ctx, (const float *)x->data, mask == NULL ? NULL : (float *)mask->data,
+      (float *)y->data, x->numel, p, training != 0, ctx->rng_seed,
+      ctx->rng_offset);
+  if (status == CUDL_OK && training)
+    ctx->rng_offset += cudl__philox_blocks(x->numel);
+  return cudl__after_op(ctx, status);
+}
+
+cudl_status cudl_dropout_backward(cudl_context *ctx, const cudl_tensor *mask,
+                                  const cudl_tensor *dy, cudl_tensor *dx) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"mask", "dy", "dx"};
+  cudl_status status;
+  tensors[0] = mask;
+  tensors[1] = dy;
+  tensors[2] = dx;
+  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  if (status != CUDL_OK || mask->numel == 0) return status;
+  if (ctx->backend->mul_f32 == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->mul_f32(ctx, (const float *)dy->data,
+                                 (const float *)mask->data, (float *)dx->data,
+                                 mask->numel));
+}

@@ -1,0 +1,206 @@
+// test_dropout.cpp - inverted dropout: the mask against the documented
+// Philox stream, scaling, p = 0 and p = 1 exactly, evaluation, the RNG
+// offset, backward, bad input, and CUDA masks bit-identical to the CPU's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::BitEqual;
+using cudl_test::ReadF32;
+using cudl_test::WriteF32;
+
+// The multipliers the header documents, computed here from Philox itself.
+std::vector<float> ReferenceMask(int64_t n, uint64_t seed, uint64_t offset, float p) {
+  const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  std::vector<float> mask(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const cudl_philox_block r = cudl_test::ReferenceBlock(seed, offset + static_cast<uint64_t>(i / 4));
+    const double u = static_cast<double>(r.v[i % 4] >> 8) / 16777216.0;
+    mask[static_cast<size_t>(i)] = u >= static_cast<double>(p) ? scale : 0.0f;
+  }
+  return mask;
+}
+
+std::vector<float> RandomValues(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-4.0f, 4.0f);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+class DropoutTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
+  void TearDown() override {
+    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Make(cudl_context *ctx, int64_t n, const std::vector<float> &values = {}) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &n, &t), CUDL_OK);
+    if (t != nullptr) {
+      owned_.push_back(t);
+      if (!values.empty()) {
+        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      }
+    }
+    return t;
+  }
+  uint64_t Offset(cudl_context *ctx) {
+    uint64_t seed = 0, offset = 0;
+    EXPECT_EQ(cudl_context_get_rng_state(ctx, &seed, &offset), CUDL_OK);
+    return offset;
+  }
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> owned_;
+};
+
+TEST_F(DropoutTest, TrainingMaskFollowsThePhiloxStream) {
+  for (float p : {0.1f, 0.5f, 0.9f}) {
+    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1021}}) {
+      SCOPED_TRACE("p " + std::to_string(p) + " n " + std::to_string(n));
+      const std::vector<float> xs = RandomValues(static_cast<size_t>(n), 1);
+      ASSERT_EQ(cudl_context_set_rng_state(ctx_, 2024, 0xfffffffeull), CUDL_OK);
+      cudl_tensor *x = Make(ctx_, n, xs), *mask = Make(ctx_, n), *y = Make(ctx_, n);
+      ASSERT_EQ(cudl_dropout_forward(ctx_, x, p, 1, mask, y), CUDL_OK)
+          << cudl_context_last_error(ctx_);
+      const std::vector<float> want = ReferenceMask(n, 2024, 0xfffffffeull, p);
+      EXPECT_TRUE(BitEqual(ReadF32(mask), want));
+      std::vector<float> ywant(xs.size());
+      for (size_t i = 0; i < xs.size(); ++i) ywant[i] = xs[i] * want[i];
+      EXPECT_TRUE(BitEqual(ReadF32(y), ywant));
+      EXPECT_EQ(Offset(ctx_), 0xfffffffeull + (static_cast<uint64_t>(n) + 3) / 4);
+    }
+  }
+}
+
+TEST_F(DropoutTest, KeepsAboutOneMinusPAndPreservesTheMean) {
+  // n = 2^20 Bernoulli(1 - p) draws: the kept fraction has standard error
+  // sqrt(p (1 - p) / n) < 5e-4; allow 5 of them. Inverted scaling keeps the
+  // mean of ones at 1 within the same relative bound.
+  const int64_t n = int64_t{1} << 20;
+  const float p = 0.3f;
+  cudl_tensor *x = Make(ctx_, n, std::vector<float>(static_cast<size_t>(n), 1.0f));
+  cudl_tensor *mask = Make(ctx_, n), *y = Make(ctx_, n);
+  ASSERT_EQ(cudl_dropout_forward(ctx_, x, p, 1, mask, y), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y);
+  double kept = 0, sum = 0;
+  for (float v : ys) {
+    kept += v != 0.0f;
+    sum += v;
+  }
+  const double se = std::sqrt(p * (1 - p) / static_cast<double>(n));
+  EXPECT_NEAR(kept / static_cast<double>(n), 1.0 - p, 5 * se);
+  EXPECT_NEAR(sum / static_cast<double>(n), 1.0, 5 * se / (1.0 - p));
+}
+
+TEST_F(DropoutTest, ZeroAndOneAreExact) {
+  const int64_t n = 1021;
+  std::vector<float> xs = RandomValues(static_cast<size_t>(n), 2);
+  xs[5] = std::numeric_limits<float>::infinity();
+  cudl_tensor *x = Make(ctx_, n, xs), *mask = Make(ctx_, n), *y = Make(ctx_, n);
+  ASSERT_EQ(cudl_dropout_forward(ctx_, x, 0.0f, 1, mask, y), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(y), xs)) << "p = 0 must keep every element unchanged";
+  EXPECT_TRUE(BitEqual(ReadF32(mask), std::vector<float>(static_cast<size_t>(n), 1.0f)));
+  xs[5] = 2.0f;  // (inf * 0 would be NaN: keep the p = 1 check about zeros)
+  ASSERT_EQ(WriteF32(x, xs), CUDL_OK);
+  ASSERT_EQ(cudl_dropout_forward(ctx_, x, 1.0f, 1, mask, y), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y);
+  for (size_t i = 0; i < ys.size(); ++i) ASSERT_EQ(ys[i], 0.0f) << i;
+  EXPECT_TRUE(BitEqual(ReadF32(mask), std::vector<float>(static_cast<size_t>(n), 0.0f)));
+}
+
+TEST_F(DropoutTest, EvaluationIsTheIdentity) {
+  const std::vector<float> xs = RandomValues(1021, 3);
+  cudl_tensor *x = Make(ctx_, 1021, xs), *mask = Make(ctx_, 1021), *y = Make(ctx_, 1021);
+  const uint64_t before = Offset(ctx_);
+  ASSERT_EQ(cudl_dropout_forward(ctx_, x, 0.5f, 0, mask, y), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(y), xs));
+  EXPECT_TRUE(BitEqual(ReadF32(mask), std::vector<float>(1021, 1.0f)));
+  ASSERT_EQ(cudl_dropout_forward(ctx_, x, 0.5f, 0, nullptr, y), CUDL_OK);
+  EXPECT_EQ(Offset(ctx_), before) << "evaluation consumed random numbers";
+}
+
+TEST_F(DropoutTest, InPlaceAndBackward) {
+  const std::vector<float> xs = RandomValues(999, 4), gs = RandomValues(999, 5);
+  cudl_tensor *a = Make(ctx_, 999, xs), *x = Make(ctx_, 999, xs);
+  cudl_tensor *m1 = Make(ctx_, 999), *m2 = Make(ctx_, 999), *y = Make(ctx_, 999);
+  ASSERT_EQ(cudl_context_set_rng_state(ctx_, 8, 0), CUDL_OK);
+  ASSERT_EQ(cudl_dropout_forward(ctx_, a, 0.25f, 1, m1, a), CUDL_OK);
+  ASSERT_EQ(cudl_context_set_rng_state(ctx_, 8, 0), CUDL_OK);
+  ASSERT_EQ(cudl_dropout_forward(ctx_, x, 0.25f, 1, m2, y), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(a), ReadF32(y)));
+  cudl_tensor *dy = Make(ctx_, 999, gs), *dx = Make(ctx_, 999);
+  ASSERT_EQ(cudl_dropout_backward(ctx_, m2, dy, dx), CUDL_OK);
+  const std::vector<float> mask = ReadF32(m2), dxs = ReadF32(dx);
+  for (size_t i = 0; i < gs.size(); ++i) ASSERT_EQ(dxs[i], gs[i] * mask[i]) << i;
+}
+
+TEST_F(DropoutTest, BadInputChangesNothing) {
+  cudl_tensor *x = Make(ctx_, 4, {1, 2, 3, 4}), *y = Make(ctx_, 4, {9, 9, 9, 9});
+  cudl_tensor *mask = Make(ctx_, 4, {9, 9, 9, 9}), *wrong = Make(ctx_, 5);
+  ASSERT_EQ(cudl_context_set_rng_state(ctx_, 1, 2), CUDL_OK);
+  const float bad_p[] = {-0.1f, 1.5f, std::numeric_limits<float>::quiet_NaN(),
+                         std::numeric_limits<float>::infinity()};
+  for (float p : bad_p) {
+    EXPECT_EQ(cudl_dropout_forward(ctx_, x, p, 1, mask, y), CUDL_ERR_INVALID_ARGUMENT) << p;
+    EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "p must be"));
+  }
+  EXPECT_EQ(cudl_dropout_forward(ctx_, x, 0.5f, 1, nullptr, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_dropout_forward(ctx_, x, 0.5f, 1, wrong, y), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_dropout_forward(nullptr, x, 0.5f, 1, mask, y), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_dropout_backward(ctx_, wrong, x, y), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(BitEqual(ReadF32(y), {9, 9, 9, 9}));
+  EXPECT_TRUE(BitEqual(ReadF32(mask), {9, 9, 9, 9}));
+  EXPECT_EQ(Offset(ctx_), 2u);
+}
+
+TEST_F(DropoutTest, CudaMasksAreBitIdenticalToCpu) {
+  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  for (float p : {0.0f, 0.2f, 0.5f, 1.0f}) {
+    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, (int64_t{1} << 24) + 3}) {
+      SCOPED_TRACE("p " + std::to_string(p) + " n " + std::to_string(n));
+      const std::vector<float> xs = RandomValues(static_cast<size_t>(n), 6);
+      cudl_tensor *cx = Make(ctx_, n, xs), *cm = Make(ctx_, n), *cy = Make(ctx_, n);
+      cudl_tensor *gx = Make(gpu, n, xs), *gm = Make(gpu, n), *gy = Make(gpu, n);
+      ASSERT_EQ(cudl_context_set_rng_state(ctx_, 77, 0xffffffffull), CUDL_OK);
+      ASSERT_EQ(cudl_context_set_rng_state(gpu, 77, 0xffffffffull), CUDL_OK);
+      ASSERT_EQ(cudl_dropout_forward(ctx_, cx, p, 1, cm, cy), CUDL_OK);
+      ASSERT_EQ(cudl_dropout_forward(gpu, gx, p, 1, gm, gy), CUDL_OK)
+          << cudl_context_last_error(gpu);
+      EXPECT_TRUE(BitEqual(ReadF32(gm), ReadF32(cm)));
+      EXPECT_TRUE(BitEqual(ReadF32(gy), ReadF32(cy)));
+      cudl_tensor *gdx = Make(gpu, n);
+      ASSERT_EQ(cudl_dropout_backward(gpu, gm, gx, gdx), CUDL_OK);
+      std::vector<float> want(xs.size());
+      const std::vector<float> m = ReadF32(cm);
+      for (size_t i = 0; i < xs.size(); ++i) want[i] = xs[i] * m[i];
+      EXPECT_TRUE(BitEqual(ReadF32(gdx), want));
+      EXPECT_EQ(Offset(gpu), Offset(ctx_));
+    }
+  }
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == gpu) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(gpu);
+}
+
+}  // namespace
