@@ -18,5 +18,6 @@
 #include "cudl/safetensors.h"
 #include "cudl/activation.h"
 #include "cudl/dropout.h"
+#include "cudl/pooling.h"
 
 #endif /* CUDL_CUDL_H */

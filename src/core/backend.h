@@ -14,6 +14,14 @@
 
 #include "cudl/context.h"
 
+/* The geometry of a 2-D pooling, validated, with the sizes filled in. */
+typedef struct cudl_pool2d_geometry {
+  int64_t n, c, h, w; /* input */
+  int64_t oh, ow;     /* output */
+  int64_t kh, kw, sh, sw, ph, pw;
+  int count_include_pad; /* average pooling's divisor rule */
+} cudl_pool2d_geometry;
+
 /* Elementwise activations the backends implement (cudl/activation.h). */
 typedef enum cudl_activation_kind {
   CUDL_ACTIVATION_SIGMOID,
@@ -92,6 +100,20 @@ typedef struct cudl_backend {
   cudl_status (*dropout_forward)(cudl_context *ctx, const float *x, float *mask,
                                  float *y, int64_t n, float p, int training,
                                  uint64_t seed, uint64_t offset);
+  /* 2-D pooling over NCHW (cudl/pooling.h). is_max selects max or
+   * average; backward of max reads x, of average ignores it (NULL). */
+  cudl_status (*pool2d_forward)(cudl_context *ctx,
+                                const cudl_pool2d_geometry *g, int is_max,
+                                const float *x, float *y);
+  cudl_status (*pool2d_backward)(cudl_context *ctx,
+                                 const cudl_pool2d_geometry *g, int is_max,
+                                 const float *x, const float *dy, float *dx);
+  /* Global average pooling of `rows` rows of `cols` elements each. */
+  cudl_status (*global_avg_pool_forward)(cudl_context *ctx, const float *x,
+                                         float *y, int64_t rows, int64_t cols);
+  cudl_status (*global_avg_pool_backward)(cudl_context *ctx, const float *dy,
+                                          float *dx, int64_t rows,
+                                          int64_t cols);
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);

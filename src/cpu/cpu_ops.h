@@ -29,6 +29,19 @@ cudl_status cudl__cpu_dropout_forward(cudl_context *ctx, const float *x,
                                       float *mask, float *y, int64_t n, float p,
                                       int training, uint64_t seed,
                                       uint64_t offset);
+cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
+                                     const cudl_pool2d_geometry *g, int is_max,
+                                     const float *x, float *y);
+cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
+                                      const cudl_pool2d_geometry *g, int is_max,
+                                      const float *x, const float *dy,
+                                      float *dx);
+cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const float *x,
+                                              float *y, int64_t rows,
+                                              int64_t cols);
+cudl_status cudl__cpu_global_avg_pool_backward(cudl_context *ctx,
+                                               const float *dy, float *dx,
+                                               int64_t rows, int64_t cols);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 

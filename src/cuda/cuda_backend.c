@@ -13,6 +13,7 @@
 #include "kernels/activation_kernels.h"
 #include "kernels/dropout_kernels.h"
 #include "kernels/init_kernels.h"
+#include "kernels/pooling_kernels.h"
 
 cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
                              const char *call, const char *file, int line) {
@@ -328,6 +329,42 @@ static cudl_status cuda_dropout_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
+static cudl_status cuda_pool2d_forward(cudl_context *ctx,
+                                       const cudl_pool2d_geometry *g,
+                                       int is_max, const float *x, float *y) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_pool2d_forward(s->stream, g, is_max, x, y));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_pool2d_backward(cudl_context *ctx,
+                                        const cudl_pool2d_geometry *g,
+                                        int is_max, const float *x,
+                                        const float *dy, float *dx) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx,
+                cudl_launch_pool2d_backward(s->stream, g, is_max, x, dy, dx));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_global_avg_pool_forward(cudl_context *ctx,
+                                                const float *x, float *y,
+                                                int64_t rows, int64_t cols) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_global_avg_pool_forward(s->stream, x, y, rows, cols));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_global_avg_pool_backward(cudl_context *ctx,
+                                                 const float *dy, float *dx,
+                                                 int64_t rows, int64_t cols) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_global_avg_pool_backward(s->stream, dy, dx, rows, cols));
+  return CUDL_OK;
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -335,25 +372,31 @@ static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
   return CUDL_OK;
 }
 
+/* Designated initialisers: an entry added to cudl_backend cannot shift
+ * the others, and one left out stays NULL (CUDL_ERR_UNSUPPORTED). */
 const cudl_backend cudl__cuda_backend = {
-    "cuda",
-    cuda_open,
-    cuda_close,
-    cuda_alloc_zeroed,
-    cuda_free,
-    cuda_copy_from_host,
-    cuda_copy_to_host,
-    cuda_copy_on_device,
-    cuda_copy_from_peer,
-    cuda_synchronize,
-    cuda_fill_f32,
-    cuda_uniform_f32,
-    cuda_normal_f32,
-    cuda_activation_forward,
-    cuda_activation_backward,
-    cuda_prelu_forward,
-    cuda_prelu_backward,
-    cuda_rrelu_forward,
-    cuda_dropout_forward,
-    cuda_mul_f32,
+    .name = "cuda",
+    .open = cuda_open,
+    .close = cuda_close,
+    .alloc_zeroed = cuda_alloc_zeroed,
+    .free = cuda_free,
+    .copy_from_host = cuda_copy_from_host,
+    .copy_to_host = cuda_copy_to_host,
+    .copy_on_device = cuda_copy_on_device,
+    .copy_from_peer = cuda_copy_from_peer,
+    .synchronize = cuda_synchronize,
+    .fill_f32 = cuda_fill_f32,
+    .uniform_f32 = cuda_uniform_f32,
+    .normal_f32 = cuda_normal_f32,
+    .activation_forward = cuda_activation_forward,
+    .activation_backward = cuda_activation_backward,
+    .prelu_forward = cuda_prelu_forward,
+    .prelu_backward = cuda_prelu_backward,
+    .rrelu_forward = cuda_rrelu_forward,
+    .dropout_forward = cuda_dropout_forward,
+    .mul_f32 = cuda_mul_f32,
+    .pool2d_forward = cuda_pool2d_forward,
+    .pool2d_backward = cuda_pool2d_backward,
+    .global_avg_pool_forward = cuda_global_avg_pool_forward,
+    .global_avg_pool_backward = cuda_global_avg_pool_backward,
 };

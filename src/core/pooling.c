@@ -1,0 +1,224 @@
+/* pooling.c - validation, output shapes and dispatch of the pooling ops. */
+#include <string.h>
+
+#include "core/internal.h"
+
+/* Checks desc against an input of in_shape and fills g. On failure the
+ * message goes to ctx (which may be NULL). */
+static cudl_status make_geometry(cudl_context *ctx, const char *function,
+                                 const cudl_pool2d_desc *desc,
+                                 const int64_t in_shape[4],
+                                 cudl_pool2d_geometry *g) {
+  int i;
+  if (desc == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "desc is NULL");
+  if (desc->kernel_h < 1 || desc->kernel_w < 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "kernel %dx%d: both sides must be >= 1", desc->kernel_h,
+                      desc->kernel_w);
+  if (desc->stride_h < 1 || desc->stride_w < 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "stride %dx%d: both must be >= 1", desc->stride_h,
+                      desc->stride_w);
+  if (desc->pad_h < 0 || desc->pad_w < 0 || desc->pad_h > desc->kernel_h / 2 ||
+      desc->pad_w > desc->kernel_w / 2)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "pad %dx%d: must be in [0, kernel / 2] for kernel %dx%d",
+                      desc->pad_h, desc->pad_w, desc->kernel_h, desc->kernel_w);
+  for (i = 0; i < 4; ++i)
+    if (in_shape[i] < 0)
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "input dimension %d is negative", i);
+  memset(g, 0, sizeof *g);
+  g->n = in_shape[0];
+  g->c = in_shape[1];
+  g->h = in_shape[2];
+  g->w = in_shape[3];
+  g->kh = desc->kernel_h;
+  g->kw = desc->kernel_w;
+  g->sh = desc->stride_h;
+  g->sw = desc->stride_w;
+  g->ph = desc->pad_h;
+  g->pw = desc->pad_w;
+  g->count_include_pad = desc->count_include_pad != 0;
+  if (g->h + 2 * g->ph < g->kh || g->w + 2 * g->pw < g->kw)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "kernel %lldx%lld is larger than the padded input "
+                      "%lldx%lld",
+                      (long long)g->kh, (long long)g->kw,
+                      (long long)(g->h + 2 * g->ph),
+                      (long long)(g->w + 2 * g->pw));
+  g->oh = (g->h + 2 * g->ph - g->kh) / g->sh + 1;
+  g->ow = (g->w + 2 * g->pw - g->kw) / g->sw + 1;
+  return CUDL_OK;
+}
+
+cudl_status cudl_pool2d_output_shape(const cudl_pool2d_desc *desc,
+                                     const int64_t in_shape[4],
+                                     int64_t out_shape[4]) {
+  cudl_pool2d_geometry g;
+  cudl_status status;
+  if (in_shape == NULL || out_shape == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = make_geometry(NULL, __func__, desc, in_shape, &g);
+  if (status != CUDL_OK) return status;
+  out_shape[0] = g.n;
+  out_shape[1] = g.c;
+  out_shape[2] = g.oh;
+  out_shape[3] = g.ow;
+  return CUDL_OK;
+}
+
+/* The checks shared by the pooling calls: `big` (x or dx) is 4-D and
+ * `small` (y or dy) has the output shape; `extra` (x for max backward, may
+ * be NULL) has big's shape. */
+static cudl_status check_pool(cudl_context *ctx, const char *function,
+                              const cudl_pool2d_desc *desc,
+                              const cudl_tensor *big, const char *big_name,
+                              const cudl_tensor *small, const char *small_name,
+                              const cudl_tensor *extra,
+                              cudl_pool2d_geometry *g) {
+  const cudl_tensor *bigs[2], *one[1];
+  const char *big_names[2], *small_names[1];
+  cudl_status status;
+  bigs[0] = big;
+  bigs[1] = extra;
+  big_names[0] = big_name;
+  big_names[1] = "x";
+  one[0] = small;
+  small_names[0] = small_name;
+  status = cudl__check_tensors(ctx, function, bigs, big_names,
+                               extra == NULL ? 1 : 2);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, function, one, small_names, 1);
+  if (status != CUDL_OK) return status;
+  if (big->ndim != 4)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s has %d dimensions; pooling takes NCHW (4)", big_name,
+                      big->ndim);
+  status = make_geometry(ctx, function, desc, big->shape, g);
+  if (status != CUDL_OK) return status;
+  if (small->ndim != 4 || small->shape[0] != g->n || small->shape[1] != g->c ||
+      small->shape[2] != g->oh || small->shape[3] != g->ow)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have shape [%lld, %lld, %lld, %lld]", small_name,
+                      (long long)g->n, (long long)g->c, (long long)g->oh,
+                      (long long)g->ow);
+  return CUDL_OK;
+}
+
+static cudl_status pool_forward(cudl_context *ctx, const char *function,
+                                const cudl_pool2d_desc *desc, int is_max,
+                                const cudl_tensor *x, cudl_tensor *y) {
+  cudl_pool2d_geometry g;
+  cudl_status status =
+      check_pool(ctx, function, desc, x, "x", y, "y", NULL, &g);
+  if (status != CUDL_OK || y->numel == 0) return status;
+  if (ctx->backend->pool2d_forward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->pool2d_forward(ctx, &g, is_max, (const float *)x->data,
+                                        (float *)y->data));
+}
+
+cudl_status cudl_max_pool2d_forward(cudl_context *ctx,
+                                    const cudl_pool2d_desc *desc,
+                                    const cudl_tensor *x, cudl_tensor *y) {
+  return pool_forward(ctx, __func__, desc, 1, x, y);
+}
+
+cudl_status cudl_avg_pool2d_forward(cudl_context *ctx,
+                                    const cudl_pool2d_desc *desc,
+                                    const cudl_tensor *x, cudl_tensor *y) {
+  return pool_forward(ctx, __func__, desc, 0, x, y);
+}
+
+static cudl_status pool_backward(cudl_context *ctx, const char *function,
+                                 const cudl_pool2d_desc *desc, int is_max,
+                                 const cudl_tensor *x, const cudl_tensor *dy,
+                                 cudl_tensor *dx) {
+  cudl_pool2d_geometry g;
+  cudl_status status =
+      check_pool(ctx, function, desc, dx, "dx", dy, "dy", x, &g);
+  if (status != CUDL_OK || dx->numel == 0) return status;
+  if (ctx->backend->pool2d_backward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->pool2d_backward(
+               ctx, &g, is_max, x == NULL ? NULL : (const float *)x->data,
+               (const float *)dy->data, (float *)dx->data));
+}
+
+cudl_status cudl_max_pool2d_backward(cudl_context *ctx,
+                                     const cudl_pool2d_desc *desc,
+                                     const cudl_tensor *x,
+                                     const cudl_tensor *dy, cudl_tensor *dx) {
+  if (ctx != NULL && x == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "x is NULL");
+  return pool_backward(ctx, __func__, desc, 1, x, dy, dx);
+}
+
+cudl_status cudl_avg_pool2d_backward(cudl_context *ctx,
+                                     const cudl_pool2d_desc *desc,
+                                     const cudl_tensor *dy, cudl_tensor *dx) {
+  return pool_backward(ctx, __func__, desc, 0, NULL, dy, dx);
+}
+
+/* Global average pooling: big [N, C, H, W], small [N, C, 1, 1]. */
+static cudl_status check_global(cudl_context *ctx, const char *function,
+                                const cudl_tensor *big, const char *big_name,
+                                const cudl_tensor *small,
+                                const char *small_name) {
+  const cudl_tensor *tensors[2];
+  const char *names[2];
+  cudl_status status;
+  tensors[0] = big;
+  tensors[1] = small;
+  names[0] = big_name;
+  names[1] = small_name;
+  status = cudl__check_tensors(ctx, function, tensors, names, 1);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, function, tensors + 1, names + 1, 1);
+  if (status != CUDL_OK) return status;
+  if (big->ndim != 4)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s has %d dimensions; pooling takes NCHW (4)", big_name,
+                      big->ndim);
+  if (small->ndim != 4 || small->shape[0] != big->shape[0] ||
+      small->shape[1] != big->shape[1] || small->shape[2] != 1 ||
+      small->shape[3] != 1)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have shape [%lld, %lld, 1, 1]", small_name,
+                      (long long)big->shape[0], (long long)big->shape[1]);
+  if (big->shape[2] * big->shape[3] == 0 && small->numel > 0)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s has no spatial elements to average", big_name);
+  return CUDL_OK;
+}
+
+cudl_status cudl_global_avg_pool_forward(cudl_context *ctx,
+                                         const cudl_tensor *x, cudl_tensor *y) {
+  cudl_status status = check_global(ctx, __func__, x, "x", y, "y");
+  if (status != CUDL_OK || y->numel == 0) return status;
+  if (ctx->backend->global_avg_pool_forward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(ctx, ctx->backend->global_avg_pool_forward(
+                                 ctx, (const float *)x->data, (float *)y->data,
+                                 y->numel, x->shape[2] * x->shape[3]));
+}
+
+cudl_status cudl_global_avg_pool_backward(cudl_context *ctx,
+                                          const cudl_tensor *dy,
+                                          cudl_tensor *dx) {
+  cudl_status status = check_global(ctx, __func__, dx, "dx", dy, "dy");
+  if (status != CUDL_OK || dy->numel == 0) return status;
+  if (ctx->backend->global_avg_pool_backward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->global_avg_pool_backward(ctx, (const float *)dy->data,
+                                                  (float *)dx->data, dy->numel,
+                                                  dx->shape[2] * dx->shape[3]));
+}
