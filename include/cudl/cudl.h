@@ -19,5 +19,6 @@
 #include "cudl/activation.h"
 #include "cudl/dropout.h"
 #include "cudl/pooling.h"
+#include "cudl/batchnorm.h"
 
 #endif /* CUDL_CUDL_H */

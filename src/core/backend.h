@@ -114,6 +114,24 @@ typedef struct cudl_backend {
   cudl_status (*global_avg_pool_backward)(cudl_context *ctx, const float *dy,
                                           float *dx, int64_t rows,
                                           int64_t cols);
+  /* Batch normalisation on x viewed as [outer, channels, inner]. Training
+   * computes the statistics, writes y, save_mean, save_invstd and updates
+   * the running statistics in place. */
+  cudl_status (*batchnorm_forward_training)(
+      cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+      float momentum, float eps, float *running_mean, float *running_var,
+      float *y, float *save_mean, float *save_invstd, int64_t outer,
+      int64_t channels, int64_t inner);
+  cudl_status (*batchnorm_forward_inference)(
+      cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+      const float *running_mean, const float *running_var, float eps, float *y,
+      int64_t outer, int64_t channels, int64_t inner);
+  cudl_status (*batchnorm_backward)(cudl_context *ctx, const float *x,
+                                    const float *dy, const float *gamma,
+                                    const float *save_mean,
+                                    const float *save_invstd, float *dx,
+                                    float *dgamma, float *dbeta, int64_t outer,
+                                    int64_t channels, int64_t inner);
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);

@@ -121,4 +121,7 @@ const cudl_backend cudl__cpu_backend = {
     .pool2d_backward = cudl__cpu_pool2d_backward,
     .global_avg_pool_forward = cudl__cpu_global_avg_pool_forward,
     .global_avg_pool_backward = cudl__cpu_global_avg_pool_backward,
+    .batchnorm_forward_training = cudl__cpu_batchnorm_forward_training,
+    .batchnorm_forward_inference = cudl__cpu_batchnorm_forward_inference,
+    .batchnorm_backward = cudl__cpu_batchnorm_backward,
 };

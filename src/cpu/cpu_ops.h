@@ -42,6 +42,19 @@ cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const float *x,
 cudl_status cudl__cpu_global_avg_pool_backward(cudl_context *ctx,
                                                const float *dy, float *dx,
                                                int64_t rows, int64_t cols);
+cudl_status cudl__cpu_batchnorm_forward_training(
+    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    float momentum, float eps, float *running_mean, float *running_var,
+    float *y, float *save_mean, float *save_invstd, int64_t outer,
+    int64_t channels, int64_t inner);
+cudl_status cudl__cpu_batchnorm_forward_inference(
+    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, float *y,
+    int64_t outer, int64_t channels, int64_t inner);
+cudl_status cudl__cpu_batchnorm_backward(
+    cudl_context *ctx, const float *x, const float *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+    float *dbeta, int64_t outer, int64_t channels, int64_t inner);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 

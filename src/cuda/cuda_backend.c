@@ -11,6 +11,7 @@
 
 #include "cuda/cuda_internal.h"
 #include "kernels/activation_kernels.h"
+#include "kernels/batchnorm_kernels.h"
 #include "kernels/dropout_kernels.h"
 #include "kernels/init_kernels.h"
 #include "kernels/pooling_kernels.h"
@@ -288,25 +289,34 @@ static cudl_status cuda_prelu_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
+/* Stream-ordered scratch of `floats` floats from the context's pool: no
+ * synchronisation to allocate it or to give it back with cudaFreeAsync. */
+static cudl_status scratch_alloc(cudl_context *ctx, cudl_cuda_state *s,
+                                 size_t floats, float **out) {
+  void *p = NULL;
+  CUDL_CUDA_TRY(ctx, cudaMallocFromPoolAsync(&p, floats * sizeof(float),
+                                             s->pool, s->stream));
+  *out = (float *)p;
+  return CUDL_OK;
+}
+
 static cudl_status cuda_prelu_backward(cudl_context *ctx, const float *x,
                                        const float *slope, const float *dy,
                                        float *dx, float *dslope, int64_t outer,
                                        int64_t channels, int64_t inner) {
-  void *workspace = NULL;
-  size_t bytes =
-      cudl_prelu_backward_workspace(outer, channels, inner) * sizeof(float);
+  float *workspace = NULL;
   cudaError_t err;
+  cudl_status status;
   CUDA_ENTER(ctx, s);
-  /* Stream-ordered scratch: no synchronisation to allocate or free it. */
-  CUDL_CUDA_TRY(ctx,
-                cudaMallocFromPoolAsync(&workspace, bytes, s->pool, s->stream));
+  status = scratch_alloc(ctx, s,
+                         cudl_prelu_backward_workspace(outer, channels, inner),
+                         &workspace);
+  if (status != CUDL_OK) return status;
   err = cudl_launch_prelu_backward(s->stream, x, slope, dy, dx, dslope, outer,
-                                   channels, inner, (float *)workspace);
+                                   channels, inner, workspace);
   cudaFreeAsync(workspace, s->stream);
-  if (err != cudaSuccess)
-    return cudl__cuda_error(ctx, err, "cudl_launch_prelu_backward", __FILE__,
-                            __LINE__);
-  return CUDL_OK;
+  return cudl__cuda_error(ctx, err, "cudl_launch_prelu_backward", __FILE__,
+                          __LINE__);
 }
 
 static cudl_status cuda_rrelu_forward(cudl_context *ctx, const float *x,
@@ -365,6 +375,56 @@ static cudl_status cuda_global_avg_pool_backward(cudl_context *ctx,
   return CUDL_OK;
 }
 
+static cudl_status cuda_batchnorm_forward_training(
+    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    float momentum, float eps, float *running_mean, float *running_var,
+    float *y, float *save_mean, float *save_invstd, int64_t outer,
+    int64_t channels, int64_t inner) {
+  float *workspace = NULL;
+  cudaError_t err;
+  cudl_status status;
+  CUDA_ENTER(ctx, s);
+  status = scratch_alloc(
+      ctx, s, cudl_batchnorm_workspace(outer, channels, inner), &workspace);
+  if (status != CUDL_OK) return status;
+  err = cudl_launch_batchnorm_forward_training(
+      s->stream, x, gamma, beta, momentum, eps, running_mean, running_var, y,
+      save_mean, save_invstd, outer, channels, inner, workspace);
+  cudaFreeAsync(workspace, s->stream);
+  return cudl__cuda_error(ctx, err, "cudl_launch_batchnorm_forward_training",
+                          __FILE__, __LINE__);
+}
+
+static cudl_status cuda_batchnorm_forward_inference(
+    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, float *y,
+    int64_t outer, int64_t channels, int64_t inner) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_batchnorm_forward_inference(
+                         s->stream, x, gamma, beta, running_mean, running_var,
+                         eps, y, outer, channels, inner));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_batchnorm_backward(
+    cudl_context *ctx, const float *x, const float *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+    float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
+  float *workspace = NULL;
+  cudaError_t err;
+  cudl_status status;
+  CUDA_ENTER(ctx, s);
+  status = scratch_alloc(
+      ctx, s, cudl_batchnorm_workspace(outer, channels, inner), &workspace);
+  if (status != CUDL_OK) return status;
+  err = cudl_launch_batchnorm_backward(s->stream, x, dy, gamma, save_mean,
+                                       save_invstd, dx, dgamma, dbeta, outer,
+                                       channels, inner, workspace);
+  cudaFreeAsync(workspace, s->stream);
+  return cudl__cuda_error(ctx, err, "cudl_launch_batchnorm_backward", __FILE__,
+                          __LINE__);
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -399,4 +459,7 @@ const cudl_backend cudl__cuda_backend = {
     .pool2d_backward = cuda_pool2d_backward,
     .global_avg_pool_forward = cuda_global_avg_pool_forward,
     .global_avg_pool_backward = cuda_global_avg_pool_backward,
+    .batchnorm_forward_training = cuda_batchnorm_forward_training,
+    .batchnorm_forward_inference = cuda_batchnorm_forward_inference,
+    .batchnorm_backward = cuda_batchnorm_backward,
 };

@@ -1,0 +1,207 @@
+/*
+ * batchnorm_kernels.cu - batch normalisation with two-pass statistics.
+ *
+ * Every per-channel sum uses one pattern: block (c, p) adds part p of
+ * channel c's elements (kernels/reduce.cuh), writing partial[c * parts + p];
+ * a finishing kernel adds a channel's parts in order and applies what the
+ * sum is for (mean; variance, inverse deviation and running statistics;
+ * the gradients of gamma and beta). The order of additions depends only on
+ * the shape, so results are deterministic.
+ */
+#include "kernels/batchnorm_kernels.h"
+#include "kernels/launch.cuh"
+#include "kernels/reduce.cuh"
+
+namespace {
+
+struct Layout {
+  int64_t outer, channels, inner;
+  __device__ int64_t index(int64_t c, int64_t e) const {
+    return ((e / inner) * channels + c) * inner + e % inner;
+  }
+};
+
+// Per-element terms of the sums.
+struct XTerm {
+  const float *x;
+  __device__ float operator()(int64_t k, int64_t) const { return x[k]; }
+};
+struct SquaredDeviation {
+  const float *x, *mean;
+  __device__ float operator()(int64_t k, int64_t c) const {
+    const float d = x[k] - mean[c];
+    return d * d;
+  }
+};
+struct DyTerm {
+  const float *dy;
+  __device__ float operator()(int64_t k, int64_t) const { return dy[k]; }
+};
+struct DyXhatTerm {
+  const float *x, *dy, *mean, *invstd;
+  __device__ float operator()(int64_t k, int64_t c) const {
+    return dy[k] * (x[k] - mean[c]) * invstd[c];
+  }
+};
+
+template <class Term>
+__global__ void channel_partial_kernel(Term term, Layout l, float *partial) {
+  const int64_t c = blockIdx.x, m = l.outer * l.inner;
+  float sum = 0.0f;
+  for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; e < m;
+       e += (int64_t)gridDim.y * blockDim.x)
+    sum += term(l.index(c, e), c);
+  sum = cudl_block_sum(sum);
+  if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
+}
+
+// Channel c's total of its parts, in order.
+__device__ float channel_total(const float *partial, int64_t c, int parts) {
+  float sum = 0.0f;
+  for (int p = 0; p < parts; ++p) sum += partial[c * parts + p];
+  return sum;
+}
+
+__global__ void finish_mean_kernel(const float *partial, int parts,
+                                   int64_t channels, float m, float *mean) {
+  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE)
+    mean[c] = channel_total(partial, c, parts) / m;
+}
+
+__global__ void finish_variance_kernel(const float *partial, int parts,
+                                       int64_t channels, float m, float eps,
+                                       float momentum, const float *mean,
+                                       float *invstd, float *running_mean,
+                                       float *running_var) {
+  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE) {
+    const float var = channel_total(partial, c, parts) / m;
+    invstd[c] = (float)(1.0 / sqrt((double)var + (double)eps));
+    running_mean[c] = (float)((1.0 - momentum) * running_mean[c] +
+                              (double)momentum * mean[c]);
+    running_var[c] = (float)((1.0 - momentum) * running_var[c] +
+                             (double)momentum * var * m / (m - 1.0));
+  }
+}
+
+__global__ void finish_copy_kernel(const float *partial, int parts,
+                                   int64_t channels, float *out) {
+  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE)
+    out[c] = channel_total(partial, c, parts);
+}
+
+__global__ void normalise_kernel(const float *x, const float *gamma,
+                                 const float *beta, const float *mean,
+                                 const float *invstd, float *y, Layout l) {
+  const int64_t n = l.outer * l.channels * l.inner;
+  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
+    const int64_t c = (k / l.inner) % l.channels;
+    y[k] = gamma[c] * ((x[k] - mean[c]) * invstd[c]) + beta[c];
+  }
+}
+
+__global__ void inference_kernel(const float *x, const float *gamma,
+                                 const float *beta, const float *mean,
+                                 const float *var, float eps, float *y,
+                                 Layout l) {
+  const int64_t n = l.outer * l.channels * l.inner;
+  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
+    const int64_t c = (k / l.inner) % l.channels;
+    const float invstd = (float)(1.0 / sqrt((double)var[c] + (double)eps));
+    y[k] = gamma[c] * ((x[k] - mean[c]) * invstd) + beta[c];
+  }
+}
+
+__global__ void input_gradient_kernel(const float *x, const float *dy,
+                                      const float *gamma, const float *mean,
+                                      const float *invstd, const float *dgamma,
+                                      const float *dbeta, float *dx, Layout l) {
+  const int64_t n = l.outer * l.channels * l.inner;
+  const float m = (float)(l.outer * l.inner);
+  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
+    const int64_t c = (k / l.inner) % l.channels;
+    const float xhat = (x[k] - mean[c]) * invstd[c];
+    dx[k] =
+        gamma[c] * invstd[c] / m * (m * dy[k] - dbeta[c] - xhat * dgamma[c]);
+  }
+}
+
+// Parts per channel, as for PReLU: about 1024 blocks in all.
+int parts_for(int64_t outer, int64_t channels, int64_t inner) {
+  const int64_t m = outer * inner;
+  int64_t parts = (1024 + channels - 1) / channels;
+  const int64_t useful = (m + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
+  if (parts > useful) parts = useful;
+  if (parts > 1024) parts = 1024;
+  return parts < 1 ? 1 : (int)parts;
+}
+
+template <class Term>
+void channel_partials(cudaStream_t stream, Term term, Layout l, int parts,
+                      float *partial) {
+  channel_partial_kernel<<<dim3((unsigned)l.channels, (unsigned)parts),
+                           CUDL_BLOCK_SIZE, 0, stream>>>(term, l, partial);
+}
+
+}  // namespace
+
+extern "C" size_t cudl_batchnorm_workspace(int64_t outer, int64_t channels,
+                                           int64_t inner) {
+  return (size_t)channels * (size_t)parts_for(outer, channels, inner);
+}
+
+extern "C" cudaError_t cudl_launch_batchnorm_forward_training(
+    cudaStream_t stream, const float *x, const float *gamma, const float *beta,
+    float momentum, float eps, float *running_mean, float *running_var,
+    float *y, float *save_mean, float *save_invstd, int64_t outer,
+    int64_t channels, int64_t inner, float *workspace) {
+  const Layout l = {outer, channels, inner};
+  const int parts = parts_for(outer, channels, inner);
+  const float m = (float)(outer * inner);
+  const unsigned grid = cudl_grid_for(channels);
+  (void)cudaGetLastError();  // report these launches' status, not an older one
+  channel_partials(stream, XTerm{x}, l, parts, workspace);
+  finish_mean_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
+      workspace, parts, channels, m, save_mean);
+  channel_partials(stream, SquaredDeviation{x, save_mean}, l, parts, workspace);
+  finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
+      workspace, parts, channels, m, eps, momentum, save_mean, save_invstd,
+      running_mean, running_var);
+  normalise_kernel<<<cudl_grid_for(outer * channels * inner), CUDL_BLOCK_SIZE,
+                     0, stream>>>(x, gamma, beta, save_mean, save_invstd, y, l);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t cudl_launch_batchnorm_forward_inference(
+    cudaStream_t stream, const float *x, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, float *y,
+    int64_t outer, int64_t channels, int64_t inner) {
+  const Layout l = {outer, channels, inner};
+  (void)cudaGetLastError();
+  inference_kernel<<<cudl_grid_for(outer * channels * inner), CUDL_BLOCK_SIZE,
+                     0, stream>>>(x, gamma, beta, running_mean, running_var,
+                                  eps, y, l);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t cudl_launch_batchnorm_backward(
+    cudaStream_t stream, const float *x, const float *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+    float *dbeta, int64_t outer, int64_t channels, int64_t inner,
+    float *workspace) {
+  const Layout l = {outer, channels, inner};
+  const int parts = parts_for(outer, channels, inner);
+  const unsigned grid = cudl_grid_for(channels);
+  (void)cudaGetLastError();
+  channel_partials(stream, DyTerm{dy}, l, parts, workspace);
+  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts,
+                                                           channels, dbeta);
+  channel_partials(stream, DyXhatTerm{x, dy, save_mean, save_invstd}, l, parts,
+                   workspace);
+  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts,
+                                                           channels, dgamma);
+  if (outer * inner > 0)
+    input_gradient_kernel<<<cudl_grid_for(outer * channels * inner),
+                            CUDL_BLOCK_SIZE, 0, stream>>>(
+        x, dy, gamma, save_mean, save_invstd, dgamma, dbeta, dx, l);
+  return cudaGetLastError();
+}

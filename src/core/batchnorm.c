@@ -1,0 +1,162 @@
+/* batchnorm.c - validation and dispatch of batch normalisation. */
+#include <math.h>
+
+#include "core/internal.h"
+
+/* x (and the tensors of its shape) is [N, C, ...] with 2 to 5 dimensions;
+ * the per-channel tensors are f32 of ctx with C elements each. */
+static cudl_status check_batchnorm(cudl_context *ctx, const char *function,
+                                   const cudl_tensor *const *full,
+                                   const char *const *full_names, int n_full,
+                                   const cudl_tensor *const *channel,
+                                   const char *const *channel_names,
+                                   int n_channel, int64_t *outer,
+                                   int64_t *channels, int64_t *inner) {
+  const cudl_tensor *x = full[0];
+  int i;
+  cudl_status status =
+      cudl__check_tensors(ctx, function, full, full_names, n_full);
+  if (status != CUDL_OK) return status;
+  for (i = 0; i < n_channel && status == CUDL_OK; ++i)
+    status =
+        cudl__check_tensors(ctx, function, channel + i, channel_names + i, 1);
+  if (status != CUDL_OK) return status;
+  if (x->ndim < 2)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "x has %d dimensions; batch normalisation needs [N, C, "
+                      "...] (2 to 5)",
+                      x->ndim);
+  for (i = 0; i < n_channel; ++i)
+    if (channel[i]->numel != x->shape[1])
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s has %lld elements; x has %lld channels",
+                        channel_names[i], (long long)channel[i]->numel,
+                        (long long)x->shape[1]);
+  *outer = x->shape[0];
+  *channels = x->shape[1];
+  *inner = (*outer) * (*channels) == 0 ? 0 : x->numel / (*outer * *channels);
+  return CUDL_OK;
+}
+
+static cudl_status check_eps(cudl_context *ctx, const char *function,
+                             float eps) {
+  if (!(eps > 0.0f) || !isfinite(eps))
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "eps must be finite and > 0, got %g", (double)eps);
+  return CUDL_OK;
+}
+
+cudl_status cudl_batchnorm_forward_training(
+    cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *gamma,
+    const cudl_tensor *beta, float momentum, float eps,
+    cudl_tensor *running_mean, cudl_tensor *running_var, cudl_tensor *y,
+    cudl_tensor *save_mean, cudl_tensor *save_invstd) {
+  const cudl_tensor *full[2], *channel[6];
+  static const char *const full_names[2] = {"x", "y"};
+  static const char *const channel_names[6] = {"gamma",        "beta",
+                                               "running_mean", "running_var",
+                                               "save_mean",    "save_invstd"};
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_eps(ctx, __func__, eps);
+  if (status != CUDL_OK) return status;
+  if (!(momentum >= 0.0f && momentum <= 1.0f))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "momentum must be in [0, 1], got %g", (double)momentum);
+  full[0] = x;
+  full[1] = y;
+  channel[0] = gamma;
+  channel[1] = beta;
+  channel[2] = running_mean;
+  channel[3] = running_var;
+  channel[4] = save_mean;
+  channel[5] = save_invstd;
+  status = check_batchnorm(ctx, __func__, full, full_names, 2, channel,
+                           channel_names, 6, &outer, &channels, &inner);
+  if (status != CUDL_OK || channels == 0) return status;
+  if (outer * inner < 2)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "training needs at least 2 values per channel, x has "
+                     "%lld",
+                     (long long)(outer * inner));
+  if (ctx->backend->batchnorm_forward_training == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->batchnorm_forward_training(
+               ctx, (const float *)x->data, (const float *)gamma->data,
+               (const float *)beta->data, momentum, eps,
+               (float *)running_mean->data, (float *)running_var->data,
+               (float *)y->data, (float *)save_mean->data,
+               (float *)save_invstd->data, outer, channels, inner));
+}
+
+cudl_status cudl_batchnorm_forward_inference(
+    cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *gamma,
+    const cudl_tensor *beta, const cudl_tensor *running_mean,
+    const cudl_tensor *running_var, float eps, cudl_tensor *y) {
+  const cudl_tensor *full[2], *channel[4];
+  static const char *const full_names[2] = {"x", "y"};
+  static const char *const channel_names[4] = {"gamma", "beta", "running_mean",
+                                               "running_var"};
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_eps(ctx, __func__, eps);
+  if (status != CUDL_OK) return status;
+  full[0] = x;
+  full[1] = y;
+  channel[0] = gamma;
+  channel[1] = beta;
+  channel[2] = running_mean;
+  channel[3] = running_var;
+  status = check_batchnorm(ctx, __func__, full, full_names, 2, channel,
+                           channel_names, 4, &outer, &channels, &inner);
+  if (status != CUDL_OK || x->numel == 0) return status;
+  if (ctx->backend->batchnorm_forward_inference == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->batchnorm_forward_inference(
+               ctx, (const float *)x->data, (const float *)gamma->data,
+               (const float *)beta->data, (const float *)running_mean->data,
+               (const float *)running_var->data, eps, (float *)y->data, outer,
+               channels, inner));
+}
+
+cudl_status cudl_batchnorm_backward(cudl_context *ctx, const cudl_tensor *x,
+                                    const cudl_tensor *dy,
+                                    const cudl_tensor *gamma,
+                                    const cudl_tensor *save_mean,
+                                    const cudl_tensor *save_invstd,
+                                    cudl_tensor *dx, cudl_tensor *dgamma,
+                                    cudl_tensor *dbeta) {
+  const cudl_tensor *full[3], *channel[5];
+  static const char *const full_names[3] = {"x", "dy", "dx"};
+  static const char *const channel_names[5] = {
+      "gamma", "save_mean", "save_invstd", "dgamma", "dbeta"};
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  full[0] = x;
+  full[1] = dy;
+  full[2] = dx;
+  channel[0] = gamma;
+  channel[1] = save_mean;
+  channel[2] = save_invstd;
+  channel[3] = dgamma;
+  channel[4] = dbeta;
+  status = check_batchnorm(ctx, __func__, full, full_names, 3, channel,
+                           channel_names, 5, &outer, &channels, &inner);
+  if (status != CUDL_OK || channels == 0) return status;
+  if (ctx->backend->batchnorm_backward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx,
+      ctx->backend->batchnorm_backward(
+          ctx, (const float *)x->data, (const float *)dy->data,
+          (const float *)gamma->data, (const float *)save_mean->data,
+          (const float *)save_invstd->data, (float *)dx->data,
+          (float *)dgamma->data, (float *)dbeta->data, outer, channels, inner));
+}

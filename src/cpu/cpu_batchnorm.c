@@ -1,0 +1,99 @@
+/* cpu_batchnorm.c - batch normalisation on the CPU: two-pass statistics
+ * summed in double, one channel per iteration. */
+#include <math.h>
+
+#include "cpu/cpu_ops.h"
+
+/* Element i of channel c's m = outer * inner values. */
+#define BN_INDEX(n, c, i) (((n)*channels + (c)) * inner + (i))
+
+cudl_status cudl__cpu_batchnorm_forward_training(
+    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    float momentum, float eps, float *running_mean, float *running_var,
+    float *y, float *save_mean, float *save_invstd, int64_t outer,
+    int64_t channels, int64_t inner) {
+  const double m = (double)(outer * inner);
+  int64_t c;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
+  for (c = 0; c < channels; ++c) {
+    double sum = 0.0, squares = 0.0, mean, var;
+    float fmean, invstd;
+    int64_t n, i;
+    for (n = 0; n < outer; ++n)
+      for (i = 0; i < inner; ++i) sum += x[BN_INDEX(n, c, i)];
+    mean = sum / m;
+    for (n = 0; n < outer; ++n)
+      for (i = 0; i < inner; ++i) {
+        const double d = x[BN_INDEX(n, c, i)] - mean;
+        squares += d * d;
+      }
+    var = squares / m;
+    fmean = (float)mean;
+    invstd = (float)(1.0 / sqrt(var + (double)eps));
+    for (n = 0; n < outer; ++n)
+      for (i = 0; i < inner; ++i) {
+        const int64_t k = BN_INDEX(n, c, i);
+        y[k] = gamma[c] * ((x[k] - fmean) * invstd) + beta[c];
+      }
+    save_mean[c] = fmean;
+    save_invstd[c] = invstd;
+    running_mean[c] =
+        (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = (float)((1.0 - momentum) * running_var[c] +
+                             momentum * var * m / (m - 1.0));
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_batchnorm_forward_inference(
+    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, float *y,
+    int64_t outer, int64_t channels, int64_t inner) {
+  int64_t c;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
+  for (c = 0; c < channels; ++c) {
+    const float invstd =
+        (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+    int64_t n, i;
+    for (n = 0; n < outer; ++n)
+      for (i = 0; i < inner; ++i) {
+        const int64_t k = BN_INDEX(n, c, i);
+        y[k] = gamma[c] * ((x[k] - running_mean[c]) * invstd) + beta[c];
+      }
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_batchnorm_backward(
+    cudl_context *ctx, const float *x, const float *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+    float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
+  const double m = (double)(outer * inner);
+  int64_t c;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
+  for (c = 0; c < channels; ++c) {
+    const double mean = save_mean[c], invstd = save_invstd[c];
+    double sum_dy = 0.0, sum_dy_xhat = 0.0, scale;
+    int64_t n, i;
+    for (n = 0; n < outer; ++n)
+      for (i = 0; i < inner; ++i) {
+        const int64_t k = BN_INDEX(n, c, i);
+        sum_dy += dy[k];
+        sum_dy_xhat += dy[k] * (x[k] - mean) * invstd;
+      }
+    dbeta[c] = (float)sum_dy;
+    dgamma[c] = (float)sum_dy_xhat;
+    if (m == 0.0) continue;
+    scale = gamma[c] * invstd / m;
+    for (n = 0; n < outer; ++n)
+      for (i = 0; i < inner; ++i) {
+        const int64_t k = BN_INDEX(n, c, i);
+        const double xhat = (x[k] - mean) * invstd;
+        dx[k] = (float)(scale * (m * dy[k] - sum_dy - xhat * sum_dy_xhat));
+      }
+  }
+  return CUDL_OK;
+}

@@ -1,0 +1,317 @@
+// test_batchnorm.cpp - batch normalisation against a float64 reference
+// written here: training statistics (with a large mean and a small variance),
+// running-statistics updates, inference, backward against the formula and
+// against finite differences, bad input, and CUDA against the CPU.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::BitEqual;
+using cudl_test::ReadF32;
+using cudl_test::WriteF32;
+
+std::vector<float> Normal(size_t n, double mean, double stddev, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> dist(mean, stddev);
+  std::vector<float> v(n);
+  for (float &x : v) x = static_cast<float>(dist(gen));
+  return v;
+}
+
+struct Layout {
+  int64_t outer, channels, inner;
+  size_t index(int64_t n, int64_t c, int64_t i) const {
+    return static_cast<size_t>((n * channels + c) * inner + i);
+  }
+};
+
+Layout LayoutOf(const std::vector<int64_t> &shape) {
+  int64_t inner = 1;
+  for (size_t d = 2; d < shape.size(); ++d) inner *= shape[d];
+  return {shape[0], shape[1], inner};
+}
+
+// Per-channel mean and biased variance in double (two passes).
+void Stats(const std::vector<float> &x, const Layout &l, std::vector<double> *mean,
+           std::vector<double> *var) {
+  mean->assign(static_cast<size_t>(l.channels), 0.0);
+  var->assign(static_cast<size_t>(l.channels), 0.0);
+  const double m = static_cast<double>(l.outer * l.inner);
+  for (int64_t c = 0; c < l.channels; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < l.outer; ++n)
+      for (int64_t i = 0; i < l.inner; ++i) s += x[l.index(n, c, i)];
+    const double mu = s / m;
+    double q = 0;
+    for (int64_t n = 0; n < l.outer; ++n)
+      for (int64_t i = 0; i < l.inner; ++i) q += (x[l.index(n, c, i)] - mu) * (x[l.index(n, c, i)] - mu);
+    (*mean)[static_cast<size_t>(c)] = mu;
+    (*var)[static_cast<size_t>(c)] = q / m;
+  }
+}
+
+class BatchNormTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
+  void TearDown() override {
+    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
+                    const std::vector<float> &values = {}) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
+                                 shape.data(), &t),
+              CUDL_OK);
+    if (t != nullptr) {
+      owned_.push_back(t);
+      if (!values.empty()) {
+        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      }
+    }
+    return t;
+  }
+  // Everything one training forward needs, on ctx.
+  struct Bn {
+    cudl_tensor *x, *gamma, *beta, *rmean, *rvar, *y, *smean, *sinv;
+  };
+  Bn MakeBn(cudl_context *ctx, const std::vector<int64_t> &shape, const std::vector<float> &xs,
+            const std::vector<float> &gamma, const std::vector<float> &beta) {
+    const int64_t c = shape[1];
+    Bn b;
+    b.x = Make(ctx, shape, xs);
+    b.gamma = Make(ctx, {c}, gamma);
+    b.beta = Make(ctx, {c}, beta);
+    b.rmean = Make(ctx, {c}, std::vector<float>(static_cast<size_t>(c), 0.5f));
+    b.rvar = Make(ctx, {c}, std::vector<float>(static_cast<size_t>(c), 2.0f));
+    b.y = Make(ctx, shape);
+    b.smean = Make(ctx, {c});
+    b.sinv = Make(ctx, {c});
+    return b;
+  }
+  cudl_status Train(cudl_context *ctx, const Bn &b, float momentum, float eps) {
+    return cudl_batchnorm_forward_training(ctx, b.x, b.gamma, b.beta, momentum, eps, b.rmean,
+                                           b.rvar, b.y, b.smean, b.sinv);
+  }
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> owned_;
+};
+
+// 4-D per channel, 2-D per feature, 3-D, primes, a channel of one.
+const std::vector<std::vector<int64_t>> kShapes = {
+    {4, 3, 5, 7}, {16, 10}, {3, 2, 11}, {2, 1, 3, 3}, {5, 7, 2, 3}};
+
+TEST_F(BatchNormTest, TrainingMatchesFloat64Reference) {
+  for (const auto &shape : kShapes) {
+    // A large mean and a small variance: a one-pass E[x^2] - E[x]^2 in
+    // float would lose the variance to cancellation.
+    for (double mean : {0.0, 1000.0}) {
+      SCOPED_TRACE("shape of " + std::to_string(shape.size()) + " dims, mean " +
+                   std::to_string(mean));
+      const Layout l = LayoutOf(shape);
+      const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner);
+      const std::vector<float> xs = Normal(n, mean, mean == 0 ? 1.0 : 0.05, 1);
+      const std::vector<float> gamma = Normal(static_cast<size_t>(l.channels), 1, 0.3, 2);
+      const std::vector<float> beta = Normal(static_cast<size_t>(l.channels), 0, 0.3, 3);
+      Bn b = MakeBn(ctx_, shape, xs, gamma, beta);
+      const float momentum = 0.1f, eps = 1e-5f;
+      ASSERT_EQ(Train(ctx_, b, momentum, eps), CUDL_OK) << cudl_context_last_error(ctx_);
+      std::vector<double> mu, var;
+      Stats(xs, l, &mu, &var);
+      const std::vector<float> ys = ReadF32(b.y), sm = ReadF32(b.smean), si = ReadF32(b.sinv);
+      const std::vector<float> rm = ReadF32(b.rmean), rv = ReadF32(b.rvar);
+      const double m = static_cast<double>(l.outer * l.inner);
+      for (int64_t c = 0; c < l.channels; ++c) {
+        const size_t k = static_cast<size_t>(c);
+        const double inv = 1.0 / std::sqrt(var[k] + eps);
+        EXPECT_NEAR(sm[k], mu[k], 2 * FLT_EPSILON * std::fabs(mu[k]) + FLT_MIN);
+        EXPECT_NEAR(si[k], inv, 4 * FLT_EPSILON * inv);
+        EXPECT_NEAR(rm[k], 0.9 * 0.5 + 0.1 * mu[k], 4 * FLT_EPSILON * (std::fabs(mu[k]) + 1));
+        EXPECT_NEAR(rv[k], 0.9 * 2.0 + 0.1 * var[k] * m / (m - 1), 4 * FLT_EPSILON * (var[k] + 2));
+        for (int64_t nn = 0; nn < l.outer; ++nn)
+          for (int64_t i = 0; i < l.inner; ++i) {
+            const size_t e = l.index(nn, c, i);
+            const double want = gamma[k] * (xs[e] - mu[k]) * inv + beta[k];
+            // xhat is O(1) whatever the mean; float roundings of (x - mean)
+            // lose up to eps * |mean| * inv: allow for that.
+            const double tol = 8 * FLT_EPSILON * (std::fabs(want) + 1) +
+                               2 * FLT_EPSILON * std::fabs(mu[k]) * inv * std::fabs(gamma[k]);
+            ASSERT_NEAR(ys[e], want, tol) << "element " << e;
+          }
+      }
+    }
+  }
+}
+
+TEST_F(BatchNormTest, InferenceUsesRunningStatistics) {
+  const std::vector<int64_t> shape = {3, 4, 2, 5};
+  const Layout l = LayoutOf(shape);
+  const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner);
+  const std::vector<float> xs = Normal(n, 0, 2, 4), gamma = {1, 2, 0.5f, -1}, beta = {0, 1, -1, 2};
+  const std::vector<float> rm = {0.1f, -0.2f, 0.3f, 4.0f}, rv = {1.0f, 0.25f, 9.0f, 0.01f};
+  cudl_tensor *x = Make(ctx_, shape, xs), *y = Make(ctx_, shape);
+  cudl_tensor *g = Make(ctx_, {4}, gamma), *bt = Make(ctx_, {4}, beta);
+  cudl_tensor *m = Make(ctx_, {4}, rm), *v = Make(ctx_, {4}, rv);
+  ASSERT_EQ(cudl_batchnorm_forward_inference(ctx_, x, g, bt, m, v, 1e-3f, y), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y);
+  for (int64_t nn = 0; nn < l.outer; ++nn)
+    for (int64_t c = 0; c < l.channels; ++c)
+      for (int64_t i = 0; i < l.inner; ++i) {
+        const size_t e = l.index(nn, c, i), k = static_cast<size_t>(c);
+        const double want = gamma[k] * (xs[e] - rm[k]) / std::sqrt(rv[k] + 1e-3f) + beta[k];
+        ASSERT_NEAR(ys[e], want, 8 * FLT_EPSILON * (std::fabs(want) + 1)) << e;
+      }
+  EXPECT_TRUE(BitEqual(ReadF32(m), rm)) << "inference must not touch running statistics";
+}
+
+TEST_F(BatchNormTest, BackwardMatchesFormulaAndFiniteDifferences) {
+  for (const auto &shape : kShapes) {
+    SCOPED_TRACE("shape of " + std::to_string(shape.size()) + " dims");
+    const Layout l = LayoutOf(shape);
+    const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner);
+    const std::vector<float> xs = Normal(n, 0.5, 1.5, 5), ws = Normal(n, 0, 1, 6);
+    const std::vector<float> gamma = Normal(static_cast<size_t>(l.channels), 1, 0.3, 7);
+    const std::vector<float> beta = Normal(static_cast<size_t>(l.channels), 0, 0.3, 8);
+    Bn b = MakeBn(ctx_, shape, xs, gamma, beta);
+    ASSERT_EQ(Train(ctx_, b, 0.1f, 1e-5f), CUDL_OK);
+    cudl_tensor *dy = Make(ctx_, shape, ws), *dx = Make(ctx_, shape);
+    cudl_tensor *dg = Make(ctx_, {l.channels}), *db = Make(ctx_, {l.channels});
+    ASSERT_EQ(cudl_batchnorm_backward(ctx_, b.x, dy, b.gamma, b.smean, b.sinv, dx, dg, db), CUDL_OK)
+        << cudl_context_last_error(ctx_);
+    const std::vector<float> dxs = ReadF32(dx), dgs = ReadF32(dg), dbs = ReadF32(db);
+    // Loss L = sum(w * y): finite differences in x, gamma and beta through
+    // the training forward (batch statistics included). h = 1e-2 on O(1)
+    // inputs: truncation O(h^2), float rounding of L (|L| ~ sqrt(n)) over
+    // 2h; tolerance 2e-3 * (1 + |fd|).
+    auto loss = [&]() {
+      EXPECT_EQ(Train(ctx_, b, 0.1f, 1e-5f), CUDL_OK);
+      const std::vector<float> ys = ReadF32(b.y);
+      double s = 0;
+      for (size_t i = 0; i < n; ++i) s += static_cast<double>(ws[i]) * ys[i];
+      return s;
+    };
+    auto fd = [&](cudl_tensor *t, std::vector<float> values, size_t i) {
+      const float h = 1e-2f, orig = values[i];
+      values[i] = orig + h;
+      EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      const double plus = loss();
+      values[i] = orig - h;
+      EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      const double minus = loss();
+      values[i] = orig;
+      EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      return (plus - minus) / (2.0 * h);
+    };
+    for (size_t i = 0; i < n; i += std::max<size_t>(1, n / 25)) {
+      const double g = fd(b.x, xs, i);
+      EXPECT_NEAR(dxs[i], g, 2e-3 * (1 + std::fabs(g))) << "dx " << i;
+    }
+    for (size_t c = 0; c < static_cast<size_t>(l.channels); ++c) {
+      const double gg = fd(b.gamma, gamma, c), gb = fd(b.beta, beta, c);
+      EXPECT_NEAR(dgs[c], gg, 2e-3 * (1 + std::fabs(gg))) << "dgamma " << c;
+      EXPECT_NEAR(dbs[c], gb, 2e-3 * (1 + std::fabs(gb))) << "dbeta " << c;
+    }
+  }
+}
+
+TEST_F(BatchNormTest, BadInputWritesNothing) {
+  const std::vector<int64_t> shape = {2, 3, 4};
+  Bn b = MakeBn(ctx_, shape, Normal(24, 0, 1, 9), {1, 1, 1}, {0, 0, 0});
+  ASSERT_EQ(WriteF32(b.y, std::vector<float>(24, 9.0f)), CUDL_OK);
+  cudl_tensor *wrong_c = Make(ctx_, {4});
+  cudl_tensor *one_value = Make(ctx_, {1, 3}), *one_y = Make(ctx_, {1, 3});
+  const float nan = std::nanf("");
+  EXPECT_EQ(Train(ctx_, b, 0.1f, 0.0f), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "eps"));
+  EXPECT_EQ(Train(ctx_, b, 0.1f, nan), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(Train(ctx_, b, 1.5f, 1e-5f), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "momentum"));
+  EXPECT_EQ(Train(ctx_, b, -0.1f, 1e-5f), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_batchnorm_forward_training(ctx_, b.x, wrong_c, b.beta, 0.1f, 1e-5f, b.rmean,
+                                            b.rvar, b.y, b.smean, b.sinv),
+            CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "gamma"));
+  EXPECT_EQ(cudl_batchnorm_forward_training(ctx_, one_value, b.gamma, b.beta, 0.1f, 1e-5f,
+                                            b.rmean, b.rvar, one_y, b.smean, b.sinv),
+            CUDL_ERR_SHAPE)
+      << "one value per channel has no variance to train with";
+  EXPECT_EQ(cudl_batchnorm_forward_inference(ctx_, b.x, b.gamma, b.beta, b.rmean, nullptr,
+                                             1e-5f, b.y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_batchnorm_backward(ctx_, b.x, b.y, b.gamma, b.smean, b.sinv, b.y, wrong_c,
+                                    b.beta),
+            CUDL_ERR_SHAPE);
+  EXPECT_TRUE(BitEqual(ReadF32(b.y), std::vector<float>(24, 9.0f))) << "y was written";
+  EXPECT_TRUE(BitEqual(ReadF32(b.rmean), {0.5f, 0.5f, 0.5f})) << "running mean was updated";
+  EXPECT_TRUE(BitEqual(ReadF32(b.rvar), {2.0f, 2.0f, 2.0f})) << "running var was updated";
+}
+
+TEST_F(BatchNormTest, CudaMatchesCpu) {
+  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  std::vector<std::vector<int64_t>> shapes = kShapes;
+  shapes.push_back({128, 16, 32, 32});  // a ResNet-20 layer's batch
+  for (const auto &shape : shapes) {
+    for (double mean : {0.0, 1000.0}) {
+      SCOPED_TRACE("shape of " + std::to_string(shape.size()) + " dims, mean " +
+                   std::to_string(mean));
+      const Layout l = LayoutOf(shape);
+      const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner);
+      const std::vector<float> xs = Normal(n, mean, mean == 0 ? 1.0 : 0.05, 10);
+      const std::vector<float> ws = Normal(n, 0, 1, 11);
+      const std::vector<float> gamma = Normal(static_cast<size_t>(l.channels), 1, 0.3, 12);
+      const std::vector<float> beta = Normal(static_cast<size_t>(l.channels), 0, 0.3, 13);
+      Bn cb = MakeBn(ctx_, shape, xs, gamma, beta), gb = MakeBn(gpu, shape, xs, gamma, beta);
+      ASSERT_EQ(Train(ctx_, cb, 0.1f, 1e-5f), CUDL_OK);
+      ASSERT_EQ(Train(gpu, gb, 0.1f, 1e-5f), CUDL_OK) << cudl_context_last_error(gpu);
+      // Float partial sums against the CPU's double sums: relative 1e-5 on
+      // the statistics (about m * eps / sqrt(parts) at most), and y within
+      // the error that propagates from them.
+      const auto near = [](const std::vector<float> &a1, const std::vector<float> &b1,
+                           double rel, double abs_tol, const char *what) {
+        for (size_t i = 0; i < a1.size(); ++i)
+          ASSERT_NEAR(a1[i], b1[i], rel * std::fabs(b1[i]) + abs_tol) << what << " " << i;
+      };
+      near(ReadF32(gb.smean), ReadF32(cb.smean), 1e-6, 1e-6, "mean");
+      near(ReadF32(gb.sinv), ReadF32(cb.sinv), 1e-4, 1e-6, "invstd");
+      near(ReadF32(gb.rvar), ReadF32(cb.rvar), 1e-4, 1e-6, "running var");
+      near(ReadF32(gb.y), ReadF32(cb.y), 1e-4, 1e-3, "y");
+      cudl_tensor *cdy = Make(ctx_, shape, ws), *gdy = Make(gpu, shape, ws);
+      cudl_tensor *cdx = Make(ctx_, shape), *gdx = Make(gpu, shape);
+      cudl_tensor *cdg = Make(ctx_, {l.channels}), *gdg = Make(gpu, {l.channels});
+      cudl_tensor *cdb = Make(ctx_, {l.channels}), *gdb = Make(gpu, {l.channels});
+      ASSERT_EQ(cudl_batchnorm_backward(ctx_, cb.x, cdy, cb.gamma, cb.smean, cb.sinv, cdx, cdg, cdb),
+                CUDL_OK);
+      ASSERT_EQ(cudl_batchnorm_backward(gpu, gb.x, gdy, gb.gamma, gb.smean, gb.sinv, gdx, gdg, gdb),
+                CUDL_OK)
+          << cudl_context_last_error(gpu);
+      const double sqrt_m = std::sqrt(static_cast<double>(l.outer * l.inner));
+      near(ReadF32(gdb), ReadF32(cdb), 1e-5, 1e-5 * sqrt_m, "dbeta");
+      near(ReadF32(gdg), ReadF32(cdg), 1e-4, 1e-4 * sqrt_m, "dgamma");
+      near(ReadF32(gdx), ReadF32(cdx), 1e-3, 1e-4, "dx");
+    }
+  }
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == gpu) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(gpu);
+}
+
+}  // namespace
