@@ -26,4 +26,25 @@ __device__ __forceinline__ float cudl_block_sum(float v) {
   return v;
 }
 
+/* Maximum of v over the block, NaN winning (a row with NaN stays NaN);
+ * valid in thread 0. */
+__device__ __forceinline__ float cudl_nan_max(float a, float b) {
+  return (a > b || isnan(a)) ? a : b;
+}
+
+__device__ __forceinline__ float cudl_block_max(float v) {
+  __shared__ float warp_max[32];
+  const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+  for (int offset = 16; offset > 0; offset /= 2)
+    v = cudl_nan_max(v, __shfl_down_sync(0xffffffffu, v, offset));
+  if (lane == 0) warp_max[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < blockDim.x / 32u ? warp_max[lane] : warp_max[0];
+    for (int offset = 16; offset > 0; offset /= 2)
+      v = cudl_nan_max(v, __shfl_down_sync(0xffffffffu, v, offset));
+  }
+  return v;
+}
+
 #endif /* CUDL_REDUCE_CUH */

@@ -20,5 +20,6 @@
 #include "cudl/dropout.h"
 #include "cudl/pooling.h"
 #include "cudl/batchnorm.h"
+#include "cudl/loss.h"
 
 #endif /* CUDL_CUDL_H */

@@ -31,6 +31,12 @@ typedef enum cudl_activation_kind {
   CUDL_ACTIVATION_ELU         /* alpha: the saturation value */
 } cudl_activation_kind;
 
+/* Losses the backends implement (cudl/loss.h). */
+typedef enum cudl_loss_kind {
+  CUDL_LOSS_MSE,
+  CUDL_LOSS_BCE_WITH_LOGITS
+} cudl_loss_kind;
+
 typedef struct cudl_backend {
   const char *name;
 
@@ -132,6 +138,20 @@ typedef struct cudl_backend {
                                     const float *save_invstd, float *dx,
                                     float *dgamma, float *dbeta, int64_t outer,
                                     int64_t channels, int64_t inner);
+  /* Softmax (is_log = 0) or log-softmax over rows of `cols` elements. */
+  cudl_status (*softmax_forward)(cudl_context *ctx, const float *x, float *y,
+                                 int64_t rows, int64_t cols, int is_log);
+  cudl_status (*softmax_backward)(cudl_context *ctx, const float *y,
+                                  const float *dy, float *dx, int64_t rows,
+                                  int64_t cols, int is_log);
+  /* A loss over n elements: forward writes loss[0] (sum, or mean when
+   * mean is nonzero); backward writes d = grad * dterm (/ n for the mean). */
+  cudl_status (*loss_forward)(cudl_context *ctx, cudl_loss_kind kind,
+                              const float *a, const float *b, float *loss,
+                              int64_t n, int mean);
+  cudl_status (*loss_backward)(cudl_context *ctx, cudl_loss_kind kind,
+                               const float *a, const float *b, float *d,
+                               int64_t n, int mean, float grad);
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);

@@ -124,4 +124,8 @@ const cudl_backend cudl__cpu_backend = {
     .batchnorm_forward_training = cudl__cpu_batchnorm_forward_training,
     .batchnorm_forward_inference = cudl__cpu_batchnorm_forward_inference,
     .batchnorm_backward = cudl__cpu_batchnorm_backward,
+    .softmax_forward = cudl__cpu_softmax_forward,
+    .softmax_backward = cudl__cpu_softmax_backward,
+    .loss_forward = cudl__cpu_loss_forward,
+    .loss_backward = cudl__cpu_loss_backward,
 };

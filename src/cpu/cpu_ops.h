@@ -55,6 +55,18 @@ cudl_status cudl__cpu_batchnorm_backward(
     cudl_context *ctx, const float *x, const float *dy, const float *gamma,
     const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
     float *dbeta, int64_t outer, int64_t channels, int64_t inner);
+cudl_status cudl__cpu_softmax_forward(cudl_context *ctx, const float *x,
+                                      float *y, int64_t rows, int64_t cols,
+                                      int is_log);
+cudl_status cudl__cpu_softmax_backward(cudl_context *ctx, const float *y,
+                                       const float *dy, float *dx, int64_t rows,
+                                       int64_t cols, int is_log);
+cudl_status cudl__cpu_loss_forward(cudl_context *ctx, cudl_loss_kind kind,
+                                   const float *a, const float *b, float *loss,
+                                   int64_t n, int mean);
+cudl_status cudl__cpu_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
+                                    const float *a, const float *b, float *d,
+                                    int64_t n, int mean, float grad);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 

@@ -14,6 +14,7 @@
 #include "kernels/batchnorm_kernels.h"
 #include "kernels/dropout_kernels.h"
 #include "kernels/init_kernels.h"
+#include "kernels/loss_kernels.h"
 #include "kernels/pooling_kernels.h"
 
 cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
@@ -425,6 +426,50 @@ static cudl_status cuda_batchnorm_backward(
                           __LINE__);
 }
 
+static cudl_status cuda_softmax_forward(cudl_context *ctx, const float *x,
+                                        float *y, int64_t rows, int64_t cols,
+                                        int is_log) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_softmax_forward(s->stream, x, y, rows, cols, is_log));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_softmax_backward(cudl_context *ctx, const float *y,
+                                         const float *dy, float *dx,
+                                         int64_t rows, int64_t cols,
+                                         int is_log) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_softmax_backward(s->stream, y, dy, dx, rows,
+                                                  cols, is_log));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_loss_forward(cudl_context *ctx, cudl_loss_kind kind,
+                                     const float *a, const float *b,
+                                     float *loss, int64_t n, int mean) {
+  float *workspace = NULL;
+  cudaError_t err;
+  cudl_status status;
+  CUDA_ENTER(ctx, s);
+  status = scratch_alloc(ctx, s, cudl_loss_workspace(n), &workspace);
+  if (status != CUDL_OK) return status;
+  err = cudl_launch_loss_forward(s->stream, (int)kind, a, b, loss, n, mean,
+                                 workspace);
+  cudaFreeAsync(workspace, s->stream);
+  return cudl__cuda_error(ctx, err, "cudl_launch_loss_forward", __FILE__,
+                          __LINE__);
+}
+
+static cudl_status cuda_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
+                                      const float *a, const float *b, float *d,
+                                      int64_t n, int mean, float grad) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_loss_backward(s->stream, (int)kind, a, b, d, n,
+                                               mean, grad));
+  return CUDL_OK;
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -462,4 +507,8 @@ const cudl_backend cudl__cuda_backend = {
     .batchnorm_forward_training = cuda_batchnorm_forward_training,
     .batchnorm_forward_inference = cuda_batchnorm_forward_inference,
     .batchnorm_backward = cuda_batchnorm_backward,
+    .softmax_forward = cuda_softmax_forward,
+    .softmax_backward = cuda_softmax_backward,
+    .loss_forward = cuda_loss_forward,
+    .loss_backward = cuda_loss_backward,
 };

@@ -1,0 +1,168 @@
+/* loss.c - validation and dispatch of softmax, log-softmax and the losses. */
+#include <math.h>
+
+#include "core/internal.h"
+
+static cudl_status softmax_call(cudl_context *ctx, const char *function,
+                                int is_log, const cudl_tensor *a,
+                                const char *a_name, const cudl_tensor *dy,
+                                cudl_tensor *out, const char *out_name,
+                                int backward) {
+  const cudl_tensor *tensors[3];
+  const char *names[3];
+  int64_t cols;
+  cudl_status status;
+  tensors[0] = a;
+  tensors[1] = out;
+  tensors[2] = dy;
+  names[0] = a_name;
+  names[1] = out_name;
+  names[2] = "dy";
+  status = cudl__check_tensors(ctx, function, tensors, names, backward ? 3 : 2);
+  if (status != CUDL_OK) return status;
+  if (a->ndim < 1)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s is a scalar; softmax runs over the last dimension",
+                      a_name);
+  cols = a->shape[a->ndim - 1];
+  if (a->numel == 0) return CUDL_OK;
+  if (backward) {
+    if (ctx->backend->softmax_backward == NULL)
+      return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                        "no %s implementation", ctx->backend->name);
+    return cudl__after_op(
+        ctx, ctx->backend->softmax_backward(
+                 ctx, (const float *)a->data, (const float *)dy->data,
+                 (float *)out->data, a->numel / cols, cols, is_log));
+  }
+  if (ctx->backend->softmax_forward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->softmax_forward(ctx, (const float *)a->data,
+                                         (float *)out->data, a->numel / cols,
+                                         cols, is_log));
+}
+
+cudl_status cudl_softmax_forward(cudl_context *ctx, const cudl_tensor *x,
+                                 cudl_tensor *y) {
+  return softmax_call(ctx, __func__, 0, x, "x", NULL, y, "y", 0);
+}
+cudl_status cudl_softmax_backward(cudl_context *ctx, const cudl_tensor *y,
+                                  const cudl_tensor *dy, cudl_tensor *dx) {
+  return softmax_call(ctx, __func__, 0, y, "y", dy, dx, "dx", 1);
+}
+cudl_status cudl_log_softmax_forward(cudl_context *ctx, const cudl_tensor *x,
+                                     cudl_tensor *y) {
+  return softmax_call(ctx, __func__, 1, x, "x", NULL, y, "y", 0);
+}
+cudl_status cudl_log_softmax_backward(cudl_context *ctx, const cudl_tensor *y,
+                                      const cudl_tensor *dy, cudl_tensor *dx) {
+  return softmax_call(ctx, __func__, 1, y, "y", dy, dx, "dx", 1);
+}
+
+static cudl_status check_reduction(cudl_context *ctx, const char *function,
+                                   cudl_reduction reduction) {
+  if (reduction != CUDL_REDUCTION_MEAN && reduction != CUDL_REDUCTION_SUM)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "reduction %d is neither CUDL_REDUCTION_MEAN nor "
+                      "CUDL_REDUCTION_SUM",
+                      (int)reduction);
+  return CUDL_OK;
+}
+
+static cudl_status loss_forward(cudl_context *ctx, const char *function,
+                                cudl_loss_kind kind, const cudl_tensor *a,
+                                const cudl_tensor *b, cudl_reduction reduction,
+                                cudl_tensor *loss) {
+  const cudl_tensor *tensors[2];
+  static const char *const names[2] = {"input", "target"};
+  static const char *const loss_name[1] = {"loss"};
+  cudl_status status;
+  tensors[0] = a;
+  tensors[1] = b;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_reduction(ctx, function, reduction);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, function, tensors, names, 2);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(
+        ctx, function, (const cudl_tensor *const *)&loss, loss_name, 1);
+  if (status != CUDL_OK) return status;
+  if (loss->numel != 1)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "loss has %lld elements; it must hold one",
+                      (long long)loss->numel);
+  if (a->numel == 0 && reduction == CUDL_REDUCTION_MEAN)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "the mean of no elements is undefined");
+  if (ctx->backend->loss_forward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(ctx, ctx->backend->loss_forward(
+                                 ctx, kind, (const float *)a->data,
+                                 (const float *)b->data, (float *)loss->data,
+                                 a->numel, reduction == CUDL_REDUCTION_MEAN));
+}
+
+static cudl_status loss_backward(cudl_context *ctx, const char *function,
+                                 cudl_loss_kind kind, const cudl_tensor *a,
+                                 const cudl_tensor *b, cudl_reduction reduction,
+                                 float grad, cudl_tensor *d,
+                                 const char *d_name) {
+  const cudl_tensor *tensors[3];
+  const char *names[3];
+  cudl_status status;
+  tensors[0] = a;
+  tensors[1] = b;
+  tensors[2] = d;
+  names[0] = "input";
+  names[1] = "target";
+  names[2] = d_name;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_reduction(ctx, function, reduction);
+  if (status == CUDL_OK && !isfinite(grad))
+    status = cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                        "grad must be finite, got %g", (double)grad);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, function, tensors, names, 3);
+  if (status != CUDL_OK || a->numel == 0) return status;
+  if (ctx->backend->loss_backward == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->loss_backward(ctx, kind, (const float *)a->data,
+                                       (const float *)b->data, (float *)d->data,
+                                       a->numel,
+                                       reduction == CUDL_REDUCTION_MEAN, grad));
+}
+
+cudl_status cudl_mse_loss_forward(cudl_context *ctx, const cudl_tensor *pred,
+                                  const cudl_tensor *target,
+                                  cudl_reduction reduction, cudl_tensor *loss) {
+  return loss_forward(ctx, __func__, CUDL_LOSS_MSE, pred, target, reduction,
+                      loss);
+}
+cudl_status cudl_mse_loss_backward(cudl_context *ctx, const cudl_tensor *pred,
+                                   const cudl_tensor *target,
+                                   cudl_reduction reduction, float grad,
+                                   cudl_tensor *dpred) {
+  return loss_backward(ctx, __func__, CUDL_LOSS_MSE, pred, target, reduction,
+                       grad, dpred, "dpred");
+}
+cudl_status cudl_bce_with_logits_forward(cudl_context *ctx,
+                                         const cudl_tensor *logits,
+                                         const cudl_tensor *target,
+                                         cudl_reduction reduction,
+                                         cudl_tensor *loss) {
+  return loss_forward(ctx, __func__, CUDL_LOSS_BCE_WITH_LOGITS, logits, target,
+                      reduction, loss);
+}
+cudl_status cudl_bce_with_logits_backward(cudl_context *ctx,
+                                          const cudl_tensor *logits,
+                                          const cudl_tensor *target,
+                                          cudl_reduction reduction, float grad,
+                                          cudl_tensor *dlogits) {
+  return loss_backward(ctx, __func__, CUDL_LOSS_BCE_WITH_LOGITS, logits, target,
+                       reduction, grad, dlogits, "dlogits");
+}

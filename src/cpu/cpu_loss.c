@@ -1,0 +1,82 @@
+/* cpu_loss.c - softmax, log-softmax and the losses on the CPU, with
+ * double accumulation. */
+#include <math.h>
+
+#include "cpu/cpu_ops.h"
+
+cudl_status cudl__cpu_softmax_forward(cudl_context *ctx, const float *x,
+                                      float *y, int64_t rows, int64_t cols,
+                                      int is_log) {
+  int64_t r;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (r = 0; r < rows; ++r) {
+    const float *in = x + r * cols;
+    float *out = y + r * cols;
+    float max = in[0];
+    double sum = 0.0;
+    int64_t i;
+    for (i = 1; i < cols; ++i)
+      if (in[i] > max || isnan(in[i])) max = in[i];
+    for (i = 0; i < cols; ++i) sum += exp((double)in[i] - (double)max);
+    for (i = 0; i < cols; ++i)
+      out[i] = is_log ? (float)((double)in[i] - (double)max - log(sum))
+                      : (float)(exp((double)in[i] - (double)max) / sum);
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_softmax_backward(cudl_context *ctx, const float *y,
+                                       const float *dy, float *dx, int64_t rows,
+                                       int64_t cols, int is_log) {
+  int64_t r;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (r = 0; r < rows; ++r) {
+    const float *out = y + r * cols, *g = dy + r * cols;
+    float *d = dx + r * cols;
+    double dot = 0.0;
+    int64_t i;
+    for (i = 0; i < cols; ++i)
+      dot += is_log ? (double)g[i] : (double)g[i] * out[i];
+    for (i = 0; i < cols; ++i)
+      d[i] = is_log ? (float)((double)g[i] - exp((double)out[i]) * dot)
+                    : (float)((double)out[i] * ((double)g[i] - dot));
+  }
+  return CUDL_OK;
+}
+
+/* One term of a loss and its derivative in a. */
+static double loss_term(cudl_loss_kind kind, double a, double b) {
+  if (kind == CUDL_LOSS_MSE) return (a - b) * (a - b);
+  return (a > 0.0 ? a : 0.0) - a * b + log1p(exp(-fabs(a)));
+}
+
+static double loss_derivative(cudl_loss_kind kind, double a, double b) {
+  if (kind == CUDL_LOSS_MSE) return 2.0 * (a - b);
+  return 1.0 / (1.0 + exp(-a)) - b;
+}
+
+cudl_status cudl__cpu_loss_forward(cudl_context *ctx, cudl_loss_kind kind,
+                                   const float *a, const float *b, float *loss,
+                                   int64_t n, int mean) {
+  double sum = 0.0;
+  int64_t i;
+  (void)ctx;
+  /* Sequential: a fixed order, so the result does not depend on threads. */
+  for (i = 0; i < n; ++i) sum += loss_term(kind, a[i], b[i]);
+  loss[0] = (float)(mean ? sum / (double)n : sum);
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
+                                    const float *a, const float *b, float *d,
+                                    int64_t n, int mean, float grad) {
+  const double scale = mean ? (double)grad / (double)n : (double)grad;
+  int64_t i;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (i = 0; i < n; ++i)
+    d[i] = (float)(scale * loss_derivative(kind, a[i], b[i]));
+  return CUDL_OK;
+}

@@ -1,0 +1,328 @@
+// test_loss.cpp - softmax, log-softmax, MSE and BCE-with-logits against
+// float64 references written here, extremal inputs, backward against the
+// derivative and finite differences, bad input, and CUDA against the CPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::BitEqual;
+using cudl_test::ReadF32;
+using cudl_test::WriteF32;
+
+std::vector<float> Uniform(size_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+// Row-wise float64 softmax or log-softmax over rows of `cols`.
+std::vector<double> RefSoftmax(const std::vector<float> &x, int64_t cols, bool is_log) {
+  std::vector<double> y(x.size());
+  for (size_t r = 0; r < x.size() / static_cast<size_t>(cols); ++r) {
+    const size_t b = r * static_cast<size_t>(cols);
+    double m = -INFINITY;
+    for (int64_t i = 0; i < cols; ++i) m = std::max(m, static_cast<double>(x[b + static_cast<size_t>(i)]));
+    double s = 0;
+    for (int64_t i = 0; i < cols; ++i) s += std::exp(x[b + static_cast<size_t>(i)] - m);
+    for (int64_t i = 0; i < cols; ++i) {
+      const double v = x[b + static_cast<size_t>(i)] - m;
+      y[b + static_cast<size_t>(i)] = is_log ? v - std::log(s) : std::exp(v) / s;
+    }
+  }
+  return y;
+}
+
+class LossTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
+  void TearDown() override {
+    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
+                    const std::vector<float> &values = {}) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
+                                 shape.data(), &t),
+              CUDL_OK);
+    if (t != nullptr) {
+      owned_.push_back(t);
+      if (!values.empty()) {
+        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      }
+    }
+    return t;
+  }
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> owned_;
+};
+
+const std::vector<std::vector<int64_t>> kShapes = {{1, 1}, {7, 13}, {3, 1021}, {2, 3, 5}, {10}};
+
+TEST_F(LossTest, SoftmaxAndLogSoftmaxMatchFloat64) {
+  for (bool is_log : {false, true}) {
+    for (const auto &shape : kShapes) {
+      SCOPED_TRACE(std::string(is_log ? "log_softmax " : "softmax ") +
+                   std::to_string(shape.back()) + " columns");
+      int64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      const std::vector<float> xs = Uniform(static_cast<size_t>(n), -10, 10, 1);
+      cudl_tensor *x = Make(ctx_, shape, xs), *y = Make(ctx_, shape);
+      ASSERT_EQ(is_log ? cudl_log_softmax_forward(ctx_, x, y) : cudl_softmax_forward(ctx_, x, y),
+                CUDL_OK)
+          << cudl_context_last_error(ctx_);
+      const std::vector<double> want = RefSoftmax(xs, shape.back(), is_log);
+      const std::vector<float> ys = ReadF32(y);
+      // The CPU computes in double and rounds once: 1 ulp (2 allowed).
+      for (size_t i = 0; i < ys.size(); ++i)
+        ASSERT_NEAR(ys[i], want[i], 2 * FLT_EPSILON * std::fabs(want[i]) + FLT_MIN) << i;
+    }
+  }
+}
+
+TEST_F(LossTest, SoftmaxExtremes) {
+  // exp would overflow without the max shift; NaN rows stay NaN, other rows
+  // are untouched by them.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> xs = {1e4f, 1e4f - 1, -1e4f, 88.0f, 89.0f, 90.0f, 1.0f, nan, 2.0f};
+  cudl_tensor *x = Make(ctx_, {3, 3}, xs), *y = Make(ctx_, {3, 3}), *ly = Make(ctx_, {3, 3});
+  ASSERT_EQ(cudl_softmax_forward(ctx_, x, y), CUDL_OK);
+  ASSERT_EQ(cudl_log_softmax_forward(ctx_, x, ly), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y), ls = ReadF32(ly);
+  const std::vector<double> want = RefSoftmax({1e4f, 1e4f - 1, -1e4f, 88, 89, 90}, 3, false);
+  for (size_t i = 0; i < 6; ++i) {
+    ASSERT_TRUE(std::isfinite(ys[i])) << i;
+    ASSERT_NEAR(ys[i], want[i], 2 * FLT_EPSILON * want[i] + FLT_MIN) << i;
+    ASSERT_TRUE(std::isfinite(ls[i]) || want[i] == 0) << i;
+  }
+  for (size_t i = 6; i < 9; ++i) {
+    EXPECT_TRUE(std::isnan(ys[i])) << i;
+    EXPECT_TRUE(std::isnan(ls[i])) << i;
+  }
+}
+
+TEST_F(LossTest, SoftmaxBackwardMatchesFiniteDifferences) {
+  // L = sum(w * y): central differences with h = 1e-3 on O(1) inputs;
+  // truncation ~h^2 and rounding ~eps * |L| / h stay below 1e-3 relative.
+  for (bool is_log : {false, true}) {
+    SCOPED_TRACE(is_log ? "log_softmax" : "softmax");
+    const std::vector<int64_t> shape = {4, 7};
+    const std::vector<float> xs = Uniform(28, -2, 2, 2), ws = Uniform(28, -1, 1, 3);
+    cudl_tensor *x = Make(ctx_, shape, xs), *y = Make(ctx_, shape), *w = Make(ctx_, shape, ws);
+    cudl_tensor *dx = Make(ctx_, shape);
+    auto forward = [&](cudl_tensor *in, cudl_tensor *out) {
+      return is_log ? cudl_log_softmax_forward(ctx_, in, out) : cudl_softmax_forward(ctx_, in, out);
+    };
+    ASSERT_EQ(forward(x, y), CUDL_OK);
+    ASSERT_EQ(is_log ? cudl_log_softmax_backward(ctx_, y, w, dx) : cudl_softmax_backward(ctx_, y, w, dx),
+              CUDL_OK);
+    const std::vector<float> g = ReadF32(dx);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      std::vector<float> p = xs, m = xs;
+      p[i] += 1e-3f;
+      m[i] -= 1e-3f;
+      cudl_tensor *xp = Make(ctx_, shape, p), *xm = Make(ctx_, shape, m);
+      cudl_tensor *yp = Make(ctx_, shape), *ym = Make(ctx_, shape);
+      ASSERT_EQ(forward(xp, yp), CUDL_OK);
+      ASSERT_EQ(forward(xm, ym), CUDL_OK);
+      const std::vector<float> fp = ReadF32(yp), fm = ReadF32(ym);
+      double lp = 0, lm = 0;
+      for (size_t k = 0; k < xs.size(); ++k) {
+        lp += static_cast<double>(ws[k]) * fp[k];
+        lm += static_cast<double>(ws[k]) * fm[k];
+      }
+      const double fd = (lp - lm) / (static_cast<double>(p[i]) - m[i]);
+      EXPECT_NEAR(g[i], fd, 2e-3 * (1 + std::fabs(fd))) << i;
+    }
+  }
+}
+
+struct LossOp {
+  std::string name;
+  std::function<cudl_status(cudl_context *, const cudl_tensor *, const cudl_tensor *,
+                            cudl_reduction, cudl_tensor *)>
+      forward;
+  std::function<cudl_status(cudl_context *, const cudl_tensor *, const cudl_tensor *,
+                            cudl_reduction, float, cudl_tensor *)>
+      backward;
+  std::function<double(double, double)> term, derivative;
+  float target_lo, target_hi;
+};
+
+std::vector<LossOp> Losses() {
+  return {{"mse", cudl_mse_loss_forward, cudl_mse_loss_backward,
+           [](double a, double b) { return (a - b) * (a - b); },
+           [](double a, double b) { return 2 * (a - b); }, -3, 3},
+          {"bce_with_logits", cudl_bce_with_logits_forward, cudl_bce_with_logits_backward,
+           [](double x, double t) {
+             const double s = 1 / (1 + std::exp(-x));
+             return -t * std::log(s) - (1 - t) * std::log1p(-s);
+           },
+           [](double x, double t) { return 1 / (1 + std::exp(-x)) - t; }, 0, 1}};
+}
+
+TEST_F(LossTest, LossesMatchFloat64ForwardAndBackward) {
+  for (const LossOp &op : Losses()) {
+    for (cudl_reduction red : {CUDL_REDUCTION_MEAN, CUDL_REDUCTION_SUM}) {
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1021}, int64_t{100003}}) {
+        SCOPED_TRACE(op.name + (red == CUDL_REDUCTION_MEAN ? " mean " : " sum ") + std::to_string(n));
+        const std::vector<float> a = Uniform(static_cast<size_t>(n), -4, 4, 4);
+        const std::vector<float> b = Uniform(static_cast<size_t>(n), op.target_lo, op.target_hi, 5);
+        cudl_tensor *ta = Make(ctx_, {n}, a), *tb = Make(ctx_, {n}, b), *loss = Make(ctx_, {});
+        cudl_tensor *d = Make(ctx_, {n});
+        ASSERT_EQ(op.forward(ctx_, ta, tb, red, loss), CUDL_OK) << cudl_context_last_error(ctx_);
+        ASSERT_EQ(op.backward(ctx_, ta, tb, red, 0.5f, d), CUDL_OK);
+        double sum = 0;
+        for (size_t i = 0; i < a.size(); ++i) sum += op.term(a[i], b[i]);
+        const double want = red == CUDL_REDUCTION_MEAN ? sum / static_cast<double>(n) : sum;
+        EXPECT_NEAR(ReadF32(loss)[0], want, 4 * FLT_EPSILON * std::fabs(want) + FLT_MIN);
+        const std::vector<float> ds = ReadF32(d);
+        const double scale = red == CUDL_REDUCTION_MEAN ? 0.5 / static_cast<double>(n) : 0.5;
+        for (size_t i = 0; i < a.size(); ++i) {
+          const double g = scale * op.derivative(a[i], b[i]);
+          ASSERT_NEAR(ds[i], g, 4 * FLT_EPSILON * std::fabs(g) + FLT_MIN) << i;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(LossTest, LossBackwardMatchesFiniteDifferences) {
+  for (const LossOp &op : Losses()) {
+    SCOPED_TRACE(op.name);
+    const std::vector<float> a = Uniform(9, -3, 3, 6), b = Uniform(9, op.target_lo, op.target_hi, 7);
+    cudl_tensor *ta = Make(ctx_, {3, 3}, a), *tb = Make(ctx_, {3, 3}, b), *loss = Make(ctx_, {1});
+    cudl_tensor *d = Make(ctx_, {3, 3});
+    ASSERT_EQ(op.backward(ctx_, ta, tb, CUDL_REDUCTION_SUM, 1.0f, d), CUDL_OK);
+    const std::vector<float> g = ReadF32(d);
+    for (size_t i = 0; i < a.size(); ++i) {
+      std::vector<float> p = a, m = a;
+      p[i] += 1e-2f;
+      m[i] -= 1e-2f;
+      ASSERT_EQ(WriteF32(ta, p), CUDL_OK);
+      ASSERT_EQ(op.forward(ctx_, ta, tb, CUDL_REDUCTION_SUM, loss), CUDL_OK);
+      const double lp = ReadF32(loss)[0];
+      ASSERT_EQ(WriteF32(ta, m), CUDL_OK);
+      ASSERT_EQ(op.forward(ctx_, ta, tb, CUDL_REDUCTION_SUM, loss), CUDL_OK);
+      const double lm = ReadF32(loss)[0];
+      const double fd = (lp - lm) / (static_cast<double>(p[i]) - m[i]);
+      EXPECT_NEAR(g[i], fd, 2e-3 * (1 + std::fabs(fd))) << i;
+    }
+  }
+}
+
+TEST_F(LossTest, BceWithLogitsIsStableForLargeLogits) {
+  // log(sigmoid(x)) by the naive formula overflows or gives -inf at these
+  // logits; the stable form stays finite and exact to float.
+  const std::vector<float> x = {100, -100, 1e4f, -1e4f}, t = {0, 1, 1, 0};
+  cudl_tensor *tx = Make(ctx_, {4}, x), *tt = Make(ctx_, {4}, t), *loss = Make(ctx_, {1});
+  ASSERT_EQ(cudl_bce_with_logits_forward(ctx_, tx, tt, CUDL_REDUCTION_SUM, loss), CUDL_OK);
+  EXPECT_NEAR(ReadF32(loss)[0], 200.0, 200 * 4 * FLT_EPSILON);
+  cudl_tensor *d = Make(ctx_, {4});
+  ASSERT_EQ(cudl_bce_with_logits_backward(ctx_, tx, tt, CUDL_REDUCTION_SUM, 1.0f, d), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(d), {1, -1, 0, 0}));
+}
+
+TEST_F(LossTest, BadInputWritesNothing) {
+  cudl_tensor *a = Make(ctx_, {4}, {1, 2, 3, 4}), *b = Make(ctx_, {4}, {0, 0, 0, 0});
+  cudl_tensor *loss = Make(ctx_, {1}, {9}), *two = Make(ctx_, {2}), *wrong = Make(ctx_, {5});
+  cudl_tensor *empty = Make(ctx_, {0}), *scalar = Make(ctx_, {}, {1}), *sy = Make(ctx_, {});
+  cudl_tensor *d = Make(ctx_, {4}, {9, 9, 9, 9});
+  EXPECT_EQ(cudl_mse_loss_forward(ctx_, a, b, static_cast<cudl_reduction>(7), loss),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "reduction"));
+  EXPECT_EQ(cudl_mse_loss_forward(ctx_, a, b, CUDL_REDUCTION_MEAN, two), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_mse_loss_forward(ctx_, a, wrong, CUDL_REDUCTION_MEAN, loss), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_mse_loss_forward(ctx_, empty, empty, CUDL_REDUCTION_MEAN, loss), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_bce_with_logits_backward(ctx_, a, b, CUDL_REDUCTION_SUM, std::nanf(""), d),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_softmax_forward(ctx_, scalar, sy), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_softmax_backward(ctx_, a, nullptr, d), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(BitEqual(ReadF32(loss), {9}));
+  EXPECT_TRUE(BitEqual(ReadF32(d), {9, 9, 9, 9}));
+  // The sum over no elements is 0.
+  EXPECT_EQ(cudl_mse_loss_forward(ctx_, empty, empty, CUDL_REDUCTION_SUM, loss), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(loss), {0}));
+}
+
+TEST_F(LossTest, CudaMatchesCpu) {
+  const cudl_test::CudaAvailability av = cudl_test::QueryCuda();
+  if (!av.available) GTEST_SKIP() << "no CUDA device: " << av.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  std::vector<std::vector<int64_t>> shapes = kShapes;
+  shapes.push_back({128, 10});
+  shapes.push_back({2, 100003});
+  for (bool is_log : {false, true}) {
+    for (const auto &shape : shapes) {
+      SCOPED_TRACE(std::string(is_log ? "log_softmax " : "softmax ") + std::to_string(shape.back()));
+      int64_t n = 1;
+      for (int64_t dd : shape) n *= dd;
+      const std::vector<float> xs = Uniform(static_cast<size_t>(n), -10, 10, 8);
+      const std::vector<float> ws = Uniform(static_cast<size_t>(n), -1, 1, 9);
+      cudl_tensor *cx = Make(ctx_, shape, xs), *cy = Make(ctx_, shape), *cw = Make(ctx_, shape, ws),
+                  *cd = Make(ctx_, shape);
+      cudl_tensor *gx = Make(gpu, shape, xs), *gy = Make(gpu, shape), *gw = Make(gpu, shape, ws),
+                  *gd = Make(gpu, shape);
+      auto fwd = is_log ? cudl_log_softmax_forward : cudl_softmax_forward;
+      auto bwd = is_log ? cudl_log_softmax_backward : cudl_softmax_backward;
+      ASSERT_EQ(fwd(ctx_, cx, cy), CUDL_OK);
+      ASSERT_EQ(fwd(gpu, gx, gy), CUDL_OK) << cudl_context_last_error(gpu);
+      // Backward from the CPU's y on both, so only backward is compared.
+      cudl_tensor *gyc = Make(gpu, shape, ReadF32(cy));
+      ASSERT_EQ(bwd(ctx_, cy, cw, cd), CUDL_OK);
+      ASSERT_EQ(bwd(gpu, gyc, gw, gd), CUDL_OK) << cudl_context_last_error(gpu);
+      const std::vector<float> a1 = ReadF32(gy), b1 = ReadF32(cy), a2 = ReadF32(gd), b2 = ReadF32(cd);
+      const double cols = static_cast<double>(shape.back());
+      for (size_t i = 0; i < a1.size(); ++i) {
+        // Float sums over a row on the GPU: relative error up to ~cols * eps.
+        ASSERT_NEAR(a1[i], b1[i], (16 + cols * 1e-2) * FLT_EPSILON * (std::fabs(b1[i]) + (is_log ? 1 : 0)) + FLT_MIN) << i;
+        ASSERT_NEAR(a2[i], b2[i], (16 + cols * 1e-2) * FLT_EPSILON * (std::fabs(b2[i]) + 1)) << i;
+      }
+    }
+  }
+  for (const LossOp &op : Losses()) {
+    for (int64_t n : {int64_t{1}, int64_t{1021}, int64_t{1} << 22}) {
+      SCOPED_TRACE(op.name + " " + std::to_string(n));
+      const std::vector<float> a = Uniform(static_cast<size_t>(n), -4, 4, 10);
+      const std::vector<float> b = Uniform(static_cast<size_t>(n), op.target_lo, op.target_hi, 11);
+      cudl_tensor *ca = Make(ctx_, {n}, a), *cb = Make(ctx_, {n}, b), *cl = Make(ctx_, {1});
+      cudl_tensor *ga = Make(gpu, {n}, a), *gb = Make(gpu, {n}, b), *gl = Make(gpu, {1});
+      ASSERT_EQ(op.forward(ctx_, ca, cb, CUDL_REDUCTION_MEAN, cl), CUDL_OK);
+      ASSERT_EQ(op.forward(gpu, ga, gb, CUDL_REDUCTION_MEAN, gl), CUDL_OK) << cudl_context_last_error(gpu);
+      const float want = ReadF32(cl)[0];
+      EXPECT_NEAR(ReadF32(gl)[0], want, 1e-5 * std::fabs(want));
+      cudl_tensor *cd = Make(ctx_, {n}), *gd = Make(gpu, {n});
+      ASSERT_EQ(op.backward(ctx_, ca, cb, CUDL_REDUCTION_MEAN, 1.0f, cd), CUDL_OK);
+      ASSERT_EQ(op.backward(gpu, ga, gb, CUDL_REDUCTION_MEAN, 1.0f, gd), CUDL_OK);
+      const std::vector<float> x1 = ReadF32(gd), x2 = ReadF32(cd);
+      for (size_t i = 0; i < x1.size(); ++i)
+        ASSERT_NEAR(x1[i], x2[i], 8 * FLT_EPSILON * std::fabs(x2[i]) + FLT_MIN) << i;
+    }
+  }
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == gpu) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(gpu);
+}
+
+}  // namespace
