@@ -76,7 +76,7 @@ enum {
 
 /**
  * Load the file at path into tensors on ctx's device. Every entry must have
- * a dtype cudl holds (F32, F16, BF16) and at most CUDL_MAX_DIMS dimensions,
+ * a dtype cudl holds (F32, F16, BF16, I32) and at most CUDL_MAX_DIMS dimensions,
  * else CUDL_ERR_UNSUPPORTED (the file itself is valid). On failure *out is
  * NULL and the status is one of CUDL_ERR_IO, CUDL_ERR_FILE_*,
  * CUDL_ERR_UNSUPPORTED, CUDL_ERR_OUT_OF_MEMORY, CUDL_ERR_CUDA.

@@ -23,17 +23,18 @@ CUDL_EXTERN_C_BEGIN
 
 /** Element types. Compute is f32 for now; f16 and bf16 tensors can be
  *  created, copied, saved and loaded, and the compute calls reject them
- *  with CUDL_ERR_DTYPE. */
+ *  with CUDL_ERR_DTYPE. i32 holds integers such as class labels. */
 typedef enum cudl_dtype {
   CUDL_DTYPE_F32 = 0,
   CUDL_DTYPE_F16 = 1,
-  CUDL_DTYPE_BF16 = 2
+  CUDL_DTYPE_BF16 = 2,
+  CUDL_DTYPE_I32 = 3
 } cudl_dtype;
 
 /** Bytes per element; 0 for an unknown dtype. */
 CUDL_API size_t cudl_dtype_size(cudl_dtype dtype);
 
-/** "f32", "f16", "bf16"; "unknown" otherwise. */
+/** "f32", "f16", "bf16", "i32"; "unknown" otherwise. */
 CUDL_API const char *cudl_dtype_name(cudl_dtype dtype);
 
 typedef struct cudl_tensor cudl_tensor;

@@ -35,7 +35,7 @@ static const cudl_st_dtype st_dtypes[] = {
     {"I8", 1, 0, CUDL_DTYPE_F32},      {"F8_E5M2", 1, 0, CUDL_DTYPE_F32},
     {"F8_E4M3", 1, 0, CUDL_DTYPE_F32}, {"I16", 2, 0, CUDL_DTYPE_F32},
     {"U16", 2, 0, CUDL_DTYPE_F32},     {"F16", 2, 1, CUDL_DTYPE_F16},
-    {"BF16", 2, 1, CUDL_DTYPE_BF16},   {"I32", 4, 0, CUDL_DTYPE_F32},
+    {"BF16", 2, 1, CUDL_DTYPE_BF16},   {"I32", 4, 1, CUDL_DTYPE_I32},
     {"U32", 4, 0, CUDL_DTYPE_F32},     {"F32", 4, 1, CUDL_DTYPE_F32},
     {"F64", 8, 0, CUDL_DTYPE_F32},     {"I64", 8, 0, CUDL_DTYPE_F32},
     {"U64", 8, 0, CUDL_DTYPE_F32},
@@ -448,7 +448,7 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
     if (!e->dtype->known)
       return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
                      "tensor '%s' has dtype %s, which cudl cannot hold "
-                     "(F32, F16, BF16)",
+                     "(F32, F16, BF16, I32)",
                      e->name, e->dtype->name);
     if (e->ndim > CUDL_MAX_DIMS)
       return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,

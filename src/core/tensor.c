@@ -13,6 +13,8 @@ size_t cudl_dtype_size(cudl_dtype dtype) {
       return 2;
     case CUDL_DTYPE_BF16:
       return 2;
+    case CUDL_DTYPE_I32:
+      return 4;
   }
   return 0;
 }
@@ -25,6 +27,8 @@ const char *cudl_dtype_name(cudl_dtype dtype) {
       return "f16";
     case CUDL_DTYPE_BF16:
       return "bf16";
+    case CUDL_DTYPE_I32:
+      return "i32";
   }
   return "unknown";
 }

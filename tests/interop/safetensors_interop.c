@@ -140,6 +140,9 @@ static unsigned char *expected_bytes(size_t k, size_t *nbytes) {
         out[2 * i + 0] = (unsigned char)((bits >> 16) & 0xFF);
         out[2 * i + 1] = (unsigned char)(bits >> 24);
         break;
+      case CUDL_DTYPE_I32: /* not in the interop set */
+        free(out);
+        return NULL;
     }
   }
   *nbytes = n * size;

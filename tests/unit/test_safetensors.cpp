@@ -152,6 +152,7 @@ const char *FormatDtypeName(cudl_dtype dtype) {
     case CUDL_DTYPE_F32: return "F32";
     case CUDL_DTYPE_F16: return "F16";
     case CUDL_DTYPE_BF16: return "BF16";
+    case CUDL_DTYPE_I32: return "I32";
   }
   return "?";
 }
@@ -713,7 +714,7 @@ const std::vector<ForeignEntry> &ForeignEntries() {
       {"i8", "I8", 1, 0, {1}},           {"e5m2", "F8_E5M2", 1, 0, {2}},
       {"e4m3", "F8_E4M3", 1, 0, {1}},    {"i16", "I16", 2, 0, {2}},
       {"u16", "U16", 2, 0, {}},          {"f16", "F16", 2, 1, {2}},
-      {"bf16", "BF16", 2, 1, {1}},       {"i32", "I32", 4, 0, {2}},
+      {"bf16", "BF16", 2, 1, {1}},       {"i32", "I32", 4, 1, {2}},
       {"u32", "U32", 4, 0, {1}},         {"f32", "F32", 4, 1, {2, 1}},
       {"f64", "F64", 8, 0, {1}},         {"i64", "I64", 8, 0, {2}},
       {"u64", "U64", 8, 0, {1}},         {"six", "F32", 4, 1, {1, 1, 2, 1, 1, 1}},
@@ -772,6 +773,7 @@ TEST_F(SafetensorsTest, HeaderOnlyAcceptsEveryFormatDtypeAndMoreDimensions) {
       if (entries[i].known) {
         cudl_dtype want = std::strcmp(entries[i].dtype, "F32") == 0   ? CUDL_DTYPE_F32
                           : std::strcmp(entries[i].dtype, "F16") == 0 ? CUDL_DTYPE_F16
+                          : std::strcmp(entries[i].dtype, "I32") == 0 ? CUDL_DTYPE_I32
                                                                       : CUDL_DTYPE_BF16;
         EXPECT_EQ(e.dtype, want);
       }
@@ -817,7 +819,7 @@ TEST_F(SafetensorsTest, FullLoadOfADtypeCudlCannotHoldIsUnsupported) {
     size_t size;
   };
   for (const Case &c : {Case{"I64", 8}, Case{"F64", 8}, Case{"BOOL", 1},
-                        Case{"U8", 1}, Case{"I32", 4}, Case{"F8_E4M3", 1}}) {
+                        Case{"U8", 1}, Case{"U32", 4}, Case{"F8_E4M3", 1}}) {
     SCOPED_TRACE(c.dtype);
     // A valid F32 tensor first, so the failure comes after a tensor exists.
     std::string image = ForeignImage(

@@ -120,12 +120,14 @@ TEST(Names, Dtypes) {
   EXPECT_STREQ(cudl_dtype_name(CUDL_DTYPE_F32), "f32");
   EXPECT_STREQ(cudl_dtype_name(CUDL_DTYPE_F16), "f16");
   EXPECT_STREQ(cudl_dtype_name(CUDL_DTYPE_BF16), "bf16");
-  // 3 is within the enum's value range (0..3) but names no dtype.
-  EXPECT_STREQ(cudl_dtype_name(static_cast<cudl_dtype>(3)), "unknown");
+  EXPECT_STREQ(cudl_dtype_name(CUDL_DTYPE_I32), "i32");
+  // 7 is within the enum's value range (0..7) but names no dtype.
+  EXPECT_STREQ(cudl_dtype_name(static_cast<cudl_dtype>(7)), "unknown");
   EXPECT_EQ(cudl_dtype_size(CUDL_DTYPE_F32), 4u);
   EXPECT_EQ(cudl_dtype_size(CUDL_DTYPE_F16), 2u);
   EXPECT_EQ(cudl_dtype_size(CUDL_DTYPE_BF16), 2u);
-  EXPECT_EQ(cudl_dtype_size(static_cast<cudl_dtype>(3)), 0u);
+  EXPECT_EQ(cudl_dtype_size(CUDL_DTYPE_I32), 4u);
+  EXPECT_EQ(cudl_dtype_size(static_cast<cudl_dtype>(7)), 0u);
 }
 
 TEST(Names, LogLevels) {

@@ -299,7 +299,7 @@ const BadShape kBadShapes[] = {
     {"bytes overflow {2^62} f32", CUDL_DTYPE_F32, 1, {kTwo62}, CUDL_ERR_SHAPE, "overflow"},
     {"bytes overflow {INT64_MAX} f32", CUDL_DTYPE_F32, 1, {INT64_MAX}, CUDL_ERR_SHAPE, "overflow"},
     {"bytes overflow {2^62, 2} f16", CUDL_DTYPE_F16, 2, {kTwo62, 2}, CUDL_ERR_SHAPE, "overflow"},
-    {"unknown dtype", static_cast<cudl_dtype>(3), 1, {4}, CUDL_ERR_DTYPE, "dtype"},
+    {"unknown dtype", static_cast<cudl_dtype>(7), 1, {4}, CUDL_ERR_DTYPE, "dtype"},
 };
 
 TEST_F(TensorTest, CreateRejectsBadShapes) {
