@@ -97,6 +97,77 @@ __global__ void loss_backward_kernel(int kind, const float *a, const float *b,
     d[i] = scale * loss_derivative(kind, a[i], b[i]);
 }
 
+// Block-wide log-sum-exp and plain sum of one row; valid in every thread.
+__device__ void row_statistics(const float *row, int64_t cols, float *lse,
+                               float *sum) {
+  __shared__ float shared_max, shared_lse, shared_sum;
+  float m = row[0];
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
+    m = cudl_nan_max(m, row[i]);
+  m = cudl_block_max(m);
+  if (threadIdx.x == 0) shared_max = m;
+  __syncthreads();
+  float e = 0.0f, s = 0.0f;
+  for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+    e += expf(row[i] - shared_max);
+    s += row[i];
+  }
+  e = cudl_block_sum(e);
+  __syncthreads();  // the block sum's shared memory is reused just below
+  s = cudl_block_sum(s);
+  if (threadIdx.x == 0) {
+    shared_lse = shared_max + logf(e);
+    shared_sum = s;
+  }
+  __syncthreads();
+  *lse = shared_lse;
+  *sum = shared_sum;
+  __syncthreads();  // the shared values are rewritten for the next row
+}
+
+__global__ void cross_entropy_rows_kernel(const float *x, const int32_t *labels,
+                                          float *row_loss, int64_t rows,
+                                          int64_t cols, float smoothing) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *row = x + r * cols;
+    float lse, sum;
+    row_statistics(row, cols, &lse, &sum);
+    if (threadIdx.x == 0) {
+      const int32_t y = labels[r];
+      row_loss[r] = (y < 0 || y >= cols)
+                        ? __int_as_float(0x7fc00000)  // NaN: invalid label
+                        : lse - (1.0f - smoothing) * row[y] -
+                              smoothing / (float)cols * sum;
+    }
+  }
+}
+
+__global__ void sum_rows_kernel(const float *row_loss, int64_t rows, int mean,
+                                float *loss) {
+  double s = 0.0;
+  for (int64_t r = 0; r < rows; ++r) s += row_loss[r];
+  loss[0] = (float)(mean ? s / (double)rows : s);
+}
+
+__global__ void cross_entropy_backward_kernel(const float *x,
+                                              const int32_t *labels, float *dx,
+                                              int64_t rows, int64_t cols,
+                                              float smoothing, float scale) {
+  const float off = smoothing / (float)cols;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *row = x + r * cols;
+    float lse, sum;
+    const int32_t y = labels[r];
+    const bool valid = y >= 0 && y < cols;
+    row_statistics(row, cols, &lse, &sum);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+      const float target = off + (i == y ? 1.0f - smoothing : 0.0f);
+      dx[r * cols + i] = valid ? scale * (expf(row[i] - lse) - target)
+                               : __int_as_float(0x7fc00000);
+    }
+  }
+}
+
 unsigned row_grid(int64_t rows) {
   return (unsigned)(rows < CUDL_MAX_GRID ? rows : CUDL_MAX_GRID);
 }
@@ -148,5 +219,30 @@ extern "C" cudaError_t cudl_launch_loss_backward(cudaStream_t stream, int kind,
   (void)cudaGetLastError();
   loss_backward_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
       kind, a, b, d, n, scale);
+  return cudaGetLastError();
+}
+
+extern "C" size_t cudl_cross_entropy_workspace(int64_t rows) {
+  return rows > 0 ? (size_t)rows : 1;
+}
+
+extern "C" cudaError_t cudl_launch_cross_entropy_forward(
+    cudaStream_t stream, const float *x, const int32_t *labels, float *loss,
+    int64_t rows, int64_t cols, float smoothing, int mean, float *workspace) {
+  (void)cudaGetLastError();
+  if (rows > 0)
+    cross_entropy_rows_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
+        x, labels, workspace, rows, cols, smoothing);
+  sum_rows_kernel<<<1, 1, 0, stream>>>(workspace, rows, mean, loss);
+  return cudaGetLastError();
+}
+
+extern "C" cudaError_t cudl_launch_cross_entropy_backward(
+    cudaStream_t stream, const float *x, const int32_t *labels, float *dx,
+    int64_t rows, int64_t cols, float smoothing, int mean, float grad) {
+  const float scale = mean ? (float)((double)grad / (double)rows) : grad;
+  (void)cudaGetLastError();
+  cross_entropy_backward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
+      x, labels, dx, rows, cols, smoothing, scale);
   return cudaGetLastError();
 }

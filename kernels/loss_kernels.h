@@ -31,6 +31,16 @@ cudaError_t cudl_launch_loss_backward(cudaStream_t stream, int kind,
                                       const float *a, const float *b, float *d,
                                       int64_t n, int mean, float grad);
 
+/* Softmax cross-entropy; the forward needs cudl_cross_entropy_workspace
+ * (rows) floats. A label outside [0, cols) makes its row NaN. */
+size_t cudl_cross_entropy_workspace(int64_t rows);
+cudaError_t cudl_launch_cross_entropy_forward(
+    cudaStream_t stream, const float *x, const int32_t *labels, float *loss,
+    int64_t rows, int64_t cols, float smoothing, int mean, float *workspace);
+cudaError_t cudl_launch_cross_entropy_backward(
+    cudaStream_t stream, const float *x, const int32_t *labels, float *dx,
+    int64_t rows, int64_t cols, float smoothing, int mean, float grad);
+
 #ifdef __cplusplus
 }
 #endif

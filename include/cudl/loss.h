@@ -72,6 +72,25 @@ CUDL_API cudl_status cudl_bce_with_logits_backward(
     cudl_context *ctx, const cudl_tensor *logits, const cudl_tensor *target,
     cudl_reduction reduction, float grad, cudl_tensor *dlogits);
 
+/**
+ * Softmax cross-entropy, fused and stable (log-sum-exp), on logits [N, K]
+ * against class indices `labels` ([N], i32), with label smoothing s in
+ * [0, 1) (the target puts 1 - s + s / K on the label and s / K elsewhere):
+ *   loss_i = logsumexp(x_i) - (1 - s) x_i[y_i] - (s / K) sum_k x_ik,
+ * reduced over N. A label outside [0, K) is CUDL_ERR_INVALID_ARGUMENT on
+ * the CPU (the message names the row); on CUDA, where checking would need a
+ * host synchronisation, that row's loss is NaN, and so is the result.
+ */
+CUDL_API cudl_status cudl_cross_entropy_forward(
+    cudl_context *ctx, const cudl_tensor *logits, const cudl_tensor *labels,
+    float label_smoothing, cudl_reduction reduction, cudl_tensor *loss);
+/** dlogits_ik = grad * (softmax(x_i)_k - target_ik) (/ N for the mean);
+ *  rows with an invalid label get NaN on CUDA (an error on the CPU). */
+CUDL_API cudl_status cudl_cross_entropy_backward(
+    cudl_context *ctx, const cudl_tensor *logits, const cudl_tensor *labels,
+    float label_smoothing, cudl_reduction reduction, float grad,
+    cudl_tensor *dlogits);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_LOSS_H */

@@ -152,6 +152,15 @@ typedef struct cudl_backend {
   cudl_status (*loss_backward)(cudl_context *ctx, cudl_loss_kind kind,
                                const float *a, const float *b, float *d,
                                int64_t n, int mean, float grad);
+  /* Softmax cross-entropy of rows x[rows, cols] against labels[rows]. */
+  cudl_status (*cross_entropy_forward)(cudl_context *ctx, const float *x,
+                                       const int32_t *labels, float *loss,
+                                       int64_t rows, int64_t cols,
+                                       float smoothing, int mean);
+  cudl_status (*cross_entropy_backward)(cudl_context *ctx, const float *x,
+                                        const int32_t *labels, float *dx,
+                                        int64_t rows, int64_t cols,
+                                        float smoothing, int mean, float grad);
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);

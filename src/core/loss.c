@@ -166,3 +166,96 @@ cudl_status cudl_bce_with_logits_backward(cudl_context *ctx,
   return loss_backward(ctx, __func__, CUDL_LOSS_BCE_WITH_LOGITS, logits, target,
                        reduction, grad, dlogits, "dlogits");
 }
+
+/* logits [N, K] f32, labels [N] i32, both of ctx; out (dlogits, or NULL)
+ * of the logits' shape. */
+static cudl_status check_cross_entropy(
+    cudl_context *ctx, const char *function, const cudl_tensor *logits,
+    const cudl_tensor *labels, float smoothing, cudl_reduction reduction,
+    const cudl_tensor *out, const char *out_name) {
+  const cudl_tensor *tensors[2];
+  const char *names[2];
+  cudl_status status;
+  tensors[0] = logits;
+  tensors[1] = out;
+  names[0] = "logits";
+  names[1] = out_name;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_reduction(ctx, function, reduction);
+  if (status != CUDL_OK) return status;
+  if (!(smoothing >= 0.0f && smoothing < 1.0f))
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "label_smoothing must be in [0, 1), got %g",
+                      (double)smoothing);
+  status = cudl__check_tensors(ctx, function, tensors, names, out ? 2 : 1);
+  if (status != CUDL_OK) return status;
+  if (labels == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "labels is NULL");
+  if (labels->ctx != ctx)
+    return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
+                      "labels belongs to another context");
+  if (labels->dtype != CUDL_DTYPE_I32)
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                      "labels is %s; class indices are i32",
+                      cudl_dtype_name(labels->dtype));
+  if (logits->ndim != 2 || logits->shape[1] < 1)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "logits must be [N, K] with K >= 1");
+  if (labels->ndim != 1 || labels->shape[0] != logits->shape[0])
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "labels must be [%lld] (one per row of logits)",
+                      (long long)logits->shape[0]);
+  if (logits->shape[0] == 0 && reduction == CUDL_REDUCTION_MEAN)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "the mean over no rows is undefined");
+  return CUDL_OK;
+}
+
+cudl_status cudl_cross_entropy_forward(
+    cudl_context *ctx, const cudl_tensor *logits, const cudl_tensor *labels,
+    float label_smoothing, cudl_reduction reduction, cudl_tensor *loss) {
+  static const char *const loss_name[1] = {"loss"};
+  cudl_status status = check_cross_entropy(
+      ctx, __func__, logits, labels, label_smoothing, reduction, NULL, "loss");
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(
+        ctx, __func__, (const cudl_tensor *const *)&loss, loss_name, 1);
+  if (status != CUDL_OK) return status;
+  if (loss->numel != 1)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "loss has %lld elements; it must hold one",
+                     (long long)loss->numel);
+  if (ctx->backend->cross_entropy_forward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->cross_entropy_forward(
+               ctx, (const float *)logits->data, (const int32_t *)labels->data,
+               (float *)loss->data, logits->shape[0], logits->shape[1],
+               label_smoothing, reduction == CUDL_REDUCTION_MEAN));
+}
+
+cudl_status cudl_cross_entropy_backward(cudl_context *ctx,
+                                        const cudl_tensor *logits,
+                                        const cudl_tensor *labels,
+                                        float label_smoothing,
+                                        cudl_reduction reduction, float grad,
+                                        cudl_tensor *dlogits) {
+  cudl_status status =
+      check_cross_entropy(ctx, __func__, logits, labels, label_smoothing,
+                          reduction, dlogits, "dlogits");
+  if (status != CUDL_OK) return status;
+  if (!isfinite(grad))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "grad must be finite, got %g", (double)grad);
+  if (logits->numel == 0) return CUDL_OK;
+  if (ctx->backend->cross_entropy_backward == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  return cudl__after_op(
+      ctx, ctx->backend->cross_entropy_backward(
+               ctx, (const float *)logits->data, (const int32_t *)labels->data,
+               (float *)dlogits->data, logits->shape[0], logits->shape[1],
+               label_smoothing, reduction == CUDL_REDUCTION_MEAN, grad));
+}

@@ -128,4 +128,6 @@ const cudl_backend cudl__cpu_backend = {
     .softmax_backward = cudl__cpu_softmax_backward,
     .loss_forward = cudl__cpu_loss_forward,
     .loss_backward = cudl__cpu_loss_backward,
+    .cross_entropy_forward = cudl__cpu_cross_entropy_forward,
+    .cross_entropy_backward = cudl__cpu_cross_entropy_backward,
 };

@@ -80,3 +80,73 @@ cudl_status cudl__cpu_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
     d[i] = (float)(scale * loss_derivative(kind, a[i], b[i]));
   return CUDL_OK;
 }
+
+/* The first row whose label is outside [0, cols), or -1. */
+static int64_t first_bad_label(const int32_t *labels, int64_t rows,
+                               int64_t cols) {
+  int64_t r;
+  for (r = 0; r < rows; ++r)
+    if (labels[r] < 0 || labels[r] >= cols) return r;
+  return -1;
+}
+
+/* log-sum-exp of one row, in double. */
+static double row_logsumexp(const float *x, int64_t cols) {
+  double max = x[0], sum = 0.0;
+  int64_t i;
+  for (i = 1; i < cols; ++i)
+    if (x[i] > max || isnan(x[i])) max = x[i];
+  for (i = 0; i < cols; ++i) sum += exp((double)x[i] - max);
+  return max + log(sum);
+}
+
+cudl_status cudl__cpu_cross_entropy_forward(cudl_context *ctx, const float *x,
+                                            const int32_t *labels, float *loss,
+                                            int64_t rows, int64_t cols,
+                                            float smoothing, int mean) {
+  const int64_t bad = first_bad_label(labels, rows, cols);
+  double total = 0.0;
+  int64_t r;
+  if (bad >= 0)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                      "cudl_cross_entropy_forward",
+                      "labels[%lld] = %d is outside [0, %lld)", (long long)bad,
+                      (int)labels[bad], (long long)cols);
+  for (r = 0; r < rows; ++r) {
+    const float *row = x + r * cols;
+    double row_sum = 0.0;
+    int64_t i;
+    for (i = 0; i < cols; ++i) row_sum += row[i];
+    total += row_logsumexp(row, cols) - (1.0 - smoothing) * row[labels[r]] -
+             (double)smoothing / (double)cols * row_sum;
+  }
+  loss[0] = (float)(mean ? total / (double)rows : total);
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_cross_entropy_backward(cudl_context *ctx, const float *x,
+                                             const int32_t *labels, float *dx,
+                                             int64_t rows, int64_t cols,
+                                             float smoothing, int mean,
+                                             float grad) {
+  const int64_t bad = first_bad_label(labels, rows, cols);
+  const double scale = mean ? (double)grad / (double)rows : (double)grad;
+  const double off = (double)smoothing / (double)cols;
+  int64_t r;
+  if (bad >= 0)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                      "cudl_cross_entropy_backward",
+                      "labels[%lld] = %d is outside [0, %lld)", (long long)bad,
+                      (int)labels[bad], (long long)cols);
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+  for (r = 0; r < rows; ++r) {
+    const float *row = x + r * cols;
+    const double lse = row_logsumexp(row, cols);
+    int64_t i;
+    for (i = 0; i < cols; ++i) {
+      const double target = off + (i == labels[r] ? 1.0 - smoothing : 0.0);
+      dx[r * cols + i] = (float)(scale * (exp((double)row[i] - lse) - target));
+    }
+  }
+  return CUDL_OK;
+}

@@ -67,6 +67,15 @@ cudl_status cudl__cpu_loss_forward(cudl_context *ctx, cudl_loss_kind kind,
 cudl_status cudl__cpu_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
                                     const float *a, const float *b, float *d,
                                     int64_t n, int mean, float grad);
+cudl_status cudl__cpu_cross_entropy_forward(cudl_context *ctx, const float *x,
+                                            const int32_t *labels, float *loss,
+                                            int64_t rows, int64_t cols,
+                                            float smoothing, int mean);
+cudl_status cudl__cpu_cross_entropy_backward(cudl_context *ctx, const float *x,
+                                             const int32_t *labels, float *dx,
+                                             int64_t rows, int64_t cols,
+                                             float smoothing, int mean,
+                                             float grad);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 

@@ -470,6 +470,35 @@ static cudl_status cuda_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
   return CUDL_OK;
 }
 
+static cudl_status cuda_cross_entropy_forward(cudl_context *ctx, const float *x,
+                                              const int32_t *labels,
+                                              float *loss, int64_t rows,
+                                              int64_t cols, float smoothing,
+                                              int mean) {
+  float *workspace = NULL;
+  cudaError_t err;
+  cudl_status status;
+  CUDA_ENTER(ctx, s);
+  status =
+      scratch_alloc(ctx, s, cudl_cross_entropy_workspace(rows), &workspace);
+  if (status != CUDL_OK) return status;
+  err = cudl_launch_cross_entropy_forward(s->stream, x, labels, loss, rows,
+                                          cols, smoothing, mean, workspace);
+  cudaFreeAsync(workspace, s->stream);
+  return cudl__cuda_error(ctx, err, "cudl_launch_cross_entropy_forward",
+                          __FILE__, __LINE__);
+}
+
+static cudl_status cuda_cross_entropy_backward(
+    cudl_context *ctx, const float *x, const int32_t *labels, float *dx,
+    int64_t rows, int64_t cols, float smoothing, int mean, float grad) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_cross_entropy_backward(s->stream, x, labels, dx, rows,
+                                              cols, smoothing, mean, grad));
+  return CUDL_OK;
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -511,4 +540,6 @@ const cudl_backend cudl__cuda_backend = {
     .softmax_backward = cuda_softmax_backward,
     .loss_forward = cuda_loss_forward,
     .loss_backward = cuda_loss_backward,
+    .cross_entropy_forward = cuda_cross_entropy_forward,
+    .cross_entropy_backward = cuda_cross_entropy_backward,
 };

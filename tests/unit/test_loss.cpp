@@ -260,6 +260,127 @@ TEST_F(LossTest, BadInputWritesNothing) {
   EXPECT_TRUE(BitEqual(ReadF32(loss), {0}));
 }
 
+// Float64 reference: loss terms per row and the gradient of their sum.
+void RefCrossEntropy(const std::vector<float> &x, const std::vector<int32_t> &y, int64_t cols,
+                     double s, std::vector<double> *row_loss, std::vector<double> *grad) {
+  const size_t rows = y.size(), k = static_cast<size_t>(cols);
+  row_loss->assign(rows, 0.0);
+  grad->assign(x.size(), 0.0);
+  for (size_t r = 0; r < rows; ++r) {
+    double m = -INFINITY, e = 0, sum = 0;
+    for (size_t i = 0; i < k; ++i) m = std::max(m, static_cast<double>(x[r * k + i]));
+    for (size_t i = 0; i < k; ++i) {
+      e += std::exp(x[r * k + i] - m);
+      sum += x[r * k + i];
+    }
+    const double lse = m + std::log(e);
+    (*row_loss)[r] = lse - (1 - s) * x[r * k + static_cast<size_t>(y[r])] - s / cols * sum;
+    for (size_t i = 0; i < k; ++i)
+      (*grad)[r * k + i] = std::exp(x[r * k + i] - lse) - s / cols -
+                           (static_cast<int32_t>(i) == y[r] ? 1 - s : 0.0);
+  }
+}
+
+cudl_tensor *MakeLabels(cudl_context *ctx, const std::vector<int32_t> &labels,
+                        std::vector<cudl_tensor *> *owned) {
+  const int64_t n = static_cast<int64_t>(labels.size());
+  cudl_tensor *t = nullptr;
+  EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, &n, &t), CUDL_OK);
+  if (t == nullptr) return nullptr;
+  owned->push_back(t);
+  EXPECT_EQ(cudl_tensor_copy_from_host(t, labels.data(), labels.size() * sizeof(int32_t)), CUDL_OK);
+  return t;
+}
+
+std::vector<int32_t> RandomLabels(size_t n, int32_t k, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int32_t> dist(0, k - 1);
+  std::vector<int32_t> v(n);
+  for (int32_t &y : v) y = dist(gen);
+  return v;
+}
+
+TEST_F(LossTest, CrossEntropyMatchesFloat64) {
+  for (float smoothing : {0.0f, 0.1f}) {
+    for (cudl_reduction red : {CUDL_REDUCTION_MEAN, CUDL_REDUCTION_SUM}) {
+      for (const auto &nk : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 13}, {64, 10}, {3, 1021}}) {
+        SCOPED_TRACE("smoothing " + std::to_string(smoothing) + " N " + std::to_string(nk.first) +
+                     " K " + std::to_string(nk.second));
+        const std::vector<float> xs = Uniform(static_cast<size_t>(nk.first * nk.second), -8, 8, 12);
+        const std::vector<int32_t> ys =
+            RandomLabels(static_cast<size_t>(nk.first), static_cast<int32_t>(nk.second), 13);
+        cudl_tensor *x = Make(ctx_, {nk.first, nk.second}, xs), *loss = Make(ctx_, {});
+        cudl_tensor *y = MakeLabels(ctx_, ys, &owned_), *dx = Make(ctx_, {nk.first, nk.second});
+        ASSERT_EQ(cudl_cross_entropy_forward(ctx_, x, y, smoothing, red, loss), CUDL_OK)
+            << cudl_context_last_error(ctx_);
+        ASSERT_EQ(cudl_cross_entropy_backward(ctx_, x, y, smoothing, red, 2.0f, dx), CUDL_OK);
+        std::vector<double> rows, grad;
+        RefCrossEntropy(xs, ys, nk.second, smoothing, &rows, &grad);
+        double total = 0;
+        for (double v : rows) total += v;
+        const double n = static_cast<double>(nk.first);
+        const double want = red == CUDL_REDUCTION_MEAN ? total / n : total;
+        EXPECT_NEAR(ReadF32(loss)[0], want, 4 * FLT_EPSILON * std::fabs(want) + 1e-6);
+        const double scale = red == CUDL_REDUCTION_MEAN ? 2.0 / n : 2.0;
+        const std::vector<float> g = ReadF32(dx);
+        for (size_t i = 0; i < g.size(); ++i)
+          ASSERT_NEAR(g[i], scale * grad[i], 4 * FLT_EPSILON * std::fabs(scale * grad[i]) + 1e-9) << i;
+      }
+    }
+  }
+}
+
+TEST_F(LossTest, CrossEntropyBackwardMatchesFiniteDifferences) {
+  const std::vector<float> xs = Uniform(5 * 6, -2, 2, 14);
+  const std::vector<int32_t> ys = {0, 5, 2, 2, 3};
+  cudl_tensor *x = Make(ctx_, {5, 6}, xs), *y = MakeLabels(ctx_, ys, &owned_);
+  cudl_tensor *loss = Make(ctx_, {1}), *dx = Make(ctx_, {5, 6});
+  ASSERT_EQ(cudl_cross_entropy_backward(ctx_, x, y, 0.2f, CUDL_REDUCTION_MEAN, 1.0f, dx), CUDL_OK);
+  const std::vector<float> g = ReadF32(dx);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    std::vector<float> p = xs, m = xs;
+    p[i] += 1e-2f;
+    m[i] -= 1e-2f;
+    ASSERT_EQ(WriteF32(x, p), CUDL_OK);
+    ASSERT_EQ(cudl_cross_entropy_forward(ctx_, x, y, 0.2f, CUDL_REDUCTION_MEAN, loss), CUDL_OK);
+    const double lp = ReadF32(loss)[0];
+    ASSERT_EQ(WriteF32(x, m), CUDL_OK);
+    ASSERT_EQ(cudl_cross_entropy_forward(ctx_, x, y, 0.2f, CUDL_REDUCTION_MEAN, loss), CUDL_OK);
+    const double lm = ReadF32(loss)[0];
+    const double fd = (lp - lm) / (static_cast<double>(p[i]) - m[i]);
+    EXPECT_NEAR(g[i], fd, 2e-3 * (1 + std::fabs(fd))) << i;
+  }
+}
+
+TEST_F(LossTest, CrossEntropyStableAndChecked) {
+  // Logits of 1e4 would overflow a naive exp.
+  cudl_tensor *x = Make(ctx_, {2, 3}, {1e4f, 0, -1e4f, -1e4f, 1e4f, 1e4f});
+  cudl_tensor *y = MakeLabels(ctx_, {0, 1}, &owned_), *loss = Make(ctx_, {1}, {9});
+  ASSERT_EQ(cudl_cross_entropy_forward(ctx_, x, y, 0.0f, CUDL_REDUCTION_SUM, loss), CUDL_OK);
+  EXPECT_NEAR(ReadF32(loss)[0], std::log(2.0), 1e-6) << "row 0 costs 0, row 1 log 2";
+  // Bad labels, dtypes, shapes, parameters: a clear error and nothing written.
+  cudl_tensor *bad = MakeLabels(ctx_, {0, 3}, &owned_), *neg = MakeLabels(ctx_, {-1, 0}, &owned_);
+  cudl_tensor *f32_labels = Make(ctx_, {2}, {0, 1}), *three = MakeLabels(ctx_, {0, 1, 2}, &owned_);
+  cudl_tensor *dx = Make(ctx_, {2, 3}, std::vector<float>(6, 9.0f));
+  ASSERT_EQ(WriteF32(loss, {9}), CUDL_OK);
+  EXPECT_EQ(cudl_cross_entropy_forward(ctx_, x, bad, 0.0f, CUDL_REDUCTION_SUM, loss),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "labels[1] = 3"));
+  EXPECT_EQ(cudl_cross_entropy_backward(ctx_, x, neg, 0.0f, CUDL_REDUCTION_SUM, 1.0f, dx),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_cross_entropy_forward(ctx_, x, f32_labels, 0.0f, CUDL_REDUCTION_SUM, loss),
+            CUDL_ERR_DTYPE);
+  EXPECT_EQ(cudl_cross_entropy_forward(ctx_, x, three, 0.0f, CUDL_REDUCTION_SUM, loss),
+            CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_cross_entropy_forward(ctx_, x, y, 1.0f, CUDL_REDUCTION_SUM, loss),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "label_smoothing"));
+  EXPECT_EQ(cudl_cross_entropy_forward(ctx_, x, nullptr, 0.0f, CUDL_REDUCTION_SUM, loss),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(BitEqual(ReadF32(loss), {9}));
+  EXPECT_TRUE(BitEqual(ReadF32(dx), std::vector<float>(6, 9.0f)));
+}
+
 TEST_F(LossTest, CudaMatchesCpu) {
   const cudl_test::CudaAvailability av = cudl_test::QueryCuda();
   if (!av.available) GTEST_SKIP() << "no CUDA device: " << av.reason;
@@ -314,6 +435,34 @@ TEST_F(LossTest, CudaMatchesCpu) {
       for (size_t i = 0; i < x1.size(); ++i)
         ASSERT_NEAR(x1[i], x2[i], 8 * FLT_EPSILON * std::fabs(x2[i]) + FLT_MIN) << i;
     }
+  }
+  for (const auto &nk : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {128, 10}, {3, 1021}, {4096, 100}}) {
+    SCOPED_TRACE("cross entropy N " + std::to_string(nk.first) + " K " + std::to_string(nk.second));
+    const std::vector<float> xs = Uniform(static_cast<size_t>(nk.first * nk.second), -8, 8, 15);
+    const std::vector<int32_t> ys =
+        RandomLabels(static_cast<size_t>(nk.first), static_cast<int32_t>(nk.second), 16);
+    cudl_tensor *cx = Make(ctx_, {nk.first, nk.second}, xs), *gx = Make(gpu, {nk.first, nk.second}, xs);
+    cudl_tensor *cy = MakeLabels(ctx_, ys, &owned_), *gy = MakeLabels(gpu, ys, &owned_);
+    cudl_tensor *cl = Make(ctx_, {1}), *gl = Make(gpu, {1});
+    cudl_tensor *cd = Make(ctx_, {nk.first, nk.second}), *gd = Make(gpu, {nk.first, nk.second});
+    ASSERT_EQ(cudl_cross_entropy_forward(ctx_, cx, cy, 0.1f, CUDL_REDUCTION_MEAN, cl), CUDL_OK);
+    ASSERT_EQ(cudl_cross_entropy_forward(gpu, gx, gy, 0.1f, CUDL_REDUCTION_MEAN, gl), CUDL_OK)
+        << cudl_context_last_error(gpu);
+    EXPECT_NEAR(ReadF32(gl)[0], ReadF32(cl)[0], 1e-5 * (std::fabs(ReadF32(cl)[0]) + 1));
+    ASSERT_EQ(cudl_cross_entropy_backward(ctx_, cx, cy, 0.1f, CUDL_REDUCTION_MEAN, 1.0f, cd), CUDL_OK);
+    ASSERT_EQ(cudl_cross_entropy_backward(gpu, gx, gy, 0.1f, CUDL_REDUCTION_MEAN, 1.0f, gd), CUDL_OK);
+    const std::vector<float> a = ReadF32(gd), b = ReadF32(cd);
+    const double scale = 1.0 / static_cast<double>(nk.first);
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], (16 + nk.second * 1e-2) * FLT_EPSILON * scale) << i;
+  }
+  // An invalid label cannot be reported without a synchronisation on CUDA:
+  // its row, and so the loss, is NaN.
+  {
+    cudl_tensor *gx = Make(gpu, {2, 3}, {1, 2, 3, 4, 5, 6}), *gy = MakeLabels(gpu, {0, 7}, &owned_);
+    cudl_tensor *gl = Make(gpu, {1});
+    ASSERT_EQ(cudl_cross_entropy_forward(gpu, gx, gy, 0.0f, CUDL_REDUCTION_MEAN, gl), CUDL_OK);
+    EXPECT_TRUE(std::isnan(ReadF32(gl)[0]));
   }
   for (auto it = owned_.begin(); it != owned_.end();)
     if (cudl_tensor_context(*it) == gpu) {
