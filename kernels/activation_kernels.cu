@@ -199,7 +199,7 @@ extern "C" cudaError_t cudl_launch_activation_backward(cudaStream_t stream,
 }
 
 // ---------------------------------------------------------------------------
-// PReLU, RReLU, elementwise product
+// PReLU and RReLU
 // ---------------------------------------------------------------------------
 
 namespace {
@@ -280,12 +280,6 @@ __global__ void rrelu_forward_kernel(const float *x, float *noise, float *y,
   }
 }
 
-__global__ void mul_kernel(const float *a, const float *b, float *out,
-                           int64_t n) {
-  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    out[i] = a[i] * b[i];
-}
-
 }  // namespace
 
 extern "C" cudaError_t cudl_launch_prelu_forward(
@@ -324,13 +318,5 @@ extern "C" cudaError_t cudl_launch_rrelu_forward(
   rrelu_forward_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
                          stream>>>(x, noise, y, n, lower, upper, training, seed,
                                    offset);
-  return cudaGetLastError();
-}
-
-extern "C" cudaError_t cudl_launch_mul_f32(cudaStream_t stream, const float *a,
-                                           const float *b, float *out,
-                                           int64_t n) {
-  (void)cudaGetLastError();
-  mul_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(a, b, out, n);
   return cudaGetLastError();
 }

@@ -45,10 +45,6 @@ cudaError_t cudl_launch_rrelu_forward(cudaStream_t stream, const float *x,
                                       float lower, float upper, int training,
                                       uint64_t seed, uint64_t offset);
 
-/* out = a * b. */
-cudaError_t cudl_launch_mul_f32(cudaStream_t stream, const float *a,
-                                const float *b, float *out, int64_t n);
-
 #ifdef __cplusplus
 }
 #endif

@@ -21,5 +21,6 @@
 #include "cudl/pooling.h"
 #include "cudl/batchnorm.h"
 #include "cudl/loss.h"
+#include "cudl/elementwise.h"
 
 #endif /* CUDL_CUDL_H */

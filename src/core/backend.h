@@ -161,6 +161,14 @@ typedef struct cudl_backend {
                                         const int32_t *labels, float *dx,
                                         int64_t rows, int64_t cols,
                                         float smoothing, int mean, float grad);
+  /* out = a + alpha * b, and out = alpha * a (out may alias an input). */
+  cudl_status (*add_scaled_f32)(cudl_context *ctx, const float *a, float alpha,
+                                const float *b, float *out, int64_t n);
+  cudl_status (*scale_f32)(cudl_context *ctx, const float *a, float alpha,
+                           float *out, int64_t n);
+  /* out[0] = the sum of n elements (divided by n when mean is nonzero). */
+  cudl_status (*sum_f32)(cudl_context *ctx, const float *x, float *out,
+                         int64_t n, int mean);
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);

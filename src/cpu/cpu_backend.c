@@ -130,4 +130,7 @@ const cudl_backend cudl__cpu_backend = {
     .loss_backward = cudl__cpu_loss_backward,
     .cross_entropy_forward = cudl__cpu_cross_entropy_forward,
     .cross_entropy_backward = cudl__cpu_cross_entropy_backward,
+    .add_scaled_f32 = cudl__cpu_add_scaled_f32,
+    .scale_f32 = cudl__cpu_scale_f32,
+    .sum_f32 = cudl__cpu_sum_f32,
 };

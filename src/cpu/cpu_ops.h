@@ -76,6 +76,13 @@ cudl_status cudl__cpu_cross_entropy_backward(cudl_context *ctx, const float *x,
                                              int64_t rows, int64_t cols,
                                              float smoothing, int mean,
                                              float grad);
+cudl_status cudl__cpu_add_scaled_f32(cudl_context *ctx, const float *a,
+                                     float alpha, const float *b, float *out,
+                                     int64_t n);
+cudl_status cudl__cpu_scale_f32(cudl_context *ctx, const float *a, float alpha,
+                                float *out, int64_t n);
+cudl_status cudl__cpu_sum_f32(cudl_context *ctx, const float *x, float *out,
+                              int64_t n, int mean);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 

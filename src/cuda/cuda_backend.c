@@ -13,6 +13,7 @@
 #include "kernels/activation_kernels.h"
 #include "kernels/batchnorm_kernels.h"
 #include "kernels/dropout_kernels.h"
+#include "kernels/elementwise_kernels.h"
 #include "kernels/init_kernels.h"
 #include "kernels/loss_kernels.h"
 #include "kernels/pooling_kernels.h"
@@ -499,6 +500,35 @@ static cudl_status cuda_cross_entropy_backward(
   return CUDL_OK;
 }
 
+static cudl_status cuda_add_scaled_f32(cudl_context *ctx, const float *a,
+                                       float alpha, const float *b, float *out,
+                                       int64_t n) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx,
+                cudl_launch_add_scaled_f32(s->stream, a, alpha, b, out, n));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_scale_f32(cudl_context *ctx, const float *a,
+                                  float alpha, float *out, int64_t n) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_scale_f32(s->stream, a, alpha, out, n));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_sum_f32(cudl_context *ctx, const float *x, float *out,
+                                int64_t n, int mean) {
+  float *workspace = NULL;
+  cudaError_t err;
+  cudl_status status;
+  CUDA_ENTER(ctx, s);
+  status = scratch_alloc(ctx, s, cudl_sum_workspace(n), &workspace);
+  if (status != CUDL_OK) return status;
+  err = cudl_launch_sum_f32(s->stream, x, out, n, mean, workspace);
+  cudaFreeAsync(workspace, s->stream);
+  return cudl__cuda_error(ctx, err, "cudl_launch_sum_f32", __FILE__, __LINE__);
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -542,4 +572,7 @@ const cudl_backend cudl__cuda_backend = {
     .loss_backward = cuda_loss_backward,
     .cross_entropy_forward = cuda_cross_entropy_forward,
     .cross_entropy_backward = cuda_cross_entropy_backward,
+    .add_scaled_f32 = cuda_add_scaled_f32,
+    .scale_f32 = cuda_scale_f32,
+    .sum_f32 = cuda_sum_f32,
 };

@@ -1,0 +1,44 @@
+/*
+ * cudl/elementwise.h - elementwise arithmetic and full reductions on f32
+ * tensors of one context. Operands share one shape; an output may be one of
+ * the inputs (in place: `cudl_add(ctx, acc, 1.0f, grad, acc)` accumulates a
+ * gradient). On failure nothing is written.
+ */
+#ifndef CUDL_ELEMENTWISE_H
+#define CUDL_ELEMENTWISE_H
+
+#include "cudl/context.h"
+#include "cudl/export.h"
+#include "cudl/status.h"
+#include "cudl/tensor.h"
+
+CUDL_EXTERN_C_BEGIN
+
+/** out = a + alpha * b (alpha finite): residual connections, gradient
+ *  accumulation. */
+CUDL_API cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a,
+                              float alpha, const cudl_tensor *b,
+                              cudl_tensor *out);
+
+/** out = a * b. */
+CUDL_API cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
+                              const cudl_tensor *b, cudl_tensor *out);
+
+/** out = alpha * a (alpha finite). */
+CUDL_API cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a,
+                                float alpha, cudl_tensor *out);
+
+/** out (one element) = the sum of all of x's elements; 0 for an empty x.
+ *  Deterministic: the CPU adds in double in order; CUDA adds per block and
+ *  then the blocks' sums in order. */
+CUDL_API cudl_status cudl_sum(cudl_context *ctx, const cudl_tensor *x,
+                              cudl_tensor *out);
+
+/** out (one element) = the mean of x's elements (CUDL_ERR_SHAPE if x is
+ *  empty). */
+CUDL_API cudl_status cudl_mean(cudl_context *ctx, const cudl_tensor *x,
+                               cudl_tensor *out);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_ELEMENTWISE_H */

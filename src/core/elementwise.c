@@ -1,0 +1,103 @@
+/* elementwise.c - validation and dispatch of elementwise arithmetic and
+ * full reductions. */
+#include <math.h>
+
+#include "core/internal.h"
+
+static cudl_status check_alpha(cudl_context *ctx, const char *function,
+                               float alpha) {
+  if (!isfinite(alpha))
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "alpha must be finite, got %g", (double)alpha);
+  return CUDL_OK;
+}
+
+/* Everything a backend entry of this file needs, for up to three tensors. */
+#define DISPATCH(entry, call)                                             \
+  do {                                                                    \
+    if (ctx->backend->entry == NULL)                                      \
+      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation", \
+                       ctx->backend->name);                               \
+    return cudl__after_op(ctx, call);                                     \
+  } while (0)
+
+cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
+                     const cudl_tensor *b, cudl_tensor *out) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"a", "b", "out"};
+  cudl_status status;
+  tensors[0] = a;
+  tensors[1] = b;
+  tensors[2] = out;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_alpha(ctx, __func__, alpha);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  if (status != CUDL_OK || a->numel == 0) return status;
+  DISPATCH(add_scaled_f32,
+           ctx->backend->add_scaled_f32(ctx, (const float *)a->data, alpha,
+                                        (const float *)b->data,
+                                        (float *)out->data, a->numel));
+}
+
+cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
+                     const cudl_tensor *b, cudl_tensor *out) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"a", "b", "out"};
+  cudl_status status;
+  tensors[0] = a;
+  tensors[1] = b;
+  tensors[2] = out;
+  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  if (status != CUDL_OK || a->numel == 0) return status;
+  DISPATCH(mul_f32, ctx->backend->mul_f32(ctx, (const float *)a->data,
+                                          (const float *)b->data,
+                                          (float *)out->data, a->numel));
+}
+
+cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
+                       cudl_tensor *out) {
+  const cudl_tensor *tensors[2];
+  static const char *const names[2] = {"a", "out"};
+  cudl_status status;
+  tensors[0] = a;
+  tensors[1] = out;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_alpha(ctx, __func__, alpha);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
+  if (status != CUDL_OK || a->numel == 0) return status;
+  DISPATCH(scale_f32,
+           ctx->backend->scale_f32(ctx, (const float *)a->data, alpha,
+                                   (float *)out->data, a->numel));
+}
+
+static cudl_status reduce_all(cudl_context *ctx, const char *function,
+                              const cudl_tensor *x, cudl_tensor *out,
+                              int mean) {
+  static const char *const x_name[1] = {"x"}, *const out_name[1] = {"out"};
+  cudl_status status = cudl__check_tensors(ctx, function, &x, x_name, 1);
+  if (status == CUDL_OK)
+    status = cudl__check_tensors(ctx, function,
+                                 (const cudl_tensor *const *)&out, out_name, 1);
+  if (status != CUDL_OK) return status;
+  if (out->numel != 1)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "out has %lld elements; it must hold one",
+                      (long long)out->numel);
+  if (mean && x->numel == 0)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "the mean of no elements is undefined");
+  DISPATCH(sum_f32, ctx->backend->sum_f32(ctx, (const float *)x->data,
+                                          (float *)out->data, x->numel, mean));
+}
+
+cudl_status cudl_sum(cudl_context *ctx, const cudl_tensor *x,
+                     cudl_tensor *out) {
+  return reduce_all(ctx, __func__, x, out, 0);
+}
+
+cudl_status cudl_mean(cudl_context *ctx, const cudl_tensor *x,
+                      cudl_tensor *out) {
+  return reduce_all(ctx, __func__, x, out, 1);
+}

@@ -1,0 +1,161 @@
+// test_elementwise.cpp - add with a scale, multiply, scale, sum and mean:
+// against references computed here, in place, bad input, CUDA against CPU.
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::BitEqual;
+using cudl_test::ReadF32;
+using cudl_test::WriteF32;
+
+std::vector<float> Uniform(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(gen);
+  return v;
+}
+
+class ElementwiseTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
+  void TearDown() override {
+    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
+                    const std::vector<float> &values = {}) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
+                                 shape.data(), &t),
+              CUDL_OK);
+    if (t != nullptr) {
+      owned_.push_back(t);
+      if (!values.empty()) {
+        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
+      }
+    }
+    return t;
+  }
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> owned_;
+};
+
+TEST_F(ElementwiseTest, AddMulScaleMatchReference) {
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1021}, (int64_t{1} << 20) + 3}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const std::vector<float> a = Uniform(static_cast<size_t>(n), 1), b = Uniform(static_cast<size_t>(n), 2);
+    cudl_tensor *ta = Make(ctx_, {n}, a), *tb = Make(ctx_, {n}, b), *out = Make(ctx_, {n});
+    ASSERT_EQ(cudl_add(ctx_, ta, -0.5f, tb, out), CUDL_OK) << cudl_context_last_error(ctx_);
+    std::vector<float> got = ReadF32(out);
+    // At most two float roundings (the product, the sum) after the exact
+    // value: within 2 ulp of |a| + |alpha b|.
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double want = static_cast<double>(a[i]) - 0.5 * b[i];
+      ASSERT_NEAR(got[i], want, 2 * FLT_EPSILON * (std::fabs(a[i]) + 0.5 * std::fabs(b[i]))) << i;
+    }
+    ASSERT_EQ(cudl_mul(ctx_, ta, tb, out), CUDL_OK);
+    got = ReadF32(out);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(got[i], a[i] * b[i]) << i;  // one rounding
+    ASSERT_EQ(cudl_scale(ctx_, ta, 0.25f, out), CUDL_OK);
+    got = ReadF32(out);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(got[i], 0.25f * a[i]) << i;  // exact
+  }
+}
+
+TEST_F(ElementwiseTest, InPlaceAccumulation) {
+  // acc += grad, three times, as a training step accumulates gradients.
+  const std::vector<float> g = {1.5f, -2.0f, 0.25f};
+  cudl_tensor *acc = Make(ctx_, {3}), *grad = Make(ctx_, {3}, g);
+  for (int k = 0; k < 3; ++k) ASSERT_EQ(cudl_add(ctx_, acc, 1.0f, grad, acc), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(acc), {4.5f, -6.0f, 0.75f}));
+  ASSERT_EQ(cudl_scale(ctx_, acc, 2.0f, acc), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(acc), {9.0f, -12.0f, 1.5f}));
+}
+
+TEST_F(ElementwiseTest, SumAndMean) {
+  for (int64_t n : {int64_t{1}, int64_t{1021}, (int64_t{1} << 24) + 3}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const std::vector<float> x = Uniform(static_cast<size_t>(n), 3);
+    cudl_tensor *tx = Make(ctx_, {n}, x), *s = Make(ctx_, {}), *m = Make(ctx_, {1});
+    ASSERT_EQ(cudl_sum(ctx_, tx, s), CUDL_OK);
+    ASSERT_EQ(cudl_mean(ctx_, tx, m), CUDL_OK);
+    double want = 0;
+    for (float v : x) want += v;
+    // The CPU adds in double in the same order: one rounding at the end.
+    EXPECT_EQ(ReadF32(s)[0], static_cast<float>(want));
+    EXPECT_EQ(ReadF32(m)[0], static_cast<float>(want / static_cast<double>(n)));
+  }
+  cudl_tensor *empty = Make(ctx_, {0, 4}), *s = Make(ctx_, {1}, {9});
+  ASSERT_EQ(cudl_sum(ctx_, empty, s), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(s), {0.0f}));
+  ASSERT_EQ(WriteF32(s, {9}), CUDL_OK);
+  EXPECT_EQ(cudl_mean(ctx_, empty, s), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(BitEqual(ReadF32(s), {9.0f}));
+}
+
+TEST_F(ElementwiseTest, BadInputWritesNothing) {
+  cudl_tensor *a = Make(ctx_, {2, 2}, {1, 2, 3, 4}), *b = Make(ctx_, {4}, {1, 1, 1, 1});
+  cudl_tensor *out = Make(ctx_, {2, 2}, {9, 9, 9, 9}), *two = Make(ctx_, {2});
+  EXPECT_EQ(cudl_add(ctx_, a, 1.0f, b, out), CUDL_ERR_SHAPE) << "same count, other shape";
+  EXPECT_EQ(cudl_add(ctx_, a, std::nanf(""), a, out), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "alpha"));
+  EXPECT_EQ(cudl_scale(ctx_, a, INFINITY, out), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_mul(ctx_, a, nullptr, out), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_sum(ctx_, a, two), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_sum(nullptr, a, out), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(BitEqual(ReadF32(out), {9, 9, 9, 9}));
+}
+
+TEST_F(ElementwiseTest, CudaMatchesCpu) {
+  const cudl_test::CudaAvailability av = cudl_test::QueryCuda();
+  if (!av.available) GTEST_SKIP() << "no CUDA device: " << av.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, (int64_t{1} << 24) + 3}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const std::vector<float> a = Uniform(static_cast<size_t>(n), 4), b = Uniform(static_cast<size_t>(n), 5);
+    cudl_tensor *ca = Make(ctx_, {n}, a), *cb = Make(ctx_, {n}, b), *co = Make(ctx_, {n});
+    cudl_tensor *ga = Make(gpu, {n}, a), *gb = Make(gpu, {n}, b), *go = Make(gpu, {n});
+    ASSERT_EQ(cudl_mul(ctx_, ca, cb, co), CUDL_OK);
+    ASSERT_EQ(cudl_mul(gpu, ga, gb, go), CUDL_OK) << cudl_context_last_error(gpu);
+    EXPECT_TRUE(BitEqual(ReadF32(go), ReadF32(co)));
+    ASSERT_EQ(cudl_scale(ctx_, ca, 0.25f, co), CUDL_OK);
+    ASSERT_EQ(cudl_scale(gpu, ga, 0.25f, go), CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(go), ReadF32(co)));
+    ASSERT_EQ(cudl_add(ctx_, ca, -0.5f, cb, co), CUDL_OK);
+    ASSERT_EQ(cudl_add(gpu, ga, -0.5f, gb, go), CUDL_OK);
+    const std::vector<float> x = ReadF32(go), y = ReadF32(co);
+    // nvcc may fuse a + alpha * b into one fma (one rounding fewer).
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_NEAR(x[i], y[i], 2 * FLT_EPSILON * (std::fabs(a[i]) + 0.5 * std::fabs(b[i]))) << i;
+    cudl_tensor *cs = Make(ctx_, {1}), *gs = Make(gpu, {1});
+    ASSERT_EQ(cudl_sum(ctx_, ca, cs), CUDL_OK);
+    ASSERT_EQ(cudl_sum(gpu, ga, gs), CUDL_OK);
+    // Float partial sums over up to 4 * 256 * ... terms per thread: well
+    // within 1e-6 of the sum of |a|.
+    double bound = 0;
+    for (float v : a) bound += std::fabs(v);
+    EXPECT_NEAR(ReadF32(gs)[0], ReadF32(cs)[0], 1e-6 * bound + 1e-6);
+  }
+  for (auto it = owned_.begin(); it != owned_.end();)
+    if (cudl_tensor_context(*it) == gpu) {
+      cudl_tensor_destroy(*it);
+      it = owned_.erase(it);
+    } else {
+      ++it;
+    }
+  cudl_context_destroy(gpu);
+}
+
+}  // namespace
