@@ -12,7 +12,8 @@ static cudl_status check_alpha(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-/* Everything a backend entry of this file needs, for up to three tensors. */
+/* Call a backend entry (after debug-sync handling), or report that the
+ * backend has none. */
 #define DISPATCH(entry, call)                                             \
   do {                                                                    \
     if (ctx->backend->entry == NULL)                                      \
