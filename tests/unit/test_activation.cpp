@@ -343,13 +343,7 @@ TEST_F(ActivationTest, BadInputWritesNothing) {
   // And the context still works.
   EXPECT_EQ(cudl_relu_forward(ctx_, x, y), CUDL_OK);
   EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), {1, 0, 3, 0}));
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == other) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(other, &owned_);
   cudl_context_destroy(other);
 }
 
@@ -565,13 +559,7 @@ TEST_F(ActivationTest, CudaMatchesCpu) {
       }
     }
   }
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 
@@ -631,13 +619,7 @@ TEST_F(ActivationTest, CudaPreluAndRreluMatchCpu) {
     ASSERT_EQ(cudl_rrelu_backward(gpu, gn, gx, gdx), CUDL_OK);
     EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gdx), ReadF32(cdx)));
   }
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 

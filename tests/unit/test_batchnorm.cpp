@@ -304,13 +304,7 @@ TEST_F(BatchNormTest, CudaMatchesCpu) {
       near(ReadF32(gdx), ReadF32(cdx), 1e-3, 1e-4, "dx");
     }
   }
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 

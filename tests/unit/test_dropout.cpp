@@ -193,13 +193,7 @@ TEST_F(DropoutTest, CudaMasksAreBitIdenticalToCpu) {
       EXPECT_EQ(Offset(gpu), Offset(ctx_));
     }
   }
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 

@@ -148,13 +148,7 @@ TEST_F(ElementwiseTest, CudaMatchesCpu) {
     for (float v : a) bound += std::fabs(v);
     EXPECT_NEAR(ReadF32(gs)[0], ReadF32(cs)[0], 1e-6 * bound + 1e-6);
   }
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 

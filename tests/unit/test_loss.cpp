@@ -464,13 +464,7 @@ TEST_F(LossTest, CudaMatchesCpu) {
     ASSERT_EQ(cudl_cross_entropy_forward(gpu, gx, gy, 0.0f, CUDL_REDUCTION_MEAN, gl), CUDL_OK);
     EXPECT_TRUE(std::isnan(ReadF32(gl)[0]));
   }
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 

@@ -358,13 +358,7 @@ TEST_F(PoolingTest, CudaMatchesCpu) {
   ASSERT_EQ(cudl_global_avg_pool_backward(ctx_, cy, cdx), CUDL_OK);
   ASSERT_EQ(cudl_global_avg_pool_backward(gpu, gdy, gdx), CUDL_OK);
   EXPECT_TRUE(BitEqual(ReadF32(gdx), ReadF32(cdx)));
-  for (auto it = owned_.begin(); it != owned_.end();)
-    if (cudl_tensor_context(*it) == gpu) {
-      cudl_tensor_destroy(*it);
-      it = owned_.erase(it);
-    } else {
-      ++it;
-    }
+  cudl_test::DestroyTensorsOf(gpu, &owned_);
   cudl_context_destroy(gpu);
 }
 

@@ -339,6 +339,19 @@ struct CountingAllocator {
   }
 };
 
+// Destroy the tensors of `owned` that belong to ctx (and drop them from the
+// list), so that ctx itself can be destroyed before the rest.
+inline void DestroyTensorsOf(cudl_context *ctx, std::vector<cudl_tensor *> *owned) {
+  for (auto it = owned->begin(); it != owned->end();) {
+    if (cudl_tensor_context(*it) == ctx) {
+      cudl_tensor_destroy(*it);
+      it = owned->erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 // Bytes as text for failure messages: printable ASCII as is, the rest \xNN,
 // cut after max_chars.
 inline std::string Printable(const std::string &s,
