@@ -61,27 +61,8 @@ void Stats(const std::vector<float> &x, const Layout &l, std::vector<double> *me
   }
 }
 
-class BatchNormTest : public ::testing::Test {
+class BatchNormTest : public cudl_test::TensorFixture {
  protected:
-  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
-  void TearDown() override {
-    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
-    cudl_context_destroy(ctx_);
-  }
-  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
-                    const std::vector<float> &values = {}) {
-    cudl_tensor *t = nullptr;
-    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
-                                 shape.data(), &t),
-              CUDL_OK);
-    if (t != nullptr) {
-      owned_.push_back(t);
-      if (!values.empty()) {
-        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
-      }
-    }
-    return t;
-  }
   // Everything one training forward needs, on ctx.
   struct Bn {
     cudl_tensor *x, *gamma, *beta, *rmean, *rvar, *y, *smean, *sinv;
@@ -104,8 +85,6 @@ class BatchNormTest : public ::testing::Test {
     return cudl_batchnorm_forward_training(ctx, b.x, b.gamma, b.beta, momentum, eps, b.rmean,
                                            b.rvar, b.y, b.smean, b.sinv);
   }
-  cudl_context *ctx_ = nullptr;
-  std::vector<cudl_tensor *> owned_;
 };
 
 // 4-D per channel, 2-D per feature, 3-D, primes, a channel of one.

@@ -26,30 +26,7 @@ std::vector<float> Uniform(size_t n, uint32_t seed) {
   return v;
 }
 
-class ElementwiseTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
-  void TearDown() override {
-    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
-    cudl_context_destroy(ctx_);
-  }
-  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
-                    const std::vector<float> &values = {}) {
-    cudl_tensor *t = nullptr;
-    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
-                                 shape.data(), &t),
-              CUDL_OK);
-    if (t != nullptr) {
-      owned_.push_back(t);
-      if (!values.empty()) {
-        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
-      }
-    }
-    return t;
-  }
-  cudl_context *ctx_ = nullptr;
-  std::vector<cudl_tensor *> owned_;
-};
+class ElementwiseTest : public cudl_test::TensorFixture {};
 
 TEST_F(ElementwiseTest, AddMulScaleMatchReference) {
   for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1021}, (int64_t{1} << 20) + 3}) {

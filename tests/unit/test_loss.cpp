@@ -47,30 +47,7 @@ std::vector<double> RefSoftmax(const std::vector<float> &x, int64_t cols, bool i
   return y;
 }
 
-class LossTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
-  void TearDown() override {
-    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
-    cudl_context_destroy(ctx_);
-  }
-  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
-                    const std::vector<float> &values = {}) {
-    cudl_tensor *t = nullptr;
-    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
-                                 shape.data(), &t),
-              CUDL_OK);
-    if (t != nullptr) {
-      owned_.push_back(t);
-      if (!values.empty()) {
-        EXPECT_EQ(WriteF32(t, values), CUDL_OK);
-      }
-    }
-    return t;
-  }
-  cudl_context *ctx_ = nullptr;
-  std::vector<cudl_tensor *> owned_;
-};
+class LossTest : public cudl_test::TensorFixture {};
 
 const std::vector<std::vector<int64_t>> kShapes = {{1, 1}, {7, 13}, {3, 1021}, {2, 3, 5}, {10}};
 

@@ -339,6 +339,34 @@ struct CountingAllocator {
   }
 };
 
+// A CPU context and tensors that go away with the test. Make() creates an
+// f32 tensor (filled from `values` when given) on any context.
+class TensorFixture : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
+  void TearDown() override {
+    for (cudl_tensor *t : owned_) cudl_tensor_destroy(t);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Make(cudl_context *ctx, const std::vector<int64_t> &shape,
+                    const std::vector<float> &values = {}) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
+                                 shape.data(), &t),
+              CUDL_OK);
+    if (t != nullptr) {
+      owned_.push_back(t);
+      if (!values.empty()) {
+        EXPECT_EQ(cudl_tensor_copy_from_host(t, values.data(), values.size() * sizeof(float)),
+                  CUDL_OK);
+      }
+    }
+    return t;
+  }
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> owned_;
+};
+
 // Destroy the tensors of `owned` that belong to ctx (and drop them from the
 // list), so that ctx itself can be destroyed before the rest.
 inline void DestroyTensorsOf(cudl_context *ctx, std::vector<cudl_tensor *> *owned) {
