@@ -187,6 +187,31 @@ CUDL_API cudl_status cudl_context_set_debug_sync(cudl_context *ctx,
                                                  int enabled);
 
 /**
+ * TF32: when allowed (nonzero), cuBLAS matrix products and cuDNN
+ * convolutions on a CUDA context may round f32 inputs to TF32 (10-bit
+ * mantissa) on the tensor cores: several times faster on Ampere and Hopper,
+ * with products accurate to about 1e-3 relative instead of 1e-6. Off by
+ * default, so results match the CPU to f32 accuracy. No effect on the CPU.
+ */
+CUDL_API cudl_status cudl_context_set_allow_tf32(cudl_context *ctx,
+                                                 int allowed);
+/** 1 when TF32 is allowed, else 0 (also for NULL). */
+CUDL_API int cudl_context_allow_tf32(const cudl_context *ctx);
+
+/**
+ * Deterministic mode: when enabled (nonzero), a CUDA context uses only
+ * algorithms whose results are bitwise identical from run to run: cuDNN
+ * convolution algorithms that reduce with atomics are excluded (which may be
+ * slower). cudl's own kernels are deterministic in either mode, and so is
+ * every CPU operation. Off by default. The choice is part of the
+ * per-shape algorithm cache key, so switching takes effect at the next call.
+ */
+CUDL_API cudl_status cudl_context_set_deterministic(cudl_context *ctx,
+                                                    int enabled);
+/** 1 in deterministic mode, else 0 (also for NULL). */
+CUDL_API int cudl_context_deterministic(const cudl_context *ctx);
+
+/**
  * Random generator state: Philox4x32-10 keyed by `seed`; `offset` counts
  * the 128-bit blocks already consumed. Every random call uses the current
  * offset and advances it, so the same (seed, offset) gives the same numbers

@@ -49,7 +49,8 @@ CUDL_API cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype,
                                         int ndim, const int64_t *shape,
                                         cudl_tensor **out);
 
-/** Release the tensor and its storage. NULL is a no-op. */
+/** Release the tensor. Its storage is freed with the last tensor that
+ *  shares it (see cudl_tensor_reshape). NULL is a no-op. */
 CUDL_API void cudl_tensor_destroy(cudl_tensor *t);
 
 /* ---- queries (all accept NULL and then return 0 / NULL) ---- */
@@ -68,6 +69,32 @@ CUDL_API size_t cudl_tensor_nbytes(const cudl_tensor *t);
  *  tensors; NULL for an empty tensor. For programs that hand the memory to
  *  other libraries; ordering with queued work is the caller's business. */
 CUDL_API void *cudl_tensor_data(cudl_tensor *t);
+
+/* ---- views: new shapes on the same storage, without copying ---- */
+
+/**
+ * A new tensor *out of shape `shape` (ndim dimensions) on src's storage:
+ * nothing is copied, and writes through either tensor are seen through the
+ * other. The element count must equal src's (CUDL_ERR_SHAPE otherwise); one
+ * dimension may be -1, inferred from the others (torch.reshape's rule).
+ * Tensors are contiguous, so every reshape is a view. The view is an
+ * independent handle: destroy it with cudl_tensor_destroy; the storage is
+ * released when the last tensor sharing it is destroyed, in any order. On
+ * failure *out is NULL.
+ */
+CUDL_API cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
+                                         const int64_t *shape,
+                                         cudl_tensor **out);
+
+/**
+ * A view of src with dimensions start_axis..end_axis (inclusive; negative
+ * counts from the end) merged into one, as torch.flatten(src, start, end):
+ * flatten(x, 1, -1) turns [N, C, H, W] into [N, C*H*W]. A scalar counts as
+ * one dimension. CUDL_ERR_INVALID_ARGUMENT for axes outside the tensor or
+ * start after end. Ownership as for cudl_tensor_reshape.
+ */
+CUDL_API cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
+                                         int end_axis, cudl_tensor **out);
 
 /* ---- copies ---- */
 

@@ -107,6 +107,26 @@ cudl_status cudl_context_set_debug_sync(cudl_context *ctx, int enabled) {
   return CUDL_OK;
 }
 
+cudl_status cudl_context_set_allow_tf32(cudl_context *ctx, int allowed) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx->allow_tf32 = allowed != 0;
+  return CUDL_OK;
+}
+
+int cudl_context_allow_tf32(const cudl_context *ctx) {
+  return ctx == NULL ? 0 : ctx->allow_tf32;
+}
+
+cudl_status cudl_context_set_deterministic(cudl_context *ctx, int enabled) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx->deterministic = enabled != 0;
+  return CUDL_OK;
+}
+
+int cudl_context_deterministic(const cudl_context *ctx) {
+  return ctx == NULL ? 0 : ctx->deterministic;
+}
+
 cudl_status cudl_context_set_seed(cudl_context *ctx, uint64_t seed) {
   return cudl_context_set_rng_state(ctx, seed, 0);
 }

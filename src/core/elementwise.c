@@ -12,16 +12,6 @@ static cudl_status check_alpha(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-/* Call a backend entry (after debug-sync handling), or report that the
- * backend has none. */
-#define DISPATCH(entry, call)                                             \
-  do {                                                                    \
-    if (ctx->backend->entry == NULL)                                      \
-      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation", \
-                       ctx->backend->name);                               \
-    return cudl__after_op(ctx, call);                                     \
-  } while (0)
-
 cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
                      const cudl_tensor *b, cudl_tensor *out) {
   const cudl_tensor *tensors[3];
@@ -35,7 +25,7 @@ cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
   if (status == CUDL_OK)
     status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
-  DISPATCH(add_scaled_f32,
+  CUDL_DISPATCH(add_scaled_f32,
            ctx->backend->add_scaled_f32(ctx, (const float *)a->data, alpha,
                                         (const float *)b->data,
                                         (float *)out->data, a->numel));
@@ -51,7 +41,7 @@ cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
   tensors[2] = out;
   status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
-  DISPATCH(mul_f32, ctx->backend->mul_f32(ctx, (const float *)a->data,
+  CUDL_DISPATCH(mul_f32, ctx->backend->mul_f32(ctx, (const float *)a->data,
                                           (const float *)b->data,
                                           (float *)out->data, a->numel));
 }
@@ -68,7 +58,7 @@ cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
   if (status == CUDL_OK)
     status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
   if (status != CUDL_OK || a->numel == 0) return status;
-  DISPATCH(scale_f32,
+  CUDL_DISPATCH(scale_f32,
            ctx->backend->scale_f32(ctx, (const float *)a->data, alpha,
                                    (float *)out->data, a->numel));
 }
@@ -89,7 +79,7 @@ static cudl_status reduce_all(cudl_context *ctx, const char *function,
   if (mean && x->numel == 0)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "the mean of no elements is undefined");
-  DISPATCH(sum_f32, ctx->backend->sum_f32(ctx, (const float *)x->data,
+  CUDL_DISPATCH(sum_f32, ctx->backend->sum_f32(ctx, (const float *)x->data,
                                           (float *)out->data, x->numel, mean));
 }
 

@@ -34,19 +34,32 @@ struct cudl_context {
   uint64_t rng_seed;
   uint64_t rng_offset; /* Philox blocks consumed */
   int debug_sync;
+  int allow_tf32;    /* cuBLAS and cuDNN may round f32 inputs to TF32 */
+  int deterministic; /* only bitwise-reproducible algorithms */
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
 };
 
+/* Device memory shared by a tensor and its views (cudl_tensor_reshape). A
+ * context is used by one thread at a time, so the count needs no atomics. */
+typedef struct cudl_storage {
+  cudl_context *ctx;
+  cudl_allocator allocator; /* allocated this object and CPU data */
+  void *data;
+  size_t nbytes;
+  int64_t refs; /* tensors sharing it */
+} cudl_storage;
+
 struct cudl_tensor {
   cudl_context *ctx;
-  cudl_allocator allocator; /* what allocated this struct (and CPU data) */
+  cudl_allocator allocator; /* what allocated this struct */
   cudl_dtype dtype;
   int ndim;
   int64_t shape[CUDL_MAX_DIMS];
   int64_t numel;
   size_t nbytes;
-  void *data; /* NULL when nbytes == 0 */
+  cudl_storage *storage; /* NULL when nbytes == 0 */
+  void *data;            /* storage->data, or NULL */
 };
 
 /* ---- errors ---- */
@@ -96,5 +109,17 @@ static inline uint64_t cudl__philox_blocks(int64_t n) {
 
 /* Synchronise after an op when the context's debug mode asks for it. */
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
+
+/* In a public call with `ctx` in scope: return CUDL_ERR_UNSUPPORTED, with
+ * a message, when the backend has no `entry`; otherwise evaluate `call`
+ * (an expression that calls it) and return its status after the debug
+ * synchronisation. */
+#define CUDL_DISPATCH(entry, call)                                        \
+  do {                                                                    \
+    if (ctx->backend->entry == NULL)                                      \
+      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation", \
+                       ctx->backend->name);                               \
+    return cudl__after_op(ctx, call);                                     \
+  } while (0)
 
 #endif /* CUDL_INTERNAL_H */

@@ -103,23 +103,158 @@ cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
   t->numel = numel;
   t->nbytes = nbytes;
   if (nbytes > 0) {
-    status = ctx->backend->alloc_zeroed(ctx, &t->allocator, nbytes, &t->data);
+    cudl_storage *storage = (cudl_storage *)cudl__host_alloc(
+        &ctx->allocator, sizeof *storage, sizeof(void *));
+    if (storage == NULL) {
+      cudl__host_free(&t->allocator, t, sizeof *t);
+      return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                       "cannot allocate the storage object");
+    }
+    memset(storage, 0, sizeof *storage);
+    storage->ctx = ctx;
+    storage->allocator = ctx->allocator;
+    storage->nbytes = nbytes;
+    storage->refs = 1;
+    status = ctx->backend->alloc_zeroed(ctx, &storage->allocator, nbytes,
+                                        &storage->data);
     if (status != CUDL_OK) {
+      cudl__host_free(&storage->allocator, storage, sizeof *storage);
       cudl__host_free(&t->allocator, t, sizeof *t);
       return status;
     }
+    t->storage = storage;
+    t->data = storage->data;
   }
   *out = t;
   return CUDL_OK;
 }
 
+static void storage_release(cudl_storage *storage) {
+  cudl_allocator allocator;
+  if (storage == NULL || --storage->refs > 0) return;
+  storage->ctx->backend->free(storage->ctx, &storage->allocator, storage->data,
+                              storage->nbytes);
+  allocator = storage->allocator;
+  cudl__host_free(&allocator, storage, sizeof *storage);
+}
+
 void cudl_tensor_destroy(cudl_tensor *t) {
   cudl_allocator allocator;
   if (t == NULL) return;
-  if (t->data != NULL)
-    t->ctx->backend->free(t->ctx, &t->allocator, t->data, t->nbytes);
+  storage_release(t->storage);
   allocator = t->allocator;
   cudl__host_free(&allocator, t, sizeof *t);
+}
+
+/* A new handle on src's storage with the given (already checked) shape. */
+static cudl_status make_view(const cudl_tensor *src, const char *function,
+                             int ndim, const int64_t *shape,
+                             cudl_tensor **out) {
+  cudl_context *ctx = src->ctx;
+  cudl_tensor *t = (cudl_tensor *)cudl__host_alloc(&ctx->allocator, sizeof *t,
+                                                   sizeof(void *));
+  if (t == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the tensor object");
+  memset(t, 0, sizeof *t);
+  t->ctx = ctx;
+  t->allocator = ctx->allocator;
+  t->dtype = src->dtype;
+  t->ndim = ndim;
+  if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+  t->numel = src->numel;
+  t->nbytes = src->nbytes;
+  t->storage = src->storage;
+  t->data = src->data;
+  if (t->storage != NULL) ++t->storage->refs;
+  *out = t;
+  return CUDL_OK;
+}
+
+cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
+                                const int64_t *shape, cudl_tensor **out) {
+  cudl_context *ctx;
+  int64_t resolved[CUDL_MAX_DIMS], known = 1, numel;
+  size_t nbytes;
+  int i, inferred = -1, empty = 0;
+  cudl_status status;
+  if (out != NULL) *out = NULL;
+  if (src == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = src->ctx;
+  if (out == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (ndim < 0 || ndim > CUDL_MAX_DIMS)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "ndim %d is outside [0, %d]", ndim,
+                     CUDL_MAX_DIMS);
+  if (ndim > 0 && shape == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "shape is NULL with ndim %d", ndim);
+  for (i = 0; i < ndim; ++i) {
+    resolved[i] = shape[i];
+    if (shape[i] == -1) {
+      if (inferred >= 0)
+        return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                         "dimensions %d and %d are both -1; at most one can "
+                         "be inferred",
+                         inferred, i);
+      inferred = i;
+    } else if (shape[i] < 0) {
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "dimension %d is negative (%lld)",
+                       i, (long long)shape[i]);
+    } else if (shape[i] == 0) {
+      empty = 1;
+    } else if (known > INT64_MAX / shape[i]) {
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                       "element count overflows at dimension %d", i);
+    } else {
+      known *= shape[i];
+    }
+  }
+  if (inferred >= 0) {
+    /* As in PyTorch: -1 cannot be resolved next to a zero dimension. */
+    if (empty || src->numel % known != 0)
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                       "cannot infer dimension %d: %lld elements do not "
+                       "divide into the other dimensions' %lld",
+                       inferred, (long long)src->numel,
+                       empty ? 0LL : (long long)known);
+    resolved[inferred] = src->numel / known;
+  }
+  status = cudl__shape_check(ctx, __func__, src->dtype, ndim, resolved, &numel,
+                             &nbytes);
+  if (status != CUDL_OK) return status;
+  if (numel != src->numel)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "the new shape has %lld elements but the tensor %lld",
+                     (long long)numel, (long long)src->numel);
+  return make_view(src, __func__, ndim, resolved, out);
+}
+
+cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
+                                int end_axis, cudl_tensor **out) {
+  cudl_context *ctx;
+  int64_t shape[CUDL_MAX_DIMS], merged = 1;
+  int i, ndim = 0, start = start_axis, end = end_axis, rank;
+  if (out != NULL) *out = NULL;
+  if (src == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = src->ctx;
+  if (out == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  /* A scalar flattens as if it had one dimension, as in PyTorch. */
+  rank = src->ndim == 0 ? 1 : src->ndim;
+  if (start < 0) start += rank;
+  if (end < 0) end += rank;
+  if (start < 0 || start >= rank || end < 0 || end >= rank || start > end)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "axes %d..%d do not name a range of the tensor's %d "
+                     "dimensions",
+                     start_axis, end_axis, src->ndim);
+  if (src->ndim == 0) return make_view(src, __func__, 1, &src->numel, out);
+  for (i = 0; i < start; ++i) shape[ndim++] = src->shape[i];
+  for (i = start; i <= end; ++i) merged *= src->shape[i];
+  shape[ndim++] = merged; /* cannot overflow: bounded by numel or a 0 */
+  for (i = end + 1; i < src->ndim; ++i) shape[ndim++] = src->shape[i];
+  return make_view(src, __func__, ndim, shape, out);
 }
 
 cudl_context *cudl_tensor_context(const cudl_tensor *t) {

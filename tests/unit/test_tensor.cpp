@@ -947,11 +947,12 @@ TEST_F(TensorTest, CountingAllocatorSeesEveryAllocation) {
   const int64_t shape_a[] = {7, 13};
   const int64_t shape_b[] = {5};
   ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 2, shape_a, &a), CUDL_OK);
-  EXPECT_EQ(counting.allocs, 2u) << "the object and the storage";
+  EXPECT_EQ(counting.allocs, 3u)
+      << "the object, the storage object and the data";
   ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F16, 1, shape_b, &b), CUDL_OK);
   ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 0, nullptr, &s), CUDL_OK);
-  EXPECT_EQ(counting.allocs, 6u);
-  EXPECT_EQ(counting.live.size(), 6u);
+  EXPECT_EQ(counting.allocs, 9u);
+  EXPECT_EQ(counting.live.size(), 9u);
 
   // The storage requests: exactly nbytes, aligned to at least a cache line.
   size_t storage_seen = 0;
@@ -979,9 +980,9 @@ TEST_F(TensorTest, CountingAllocatorSeesEveryAllocation) {
 }
 
 TEST_F(TensorTest, FailingAllocatorGivesOutOfMemoryAndLeaksNothing) {
-  // The first allocation of a non-empty tensor is the object, the second
-  // its storage: fail each in turn.
-  for (size_t k : {size_t{1}, size_t{2}}) {
+  // A non-empty tensor allocates the object, the storage object and the
+  // data, in that order: fail each in turn.
+  for (size_t k : {size_t{1}, size_t{2}, size_t{3}}) {
     SCOPED_TRACE("failing allocation " + std::to_string(k));
     CountingAllocator counting;
     counting.fail_at = k;
@@ -1019,21 +1020,549 @@ TEST_F(TensorTest, TensorIsFreedThroughTheAllocatorItCameFrom) {
   ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
   cudl_tensor *c = nullptr;
   ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 1, shape, &c), CUDL_OK);
-  EXPECT_EQ(first.allocs, 2u);
-  EXPECT_EQ(second.allocs, 2u);
+  EXPECT_EQ(first.allocs, 3u);
+  EXPECT_EQ(second.allocs, 3u);
 
   cudl_tensor_destroy(a);
-  EXPECT_EQ(first.frees, 2u) << "a must go back to the first allocator";
+  EXPECT_EQ(first.frees, 3u) << "a must go back to the first allocator";
   EXPECT_EQ(second.frees, 0u);
   cudl_tensor_destroy(b);
-  EXPECT_EQ(second.frees, 2u) << "b must go back to the second allocator";
+  EXPECT_EQ(second.frees, 3u) << "b must go back to the second allocator";
   cudl_tensor_destroy(c);  // default allocator: neither counter moves
-  EXPECT_EQ(first.frees, 2u);
-  EXPECT_EQ(second.frees, 2u);
+  EXPECT_EQ(first.frees, 3u);
+  EXPECT_EQ(second.frees, 3u);
   EXPECT_EQ(first.unknown_frees + second.unknown_frees, 0u);
   EXPECT_EQ(first.size_mismatches + second.size_mismatches, 0u);
   EXPECT_TRUE(first.live.empty());
   EXPECT_TRUE(second.live.empty());
+}
+
+
+// ==========================================================================
+// Views: cudl_tensor_reshape and cudl_tensor_flatten
+// ==========================================================================
+
+// 0, 1, 2, ... as floats (exact up to 2^24).
+std::vector<float> ViewIota(int64_t n, float start = 0.0f) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = start + static_cast<float>(i);
+  return v;
+}
+
+std::vector<int64_t> ShapeOf(const cudl_tensor *t) {
+  const int64_t *s = cudl_tensor_shape(t);
+  return std::vector<int64_t>(s, s + cudl_tensor_ndim(t));
+}
+
+class ViewTest : public TensorTest {
+ protected:
+  // A view destroyed in TearDown; NULL and a test failure on error.
+  cudl_tensor *Reshape(cudl_tensor *src, const std::vector<int64_t> &shape) {
+    cudl_tensor *v = SentinelTensor();
+    const cudl_status s = cudl_tensor_reshape(src, static_cast<int>(shape.size()),
+                                              shape.empty() ? nullptr : shape.data(), &v);
+    EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": " << cudl_context_last_error(ctx_);
+    if (s != CUDL_OK) return nullptr;
+    owned_.push_back(v);
+    return v;
+  }
+  cudl_tensor *Flatten(cudl_tensor *src, int start, int end) {
+    cudl_tensor *v = SentinelTensor();
+    const cudl_status s = cudl_tensor_flatten(src, start, end, &v);
+    EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": " << cudl_context_last_error(ctx_);
+    if (s != CUDL_OK) return nullptr;
+    owned_.push_back(v);
+    return v;
+  }
+  // Everything a view must share with its source, and its own shape.
+  void ExpectViewOf(cudl_tensor *v, cudl_tensor *src, const std::vector<int64_t> &shape) {
+    ASSERT_NE(v, nullptr);
+    EXPECT_NE(v, src) << "a view is a new handle";
+    EXPECT_EQ(ShapeOf(v), shape);
+    EXPECT_EQ(cudl_tensor_numel(v), cudl_tensor_numel(src));
+    EXPECT_EQ(cudl_tensor_nbytes(v), cudl_tensor_nbytes(src));
+    EXPECT_EQ(cudl_tensor_dtype(v), cudl_tensor_dtype(src));
+    EXPECT_EQ(cudl_tensor_context(v), cudl_tensor_context(src));
+    EXPECT_EQ(cudl_tensor_device(v), cudl_tensor_device(src));
+    EXPECT_EQ(cudl_tensor_data(v), cudl_tensor_data(src)) << "nothing is copied";
+  }
+};
+
+TEST_F(ViewTest, ReshapeSharesDataBothWays) {
+  cudl_tensor *t = Make({2, 3, 4});
+  ASSERT_EQ(WriteF32(t, ViewIota(24)), CUDL_OK);
+  cudl_tensor *v = Reshape(t, {4, 6});
+  ExpectViewOf(v, t, {4, 6});
+  EXPECT_TRUE(BitEqual(ReadF32(v), ViewIota(24))) << "the same elements, in the same order";
+  // Write through the view, read through the original...
+  ASSERT_EQ(WriteF32(v, ViewIota(24, 100.0f)), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(t), ViewIota(24, 100.0f)));
+  ASSERT_EQ(cudl_tensor_fill(v, -2.5f), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(t), std::vector<float>(24, -2.5f)));
+  // ...and the other way round.
+  ASSERT_EQ(WriteF32(t, ViewIota(24, -50.0f)), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(v), ViewIota(24, -50.0f)));
+  ASSERT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(v), ReadF32(t)));
+  // Through the raw pointer too.
+  static_cast<float *>(cudl_tensor_data(v))[23] = 42.0f;
+  EXPECT_EQ(ReadF32(t)[23], 42.0f);
+  // The source is not changed by making a view.
+  EXPECT_EQ(ShapeOf(t), (std::vector<int64_t>{2, 3, 4}));
+}
+
+TEST_F(ViewTest, ReshapeToEveryRankAndBack) {
+  cudl_tensor *t = Make({2, 3, 4});
+  ASSERT_EQ(WriteF32(t, ViewIota(24)), CUDL_OK);
+  for (const std::vector<int64_t> &shape :
+       {std::vector<int64_t>{24}, {2, 12}, {2, 3, 4}, {1, 2, 1, 12}, {2, 1, 3, 1, 4}}) {
+    SCOPED_TRACE("rank " + std::to_string(shape.size()));
+    cudl_tensor *v = Reshape(t, shape);
+    ExpectViewOf(v, t, shape);
+    EXPECT_TRUE(BitEqual(ReadF32(v), ViewIota(24)));
+  }
+  // A one-element tensor to a scalar (ndim 0, shape may be NULL) and back.
+  cudl_tensor *one = Make({1, 1});
+  ASSERT_EQ(WriteF32(one, {7.0f}), CUDL_OK);
+  cudl_tensor *scalar = SentinelTensor();
+  ASSERT_EQ(cudl_tensor_reshape(one, 0, nullptr, &scalar), CUDL_OK);
+  owned_.push_back(scalar);
+  ExpectViewOf(scalar, one, {});
+  EXPECT_EQ(cudl_tensor_ndim(scalar), 0);
+  EXPECT_TRUE(BitEqual(ReadF32(scalar), {7.0f}));
+  ExpectViewOf(Reshape(scalar, {1, 1, 1}), one, {1, 1, 1});
+  ExpectViewOf(Reshape(scalar, {-1}), one, {1});
+}
+
+TEST_F(ViewTest, ReshapeInfersOneDimension) {
+  cudl_tensor *t = Make({2, 3, 4});
+  ExpectViewOf(Reshape(t, {-1}), t, {24});
+  ExpectViewOf(Reshape(t, {-1, 4}), t, {6, 4});
+  ExpectViewOf(Reshape(t, {2, -1}), t, {2, 12});
+  ExpectViewOf(Reshape(t, {3, -1, 2}), t, {3, 4, 2});
+  ExpectViewOf(Reshape(t, {1, 1, 1, 1, -1}), t, {1, 1, 1, 1, 24});
+  ExpectViewOf(Reshape(t, {-1, 24}), t, {1, 24});
+  cudl_tensor *empty = Make({0, 3});
+  ExpectViewOf(Reshape(empty, {-1, 3}), empty, {0, 3});  // 0 / 3 = 0 rows
+  ExpectViewOf(Reshape(empty, {-1}), empty, {0});
+  ExpectViewOf(Reshape(empty, {3, -1}), empty, {3, 0});
+}
+
+TEST_F(ViewTest, ReshapeRejectsBadShapes) {
+  CountingAllocator counting;
+  const cudl_allocator hooks = counting.hooks();
+  cudl_tensor *t = Make({2, 3, 4});  // before the counting allocator
+  cudl_tensor *empty = Make({0, 3}), *one = Make({1});
+  ASSERT_EQ(WriteF32(t, ViewIota(24)), CUDL_OK);
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+  const int64_t big = int64_t{1} << 62;
+  struct Bad {
+    const char *what;
+    cudl_tensor *src;
+    std::vector<int64_t> shape;
+    cudl_status want;
+    const char *says;  // part of the message
+  };
+  const Bad cases[] = {
+      {"two -1", t, {-1, -1}, CUDL_ERR_SHAPE, "inferred"},
+      {"two -1 among others", t, {2, -1, 3, -1}, CUDL_ERR_SHAPE, "inferred"},
+      {"fewer elements", t, {5, 4}, CUDL_ERR_SHAPE, "elements"},
+      {"more elements", t, {5, 5}, CUDL_ERR_SHAPE, "elements"},
+      {"zero elements", t, {0, 24}, CUDL_ERR_SHAPE, "elements"},
+      {"-1 does not divide", t, {-1, 5}, CUDL_ERR_SHAPE, "infer"},
+      {"-1 with a 0", t, {-1, 0}, CUDL_ERR_SHAPE, "infer"},
+      {"-1 with a 0, empty source", empty, {-1, 0}, CUDL_ERR_SHAPE, "infer"},
+      {"-1 with a 0 first", empty, {0, -1}, CUDL_ERR_SHAPE, "infer"},
+      {"negative dimension", t, {-2, -12}, CUDL_ERR_SHAPE, "negative"},
+      {"negative with -1", t, {-1, -24}, CUDL_ERR_SHAPE, "negative"},
+      {"INT64_MIN", t, {INT64_MIN}, CUDL_ERR_SHAPE, "negative"},
+      {"overflowing count", t, {big, big}, CUDL_ERR_SHAPE, "overflow"},
+      {"overflowing count with -1", t, {big, big, -1}, CUDL_ERR_SHAPE, "overflow"},
+      {"empty source, non-empty shape", empty, {3}, CUDL_ERR_SHAPE, "elements"},
+      {"one element to none", one, {0}, CUDL_ERR_SHAPE, "elements"},
+  };
+  for (const Bad &c : cases) {
+    SCOPED_TRACE(c.what);
+    cudl_tensor *v = SentinelTensor();
+    EXPECT_EQ(cudl_tensor_reshape(c.src, static_cast<int>(c.shape.size()), c.shape.data(), &v),
+              c.want);
+    EXPECT_EQ(v, nullptr) << "*out must be NULL on failure";
+    EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx_), "cudl_tensor_reshape"));
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), c.says));
+  }
+  const int64_t six[] = {2, 2, 2, 3, 1, 1};
+  for (int ndim : {-1, 6, INT_MAX, INT_MIN}) {
+    SCOPED_TRACE("ndim " + std::to_string(ndim));
+    cudl_tensor *v = SentinelTensor();
+    EXPECT_EQ(cudl_tensor_reshape(t, ndim, six, &v), CUDL_ERR_SHAPE);
+    EXPECT_EQ(v, nullptr);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "ndim"));
+  }
+  // NULL arguments.
+  cudl_tensor *v = SentinelTensor();
+  const int64_t shape[] = {4, 6};
+  EXPECT_EQ(cudl_tensor_reshape(nullptr, 2, shape, &v), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(v, nullptr);
+  v = SentinelTensor();
+  EXPECT_EQ(cudl_tensor_reshape(t, 2, nullptr, &v), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(v, nullptr);
+  EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "shape"));
+  EXPECT_EQ(cudl_tensor_reshape(t, 2, shape, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "out"));
+
+  // Nothing was allocated, and the source is untouched and usable.
+  EXPECT_EQ(counting.allocs + counting.failed, 0u);
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+  EXPECT_EQ(ShapeOf(t), (std::vector<int64_t>{2, 3, 4}));
+  EXPECT_TRUE(BitEqual(ReadF32(t), ViewIota(24)));
+  ExpectViewOf(Reshape(t, {4, 6}), t, {4, 6});
+}
+
+TEST_F(ViewTest, FlattenMergesAxes) {
+  cudl_tensor *t = Make({2, 3, 4, 5});  // [N, C, H, W]
+  ASSERT_EQ(WriteF32(t, ViewIota(120)), CUDL_OK);
+  struct Case {
+    int start, end;
+    std::vector<int64_t> shape;
+  };
+  const Case cases[] = {
+      {1, -1, {2, 60}},         // [N, C*H*W]: the classifier head's input
+      {1, 3, {2, 60}},          // the same with positive axes
+      {0, -1, {120}},           // everything
+      {-4, -1, {120}},          //
+      {0, 1, {6, 4, 5}},        // leading
+      {2, 3, {2, 3, 20}},       // trailing
+      {-3, -2, {2, 12, 5}},     // middle
+      {2, 2, {2, 3, 4, 5}},     // one axis: the same shape, still a view
+      {-1, -1, {2, 3, 4, 5}},   //
+      {0, 0, {2, 3, 4, 5}},     //
+      {3, -1, {2, 3, 4, 5}},    //
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE("flatten " + std::to_string(c.start) + ".." + std::to_string(c.end));
+    cudl_tensor *v = Flatten(t, c.start, c.end);
+    ExpectViewOf(v, t, c.shape);
+    EXPECT_TRUE(BitEqual(ReadF32(v), ViewIota(120)));
+  }
+  // 1-D and empty tensors.
+  cudl_tensor *line = Make({7});
+  ExpectViewOf(Flatten(line, 0, -1), line, {7});
+  cudl_tensor *empty = Make({2, 0, 3});
+  ExpectViewOf(Flatten(empty, 1, -1), empty, {2, 0});
+  ExpectViewOf(Flatten(empty, 0, 1), empty, {0, 3});
+  ExpectViewOf(Flatten(empty, 0, -1), empty, {0});
+}
+
+TEST_F(ViewTest, FlattenScalarCountsAsOneDimension) {
+  cudl_tensor *s = Make({});
+  ASSERT_EQ(WriteF32(s, {3.5f}), CUDL_OK);
+  for (const std::pair<int, int> &axes :
+       {std::pair<int, int>{0, 0}, {0, -1}, {-1, -1}, {-1, 0}}) {
+    SCOPED_TRACE(std::to_string(axes.first) + ".." + std::to_string(axes.second));
+    cudl_tensor *v = Flatten(s, axes.first, axes.second);
+    ExpectViewOf(v, s, {1});
+    EXPECT_TRUE(BitEqual(ReadF32(v), {3.5f}));
+  }
+  for (const std::pair<int, int> &axes :
+       {std::pair<int, int>{1, 1}, {0, 1}, {-2, 0}, {0, -2}}) {
+    cudl_tensor *v = SentinelTensor();
+    EXPECT_EQ(cudl_tensor_flatten(s, axes.first, axes.second, &v), CUDL_ERR_INVALID_ARGUMENT)
+        << axes.first << ".." << axes.second;
+    EXPECT_EQ(v, nullptr);
+  }
+}
+
+TEST_F(ViewTest, FlattenRejectsBadAxes) {
+  CountingAllocator counting;
+  const cudl_allocator hooks = counting.hooks();
+  cudl_tensor *t = Make({2, 3, 4, 5});
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+  const std::pair<int, int> bad[] = {
+      {2, 1},  {-1, 0}, {3, 2},   // start after end
+      {4, 4},  {0, 4},  {4, -1},  // past the end
+      {-5, -1}, {0, -5}, {-5, -5},  // before the start
+      {INT_MIN, 0}, {0, INT_MAX}, {INT_MAX, INT_MAX}, {INT_MIN, INT_MIN},
+  };
+  for (const auto &axes : bad) {
+    SCOPED_TRACE(std::to_string(axes.first) + ".." + std::to_string(axes.second));
+    cudl_tensor *v = SentinelTensor();
+    EXPECT_EQ(cudl_tensor_flatten(t, axes.first, axes.second, &v), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(v, nullptr) << "*out must be NULL on failure";
+    EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx_), "cudl_tensor_flatten"));
+  }
+  cudl_tensor *v = SentinelTensor();
+  EXPECT_EQ(cudl_tensor_flatten(nullptr, 1, -1, &v), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(v, nullptr);
+  EXPECT_EQ(cudl_tensor_flatten(t, 1, -1, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "out"));
+  EXPECT_EQ(counting.allocs + counting.failed, 0u);
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+}
+
+TEST_F(ViewTest, HalfPrecisionViews) {
+  cudl_tensor *t = Make({4, 6}, CUDL_DTYPE_F16);
+  std::vector<uint16_t> bits(24);
+  for (size_t i = 0; i < bits.size(); ++i) bits[i] = static_cast<uint16_t>(0x3c00u + i);
+  ASSERT_EQ(cudl_tensor_copy_from_host(t, bits.data(), 48), CUDL_OK);
+  cudl_tensor *v = Reshape(t, {2, -1, 3});
+  ExpectViewOf(v, t, {2, 4, 3});
+  EXPECT_EQ(cudl_tensor_nbytes(v), 48u);
+  std::vector<uint16_t> back(24);
+  ASSERT_EQ(cudl_tensor_copy_to_host(v, back.data(), 48), CUDL_OK);
+  EXPECT_EQ(back, bits);
+}
+
+// Destroying the tensors sharing one storage in every order: each block is
+// freed exactly once (through the allocator it came from), and only with
+// the last tensor; under ASan a premature free shows as a use after free.
+TEST_F(ViewTest, StorageLivesUntilTheLastTensor) {
+  const int64_t shape[] = {7, 13};
+  const int64_t view_shape[] = {13, 7};
+  for (bool original_first : {true, false}) {
+    SCOPED_TRACE(original_first ? "original destroyed first" : "view destroyed first");
+    CountingAllocator counting;
+    const cudl_allocator hooks = counting.hooks();
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+    cudl_tensor *t = nullptr, *v = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 2, shape, &t), CUDL_OK);
+    ASSERT_EQ(counting.allocs, 3u) << "object, storage object, data";
+    ASSERT_EQ(cudl_tensor_reshape(t, 2, view_shape, &v), CUDL_OK);
+    EXPECT_EQ(counting.allocs, 4u) << "a view allocates only its object";
+    void *data = cudl_tensor_data(t);
+    ASSERT_EQ(counting.live.count(data), 1u);
+
+    cudl_tensor *first = original_first ? t : v, *second = original_first ? v : t;
+    cudl_tensor_destroy(first);
+    EXPECT_EQ(counting.frees, 1u) << "only the handle goes";
+    EXPECT_EQ(counting.live.count(data), 1u) << "the data must outlive the first handle";
+    // The survivor still works (under ASan: reads and writes live memory).
+    ASSERT_EQ(WriteF32(second, ViewIota(91)), CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(second), ViewIota(91)));
+    ASSERT_EQ(cudl_tensor_fill(second, 1.0f), CUDL_OK);
+    cudl_tensor_destroy(second);
+
+    EXPECT_EQ(counting.frees, counting.allocs);
+    EXPECT_TRUE(counting.live.empty()) << "leaked";
+    EXPECT_EQ(counting.unknown_frees, 0u) << "freed twice or not ours";
+    EXPECT_EQ(counting.size_mismatches, 0u);
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+  }
+}
+
+TEST_F(ViewTest, ViewsOfViewsInEveryOrder) {
+  // t -> a (reshape) -> b (flatten of a) -> c (reshape of b): four handles on
+  // one storage, destroyed in each of the 24 orders.
+  std::vector<int> order = {0, 1, 2, 3};
+  const int64_t shape[] = {2, 3, 4};
+  const int64_t a_shape[] = {6, 2, 2};
+  const int64_t c_shape[] = {-1};
+  do {
+    std::string name = "order";
+    for (int k : order) name += " " + std::to_string(k);
+    SCOPED_TRACE(name);
+    CountingAllocator counting;
+    const cudl_allocator hooks = counting.hooks();
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+    cudl_tensor *h[4] = {nullptr, nullptr, nullptr, nullptr};
+    ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 3, shape, &h[0]), CUDL_OK);
+    ASSERT_EQ(WriteF32(h[0], ViewIota(24)), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_reshape(h[0], 3, a_shape, &h[1]), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_flatten(h[1], 1, 2, &h[2]), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_reshape(h[2], 1, c_shape, &h[3]), CUDL_OK);
+    EXPECT_EQ(ShapeOf(h[2]), (std::vector<int64_t>{6, 4}));
+    EXPECT_EQ(ShapeOf(h[3]), (std::vector<int64_t>{24}));
+    EXPECT_EQ(counting.allocs, 6u);
+    void *data = cudl_tensor_data(h[0]);
+    for (int k = 1; k < 4; ++k) EXPECT_EQ(cudl_tensor_data(h[k]), data);
+    for (size_t n = 0; n < order.size(); ++n) {
+      cudl_tensor_destroy(h[order[n]]);
+      h[order[n]] = nullptr;
+      if (n + 1 < order.size()) {
+        EXPECT_EQ(counting.live.count(data), 1u) << "freed with handles left";
+        // Every survivor still sees the data and can change it.
+        for (cudl_tensor *left : h) {
+          if (left == nullptr) continue;
+          EXPECT_TRUE(BitEqual(ReadF32(left), ViewIota(24, static_cast<float>(n))));
+        }
+        for (cudl_tensor *left : h) {
+          if (left == nullptr) continue;
+          ASSERT_EQ(WriteF32(left, ViewIota(24, static_cast<float>(n + 1))), CUDL_OK);
+          break;
+        }
+      }
+    }
+    EXPECT_EQ(counting.frees, counting.allocs);
+    EXPECT_TRUE(counting.live.empty());
+    EXPECT_EQ(counting.unknown_frees, 0u);
+    EXPECT_EQ(counting.size_mismatches, 0u);
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+  } while (std::next_permutation(order.begin(), order.end()));
+}
+
+TEST_F(ViewTest, ViewIsFreedThroughTheAllocatorItCameFrom) {
+  // The original from one allocator, its view's object from another: each
+  // block goes back where it came from, in either order.
+  const int64_t shape[] = {33};
+  const int64_t view_shape[] = {3, 11};
+  for (bool original_first : {true, false}) {
+    SCOPED_TRACE(original_first ? "original destroyed first" : "view destroyed first");
+    CountingAllocator first, second;
+    const cudl_allocator hooks1 = first.hooks(), hooks2 = second.hooks();
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks1), CUDL_OK);
+    cudl_tensor *t = nullptr, *v = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 1, shape, &t), CUDL_OK);
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks2), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_reshape(t, 2, view_shape, &v), CUDL_OK);
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+    EXPECT_EQ(first.allocs, 3u);
+    EXPECT_EQ(second.allocs, 1u);
+    cudl_tensor_destroy(original_first ? t : v);
+    cudl_tensor_destroy(original_first ? v : t);
+    EXPECT_EQ(first.frees, 3u);
+    EXPECT_EQ(second.frees, 1u);
+    EXPECT_TRUE(first.live.empty());
+    EXPECT_TRUE(second.live.empty());
+    EXPECT_EQ(first.unknown_frees + second.unknown_frees, 0u);
+    EXPECT_EQ(first.size_mismatches + second.size_mismatches, 0u);
+  }
+}
+
+TEST_F(ViewTest, ViewsOfEmptyTensors) {
+  CountingAllocator counting;
+  const cudl_allocator hooks = counting.hooks();
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+  const int64_t shape[] = {0, 3};
+  cudl_tensor *t = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 2, shape, &t), CUDL_OK);
+  EXPECT_EQ(counting.allocs, 1u) << "an empty tensor has no storage";
+  const std::vector<std::vector<int64_t>> shapes = {{3, 0}, {0}, {-1, 3}, {1, 0, 5, 2}};
+  std::vector<cudl_tensor *> views;
+  for (const auto &s : shapes) {
+    cudl_tensor *v = nullptr;
+    ASSERT_EQ(cudl_tensor_reshape(t, static_cast<int>(s.size()), s.data(), &v), CUDL_OK)
+        << cudl_context_last_error(ctx_);
+    views.push_back(v);
+  }
+  cudl_tensor *flat = nullptr;
+  ASSERT_EQ(cudl_tensor_flatten(views[3], 1, 2, &flat), CUDL_OK);
+  views.push_back(flat);
+  EXPECT_EQ(ShapeOf(views[2]), (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(ShapeOf(flat), (std::vector<int64_t>{1, 0, 2}));
+  for (cudl_tensor *v : views) {
+    EXPECT_EQ(cudl_tensor_numel(v), 0);
+    EXPECT_EQ(cudl_tensor_nbytes(v), 0u);
+    EXPECT_EQ(cudl_tensor_data(v), nullptr);
+    EXPECT_EQ(cudl_tensor_fill(v, 1.0f), CUDL_OK);
+    EXPECT_EQ(cudl_tensor_copy_to_host(v, nullptr, 0), CUDL_OK);
+  }
+  EXPECT_EQ(counting.allocs, 1u + views.size());
+  // The original in the middle of its views.
+  cudl_tensor_destroy(views[0]);
+  cudl_tensor_destroy(views[1]);
+  cudl_tensor_destroy(t);
+  for (size_t k = 2; k < views.size(); ++k) cudl_tensor_destroy(views[k]);
+  EXPECT_EQ(counting.frees, counting.allocs);
+  EXPECT_TRUE(counting.live.empty());
+  EXPECT_EQ(counting.unknown_frees, 0u);
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+}
+
+TEST_F(ViewTest, FailedViewAllocationLeaksNothing) {
+  // A view's one allocation (its object) fails: CUDL_ERR_OUT_OF_MEMORY,
+  // *out NULL, and the storage's count untouched, so that destroying the
+  // original alone frees everything.
+  for (bool flatten : {false, true}) {
+    SCOPED_TRACE(flatten ? "flatten" : "reshape");
+    CountingAllocator counting;
+    const cudl_allocator hooks = counting.hooks();
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+    const int64_t shape[] = {2, 3, 5};
+    const int64_t view_shape[] = {6, -1};
+    cudl_tensor *t = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 3, shape, &t), CUDL_OK);
+    ASSERT_EQ(WriteF32(t, ViewIota(30)), CUDL_OK);
+    counting.fail_at = counting.allocs + 1;  // the next one
+    cudl_tensor *v = SentinelTensor();
+    const cudl_status s = flatten ? cudl_tensor_flatten(t, 1, -1, &v)
+                                  : cudl_tensor_reshape(t, 2, view_shape, &v);
+    EXPECT_EQ(s, CUDL_ERR_OUT_OF_MEMORY);
+    EXPECT_EQ(v, nullptr) << "*out must be NULL on failure";
+    EXPECT_EQ(counting.failed, 1u) << "the failure was not reached";
+    EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx_),
+                           flatten ? "cudl_tensor_flatten" : "cudl_tensor_reshape"));
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "allocate"));
+    EXPECT_EQ(counting.allocs, 3u);
+    // The original is intact, and a view can be made once memory is back.
+    EXPECT_TRUE(BitEqual(ReadF32(t), ViewIota(30)));
+    cudl_tensor *ok = nullptr;
+    ASSERT_EQ(cudl_tensor_reshape(t, 2, view_shape, &ok), CUDL_OK);
+    cudl_tensor_destroy(ok);
+    EXPECT_EQ(counting.live.size(), 3u) << "the storage must outlive the view";
+    cudl_tensor_destroy(t);
+    EXPECT_EQ(counting.frees, counting.allocs);
+    EXPECT_TRUE(counting.live.empty()) << "a failed view kept a reference";
+    EXPECT_EQ(counting.unknown_frees, 0u);
+    ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+  }
+}
+
+TEST_F(ViewTest, OpsAcceptViews) {
+  // A classifier head on a flattened [N, C, H, W] feature map:
+  // y = flatten(x, 1, -1) w^T + b, and its input gradient written through a
+  // view of a [N, C, H, W] tensor. Checked against float64 with the bound of
+  // test_linear.cpp: (n + 2) u * sum|terms| for a sum of n products.
+  const int64_t n = 4, c = 3, hw = 5, in = c * hw * hw, out = 10;
+  std::vector<float> xs(static_cast<size_t>(n * in)), ws(static_cast<size_t>(out * in));
+  std::vector<float> bs(static_cast<size_t>(out)), dys(static_cast<size_t>(n * out));
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37f * static_cast<float>(i));
+  for (size_t i = 0; i < ws.size(); ++i) ws[i] = std::cos(0.11f * static_cast<float>(i));
+  for (size_t i = 0; i < bs.size(); ++i) bs[i] = 0.1f * static_cast<float>(i) - 0.5f;
+  for (size_t i = 0; i < dys.size(); ++i) dys[i] = std::sin(1.3f * static_cast<float>(i));
+  cudl_tensor *x4 = Make({n, c, hw, hw}), *w = Make({out, in}), *b = Make({out});
+  cudl_tensor *y_store = Make({n * out}), *dy = Make({n, out}), *dx4 = Make({n, c, hw, hw});
+  ASSERT_EQ(WriteF32(x4, xs), CUDL_OK);
+  ASSERT_EQ(WriteF32(w, ws), CUDL_OK);
+  ASSERT_EQ(WriteF32(b, bs), CUDL_OK);
+  ASSERT_EQ(WriteF32(dy, dys), CUDL_OK);
+  cudl_tensor *x = Flatten(x4, 1, -1), *y = Reshape(y_store, {n, -1});
+  cudl_tensor *dx = Flatten(dx4, 1, 3);
+  ASSERT_EQ(ShapeOf(x), (std::vector<int64_t>{n, in}));
+  ASSERT_EQ(cudl_linear_forward(ctx_, x, w, b, y), CUDL_OK) << cudl_context_last_error(ctx_);
+  ASSERT_EQ(cudl_linear_backward(ctx_, x, w, dy, dx, nullptr, nullptr), CUDL_OK)
+      << cudl_context_last_error(ctx_);
+  const std::vector<float> ys = ReadF32(y_store), dxs = ReadF32(dx4);
+  const double u = FLT_EPSILON / 2.0;
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t o = 0; o < out; ++o) {
+      double want = bs[static_cast<size_t>(o)], scale = std::fabs(want);
+      for (int64_t k = 0; k < in; ++k) {
+        const double t = static_cast<double>(xs[static_cast<size_t>(r * in + k)]) *
+                         ws[static_cast<size_t>(o * in + k)];
+        want += t;
+        scale += std::fabs(t);
+      }
+      ASSERT_NEAR(ys[static_cast<size_t>(r * out + o)], want, (in + 2) * u * scale)
+          << "y[" << r << ", " << o << "]";
+    }
+    for (int64_t k = 0; k < in; ++k) {
+      double want = 0, scale = 0;
+      for (int64_t o = 0; o < out; ++o) {
+        const double t = static_cast<double>(dys[static_cast<size_t>(r * out + o)]) *
+                         ws[static_cast<size_t>(o * in + k)];
+        want += t;
+        scale += std::fabs(t);
+      }
+      ASSERT_NEAR(dxs[static_cast<size_t>(r * in + k)], want, (out + 2) * u * scale)
+          << "dx[" << r << ", " << k << "]";
+    }
+  }
+  EXPECT_TRUE(BitEqual(ReadF32(dx), dxs)) << "the view and the original agree";
+  // Elementwise ops on views (same shapes) work the same way.
+  cudl_tensor *y2 = Make({n, out});
+  ASSERT_EQ(cudl_scale(ctx_, y, 2.0f, y2), CUDL_OK);
+  std::vector<float> doubled = ys;
+  for (float &v : doubled) v *= 2.0f;
+  EXPECT_TRUE(BitEqual(ReadF32(y2), doubled));
 }
 
 }  // namespace
