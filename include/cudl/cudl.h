@@ -22,5 +22,7 @@
 #include "cudl/batchnorm.h"
 #include "cudl/loss.h"
 #include "cudl/elementwise.h"
+#include "cudl/conv.h"
+#include "cudl/linear.h"
 
 #endif /* CUDL_CUDL_H */

@@ -22,6 +22,15 @@ typedef struct cudl_pool2d_geometry {
   int count_include_pad; /* average pooling's divisor rule */
 } cudl_pool2d_geometry;
 
+/* The geometry of a 2-D convolution, validated (cudl/conv.h). */
+typedef struct cudl_conv2d_geometry {
+  int64_t n, c, h, w;             /* input x [n, c, h, w] */
+  int64_t k, r, s;                /* weight [k, c / groups, r, s] */
+  int64_t oh, ow;                 /* output y [n, k, oh, ow] */
+  int64_t sh, sw, ph, pw, dh, dw; /* stride, padding, dilation */
+  int64_t groups;
+} cudl_conv2d_geometry;
+
 /* Elementwise activations the backends implement (cudl/activation.h). */
 typedef enum cudl_activation_kind {
   CUDL_ACTIVATION_SIGMOID,
@@ -172,6 +181,35 @@ typedef struct cudl_backend {
   /* out = a * b elementwise (out may alias either). */
   cudl_status (*mul_f32)(cudl_context *ctx, const float *a, const float *b,
                          float *out, int64_t n);
+
+  /* Row-major C[m, n] = alpha * op(A) op(B) + beta * C, op(A) [m, k] and
+   * op(B) [k, n]; A is stored [k, m] when trans_a, B [n, k] when trans_b;
+   * lda, ldb, ldc are row strides. m, n, k, and the strides are at most
+   * INT_MAX (checked by the caller). CUDA honours ctx->allow_tf32. */
+  cudl_status (*gemm_f32)(cudl_context *ctx, int trans_a, int trans_b,
+                          int64_t m, int64_t n, int64_t k, float alpha,
+                          const float *a, int64_t lda, const float *b,
+                          int64_t ldb, float beta, float *c, int64_t ldc);
+  /* On y viewed as [outer, channels, inner]: y[o, c, i] += bias[c]. */
+  cudl_status (*bias_add_f32)(cudl_context *ctx, float *y, const float *bias,
+                              int64_t outer, int64_t channels, int64_t inner);
+  /* out[c] = the sum over o and i of x[o, c, i], deterministic. */
+  cudl_status (*channel_sum_f32)(cudl_context *ctx, const float *x, float *out,
+                                 int64_t outer, int64_t channels,
+                                 int64_t inner);
+  /* Convolution without bias (cudl/conv.h); each overwrites its output.
+   * CUDA honours ctx->deterministic and ctx->allow_tf32. */
+  cudl_status (*conv2d_forward)(cudl_context *ctx,
+                                const cudl_conv2d_geometry *g, const float *x,
+                                const float *w, float *y);
+  cudl_status (*conv2d_backward_data)(cudl_context *ctx,
+                                      const cudl_conv2d_geometry *g,
+                                      const float *w, const float *dy,
+                                      float *dx);
+  cudl_status (*conv2d_backward_filter)(cudl_context *ctx,
+                                        const cudl_conv2d_geometry *g,
+                                        const float *x, const float *dy,
+                                        float *dw);
 } cudl_backend;
 
 extern const cudl_backend cudl__cpu_backend;

@@ -12,7 +12,53 @@ static cudl_status cpu_open(cudl_context *ctx, int device_index) {
   return CUDL_OK;
 }
 
-static void cpu_close(cudl_context *ctx) { (void)ctx; }
+static void cpu_close(cudl_context *ctx) {
+  cudl_cpu_state *state = (cudl_cpu_state *)ctx->backend_state;
+  cudl_allocator allocator;
+  if (state == NULL) return;
+  cudl__cpu_dnnl_release(state);
+  allocator = state->allocator;
+  if (state->workspace != NULL)
+    cudl__host_free(&allocator, state->workspace, state->workspace_size);
+  cudl__host_free(&allocator, state, sizeof *state);
+  ctx->backend_state = NULL;
+}
+
+cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out) {
+  cudl_cpu_state *state = (cudl_cpu_state *)ctx->backend_state;
+  if (state == NULL) {
+    state = (cudl_cpu_state *)cudl__host_alloc(&ctx->allocator, sizeof *state,
+                                               sizeof(void *));
+    if (state == NULL)
+      return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
+                        "cannot allocate the backend state");
+    memset(state, 0, sizeof *state);
+    state->allocator = ctx->allocator;
+    ctx->backend_state = state;
+  }
+  *out = state;
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr) {
+  cudl_cpu_state *state = NULL;
+  void *grown;
+  cudl_status status = cudl__cpu_state(ctx, &state);
+  if (status != CUDL_OK) return status;
+  if (state->workspace_size < nbytes) {
+    grown = cudl__host_alloc(&state->allocator, nbytes, CUDL_HOST_ALIGNMENT);
+    if (grown == NULL)
+      return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
+                        "cannot grow the workspace to %zu bytes", nbytes);
+    if (state->workspace != NULL)
+      cudl__host_free(&state->allocator, state->workspace,
+                      state->workspace_size);
+    state->workspace = grown;
+    state->workspace_size = nbytes;
+  }
+  *ptr = state->workspace;
+  return CUDL_OK;
+}
 
 static cudl_status cpu_alloc_zeroed(cudl_context *ctx,
                                     const cudl_allocator *host, size_t nbytes,
@@ -133,4 +179,10 @@ const cudl_backend cudl__cpu_backend = {
     .add_scaled_f32 = cudl__cpu_add_scaled_f32,
     .scale_f32 = cudl__cpu_scale_f32,
     .sum_f32 = cudl__cpu_sum_f32,
+    .gemm_f32 = cudl__cpu_gemm_f32,
+    .bias_add_f32 = cudl__cpu_bias_add_f32,
+    .channel_sum_f32 = cudl__cpu_channel_sum_f32,
+    .conv2d_forward = cudl__cpu_conv2d_forward,
+    .conv2d_backward_data = cudl__cpu_conv2d_backward_data,
+    .conv2d_backward_filter = cudl__cpu_conv2d_backward_filter,
 };

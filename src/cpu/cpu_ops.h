@@ -86,4 +86,47 @@ cudl_status cudl__cpu_sum_f32(cudl_context *ctx, const float *x, float *out,
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
 
+/* The CPU backend's per-context state (ctx->backend_state), made on first
+ * use: a scratch buffer kept across calls, so that convolutions do not map
+ * and fault in fresh pages every time, and oneDNN's engine and stream. */
+struct dnnl_engine;
+struct dnnl_stream;
+typedef struct cudl_cpu_state {
+  cudl_allocator allocator; /* allocated this object and the workspace */
+  void *workspace;
+  size_t workspace_size;
+  struct dnnl_engine *dnnl_engine; /* made by cpu_conv.c on first use */
+  struct dnnl_stream *dnnl_stream;
+} cudl_cpu_state;
+
+/* *out = the context's state, made on first use. */
+cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out);
+/* *ptr = the context's workspace, grown to at least nbytes. Its contents
+ * are undefined; a call must not hold it across another op. */
+cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr);
+/* Release the oneDNN objects in state (cpu_conv.c). */
+void cudl__cpu_dnnl_release(cudl_cpu_state *state);
+
+cudl_status cudl__cpu_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
+                               int64_t m, int64_t n, int64_t k, float alpha,
+                               const float *a, int64_t lda, const float *b,
+                               int64_t ldb, float beta, float *c, int64_t ldc);
+cudl_status cudl__cpu_bias_add_f32(cudl_context *ctx, float *y,
+                                   const float *bias, int64_t outer,
+                                   int64_t channels, int64_t inner);
+cudl_status cudl__cpu_channel_sum_f32(cudl_context *ctx, const float *x,
+                                      float *out, int64_t outer,
+                                      int64_t channels, int64_t inner);
+cudl_status cudl__cpu_conv2d_forward(cudl_context *ctx,
+                                     const cudl_conv2d_geometry *g,
+                                     const float *x, const float *w, float *y);
+cudl_status cudl__cpu_conv2d_backward_data(cudl_context *ctx,
+                                           const cudl_conv2d_geometry *g,
+                                           const float *w, const float *dy,
+                                           float *dx);
+cudl_status cudl__cpu_conv2d_backward_filter(cudl_context *ctx,
+                                             const cudl_conv2d_geometry *g,
+                                             const float *x, const float *dy,
+                                             float *dw);
+
 #endif /* CUDL_CPU_OPS_H */

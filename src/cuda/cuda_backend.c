@@ -48,25 +48,8 @@ cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
       call, "failed at %s:%d: %s", file, line, cudnnGetErrorString(err));
 }
 
-#define CUDL_CUBLAS_TRY(ctx, call)                                            \
-  do {                                                                        \
-    cublasStatus_t cudl_err_ = (call);                                        \
-    if (cudl_err_ != CUBLAS_STATUS_SUCCESS)                                   \
-      return cudl__cublas_error((ctx), cudl_err_, #call, __FILE__, __LINE__); \
-  } while (0)
-#define CUDL_CUDNN_TRY(ctx, call)                                            \
-  do {                                                                       \
-    cudnnStatus_t cudl_err_ = (call);                                        \
-    if (cudl_err_ != CUDNN_STATUS_SUCCESS)                                   \
-      return cudl__cudnn_error((ctx), cudl_err_, #call, __FILE__, __LINE__); \
-  } while (0)
-
-/* Make the context's GPU current and return its state. */
-#define CUDA_ENTER(ctx, state)                    \
-  cudl_cuda_state *state = cudl__cuda_state(ctx); \
-  CUDL_CUDA_TRY((ctx), cudaSetDevice((ctx)->device_index))
-
 static void release_state(cudl_cuda_state *s) {
+  cudl__cuda_conv_release(s); /* frees on the stream: before it goes */
   if (s->cudnn != NULL) cudnnDestroy(s->cudnn);
   if (s->cublas != NULL) cublasDestroy(s->cublas);
   if (s->stream != NULL) {
@@ -575,4 +558,10 @@ const cudl_backend cudl__cuda_backend = {
     .add_scaled_f32 = cuda_add_scaled_f32,
     .scale_f32 = cuda_scale_f32,
     .sum_f32 = cuda_sum_f32,
+    .gemm_f32 = cudl__cuda_gemm_f32,
+    .bias_add_f32 = cudl__cuda_bias_add_f32,
+    .channel_sum_f32 = cudl__cuda_channel_sum_f32,
+    .conv2d_forward = cudl__cuda_conv2d_forward,
+    .conv2d_backward_data = cudl__cuda_conv2d_backward_data,
+    .conv2d_backward_filter = cudl__cuda_conv2d_backward_filter,
 };

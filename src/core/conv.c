@@ -1,0 +1,277 @@
+/* conv.c - validation, output shapes and dispatch of 2-D convolution. */
+#include <limits.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/* Checks desc against x_shape and w_shape and fills g. Messages go to ctx
+ * (which may be NULL) and name the caller's arguments x_name and w_name
+ * (the tensors whose shapes x_shape and w_shape are: "dx", "dw", ...). */
+static cudl_status make_geometry(cudl_context *ctx, const char *function,
+                                 const cudl_conv2d_desc *desc,
+                                 const int64_t x_shape[4], const char *x_name,
+                                 const int64_t w_shape[4], const char *w_name,
+                                 cudl_conv2d_geometry *g) {
+  static const char *const x_dims[4] = {"N", "C", "H", "W"};
+  static const char *const w_dims[4] = {"K", "C / groups", "R", "S"};
+  int i;
+  if (desc == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "desc is NULL");
+  if (desc->stride_h < 1 || desc->stride_w < 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "stride %dx%d: both must be >= 1", desc->stride_h,
+                      desc->stride_w);
+  if (desc->dilation_h < 1 || desc->dilation_w < 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "dilation %dx%d: both must be >= 1", desc->dilation_h,
+                      desc->dilation_w);
+  if (desc->groups < 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "groups is %d: must be >= 1", desc->groups);
+  if (desc->pad_h < 0 || desc->pad_w < 0)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "pad %dx%d: must be >= 0", desc->pad_h, desc->pad_w);
+  for (i = 0; i < 4; ++i) {
+    if (x_shape[i] < (i == 0 ? 0 : 1))
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s dimension %s is %lld: must be >= %d", x_name,
+                        x_dims[i], (long long)x_shape[i], i == 0 ? 0 : 1);
+    if (w_shape[i] < 1)
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s dimension %s is %lld: must be >= 1", w_name,
+                        w_dims[i], (long long)w_shape[i]);
+    /* cuDNN and the BLAS interfaces take int sizes. */
+    if (x_shape[i] > INT_MAX || w_shape[i] > INT_MAX)
+      return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                        "dimension %d is larger than INT_MAX", i);
+  }
+  memset(g, 0, sizeof *g);
+  g->n = x_shape[0];
+  g->c = x_shape[1];
+  g->h = x_shape[2];
+  g->w = x_shape[3];
+  g->k = w_shape[0];
+  g->r = w_shape[2];
+  g->s = w_shape[3];
+  g->sh = desc->stride_h;
+  g->sw = desc->stride_w;
+  g->ph = desc->pad_h;
+  g->pw = desc->pad_w;
+  g->dh = desc->dilation_h;
+  g->dw = desc->dilation_w;
+  g->groups = desc->groups;
+  if (g->c % g->groups != 0 || g->k % g->groups != 0)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "groups %lld must divide both C (%lld) and K (%lld)",
+                      (long long)g->groups, (long long)g->c, (long long)g->k);
+  if (w_shape[1] != g->c / g->groups)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s has %lld input channels per filter; C / groups "
+                      "is %lld",
+                      w_name, (long long)w_shape[1],
+                      (long long)(g->c / g->groups));
+  /* pad <= dilation * (kernel - 1), written so that nothing overflows. */
+  if ((g->ph + g->dh - 1) / g->dh > g->r - 1 ||
+      (g->pw + g->dw - 1) / g->dw > g->s - 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "pad %lldx%lld is larger than the kernel allows: at "
+                      "most dilation * (kernel - 1) = %lldx%lld",
+                      (long long)g->ph, (long long)g->pw,
+                      (long long)(g->dh * (g->r - 1)),
+                      (long long)(g->dw * (g->s - 1)));
+  /* The dilated kernel, dilation * (kernel - 1) + 1, must fit the padded
+   * input; pad <= dilation * (kernel - 1) bounds the products. */
+  if (g->dh * (g->r - 1) + 1 > g->h + 2 * g->ph ||
+      g->dw * (g->s - 1) + 1 > g->w + 2 * g->pw)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "the dilated kernel %lldx%lld is larger than the padded "
+                      "input %lldx%lld",
+                      (long long)(g->dh * (g->r - 1) + 1),
+                      (long long)(g->dw * (g->s - 1) + 1),
+                      (long long)(g->h + 2 * g->ph),
+                      (long long)(g->w + 2 * g->pw));
+  g->oh = (g->h + 2 * g->ph - g->dh * (g->r - 1) - 1) / g->sh + 1;
+  g->ow = (g->w + 2 * g->pw - g->dw * (g->s - 1) - 1) / g->sw + 1;
+  /* The matrix products' sizes: output pixels per image, and one column of
+   * the unrolled input. */
+  if (g->oh * g->ow > INT_MAX || (g->c / g->groups) * g->r * g->s > INT_MAX)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "the convolution's matrix sizes exceed INT_MAX");
+  return CUDL_OK;
+}
+
+cudl_status cudl_conv2d_output_shape(const cudl_conv2d_desc *desc,
+                                     const int64_t x_shape[4],
+                                     const int64_t w_shape[4],
+                                     int64_t out_shape[4]) {
+  cudl_conv2d_geometry g;
+  cudl_status status;
+  if (x_shape == NULL || w_shape == NULL || out_shape == NULL)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  status = make_geometry(NULL, __func__, desc, x_shape, "x_shape", w_shape,
+                         "w_shape", &g);
+  if (status != CUDL_OK) return status;
+  out_shape[0] = g.n;
+  out_shape[1] = g.k;
+  out_shape[2] = g.oh;
+  out_shape[3] = g.ow;
+  return CUDL_OK;
+}
+
+static int shares_storage(const cudl_tensor *a, const cudl_tensor *b) {
+  return a != NULL && b != NULL && a->storage != NULL &&
+         a->storage == b->storage;
+}
+
+/* Each tensor non-NULL, of ctx, f32 and 4-D; `out` (the tensor written)
+ * shares no storage with the others. */
+static cudl_status check_operands(cudl_context *ctx, const char *function,
+                                  const cudl_tensor *in1, const char *name1,
+                                  const cudl_tensor *in2, const char *name2,
+                                  const cudl_tensor *out,
+                                  const char *out_name) {
+  const cudl_tensor *tensors[3];
+  const char *names[3];
+  cudl_status status;
+  int i;
+  tensors[0] = in1;
+  tensors[1] = in2;
+  tensors[2] = out;
+  names[0] = name1;
+  names[1] = name2;
+  names[2] = out_name;
+  for (i = 0; i < 3; ++i) {
+    status = cudl__check_tensors(ctx, function, &tensors[i], &names[i], 1);
+    if (status != CUDL_OK) return status;
+    if (tensors[i]->ndim != 4)
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s has %d dimensions; convolution takes 4", names[i],
+                        tensors[i]->ndim);
+  }
+  if (shares_storage(out, in1) || shares_storage(out, in2))
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "%s shares storage with an input; it must not", out_name);
+  return CUDL_OK;
+}
+
+static cudl_status check_output_shape(cudl_context *ctx, const char *function,
+                                      const cudl_conv2d_geometry *g,
+                                      const cudl_tensor *t, const char *name) {
+  if (t->shape[0] != g->n || t->shape[1] != g->k || t->shape[2] != g->oh ||
+      t->shape[3] != g->ow)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have shape [%lld, %lld, %lld, %lld]", name,
+                      (long long)g->n, (long long)g->k, (long long)g->oh,
+                      (long long)g->ow);
+  return CUDL_OK;
+}
+
+/* bias (or dbias) is a [K] f32 tensor of ctx. */
+static cudl_status check_bias(cudl_context *ctx, const char *function,
+                              const cudl_tensor *bias, const char *name,
+                              int64_t k) {
+  cudl_status status = cudl__check_tensors(ctx, function, &bias, &name, 1);
+  if (status != CUDL_OK) return status;
+  if (bias->ndim != 1 || bias->shape[0] != k)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have shape [%lld]", name, (long long)k);
+  return CUDL_OK;
+}
+
+cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
+                                const cudl_tensor *x, const cudl_tensor *w,
+                                const cudl_tensor *bias, cudl_tensor *y) {
+  cudl_conv2d_geometry g;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_operands(ctx, __func__, x, "x", w, "w", y, "y");
+  if (status == CUDL_OK)
+    status =
+        make_geometry(ctx, __func__, desc, x->shape, "x", w->shape, "w", &g);
+  if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
+  if (status == CUDL_OK && bias != NULL)
+    status = check_bias(ctx, __func__, bias, "bias", g.k);
+  if (status == CUDL_OK && shares_storage(y, bias))
+    status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "y shares storage with bias; it must not");
+  if (status != CUDL_OK || g.n == 0) return status;
+  if (ctx->backend->conv2d_forward == NULL ||
+      (bias != NULL && ctx->backend->bias_add_f32 == NULL))
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
+                     ctx->backend->name);
+  status =
+      ctx->backend->conv2d_forward(ctx, &g, (const float *)x->data,
+                                   (const float *)w->data, (float *)y->data);
+  if (status == CUDL_OK && bias != NULL)
+    status = ctx->backend->bias_add_f32(ctx, (float *)y->data,
+                                        (const float *)bias->data, g.n, g.k,
+                                        g.oh * g.ow);
+  return cudl__after_op(ctx, status);
+}
+
+cudl_status cudl_conv2d_backward_data(cudl_context *ctx,
+                                      const cudl_conv2d_desc *desc,
+                                      const cudl_tensor *w,
+                                      const cudl_tensor *dy, cudl_tensor *dx) {
+  cudl_conv2d_geometry g;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_operands(ctx, __func__, w, "w", dy, "dy", dx, "dx");
+  if (status == CUDL_OK)
+    status =
+        make_geometry(ctx, __func__, desc, dx->shape, "dx", w->shape, "w", &g);
+  if (status == CUDL_OK)
+    status = check_output_shape(ctx, __func__, &g, dy, "dy");
+  if (status != CUDL_OK || g.n == 0) return status;
+  CUDL_DISPATCH(conv2d_backward_data,
+                ctx->backend->conv2d_backward_data(
+                    ctx, &g, (const float *)w->data, (const float *)dy->data,
+                    (float *)dx->data));
+}
+
+cudl_status cudl_conv2d_backward_filter(cudl_context *ctx,
+                                        const cudl_conv2d_desc *desc,
+                                        const cudl_tensor *x,
+                                        const cudl_tensor *dy,
+                                        cudl_tensor *dw) {
+  cudl_conv2d_geometry g;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_operands(ctx, __func__, x, "x", dy, "dy", dw, "dw");
+  if (status == CUDL_OK)
+    status =
+        make_geometry(ctx, __func__, desc, x->shape, "x", dw->shape, "dw", &g);
+  if (status == CUDL_OK)
+    status = check_output_shape(ctx, __func__, &g, dy, "dy");
+  if (status != CUDL_OK) return status;
+  if (g.n == 0) { /* the sum over an empty batch */
+    CUDL_DISPATCH(fill_f32, ctx->backend->fill_f32(ctx, (float *)dw->data,
+                                                   dw->numel, 0.0f));
+  }
+  CUDL_DISPATCH(conv2d_backward_filter,
+                ctx->backend->conv2d_backward_filter(
+                    ctx, &g, (const float *)x->data, (const float *)dy->data,
+                    (float *)dw->data));
+}
+
+cudl_status cudl_conv2d_backward_bias(cudl_context *ctx, const cudl_tensor *dy,
+                                      cudl_tensor *dbias) {
+  cudl_status status;
+  static const char *const dy_name = "dy";
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = cudl__check_tensors(ctx, __func__, &dy, &dy_name, 1);
+  if (status != CUDL_OK) return status;
+  if (dy->ndim != 4)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "dy has %d dimensions; convolution takes 4", dy->ndim);
+  status = check_bias(ctx, __func__, dbias, "dbias", dy->shape[1]);
+  if (status != CUDL_OK || dbias->numel == 0) return status;
+  if (dy->numel == 0) {
+    CUDL_DISPATCH(fill_f32, ctx->backend->fill_f32(ctx, (float *)dbias->data,
+                                                   dbias->numel, 0.0f));
+  }
+  CUDL_DISPATCH(channel_sum_f32,
+                ctx->backend->channel_sum_f32(
+                    ctx, (const float *)dy->data, (float *)dbias->data,
+                    dy->shape[0], dy->shape[1], dy->shape[2] * dy->shape[3]));
+}

@@ -1,0 +1,202 @@
+/* linear.c - validation and dispatch of fully connected layers: three
+ * matrix products and a bias, through the backend's gemm. */
+#include <limits.h>
+
+#include "core/internal.h"
+
+/* The rows of an [..., features] tensor: the product of its leading
+ * dimensions (not numel / features, which fails for features = 0). */
+static int64_t leading_rows(const cudl_tensor *t) {
+  int64_t rows = 1;
+  int i;
+  for (i = 0; i + 1 < t->ndim; ++i) rows *= t->shape[i];
+  return rows;
+}
+
+static int shares_storage(const cudl_tensor *a, const cudl_tensor *b) {
+  return a != NULL && b != NULL && a->storage != NULL &&
+         a->storage == b->storage;
+}
+
+/* a [..., a_last] and b [..., b_last] share their leading dimensions. */
+static cudl_status check_rows(cudl_context *ctx, const char *function,
+                              const cudl_tensor *a, const char *a_name,
+                              int64_t a_last, const cudl_tensor *b,
+                              const char *b_name, int64_t b_last) {
+  int i;
+  if (a->ndim < 1 || a->shape[a->ndim - 1] != a_last)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s's last dimension must be %lld", a_name,
+                      (long long)a_last);
+  if (b->ndim != a->ndim || b->shape[b->ndim - 1] != b_last)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have %s's leading dimensions and a last "
+                      "dimension of %lld",
+                      b_name, a_name, (long long)b_last);
+  for (i = 0; i + 1 < a->ndim; ++i)
+    if (a->shape[i] != b->shape[i])
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                        "%s and %s differ in dimension %d", a_name, b_name, i);
+  return CUDL_OK;
+}
+
+/* w is [OUT, IN] and the sizes fit the BLAS interfaces' int. */
+static cudl_status check_weight(cudl_context *ctx, const char *function,
+                                const cudl_tensor *w, int64_t rows) {
+  if (w->ndim != 2)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "w has %d dimensions; it must be [OUT, IN]", w->ndim);
+  if (w->shape[0] > INT_MAX || w->shape[1] > INT_MAX || rows > INT_MAX)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "a matrix dimension exceeds INT_MAX");
+  return CUDL_OK;
+}
+
+static cudl_status check_bias(cudl_context *ctx, const char *function,
+                              const cudl_tensor *bias, const char *name,
+                              int64_t out) {
+  cudl_status status = cudl__check_tensors(ctx, function, &bias, &name, 1);
+  if (status != CUDL_OK) return status;
+  if (bias->ndim != 1 || bias->shape[0] != out)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have shape [%lld]", name, (long long)out);
+  return CUDL_OK;
+}
+
+static cudl_status require(cudl_context *ctx, const char *function,
+                           int present) {
+  if (!present)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                      "no %s implementation", ctx->backend->name);
+  return CUDL_OK;
+}
+
+cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
+                                const cudl_tensor *w, const cudl_tensor *bias,
+                                cudl_tensor *y) {
+  const cudl_tensor *tensors[3];
+  static const char *const names[3] = {"x", "w", "y"};
+  const cudl_backend *be;
+  int64_t rows, in, out;
+  cudl_status status;
+  int i;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  be = ctx->backend;
+  tensors[0] = x;
+  tensors[1] = w;
+  tensors[2] = y;
+  for (i = 0; i < 3; ++i) {
+    status = cudl__check_tensors(ctx, __func__, &tensors[i], &names[i], 1);
+    if (status != CUDL_OK) return status;
+  }
+  rows = leading_rows(x);
+  status = check_weight(ctx, __func__, w, rows);
+  if (status != CUDL_OK) return status;
+  out = w->shape[0];
+  in = w->shape[1];
+  status = check_rows(ctx, __func__, x, "x", in, y, "y", out);
+  if (status == CUDL_OK && bias != NULL)
+    status = check_bias(ctx, __func__, bias, "bias", out);
+  if (status == CUDL_OK &&
+      (shares_storage(y, x) || shares_storage(y, w) || shares_storage(y, bias)))
+    status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "y shares storage with an input; it must not");
+  if (status == CUDL_OK) status = require(ctx, __func__, be->gemm_f32 != NULL);
+  if (status == CUDL_OK && bias != NULL)
+    status = require(ctx, __func__, be->bias_add_f32 != NULL);
+  if (status != CUDL_OK || y->numel == 0) return status;
+  if (in == 0) /* an empty product: y = bias, or 0 */
+    status = be->fill_f32(ctx, (float *)y->data, y->numel, 0.0f);
+  else
+    status =
+        be->gemm_f32(ctx, 0, 1, rows, out, in, 1.0f, (const float *)x->data, in,
+                     (const float *)w->data, in, 0.0f, (float *)y->data, out);
+  if (status == CUDL_OK && bias != NULL)
+    status = be->bias_add_f32(ctx, (float *)y->data, (const float *)bias->data,
+                              rows, out, 1);
+  return cudl__after_op(ctx, status);
+}
+
+cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
+                                 const cudl_tensor *w, const cudl_tensor *dy,
+                                 cudl_tensor *dx, cudl_tensor *dw,
+                                 cudl_tensor *dbias) {
+  const cudl_tensor *inputs[3], *outputs[3];
+  static const char *const input_names[3] = {"w", "dy", "x"};
+  static const char *const output_names[3] = {"dx", "dw", "dbias"};
+  const cudl_backend *be;
+  int64_t rows, in, out;
+  cudl_status status;
+  int i, j;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  be = ctx->backend;
+  inputs[0] = w;
+  inputs[1] = dy;
+  inputs[2] = x;
+  outputs[0] = dx;
+  outputs[1] = dw;
+  outputs[2] = dbias;
+  /* x is needed (and checked) only for dw. */
+  for (i = 0; i < (dw != NULL ? 3 : 2); ++i) {
+    status = cudl__check_tensors(ctx, __func__, &inputs[i], &input_names[i], 1);
+    if (status != CUDL_OK) return status;
+  }
+  for (i = 0; i < 3; ++i) {
+    if (outputs[i] == NULL) continue;
+    status =
+        cudl__check_tensors(ctx, __func__, &outputs[i], &output_names[i], 1);
+    if (status != CUDL_OK) return status;
+    for (j = 0; j < 3; ++j)
+      if (shares_storage(outputs[i], inputs[j]) ||
+          (j != i && shares_storage(outputs[i], outputs[j])))
+        return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                         "%s shares storage with another operand; it must "
+                         "not",
+                         output_names[i]);
+  }
+  rows = leading_rows(dy);
+  status = check_weight(ctx, __func__, w, rows);
+  if (status != CUDL_OK) return status;
+  out = w->shape[0];
+  in = w->shape[1];
+  if (dy->ndim < 1 || dy->shape[dy->ndim - 1] != out)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "dy's last dimension must be %lld",
+                     (long long)out);
+  if (dx != NULL)
+    status = check_rows(ctx, __func__, dy, "dy", out, dx, "dx", in);
+  if (status == CUDL_OK && dw != NULL)
+    status = check_rows(ctx, __func__, dy, "dy", out, x, "x", in);
+  if (status == CUDL_OK && dw != NULL &&
+      (dw->ndim != 2 || dw->shape[0] != out || dw->shape[1] != in))
+    status =
+        CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "dw must have w's shape [%lld, %lld]",
+                  (long long)out, (long long)in);
+  if (status == CUDL_OK && dbias != NULL)
+    status = check_bias(ctx, __func__, dbias, "dbias", out);
+  if (status == CUDL_OK && (dx != NULL || dw != NULL))
+    status = require(ctx, __func__, be->gemm_f32 != NULL);
+  if (status == CUDL_OK && dbias != NULL)
+    status = require(ctx, __func__, be->channel_sum_f32 != NULL);
+  if (status != CUDL_OK) return status;
+
+  /* dx[rows, in] = dy[rows, out] w[out, in] */
+  if (dx != NULL && dx->numel > 0)
+    status = out == 0 ? be->fill_f32(ctx, (float *)dx->data, dx->numel, 0.0f)
+                      : be->gemm_f32(ctx, 0, 0, rows, in, out, 1.0f,
+                                     (const float *)dy->data, out,
+                                     (const float *)w->data, in, 0.0f,
+                                     (float *)dx->data, in);
+  /* dw[out, in] = dy^T[out, rows] x[rows, in] */
+  if (status == CUDL_OK && dw != NULL && dw->numel > 0)
+    status = rows == 0 ? be->fill_f32(ctx, (float *)dw->data, dw->numel, 0.0f)
+                       : be->gemm_f32(ctx, 1, 0, out, in, rows, 1.0f,
+                                      (const float *)dy->data, out,
+                                      (const float *)x->data, in, 0.0f,
+                                      (float *)dw->data, in);
+  if (status == CUDL_OK && dbias != NULL && dbias->numel > 0)
+    status = rows == 0
+                 ? be->fill_f32(ctx, (float *)dbias->data, dbias->numel, 0.0f)
+                 : be->channel_sum_f32(ctx, (const float *)dy->data,
+                                       (float *)dbias->data, rows, out, 1);
+  return cudl__after_op(ctx, status);
+}

@@ -1,0 +1,51 @@
+/* cpu_gemm.c - matrix products through the BLAS (OpenBLAS), and the
+ * per-channel bias ops that go with linear and convolution layers. */
+#include <cblas.h>
+
+#include "cpu/cpu_ops.h"
+
+cudl_status cudl__cpu_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
+                               int64_t m, int64_t n, int64_t k, float alpha,
+                               const float *a, int64_t lda, const float *b,
+                               int64_t ldb, float beta, float *c, int64_t ldc) {
+  (void)ctx;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_bias_add_f32(cudl_context *ctx, float *y,
+                                   const float *bias, int64_t outer,
+                                   int64_t channels, int64_t inner) {
+  int64_t row, i;
+  (void)ctx;
+#pragma omp parallel for schedule(static) private( \
+    i) if (outer * channels * inner > 32768)
+  for (row = 0; row < outer * channels; ++row) {
+    float *yr = y + row * inner;
+    const float b = bias[row % channels];
+    for (i = 0; i < inner; ++i) yr[i] += b;
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_channel_sum_f32(cudl_context *ctx, const float *x,
+                                      float *out, int64_t outer,
+                                      int64_t channels, int64_t inner) {
+  int64_t c;
+  (void)ctx;
+  /* In double and in a fixed order per channel: deterministic whatever the
+   * thread count, and a reference for the CUDA kernel. */
+#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
+  for (c = 0; c < channels; ++c) {
+    double sum = 0.0;
+    int64_t o, i;
+    for (o = 0; o < outer; ++o) {
+      const float *xr = x + (o * channels + c) * inner;
+      for (i = 0; i < inner; ++i) sum += xr[i];
+    }
+    out[c] = (float)sum;
+  }
+  return CUDL_OK;
+}

@@ -1,0 +1,61 @@
+/*
+ * cuda_gemm.c - the CUDA backend's matrix product (cuBLAS) and the
+ * per-channel bias kernels that go with linear and convolution layers.
+ *
+ * cuBLAS is column-major; cudl's matrices are row-major. A row-major
+ * matrix M with row stride ld is, read column-major with the same ld, M^T.
+ * So the row-major product C = op(A) op(B) is computed as the column-major
+ * C^T = op(B)^T op(A)^T: the operands swap places (B first), m and n swap,
+ * and each keeps its own transpose flag and leading dimension.
+ *
+ * Precision: in full f32 (CUBLAS_COMPUTE_32F_PEDANTIC, and the handle in
+ * CUBLAS_PEDANTIC_MATH, which also rules out NVIDIA_TF32_OVERRIDE and any
+ * reduced-precision emulation) unless the context allows TF32
+ * (CUBLAS_COMPUTE_32F_FAST_TF32 and CUBLAS_TF32_TENSOR_OP_MATH). The math
+ * mode is set on every call, so a change of ctx->allow_tf32 takes effect
+ * at once. cuBLAS's GEMMs on one stream are deterministic run to run on
+ * the same GPU model (no atomics unless cublasSetAtomicsMode allows them,
+ * which cudl never does).
+ */
+#include "cuda/cuda_internal.h"
+#include "kernels/bias_kernels.h"
+
+cudl_status cudl__cuda_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
+                                int64_t m, int64_t n, int64_t k, float alpha,
+                                const float *a, int64_t lda, const float *b,
+                                int64_t ldb, float beta, float *c,
+                                int64_t ldc) {
+  const int tf32 = ctx->allow_tf32;
+  CUDA_ENTER(ctx, s);
+  CUDL_CUBLAS_TRY(ctx,
+                  cublasSetMathMode(s->cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                    : CUBLAS_PEDANTIC_MATH));
+  /* m, n, k and the strides are at most INT_MAX (src/core/linear.c). */
+  CUDL_CUBLAS_TRY(
+      ctx, cublasGemmEx(s->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                        trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m,
+                        (int)k, &alpha, b, CUDA_R_32F, (int)ldb, a, CUDA_R_32F,
+                        (int)lda, &beta, c, CUDA_R_32F, (int)ldc,
+                        tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                             : CUBLAS_COMPUTE_32F_PEDANTIC,
+                        CUBLAS_GEMM_DEFAULT));
+  return CUDL_OK;
+}
+
+cudl_status cudl__cuda_bias_add_f32(cudl_context *ctx, float *y,
+                                    const float *bias, int64_t outer,
+                                    int64_t channels, int64_t inner) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_bias_add(s->stream, y, bias, outer, channels, inner));
+  return CUDL_OK;
+}
+
+cudl_status cudl__cuda_channel_sum_f32(cudl_context *ctx, const float *x,
+                                       float *out, int64_t outer,
+                                       int64_t channels, int64_t inner) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudl_launch_channel_sum(s->stream, x, out, outer, channels, inner));
+  return CUDL_OK;
+}
