@@ -12,8 +12,7 @@ packages=(
   gcc g++ make     # C99 library, C++17 tests
   pkg-config       # the install test builds a consumer with pkg-config
   libjansson-dev   # strict JSON parser (exact integers) for safetensors headers
-  libopenblas-dev  # the CPU backend's sgemm (linear layers)
-  libdnnl-dev      # oneDNN: the CPU backend's convolutions
+  libdnnl-dev      # oneDNN: the CPU backend's convolutions and sgemm
   libgtest-dev     # GoogleTest (also ships its sources in /usr/src/googletest)
   clang            # libFuzzer builds (CUDL_FUZZ=ON)
   libclang-rt-dev  # clang's sanitizer and libFuzzer runtimes

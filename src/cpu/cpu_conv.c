@@ -16,71 +16,9 @@
  * come from the same workspace (scratchpad mode user), so a steady-state
  * call allocates nothing.
  */
-#include <oneapi/dnnl/dnnl.h>
 #include <string.h>
 
-#include "cpu/cpu_ops.h"
-
-void cudl__cpu_dnnl_release(cudl_cpu_state *state) {
-  if (state->dnnl_stream != NULL) dnnl_stream_destroy(state->dnnl_stream);
-  if (state->dnnl_engine != NULL) dnnl_engine_destroy(state->dnnl_engine);
-  state->dnnl_stream = NULL;
-  state->dnnl_engine = NULL;
-}
-
-static const char *dnnl_status_text(dnnl_status_t s) {
-  switch (s) {
-    case dnnl_success:
-      return "success";
-    case dnnl_out_of_memory:
-      return "out of memory";
-    case dnnl_invalid_arguments:
-      return "invalid arguments";
-    case dnnl_unimplemented:
-      return "no implementation for these parameters";
-    case dnnl_iterator_ends:
-      return "iterator ends";
-    case dnnl_runtime_error:
-      return "runtime error";
-    case dnnl_not_required:
-      return "not required";
-  }
-  return "unknown status";
-}
-
-static cudl_status dnnl_fail(cudl_context *ctx, dnnl_status_t s,
-                             const char *call, int line) {
-  cudl_status status = s == dnnl_out_of_memory   ? CUDL_ERR_OUT_OF_MEMORY
-                       : s == dnnl_unimplemented ? CUDL_ERR_UNSUPPORTED
-                                                 : CUDL_ERR_INTERNAL;
-  return cudl__fail(ctx, status, "cpu conv2d", "%s failed at %s:%d: %s", call,
-                    __FILE__, line, dnnl_status_text(s));
-}
-
-/* Inside a function with `ctx`, `status` and a `done:` label. */
-#define DNNL_TRY(call)                                   \
-  do {                                                   \
-    dnnl_status_t dnnl_s_ = (call);                      \
-    if (dnnl_s_ != dnnl_success) {                       \
-      status = dnnl_fail(ctx, dnnl_s_, #call, __LINE__); \
-      goto done;                                         \
-    }                                                    \
-  } while (0)
-
-/* The context's state, with its oneDNN engine and stream made. */
-static cudl_status get_dnnl(cudl_context *ctx, cudl_cpu_state **out) {
-  cudl_cpu_state *state = NULL;
-  cudl_status status = cudl__cpu_state(ctx, &state);
-  if (status != CUDL_OK) return status;
-  if (state->dnnl_engine == NULL)
-    DNNL_TRY(dnnl_engine_create(&state->dnnl_engine, dnnl_cpu, 0));
-  if (state->dnnl_stream == NULL)
-    DNNL_TRY(dnnl_stream_create(&state->dnnl_stream, state->dnnl_engine,
-                                dnnl_stream_default_flags));
-  *out = state;
-done:
-  return status;
-}
+#include "cpu/cpu_dnnl.h"
 
 /* One tensor of a convolution: cudl's plain layout and memory, the layout
  * the primitive wants, and (when they differ) a buffer in the workspace. */
@@ -213,7 +151,7 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   cudl_status status;
 
   memset(ops, 0, sizeof ops);
-  status = get_dnnl(ctx, &dnnl);
+  status = cudl__cpu_dnnl(ctx, &dnnl);
   if (status == CUDL_OK) status = make_descs(ctx, g, &d);
   if (status != CUDL_OK) return status;
   DNNL_TRY(dnnl_primitive_attr_create(&attr));

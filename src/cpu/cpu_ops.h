@@ -95,7 +95,7 @@ typedef struct cudl_cpu_state {
   cudl_allocator allocator; /* allocated this object and the workspace */
   void *workspace;
   size_t workspace_size;
-  struct dnnl_engine *dnnl_engine; /* made by cpu_conv.c on first use */
+  struct dnnl_engine *dnnl_engine; /* made on first use (cpu_dnnl.c) */
   struct dnnl_stream *dnnl_stream;
 } cudl_cpu_state;
 
@@ -104,7 +104,7 @@ cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out);
 /* *ptr = the context's workspace, grown to at least nbytes. Its contents
  * are undefined; a call must not hold it across another op. */
 cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr);
-/* Release the oneDNN objects in state (cpu_conv.c). */
+/* Release the oneDNN objects in state (cpu_dnnl.c). */
 void cudl__cpu_dnnl_release(cudl_cpu_state *state);
 
 cudl_status cudl__cpu_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
