@@ -69,9 +69,7 @@ struct Activation<CUDL_ACTIVATION_ELU> {
   }
 };
 
-__host__ __device__ inline bool aligned16(const void *p) {
-  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
-}
+
 
 template <int Kind>
 __global__ void forward_kernel(const float *x, float *y, int64_t n, float alpha,
@@ -125,7 +123,7 @@ __global__ void backward_kernel(const float *saved, const float *dy, float *dx,
 template <int Kind>
 void launch_forward(cudaStream_t stream, float alpha, const float *x, float *y,
                     int64_t n) {
-  const bool vec = aligned16(x) && aligned16(y);
+  const bool vec = cudl_aligned16(x) && cudl_aligned16(y);
   forward_kernel<Kind>
       <<<cudl_grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0, stream>>>(
           x, y, n, alpha, vec);
@@ -134,7 +132,7 @@ void launch_forward(cudaStream_t stream, float alpha, const float *x, float *y,
 template <int Kind>
 void launch_backward(cudaStream_t stream, float alpha, const float *saved,
                      const float *dy, float *dx, int64_t n) {
-  const bool vec = aligned16(saved) && aligned16(dy) && aligned16(dx);
+  const bool vec = cudl_aligned16(saved) && cudl_aligned16(dy) && cudl_aligned16(dx);
   backward_kernel<Kind>
       <<<cudl_grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0, stream>>>(
           saved, dy, dx, n, alpha, vec);

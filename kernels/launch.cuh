@@ -19,6 +19,12 @@ static inline unsigned cudl_grid_for(int64_t work) {
   return (unsigned)blocks;
 }
 
+/* True when p may be read as float4 (16-byte aligned). Tensor storage from
+ * the pool always is; the check keeps kernels right for any pointer. */
+static inline bool cudl_aligned16(const void *p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
+
 /* First index and stride of a grid-stride loop, in 64 bits. */
 #define CUDL_GRID_START ((int64_t)blockIdx.x * blockDim.x + threadIdx.x)
 #define CUDL_GRID_STRIDE ((int64_t)gridDim.x * blockDim.x)
