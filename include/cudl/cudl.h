@@ -24,5 +24,6 @@
 #include "cudl/elementwise.h"
 #include "cudl/conv.h"
 #include "cudl/linear.h"
+#include "cudl/nn.h"
 
 #endif /* CUDL_CUDL_H */

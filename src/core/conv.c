@@ -118,11 +118,6 @@ cudl_status cudl_conv2d_output_shape(const cudl_conv2d_desc *desc,
   return CUDL_OK;
 }
 
-static int shares_storage(const cudl_tensor *a, const cudl_tensor *b) {
-  return a != NULL && b != NULL && a->storage != NULL &&
-         a->storage == b->storage;
-}
-
 /* Each tensor non-NULL, of ctx, f32 and 4-D; `out` (the tensor written)
  * shares no storage with the others. */
 static cudl_status check_operands(cudl_context *ctx, const char *function,
@@ -148,7 +143,7 @@ static cudl_status check_operands(cudl_context *ctx, const char *function,
                         "%s has %d dimensions; convolution takes 4", names[i],
                         tensors[i]->ndim);
   }
-  if (shares_storage(out, in1) || shares_storage(out, in2))
+  if (cudl__tensors_overlap(out, in1) || cudl__tensors_overlap(out, in2))
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "%s shares storage with an input; it must not", out_name);
   return CUDL_OK;
@@ -191,7 +186,7 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
   if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
   if (status == CUDL_OK && bias != NULL)
     status = check_bias(ctx, __func__, bias, "bias", g.k);
-  if (status == CUDL_OK && shares_storage(y, bias))
+  if (status == CUDL_OK && cudl__tensors_overlap(y, bias))
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with bias; it must not");
   if (status != CUDL_OK || g.n == 0) return status;

@@ -95,6 +95,16 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
                               cudl_dtype dtype, int ndim, const int64_t *shape,
                               int64_t *numel, size_t *nbytes);
 
+/* Internal views (the model graph's parameter arenas, partial batches): a
+ * tensor of `shape` on src's storage starting `offset` elements into src's
+ * data. The range must lie inside src (CUDL_ERR_SHAPE otherwise). Released
+ * with cudl_tensor_destroy like any view. */
+cudl_status cudl__tensor_view(const cudl_tensor *src, int64_t offset, int ndim,
+                              const int64_t *shape, cudl_tensor **out);
+
+/* 1 when a and b (either may be NULL) share bytes of one storage. */
+int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
+
 /* The checks every operator makes of its tensors: non-NULL, of ctx, f32,
  * and all of the first one's shape. names[i] labels tensors[i] in the
  * message. CUDL_ERR_INVALID_ARGUMENT for a NULL ctx, without a message. */

@@ -13,11 +13,6 @@ static int64_t leading_rows(const cudl_tensor *t) {
   return rows;
 }
 
-static int shares_storage(const cudl_tensor *a, const cudl_tensor *b) {
-  return a != NULL && b != NULL && a->storage != NULL &&
-         a->storage == b->storage;
-}
-
 /* a [..., a_last] and b [..., b_last] share their leading dimensions. */
 static cudl_status check_rows(cudl_context *ctx, const char *function,
                               const cudl_tensor *a, const char *a_name,
@@ -98,7 +93,7 @@ cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
   if (status == CUDL_OK && bias != NULL)
     status = check_bias(ctx, __func__, bias, "bias", out);
   if (status == CUDL_OK &&
-      (shares_storage(y, x) || shares_storage(y, w) || shares_storage(y, bias)))
+      (cudl__tensors_overlap(y, x) || cudl__tensors_overlap(y, w) || cudl__tensors_overlap(y, bias)))
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with an input; it must not");
   if (status == CUDL_OK) status = require(ctx, __func__, be->gemm_f32 != NULL);
@@ -147,8 +142,8 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
         cudl__check_tensors(ctx, __func__, &outputs[i], &output_names[i], 1);
     if (status != CUDL_OK) return status;
     for (j = 0; j < 3; ++j)
-      if (shares_storage(outputs[i], inputs[j]) ||
-          (j != i && shares_storage(outputs[i], outputs[j])))
+      if (cudl__tensors_overlap(outputs[i], inputs[j]) ||
+          (j != i && cudl__tensors_overlap(outputs[i], outputs[j])))
         return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                          "%s shares storage with another operand; it must "
                          "not",

@@ -146,10 +146,11 @@ void cudl_tensor_destroy(cudl_tensor *t) {
   cudl__host_free(&allocator, t, sizeof *t);
 }
 
-/* A new handle on src's storage with the given (already checked) shape. */
-static cudl_status make_view(const cudl_tensor *src, const char *function,
-                             int ndim, const int64_t *shape,
-                             cudl_tensor **out) {
+/* A new handle on src's storage with the given (already checked) shape,
+ * starting `offset` elements into src's data, numel elements long. */
+static cudl_status make_view_at(const cudl_tensor *src, const char *function,
+                                int64_t offset, int64_t numel, int ndim,
+                                const int64_t *shape, cudl_tensor **out) {
   cudl_context *ctx = src->ctx;
   cudl_tensor *t = (cudl_tensor *)cudl__host_alloc(&ctx->allocator, sizeof *t,
                                                    sizeof(void *));
@@ -162,13 +163,48 @@ static cudl_status make_view(const cudl_tensor *src, const char *function,
   t->dtype = src->dtype;
   t->ndim = ndim;
   if (ndim > 0) memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
-  t->numel = src->numel;
-  t->nbytes = src->nbytes;
-  t->storage = src->storage;
-  t->data = src->data;
-  if (t->storage != NULL) ++t->storage->refs;
+  t->numel = numel;
+  t->nbytes = (size_t)numel * cudl_dtype_size(src->dtype);
+  if (t->nbytes > 0) {
+    t->storage = src->storage;
+    t->data = (char *)src->data + (size_t)offset * cudl_dtype_size(src->dtype);
+    ++t->storage->refs;
+  }
   *out = t;
   return CUDL_OK;
+}
+
+static cudl_status make_view(const cudl_tensor *src, const char *function,
+                             int ndim, const int64_t *shape,
+                             cudl_tensor **out) {
+  return make_view_at(src, function, 0, src->numel, ndim, shape, out);
+}
+
+cudl_status cudl__tensor_view(const cudl_tensor *src, int64_t offset, int ndim,
+                              const int64_t *shape, cudl_tensor **out) {
+  int64_t numel;
+  size_t nbytes;
+  cudl_status status;
+  *out = NULL;
+  status = cudl__shape_check(src->ctx, __func__, src->dtype, ndim, shape,
+                             &numel, &nbytes);
+  if (status != CUDL_OK) return status;
+  if (offset < 0 || offset > src->numel || numel > src->numel - offset)
+    return cudl__fail(src->ctx, CUDL_ERR_SHAPE, __func__,
+                      "a view of %lld elements at %lld does not fit in %lld",
+                      (long long)numel, (long long)offset,
+                      (long long)src->numel);
+  return make_view_at(src, __func__, offset, numel, ndim, shape, out);
+}
+
+int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
+  const char *a0, *b0;
+  if (a == NULL || b == NULL || a->storage == NULL ||
+      a->storage != b->storage)
+    return 0;
+  a0 = (const char *)a->data;
+  b0 = (const char *)b->data;
+  return a0 < b0 + b->nbytes && b0 < a0 + a->nbytes;
 }
 
 cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,

@@ -1,0 +1,254 @@
+/*
+ * cudl/nn.h - networks as graphs of layers: build, compile for a batch
+ * size, run forward and backward, read and write parameters by name.
+ *
+ * A model is a directed acyclic graph with one input (images [N, C, H, W]
+ * or features [N, F]) and one output node whose value goes to a loss.
+ * Nodes are numbered in the order they are added; a layer's inputs must
+ * already exist, so that order is a topological order and forward runs it
+ * front to back, backward back to front. Layers with parameters take a name
+ * and their parameters are called as PyTorch's state_dict calls them:
+ * "<name>.weight", "<name>.bias", and for batch norm also
+ * "<name>.running_mean" and "<name>.running_var". Use PyTorch's module
+ * paths as names ("conv1", "layer1.0.bn2", "fc") and a cudl checkpoint is a
+ * PyTorch state_dict.
+ *
+ * Memory, planned once by cudl_model_compile: all trainable parameters live
+ * in one arena tensor and their gradients in another of the same layout
+ * (so an optimizer updates the whole model in one pass; cudl/optim.h), the
+ * batch-norm running statistics in a third. Every node's output is kept for
+ * backward; gradient buffers are shared between nodes whose gradients are
+ * never alive at the same time.
+ *
+ * Building returns statuses like every call: an invalid layer (unknown
+ * input node, a shape the layer cannot take, a duplicate name) is rejected
+ * when it is added, with the reason in the context's last error, and the
+ * model stays usable. Adding layers after compiling is an error.
+ */
+#ifndef CUDL_NN_H
+#define CUDL_NN_H
+
+#include <stdint.h>
+
+#include "cudl/context.h"
+#include "cudl/conv.h"
+#include "cudl/export.h"
+#include "cudl/loss.h"
+#include "cudl/pooling.h"
+#include "cudl/status.h"
+#include "cudl/tensor.h"
+
+CUDL_EXTERN_C_BEGIN
+
+typedef struct cudl_model cudl_model;
+
+/** Elementwise activations a layer can apply. */
+typedef enum cudl_activation_type {
+  CUDL_ACT_SIGMOID = 0,
+  CUDL_ACT_TANH = 1,
+  CUDL_ACT_RELU = 2,
+  CUDL_ACT_LEAKY_RELU = 3, /**< alpha: the negative slope */
+  CUDL_ACT_ELU = 4         /**< alpha: the saturation value */
+} cudl_activation_type;
+
+/** The loss applied to the output node. */
+typedef enum cudl_model_loss {
+  /** Softmax cross-entropy on logits [N, K] against i32 labels [N]. */
+  CUDL_MODEL_LOSS_CROSS_ENTROPY = 0,
+  /** Mean squared error against f32 targets of the output's shape. */
+  CUDL_MODEL_LOSS_MSE = 1,
+  /** Binary cross-entropy on logits against f32 targets in [0, 1]. */
+  CUDL_MODEL_LOSS_BCE_WITH_LOGITS = 2
+} cudl_model_loss;
+
+/**
+ * A model whose input has the per-sample shape `input_shape` (input_ndim
+ * 1 to 3 dimensions: [F], or [C, H, W] for images; [H, W] is taken as
+ * [1, H, W]). The input is node 0. On failure *out is NULL.
+ */
+CUDL_API cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
+                                       const int64_t *input_shape,
+                                       cudl_model **out);
+
+/** Release the model, its tensors and arenas. NULL is a no-op. */
+CUDL_API void cudl_model_destroy(cudl_model *model);
+
+/* ---- layers: each writes the new node's number to *node ---- */
+
+/** 2-D convolution with out_channels filters of kernel_h x kernel_w; bias
+ *  optional. Parameters "<name>.weight" [K, C/groups, R, S] and
+ *  "<name>.bias" [K]. */
+CUDL_API cudl_status cudl_model_add_conv2d(cudl_model *model, int input,
+                                           const char *name,
+                                           int64_t out_channels, int kernel_h,
+                                           int kernel_w,
+                                           const cudl_conv2d_desc *desc,
+                                           int bias, int *node);
+
+/** Fully connected: the input is flattened per sample ([N, ...] ->
+ *  [N, features]). Parameters "<name>.weight" [out, in], "<name>.bias". */
+CUDL_API cudl_status cudl_model_add_linear(cudl_model *model, int input,
+                                           const char *name,
+                                           int64_t out_features, int bias,
+                                           int *node);
+
+/** Batch normalisation per channel (4-D input) or per feature (2-D),
+ *  with PyTorch's momentum (0.1) and eps (1e-5) unless given otherwise.
+ *  Parameters "<name>.weight" (gamma), "<name>.bias" (beta); buffers
+ *  "<name>.running_mean", "<name>.running_var". */
+CUDL_API cudl_status cudl_model_add_batchnorm(cudl_model *model, int input,
+                                              const char *name, float momentum,
+                                              float eps, int *node);
+
+/** An elementwise activation (alpha for leaky ReLU and ELU). */
+CUDL_API cudl_status cudl_model_add_activation(cudl_model *model, int input,
+                                               cudl_activation_type type,
+                                               float alpha, int *node);
+
+/** PReLU with a learnable slope, one per channel (per_channel nonzero) or
+ *  one shared, initialised to init_slope (PyTorch: 0.25). Parameter
+ *  "<name>.weight". */
+CUDL_API cudl_status cudl_model_add_prelu(cudl_model *model, int input,
+                                          const char *name, int per_channel,
+                                          float init_slope, int *node);
+
+/** RReLU: slopes drawn from U(lower, upper) in training, (lower + upper)/2
+ *  in evaluation. */
+CUDL_API cudl_status cudl_model_add_rrelu(cudl_model *model, int input,
+                                          float lower, float upper, int *node);
+
+/** Inverted dropout with drop probability p in [0, 1]. */
+CUDL_API cudl_status cudl_model_add_dropout(cudl_model *model, int input,
+                                            float p, int *node);
+
+/** Max (is_max nonzero) or average pooling over a 4-D input. */
+CUDL_API cudl_status cudl_model_add_pool2d(cudl_model *model, int input,
+                                           int is_max,
+                                           const cudl_pool2d_desc *desc,
+                                           int *node);
+
+/** Global average pooling: [N, C, H, W] -> [N, C, 1, 1]. */
+CUDL_API cudl_status cudl_model_add_global_avg_pool(cudl_model *model,
+                                                    int input, int *node);
+
+/** Flatten per sample: [N, ...] -> [N, features] (a view, no copy). */
+CUDL_API cudl_status cudl_model_add_flatten(cudl_model *model, int input,
+                                            int *node);
+
+/** Elementwise sum of two nodes of the same shape (residual connections). */
+CUDL_API cudl_status cudl_model_add_add(cudl_model *model, int a, int b,
+                                        int *node);
+
+/** Make `output` the node the loss is computed on. Required before
+ *  compiling. */
+CUDL_API cudl_status cudl_model_set_output(cudl_model *model, int output,
+                                           cudl_model_loss loss);
+
+/* ---- compiling and parameters ---- */
+
+/**
+ * Plan memory for batches of up to max_batch samples and allocate it:
+ * the parameter, gradient and buffer arenas and the nodes' buffers.
+ * Parameters start at zero and batch-norm's gamma and running variance at
+ * one; call cudl_model_init to initialise them. Layers cannot be added
+ * afterwards.
+ */
+CUDL_API cudl_status cudl_model_compile(cudl_model *model, int64_t max_batch);
+
+/** Weight initialisation schemes (cudl_model_init). fan_in = C/groups*R*S
+ *  for convolutions and IN for linear layers; fan_out = K*R*S/groups or
+ *  OUT. */
+typedef enum cudl_init_scheme {
+  /** N(0, 2/fan_in) (He et al., for ReLU networks); biases 0. */
+  CUDL_INIT_KAIMING_NORMAL = 0,
+  /** U(-b, b), b = sqrt(6/fan_in); biases 0. */
+  CUDL_INIT_KAIMING_UNIFORM = 1,
+  /** N(0, 2/(fan_in + fan_out)) (Glorot and Bengio); biases 0. */
+  CUDL_INIT_XAVIER_NORMAL = 2,
+  /** U(-b, b), b = sqrt(6/(fan_in + fan_out)); biases 0. */
+  CUDL_INIT_XAVIER_UNIFORM = 3,
+  /** PyTorch's default for Conv2d and Linear: weights and biases
+   *  U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+  CUDL_INIT_PYTORCH_DEFAULT = 4,
+  /** Every weight and bias 0: allowed, to show why it fails (the hidden
+   *  units of a layer receive identical gradients and stay identical). */
+  CUDL_INIT_ZEROS = 5
+} cudl_init_scheme;
+
+/**
+ * Initialise every convolution and linear layer's weights and biases by
+ * `scheme`, drawing from the context's Philox generator in node order (so a
+ * seed gives the same model on every device); batch norm gets gamma 1,
+ * beta 0, running mean 0 and running variance 1; PReLU slopes their initial
+ * value. Requires a compiled model.
+ */
+CUDL_API cudl_status cudl_model_init(cudl_model *model,
+                                     cudl_init_scheme scheme);
+
+/** Number of named tensors: trainable parameters, then buffers. */
+CUDL_API int cudl_model_param_count(const cudl_model *model);
+/** Name of tensor `index` (NULL when out of range); *trainable (may be
+ *  NULL) is 1 for parameters, 0 for batch-norm buffers. */
+CUDL_API const char *cudl_model_param_name(const cudl_model *model, int index,
+                                           int *trainable);
+/** The tensor called `name`, or NULL (compiled models only). It is a view
+ *  into the model's arena: reading and writing it reads and writes the
+ *  model. Owned by the model. */
+CUDL_API cudl_tensor *cudl_model_param(cudl_model *model, const char *name);
+/** The gradient of trainable parameter `name` (same layout), or NULL. */
+CUDL_API cudl_tensor *cudl_model_grad(cudl_model *model, const char *name);
+/** The whole parameter and gradient arenas ([P] each) for an optimizer,
+ *  and the number of trainable scalars P. NULL before compiling. */
+CUDL_API cudl_tensor *cudl_model_params(cudl_model *model);
+CUDL_API cudl_tensor *cudl_model_grads(cudl_model *model);
+
+/* ---- running ---- */
+
+/** Training mode (batch statistics, dropout and RReLU draws; the default)
+ *  or evaluation mode (running statistics, identity dropout, fixed RReLU
+ *  slope). */
+CUDL_API cudl_status cudl_model_set_training(cudl_model *model, int training);
+
+/**
+ * Forward on a batch: x is [rows, input shape...] with rows <= max_batch,
+ * on the model's device; target is i32 labels [rows] for cross-entropy and
+ * f32 of the output's shape for the others (may be NULL: no loss, *loss
+ * untouched). *loss (may be NULL) receives the mean loss over the batch;
+ * reading it waits for the device. The output stays readable through
+ * cudl_model_output until the next forward.
+ */
+CUDL_API cudl_status cudl_model_forward(cudl_model *model, const cudl_tensor *x,
+                                        const cudl_tensor *target, float *loss);
+
+/**
+ * Backward from the loss of the last forward (which must have had a
+ * target): writes every parameter's gradient into the gradient arena
+ * (overwriting, not accumulating).
+ */
+CUDL_API cudl_status cudl_model_backward(cudl_model *model);
+
+/** The output node's values of the last forward: a view [rows, ...],
+ *  owned by the model, valid until the next forward. */
+CUDL_API const cudl_tensor *cudl_model_output(cudl_model *model);
+
+/** Number of nodes (0 for NULL) and the per-sample output shape of node
+ *  `node` (written to shape, up to 3 dimensions; returns ndim, -1 when
+ *  out of range). */
+CUDL_API int cudl_model_node_count(const cudl_model *model);
+CUDL_API int cudl_model_node_shape(const cudl_model *model, int node,
+                                   int64_t shape[3]);
+
+/** A node's output of the last forward ([rows, ...] view, owned by the
+ *  model), e.g. to look at hidden units; NULL when out of range or before
+ *  a forward. */
+CUDL_API const cudl_tensor *cudl_model_node_output(cudl_model *model, int node);
+
+/** The first node (in forward order) whose output of the last forward
+ *  holds a NaN or an infinity, or -1: for reporting where training
+ *  diverged. Copies outputs to the host (slow; for error paths). */
+CUDL_API cudl_status cudl_model_first_nonfinite(cudl_model *model, int *node,
+                                                const char **description);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_NN_H */

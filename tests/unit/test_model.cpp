@@ -1,0 +1,463 @@
+// Tests of the model graph (cudl/nn.h): building and shape inference,
+// compiling, parameter names and arenas, forward/backward against central
+// finite differences through whole graphs (convolution, batch norm, PReLU,
+// pooling, residual add, flatten, linear, dropout, RReLU), partial batches,
+// and the textbook experiments: XOR learned by an MLP, and zero
+// initialisation leaving hidden units identical.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::HasSubstr;
+
+class ModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK);
+  }
+  void TearDown() override {
+    for (cudl_tensor *t : tensors_) cudl_tensor_destroy(t);
+    for (cudl_model *m : models_) cudl_model_destroy(m);
+    cudl_context_destroy(ctx_);
+  }
+  cudl_tensor *Tensor(std::vector<int64_t> shape,
+                      cudl_dtype dtype = CUDL_DTYPE_F32) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx_, dtype, (int)shape.size(), shape.data(),
+                                 &t),
+              CUDL_OK);
+    tensors_.push_back(t);
+    return t;
+  }
+  cudl_model *Model(std::vector<int64_t> input) {
+    cudl_model *m = nullptr;
+    EXPECT_EQ(cudl_model_create(ctx_, (int)input.size(), input.data(), &m),
+              CUDL_OK);
+    models_.push_back(m);
+    return m;
+  }
+  static std::vector<float> Host(const cudl_tensor *t) {
+    std::vector<float> v(cudl_tensor_numel(t));
+    EXPECT_EQ(cudl_tensor_copy_to_host(t, v.data(), v.size() * sizeof(float)),
+              CUDL_OK);
+    return v;
+  }
+  static void Set(cudl_tensor *t, const std::vector<float> &v) {
+    ASSERT_EQ(cudl_tensor_copy_from_host(t, v.data(), v.size() * sizeof(float)),
+              CUDL_OK);
+  }
+  std::string Error() const { return cudl_context_last_error(ctx_); }
+
+  // Compare the model's gradients with central differences of its loss
+  // on every trainable parameter element (every 7th of large tensors);
+  // returns how many were checked. Dropout and RReLU draw from the
+  // context's generator, so its state is reset before every forward to
+  // keep their masks fixed.
+  int CheckGradients(cudl_model *m, cudl_tensor *x, cudl_tensor *labels) {
+  uint64_t seed = 0, offset = 0;
+  EXPECT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  auto loss_at = [&]() {
+    float loss = 0.0f;
+    EXPECT_EQ(cudl_context_set_rng_state(ctx_, seed, offset), CUDL_OK);
+    EXPECT_EQ(cudl_model_forward(m, x, labels, &loss), CUDL_OK) << Error();
+    return (double)loss;
+  };
+  const double base = loss_at();
+  EXPECT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+  // The running statistics moved during those forwards; restore nothing:
+  // they do not enter the training-mode loss.
+  const std::vector<float> grads = Host(cudl_model_grads(m));
+  cudl_tensor *params = cudl_model_params(m);
+  std::vector<float> p0 = Host(params);
+  const float h = 1e-2f;
+  int checked = 0;
+  for (int i = 0; i < cudl_model_param_count(m); ++i) {
+    int trainable = 0;
+    const char *name = cudl_model_param_name(m, i, &trainable);
+    if (!trainable) continue;
+    cudl_tensor *view = cudl_model_param(m, name);
+    const int64_t offset_floats =
+        (static_cast<const float *>(cudl_tensor_data(view)) -
+         static_cast<const float *>(cudl_tensor_data(params)));
+    const int64_t n = cudl_tensor_numel(view);
+    for (int64_t j = 0; j < n; j += (n > 40 ? 7 : 1)) {
+      std::vector<float> p = p0;
+      p[offset_floats + j] = p0[offset_floats + j] + h;
+      Set(params, p);
+      const double up = loss_at();
+      p[offset_floats + j] = p0[offset_floats + j] - h;
+      Set(params, p);
+      const double down = loss_at();
+      const double fd = (up - down) / (2.0 * h);
+      const double g = grads[offset_floats + j];
+      EXPECT_NEAR(g, fd, 2e-3 + 2e-2 * std::fabs(fd))
+          << name << "[" << j << "], loss " << base;
+      ++checked;
+    }
+  }
+  Set(params, p0);
+    return checked;
+  }
+
+  cudl_context *ctx_ = nullptr;
+  std::vector<cudl_tensor *> tensors_;
+  std::vector<cudl_model *> models_;
+};
+
+cudl_conv2d_desc Conv(int stride, int pad) {
+  cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
+  d.stride_h = d.stride_w = stride;
+  d.pad_h = d.pad_w = pad;
+  return d;
+}
+
+TEST_F(ModelTest, ShapesAndParameterNamesFollowPyTorch) {
+  cudl_model *m = Model({3, 32, 32});
+  int conv1, bn1, relu, pool, gap, flat, fc;
+  const cudl_conv2d_desc d = Conv(1, 1);
+  ASSERT_EQ(cudl_model_add_conv2d(m, 0, "conv1", 16, 3, 3, &d, 0, &conv1),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_batchnorm(m, conv1, "bn1", 0.1f, 1e-5f, &bn1),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, bn1, CUDL_ACT_RELU, 0.0f, &relu),
+            CUDL_OK);
+  cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0};
+  ASSERT_EQ(cudl_model_add_pool2d(m, relu, 1, &p, &pool), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_global_avg_pool(m, pool, &gap), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_flatten(m, gap, &flat), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, flat, "fc", 10, 1, &fc), CUDL_OK);
+  int64_t shape[3];
+  ASSERT_EQ(cudl_model_node_shape(m, pool, shape), 3);
+  EXPECT_EQ(shape[0], 16);
+  EXPECT_EQ(shape[1], 16);
+  EXPECT_EQ(shape[2], 16);
+  ASSERT_EQ(cudl_model_node_shape(m, flat, shape), 1);
+  EXPECT_EQ(shape[0], 16);
+  ASSERT_EQ(cudl_model_set_output(m, fc, CUDL_MODEL_LOSS_CROSS_ENTROPY),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 8), CUDL_OK);
+
+  const char *expected[] = {"conv1.weight",     "bn1.weight", "bn1.bias",
+                            "fc.weight",        "fc.bias",    "bn1.running_mean",
+                            "bn1.running_var"};
+  ASSERT_EQ(cudl_model_param_count(m), 7);
+  for (int i = 0; i < 7; ++i) {
+    int trainable = -1;
+    const char *name = cudl_model_param_name(m, i, &trainable);
+    ASSERT_NE(name, nullptr);
+    EXPECT_STREQ(name, expected[i]);
+    EXPECT_EQ(trainable, i < 5 ? 1 : 0) << name;
+  }
+  EXPECT_EQ(cudl_model_param_name(m, 7, nullptr), nullptr);
+  cudl_tensor *w = cudl_model_param(m, "conv1.weight");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(cudl_tensor_dim(w, 0), 16);
+  EXPECT_EQ(cudl_tensor_dim(w, 1), 3);
+  EXPECT_EQ(cudl_model_grad(m, "bn1.running_mean"), nullptr);
+  EXPECT_EQ(cudl_model_param(m, "conv1.bias"), nullptr);
+  // Parameters are views into one arena: 432 + 16 + 16 + 160 + 10 scalars,
+  // each rounded up to 16 floats.
+  EXPECT_EQ(cudl_tensor_numel(cudl_model_params(m)),
+            432 + 16 + 16 + 160 + 16);
+  // Compiled: gamma and running variance 1, the rest 0.
+  for (float v : Host(cudl_model_param(m, "bn1.weight"))) EXPECT_EQ(v, 1.0f);
+  for (float v : Host(cudl_model_param(m, "bn1.running_var")))
+    EXPECT_EQ(v, 1.0f);
+  // Writing a parameter view writes the arena.
+  ASSERT_EQ(cudl_tensor_fill(cudl_model_param(m, "fc.bias"), 3.0f), CUDL_OK);
+  std::vector<float> arena = Host(cudl_model_params(m));
+  EXPECT_EQ(arena[432 + 16 + 16 + 160], 3.0f);
+}
+
+TEST_F(ModelTest, BuildingErrorsLeaveTheModelUsable) {
+  cudl_model *m = Model({1, 8, 8});
+  int node = -1, conv;
+  const cudl_conv2d_desc d = Conv(1, 1);
+  EXPECT_EQ(cudl_model_add_conv2d(m, 5, "c", 4, 3, 3, &d, 1, &node),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "does not exist"));
+  ASSERT_EQ(cudl_model_add_conv2d(m, 0, "c", 4, 3, 3, &d, 1, &conv), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_conv2d(m, conv, "c", 4, 3, 3, &d, 1, &node),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "already used"));
+  EXPECT_EQ(cudl_model_add_conv2d(m, conv, "", 4, 3, 3, &d, 1, &node),
+            CUDL_ERR_INVALID_ARGUMENT);
+  cudl_conv2d_desc big = Conv(1, 0);
+  EXPECT_NE(cudl_model_add_conv2d(m, conv, "c2", 4, 9, 9, &big, 1, &node),
+            CUDL_OK);
+  EXPECT_EQ(cudl_model_add_dropout(m, conv, 1.5f, &node),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_rrelu(m, conv, 0.5f, 0.1f, &node),
+            CUDL_ERR_INVALID_ARGUMENT);
+  int flat, fc;
+  ASSERT_EQ(cudl_model_add_flatten(m, conv, &flat), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_add(m, conv, flat, &node), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_model_set_output(m, conv, CUDL_MODEL_LOSS_CROSS_ENTROPY),
+            CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_model_compile(m, 4), CUDL_ERR_INVALID_ARGUMENT)
+      << "no output yet";
+  ASSERT_EQ(cudl_model_add_linear(m, flat, "fc", 3, 1, &fc), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, fc, CUDL_MODEL_LOSS_CROSS_ENTROPY),
+            CUDL_OK);
+  EXPECT_EQ(cudl_model_compile(m, 0), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_model_compile(m, 4), CUDL_OK);
+  EXPECT_EQ(cudl_model_compile(m, 4), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_flatten(m, fc, &node), CUDL_ERR_INVALID_ARGUMENT);
+  // Running: wrong shapes and rows.
+  float loss = 0.0f;
+  cudl_tensor *x_bad = Tensor({4, 2, 8, 8});
+  cudl_tensor *x = Tensor({4, 1, 8, 8});
+  cudl_tensor *x_big = Tensor({5, 1, 8, 8});
+  cudl_tensor *labels = Tensor({4}, CUDL_DTYPE_I32);
+  cudl_tensor *labels_f = Tensor({4});
+  EXPECT_EQ(cudl_model_forward(m, x_bad, labels, &loss), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_model_forward(m, x_big, labels, &loss), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_model_forward(m, x, labels_f, &loss), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_model_backward(m), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  EXPECT_EQ(cudl_model_backward(m), CUDL_ERR_INVALID_ARGUMENT)
+      << "no target, no loss to differentiate";
+  ASSERT_EQ(cudl_model_forward(m, x, labels, &loss), CUDL_OK);
+  EXPECT_NEAR(loss, std::log(3.0f), 1e-6) << "zero weights: uniform logits";
+  EXPECT_EQ(cudl_model_backward(m), CUDL_OK);
+}
+
+// A graph of smooth layers (so that finite differences are exact enough):
+// convolutions with and without bias, batch norm, ELU, a residual add,
+// average pooling, a dead branch, flatten, linear, dropout, tanh.
+TEST_F(ModelTest, GradientsMatchFiniteDifferencesThroughTheWholeGraph) {
+  cudl_model *m = Model({2, 6, 6});
+  int c1, bn, el, c2, add, pool, sg, gap, flat, fc1, dr, act, fc2;
+  const cudl_conv2d_desc same = Conv(1, 1);
+  ASSERT_EQ(cudl_model_add_conv2d(m, 0, "conv1", 3, 3, 3, &same, 1, &c1),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_batchnorm(m, c1, "bn1", 0.1f, 1e-5f, &bn), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, bn, CUDL_ACT_ELU, 1.0f, &el), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_conv2d(m, el, "conv2", 3, 3, 3, &same, 0, &c2),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_add(m, c2, c1, &add), CUDL_OK);  // residual
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  ASSERT_EQ(cudl_model_add_pool2d(m, add, 0, &pd, &pool), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, pool, CUDL_ACT_SIGMOID, 0.0f, &sg), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_global_avg_pool(m, sg, &gap), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_flatten(m, sg, &flat), CUDL_OK);
+  (void)gap;  // a dead branch: no gradient may reach it
+  ASSERT_EQ(cudl_model_add_linear(m, flat, "fc1", 5, 1, &fc1), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_dropout(m, fc1, 0.3f, &dr), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, dr, CUDL_ACT_TANH, 0.0f, &act),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, act, "fc2", 4, 1, &fc2), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, fc2, CUDL_MODEL_LOSS_CROSS_ENTROPY),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 3), CUDL_OK);
+  ASSERT_EQ(cudl_context_set_seed(ctx_, 7), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
+  // Non-trivial batch-norm affine parameters and biases.
+  ASSERT_EQ(cudl_tensor_uniform(cudl_model_param(m, "bn1.weight"), 0.5f, 1.5f),
+            CUDL_OK);
+  ASSERT_EQ(cudl_tensor_uniform(cudl_model_param(m, "bn1.bias"), -0.5f, 0.5f),
+            CUDL_OK);
+  ASSERT_EQ(cudl_tensor_uniform(cudl_model_param(m, "fc1.bias"), -0.5f, 0.5f),
+            CUDL_OK);
+
+  cudl_tensor *x = Tensor({3, 2, 6, 6});
+  ASSERT_EQ(cudl_tensor_normal(x, 0.0f, 1.0f), CUDL_OK);
+  cudl_tensor *labels = Tensor({3}, CUDL_DTYPE_I32);
+  const int32_t y[3] = {0, 3, 1};
+  ASSERT_EQ(cudl_tensor_copy_from_host(labels, y, sizeof y), CUDL_OK);
+
+  EXPECT_GT(CheckGradients(m, x, labels), 60);
+}
+
+// The layers with kinks (PReLU, RReLU, max pooling, ReLU) placed where no
+// parameter perturbation moves their inputs across a kink: right after
+// the data, whose values are kept at least 0.5 away from 0. PReLU's slope
+// scales the negative side without changing signs or the order within a
+// channel, so the max-pool choices stay put too.
+TEST_F(ModelTest, GradientsThroughKinkedLayersMatchFiniteDifferences) {
+  cudl_model *m = Model({2, 6, 6});
+  int pr, rr, pool, c1, bn, relu, flat, fc;
+  ASSERT_EQ(cudl_model_add_prelu(m, 0, "act0", 1, 0.25f, &pr), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_rrelu(m, pr, 0.3f, 0.6f, &rr), CUDL_OK);
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  ASSERT_EQ(cudl_model_add_pool2d(m, rr, 1, &pd, &pool), CUDL_OK);
+  const cudl_conv2d_desc same = Conv(1, 1);
+  ASSERT_EQ(cudl_model_add_conv2d(m, pool, "conv1", 3, 3, 3, &same, 1, &c1),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_batchnorm(m, c1, "bn1", 0.1f, 1e-5f, &bn), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, bn, CUDL_ACT_TANH, 0.0f, &relu),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_flatten(m, relu, &flat), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, flat, "fc", 3, 1, &fc), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, fc, CUDL_MODEL_LOSS_CROSS_ENTROPY),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 3), CUDL_OK);
+  ASSERT_EQ(cudl_context_set_seed(ctx_, 11), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_PYTORCH_DEFAULT), CUDL_OK);
+  cudl_tensor *x = Tensor({3, 2, 6, 6});
+  std::vector<float> xs(3 * 2 * 6 * 6);
+  for (size_t i = 0; i < xs.size(); ++i)  // |x| in [0.5, 1.5], mixed signs
+    xs[i] = (0.5f + (float)((i * 37) % 11) / 10.0f) * ((i * 7) % 3 ? 1 : -1);
+  Set(x, xs);
+  cudl_tensor *labels = Tensor({3}, CUDL_DTYPE_I32);
+  const int32_t y[3] = {2, 0, 1};
+  ASSERT_EQ(cudl_tensor_copy_from_host(labels, y, sizeof y), CUDL_OK);
+  EXPECT_GT(CheckGradients(m, x, labels), 30);
+}
+
+// The batch's rows can be fewer than the compiled maximum; in evaluation
+// mode each row's output does not depend on the others.
+TEST_F(ModelTest, PartialBatchesGiveTheSameRows) {
+  cudl_model *m = Model({4});
+  int fc1, bn, act, fc2;
+  ASSERT_EQ(cudl_model_add_linear(m, 0, "fc1", 6, 1, &fc1), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_batchnorm(m, fc1, "bn", 0.1f, 1e-5f, &bn), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, bn, CUDL_ACT_ELU, 1.0f, &act),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, act, "fc2", 3, 1, &fc2), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, fc2, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 8), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_XAVIER_NORMAL), CUDL_OK);
+  cudl_tensor *x8 = Tensor({8, 4});
+  ASSERT_EQ(cudl_tensor_uniform(x8, -1.0f, 1.0f), CUDL_OK);
+  std::vector<float> all = Host(x8);
+  cudl_tensor *x3 = Tensor({3, 4});
+  Set(x3, std::vector<float>(all.begin(), all.begin() + 12));
+  ASSERT_EQ(cudl_model_set_training(m, 0), CUDL_OK);
+  ASSERT_EQ(cudl_model_forward(m, x8, nullptr, nullptr), CUDL_OK);
+  std::vector<float> full = Host(cudl_model_output(m));
+  ASSERT_EQ(cudl_model_forward(m, x3, nullptr, nullptr), CUDL_OK);
+  std::vector<float> part = Host(cudl_model_output(m));
+  ASSERT_EQ(part.size(), 9u);
+  for (size_t i = 0; i < part.size(); ++i) EXPECT_EQ(part[i], full[i]) << i;
+  // Training with 3 rows: a loss and gradients, and then 8 again.
+  ASSERT_EQ(cudl_model_set_training(m, 1), CUDL_OK);
+  cudl_tensor *t3 = Tensor({3, 3});
+  float loss = -1.0f;
+  ASSERT_EQ(cudl_model_forward(m, x3, t3, &loss), CUDL_OK) << Error();
+  EXPECT_GT(loss, 0.0f);
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+  cudl_tensor *t8 = Tensor({8, 3});
+  ASSERT_EQ(cudl_model_forward(m, x8, t8, &loss), CUDL_OK) << Error();
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+}
+
+// Plain gradient descent on the model's arenas (no optimizer object, so
+// that this test depends on the graph only).
+void SgdStep(cudl_context *ctx, cudl_model *m, float lr) {
+  ASSERT_EQ(cudl_add(ctx, cudl_model_params(m), -lr, cudl_model_grads(m),
+                     cudl_model_params(m)),
+            CUDL_OK);
+}
+
+// The chapter's first network: XOR is not linearly separable, but a
+// 2-4-1 multilayer perceptron with tanh hidden units learns it.
+TEST_F(ModelTest, MlpLearnsXor) {
+  cudl_model *m = Model({2});
+  int h, act, out;
+  ASSERT_EQ(cudl_model_add_linear(m, 0, "hidden", 4, 1, &h), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, h, CUDL_ACT_TANH, 0.0f, &act),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, act, "out", 1, 1, &out), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, out, CUDL_MODEL_LOSS_BCE_WITH_LOGITS),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 4), CUDL_OK);
+  ASSERT_EQ(cudl_context_set_seed(ctx_, 1), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_XAVIER_UNIFORM), CUDL_OK);
+  cudl_tensor *x = Tensor({4, 2});
+  cudl_tensor *t = Tensor({4, 1});
+  Set(x, {0, 0, 0, 1, 1, 0, 1, 1});
+  Set(t, {0, 1, 1, 0});
+  float loss = 0.0f;
+  for (int step = 0; step < 2000; ++step) {
+    ASSERT_EQ(cudl_model_forward(m, x, t, &loss), CUDL_OK);
+    ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+    SgdStep(ctx_, m, 0.5f);
+  }
+  EXPECT_LT(loss, 0.05f);
+  ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  std::vector<float> logits = Host(cudl_model_output(m));
+  EXPECT_LT(logits[0], 0.0f);
+  EXPECT_GT(logits[1], 0.0f);
+  EXPECT_GT(logits[2], 0.0f);
+  EXPECT_LT(logits[3], 0.0f);
+}
+
+// Why zero initialisation fails: every hidden unit computes the same
+// function and receives the same gradient, so after training they are
+// still identical; a random start breaks the symmetry.
+TEST_F(ModelTest, ZeroInitialisationKeepsHiddenUnitsIdentical) {
+  for (cudl_init_scheme scheme : {CUDL_INIT_ZEROS, CUDL_INIT_KAIMING_NORMAL}) {
+    SCOPED_TRACE(scheme == CUDL_INIT_ZEROS ? "zeros" : "kaiming");
+    cudl_model *m = Model({3});
+    int h, act, out;
+    ASSERT_EQ(cudl_model_add_linear(m, 0, "hidden", 5, 1, &h), CUDL_OK);
+    ASSERT_EQ(cudl_model_add_activation(m, h, CUDL_ACT_SIGMOID, 0.0f, &act),
+              CUDL_OK);
+    ASSERT_EQ(cudl_model_add_linear(m, act, "out", 2, 1, &out), CUDL_OK);
+    ASSERT_EQ(cudl_model_set_output(m, out, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+    ASSERT_EQ(cudl_model_compile(m, 6), CUDL_OK);
+    ASSERT_EQ(cudl_context_set_seed(ctx_, 3), CUDL_OK);
+    ASSERT_EQ(cudl_model_init(m, scheme), CUDL_OK);
+    cudl_tensor *x = Tensor({6, 3});
+    cudl_tensor *t = Tensor({6, 2});
+    ASSERT_EQ(cudl_tensor_uniform(x, -1.0f, 1.0f), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_uniform(t, -1.0f, 1.0f), CUDL_OK);
+    float first = 0.0f, loss = 0.0f;
+    for (int step = 0; step < 200; ++step) {
+      ASSERT_EQ(cudl_model_forward(m, x, t, &loss), CUDL_OK);
+      if (step == 0) first = loss;
+      ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+      SgdStep(ctx_, m, 0.5f);
+    }
+    EXPECT_LT(loss, first) << "training must still lower the loss";
+    // Hidden weights: 5 rows of 3; identical rows <=> identical units.
+    std::vector<float> w = Host(cudl_model_param(m, "hidden.weight"));
+    std::vector<float> hidden = Host(cudl_model_node_output(m, act));
+    float spread = 0.0f;
+    for (int u = 1; u < 5; ++u)
+      for (int k = 0; k < 3; ++k)
+        spread = std::max(spread, std::fabs(w[u * 3 + k] - w[k]));
+    for (int r = 0; r < 6; ++r)
+      for (int u = 1; u < 5; ++u)
+        spread = std::max(spread, std::fabs(hidden[r * 5 + u] - hidden[r * 5]));
+    if (scheme == CUDL_INIT_ZEROS)
+      EXPECT_EQ(spread, 0.0f) << "the units must stay exactly identical";
+    else
+      EXPECT_GT(spread, 0.1f) << "random units must differ";
+  }
+}
+
+TEST_F(ModelTest, FirstNonFiniteNamesTheLayer) {
+  cudl_model *m = Model({2});
+  int a, b, c;
+  ASSERT_EQ(cudl_model_add_linear(m, 0, "fc1", 3, 1, &a), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, a, CUDL_ACT_RELU, 0.0f, &b), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, b, "fc2", 2, 1, &c), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, c, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 2), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_XAVIER_UNIFORM), CUDL_OK);
+  cudl_tensor *x = Tensor({2, 2});
+  Set(x, {1, 2, 3, 4});
+  ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  int node = 99;
+  const char *what = nullptr;
+  ASSERT_EQ(cudl_model_first_nonfinite(m, &node, &what), CUDL_OK);
+  EXPECT_EQ(node, -1);
+  ASSERT_EQ(cudl_tensor_fill(cudl_model_param(m, "fc1.bias"), INFINITY),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  ASSERT_EQ(cudl_model_first_nonfinite(m, &node, &what), CUDL_OK);
+  EXPECT_EQ(node, a);
+  EXPECT_STREQ(what, "fc1");
+}
+
+}  // namespace
