@@ -35,6 +35,7 @@
 #include "cudl/export.h"
 #include "cudl/loss.h"
 #include "cudl/pooling.h"
+#include "cudl/safetensors.h"
 #include "cudl/status.h"
 #include "cudl/tensor.h"
 
@@ -248,6 +249,38 @@ CUDL_API const cudl_tensor *cudl_model_node_output(cudl_model *model, int node);
  *  diverged. Copies outputs to the host (slow; for error paths). */
 CUDL_API cudl_status cudl_model_first_nonfinite(cudl_model *model, int *node,
                                                 const char **description);
+
+/* ---- weights in files ---- */
+
+/**
+ * Save every named tensor (parameters and buffers, by their PyTorch names)
+ * to a safetensors file, atomically (cudl_safetensors_save), with optional
+ * metadata. The file is a PyTorch state_dict: safetensors.torch.load_file
+ * and load_state_dict read it (PyTorch fills in batch norm's
+ * num_batches_tracked, which cudl does not keep).
+ */
+CUDL_API cudl_status cudl_model_save(cudl_model *model, const char *path,
+                                     const cudl_metadata_pair *metadata,
+                                     size_t n_metadata);
+
+/**
+ * Copy the model's named tensors from a loaded safetensors set (any
+ * device; f32 entries). Every parameter and buffer of the model must be in
+ * the set with its shape (CUDL_ERR_SHAPE naming the first missing or
+ * mismatched one); with strict nonzero, entries the model does not have
+ * are an error too (CUDL_ERR_INVALID_ARGUMENT), except PyTorch's
+ * "*.num_batches_tracked". Nothing is changed on failure.
+ */
+CUDL_API cudl_status cudl_model_load_set(cudl_model *model,
+                                         const cudl_safetensors *set,
+                                         int strict);
+
+/** Load a safetensors file (e.g. a PyTorch state_dict saved with
+ *  safetensors.torch.save_file) into the model, as cudl_model_load_set;
+ *  entries of dtypes cudl does not hold (PyTorch's I64
+ *  num_batches_tracked) are skipped. */
+CUDL_API cudl_status cudl_model_load(cudl_model *model, const char *path,
+                                     int strict);
 
 CUDL_EXTERN_C_END
 

@@ -71,13 +71,20 @@ enum {
   /** Validate the header and the file size but read no tensor data; the
    *  set then has entries and metadata but cudl_safetensors_tensor returns
    *  NULL. Dtypes cudl cannot hold (I64, F64, ...) are accepted. */
-  CUDL_SAFETENSORS_HEADER_ONLY = 1
+  CUDL_SAFETENSORS_HEADER_ONLY = 1,
+  /** Load the tensors cudl can hold and leave the others (dtypes such as
+   *  I64 or F64, or more than CUDL_MAX_DIMS dimensions) as entries without
+   *  a tensor (cudl_safetensors_tensor returns NULL for them), instead of
+   *  failing with CUDL_ERR_UNSUPPORTED. For PyTorch state_dicts, whose
+   *  batch-norm counters are I64. */
+  CUDL_SAFETENSORS_SKIP_UNSUPPORTED = 2
 };
 
 /**
  * Load the file at path into tensors on ctx's device. Every entry must have
  * a dtype cudl holds (F32, F16, BF16, I32) and at most CUDL_MAX_DIMS dimensions,
- * else CUDL_ERR_UNSUPPORTED (the file itself is valid). On failure *out is
+ * else CUDL_ERR_UNSUPPORTED (the file itself is valid), unless flags has
+ * CUDL_SAFETENSORS_SKIP_UNSUPPORTED. On failure *out is
  * NULL and the status is one of CUDL_ERR_IO, CUDL_ERR_FILE_*,
  * CUDL_ERR_UNSUPPORTED, CUDL_ERR_OUT_OF_MEMORY, CUDL_ERR_CUDA.
  */

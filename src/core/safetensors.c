@@ -432,7 +432,9 @@ static cudl_status build_set(cudl_context *ctx, const st_parsed *parsed,
 #define ST_STAGING_BYTES ((size_t)16 << 20)
 
 static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
-                                const st_source *src, uint64_t data_start) {
+                                const st_source *src, uint64_t data_start,
+                                unsigned flags) {
+  const int skip = (flags & CUDL_SAFETENSORS_SKIP_UNSUPPORTED) != 0;
   size_t i, staging_size = 0;
   unsigned char *staging = NULL;
   cudl_status status = CUDL_OK;
@@ -442,9 +444,11 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
     size_t nbytes = (size_t)(set->entries[i].end - set->entries[i].begin);
     if (nbytes > staging_size) staging_size = nbytes;
   }
+  /* Entries cudl cannot hold: an error, or (skip) left without a tensor. */
   if (staging_size > ST_STAGING_BYTES) staging_size = ST_STAGING_BYTES;
   for (i = 0; i < set->n_entries; ++i) {
     const st_entry *e = &set->entries[i];
+    if (skip && (!e->dtype->known || e->ndim > CUDL_MAX_DIMS)) continue;
     if (!e->dtype->known)
       return ST_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
                      "tensor '%s' has dtype %s, which cudl cannot hold "
@@ -458,6 +462,7 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
   for (i = 0; i < set->n_entries && status == CUDL_OK; ++i) {
     st_entry *e = &set->entries[i];
     size_t nbytes = (size_t)(e->end - e->begin), done = 0;
+    if (!e->dtype->known || e->ndim > CUDL_MAX_DIMS) continue; /* skipped */
     status =
         cudl_tensor_create(ctx, e->dtype->dtype, e->ndim, e->shape, &e->tensor);
     if (status != CUDL_OK || nbytes == 0) continue;
@@ -576,7 +581,7 @@ static cudl_status load_from_source(cudl_context *ctx, const st_source *src,
   status = build_set(ctx, parsed, n_entries, metadata, &set);
   if (status != CUDL_OK) goto done;
   if (!(flags & CUDL_SAFETENSORS_HEADER_ONLY)) {
-    status = read_tensors(ctx, set, src, 8 + header_len);
+    status = read_tensors(ctx, set, src, 8 + header_len, flags);
     if (status != CUDL_OK) {
       cudl_safetensors_destroy(set);
       set = NULL;
@@ -598,7 +603,8 @@ static cudl_status check_load_args(cudl_context *ctx, unsigned flags,
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (out == NULL)
     return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
-  if ((flags & ~(unsigned)CUDL_SAFETENSORS_HEADER_ONLY) != 0)
+  if ((flags & ~(unsigned)(CUDL_SAFETENSORS_HEADER_ONLY |
+                           CUDL_SAFETENSORS_SKIP_UNSUPPORTED)) != 0)
     return ST_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "unknown flags 0x%x", flags);
   return CUDL_OK;
 }

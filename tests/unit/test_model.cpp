@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -458,6 +460,116 @@ TEST_F(ModelTest, FirstNonFiniteNamesTheLayer) {
   ASSERT_EQ(cudl_model_first_nonfinite(m, &node, &what), CUDL_OK);
   EXPECT_EQ(node, a);
   EXPECT_STREQ(what, "fc1");
+}
+
+TEST_F(ModelTest, SaveAndLoadByName) {
+  auto build = [&](int64_t hidden) {
+    cudl_model *m = Model({4});
+    int fc1, bn, fc2;
+    EXPECT_EQ(cudl_model_add_linear(m, 0, "fc1", hidden, 1, &fc1), CUDL_OK);
+    EXPECT_EQ(cudl_model_add_batchnorm(m, fc1, "bn1", 0.1f, 1e-5f, &bn),
+              CUDL_OK);
+    EXPECT_EQ(cudl_model_add_linear(m, bn, "fc2", 2, 1, &fc2), CUDL_OK);
+    EXPECT_EQ(cudl_model_set_output(m, fc2, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+    EXPECT_EQ(cudl_model_compile(m, 2), CUDL_OK);
+    return m;
+  };
+  const char *tmp = std::getenv("CUDL_TEST_TMPDIR");
+  const std::string dir = tmp != nullptr ? tmp : ".";
+  const std::string path = dir + "/model_io_test.safetensors";
+  cudl_model *a = build(5);
+  ASSERT_EQ(cudl_context_set_seed(ctx_, 5), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(a, CUDL_INIT_KAIMING_NORMAL), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(cudl_model_param(a, "bn1.running_mean"), 0.5f),
+            CUDL_OK);
+  const cudl_metadata_pair meta[] = {{"epoch", "3"}};
+  ASSERT_EQ(cudl_model_save(a, path.c_str(), meta, 1), CUDL_OK) << Error();
+
+  cudl_model *b = build(5);
+  ASSERT_EQ(cudl_model_load(b, path.c_str(), 1), CUDL_OK) << Error();
+  for (int i = 0; i < cudl_model_param_count(a); ++i) {
+    const char *name = cudl_model_param_name(a, i, nullptr);
+    EXPECT_EQ(Host(cudl_model_param(a, name)), Host(cudl_model_param(b, name)))
+        << name;
+  }
+  // A model of another shape: nothing changes, and the name is given.
+  cudl_model *c = build(6);
+  const std::vector<float> before = Host(cudl_model_params(c));
+  EXPECT_EQ(cudl_model_load(c, path.c_str(), 0), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(HasSubstr(Error(), "fc1.weight"));
+  EXPECT_EQ(Host(cudl_model_params(c)), before);
+  // Strict loading rejects entries the model does not have, except
+  // PyTorch's batch-norm counters, which are I64 (skipped on load).
+  cudl_safetensors *set = nullptr;
+  ASSERT_EQ(cudl_safetensors_load(ctx_, path.c_str(), 0, &set), CUDL_OK);
+  std::vector<cudl_named_tensor> entries;
+  for (size_t i = 0; i < cudl_safetensors_count(set); ++i) {
+    cudl_safetensors_entry e;
+    ASSERT_EQ(cudl_safetensors_entry_get(set, i, &e), CUDL_OK);
+    entries.push_back({e.name, cudl_safetensors_tensor(set, i)});
+  }
+  cudl_tensor *extra = Tensor({1});
+  entries.push_back({"head.weight", extra});
+  const std::string path2 = dir + "/model_io_extra.safetensors";
+  ASSERT_EQ(cudl_safetensors_save(ctx_, path2.c_str(), entries.data(),
+                                  entries.size(), nullptr, 0),
+            CUDL_OK);
+  cudl_safetensors_destroy(set);
+  EXPECT_EQ(cudl_model_load(b, path2.c_str(), 1), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "head.weight"));
+  EXPECT_EQ(cudl_model_load(b, path2.c_str(), 0), CUDL_OK);
+
+  // A PyTorch-style file: an I64 num_batches_tracked next to the f32
+  // tensors. Written by hand: header, then the data.
+  {
+    std::vector<cudl_named_tensor> f32;
+    ASSERT_EQ(cudl_safetensors_load(ctx_, path.c_str(), 0, &set), CUDL_OK);
+    std::string header = "{";
+    std::vector<char> data(8, 0);  // num_batches_tracked = 0
+    header += "\"bn1.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],"
+              "\"data_offsets\":[0,8]}";
+    for (size_t i = 0; i < cudl_safetensors_count(set); ++i) {
+      cudl_safetensors_entry e;
+      ASSERT_EQ(cudl_safetensors_entry_get(set, i, &e), CUDL_OK);
+      std::vector<float> v = Host(cudl_safetensors_tensor(set, i));
+      header += ",\"" + std::string(e.name) + "\":{\"dtype\":\"F32\",\"shape\":[";
+      for (int d = 0; d < e.ndim; ++d)
+        header += (d ? "," : "") + std::to_string(e.shape[d]);
+      const size_t begin = data.size();
+      data.insert(data.end(), reinterpret_cast<char *>(v.data()),
+                  reinterpret_cast<char *>(v.data() + v.size()));
+      header += "],\"data_offsets\":[" + std::to_string(begin) + "," +
+                std::to_string(data.size()) + "]}";
+    }
+    header += "}";
+    while (header.size() % 8) header += ' ';
+    cudl_safetensors_destroy(set);
+    const std::string path3 = dir + "/model_io_torch.safetensors";
+    std::ofstream f(path3, std::ios::binary);
+    const uint64_t n = header.size();
+    f.write(reinterpret_cast<const char *>(&n), 8);
+    f.write(header.data(), (std::streamsize)header.size());
+    f.write(data.data(), (std::streamsize)data.size());
+    f.close();
+    cudl_model *d = build(5);
+    ASSERT_EQ(cudl_model_load(d, path3.c_str(), 1), CUDL_OK) << Error();
+    EXPECT_EQ(Host(cudl_model_params(d)), Host(cudl_model_params(a)));
+    EXPECT_EQ(Host(cudl_model_param(d, "bn1.running_mean")),
+              Host(cudl_model_param(a, "bn1.running_mean")));
+    // Without the flag the same file is refused as unsupported.
+    EXPECT_EQ(cudl_safetensors_load(ctx_, path3.c_str(), 0, &set),
+              CUDL_ERR_UNSUPPORTED);
+    ASSERT_EQ(cudl_safetensors_load(ctx_, path3.c_str(),
+                                    CUDL_SAFETENSORS_SKIP_UNSUPPORTED, &set),
+              CUDL_OK);
+    const int64_t i64 = cudl_safetensors_find(set, "bn1.num_batches_tracked");
+    ASSERT_GE(i64, 0);
+    EXPECT_EQ(cudl_safetensors_tensor(set, (size_t)i64), nullptr);
+    cudl_safetensors_destroy(set);
+    std::remove(path3.c_str());
+  }
+  std::remove(path.c_str());
+  std::remove(path2.c_str());
 }
 
 }  // namespace

@@ -1,0 +1,113 @@
+/* model_io.c - a model's named tensors to and from safetensors files. */
+#include <string.h>
+
+#include "core/internal.h"
+
+/* The model's tensors by name (cudl_model_param_name order). */
+static cudl_status collect(cudl_model *m, cudl_named_tensor **out, int *count) {
+  cudl_context *ctx = cudl_tensor_context(cudl_model_params(m));
+  const int n = cudl_model_param_count(m);
+  cudl_named_tensor *list;
+  int i;
+  list = (cudl_named_tensor *)cudl__host_alloc(
+      &ctx->allocator, (size_t)(n > 0 ? n : 1) * sizeof *list, 16);
+  if (list == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cudl_model_save",
+                      "cannot list the model's tensors");
+  for (i = 0; i < n; ++i) {
+    list[i].name = cudl_model_param_name(m, i, NULL);
+    list[i].tensor = cudl_model_param(m, list[i].name);
+  }
+  *out = list;
+  *count = n;
+  return CUDL_OK;
+}
+
+cudl_status cudl_model_save(cudl_model *m, const char *path,
+                            const cudl_metadata_pair *metadata,
+                            size_t n_metadata) {
+  cudl_named_tensor *list = NULL;
+  cudl_context *ctx;
+  int count = 0;
+  cudl_status status;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (cudl_model_params(m) == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = cudl_tensor_context(cudl_model_params(m));
+  status = collect(m, &list, &count);
+  if (status != CUDL_OK) return status;
+  status = cudl_safetensors_save(ctx, path, list, (size_t)count, metadata,
+                                 n_metadata);
+  cudl__host_free(&ctx->allocator, list,
+                  (size_t)(count > 0 ? count : 1) * sizeof *list);
+  return status;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+cudl_status cudl_model_load_set(cudl_model *m, const cudl_safetensors *set,
+                                int strict) {
+  cudl_context *ctx;
+  const int n = cudl_model_param_count(m);
+  size_t i;
+  int k;
+  cudl_status status = CUDL_OK;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (cudl_model_params(m) == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = cudl_tensor_context(cudl_model_params(m));
+  if (set == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "set is NULL");
+  /* Check everything before copying anything. */
+  for (k = 0; k < n; ++k) {
+    const char *name = cudl_model_param_name(m, k, NULL);
+    const cudl_tensor *dst = cudl_model_param(m, name);
+    const int64_t index = cudl_safetensors_find(set, name);
+    const cudl_tensor *src =
+        index < 0 ? NULL : cudl_safetensors_tensor(set, (size_t)index);
+    if (src == NULL)
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "\"%s\" is not in the file%s", name,
+                       index < 0 ? "" : " as a loaded tensor");
+    if (cudl_tensor_dtype(src) != CUDL_DTYPE_F32 ||
+        cudl_tensor_ndim(src) != cudl_tensor_ndim(dst) ||
+        memcmp(cudl_tensor_shape(src), cudl_tensor_shape(dst),
+               (size_t)cudl_tensor_ndim(dst) * sizeof(int64_t)) != 0)
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                       "\"%s\" in the file is not f32 of the model's shape",
+                       name);
+  }
+  if (strict)
+    for (i = 0; i < cudl_safetensors_count(set); ++i) {
+      cudl_safetensors_entry e;
+      status = cudl_safetensors_entry_get(set, i, &e);
+      if (status != CUDL_OK) return status;
+      if (cudl_model_param(m, e.name) == NULL &&
+          !ends_with(e.name, ".num_batches_tracked"))
+        return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                         "the file has \"%s\", which the model does not "
+                         "(strict loading)",
+                         e.name);
+    }
+  for (k = 0; k < n && status == CUDL_OK; ++k) {
+    const char *name = cudl_model_param_name(m, k, NULL);
+    status = cudl_tensor_copy(
+        cudl_model_param(m, name),
+        cudl_safetensors_tensor(set, (size_t)cudl_safetensors_find(set, name)));
+  }
+  return status;
+}
+
+cudl_status cudl_model_load(cudl_model *m, const char *path, int strict) {
+  cudl_safetensors *set = NULL;
+  cudl_context *ctx;
+  cudl_status status;
+  if (m == NULL || cudl_model_params(m) == NULL)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = cudl_tensor_context(cudl_model_params(m));
+  status =
+      cudl_safetensors_load(ctx, path, CUDL_SAFETENSORS_SKIP_UNSUPPORTED, &set);
+  if (status == CUDL_OK) status = cudl_model_load_set(m, set, strict);
+  cudl_safetensors_destroy(set);
+  return status;
+}
