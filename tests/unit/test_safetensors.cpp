@@ -1065,8 +1065,8 @@ TEST_F(SafetensorsTest, LoadRejectsBadArguments) {
   std::vector<Case> cases = {
       {"load: NULL path", "path",
        [&](cudl_safetensors **out) { return cudl_safetensors_load(ctx_, nullptr, 0, out); }},
-      {"load: unknown flag 2", "flags",
-       [&](cudl_safetensors **out) { return cudl_safetensors_load(ctx_, path.c_str(), 2, out); }},
+      {"load: unknown flag 4", "flags",
+       [&](cudl_safetensors **out) { return cudl_safetensors_load(ctx_, path.c_str(), 4, out); }},
       {"load: unknown high flag", "flags",
        [&](cudl_safetensors **out) {
          return cudl_safetensors_load(ctx_, path.c_str(), 0x80000001u, out);
