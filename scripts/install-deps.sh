@@ -12,6 +12,8 @@ packages=(
   gcc g++ make     # C99 library, C++17 tests
   pkg-config       # the install test builds a consumer with pkg-config
   libjansson-dev   # strict JSON parser (exact integers) for safetensors headers
+  zlib1g-dev       # gzip-compressed datasets (IDX files such as Fashion-MNIST's)
+  dataset-fashion-mnist  # the real Fashion-MNIST files (/usr/share/datasets/fashion-mnist): tests, training
   libdnnl-dev      # oneDNN: the CPU backend's convolutions and sgemm
   libgtest-dev     # GoogleTest (also ships its sources in /usr/src/googletest)
   clang            # libFuzzer builds (CUDL_FUZZ=ON)

@@ -24,6 +24,7 @@
 #include "cudl/elementwise.h"
 #include "cudl/conv.h"
 #include "cudl/linear.h"
+#include "cudl/data.h"
 #include "cudl/nn.h"
 
 #endif /* CUDL_CUDL_H */

@@ -41,7 +41,7 @@ typedef enum cudl_status {
   /** An operating-system I/O call failed (open, read, write, fsync, rename). */
   CUDL_ERR_IO = 9,
 
-  /* ---- file format errors (safetensors; later: checkpoints, datasets) ---- */
+  /* ---- file format errors (safetensors, datasets: see cudl/data.h) ---- */
   /** The file ends before the data its header promises. */
   CUDL_ERR_FILE_TRUNCATED = 20,
   /** The header length is below the minimum or above the limit
@@ -64,7 +64,8 @@ typedef enum cudl_status {
    *  of the non-zero dimensions exceeds INT64_MAX or, times the element
    *  size, 64 bits (whatever the order of the dimensions, and even when
    *  one is 0). Dimensions are read as exact 64-bit integers (2^53 + 1 is
-   *  not rounded). */
+   *  not rounded). Datasets: a count or side of 0 or above the limits of
+   *  cudl/data.h, or image and label counts that differ. */
   CUDL_ERR_FILE_SHAPE = 25,
   /** data_offsets are reversed, do not match dtype size x element count,
    *  overlap, or leave a hole between tensors. */
@@ -76,8 +77,19 @@ typedef enum cudl_status {
   /** __metadata__ is not an object whose values are all strings. */
   CUDL_ERR_FILE_METADATA = 28,
   /** Bytes follow the last tensor: the data section is longer than the
-   *  header accounts for. */
+   *  header accounts for (datasets: the file, its decompressed data or the
+   *  gzip stream is longer than the header describes). */
   CUDL_ERR_FILE_TRAILING_DATA = 29,
+  /** The file is not of the kind the reader expects: a wrong magic number,
+   *  element type or number of dimensions (IDX), or compressed where only
+   *  uncompressed files are read (CIFAR-10). */
+  CUDL_ERR_FILE_FORMAT = 30,
+  /** Compressed (gzip) data is corrupt: an invalid deflate stream, or a
+   *  CRC-32 or length in the gzip trailer that does not match. */
+  CUDL_ERR_FILE_COMPRESSION = 31,
+  /** A value in the file is outside its range: a class label >= the number
+   *  of classes. */
+  CUDL_ERR_FILE_VALUE = 32,
 
   /** A bug in cudl: an invariant failed. Please report it. */
   CUDL_ERR_INTERNAL = 99

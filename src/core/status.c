@@ -21,7 +21,10 @@
   X(CUDL_ERR_FILE_OFFSETS, "invalid data offsets in file")                   \
   X(CUDL_ERR_FILE_DUPLICATE, "duplicate tensor name in file")                \
   X(CUDL_ERR_FILE_METADATA, "invalid metadata in file")                      \
-  X(CUDL_ERR_FILE_TRAILING_DATA, "unexpected data after the last tensor")    \
+  X(CUDL_ERR_FILE_TRAILING_DATA, "unexpected data after the content")        \
+  X(CUDL_ERR_FILE_FORMAT, "not a file of the expected format")               \
+  X(CUDL_ERR_FILE_COMPRESSION, "corrupt compressed data in file")            \
+  X(CUDL_ERR_FILE_VALUE, "value out of range in file")                       \
   X(CUDL_ERR_INTERNAL, "internal error")
 
 const char *cudl_status_string(cudl_status status) {

@@ -38,6 +38,9 @@ const StatusCase kAllStatuses[] = {
     {CUDL_ERR_FILE_DUPLICATE, "CUDL_ERR_FILE_DUPLICATE"},
     {CUDL_ERR_FILE_METADATA, "CUDL_ERR_FILE_METADATA"},
     {CUDL_ERR_FILE_TRAILING_DATA, "CUDL_ERR_FILE_TRAILING_DATA"},
+    {CUDL_ERR_FILE_FORMAT, "CUDL_ERR_FILE_FORMAT"},
+    {CUDL_ERR_FILE_COMPRESSION, "CUDL_ERR_FILE_COMPRESSION"},
+    {CUDL_ERR_FILE_VALUE, "CUDL_ERR_FILE_VALUE"},
     {CUDL_ERR_INTERNAL, "CUDL_ERR_INTERNAL"},
 };
 
@@ -45,7 +48,7 @@ const StatusCase kAllStatuses[] = {
 // stay in 0..127, the range of values a C++ program may hold in an enum
 // whose enumerators span 0..99 (a wider cast would be undefined behaviour
 // in the test itself).
-const int kUnknownValues[] = {10, 11, 19, 30, 50, 98, 100, 127};
+const int kUnknownValues[] = {10, 11, 19, 33, 50, 98, 100, 127};
 
 TEST(Status, EveryStatusHasItsOwnName) {
   std::set<std::string> names;

@@ -1,0 +1,225 @@
+/*
+ * cudl/data.h - datasets and batches: IDX (MNIST, Fashion-MNIST) and
+ * CIFAR-10 binary readers, seeded shuffling, normalisation, augmentation,
+ * and a loader that prepares batches on a background thread.
+ *
+ * Datasets live in host memory as 8-bit pixels, [count, channels, height,
+ * width], with one label in [0, classes) each. Every reader validates the
+ * whole file before it trusts a number in it (magic, dimensions, sizes,
+ * labels in range): a truncated or hostile file gives a CUDL_ERR_FILE_*
+ * status with the file and the reason in the context's last error, never a
+ * crash or an oversized allocation. Memory comes from the context's host
+ * allocator (zlib's working memory included).
+ *
+ * Statuses of the readers:
+ *   CUDL_ERR_IO               a file cannot be opened or read, or is not a
+ *                             regular file
+ *   CUDL_ERR_FILE_FORMAT      wrong IDX magic number, element type (only
+ *                             unsigned bytes, 0x08) or number of dimensions
+ *                             (3 for images, 1 for labels); a gzip-compressed
+ *                             CIFAR-10 file
+ *   CUDL_ERR_FILE_SHAPE       a count or side of 0 or above the limits below;
+ *                             image and label counts that differ
+ *   CUDL_ERR_FILE_TRUNCATED   the file (or its decompressed data) ends before
+ *                             the bytes its header describes; a CIFAR-10 file
+ *                             that is empty or not whole 3073-byte records; a
+ *                             gzip file too small to hold what its header
+ *                             claims (deflate expands at most 1032:1)
+ *   CUDL_ERR_FILE_TRAILING_DATA  bytes after the described data (raw, or
+ *                             decompressed, or after the gzip stream)
+ *   CUDL_ERR_FILE_COMPRESSION corrupt gzip data (deflate stream, CRC-32,
+ *                             length)
+ *   CUDL_ERR_FILE_VALUE       a label >= the number of classes
+ *   CUDL_ERR_OUT_OF_MEMORY    an allocation failed
+ * Headers are checked against the limits and against the file's size before
+ * anything is allocated for the pixels, so the largest allocation a file can
+ * cause is bounded by what it could really hold.
+ */
+#ifndef CUDL_DATA_H
+#define CUDL_DATA_H
+
+#include <stdint.h>
+
+#include "cudl/context.h"
+#include "cudl/export.h"
+#include "cudl/status.h"
+#include "cudl/tensor.h"
+
+CUDL_EXTERN_C_BEGIN
+
+/* Limits the readers enforce (CUDL_ERR_FILE_SHAPE beyond them). */
+#define CUDL_DATASET_MAX_IMAGES 2147483647        /* 2^31 - 1 */
+#define CUDL_DATASET_MAX_SIDE 32768               /* height, width */
+#define CUDL_DATASET_MAX_CHANNELS 4               /* as config.mean[] */
+#define CUDL_DATASET_MAX_IMAGE_BYTES (1ull << 26) /* C x H x W */
+#define CUDL_DATASET_MAX_BYTES (1ull << 36)       /* all pixels */
+
+typedef struct cudl_dataset cudl_dataset;
+
+/**
+ * Read an IDX image file ([count, height, width] u8, magic 0x00000803) and
+ * its IDX label file ([count] u8, magic 0x00000801), each raw or gzip
+ * compressed (detected by content: 0x1f 0x8b; concatenated gzip members
+ * are read as one stream). The counts must match and every label must be
+ * < classes; classes is in [1, 256], or 0 for 10 (MNIST, Fashion-MNIST).
+ * The dataset has one channel.
+ */
+CUDL_API cudl_status cudl_dataset_load_idx(cudl_context *ctx,
+                                           const char *images_path,
+                                           const char *labels_path, int classes,
+                                           cudl_dataset **out);
+
+/**
+ * Read CIFAR-10 binary batch files (records of 1 label byte + 3072 pixel
+ * bytes, 32x32x3 planar RGB), `count` of them (1 to 1024), concatenated in
+ * order (data_batch_1..5 for training, test_batch for testing). The files
+ * are read uncompressed; each must hold at least one record.
+ */
+CUDL_API cudl_status cudl_dataset_load_cifar10(cudl_context *ctx,
+                                               const char *const *paths,
+                                               int count, cudl_dataset **out);
+
+/**
+ * A dataset by name from a directory: "mnist" and "fashion-mnist"
+ * ({train,t10k}-{images-idx3,labels-idx1}-ubyte, or the same with .gz when
+ * the plain file does not exist, as Debian's dataset-fashion-mnist installs
+ * them under /usr/share/datasets/fashion-mnist) and "cifar10" (the
+ * cifar-10-batches-bin files data_batch_1.bin .. data_batch_5.bin and
+ * test_batch.bin). train selects the training or the test split. dir NULL
+ * uses the Debian location, which exists only for "fashion-mnist" (for the
+ * others dir NULL is CUDL_ERR_INVALID_ARGUMENT).
+ */
+CUDL_API cudl_status cudl_dataset_load(cudl_context *ctx, const char *name,
+                                       const char *dir, int train,
+                                       cudl_dataset **out);
+
+/**
+ * A dataset from memory: `count` images of channels x height x width bytes
+ * each, planar, back to back in `pixels`, and `count` labels, each <
+ * classes (1 to 256). Both are copied. The limits above apply
+ * (CUDL_ERR_INVALID_ARGUMENT beyond them or for a label out of range).
+ */
+CUDL_API cudl_status cudl_dataset_create(cudl_context *ctx, int64_t count,
+                                         int channels, int height, int width,
+                                         int classes, const uint8_t *pixels,
+                                         const uint8_t *labels,
+                                         cudl_dataset **out);
+
+/** Release the dataset; NULL is a no-op. Loaders over it must be destroyed
+ *  first. */
+CUDL_API void cudl_dataset_destroy(cudl_dataset *ds);
+
+/* Queries (0 / NULL for NULL). */
+CUDL_API int64_t cudl_dataset_count(const cudl_dataset *ds);
+CUDL_API int cudl_dataset_channels(const cudl_dataset *ds);
+CUDL_API int cudl_dataset_height(const cudl_dataset *ds);
+CUDL_API int cudl_dataset_width(const cudl_dataset *ds);
+CUDL_API int cudl_dataset_classes(const cudl_dataset *ds);
+/** Pixels of image i (channels * height * width bytes, planar); NULL when
+ *  i is out of range. */
+CUDL_API const uint8_t *cudl_dataset_image(const cudl_dataset *ds, int64_t i);
+/** Label of image i; -1 when i is out of range. */
+CUDL_API int cudl_dataset_label(const cudl_dataset *ds, int64_t i);
+
+/** Per-channel mean and standard deviation (population, ddof = 0) of the
+ *  pixels scaled to [0, 1], computed in double over the whole dataset from
+ *  exact per-channel histograms, for normalisation. mean and std have
+ *  cudl_dataset_channels entries. CUDL_ERR_INVALID_ARGUMENT for a NULL
+ *  argument. */
+CUDL_API cudl_status cudl_dataset_channel_stats(const cudl_dataset *ds,
+                                                float *mean, float *std);
+
+/* ---- batches ---- */
+
+/** How batches are made. Start from cudl_loader_config_default(). */
+typedef struct cudl_loader_config {
+  int64_t batch;         /* >= 1 */
+  int shuffle;           /* a new seeded permutation each epoch */
+  uint64_t seed;         /* shuffling and augmentation */
+  int drop_last;         /* skip a final partial batch */
+  float mean[4], std[4]; /* per channel: x = (pixel / 255 - mean) / std */
+  int augment;           /* random crop and flip (below) */
+  int crop_padding;      /* augment: zero-pad by this much, crop back;
+                            0 to min(height, width) */
+  int horizontal_flip;   /* augment: flip with probability 1/2 */
+} cudl_loader_config;
+
+/** batch 64, shuffle on, seed 0, drop_last off, mean 0 and std 1 for every
+ *  channel (x = pixel / 255), no augmentation. */
+CUDL_API cudl_loader_config cudl_loader_config_default(void);
+
+typedef struct cudl_loader cudl_loader;
+
+/**
+ * A loader over ds (which must outlive it) producing batches as f32 NCHW
+ * host data and i32 labels. A background thread prepares up to two batches
+ * ahead while the caller uses the current one; it touches only the
+ * loader's own buffers and ds, never the context (all memory is taken here,
+ * from ctx's allocator, so the allocator need not be thread-safe), and
+ * signals are blocked in it.
+ *
+ * Batch b of epoch e holds the images at positions [b * batch, (b + 1) *
+ * batch) of the epoch's order. Every random choice is a pure function of
+ * (seed, epoch, index), so a run is reproducible and a resumed run
+ * (cudl_loader_seek) continues exactly. With Philox4x32-10 (core/philox.h)
+ * under key (seed low 32 bits, seed high 32 bits) and a counter
+ * (c0, c1, epoch low 32 bits, epoch high 32 bits):
+ *  - order: identity without shuffle; with shuffle, perm = [0, count), then
+ *    for i = count - 1 down to 1: block at counter (i, 1, epoch), r =
+ *    (uint64)v[1] << 32 | v[0], j = r % (i + 1), swap perm[i] and perm[j].
+ *  - augmentation of dataset image k: block at counter (k, 2, epoch);
+ *    with p = crop_padding, dy = ((uint64)v[0] * (2p + 1)) >> 32 and dx =
+ *    ((uint64)v[1] * (2p + 1)) >> 32; flip = horizontal_flip && (v[2] >>
+ *    31). Output pixel (c, y, x) is source pixel (c, y + dy - p, xs + dx -
+ *    p) with xs = flip ? width - 1 - x : x, and 0 outside the image (crop
+ *    from the zero-padded image, then flip). Without augment dy = dx = p =
+ *    0 and no flip.
+ *  - value = ((float)pixel / 255.0f - mean[c]) / std[c], each operation
+ *    rounded to float.
+ * Config errors (CUDL_ERR_INVALID_ARGUMENT): batch < 1; no batch at all
+ * (drop_last and batch > count); a mean not finite or a std not positive
+ * and finite for a channel of ds; crop_padding outside [0, min(height,
+ * width)] with augment. The buffers hold min(batch, count) rows each.
+ */
+CUDL_API cudl_status cudl_loader_create(cudl_context *ctx,
+                                        const cudl_dataset *ds,
+                                        const cudl_loader_config *config,
+                                        cudl_loader **out);
+/** Stop the thread (also mid-epoch) and release everything; NULL is a
+ *  no-op. */
+CUDL_API void cudl_loader_destroy(cudl_loader *loader);
+
+/** Batches per epoch: ceil(count / batch), or floor with drop_last. */
+CUDL_API int64_t cudl_loader_batches(const cudl_loader *loader);
+
+/** Position the loader at batch `batch` of epoch `epoch` (>= 0): the next
+ *  cudl_loader_next returns exactly that batch, as an uninterrupted run
+ *  would have. batch is in [0, batches]; batches (the end of the epoch)
+ *  means batch 0 of epoch + 1. Clears an error from the thread. */
+CUDL_API cudl_status cudl_loader_seek(cudl_loader *loader, int64_t epoch,
+                                      int64_t batch);
+
+/** The (epoch, batch) the next cudl_loader_next returns, for checkpoints.
+ */
+CUDL_API cudl_status cudl_loader_position(const cudl_loader *loader,
+                                          int64_t *epoch, int64_t *batch);
+
+/**
+ * Copy the next batch into x ([batch, C, H, W] f32, any device or context)
+ * and labels ([batch] i32, likewise), through the tensors' contexts' copies
+ * from host memory. The last batch of an epoch may have fewer rows than
+ * `batch`: then only its rows are written and the rest of x and labels is
+ * left as it was. rows (may be NULL) receives the number of rows;
+ * epoch_done (may be NULL) is set to 1 after the epoch's last batch, else
+ * 0; the next call starts the next epoch. Waits while the thread prepares
+ * the batch. An error of the thread is reported here (and again until a
+ * seek); a failed copy leaves the position unchanged, so the same batch
+ * can be asked for again. Errors are recorded in the loader's context.
+ */
+CUDL_API cudl_status cudl_loader_next(cudl_loader *loader, cudl_tensor *x,
+                                      cudl_tensor *labels, int64_t *rows,
+                                      int *epoch_done);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_DATA_H */

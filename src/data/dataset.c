@@ -1,0 +1,278 @@
+/*
+ * dataset.c - the dataset object: limits, allocation, creation from memory,
+ * queries, per-channel statistics, and loading a dataset by name.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/data_internal.h"
+
+#define DEBIAN_FASHION_MNIST "/usr/share/datasets/fashion-mnist"
+#define DATA_PATH_MAX 4096
+
+cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
+                                cudl_status status_if_bad, const char *what,
+                                uint64_t count, uint64_t channels,
+                                uint64_t height, uint64_t width) {
+  uint64_t image_bytes;
+  if (count == 0 || count > CUDL_DATASET_MAX_IMAGES)
+    return cudl__fail(ctx, status_if_bad, function,
+                      "%s: %llu images; a dataset holds 1 to %d", what,
+                      (unsigned long long)count, CUDL_DATASET_MAX_IMAGES);
+  if (channels == 0 || channels > CUDL_DATASET_MAX_CHANNELS)
+    return cudl__fail(ctx, status_if_bad, function,
+                      "%s: %llu channels; a dataset has 1 to %d", what,
+                      (unsigned long long)channels, CUDL_DATASET_MAX_CHANNELS);
+  if (height == 0 || height > CUDL_DATASET_MAX_SIDE || width == 0 ||
+      width > CUDL_DATASET_MAX_SIDE)
+    return cudl__fail(ctx, status_if_bad, function,
+                      "%s: images of %llu x %llu pixels; each side must be 1 "
+                      "to %d",
+                      what, (unsigned long long)height,
+                      (unsigned long long)width, CUDL_DATASET_MAX_SIDE);
+  /* Each factor is below 2^16 here, so nothing overflows. */
+  image_bytes = channels * height * width;
+  if (image_bytes > CUDL_DATASET_MAX_IMAGE_BYTES)
+    return cudl__fail(ctx, status_if_bad, function,
+                      "%s: %llu bytes per image, above the limit of %llu", what,
+                      (unsigned long long)image_bytes,
+                      (unsigned long long)CUDL_DATASET_MAX_IMAGE_BYTES);
+  /* count < 2^31 and image_bytes <= 2^26: the product fits in 64 bits. */
+  if (count * image_bytes > CUDL_DATASET_MAX_BYTES ||
+      count * image_bytes > (uint64_t)SIZE_MAX)
+    return cudl__fail(ctx, status_if_bad, function,
+                      "%s: %llu images of %llu bytes, above the limit of %llu "
+                      "bytes of pixels",
+                      what, (unsigned long long)count,
+                      (unsigned long long)image_bytes,
+                      (unsigned long long)CUDL_DATASET_MAX_BYTES);
+  return CUDL_OK;
+}
+
+cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
+                                int64_t count, int channels, int height,
+                                int width, int classes, cudl_dataset **out) {
+  cudl_dataset *ds =
+      (cudl_dataset *)cudl__host_alloc(&ctx->allocator, sizeof *ds, 16);
+  *out = NULL;
+  if (ds == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the dataset");
+  memset(ds, 0, sizeof *ds);
+  ds->allocator = ctx->allocator;
+  ds->count = count;
+  ds->channels = channels;
+  ds->height = height;
+  ds->width = width;
+  ds->classes = classes;
+  /* Checked by cudl__dataset_check: no overflow. */
+  ds->image_bytes = (size_t)channels * (size_t)height * (size_t)width;
+  ds->pixels_size = (size_t)count * ds->image_bytes;
+  ds->pixels = (uint8_t *)cudl__host_alloc(&ctx->allocator, ds->pixels_size,
+                                           CUDL_HOST_ALIGNMENT);
+  if (ds->pixels == NULL) {
+    size_t size = ds->pixels_size;
+    cudl_dataset_destroy(ds);
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate %zu bytes of pixels", size);
+  }
+  ds->labels = (uint8_t *)cudl__host_alloc(&ctx->allocator, (size_t)count, 16);
+  if (ds->labels == NULL) {
+    cudl_dataset_destroy(ds);
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate %lld labels", (long long)count);
+  }
+  *out = ds;
+  return CUDL_OK;
+}
+
+void cudl_dataset_destroy(cudl_dataset *ds) {
+  cudl_allocator allocator;
+  if (ds == NULL) return;
+  allocator = ds->allocator;
+  cudl__host_free(&allocator, ds->pixels, ds->pixels_size);
+  cudl__host_free(&allocator, ds->labels, (size_t)ds->count);
+  cudl__host_free(&allocator, ds, sizeof *ds);
+}
+
+cudl_status cudl_dataset_create(cudl_context *ctx, int64_t count, int channels,
+                                int height, int width, int classes,
+                                const uint8_t *pixels, const uint8_t *labels,
+                                cudl_dataset **out) {
+  static const char fn[] = "cudl_dataset_create";
+  cudl_dataset *ds;
+  cudl_status status;
+  int64_t i;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL || pixels == NULL || labels == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "%s is NULL",
+                      out == NULL      ? "out"
+                      : pixels == NULL ? "pixels"
+                                       : "labels");
+  if (classes < 1 || classes > 256)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "classes is %d; it must be 1 to 256", classes);
+  if (count < 0 || channels < 0 || height < 0 || width < 0)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "a negative count or size");
+  status = cudl__dataset_check(ctx, fn, CUDL_ERR_INVALID_ARGUMENT, "the data",
+                               (uint64_t)count, (uint64_t)channels,
+                               (uint64_t)height, (uint64_t)width);
+  if (status != CUDL_OK) return status;
+  for (i = 0; i < count; ++i)
+    if (labels[i] >= classes)
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                        "labels[%lld] is %d; there are %d classes",
+                        (long long)i, labels[i], classes);
+  status = cudl__dataset_alloc(ctx, fn, count, channels, height, width, classes,
+                               &ds);
+  if (status != CUDL_OK) return status;
+  memcpy(ds->pixels, pixels, ds->pixels_size);
+  memcpy(ds->labels, labels, (size_t)count);
+  *out = ds;
+  return CUDL_OK;
+}
+
+/* ---- queries ---- */
+
+int64_t cudl_dataset_count(const cudl_dataset *ds) {
+  return ds == NULL ? 0 : ds->count;
+}
+int cudl_dataset_channels(const cudl_dataset *ds) {
+  return ds == NULL ? 0 : ds->channels;
+}
+int cudl_dataset_height(const cudl_dataset *ds) {
+  return ds == NULL ? 0 : ds->height;
+}
+int cudl_dataset_width(const cudl_dataset *ds) {
+  return ds == NULL ? 0 : ds->width;
+}
+int cudl_dataset_classes(const cudl_dataset *ds) {
+  return ds == NULL ? 0 : ds->classes;
+}
+
+const uint8_t *cudl_dataset_image(const cudl_dataset *ds, int64_t i) {
+  if (ds == NULL || i < 0 || i >= ds->count) return NULL;
+  return ds->pixels + (size_t)i * ds->image_bytes;
+}
+
+int cudl_dataset_label(const cudl_dataset *ds, int64_t i) {
+  if (ds == NULL || i < 0 || i >= ds->count) return -1;
+  return ds->labels[i];
+}
+
+cudl_status cudl_dataset_channel_stats(const cudl_dataset *ds, float *mean,
+                                       float *std) {
+  uint64_t histogram[256];
+  size_t plane, i;
+  int64_t n;
+  int c, v;
+  if (ds == NULL || mean == NULL || std == NULL)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  plane = (size_t)ds->height * (size_t)ds->width;
+  for (c = 0; c < ds->channels; ++c) {
+    double total = (double)ds->count * (double)plane, m = 0.0, var = 0.0;
+    memset(histogram, 0, sizeof histogram);
+    for (n = 0; n < ds->count; ++n) {
+      const uint8_t *p =
+          ds->pixels + (size_t)n * ds->image_bytes + (size_t)c * plane;
+      for (i = 0; i < plane; ++i) ++histogram[p[i]];
+    }
+    /* Two passes over the exact histogram. */
+    for (v = 0; v < 256; ++v) m += (double)histogram[v] * (v / 255.0);
+    m /= total;
+    for (v = 0; v < 256; ++v) {
+      double d = v / 255.0 - m;
+      var += (double)histogram[v] * d * d;
+    }
+    mean[c] = (float)m;
+    std[c] = (float)sqrt(var / total);
+  }
+  return CUDL_OK;
+}
+
+/* ---- by name ---- */
+
+/* dir/file into buf; INVALID_ARGUMENT when it does not fit. */
+static cudl_status join_path(cudl_context *ctx, char *buf, const char *dir,
+                             const char *file) {
+  int n = snprintf(buf, DATA_PATH_MAX, "%s/%s", dir, file);
+  if (n < 0 || n >= DATA_PATH_MAX)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_dataset_load",
+                      "the path of '%s' in '%.200s' is too long", file, dir);
+  return CUDL_OK;
+}
+
+/* dir/file, or dir/file.gz when only that exists. */
+static cudl_status idx_path(cudl_context *ctx, char *buf, const char *dir,
+                            const char *file) {
+  char gz[DATA_PATH_MAX];
+  cudl_status status = join_path(ctx, buf, dir, file);
+  if (status != CUDL_OK) return status;
+  if (access(buf, F_OK) == 0) return CUDL_OK;
+  if (strlen(buf) + 3 >= DATA_PATH_MAX)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_dataset_load",
+                      "the path of '%s' in '%.200s' is too long", file, dir);
+  memcpy(gz, buf, strlen(buf) + 1);
+  strcat(gz, ".gz");
+  if (access(gz, F_OK) == 0) memcpy(buf, gz, strlen(gz) + 1);
+  return CUDL_OK; /* the reader reports a missing file */
+}
+
+cudl_status cudl_dataset_load(cudl_context *ctx, const char *name,
+                              const char *dir, int train, cudl_dataset **out) {
+  static const char fn[] = "cudl_dataset_load";
+  char images[DATA_PATH_MAX], labels[DATA_PATH_MAX];
+  cudl_status status;
+  int idx;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL || name == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "%s is NULL",
+                      out == NULL ? "out" : "name");
+  idx = strcmp(name, "mnist") == 0 || strcmp(name, "fashion-mnist") == 0;
+  if (!idx && strcmp(name, "cifar10") != 0)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "unknown dataset '%.100s' (mnist, fashion-mnist, "
+                      "cifar10)",
+                      name);
+  if (dir == NULL) {
+    if (strcmp(name, "fashion-mnist") != 0)
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                        "no default directory for '%s': give dir", name);
+    dir = DEBIAN_FASHION_MNIST;
+  }
+  if (idx) {
+    const char *split = train ? "train" : "t10k";
+    char file[64];
+    snprintf(file, sizeof file, "%s-images-idx3-ubyte", split);
+    status = idx_path(ctx, images, dir, file);
+    if (status != CUDL_OK) return status;
+    snprintf(file, sizeof file, "%s-labels-idx1-ubyte", split);
+    status = idx_path(ctx, labels, dir, file);
+    if (status != CUDL_OK) return status;
+    return cudl_dataset_load_idx(ctx, images, labels, 10, out);
+  }
+  if (!train) {
+    const char *paths[1];
+    status = join_path(ctx, images, dir, "test_batch.bin");
+    if (status != CUDL_OK) return status;
+    paths[0] = images;
+    return cudl_dataset_load_cifar10(ctx, paths, 1, out);
+  } else {
+    char buffers[5][DATA_PATH_MAX];
+    const char *paths[5];
+    int i;
+    for (i = 0; i < 5; ++i) {
+      char file[32];
+      snprintf(file, sizeof file, "data_batch_%d.bin", i + 1);
+      status = join_path(ctx, buffers[i], dir, file);
+      if (status != CUDL_OK) return status;
+      paths[i] = buffers[i];
+    }
+    return cudl_dataset_load_cifar10(ctx, paths, 5, out);
+  }
+}

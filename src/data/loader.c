@@ -1,0 +1,483 @@
+/*
+ * loader.c - batches prepared on a background thread.
+ *
+ * Two slots, each a batch's worth of f32 pixels and i32 labels. The thread
+ * takes a free slot, fills it with the next batch of its position (outside
+ * the lock) and marks it ready; cudl_loader_next waits for the slot of the
+ * batch it wants, copies it into the caller's tensors and frees it. So the
+ * thread works up to two batches ahead and the caller waits only when it
+ * consumes faster than the host can prepare.
+ *
+ * Seeking bumps a generation number: ready slots are dropped, a slot being
+ * filled for an older generation is dropped when the thread finishes it,
+ * and the thread restarts from the new position. Every batch is a pure
+ * function of (seed, epoch, batch) (batch.c), so where the thread was
+ * does not matter.
+ *
+ * The thread never calls into the context (whose contract is one thread at
+ * a time), never allocates and never logs: it records a failure in the
+ * loader, and the caller's next cudl_loader_next reports it.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "data/data_internal.h"
+
+#define LOADER_SLOTS 2
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_COPYING };
+
+typedef struct loader_slot {
+  int state;
+  uint64_t generation;
+  int64_t epoch, batch, rows;
+  int last; /* the epoch's last batch */
+  float *x;
+  int32_t *labels;
+} loader_slot;
+
+struct cudl_loader {
+  cudl_context *ctx;
+  cudl_allocator allocator; /* allocated this struct and its buffers */
+  const cudl_dataset *ds;
+  cudl_batch_recipe recipe;
+  int shuffle;
+  int64_t batch, batches, count;
+  size_t x_size, labels_size, perm_size; /* buffer bytes */
+
+  /* The thread's own. */
+  uint32_t *perm;
+  int64_t perm_epoch; /* the epoch perm holds; -1 for none */
+
+  /* Shared, under mutex. */
+  pthread_mutex_t mutex;
+  pthread_cond_t work;  /* the thread waits: a slot freed, seek, stop */
+  pthread_cond_t ready; /* the caller waits: a slot ready, an error */
+  int stop;
+  uint64_t generation;
+  int64_t work_epoch, work_batch; /* the next batch the thread prepares */
+  loader_slot slots[LOADER_SLOTS];
+  cudl_status error;
+  char error_text[256];
+  int64_t fail_epoch, fail_batch; /* test hook */
+
+  /* The caller's. */
+  int64_t next_epoch, next_batch;
+  pthread_t thread;
+  int thread_started, mutex_ready, work_ready, ready_ready;
+};
+
+/* ---- the thread ---- */
+
+static void advance(int64_t *epoch, int64_t *batch, int64_t batches) {
+  if (++*batch == batches) {
+    *batch = 0;
+    ++*epoch;
+  }
+}
+
+static loader_slot *free_slot(cudl_loader *l) {
+  int i;
+  for (i = 0; i < LOADER_SLOTS; ++i)
+    if (l->slots[i].state == SLOT_FREE) return &l->slots[i];
+  return NULL;
+}
+
+static void *loader_thread(void *arg) {
+  cudl_loader *l = (cudl_loader *)arg;
+  for (;;) {
+    loader_slot *slot;
+    uint64_t generation;
+    int64_t epoch, batch, first, rows;
+    int fail;
+    pthread_mutex_lock(&l->mutex);
+    while (!l->stop && (l->error != CUDL_OK || free_slot(l) == NULL))
+      pthread_cond_wait(&l->work, &l->mutex);
+    if (l->stop) {
+      pthread_mutex_unlock(&l->mutex);
+      return NULL;
+    }
+    slot = free_slot(l);
+    slot->state = SLOT_FILLING;
+    generation = l->generation;
+    epoch = l->work_epoch;
+    batch = l->work_batch;
+    fail = epoch == l->fail_epoch && batch == l->fail_batch;
+    advance(&l->work_epoch, &l->work_batch, l->batches);
+    pthread_mutex_unlock(&l->mutex);
+
+    first = batch * l->batch;
+    rows = l->count - first < l->batch ? l->count - first : l->batch;
+    if (!fail) {
+      if (l->perm_epoch != epoch) {
+        cudl__data_order(l->perm, l->count, l->shuffle, l->recipe.seed, epoch);
+        l->perm_epoch = epoch;
+      }
+      cudl__data_fill(&l->recipe, l->perm + first, rows, epoch, slot->x,
+                      slot->labels);
+    }
+
+    pthread_mutex_lock(&l->mutex);
+    if (generation != l->generation) {
+      slot->state = SLOT_FREE; /* a seek made it stale */
+    } else if (fail) {
+      slot->state = SLOT_FREE;
+      l->error = CUDL_ERR_IO;
+      snprintf(l->error_text, sizeof l->error_text,
+               "the loader's thread failed at batch %lld of epoch %lld "
+               "(injected failure)",
+               (long long)batch, (long long)epoch);
+      pthread_cond_broadcast(&l->ready);
+    } else {
+      slot->generation = generation;
+      slot->epoch = epoch;
+      slot->batch = batch;
+      slot->rows = rows;
+      slot->last = batch == l->batches - 1;
+      slot->state = SLOT_READY;
+      pthread_cond_broadcast(&l->ready);
+    }
+    pthread_mutex_unlock(&l->mutex);
+  }
+}
+
+/* ---- creation ---- */
+
+cudl_loader_config cudl_loader_config_default(void) {
+  cudl_loader_config c;
+  int i;
+  memset(&c, 0, sizeof c);
+  c.batch = 64;
+  c.shuffle = 1;
+  for (i = 0; i < 4; ++i) c.std[i] = 1.0f;
+  return c;
+}
+
+static cudl_status check_config(cudl_context *ctx, const cudl_dataset *ds,
+                                const cudl_loader_config *c) {
+  static const char fn[] = "cudl_loader_create";
+  int i;
+  if (c->batch < 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "config->batch is %lld; it must be at least 1",
+                      (long long)c->batch);
+  if (c->drop_last && c->batch > ds->count)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "config->batch (%lld) is larger than the dataset (%lld "
+                      "images) and drop_last leaves no batch",
+                      (long long)c->batch, (long long)ds->count);
+  for (i = 0; i < ds->channels; ++i) {
+    if (!isfinite(c->mean[i]))
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                        "config->mean[%d] is not finite", i);
+    if (!(c->std[i] > 0.0f) || !isfinite(c->std[i]))
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                        "config->std[%d] is %g; it must be positive and "
+                        "finite",
+                        i, (double)c->std[i]);
+  }
+  if (c->augment) {
+    int side = ds->height < ds->width ? ds->height : ds->width;
+    if (c->crop_padding < 0 || c->crop_padding > side)
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                        "config->crop_padding is %d; it must be 0 to %d "
+                        "(the image's shorter side)",
+                        c->crop_padding, side);
+  }
+  return CUDL_OK;
+}
+
+static cudl_status fail_create(cudl_loader *l, cudl_status status) {
+  cudl_loader_destroy(l);
+  return status;
+}
+
+cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
+                               const cudl_loader_config *config,
+                               cudl_loader **out) {
+  static const char fn[] = "cudl_loader_create";
+  cudl_loader *l;
+  cudl_status status;
+  int64_t rows;
+  size_t image_floats;
+  sigset_t all, old;
+  int i, v, err;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL || ds == NULL || config == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "%s is NULL",
+                      out == NULL  ? "out"
+                      : ds == NULL ? "ds"
+                                   : "config");
+  status = check_config(ctx, ds, config);
+  if (status != CUDL_OK) return status;
+
+  l = (cudl_loader *)cudl__host_alloc(&ctx->allocator, sizeof *l, 64);
+  if (l == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                      "cannot allocate the loader");
+  memset(l, 0, sizeof *l);
+  l->ctx = ctx;
+  l->allocator = ctx->allocator;
+  l->ds = ds;
+  l->shuffle = config->shuffle != 0;
+  l->batch = config->batch;
+  l->count = ds->count;
+  l->batches = config->drop_last ? ds->count / config->batch
+                                 : (ds->count - 1) / config->batch + 1;
+  l->perm_epoch = -1;
+  l->fail_epoch = -1;
+  l->fail_batch = -1;
+  l->recipe.ds = ds;
+  l->recipe.seed = config->seed;
+  l->recipe.augment = config->augment != 0;
+  l->recipe.crop_padding = config->augment ? config->crop_padding : 0;
+  l->recipe.horizontal_flip = config->augment && config->horizontal_flip;
+  for (i = 0; i < ds->channels; ++i)
+    for (v = 0; v < 256; ++v)
+      l->recipe.lut[i][v] =
+          ((float)v / 255.0f - config->mean[i]) / config->std[i];
+
+  /* No batch has more rows than the dataset: the buffers are bounded by
+   * the dataset's size, whatever config->batch says. */
+  rows = config->batch < ds->count ? config->batch : ds->count;
+  image_floats = ds->image_bytes;
+  if (!cudl__mul_size((size_t)rows * image_floats, sizeof(float), &l->x_size)) {
+    return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                                     "a batch's size overflows"));
+  }
+  l->labels_size = (size_t)rows * sizeof(int32_t);
+  l->perm_size = (size_t)ds->count * sizeof(uint32_t);
+  for (i = 0; i < LOADER_SLOTS; ++i) {
+    l->slots[i].x = (float *)cudl__host_alloc(&ctx->allocator, l->x_size,
+                                              CUDL_HOST_ALIGNMENT);
+    l->slots[i].labels = (int32_t *)cudl__host_alloc(
+        &ctx->allocator, l->labels_size, CUDL_HOST_ALIGNMENT);
+    if (l->slots[i].x == NULL || l->slots[i].labels == NULL)
+      return fail_create(
+          l,
+          cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                     "cannot allocate a batch buffer of %zu bytes", l->x_size));
+  }
+  l->perm = (uint32_t *)cudl__host_alloc(&ctx->allocator, l->perm_size, 64);
+  if (l->perm == NULL)
+    return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                                     "cannot allocate the epoch's order"));
+
+  if ((err = pthread_mutex_init(&l->mutex, NULL)) != 0)
+    return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                                     "pthread_mutex_init: %s", strerror(err)));
+  l->mutex_ready = 1;
+  if ((err = pthread_cond_init(&l->work, NULL)) != 0)
+    return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                                     "pthread_cond_init: %s", strerror(err)));
+  l->work_ready = 1;
+  if ((err = pthread_cond_init(&l->ready, NULL)) != 0)
+    return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                                     "pthread_cond_init: %s", strerror(err)));
+  l->ready_ready = 1;
+
+  /* The thread starts with the asynchronous signals blocked, so that a
+   * program's handlers (Ctrl-C) run on its own threads; faults stay
+   * deliverable. */
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL);
+  sigdelset(&all, SIGTRAP);
+  sigdelset(&all, SIGABRT);
+  sigdelset(&all, SIGSYS);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  err = pthread_create(&l->thread, NULL, loader_thread, l);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err != 0)
+    return fail_create(
+        l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                      "cannot start the loader's thread: %s", strerror(err)));
+  l->thread_started = 1;
+  *out = l;
+  return CUDL_OK;
+}
+
+void cudl_loader_destroy(cudl_loader *l) {
+  cudl_allocator allocator;
+  int i;
+  if (l == NULL) return;
+  if (l->thread_started) {
+    pthread_mutex_lock(&l->mutex);
+    l->stop = 1;
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->mutex);
+    pthread_join(l->thread, NULL);
+  }
+  if (l->ready_ready) pthread_cond_destroy(&l->ready);
+  if (l->work_ready) pthread_cond_destroy(&l->work);
+  if (l->mutex_ready) pthread_mutex_destroy(&l->mutex);
+  allocator = l->allocator;
+  for (i = 0; i < LOADER_SLOTS; ++i) {
+    cudl__host_free(&allocator, l->slots[i].x, l->x_size);
+    cudl__host_free(&allocator, l->slots[i].labels, l->labels_size);
+  }
+  cudl__host_free(&allocator, l->perm, l->perm_size);
+  cudl__host_free(&allocator, l, sizeof *l);
+}
+
+/* ---- use ---- */
+
+int64_t cudl_loader_batches(const cudl_loader *l) {
+  return l == NULL ? 0 : l->batches;
+}
+
+cudl_status cudl_loader_position(const cudl_loader *l, int64_t *epoch,
+                                 int64_t *batch) {
+  if (l == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (epoch == NULL || batch == NULL)
+    return cudl__fail(l->ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_loader_position",
+                      "%s is NULL", epoch == NULL ? "epoch" : "batch");
+  *epoch = l->next_epoch;
+  *batch = l->next_batch;
+  return CUDL_OK;
+}
+
+cudl_status cudl_loader_seek(cudl_loader *l, int64_t epoch, int64_t batch) {
+  int i;
+  if (l == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (epoch < 0 || batch < 0 || batch > l->batches ||
+      (batch == l->batches && epoch == INT64_MAX))
+    return cudl__fail(l->ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_loader_seek",
+                      "position (epoch %lld, batch %lld): the epoch must be "
+                      ">= 0 and the batch 0 to %lld",
+                      (long long)epoch, (long long)batch,
+                      (long long)l->batches);
+  if (batch == l->batches) { /* the end of an epoch: the next one's start */
+    ++epoch;
+    batch = 0;
+  }
+  pthread_mutex_lock(&l->mutex);
+  ++l->generation;
+  l->work_epoch = epoch;
+  l->work_batch = batch;
+  for (i = 0; i < LOADER_SLOTS; ++i)
+    if (l->slots[i].state == SLOT_READY) l->slots[i].state = SLOT_FREE;
+  l->error = CUDL_OK;
+  pthread_cond_broadcast(&l->work);
+  pthread_mutex_unlock(&l->mutex);
+  l->next_epoch = epoch;
+  l->next_batch = batch;
+  return CUDL_OK;
+}
+
+static cudl_status check_tensor(cudl_loader *l, const cudl_tensor *t,
+                                const char *name, cudl_dtype dtype, int ndim,
+                                const int64_t *shape) {
+  static const char fn[] = "cudl_loader_next";
+  int d;
+  if (t == NULL)
+    return cudl__fail(l->ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "%s is NULL",
+                      name);
+  if (t->dtype != dtype)
+    return cudl__fail(l->ctx, CUDL_ERR_DTYPE, fn, "%s is %s; it must be %s",
+                      name, cudl_dtype_name(t->dtype), cudl_dtype_name(dtype));
+  if (t->ndim == ndim) {
+    for (d = 0; d < ndim && t->shape[d] == shape[d]; ++d) {
+    }
+    if (d == ndim) return CUDL_OK;
+  }
+  if (ndim == 4)
+    return cudl__fail(l->ctx, CUDL_ERR_SHAPE, fn,
+                      "%s must have shape [%lld, %lld, %lld, %lld] (the batch "
+                      "size and the dataset's C, H, W)",
+                      name, (long long)shape[0], (long long)shape[1],
+                      (long long)shape[2], (long long)shape[3]);
+  return cudl__fail(l->ctx, CUDL_ERR_SHAPE, fn,
+                    "%s must have shape [%lld] (the batch size)", name,
+                    (long long)shape[0]);
+}
+
+static loader_slot *wanted_slot(cudl_loader *l) {
+  int i;
+  for (i = 0; i < LOADER_SLOTS; ++i) {
+    loader_slot *s = &l->slots[i];
+    if (s->state == SLOT_READY && s->generation == l->generation &&
+        s->epoch == l->next_epoch && s->batch == l->next_batch)
+      return s;
+  }
+  return NULL;
+}
+
+cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
+                             cudl_tensor *labels, int64_t *rows,
+                             int *epoch_done) {
+  static const char fn[] = "cudl_loader_next";
+  const cudl_dataset *ds;
+  int64_t x_shape[4], labels_shape[1];
+  loader_slot *slot;
+  cudl_context *failed;
+  cudl_status status;
+  char error_text[sizeof l->error_text];
+  if (l == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ds = l->ds;
+  x_shape[0] = l->batch;
+  x_shape[1] = ds->channels;
+  x_shape[2] = ds->height;
+  x_shape[3] = ds->width;
+  labels_shape[0] = l->batch;
+  status = check_tensor(l, x, "x", CUDL_DTYPE_F32, 4, x_shape);
+  if (status == CUDL_OK)
+    status = check_tensor(l, labels, "labels", CUDL_DTYPE_I32, 1, labels_shape);
+  if (status != CUDL_OK) return status;
+
+  pthread_mutex_lock(&l->mutex);
+  while ((slot = wanted_slot(l)) == NULL && l->error == CUDL_OK)
+    pthread_cond_wait(&l->ready, &l->mutex);
+  if (slot == NULL) {
+    status = l->error;
+    memcpy(error_text, l->error_text, sizeof error_text);
+    pthread_mutex_unlock(&l->mutex);
+    return cudl__fail(l->ctx, status, fn, "%s", error_text);
+  }
+  slot->state = SLOT_COPYING;
+  pthread_mutex_unlock(&l->mutex);
+
+  /* The caller's thread: the tensors' contexts are used here, as in any
+   * call. Only the batch's rows are written. */
+  failed = x->ctx;
+  status = cudl__after_op(
+      x->ctx, x->ctx->backend->copy_from_host(
+                  x->ctx, x->data, slot->x,
+                  (size_t)slot->rows * ds->image_bytes * sizeof(float)));
+  if (status == CUDL_OK) {
+    failed = labels->ctx;
+    status =
+        cudl__after_op(labels->ctx, labels->ctx->backend->copy_from_host(
+                                        labels->ctx, labels->data, slot->labels,
+                                        (size_t)slot->rows * sizeof(int32_t)));
+  }
+
+  pthread_mutex_lock(&l->mutex);
+  if (status != CUDL_OK) {
+    slot->state = SLOT_READY; /* the same batch again next time */
+  } else {
+    slot->state = SLOT_FREE;
+    if (rows != NULL) *rows = slot->rows;
+    if (epoch_done != NULL) *epoch_done = slot->last;
+    pthread_cond_broadcast(&l->work);
+  }
+  pthread_mutex_unlock(&l->mutex);
+  if (status != CUDL_OK)
+    return cudl__fail(l->ctx, status, fn, "copying the batch failed: %s",
+                      failed->last_error);
+  advance(&l->next_epoch, &l->next_batch, l->batches);
+  return CUDL_OK;
+}
+
+void cudl__loader_fail_at(cudl_loader *l, int64_t epoch, int64_t batch) {
+  pthread_mutex_lock(&l->mutex);
+  l->fail_epoch = epoch;
+  l->fail_batch = batch;
+  pthread_mutex_unlock(&l->mutex);
+}
