@@ -2,7 +2,7 @@
 # Regenerate the PyTorch golden files in tests/golden/ (committed data that
 # tests/unit/test_golden.cpp reads) with tests/golden/make_goldens.py.
 #
-#   scripts/make-goldens.sh           rewrite tests/golden/*.safetensors
+#   scripts/make-goldens.sh           rewrite tests/golden/*.safetensors and *.txt
 #   scripts/make-goldens.sh --check   generate into a temporary directory and
 #                                     compare with the committed files byte
 #                                     for byte (another CPU or PyTorch build
@@ -28,7 +28,7 @@ case "${1:-}" in
     trap 'rm -rf "$tmp"' EXIT
     "$python" tests/golden/make_goldens.py "$tmp" >/dev/null
     status=0
-    for f in "$tmp"/*.safetensors; do
+    for f in "$tmp"/*.safetensors "$tmp"/*.txt; do
       name=$(basename "$f")
       if ! cmp -s "$f" "tests/golden/$name"; then
         echo "make-goldens: tests/golden/$name differs from a fresh run" >&2

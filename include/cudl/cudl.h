@@ -26,5 +26,7 @@
 #include "cudl/linear.h"
 #include "cudl/data.h"
 #include "cudl/nn.h"
+#include "cudl/optim.h"
+#include "cudl/zoo.h"
 
 #endif /* CUDL_CUDL_H */

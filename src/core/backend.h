@@ -46,6 +46,29 @@ typedef enum cudl_loss_kind {
   CUDL_LOSS_BCE_WITH_LOGITS
 } cudl_loss_kind;
 
+/* The scalars of one optimizer step (cudl/optim.h), already in the floats
+ * PyTorch's torch.optim (1.13) computes with: src/nn/optim.c derives them
+ * from the config in double and rounds each once, as PyTorch's Python
+ * floats are rounded when they reach a float kernel. */
+typedef struct cudl_sgd_step_args {
+  float neg_lr;              /* -lr */
+  float weight_decay;        /* d = fma(p, weight_decay, g) when nonzero */
+  float momentum;            /* 0: no buffer (the pointer is NULL) */
+  float one_minus_dampening; /* 1 - dampening */
+  int nesterov;
+  int first_step; /* momentum: the buffer becomes d (PyTorch's clone) */
+} cudl_sgd_step_args;
+
+typedef struct cudl_adam_step_args {
+  float decay;        /* AdamW: p *= 1 - lr * weight_decay; 1 for Adam */
+  float weight_decay; /* Adam: g = fma(p, weight_decay, g); 0 for AdamW */
+  float beta1, one_minus_beta1;
+  float beta2, one_minus_beta2;
+  float neg_step_size;         /* -lr / (1 - beta1^t) */
+  float bias_correction2_sqrt; /* sqrt(1 - beta2^t) */
+  float eps;
+} cudl_adam_step_args;
+
 typedef struct cudl_backend {
   const char *name;
 
@@ -210,6 +233,25 @@ typedef struct cudl_backend {
                                         const cudl_conv2d_geometry *g,
                                         const float *x, const float *dy,
                                         float *dw);
+
+  /* Optimizer updates in place over n elements (cudl/optim.h), with the
+   * exact float operations documented in src/cpu/cpu_optim.c; any order
+   * over elements. momentum_buffer is NULL when args->momentum is 0. */
+  cudl_status (*sgd_step)(cudl_context *ctx, float *params, const float *grads,
+                          float *momentum_buffer, int64_t n,
+                          const cudl_sgd_step_args *args);
+  cudl_status (*adam_step)(cudl_context *ctx, float *params, const float *grads,
+                           float *exp_avg, float *exp_avg_sq, int64_t n,
+                           const cudl_adam_step_args *args);
+  /* norm[0] = the L2 norm of n elements (n may be 0): squares summed in
+   * double, deterministic; the square root in double, rounded once. */
+  cudl_status (*l2_norm_f32)(cudl_context *ctx, const float *x, float *norm,
+                             int64_t n);
+  /* Gradient clipping's scaling, reading norm[0] where it lies (device
+   * memory on CUDA: no synchronisation): when it is finite, coef =
+   * (1 / (norm + 1e-6f)) * max_norm in float, and x *= coef if coef < 1. */
+  cudl_status (*clip_scale_f32)(cudl_context *ctx, float *x, int64_t n,
+                                const float *norm, float max_norm);
 } cudl_backend;
 
 extern const cudl_backend cudl__cpu_backend;

@@ -185,4 +185,8 @@ const cudl_backend cudl__cpu_backend = {
     .conv2d_forward = cudl__cpu_conv2d_forward,
     .conv2d_backward_data = cudl__cpu_conv2d_backward_data,
     .conv2d_backward_filter = cudl__cpu_conv2d_backward_filter,
+    .sgd_step = cudl__cpu_sgd_step,
+    .adam_step = cudl__cpu_adam_step,
+    .l2_norm_f32 = cudl__cpu_l2_norm_f32,
+    .clip_scale_f32 = cudl__cpu_clip_scale_f32,
 };

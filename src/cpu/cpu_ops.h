@@ -85,6 +85,17 @@ cudl_status cudl__cpu_sum_f32(cudl_context *ctx, const float *x, float *out,
                               int64_t n, int mean);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
                               float *out, int64_t n);
+cudl_status cudl__cpu_sgd_step(cudl_context *ctx, float *params,
+                               const float *grads, float *momentum_buffer,
+                               int64_t n, const cudl_sgd_step_args *args);
+cudl_status cudl__cpu_adam_step(cudl_context *ctx, float *params,
+                                const float *grads, float *exp_avg,
+                                float *exp_avg_sq, int64_t n,
+                                const cudl_adam_step_args *args);
+cudl_status cudl__cpu_l2_norm_f32(cudl_context *ctx, const float *x,
+                                  float *norm, int64_t n);
+cudl_status cudl__cpu_clip_scale_f32(cudl_context *ctx, float *x, int64_t n,
+                                     const float *norm, float max_norm);
 
 /* The CPU backend's per-context state (ctx->backend_state), made on first
  * use: a scratch buffer kept across calls, so that convolutions do not map

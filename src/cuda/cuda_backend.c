@@ -564,4 +564,8 @@ const cudl_backend cudl__cuda_backend = {
     .conv2d_forward = cudl__cuda_conv2d_forward,
     .conv2d_backward_data = cudl__cuda_conv2d_backward_data,
     .conv2d_backward_filter = cudl__cuda_conv2d_backward_filter,
+    .sgd_step = cudl__cuda_sgd_step,
+    .adam_step = cudl__cuda_adam_step,
+    .l2_norm_f32 = cudl__cuda_l2_norm_f32,
+    .clip_scale_f32 = cudl__cuda_clip_scale_f32,
 };

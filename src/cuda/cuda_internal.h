@@ -108,6 +108,19 @@ cudl_status cudl__cuda_conv2d_backward_filter(cudl_context *ctx,
                                               const float *x, const float *dy,
                                               float *dw);
 
+/* cuda_optim.c: optimizer updates and gradient-norm clipping. */
+cudl_status cudl__cuda_sgd_step(cudl_context *ctx, float *params,
+                                const float *grads, float *momentum_buffer,
+                                int64_t n, const cudl_sgd_step_args *args);
+cudl_status cudl__cuda_adam_step(cudl_context *ctx, float *params,
+                                 const float *grads, float *exp_avg,
+                                 float *exp_avg_sq, int64_t n,
+                                 const cudl_adam_step_args *args);
+cudl_status cudl__cuda_l2_norm_f32(cudl_context *ctx, const float *x,
+                                   float *norm, int64_t n);
+cudl_status cudl__cuda_clip_scale_f32(cudl_context *ctx, float *x, int64_t n,
+                                      const float *norm, float max_norm);
+
 /* Device queries behind the public cudl_cuda_* functions (src/core/devices.c).
  */
 cudl_status cudl__cuda_device_count(int *count, char *reason,

@@ -74,6 +74,9 @@ typedef struct node {
 
 struct cudl_model {
   cudl_context *ctx;
+  /* The context's allocator when the model was made: everything the model
+   * allocates on the host goes back to it, even if the context's changes. */
+  cudl_allocator allocator;
   node *nodes;
   int node_count, node_capacity;
   param_entry *params;
@@ -134,7 +137,7 @@ void cudl_model_destroy(cudl_model *m) {
   cudl_tensor_destroy(m->param_arena);
   cudl_tensor_destroy(m->grad_arena);
   cudl_tensor_destroy(m->buffer_arena);
-  allocator = m->ctx->allocator;
+  allocator = m->allocator;
   cudl__host_free(&allocator, m->slots,
                   (size_t)m->slot_count * sizeof *m->slots);
   cudl__host_free(&allocator, m->slot_numel,
@@ -147,19 +150,20 @@ void cudl_model_destroy(cudl_model *m) {
 }
 
 /* Grow an array of `size`-byte elements to hold at least need. */
-static cudl_status grow(cudl_context *ctx, void **array, int *capacity,
-                        int need, size_t size) {
+static cudl_status grow(cudl_model *m, void **array, int *capacity, int need,
+                        size_t size) {
+  cudl_context *ctx = m->ctx;
   void *bigger;
   int cap = *capacity;
   if (need <= cap) return CUDL_OK;
   while (cap < need) cap = cap == 0 ? 16 : 2 * cap;
-  bigger = cudl__host_alloc(&ctx->allocator, (size_t)cap * size, 16);
+  bigger = cudl__host_alloc(&m->allocator, (size_t)cap * size, 16);
   if (bigger == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot grow the model");
   memset(bigger, 0, (size_t)cap * size);
   if (*array != NULL) {
     memcpy(bigger, *array, (size_t)*capacity * size);
-    cudl__host_free(&ctx->allocator, *array, (size_t)*capacity * size);
+    cudl__host_free(&m->allocator, *array, (size_t)*capacity * size);
   }
   *array = bigger;
   *capacity = cap;
@@ -171,6 +175,7 @@ cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
   cudl_model *m;
   node *in;
   int i;
+  int64_t values = 1;
   cudl_status status;
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
@@ -187,17 +192,24 @@ cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
       return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
                        "input dimension %d is %lld: must be in [1, 2^31]", i,
                        (long long)input_shape[i]);
+  /* Each factor <= 2^31, so each product fits before it is checked. */
+  for (i = 0; i < input_ndim; ++i) {
+    values *= input_shape[i];
+    if (values > (int64_t)1 << 31)
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                       "the input has more than 2^31 values per sample");
+  }
   m = (cudl_model *)cudl__host_alloc(&ctx->allocator, sizeof *m, 16);
   if (m == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate the model");
   memset(m, 0, sizeof *m);
   m->ctx = ctx;
+  m->allocator = ctx->allocator;
   m->training = 1;
   m->output = -1;
-  status =
-      grow(ctx, (void **)&m->nodes, &m->node_capacity, 1, sizeof *m->nodes);
+  status = grow(m, (void **)&m->nodes, &m->node_capacity, 1, sizeof *m->nodes);
   if (status != CUDL_OK) {
-    cudl__host_free(&ctx->allocator, m, sizeof *m);
+    cudl__host_free(&m->allocator, m, sizeof *m);
     return status;
   }
   in = &m->nodes[0];
@@ -234,7 +246,10 @@ static cudl_status check_building(cudl_model *m, const char *function,
     return cudl__fail(m->ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "input node %d does not exist (the model has %d)", input,
                       m->node_count);
-  return CUDL_OK;
+  /* Room for the new node now, before the caller takes pointers into
+   * m->nodes (its input's): new_node must not move the array. */
+  return grow(m, (void **)&m->nodes, &m->node_capacity, m->node_count + 1,
+              sizeof *m->nodes);
 }
 
 static cudl_status check_name(cudl_model *m, const char *function,
@@ -259,7 +274,7 @@ static cudl_status check_name(cudl_model *m, const char *function,
 static cudl_status new_node(cudl_model *m, node_kind kind, int in0, int in1,
                             node **out) {
   node *n;
-  cudl_status status = grow(m->ctx, (void **)&m->nodes, &m->node_capacity,
+  cudl_status status = grow(m, (void **)&m->nodes, &m->node_capacity,
                             m->node_count + 1, sizeof *m->nodes);
   if (status != CUDL_OK) return status;
   n = &m->nodes[m->node_count];
@@ -288,7 +303,7 @@ static cudl_status add_param(cudl_model *m, node *n, const char *suffix,
                              int *index) {
   param_entry *p;
   int i;
-  cudl_status status = grow(m->ctx, (void **)&m->params, &m->param_capacity,
+  cudl_status status = grow(m, (void **)&m->params, &m->param_capacity,
                             m->param_count + 1, sizeof *m->params);
   if (status != CUDL_OK) return status;
   p = &m->params[m->param_count];
@@ -649,16 +664,14 @@ static cudl_status take_slot(cudl_model *m, int64_t numel, char *in_use,
   cap = m->slot_count;
   {
     cudl_tensor **slots = (cudl_tensor **)cudl__host_alloc(
-        &m->ctx->allocator, (size_t)(cap + 1) * sizeof *slots, 16);
+        &m->allocator, (size_t)(cap + 1) * sizeof *slots, 16);
     int64_t *nums = (int64_t *)cudl__host_alloc(
-        &m->ctx->allocator, (size_t)(cap + 1) * sizeof *nums, 16);
+        &m->allocator, (size_t)(cap + 1) * sizeof *nums, 16);
     int64_t shape[1];
     cudl_status status;
     if (slots == NULL || nums == NULL) {
-      cudl__host_free(&m->ctx->allocator, slots,
-                      (size_t)(cap + 1) * sizeof *slots);
-      cudl__host_free(&m->ctx->allocator, nums,
-                      (size_t)(cap + 1) * sizeof *nums);
+      cudl__host_free(&m->allocator, slots, (size_t)(cap + 1) * sizeof *slots);
+      cudl__host_free(&m->allocator, nums, (size_t)(cap + 1) * sizeof *nums);
       return CUDL_FAIL(m->ctx, CUDL_ERR_OUT_OF_MEMORY,
                        "cannot plan gradient buffers");
     }
@@ -666,9 +679,8 @@ static cudl_status take_slot(cudl_model *m, int64_t numel, char *in_use,
       memcpy(slots, m->slots, (size_t)cap * sizeof *slots);
       memcpy(nums, m->slot_numel, (size_t)cap * sizeof *nums);
     }
-    cudl__host_free(&m->ctx->allocator, m->slots, (size_t)cap * sizeof *slots);
-    cudl__host_free(&m->ctx->allocator, m->slot_numel,
-                    (size_t)cap * sizeof *nums);
+    cudl__host_free(&m->allocator, m->slots, (size_t)cap * sizeof *slots);
+    cudl__host_free(&m->allocator, m->slot_numel, (size_t)cap * sizeof *nums);
     m->slots = slots;
     m->slot_numel = nums;
     shape[0] = m->max_batch * numel;
@@ -795,9 +807,9 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       m->params[i].value = m->params[i].grad = NULL;
     }
     for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
-    cudl__host_free(&ctx->allocator, m->slots,
+    cudl__host_free(&m->allocator, m->slots,
                     (size_t)m->slot_count * sizeof *m->slots);
-    cudl__host_free(&ctx->allocator, m->slot_numel,
+    cudl__host_free(&m->allocator, m->slot_numel,
                     (size_t)m->slot_count * sizeof *m->slot_numel);
     m->slots = NULL;
     m->slot_numel = NULL;
@@ -1386,7 +1398,7 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "no forward yet");
   for (i = 0; i < m->node_count; ++i) {
     const cudl_tensor *y = m->nodes[i].y;
-    float *host = (float *)cudl__host_alloc(&m->ctx->allocator, y->nbytes, 64);
+    float *host = (float *)cudl__host_alloc(&m->allocator, y->nbytes, 64);
     cudl_status status;
     int bad = 0;
     if (host == NULL)
@@ -1395,7 +1407,7 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
     status = cudl_tensor_copy_to_host(y, host, y->nbytes);
     for (j = 0; status == CUDL_OK && j < y->numel && !bad; ++j)
       bad = !isfinite(host[j]);
-    cudl__host_free(&m->ctx->allocator, host, y->nbytes);
+    cudl__host_free(&m->allocator, host, y->nbytes);
     if (status != CUDL_OK) return status;
     if (bad) {
       *node_out = i;

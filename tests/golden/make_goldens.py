@@ -19,6 +19,14 @@ through autograd, gradients -- for inputs drawn here. Nothing is computed in
 float64: the point is agreement with what PyTorch actually does, and the C++
 test states a tolerance per operator for the rounding differences between
 two float32 implementations.
+optim.safetensors holds torch.optim's parameters and state after each of
+five steps, learning rates from torch.optim.lr_scheduler (PyTorch computes
+those in Python floats; they are stored rounded to float32) and
+clip_grad_norm_'s norm and clipped gradients; tests/unit/test_optim.cpp
+reads it.
+zoo.safetensors and zoo_params.txt are the model zoo's: tests/golden/
+zoo_goldens.py writes them (its docstring describes them) from the PyTorch
+definitions in benchmarks/models.py; tests/unit/test_zoo.cpp reads them.
 
 Layout of the files:
   * one tensor per array, named CASE.ROLE: e.g. conv2d.s2p1.x, .w, .b, .y,
@@ -60,6 +68,9 @@ except ImportError as e:  # pragma: no cover - the message is the point
     sys.stderr.write("make_goldens.py needs PyTorch: install python3-torch (Debian) "
                      "and run it with /usr/bin/python3 (%s)\n" % e)
     sys.exit(1)
+# The model zoo's goldens (zoo.safetensors, zoo_params.txt): a sibling
+# module, since they need benchmarks/models.py.
+import zoo_goldens  # noqa: E402
 
 
 def f32(v):
@@ -402,12 +413,168 @@ def conv_linear(out):
         out.put(case, role, t)
 
 
+# ------------------------------------------------------------- optimizers ---
+
+def optim(out):
+    """torch.optim over five steps from stored gradients, the
+    learning-rate schedules sampled at every step, and clip_grad_norm_.
+
+    Optimizers run their single-tensor code (foreach=False, 1.13's default
+    on the CPU) on one flat parameter, as cudl's one parameter arena; the
+    hyper-parameters are exact floats, so that PyTorch's Python-float
+    arithmetic starts from the very values cudl's float config holds.
+    Roles: p0, then for step k = 1..5 the gradient gk, the parameters pk
+    after the step and the state after it (momentum_bufferk, or exp_avgk
+    and exp_avg_sqk). A case with lrs=... sets the group's lr to lrs[k-1]
+    before step k (as a scheduler does); the others use lr throughout."""
+    n, steps = 101, 5  # 101: not a multiple of 4, 8 or 16 (vector tails)
+    grad_scales = (1.0, 0.5, 2.0, 0.1, 1.0)
+
+    def run(case, op, make, lrs=None, **params):
+        if lrs is not None:
+            params["lrs"] = lrs
+        out.case(case, op, steps=steps, **params)
+        p = randn(n, scale=0.5)
+        p[:3] = torch.tensor([0.0, -0.0, 1e-3])  # zero parameters decay too
+        out.put(case, "p0", p)
+        param = torch.nn.Parameter(p.clone())
+        opt = make([param])
+        for k in range(1, steps + 1):
+            g = randn(n, scale=grad_scales[k - 1])
+            g[5 * k:5 * k + 3] = 0.0  # zero gradients: Adam's eps, decay alone
+            if lrs is not None:
+                opt.param_groups[0]["lr"] = lrs[k - 1]
+            param.grad = g.clone()
+            opt.step()
+            out.put(case, "g%d" % k, g)
+            out.put(case, "p%d" % k, param)
+            for name, t in sorted(opt.state[param].items()):
+                if name != "step" and t is not None:
+                    out.put(case, "%s%d" % (name, k), t)
+
+    def sgd(case, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+            lrs=None):
+        run(case, "sgd",
+            lambda ps: torch.optim.SGD(ps, lr=lr, momentum=momentum, dampening=dampening,
+                                       nesterov=nesterov, weight_decay=weight_decay,
+                                       foreach=False),
+            lrs=lrs, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+            weight_decay=weight_decay)
+
+    sgd("sgd.plain", f32(0.1))
+    sgd("sgd.momentum", f32(0.05), momentum=f32(0.9))
+    sgd("sgd.dampening", f32(0.05), momentum=f32(0.9), dampening=f32(0.25))
+    sgd("sgd.nesterov", f32(0.05), momentum=f32(0.9), nesterov=True)
+    sgd("sgd.weight_decay", f32(0.1), weight_decay=f32(0.01))
+    sgd("sgd.nesterov_wd_lrs", f32(0.05), momentum=f32(0.8), nesterov=True,
+        weight_decay=f32(5e-4), lrs=[f32(v) for v in (0.05, 0.04, 0.03, 0.02, 0.01)])
+
+    def adam(case, op, lr, betas=(f32(0.9), f32(0.999)), eps=f32(1e-8), weight_decay=0.0,
+             lrs=None):
+        cls = torch.optim.Adam if op == "adam" else torch.optim.AdamW
+        run(case, op,
+            lambda ps: cls(ps, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                           foreach=False),
+            lrs=lrs, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
+
+    adam("adam.default", "adam", f32(1e-3))
+    adam("adam.weight_decay", "adam", f32(1e-3), weight_decay=f32(0.01))
+    adam("adam.custom", "adam", f32(3e-3), betas=(f32(0.8), f32(0.99)), eps=f32(1e-6),
+         weight_decay=f32(0.1))
+    adam("adamw.default", "adamw", f32(1e-3), weight_decay=f32(0.01))
+    adam("adamw.custom_lrs", "adamw", f32(2e-3), betas=(f32(0.85), f32(0.995)),
+         eps=f32(1e-7), weight_decay=f32(0.05),
+         lrs=[f32(v) for v in (2e-3, 1e-3, 5e-4, 2.5e-3, 1e-4)])
+
+    # Learning-rate schedules, one value per step in CASE.lr. The epoch
+    # schedules are torch.optim.lr_scheduler's own (stepped once an epoch,
+    # as a training loop does; they update the rate recursively in double).
+    # The linear warm-up is the formula cudl/optim.h documents,
+    # base_lr * (s + 1) / W for step s < W, checked here against LinearLR
+    # (start_factor 1/W, stepped every step), which follows the same line;
+    # after it a fresh scheduler runs, epochs counted from its end.
+    def schedule(case, kind, base_lr, epochs, steps_per_epoch, warmup_epochs=0, **params):
+        out.case(case, "lr_schedule", kind=kind, base_lr=base_lr, epochs=epochs,
+                 steps_per_epoch=steps_per_epoch, warmup_epochs=warmup_epochs, **params)
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+        lrs = []
+        w = warmup_epochs * steps_per_epoch
+        if w > 0:
+            linear = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0 / w,
+                                                       end_factor=1.0, total_iters=w - 1)
+            for s in range(w):
+                documented = base_lr * (s + 1) / w
+                torch_lr = opt.param_groups[0]["lr"]
+                assert abs(torch_lr - documented) <= 1e-12 * base_lr, (case, s)
+                lrs.append(documented)
+                opt.step()
+                linear.step()
+            opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+        if kind == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, params["step_size"], params["gamma"])
+        elif kind == "multi_step":
+            sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(params["milestones"]),
+                                                         params["gamma"])
+        elif kind == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, params["total_epochs"],
+                                                               params["eta_min"])
+        else:
+            assert kind == "constant"
+            sched = None
+        for _ in range(epochs):
+            lrs.extend([opt.param_groups[0]["lr"]] * steps_per_epoch)
+            opt.step()
+            if sched is not None:
+                sched.step()
+        out.put(case, "lr", torch.tensor(lrs, dtype=torch.float64).float())
+
+    schedule("lr.step", "step", f32(0.1), 12, 2, step_size=3, gamma=f32(0.1))
+    schedule("lr.multi_step", "multi_step", f32(0.1), 12, 3, milestones=(2, 5, 9),
+             gamma=f32(0.2))
+    # Past T the cosine rises again (PyTorch's curve; 25 epochs > 2 T).
+    schedule("lr.cosine", "cosine", f32(0.05), 25, 1, total_epochs=10, eta_min=f32(1e-4))
+    schedule("lr.cosine.eta0", "cosine", f32(0.1), 7, 2, total_epochs=7, eta_min=0.0)
+    schedule("lr.warmup.cosine", "cosine", f32(0.2), 8, 4, warmup_epochs=2, total_epochs=6,
+             eta_min=0.0)
+    schedule("lr.warmup.multi_step", "multi_step", f32(0.1), 8, 5, warmup_epochs=1,
+             milestones=(3, 6), gamma=f32(0.1))
+    schedule("lr.warmup.constant", "constant", f32(0.01), 2, 2, warmup_epochs=3)
+
+    # clip_grad_norm_: CASE.g before, CASE.norm (the returned total norm),
+    # CASE.clipped after. One flat gradient, as cudl's arena, except
+    # clip.multi: three parameters clipped together (PyTorch takes the
+    # norm of the per-tensor norms), stored concatenated.
+    def clip(case, sizes, scale, max_norm=None, at_norm=False):
+        grads = [randn(k, scale=scale) for k in sizes]
+        flat = torch.cat(grads)
+        if at_norm:
+            # max_norm = the norm itself: PyTorch still scales, by
+            # (1 / (norm + 1e-6)) * max_norm < 1.
+            max_norm = f32(np.sqrt(np.sum(flat.numpy().astype(np.float64) ** 2)))
+        out.case(case, "clip_grad_norm", max_norm=max_norm, tensors=len(sizes))
+        params = [torch.nn.Parameter(torch.zeros(k)) for k in sizes]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        out.put(case, "g", flat)
+        out.put(case, "norm", norm.reshape(1))
+        out.put(case, "clipped", torch.cat([p.grad for p in params]))
+
+    clip("clip.over", (101,), 3.0, max_norm=f32(5.0))
+    clip("clip.under", (101,), 3.0, max_norm=f32(100.0))
+    clip("clip.at_norm", (101,), 0.03, at_norm=True)
+    clip("clip.multi", (50, 101, 7), 1.0, max_norm=f32(2.5))
+
+
 FILES = (
     ("activations.safetensors", activations),
     ("pooling.safetensors", pooling),
     ("batchnorm.safetensors", batchnorm),
     ("losses.safetensors", losses),
     ("conv_linear.safetensors", conv_linear),
+    ("optim.safetensors", optim),
+    ("zoo.safetensors", zoo_goldens.zoo),
+    ("zoo_mlp_state.safetensors", zoo_goldens.state_file),
 )
 
 
@@ -423,6 +590,9 @@ def main(argv):
         total += size
         cases = len([k for k in golden.metadata if not k.startswith("_")])
         print("%s: %d cases, %d tensors, %d bytes" % (path, cases, len(golden.tensors), size))
+    path, size = zoo_goldens.write_listing(out_dir)
+    total += size
+    print("%s: %d models" % (path, len(zoo_goldens.LISTED)))
     print("total %d bytes (torch %s)" % (total, torch.__version__))
     return 0
 

@@ -572,4 +572,27 @@ TEST_F(ModelTest, SaveAndLoadByName) {
   std::remove(path2.c_str());
 }
 
+// Host memory goes back to the allocator the model was made with, even
+// after the context's allocator changes.
+TEST_F(ModelTest, MemoryGoesBackToTheAllocatorItCameFrom) {
+  cudl_test::CountingAllocator first, second;
+  const cudl_allocator hooks1 = first.hooks(), hooks2 = second.hooks();
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks1), CUDL_OK);
+  cudl_model *m = nullptr;
+  const int64_t input[1] = {3};
+  ASSERT_EQ(cudl_model_create(ctx_, 1, input, &m), CUDL_OK);
+  int node = 0;
+  for (int i = 0; i < 40; ++i)  // enough to grow the node array
+    ASSERT_EQ(cudl_model_add_activation(m, node, CUDL_ACT_TANH, 0.0f, &node),
+              CUDL_OK);
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks2), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, node, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 2), CUDL_OK);
+  cudl_model_destroy(m);
+  EXPECT_EQ(first.unknown_frees + second.unknown_frees, 0u);
+  EXPECT_TRUE(first.live.empty()) << first.live.size() << " blocks leaked";
+  EXPECT_TRUE(second.live.empty());
+  ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
+}
+
 }  // namespace
