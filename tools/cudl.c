@@ -6,6 +6,10 @@
  *   cudl demo [--device cpu|cuda|auto]
  *                                  create tensors on a device, fill them
  *                                  from the RNG, round-trip a safetensors file
+ *   cudl train [options]           train a zoo model (tools/train.c)
+ *   cudl eval --weights FILE ...   test loss and accuracy of trained weights
+ *   cudl predict --weights FILE --index I ...
+ *                                  classify test images
  *
  * Exit codes: 0 success, 1 the operation failed (bad file, device error),
  * 2 bad usage.
@@ -19,13 +23,18 @@
 
 #include <cudl/cudl.h>
 
+#include "commands.h"
+
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: cudl info\n"
           "       cudl inspect FILE.safetensors\n"
-          "       cudl demo [--device cpu|cuda|auto]\n");
+          "       cudl demo [--device cpu|cuda|auto]\n"
+          "       cudl train [options]      (cudl train --help)\n"
+          "       cudl eval --weights FILE [options]\n"
+          "       cudl predict --weights FILE --index I [options]\n");
 }
 
 static void log_to_stderr(cudl_log_level level, const char *message,
@@ -221,6 +230,10 @@ int main(int argc, char **argv) {
     return EXIT_USAGE;
   }
   if (strcmp(argv[1], "info") == 0 && argc == 2) return cmd_info();
+  if (strcmp(argv[1], "train") == 0) return cudl_cmd_train(argc - 2, argv + 2);
+  if (strcmp(argv[1], "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
+  if (strcmp(argv[1], "predict") == 0)
+    return cudl_cmd_predict(argc - 2, argv + 2);
   if (strcmp(argv[1], "inspect") == 0 && argc == 3) return cmd_inspect(argv[2]);
   if (strcmp(argv[1], "demo") == 0) {
     cudl_device_kind kind = CUDL_DEVICE_AUTO;

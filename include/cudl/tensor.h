@@ -96,6 +96,17 @@ CUDL_API cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
 CUDL_API cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
                                          int end_axis, cudl_tensor **out);
 
+/**
+ * A view of rows [start, start + length) of src's first dimension: the
+ * same storage (tensors are contiguous, so the rows are too), shape
+ * [length, rest of src's shape], as src.narrow(0, start, length) in
+ * PyTorch. For the partial last batch of an epoch. src must have at least
+ * one dimension; 0 <= start, 0 <= length, start + length <= dim 0
+ * (CUDL_ERR_SHAPE). Ownership as for cudl_tensor_reshape.
+ */
+CUDL_API cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
+                                        int64_t length, cudl_tensor **out);
+
 /* ---- copies ---- */
 
 /**

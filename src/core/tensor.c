@@ -197,6 +197,30 @@ cudl_status cudl__tensor_view(const cudl_tensor *src, int64_t offset, int ndim,
   return make_view_at(src, __func__, offset, numel, ndim, shape, out);
 }
 
+cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
+                               int64_t length, cudl_tensor **out) {
+  int64_t shape[CUDL_MAX_DIMS], row = 1;
+  int i;
+  if (out != NULL) *out = NULL;
+  if (src == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return CUDL_FAIL(src->ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (src->ndim < 1)
+    return CUDL_FAIL(src->ctx, CUDL_ERR_SHAPE,
+                     "a scalar has no first dimension to narrow");
+  if (start < 0 || length < 0 || start > src->shape[0] ||
+      length > src->shape[0] - start)
+    return CUDL_FAIL(src->ctx, CUDL_ERR_SHAPE,
+                     "rows [%lld, %lld + %lld) are not within the %lld rows",
+                     (long long)start, (long long)start, (long long)length,
+                     (long long)src->shape[0]);
+  for (i = 1; i < src->ndim; ++i) row *= src->shape[i];
+  memcpy(shape, src->shape, (size_t)src->ndim * sizeof shape[0]);
+  shape[0] = length;
+  return make_view_at(src, __func__, start * row, length * row, src->ndim,
+                      shape, out);
+}
+
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
   const char *a0, *b0;
   if (a == NULL || b == NULL || a->storage == NULL ||

@@ -1,0 +1,63 @@
+/*
+ * cudl/checkpoint.h - training checkpoints: everything a run needs to
+ * continue exactly where it stopped.
+ *
+ * A checkpoint is one safetensors file, written atomically: the model's
+ * tensors under their PyTorch names, the optimizer's state as
+ * "optimizer.<name>" (e.g. optimizer.exp_avg), and in the metadata the
+ * optimizer's kind and step count, the epoch and the position in it, the
+ * context's random generator state and the data order's seed. Loading
+ * checks everything before it changes anything. For PyTorch, the model
+ * alone is cudl_model_save's file (a plain state_dict); a checkpoint's
+ * model entries are the same tensors under the same names.
+ */
+#ifndef CUDL_CHECKPOINT_H
+#define CUDL_CHECKPOINT_H
+
+#include <stdint.h>
+
+#include "cudl/context.h"
+#include "cudl/export.h"
+#include "cudl/nn.h"
+#include "cudl/optim.h"
+#include "cudl/status.h"
+
+CUDL_EXTERN_C_BEGIN
+
+/** Where a training run stands. */
+typedef struct cudl_train_state {
+  int64_t epoch;      /**< the epoch in progress (from 0) */
+  int64_t batch;      /**< batches of that epoch already done */
+  int64_t step;       /**< optimizer steps taken in the whole run */
+  uint64_t data_seed; /**< the loader's seed (shuffling, augmentation) */
+  uint64_t rng_seed;  /**< the context's generator (dropout, RReLU) */
+  uint64_t rng_offset;
+} cudl_train_state;
+
+/**
+ * Write model, optimizer (may be NULL) and state to path atomically, with
+ * optional extra metadata (keys not starting with "cudl.").
+ */
+CUDL_API cudl_status cudl_checkpoint_save(cudl_model *model,
+                                          cudl_optimizer *optimizer,
+                                          const cudl_train_state *state,
+                                          const cudl_metadata_pair *extra,
+                                          size_t n_extra, const char *path);
+
+/**
+ * Read a checkpoint written by cudl_checkpoint_save into model (every
+ * tensor, strictly), optimizer (may be NULL: its state is then not read;
+ * otherwise it must be of the kind and size saved) and *state (may be
+ * NULL). The context's generator is not changed: set it from state with
+ * cudl_context_set_rng_state. A file that is not a cudl checkpoint, or
+ * whose entries do not fit, gives CUDL_ERR_FILE_METADATA or CUDL_ERR_SHAPE
+ * with the reason, and nothing is changed.
+ */
+CUDL_API cudl_status cudl_checkpoint_load(cudl_model *model,
+                                          cudl_optimizer *optimizer,
+                                          cudl_train_state *state,
+                                          const char *path);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_CHECKPOINT_H */

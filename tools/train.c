@@ -1,0 +1,825 @@
+/*
+ * train.c - `cudl train`, `cudl eval` and `cudl predict`: the training
+ * loop over the library (model zoo, data loader, optimizer, schedule,
+ * checkpoints), with a progress bar on stderr, a summary line per epoch on
+ * stdout and JSON-lines metrics.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cudl/checkpoint.h>
+#include <cudl/cudl.h>
+#include <cudl/data.h>
+#include <cudl/zoo.h>
+
+#include "commands.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+
+/* Everything the three commands are told. */
+typedef struct options {
+  const char *model;
+  const char *data;
+  const char *data_dir;
+  const char *device;
+  const char *optimizer;
+  const char *schedule;
+  const char *metrics;
+  const char *out_dir;
+  const char *resume;
+  const char *init;
+  const char *weights;
+  int epochs, warmup, log_every, shuffle, augment, index, count;
+  int64_t batch;
+  double lr, momentum, weight_decay, dropout, clip;
+  uint64_t seed;
+} options;
+
+static void train_usage(FILE *out) {
+  fprintf(
+      out,
+      "usage: cudl train [options]   (all optional; defaults in brackets)\n"
+      "  --model NAME        small-cnn, resnet20/32/44/56/110, plain20/...,\n"
+      "                      mlp [small-cnn]\n"
+      "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
+      "  --data-dir DIR      where the files are [Debian's location]\n"
+      "  --epochs N [5]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
+      "  --optimizer sgd|adam|adamw [sgd]  --momentum M [0.9]\n"
+      "  --weight-decay W [5e-4 sgd, 0 adam, 0.01 adamw]\n"
+      "  --schedule constant|cosine|step [cosine]  --warmup EPOCHS [0]\n"
+      "  --clip NORM         clip the gradient norm [off]\n"
+      "  --dropout P         small-cnn's dropout [0.25]\n"
+      "  --device auto|cpu|cuda:N [auto]  --seed S [1]\n"
+      "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
+      "  --metrics PATH      JSON lines per epoch (and per --log-every K\n"
+      "                      steps)\n"
+      "  --log-every K  --no-shuffle  --no-augment\n"
+      "  --resume FILE       continue a run from its checkpoint\n"
+      "  --init FILE         start from these weights (fine-tuning)\n"
+      "usage: cudl eval --weights FILE [--model M --data D --batch B "
+      "--device D]\n"
+      "usage: cudl predict --weights FILE [--model M --data D] --index I "
+      "[--count N]\n");
+}
+
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_sigint(int sig) {
+  (void)sig;
+  g_interrupted = 1;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Report a failed call with the context's detail; returns EXIT_FAILED. */
+static int fail(cudl_context *ctx, const char *what, cudl_status s) {
+  fprintf(stderr, "cudl: %s: %s: %s\n", what, cudl_status_string(s),
+          ctx != NULL ? cudl_context_last_error(ctx) : "");
+  return EXIT_FAILED;
+}
+
+static int parse_int(const char *text, long long lo, long long hi,
+                     long long *out) {
+  char *end = NULL;
+  long long v;
+  errno = 0;
+  v = strtoll(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) return 0;
+  *out = v;
+  return 1;
+}
+
+static int parse_double(const char *text, double *out) {
+  char *end = NULL;
+  double v;
+  errno = 0;
+  v = strtod(text, &end);
+  if (errno != 0 || end == text || *end != '\0' || !isfinite(v)) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Parse argv into o; 0 on success, else prints why and returns 2. */
+static int parse_options(int argc, char **argv, options *o) {
+  int i;
+  memset(o, 0, sizeof *o);
+  o->model = "small-cnn";
+  o->data = "fashion-mnist";
+  o->device = "auto";
+  o->optimizer = "sgd";
+  o->schedule = "cosine";
+  o->epochs = 5;
+  o->batch = 128;
+  o->lr = -1.0;
+  o->momentum = 0.9;
+  o->weight_decay = -1.0;
+  o->dropout = 0.25;
+  o->seed = 1;
+  o->shuffle = 1;
+  o->augment = 1;
+  o->count = 1;
+  for (i = 0; i < argc; ++i) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    long long n = 0;
+    int ok = 1, takes_value = 1;
+    if (strcmp(a, "--no-shuffle") == 0) {
+      o->shuffle = 0;
+      takes_value = 0;
+    } else if (strcmp(a, "--no-augment") == 0) {
+      o->augment = 0;
+      takes_value = 0;
+    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      train_usage(stdout);
+      exit(EXIT_OK);
+    } else if (v == NULL) {
+      ok = 0;
+    } else if (strcmp(a, "--model") == 0) {
+      o->model = v;
+    } else if (strcmp(a, "--data") == 0) {
+      o->data = v;
+    } else if (strcmp(a, "--data-dir") == 0) {
+      o->data_dir = v;
+    } else if (strcmp(a, "--device") == 0) {
+      o->device = v;
+    } else if (strcmp(a, "--optimizer") == 0) {
+      o->optimizer = v;
+    } else if (strcmp(a, "--schedule") == 0) {
+      o->schedule = v;
+    } else if (strcmp(a, "--metrics") == 0) {
+      o->metrics = v;
+    } else if (strcmp(a, "--out") == 0) {
+      o->out_dir = v;
+    } else if (strcmp(a, "--resume") == 0) {
+      o->resume = v;
+    } else if (strcmp(a, "--init") == 0) {
+      o->init = v;
+    } else if (strcmp(a, "--weights") == 0) {
+      o->weights = v;
+    } else if (strcmp(a, "--epochs") == 0) {
+      ok = parse_int(v, 1, 100000, &n);
+      o->epochs = (int)n;
+    } else if (strcmp(a, "--batch") == 0) {
+      ok = parse_int(v, 1, 1 << 20, &n);
+      o->batch = n;
+    } else if (strcmp(a, "--warmup") == 0) {
+      ok = parse_int(v, 0, 100000, &n);
+      o->warmup = (int)n;
+    } else if (strcmp(a, "--log-every") == 0) {
+      ok = parse_int(v, 1, 1 << 30, &n);
+      o->log_every = (int)n;
+    } else if (strcmp(a, "--index") == 0) {
+      ok = parse_int(v, 0, 1LL << 40, &n);
+      o->index = (int)n;
+    } else if (strcmp(a, "--count") == 0) {
+      ok = parse_int(v, 1, 1 << 20, &n);
+      o->count = (int)n;
+    } else if (strcmp(a, "--seed") == 0) {
+      ok = parse_int(v, 0, INT64_MAX, &n);
+      o->seed = (uint64_t)n;
+    } else if (strcmp(a, "--lr") == 0) {
+      ok = parse_double(v, &o->lr) && o->lr > 0.0;
+    } else if (strcmp(a, "--momentum") == 0) {
+      ok = parse_double(v, &o->momentum) && o->momentum >= 0.0 &&
+           o->momentum < 1.0;
+    } else if (strcmp(a, "--weight-decay") == 0) {
+      ok = parse_double(v, &o->weight_decay) && o->weight_decay >= 0.0;
+    } else if (strcmp(a, "--dropout") == 0) {
+      ok =
+          parse_double(v, &o->dropout) && o->dropout >= 0.0 && o->dropout < 1.0;
+    } else if (strcmp(a, "--clip") == 0) {
+      ok = parse_double(v, &o->clip) && o->clip > 0.0;
+    } else {
+      fprintf(stderr, "cudl: unknown option '%s'\n", a);
+      train_usage(stderr);
+      return EXIT_USAGE;
+    }
+    if (!ok) {
+      fprintf(stderr, "cudl: option %s needs a valid value%s%s\n", a,
+              v != NULL ? ", not " : "", v != NULL ? v : "");
+      return EXIT_USAGE;
+    }
+    i += takes_value;
+  }
+  return 0;
+}
+
+static int open_context(const char *device, cudl_context **ctx) {
+  cudl_status s;
+  long long index = 0;
+  if (strcmp(device, "auto") == 0)
+    s = cudl_context_create(CUDL_DEVICE_AUTO, 0, ctx);
+  else if (strcmp(device, "cpu") == 0)
+    s = cudl_context_create(CUDL_DEVICE_CPU, 0, ctx);
+  else if (strcmp(device, "cuda") == 0 ||
+           (strncmp(device, "cuda:", 5) == 0 &&
+            parse_int(device + 5, 0, 1 << 20, &index)))
+    s = cudl_context_create(CUDL_DEVICE_CUDA, (int)index, ctx);
+  else {
+    fprintf(stderr, "cudl: --device must be auto, cpu or cuda:N, not '%s'\n",
+            device);
+    return EXIT_USAGE;
+  }
+  if (s != CUDL_OK) {
+    fprintf(stderr, "cudl: cannot open device '%s': %s\n", device,
+            cudl_status_string(s));
+    return EXIT_FAILED;
+  }
+  return 0;
+}
+
+/* The zoo model called `name` for images of ds's shape. */
+static cudl_status build_model(cudl_context *ctx, const options *o,
+                               const cudl_dataset *ds, cudl_model **model) {
+  const int64_t c = cudl_dataset_channels(ds), h = cudl_dataset_height(ds),
+                w = cudl_dataset_width(ds), k = cudl_dataset_classes(ds);
+  long long depth;
+  if (strcmp(o->model, "small-cnn") == 0)
+    return cudl_zoo_small_cnn(ctx, c, h, w, k, (float)o->dropout, model);
+  if (strncmp(o->model, "resnet", 6) == 0 &&
+      parse_int(o->model + 6, 1, 1000, &depth))
+    return cudl_zoo_resnet(ctx, (int)depth, 0, c, h, w, k, model);
+  if (strncmp(o->model, "plain", 5) == 0 &&
+      parse_int(o->model + 5, 1, 1000, &depth))
+    return cudl_zoo_resnet(ctx, (int)depth, 1, c, h, w, k, model);
+  if (strcmp(o->model, "mlp") == 0) {
+    const int64_t shape[3] = {c, h, w}, widths[2] = {256, 128};
+    return cudl_zoo_mlp(ctx, 3, shape, 2, widths, CUDL_ACT_RELU, 0.0f, k,
+                        model);
+  }
+  fprintf(stderr, "cudl: unknown model '%s'\n", o->model);
+  return CUDL_ERR_INVALID_ARGUMENT;
+}
+
+/* Top-1 hits of logits [rows, classes] against labels. */
+static int64_t count_correct(const float *logits, const int32_t *labels,
+                             int64_t rows, int64_t classes) {
+  int64_t r, k, hits = 0;
+  for (r = 0; r < rows; ++r) {
+    const float *row = logits + r * classes;
+    int64_t best = 0;
+    for (k = 1; k < classes; ++k)
+      if (row[k] > row[best]) best = k;
+    hits += best == labels[r];
+  }
+  return hits;
+}
+
+/* The pieces of a run, so that one cleanup releases them. */
+typedef struct run {
+  cudl_context *ctx;
+  cudl_dataset *train_set, *test_set;
+  cudl_loader *train_loader, *test_loader;
+  cudl_model *model;
+  cudl_optimizer *opt;
+  cudl_tensor *x, *labels, *norm;
+  float *logits;
+  int32_t *host_labels;
+  int64_t classes;
+  float mean[4], std[4];
+  FILE *metrics;
+} run;
+
+static void run_free(run *r) {
+  cudl_tensor_destroy(r->x);
+  cudl_tensor_destroy(r->labels);
+  cudl_tensor_destroy(r->norm);
+  cudl_optimizer_destroy(r->opt);
+  cudl_model_destroy(r->model);
+  cudl_loader_destroy(r->train_loader);
+  cudl_loader_destroy(r->test_loader);
+  cudl_dataset_destroy(r->train_set);
+  cudl_dataset_destroy(r->test_set);
+  free(r->logits);
+  free(r->host_labels);
+  if (r->metrics != NULL) fclose(r->metrics);
+  cudl_context_destroy(r->ctx);
+}
+
+/* Views of the first `rows` rows of the batch tensors (the last batch of
+ * an epoch may be partial). */
+static cudl_status batch_views(run *r, int64_t rows, cudl_tensor **x,
+                               cudl_tensor **labels) {
+  cudl_status s = cudl_tensor_narrow(r->x, 0, rows, x);
+  if (s == CUDL_OK) s = cudl_tensor_narrow(r->labels, 0, rows, labels);
+  return s;
+}
+
+/* One batch's loss (mean) and hits, from the last forward. */
+static cudl_status batch_hits(run *r, const cudl_tensor *labels, int64_t rows,
+                              int64_t *hits) {
+  cudl_status s =
+      cudl_tensor_copy_to_host(cudl_model_output(r->model), r->logits,
+                               (size_t)(rows * r->classes) * sizeof(float));
+  if (s == CUDL_OK)
+    s = cudl_tensor_copy_to_host(labels, r->host_labels,
+                                 (size_t)rows * sizeof(int32_t));
+  if (s == CUDL_OK)
+    *hits = count_correct(r->logits, r->host_labels, rows, r->classes);
+  return s;
+}
+
+/* Loss and accuracy over one epoch of `loader`, in evaluation mode. */
+static cudl_status evaluate(run *r, cudl_loader *loader, double *loss,
+                            double *accuracy) {
+  double total = 0.0;
+  int64_t seen = 0, hits = 0, rows = 0;
+  int done = 0;
+  cudl_status s = cudl_model_set_training(r->model, 0);
+  while (s == CUDL_OK && !done) {
+    float batch_loss = 0.0f;
+    int64_t batch_hit = 0;
+    cudl_tensor *xv = NULL, *lv = NULL;
+    s = cudl_loader_next(loader, r->x, r->labels, &rows, &done);
+    if (s == CUDL_OK) s = batch_views(r, rows, &xv, &lv);
+    if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, &batch_loss);
+    if (s == CUDL_OK) s = batch_hits(r, lv, rows, &batch_hit);
+    cudl_tensor_destroy(xv);
+    cudl_tensor_destroy(lv);
+    total += (double)batch_loss * (double)rows;
+    hits += batch_hit;
+    seen += rows;
+  }
+  if (s == CUDL_OK) s = cudl_model_set_training(r->model, 1);
+  *loss = seen > 0 ? total / (double)seen : 0.0;
+  *accuracy = seen > 0 ? (double)hits / (double)seen : 0.0;
+  return s;
+}
+
+/* Datasets, normalisation, model and batch tensors shared by the three
+ * commands. need_train loads the training split too. */
+static int setup(run *r, const options *o, int need_train) {
+  cudl_status s;
+  int rc = open_context(o->device, &r->ctx);
+  if (rc != 0) return rc;
+  if (need_train) {
+    s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
+    if (s != CUDL_OK) return fail(r->ctx, "loading the training set", s);
+  }
+  s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 0, &r->test_set);
+  if (s != CUDL_OK) return fail(r->ctx, "loading the test set", s);
+  s = build_model(r->ctx, o, r->test_set, &r->model);
+  if (s == CUDL_OK) s = cudl_model_compile(r->model, o->batch);
+  if (s != CUDL_OK) return fail(r->ctx, "building the model", s);
+  r->classes = cudl_dataset_classes(r->test_set);
+  {
+    const int64_t xs[4] = {o->batch, cudl_dataset_channels(r->test_set),
+                           cudl_dataset_height(r->test_set),
+                           cudl_dataset_width(r->test_set)};
+    s = cudl_tensor_create(r->ctx, CUDL_DTYPE_F32, 4, xs, &r->x);
+    if (s == CUDL_OK)
+      s = cudl_tensor_create(r->ctx, CUDL_DTYPE_I32, 1, xs, &r->labels);
+    if (s != CUDL_OK) return fail(r->ctx, "allocating the batch", s);
+  }
+  r->logits = malloc((size_t)(o->batch * r->classes) * sizeof *r->logits);
+  r->host_labels = malloc((size_t)o->batch * sizeof *r->host_labels);
+  if (r->logits == NULL || r->host_labels == NULL) {
+    fprintf(stderr, "cudl: out of host memory\n");
+    return EXIT_FAILED;
+  }
+  /* Normalise with the training split's statistics (the test split's when
+   * only that is loaded: eval and predict read them from the checkpoint
+   * when it has them). */
+  s = cudl_dataset_channel_stats(
+      r->train_set != NULL ? r->train_set : r->test_set, r->mean, r->std);
+  if (s != CUDL_OK) return fail(r->ctx, "dataset statistics", s);
+  return 0;
+}
+
+static cudl_status make_loader(run *r, const options *o, const cudl_dataset *ds,
+                               int training, cudl_loader **out) {
+  cudl_loader_config c = cudl_loader_config_default();
+  int i;
+  c.batch = o->batch;
+  c.seed = o->seed;
+  c.shuffle = training && o->shuffle;
+  c.drop_last = training;
+  c.augment = training && o->augment;
+  c.crop_padding = cudl_dataset_height(ds) >= 32 ? 4 : 2;
+  c.horizontal_flip = 1;
+  for (i = 0; i < 4; ++i) {
+    c.mean[i] = r->mean[i];
+    c.std[i] = r->std[i] > 0.0f ? r->std[i] : 1.0f;
+  }
+  return cudl_loader_create(r->ctx, ds, &c, out);
+}
+
+static int make_dir(const char *path) {
+  char buf[1024];
+  size_t i, n = strlen(path);
+  if (n >= sizeof buf) return -1;
+  memcpy(buf, path, n + 1);
+  for (i = 1; i <= n; ++i)
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      buf[i] = '\0';
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+      buf[i] = c;
+    }
+  return 0;
+}
+
+/* Save the full checkpoint and the weights-only file. */
+static cudl_status save_run(run *r, const options *o, const char *dir,
+                            const cudl_train_state *st) {
+  char path[1200], mean[64], std[64];
+  cudl_metadata_pair extra[4];
+  cudl_status s;
+  snprintf(mean, sizeof mean, "%.9g,%.9g,%.9g", (double)r->mean[0],
+           (double)r->mean[1], (double)r->mean[2]);
+  snprintf(std, sizeof std, "%.9g,%.9g,%.9g", (double)r->std[0],
+           (double)r->std[1], (double)r->std[2]);
+  extra[0].key = "model";
+  extra[0].value = o->model;
+  extra[1].key = "dataset";
+  extra[1].value = o->data;
+  extra[2].key = "normalize.mean";
+  extra[2].value = mean;
+  extra[3].key = "normalize.std";
+  extra[3].value = std;
+  snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+  s = cudl_checkpoint_save(r->model, r->opt, st, extra, 4, path);
+  if (s != CUDL_OK) return s;
+  snprintf(path, sizeof path, "%s/model.safetensors", dir);
+  return cudl_model_save(r->model, path, extra, 4);
+}
+
+static void progress(int64_t epoch, int epochs, int64_t batch, int64_t batches,
+                     double loss, double acc, double ips, double eta) {
+  fprintf(stderr,
+          "\r epoch %" PRId64 "/%d  step %" PRId64 "/%" PRId64
+          "  loss %.4f  acc %.4f  %.0f img/s  ETA %02d:%02d  ",
+          epoch + 1, epochs, batch, batches, loss, acc, ips, (int)(eta / 60.0),
+          (int)fmod(eta, 60.0));
+  fflush(stderr);
+}
+
+int cudl_cmd_train(int argc, char **argv) {
+  options o;
+  run r;
+  cudl_optimizer_config oc;
+  cudl_lr_schedule sched;
+  cudl_train_state st;
+  char dir[1024];
+  int rc = parse_options(argc, argv, &o), tty = isatty(2);
+  int64_t batches;
+  double run_start, last_test_acc = 0.0;
+  cudl_status s;
+  if (rc != 0) return rc;
+  memset(&r, 0, sizeof r);
+  memset(&st, 0, sizeof st);
+  rc = setup(&r, &o, 1);
+  if (rc != 0) goto out;
+  /* Optimizer and schedule. */
+  {
+    cudl_optimizer_kind kind =
+        strcmp(o.optimizer, "adam") == 0    ? CUDL_OPTIMIZER_ADAM
+        : strcmp(o.optimizer, "adamw") == 0 ? CUDL_OPTIMIZER_ADAMW
+                                            : CUDL_OPTIMIZER_SGD;
+    if (kind == CUDL_OPTIMIZER_SGD && strcmp(o.optimizer, "sgd") != 0) {
+      fprintf(stderr, "cudl: --optimizer must be sgd, adam or adamw\n");
+      rc = EXIT_USAGE;
+      goto out;
+    }
+    cudl_optimizer_config_default(kind, &oc);
+    oc.lr = (float)(o.lr > 0.0                   ? o.lr
+                    : kind == CUDL_OPTIMIZER_SGD ? 0.05
+                                                 : 0.001);
+    if (kind == CUDL_OPTIMIZER_SGD) oc.momentum = (float)o.momentum;
+    if (o.weight_decay >= 0.0)
+      oc.weight_decay = (float)o.weight_decay;
+    else if (kind == CUDL_OPTIMIZER_SGD)
+      oc.weight_decay = 5e-4f;
+    s = cudl_optimizer_create(
+        r.ctx, &oc, cudl_tensor_numel(cudl_model_params(r.model)), &r.opt);
+    if (s != CUDL_OK) {
+      rc = fail(r.ctx, "creating the optimizer", s);
+      goto out;
+    }
+  }
+  memset(&sched, 0, sizeof sched);
+  sched.base_lr = oc.lr;
+  sched.warmup_epochs = o.warmup;
+  if (strcmp(o.schedule, "cosine") == 0) {
+    sched.kind = CUDL_LR_COSINE;
+    sched.total_epochs = o.epochs - o.warmup > 0 ? o.epochs - o.warmup : 1;
+  } else if (strcmp(o.schedule, "step") == 0) {
+    sched.kind = CUDL_LR_STEP;
+    sched.gamma = 0.1f;
+    sched.step_size = o.epochs / 3 > 0 ? o.epochs / 3 : 1;
+  } else if (strcmp(o.schedule, "constant") == 0) {
+    sched.kind = CUDL_LR_CONSTANT;
+  } else {
+    fprintf(stderr, "cudl: --schedule must be constant, cosine or step\n");
+    rc = EXIT_USAGE;
+    goto out;
+  }
+  s = make_loader(&r, &o, r.train_set, 1, &r.train_loader);
+  if (s == CUDL_OK) s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
+  if (s != CUDL_OK) {
+    rc = fail(r.ctx, "creating the data loaders", s);
+    goto out;
+  }
+  batches = cudl_loader_batches(r.train_loader);
+  /* Weights: fresh, from --init, or the whole run from --resume. */
+  st.data_seed = o.seed;
+  st.rng_seed = o.seed;
+  s = cudl_context_set_seed(r.ctx, o.seed);
+  if (s == CUDL_OK) s = cudl_model_init(r.model, CUDL_INIT_KAIMING_NORMAL);
+  if (s == CUDL_OK && o.init != NULL) s = cudl_model_load(r.model, o.init, 1);
+  if (s == CUDL_OK && o.resume != NULL) {
+    s = cudl_checkpoint_load(r.model, r.opt, &st, o.resume);
+    if (s == CUDL_OK)
+      s = cudl_context_set_rng_state(r.ctx, st.rng_seed, st.rng_offset);
+    if (s == CUDL_OK) s = cudl_loader_seek(r.train_loader, st.epoch, st.batch);
+    if (s == CUDL_OK)
+      fprintf(stderr,
+              "cudl: resuming %s at epoch %" PRId64 ", batch %" PRId64
+              ", step %" PRId64 "\n",
+              o.resume, st.epoch + 1, st.batch, st.step);
+  }
+  if (s != CUDL_OK) {
+    rc = fail(r.ctx, o.resume != NULL ? "resuming" : "initialising", s);
+    goto out;
+  }
+  if (o.out_dir != NULL)
+    snprintf(dir, sizeof dir, "%s", o.out_dir);
+  else
+    snprintf(dir, sizeof dir, "runs/%s-%s", o.model, o.data);
+  if (make_dir(dir) != 0) {
+    fprintf(stderr, "cudl: cannot create %s: %s\n", dir, strerror(errno));
+    rc = EXIT_FAILED;
+    goto out;
+  }
+  if (o.metrics != NULL) {
+    r.metrics = fopen(o.metrics, o.resume != NULL ? "a" : "w");
+    if (r.metrics == NULL) {
+      fprintf(stderr, "cudl: cannot open %s: %s\n", o.metrics, strerror(errno));
+      rc = EXIT_FAILED;
+      goto out;
+    }
+  }
+  fprintf(stderr,
+          "cudl: training %s on %s (%" PRId64 " images, %" PRId64
+          " batches of %" PRId64 ") on %s, %lld parameters\n",
+          o.model, o.data, cudl_dataset_count(r.train_set), batches, o.batch,
+          cudl_context_device_name(r.ctx),
+          (long long)cudl_tensor_numel(cudl_model_params(r.model)));
+  signal(SIGINT, on_sigint);
+  run_start = now_seconds();
+  while (st.epoch < o.epochs) {
+    double epoch_start = now_seconds(), loss_sum = 0.0, seconds;
+    double test_loss = 0.0, test_acc = 0.0;
+    int64_t hits = 0, seen = 0, images = 0;
+    int done = 0;
+    while (!done && !g_interrupted) {
+      int64_t rows = 0, batch_hits_n = 0;
+      float loss = 0.0f, lr = oc.lr;
+      cudl_tensor *xv = NULL, *lv = NULL;
+      s = cudl_loader_next(r.train_loader, r.x, r.labels, &rows, &done);
+      if (s == CUDL_OK) s = batch_views(&r, rows, &xv, &lv);
+      if (s == CUDL_OK) s = cudl_model_forward(r.model, xv, lv, &loss);
+      if (s == CUDL_OK && !isfinite(loss)) {
+        int node = -1;
+        const char *what = "";
+        cudl_model_first_nonfinite(r.model, &node, &what);
+        fprintf(stderr,
+                "\ncudl: the loss is %g at step %" PRId64 " (epoch %" PRId64
+                ", batch %" PRId64
+                "); the first "
+                "non-finite output is node %d (%s). Stopping; the last "
+                "checkpoint in %s is kept. Try a lower --lr.\n",
+                (double)loss, st.step, st.epoch + 1, st.batch, node, what, dir);
+        cudl_tensor_destroy(xv);
+        cudl_tensor_destroy(lv);
+        rc = EXIT_FAILED;
+        goto out;
+      }
+      if (s == CUDL_OK) s = batch_hits(&r, lv, rows, &batch_hits_n);
+      if (s == CUDL_OK) s = cudl_model_backward(r.model);
+      if (s == CUDL_OK && o.clip > 0.0)
+        s = cudl_clip_grad_norm(r.ctx, cudl_model_grads(r.model), (float)o.clip,
+                                NULL);
+      if (s == CUDL_OK) s = cudl_lr_schedule_at(&sched, st.step, batches, &lr);
+      if (s == CUDL_OK)
+        s = cudl_optimizer_step(r.opt, cudl_model_params(r.model),
+                                cudl_model_grads(r.model), lr);
+      cudl_tensor_destroy(xv);
+      cudl_tensor_destroy(lv);
+      if (s != CUDL_OK) {
+        rc = fail(r.ctx, "training step", s);
+        goto out;
+      }
+      ++st.step;
+      ++st.batch;
+      loss_sum += (double)loss * (double)rows;
+      hits += batch_hits_n;
+      seen += rows;
+      images += rows;
+      if (r.metrics != NULL && o.log_every > 0 && st.step % o.log_every == 0)
+        fprintf(r.metrics,
+                "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
+                ", \"loss\": %.6f, \"lr\": %.6g}\n",
+                st.step, st.epoch + 1, (double)loss, (double)lr);
+      if (tty || st.batch % 50 == 0 || done) {
+        const double elapsed = now_seconds() - epoch_start;
+        const double ips = (double)images / (elapsed > 0.0 ? elapsed : 1e-9);
+        const double left =
+            (double)((o.epochs - st.epoch) * batches - st.batch) *
+            (double)o.batch / (ips > 0.0 ? ips : 1.0);
+        progress(st.epoch, o.epochs, st.batch, batches, loss_sum / (double)seen,
+                 (double)hits / (double)seen, ips, left);
+        if (!tty) fputc('\n', stderr);
+      }
+    }
+    seconds = now_seconds() - epoch_start;
+    if (g_interrupted) {
+      cudl_context_get_rng_state(r.ctx, &st.rng_seed, &st.rng_offset);
+      s = save_run(&r, &o, dir, &st);
+      fprintf(stderr,
+              "\ncudl: interrupted at epoch %" PRId64 ", batch %" PRId64
+              "; %s %s/checkpoint.safetensors (continue with --resume)\n",
+              st.epoch + 1, st.batch, s == CUDL_OK ? "saved" : "could not save",
+              dir);
+      rc = EXIT_INTERRUPTED;
+      goto out;
+    }
+    s = evaluate(&r, r.test_loader, &test_loss, &test_acc);
+    if (s != CUDL_OK) {
+      rc = fail(r.ctx, "evaluating", s);
+      goto out;
+    }
+    if (tty) fputc('\n', stderr);
+    last_test_acc = test_acc;
+    printf("epoch %" PRId64
+           "/%d  train loss %.4f  train acc %.4f  "
+           "test loss %.4f  test acc %.4f  %.0f img/s  %.1f s\n",
+           st.epoch + 1, o.epochs, loss_sum / (double)seen,
+           (double)hits / (double)seen, test_loss, test_acc,
+           (double)images / seconds, seconds);
+    fflush(stdout);
+    if (r.metrics != NULL) {
+      fprintf(r.metrics,
+              "{\"epoch\": %" PRId64
+              ", \"train_loss\": %.6f, "
+              "\"train_accuracy\": %.6f, \"test_loss\": %.6f, "
+              "\"test_accuracy\": %.6f, \"images_per_second\": %.1f, "
+              "\"seconds\": %.3f}\n",
+              st.epoch + 1, loss_sum / (double)seen,
+              (double)hits / (double)seen, test_loss, test_acc,
+              (double)images / seconds, seconds);
+      fflush(r.metrics);
+    }
+    ++st.epoch;
+    st.batch = 0;
+    cudl_context_get_rng_state(r.ctx, &st.rng_seed, &st.rng_offset);
+    s = save_run(&r, &o, dir, &st);
+    if (s != CUDL_OK) {
+      rc = fail(r.ctx, "saving the checkpoint", s);
+      goto out;
+    }
+  }
+  printf(
+      "final test accuracy %.4f after %d epochs (%.1f s); weights in "
+      "%s/model.safetensors\n",
+      last_test_acc, o.epochs, now_seconds() - run_start, dir);
+  rc = EXIT_OK;
+out:
+  run_free(&r);
+  return rc;
+}
+
+/* The normalisation a weights file was trained with (its metadata), if it
+ * says; otherwise r keeps the statistics setup computed. */
+static void read_normalisation(run *r, const char *path) {
+  cudl_safetensors *set = NULL;
+  const char *mean, *std;
+  if (cudl_safetensors_load(r->ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set) !=
+      CUDL_OK)
+    return;
+  mean = cudl_safetensors_metadata_find(set, "normalize.mean");
+  std = cudl_safetensors_metadata_find(set, "normalize.std");
+  if (mean != NULL && std != NULL) {
+    float m[3] = {0, 0, 0}, d[3] = {1, 1, 1};
+    if (sscanf(mean, "%f,%f,%f", &m[0], &m[1], &m[2]) == 3 &&
+        sscanf(std, "%f,%f,%f", &d[0], &d[1], &d[2]) == 3) {
+      memcpy(r->mean, m, sizeof m);
+      memcpy(r->std, d, sizeof d);
+    }
+  }
+  cudl_safetensors_destroy(set);
+}
+
+int cudl_cmd_eval(int argc, char **argv) {
+  options o;
+  run r;
+  double loss = 0.0, acc = 0.0;
+  int rc = parse_options(argc, argv, &o);
+  cudl_status s;
+  if (rc != 0) return rc;
+  if (o.weights == NULL) {
+    fprintf(stderr, "cudl: eval needs --weights FILE\n");
+    return EXIT_USAGE;
+  }
+  memset(&r, 0, sizeof r);
+  rc = setup(&r, &o, 0);
+  if (rc != 0) goto out;
+  read_normalisation(&r, o.weights);
+  s = cudl_model_load(r.model, o.weights, 0);
+  if (s == CUDL_OK) s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
+  if (s == CUDL_OK) s = evaluate(&r, r.test_loader, &loss, &acc);
+  if (s != CUDL_OK) {
+    rc = fail(r.ctx, "evaluating", s);
+    goto out;
+  }
+  printf("%s on %s test set (%" PRId64 " images): loss %.4f  accuracy %.4f\n",
+         o.model, o.data, cudl_dataset_count(r.test_set), loss, acc);
+  rc = EXIT_OK;
+out:
+  run_free(&r);
+  return rc;
+}
+
+int cudl_cmd_predict(int argc, char **argv) {
+  options o;
+  run r;
+  int rc = parse_options(argc, argv, &o);
+  int64_t i, k, total;
+  cudl_status s;
+  if (rc != 0) return rc;
+  if (o.weights == NULL) {
+    fprintf(stderr, "cudl: predict needs --weights FILE\n");
+    return EXIT_USAGE;
+  }
+  o.batch = o.count;
+  memset(&r, 0, sizeof r);
+  rc = setup(&r, &o, 0);
+  if (rc != 0) goto out;
+  read_normalisation(&r, o.weights);
+  total = cudl_dataset_count(r.test_set);
+  if (o.index < 0 || o.index + o.count > total) {
+    fprintf(stderr,
+            "cudl: --index %d --count %d: the test set has %" PRId64
+            " images\n",
+            o.index, o.count, total);
+    rc = EXIT_USAGE;
+    goto out;
+  }
+  s = cudl_model_load(r.model, o.weights, 0);
+  if (s == CUDL_OK) s = cudl_model_set_training(r.model, 0);
+  if (s == CUDL_OK) {
+    /* Normalise the chosen images on the host, as the loader would. */
+    const int64_t per = cudl_tensor_numel(r.x) / o.batch;
+    const int64_t plane = per / cudl_dataset_channels(r.test_set);
+    float *host = malloc((size_t)cudl_tensor_nbytes(r.x));
+    if (host == NULL) {
+      fprintf(stderr, "cudl: out of host memory\n");
+      rc = EXIT_FAILED;
+      goto out;
+    }
+    for (i = 0; i < o.count; ++i) {
+      const uint8_t *px = cudl_dataset_image(r.test_set, o.index + i);
+      for (k = 0; k < per; ++k) {
+        const int c = (int)(k / plane);
+        host[i * per + k] = ((float)px[k] / 255.0f - r.mean[c]) / r.std[c];
+      }
+    }
+    s = cudl_tensor_copy_from_host(r.x, host, cudl_tensor_nbytes(r.x));
+    free(host);
+  }
+  if (s == CUDL_OK) s = cudl_model_forward(r.model, r.x, NULL, NULL);
+  if (s == CUDL_OK)
+    s = cudl_tensor_copy_to_host(cudl_model_output(r.model), r.logits,
+                                 (size_t)(o.count * r.classes) * sizeof(float));
+  if (s != CUDL_OK) {
+    rc = fail(r.ctx, "predicting", s);
+    goto out;
+  }
+  for (i = 0; i < o.count; ++i) {
+    const float *row = r.logits + i * r.classes;
+    double max = row[0], sum = 0.0;
+    int64_t best = 0;
+    for (k = 1; k < r.classes; ++k)
+      if (row[k] > row[best]) best = k;
+    max = row[best];
+    for (k = 0; k < r.classes; ++k) sum += exp((double)row[k] - max);
+    printf("image %" PRId64 ": class %" PRId64 " (p = %.3f), label %d\n",
+           o.index + i, best, 1.0 / sum,
+           cudl_dataset_label(r.test_set, o.index + i));
+  }
+  rc = EXIT_OK;
+out:
+  run_free(&r);
+  return rc;
+}
