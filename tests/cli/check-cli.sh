@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The cudl command line: exit codes and output of info, inspect and demo.
+# The cudl command line: exit codes and output of info, inspect, demo,
+# and train / eval / predict on a tiny dataset written here.
 # usage: check-cli.sh CUDL_BINARY CORPUS_DIR SCRATCH_DIR
 set -uo pipefail
 cudl=$1
@@ -64,6 +65,63 @@ if ls "$scratch"/cudl-demo-* >/dev/null 2>&1; then
   echo "FAIL: demo left its temporary file behind"
   failures=$((failures + 1))
 fi
+
+# Training on a tiny MNIST-format dataset written here: 96 training and 40
+# test images of 8x8, classes told apart by brightness.
+data="$scratch/tiny-mnist"
+mkdir -p "$data"
+python3 - "$data" <<'PY'
+import gzip, struct, sys
+d = sys.argv[1]
+for split, n in (("train", 96), ("t10k", 40)):
+    labels = bytes(i % 3 for i in range(n))
+    pixels = bytes((labels[i] * 90 + (i * 7 + j * 13) % 40) % 256
+                   for i in range(n) for j in range(64))
+    with gzip.open(f"{d}/{split}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 8, 8) + pixels)
+    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels)
+PY
+run="$scratch/run"
+rm -rf "$run"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 2 --batch 16 \
+  --device cpu --out "$run" --metrics "$run.jsonl" --log-every 3 \
+  >"$scratch/train.out" 2>"$scratch/train.err"
+expect "train a tiny MLP" 0 $?
+expect_grep "train prints a summary per epoch" "^epoch 2/2 .*test acc" "$scratch/train.out"
+expect_grep "train prints the final accuracy" "^final test accuracy" "$scratch/train.out"
+expect_grep "metrics per epoch" '"epoch": 2, "train_loss": .*"train_accuracy": .*"test_loss": .*"test_accuracy": .*"images_per_second": .*"seconds"' "$run.jsonl"
+expect_grep "metrics per step" '"step": 3, ' "$run.jsonl"
+[ -f "$run/checkpoint.safetensors" ] && [ -f "$run/model.safetensors" ]
+expect "train wrote a checkpoint and the weights" 0 $?
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 3 --batch 16 \
+  --device cpu --out "$run" --resume "$run/checkpoint.safetensors" \
+  >"$scratch/resume.out" 2>"$scratch/resume.err"
+expect "resume for a third epoch" 0 $?
+expect_grep "resume starts at the third epoch" "^epoch 3/3" "$scratch/resume.out"
+if grep -q "^epoch 1/3" "$scratch/resume.out"; then
+  echo "FAIL: resume repeated the first epoch"
+  failures=$((failures + 1))
+fi
+"$cudl" eval --model mlp --data mnist --data-dir "$data" --device cpu \
+  --weights "$run/model.safetensors" >"$scratch/eval.out" 2>&1
+expect "eval the weights" 0 $?
+expect_grep "eval reports the accuracy" "accuracy 0\.[0-9]\|accuracy 1\.0" "$scratch/eval.out"
+"$cudl" predict --model mlp --data mnist --data-dir "$data" --device cpu \
+  --weights "$run/model.safetensors" --index 3 --count 2 >"$scratch/predict.out" 2>&1
+expect "predict two images" 0 $?
+expect_grep "predict names a class and the label" "^image 4: class [0-2] (p = .*), label 1" "$scratch/predict.out"
+"$cudl" train --epochs 0 >/dev/null 2>&1
+expect "train with a bad option value is a usage error" 2 $?
+"$cudl" train --frobnicate >/dev/null 2>&1
+expect "train with an unknown option is a usage error" 2 $?
+"$cudl" train --data mnist --data-dir "$scratch/nowhere" --device cpu \
+  >/dev/null 2>"$scratch/nodata.err"
+expect "train without the data fails" 1 $?
+expect_grep "train says which file is missing" "nowhere" "$scratch/nodata.err"
+"$cudl" eval --model mlp --data mnist --data-dir "$data" --device cpu \
+  >/dev/null 2>&1
+expect "eval without --weights is a usage error" 2 $?
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
