@@ -111,6 +111,22 @@ expect_grep "eval reports the accuracy" "accuracy 0\.[0-9]\|accuracy 1\.0" "$scr
   --weights "$run/model.safetensors" --index 3 --count 2 >"$scratch/predict.out" 2>&1
 expect "predict two images" 0 $?
 expect_grep "predict names a class and the label" "^image 4: class [0-2] (p = .*), label 1" "$scratch/predict.out"
+# Ctrl-C: the run stops at the current batch, saves a checkpoint there
+# and exits 130.
+rm -rf "$run-int"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 100000 \
+  --batch 16 --device cpu --out "$run-int" >"$scratch/int.out" 2>"$scratch/int.err" &
+pid=$!
+for _ in $(seq 1 100); do  # until the first epoch's checkpoint exists
+  [ -f "$run-int/checkpoint.safetensors" ] && break
+  sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+expect "Ctrl-C stops training with status 130" 130 $?
+expect_grep "Ctrl-C says where it stopped and how to continue" "interrupted at epoch .*--resume" "$scratch/int.err"
+[ -f "$run-int/checkpoint.safetensors" ]
+expect "Ctrl-C keeps the checkpoint" 0 $?
 "$cudl" train --epochs 0 >/dev/null 2>&1
 expect "train with a bad option value is a usage error" 2 $?
 "$cudl" train --frobnicate >/dev/null 2>&1

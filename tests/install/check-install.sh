@@ -48,4 +48,37 @@ cmake -S "$here/consumer" -B "$scratch/cmake-build" -DCMAKE_PREFIX_PATH="$prefix
 cmake --build "$scratch/cmake-build" >>"$scratch/cmake.log"
 "$scratch/cmake-build/consumer_shared"
 "$scratch/cmake-build/consumer_static"
+echo "--- examples/classify.c: built against the install, run on weights from cudl train"
+examples=$(cd "$here/../../examples" && pwd)
+"$cc" -std=c99 -Wall -Wextra -pedantic -Werror "${extra_flags[@]}" \
+  "$examples/classify.c" -o "$scratch/classify" \
+  $(pkg-config --cflags --libs cudl) -Wl,-rpath,"$libdir"
+cmake -S "$examples" -B "$scratch/examples-build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="${extra_flags[*]}" >>"$scratch/cmake.log"
+cmake --build "$scratch/examples-build" >>"$scratch/cmake.log"
+# A tiny Fashion-MNIST-format dataset (48 training, 16 test images of
+# 28x28), one epoch of the small CNN on it, then the example classifies.
+data="$scratch/tiny-fashion"
+mkdir -p "$data"
+python3 - "$data" <<'PY'
+import gzip, struct, sys
+d = sys.argv[1]
+for split, n in (("train", 48), ("t10k", 16)):
+    labels = bytes(i % 10 for i in range(n))
+    pixels = bytes((labels[i] * 25 + (i * 7 + j * 13) % 30) % 256
+                   for i in range(n) for j in range(784))
+    with gzip.open(f"{d}/{split}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + pixels)
+    with gzip.open(f"{d}/{split}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + labels)
+PY
+"$prefix/bin/cudl" train --data fashion-mnist --data-dir "$data" --epochs 1 \
+  --batch 16 --device cpu --out "$scratch/run" >"$scratch/train.log" 2>&1
+"$scratch/classify" "$scratch/run/model.safetensors" "$data" 16 | tee "$scratch/classify.log"
+grep -q "^accuracy on the first 16 test images" "$scratch/classify.log"
+"$scratch/examples-build/classify" "$scratch/run/model.safetensors" "$data" 4 >/dev/null
+if "$scratch/classify" >/dev/null 2>&1; then
+  echo "classify without arguments must fail"
+  exit 1
+fi
 echo "install check passed"
