@@ -1,11 +1,49 @@
 /* cpu_batchnorm.c - batch normalisation on the CPU: two-pass statistics
- * summed in double, one channel per iteration. */
+ * summed in double (in lanes, see channel_sums), one channel per
+ * iteration. */
 #include <math.h>
 
 #include "cpu/cpu_ops.h"
 
 /* Element i of channel c's m = outer * inner values. */
 #define BN_INDEX(n, c, i) (((n)*channels + (c)) * inner + (i))
+
+/* The channel sums use LANES independent double accumulators (element i of
+ * a row goes to lane i % LANES) so that the loops vectorise, then add the
+ * lanes in order: a fixed order, so results do not depend on threads. */
+#define LANES 8
+
+static double add_lanes(const double *lane) {
+  double total = 0.0;
+  int j;
+  for (j = 0; j < LANES; ++j) total += lane[j];
+  return total;
+}
+
+/* Sum over channel c of x, and of (x - shift)^2 when squares is not NULL. */
+static void channel_sums(const float *x, int64_t outer, int64_t channels,
+                         int64_t inner, int64_t c, double shift, double *sum,
+                         double *squares) {
+  double s[LANES] = {0}, q[LANES] = {0};
+  int64_t n, i;
+  int j;
+  for (n = 0; n < outer; ++n) {
+    const float *row = x + BN_INDEX(n, c, 0);
+    for (i = 0; i + LANES <= inner; i += LANES)
+      for (j = 0; j < LANES; ++j) {
+        const double d = (double)row[i + j] - shift;
+        s[j] += (double)row[i + j];
+        q[j] += d * d;
+      }
+    for (; i < inner; ++i) {
+      const double d = (double)row[i] - shift;
+      s[i % LANES] += (double)row[i];
+      q[i % LANES] += d * d;
+    }
+  }
+  *sum = add_lanes(s);
+  if (squares != NULL) *squares = add_lanes(q);
+}
 
 cudl_status cudl__cpu_batchnorm_forward_training(
     cudl_context *ctx, const float *x, const float *gamma, const float *beta,
@@ -20,14 +58,10 @@ cudl_status cudl__cpu_batchnorm_forward_training(
     double sum = 0.0, squares = 0.0, mean, var;
     float fmean, invstd;
     int64_t n, i;
-    for (n = 0; n < outer; ++n)
-      for (i = 0; i < inner; ++i) sum += x[BN_INDEX(n, c, i)];
+    /* Two passes: the mean, then squared deviations from it. */
+    channel_sums(x, outer, channels, inner, c, 0.0, &sum, NULL);
     mean = sum / m;
-    for (n = 0; n < outer; ++n)
-      for (i = 0; i < inner; ++i) {
-        const double d = x[BN_INDEX(n, c, i)] - mean;
-        squares += d * d;
-      }
+    channel_sums(x, outer, channels, inner, c, mean, &sum, &squares);
     var = squares / m;
     fmean = (float)mean;
     invstd = (float)(1.0 / sqrt(var + (double)eps));
@@ -77,13 +111,24 @@ cudl_status cudl__cpu_batchnorm_backward(
   for (c = 0; c < channels; ++c) {
     const double mean = save_mean[c], invstd = save_invstd[c];
     double sum_dy = 0.0, sum_dy_xhat = 0.0, scale;
+    double a[LANES] = {0}, b[LANES] = {0};
     int64_t n, i;
-    for (n = 0; n < outer; ++n)
-      for (i = 0; i < inner; ++i) {
-        const int64_t k = BN_INDEX(n, c, i);
-        sum_dy += dy[k];
-        sum_dy_xhat += dy[k] * (x[k] - mean) * invstd;
+    int j;
+    for (n = 0; n < outer; ++n) {
+      const float *dy_row = dy + BN_INDEX(n, c, 0);
+      const float *x_row = x + BN_INDEX(n, c, 0);
+      for (i = 0; i + LANES <= inner; i += LANES)
+        for (j = 0; j < LANES; ++j) {
+          a[j] += dy_row[i + j];
+          b[j] += dy_row[i + j] * (x_row[i + j] - mean) * invstd;
+        }
+      for (; i < inner; ++i) {
+        a[i % LANES] += dy_row[i];
+        b[i % LANES] += dy_row[i] * (x_row[i] - mean) * invstd;
       }
+    }
+    sum_dy = add_lanes(a);
+    sum_dy_xhat = add_lanes(b);
     dbeta[c] = (float)sum_dy;
     dgamma[c] = (float)sum_dy_xhat;
     if (m == 0.0) continue;
