@@ -53,10 +53,10 @@ static float backward_one(cudl_activation_kind kind, float alpha, float saved,
 /* One loop per kind, so that each is a plain loop the compiler vectorises
  * (a switch inside the loop keeps it scalar; ReLU then costs as much as a
  * convolution's share of a ResNet step). */
-#define ELEMENTWISE_LOOP(statement)                                    \
-  do {                                                                 \
-    _Pragma("omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)") \
-    for (i = 0; i < n; ++i) statement;                                 \
+#define ELEMENTWISE_LOOP(statement)                                 \
+  do {                                                              \
+    _Pragma("omp parallel for schedule(static) if (n > "            \
+            "CPU_PARALLEL_MIN)") for (i = 0; i < n; ++i) statement; \
   } while (0)
 
 cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
@@ -66,7 +66,8 @@ cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
   (void)ctx;
   switch (kind) {
     case CUDL_ACTIVATION_SIGMOID:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_SIGMOID, alpha, x[i]));
+      ELEMENTWISE_LOOP(y[i] =
+                           forward_one(CUDL_ACTIVATION_SIGMOID, alpha, x[i]));
       break;
     case CUDL_ACTIVATION_TANH:
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_TANH, alpha, x[i]));
@@ -75,8 +76,8 @@ cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_RELU, alpha, x[i]));
       break;
     case CUDL_ACTIVATION_LEAKY_RELU:
-      ELEMENTWISE_LOOP(y[i] =
-                           forward_one(CUDL_ACTIVATION_LEAKY_RELU, alpha, x[i]));
+      ELEMENTWISE_LOOP(
+          y[i] = forward_one(CUDL_ACTIVATION_LEAKY_RELU, alpha, x[i]));
       break;
     case CUDL_ACTIVATION_ELU:
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_ELU, alpha, x[i]));
@@ -98,20 +99,20 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
                                             saved[i], dy[i]));
       break;
     case CUDL_ACTIVATION_TANH:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACTIVATION_TANH, alpha,
-                                            saved[i], dy[i]));
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACTIVATION_TANH, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACTIVATION_RELU:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACTIVATION_RELU, alpha,
-                                            saved[i], dy[i]));
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACTIVATION_RELU, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACTIVATION_LEAKY_RELU:
       ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACTIVATION_LEAKY_RELU, alpha,
                                             saved[i], dy[i]));
       break;
     case CUDL_ACTIVATION_ELU:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACTIVATION_ELU, alpha,
-                                            saved[i], dy[i]));
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACTIVATION_ELU, alpha, saved[i], dy[i]));
       break;
   }
   return CUDL_OK;
