@@ -53,11 +53,14 @@ static float backward_one(cudl_activation_kind kind, float alpha, float saved,
 /* One loop per kind, so that each is a plain loop the compiler vectorises
  * (a switch inside the loop keeps it scalar; ReLU then costs as much as a
  * convolution's share of a ResNet step). */
-#define ELEMENTWISE_LOOP(statement)                                 \
-  do {                                                              \
-    _Pragma("omp parallel for schedule(static) if (n > "            \
-            "CPU_PARALLEL_MIN)") for (i = 0; i < n; ++i) statement; \
+/* _Pragma needs its string literal whole, so the formatter keeps out. */
+/* clang-format off */
+#define ELEMENTWISE_LOOP(statement)                                        \
+  do {                                                                     \
+    _Pragma("omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)") \
+    for (i = 0; i < n; ++i) statement;                                     \
   } while (0)
+/* clang-format on */
 
 cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
                                          cudl_activation_kind kind, float alpha,
