@@ -1565,4 +1565,49 @@ TEST_F(ViewTest, OpsAcceptViews) {
   EXPECT_TRUE(BitEqual(ReadF32(y2), doubled));
 }
 
+// narrow: a view of rows [start, start + length) of the first dimension.
+TEST_F(TensorTest, NarrowViewsRowsOfTheFirstDimension) {
+  cudl_tensor *t = Make({5, 2, 3});
+  std::vector<float> values(30);
+  for (int i = 0; i < 30; ++i) values[i] = (float)i;
+  ASSERT_EQ(cudl_tensor_copy_from_host(t, values.data(), 30 * sizeof(float)),
+            CUDL_OK);
+  cudl_tensor *v = nullptr;
+  ASSERT_EQ(cudl_tensor_narrow(t, 1, 3, &v), CUDL_OK);
+  EXPECT_EQ(cudl_tensor_ndim(v), 3);
+  EXPECT_EQ(cudl_tensor_dim(v, 0), 3);
+  EXPECT_EQ(cudl_tensor_dim(v, 2), 3);
+  EXPECT_EQ(cudl_tensor_numel(v), 18);
+  EXPECT_EQ(static_cast<float *>(cudl_tensor_data(v)),
+            static_cast<float *>(cudl_tensor_data(t)) + 6);
+  std::vector<float> got(18);
+  ASSERT_EQ(cudl_tensor_copy_to_host(v, got.data(), 18 * sizeof(float)),
+            CUDL_OK);
+  for (int i = 0; i < 18; ++i) EXPECT_EQ(got[i], (float)(i + 6));
+  // Writes through the view land in the original's rows 1..3 only.
+  ASSERT_EQ(cudl_tensor_fill(v, -1.0f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_copy_to_host(t, values.data(), 30 * sizeof(float)),
+            CUDL_OK);
+  for (int i = 0; i < 30; ++i)
+    EXPECT_EQ(values[i], i >= 6 && i < 24 ? -1.0f : (float)i) << i;
+  cudl_tensor_destroy(t);  // the view keeps the storage
+  owned_.erase(std::remove(owned_.begin(), owned_.end(), t), owned_.end());
+  EXPECT_EQ(cudl_tensor_fill(v, 2.0f), CUDL_OK);
+  cudl_tensor_destroy(v);
+
+  cudl_tensor *u = Make({4});
+  cudl_tensor *w = reinterpret_cast<cudl_tensor *>(1);
+  EXPECT_EQ(cudl_tensor_narrow(u, 0, 0, &w), CUDL_OK) << "empty is allowed";
+  EXPECT_EQ(cudl_tensor_numel(w), 0);
+  cudl_tensor_destroy(w);
+  w = reinterpret_cast<cudl_tensor *>(1);
+  EXPECT_EQ(cudl_tensor_narrow(u, 3, 2, &w), CUDL_ERR_SHAPE);
+  EXPECT_EQ(w, nullptr);
+  EXPECT_EQ(cudl_tensor_narrow(u, -1, 1, &w), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_tensor_narrow(u, 0, -1, &w), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_tensor_narrow(Make({}), 0, 1, &w), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_tensor_narrow(nullptr, 0, 1, &w), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_tensor_narrow(u, 0, 1, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+}
+
 }  // namespace
