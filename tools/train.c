@@ -51,7 +51,7 @@ static void train_usage(FILE *out) {
       "                      mlp [small-cnn]\n"
       "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
       "  --data-dir DIR      where the files are [Debian's location]\n"
-      "  --epochs N [5]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
+      "  --epochs N [8]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
       "  --optimizer sgd|adam|adamw [sgd]  --momentum M [0.9]\n"
       "  --weight-decay W [5e-4 sgd, 0 adam, 0.01 adamw]\n"
       "  --schedule constant|cosine|step [cosine]  --warmup EPOCHS [0]\n"
@@ -61,7 +61,8 @@ static void train_usage(FILE *out) {
       "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
       "  --metrics PATH      JSON lines per epoch (and per --log-every K\n"
       "                      steps)\n"
-      "  --log-every K  --no-shuffle  --no-augment\n"
+      "  --log-every K  --no-shuffle\n"
+      "  --augment, --no-augment   random crop and flip [on for cifar10 only]\n"
       "  --resume FILE       continue a run from its checkpoint\n"
       "  --init FILE         start from these weights (fine-tuning)\n"
       "usage: cudl eval --weights FILE [--model M --data D --batch B "
@@ -119,7 +120,7 @@ static int parse_options(int argc, char **argv, options *o) {
   o->device = "auto";
   o->optimizer = "sgd";
   o->schedule = "cosine";
-  o->epochs = 5;
+  o->epochs = 8;
   o->batch = 128;
   o->lr = -1.0;
   o->momentum = 0.9;
@@ -127,7 +128,7 @@ static int parse_options(int argc, char **argv, options *o) {
   o->dropout = 0.25;
   o->seed = 1;
   o->shuffle = 1;
-  o->augment = 1;
+  o->augment = -1; /* by dataset: on for cifar10 (crop 4 + flip) */
   o->count = 1;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
@@ -139,6 +140,9 @@ static int parse_options(int argc, char **argv, options *o) {
       takes_value = 0;
     } else if (strcmp(a, "--no-augment") == 0) {
       o->augment = 0;
+      takes_value = 0;
+    } else if (strcmp(a, "--augment") == 0) {
+      o->augment = 1;
       takes_value = 0;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       train_usage(stdout);
@@ -405,7 +409,8 @@ static cudl_status make_loader(run *r, const options *o, const cudl_dataset *ds,
   c.seed = o->seed;
   c.shuffle = training && o->shuffle;
   c.drop_last = training;
-  c.augment = training && o->augment;
+  c.augment = training && (o->augment > 0 ||
+                           (o->augment < 0 && strcmp(o->data, "cifar10") == 0));
   c.crop_padding = cudl_dataset_height(ds) >= 32 ? 4 : 2;
   c.horizontal_flip = 1;
   for (i = 0; i < 4; ++i) {
