@@ -51,12 +51,12 @@ static void train_usage(FILE *out) {
       "                      mlp [small-cnn]\n"
       "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
       "  --data-dir DIR      where the files are [Debian's location]\n"
-      "  --epochs N [8]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
+      "  --epochs N [10]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
       "  --optimizer sgd|adam|adamw [sgd]  --momentum M [0.9]\n"
       "  --weight-decay W [5e-4 sgd, 0 adam, 0.01 adamw]\n"
       "  --schedule constant|cosine|step [cosine]  --warmup EPOCHS [0]\n"
       "  --clip NORM         clip the gradient norm [off]\n"
-      "  --dropout P         small-cnn's dropout [0.25]\n"
+      "  --dropout P         small-cnn's dropout [0]\n"
       "  --device auto|cpu|cuda:N [auto]  --seed S [1]\n"
       "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
       "  --metrics PATH      JSON lines per epoch (and per --log-every K\n"
@@ -120,12 +120,12 @@ static int parse_options(int argc, char **argv, options *o) {
   o->device = "auto";
   o->optimizer = "sgd";
   o->schedule = "cosine";
-  o->epochs = 8;
+  o->epochs = 10;
   o->batch = 128;
   o->lr = -1.0;
   o->momentum = 0.9;
   o->weight_decay = -1.0;
-  o->dropout = 0.25;
+  o->dropout = 0.0;
   o->seed = 1;
   o->shuffle = 1;
   o->augment = -1; /* by dataset: on for cifar10 (crop 4 + flip) */
