@@ -161,18 +161,6 @@ static cudl_status check_output_shape(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-/* bias (or dbias) is a [K] f32 tensor of ctx. */
-static cudl_status check_bias(cudl_context *ctx, const char *function,
-                              const cudl_tensor *bias, const char *name,
-                              int64_t k) {
-  cudl_status status = cudl__check_tensors(ctx, function, &bias, &name, 1);
-  if (status != CUDL_OK) return status;
-  if (bias->ndim != 1 || bias->shape[0] != k)
-    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "%s must have shape [%lld]", name, (long long)k);
-  return CUDL_OK;
-}
-
 cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
                                 const cudl_tensor *x, const cudl_tensor *w,
                                 const cudl_tensor *bias, cudl_tensor *y) {
@@ -185,7 +173,7 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
         make_geometry(ctx, __func__, desc, x->shape, "x", w->shape, "w", &g);
   if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
   if (status == CUDL_OK && bias != NULL)
-    status = check_bias(ctx, __func__, bias, "bias", g.k);
+    status = cudl__check_vector(ctx, __func__, bias, "bias", g.k);
   if (status == CUDL_OK && cudl__tensors_overlap(y, bias))
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with bias; it must not");
@@ -259,7 +247,7 @@ cudl_status cudl_conv2d_backward_bias(cudl_context *ctx, const cudl_tensor *dy,
   if (dy->ndim != 4)
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
                      "dy has %d dimensions; convolution takes 4", dy->ndim);
-  status = check_bias(ctx, __func__, dbias, "dbias", dy->shape[1]);
+  status = cudl__check_vector(ctx, __func__, dbias, "dbias", dy->shape[1]);
   if (status != CUDL_OK || dbias->numel == 0) return status;
   if (dy->numel == 0) {
     CUDL_DISPATCH(fill_f32, ctx->backend->fill_f32(ctx, (float *)dbias->data,

@@ -102,6 +102,13 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
 cudl_status cudl__tensor_view(const cudl_tensor *src, int64_t offset, int ndim,
                               const int64_t *shape, cudl_tensor **out);
 
+/* The checks of cudl__check_tensors for one tensor, and that it is 1-D of
+ * n elements (a bias or a per-channel vector): CUDL_ERR_SHAPE naming it
+ * otherwise. */
+cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
+                               const cudl_tensor *t, const char *name,
+                               int64_t n);
+
 /* 1 when a and b (either may be NULL) share bytes of one storage. */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 

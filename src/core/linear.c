@@ -47,17 +47,6 @@ static cudl_status check_weight(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-static cudl_status check_bias(cudl_context *ctx, const char *function,
-                              const cudl_tensor *bias, const char *name,
-                              int64_t out) {
-  cudl_status status = cudl__check_tensors(ctx, function, &bias, &name, 1);
-  if (status != CUDL_OK) return status;
-  if (bias->ndim != 1 || bias->shape[0] != out)
-    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "%s must have shape [%lld]", name, (long long)out);
-  return CUDL_OK;
-}
-
 static cudl_status require(cudl_context *ctx, const char *function,
                            int present) {
   if (!present)
@@ -91,9 +80,10 @@ cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
   in = w->shape[1];
   status = check_rows(ctx, __func__, x, "x", in, y, "y", out);
   if (status == CUDL_OK && bias != NULL)
-    status = check_bias(ctx, __func__, bias, "bias", out);
+    status = cudl__check_vector(ctx, __func__, bias, "bias", out);
   if (status == CUDL_OK &&
-      (cudl__tensors_overlap(y, x) || cudl__tensors_overlap(y, w) || cudl__tensors_overlap(y, bias)))
+      (cudl__tensors_overlap(y, x) || cudl__tensors_overlap(y, w) ||
+       cudl__tensors_overlap(y, bias)))
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with an input; it must not");
   if (status == CUDL_OK) status = require(ctx, __func__, be->gemm_f32 != NULL);
@@ -167,7 +157,7 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
         CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "dw must have w's shape [%lld, %lld]",
                   (long long)out, (long long)in);
   if (status == CUDL_OK && dbias != NULL)
-    status = check_bias(ctx, __func__, dbias, "dbias", out);
+    status = cudl__check_vector(ctx, __func__, dbias, "dbias", out);
   if (status == CUDL_OK && (dx != NULL || dw != NULL))
     status = require(ctx, __func__, be->gemm_f32 != NULL);
   if (status == CUDL_OK && dbias != NULL)

@@ -223,8 +223,7 @@ cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
 
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
   const char *a0, *b0;
-  if (a == NULL || b == NULL || a->storage == NULL ||
-      a->storage != b->storage)
+  if (a == NULL || b == NULL || a->storage == NULL || a->storage != b->storage)
     return 0;
   a0 = (const char *)a->data;
   b0 = (const char *)b->data;
@@ -504,5 +503,16 @@ cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
       return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                         "%s and %s have different shapes", names[i], names[0]);
   }
+  return CUDL_OK;
+}
+
+cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
+                               const cudl_tensor *t, const char *name,
+                               int64_t n) {
+  cudl_status status = cudl__check_tensors(ctx, function, &t, &name, 1);
+  if (status != CUDL_OK) return status;
+  if (t->ndim != 1 || t->shape[0] != n)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s must have shape [%lld]", name, (long long)n);
   return CUDL_OK;
 }
