@@ -20,29 +20,36 @@ static double add_lanes(const double *lane) {
   return total;
 }
 
-/* Sum over channel c of x, and of (x - shift)^2 when squares is not NULL. */
+/* Sum over channel c of x (squares NULL), or of (x - shift)^2 into
+ * *squares. Two loops rather than one with a branch, so each vectorises. */
 static void channel_sums(const float *x, int64_t outer, int64_t channels,
                          int64_t inner, int64_t c, double shift, double *sum,
                          double *squares) {
-  double s[LANES] = {0}, q[LANES] = {0};
+  double lane[LANES] = {0};
   int64_t n, i;
   int j;
   for (n = 0; n < outer; ++n) {
     const float *row = x + BN_INDEX(n, c, 0);
-    for (i = 0; i + LANES <= inner; i += LANES)
-      for (j = 0; j < LANES; ++j) {
-        const double d = (double)row[i + j] - shift;
-        s[j] += (double)row[i + j];
-        q[j] += d * d;
+    if (squares == NULL) {
+      for (i = 0; i + LANES <= inner; i += LANES)
+        for (j = 0; j < LANES; ++j) lane[j] += (double)row[i + j];
+      for (; i < inner; ++i) lane[i % LANES] += (double)row[i];
+    } else {
+      for (i = 0; i + LANES <= inner; i += LANES)
+        for (j = 0; j < LANES; ++j) {
+          const double d = (double)row[i + j] - shift;
+          lane[j] += d * d;
+        }
+      for (; i < inner; ++i) {
+        const double d = (double)row[i] - shift;
+        lane[i % LANES] += d * d;
       }
-    for (; i < inner; ++i) {
-      const double d = (double)row[i] - shift;
-      s[i % LANES] += (double)row[i];
-      q[i % LANES] += d * d;
     }
   }
-  *sum = add_lanes(s);
-  if (squares != NULL) *squares = add_lanes(q);
+  if (squares == NULL)
+    *sum = add_lanes(lane);
+  else
+    *squares = add_lanes(lane);
 }
 
 cudl_status cudl__cpu_batchnorm_forward_training(
@@ -61,7 +68,7 @@ cudl_status cudl__cpu_batchnorm_forward_training(
     /* Two passes: the mean, then squared deviations from it. */
     channel_sums(x, outer, channels, inner, c, 0.0, &sum, NULL);
     mean = sum / m;
-    channel_sums(x, outer, channels, inner, c, mean, &sum, &squares);
+    channel_sums(x, outer, channels, inner, c, mean, NULL, &squares);
     var = squares / m;
     fmean = (float)mean;
     invstd = (float)(1.0 / sqrt(var + (double)eps));

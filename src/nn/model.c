@@ -95,7 +95,10 @@ struct cudl_model {
   int slot_count;
   cudl_tensor *scratch;      /* [max_batch * max numel] */
   cudl_tensor *loss_value;   /* [1] */
-  const cudl_tensor *target; /* of the last forward */
+  /* The last forward's target as the loss sees it: the caller's, or
+   * target_view, the caller's in the output's shape (kept for backward). */
+  const cudl_tensor *target;
+  cudl_tensor *target_view;
   int forward_done;
 };
 
@@ -134,6 +137,7 @@ void cudl_model_destroy(cudl_model *m) {
   for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
   cudl_tensor_destroy(m->scratch);
   cudl_tensor_destroy(m->loss_value);
+  cudl_tensor_destroy(m->target_view);
   cudl_tensor_destroy(m->param_arena);
   cudl_tensor_destroy(m->grad_arena);
   cudl_tensor_destroy(m->buffer_arena);
@@ -1098,6 +1102,8 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
   ctx = m->ctx;
   m->forward_done = 0;
   m->target = NULL;
+  cudl_tensor_destroy(m->target_view);
+  m->target_view = NULL;
   if (!m->compiled)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "compile the model before running it");
@@ -1153,23 +1159,22 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
     }
   }
   if (target != NULL) {
-    /* A target on a tensor of another shape: compare as a view. */
-    cudl_tensor *view = NULL;
+    /* A target of another shape (e.g. [N] for one output): seen in the
+     * output's shape, and kept for backward. */
     const node *o = &m->nodes[m->output];
     const cudl_tensor *t = target;
     if (m->loss != CUDL_MODEL_LOSS_CROSS_ENTROPY &&
         (target->ndim != o->ndim + 1 ||
          memcmp(target->shape + 1, o->shape,
                 (size_t)o->ndim * sizeof o->shape[0]))) {
-      status = batch_view(m, target, rows, o->ndim, o->shape, &view);
-      t = view;
+      status = batch_view(m, target, rows, o->ndim, o->shape, &m->target_view);
+      t = m->target_view;
     }
     if (status == CUDL_OK) status = compute_loss(m, t);
-    cudl_tensor_destroy(view);
     if (status == CUDL_OK && loss != NULL)
       status = cudl_tensor_copy_to_host(m->loss_value, loss, sizeof *loss);
     if (status != CUDL_OK) return status;
-    m->target = target;
+    m->target = t;
   }
   m->forward_done = 1;
   return CUDL_OK;
@@ -1305,31 +1310,35 @@ static cudl_status backward_node(cudl_model *m, node *n) {
 
 static cudl_status loss_backward(cudl_model *m) {
   node *o = &m->nodes[m->output];
-  const cudl_tensor *target = m->target;
-  cudl_tensor *view = NULL;
-  cudl_status status = CUDL_OK;
-  if (m->loss != CUDL_MODEL_LOSS_CROSS_ENTROPY &&
-      (target->ndim != o->ndim + 1 ||
-       memcmp(target->shape + 1, o->shape,
-              (size_t)o->ndim * sizeof o->shape[0]))) {
-    status = batch_view(m, target, m->rows, o->ndim, o->shape, &view);
-    target = view;
+  const cudl_tensor *target = m->target; /* already in the output's shape */
+  switch (m->loss) {
+    case CUDL_MODEL_LOSS_CROSS_ENTROPY:
+      return cudl_cross_entropy_backward(m->ctx, o->y, target, 0.0f,
+                                         CUDL_REDUCTION_MEAN, 1.0f, o->dy);
+    case CUDL_MODEL_LOSS_MSE:
+      return cudl_mse_loss_backward(m->ctx, o->y, target, CUDL_REDUCTION_MEAN,
+                                    1.0f, o->dy);
+    case CUDL_MODEL_LOSS_BCE_WITH_LOGITS:
+      return cudl_bce_with_logits_backward(m->ctx, o->y, target,
+                                           CUDL_REDUCTION_MEAN, 1.0f, o->dy);
   }
-  if (status == CUDL_OK) switch (m->loss) {
-      case CUDL_MODEL_LOSS_CROSS_ENTROPY:
-        status = cudl_cross_entropy_backward(m->ctx, o->y, target, 0.0f,
-                                             CUDL_REDUCTION_MEAN, 1.0f, o->dy);
-        break;
-      case CUDL_MODEL_LOSS_MSE:
-        status = cudl_mse_loss_backward(m->ctx, o->y, target,
-                                        CUDL_REDUCTION_MEAN, 1.0f, o->dy);
-        break;
-      case CUDL_MODEL_LOSS_BCE_WITH_LOGITS:
-        status = cudl_bce_with_logits_backward(
-            m->ctx, o->y, target, CUDL_REDUCTION_MEAN, 1.0f, o->dy);
-        break;
-    }
-  cudl_tensor_destroy(view);
+  return CUDL_FAIL(m->ctx, CUDL_ERR_INTERNAL, "unknown loss");
+}
+
+/* Zero the gradients of parameters no gradient reached this pass (a dead
+ * branch): every reached layer overwrites its own, so the whole arena need
+ * not be cleared each step. */
+static cudl_status zero_unreached(cudl_model *m) {
+  int i, k;
+  cudl_status status = CUDL_OK;
+  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
+    const node *n = &m->nodes[i];
+    const int owned[2] = {n->weight, n->bias};
+    if (n->grad_written) continue;
+    for (k = 0; k < 2 && status == CUDL_OK; ++k)
+      if (owned[k] >= 0 && m->params[owned[k]].grad != NULL)
+        status = cudl_tensor_fill(m->params[owned[k]].grad, 0.0f);
+  }
   return status;
 }
 
@@ -1341,9 +1350,7 @@ cudl_status cudl_model_backward(cudl_model *m) {
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "backward needs a forward with a target first");
   for (i = 0; i < m->node_count; ++i) m->nodes[i].grad_written = 0;
-  /* Parameters a dead branch never reaches keep zero gradients. */
-  status = cudl_tensor_fill(m->grad_arena, 0.0f);
-  if (status == CUDL_OK) status = loss_backward(m);
+  status = loss_backward(m);
   m->nodes[m->output].grad_written = 1;
   for (i = m->node_count - 1; i >= 1 && status == CUDL_OK; --i) {
     node *n = &m->nodes[i];
@@ -1358,6 +1365,7 @@ cudl_status cudl_model_backward(cudl_model *m) {
                        copy);
     }
   }
+  if (status == CUDL_OK) status = zero_unreached(m);
   return status;
 }
 

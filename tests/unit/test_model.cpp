@@ -595,4 +595,38 @@ TEST_F(ModelTest, MemoryGoesBackToTheAllocatorItCameFrom) {
   ASSERT_EQ(cudl_context_set_allocator(ctx_, nullptr), CUDL_OK);
 }
 
+// A parameter on a dead branch (not on the path to the loss) gets a zero
+// gradient, whatever the arena held; a target of another shape with the
+// output's element count ([N] for one output per row) gives the same loss
+// and gradients as one of the output's shape.
+TEST_F(ModelTest, DeadBranchesGetZeroGradientsAndTargetsMayBeFlat) {
+  cudl_model *m = Model({3});
+  int fc, dead, out;
+  ASSERT_EQ(cudl_model_add_linear(m, 0, "fc", 4, 1, &fc), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, fc, "dead", 2, 1, &dead), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, fc, "out", 1, 1, &out), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, out, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 5), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_XAVIER_UNIFORM), CUDL_OK);
+  cudl_tensor *x = Tensor({5, 3});
+  ASSERT_EQ(cudl_tensor_uniform(x, -1.0f, 1.0f), CUDL_OK);
+  cudl_tensor *t2 = Tensor({5, 1}), *t1 = Tensor({5});
+  ASSERT_EQ(cudl_tensor_uniform(t2, -1.0f, 1.0f), CUDL_OK);
+  Set(t1, Host(t2));
+  ASSERT_EQ(cudl_tensor_fill(cudl_model_grads(m), 7.0f), CUDL_OK);
+  float loss2 = 0.0f, loss1 = 0.0f;
+  ASSERT_EQ(cudl_model_forward(m, x, t2, &loss2), CUDL_OK);
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+  const std::vector<float> g2 = Host(cudl_model_grads(m));
+  for (float v : Host(cudl_model_grad(m, "dead.weight"))) EXPECT_EQ(v, 0.0f);
+  for (float v : Host(cudl_model_grad(m, "dead.bias"))) EXPECT_EQ(v, 0.0f);
+  float norm = 0.0f;
+  for (float v : Host(cudl_model_grad(m, "fc.weight"))) norm += v * v;
+  EXPECT_GT(norm, 0.0f);
+  ASSERT_EQ(cudl_model_forward(m, x, t1, &loss1), CUDL_OK) << Error();
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+  EXPECT_EQ(loss1, loss2);
+  EXPECT_EQ(Host(cudl_model_grads(m)), g2);
+}
+
 }  // namespace
