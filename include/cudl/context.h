@@ -178,6 +178,62 @@ CUDL_API const char *cudl_context_last_error(const cudl_context *ctx);
 /** Wait until all work queued on the context's device has finished. */
 CUDL_API cudl_status cudl_context_synchronize(cudl_context *ctx);
 
+/* ------------------------------------------------------------------ */
+/* Memory accounting                                                    */
+/* ------------------------------------------------------------------ */
+
+/**
+ * The memory a context holds on its device for tensors and workspaces: on
+ * a CUDA context its stream-ordered pool (cuBLAS's and cuDNN's own small
+ * internal allocations are not counted), on the CPU the host memory of
+ * tensor storage and the backend workspace (not the tensor objects, nor
+ * oneDNN's caches). Sizes in bytes.
+ */
+typedef struct cudl_memory_stats {
+  uint64_t bytes_in_use;      /**< held by live allocations now */
+  uint64_t peak_bytes_in_use; /**< the most since creation or the last reset */
+  uint64_t bytes_reserved;    /**< taken from the system, including blocks the
+                                   pool keeps for reuse (= in use on the CPU) */
+  uint64_t peak_bytes_reserved; /**< the most reserved since the last reset */
+} cudl_memory_stats;
+
+/** Fill *stats (both arguments non-NULL). */
+CUDL_API cudl_status cudl_context_memory_stats(cudl_context *ctx,
+                                               cudl_memory_stats *stats);
+
+/** Start the peak figures again from what is held now. */
+CUDL_API cudl_status cudl_context_reset_peak_memory(cudl_context *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Events: timing work on the device                                    */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A timestamp in a context's queue of work, for timing it: a CUDA event
+ * recorded on the context's stream, or the monotonic clock on the CPU
+ * (whose operations are synchronous). Usage: record start, queue work,
+ * record end, then cudl_event_elapsed_ms, which waits for end.
+ */
+typedef struct cudl_event cudl_event;
+
+/** Create an event of ctx. On failure *out is NULL. */
+CUDL_API cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out);
+
+/** Release the event (NULL is a no-op). Call before destroying the context. */
+CUDL_API void cudl_event_destroy(cudl_event *event);
+
+/** Record the event after everything queued so far on its context. Does not
+ *  wait. Recording again moves it. */
+CUDL_API cudl_status cudl_event_record(cudl_event *event);
+
+/**
+ * *ms = the milliseconds from start to end, both recorded, of the same
+ * context. Waits until end has been reached. CUDA events resolve about
+ * 0.5 microseconds; CPU events the monotonic clock.
+ */
+CUDL_API cudl_status cudl_event_elapsed_ms(cudl_event *start, cudl_event *end,
+                                           double *ms);
+
 /**
  * Debug mode: when enabled (nonzero), a CUDA context synchronises after
  * every operation, so an asynchronous kernel failure is reported by the call

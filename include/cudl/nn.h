@@ -239,6 +239,16 @@ CUDL_API int cudl_model_node_count(const cudl_model *model);
 CUDL_API int cudl_model_node_shape(const cudl_model *model, int node,
                                    int64_t shape[3]);
 
+/**
+ * *flops = the floating-point operations of one sample's forward pass
+ * through the convolutions and linear layers (2 per multiply-add, bias
+ * additions not counted); a training step costs about 3 times as much
+ * (forward, backward data, backward filter). Other layers are memory-bound
+ * and not counted. Works before compiling.
+ */
+CUDL_API cudl_status cudl_model_flops(const cudl_model *model,
+                                      int64_t *flops);
+
 /** A node's output of the last forward ([rows, ...] view, owned by the
  *  model), e.g. to look at hidden units; NULL when out of range or before
  *  a forward. */

@@ -97,6 +97,17 @@ typedef struct cudl_backend {
                                 size_t nbytes);
   cudl_status (*synchronize)(cudl_context *ctx);
 
+  /* Memory accounting (cudl_context_memory_stats). */
+  cudl_status (*memory_stats)(cudl_context *ctx, cudl_memory_stats *stats);
+  cudl_status (*reset_peak_memory)(cudl_context *ctx);
+  /* Events (cudl_event_*): create may set event->handle; record marks the
+   * point reached by the work queued so far; elapsed_ms waits for end. */
+  cudl_status (*event_create)(cudl_context *ctx, cudl_event *event);
+  void (*event_destroy)(cudl_context *ctx, cudl_event *event);
+  cudl_status (*event_record)(cudl_context *ctx, cudl_event *event);
+  cudl_status (*event_elapsed_ms)(cudl_context *ctx, cudl_event *start,
+                                  cudl_event *end, double *ms);
+
   /* f32 initialisation. */
   cudl_status (*fill_f32)(cudl_context *ctx, float *dst, int64_t n,
                           float value);

@@ -101,6 +101,26 @@ cudl_status cudl_context_synchronize(cudl_context *ctx) {
   return ctx->backend->synchronize(ctx);
 }
 
+cudl_status cudl_context_memory_stats(cudl_context *ctx,
+                                      cudl_memory_stats *stats) {
+  if (ctx == NULL || stats == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  memset(stats, 0, sizeof *stats);
+  if (ctx->backend->memory_stats == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                     "the %s backend does not account its memory",
+                     ctx->backend->name);
+  return ctx->backend->memory_stats(ctx, stats);
+}
+
+cudl_status cudl_context_reset_peak_memory(cudl_context *ctx) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (ctx->backend->reset_peak_memory == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                     "the %s backend does not account its memory",
+                     ctx->backend->name);
+  return ctx->backend->reset_peak_memory(ctx);
+}
+
 cudl_status cudl_context_set_debug_sync(cudl_context *ctx, int enabled) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ctx->debug_sync = enabled != 0;

@@ -36,8 +36,31 @@ struct cudl_context {
   int debug_sync;
   int allow_tf32;    /* cuBLAS and cuDNN may round f32 inputs to TF32 */
   int deterministic; /* only bitwise-reproducible algorithms */
+  /* Host bytes of tensor storage and workspaces, for backends that have no
+   * pool to ask (the CPU): see cudl__memory_allocated. */
+  uint64_t memory_in_use, memory_peak;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
+};
+
+/* Count nbytes allocated to, or freed from, ctx's tensors and workspaces. */
+static inline void cudl__memory_allocated(cudl_context *ctx, size_t nbytes) {
+  ctx->memory_in_use += nbytes;
+  if (ctx->memory_in_use > ctx->memory_peak)
+    ctx->memory_peak = ctx->memory_in_use;
+}
+static inline void cudl__memory_freed(cudl_context *ctx, size_t nbytes) {
+  ctx->memory_in_use -= nbytes < ctx->memory_in_use ? nbytes
+                                                    : ctx->memory_in_use;
+}
+
+/* A timestamp in a context's work (cudl/context.h). */
+struct cudl_event {
+  cudl_context *ctx;
+  cudl_allocator allocator; /* allocated this object */
+  void *handle;             /* the backend's (a cudaEvent_t), or NULL */
+  double host_ms; /* CPU: the monotonic clock when recorded */
+  int recorded;
 };
 
 /* Device memory shared by a tensor and its views (cudl_tensor_reshape). A

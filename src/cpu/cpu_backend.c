@@ -1,6 +1,7 @@
 /* cpu_backend.c - the CPU backend: host memory from the context's allocator
  * and OpenMP loops. It is the reference the CUDA backend is tested against. */
 #include <string.h>
+#include <time.h>
 
 #include "core/internal.h"
 #include "core/philox.h"
@@ -50,9 +51,12 @@ cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr) {
     if (grown == NULL)
       return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
                         "cannot grow the workspace to %zu bytes", nbytes);
-    if (state->workspace != NULL)
+    if (state->workspace != NULL) {
       cudl__host_free(&state->allocator, state->workspace,
                       state->workspace_size);
+      cudl__memory_freed(ctx, state->workspace_size);
+    }
+    cudl__memory_allocated(ctx, nbytes);
     state->workspace = grown;
     state->workspace_size = nbytes;
   }
@@ -68,14 +72,15 @@ static cudl_status cpu_alloc_zeroed(cudl_context *ctx,
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
                       "cannot allocate %zu bytes of host memory", nbytes);
   memset(p, 0, nbytes);
+  cudl__memory_allocated(ctx, nbytes);
   *ptr = p;
   return CUDL_OK;
 }
 
 static void cpu_free(cudl_context *ctx, const cudl_allocator *host, void *ptr,
                      size_t nbytes) {
-  (void)ctx;
   cudl__host_free(host, ptr, nbytes);
+  if (ptr != NULL) cudl__memory_freed(ctx, nbytes);
 }
 
 static cudl_status cpu_copy(cudl_context *ctx, void *dst, const void *src,
@@ -94,6 +99,48 @@ static cudl_status cpu_copy_from_peer(cudl_context *ctx, void *dst,
 
 static cudl_status cpu_synchronize(cudl_context *ctx) {
   (void)ctx;
+  return CUDL_OK;
+}
+
+static cudl_status cpu_memory_stats(cudl_context *ctx,
+                                    cudl_memory_stats *stats) {
+  stats->bytes_in_use = ctx->memory_in_use;
+  stats->peak_bytes_in_use = ctx->memory_peak;
+  stats->bytes_reserved = ctx->memory_in_use; /* no caching on the host */
+  stats->peak_bytes_reserved = ctx->memory_peak;
+  return CUDL_OK;
+}
+
+static cudl_status cpu_reset_peak_memory(cudl_context *ctx) {
+  ctx->memory_peak = ctx->memory_in_use;
+  return CUDL_OK;
+}
+
+/* CPU operations finish before they return, so an event is the clock. */
+static cudl_status cpu_event_create(cudl_context *ctx, cudl_event *event) {
+  (void)ctx;
+  event->handle = NULL;
+  return CUDL_OK;
+}
+
+static void cpu_event_destroy(cudl_context *ctx, cudl_event *event) {
+  (void)ctx;
+  (void)event;
+}
+
+static cudl_status cpu_event_record(cudl_context *ctx, cudl_event *event) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+    return cudl__fail(ctx, CUDL_ERR_INTERNAL, "cpu",
+                      "the monotonic clock cannot be read");
+  event->host_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+  return CUDL_OK;
+}
+
+static cudl_status cpu_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
+                                        cudl_event *end, double *ms) {
+  (void)ctx;
+  *ms = end->host_ms - start->host_ms;
   return CUDL_OK;
 }
 
@@ -153,6 +200,12 @@ const cudl_backend cudl__cpu_backend = {
     .copy_on_device = cpu_copy,
     .copy_from_peer = cpu_copy_from_peer,
     .synchronize = cpu_synchronize,
+    .memory_stats = cpu_memory_stats,
+    .reset_peak_memory = cpu_reset_peak_memory,
+    .event_create = cpu_event_create,
+    .event_destroy = cpu_event_destroy,
+    .event_record = cpu_event_record,
+    .event_elapsed_ms = cpu_event_elapsed_ms,
     .fill_f32 = cpu_fill_f32,
     .uniform_f32 = cpu_uniform_f32,
     .normal_f32 = cpu_normal_f32,

@@ -218,6 +218,68 @@ static cudl_status cuda_synchronize(cudl_context *ctx) {
   return CUDL_OK;
 }
 
+static cudl_status cuda_memory_stats(cudl_context *ctx,
+                                     cudl_memory_stats *stats) {
+  uint64_t used = 0, used_high = 0, reserved = 0, reserved_high = 0;
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaMemPoolGetAttribute(
+                         s->pool, cudaMemPoolAttrUsedMemCurrent, &used));
+  CUDL_CUDA_TRY(ctx, cudaMemPoolGetAttribute(
+                         s->pool, cudaMemPoolAttrUsedMemHigh, &used_high));
+  CUDL_CUDA_TRY(
+      ctx, cudaMemPoolGetAttribute(s->pool, cudaMemPoolAttrReservedMemCurrent,
+                                   &reserved));
+  CUDL_CUDA_TRY(ctx,
+                cudaMemPoolGetAttribute(s->pool, cudaMemPoolAttrReservedMemHigh,
+                                        &reserved_high));
+  stats->bytes_in_use = used;
+  stats->peak_bytes_in_use = used_high;
+  stats->bytes_reserved = reserved;
+  stats->peak_bytes_reserved = reserved_high;
+  return CUDL_OK;
+}
+
+static cudl_status cuda_reset_peak_memory(cudl_context *ctx) {
+  uint64_t zero = 0; /* the only value accepted: restart from current */
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudaMemPoolSetAttribute(s->pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  CUDL_CUDA_TRY(ctx, cudaMemPoolSetAttribute(
+                         s->pool, cudaMemPoolAttrReservedMemHigh, &zero));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_event_create(cudl_context *ctx, cudl_event *event) {
+  cudaEvent_t handle = NULL;
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(ctx->device_index));
+  CUDL_CUDA_TRY(ctx, cudaEventCreate(&handle));
+  event->handle = handle;
+  return CUDL_OK;
+}
+
+static void cuda_event_destroy(cudl_context *ctx, cudl_event *event) {
+  (void)ctx;
+  if (event->handle != NULL) cudaEventDestroy((cudaEvent_t)event->handle);
+  (void)cudaGetLastError();
+}
+
+static cudl_status cuda_event_record(cudl_context *ctx, cudl_event *event) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaEventRecord((cudaEvent_t)event->handle, s->stream));
+  return CUDL_OK;
+}
+
+static cudl_status cuda_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
+                                         cudl_event *end, double *ms) {
+  float elapsed = 0.0f;
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(ctx->device_index));
+  CUDL_CUDA_TRY(ctx, cudaEventSynchronize((cudaEvent_t)end->handle));
+  CUDL_CUDA_TRY(ctx, cudaEventElapsedTime(&elapsed, (cudaEvent_t)start->handle,
+                                          (cudaEvent_t)end->handle));
+  *ms = (double)elapsed;
+  return CUDL_OK;
+}
+
 static cudl_status cuda_fill_f32(cudl_context *ctx, float *dst, int64_t n,
                                  float value) {
   CUDA_ENTER(ctx, s);
@@ -532,6 +594,12 @@ const cudl_backend cudl__cuda_backend = {
     .copy_on_device = cuda_copy_on_device,
     .copy_from_peer = cuda_copy_from_peer,
     .synchronize = cuda_synchronize,
+    .memory_stats = cuda_memory_stats,
+    .reset_peak_memory = cuda_reset_peak_memory,
+    .event_create = cuda_event_create,
+    .event_destroy = cuda_event_destroy,
+    .event_record = cuda_event_record,
+    .event_elapsed_ms = cuda_event_elapsed_ms,
     .fill_f32 = cuda_fill_f32,
     .uniform_f32 = cuda_uniform_f32,
     .normal_f32 = cuda_normal_f32,

@@ -93,8 +93,8 @@ struct cudl_model {
   cudl_tensor **slots; /* gradient buffers, [max_batch * slot_numel] */
   int64_t *slot_numel;
   int slot_count;
-  cudl_tensor *scratch;      /* [max_batch * max numel] */
-  cudl_tensor *loss_value;   /* [1] */
+  cudl_tensor *scratch;    /* [max_batch * max numel] */
+  cudl_tensor *loss_value; /* [1] */
   /* The last forward's target as the loss sees it: the caller's, or
    * target_view, the caller's in the output's shape (kept for backward). */
   const cudl_tensor *target;
@@ -1374,6 +1374,24 @@ cudl_status cudl_model_backward(cudl_model *m) {
 const cudl_tensor *cudl_model_output(cudl_model *m) {
   if (m == NULL || !m->forward_done) return NULL;
   return m->nodes[m->output].y;
+}
+
+cudl_status cudl_model_flops(const cudl_model *m, int64_t *flops) {
+  int i;
+  int64_t total = 0;
+  if (m == NULL || flops == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < m->node_count; ++i) {
+    const node *n = &m->nodes[i];
+    const param_entry *w;
+    if (n->kind != NODE_CONV && n->kind != NODE_LINEAR) continue;
+    w = &m->params[n->weight];
+    /* At each output position a convolution uses every weight once (the
+     * C/groups*R*S of each of the K output channels): weights x positions
+     * multiply-adds. A linear layer uses every weight once. */
+    total += 2 * w->numel * (n->kind == NODE_CONV ? n->numel / n->shape[0] : 1);
+  }
+  *flops = total;
+  return CUDL_OK;
 }
 
 int cudl_model_node_count(const cudl_model *m) {

@@ -1,11 +1,13 @@
 // test_context.cpp - contexts: creation on each device kind, argument
 // checking, logging (and silence without a callback), the random generator
-// state, allocator hooks, last_error, and the CUDA device queries.
+// state, allocator hooks, last_error, the CUDA device queries, memory
+// accounting and events.
 //
 // On a machine with a usable GPU the tests that expect "no device" switch
 // to what must happen there instead (cudl_cuda_device_count decides).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -549,6 +551,132 @@ TEST(Threads, ContextsInParallelThreadsGiveTheSameStreams) {
     ASSERT_EQ(ok[i], 1) << "thread " << i;
     EXPECT_TRUE(cudl_test::BitEqual(results[i], want)) << "thread " << i;
   }
+}
+
+// --------------------------------------------------------------------------
+// Memory accounting and events, on the CPU and (when present) on a GPU.
+// --------------------------------------------------------------------------
+
+// The devices a test runs on: the CPU always, cuda:0 when there is one.
+std::vector<cudl_device_kind> DevicesHere() {
+  std::vector<cudl_device_kind> kinds{CUDL_DEVICE_CPU};
+  if (QueryCuda().available) kinds.push_back(CUDL_DEVICE_CUDA);
+  return kinds;
+}
+
+TEST(MemoryStats, CountTensorStorageOnceAndKeepThePeak) {
+  for (cudl_device_kind kind : DevicesHere()) {
+    SCOPED_TRACE(kind == CUDL_DEVICE_CPU ? "cpu" : "cuda");
+    cudl_context *ctx = nullptr;
+    ASSERT_EQ(cudl_context_create(kind, 0, &ctx), CUDL_OK);
+    cudl_memory_stats before{}, during{}, after{}, reset{};
+    ASSERT_EQ(cudl_context_memory_stats(ctx, &before), CUDL_OK);
+    const int64_t shape[] = {1 << 18};  // 1 MiB of f32
+    const uint64_t bytes = uint64_t{1} << 20;
+    cudl_tensor *t = nullptr, *view = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &t), CUDL_OK);
+    const int64_t view_shape[] = {512, 512};
+    ASSERT_EQ(cudl_tensor_reshape(t, 2, view_shape, &view), CUDL_OK);
+    ASSERT_EQ(cudl_context_memory_stats(ctx, &during), CUDL_OK);
+    if (kind == CUDL_DEVICE_CPU) {
+      // Exact on the CPU: the view shares the storage.
+      EXPECT_EQ(during.bytes_in_use, before.bytes_in_use + bytes);
+      EXPECT_EQ(during.bytes_reserved, during.bytes_in_use);
+    } else {
+      // The pool may round up to its granularity.
+      EXPECT_GE(during.bytes_in_use, before.bytes_in_use + bytes);
+      EXPECT_LT(during.bytes_in_use, before.bytes_in_use + 2 * bytes);
+      EXPECT_GE(during.bytes_reserved, during.bytes_in_use);
+    }
+    EXPECT_GE(during.peak_bytes_in_use, during.bytes_in_use);
+    cudl_tensor_destroy(view);
+    cudl_tensor_destroy(t);
+    ASSERT_EQ(cudl_context_synchronize(ctx), CUDL_OK);  // frees are queued
+    ASSERT_EQ(cudl_context_memory_stats(ctx, &after), CUDL_OK);
+    EXPECT_EQ(after.bytes_in_use, before.bytes_in_use);
+    EXPECT_GE(after.peak_bytes_in_use, during.bytes_in_use)
+        << "the peak must remember the freed tensor";
+    ASSERT_EQ(cudl_context_reset_peak_memory(ctx), CUDL_OK);
+    ASSERT_EQ(cudl_context_memory_stats(ctx, &reset), CUDL_OK);
+    EXPECT_EQ(reset.peak_bytes_in_use, reset.bytes_in_use);
+    cudl_context_destroy(ctx);
+  }
+}
+
+TEST(MemoryStats, NullArguments) {
+  cudl_memory_stats stats{};
+  cudl_context *ctx = nullptr;
+  EXPECT_EQ(cudl_context_memory_stats(nullptr, &stats), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_reset_peak_memory(nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  EXPECT_EQ(cudl_context_memory_stats(ctx, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  cudl_context_destroy(ctx);
+}
+
+TEST(Event, MeasuresTheTimeBetweenTwoRecords) {
+  for (cudl_device_kind kind : DevicesHere()) {
+    SCOPED_TRACE(kind == CUDL_DEVICE_CPU ? "cpu" : "cuda");
+    cudl_context *ctx = nullptr;
+    ASSERT_EQ(cudl_context_create(kind, 0, &ctx), CUDL_OK);
+    cudl_event *start = nullptr, *end = nullptr;
+    ASSERT_EQ(cudl_event_create(ctx, &start), CUDL_OK);
+    ASSERT_EQ(cudl_event_create(ctx, &end), CUDL_OK);
+    const int64_t shape[] = {1 << 20};
+    cudl_tensor *t = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &t), CUDL_OK);
+    ASSERT_EQ(cudl_event_record(start), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_OK);
+    ASSERT_EQ(cudl_event_record(end), CUDL_OK);
+    double ms = -1.0;
+    ASSERT_EQ(cudl_event_elapsed_ms(start, end, &ms), CUDL_OK);
+    EXPECT_GE(ms, 0.0);
+    // On the CPU the event is the monotonic clock: a sleep between two
+    // records is at least as long as the sleep (no upper bound: the
+    // machine may be busy).
+    if (kind == CUDL_DEVICE_CPU) {
+      ASSERT_EQ(cudl_event_record(start), CUDL_OK);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      ASSERT_EQ(cudl_event_record(end), CUDL_OK);
+      ASSERT_EQ(cudl_event_elapsed_ms(start, end, &ms), CUDL_OK);
+      EXPECT_GE(ms, 19.9);
+    }
+    cudl_tensor_destroy(t);
+    cudl_event_destroy(start);
+    cudl_event_destroy(end);
+    cudl_context_destroy(ctx);
+  }
+}
+
+TEST(Event, BadUseIsAnErrorWithAReason) {
+  cudl_context *a = nullptr, *b = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &a), CUDL_OK);
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &b), CUDL_OK);
+  cudl_event *ea = nullptr, *eb = nullptr, *unrecorded = nullptr;
+  cudl_event *sentinel = reinterpret_cast<cudl_event *>(Sentinel());
+  cudl_event *out = sentinel;
+  EXPECT_EQ(cudl_event_create(nullptr, &out), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(out, nullptr) << "*out must be NULL on failure";
+  EXPECT_EQ(cudl_event_create(a, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_event_create(a, &ea), CUDL_OK);
+  ASSERT_EQ(cudl_event_create(b, &eb), CUDL_OK);
+  ASSERT_EQ(cudl_event_create(a, &unrecorded), CUDL_OK);
+  ASSERT_EQ(cudl_event_record(ea), CUDL_OK);
+  ASSERT_EQ(cudl_event_record(eb), CUDL_OK);
+  double ms = 0.0;
+  EXPECT_EQ(cudl_event_elapsed_ms(ea, eb, &ms), CUDL_ERR_DEVICE_MISMATCH);
+  EXPECT_TRUE(HasSubstr(cudl_context_last_error(a), "different contexts"));
+  EXPECT_EQ(cudl_event_elapsed_ms(ea, unrecorded, &ms), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(cudl_context_last_error(a), "end event has not been recorded"));
+  EXPECT_EQ(cudl_event_elapsed_ms(ea, ea, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_event_record(nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_event_elapsed_ms(ea, ea, &ms), CUDL_OK);
+  EXPECT_EQ(ms, 0.0);
+  cudl_event_destroy(nullptr);
+  cudl_event_destroy(ea);
+  cudl_event_destroy(eb);
+  cudl_event_destroy(unrecorded);
+  cudl_context_destroy(a);
+  cudl_context_destroy(b);
 }
 
 }  // namespace

@@ -886,6 +886,50 @@ TEST_F(ZooArgs, ResNetDepthMustBe6nPlus2) {
   }
 }
 
+// FLOPs of a CIFAR ResNet counted here layer by layer (multiply-adds of
+// the 3x3 convolutions, the 1x1 projections where a stage starts, the final
+// linear layer), against cudl_model_flops. ResNet-20 on 3x32x32 is the
+// paper's "41M" (40.8 million multiply-adds).
+int64_t CifarResNetMacs(int depth, bool plain, int64_t channels, int64_t size) {
+  const int64_t blocks = (depth - 2) / 6;
+  int64_t macs = 16 * channels * 9 * size * size;  // conv1
+  int64_t in = 16;
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t out = int64_t{16} << stage;
+    if (stage > 0) size = (size + 1) / 2;  // stride 2, padding 1
+    for (int64_t b = 0; b < blocks; ++b) {
+      macs += out * in * 9 * size * size + out * out * 9 * size * size;
+      if (!plain && in != out) macs += out * in * size * size;
+      in = out;
+    }
+  }
+  return macs + 64 * 10;  // fc
+}
+
+TEST_F(ZooArgs, FlopsCountEveryConvolutionAndLinearLayer) {
+  struct Net {
+    int depth;
+    int plain;
+    int64_t c, size;
+  };
+  for (const Net &k : {Net{20, 0, 3, 32}, Net{20, 1, 3, 32}, Net{20, 0, 1, 28},
+                       Net{56, 0, 1, 28}, Net{8, 1, 1, 9}}) {
+    SCOPED_TRACE("depth " + std::to_string(k.depth) + (k.plain ? " plain" : ""));
+    ModelHandle h;
+    ASSERT_EQ(cudl_zoo_resnet(ctx_, k.depth, k.plain, k.c, k.size, k.size, 10, &h.m), CUDL_OK);
+    int64_t flops = -1;
+    ASSERT_EQ(cudl_model_flops(h.m, &flops), CUDL_OK);
+    EXPECT_EQ(flops, 2 * CifarResNetMacs(k.depth, k.plain != 0, k.c, k.size));
+  }
+  ModelHandle h;
+  ASSERT_EQ(cudl_zoo_resnet(ctx_, 20, 0, 3, 32, 32, 10, &h.m), CUDL_OK);
+  int64_t flops = 0;
+  EXPECT_EQ(cudl_model_flops(h.m, &flops), CUDL_OK);
+  EXPECT_EQ(flops, 81626368);  // 2 x 40,813,184, added up by hand
+  EXPECT_EQ(cudl_model_flops(nullptr, &flops), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_flops(h.m, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+}
+
 TEST_F(ZooArgs, ImagesAndClassesOutOfRange) {
   struct Bad {
     int64_t c, h, w, classes;

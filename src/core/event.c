@@ -1,0 +1,61 @@
+/* event.c - timestamps in a context's work, for timing it (cudl_event). */
+#include <string.h>
+
+#include "core/internal.h"
+
+cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
+  cudl_event *event;
+  cudl_status status;
+  if (out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (ctx->backend->event_create == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "the %s backend has no events",
+                     ctx->backend->name);
+  event = (cudl_event *)cudl__host_alloc(&ctx->allocator, sizeof *event,
+                                         sizeof(void *));
+  if (event == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate an event");
+  memset(event, 0, sizeof *event);
+  event->ctx = ctx;
+  event->allocator = ctx->allocator;
+  status = ctx->backend->event_create(ctx, event);
+  if (status != CUDL_OK) {
+    cudl__host_free(&event->allocator, event, sizeof *event);
+    return status;
+  }
+  *out = event;
+  return CUDL_OK;
+}
+
+void cudl_event_destroy(cudl_event *event) {
+  cudl_allocator allocator;
+  if (event == NULL) return;
+  event->ctx->backend->event_destroy(event->ctx, event);
+  allocator = event->allocator;
+  cudl__host_free(&allocator, event, sizeof *event);
+}
+
+cudl_status cudl_event_record(cudl_event *event) {
+  cudl_status status;
+  if (event == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = event->ctx->backend->event_record(event->ctx, event);
+  if (status == CUDL_OK) event->recorded = 1;
+  return status;
+}
+
+cudl_status cudl_event_elapsed_ms(cudl_event *start, cudl_event *end,
+                                  double *ms) {
+  cudl_context *ctx;
+  if (start == NULL || end == NULL || ms == NULL)
+    return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = start->ctx;
+  if (end->ctx != ctx)
+    return CUDL_FAIL(ctx, CUDL_ERR_DEVICE_MISMATCH,
+                     "start and end belong to different contexts");
+  if (!start->recorded || !end->recorded)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the %s event has not been recorded",
+                     start->recorded ? "end" : "start");
+  return ctx->backend->event_elapsed_ms(ctx, start, end, ms);
+}
