@@ -3,8 +3,19 @@
 #ifndef CUDL_TOOLS_COMMANDS_H
 #define CUDL_TOOLS_COMMANDS_H
 
+#include <cudl/cudl.h>
+
 int cudl_cmd_train(int argc, char **argv);
 int cudl_cmd_eval(int argc, char **argv);
 int cudl_cmd_predict(int argc, char **argv);
+int cudl_cmd_bench(int argc, char **argv); /* tools/bench.c */
+
+/* The zoo model called `name` (small-cnn, resnetN, plainN, mlp) for
+ * c x h x w images of `classes` classes; an unknown name is reported on
+ * stderr and gives CUDL_ERR_INVALID_ARGUMENT (tools/train.c). */
+cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
+                                double dropout, int64_t c, int64_t h,
+                                int64_t w, int64_t classes,
+                                cudl_model **model);
 
 #endif /* CUDL_TOOLS_COMMANDS_H */

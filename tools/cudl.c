@@ -10,6 +10,8 @@
  *   cudl eval --weights FILE ...   test loss and accuracy of trained weights
  *   cudl predict --weights FILE --index I ...
  *                                  classify test images
+ *   cudl bench ops|train [options] time operators or training steps
+ *                                  against their ceilings (tools/bench*.c)
  *
  * Exit codes: 0 success, 1 the operation failed (bad file, device error),
  * 2 bad usage.
@@ -34,7 +36,8 @@ static void usage(FILE *out) {
           "       cudl demo [--device cpu|cuda|auto]\n"
           "       cudl train [options]      (cudl train --help)\n"
           "       cudl eval --weights FILE [options]\n"
-          "       cudl predict --weights FILE --index I [options]\n");
+          "       cudl predict --weights FILE --index I [options]\n"
+          "       cudl bench ops|train [options]   (cudl bench ops --help)\n");
 }
 
 static void log_to_stderr(cudl_log_level level, const char *message,
@@ -234,6 +237,7 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
   if (strcmp(argv[1], "predict") == 0)
     return cudl_cmd_predict(argc - 2, argv + 2);
+  if (strcmp(argv[1], "bench") == 0) return cudl_cmd_bench(argc - 2, argv + 2);
   if (strcmp(argv[1], "inspect") == 0 && argc == 3) return cmd_inspect(argv[2]);
   if (strcmp(argv[1], "demo") == 0) {
     cudl_device_kind kind = CUDL_DEVICE_AUTO;

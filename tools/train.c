@@ -243,27 +243,32 @@ static int open_context(const char *device, cudl_context **ctx) {
   return 0;
 }
 
-/* The zoo model called `name` for images of ds's shape. */
-static cudl_status build_model(cudl_context *ctx, const options *o,
-                               const cudl_dataset *ds, cudl_model **model) {
-  const int64_t c = cudl_dataset_channels(ds), h = cudl_dataset_height(ds),
-                w = cudl_dataset_width(ds), k = cudl_dataset_classes(ds);
+cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
+                                double dropout, int64_t c, int64_t h, int64_t w,
+                                int64_t classes, cudl_model **model) {
   long long depth;
-  if (strcmp(o->model, "small-cnn") == 0)
-    return cudl_zoo_small_cnn(ctx, c, h, w, k, (float)o->dropout, model);
-  if (strncmp(o->model, "resnet", 6) == 0 &&
-      parse_int(o->model + 6, 1, 1000, &depth))
-    return cudl_zoo_resnet(ctx, (int)depth, 0, c, h, w, k, model);
-  if (strncmp(o->model, "plain", 5) == 0 &&
-      parse_int(o->model + 5, 1, 1000, &depth))
-    return cudl_zoo_resnet(ctx, (int)depth, 1, c, h, w, k, model);
-  if (strcmp(o->model, "mlp") == 0) {
+  if (strcmp(name, "small-cnn") == 0)
+    return cudl_zoo_small_cnn(ctx, c, h, w, classes, (float)dropout, model);
+  if (strncmp(name, "resnet", 6) == 0 && parse_int(name + 6, 1, 1000, &depth))
+    return cudl_zoo_resnet(ctx, (int)depth, 0, c, h, w, classes, model);
+  if (strncmp(name, "plain", 5) == 0 && parse_int(name + 5, 1, 1000, &depth))
+    return cudl_zoo_resnet(ctx, (int)depth, 1, c, h, w, classes, model);
+  if (strcmp(name, "mlp") == 0) {
     const int64_t shape[3] = {c, h, w}, widths[2] = {256, 128};
-    return cudl_zoo_mlp(ctx, 3, shape, 2, widths, CUDL_ACT_RELU, 0.0f, k,
+    return cudl_zoo_mlp(ctx, 3, shape, 2, widths, CUDL_ACT_RELU, 0.0f, classes,
                         model);
   }
-  fprintf(stderr, "cudl: unknown model '%s'\n", o->model);
+  fprintf(stderr, "cudl: unknown model '%s'\n", name);
   return CUDL_ERR_INVALID_ARGUMENT;
+}
+
+/* The zoo model of the options for images of ds's shape. */
+static cudl_status build_model(cudl_context *ctx, const options *o,
+                               const cudl_dataset *ds, cudl_model **model) {
+  return cudl_tool_zoo_model(ctx, o->model, o->dropout,
+                             cudl_dataset_channels(ds), cudl_dataset_height(ds),
+                             cudl_dataset_width(ds), cudl_dataset_classes(ds),
+                             model);
 }
 
 /* Top-1 hits of logits [rows, classes] against labels. */

@@ -139,5 +139,73 @@ expect_grep "train says which file is missing" "nowhere" "$scratch/nodata.err"
   >/dev/null 2>&1
 expect "eval without --weights is a usage error" 2 $?
 
+# cudl bench: the JSON of docs/benchmarks.md, its figures consistent with
+# each other and with the cases' definitions (not the timings themselves).
+"$cudl" bench ops --device cpu --ops relu,conv2d,sgd --samples 2 \
+  --max-seconds 0.05 --min-sample-ms 0 --warmup 1 --json "$scratch/ops.json" \
+  >"$scratch/ops.out" 2>&1
+expect "bench ops" 0 $?
+expect_grep "bench ops prints the ceilings" "^ceilings: copy .* GB/s" "$scratch/ops.out"
+"$cudl" bench train --device cpu --model mlp --batch 8 --samples 2 \
+  --min-sample-ms 0 --warmup 1 --json "$scratch/train.json" >"$scratch/train.out" 2>&1
+expect "bench train" 0 $?
+expect_grep "bench train prints images/s" "images/s" "$scratch/train.out"
+python3 - "$scratch/ops.json" "$scratch/train.json" >"$scratch/bench-json.out" 2>&1 <<'PY'
+import json, sys
+ops = json.load(open(sys.argv[1]))
+train = json.load(open(sys.argv[2]))
+def close(a, b):
+    return abs(a - b) <= 1e-3 * max(abs(a), abs(b), 1e-12)
+assert ops["schema"] == "cudl-bench-ops/1" and ops["tool"] == "cudl", ops
+assert ops["device"] == "cpu" and ops["device_name"] == "cpu" and ops["threads"] >= 1
+for key in ("version", "date", "tf32"):
+    assert key in ops, key
+ceil = ops["ceilings"]
+assert ceil["copy_gbps"] > 0 and ceil["gemm_gflops"] > 0 and ceil["gemm_size"] == 2048
+seen = set()
+for r in ops["results"]:
+    seen.add((r["op"], r["pass"]))
+    assert r["impl"] == "cudl" and r["size"] == "cifar", r
+    assert 0 < r["min_ms"] <= r["median_ms"] and r["samples"] >= 1 and r["iterations"] >= 1, r
+    assert close(r["gbps"], r["bytes"] / r["median_ms"] * 1e-6), r
+    assert close(r["gflops"], r["flops"] / r["median_ms"] * 1e-6), r
+    numel = 1
+    for d in r["shape"]:
+        numel *= d
+    if r["op"] == "relu":
+        assert r["bytes"] == 4 * numel * (2 if r["pass"] == "forward" else 3), r
+        assert r["ceiling"] == "copy" and close(r["fraction_of_ceiling"], r["gbps"] / ceil["copy_gbps"]), r
+    if r["op"] == "conv2d":
+        n, c, h, w = r["shape"]
+        k, c2, kh, kw = r["weight"]
+        assert c2 == c and kh == kw == 3, r
+        assert r["flops"] == 2 * n * k * h * w * c * 9, r  # stride 1, padding 1
+        assert r["ceiling"] == "gemm" and close(r["fraction_of_ceiling"], r["gflops"] / ceil["gemm_gflops"]), r
+    if r["op"] == "sgd":
+        assert r["shape"] == [272192] and r["bytes"] == 5 * 4 * 272192, r
+want = {("relu", "forward"), ("relu", "backward"), ("sgd", "step")} | {
+    ("conv2d", p) for p in ("forward", "backward_data", "backward_filter")}
+assert seen == want, seen
+assert sum(r["op"] == "conv2d" for r in ops["results"]) == 9  # 3 shapes x 3 passes
+assert train["schema"] == "cudl-bench-train/1" and train["model"] == "mlp", train
+assert train["batch"] == 8 and train["device"] == "cpu" and train["input_shape"] == [1, 28, 28]
+assert close(train["images_per_second"], 8 / train["step_ms_median"] * 1e3), train
+# mlp: 784-256-128-10, 2 FLOPs a multiply-add, 3 passes
+assert train["flops_per_image"] == 3 * 2 * (784 * 256 + 256 * 128 + 128 * 10), train
+assert train["peak_memory_bytes"] > 0 and train["peak_host_memory_bytes"] >= train["peak_memory_bytes"]
+assert train["peak_device_memory_bytes"] == 0
+assert close(train["flop_utilisation"], train["achieved_gflops"] / train["gemm_gflops"]), train
+print("bench JSON consistent")
+PY
+expect "bench JSON follows docs/benchmarks.md" 0 $?
+expect_grep "bench JSON checked" "bench JSON consistent" "$scratch/bench-json.out"
+"$cudl" bench ops --samples 0 >/dev/null 2>&1
+expect "bench ops with a bad value is a usage error" 2 $?
+"$cudl" bench train --model nonesuch --device cpu >/dev/null 2>"$scratch/bench-bad.err"
+expect "bench train with an unknown model fails" 1 $?
+expect_grep "bench train names the model" "nonesuch" "$scratch/bench-bad.err"
+"$cudl" bench frobnicate >/dev/null 2>&1
+expect "an unknown bench is a usage error" 2 $?
+
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -1,0 +1,122 @@
+/* bench.h - what the parts of `cudl bench` share: the timing loop, the
+ * ceilings (copy and GEMM rates) and the peers called directly (cuDNN on a
+ * GPU), and the JSON writer. docs/benchmarks.md describes the method. */
+#ifndef CUDL_TOOLS_BENCH_H
+#define CUDL_TOOLS_BENCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cudl/cudl.h>
+
+/* How long to time a case. */
+typedef struct bench_settings {
+  int warmup;           /* untimed calls first */
+  int samples;          /* timed samples at most */
+  double min_sample_ms; /* a sample repeats the call at least this long */
+  double max_seconds;   /* stop sampling a case after this (>= 1 sample) */
+  int tf32;             /* allow TF32 in cuBLAS/cuDNN (cudl and peers) */
+} bench_settings;
+
+typedef struct bench_timing {
+  double median_ms, min_ms; /* per call */
+  int samples, iterations;  /* iterations: calls per sample */
+} bench_timing;
+
+/* A timer on some queue of work: start marks now, stop_ms marks the end,
+ * waits for it and returns the milliseconds between the two. */
+typedef struct bench_clock {
+  cudl_status (*start)(void *self);
+  cudl_status (*stop_ms)(void *self, double *ms);
+  void *self;
+} bench_clock;
+
+/* The work timed: one call of the operation. */
+typedef cudl_status (*bench_call)(void *arg);
+
+/* Time `call` by the method of docs/benchmarks.md. On failure the status of
+ * the failing call is returned (and the context's error says why). */
+cudl_status bench_time(const bench_clock *clock, bench_call call, void *arg,
+                       const bench_settings *settings, bench_timing *out);
+
+/* A clock from two cudl events of ctx (CUDA events or the CPU's monotonic
+ * clock): *events_out receives the pair, to free with bench_clock_free. */
+typedef struct bench_event_clock {
+  cudl_event *start, *end;
+} bench_event_clock;
+cudl_status bench_event_clock_init(cudl_context *ctx, bench_event_clock *ec,
+                                   bench_clock *clock);
+void bench_event_clock_free(bench_event_clock *ec);
+
+/* ---- ceilings, measured in the run (bench_peers_cpu.c, bench_peers_cuda.c)
+ */
+
+/* The copy rate of `bytes` (bytes read + written per second, in GB/s) on
+ * ctx's device: a split memcpy on the CPU, cudaMemcpyAsync device to device
+ * on a GPU. */
+cudl_status bench_copy_ceiling(cudl_context *ctx, size_t bytes,
+                               const bench_settings *settings,
+                               bench_timing *timing, double *gbps);
+/* The f32 GEMM rate of a square n x n x n product: dnnl_sgemm on the CPU,
+ * cublasSgemm on a GPU (TF32 per settings). */
+cudl_status bench_gemm_ceiling(cudl_context *ctx, int n,
+                               const bench_settings *settings,
+                               bench_timing *timing, double *gflops);
+
+/* The device-specific halves of the two above. */
+cudl_status bench_cpu_copy_ceiling(cudl_context *ctx, size_t bytes,
+                                   const bench_settings *settings,
+                                   bench_timing *timing, double *gbps);
+cudl_status bench_cpu_gemm_ceiling(cudl_context *ctx, int n,
+                                   const bench_settings *settings,
+                                   bench_timing *timing, double *gflops);
+cudl_status bench_cuda_copy_ceiling(cudl_context *ctx, size_t bytes,
+                                    const bench_settings *settings,
+                                    bench_timing *timing, double *gbps);
+cudl_status bench_cuda_gemm_ceiling(cudl_context *ctx, int n,
+                                    const bench_settings *settings,
+                                    bench_timing *timing, double *gflops);
+
+/* ---- cuDNN's own operators on a GPU, for comparison (bench_peers_cuda.c) */
+
+typedef enum bench_cudnn_op {
+  BENCH_CUDNN_RELU,
+  BENCH_CUDNN_SIGMOID,
+  BENCH_CUDNN_TANH,
+  BENCH_CUDNN_MAX_POOL,  /* 2x2, stride 2 */
+  BENCH_CUDNN_AVG_POOL,  /* 2x2, stride 2 */
+  BENCH_CUDNN_BATCHNORM, /* training statistics, spatial */
+  BENCH_CUDNN_BATCHNORM_INFERENCE
+} bench_cudnn_op;
+
+/* 1 when this build can call cuDNN itself (a CUDA build). */
+int bench_cudnn_compiled(void);
+
+/* Time cuDNN's `op` forward (backward nonzero: backward) on x [n, c, h, w],
+ * with buffers allocated here on ctx's GPU. ctx is synchronised first;
+ * cuDNN runs on its own stream and handle. */
+cudl_status bench_cudnn_time(cudl_context *ctx, bench_cudnn_op op, int backward,
+                             const int64_t shape[4],
+                             const bench_settings *settings, bench_timing *out);
+
+/* ---- output ---- */
+
+/* Write s as a JSON string (quoted, escaped). */
+void bench_json_string(FILE *f, const char *s);
+/* Write n integers as a JSON array. */
+void bench_json_ints(FILE *f, const int64_t *v, int n);
+/* UTC now as "YYYY-MM-DDTHH:MM:SSZ". */
+void bench_utc_now(char *buf, size_t size);
+/* The device's plain name for the JSON: "cpu", or the GPU's name as the
+ * driver gives it ("NVIDIA H100 80GB HBM3"), as PyTorch reports it, so that
+ * benchmarks/report.py joins the two runs. */
+void bench_device_name(cudl_context *ctx, char *buf, size_t size);
+/* Threads the CPU backend uses (OpenMP), 1 without OpenMP. */
+int bench_threads(void);
+/* The process's peak resident set in bytes (getrusage), 0 if unknown. */
+uint64_t bench_peak_rss(void);
+
+int cudl_bench_ops(int argc, char **argv);
+int cudl_bench_train(int argc, char **argv);
+
+#endif /* CUDL_TOOLS_BENCH_H */

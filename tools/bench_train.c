@@ -1,0 +1,299 @@
+/* bench_train.c - `cudl bench train`: images/s of whole training steps
+ * (forward, cross-entropy, backward, optimizer update) of a zoo model on a
+ * fixed batch already on the device, so that data loading is not timed;
+ * peak memory; FLOP utilisation against the sgemm rate measured in the same
+ * run. benchmarks/torch_ref.py train times the same step in PyTorch. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "commands.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+typedef struct train_bench {
+  cudl_model *model;
+  cudl_optimizer *opt;
+  cudl_tensor *x, *labels;
+} train_bench;
+
+static cudl_status train_step(void *arg) {
+  const train_bench *t = (const train_bench *)arg;
+  /* No loss read back: that would wait for the device every step. */
+  cudl_status s = cudl_model_forward(t->model, t->x, t->labels, NULL);
+  if (s == CUDL_OK) s = cudl_model_backward(t->model);
+  if (s == CUDL_OK)
+    s = cudl_optimizer_step(t->opt, cudl_model_params(t->model),
+                            cudl_model_grads(t->model), 0.05f);
+  return s;
+}
+
+static void train_usage(FILE *out) {
+  fprintf(
+      out,
+      "usage: cudl bench train [options]\n"
+      "  --model NAME      small-cnn, resnet20/32/44/56/110, plain20/..., mlp\n"
+      "                    [resnet20]\n"
+      "  --batch B [128]   --device auto|cpu|cuda:N [auto]\n"
+      "  --channels C [1]  --size S [28]  --classes K [10]  (the input)\n"
+      "  --optimizer sgd|adam [sgd: lr 0.05, momentum 0.9, weight decay 5e-4]\n"
+      "  --samples N [10]  --min-sample-ms M [50]  --warmup W [3]\n"
+      "  --tf32            allow TF32 in cuBLAS/cuDNN\n"
+      "  --json PATH       write the results as one JSON object (\"-\": "
+      "stdout)\n"
+      "\n"
+      "Figures (docs/benchmarks.md):\n"
+      "  images/s      batch / the median time of a training step (forward,\n"
+      "                cross-entropy, backward, update) on one fixed batch\n"
+      "                already on the device; each sample runs whole steps\n"
+      "                for at least --min-sample-ms\n"
+      "  peak memory   the most device memory the context held during the\n"
+      "                timed steps (host memory of tensors and workspaces\n"
+      "                on the CPU); process: the peak resident set\n"
+      "  FLOP/image    3 x the forward FLOPs of the convolutions and linear\n"
+      "                layers (forward, backward data, backward filter)\n"
+      "  utilisation   achieved FLOP/s over the sgemm rate measured in this\n"
+      "                run (cuBLAS, or oneDNN on the CPU)\n");
+}
+
+static int parse_long(const char *v, long lo, long hi, long *out) {
+  char *end = NULL;
+  long x;
+  errno = 0;
+  x = strtol(v, &end, 10);
+  if (errno != 0 || end == v || *end != '\0' || x < lo || x > hi) return 0;
+  *out = x;
+  return 1;
+}
+
+int cudl_bench_train(int argc, char **argv) {
+  const char *model_name = "resnet20", *device = "auto", *json = NULL,
+             *optimizer = "sgd";
+  long batch = 128, channels = 1, size = 28, classes = 10, value;
+  bench_settings settings;
+  bench_timing timing, gemm_timing;
+  bench_event_clock events;
+  bench_clock clock;
+  cudl_memory_stats memory;
+  cudl_context *ctx = NULL;
+  cudl_device_kind kind = CUDL_DEVICE_AUTO;
+  train_bench t;
+  cudl_optimizer_config config;
+  int i, index = 0, on_gpu, rc = EXIT_OK, gemm_size;
+  int64_t flops = 0;
+  double images_per_second = 0, gemm_gflops = 0, achieved = 0;
+  uint64_t peak_rss;
+  char date[32];
+  cudl_status s;
+  memset(&settings, 0, sizeof settings);
+  memset(&t, 0, sizeof t);
+  memset(&events, 0, sizeof events);
+  settings.warmup = 3;
+  settings.samples = 10;
+  settings.min_sample_ms = 50;
+  settings.max_seconds = 60;
+  for (i = 0; i < argc; ++i) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      train_usage(stdout);
+      return EXIT_OK;
+    }
+    if (strcmp(a, "--tf32") == 0) {
+      settings.tf32 = 1;
+      continue;
+    }
+    if (v == NULL) {
+      fprintf(stderr, "cudl bench train: %s needs a value (or is unknown)\n",
+              a);
+      return EXIT_USAGE;
+    }
+    ++i;
+    if (strcmp(a, "--model") == 0) {
+      model_name = v;
+    } else if (strcmp(a, "--device") == 0) {
+      device = v;
+    } else if (strcmp(a, "--json") == 0) {
+      json = v;
+    } else if (strcmp(a, "--optimizer") == 0 &&
+               (strcmp(v, "sgd") == 0 || strcmp(v, "adam") == 0)) {
+      optimizer = v;
+    } else if (strcmp(a, "--batch") == 0 && parse_long(v, 1, 1 << 20, &value)) {
+      batch = value;
+    } else if (strcmp(a, "--channels") == 0 && parse_long(v, 1, 4096, &value)) {
+      channels = value;
+    } else if (strcmp(a, "--size") == 0 && parse_long(v, 1, 4096, &value)) {
+      size = value;
+    } else if (strcmp(a, "--classes") == 0 &&
+               parse_long(v, 1, 1 << 20, &value)) {
+      classes = value;
+    } else if (strcmp(a, "--samples") == 0 && parse_long(v, 1, 1000, &value)) {
+      settings.samples = (int)value;
+    } else if (strcmp(a, "--warmup") == 0 && parse_long(v, 0, 1000, &value)) {
+      settings.warmup = (int)value;
+    } else if (strcmp(a, "--min-sample-ms") == 0 &&
+               parse_long(v, 0, 100000, &value)) {
+      settings.min_sample_ms = (double)value;
+    } else {
+      fprintf(stderr, "cudl bench train: bad option or value: %s %s\n", a, v);
+      return EXIT_USAGE;
+    }
+  }
+  if (strcmp(device, "cpu") == 0) {
+    kind = CUDL_DEVICE_CPU;
+  } else if (strncmp(device, "cuda", 4) == 0) {
+    kind = CUDL_DEVICE_CUDA;
+    if (device[4] == ':') index = atoi(device + 5);
+  } else if (strcmp(device, "auto") != 0) {
+    fprintf(stderr, "cudl bench train: unknown device %s\n", device);
+    return EXIT_USAGE;
+  }
+  s = cudl_context_create(kind, index, &ctx);
+  if (s != CUDL_OK) {
+    fprintf(stderr, "cudl bench train: cannot open %s: %s\n", device,
+            cudl_status_string(s));
+    return EXIT_FAILED;
+  }
+  on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
+  gemm_size = on_gpu ? 4096 : 2048;
+  cudl_context_set_allow_tf32(ctx, settings.tf32);
+  cudl_context_set_seed(ctx, 1);
+
+  s = cudl_tool_zoo_model(ctx, model_name, 0.0, channels, size, size, classes,
+                          &t.model);
+  if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
+  if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
+  if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
+  if (s == CUDL_OK) {
+    const int64_t x_shape[4] = {batch, channels, size, size};
+    const int64_t rows = batch;
+    int32_t *labels = (int32_t *)malloc((size_t)batch * sizeof *labels);
+    int64_t k;
+    s = labels == NULL ? CUDL_ERR_OUT_OF_MEMORY : CUDL_OK;
+    for (k = 0; s == CUDL_OK && k < batch; ++k)
+      labels[k] = (int32_t)((k * 7919) % classes);
+    if (s == CUDL_OK)
+      s = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, x_shape, &t.x);
+    if (s == CUDL_OK) s = cudl_tensor_normal(t.x, 0.0f, 1.0f);
+    if (s == CUDL_OK)
+      s = cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, &rows, &t.labels);
+    if (s == CUDL_OK)
+      s = cudl_tensor_copy_from_host(t.labels, labels,
+                                     (size_t)batch * sizeof *labels);
+    free(labels);
+  }
+  if (s == CUDL_OK)
+    s = cudl_optimizer_config_default(strcmp(optimizer, "adam") == 0
+                                          ? CUDL_OPTIMIZER_ADAM
+                                          : CUDL_OPTIMIZER_SGD,
+                                      &config);
+  if (s == CUDL_OK && strcmp(optimizer, "sgd") == 0) {
+    config.lr = 0.05f;
+    config.momentum = 0.9f;
+    config.weight_decay = 5e-4f;
+  }
+  if (s == CUDL_OK)
+    s = cudl_optimizer_create(
+        ctx, &config, cudl_tensor_numel(cudl_model_params(t.model)), &t.opt);
+  if (s == CUDL_OK)
+    s = bench_gemm_ceiling(ctx, gemm_size, &settings, &gemm_timing,
+                           &gemm_gflops);
+  /* Warm up outside the timing (cuDNN's algorithm search, first-touch
+   * allocations), then measure the peak of steady training only. */
+  for (i = 0; s == CUDL_OK && i < settings.warmup; ++i) s = train_step(&t);
+  if (s == CUDL_OK) s = cudl_context_synchronize(ctx);
+  if (s == CUDL_OK) s = cudl_context_reset_peak_memory(ctx);
+  if (s == CUDL_OK) s = bench_event_clock_init(ctx, &events, &clock);
+  if (s == CUDL_OK) {
+    bench_settings timed = settings;
+    timed.warmup = 0;
+    s = bench_time(&clock, train_step, &t, &timed, &timing);
+  }
+  if (s == CUDL_OK) s = cudl_context_memory_stats(ctx, &memory);
+  if (s != CUDL_OK) {
+    fprintf(stderr, "cudl bench train: %s: %s\n", cudl_status_string(s),
+            cudl_context_last_error(ctx));
+    rc = EXIT_FAILED;
+    goto done;
+  }
+  peak_rss = bench_peak_rss();
+  images_per_second = (double)batch / timing.median_ms * 1e3;
+  achieved = 3.0 * (double)flops * images_per_second * 1e-9;
+  {
+    FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
+    fprintf(table,
+            "%s, batch %ld, %dx%ldx%ld input, %s on %s:\n"
+            "  %.1f images/s (step %.3f ms median, %.3f min, %d samples of "
+            "%d steps)\n"
+            "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
+            "  %.2f MFLOP/image (3 x forward) -> %.1f GFLOP/s = %.1f%% of "
+            "sgemm's %.1f GFLOP/s\n",
+            model_name, batch, (int)channels, size, size, optimizer,
+            cudl_context_device_name(ctx), images_per_second, timing.median_ms,
+            timing.min_ms, timing.samples, timing.iterations,
+            (double)memory.peak_bytes_in_use / 1048576.0,
+            (double)peak_rss / 1048576.0, 3.0 * (double)flops * 1e-6, achieved,
+            100.0 * achieved / gemm_gflops, gemm_gflops);
+  }
+  if (json != NULL) {
+    FILE *f = strcmp(json, "-") == 0 ? stdout : fopen(json, "w");
+    if (f == NULL) {
+      fprintf(stderr, "cudl bench train: cannot write %s: %s\n", json,
+              strerror(errno));
+      rc = EXIT_FAILED;
+      goto done;
+    }
+    bench_utc_now(date, sizeof date);
+    fprintf(f,
+            "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
+            "\"cudl\",\n  \"impl\": \"cudl\",\n  \"version\": ");
+    bench_json_string(f, cudl_version());
+    fprintf(f, ",\n  \"model\": ");
+    bench_json_string(f, model_name);
+    if (on_gpu)
+      fprintf(f,
+              ",\n  \"batch\": %ld,\n  \"device\": \"cuda:%d\",\n  "
+              "\"device_name\": ",
+              batch, cudl_context_device_index(ctx));
+    else
+      fprintf(f,
+              ",\n  \"batch\": %ld,\n  \"device\": \"cpu\",\n  "
+              "\"device_name\": ",
+              batch);
+    {
+      char name[256];
+      bench_device_name(ctx, name, sizeof name);
+      bench_json_string(f, name);
+    }
+    fprintf(f,
+            ",\n  \"threads\": %d,\n  \"date\": \"%s\",\n  \"tf32\": %s,\n"
+            "  \"input_shape\": [%ld, %ld, %ld],\n  \"classes\": %ld,\n"
+            "  \"optimizer\": \"%s\",\n  \"steps\": %d,\n  \"warmup\": %d,\n"
+            "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
+            "  \"step_ms_min\": %.6g,\n  \"peak_memory_bytes\": %llu,\n"
+            "  \"peak_host_memory_bytes\": %llu,\n"
+            "  \"peak_device_memory_bytes\": %llu,\n"
+            "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
+            "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g\n}\n",
+            bench_threads(), date, settings.tf32 ? "true" : "false", channels,
+            size, size, classes, optimizer, timing.samples * timing.iterations,
+            settings.warmup, images_per_second, timing.median_ms, timing.min_ms,
+            (unsigned long long)memory.peak_bytes_in_use,
+            (unsigned long long)peak_rss,
+            (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
+            (long long)(3 * flops), achieved, gemm_gflops,
+            achieved / gemm_gflops);
+    if (f != stdout && fclose(f) != 0) {
+      fprintf(stderr, "cudl bench train: writing %s failed\n", json);
+      rc = EXIT_FAILED;
+    }
+  }
+done:
+  bench_event_clock_free(&events);
+  cudl_optimizer_destroy(t.opt);
+  cudl_tensor_destroy(t.x);
+  cudl_tensor_destroy(t.labels);
+  cudl_model_destroy(t.model);
+  cudl_context_destroy(ctx);
+  return rc;
+}
