@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# CPU layer benchmarks: cudl's convolution and linear layers against
-# oneDNN, an im2col convolution, the machine's sgemm (bench_layers) and
-# PyTorch (benchmarks/cpu/torch_layers.py, Debian's python3-torch), in one
-# run on one machine. Writes OUT_DIR (default bench-cpu-out): the JSON lines
-# of both programs, their tables, machine.txt, and table.md joining them.
+# CPU benchmarks, every peer in the same run on one machine:
+#  1. layers: cudl's convolution and linear layers against oneDNN, an im2col
+#     convolution, the machine's sgemm (bench_layers) and PyTorch
+#     (benchmarks/cpu/torch_layers.py): cudl.jsonl, torch.jsonl, table.md;
+#  2. the harness: `cudl bench ops` and `cudl bench train` (small CNN and
+#     ResNet-20 at batch 32..256) against benchmarks/torch_ref.py (Debian's
+#     python3-torch, the same threads, glibc malloc tuned not to return
+#     memory to the system), joined by benchmarks/report.py: harness/.
+# Writes OUT_DIR (default bench-cpu-out), with machine.txt.
 #   scripts/bench-cpu.sh [OUT_DIR] [MIN_SECONDS_PER_FIGURE]
 # Run it on an otherwise idle machine: other load changes the figures.
+# Needs scripts/install-deps.sh --bench (PyTorch, matplotlib).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench-cpu-out}
@@ -15,6 +20,7 @@ mkdir -p "$out"
 build=${CUDL_BUILD_DIR:-build-release}
 CUDL_BUILD_DIR=$build scripts/build.sh -DCMAKE_BUILD_TYPE=Release \
   -DCUDL_CUDA=OFF -DCUDL_BUILD_TESTS=OFF >/dev/null
+threads=$(nproc)
 {
   date -u '+%Y-%m-%d %H:%M UTC'
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
@@ -33,3 +39,25 @@ else
 fi
 python3 benchmarks/cpu/compare.py "$out/cudl.jsonl" "$out/torch.jsonl" >"$out/table.md"
 echo "bench-cpu: wrote $out/table.md"
+
+harness="$out/harness"
+mkdir -p "$harness"
+# PyTorch allocates every output afresh; glibc would hand large blocks back
+# to the system and fault them in again on each call (measured: batch-norm
+# forward 3x slower). These settings keep them, as a tuned malloc would.
+torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
+"$build/tools/cudl" bench ops --device cpu --json "$harness/ops-cudl.json" \
+  >"$harness/ops-cudl.txt"
+"${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py ops --device cpu \
+  --threads "$threads" --json "$harness/ops-pytorch.json" >"$harness/ops-pytorch.txt"
+for model in small-cnn resnet20; do
+  for batch in 32 64 128 256; do
+    "$build/tools/cudl" bench train --device cpu --model $model --batch $batch \
+      --json "$harness/train-cudl-$model-b$batch.json" >>"$harness/train.txt"
+    "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
+      --threads "$threads" --model $model --batch $batch \
+      --json "$harness/train-pytorch-$model-b$batch.json" >>"$harness/train.txt"
+  done
+done
+/usr/bin/python3 benchmarks/report.py "$harness" --title "cudl against PyTorch on the CPU"
+echo "bench-cpu: wrote $harness/report.md"

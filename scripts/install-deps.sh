@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install every Debian package cudl needs to build and test. Idempotent:
-# when everything is present it only checks (no apt-get update).
+# Install every Debian package cudl needs to build and test (--bench: and
+# to run the benchmarks). Idempotent: when everything is present it only
+# checks (no apt-get update).
 #
 # The CUDA toolkit (nvcc, cuBLAS) and cuDNN 9 are not Debian packages; the
 # CUDA backend is built when they are found and skipped otherwise.
@@ -20,6 +21,17 @@ packages=(
   libclang-rt-dev  # clang's sanitizer and libFuzzer runtimes
   python3          # the independent safetensors reader/writer used by tests
 )
+
+# With --bench, also what the benchmarks need (scripts/bench-cpu.sh):
+# PyTorch as the peer, matplotlib for the report's plots, OpenBLAS as the
+# sgemm peer of bench_layers.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(
+    python3-torch       # benchmarks/torch_ref.py and the goldens' generator
+    python3-matplotlib  # benchmarks/report.py's plots
+    libopenblas-dev     # bench_layers' OpenBLAS sgemm peer
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

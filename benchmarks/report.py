@@ -1,0 +1,942 @@
+#!/usr/bin/env python3
+"""Join the JSON files of `cudl bench ops|train --json` and
+`benchmarks/torch_ref.py ops|train --json` into a markdown report and plots.
+
+    python3 benchmarks/report.py DIR [--out DIR] [--title TEXT] [--no-plots]
+
+Reads every DIR/*.json whose "schema" is "cudl-bench-ops/1" or
+"cudl-bench-train/1" (docs/benchmarks.md); other JSON files are skipped with a
+note. Writes OUT/report.md and, with matplotlib, OUT/train_throughput.png,
+OUT/bandwidth.png and OUT/ops_ratio.png (OUT defaults to DIR).
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import sys
+
+OPS_SCHEMA = "cudl-bench-ops/1"
+TRAIN_SCHEMA = "cudl-bench-train/1"
+DASH = "–"  # what a missing peer or figure shows
+
+HELP_EPILOG = """\
+report.md holds:
+  Runs        every input file: tool, device, date, version, threads, tf32,
+              and each ops run's ceilings (copy GB/s, GEMM GFLOP/s).
+  Targets     the benchmark issue's targets checked against the data present:
+              met / missed with the figures and the margin, or "not measured
+              in this run".
+  Training    a row per (model, batch, device):
+                cudl img/s, then per PyTorch impl present its img/s and
+                "vs IMPL" = cudl img/s / IMPL img/s (above 1.00: cudl faster),
+                peak memory in MiB of each (peak_memory_bytes), and cudl's
+                FLOP utilisation (achieved GFLOP/s / GEMM ceiling, %).
+  Operators   a table per device, a row per (op, pass, size, shape [* weight]):
+                cudl ms      cudl's median time per call
+                cudl rate    GB/s for memory-bound passes, GFLOP/s for
+                             convolution and linear
+                % ceil       cudl's fraction_of_ceiling: of the copy rate
+                             (memory-bound) or of the GEMM rate (conv, linear)
+                cuDNN ms, vs cuDNN     (GPU only) cuDNN's median and
+                             cuDNN ms / cudl ms
+                IMPL ms, vs IMPL       per PyTorch impl present (pytorch,
+                             pytorch-graphs, pytorch-compile): its median and
+                             IMPL ms / cudl ms
+              Every "vs" ratio reads the same way: above 1.00 cudl is faster.
+              A peer that did not run the case shows "–". The --sweep cases
+              (size "sweep") get a second table per device.
+
+Plots (matplotlib, Agg):
+  train_throughput.png  images/s against batch size (log2), a line per
+                        impl, model and device
+  bandwidth.png         GB/s against bytes moved (log) of the memory-bound
+                        sweep cases (cifar and large without a sweep), a
+                        line per impl, op and pass; each run's copy ceiling
+  ops_ratio.png         PyTorch ms / cudl ms per op and pass, at the largest
+                        size both ran
+
+Results are joined when their device and device_name match, so run the peers
+on the same machine. When two files hold the same case for the same impl, the
+later date wins (a note says so).
+
+Exit status: 0; 1 when DIR holds a malformed benchmark file (unreadable JSON,
+or a known schema lacking a field the report uses) or none at all; 3 when
+matplotlib is missing and --no-plots was not given (report.md is still
+written)."""
+
+# Display order: the order of docs/benchmarks.md's case table, then the rest.
+OP_ORDER = ["relu", "sigmoid", "tanh", "leaky_relu", "elu", "prelu", "rrelu",
+            "dropout", "max_pool2d", "avg_pool2d", "global_avg_pool",
+            "batchnorm", "batchnorm_inference", "add", "mse_loss",
+            "cross_entropy", "conv2d", "linear", "sgd", "adam", "copy"]
+PASS_ORDER = ["forward", "backward", "backward_data", "backward_filter", "step"]
+SIZE_ORDER = ["cifar", "large", "sweep"]
+PYTORCH_ORDER = ["pytorch", "pytorch-graphs", "pytorch-compile"]
+
+# The benchmark issue's targets.
+CPU_TRAIN_MODELS = ["small-cnn", "resnet20"]
+CPU_TRAIN_RATIO = 1.0
+GPU_COPY_FRACTION = 0.85
+GPU_RESNET_BATCH = 128
+GPU_RESNET_RATIO = 1.5
+
+
+class Malformed(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- loading
+
+def is_number(v):
+    # bool is an int to Python, but true is not a time.
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_fields(obj, fields, where):
+    """Raise Malformed unless obj has each field with the expected type."""
+    if not isinstance(obj, dict):
+        raise Malformed(f"{where}: expected an object")
+    for name, kind in fields.items():
+        if name not in obj:
+            raise Malformed(f"{where}: missing \"{name}\"")
+        v = obj[name]
+        ok = is_number(v) if kind == "number" else (
+            isinstance(v, kind) and not (kind is int and isinstance(v, bool)))
+        if not ok:
+            raise Malformed(f"{where}: \"{name}\" has the wrong type ({v!r})")
+
+
+# Fields the report uses; a file of a known schema without them is malformed.
+RUN_FIELDS = {"tool": str, "version": str, "device": str, "device_name": str,
+              "threads": int, "date": str, "tf32": bool}
+OPS_FIELDS = dict(RUN_FIELDS, ceilings=dict, results=list)
+CEILING_FIELDS = {"copy_gbps": "number", "gemm_gflops": "number"}
+RESULT_FIELDS = {"op": str, "pass": str, "size": str, "shape": list,
+                 "impl": str, "median_ms": "number", "bytes": "number",
+                 "gbps": "number", "flops": "number", "gflops": "number",
+                 "ceiling": str, "fraction_of_ceiling": "number"}
+TRAIN_FIELDS = dict(RUN_FIELDS, impl=str, model=str, batch=int,
+                    images_per_second="number", step_ms_median="number",
+                    peak_memory_bytes="number", gemm_gflops="number",
+                    flop_utilisation="number")
+
+
+def normalise_device(device):
+    # "cuda" and "cuda:0" are the same card to a one-GPU run.
+    device = device.strip().lower()
+    return "cuda:0" if device == "cuda" else device
+
+
+def machine_key(run):
+    """Results join on (device, device_name): two cards both called cuda:0
+    in different runs must not be mixed."""
+    return (normalise_device(run["device"]), run["device_name"])
+
+
+def machine_label(key):
+    device, name = key
+    return device if name == device else f"{device} ({name})"
+
+
+def is_gpu(key):
+    return key[0].startswith("cuda")
+
+
+def known_impl(impl):
+    return impl in ("cudl", "cudnn") or impl.startswith("pytorch")
+
+
+def load_file(path):
+    """Return ("ops" | "train", run) or (None, reason) for a file to skip."""
+    name = path  # as found under DIR, so the message names the file to fix
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Malformed(f"{name}: {e}")
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema == OPS_SCHEMA:
+        check_fields(data, OPS_FIELDS, name)
+        check_fields(data["ceilings"], CEILING_FIELDS, f"{name}: ceilings")
+        for i, r in enumerate(data["results"]):
+            where = f"{name}: results[{i}]"
+            check_fields(r, RESULT_FIELDS, where)
+            for field in ("shape", "weight"):
+                dims = r.get(field, [])
+                if not (isinstance(dims, list) and all(
+                        isinstance(d, int) and not isinstance(d, bool)
+                        for d in dims)):
+                    raise Malformed(f"{where}: \"{field}\" is not a list of "
+                                    f"integers")
+            if not known_impl(r["impl"]):
+                raise Malformed(f"{where}: unknown impl \"{r['impl']}\"")
+        return "ops", data
+    if schema == TRAIN_SCHEMA:
+        check_fields(data, TRAIN_FIELDS, name)
+        if not known_impl(data["impl"]):
+            raise Malformed(f"{name}: unknown impl \"{data['impl']}\"")
+        return "train", data
+    return None, f"schema {schema!r}" if schema else "no \"schema\""
+
+
+def load_dir(directory):
+    ops_runs, train_runs = [], []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        kind, run = load_file(path)
+        if kind is None:
+            print(f"report.py: skipping {path} ({run})",
+                  file=sys.stderr)
+            continue
+        run["_file"] = os.path.basename(path)
+        (ops_runs if kind == "ops" else train_runs).append(run)
+    return ops_runs, train_runs
+
+
+# ---------------------------------------------------------------- joining
+
+def order_index(value, order):
+    return (order.index(value), "") if value in order else (len(order), value)
+
+
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def row_sort_key(key):
+    op, pass_, size, shape, weight = key
+    return (order_index(op, OP_ORDER), order_index(pass_, PASS_ORDER),
+            order_index(size, SIZE_ORDER), numel(shape), shape, weight)
+
+
+def join_ops(ops_runs, notes):
+    """ops[machine][(op, pass, size, shape, weight)][impl] = result; each
+    result keeps its run in "_run" (for its ceilings)."""
+    ops = {}
+    replaced = {}  # (newer file, older file) -> cases
+    # Later runs are applied last, so the later date wins a duplicate.
+    for run in sorted(ops_runs, key=lambda r: (r["date"], r["_file"])):
+        table = ops.setdefault(machine_key(run), {})
+        for r in run["results"]:
+            key = (r["op"], r["pass"], r["size"], tuple(r["shape"]),
+                   tuple(r.get("weight") or ()))
+            cell = table.setdefault(key, {})
+            old = cell.get(r["impl"])
+            if old is not None:
+                pair = (run["_file"], old["_run"]["_file"])
+                replaced[pair] = replaced.get(pair, 0) + 1
+            cell[r["impl"]] = dict(r, _run=run)
+    for (new, old), n in sorted(replaced.items()):
+        cases = f"{n} case{'s' if n > 1 else ''}"
+        notes.append(f"{new} holds {cases} twice (the last one is shown)"
+                     if new == old else
+                     f"{new} replaces {old} in {cases} both measured (the "
+                     f"later date wins)")
+    return ops
+
+
+def join_train(train_runs, notes):
+    """train[(model, batch, machine)][impl] = run."""
+    train = {}
+    for run in sorted(train_runs, key=lambda r: (r["date"], r["_file"])):
+        # small_cnn (Python's spelling) and small-cnn (the CLI's) are one model.
+        model = run["model"].lower().replace("_", "-")
+        cell = train.setdefault((model, run["batch"], machine_key(run)), {})
+        old = cell.get(run["impl"])
+        if old is not None:
+            notes.append(f"{run['impl']} {model} batch {run['batch']}: "
+                         f"{run['_file']} replaces {old['_file']} (later date)")
+        cell[run["impl"]] = run
+    return train
+
+
+def pytorch_impls(impls):
+    return sorted({i for i in impls if i.startswith("pytorch")},
+                  key=lambda i: order_index(i, PYTORCH_ORDER))
+
+
+def consistency_notes(ops_runs, train_runs):
+    """Peers are only comparable on the same machine and settings; say when
+    the inputs disagree."""
+    notes = []
+    by_device = {}
+    for run in ops_runs + train_runs:
+        by_device.setdefault(normalise_device(run["device"]), []).append(run)
+    for device, runs in sorted(by_device.items()):
+        names = sorted({r["device_name"] for r in runs})
+        if len(names) > 1:
+            notes.append(f"{device}: the files name different machines "
+                         f"({', '.join(names)}); their results are not joined")
+        for key in sorted({machine_key(r) for r in runs}):
+            same = [r for r in runs if machine_key(r) == key]
+            tf32 = {r["tf32"] for r in same}
+            if len(tf32) > 1:
+                on = sorted(r["_file"] for r in same if r["tf32"])
+                notes.append(f"{machine_label(key)}: tf32 differs between "
+                             f"files (on in {', '.join(on)}); FP32 GEMM-bound "
+                             f"figures are not comparable")
+            threads = sorted({r["threads"] for r in same})
+            if not is_gpu(key) and len(threads) > 1:
+                notes.append(f"{machine_label(key)}: thread counts differ "
+                             f"between files ({', '.join(map(str, threads))})")
+    return notes
+
+
+# ---------------------------------------------------------------- formatting
+
+def sig(v, digits=3):
+    """digits significant figures without an exponent: table cells stay
+    readable from 0.00123 ms to 12345 images/s."""
+    if v is None or not math.isfinite(v):
+        return DASH
+    if v == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    return f"{v:.{decimals}f}"
+
+
+def ratio(num, den):
+    if num is None or den is None or not den > 0 or not num > 0:
+        return None
+    return num / den
+
+
+def fmt_ratio(r):
+    return DASH if r is None else f"{r:.2f}"
+
+
+def fmt_shape(shape):
+    return "×".join(str(d) for d in shape)
+
+
+def fmt_case_shape(shape, weight):
+    return fmt_shape(shape) + (f" * {fmt_shape(weight)}" if weight else "")
+
+
+def mib(nbytes):
+    return DASH if nbytes is None else sig(nbytes / 2**20, 3)
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def is_gemm(result):
+    return result["ceiling"] == "gemm"
+
+
+def rate(result):
+    if is_gemm(result):
+        return f"{sig(result['gflops'])} GFLOP/s"
+    return f"{sig(result['gbps'])} GB/s"
+
+
+# ---------------------------------------------------------------- sections
+
+def runs_section(ops_runs, train_runs, notes):
+    out = ["## Runs", ""]
+    rows = []
+    for run in sorted(ops_runs + train_runs,
+                      key=lambda r: (machine_key(r), r["tool"], r["_file"])):
+        if run["schema"] == TRAIN_SCHEMA:
+            what = f"train {run['model']} batch {run['batch']} ({run['impl']})"
+        else:
+            impls = sorted({r["impl"] for r in run["results"]})
+            what = f"ops ({', '.join(impls) or 'no results'})"
+        rows.append([f"`{run['_file']}`", run["tool"], what,
+                     normalise_device(run["device"]), run["device_name"],
+                     run["date"], run["version"], run["threads"],
+                     "on" if run["tf32"] else "off"])
+    out += table(["file", "tool", "what", "device", "device name", "date",
+                  "version", "threads", "tf32"], rows)
+    if ops_runs:
+        out += ["", "Ceilings measured by each ops run (`copy_gbps`: bytes "
+                "read + written per second; `gemm_gflops`: FP32 GEMM):", ""]
+        rows = []
+        for run in sorted(ops_runs, key=lambda r: (machine_key(r), r["tool"])):
+            c = run["ceilings"]
+            size = f" (n = {c['gemm_size']})" if c.get("gemm_size") else ""
+            rows.append([run["tool"], machine_label(machine_key(run)),
+                         sig(c["copy_gbps"]), sig(c["gemm_gflops"]) + size,
+                         f"`{run['_file']}`"])
+        out += table(["tool", "device", "copy GB/s", "GEMM GFLOP/s", "file"],
+                     rows)
+    if notes:
+        out += ["", "Notes on the inputs:", ""] + [f"- {n}" for n in notes]
+    return out + [""]
+
+
+def ops_section(ops):
+    out = ["## Operators", "",
+           "Medians per call. `cudl rate` is GB/s for memory-bound passes and "
+           "GFLOP/s for convolution and linear; `% ceil` is cudl's fraction of "
+           "its own run's copy or GEMM ceiling. `vs X` = X's median / cudl's "
+           "median: above 1.00 cudl is faster. The `--sweep` cases follow each "
+           "device's main table.", ""]
+    for mkey in sorted(ops):
+        rows_by_key = ops[mkey]
+        impls = {i for cell in rows_by_key.values() for i in cell}
+        has_cudnn = "cudnn" in impls
+        peers = (["cudnn"] if has_cudnn else []) + pytorch_impls(impls)
+        header = ["op", "pass", "size", "shape", "cudl ms", "cudl rate",
+                  "% ceil"]
+        for p in peers:
+            name = "cuDNN" if p == "cudnn" else p
+            header += [f"{name} ms", f"vs {name}"]
+        # The sweep's six sizes per op would bury the cifar/large rows.
+        main_rows, sweep_rows = [], []
+        for key in sorted(rows_by_key, key=row_sort_key):
+            op, pass_, size, shape, weight = key
+            cell = rows_by_key[key]
+            c = cell.get("cudl")
+            row = [op, pass_, size, fmt_case_shape(shape, weight)]
+            if c:
+                row += [sig(c["median_ms"]), rate(c),
+                        f"{100 * c['fraction_of_ceiling']:.1f}"]
+            else:
+                row += [DASH] * 3
+            cudl_ms = c["median_ms"] if c else None
+            for impl in peers:
+                p = cell.get(impl)
+                row += [sig(p["median_ms"]) if p else DASH,
+                        fmt_ratio(ratio(p and p["median_ms"], cudl_ms))]
+            (sweep_rows if size == "sweep" else main_rows).append(row)
+        out += [f"### {machine_label(mkey)}", ""]
+        if "cudl" not in impls:
+            out += ["No cudl results for this device: check that the cudl run "
+                    "reports the same device and device_name.", ""]
+        if main_rows:
+            out += table(header, main_rows) + [""]
+        if sweep_rows:
+            out += [f"Sweep, {machine_label(mkey)}:", ""]
+            out += table(header, sweep_rows) + [""]
+    return out
+
+
+def train_section(train):
+    out = ["## Training", "",
+           "`vs X` = cudl images/s / X images/s: above 1.00 cudl is faster. "
+           "Peak memory is `peak_memory_bytes`: device memory on the GPU; on "
+           "the CPU cudl counts its tensors and workspaces while PyTorch "
+           "reports the process's resident set, so CPU figures are not "
+           "like for like. FLOP util is cudl's achieved GFLOP/s over its "
+           "GEMM ceiling.", ""]
+    peers = pytorch_impls({i for cell in train.values() for i in cell})
+    header = ["model", "batch", "device", "cudl img/s"]
+    for p in peers:
+        header += [f"{p} img/s", f"vs {p}"]
+    header += ["cudl MiB"] + [f"{p} MiB" for p in peers] + ["cudl FLOP util %"]
+    rows = []
+    for key in sorted(train, key=lambda k: (k[2], k[0], k[1])):
+        model, batch, mkey = key
+        cell = train[key]
+        c = cell.get("cudl")
+        ips = c["images_per_second"] if c else None
+        row = [model, batch, machine_label(mkey), sig(ips, 4)]
+        for p in peers:
+            pr = cell.get(p)
+            row += [sig(pr["images_per_second"], 4) if pr else DASH,
+                    fmt_ratio(ratio(ips, pr and pr["images_per_second"]))]
+        row += [mib(c["peak_memory_bytes"]) if c else DASH]
+        row += [mib(cell[p]["peak_memory_bytes"]) if p in cell else DASH
+                for p in peers]
+        row += [f"{100 * c['flop_utilisation']:.1f}" if c else DASH]
+        rows.append(row)
+    return out + table(header, rows) + [""]
+
+
+NOT_MEASURED = "not measured in this run"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def summary(flags):
+    if not flags:
+        return NOT_MEASURED
+    met = sum(flags)
+    if met == len(flags):
+        return "**met**" + (f" ({met} of {met})" if len(flags) > 1 else "")
+    return f"**missed** ({met} of {len(flags)} met)"
+
+
+def target_cpu_training(train):
+    """(a) CPU training at >= 1.0x PyTorch, per model and batch measured by
+    both. Against the fastest PyTorch impl present: beating only the slower
+    one would not be parity."""
+    lines, flags, unmeasured = [], [], []
+    for model in CPU_TRAIN_MODELS:
+        measured = False
+        for (m, batch, mkey), cell in sorted(
+                train.items(), key=lambda kv: (kv[0][2], kv[0][1])):
+            peers = pytorch_impls(cell)
+            if m != model or is_gpu(mkey) or "cudl" not in cell or not peers:
+                continue
+            best = max(peers, key=lambda p: cell[p]["images_per_second"])
+            c = cell["cudl"]["images_per_second"]
+            t = cell[best]["images_per_second"]
+            r = ratio(c, t)
+            if r is None:
+                continue
+            measured = True
+            ok = r >= CPU_TRAIN_RATIO
+            flags.append(ok)
+            lines.append(f"  - {model}, batch {batch}, {machine_label(mkey)}: "
+                         f"cudl {sig(c, 4)} vs {best} {sig(t, 4)} images/s = "
+                         f"{r:.2f}x: {verdict(ok)}, "
+                         f"{abs(r / CPU_TRAIN_RATIO - 1) * 100:.1f} % "
+                         f"{'above' if ok else 'below'} the target")
+        if not measured:
+            unmeasured.append(model)
+    head = (f"- **(a) CPU training at >= {CPU_TRAIN_RATIO:.1f}x PyTorch "
+            f"images/s** (small-cnn and resnet20, same batch, against the "
+            f"fastest PyTorch impl present): {summary(flags)}")
+    if flags and unmeasured:
+        # A met verdict on half the models is not the target met.
+        head += f"; {' and '.join(unmeasured)} {NOT_MEASURED}"
+    return [head] + lines
+
+
+def target_gpu_bandwidth(ops):
+    """(b) every cudl memory-bound pass on "large" at >= 85 % of the copy
+    rate of its own run."""
+    lines, flags = [], []
+    for mkey in sorted(k for k in ops if is_gpu(k)):
+        items, copy = [], None
+        for key in sorted(ops[mkey], key=row_sort_key):
+            op, pass_, size, shape, weight = key
+            c = ops[mkey][key].get("cudl")
+            if size != "large" or not c or is_gemm(c):
+                continue
+            f = c["fraction_of_ceiling"]
+            ok = f >= GPU_COPY_FRACTION
+            flags.append(ok)
+            copy = c["_run"]["ceilings"]["copy_gbps"]
+            items.append(f"    - {op} {pass_} ({fmt_shape(shape)}): "
+                         f"{sig(c['gbps'])} GB/s = {100 * f:.1f} %: "
+                         f"{verdict(ok)} ({100 * (f - GPU_COPY_FRACTION):+.1f} "
+                         f"points)")
+        if items:
+            met = sum(1 for i in items if "**met**" in i)
+            lines.append(f"  - {machine_label(mkey)}, copy_gbps {sig(copy)}: "
+                         f"{met} of {len(items)} at >= "
+                         f"{100 * GPU_COPY_FRACTION:.0f} %")
+            lines += items
+    head = (f"- **(b) GPU memory-bound kernels on `large` at >= "
+            f"{100 * GPU_COPY_FRACTION:.0f} % of copy_gbps**: {summary(flags)}")
+    if flags:
+        lines.append("  - Raw fractions of the bytes an operator must move: a "
+                     "pass that reads an input twice, such as batch-norm "
+                     "training forward, cannot reach 100 % by this count.")
+    return [head] + lines
+
+
+def batchnorm_pair(cases, size, shape, impl):
+    """The forward and backward medians of impl's batch norm, or None."""
+    ms = []
+    for pass_ in ("forward", "backward"):
+        r = cases.get(("batchnorm", pass_, size, shape, ()), {}).get(impl)
+        if r is None:
+            return None
+        ms.append(r["median_ms"])
+    return ms
+
+
+def target_batchnorm(ops):
+    """(c) hand-written batch norm forward + backward no slower than cuDNN,
+    sizes large and cifar."""
+    lines, flags, measured = [], [], set()
+    for mkey in sorted(k for k in ops if is_gpu(k)):
+        cases = ops[mkey]
+        for size in ("large", "cifar"):
+            for shape in sorted({k[3] for k in cases
+                                 if k[0] == "batchnorm" and k[2] == size}):
+                mine = batchnorm_pair(cases, size, shape, "cudl")
+                theirs = batchnorm_pair(cases, size, shape, "cudnn")
+                if not mine or not theirs or not sum(mine) > 0:
+                    continue
+                c, d = sum(mine), sum(theirs)
+                ok = c <= d
+                flags.append(ok)
+                measured.add(size)
+                how = (f"cudl {d / c:.2f}x as fast, {sig(d - c)} ms less" if ok
+                       else f"cudl {100 * (c / d - 1):.1f} % slower, "
+                            f"{sig(c - d)} ms more")
+                lines.append(f"  - {size} ({fmt_shape(shape)}, "
+                             f"{machine_label(mkey)}): cudl {sig(mine[0])} + "
+                             f"{sig(mine[1])} = {sig(c)} ms, cuDNN "
+                             f"{sig(theirs[0])} + {sig(theirs[1])} = "
+                             f"{sig(d)} ms: {verdict(ok)} ({how})")
+    head = ("- **(c) GPU batch norm forward + backward no slower than cuDNN** "
+            f"(sizes large and cifar): {summary(flags)}")
+    unmeasured = [s for s in ("large", "cifar") if s not in measured]
+    if flags and unmeasured:
+        head += f"; {' and '.join(unmeasured)} {NOT_MEASURED}"
+    return [head] + lines
+
+
+def target_gpu_resnet(train):
+    """(d) ResNet-20 training at batch 128 on the GPU at >= 1.5x PyTorch
+    eager."""
+    lines, flags = [], []
+    for (model, batch, mkey), cell in sorted(train.items()):
+        if (model != "resnet20" or batch != GPU_RESNET_BATCH
+                or not is_gpu(mkey) or "cudl" not in cell
+                or "pytorch" not in cell):
+            continue
+        c = cell["cudl"]["images_per_second"]
+        t = cell["pytorch"]["images_per_second"]
+        r = ratio(c, t)
+        if r is None:
+            continue
+        ok = r >= GPU_RESNET_RATIO
+        flags.append(ok)
+        # The faster PyTorch modes are not the target, but belong beside it.
+        others = "".join(
+            f"; vs {p} "
+            f"{fmt_ratio(ratio(c, cell[p]['images_per_second']))}x"
+            for p in pytorch_impls(cell) if p != "pytorch")
+        lines.append(f"  - {machine_label(mkey)}: cudl {sig(c, 4)} vs pytorch "
+                     f"{sig(t, 4)} images/s = {r:.2f}x: {verdict(ok)} "
+                     f"({abs(r / GPU_RESNET_RATIO - 1) * 100:.1f} % "
+                     f"{'above' if ok else 'below'} the target{others})")
+    head = (f"- **(d) GPU ResNet-20 training, batch {GPU_RESNET_BATCH}, at "
+            f">= {GPU_RESNET_RATIO:.1f}x PyTorch eager images/s**: "
+            f"{summary(flags)}")
+    return [head] + lines
+
+
+def targets_section(ops, train):
+    return (["## Targets", ""] + target_cpu_training(train)
+            + target_gpu_bandwidth(ops) + target_batchnorm(ops)
+            + target_gpu_resnet(train) + [""])
+
+
+# ---------------------------------------------------------------- plots
+
+def import_pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")  # files only: no display on a benchmark machine
+    import matplotlib.pyplot as plt
+    return plt
+
+
+IMPL_STYLES = {"cudl": ("-", "o"), "cudnn": ("--", "s"),
+               "pytorch": (":", "^"), "pytorch-graphs": ("-.", "v"),
+               "pytorch-compile": ((0, (5, 1, 1, 1)), "D")}
+IMPL_ORDER = ["cudl", "cudnn"] + PYTORCH_ORDER
+MODEL_STYLES = ["-", "--", ":", "-."]
+
+
+def impl_style(impl):
+    return IMPL_STYLES.get(impl, ((0, (1, 3)), "x"))
+
+
+def impl_colour(impl):
+    import matplotlib.pyplot as plt
+    colours = plt.get_cmap("tab10").colors
+    i = IMPL_ORDER.index(impl) if impl in IMPL_ORDER else len(IMPL_ORDER)
+    return colours[i % len(colours)]
+
+
+def plain_log_ticks(axis):
+    """Log axes label 2000 and 0.5 as such, not as 2x10^3 and 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter
+    fmt = FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 10 else f"{v:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(fmt)
+
+
+def save(fig, path, extra=()):
+    # "tight" keeps the legends placed outside the axes in the picture; a
+    # legend added with add_artist must be named to be counted.
+    fig.savefig(path, dpi=110, bbox_inches="tight",
+                bbox_extra_artists=list(extra) or None)
+
+
+def plot_train(plt, train, path):
+    lines = {}  # (machine, impl, model) -> [(batch, images/s)]
+    for (model, batch, mkey), cell in train.items():
+        for impl, run in cell.items():
+            lines.setdefault((mkey, impl, model), []).append(
+                (batch, run["images_per_second"]))
+    if not lines:
+        return False
+    machines = sorted({k[0] for k in lines})
+    fig, axes = plt.subplots(1, len(machines), squeeze=False,
+                             figsize=(6.5 * len(machines), 4.5))
+    for ax, mkey in zip(axes[0], machines):
+        mine = sorted(((k, v) for k, v in lines.items() if k[0] == mkey),
+                      key=lambda kv: (kv[0][2],
+                                      order_index(kv[0][1], IMPL_ORDER)))
+        # Colour and marker say the impl, line style the model, so that
+        # cudl is the same colour in every panel.
+        models = sorted({k[2] for k, _ in mine})
+        for (_, impl, model), pts in mine:
+            pts.sort()
+            style = MODEL_STYLES[models.index(model) % len(MODEL_STYLES)]
+            ax.plot([b for b, _ in pts], [v for _, v in pts], linestyle=style,
+                    marker=impl_style(impl)[1], color=impl_colour(impl),
+                    label=f"{impl} {model}")
+        batches = sorted({b for _, pts in mine for b, _ in pts})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(batches)
+        ax.set_xticklabels([str(b) for b in batches])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        # Models differ by an order of magnitude in images/s.
+        ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
+        ax.tick_params(axis="y", which="both", labelsize=8)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("images/s")
+        ax.set_title(f"Training throughput, {machine_label(mkey)}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                  ncol=2)
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return True
+
+
+def bandwidth_points(cases):
+    """Memory-bound results of the sweep, or of cifar/large when the run had
+    no --sweep: lines[(impl, op, pass)] = [(bytes, GB/s)]."""
+    for sizes in (("sweep",), ("cifar", "large")):
+        lines = {}
+        for (op, pass_, size, _, _), cell in cases.items():
+            if size not in sizes:
+                continue
+            for impl, r in cell.items():
+                if not is_gemm(r) and r["bytes"] > 0 and r["gbps"] > 0:
+                    lines.setdefault((impl, op, pass_), []).append(
+                        (r["bytes"], r["gbps"]))
+        if lines:
+            return lines, sizes
+    return {}, ()
+
+
+def plot_bandwidth(plt, ops, ops_runs, path):
+    from matplotlib.lines import Line2D
+    panels = [(m, *bandwidth_points(ops[m])) for m in sorted(ops)]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(10, 5 * len(panels)))
+    # 40 colours: without --sweep there are about 35 (op, pass) lines.
+    colours = plt.get_cmap("tab20").colors + plt.get_cmap("tab20b").colors
+    extra = []
+    for ax, (mkey, lines, sizes) in zip(axes[:, 0], panels):
+        # Colour says which op and pass, line style which implementation: two
+        # short legends instead of one with a row per line.
+        op_passes = sorted({(op, p) for _, op, p in lines},
+                           key=lambda k: (order_index(k[0], OP_ORDER),
+                                          order_index(k[1], PASS_ORDER)))
+        colour = {k: colours[i % len(colours)] for i, k in enumerate(op_passes)}
+        impls = sorted({i for i, _, _ in lines},
+                       key=lambda i: order_index(i, IMPL_ORDER))
+        for (impl, op, pass_), pts in sorted(lines.items()):
+            pts.sort()
+            ls, marker = impl_style(impl)
+            ax.plot([b for b, _ in pts], [g for _, g in pts], linestyle=ls,
+                    marker=marker, markersize=4, color=colour[(op, pass_)])
+        handles = [Line2D([], [], color="grey", linestyle=impl_style(i)[0],
+                          marker=impl_style(i)[1]) for i in impls]
+        labels = list(impls)
+        for run in sorted((r for r in ops_runs if machine_key(r) == mkey),
+                          key=lambda r: r["tool"]):
+            gbps = run["ceilings"]["copy_gbps"]
+            ls = "-" if run["tool"] == "cudl" else "--"
+            ax.axhline(gbps, color="black", linestyle=ls, linewidth=1.2)
+            handles.append(Line2D([], [], color="black", linestyle=ls))
+            labels.append(f"{run['tool']} copy ceiling, {sig(gbps)} GB/s")
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes moved per call")
+        ax.set_ylabel("GB/s")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"Memory-bound operators, size {' + '.join(sizes)}, "
+                     f"{machine_label(mkey)}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        op_legend = ax.legend(
+            [Line2D([], [], color=colour[k], linewidth=2) for k in op_passes],
+            [f"{op} {p}" for op, p in op_passes], fontsize=7,
+            loc="upper left", bbox_to_anchor=(1.01, 1.0),
+            ncol=1 if len(op_passes) <= 20 else 2, title="op, pass")
+        ax.add_artist(op_legend)
+        extra += [op_legend, ax.legend(handles, labels, fontsize=7,
+                                       loc="lower left", title="impl",
+                                       bbox_to_anchor=(1.01, 0.0))]
+    fig.tight_layout()
+    save(fig, path, extra)
+    plt.close(fig)
+    return True
+
+
+def ratio_bars(cases):
+    """Per (op, pass) the case of the largest size both cudl and a PyTorch
+    impl ran (large over cifar over the sweep's biggest): the figure most
+    about kernels and least about launch latency."""
+    best = {}
+    for key, cell in cases.items():
+        op, pass_, size, shape, weight = key
+        c = cell.get("cudl")
+        if not c or not any(ratio(cell[p]["median_ms"], c["median_ms"])
+                            for p in pytorch_impls(cell)):
+            continue
+        rank = ({"sweep": 0, "cifar": 1, "large": 2}.get(size, -1),
+                c["bytes"], c["flops"])
+        if (op, pass_) not in best or rank > best[(op, pass_)][0]:
+            best[(op, pass_)] = (rank, key, cell)
+    rows = []
+    for (op, pass_), (_, key, cell) in sorted(
+            best.items(), key=lambda kv: (order_index(kv[0][0], OP_ORDER),
+                                          order_index(kv[0][1], PASS_ORDER))):
+        c = cell["cudl"]["median_ms"]
+        rows.append((f"{op} {pass_} ({key[2]})",
+                     {p: ratio(cell[p]["median_ms"], c)
+                      for p in pytorch_impls(cell)}))
+    return rows
+
+
+def plot_ratios(plt, ops, path):
+    panels = [(m, ratio_bars(ops[m])) for m in sorted(ops)]
+    panels = [p for p in panels if p[1]]
+    if not panels:
+        return False
+    peer_sets = [pytorch_impls({p for _, d in rows for p in d})
+                 for _, rows in panels]
+    heights = [1.0 + len(rows) * (0.12 + 0.1 * len(peers))
+               for (_, rows), peers in zip(panels, peer_sets)]
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(9, sum(heights)),
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (mkey, rows), peers in zip(axes[:, 0], panels, peer_sets):
+        width = 0.8 / len(peers)
+        ys = range(len(rows))
+        values = []
+        for j, p in enumerate(peers):
+            vals = [d.get(p) for _, d in rows]
+            values += [v for v in vals if v]
+            # Bars grow from parity: right of 1 cudl is faster, left slower.
+            ax.barh([y + (j - (len(peers) - 1) / 2) * width for y in ys],
+                    [v - 1 if v else 0 for v in vals], left=1, height=width,
+                    label=p, color=impl_colour(p))
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels([label for label, _ in rows], fontsize=8)
+        ax.set_ylim(len(rows) - 0.5, -0.5)  # docs order, top to bottom
+        # Log scale: 0.5x and 2x are equally far from parity.
+        ax.set_xscale("log")
+        reach = max(max(values, default=1), 1 / min(values, default=1)) * 1.15
+        ax.set_xlim(1 / reach, reach)
+        ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2,
+                             4, 5, 10) if 1 / reach <= t <= reach]
+        ax.set_xticks(ticks)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_xlabel("PyTorch ms / cudl ms (right of 1: cudl faster)")
+        ax.set_title(f"cudl against PyTorch, largest size per op, "
+                     f"{machine_label(mkey)}", fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    save(fig, path)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dir", metavar="DIR",
+                    help="folder of benchmark *.json files")
+    ap.add_argument("--out", metavar="DIR",
+                    help="where report.md and the PNGs go (default: DIR)")
+    ap.add_argument("--title", default="cudl benchmark report",
+                    help="the report's heading")
+    ap.add_argument("--no-plots", action="store_true",
+                    help="write report.md only (no matplotlib needed)")
+    args = ap.parse_args()
+    out_dir = args.out or args.dir
+
+    if not os.path.isdir(args.dir):
+        print(f"report.py: {args.dir}: not a directory", file=sys.stderr)
+        return 1
+    try:
+        ops_runs, train_runs = load_dir(args.dir)
+    except Malformed as e:
+        print(f"report.py: malformed benchmark file {e}", file=sys.stderr)
+        return 1
+    if not ops_runs and not train_runs:
+        print(f"report.py: no {OPS_SCHEMA} or {TRAIN_SCHEMA} files in "
+              f"{args.dir}", file=sys.stderr)
+        return 1
+
+    notes = consistency_notes(ops_runs, train_runs)
+    ops = join_ops(ops_runs, notes)
+    train = join_train(train_runs, notes)
+
+    os.makedirs(out_dir, exist_ok=True)
+    status = 0
+    plots = []
+    plt = None if args.no_plots else import_pyplot()
+    if args.no_plots:
+        plot_note = "Plots skipped (`--no-plots`)."
+    elif plt is None:
+        msg = ("python3-matplotlib (Debian) is needed for the plots; "
+               "use --no-plots to skip")
+        print(f"report.py: {msg}", file=sys.stderr)
+        plot_note = "Plots skipped: matplotlib is not installed."
+        status = 3
+    else:
+        def at(name):
+            return os.path.join(out_dir, name)
+        drawn = [
+            ("train_throughput.png", "training throughput against batch size",
+             plot_train(plt, train, at("train_throughput.png"))),
+            ("bandwidth.png", "GB/s against bytes moved, with the ceilings",
+             plot_bandwidth(plt, ops, ops_runs, at("bandwidth.png"))),
+            ("ops_ratio.png", "PyTorch ms / cudl ms per op and pass",
+             plot_ratios(plt, ops, at("ops_ratio.png"))),
+        ]
+        plots = [(f, what) for f, what, ok in drawn if ok]
+        missing = [f for f, _, ok in drawn if not ok]
+        plot_note = (f"Not drawn for lack of data: {', '.join(missing)}."
+                     if missing else "")
+
+    md = [f"# {args.title}", ""]
+    md += runs_section(ops_runs, train_runs, notes)
+    md += targets_section(ops, train)
+    if train:
+        md += train_section(train)
+    if ops:
+        md += ops_section(ops)
+    md += ["## Plots", ""]
+    for f, what in plots:
+        md += [f"![{what}]({f})", ""]
+    if plot_note:
+        md += [plot_note, ""]
+    with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(md).rstrip("\n") + "\n")
+    print(f"report.py: wrote {os.path.join(out_dir, 'report.md')}"
+          + "".join(f", {f}" for f, _ in plots))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
