@@ -3,9 +3,13 @@
 # python3, no network). Builds for sm_90, runs the whole test suite, runs the
 # CUDA tests of every suite again under compute-sanitizer memcheck, runs the
 # CLI on the GPU, and checks files against PyTorch's safetensors package when
-# present. Logs and summary.md go to the output directory: $1, else $OUT,
-# else ./gpu-check-out. Meant to finish in under 9 minutes on 16 cores
-# (build about 3, tests 1, memcheck at most 4.5).
+# present, and benchmarks cudl against cuDNN and PyTorch (cudl bench,
+# benchmarks/torch_ref.py, joined by benchmarks/report.py into bench/).
+# Logs and summary.md go to the output directory: $1, else $OUT, else
+# ./gpu-check-out. Meant to finish in under 9.5 minutes on 16 cores: build
+# about 3, tests 1, benchmarks at most BENCH_SECONDS (default 150), memcheck
+# what is left of TOTAL_SECONDS (default 540), at most MEMCHECK_SECONDS
+# (default 270).
 #
 # Dependencies the GPU machine lacks (GoogleTest, Jansson, oneDNN)
 # come from .gpu-deps/, made by scripts/stage-gpu-deps.sh on a Debian machine
@@ -100,6 +104,44 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}" &&
     grep -E "^\s+[0-9]+ - .*\(Failed\)" "$out/ctest.log"
   } | sed 's/^/    /' >>"$summary"
 
+  # Benchmarks: the operator table (cudl and cuDNN, then PyTorch on the same
+  # cases), training throughput against batch size, and the report. Each
+  # command is bounded by what is left of BENCH_SECONDS.
+  bench="$out/bench"
+  mkdir -p "$bench"
+  bench_end=$((SECONDS + ${BENCH_SECONDS:-150}))
+  run_bench() { # run_bench NAME COMMAND...
+    local name=$1 left=$((bench_end - SECONDS))
+    shift
+    if [ "$left" -lt 10 ]; then
+      echo "| $name | not run: BENCH_SECONDS spent | |" >>"$summary"
+      return 1
+    fi
+    step "$name" "$out/bench.log" timeout "$left" "$@"
+  }
+  cli="$build/tools/cudl"
+  export PYTHONUNBUFFERED=1
+  run_bench "bench ops: cudl and cuDNN" "$cli" bench ops --device cuda \
+    --size all --sweep --samples 10 --max-seconds 0.5 --json "$bench/ops-cudl.json"
+  for model in resnet20 small-cnn; do
+    for batch in 128 32 256 64; do
+      [ "$model" = small-cnn ] && [ "$batch" != 128 ] && continue
+      run_bench "bench train $model batch $batch: cudl" "$cli" bench train \
+        --device cuda --model $model --batch $batch \
+        --json "$bench/train-cudl-$model-b$batch.json"
+      run_bench "bench train $model batch $batch: PyTorch eager" \
+        python3 benchmarks/torch_ref.py train --device cuda --model $model \
+        --batch $batch --json "$bench/train-pytorch-$model-b$batch.json"
+    done
+    run_bench "bench train $model batch 128: PyTorch CUDA graphs" \
+      python3 benchmarks/torch_ref.py train --device cuda --model $model \
+      --batch 128 --graphs --json "$bench/train-pytorch-graphs-$model-b128.json"
+  done
+  run_bench "bench ops: PyTorch" python3 benchmarks/torch_ref.py ops \
+    --device cuda --size all --sweep --samples 10 --max-seconds 0.5 \
+    --json "$bench/ops-pytorch.json"
+  step "bench report" "$out/bench.log" python3 benchmarks/report.py "$bench"
+
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   # memcheck on every suite's CUDA cases: test_cuda whole, and the *Cuda*
   # tests of each operator suite. Each run is bounded (memcheck slows
@@ -107,6 +149,8 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}" &&
   # all of them together get MEMCHECK_SECONDS (default 270), so that the
   # whole script stays inside one 10-minute device call.
   memcheck_end=$((SECONDS + ${MEMCHECK_SECONDS:-270}))
+  total_end=$((${TOTAL_SECONDS:-540} - 30)) # leave time for the CLI checks
+  [ "$memcheck_end" -gt "$total_end" ] && memcheck_end=$total_end
   for t in "$build"/tests/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
