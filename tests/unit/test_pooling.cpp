@@ -215,6 +215,70 @@ TEST_F(PoolingTest, TiesGoToTheFirstElementAndNanPropagates) {
   EXPECT_TRUE(BitEqual(ReadF32(dx), {10, 0, 0, 0, 0, 0, 0, 20}));
 }
 
+// The vectorised CPU path keeps the same rule in every lane: a NaN that
+// comes first is not replaced by a larger number, of two NaNs the first
+// wins, and a tie keeps the first; windows 2x2 stride 2 and, overlapping,
+// 3x3 stride 1 over a row wide enough for several vector lanes.
+TEST_F(PoolingTest, NanAndTieRulesHoldAcrossAWideRow) {
+  const int64_t w = 40;
+  std::vector<float> xs(2 * w);
+  for (int64_t i = 0; i < 2 * w; ++i) xs[i] = static_cast<float>(i % 7) - 3.0f;
+  // window 3 (columns 6, 7): NaN first, then larger numbers
+  xs[6] = NAN;
+  xs[7] = 100.0f;
+  xs[w + 6] = 200.0f;
+  // window 5 (columns 10, 11): two NaNs, the second row's one later
+  xs[11] = NAN;
+  xs[w + 10] = NAN;
+  xs[10] = -50.0f;
+  // window 8 (columns 16, 17): a tie between the two rows
+  xs[16] = 9.0f;
+  xs[w + 17] = 9.0f;
+  cudl_tensor *x = Make(ctx_, {1, 1, 2, w}, xs);
+  cudl_tensor *y = Make(ctx_, {1, 1, 1, w / 2}), *dy = Make(ctx_, {1, 1, 1, w / 2});
+  cudl_tensor *dx = Make(ctx_, {1, 1, 2, w});
+  std::vector<float> ones(w / 2, 1.0f);
+  ASSERT_EQ(WriteF32(dy, ones), CUDL_OK);
+  const cudl_pool2d_desc d = Desc(2, 2, 2, 2, 0, 0);
+  ASSERT_EQ(cudl_max_pool2d_forward(ctx_, &d, x, y), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y);
+  EXPECT_TRUE(std::isnan(ys[3]));
+  EXPECT_TRUE(std::isnan(ys[5]));
+  EXPECT_EQ(ys[8], 9.0f);
+  ASSERT_EQ(cudl_max_pool2d_backward(ctx_, &d, x, dy, dx), CUDL_OK);
+  const std::vector<float> dxs = ReadF32(dx);
+  EXPECT_EQ(dxs[6], 1.0f) << "the first NaN keeps the window";
+  EXPECT_EQ(dxs[7] + dxs[w + 6] + dxs[w + 7], 0.0f);
+  EXPECT_EQ(dxs[11], 1.0f) << "of two NaNs, the first in row-major order";
+  EXPECT_EQ(dxs[w + 10], 0.0f);
+  EXPECT_EQ(dxs[16], 1.0f) << "a tie goes to the first";
+  EXPECT_EQ(dxs[w + 17], 0.0f);
+  float total = 0.0f;
+  for (float v : dxs) total += v;
+  EXPECT_EQ(total, static_cast<float>(w / 2)) << "each window passes its gradient once";
+  // Overlapping 3x3 windows, stride 1, on 3 rows: each output's choice
+  // against a scalar reference of the rule.
+  std::vector<float> x3(3 * w);
+  for (int64_t i = 0; i < 3 * w; ++i) x3[i] = static_cast<float>((i * 37) % 11);
+  x3[5] = NAN;
+  x3[w + 20] = NAN;
+  x3[2 * w + 19] = NAN;
+  cudl_tensor *xo = Make(ctx_, {1, 1, 3, w}, x3);
+  cudl_tensor *yo = Make(ctx_, {1, 1, 1, w - 2});
+  const cudl_pool2d_desc d3 = Desc(3, 3, 1, 1, 0, 0);
+  ASSERT_EQ(cudl_max_pool2d_forward(ctx_, &d3, xo, yo), CUDL_OK);
+  const std::vector<float> yos = ReadF32(yo);
+  for (int64_t o = 0; o < w - 2; ++o) {
+    float best = x3[o];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        const float v = x3[i * w + o + j];
+        if (!std::isnan(best) && (v > best || std::isnan(v))) best = v;
+      }
+    EXPECT_TRUE(BitEqual({yos[o]}, {best})) << "output " << o;
+  }
+}
+
 TEST_F(PoolingTest, PaddingNeverWinsAndDivisorsFollowCountIncludePad) {
   // All-negative input: padding must not contribute a 0 to max pooling.
   cudl_tensor *x = Make(ctx_, {1, 1, 2, 2}, {-4, -3, -2, -1});
