@@ -239,17 +239,29 @@ def join_ops(ops_runs, notes):
 
 
 def join_train(train_runs, notes):
-    """train[(model, batch, machine)][impl] = run."""
-    train = {}
+    """train[(model, batch, machine)][impl] = run. Repeated runs of one
+    case (bench-cpu.sh interleaves rounds of cudl and PyTorch, because a
+    shared machine drifts by 10-20 % over minutes) are reduced to the run
+    with the median images/s (the lower middle of an even count)."""
+    runs_of = {}
     for run in sorted(train_runs, key=lambda r: (r["date"], r["_file"])):
         # small_cnn (Python's spelling) and small-cnn (the CLI's) are one model.
         model = run["model"].lower().replace("_", "-")
-        cell = train.setdefault((model, run["batch"], machine_key(run)), {})
-        old = cell.get(run["impl"])
-        if old is not None:
-            notes.append(f"{run['impl']} {model} batch {run['batch']}: "
-                         f"{run['_file']} replaces {old['_file']} (later date)")
-        cell[run["impl"]] = run
+        key = (model, run["batch"], machine_key(run))
+        runs_of.setdefault(key, {}).setdefault(run["impl"], []).append(run)
+    train = {}
+    for key, impls in runs_of.items():
+        cell = train.setdefault(key, {})
+        for impl, runs in impls.items():
+            runs = sorted(runs, key=lambda r: r["images_per_second"])
+            chosen = runs[(len(runs) - 1) // 2]
+            cell[impl] = dict(chosen, _repeats=len(runs),
+                              _range=(runs[0]["images_per_second"],
+                                      runs[-1]["images_per_second"]))
+            if len(runs) > 1:
+                notes.append(f"{impl} {key[0]} batch {key[1]}: median of "
+                             f"{len(runs)} runs ({sig(runs[0]['images_per_second'])}"
+                             f"-{sig(runs[-1]['images_per_second'])} images/s)")
     return train
 
 

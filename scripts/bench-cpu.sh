@@ -50,13 +50,18 @@ torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshol
   >"$harness/ops-cudl.txt"
 "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py ops --device cpu \
   --threads "$threads" --json "$harness/ops-pytorch.json" >"$harness/ops-pytorch.txt"
-for model in small-cnn resnet20; do
-  for batch in 32 64 128 256; do
-    "$build/tools/cudl" bench train --device cpu --model $model --batch $batch \
-      --json "$harness/train-cudl-$model-b$batch.json" >>"$harness/train.txt"
-    "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
-      --threads "$threads" --model $model --batch $batch \
-      --json "$harness/train-pytorch-$model-b$batch.json" >>"$harness/train.txt"
+# Training: ROUNDS (default 3) interleaved rounds of every case, cudl then
+# PyTorch; report.py takes each one's median, since a shared machine drifts
+# by 10-20 % over minutes and one pair can land on either side of it.
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  for model in small-cnn resnet20; do
+    for batch in 32 64 128 256; do
+      "$build/tools/cudl" bench train --device cpu --model $model --batch $batch \
+        --json "$harness/train-cudl-$model-b$batch-r$round.json" >>"$harness/train.txt"
+      "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
+        --threads "$threads" --model $model --batch $batch \
+        --json "$harness/train-pytorch-$model-b$batch-r$round.json" >>"$harness/train.txt"
+    done
   done
 done
 /usr/bin/python3 benchmarks/report.py "$harness" --title "cudl against PyTorch on the CPU"

@@ -639,14 +639,12 @@ static void bench_sweep(ops_run *r) {
       run_pass(r, "batchnorm", "backward", "sweep", bn_b, &q, q.x, 12.0 * n, 0,
                NULL);
     }
-    if (selected(r, "copy")) {
+    if (selected(r, "copy") && r->status == CUDL_OK) {
       op_result *res;
       bench_timing t;
       double gbps = 0.0;
-      cudl_status s = r->status;
-      if (s == CUDL_OK)
-        s = bench_copy_ceiling(r->ctx, (size_t)(4.0 * n), &r->settings, &t,
-                               &gbps);
+      cudl_status s = bench_copy_ceiling(r->ctx, (size_t)(4.0 * n),
+                                         &r->settings, &t, &gbps);
       if (s == CUDL_OK && (res = new_result(r)) != NULL) {
         snprintf(res->op, sizeof res->op, "copy");
         snprintf(res->pass, sizeof res->pass, "forward");
@@ -657,6 +655,10 @@ static void bench_sweep(ops_run *r) {
         res->t = t;
         res->bytes = 8.0 * n;
         print_result(r, res);
+      } else if (s != CUDL_OK) {
+        fprintf(stderr, "cudl bench: copy (sweep): %s: %s\n",
+                cudl_status_string(s), cudl_context_last_error(r->ctx));
+        ++r->failures;
       }
     }
     end_case(r, "the sweep");
