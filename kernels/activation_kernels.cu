@@ -318,3 +318,23 @@ extern "C" cudaError_t cudl_launch_rrelu_forward(
                                    offset);
   return cudaGetLastError();
 }
+
+// Every thread that sees a positive element of unit u writes 1 to
+// active[u]: concurrent writes of the same value, so the result does not
+// depend on their order.
+__global__ void unit_activity_kernel(const float *x, float *active, int64_t n,
+                                     int64_t units, int64_t inner) {
+  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
+    if (x[i] > 0.0f) active[(i / inner) % units] = 1.0f;
+}
+
+extern "C" cudaError_t cudl_launch_unit_activity(cudaStream_t stream,
+                                                 const float *x, float *active,
+                                                 int64_t outer, int64_t units,
+                                                 int64_t inner) {
+  const int64_t n = outer * units * inner;
+  if (n == 0) return cudaSuccess;
+  unit_activity_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
+      x, active, n, units, inner);
+  return cudaGetLastError();
+}

@@ -45,6 +45,12 @@ cudaError_t cudl_launch_rrelu_forward(cudaStream_t stream, const float *x,
                                       float lower, float upper, int training,
                                       uint64_t seed, uint64_t offset);
 
+/* Diagnostics: active[u] = 1 where some element of unit u of x, viewed as
+ * [outer, units, inner], is positive; other entries are left alone. */
+cudaError_t cudl_launch_unit_activity(cudaStream_t stream, const float *x,
+                                      float *active, int64_t outer,
+                                      int64_t units, int64_t inner);
+
 #ifdef __cplusplus
 }
 #endif

@@ -260,6 +260,65 @@ CUDL_API const cudl_tensor *cudl_model_node_output(cudl_model *model, int node);
 CUDL_API cudl_status cudl_model_first_nonfinite(cudl_model *model, int *node,
                                                 const char **description);
 
+/* ---- diagnostics: the chapter's claims, measured per layer ---- */
+
+/**
+ * One layer's figures (cudl_model_diagnostics). A figure that does not
+ * apply to the layer is NaN.
+ */
+typedef struct cudl_layer_diagnostics {
+  int node;         /**< the node's number */
+  const char *name; /**< the layer's name ("conv1"), or "" for unnamed ones */
+  const char *kind; /**< "conv2d", "linear", "batchnorm", "relu",
+                         "sigmoid", "tanh", "leaky_relu", "elu", "prelu",
+                         "rrelu", "dropout", "pool2d", "global_avg_pool",
+                         "add" */
+  /** Mean and standard deviation of the layer's output over the last
+   *  batch. */
+  double output_mean, output_std;
+  /** L2 norm of the gradient of the layer's weight (conv2d, linear,
+   *  batchnorm's gamma, prelu's slope) from the last backward that
+   *  recorded norms (cudl_model_set_diagnostics). */
+  double weight_grad_norm;
+  /** L2 norm of the gradient reaching the layer's input in that backward
+   *  (NaN for layers reading the data, which has none). */
+  double input_grad_norm;
+  /** sigmoid: the fraction of the last batch's outputs within 0.01 of 0 or
+   *  1 (where the derivative is below 0.0099); tanh: within 0.01 of -1 or 1
+   *  (derivative below 0.02). */
+  double saturated_fraction;
+  /** relu, leaky_relu, elu, prelu, rrelu: the fraction of units whose
+   *  input was <= 0 for every example of every training forward in the
+   *  window (a unit is a channel of a [C, H, W] input, a feature of a flat
+   *  one). For ReLU such a unit passes no gradient: it is dead. */
+  double dead_fraction;
+} cudl_layer_diagnostics;
+
+/**
+ * Diagnostics every `every` training steps (>= 1), or off (0, the
+ * default). When on, each training forward records which units of the
+ * ReLU-family layers were active (one extra pass over those layers'
+ * inputs), and the backward of every every-th training forward the norm of
+ * each layer's output and weight gradients (a pass over all gradients:
+ * cheap when amortised over many steps). Read them after such a step.
+ * Switching on starts an empty window. Needs a compiled model.
+ */
+CUDL_API cudl_status cudl_model_set_diagnostics(cudl_model *model, int every);
+
+/**
+ * The diagnostics of every layer (all nodes but the input and flattens)
+ * into rows[0 .. *count), at most `capacity` rows (cudl_model_node_count
+ * is always enough; CUDL_ERR_INVALID_ARGUMENT when fewer), from the last
+ * forward and backward and the window since the previous call, which this
+ * call ends: the next window starts empty. *steps receives the training
+ * forwards the window held (may be NULL). Reads the device (waits for it).
+ * Strings point into the model.
+ */
+CUDL_API cudl_status cudl_model_diagnostics(cudl_model *model,
+                                            cudl_layer_diagnostics *rows,
+                                            int capacity, int *count,
+                                            int64_t *steps);
+
 /* ---- weights in files ---- */
 
 /**

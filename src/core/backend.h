@@ -144,6 +144,12 @@ typedef struct cudl_backend {
   cudl_status (*rrelu_forward)(cudl_context *ctx, const float *x, float *noise,
                                float *y, int64_t n, float lower, float upper,
                                int training, uint64_t seed, uint64_t offset);
+  /* Unit activity, for diagnostics: on x viewed as [outer, units, inner],
+   * active[u] = 1 where some x[o, u, i] > 0, and left as it was otherwise,
+   * so that calls accumulate over a window. */
+  cudl_status (*unit_activity_f32)(cudl_context *ctx, const float *x,
+                                   float *active, int64_t outer, int64_t units,
+                                   int64_t inner);
   /* Inverted dropout: mask[i] = keep ? scale : 0 (1 when not training,
    * mask then possibly NULL), y = x * mask. */
   cudl_status (*dropout_forward)(cudl_context *ctx, const float *x, float *mask,

@@ -204,3 +204,22 @@ cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
   for (i = 0; i < n; ++i) out[i] = a[i] * b[i];
   return CUDL_OK;
 }
+
+cudl_status cudl__cpu_unit_activity_f32(cudl_context *ctx, const float *x,
+                                        float *active, int64_t outer,
+                                        int64_t units, int64_t inner) {
+  int64_t u;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (outer * units * inner > \
+                                              CPU_PARALLEL_MIN)
+  for (u = 0; u < units; ++u) {
+    int64_t o, i;
+    int any = 0;
+    for (o = 0; o < outer && !any; ++o) {
+      const float *row = x + (o * units + u) * inner;
+      for (i = 0; i < inner; ++i) any |= row[i] > 0.0f;
+    }
+    if (any) active[u] = 1.0f;
+  }
+  return CUDL_OK;
+}

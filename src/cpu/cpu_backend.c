@@ -214,6 +214,7 @@ const cudl_backend cudl__cpu_backend = {
     .prelu_forward = cudl__cpu_prelu_forward,
     .prelu_backward = cudl__cpu_prelu_backward,
     .rrelu_forward = cudl__cpu_rrelu_forward,
+    .unit_activity_f32 = cudl__cpu_unit_activity_f32,
     .dropout_forward = cudl__cpu_dropout_forward,
     .mul_f32 = cudl__cpu_mul_f32,
     .pool2d_forward = cudl__cpu_pool2d_forward,

@@ -14,6 +14,9 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
                                           const float *dy, float *dx,
                                           int64_t n);
 
+cudl_status cudl__cpu_unit_activity_f32(cudl_context *ctx, const float *x,
+                                        float *active, int64_t outer,
+                                        int64_t units, int64_t inner);
 cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const float *x,
                                     const float *slope, float *y, int64_t outer,
                                     int64_t channels, int64_t inner);

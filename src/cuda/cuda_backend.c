@@ -280,6 +280,15 @@ static cudl_status cuda_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
   return CUDL_OK;
 }
 
+static cudl_status cuda_unit_activity_f32(cudl_context *ctx, const float *x,
+                                          float *active, int64_t outer,
+                                          int64_t units, int64_t inner) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl_launch_unit_activity(s->stream, x, active, outer,
+                                               units, inner));
+  return CUDL_OK;
+}
+
 static cudl_status cuda_fill_f32(cudl_context *ctx, float *dst, int64_t n,
                                  float value) {
   CUDA_ENTER(ctx, s);
@@ -608,6 +617,7 @@ const cudl_backend cudl__cuda_backend = {
     .prelu_forward = cuda_prelu_forward,
     .prelu_backward = cuda_prelu_backward,
     .rrelu_forward = cuda_rrelu_forward,
+    .unit_activity_f32 = cuda_unit_activity_f32,
     .dropout_forward = cuda_dropout_forward,
     .mul_f32 = cuda_mul_f32,
     .pool2d_forward = cuda_pool2d_forward,

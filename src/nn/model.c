@@ -70,6 +70,8 @@ typedef struct node {
                                  view of it (linear: flat) */
   cudl_tensor *dx_scratch[2]; /* the same shape in the scratch buffer */
   int grad_written;           /* this backward pass */
+  cudl_tensor *activity;      /* diagnostics: [units] of a ReLU-family
+                                 node's input, 1 once active in the window */
 } node;
 
 struct cudl_model {
@@ -100,6 +102,14 @@ struct cudl_model {
   const cudl_tensor *target;
   cudl_tensor *target_view;
   int forward_done;
+  /* Diagnostics (cudl_model_set_diagnostics): the training forwards of the
+   * window and since switching on, and per node i the L2 norm of its
+   * output gradient at [i] and of its weight gradient at [node_count + i]
+   * from the last backward that recorded them (every diagnostics-th). */
+  int diagnostics; /* the period in training steps; 0: off */
+  int64_t diag_steps, diag_forwards;
+  int diag_norms_now; /* this step's backward records the norms */
+  cudl_tensor *diag_norms;
 };
 
 /* ---- small helpers ---- */
@@ -124,6 +134,7 @@ void cudl_model_destroy(cudl_model *m) {
   int i;
   if (m == NULL) return;
   destroy_views(m);
+  cudl_model_set_diagnostics(m, 0);
   for (i = 0; i < m->node_count; ++i) {
     cudl_tensor_destroy(m->nodes[i].out_full);
     cudl_tensor_destroy(m->nodes[i].aux_full);
@@ -1091,6 +1102,188 @@ static cudl_status compute_loss(cudl_model *m, const cudl_tensor *target) {
   return CUDL_FAIL(m->ctx, CUDL_ERR_INTERNAL, "unknown loss");
 }
 
+/* ---- diagnostics ---- */
+
+/* Units of a node's per-sample shape: channels of [C, H, W], else every
+ * feature; *inner the elements of one unit in one sample. */
+static int64_t units_of(const node *n, int64_t *inner) {
+  if (n->ndim == 3) {
+    *inner = n->shape[1] * n->shape[2];
+    return n->shape[0];
+  }
+  *inner = 1;
+  return n->numel;
+}
+
+/* ReLU-family nodes, whose dead units the diagnostics count. */
+static int has_dead_units(const node *n) {
+  return n->kind == NODE_PRELU || n->kind == NODE_RRELU ||
+         (n->kind == NODE_ACTIVATION &&
+          (n->act == CUDL_ACT_RELU || n->act == CUDL_ACT_LEAKY_RELU ||
+           n->act == CUDL_ACT_ELU));
+}
+
+static cudl_status record_activity(cudl_model *m, node *n) {
+  const node *src = &m->nodes[n->in[0]];
+  int64_t inner, units = units_of(src, &inner);
+  cudl_context *ctx = m->ctx;
+  return cudl__after_op(
+      ctx, ctx->backend->unit_activity_f32(ctx, (const float *)src->y->data,
+                                           (float *)n->activity->data, m->rows,
+                                           units, inner));
+}
+
+/* diag_norms[slot] = the L2 norm of t, on the device (no waiting). */
+static cudl_status norm_into(cudl_model *m, const cudl_tensor *t, int slot) {
+  cudl_context *ctx = m->ctx;
+  return cudl__after_op(
+      ctx,
+      ctx->backend->l2_norm_f32(ctx, (const float *)t->data,
+                                (float *)m->diag_norms->data + slot, t->numel));
+}
+
+cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
+  cudl_status status = CUDL_OK;
+  int i;
+  const int64_t two = 2;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < m->node_count; ++i) {
+    cudl_tensor_destroy(m->nodes[i].activity);
+    m->nodes[i].activity = NULL;
+  }
+  cudl_tensor_destroy(m->diag_norms);
+  m->diag_norms = NULL;
+  m->diagnostics = 0;
+  m->diag_steps = m->diag_forwards = 0;
+  m->diag_norms_now = 0;
+  if (every == 0) return CUDL_OK;
+  if (every < 0)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "every is %d: the period must be at least 1 (0: off)",
+                     every);
+  if (!m->compiled)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "compile the model before switching diagnostics on");
+  if (m->ctx->backend->unit_activity_f32 == NULL ||
+      m->ctx->backend->l2_norm_f32 == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_UNSUPPORTED,
+                     "the %s backend has no diagnostics",
+                     m->ctx->backend->name);
+  {
+    const int64_t slots = two * m->node_count;
+    status =
+        cudl_tensor_create(m->ctx, CUDL_DTYPE_F32, 1, &slots, &m->diag_norms);
+  }
+  if (status == CUDL_OK) status = cudl_tensor_fill(m->diag_norms, NAN);
+  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
+    node *n = &m->nodes[i];
+    int64_t inner, units;
+    if (!has_dead_units(n)) continue;
+    units = units_of(&m->nodes[n->in[0]], &inner);
+    status = cudl_tensor_create(m->ctx, CUDL_DTYPE_F32, 1, &units,
+                                &n->activity); /* zero-filled */
+  }
+  if (status != CUDL_OK) {
+    cudl_model_set_diagnostics(m, 0);
+    return status;
+  }
+  m->diagnostics = every;
+  return CUDL_OK;
+}
+
+static const char *diagnostics_kind(const node *n) {
+  static const char *const acts[] = {"sigmoid", "tanh", "relu", "leaky_relu",
+                                     "elu"};
+  if (n->kind == NODE_ACTIVATION && (int)n->act >= 0 && (int)n->act < 5)
+    return acts[n->act];
+  return kind_names[n->kind];
+}
+
+cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
+                                   int capacity, int *count, int64_t *steps) {
+  cudl_status status = CUDL_OK;
+  float *host = NULL, *norms = NULL;
+  size_t host_bytes = 0, norm_bytes;
+  int i, out = 0;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (rows == NULL || count == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "rows and count must not be NULL");
+  *count = 0;
+  if (!m->diagnostics)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "diagnostics are off (cudl_model_set_diagnostics)");
+  if (!m->forward_done)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "diagnostics need a forward first");
+  if (capacity < m->node_count - 1)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "capacity %d is below the %d layers", capacity,
+                     m->node_count - 1);
+  /* One host buffer large enough for any node's output, or its activity. */
+  for (i = 1; i < m->node_count; ++i)
+    if (m->nodes[i].y != NULL && m->nodes[i].y->nbytes > host_bytes)
+      host_bytes = m->nodes[i].y->nbytes;
+  norm_bytes = m->diag_norms->nbytes;
+  host = (float *)cudl__host_alloc(&m->allocator, host_bytes, 64);
+  norms = (float *)cudl__host_alloc(&m->allocator, norm_bytes, 64);
+  if (host == NULL || norms == NULL)
+    status = CUDL_FAIL(m->ctx, CUDL_ERR_OUT_OF_MEMORY,
+                       "cannot allocate %zu bytes for the diagnostics",
+                       host_bytes + norm_bytes);
+  if (status == CUDL_OK)
+    status = cudl_tensor_copy_to_host(m->diag_norms, norms, norm_bytes);
+  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
+    const node *n = &m->nodes[i];
+    cudl_layer_diagnostics *r;
+    double sum = 0.0, sum_sq = 0.0, mean;
+    int64_t k, count_y, saturated = 0;
+    if (n->kind == NODE_FLATTEN) continue;
+    r = &rows[out++];
+    r->node = i;
+    r->name = n->name;
+    r->kind = diagnostics_kind(n);
+    r->output_mean = r->output_std = NAN;
+    r->saturated_fraction = r->dead_fraction = NAN;
+    r->weight_grad_norm =
+        n->weight >= 0 ? (double)norms[m->node_count + i] : NAN;
+    r->input_grad_norm = n->in[0] > 0 ? (double)norms[n->in[0]] : NAN;
+    status = cudl_tensor_copy_to_host(n->y, host, n->y->nbytes);
+    if (status != CUDL_OK) break;
+    count_y = n->y->numel;
+    for (k = 0; k < count_y; ++k) sum += host[k];
+    mean = count_y > 0 ? sum / (double)count_y : NAN;
+    for (k = 0; k < count_y; ++k) {
+      const double d = host[k] - mean;
+      sum_sq += d * d;
+    }
+    r->output_mean = mean;
+    r->output_std = count_y > 0 ? sqrt(sum_sq / (double)count_y) : NAN;
+    if (n->kind == NODE_ACTIVATION &&
+        (n->act == CUDL_ACT_SIGMOID || n->act == CUDL_ACT_TANH)) {
+      const float low = n->act == CUDL_ACT_SIGMOID ? 0.01f : -0.99f;
+      for (k = 0; k < count_y; ++k)
+        saturated += host[k] < low || host[k] > 0.99f;
+      r->saturated_fraction = (double)saturated / (double)count_y;
+    }
+    if (n->activity != NULL && m->diag_steps > 0) {
+      const int64_t units = n->activity->numel;
+      int64_t dead = 0;
+      status = cudl_tensor_copy_to_host(n->activity, host, n->activity->nbytes);
+      for (k = 0; status == CUDL_OK && k < units; ++k) dead += host[k] == 0.0f;
+      r->dead_fraction = (double)dead / (double)units;
+      if (status == CUDL_OK) status = cudl_tensor_fill(n->activity, 0.0f);
+    }
+  }
+  cudl__host_free(&m->allocator, host, host_bytes);
+  cudl__host_free(&m->allocator, norms, norm_bytes);
+  if (status != CUDL_OK) return status;
+  *count = out;
+  if (steps != NULL) *steps = m->diag_steps;
+  m->diag_steps = 0;
+  return CUDL_OK;
+}
+
 cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
                                const cudl_tensor *target, float *loss) {
   cudl_context *ctx;
@@ -1148,6 +1341,9 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
                                                        x->data, x->nbytes));
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     status = forward_node(m, &m->nodes[i]);
+    if (status == CUDL_OK && m->diagnostics && m->training &&
+        m->nodes[i].activity != NULL)
+      status = record_activity(m, &m->nodes[i]);
     if (status != CUDL_OK) {
       const char *detail = cudl_context_last_error(ctx);
       char copy[CUDL_ERROR_TEXT_SIZE];
@@ -1175,6 +1371,10 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
       status = cudl_tensor_copy_to_host(m->loss_value, loss, sizeof *loss);
     if (status != CUDL_OK) return status;
     m->target = t;
+  }
+  if (m->diagnostics && m->training) {
+    ++m->diag_steps;
+    m->diag_norms_now = ++m->diag_forwards % m->diagnostics == 0;
   }
   m->forward_done = 1;
   return CUDL_OK;
@@ -1343,7 +1543,7 @@ static cudl_status zero_unreached(cudl_model *m) {
 }
 
 cudl_status cudl_model_backward(cudl_model *m) {
-  int i;
+  int i, norms;
   cudl_status status;
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (!m->forward_done || m->target == NULL)
@@ -1352,10 +1552,15 @@ cudl_status cudl_model_backward(cudl_model *m) {
   for (i = 0; i < m->node_count; ++i) m->nodes[i].grad_written = 0;
   status = loss_backward(m);
   m->nodes[m->output].grad_written = 1;
+  /* Nodes no gradient reaches keep NaN norms. */
+  norms = m->diagnostics && m->diag_norms_now;
+  if (status == CUDL_OK && norms) status = cudl_tensor_fill(m->diag_norms, NAN);
   for (i = m->node_count - 1; i >= 1 && status == CUDL_OK; --i) {
     node *n = &m->nodes[i];
     if (!n->grad_written) continue; /* no gradient reaches this node */
-    status = backward_node(m, n);
+    /* Its output gradient is complete: every consumer has added to it. */
+    if (norms) status = norm_into(m, n->dy, i);
+    if (status == CUDL_OK) status = backward_node(m, n);
     if (status != CUDL_OK) {
       char copy[CUDL_ERROR_TEXT_SIZE];
       strncpy(copy, cudl_context_last_error(m->ctx), sizeof copy - 1);
@@ -1366,6 +1571,9 @@ cudl_status cudl_model_backward(cudl_model *m) {
     }
   }
   if (status == CUDL_OK) status = zero_unreached(m);
+  for (i = 1; i < m->node_count && status == CUDL_OK && norms; ++i)
+    if (m->nodes[i].weight >= 0 && m->nodes[i].grad_written)
+      status = norm_into(m, grad_of(m, m->nodes[i].weight), m->node_count + i);
   return status;
 }
 

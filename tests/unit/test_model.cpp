@@ -630,3 +630,279 @@ TEST_F(ModelTest, DeadBranchesGetZeroGradientsAndTargetsMayBeFlat) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+// Diagnostics: every figure against what the layers hold, computed here.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+double Norm(const std::vector<float> &v) {
+  double s = 0.0;
+  for (float x : v) s += (double)x * x;
+  return std::sqrt(s);
+}
+
+// in [4] -> fc1 (6) -> relu -> fc2 (3) -> sigmoid -> out (2), MSE. Units 0
+// and 1 of fc1 are pushed far negative (dead), unit 2 far positive, and
+// fc2's weights are scaled up so that the sigmoid saturates.
+struct DiagNet {
+  int fc1, relu, fc2, sig, out;
+};
+
+DiagNet BuildDiagNet(cudl_context *ctx, cudl_model *m) {
+  DiagNet d{};
+  EXPECT_EQ(cudl_model_add_linear(m, 0, "fc1", 6, 1, &d.fc1), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_activation(m, d.fc1, CUDL_ACT_RELU, 0.0f, &d.relu),
+            CUDL_OK);
+  EXPECT_EQ(cudl_model_add_linear(m, d.relu, "fc2", 3, 1, &d.fc2), CUDL_OK);
+  EXPECT_EQ(
+      cudl_model_add_activation(m, d.fc2, CUDL_ACT_SIGMOID, 0.0f, &d.sig),
+      CUDL_OK);
+  EXPECT_EQ(cudl_model_add_linear(m, d.sig, "out", 2, 1, &d.out), CUDL_OK);
+  EXPECT_EQ(cudl_model_set_output(m, d.out, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  EXPECT_EQ(cudl_model_compile(m, 8), CUDL_OK);
+  EXPECT_EQ(cudl_context_set_seed(ctx, 5), CUDL_OK);
+  EXPECT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL), CUDL_OK);
+  std::vector<float> b1(6);
+  EXPECT_EQ(cudl_tensor_copy_to_host(cudl_model_param(m, "fc1.bias"), b1.data(), 24), CUDL_OK);
+  b1[0] = b1[1] = -100.0f;
+  b1[2] = 100.0f;
+  EXPECT_EQ(cudl_tensor_copy_from_host(cudl_model_param(m, "fc1.bias"), b1.data(), 24), CUDL_OK);
+  cudl_tensor *w2 = cudl_model_param(m, "fc2.weight");
+  EXPECT_EQ(cudl_scale(ctx, w2, 20.0f, w2), CUDL_OK);
+  return d;
+}
+
+const cudl_layer_diagnostics *Row(const std::vector<cudl_layer_diagnostics> &rows, int node) {
+  for (const auto &r : rows)
+    if (r.node == node) return &r;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_F(ModelTest, DiagnosticsMatchWhatTheLayersHold) {
+  cudl_model *m = Model({4});
+  const DiagNet d = BuildDiagNet(ctx_, m);
+  ASSERT_EQ(cudl_model_set_diagnostics(m, 1), CUDL_OK) << Error();
+  cudl_tensor *x = Tensor({8, 4}), *t = Tensor({8, 2});
+  ASSERT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_OK);
+  // Two training steps on different batches; which fc1 units were ever
+  // positive, tracked here from the layer's output.
+  std::vector<bool> active(6, false);
+  for (int step = 0; step < 2; ++step) {
+    ASSERT_EQ(cudl_tensor_uniform(x, -2.0f, 2.0f), CUDL_OK);
+    ASSERT_EQ(cudl_model_forward(m, x, t, nullptr), CUDL_OK) << Error();
+    const std::vector<float> h = Host(cudl_model_node_output(m, d.fc1));
+    for (int r = 0; r < 8; ++r)
+      for (int u = 0; u < 6; ++u)
+        if (h[r * 6 + u] > 0.0f) active[u] = true;
+    ASSERT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+  }
+  // The last forward's output gradient of "out", for the input gradient.
+  const std::vector<float> logits = Host(cudl_model_output(m));
+  const std::vector<float> target = Host(t);
+  const std::vector<float> w_out = Host(cudl_model_param(m, "out.weight"));  // [2, 3]
+  std::vector<float> grad_sig(8 * 3, 0.0f);
+  for (int r = 0; r < 8; ++r)
+    for (int k = 0; k < 2; ++k) {
+      const double dlogit = 2.0 * (logits[r * 2 + k] - target[r * 2 + k]) / 16.0;
+      for (int j = 0; j < 3; ++j) grad_sig[r * 3 + j] += (float)(dlogit * w_out[k * 3 + j]);
+    }
+
+  std::vector<cudl_layer_diagnostics> rows(cudl_model_node_count(m));
+  int count = 0;
+  int64_t steps = 0;
+  ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps), CUDL_OK)
+      << Error();
+  ASSERT_EQ(count, 5);
+  rows.resize(count);
+  EXPECT_EQ(steps, 2);
+
+  const cudl_layer_diagnostics *fc1 = Row(rows, d.fc1), *relu = Row(rows, d.relu),
+                               *sig = Row(rows, d.sig), *out = Row(rows, d.out);
+  ASSERT_TRUE(fc1 && relu && sig && out);
+  EXPECT_STREQ(fc1->name, "fc1");
+  EXPECT_STREQ(fc1->kind, "linear");
+  EXPECT_STREQ(relu->kind, "relu");
+  EXPECT_STREQ(sig->kind, "sigmoid");
+  // Output statistics of the last batch.
+  for (const auto &r : rows) {
+    const std::vector<float> y = Host(cudl_model_node_output(m, r.node));
+    double mean = 0.0, var = 0.0;
+    for (float v : y) mean += v;
+    mean /= (double)y.size();
+    for (float v : y) var += (v - mean) * (v - mean);
+    EXPECT_NEAR(r.output_mean, mean, 1e-9 + 1e-9 * std::fabs(mean)) << r.kind;
+    EXPECT_NEAR(r.output_std, std::sqrt(var / (double)y.size()), 1e-9) << r.kind;
+  }
+  // Saturation: the sigmoid outputs within 0.01 of 0 or 1.
+  const std::vector<float> s = Host(cudl_model_node_output(m, d.sig));
+  int saturated = 0;
+  for (float v : s) saturated += v < 0.01f || v > 0.99f;
+  EXPECT_DOUBLE_EQ(sig->saturated_fraction, saturated / 24.0);
+  EXPECT_GT(saturated, 0) << "fc2's weights were scaled to saturate it";
+  EXPECT_TRUE(std::isnan(relu->saturated_fraction));
+  // Dead units: never positive in the window; units 0 and 1 at least.
+  int dead = 0;
+  for (bool a : active) dead += !a;
+  EXPECT_GE(dead, 2);
+  EXPECT_TRUE(active[2]);
+  EXPECT_DOUBLE_EQ(relu->dead_fraction, dead / 6.0);
+  EXPECT_TRUE(std::isnan(sig->dead_fraction));
+  // Gradient norms: the weights' from the model's gradients, the input's
+  // of "out" from the MSE gradient through out.weight computed above.
+  EXPECT_NEAR(fc1->weight_grad_norm, Norm(Host(cudl_model_grad(m, "fc1.weight"))),
+              1e-6 * fc1->weight_grad_norm + 1e-12);
+  EXPECT_NEAR(out->weight_grad_norm, Norm(Host(cudl_model_grad(m, "out.weight"))),
+              1e-6 * out->weight_grad_norm + 1e-12);
+  EXPECT_NEAR(out->input_grad_norm, Norm(grad_sig), 1e-5 * Norm(grad_sig));
+  EXPECT_TRUE(std::isnan(fc1->input_grad_norm)) << "fc1 reads the data";
+  EXPECT_TRUE(std::isnan(relu->weight_grad_norm));
+  // The saturated sigmoid passes (almost) nothing back: a gradient norm
+  // that is there, finite, and possibly 0.
+  EXPECT_TRUE(std::isfinite(relu->input_grad_norm));
+  EXPECT_GE(relu->input_grad_norm, 0.0);
+
+  // The call ended the window: one more step counts alone, and a unit
+  // active in that step alone is alive again.
+  ASSERT_EQ(cudl_tensor_uniform(x, -2.0f, 2.0f), CUDL_OK);
+  ASSERT_EQ(cudl_model_forward(m, x, t, nullptr), CUDL_OK);
+  const std::vector<float> h = Host(cudl_model_node_output(m, d.fc1));
+  std::vector<bool> active_now(6, false);
+  for (int r = 0; r < 8; ++r)
+    for (int u = 0; u < 6; ++u)
+      if (h[r * 6 + u] > 0.0f) active_now[u] = true;
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+  // Evaluation forwards are not training: they count no steps.
+  ASSERT_EQ(cudl_model_set_training(m, 0), CUDL_OK);
+  ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_training(m, 1), CUDL_OK);
+  rows.assign(cudl_model_node_count(m), cudl_layer_diagnostics{});
+  ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps), CUDL_OK);
+  EXPECT_EQ(steps, 1);
+  int dead_now = 0;
+  for (bool a : active_now) dead_now += !a;
+  EXPECT_DOUBLE_EQ(Row(rows, d.relu)->dead_fraction, dead_now / 6.0);
+}
+
+TEST_F(ModelTest, DiagnosticsBadUse) {
+  cudl_model *m = Model({4});
+  int fc = 0;
+  ASSERT_EQ(cudl_model_add_linear(m, 0, "fc", 2, 1, &fc), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, fc, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  EXPECT_EQ(cudl_model_set_diagnostics(m, 1), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "compile"));
+  EXPECT_EQ(cudl_model_set_diagnostics(nullptr, 1), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_model_compile(m, 2), CUDL_OK);
+  EXPECT_EQ(cudl_model_set_diagnostics(m, -1), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "period"));
+  cudl_layer_diagnostics rows[4];
+  int count = -1;
+  EXPECT_EQ(cudl_model_diagnostics(m, rows, 4, &count, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "diagnostics are off"));
+  EXPECT_EQ(count, 0);
+  ASSERT_EQ(cudl_model_set_diagnostics(m, 1), CUDL_OK);
+  EXPECT_EQ(cudl_model_diagnostics(m, rows, 4, &count, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "forward first"));
+  cudl_tensor *x = Tensor({2, 4});
+  ASSERT_EQ(cudl_tensor_fill(x, 1.0f), CUDL_OK);
+  ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  EXPECT_EQ(cudl_model_diagnostics(m, rows, 0, &count, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "capacity"));
+  EXPECT_EQ(cudl_model_diagnostics(m, nullptr, 4, &count, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_diagnostics(m, rows, 4, nullptr, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  // No backward yet: the gradient norms are NaN, the rest is there.
+  ASSERT_EQ(cudl_model_diagnostics(m, rows, 4, &count, nullptr), CUDL_OK);
+  ASSERT_EQ(count, 1);
+  EXPECT_TRUE(std::isnan(rows[0].weight_grad_norm));
+  EXPECT_FALSE(std::isnan(rows[0].output_mean));
+  EXPECT_EQ(cudl_model_set_diagnostics(m, 0), CUDL_OK);
+  EXPECT_EQ(cudl_model_diagnostics(m, rows, 4, &count, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+}
+
+// With a period of 3, the gradient norms come from every third training
+// step only (NaN before the first), and the activity from every step.
+TEST_F(ModelTest, DiagnosticsNormsFollowThePeriod) {
+  cudl_model *m = Model({4});
+  const DiagNet d = BuildDiagNet(ctx_, m);
+  ASSERT_EQ(cudl_model_set_diagnostics(m, 3), CUDL_OK);
+  cudl_tensor *x = Tensor({8, 4}), *t = Tensor({8, 2});
+  ASSERT_EQ(cudl_tensor_uniform(x, -2.0f, 2.0f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_OK);
+  std::vector<cudl_layer_diagnostics> rows(cudl_model_node_count(m));
+  int count = 0;
+  int64_t steps = 0;
+  for (int step = 1; step <= 3; ++step) {
+    ASSERT_EQ(cudl_model_forward(m, x, t, nullptr), CUDL_OK);
+    ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+    if (step == 2) {
+      ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps),
+                CUDL_OK);
+      EXPECT_EQ(steps, 2);
+      EXPECT_TRUE(std::isnan(Row(rows, d.fc1)->weight_grad_norm)) << "not a recorded step";
+      EXPECT_FALSE(std::isnan(Row(rows, d.relu)->dead_fraction));
+    }
+  }
+  ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps), CUDL_OK);
+  EXPECT_EQ(steps, 1);
+  EXPECT_NEAR(Row(rows, d.fc1)->weight_grad_norm, Norm(Host(cudl_model_grad(m, "fc1.weight"))),
+              1e-6 * Row(rows, d.fc1)->weight_grad_norm);
+}
+
+// The same net, weights and batches on the GPU give the CPU's figures.
+TEST_F(ModelTest, DiagnosticsCudaMatchCpu) {
+  const cudl_test::CudaAvailability cuda = cudl_test::QueryCuda();
+  if (!cuda.available) GTEST_SKIP() << "no CUDA device: " << cuda.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  std::vector<std::vector<cudl_layer_diagnostics>> results;
+  std::vector<float> params, xs(8 * 4), ts(8 * 2);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = (float)((i * 37) % 17) / 4.0f - 2.0f;
+  for (size_t i = 0; i < ts.size(); ++i) ts[i] = (float)(i % 5) / 5.0f;
+  for (cudl_context *c : {ctx_, gpu}) {
+    cudl_model *m = nullptr;
+    const int64_t in = 4, xshape[2] = {8, 4}, tshape[2] = {8, 2};
+    ASSERT_EQ(cudl_model_create(c, 1, &in, &m), CUDL_OK);
+    BuildDiagNet(c, m);
+    cudl_tensor *p = cudl_model_params(m);
+    if (params.empty()) {
+      params.resize(cudl_tensor_numel(p));
+      ASSERT_EQ(cudl_tensor_copy_to_host(p, params.data(), params.size() * 4), CUDL_OK);
+    } else {
+      ASSERT_EQ(cudl_tensor_copy_from_host(p, params.data(), params.size() * 4), CUDL_OK);
+    }
+    cudl_tensor *x = nullptr, *t = nullptr;
+    ASSERT_EQ(cudl_tensor_create(c, CUDL_DTYPE_F32, 2, xshape, &x), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_create(c, CUDL_DTYPE_F32, 2, tshape, &t), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_copy_from_host(x, xs.data(), xs.size() * 4), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_copy_from_host(t, ts.data(), ts.size() * 4), CUDL_OK);
+    ASSERT_EQ(cudl_model_set_diagnostics(m, 1), CUDL_OK);
+    ASSERT_EQ(cudl_model_forward(m, x, t, nullptr), CUDL_OK);
+    ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+    std::vector<cudl_layer_diagnostics> rows(cudl_model_node_count(m));
+    int count = 0;
+    ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, nullptr), CUDL_OK);
+    rows.resize(count);
+    results.push_back(rows);
+    cudl_tensor_destroy(x);
+    cudl_tensor_destroy(t);
+    cudl_model_destroy(m);
+  }
+  cudl_context_destroy(gpu);
+  ASSERT_EQ(results[0].size(), results[1].size());
+  auto close = [](double a, double b) {
+    return (std::isnan(a) && std::isnan(b)) || std::fabs(a - b) <= 1e-4 * (std::fabs(a) + 1e-3);
+  };
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    const auto &a = results[0][i], &b = results[1][i];
+    SCOPED_TRACE(a.kind);
+    EXPECT_TRUE(close(a.output_mean, b.output_mean)) << a.output_mean << " " << b.output_mean;
+    EXPECT_TRUE(close(a.output_std, b.output_std));
+    EXPECT_TRUE(close(a.weight_grad_norm, b.weight_grad_norm));
+    EXPECT_TRUE(close(a.input_grad_norm, b.input_grad_norm));
+    EXPECT_TRUE(close(a.saturated_fraction, b.saturated_fraction));
+    EXPECT_TRUE(close(a.dead_fraction, b.dead_fraction));
+  }
+}
