@@ -16,6 +16,11 @@ typedef struct train_bench {
   cudl_model *model;
   cudl_optimizer *opt;
   cudl_tensor *x, *labels;
+  /* --diagnostics K: read them every K steps, as cudl train does */
+  int diagnostics_every;
+  int64_t steps;
+  cudl_layer_diagnostics *rows;
+  int capacity;
 } train_bench;
 
 static cudl_status train_step(void *arg) {
@@ -26,6 +31,11 @@ static cudl_status train_step(void *arg) {
   if (s == CUDL_OK)
     s = cudl_optimizer_step(t->opt, cudl_model_params(t->model),
                             cudl_model_grads(t->model), 0.05f);
+  if (s == CUDL_OK && t->diagnostics_every > 0 &&
+      ++((train_bench *)arg)->steps % t->diagnostics_every == 0) {
+    int count = 0;
+    s = cudl_model_diagnostics(t->model, t->rows, t->capacity, &count, NULL);
+  }
   return s;
 }
 
@@ -40,6 +50,8 @@ static void train_usage(FILE *out) {
       "  --optimizer sgd|adam [sgd: lr 0.05, momentum 0.9, weight decay 5e-4]\n"
       "  --samples N [10]  --min-sample-ms M [50]  --warmup W [3]\n"
       "  --tf32            allow TF32 in cuBLAS/cuDNN\n"
+      "  --diagnostics K   with per-layer diagnostics on, read every K steps\n"
+      "                    (cudl train --diagnostics K): their overhead\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
       "stdout)\n"
       "\n"
@@ -127,6 +139,9 @@ int cudl_bench_train(int argc, char **argv) {
     } else if (strcmp(a, "--classes") == 0 &&
                parse_long(v, 1, 1 << 20, &value)) {
       classes = value;
+    } else if (strcmp(a, "--diagnostics") == 0 &&
+               parse_long(v, 1, 1 << 30, &value)) {
+      t.diagnostics_every = (int)value;
     } else if (strcmp(a, "--samples") == 0 && parse_long(v, 1, 1000, &value)) {
       settings.samples = (int)value;
     } else if (strcmp(a, "--warmup") == 0 && parse_long(v, 0, 1000, &value)) {
@@ -164,6 +179,14 @@ int cudl_bench_train(int argc, char **argv) {
   if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
+  if (s == CUDL_OK && t.diagnostics_every > 0) {
+    t.capacity = cudl_model_node_count(t.model);
+    t.rows =
+        (cudl_layer_diagnostics *)calloc((size_t)t.capacity, sizeof *t.rows);
+    s = t.rows == NULL
+            ? CUDL_ERR_OUT_OF_MEMORY
+            : cudl_model_set_diagnostics(t.model, t.diagnostics_every);
+  }
   if (s == CUDL_OK) {
     const int64_t x_shape[4] = {batch, channels, size, size};
     const int64_t rows = batch;
@@ -268,7 +291,8 @@ int cudl_bench_train(int argc, char **argv) {
     fprintf(f,
             ",\n  \"threads\": %d,\n  \"date\": \"%s\",\n  \"tf32\": %s,\n"
             "  \"input_shape\": [%ld, %ld, %ld],\n  \"classes\": %ld,\n"
-            "  \"optimizer\": \"%s\",\n  \"steps\": %d,\n  \"warmup\": %d,\n"
+            "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
+            "  \"steps\": %d,\n  \"warmup\": %d,\n"
             "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
             "  \"step_ms_min\": %.6g,\n  \"peak_memory_bytes\": %llu,\n"
             "  \"peak_host_memory_bytes\": %llu,\n"
@@ -276,8 +300,9 @@ int cudl_bench_train(int argc, char **argv) {
             "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
             "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g\n}\n",
             bench_threads(), date, settings.tf32 ? "true" : "false", channels,
-            size, size, classes, optimizer, timing.samples * timing.iterations,
-            settings.warmup, images_per_second, timing.median_ms, timing.min_ms,
+            size, size, classes, optimizer, t.diagnostics_every,
+            timing.samples * timing.iterations, settings.warmup,
+            images_per_second, timing.median_ms, timing.min_ms,
             (unsigned long long)memory.peak_bytes_in_use,
             (unsigned long long)peak_rss,
             (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
@@ -294,6 +319,7 @@ done:
   cudl_tensor_destroy(t.x);
   cudl_tensor_destroy(t.labels);
   cudl_model_destroy(t.model);
+  free(t.rows);
   cudl_context_destroy(ctx);
   return rc;
 }

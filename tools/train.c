@@ -37,7 +37,7 @@ typedef struct options {
   const char *resume;
   const char *init;
   const char *weights;
-  int epochs, warmup, log_every, shuffle, augment, index, count;
+  int epochs, warmup, log_every, diagnostics, shuffle, augment, index, count;
   int64_t batch;
   double lr, momentum, weight_decay, dropout, clip;
   uint64_t seed;
@@ -62,6 +62,9 @@ static void train_usage(FILE *out) {
       "  --metrics PATH      JSON lines per epoch (and per --log-every K\n"
       "                      steps)\n"
       "  --log-every K  --no-shuffle\n"
+      "  --diagnostics K     every K steps, per layer to the metrics file:\n"
+      "                      output mean and std, weight and input gradient\n"
+      "                      norms, saturated and dead unit fractions\n"
       "  --augment, --no-augment   random crop and flip [on for cifar10 only]\n"
       "  --resume FILE       continue a run from its checkpoint\n"
       "  --init FILE         start from these weights (fine-tuning)\n"
@@ -81,6 +84,43 @@ static double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A double for JSON: null where it is not a number. */
+static void json_number(FILE *f, const char *key, double v) {
+  if (isfinite(v))
+    fprintf(f, ", \"%s\": %.6g", key, v);
+  else
+    fprintf(f, ", \"%s\": null", key);
+}
+
+/* One metrics line with every layer's diagnostics (cudl_model_diagnostics),
+ * ending the model's diagnostics window. */
+static cudl_status write_diagnostics(FILE *f, cudl_model *model,
+                                     cudl_layer_diagnostics *rows, int capacity,
+                                     int64_t step, int64_t epoch) {
+  int count = 0, i;
+  int64_t steps = 0;
+  cudl_status s = cudl_model_diagnostics(model, rows, capacity, &count, &steps);
+  if (s != CUDL_OK) return s;
+  fprintf(f,
+          "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
+          ", \"window_steps\": %" PRId64 ", \"layers\": [",
+          step, epoch, steps);
+  for (i = 0; i < count; ++i) {
+    const cudl_layer_diagnostics *r = &rows[i];
+    fprintf(f, "%s{\"node\": %d, \"layer\": \"%s\", \"kind\": \"%s\"",
+            i ? ", " : "", r->node, r->name, r->kind);
+    json_number(f, "output_mean", r->output_mean);
+    json_number(f, "output_std", r->output_std);
+    json_number(f, "weight_grad_norm", r->weight_grad_norm);
+    json_number(f, "input_grad_norm", r->input_grad_norm);
+    json_number(f, "saturated_fraction", r->saturated_fraction);
+    json_number(f, "dead_fraction", r->dead_fraction);
+    fputc('}', f);
+  }
+  fprintf(f, "]}\n");
+  return CUDL_OK;
 }
 
 /* Report a failed call with the context's detail; returns EXIT_FAILED. */
@@ -183,6 +223,9 @@ static int parse_options(int argc, char **argv, options *o) {
     } else if (strcmp(a, "--log-every") == 0) {
       ok = parse_int(v, 1, 1 << 30, &n);
       o->log_every = (int)n;
+    } else if (strcmp(a, "--diagnostics") == 0) {
+      ok = parse_int(v, 1, 1 << 30, &n);
+      o->diagnostics = (int)n;
     } else if (strcmp(a, "--index") == 0) {
       ok = parse_int(v, 0, 1LL << 40, &n);
       o->index = (int)n;
@@ -485,8 +528,16 @@ int cudl_cmd_train(int argc, char **argv) {
   int rc = parse_options(argc, argv, &o), tty = isatty(2);
   int64_t batches;
   double run_start, last_test_acc = 0.0;
+  cudl_layer_diagnostics *diag_rows = NULL;
+  int diag_capacity = 0;
   cudl_status s;
   if (rc != 0) return rc;
+  if (o.diagnostics > 0 && o.metrics == NULL) {
+    fprintf(stderr,
+            "cudl: --diagnostics writes to the metrics file: add "
+            "--metrics PATH\n");
+    return EXIT_USAGE;
+  }
   memset(&r, 0, sizeof r);
   memset(&st, 0, sizeof st);
   rc = setup(&r, &o, 1);
@@ -580,6 +631,17 @@ int cudl_cmd_train(int argc, char **argv) {
       goto out;
     }
   }
+  if (o.diagnostics > 0) {
+    diag_capacity = cudl_model_node_count(r.model);
+    diag_rows = (cudl_layer_diagnostics *)calloc((size_t)diag_capacity,
+                                                 sizeof *diag_rows);
+    s = diag_rows == NULL ? CUDL_ERR_OUT_OF_MEMORY
+                          : cudl_model_set_diagnostics(r.model, o.diagnostics);
+    if (s != CUDL_OK) {
+      rc = fail(r.ctx, "diagnostics", s);
+      goto out;
+    }
+  }
   fprintf(stderr,
           "cudl: training %s on %s (%" PRId64 " images, %" PRId64
           " batches of %" PRId64 ") on %s, %lld parameters\n",
@@ -637,6 +699,14 @@ int cudl_cmd_train(int argc, char **argv) {
       hits += batch_hits_n;
       seen += rows;
       images += rows;
+      if (diag_rows != NULL && st.step % o.diagnostics == 0) {
+        s = write_diagnostics(r.metrics, r.model, diag_rows, diag_capacity,
+                              st.step, st.epoch + 1);
+        if (s != CUDL_OK) {
+          rc = fail(r.ctx, "diagnostics", s);
+          goto out;
+        }
+      }
       if (r.metrics != NULL && o.log_every > 0 && st.step % o.log_every == 0)
         fprintf(r.metrics,
                 "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
@@ -706,6 +776,7 @@ int cudl_cmd_train(int argc, char **argv) {
       last_test_acc, o.epochs, now_seconds() - run_start, dir);
   rc = EXIT_OK;
 out:
+  free(diag_rows);
   run_free(&r);
   return rc;
 }

@@ -127,6 +127,36 @@ expect "Ctrl-C stops training with status 130" 130 $?
 expect_grep "Ctrl-C says where it stopped and how to continue" "interrupted at epoch .*--resume" "$scratch/int.err"
 [ -f "$run-int/checkpoint.safetensors" ]
 expect "Ctrl-C keeps the checkpoint" 0 $?
+# Diagnostics: a line per K steps with every layer's figures.
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 1 --batch 16 \
+  --device cpu --out "$run-diag" --metrics "$run-diag.jsonl" --diagnostics 2 \
+  >/dev/null 2>"$scratch/diag.err"
+expect "train with --diagnostics" 0 $?
+python3 - "$run-diag.jsonl" >"$scratch/diag.out" 2>&1 <<'PY'
+import json, math, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+diag = [l for l in lines if "layers" in l]
+assert diag, "no diagnostics lines"
+assert all(l["step"] % 2 == 0 and l["window_steps"] == 2 for l in diag), diag[0]
+kinds = [r["kind"] for r in diag[0]["layers"]]
+assert kinds == ["linear", "relu", "linear", "relu", "linear"], kinds
+for r in diag[-1]["layers"]:
+    for key in ("output_mean", "output_std"):
+        assert isinstance(r[key], float) and math.isfinite(r[key]), r
+    if r["kind"] == "relu":
+        assert 0.0 <= r["dead_fraction"] <= 1.0 and r["weight_grad_norm"] is None, r
+    else:
+        assert r["dead_fraction"] is None and r["weight_grad_norm"] > 0.0, r
+assert diag[-1]["layers"][0]["input_grad_norm"] is None  # reads the data
+assert all(r["input_grad_norm"] > 0.0 for r in diag[-1]["layers"][1:])
+print("diagnostics lines consistent")
+PY
+expect "diagnostics lines hold every layer's figures" 0 $?
+expect_grep "diagnostics checked" "diagnostics lines consistent" "$scratch/diag.out"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --diagnostics 5 \
+  --device cpu >/dev/null 2>"$scratch/diag-usage.err"
+expect "--diagnostics without --metrics is a usage error" 2 $?
+expect_grep "it says to add --metrics" "add --metrics" "$scratch/diag-usage.err"
 "$cudl" train --epochs 0 >/dev/null 2>&1
 expect "train with a bad option value is a usage error" 2 $?
 "$cudl" train --frobnicate >/dev/null 2>&1
