@@ -1,0 +1,260 @@
+/*
+ * chapter.c - the textbook chapter's claims, measured with cudl's public
+ * API. One experiment per command; each writes its numbers as JSON (plot.py
+ * draws them) and a one-line verdict on stdout. docs/experiments.md writes
+ * them up.
+ *
+ *   chapter boolean   [--full] --json PATH   AND, OR, XOR with and without
+ *                                            a hidden layer
+ *   chapter vanishing [--full] --json PATH   per-layer gradient norms of
+ *                                            20-layer MLPs (sigmoid, tanh,
+ *                                            ReLU) at the start of training
+ *
+ * --full runs more seeds or batches: the quick runs take a minute or two on
+ * a 2-core CPU.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cudl/cudl.h>
+
+#define CHECK(call)                                                  \
+  do {                                                               \
+    cudl_status s_ = (call);                                         \
+    if (s_ != CUDL_OK) {                                             \
+      fprintf(stderr, "chapter: %s failed: %s: %s\n", #call,         \
+              cudl_status_string(s_), cudl_context_last_error(ctx)); \
+      exit(1);                                                       \
+    }                                                                \
+  } while (0)
+
+/* ---- boolean functions ---- */
+
+/* One SGD step over the whole model (plain, as the chapter's). */
+static void sgd(cudl_context *ctx, cudl_model *m, float lr) {
+  CHECK(cudl_add(ctx, cudl_model_params(m), -lr, cudl_model_grads(m),
+                 cudl_model_params(m)));
+}
+
+/* Train a 2-input model on a truth table; write its loss curve. */
+static void boolean_run(cudl_context *ctx, FILE *json, const char *function,
+                        const float targets[4], int hidden, uint64_t seed,
+                        int steps, int first) {
+  const float inputs[8] = {0, 0, 0, 1, 1, 0, 1, 1};
+  const int64_t in = 2, xs[2] = {4, 2}, ts[2] = {4, 1};
+  cudl_model *m = NULL;
+  cudl_tensor *x = NULL, *t = NULL;
+  int node = 0, step, correct = 0, k;
+  float loss = 0.0f, logits[4], largest = 0.0f;
+  CHECK(cudl_model_create(ctx, 1, &in, &m));
+  if (hidden) {
+    CHECK(cudl_model_add_linear(m, 0, "hidden", 4, 1, &node));
+    CHECK(cudl_model_add_activation(m, node, CUDL_ACT_TANH, 0.0f, &node));
+  }
+  CHECK(cudl_model_add_linear(m, node, "out", 1, 1, &node));
+  CHECK(cudl_model_set_output(m, node, CUDL_MODEL_LOSS_BCE_WITH_LOGITS));
+  CHECK(cudl_model_compile(m, 4));
+  CHECK(cudl_context_set_seed(ctx, seed));
+  CHECK(cudl_model_init(m, CUDL_INIT_XAVIER_UNIFORM));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 2, xs, &x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 2, ts, &t));
+  CHECK(cudl_tensor_copy_from_host(x, inputs, sizeof inputs));
+  CHECK(cudl_tensor_copy_from_host(t, targets, 4 * sizeof(float)));
+  fprintf(json,
+          "%s\n    {\"function\": \"%s\", \"model\": \"%s\", \"seed\": %llu, "
+          "\"loss\": [",
+          first ? "" : ",", function, hidden ? "one-hidden" : "no-hidden",
+          (unsigned long long)seed);
+  for (step = 0; step < steps; ++step) {
+    CHECK(cudl_model_forward(m, x, t, &loss));
+    if (step % 50 == 0) fprintf(json, "%s%.6g", step ? ", " : "", loss);
+    CHECK(cudl_model_backward(m));
+    sgd(ctx, m, 0.5f);
+  }
+  CHECK(cudl_model_forward(m, x, t, &loss));
+  CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits, sizeof logits));
+  for (k = 0; k < 4; ++k) {
+    correct += (logits[k] > 0.0f) == (targets[k] > 0.5f);
+    if (fabsf(logits[k]) > largest) largest = fabsf(logits[k]);
+  }
+  /* A model stuck at p = 0.5 has logits near 0 whose signs are noise: its
+   * "accuracy" then means nothing, which the largest logit shows. */
+  fprintf(json,
+          "], \"final_loss\": %.6g, \"accuracy\": %.3f, "
+          "\"max_abs_logit\": %.3g}",
+          loss, correct / 4.0, largest);
+  printf(
+      "  %-4s %-11s seed %llu: loss %.4f, accuracy %d/4, largest |logit| "
+      "%.2g\n",
+      function, hidden ? "one-hidden" : "no-hidden", (unsigned long long)seed,
+      loss, correct, largest);
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(t);
+  cudl_model_destroy(m);
+}
+
+static void boolean_experiment(cudl_context *ctx, FILE *json, int full) {
+  static const struct {
+    const char *name;
+    float t[4];
+  } functions[] = {
+      {"and", {0, 0, 0, 1}}, {"or", {0, 1, 1, 1}}, {"xor", {0, 1, 1, 0}}};
+  const int seeds = full ? 20 : 5, steps = full ? 5000 : 2000;
+  int f, hidden, seed, first = 1;
+  fprintf(json,
+          "{\"experiment\": \"boolean\", \"steps\": %d, \"lr\": 0.5, "
+          "\"runs\": [",
+          steps);
+  for (f = 0; f < 3; ++f)
+    for (hidden = 0; hidden <= 1; ++hidden)
+      for (seed = 1; seed <= seeds; ++seed) {
+        boolean_run(ctx, json, functions[f].name, functions[f].t, hidden,
+                    (uint64_t)seed, steps, first);
+        first = 0;
+      }
+  fprintf(json, "\n  ]}\n");
+}
+
+/* ---- vanishing gradients ---- */
+
+static void vanishing_experiment(cudl_context *ctx, FILE *json, int full) {
+  static const struct {
+    const char *name;
+    cudl_activation_type act;
+    cudl_init_scheme init;
+    const char *init_name;
+  } acts[] = {
+      /* each with the initialisation made for it ... */
+      {"sigmoid", CUDL_ACT_SIGMOID, CUDL_INIT_XAVIER_NORMAL, "xavier"},
+      {"tanh", CUDL_ACT_TANH, CUDL_INIT_XAVIER_NORMAL, "xavier"},
+      {"relu", CUDL_ACT_RELU, CUDL_INIT_KAIMING_NORMAL, "kaiming"},
+      /* ... and all three with PyTorch's default (weights U(+-1/sqrt(fan_in)),
+       * a third of the variance Xavier gives tanh) */
+      {"sigmoid", CUDL_ACT_SIGMOID, CUDL_INIT_PYTORCH_DEFAULT, "default"},
+      {"tanh", CUDL_ACT_TANH, CUDL_INIT_PYTORCH_DEFAULT, "default"},
+      {"relu", CUDL_ACT_RELU, CUDL_INIT_PYTORCH_DEFAULT, "default"}};
+  enum { DEPTH = 20, WIDTH = 100, BATCH = 128 };
+  const int batches = full ? 50 : 10;
+  const int64_t shape[3] = {1, 28, 28}, xs[4] = {BATCH, 1, 28, 28},
+                ls[1] = {BATCH};
+  int64_t widths[DEPTH];
+  cudl_dataset *ds = NULL;
+  cudl_loader *loader = NULL;
+  cudl_loader_config config = cudl_loader_config_default();
+  cudl_tensor *x = NULL, *labels = NULL;
+  int a, i;
+  for (i = 0; i < DEPTH; ++i) widths[i] = WIDTH;
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
+  config.batch = BATCH;
+  config.seed = 1;
+  config.drop_last = 1;
+  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  fprintf(json,
+          "{\"experiment\": \"vanishing\", \"depth\": %d, \"width\": %d, "
+          "\"batch\": %d, \"batches\": %d, \"runs\": [",
+          DEPTH, WIDTH, BATCH, batches);
+  for (a = 0; a < (int)(sizeof acts / sizeof acts[0]); ++a) {
+    cudl_model *m = NULL;
+    cudl_layer_diagnostics *rows;
+    double weight_norm[DEPTH + 1] = {0}, input_norm[DEPTH + 1] = {0};
+    int count = 0, b, layer;
+    int64_t rows_out = 0;
+    int done = 0;
+    CHECK(
+        cudl_zoo_mlp(ctx, 3, shape, DEPTH, widths, acts[a].act, 0.0f, 10, &m));
+    CHECK(cudl_model_compile(m, BATCH));
+    CHECK(cudl_context_set_seed(ctx, 1));
+    CHECK(cudl_model_init(m, acts[a].init));
+    CHECK(cudl_model_set_diagnostics(m, 1));
+    rows = (cudl_layer_diagnostics *)calloc((size_t)cudl_model_node_count(m),
+                                            sizeof *rows);
+    CHECK(cudl_loader_create(ctx, ds, &config, &loader));
+    /* The gradients of the untrained network, batch by batch: no update,
+     * so every batch sees the initial weights. */
+    for (b = 0; b < batches; ++b) {
+      CHECK(cudl_loader_next(loader, x, labels, &rows_out, &done));
+      CHECK(cudl_model_forward(m, x, labels, NULL));
+      CHECK(cudl_model_backward(m));
+      CHECK(cudl_model_diagnostics(m, rows, cudl_model_node_count(m), &count,
+                                   NULL));
+      for (i = 0, layer = 0; i < count && layer <= DEPTH; ++i) {
+        if (strcmp(rows[i].kind, "linear") != 0) continue;
+        weight_norm[layer] += rows[i].weight_grad_norm / batches;
+        if (!isnan(rows[i].input_grad_norm))
+          input_norm[layer] += rows[i].input_grad_norm / batches;
+        ++layer;
+      }
+    }
+    fprintf(json,
+            "%s\n    {\"activation\": \"%s\", \"init\": \"%s\", "
+            "\"weight_grad_norm\": [",
+            a ? "," : "", acts[a].name, acts[a].init_name);
+    for (layer = 0; layer <= DEPTH; ++layer)
+      fprintf(json, "%s%.6g", layer ? ", " : "", weight_norm[layer]);
+    fprintf(json, "], \"input_grad_norm\": [");
+    for (layer = 0; layer <= DEPTH; ++layer)
+      fprintf(json, "%s%.6g", layer ? ", " : "", input_norm[layer]);
+    fprintf(json, "]}");
+    printf(
+        "  %-7s (%s init): weight-gradient norm layer 1 %.3g, layer %d "
+        "%.3g: ratio %.3g\n",
+        acts[a].name, acts[a].init_name, weight_norm[0], DEPTH + 1,
+        weight_norm[DEPTH], weight_norm[0] / weight_norm[DEPTH]);
+    free(rows);
+    cudl_loader_destroy(loader);
+    loader = NULL;
+    cudl_model_destroy(m);
+  }
+  fprintf(json, "\n  ]}\n");
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_dataset_destroy(ds);
+}
+
+int main(int argc, char **argv) {
+  const char *json_path = NULL;
+  int full = 0, i;
+  cudl_context *ctx = NULL;
+  FILE *json;
+  if (argc < 2) {
+    fprintf(stderr, "usage: chapter boolean|vanishing [--full] --json PATH\n");
+    return 2;
+  }
+  for (i = 2; i < argc; ++i) {
+    if (strcmp(argv[i], "--full") == 0)
+      full = 1;
+    else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
+      json_path = argv[++i];
+    else {
+      fprintf(stderr, "chapter: unknown option %s\n", argv[i]);
+      return 2;
+    }
+  }
+  if (json_path == NULL) {
+    fprintf(stderr, "chapter: --json PATH is required\n");
+    return 2;
+  }
+  json = fopen(json_path, "w");
+  if (json == NULL) {
+    perror(json_path);
+    return 1;
+  }
+  CHECK(cudl_context_create(CUDL_DEVICE_AUTO, 0, &ctx));
+  printf("chapter %s on %s%s\n", argv[1], cudl_context_device_name(ctx),
+         full ? " (full run)" : "");
+  if (strcmp(argv[1], "boolean") == 0)
+    boolean_experiment(ctx, json, full);
+  else if (strcmp(argv[1], "vanishing") == 0)
+    vanishing_experiment(ctx, json, full);
+  else {
+    fprintf(stderr, "chapter: unknown experiment %s\n", argv[1]);
+    return 2;
+  }
+  fclose(json);
+  cudl_context_destroy(ctx);
+  return 0;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""Plot the JSON an experiment of chapter.c wrote (docs/experiments.md).
+
+    python3 examples/experiments/plot.py RESULT.json OUT.png
+
+Needs matplotlib (Debian: python3-matplotlib).
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def boolean(doc, ax):
+    """Mean training loss over seeds, per function and model."""
+    curves = {}
+    for run in doc["runs"]:
+        curves.setdefault((run["function"], run["model"]), []).append(run["loss"])
+    colours = {"and": "tab:blue", "or": "tab:green", "xor": "tab:red"}
+    for (function, model), runs in sorted(curves.items()):
+        mean = [sum(v) / len(v) for v in zip(*runs)]
+        steps = [50 * i for i in range(len(mean))]
+        ax.plot(steps, mean, color=colours[function],
+                linestyle="-" if model == "one-hidden" else "--",
+                label=f"{function.upper()}, {model} ({len(runs)} seeds)")
+    ax.axhline(0.6931, color="grey", linewidth=0.8, linestyle=":")
+    ax.text(0, 0.75, "ln 2: p = 0.5 for every input", color="grey", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("SGD step (lr 0.5, all four inputs per step)")
+    ax.set_ylabel("binary cross-entropy")
+    ax.set_title("Boolean functions with and without a hidden layer")
+    ax.legend(fontsize=8)
+
+
+def vanishing(doc, ax):
+    """Weight-gradient norm per layer, input side on the left."""
+    styles = {"sigmoid": "tab:red", "tanh": "tab:orange", "relu": "tab:blue"}
+    for run in doc["runs"]:
+        norms = run["weight_grad_norm"]
+        layers = list(range(1, len(norms) + 1))
+        ax.plot(layers, norms, marker="o", markersize=3,
+                color=styles[run["activation"]],
+                linestyle="-" if run["init"] != "default" else "--",
+                label=f"{run['activation']}, {run['init']} init")
+    ax.set_yscale("log")
+    ax.set_xlabel("linear layer (1 = next to the input, 21 = the output layer)")
+    ax.set_ylabel("L2 norm of the weight gradient")
+    ax.set_title(f"{doc['depth']} hidden layers of {doc['width']}: gradients "
+                 f"at initialisation (mean of {doc['batches']} batches)")
+    ax.legend(fontsize=8)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    doc = json.load(open(sys.argv[1]))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    {"boolean": boolean, "vanishing": vanishing}[doc["experiment"]](doc, ax)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=100)
+    print(f"plot.py: wrote {sys.argv[2]}")
+
+
+if __name__ == "__main__":
+    main()
