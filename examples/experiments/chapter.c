@@ -9,6 +9,8 @@
  *   chapter vanishing [--full] --json PATH   per-layer gradient norms of
  *                                            20-layer MLPs (sigmoid, tanh,
  *                                            ReLU) at the start of training
+ *   chapter dying     [--full] --json PATH   dead units against the learning
+ *                                            rate: ReLU, leaky ReLU, PReLU
  *
  * --full runs more seeds or batches: the quick runs take a minute or two on
  * a 2-core CPU.
@@ -215,13 +217,142 @@ static void vanishing_experiment(cudl_context *ctx, FILE *json, int full) {
   cudl_dataset_destroy(ds);
 }
 
+/* ---- dying ReLUs ---- */
+
+/* A 784 -> 256 x 3 -> 10 MLP with the given activation after each hidden
+ * layer ("relu", "leaky_relu" with slope 0.01, "prelu" with one learnable
+ * slope per layer starting at 0.25); *acts receives the activation nodes. */
+static cudl_model *dying_mlp(cudl_context *ctx, const char *act, int acts[3]) {
+  const int64_t shape[3] = {1, 28, 28};
+  cudl_model *m = NULL;
+  int node = 0, i;
+  char name[32];
+  CHECK(cudl_model_create(ctx, 3, shape, &m));
+  CHECK(cudl_model_add_flatten(m, 0, &node));
+  for (i = 0; i < 3; ++i) {
+    snprintf(name, sizeof name, "hidden.%d", i);
+    CHECK(cudl_model_add_linear(m, node, name, 256, 1, &node));
+    if (strcmp(act, "prelu") == 0) {
+      snprintf(name, sizeof name, "prelu.%d", i);
+      CHECK(cudl_model_add_prelu(m, node, name, 0, 0.25f, &node));
+    } else {
+      CHECK(cudl_model_add_activation(
+          m, node,
+          strcmp(act, "relu") == 0 ? CUDL_ACT_RELU : CUDL_ACT_LEAKY_RELU, 0.01f,
+          &node));
+    }
+    acts[i] = node;
+  }
+  CHECK(cudl_model_add_linear(m, node, "fc", 10, 1, &node));
+  CHECK(cudl_model_set_output(m, node, CUDL_MODEL_LOSS_CROSS_ENTROPY));
+  return m;
+}
+
+static void dying_experiment(cudl_context *ctx, FILE *json, int full) {
+  static const char *const acts[] = {"relu", "leaky_relu", "prelu"};
+  /* Adam: its steps have the size of the learning rate whatever the
+   * gradient, so large rates push pre-activations far without diverging
+   * (plain SGD at 0.5 turns the loss into NaN first). */
+  static const float lrs[] = {0.0001f, 0.001f, 0.01f, 0.03f, 0.1f};
+  enum { BATCH = 128, WINDOW = 50 };
+  const int steps = full ? 2000 : 300;
+  const int64_t xs[4] = {BATCH, 1, 28, 28}, ls[1] = {BATCH};
+  cudl_dataset *ds = NULL;
+  cudl_loader_config config = cudl_loader_config_default();
+  cudl_tensor *x = NULL, *labels = NULL;
+  cudl_optimizer_config oc;
+  int a, l, first = 1;
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
+  config.batch = BATCH;
+  config.seed = 1;
+  config.drop_last = 1;
+  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  CHECK(cudl_optimizer_config_default(CUDL_OPTIMIZER_ADAM, &oc));
+  fprintf(json,
+          "{\"experiment\": \"dying\", \"steps\": %d, \"window\": %d, "
+          "\"batch\": %d, \"optimizer\": \"adam\", "
+          "\"runs\": [",
+          steps, WINDOW, BATCH);
+  for (a = 0; a < 3; ++a)
+    for (l = 0; l < (int)(sizeof lrs / sizeof lrs[0]); ++l) {
+      cudl_model *m;
+      cudl_optimizer *opt = NULL;
+      cudl_loader *loader = NULL;
+      cudl_layer_diagnostics *rows;
+      int act_nodes[3], count = 0, step, i, k, done = 0, diverged = 0;
+      int64_t rows_out = 0;
+      double dead[3] = {0, 0, 0};
+      float loss = 0.0f;
+      m = dying_mlp(ctx, acts[a], act_nodes);
+      CHECK(cudl_model_compile(m, BATCH));
+      CHECK(cudl_context_set_seed(ctx, 1));
+      CHECK(cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+      oc.lr = lrs[l];
+      CHECK(cudl_optimizer_create(
+          ctx, &oc, cudl_tensor_numel(cudl_model_params(m)), &opt));
+      CHECK(cudl_model_set_diagnostics(m, WINDOW));
+      rows = (cudl_layer_diagnostics *)calloc((size_t)cudl_model_node_count(m),
+                                              sizeof *rows);
+      CHECK(cudl_loader_create(ctx, ds, &config, &loader));
+      for (step = 1; step <= steps && !diverged; ++step) {
+        CHECK(cudl_loader_next(loader, x, labels, &rows_out, &done));
+        CHECK(cudl_model_forward(m, x, labels, &loss));
+        if (!isfinite(loss)) {
+          diverged = 1;
+          break;
+        }
+        CHECK(cudl_model_backward(m));
+        CHECK(cudl_optimizer_step(opt, cudl_model_params(m),
+                                  cudl_model_grads(m), lrs[l]));
+        /* Read at every window's end: the last read is the last window. */
+        if (step % WINDOW == 0)
+          CHECK(cudl_model_diagnostics(m, rows, cudl_model_node_count(m),
+                                       &count, NULL));
+      }
+      for (k = 0; k < count && !diverged; ++k)
+        for (i = 0; i < 3; ++i)
+          if (rows[k].node == act_nodes[i]) dead[i] = rows[k].dead_fraction;
+      fprintf(json,
+              "%s\n    {\"activation\": \"%s\", \"lr\": %g, "
+              "\"diverged\": %s, \"final_loss\": ",
+              first ? "" : ",", acts[a], (double)lrs[l],
+              diverged ? "true" : "false");
+      if (diverged)
+        fprintf(json, "null, \"dead_fraction\": null}");
+      else
+        fprintf(json, "%.6g, \"dead_fraction\": [%.4f, %.4f, %.4f]}",
+                (double)loss, dead[0], dead[1], dead[2]);
+      first = 0;
+      if (diverged)
+        printf("  %-10s lr %-4g: diverged (non-finite loss)\n", acts[a],
+               (double)lrs[l]);
+      else
+        printf(
+            "  %-10s lr %-4g: loss %.3f, dead units per layer %.1f%% "
+            "%.1f%% %.1f%%\n",
+            acts[a], (double)lrs[l], (double)loss, 100 * dead[0], 100 * dead[1],
+            100 * dead[2]);
+      free(rows);
+      cudl_loader_destroy(loader);
+      cudl_optimizer_destroy(opt);
+      cudl_model_destroy(m);
+    }
+  fprintf(json, "\n  ]}\n");
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_dataset_destroy(ds);
+}
+
 int main(int argc, char **argv) {
   const char *json_path = NULL;
   int full = 0, i;
   cudl_context *ctx = NULL;
   FILE *json;
   if (argc < 2) {
-    fprintf(stderr, "usage: chapter boolean|vanishing [--full] --json PATH\n");
+    fprintf(stderr,
+            "usage: chapter boolean|vanishing|dying [--full] --json PATH\n");
     return 2;
   }
   for (i = 2; i < argc; ++i) {
@@ -250,6 +381,8 @@ int main(int argc, char **argv) {
     boolean_experiment(ctx, json, full);
   else if (strcmp(argv[1], "vanishing") == 0)
     vanishing_experiment(ctx, json, full);
+  else if (strcmp(argv[1], "dying") == 0)
+    dying_experiment(ctx, json, full);
   else {
     fprintf(stderr, "chapter: unknown experiment %s\n", argv[1]);
     return 2;

@@ -53,12 +53,40 @@ def vanishing(doc, ax):
     ax.legend(fontsize=8)
 
 
+def dying(doc, ax):
+    """Dead units (mean over the hidden layers) against the learning rate,
+    and the final loss on a second axis."""
+    styles = {"relu": "tab:blue", "leaky_relu": "tab:orange",
+              "prelu": "tab:green"}
+    loss_ax = ax.twinx()
+    for act, colour in styles.items():
+        runs = [r for r in doc["runs"] if r["activation"] == act
+                and not r["diverged"]]
+        lrs = [r["lr"] for r in runs]
+        dead = [100 * sum(r["dead_fraction"]) / len(r["dead_fraction"])
+                for r in runs]
+        ax.plot(lrs, dead, marker="o", color=colour, label=f"{act}: dead units")
+        loss_ax.plot(lrs, [r["final_loss"] for r in runs], marker="x",
+                     linestyle=":", color=colour, label=f"{act}: final loss")
+    ax.set_xscale("log")
+    loss_ax.set_yscale("log")
+    ax.set_xlabel(f"learning rate ({doc['optimizer']}, {doc['steps']} steps "
+                  f"of {doc['batch']})")
+    ax.set_ylabel(f"% units never active in the last {doc['window']} steps")
+    loss_ax.set_ylabel("final training loss (dotted)")
+    ax.set_title("Dying ReLUs: 784-256x3-10 MLP on Fashion-MNIST")
+    lines = ax.get_legend_handles_labels()
+    more = loss_ax.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7,
+              loc="upper left")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     doc = json.load(open(sys.argv[1]))
     fig, ax = plt.subplots(figsize=(8, 5))
-    {"boolean": boolean, "vanishing": vanishing}[doc["experiment"]](doc, ax)
+    {"boolean": boolean, "vanishing": vanishing, "dying": dying}[doc["experiment"]](doc, ax)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)
