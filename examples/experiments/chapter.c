@@ -11,6 +11,8 @@
  *                                            ReLU) at the start of training
  *   chapter dying     [--full] --json PATH   dead units against the learning
  *                                            rate: ReLU, leaky ReLU, PReLU
+ *   chapter init      [--full] --json PATH   zero against random
+ *                                            initialisation: symmetry
  *
  * --full runs more seeds or batches: the quick runs take a minute or two on
  * a 2-core CPU.
@@ -345,14 +347,117 @@ static void dying_experiment(cudl_context *ctx, FILE *json, int full) {
   cudl_dataset_destroy(ds);
 }
 
+/* ---- initialisation: zero against random ---- */
+
+static void init_experiment(cudl_context *ctx, FILE *json, int full) {
+  enum { BATCH = 128, WIDTH = 32, TAIL = 50 };
+  static const struct {
+    const char *name;
+    cudl_init_scheme scheme;
+  } inits[] = {{"zeros", CUDL_INIT_ZEROS}, {"xavier", CUDL_INIT_XAVIER_NORMAL}};
+  const int steps = full ? 3000 : 600;
+  const int64_t shape[3] = {1, 28, 28}, widths[1] = {WIDTH},
+                xs[4] = {BATCH, 1, 28, 28}, ls[1] = {BATCH};
+  cudl_dataset *ds = NULL;
+  cudl_loader_config config = cudl_loader_config_default();
+  cudl_tensor *x = NULL, *labels = NULL;
+  cudl_optimizer_config oc;
+  int k;
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
+  config.batch = BATCH;
+  config.seed = 1;
+  config.drop_last = 1;
+  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  CHECK(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &oc));
+  oc.momentum = 0.9f;
+  fprintf(json,
+          "{\"experiment\": \"init\", \"width\": %d, \"activation\": "
+          "\"sigmoid\", \"steps\": %d, \"batch\": %d, \"lr\": 0.1, "
+          "\"runs\": [",
+          WIDTH, steps, BATCH);
+  for (k = 0; k < 2; ++k) {
+    cudl_model *m = NULL;
+    cudl_optimizer *opt = NULL;
+    cudl_loader *loader = NULL;
+    float w[WIDTH * 784], logits[BATCH * 10], loss = 0.0f;
+    int32_t y[BATCH];
+    double spread = 0.0, loss_sum = 0.0;
+    int64_t rows_out = 0, hits = 0, seen = 0;
+    int step, u, j, r, distinct = 0, done = 0;
+    CHECK(
+        cudl_zoo_mlp(ctx, 3, shape, 1, widths, CUDL_ACT_SIGMOID, 0.0f, 10, &m));
+    CHECK(cudl_model_compile(m, BATCH));
+    CHECK(cudl_context_set_seed(ctx, 1));
+    CHECK(cudl_model_init(m, inits[k].scheme));
+    CHECK(cudl_optimizer_create(ctx, &oc,
+                                cudl_tensor_numel(cudl_model_params(m)), &opt));
+    CHECK(cudl_loader_create(ctx, ds, &config, &loader));
+    for (step = 1; step <= steps; ++step) {
+      CHECK(cudl_loader_next(loader, x, labels, &rows_out, &done));
+      CHECK(cudl_model_forward(m, x, labels, &loss));
+      CHECK(cudl_model_backward(m));
+      CHECK(cudl_optimizer_step(opt, cudl_model_params(m), cudl_model_grads(m),
+                                0.1f));
+      if (step > steps - TAIL) { /* training accuracy of the last batches */
+        CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits,
+                                       sizeof logits));
+        CHECK(cudl_tensor_copy_to_host(labels, y, sizeof y));
+        for (r = 0; r < BATCH; ++r) {
+          int best = 0;
+          for (j = 1; j < 10; ++j)
+            if (logits[r * 10 + j] > logits[r * 10 + best]) best = j;
+          hits += best == y[r];
+        }
+        seen += BATCH;
+        loss_sum += loss;
+      }
+    }
+    /* Hidden units: rows of hidden.0.weight. Identical rows compute the
+     * same function; count the distinct ones. */
+    CHECK(cudl_tensor_copy_to_host(cudl_model_param(m, "hidden.0.weight"), w,
+                                   sizeof w));
+    for (u = 0; u < WIDTH; ++u) {
+      int same = 0, v;
+      for (v = 0; v < u && !same; ++v)
+        same = memcmp(w + u * 784, w + v * 784, 784 * sizeof(float)) == 0;
+      distinct += !same;
+      for (j = 0; j < 784; ++j) {
+        const double d = fabs((double)w[u * 784 + j] - w[j]);
+        if (d > spread) spread = d;
+      }
+    }
+    fprintf(json,
+            "%s\n    {\"init\": \"%s\", \"distinct_units\": %d, "
+            "\"max_weight_difference\": %.6g, \"train_loss\": %.6g, "
+            "\"train_accuracy\": %.4f}",
+            k ? "," : "", inits[k].name, distinct, spread, loss_sum / TAIL,
+            (double)hits / (double)seen);
+    printf(
+        "  %-6s init: %2d distinct hidden units of %d (largest weight "
+        "difference %.3g), loss %.3f, train accuracy %.3f\n",
+        inits[k].name, distinct, WIDTH, spread, loss_sum / TAIL,
+        (double)hits / (double)seen);
+    cudl_loader_destroy(loader);
+    cudl_optimizer_destroy(opt);
+    cudl_model_destroy(m);
+  }
+  fprintf(json, "\n  ]}\n");
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_dataset_destroy(ds);
+}
+
 int main(int argc, char **argv) {
   const char *json_path = NULL;
   int full = 0, i;
   cudl_context *ctx = NULL;
   FILE *json;
   if (argc < 2) {
-    fprintf(stderr,
-            "usage: chapter boolean|vanishing|dying [--full] --json PATH\n");
+    fprintf(
+        stderr,
+        "usage: chapter boolean|vanishing|dying|init [--full] --json PATH\n");
     return 2;
   }
   for (i = 2; i < argc; ++i) {
@@ -383,6 +488,8 @@ int main(int argc, char **argv) {
     vanishing_experiment(ctx, json, full);
   else if (strcmp(argv[1], "dying") == 0)
     dying_experiment(ctx, json, full);
+  else if (strcmp(argv[1], "init") == 0)
+    init_experiment(ctx, json, full);
   else {
     fprintf(stderr, "chapter: unknown experiment %s\n", argv[1]);
     return 2;

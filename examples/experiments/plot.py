@@ -81,12 +81,31 @@ def dying(doc, ax):
               loc="upper left")
 
 
+def init(doc, ax):
+    """Distinct hidden units and training accuracy, zero against random."""
+    runs = doc["runs"]
+    names = [r["init"] for r in runs]
+    ax.bar([0, 1], [r["distinct_units"] for r in runs], width=0.6,
+           color=["tab:red", "tab:blue"])
+    for i, r in enumerate(runs):
+        ax.text(i, r["distinct_units"] + 0.5,
+                f"{r['distinct_units']} of {doc['width']} distinct\n"
+                f"train accuracy {r['train_accuracy']:.3f}",
+                ha="center", fontsize=9)
+    ax.set_xticks([0, 1], [f"{n} initialisation" for n in names])
+    ax.set_ylim(0, doc["width"] * 1.3)
+    ax.set_ylabel("distinct hidden units after training")
+    ax.set_title(f"784-{doc['width']}-10 {doc['activation']} MLP, "
+                 f"{doc['steps']} SGD steps: zeros never break the symmetry")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     doc = json.load(open(sys.argv[1]))
     fig, ax = plt.subplots(figsize=(8, 5))
-    {"boolean": boolean, "vanishing": vanishing, "dying": dying}[doc["experiment"]](doc, ax)
+    {"boolean": boolean, "vanishing": vanishing, "dying": dying,
+     "init": init}[doc["experiment"]](doc, ax)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)
