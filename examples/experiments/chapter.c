@@ -13,6 +13,8 @@
  *                                            rate: ReLU, leaky ReLU, PReLU
  *   chapter init      [--full] --json PATH   zero against random
  *                                            initialisation: symmetry
+ *   chapter overfit   [--full] --json PATH   the train/test gap on 1000
+ *                                            images, and what narrows it
  *
  * --full runs more seeds or batches: the quick runs take a minute or two on
  * a 2-core CPU.
@@ -449,6 +451,223 @@ static void init_experiment(cudl_context *ctx, FILE *json, int full) {
   cudl_dataset_destroy(ds);
 }
 
+/* ---- overfitting and what fights it ---- */
+
+/* conv 3x3 (32) [BN] ReLU pool, conv 3x3 (64) [BN] ReLU pool, [dropout]
+ * fc 128 ReLU [dropout] fc 10: the small CNN with each regulariser
+ * optional. */
+static cudl_model *overfit_cnn(cudl_context *ctx, int batchnorm,
+                               float dropout) {
+  const int64_t shape[3] = {1, 28, 28};
+  const char *convs[2] = {"conv1", "conv2"}, *bns[2] = {"bn1", "bn2"};
+  const int64_t channels[2] = {32, 64};
+  cudl_conv2d_desc conv = CUDL_CONV2D_DESC_DEFAULT;
+  cudl_pool2d_desc pool;
+  cudl_model *m = NULL;
+  int node = 0, i;
+  memset(&pool, 0, sizeof pool);
+  pool.kernel_h = pool.kernel_w = pool.stride_h = pool.stride_w = 2;
+  conv.pad_h = conv.pad_w = 1;
+  CHECK(cudl_model_create(ctx, 3, shape, &m));
+  for (i = 0; i < 2; ++i) {
+    CHECK(cudl_model_add_conv2d(m, node, convs[i], channels[i], 3, 3, &conv,
+                                !batchnorm, &node));
+    if (batchnorm)
+      CHECK(cudl_model_add_batchnorm(m, node, bns[i], 0.1f, 1e-5f, &node));
+    CHECK(cudl_model_add_activation(m, node, CUDL_ACT_RELU, 0.0f, &node));
+    CHECK(cudl_model_add_pool2d(m, node, 1, &pool, &node));
+  }
+  CHECK(cudl_model_add_flatten(m, node, &node));
+  if (dropout > 0.0f) CHECK(cudl_model_add_dropout(m, node, dropout, &node));
+  CHECK(cudl_model_add_linear(m, node, "fc1", 128, 1, &node));
+  CHECK(cudl_model_add_activation(m, node, CUDL_ACT_RELU, 0.0f, &node));
+  if (dropout > 0.0f) CHECK(cudl_model_add_dropout(m, node, dropout, &node));
+  CHECK(cudl_model_add_linear(m, node, "fc2", 10, 1, &node));
+  CHECK(cudl_model_set_output(m, node, CUDL_MODEL_LOSS_CROSS_ENTROPY));
+  return m;
+}
+
+/* Accuracy of m on ds (evaluation mode, in batches through the loader's
+ * normalisation); the softmax probabilities are added to probs when it is
+ * not NULL ([count, 10]). */
+static double evaluate(cudl_context *ctx, cudl_model *m, cudl_dataset *ds,
+                       const cudl_loader_config *train_config, int64_t batch,
+                       cudl_tensor *x, cudl_tensor *labels, double *probs) {
+  cudl_loader_config config = *train_config;
+  cudl_loader *loader = NULL;
+  int64_t rows = 0, hits = 0, seen = 0, r;
+  int done = 0, j;
+  float *logits = (float *)malloc((size_t)batch * 10 * sizeof(float));
+  int32_t *y = (int32_t *)malloc((size_t)batch * sizeof(int32_t));
+  config.batch = batch;
+  config.shuffle = 0;
+  config.augment = 0;
+  config.drop_last = 0;
+  CHECK(cudl_model_set_training(m, 0));
+  CHECK(cudl_loader_create(ctx, ds, &config, &loader));
+  while (!done) {
+    cudl_tensor *xv = NULL, *lv = NULL;
+    CHECK(cudl_loader_next(loader, x, labels, &rows, &done));
+    CHECK(cudl_tensor_narrow(x, 0, rows, &xv));
+    CHECK(cudl_tensor_narrow(labels, 0, rows, &lv));
+    CHECK(cudl_model_forward(m, xv, NULL, NULL));
+    CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits,
+                                   (size_t)rows * 10 * sizeof(float)));
+    CHECK(cudl_tensor_copy_to_host(lv, y, (size_t)rows * sizeof(int32_t)));
+    for (r = 0; r < rows; ++r) {
+      double top = logits[r * 10], sum = 0.0;
+      int best = 0;
+      for (j = 1; j < 10; ++j)
+        if (logits[r * 10 + j] > top) top = logits[r * 10 + (best = j)];
+      hits += best == y[r];
+      if (probs == NULL) continue;
+      for (j = 0; j < 10; ++j) sum += exp(logits[r * 10 + j] - top);
+      for (j = 0; j < 10; ++j)
+        probs[(seen + r) * 10 + j] += exp(logits[r * 10 + j] - top) / sum;
+    }
+    seen += rows;
+    cudl_tensor_destroy(xv);
+    cudl_tensor_destroy(lv);
+  }
+  cudl_loader_destroy(loader);
+  CHECK(cudl_model_set_training(m, 1));
+  free(logits);
+  free(y);
+  return (double)hits / (double)seen;
+}
+
+static void overfit_experiment(cudl_context *ctx, FILE *json, int full) {
+  enum { SUBSET = 1000, BATCH = 64, EVAL = 500, ENSEMBLE = 5 };
+  static const struct {
+    const char *name;
+    int batchnorm, augment;
+    float dropout, weight_decay;
+  } configs[] = {{"none", 0, 0, 0.0f, 0.0f},
+                 {"dropout 0.5", 0, 0, 0.5f, 0.0f},
+                 {"weight decay 5e-3", 0, 0, 0.0f, 5e-3f},
+                 {"batch norm", 1, 0, 0.0f, 0.0f},
+                 {"augmentation", 0, 1, 0.0f, 0.0f}};
+  const int epochs = full ? 100 : 30;
+  const int64_t xs[4] = {EVAL, 1, 28, 28}, ls[1] = {EVAL};
+  const int64_t txs[4] = {BATCH, 1, 28, 28}, tls[1] = {BATCH};
+  cudl_dataset *train_full = NULL, *train = NULL, *test = NULL;
+  cudl_loader_config config = cudl_loader_config_default();
+  cudl_tensor *x = NULL, *labels = NULL, *tx = NULL, *tl = NULL;
+  uint8_t *pixels = (uint8_t *)malloc((size_t)SUBSET * 784), y[SUBSET];
+  double *probs = NULL, mean_single = 0.0;
+  int c, i, first = 1;
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &train_full));
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 0, &test));
+  /* The first SUBSET training images: a small set a CNN can memorise. */
+  for (i = 0; i < SUBSET; ++i) {
+    memcpy(pixels + (size_t)i * 784, cudl_dataset_image(train_full, i), 784);
+    y[i] = (uint8_t)cudl_dataset_label(train_full, i);
+  }
+  CHECK(cudl_dataset_create(ctx, SUBSET, 1, 28, 28, 10, pixels, y, &train));
+  free(pixels);
+  CHECK(cudl_dataset_channel_stats(train_full, config.mean, config.std));
+  config.batch = BATCH;
+  config.seed = 1;
+  config.crop_padding = 2;
+  config.horizontal_flip = 1;
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, txs, &tx));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, tls, &tl));
+  probs =
+      (double *)calloc((size_t)cudl_dataset_count(test) * 10, sizeof *probs);
+  fprintf(json,
+          "{\"experiment\": \"overfit\", \"train_images\": %d, "
+          "\"test_images\": %lld, \"epochs\": %d, \"batch\": %d, "
+          "\"optimizer\": \"sgd momentum 0.9, lr 0.02\", \"runs\": [",
+          SUBSET, (long long)cudl_dataset_count(test), epochs, BATCH);
+  /* Each regulariser alone, then ENSEMBLE unregularised models (seeds 1..)
+   * whose averaged probabilities are the ensemble. */
+  for (c = 0; c < 5 + ENSEMBLE - 1; ++c) {
+    const int k = c < 5 ? c : 0;
+    const uint64_t seed = c < 5 ? 1 : (uint64_t)(c - 3);
+    cudl_model *m = overfit_cnn(ctx, configs[k].batchnorm, configs[k].dropout);
+    cudl_optimizer *opt = NULL;
+    cudl_optimizer_config oc;
+    cudl_loader *loader = NULL;
+    cudl_loader_config tc = config;
+    double train_acc, test_acc;
+    int64_t rows = 0;
+    int epoch, done;
+    CHECK(cudl_model_compile(m, EVAL));
+    CHECK(cudl_context_set_seed(ctx, seed));
+    CHECK(cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+    CHECK(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &oc));
+    oc.momentum = 0.9f;
+    oc.weight_decay = configs[k].weight_decay;
+    CHECK(cudl_optimizer_create(ctx, &oc,
+                                cudl_tensor_numel(cudl_model_params(m)), &opt));
+    tc.augment = configs[k].augment;
+    tc.seed = seed;
+    CHECK(cudl_loader_create(ctx, train, &tc, &loader));
+    for (epoch = 0; epoch < epochs; ++epoch) {
+      done = 0;
+      while (!done) {
+        cudl_tensor *xv = NULL, *lv = NULL;
+        CHECK(cudl_loader_next(loader, tx, tl, &rows, &done));
+        CHECK(cudl_tensor_narrow(tx, 0, rows, &xv));
+        CHECK(cudl_tensor_narrow(tl, 0, rows, &lv));
+        CHECK(cudl_model_forward(m, xv, lv, NULL));
+        CHECK(cudl_model_backward(m));
+        CHECK(cudl_optimizer_step(opt, cudl_model_params(m),
+                                  cudl_model_grads(m), 0.02f));
+        cudl_tensor_destroy(xv);
+        cudl_tensor_destroy(lv);
+      }
+    }
+    cudl_loader_destroy(loader);
+    train_acc = evaluate(ctx, m, train, &config, EVAL, x, labels, NULL);
+    test_acc =
+        evaluate(ctx, m, test, &config, EVAL, x, labels, k == 0 ? probs : NULL);
+    if (k == 0) mean_single += test_acc / ENSEMBLE;
+    fprintf(json,
+            "%s\n    {\"regulariser\": \"%s\", \"seed\": %llu, "
+            "\"train_accuracy\": %.4f, \"test_accuracy\": %.4f, "
+            "\"gap\": %.4f}",
+            first ? "" : ",", configs[k].name, (unsigned long long)seed,
+            train_acc, test_acc, train_acc - test_acc);
+    first = 0;
+    printf("  %-18s seed %llu: train %.3f, test %.3f, gap %.3f\n",
+           configs[k].name, (unsigned long long)seed, train_acc, test_acc,
+           train_acc - test_acc);
+    cudl_optimizer_destroy(opt);
+    cudl_model_destroy(m);
+  }
+  {
+    /* The ensemble: the argmax of the averaged probabilities. */
+    const int64_t n = cudl_dataset_count(test);
+    int64_t r, hits = 0;
+    int j;
+    for (r = 0; r < n; ++r) {
+      int best = 0;
+      for (j = 1; j < 10; ++j)
+        if (probs[r * 10 + j] > probs[r * 10 + best]) best = j;
+      hits += best == cudl_dataset_label(test, r);
+    }
+    fprintf(json,
+            "\n  ], \"ensemble\": {\"models\": %d, \"test_accuracy\": "
+            "%.4f, \"mean_single_test_accuracy\": %.4f}}\n",
+            ENSEMBLE, (double)hits / (double)n, mean_single);
+    printf(
+        "  ensemble of %d unregularised models: test %.3f (their mean "
+        "alone %.3f)\n",
+        ENSEMBLE, (double)hits / (double)n, mean_single);
+  }
+  free(probs);
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_tensor_destroy(tx);
+  cudl_tensor_destroy(tl);
+  cudl_dataset_destroy(train);
+  cudl_dataset_destroy(train_full);
+  cudl_dataset_destroy(test);
+}
+
 int main(int argc, char **argv) {
   const char *json_path = NULL;
   int full = 0, i;
@@ -457,7 +676,8 @@ int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(
         stderr,
-        "usage: chapter boolean|vanishing|dying|init [--full] --json PATH\n");
+        "usage: chapter boolean|vanishing|dying|init|overfit [--full] --json "
+        "PATH\n");
     return 2;
   }
   for (i = 2; i < argc; ++i) {
@@ -490,6 +710,8 @@ int main(int argc, char **argv) {
     dying_experiment(ctx, json, full);
   else if (strcmp(argv[1], "init") == 0)
     init_experiment(ctx, json, full);
+  else if (strcmp(argv[1], "overfit") == 0)
+    overfit_experiment(ctx, json, full);
   else {
     fprintf(stderr, "chapter: unknown experiment %s\n", argv[1]);
     return 2;

@@ -99,13 +99,47 @@ def init(doc, ax):
                  f"{doc['steps']} SGD steps: zeros never break the symmetry")
 
 
+def overfit(doc, ax):
+    """Train and test accuracy per regulariser (seed 1), the unregularised
+    seeds' spread, and the ensemble."""
+    runs = doc["runs"]
+    names = []
+    train, test = [], []
+    for r in runs:
+        if r["regulariser"] == "none" and r["seed"] != 1:
+            continue
+        names.append(r["regulariser"])
+        train.append(r["train_accuracy"])
+        test.append(r["test_accuracy"])
+    plain = [r["test_accuracy"] for r in runs if r["regulariser"] == "none"]
+    ens = doc["ensemble"]
+    names.append(f"ensemble of {ens['models']}")
+    train.append(float("nan"))
+    test.append(ens["test_accuracy"])
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], train, width=0.4, color="tab:grey",
+           label="train accuracy (the 1000 images)")
+    ax.bar([x + 0.2 for x in xs], test, width=0.4, color="tab:blue",
+           label="test accuracy (10000 images)")
+    ax.axhspan(min(plain), max(plain), color="tab:blue", alpha=0.15,
+               label=f"test accuracy of {len(plain)} unregularised seeds")
+    for x, t in zip(xs, test):
+        ax.text(x + 0.2, t + 0.003, f"{t:.3f}", ha="center", fontsize=8)
+    ax.set_xticks(list(xs), names, rotation=15, fontsize=8)
+    ax.set_ylim(0.75, 1.02)
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Overfitting {doc['train_images']} Fashion-MNIST images "
+                 f"({doc['epochs']} epochs)")
+    ax.legend(fontsize=8, loc="upper right")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     doc = json.load(open(sys.argv[1]))
     fig, ax = plt.subplots(figsize=(8, 5))
     {"boolean": boolean, "vanishing": vanishing, "dying": dying,
-     "init": init}[doc["experiment"]](doc, ax)
+     "init": init, "overfit": overfit}[doc["experiment"]](doc, ax)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)
