@@ -15,6 +15,8 @@
  *                                            initialisation: symmetry
  *   chapter overfit   [--full] --json PATH   the train/test gap on 1000
  *                                            images, and what narrows it
+ *   chapter degradation [--full] --json PATH training error of plain-20/56
+ *                                            and ResNet-20/56
  *
  * --full runs more seeds or batches: the quick runs take a minute or two on
  * a 2-core CPU.
@@ -668,16 +670,107 @@ static void overfit_experiment(cudl_context *ctx, FILE *json, int full) {
   cudl_dataset_destroy(test);
 }
 
+/* ---- degradation: plain deep nets against ResNets ---- */
+
+static void degradation_experiment(cudl_context *ctx, FILE *json, int full) {
+  enum { BATCH = 128, EVERY = 10 };
+  static const struct {
+    int depth, plain;
+    const char *name;
+  } nets[] = {{20, 1, "plain-20"},
+              {56, 1, "plain-56"},
+              {20, 0, "resnet-20"},
+              {56, 0, "resnet-56"}};
+  const int steps = full ? 4680 : 300; /* full: 10 epochs of 468 batches */
+  const int64_t xs[4] = {BATCH, 1, 28, 28}, ls[1] = {BATCH};
+  cudl_dataset *ds = NULL;
+  cudl_loader_config config = cudl_loader_config_default();
+  cudl_tensor *x = NULL, *labels = NULL;
+  int n, first = 1;
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
+  config.batch = BATCH;
+  config.seed = 1;
+  config.drop_last = 1;
+  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  fprintf(json,
+          "{\"experiment\": \"degradation\", \"steps\": %d, \"batch\": "
+          "%d, \"every\": %d, \"optimizer\": \"sgd momentum 0.9, lr 0.1, "
+          "weight decay 1e-4\", \"runs\": [",
+          steps, BATCH, EVERY);
+  for (n = 0; n < 4; ++n) {
+    cudl_model *m = NULL;
+    cudl_optimizer *opt = NULL;
+    cudl_optimizer_config oc;
+    cudl_loader *loader = NULL;
+    float logits[BATCH * 10], loss = 0.0f;
+    int32_t y[BATCH];
+    int64_t rows = 0, hits = 0, seen = 0;
+    double loss_sum = 0.0, last_error = 0.0;
+    int step, done = 0, r, j;
+    CHECK(
+        cudl_zoo_resnet(ctx, nets[n].depth, nets[n].plain, 1, 28, 28, 10, &m));
+    CHECK(cudl_model_compile(m, BATCH));
+    CHECK(cudl_context_set_seed(ctx, 1));
+    CHECK(cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+    CHECK(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &oc));
+    oc.momentum = 0.9f;
+    oc.weight_decay = 1e-4f;
+    CHECK(cudl_optimizer_create(ctx, &oc,
+                                cudl_tensor_numel(cudl_model_params(m)), &opt));
+    CHECK(cudl_loader_create(ctx, ds, &config, &loader));
+    fprintf(json, "%s\n    {\"model\": \"%s\", \"train_error\": [",
+            first ? "" : ",", nets[n].name);
+    first = 0;
+    for (step = 1; step <= steps; ++step) {
+      CHECK(cudl_loader_next(loader, x, labels, &rows, &done));
+      CHECK(cudl_model_forward(m, x, labels, &loss));
+      CHECK(cudl_model_backward(m));
+      CHECK(cudl_optimizer_step(opt, cudl_model_params(m), cudl_model_grads(m),
+                                0.1f));
+      /* Training error of the batches of the last EVERY steps, before each
+       * step's update (what the forward saw). */
+      CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits,
+                                     sizeof logits));
+      CHECK(cudl_tensor_copy_to_host(labels, y, sizeof y));
+      for (r = 0; r < BATCH; ++r) {
+        int best = 0;
+        for (j = 1; j < 10; ++j)
+          if (logits[r * 10 + j] > logits[r * 10 + best]) best = j;
+        hits += best == y[r];
+      }
+      seen += BATCH;
+      loss_sum += loss;
+      if (step % EVERY == 0) {
+        last_error = 1.0 - (double)hits / (double)seen;
+        fprintf(json, "%s%.4f", step == EVERY ? "" : ", ", last_error);
+        hits = seen = 0;
+      }
+    }
+    fprintf(json, "]}");
+    printf("  %-9s: training error of the last %d steps %.3f (loss %.3f)\n",
+           nets[n].name, EVERY, last_error, (double)loss);
+    (void)loss_sum;
+    cudl_loader_destroy(loader);
+    cudl_optimizer_destroy(opt);
+    cudl_model_destroy(m);
+  }
+  fprintf(json, "\n  ]}\n");
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_dataset_destroy(ds);
+}
+
 int main(int argc, char **argv) {
   const char *json_path = NULL;
   int full = 0, i;
   cudl_context *ctx = NULL;
   FILE *json;
   if (argc < 2) {
-    fprintf(
-        stderr,
-        "usage: chapter boolean|vanishing|dying|init|overfit [--full] --json "
-        "PATH\n");
+    fprintf(stderr,
+            "usage: chapter boolean|vanishing|dying|init|overfit|degradation "
+            "[--full] --json PATH\n");
     return 2;
   }
   for (i = 2; i < argc; ++i) {
@@ -712,6 +805,8 @@ int main(int argc, char **argv) {
     init_experiment(ctx, json, full);
   else if (strcmp(argv[1], "overfit") == 0)
     overfit_experiment(ctx, json, full);
+  else if (strcmp(argv[1], "degradation") == 0)
+    degradation_experiment(ctx, json, full);
   else {
     fprintf(stderr, "chapter: unknown experiment %s\n", argv[1]);
     return 2;

@@ -133,13 +133,30 @@ def overfit(doc, ax):
     ax.legend(fontsize=8, loc="upper right")
 
 
+def degradation(doc, ax):
+    """Training error against steps: plain nets dashed, ResNets solid."""
+    colours = {"20": "tab:blue", "56": "tab:red"}
+    for run in doc["runs"]:
+        kind, depth = run["model"].split("-")
+        errors = run["train_error"]
+        steps = [doc["every"] * (i + 1) for i in range(len(errors))]
+        ax.plot(steps, [100 * e for e in errors], color=colours[depth],
+                linestyle="-" if kind == "resnet" else "--", label=run["model"])
+    ax.set_xlabel(f"training step (batch {doc['batch']}; {doc['optimizer']})")
+    ax.set_ylabel(f"training error %, batches of the last {doc['every']} steps")
+    ax.set_title("Degradation: plain nets (dashed) against ResNets (solid), "
+                 "Fashion-MNIST")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=8)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     doc = json.load(open(sys.argv[1]))
     fig, ax = plt.subplots(figsize=(8, 5))
     {"boolean": boolean, "vanishing": vanishing, "dying": dying,
-     "init": init, "overfit": overfit}[doc["experiment"]](doc, ax)
+     "init": init, "overfit": overfit, "degradation": degradation}[doc["experiment"]](doc, ax)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=100)

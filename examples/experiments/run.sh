@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run one of the chapter's experiments and plot it (docs/experiments.md):
-#   examples/experiments/run.sh boolean|vanishing|dying|init|overfit [--full] [OUT_DIR]
+#   examples/experiments/run.sh boolean|vanishing|dying|init|overfit|degradation [--full] [OUT_DIR]
 # Builds cudl into build/ if needed; writes OUT_DIR/NAME.json and NAME.png
 # (OUT_DIR defaults to experiments-out). The plot needs python3-matplotlib.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-name=${1:?usage: run.sh boolean|vanishing|dying|init|overfit [--full] [OUT_DIR]}
+name=${1:?usage: run.sh boolean|vanishing|dying|init|overfit|degradation [--full] [OUT_DIR]}
 shift
 full=()
 if [ "${1:-}" = "--full" ]; then full=(--full); shift; fi
