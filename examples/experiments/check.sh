@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ctest: the quick experiments still show the chapter's claims.
+#   check.sh CHAPTER_BINARY SCRATCH_DIR
+# boolean: XOR stays at ln 2 without a hidden layer and is learned with one;
+# init: zero initialisation leaves one distinct hidden unit, Xavier's all.
+set -euo pipefail
+chapter=$1
+out=$2
+mkdir -p "$out"
+"$chapter" boolean --json "$out/boolean.json" >/dev/null
+"$chapter" init --json "$out/init.json" >/dev/null
+python3 - "$out/boolean.json" "$out/init.json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+xor = [r for r in runs if r["function"] == "xor"]
+flat = [r for r in xor if r["model"] == "no-hidden"]
+hidden = [r for r in xor if r["model"] == "one-hidden"]
+assert flat and all(r["final_loss"] > 0.69 and r["max_abs_logit"] < 1e-3 for r in flat), flat
+assert hidden and all(r["final_loss"] < 0.01 and r["accuracy"] == 1.0 for r in hidden), hidden
+for f in ("and", "or"):
+    assert all(r["accuracy"] == 1.0 for r in runs if r["function"] == f), f
+init = {r["init"]: r for r in json.load(open(sys.argv[2]))["runs"]}
+assert init["zeros"]["distinct_units"] == 1, init["zeros"]
+assert init["xavier"]["distinct_units"] == 32, init["xavier"]
+assert init["xavier"]["train_accuracy"] > init["zeros"]["train_accuracy"] + 0.2, init
+print("experiments: XOR and the symmetry of zero initialisation as the chapter says")
+PY
