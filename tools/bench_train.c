@@ -154,6 +154,13 @@ int cudl_bench_train(int argc, char **argv) {
       return EXIT_USAGE;
     }
   }
+  if (!cudl_tool_zoo_name_valid(model_name)) {
+    fprintf(stderr,
+            "cudl bench train: unknown model '%s': small-cnn, mlp, resnetN or "
+            "plainN\n",
+            model_name);
+    return EXIT_USAGE;
+  }
   if (strcmp(device, "cpu") == 0) {
     kind = CUDL_DEVICE_CPU;
   } else if (strncmp(device, "cuda", 4) == 0) {

@@ -10,9 +10,13 @@ int cudl_cmd_eval(int argc, char **argv);
 int cudl_cmd_predict(int argc, char **argv);
 int cudl_cmd_bench(int argc, char **argv); /* tools/bench.c */
 
-/* The zoo model called `name` (small-cnn, resnetN, plainN, mlp) for
- * c x h x w images of `classes` classes; an unknown name is reported on
- * stderr and gives CUDL_ERR_INVALID_ARGUMENT (tools/train.c). */
+/* 1 when `name` is a zoo model's name: small-cnn, mlp, resnetN, plainN
+ * (whether N is a valid depth is the zoo's to say). */
+int cudl_tool_zoo_name_valid(const char *name);
+
+/* The zoo model called `name` for c x h x w images of `classes` classes
+ * (tools/train.c); CUDL_ERR_INVALID_ARGUMENT for a name that
+ * cudl_tool_zoo_name_valid rejects. */
 cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
                                 double dropout, int64_t c, int64_t h,
                                 int64_t w, int64_t classes,

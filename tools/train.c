@@ -259,6 +259,13 @@ static int parse_options(int argc, char **argv, options *o) {
     }
     i += takes_value;
   }
+  if (!cudl_tool_zoo_name_valid(o->model)) {
+    fprintf(stderr,
+            "cudl: unknown model '%s': small-cnn, mlp, resnetN or plainN "
+            "(N = 20, 32, 44, 56, 110, ...)\n",
+            o->model);
+    return EXIT_USAGE;
+  }
   return 0;
 }
 
@@ -286,6 +293,15 @@ static int open_context(const char *device, cudl_context **ctx) {
   return 0;
 }
 
+int cudl_tool_zoo_name_valid(const char *name) {
+  long long depth;
+  return strcmp(name, "small-cnn") == 0 || strcmp(name, "mlp") == 0 ||
+         (strncmp(name, "resnet", 6) == 0 &&
+          parse_int(name + 6, 1, 1000, &depth)) ||
+         (strncmp(name, "plain", 5) == 0 &&
+          parse_int(name + 5, 1, 1000, &depth));
+}
+
 cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
                                 double dropout, int64_t c, int64_t h, int64_t w,
                                 int64_t classes, cudl_model **model) {
@@ -301,7 +317,7 @@ cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
     return cudl_zoo_mlp(ctx, 3, shape, 2, widths, CUDL_ACT_RELU, 0.0f, classes,
                         model);
   }
-  fprintf(stderr, "cudl: unknown model '%s'\n", name);
+  (void)name; /* callers check cudl_tool_zoo_name_valid first */
   return CUDL_ERR_INVALID_ARGUMENT;
 }
 

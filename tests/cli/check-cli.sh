@@ -157,6 +157,10 @@ expect_grep "diagnostics checked" "diagnostics lines consistent" "$scratch/diag.
   --device cpu >/dev/null 2>"$scratch/diag-usage.err"
 expect "--diagnostics without --metrics is a usage error" 2 $?
 expect_grep "it says to add --metrics" "add --metrics" "$scratch/diag-usage.err"
+"$cudl" train --model nonesuch --device cpu >/dev/null 2>"$scratch/model.err"
+expect "train with an unknown model is a usage error" 2 $?
+expect "it says so in one line" 1 "$(wc -l <"$scratch/model.err")"
+expect_grep "the line names the model and the choices" "unknown model 'nonesuch': small-cnn" "$scratch/model.err"
 "$cudl" train --epochs 0 >/dev/null 2>&1
 expect "train with a bad option value is a usage error" 2 $?
 "$cudl" train --frobnicate >/dev/null 2>&1
@@ -232,7 +236,7 @@ expect_grep "bench JSON checked" "bench JSON consistent" "$scratch/bench-json.ou
 "$cudl" bench ops --samples 0 >/dev/null 2>&1
 expect "bench ops with a bad value is a usage error" 2 $?
 "$cudl" bench train --model nonesuch --device cpu >/dev/null 2>"$scratch/bench-bad.err"
-expect "bench train with an unknown model fails" 1 $?
+expect "bench train with an unknown model is a usage error" 2 $?
 expect_grep "bench train names the model" "nonesuch" "$scratch/bench-bad.err"
 "$cudl" bench frobnicate >/dev/null 2>&1
 expect "an unknown bench is a usage error" 2 $?
