@@ -46,6 +46,53 @@ static void sgd(cudl_context *ctx, cudl_model *m, float lr) {
                  cudl_model_params(m)));
 }
 
+/* The Fashion-MNIST training set, a loader config for it (batches of
+ * `batch`, seed 1, no partial batch, the set's own normalisation) and the
+ * batch tensors the loader fills. */
+static cudl_dataset *fashion_batches(cudl_context *ctx, int64_t batch,
+                                     cudl_loader_config *config,
+                                     cudl_tensor **x, cudl_tensor **labels) {
+  const int64_t xs[4] = {batch, 1, 28, 28};
+  cudl_dataset *ds = NULL;
+  *config = cudl_loader_config_default();
+  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
+  config->batch = batch;
+  config->seed = 1;
+  config->drop_last = 1;
+  CHECK(cudl_dataset_channel_stats(ds, config->mean, config->std));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, x));
+  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, &batch, labels));
+  return ds;
+}
+
+/* The class with the largest of 10 scores (the first of equal ones). */
+static int top_class(const float *scores) {
+  int best = 0, j;
+  for (j = 1; j < 10; ++j)
+    if (scores[j] > scores[best]) best = j;
+  return best;
+}
+
+/* Correct top-1 predictions of the last forward's output ([rows, 10])
+ * against labels ([rows] i32). */
+static int64_t output_hits(cudl_context *ctx, cudl_model *m,
+                           const cudl_tensor *labels, int64_t rows) {
+  float *logits = (float *)malloc((size_t)rows * 10 * sizeof(float));
+  int32_t *y = (int32_t *)malloc((size_t)rows * sizeof(int32_t));
+  int64_t r, hits = 0;
+  if (logits == NULL || y == NULL) {
+    fprintf(stderr, "chapter: out of memory\n");
+    exit(1);
+  }
+  CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits,
+                                 (size_t)rows * 10 * sizeof(float)));
+  CHECK(cudl_tensor_copy_to_host(labels, y, (size_t)rows * sizeof(int32_t)));
+  for (r = 0; r < rows; ++r) hits += top_class(logits + r * 10) == y[r];
+  free(logits);
+  free(y);
+  return hits;
+}
+
 /* Train a 2-input model on a truth table; write its loss curve. */
 static void boolean_run(cudl_context *ctx, FILE *json, const char *function,
                         const float targets[4], int hidden, uint64_t seed,
@@ -145,22 +192,15 @@ static void vanishing_experiment(cudl_context *ctx, FILE *json, int full) {
       {"relu", CUDL_ACT_RELU, CUDL_INIT_PYTORCH_DEFAULT, "default"}};
   enum { DEPTH = 20, WIDTH = 100, BATCH = 128 };
   const int batches = full ? 50 : 10;
-  const int64_t shape[3] = {1, 28, 28}, xs[4] = {BATCH, 1, 28, 28},
-                ls[1] = {BATCH};
+  const int64_t shape[3] = {1, 28, 28};
   int64_t widths[DEPTH];
   cudl_dataset *ds = NULL;
   cudl_loader *loader = NULL;
-  cudl_loader_config config = cudl_loader_config_default();
+  cudl_loader_config config;
   cudl_tensor *x = NULL, *labels = NULL;
   int a, i;
   for (i = 0; i < DEPTH; ++i) widths[i] = WIDTH;
-  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
-  config.batch = BATCH;
-  config.seed = 1;
-  config.drop_last = 1;
-  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  ds = fashion_batches(ctx, BATCH, &config, &x, &labels);
   fprintf(json,
           "{\"experiment\": \"vanishing\", \"depth\": %d, \"width\": %d, "
           "\"batch\": %d, \"batches\": %d, \"runs\": [",
@@ -262,19 +302,12 @@ static void dying_experiment(cudl_context *ctx, FILE *json, int full) {
   static const float lrs[] = {0.0001f, 0.001f, 0.01f, 0.03f, 0.1f};
   enum { BATCH = 128, WINDOW = 50 };
   const int steps = full ? 2000 : 300;
-  const int64_t xs[4] = {BATCH, 1, 28, 28}, ls[1] = {BATCH};
   cudl_dataset *ds = NULL;
-  cudl_loader_config config = cudl_loader_config_default();
+  cudl_loader_config config;
   cudl_tensor *x = NULL, *labels = NULL;
   cudl_optimizer_config oc;
   int a, l, first = 1;
-  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
-  config.batch = BATCH;
-  config.seed = 1;
-  config.drop_last = 1;
-  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  ds = fashion_batches(ctx, BATCH, &config, &x, &labels);
   CHECK(cudl_optimizer_config_default(CUDL_OPTIMIZER_ADAM, &oc));
   fprintf(json,
           "{\"experiment\": \"dying\", \"steps\": %d, \"window\": %d, "
@@ -360,20 +393,13 @@ static void init_experiment(cudl_context *ctx, FILE *json, int full) {
     cudl_init_scheme scheme;
   } inits[] = {{"zeros", CUDL_INIT_ZEROS}, {"xavier", CUDL_INIT_XAVIER_NORMAL}};
   const int steps = full ? 3000 : 600;
-  const int64_t shape[3] = {1, 28, 28}, widths[1] = {WIDTH},
-                xs[4] = {BATCH, 1, 28, 28}, ls[1] = {BATCH};
+  const int64_t shape[3] = {1, 28, 28}, widths[1] = {WIDTH};
   cudl_dataset *ds = NULL;
-  cudl_loader_config config = cudl_loader_config_default();
+  cudl_loader_config config;
   cudl_tensor *x = NULL, *labels = NULL;
   cudl_optimizer_config oc;
   int k;
-  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
-  config.batch = BATCH;
-  config.seed = 1;
-  config.drop_last = 1;
-  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  ds = fashion_batches(ctx, BATCH, &config, &x, &labels);
   CHECK(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &oc));
   oc.momentum = 0.9f;
   fprintf(json,
@@ -385,11 +411,10 @@ static void init_experiment(cudl_context *ctx, FILE *json, int full) {
     cudl_model *m = NULL;
     cudl_optimizer *opt = NULL;
     cudl_loader *loader = NULL;
-    float w[WIDTH * 784], logits[BATCH * 10], loss = 0.0f;
-    int32_t y[BATCH];
+    float w[WIDTH * 784], loss = 0.0f;
     double spread = 0.0, loss_sum = 0.0;
     int64_t rows_out = 0, hits = 0, seen = 0;
-    int step, u, j, r, distinct = 0, done = 0;
+    int step, u, j, distinct = 0, done = 0;
     CHECK(
         cudl_zoo_mlp(ctx, 3, shape, 1, widths, CUDL_ACT_SIGMOID, 0.0f, 10, &m));
     CHECK(cudl_model_compile(m, BATCH));
@@ -405,15 +430,7 @@ static void init_experiment(cudl_context *ctx, FILE *json, int full) {
       CHECK(cudl_optimizer_step(opt, cudl_model_params(m), cudl_model_grads(m),
                                 0.1f));
       if (step > steps - TAIL) { /* training accuracy of the last batches */
-        CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits,
-                                       sizeof logits));
-        CHECK(cudl_tensor_copy_to_host(labels, y, sizeof y));
-        for (r = 0; r < BATCH; ++r) {
-          int best = 0;
-          for (j = 1; j < 10; ++j)
-            if (logits[r * 10 + j] > logits[r * 10 + best]) best = j;
-          hits += best == y[r];
-        }
+        hits += output_hits(ctx, m, labels, BATCH);
         seen += BATCH;
         loss_sum += loss;
       }
@@ -517,10 +534,9 @@ static double evaluate(cudl_context *ctx, cudl_model *m, cudl_dataset *ds,
                                    (size_t)rows * 10 * sizeof(float)));
     CHECK(cudl_tensor_copy_to_host(lv, y, (size_t)rows * sizeof(int32_t)));
     for (r = 0; r < rows; ++r) {
-      double top = logits[r * 10], sum = 0.0;
-      int best = 0;
-      for (j = 1; j < 10; ++j)
-        if (logits[r * 10 + j] > top) top = logits[r * 10 + (best = j)];
+      const int best = top_class(logits + r * 10);
+      const double top = logits[r * 10 + best];
+      double sum = 0.0;
       hits += best == y[r];
       if (probs == NULL) continue;
       for (j = 0; j < 10; ++j) sum += exp(logits[r * 10 + j] - top);
@@ -682,18 +698,11 @@ static void degradation_experiment(cudl_context *ctx, FILE *json, int full) {
               {20, 0, "resnet-20"},
               {56, 0, "resnet-56"}};
   const int steps = full ? 4680 : 300; /* full: 10 epochs of 468 batches */
-  const int64_t xs[4] = {BATCH, 1, 28, 28}, ls[1] = {BATCH};
   cudl_dataset *ds = NULL;
-  cudl_loader_config config = cudl_loader_config_default();
+  cudl_loader_config config;
   cudl_tensor *x = NULL, *labels = NULL;
   int n, first = 1;
-  CHECK(cudl_dataset_load(ctx, "fashion-mnist", NULL, 1, &ds));
-  config.batch = BATCH;
-  config.seed = 1;
-  config.drop_last = 1;
-  CHECK(cudl_dataset_channel_stats(ds, config.mean, config.std));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, xs, &x));
-  CHECK(cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, ls, &labels));
+  ds = fashion_batches(ctx, BATCH, &config, &x, &labels);
   fprintf(json,
           "{\"experiment\": \"degradation\", \"steps\": %d, \"batch\": "
           "%d, \"every\": %d, \"optimizer\": \"sgd momentum 0.9, lr 0.1, "
@@ -704,11 +713,10 @@ static void degradation_experiment(cudl_context *ctx, FILE *json, int full) {
     cudl_optimizer *opt = NULL;
     cudl_optimizer_config oc;
     cudl_loader *loader = NULL;
-    float logits[BATCH * 10], loss = 0.0f;
-    int32_t y[BATCH];
+    float loss = 0.0f;
     int64_t rows = 0, hits = 0, seen = 0;
-    double loss_sum = 0.0, last_error = 0.0;
-    int step, done = 0, r, j;
+    double last_error = 0.0;
+    int step, done = 0;
     CHECK(
         cudl_zoo_resnet(ctx, nets[n].depth, nets[n].plain, 1, 28, 28, 10, &m));
     CHECK(cudl_model_compile(m, BATCH));
@@ -731,17 +739,8 @@ static void degradation_experiment(cudl_context *ctx, FILE *json, int full) {
                                 0.1f));
       /* Training error of the batches of the last EVERY steps, before each
        * step's update (what the forward saw). */
-      CHECK(cudl_tensor_copy_to_host(cudl_model_output(m), logits,
-                                     sizeof logits));
-      CHECK(cudl_tensor_copy_to_host(labels, y, sizeof y));
-      for (r = 0; r < BATCH; ++r) {
-        int best = 0;
-        for (j = 1; j < 10; ++j)
-          if (logits[r * 10 + j] > logits[r * 10 + best]) best = j;
-        hits += best == y[r];
-      }
+      hits += output_hits(ctx, m, labels, BATCH);
       seen += BATCH;
-      loss_sum += loss;
       if (step % EVERY == 0) {
         last_error = 1.0 - (double)hits / (double)seen;
         fprintf(json, "%s%.4f", step == EVERY ? "" : ", ", last_error);
@@ -751,7 +750,6 @@ static void degradation_experiment(cudl_context *ctx, FILE *json, int full) {
     fprintf(json, "]}");
     printf("  %-9s: training error of the last %d steps %.3f (loss %.3f)\n",
            nets[n].name, EVERY, last_error, (double)loss);
-    (void)loss_sum;
     cudl_loader_destroy(loader);
     cudl_optimizer_destroy(opt);
     cudl_model_destroy(m);
