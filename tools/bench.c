@@ -117,6 +117,22 @@ void bench_json_ints(FILE *f, const int64_t *v, int n) {
   fputc(']', f);
 }
 
+void bench_json_run_fields(FILE *f, cudl_context *ctx, int tf32) {
+  char name[256], date[32];
+  bench_device_name(ctx, name, sizeof name);
+  bench_utc_now(date, sizeof date);
+  fprintf(f, "  \"version\": ");
+  bench_json_string(f, cudl_version());
+  if (cudl_context_device(ctx) == CUDL_DEVICE_CUDA)
+    fprintf(f, ",\n  \"device\": \"cuda:%d\"", cudl_context_device_index(ctx));
+  else
+    fprintf(f, ",\n  \"device\": \"cpu\"");
+  fprintf(f, ",\n  \"device_name\": ");
+  bench_json_string(f, name);
+  fprintf(f, ",\n  \"threads\": %d,\n  \"date\": \"%s\",\n  \"tf32\": %s,\n",
+          bench_threads(), date, tf32 ? "true" : "false");
+}
+
 void bench_utc_now(char *buf, size_t size) {
   time_t now = time(NULL);
   struct tm tm;

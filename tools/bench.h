@@ -105,6 +105,10 @@ cudl_status bench_cudnn_time(cudl_context *ctx, bench_cudnn_op op, int backward,
 void bench_json_string(FILE *f, const char *s);
 /* Write n integers as a JSON array. */
 void bench_json_ints(FILE *f, const int64_t *v, int n);
+/* The fields every JSON object of `cudl bench` has, each on its own line
+ * and followed by a comma: version, device, device_name, threads, date,
+ * tf32 (docs/benchmarks.md). */
+void bench_json_run_fields(FILE *f, cudl_context *ctx, int tf32);
 /* UTC now as "YYYY-MM-DDTHH:MM:SSZ". */
 void bench_utc_now(char *buf, size_t size);
 /* The device's plain name for the JSON: "cpu", or the GPU's name as the

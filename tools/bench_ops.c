@@ -667,31 +667,16 @@ static void bench_sweep(ops_run *r) {
 
 static int write_json(const ops_run *r, const char *path) {
   FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
-  char date[32];
   int i;
   if (f == NULL) {
     fprintf(stderr, "cudl bench: cannot write %s: %s\n", path, strerror(errno));
     return 0;
   }
-  bench_utc_now(date, sizeof date);
   fprintf(f, "{\n  \"schema\": \"cudl-bench-ops/1\",\n  \"tool\": \"cudl\",\n");
-  fprintf(f, "  \"version\": ");
-  bench_json_string(f, cudl_version());
-  if (r->on_gpu)
-    fprintf(f, ",\n  \"device\": \"cuda:%d\",\n  \"device_name\": ",
-            cudl_context_device_index(r->ctx));
-  else
-    fprintf(f, ",\n  \"device\": \"cpu\",\n  \"device_name\": ");
-  {
-    char name[256];
-    bench_device_name(r->ctx, name, sizeof name);
-    bench_json_string(f, name);
-  }
+  bench_json_run_fields(f, r->ctx, r->settings.tf32);
   fprintf(f,
-          ",\n  \"threads\": %d,\n  \"date\": \"%s\",\n  \"tf32\": %s,\n"
           "  \"ceilings\": {\"copy_gbps\": %.6g, \"copy_bytes\": %zu, "
           "\"gemm_gflops\": %.6g, \"gemm_size\": %d},\n  \"results\": [",
-          bench_threads(), date, r->settings.tf32 ? "true" : "false",
           r->copy_gbps, r->copy_bytes, r->gemm_gflops, r->gemm_size);
   for (i = 0; i < r->count; ++i) {
     const op_result *res = &r->results[i];

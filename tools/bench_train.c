@@ -96,7 +96,6 @@ int cudl_bench_train(int argc, char **argv) {
   int64_t flops = 0;
   double images_per_second = 0, gemm_gflops = 0, achieved = 0;
   uint64_t peak_rss;
-  char date[32];
   cudl_status s;
   memset(&settings, 0, sizeof settings);
   memset(&t, 0, sizeof t);
@@ -273,30 +272,14 @@ int cudl_bench_train(int argc, char **argv) {
       rc = EXIT_FAILED;
       goto done;
     }
-    bench_utc_now(date, sizeof date);
     fprintf(f,
             "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
-            "\"cudl\",\n  \"impl\": \"cudl\",\n  \"version\": ");
-    bench_json_string(f, cudl_version());
-    fprintf(f, ",\n  \"model\": ");
+            "\"cudl\",\n  \"impl\": \"cudl\",\n");
+    bench_json_run_fields(f, ctx, settings.tf32);
+    fprintf(f, "  \"model\": ");
     bench_json_string(f, model_name);
-    if (on_gpu)
-      fprintf(f,
-              ",\n  \"batch\": %ld,\n  \"device\": \"cuda:%d\",\n  "
-              "\"device_name\": ",
-              batch, cudl_context_device_index(ctx));
-    else
-      fprintf(f,
-              ",\n  \"batch\": %ld,\n  \"device\": \"cpu\",\n  "
-              "\"device_name\": ",
-              batch);
-    {
-      char name[256];
-      bench_device_name(ctx, name, sizeof name);
-      bench_json_string(f, name);
-    }
     fprintf(f,
-            ",\n  \"threads\": %d,\n  \"date\": \"%s\",\n  \"tf32\": %s,\n"
+            ",\n  \"batch\": %ld,\n"
             "  \"input_shape\": [%ld, %ld, %ld],\n  \"classes\": %ld,\n"
             "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
             "  \"steps\": %d,\n  \"warmup\": %d,\n"
@@ -306,10 +289,9 @@ int cudl_bench_train(int argc, char **argv) {
             "  \"peak_device_memory_bytes\": %llu,\n"
             "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
             "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g\n}\n",
-            bench_threads(), date, settings.tf32 ? "true" : "false", channels,
-            size, size, classes, optimizer, t.diagnostics_every,
-            timing.samples * timing.iterations, settings.warmup,
-            images_per_second, timing.median_ms, timing.min_ms,
+            batch, channels, size, size, classes, optimizer,
+            t.diagnostics_every, timing.samples * timing.iterations,
+            settings.warmup, images_per_second, timing.median_ms, timing.min_ms,
             (unsigned long long)memory.peak_bytes_in_use,
             (unsigned long long)peak_rss,
             (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
