@@ -2,8 +2,8 @@
 # Stage, from this (Debian) machine, the build dependencies a GPU machine
 # without a package manager lacks: GoogleTest's sources; Jansson and oneDNN
 # (headers and shared libraries, with the OpenCL loader that Debian's oneDNN
-# loads). Written to .gpu-deps/ (ignored by git): googletest/ as is, and the
-# rest as prefix.tar.xz (about 7 MB; oneDNN alone is 40 MB, a large share
+# loads); zlib's headers. Written to .gpu-deps/ (ignored by git): googletest/
+# as is, and the rest as prefix.tar.xz (about 7 MB; oneDNN alone is 40 MB, a large share
 # of what a device run may carry). Carry .gpu-deps to the GPU machine, where
 # scripts/gpu-check.sh unpacks the prefix and points the build at it.
 set -euo pipefail
@@ -26,6 +26,11 @@ cp -r /usr/include/oneapi "$prefix/include/"
 cp /usr/include/dnnl*.h "$prefix/include/"
 cp "$(pkg_file libdnnl2 libdnnl.so.2)" "$prefix/lib/libdnnl.so.2"
 cp "$(pkg_file ocl-icd-libopencl1 libOpenCL.so.1)" "$prefix/lib/libOpenCL.so.1"
+# zlib's headers, in case the GPU machine has the library but not them. The
+# library goes in under its link-time name alone, so that at run time the
+# machine's own libz.so.1 is loaded, not this older copy.
+cp /usr/include/zlib.h /usr/include/zconf.h "$prefix/include/"
+cp "$(pkg_file zlib1g libz.so.1)" "$prefix/lib/libz.so"
 for lib in jansson.so.4 dnnl.so.2; do
   ln -s "lib$lib" "$prefix/lib/lib${lib%.*}"
 done
