@@ -94,8 +94,11 @@ if [ -d .gpu-deps ]; then
   export LD_LIBRARY_PATH="$PWD/.gpu-deps/prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
-if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}" &&
-   step build "$out/build.log" cmake --build "$build" -j "$jobs"; then
+# The build keeps going past a failed target (-k 0), and the tests of the
+# targets that did build still run: one device call then reports every
+# problem, not only the first.
+if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
+  step build "$out/build.log" cmake --build "$build" -j "$jobs" -- -k 0
   step "ctest (all tests)" "$out/ctest.log" \
     ctest --test-dir "$build" --output-on-failure -j 8 --timeout 300
   {
