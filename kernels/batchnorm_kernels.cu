@@ -21,10 +21,22 @@ struct Layout {
   }
 };
 
+// The mean is summed from x less a shift, the channel's first element (when
+// finite): a float sum of values near 1000 loses about a unit in the 7th
+// digit per addition, enough to move the mean by a sizeable fraction of a
+// small deviation, while the shifted values are the size of the deviation.
+__device__ float channel_shift(const float *x, Layout l, int64_t c) {
+  const float s = x[l.index(c, 0)];
+  return isfinite(s) ? s : 0.0f;
+}
+
 // Per-element terms of the sums.
-struct XTerm {
+struct ShiftedXTerm {
   const float *x;
-  __device__ float operator()(int64_t k, int64_t) const { return x[k]; }
+  Layout l;
+  __device__ float operator()(int64_t k, int64_t c) const {
+    return x[k] - channel_shift(x, l, c);
+  }
 };
 struct SquaredDeviation {
   const float *x, *mean;
@@ -63,9 +75,11 @@ __device__ float channel_total(const float *partial, int64_t c, int parts) {
 }
 
 __global__ void finish_mean_kernel(const float *partial, int parts,
-                                   int64_t channels, float m, float *mean) {
-  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE)
-    mean[c] = channel_total(partial, c, parts) / m;
+                                   const float *x, Layout l, float m,
+                                   float *mean) {
+  for (int64_t c = CUDL_GRID_START; c < l.channels; c += CUDL_GRID_STRIDE)
+    mean[c] = (float)((double)channel_shift(x, l, c) +
+                      (double)channel_total(partial, c, parts) / (double)m);
 }
 
 __global__ void finish_variance_kernel(const float *partial, int parts,
@@ -159,9 +173,9 @@ extern "C" cudaError_t cudl_launch_batchnorm_forward_training(
   const float m = (float)(outer * inner);
   const unsigned grid = cudl_grid_for(channels);
   (void)cudaGetLastError();  // report these launches' status, not an older one
-  channel_partials(stream, XTerm{x}, l, parts, workspace);
+  channel_partials(stream, ShiftedXTerm{x, l}, l, parts, workspace);
   finish_mean_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
-      workspace, parts, channels, m, save_mean);
+      workspace, parts, x, l, m, save_mean);
   channel_partials(stream, SquaredDeviation{x, save_mean}, l, parts, workspace);
   finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
       workspace, parts, channels, m, eps, momentum, save_mean, save_invstd,
