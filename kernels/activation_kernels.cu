@@ -35,7 +35,7 @@ template <>
 struct Activation<CUDL_ACTIVATION_TANH> {
   __device__ static float forward(float x, float) { return tanhf(x); }
   __device__ static float backward(float y, float dy, float) {
-    return dy * (1.0f - y * y);
+    return dy * ((1.0f - y) * (1.0f + y));
   }
 };
 

@@ -39,7 +39,7 @@ static float backward_one(cudl_activation_kind kind, float alpha, float saved,
     case CUDL_ACTIVATION_SIGMOID:
       return dy * saved * (1.0f - saved);
     case CUDL_ACTIVATION_TANH:
-      return dy * (1.0f - saved * saved);
+      return dy * ((1.0f - saved) * (1.0f + saved));
     case CUDL_ACTIVATION_RELU:
       return saved > 0.0f ? dy : 0.0f;
     case CUDL_ACTIVATION_LEAKY_RELU:
