@@ -782,10 +782,13 @@ int cudl_bench_ops(int argc, char **argv) {
       return EXIT_OK;
     } else if (strcmp(a, "--sweep") == 0) {
       sweep = 1;
+      continue;  // a flag: the next argument is an option of its own
     } else if (strcmp(a, "--tf32") == 0) {
       r.settings.tf32 = 1;
+      continue;
     } else if (strcmp(a, "--no-cudnn") == 0) {
       no_cudnn = 1;
+      continue;
     } else if (v == NULL) {
       fprintf(stderr, "cudl bench ops: %s needs a value (or is unknown)\n", a);
       return EXIT_USAGE;

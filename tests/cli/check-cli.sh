@@ -175,7 +175,9 @@ expect "eval without --weights is a usage error" 2 $?
 
 # cudl bench: the JSON of docs/benchmarks.md, its figures consistent with
 # each other and with the cases' definitions (not the timings themselves).
-"$cudl" bench ops --device cpu --ops relu,conv2d,sgd --samples 2 \
+# --no-cudnn sits between options on purpose: a flag must not take the
+# next option as its value.
+"$cudl" bench ops --device cpu --no-cudnn --ops relu,conv2d,sgd --samples 2 \
   --max-seconds 0.05 --min-sample-ms 0 --warmup 1 --json "$scratch/ops.json" \
   >"$scratch/ops.out" 2>&1
 expect "bench ops" 0 $?
