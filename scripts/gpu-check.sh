@@ -163,10 +163,12 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
       continue
     fi
     [ "$left" -gt 150 ] && left=150
-    filter='*'
+    # The test that asks for more memory than the card has makes the CUDA
+    # API report an error on purpose, which memcheck counts as one.
+    filter='*:-*TooLargeForTheCard*'
     if [ "$name" != test_cuda ]; then
       "$t" --gtest_list_tests 2>/dev/null | grep -q Cuda || continue
-      filter='*Cuda*'
+      filter='*Cuda*:-*TooLargeForTheCard*'
     fi
     if ! step "memcheck $name ($filter)" "$out/memcheck.log" timeout "$left" \
       "$sanitizer" --tool memcheck --leak-check full --error-exitcode 1 \

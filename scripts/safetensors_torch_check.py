@@ -28,7 +28,8 @@ TORCH_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat
 
 
 def tensor_bytes(t):
-    return t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    # reshape(-1): PyTorch 2 refuses to view a 0-dim tensor as bytes.
+    return t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
 
 
 def main():

@@ -7,9 +7,18 @@ set -euo pipefail
 chapter=$1
 out=$2
 mkdir -p "$out"
+# The init experiment trains on Fashion-MNIST; without it (a GPU machine
+# with no package manager, say) the test reports itself skipped (exit 77)
+# once the boolean claims are checked.
+fashion=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 "$chapter" boolean --json "$out/boolean.json" >/dev/null
-"$chapter" init --json "$out/init.json" >/dev/null
-python3 - "$out/boolean.json" "$out/init.json" <<'PY'
+have_fashion=1
+if [ -r "$fashion" ]; then
+  "$chapter" init --json "$out/init.json" >/dev/null
+else
+  have_fashion=0
+fi
+python3 - "$out/boolean.json" "$out/init.json" "$have_fashion" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["runs"]
 xor = [r for r in runs if r["function"] == "xor"]
@@ -19,6 +28,10 @@ assert flat and all(r["final_loss"] > 0.69 and r["max_abs_logit"] < 1e-3 for r i
 assert hidden and all(r["final_loss"] < 0.01 and r["accuracy"] == 1.0 for r in hidden), hidden
 for f in ("and", "or"):
     assert all(r["accuracy"] == 1.0 for r in runs if r["function"] == f), f
+if sys.argv[3] == "0":
+    print("experiments: XOR as the chapter says; the init experiment was not run "
+          "(no Fashion-MNIST: Debian package dataset-fashion-mnist)")
+    sys.exit(77)
 init = {r["init"]: r for r in json.load(open(sys.argv[2]))["runs"]}
 assert init["zeros"]["distinct_units"] == 1, init["zeros"]
 assert init["xavier"]["distinct_units"] == 32, init["xavier"]

@@ -1132,4 +1132,57 @@ TEST_F(ZooArgs, ZooModelsRunAndRoundTrip) {
   cudl_tensor_destroy(labels);
 }
 
+
+// A model too large for the card: compiling it fails with
+// CUDL_ERR_OUT_OF_MEMORY and a message, and the same context then compiles
+// and trains a model of ordinary size (issue 7: the failure is not sticky).
+TEST(ZooCuda, ModelTooLargeForTheCardFailsThenTrainingWorks) {
+  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  ModelHandle huge, model;
+  ASSERT_EQ(cudl_zoo_resnet(gpu, 20, 0, 1, 28, 28, 10, &huge.m), CUDL_OK);
+  // 2^24 images of ResNet-20 activations: some 200 TB.
+  EXPECT_EQ(cudl_model_compile(huge.m, int64_t{1} << 24), CUDL_ERR_OUT_OF_MEMORY);
+  EXPECT_FALSE(std::string(cudl_context_last_error(gpu)).empty());
+
+  ASSERT_EQ(cudl_zoo_resnet(gpu, 20, 0, 1, 28, 28, 10, &model.m), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(model.m, 8), CUDL_OK) << cudl_context_last_error(gpu);
+  ASSERT_EQ(cudl_context_set_seed(gpu, 5), CUDL_OK);
+  ASSERT_EQ(cudl_model_init(model.m, CUDL_INIT_KAIMING_NORMAL), CUDL_OK);
+  const int64_t xs[4] = {8, 1, 28, 28}, ls[1] = {8};
+  cudl_tensor *x = nullptr, *labels = nullptr;
+  ASSERT_EQ(cudl_tensor_create(gpu, CUDL_DTYPE_F32, 4, xs, &x), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(gpu, CUDL_DTYPE_I32, 1, ls, &labels), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_normal(x, 0.0f, 1.0f), CUDL_OK);
+  const int32_t y[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  ASSERT_EQ(cudl_tensor_copy_from_host(labels, y, sizeof y), CUDL_OK);
+  cudl_optimizer_config config;
+  ASSERT_EQ(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &config), CUDL_OK);
+  cudl_optimizer *opt = nullptr;
+  ASSERT_EQ(cudl_optimizer_create(gpu, &config, cudl_tensor_numel(cudl_model_params(model.m)), &opt),
+            CUDL_OK);
+  // Three steps on one batch: the loss goes down, so the steps did work.
+  float first = NAN, last = NAN;
+  for (int step = 0; step < 3; ++step) {
+    float loss = NAN;
+    ASSERT_EQ(cudl_model_forward(model.m, x, labels, &loss), CUDL_OK) << cudl_context_last_error(gpu);
+    ASSERT_EQ(cudl_model_backward(model.m), CUDL_OK) << cudl_context_last_error(gpu);
+    ASSERT_EQ(cudl_optimizer_step(opt, cudl_model_params(model.m), cudl_model_grads(model.m), 0.05f),
+              CUDL_OK);
+    if (step == 0) first = loss;
+    last = loss;
+  }
+  EXPECT_TRUE(std::isfinite(first));
+  EXPECT_LT(last, first);
+  cudl_optimizer_destroy(opt);
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_model_destroy(huge.m);
+  cudl_model_destroy(model.m);
+  huge.m = model.m = nullptr;
+  cudl_context_destroy(gpu);
+}
+
 }  // namespace
