@@ -12,6 +12,7 @@
 #include "kernels/activation_kernels.h"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/scale_block.cuh"
 #include "core/philox.h"
 
 namespace {
@@ -261,20 +262,17 @@ int prelu_parts(int64_t outer, int64_t channels, int64_t inner) {
 __global__ void rrelu_forward_kernel(const float *x, float *noise, float *y,
                                      int64_t n, float lower, float upper,
                                      int training, uint64_t seed,
-                                     uint64_t offset) {
+                                     uint64_t offset, bool vectorised) {
   const int64_t blocks = (n + 3) / 4;
   const float fixed = (lower + upper) * 0.5f;
   for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
     cudl_philox_block r = {{0, 0, 0, 0}};
     if (training) r = cudl_philox_at(seed, offset + (uint64_t)b);
-    for (int k = 0; k < 4 && 4 * b + k < n; ++k) {
-      const int64_t i = 4 * b + k;
+    cudl_scale_block(x, noise, y, n, b, vectorised, [&](int k, float xk) {
       const float s =
           training ? cudl_uniform_from_bits(r.v[k], lower, upper) : fixed;
-      const float m = x[i] > 0.0f ? 1.0f : s;
-      if (noise != nullptr) noise[i] = m;
-      y[i] = x[i] * m;
-    }
+      return xk > 0.0f ? 1.0f : s;
+    });
   }
 }
 
@@ -313,9 +311,11 @@ extern "C" cudaError_t cudl_launch_rrelu_forward(
     cudaStream_t stream, const float *x, float *noise, float *y, int64_t n,
     float lower, float upper, int training, uint64_t seed, uint64_t offset) {
   (void)cudaGetLastError();
+  const bool vectorised =
+      cudl_aligned16(x) && cudl_aligned16(noise) && cudl_aligned16(y);
   rrelu_forward_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
                          stream>>>(x, noise, y, n, lower, upper, training, seed,
-                                   offset);
+                                   offset, vectorised);
   return cudaGetLastError();
 }
 

@@ -6,24 +6,21 @@
 #include "core/philox.h"
 #include "kernels/dropout_kernels.h"
 #include "kernels/launch.cuh"
+#include "kernels/scale_block.cuh"
 
 namespace {
 
 __global__ void dropout_forward_kernel(const float *x, float *mask, float *y,
                                        int64_t n, float p, float scale,
                                        int training, uint64_t seed,
-                                       uint64_t offset) {
+                                       uint64_t offset, bool vectorised) {
   const int64_t blocks = (n + 3) / 4;
   for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
     cudl_philox_block r = {{0, 0, 0, 0}};
     if (training) r = cudl_philox_at(seed, offset + (uint64_t)b);
-    for (int k = 0; k < 4 && 4 * b + k < n; ++k) {
-      const int64_t i = 4 * b + k;
-      const float m =
-          training ? (cudl_dropout_keep(r.v[k], p) ? scale : 0.0f) : 1.0f;
-      if (mask != nullptr) mask[i] = m;
-      y[i] = x[i] * m;
-    }
+    cudl_scale_block(x, mask, y, n, b, vectorised, [&](int k, float) {
+      return training ? (cudl_dropout_keep(r.v[k], p) ? scale : 0.0f) : 1.0f;
+    });
   }
 }
 
@@ -37,8 +34,10 @@ extern "C" cudaError_t cudl_launch_dropout_forward(cudaStream_t stream,
   // Computed once, on the host, as the CPU backend computes it.
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   (void)cudaGetLastError();  // report this launch's status, not an older one
+  const bool vectorised =
+      cudl_aligned16(x) && cudl_aligned16(mask) && cudl_aligned16(y);
   dropout_forward_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
                            stream>>>(x, mask, y, n, p, scale, training, seed,
-                                     offset);
+                                     offset, vectorised);
   return cudaGetLastError();
 }
