@@ -53,7 +53,9 @@ std::vector<Geometry> Geometries() {
   return {{1, 1, 5, 5, Desc(2, 2, 2, 2, 0, 0)},  {2, 3, 7, 13, Desc(3, 3, 1, 1, 1, 1)},
           {2, 3, 7, 13, Desc(3, 3, 2, 2, 1, 1, 1)}, {1, 2, 8, 9, Desc(2, 2, 1, 1, 0, 0)},
           {3, 1, 4, 4, Desc(1, 1, 1, 1, 0, 0)},  {1, 2, 11, 10, Desc(3, 2, 2, 1, 1, 0)},
-          {2, 2, 9, 9, Desc(3, 3, 3, 3, 0, 0)},  {1, 1, 6, 7, Desc(5, 3, 2, 2, 2, 1, 1)}};
+          {2, 2, 9, 9, Desc(3, 3, 3, 3, 0, 0)},  {1, 1, 6, 7, Desc(5, 3, 2, 2, 2, 1, 1)},
+          // Windows apart (gaps between them), and apart with padding.
+          {1, 2, 8, 7, Desc(2, 2, 3, 3, 0, 0)},  {2, 1, 6, 6, Desc(2, 2, 2, 2, 1, 1, 1)}};
 }
 
 // One window's valid elements (plane offsets) in row-major order.
