@@ -56,13 +56,28 @@ struct DyXhatTerm {
   }
 };
 
+// Planes of at least this many elements are walked plane by plane: the
+// sample n and channel c are known per plane, and no element pays for a
+// 64-bit division (which held these kernels near 22 % of the copy rate on
+// an H200). Narrower planes (inner 1 for [N, C]) go element by element.
+constexpr int64_t kWidePlane = 64;
+
 template <class Term>
 __global__ void channel_partial_kernel(Term term, Layout l, float *partial) {
-  const int64_t c = blockIdx.x, m = l.outer * l.inner;
+  const int64_t c = blockIdx.x;
   float sum = 0.0f;
-  for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; e < m;
-       e += (int64_t)gridDim.y * blockDim.x)
-    sum += term(l.index(c, e), c);
+  if (l.inner >= kWidePlane) {
+    for (int64_t n = blockIdx.y; n < l.outer; n += gridDim.y) {
+      const int64_t base = (n * l.channels + c) * l.inner;
+      for (int64_t i = threadIdx.x; i < l.inner; i += blockDim.x)
+        sum += term(base + i, c);
+    }
+  } else {
+    const int64_t m = l.outer * l.inner;
+    for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; e < m;
+         e += (int64_t)gridDim.y * blockDim.x)
+      sum += term(l.index(c, e), c);
+  }
   sum = cudl_block_sum(sum);
   if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
 }
@@ -103,47 +118,86 @@ __global__ void finish_copy_kernel(const float *partial, int parts,
     out[c] = channel_total(partial, c, parts);
 }
 
-__global__ void normalise_kernel(const float *x, const float *gamma,
-                                 const float *beta, const float *mean,
-                                 const float *invstd, float *y, Layout l) {
-  const int64_t n = l.outer * l.channels * l.inner;
-  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
-    const int64_t c = (k / l.inner) % l.channels;
-    y[k] = gamma[c] * ((x[k] - mean[c]) * invstd[c]) + beta[c];
+// The elementwise passes: each op takes a channel's constants once
+// (channel(c)) and applies them to element k (apply).
+struct Normalise {
+  const float *x, *gamma, *beta, *mean, *invstd;
+  float *y;
+  struct Channel {
+    float gamma, beta, mean, invstd;
+  };
+  __device__ Channel channel(int64_t c) const {
+    return {gamma[c], beta[c], mean[c], invstd[c]};
+  }
+  __device__ void apply(int64_t k, const Channel &ch) const {
+    y[k] = ch.gamma * ((x[k] - ch.mean) * ch.invstd) + ch.beta;
+  }
+};
+
+struct Inference {
+  const float *x, *gamma, *beta, *mean, *var;
+  float eps;
+  float *y;
+  __device__ Normalise::Channel channel(int64_t c) const {
+    return {gamma[c], beta[c], mean[c],
+            (float)(1.0 / sqrt((double)var[c] + (double)eps))};
+  }
+  __device__ void apply(int64_t k, const Normalise::Channel &ch) const {
+    y[k] = ch.gamma * ((x[k] - ch.mean) * ch.invstd) + ch.beta;
+  }
+};
+
+struct InputGradient {
+  const float *x, *dy, *gamma, *mean, *invstd, *dgamma, *dbeta;
+  float *dx;
+  float m;
+  struct Channel {
+    float gamma, mean, invstd, dgamma, dbeta;
+  };
+  __device__ Channel channel(int64_t c) const {
+    return {gamma[c], mean[c], invstd[c], dgamma[c], dbeta[c]};
+  }
+  __device__ void apply(int64_t k, const Channel &ch) const {
+    const float xhat = (x[k] - ch.mean) * ch.invstd;
+    dx[k] = ch.gamma * ch.invstd / m * (m * dy[k] - ch.dbeta - xhat * ch.dgamma);
+  }
+};
+
+template <class Op>
+__global__ void plane_kernel(Op op, Layout l) {
+  const int64_t planes = l.outer * l.channels;
+  for (int64_t p = blockIdx.x; p < planes; p += gridDim.x) {
+    const auto ch = op.channel(p % l.channels);
+    const int64_t base = p * l.inner;
+    for (int64_t i = threadIdx.x; i < l.inner; i += blockDim.x)
+      op.apply(base + i, ch);
   }
 }
 
-__global__ void inference_kernel(const float *x, const float *gamma,
-                                 const float *beta, const float *mean,
-                                 const float *var, float eps, float *y,
-                                 Layout l) {
+template <class Op>
+__global__ void element_kernel(Op op, Layout l) {
   const int64_t n = l.outer * l.channels * l.inner;
-  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
-    const int64_t c = (k / l.inner) % l.channels;
-    const float invstd = (float)(1.0 / sqrt((double)var[c] + (double)eps));
-    y[k] = gamma[c] * ((x[k] - mean[c]) * invstd) + beta[c];
-  }
+  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE)
+    op.apply(k, op.channel((k / l.inner) % l.channels));
 }
 
-__global__ void input_gradient_kernel(const float *x, const float *dy,
-                                      const float *gamma, const float *mean,
-                                      const float *invstd, const float *dgamma,
-                                      const float *dbeta, float *dx, Layout l) {
-  const int64_t n = l.outer * l.channels * l.inner;
-  const float m = (float)(l.outer * l.inner);
-  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
-    const int64_t c = (k / l.inner) % l.channels;
-    const float xhat = (x[k] - mean[c]) * invstd[c];
-    dx[k] =
-        gamma[c] * invstd[c] / m * (m * dy[k] - dbeta[c] - xhat * dgamma[c]);
-  }
+template <class Op>
+void launch_elementwise(cudaStream_t stream, Op op, Layout l) {
+  if (l.inner >= kWidePlane)
+    plane_kernel<<<cudl_grid_for(l.outer * l.channels * CUDL_BLOCK_SIZE),
+                   CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
+  else
+    element_kernel<<<cudl_grid_for(l.outer * l.channels * l.inner),
+                     CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
 }
 
 // Parts per channel, as for PReLU: about 1024 blocks in all.
 int parts_for(int64_t outer, int64_t channels, int64_t inner) {
   const int64_t m = outer * inner;
   int64_t parts = (1024 + channels - 1) / channels;
-  const int64_t useful = (m + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
+  const int64_t useful = inner >= kWidePlane
+                             ? outer
+                             : (m + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
   if (parts > useful) parts = useful;
   if (parts > 1024) parts = 1024;
   return parts < 1 ? 1 : (int)parts;
@@ -180,8 +234,8 @@ extern "C" cudaError_t cudl_launch_batchnorm_forward_training(
   finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
       workspace, parts, channels, m, eps, momentum, save_mean, save_invstd,
       running_mean, running_var);
-  normalise_kernel<<<cudl_grid_for(outer * channels * inner), CUDL_BLOCK_SIZE,
-                     0, stream>>>(x, gamma, beta, save_mean, save_invstd, y, l);
+  launch_elementwise(stream,
+                     Normalise{x, gamma, beta, save_mean, save_invstd, y}, l);
   return cudaGetLastError();
 }
 
@@ -191,9 +245,8 @@ extern "C" cudaError_t cudl_launch_batchnorm_forward_inference(
     int64_t outer, int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
   (void)cudaGetLastError();
-  inference_kernel<<<cudl_grid_for(outer * channels * inner), CUDL_BLOCK_SIZE,
-                     0, stream>>>(x, gamma, beta, running_mean, running_var,
-                                  eps, y, l);
+  launch_elementwise(
+      stream, Inference{x, gamma, beta, running_mean, running_var, eps, y}, l);
   return cudaGetLastError();
 }
 
@@ -214,8 +267,10 @@ extern "C" cudaError_t cudl_launch_batchnorm_backward(
   finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts,
                                                            channels, dgamma);
   if (outer * inner > 0)
-    input_gradient_kernel<<<cudl_grid_for(outer * channels * inner),
-                            CUDL_BLOCK_SIZE, 0, stream>>>(
-        x, dy, gamma, save_mean, save_invstd, dgamma, dbeta, dx, l);
+    launch_elementwise(stream,
+                       InputGradient{x, dy, gamma, save_mean, save_invstd,
+                                     dgamma, dbeta, dx,
+                                     (float)(outer * inner)},
+                       l);
   return cudaGetLastError();
 }
