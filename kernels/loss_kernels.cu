@@ -84,11 +84,14 @@ __global__ void loss_partial_kernel(int kind, const float *a, const float *b,
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-__global__ void loss_finish_kernel(const float *partial, int parts, int64_t n,
-                                   int mean, float *loss) {
+// One block adds the values in double (a single thread adding 65536 row
+// losses one after another took 2.5 ms on an H200).
+__global__ void sum_to_loss_kernel(const float *values, int64_t count,
+                                   int mean, int64_t n, float *loss) {
   double s = 0.0;
-  for (int p = 0; p < parts; ++p) s += partial[p];
-  loss[0] = (float)(mean ? s / (double)n : s);
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += values[i];
+  s = cudl_block_sum(s);
+  if (threadIdx.x == 0) loss[0] = (float)(mean ? s / (double)n : s);
 }
 
 __global__ void loss_backward_kernel(int kind, const float *a, const float *b,
@@ -140,13 +143,6 @@ __global__ void cross_entropy_rows_kernel(const float *x, const int32_t *labels,
                               smoothing / (float)cols * sum;
     }
   }
-}
-
-__global__ void sum_rows_kernel(const float *row_loss, int64_t rows, int mean,
-                                float *loss) {
-  double s = 0.0;
-  for (int64_t r = 0; r < rows; ++r) s += row_loss[r];
-  loss[0] = (float)(mean ? s / (double)rows : s);
 }
 
 __global__ void cross_entropy_backward_kernel(const float *x,
@@ -207,7 +203,8 @@ extern "C" cudaError_t cudl_launch_loss_forward(cudaStream_t stream, int kind,
   (void)cudaGetLastError();
   loss_partial_kernel<<<parts, CUDL_BLOCK_SIZE, 0, stream>>>(kind, a, b, n,
                                                              workspace);
-  loss_finish_kernel<<<1, 1, 0, stream>>>(workspace, parts, n, mean, loss);
+  sum_to_loss_kernel<<<1, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts, mean,
+                                                        n, loss);
   return cudaGetLastError();
 }
 
@@ -233,7 +230,8 @@ extern "C" cudaError_t cudl_launch_cross_entropy_forward(
   if (rows > 0)
     cross_entropy_rows_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
         x, labels, workspace, rows, cols, smoothing);
-  sum_rows_kernel<<<1, 1, 0, stream>>>(workspace, rows, mean, loss);
+  sum_to_loss_kernel<<<1, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, rows, mean,
+                                                        rows, loss);
   return cudaGetLastError();
 }
 

@@ -9,17 +9,18 @@
 
 #include "kernels/launch.cuh"
 
-/* Sum of v over the block (blockDim.x a multiple of 32, at most 1024);
- * the result is valid in thread 0. */
-__device__ __forceinline__ float cudl_block_sum(float v) {
-  __shared__ float warp_sums[32];
+/* Sum of v (float or double) over the block (blockDim.x a multiple of 32,
+ * at most 1024); the result is valid in thread 0. */
+template <class T>
+__device__ __forceinline__ T cudl_block_sum(T v) {
+  __shared__ T warp_sums[32];
   const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
   for (int offset = 16; offset > 0; offset /= 2)
     v += __shfl_down_sync(0xffffffffu, v, offset);
   if (lane == 0) warp_sums[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    v = lane < blockDim.x / 32u ? warp_sums[lane] : 0.0f;
+    v = lane < blockDim.x / 32u ? warp_sums[lane] : T(0);
     for (int offset = 16; offset > 0; offset /= 2)
       v += __shfl_down_sync(0xffffffffu, v, offset);
   }
