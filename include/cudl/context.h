@@ -288,6 +288,33 @@ CUDL_API cudl_status cudl_context_get_rng_state(const cudl_context *ctx,
 CUDL_API cudl_status cudl_context_set_allocator(cudl_context *ctx,
                                                 const cudl_allocator *alloc);
 
+/* ------------------------------------------------------------------ */
+/* Fault injection (testing)                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * For tests of out-of-memory handling. From this call on the context counts
+ * its allocations, host (through its allocator hooks) and device (the CUDA
+ * memory pool) alike, in the order they happen, and makes the k-th fail as
+ * if memory had run out: the call that needed it returns
+ * CUDL_ERR_OUT_OF_MEMORY with its usual message (a device allocation's says
+ * the failure was injected). Only that one fails. k = 0 counts without failing; k < 0 stops counting.
+ * Calling again restarts the count. Objects created while counting must be
+ * destroyed before the allocator hooks change, and the hooks cannot be
+ * changed while counting is on (CUDL_ERR_INVALID_ARGUMENT).
+ */
+CUDL_API cudl_status cudl_context_fail_allocation(cudl_context *ctx,
+                                                  int64_t k);
+
+/**
+ * What cudl_context_fail_allocation has counted since it was last called:
+ * *counted allocations (the failed one included) and *failed of them made
+ * to fail (0 or 1). Either pointer may be NULL; both 0 when counting is off.
+ */
+CUDL_API cudl_status cudl_context_allocation_count(const cudl_context *ctx,
+                                                   uint64_t *counted,
+                                                   uint64_t *failed);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_CONTEXT_H */

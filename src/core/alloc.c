@@ -22,6 +22,17 @@ static void default_free(void *ptr, size_t size, void *user_data) {
 const cudl_allocator cudl__default_allocator = {default_alloc, default_free,
                                                 NULL};
 
+void *cudl__fault_alloc(size_t size, size_t alignment, void *user_data) {
+  cudl_fault_injection *f = (cudl_fault_injection *)user_data;
+  if (cudl__fault_tick(f)) return NULL;
+  return f->inner.alloc(size, alignment, f->inner.user_data);
+}
+
+void cudl__fault_free(void *ptr, size_t size, void *user_data) {
+  cudl_fault_injection *f = (cudl_fault_injection *)user_data;
+  f->inner.free(ptr, size, f->inner.user_data);
+}
+
 void *cudl__host_alloc(const cudl_allocator *a, size_t size, size_t alignment) {
   if (size == 0) return NULL;
   return a->alloc(size, alignment, a->user_data);

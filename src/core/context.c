@@ -171,6 +171,10 @@ cudl_status cudl_context_get_rng_state(const cudl_context *ctx, uint64_t *seed,
 cudl_status cudl_context_set_allocator(cudl_context *ctx,
                                        const cudl_allocator *alloc) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (ctx->fault.on)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "allocations are being counted "
+                     "(cudl_context_fail_allocation): stop that first");
   if (alloc == NULL) {
     ctx->allocator = cudl__default_allocator;
     return CUDL_OK;
@@ -185,4 +189,34 @@ cudl_status cudl_context_set_allocator(cudl_context *ctx,
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status) {
   if (status != CUDL_OK || !ctx->debug_sync) return status;
   return ctx->backend->synchronize(ctx);
+}
+
+cudl_status cudl_context_fail_allocation(cudl_context *ctx, int64_t k) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (k < 0) {
+    if (ctx->fault.on) ctx->allocator = ctx->fault.inner;
+    ctx->fault.on = 0;
+    return CUDL_OK;
+  }
+  if (!ctx->fault.on) {
+    /* Objects made while counting keep the wrapper, whose user_data is
+     * ctx->fault: inner stays what they were allocated from. */
+    ctx->fault.inner = ctx->allocator;
+    ctx->allocator.alloc = cudl__fault_alloc;
+    ctx->allocator.free = cudl__fault_free;
+    ctx->allocator.user_data = &ctx->fault;
+  }
+  ctx->fault.on = 1;
+  ctx->fault.counted = 0;
+  ctx->fault.failed = 0;
+  ctx->fault.fail_at = (uint64_t)k;
+  return CUDL_OK;
+}
+
+cudl_status cudl_context_allocation_count(const cudl_context *ctx,
+                                          uint64_t *counted, uint64_t *failed) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (counted != NULL) *counted = ctx->fault.on ? ctx->fault.counted : 0;
+  if (failed != NULL) *failed = ctx->fault.on ? ctx->fault.failed : 0;
+  return CUDL_OK;
 }

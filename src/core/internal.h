@@ -25,6 +25,23 @@
 /* Alignment of CPU tensor storage: a cache line, enough for any SIMD load. */
 #define CUDL_HOST_ALIGNMENT 64
 
+/* Fault injection (cudl_context_fail_allocation). While `on`, host
+ * allocations go through a wrapper around `inner` that counts them, and
+ * device allocations ask cudl__allocation_fails first. */
+typedef struct cudl_fault_injection {
+  cudl_allocator inner; /* the hooks the wrapper forwards to */
+  uint64_t counted, fail_at, failed; /* fail_at 0: count only */
+  int on;
+} cudl_fault_injection;
+
+/* Count one allocation; 1 if it is the one to fail. */
+static inline int cudl__fault_tick(cudl_fault_injection *f) {
+  if (!f->on) return 0;
+  if (++f->counted != f->fail_at) return 0;
+  ++f->failed;
+  return 1;
+}
+
 struct cudl_context {
   cudl_device_kind device; /* CPU or CUDA, never AUTO */
   int device_index;
@@ -39,9 +56,15 @@ struct cudl_context {
   /* Host bytes of tensor storage and workspaces, for backends that have no
    * pool to ask (the CPU): see cudl__memory_allocated. */
   uint64_t memory_in_use, memory_peak;
+  cudl_fault_injection fault;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
 };
+
+/* Whether a device allocation about to be made must fail (injected). */
+static inline int cudl__allocation_fails(cudl_context *ctx) {
+  return cudl__fault_tick(&ctx->fault);
+}
 
 /* Count nbytes allocated to, or freed from, ctx's tensors and workspaces. */
 static inline void cudl__memory_allocated(cudl_context *ctx, size_t nbytes) {
@@ -100,6 +123,9 @@ void cudl__log(cudl_log_level level, const char *fmt, ...) CUDL_PRINTF(2, 3);
 
 /* ---- host allocation ---- */
 extern const cudl_allocator cudl__default_allocator;
+/* The counting wrapper's hooks; user_data is the cudl_fault_injection. */
+void *cudl__fault_alloc(size_t size, size_t alignment, void *user_data);
+void cudl__fault_free(void *ptr, size_t size, void *user_data);
 /* Allocate through `a`; NULL on failure or size 0. */
 void *cudl__host_alloc(const cudl_allocator *a, size_t size, size_t alignment);
 void cudl__host_free(const cudl_allocator *a, void *ptr, size_t size);

@@ -20,7 +20,8 @@ static void cpu_close(cudl_context *ctx) {
   cudl__cpu_dnnl_release(state);
   allocator = state->allocator;
   if (state->workspace != NULL)
-    cudl__host_free(&allocator, state->workspace, state->workspace_size);
+    cudl__host_free(&state->workspace_allocator, state->workspace,
+                    state->workspace_size);
   cudl__host_free(&allocator, state, sizeof *state);
   ctx->backend_state = NULL;
 }
@@ -47,16 +48,17 @@ cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr) {
   cudl_status status = cudl__cpu_state(ctx, &state);
   if (status != CUDL_OK) return status;
   if (state->workspace_size < nbytes) {
-    grown = cudl__host_alloc(&state->allocator, nbytes, CUDL_HOST_ALIGNMENT);
+    grown = cudl__host_alloc(&ctx->allocator, nbytes, CUDL_HOST_ALIGNMENT);
     if (grown == NULL)
       return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
                         "cannot grow the workspace to %zu bytes", nbytes);
     if (state->workspace != NULL) {
-      cudl__host_free(&state->allocator, state->workspace,
+      cudl__host_free(&state->workspace_allocator, state->workspace,
                       state->workspace_size);
       cudl__memory_freed(ctx, state->workspace_size);
     }
     cudl__memory_allocated(ctx, nbytes);
+    state->workspace_allocator = ctx->allocator;
     state->workspace = grown;
     state->workspace_size = nbytes;
   }

@@ -106,7 +106,11 @@ cudl_status cudl__cpu_clip_scale_f32(cudl_context *ctx, float *x, int64_t n,
 struct dnnl_engine;
 struct dnnl_stream;
 typedef struct cudl_cpu_state {
-  cudl_allocator allocator; /* allocated this object and the workspace */
+  cudl_allocator allocator; /* allocated this object */
+  /* The workspace grows from the context's allocator of the moment (so
+   * that allocations made after fault injection began are counted) and
+   * goes back to the one it came from. */
+  cudl_allocator workspace_allocator;
   void *workspace;
   size_t workspace_size;
   struct dnnl_engine *dnnl_engine; /* made on first use (cpu_dnnl.c) */

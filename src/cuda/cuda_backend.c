@@ -125,7 +125,7 @@ static cudl_status cuda_alloc_zeroed(cudl_context *ctx,
   cudaError_t err;
   CUDA_ENTER(ctx, s);
   (void)host;
-  err = cudaMallocFromPoolAsync(&p, nbytes, s->pool, s->stream);
+  err = cudl__cuda_pool_alloc(ctx, s, &p, nbytes);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
     return cudl__fail(ctx,
@@ -350,8 +350,7 @@ static cudl_status cuda_prelu_forward(cudl_context *ctx, const float *x,
 static cudl_status scratch_alloc(cudl_context *ctx, cudl_cuda_state *s,
                                  size_t floats, float **out) {
   void *p = NULL;
-  CUDL_CUDA_TRY(ctx, cudaMallocFromPoolAsync(&p, floats * sizeof(float),
-                                             s->pool, s->stream));
+  CUDL_CUDA_TRY(ctx, cudl__cuda_pool_alloc(ctx, s, &p, floats * sizeof(float)));
   *out = (float *)p;
   return CUDL_OK;
 }

@@ -121,7 +121,8 @@ typedef struct conv_operands {
 
 /* ---- the workspace ---- */
 
-cudaError_t cudl__cuda_workspace_reserve(cudl_cuda_state *s, size_t bytes) {
+cudaError_t cudl__cuda_workspace_reserve(cudl_context *ctx, cudl_cuda_state *s,
+                                         size_t bytes) {
   cudaError_t err;
   void *p = NULL;
   if (bytes <= s->workspace_bytes) return cudaSuccess;
@@ -134,7 +135,7 @@ cudaError_t cudl__cuda_workspace_reserve(cudl_cuda_state *s, size_t bytes) {
       return err;
     }
   }
-  err = cudaMallocFromPoolAsync(&p, bytes, s->pool, s->stream);
+  err = cudl__cuda_pool_alloc(ctx, s, &p, bytes);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
     return err;
@@ -341,8 +342,7 @@ static cudl_status timed_candidates(cudl_context *ctx, cudl_cuda_state *s,
   cudnnStatus_t st;
   cudaError_t err;
   while (bytes >= CONV_SEARCH_MIN) {
-    if (cudaMallocFromPoolAsync(&search, bytes, s->pool, s->stream) ==
-        cudaSuccess)
+    if (cudl__cuda_pool_alloc(ctx, s, &search, bytes) == cudaSuccess)
       break;
     (void)cudaGetLastError(); /* out of memory: try half */
     search = NULL;
@@ -409,7 +409,7 @@ static cudl_status choose_algorithm(cudl_context *ctx, cudl_cuda_state *s,
       continue; /* not supported with this math type after all */
     if (bytes < cand->memory) bytes = cand->memory;
     if (bytes > CONV_WORKSPACE_CAP) continue;
-    err = cudl__cuda_workspace_reserve(s, bytes);
+    err = cudl__cuda_workspace_reserve(ctx, s, bytes);
     if (err == cudaErrorMemoryAllocation) {
       out_of_memory = 1; /* try one that needs less */
       continue;
@@ -554,7 +554,7 @@ static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
   if (status != CUDL_OK) return status;
   /* A no-op unless an out-of-memory episode since the plan was made left
    * the workspace smaller. */
-  err = cudl__cuda_workspace_reserve(s, plan->workspace_bytes);
+  err = cudl__cuda_workspace_reserve(ctx, s, plan->workspace_bytes);
   if (err != cudaSuccess)
     return cudl__cuda_error(ctx, err, "growing the cuDNN workspace", __FILE__,
                             __LINE__);

@@ -76,7 +76,17 @@ cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
  * when the device is full) the workspace is left empty (NULL, 0 bytes) and
  * the error is returned, cleared from the runtime, for the caller to report
  * or to work around. */
-cudaError_t cudl__cuda_workspace_reserve(cudl_cuda_state *s, size_t bytes);
+cudaError_t cudl__cuda_workspace_reserve(cudl_context *ctx, cudl_cuda_state *s,
+                                         size_t bytes);
+
+/* Every device allocation: from the context's pool, on its stream, unless
+ * fault injection (cudl_context_fail_allocation) makes this one fail. */
+static inline cudaError_t cudl__cuda_pool_alloc(cudl_context *ctx,
+                                                cudl_cuda_state *s, void **p,
+                                                size_t bytes) {
+  if (cudl__allocation_fails(ctx)) return cudaErrorMemoryAllocation;
+  return cudaMallocFromPoolAsync(p, bytes, s->pool, s->stream);
+}
 /* Free the workspace and every cached convolution plan (at close, before
  * the stream is destroyed). */
 void cudl__cuda_conv_release(cudl_cuda_state *s);
