@@ -29,7 +29,7 @@
  * allocations go through a wrapper around `inner` that counts them, and
  * device allocations ask cudl__allocation_fails first. */
 typedef struct cudl_fault_injection {
-  cudl_allocator inner; /* the hooks the wrapper forwards to */
+  cudl_allocator inner;              /* the hooks the wrapper forwards to */
   uint64_t counted, fail_at, failed; /* fail_at 0: count only */
   int on;
 } cudl_fault_injection;
@@ -73,8 +73,8 @@ static inline void cudl__memory_allocated(cudl_context *ctx, size_t nbytes) {
     ctx->memory_peak = ctx->memory_in_use;
 }
 static inline void cudl__memory_freed(cudl_context *ctx, size_t nbytes) {
-  ctx->memory_in_use -= nbytes < ctx->memory_in_use ? nbytes
-                                                    : ctx->memory_in_use;
+  ctx->memory_in_use -=
+      nbytes < ctx->memory_in_use ? nbytes : ctx->memory_in_use;
 }
 
 /* A timestamp in a context's work (cudl/context.h). */
@@ -82,7 +82,7 @@ struct cudl_event {
   cudl_context *ctx;
   cudl_allocator allocator; /* allocated this object */
   void *handle;             /* the backend's (a cudaEvent_t), or NULL */
-  double host_ms; /* CPU: the monotonic clock when recorded */
+  double host_ms;           /* CPU: the monotonic clock when recorded */
   int recorded;
 };
 

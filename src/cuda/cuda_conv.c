@@ -342,8 +342,7 @@ static cudl_status timed_candidates(cudl_context *ctx, cudl_cuda_state *s,
   cudnnStatus_t st;
   cudaError_t err;
   while (bytes >= CONV_SEARCH_MIN) {
-    if (cudl__cuda_pool_alloc(ctx, s, &search, bytes) == cudaSuccess)
-      break;
+    if (cudl__cuda_pool_alloc(ctx, s, &search, bytes) == cudaSuccess) break;
     (void)cudaGetLastError(); /* out of memory: try half */
     search = NULL;
     bytes /= 2;

@@ -32,9 +32,9 @@ cudl_status cudl__cuda_l2_norm_f32(cudl_context *ctx, const float *x,
   void *workspace = NULL;
   cudaError_t err;
   CUDA_ENTER(ctx, s);
-  CUDL_CUDA_TRY(ctx, cudl__cuda_pool_alloc(
-                         ctx, s, &workspace,
-                         cudl_l2_norm_workspace(n) * sizeof(double)));
+  CUDL_CUDA_TRY(
+      ctx, cudl__cuda_pool_alloc(ctx, s, &workspace,
+                                 cudl_l2_norm_workspace(n) * sizeof(double)));
   err = cudl_launch_l2_norm_f32(s->stream, x, norm, n, (double *)workspace);
   cudaFreeAsync(workspace, s->stream);
   return cudl__cuda_error(ctx, err, "cudl_launch_l2_norm_f32", __FILE__,
