@@ -59,8 +59,8 @@ cudaError_t launch_elementwise(cudaStream_t stream, const float *a,
   const bool vec = cudl_aligned16(a) && cudl_aligned16(out) &&
                    (b == nullptr || cudl_aligned16(b));
   (void)cudaGetLastError();
-  elementwise_kernel<<<cudl_grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE,
-                       0, stream>>>(a, b, out, n, op, vec);
+  elementwise_kernel<<<cudl_grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
+                       stream>>>(a, b, out, n, op, vec);
   return cudaGetLastError();
 }
 
@@ -106,6 +106,37 @@ extern "C" cudaError_t cudl_launch_scale_f32(cudaStream_t stream,
                                              const float *a, float alpha,
                                              float *out, int64_t n) {
   return launch_elementwise(stream, a, nullptr, out, n, Scale{alpha});
+}
+
+namespace {
+
+// Counts are integers, so adding the blocks' totals atomically is exact
+// in any order.
+__global__ void count_nonfinite_kernel(const float *x, int64_t n,
+                                       unsigned long long *counts) {
+  unsigned long long nan = 0, inf = 0;
+  for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
+    nan += isnan(x[i]) ? 1u : 0u;
+    inf += isinf(x[i]) ? 1u : 0u;
+  }
+  nan = cudl_block_sum(nan);
+  __syncthreads();  // the block sum's shared memory is reused just below
+  inf = cudl_block_sum(inf);
+  if (threadIdx.x == 0) {
+    if (nan != 0) atomicAdd(&counts[0], nan);
+    if (inf != 0) atomicAdd(&counts[1], inf);
+  }
+}
+
+}  // namespace
+
+extern "C" cudaError_t cudl_launch_count_nonfinite_f32(
+    cudaStream_t stream, const float *x, int64_t n,
+    unsigned long long *counts) {
+  (void)cudaGetLastError();
+  count_nonfinite_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
+      x, n, counts);
+  return cudaGetLastError();
 }
 
 extern "C" size_t cudl_sum_workspace(int64_t n) { return (size_t)sum_parts(n); }

@@ -22,6 +22,11 @@ cudaError_t cudl_launch_add_scaled_f32(cudaStream_t stream, const float *a,
                                        int64_t n);
 cudaError_t cudl_launch_scale_f32(cudaStream_t stream, const float *a,
                                   float alpha, float *out, int64_t n);
+/* counts[0] += NaN values of x[0, n), counts[1] += infinities (counts
+ * zeroed by the caller). */
+cudaError_t cudl_launch_count_nonfinite_f32(cudaStream_t stream,
+                                            const float *x, int64_t n,
+                                            unsigned long long *counts);
 size_t cudl_sum_workspace(int64_t n);
 cudaError_t cudl_launch_sum_f32(cudaStream_t stream, const float *x, float *out,
                                 int64_t n, int mean, float *workspace);

@@ -39,6 +39,14 @@ CUDL_API cudl_status cudl_sum(cudl_context *ctx, const cudl_tensor *x,
 CUDL_API cudl_status cudl_mean(cudl_context *ctx, const cudl_tensor *x,
                                cudl_tensor *out);
 
+/** *nan_count and *inf_count (both non-NULL) = how many of x's elements
+ *  are NaN and how many are infinite: for checks of numerics. Waits for
+ *  the device to finish the count. */
+CUDL_API cudl_status cudl_count_nonfinite(cudl_context *ctx,
+                                          const cudl_tensor *x,
+                                          int64_t *nan_count,
+                                          int64_t *inf_count);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_ELEMENTWISE_H */

@@ -319,6 +319,50 @@ CUDL_API cudl_status cudl_model_diagnostics(cudl_model *model,
                                             int capacity, int *count,
                                             int64_t *steps);
 
+/* ---- numerics: where a run stops being finite ---- */
+
+/** Where NaN or infinite values were found (strings point into the
+ *  model). */
+typedef struct cudl_numerics_report {
+  int64_t step;      /**< backward passes completed before (the training
+                          step, from 0) */
+  int node;          /**< the node that wrote the values; -1: all finite */
+  const char *layer; /**< its name, or its kind when unnamed; for a
+                          parameter gradient the parameter's name */
+  const char *what;  /**< "output", "loss", "loss gradient", "input
+                          gradient" or "parameter gradient" */
+  int64_t nan_count, inf_count, numel; /**< in those values */
+  int64_t total_nan, total_inf; /**< cudl_model_check_gradients: over all
+                                     parameter gradients */
+} cudl_numerics_report;
+
+/**
+ * Check-numerics mode (off by default): every forward and backward counts
+ * the NaN and infinite values in what each node writes (its output, the
+ * loss, the gradients of its inputs and parameters) and stops at the first
+ * that holds any: the call returns CUDL_ERR_NUMERICS, whose message names
+ * the step, node, layer, values and counts, and
+ * cudl_model_numerics_report gives the same as a record. Each count waits
+ * for the device: a mode for finding where a run diverges, not for speed.
+ */
+CUDL_API cudl_status cudl_model_set_check_numerics(cudl_model *model,
+                                                   int enabled);
+
+/** The report of the last CUDL_ERR_NUMERICS of check-numerics mode (node
+ *  -1 if there was none). */
+CUDL_API cudl_status cudl_model_numerics_report(const cudl_model *model,
+                                                cudl_numerics_report *report);
+
+/**
+ * After a backward, without check-numerics mode: count NaN and infinities
+ * over all parameter gradients (one pass, then one per parameter only when
+ * some are not finite). *report gets node -1 when all are finite, else the
+ * first parameter (in model order) that holds such values, its counts, and
+ * the totals. A cheap guard for every training step.
+ */
+CUDL_API cudl_status cudl_model_check_gradients(cudl_model *model,
+                                                cudl_numerics_report *report);
+
 /* ---- weights in files ---- */
 
 /**

@@ -40,6 +40,10 @@ typedef enum cudl_status {
   CUDL_ERR_CUDA = 8,
   /** An operating-system I/O call failed (open, read, write, fsync, rename). */
   CUDL_ERR_IO = 9,
+  /** A value is not finite where check-numerics mode looks
+   *  (cudl_model_set_check_numerics): the message names the layer, the
+   *  pass and the counts of NaN and infinities. */
+  CUDL_ERR_NUMERICS = 10,
 
   /* ---- file format errors (safetensors, datasets: see cudl/data.h) ---- */
   /** The file ends before the data its header promises. */

@@ -150,6 +150,10 @@ typedef struct cudl_backend {
   cudl_status (*unit_activity_f32)(cudl_context *ctx, const float *x,
                                    float *active, int64_t outer, int64_t units,
                                    int64_t inner);
+  /* counts[0] = NaN values in x[0, n), counts[1] = infinities; returns
+   * once the counts are on the host. */
+  cudl_status (*count_nonfinite_f32)(cudl_context *ctx, const float *x,
+                                     int64_t n, int64_t counts[2]);
   /* Inverted dropout: mask[i] = keep ? scale : 0 (1 when not training,
    * mask then possibly NULL), y = x * mask. */
   cudl_status (*dropout_forward)(cudl_context *ctx, const float *x, float *mask,

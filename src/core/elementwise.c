@@ -26,9 +26,9 @@ cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
     status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
   CUDL_DISPATCH(add_scaled_f32,
-           ctx->backend->add_scaled_f32(ctx, (const float *)a->data, alpha,
-                                        (const float *)b->data,
-                                        (float *)out->data, a->numel));
+                ctx->backend->add_scaled_f32(ctx, (const float *)a->data, alpha,
+                                             (const float *)b->data,
+                                             (float *)out->data, a->numel));
 }
 
 cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
@@ -42,8 +42,8 @@ cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
   status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
   CUDL_DISPATCH(mul_f32, ctx->backend->mul_f32(ctx, (const float *)a->data,
-                                          (const float *)b->data,
-                                          (float *)out->data, a->numel));
+                                               (const float *)b->data,
+                                               (float *)out->data, a->numel));
 }
 
 cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
@@ -59,8 +59,8 @@ cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
     status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
   if (status != CUDL_OK || a->numel == 0) return status;
   CUDL_DISPATCH(scale_f32,
-           ctx->backend->scale_f32(ctx, (const float *)a->data, alpha,
-                                   (float *)out->data, a->numel));
+                ctx->backend->scale_f32(ctx, (const float *)a->data, alpha,
+                                        (float *)out->data, a->numel));
 }
 
 static cudl_status reduce_all(cudl_context *ctx, const char *function,
@@ -79,8 +79,9 @@ static cudl_status reduce_all(cudl_context *ctx, const char *function,
   if (mean && x->numel == 0)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "the mean of no elements is undefined");
-  CUDL_DISPATCH(sum_f32, ctx->backend->sum_f32(ctx, (const float *)x->data,
-                                          (float *)out->data, x->numel, mean));
+  CUDL_DISPATCH(sum_f32,
+                ctx->backend->sum_f32(ctx, (const float *)x->data,
+                                      (float *)out->data, x->numel, mean));
 }
 
 cudl_status cudl_sum(cudl_context *ctx, const cudl_tensor *x,
@@ -91,4 +92,26 @@ cudl_status cudl_sum(cudl_context *ctx, const cudl_tensor *x,
 cudl_status cudl_mean(cudl_context *ctx, const cudl_tensor *x,
                       cudl_tensor *out) {
   return reduce_all(ctx, __func__, x, out, 1);
+}
+
+cudl_status cudl_count_nonfinite(cudl_context *ctx, const cudl_tensor *x,
+                                 int64_t *nan_count, int64_t *inf_count) {
+  static const char *const x_name[1] = {"x"};
+  int64_t counts[2] = {0, 0};
+  cudl_status status = cudl__check_tensors(ctx, __func__, &x, x_name, 1);
+  if (status != CUDL_OK) return status;
+  if (nan_count == NULL || inf_count == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, __func__,
+                      "nan_count and inf_count must not be NULL");
+  if (ctx->backend->count_nonfinite_f32 == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, __func__,
+                      "the %s backend cannot count non-finite values",
+                      ctx->backend->name);
+  if (x->numel > 0)
+    status = ctx->backend->count_nonfinite_f32(ctx, (const float *)x->data,
+                                               x->numel, counts);
+  if (status != CUDL_OK) return status;
+  *nan_count = counts[0];
+  *inf_count = counts[1];
+  return CUDL_OK;
 }

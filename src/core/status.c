@@ -12,6 +12,7 @@
   X(CUDL_ERR_NO_DEVICE, "no usable CUDA device")                             \
   X(CUDL_ERR_CUDA, "CUDA, cuDNN or cuBLAS call failed")                      \
   X(CUDL_ERR_IO, "input/output error")                                       \
+  X(CUDL_ERR_NUMERICS, "value not finite")                                   \
   X(CUDL_ERR_FILE_TRUNCATED, "file truncated")                               \
   X(CUDL_ERR_FILE_HEADER_SIZE, "file header size out of range")              \
   X(CUDL_ERR_FILE_JSON, "file header is not valid JSON")                     \

@@ -235,6 +235,7 @@ const cudl_backend cudl__cpu_backend = {
     .add_scaled_f32 = cudl__cpu_add_scaled_f32,
     .scale_f32 = cudl__cpu_scale_f32,
     .sum_f32 = cudl__cpu_sum_f32,
+    .count_nonfinite_f32 = cudl__cpu_count_nonfinite_f32,
     .gemm_f32 = cudl__cpu_gemm_f32,
     .bias_add_f32 = cudl__cpu_bias_add_f32,
     .channel_sum_f32 = cudl__cpu_channel_sum_f32,

@@ -84,6 +84,8 @@ cudl_status cudl__cpu_add_scaled_f32(cudl_context *ctx, const float *a,
                                      int64_t n);
 cudl_status cudl__cpu_scale_f32(cudl_context *ctx, const float *a, float alpha,
                                 float *out, int64_t n);
+cudl_status cudl__cpu_count_nonfinite_f32(cudl_context *ctx, const float *x,
+                                          int64_t n, int64_t counts[2]);
 cudl_status cudl__cpu_sum_f32(cudl_context *ctx, const float *x, float *out,
                               int64_t n, int mean);
 cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,

@@ -582,6 +582,30 @@ static cudl_status cuda_sum_f32(cudl_context *ctx, const float *x, float *out,
   return cudl__cuda_error(ctx, err, "cudl_launch_sum_f32", __FILE__, __LINE__);
 }
 
+static cudl_status cuda_count_nonfinite_f32(cudl_context *ctx, const float *x,
+                                            int64_t n, int64_t counts[2]) {
+  void *device = NULL;
+  unsigned long long host[2] = {0, 0};
+  cudaError_t err;
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudl__cuda_pool_alloc(ctx, s, &device, sizeof host));
+  err = cudaMemsetAsync(device, 0, sizeof host, s->stream);
+  if (err == cudaSuccess)
+    err = cudl_launch_count_nonfinite_f32(s->stream, x, n,
+                                          (unsigned long long *)device);
+  if (err == cudaSuccess)
+    err = cudaMemcpyAsync(host, device, sizeof host, cudaMemcpyDeviceToHost,
+                          s->stream);
+  cudaFreeAsync(device, s->stream);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(s->stream);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(ctx, err, "counting non-finite values", __FILE__,
+                            __LINE__);
+  counts[0] = (int64_t)host[0];
+  counts[1] = (int64_t)host[1];
+  return CUDL_OK;
+}
+
 static cudl_status cuda_mul_f32(cudl_context *ctx, const float *a,
                                 const float *b, float *out, int64_t n) {
   CUDA_ENTER(ctx, s);
@@ -635,6 +659,7 @@ const cudl_backend cudl__cuda_backend = {
     .add_scaled_f32 = cuda_add_scaled_f32,
     .scale_f32 = cuda_scale_f32,
     .sum_f32 = cuda_sum_f32,
+    .count_nonfinite_f32 = cuda_count_nonfinite_f32,
     .gemm_f32 = cudl__cuda_gemm_f32,
     .bias_add_f32 = cudl__cuda_bias_add_f32,
     .channel_sum_f32 = cudl__cuda_channel_sum_f32,

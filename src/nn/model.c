@@ -110,6 +110,11 @@ struct cudl_model {
   int64_t diag_steps, diag_forwards;
   int diag_norms_now; /* this step's backward records the norms */
   cudl_tensor *diag_norms;
+  /* Check-numerics mode (cudl_model_set_check_numerics) and its last
+   * finding; backward passes completed, for the report's step. */
+  int check_numerics;
+  cudl_numerics_report numerics;
+  int64_t backward_passes;
 };
 
 /* ---- small helpers ---- */
@@ -1284,6 +1289,103 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
   return CUDL_OK;
 }
 
+/* ---- numerics ---- */
+
+static const char *node_label(const node *n) {
+  return n->name[0] ? n->name : kind_names[n->kind];
+}
+
+static void clear_report(cudl_numerics_report *r, int64_t step) {
+  memset(r, 0, sizeof *r);
+  r->step = step;
+  r->node = -1;
+  r->layer = r->what = "";
+}
+
+/* Check-numerics mode: CUDL_ERR_NUMERICS, with the report, when t (what
+ * node `index` wrote) holds NaN or infinite values. */
+static cudl_status check_values(cudl_model *m, const cudl_tensor *t, int index,
+                                const char *layer, const char *what) {
+  int64_t nan = 0, inf = 0;
+  cudl_numerics_report *r = &m->numerics;
+  cudl_status status = cudl_count_nonfinite(m->ctx, t, &nan, &inf);
+  if (status != CUDL_OK || (nan == 0 && inf == 0)) return status;
+  clear_report(r, m->backward_passes);
+  r->node = index;
+  r->layer = layer;
+  r->what = what;
+  r->nan_count = r->total_nan = nan;
+  r->inf_count = r->total_inf = inf;
+  r->numel = t->numel;
+  return CUDL_FAIL(m->ctx, CUDL_ERR_NUMERICS,
+                   "step %lld: the %s of node %d (%s %s) has %lld NaN and "
+                   "%lld infinite of %lld values",
+                   (long long)r->step, what, index,
+                   kind_names[m->nodes[index].kind], layer, (long long)nan,
+                   (long long)inf, (long long)t->numel);
+}
+
+cudl_status cudl_model_set_check_numerics(cudl_model *m, int enabled) {
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  m->check_numerics = enabled != 0;
+  clear_report(&m->numerics, m->backward_passes);
+  return CUDL_OK;
+}
+
+cudl_status cudl_model_numerics_report(const cudl_model *m,
+                                       cudl_numerics_report *report) {
+  if (m == NULL || report == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  *report = m->numerics;
+  if (report->layer == NULL) clear_report(report, m->backward_passes);
+  return CUDL_OK;
+}
+
+/* The node a parameter belongs to (-1 if none). */
+static int owner_of(const cudl_model *m, int param) {
+  int i;
+  for (i = 0; i < m->node_count; ++i) {
+    const node *n = &m->nodes[i];
+    if (n->weight == param || n->bias == param) return i;
+  }
+  return -1;
+}
+
+cudl_status cudl_model_check_gradients(cudl_model *m,
+                                       cudl_numerics_report *report) {
+  int64_t nan = 0, inf = 0;
+  int i;
+  cudl_status status;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (report == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "report is NULL");
+  if (!m->compiled)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "compile the model first");
+  /* The step whose gradients these are: the last backward's. */
+  clear_report(report, m->backward_passes > 0 ? m->backward_passes - 1 : 0);
+  status = cudl_count_nonfinite(m->ctx, m->grad_arena, &nan, &inf);
+  if (status != CUDL_OK || (nan == 0 && inf == 0)) return status;
+  report->total_nan = nan;
+  report->total_inf = inf;
+  report->what = "parameter gradient";
+  for (i = 0; i < m->param_count; ++i) {
+    const param_entry *p = &m->params[i];
+    if (p->grad == NULL) continue;
+    status = cudl_count_nonfinite(m->ctx, p->grad, &nan, &inf);
+    if (status != CUDL_OK) return status;
+    if (nan != 0 || inf != 0) {
+      report->node = owner_of(m, i);
+      report->layer = p->name;
+      report->nan_count = nan;
+      report->inf_count = inf;
+      report->numel = p->numel;
+      return CUDL_OK;
+    }
+  }
+  return CUDL_FAIL(m->ctx, CUDL_ERR_INTERNAL,
+                   "non-finite gradients found in no parameter");
+}
+
 cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
                                const cudl_tensor *target, float *loss) {
   cudl_context *ctx;
@@ -1353,6 +1455,11 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
                        kind_names[m->nodes[i].kind],
                        m->nodes[i].name[0] ? " " : "", m->nodes[i].name, copy);
     }
+    if (m->check_numerics && m->nodes[i].kind != NODE_FLATTEN) {
+      status =
+          check_values(m, m->nodes[i].y, i, node_label(&m->nodes[i]), "output");
+      if (status != CUDL_OK) return status;
+    }
   }
   if (target != NULL) {
     /* A target of another shape (e.g. [N] for one output): seen in the
@@ -1367,6 +1474,9 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
       t = m->target_view;
     }
     if (status == CUDL_OK) status = compute_loss(m, t);
+    if (status == CUDL_OK && m->check_numerics)
+      status = check_values(m, m->loss_value, m->output,
+                            node_label(&m->nodes[m->output]), "loss");
     if (status == CUDL_OK && loss != NULL)
       status = cudl_tensor_copy_to_host(m->loss_value, loss, sizeof *loss);
     if (status != CUDL_OK) return status;
@@ -1542,6 +1652,26 @@ static cudl_status zero_unreached(cudl_model *m) {
   return status;
 }
 
+/* Check-numerics mode after node n's backward: the gradients it wrote into
+ * its inputs' gradient buffers, and into its parameters'. An input's
+ * buffer may hold other consumers' contributions too, but those were
+ * checked when written, so a non-finite value there is n's. */
+static cudl_status check_backward(cudl_model *m, const node *n, int index) {
+  const int params[2] = {n->weight, n->bias};
+  cudl_status status = CUDL_OK;
+  int k;
+  for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
+    const node *src = &m->nodes[n->in[k]];
+    if (n->in[k] > 0 && src->dy != NULL)
+      status = check_values(m, src->dy, index, node_label(n), "input gradient");
+  }
+  for (k = 0; k < 2 && status == CUDL_OK; ++k)
+    if (params[k] >= 0 && grad_of(m, params[k]) != NULL)
+      status = check_values(m, grad_of(m, params[k]), index,
+                            m->params[params[k]].name, "parameter gradient");
+  return status;
+}
+
 cudl_status cudl_model_backward(cudl_model *m) {
   int i, norms;
   cudl_status status;
@@ -1552,6 +1682,9 @@ cudl_status cudl_model_backward(cudl_model *m) {
   for (i = 0; i < m->node_count; ++i) m->nodes[i].grad_written = 0;
   status = loss_backward(m);
   m->nodes[m->output].grad_written = 1;
+  if (status == CUDL_OK && m->check_numerics)
+    status = check_values(m, m->nodes[m->output].dy, m->output,
+                          node_label(&m->nodes[m->output]), "loss gradient");
   /* Nodes no gradient reaches keep NaN norms. */
   norms = m->diagnostics && m->diag_norms_now;
   if (status == CUDL_OK && norms) status = cudl_tensor_fill(m->diag_norms, NAN);
@@ -1569,11 +1702,16 @@ cudl_status cudl_model_backward(cudl_model *m) {
                        kind_names[n->kind], n->name[0] ? " " : "", n->name,
                        copy);
     }
+    if (m->check_numerics) {
+      status = check_backward(m, n, i);
+      if (status != CUDL_OK) return status;
+    }
   }
   if (status == CUDL_OK) status = zero_unreached(m);
   for (i = 1; i < m->node_count && status == CUDL_OK && norms; ++i)
     if (m->nodes[i].weight >= 0 && m->nodes[i].grad_written)
       status = norm_into(m, grad_of(m, m->nodes[i].weight), m->node_count + i);
+  if (status == CUDL_OK) ++m->backward_passes;
   return status;
 }
 

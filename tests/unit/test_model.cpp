@@ -462,6 +462,123 @@ TEST_F(ModelTest, FirstNonFiniteNamesTheLayer) {
   EXPECT_STREQ(what, "fc1");
 }
 
+TEST_F(ModelTest, CountNonFiniteCountsNanAndInfinities) {
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{37}, (int64_t{1} << 20) + 3}) {
+    cudl_tensor *x = Tensor({n});
+    std::vector<float> v(static_cast<size_t>(n), 1.5f);
+    int64_t want_nan = 0, want_inf = 0;
+    for (size_t i = 0; i < v.size(); i += 5) {
+      v[i] = (i / 5) % 3 == 0 ? NAN : (i / 5) % 3 == 1 ? INFINITY : -INFINITY;
+      ++((i / 5) % 3 == 0 ? want_nan : want_inf);
+    }
+    if (n > 0) Set(x, v);
+    int64_t nan = -1, inf = -1;
+    ASSERT_EQ(cudl_count_nonfinite(ctx_, x, &nan, &inf), CUDL_OK);
+    EXPECT_EQ(nan, want_nan) << n;
+    EXPECT_EQ(inf, want_inf) << n;
+  }
+  int64_t nan = 0, inf = 0;
+  EXPECT_EQ(cudl_count_nonfinite(ctx_, nullptr, &nan, &inf), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_count_nonfinite(ctx_, Tensor({2}), nullptr, &inf), CUDL_ERR_INVALID_ARGUMENT);
+}
+
+TEST(CountNonFinite, CudaMatchesCpu) {
+  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
+  cudl_context *gpu = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
+  for (int64_t n : {int64_t{1}, int64_t{1000}, (int64_t{1} << 22) + 5}) {
+    std::vector<float> v(static_cast<size_t>(n), -2.0f);
+    int64_t want_nan = 0, want_inf = 0;
+    for (size_t i = 0; i < v.size(); i += 7) {
+      v[i] = i % 2 == 0 ? NAN : INFINITY;
+      ++(i % 2 == 0 ? want_nan : want_inf);
+    }
+    const int64_t shape[1] = {n};
+    cudl_tensor *t = nullptr;
+    ASSERT_EQ(cudl_tensor_create(gpu, CUDL_DTYPE_F32, 1, shape, &t), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_copy_from_host(t, v.data(), v.size() * sizeof(float)), CUDL_OK);
+    int64_t nan = -1, inf = -1;
+    ASSERT_EQ(cudl_count_nonfinite(gpu, t, &nan, &inf), CUDL_OK) << cudl_context_last_error(gpu);
+    EXPECT_EQ(nan, want_nan) << n;
+    EXPECT_EQ(inf, want_inf) << n;
+    cudl_tensor_destroy(t);
+  }
+  cudl_context_destroy(gpu);
+}
+
+// A linear layer whose output (1e19) and loss (1e38) are finite, while the
+// weight gradient dloss/dy * x = 2e19 * 1e20 overflows: check-numerics mode
+// names the parameter, and so does the cheap gradient check.
+TEST_F(ModelTest, CheckNumericsNamesWhereValuesStopBeingFinite) {
+  cudl_model *m = Model({4});
+  int fc, act;
+  ASSERT_EQ(cudl_model_add_linear(m, 0, "fc", 1, 1, &fc), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, fc, CUDL_ACT_RELU, 0.0f, &act), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, act, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 1), CUDL_OK);
+  Set(cudl_model_param(m, "fc.weight"), {0.1f, 0.0f, 0.0f, 0.0f});
+  cudl_tensor *x = Tensor({1, 4}), *target = Tensor({1, 1});
+  Set(x, {1e20f, 0.0f, 0.0f, 0.0f});
+  Set(target, {0.0f});
+  cudl_numerics_report r;
+  // Off: the step goes through, and the gradient check finds the overflow.
+  float loss = 0.0f;
+  ASSERT_EQ(cudl_model_forward(m, x, target, &loss), CUDL_OK);
+  EXPECT_TRUE(std::isfinite(loss));
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+  ASSERT_EQ(cudl_model_check_gradients(m, &r), CUDL_OK);
+  EXPECT_EQ(r.node, fc);
+  EXPECT_STREQ(r.layer, "fc.weight");
+  EXPECT_STREQ(r.what, "parameter gradient");
+  EXPECT_EQ(r.step, 0);
+  EXPECT_EQ(r.nan_count, 0);
+  EXPECT_EQ(r.inf_count, 1);
+  EXPECT_EQ(r.numel, 4);
+  EXPECT_EQ(r.total_nan, 0);
+  EXPECT_EQ(r.total_inf, 1);
+  // On: the backward stops at the weight gradient with CUDL_ERR_NUMERICS.
+  ASSERT_EQ(cudl_model_set_check_numerics(m, 1), CUDL_OK);
+  ASSERT_EQ(cudl_model_numerics_report(m, &r), CUDL_OK);
+  EXPECT_EQ(r.node, -1);
+  ASSERT_EQ(cudl_model_forward(m, x, target, &loss), CUDL_OK);
+  EXPECT_EQ(cudl_model_backward(m), CUDL_ERR_NUMERICS);
+  const std::string message = cudl_context_last_error(ctx_);
+  EXPECT_NE(message.find("step 1"), std::string::npos) << message;
+  EXPECT_NE(message.find("fc.weight"), std::string::npos) << message;
+  EXPECT_NE(message.find("1 infinite of 4"), std::string::npos) << message;
+  ASSERT_EQ(cudl_model_numerics_report(m, &r), CUDL_OK);
+  EXPECT_EQ(r.node, fc);
+  EXPECT_STREQ(r.what, "parameter gradient");
+  EXPECT_EQ(r.step, 1);
+  EXPECT_EQ(r.inf_count, 1);
+  // A NaN input stops the forward at the first node it reaches, before the
+  // loss is computed.
+  Set(x, {NAN, 1.0f, 1.0f, 1.0f});
+  EXPECT_EQ(cudl_model_forward(m, x, target, &loss), CUDL_ERR_NUMERICS);
+  ASSERT_EQ(cudl_model_numerics_report(m, &r), CUDL_OK);
+  EXPECT_EQ(r.node, fc);
+  EXPECT_STREQ(r.layer, "fc");
+  EXPECT_STREQ(r.what, "output");
+  EXPECT_EQ(r.nan_count, 1);
+  // An overflowing loss is named as the loss.
+  Set(x, {1e21f, 0.0f, 0.0f, 0.0f});
+  EXPECT_EQ(cudl_model_forward(m, x, target, &loss), CUDL_ERR_NUMERICS);
+  ASSERT_EQ(cudl_model_numerics_report(m, &r), CUDL_OK);
+  EXPECT_STREQ(r.what, "loss");
+  EXPECT_EQ(r.inf_count, 1);
+  // Finite values pass, and switching off stops the checks.
+  Set(x, {1.0f, 2.0f, 3.0f, 4.0f});
+  ASSERT_EQ(cudl_model_forward(m, x, target, &loss), CUDL_OK);
+  ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_check_numerics(m, 0), CUDL_OK);
+  Set(x, {NAN, 1.0f, 1.0f, 1.0f});
+  EXPECT_EQ(cudl_model_forward(m, x, target, &loss), CUDL_OK);
+  EXPECT_EQ(cudl_model_set_check_numerics(nullptr, 1), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_numerics_report(m, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_check_gradients(m, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+}
+
 TEST_F(ModelTest, SaveAndLoadByName) {
   auto build = [&](int64_t hidden) {
     cudl_model *m = Model({4});
