@@ -136,6 +136,7 @@ void EveryAllocationFails(cudl_device_kind device, Model which) {
   {
     cudl_context *ctx = nullptr;
     ASSERT_EQ(cudl_context_create(device, 0, &ctx), CUDL_OK);
+    ASSERT_EQ(cudl_context_set_deterministic(ctx, 1), CUDL_OK);
     ASSERT_EQ(cudl_context_fail_allocation(ctx, 0), CUDL_OK);
     Step s;
     ASSERT_EQ(RunStep(ctx, which, &s, &want_loss), CUDL_OK) << cudl_context_last_error(ctx);
@@ -155,6 +156,8 @@ void EveryAllocationFails(cudl_device_kind device, Model which) {
     cudl_test::CountingAllocator host;
     cudl_context *ctx = nullptr;
     ASSERT_EQ(cudl_context_create(device, 0, &ctx), CUDL_OK);
+    // Heuristic convolution algorithms: the same choice as the clean run.
+    ASSERT_EQ(cudl_context_set_deterministic(ctx, 1), CUDL_OK);
     const cudl_allocator hooks = host.hooks();
     ASSERT_EQ(cudl_context_set_allocator(ctx, &hooks), CUDL_OK);
     ASSERT_EQ(cudl_context_fail_allocation(ctx, static_cast<int64_t>(k)), CUDL_OK);
@@ -184,8 +187,13 @@ void EveryAllocationFails(cudl_device_kind device, Model which) {
     }
     s.Destroy();
     // Nothing leaked: the device memory is back to what a clean run keeps
-    // (its workspaces), and every host block went back to the hooks.
-    EXPECT_EQ(BytesInUse(ctx), baseline);
+    // (its workspaces), and every host block went back to the hooks. On a
+    // GPU a failed workspace may have made a convolution fall back to an
+    // algorithm with a smaller one.
+    if (device == CUDL_DEVICE_CPU)
+      EXPECT_EQ(BytesInUse(ctx), baseline);
+    else
+      EXPECT_LE(BytesInUse(ctx), baseline);
     ASSERT_EQ(cudl_context_fail_allocation(ctx, -1), CUDL_OK);
     cudl_context_destroy(ctx);
     EXPECT_TRUE(host.live.empty()) << host.live.size() << " host blocks leaked";
