@@ -1,5 +1,6 @@
 /* checkpoint.c - model, optimizer and run position in one safetensors
  * file (cudl/checkpoint.h). */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -110,14 +111,17 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   return status;
 }
 
-/* Metadata `key` of set as a decimal integer (no sign for unsigned). */
+/* Metadata `key` of set as a decimal integer (no sign for unsigned).
+ * strtoll/strtoull skip any leading white space and then take a sign, so
+ * the first character must be a digit (or '-' for signed): "\t-1" would
+ * otherwise be read as an unsigned 2^64 - 1. */
 static cudl_status read_number(cudl_context *ctx, const cudl_safetensors *set,
                                const char *key, int is_signed,
                                uint64_t *value) {
   const char *text = cudl_safetensors_metadata_find(set, key);
   char *end = NULL;
-  if (text == NULL || text[0] == '\0' || text[0] == ' ' || text[0] == '+' ||
-      (!is_signed && text[0] == '-'))
+  if (text == NULL ||
+      !(isdigit((unsigned char)text[0]) || (is_signed && text[0] == '-')))
     return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
                      "the checkpoint's \"%s\" is missing or not a number", key);
   errno = 0;
@@ -172,7 +176,8 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
   if (status != CUDL_OK) goto done;
   kind = cudl_safetensors_metadata_find(set, "cudl.optimizer");
   /* The optimizer's state: of the kind saved, each tensor present with
-   * the optimizer's size. */
+   * the optimizer's shape (not only its size: the copy below needs the
+   * shape, and must not fail after the model has been changed). */
   n_states = opt == NULL ? 0 : cudl_optimizer_state_count(opt);
   if (opt != NULL &&
       (kind == NULL || strcmp(kind, optimizer_kind_name(opt)) != 0)) {
@@ -192,9 +197,10 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
     index = cudl_safetensors_find(set, name);
     src = index < 0 ? NULL : cudl_safetensors_tensor(set, (size_t)index);
     if (src == NULL || cudl_tensor_dtype(src) != CUDL_DTYPE_F32 ||
+        cudl_tensor_ndim(src) != 1 ||
         cudl_tensor_numel(src) != cudl_tensor_numel(dst)) {
       status = CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                         "the checkpoint has no \"%s\" of %lld f32 values",
+                         "the checkpoint has no \"%s\" of shape [%lld] (f32)",
                          name, (long long)cudl_tensor_numel(dst));
       goto done;
     }
