@@ -17,8 +17,9 @@ packages=(
   dataset-fashion-mnist  # the real Fashion-MNIST files (/usr/share/datasets/fashion-mnist): tests, training
   libdnnl-dev      # oneDNN: the CPU backend's convolutions and sgemm
   libgtest-dev     # GoogleTest (also ships its sources in /usr/src/googletest)
-  clang            # libFuzzer builds (CUDL_FUZZ=ON)
-  libclang-rt-dev  # clang's sanitizer and libFuzzer runtimes
+  clang            # libFuzzer builds (CUDL_FUZZ=ON, scripts/fuzz.sh)
+  libclang-rt-dev  # libclang_rt.fuzzer and the ASan/UBSan runtimes (Debian 12:
+                   # libclang-rt-14-dev, which clang only recommends)
   python3          # the independent safetensors reader/writer used by tests
 )
 

@@ -1,7 +1,8 @@
 /*
- * fuzz_standalone_main.c - runs fuzz_safetensors.c without libFuzzer.
+ * fuzz_standalone_main.c - runs a fuzz target (fuzz_safetensors.c,
+ * fuzz_data.c, fuzz_checkpoint.c) without libFuzzer.
  *
- *   fuzz_safetensors_corpus FILE...
+ *   fuzz_<target>_corpus FILE...
  *
  * Feeds each file to LLVMFuzzerTestOneInput, and every prefix of it too
  * (cut at each length), from heap buffers of exactly that size. A broken
