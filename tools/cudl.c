@@ -13,8 +13,12 @@
  *   cudl bench ops|train [options] time operators or training steps
  *                                  against their ceilings (tools/bench*.c)
  *
- * Exit codes: 0 success, 1 the operation failed (bad file, device error),
- * 2 bad usage.
+ * Exit codes (docs/cli.md): 0 success; 1 the operation failed (a file
+ * missing, unreadable or of the wrong kind, an output that cannot be
+ * written, a device error, a run that diverged); 2 the command line is
+ * wrong (told before any file is read); 130 training stopped by Ctrl-C,
+ * its checkpoint saved. Every error is one line on stderr that starts with
+ * the command ("cudl train: ...").
  */
 #include <errno.h>
 #include <math.h>
@@ -232,13 +236,24 @@ int main(int argc, char **argv) {
     usage(stderr);
     return EXIT_USAGE;
   }
-  if (strcmp(argv[1], "info") == 0 && argc == 2) return cmd_info();
+  if (strcmp(argv[1], "info") == 0) {
+    if (argc == 2) return cmd_info();
+    fprintf(stderr, "cudl info: takes no arguments, not '%s'\n", argv[2]);
+    return EXIT_USAGE;
+  }
   if (strcmp(argv[1], "train") == 0) return cudl_cmd_train(argc - 2, argv + 2);
   if (strcmp(argv[1], "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
   if (strcmp(argv[1], "predict") == 0)
     return cudl_cmd_predict(argc - 2, argv + 2);
   if (strcmp(argv[1], "bench") == 0) return cudl_cmd_bench(argc - 2, argv + 2);
-  if (strcmp(argv[1], "inspect") == 0 && argc == 3) return cmd_inspect(argv[2]);
+  if (strcmp(argv[1], "inspect") == 0) {
+    if (argc == 3) return cmd_inspect(argv[2]);
+    fprintf(stderr,
+            "cudl inspect: needs one FILE.safetensors, not %d "
+            "arguments\n",
+            argc - 2);
+    return EXIT_USAGE;
+  }
   if (strcmp(argv[1], "demo") == 0) {
     cudl_device_kind kind = CUDL_DEVICE_AUTO;
     if (argc == 4 && strcmp(argv[2], "--device") == 0) {
@@ -247,11 +262,14 @@ int main(int argc, char **argv) {
       else if (strcmp(argv[3], "cuda") == 0)
         kind = CUDL_DEVICE_CUDA;
       else if (strcmp(argv[3], "auto") != 0) {
-        usage(stderr);
+        fprintf(stderr,
+                "cudl demo: --device must be cpu, cuda or auto, not "
+                "'%s'\n",
+                argv[3]);
         return EXIT_USAGE;
       }
     } else if (argc != 2) {
-      usage(stderr);
+      fprintf(stderr, "cudl demo: the one option is --device cpu|cuda|auto\n");
       return EXIT_USAGE;
     }
     return cmd_demo(kind);
@@ -260,6 +278,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return EXIT_OK;
   }
-  usage(stderr);
+  /* One line, like every other error: the list is a --help away. */
+  fprintf(stderr, "cudl: unknown command '%s' (cudl --help lists them)\n",
+          argv[1]);
   return EXIT_USAGE;
 }

@@ -3,11 +3,21 @@
  * loop over the library (model zoo, data loader, optimizer, schedule,
  * checkpoints), with a progress bar on stderr, a summary line per epoch on
  * stdout and JSON-lines metrics.
+ *
+ * Errors are one line on stderr that starts with the command ("cudl
+ * train: ..."). Exit status (docs/cli.md): 2 when the command line itself
+ * is wrong (checked before any file is read), 1 when something it names
+ * fails (a file, the device, the run itself), 130 on Ctrl-C. A run that
+ * fails before training starts leaves nothing behind: no run directory,
+ * no metrics file, no checkpoint touched.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +48,7 @@ typedef struct options {
   const char *init;
   const char *weights;
   int epochs, warmup, log_every, diagnostics, shuffle, augment, index, count;
+  int check_numerics;
   int64_t batch;
   double lr, momentum, weight_decay, dropout, clip;
   uint64_t seed;
@@ -65,13 +76,32 @@ static void train_usage(FILE *out) {
       "  --diagnostics K     every K steps, per layer to the metrics file:\n"
       "                      output mean and std, weight and input gradient\n"
       "                      norms, saturated and dead unit fractions\n"
+      "  --check-numerics    stop at the first NaN or infinity any layer\n"
+      "                      writes, naming it (slow: for a diverging run)\n"
       "  --augment, --no-augment   random crop and flip [on for cifar10 only]\n"
-      "  --resume FILE       continue a run from its checkpoint\n"
+      "  --resume FILE       continue a run from its checkpoint (OUT/\n"
+      "                      checkpoint.safetensors, saved atomically\n"
+      "                      after every epoch and on Ctrl-C)\n"
       "  --init FILE         start from these weights (fine-tuning)\n"
+      "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
+      "(docs/cli.md)\n"
       "usage: cudl eval --weights FILE [--model M --data D --batch B "
       "--device D]\n"
       "usage: cudl predict --weights FILE [--model M --data D] --index I "
       "[--count N]\n");
+}
+
+/* "cudl train", "cudl eval" or "cudl predict": the start of every line
+ * the command prints to stderr. */
+static const char *g_command = "cudl";
+
+/* A progress line is on the terminal without its newline yet. */
+static int g_progress_open = 0;
+
+/* End the progress line, so that the next message starts a line. */
+static void end_progress(void) {
+  if (g_progress_open) fputc('\n', stderr);
+  g_progress_open = 0;
 }
 
 static volatile sig_atomic_t g_interrupted = 0;
@@ -120,13 +150,35 @@ static cudl_status write_diagnostics(FILE *f, cudl_model *model,
     fputc('}', f);
   }
   fprintf(f, "]}\n");
+  fflush(f); /* whole lines, should the process be killed */
   return CUDL_OK;
 }
 
-/* Report a failed call with the context's detail; returns EXIT_FAILED. */
-static int fail(cudl_context *ctx, const char *what, cudl_status s) {
-  fprintf(stderr, "cudl: %s: %s: %s\n", what, cudl_status_string(s),
-          ctx != NULL ? cudl_context_last_error(ctx) : "");
+/* A run killed while writing a metrics line may have left it without its
+ * newline: end it, so that the resumed run's lines parse on their own. */
+static void end_torn_line(FILE *f) {
+  if (fseek(f, -1, SEEK_END) == 0 && fgetc(f) != '\n') {
+    fseek(f, 0, SEEK_END);
+    fputc('\n', f);
+    fflush(f);
+  }
+  fseek(f, 0, SEEK_END);
+}
+
+/* Report a failed call in one line: what was being done (printf-style),
+ * the context's detail (which names the file or argument) and the status;
+ * returns EXIT_FAILED. */
+static int fail(cudl_context *ctx, cudl_status s, const char *what, ...) {
+  const char *detail = ctx != NULL ? cudl_context_last_error(ctx) : "";
+  va_list args;
+  end_progress();
+  fprintf(stderr, "%s: ", g_command);
+  va_start(args, what);
+  vfprintf(stderr, what, args);
+  va_end(args);
+  fprintf(stderr, ": %s [%s]\n",
+          detail[0] != '\0' ? detail : cudl_status_string(s),
+          cudl_status_name(s));
   return EXIT_FAILED;
 }
 
@@ -151,9 +203,52 @@ static int parse_double(const char *text, double *out) {
   return 1;
 }
 
-/* Parse argv into o; 0 on success, else prints why and returns 2. */
+/* The device an option names: auto, cpu, cuda or cuda:N; 0 if none. */
+static int parse_device(const char *text, cudl_device_kind *kind, int *index) {
+  long long n = 0;
+  *index = 0;
+  if (strcmp(text, "auto") == 0) {
+    *kind = CUDL_DEVICE_AUTO;
+  } else if (strcmp(text, "cpu") == 0) {
+    *kind = CUDL_DEVICE_CPU;
+  } else if (strcmp(text, "cuda") == 0 ||
+             (strncmp(text, "cuda:", 5) == 0 &&
+              parse_int(text + 5, 0, 1 << 20, &n))) {
+    *kind = CUDL_DEVICE_CUDA;
+    *index = (int)n;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+/* 1 when word is one of the NULL-terminated names. */
+static int one_of(const char *word, const char *const *names) {
+  for (; *names != NULL; ++names)
+    if (strcmp(word, *names) == 0) return 1;
+  return 0;
+}
+
+/* Parse argv into o; 0 on success, else prints why and returns 2. Every
+ * check that needs no file and no device is made here, so that a wrong
+ * command line is told apart from a failure (exit 2, not 1) and is
+ * reported before anything slow or anything written. */
 static int parse_options(int argc, char **argv, options *o) {
-  int i;
+  static const char *const datasets[] = {"fashion-mnist", "mnist", "cifar10",
+                                         NULL};
+  static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
+  static const char *const schedules[] = {"constant", "cosine", "step", NULL};
+  /* The options that take a value: any other word is unknown. */
+  static const char *const valued[] = {
+      "--model",     "--data",         "--data-dir",  "--device",
+      "--optimizer", "--schedule",     "--metrics",   "--out",
+      "--resume",    "--init",         "--weights",   "--epochs",
+      "--batch",     "--warmup",       "--log-every", "--diagnostics",
+      "--index",     "--count",        "--seed",      "--lr",
+      "--momentum",  "--weight-decay", "--dropout",   "--clip",
+      NULL};
+  cudl_device_kind kind;
+  int i, index;
   memset(o, 0, sizeof *o);
   o->model = "small-cnn";
   o->data = "fashion-mnist";
@@ -173,6 +268,7 @@ static int parse_options(int argc, char **argv, options *o) {
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const char *want = NULL; /* what a numeric option accepts */
     long long n = 0;
     int ok = 1, takes_value = 1;
     if (strcmp(a, "--no-shuffle") == 0) {
@@ -184,11 +280,19 @@ static int parse_options(int argc, char **argv, options *o) {
     } else if (strcmp(a, "--augment") == 0) {
       o->augment = 1;
       takes_value = 0;
+    } else if (strcmp(a, "--check-numerics") == 0) {
+      o->check_numerics = 1;
+      takes_value = 0;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       train_usage(stdout);
       exit(EXIT_OK);
+    } else if (!one_of(a, valued)) {
+      fprintf(stderr, "%s: unknown option '%s' (%s --help lists them)\n",
+              g_command, a, g_command);
+      return EXIT_USAGE;
     } else if (v == NULL) {
-      ok = 0;
+      fprintf(stderr, "%s: option %s needs a value\n", g_command, a);
+      return EXIT_USAGE;
     } else if (strcmp(a, "--model") == 0) {
       o->model = v;
     } else if (strcmp(a, "--data") == 0) {
@@ -212,82 +316,118 @@ static int parse_options(int argc, char **argv, options *o) {
     } else if (strcmp(a, "--weights") == 0) {
       o->weights = v;
     } else if (strcmp(a, "--epochs") == 0) {
+      want = "an integer from 1 to 100000";
       ok = parse_int(v, 1, 100000, &n);
       o->epochs = (int)n;
     } else if (strcmp(a, "--batch") == 0) {
+      want = "an integer from 1 to 1048576";
       ok = parse_int(v, 1, 1 << 20, &n);
       o->batch = n;
     } else if (strcmp(a, "--warmup") == 0) {
+      want = "an integer from 0 to 100000";
       ok = parse_int(v, 0, 100000, &n);
       o->warmup = (int)n;
     } else if (strcmp(a, "--log-every") == 0) {
+      want = "a positive integer";
       ok = parse_int(v, 1, 1 << 30, &n);
       o->log_every = (int)n;
     } else if (strcmp(a, "--diagnostics") == 0) {
+      want = "a positive integer";
       ok = parse_int(v, 1, 1 << 30, &n);
       o->diagnostics = (int)n;
     } else if (strcmp(a, "--index") == 0) {
-      ok = parse_int(v, 0, 1LL << 40, &n);
+      want = "an integer from 0";
+      ok = parse_int(v, 0, 1 << 30, &n);
       o->index = (int)n;
     } else if (strcmp(a, "--count") == 0) {
+      want = "an integer from 1 to 1048576";
       ok = parse_int(v, 1, 1 << 20, &n);
       o->count = (int)n;
     } else if (strcmp(a, "--seed") == 0) {
+      want = "an integer from 0";
       ok = parse_int(v, 0, INT64_MAX, &n);
       o->seed = (uint64_t)n;
     } else if (strcmp(a, "--lr") == 0) {
+      want = "a finite number above 0";
       ok = parse_double(v, &o->lr) && o->lr > 0.0;
     } else if (strcmp(a, "--momentum") == 0) {
+      want = "a number from 0 to below 1";
       ok = parse_double(v, &o->momentum) && o->momentum >= 0.0 &&
            o->momentum < 1.0;
     } else if (strcmp(a, "--weight-decay") == 0) {
+      want = "a finite number from 0";
       ok = parse_double(v, &o->weight_decay) && o->weight_decay >= 0.0;
     } else if (strcmp(a, "--dropout") == 0) {
+      want = "a number from 0 to below 1";
       ok =
           parse_double(v, &o->dropout) && o->dropout >= 0.0 && o->dropout < 1.0;
     } else if (strcmp(a, "--clip") == 0) {
+      want = "a finite number above 0";
       ok = parse_double(v, &o->clip) && o->clip > 0.0;
-    } else {
-      fprintf(stderr, "cudl: unknown option '%s'\n", a);
-      train_usage(stderr);
-      return EXIT_USAGE;
     }
     if (!ok) {
-      fprintf(stderr, "cudl: option %s needs a valid value%s%s\n", a,
-              v != NULL ? ", not " : "", v != NULL ? v : "");
+      fprintf(stderr, "%s: option %s needs %s, not '%s'\n", g_command, a, want,
+              v);
       return EXIT_USAGE;
     }
     i += takes_value;
   }
   if (!cudl_tool_zoo_name_valid(o->model)) {
     fprintf(stderr,
-            "cudl: unknown model '%s': small-cnn, mlp, resnetN or plainN "
+            "%s: unknown model '%s': small-cnn, mlp, resnetN or plainN "
             "(N = 20, 32, 44, 56, 110, ...)\n",
-            o->model);
+            g_command, o->model);
+    return EXIT_USAGE;
+  }
+  if (!one_of(o->data, datasets)) {
+    fprintf(stderr,
+            "%s: unknown dataset '%s': fashion-mnist, mnist or cifar10\n",
+            g_command, o->data);
+    return EXIT_USAGE;
+  }
+  if (!parse_device(o->device, &kind, &index)) {
+    fprintf(stderr, "%s: --device must be auto, cpu or cuda:N, not '%s'\n",
+            g_command, o->device);
+    return EXIT_USAGE;
+  }
+  if (!one_of(o->optimizer, optimizers)) {
+    fprintf(stderr, "%s: --optimizer must be sgd, adam or adamw, not '%s'\n",
+            g_command, o->optimizer);
+    return EXIT_USAGE;
+  }
+  if (!one_of(o->schedule, schedules)) {
+    fprintf(stderr,
+            "%s: --schedule must be constant, cosine or step, not '%s'\n",
+            g_command, o->schedule);
+    return EXIT_USAGE;
+  }
+  if (o->resume != NULL && o->init != NULL) {
+    /* --resume replaces every weight --init would have set. */
+    fprintf(stderr,
+            "%s: --resume and --init exclude each other: a resumed run "
+            "takes its weights from its checkpoint\n",
+            g_command);
+    return EXIT_USAGE;
+  }
+  if (o->diagnostics > 0 && o->metrics == NULL) {
+    fprintf(stderr,
+            "%s: --diagnostics writes to the metrics file: add "
+            "--metrics PATH\n",
+            g_command);
     return EXIT_USAGE;
   }
   return 0;
 }
 
 static int open_context(const char *device, cudl_context **ctx) {
+  cudl_device_kind kind = CUDL_DEVICE_AUTO;
+  int index = 0;
   cudl_status s;
-  long long index = 0;
-  if (strcmp(device, "auto") == 0)
-    s = cudl_context_create(CUDL_DEVICE_AUTO, 0, ctx);
-  else if (strcmp(device, "cpu") == 0)
-    s = cudl_context_create(CUDL_DEVICE_CPU, 0, ctx);
-  else if (strcmp(device, "cuda") == 0 ||
-           (strncmp(device, "cuda:", 5) == 0 &&
-            parse_int(device + 5, 0, 1 << 20, &index)))
-    s = cudl_context_create(CUDL_DEVICE_CUDA, (int)index, ctx);
-  else {
-    fprintf(stderr, "cudl: --device must be auto, cpu or cuda:N, not '%s'\n",
-            device);
-    return EXIT_USAGE;
-  }
+  (void)parse_device(device, &kind, &index); /* parse_options checked it */
+  s = cudl_context_create(kind, index, ctx);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl: cannot open device '%s': %s\n", device,
-            cudl_status_string(s));
+    fprintf(stderr, "%s: cannot open device '%s': %s [%s]\n", g_command, device,
+            cudl_status_string(s), cudl_status_name(s));
     return EXIT_FAILED;
   }
   return 0;
@@ -425,21 +565,64 @@ static cudl_status evaluate(run *r, cudl_loader *loader, double *loss,
   return s;
 }
 
+/* The header of the file an option names (--resume, --init, --weights):
+ * a readable safetensors file and, where its metadata names them (cudl
+ * train's files do), of the model the options name and, for a run to
+ * resume, of the same dataset. Checked before the datasets load, so that
+ * a wrong file is reported at once and by its model's name rather than by
+ * the first tensor that does not fit. */
+static int check_weights_file(run *r, const options *o, const char *option,
+                              const char *path) {
+  cudl_safetensors *set = NULL;
+  const char *model, *data;
+  int rc = 0;
+  cudl_status s =
+      cudl_safetensors_load(r->ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
+  if (s != CUDL_OK) return fail(r->ctx, s, "%s %s", option, path);
+  model = cudl_safetensors_metadata_find(set, "model");
+  data = cudl_safetensors_metadata_find(set, "dataset");
+  if (model != NULL && strcmp(model, o->model) != 0) {
+    fprintf(stderr,
+            "%s: %s %s holds the weights of %s%s%s%s, not of %s "
+            "(--model)\n",
+            g_command, option, path, model, data != NULL ? " (trained on " : "",
+            data != NULL ? data : "", data != NULL ? ")" : "", o->model);
+    rc = EXIT_FAILED;
+  } else if (strcmp(option, "--resume") == 0 && data != NULL &&
+             strcmp(data, o->data) != 0) {
+    fprintf(stderr,
+            "%s: --resume %s is a run on %s, not on %s (--data); to "
+            "fine-tune on another dataset, start from its weights with "
+            "--init\n",
+            g_command, path, data, o->data);
+    rc = EXIT_FAILED;
+  }
+  cudl_safetensors_destroy(set);
+  return rc;
+}
+
 /* Datasets, normalisation, model and batch tensors shared by the three
  * commands. need_train loads the training split too. */
 static int setup(run *r, const options *o, int need_train) {
   cudl_status s;
   int rc = open_context(o->device, &r->ctx);
   if (rc != 0) return rc;
+  if (rc == 0 && o->resume != NULL)
+    rc = check_weights_file(r, o, "--resume", o->resume);
+  if (rc == 0 && o->init != NULL)
+    rc = check_weights_file(r, o, "--init", o->init);
+  if (rc == 0 && o->weights != NULL)
+    rc = check_weights_file(r, o, "--weights", o->weights);
+  if (rc != 0) return rc;
   if (need_train) {
     s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
-    if (s != CUDL_OK) return fail(r->ctx, "loading the training set", s);
+    if (s != CUDL_OK) return fail(r->ctx, s, "loading the training set");
   }
   s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 0, &r->test_set);
-  if (s != CUDL_OK) return fail(r->ctx, "loading the test set", s);
+  if (s != CUDL_OK) return fail(r->ctx, s, "loading the test set");
   s = build_model(r->ctx, o, r->test_set, &r->model);
   if (s == CUDL_OK) s = cudl_model_compile(r->model, o->batch);
-  if (s != CUDL_OK) return fail(r->ctx, "building the model", s);
+  if (s != CUDL_OK) return fail(r->ctx, s, "building %s", o->model);
   r->classes = cudl_dataset_classes(r->test_set);
   {
     const int64_t xs[4] = {o->batch, cudl_dataset_channels(r->test_set),
@@ -448,12 +631,12 @@ static int setup(run *r, const options *o, int need_train) {
     s = cudl_tensor_create(r->ctx, CUDL_DTYPE_F32, 4, xs, &r->x);
     if (s == CUDL_OK)
       s = cudl_tensor_create(r->ctx, CUDL_DTYPE_I32, 1, xs, &r->labels);
-    if (s != CUDL_OK) return fail(r->ctx, "allocating the batch", s);
+    if (s != CUDL_OK) return fail(r->ctx, s, "allocating the batch");
   }
   r->logits = malloc((size_t)(o->batch * r->classes) * sizeof *r->logits);
   r->host_labels = malloc((size_t)o->batch * sizeof *r->host_labels);
   if (r->logits == NULL || r->host_labels == NULL) {
-    fprintf(stderr, "cudl: out of host memory\n");
+    fprintf(stderr, "%s: out of host memory\n", g_command);
     return EXIT_FAILED;
   }
   /* Normalise with the training split's statistics (the test split's when
@@ -461,7 +644,7 @@ static int setup(run *r, const options *o, int need_train) {
    * when it has them). */
   s = cudl_dataset_channel_stats(
       r->train_set != NULL ? r->train_set : r->test_set, r->mean, r->std);
-  if (s != CUDL_OK) return fail(r->ctx, "dataset statistics", s);
+  if (s != CUDL_OK) return fail(r->ctx, s, "dataset statistics");
   return 0;
 }
 
@@ -484,19 +667,125 @@ static cudl_status make_loader(run *r, const options *o, const cudl_dataset *ds,
   return cudl_loader_create(r->ctx, ds, &c, out);
 }
 
-static int make_dir(const char *path) {
+/* Remove the directories make_run_dir made: dir and its parents up to the
+ * top-most one it made (`made` is that one's length). rmdir stops at the
+ * first that is not empty, so nothing of anyone else's goes. */
+static void remove_made_dirs(const char *dir, size_t made) {
   char buf[1024];
-  size_t i, n = strlen(path);
-  if (n >= sizeof buf) return -1;
-  memcpy(buf, path, n + 1);
+  size_t n;
+  if (made == 0) return;
+  snprintf(buf, sizeof buf, "%s", dir);
+  n = strlen(buf);
+  while (n >= made) {
+    buf[n] = '\0';
+    if (rmdir(buf) != 0) return;
+    while (n > 0 && buf[n - 1] == '/') --n;
+    while (n > 0 && buf[n - 1] != '/') --n;
+    while (n > 0 && buf[n - 1] == '/') --n;
+  }
+}
+
+/* The run directory, made with its missing parents, and proven writable
+ * by making and removing a file in it: an output that cannot be written
+ * (under a regular file, on a read-only or pseudo file system, without
+ * permission) then fails before training, not after the first epoch.
+ * *made is the length of the top-most directory made here, 0 when none,
+ * for remove_made_dirs. Prints why and returns -1 on failure. */
+static int make_run_dir(const char *dir, size_t *made) {
+  static const char *const files[] = {"checkpoint.safetensors",
+                                      "model.safetensors"};
+  char buf[1200];
+  size_t i, n = strlen(dir);
+  struct stat st;
+  int fd, k;
+  *made = 0;
+  if (n == 0 || n >= 1024) {
+    fprintf(stderr, "%s: --out '%s': %s\n", g_command, dir,
+            n == 0 ? "empty" : strerror(ENAMETOOLONG));
+    return -1;
+  }
+  memcpy(buf, dir, n + 1);
   for (i = 1; i <= n; ++i)
     if (buf[i] == '/' || buf[i] == '\0') {
       char c = buf[i];
       buf[i] = '\0';
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+      if (mkdir(buf, 0777) == 0) {
+        if (*made == 0) *made = i;
+      } else if (errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create the run directory %s: %s\n",
+                g_command, buf, strerror(errno));
+        remove_made_dirs(dir, *made);
+        return -1;
+      }
       buf[i] = c;
     }
+  snprintf(buf, sizeof buf, "%s/.cudl-write-test.%ld", dir, (long)getpid());
+  fd = open(buf, O_WRONLY | O_CREAT | O_EXCL, 0666);
+  if (fd < 0) {
+    fprintf(stderr, "%s: cannot write in the run directory %s: %s\n", g_command,
+            dir, strerror(errno));
+    remove_made_dirs(dir, *made);
+    return -1;
+  }
+  close(fd);
+  unlink(buf);
+  /* The writer renames its temporary over these: a directory there would
+   * fail the first save. */
+  for (k = 0; k < 2; ++k) {
+    snprintf(buf, sizeof buf, "%s/%s", dir, files[k]);
+    if (stat(buf, &st) == 0 && !S_ISREG(st.st_mode)) {
+      fprintf(stderr, "%s: %s is in the way: it is not a regular file\n",
+              g_command, buf);
+      remove_made_dirs(dir, *made);
+      return -1;
+    }
+  }
   return 0;
+}
+
+/* The pid in a temporary's name after its prefix: "<pid>" or
+ * "<pid>.<n>"; 0 when the rest is not that. */
+static long temporary_pid(const char *rest) {
+  char *end = NULL;
+  long pid;
+  errno = 0;
+  pid = strtol(rest, &end, 10);
+  if (errno != 0 || end == rest || pid <= 0) return 0;
+  if (*end == '.' && end[1] != '\0')
+    for (++end; *end >= '0' && *end <= '9'; ++end) continue;
+  return *end == '\0' ? pid : 0;
+}
+
+/* A run killed while saving leaves the writer's temporary beside its
+ * target, "<target>.tmp.<pid>.<n>" (src/core/safetensors_write.c), or
+ * make_run_dir's probe; neither is mistaken for the checkpoint, but
+ * crashes would pile them up. The next run in the directory removes those
+ * of processes that are gone (a live one's may be a save in progress) and
+ * this process's own (its pid reused: it has saved nothing yet). Returns
+ * how many it removed. */
+static int remove_stale_temporaries(const char *dir) {
+  static const char *const prefixes[] = {"checkpoint.safetensors.tmp.",
+                                         "model.safetensors.tmp.",
+                                         ".cudl-write-test."};
+  char path[1400];
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int removed = 0, k;
+  if (d == NULL) return 0;
+  while ((e = readdir(d)) != NULL)
+    for (k = 0; k < 3; ++k) {
+      const size_t len = strlen(prefixes[k]);
+      long pid;
+      if (strncmp(e->d_name, prefixes[k], len) != 0) continue;
+      pid = temporary_pid(e->d_name + len);
+      if (pid == 0 || (pid != (long)getpid() &&
+                       (kill((pid_t)pid, 0) == 0 || errno != ESRCH)))
+        continue;
+      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+      if (unlink(path) == 0) ++removed;
+    }
+  closedir(d);
+  return removed;
 }
 
 /* Save the full checkpoint and the weights-only file. */
@@ -541,19 +830,17 @@ int cudl_cmd_train(int argc, char **argv) {
   cudl_lr_schedule sched;
   cudl_train_state st;
   char dir[1024];
-  int rc = parse_options(argc, argv, &o), tty = isatty(2);
+  int rc, tty = isatty(2);
   int64_t batches;
   double run_start, last_test_acc = 0.0;
   cudl_layer_diagnostics *diag_rows = NULL;
-  int diag_capacity = 0;
+  cudl_numerics_report numerics;
+  int diag_capacity = 0, stale;
+  size_t made_dirs = 0;
   cudl_status s;
+  g_command = "cudl train";
+  rc = parse_options(argc, argv, &o);
   if (rc != 0) return rc;
-  if (o.diagnostics > 0 && o.metrics == NULL) {
-    fprintf(stderr,
-            "cudl: --diagnostics writes to the metrics file: add "
-            "--metrics PATH\n");
-    return EXIT_USAGE;
-  }
   memset(&r, 0, sizeof r);
   memset(&st, 0, sizeof st);
   rc = setup(&r, &o, 1);
@@ -564,11 +851,6 @@ int cudl_cmd_train(int argc, char **argv) {
         strcmp(o.optimizer, "adam") == 0    ? CUDL_OPTIMIZER_ADAM
         : strcmp(o.optimizer, "adamw") == 0 ? CUDL_OPTIMIZER_ADAMW
                                             : CUDL_OPTIMIZER_SGD;
-    if (kind == CUDL_OPTIMIZER_SGD && strcmp(o.optimizer, "sgd") != 0) {
-      fprintf(stderr, "cudl: --optimizer must be sgd, adam or adamw\n");
-      rc = EXIT_USAGE;
-      goto out;
-    }
     cudl_optimizer_config_default(kind, &oc);
     oc.lr = (float)(o.lr > 0.0                   ? o.lr
                     : kind == CUDL_OPTIMIZER_SGD ? 0.05
@@ -581,7 +863,7 @@ int cudl_cmd_train(int argc, char **argv) {
     s = cudl_optimizer_create(
         r.ctx, &oc, cudl_tensor_numel(cudl_model_params(r.model)), &r.opt);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, "creating the optimizer", s);
+      rc = fail(r.ctx, s, "creating the optimizer");
       goto out;
     }
   }
@@ -595,17 +877,13 @@ int cudl_cmd_train(int argc, char **argv) {
     sched.kind = CUDL_LR_STEP;
     sched.gamma = 0.1f;
     sched.step_size = o.epochs / 3 > 0 ? o.epochs / 3 : 1;
-  } else if (strcmp(o.schedule, "constant") == 0) {
-    sched.kind = CUDL_LR_CONSTANT;
   } else {
-    fprintf(stderr, "cudl: --schedule must be constant, cosine or step\n");
-    rc = EXIT_USAGE;
-    goto out;
+    sched.kind = CUDL_LR_CONSTANT;
   }
   s = make_loader(&r, &o, r.train_set, 1, &r.train_loader);
   if (s == CUDL_OK) s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, "creating the data loaders", s);
+    rc = fail(r.ctx, s, "creating the data loaders");
     goto out;
   }
   batches = cudl_loader_batches(r.train_loader);
@@ -620,32 +898,27 @@ int cudl_cmd_train(int argc, char **argv) {
     if (s == CUDL_OK)
       s = cudl_context_set_rng_state(r.ctx, st.rng_seed, st.rng_offset);
     if (s == CUDL_OK) s = cudl_loader_seek(r.train_loader, st.epoch, st.batch);
-    if (s == CUDL_OK)
-      fprintf(stderr,
-              "cudl: resuming %s at epoch %" PRId64 ", batch %" PRId64
-              ", step %" PRId64 "\n",
-              o.resume, st.epoch + 1, st.batch, st.step);
   }
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, o.resume != NULL ? "resuming" : "initialising", s);
+    rc = o.resume != NULL ? fail(r.ctx, s, "--resume %s", o.resume)
+         : o.init != NULL ? fail(r.ctx, s, "--init %s", o.init)
+                          : fail(r.ctx, s, "initialising %s", o.model);
     goto out;
   }
-  if (o.out_dir != NULL)
-    snprintf(dir, sizeof dir, "%s", o.out_dir);
-  else
-    snprintf(dir, sizeof dir, "runs/%s-%s", o.model, o.data);
-  if (make_dir(dir) != 0) {
-    fprintf(stderr, "cudl: cannot create %s: %s\n", dir, strerror(errno));
-    rc = EXIT_FAILED;
+  if (o.resume != NULL && st.epoch >= o.epochs) {
+    /* Nothing would be trained, and the summary would report a test
+     * accuracy this run never measured. */
+    fprintf(stderr,
+            "%s: --resume %s has finished %" PRId64
+            " epoch%s already: --epochs must be more than that, not %d\n",
+            g_command, o.resume, st.epoch, st.epoch == 1 ? "" : "s", o.epochs);
+    rc = EXIT_USAGE;
     goto out;
   }
-  if (o.metrics != NULL) {
-    r.metrics = fopen(o.metrics, o.resume != NULL ? "a" : "w");
-    if (r.metrics == NULL) {
-      fprintf(stderr, "cudl: cannot open %s: %s\n", o.metrics, strerror(errno));
-      rc = EXIT_FAILED;
-      goto out;
-    }
+  if (o.check_numerics && (s = cudl_model_set_check_numerics(r.model, 1)) !=
+                              CUDL_OK) {
+    rc = fail(r.ctx, s, "check-numerics mode");
+    goto out;
   }
   if (o.diagnostics > 0) {
     diag_capacity = cudl_model_node_count(r.model);
@@ -654,15 +927,47 @@ int cudl_cmd_train(int argc, char **argv) {
     s = diag_rows == NULL ? CUDL_ERR_OUT_OF_MEMORY
                           : cudl_model_set_diagnostics(r.model, o.diagnostics);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, "diagnostics", s);
+      rc = fail(r.ctx, s, "diagnostics");
       goto out;
     }
   }
+  /* Files last, once nothing else can fail: a run that does not start
+   * leaves no directory, metrics file or checkpoint behind. */
+  if (o.out_dir != NULL)
+    snprintf(dir, sizeof dir, "%s", o.out_dir);
+  else
+    snprintf(dir, sizeof dir, "runs/%s-%s", o.model, o.data);
+  if (make_run_dir(dir, &made_dirs) != 0) {
+    rc = EXIT_FAILED;
+    goto out;
+  }
+  if (o.metrics != NULL) {
+    r.metrics = fopen(o.metrics, o.resume != NULL ? "a+" : "w");
+    if (r.metrics == NULL) {
+      fprintf(stderr, "%s: cannot open the metrics file %s: %s\n", g_command,
+              o.metrics, strerror(errno));
+      remove_made_dirs(dir, made_dirs);
+      rc = EXIT_FAILED;
+      goto out;
+    }
+    if (o.resume != NULL) end_torn_line(r.metrics);
+  }
+  if (o.resume != NULL)
+    fprintf(stderr,
+            "%s: resuming %s at epoch %" PRId64 ", batch %" PRId64
+            ", step %" PRId64 "\n",
+            g_command, o.resume, st.epoch + 1, st.batch, st.step);
+  stale = remove_stale_temporaries(dir);
+  if (stale > 0)
+    fprintf(stderr,
+            "%s: removed %d temporary file%s left in %s by a run that was "
+            "killed while saving\n",
+            g_command, stale, stale == 1 ? "" : "s", dir);
   fprintf(stderr,
-          "cudl: training %s on %s (%" PRId64 " images, %" PRId64
+          "%s: training %s on %s (%" PRId64 " images, %" PRId64
           " batches of %" PRId64 ") on %s, %lld parameters\n",
-          o.model, o.data, cudl_dataset_count(r.train_set), batches, o.batch,
-          cudl_context_device_name(r.ctx),
+          g_command, o.model, o.data, cudl_dataset_count(r.train_set), batches,
+          o.batch, cudl_context_device_name(r.ctx),
           (long long)cudl_tensor_numel(cudl_model_params(r.model)));
   signal(SIGINT, on_sigint);
   run_start = now_seconds();
@@ -682,13 +987,16 @@ int cudl_cmd_train(int argc, char **argv) {
         int node = -1;
         const char *what = "";
         cudl_model_first_nonfinite(r.model, &node, &what);
+        end_progress();
         fprintf(stderr,
-                "\ncudl: the loss is %g at step %" PRId64 " (epoch %" PRId64
+                "%s: the loss is %g at step %" PRId64 " (epoch %" PRId64
                 ", batch %" PRId64
                 "); the first "
                 "non-finite output is node %d (%s). Stopping; the last "
-                "checkpoint in %s is kept. Try a lower --lr.\n",
-                (double)loss, st.step, st.epoch + 1, st.batch, node, what, dir);
+                "checkpoint in %s is kept. Try a lower --lr (--check-numerics "
+                "finds the first layer and pass).\n",
+                g_command, (double)loss, st.step, st.epoch + 1, st.batch, node,
+                what, dir);
         cudl_tensor_destroy(xv);
         cudl_tensor_destroy(lv);
         rc = EXIT_FAILED;
@@ -696,6 +1004,24 @@ int cudl_cmd_train(int argc, char **argv) {
       }
       if (s == CUDL_OK) s = batch_hits(&r, lv, rows, &batch_hits_n);
       if (s == CUDL_OK) s = cudl_model_backward(r.model);
+      if (s == CUDL_OK) s = cudl_model_check_gradients(r.model, &numerics);
+      if (s == CUDL_OK && numerics.node >= 0) {
+        end_progress();
+        fprintf(stderr,
+                "%s: the gradients are not finite at step %" PRId64
+                " (epoch %" PRId64 ", batch %" PRId64 "): %s has %" PRId64
+                " NaN and %" PRId64 " infinite of %" PRId64
+                " values (all parameters: %" PRId64 " NaN, %" PRId64
+                " infinite). Stopping; the last checkpoint in %s is kept. Try "
+                "a lower --lr or --clip.\n",
+                g_command, st.step, st.epoch + 1, st.batch, numerics.layer,
+                numerics.nan_count, numerics.inf_count, numerics.numel,
+                numerics.total_nan, numerics.total_inf, dir);
+        cudl_tensor_destroy(xv);
+        cudl_tensor_destroy(lv);
+        rc = EXIT_FAILED;
+        goto out;
+      }
       if (s == CUDL_OK && o.clip > 0.0)
         s = cudl_clip_grad_norm(r.ctx, cudl_model_grads(r.model), (float)o.clip,
                                 NULL);
@@ -706,7 +1032,7 @@ int cudl_cmd_train(int argc, char **argv) {
       cudl_tensor_destroy(xv);
       cudl_tensor_destroy(lv);
       if (s != CUDL_OK) {
-        rc = fail(r.ctx, "training step", s);
+        rc = fail(r.ctx, s, "training step %" PRId64, st.step + 1);
         goto out;
       }
       ++st.step;
@@ -719,15 +1045,17 @@ int cudl_cmd_train(int argc, char **argv) {
         s = write_diagnostics(r.metrics, r.model, diag_rows, diag_capacity,
                               st.step, st.epoch + 1);
         if (s != CUDL_OK) {
-          rc = fail(r.ctx, "diagnostics", s);
+          rc = fail(r.ctx, s, "diagnostics");
           goto out;
         }
       }
-      if (r.metrics != NULL && o.log_every > 0 && st.step % o.log_every == 0)
+      if (r.metrics != NULL && o.log_every > 0 && st.step % o.log_every == 0) {
         fprintf(r.metrics,
                 "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
                 ", \"loss\": %.6f, \"lr\": %.6g}\n",
                 st.step, st.epoch + 1, (double)loss, (double)lr);
+        fflush(r.metrics); /* whole lines, should the process be killed */
+      }
       if (tty || st.batch % 50 == 0 || done) {
         const double elapsed = now_seconds() - epoch_start;
         const double ips = (double)images / (elapsed > 0.0 ? elapsed : 1e-9);
@@ -736,27 +1064,31 @@ int cudl_cmd_train(int argc, char **argv) {
             (double)o.batch / (ips > 0.0 ? ips : 1.0);
         progress(st.epoch, o.epochs, st.batch, batches, loss_sum / (double)seen,
                  (double)hits / (double)seen, ips, left);
-        if (!tty) fputc('\n', stderr);
+        if (tty)
+          g_progress_open = 1;
+        else
+          fputc('\n', stderr);
       }
     }
     seconds = now_seconds() - epoch_start;
     if (g_interrupted) {
       cudl_context_get_rng_state(r.ctx, &st.rng_seed, &st.rng_offset);
       s = save_run(&r, &o, dir, &st);
+      end_progress();
       fprintf(stderr,
-              "\ncudl: interrupted at epoch %" PRId64 ", batch %" PRId64
+              "%s: interrupted at epoch %" PRId64 ", batch %" PRId64
               "; %s %s/checkpoint.safetensors (continue with --resume)\n",
-              st.epoch + 1, st.batch, s == CUDL_OK ? "saved" : "could not save",
-              dir);
+              g_command, st.epoch + 1, st.batch,
+              s == CUDL_OK ? "saved" : "could not save", dir);
       rc = EXIT_INTERRUPTED;
       goto out;
     }
     s = evaluate(&r, r.test_loader, &test_loss, &test_acc);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, "evaluating", s);
+      rc = fail(r.ctx, s, "evaluating epoch %" PRId64, st.epoch + 1);
       goto out;
     }
-    if (tty) fputc('\n', stderr);
+    end_progress();
     last_test_acc = test_acc;
     printf("epoch %" PRId64
            "/%d  train loss %.4f  train acc %.4f  "
@@ -782,7 +1114,7 @@ int cudl_cmd_train(int argc, char **argv) {
     cudl_context_get_rng_state(r.ctx, &st.rng_seed, &st.rng_offset);
     s = save_run(&r, &o, dir, &st);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, "saving the checkpoint", s);
+      rc = fail(r.ctx, s, "saving the checkpoint of epoch %" PRId64, st.epoch);
       goto out;
     }
   }
@@ -822,11 +1154,13 @@ int cudl_cmd_eval(int argc, char **argv) {
   options o;
   run r;
   double loss = 0.0, acc = 0.0;
-  int rc = parse_options(argc, argv, &o);
+  int rc;
   cudl_status s;
+  g_command = "cudl eval";
+  rc = parse_options(argc, argv, &o);
   if (rc != 0) return rc;
   if (o.weights == NULL) {
-    fprintf(stderr, "cudl: eval needs --weights FILE\n");
+    fprintf(stderr, "%s: needs --weights FILE\n", g_command);
     return EXIT_USAGE;
   }
   memset(&r, 0, sizeof r);
@@ -834,10 +1168,14 @@ int cudl_cmd_eval(int argc, char **argv) {
   if (rc != 0) goto out;
   read_normalisation(&r, o.weights);
   s = cudl_model_load(r.model, o.weights, 0);
-  if (s == CUDL_OK) s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
+  if (s != CUDL_OK) {
+    rc = fail(r.ctx, s, "--weights %s", o.weights);
+    goto out;
+  }
+  s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
   if (s == CUDL_OK) s = evaluate(&r, r.test_loader, &loss, &acc);
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, "evaluating", s);
+    rc = fail(r.ctx, s, "evaluating");
     goto out;
   }
   printf("%s on %s test set (%" PRId64 " images): loss %.4f  accuracy %.4f\n",
@@ -851,12 +1189,14 @@ out:
 int cudl_cmd_predict(int argc, char **argv) {
   options o;
   run r;
-  int rc = parse_options(argc, argv, &o);
+  int rc;
   int64_t i, k, total;
   cudl_status s;
+  g_command = "cudl predict";
+  rc = parse_options(argc, argv, &o);
   if (rc != 0) return rc;
   if (o.weights == NULL) {
-    fprintf(stderr, "cudl: predict needs --weights FILE\n");
+    fprintf(stderr, "%s: needs --weights FILE\n", g_command);
     return EXIT_USAGE;
   }
   o.batch = o.count;
@@ -867,21 +1207,24 @@ int cudl_cmd_predict(int argc, char **argv) {
   total = cudl_dataset_count(r.test_set);
   if (o.index < 0 || o.index + o.count > total) {
     fprintf(stderr,
-            "cudl: --index %d --count %d: the test set has %" PRId64
-            " images\n",
-            o.index, o.count, total);
+            "%s: --index %d --count %d: the test set has %" PRId64 " images\n",
+            g_command, o.index, o.count, total);
     rc = EXIT_USAGE;
     goto out;
   }
   s = cudl_model_load(r.model, o.weights, 0);
-  if (s == CUDL_OK) s = cudl_model_set_training(r.model, 0);
+  if (s != CUDL_OK) {
+    rc = fail(r.ctx, s, "--weights %s", o.weights);
+    goto out;
+  }
+  s = cudl_model_set_training(r.model, 0);
   if (s == CUDL_OK) {
     /* Normalise the chosen images on the host, as the loader would. */
     const int64_t per = cudl_tensor_numel(r.x) / o.batch;
     const int64_t plane = per / cudl_dataset_channels(r.test_set);
     float *host = malloc((size_t)cudl_tensor_nbytes(r.x));
     if (host == NULL) {
-      fprintf(stderr, "cudl: out of host memory\n");
+      fprintf(stderr, "%s: out of host memory\n", g_command);
       rc = EXIT_FAILED;
       goto out;
     }
@@ -900,7 +1243,7 @@ int cudl_cmd_predict(int argc, char **argv) {
     s = cudl_tensor_copy_to_host(cudl_model_output(r.model), r.logits,
                                  (size_t)(o.count * r.classes) * sizeof(float));
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, "predicting", s);
+    rc = fail(r.ctx, s, "predicting");
     goto out;
   }
   for (i = 0; i < o.count; ++i) {

@@ -3,7 +3,7 @@
 # and train / eval / predict on a tiny dataset written here.
 # usage: check-cli.sh CUDL_BINARY CORPUS_DIR SCRATCH_DIR
 set -uo pipefail
-cudl=$1
+cudl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: cases cd
 corpus=$2
 scratch=$3
 mkdir -p "$scratch"
@@ -153,6 +153,21 @@ print("diagnostics lines consistent")
 PY
 expect "diagnostics lines hold every layer's figures" 0 $?
 expect_grep "diagnostics checked" "diagnostics lines consistent" "$scratch/diag.out"
+# A diverging run stops with one line naming the step and the layer; with
+# --check-numerics the line names the first layer and pass that went bad.
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 1 --batch 16 \
+  --device cpu --lr 1e30 --out "$scratch/diverge" >/dev/null 2>"$scratch/diverge.err"
+expect "a diverging run fails" 1 $?
+expect_grep "it names the loss, the step and a layer" \
+  "^cudl train: the loss is .* at step [0-9]* (epoch 1, batch [0-9]*); the first non-finite output is node [0-9]* (" \
+  "$scratch/diverge.err"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 1 --batch 16 \
+  --device cpu --lr 1e30 --check-numerics --out "$scratch/diverge" \
+  >/dev/null 2>"$scratch/numerics.err"
+expect "--check-numerics stops the diverging run" 1 $?
+expect_grep "it names the layer, the pass and the counts" \
+  "^cudl train: training step [0-9]*: check-numerics: step [0-9]*: the .* of node [0-9]* (.*) has [0-9]* NaN and [0-9]* infinite of [0-9]* values \[CUDL_ERR_NUMERICS\]" \
+  "$scratch/numerics.err"
 "$cudl" train --model mlp --data mnist --data-dir "$data" --diagnostics 5 \
   --device cpu >/dev/null 2>"$scratch/diag-usage.err"
 expect "--diagnostics without --metrics is a usage error" 2 $?
@@ -172,6 +187,214 @@ expect_grep "train says which file is missing" "nowhere" "$scratch/nodata.err"
 "$cudl" eval --model mlp --data mnist --data-dir "$data" --device cpu \
   >/dev/null 2>&1
 expect "eval without --weights is a usage error" 2 $?
+
+# Bad configuration: each case is one line on stderr that starts with the
+# command and names the problem, the documented exit status (docs/cli.md:
+# 2 for a wrong command line, 1 for a failure of what it names), and no
+# file made or changed. The commands run inside $area, so that a stray
+# default runs/ directory would be seen there too.
+area="$scratch/bad"
+rm -rf "$area"
+mkdir -p "$area/data" "$area/run"
+cp "$data"/* "$area/data/"
+cp "$run/checkpoint.safetensors" "$run/model.safetensors" "$area/run/"
+echo "a regular file" >"$area/plain"
+echo '{"epoch": 1}' >"$area/old.jsonl"
+head -c 1000 "$run/checkpoint.safetensors" >"$area/torn.safetensors"
+"$cudl" train --model small-cnn --data mnist --data-dir "$data" --epochs 1 \
+  --batch 16 --device cpu --out "$area/cnn" >/dev/null 2>&1
+expect "train a tiny CNN for the other-model cases" 0 $?
+snapshot() { # every path under $area; files with size, time and checksum
+  (cd "$area" && find . -type d -printf '%p dir\n' &&
+    find . ! -type d -printf '%p %y %s %T@\n' &&
+    find . -type f -exec md5sum {} + 2>/dev/null) | sort
+}
+# expect_error DESCRIPTION STATUS PATTERN CUDL_ARGS...
+expect_error() {
+  local desc=$1 status=$2 pattern=$3 prefix before after rc
+  shift 3
+  case $1 in
+    train | eval | predict | inspect | demo | info) prefix="cudl $1: " ;;
+    bench) prefix="cudl bench $2: " ;;
+    *) prefix="cudl: " ;; # no such command
+  esac
+  before=$(snapshot)
+  (cd "$area" && timeout 60 "$cudl" "$@") >"$scratch/bad.out" 2>"$scratch/bad.err"
+  rc=$?
+  after=$(snapshot)
+  sed 's/^/  stderr: /' "$scratch/bad.err"
+  expect "$desc: exit $status" "$status" "$rc"
+  expect "$desc: one line on stderr" 1 "$(wc -l <"$scratch/bad.err")"
+  expect_grep "$desc: the line starts '$prefix'" "^$prefix" "$scratch/bad.err"
+  expect_grep "$desc: the line says what" "$pattern" "$scratch/bad.err"
+  if [ "$before" != "$after" ]; then
+    echo "FAIL: $desc: files made or changed:"
+    diff <(echo "$before") <(echo "$after")
+    failures=$((failures + 1))
+  fi
+}
+T=(train --model mlp --data mnist --data-dir "$area/data" --device cpu --batch 16
+  --epochs 2)
+R=(--out "$area/run" --resume "$area/run/checkpoint.safetensors")
+expect_error "train --model nonesuch" 2 "unknown model 'nonesuch': small-cnn" \
+  train --model nonesuch --out "$area/new"
+expect_error "train --batch 0" 2 "option --batch needs an integer .*, not '0'" \
+  "${T[@]}" --batch 0 --out "$area/new"
+expect_error "train --lr nan" 2 "option --lr needs a finite number above 0, not 'nan'" \
+  "${T[@]}" --lr nan --out "$area/new"
+expect_error "train --lr inf" 2 "option --lr .*, not 'inf'" "${T[@]}" --lr inf --out "$area/new"
+expect_error "train --epochs without a value" 2 "option --epochs needs a value" \
+  "${T[@]}" --out "$area/new" --epochs
+expect_error "train with an unknown option" 2 "unknown option '--frobnicate'" \
+  "${T[@]}" --frobnicate 3 --out "$area/new"
+expect_error "train with an unknown dataset" 2 "unknown dataset 'nonesuch': fashion-mnist" \
+  "${T[@]}" --data nonesuch --out "$area/new"
+expect_error "train --device nonesuch" 2 "device must be auto, cpu or cuda:N, not 'nonesuch'" \
+  "${T[@]}" --device nonesuch --out "$area/new"
+expect_error "train --optimizer nonesuch" 2 "optimizer must be sgd, adam or adamw, not 'nonesuch'" \
+  "${T[@]}" --optimizer nonesuch --out "$area/new"
+expect_error "train --resume with --init" 2 "resume and --init exclude each other" \
+  "${T[@]}" "${R[@]}" --init "$area/run/model.safetensors"
+expect_error "train --diagnostics without --metrics" 2 "add --metrics" \
+  "${T[@]}" --diagnostics 5 --out "$area/new"
+expect_error "train without the dataset" 1 \
+  "loading the training set: .*$area/nowhere/train-images.*No such file .*\[CUDL_ERR_IO\]" \
+  "${T[@]}" --data-dir "$area/nowhere" --out "$area/new"
+# Broken datasets, each in a copy of its own.
+broken() { # broken NAME: a fresh copy of the tiny set in $area/NAME
+  rm -rf "${area:?}/$1"
+  mkdir -p "$area/$1"
+  cp "$data"/* "$area/$1/"
+}
+broken cut
+python3 -c "import sys; d = open(sys.argv[1], 'rb').read(); open(sys.argv[1], 'wb').write(d[:len(d) // 2])" \
+  "$area/cut/train-images-idx3-ubyte.gz"
+expect_error "train on a truncated gzip IDX file" 1 \
+  "loading the training set: .*cut/train-images-idx3-ubyte.gz.*\[CUDL_ERR_FILE_TRUNCATED\]" \
+  "${T[@]}" --data-dir "$area/cut" --out "$area/new"
+broken short
+head -c 20 "$data/t10k-labels-idx1-ubyte" >"$area/short/t10k-labels-idx1-ubyte"
+expect_error "train on a truncated IDX label file" 1 \
+  "loading the test set: .*short/t10k-labels-idx1-ubyte' is 20 bytes but its header describes 48" \
+  "${T[@]}" --data-dir "$area/short" --out "$area/new"
+broken magic
+printf 'garbage!' >"$area/magic/t10k-labels-idx1-ubyte"
+expect_error "train on a file that is not IDX" 1 \
+  "loading the test set: .*magic/t10k-labels-idx1-ubyte' is not an IDX file.*\[CUDL_ERR_FILE_FORMAT\]" \
+  "${T[@]}" --data-dir "$area/magic" --out "$area/new"
+broken isdir
+rm "$area/isdir/t10k-labels-idx1-ubyte"
+mkdir "$area/isdir/t10k-labels-idx1-ubyte"
+expect_error "train on a dataset file that is a directory" 1 \
+  "isdir/t10k-labels-idx1-ubyte' is not a readable regular file" \
+  "${T[@]}" --data-dir "$area/isdir" --out "$area/new"
+broken fifo
+rm "$area/fifo/t10k-labels-idx1-ubyte"
+mkfifo "$area/fifo/t10k-labels-idx1-ubyte"
+expect_error "train on a dataset file that is a FIFO (no hang)" 1 \
+  "fifo/t10k-labels-idx1-ubyte' is not a readable regular file" \
+  "${T[@]}" --data-dir "$area/fifo" --out "$area/new"
+if [ "$(id -u)" -ne 0 ]; then
+  broken unreadable
+  chmod 000 "$area/unreadable/t10k-labels-idx1-ubyte"
+  expect_error "train on an unreadable dataset file" 1 \
+    "unreadable/t10k-labels-idx1-ubyte.*\[CUDL_ERR_IO\]" \
+    "${T[@]}" --data-dir "$area/unreadable" --out "$area/new"
+  chmod 644 "$area/unreadable/t10k-labels-idx1-ubyte"
+  mkdir -p "$area/readonly"
+  chmod 555 "$area/readonly"
+  expect_error "train --out in a read-only directory" 1 \
+    "cannot create the run directory $area/readonly/new: Permission denied" \
+    "${T[@]}" --out "$area/readonly/new"
+  chmod 755 "$area/readonly"
+else
+  echo "skip: unreadable files and read-only directories (root reads and writes them all)"
+fi
+expect_error "train --out under a regular file" 1 \
+  "cannot create the run directory $area/plain/run: Not a directory" \
+  "${T[@]}" --out "$area/plain/run"
+expect_error "train --out that is a regular file" 1 \
+  "cannot write in the run directory $area/plain: Not a directory" \
+  "${T[@]}" --out "$area/plain"
+if [ -d /proc/self ]; then
+  expect_error "train --out in /proc" 1 "cannot write in the run directory /proc/self: " \
+    "${T[@]}" --out /proc/self
+fi
+expect_error "train --metrics under a regular file (no run directory made)" 1 \
+  "cannot open the metrics file $area/plain/m.jsonl: Not a directory" \
+  "${T[@]}" --out "$area/new/deeper" --metrics "$area/plain/m.jsonl"
+expect_error "train --resume a missing file" 1 \
+  "--resume $area/nowhere.safetensors: .*No such file" \
+  "${T[@]}" --out "$area/run" --resume "$area/nowhere.safetensors"
+expect_error "train --resume a torn checkpoint" 1 \
+  "--resume $area/torn.safetensors: .*file holds 144 \[CUDL_ERR_FILE_TRUNCATED\]" \
+  "${T[@]}" --out "$area/run" --resume "$area/torn.safetensors" --metrics "$area/old.jsonl"
+expect_error "train --resume a checkpoint of another model" 1 \
+  "--resume $area/cnn/checkpoint.safetensors holds the weights of small-cnn (trained on mnist), not of mlp" \
+  "${T[@]}" --out "$area/run" --resume "$area/cnn/checkpoint.safetensors" --metrics "$area/old.jsonl"
+expect_error "train --resume a run on another dataset" 1 \
+  "is a run on mnist, not on fashion-mnist" \
+  "${T[@]}" "${R[@]}" --data fashion-mnist
+expect_error "train --resume a weights-only file" 1 \
+  "is not a cudl checkpoint.*\[CUDL_ERR_FILE_METADATA\]" \
+  "${T[@]}" --out "$area/run" --resume "$area/run/model.safetensors"
+expect_error "train --resume with another optimizer" 1 \
+  "optimizer is \"sgd\", not \"adam\"" "${T[@]}" "${R[@]}" --optimizer adam
+expect_error "train --resume with --epochs already done" 2 \
+  "has finished 3 epochs already: --epochs must be more than that, not 3" \
+  "${T[@]}" "${R[@]}" --epochs 3
+expect_error "train --init from another model" 1 \
+  "--init $area/cnn/model.safetensors holds the weights of small-cnn" \
+  "${T[@]}" --out "$area/new" --init "$area/cnn/model.safetensors"
+E=(--model mlp --data mnist --data-dir "$area/data" --device cpu)
+expect_error "eval without --weights" 2 "needs --weights FILE" eval "${E[@]}"
+expect_error "eval --batch 0" 2 "option --batch needs" \
+  eval "${E[@]}" --weights "$area/run/model.safetensors" --batch 0
+expect_error "eval --weights a missing file" 1 "--weights $area/nowhere.safetensors: " \
+  eval "${E[@]}" --weights "$area/nowhere.safetensors"
+expect_error "eval --weights a torn file" 1 \
+  "--weights $area/torn.safetensors: .*\[CUDL_ERR_FILE_TRUNCATED\]" \
+  eval "${E[@]}" --weights "$area/torn.safetensors"
+expect_error "eval --weights of another model" 1 "holds the weights of small-cnn .*, not of mlp" \
+  eval "${E[@]}" --weights "$area/cnn/model.safetensors"
+expect_error "eval without the dataset" 1 "loading the test set: .*nowhere" \
+  eval "${E[@]}" --weights "$area/run/model.safetensors" --data-dir "$area/nowhere"
+expect_error "predict --index past the test set" 2 "the test set has 40 images" \
+  predict "${E[@]}" --weights "$area/run/model.safetensors" --index 40
+expect_error "predict --weights of another model" 1 "holds the weights of small-cnn" \
+  predict "${E[@]}" --weights "$area/cnn/model.safetensors" --index 0
+expect_error "bench train --batch 0" 2 "batch 0" bench train --model mlp --batch 0
+expect_error "bench train --model nonesuch" 2 "unknown model 'nonesuch'" \
+  bench train --model nonesuch
+expect_error "bench train --json under a regular file" 1 \
+  "cannot write $area/plain/b.json: Not a directory" bench train --device cpu \
+  --model mlp --batch 2 --samples 1 --warmup 0 --min-sample-ms 0 \
+  --json "$area/plain/b.json"
+expect_error "an unknown command" 2 "unknown command 'frobnicate'" frobnicate
+expect_error "inspect without a file" 2 "needs one FILE.safetensors" inspect
+
+# A run killed while saving leaves the writer's temporary: the next run in
+# the directory removes it (the process is gone), keeps a live process's
+# and anything not named as one, and ends a metrics line the kill cut
+# short.
+sleep 0 &
+dead=$!
+wait "$dead"
+touch "$run/checkpoint.safetensors.tmp.$dead.0" "$run/.cudl-write-test.$dead" \
+  "$run/model.safetensors.tmp.$$.0" "$run/checkpoint.safetensors.tmp.$dead.x"
+printf '{"step": 99, "ep' >>"$run.jsonl"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 4 --batch 16 \
+  --device cpu --out "$run" --resume "$run/checkpoint.safetensors" \
+  --metrics "$run.jsonl" --log-every 1 >"$scratch/stale.out" 2>"$scratch/stale.err"
+expect "resume beside a killed run's temporaries" 0 $?
+expect_grep "it says it removed two" "removed 2 temporary files left in $run" "$scratch/stale.err"
+[ ! -e "$run/checkpoint.safetensors.tmp.$dead.0" ] && [ ! -e "$run/.cudl-write-test.$dead" ]
+expect "the dead process's temporaries are gone" 0 $?
+[ -e "$run/model.safetensors.tmp.$$.0" ] && [ -e "$run/checkpoint.safetensors.tmp.$dead.x" ]
+expect "a live process's temporary and a file not named as one are kept" 0 $?
+rm -f "$run/model.safetensors.tmp.$$.0" "$run/checkpoint.safetensors.tmp.$dead.x"
+expect_grep "the torn metrics line is ended" '^{"step": 99, "ep$' "$run.jsonl"
+expect_grep "the resumed run's lines follow whole" '^{"step": 19, "epoch": 4, ' "$run.jsonl"
 
 # cudl bench: the JSON of docs/benchmarks.md, its figures consistent with
 # each other and with the cases' definitions (not the timings themselves).
