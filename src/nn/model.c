@@ -1317,12 +1317,12 @@ static cudl_status check_values(cudl_model *m, const cudl_tensor *t, int index,
   r->nan_count = r->total_nan = nan;
   r->inf_count = r->total_inf = inf;
   r->numel = t->numel;
-  return CUDL_FAIL(m->ctx, CUDL_ERR_NUMERICS,
-                   "step %lld: the %s of node %d (%s %s) has %lld NaN and "
-                   "%lld infinite of %lld values",
-                   (long long)r->step, what, index,
-                   kind_names[m->nodes[index].kind], layer, (long long)nan,
-                   (long long)inf, (long long)t->numel);
+  return cudl__fail(m->ctx, CUDL_ERR_NUMERICS, "check-numerics",
+                    "step %lld: the %s of node %d (%s %s) has %lld NaN and "
+                    "%lld infinite of %lld values",
+                    (long long)r->step, what, index,
+                    kind_names[m->nodes[index].kind], layer, (long long)nan,
+                    (long long)inf, (long long)t->numel);
 }
 
 cudl_status cudl_model_set_check_numerics(cudl_model *m, int enabled) {
