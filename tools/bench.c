@@ -2,10 +2,12 @@
  * small output helpers. The method is docs/benchmarks.md's. */
 #include "bench.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #if defined(_OPENMP)
 #  include <omp.h>
 #endif
@@ -198,6 +200,61 @@ int cudl_cmd_bench(int argc, char **argv) {
     bench_usage(stdout);
     return 0;
   }
-  bench_usage(stderr);
+  if (argc >= 1)
+    fprintf(stderr,
+            "cudl bench: unknown benchmark '%s': ops or train (cudl bench "
+            "--help)\n",
+            argv[0]);
+  else
+    fprintf(stderr,
+            "cudl bench: which benchmark? ops or train (cudl bench "
+            "--help)\n");
   return 2;
+}
+
+int bench_output_open(bench_output *out, const char *path,
+                      const char *command) {
+  int fd;
+  memset(out, 0, sizeof *out);
+  out->path = path;
+  if (strcmp(path, "-") == 0) {
+    out->f = stdout;
+    return 1;
+  }
+  if ((size_t)snprintf(out->tmp, sizeof out->tmp, "%s.tmp.%ld.XXXXXX", path,
+                       (long)getpid()) >= sizeof out->tmp) {
+    fprintf(stderr, "%s: cannot write %s: the path is too long\n", command,
+            path);
+    return 0;
+  }
+  fd = mkstemp(out->tmp);
+  if (fd < 0 || (out->f = fdopen(fd, "w")) == NULL) {
+    fprintf(stderr, "%s: cannot write %s: %s\n", command, path,
+            strerror(errno));
+    if (fd >= 0) {
+      close(fd);
+      unlink(out->tmp);
+    }
+    return 0;
+  }
+  return 1;
+}
+
+int bench_output_close(bench_output *out, const char *command, int keep) {
+  int ok = 1;
+  if (out->f == NULL || out->f == stdout) return 1;
+  if (fclose(out->f) != 0) {
+    if (keep)
+      fprintf(stderr, "%s: writing %s failed: %s\n", command, out->path,
+              strerror(errno));
+    ok = 0;
+  }
+  out->f = NULL;
+  if (keep && ok && rename(out->tmp, out->path) != 0) {
+    fprintf(stderr, "%s: cannot write %s: %s\n", command, out->path,
+            strerror(errno));
+    ok = 0;
+  }
+  if (!keep || !ok) unlink(out->tmp);
+  return keep ? ok : 1;
 }

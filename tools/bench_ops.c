@@ -172,7 +172,7 @@ static cudl_tensor *make_labels(ops_run *r, int64_t rows, int64_t classes) {
 static void end_case(ops_run *r, const char *what) {
   int i;
   if (r->status != CUDL_OK) {
-    fprintf(stderr, "cudl bench: setting up %s failed: %s: %s\n", what,
+    fprintf(stderr, "cudl bench ops: setting up %s failed: %s: %s\n", what,
             cudl_status_string(r->status), cudl_context_last_error(r->ctx));
     ++r->failures;
   }
@@ -221,7 +221,7 @@ static void run_pass(ops_run *r, const char *op, const char *pass,
   if (r->status != CUDL_OK) return;
   s = bench_time(&r->clock, call, args, &r->settings, &t);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench: %s %s (%s): %s: %s\n", op, pass, size,
+    fprintf(stderr, "cudl bench ops: %s %s (%s): %s: %s\n", op, pass, size,
             cudl_status_string(s), cudl_context_last_error(r->ctx));
     ++r->failures;
     return;
@@ -260,8 +260,8 @@ static void run_cudnn(ops_run *r, const char *op, const char *pass,
   if (!r->with_cudnn) return;
   s = bench_cudnn_time(r->ctx, which, backward, shape, &r->settings, &t);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench: cudnn %s %s (%s): %s: %s\n", op, pass, size,
-            cudl_status_string(s), cudl_context_last_error(r->ctx));
+    fprintf(stderr, "cudl bench ops: cudnn %s %s (%s): %s: %s\n", op, pass,
+            size, cudl_status_string(s), cudl_context_last_error(r->ctx));
     ++r->failures;
     return;
   }
@@ -656,7 +656,7 @@ static void bench_sweep(ops_run *r) {
         res->bytes = 8.0 * n;
         print_result(r, res);
       } else if (s != CUDL_OK) {
-        fprintf(stderr, "cudl bench: copy (sweep): %s: %s\n",
+        fprintf(stderr, "cudl bench ops: copy (sweep): %s: %s\n",
                 cudl_status_string(s), cudl_context_last_error(r->ctx));
         ++r->failures;
       }
@@ -665,13 +665,8 @@ static void bench_sweep(ops_run *r) {
   }
 }
 
-static int write_json(const ops_run *r, const char *path) {
-  FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+static void write_json(const ops_run *r, FILE *f) {
   int i;
-  if (f == NULL) {
-    fprintf(stderr, "cudl bench: cannot write %s: %s\n", path, strerror(errno));
-    return 0;
-  }
   fprintf(f, "{\n  \"schema\": \"cudl-bench-ops/1\",\n  \"tool\": \"cudl\",\n");
   bench_json_run_fields(f, r->ctx, r->settings.tf32);
   fprintf(f,
@@ -703,12 +698,6 @@ static int write_json(const ops_run *r, const char *path) {
             ceiling > 0 ? (res->gemm_bound ? gflops : gbps) / ceiling : 0.0);
   }
   fprintf(f, "\n  ]\n}\n");
-  if (f != stdout && fclose(f) != 0) {
-    fprintf(stderr, "cudl bench: writing %s failed: %s\n", path,
-            strerror(errno));
-    return 0;
-  }
-  return 1;
 }
 
 static void ops_usage(FILE *out) {
@@ -764,12 +753,14 @@ static cudl_status measure_ceilings(ops_run *r) {
 
 int cudl_bench_ops(int argc, char **argv) {
   ops_run r;
+  bench_output out;
   const char *device = "auto", *size = NULL, *json = NULL;
   int i, sweep = 0, no_cudnn = 0, rc = EXIT_OK;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   int index = 0;
   cudl_status s;
   memset(&r, 0, sizeof r);
+  memset(&out, 0, sizeof out);
   r.settings.warmup = 3;
   r.settings.samples = 20;
   r.settings.min_sample_ms = -1.0;
@@ -837,10 +828,13 @@ int cudl_bench_ops(int argc, char **argv) {
     return EXIT_USAGE;
   }
   r.table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
+  if (json != NULL && !bench_output_open(&out, json, "cudl bench ops"))
+    return EXIT_FAILED;
   s = cudl_context_create(kind, index, &r.ctx);
   if (s != CUDL_OK) {
     fprintf(stderr, "cudl bench ops: cannot open %s: %s\n", device,
             cudl_status_string(s));
+    bench_output_close(&out, "cudl bench ops", 0);
     return EXIT_FAILED;
   }
   r.on_gpu = cudl_context_device(r.ctx) == CUDL_DEVICE_CUDA;
@@ -861,7 +855,7 @@ int cudl_bench_ops(int argc, char **argv) {
     if (strcmp(size, "large") != 0) bench_size(&r, 0);
     if (strcmp(size, "cifar") != 0) bench_size(&r, 1);
     if (sweep) bench_sweep(&r);
-    if (json != NULL && !write_json(&r, json)) rc = EXIT_FAILED;
+    if (json != NULL) write_json(&r, out.f);
     if (r.failures > 0) {
       fprintf(stderr, "cudl bench ops: %d case(s) failed (above)\n",
               r.failures);
@@ -869,6 +863,9 @@ int cudl_bench_ops(int argc, char **argv) {
     }
   }
   end_case(&r, "the last case");
+  /* The results of the cases that ran are kept, even when some failed. */
+  if (json != NULL && !bench_output_close(&out, "cudl bench ops", s == CUDL_OK))
+    rc = EXIT_FAILED;
   bench_event_clock_free(&r.events);
   free(r.results);
   cudl_context_destroy(r.ctx);

@@ -88,6 +88,7 @@ int cudl_bench_train(int argc, char **argv) {
   bench_event_clock events;
   bench_clock clock;
   cudl_memory_stats memory;
+  bench_output out = {NULL, NULL, {0}};
   cudl_context *ctx = NULL;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   train_bench t;
@@ -169,10 +170,13 @@ int cudl_bench_train(int argc, char **argv) {
     fprintf(stderr, "cudl bench train: unknown device %s\n", device);
     return EXIT_USAGE;
   }
+  if (json != NULL && !bench_output_open(&out, json, "cudl bench train"))
+    return EXIT_FAILED;
   s = cudl_context_create(kind, index, &ctx);
   if (s != CUDL_OK) {
     fprintf(stderr, "cudl bench train: cannot open %s: %s\n", device,
             cudl_status_string(s));
+    bench_output_close(&out, "cudl bench train", 0);
     return EXIT_FAILED;
   }
   on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
@@ -265,13 +269,7 @@ int cudl_bench_train(int argc, char **argv) {
             100.0 * achieved / gemm_gflops, gemm_gflops);
   }
   if (json != NULL) {
-    FILE *f = strcmp(json, "-") == 0 ? stdout : fopen(json, "w");
-    if (f == NULL) {
-      fprintf(stderr, "cudl bench train: cannot write %s: %s\n", json,
-              strerror(errno));
-      rc = EXIT_FAILED;
-      goto done;
-    }
+    FILE *f = out.f;
     fprintf(f,
             "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
             "\"cudl\",\n  \"impl\": \"cudl\",\n");
@@ -297,12 +295,11 @@ int cudl_bench_train(int argc, char **argv) {
             (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
             (long long)(3 * flops), achieved, gemm_gflops,
             achieved / gemm_gflops);
-    if (f != stdout && fclose(f) != 0) {
-      fprintf(stderr, "cudl bench train: writing %s failed\n", json);
-      rc = EXIT_FAILED;
-    }
   }
 done:
+  if (json != NULL &&
+      !bench_output_close(&out, "cudl bench train", rc == EXIT_OK))
+    rc = EXIT_FAILED;
   bench_event_clock_free(&events);
   cudl_optimizer_destroy(t.opt);
   cudl_tensor_destroy(t.x);

@@ -215,7 +215,11 @@ expect_error() {
   shift 3
   case $1 in
     train | eval | predict | inspect | demo | info) prefix="cudl $1: " ;;
-    bench) prefix="cudl bench $2: " ;;
+    bench)
+      case ${2:-} in
+        ops | train) prefix="cudl bench $2: " ;;
+        *) prefix="cudl bench: " ;;
+      esac ;;
     *) prefix="cudl: " ;; # no such command
   esac
   before=$(snapshot)
@@ -370,6 +374,12 @@ expect_error "bench train --json under a regular file" 1 \
   "cannot write $area/plain/b.json: Not a directory" bench train --device cpu \
   --model mlp --batch 2 --samples 1 --warmup 0 --min-sample-ms 0 \
   --json "$area/plain/b.json"
+# The JSON file is made before anything is measured: an unwritable one
+# fails at once.
+expect_error "bench ops --json under a regular file" 1 \
+  "cannot write $area/plain/o.json: Not a directory" bench ops --device cpu \
+  --ops relu --json "$area/plain/o.json"
+expect_error "an unknown benchmark" 2 "unknown benchmark 'frob': ops or train" bench frob
 expect_error "an unknown command" 2 "unknown command 'frobnicate'" frobnicate
 expect_error "inspect without a file" 2 "needs one FILE.safetensors" inspect
 
