@@ -8,17 +8,11 @@
 /* Element i of channel c's m = outer * inner values. */
 #define BN_INDEX(n, c, i) (((n)*channels + (c)) * inner + (i))
 
-/* The channel sums use LANES independent double accumulators (element i of
- * a row goes to lane i % LANES) so that the loops vectorise, then add the
- * lanes in order: a fixed order, so results do not depend on threads. */
-#define LANES 8
-
-static double add_lanes(const double *lane) {
-  double total = 0.0;
-  int j;
-  for (j = 0; j < LANES; ++j) total += lane[j];
-  return total;
-}
+/* The channel sums use independent double accumulators (element i of a
+ * row goes to lane i % LANES) so that the loops vectorise, then add the
+ * lanes in order (cpu_ops.h). */
+#define LANES CUDL_CPU_LANES
+#define add_lanes cudl__cpu_lane_total
 
 /* Sum over channel c of x (squares NULL), or of (x - shift)^2 into
  * *squares. Two loops rather than one with a branch, so each vectorises. */

@@ -107,6 +107,27 @@ cudl_status cudl__cpu_clip_scale_f32(cudl_context *ctx, float *x, int64_t n,
  * and fault in fresh pages every time, and oneDNN's engine and stream. */
 struct dnnl_engine;
 struct dnnl_stream;
+/* Sums of float values in double that vectorise: value i goes to lane
+ * i % CUDL_CPU_LANES, and the lanes are added in order at the end, so the
+ * result depends on the values alone (not on threads). A single running
+ * sum is one chain of dependent additions, several times slower. */
+#define CUDL_CPU_LANES 8
+static inline double cudl__cpu_lane_total(const double *lane) {
+  double total = 0.0;
+  int j;
+  for (j = 0; j < CUDL_CPU_LANES; ++j) total += lane[j];
+  return total;
+}
+static inline double cudl__cpu_sum_lanes(const float *x, int64_t n) {
+  double lane[CUDL_CPU_LANES] = {0};
+  int64_t i;
+  int j;
+  for (i = 0; i + CUDL_CPU_LANES <= n; i += CUDL_CPU_LANES)
+    for (j = 0; j < CUDL_CPU_LANES; ++j) lane[j] += (double)x[i + j];
+  for (; i < n; ++i) lane[i % CUDL_CPU_LANES] += (double)x[i];
+  return cudl__cpu_lane_total(lane);
+}
+
 typedef struct cudl_cpu_state {
   cudl_allocator allocator; /* allocated this object */
   /* The workspace grows from the context's allocator of the moment (so

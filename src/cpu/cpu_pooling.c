@@ -174,12 +174,14 @@ cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
-  memset(dx, 0, (size_t)(planes * g->h * g->w) * sizeof *dx);
+  /* Each plane is zeroed by the thread that fills it, not all of dx up
+   * front by one thread. */
 #pragma omp parallel for schedule(static) if (planes * g->oh * g->ow > 4096)
   for (p = 0; p < planes; ++p) {
     float *grad = dx + p * g->h * g->w;
     const float *up = dy + p * g->oh * g->ow;
     int64_t oh, ow;
+    memset(grad, 0, (size_t)(g->h * g->w) * sizeof *grad);
     for (oh = 0; oh < g->oh; ++oh) {
       if (is_max) {
         max_pool_row(g, x + p * g->h * g->w, oh, NULL, up + oh * g->ow, grad);
@@ -206,12 +208,8 @@ cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const float *x,
   int64_t r;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)
-  for (r = 0; r < rows; ++r) {
-    double sum = 0.0;
-    int64_t i;
-    for (i = 0; i < cols; ++i) sum += x[r * cols + i];
-    y[r] = (float)(sum / (double)cols);
-  }
+  for (r = 0; r < rows; ++r)
+    y[r] = (float)(cudl__cpu_sum_lanes(x + r * cols, cols) / (double)cols);
   return CUDL_OK;
 }
 
