@@ -526,6 +526,23 @@ TEST_F(ActivationTest, RreluBadInputChangesNothing) {
 // CUDA against the CPU
 // ---------------------------------------------------------------------------
 
+// The CPU sigmoid computes e^-|x| itself (a vectorisable polynomial, not
+// expf): every float step of [-110, 30], the gradual-underflow range
+// below -87 included, and around 0, against float64.
+TEST_F(ActivationTest, SigmoidAcrossItsWholeRange) {
+  std::vector<float> xs;
+  for (double x = -110.0; x <= 30.0; x += 0.0037) xs.push_back(static_cast<float>(x));
+  for (float x = -1e-3f; x <= 1e-3f; x += 1.3e-6f) xs.push_back(x);
+  for (float x : {-103.9f, -103.97f, -104.0f, -87.33f, -87.34f, 88.0f, 89.0f, 1e-30f, -1e-30f})
+    xs.push_back(x);
+  const int64_t n = static_cast<int64_t>(xs.size());
+  cudl_tensor *x = Make({n}, xs), *y = Make({n});
+  ASSERT_EQ(cudl_sigmoid_forward(ctx_, x, y), CUDL_OK);
+  const std::vector<float> ys = ReadF32(y);
+  for (size_t i = 0; i < xs.size(); ++i)
+    ASSERT_TRUE(Close(Sigmoid(xs[i]), ys[i], 4.0)) << "x " << xs[i];
+}
+
 TEST_F(ActivationTest, CudaMatchesCpu) {
   const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
   if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
