@@ -526,21 +526,33 @@ TEST_F(ActivationTest, RreluBadInputChangesNothing) {
 // CUDA against the CPU
 // ---------------------------------------------------------------------------
 
-// The CPU sigmoid computes e^-|x| itself (a vectorisable polynomial, not
-// expf): every float step of [-110, 30], the gradual-underflow range
-// below -87 included, and around 0, against float64.
-TEST_F(ActivationTest, SigmoidAcrossItsWholeRange) {
+// The CPU sigmoid and tanh compute e^-|x| themselves (a polynomial that
+// vectorises, not expf), and tanh near 0 its Taylor series: every float
+// step of [-110, 30] (the gradual-underflow range below -87 included), the
+// neighbourhood of 0 and tanh's switch at |x| = 0.3, against float64.
+TEST_F(ActivationTest, SigmoidAndTanhAcrossTheirWholeRange) {
   std::vector<float> xs;
   for (double x = -110.0; x <= 30.0; x += 0.0037) xs.push_back(static_cast<float>(x));
   for (float x = -1e-3f; x <= 1e-3f; x += 1.3e-6f) xs.push_back(x);
-  for (float x : {-103.9f, -103.97f, -104.0f, -87.33f, -87.34f, 88.0f, 89.0f, 1e-30f, -1e-30f})
+  for (float x = 0.29f; x <= 0.31f; x += 1e-5f) {
+    xs.push_back(x);
+    xs.push_back(-x);
+  }
+  for (float x : {-103.9f, -103.97f, -104.0f, -87.33f, -87.34f, 88.0f, 89.0f, 1e-30f, -1e-30f,
+                  0.3f, -0.3f, std::nextafter(0.3f, 0.0f), 0.0f, -0.0f})
     xs.push_back(x);
   const int64_t n = static_cast<int64_t>(xs.size());
-  cudl_tensor *x = Make({n}, xs), *y = Make({n});
-  ASSERT_EQ(cudl_sigmoid_forward(ctx_, x, y), CUDL_OK);
-  const std::vector<float> ys = ReadF32(y);
-  for (size_t i = 0; i < xs.size(); ++i)
-    ASSERT_TRUE(Close(Sigmoid(xs[i]), ys[i], 4.0)) << "x " << xs[i];
+  cudl_tensor *x = Make({n}, xs), *s = Make({n}), *t = Make({n});
+  ASSERT_EQ(cudl_sigmoid_forward(ctx_, x, s), CUDL_OK);
+  ASSERT_EQ(cudl_tanh_forward(ctx_, x, t), CUDL_OK);
+  const std::vector<float> ss = ReadF32(s), ts = ReadF32(t);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    ASSERT_TRUE(Close(Sigmoid(xs[i]), ss[i], 4.0)) << "sigmoid x " << xs[i];
+    ASSERT_TRUE(Close(std::tanh(static_cast<double>(xs[i])), ts[i], 4.0)) << "tanh x " << xs[i];
+    if (xs[i] == 0.0f) {
+      EXPECT_EQ(std::signbit(ts[i]), std::signbit(xs[i])) << "tanh keeps -0";
+    }
+  }
 }
 
 TEST_F(ActivationTest, CudaMatchesCpu) {
