@@ -60,6 +60,20 @@ static inline float tanh_vectorisable(float x) {
   return a < 0.3f ? p : (x != x ? x : far);
 }
 
+/* e^x - 1 for x <= 0 (ELU), likewise: its Taylor series to x^8 above
+ * -0.3, where e^x - 1 would cancel, e^x - 1 below. NaN gives NaN. */
+static inline float expm1_nonpositive(float x) {
+  float p = 1.0f / 40320.0f;
+  p = p * x + 1.0f / 5040.0f;
+  p = p * x + 1.0f / 720.0f;
+  p = p * x + 1.0f / 120.0f;
+  p = p * x + 1.0f / 24.0f;
+  p = p * x + 1.0f / 6.0f;
+  p = p * x + 0.5f;
+  p = x * (1.0f + p * x);
+  return x > -0.3f ? p : exp_nonpositive(x) - 1.0f;
+}
+
 /* 1 / (1 + e^-x) without overflow: e is only taken of -|x|. */
 static inline float sigmoid(float x) {
   const float e = exp_nonpositive(-fabsf(x)), d = 1.0f / (1.0f + e);
@@ -77,7 +91,7 @@ static float forward_one(cudl_activation_kind kind, float alpha, float x) {
     case CUDL_ACTIVATION_LEAKY_RELU:
       return x > 0.0f ? x : alpha * x;
     case CUDL_ACTIVATION_ELU:
-      return x > 0.0f ? x : alpha * expm1f(x);
+      return x > 0.0f ? x : alpha * expm1_nonpositive(x > 0.0f ? 0.0f : x);
   }
   return x;
 }
@@ -94,7 +108,9 @@ static float backward_one(cudl_activation_kind kind, float alpha, float saved,
     case CUDL_ACTIVATION_LEAKY_RELU:
       return saved > 0.0f ? dy : alpha * dy;
     case CUDL_ACTIVATION_ELU:
-      return saved > 0.0f ? dy : dy * alpha * expf(saved);
+      return saved > 0.0f
+                 ? dy
+                 : dy * alpha * exp_nonpositive(saved > 0.0f ? 0.0f : saved);
   }
   return dy;
 }

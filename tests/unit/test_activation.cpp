@@ -526,11 +526,12 @@ TEST_F(ActivationTest, RreluBadInputChangesNothing) {
 // CUDA against the CPU
 // ---------------------------------------------------------------------------
 
-// The CPU sigmoid and tanh compute e^-|x| themselves (a polynomial that
-// vectorises, not expf), and tanh near 0 its Taylor series: every float
-// step of [-110, 30] (the gradual-underflow range below -87 included), the
-// neighbourhood of 0 and tanh's switch at |x| = 0.3, against float64.
-TEST_F(ActivationTest, SigmoidAndTanhAcrossTheirWholeRange) {
+// The CPU sigmoid, tanh and ELU compute e^x themselves (a polynomial that
+// vectorises, not expf), and tanh and ELU near 0 their Taylor series: every
+// float step of [-110, 30] (the gradual-underflow range below -87
+// included), the neighbourhood of 0 and the switches at |x| = 0.3, against
+// float64.
+TEST_F(ActivationTest, SigmoidTanhAndEluAcrossTheirWholeRange) {
   std::vector<float> xs;
   for (double x = -110.0; x <= 30.0; x += 0.0037) xs.push_back(static_cast<float>(x));
   for (float x = -1e-3f; x <= 1e-3f; x += 1.3e-6f) xs.push_back(x);
@@ -545,6 +546,17 @@ TEST_F(ActivationTest, SigmoidAndTanhAcrossTheirWholeRange) {
   cudl_tensor *x = Make({n}, xs), *s = Make({n}), *t = Make({n});
   ASSERT_EQ(cudl_sigmoid_forward(ctx_, x, s), CUDL_OK);
   ASSERT_EQ(cudl_tanh_forward(ctx_, x, t), CUDL_OK);
+  // ELU (alpha 1.5) forward and backward (dy = 1) likewise: e^x - 1 and e^x.
+  cudl_tensor *e = Make({n}), *ones = Make({n}, std::vector<float>(xs.size(), 1.0f)),
+              *de = Make({n});
+  ASSERT_EQ(cudl_elu_forward(ctx_, x, 1.5f, e), CUDL_OK);
+  ASSERT_EQ(cudl_elu_backward(ctx_, x, 1.5f, ones, de), CUDL_OK);
+  const std::vector<float> es = ReadF32(e), des = ReadF32(de);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double v = xs[i];
+    ASSERT_TRUE(Close(v > 0 ? v : 1.5 * std::expm1(v), es[i], 4.0)) << "elu x " << xs[i];
+    ASSERT_TRUE(Close(v > 0 ? 1.0 : 1.5 * std::exp(v), des[i], 4.0)) << "elu' x " << xs[i];
+  }
   const std::vector<float> ss = ReadF32(s), ts = ReadF32(t);
   for (size_t i = 0; i < xs.size(); ++i) {
     ASSERT_TRUE(Close(Sigmoid(xs[i]), ss[i], 4.0)) << "sigmoid x " << xs[i];
