@@ -788,6 +788,18 @@ static int remove_stale_temporaries(const char *dir) {
   return removed;
 }
 
+/* What a run that stops now leaves: "the last checkpoint in DIR is kept",
+ * or that there is none yet (a run that diverges in its first epoch). */
+static const char *kept_checkpoint(const char *dir, char *text, size_t size) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+  if (access(path, F_OK) == 0)
+    snprintf(text, size, "the last checkpoint in %s is kept", dir);
+  else
+    snprintf(text, size, "no checkpoint was saved yet");
+  return text;
+}
+
 /* Save the full checkpoint and the weights-only file. */
 static cudl_status save_run(run *r, const options *o, const char *dir,
                             const cudl_train_state *st) {
@@ -835,6 +847,7 @@ int cudl_cmd_train(int argc, char **argv) {
   double run_start, last_test_acc = 0.0;
   cudl_layer_diagnostics *diag_rows = NULL;
   cudl_numerics_report numerics;
+  char kept[1300];
   int diag_capacity = 0, stale;
   size_t made_dirs = 0;
   cudl_status s;
@@ -915,8 +928,8 @@ int cudl_cmd_train(int argc, char **argv) {
     rc = EXIT_USAGE;
     goto out;
   }
-  if (o.check_numerics && (s = cudl_model_set_check_numerics(r.model, 1)) !=
-                              CUDL_OK) {
+  if (o.check_numerics &&
+      (s = cudl_model_set_check_numerics(r.model, 1)) != CUDL_OK) {
     rc = fail(r.ctx, s, "check-numerics mode");
     goto out;
   }
@@ -992,11 +1005,10 @@ int cudl_cmd_train(int argc, char **argv) {
                 "%s: the loss is %g at step %" PRId64 " (epoch %" PRId64
                 ", batch %" PRId64
                 "); the first "
-                "non-finite output is node %d (%s). Stopping; the last "
-                "checkpoint in %s is kept. Try a lower --lr (--check-numerics "
-                "finds the first layer and pass).\n",
+                "non-finite output is node %d (%s). Stopping; %s. Try a lower "
+                "--lr (--check-numerics finds the first layer and pass).\n",
                 g_command, (double)loss, st.step, st.epoch + 1, st.batch, node,
-                what, dir);
+                what, kept_checkpoint(dir, kept, sizeof kept));
         cudl_tensor_destroy(xv);
         cudl_tensor_destroy(lv);
         rc = EXIT_FAILED;
@@ -1012,11 +1024,11 @@ int cudl_cmd_train(int argc, char **argv) {
                 " (epoch %" PRId64 ", batch %" PRId64 "): %s has %" PRId64
                 " NaN and %" PRId64 " infinite of %" PRId64
                 " values (all parameters: %" PRId64 " NaN, %" PRId64
-                " infinite). Stopping; the last checkpoint in %s is kept. Try "
-                "a lower --lr or --clip.\n",
+                " infinite). Stopping; %s. Try a lower --lr or --clip.\n",
                 g_command, st.step, st.epoch + 1, st.batch, numerics.layer,
                 numerics.nan_count, numerics.inf_count, numerics.numel,
-                numerics.total_nan, numerics.total_inf, dir);
+                numerics.total_nan, numerics.total_inf,
+                kept_checkpoint(dir, kept, sizeof kept));
         cudl_tensor_destroy(xv);
         cudl_tensor_destroy(lv);
         rc = EXIT_FAILED;

@@ -159,8 +159,16 @@ expect_grep "diagnostics checked" "diagnostics lines consistent" "$scratch/diag.
   --device cpu --lr 1e30 --out "$scratch/diverge" >/dev/null 2>"$scratch/diverge.err"
 expect "a diverging run fails" 1 $?
 expect_grep "it names the loss, the step and a layer" \
-  "^cudl train: the loss is .* at step [0-9]* (epoch 1, batch [0-9]*); the first non-finite output is node [0-9]* (" \
+  "^cudl train: the loss is .* at step [0-9]* (epoch 1, batch [0-9]*); the first non-finite output is node [0-9]* (.*). Stopping; no checkpoint was saved yet" \
   "$scratch/diverge.err"
+rm -rf "$scratch/keep"
+cp -r "$run" "$scratch/keep"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 9 --batch 16 \
+  --device cpu --lr 1e30 --out "$scratch/keep" \
+  --resume "$scratch/keep/checkpoint.safetensors" >/dev/null 2>"$scratch/diverge-kept.err"
+expect "a resumed run that diverges fails" 1 $?
+expect_grep "it says its checkpoint is kept" \
+  "Stopping; the last checkpoint in $scratch/keep is kept" "$scratch/diverge-kept.err"
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 1 --batch 16 \
   --device cpu --lr 1e30 --check-numerics --out "$scratch/diverge" \
   >/dev/null 2>"$scratch/numerics.err"
