@@ -70,18 +70,7 @@ fi
 # test images of 8x8, classes told apart by brightness.
 data="$scratch/tiny-mnist"
 mkdir -p "$data"
-python3 - "$data" <<'PY'
-import gzip, struct, sys
-d = sys.argv[1]
-for split, n in (("train", 96), ("t10k", 40)):
-    labels = bytes(i % 3 for i in range(n))
-    pixels = bytes((labels[i] * 90 + (i * 7 + j * 13) % 40) % 256
-                   for i in range(n) for j in range(64))
-    with gzip.open(f"{d}/{split}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 8, 8) + pixels)
-    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labels)
-PY
+python3 "$(dirname "$0")/tiny_mnist.py" "$data" 96 40 8
 run="$scratch/run"
 rm -rf "$run"
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 2 --batch 16 \

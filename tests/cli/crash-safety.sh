@@ -38,23 +38,12 @@ echo "crash safety: $kills kills, delays up to $max_ms ms, seed $seed," \
   "CUDL_CRASH_SEED, CUDL_CRASH_AIM_EVERY)"
 RANDOM=$seed
 
-# A small MNIST-format set: 192 training and 64 test images of 28x28, so
+# A small MNIST-format set: 96 training and 32 test images of 28x28, so
 # that an epoch and a checkpoint write take comparable times (the MLP's
 # checkpoint is about 2 MB) and kills land in both.
 data="$scratch/data"
 mkdir -p "$data"
-python3 - "$data" <<'PY'
-import gzip, struct, sys
-d = sys.argv[1]
-for split, n in (("train", 96), ("t10k", 32)):
-    labels = bytes(i % 3 for i in range(n))
-    pixels = bytes((labels[i] * 90 + (i * 7 + j * 13) % 40) % 256
-                   for i in range(n) for j in range(784))
-    with gzip.open(f"{d}/{split}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + pixels)
-    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
-        f.write(struct.pack(">II", 0x801, n) + labels)
-PY
+python3 "$(dirname "$0")/tiny_mnist.py" "$data" 96 32 28
 
 run="$scratch/run"
 ckpt="$run/checkpoint.safetensors"
