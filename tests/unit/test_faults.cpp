@@ -218,6 +218,37 @@ TEST(FaultInjection, EveryAllocationOfATrainingStepFailsCleanlyOnCuda) {
   EveryAllocationFails(CUDL_DEVICE_CUDA, Model::kSmallCnnWithDropout);
 }
 
+// The CPU loss sums large inputs in parallel blocks whose partial sums
+// take workspace: a failure to get it is reported and writes nothing.
+TEST(FaultInjection, LossWorkspaceFailureWritesNothing) {
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  const int64_t n = (int64_t{1} << 17) + 3, one = 1;
+  cudl_tensor *a = nullptr, *b = nullptr, *loss = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &n, &a), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &n, &b), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &one, &loss), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(a, 3.0f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(b, 1.0f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(loss, 7.0f), CUDL_OK);
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, 1), CUDL_OK);
+  EXPECT_EQ(cudl_mse_loss_forward(ctx, a, b, CUDL_REDUCTION_MEAN, loss), CUDL_ERR_OUT_OF_MEMORY);
+  uint64_t failed = 0;
+  ASSERT_EQ(cudl_context_allocation_count(ctx, nullptr, &failed), CUDL_OK);
+  EXPECT_EQ(failed, 1u);
+  float value = 0.0f;
+  ASSERT_EQ(cudl_tensor_copy_to_host(loss, &value, sizeof value), CUDL_OK);
+  EXPECT_EQ(value, 7.0f) << "the loss was written";
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, -1), CUDL_OK);
+  ASSERT_EQ(cudl_mse_loss_forward(ctx, a, b, CUDL_REDUCTION_MEAN, loss), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_copy_to_host(loss, &value, sizeof value), CUDL_OK);
+  EXPECT_EQ(value, 4.0f);
+  cudl_tensor_destroy(a);
+  cudl_tensor_destroy(b);
+  cudl_tensor_destroy(loss);
+  cudl_context_destroy(ctx);
+}
+
 TEST(FaultInjection, CountingAndItsMisuse) {
   cudl_context *ctx = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
