@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -158,47 +159,74 @@ struct Sink {
   }
 };
 
-// Threads log (every failed call logs at DEBUG) while the main thread keeps
-// switching the callback between two sinks: each message reaches exactly
-// one of them, whole.
+// Threads log (every failed call logs at DEBUG) while the main thread
+// switches the callback between two sinks: each message reaches exactly one
+// of them, whole. The interleaving is forced, not left to the scheduler:
+// after each switch the main thread waits until every thread has made a
+// whole call since, and the threads keep calling until the main thread has
+// switched kSwitches times. So every switch happens while all threads are
+// logging, and both sinks receive messages from every thread, however the
+// threads are scheduled (ctest -j on a busy machine included).
 TEST(Concurrency, LogCallbackReplacedWhileThreadsLog) {
   Sink first, second;
-  const int kThreads = 4, kCalls = 2000;
-  std::atomic<int> running{kThreads};
+  const int kThreads = 4, kSwitches = 40;
+  std::atomic<bool> stop{false};
+  std::atomic<long> calls[kThreads];
+  std::vector<int> failures(kThreads, 0);
+  for (auto &c : calls) c.store(0);
   cudl_set_log_callback(&Sink::Deliver, &first);
   std::vector<std::thread> threads;
-  std::vector<int> failures(kThreads, 0);
   for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([t, &running, &failures] {
+    threads.emplace_back([t, &stop, &calls, &failures] {
       cudl_context *ctx = nullptr;
-      if (cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx) == CUDL_OK) {
-        // A shape of -(t + 1): each thread's message names its own value.
-        const int64_t shape[1] = {-(t + 1)};
-        for (int i = 0; i < kCalls; ++i) {
-          cudl_tensor *tensor = nullptr;
-          if (cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &tensor) == CUDL_OK) {
-            ++failures[static_cast<size_t>(t)];
-            cudl_tensor_destroy(tensor);
-          }
-        }
-        cudl_context_destroy(ctx);
+      if (cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx) != CUDL_OK) {
+        ++failures[static_cast<size_t>(t)];
+        return;
       }
-      running.fetch_sub(1);
+      // A shape of -(t + 1): each thread's message names its own value.
+      const int64_t shape[1] = {-(t + 1)};
+      while (!stop.load()) {
+        cudl_tensor *tensor = nullptr;
+        if (cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &tensor) ==
+            CUDL_OK) {
+          ++failures[static_cast<size_t>(t)];
+          cudl_tensor_destroy(tensor);
+        }
+        calls[t].fetch_add(1);
+      }
+      cudl_context_destroy(ctx);
     });
   }
-  int switches = 0;
-  while (running.load() > 0) {
-    cudl_set_log_callback(&Sink::Deliver, switches % 2 == 0 ? &second : &first);
-    ++switches;
-    std::this_thread::yield();
+  bool all_logged_between_switches = true;
+  for (int s = 0; s < kSwitches && all_logged_between_switches; ++s) {
+    long before[kThreads];
+    for (int t = 0; t < kThreads; ++t) before[t] = calls[t].load();
+    cudl_set_log_callback(&Sink::Deliver, s % 2 == 0 ? &second : &first);
+    // A call in flight at the switch may go to either sink; the second one
+    // counted after it started after the switch. (A failed thread never
+    // counts: the bound keeps the test from waiting forever then.)
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (int t = 0; t < kThreads; ++t)
+      while (calls[t].load() < before[t] + 2) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          all_logged_between_switches = false;
+          break;
+        }
+        std::this_thread::yield();
+      }
   }
+  stop.store(true);
   for (auto &th : threads) th.join();
   cudl_set_log_callback(nullptr, nullptr);
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[static_cast<size_t>(t)], 0) << t;
+  ASSERT_TRUE(all_logged_between_switches) << "a thread stopped calling";
+  for (int t = 0; t < kThreads; ++t)
+    EXPECT_EQ(failures[static_cast<size_t>(t)], 0) << t;
   // Every failed call logged one message; each went to one sink.
-  std::vector<int> per_thread(kThreads, 0);
-  size_t total = 0;
+  std::vector<long> per_thread(kThreads, 0);
+  long total = 0, expected = 0;
   for (Sink *sink : {&first, &second}) {
+    std::vector<long> in_sink(kThreads, 0);
     for (const std::string &m : sink->messages) {
       ++total;
       ASSERT_NE(m.find("cudl_tensor_create"), std::string::npos) << m;
@@ -207,11 +235,17 @@ TEST(Concurrency, LogCallbackReplacedWhileThreadsLog) {
         if (m.find(std::to_string(-(t + 1))) != std::string::npos) owner = t;
       ASSERT_GE(owner, 0) << "a torn message: " << m;
       ++per_thread[static_cast<size_t>(owner)];
+      ++in_sink[static_cast<size_t>(owner)];
     }
+    for (int t = 0; t < kThreads; ++t)
+      EXPECT_GT(in_sink[static_cast<size_t>(t)], 0)
+          << "thread " << t << " logged nothing to one sink";
   }
-  EXPECT_EQ(total, static_cast<size_t>(kThreads * kCalls));
-  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(per_thread[static_cast<size_t>(t)], kCalls) << t;
-  EXPECT_GT(switches, 1);
+  for (int t = 0; t < kThreads; ++t) {
+    expected += calls[t].load();
+    EXPECT_EQ(per_thread[static_cast<size_t>(t)], calls[t].load()) << t;
+  }
+  EXPECT_EQ(total, expected);
 }
 
 }  // namespace
