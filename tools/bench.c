@@ -12,6 +12,7 @@
 #  include <omp.h>
 #endif
 
+#include "cli.h"
 #include "commands.h"
 
 static int compare_doubles(const void *a, const void *b) {
@@ -191,70 +192,22 @@ static void bench_usage(FILE *out) {
 }
 
 int cudl_cmd_bench(int argc, char **argv) {
-  if (argc >= 1 && strcmp(argv[0], "ops") == 0)
+  if (argc >= 1 && strcmp(argv[0], "ops") == 0) {
+    cli_set_command("cudl bench ops");
     return cudl_bench_ops(argc - 1, argv + 1);
-  if (argc >= 1 && strcmp(argv[0], "train") == 0)
+  }
+  if (argc >= 1 && strcmp(argv[0], "train") == 0) {
+    cli_set_command("cudl bench train");
     return cudl_bench_train(argc - 1, argv + 1);
+  }
+  cli_set_command("cudl bench");
   if (argc >= 1 &&
       (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
     bench_usage(stdout);
     return 0;
   }
   if (argc >= 1)
-    fprintf(stderr,
-            "cudl bench: unknown benchmark '%s': ops or train (cudl bench "
-            "--help)\n",
-            argv[0]);
-  else
-    fprintf(stderr,
-            "cudl bench: which benchmark? ops or train (cudl bench "
-            "--help)\n");
-  return 2;
-}
-
-int bench_output_open(bench_output *out, const char *path,
-                      const char *command) {
-  int fd;
-  memset(out, 0, sizeof *out);
-  out->path = path;
-  if (strcmp(path, "-") == 0) {
-    out->f = stdout;
-    return 1;
-  }
-  if ((size_t)snprintf(out->tmp, sizeof out->tmp, "%s.tmp.%ld.XXXXXX", path,
-                       (long)getpid()) >= sizeof out->tmp) {
-    fprintf(stderr, "%s: cannot write %s: the path is too long\n", command,
-            path);
-    return 0;
-  }
-  fd = mkstemp(out->tmp);
-  if (fd < 0 || (out->f = fdopen(fd, "w")) == NULL) {
-    fprintf(stderr, "%s: cannot write %s: %s\n", command, path,
-            strerror(errno));
-    if (fd >= 0) {
-      close(fd);
-      unlink(out->tmp);
-    }
-    return 0;
-  }
-  return 1;
-}
-
-int bench_output_close(bench_output *out, const char *command, int keep) {
-  int ok = 1;
-  if (out->f == NULL || out->f == stdout) return 1;
-  if (fclose(out->f) != 0) {
-    if (keep)
-      fprintf(stderr, "%s: writing %s failed: %s\n", command, out->path,
-              strerror(errno));
-    ok = 0;
-  }
-  out->f = NULL;
-  if (keep && ok && rename(out->tmp, out->path) != 0) {
-    fprintf(stderr, "%s: cannot write %s: %s\n", command, out->path,
-            strerror(errno));
-    ok = 0;
-  }
-  if (!keep || !ok) unlink(out->tmp);
-  return keep ? ok : 1;
+    return cli_usage_error(
+        "unknown benchmark '%s': ops or train (cudl bench --help)", argv[0]);
+  return cli_usage_error("which benchmark? ops or train (cudl bench --help)");
 }

@@ -109,23 +109,6 @@ void bench_json_ints(FILE *f, const int64_t *v, int n);
  * and followed by a comma: version, device, device_name, threads, date,
  * tf32 (docs/benchmarks.md). */
 void bench_json_run_fields(FILE *f, cudl_context *ctx, int tf32);
-/* The --json file ("-": stdout). It is written to a temporary beside the
- * path, made before the measurement, and renamed over the path at the end:
- * an unwritable path fails before anything is timed, and a run that fails
- * leaves no file. */
-typedef struct bench_output {
-  FILE *f;
-  const char *path;
-  char tmp[4096];
-} bench_output;
-/* Make the temporary; on failure print one line (prefixed with command)
- * and return 0. */
-int bench_output_open(bench_output *out, const char *path,
-                      const char *command);
-/* keep nonzero: close the temporary and rename it over the path (0, with
- * one line printed, if that fails); zero: close and remove it. */
-int bench_output_close(bench_output *out, const char *command, int keep);
-
 /* UTC now as "YYYY-MM-DDTHH:MM:SSZ". */
 void bench_utc_now(char *buf, size_t size);
 /* The device's plain name for the JSON: "cpu", or the GPU's name as the

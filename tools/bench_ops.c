@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "bench.h"
-
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+#include "cli.h"
+#include "cli_file.h"
 enum { MAX_OWNED = 16 };
 
 /* One timed pass. */
@@ -113,6 +113,57 @@ CALL(optim_step, cudl_optimizer_step(p->opt, p->x, p->a, 0.01f))
 
 /* ---- cases ---- */
 
+/* Every op name --ops takes, in the order they run; "copy" is timed with
+ * --sweep only. */
+static const char *const op_names[] = {"relu",
+                                       "sigmoid",
+                                       "tanh",
+                                       "leaky_relu",
+                                       "elu",
+                                       "prelu",
+                                       "rrelu",
+                                       "dropout",
+                                       "max_pool2d",
+                                       "avg_pool2d",
+                                       "global_avg_pool",
+                                       "batchnorm",
+                                       "batchnorm_inference",
+                                       "add",
+                                       "mse_loss",
+                                       "cross_entropy",
+                                       "conv2d",
+                                       "linear",
+                                       "sgd",
+                                       "adam",
+                                       "copy"};
+#define OP_NAME_COUNT (sizeof op_names / sizeof op_names[0])
+
+/* A usage error for the first name in list (--ops) that is not an op, or
+ * an empty list or name; 0 when every name is one. */
+static int check_op_names(const char *list, int sweep) {
+  const char *s = list;
+  size_t k;
+  for (;;) {
+    const size_t len = strcspn(s, ",");
+    int known = 0;
+    if (len == 0)
+      return cli_usage_error(
+          "--ops '%s' has an empty name: a comma-separated list of the ops "
+          "cudl bench ops --help lists",
+          list);
+    for (k = 0; k < OP_NAME_COUNT && !known; ++k)
+      known = strlen(op_names[k]) == len && strncmp(op_names[k], s, len) == 0;
+    if (!known)
+      return cli_usage_error(
+          "--ops: unknown op '%.*s' (cudl bench ops --help lists them)",
+          (int)len, s);
+    if (len == 4 && strncmp(s, "copy", 4) == 0 && !sweep)
+      return cli_usage_error("--ops copy: the copy is timed with --sweep only");
+    if (s[len] == '\0') return 0;
+    s += len + 1;
+  }
+}
+
 static int selected(const ops_run *r, const char *op) {
   const char *s = r->only;
   size_t n = strlen(op);
@@ -172,8 +223,7 @@ static cudl_tensor *make_labels(ops_run *r, int64_t rows, int64_t classes) {
 static void end_case(ops_run *r, const char *what) {
   int i;
   if (r->status != CUDL_OK) {
-    fprintf(stderr, "cudl bench ops: setting up %s failed: %s: %s\n", what,
-            cudl_status_string(r->status), cudl_context_last_error(r->ctx));
+    cli_fail(r->ctx, r->status, "setting up %s failed", what);
     ++r->failures;
   }
   for (i = 0; i < r->owned_count; ++i) cudl_tensor_destroy(r->owned[i]);
@@ -221,8 +271,7 @@ static void run_pass(ops_run *r, const char *op, const char *pass,
   if (r->status != CUDL_OK) return;
   s = bench_time(&r->clock, call, args, &r->settings, &t);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench ops: %s %s (%s): %s: %s\n", op, pass, size,
-            cudl_status_string(s), cudl_context_last_error(r->ctx));
+    cli_fail(r->ctx, s, "%s %s (%s)", op, pass, size);
     ++r->failures;
     return;
   }
@@ -260,8 +309,7 @@ static void run_cudnn(ops_run *r, const char *op, const char *pass,
   if (!r->with_cudnn) return;
   s = bench_cudnn_time(r->ctx, which, backward, shape, &r->settings, &t);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench ops: cudnn %s %s (%s): %s: %s\n", op, pass,
-            size, cudl_status_string(s), cudl_context_last_error(r->ctx));
+    cli_fail(r->ctx, s, "cudnn %s %s (%s)", op, pass, size);
     ++r->failures;
     return;
   }
@@ -656,8 +704,7 @@ static void bench_sweep(ops_run *r) {
         res->bytes = 8.0 * n;
         print_result(r, res);
       } else if (s != CUDL_OK) {
-        fprintf(stderr, "cudl bench ops: copy (sweep): %s: %s\n",
-                cudl_status_string(s), cudl_context_last_error(r->ctx));
+        cli_fail(r->ctx, s, "copy (sweep)");
         ++r->failures;
       }
     }
@@ -701,6 +748,7 @@ static void write_json(const ops_run *r, FILE *f) {
 }
 
 static void ops_usage(FILE *out) {
+  size_t k;
   fprintf(
       out,
       "usage: cudl bench ops [options]\n"
@@ -716,22 +764,24 @@ static void ops_usage(FILE *out) {
       "  --json PATH               write the results as one JSON object\n"
       "                            (\"-\": stdout, the table then to stderr)\n"
       "\n"
-      "ops: relu sigmoid tanh leaky_relu elu prelu rrelu dropout max_pool2d\n"
-      "avg_pool2d global_avg_pool batchnorm batchnorm_inference add mse_loss\n"
-      "cross_entropy conv2d linear sgd adam copy (--sweep only)\n"
-      "\n"
-      "Figures (docs/benchmarks.md has the cases and the method):\n"
-      "  ms     median time of one call over the samples; each sample\n"
-      "         repeats the call for at least --min-sample-ms, timed with\n"
-      "         CUDA events on a GPU, the monotonic clock on the CPU\n"
-      "  GB/s   the bytes the pass must move (each input read once, each\n"
-      "         output written once) per second\n"
-      "  GFLOP  for conv2d and linear: 2 x multiply-adds per second\n"
-      "  %%      of the ceiling measured in this run: the copy rate (a\n"
-      "         512 MiB device-to-device copy, or memcpy on the CPU over\n"
-      "         all threads) for memory-bound ops, the sgemm rate\n"
-      "         (cuBLAS, or oneDNN on the CPU) for conv2d and linear\n"
-      "  impl   cudl, or cudnn: cuDNN's own kernel on the same shape\n");
+      "ops:");
+  for (k = 0; k < OP_NAME_COUNT; ++k)
+    fprintf(out, "%s %s", k % 8 == 0 ? "\n " : "", op_names[k]);
+  fprintf(out,
+          " (--sweep only)\n"
+          "\n"
+          "Figures (docs/benchmarks.md has the cases and the method):\n"
+          "  ms     median time of one call over the samples; each sample\n"
+          "         repeats the call for at least --min-sample-ms, timed with\n"
+          "         CUDA events on a GPU, the monotonic clock on the CPU\n"
+          "  GB/s   the bytes the pass must move (each input read once, each\n"
+          "         output written once) per second\n"
+          "  GFLOP  for conv2d and linear: 2 x multiply-adds per second\n"
+          "  %%      of the ceiling measured in this run: the copy rate (a\n"
+          "         512 MiB device-to-device copy, or memcpy on the CPU over\n"
+          "         all threads) for memory-bound ops, the sgemm rate\n"
+          "         (cuBLAS, or oneDNN on the CPU) for conv2d and linear\n"
+          "  impl   cudl, or cudnn: cuDNN's own kernel on the same shape\n");
 }
 
 static cudl_status measure_ceilings(ops_run *r) {
@@ -753,27 +803,26 @@ static cudl_status measure_ceilings(ops_run *r) {
 
 int cudl_bench_ops(int argc, char **argv) {
   ops_run r;
-  bench_output out;
+  cli_file out;
   const char *device = "auto", *size = NULL, *json = NULL;
-  int i, sweep = 0, no_cudnn = 0, rc = EXIT_OK;
+  int i, sweep = 0, no_cudnn = 0, rc = CLI_EXIT_OK, index = 0;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
-  int index = 0;
   cudl_status s;
   memset(&r, 0, sizeof r);
-  memset(&out, 0, sizeof out);
   r.settings.warmup = 3;
   r.settings.samples = 20;
   r.settings.min_sample_ms = -1.0;
   r.settings.max_seconds = 2.0;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    char *end = NULL;
+    long long n = 0;
+    int ok = 1;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       ops_usage(stdout);
-      return EXIT_OK;
+      return CLI_EXIT_OK;
     } else if (strcmp(a, "--sweep") == 0) {
       sweep = 1;
-      continue;  // a flag: the next argument is an option of its own
+      continue; /* a flag: the next argument is an option of its own */
     } else if (strcmp(a, "--tf32") == 0) {
       r.settings.tf32 = 1;
       continue;
@@ -781,8 +830,7 @@ int cudl_bench_ops(int argc, char **argv) {
       no_cudnn = 1;
       continue;
     } else if (v == NULL) {
-      fprintf(stderr, "cudl bench ops: %s needs a value (or is unknown)\n", a);
-      return EXIT_USAGE;
+      return cli_usage_error("%s needs a value (or is unknown)", a);
     } else if (strcmp(a, "--device") == 0) {
       device = v;
     } else if (strcmp(a, "--size") == 0) {
@@ -792,50 +840,37 @@ int cudl_bench_ops(int argc, char **argv) {
     } else if (strcmp(a, "--json") == 0) {
       json = v;
     } else if (strcmp(a, "--samples") == 0) {
-      r.settings.samples = (int)strtol(v, &end, 10);
-      if (*end != '\0' || r.settings.samples < 1) goto bad_value;
+      ok = cli_parse_int(v, 1, 1000, &n);
+      r.settings.samples = (int)n;
     } else if (strcmp(a, "--warmup") == 0) {
-      r.settings.warmup = (int)strtol(v, &end, 10);
-      if (*end != '\0' || r.settings.warmup < 0) goto bad_value;
+      ok = cli_parse_int(v, 0, 1000000, &n);
+      r.settings.warmup = (int)n;
     } else if (strcmp(a, "--min-sample-ms") == 0) {
-      r.settings.min_sample_ms = strtod(v, &end);
-      if (*end != '\0' || !(r.settings.min_sample_ms >= 0)) goto bad_value;
+      ok = cli_parse_double(v, &r.settings.min_sample_ms) &&
+           r.settings.min_sample_ms >= 0;
     } else if (strcmp(a, "--max-seconds") == 0) {
-      r.settings.max_seconds = strtod(v, &end);
-      if (*end != '\0' || !(r.settings.max_seconds > 0)) goto bad_value;
+      ok = cli_parse_double(v, &r.settings.max_seconds) &&
+           r.settings.max_seconds > 0;
     } else {
-      fprintf(stderr, "cudl bench ops: unknown option %s\n", a);
-      return EXIT_USAGE;
+      return cli_usage_error("unknown option %s (cudl bench ops --help)", a);
     }
+    if (!ok) return cli_usage_error("bad value for %s: '%s'", a, v);
     ++i;
-    continue;
-  bad_value:
-    fprintf(stderr, "cudl bench ops: bad value for %s: %s\n", a, v);
-    return EXIT_USAGE;
   }
-  if (strcmp(device, "cpu") == 0) {
-    kind = CUDL_DEVICE_CPU;
-  } else if (strncmp(device, "cuda", 4) == 0) {
-    kind = CUDL_DEVICE_CUDA;
-    if (device[4] == ':') index = atoi(device + 5);
-  } else if (strcmp(device, "auto") != 0) {
-    fprintf(stderr, "cudl bench ops: unknown device %s\n", device);
-    return EXIT_USAGE;
-  }
+  if (!cli_parse_device(device, &kind, &index))
+    return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
+                           device);
   if (size != NULL && strcmp(size, "cifar") != 0 &&
-      strcmp(size, "large") != 0 && strcmp(size, "all") != 0) {
-    fprintf(stderr, "cudl bench ops: --size is cifar, large or all\n");
-    return EXIT_USAGE;
-  }
+      strcmp(size, "large") != 0 && strcmp(size, "all") != 0)
+    return cli_usage_error("--size must be cifar, large or all, not '%s'",
+                           size);
+  if (r.only != NULL && (rc = check_op_names(r.only, sweep)) != 0) return rc;
   r.table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
-  if (json != NULL && !bench_output_open(&out, json, "cudl bench ops"))
-    return EXIT_FAILED;
-  s = cudl_context_create(kind, index, &r.ctx);
-  if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench ops: cannot open %s: %s\n", device,
-            cudl_status_string(s));
-    bench_output_close(&out, "cudl bench ops", 0);
-    return EXIT_FAILED;
+  if (json != NULL && !cli_file_open_whole(&out, "the JSON file", json))
+    return CLI_EXIT_FAILED;
+  if (cli_open_context(device, &r.ctx) != 0) {
+    if (json != NULL) cli_file_close(&out, 0);
+    return CLI_EXIT_FAILED;
   }
   r.on_gpu = cudl_context_device(r.ctx) == CUDL_DEVICE_CUDA;
   r.with_cudnn = r.on_gpu && !no_cudnn && bench_cudnn_compiled();
@@ -846,26 +881,26 @@ int cudl_bench_ops(int argc, char **argv) {
   s = bench_event_clock_init(r.ctx, &r.events, &r.clock);
   if (s == CUDL_OK) s = measure_ceilings(&r);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench ops: %s: %s\n", cudl_status_string(s),
-            cudl_context_last_error(r.ctx));
-    rc = EXIT_FAILED;
+    rc = cli_fail(r.ctx, s, "measuring the ceilings");
   } else {
     fprintf(r.table, "%-20s %-16s %-6s %-6s %-16s %10s %9s %-6s %6s\n", "op",
             "pass", "size", "impl", "shape", "ms", "rate", "unit", "ceil");
     if (strcmp(size, "large") != 0) bench_size(&r, 0);
     if (strcmp(size, "cifar") != 0) bench_size(&r, 1);
     if (sweep) bench_sweep(&r);
-    if (json != NULL) write_json(&r, out.f);
+    if (json != NULL) write_json(&r, cli_file_stream(&out));
     if (r.failures > 0) {
-      fprintf(stderr, "cudl bench ops: %d case(s) failed (above)\n",
-              r.failures);
-      rc = EXIT_FAILED;
+      cli_error("%d case(s) failed (above)", r.failures);
+      rc = CLI_EXIT_FAILED;
+    } else if (r.count == 0) {
+      cli_error("no case ran: nothing was measured");
+      rc = CLI_EXIT_FAILED;
     }
   }
   end_case(&r, "the last case");
   /* The results of the cases that ran are kept, even when some failed. */
-  if (json != NULL && !bench_output_close(&out, "cudl bench ops", s == CUDL_OK))
-    rc = EXIT_FAILED;
+  if (json != NULL && !cli_file_close(&out, s == CUDL_OK && r.count > 0))
+    rc = CLI_EXIT_FAILED;
   bench_event_clock_free(&r.events);
   free(r.results);
   cudl_context_destroy(r.ctx);

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli.h"
+#include "cli_file.h"
 #include "commands.h"
-
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 typedef struct train_bench {
   cudl_model *model;
@@ -69,31 +69,21 @@ static void train_usage(FILE *out) {
       "                run (cuBLAS, or oneDNN on the CPU)\n");
 }
 
-static int parse_long(const char *v, long lo, long hi, long *out) {
-  char *end = NULL;
-  long x;
-  errno = 0;
-  x = strtol(v, &end, 10);
-  if (errno != 0 || end == v || *end != '\0' || x < lo || x > hi) return 0;
-  *out = x;
-  return 1;
-}
-
 int cudl_bench_train(int argc, char **argv) {
   const char *model_name = "resnet20", *device = "auto", *json = NULL,
              *optimizer = "sgd";
-  long batch = 128, channels = 1, size = 28, classes = 10, value;
+  long long batch = 128, channels = 1, size = 28, classes = 10, value;
   bench_settings settings;
   bench_timing timing, gemm_timing;
   bench_event_clock events;
   bench_clock clock;
   cudl_memory_stats memory;
-  bench_output out = {NULL, NULL, {0}};
+  cli_file out;
   cudl_context *ctx = NULL;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   train_bench t;
   cudl_optimizer_config config;
-  int i, index = 0, on_gpu, rc = EXIT_OK, gemm_size;
+  int i, index = 0, on_gpu, rc = CLI_EXIT_OK, gemm_size;
   int64_t flops = 0;
   double images_per_second = 0, gemm_gflops = 0, achieved = 0;
   uint64_t peak_rss;
@@ -109,17 +99,14 @@ int cudl_bench_train(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       train_usage(stdout);
-      return EXIT_OK;
+      return CLI_EXIT_OK;
     }
     if (strcmp(a, "--tf32") == 0) {
       settings.tf32 = 1;
       continue;
     }
-    if (v == NULL) {
-      fprintf(stderr, "cudl bench train: %s needs a value (or is unknown)\n",
-              a);
-      return EXIT_USAGE;
-    }
+    if (v == NULL)
+      return cli_usage_error("%s needs a value (or is unknown)", a);
     ++i;
     if (strcmp(a, "--model") == 0) {
       model_name = v;
@@ -130,54 +117,44 @@ int cudl_bench_train(int argc, char **argv) {
     } else if (strcmp(a, "--optimizer") == 0 &&
                (strcmp(v, "sgd") == 0 || strcmp(v, "adam") == 0)) {
       optimizer = v;
-    } else if (strcmp(a, "--batch") == 0 && parse_long(v, 1, 1 << 20, &value)) {
+    } else if (strcmp(a, "--batch") == 0 &&
+               cli_parse_int(v, 1, 1 << 20, &value)) {
       batch = value;
-    } else if (strcmp(a, "--channels") == 0 && parse_long(v, 1, 4096, &value)) {
+    } else if (strcmp(a, "--channels") == 0 &&
+               cli_parse_int(v, 1, 4096, &value)) {
       channels = value;
-    } else if (strcmp(a, "--size") == 0 && parse_long(v, 1, 4096, &value)) {
+    } else if (strcmp(a, "--size") == 0 && cli_parse_int(v, 1, 4096, &value)) {
       size = value;
     } else if (strcmp(a, "--classes") == 0 &&
-               parse_long(v, 1, 1 << 20, &value)) {
+               cli_parse_int(v, 1, 1 << 20, &value)) {
       classes = value;
     } else if (strcmp(a, "--diagnostics") == 0 &&
-               parse_long(v, 1, 1 << 30, &value)) {
+               cli_parse_int(v, 1, 1 << 30, &value)) {
       t.diagnostics_every = (int)value;
-    } else if (strcmp(a, "--samples") == 0 && parse_long(v, 1, 1000, &value)) {
+    } else if (strcmp(a, "--samples") == 0 &&
+               cli_parse_int(v, 1, 1000, &value)) {
       settings.samples = (int)value;
-    } else if (strcmp(a, "--warmup") == 0 && parse_long(v, 0, 1000, &value)) {
+    } else if (strcmp(a, "--warmup") == 0 &&
+               cli_parse_int(v, 0, 1000, &value)) {
       settings.warmup = (int)value;
     } else if (strcmp(a, "--min-sample-ms") == 0 &&
-               parse_long(v, 0, 100000, &value)) {
+               cli_parse_int(v, 0, 100000, &value)) {
       settings.min_sample_ms = (double)value;
     } else {
-      fprintf(stderr, "cudl bench train: bad option or value: %s %s\n", a, v);
-      return EXIT_USAGE;
+      return cli_usage_error("bad option or value: %s '%s'", a, v);
     }
   }
-  if (!cudl_tool_zoo_name_valid(model_name)) {
-    fprintf(stderr,
-            "cudl bench train: unknown model '%s': small-cnn, mlp, resnetN or "
-            "plainN\n",
-            model_name);
-    return EXIT_USAGE;
-  }
-  if (strcmp(device, "cpu") == 0) {
-    kind = CUDL_DEVICE_CPU;
-  } else if (strncmp(device, "cuda", 4) == 0) {
-    kind = CUDL_DEVICE_CUDA;
-    if (device[4] == ':') index = atoi(device + 5);
-  } else if (strcmp(device, "auto") != 0) {
-    fprintf(stderr, "cudl bench train: unknown device %s\n", device);
-    return EXIT_USAGE;
-  }
-  if (json != NULL && !bench_output_open(&out, json, "cudl bench train"))
-    return EXIT_FAILED;
-  s = cudl_context_create(kind, index, &ctx);
-  if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench train: cannot open %s: %s\n", device,
-            cudl_status_string(s));
-    bench_output_close(&out, "cudl bench train", 0);
-    return EXIT_FAILED;
+  if (!cudl_tool_zoo_name_valid(model_name))
+    return cli_usage_error(
+        "unknown model '%s': small-cnn, mlp, resnetN or plainN", model_name);
+  if (!cli_parse_device(device, &kind, &index))
+    return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
+                           device);
+  if (json != NULL && !cli_file_open_whole(&out, "the JSON file", json))
+    return CLI_EXIT_FAILED;
+  if (cli_open_context(device, &ctx) != 0) {
+    if (json != NULL) cli_file_close(&out, 0);
+    return CLI_EXIT_FAILED;
   }
   on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
   gemm_size = on_gpu ? 4096 : 2048;
@@ -244,9 +221,7 @@ int cudl_bench_train(int argc, char **argv) {
   }
   if (s == CUDL_OK) s = cudl_context_memory_stats(ctx, &memory);
   if (s != CUDL_OK) {
-    fprintf(stderr, "cudl bench train: %s: %s\n", cudl_status_string(s),
-            cudl_context_last_error(ctx));
-    rc = EXIT_FAILED;
+    rc = cli_fail(ctx, s, "%s, batch %lld", model_name, batch);
     goto done;
   }
   peak_rss = bench_peak_rss();
@@ -255,7 +230,7 @@ int cudl_bench_train(int argc, char **argv) {
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
     fprintf(table,
-            "%s, batch %ld, %dx%ldx%ld input, %s on %s:\n"
+            "%s, batch %lld, %dx%lldx%lld input, %s on %s:\n"
             "  %.1f images/s (step %.3f ms median, %.3f min, %d samples of "
             "%d steps)\n"
             "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
@@ -269,7 +244,7 @@ int cudl_bench_train(int argc, char **argv) {
             100.0 * achieved / gemm_gflops, gemm_gflops);
   }
   if (json != NULL) {
-    FILE *f = out.f;
+    FILE *f = cli_file_stream(&out);
     fprintf(f,
             "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
             "\"cudl\",\n  \"impl\": \"cudl\",\n");
@@ -277,8 +252,8 @@ int cudl_bench_train(int argc, char **argv) {
     fprintf(f, "  \"model\": ");
     bench_json_string(f, model_name);
     fprintf(f,
-            ",\n  \"batch\": %ld,\n"
-            "  \"input_shape\": [%ld, %ld, %ld],\n  \"classes\": %ld,\n"
+            ",\n  \"batch\": %lld,\n"
+            "  \"input_shape\": [%lld, %lld, %lld],\n  \"classes\": %lld,\n"
             "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
             "  \"steps\": %d,\n  \"warmup\": %d,\n"
             "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
@@ -297,9 +272,8 @@ int cudl_bench_train(int argc, char **argv) {
             achieved / gemm_gflops);
   }
 done:
-  if (json != NULL &&
-      !bench_output_close(&out, "cudl bench train", rc == EXIT_OK))
-    rc = EXIT_FAILED;
+  if (json != NULL && !cli_file_close(&out, rc == CLI_EXIT_OK))
+    rc = CLI_EXIT_FAILED;
   bench_event_clock_free(&events);
   cudl_optimizer_destroy(t.opt);
   cudl_tensor_destroy(t.x);

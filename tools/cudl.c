@@ -29,9 +29,8 @@
 
 #include <cudl/cudl.h>
 
+#include "cli.h"
 #include "commands.h"
-
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -42,13 +41,6 @@ static void usage(FILE *out) {
           "       cudl eval --weights FILE [options]\n"
           "       cudl predict --weights FILE --index I [options]\n"
           "       cudl bench ops|train [options]   (cudl bench ops --help)\n");
-}
-
-static void log_to_stderr(cudl_log_level level, const char *message,
-                          void *user) {
-  (void)user;
-  if (level >= CUDL_LOG_WARN)
-    fprintf(stderr, "cudl: %s: %s\n", cudl_log_level_name(level), message);
 }
 
 static void print_version(const char *label, int v, int major_div) {
@@ -92,7 +84,7 @@ static int cmd_info(void) {
   } else {
     printf("CUDA libraries: none (built without CUDA)\n");
   }
-  return EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 static int cmd_inspect(const char *path) {
@@ -100,16 +92,12 @@ static int cmd_inspect(const char *path) {
   cudl_safetensors *set = NULL;
   cudl_status status;
   size_t i;
-  if (cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx) != CUDL_OK) {
-    fprintf(stderr, "cudl inspect: cannot create a CPU context\n");
-    return EXIT_FAILED;
-  }
+  if (cli_open_context("cpu", &ctx) != 0) return CLI_EXIT_FAILED;
   status = cudl_safetensors_load(ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
   if (status != CUDL_OK) {
-    fprintf(stderr, "cudl inspect: %s: %s [%s]\n", path,
-            cudl_context_last_error(ctx), cudl_status_name(status));
+    cli_fail(ctx, status, "%s", path);
     cudl_context_destroy(ctx);
-    return EXIT_FAILED;
+    return CLI_EXIT_FAILED;
   }
   printf("%s: valid safetensors, %zu tensor(s), %zu metadata entr%s\n", path,
          cudl_safetensors_count(set), cudl_safetensors_metadata_count(set),
@@ -128,21 +116,20 @@ static int cmd_inspect(const char *path) {
            cudl_safetensors_metadata_value(set, i));
   cudl_safetensors_destroy(set);
   cudl_context_destroy(ctx);
-  return EXIT_OK;
+  return CLI_EXIT_OK;
 }
 
 /* Report a failed call and give up. */
-#define DEMO_TRY(call)                                             \
-  do {                                                             \
-    cudl_status s_ = (call);                                       \
-    if (s_ != CUDL_OK) {                                           \
-      fprintf(stderr, "cudl demo: %s failed: %s [%s]\n", #call,    \
-              cudl_context_last_error(ctx), cudl_status_name(s_)); \
-      goto done;                                                   \
-    }                                                              \
+#define DEMO_TRY(call)                       \
+  do {                                       \
+    cudl_status s_ = (call);                 \
+    if (s_ != CUDL_OK) {                     \
+      cli_fail(ctx, s_, "%s failed", #call); \
+      goto done;                             \
+    }                                        \
   } while (0)
 
-static int cmd_demo(cudl_device_kind kind) {
+static int cmd_demo(const char *device) {
   const int64_t shape[4] = {8, 3, 32, 32};
   cudl_context *ctx = NULL;
   cudl_tensor *weights = NULL, *noise = NULL;
@@ -150,15 +137,11 @@ static int cmd_demo(cudl_device_kind kind) {
   float *host = NULL;
   char path[4096];
   const char *tmpdir = getenv("TMPDIR");
-  int fd, rc = EXIT_FAILED, made_file = 0;
+  int fd, rc = CLI_EXIT_FAILED, made_file = 0;
   size_t n, i;
   double sum = 0, sum_sq = 0;
-  cudl_status status = cudl_context_create(kind, 0, &ctx);
-  if (status != CUDL_OK) {
-    fprintf(stderr, "cudl demo: cannot create a context: %s\n",
-            cudl_status_string(status));
-    return EXIT_FAILED;
-  }
+  cudl_status status;
+  if (cli_open_context(device, &ctx) != 0) return CLI_EXIT_FAILED;
   printf("device: %s\n", cudl_context_device_name(ctx));
   DEMO_TRY(cudl_context_set_seed(ctx, 2024));
   DEMO_TRY(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, shape, &weights));
@@ -169,7 +152,7 @@ static int cmd_demo(cudl_device_kind kind) {
   n = (size_t)cudl_tensor_numel(noise);
   host = (float *)malloc(n * sizeof *host);
   if (host == NULL) {
-    fprintf(stderr, "cudl demo: out of memory\n");
+    cli_error("out of memory");
     goto done;
   }
   DEMO_TRY(cudl_tensor_copy_to_host(noise, host, n * sizeof *host));
@@ -185,8 +168,7 @@ static int cmd_demo(cudl_device_kind kind) {
   snprintf(path, sizeof path, "%s/cudl-demo-XXXXXX", tmpdir);
   fd = mkstemp(path);
   if (fd < 0) {
-    fprintf(stderr, "cudl demo: cannot create a file in %s: %s\n", tmpdir,
-            strerror(errno));
+    cli_error("cannot create a file in %s: %s", tmpdir, strerror(errno));
     goto done;
   }
   made_file = 1;
@@ -219,7 +201,7 @@ static int cmd_demo(cudl_device_kind kind) {
     printf("round trip: %s\n", same ? "bit-identical" : "MISMATCH");
     if (!same) goto done;
   }
-  rc = EXIT_OK;
+  rc = CLI_EXIT_OK;
 done:
   if (made_file) unlink(path);
   free(host);
@@ -230,56 +212,78 @@ done:
   return rc;
 }
 
-int main(int argc, char **argv) {
-  cudl_set_log_callback(log_to_stderr, NULL);
-  if (argc < 2) {
+/* The subcommand's exit status, once what it printed has reached its
+ * destination: a full disk or a closed pipe on standard output fails the
+ * command rather than losing its output silently. */
+static int finish(int rc) {
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    cli_error("writing the standard output failed: %s", strerror(errno));
+    if (rc == CLI_EXIT_OK) rc = CLI_EXIT_FAILED;
+  }
+  return rc;
+}
+
+static int dispatch(int argc, char **argv) {
+  const char *command = argc >= 2 ? argv[1] : NULL;
+  if (command == NULL) {
     usage(stderr);
-    return EXIT_USAGE;
+    return CLI_EXIT_USAGE;
   }
-  if (strcmp(argv[1], "info") == 0) {
-    if (argc == 2) return cmd_info();
-    fprintf(stderr, "cudl info: takes no arguments, not '%s'\n", argv[2]);
-    return EXIT_USAGE;
-  }
-  if (strcmp(argv[1], "train") == 0) return cudl_cmd_train(argc - 2, argv + 2);
-  if (strcmp(argv[1], "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
-  if (strcmp(argv[1], "predict") == 0)
-    return cudl_cmd_predict(argc - 2, argv + 2);
-  if (strcmp(argv[1], "bench") == 0) return cudl_cmd_bench(argc - 2, argv + 2);
-  if (strcmp(argv[1], "inspect") == 0) {
-    if (argc == 3) return cmd_inspect(argv[2]);
-    fprintf(stderr,
-            "cudl inspect: needs one FILE.safetensors, not %d "
-            "arguments\n",
-            argc - 2);
-    return EXIT_USAGE;
-  }
-  if (strcmp(argv[1], "demo") == 0) {
-    cudl_device_kind kind = CUDL_DEVICE_AUTO;
-    if (argc == 4 && strcmp(argv[2], "--device") == 0) {
-      if (strcmp(argv[3], "cpu") == 0)
-        kind = CUDL_DEVICE_CPU;
-      else if (strcmp(argv[3], "cuda") == 0)
-        kind = CUDL_DEVICE_CUDA;
-      else if (strcmp(argv[3], "auto") != 0) {
-        fprintf(stderr,
-                "cudl demo: --device must be cpu, cuda or auto, not "
-                "'%s'\n",
-                argv[3]);
-        return EXIT_USAGE;
-      }
-    } else if (argc != 2) {
-      fprintf(stderr, "cudl demo: the one option is --device cpu|cuda|auto\n");
-      return EXIT_USAGE;
-    }
-    return cmd_demo(kind);
-  }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+  if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0) {
     usage(stdout);
-    return EXIT_OK;
+    return CLI_EXIT_OK;
+  }
+  if (strcmp(command, "train") == 0) return cudl_cmd_train(argc - 2, argv + 2);
+  if (strcmp(command, "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
+  if (strcmp(command, "predict") == 0)
+    return cudl_cmd_predict(argc - 2, argv + 2);
+  if (strcmp(command, "bench") == 0) return cudl_cmd_bench(argc - 2, argv + 2);
+  if (strcmp(command, "info") == 0) {
+    cli_set_command("cudl info");
+    if (argc == 3 &&
+        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+      usage(stdout);
+      return CLI_EXIT_OK;
+    }
+    if (argc == 2) return cmd_info();
+    return cli_usage_error("takes no arguments, not '%s'", argv[2]);
+  }
+  if (strcmp(command, "inspect") == 0) {
+    cli_set_command("cudl inspect");
+    if (argc == 3 &&
+        (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+      printf(
+          "usage: cudl inspect FILE.safetensors\n"
+          "  validate a safetensors file and list its tensors and "
+          "metadata;\n"
+          "  exit status 0 valid, 1 invalid (one line: why), 2 bad command "
+          "line\n");
+      return CLI_EXIT_OK;
+    }
+    if (argc == 3) return cmd_inspect(argv[2]);
+    return cli_usage_error("needs one FILE.safetensors, not %d arguments",
+                           argc - 2);
+  }
+  if (strcmp(command, "demo") == 0) {
+    cudl_device_kind kind;
+    int index;
+    cli_set_command("cudl demo");
+    if (argc == 4 && strcmp(argv[2], "--device") == 0) {
+      if (!cli_parse_device(argv[3], &kind, &index))
+        return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
+                               argv[3]);
+      return cmd_demo(argv[3]);
+    }
+    if (argc == 2) return cmd_demo("auto");
+    return cli_usage_error("the one option is --device auto|cpu|cuda:N");
   }
   /* One line, like every other error: the list is a --help away. */
-  fprintf(stderr, "cudl: unknown command '%s' (cudl --help lists them)\n",
-          argv[1]);
-  return EXIT_USAGE;
+  return cli_usage_error("unknown command '%s' (cudl --help lists them)",
+                         command);
+}
+
+int main(int argc, char **argv) {
+  cli_install_log();
+  cli_limit_threads();
+  return finish(dispatch(argc, argv));
 }

@@ -30,9 +30,8 @@
 #include <cudl/data.h>
 #include <cudl/zoo.h>
 
+#include "cli.h"
 #include "commands.h"
-
-enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
 /* Everything the three commands are told. */
 typedef struct options {
@@ -90,10 +89,6 @@ static void train_usage(FILE *out) {
       "usage: cudl predict --weights FILE [--model M --data D] --index I "
       "[--count N]\n");
 }
-
-/* "cudl train", "cudl eval" or "cudl predict": the start of every line
- * the command prints to stderr. */
-static const char *g_command = "cudl";
 
 /* A progress line is on the terminal without its newline yet. */
 static int g_progress_open = 0;
@@ -165,63 +160,6 @@ static void end_torn_line(FILE *f) {
   fseek(f, 0, SEEK_END);
 }
 
-/* Report a failed call in one line: what was being done (printf-style),
- * the context's detail (which names the file or argument) and the status;
- * returns EXIT_FAILED. */
-static int fail(cudl_context *ctx, cudl_status s, const char *what, ...) {
-  const char *detail = ctx != NULL ? cudl_context_last_error(ctx) : "";
-  va_list args;
-  end_progress();
-  fprintf(stderr, "%s: ", g_command);
-  va_start(args, what);
-  vfprintf(stderr, what, args);
-  va_end(args);
-  fprintf(stderr, ": %s [%s]\n",
-          detail[0] != '\0' ? detail : cudl_status_string(s),
-          cudl_status_name(s));
-  return EXIT_FAILED;
-}
-
-static int parse_int(const char *text, long long lo, long long hi,
-                     long long *out) {
-  char *end = NULL;
-  long long v;
-  errno = 0;
-  v = strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) return 0;
-  *out = v;
-  return 1;
-}
-
-static int parse_double(const char *text, double *out) {
-  char *end = NULL;
-  double v;
-  errno = 0;
-  v = strtod(text, &end);
-  if (errno != 0 || end == text || *end != '\0' || !isfinite(v)) return 0;
-  *out = v;
-  return 1;
-}
-
-/* The device an option names: auto, cpu, cuda or cuda:N; 0 if none. */
-static int parse_device(const char *text, cudl_device_kind *kind, int *index) {
-  long long n = 0;
-  *index = 0;
-  if (strcmp(text, "auto") == 0) {
-    *kind = CUDL_DEVICE_AUTO;
-  } else if (strcmp(text, "cpu") == 0) {
-    *kind = CUDL_DEVICE_CPU;
-  } else if (strcmp(text, "cuda") == 0 ||
-             (strncmp(text, "cuda:", 5) == 0 &&
-              parse_int(text + 5, 0, 1 << 20, &n))) {
-    *kind = CUDL_DEVICE_CUDA;
-    *index = (int)n;
-  } else {
-    return 0;
-  }
-  return 1;
-}
-
 /* 1 when word is one of the NULL-terminated names. */
 static int one_of(const char *word, const char *const *names) {
   for (; *names != NULL; ++names)
@@ -285,14 +223,13 @@ static int parse_options(int argc, char **argv, options *o) {
       takes_value = 0;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       train_usage(stdout);
-      exit(EXIT_OK);
+      exit(CLI_EXIT_OK);
     } else if (!one_of(a, valued)) {
-      fprintf(stderr, "%s: unknown option '%s' (%s --help lists them)\n",
-              g_command, a, g_command);
-      return EXIT_USAGE;
+      cli_error("unknown option '%s' (%s --help lists them)", a, cli_command());
+      return CLI_EXIT_USAGE;
     } else if (v == NULL) {
-      fprintf(stderr, "%s: option %s needs a value\n", g_command, a);
-      return EXIT_USAGE;
+      cli_error("option %s needs a value", a);
+      return CLI_EXIT_USAGE;
     } else if (strcmp(a, "--model") == 0) {
       o->model = v;
     } else if (strcmp(a, "--data") == 0) {
@@ -317,118 +254,96 @@ static int parse_options(int argc, char **argv, options *o) {
       o->weights = v;
     } else if (strcmp(a, "--epochs") == 0) {
       want = "an integer from 1 to 100000";
-      ok = parse_int(v, 1, 100000, &n);
+      ok = cli_parse_int(v, 1, 100000, &n);
       o->epochs = (int)n;
     } else if (strcmp(a, "--batch") == 0) {
       want = "an integer from 1 to 1048576";
-      ok = parse_int(v, 1, 1 << 20, &n);
+      ok = cli_parse_int(v, 1, 1 << 20, &n);
       o->batch = n;
     } else if (strcmp(a, "--warmup") == 0) {
       want = "an integer from 0 to 100000";
-      ok = parse_int(v, 0, 100000, &n);
+      ok = cli_parse_int(v, 0, 100000, &n);
       o->warmup = (int)n;
     } else if (strcmp(a, "--log-every") == 0) {
       want = "a positive integer";
-      ok = parse_int(v, 1, 1 << 30, &n);
+      ok = cli_parse_int(v, 1, 1 << 30, &n);
       o->log_every = (int)n;
     } else if (strcmp(a, "--diagnostics") == 0) {
       want = "a positive integer";
-      ok = parse_int(v, 1, 1 << 30, &n);
+      ok = cli_parse_int(v, 1, 1 << 30, &n);
       o->diagnostics = (int)n;
     } else if (strcmp(a, "--index") == 0) {
       want = "an integer from 0";
-      ok = parse_int(v, 0, 1 << 30, &n);
+      ok = cli_parse_int(v, 0, 1 << 30, &n);
       o->index = (int)n;
     } else if (strcmp(a, "--count") == 0) {
       want = "an integer from 1 to 1048576";
-      ok = parse_int(v, 1, 1 << 20, &n);
+      ok = cli_parse_int(v, 1, 1 << 20, &n);
       o->count = (int)n;
     } else if (strcmp(a, "--seed") == 0) {
       want = "an integer from 0";
-      ok = parse_int(v, 0, INT64_MAX, &n);
+      ok = cli_parse_int(v, 0, INT64_MAX, &n);
       o->seed = (uint64_t)n;
     } else if (strcmp(a, "--lr") == 0) {
       want = "a finite number above 0";
-      ok = parse_double(v, &o->lr) && o->lr > 0.0;
+      ok = cli_parse_double(v, &o->lr) && o->lr > 0.0;
     } else if (strcmp(a, "--momentum") == 0) {
       want = "a number from 0 to below 1";
-      ok = parse_double(v, &o->momentum) && o->momentum >= 0.0 &&
+      ok = cli_parse_double(v, &o->momentum) && o->momentum >= 0.0 &&
            o->momentum < 1.0;
     } else if (strcmp(a, "--weight-decay") == 0) {
       want = "a finite number from 0";
-      ok = parse_double(v, &o->weight_decay) && o->weight_decay >= 0.0;
+      ok = cli_parse_double(v, &o->weight_decay) && o->weight_decay >= 0.0;
     } else if (strcmp(a, "--dropout") == 0) {
       want = "a number from 0 to below 1";
-      ok =
-          parse_double(v, &o->dropout) && o->dropout >= 0.0 && o->dropout < 1.0;
+      ok = cli_parse_double(v, &o->dropout) && o->dropout >= 0.0 &&
+           o->dropout < 1.0;
     } else if (strcmp(a, "--clip") == 0) {
       want = "a finite number above 0";
-      ok = parse_double(v, &o->clip) && o->clip > 0.0;
+      ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
     }
     if (!ok) {
-      fprintf(stderr, "%s: option %s needs %s, not '%s'\n", g_command, a, want,
-              v);
-      return EXIT_USAGE;
+      cli_error("option %s needs %s, not '%s'", a, want, v);
+      return CLI_EXIT_USAGE;
     }
     i += takes_value;
   }
   if (!cudl_tool_zoo_name_valid(o->model)) {
-    fprintf(stderr,
-            "%s: unknown model '%s': small-cnn, mlp, resnetN or plainN "
-            "(N = 20, 32, 44, 56, 110, ...)\n",
-            g_command, o->model);
-    return EXIT_USAGE;
+    cli_error(
+        "unknown model '%s': small-cnn, mlp, resnetN or plainN "
+        "(N = 20, 32, 44, 56, 110, ...)",
+        o->model);
+    return CLI_EXIT_USAGE;
   }
   if (!one_of(o->data, datasets)) {
-    fprintf(stderr,
-            "%s: unknown dataset '%s': fashion-mnist, mnist or cifar10\n",
-            g_command, o->data);
-    return EXIT_USAGE;
+    cli_error("unknown dataset '%s': fashion-mnist, mnist or cifar10", o->data);
+    return CLI_EXIT_USAGE;
   }
-  if (!parse_device(o->device, &kind, &index)) {
-    fprintf(stderr, "%s: --device must be auto, cpu or cuda:N, not '%s'\n",
-            g_command, o->device);
-    return EXIT_USAGE;
+  if (!cli_parse_device(o->device, &kind, &index)) {
+    cli_error("--device must be auto, cpu or cuda:N, not '%s'", o->device);
+    return CLI_EXIT_USAGE;
   }
   if (!one_of(o->optimizer, optimizers)) {
-    fprintf(stderr, "%s: --optimizer must be sgd, adam or adamw, not '%s'\n",
-            g_command, o->optimizer);
-    return EXIT_USAGE;
+    cli_error("--optimizer must be sgd, adam or adamw, not '%s'", o->optimizer);
+    return CLI_EXIT_USAGE;
   }
   if (!one_of(o->schedule, schedules)) {
-    fprintf(stderr,
-            "%s: --schedule must be constant, cosine or step, not '%s'\n",
-            g_command, o->schedule);
-    return EXIT_USAGE;
+    cli_error("--schedule must be constant, cosine or step, not '%s'",
+              o->schedule);
+    return CLI_EXIT_USAGE;
   }
   if (o->resume != NULL && o->init != NULL) {
     /* --resume replaces every weight --init would have set. */
-    fprintf(stderr,
-            "%s: --resume and --init exclude each other: a resumed run "
-            "takes its weights from its checkpoint\n",
-            g_command);
-    return EXIT_USAGE;
+    cli_error(
+        "--resume and --init exclude each other: a resumed run "
+        "takes its weights from its checkpoint");
+    return CLI_EXIT_USAGE;
   }
   if (o->diagnostics > 0 && o->metrics == NULL) {
-    fprintf(stderr,
-            "%s: --diagnostics writes to the metrics file: add "
-            "--metrics PATH\n",
-            g_command);
-    return EXIT_USAGE;
-  }
-  return 0;
-}
-
-static int open_context(const char *device, cudl_context **ctx) {
-  cudl_device_kind kind = CUDL_DEVICE_AUTO;
-  int index = 0;
-  cudl_status s;
-  (void)parse_device(device, &kind, &index); /* parse_options checked it */
-  s = cudl_context_create(kind, index, ctx);
-  if (s != CUDL_OK) {
-    fprintf(stderr, "%s: cannot open device '%s': %s [%s]\n", g_command, device,
-            cudl_status_string(s), cudl_status_name(s));
-    return EXIT_FAILED;
+    cli_error(
+        "--diagnostics writes to the metrics file: add "
+        "--metrics PATH");
+    return CLI_EXIT_USAGE;
   }
   return 0;
 }
@@ -437,9 +352,9 @@ int cudl_tool_zoo_name_valid(const char *name) {
   long long depth;
   return strcmp(name, "small-cnn") == 0 || strcmp(name, "mlp") == 0 ||
          (strncmp(name, "resnet", 6) == 0 &&
-          parse_int(name + 6, 1, 1000, &depth)) ||
+          cli_parse_int(name + 6, 1, 1000, &depth)) ||
          (strncmp(name, "plain", 5) == 0 &&
-          parse_int(name + 5, 1, 1000, &depth));
+          cli_parse_int(name + 5, 1, 1000, &depth));
 }
 
 cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
@@ -448,9 +363,11 @@ cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
   long long depth;
   if (strcmp(name, "small-cnn") == 0)
     return cudl_zoo_small_cnn(ctx, c, h, w, classes, (float)dropout, model);
-  if (strncmp(name, "resnet", 6) == 0 && parse_int(name + 6, 1, 1000, &depth))
+  if (strncmp(name, "resnet", 6) == 0 &&
+      cli_parse_int(name + 6, 1, 1000, &depth))
     return cudl_zoo_resnet(ctx, (int)depth, 0, c, h, w, classes, model);
-  if (strncmp(name, "plain", 5) == 0 && parse_int(name + 5, 1, 1000, &depth))
+  if (strncmp(name, "plain", 5) == 0 &&
+      cli_parse_int(name + 5, 1, 1000, &depth))
     return cudl_zoo_resnet(ctx, (int)depth, 1, c, h, w, classes, model);
   if (strcmp(name, "mlp") == 0) {
     const int64_t shape[3] = {c, h, w}, widths[2] = {256, 128};
@@ -578,24 +495,24 @@ static int check_weights_file(run *r, const options *o, const char *option,
   int rc = 0;
   cudl_status s =
       cudl_safetensors_load(r->ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
-  if (s != CUDL_OK) return fail(r->ctx, s, "%s %s", option, path);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "%s %s", option, path);
   model = cudl_safetensors_metadata_find(set, "model");
   data = cudl_safetensors_metadata_find(set, "dataset");
   if (model != NULL && strcmp(model, o->model) != 0) {
-    fprintf(stderr,
-            "%s: %s %s holds the weights of %s%s%s%s, not of %s "
-            "(--model)\n",
-            g_command, option, path, model, data != NULL ? " (trained on " : "",
-            data != NULL ? data : "", data != NULL ? ")" : "", o->model);
-    rc = EXIT_FAILED;
+    cli_error(
+        "%s %s holds the weights of %s%s%s%s, not of %s "
+        "(--model)",
+        option, path, model, data != NULL ? " (trained on " : "",
+        data != NULL ? data : "", data != NULL ? ")" : "", o->model);
+    rc = CLI_EXIT_FAILED;
   } else if (strcmp(option, "--resume") == 0 && data != NULL &&
              strcmp(data, o->data) != 0) {
-    fprintf(stderr,
-            "%s: --resume %s is a run on %s, not on %s (--data); to "
-            "fine-tune on another dataset, start from its weights with "
-            "--init\n",
-            g_command, path, data, o->data);
-    rc = EXIT_FAILED;
+    cli_error(
+        "--resume %s is a run on %s, not on %s (--data); to "
+        "fine-tune on another dataset, start from its weights with "
+        "--init",
+        path, data, o->data);
+    rc = CLI_EXIT_FAILED;
   }
   cudl_safetensors_destroy(set);
   return rc;
@@ -605,7 +522,7 @@ static int check_weights_file(run *r, const options *o, const char *option,
  * commands. need_train loads the training split too. */
 static int setup(run *r, const options *o, int need_train) {
   cudl_status s;
-  int rc = open_context(o->device, &r->ctx);
+  int rc = cli_open_context(o->device, &r->ctx);
   if (rc != 0) return rc;
   if (rc == 0 && o->resume != NULL)
     rc = check_weights_file(r, o, "--resume", o->resume);
@@ -616,13 +533,13 @@ static int setup(run *r, const options *o, int need_train) {
   if (rc != 0) return rc;
   if (need_train) {
     s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
-    if (s != CUDL_OK) return fail(r->ctx, s, "loading the training set");
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the training set");
   }
   s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 0, &r->test_set);
-  if (s != CUDL_OK) return fail(r->ctx, s, "loading the test set");
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the test set");
   s = build_model(r->ctx, o, r->test_set, &r->model);
   if (s == CUDL_OK) s = cudl_model_compile(r->model, o->batch);
-  if (s != CUDL_OK) return fail(r->ctx, s, "building %s", o->model);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "building %s", o->model);
   r->classes = cudl_dataset_classes(r->test_set);
   {
     const int64_t xs[4] = {o->batch, cudl_dataset_channels(r->test_set),
@@ -631,20 +548,20 @@ static int setup(run *r, const options *o, int need_train) {
     s = cudl_tensor_create(r->ctx, CUDL_DTYPE_F32, 4, xs, &r->x);
     if (s == CUDL_OK)
       s = cudl_tensor_create(r->ctx, CUDL_DTYPE_I32, 1, xs, &r->labels);
-    if (s != CUDL_OK) return fail(r->ctx, s, "allocating the batch");
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "allocating the batch");
   }
   r->logits = malloc((size_t)(o->batch * r->classes) * sizeof *r->logits);
   r->host_labels = malloc((size_t)o->batch * sizeof *r->host_labels);
   if (r->logits == NULL || r->host_labels == NULL) {
-    fprintf(stderr, "%s: out of host memory\n", g_command);
-    return EXIT_FAILED;
+    cli_error("out of host memory");
+    return CLI_EXIT_FAILED;
   }
   /* Normalise with the training split's statistics (the test split's when
    * only that is loaded: eval and predict read them from the checkpoint
    * when it has them). */
   s = cudl_dataset_channel_stats(
       r->train_set != NULL ? r->train_set : r->test_set, r->mean, r->std);
-  if (s != CUDL_OK) return fail(r->ctx, s, "dataset statistics");
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "dataset statistics");
   return 0;
 }
 
@@ -700,8 +617,7 @@ static int make_run_dir(const char *dir, size_t *made) {
   int fd, k;
   *made = 0;
   if (n == 0 || n >= 1024) {
-    fprintf(stderr, "%s: --out '%s': %s\n", g_command, dir,
-            n == 0 ? "empty" : strerror(ENAMETOOLONG));
+    cli_error("--out '%s': %s", dir, n == 0 ? "empty" : strerror(ENAMETOOLONG));
     return -1;
   }
   memcpy(buf, dir, n + 1);
@@ -712,8 +628,8 @@ static int make_run_dir(const char *dir, size_t *made) {
       if (mkdir(buf, 0777) == 0) {
         if (*made == 0) *made = i;
       } else if (errno != EEXIST) {
-        fprintf(stderr, "%s: cannot create the run directory %s: %s\n",
-                g_command, buf, strerror(errno));
+        cli_error("cannot create the run directory %s: %s", buf,
+                  strerror(errno));
         remove_made_dirs(dir, *made);
         return -1;
       }
@@ -722,8 +638,7 @@ static int make_run_dir(const char *dir, size_t *made) {
   snprintf(buf, sizeof buf, "%s/.cudl-write-test.%ld", dir, (long)getpid());
   fd = open(buf, O_WRONLY | O_CREAT | O_EXCL, 0666);
   if (fd < 0) {
-    fprintf(stderr, "%s: cannot write in the run directory %s: %s\n", g_command,
-            dir, strerror(errno));
+    cli_error("cannot write in the run directory %s: %s", dir, strerror(errno));
     remove_made_dirs(dir, *made);
     return -1;
   }
@@ -734,8 +649,7 @@ static int make_run_dir(const char *dir, size_t *made) {
   for (k = 0; k < 2; ++k) {
     snprintf(buf, sizeof buf, "%s/%s", dir, files[k]);
     if (stat(buf, &st) == 0 && !S_ISREG(st.st_mode)) {
-      fprintf(stderr, "%s: %s is in the way: it is not a regular file\n",
-              g_command, buf);
+      cli_error("%s is in the way: it is not a regular file", buf);
       remove_made_dirs(dir, *made);
       return -1;
     }
@@ -851,7 +765,8 @@ int cudl_cmd_train(int argc, char **argv) {
   int diag_capacity = 0, stale;
   size_t made_dirs = 0;
   cudl_status s;
-  g_command = "cudl train";
+  cli_set_command("cudl train");
+  cli_set_before_error(end_progress);
   rc = parse_options(argc, argv, &o);
   if (rc != 0) return rc;
   memset(&r, 0, sizeof r);
@@ -876,7 +791,7 @@ int cudl_cmd_train(int argc, char **argv) {
     s = cudl_optimizer_create(
         r.ctx, &oc, cudl_tensor_numel(cudl_model_params(r.model)), &r.opt);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, s, "creating the optimizer");
+      rc = cli_fail(r.ctx, s, "creating the optimizer");
       goto out;
     }
   }
@@ -896,7 +811,7 @@ int cudl_cmd_train(int argc, char **argv) {
   s = make_loader(&r, &o, r.train_set, 1, &r.train_loader);
   if (s == CUDL_OK) s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, s, "creating the data loaders");
+    rc = cli_fail(r.ctx, s, "creating the data loaders");
     goto out;
   }
   batches = cudl_loader_batches(r.train_loader);
@@ -913,24 +828,23 @@ int cudl_cmd_train(int argc, char **argv) {
     if (s == CUDL_OK) s = cudl_loader_seek(r.train_loader, st.epoch, st.batch);
   }
   if (s != CUDL_OK) {
-    rc = o.resume != NULL ? fail(r.ctx, s, "--resume %s", o.resume)
-         : o.init != NULL ? fail(r.ctx, s, "--init %s", o.init)
-                          : fail(r.ctx, s, "initialising %s", o.model);
+    rc = o.resume != NULL ? cli_fail(r.ctx, s, "--resume %s", o.resume)
+         : o.init != NULL ? cli_fail(r.ctx, s, "--init %s", o.init)
+                          : cli_fail(r.ctx, s, "initialising %s", o.model);
     goto out;
   }
   if (o.resume != NULL && st.epoch >= o.epochs) {
     /* Nothing would be trained, and the summary would report a test
      * accuracy this run never measured. */
-    fprintf(stderr,
-            "%s: --resume %s has finished %" PRId64
-            " epoch%s already: --epochs must be more than that, not %d\n",
-            g_command, o.resume, st.epoch, st.epoch == 1 ? "" : "s", o.epochs);
-    rc = EXIT_USAGE;
+    cli_error("--resume %s has finished %" PRId64
+              " epoch%s already: --epochs must be more than that, not %d",
+              o.resume, st.epoch, st.epoch == 1 ? "" : "s", o.epochs);
+    rc = CLI_EXIT_USAGE;
     goto out;
   }
   if (o.check_numerics &&
       (s = cudl_model_set_check_numerics(r.model, 1)) != CUDL_OK) {
-    rc = fail(r.ctx, s, "check-numerics mode");
+    rc = cli_fail(r.ctx, s, "check-numerics mode");
     goto out;
   }
   if (o.diagnostics > 0) {
@@ -940,7 +854,7 @@ int cudl_cmd_train(int argc, char **argv) {
     s = diag_rows == NULL ? CUDL_ERR_OUT_OF_MEMORY
                           : cudl_model_set_diagnostics(r.model, o.diagnostics);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, s, "diagnostics");
+      rc = cli_fail(r.ctx, s, "diagnostics");
       goto out;
     }
   }
@@ -951,37 +865,35 @@ int cudl_cmd_train(int argc, char **argv) {
   else
     snprintf(dir, sizeof dir, "runs/%s-%s", o.model, o.data);
   if (make_run_dir(dir, &made_dirs) != 0) {
-    rc = EXIT_FAILED;
+    rc = CLI_EXIT_FAILED;
     goto out;
   }
   if (o.metrics != NULL) {
     r.metrics = fopen(o.metrics, o.resume != NULL ? "a+" : "w");
     if (r.metrics == NULL) {
-      fprintf(stderr, "%s: cannot open the metrics file %s: %s\n", g_command,
-              o.metrics, strerror(errno));
+      cli_error("cannot open the metrics file %s: %s", o.metrics,
+                strerror(errno));
       remove_made_dirs(dir, made_dirs);
-      rc = EXIT_FAILED;
+      rc = CLI_EXIT_FAILED;
       goto out;
     }
     if (o.resume != NULL) end_torn_line(r.metrics);
   }
   if (o.resume != NULL)
-    fprintf(stderr,
-            "%s: resuming %s at epoch %" PRId64 ", batch %" PRId64
-            ", step %" PRId64 "\n",
-            g_command, o.resume, st.epoch + 1, st.batch, st.step);
+    cli_note("resuming %s at epoch %" PRId64 ", batch %" PRId64
+             ", step %" PRId64,
+             o.resume, st.epoch + 1, st.batch, st.step);
   stale = remove_stale_temporaries(dir);
   if (stale > 0)
-    fprintf(stderr,
-            "%s: removed %d temporary file%s left in %s by a run that was "
-            "killed while saving\n",
-            g_command, stale, stale == 1 ? "" : "s", dir);
-  fprintf(stderr,
-          "%s: training %s on %s (%" PRId64 " images, %" PRId64
-          " batches of %" PRId64 ") on %s, %lld parameters\n",
-          g_command, o.model, o.data, cudl_dataset_count(r.train_set), batches,
-          o.batch, cudl_context_device_name(r.ctx),
-          (long long)cudl_tensor_numel(cudl_model_params(r.model)));
+    cli_note(
+        "removed %d temporary file%s left in %s by a run that was "
+        "killed while saving",
+        stale, stale == 1 ? "" : "s", dir);
+  cli_note("training %s on %s (%" PRId64 " images, %" PRId64
+           " batches of %" PRId64 ") on %s, %lld parameters",
+           o.model, o.data, cudl_dataset_count(r.train_set), batches, o.batch,
+           cudl_context_device_name(r.ctx),
+           (long long)cudl_tensor_numel(cudl_model_params(r.model)));
   signal(SIGINT, on_sigint);
   run_start = now_seconds();
   while (st.epoch < o.epochs) {
@@ -1001,17 +913,17 @@ int cudl_cmd_train(int argc, char **argv) {
         const char *what = "";
         cudl_model_first_nonfinite(r.model, &node, &what);
         end_progress();
-        fprintf(stderr,
-                "%s: the loss is %g at step %" PRId64 " (epoch %" PRId64
-                ", batch %" PRId64
-                "); the first "
-                "non-finite output is node %d (%s). Stopping; %s. Try a lower "
-                "--lr (--check-numerics finds the first layer and pass).\n",
-                g_command, (double)loss, st.step, st.epoch + 1, st.batch, node,
-                what, kept_checkpoint(dir, kept, sizeof kept));
+        cli_error("the loss is %g at step %" PRId64 " (epoch %" PRId64
+                  ", batch %" PRId64
+                  "); the first "
+                  "non-finite output is node %d (%s). Stopping; %s. Try a "
+                  "lower --lr (--check-numerics finds the first layer and "
+                  "pass).",
+                  (double)loss, st.step, st.epoch + 1, st.batch, node, what,
+                  kept_checkpoint(dir, kept, sizeof kept));
         cudl_tensor_destroy(xv);
         cudl_tensor_destroy(lv);
-        rc = EXIT_FAILED;
+        rc = CLI_EXIT_FAILED;
         goto out;
       }
       if (s == CUDL_OK) s = batch_hits(&r, lv, rows, &batch_hits_n);
@@ -1019,19 +931,18 @@ int cudl_cmd_train(int argc, char **argv) {
       if (s == CUDL_OK) s = cudl_model_check_gradients(r.model, &numerics);
       if (s == CUDL_OK && numerics.node >= 0) {
         end_progress();
-        fprintf(stderr,
-                "%s: the gradients are not finite at step %" PRId64
-                " (epoch %" PRId64 ", batch %" PRId64 "): %s has %" PRId64
-                " NaN and %" PRId64 " infinite of %" PRId64
-                " values (all parameters: %" PRId64 " NaN, %" PRId64
-                " infinite). Stopping; %s. Try a lower --lr or --clip.\n",
-                g_command, st.step, st.epoch + 1, st.batch, numerics.layer,
-                numerics.nan_count, numerics.inf_count, numerics.numel,
-                numerics.total_nan, numerics.total_inf,
-                kept_checkpoint(dir, kept, sizeof kept));
+        cli_error("the gradients are not finite at step %" PRId64
+                  " (epoch %" PRId64 ", batch %" PRId64 "): %s has %" PRId64
+                  " NaN and %" PRId64 " infinite of %" PRId64
+                  " values (all parameters: %" PRId64 " NaN, %" PRId64
+                  " infinite). Stopping; %s. Try a lower --lr or --clip.",
+                  st.step, st.epoch + 1, st.batch, numerics.layer,
+                  numerics.nan_count, numerics.inf_count, numerics.numel,
+                  numerics.total_nan, numerics.total_inf,
+                  kept_checkpoint(dir, kept, sizeof kept));
         cudl_tensor_destroy(xv);
         cudl_tensor_destroy(lv);
-        rc = EXIT_FAILED;
+        rc = CLI_EXIT_FAILED;
         goto out;
       }
       if (s == CUDL_OK && o.clip > 0.0)
@@ -1044,7 +955,7 @@ int cudl_cmd_train(int argc, char **argv) {
       cudl_tensor_destroy(xv);
       cudl_tensor_destroy(lv);
       if (s != CUDL_OK) {
-        rc = fail(r.ctx, s, "training step %" PRId64, st.step + 1);
+        rc = cli_fail(r.ctx, s, "training step %" PRId64, st.step + 1);
         goto out;
       }
       ++st.step;
@@ -1057,7 +968,7 @@ int cudl_cmd_train(int argc, char **argv) {
         s = write_diagnostics(r.metrics, r.model, diag_rows, diag_capacity,
                               st.step, st.epoch + 1);
         if (s != CUDL_OK) {
-          rc = fail(r.ctx, s, "diagnostics");
+          rc = cli_fail(r.ctx, s, "diagnostics");
           goto out;
         }
       }
@@ -1087,17 +998,16 @@ int cudl_cmd_train(int argc, char **argv) {
       cudl_context_get_rng_state(r.ctx, &st.rng_seed, &st.rng_offset);
       s = save_run(&r, &o, dir, &st);
       end_progress();
-      fprintf(stderr,
-              "%s: interrupted at epoch %" PRId64 ", batch %" PRId64
-              "; %s %s/checkpoint.safetensors (continue with --resume)\n",
-              g_command, st.epoch + 1, st.batch,
-              s == CUDL_OK ? "saved" : "could not save", dir);
-      rc = EXIT_INTERRUPTED;
+      cli_note("interrupted at epoch %" PRId64 ", batch %" PRId64
+               "; %s %s/checkpoint.safetensors (continue with --resume)",
+               st.epoch + 1, st.batch,
+               s == CUDL_OK ? "saved" : "could not save", dir);
+      rc = CLI_EXIT_INTERRUPTED;
       goto out;
     }
     s = evaluate(&r, r.test_loader, &test_loss, &test_acc);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, s, "evaluating epoch %" PRId64, st.epoch + 1);
+      rc = cli_fail(r.ctx, s, "evaluating epoch %" PRId64, st.epoch + 1);
       goto out;
     }
     end_progress();
@@ -1126,7 +1036,8 @@ int cudl_cmd_train(int argc, char **argv) {
     cudl_context_get_rng_state(r.ctx, &st.rng_seed, &st.rng_offset);
     s = save_run(&r, &o, dir, &st);
     if (s != CUDL_OK) {
-      rc = fail(r.ctx, s, "saving the checkpoint of epoch %" PRId64, st.epoch);
+      rc = cli_fail(r.ctx, s, "saving the checkpoint of epoch %" PRId64,
+                    st.epoch);
       goto out;
     }
   }
@@ -1134,7 +1045,7 @@ int cudl_cmd_train(int argc, char **argv) {
       "final test accuracy %.4f after %d epochs (%.1f s); weights in "
       "%s/model.safetensors\n",
       last_test_acc, o.epochs, now_seconds() - run_start, dir);
-  rc = EXIT_OK;
+  rc = CLI_EXIT_OK;
 out:
   free(diag_rows);
   run_free(&r);
@@ -1168,12 +1079,12 @@ int cudl_cmd_eval(int argc, char **argv) {
   double loss = 0.0, acc = 0.0;
   int rc;
   cudl_status s;
-  g_command = "cudl eval";
+  cli_set_command("cudl eval");
   rc = parse_options(argc, argv, &o);
   if (rc != 0) return rc;
   if (o.weights == NULL) {
-    fprintf(stderr, "%s: needs --weights FILE\n", g_command);
-    return EXIT_USAGE;
+    cli_error("needs --weights FILE");
+    return CLI_EXIT_USAGE;
   }
   memset(&r, 0, sizeof r);
   rc = setup(&r, &o, 0);
@@ -1181,18 +1092,18 @@ int cudl_cmd_eval(int argc, char **argv) {
   read_normalisation(&r, o.weights);
   s = cudl_model_load(r.model, o.weights, 0);
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, s, "--weights %s", o.weights);
+    rc = cli_fail(r.ctx, s, "--weights %s", o.weights);
     goto out;
   }
   s = make_loader(&r, &o, r.test_set, 0, &r.test_loader);
   if (s == CUDL_OK) s = evaluate(&r, r.test_loader, &loss, &acc);
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, s, "evaluating");
+    rc = cli_fail(r.ctx, s, "evaluating");
     goto out;
   }
   printf("%s on %s test set (%" PRId64 " images): loss %.4f  accuracy %.4f\n",
          o.model, o.data, cudl_dataset_count(r.test_set), loss, acc);
-  rc = EXIT_OK;
+  rc = CLI_EXIT_OK;
 out:
   run_free(&r);
   return rc;
@@ -1204,12 +1115,12 @@ int cudl_cmd_predict(int argc, char **argv) {
   int rc;
   int64_t i, k, total;
   cudl_status s;
-  g_command = "cudl predict";
+  cli_set_command("cudl predict");
   rc = parse_options(argc, argv, &o);
   if (rc != 0) return rc;
   if (o.weights == NULL) {
-    fprintf(stderr, "%s: needs --weights FILE\n", g_command);
-    return EXIT_USAGE;
+    cli_error("needs --weights FILE");
+    return CLI_EXIT_USAGE;
   }
   o.batch = o.count;
   memset(&r, 0, sizeof r);
@@ -1218,15 +1129,14 @@ int cudl_cmd_predict(int argc, char **argv) {
   read_normalisation(&r, o.weights);
   total = cudl_dataset_count(r.test_set);
   if (o.index < 0 || o.index + o.count > total) {
-    fprintf(stderr,
-            "%s: --index %d --count %d: the test set has %" PRId64 " images\n",
-            g_command, o.index, o.count, total);
-    rc = EXIT_USAGE;
+    cli_error("--index %d --count %d: the test set has %" PRId64 " images",
+              o.index, o.count, total);
+    rc = CLI_EXIT_USAGE;
     goto out;
   }
   s = cudl_model_load(r.model, o.weights, 0);
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, s, "--weights %s", o.weights);
+    rc = cli_fail(r.ctx, s, "--weights %s", o.weights);
     goto out;
   }
   s = cudl_model_set_training(r.model, 0);
@@ -1236,8 +1146,8 @@ int cudl_cmd_predict(int argc, char **argv) {
     const int64_t plane = per / cudl_dataset_channels(r.test_set);
     float *host = malloc((size_t)cudl_tensor_nbytes(r.x));
     if (host == NULL) {
-      fprintf(stderr, "%s: out of host memory\n", g_command);
-      rc = EXIT_FAILED;
+      cli_error("out of host memory");
+      rc = CLI_EXIT_FAILED;
       goto out;
     }
     for (i = 0; i < o.count; ++i) {
@@ -1255,7 +1165,7 @@ int cudl_cmd_predict(int argc, char **argv) {
     s = cudl_tensor_copy_to_host(cudl_model_output(r.model), r.logits,
                                  (size_t)(o.count * r.classes) * sizeof(float));
   if (s != CUDL_OK) {
-    rc = fail(r.ctx, s, "predicting");
+    rc = cli_fail(r.ctx, s, "predicting");
     goto out;
   }
   for (i = 0; i < o.count; ++i) {
@@ -1270,7 +1180,7 @@ int cudl_cmd_predict(int argc, char **argv) {
            o.index + i, best, 1.0 / sum,
            cudl_dataset_label(r.test_set, o.index + i));
   }
-  rc = EXIT_OK;
+  rc = CLI_EXIT_OK;
 out:
   run_free(&r);
   return rc;

@@ -364,17 +364,18 @@ expect_error "predict --index past the test set" 2 "the test set has 40 images" 
   predict "${E[@]}" --weights "$area/run/model.safetensors" --index 40
 expect_error "predict --weights of another model" 1 "holds the weights of small-cnn" \
   predict "${E[@]}" --weights "$area/cnn/model.safetensors" --index 0
-expect_error "bench train --batch 0" 2 "batch 0" bench train --model mlp --batch 0
+expect_error "bench train --batch 0" 2 "bad option or value: --batch '0'" \
+  bench train --model mlp --batch 0
 expect_error "bench train --model nonesuch" 2 "unknown model 'nonesuch'" \
   bench train --model nonesuch
 expect_error "bench train --json under a regular file" 1 \
-  "cannot write $area/plain/b.json: Not a directory" bench train --device cpu \
+  "cannot write the JSON file $area/plain/b.json: Not a directory" bench train --device cpu \
   --model mlp --batch 2 --samples 1 --warmup 0 --min-sample-ms 0 \
   --json "$area/plain/b.json"
 # The JSON file is made before anything is measured: an unwritable one
 # fails at once.
 expect_error "bench ops --json under a regular file" 1 \
-  "cannot write $area/plain/o.json: Not a directory" bench ops --device cpu \
+  "cannot write the JSON file $area/plain/o.json: Not a directory" bench ops --device cpu \
   --ops relu --json "$area/plain/o.json"
 expect_error "an unknown benchmark" 2 "unknown benchmark 'frob': ops or train" bench frob
 expect_error "an unknown command" 2 "unknown command 'frobnicate'" frobnicate
