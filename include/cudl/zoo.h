@@ -103,6 +103,13 @@ CUDL_API cudl_status cudl_zoo_resnet(cudl_context *ctx, int depth, int plain,
                                      int64_t width, int64_t classes,
                                      cudl_model **out);
 
+/** The deepest ResNet cudl_zoo_resnet builds (the paper's deepest). */
+#define CUDL_ZOO_RESNET_MAX_DEPTH 1202
+
+/** 1 when cudl_zoo_resnet takes `depth`: 6n + 2 with n >= 1, up to
+ *  CUDL_ZOO_RESNET_MAX_DEPTH (8, 14, 20, ..., 1202); else 0. */
+CUDL_API int cudl_zoo_resnet_depth_valid(int depth);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_ZOO_H */

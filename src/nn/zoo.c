@@ -8,7 +8,6 @@
 #include "core/internal.h"
 
 /* The deepest network of He et al. 2016 (section 4.2). */
-#define ZOO_MAX_DEPTH 1202
 /* Per-sample input values at most 2^31, so that no layer's sizes come
  * near int64 overflow. */
 #define ZOO_MAX_INPUT ((int64_t)1 << 31)
@@ -233,6 +232,11 @@ static cudl_status basic_block(cudl_model *m, int input, const char *prefix,
   return status;
 }
 
+int cudl_zoo_resnet_depth_valid(int depth) {
+  return depth >= 8 && depth <= CUDL_ZOO_RESNET_MAX_DEPTH &&
+         (depth - 2) % 6 == 0;
+}
+
 cudl_status cudl_zoo_resnet(cudl_context *ctx, int depth, int plain,
                             int64_t channels, int64_t height, int64_t width,
                             int64_t classes, cudl_model **out) {
@@ -244,11 +248,11 @@ cudl_status cudl_zoo_resnet(cudl_context *ctx, int depth, int plain,
   cudl_status status;
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (depth < 8 || depth > ZOO_MAX_DEPTH || (depth - 2) % 6 != 0)
+  if (!cudl_zoo_resnet_depth_valid(depth))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "depth %d is not 6n + 2 in [8, %d] (20, 32, 44, 56, "
                      "110, ...)",
-                     depth, ZOO_MAX_DEPTH);
+                     depth, CUDL_ZOO_RESNET_MAX_DEPTH);
   status = check_image(ctx, __func__, channels, height, width, 1, classes, out);
   if (status != CUDL_OK) return status;
   blocks = (depth - 2) / 6;

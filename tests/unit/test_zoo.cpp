@@ -878,8 +878,10 @@ TEST_F(ZooArgs, ResNetDepthMustBe6nPlus2) {
     EXPECT_EQ(m, nullptr);
     EXPECT_TRUE(HasSubstr(Error(), "depth")) << Error();
     EXPECT_EQ(cudl_zoo_resnet(ctx_, depth, 1, 3, 32, 32, 10, &m), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(cudl_zoo_resnet_depth_valid(depth), 0) << depth;
   }
   for (int depth : {8, 14, 20, 32, 44, 56, 110, 1202}) {
+    EXPECT_EQ(cudl_zoo_resnet_depth_valid(depth), 1) << depth;
     ModelHandle h;
     EXPECT_EQ(cudl_zoo_resnet(ctx_, depth, depth % 4 == 0, 1, 8, 8, 10, &h.m), CUDL_OK)
         << depth << ": " << Error();
