@@ -121,6 +121,13 @@ CUDL_API const uint8_t *cudl_dataset_image(const cudl_dataset *ds, int64_t i);
 /** Label of image i; -1 when i is out of range. */
 CUDL_API int cudl_dataset_label(const cudl_dataset *ds, int64_t i);
 
+/** The path of the i-th file the dataset was read from, as the reader was
+ *  given it: the image file then the label file for IDX, the batch files in
+ *  order for CIFAR-10 (cudl_dataset_load resolves names and .gz). NULL past
+ *  the last, for NULL, and for a dataset made by cudl_dataset_create. Valid
+ *  while the dataset lives. */
+CUDL_API const char *cudl_dataset_source(const cudl_dataset *ds, int i);
+
 /** Per-channel mean and standard deviation (population, ddof = 0) of the
  *  pixels scaled to [0, 1], computed in double over the whole dataset from
  *  exact per-channel histograms, for normalisation. mean and std have

@@ -189,6 +189,10 @@ cudl_status cudl_dataset_load_cifar10(cudl_context *ctx,
   for (f = 0; f < count; ++f) job.sources[f].path = paths[f];
   status = load_cifar(ctx, fn, job.sources, count, job.records, out);
   job_end(ctx, &job);
+  if (status == CUDL_OK) {
+    status = cudl__dataset_set_sources(ctx, fn, *out, paths, count);
+    if (status != CUDL_OK) *out = NULL;
+  }
   return status;
 }
 

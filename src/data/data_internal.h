@@ -29,6 +29,11 @@ struct cudl_dataset {
   uint8_t *pixels;    /* count * image_bytes */
   size_t pixels_size;
   uint8_t *labels; /* count */
+  /* The files it was read from, NUL-terminated one after another
+   * (cudl_dataset_source); none for cudl_dataset_create's. */
+  char *sources;
+  size_t sources_size;
+  int source_count;
 };
 
 /* Check the limits of cudl/data.h and allocate an uninitialised dataset
@@ -42,6 +47,12 @@ cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
 cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
                                 int64_t count, int channels, int height,
                                 int width, int classes, cudl_dataset **out);
+
+/* Record the `count` files ds was read from; on failure (out of memory)
+ * ds is destroyed and the status returned. */
+cudl_status cudl__dataset_set_sources(cudl_context *ctx, const char *function,
+                                      cudl_dataset *ds,
+                                      const char *const *paths, int count);
 
 /* The readers on memory images, exactly as on files (messages name them
  * "<images in memory>" etc.); for the fuzz target and the tests. */

@@ -94,7 +94,37 @@ void cudl_dataset_destroy(cudl_dataset *ds) {
   allocator = ds->allocator;
   cudl__host_free(&allocator, ds->pixels, ds->pixels_size);
   cudl__host_free(&allocator, ds->labels, (size_t)ds->count);
+  cudl__host_free(&allocator, ds->sources, ds->sources_size);
   cudl__host_free(&allocator, ds, sizeof *ds);
+}
+
+cudl_status cudl__dataset_set_sources(cudl_context *ctx, const char *function,
+                                      cudl_dataset *ds,
+                                      const char *const *paths, int count) {
+  size_t size = 0, at = 0;
+  int i;
+  for (i = 0; i < count; ++i) size += strlen(paths[i]) + 1;
+  ds->sources = (char *)cudl__host_alloc(&ds->allocator, size, 1);
+  if (ds->sources == NULL) {
+    cudl_dataset_destroy(ds);
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the dataset's file names");
+  }
+  ds->sources_size = size;
+  ds->source_count = count;
+  for (i = 0; i < count; ++i) {
+    const size_t n = strlen(paths[i]) + 1;
+    memcpy(ds->sources + at, paths[i], n);
+    at += n;
+  }
+  return CUDL_OK;
+}
+
+const char *cudl_dataset_source(const cudl_dataset *ds, int i) {
+  const char *p;
+  if (ds == NULL || i < 0 || i >= ds->source_count) return NULL;
+  for (p = ds->sources; i > 0; --i) p += strlen(p) + 1;
+  return p;
 }
 
 cudl_status cudl_dataset_create(cudl_context *ctx, int64_t count, int channels,

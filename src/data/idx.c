@@ -169,6 +169,13 @@ cudl_status cudl_dataset_load_idx(cudl_context *ctx, const char *images_path,
     cudl__stream_close(&ls);
   }
   cudl__stream_close(&is);
+  if (status == CUDL_OK) {
+    const char *paths[2];
+    paths[0] = images_path;
+    paths[1] = labels_path;
+    status = cudl__dataset_set_sources(ctx, fn, *out, paths, 2);
+    if (status != CUDL_OK) *out = NULL;
+  }
   return status;
 }
 

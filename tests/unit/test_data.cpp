@@ -687,9 +687,32 @@ TEST_F(DataTest, LoadByName) {
     int train;
     int64_t count;
     int channels, height;
-  } cases[] = {{"fashion-mnist", fm, 1, 5, 1, 2}, {"fashion-mnist", fm, 0, 2, 1, 2},
-               {"mnist", mn, 1, 4, 1, 2},         {"cifar10", cf, 1, 15, 3, 32},
-               {"cifar10", cf, 0, 3, 3, 32}};
+    std::vector<std::string> sources;  // the files read, in order
+  } cases[] = {
+      {"fashion-mnist",
+       fm,
+       1,
+       5,
+       1,
+       2,
+       {fm + "/train-images-idx3-ubyte.gz", fm + "/train-labels-idx1-ubyte.gz"}},
+      {"fashion-mnist",
+       fm,
+       0,
+       2,
+       1,
+       2,
+       {fm + "/t10k-images-idx3-ubyte.gz", fm + "/t10k-labels-idx1-ubyte.gz"}},
+      {"mnist", mn, 1, 4, 1, 2, {mn + "/train-images-idx3-ubyte", mn + "/train-labels-idx1-ubyte"}},
+      {"cifar10",
+       cf,
+       1,
+       15,
+       3,
+       32,
+       {cf + "/data_batch_1.bin", cf + "/data_batch_2.bin", cf + "/data_batch_3.bin",
+        cf + "/data_batch_4.bin", cf + "/data_batch_5.bin"}},
+      {"cifar10", cf, 0, 3, 3, 32, {cf + "/test_batch.bin"}}};
   for (const Case &c : cases) {
     SCOPED_TRACE(std::string(c.name) + (c.train ? " train" : " test"));
     cudl_dataset *ds = nullptr;
@@ -698,8 +721,16 @@ TEST_F(DataTest, LoadByName) {
     EXPECT_EQ(cudl_dataset_count(ds), c.count);
     EXPECT_EQ(cudl_dataset_channels(ds), c.channels);
     EXPECT_EQ(cudl_dataset_height(ds), c.height);
+    for (size_t i = 0; i < c.sources.size(); ++i) {
+      const char *source = cudl_dataset_source(ds, static_cast<int>(i));
+      ASSERT_NE(source, nullptr) << i;
+      EXPECT_EQ(std::string(source), c.sources[i]);
+    }
+    EXPECT_EQ(cudl_dataset_source(ds, static_cast<int>(c.sources.size())), nullptr);
+    EXPECT_EQ(cudl_dataset_source(ds, -1), nullptr);
     cudl_dataset_destroy(ds);
   }
+  EXPECT_EQ(cudl_dataset_source(nullptr, 0), nullptr);
   cudl_dataset *ds = nullptr;
   EXPECT_STATUS(CUDL_ERR_IO, cudl_dataset_load(ctx_, "mnist", mn.c_str(), 0, &ds));
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "t10k-images-idx3-ubyte"));
@@ -794,6 +825,7 @@ TEST_F(DataTest, CreateAndChannelStats) {
   std::vector<uint8_t> labels = {0, 1, 2, 1, 0};
   cudl_dataset *ds = nullptr;
   ASSERT_STATUS(CUDL_OK, cudl_dataset_create(ctx_, n, c, h, w, 3, pixels.data(), labels.data(), &ds));
+  EXPECT_EQ(cudl_dataset_source(ds, 0), nullptr) << "made from memory: no file";
   float mean[3], std_[3];
   ASSERT_STATUS(CUDL_OK, cudl_dataset_channel_stats(ds, mean, std_));
   for (int ch = 0; ch < c; ++ch) {
