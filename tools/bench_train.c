@@ -144,9 +144,7 @@ int cudl_bench_train(int argc, char **argv) {
       return cli_usage_error("bad option or value: %s '%s'", a, v);
     }
   }
-  if (!cudl_tool_zoo_name_valid(model_name))
-    return cli_usage_error(
-        "unknown model '%s': small-cnn, mlp, resnetN or plainN", model_name);
+  if ((rc = cudl_tool_zoo_check_name(model_name)) != 0) return rc;
   if (!cli_parse_device(device, &kind, &index))
     return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
                            device);

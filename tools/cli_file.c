@@ -178,7 +178,7 @@ int cli_file_write_line(cli_file *f, const char *text, size_t length) {
   size_t done = 0;
   off_t before = 0;
   int error = 0;
-  if (f->failed) return 0;
+  if (f->error != 0) return 0;
   line = (char *)malloc(length + 1);
   if (line == NULL) {
     error = ENOMEM;
@@ -200,8 +200,7 @@ int cli_file_write_line(cli_file *f, const char *text, size_t length) {
   }
   if (error == 0) return 1;
   if (!f->direct && done > 0) (void)ftruncate(f->fd, before);
-  f->failed = 1;
-  cli_error("writing %s %s failed: %s", f->what, f->path, strerror(error));
+  f->error = error;
   return 0;
 }
 
@@ -278,7 +277,7 @@ static int close_lines(cli_file *f, int keep) {
   int ok = 1;
   if (!keep && f->created && fstat(f->fd, &st) == 0 && st.st_size == 0)
     unlink(f->target);
-  if (close(f->fd) != 0 && keep && !f->failed) {
+  if (close(f->fd) != 0 && keep && f->error == 0) {
     cli_error("writing %s %s failed: %s", f->what, f->path, strerror(errno));
     ok = 0;
   }
@@ -293,7 +292,7 @@ int cli_file_close(cli_file *f, int keep) {
   else if (f->fd >= 0)
     ok = close_lines(f, keep);
   release(f);
-  return keep ? ok && !f->failed : 1;
+  return keep ? ok : 1;
 }
 
 /* ---- one file or two ---- */

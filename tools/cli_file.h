@@ -30,7 +30,7 @@ typedef struct cli_file {
   int fd;           /* lines: the open file */
   int direct;       /* a device or FIFO, written in place */
   int created;      /* lines: this command made the file */
-  int failed;       /* a write failed (reported) */
+  int error;        /* lines: the errno of a failed write, else 0 */
 } cli_file;
 
 /* Make ready to write a whole file at path ("-": standard output): checks
@@ -49,12 +49,14 @@ int cli_file_open_lines(cli_file *f, const char *what, const char *path,
 
 /* Append one line (text without its newline): all of it and the newline,
  * or, on a regular file, nothing (what a failed write left is cut off).
- * 1 on success; else 0, with one line printed, and every later call fails
- * too. */
+ * 1 on success; else 0 with f->error set to the errno, and every later
+ * call fails too. Prints nothing: the caller says what the failure
+ * means for the command. */
 int cli_file_write_line(cli_file *f, const char *text, size_t length);
 
 /* A file of lines that a killed run left without its final newline gets
- * one, so that the lines appended next parse on their own. */
+ * one, so that the lines appended next parse on their own. As
+ * cli_file_write_line on failure. */
 int cli_file_end_torn_line(cli_file *f);
 
 /* Finish: keep nonzero puts a whole file in place (fsync, rename) and

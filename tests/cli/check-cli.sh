@@ -322,13 +322,13 @@ if [ -d /proc/self ]; then
     "${T[@]}" --out /proc/self
 fi
 expect_error "train --metrics under a regular file (no run directory made)" 1 \
-  "cannot open the metrics file $area/plain/m.jsonl: Not a directory" \
+  "cannot write the metrics file $area/plain/m.jsonl: Not a directory" \
   "${T[@]}" --out "$area/new/deeper" --metrics "$area/plain/m.jsonl"
 expect_error "train --resume a missing file" 1 \
   "--resume $area/nowhere.safetensors: .*No such file" \
   "${T[@]}" --out "$area/run" --resume "$area/nowhere.safetensors"
 expect_error "train --resume a torn checkpoint" 1 \
-  "--resume $area/torn.safetensors: .*file holds 144 \[CUDL_ERR_FILE_TRUNCATED\]" \
+  "--resume $area/torn.safetensors: .*file holds [0-9]* \[CUDL_ERR_FILE_TRUNCATED\]" \
   "${T[@]}" --out "$area/run" --resume "$area/torn.safetensors" --metrics "$area/old.jsonl"
 expect_error "train --resume a checkpoint of another model" 1 \
   "--resume $area/cnn/checkpoint.safetensors holds the weights of small-cnn (trained on mnist), not of mlp" \

@@ -1,0 +1,678 @@
+/* run.c - the options of `cudl train`, `cudl eval` and `cudl predict` and
+ * the run they set up (run.h). */
+#include "run.h"
+
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cudl/zoo.h>
+
+#include "cli.h"
+#include "commands.h"
+
+enum { FOR_ALL = RUN_TRAIN | RUN_EVAL | RUN_PREDICT };
+
+/* The options, and which commands take each: a word not here is unknown,
+ * one here but not for the command is another command's. */
+static const struct option_spec {
+  const char *name;
+  int commands;
+  int takes_value;
+} g_specs[] = {
+    {"--model", FOR_ALL, 1},
+    {"--data", FOR_ALL, 1},
+    {"--data-dir", FOR_ALL, 1},
+    {"--device", FOR_ALL, 1},
+    {"--batch", RUN_TRAIN | RUN_EVAL, 1},
+    {"--weights", RUN_EVAL | RUN_PREDICT, 1},
+    {"--index", RUN_PREDICT, 1},
+    {"--count", RUN_PREDICT, 1},
+    {"--optimizer", RUN_TRAIN, 1},
+    {"--schedule", RUN_TRAIN, 1},
+    {"--metrics", RUN_TRAIN, 1},
+    {"--out", RUN_TRAIN, 1},
+    {"--resume", RUN_TRAIN, 1},
+    {"--init", RUN_TRAIN, 1},
+    {"--epochs", RUN_TRAIN, 1},
+    {"--warmup", RUN_TRAIN, 1},
+    {"--log-every", RUN_TRAIN, 1},
+    {"--diagnostics", RUN_TRAIN, 1},
+    {"--seed", RUN_TRAIN, 1},
+    {"--lr", RUN_TRAIN, 1},
+    {"--momentum", RUN_TRAIN, 1},
+    {"--weight-decay", RUN_TRAIN, 1},
+    {"--dropout", RUN_TRAIN, 1},
+    {"--clip", RUN_TRAIN, 1},
+    {"--no-shuffle", RUN_TRAIN, 0},
+    {"--augment", RUN_TRAIN, 0},
+    {"--no-augment", RUN_TRAIN, 0},
+    {"--check-numerics", RUN_TRAIN, 0},
+};
+
+static const char *command_name(run_command command) {
+  return command == RUN_TRAIN  ? "cudl train"
+         : command == RUN_EVAL ? "cudl eval"
+                               : "cudl predict";
+}
+
+static void usage(run_command command, FILE *out) {
+  static const char common[] =
+      "  --model NAME        small-cnn, mlp, resnetN or plainN (N = 6n + 2\n"
+      "                      from 8 to 1202: 20, 32, 44, 56, 110, ...)\n"
+      "                      [small-cnn]\n"
+      "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
+      "  --data-dir DIR      where the files are [Debian's location]\n"
+      "  --device auto|cpu|cuda:N [auto]\n";
+  if (command == RUN_TRAIN)
+    fprintf(
+        out,
+        "usage: cudl train [options]   (all optional; defaults in brackets)\n"
+        "%s"
+        "  --epochs N [10]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
+        "  --optimizer sgd|adam|adamw [sgd]  --momentum M [0.9]\n"
+        "  --weight-decay W [5e-4 sgd, 0 adam, 0.01 adamw]\n"
+        "  --schedule constant|cosine|step [cosine]  --warmup EPOCHS [0]\n"
+        "  --clip NORM         clip the gradient norm [off]\n"
+        "  --dropout P         small-cnn's dropout [0]  --seed S [1]\n"
+        "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
+        "  --metrics PATH      JSON lines per epoch (and per --log-every K\n"
+        "                      steps)\n"
+        "  --log-every K  --no-shuffle\n"
+        "  --diagnostics K     every K steps, per layer to the metrics file:\n"
+        "                      output mean and std, weight and input gradient\n"
+        "                      norms, saturated and dead unit fractions\n"
+        "  --check-numerics    stop at the first NaN or infinity any layer\n"
+        "                      writes, naming it (slow: for a diverging run)\n"
+        "  --augment, --no-augment   random crop and flip [on for cifar10 "
+        "only]\n"
+        "  --resume FILE       continue a run from its checkpoint (OUT/\n"
+        "                      checkpoint.safetensors, saved atomically\n"
+        "                      after every epoch and on Ctrl-C)\n"
+        "  --init FILE         start from these weights (fine-tuning)\n"
+        "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
+        "(docs/cli.md)\n",
+        common);
+  else if (command == RUN_EVAL)
+    fprintf(out,
+            "usage: cudl eval --weights FILE [options]\n"
+            "  test loss and accuracy of trained weights\n"
+            "  --weights FILE      a weights file (cudl train's "
+            "model.safetensors,\n"
+            "                      or a PyTorch state_dict as safetensors)\n"
+            "%s"
+            "  --batch B [128]     images a forward pass (at most the test "
+            "set)\n"
+            "exit status: 0 done, 1 failed, 2 bad command line "
+            "(docs/cli.md)\n",
+            common);
+  else
+    fprintf(out,
+            "usage: cudl predict --weights FILE --index I [options]\n"
+            "  classify test images I, I + 1, ..., I + N - 1\n"
+            "  --weights FILE      a weights file\n"
+            "  --index I           the first test image (from 0)\n"
+            "  --count N [1]       how many\n"
+            "%s"
+            "exit status: 0 done, 1 failed, 2 bad command line "
+            "(docs/cli.md)\n",
+            common);
+}
+
+/* 1 when word is one of the NULL-terminated names. */
+static int one_of(const char *word, const char *const *names) {
+  for (; *names != NULL; ++names)
+    if (strcmp(word, *names) == 0) return 1;
+  return 0;
+}
+
+/* A usage error for a model name the zoo cannot build, naming what is
+ * wrong: an unknown name, or a ResNet depth that is not 6n + 2. */
+int cudl_tool_zoo_check_name(const char *name) {
+  long long depth;
+  const char *digits = strncmp(name, "resnet", 6) == 0  ? name + 6
+                       : strncmp(name, "plain", 5) == 0 ? name + 5
+                                                        : NULL;
+  if (strcmp(name, "small-cnn") == 0 || strcmp(name, "mlp") == 0) return 0;
+  if (digits == NULL || !cli_parse_int(digits, 0, INT32_MAX, &depth))
+    return cli_usage_error(
+        "unknown model '%s': small-cnn, mlp, resnetN or plainN (N = 20, "
+        "32, 44, 56, 110, ...)",
+        name);
+  if (!cudl_zoo_resnet_depth_valid((int)depth))
+    return cli_usage_error(
+        "--model %s: the depth of a ResNet or plain net is 6n + 2 from 8 to "
+        "%d (20, 32, 44, 56, 110, ...), not %lld",
+        name, CUDL_ZOO_RESNET_MAX_DEPTH, depth);
+  return 0;
+}
+
+cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
+                                double dropout, int64_t c, int64_t h, int64_t w,
+                                int64_t classes, cudl_model **model) {
+  long long depth;
+  if (strcmp(name, "small-cnn") == 0)
+    return cudl_zoo_small_cnn(ctx, c, h, w, classes, (float)dropout, model);
+  if (strncmp(name, "resnet", 6) == 0 &&
+      cli_parse_int(name + 6, 0, INT32_MAX, &depth))
+    return cudl_zoo_resnet(ctx, (int)depth, 0, c, h, w, classes, model);
+  if (strncmp(name, "plain", 5) == 0 &&
+      cli_parse_int(name + 5, 0, INT32_MAX, &depth))
+    return cudl_zoo_resnet(ctx, (int)depth, 1, c, h, w, classes, model);
+  if (strcmp(name, "mlp") == 0) {
+    const int64_t shape[3] = {c, h, w}, widths[2] = {256, 128};
+    return cudl_zoo_mlp(ctx, 3, shape, 2, widths, CUDL_ACT_RELU, 0.0f, classes,
+                        model);
+  }
+  return CUDL_ERR_INVALID_ARGUMENT; /* cudl_tool_zoo_check_name says why */
+}
+
+/* Set o's field for option a (g_specs has it) from value v; 0 with the
+ * usage error printed when v is not what a takes. */
+static int set_option(options *o, const char *a, const char *v) {
+  const char *want = NULL; /* what a numeric option accepts */
+  long long n = 0;
+  int ok = 1;
+  if (strcmp(a, "--no-shuffle") == 0) {
+    o->shuffle = 0;
+  } else if (strcmp(a, "--no-augment") == 0) {
+    o->augment = 0;
+  } else if (strcmp(a, "--augment") == 0) {
+    o->augment = 1;
+  } else if (strcmp(a, "--check-numerics") == 0) {
+    o->check_numerics = 1;
+  } else if (v[0] == '\0') {
+    /* An empty path would mean the current directory or "/" to whatever
+     * joins it; an empty name is no name. */
+    cli_usage_error("option %s needs a value, not ''", a);
+    return 0;
+  } else if (strcmp(a, "--model") == 0) {
+    o->model = v;
+  } else if (strcmp(a, "--data") == 0) {
+    o->data = v;
+  } else if (strcmp(a, "--data-dir") == 0) {
+    o->data_dir = v;
+  } else if (strcmp(a, "--device") == 0) {
+    o->device = v;
+  } else if (strcmp(a, "--optimizer") == 0) {
+    o->optimizer = v;
+  } else if (strcmp(a, "--schedule") == 0) {
+    o->schedule = v;
+  } else if (strcmp(a, "--metrics") == 0) {
+    o->metrics = v;
+  } else if (strcmp(a, "--out") == 0) {
+    o->out_dir = v;
+  } else if (strcmp(a, "--resume") == 0) {
+    o->resume = v;
+  } else if (strcmp(a, "--init") == 0) {
+    o->init = v;
+  } else if (strcmp(a, "--weights") == 0) {
+    o->weights = v;
+  } else if (strcmp(a, "--epochs") == 0) {
+    want = "an integer from 1 to 100000";
+    ok = cli_parse_int(v, 1, 100000, &n);
+    o->epochs = (int)n;
+  } else if (strcmp(a, "--batch") == 0) {
+    want = "an integer from 1 to 1048576";
+    ok = cli_parse_int(v, 1, 1 << 20, &n);
+    o->batch = n;
+  } else if (strcmp(a, "--warmup") == 0) {
+    want = "an integer from 0 to 100000";
+    ok = cli_parse_int(v, 0, 100000, &n);
+    o->warmup = (int)n;
+  } else if (strcmp(a, "--log-every") == 0) {
+    want = "a positive integer";
+    ok = cli_parse_int(v, 1, 1 << 30, &n);
+    o->log_every = (int)n;
+  } else if (strcmp(a, "--diagnostics") == 0) {
+    want = "a positive integer";
+    ok = cli_parse_int(v, 1, 1 << 30, &n);
+    o->diagnostics = (int)n;
+  } else if (strcmp(a, "--index") == 0) {
+    want = "an integer from 0";
+    ok = cli_parse_int(v, 0, INT32_MAX, &n);
+    o->index = n;
+  } else if (strcmp(a, "--count") == 0) {
+    want = "an integer from 1 to 1048576";
+    ok = cli_parse_int(v, 1, 1 << 20, &n);
+    o->count = (int)n;
+  } else if (strcmp(a, "--seed") == 0) {
+    want = "an integer from 0";
+    ok = cli_parse_int(v, 0, INT64_MAX, &n);
+    o->seed = (uint64_t)n;
+  } else if (strcmp(a, "--lr") == 0) {
+    want = "a finite number above 0";
+    ok = cli_parse_double(v, &o->lr) && o->lr > 0.0;
+  } else if (strcmp(a, "--momentum") == 0) {
+    want = "a number from 0 to below 1";
+    ok = cli_parse_double(v, &o->momentum) && o->momentum >= 0.0 &&
+         o->momentum < 1.0;
+  } else if (strcmp(a, "--weight-decay") == 0) {
+    want = "a finite number from 0";
+    ok = cli_parse_double(v, &o->weight_decay) && o->weight_decay >= 0.0;
+  } else if (strcmp(a, "--dropout") == 0) {
+    want = "a number from 0 to below 1";
+    ok = cli_parse_double(v, &o->dropout) && o->dropout >= 0.0 &&
+         o->dropout < 1.0;
+  } else if (strcmp(a, "--clip") == 0) {
+    want = "a finite number above 0";
+    ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
+  }
+  if (!ok) cli_usage_error("option %s needs %s, not '%s'", a, want, v);
+  return ok;
+}
+
+/* The checks between options, once all are read. */
+static int check_options(const options *o) {
+  static const char *const datasets[] = {"fashion-mnist", "mnist", "cifar10",
+                                         NULL};
+  static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
+  static const char *const schedules[] = {"constant", "cosine", "step", NULL};
+  cudl_device_kind kind;
+  int index, rc;
+  if ((rc = cudl_tool_zoo_check_name(o->model)) != 0) return rc;
+  if (!one_of(o->data, datasets))
+    return cli_usage_error(
+        "unknown dataset '%s': fashion-mnist, mnist or cifar10", o->data);
+  if (!cli_parse_device(o->device, &kind, &index))
+    return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
+                           o->device);
+  if (!one_of(o->optimizer, optimizers))
+    return cli_usage_error("--optimizer must be sgd, adam or adamw, not '%s'",
+                           o->optimizer);
+  if (!one_of(o->schedule, schedules))
+    return cli_usage_error(
+        "--schedule must be constant, cosine or step, not '%s'", o->schedule);
+  if (o->resume != NULL && o->init != NULL)
+    /* --resume replaces every weight --init would have set. */
+    return cli_usage_error(
+        "--resume and --init exclude each other: a resumed run takes its "
+        "weights from its checkpoint");
+  if (o->diagnostics > 0 && o->metrics == NULL)
+    return cli_usage_error(
+        "--diagnostics writes to the metrics file: add --metrics PATH");
+  if (o->command != RUN_TRAIN && o->weights == NULL)
+    return cli_usage_error("needs --weights FILE");
+  if (o->command == RUN_PREDICT && o->index < 0)
+    return cli_usage_error(
+        "needs --index I: the first test image to classify (from 0)");
+  return 0;
+}
+
+int run_parse_options(run_command command, int argc, char **argv, options *o) {
+  const size_t count = sizeof g_specs / sizeof g_specs[0];
+  int i;
+  memset(o, 0, sizeof *o);
+  o->command = command;
+  o->model = "small-cnn";
+  o->data = "fashion-mnist";
+  o->device = "auto";
+  o->optimizer = "sgd";
+  o->schedule = "cosine";
+  o->epochs = 10;
+  o->batch = 128;
+  o->lr = -1.0;
+  o->momentum = 0.9;
+  o->weight_decay = -1.0;
+  o->dropout = 0.0;
+  o->seed = 1;
+  o->shuffle = 1;
+  o->augment = -1; /* by dataset: on for cifar10 (crop 4 + flip) */
+  o->index = -1;
+  o->count = 1;
+  for (i = 0; i < argc; ++i) {
+    const char *a = argv[i];
+    const struct option_spec *spec = NULL;
+    size_t k;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(command, stdout);
+      return CLI_EXIT_OK;
+    }
+    for (k = 0; k < count && spec == NULL; ++k)
+      if (strcmp(a, g_specs[k].name) == 0) spec = &g_specs[k];
+    if (spec == NULL)
+      return cli_usage_error("unknown option '%s' (%s --help lists them)", a,
+                             command_name(command));
+    if (!(spec->commands & (int)command)) {
+      run_command other = (spec->commands & RUN_TRAIN)  ? RUN_TRAIN
+                          : (spec->commands & RUN_EVAL) ? RUN_EVAL
+                                                        : RUN_PREDICT;
+      return cli_usage_error("%s is an option of %s, not of %s", a,
+                             command_name(other), command_name(command));
+    }
+    if (spec->takes_value && i + 1 == argc)
+      return cli_usage_error("option %s needs a value", a);
+    if (!set_option(o, a, spec->takes_value ? argv[i + 1] : NULL))
+      return CLI_EXIT_USAGE;
+    i += spec->takes_value;
+  }
+  return check_options(o) == 0 ? RUN_GO : CLI_EXIT_USAGE;
+}
+
+/* ---- the files the options name ---- */
+
+/* What a weights file says about how its images were normalised. */
+typedef struct file_normalisation {
+  int present;
+  int mean_count, std_count;
+  float mean[CUDL_DATASET_MAX_CHANNELS], std[CUDL_DATASET_MAX_CHANNELS];
+} file_normalisation;
+
+/* The numbers of a normalize.* value: 1 to CUDL_DATASET_MAX_CHANNELS
+ * finite numbers separated by commas and nothing else; their count, or 0
+ * when the text is not that. */
+static int parse_channel_values(const char *text, float *values) {
+  const char *s = text;
+  int n = 0;
+  for (;;) {
+    const size_t len = strcspn(s, ",");
+    char piece[64];
+    double v;
+    if (n == CUDL_DATASET_MAX_CHANNELS || len == 0 || len >= sizeof piece)
+      return 0;
+    memcpy(piece, s, len);
+    piece[len] = '\0';
+    if (!cli_parse_double(piece, &v) || fabs(v) > FLT_MAX) return 0;
+    values[n++] = (float)v;
+    if (s[len] == '\0') return n;
+    s += len + 1;
+  }
+}
+
+/* The header of the file an option names (--resume, --init, --weights):
+ * a readable safetensors file, of the model the options name and, for a
+ * run to resume, of the same dataset, where its metadata names them (cudl
+ * train's files do); and its normalisation, where it has one, well formed.
+ * Checked before the datasets load, so that a wrong file is reported at
+ * once and by what it holds rather than by the first tensor that does not
+ * fit. Prints why and returns the exit status, or 0. */
+static int check_weights_file(run *r, const options *o, const char *option,
+                              const char *path, file_normalisation *norm) {
+  cudl_safetensors *set = NULL;
+  const char *model, *data, *mean, *std;
+  int rc = 0;
+  cudl_status s =
+      cudl_safetensors_load(r->ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "%s %s", option, path);
+  memset(norm, 0, sizeof *norm);
+  model = cudl_safetensors_metadata_find(set, "model");
+  data = cudl_safetensors_metadata_find(set, "dataset");
+  mean = cudl_safetensors_metadata_find(set, "normalize.mean");
+  std = cudl_safetensors_metadata_find(set, "normalize.std");
+  if (model != NULL && strcmp(model, o->model) != 0) {
+    cli_error("%s %s holds the weights of %s%s%s%s, not of %s (--model)",
+              option, path, model, data != NULL ? " (trained on " : "",
+              data != NULL ? data : "", data != NULL ? ")" : "", o->model);
+    rc = CLI_EXIT_FAILED;
+  } else if (strcmp(option, "--resume") == 0 && data != NULL &&
+             strcmp(data, o->data) != 0) {
+    cli_error(
+        "--resume %s is a run on %s, not on %s (--data); to fine-tune "
+        "on another dataset, start from its weights with --init",
+        path, data, o->data);
+    rc = CLI_EXIT_FAILED;
+  } else if ((mean == NULL) != (std == NULL)) {
+    cli_error("%s %s: its metadata has normalize.%s but not normalize.%s",
+              option, path, mean != NULL ? "mean" : "std",
+              mean != NULL ? "std" : "mean");
+    rc = CLI_EXIT_FAILED;
+  } else if (mean != NULL) {
+    norm->present = 1;
+    norm->mean_count = parse_channel_values(mean, norm->mean);
+    norm->std_count = parse_channel_values(std, norm->std);
+    if (norm->mean_count == 0 || norm->std_count == 0) {
+      const int bad_mean = norm->mean_count == 0;
+      cli_error(
+          "%s %s: its metadata normalize.%s is \"%s\", not 1 to %d "
+          "finite numbers separated by commas (one a channel)",
+          option, path, bad_mean ? "mean" : "std", bad_mean ? mean : std,
+          CUDL_DATASET_MAX_CHANNELS);
+      rc = CLI_EXIT_FAILED;
+    }
+  }
+  cudl_safetensors_destroy(set);
+  return rc;
+}
+
+/* A file's normalisation against the data: a mean and a standard
+ * deviation above 0 for each channel the images have. (Files written
+ * before the values were one a channel hold three, the unused ones 0.) */
+static int check_normalisation(const file_normalisation *norm,
+                               const char *option, const char *path,
+                               int channels) {
+  int c;
+  if (norm->mean_count < channels || norm->std_count < channels)
+    return cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                    "%s %s: its normalize.mean and normalize.std have %d and "
+                    "%d values; the images have %d channel%s",
+                    option, path, norm->mean_count, norm->std_count, channels,
+                    channels == 1 ? "" : "s");
+  for (c = 0; c < channels; ++c)
+    if (!(norm->std[c] > 0.0f))
+      return cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                      "%s %s: its normalize.std of channel %d is %g; a "
+                      "standard deviation to divide by must be above 0",
+                      option, path, c, (double)norm->std[c]);
+  return 0;
+}
+
+/* The two splits of a dataset hold images of one shape and one set of
+ * classes; a directory that mixes two datasets would otherwise fail only
+ * at the first step, after the run directory was made. */
+static int check_splits(const options *o, const cudl_dataset *train,
+                        const cudl_dataset *test) {
+  if (cudl_dataset_channels(train) == cudl_dataset_channels(test) &&
+      cudl_dataset_height(train) == cudl_dataset_height(test) &&
+      cudl_dataset_width(train) == cudl_dataset_width(test) &&
+      cudl_dataset_classes(train) == cudl_dataset_classes(test))
+    return 0;
+  return cli_fail(NULL, CUDL_ERR_FILE_SHAPE,
+                  "the %s files in %s do not match: the training images "
+                  "are %dx%dx%d of %d classes (%s), the test images "
+                  "%dx%dx%d of %d classes (%s)",
+                  o->data,
+                  o->data_dir != NULL ? o->data_dir : "the default directory",
+                  cudl_dataset_channels(train), cudl_dataset_height(train),
+                  cudl_dataset_width(train), cudl_dataset_classes(train),
+                  cudl_dataset_source(train, 0), cudl_dataset_channels(test),
+                  cudl_dataset_height(test), cudl_dataset_width(test),
+                  cudl_dataset_classes(test), cudl_dataset_source(test, 0));
+}
+
+/* ---- setting up ---- */
+
+int run_setup(run *r, const options *o) {
+  const int training = o->command == RUN_TRAIN;
+  file_normalisation norm[3];
+  const char *option[3] = {"--resume", "--init", "--weights"};
+  const char *path[3];
+  int rc, k;
+  int64_t count;
+  cudl_status s;
+  path[0] = o->resume;
+  path[1] = o->init;
+  path[2] = o->weights;
+  if ((rc = cli_open_context(o->device, &r->ctx)) != 0) return rc;
+  for (k = 0; k < 3; ++k)
+    if (path[k] != NULL &&
+        (rc = check_weights_file(r, o, option[k], path[k], &norm[k])) != 0)
+      return rc;
+  if (training) {
+    s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the training set");
+  }
+  s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 0, &r->test_set);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the test set");
+  if (training && (rc = check_splits(o, r->train_set, r->test_set)) != 0)
+    return rc;
+  r->channels = cudl_dataset_channels(r->test_set);
+  r->classes = cudl_dataset_classes(r->test_set);
+  for (k = 0; k < 3; ++k)
+    if (path[k] != NULL && norm[k].present &&
+        (rc = check_normalisation(&norm[k], option[k], path[k], r->channels)) !=
+            0)
+      return rc;
+  /* The batch, checked against the data before anything of its size is
+   * allocated: memory goes by the batch. */
+  count = cudl_dataset_count(training ? r->train_set : r->test_set);
+  if (o->command == RUN_TRAIN) {
+    if (o->batch > count)
+      return cli_usage_error(
+          "--batch %" PRId64 " is more than the %" PRId64
+          " training images: an epoch would have no whole batch",
+          o->batch, count);
+    r->batch = o->batch;
+  } else if (o->command == RUN_EVAL) {
+    r->batch = o->batch < count ? o->batch : count;
+  } else {
+    if (o->index + o->count > count)
+      return cli_usage_error("--index %" PRId64
+                             " --count %d: the test set "
+                             "has %" PRId64 " images",
+                             o->index, o->count, count);
+    r->batch = o->count;
+  }
+  /* Normalise with the training split's statistics in training, and with
+   * the weights file's where it has them (cudl train's do); the test
+   * split's otherwise. */
+  if (o->weights != NULL && norm[2].present) {
+    memcpy(r->mean, norm[2].mean, sizeof r->mean);
+    memcpy(r->std, norm[2].std, sizeof r->std);
+  } else {
+    int c;
+    s = cudl_dataset_channel_stats(training ? r->train_set : r->test_set,
+                                   r->mean, r->std);
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "dataset statistics");
+    /* A channel constant over the whole set has std 0: leave it as is. */
+    for (c = 0; c < r->channels; ++c)
+      if (!(r->std[c] > 0.0f)) r->std[c] = 1.0f;
+  }
+  s = cudl_tool_zoo_model(r->ctx, o->model, o->dropout, r->channels,
+                          cudl_dataset_height(r->test_set),
+                          cudl_dataset_width(r->test_set), r->classes,
+                          &r->model);
+  if (s == CUDL_OK) s = cudl_model_compile(r->model, r->batch);
+  if (s != CUDL_OK)
+    return cli_fail(r->ctx, s, "building %s for batches of %" PRId64, o->model,
+                    r->batch);
+  {
+    const int64_t xs[4] = {r->batch, r->channels,
+                           cudl_dataset_height(r->test_set),
+                           cudl_dataset_width(r->test_set)};
+    s = cudl_tensor_create(r->ctx, CUDL_DTYPE_F32, 4, xs, &r->x);
+    if (s == CUDL_OK)
+      s = cudl_tensor_create(r->ctx, CUDL_DTYPE_I32, 1, xs, &r->labels);
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "allocating the batch");
+  }
+  r->logits = (float *)malloc((size_t)(r->batch * r->classes) * sizeof(float));
+  r->host_labels = (int32_t *)malloc((size_t)r->batch * sizeof(int32_t));
+  if (r->logits == NULL || r->host_labels == NULL) {
+    cli_error("out of host memory for a batch of %" PRId64, r->batch);
+    return CLI_EXIT_FAILED;
+  }
+  return 0;
+}
+
+void run_free(run *r) {
+  cudl_tensor_destroy(r->x);
+  cudl_tensor_destroy(r->labels);
+  cudl_optimizer_destroy(r->opt);
+  cudl_model_destroy(r->model);
+  cudl_loader_destroy(r->train_loader);
+  cudl_loader_destroy(r->test_loader);
+  cudl_dataset_destroy(r->train_set);
+  cudl_dataset_destroy(r->test_set);
+  free(r->logits);
+  free(r->host_labels);
+  cudl_context_destroy(r->ctx);
+  memset(r, 0, sizeof *r);
+}
+
+cudl_status run_make_loader(run *r, const options *o, const cudl_dataset *ds,
+                            int training, cudl_loader **out) {
+  cudl_loader_config c = cudl_loader_config_default();
+  int i;
+  c.batch = r->batch;
+  c.seed = o->seed;
+  c.shuffle = training && o->shuffle;
+  c.drop_last = training;
+  c.augment = training && (o->augment > 0 ||
+                           (o->augment < 0 && strcmp(o->data, "cifar10") == 0));
+  c.crop_padding = cudl_dataset_height(ds) >= 32 ? 4 : 2;
+  c.horizontal_flip = 1;
+  for (i = 0; i < r->channels; ++i) {
+    c.mean[i] = r->mean[i];
+    c.std[i] = r->std[i];
+  }
+  return cudl_loader_create(r->ctx, ds, &c, out);
+}
+
+cudl_status run_batch_views(run *r, int64_t rows, cudl_tensor **x,
+                            cudl_tensor **labels) {
+  cudl_status s = cudl_tensor_narrow(r->x, 0, rows, x);
+  if (s == CUDL_OK) s = cudl_tensor_narrow(r->labels, 0, rows, labels);
+  return s;
+}
+
+cudl_status run_batch_hits(run *r, const cudl_tensor *labels, int64_t rows,
+                           int64_t *hits) {
+  int64_t i, k;
+  cudl_status s =
+      cudl_tensor_copy_to_host(cudl_model_output(r->model), r->logits,
+                               (size_t)(rows * r->classes) * sizeof(float));
+  if (s == CUDL_OK)
+    s = cudl_tensor_copy_to_host(labels, r->host_labels,
+                                 (size_t)rows * sizeof(int32_t));
+  if (s != CUDL_OK) return s;
+  *hits = 0;
+  for (i = 0; i < rows; ++i) {
+    const float *row = r->logits + i * r->classes;
+    int64_t best = 0;
+    for (k = 1; k < r->classes; ++k)
+      if (row[k] > row[best]) best = k;
+    *hits += best == r->host_labels[i];
+  }
+  return CUDL_OK;
+}
+
+cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
+                         double *accuracy) {
+  double total = 0.0;
+  int64_t seen = 0, hits = 0, rows = 0;
+  int done = 0;
+  cudl_status s = cudl_model_set_training(r->model, 0);
+  while (s == CUDL_OK && !done) {
+    float batch_loss = 0.0f;
+    int64_t batch_hit = 0;
+    cudl_tensor *xv = NULL, *lv = NULL;
+    s = cudl_loader_next(loader, r->x, r->labels, &rows, &done);
+    if (s == CUDL_OK) s = run_batch_views(r, rows, &xv, &lv);
+    if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, &batch_loss);
+    if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hit);
+    cudl_tensor_destroy(xv);
+    cudl_tensor_destroy(lv);
+    total += (double)batch_loss * (double)rows;
+    hits += batch_hit;
+    seen += rows;
+  }
+  if (s == CUDL_OK) s = cudl_model_set_training(r->model, 1);
+  *loss = seen > 0 ? total / (double)seen : 0.0;
+  *accuracy = seen > 0 ? (double)hits / (double)seen : 0.0;
+  return s;
+}
+
+void run_normalisation_text(const run *r, char *mean, char *std, size_t size) {
+  size_t m = 0, d = 0;
+  int c;
+  mean[0] = std[0] = '\0';
+  for (c = 0; c < r->channels; ++c) {
+    if (m < size)
+      m += (size_t)snprintf(mean + m, size - m, "%s%.9g", c ? "," : "",
+                            (double)r->mean[c]);
+    if (d < size)
+      d += (size_t)snprintf(std + d, size - d, "%s%.9g", c ? "," : "",
+                            (double)r->std[c]);
+  }
+}

@@ -1,0 +1,103 @@
+/* run.h - what `cudl train`, `cudl eval` and `cudl predict` share: their
+ * options, and the run they set up from them (context, datasets,
+ * normalisation, model, batch tensors), checked in an order that reports a
+ * wrong command line (exit 2) before any file is read, and anything wrong
+ * with the files before anything large is allocated or anything written. */
+#ifndef CUDL_TOOLS_RUN_H
+#define CUDL_TOOLS_RUN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cudl/cudl.h>
+#include <cudl/data.h>
+
+/* Which command a run is for. */
+typedef enum run_command {
+  RUN_TRAIN = 1,
+  RUN_EVAL = 2,
+  RUN_PREDICT = 4
+} run_command;
+
+/* Everything the commands are told. */
+typedef struct options {
+  run_command command;
+  const char *model;
+  const char *data;
+  const char *data_dir;
+  const char *device;
+  const char *optimizer;
+  const char *schedule;
+  const char *metrics;
+  const char *out_dir;
+  const char *resume;
+  const char *init;
+  const char *weights;
+  int epochs, warmup, log_every, diagnostics, shuffle, augment, count;
+  int check_numerics;
+  int64_t index; /* predict: -1 until --index is given */
+  int64_t batch;
+  double lr, momentum, weight_decay, dropout, clip;
+  uint64_t seed;
+} options;
+
+/* Parse the arguments after the command's name into o. RUN_GO to go on;
+ * otherwise the exit status: CLI_EXIT_OK after --help (usage printed),
+ * CLI_EXIT_USAGE after printing why the command line is wrong. Every
+ * check that needs no file and no device is made here. */
+#define RUN_GO (-1)
+int run_parse_options(run_command command, int argc, char **argv, options *o);
+
+/* The pieces of a run, so that one cleanup releases them. */
+typedef struct run {
+  cudl_context *ctx;
+  cudl_dataset *train_set, *test_set;
+  cudl_loader *train_loader, *test_loader;
+  cudl_model *model;
+  cudl_optimizer *opt;
+  cudl_tensor *x, *labels;
+  float *logits;
+  int32_t *host_labels;
+  int64_t batch; /* the batch tensors' rows: --batch, or fewer (below) */
+  int64_t classes;
+  int channels;
+  float mean[CUDL_DATASET_MAX_CHANNELS], std[CUDL_DATASET_MAX_CHANNELS];
+} run;
+
+/* Open the device, check the files the options name (--resume, --init,
+ * --weights: their model, dataset and normalisation), load the datasets
+ * (the training split for train only) and check them against each other
+ * and the options, settle the normalisation, build and compile the model
+ * and make the batch tensors. The batch is --batch for train (which needs
+ * at least one whole batch of training images), at most the test set for
+ * eval (more would only take memory) and --count for predict. 0 on
+ * success; else the exit status, with one line printed. r must be zeroed
+ * first; run_free releases it either way. */
+int run_setup(run *r, const options *o);
+
+void run_free(run *r);
+
+/* A loader over ds with the run's batch and normalisation; training
+ * shuffles (per --no-shuffle), drops the last partial batch and augments
+ * (per --augment; by default for cifar10). */
+cudl_status run_make_loader(run *r, const options *o, const cudl_dataset *ds,
+                            int training, cudl_loader **out);
+
+/* Views of the first `rows` rows of the batch tensors (the last batch of
+ * an epoch may be partial). */
+cudl_status run_batch_views(run *r, int64_t rows, cudl_tensor **x,
+                            cudl_tensor **labels);
+
+/* Top-1 hits of the last forward's logits against labels. */
+cudl_status run_batch_hits(run *r, const cudl_tensor *labels, int64_t rows,
+                           int64_t *hits);
+
+/* Mean loss and accuracy over one epoch of loader, in evaluation mode. */
+cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
+                         double *accuracy);
+
+/* The normalisation as metadata values: "m0,m1,..." and "s0,s1,..." with
+ * one number a channel, for the files a run writes. */
+void run_normalisation_text(const run *r, char *mean, char *std, size_t size);
+
+#endif /* CUDL_TOOLS_RUN_H */
