@@ -53,7 +53,9 @@ typedef struct cudl_metadata_pair {
  * none) and no temporary behind. The one failure after it, CUDL_ERR_IO from
  * syncing the directory, says so in its message: the new file is then in
  * place but may not survive a crash. CUDA tensors are copied to the host
- * first.
+ * first. Only a regular file is replaced: where path is a symbolic link,
+ * the file it points to is (the link stays); a directory, device, FIFO or
+ * socket at path, or a link to nothing, is CUDL_ERR_IO and left as it is.
  * Duplicate names give CUDL_ERR_INVALID_ARGUMENT.
  */
 CUDL_API cudl_status cudl_safetensors_save(cudl_context *ctx, const char *path,
@@ -82,11 +84,11 @@ enum {
 
 /**
  * Load the file at path into tensors on ctx's device. Every entry must have
- * a dtype cudl holds (F32, F16, BF16, I32) and at most CUDL_MAX_DIMS dimensions,
- * else CUDL_ERR_UNSUPPORTED (the file itself is valid), unless flags has
- * CUDL_SAFETENSORS_SKIP_UNSUPPORTED. On failure *out is
- * NULL and the status is one of CUDL_ERR_IO, CUDL_ERR_FILE_*,
- * CUDL_ERR_UNSUPPORTED, CUDL_ERR_OUT_OF_MEMORY, CUDL_ERR_CUDA.
+ * a dtype cudl holds (F32, F16, BF16, I32) and at most CUDL_MAX_DIMS
+ * dimensions, else CUDL_ERR_UNSUPPORTED (the file itself is valid), unless
+ * flags has CUDL_SAFETENSORS_SKIP_UNSUPPORTED. On failure *out is NULL and the
+ * status is one of CUDL_ERR_IO, CUDL_ERR_FILE_*, CUDL_ERR_UNSUPPORTED,
+ * CUDL_ERR_OUT_OF_MEMORY, CUDL_ERR_CUDA.
  */
 CUDL_API cudl_status cudl_safetensors_load(cudl_context *ctx, const char *path,
                                            unsigned flags,

@@ -3,11 +3,16 @@
  *
  * The file goes to a temporary in the target's directory, is fsync'ed,
  * renamed over the target, and the directory is fsync'ed, so a crash at any
- * moment leaves either the old file or the complete new one.
+ * moment leaves either the old file or the complete new one. Only a regular
+ * file is ever replaced: a symbolic link is followed (its target is
+ * replaced, the link stays), and a device, FIFO, socket or directory at the
+ * path is refused, never renamed over.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,16 +243,52 @@ static void directory_of(const char *path, char *dir, size_t size) {
   }
 }
 
-static cudl_status write_file(cudl_context *ctx, const char *path,
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+/* What a save to `path` replaces: *target is path, or, for a symbolic
+ * link, the file it points to (resolved into `resolved`, PATH_MAX bytes).
+ * Anything there but a regular file is refused. */
+static cudl_status save_target(cudl_context *ctx, const char *path,
+                               char *resolved, const char **target) {
+  struct stat st;
+  *target = path;
+  if (lstat(path, &st) != 0) return CUDL_OK; /* new (open reports the rest) */
+  if (S_ISLNK(st.st_mode)) {
+    if (realpath(path, resolved) == NULL || stat(resolved, &st) != 0)
+      return SAVE_FAIL(ctx, CUDL_ERR_IO,
+                       "'%s' is a symbolic link to nothing that can be "
+                       "replaced: %s",
+                       path, strerror(errno));
+    *target = resolved;
+  }
+  if (!S_ISREG(st.st_mode))
+    return SAVE_FAIL(ctx, CUDL_ERR_IO,
+                     "'%s' is %s: a save replaces only a regular file", path,
+                     file_kind(st.st_mode));
+  return CUDL_OK;
+}
+
+static cudl_status write_file(cudl_context *ctx, const char *given_path,
                               const char *header, size_t header_len,
                               const cudl_named_tensor *sorted, size_t n) {
   unsigned char length_bytes[8];
-  size_t tmp_len = strlen(path) + 48, i;
+  char resolved[PATH_MAX];
+  const char *path;
+  size_t tmp_len, i;
   char *tmp_path;
   struct stat old;
   int fd = -1, dir_fd, attempt;
-  cudl_status status;
+  cudl_status status = save_target(ctx, given_path, resolved, &path);
 
+  if (status != CUDL_OK) return status;
+  tmp_len = strlen(path) + 48;
   tmp_path = (char *)cudl__host_alloc(&ctx->allocator, tmp_len, 1);
   if (tmp_path == NULL)
     return SAVE_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate a path");

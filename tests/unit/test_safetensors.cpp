@@ -13,7 +13,10 @@
 #include <ftw.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -1240,6 +1243,76 @@ TEST_F(SafetensorsTest, AFailedRenameLeavesNoTemporary) {
   EXPECT_TRUE(Temporaries(dir_).empty());
   EXPECT_TRUE(Temporaries(target).empty());
   EXPECT_EQ(DirEntries(dir_), std::vector<std::string>{"is_a_directory"});
+}
+
+// A save renames only over a regular file: what else is at the path (a
+// FIFO, a device, a socket, a link to nothing) stays as it was, and a
+// symbolic link is followed, its target replaced and the link kept.
+TEST_F(SafetensorsTest, OnlyARegularFileIsReplaced) {
+  cudl_tensor *t = Make(CUDL_DTYPE_F32, {2}, 3);
+  cudl_named_tensor nt = {"t", t};
+  struct Case {
+    const char *name;
+    std::function<bool(const std::string &)> make;
+    mode_t type;
+  };
+  const std::vector<Case> cases = {
+      {"fifo", [](const std::string &p) { return mkfifo(p.c_str(), 0644) == 0; }, S_IFIFO},
+      // A device node of the null device's numbers, in the test's directory
+      // (root only): a writer that renamed over it would replace only this.
+      {"device",
+       [](const std::string &p) {
+         return mknod(p.c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0;
+       },
+       S_IFCHR},
+      {"socket",
+       [](const std::string &p) {
+         sockaddr_un addr{};
+         addr.sun_family = AF_UNIX;
+         if (p.size() >= sizeof addr.sun_path) return false;
+         std::strcpy(addr.sun_path, p.c_str());
+         const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+         const bool ok =
+             fd >= 0 && bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0;
+         if (fd >= 0) close(fd);
+         return ok;
+       },
+       S_IFSOCK},
+      {"dangling", [](const std::string &p) { return symlink("nowhere", p.c_str()) == 0; },
+       S_IFLNK},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = Path(c.name);
+    if (!c.make(path)) {
+      std::printf("skipped the %s case: cannot make one here (%s)\n", c.name, std::strerror(errno));
+      continue;
+    }
+    const std::string primed = PrimeLastError();
+    EXPECT_STATUS(CUDL_ERR_IO, cudl_safetensors_save(ctx_, path.c_str(), &nt, 1, nullptr, 0));
+    const std::string message = cudl_context_last_error(ctx_);
+    EXPECT_NE(message, primed);
+    EXPECT_NE(message.find(path), std::string::npos) << message;
+    struct stat st;
+    ASSERT_EQ(0, lstat(path.c_str(), &st));
+    EXPECT_EQ(st.st_mode & S_IFMT, c.type) << "it was replaced";
+    EXPECT_TRUE(Temporaries(dir_).empty());
+    ASSERT_EQ(0, unlink(path.c_str()));
+  }
+  // Through a link: the file it names gets the tensors, the link stays.
+  const std::string target = Path("target.safetensors"), link = Path("link.safetensors");
+  ASSERT_TRUE(WriteFile(target, "old"));
+  ASSERT_EQ(0, symlink("target.safetensors", link.c_str()));
+  ASSERT_STATUS(CUDL_OK, cudl_safetensors_save(ctx_, link.c_str(), &nt, 1, nullptr, 0))
+      << cudl_context_last_error(ctx_);
+  struct stat st;
+  ASSERT_EQ(0, lstat(link.c_str(), &st));
+  EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the link was replaced by a file";
+  cudl_safetensors *set = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_safetensors_load(ctx_, target.c_str(), 0, &set));
+  ExpectSetHolds(set, {nt});
+  cudl_safetensors_destroy(set);
+  EXPECT_TRUE(Temporaries(dir_).empty());
 }
 
 TEST_F(SafetensorsTest, SavingIntoAMissingDirectoryIsAnIoError) {
