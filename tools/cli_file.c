@@ -26,11 +26,47 @@ static const char *kind_of(mode_t mode) {
   return "not a regular file";
 }
 
+/* 1 when path names one of the process's open descriptors (/dev/stdout,
+ * /dev/fd/N, /proc/self/fd/N, or a link to one): that is written through,
+ * in place, whatever file the descriptor has open. */
+static int names_descriptor(const char *path) {
+  char link[PATH_MAX], next[PATH_MAX];
+  int hops;
+  snprintf(next, sizeof next, "%s", path);
+  for (hops = 0; hops < 16; ++hops) {
+    struct stat st;
+    ssize_t n;
+    if (strncmp(next, "/dev/fd/", 8) == 0 ||
+        strncmp(next, "/proc/self/fd/", 14) == 0 ||
+        strcmp(next, "/dev/stdout") == 0 || strcmp(next, "/dev/stderr") == 0)
+      return 1;
+    if (lstat(next, &st) != 0 || !S_ISLNK(st.st_mode)) return 0;
+    n = readlink(next, link, sizeof link - 1);
+    if (n < 0) return 0;
+    link[n] = '\0';
+    if (link[0] == '/') {
+      snprintf(next, sizeof next, "%s", link);
+    } else { /* relative to the link's directory */
+      char *slash = strrchr(next, '/');
+      if (slash == NULL)
+        snprintf(next, sizeof next, "%s", link);
+      else if ((size_t)(slash - next) + 1 + (size_t)n < sizeof next)
+        memcpy(slash + 1, link, (size_t)n + 1);
+      else
+        return 0;
+    }
+  }
+  return 0;
+}
+
 /* Decide by the rule what f->path is: sets f->target and f->direct, or
  * prints why it cannot be written and returns 0. */
 static int resolve(cli_file *f) {
   struct stat st;
-  if (stat(f->path, &st) != 0) {
+  if (names_descriptor(f->path)) {
+    f->direct = 1;
+    f->target = copy_text(f->path);
+  } else if (stat(f->path, &st) != 0) {
     if (errno != ENOENT) {
       cli_error("cannot write %s %s: %s", f->what, f->path, strerror(errno));
       return 0;
@@ -58,13 +94,16 @@ static int resolve(cli_file *f) {
   return 1;
 }
 
-/* Open a device or FIFO to write in place. A FIFO is opened without
- * waiting for a reader (none: an error now, not a hang), and what is
- * opened must still be a device or FIFO (not a file put there since). */
+/* Open a device, FIFO or descriptor to write in place. A FIFO is opened
+ * without waiting for a reader (none: an error now, not a hang); what is
+ * opened must still be a device or FIFO, or a descriptor's file (not a
+ * file put there since); appending, so that a descriptor's file keeps
+ * what the process wrote before. */
 static int open_direct(cli_file *f) {
   struct stat st;
   int flags;
-  f->fd = open(f->target, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  f->fd =
+      open(f->target, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   if (f->fd < 0) {
     cli_error(
         "cannot write %s %s: %s", f->what, f->path,
@@ -73,8 +112,9 @@ static int open_direct(cli_file *f) {
   }
   flags = fcntl(f->fd, F_GETFL);
   if (fstat(f->fd, &st) != 0 ||
-      !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) || flags < 0 ||
-      fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      !(S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) ||
+        (S_ISREG(st.st_mode) && names_descriptor(f->path))) ||
+      flags < 0 || fcntl(f->fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
     cli_error("cannot write %s %s: it changed while being opened", f->what,
               f->path);
     close(f->fd);
@@ -157,11 +197,11 @@ int cli_file_open_lines(cli_file *f, const char *what, const char *path,
     return 0;
   }
   f->fd =
-      open(f->target, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
+      open(f->target, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0666);
   if (f->fd >= 0)
     f->created = 1;
   else if (errno == EEXIST)
-    f->fd = open(f->target, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+    f->fd = open(f->target, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
                                 (append ? 0 : O_TRUNC));
   if (f->fd < 0 || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     cli_error("cannot write %s %s: %s", what, path,
@@ -204,6 +244,7 @@ int cli_file_write_line(cli_file *f, const char *text, size_t length) {
   return 0;
 }
 
+/* (Files of lines are opened read-write for the pread here.) */
 int cli_file_end_torn_line(cli_file *f) {
   struct stat st;
   char last = '\n';

@@ -6,8 +6,9 @@
  *    whole, and a line that cannot be written whole is cut off again;
  *  - a symbolic link is followed: its target is the file written, and the
  *    link stays;
- *  - a character device or a FIFO (/dev/null, /dev/stdout, a pipe) is
- *    written in place: it cannot be replaced, and must not be;
+ *  - a character device, a FIFO or an open descriptor (/dev/null, a pipe,
+ *    /dev/stdout, /dev/fd/N, a link to one) is written in place, appended
+ *    to: it cannot be replaced, and must not be;
  *  - anything else (a directory, a socket, a block device, a link to
  *    nothing) is refused before anything is measured or trained.
  *

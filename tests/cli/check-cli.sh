@@ -7,25 +7,9 @@ cudl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: cases cd
 corpus=$2
 scratch=$3
 mkdir -p "$scratch"
-failures=0
 
-expect() { # expect DESCRIPTION EXPECTED_EXIT ACTUAL_EXIT
-  if [ "$2" -ne "$3" ]; then
-    echo "FAIL: $1: exit $3, expected $2"
-    failures=$((failures + 1))
-  else
-    echo "ok: $1"
-  fi
-}
-expect_grep() { # expect_grep DESCRIPTION PATTERN FILE
-  if grep -q -- "$2" "$3"; then
-    echo "ok: $1"
-  else
-    echo "FAIL: $1: '$2' not in:"
-    cat "$3"
-    failures=$((failures + 1))
-  fi
-}
+# shellcheck source=tests/cli/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 "$cudl" info >"$scratch/info.out" 2>&1
 expect "info" 0 $?
@@ -201,39 +185,6 @@ head -c 1000 "$run/checkpoint.safetensors" >"$area/torn.safetensors"
 "$cudl" train --model small-cnn --data mnist --data-dir "$data" --epochs 1 \
   --batch 16 --device cpu --out "$area/cnn" >/dev/null 2>&1
 expect "train a tiny CNN for the other-model cases" 0 $?
-snapshot() { # every path under $area; files with size, time and checksum
-  (cd "$area" && find . -type d -printf '%p dir\n' &&
-    find . ! -type d -printf '%p %y %s %T@\n' &&
-    find . -type f -exec md5sum {} + 2>/dev/null) | sort
-}
-# expect_error DESCRIPTION STATUS PATTERN CUDL_ARGS...
-expect_error() {
-  local desc=$1 status=$2 pattern=$3 prefix before after rc
-  shift 3
-  case $1 in
-    train | eval | predict | inspect | demo | info) prefix="cudl $1: " ;;
-    bench)
-      case ${2:-} in
-        ops | train) prefix="cudl bench $2: " ;;
-        *) prefix="cudl bench: " ;;
-      esac ;;
-    *) prefix="cudl: " ;; # no such command
-  esac
-  before=$(snapshot)
-  (cd "$area" && timeout 60 "$cudl" "$@") >"$scratch/bad.out" 2>"$scratch/bad.err"
-  rc=$?
-  after=$(snapshot)
-  sed 's/^/  stderr: /' "$scratch/bad.err"
-  expect "$desc: exit $status" "$status" "$rc"
-  expect "$desc: one line on stderr" 1 "$(wc -l <"$scratch/bad.err")"
-  expect_grep "$desc: the line starts '$prefix'" "^$prefix" "$scratch/bad.err"
-  expect_grep "$desc: the line says what" "$pattern" "$scratch/bad.err"
-  if [ "$before" != "$after" ]; then
-    echo "FAIL: $desc: files made or changed:"
-    diff <(echo "$before") <(echo "$after")
-    failures=$((failures + 1))
-  fi
-}
 T=(train --model mlp --data mnist --data-dir "$area/data" --device cpu --batch 16
   --epochs 2)
 R=(--out "$area/run" --resume "$area/run/checkpoint.safetensors")
@@ -474,5 +425,4 @@ expect_grep "bench train names the model" "nonesuch" "$scratch/bench-bad.err"
 "$cudl" bench frobnicate >/dev/null 2>&1
 expect "an unknown bench is a usage error" 2 $?
 
-echo "$failures failure(s)"
-[ "$failures" -eq 0 ]
+finish
