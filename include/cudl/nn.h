@@ -74,6 +74,10 @@ CUDL_API cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
 /** Release the model, its tensors and arenas. NULL is a no-op. */
 CUDL_API void cudl_model_destroy(cudl_model *model);
 
+/** The context the model was created with (where its failures are
+ *  recorded: cudl_context_last_error); NULL for NULL. */
+CUDL_API cudl_context *cudl_model_context(const cudl_model *model);
+
 /* ---- layers: each writes the new node's number to *node ---- */
 
 /** 2-D convolution with out_channels filters of kernel_h x kernel_w; bias
@@ -370,7 +374,9 @@ CUDL_API cudl_status cudl_model_check_gradients(cudl_model *model,
  * to a safetensors file, atomically (cudl_safetensors_save), with optional
  * metadata. The file is a PyTorch state_dict: safetensors.torch.load_file
  * and load_state_dict read it (PyTorch fills in batch norm's
- * num_batches_tracked, which cudl does not keep).
+ * num_batches_tracked, which cudl does not keep). The model must be
+ * compiled (CUDL_ERR_INVALID_ARGUMENT saying so), here and for the loads
+ * below.
  */
 CUDL_API cudl_status cudl_model_save(cudl_model *model, const char *path,
                                      const cudl_metadata_pair *metadata,

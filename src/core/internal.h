@@ -117,6 +117,11 @@ cudl_status cudl__fail(cudl_context *ctx, cudl_status status,
     CUDL_PRINTF(4, 5);
 #define CUDL_FAIL(ctx, status, ...) \
   cudl__fail((ctx), (status), __func__, __VA_ARGS__)
+/* The same for a call whose context is const (an accessor): the last-error
+ * text is a cache that a const call may still write. */
+cudl_status cudl__fail_const(const cudl_context *ctx, cudl_status status,
+                             const char *function, const char *fmt, ...)
+    CUDL_PRINTF(4, 5);
 
 /* ---- logging ---- */
 void cudl__log(cudl_log_level level, const char *fmt, ...) CUDL_PRINTF(2, 3);

@@ -134,6 +134,10 @@ static void destroy_views(cudl_model *m) {
   m->rows = 0;
 }
 
+cudl_context *cudl_model_context(const cudl_model *m) {
+  return m == NULL ? NULL : m->ctx;
+}
+
 void cudl_model_destroy(cudl_model *m) {
   cudl_allocator allocator;
   int i;
@@ -1334,7 +1338,9 @@ cudl_status cudl_model_set_check_numerics(cudl_model *m, int enabled) {
 
 cudl_status cudl_model_numerics_report(const cudl_model *m,
                                        cudl_numerics_report *report) {
-  if (m == NULL || report == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (report == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "report is NULL");
   *report = m->numerics;
   if (report->layer == NULL) clear_report(report, m->backward_passes);
   return CUDL_OK;
@@ -1725,7 +1731,9 @@ const cudl_tensor *cudl_model_output(cudl_model *m) {
 cudl_status cudl_model_flops(const cudl_model *m, int64_t *flops) {
   int i;
   int64_t total = 0;
-  if (m == NULL || flops == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (flops == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "flops is NULL");
   for (i = 0; i < m->node_count; ++i) {
     const node *n = &m->nodes[i];
     const param_entry *w;
@@ -1763,7 +1771,9 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
                                        const char **description) {
   int i;
   int64_t j;
-  if (m == NULL || node_out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (node_out == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "node is NULL");
   *node_out = -1;
   if (description != NULL) *description = "";
   if (!m->forward_done)
