@@ -82,7 +82,12 @@ CUDL_API cudl_context *cudl_model_context(const cudl_model *model);
 
 /** 2-D convolution with out_channels filters of kernel_h x kernel_w; bias
  *  optional. Parameters "<name>.weight" [K, C/groups, R, S] and
- *  "<name>.bias" [K]. */
+ *  "<name>.bias" [K]. out_channels must be in [1, INT_MAX]
+ *  (CUDL_ERR_INVALID_ARGUMENT naming it); a geometry that does not fit the
+ *  input, a dimension or matrix size of the convolution above INT_MAX, or
+ *  an output of more than 2^31 values per sample give CUDL_ERR_SHAPE, with
+ *  the layer and the sizes in the message. Checked before anything is
+ *  allocated. */
 CUDL_API cudl_status cudl_model_add_conv2d(cudl_model *model, int input,
                                            const char *name,
                                            int64_t out_channels, int kernel_h,

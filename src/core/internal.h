@@ -163,6 +163,16 @@ cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
                                const cudl_tensor *t, const char *name,
                                int64_t n);
 
+/* The checks of the convolution calls (cudl/conv.h) on shapes alone, for
+ * the model graph: messages go to ctx as `function`'s and name x_name and
+ * w_name. Dimensions or matrix sizes above INT_MAX give
+ * CUDL_ERR_UNSUPPORTED (cuDNN and the BLAS take int sizes). */
+cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
+                                  const cudl_conv2d_desc *desc,
+                                  const int64_t x_shape[4], const char *x_name,
+                                  const int64_t w_shape[4], const char *w_name,
+                                  cudl_conv2d_geometry *g);
+
 /* 1 when a and b (either may be NULL) share bytes of one storage. */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 

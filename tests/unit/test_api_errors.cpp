@@ -150,6 +150,8 @@ struct Row {
 
 std::ostream &operator<<(std::ostream &os, const Row &r) { return os << r.name; }
 
+const int64_t kTwoTo40 = int64_t{1} << 40;
+
 const std::vector<Row> &Rows() {
   static const std::vector<Row> rows = {
       {"EventCreateNullOut",
@@ -235,6 +237,42 @@ const std::vector<Row> &Rows() {
        CUDL_ERR_INVALID_ARGUMENT,
        {"not compiled", "cudl_model_compile"},
        [](Fixture &f) { return cudl_model_load_set(f.uncompiled, f.set, 1); }},
+      {"Conv2dOutChannels2To40",
+       "cudl_model_add_conv2d",
+       CUDL_ERR_INVALID_ARGUMENT,
+       {"out_channels", "1099511627776", "overflow"},
+       [](Fixture &f) {
+         cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
+         int node = -1;
+         return cudl_model_add_conv2d(f.uncompiled, 0, "huge", kTwoTo40, 3, 3, &d, 0, &node);
+       }},
+      {"Conv2dOutputOver2To31PerSample",
+       "cudl_model_add_conv2d",
+       CUDL_ERR_SHAPE,
+       {"conv2d \"wide\"", "2^31 values per sample"},
+       [](Fixture &f) {
+         cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
+         int node = -1;
+         // 2^30 channels of 4x4: 2^34 values a sample; the weight 9 * 2^30.
+         return cudl_model_add_conv2d(f.uncompiled, 0, "wide", int64_t{1} << 30, 3, 3, &d, 0,
+                                      &node);
+       }},
+      {"Conv2dInputOverIntMax",
+       "cudl_model_add_conv2d",
+       CUDL_ERR_SHAPE,
+       {"the input dimension C", "2147483648", "INT_MAX"},
+       [](Fixture &f) {
+         // A model whose input has 2^31 channels (allowed): a convolution
+         // cannot take that many (int sizes), which is a shape error.
+         const int64_t in[3] = {int64_t{1} << 31, 1, 1};
+         cudl_model *m = nullptr;
+         cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
+         int node = -1;
+         cudl_status s = cudl_model_create(f.ctx, 3, in, &m);
+         if (s == CUDL_OK) s = cudl_model_add_conv2d(m, 0, "c", 1, 1, 1, &d, 0, &node);
+         cudl_model_destroy(m);
+         return s;
+       }},
       {"CheckpointSaveOptimizerOfOtherSize",
        "cudl_checkpoint_save",
        CUDL_ERR_SHAPE,
