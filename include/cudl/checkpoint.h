@@ -54,9 +54,12 @@ CUDL_API cudl_status cudl_checkpoint_save(cudl_model *model,
  * NULL). The context's generator is not changed: set it from state with
  * cudl_context_set_rng_state. A file that is not a cudl checkpoint, or
  * whose entries do not fit, gives CUDL_ERR_FILE_METADATA or CUDL_ERR_SHAPE
- * with the reason, and nothing is changed. As for cudl_checkpoint_save, the
- * model must be compiled and the optimizer of the model's parameter count
- * (CUDL_ERR_SHAPE with both counts, before the file is read).
+ * with the reason; a NaN or infinite value in any tensor to be read (model
+ * or optimizer state) gives CUDL_ERR_FILE_VALUE naming the file, the
+ * tensor and the counts. As for cudl_checkpoint_save, the model must be
+ * compiled and the optimizer of the model's parameter count (CUDL_ERR_SHAPE
+ * with both counts, before the file is read). On any failure nothing is
+ * changed.
  */
 CUDL_API cudl_status cudl_checkpoint_load(cudl_model *model,
                                           cudl_optimizer *optimizer,

@@ -393,7 +393,9 @@ CUDL_API cudl_status cudl_model_save(cudl_model *model, const char *path,
  * the set with its shape (CUDL_ERR_SHAPE naming the first missing or
  * mismatched one); with strict nonzero, entries the model does not have
  * are an error too (CUDL_ERR_INVALID_ARGUMENT), except PyTorch's
- * "*.num_batches_tracked". Nothing is changed on failure.
+ * "*.num_batches_tracked". Every tensor to be copied must be finite: a NaN
+ * or an infinity gives CUDL_ERR_FILE_VALUE naming the tensor and the
+ * counts. Nothing is changed on failure.
  */
 CUDL_API cudl_status cudl_model_load_set(cudl_model *model,
                                          const cudl_safetensors *set,

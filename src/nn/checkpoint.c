@@ -222,6 +222,8 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
                          name, (long long)cudl_tensor_numel(dst));
       goto done;
     }
+    status = cudl__check_finite(ctx, __func__, path, name, src);
+    if (status != CUDL_OK) goto done;
   }
   /* Every entry is the model's or the optimizer's. */
   for (i = 0; i < cudl_safetensors_count(set); ++i) {

@@ -23,6 +23,25 @@ static cudl_status collect(cudl_model *m, cudl_named_tensor **out, int *count) {
   return CUDL_OK;
 }
 
+cudl_status cudl__check_finite(cudl_context *ctx, const char *function,
+                               const char *file, const char *name,
+                               const cudl_tensor *t) {
+  cudl_context *owner = cudl_tensor_context(t);
+  int64_t nan_count = 0, inf_count = 0;
+  cudl_status status = cudl_count_nonfinite(owner, t, &nan_count, &inf_count);
+  if (status != CUDL_OK)
+    return cudl__fail(ctx, status, function,
+                      "cannot check \"%s\" for NaN and infinities: %s", name,
+                      cudl_context_last_error(owner));
+  if (nan_count == 0 && inf_count == 0) return CUDL_OK;
+  return cudl__fail(ctx, CUDL_ERR_FILE_VALUE, function,
+                    "%s%s%s: \"%s\" has %lld NaN and %lld infinite values "
+                    "(of %lld): weights and optimizer state must be finite",
+                    file == NULL ? "the set" : "'", file == NULL ? "" : file,
+                    file == NULL ? "" : "'", name, (long long)nan_count,
+                    (long long)inf_count, (long long)cudl_tensor_numel(t));
+}
+
 cudl_status cudl__model_require_compiled(cudl_model *m, const char *function) {
   if (cudl_model_params(m) != NULL) return CUDL_OK;
   return cudl__fail(cudl_model_context(m), CUDL_ERR_INVALID_ARGUMENT, function,
@@ -63,7 +82,6 @@ cudl_status cudl__model_load_set(cudl_model *m, const cudl_safetensors *set,
   size_t i;
   int k;
   cudl_status status = cudl__model_require_compiled(m, function);
-  (void)file; /* for the value checks */
   if (status != CUDL_OK) return status;
   ctx = cudl_model_context(m);
   if (set == NULL)
@@ -100,6 +118,15 @@ cudl_status cudl__model_load_set(cudl_model *m, const cudl_safetensors *set,
                           "(strict loading)",
                           e.name);
     }
+  /* Values last (a pass over the data): a NaN or infinite weight, or
+   * batch-norm statistic, would make every later result NaN. */
+  for (k = 0; k < n; ++k) {
+    const char *name = cudl_model_param_name(m, k, NULL);
+    status = cudl__check_finite(
+        ctx, function, file, name,
+        cudl_safetensors_tensor(set, (size_t)cudl_safetensors_find(set, name)));
+    if (status != CUDL_OK) return status;
+  }
   for (k = 0; k < n && status == CUDL_OK; ++k) {
     const char *name = cudl_model_param_name(m, k, NULL);
     status = cudl_tensor_copy(
