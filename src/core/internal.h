@@ -56,6 +56,10 @@ struct cudl_context {
   /* Host bytes of tensor storage and workspaces, for backends that have no
    * pool to ask (the CPU): see cudl__memory_allocated. */
   uint64_t memory_in_use, memory_peak;
+  /* The most bytes of tensor storage and workspaces the context may hold
+   * on its device (cudl_context_set_memory_limit; 0: the default, which
+   * the backend's open sets). */
+  uint64_t memory_limit, memory_limit_default;
   cudl_fault_injection fault;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
@@ -65,6 +69,25 @@ struct cudl_context {
 static inline int cudl__allocation_fails(cudl_context *ctx) {
   return cudl__fault_tick(&ctx->fault);
 }
+
+/* ---- the memory limit (memory.c) ---- */
+
+/* The limit in force: the one set, else the default. */
+uint64_t cudl__memory_limit(const cudl_context *ctx);
+/* 1 when allocating nbytes more, with in_use bytes held now, would take
+ * ctx past its limit. Every device allocation asks before it allocates. */
+int cudl__memory_limit_exceeded(const cudl_context *ctx, size_t nbytes,
+                                uint64_t in_use);
+/* Record the limit's CUDL_ERR_OUT_OF_MEMORY message (the request, what is
+ * in use, the limit and how to change it) and return that status. */
+cudl_status cudl__memory_limit_fail(cudl_context *ctx, const char *function,
+                                    size_t nbytes, uint64_t in_use);
+/* The default limit of a CPU context: MemAvailable + SwapFree, capped by
+ * the memory cgroup's room (v2 memory.max - memory.current, or v1's
+ * limit_in_bytes - usage_in_bytes, less reclaimable page cache, up the
+ * hierarchy) and by what RLIMIT_AS and RLIMIT_DATA leave; the available
+ * physical pages where /proc cannot be read. */
+uint64_t cudl__host_memory_default(void);
 
 /* Count nbytes allocated to, or freed from, ctx's tensors and workspaces. */
 static inline void cudl__memory_allocated(cudl_context *ctx, size_t nbytes) {
