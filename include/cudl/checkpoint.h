@@ -36,7 +36,10 @@ typedef struct cudl_train_state {
 
 /**
  * Write model, optimizer (may be NULL) and state to path atomically, with
- * optional extra metadata (keys not starting with "cudl.").
+ * optional extra metadata (keys not starting with "cudl."). The model must
+ * be compiled (CUDL_ERR_INVALID_ARGUMENT saying so), and the optimizer must
+ * be for the model's trainable parameters: one created for another count
+ * gives CUDL_ERR_SHAPE with both counts, and nothing is written.
  */
 CUDL_API cudl_status cudl_checkpoint_save(cudl_model *model,
                                           cudl_optimizer *optimizer,
@@ -51,7 +54,12 @@ CUDL_API cudl_status cudl_checkpoint_save(cudl_model *model,
  * NULL). The context's generator is not changed: set it from state with
  * cudl_context_set_rng_state. A file that is not a cudl checkpoint, or
  * whose entries do not fit, gives CUDL_ERR_FILE_METADATA or CUDL_ERR_SHAPE
- * with the reason, and nothing is changed.
+ * with the reason; a NaN or infinite value in any tensor to be read (model
+ * or optimizer state) gives CUDL_ERR_FILE_VALUE naming the file, the
+ * tensor and the counts. As for cudl_checkpoint_save, the model must be
+ * compiled and the optimizer of the model's parameter count (CUDL_ERR_SHAPE
+ * with both counts, before the file is read). On any failure nothing is
+ * changed.
  */
 CUDL_API cudl_status cudl_checkpoint_load(cudl_model *model,
                                           cudl_optimizer *optimizer,

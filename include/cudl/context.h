@@ -204,6 +204,31 @@ CUDL_API cudl_status cudl_context_memory_stats(cudl_context *ctx,
 /** Start the peak figures again from what is held now. */
 CUDL_API cudl_status cudl_context_reset_peak_memory(cudl_context *ctx);
 
+/**
+ * Memory limit: the most bytes of tensor storage and workspaces the
+ * context may hold on its device at once (bytes_in_use above). An
+ * allocation that would take it past the limit is not attempted: the call
+ * that needed it fails with CUDL_ERR_OUT_OF_MEMORY, whose message gives the
+ * request, the bytes in use and the limit, and changes nothing.
+ *
+ * The default, taken when the context is created: on the CPU, the memory
+ * the process can actually get then (MemAvailable + SwapFree of
+ * /proc/meminfo, at most what the memory cgroup's limit and RLIMIT_AS /
+ * RLIMIT_DATA leave; the available physical pages where /proc is not
+ * readable), so that an impossible allocation fails cleanly instead of
+ * succeeding under Linux's overcommit and bringing the out-of-memory killer
+ * when it is touched; on CUDA, the card's total memory (cudaMalloc fails
+ * cleanly there; a lower limit lets programs share a card).
+ *
+ * set_memory_limit: bytes = 0 restores the default. A limit below what is
+ * in use is accepted; allocations then fail until enough is freed.
+ * memory_limit: *bytes = the limit in force (the default unless set).
+ */
+CUDL_API cudl_status cudl_context_set_memory_limit(cudl_context *ctx,
+                                                   uint64_t bytes);
+CUDL_API cudl_status cudl_context_memory_limit(const cudl_context *ctx,
+                                               uint64_t *bytes);
+
 /* ------------------------------------------------------------------ */
 /* Events: timing work on the device                                    */
 /* ------------------------------------------------------------------ */

@@ -16,7 +16,9 @@
  * dilation * (kernel - 1) (so every output sees at least one input
  * element), and an output of at least one element per dimension. Shapes
  * that do not fit these rules give CUDL_ERR_SHAPE. C, K, R, S, H, W must be
- * >= 1; N may be 0 (nothing is computed).
+ * >= 1; N may be 0 (nothing is computed). A dimension, OH * OW, or
+ * C / groups * R * S above INT_MAX (the int sizes of cuDNN and the BLAS)
+ * gives CUDL_ERR_UNSUPPORTED naming the tensor and dimension.
  *
  * CPU: im2col and a BLAS matrix product. CUDA: cuDNN, with the algorithm
  * chosen once per shape (by timing the candidates) and cached in the

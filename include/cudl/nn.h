@@ -74,11 +74,20 @@ CUDL_API cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
 /** Release the model, its tensors and arenas. NULL is a no-op. */
 CUDL_API void cudl_model_destroy(cudl_model *model);
 
+/** The context the model was created with (where its failures are
+ *  recorded: cudl_context_last_error); NULL for NULL. */
+CUDL_API cudl_context *cudl_model_context(const cudl_model *model);
+
 /* ---- layers: each writes the new node's number to *node ---- */
 
 /** 2-D convolution with out_channels filters of kernel_h x kernel_w; bias
  *  optional. Parameters "<name>.weight" [K, C/groups, R, S] and
- *  "<name>.bias" [K]. */
+ *  "<name>.bias" [K]. out_channels must be in [1, INT_MAX]
+ *  (CUDL_ERR_INVALID_ARGUMENT naming it); a geometry that does not fit the
+ *  input, a dimension or matrix size of the convolution above INT_MAX, or
+ *  an output of more than 2^31 values per sample give CUDL_ERR_SHAPE, with
+ *  the layer and the sizes in the message. Checked before anything is
+ *  allocated. */
 CUDL_API cudl_status cudl_model_add_conv2d(cudl_model *model, int input,
                                            const char *name,
                                            int64_t out_channels, int kernel_h,
@@ -370,7 +379,9 @@ CUDL_API cudl_status cudl_model_check_gradients(cudl_model *model,
  * to a safetensors file, atomically (cudl_safetensors_save), with optional
  * metadata. The file is a PyTorch state_dict: safetensors.torch.load_file
  * and load_state_dict read it (PyTorch fills in batch norm's
- * num_batches_tracked, which cudl does not keep).
+ * num_batches_tracked, which cudl does not keep). The model must be
+ * compiled (CUDL_ERR_INVALID_ARGUMENT saying so), here and for the loads
+ * below.
  */
 CUDL_API cudl_status cudl_model_save(cudl_model *model, const char *path,
                                      const cudl_metadata_pair *metadata,
@@ -382,7 +393,9 @@ CUDL_API cudl_status cudl_model_save(cudl_model *model, const char *path,
  * the set with its shape (CUDL_ERR_SHAPE naming the first missing or
  * mismatched one); with strict nonzero, entries the model does not have
  * are an error too (CUDL_ERR_INVALID_ARGUMENT), except PyTorch's
- * "*.num_batches_tracked". Nothing is changed on failure.
+ * "*.num_batches_tracked". Every tensor to be copied must be finite: a NaN
+ * or an infinity gives CUDL_ERR_FILE_VALUE naming the tensor and the
+ * counts. Nothing is changed on failure.
  */
 CUDL_API cudl_status cudl_model_load_set(cudl_model *model,
                                          const cudl_safetensors *set,

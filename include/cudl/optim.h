@@ -101,6 +101,9 @@ CUDL_API const cudl_optimizer_config *cudl_optimizer_get_config(
 /** Steps taken so far (t). 0 for NULL. */
 CUDL_API int64_t cudl_optimizer_steps(const cudl_optimizer *opt);
 
+/** The number of parameters it updates (numel at creation). 0 for NULL. */
+CUDL_API int64_t cudl_optimizer_numel(const cudl_optimizer *opt);
+
 /**
  * The state, for checkpoints: `count` (0, 1 or 2) tensors of shape
  * [numel], owned by the optimizer: SGD with momentum has the momentum

@@ -92,7 +92,10 @@ typedef enum cudl_status {
    *  CRC-32 or length in the gzip trailer that does not match. */
   CUDL_ERR_FILE_COMPRESSION = 31,
   /** A value in the file is outside its range: a class label >= the number
-   *  of classes. */
+   *  of classes; a weight, batch-norm statistic or optimizer state that is
+   *  NaN or infinite (cudl_model_load, cudl_model_load_set,
+   *  cudl_checkpoint_load: the message names the file, the tensor and how
+   *  many of its values are NaN and infinite). */
   CUDL_ERR_FILE_VALUE = 32,
 
   /** A bug in cudl: an invariant failed. Please report it. */

@@ -103,7 +103,9 @@ cudl_status cudl_context_synchronize(cudl_context *ctx) {
 
 cudl_status cudl_context_memory_stats(cudl_context *ctx,
                                       cudl_memory_stats *stats) {
-  if (ctx == NULL || stats == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (stats == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "stats is NULL");
   memset(stats, 0, sizeof *stats);
   if (ctx->backend->memory_stats == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
@@ -161,8 +163,10 @@ cudl_status cudl_context_set_rng_state(cudl_context *ctx, uint64_t seed,
 
 cudl_status cudl_context_get_rng_state(const cudl_context *ctx, uint64_t *seed,
                                        uint64_t *offset) {
-  if (ctx == NULL || seed == NULL || offset == NULL)
-    return CUDL_ERR_INVALID_ARGUMENT;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (seed == NULL || offset == NULL)
+    return cudl__fail_const(ctx, CUDL_ERR_INVALID_ARGUMENT, __func__,
+                            "%s is NULL", seed == NULL ? "seed" : "offset");
   *seed = ctx->rng_seed;
   *offset = ctx->rng_offset;
   return CUDL_OK;

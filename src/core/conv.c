@@ -42,8 +42,13 @@ static cudl_status make_geometry(cudl_context *ctx, const char *function,
                         w_dims[i], (long long)w_shape[i]);
     /* cuDNN and the BLAS interfaces take int sizes. */
     if (x_shape[i] > INT_MAX || w_shape[i] > INT_MAX)
-      return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                        "dimension %d is larger than INT_MAX", i);
+      return cudl__fail(
+          ctx, CUDL_ERR_UNSUPPORTED, function,
+          "%s dimension %s is %lld: larger than INT_MAX (%d), "
+          "the most cuDNN and the BLAS take",
+          x_shape[i] > INT_MAX ? x_name : w_name,
+          x_shape[i] > INT_MAX ? x_dims[i] : w_dims[i],
+          (long long)(x_shape[i] > INT_MAX ? x_shape[i] : w_shape[i]), INT_MAX);
   }
   memset(g, 0, sizeof *g);
   g->n = x_shape[0];
@@ -98,6 +103,15 @@ static cudl_status make_geometry(cudl_context *ctx, const char *function,
     return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
                       "the convolution's matrix sizes exceed INT_MAX");
   return CUDL_OK;
+}
+
+cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
+                                  const cudl_conv2d_desc *desc,
+                                  const int64_t x_shape[4], const char *x_name,
+                                  const int64_t w_shape[4], const char *w_name,
+                                  cudl_conv2d_geometry *g) {
+  return make_geometry(ctx, function, desc, x_shape, x_name, w_shape, w_name,
+                       g);
 }
 
 cudl_status cudl_conv2d_output_shape(const cudl_conv2d_desc *desc,

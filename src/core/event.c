@@ -6,9 +6,10 @@
 cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
   cudl_event *event;
   cudl_status status;
-  if (out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  *out = NULL;
+  if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
   if (ctx->backend->event_create == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "the %s backend has no events",
                      ctx->backend->name);
@@ -46,10 +47,14 @@ cudl_status cudl_event_record(cudl_event *event) {
 
 cudl_status cudl_event_elapsed_ms(cudl_event *start, cudl_event *end,
                                   double *ms) {
-  cudl_context *ctx;
+  cudl_context *ctx = start != NULL ? start->ctx
+                      : end != NULL ? end->ctx
+                                    : NULL;
   if (start == NULL || end == NULL || ms == NULL)
-    return CUDL_ERR_INVALID_ARGUMENT;
-  ctx = start->ctx;
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "%s is NULL",
+                     start == NULL ? "start"
+                     : end == NULL ? "end"
+                                   : "ms");
   if (end->ctx != ctx)
     return CUDL_FAIL(ctx, CUDL_ERR_DEVICE_MISMATCH,
                      "start and end belong to different contexts");

@@ -56,6 +56,10 @@ struct cudl_context {
   /* Host bytes of tensor storage and workspaces, for backends that have no
    * pool to ask (the CPU): see cudl__memory_allocated. */
   uint64_t memory_in_use, memory_peak;
+  /* The most bytes of tensor storage and workspaces the context may hold
+   * on its device (cudl_context_set_memory_limit; 0: the default, which
+   * the backend's open sets). */
+  uint64_t memory_limit, memory_limit_default;
   cudl_fault_injection fault;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
@@ -65,6 +69,25 @@ struct cudl_context {
 static inline int cudl__allocation_fails(cudl_context *ctx) {
   return cudl__fault_tick(&ctx->fault);
 }
+
+/* ---- the memory limit (memory.c) ---- */
+
+/* The limit in force: the one set, else the default. */
+uint64_t cudl__memory_limit(const cudl_context *ctx);
+/* 1 when allocating nbytes more, with in_use bytes held now, would take
+ * ctx past its limit. Every device allocation asks before it allocates. */
+int cudl__memory_limit_exceeded(const cudl_context *ctx, size_t nbytes,
+                                uint64_t in_use);
+/* Record the limit's CUDL_ERR_OUT_OF_MEMORY message (the request, what is
+ * in use, the limit and how to change it) and return that status. */
+cudl_status cudl__memory_limit_fail(cudl_context *ctx, const char *function,
+                                    size_t nbytes, uint64_t in_use);
+/* The default limit of a CPU context: MemAvailable + SwapFree, capped by
+ * the memory cgroup's room (v2 memory.max - memory.current, or v1's
+ * limit_in_bytes - usage_in_bytes, less reclaimable page cache, up the
+ * hierarchy) and by what RLIMIT_AS and RLIMIT_DATA leave; the available
+ * physical pages where /proc cannot be read. */
+uint64_t cudl__host_memory_default(void);
 
 /* Count nbytes allocated to, or freed from, ctx's tensors and workspaces. */
 static inline void cudl__memory_allocated(cudl_context *ctx, size_t nbytes) {
@@ -117,6 +140,11 @@ cudl_status cudl__fail(cudl_context *ctx, cudl_status status,
     CUDL_PRINTF(4, 5);
 #define CUDL_FAIL(ctx, status, ...) \
   cudl__fail((ctx), (status), __func__, __VA_ARGS__)
+/* The same for a call whose context is const (an accessor): the last-error
+ * text is a cache that a const call may still write. */
+cudl_status cudl__fail_const(const cudl_context *ctx, cudl_status status,
+                             const char *function, const char *fmt, ...)
+    CUDL_PRINTF(4, 5);
 
 /* ---- logging ---- */
 void cudl__log(cudl_log_level level, const char *fmt, ...) CUDL_PRINTF(2, 3);
@@ -157,6 +185,16 @@ cudl_status cudl__tensor_view(const cudl_tensor *src, int64_t offset, int ndim,
 cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
                                const cudl_tensor *t, const char *name,
                                int64_t n);
+
+/* The checks of the convolution calls (cudl/conv.h) on shapes alone, for
+ * the model graph: messages go to ctx as `function`'s and name x_name and
+ * w_name. Dimensions or matrix sizes above INT_MAX give
+ * CUDL_ERR_UNSUPPORTED (cuDNN and the BLAS take int sizes). */
+cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
+                                  const cudl_conv2d_desc *desc,
+                                  const int64_t x_shape[4], const char *x_name,
+                                  const int64_t w_shape[4], const char *w_name,
+                                  cudl_conv2d_geometry *g);
 
 /* 1 when a and b (either may be NULL) share bytes of one storage. */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);

@@ -10,6 +10,7 @@
 static cudl_status cpu_open(cudl_context *ctx, int device_index) {
   (void)device_index;
   ctx->backend_state = NULL;
+  ctx->memory_limit_default = cudl__host_memory_default();
   return CUDL_OK;
 }
 
@@ -48,6 +49,9 @@ cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr) {
   cudl_status status = cudl__cpu_state(ctx, &state);
   if (status != CUDL_OK) return status;
   if (state->workspace_size < nbytes) {
+    /* The old workspace is freed only once the new one is there. */
+    if (cudl__memory_limit_exceeded(ctx, nbytes, ctx->memory_in_use))
+      return cudl__memory_limit_fail(ctx, "cpu", nbytes, ctx->memory_in_use);
     grown = cudl__host_alloc(&ctx->allocator, nbytes, CUDL_HOST_ALIGNMENT);
     if (grown == NULL)
       return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
@@ -69,7 +73,12 @@ cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr) {
 static cudl_status cpu_alloc_zeroed(cudl_context *ctx,
                                     const cudl_allocator *host, size_t nbytes,
                                     void **ptr) {
-  void *p = cudl__host_alloc(host, nbytes, CUDL_HOST_ALIGNMENT);
+  void *p;
+  /* Before malloc: with overcommit a huge malloc succeeds and zeroing it
+   * below would bring in the out-of-memory killer. */
+  if (cudl__memory_limit_exceeded(ctx, nbytes, ctx->memory_in_use))
+    return cudl__memory_limit_fail(ctx, "cpu", nbytes, ctx->memory_in_use);
+  p = cudl__host_alloc(host, nbytes, CUDL_HOST_ALIGNMENT);
   if (p == NULL)
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
                       "cannot allocate %zu bytes of host memory", nbytes);

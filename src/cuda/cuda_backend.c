@@ -18,10 +18,41 @@
 #include "kernels/loss_kernels.h"
 #include "kernels/pooling_kernels.h"
 
+/* The limit's message for a pool allocation it refused, once. */
+static int take_limit_refusal(cudl_context *ctx, cudaError_t err, size_t *bytes,
+                              uint64_t *in_use) {
+  cudl_cuda_state *s = ctx == NULL ? NULL : cudl__cuda_state(ctx);
+  if (err != cudaErrorMemoryAllocation || s == NULL || !s->limit_refused)
+    return 0;
+  s->limit_refused = 0;
+  *bytes = s->refused_bytes;
+  *in_use = s->refused_in_use;
+  return 1;
+}
+
+int cudl__cuda_over_limit(cudl_context *ctx, cudl_cuda_state *s, size_t bytes) {
+  uint64_t used = 0;
+  s->limit_refused = 0;
+  if (cudaMemPoolGetAttribute(s->pool, cudaMemPoolAttrUsedMemCurrent, &used) !=
+      cudaSuccess) {
+    (void)cudaGetLastError(); /* the allocation itself will tell */
+    return 0;
+  }
+  if (!cudl__memory_limit_exceeded(ctx, bytes, used)) return 0;
+  s->limit_refused = 1;
+  s->refused_bytes = bytes;
+  s->refused_in_use = used;
+  return 1;
+}
+
 cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
                              const char *call, const char *file, int line) {
+  size_t refused_bytes;
+  uint64_t refused_in_use;
   if (err == cudaSuccess) return CUDL_OK;
   (void)cudaGetLastError(); /* clear a non-sticky error for the next call */
+  if (take_limit_refusal(ctx, err, &refused_bytes, &refused_in_use))
+    return cudl__memory_limit_fail(ctx, call, refused_bytes, refused_in_use);
   return cudl__fail(
       ctx,
       err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY : CUDL_ERR_CUDA,
@@ -70,6 +101,9 @@ static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
   CUDL_CUDA_TRY(ctx, cudaGetDeviceProperties(&device, device_index));
   snprintf(ctx->device_name, sizeof ctx->device_name, "cuda:%d (%s, sm_%d%d)",
            device_index, device.name, device.major, device.minor);
+  /* cudaMalloc fails cleanly when the card is full; the limit is for
+   * programs that share it (cudl_context_set_memory_limit). */
+  ctx->memory_limit_default = (uint64_t)device.totalGlobalMem;
   CUDL_CUDA_TRY(ctx,
                 cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
   memset(&props, 0, sizeof props);
@@ -122,12 +156,17 @@ static cudl_status cuda_alloc_zeroed(cudl_context *ctx,
                                      const cudl_allocator *host, size_t nbytes,
                                      void **ptr) {
   void *p = NULL;
+  size_t refused_bytes;
+  uint64_t refused_in_use;
   cudaError_t err;
   CUDA_ENTER(ctx, s);
   (void)host;
   err = cudl__cuda_pool_alloc(ctx, s, &p, nbytes);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
+    if (take_limit_refusal(ctx, err, &refused_bytes, &refused_in_use))
+      return cudl__memory_limit_fail(ctx, "cuda", refused_bytes,
+                                     refused_in_use);
     return cudl__fail(ctx,
                       err == cudaErrorMemoryAllocation ? CUDL_ERR_OUT_OF_MEMORY
                                                        : CUDL_ERR_CUDA,

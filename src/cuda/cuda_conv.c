@@ -438,7 +438,11 @@ static cudl_status choose_algorithm(cudl_context *ctx, cudl_cuda_state *s,
       direction_names[p->key.direction], (long long)g->n, (long long)g->c,
       (long long)g->h, (long long)g->w, (long long)g->k,
       (long long)(g->c / g->groups), (long long)g->r, (long long)g->s,
-      out_of_memory ? ": the device has no memory for their workspace" : "",
+      !out_of_memory ? ""
+      : s->limit_refused
+          ? ": their workspace would take the context past its memory limit "
+            "(cudl_context_set_memory_limit)"
+          : ": the device has no memory for their workspace",
       p->key.deterministic ? " in deterministic mode" : "", count);
 }
 

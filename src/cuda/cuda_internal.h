@@ -27,6 +27,12 @@ typedef struct cudl_cuda_state {
    * and mode (cuda_conv.c); plan_count of plan_capacity slots used. */
   struct cudl_conv_plan *plans;
   size_t plan_count, plan_capacity, plan_evict_next;
+  /* The last pool allocation was refused by the context's memory limit
+   * (cudl__cuda_over_limit): its size and the bytes then in use, for the
+   * message of whoever reports the failure. */
+  int limit_refused;
+  size_t refused_bytes;
+  uint64_t refused_in_use;
 } cudl_cuda_state;
 
 static inline cudl_cuda_state *cudl__cuda_state(cudl_context *ctx) {
@@ -79,11 +85,19 @@ cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
 cudaError_t cudl__cuda_workspace_reserve(cudl_context *ctx, cudl_cuda_state *s,
                                          size_t bytes);
 
+/* 1 when `bytes` more from the pool would take the context past its
+ * memory limit (the pool's bytes in use + bytes > the limit); then
+ * s->limit_refused and the figures are set for the message, which
+ * cudl__cuda_error and the callers give instead of the runtime's. */
+int cudl__cuda_over_limit(cudl_context *ctx, cudl_cuda_state *s, size_t bytes);
+
 /* Every device allocation: from the context's pool, on its stream, unless
- * fault injection (cudl_context_fail_allocation) makes this one fail. */
+ * the context's memory limit refuses it or fault injection
+ * (cudl_context_fail_allocation) makes this one fail. */
 static inline cudaError_t cudl__cuda_pool_alloc(cudl_context *ctx,
                                                 cudl_cuda_state *s, void **p,
                                                 size_t bytes) {
+  if (cudl__cuda_over_limit(ctx, s, bytes)) return cudaErrorMemoryAllocation;
   if (cudl__allocation_fails(ctx)) return cudaErrorMemoryAllocation;
   return cudaMallocFromPoolAsync(p, bytes, s->pool, s->stream);
 }

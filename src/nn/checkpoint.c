@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "nn/nn_internal.h"
 
 #define FORMAT_KEY "cudl.format"
 #define FORMAT_VALUE "checkpoint-1"
@@ -28,6 +28,18 @@ static const char *optimizer_kind_name(const cudl_optimizer *opt) {
   return "unknown";
 }
 
+/* The optimizer (may be NULL) must update exactly the model's trainable
+ * parameters: a checkpoint pairs one with the other. */
+static cudl_status check_optimizer(cudl_model *model, const cudl_optimizer *opt,
+                                   const char *function) {
+  const int64_t params = cudl_tensor_numel(cudl_model_params(model));
+  if (opt == NULL || cudl_optimizer_numel(opt) == params) return CUDL_OK;
+  return cudl__fail(cudl_model_context(model), CUDL_ERR_SHAPE, function,
+                    "optimizer is for %lld parameters but the model has "
+                    "%lld",
+                    (long long)cudl_optimizer_numel(opt), (long long)params);
+}
+
 cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
                                  const cudl_train_state *state,
                                  const cudl_metadata_pair *extra,
@@ -39,9 +51,10 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   size_t n_tensors = 0, n_meta = 0, i, tensor_bytes, meta_bytes;
   int k, n_params, n_states;
   cudl_status status;
-  if (model == NULL || cudl_model_params(model) == NULL)
-    return CUDL_ERR_INVALID_ARGUMENT;
-  ctx = cudl_tensor_context(cudl_model_params(model));
+  if (model == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = cudl__model_require_compiled(model, __func__);
+  if (status != CUDL_OK) return status;
+  ctx = cudl_model_context(model);
   if (state == NULL || path == NULL || (extra == NULL && n_extra > 0))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "%s is NULL",
                      state == NULL  ? "state"
@@ -53,6 +66,8 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
                        "extra metadata key %zu is NULL or starts with "
                        "\"cudl.\" (reserved)",
                        i);
+  status = check_optimizer(model, opt, __func__);
+  if (status != CUDL_OK) return status;
   n_params = cudl_model_param_count(model);
   n_states = opt == NULL ? 0 : cudl_optimizer_state_count(opt);
   tensor_bytes = (size_t)(n_params + n_states + 1) * sizeof *tensors;
@@ -157,11 +172,14 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
   int k, n_states;
   size_t i;
   cudl_status status;
-  if (model == NULL || cudl_model_params(model) == NULL)
-    return CUDL_ERR_INVALID_ARGUMENT;
-  ctx = cudl_tensor_context(cudl_model_params(model));
+  if (model == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = cudl__model_require_compiled(model, __func__);
+  if (status != CUDL_OK) return status;
+  ctx = cudl_model_context(model);
   if (path == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
+  status = check_optimizer(model, opt, __func__);
+  if (status != CUDL_OK) return status;
   status = cudl_safetensors_load(ctx, path, 0, &set);
   if (status != CUDL_OK) return status;
   format = cudl_safetensors_metadata_find(set, FORMAT_KEY);
@@ -204,6 +222,8 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
                          name, (long long)cudl_tensor_numel(dst));
       goto done;
     }
+    status = cudl__check_finite(ctx, __func__, path, name, src);
+    if (status != CUDL_OK) goto done;
   }
   /* Every entry is the model's or the optimizer's. */
   for (i = 0; i < cudl_safetensors_count(set); ++i) {
@@ -220,7 +240,7 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
   }
   /* Checked: now change things. The model checks its part again and
    * copies only when all of it fits. */
-  status = cudl_model_load_set(model, set, 0);
+  status = cudl__model_load_set(model, set, 0, path, __func__);
   for (k = 0; k < n_states && status == CUDL_OK; ++k) {
     char name[64];
     const char *state_name = NULL;

@@ -1,7 +1,9 @@
 /* model.c - the model graph: building with shape inference, memory
  * planning (arenas, shared gradient buffers), forward and backward through
  * the public operator calls, parameters by name. */
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -132,6 +134,10 @@ static void destroy_views(cudl_model *m) {
     }
   }
   m->rows = 0;
+}
+
+cudl_context *cudl_model_context(const cudl_model *m) {
+  return m == NULL ? NULL : m->ctx;
 }
 
 void cudl_model_destroy(cudl_model *m) {
@@ -365,7 +371,9 @@ cudl_status cudl_model_add_conv2d(cudl_model *m, int input, const char *name,
                                   int64_t out_channels, int kernel_h,
                                   int kernel_w, const cudl_conv2d_desc *desc,
                                   int bias, int *node_out) {
-  int64_t x_shape[4], w_shape[4], y_shape[4];
+  int64_t x_shape[4], w_shape[4];
+  cudl_conv2d_geometry g;
+  char where[NAME_SIZE + 64];
   int saved_params;
   BUILD_PRELUDE(input);
   if (desc == NULL)
@@ -374,6 +382,12 @@ cudl_status cudl_model_add_conv2d(cudl_model *m, int input, const char *name,
     return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
                      "input node %d is not an image ([C, H, W] per sample)",
                      input);
+  /* Counts are checked before any size is computed from them. */
+  if (out_channels > INT_MAX)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "out_channels is %lld: must be in [1, %d] (larger "
+                     "counts overflow the int sizes of cuDNN and the BLAS)",
+                     (long long)out_channels, INT_MAX);
   if (out_channels < 1 || kernel_h < 1 || kernel_w < 1 || desc->groups < 1 ||
       src->shape[0] % desc->groups != 0)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
@@ -392,20 +406,27 @@ cudl_status cudl_model_add_conv2d(cudl_model *m, int input, const char *name,
   w_shape[1] = src->shape[0] / desc->groups;
   w_shape[2] = kernel_h;
   w_shape[3] = kernel_w;
-  status = cudl_conv2d_output_shape(desc, x_shape, w_shape, y_shape);
-  if (status != CUDL_OK)
-    return CUDL_FAIL(
-        m->ctx, status,
-        "conv2d \"%s\": the geometry does not fit a %lldx%lldx%lld "
-        "input (%s)",
-        name, (long long)x_shape[1], (long long)x_shape[2],
-        (long long)x_shape[3], cudl_status_string(status));
+  snprintf(where, sizeof where, "%s: conv2d \"%s\" on a %lldx%lldx%lld input",
+           __func__, name, (long long)x_shape[1], (long long)x_shape[2],
+           (long long)x_shape[3]);
+  status = cudl__conv2d_geometry(m->ctx, where, desc, x_shape, "the input",
+                                 w_shape, "the weight", &g);
+  /* Sizes above the int limit of the convolution calls are a shape this
+   * model cannot have, not an operation missing from a backend. */
+  if (status == CUDL_ERR_UNSUPPORTED) return CUDL_ERR_SHAPE;
+  if (status != CUDL_OK) return status;
+  /* k and oh * ow are at most INT_MAX each: the product fits. */
+  if (g.k * g.oh * g.ow > (int64_t)1 << 31)
+    return cudl__fail(m->ctx, CUDL_ERR_SHAPE, where,
+                      "the output, %lld x %lld x %lld, has more than 2^31 "
+                      "values per sample",
+                      (long long)g.k, (long long)g.oh, (long long)g.ow);
   status = new_node(m, NODE_CONV, input, -1, &n);
   if (status != CUDL_OK) return status;
   strcpy(n->name, name);
   n->conv = *desc;
   n->has_bias = bias != 0;
-  set_shape(n, 3, y_shape[1], y_shape[2], y_shape[3]);
+  set_shape(n, 3, g.k, g.oh, g.ow);
   saved_params = m->param_count;
   status = add_param(m, n, "weight", 1, 4, w_shape, &n->weight);
   if (status == CUDL_OK && bias)
@@ -761,13 +782,24 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
                      (long long)max_batch);
   m->max_batch = max_batch;
 
-  /* Arenas: trainable parameters, then buffers, each aligned. */
+  /* Arenas: trainable parameters, then buffers, each aligned. Each count
+   * is below 2^63 (the layers bound their factors); the sums are checked
+   * here, before anything is allocated. */
   m->param_floats = m->buffer_floats = 0;
   for (i = 0; i < m->param_count; ++i) {
     param_entry *p = &m->params[i];
     int64_t *cursor = p->trainable ? &m->param_floats : &m->buffer_floats;
+    int64_t aligned;
+    if (p->numel > INT64_MAX - (ARENA_ALIGN - 1) ||
+        (aligned = (p->numel + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN) >
+            INT64_MAX - *cursor)
+      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                       "the %s overflow a 64-bit count at \"%s\" (%lld "
+                       "values)",
+                       p->trainable ? "parameters" : "buffers", p->name,
+                       (long long)p->numel);
     p->offset = *cursor;
-    *cursor += (p->numel + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    *cursor += aligned;
   }
   shape[0] = m->param_floats;
   status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->param_arena);
@@ -1334,7 +1366,9 @@ cudl_status cudl_model_set_check_numerics(cudl_model *m, int enabled) {
 
 cudl_status cudl_model_numerics_report(const cudl_model *m,
                                        cudl_numerics_report *report) {
-  if (m == NULL || report == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (report == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "report is NULL");
   *report = m->numerics;
   if (report->layer == NULL) clear_report(report, m->backward_passes);
   return CUDL_OK;
@@ -1725,7 +1759,9 @@ const cudl_tensor *cudl_model_output(cudl_model *m) {
 cudl_status cudl_model_flops(const cudl_model *m, int64_t *flops) {
   int i;
   int64_t total = 0;
-  if (m == NULL || flops == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (flops == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "flops is NULL");
   for (i = 0; i < m->node_count; ++i) {
     const node *n = &m->nodes[i];
     const param_entry *w;
@@ -1763,7 +1799,9 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
                                        const char **description) {
   int i;
   int64_t j;
-  if (m == NULL || node_out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (node_out == NULL)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "node is NULL");
   *node_out = -1;
   if (description != NULL) *description = "";
   if (!m->forward_done)

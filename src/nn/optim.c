@@ -166,6 +166,10 @@ int64_t cudl_optimizer_steps(const cudl_optimizer *opt) {
   return opt == NULL ? 0 : opt->steps;
 }
 
+int64_t cudl_optimizer_numel(const cudl_optimizer *opt) {
+  return opt == NULL ? 0 : opt->numel;
+}
+
 int cudl_optimizer_state_count(const cudl_optimizer *opt) {
   return opt == NULL ? 0 : opt->state_count;
 }

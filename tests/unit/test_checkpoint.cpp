@@ -4,8 +4,12 @@
 // the random generator all restored); and bad files change nothing.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -229,6 +233,163 @@ TEST_F(CheckpointTest, BadCheckpointsChangeNothing) {
             CUDL_ERR_INVALID_ARGUMENT);
   std::remove(path.c_str());
   std::remove(weights.c_str());
+}
+
+// Copy the safetensors file `from` to `to` (metadata and every tensor) with
+// element `index` of tensor `name` set to `value`, through the library's
+// own reader and writer.
+void CopyWithValue(cudl_context *ctx, const std::string &from, const std::string &to,
+                   const std::string &name, int64_t index, float value) {
+  cudl_safetensors *set = nullptr;
+  ASSERT_EQ(cudl_safetensors_load(ctx, from.c_str(), 0, &set), CUDL_OK);
+  const int64_t found = cudl_safetensors_find(set, name.c_str());
+  ASSERT_GE(found, 0) << name;
+  const cudl_tensor *original = cudl_safetensors_tensor(set, (size_t)found);
+  cudl_tensor *changed = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, cudl_tensor_ndim(original),
+                               cudl_tensor_shape(original), &changed),
+            CUDL_OK);
+  std::vector<float> values(cudl_tensor_numel(original));
+  ASSERT_EQ(cudl_tensor_copy_to_host(original, values.data(), values.size() * sizeof(float)),
+            CUDL_OK);
+  ASSERT_LT(index, (int64_t)values.size());
+  values[index] = value;
+  ASSERT_EQ(cudl_tensor_copy_from_host(changed, values.data(), values.size() * sizeof(float)),
+            CUDL_OK);
+  std::vector<cudl_named_tensor> tensors;
+  std::vector<cudl_safetensors_entry> entries(cudl_safetensors_count(set));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    ASSERT_EQ(cudl_safetensors_entry_get(set, i, &entries[i]), CUDL_OK);
+    tensors.push_back(
+        {entries[i].name, (int64_t)i == found ? changed : cudl_safetensors_tensor(set, i)});
+  }
+  std::vector<cudl_metadata_pair> meta;
+  for (size_t i = 0; i < cudl_safetensors_metadata_count(set); ++i)
+    meta.push_back(
+        {cudl_safetensors_metadata_key(set, i), cudl_safetensors_metadata_value(set, i)});
+  EXPECT_EQ(cudl_safetensors_save(ctx, to.c_str(), tensors.data(), tensors.size(), meta.data(),
+                                  meta.size()),
+            CUDL_OK)
+      << cudl_context_last_error(ctx);
+  cudl_tensor_destroy(changed);
+  cudl_safetensors_destroy(set);
+}
+
+// The bytes of every model tensor and optimizer state, by name.
+std::map<std::string, std::vector<float>> Snapshot(Trainer &t) {
+  std::map<std::string, std::vector<float>> out;
+  auto take = [&out](const std::string &name, const cudl_tensor *x) {
+    std::vector<float> v(cudl_tensor_numel(x));
+    EXPECT_EQ(cudl_tensor_copy_to_host(x, v.data(), v.size() * sizeof(float)), CUDL_OK);
+    out[name] = v;
+  };
+  for (int k = 0; k < cudl_model_param_count(t.model_); ++k) {
+    const char *name = cudl_model_param_name(t.model_, k, nullptr);
+    take(name, cudl_model_param(t.model_, name));
+  }
+  for (int k = 0; k < cudl_optimizer_state_count(t.opt_); ++k) {
+    const char *name = nullptr;
+    const cudl_tensor *x = cudl_optimizer_state(t.opt_, k, &name);
+    take(std::string("optimizer.") + name, x);
+  }
+  return out;
+}
+
+// Bitwise, so that a NaN copied in (which compares unequal) is caught too.
+::testing::AssertionResult SameBits(const std::map<std::string, std::vector<float>> &a,
+                                    const std::map<std::string, std::vector<float>> &b) {
+  if (a.size() != b.size()) return ::testing::AssertionFailure() << "different tensors";
+  for (const auto &entry : a) {
+    const std::vector<float> &other = b.at(entry.first);
+    if (other.size() != entry.second.size() ||
+        std::memcmp(other.data(), entry.second.data(), other.size() * sizeof(float)) != 0)
+      return ::testing::AssertionFailure() << "\"" << entry.first << "\" changed";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Issue 13, item 6: NaN or infinite weights, batch-norm statistics or
+// optimizer state in a file are refused at load (CUDL_ERR_FILE_VALUE naming
+// the file, the tensor and the counts), and nothing changes.
+TEST_F(CheckpointTest, NonFiniteValuesAreRefusedAndChangeNothing) {
+  const float nan = std::nanf("");
+  const float inf = std::numeric_limits<float>::infinity();
+  Trainer saved(ctx_, ds_, CUDL_OPTIMIZER_ADAM);
+  saved.Step();
+  saved.Step();
+  const cudl_train_state st = saved.State();
+  const std::string good_ckpt = TempPath("finite.ckpt.safetensors");
+  const std::string good_weights = TempPath("finite.weights.safetensors");
+  ASSERT_EQ(cudl_checkpoint_save(saved.model_, saved.opt_, &st, nullptr, 0, good_ckpt.c_str()),
+            CUDL_OK);
+  ASSERT_EQ(cudl_model_save(saved.model_, good_weights.c_str(), nullptr, 0), CUDL_OK);
+
+  // Another run, one step in: its values differ from the files' and must
+  // survive every refused load.
+  Trainer target(ctx_, ds_, CUDL_OPTIMIZER_ADAM);
+  target.Step();
+  const auto before = Snapshot(target);
+  ASSERT_FALSE(SameBits(before, Snapshot(saved)));
+
+  struct Case {
+    const char *what;
+    bool checkpoint;  // cudl_checkpoint_load, else cudl_model_load
+    const char *tensor;
+    int64_t index;
+    float value;
+    const char *counts;  // in the message
+  } cases[] = {
+      {"NaN weight, weights file", false, "conv1.weight", 7, nan,
+       "1 NaN and 0 infinite values (of 36)"},
+      {"Inf running_var, weights file", false, "bn1.running_var", 2, inf,
+       "0 NaN and 1 infinite values (of 4)"},
+      {"-Inf bias, weights file", false, "fc.bias", 0, -inf, "0 NaN and 1 infinite values (of 3)"},
+      {"NaN weight, checkpoint", true, "fc.weight", 11, nan,
+       "1 NaN and 0 infinite values (of 192)"},
+      {"Inf running_var, checkpoint", true, "bn1.running_var", 0, inf,
+       "0 NaN and 1 infinite values (of 4)"},
+      {"NaN exp_avg, checkpoint", true, "optimizer.exp_avg", 5, nan, "1 NaN and 0 infinite values"},
+      {"Inf exp_avg_sq, checkpoint", true, "optimizer.exp_avg_sq", 0, inf,
+       "0 NaN and 1 infinite values"},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(c.what);
+    const std::string bad = TempPath("nonfinite.safetensors");
+    CopyWithValue(ctx_, c.checkpoint ? good_ckpt : good_weights, bad, c.tensor, c.index, c.value);
+    cudl_train_state got = {};
+    got.epoch = -5;
+    const cudl_status status =
+        c.checkpoint ? cudl_checkpoint_load(target.model_, target.opt_, &got, bad.c_str())
+                     : cudl_model_load(target.model_, bad.c_str(), 1);
+    EXPECT_EQ(status, CUDL_ERR_FILE_VALUE) << cudl_status_name(status);
+    const std::string message = cudl_context_last_error(ctx_);
+    EXPECT_TRUE(HasSubstr(message, bad));
+    EXPECT_TRUE(HasSubstr(message, std::string("\"") + c.tensor + "\""));
+    EXPECT_TRUE(HasSubstr(message, c.counts));
+    EXPECT_EQ(got.epoch, -5);
+    EXPECT_TRUE(SameBits(before, Snapshot(target)));
+    EXPECT_EQ(cudl_optimizer_steps(target.opt_), 1);
+    std::remove(bad.c_str());
+  }
+  // The same set, given directly: the message says "the set".
+  {
+    const std::string bad = TempPath("nonfinite.safetensors");
+    CopyWithValue(ctx_, good_weights, bad, "bn1.running_mean", 1, nan);
+    cudl_safetensors *set = nullptr;
+    ASSERT_EQ(cudl_safetensors_load(ctx_, bad.c_str(), 0, &set), CUDL_OK);
+    EXPECT_EQ(cudl_model_load_set(target.model_, set, 1), CUDL_ERR_FILE_VALUE);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "the set: \"bn1.running_mean\""));
+    EXPECT_TRUE(SameBits(before, Snapshot(target)));
+    cudl_safetensors_destroy(set);
+    std::remove(bad.c_str());
+  }
+  // The finite files still load, and then the values are the saved ones.
+  EXPECT_EQ(cudl_checkpoint_load(target.model_, target.opt_, nullptr, good_ckpt.c_str()), CUDL_OK)
+      << cudl_context_last_error(ctx_);
+  EXPECT_TRUE(SameBits(Snapshot(saved), Snapshot(target)));
+  EXPECT_EQ(cudl_model_load(target.model_, good_weights.c_str(), 1), CUDL_OK);
+  std::remove(good_ckpt.c_str());
+  std::remove(good_weights.c_str());
 }
 
 }  // namespace

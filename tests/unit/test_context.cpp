@@ -7,7 +7,10 @@
 // to what must happen there instead (cudl_cuda_device_count decides).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -677,6 +680,171 @@ TEST(Event, BadUseIsAnErrorWithAReason) {
   cudl_event_destroy(unrecorded);
   cudl_context_destroy(a);
   cudl_context_destroy(b);
+}
+
+// --------------------------------------------------------------------------
+// Memory limit (cudl_context_set_memory_limit; issue 13, item 5)
+// --------------------------------------------------------------------------
+
+// A /proc/meminfo figure in bytes; 0 when absent.
+uint64_t MeminfoBytes(const char *key) {
+  FILE *f = std::fopen("/proc/meminfo", "r");
+  char line[256];
+  uint64_t value = 0;
+  if (f == nullptr) return 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long long kb = 0;
+    if (std::strncmp(line, key, std::strlen(key)) == 0 &&
+        std::sscanf(line + std::strlen(key), ": %llu kB", &kb) == 1)
+      value = uint64_t{kb} * 1024u;
+  }
+  std::fclose(f);
+  return value;
+}
+
+TEST(MemoryLimit, DefaultIsPositiveAndAtMostTheMachine) {
+  for (cudl_device_kind kind : DevicesHere()) {
+    SCOPED_TRACE(kind == CUDL_DEVICE_CPU ? "cpu" : "cuda");
+    cudl_context *ctx = nullptr;
+    ASSERT_EQ(cudl_context_create(kind, 0, &ctx), CUDL_OK);
+    uint64_t limit = 0, again = 0;
+    ASSERT_EQ(cudl_context_memory_limit(ctx, &limit), CUDL_OK);
+    EXPECT_GT(limit, 0u);
+    if (kind == CUDL_DEVICE_CPU) {
+      // What the process can get: at most the machine's memory, plus its
+      // swap, which the default counts (SwapFree).
+      const uint64_t physical = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+      EXPECT_LE(limit, physical + MeminfoBytes("SwapTotal"));
+    } else {
+      cudl_cuda_device_properties props;
+      ASSERT_EQ(cudl_cuda_device_properties_get(0, &props), CUDL_OK);
+      EXPECT_EQ(limit, props.total_memory);
+    }
+    // Set, read back, and 0 restores the default.
+    ASSERT_EQ(cudl_context_set_memory_limit(ctx, 12345), CUDL_OK);
+    ASSERT_EQ(cudl_context_memory_limit(ctx, &again), CUDL_OK);
+    EXPECT_EQ(again, 12345u);
+    ASSERT_EQ(cudl_context_set_memory_limit(ctx, 0), CUDL_OK);
+    ASSERT_EQ(cudl_context_memory_limit(ctx, &again), CUDL_OK);
+    EXPECT_EQ(again, limit);
+    // Bad arguments.
+    EXPECT_EQ(cudl_context_memory_limit(ctx, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx), "cudl_context_memory_limit: bytes"));
+    EXPECT_EQ(cudl_context_memory_limit(nullptr, &again), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(cudl_context_set_memory_limit(nullptr, 1), CUDL_ERR_INVALID_ARGUMENT);
+    cudl_context_destroy(ctx);
+  }
+}
+
+// A model whose activations for max_batch 64 need some 20 MiB: conv
+// 3 -> 16 channels on 32x32 (4 MiB of output), batch norm, ReLU, ...
+cudl_status SmallConvNet(cudl_context *ctx, cudl_model **out) {
+  const int64_t in[3] = {3, 32, 32};
+  cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
+  d.pad_h = d.pad_w = 1;
+  int c = 0, bn = 0, act = 0, gap = 0, flat = 0, fc = 0;
+  cudl_status s = cudl_model_create(ctx, 3, in, out);
+  if (s == CUDL_OK) s = cudl_model_add_conv2d(*out, 0, "conv", 16, 3, 3, &d, 0, &c);
+  if (s == CUDL_OK) s = cudl_model_add_batchnorm(*out, c, "bn", 0.1f, 1e-5f, &bn);
+  if (s == CUDL_OK) s = cudl_model_add_activation(*out, bn, CUDL_ACT_RELU, 0.0f, &act);
+  if (s == CUDL_OK) s = cudl_model_add_global_avg_pool(*out, act, &gap);
+  if (s == CUDL_OK) s = cudl_model_add_flatten(*out, gap, &flat);
+  if (s == CUDL_OK) s = cudl_model_add_linear(*out, flat, "fc", 10, 1, &fc);
+  if (s == CUDL_OK) s = cudl_model_set_output(*out, fc, CUDL_MODEL_LOSS_CROSS_ENTROPY);
+  return s;
+}
+
+uint64_t BytesInUse(cudl_context *ctx) {
+  cudl_memory_stats stats{};
+  EXPECT_EQ(cudl_context_synchronize(ctx), CUDL_OK);  // CUDA frees are queued
+  EXPECT_EQ(cudl_context_memory_stats(ctx, &stats), CUDL_OK);
+  return stats.bytes_in_use;
+}
+
+TEST(MemoryLimit, AllocationsPastTheLimitFailCleanlyUntilItIsRaised) {
+  for (cudl_device_kind kind : DevicesHere()) {
+    SCOPED_TRACE(kind == CUDL_DEVICE_CPU ? "cpu" : "cuda");
+    cudl_context *ctx = nullptr;
+    ASSERT_EQ(cudl_context_create(kind, 0, &ctx), CUDL_OK);
+    const uint64_t mib = uint64_t{1} << 20;
+    const uint64_t start = BytesInUse(ctx);
+    const uint64_t limit = start + 4 * mib;
+    ASSERT_EQ(cudl_context_set_memory_limit(ctx, limit), CUDL_OK);
+
+    // Within the limit: fine. Past it: CUDL_ERR_OUT_OF_MEMORY, with the
+    // request, what is in use, the limit and how to change it.
+    const int64_t small[1] = {int64_t(mib / 4)}, big[1] = {int64_t(2 * mib)};  // 1 and 8 MiB
+    cudl_tensor *kept = nullptr, *refused = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, small, &kept), CUDL_OK);
+    const uint64_t held = BytesInUse(ctx);
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, big, &refused), CUDL_ERR_OUT_OF_MEMORY);
+    EXPECT_EQ(refused, nullptr);
+    const std::string message = cudl_context_last_error(ctx);
+    EXPECT_TRUE(HasSubstr(message, "cannot allocate 8388608 bytes"));
+    EXPECT_TRUE(HasSubstr(message, "with " + std::to_string(held) + " bytes"));
+    EXPECT_TRUE(HasSubstr(message, "memory limit of " + std::to_string(limit) + " bytes"));
+    EXPECT_TRUE(HasSubstr(message, "cudl_context_set_memory_limit"));
+    EXPECT_EQ(BytesInUse(ctx), held);
+
+    // A model whose activations do not fit: compile fails cleanly, and
+    // frees what it had made.
+    cudl_model *model = nullptr;
+    ASSERT_EQ(SmallConvNet(ctx, &model), CUDL_OK);
+    EXPECT_EQ(cudl_model_compile(model, 64), CUDL_ERR_OUT_OF_MEMORY);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "memory limit"));
+    EXPECT_EQ(cudl_model_params(model), nullptr);
+    EXPECT_EQ(BytesInUse(ctx), held);
+
+    // Raised again (0: the default), the same calls succeed.
+    ASSERT_EQ(cudl_context_set_memory_limit(ctx, 0), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, big, &refused), CUDL_OK)
+        << cudl_context_last_error(ctx);
+    ASSERT_EQ(cudl_model_compile(model, 64), CUDL_OK) << cudl_context_last_error(ctx);
+    EXPECT_GT(BytesInUse(ctx), limit);
+    // A limit below what is in use is accepted; the next allocation fails.
+    ASSERT_EQ(cudl_context_set_memory_limit(ctx, limit), CUDL_OK);
+    cudl_tensor *one_more = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, small, &one_more), CUDL_ERR_OUT_OF_MEMORY);
+    // Freeing brings it back within reach.
+    cudl_model_destroy(model);
+    cudl_tensor_destroy(refused);
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, small, &one_more), CUDL_OK)
+        << cudl_context_last_error(ctx);
+    cudl_tensor_destroy(one_more);
+    cudl_tensor_destroy(kept);
+    EXPECT_EQ(BytesInUse(ctx), start);
+    cudl_context_destroy(ctx);
+  }
+}
+
+TEST(MemoryLimit, TensorLargerThanTheDefaultFailsWithoutAllocating) {
+  for (cudl_device_kind kind : DevicesHere()) {
+    SCOPED_TRACE(kind == CUDL_DEVICE_CPU ? "cpu" : "cuda");
+    cudl_context *ctx = nullptr;
+    ASSERT_EQ(cudl_context_create(kind, 0, &ctx), CUDL_OK);
+    // Every host allocation is recorded, and none above 1 GiB is made: a
+    // request for the tensor's storage would show in `requests`.
+    cudl_test::CountingAllocator counting;
+    counting.max_size = size_t{1} << 30;
+    const cudl_allocator hooks = counting.hooks();
+    ASSERT_EQ(cudl_context_set_allocator(ctx, &hooks), CUDL_OK);
+    uint64_t limit = 0;
+    ASSERT_EQ(cudl_context_memory_limit(ctx, &limit), CUDL_OK);
+    const int64_t shape[1] = {int64_t(limit / 4 + 1)};            // one float more than the limit
+    cudl_tensor *t = reinterpret_cast<cudl_tensor *>(&counting);  // not NULL: must become NULL
+    EXPECT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &t), CUDL_ERR_OUT_OF_MEMORY);
+    EXPECT_EQ(t, nullptr);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "memory limit"));
+    EXPECT_EQ(counting.failed, 0u) << "the allocator was asked for the storage";
+    for (const auto &request : counting.requests) EXPECT_LT(request.first, size_t{1} << 20);
+    EXPECT_EQ(counting.allocs, counting.frees);
+    // Still usable.
+    const int64_t one[1] = {1};
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, one, &t), CUDL_OK);
+    cudl_tensor_destroy(t);
+    ASSERT_EQ(cudl_context_set_allocator(ctx, nullptr), CUDL_OK);
+    cudl_context_destroy(ctx);
+  }
 }
 
 }  // namespace

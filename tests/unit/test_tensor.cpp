@@ -358,9 +358,13 @@ TEST_F(TensorTest, HugeTensorFailsWithOutOfMemory) {
   // 2^40 floats (4 TiB) fit in size_t but not in the heap: an allocator
   // refusing it (here the test's, capped at 4 GiB) gives OUT_OF_MEMORY,
   // a message, *out NULL, nothing leaked, and a working context.
+  // The context's memory limit would refuse it before the allocator is
+  // asked (test_context.cpp tests that): lift it, to test the allocator's
+  // refusal.
   CountingAllocator counting;
   const cudl_allocator hooks = counting.hooks();
   ASSERT_EQ(cudl_context_set_allocator(ctx_, &hooks), CUDL_OK);
+  ASSERT_EQ(cudl_context_set_memory_limit(ctx_, UINT64_MAX), CUDL_OK);
   const int64_t shape[] = {int64_t{1} << 40};
   cudl_tensor *t = SentinelTensor();
   EXPECT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 1, shape, &t), CUDL_ERR_OUT_OF_MEMORY);
