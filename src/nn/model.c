@@ -763,6 +763,55 @@ static cudl_status plan_gradients(cudl_model *m) {
   return status;
 }
 
+/* a + b and a * b, stuck at UINT64_MAX rather than wrapping. */
+static uint64_t add_saturated(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+static uint64_t mul_saturated(uint64_t a, uint64_t b) {
+  return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+/* What compiling for max_batch takes at least (parameters, their
+ * gradients, buffers, every node's output and mask for max_batch rows, the
+ * scratch; the gradient buffers come on top), against the context's memory
+ * limit before anything is allocated: a batch far too large fails at once,
+ * instead of after the memory it did get has been filled (zeroed) almost
+ * to the limit, where the operating system may end the process first. */
+static cudl_status check_compile_memory(const cudl_model *m,
+                                        int64_t max_batch) {
+  cudl_context *ctx = m->ctx;
+  cudl_memory_stats stats;
+  uint64_t per_row = 0, floats, bytes, max_numel = 1;
+  int i;
+  for (i = 0; i < m->node_count; ++i) {
+    const node *n = &m->nodes[i];
+    if (n->kind != NODE_FLATTEN)
+      per_row = add_saturated(per_row, (uint64_t)n->numel);
+    if (n->kind == NODE_DROPOUT || n->kind == NODE_RRELU)
+      per_row = add_saturated(per_row, (uint64_t)n->numel);
+    if ((uint64_t)n->numel > max_numel) max_numel = (uint64_t)n->numel;
+  }
+  per_row = add_saturated(per_row, max_numel); /* the scratch */
+  floats =
+      add_saturated(mul_saturated((uint64_t)max_batch, per_row),
+                    add_saturated(mul_saturated(2, (uint64_t)m->param_floats),
+                                  (uint64_t)m->buffer_floats));
+  bytes = mul_saturated(floats, sizeof(float));
+  if (cudl_context_memory_stats(ctx, &stats) != CUDL_OK) return CUDL_OK;
+  if (bytes <= (uint64_t)SIZE_MAX &&
+      !cudl__memory_limit_exceeded(ctx, (size_t)bytes, stats.bytes_in_use))
+    return CUDL_OK;
+  return cudl__fail(
+      ctx, CUDL_ERR_OUT_OF_MEMORY, "cudl_model_compile",
+      "batches of %lld need at least %.1f MiB (parameters, gradients and "
+      "every layer's output), with %.1f MiB in use: more than the "
+      "context's memory limit of %.1f MiB; a smaller batch needs less "
+      "(cudl_context_set_memory_limit changes the limit)",
+      (long long)max_batch, (double)bytes / 1048576.0,
+      (double)stats.bytes_in_use / 1048576.0,
+      (double)cudl__memory_limit(ctx) / 1048576.0);
+}
+
 cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   cudl_context *ctx;
   int64_t shape[1], max_numel = 1;
@@ -801,6 +850,8 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     p->offset = *cursor;
     *cursor += aligned;
   }
+  status = check_compile_memory(m, max_batch);
+  if (status != CUDL_OK) return status;
   shape[0] = m->param_floats;
   status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->param_arena);
   if (status == CUDL_OK)

@@ -790,6 +790,15 @@ TEST(MemoryLimit, AllocationsPastTheLimitFailCleanlyUntilItIsRaised) {
     // frees what it had made.
     cudl_model *model = nullptr;
     ASSERT_EQ(SmallConvNet(ctx, &model), CUDL_OK);
+    // A batch whose layer outputs alone pass the limit fails before any of
+    // it is allocated (the peak stays where it was).
+    ASSERT_EQ(cudl_context_reset_peak_memory(ctx), CUDL_OK);
+    EXPECT_EQ(cudl_model_compile(model, 4096), CUDL_ERR_OUT_OF_MEMORY);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "batches of 4096 need at least"))
+        << cudl_context_last_error(ctx);
+    cudl_memory_stats stats;
+    ASSERT_EQ(cudl_context_memory_stats(ctx, &stats), CUDL_OK);
+    EXPECT_EQ(stats.peak_bytes_in_use, held) << "compile allocated before it knew";
     EXPECT_EQ(cudl_model_compile(model, 64), CUDL_ERR_OUT_OF_MEMORY);
     EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "memory limit"));
     EXPECT_EQ(cudl_model_params(model), nullptr);
