@@ -13,14 +13,16 @@
  *   - a failure is a status the loader documents for a readable file
  *     (CUDL_ERR_FILE_TRUNCATED .. CUDL_ERR_FILE_TRAILING_DATA from the
  *     safetensors reader, FILE_METADATA or SHAPE from the checks,
- *     UNSUPPORTED for a dtype cudl cannot hold, OUT_OF_MEMORY), with a
+ *     FILE_VALUE for a value that is not finite, UNSUPPORTED for a dtype
+ *     cudl cannot hold, OUT_OF_MEMORY), with a
  *     message of its own in the context, and changes nothing: the model,
  *     every optimizer (state and step count) and *state still hold their
  *     patterns;
  *   - numbers are plain decimal digits: the metadata a load accepted is
  *     parsed here independently of strtoull (which skips white space);
- *   - a success loaded what the file holds: every named tensor of the model
- *     and the optimizer's state equal the file's bytes, the step count and
+ *   - a success loaded what the file holds, all of it finite: every named
+ *     tensor of the model and the optimizer's state equal the file's bytes
+ *     and hold no NaN or infinity, the step count and
  *     *state equal its metadata, and the other optimizers are untouched.
  * Seeds: corpus-checkpoint/, written by make_checkpoint_corpus.c.
  * Built as tests/fuzz/CMakeLists.txt says: a libFuzzer binary with
@@ -77,8 +79,8 @@ static void setup(void) {
 
 static int documented_failure(cudl_status s) {
   return (s >= CUDL_ERR_FILE_TRUNCATED && s <= CUDL_ERR_FILE_TRAILING_DATA) ||
-         s == CUDL_ERR_SHAPE || s == CUDL_ERR_UNSUPPORTED ||
-         s == CUDL_ERR_OUT_OF_MEMORY;
+         s == CUDL_ERR_FILE_VALUE || s == CUDL_ERR_SHAPE ||
+         s == CUDL_ERR_UNSUPPORTED || s == CUDL_ERR_OUT_OF_MEMORY;
 }
 
 /* Metadata `key` of a successfully loaded checkpoint, parsed here without
@@ -112,6 +114,12 @@ static void check_same(cudl_tensor *loaded, const cudl_safetensors *set,
   if (cudl_tensor_nbytes(src) > 0)
     FUZZ_CHECK(memcmp(cudl_tensor_data(src), cudl_tensor_data(loaded),
                       cudl_tensor_nbytes(src)) == 0);
+  {
+    int64_t nan = -1, inf = -1;
+    FUZZ_CHECK(cudl_count_nonfinite(fixture.ctx, loaded, &nan, &inf) ==
+                   CUDL_OK &&
+               nan == 0 && inf == 0);
+  }
 }
 
 /* A successful load against the file's own contents, read from memory. */

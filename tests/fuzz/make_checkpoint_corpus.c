@@ -13,11 +13,11 @@
  * optimizer state), then files that break one rule each, written with
  * cudl_safetensors_save so that only that rule is broken (a bad number, a
  * missing key, an optimizer state or model tensor of the wrong shape,
- * dtype or name), and truncated copies. Each seed is loaded back here and
- * must give its expected status and, when it fails, leave the model and
- * optimizers as they were; so a seed that stops testing what its name says
- * fails the generator instead of silently becoming another seed.
- * To regenerate after a deliberate format change:
+ * dtype or name, a value that is not finite), and truncated copies. Each seed
+ * is loaded back here and must give its expected status and, when it fails,
+ * leave the model and optimizers as they were; so a seed that stops testing
+ * what its name says fails the generator instead of silently becoming another
+ * seed. To regenerate after a deliberate format change:
  *   <build>/tests/fuzz/make_checkpoint_corpus tests/fuzz/corpus-checkpoint
  * Files in DIR that the generator does not write (reproducers kept from
  * fuzzing) are left alone and not checked.
@@ -25,6 +25,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,12 @@ static cudl_tensor *new_tensor(cudl_dtype dtype, int ndim,
   if (cudl_tensor_create(fixture.ctx, dtype, ndim, shape, &t) != CUDL_OK ||
       (dtype == CUDL_DTYPE_F32 && cudl_tensor_fill(t, 0.75f) != CUDL_OK))
     fail("cannot create a tensor", cudl_dtype_name(dtype));
+  return t;
+}
+
+/* t, every value set to `value`. */
+static cudl_tensor *filled(cudl_tensor *t, float value) {
+  if (cudl_tensor_fill(t, value) != CUDL_OK) fail("cannot fill", "a tensor");
   return t;
 }
 
@@ -383,6 +390,18 @@ static void write_seeds(void) {
   builder_tensor(&b, "fc.bias", new_tensor(CUDL_DTYPE_F16, 1, two));
   builder_write(&b, out_dir, "bad_param_f16.safetensors");
   verify("bad_param_f16.safetensors", -1, CUDL_ERR_SHAPE);
+
+  /* Values that are not finite: a NaN weight, infinite optimizer state. */
+  builder_start(&b, -1, 0);
+  builder_tensor(&b, "fc.bias",
+                 filled(new_tensor(CUDL_DTYPE_F32, 1, two), NAN));
+  builder_write(&b, out_dir, "bad_param_nan.safetensors");
+  verify("bad_param_nan.safetensors", -1, CUDL_ERR_FILE_VALUE);
+  builder_start(&b, FUZZ_CKPT_ADAM, 9);
+  builder_tensor(&b, "optimizer.exp_avg_sq",
+                 filled(new_tensor(CUDL_DTYPE_F32, 1, &arena), INFINITY));
+  builder_write(&b, out_dir, "bad_state_inf.safetensors");
+  verify("bad_state_inf.safetensors", FUZZ_CKPT_ADAM, CUDL_ERR_FILE_VALUE);
 
   /* Cut inside the JSON header, and inside the data. */
   truncated("bad_cut_header.safetensors", "valid_adam.safetensors", 200,
