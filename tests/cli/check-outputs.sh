@@ -158,6 +158,11 @@ if [ "$(id -u)" -eq 0 ]; then
     "writing the metrics file /proc/version failed: .* Stopping; no checkpoint was saved yet\|cannot write the metrics file /proc/version" \
     "${T[@]}" --out "$area/new/run" --metrics /proc/version --log-every 1
 fi
+# Standard output is a file written too: a full one fails the command.
+"$cudl" "${B[@]}" >/dev/full 2>"$scratch/stdout.err"
+expect "bench ops with its standard output on /dev/full fails" 1 $?
+expect_grep "saying so" "^cudl bench ops: writing the standard output failed: No space left on device" \
+  "$scratch/stdout.err"
 if tiny_fs "$scratch/tiny-metrics" 8; then
   # About 1 KiB a step: the second epoch fills the 8 KiB.
   "$cudl" "${T[@]}" --epochs 3 --out "$scratch/r-full" \
