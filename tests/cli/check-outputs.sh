@@ -66,14 +66,14 @@ else
   echo "skip: character devices (mknod needs root)"
 fi
 mkfifo "$scratch/fifo"
-timeout 20 cat "$scratch/fifo" >"$scratch/fifo.got" &
+timeout 120 cat "$scratch/fifo" >"$scratch/fifo.got" &
 reader=$!
 timeout 60 "$cudl" "${B[@]}" --json "$scratch/fifo" >/dev/null 2>&1
 expect "bench --json to a FIFO with a reader" 0 $?
 wait "$reader"
 expect_true "the reader got the JSON" json_ok "$scratch/fifo.got"
 expect_true "the FIFO is still a FIFO" test -p "$scratch/fifo"
-timeout 20 cat "$scratch/fifo" >"$scratch/fifo.lines" &
+timeout 120 cat "$scratch/fifo" >"$scratch/fifo.lines" &
 reader=$!
 timeout 60 "$cudl" "${T[@]}" --out "$scratch/r-fifo" --metrics "$scratch/fifo" \
   --log-every 1 >/dev/null 2>&1
