@@ -11,6 +11,20 @@
 #include "commands.h"
 #include "run.h"
 
+/* The options, the run and the --weights loaded into its model: RUN_GO,
+ * or the exit status (r to release with run_free either way). */
+static int start(run_command command, int argc, char **argv, options *o,
+                 run *r) {
+  cudl_status s;
+  int rc = run_parse_options(command, argc, argv, o);
+  memset(r, 0, sizeof *r);
+  if (rc != RUN_GO) return rc;
+  if ((rc = run_setup(r, o)) != 0) return rc;
+  s = cudl_model_load(r->model, o->weights, 0);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "--weights %s", o->weights);
+  return RUN_GO;
+}
+
 int cudl_cmd_eval(int argc, char **argv) {
   options o;
   run r;
@@ -18,16 +32,8 @@ int cudl_cmd_eval(int argc, char **argv) {
   int rc;
   cudl_status s;
   cli_set_command("cudl eval");
-  rc = run_parse_options(RUN_EVAL, argc, argv, &o);
-  if (rc != RUN_GO) return rc;
-  memset(&r, 0, sizeof r);
-  rc = run_setup(&r, &o);
-  if (rc != 0) goto out;
-  s = cudl_model_load(r.model, o.weights, 0);
-  if (s != CUDL_OK) {
-    rc = cli_fail(r.ctx, s, "--weights %s", o.weights);
-    goto out;
-  }
+  rc = start(RUN_EVAL, argc, argv, &o, &r);
+  if (rc != RUN_GO) goto out;
   s = run_make_loader(&r, &o, r.test_set, 0, &r.test_loader);
   if (s == CUDL_OK) s = run_evaluate(&r, r.test_loader, &loss, &acc);
   if (s != CUDL_OK) {
@@ -70,16 +76,8 @@ int cudl_cmd_predict(int argc, char **argv) {
   int64_t i, k;
   cudl_status s;
   cli_set_command("cudl predict");
-  rc = run_parse_options(RUN_PREDICT, argc, argv, &o);
-  if (rc != RUN_GO) return rc;
-  memset(&r, 0, sizeof r);
-  rc = run_setup(&r, &o);
-  if (rc != 0) goto out;
-  s = cudl_model_load(r.model, o.weights, 0);
-  if (s != CUDL_OK) {
-    rc = cli_fail(r.ctx, s, "--weights %s", o.weights);
-    goto out;
-  }
+  rc = start(RUN_PREDICT, argc, argv, &o, &r);
+  if (rc != RUN_GO) goto out;
   s = cudl_model_set_training(r.model, 0);
   if (s == CUDL_OK) s = load_images(&r, &o);
   if (s == CUDL_OK) s = cudl_model_forward(r.model, r.x, NULL, NULL);

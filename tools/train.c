@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,21 @@ static int put_metrics_line(trainer *t, FILE *line, char **text, size_t *size) {
             t->o.metrics, strerror(error),
             kept_checkpoint(t, kept, sizeof kept));
   return CLI_EXIT_FAILED;
+}
+
+/* One metrics line of printf's format (given without its newline). */
+static int metrics_printf(trainer *t, const char *fmt, ...) CLI_PRINTF(2, 3);
+static int metrics_printf(trainer *t, const char *fmt, ...) {
+  char *text;
+  size_t size;
+  va_list args;
+  FILE *f = metrics_line(&text, &size);
+  if (f != NULL) {
+    va_start(args, fmt);
+    vfprintf(f, fmt, args);
+    va_end(args);
+  }
+  return put_metrics_line(t, f, &text, &size);
 }
 
 /* One metrics line with every layer's diagnostics (cudl_model_diagnostics),
@@ -639,16 +655,12 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     }
     if (t->has_metrics && t->o.log_every > 0 &&
         t->st.step % t->o.log_every == 0) {
-      char *text;
-      size_t size;
-      FILE *f = metrics_line(&text, &size);
-      int rc;
-      if (f != NULL)
-        fprintf(f,
-                "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
-                ", \"loss\": %.6f, \"lr\": %.6g}",
-                t->st.step, t->st.epoch + 1, (double)loss, (double)lr);
-      if ((rc = put_metrics_line(t, f, &text, &size)) != 0) return rc;
+      int rc =
+          metrics_printf(t,
+                         "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
+                         ", \"loss\": %.6f, \"lr\": %.6g}",
+                         t->st.step, t->st.epoch + 1, (double)loss, (double)lr);
+      if (rc != 0) return rc;
     }
     if (t->tty || t->st.batch % 50 == 0 || *done) {
       const double elapsed = now_seconds() - e->start;
@@ -681,20 +693,14 @@ static int finish_epoch(trainer *t, const epoch_totals *e, double *test_acc) {
          *test_acc, (double)e->seen / seconds, seconds);
   fflush(stdout);
   if (t->has_metrics) {
-    char *text;
-    size_t size;
-    FILE *f = metrics_line(&text, &size);
-    int rc;
-    if (f != NULL)
-      fprintf(f,
-              "{\"epoch\": %" PRId64
-              ", \"train_loss\": %.6f, "
-              "\"train_accuracy\": %.6f, \"test_loss\": %.6f, "
-              "\"test_accuracy\": %.6f, \"images_per_second\": %.1f, "
-              "\"seconds\": %.3f}",
-              t->st.epoch + 1, train_loss, train_acc, test_loss, *test_acc,
-              (double)e->seen / seconds, seconds);
-    if ((rc = put_metrics_line(t, f, &text, &size)) != 0) return rc;
+    int rc = metrics_printf(t,
+                            "{\"epoch\": %" PRId64
+                            ", \"train_loss\": %.6f, \"train_accuracy\": %.6f, "
+                            "\"test_loss\": %.6f, \"test_accuracy\": %.6f, "
+                            "\"images_per_second\": %.1f, \"seconds\": %.3f}",
+                            t->st.epoch + 1, train_loss, train_acc, test_loss,
+                            *test_acc, (double)e->seen / seconds, seconds);
+    if (rc != 0) return rc;
   }
   ++t->st.epoch;
   t->st.batch = 0;
