@@ -7,16 +7,12 @@
 # (docs/cli.md), and no file is made or changed.
 # usage: check-inputs.sh CUDL_BINARY SCRATCH_DIR
 set -uo pipefail
-cudl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: cases cd
-scratch=$2
 here=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$scratch"
-mkdir -p "$scratch"
 # shellcheck source=tests/cli/lib.sh
 . "$here/lib.sh"
-area="$scratch/area"
-mkdir -p "$area/data"
+begin "$1" "$2"
 data="$area/data"
+mkdir -p "$data"
 python3 "$here/tiny_mnist.py" "$data" 96 40 8
 edit() { python3 "$here/edit_safetensors.py" "$@"; }
 

@@ -7,20 +7,17 @@
 # checkpoint leaves no directory it made.
 # usage: check-outputs.sh CUDL_BINARY SCRATCH_DIR
 set -uo pipefail
-cudl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") # absolute: cases cd
-scratch=$2
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/cli/lib.sh
+. "$here/lib.sh"
 mounts=()
 cleanup() {
   local m
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done
 }
 trap cleanup EXIT
-for m in "$scratch"/tiny-*; do umount "$m" 2>/dev/null; done # a killed run's
-rm -rf "$scratch"
-mkdir -p "$scratch"
-# shellcheck source=tests/cli/lib.sh
-. "$here/lib.sh"
+for m in "$2"/tiny-*; do umount "$m" 2>/dev/null; done # a killed run's
+begin "$1" "$2"
 
 # A tmpfs of KIB kibibytes at DIR (root only; 1 when this machine cannot).
 tiny_fs() {
@@ -48,8 +45,6 @@ for line in lines:
     json.loads(line)
 PY
 }
-area="$scratch/area"
-mkdir -p "$area"
 
 # ---- devices, FIFOs, descriptors and links are written through ----
 if mknod "$scratch/null" c 1 3 2>/dev/null; then

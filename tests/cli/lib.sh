@@ -5,6 +5,16 @@
 # and count failures in $failures, ending with `finish`.
 failures=0
 
+# begin CUDL_BINARY SCRATCH_DIR: set cudl (made absolute: cases cd), an
+# emptied scratch and the area inside it.
+begin() {
+  cudl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+  scratch=$2
+  area="$scratch/area"
+  rm -rf "$scratch"
+  mkdir -p "$area"
+}
+
 expect() { # expect DESCRIPTION EXPECTED_EXIT ACTUAL_EXIT
   if [ "$2" -ne "$3" ]; then
     echo "FAIL: $1: exit $3, expected $2"

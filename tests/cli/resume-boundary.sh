@@ -7,15 +7,10 @@
 # nothing here depends on timing.
 # usage: resume-boundary.sh CUDL_BINARY SCRATCH_DIR
 set -uo pipefail
-cudl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-scratch=$2
 here=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$scratch"
-mkdir -p "$scratch"
 # shellcheck source=tests/cli/lib.sh
 . "$here/lib.sh"
-area="$scratch/area"
-mkdir -p "$area"
+begin "$1" "$2"
 
 data="$scratch/data"
 mkdir -p "$data"
