@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -283,6 +284,9 @@ static int dispatch(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  /* A reader that goes away (a pipe, a FIFO) makes a write fail with
+   * EPIPE, which the command reports, rather than end the process. */
+  signal(SIGPIPE, SIG_IGN);
   cli_install_log();
   cli_limit_threads();
   return finish(dispatch(argc, argv));

@@ -76,6 +76,20 @@ expect "train --metrics to a FIFO with a reader" 0 $?
 wait "$reader"
 expect_true "the reader got whole JSON lines" lines_ok "$scratch/fifo.lines"
 expect_true "the FIFO is still a FIFO (metrics)" test -p "$scratch/fifo"
+# A reader that goes away: the write fails (EPIPE), the run stops in one
+# line with its checkpoint, instead of being killed by SIGPIPE. (The run
+# would go on for ever: it stops at the first write after the reader left,
+# whenever the scheduler lets that be.)
+timeout 120 head -n 1 "$scratch/fifo" >/dev/null &
+reader=$!
+timeout 60 "$cudl" "${T[@]}" --epochs 100000 --out "$scratch/r-gone" \
+  --metrics "$scratch/fifo" --log-every 1 >/dev/null 2>"$scratch/gone.err"
+expect "train --metrics to a FIFO whose reader leaves fails" 1 $?
+wait "$reader"
+error_lines "$scratch/gone.err" >"$scratch/gone.line"
+expect_grep "in one line, naming the reason" \
+  "^cudl train: writing the metrics file $scratch/fifo failed: Broken pipe. Stopping;" \
+  "$scratch/gone.line"
 mkfifo "$area/lonely"
 expect_error "bench --json to a FIFO nobody reads (no hang)" 1 \
   "cannot write the JSON file $area/lonely: no process is reading the FIFO" \
