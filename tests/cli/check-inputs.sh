@@ -158,7 +158,8 @@ expect_error "bench ops --ops copy without --sweep" 2 "copy is timed with --swee
 expect "inspect --help" 0 $?
 expect_grep "inspect --help prints the usage" "^usage: cudl inspect FILE.safetensors" \
   "$scratch/help.out"
-if "$cudl" info | grep -q "no GPU: "; then
+"$cudl" info >"$scratch/info.out" 2>&1
+if grep -q "no GPU: " "$scratch/info.out"; then
   expect_error "--device cuda without a GPU: one line, with the reason" 1 \
     "--device cuda: cannot create a CUDA context: .*\[CUDL_ERR_NO_DEVICE\]" \
     "${T[@]}" --device cuda --out "$area/new"
