@@ -2,12 +2,10 @@
  * small output helpers. The method is docs/benchmarks.md's. */
 #include "bench.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 #if defined(_OPENMP)
 #  include <omp.h>
 #endif

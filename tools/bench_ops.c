@@ -4,7 +4,6 @@
  * activations. The cases and the bytes each must move are listed in
  * docs/benchmarks.md; keep the two in step (benchmarks/torch_ref.py times
  * the same cases in PyTorch). */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

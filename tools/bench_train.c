@@ -3,7 +3,6 @@
  * fixed batch already on the device, so that data loading is not timed;
  * peak memory; FLOP utilisation against the sgemm rate measured in the same
  * run. benchmarks/torch_ref.py train times the same step in PyTorch. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
