@@ -190,11 +190,6 @@ cudl_status cudl_context_set_allocator(cudl_context *ctx,
   return CUDL_OK;
 }
 
-cudl_status cudl__after_op(cudl_context *ctx, cudl_status status) {
-  if (status != CUDL_OK || !ctx->debug_sync) return status;
-  return ctx->backend->synchronize(ctx);
-}
-
 cudl_status cudl_context_fail_allocation(cudl_context *ctx, int64_t k) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (k < 0) {

@@ -11,7 +11,11 @@
 #include <stdint.h>
 
 #include "cudl/cudl.h"
-#include "core/backend.h"
+#include "core/runtime.h"
+
+#ifdef __cplusplus
+extern "C" { /* the CUDA entries in kernels/ are C++ */
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define CUDL_PRINTF(fmt_index, first_arg) \
@@ -214,16 +218,36 @@ static inline uint64_t cudl__philox_blocks(int64_t n) {
 /* Synchronise after an op when the context's debug mode asks for it. */
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
 
-/* In a public call with `ctx` in scope: return CUDL_ERR_UNSUPPORTED, with
- * a message, when the backend has no `entry`; otherwise evaluate `call`
- * (an expression that calls it) and return its status after the debug
- * synchronisation. */
-#define CUDL_DISPATCH(entry, call)                                        \
-  do {                                                                    \
-    if (ctx->backend->entry == NULL)                                      \
-      return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation", \
-                       ctx->backend->name);                               \
-    return cudl__after_op(ctx, call);                                     \
-  } while (0)
+/* The one door to a backend's operators, for public calls and internal
+ * callers alike: call operator `op` (ops.def) of ctx's backend registered
+ * for dtype, with ctx and the arguments that follow. An empty entry gives
+ * CUDL_ERR_UNSUPPORTED with a message naming `function`, the operator, the
+ * dtype and the backend; otherwise the entry's status after the debug
+ * synchronisation (cudl__after_op). An expression of type cudl_status. */
+#define CUDL_OP_CALL(ctx, function, dtype, op, ...)                        \
+  ((ctx)->backend->ops->op[(dtype)] == NULL                                \
+       ? cudl__op_missing((ctx), (function), #op, (dtype))                 \
+       : cudl__after_op((ctx),                                             \
+                        (ctx)->backend->ops->op[(dtype)]((ctx), __VA_ARGS__)))
+/* CUDL_OP_CALL's message for an operator the backend lacks. */
+cudl_status cudl__op_missing(cudl_context *ctx, const char *function,
+                             const char *op, cudl_dtype dtype);
+
+/* The runtime's copies for internal callers (src/nn, src/data), checked the
+ * same way: nbytes of device memory to device memory, or from the host. */
+cudl_status cudl__copy_on_device(cudl_context *ctx, void *dst, const void *src,
+                                 size_t nbytes);
+cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
+                                 size_t nbytes);
+
+/* A compile-time check: the build fails where cond is false. */
+#define CUDL_STATIC_ASSERT(cond, name) \
+  typedef char cudl_static_assert_##name[(cond) ? 1 : -1]
+
+CUDL_STATIC_ASSERT(CUDL_DTYPE_I32 < CUDL_DTYPE_COUNT, dtype_count);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CUDL_INTERNAL_H */

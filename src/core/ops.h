@@ -1,0 +1,98 @@
+/*
+ * ops.h - the operator table through which src/core dispatches to a device,
+ * generated from ops.def, and the argument types the operators share.
+ *
+ * Each backend has one cudl_ops: for every operator in ops.def an entry per
+ * dtype, filled by CUDL_REGISTER_OPS with its cudl__<backend>_<name>
+ * functions. Callers, public or internal, go through CUDL_OP_CALL.
+ */
+#ifndef CUDL_OPS_H
+#define CUDL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cudl/cudl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The geometry of a 2-D pooling, validated, with the sizes filled in. */
+typedef struct cudl_pool2d_geometry {
+  int64_t n, c, h, w; /* input */
+  int64_t oh, ow;     /* output */
+  int64_t kh, kw, sh, sw, ph, pw;
+  int count_include_pad; /* average pooling's divisor rule */
+} cudl_pool2d_geometry;
+
+/* The geometry of a 2-D convolution, validated (cudl/conv.h). */
+typedef struct cudl_conv2d_geometry {
+  int64_t n, c, h, w;             /* input x [n, c, h, w] */
+  int64_t k, r, s;                /* weight [k, c / groups, r, s] */
+  int64_t oh, ow;                 /* output y [n, k, oh, ow] */
+  int64_t sh, sw, ph, pw, dh, dw; /* stride, padding, dilation */
+  int64_t groups;
+} cudl_conv2d_geometry;
+
+/* Losses of loss_forward and loss_backward (cudl/loss.h). */
+typedef enum cudl_loss_kind {
+  CUDL_LOSS_MSE,
+  CUDL_LOSS_BCE_WITH_LOGITS
+} cudl_loss_kind;
+
+/* The scalars of one optimizer step (cudl/optim.h), already in the floats
+ * PyTorch's torch.optim (1.13) computes with: src/nn/optim.c derives them
+ * from the config in double and rounds each once, as PyTorch's Python
+ * floats are rounded when they reach a float kernel. */
+typedef struct cudl_sgd_step_args {
+  float neg_lr;              /* -lr */
+  float weight_decay;        /* d = fma(p, weight_decay, g) when nonzero */
+  float momentum;            /* 0: no buffer (the pointer is NULL) */
+  float one_minus_dampening; /* 1 - dampening */
+  int nesterov;
+  int first_step; /* momentum: the buffer becomes d (PyTorch's clone) */
+} cudl_sgd_step_args;
+
+typedef struct cudl_adam_step_args {
+  float decay;        /* AdamW: p *= 1 - lr * weight_decay; 1 for Adam */
+  float weight_decay; /* Adam: g = fma(p, weight_decay, g); 0 for AdamW */
+  float beta1, one_minus_beta1;
+  float beta2, one_minus_beta2;
+  float neg_step_size;         /* -lr / (1 - beta1^t) */
+  float bias_correction2_sqrt; /* sqrt(1 - beta2^t) */
+  float eps;
+} cudl_adam_step_args;
+
+/* Each operator's entries, one per dtype; NULL where the backend has no
+ * implementation for that dtype. */
+#define CUDL_DTYPE_COUNT 4
+
+typedef struct cudl_ops {
+#define CUDL_OP(name, params) cudl_status(*name[CUDL_DTYPE_COUNT]) params;
+#include "core/ops.def"
+#undef CUDL_OP
+} cudl_ops;
+
+/* The prototypes of a backend's f32 implementations, cudl__<prefix>_<name>,
+ * and the table that registers them. A backend defines every operator of
+ * ops.def: one it lacks fails to link, not at run time. */
+#define CUDL_DECLARE_OP(prefix, name, params) \
+  cudl_status cudl__##prefix##_##name params;
+#define CUDL_REGISTER_OP(prefix, name) \
+  .name = {[CUDL_DTYPE_F32] = cudl__##prefix##_##name},
+
+#define CUDL_OP(name, params) CUDL_DECLARE_OP(cpu, name, params)
+#include "core/ops.def"
+#undef CUDL_OP
+#if defined(CUDL_HAVE_CUDA)
+#  define CUDL_OP(name, params) CUDL_DECLARE_OP(cuda, name, params)
+#  include "core/ops.def"
+#  undef CUDL_OP
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CUDL_OPS_H */

@@ -1,0 +1,69 @@
+/*
+ * runtime.h - a backend: its device runtime (open and close, memory,
+ * copies, synchronisation, events) and its operator table (core/ops.h).
+ *
+ * The runtime is the small interface a new device implements first; every
+ * entry is required. Entries report failures with cudl__fail on the context
+ * they are given.
+ */
+#ifndef CUDL_RUNTIME_H
+#define CUDL_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/ops.h"
+
+typedef struct cudl_runtime {
+  /* Per-context state: open sets ctx->backend_state, close releases it. */
+  cudl_status (*open)(cudl_context *ctx, int device_index);
+  void (*close)(cudl_context *ctx);
+
+  /* Storage. `host` is the allocator recorded in the tensor, for backends
+   * whose storage is host memory. alloc returns zeroed memory. */
+  cudl_status (*alloc_zeroed)(cudl_context *ctx, const cudl_allocator *host,
+                              size_t nbytes, void **ptr);
+  void (*free)(cudl_context *ctx, const cudl_allocator *host, void *ptr,
+               size_t nbytes);
+
+  /* Copies within the device and across the host boundary. copy_from_host
+   * returns once src may be reused; copy_to_host once dst is written. */
+  cudl_status (*copy_from_host)(cudl_context *ctx, void *dst, const void *src,
+                                size_t nbytes);
+  cudl_status (*copy_to_host)(cudl_context *ctx, void *dst, const void *src,
+                              size_t nbytes);
+  cudl_status (*copy_on_device)(cudl_context *ctx, void *dst, const void *src,
+                                size_t nbytes);
+  /* From another context of the same backend (a different GPU, or another
+   * stream on the same one). src_ctx has already been synchronised. */
+  cudl_status (*copy_from_peer)(cudl_context *ctx, void *dst,
+                                cudl_context *src_ctx, const void *src,
+                                size_t nbytes);
+  /* Wait for the work queued so far. */
+  cudl_status (*synchronize)(cudl_context *ctx);
+
+  /* Memory accounting (cudl_context_memory_stats). */
+  cudl_status (*memory_stats)(cudl_context *ctx, cudl_memory_stats *stats);
+  cudl_status (*reset_peak_memory)(cudl_context *ctx);
+
+  /* Events (cudl_event_*): create may set event->handle; record marks the
+   * point reached by the work queued so far; elapsed_ms waits for end. */
+  cudl_status (*event_create)(cudl_context *ctx, cudl_event *event);
+  void (*event_destroy)(cudl_context *ctx, cudl_event *event);
+  cudl_status (*event_record)(cudl_context *ctx, cudl_event *event);
+  cudl_status (*event_elapsed_ms)(cudl_context *ctx, cudl_event *start,
+                                  cudl_event *end, double *ms);
+} cudl_runtime;
+
+typedef struct cudl_backend {
+  const char *name;
+  const cudl_runtime *runtime;
+  const cudl_ops *ops;
+} cudl_backend;
+
+extern const cudl_backend cudl__cpu_backend;
+#if defined(CUDL_HAVE_CUDA)
+extern const cudl_backend cudl__cuda_backend;
+#endif
+
+#endif /* CUDL_RUNTIME_H */
