@@ -20,6 +20,11 @@
 #  define CUDL_PRINTF(fmt_index, first_arg)
 #endif
 
+/* A compile-time check for C99: false `cond` declares an array of size -1.
+ * `name` (an identifier, unique in its file) says what must hold. */
+#define CUDL_STATIC_ASSERT(cond, name) \
+  typedef char cudl__static_assert_##name[(cond) ? 1 : -1]
+
 #define CUDL_ERROR_TEXT_SIZE 1024
 #define CUDL_DEVICE_NAME_SIZE 320
 /* Alignment of CPU tensor storage: a cache line, enough for any SIMD load. */
