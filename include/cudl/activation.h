@@ -23,6 +23,24 @@
 
 CUDL_EXTERN_C_BEGIN
 
+/** The elementwise activations as a value: what a model layer applies
+ *  (cudl_model_add_activation, cudl_zoo_mlp). */
+typedef enum cudl_activation_type {
+  CUDL_ACT_SIGMOID = 0,
+  CUDL_ACT_TANH = 1,
+  CUDL_ACT_RELU = 2,
+  CUDL_ACT_LEAKY_RELU = 3, /**< alpha: the negative slope */
+  CUDL_ACT_ELU = 4,        /**< alpha: the saturation value */
+  /** The number of types, not a type: a new type takes its place, so its
+   *  value grows between versions. */
+  CUDL_ACT_COUNT = 5
+} cudl_activation_type;
+
+/** The type's name: "sigmoid", "tanh", "relu", "leaky_relu" or "elu"
+ *  (static text, as in cudl_layer_diagnostics.kind); NULL for a value
+ *  that is no type. */
+CUDL_API const char *cudl_activation_name(cudl_activation_type type);
+
 /** y = 1 / (1 + exp(-x)), computed so that neither branch overflows:
  *  exactly 0 or 1 only where the float result rounds there. */
 CUDL_API cudl_status cudl_sigmoid_forward(cudl_context *ctx,

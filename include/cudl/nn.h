@@ -30,6 +30,7 @@
 
 #include <stdint.h>
 
+#include "cudl/activation.h"
 #include "cudl/context.h"
 #include "cudl/conv.h"
 #include "cudl/export.h"
@@ -42,15 +43,6 @@
 CUDL_EXTERN_C_BEGIN
 
 typedef struct cudl_model cudl_model;
-
-/** Elementwise activations a layer can apply. */
-typedef enum cudl_activation_type {
-  CUDL_ACT_SIGMOID = 0,
-  CUDL_ACT_TANH = 1,
-  CUDL_ACT_RELU = 2,
-  CUDL_ACT_LEAKY_RELU = 3, /**< alpha: the negative slope */
-  CUDL_ACT_ELU = 4         /**< alpha: the saturation value */
-} cudl_activation_type;
 
 /** The loss applied to the output node. */
 typedef enum cudl_model_loss {

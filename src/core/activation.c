@@ -213,3 +213,17 @@ cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
   return CUDL_OP_CALL(ctx, __func__, dy->dtype, mul, dy->data, noise->data,
                       dx->data, noise->numel);
 }
+
+static const char *const activation_names[] = {
+    [CUDL_ACT_SIGMOID] = "sigmoid", [CUDL_ACT_TANH] = "tanh",
+    [CUDL_ACT_RELU] = "relu",       [CUDL_ACT_LEAKY_RELU] = "leaky_relu",
+    [CUDL_ACT_ELU] = "elu",
+};
+CUDL_STATIC_ASSERT(sizeof activation_names / sizeof activation_names[0] ==
+                       CUDL_ACT_COUNT,
+                   one_name_per_activation_type);
+
+const char *cudl_activation_name(cudl_activation_type type) {
+  if ((int)type < 0 || (int)type >= (int)CUDL_ACT_COUNT) return NULL;
+  return activation_names[type];
+}

@@ -24,6 +24,11 @@ extern "C" { /* the CUDA entries in kernels/ are C++ */
 #  define CUDL_PRINTF(fmt_index, first_arg)
 #endif
 
+/* A compile-time check for C99: false `cond` declares an array of size -1.
+ * `name` (an identifier, unique in its file) says what must hold. */
+#define CUDL_STATIC_ASSERT(cond, name) \
+  typedef char cudl__static_assert_##name[(cond) ? 1 : -1]
+
 #define CUDL_ERROR_TEXT_SIZE 1024
 #define CUDL_DEVICE_NAME_SIZE 320
 /* Alignment of CPU tensor storage: a cache line, enough for any SIMD load. */
@@ -239,10 +244,6 @@ cudl_status cudl__copy_on_device(cudl_context *ctx, void *dst, const void *src,
                                  size_t nbytes);
 cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
                                  size_t nbytes);
-
-/* A compile-time check: the build fails where cond is false. */
-#define CUDL_STATIC_ASSERT(cond, name) \
-  typedef char cudl_static_assert_##name[(cond) ? 1 : -1]
 
 CUDL_STATIC_ASSERT(CUDL_DTYPE_I32 < CUDL_DTYPE_COUNT, dtype_count);
 

@@ -92,6 +92,8 @@ static float forward_one(cudl_activation_type kind, float alpha, float x) {
       return x > 0.0f ? x : alpha * x;
     case CUDL_ACT_ELU:
       return x > 0.0f ? x : alpha * expm1_nonpositive(x > 0.0f ? 0.0f : x);
+    case CUDL_ACT_COUNT: /* not a type; the caller checked */
+      break;
   }
   return x;
 }
@@ -111,6 +113,8 @@ static float backward_one(cudl_activation_type kind, float alpha, float saved,
       return saved > 0.0f
                  ? dy
                  : dy * alpha * exp_nonpositive(saved > 0.0f ? 0.0f : saved);
+    case CUDL_ACT_COUNT:
+      break;
   }
   return dy;
 }
@@ -152,6 +156,8 @@ cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
     case CUDL_ACT_ELU:
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_ELU, alpha, x[i]));
       break;
+    case CUDL_ACT_COUNT:
+      break;
   }
   return CUDL_OK;
 }
@@ -186,6 +192,8 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
     case CUDL_ACT_ELU:
       ELEMENTWISE_LOOP(
           dx[i] = backward_one(CUDL_ACT_ELU, alpha, saved[i], dy[i]));
+      break;
+    case CUDL_ACT_COUNT:
       break;
   }
   return CUDL_OK;

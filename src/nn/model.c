@@ -1,125 +1,22 @@
-/* model.c - the model graph: building with shape inference, memory
- * planning (arenas, shared gradient buffers), forward and backward through
- * the public operator calls, parameters by name. */
-#include <limits.h>
+/* model.c - the model graph: creating it and the steps every layer's
+ * building shares, memory planning (arenas, shared gradient buffers),
+ * forward and backward through the layer table (layers.h), parameters by
+ * name, diagnostics and check-numerics. What a node of each kind does is
+ * in layers*.c. */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
-#include "core/internal.h"
+#include "nn/layers.h"
 
-#define NAME_SIZE 128
 /* Arena offsets are rounded up to this many floats (64 bytes), so every
  * parameter is aligned for vector loads. */
 #define ARENA_ALIGN 16
 
-typedef enum node_kind {
-  NODE_INPUT,
-  NODE_CONV,
-  NODE_LINEAR,
-  NODE_BATCHNORM,
-  NODE_ACTIVATION,
-  NODE_PRELU,
-  NODE_RRELU,
-  NODE_DROPOUT,
-  NODE_POOL,
-  NODE_GLOBAL_AVG_POOL,
-  NODE_FLATTEN,
-  NODE_ADD
-} node_kind;
-
-static const char *const kind_names[] = {
-    "input", "conv2d",  "linear", "batchnorm",       "activation", "prelu",
-    "rrelu", "dropout", "pool2d", "global_avg_pool", "flatten",    "add"};
-
-typedef struct param_entry {
-  char name[NAME_SIZE];
-  int trainable;
-  int ndim;
-  int64_t shape[4];
-  int64_t numel;
-  int64_t offset;     /* in its arena, in floats */
-  cudl_tensor *value; /* view into the parameter or buffer arena */
-  cudl_tensor *grad;  /* view into the gradient arena (trainable only) */
-} param_entry;
-
-typedef struct node {
-  node_kind kind;
-  int in[2], n_in;
-  int ndim; /* per-sample shape */
-  int64_t shape[3];
-  int64_t numel; /* per sample */
-  char name[NAME_SIZE];
-  /* layer settings */
-  cudl_conv2d_desc conv;
-  cudl_pool2d_desc pool;
-  int is_max;
-  cudl_activation_type act;
-  float alpha, lower, upper, p, momentum, eps, init_slope;
-  int has_bias;
-  int weight, bias, running_mean, running_var; /* param indices, or -1 */
-  /* planning */
-  int consumers;
-  int grad_slot; /* -1: no gradient buffer */
-  /* memory for max_batch rows */
-  cudl_tensor *out_full; /* NULL for flatten (a view of its input) */
-  cudl_tensor *aux_full; /* dropout mask, RReLU noise */
-  cudl_tensor *save_mean, *save_invstd; /* batch norm */
-  /* views for the current number of rows */
-  cudl_tensor *y, *dy, *aux;
-  cudl_tensor *flat_in;       /* linear: input as [rows, features] */
-  cudl_tensor *dx_view[2];    /* gradient of input k, in this node's
-                                 view of it (linear: flat) */
-  cudl_tensor *dx_scratch[2]; /* the same shape in the scratch buffer */
-  int grad_written;           /* this backward pass */
-  cudl_tensor *activity;      /* diagnostics: [units] of a ReLU-family
-                                 node's input, 1 once active in the window */
-} node;
-
-struct cudl_model {
-  cudl_context *ctx;
-  /* The context's allocator when the model was made: everything the model
-   * allocates on the host goes back to it, even if the context's changes. */
-  cudl_allocator allocator;
-  node *nodes;
-  int node_count, node_capacity;
-  param_entry *params;
-  int param_count, param_capacity;
-  int output;
-  cudl_model_loss loss;
-  int has_output;
-  int compiled;
-  int training;
-  int64_t max_batch;
-  int64_t rows; /* of the current views; 0 before the first forward */
-  cudl_tensor *param_arena, *grad_arena, *buffer_arena;
-  int64_t param_floats, buffer_floats;
-  cudl_tensor **slots; /* gradient buffers, [max_batch * slot_numel] */
-  int64_t *slot_numel;
-  int slot_count;
-  cudl_tensor *scratch;    /* [max_batch * max numel] */
-  cudl_tensor *loss_value; /* [1] */
-  /* The last forward's target as the loss sees it: the caller's, or
-   * target_view, the caller's in the output's shape (kept for backward). */
-  const cudl_tensor *target;
-  cudl_tensor *target_view;
-  int forward_done;
-  /* Diagnostics (cudl_model_set_diagnostics): the training forwards of the
-   * window and since switching on, and per node i the L2 norm of its
-   * output gradient at [i] and of its weight gradient at [node_count + i]
-   * from the last backward that recorded them (every diagnostics-th). */
-  int diagnostics; /* the period in training steps; 0: off */
-  int64_t diag_steps, diag_forwards;
-  int diag_norms_now; /* this step's backward records the norms */
-  cudl_tensor *diag_norms;
-  /* Check-numerics mode (cudl_model_set_check_numerics) and its last
-   * finding; backward passes completed, for the report's step. */
-  int check_numerics;
-  cudl_numerics_report numerics;
-  int64_t backward_passes;
-};
-
 /* ---- small helpers ---- */
+
+static const char *kind_name(const node *n) {
+  return cudl__layers[n->kind]->name;
+}
 
 static void destroy_views(cudl_model *m) {
   int i, k;
@@ -260,8 +157,8 @@ cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
 
 /* ---- building ---- */
 
-static cudl_status check_building(cudl_model *m, const char *function,
-                                  int input, int *node_out) {
+cudl_status cudl__model_check_building(cudl_model *m, const char *function,
+                                       int input, int *node_out) {
   if (m->compiled)
     return cudl__fail(m->ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "the model is compiled; layers cannot be added");
@@ -273,13 +170,13 @@ static cudl_status check_building(cudl_model *m, const char *function,
                       "input node %d does not exist (the model has %d)", input,
                       m->node_count);
   /* Room for the new node now, before the caller takes pointers into
-   * m->nodes (its input's): new_node must not move the array. */
+   * m->nodes (its input's): starting the node must not move the array. */
   return grow(m, (void **)&m->nodes, &m->node_capacity, m->node_count + 1,
               sizeof *m->nodes);
 }
 
-static cudl_status check_name(cudl_model *m, const char *function,
-                              const char *name) {
+cudl_status cudl__model_check_name(cudl_model *m, const char *function,
+                                   const char *name) {
   int i;
   if (name == NULL || name[0] == '\0')
     return cudl__fail(m->ctx, CUDL_ERR_INVALID_ARGUMENT, function,
@@ -296,9 +193,8 @@ static cudl_status check_name(cudl_model *m, const char *function,
   return CUDL_OK;
 }
 
-/* Append a node of `kind` reading `inputs`; *out points at it. */
-static cudl_status new_node(cudl_model *m, node_kind kind, int in0, int in1,
-                            node **out) {
+cudl_status cudl__model_new_node(cudl_model *m, node_kind kind, int in0,
+                                 int in1, node **out) {
   node *n;
   cudl_status status = grow(m, (void **)&m->nodes, &m->node_capacity,
                             m->node_count + 1, sizeof *m->nodes);
@@ -315,7 +211,7 @@ static cudl_status new_node(cudl_model *m, node_kind kind, int in0, int in1,
   return CUDL_OK;
 }
 
-static void set_shape(node *n, int ndim, int64_t a, int64_t b, int64_t c) {
+void cudl__node_set_shape(node *n, int ndim, int64_t a, int64_t b, int64_t c) {
   n->ndim = ndim;
   n->shape[0] = a;
   n->shape[1] = b;
@@ -323,10 +219,9 @@ static void set_shape(node *n, int ndim, int64_t a, int64_t b, int64_t c) {
   n->numel = a * (ndim > 1 ? b : 1) * (ndim > 2 ? c : 1);
 }
 
-/* Register a parameter (or buffer) of node n called "<n->name>.<suffix>". */
-static cudl_status add_param(cudl_model *m, node *n, const char *suffix,
-                             int trainable, int ndim, const int64_t *shape,
-                             int *index) {
+cudl_status cudl__model_add_param(cudl_model *m, node *n, const char *suffix,
+                                  int trainable, int ndim, const int64_t *shape,
+                                  int *index) {
   param_entry *p;
   int i;
   cudl_status status = grow(m, (void **)&m->params, &m->param_capacity,
@@ -348,311 +243,20 @@ static cudl_status add_param(cudl_model *m, node *n, const char *suffix,
   return CUDL_OK;
 }
 
-/* Commit a node built in place at m->nodes[m->node_count]. */
-static int commit_node(cudl_model *m, int *node_out) {
+void cudl__model_commit_node(cudl_model *m, int *node_out) {
   int i, index = m->node_count++;
   node *n = &m->nodes[index];
   for (i = 0; i < n->n_in; ++i) m->nodes[n->in[i]].consumers++;
   *node_out = index;
-  return index;
 }
 
-#define BUILD_PRELUDE(input)                               \
-  cudl_status status;                                      \
-  node *n;                                                 \
-  const node *src;                                         \
-  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;         \
-  status = check_building(m, __func__, (input), node_out); \
-  if (status != CUDL_OK) return status;                    \
-  src = &m->nodes[(input)];                                \
-  (void)src
-
-cudl_status cudl_model_add_conv2d(cudl_model *m, int input, const char *name,
-                                  int64_t out_channels, int kernel_h,
-                                  int kernel_w, const cudl_conv2d_desc *desc,
-                                  int bias, int *node_out) {
-  int64_t x_shape[4], w_shape[4];
-  cudl_conv2d_geometry g;
-  char where[NAME_SIZE + 64];
-  int saved_params;
-  BUILD_PRELUDE(input);
-  if (desc == NULL)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "desc is NULL");
-  if (src->ndim != 3)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "input node %d is not an image ([C, H, W] per sample)",
-                     input);
-  /* Counts are checked before any size is computed from them. */
-  if (out_channels > INT_MAX)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "out_channels is %lld: must be in [1, %d] (larger "
-                     "counts overflow the int sizes of cuDNN and the BLAS)",
-                     (long long)out_channels, INT_MAX);
-  if (out_channels < 1 || kernel_h < 1 || kernel_w < 1 || desc->groups < 1 ||
-      src->shape[0] % desc->groups != 0)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "out_channels %lld, kernel %dx%d, groups %d for %lld "
-                     "input channels: need >= 1 each and groups dividing "
-                     "the channels",
-                     (long long)out_channels, kernel_h, kernel_w, desc->groups,
-                     (long long)src->shape[0]);
-  status = check_name(m, __func__, name);
-  if (status != CUDL_OK) return status;
-  x_shape[0] = 1;
-  x_shape[1] = src->shape[0];
-  x_shape[2] = src->shape[1];
-  x_shape[3] = src->shape[2];
-  w_shape[0] = out_channels;
-  w_shape[1] = src->shape[0] / desc->groups;
-  w_shape[2] = kernel_h;
-  w_shape[3] = kernel_w;
-  snprintf(where, sizeof where, "%s: conv2d \"%s\" on a %lldx%lldx%lld input",
-           __func__, name, (long long)x_shape[1], (long long)x_shape[2],
-           (long long)x_shape[3]);
-  status = cudl__conv2d_geometry(m->ctx, where, desc, x_shape, "the input",
-                                 w_shape, "the weight", &g);
-  /* Sizes above the int limit of the convolution calls are a shape this
-   * model cannot have, not an operation missing from a backend. */
-  if (status == CUDL_ERR_UNSUPPORTED) return CUDL_ERR_SHAPE;
-  if (status != CUDL_OK) return status;
-  /* k and oh * ow are at most INT_MAX each: the product fits. */
-  if (g.k * g.oh * g.ow > (int64_t)1 << 31)
-    return cudl__fail(m->ctx, CUDL_ERR_SHAPE, where,
-                      "the output, %lld x %lld x %lld, has more than 2^31 "
-                      "values per sample",
-                      (long long)g.k, (long long)g.oh, (long long)g.ow);
-  status = new_node(m, NODE_CONV, input, -1, &n);
-  if (status != CUDL_OK) return status;
-  strcpy(n->name, name);
-  n->conv = *desc;
-  n->has_bias = bias != 0;
-  set_shape(n, 3, g.k, g.oh, g.ow);
-  saved_params = m->param_count;
-  status = add_param(m, n, "weight", 1, 4, w_shape, &n->weight);
-  if (status == CUDL_OK && bias)
-    status = add_param(m, n, "bias", 1, 1, &out_channels, &n->bias);
-  if (status != CUDL_OK) {
-    m->param_count = saved_params;
-    return status;
-  }
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_linear(cudl_model *m, int input, const char *name,
-                                  int64_t out_features, int bias,
-                                  int *node_out) {
-  int64_t w_shape[2];
-  int saved_params;
-  BUILD_PRELUDE(input);
-  if (out_features < 1 || out_features > (int64_t)1 << 31)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "out_features is %lld: must be in [1, 2^31]",
-                     (long long)out_features);
-  status = check_name(m, __func__, name);
-  if (status != CUDL_OK) return status;
-  status = new_node(m, NODE_LINEAR, input, -1, &n);
-  if (status != CUDL_OK) return status;
-  strcpy(n->name, name);
-  n->has_bias = bias != 0;
-  set_shape(n, 1, out_features, 1, 1);
-  w_shape[0] = out_features;
-  w_shape[1] = m->nodes[input].numel;
-  saved_params = m->param_count;
-  status = add_param(m, n, "weight", 1, 2, w_shape, &n->weight);
-  if (status == CUDL_OK && bias)
-    status = add_param(m, n, "bias", 1, 1, &out_features, &n->bias);
-  if (status != CUDL_OK) {
-    m->param_count = saved_params;
-    return status;
-  }
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_batchnorm(cudl_model *m, int input, const char *name,
-                                     float momentum, float eps, int *node_out) {
-  int64_t channels;
-  int saved_params;
-  BUILD_PRELUDE(input);
-  if (!(momentum >= 0.0f && momentum <= 1.0f) || !(eps > 0.0f) ||
-      !isfinite(eps))
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "momentum %g must be in [0, 1] and eps %g finite and > 0",
-                     (double)momentum, (double)eps);
-  if (src->ndim == 2)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "batch norm takes [C, H, W] or [F] per sample");
-  status = check_name(m, __func__, name);
-  if (status != CUDL_OK) return status;
-  status = new_node(m, NODE_BATCHNORM, input, -1, &n);
-  if (status != CUDL_OK) return status;
-  strcpy(n->name, name);
-  n->momentum = momentum;
-  n->eps = eps;
-  set_shape(n, src->ndim, src->shape[0], src->shape[1], src->shape[2]);
-  channels = src->shape[0];
-  saved_params = m->param_count;
-  status = add_param(m, n, "weight", 1, 1, &channels, &n->weight);
-  if (status == CUDL_OK)
-    status = add_param(m, n, "bias", 1, 1, &channels, &n->bias);
-  if (status == CUDL_OK)
-    status = add_param(m, n, "running_mean", 0, 1, &channels, &n->running_mean);
-  if (status == CUDL_OK)
-    status = add_param(m, n, "running_var", 0, 1, &channels, &n->running_var);
-  if (status != CUDL_OK) {
-    m->param_count = saved_params;
-    return status;
-  }
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-/* A node with its input's shape and no parameters. */
-static cudl_status same_shape_node(cudl_model *m, node_kind kind, int input,
-                                   node **out) {
+cudl_status cudl__model_same_shape_node(cudl_model *m, node_kind kind,
+                                        int input, node **out) {
   const node *src = &m->nodes[input];
-  cudl_status status = new_node(m, kind, input, -1, out);
+  cudl_status status = cudl__model_new_node(m, kind, input, -1, out);
   if (status != CUDL_OK) return status;
-  set_shape(*out, src->ndim, src->shape[0], src->shape[1], src->shape[2]);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_activation(cudl_model *m, int input,
-                                      cudl_activation_type type, float alpha,
-                                      int *node_out) {
-  BUILD_PRELUDE(input);
-  if ((int)type < (int)CUDL_ACT_SIGMOID || (int)type > (int)CUDL_ACT_ELU)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "unknown activation type %d", (int)type);
-  if (!isfinite(alpha))
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "alpha must be finite");
-  status = same_shape_node(m, NODE_ACTIVATION, input, &n);
-  if (status != CUDL_OK) return status;
-  n->act = type;
-  n->alpha = alpha;
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_prelu(cudl_model *m, int input, const char *name,
-                                 int per_channel, float init_slope,
-                                 int *node_out) {
-  int64_t count;
-  BUILD_PRELUDE(input);
-  if (!isfinite(init_slope))
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "init_slope must be finite");
-  status = check_name(m, __func__, name);
-  if (status != CUDL_OK) return status;
-  status = same_shape_node(m, NODE_PRELU, input, &n);
-  if (status != CUDL_OK) return status;
-  strcpy(n->name, name);
-  n->init_slope = init_slope;
-  count = per_channel ? src->shape[0] : 1;
-  status = add_param(m, n, "weight", 1, 1, &count, &n->weight);
-  if (status != CUDL_OK) return status;
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_rrelu(cudl_model *m, int input, float lower,
-                                 float upper, int *node_out) {
-  BUILD_PRELUDE(input);
-  if (!isfinite(lower) || !isfinite(upper) || !(lower <= upper))
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "need finite lower <= upper, got %g and %g", (double)lower,
-                     (double)upper);
-  status = same_shape_node(m, NODE_RRELU, input, &n);
-  if (status != CUDL_OK) return status;
-  n->lower = lower;
-  n->upper = upper;
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_dropout(cudl_model *m, int input, float p,
-                                   int *node_out) {
-  BUILD_PRELUDE(input);
-  if (!(p >= 0.0f && p <= 1.0f))
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "p is %g: must be in [0, 1]", (double)p);
-  status = same_shape_node(m, NODE_DROPOUT, input, &n);
-  if (status != CUDL_OK) return status;
-  n->p = p;
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_pool2d(cudl_model *m, int input, int is_max,
-                                  const cudl_pool2d_desc *desc, int *node_out) {
-  int64_t in_shape[4], out_shape[4];
-  BUILD_PRELUDE(input);
-  if (desc == NULL)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "desc is NULL");
-  if (src->ndim != 3)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "input node %d is not an image ([C, H, W] per sample)",
-                     input);
-  in_shape[0] = 1;
-  in_shape[1] = src->shape[0];
-  in_shape[2] = src->shape[1];
-  in_shape[3] = src->shape[2];
-  status = cudl_pool2d_output_shape(desc, in_shape, out_shape);
-  if (status != CUDL_OK)
-    return CUDL_FAIL(m->ctx, status,
-                     "pool2d: the window does not fit a %lldx%lld input (%s)",
-                     (long long)in_shape[2], (long long)in_shape[3],
-                     cudl_status_string(status));
-  status = new_node(m, NODE_POOL, input, -1, &n);
-  if (status != CUDL_OK) return status;
-  n->is_max = is_max != 0;
-  n->pool = *desc;
-  set_shape(n, 3, out_shape[1], out_shape[2], out_shape[3]);
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_global_avg_pool(cudl_model *m, int input,
-                                           int *node_out) {
-  BUILD_PRELUDE(input);
-  if (src->ndim != 3)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "input node %d is not an image ([C, H, W] per sample)",
-                     input);
-  status = new_node(m, NODE_GLOBAL_AVG_POOL, input, -1, &n);
-  if (status != CUDL_OK) return status;
-  set_shape(n, 3, m->nodes[input].shape[0], 1, 1);
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_flatten(cudl_model *m, int input, int *node_out) {
-  BUILD_PRELUDE(input);
-  status = new_node(m, NODE_FLATTEN, input, -1, &n);
-  if (status != CUDL_OK) return status;
-  set_shape(n, 1, m->nodes[input].numel, 1, 1);
-  commit_node(m, node_out);
-  return CUDL_OK;
-}
-
-cudl_status cudl_model_add_add(cudl_model *m, int a, int b, int *node_out) {
-  const node *nb;
-  BUILD_PRELUDE(a);
-  if (b < 0 || b >= m->node_count)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "input node %d does not exist (the model has %d)", b,
-                     m->node_count);
-  nb = &m->nodes[b];
-  if (src->ndim != nb->ndim ||
-      memcmp(src->shape, nb->shape, (size_t)src->ndim * sizeof src->shape[0]))
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "nodes %d and %d have different shapes", a, b);
-  status = new_node(m, NODE_ADD, a, b, &n);
-  if (status != CUDL_OK) return status;
-  set_shape(n, m->nodes[a].ndim, m->nodes[a].shape[0], m->nodes[a].shape[1],
-            m->nodes[a].shape[2]);
-  commit_node(m, node_out);
+  cudl__node_set_shape(*out, src->ndim, src->shape[0], src->shape[1],
+                       src->shape[2]);
   return CUDL_OK;
 }
 
@@ -785,9 +389,10 @@ static cudl_status check_compile_memory(const cudl_model *m,
   int i;
   for (i = 0; i < m->node_count; ++i) {
     const node *n = &m->nodes[i];
-    if (n->kind != NODE_FLATTEN)
+    const cudl__layer *layer = cudl__layers[n->kind];
+    if (!layer->output_is_view)
       per_row = add_saturated(per_row, (uint64_t)n->numel);
-    if (n->kind == NODE_DROPOUT || n->kind == NODE_RRELU)
+    if (layer->element_aux)
       per_row = add_saturated(per_row, (uint64_t)n->numel);
     if ((uint64_t)n->numel > max_numel) max_numel = (uint64_t)n->numel;
   }
@@ -872,12 +477,13 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   /* Node memory. */
   for (i = 0; i < m->node_count && status == CUDL_OK; ++i) {
     node *n = &m->nodes[i];
+    const cudl__layer *layer = cudl__layers[n->kind];
     if (n->numel > max_numel) max_numel = n->numel;
-    if (n->kind != NODE_FLATTEN)
+    if (!layer->output_is_view)
       status = make_batch_tensor(m, max_batch, n, &n->out_full);
-    if (status == CUDL_OK && (n->kind == NODE_DROPOUT || n->kind == NODE_RRELU))
+    if (status == CUDL_OK && layer->element_aux)
       status = make_batch_tensor(m, max_batch, n, &n->aux_full);
-    if (status == CUDL_OK && n->kind == NODE_BATCHNORM) {
+    if (status == CUDL_OK && layer->channel_stats) {
       shape[0] = n->shape[0];
       status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &n->save_mean);
       if (status == CUDL_OK)
@@ -980,13 +586,6 @@ cudl_tensor *cudl_model_grads(cudl_model *m) {
   return m == NULL ? NULL : m->grad_arena;
 }
 
-/* fan_in and fan_out of a weight, as torch.nn.init computes them. */
-static void fans(const param_entry *w, double *fan_in, double *fan_out) {
-  double receptive = w->ndim == 4 ? (double)(w->shape[2] * w->shape[3]) : 1.0;
-  *fan_in = (double)w->shape[1] * receptive;
-  *fan_out = (double)w->shape[0] * receptive;
-}
-
 cudl_status cudl_model_init(cudl_model *m, cudl_init_scheme scheme) {
   int i;
   cudl_status status = CUDL_OK;
@@ -999,53 +598,8 @@ cudl_status cudl_model_init(cudl_model *m, cudl_init_scheme scheme) {
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "unknown initialisation scheme %d", (int)scheme);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
-    const node *n = &m->nodes[i];
-    if (n->kind == NODE_CONV || n->kind == NODE_LINEAR) {
-      param_entry *w = &m->params[n->weight];
-      double fan_in, fan_out, bound;
-      fans(w, &fan_in, &fan_out);
-      switch (scheme) {
-        case CUDL_INIT_KAIMING_NORMAL:
-          status =
-              cudl_tensor_normal(w->value, 0.0f, (float)sqrt(2.0 / fan_in));
-          break;
-        case CUDL_INIT_KAIMING_UNIFORM:
-          bound = sqrt(6.0 / fan_in);
-          status = cudl_tensor_uniform(w->value, (float)-bound, (float)bound);
-          break;
-        case CUDL_INIT_XAVIER_NORMAL:
-          status = cudl_tensor_normal(w->value, 0.0f,
-                                      (float)sqrt(2.0 / (fan_in + fan_out)));
-          break;
-        case CUDL_INIT_XAVIER_UNIFORM:
-          bound = sqrt(6.0 / (fan_in + fan_out));
-          status = cudl_tensor_uniform(w->value, (float)-bound, (float)bound);
-          break;
-        case CUDL_INIT_PYTORCH_DEFAULT:
-          bound = 1.0 / sqrt(fan_in);
-          status = cudl_tensor_uniform(w->value, (float)-bound, (float)bound);
-          if (status == CUDL_OK && n->bias >= 0)
-            status = cudl_tensor_uniform(m->params[n->bias].value,
-                                         (float)-bound, (float)bound);
-          break;
-        case CUDL_INIT_ZEROS:
-          status = cudl_tensor_fill(w->value, 0.0f);
-          break;
-      }
-      if (status == CUDL_OK && n->bias >= 0 &&
-          scheme != CUDL_INIT_PYTORCH_DEFAULT)
-        status = cudl_tensor_fill(m->params[n->bias].value, 0.0f);
-    } else if (n->kind == NODE_BATCHNORM) {
-      status = cudl_tensor_fill(m->params[n->weight].value, 1.0f);
-      if (status == CUDL_OK)
-        status = cudl_tensor_fill(m->params[n->bias].value, 0.0f);
-      if (status == CUDL_OK)
-        status = cudl_tensor_fill(m->params[n->running_mean].value, 0.0f);
-      if (status == CUDL_OK)
-        status = cudl_tensor_fill(m->params[n->running_var].value, 1.0f);
-    } else if (n->kind == NODE_PRELU) {
-      status = cudl_tensor_fill(m->params[n->weight].value, n->init_slope);
-    }
+    const cudl__layer *layer = cudl__layers[m->nodes[i].kind];
+    if (layer->init != NULL) status = layer->init(m, &m->nodes[i], scheme);
   }
   return status;
 }
@@ -1069,9 +623,10 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
   destroy_views(m);
   for (i = 0; i < m->node_count && status == CUDL_OK; ++i) {
     node *n = &m->nodes[i];
-    /* A flatten views its input's values (built before it: nodes are in
+    const int flat_input = cudl__layers[n->kind]->flat_input;
+    /* A view of its input's values (built before it: nodes are in
      * topological order). */
-    if (n->kind == NODE_FLATTEN)
+    if (cudl__layers[n->kind]->output_is_view)
       status =
           batch_view(m, m->nodes[n->in[0]].y, rows, n->ndim, n->shape, &n->y);
     else
@@ -1081,13 +636,13 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
     if (status == CUDL_OK && n->grad_slot >= 0)
       status = batch_view(m, m->slots[n->grad_slot], rows, n->ndim, n->shape,
                           &n->dy);
-    if (status == CUDL_OK && n->kind == NODE_LINEAR)
+    if (status == CUDL_OK && flat_input)
       status = batch_view(m, m->nodes[n->in[0]].y, rows, 1,
                           &m->nodes[n->in[0]].numel, &n->flat_in);
     for (k = 0; k < n->n_in && status == CUDL_OK && i > 0; ++k) {
       const node *src = &m->nodes[n->in[k]];
-      int ndim = n->kind == NODE_LINEAR ? 1 : src->ndim;
-      const int64_t *shape = n->kind == NODE_LINEAR ? &src->numel : src->shape;
+      int ndim = flat_input ? 1 : src->ndim;
+      const int64_t *shape = flat_input ? &src->numel : src->shape;
       if (src->grad_slot >= 0)
         status = batch_view(m, m->slots[src->grad_slot], rows, ndim, shape,
                             &n->dx_view[k]);
@@ -1111,67 +666,10 @@ cudl_status cudl_model_set_training(cudl_model *m, int training) {
   return CUDL_OK;
 }
 
-static cudl_tensor *param(cudl_model *m, int index) {
-  return index < 0 ? NULL : m->params[index].value;
-}
-
-static cudl_tensor *grad_of(cudl_model *m, int index) {
-  return index < 0 ? NULL : m->params[index].grad;
-}
-
 static cudl_status forward_node(cudl_model *m, node *n) {
-  cudl_context *ctx = m->ctx;
-  const cudl_tensor *x = m->nodes[n->in[0]].y;
-  switch (n->kind) {
-    case NODE_INPUT:
-    case NODE_FLATTEN:
-      return CUDL_OK; /* copied in / a view */
-    case NODE_CONV:
-      return cudl_conv2d_forward(ctx, &n->conv, x, param(m, n->weight),
-                                 param(m, n->bias), n->y);
-    case NODE_LINEAR:
-      return cudl_linear_forward(ctx, n->flat_in, param(m, n->weight),
-                                 param(m, n->bias), n->y);
-    case NODE_BATCHNORM:
-      if (m->training)
-        return cudl_batchnorm_forward_training(
-            ctx, x, param(m, n->weight), param(m, n->bias), n->momentum, n->eps,
-            param(m, n->running_mean), param(m, n->running_var), n->y,
-            n->save_mean, n->save_invstd);
-      return cudl_batchnorm_forward_inference(
-          ctx, x, param(m, n->weight), param(m, n->bias),
-          param(m, n->running_mean), param(m, n->running_var), n->eps, n->y);
-    case NODE_ACTIVATION:
-      switch (n->act) {
-        case CUDL_ACT_SIGMOID:
-          return cudl_sigmoid_forward(ctx, x, n->y);
-        case CUDL_ACT_TANH:
-          return cudl_tanh_forward(ctx, x, n->y);
-        case CUDL_ACT_RELU:
-          return cudl_relu_forward(ctx, x, n->y);
-        case CUDL_ACT_LEAKY_RELU:
-          return cudl_leaky_relu_forward(ctx, x, n->alpha, n->y);
-        case CUDL_ACT_ELU:
-          return cudl_elu_forward(ctx, x, n->alpha, n->y);
-      }
-      break;
-    case NODE_PRELU:
-      return cudl_prelu_forward(ctx, x, param(m, n->weight), n->y);
-    case NODE_RRELU:
-      return cudl_rrelu_forward(ctx, x, n->lower, n->upper, m->training,
-                                m->training ? n->aux : NULL, n->y);
-    case NODE_DROPOUT:
-      return cudl_dropout_forward(ctx, x, n->p, m->training,
-                                  m->training ? n->aux : NULL, n->y);
-    case NODE_POOL:
-      return n->is_max ? cudl_max_pool2d_forward(ctx, &n->pool, x, n->y)
-                       : cudl_avg_pool2d_forward(ctx, &n->pool, x, n->y);
-    case NODE_GLOBAL_AVG_POOL:
-      return cudl_global_avg_pool_forward(ctx, x, n->y);
-    case NODE_ADD:
-      return cudl_add(ctx, x, 1.0f, m->nodes[n->in[1]].y, n->y);
-  }
-  return CUDL_FAIL(ctx, CUDL_ERR_INTERNAL, "unknown node kind");
+  const cudl__layer *layer = cudl__layers[n->kind];
+  if (layer->forward == NULL) return CUDL_OK; /* copied in, or a view */
+  return layer->forward(m, n, m->nodes[n->in[0]].y);
 }
 
 static cudl_status compute_loss(cudl_model *m, const cudl_tensor *target) {
@@ -1205,10 +703,8 @@ static int64_t units_of(const node *n, int64_t *inner) {
 
 /* ReLU-family nodes, whose dead units the diagnostics count. */
 static int has_dead_units(const node *n) {
-  return n->kind == NODE_PRELU || n->kind == NODE_RRELU ||
-         (n->kind == NODE_ACTIVATION &&
-          (n->act == CUDL_ACT_RELU || n->act == CUDL_ACT_LEAKY_RELU ||
-           n->act == CUDL_ACT_ELU));
+  const cudl__layer *layer = cudl__layers[n->kind];
+  return layer->has_dead_units != NULL && layer->has_dead_units(n);
 }
 
 static cudl_status record_activity(cudl_model *m, node *n) {
@@ -1271,11 +767,9 @@ cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
 }
 
 static const char *diagnostics_kind(const node *n) {
-  static const char *const acts[] = {"sigmoid", "tanh", "relu", "leaky_relu",
-                                     "elu"};
-  if (n->kind == NODE_ACTIVATION && (int)n->act >= 0 && (int)n->act < 5)
-    return acts[n->act];
-  return kind_names[n->kind];
+  const cudl__layer *layer = cudl__layers[n->kind];
+  return layer->diagnostics_kind != NULL ? layer->diagnostics_kind(n)
+                                         : layer->name;
 }
 
 cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
@@ -1314,10 +808,11 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
     status = cudl_tensor_copy_to_host(m->diag_norms, norms, norm_bytes);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     const node *n = &m->nodes[i];
+    const cudl__layer *layer = cudl__layers[n->kind];
     cudl_layer_diagnostics *r;
     double sum = 0.0, sum_sq = 0.0, mean;
-    int64_t k, count_y, saturated = 0;
-    if (n->kind == NODE_FLATTEN) continue;
+    int64_t k, count_y;
+    if (layer->output_is_view) continue;
     r = &rows[out++];
     r->node = i;
     r->name = n->name;
@@ -1338,13 +833,8 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
     }
     r->output_mean = mean;
     r->output_std = count_y > 0 ? sqrt(sum_sq / (double)count_y) : NAN;
-    if (n->kind == NODE_ACTIVATION &&
-        (n->act == CUDL_ACT_SIGMOID || n->act == CUDL_ACT_TANH)) {
-      const float low = n->act == CUDL_ACT_SIGMOID ? 0.01f : -0.99f;
-      for (k = 0; k < count_y; ++k)
-        saturated += host[k] < low || host[k] > 0.99f;
-      r->saturated_fraction = (double)saturated / (double)count_y;
-    }
+    if (layer->saturated_fraction != NULL)
+      r->saturated_fraction = layer->saturated_fraction(n, host, count_y);
     if (n->activity != NULL && m->diag_steps > 0) {
       const int64_t units = n->activity->numel;
       int64_t dead = 0;
@@ -1366,7 +856,7 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
 /* ---- numerics ---- */
 
 static const char *node_label(const node *n) {
-  return n->name[0] ? n->name : kind_names[n->kind];
+  return n->name[0] ? n->name : kind_name(n);
 }
 
 static void clear_report(cudl_numerics_report *r, int64_t step) {
@@ -1395,7 +885,7 @@ static cudl_status check_values(cudl_model *m, const cudl_tensor *t, int index,
                     "step %lld: the %s of node %d (%s %s) has %lld NaN and "
                     "%lld infinite of %lld values",
                     (long long)r->step, what, index,
-                    kind_names[m->nodes[index].kind], layer, (long long)nan,
+                    kind_name(&m->nodes[index]), layer, (long long)nan,
                     (long long)inf, (long long)t->numel);
 }
 
@@ -1526,10 +1016,10 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
       strncpy(copy, detail, sizeof copy - 1);
       copy[sizeof copy - 1] = '\0';
       return CUDL_FAIL(ctx, status, "node %d (%s%s%s): %s", i,
-                       kind_names[m->nodes[i].kind],
-                       m->nodes[i].name[0] ? " " : "", m->nodes[i].name, copy);
+                       kind_name(&m->nodes[i]), m->nodes[i].name[0] ? " " : "",
+                       m->nodes[i].name, copy);
     }
-    if (m->check_numerics && m->nodes[i].kind != NODE_FLATTEN) {
+    if (m->check_numerics && !cudl__layers[m->nodes[i].kind]->output_is_view) {
       status =
           check_values(m, m->nodes[i].y, i, node_label(&m->nodes[i]), "output");
       if (status != CUDL_OK) return status;
@@ -1588,102 +1078,15 @@ static cudl_status finish_input(cudl_model *m, node *n, int k) {
 }
 
 static cudl_status backward_node(cudl_model *m, node *n) {
-  cudl_context *ctx = m->ctx;
-  const node *src = &m->nodes[n->in[0]];
-  const cudl_tensor *x = src->y;
-  cudl_tensor *dx = input_grad_target(m, n, 0);
-  cudl_tensor *dx_or_scratch = dx != NULL ? dx : n->dx_scratch[0];
+  const cudl__layer *layer = cudl__layers[n->kind];
   cudl_status status = CUDL_OK;
-  switch (n->kind) {
-    case NODE_INPUT:
-      return CUDL_OK;
-    case NODE_CONV:
-      status = cudl_conv2d_backward_filter(ctx, &n->conv, x, n->dy,
-                                           grad_of(m, n->weight));
-      if (status == CUDL_OK && n->bias >= 0)
-        status = cudl_conv2d_backward_bias(ctx, n->dy, grad_of(m, n->bias));
-      if (status == CUDL_OK && dx != NULL)
-        status = cudl_conv2d_backward_data(ctx, &n->conv, param(m, n->weight),
-                                           n->dy, dx);
-      break;
-    case NODE_LINEAR:
-      status =
-          cudl_linear_backward(ctx, n->flat_in, param(m, n->weight), n->dy, dx,
-                               grad_of(m, n->weight), grad_of(m, n->bias));
-      break;
-    case NODE_BATCHNORM:
-      if (!m->training)
-        return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                         "backward in evaluation mode: batch norm's backward "
-                         "needs the training forward's statistics");
-      status = cudl_batchnorm_backward(
-          ctx, x, n->dy, param(m, n->weight), n->save_mean, n->save_invstd,
-          dx_or_scratch, grad_of(m, n->weight), grad_of(m, n->bias));
-      break;
-    case NODE_ACTIVATION:
-      if (dx == NULL) break;
-      switch (n->act) {
-        case CUDL_ACT_SIGMOID:
-          status = cudl_sigmoid_backward(ctx, n->y, n->dy, dx);
-          break;
-        case CUDL_ACT_TANH:
-          status = cudl_tanh_backward(ctx, n->y, n->dy, dx);
-          break;
-        case CUDL_ACT_RELU:
-          status = cudl_relu_backward(ctx, x, n->dy, dx);
-          break;
-        case CUDL_ACT_LEAKY_RELU:
-          status = cudl_leaky_relu_backward(ctx, x, n->alpha, n->dy, dx);
-          break;
-        case CUDL_ACT_ELU:
-          status = cudl_elu_backward(ctx, x, n->alpha, n->dy, dx);
-          break;
-      }
-      break;
-    case NODE_PRELU:
-      status = cudl_prelu_backward(ctx, x, param(m, n->weight), n->dy,
-                                   dx_or_scratch, grad_of(m, n->weight));
-      break;
-    case NODE_RRELU:
-      if (dx == NULL) break;
-      if (!m->training)
-        return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                         "backward in evaluation mode: RReLU keeps no slopes");
-      status = cudl_rrelu_backward(ctx, n->aux, n->dy, dx);
-      break;
-    case NODE_DROPOUT:
-      if (dx == NULL) break;
-      status = m->training ? cudl_dropout_backward(ctx, n->aux, n->dy, dx)
-                           : cudl_tensor_copy(dx, n->dy);
-      break;
-    case NODE_POOL:
-      if (dx == NULL) break;
-      status = n->is_max ? cudl_max_pool2d_backward(ctx, &n->pool, x, n->dy, dx)
-                         : cudl_avg_pool2d_backward(ctx, &n->pool, n->dy, dx);
-      break;
-    case NODE_GLOBAL_AVG_POOL:
-      if (dx == NULL) break;
-      status = cudl_global_avg_pool_backward(ctx, n->dy, dx);
-      break;
-    case NODE_FLATTEN:
-      /* The same bytes in another shape. */
-      if (dx == NULL) break;
-      status = cudl__copy_on_device(ctx, dx->data, n->dy->data, dx->nbytes);
-      break;
-    case NODE_ADD: {
-      cudl_tensor *db;
-      if (dx != NULL)
-        status = cudl__copy_on_device(ctx, dx->data, n->dy->data, dx->nbytes);
-      if (status == CUDL_OK) status = finish_input(m, n, 0);
-      if (status != CUDL_OK) return status;
-      db = input_grad_target(m, n, 1);
-      if (db != NULL)
-        status = cudl__copy_on_device(ctx, db->data, n->dy->data, db->nbytes);
-      if (status == CUDL_OK) status = finish_input(m, n, 1);
-      return status;
-    }
+  int k;
+  for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
+    if (layer->backward != NULL)
+      status = layer->backward(m, n, m->nodes[n->in[k]].y,
+                               input_grad_target(m, n, k));
+    if (status == CUDL_OK) status = finish_input(m, n, k);
   }
-  if (status == CUDL_OK) status = finish_input(m, n, 0);
   return status;
 }
 
@@ -1735,8 +1138,8 @@ static cudl_status check_backward(cudl_model *m, const node *n, int index) {
       status = check_values(m, src->dy, index, node_label(n), "input gradient");
   }
   for (k = 0; k < 2 && status == CUDL_OK; ++k)
-    if (params[k] >= 0 && grad_of(m, params[k]) != NULL)
-      status = check_values(m, grad_of(m, params[k]), index,
+    if (params[k] >= 0 && cudl__grad(m, params[k]) != NULL)
+      status = check_values(m, cudl__grad(m, params[k]), index,
                             m->params[params[k]].name, "parameter gradient");
   return status;
 }
@@ -1768,8 +1171,7 @@ cudl_status cudl_model_backward(cudl_model *m) {
       strncpy(copy, cudl_context_last_error(m->ctx), sizeof copy - 1);
       copy[sizeof copy - 1] = '\0';
       return CUDL_FAIL(m->ctx, status, "backward of node %d (%s%s%s): %s", i,
-                       kind_names[n->kind], n->name[0] ? " " : "", n->name,
-                       copy);
+                       kind_name(n), n->name[0] ? " " : "", n->name, copy);
     }
     if (m->check_numerics) {
       status = check_backward(m, n, i);
@@ -1779,7 +1181,8 @@ cudl_status cudl_model_backward(cudl_model *m) {
   if (status == CUDL_OK) status = zero_unreached(m);
   for (i = 1; i < m->node_count && status == CUDL_OK && norms; ++i)
     if (m->nodes[i].weight >= 0 && m->nodes[i].grad_written)
-      status = norm_into(m, grad_of(m, m->nodes[i].weight), m->node_count + i);
+      status =
+          norm_into(m, cudl__grad(m, m->nodes[i].weight), m->node_count + i);
   if (status == CUDL_OK) ++m->backward_passes;
   return status;
 }
@@ -1798,14 +1201,8 @@ cudl_status cudl_model_flops(const cudl_model *m, int64_t *flops) {
   if (flops == NULL)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "flops is NULL");
   for (i = 0; i < m->node_count; ++i) {
-    const node *n = &m->nodes[i];
-    const param_entry *w;
-    if (n->kind != NODE_CONV && n->kind != NODE_LINEAR) continue;
-    w = &m->params[n->weight];
-    /* At each output position a convolution uses every weight once (the
-     * C/groups*R*S of each of the K output channels): weights x positions
-     * multiply-adds. A linear layer uses every weight once. */
-    total += 2 * w->numel * (n->kind == NODE_CONV ? n->numel / n->shape[0] : 1);
+    const cudl__layer *layer = cudl__layers[m->nodes[i].kind];
+    if (layer->flops != NULL) total += layer->flops(m, &m->nodes[i]);
   }
   *flops = total;
   return CUDL_OK;
@@ -1857,8 +1254,8 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
     if (bad) {
       *node_out = i;
       if (description != NULL)
-        *description = m->nodes[i].name[0] ? m->nodes[i].name
-                                           : kind_names[m->nodes[i].kind];
+        *description =
+            m->nodes[i].name[0] ? m->nodes[i].name : kind_name(&m->nodes[i]);
       return CUDL_OK;
     }
   }

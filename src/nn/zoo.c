@@ -95,8 +95,7 @@ cudl_status cudl_zoo_mlp(cudl_context *ctx, int input_ndim,
       return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "widths[%d] is %lld: must be in [1, 2^31]", i,
                        (long long)widths[i]);
-  if ((int)activation < (int)CUDL_ACT_SIGMOID ||
-      (int)activation > (int)CUDL_ACT_ELU)
+  if (cudl_activation_name(activation) == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "unknown activation type %d", (int)activation);
   if (classes < 1 || classes > ZOO_MAX_INPUT)

@@ -281,6 +281,26 @@ TEST_F(ActivationTest, EmptyTensors) {
   }
 }
 
+// The names the model's diagnostics report: one per type, none past the end.
+TEST(ActivationNames, EveryTypeHasItsNameAndNothingElseHasOne) {
+  struct Named {
+    cudl_activation_type type;
+    std::string name;
+  };
+  const std::vector<Named> names = {{CUDL_ACT_SIGMOID, "sigmoid"},
+                                    {CUDL_ACT_TANH, "tanh"},
+                                    {CUDL_ACT_RELU, "relu"},
+                                    {CUDL_ACT_LEAKY_RELU, "leaky_relu"},
+                                    {CUDL_ACT_ELU, "elu"}};
+  ASSERT_EQ(names.size(), static_cast<size_t>(CUDL_ACT_COUNT));
+  for (const Named &n : names) {
+    ASSERT_NE(cudl_activation_name(n.type), nullptr) << n.name;
+    EXPECT_EQ(cudl_activation_name(n.type), n.name);
+  }
+  EXPECT_EQ(cudl_activation_name(CUDL_ACT_COUNT), nullptr);
+  EXPECT_EQ(cudl_activation_name(static_cast<cudl_activation_type>(-1)), nullptr);
+}
+
 TEST_F(ActivationTest, LargeTensor) {
   // More than 2^24 elements: 64-bit indexing and the parallel loop.
   const int64_t n = (int64_t{1} << 24) + 3;
