@@ -13,7 +13,7 @@ static cudl_status check_alpha(cudl_context *ctx, const char *function,
 }
 
 static cudl_status forward(cudl_context *ctx, const char *function,
-                           cudl_activation_kind kind, float alpha,
+                           cudl_activation_type kind, float alpha,
                            const cudl_tensor *x, cudl_tensor *y) {
   const cudl_tensor *tensors[2];
   static const char *const names[2] = {"x", "y"};
@@ -23,16 +23,12 @@ static cudl_status forward(cudl_context *ctx, const char *function,
   status = cudl__check_tensors(ctx, function, tensors, names, 2);
   if (status != CUDL_OK) return status;
   if (x->numel == 0) return CUDL_OK;
-  if (ctx->backend->activation_forward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(ctx, ctx->backend->activation_forward(
-                                 ctx, kind, alpha, (const float *)x->data,
-                                 (float *)y->data, x->numel));
+  return CUDL_OP_CALL(ctx, function, x->dtype, activation_forward, kind, alpha,
+                      x->data, y->data, x->numel);
 }
 
 static cudl_status backward(cudl_context *ctx, const char *function,
-                            cudl_activation_kind kind, float alpha,
+                            cudl_activation_type kind, float alpha,
                             const cudl_tensor *saved, const char *saved_name,
                             const cudl_tensor *dy, cudl_tensor *dx) {
   const cudl_tensor *tensors[3];
@@ -47,69 +43,63 @@ static cudl_status backward(cudl_context *ctx, const char *function,
   status = cudl__check_tensors(ctx, function, tensors, names, 3);
   if (status != CUDL_OK) return status;
   if (saved->numel == 0) return CUDL_OK;
-  if (ctx->backend->activation_backward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->activation_backward(
-               ctx, kind, alpha, (const float *)saved->data,
-               (const float *)dy->data, (float *)dx->data, saved->numel));
+  return CUDL_OP_CALL(ctx, function, saved->dtype, activation_backward, kind,
+                      alpha, saved->data, dy->data, dx->data, saved->numel);
 }
 
 cudl_status cudl_sigmoid_forward(cudl_context *ctx, const cudl_tensor *x,
                                  cudl_tensor *y) {
-  return forward(ctx, __func__, CUDL_ACTIVATION_SIGMOID, 0.0f, x, y);
+  return forward(ctx, __func__, CUDL_ACT_SIGMOID, 0.0f, x, y);
 }
 cudl_status cudl_sigmoid_backward(cudl_context *ctx, const cudl_tensor *y,
                                   const cudl_tensor *dy, cudl_tensor *dx) {
-  return backward(ctx, __func__, CUDL_ACTIVATION_SIGMOID, 0.0f, y, "y", dy, dx);
+  return backward(ctx, __func__, CUDL_ACT_SIGMOID, 0.0f, y, "y", dy, dx);
 }
 
 cudl_status cudl_tanh_forward(cudl_context *ctx, const cudl_tensor *x,
                               cudl_tensor *y) {
-  return forward(ctx, __func__, CUDL_ACTIVATION_TANH, 0.0f, x, y);
+  return forward(ctx, __func__, CUDL_ACT_TANH, 0.0f, x, y);
 }
 cudl_status cudl_tanh_backward(cudl_context *ctx, const cudl_tensor *y,
                                const cudl_tensor *dy, cudl_tensor *dx) {
-  return backward(ctx, __func__, CUDL_ACTIVATION_TANH, 0.0f, y, "y", dy, dx);
+  return backward(ctx, __func__, CUDL_ACT_TANH, 0.0f, y, "y", dy, dx);
 }
 
 cudl_status cudl_relu_forward(cudl_context *ctx, const cudl_tensor *x,
                               cudl_tensor *y) {
-  return forward(ctx, __func__, CUDL_ACTIVATION_RELU, 0.0f, x, y);
+  return forward(ctx, __func__, CUDL_ACT_RELU, 0.0f, x, y);
 }
 cudl_status cudl_relu_backward(cudl_context *ctx, const cudl_tensor *x,
                                const cudl_tensor *dy, cudl_tensor *dx) {
-  return backward(ctx, __func__, CUDL_ACTIVATION_RELU, 0.0f, x, "x", dy, dx);
+  return backward(ctx, __func__, CUDL_ACT_RELU, 0.0f, x, "x", dy, dx);
 }
 
 cudl_status cudl_leaky_relu_forward(cudl_context *ctx, const cudl_tensor *x,
                                     float alpha, cudl_tensor *y) {
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
-  return forward(ctx, __func__, CUDL_ACTIVATION_LEAKY_RELU, alpha, x, y);
+  return forward(ctx, __func__, CUDL_ACT_LEAKY_RELU, alpha, x, y);
 }
 cudl_status cudl_leaky_relu_backward(cudl_context *ctx, const cudl_tensor *x,
                                      float alpha, const cudl_tensor *dy,
                                      cudl_tensor *dx) {
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
-  return backward(ctx, __func__, CUDL_ACTIVATION_LEAKY_RELU, alpha, x, "x", dy,
-                  dx);
+  return backward(ctx, __func__, CUDL_ACT_LEAKY_RELU, alpha, x, "x", dy, dx);
 }
 
 cudl_status cudl_elu_forward(cudl_context *ctx, const cudl_tensor *x,
                              float alpha, cudl_tensor *y) {
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
-  return forward(ctx, __func__, CUDL_ACTIVATION_ELU, alpha, x, y);
+  return forward(ctx, __func__, CUDL_ACT_ELU, alpha, x, y);
 }
 cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
                               float alpha, const cudl_tensor *dy,
                               cudl_tensor *dx) {
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
-  return backward(ctx, __func__, CUDL_ACTIVATION_ELU, alpha, x, "x", dy, dx);
+  return backward(ctx, __func__, CUDL_ACT_ELU, alpha, x, "x", dy, dx);
 }
 
 /* x viewed as [outer, channels, inner] for a slope of one element (shared)
@@ -150,13 +140,9 @@ cudl_status cudl_prelu_forward(cudl_context *ctx, const cudl_tensor *x,
   if (status == CUDL_OK)
     status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
   if (status != CUDL_OK || x->numel == 0) return status;
-  if (ctx->backend->prelu_forward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->prelu_forward(
-               ctx, (const float *)x->data, (const float *)slope->data,
-               (float *)y->data, outer, channels, inner));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, prelu_forward, x->data,
+                      (const float *)slope->data, y->data, outer, channels,
+                      inner);
 }
 
 cudl_status cudl_prelu_backward(cudl_context *ctx, const cudl_tensor *x,
@@ -178,15 +164,10 @@ cudl_status cudl_prelu_backward(cudl_context *ctx, const cudl_tensor *x,
   if (status == CUDL_OK)
     status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
   if (status != CUDL_OK || channels == 0) return status;
-  if (ctx->backend->prelu_backward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
   /* An empty x still has a defined slope gradient: zero. */
-  return cudl__after_op(
-      ctx, ctx->backend->prelu_backward(
-               ctx, (const float *)x->data, (const float *)slope->data,
-               (const float *)dy->data, (float *)dx->data,
-               (float *)dslope->data, outer, channels, inner));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, prelu_backward, x->data,
+                      (const float *)slope->data, dy->data, dx->data,
+                      (float *)dslope->data, outer, channels, inner);
 }
 
 cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
@@ -210,16 +191,13 @@ cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
   status =
       cudl__check_tensors(ctx, __func__, tensors, names, noise == NULL ? 2 : 3);
   if (status != CUDL_OK || x->numel == 0) return status;
-  if (ctx->backend->rrelu_forward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  status = ctx->backend->rrelu_forward(
-      ctx, (const float *)x->data, noise == NULL ? NULL : (float *)noise->data,
-      (float *)y->data, x->numel, lower, upper, training != 0, ctx->rng_seed,
-      ctx->rng_offset);
+  status =
+      CUDL_OP_CALL(ctx, __func__, x->dtype, rrelu_forward, x->data,
+                   noise == NULL ? NULL : noise->data, y->data, x->numel, lower,
+                   upper, training != 0, ctx->rng_seed, ctx->rng_offset);
   if (status == CUDL_OK && training)
     ctx->rng_offset += cudl__philox_blocks(x->numel);
-  return cudl__after_op(ctx, status);
+  return status;
 }
 
 cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
@@ -232,11 +210,6 @@ cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
   tensors[2] = dx;
   status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || noise->numel == 0) return status;
-  if (ctx->backend->mul_f32 == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->mul_f32(ctx, (const float *)dy->data,
-                                 (const float *)noise->data, (float *)dx->data,
-                                 noise->numel));
+  return CUDL_OP_CALL(ctx, __func__, dy->dtype, mul, dy->data, noise->data,
+                      dx->data, noise->numel);
 }

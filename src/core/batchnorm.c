@@ -80,16 +80,10 @@ cudl_status cudl_batchnorm_forward_training(
                      "training needs at least 2 values per channel, x has "
                      "%lld",
                      (long long)(outer * inner));
-  if (ctx->backend->batchnorm_forward_training == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->batchnorm_forward_training(
-               ctx, (const float *)x->data, (const float *)gamma->data,
-               (const float *)beta->data, momentum, eps,
-               (float *)running_mean->data, (float *)running_var->data,
-               (float *)y->data, (float *)save_mean->data,
-               (float *)save_invstd->data, outer, channels, inner));
+  return CUDL_OP_CALL(
+      ctx, __func__, x->dtype, batchnorm_forward_training, x->data, gamma->data,
+      beta->data, momentum, eps, running_mean->data, running_var->data, y->data,
+      save_mean->data, save_invstd->data, outer, channels, inner);
 }
 
 cudl_status cudl_batchnorm_forward_inference(
@@ -114,15 +108,9 @@ cudl_status cudl_batchnorm_forward_inference(
   status = check_batchnorm(ctx, __func__, full, full_names, 2, channel,
                            channel_names, 4, &outer, &channels, &inner);
   if (status != CUDL_OK || x->numel == 0) return status;
-  if (ctx->backend->batchnorm_forward_inference == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->batchnorm_forward_inference(
-               ctx, (const float *)x->data, (const float *)gamma->data,
-               (const float *)beta->data, (const float *)running_mean->data,
-               (const float *)running_var->data, eps, (float *)y->data, outer,
-               channels, inner));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_forward_inference,
+                      x->data, gamma->data, beta->data, running_mean->data,
+                      running_var->data, eps, y->data, outer, channels, inner);
 }
 
 cudl_status cudl_batchnorm_backward(cudl_context *ctx, const cudl_tensor *x,
@@ -149,14 +137,8 @@ cudl_status cudl_batchnorm_backward(cudl_context *ctx, const cudl_tensor *x,
   status = check_batchnorm(ctx, __func__, full, full_names, 3, channel,
                            channel_names, 5, &outer, &channels, &inner);
   if (status != CUDL_OK || channels == 0) return status;
-  if (ctx->backend->batchnorm_backward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx,
-      ctx->backend->batchnorm_backward(
-          ctx, (const float *)x->data, (const float *)dy->data,
-          (const float *)gamma->data, (const float *)save_mean->data,
-          (const float *)save_invstd->data, (float *)dx->data,
-          (float *)dgamma->data, (float *)dbeta->data, outer, channels, inner));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_backward, x->data,
+                      dy->data, gamma->data, save_mean->data, save_invstd->data,
+                      dx->data, dgamma->data, dbeta->data, outer, channels,
+                      inner);
 }

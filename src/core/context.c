@@ -21,7 +21,7 @@ static cudl_status context_open(cudl_device_kind kind, int device_index,
   ctx->backend = backend;
   ctx->allocator = cudl__default_allocator;
   snprintf(ctx->device_name, sizeof ctx->device_name, "cpu");
-  status = backend->open(ctx, device_index);
+  status = backend->runtime->open(ctx, device_index);
   if (status != CUDL_OK) {
     cudl__log(CUDL_LOG_ERROR, "cannot open %s device %d: %s", backend->name,
               device_index, ctx->last_error);
@@ -76,7 +76,7 @@ cudl_status cudl_context_create(cudl_device_kind kind, int device_index,
 
 void cudl_context_destroy(cudl_context *ctx) {
   if (ctx == NULL) return;
-  ctx->backend->close(ctx);
+  ctx->backend->runtime->close(ctx);
   cudl__host_free(&cudl__default_allocator, ctx, sizeof *ctx);
 }
 
@@ -98,7 +98,7 @@ const char *cudl_context_last_error(const cudl_context *ctx) {
 
 cudl_status cudl_context_synchronize(cudl_context *ctx) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  return ctx->backend->synchronize(ctx);
+  return ctx->backend->runtime->synchronize(ctx);
 }
 
 cudl_status cudl_context_memory_stats(cudl_context *ctx,
@@ -107,20 +107,12 @@ cudl_status cudl_context_memory_stats(cudl_context *ctx,
   if (stats == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "stats is NULL");
   memset(stats, 0, sizeof *stats);
-  if (ctx->backend->memory_stats == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
-                     "the %s backend does not account its memory",
-                     ctx->backend->name);
-  return ctx->backend->memory_stats(ctx, stats);
+  return ctx->backend->runtime->memory_stats(ctx, stats);
 }
 
 cudl_status cudl_context_reset_peak_memory(cudl_context *ctx) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (ctx->backend->reset_peak_memory == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
-                     "the %s backend does not account its memory",
-                     ctx->backend->name);
-  return ctx->backend->reset_peak_memory(ctx);
+  return ctx->backend->runtime->reset_peak_memory(ctx);
 }
 
 cudl_status cudl_context_set_debug_sync(cudl_context *ctx, int enabled) {

@@ -192,18 +192,12 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with bias; it must not");
   if (status != CUDL_OK || g.n == 0) return status;
-  if (ctx->backend->conv2d_forward == NULL ||
-      (bias != NULL && ctx->backend->bias_add_f32 == NULL))
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  status =
-      ctx->backend->conv2d_forward(ctx, &g, (const float *)x->data,
-                                   (const float *)w->data, (float *)y->data);
+  status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward, &g, x->data,
+                        w->data, y->data);
   if (status == CUDL_OK && bias != NULL)
-    status = ctx->backend->bias_add_f32(ctx, (float *)y->data,
-                                        (const float *)bias->data, g.n, g.k,
-                                        g.oh * g.ow);
-  return cudl__after_op(ctx, status);
+    status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
+                          bias->data, g.n, g.k, g.oh * g.ow);
+  return status;
 }
 
 cudl_status cudl_conv2d_backward_data(cudl_context *ctx,
@@ -220,10 +214,8 @@ cudl_status cudl_conv2d_backward_data(cudl_context *ctx,
   if (status == CUDL_OK)
     status = check_output_shape(ctx, __func__, &g, dy, "dy");
   if (status != CUDL_OK || g.n == 0) return status;
-  CUDL_DISPATCH(conv2d_backward_data,
-                ctx->backend->conv2d_backward_data(
-                    ctx, &g, (const float *)w->data, (const float *)dy->data,
-                    (float *)dx->data));
+  return CUDL_OP_CALL(ctx, __func__, w->dtype, conv2d_backward_data, &g,
+                      w->data, dy->data, dx->data);
 }
 
 cudl_status cudl_conv2d_backward_filter(cudl_context *ctx,
@@ -242,13 +234,11 @@ cudl_status cudl_conv2d_backward_filter(cudl_context *ctx,
     status = check_output_shape(ctx, __func__, &g, dy, "dy");
   if (status != CUDL_OK) return status;
   if (g.n == 0) { /* the sum over an empty batch */
-    CUDL_DISPATCH(fill_f32, ctx->backend->fill_f32(ctx, (float *)dw->data,
-                                                   dw->numel, 0.0f));
+    return CUDL_OP_CALL(ctx, __func__, dw->dtype, fill, dw->data, dw->numel,
+                        0.0f);
   }
-  CUDL_DISPATCH(conv2d_backward_filter,
-                ctx->backend->conv2d_backward_filter(
-                    ctx, &g, (const float *)x->data, (const float *)dy->data,
-                    (float *)dw->data));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_backward_filter, &g,
+                      x->data, dy->data, dw->data);
 }
 
 cudl_status cudl_conv2d_backward_bias(cudl_context *ctx, const cudl_tensor *dy,
@@ -264,11 +254,10 @@ cudl_status cudl_conv2d_backward_bias(cudl_context *ctx, const cudl_tensor *dy,
   status = cudl__check_vector(ctx, __func__, dbias, "dbias", dy->shape[1]);
   if (status != CUDL_OK || dbias->numel == 0) return status;
   if (dy->numel == 0) {
-    CUDL_DISPATCH(fill_f32, ctx->backend->fill_f32(ctx, (float *)dbias->data,
-                                                   dbias->numel, 0.0f));
+    return CUDL_OP_CALL(ctx, __func__, dbias->dtype, fill, dbias->data,
+                        dbias->numel, 0.0f);
   }
-  CUDL_DISPATCH(channel_sum_f32,
-                ctx->backend->channel_sum_f32(
-                    ctx, (const float *)dy->data, (float *)dbias->data,
-                    dy->shape[0], dy->shape[1], dy->shape[2] * dy->shape[3]));
+  return CUDL_OP_CALL(ctx, __func__, dy->dtype, channel_sum, dy->data,
+                      dbias->data, dy->shape[0], dy->shape[1],
+                      dy->shape[2] * dy->shape[3]);
 }

@@ -9,8 +9,8 @@ cudl_status cudl__after_op(cudl_context *ctx, cudl_status status) {
 
 cudl_status cudl__op_missing(cudl_context *ctx, const char *function,
                              const char *op, cudl_dtype dtype) {
-  return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED,
-                    function, "the %s backend has no %s operator for %s",
+  return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
+                    "the %s backend has no %s operator for %s",
                     ctx->backend->name, op, cudl_dtype_name(dtype));
 }
 

@@ -22,16 +22,12 @@ cudl_status cudl_dropout_forward(cudl_context *ctx, const cudl_tensor *x,
   status =
       cudl__check_tensors(ctx, __func__, tensors, names, mask == NULL ? 2 : 3);
   if (status != CUDL_OK || x->numel == 0) return status;
-  if (ctx->backend->dropout_forward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  status = ctx->backend->dropout_forward(
-      ctx, (const float *)x->data, mask == NULL ? NULL : (float *)mask->data,
-      (float *)y->data, x->numel, p, training != 0, ctx->rng_seed,
-      ctx->rng_offset);
+  status = CUDL_OP_CALL(ctx, __func__, x->dtype, dropout_forward, x->data,
+                        mask == NULL ? NULL : mask->data, y->data, x->numel, p,
+                        training != 0, ctx->rng_seed, ctx->rng_offset);
   if (status == CUDL_OK && training)
     ctx->rng_offset += cudl__philox_blocks(x->numel);
-  return cudl__after_op(ctx, status);
+  return status;
 }
 
 cudl_status cudl_dropout_backward(cudl_context *ctx, const cudl_tensor *mask,
@@ -44,11 +40,6 @@ cudl_status cudl_dropout_backward(cudl_context *ctx, const cudl_tensor *mask,
   tensors[2] = dx;
   status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || mask->numel == 0) return status;
-  if (ctx->backend->mul_f32 == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->mul_f32(ctx, (const float *)dy->data,
-                                 (const float *)mask->data, (float *)dx->data,
-                                 mask->numel));
+  return CUDL_OP_CALL(ctx, __func__, dy->dtype, mul, dy->data, mask->data,
+                      dx->data, mask->numel);
 }

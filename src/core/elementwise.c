@@ -25,10 +25,8 @@ cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
   if (status == CUDL_OK)
     status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
-  CUDL_DISPATCH(add_scaled_f32,
-                ctx->backend->add_scaled_f32(ctx, (const float *)a->data, alpha,
-                                             (const float *)b->data,
-                                             (float *)out->data, a->numel));
+  return CUDL_OP_CALL(ctx, __func__, a->dtype, add_scaled, a->data, alpha,
+                      b->data, out->data, a->numel);
 }
 
 cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
@@ -41,9 +39,8 @@ cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
   tensors[2] = out;
   status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
-  CUDL_DISPATCH(mul_f32, ctx->backend->mul_f32(ctx, (const float *)a->data,
-                                               (const float *)b->data,
-                                               (float *)out->data, a->numel));
+  return CUDL_OP_CALL(ctx, __func__, a->dtype, mul, a->data, b->data, out->data,
+                      a->numel);
 }
 
 cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
@@ -58,9 +55,8 @@ cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
   if (status == CUDL_OK)
     status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
   if (status != CUDL_OK || a->numel == 0) return status;
-  CUDL_DISPATCH(scale_f32,
-                ctx->backend->scale_f32(ctx, (const float *)a->data, alpha,
-                                        (float *)out->data, a->numel));
+  return CUDL_OP_CALL(ctx, __func__, a->dtype, scale, a->data, alpha, out->data,
+                      a->numel);
 }
 
 static cudl_status reduce_all(cudl_context *ctx, const char *function,
@@ -79,9 +75,8 @@ static cudl_status reduce_all(cudl_context *ctx, const char *function,
   if (mean && x->numel == 0)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "the mean of no elements is undefined");
-  CUDL_DISPATCH(sum_f32,
-                ctx->backend->sum_f32(ctx, (const float *)x->data,
-                                      (float *)out->data, x->numel, mean));
+  return CUDL_OP_CALL(ctx, function, x->dtype, sum, x->data, out->data,
+                      x->numel, mean);
 }
 
 cudl_status cudl_sum(cudl_context *ctx, const cudl_tensor *x,
@@ -103,13 +98,9 @@ cudl_status cudl_count_nonfinite(cudl_context *ctx, const cudl_tensor *x,
   if (nan_count == NULL || inf_count == NULL)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, __func__,
                       "nan_count and inf_count must not be NULL");
-  if (ctx->backend->count_nonfinite_f32 == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, __func__,
-                      "the %s backend cannot count non-finite values",
-                      ctx->backend->name);
   if (x->numel > 0)
-    status = ctx->backend->count_nonfinite_f32(ctx, (const float *)x->data,
-                                               x->numel, counts);
+    status = CUDL_OP_CALL(ctx, __func__, x->dtype, count_nonfinite, x->data,
+                          x->numel, counts);
   if (status != CUDL_OK) return status;
   *nan_count = counts[0];
   *inf_count = counts[1];

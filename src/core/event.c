@@ -10,9 +10,6 @@ cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (out == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
-  if (ctx->backend->event_create == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "the %s backend has no events",
-                     ctx->backend->name);
   event = (cudl_event *)cudl__host_alloc(&ctx->allocator, sizeof *event,
                                          sizeof(void *));
   if (event == NULL)
@@ -20,7 +17,7 @@ cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
   memset(event, 0, sizeof *event);
   event->ctx = ctx;
   event->allocator = ctx->allocator;
-  status = ctx->backend->event_create(ctx, event);
+  status = ctx->backend->runtime->event_create(ctx, event);
   if (status != CUDL_OK) {
     cudl__host_free(&event->allocator, event, sizeof *event);
     return status;
@@ -32,7 +29,7 @@ cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
 void cudl_event_destroy(cudl_event *event) {
   cudl_allocator allocator;
   if (event == NULL) return;
-  event->ctx->backend->event_destroy(event->ctx, event);
+  event->ctx->backend->runtime->event_destroy(event->ctx, event);
   allocator = event->allocator;
   cudl__host_free(&allocator, event, sizeof *event);
 }
@@ -40,7 +37,7 @@ void cudl_event_destroy(cudl_event *event) {
 cudl_status cudl_event_record(cudl_event *event) {
   cudl_status status;
   if (event == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = event->ctx->backend->event_record(event->ctx, event);
+  status = event->ctx->backend->runtime->event_record(event->ctx, event);
   if (status == CUDL_OK) event->recorded = 1;
   return status;
 }
@@ -62,5 +59,5 @@ cudl_status cudl_event_elapsed_ms(cudl_event *start, cudl_event *end,
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "the %s event has not been recorded",
                      start->recorded ? "end" : "start");
-  return ctx->backend->event_elapsed_ms(ctx, start, end, ms);
+  return ctx->backend->runtime->event_elapsed_ms(ctx, start, end, ms);
 }

@@ -224,10 +224,10 @@ cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
  * CUDL_ERR_UNSUPPORTED with a message naming `function`, the operator, the
  * dtype and the backend; otherwise the entry's status after the debug
  * synchronisation (cudl__after_op). An expression of type cudl_status. */
-#define CUDL_OP_CALL(ctx, function, dtype, op, ...)                        \
-  ((ctx)->backend->ops->op[(dtype)] == NULL                                \
-       ? cudl__op_missing((ctx), (function), #op, (dtype))                 \
-       : cudl__after_op((ctx),                                             \
+#define CUDL_OP_CALL(ctx, function, dtype, op, ...)        \
+  ((ctx)->backend->ops->op[(dtype)] == NULL                \
+       ? cudl__op_missing((ctx), (function), #op, (dtype)) \
+       : cudl__after_op((ctx),                             \
                         (ctx)->backend->ops->op[(dtype)]((ctx), __VA_ARGS__)))
 /* CUDL_OP_CALL's message for an operator the backend lacks. */
 cudl_status cudl__op_missing(cudl_context *ctx, const char *function,

@@ -47,25 +47,15 @@ static cudl_status check_weight(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-static cudl_status require(cudl_context *ctx, const char *function,
-                           int present) {
-  if (!present)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return CUDL_OK;
-}
-
 cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
                                 const cudl_tensor *w, const cudl_tensor *bias,
                                 cudl_tensor *y) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"x", "w", "y"};
-  const cudl_backend *be;
   int64_t rows, in, out;
   cudl_status status;
   int i;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  be = ctx->backend;
   tensors[0] = x;
   tensors[1] = w;
   tensors[2] = y;
@@ -86,20 +76,17 @@ cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
        cudl__tensors_overlap(y, bias)))
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with an input; it must not");
-  if (status == CUDL_OK) status = require(ctx, __func__, be->gemm_f32 != NULL);
-  if (status == CUDL_OK && bias != NULL)
-    status = require(ctx, __func__, be->bias_add_f32 != NULL);
   if (status != CUDL_OK || y->numel == 0) return status;
   if (in == 0) /* an empty product: y = bias, or 0 */
-    status = be->fill_f32(ctx, (float *)y->data, y->numel, 0.0f);
-  else
     status =
-        be->gemm_f32(ctx, 0, 1, rows, out, in, 1.0f, (const float *)x->data, in,
-                     (const float *)w->data, in, 0.0f, (float *)y->data, out);
+        CUDL_OP_CALL(ctx, __func__, y->dtype, fill, y->data, y->numel, 0.0f);
+  else
+    status = CUDL_OP_CALL(ctx, __func__, x->dtype, gemm, 0, 1, rows, out, in,
+                          1.0f, x->data, in, w->data, in, 0.0f, y->data, out);
   if (status == CUDL_OK && bias != NULL)
-    status = be->bias_add_f32(ctx, (float *)y->data, (const float *)bias->data,
-                              rows, out, 1);
-  return cudl__after_op(ctx, status);
+    status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
+                          bias->data, rows, out, 1);
+  return status;
 }
 
 cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
@@ -109,12 +96,10 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
   const cudl_tensor *inputs[3], *outputs[3];
   static const char *const input_names[3] = {"w", "dy", "x"};
   static const char *const output_names[3] = {"dx", "dw", "dbias"};
-  const cudl_backend *be;
   int64_t rows, in, out;
   cudl_status status;
   int i, j;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  be = ctx->backend;
   inputs[0] = w;
   inputs[1] = dy;
   inputs[2] = x;
@@ -158,30 +143,26 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
                   (long long)out, (long long)in);
   if (status == CUDL_OK && dbias != NULL)
     status = cudl__check_vector(ctx, __func__, dbias, "dbias", out);
-  if (status == CUDL_OK && (dx != NULL || dw != NULL))
-    status = require(ctx, __func__, be->gemm_f32 != NULL);
-  if (status == CUDL_OK && dbias != NULL)
-    status = require(ctx, __func__, be->channel_sum_f32 != NULL);
   if (status != CUDL_OK) return status;
 
   /* dx[rows, in] = dy[rows, out] w[out, in] */
   if (dx != NULL && dx->numel > 0)
-    status = out == 0 ? be->fill_f32(ctx, (float *)dx->data, dx->numel, 0.0f)
-                      : be->gemm_f32(ctx, 0, 0, rows, in, out, 1.0f,
-                                     (const float *)dy->data, out,
-                                     (const float *)w->data, in, 0.0f,
-                                     (float *)dx->data, in);
+    status = out == 0 ? CUDL_OP_CALL(ctx, __func__, dx->dtype, fill, dx->data,
+                                     dx->numel, 0.0f)
+                      : CUDL_OP_CALL(ctx, __func__, dy->dtype, gemm, 0, 0, rows,
+                                     in, out, 1.0f, dy->data, out, w->data, in,
+                                     0.0f, dx->data, in);
   /* dw[out, in] = dy^T[out, rows] x[rows, in] */
   if (status == CUDL_OK && dw != NULL && dw->numel > 0)
-    status = rows == 0 ? be->fill_f32(ctx, (float *)dw->data, dw->numel, 0.0f)
-                       : be->gemm_f32(ctx, 1, 0, out, in, rows, 1.0f,
-                                      (const float *)dy->data, out,
-                                      (const float *)x->data, in, 0.0f,
-                                      (float *)dw->data, in);
+    status = rows == 0 ? CUDL_OP_CALL(ctx, __func__, dw->dtype, fill, dw->data,
+                                      dw->numel, 0.0f)
+                       : CUDL_OP_CALL(ctx, __func__, dy->dtype, gemm, 1, 0, out,
+                                      in, rows, 1.0f, dy->data, out, x->data,
+                                      in, 0.0f, dw->data, in);
   if (status == CUDL_OK && dbias != NULL && dbias->numel > 0)
-    status = rows == 0
-                 ? be->fill_f32(ctx, (float *)dbias->data, dbias->numel, 0.0f)
-                 : be->channel_sum_f32(ctx, (const float *)dy->data,
-                                       (float *)dbias->data, rows, out, 1);
-  return cudl__after_op(ctx, status);
+    status = rows == 0 ? CUDL_OP_CALL(ctx, __func__, dbias->dtype, fill,
+                                      dbias->data, dbias->numel, 0.0f)
+                       : CUDL_OP_CALL(ctx, __func__, dy->dtype, channel_sum,
+                                      dy->data, dbias->data, rows, out, 1);
+  return status;
 }

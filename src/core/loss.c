@@ -27,21 +27,11 @@ static cudl_status softmax_call(cudl_context *ctx, const char *function,
   cols = a->shape[a->ndim - 1];
   if (a->numel == 0) return CUDL_OK;
   if (backward) {
-    if (ctx->backend->softmax_backward == NULL)
-      return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                        "no %s implementation", ctx->backend->name);
-    return cudl__after_op(
-        ctx, ctx->backend->softmax_backward(
-                 ctx, (const float *)a->data, (const float *)dy->data,
-                 (float *)out->data, a->numel / cols, cols, is_log));
+    return CUDL_OP_CALL(ctx, function, a->dtype, softmax_backward, a->data,
+                        dy->data, out->data, a->numel / cols, cols, is_log);
   }
-  if (ctx->backend->softmax_forward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->softmax_forward(ctx, (const float *)a->data,
-                                         (float *)out->data, a->numel / cols,
-                                         cols, is_log));
+  return CUDL_OP_CALL(ctx, function, a->dtype, softmax_forward, a->data,
+                      out->data, a->numel / cols, cols, is_log);
 }
 
 cudl_status cudl_softmax_forward(cudl_context *ctx, const cudl_tensor *x,
@@ -96,13 +86,9 @@ static cudl_status loss_forward(cudl_context *ctx, const char *function,
   if (a->numel == 0 && reduction == CUDL_REDUCTION_MEAN)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "the mean of no elements is undefined");
-  if (ctx->backend->loss_forward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(ctx, ctx->backend->loss_forward(
-                                 ctx, kind, (const float *)a->data,
-                                 (const float *)b->data, (float *)loss->data,
-                                 a->numel, reduction == CUDL_REDUCTION_MEAN));
+  return CUDL_OP_CALL(ctx, function, a->dtype, loss_forward, kind, a->data,
+                      b->data, loss->data, a->numel,
+                      reduction == CUDL_REDUCTION_MEAN);
 }
 
 static cudl_status loss_backward(cudl_context *ctx, const char *function,
@@ -127,14 +113,9 @@ static cudl_status loss_backward(cudl_context *ctx, const char *function,
   if (status == CUDL_OK)
     status = cudl__check_tensors(ctx, function, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
-  if (ctx->backend->loss_backward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->loss_backward(ctx, kind, (const float *)a->data,
-                                       (const float *)b->data, (float *)d->data,
-                                       a->numel,
-                                       reduction == CUDL_REDUCTION_MEAN, grad));
+  return CUDL_OP_CALL(ctx, function, a->dtype, loss_backward, kind, a->data,
+                      b->data, d->data, a->numel,
+                      reduction == CUDL_REDUCTION_MEAN, grad);
 }
 
 cudl_status cudl_mse_loss_forward(cudl_context *ctx, const cudl_tensor *pred,
@@ -226,14 +207,10 @@ cudl_status cudl_cross_entropy_forward(
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
                      "loss has %lld elements; it must hold one",
                      (long long)loss->numel);
-  if (ctx->backend->cross_entropy_forward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->cross_entropy_forward(
-               ctx, (const float *)logits->data, (const int32_t *)labels->data,
-               (float *)loss->data, logits->shape[0], logits->shape[1],
-               label_smoothing, reduction == CUDL_REDUCTION_MEAN));
+  return CUDL_OP_CALL(ctx, __func__, logits->dtype, cross_entropy_forward,
+                      logits->data, (const int32_t *)labels->data, loss->data,
+                      logits->shape[0], logits->shape[1], label_smoothing,
+                      reduction == CUDL_REDUCTION_MEAN);
 }
 
 cudl_status cudl_cross_entropy_backward(cudl_context *ctx,
@@ -250,12 +227,8 @@ cudl_status cudl_cross_entropy_backward(cudl_context *ctx,
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "grad must be finite, got %g", (double)grad);
   if (logits->numel == 0) return CUDL_OK;
-  if (ctx->backend->cross_entropy_backward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->cross_entropy_backward(
-               ctx, (const float *)logits->data, (const int32_t *)labels->data,
-               (float *)dlogits->data, logits->shape[0], logits->shape[1],
-               label_smoothing, reduction == CUDL_REDUCTION_MEAN, grad));
+  return CUDL_OP_CALL(ctx, __func__, logits->dtype, cross_entropy_backward,
+                      logits->data, (const int32_t *)labels->data,
+                      dlogits->data, logits->shape[0], logits->shape[1],
+                      label_smoothing, reduction == CUDL_REDUCTION_MEAN, grad);
 }

@@ -113,12 +113,8 @@ static cudl_status pool_forward(cudl_context *ctx, const char *function,
   cudl_status status =
       check_pool(ctx, function, desc, x, "x", y, "y", NULL, &g);
   if (status != CUDL_OK || y->numel == 0) return status;
-  if (ctx->backend->pool2d_forward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->pool2d_forward(ctx, &g, is_max, (const float *)x->data,
-                                        (float *)y->data));
+  return CUDL_OP_CALL(ctx, function, x->dtype, pool2d_forward, &g, is_max,
+                      x->data, y->data);
 }
 
 cudl_status cudl_max_pool2d_forward(cudl_context *ctx,
@@ -141,13 +137,8 @@ static cudl_status pool_backward(cudl_context *ctx, const char *function,
   cudl_status status =
       check_pool(ctx, function, desc, dx, "dx", dy, "dy", x, &g);
   if (status != CUDL_OK || dx->numel == 0) return status;
-  if (ctx->backend->pool2d_backward == NULL)
-    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, function,
-                      "no %s implementation", ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->pool2d_backward(
-               ctx, &g, is_max, x == NULL ? NULL : (const float *)x->data,
-               (const float *)dy->data, (float *)dx->data));
+  return CUDL_OP_CALL(ctx, function, dy->dtype, pool2d_backward, &g, is_max,
+                      x == NULL ? NULL : x->data, dy->data, dx->data);
 }
 
 cudl_status cudl_max_pool2d_backward(cudl_context *ctx,
@@ -201,12 +192,8 @@ cudl_status cudl_global_avg_pool_forward(cudl_context *ctx,
                                          const cudl_tensor *x, cudl_tensor *y) {
   cudl_status status = check_global(ctx, __func__, x, "x", y, "y");
   if (status != CUDL_OK || y->numel == 0) return status;
-  if (ctx->backend->global_avg_pool_forward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(ctx, ctx->backend->global_avg_pool_forward(
-                                 ctx, (const float *)x->data, (float *)y->data,
-                                 y->numel, x->shape[2] * x->shape[3]));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, global_avg_pool_forward, x->data,
+                      y->data, y->numel, x->shape[2] * x->shape[3]);
 }
 
 cudl_status cudl_global_avg_pool_backward(cudl_context *ctx,
@@ -214,11 +201,7 @@ cudl_status cudl_global_avg_pool_backward(cudl_context *ctx,
                                           cudl_tensor *dx) {
   cudl_status status = check_global(ctx, __func__, dx, "dx", dy, "dy");
   if (status != CUDL_OK || dy->numel == 0) return status;
-  if (ctx->backend->global_avg_pool_backward == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  return cudl__after_op(
-      ctx, ctx->backend->global_avg_pool_backward(ctx, (const float *)dy->data,
-                                                  (float *)dx->data, dy->numel,
-                                                  dx->shape[2] * dx->shape[3]));
+  return CUDL_OP_CALL(ctx, __func__, dy->dtype, global_avg_pool_backward,
+                      dy->data, dx->data, dy->numel,
+                      dx->shape[2] * dx->shape[3]);
 }

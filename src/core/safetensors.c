@@ -486,12 +486,12 @@ static cudl_status read_tensors(cudl_context *ctx, cudl_safetensors *set,
       status =
           source_read(ctx, src, data_start + e->begin + done, staging, chunk);
       if (status == CUDL_OK)
-        status = ctx->backend->copy_from_host(
+        status = ctx->backend->runtime->copy_from_host(
             ctx, (unsigned char *)e->tensor->data + done, staging, chunk);
       done += chunk;
     }
     /* The staging buffer is reused: wait until the device has its copy. */
-    if (status == CUDL_OK) status = ctx->backend->synchronize(ctx);
+    if (status == CUDL_OK) status = ctx->backend->runtime->synchronize(ctx);
   }
   cudl__host_free(&ctx->allocator, staging, staging_size);
   return status;

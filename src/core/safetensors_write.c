@@ -217,7 +217,7 @@ static cudl_status write_data(cudl_context *ctx, int fd,
     while (done < t->nbytes && status == CUDL_OK) {
       size_t chunk =
           t->nbytes - done < staging_size ? t->nbytes - done : staging_size;
-      status = t->ctx->backend->copy_to_host(
+      status = t->ctx->backend->runtime->copy_to_host(
           t->ctx, staging, (const unsigned char *)t->data + done, chunk);
       if (status != CUDL_OK)
         status = SAVE_FAIL(ctx, status, "reading '%s' from the device: %s",

@@ -115,8 +115,8 @@ cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
     storage->allocator = ctx->allocator;
     storage->nbytes = nbytes;
     storage->refs = 1;
-    status = ctx->backend->alloc_zeroed(ctx, &storage->allocator, nbytes,
-                                        &storage->data);
+    status = ctx->backend->runtime->alloc_zeroed(ctx, &storage->allocator,
+                                                 nbytes, &storage->data);
     if (status != CUDL_OK) {
       cudl__host_free(&storage->allocator, storage, sizeof *storage);
       cudl__host_free(&t->allocator, t, sizeof *t);
@@ -132,8 +132,8 @@ cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
 static void storage_release(cudl_storage *storage) {
   cudl_allocator allocator;
   if (storage == NULL || --storage->refs > 0) return;
-  storage->ctx->backend->free(storage->ctx, &storage->allocator, storage->data,
-                              storage->nbytes);
+  storage->ctx->backend->runtime->free(storage->ctx, &storage->allocator,
+                                       storage->data, storage->nbytes);
   allocator = storage->allocator;
   cudl__host_free(&allocator, storage, sizeof *storage);
 }
@@ -353,7 +353,7 @@ cudl_status cudl_tensor_copy_from_host(cudl_tensor *dst, const void *src,
                      "nbytes is %zu but the tensor holds %zu bytes", nbytes,
                      dst->nbytes);
   if (nbytes == 0) return CUDL_OK;
-  return cudl__after_op(dst->ctx, dst->ctx->backend->copy_from_host(
+  return cudl__after_op(dst->ctx, dst->ctx->backend->runtime->copy_from_host(
                                       dst->ctx, dst->data, src, nbytes));
 }
 
@@ -367,7 +367,8 @@ cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src, void *dst,
                      "nbytes is %zu but the tensor holds %zu bytes", nbytes,
                      src->nbytes);
   if (nbytes == 0) return CUDL_OK;
-  return src->ctx->backend->copy_to_host(src->ctx, dst, src->data, nbytes);
+  return src->ctx->backend->runtime->copy_to_host(src->ctx, dst, src->data,
+                                                  nbytes);
 }
 
 static int same_shape(const cudl_tensor *a, const cudl_tensor *b) {
@@ -391,22 +392,22 @@ cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
   if (dst->nbytes == 0 || dst == src) return CUDL_OK;
 
   if (src->ctx == ctx)
-    return cudl__after_op(ctx, ctx->backend->copy_on_device(
+    return cudl__after_op(ctx, ctx->backend->runtime->copy_on_device(
                                    ctx, dst->data, src->data, dst->nbytes));
   /* Another context: let its queued work finish so the copy sees it. */
-  status = src->ctx->backend->synchronize(src->ctx);
+  status = src->ctx->backend->runtime->synchronize(src->ctx);
   if (status != CUDL_OK)
     return CUDL_FAIL(ctx, status, "synchronising the source context failed: %s",
                      src->ctx->last_error);
   if (src->ctx->device == CUDL_DEVICE_CPU)
-    status =
-        ctx->backend->copy_from_host(ctx, dst->data, src->data, dst->nbytes);
+    status = ctx->backend->runtime->copy_from_host(ctx, dst->data, src->data,
+                                                   dst->nbytes);
   else if (ctx->device == CUDL_DEVICE_CPU)
-    status = src->ctx->backend->copy_to_host(src->ctx, dst->data, src->data,
-                                             dst->nbytes);
+    status = src->ctx->backend->runtime->copy_to_host(src->ctx, dst->data,
+                                                      src->data, dst->nbytes);
   else
-    status = ctx->backend->copy_from_peer(ctx, dst->data, src->ctx, src->data,
-                                          dst->nbytes);
+    status = ctx->backend->runtime->copy_from_peer(ctx, dst->data, src->ctx,
+                                                   src->data, dst->nbytes);
   if (status != CUDL_OK && ctx->device == CUDL_DEVICE_CPU &&
       src->ctx->device != CUDL_DEVICE_CPU)
     return CUDL_FAIL(ctx, status, "device-to-host copy failed: %s",
@@ -428,11 +429,8 @@ cudl_status cudl_tensor_fill(cudl_tensor *t, float value) {
   cudl_status status = check_f32(t, __func__);
   if (status != CUDL_OK) return status;
   if (t->numel == 0) return CUDL_OK;
-  if (t->ctx->backend->fill_f32 == NULL)
-    return CUDL_FAIL(t->ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     t->ctx->backend->name);
-  return cudl__after_op(t->ctx, t->ctx->backend->fill_f32(
-                                    t->ctx, (float *)t->data, t->numel, value));
+  return CUDL_OP_CALL(t->ctx, __func__, t->dtype, fill, t->data, t->numel,
+                      value);
 }
 
 cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high) {
@@ -447,13 +445,10 @@ cudl_status cudl_tensor_uniform(cudl_tensor *t, float low, float high) {
                      "[%g, %g)",
                      (double)low, (double)high);
   if (t->numel == 0) return CUDL_OK;
-  if (ctx->backend->uniform_f32 == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  status = ctx->backend->uniform_f32(ctx, (float *)t->data, t->numel,
-                                     ctx->rng_seed, ctx->rng_offset, low, high);
+  status = CUDL_OP_CALL(ctx, __func__, t->dtype, uniform, t->data, t->numel,
+                        ctx->rng_seed, ctx->rng_offset, low, high);
   if (status == CUDL_OK) ctx->rng_offset += cudl__philox_blocks(t->numel);
-  return cudl__after_op(ctx, status);
+  return status;
 }
 
 cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
@@ -466,14 +461,10 @@ cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
                      "need finite mean and stddev >= 0, got mean %g stddev %g",
                      (double)mean, (double)stddev);
   if (t->numel == 0) return CUDL_OK;
-  if (ctx->backend->normal_f32 == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
-  status =
-      ctx->backend->normal_f32(ctx, (float *)t->data, t->numel, ctx->rng_seed,
-                               ctx->rng_offset, mean, stddev);
+  status = CUDL_OP_CALL(ctx, __func__, t->dtype, normal, t->data, t->numel,
+                        ctx->rng_seed, ctx->rng_offset, mean, stddev);
   if (status == CUDL_OK) ctx->rng_offset += cudl__philox_blocks(t->numel);
-  return cudl__after_op(ctx, status);
+  return status;
 }
 
 /* The common checks: the tensors are non-NULL, belong to ctx, are f32 and

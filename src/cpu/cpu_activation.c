@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "core/philox.h"
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
 /* Loops split across threads only when the work pays for the fork. */
 #define CPU_PARALLEL_MIN 32768
@@ -80,34 +80,34 @@ static inline float sigmoid(float x) {
   return x >= 0.0f ? d : e * d;
 }
 
-static float forward_one(cudl_activation_kind kind, float alpha, float x) {
+static float forward_one(cudl_activation_type kind, float alpha, float x) {
   switch (kind) {
-    case CUDL_ACTIVATION_SIGMOID:
+    case CUDL_ACT_SIGMOID:
       return sigmoid(x);
-    case CUDL_ACTIVATION_TANH:
+    case CUDL_ACT_TANH:
       return tanh_vectorisable(x);
-    case CUDL_ACTIVATION_RELU:
+    case CUDL_ACT_RELU:
       return x < 0.0f ? 0.0f : x; /* NaN stays */
-    case CUDL_ACTIVATION_LEAKY_RELU:
+    case CUDL_ACT_LEAKY_RELU:
       return x > 0.0f ? x : alpha * x;
-    case CUDL_ACTIVATION_ELU:
+    case CUDL_ACT_ELU:
       return x > 0.0f ? x : alpha * expm1_nonpositive(x > 0.0f ? 0.0f : x);
   }
   return x;
 }
 
-static float backward_one(cudl_activation_kind kind, float alpha, float saved,
+static float backward_one(cudl_activation_type kind, float alpha, float saved,
                           float dy) {
   switch (kind) {
-    case CUDL_ACTIVATION_SIGMOID:
+    case CUDL_ACT_SIGMOID:
       return dy * saved * (1.0f - saved);
-    case CUDL_ACTIVATION_TANH:
+    case CUDL_ACT_TANH:
       return dy * ((1.0f - saved) * (1.0f + saved));
-    case CUDL_ACTIVATION_RELU:
+    case CUDL_ACT_RELU:
       return saved > 0.0f ? dy : 0.0f;
-    case CUDL_ACTIVATION_LEAKY_RELU:
+    case CUDL_ACT_LEAKY_RELU:
       return saved > 0.0f ? dy : alpha * dy;
-    case CUDL_ACTIVATION_ELU:
+    case CUDL_ACT_ELU:
       return saved > 0.0f
                  ? dy
                  : dy * alpha * exp_nonpositive(saved > 0.0f ? 0.0f : saved);
@@ -128,67 +128,74 @@ static float backward_one(cudl_activation_kind kind, float alpha, float saved,
 /* clang-format on */
 
 cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
-                                         cudl_activation_kind kind, float alpha,
-                                         const float *x, float *y, int64_t n) {
+                                         cudl_activation_type kind, float alpha,
+                                         const void *x_, void *y_, int64_t n) {
+  const float *x = x_;
+  float *y = y_;
   int64_t i;
   (void)ctx;
   switch (kind) {
-    case CUDL_ACTIVATION_SIGMOID:
+    case CUDL_ACT_SIGMOID:
       ELEMENTWISE_LOOP(y[i] =
-                           forward_one(CUDL_ACTIVATION_SIGMOID, alpha, x[i]));
+                           forward_one(CUDL_ACT_SIGMOID, alpha, x[i]));
       break;
-    case CUDL_ACTIVATION_TANH:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_TANH, alpha, x[i]));
+    case CUDL_ACT_TANH:
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_TANH, alpha, x[i]));
       break;
-    case CUDL_ACTIVATION_RELU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_RELU, alpha, x[i]));
+    case CUDL_ACT_RELU:
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_RELU, alpha, x[i]));
       break;
-    case CUDL_ACTIVATION_LEAKY_RELU:
+    case CUDL_ACT_LEAKY_RELU:
       ELEMENTWISE_LOOP(
-          y[i] = forward_one(CUDL_ACTIVATION_LEAKY_RELU, alpha, x[i]));
+          y[i] = forward_one(CUDL_ACT_LEAKY_RELU, alpha, x[i]));
       break;
-    case CUDL_ACTIVATION_ELU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACTIVATION_ELU, alpha, x[i]));
+    case CUDL_ACT_ELU:
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_ELU, alpha, x[i]));
       break;
   }
   return CUDL_OK;
 }
 
 cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
-                                          cudl_activation_kind kind,
-                                          float alpha, const float *saved,
-                                          const float *dy, float *dx,
+                                          cudl_activation_type kind,
+                                          float alpha, const void *saved_,
+                                          const void *dy_, void *dx_,
                                           int64_t n) {
+  const float *saved = saved_;
+  const float *dy = dy_;
+  float *dx = dx_;
   int64_t i;
   (void)ctx;
   switch (kind) {
-    case CUDL_ACTIVATION_SIGMOID:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACTIVATION_SIGMOID, alpha,
+    case CUDL_ACT_SIGMOID:
+      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACT_SIGMOID, alpha,
                                             saved[i], dy[i]));
       break;
-    case CUDL_ACTIVATION_TANH:
+    case CUDL_ACT_TANH:
       ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACTIVATION_TANH, alpha, saved[i], dy[i]));
+          dx[i] = backward_one(CUDL_ACT_TANH, alpha, saved[i], dy[i]));
       break;
-    case CUDL_ACTIVATION_RELU:
+    case CUDL_ACT_RELU:
       ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACTIVATION_RELU, alpha, saved[i], dy[i]));
+          dx[i] = backward_one(CUDL_ACT_RELU, alpha, saved[i], dy[i]));
       break;
-    case CUDL_ACTIVATION_LEAKY_RELU:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACTIVATION_LEAKY_RELU, alpha,
+    case CUDL_ACT_LEAKY_RELU:
+      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACT_LEAKY_RELU, alpha,
                                             saved[i], dy[i]));
       break;
-    case CUDL_ACTIVATION_ELU:
+    case CUDL_ACT_ELU:
       ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACTIVATION_ELU, alpha, saved[i], dy[i]));
+          dx[i] = backward_one(CUDL_ACT_ELU, alpha, saved[i], dy[i]));
       break;
   }
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const float *x,
-                                    const float *slope, float *y, int64_t outer,
+cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const void *x_,
+                                    const float *slope, void *y_, int64_t outer,
                                     int64_t channels, int64_t inner) {
+  const float *x = x_;
+  float *y = y_;
   int64_t row;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (outer * channels * inner > \
@@ -203,10 +210,13 @@ cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const float *x,
-                                     const float *slope, const float *dy,
-                                     float *dx, float *dslope, int64_t outer,
+cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const void *x_,
+                                     const float *slope, const void *dy_,
+                                     void *dx_, float *dslope, int64_t outer,
                                      int64_t channels, int64_t inner) {
+  const float *x = x_;
+  const float *dy = dy_;
+  float *dx = dx_;
   int64_t c;
   (void)ctx;
   /* One channel per iteration, its sum in double in a fixed order: the
@@ -234,10 +244,13 @@ cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const float *x,
-                                    float *noise, float *y, int64_t n,
+cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const void *x_,
+                                    void *noise_, void *y_, int64_t n,
                                     float lower, float upper, int training,
                                     uint64_t seed, uint64_t offset) {
+  const float *x = x_;
+  float *noise = noise_;
+  float *y = y_;
   const float fixed = (lower + upper) * 0.5f;
   const int64_t blocks = (n + 3) / 4;
   int64_t b;
@@ -261,8 +274,11 @@ cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
-                              float *out, int64_t n) {
+cudl_status cudl__cpu_mul(cudl_context *ctx, const void *a_, const void *b_,
+                          void *out_, int64_t n) {
+  const float *a = a_;
+  const float *b = b_;
+  float *out = out_;
   int64_t i;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)
@@ -270,9 +286,10 @@ cudl_status cudl__cpu_mul_f32(cudl_context *ctx, const float *a, const float *b,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_unit_activity_f32(cudl_context *ctx, const float *x,
-                                        float *active, int64_t outer,
-                                        int64_t units, int64_t inner) {
+cudl_status cudl__cpu_unit_activity(cudl_context *ctx, const void *x_,
+                                    float *active, int64_t outer, int64_t units,
+                                    int64_t inner) {
+  const float *x = x_;
   int64_t u;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (outer * units * inner > \

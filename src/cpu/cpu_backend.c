@@ -4,8 +4,7 @@
 #include <time.h>
 
 #include "core/internal.h"
-#include "core/philox.h"
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
 static cudl_status cpu_open(cudl_context *ctx, int device_index) {
   (void)device_index;
@@ -155,53 +154,7 @@ static cudl_status cpu_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
   return CUDL_OK;
 }
 
-static cudl_status cpu_fill_f32(cudl_context *ctx, float *dst, int64_t n,
-                                float value) {
-  int64_t i;
-  (void)ctx;
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (i = 0; i < n; ++i) dst[i] = value;
-  return CUDL_OK;
-}
-
-/* Both random fills walk Philox blocks: block b covers elements 4b..4b+3. */
-static cudl_status cpu_uniform_f32(cudl_context *ctx, float *dst, int64_t n,
-                                   uint64_t seed, uint64_t offset, float low,
-                                   float high) {
-  int64_t blocks = (n + 3) / 4, b;
-  (void)ctx;
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (b = 0; b < blocks; ++b) {
-    cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
-    int64_t base = 4 * b;
-    int k;
-    for (k = 0; k < 4 && base + k < n; ++k)
-      dst[base + k] = cudl_uniform_from_bits(r.v[k], low, high);
-  }
-  return CUDL_OK;
-}
-
-static cudl_status cpu_normal_f32(cudl_context *ctx, float *dst, int64_t n,
-                                  uint64_t seed, uint64_t offset, float mean,
-                                  float stddev) {
-  int64_t blocks = (n + 3) / 4, b;
-  (void)ctx;
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (b = 0; b < blocks; ++b) {
-    cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
-    int64_t base = 4 * b;
-    int k;
-    for (k = 0; k < 4 && base + k < n; ++k)
-      dst[base + k] = cudl_normal_from_bits(r.v[k & 2], r.v[(k & 2) + 1], k & 1,
-                                            mean, stddev);
-  }
-  return CUDL_OK;
-}
-
-/* Designated initialisers: an entry added to cudl_backend cannot shift
- * the others, and one left out stays NULL (CUDL_ERR_UNSUPPORTED). */
-const cudl_backend cudl__cpu_backend = {
-    .name = "cpu",
+static const cudl_runtime cpu_runtime = {
     .open = cpu_open,
     .close = cpu_close,
     .alloc_zeroed = cpu_alloc_zeroed,
@@ -217,42 +170,13 @@ const cudl_backend cudl__cpu_backend = {
     .event_destroy = cpu_event_destroy,
     .event_record = cpu_event_record,
     .event_elapsed_ms = cpu_event_elapsed_ms,
-    .fill_f32 = cpu_fill_f32,
-    .uniform_f32 = cpu_uniform_f32,
-    .normal_f32 = cpu_normal_f32,
-    .activation_forward = cudl__cpu_activation_forward,
-    .activation_backward = cudl__cpu_activation_backward,
-    .prelu_forward = cudl__cpu_prelu_forward,
-    .prelu_backward = cudl__cpu_prelu_backward,
-    .rrelu_forward = cudl__cpu_rrelu_forward,
-    .unit_activity_f32 = cudl__cpu_unit_activity_f32,
-    .dropout_forward = cudl__cpu_dropout_forward,
-    .mul_f32 = cudl__cpu_mul_f32,
-    .pool2d_forward = cudl__cpu_pool2d_forward,
-    .pool2d_backward = cudl__cpu_pool2d_backward,
-    .global_avg_pool_forward = cudl__cpu_global_avg_pool_forward,
-    .global_avg_pool_backward = cudl__cpu_global_avg_pool_backward,
-    .batchnorm_forward_training = cudl__cpu_batchnorm_forward_training,
-    .batchnorm_forward_inference = cudl__cpu_batchnorm_forward_inference,
-    .batchnorm_backward = cudl__cpu_batchnorm_backward,
-    .softmax_forward = cudl__cpu_softmax_forward,
-    .softmax_backward = cudl__cpu_softmax_backward,
-    .loss_forward = cudl__cpu_loss_forward,
-    .loss_backward = cudl__cpu_loss_backward,
-    .cross_entropy_forward = cudl__cpu_cross_entropy_forward,
-    .cross_entropy_backward = cudl__cpu_cross_entropy_backward,
-    .add_scaled_f32 = cudl__cpu_add_scaled_f32,
-    .scale_f32 = cudl__cpu_scale_f32,
-    .sum_f32 = cudl__cpu_sum_f32,
-    .count_nonfinite_f32 = cudl__cpu_count_nonfinite_f32,
-    .gemm_f32 = cudl__cpu_gemm_f32,
-    .bias_add_f32 = cudl__cpu_bias_add_f32,
-    .channel_sum_f32 = cudl__cpu_channel_sum_f32,
-    .conv2d_forward = cudl__cpu_conv2d_forward,
-    .conv2d_backward_data = cudl__cpu_conv2d_backward_data,
-    .conv2d_backward_filter = cudl__cpu_conv2d_backward_filter,
-    .sgd_step = cudl__cpu_sgd_step,
-    .adam_step = cudl__cpu_adam_step,
-    .l2_norm_f32 = cudl__cpu_l2_norm_f32,
-    .clip_scale_f32 = cudl__cpu_clip_scale_f32,
 };
+
+/* Every operator of ops.def, f32: one this backend lacks fails to link. */
+static const cudl_ops cpu_ops = {
+#define CUDL_OP(name, params) CUDL_REGISTER_OP(cpu, name)
+#include "core/ops.def"
+#undef CUDL_OP
+};
+
+const cudl_backend cudl__cpu_backend = {"cpu", &cpu_runtime, &cpu_ops};

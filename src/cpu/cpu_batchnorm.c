@@ -3,14 +3,14 @@
  * iteration. */
 #include <math.h>
 
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
 /* Element i of channel c's m = outer * inner values. */
 #define BN_INDEX(n, c, i) (((n)*channels + (c)) * inner + (i))
 
 /* The channel sums use independent double accumulators (element i of a
  * row goes to lane i % LANES) so that the loops vectorise, then add the
- * lanes in order (cpu_ops.h). */
+ * lanes in order (cpu_internal.h). */
 #define LANES CUDL_CPU_LANES
 #define add_lanes cudl__cpu_lane_total
 
@@ -47,10 +47,12 @@ static void channel_sums(const float *x, int64_t outer, int64_t channels,
 }
 
 cudl_status cudl__cpu_batchnorm_forward_training(
-    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
+    cudl_context *ctx, const void *x_, const float *gamma, const float *beta,
     float momentum, float eps, float *running_mean, float *running_var,
-    float *y, float *save_mean, float *save_invstd, int64_t outer,
+    void *y_, float *save_mean, float *save_invstd, int64_t outer,
     int64_t channels, int64_t inner) {
+  const float *x = x_;
+  float *y = y_;
   const double m = (double)(outer * inner);
   int64_t c;
   (void)ctx;
@@ -82,9 +84,11 @@ cudl_status cudl__cpu_batchnorm_forward_training(
 }
 
 cudl_status cudl__cpu_batchnorm_forward_inference(
-    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var, float eps, float *y,
+    cudl_context *ctx, const void *x_, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, void *y_,
     int64_t outer, int64_t channels, int64_t inner) {
+  const float *x = x_;
+  float *y = y_;
   int64_t c;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
@@ -102,9 +106,12 @@ cudl_status cudl__cpu_batchnorm_forward_inference(
 }
 
 cudl_status cudl__cpu_batchnorm_backward(
-    cudl_context *ctx, const float *x, const float *dy, const float *gamma,
-    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
+    cudl_context *ctx, const void *x_, const void *dy_, const float *gamma,
+    const float *save_mean, const float *save_invstd, void *dx_, float *dgamma,
     float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
+  const float *x = x_;
+  const float *dy = dy_;
+  float *dx = dx_;
   const double m = (double)(outer * inner);
   int64_t c;
   (void)ctx;

@@ -307,20 +307,29 @@ done:
 
 cudl_status cudl__cpu_conv2d_forward(cudl_context *ctx,
                                      const cudl_conv2d_geometry *g,
-                                     const float *x, const float *w, float *y) {
+                                     const void *x_, const void *w_, void *y_) {
+  const float *x = x_;
+  const float *w = w_;
+  float *y = y_;
   return run_pass(ctx, g, PASS_FORWARD, x, w, y);
 }
 
 cudl_status cudl__cpu_conv2d_backward_data(cudl_context *ctx,
                                            const cudl_conv2d_geometry *g,
-                                           const float *w, const float *dy,
-                                           float *dx) {
+                                           const void *w_, const void *dy_,
+                                           void *dx_) {
+  const float *w = w_;
+  const float *dy = dy_;
+  float *dx = dx_;
   return run_pass(ctx, g, PASS_BACKWARD_DATA, w, dy, dx);
 }
 
 cudl_status cudl__cpu_conv2d_backward_filter(cudl_context *ctx,
                                              const cudl_conv2d_geometry *g,
-                                             const float *x, const float *dy,
-                                             float *dw) {
+                                             const void *x_, const void *dy_,
+                                             void *dw_) {
+  const float *x = x_;
+  const float *dy = dy_;
+  float *dw = dw_;
   return run_pass(ctx, g, PASS_BACKWARD_FILTER, x, dy, dw);
 }

@@ -5,7 +5,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
 /* The context's state with its oneDNN engine and stream made (on first
  * use). */

@@ -1,11 +1,14 @@
 /* cpu_dropout.c - inverted dropout on the CPU. */
 #include "core/philox.h"
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
-cudl_status cudl__cpu_dropout_forward(cudl_context *ctx, const float *x,
-                                      float *mask, float *y, int64_t n, float p,
+cudl_status cudl__cpu_dropout_forward(cudl_context *ctx, const void *x_,
+                                      void *mask_, void *y_, int64_t n, float p,
                                       int training, uint64_t seed,
                                       uint64_t offset) {
+  const float *x = x_;
+  float *mask = mask_;
+  float *y = y_;
   /* p = 1 drops all: its scale would be infinite and is never used. */
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
   const int64_t blocks = (n + 3) / 4;

@@ -1,11 +1,13 @@
 /* cpu_elementwise.c - elementwise arithmetic and full sums on the CPU. */
 #include <math.h>
 
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
-cudl_status cudl__cpu_add_scaled_f32(cudl_context *ctx, const float *a,
-                                     float alpha, const float *b, float *out,
-                                     int64_t n) {
+cudl_status cudl__cpu_add_scaled(cudl_context *ctx, const void *a_, float alpha,
+                                 const void *b_, void *out_, int64_t n) {
+  const float *a = a_;
+  const float *b = b_;
+  float *out = out_;
   int64_t i;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > 32768)
@@ -13,8 +15,10 @@ cudl_status cudl__cpu_add_scaled_f32(cudl_context *ctx, const float *a,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_scale_f32(cudl_context *ctx, const float *a, float alpha,
-                                float *out, int64_t n) {
+cudl_status cudl__cpu_scale(cudl_context *ctx, const void *a_, float alpha,
+                            void *out_, int64_t n) {
+  const float *a = a_;
+  float *out = out_;
   int64_t i;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > 32768)
@@ -22,8 +26,9 @@ cudl_status cudl__cpu_scale_f32(cudl_context *ctx, const float *a, float alpha,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_count_nonfinite_f32(cudl_context *ctx, const float *x,
-                                          int64_t n, int64_t counts[2]) {
+cudl_status cudl__cpu_count_nonfinite(cudl_context *ctx, const void *x_,
+                                      int64_t n, int64_t counts[2]) {
+  const float *x = x_;
   int64_t i, nan = 0, inf = 0;
   (void)ctx;
 #pragma omp parallel for schedule(static) reduction(+ : nan, inf) if (n > 32768)
@@ -36,8 +41,10 @@ cudl_status cudl__cpu_count_nonfinite_f32(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_sum_f32(cudl_context *ctx, const float *x, float *out,
-                              int64_t n, int mean) {
+cudl_status cudl__cpu_sum(cudl_context *ctx, const void *x_, void *out_,
+                          int64_t n, int mean) {
+  const float *x = x_;
+  float *out = out_;
   double sum = 0.0;
   int64_t i;
   (void)ctx;

@@ -9,10 +9,13 @@
  * competes for the cores (benchmarks/cpu/bench_layers). */
 #include "cpu/cpu_dnnl.h"
 
-cudl_status cudl__cpu_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
-                               int64_t m, int64_t n, int64_t k, float alpha,
-                               const float *a, int64_t lda, const float *b,
-                               int64_t ldb, float beta, float *c, int64_t ldc) {
+cudl_status cudl__cpu_gemm(cudl_context *ctx, int trans_a, int trans_b,
+                           int64_t m, int64_t n, int64_t k, float alpha,
+                           const void *a_, int64_t lda, const void *b_,
+                           int64_t ldb, float beta, void *c_, int64_t ldc) {
+  const float *a = a_;
+  const float *b = b_;
+  float *c = c_;
   cudl_status status = CUDL_OK;
   DNNL_TRY(dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha,
                       a, lda, b, ldb, beta, c, ldc));
@@ -20,9 +23,10 @@ done:
   return status;
 }
 
-cudl_status cudl__cpu_bias_add_f32(cudl_context *ctx, float *y,
-                                   const float *bias, int64_t outer,
-                                   int64_t channels, int64_t inner) {
+cudl_status cudl__cpu_bias_add(cudl_context *ctx, void *y_, const void *bias_,
+                               int64_t outer, int64_t channels, int64_t inner) {
+  float *y = y_;
+  const float *bias = bias_;
   int64_t row;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
@@ -35,9 +39,11 @@ cudl_status cudl__cpu_bias_add_f32(cudl_context *ctx, float *y,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_channel_sum_f32(cudl_context *ctx, const float *x,
-                                      float *out, int64_t outer,
-                                      int64_t channels, int64_t inner) {
+cudl_status cudl__cpu_channel_sum(cudl_context *ctx, const void *x_, void *out_,
+                                  int64_t outer, int64_t channels,
+                                  int64_t inner) {
+  const float *x = x_;
+  float *out = out_;
   int64_t c;
   (void)ctx;
   /* In double and in a fixed order per channel: deterministic whatever the

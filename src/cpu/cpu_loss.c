@@ -2,11 +2,13 @@
  * double accumulation. */
 #include <math.h>
 
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
-cudl_status cudl__cpu_softmax_forward(cudl_context *ctx, const float *x,
-                                      float *y, int64_t rows, int64_t cols,
+cudl_status cudl__cpu_softmax_forward(cudl_context *ctx, const void *x_,
+                                      void *y_, int64_t rows, int64_t cols,
                                       int is_log) {
+  const float *x = x_;
+  float *y = y_;
   int64_t r;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)
@@ -26,9 +28,12 @@ cudl_status cudl__cpu_softmax_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_softmax_backward(cudl_context *ctx, const float *y,
-                                       const float *dy, float *dx, int64_t rows,
+cudl_status cudl__cpu_softmax_backward(cudl_context *ctx, const void *y_,
+                                       const void *dy_, void *dx_, int64_t rows,
                                        int64_t cols, int is_log) {
+  const float *y = y_;
+  const float *dy = dy_;
+  float *dx = dx_;
   int64_t r;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)
@@ -57,7 +62,7 @@ static double loss_derivative(cudl_loss_kind kind, double a, double b) {
   return 1.0 / (1.0 + exp(-a)) - b;
 }
 
-/* The terms of [first, last) summed in double lanes (cpu_ops.h); MSE's
+/* The terms of [first, last) summed in double lanes (cpu_internal.h); MSE's
  * loop vectorises. */
 static double loss_block(cudl_loss_kind kind, const float *a, const float *b,
                          int64_t first, int64_t last) {
@@ -80,8 +85,10 @@ static double loss_block(cudl_loss_kind kind, const float *a, const float *b,
 #define LOSS_BLOCK 65536
 
 cudl_status cudl__cpu_loss_forward(cudl_context *ctx, cudl_loss_kind kind,
-                                   const float *a, const float *b, float *loss,
+                                   const void *a_, const void *b_, float *loss,
                                    int64_t n, int mean) {
+  const float *a = a_;
+  const float *b = b_;
   const int64_t blocks = (n + LOSS_BLOCK - 1) / LOSS_BLOCK;
   double sum = 0.0, *partial = NULL;
   int64_t k;
@@ -102,8 +109,11 @@ cudl_status cudl__cpu_loss_forward(cudl_context *ctx, cudl_loss_kind kind,
 }
 
 cudl_status cudl__cpu_loss_backward(cudl_context *ctx, cudl_loss_kind kind,
-                                    const float *a, const float *b, float *d,
+                                    const void *a_, const void *b_, void *d_,
                                     int64_t n, int mean, float grad) {
+  const float *a = a_;
+  const float *b = b_;
+  float *d = d_;
   const double scale = mean ? (double)grad / (double)n : (double)grad;
   int64_t i;
   (void)ctx;
@@ -132,10 +142,11 @@ static double row_logsumexp(const float *x, int64_t cols) {
   return max + log(sum);
 }
 
-cudl_status cudl__cpu_cross_entropy_forward(cudl_context *ctx, const float *x,
+cudl_status cudl__cpu_cross_entropy_forward(cudl_context *ctx, const void *x_,
                                             const int32_t *labels, float *loss,
                                             int64_t rows, int64_t cols,
                                             float smoothing, int mean) {
+  const float *x = x_;
   const int64_t bad = first_bad_label(labels, rows, cols);
   double total = 0.0;
   int64_t r;
@@ -156,11 +167,13 @@ cudl_status cudl__cpu_cross_entropy_forward(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_cross_entropy_backward(cudl_context *ctx, const float *x,
-                                             const int32_t *labels, float *dx,
+cudl_status cudl__cpu_cross_entropy_backward(cudl_context *ctx, const void *x_,
+                                             const int32_t *labels, void *dx_,
                                              int64_t rows, int64_t cols,
                                              float smoothing, int mean,
                                              float grad) {
+  const float *x = x_;
+  float *dx = dx_;
   const int64_t bad = first_bad_label(labels, rows, cols);
   const double scale = mean ? (double)grad / (double)rows : (double)grad;
   const double off = (double)smoothing / (double)cols;

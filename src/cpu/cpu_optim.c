@@ -13,7 +13,7 @@
  */
 #include <math.h>
 
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
 /* fmaf is one instruction where the CPU has FMA and a slow exact libm
  * routine where it must be emulated; the library is built for any x86-64,
@@ -106,8 +106,9 @@ static double sum_squares(const float *x, int64_t begin, int64_t end) {
   return s;
 }
 
-cudl_status cudl__cpu_l2_norm_f32(cudl_context *ctx, const float *x,
-                                  float *norm, int64_t n) {
+cudl_status cudl__cpu_l2_norm(cudl_context *ctx, const void *x_, float *norm,
+                              int64_t n) {
+  const float *x = x_;
   const int64_t chunks = (n + CHUNK - 1) / CHUNK;
   double total = 0.0;
   if (chunks <= 1) {
@@ -129,8 +130,9 @@ cudl_status cudl__cpu_l2_norm_f32(cudl_context *ctx, const float *x,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_clip_scale_f32(cudl_context *ctx, float *x, int64_t n,
-                                     const float *norm, float max_norm) {
+cudl_status cudl__cpu_clip_scale(cudl_context *ctx, void *x_, int64_t n,
+                                 const float *norm, float max_norm) {
+  float *x = x_;
   const float value = norm[0];
   float coef;
   int64_t i;

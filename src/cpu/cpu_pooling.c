@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cpu/cpu_ops.h"
+#include "cpu/cpu_internal.h"
 
 /* Offset of the chosen element of window (oh, ow) in its H x W plane:
  * the first maximum in row-major order, a NaN winning over numbers (the
@@ -138,7 +138,9 @@ static int64_t window_count(const cudl_pool2d_geometry *g, int64_t oh,
 
 cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
                                      const cudl_pool2d_geometry *g, int is_max,
-                                     const float *x, float *y) {
+                                     const void *x_, void *y_) {
+  const float *x = x_;
+  float *y = y_;
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
@@ -169,8 +171,11 @@ cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
 
 cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
                                       const cudl_pool2d_geometry *g, int is_max,
-                                      const float *x, const float *dy,
-                                      float *dx) {
+                                      const void *x_, const void *dy_,
+                                      void *dx_) {
+  const float *x = x_;
+  const float *dy = dy_;
+  float *dx = dx_;
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
@@ -202,9 +207,11 @@ cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
   return CUDL_OK;
 }
 
-cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const float *x,
-                                              float *y, int64_t rows,
+cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const void *x_,
+                                              void *y_, int64_t rows,
                                               int64_t cols) {
+  const float *x = x_;
+  float *y = y_;
   int64_t r;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)
@@ -214,8 +221,10 @@ cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const float *x,
 }
 
 cudl_status cudl__cpu_global_avg_pool_backward(cudl_context *ctx,
-                                               const float *dy, float *dx,
+                                               const void *dy_, void *dx_,
                                                int64_t rows, int64_t cols) {
+  const float *dy = dy_;
+  float *dx = dx_;
   int64_t r;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)

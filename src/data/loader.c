@@ -446,16 +446,13 @@ cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
   /* The caller's thread: the tensors' contexts are used here, as in any
    * call. Only the batch's rows are written. */
   failed = x->ctx;
-  status = cudl__after_op(
-      x->ctx, x->ctx->backend->copy_from_host(
-                  x->ctx, x->data, slot->x,
-                  (size_t)slot->rows * ds->image_bytes * sizeof(float)));
+  status = cudl__copy_from_host(
+      x->ctx, x->data, slot->x,
+      (size_t)slot->rows * ds->image_bytes * sizeof(float));
   if (status == CUDL_OK) {
     failed = labels->ctx;
-    status =
-        cudl__after_op(labels->ctx, labels->ctx->backend->copy_from_host(
-                                        labels->ctx, labels->data, slot->labels,
-                                        (size_t)slot->rows * sizeof(int32_t)));
+    status = cudl__copy_from_host(labels->ctx, labels->data, slot->labels,
+                                  (size_t)slot->rows * sizeof(int32_t));
   }
 
   pthread_mutex_lock(&l->mutex);

@@ -1215,19 +1215,15 @@ static cudl_status record_activity(cudl_model *m, node *n) {
   const node *src = &m->nodes[n->in[0]];
   int64_t inner, units = units_of(src, &inner);
   cudl_context *ctx = m->ctx;
-  return cudl__after_op(
-      ctx, ctx->backend->unit_activity_f32(ctx, (const float *)src->y->data,
-                                           (float *)n->activity->data, m->rows,
-                                           units, inner));
+  return CUDL_OP_CALL(ctx, __func__, src->y->dtype, unit_activity, src->y->data,
+                      (float *)n->activity->data, m->rows, units, inner);
 }
 
 /* diag_norms[slot] = the L2 norm of t, on the device (no waiting). */
 static cudl_status norm_into(cudl_model *m, const cudl_tensor *t, int slot) {
   cudl_context *ctx = m->ctx;
-  return cudl__after_op(
-      ctx,
-      ctx->backend->l2_norm_f32(ctx, (const float *)t->data,
-                                (float *)m->diag_norms->data + slot, t->numel));
+  return CUDL_OP_CALL(ctx, __func__, t->dtype, l2_norm, t->data,
+                      (float *)m->diag_norms->data + slot, t->numel);
 }
 
 cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
@@ -1252,11 +1248,6 @@ cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
   if (!m->compiled)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "compile the model before switching diagnostics on");
-  if (m->ctx->backend->unit_activity_f32 == NULL ||
-      m->ctx->backend->l2_norm_f32 == NULL)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_UNSUPPORTED,
-                     "the %s backend has no diagnostics",
-                     m->ctx->backend->name);
   {
     const int64_t slots = two * m->node_count;
     status =
@@ -1523,9 +1514,7 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
                            : "f32 of the output's shape");
   }
   /* The input batch into node 0's buffer. */
-  status =
-      cudl__after_op(ctx, ctx->backend->copy_on_device(ctx, m->nodes[0].y->data,
-                                                       x->data, x->nbytes));
+  status = cudl__copy_on_device(ctx, m->nodes[0].y->data, x->data, x->nbytes);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     status = forward_node(m, &m->nodes[i]);
     if (status == CUDL_OK && m->diagnostics && m->training &&
@@ -1679,22 +1668,17 @@ static cudl_status backward_node(cudl_model *m, node *n) {
     case NODE_FLATTEN:
       /* The same bytes in another shape. */
       if (dx == NULL) break;
-      status = cudl__after_op(ctx, ctx->backend->copy_on_device(
-                                       ctx, dx->data, n->dy->data, dx->nbytes));
+      status = cudl__copy_on_device(ctx, dx->data, n->dy->data, dx->nbytes);
       break;
     case NODE_ADD: {
       cudl_tensor *db;
       if (dx != NULL)
-        status =
-            cudl__after_op(ctx, ctx->backend->copy_on_device(
-                                    ctx, dx->data, n->dy->data, dx->nbytes));
+        status = cudl__copy_on_device(ctx, dx->data, n->dy->data, dx->nbytes);
       if (status == CUDL_OK) status = finish_input(m, n, 0);
       if (status != CUDL_OK) return status;
       db = input_grad_target(m, n, 1);
       if (db != NULL)
-        status =
-            cudl__after_op(ctx, ctx->backend->copy_on_device(
-                                    ctx, db->data, n->dy->data, db->nbytes));
+        status = cudl__copy_on_device(ctx, db->data, n->dy->data, db->nbytes);
       if (status == CUDL_OK) status = finish_input(m, n, 1);
       return status;
     }

@@ -224,9 +224,6 @@ static cudl_status sgd_step(cudl_optimizer *opt, float *params,
   const cudl_optimizer_config *c = &opt->config;
   cudl_sgd_step_args a;
   float *buffer = NULL;
-  if (ctx->backend->sgd_step == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
   memset(&a, 0, sizeof a);
   /* param.add_(d_p, alpha=-lr): -lr is exact. */
   a.neg_lr = -lr;
@@ -237,8 +234,8 @@ static cudl_status sgd_step(cudl_optimizer *opt, float *params,
   a.nesterov = c->nesterov;
   a.first_step = opt->steps == 0;
   if (c->momentum != 0.0f) buffer = (float *)opt->state[0]->data;
-  return cudl__after_op(
-      ctx, ctx->backend->sgd_step(ctx, params, grads, buffer, opt->numel, &a));
+  return CUDL_OP_CALL(ctx, __func__, CUDL_DTYPE_F32, sgd_step, params, grads,
+                      buffer, opt->numel, &a);
 }
 
 static cudl_status adam_step(cudl_optimizer *opt, float *params,
@@ -254,9 +251,6 @@ static cudl_status adam_step(cudl_optimizer *opt, float *params,
   const double bias_correction1 = 1.0 - pow(beta1, t);
   const double bias_correction2 = 1.0 - pow(beta2, t);
   cudl_adam_step_args a;
-  if (ctx->backend->adam_step == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
   memset(&a, 0, sizeof a);
   if (c->kind == CUDL_OPTIMIZER_ADAMW) {
     /* param.mul_(1 - lr * weight_decay) */
@@ -275,10 +269,9 @@ static cudl_status adam_step(cudl_optimizer *opt, float *params,
   /* denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps) */
   a.bias_correction2_sqrt = (float)sqrt(bias_correction2);
   a.eps = c->eps;
-  return cudl__after_op(
-      ctx,
-      ctx->backend->adam_step(ctx, params, grads, (float *)opt->state[0]->data,
-                              (float *)opt->state[1]->data, opt->numel, &a));
+  return CUDL_OP_CALL(ctx, __func__, CUDL_DTYPE_F32, adam_step, params, grads,
+                      (float *)opt->state[0]->data,
+                      (float *)opt->state[1]->data, opt->numel, &a);
 }
 
 cudl_status cudl_optimizer_step(cudl_optimizer *opt, cudl_tensor *params,
@@ -338,22 +331,17 @@ cudl_status cudl_clip_grad_norm(cudl_context *ctx, cudl_tensor *grads,
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "max_norm must be finite and > 0, got %g",
                      (double)max_norm);
-  if (ctx->backend->l2_norm_f32 == NULL || ctx->backend->clip_scale_f32 == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED, "no %s implementation",
-                     ctx->backend->name);
   if (norm == NULL) {
     const int64_t one = 1;
     status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &one, &scratch);
     if (status != CUDL_OK) return status;
     norm = scratch;
   }
-  status = ctx->backend->l2_norm_f32(ctx, (const float *)grads->data,
-                                     (float *)norm->data, grads->numel);
+  status = CUDL_OP_CALL(ctx, __func__, grads->dtype, l2_norm, grads->data,
+                        norm->data, grads->numel);
   if (status == CUDL_OK && grads->numel > 0)
-    status =
-        ctx->backend->clip_scale_f32(ctx, (float *)grads->data, grads->numel,
-                                     (const float *)norm->data, max_norm);
-  status = cudl__after_op(ctx, status);
+    status = CUDL_OP_CALL(ctx, __func__, grads->dtype, clip_scale, grads->data,
+                          grads->numel, norm->data, max_norm);
   cudl_tensor_destroy(scratch); /* stream-ordered on CUDA: no wait */
   return status;
 }

@@ -1,0 +1,55 @@
+/* cpu_internal.h - what the CPU backend's files share: the per-context
+ * state, the workspace and the summation helpers. The operators' prototypes
+ * come from core/ops.h. */
+#ifndef CUDL_CPU_INTERNAL_H
+#define CUDL_CPU_INTERNAL_H
+
+#include "core/internal.h"
+
+/* The CPU backend's per-context state (ctx->backend_state), made on first
+ * use: a scratch buffer kept across calls, so that convolutions do not map
+ * and fault in fresh pages every time, and oneDNN's engine and stream. */
+struct dnnl_engine;
+struct dnnl_stream;
+/* Sums of float values in double that vectorise: value i goes to lane
+ * i % CUDL_CPU_LANES, and the lanes are added in order at the end, so the
+ * result depends on the values alone (not on threads). A single running
+ * sum is one chain of dependent additions, several times slower. */
+#define CUDL_CPU_LANES 8
+static inline double cudl__cpu_lane_total(const double *lane) {
+  double total = 0.0;
+  int j;
+  for (j = 0; j < CUDL_CPU_LANES; ++j) total += lane[j];
+  return total;
+}
+static inline double cudl__cpu_sum_lanes(const float *x, int64_t n) {
+  double lane[CUDL_CPU_LANES] = {0};
+  int64_t i;
+  int j;
+  for (i = 0; i + CUDL_CPU_LANES <= n; i += CUDL_CPU_LANES)
+    for (j = 0; j < CUDL_CPU_LANES; ++j) lane[j] += (double)x[i + j];
+  for (; i < n; ++i) lane[i % CUDL_CPU_LANES] += (double)x[i];
+  return cudl__cpu_lane_total(lane);
+}
+
+typedef struct cudl_cpu_state {
+  cudl_allocator allocator; /* allocated this object */
+  /* The workspace grows from the context's allocator of the moment (so
+   * that allocations made after fault injection began are counted) and
+   * goes back to the one it came from. */
+  cudl_allocator workspace_allocator;
+  void *workspace;
+  size_t workspace_size;
+  struct dnnl_engine *dnnl_engine; /* made on first use (cpu_dnnl.c) */
+  struct dnnl_stream *dnnl_stream;
+} cudl_cpu_state;
+
+/* *out = the context's state, made on first use. */
+cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out);
+/* *ptr = the context's workspace, grown to at least nbytes. Its contents
+ * are undefined; a call must not hold it across another op. */
+cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr);
+/* Release the oneDNN objects in state (cpu_dnnl.c). */
+void cudl__cpu_dnnl_release(cudl_cpu_state *state);
+
+#endif /* CUDL_CPU_INTERNAL_H */
