@@ -9,10 +9,19 @@
 
 #include "kernels/launch.cuh"
 
+/* Blocks for a reduction of n elements to per-block partial sums: one per
+ * 4 * CUDL_BLOCK_SIZE elements, 1 to 1024, so that one thread can add the
+ * partials in order. */
+static inline int cudl__reduce_parts(int64_t n) {
+  int64_t parts = (n + CUDL_BLOCK_SIZE * 4 - 1) / (CUDL_BLOCK_SIZE * 4);
+  if (parts > 1024) parts = 1024;
+  return parts < 1 ? 1 : (int)parts;
+}
+
 /* Sum of v (float or double) over the block (blockDim.x a multiple of 32,
  * at most 1024); the result is valid in thread 0. */
 template <class T>
-__device__ __forceinline__ T cudl_block_sum(T v) {
+__device__ __forceinline__ T cudl__block_sum(T v) {
   __shared__ T warp_sums[32];
   const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
   for (int offset = 16; offset > 0; offset /= 2)
@@ -29,21 +38,21 @@ __device__ __forceinline__ T cudl_block_sum(T v) {
 
 /* Maximum of v over the block, NaN winning (a row with NaN stays NaN);
  * valid in thread 0. */
-__device__ __forceinline__ float cudl_nan_max(float a, float b) {
+__device__ __forceinline__ float cudl__nan_max(float a, float b) {
   return (a > b || isnan(a)) ? a : b;
 }
 
-__device__ __forceinline__ float cudl_block_max(float v) {
+__device__ __forceinline__ float cudl__block_max(float v) {
   __shared__ float warp_max[32];
   const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
   for (int offset = 16; offset > 0; offset /= 2)
-    v = cudl_nan_max(v, __shfl_down_sync(0xffffffffu, v, offset));
+    v = cudl__nan_max(v, __shfl_down_sync(0xffffffffu, v, offset));
   if (lane == 0) warp_max[warp] = v;
   __syncthreads();
   if (warp == 0) {
     v = lane < blockDim.x / 32u ? warp_max[lane] : warp_max[0];
     for (int offset = 16; offset > 0; offset /= 2)
-      v = cudl_nan_max(v, __shfl_down_sync(0xffffffffu, v, offset));
+      v = cudl__nan_max(v, __shfl_down_sync(0xffffffffu, v, offset));
   }
   return v;
 }

@@ -14,10 +14,10 @@
 /* multiplier(k, x_k) gives m for element 4b + k; the multipliers are
  * written to m_out unless it is NULL. */
 template <class Multiplier>
-__device__ __forceinline__ void cudl_scale_block(const float *x, float *m_out,
-                                                 float *y, int64_t n,
-                                                 int64_t b, bool vectorised,
-                                                 Multiplier multiplier) {
+__device__ __forceinline__ void cudl__scale_block(const float *x, float *m_out,
+                                                  float *y, int64_t n,
+                                                  int64_t b, bool vectorised,
+                                                  Multiplier multiplier) {
   const int64_t first = 4 * b;
   if (vectorised && first + 3 < n) {
     const float4 v = reinterpret_cast<const float4 *>(x)[b];

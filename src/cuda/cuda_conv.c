@@ -566,21 +566,20 @@ static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
 
 cudl_status cudl__cuda_conv2d_forward(cudl_context *ctx,
                                       const cudl_conv2d_geometry *g,
-                                      const float *x, const float *w,
-                                      float *y) {
+                                      const void *x, const void *w, void *y) {
   return convolve(ctx, g, CONV_FORWARD, x, w, y);
 }
 
 cudl_status cudl__cuda_conv2d_backward_data(cudl_context *ctx,
                                             const cudl_conv2d_geometry *g,
-                                            const float *w, const float *dy,
-                                            float *dx) {
+                                            const void *w, const void *dy,
+                                            void *dx) {
   return convolve(ctx, g, CONV_BACKWARD_DATA, w, dy, dx);
 }
 
 cudl_status cudl__cuda_conv2d_backward_filter(cudl_context *ctx,
                                               const cudl_conv2d_geometry *g,
-                                              const float *x, const float *dy,
-                                              float *dw) {
+                                              const void *x, const void *dy,
+                                              void *dw) {
   return convolve(ctx, g, CONV_BACKWARD_FILTER, x, dy, dw);
 }

@@ -1,6 +1,6 @@
 /*
- * cuda_gemm.c - the CUDA backend's matrix product (cuBLAS) and the
- * per-channel bias kernels that go with linear and convolution layers.
+ * cuda_gemm.c - the CUDA backend's matrix product, through cuBLAS (the
+ * per-channel bias kernels that go with it are in kernels/bias.cu).
  *
  * cuBLAS is column-major; cudl's matrices are row-major. A row-major
  * matrix M with row stride ld is, read column-major with the same ld, M^T.
@@ -18,13 +18,11 @@
  * which cudl never does).
  */
 #include "cuda/cuda_internal.h"
-#include "kernels/bias_kernels.h"
 
-cudl_status cudl__cuda_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
-                                int64_t m, int64_t n, int64_t k, float alpha,
-                                const float *a, int64_t lda, const float *b,
-                                int64_t ldb, float beta, float *c,
-                                int64_t ldc) {
+cudl_status cudl__cuda_gemm(cudl_context *ctx, int trans_a, int trans_b,
+                            int64_t m, int64_t n, int64_t k, float alpha,
+                            const void *a, int64_t lda, const void *b,
+                            int64_t ldb, float beta, void *c, int64_t ldc) {
   const int tf32 = ctx->allow_tf32;
   CUDA_ENTER(ctx, s);
   CUDL_CUBLAS_TRY(ctx,
@@ -39,23 +37,5 @@ cudl_status cudl__cuda_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
                         tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32
                              : CUBLAS_COMPUTE_32F_PEDANTIC,
                         CUBLAS_GEMM_DEFAULT));
-  return CUDL_OK;
-}
-
-cudl_status cudl__cuda_bias_add_f32(cudl_context *ctx, float *y,
-                                    const float *bias, int64_t outer,
-                                    int64_t channels, int64_t inner) {
-  CUDA_ENTER(ctx, s);
-  CUDL_CUDA_TRY(
-      ctx, cudl_launch_bias_add(s->stream, y, bias, outer, channels, inner));
-  return CUDL_OK;
-}
-
-cudl_status cudl__cuda_channel_sum_f32(cudl_context *ctx, const float *x,
-                                       float *out, int64_t outer,
-                                       int64_t channels, int64_t inner) {
-  CUDA_ENTER(ctx, s);
-  CUDL_CUDA_TRY(
-      ctx, cudl_launch_channel_sum(s->stream, x, out, outer, channels, inner));
   return CUDL_OK;
 }

@@ -1,5 +1,11 @@
 /*
- * cuda_internal.h - state and error checking shared by the CUDA backend.
+ * cuda_internal.h - what the files of the CUDA backend share: the context
+ * state, error checking, the memory pool and the workspace. The C files
+ * of src/cuda and the C++ entries in kernels/ include it; no file of the
+ * backend needs another's private declarations.
+ *
+ * The operators' entries, cudl__cuda_<name>, are declared by core/ops.h
+ * from core/ops.def.
  */
 #ifndef CUDL_CUDA_INTERNAL_H
 #define CUDL_CUDA_INTERNAL_H
@@ -9,6 +15,10 @@
 #include <cudnn.h>
 
 #include "core/internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* A cached cuDNN convolution plan (src/cuda/cuda_conv.c). */
 struct cudl_conv_plan;
@@ -39,15 +49,29 @@ static inline cudl_cuda_state *cudl__cuda_state(cudl_context *ctx) {
   return (cudl_cuda_state *)ctx->backend_state;
 }
 
-/* Turn a failed CUDA runtime call into a status with "<call> failed at
- * file:line: <text> (<name>)" recorded in ctx; cudaErrorMemoryAllocation
- * becomes CUDL_ERR_OUT_OF_MEMORY. CUDL_OK for cudaSuccess. */
+/* ---- errors (cuda_error.c) ---- */
+
+/* Turn a failed CUDA runtime call into a status with "<call>: failed at
+ * file:line: <text> (<name>)" recorded in ctx, and clear the error from the
+ * runtime; cudaErrorMemoryAllocation becomes CUDL_ERR_OUT_OF_MEMORY, with
+ * the memory limit's message when the limit refused the allocation
+ * (cudl__cuda_over_limit). CUDL_OK for cudaSuccess. */
 cudl_status cudl__cuda_error(cudl_context *ctx, cudaError_t err,
                              const char *call, const char *file, int line);
 cudl_status cudl__cublas_error(cudl_context *ctx, cublasStatus_t err,
                                const char *call, const char *file, int line);
 cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
                               const char *call, const char *file, int line);
+/* 1 when `bytes` more from the pool would take the context past its
+ * memory limit (the pool's bytes in use + bytes > the limit); then
+ * s->limit_refused and the figures are set for the message, which
+ * cudl__cuda_error and the callers give instead of the runtime's. */
+int cudl__cuda_over_limit(cudl_context *ctx, cudl_cuda_state *s, size_t bytes);
+/* 1 when err is the refusal cudl__cuda_over_limit last recorded in ctx's
+ * state: then *bytes and *in_use are its figures, and the record is
+ * cleared, so the limit's message is given once. */
+int cudl__cuda_take_limit_refusal(cudl_context *ctx, cudaError_t err,
+                                  size_t *bytes, uint64_t *in_use);
 
 #define CUDL_CUDA_TRY(ctx, call)                                            \
   do {                                                                      \
@@ -69,10 +93,18 @@ cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
   } while (0)
 
 /* In a backend entry: make the context's GPU current (the calling thread
- * may have used another) and declare `state`, its cudl_cuda_state. */
-#define CUDA_ENTER(ctx, state)                    \
-  cudl_cuda_state *state = cudl__cuda_state(ctx); \
-  CUDL_CUDA_TRY((ctx), cudaSetDevice((ctx)->device_index))
+ * may have used another), declare `state`, its cudl_cuda_state, and clear
+ * an error an earlier call left pending (the host program's own, say), so
+ * that what the entry reports is its own. */
+#define CUDA_ENTER(ctx, state)                              \
+  cudl_cuda_state *state = cudl__cuda_state(ctx);           \
+  CUDL_CUDA_TRY((ctx), cudaSetDevice((ctx)->device_index)); \
+  (void)cudaGetLastError()
+
+/* The status of an entry's kernel launches, which report failures only
+ * through cudaGetLastError: the expression its entry returns last. */
+#define CUDL_CUDA_LAUNCHED(ctx) \
+  cudl__cuda_error((ctx), cudaGetLastError(), __func__, __FILE__, __LINE__)
 
 /* ---- the context's workspace (cuda_conv.c) ---- */
 
@@ -85,11 +117,7 @@ cudl_status cudl__cudnn_error(cudl_context *ctx, cudnnStatus_t err,
 cudaError_t cudl__cuda_workspace_reserve(cudl_context *ctx, cudl_cuda_state *s,
                                          size_t bytes);
 
-/* 1 when `bytes` more from the pool would take the context past its
- * memory limit (the pool's bytes in use + bytes > the limit); then
- * s->limit_refused and the figures are set for the message, which
- * cudl__cuda_error and the callers give instead of the runtime's. */
-int cudl__cuda_over_limit(cudl_context *ctx, cudl_cuda_state *s, size_t bytes);
+/* ---- memory ---- */
 
 /* Every device allocation: from the context's pool, on its stream, unless
  * the context's memory limit refuses it or fault injection
@@ -105,46 +133,6 @@ static inline cudaError_t cudl__cuda_pool_alloc(cudl_context *ctx,
  * the stream is destroyed). */
 void cudl__cuda_conv_release(cudl_cuda_state *s);
 
-/* ---- backend entries outside cuda_backend.c ---- */
-
-/* cuda_gemm.c: cuBLAS matrix product and the per-channel bias kernels. */
-cudl_status cudl__cuda_gemm_f32(cudl_context *ctx, int trans_a, int trans_b,
-                                int64_t m, int64_t n, int64_t k, float alpha,
-                                const float *a, int64_t lda, const float *b,
-                                int64_t ldb, float beta, float *c, int64_t ldc);
-cudl_status cudl__cuda_bias_add_f32(cudl_context *ctx, float *y,
-                                    const float *bias, int64_t outer,
-                                    int64_t channels, int64_t inner);
-cudl_status cudl__cuda_channel_sum_f32(cudl_context *ctx, const float *x,
-                                       float *out, int64_t outer,
-                                       int64_t channels, int64_t inner);
-
-/* cuda_conv.c: cuDNN convolutions. */
-cudl_status cudl__cuda_conv2d_forward(cudl_context *ctx,
-                                      const cudl_conv2d_geometry *g,
-                                      const float *x, const float *w, float *y);
-cudl_status cudl__cuda_conv2d_backward_data(cudl_context *ctx,
-                                            const cudl_conv2d_geometry *g,
-                                            const float *w, const float *dy,
-                                            float *dx);
-cudl_status cudl__cuda_conv2d_backward_filter(cudl_context *ctx,
-                                              const cudl_conv2d_geometry *g,
-                                              const float *x, const float *dy,
-                                              float *dw);
-
-/* cuda_optim.c: optimizer updates and gradient-norm clipping. */
-cudl_status cudl__cuda_sgd_step(cudl_context *ctx, float *params,
-                                const float *grads, float *momentum_buffer,
-                                int64_t n, const cudl_sgd_step_args *args);
-cudl_status cudl__cuda_adam_step(cudl_context *ctx, float *params,
-                                 const float *grads, float *exp_avg,
-                                 float *exp_avg_sq, int64_t n,
-                                 const cudl_adam_step_args *args);
-cudl_status cudl__cuda_l2_norm_f32(cudl_context *ctx, const float *x,
-                                   float *norm, int64_t n);
-cudl_status cudl__cuda_clip_scale_f32(cudl_context *ctx, float *x, int64_t n,
-                                      const float *norm, float max_norm);
-
 /* Device queries behind the public cudl_cuda_* functions (src/core/devices.c).
  */
 cudl_status cudl__cuda_device_count(int *count, char *reason,
@@ -152,5 +140,9 @@ cudl_status cudl__cuda_device_count(int *count, char *reason,
 cudl_status cudl__cuda_device_properties(int index,
                                          cudl_cuda_device_properties *props);
 cudl_status cudl__cuda_versions(cudl_cuda_versions *versions);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CUDL_CUDA_INTERNAL_H */

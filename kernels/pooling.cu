@@ -1,5 +1,7 @@
 /*
- * pooling_kernels.cu - pooling on CUDA.
+ * pooling.cu - pooling on CUDA (cudl/pooling.h): 2-D max and average
+ * pooling and global average pooling, forward and backward. Kernels
+ * first, then the backend entries.
  *
  * Forward: one thread per output element. Backward: where windows do not
  * overlap, one thread per output writes its window; where they do, one
@@ -9,8 +11,8 @@
  * recomputed from x with the forward's rule: the first maximum in
  * row-major window order, the first NaN winning over numbers.
  */
+#include "cuda/cuda_internal.h"
 #include "kernels/launch.cuh"
-#include "kernels/pooling_kernels.h"
 #include "kernels/reduce.cuh"
 
 namespace {
@@ -140,8 +142,7 @@ __global__ void pool_backward_disjoint_kernel(const Geometry<I> g, int is_max,
     const I ow = o % g.ow, oh = (o / g.ow) % g.oh, p = o / (g.ow * g.oh);
     const int64_t offset = (int64_t)p * g.h * g.w;
     const I chosen = is_max ? window_argmax(g, x + offset, oh, ow) : -1;
-    const float value =
-        is_max ? dy[o] : dy[o] / (float)window_count(g, oh, ow);
+    const float value = is_max ? dy[o] : dy[o] / (float)window_count(g, oh, ow);
     const I h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
     for (I h = max(h0, (I)0); h < min(h0 + g.kh, g.h); ++h)
       for (I w = max(w0, (I)0); w < min(w0 + g.kw, g.w); ++w)
@@ -157,25 +158,25 @@ bool leaves_gaps(const cudl_pool2d_geometry &g) {
 }
 
 template <class I>
-cudaError_t pool_backward(cudaStream_t stream, const cudl_pool2d_geometry &g,
-                          int is_max, const float *x, const float *dy,
-                          float *dx) {
+cudl_status pool_backward(cudl_context *ctx, cudaStream_t stream,
+                          const cudl_pool2d_geometry &g, int is_max,
+                          const float *x, const float *dy, float *dx) {
   const Geometry<I> gi = geometry_as<I>(g);
   if (g.sh >= g.kh && g.sw >= g.kw) {
-    if (leaves_gaps(g)) {
-      const cudaError_t e = cudaMemsetAsync(
-          dx, 0, (size_t)(g.n * g.c * g.h * g.w) * sizeof(float), stream);
-      if (e != cudaSuccess) return e;
-    }
+    if (leaves_gaps(g))
+      CUDL_CUDA_TRY(
+          ctx,
+          cudaMemsetAsync(
+              dx, 0, (size_t)(g.n * g.c * g.h * g.w) * sizeof(float), stream));
     pool_backward_disjoint_kernel<I>
-        <<<cudl_grid_for(g.n * g.c * g.oh * g.ow), CUDL_BLOCK_SIZE, 0,
+        <<<cudl__grid_for(g.n * g.c * g.oh * g.ow), CUDL_BLOCK_SIZE, 0,
            stream>>>(gi, is_max, x, dy, dx);
   } else {
-    pool_backward_kernel<I><<<cudl_grid_for(g.n * g.c * g.h * g.w),
-                              CUDL_BLOCK_SIZE, 0, stream>>>(gi, is_max, x, dy,
-                                                            dx);
+    pool_backward_kernel<I>
+        <<<cudl__grid_for(g.n * g.c * g.h * g.w), CUDL_BLOCK_SIZE, 0, stream>>>(
+            gi, is_max, x, dy, dx);
   }
-  return cudaGetLastError();
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
 // One block per row: the mean of `cols` elements.
@@ -185,7 +186,7 @@ __global__ void global_avg_forward_kernel(const float *x, float *y,
     float sum = 0.0f;
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
       sum += x[r * cols + i];
-    sum = cudl_block_sum(sum);
+    sum = cudl__block_sum(sum);
     if (threadIdx.x == 0) y[r] = sum / (float)cols;
     __syncthreads();  // the block sum's shared memory is reused next row
   }
@@ -200,47 +201,52 @@ __global__ void global_avg_backward_kernel(const float *dy, float *dx,
 
 }  // namespace
 
-extern "C" cudaError_t cudl_launch_pool2d_forward(cudaStream_t stream,
-                                                  const cudl_pool2d_geometry *g,
-                                                  int is_max, const float *x,
-                                                  float *y) {
-  const unsigned grid = cudl_grid_for(g->n * g->c * g->oh * g->ow);
-  (void)cudaGetLastError();  // report this launch's status, not an older one
+// ---- entries ----
+
+extern "C" cudl_status cudl__cuda_pool2d_forward(cudl_context *ctx,
+                                                 const cudl_pool2d_geometry *g,
+                                                 int is_max, const void *x,
+                                                 void *y) {
+  const unsigned grid = cudl__grid_for(g->n * g->c * g->oh * g->ow);
+  CUDA_ENTER(ctx, s);
   if (fits_int32(*g))
-    pool_forward_kernel<int32_t><<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
-        geometry_as<int32_t>(*g), is_max, x, y);
+    pool_forward_kernel<int32_t><<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        geometry_as<int32_t>(*g), is_max, cudl__f32(x), cudl__f32(y));
   else
-    pool_forward_kernel<int64_t><<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
-        geometry_as<int64_t>(*g), is_max, x, y);
-  return cudaGetLastError();
+    pool_forward_kernel<int64_t><<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        geometry_as<int64_t>(*g), is_max, cudl__f32(x), cudl__f32(y));
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_pool2d_backward(
-    cudaStream_t stream, const cudl_pool2d_geometry *g, int is_max,
-    const float *x, const float *dy, float *dx) {
-  (void)cudaGetLastError();
+extern "C" cudl_status cudl__cuda_pool2d_backward(cudl_context *ctx,
+                                                  const cudl_pool2d_geometry *g,
+                                                  int is_max, const void *x,
+                                                  const void *dy, void *dx) {
+  CUDA_ENTER(ctx, s);
   return fits_int32(*g)
-             ? pool_backward<int32_t>(stream, *g, is_max, x, dy, dx)
-             : pool_backward<int64_t>(stream, *g, is_max, x, dy, dx);
+             ? pool_backward<int32_t>(ctx, s->stream, *g, is_max, cudl__f32(x),
+                                      cudl__f32(dy), cudl__f32(dx))
+             : pool_backward<int64_t>(ctx, s->stream, *g, is_max, cudl__f32(x),
+                                      cudl__f32(dy), cudl__f32(dx));
 }
 
-extern "C" cudaError_t cudl_launch_global_avg_pool_forward(
-    cudaStream_t stream, const float *x, float *y, int64_t rows, int64_t cols) {
+extern "C" cudl_status cudl__cuda_global_avg_pool_forward(cudl_context *ctx,
+                                                          const void *x,
+                                                          void *y, int64_t rows,
+                                                          int64_t cols) {
   const unsigned blocks =
       (unsigned)(rows < CUDL_MAX_GRID ? rows : CUDL_MAX_GRID);
-  (void)cudaGetLastError();
-  global_avg_forward_kernel<<<blocks, CUDL_BLOCK_SIZE, 0, stream>>>(x, y, rows,
-                                                                    cols);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  global_avg_forward_kernel<<<blocks, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(x), cudl__f32(y), rows, cols);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_global_avg_pool_backward(cudaStream_t stream,
-                                                            const float *dy,
-                                                            float *dx,
-                                                            int64_t rows,
-                                                            int64_t cols) {
-  (void)cudaGetLastError();
-  global_avg_backward_kernel<<<cudl_grid_for(rows * cols), CUDL_BLOCK_SIZE, 0,
-                               stream>>>(dy, dx, rows, cols);
-  return cudaGetLastError();
+extern "C" cudl_status cudl__cuda_global_avg_pool_backward(
+    cudl_context *ctx, const void *dy, void *dx, int64_t rows, int64_t cols) {
+  CUDA_ENTER(ctx, s);
+  global_avg_backward_kernel<<<cudl__grid_for(rows * cols), CUDL_BLOCK_SIZE, 0,
+                               s->stream>>>(cudl__f32(dy), cudl__f32(dx), rows,
+                                            cols);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }

@@ -1,6 +1,8 @@
 /*
- * activation_kernels.cu - sigmoid, tanh, ReLU, leaky ReLU and ELU, forward
- * and backward.
+ * activation.cu - the activations on CUDA: sigmoid, tanh, ReLU, leaky ReLU
+ * and ELU forward and backward, PReLU forward and backward, RReLU forward
+ * and the unit-activity diagnostic. Kernels first, then the backend
+ * entries.
  *
  * One kernel template per direction, specialised on the activation so the
  * inner loop has no switch. Memory-bound: when every pointer is 16-byte
@@ -8,20 +10,22 @@
  * vectors in a grid-stride loop and the last n % 4 elements are done one by
  * one; otherwise the scalar loop does all of it.
  */
-#include "core/backend.h"
-#include "kernels/activation_kernels.h"
+#include <type_traits>
+
+#include "core/philox.h"
+#include "cuda/cuda_internal.h"
+#include "cuda/cuda_scratch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/scale_block.cuh"
-#include "core/philox.h"
 
 namespace {
 
-template <int Kind>
+template <cudl_activation_type Kind>
 struct Activation;
 
 template <>
-struct Activation<CUDL_ACTIVATION_SIGMOID> {
+struct Activation<CUDL_ACT_SIGMOID> {
   // exp of -|x| only, so neither branch overflows.
   __device__ static float forward(float x, float) {
     const float e = expf(-fabsf(x));
@@ -33,7 +37,7 @@ struct Activation<CUDL_ACTIVATION_SIGMOID> {
 };
 
 template <>
-struct Activation<CUDL_ACTIVATION_TANH> {
+struct Activation<CUDL_ACT_TANH> {
   __device__ static float forward(float x, float) { return tanhf(x); }
   __device__ static float backward(float y, float dy, float) {
     return dy * ((1.0f - y) * (1.0f + y));
@@ -41,7 +45,7 @@ struct Activation<CUDL_ACTIVATION_TANH> {
 };
 
 template <>
-struct Activation<CUDL_ACTIVATION_RELU> {
+struct Activation<CUDL_ACT_RELU> {
   __device__ static float forward(float x, float) {
     return x < 0.0f ? 0.0f : x;  // NaN passes through
   }
@@ -51,7 +55,7 @@ struct Activation<CUDL_ACTIVATION_RELU> {
 };
 
 template <>
-struct Activation<CUDL_ACTIVATION_LEAKY_RELU> {
+struct Activation<CUDL_ACT_LEAKY_RELU> {
   __device__ static float forward(float x, float alpha) {
     return x > 0.0f ? x : alpha * x;
   }
@@ -61,7 +65,7 @@ struct Activation<CUDL_ACTIVATION_LEAKY_RELU> {
 };
 
 template <>
-struct Activation<CUDL_ACTIVATION_ELU> {
+struct Activation<CUDL_ACT_ELU> {
   __device__ static float forward(float x, float alpha) {
     return x > 0.0f ? x : alpha * expm1f(x);
   }
@@ -70,9 +74,7 @@ struct Activation<CUDL_ACTIVATION_ELU> {
   }
 };
 
-
-
-template <int Kind>
+template <cudl_activation_type Kind>
 __global__ void forward_kernel(const float *x, float *y, int64_t n, float alpha,
                                bool vectorised) {
   using A = Activation<Kind>;
@@ -95,7 +97,7 @@ __global__ void forward_kernel(const float *x, float *y, int64_t n, float alpha,
     y[i] = A::forward(x[i], alpha);
 }
 
-template <int Kind>
+template <cudl_activation_type Kind>
 __global__ void backward_kernel(const float *saved, const float *dy, float *dx,
                                 int64_t n, float alpha, bool vectorised) {
   using A = Activation<Kind>;
@@ -121,87 +123,33 @@ __global__ void backward_kernel(const float *saved, const float *dy, float *dx,
     dx[i] = A::backward(saved[i], dy[i], alpha);
 }
 
-template <int Kind>
-void launch_forward(cudaStream_t stream, float alpha, const float *x, float *y,
-                    int64_t n) {
-  const bool vec = cudl_aligned16(x) && cudl_aligned16(y);
-  forward_kernel<Kind>
-      <<<cudl_grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0, stream>>>(
-          x, y, n, alpha, vec);
-}
-
-template <int Kind>
-void launch_backward(cudaStream_t stream, float alpha, const float *saved,
-                     const float *dy, float *dx, int64_t n) {
-  const bool vec = cudl_aligned16(saved) && cudl_aligned16(dy) && cudl_aligned16(dx);
-  backward_kernel<Kind>
-      <<<cudl_grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0, stream>>>(
-          saved, dy, dx, n, alpha, vec);
-}
-
-}  // namespace
-
-extern "C" cudaError_t cudl_launch_activation_forward(cudaStream_t stream,
-                                                      int kind, float alpha,
-                                                      const float *x, float *y,
-                                                      int64_t n) {
-  (void)cudaGetLastError();  // report this launch's status, not an older one
+// Calls launch(k), k a std::integral_constant holding `kind`, so that the
+// kernels are chosen at compile time; false for a kind without kernels.
+template <class Launch>
+bool with_kind(cudl_activation_type kind, Launch launch) {
   switch (kind) {
-    case CUDL_ACTIVATION_SIGMOID:
-      launch_forward<CUDL_ACTIVATION_SIGMOID>(stream, alpha, x, y, n);
-      break;
-    case CUDL_ACTIVATION_TANH:
-      launch_forward<CUDL_ACTIVATION_TANH>(stream, alpha, x, y, n);
-      break;
-    case CUDL_ACTIVATION_RELU:
-      launch_forward<CUDL_ACTIVATION_RELU>(stream, alpha, x, y, n);
-      break;
-    case CUDL_ACTIVATION_LEAKY_RELU:
-      launch_forward<CUDL_ACTIVATION_LEAKY_RELU>(stream, alpha, x, y, n);
-      break;
-    case CUDL_ACTIVATION_ELU:
-      launch_forward<CUDL_ACTIVATION_ELU>(stream, alpha, x, y, n);
-      break;
+    case CUDL_ACT_SIGMOID:
+      launch(std::integral_constant<cudl_activation_type, CUDL_ACT_SIGMOID>());
+      return true;
+    case CUDL_ACT_TANH:
+      launch(std::integral_constant<cudl_activation_type, CUDL_ACT_TANH>());
+      return true;
+    case CUDL_ACT_RELU:
+      launch(std::integral_constant<cudl_activation_type, CUDL_ACT_RELU>());
+      return true;
+    case CUDL_ACT_LEAKY_RELU:
+      launch(
+          std::integral_constant<cudl_activation_type, CUDL_ACT_LEAKY_RELU>());
+      return true;
+    case CUDL_ACT_ELU:
+      launch(std::integral_constant<cudl_activation_type, CUDL_ACT_ELU>());
+      return true;
     default:
-      return cudaErrorInvalidValue;
+      return false;
   }
-  return cudaGetLastError();
 }
 
-extern "C" cudaError_t cudl_launch_activation_backward(cudaStream_t stream,
-                                                       int kind, float alpha,
-                                                       const float *saved,
-                                                       const float *dy,
-                                                       float *dx, int64_t n) {
-  (void)cudaGetLastError();
-  switch (kind) {
-    case CUDL_ACTIVATION_SIGMOID:
-      launch_backward<CUDL_ACTIVATION_SIGMOID>(stream, alpha, saved, dy, dx, n);
-      break;
-    case CUDL_ACTIVATION_TANH:
-      launch_backward<CUDL_ACTIVATION_TANH>(stream, alpha, saved, dy, dx, n);
-      break;
-    case CUDL_ACTIVATION_RELU:
-      launch_backward<CUDL_ACTIVATION_RELU>(stream, alpha, saved, dy, dx, n);
-      break;
-    case CUDL_ACTIVATION_LEAKY_RELU:
-      launch_backward<CUDL_ACTIVATION_LEAKY_RELU>(stream, alpha, saved, dy, dx,
-                                                  n);
-      break;
-    case CUDL_ACTIVATION_ELU:
-      launch_backward<CUDL_ACTIVATION_ELU>(stream, alpha, saved, dy, dx, n);
-      break;
-    default:
-      return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
-}
-
-// ---------------------------------------------------------------------------
-// PReLU and RReLU
-// ---------------------------------------------------------------------------
-
-namespace {
+// ---- PReLU, RReLU and unit activity ----
 
 __global__ void prelu_forward_kernel(const float *x, const float *slope,
                                      float *y, int64_t n, int64_t channels,
@@ -233,7 +181,7 @@ __global__ void prelu_backward_partial_kernel(const float *x,
       sum += g * v;
     }
   }
-  sum = cudl_block_sum(sum);
+  sum = cudl__block_sum(sum);
   if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
 }
 
@@ -268,55 +216,12 @@ __global__ void rrelu_forward_kernel(const float *x, float *noise, float *y,
   for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
     cudl_philox_block r = {{0, 0, 0, 0}};
     if (training) r = cudl_philox_at(seed, offset + (uint64_t)b);
-    cudl_scale_block(x, noise, y, n, b, vectorised, [&](int k, float xk) {
+    cudl__scale_block(x, noise, y, n, b, vectorised, [&](int k, float xk) {
       const float s =
           training ? cudl_uniform_from_bits(r.v[k], lower, upper) : fixed;
       return xk > 0.0f ? 1.0f : s;
     });
   }
-}
-
-}  // namespace
-
-extern "C" cudaError_t cudl_launch_prelu_forward(
-    cudaStream_t stream, const float *x, const float *slope, float *y,
-    int64_t outer, int64_t channels, int64_t inner) {
-  const int64_t n = outer * channels * inner;
-  (void)cudaGetLastError();
-  prelu_forward_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
-      x, slope, y, n, channels, inner);
-  return cudaGetLastError();
-}
-
-extern "C" size_t cudl_prelu_backward_workspace(int64_t outer, int64_t channels,
-                                                int64_t inner) {
-  return (size_t)channels * (size_t)prelu_parts(outer, channels, inner);
-}
-
-extern "C" cudaError_t cudl_launch_prelu_backward(
-    cudaStream_t stream, const float *x, const float *slope, const float *dy,
-    float *dx, float *dslope, int64_t outer, int64_t channels, int64_t inner,
-    float *workspace) {
-  const int parts = prelu_parts(outer, channels, inner);
-  (void)cudaGetLastError();
-  prelu_backward_partial_kernel<<<dim3((unsigned)channels, (unsigned)parts),
-                                  CUDL_BLOCK_SIZE, 0, stream>>>(
-      x, slope, dy, dx, workspace, outer, channels, inner);
-  prelu_backward_finish_kernel<<<cudl_grid_for(channels), CUDL_BLOCK_SIZE, 0,
-                                 stream>>>(workspace, dslope, channels, parts);
-  return cudaGetLastError();
-}
-
-extern "C" cudaError_t cudl_launch_rrelu_forward(
-    cudaStream_t stream, const float *x, float *noise, float *y, int64_t n,
-    float lower, float upper, int training, uint64_t seed, uint64_t offset) {
-  (void)cudaGetLastError();
-  const bool vectorised =
-      cudl_aligned16(x) && cudl_aligned16(noise) && cudl_aligned16(y);
-  rrelu_forward_kernel<<<cudl_grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
-                         stream>>>(x, noise, y, n, lower, upper, training, seed,
-                                   offset, vectorised);
-  return cudaGetLastError();
 }
 
 // Every thread that sees a positive element of unit u writes 1 to
@@ -328,13 +233,93 @@ __global__ void unit_activity_kernel(const float *x, float *active, int64_t n,
     if (x[i] > 0.0f) active[(i / inner) % units] = 1.0f;
 }
 
-extern "C" cudaError_t cudl_launch_unit_activity(cudaStream_t stream,
-                                                 const float *x, float *active,
-                                                 int64_t outer, int64_t units,
-                                                 int64_t inner) {
+}  // namespace
+
+// ---- entries ----
+
+extern "C" cudl_status cudl__cuda_activation_forward(cudl_context *ctx,
+                                                     cudl_activation_type kind,
+                                                     float alpha, const void *x,
+                                                     void *y, int64_t n) {
+  const bool vec = cudl__aligned16(x) && cudl__aligned16(y);
+  CUDA_ENTER(ctx, s);
+  if (!with_kind(kind, [&](auto k) {
+        forward_kernel<decltype(k)::value>
+            <<<cudl__grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0,
+               s->stream>>>(cudl__f32(x), cudl__f32(y), n, alpha, vec);
+      }))
+    return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
+                            __LINE__);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_activation_backward(
+    cudl_context *ctx, cudl_activation_type kind, float alpha,
+    const void *saved, const void *dy, void *dx, int64_t n) {
+  const bool vec =
+      cudl__aligned16(saved) && cudl__aligned16(dy) && cudl__aligned16(dx);
+  CUDA_ENTER(ctx, s);
+  if (!with_kind(kind, [&](auto k) {
+        backward_kernel<decltype(k)::value>
+            <<<cudl__grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0,
+               s->stream>>>(cudl__f32(saved), cudl__f32(dy), cudl__f32(dx), n,
+                            alpha, vec);
+      }))
+    return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
+                            __LINE__);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_prelu_forward(cudl_context *ctx,
+                                                const void *x,
+                                                const float *slope, void *y,
+                                                int64_t outer, int64_t channels,
+                                                int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  CUDA_ENTER(ctx, s);
+  prelu_forward_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(x), slope, cudl__f32(y), n, channels, inner);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_prelu_backward(
+    cudl_context *ctx, const void *x, const float *slope, const void *dy,
+    void *dx, float *dslope, int64_t outer, int64_t channels, int64_t inner) {
+  const int parts = prelu_parts(outer, channels, inner);
+  CUDA_ENTER(ctx, s);
+  Scratch<float> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
+  prelu_backward_partial_kernel<<<dim3((unsigned)channels, (unsigned)parts),
+                                  CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(x), slope, cudl__f32(dy), cudl__f32(dx), partial.get(), outer,
+      channels, inner);
+  prelu_backward_finish_kernel<<<cudl__grid_for(channels), CUDL_BLOCK_SIZE, 0,
+                                 s->stream>>>(partial.get(), dslope, channels,
+                                              parts);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_rrelu_forward(
+    cudl_context *ctx, const void *x, void *noise, void *y, int64_t n,
+    float lower, float upper, int training, uint64_t seed, uint64_t offset) {
+  const bool vectorised =
+      cudl__aligned16(x) && cudl__aligned16(noise) && cudl__aligned16(y);
+  CUDA_ENTER(ctx, s);
+  rrelu_forward_kernel<<<cudl__grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
+                         s->stream>>>(cudl__f32(x), cudl__f32(noise),
+                                      cudl__f32(y), n, lower, upper, training,
+                                      seed, offset, vectorised);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_unit_activity(cudl_context *ctx,
+                                                const void *x, float *active,
+                                                int64_t outer, int64_t units,
+                                                int64_t inner) {
   const int64_t n = outer * units * inner;
-  if (n == 0) return cudaSuccess;
-  unit_activity_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
-      x, active, n, units, inner);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  if (n == 0) return CUDL_OK;
+  unit_activity_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(x), active, n, units, inner);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }

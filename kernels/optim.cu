@@ -1,10 +1,12 @@
 /*
- * optim_kernels.cu - SGD and Adam(W) updates, and gradient-norm clipping.
+ * optim.cu - the optimizer updates on CUDA, on f32 master weights: SGD
+ * and Adam(W) steps, and gradient-norm clipping (the norm and the
+ * scaling). Kernels first, then the backend entries.
  *
  * Each update is one grid-stride kernel over the whole parameter arena
  * (params, grads and the state read and written once), moving float4
  * vectors when every pointer is 16-byte aligned (pool storage always is)
- * and doing the last n % 4 elements one by one, as activation_kernels.cu.
+ * and doing the last n % 4 elements one by one, as activation.cu.
  *
  * The arithmetic is spelled out with the IEEE intrinsics (__fmaf_rn,
  * __fmul_rn, __fadd_rn, __fdiv_rn, __fsqrt_rn): nvcc would otherwise
@@ -13,19 +15,18 @@
  * the two backends agree bit for bit.
  *
  * The norm: each thread sums its squares in double (a float's square is
- * exact in double), each block adds its threads' sums (warp shuffles and
- * one shared-memory pass, the pattern of reduce.cuh in double), and one
- * thread adds the blocks' sums in order: deterministic. The scaling kernel
- * reads the norm from device memory, so clipping never synchronises.
+ * exact in double), each block adds its threads' sums (reduce.cuh's block
+ * sum, in double), and one thread adds the blocks' sums in order:
+ * deterministic. Its scratch comes from the context's pool and goes back
+ * stream-ordered, and the scaling kernel reads the norm from device
+ * memory, so clipping never synchronises.
  */
+#include "cuda/cuda_internal.h"
+#include "cuda/cuda_scratch.cuh"
 #include "kernels/launch.cuh"
-#include "kernels/optim_kernels.h"
+#include "kernels/reduce.cuh"
 
 namespace {
-
-bool aligned16(const void *p) {
-  return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
-}
 
 /* ---- SGD ---- */
 
@@ -122,36 +123,13 @@ __global__ void adam_kernel(float *params, const float *grads, float *exp_avg,
 
 /* ---- the norm ---- */
 
-int norm_parts(int64_t n) {
-  int64_t parts = (n + CUDL_BLOCK_SIZE * 4 - 1) / (CUDL_BLOCK_SIZE * 4);
-  if (parts > 1024) parts = 1024;
-  return parts < 1 ? 1 : (int)parts;
-}
-
-/* Sum of v over the block in double (blockDim.x a multiple of 32, at most
- * 1024), valid in thread 0: reduce.cuh's cudl_block_sum, in double. */
-__device__ __forceinline__ double block_sum_double(double v) {
-  __shared__ double warp_sums[32];
-  const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
-  for (int offset = 16; offset > 0; offset /= 2)
-    v += __shfl_down_sync(0xffffffffu, v, offset);
-  if (lane == 0) warp_sums[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < blockDim.x / 32u ? warp_sums[lane] : 0.0;
-    for (int offset = 16; offset > 0; offset /= 2)
-      v += __shfl_down_sync(0xffffffffu, v, offset);
-  }
-  return v;
-}
-
 __global__ void sum_squares_kernel(const float *x, int64_t n, double *partial) {
   double s = 0.0;
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
     const double v = (double)x[i];
     s = __dadd_rn(s, __dmul_rn(v, v));
   }
-  s = block_sum_double(s);
+  s = cudl__block_sum(s);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
@@ -193,53 +171,51 @@ __global__ void clip_scale_kernel(float *x, int64_t n, const float *norm,
 
 }  // namespace
 
-/* Each launcher clears an error the calling thread may have left pending,
- * so that the status it returns is its own launch's. */
+// ---- entries ----
 
-extern "C" cudaError_t cudl_launch_sgd_step(cudaStream_t stream, float *params,
-                                            const float *grads,
-                                            float *momentum_buffer, int64_t n,
-                                            const cudl_sgd_step_args *args) {
-  const bool vec = aligned16(params) && aligned16(grads) &&
-                   (momentum_buffer == nullptr || aligned16(momentum_buffer));
-  (void)cudaGetLastError();
-  sgd_kernel<<<cudl_grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
-               stream>>>(params, grads, momentum_buffer, n, *args, vec);
-  return cudaGetLastError();
+extern "C" cudl_status cudl__cuda_sgd_step(cudl_context *ctx, float *params,
+                                           const float *grads,
+                                           float *momentum_buffer, int64_t n,
+                                           const cudl_sgd_step_args *args) {
+  const bool vec =
+      cudl__aligned16(params) && cudl__aligned16(grads) &&
+      (momentum_buffer == nullptr || cudl__aligned16(momentum_buffer));
+  CUDA_ENTER(ctx, s);
+  sgd_kernel<<<cudl__grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
+               s->stream>>>(params, grads, momentum_buffer, n, *args, vec);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_adam_step(cudaStream_t stream, float *params,
-                                             const float *grads, float *exp_avg,
-                                             float *exp_avg_sq, int64_t n,
-                                             const cudl_adam_step_args *args) {
-  const bool vec = aligned16(params) && aligned16(grads) &&
-                   aligned16(exp_avg) && aligned16(exp_avg_sq);
-  (void)cudaGetLastError();
-  adam_kernel<<<cudl_grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
-                stream>>>(params, grads, exp_avg, exp_avg_sq, n, *args, vec);
-  return cudaGetLastError();
+extern "C" cudl_status cudl__cuda_adam_step(cudl_context *ctx, float *params,
+                                            const float *grads, float *exp_avg,
+                                            float *exp_avg_sq, int64_t n,
+                                            const cudl_adam_step_args *args) {
+  const bool vec = cudl__aligned16(params) && cudl__aligned16(grads) &&
+                   cudl__aligned16(exp_avg) && cudl__aligned16(exp_avg_sq);
+  CUDA_ENTER(ctx, s);
+  adam_kernel<<<cudl__grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
+                s->stream>>>(params, grads, exp_avg, exp_avg_sq, n, *args, vec);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" size_t cudl_l2_norm_workspace(int64_t n) {
-  return (size_t)norm_parts(n);
+extern "C" cudl_status cudl__cuda_l2_norm(cudl_context *ctx, const void *x,
+                                          float *norm, int64_t n) {
+  const int parts = cudl__reduce_parts(n);
+  CUDA_ENTER(ctx, s);
+  Scratch<double> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)parts));
+  sum_squares_kernel<<<parts, CUDL_BLOCK_SIZE, 0, s->stream>>>(cudl__f32(x), n,
+                                                               partial.get());
+  norm_finish_kernel<<<1, 1, 0, s->stream>>>(partial.get(), parts, norm);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_l2_norm_f32(cudaStream_t stream,
-                                               const float *x, float *norm,
-                                               int64_t n, double *workspace) {
-  const int parts = norm_parts(n);
-  (void)cudaGetLastError();
-  sum_squares_kernel<<<parts, CUDL_BLOCK_SIZE, 0, stream>>>(x, n, workspace);
-  norm_finish_kernel<<<1, 1, 0, stream>>>(workspace, parts, norm);
-  return cudaGetLastError();
-}
-
-extern "C" cudaError_t cudl_launch_clip_scale_f32(cudaStream_t stream, float *x,
-                                                  int64_t n, const float *norm,
-                                                  float max_norm) {
-  const bool vec = aligned16(x);
-  (void)cudaGetLastError();
-  clip_scale_kernel<<<cudl_grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
-                      stream>>>(x, n, norm, max_norm, vec);
-  return cudaGetLastError();
+extern "C" cudl_status cudl__cuda_clip_scale(cudl_context *ctx, void *x,
+                                             int64_t n, const float *norm,
+                                             float max_norm) {
+  const bool vec = cudl__aligned16(x);
+  CUDA_ENTER(ctx, s);
+  clip_scale_kernel<<<cudl__grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE, 0,
+                      s->stream>>>(cudl__f32(x), n, norm, max_norm, vec);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }

@@ -1,5 +1,7 @@
 /*
- * bias_kernels.cu - the per-channel bias on [outer, channels, inner].
+ * bias.cu - the per-channel bias of linear and convolution layers on
+ * [outer, channels, inner]: the addition (forward) and the channel sums
+ * (the bias gradient). Kernels first, then the backend entries.
  *
  * bias_add: a grid-stride loop over every element.
  *
@@ -9,7 +11,7 @@
  *   (grid-stride over channels). The block's threads walk the channel's
  *   outer * inner elements in order, so a warp reads consecutive floats of
  *   one row; each thread accumulates its share in double, then
- *   cudl_block_sum (kernels/reduce.cuh) adds the 256 partial sums.
+ *   cudl__block_sum (kernels/reduce.cuh) adds the 256 partial sums.
  * - inner == 1 (a linear layer's dy, [rows, OUT]): a channel's elements are
  *   `channels` floats apart, so one block per channel would read one float
  *   per 32-byte sector. Instead a block owns 32 adjacent columns: a 32 x 8
@@ -23,10 +25,10 @@
  * below float's resolution and the result matches the CPU reference
  * (src/cpu/cpu_gemm.c, a double sum per channel) to about one float
  * rounding. The final tree of 256 (or 8) partial sums is short, so
- * cudl_block_sum's float tree adds at most a few roundings. The kernels are
+ * cudl__block_sum's float tree adds at most a few roundings. The kernels are
  * bound by memory bandwidth; double adds (fast on Hopper) cost nothing.
  */
-#include "kernels/bias_kernels.h"
+#include "cuda/cuda_internal.h"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 
@@ -61,9 +63,9 @@ __global__ void channel_sum_kernel(const float *x, float *out, int64_t outer,
         ++o;
       }
     }
-    const float total = cudl_block_sum((float)sum);
+    const float total = cudl__block_sum((float)sum);
     if (threadIdx.x == 0) out[c] = total;
-    __syncthreads();  // cudl_block_sum's shared memory is reused next
+    __syncthreads();  // cudl__block_sum's shared memory is reused next
   }
 }
 
@@ -99,35 +101,38 @@ unsigned capped_grid(int64_t blocks) {
 
 }  // namespace
 
-/* Each launcher clears an error the calling thread may have left pending,
- * so that the status it returns is its own launch's. */
+// ---- entries ----
 
-extern "C" cudaError_t cudl_launch_bias_add(cudaStream_t stream, float *y,
-                                            const float *bias, int64_t outer,
-                                            int64_t channels, int64_t inner) {
+extern "C" cudl_status cudl__cuda_bias_add(cudl_context *ctx, void *y,
+                                           const void *bias, int64_t outer,
+                                           int64_t channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
-  (void)cudaGetLastError();
-  if (n == 0) return cudaSuccess;
-  bias_add_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
-      y, bias, channels, inner, n);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  if (n == 0) return CUDL_OK;
+  bias_add_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(y), cudl__f32(bias), channels, inner, n);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_channel_sum(cudaStream_t stream,
-                                               const float *x, float *out,
-                                               int64_t outer, int64_t channels,
-                                               int64_t inner) {
-  (void)cudaGetLastError();
-  if (channels == 0) return cudaSuccess;
-  if (outer == 0 || inner == 0)  // empty channels: sums of nothing, 0.0f
-    return cudaMemsetAsync(out, 0, (size_t)channels * sizeof(float), stream);
+extern "C" cudl_status cudl__cuda_channel_sum(cudl_context *ctx, const void *x,
+                                              void *out, int64_t outer,
+                                              int64_t channels, int64_t inner) {
+  CUDA_ENTER(ctx, s);
+  if (channels == 0) return CUDL_OK;
+  if (outer == 0 || inner == 0) {  // empty channels: sums of nothing, 0.0f
+    CUDL_CUDA_TRY(ctx, cudaMemsetAsync(out, 0, (size_t)channels * sizeof(float),
+                                       s->stream));
+    return CUDL_OK;
+  }
   if (inner == 1) {
     const int64_t tiles = (channels + kColumnTile - 1) / kColumnTile;
     column_sum_kernel<<<capped_grid(tiles), dim3(kColumnTile, kRowThreads), 0,
-                        stream>>>(x, out, outer, channels);
+                        s->stream>>>(cudl__f32(x), cudl__f32(out), outer,
+                                     channels);
   } else {
-    channel_sum_kernel<<<capped_grid(channels), CUDL_BLOCK_SIZE, 0, stream>>>(
-        x, out, outer, channels, inner);
+    channel_sum_kernel<<<capped_grid(channels), CUDL_BLOCK_SIZE, 0,
+                         s->stream>>>(cudl__f32(x), cudl__f32(out), outer,
+                                      channels, inner);
   }
-  return cudaGetLastError();
+  return CUDL_CUDA_LAUNCHED(ctx);
 }

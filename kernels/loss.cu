@@ -1,12 +1,15 @@
 /*
- * loss_kernels.cu - softmax and log-softmax (one block per row: the row's
+ * loss.cu - softmax and the losses on CUDA, kernels then the backend
+ * entries: softmax and log-softmax (one block per row: the row's
  * maximum, then the sum of exp(x - max), both block reductions from
  * kernels/reduce.cuh) and the MSE and BCE-with-logits losses (block partial
- * sums added in a fixed order by one thread: deterministic).
+ * sums added in a fixed order by one thread: deterministic), and the
+ * softmax cross-entropy with label smoothing (a label outside [0, cols)
+ * makes its row NaN).
  */
-#include "core/backend.h"
+#include "cuda/cuda_internal.h"
+#include "cuda/cuda_scratch.cuh"
 #include "kernels/launch.cuh"
-#include "kernels/loss_kernels.h"
 #include "kernels/reduce.cuh"
 
 namespace {
@@ -19,14 +22,14 @@ __global__ void softmax_forward_kernel(const float *x, float *y, int64_t rows,
     float *out = y + r * cols;
     float m = in[0];
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
-      m = cudl_nan_max(m, in[i]);
-    m = cudl_block_max(m);
+      m = cudl__nan_max(m, in[i]);
+    m = cudl__block_max(m);
     if (threadIdx.x == 0) row_max = m;
     __syncthreads();
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
       s += expf(in[i] - row_max);
-    s = cudl_block_sum(s);
+    s = cudl__block_sum(s);
     if (threadIdx.x == 0) row_sum = s;
     __syncthreads();
     const float log_sum = logf(row_sum);
@@ -47,7 +50,7 @@ __global__ void softmax_backward_kernel(const float *y, const float *dy,
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
       s += is_log ? g[i] : g[i] * out[i];
-    s = cudl_block_sum(s);
+    s = cudl__block_sum(s);
     if (threadIdx.x == 0) row_dot = s;
     __syncthreads();
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
@@ -56,12 +59,12 @@ __global__ void softmax_backward_kernel(const float *y, const float *dy,
   }
 }
 
-__device__ float loss_term(int kind, float a, float b) {
+__device__ float loss_term(cudl_loss_kind kind, float a, float b) {
   if (kind == CUDL_LOSS_MSE) return (a - b) * (a - b);
   return fmaxf(a, 0.0f) - a * b + log1pf(expf(-fabsf(a)));
 }
 
-__device__ float loss_derivative(int kind, float a, float b) {
+__device__ float loss_derivative(cudl_loss_kind kind, float a, float b) {
   if (kind == CUDL_LOSS_MSE) return 2.0f * (a - b);
   // sigmoid without overflow: exp of -|a| only.
   const float e = expf(-fabsf(a));
@@ -69,33 +72,28 @@ __device__ float loss_derivative(int kind, float a, float b) {
   return s - b;
 }
 
-int loss_parts(int64_t n) {
-  int64_t parts = (n + CUDL_BLOCK_SIZE * 4 - 1) / (CUDL_BLOCK_SIZE * 4);
-  if (parts > 1024) parts = 1024;
-  return parts < 1 ? 1 : (int)parts;
-}
-
-__global__ void loss_partial_kernel(int kind, const float *a, const float *b,
-                                    int64_t n, float *partial) {
+__global__ void loss_partial_kernel(cudl_loss_kind kind, const float *a,
+                                    const float *b, int64_t n, float *partial) {
   float s = 0.0f;
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
     s += loss_term(kind, a[i], b[i]);
-  s = cudl_block_sum(s);
+  s = cudl__block_sum(s);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
 // One block adds the values in double (a single thread adding 65536 row
 // losses one after another took 2.5 ms on an H200).
-__global__ void sum_to_loss_kernel(const float *values, int64_t count,
-                                   int mean, int64_t n, float *loss) {
+__global__ void sum_to_loss_kernel(const float *values, int64_t count, int mean,
+                                   int64_t n, float *loss) {
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += values[i];
-  s = cudl_block_sum(s);
+  s = cudl__block_sum(s);
   if (threadIdx.x == 0) loss[0] = (float)(mean ? s / (double)n : s);
 }
 
-__global__ void loss_backward_kernel(int kind, const float *a, const float *b,
-                                     float *d, int64_t n, float scale) {
+__global__ void loss_backward_kernel(cudl_loss_kind kind, const float *a,
+                                     const float *b, float *d, int64_t n,
+                                     float scale) {
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
     d[i] = scale * loss_derivative(kind, a[i], b[i]);
 }
@@ -106,8 +104,8 @@ __device__ void row_statistics(const float *row, int64_t cols, float *lse,
   __shared__ float shared_max, shared_lse, shared_sum;
   float m = row[0];
   for (int64_t i = threadIdx.x; i < cols; i += blockDim.x)
-    m = cudl_nan_max(m, row[i]);
-  m = cudl_block_max(m);
+    m = cudl__nan_max(m, row[i]);
+  m = cudl__block_max(m);
   if (threadIdx.x == 0) shared_max = m;
   __syncthreads();
   float e = 0.0f, s = 0.0f;
@@ -115,9 +113,9 @@ __device__ void row_statistics(const float *row, int64_t cols, float *lse,
     e += expf(row[i] - shared_max);
     s += row[i];
   }
-  e = cudl_block_sum(e);
+  e = cudl__block_sum(e);
   __syncthreads();  // the block sum's shared memory is reused just below
-  s = cudl_block_sum(s);
+  s = cudl__block_sum(s);
   if (threadIdx.x == 0) {
     shared_lse = shared_max + logf(e);
     shared_sum = s;
@@ -170,77 +168,79 @@ unsigned row_grid(int64_t rows) {
 
 }  // namespace
 
-extern "C" cudaError_t cudl_launch_softmax_forward(cudaStream_t stream,
-                                                   const float *x, float *y,
+// ---- entries ----
+
+extern "C" cudl_status cudl__cuda_softmax_forward(cudl_context *ctx,
+                                                  const void *x, void *y,
+                                                  int64_t rows, int64_t cols,
+                                                  int is_log) {
+  CUDA_ENTER(ctx, s);
+  softmax_forward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(x), cudl__f32(y), rows, cols, is_log);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_softmax_backward(cudl_context *ctx,
+                                                   const void *y,
+                                                   const void *dy, void *dx,
                                                    int64_t rows, int64_t cols,
                                                    int is_log) {
-  (void)cudaGetLastError();  // report this launch's status, not an older one
-  softmax_forward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
-      x, y, rows, cols, is_log);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  softmax_backward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__f32(y), cudl__f32(dy), cudl__f32(dx), rows, cols, is_log);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_softmax_backward(cudaStream_t stream,
-                                                    const float *y,
-                                                    const float *dy, float *dx,
-                                                    int64_t rows, int64_t cols,
-                                                    int is_log) {
-  (void)cudaGetLastError();
-  softmax_backward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
-      y, dy, dx, rows, cols, is_log);
-  return cudaGetLastError();
+extern "C" cudl_status cudl__cuda_loss_forward(cudl_context *ctx,
+                                               cudl_loss_kind kind,
+                                               const void *a, const void *b,
+                                               float *loss, int64_t n,
+                                               int mean) {
+  const int parts = cudl__reduce_parts(n);
+  CUDA_ENTER(ctx, s);
+  Scratch<float> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)parts));
+  loss_partial_kernel<<<parts, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      kind, cudl__f32(a), cudl__f32(b), n, partial.get());
+  sum_to_loss_kernel<<<1, CUDL_BLOCK_SIZE, 0, s->stream>>>(partial.get(), parts,
+                                                           mean, n, loss);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" size_t cudl_loss_workspace(int64_t n) {
-  return (size_t)loss_parts(n);
-}
-
-extern "C" cudaError_t cudl_launch_loss_forward(cudaStream_t stream, int kind,
-                                                const float *a, const float *b,
-                                                float *loss, int64_t n,
-                                                int mean, float *workspace) {
-  const int parts = loss_parts(n);
-  (void)cudaGetLastError();
-  loss_partial_kernel<<<parts, CUDL_BLOCK_SIZE, 0, stream>>>(kind, a, b, n,
-                                                             workspace);
-  sum_to_loss_kernel<<<1, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts, mean,
-                                                        n, loss);
-  return cudaGetLastError();
-}
-
-extern "C" cudaError_t cudl_launch_loss_backward(cudaStream_t stream, int kind,
-                                                 const float *a, const float *b,
-                                                 float *d, int64_t n, int mean,
-                                                 float grad) {
+extern "C" cudl_status cudl__cuda_loss_backward(cudl_context *ctx,
+                                                cudl_loss_kind kind,
+                                                const void *a, const void *b,
+                                                void *d, int64_t n, int mean,
+                                                float grad) {
   const float scale = mean ? (float)((double)grad / (double)n) : grad;
-  (void)cudaGetLastError();
-  loss_backward_kernel<<<cudl_grid_for(n), CUDL_BLOCK_SIZE, 0, stream>>>(
-      kind, a, b, d, n, scale);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  loss_backward_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      kind, cudl__f32(a), cudl__f32(b), cudl__f32(d), n, scale);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" size_t cudl_cross_entropy_workspace(int64_t rows) {
-  return rows > 0 ? (size_t)rows : 1;
-}
-
-extern "C" cudaError_t cudl_launch_cross_entropy_forward(
-    cudaStream_t stream, const float *x, const int32_t *labels, float *loss,
-    int64_t rows, int64_t cols, float smoothing, int mean, float *workspace) {
-  (void)cudaGetLastError();
+extern "C" cudl_status cudl__cuda_cross_entropy_forward(
+    cudl_context *ctx, const void *x, const int32_t *labels, float *loss,
+    int64_t rows, int64_t cols, float smoothing, int mean) {
+  CUDA_ENTER(ctx, s);
+  Scratch<float> row_loss(s);
+  CUDL_CUDA_TRY(ctx, row_loss.alloc(ctx, rows > 0 ? (size_t)rows : 1));
   if (rows > 0)
-    cross_entropy_rows_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
-        x, labels, workspace, rows, cols, smoothing);
-  sum_to_loss_kernel<<<1, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, rows, mean,
-                                                        rows, loss);
-  return cudaGetLastError();
+    cross_entropy_rows_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0,
+                                s->stream>>>(
+        cudl__f32(x), labels, row_loss.get(), rows, cols, smoothing);
+  sum_to_loss_kernel<<<1, CUDL_BLOCK_SIZE, 0, s->stream>>>(row_loss.get(), rows,
+                                                           mean, rows, loss);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_cross_entropy_backward(
-    cudaStream_t stream, const float *x, const int32_t *labels, float *dx,
+extern "C" cudl_status cudl__cuda_cross_entropy_backward(
+    cudl_context *ctx, const void *x, const int32_t *labels, void *dx,
     int64_t rows, int64_t cols, float smoothing, int mean, float grad) {
   const float scale = mean ? (float)((double)grad / (double)rows) : grad;
-  (void)cudaGetLastError();
-  cross_entropy_backward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0, stream>>>(
-      x, labels, dx, rows, cols, smoothing, scale);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  cross_entropy_backward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0,
+                                  s->stream>>>(
+      cudl__f32(x), labels, cudl__f32(dx), rows, cols, smoothing, scale);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }

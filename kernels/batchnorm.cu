@@ -1,5 +1,7 @@
 /*
- * batchnorm_kernels.cu - batch normalisation with two-pass statistics.
+ * batchnorm.cu - batch normalisation on CUDA, on x viewed as [outer,
+ * channels, inner]: training forward (two-pass statistics), inference
+ * forward and backward. Kernels first, then the backend entries.
  *
  * Every per-channel sum uses one pattern: block (c, p) adds part p of
  * channel c's elements (kernels/reduce.cuh), writing partial[c * parts + p];
@@ -8,7 +10,8 @@
  * the gradients of gamma and beta). The order of additions depends only on
  * the shape, so results are deterministic.
  */
-#include "kernels/batchnorm_kernels.h"
+#include "cuda/cuda_internal.h"
+#include "cuda/cuda_scratch.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 
@@ -78,7 +81,7 @@ __global__ void channel_partial_kernel(Term term, Layout l, float *partial) {
          e += (int64_t)gridDim.y * blockDim.x)
       sum += term(l.index(c, e), c);
   }
-  sum = cudl_block_sum(sum);
+  sum = cudl__block_sum(sum);
   if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
 }
 
@@ -159,7 +162,8 @@ struct InputGradient {
   }
   __device__ void apply(int64_t k, const Channel &ch) const {
     const float xhat = (x[k] - ch.mean) * ch.invstd;
-    dx[k] = ch.gamma * ch.invstd / m * (m * dy[k] - ch.dbeta - xhat * ch.dgamma);
+    dx[k] =
+        ch.gamma * ch.invstd / m * (m * dy[k] - ch.dbeta - xhat * ch.dgamma);
   }
 };
 
@@ -184,10 +188,10 @@ __global__ void element_kernel(Op op, Layout l) {
 template <class Op>
 void launch_elementwise(cudaStream_t stream, Op op, Layout l) {
   if (l.inner >= kWidePlane)
-    plane_kernel<<<cudl_grid_for(l.outer * l.channels * CUDL_BLOCK_SIZE),
+    plane_kernel<<<cudl__grid_for(l.outer * l.channels * CUDL_BLOCK_SIZE),
                    CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
   else
-    element_kernel<<<cudl_grid_for(l.outer * l.channels * l.inner),
+    element_kernel<<<cudl__grid_for(l.outer * l.channels * l.inner),
                      CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
 }
 
@@ -195,9 +199,8 @@ void launch_elementwise(cudaStream_t stream, Op op, Layout l) {
 int parts_for(int64_t outer, int64_t channels, int64_t inner) {
   const int64_t m = outer * inner;
   int64_t parts = (1024 + channels - 1) / channels;
-  const int64_t useful = inner >= kWidePlane
-                             ? outer
-                             : (m + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
+  const int64_t useful =
+      inner >= kWidePlane ? outer : (m + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
   if (parts > useful) parts = useful;
   if (parts > 1024) parts = 1024;
   return parts < 1 ? 1 : (int)parts;
@@ -212,65 +215,73 @@ void channel_partials(cudaStream_t stream, Term term, Layout l, int parts,
 
 }  // namespace
 
-extern "C" size_t cudl_batchnorm_workspace(int64_t outer, int64_t channels,
-                                           int64_t inner) {
-  return (size_t)channels * (size_t)parts_for(outer, channels, inner);
-}
+// ---- entries ----
 
-extern "C" cudaError_t cudl_launch_batchnorm_forward_training(
-    cudaStream_t stream, const float *x, const float *gamma, const float *beta,
-    float momentum, float eps, float *running_mean, float *running_var,
-    float *y, float *save_mean, float *save_invstd, int64_t outer,
-    int64_t channels, int64_t inner, float *workspace) {
+extern "C" cudl_status cudl__cuda_batchnorm_forward_training(
+    cudl_context *ctx, const void *x, const float *gamma, const float *beta,
+    float momentum, float eps, float *running_mean, float *running_var, void *y,
+    float *save_mean, float *save_invstd, int64_t outer, int64_t channels,
+    int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
   const float m = (float)(outer * inner);
-  const unsigned grid = cudl_grid_for(channels);
-  (void)cudaGetLastError();  // report these launches' status, not an older one
-  channel_partials(stream, ShiftedXTerm{x, l}, l, parts, workspace);
-  finish_mean_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
-      workspace, parts, x, l, m, save_mean);
-  channel_partials(stream, SquaredDeviation{x, save_mean}, l, parts, workspace);
-  finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(
-      workspace, parts, channels, m, eps, momentum, save_mean, save_invstd,
+  const unsigned grid = cudl__grid_for(channels);
+  CUDA_ENTER(ctx, s);
+  Scratch<float> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
+  channel_partials(s->stream, ShiftedXTerm{cudl__f32(x), l}, l, parts,
+                   partial.get());
+  finish_mean_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      partial.get(), parts, cudl__f32(x), l, m, save_mean);
+  channel_partials(s->stream, SquaredDeviation{cudl__f32(x), save_mean}, l,
+                   parts, partial.get());
+  finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      partial.get(), parts, channels, m, eps, momentum, save_mean, save_invstd,
       running_mean, running_var);
-  launch_elementwise(stream,
-                     Normalise{x, gamma, beta, save_mean, save_invstd, y}, l);
-  return cudaGetLastError();
+  launch_elementwise(s->stream,
+                     Normalise{cudl__f32(x), gamma, beta, save_mean,
+                               save_invstd, cudl__f32(y)},
+                     l);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_batchnorm_forward_inference(
-    cudaStream_t stream, const float *x, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var, float eps, float *y,
+extern "C" cudl_status cudl__cuda_batchnorm_forward_inference(
+    cudl_context *ctx, const void *x, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, void *y,
     int64_t outer, int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
-  (void)cudaGetLastError();
-  launch_elementwise(
-      stream, Inference{x, gamma, beta, running_mean, running_var, eps, y}, l);
-  return cudaGetLastError();
+  CUDA_ENTER(ctx, s);
+  launch_elementwise(s->stream,
+                     Inference{cudl__f32(x), gamma, beta, running_mean,
+                               running_var, eps, cudl__f32(y)},
+                     l);
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudaError_t cudl_launch_batchnorm_backward(
-    cudaStream_t stream, const float *x, const float *dy, const float *gamma,
-    const float *save_mean, const float *save_invstd, float *dx, float *dgamma,
-    float *dbeta, int64_t outer, int64_t channels, int64_t inner,
-    float *workspace) {
+extern "C" cudl_status cudl__cuda_batchnorm_backward(
+    cudl_context *ctx, const void *x, const void *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, void *dx, float *dgamma,
+    float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
-  const unsigned grid = cudl_grid_for(channels);
-  (void)cudaGetLastError();
-  channel_partials(stream, DyTerm{dy}, l, parts, workspace);
-  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts,
-                                                           channels, dbeta);
-  channel_partials(stream, DyXhatTerm{x, dy, save_mean, save_invstd}, l, parts,
-                   workspace);
-  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, stream>>>(workspace, parts,
-                                                           channels, dgamma);
+  const unsigned grid = cudl__grid_for(channels);
+  CUDA_ENTER(ctx, s);
+  Scratch<float> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
+  channel_partials(s->stream, DyTerm{cudl__f32(dy)}, l, parts, partial.get());
+  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      partial.get(), parts, channels, dbeta);
+  channel_partials(
+      s->stream,
+      DyXhatTerm{cudl__f32(x), cudl__f32(dy), save_mean, save_invstd}, l, parts,
+      partial.get());
+  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      partial.get(), parts, channels, dgamma);
   if (outer * inner > 0)
-    launch_elementwise(stream,
-                       InputGradient{x, dy, gamma, save_mean, save_invstd,
-                                     dgamma, dbeta, dx,
-                                     (float)(outer * inner)},
+    launch_elementwise(s->stream,
+                       InputGradient{cudl__f32(x), cudl__f32(dy), gamma,
+                                     save_mean, save_invstd, dgamma, dbeta,
+                                     cudl__f32(dx), (float)(outer * inner)},
                        l);
-  return cudaGetLastError();
+  return CUDL_CUDA_LAUNCHED(ctx);
 }
