@@ -144,8 +144,8 @@ void bench_utc_now(char *buf, size_t size) {
 void bench_device_name(cudl_context *ctx, char *buf, size_t size) {
   cudl_cuda_device_properties props;
   if (cudl_context_device(ctx) == CUDL_DEVICE_CUDA &&
-      cudl_cuda_device_properties_get(cudl_context_device_index(ctx), &props) ==
-          CUDL_OK)
+      cudl_cuda_device_properties_query(cudl_context_device_index(ctx),
+                                        &props) == CUDL_OK)
     snprintf(buf, size, "%s", props.name);
   else
     snprintf(buf, size, "cpu");

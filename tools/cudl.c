@@ -66,13 +66,13 @@ static int cmd_info(void) {
   } else {
     for (i = 0; i < count; ++i) {
       cudl_cuda_device_properties p;
-      if (cudl_cuda_device_properties_get(i, &p) == CUDL_OK)
+      if (cudl_cuda_device_properties_query(i, &p) == CUDL_OK)
         printf("  cuda:%d  %s, sm_%d%d, %d SMs, %.1f GiB\n", i, p.name,
                p.compute_major, p.compute_minor, p.multiprocessor_count,
                (double)p.total_memory / (1024.0 * 1024.0 * 1024.0));
     }
   }
-  if (cudl_cuda_versions_get(&versions) == CUDL_OK) {
+  if (cudl_cuda_versions_query(&versions) == CUDL_OK) {
     printf("CUDA libraries:\n");
     print_version("runtime", versions.runtime, 1000);
     if (versions.driver > 0)
@@ -106,7 +106,7 @@ static int cmd_inspect(const char *path) {
   for (i = 0; i < cudl_safetensors_count(set); ++i) {
     cudl_safetensors_entry e;
     int d;
-    cudl_safetensors_entry_get(set, i, &e);
+    cudl_safetensors_entry_query(set, i, &e);
     printf("  %-32s %-5s [", e.name, e.dtype_name);
     for (d = 0; d < e.ndim; ++d)
       printf("%s%lld", d ? ", " : "", (long long)e.shape[d]);
