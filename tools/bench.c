@@ -189,14 +189,14 @@ static void bench_usage(FILE *out) {
           "zoo model (cudl bench train --help)\n");
 }
 
-int cudl_cmd_bench(int argc, char **argv) {
+int cudl__cmd_bench(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "ops") == 0) {
     cli_set_command("cudl bench ops");
-    return cudl_bench_ops(argc - 1, argv + 1);
+    return cudl__cmd_bench_ops(argc - 1, argv + 1);
   }
   if (argc >= 1 && strcmp(argv[0], "train") == 0) {
     cli_set_command("cudl bench train");
-    return cudl_bench_train(argc - 1, argv + 1);
+    return cudl__cmd_bench_train(argc - 1, argv + 1);
   }
   cli_set_command("cudl bench");
   if (argc >= 1 &&

@@ -120,7 +120,7 @@ int bench_threads(void);
 /* The process's peak resident set in bytes (getrusage), 0 if unknown. */
 uint64_t bench_peak_rss(void);
 
-int cudl_bench_ops(int argc, char **argv);
-int cudl_bench_train(int argc, char **argv);
+int cudl__cmd_bench_ops(int argc, char **argv);
+int cudl__cmd_bench_train(int argc, char **argv);
 
 #endif /* CUDL_TOOLS_BENCH_H */

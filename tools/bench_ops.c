@@ -800,7 +800,7 @@ static cudl_status measure_ceilings(ops_run *r) {
   return s;
 }
 
-int cudl_bench_ops(int argc, char **argv) {
+int cudl__cmd_bench_ops(int argc, char **argv) {
   ops_run r;
   cli_file out;
   const char *device = "auto", *size = NULL, *json = NULL;

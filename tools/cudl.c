@@ -234,11 +234,11 @@ static int dispatch(int argc, char **argv) {
     usage(stdout);
     return CLI_EXIT_OK;
   }
-  if (strcmp(command, "train") == 0) return cudl_cmd_train(argc - 2, argv + 2);
-  if (strcmp(command, "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
+  if (strcmp(command, "train") == 0) return cudl__cmd_train(argc - 2, argv + 2);
+  if (strcmp(command, "eval") == 0) return cudl__cmd_eval(argc - 2, argv + 2);
   if (strcmp(command, "predict") == 0)
-    return cudl_cmd_predict(argc - 2, argv + 2);
-  if (strcmp(command, "bench") == 0) return cudl_cmd_bench(argc - 2, argv + 2);
+    return cudl__cmd_predict(argc - 2, argv + 2);
+  if (strcmp(command, "bench") == 0) return cudl__cmd_bench(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&

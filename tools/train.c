@@ -758,7 +758,7 @@ static int train(trainer *t) {
   return CLI_EXIT_OK;
 }
 
-int cudl_cmd_train(int argc, char **argv) {
+int cudl__cmd_train(int argc, char **argv) {
   trainer t;
   int rc;
   cli_set_command("cudl train");
