@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_peers.h"
 #include "cli.h"
 #include "cli_file.h"
+#include "commands.h"
 enum { MAX_OWNED = 16 };
 
 /* One timed pass. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_peers.h"
 #include "cli.h"
 #include "cli_file.h"
 #include "commands.h"

@@ -213,6 +213,36 @@ done:
   return rc;
 }
 
+static void bench_usage(FILE *out) {
+  fprintf(out,
+          "usage: cudl bench ops [options]     time every operator "
+          "(cudl bench ops --help)\n"
+          "       cudl bench train [options]   time training steps of a "
+          "zoo model (cudl bench train --help)\n");
+}
+
+/* `cudl bench ops|train`: which benchmark. */
+static int cmd_bench(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "ops") == 0) {
+    cli_set_command("cudl bench ops");
+    return cudl__cmd_bench_ops(argc - 1, argv + 1);
+  }
+  if (argc >= 1 && strcmp(argv[0], "train") == 0) {
+    cli_set_command("cudl bench train");
+    return cudl__cmd_bench_train(argc - 1, argv + 1);
+  }
+  cli_set_command("cudl bench");
+  if (argc >= 1 &&
+      (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+    bench_usage(stdout);
+    return 0;
+  }
+  if (argc >= 1)
+    return cli_usage_error(
+        "unknown benchmark '%s': ops or train (cudl bench --help)", argv[0]);
+  return cli_usage_error("which benchmark? ops or train (cudl bench --help)");
+}
+
 /* The subcommand's exit status, once what it printed has reached its
  * destination: a full disk or a closed pipe on standard output fails the
  * command rather than losing its output silently. */
@@ -238,7 +268,7 @@ static int dispatch(int argc, char **argv) {
   if (strcmp(command, "eval") == 0) return cudl__cmd_eval(argc - 2, argv + 2);
   if (strcmp(command, "predict") == 0)
     return cudl__cmd_predict(argc - 2, argv + 2);
-  if (strcmp(command, "bench") == 0) return cudl__cmd_bench(argc - 2, argv + 2);
+  if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&
