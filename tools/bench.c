@@ -1,5 +1,5 @@
-/* bench.c - `cudl bench ops|train`: the timing loop shared by both, and
- * small output helpers. The method is docs/benchmarks.md's. */
+/* bench.c - the timing loop `cudl bench ops|train` share, and small output
+ * helpers. The method is docs/benchmarks.md's. */
 #include "bench.h"
 
 #include <stdlib.h>
@@ -9,9 +9,6 @@
 #if defined(_OPENMP)
 #  include <omp.h>
 #endif
-
-#include "cli.h"
-#include "commands.h"
 
 static int compare_doubles(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -144,8 +141,8 @@ void bench_utc_now(char *buf, size_t size) {
 void bench_device_name(cudl_context *ctx, char *buf, size_t size) {
   cudl_cuda_device_properties props;
   if (cudl_context_device(ctx) == CUDL_DEVICE_CUDA &&
-      cudl_cuda_device_properties_get(cudl_context_device_index(ctx), &props) ==
-          CUDL_OK)
+      cudl_cuda_device_properties_query(cudl_context_device_index(ctx),
+                                        &props) == CUDL_OK)
     snprintf(buf, size, "%s", props.name);
   else
     snprintf(buf, size, "cpu");
@@ -163,49 +160,4 @@ uint64_t bench_peak_rss(void) {
   struct rusage usage;
   if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
   return (uint64_t)usage.ru_maxrss * 1024u; /* Linux reports KiB */
-}
-
-cudl_status bench_copy_ceiling(cudl_context *ctx, size_t bytes,
-                               const bench_settings *settings,
-                               bench_timing *timing, double *gbps) {
-  return cudl_context_device(ctx) == CUDL_DEVICE_CUDA
-             ? bench_cuda_copy_ceiling(ctx, bytes, settings, timing, gbps)
-             : bench_cpu_copy_ceiling(ctx, bytes, settings, timing, gbps);
-}
-
-cudl_status bench_gemm_ceiling(cudl_context *ctx, int n,
-                               const bench_settings *settings,
-                               bench_timing *timing, double *gflops) {
-  return cudl_context_device(ctx) == CUDL_DEVICE_CUDA
-             ? bench_cuda_gemm_ceiling(ctx, n, settings, timing, gflops)
-             : bench_cpu_gemm_ceiling(ctx, n, settings, timing, gflops);
-}
-
-static void bench_usage(FILE *out) {
-  fprintf(out,
-          "usage: cudl bench ops [options]     time every operator "
-          "(cudl bench ops --help)\n"
-          "       cudl bench train [options]   time training steps of a "
-          "zoo model (cudl bench train --help)\n");
-}
-
-int cudl_cmd_bench(int argc, char **argv) {
-  if (argc >= 1 && strcmp(argv[0], "ops") == 0) {
-    cli_set_command("cudl bench ops");
-    return cudl_bench_ops(argc - 1, argv + 1);
-  }
-  if (argc >= 1 && strcmp(argv[0], "train") == 0) {
-    cli_set_command("cudl bench train");
-    return cudl_bench_train(argc - 1, argv + 1);
-  }
-  cli_set_command("cudl bench");
-  if (argc >= 1 &&
-      (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-    bench_usage(stdout);
-    return 0;
-  }
-  if (argc >= 1)
-    return cli_usage_error(
-        "unknown benchmark '%s': ops or train (cudl bench --help)", argv[0]);
-  return cli_usage_error("which benchmark? ops or train (cudl bench --help)");
 }

@@ -1,6 +1,7 @@
-/* bench.h - what the parts of `cudl bench` share: the timing loop, the
- * ceilings (copy and GEMM rates) and the peers called directly (cuDNN on a
- * GPU), and the JSON writer. docs/benchmarks.md describes the method. */
+/* bench.h - the method `cudl bench` measures by: the timing loop, its
+ * clocks, and the JSON writer (docs/benchmarks.md describes it). The peers
+ * timed beside cudl are bench_peers.h's; the subcommands are commands.h's.
+ */
 #ifndef CUDL_TOOLS_BENCH_H
 #define CUDL_TOOLS_BENCH_H
 
@@ -48,57 +49,6 @@ cudl_status bench_event_clock_init(cudl_context *ctx, bench_event_clock *ec,
                                    bench_clock *clock);
 void bench_event_clock_free(bench_event_clock *ec);
 
-/* ---- ceilings, measured in the run (bench_peers_cpu.c, bench_peers_cuda.c)
- */
-
-/* The copy rate of `bytes` (bytes read + written per second, in GB/s) on
- * ctx's device: a split memcpy on the CPU, cudaMemcpyAsync device to device
- * on a GPU. */
-cudl_status bench_copy_ceiling(cudl_context *ctx, size_t bytes,
-                               const bench_settings *settings,
-                               bench_timing *timing, double *gbps);
-/* The f32 GEMM rate of a square n x n x n product: dnnl_sgemm on the CPU,
- * cublasSgemm on a GPU (TF32 per settings). */
-cudl_status bench_gemm_ceiling(cudl_context *ctx, int n,
-                               const bench_settings *settings,
-                               bench_timing *timing, double *gflops);
-
-/* The device-specific halves of the two above. */
-cudl_status bench_cpu_copy_ceiling(cudl_context *ctx, size_t bytes,
-                                   const bench_settings *settings,
-                                   bench_timing *timing, double *gbps);
-cudl_status bench_cpu_gemm_ceiling(cudl_context *ctx, int n,
-                                   const bench_settings *settings,
-                                   bench_timing *timing, double *gflops);
-cudl_status bench_cuda_copy_ceiling(cudl_context *ctx, size_t bytes,
-                                    const bench_settings *settings,
-                                    bench_timing *timing, double *gbps);
-cudl_status bench_cuda_gemm_ceiling(cudl_context *ctx, int n,
-                                    const bench_settings *settings,
-                                    bench_timing *timing, double *gflops);
-
-/* ---- cuDNN's own operators on a GPU, for comparison (bench_peers_cuda.c) */
-
-typedef enum bench_cudnn_op {
-  BENCH_CUDNN_RELU,
-  BENCH_CUDNN_SIGMOID,
-  BENCH_CUDNN_TANH,
-  BENCH_CUDNN_MAX_POOL,  /* 2x2, stride 2 */
-  BENCH_CUDNN_AVG_POOL,  /* 2x2, stride 2 */
-  BENCH_CUDNN_BATCHNORM, /* training statistics, spatial */
-  BENCH_CUDNN_BATCHNORM_INFERENCE
-} bench_cudnn_op;
-
-/* 1 when this build can call cuDNN itself (a CUDA build). */
-int bench_cudnn_compiled(void);
-
-/* Time cuDNN's `op` forward (backward nonzero: backward) on x [n, c, h, w],
- * with buffers allocated here on ctx's GPU. ctx is synchronised first;
- * cuDNN runs on its own stream and handle. */
-cudl_status bench_cudnn_time(cudl_context *ctx, bench_cudnn_op op, int backward,
-                             const int64_t shape[4],
-                             const bench_settings *settings, bench_timing *out);
-
 /* ---- output ---- */
 
 /* Write s as a JSON string (quoted, escaped). */
@@ -119,8 +69,5 @@ void bench_device_name(cudl_context *ctx, char *buf, size_t size);
 int bench_threads(void);
 /* The process's peak resident set in bytes (getrusage), 0 if unknown. */
 uint64_t bench_peak_rss(void);
-
-int cudl_bench_ops(int argc, char **argv);
-int cudl_bench_train(int argc, char **argv);
 
 #endif /* CUDL_TOOLS_BENCH_H */

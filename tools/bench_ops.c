@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_peers.h"
 #include "cli.h"
 #include "cli_file.h"
+#include "commands.h"
 enum { MAX_OWNED = 16 };
 
 /* One timed pass. */
@@ -800,7 +802,7 @@ static cudl_status measure_ceilings(ops_run *r) {
   return s;
 }
 
-int cudl_bench_ops(int argc, char **argv) {
+int cudl__cmd_bench_ops(int argc, char **argv) {
   ops_run r;
   cli_file out;
   const char *device = "auto", *size = NULL, *json = NULL;

@@ -7,6 +7,7 @@
 #include <dnnl.h>
 
 #include "bench.h"
+#include "bench_peers.h"
 
 typedef struct copy_args {
   char *dst;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_peers.h"
 
 #if defined(CUDL_BENCH_CUDA)
 #  include <cublas_v2.h>

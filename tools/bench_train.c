@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "bench_peers.h"
 #include "cli.h"
 #include "cli_file.h"
 #include "commands.h"
@@ -68,7 +69,7 @@ static void train_usage(FILE *out) {
       "                run (cuBLAS, or oneDNN on the CPU)\n");
 }
 
-int cudl_bench_train(int argc, char **argv) {
+int cudl__cmd_bench_train(int argc, char **argv) {
   const char *model_name = "resnet20", *device = "auto", *json = NULL,
              *optimizer = "sgd";
   long long batch = 128, channels = 1, size = 28, classes = 10, value;
@@ -143,7 +144,7 @@ int cudl_bench_train(int argc, char **argv) {
       return cli_usage_error("bad option or value: %s '%s'", a, v);
     }
   }
-  if ((rc = cudl_tool_zoo_check_name(model_name)) != 0) return rc;
+  if ((rc = cudl__tool_zoo_check_name(model_name)) != 0) return rc;
   if (!cli_parse_device(device, &kind, &index))
     return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
                            device);
@@ -158,8 +159,8 @@ int cudl_bench_train(int argc, char **argv) {
   cudl_context_set_allow_tf32(ctx, settings.tf32);
   cudl_context_set_seed(ctx, 1);
 
-  s = cudl_tool_zoo_model(ctx, model_name, 0.0, channels, size, size, classes,
-                          &t.model);
+  s = cudl__tool_zoo_model(ctx, model_name, 0.0, channels, size, size, classes,
+                           &t.model);
   if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);

@@ -5,22 +5,24 @@
 
 #include <cudl/cudl.h>
 
-int cudl_cmd_train(int argc, char **argv);
-int cudl_cmd_eval(int argc, char **argv);
-int cudl_cmd_predict(int argc, char **argv);
-int cudl_cmd_bench(int argc, char **argv); /* tools/bench.c */
+int cudl__cmd_train(int argc, char **argv);
+int cudl__cmd_eval(int argc, char **argv);
+int cudl__cmd_predict(int argc, char **argv);
+int cudl__cmd_bench_ops(int argc, char **argv);   /* tools/bench_ops.c */
+int cudl__cmd_bench_train(int argc, char **argv); /* tools/bench_train.c */
 
 /* 0 when `name` is a zoo model's name: small-cnn, mlp, resnetN or plainN
  * with N a depth the zoo builds (6n + 2, 8 to 1202); else prints the
  * usage error, saying which is wrong, and returns CLI_EXIT_USAGE
  * (tools/run.c). */
-int cudl_tool_zoo_check_name(const char *name);
+int cudl__tool_zoo_check_name(const char *name);
 
 /* The zoo model called `name` for c x h x w images of `classes` classes
  * (tools/run.c); CUDL_ERR_INVALID_ARGUMENT for a name that
- * cudl_tool_zoo_check_name rejects. */
-cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
-                                double dropout, int64_t c, int64_t h, int64_t w,
-                                int64_t classes, cudl_model **model);
+ * cudl__tool_zoo_check_name rejects. */
+cudl_status cudl__tool_zoo_model(cudl_context *ctx, const char *name,
+                                 double dropout, int64_t c, int64_t h,
+                                 int64_t w, int64_t classes,
+                                 cudl_model **model);
 
 #endif /* CUDL_TOOLS_COMMANDS_H */

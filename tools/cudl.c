@@ -66,13 +66,13 @@ static int cmd_info(void) {
   } else {
     for (i = 0; i < count; ++i) {
       cudl_cuda_device_properties p;
-      if (cudl_cuda_device_properties_get(i, &p) == CUDL_OK)
+      if (cudl_cuda_device_properties_query(i, &p) == CUDL_OK)
         printf("  cuda:%d  %s, sm_%d%d, %d SMs, %.1f GiB\n", i, p.name,
                p.compute_major, p.compute_minor, p.multiprocessor_count,
                (double)p.total_memory / (1024.0 * 1024.0 * 1024.0));
     }
   }
-  if (cudl_cuda_versions_get(&versions) == CUDL_OK) {
+  if (cudl_cuda_versions_query(&versions) == CUDL_OK) {
     printf("CUDA libraries:\n");
     print_version("runtime", versions.runtime, 1000);
     if (versions.driver > 0)
@@ -106,7 +106,7 @@ static int cmd_inspect(const char *path) {
   for (i = 0; i < cudl_safetensors_count(set); ++i) {
     cudl_safetensors_entry e;
     int d;
-    cudl_safetensors_entry_get(set, i, &e);
+    cudl_safetensors_entry_query(set, i, &e);
     printf("  %-32s %-5s [", e.name, e.dtype_name);
     for (d = 0; d < e.ndim; ++d)
       printf("%s%lld", d ? ", " : "", (long long)e.shape[d]);
@@ -213,6 +213,36 @@ done:
   return rc;
 }
 
+static void bench_usage(FILE *out) {
+  fprintf(out,
+          "usage: cudl bench ops [options]     time every operator "
+          "(cudl bench ops --help)\n"
+          "       cudl bench train [options]   time training steps of a "
+          "zoo model (cudl bench train --help)\n");
+}
+
+/* `cudl bench ops|train`: which benchmark. */
+static int cmd_bench(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "ops") == 0) {
+    cli_set_command("cudl bench ops");
+    return cudl__cmd_bench_ops(argc - 1, argv + 1);
+  }
+  if (argc >= 1 && strcmp(argv[0], "train") == 0) {
+    cli_set_command("cudl bench train");
+    return cudl__cmd_bench_train(argc - 1, argv + 1);
+  }
+  cli_set_command("cudl bench");
+  if (argc >= 1 &&
+      (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+    bench_usage(stdout);
+    return 0;
+  }
+  if (argc >= 1)
+    return cli_usage_error(
+        "unknown benchmark '%s': ops or train (cudl bench --help)", argv[0]);
+  return cli_usage_error("which benchmark? ops or train (cudl bench --help)");
+}
+
 /* The subcommand's exit status, once what it printed has reached its
  * destination: a full disk or a closed pipe on standard output fails the
  * command rather than losing its output silently. */
@@ -234,11 +264,11 @@ static int dispatch(int argc, char **argv) {
     usage(stdout);
     return CLI_EXIT_OK;
   }
-  if (strcmp(command, "train") == 0) return cudl_cmd_train(argc - 2, argv + 2);
-  if (strcmp(command, "eval") == 0) return cudl_cmd_eval(argc - 2, argv + 2);
+  if (strcmp(command, "train") == 0) return cudl__cmd_train(argc - 2, argv + 2);
+  if (strcmp(command, "eval") == 0) return cudl__cmd_eval(argc - 2, argv + 2);
   if (strcmp(command, "predict") == 0)
-    return cudl_cmd_predict(argc - 2, argv + 2);
-  if (strcmp(command, "bench") == 0) return cudl_cmd_bench(argc - 2, argv + 2);
+    return cudl__cmd_predict(argc - 2, argv + 2);
+  if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&

@@ -25,7 +25,7 @@ static int start(run_command command, int argc, char **argv, options *o,
   return RUN_GO;
 }
 
-int cudl_cmd_eval(int argc, char **argv) {
+int cudl__cmd_eval(int argc, char **argv) {
   options o;
   run r;
   double loss = 0.0, acc = 0.0;
@@ -69,7 +69,7 @@ static cudl_status load_images(run *r, const options *o) {
   return s;
 }
 
-int cudl_cmd_predict(int argc, char **argv) {
+int cudl__cmd_predict(int argc, char **argv) {
   options o;
   run r;
   int rc;

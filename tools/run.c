@@ -132,7 +132,7 @@ static int one_of(const char *word, const char *const *names) {
 
 /* A usage error for a model name the zoo cannot build, naming what is
  * wrong: an unknown name, or a ResNet depth that is not 6n + 2. */
-int cudl_tool_zoo_check_name(const char *name) {
+int cudl__tool_zoo_check_name(const char *name) {
   long long depth;
   const char *digits = strncmp(name, "resnet", 6) == 0  ? name + 6
                        : strncmp(name, "plain", 5) == 0 ? name + 5
@@ -151,9 +151,10 @@ int cudl_tool_zoo_check_name(const char *name) {
   return 0;
 }
 
-cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
-                                double dropout, int64_t c, int64_t h, int64_t w,
-                                int64_t classes, cudl_model **model) {
+cudl_status cudl__tool_zoo_model(cudl_context *ctx, const char *name,
+                                 double dropout, int64_t c, int64_t h,
+                                 int64_t w, int64_t classes,
+                                 cudl_model **model) {
   long long depth;
   if (strcmp(name, "small-cnn") == 0)
     return cudl_zoo_small_cnn(ctx, c, h, w, classes, (float)dropout, model);
@@ -168,7 +169,7 @@ cudl_status cudl_tool_zoo_model(cudl_context *ctx, const char *name,
     return cudl_zoo_mlp(ctx, 3, shape, 2, widths, CUDL_ACT_RELU, 0.0f, classes,
                         model);
   }
-  return CUDL_ERR_INVALID_ARGUMENT; /* cudl_tool_zoo_check_name says why */
+  return CUDL_ERR_INVALID_ARGUMENT; /* cudl__tool_zoo_check_name says why */
 }
 
 /* Set o's field for option a (g_specs has it) from value v; 0 with the
@@ -274,7 +275,7 @@ static int check_options(const options *o) {
   static const char *const schedules[] = {"constant", "cosine", "step", NULL};
   cudl_device_kind kind;
   int index, rc;
-  if ((rc = cudl_tool_zoo_check_name(o->model)) != 0) return rc;
+  if ((rc = cudl__tool_zoo_check_name(o->model)) != 0) return rc;
   if (!one_of(o->data, datasets))
     return cli_usage_error(
         "unknown dataset '%s': fashion-mnist, mnist or cifar10", o->data);
@@ -551,10 +552,10 @@ int run_setup(run *r, const options *o) {
     for (c = 0; c < r->channels; ++c)
       if (!(r->std[c] > 0.0f)) r->std[c] = 1.0f;
   }
-  s = cudl_tool_zoo_model(r->ctx, o->model, o->dropout, r->channels,
-                          cudl_dataset_height(r->test_set),
-                          cudl_dataset_width(r->test_set), r->classes,
-                          &r->model);
+  s = cudl__tool_zoo_model(r->ctx, o->model, o->dropout, r->channels,
+                           cudl_dataset_height(r->test_set),
+                           cudl_dataset_width(r->test_set), r->classes,
+                           &r->model);
   if (s == CUDL_OK) s = cudl_model_compile(r->model, r->batch);
   if (s != CUDL_OK)
     return cli_fail(r->ctx, s, "building %s for batches of %" PRId64, o->model,

@@ -338,7 +338,7 @@ static cudl_status save_run(trainer *t) {
   extra[3].value = std;
   extra[4].key = "batch_size";
   extra[4].value = batch;
-  cudl_context_get_rng_state(t->r.ctx, &t->st.rng_seed, &t->st.rng_offset);
+  cudl_context_rng_state(t->r.ctx, &t->st.rng_seed, &t->st.rng_offset);
   s = cudl_checkpoint_save(t->r.model, t->r.opt, &t->st, extra, 5,
                            t->checkpoint);
   if (s == CUDL_OK) s = cudl_model_save(t->r.model, t->weights, extra, 5);
@@ -758,7 +758,7 @@ static int train(trainer *t) {
   return CLI_EXIT_OK;
 }
 
-int cudl_cmd_train(int argc, char **argv) {
+int cudl__cmd_train(int argc, char **argv) {
   trainer t;
   int rc;
   cli_set_command("cudl train");

@@ -103,8 +103,8 @@ typedef struct cudl_cuda_device_properties {
 } cudl_cuda_device_properties;
 
 /** Properties of CUDA device `index`. CUDL_ERR_NO_DEVICE if there is none. */
-CUDL_API cudl_status
-cudl_cuda_device_properties_get(int index, cudl_cuda_device_properties *props);
+CUDL_API cudl_status cudl_cuda_device_properties_query(
+    int index, cudl_cuda_device_properties *props);
 
 /** Versions of the CUDA libraries in use, encoded as the libraries do
  *  (CUDA 13.0 = 13000; cuDNN 9.1.0 = 90100). 0 where unknown. */
@@ -118,7 +118,7 @@ typedef struct cudl_cuda_versions {
 
 /** Fill *versions. CUDL_ERR_UNSUPPORTED in a build without CUDA. Works
  *  without a GPU (the driver field is then 0). */
-CUDL_API cudl_status cudl_cuda_versions_get(cudl_cuda_versions *versions);
+CUDL_API cudl_status cudl_cuda_versions_query(cudl_cuda_versions *versions);
 
 /* ------------------------------------------------------------------ */
 /* Host allocator hooks                                                 */
@@ -301,9 +301,8 @@ CUDL_API int cudl_context_deterministic(const cudl_context *ctx);
 CUDL_API cudl_status cudl_context_set_seed(cudl_context *ctx, uint64_t seed);
 CUDL_API cudl_status cudl_context_set_rng_state(cudl_context *ctx,
                                                 uint64_t seed, uint64_t offset);
-CUDL_API cudl_status cudl_context_get_rng_state(const cudl_context *ctx,
-                                                uint64_t *seed,
-                                                uint64_t *offset);
+CUDL_API cudl_status cudl_context_rng_state(const cudl_context *ctx,
+                                            uint64_t *seed, uint64_t *offset);
 
 /**
  * Install host allocator hooks (copied; NULL restores malloc-based

@@ -95,7 +95,7 @@ CUDL_API cudl_status cudl_optimizer_step(cudl_optimizer *opt,
                                          const cudl_tensor *grads, float lr);
 
 /** The config the optimizer was created with (NULL for NULL). */
-CUDL_API const cudl_optimizer_config *cudl_optimizer_get_config(
+CUDL_API const cudl_optimizer_config *cudl_optimizer_config_query(
     const cudl_optimizer *opt);
 
 /** Steps taken so far (t). 0 for NULL. */

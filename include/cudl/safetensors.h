@@ -120,9 +120,8 @@ typedef struct cudl_safetensors_entry {
 } cudl_safetensors_entry;
 
 /** Fill *entry for entry i (CUDL_ERR_INVALID_ARGUMENT if out of range). */
-CUDL_API cudl_status cudl_safetensors_entry_get(const cudl_safetensors *set,
-                                                size_t i,
-                                                cudl_safetensors_entry *entry);
+CUDL_API cudl_status cudl_safetensors_entry_query(
+    const cudl_safetensors *set, size_t i, cudl_safetensors_entry *entry);
 
 /** The loaded tensor of entry i, owned by the set; NULL if out of range or
  *  the set was loaded with CUDL_SAFETENSORS_HEADER_ONLY. */

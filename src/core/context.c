@@ -153,8 +153,8 @@ cudl_status cudl_context_set_rng_state(cudl_context *ctx, uint64_t seed,
   return CUDL_OK;
 }
 
-cudl_status cudl_context_get_rng_state(const cudl_context *ctx, uint64_t *seed,
-                                       uint64_t *offset) {
+cudl_status cudl_context_rng_state(const cudl_context *ctx, uint64_t *seed,
+                                   uint64_t *offset) {
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (seed == NULL || offset == NULL)
     return cudl__fail_const(ctx, CUDL_ERR_INVALID_ARGUMENT, __func__,

@@ -30,7 +30,7 @@ cudl_status cudl_cuda_device_count(int *count, char *reason,
 #endif
 }
 
-cudl_status cudl_cuda_device_properties_get(
+cudl_status cudl_cuda_device_properties_query(
     int index, cudl_cuda_device_properties *props) {
   if (props == NULL || index < 0) return CUDL_ERR_INVALID_ARGUMENT;
 #if defined(CUDL_HAVE_CUDA)
@@ -40,7 +40,7 @@ cudl_status cudl_cuda_device_properties_get(
 #endif
 }
 
-cudl_status cudl_cuda_versions_get(cudl_cuda_versions *versions) {
+cudl_status cudl_cuda_versions_query(cudl_cuda_versions *versions) {
   if (versions == NULL) return CUDL_ERR_INVALID_ARGUMENT;
 #if defined(CUDL_HAVE_CUDA)
   return cudl__cuda_versions(versions);

@@ -663,8 +663,8 @@ size_t cudl_safetensors_count(const cudl_safetensors *set) {
   return set == NULL ? 0 : set->n_entries;
 }
 
-cudl_status cudl_safetensors_entry_get(const cudl_safetensors *set, size_t i,
-                                       cudl_safetensors_entry *entry) {
+cudl_status cudl_safetensors_entry_query(const cudl_safetensors *set, size_t i,
+                                         cudl_safetensors_entry *entry) {
   const st_entry *e;
   if (set == NULL || entry == NULL || i >= set->n_entries)
     return CUDL_ERR_INVALID_ARGUMENT;

@@ -17,7 +17,7 @@
 
 static const char *optimizer_kind_name(const cudl_optimizer *opt) {
   if (opt == NULL) return "none";
-  switch (cudl_optimizer_get_config(opt)->kind) {
+  switch (cudl_optimizer_config_query(opt)->kind) {
     case CUDL_OPTIMIZER_SGD:
       return "sgd";
     case CUDL_OPTIMIZER_ADAM:
@@ -228,7 +228,7 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
   /* Every entry is the model's or the optimizer's. */
   for (i = 0; i < cudl_safetensors_count(set); ++i) {
     cudl_safetensors_entry e;
-    status = cudl_safetensors_entry_get(set, i, &e);
+    status = cudl_safetensors_entry_query(set, i, &e);
     if (status != CUDL_OK) goto done;
     if (cudl_model_param(model, e.name) == NULL &&
         strncmp(e.name, OPTIMIZER_PREFIX, strlen(OPTIMIZER_PREFIX)) != 0) {

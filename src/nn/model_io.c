@@ -108,7 +108,7 @@ cudl_status cudl__model_load_set(cudl_model *m, const cudl_safetensors *set,
   if (strict)
     for (i = 0; i < cudl_safetensors_count(set); ++i) {
       cudl_safetensors_entry e;
-      status = cudl_safetensors_entry_get(set, i, &e);
+      status = cudl_safetensors_entry_query(set, i, &e);
       if (status != CUDL_OK)
         return cudl__fail(ctx, status, function, "cannot read entry %zu", i);
       if (cudl_model_param(m, e.name) == NULL &&

@@ -157,7 +157,7 @@ cudl_status cudl_optimizer_create(cudl_context *ctx,
   return CUDL_OK;
 }
 
-const cudl_optimizer_config *cudl_optimizer_get_config(
+const cudl_optimizer_config *cudl_optimizer_config_query(
     const cudl_optimizer *opt) {
   return opt == NULL ? NULL : &opt->config;
 }

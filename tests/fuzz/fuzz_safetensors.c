@@ -70,7 +70,7 @@ static int needs_unsupported(const cudl_safetensors *set) {
   size_t i;
   for (i = 0; i < cudl_safetensors_count(set); ++i) {
     cudl_safetensors_entry e;
-    FUZZ_CHECK(cudl_safetensors_entry_get(set, i, &e) == CUDL_OK);
+    FUZZ_CHECK(cudl_safetensors_entry_query(set, i, &e) == CUDL_OK);
     if (!e.dtype_known || e.ndim > CUDL_MAX_DIMS) return 1;
   }
   return 0;
@@ -87,7 +87,7 @@ static void check_set(const cudl_safetensors *set, int loaded,
   for (i = 0; i < n; ++i) {
     cudl_tensor *t;
     int d;
-    FUZZ_CHECK(cudl_safetensors_entry_get(set, i, &e) == CUDL_OK);
+    FUZZ_CHECK(cudl_safetensors_entry_query(set, i, &e) == CUDL_OK);
     FUZZ_CHECK(e.name != NULL && e.name[0] != '\0' && e.dtype_name != NULL);
     FUZZ_CHECK(strcmp(e.name, "__metadata__") != 0);
     FUZZ_CHECK(cudl_safetensors_find(set, e.name) == (int64_t)i);
@@ -112,7 +112,8 @@ static void check_set(const cudl_safetensors *set, int loaded,
                         cudl_tensor_nbytes(t)) == 0);
   }
   FUZZ_CHECK(data_start + end == size);
-  FUZZ_CHECK(cudl_safetensors_entry_get(set, n, &e) == CUDL_ERR_INVALID_ARGUMENT);
+  FUZZ_CHECK(cudl_safetensors_entry_query(set, n, &e) ==
+             CUDL_ERR_INVALID_ARGUMENT);
   FUZZ_CHECK(cudl_safetensors_tensor(set, n) == NULL);
   for (i = 0; i < cudl_safetensors_metadata_count(set); ++i) {
     const char *key = cudl_safetensors_metadata_key(set, i);
@@ -129,8 +130,8 @@ static void check_entries_equal(const cudl_safetensors *a, const cudl_safetensor
   FUZZ_CHECK(cudl_safetensors_metadata_count(a) == cudl_safetensors_metadata_count(b));
   for (i = 0; i < cudl_safetensors_count(a); ++i) {
     cudl_safetensors_entry x, y;
-    FUZZ_CHECK(cudl_safetensors_entry_get(a, i, &x) == CUDL_OK);
-    FUZZ_CHECK(cudl_safetensors_entry_get(b, i, &y) == CUDL_OK);
+    FUZZ_CHECK(cudl_safetensors_entry_query(a, i, &x) == CUDL_OK);
+    FUZZ_CHECK(cudl_safetensors_entry_query(b, i, &y) == CUDL_OK);
     FUZZ_CHECK(strcmp(x.name, y.name) == 0 && x.data_begin == y.data_begin &&
                x.data_end == y.data_end && x.ndim == y.ndim);
   }

@@ -33,6 +33,18 @@ export PKG_CONFIG_PATH="$libdir/pkgconfig"
   "$here/consumer/consumer.c" -o "$scratch/pc_shared" \
   $(pkg-config --cflags --libs cudl) -Wl,-rpath,"$libdir"
 "$scratch/pc_shared"
+# While the major version is 0 the soname carries the minor too
+# (docs/api.md): the program needs libcudl.so.0.2, not libcudl.so.0.
+version=$(pkg-config --modversion cudl)
+soname="libcudl.so.${version%.*}"
+test -e "$libdir/$soname" || { echo "no $libdir/$soname"; exit 1; }
+if command -v readelf >/dev/null; then
+  if ! readelf -d "$scratch/pc_shared" | grep -q "NEEDED.*\[$soname\]"; then
+    echo "pc_shared does not need $soname:"
+    readelf -d "$scratch/pc_shared" | grep NEEDED
+    exit 1
+  fi
+fi
 
 echo "--- pkg-config --static, static library"
 "$cc" -std=c99 -Wall -Wextra -pedantic -Werror "${extra_flags[@]}" \

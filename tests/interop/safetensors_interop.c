@@ -209,7 +209,7 @@ static int check_set(cudl_context *ctx, const char *path) {
       ++errors;
       continue;
     }
-    if (cudl_safetensors_entry_get(set, (size_t)index, &entry) != CUDL_OK ||
+    if (cudl_safetensors_entry_query(set, (size_t)index, &entry) != CUDL_OK ||
         strcmp(entry.name, want->name) != 0 || !entry.dtype_known ||
         entry.dtype != want->dtype || entry.ndim != want->ndim) {
       fprintf(stderr, "%s: '%s' has dtype %s and %d dimensions, expected %s and %d\n",

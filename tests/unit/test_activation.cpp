@@ -487,7 +487,7 @@ TEST_F(ActivationTest, RreluTrainingDrawsDocumentedSlopes) {
     ASSERT_EQ(cudl_rrelu_forward(ctx_, x, lower, upper, 1, noise, y), CUDL_OK)
         << cudl_context_last_error(ctx_);
     uint64_t seed = 0, offset = 0;
-    ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+    ASSERT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
     EXPECT_EQ(offset, 12345u + (static_cast<uint64_t>(n) + 3) / 4);
     const std::vector<float> slopes = cudl_test::ReferenceUniform(n, 99, 12345, lower, upper);
     const std::vector<float> ns = ReadF32(noise), ys = ReadF32(y);
@@ -519,7 +519,7 @@ TEST_F(ActivationTest, RreluEvaluationUsesTheMeanSlope) {
   // No noise tensor needed for inference; no random numbers consumed.
   ASSERT_EQ(cudl_rrelu_forward(ctx_, x, 0.25f, 0.5f, 0, nullptr, y), CUDL_OK);
   uint64_t seed = 0, offset = 0;
-  ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  ASSERT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
   EXPECT_EQ(offset, 77u);
 }
 
@@ -538,7 +538,7 @@ TEST_F(ActivationTest, RreluBadInputChangesNothing) {
   EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y), {9, 9, 9, 9}));
   EXPECT_TRUE(cudl_test::BitEqual(ReadF32(noise), {9, 9, 9, 9}));
   uint64_t seed = 0, offset = 0;
-  ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  ASSERT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
   EXPECT_EQ(offset, 6u) << "a failed call consumed random numbers";
 }
 

@@ -112,7 +112,7 @@ void ExpectUsable(Fixture &f) {
   cudl_memory_stats stats;
   EXPECT_EQ(cudl_context_memory_stats(f.ctx, &stats), CUDL_OK);
   uint64_t seed = 0, offset = 0;
-  EXPECT_EQ(cudl_context_get_rng_state(f.ctx, &seed, &offset), CUDL_OK);
+  EXPECT_EQ(cudl_context_rng_state(f.ctx, &seed, &offset), CUDL_OK);
   EXPECT_EQ(seed, 3u);
   double ms = -1.0;
   EXPECT_EQ(cudl_event_record(f.end), CUDL_OK);
@@ -178,17 +178,17 @@ const std::vector<Row> &Rows() {
        {"stats"},
        [](Fixture &f) { return cudl_context_memory_stats(f.ctx, nullptr); }},
       {"RngStateNullBoth",
-       "cudl_context_get_rng_state",
+       "cudl_context_rng_state",
        CUDL_ERR_INVALID_ARGUMENT,
        {"seed"},
-       [](Fixture &f) { return cudl_context_get_rng_state(f.ctx, nullptr, nullptr); }},
+       [](Fixture &f) { return cudl_context_rng_state(f.ctx, nullptr, nullptr); }},
       {"RngStateNullOffset",
-       "cudl_context_get_rng_state",
+       "cudl_context_rng_state",
        CUDL_ERR_INVALID_ARGUMENT,
        {"offset"},
        [](Fixture &f) {
          uint64_t seed;
-         return cudl_context_get_rng_state(f.ctx, &seed, nullptr);
+         return cudl_context_rng_state(f.ctx, &seed, nullptr);
        }},
       {"NumericsReportNull",
        "cudl_model_numerics_report",

@@ -103,7 +103,7 @@ class Trainer {
     EXPECT_EQ(cudl_loader_position(loader_, &st.epoch, &st.batch), CUDL_OK);
     st.step = cudl_optimizer_steps(opt_);
     st.data_seed = 9;
-    EXPECT_EQ(cudl_context_get_rng_state(ctx_, &st.rng_seed, &st.rng_offset),
+    EXPECT_EQ(cudl_context_rng_state(ctx_, &st.rng_seed, &st.rng_offset),
               CUDL_OK);
     return st;
   }
@@ -259,7 +259,7 @@ void CopyWithValue(cudl_context *ctx, const std::string &from, const std::string
   std::vector<cudl_named_tensor> tensors;
   std::vector<cudl_safetensors_entry> entries(cudl_safetensors_count(set));
   for (size_t i = 0; i < entries.size(); ++i) {
-    ASSERT_EQ(cudl_safetensors_entry_get(set, i, &entries[i]), CUDL_OK);
+    ASSERT_EQ(cudl_safetensors_entry_query(set, i, &entries[i]), CUDL_OK);
     tensors.push_back(
         {entries[i].name, (int64_t)i == found ? changed : cudl_safetensors_tensor(set, i)});
   }

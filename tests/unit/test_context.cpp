@@ -63,7 +63,7 @@ TEST(Context, ManyContextsAreIndependent) {
   EXPECT_NE(a, b);
   ASSERT_EQ(cudl_context_set_rng_state(a, 7, 9), CUDL_OK);
   uint64_t seed = 1, offset = 1;
-  ASSERT_EQ(cudl_context_get_rng_state(b, &seed, &offset), CUDL_OK);
+  ASSERT_EQ(cudl_context_rng_state(b, &seed, &offset), CUDL_OK);
   EXPECT_EQ(seed, 0u) << "setting a's seed changed b's";
   EXPECT_EQ(offset, 0u);
   // An error on a is not visible on b.
@@ -116,7 +116,7 @@ TEST(Context, NullContextQueries) {
   EXPECT_EQ(cudl_context_set_seed(nullptr, 1), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(cudl_context_set_rng_state(nullptr, 1, 2), CUDL_ERR_INVALID_ARGUMENT);
   uint64_t seed = 0, offset = 0;
-  EXPECT_EQ(cudl_context_get_rng_state(nullptr, &seed, &offset), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_rng_state(nullptr, &seed, &offset), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(cudl_context_set_allocator(nullptr, nullptr), CUDL_ERR_INVALID_ARGUMENT);
 }
 
@@ -167,7 +167,7 @@ TEST_F(CpuContext, SynchronizeAndDebugSync) {
 
 TEST_F(CpuContext, RngStateStartsAtZero) {
   uint64_t seed = 123, offset = 456;
-  ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  ASSERT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
   EXPECT_EQ(seed, 0u);
   EXPECT_EQ(offset, 0u);
 }
@@ -178,7 +178,7 @@ TEST_F(CpuContext, RngStateSetGet) {
   for (const auto &v : values) {
     ASSERT_EQ(cudl_context_set_rng_state(ctx_, v[0], v[1]), CUDL_OK);
     uint64_t seed = 0xaa, offset = 0xbb;
-    ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+    ASSERT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
     EXPECT_EQ(seed, v[0]);
     EXPECT_EQ(offset, v[1]);
   }
@@ -188,7 +188,7 @@ TEST_F(CpuContext, SetSeedResetsOffset) {
   ASSERT_EQ(cudl_context_set_rng_state(ctx_, 5, 1000), CUDL_OK);
   ASSERT_EQ(cudl_context_set_seed(ctx_, 0xabcdef0123456789ull), CUDL_OK);
   uint64_t seed = 0, offset = 77;
-  ASSERT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  ASSERT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
   EXPECT_EQ(seed, 0xabcdef0123456789ull);
   EXPECT_EQ(offset, 0u);
 }
@@ -196,9 +196,9 @@ TEST_F(CpuContext, SetSeedResetsOffset) {
 TEST_F(CpuContext, GetRngStateNullOutputs) {
   ASSERT_EQ(cudl_context_set_rng_state(ctx_, 3, 4), CUDL_OK);
   uint64_t seed = 99, offset = 98;
-  EXPECT_EQ(cudl_context_get_rng_state(ctx_, nullptr, &offset), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_rng_state(ctx_, nullptr, &offset), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(offset, 98u) << "outputs are written only on success";
-  EXPECT_EQ(cudl_context_get_rng_state(ctx_, &seed, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_rng_state(ctx_, &seed, nullptr), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(seed, 99u) << "outputs are written only on success";
 }
 
@@ -422,8 +422,8 @@ TEST(CudaDevices, VersionsAndProperties) {
   const CudaAvailability a = QueryCuda();
   cudl_cuda_versions v;
   std::memset(&v, 0x7f, sizeof v);
-  const cudl_status vs = cudl_cuda_versions_get(&v);
-  EXPECT_EQ(cudl_cuda_versions_get(nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  const cudl_status vs = cudl_cuda_versions_query(&v);
+  EXPECT_EQ(cudl_cuda_versions_query(nullptr), CUDL_ERR_INVALID_ARGUMENT);
   if (!cudl_cuda_compiled()) {
     EXPECT_EQ(vs, CUDL_ERR_UNSUPPORTED);
   } else {
@@ -438,12 +438,12 @@ TEST(CudaDevices, VersionsAndProperties) {
   }
 
   cudl_cuda_device_properties p;
-  EXPECT_EQ(cudl_cuda_device_properties_get(0, nullptr), CUDL_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(cudl_cuda_device_properties_get(-1, &p), CUDL_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(cudl_cuda_device_properties_get(a.count, &p), CUDL_ERR_NO_DEVICE)
+  EXPECT_EQ(cudl_cuda_device_properties_query(0, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_cuda_device_properties_query(-1, &p), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_cuda_device_properties_query(a.count, &p), CUDL_ERR_NO_DEVICE)
       << "index one past the last device";
   if (a.available) {
-    ASSERT_EQ(cudl_cuda_device_properties_get(0, &p), CUDL_OK);
+    ASSERT_EQ(cudl_cuda_device_properties_query(0, &p), CUDL_OK);
     EXPECT_GT(std::strlen(p.name), 0u);
     EXPECT_GE(p.compute_major, 7) << "CUDA 13 needs sm_75 or newer";
     EXPECT_GT(p.multiprocessor_count, 0);
@@ -717,7 +717,7 @@ TEST(MemoryLimit, DefaultIsPositiveAndAtMostTheMachine) {
       EXPECT_LE(limit, physical + MeminfoBytes("SwapTotal"));
     } else {
       cudl_cuda_device_properties props;
-      ASSERT_EQ(cudl_cuda_device_properties_get(0, &props), CUDL_OK);
+      ASSERT_EQ(cudl_cuda_device_properties_query(0, &props), CUDL_OK);
       EXPECT_EQ(limit, props.total_memory);
     }
     // Set, read back, and 0 restores the default.

@@ -70,7 +70,7 @@ class CudaTest : public ::testing::Test {
   }
   uint64_t Offset(cudl_context *ctx) {
     uint64_t seed = 0, offset = 0;
-    EXPECT_EQ(cudl_context_get_rng_state(ctx, &seed, &offset), CUDL_OK);
+    EXPECT_EQ(cudl_context_rng_state(ctx, &seed, &offset), CUDL_OK);
     return offset;
   }
   // The GPU context still works: create, fill, read back.
@@ -108,12 +108,12 @@ TEST_F(CudaTest, ContextDescribesTheDevice) {
   EXPECT_EQ(cudl_context_device_index(gpu_), 0);
   EXPECT_TRUE(StartsWith(cudl_context_device_name(gpu_), "cuda:0"));
   cudl_cuda_device_properties p;
-  ASSERT_EQ(cudl_cuda_device_properties_get(0, &p), CUDL_OK);
+  ASSERT_EQ(cudl_cuda_device_properties_query(0, &p), CUDL_OK);
   EXPECT_TRUE(HasSubstr(cudl_context_device_name(gpu_), p.name)) << "the name includes the GPU's";
   EXPECT_STREQ(cudl_context_last_error(gpu_), "");
   EXPECT_EQ(cudl_context_synchronize(gpu_), CUDL_OK);
   uint64_t seed = 1, offset = 1;
-  ASSERT_EQ(cudl_context_get_rng_state(gpu_, &seed, &offset), CUDL_OK);
+  ASSERT_EQ(cudl_context_rng_state(gpu_, &seed, &offset), CUDL_OK);
   EXPECT_EQ(seed, 0u);
   EXPECT_EQ(offset, 0u);
 }

@@ -59,7 +59,7 @@ class DropoutTest : public ::testing::Test {
   }
   uint64_t Offset(cudl_context *ctx) {
     uint64_t seed = 0, offset = 0;
-    EXPECT_EQ(cudl_context_get_rng_state(ctx, &seed, &offset), CUDL_OK);
+    EXPECT_EQ(cudl_context_rng_state(ctx, &seed, &offset), CUDL_OK);
     return offset;
   }
   cudl_context *ctx_ = nullptr;

@@ -175,7 +175,7 @@ class GoldenFile {
     ::testing::AssertionResult result = ::testing::AssertionSuccess();
     for (size_t k = 0; k < cudl_safetensors_count(set); ++k) {
       cudl_safetensors_entry e;
-      if (cudl_safetensors_entry_get(set, k, &e) != CUDL_OK) {
+      if (cudl_safetensors_entry_query(set, k, &e) != CUDL_OK) {
         result = ::testing::AssertionFailure() << path << ": entry " << k;
         break;
       }

@@ -65,7 +65,7 @@ class ModelTest : public ::testing::Test {
   // keep their masks fixed.
   int CheckGradients(cudl_model *m, cudl_tensor *x, cudl_tensor *labels) {
   uint64_t seed = 0, offset = 0;
-  EXPECT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+  EXPECT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
   auto loss_at = [&]() {
     float loss = 0.0f;
     EXPECT_EQ(cudl_context_set_rng_state(ctx_, seed, offset), CUDL_OK);
@@ -622,7 +622,7 @@ TEST_F(ModelTest, SaveAndLoadByName) {
   std::vector<cudl_named_tensor> entries;
   for (size_t i = 0; i < cudl_safetensors_count(set); ++i) {
     cudl_safetensors_entry e;
-    ASSERT_EQ(cudl_safetensors_entry_get(set, i, &e), CUDL_OK);
+    ASSERT_EQ(cudl_safetensors_entry_query(set, i, &e), CUDL_OK);
     entries.push_back({e.name, cudl_safetensors_tensor(set, i)});
   }
   cudl_tensor *extra = Tensor({1});
@@ -647,7 +647,7 @@ TEST_F(ModelTest, SaveAndLoadByName) {
               "\"data_offsets\":[0,8]}";
     for (size_t i = 0; i < cudl_safetensors_count(set); ++i) {
       cudl_safetensors_entry e;
-      ASSERT_EQ(cudl_safetensors_entry_get(set, i, &e), CUDL_OK);
+      ASSERT_EQ(cudl_safetensors_entry_query(set, i, &e), CUDL_OK);
       std::vector<float> v = Host(cudl_safetensors_tensor(set, i));
       header += ",\"" + std::string(e.name) + "\":{\"dtype\":\"F32\",\"shape\":[";
       for (int d = 0; d < e.ndim; ++d)

@@ -490,7 +490,7 @@ TEST_F(OptimTest, StateCountsAndNames) {
     name = "x";
     EXPECT_EQ(cudl_optimizer_state(opt, -1, &name), nullptr);
     EXPECT_EQ(name, nullptr);
-    const cudl_optimizer_config *got = cudl_optimizer_get_config(opt);
+    const cudl_optimizer_config *got = cudl_optimizer_config_query(opt);
     ASSERT_NE(got, nullptr);
     EXPECT_EQ(got->kind, w.kind);
     EXPECT_EQ(got->lr, c.lr);
@@ -499,7 +499,7 @@ TEST_F(OptimTest, StateCountsAndNames) {
   EXPECT_EQ(cudl_optimizer_state_count(nullptr), 0);
   EXPECT_EQ(cudl_optimizer_state(nullptr, 0, nullptr), nullptr);
   EXPECT_EQ(cudl_optimizer_steps(nullptr), 0);
-  EXPECT_EQ(cudl_optimizer_get_config(nullptr), nullptr);
+  EXPECT_EQ(cudl_optimizer_config_query(nullptr), nullptr);
   cudl_optimizer_destroy(nullptr);
 }
 
@@ -963,7 +963,7 @@ class Golden {
     ::testing::AssertionResult result = ::testing::AssertionSuccess();
     for (size_t k = 0; k < cudl_safetensors_count(set); ++k) {
       cudl_safetensors_entry e;
-      if (cudl_safetensors_entry_get(set, k, &e) != CUDL_OK || !e.dtype_known ||
+      if (cudl_safetensors_entry_query(set, k, &e) != CUDL_OK || !e.dtype_known ||
           e.dtype != CUDL_DTYPE_F32) {
         result = ::testing::AssertionFailure() << "entry " << k << " is not f32";
         break;

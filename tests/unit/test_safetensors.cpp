@@ -232,7 +232,7 @@ class SafetensorsTest : public ::testing::Test {
     uint64_t expected_begin = 0;
     for (size_t i = 0; i < expected.size(); ++i) {
       cudl_safetensors_entry e;
-      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(set, i, &e));
+      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(set, i, &e));
       EXPECT_EQ(e.data_begin, expected_begin) << "entry " << i;
       EXPECT_LE(e.data_begin, e.data_end) << "entry " << i;
       expected_begin = e.data_end;
@@ -243,7 +243,7 @@ class SafetensorsTest : public ::testing::Test {
       ASSERT_GE(idx, 0);
       cudl_safetensors_entry e;
       ASSERT_STATUS(CUDL_OK,
-                    cudl_safetensors_entry_get(set, static_cast<size_t>(idx), &e));
+                    cudl_safetensors_entry_query(set, static_cast<size_t>(idx), &e));
       EXPECT_EQ(std::string(e.name), std::string(nt.name));
       cudl_dtype dtype = cudl_tensor_dtype(nt.tensor);
       EXPECT_STREQ(e.dtype_name, FormatDtypeName(dtype));
@@ -427,8 +427,8 @@ TEST_F(SafetensorsTest, LoadMemoryEqualsLoad) {
     ASSERT_EQ(cudl_safetensors_count(from_file), cudl_safetensors_count(from_memory));
     for (size_t i = 0; i < cudl_safetensors_count(from_file); ++i) {
       cudl_safetensors_entry a, b;
-      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(from_file, i, &a));
-      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(from_memory, i, &b));
+      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(from_file, i, &a));
+      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(from_memory, i, &b));
       EXPECT_STREQ(a.name, b.name);
       EXPECT_STREQ(a.dtype_name, b.dtype_name);
       EXPECT_EQ(a.dtype_known, b.dtype_known);
@@ -686,7 +686,7 @@ TEST_F(SafetensorsTest, LargeDimensionsOfEmptyTensorsRoundTripExactly) {
         ASSERT_STATUS(CUDL_OK, cudl_safetensors_load(ctx_, path.c_str(), flags, &set))
             << cudl_context_last_error(ctx_);
         cudl_safetensors_entry e;
-        ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(set, 0, &e));
+        ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(set, 0, &e));
         ASSERT_EQ(e.ndim, 2);
         EXPECT_EQ(e.shape[0], shape[0]);
         EXPECT_EQ(e.shape[1], shape[1]);
@@ -769,7 +769,7 @@ TEST_F(SafetensorsTest, HeaderOnlyAcceptsEveryFormatDtypeAndMoreDimensions) {
     for (size_t i = 0; i < entries.size(); ++i) {
       SCOPED_TRACE(entries[i].name);
       cudl_safetensors_entry e;
-      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(set, i, &e));
+      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(set, i, &e));
       EXPECT_STREQ(e.name, entries[i].name);  // entries are in offset order
       EXPECT_STREQ(e.dtype_name, entries[i].dtype);
       EXPECT_EQ(e.dtype_known, entries[i].known);
@@ -808,7 +808,7 @@ TEST_F(SafetensorsTest, HeaderOnlyOfAWrittenFileHasNoTensors) {
   EXPECT_EQ(cudl_safetensors_tensor(set, 0), nullptr);
   EXPECT_EQ(cudl_safetensors_tensor(set, 1), nullptr);
   cudl_safetensors_entry e;
-  ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(set, 0, &e));
+  ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(set, 0, &e));
   EXPECT_STREQ(e.name, "a");
   EXPECT_EQ(e.data_end, 16u);
   cudl_safetensors_destroy(set);
@@ -893,7 +893,7 @@ TEST_F(SafetensorsTest, FindAndMetadataFind) {
     ASSERT_GE(i, 0) << name;
     ASSERT_LT(i, 3) << name;
     cudl_safetensors_entry e;
-    ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(set, static_cast<size_t>(i), &e));
+    ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(set, static_cast<size_t>(i), &e));
     EXPECT_STREQ(e.name, name);
   }
   EXPECT_EQ(cudl_safetensors_find(set, "delta"), -1);
@@ -927,11 +927,11 @@ TEST_F(SafetensorsTest, AccessorsHandleNullAndOutOfRange) {
   ASSERT_STATUS(CUDL_OK, cudl_safetensors_load(ctx_, Path("round.safetensors").c_str(),
                                                0, &set));
   cudl_safetensors_entry e;
-  EXPECT_STATUS(CUDL_OK, cudl_safetensors_entry_get(set, 0, &e));
-  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_get(set, 1, &e));
-  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_get(set, SIZE_MAX, &e));
-  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_get(set, 0, nullptr));
-  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_get(nullptr, 0, &e));
+  EXPECT_STATUS(CUDL_OK, cudl_safetensors_entry_query(set, 0, &e));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_query(set, 1, &e));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_query(set, SIZE_MAX, &e));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_query(set, 0, nullptr));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_safetensors_entry_query(nullptr, 0, &e));
   EXPECT_NE(cudl_safetensors_tensor(set, 0), nullptr);
   EXPECT_EQ(cudl_safetensors_tensor(set, 1), nullptr);
   EXPECT_EQ(cudl_safetensors_tensor(nullptr, 0), nullptr);

@@ -257,7 +257,7 @@ TEST_F(MalformedTest, TheValidImageLoads) {
                                                       0, &out));
   ASSERT_EQ(cudl_safetensors_count(out), 2u);
   cudl_safetensors_entry e;
-  ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(out, 1, &e));
+  ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(out, 1, &e));
   EXPECT_STREQ(e.name, "b");
   EXPECT_EQ(std::memcmp(cudl_tensor_data(cudl_safetensors_tensor(out, 1)),
                         Data(14).data() + 8, 6),
@@ -606,7 +606,7 @@ TEST_F(MalformedTest, LargeDimensionsOfEmptyTensorsLoad) {
                                                           flags, &out))
           << cudl_context_last_error(ctx_);
       cudl_safetensors_entry e;
-      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(out, 0, &e));
+      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(out, 0, &e));
       ASSERT_EQ(e.ndim, 2);
       EXPECT_EQ(e.shape[c.which], c.dim);
       EXPECT_EQ(e.shape[1 - c.which], 0);
@@ -663,7 +663,7 @@ TEST_F(MalformedTest, DimensionsAboveTwoToThe53AreExact) {
       ASSERT_STATUS(CUDL_OK, cudl_safetensors_load_memory(ctx_, image.data(), image.size(),
                                                           flags, &out));
       cudl_safetensors_entry e;
-      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(out, 0, &e));
+      ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(out, 0, &e));
       ASSERT_EQ(e.ndim, 2);
       EXPECT_EQ(e.shape[0], dim);
       EXPECT_EQ(e.shape[1], 0);
@@ -788,7 +788,7 @@ TEST_F(MalformedTest, EntriesInAnyOrderTilingTheDataLoad) {
   uint64_t prev = 0;
   for (size_t i = 0; i < cudl_safetensors_count(out); ++i) {
     cudl_safetensors_entry e;
-    ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_get(out, i, &e));
+    ASSERT_STATUS(CUDL_OK, cudl_safetensors_entry_query(out, i, &e));
     EXPECT_EQ(e.data_begin, prev) << e.name;
     prev = e.data_end;
   }

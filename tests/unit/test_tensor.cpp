@@ -76,7 +76,7 @@ class TensorTest : public ::testing::Test {
   }
   uint64_t Offset() const {
     uint64_t seed = 0, offset = 0;
-    EXPECT_EQ(cudl_context_get_rng_state(ctx_, &seed, &offset), CUDL_OK);
+    EXPECT_EQ(cudl_context_rng_state(ctx_, &seed, &offset), CUDL_OK);
     return offset;
   }
   // The context still works: a new tensor can be created, filled and read.

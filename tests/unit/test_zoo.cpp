@@ -355,7 +355,7 @@ class Golden {
     ::testing::AssertionResult result = ::testing::AssertionSuccess();
     for (size_t k = 0; k < cudl_safetensors_count(set) && result; ++k) {
       cudl_safetensors_entry e;
-      if (cudl_safetensors_entry_get(set, k, &e) != CUDL_OK) {
+      if (cudl_safetensors_entry_query(set, k, &e) != CUDL_OK) {
         result = ::testing::AssertionFailure() << path << ": entry " << k;
         break;
       }
