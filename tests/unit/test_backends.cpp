@@ -202,12 +202,19 @@ enum RowFlags : unsigned {
   // On every other backend also run on the CPU and compare bit for bit
   // (operators whose results cudl documents as identical on every device).
   kSameBitsAsCpu = 1u << 0,
-  // Run twice on one context: the second run gives the same bits.
+  // Run twice more on the same context: the last two runs give the same
+  // bits.
   kRepeatable = 1u << 1,
-  // Run in deterministic mode (cudl_context_set_deterministic).
+  // A first run in the default mode (filling any per-shape algorithm
+  // cache), then deterministic mode switched on in the same context (the
+  // mode is part of the cache key: the next run must not reuse the default
+  // choice) and the row run again; every run against float64.
   kDeterministic = 1u << 2,
   // Run with TF32 allowed (the row's tolerance must allow for it).
   kAllowTf32 = 1u << 3,
+  // A first run with TF32 allowed (not compared), then TF32 switched off
+  // again in the same context and the row run again: f32 accuracy again.
+  kAfterTf32 = 1u << 5,
   // Every tensor a view one element into a larger one: storage not 16-byte
   // aligned, so CUDA kernels take their scalar path instead of float4.
   kUnaligned = 1u << 4,
@@ -1452,11 +1459,13 @@ Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = 
 // partial sum is exact in f32 in any order: with TF32 off (the default)
 // every backend must give the exact results (Tol{0, 0}). The forward takes
 // the fine values as x, the backward as dy.
-Row LinearTf32ProbeRow() {
+// kAfterTf32: first run with TF32 allowed, then off again: exact again.
+Row LinearTf32ProbeRow(unsigned flags) {
   Row r;
   r.op = "linear";
-  r.config = "tf32_probe_4x3_to_3";
+  r.config = std::string(flags & kAfterTf32 ? "tf32_probe_after_tf32_" : "tf32_probe_") + "4x3_to_3";
   r.tol = kExact;
+  r.flags = flags;
   r.inputs = [](Gen &) {
     const float p2[] = {1.0f, -1.0f, 0.5f, -0.5f, 2.0f};
     std::vector<float> fine(12), pow2(12), w(9);
@@ -1666,6 +1675,38 @@ Row ConvRow(const ConvCase &t, unsigned flags = 0) {
   return r;
 }
 
+// The bias gradient alone, run twice in the default mode: cudl/conv.h
+// documents it as deterministic on every device whatever the mode (it is
+// cudl's own reduction, not cuDNN's). Tolerance as ConvRow's.
+Row ConvBiasRow(const ConvCase &t) {
+  Row r;
+  r.op = "conv2d_backward_bias";
+  r.config = ShapeName(t.y_shape());
+  r.tol = {0, 32 * kEps};
+  r.flags = kRepeatable;
+  r.inputs = [t](Gen &g) {
+    Inputs in;
+    in["dy"] = F32(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [t](Env &e, const Inputs &in) {
+    cudl_tensor *db = e.Out({t.k});
+    CALL(e, cudl_conv2d_backward_bias(e.ctx(), e.In(in, "dy"), db));
+    return Outputs{{"dbias", e.Read(db)}};
+  };
+  r.reference = [t](const Inputs &in) {
+    const std::vector<float> &dy = in.at("dy").f;
+    const size_t plane = static_cast<size_t>(t.oh() * t.ow()), k = static_cast<size_t>(t.k);
+    std::vector<double> db(k, 0.0), mag(k, 0.0);
+    for (size_t i = 0; i < dy.size(); ++i) {
+      db[(i / plane) % k] += dy[i];
+      mag[(i / plane) % k] += std::fabs(dy[i]);
+    }
+    return Expected{Expect("dbias", db).Scale(mag)};
+  };
+  return r;
+}
+
 // ===========================================================================
 // Optimizers and gradient clipping (cudl/optim.h)
 // ===========================================================================
@@ -1838,12 +1879,14 @@ Row OptimRow(const OptimConfig &cfg, int64_t n, int64_t t0, float lr_factor) {
 // max_norm / (norm + 1e-6) when that is below 1, in float (the norm's ulp,
 // the sum, the division and the product: 4 eps of |want|). A NaN or
 // infinite gradient, or a norm above FLT_MAX, leaves grads unchanged.
-// max_norm is `ratio` times the norm (0.5 clips, 4 does not).
-Row ClipRow(const std::string &values, int64_t n, double ratio) {
+// max_norm is `ratio` times the norm (0.5 clips, 4 does not). Without
+// the norm tensor (NULL) only the gradients are written.
+Row ClipRow(const std::string &values, int64_t n, double ratio, bool with_norm = true) {
   Row r;
   r.op = "clip_grad_norm";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%s_ratio%g_%lld", values.c_str(), ratio, static_cast<long long>(n));
+  std::snprintf(buf, sizeof buf, "%s%s_ratio%g_%lld", values.c_str(), with_norm ? "" : "_no_norm", ratio,
+                static_cast<long long>(n));
   r.config = buf;
   r.tol = {0, 4 * kEps};
   auto norm_of = [](const std::vector<float> &g) {
@@ -1865,18 +1908,22 @@ Row ClipRow(const std::string &values, int64_t n, double ratio) {
     in["grads"] = F32({n}, std::move(g));
     return in;
   };
-  r.run = [max_norm_of](Env &e, const Inputs &in) {
-    cudl_tensor *g = e.In(in, "grads"), *norm = e.Out({1});
+  r.run = [max_norm_of, with_norm](Env &e, const Inputs &in) {
+    cudl_tensor *g = e.In(in, "grads"), *norm = with_norm ? e.Out({1}) : nullptr;
     CALL(e, cudl_clip_grad_norm(e.ctx(), g, max_norm_of(in.at("grads").f), norm));
-    return Outputs{{"grads", e.Read(g)}, {"norm", e.Read(norm)}};
+    Outputs out = {{"grads", e.Read(g)}};
+    if (with_norm) out.push_back({"norm", e.Read(norm)});
+    return out;
   };
-  r.reference = [norm_of, max_norm_of](const Inputs &in) {
+  r.reference = [norm_of, max_norm_of, with_norm](const Inputs &in) {
     const std::vector<float> &g = in.at("grads").f;
     const double norm = norm_of(g), max_norm = max_norm_of(g);
     const bool clip = std::isfinite(norm) && norm <= FLT_MAX && max_norm / (norm + 1e-6) < 1.0;
     std::vector<double> out(g.size());
     for (size_t i = 0; i < g.size(); ++i) out[i] = clip ? g[i] * (max_norm / (norm + 1e-6)) : g[i];
-    return Expected{Expect("grads", out), Expect("norm", {norm}).With({0, 2 * kEps})};
+    Expected want = {Expect("grads", out)};
+    if (with_norm) want.push_back(Expect("norm", {norm}).With({0, 2 * kEps}));
+    return want;
   };
   return r;
 }
@@ -1894,11 +1941,12 @@ Row Unaligned(Row r) {
 
 std::vector<Row> BuildTable() {
   std::vector<Row> t;
-  // Activations: 1, a float4 and a tail, primes, 4-D, and past one CUDA
+  // Activations: 1, a tail alone, one float4, a float4 and a tail, primes,
+  // 4-D, and past one CUDA
   // grid; kExtremes in every shape of 28 elements or more. In place, and on
   // unaligned views, at 1021.
-  const std::vector<std::vector<int64_t>> act_shapes = {{1}, {5}, {7, 13}, {1021}, {3, 5, 7, 11},
-                                                        {kLarge}};
+  const std::vector<std::vector<int64_t>> act_shapes = {{1}, {3}, {4}, {5}, {7, 13}, {1021},
+                                                        {3, 5, 7, 11}, {kLarge}};
   for (const Activation &a : Activations()) {
     for (const auto &shape : act_shapes) t.push_back(ActivationRow(a, shape, false));
     t.push_back(ActivationRow(a, {1021}, true));
@@ -1988,26 +2036,35 @@ std::vector<Row> BuildTable() {
   t.push_back(LinearRow({{3}, 0, 2}));
   t.push_back(LinearRow({{0}, 3, 2}, true, "dw_db"));
   t.push_back(LinearRow({{2}, 3, 0}, true, "dx"));
-  t.push_back(LinearTf32ProbeRow());
-  t.push_back(LinearRow({{128}, 64, 10}, true, "all", kAllowTf32, "tf32"));
+  t.push_back(LinearTf32ProbeRow(0));
+  t.push_back(LinearTf32ProbeRow(kAfterTf32));
+  for (const LinearCase &c : {LinearCase{{7}, 13, 11}, LinearCase{{128}, 64, 10}, LinearCase{{128}, 784, 256}})
+    t.push_back(LinearRow(c, true, "all", kAllowTf32, "tf32"));
   t.push_back(LinearRow({{128}, 784, 256}, true, "all", kDeterministic | kRepeatable, "deterministic"));
   // Convolution: test_conv.cpp's geometries, ResNet-20 layers, N = 0; three
-  // layers in deterministic mode, twice.
+  // layers in deterministic mode, twice, and their bias gradient twice in
+  // the default mode (deterministic in any mode).
   for (const ConvCase &c : ConvCases()) t.push_back(ConvRow(c));
-  for (const ConvCase &c : ConvDeterministicCases()) t.push_back(ConvRow(c, kDeterministic | kRepeatable));
+  for (const ConvCase &c : ConvDeterministicCases()) {
+    t.push_back(ConvRow(c, kDeterministic | kRepeatable));
+    t.push_back(ConvBiasRow(c));
+  }
   // Optimizers: every configuration, the first step (SGD copies the
   // gradient into its buffer, Adam's bias correction at t = 1) and a later
-  // one from a random state, at 1 and 1021 elements and past the CPU's
-  // threading threshold and one CUDA grid (2^20 + 3).
+  // one from a random state, at 1, 5 (a float4 and a tail) and 1021
+  // elements and past the CPU's threading threshold (2^20 + 3).
   for (const OptimConfig &cfg : OptimConfigs()) {
     t.push_back(OptimRow(cfg, 1, 0, 1.0f));
     t.push_back(OptimRow(cfg, 1021, 0, 1.0f));
+    t.push_back(OptimRow(cfg, 5, 4, 0.25f));
     t.push_back(OptimRow(cfg, 1021, 4, 0.5f));
     t.push_back(OptimRow(cfg, (int64_t{1} << 20) + 3, 4, 1.5f));
   }
   for (int64_t n : {int64_t{1}, int64_t{1021}, int64_t{3 * 65536 + 5}, (int64_t{1} << 22) + 5})
     for (double ratio : {0.5, 4.0}) t.push_back(ClipRow("normal", n, ratio));
   for (const char *values : {"nan", "inf", "overflow"}) t.push_back(ClipRow(values, 1021, 0.5));
+  t.push_back(ClipRow("normal", 1021, 0.5, false));
+  t.push_back(ClipRow("nan", 1021, 0.5, false));
   return t;
 }
 
@@ -2042,10 +2099,29 @@ uint32_t Seed(const Row &row) {  // FNV-1a of the row's name
 
 enum class RunResult { kRan, kFailed, kUnsupported };
 
-// Runs the row `times` times on a new context of `kind`, with the row's
-// context settings; the outputs of each run go to *runs.
-RunResult RunRow(const Row &row, cudl_device_kind kind, cudl_dtype dtype, const Inputs &in, int times,
-                 std::vector<Outputs> *runs, std::string *why) {
+// One run of a row: the context settings it runs under, and whether its
+// outputs are compared with float64.
+struct Phase {
+  int tf32, deterministic;
+  bool compare;
+};
+
+// The runs a row's flags ask for, in order, on one context.
+std::vector<Phase> Phases(unsigned flags) {
+  const int tf32 = (flags & kAllowTf32) ? 1 : 0;
+  std::vector<Phase> phases;
+  if (flags & kAfterTf32) phases.push_back({1, 0, false});
+  if (flags & kDeterministic) phases.push_back({tf32, 0, true});
+  const int det = (flags & kDeterministic) ? 1 : 0;
+  phases.push_back({tf32, det, true});
+  if (flags & kRepeatable) phases.push_back({tf32, det, true});
+  return phases;
+}
+
+// Runs the row's phases (or only its last one) on a new context of `kind`;
+// the outputs of each run go to *runs.
+RunResult RunRow(const Row &row, cudl_device_kind kind, cudl_dtype dtype, const Inputs &in,
+                 const std::vector<Phase> &phases, std::vector<Outputs> *runs, std::string *why) {
   cudl_context *ctx = nullptr;
   const cudl_status s = cudl_context_create(kind, 0, &ctx);
   if (s != CUDL_OK) {
@@ -2056,14 +2132,10 @@ RunResult RunRow(const Row &row, cudl_device_kind kind, cudl_dtype dtype, const 
   // tolerance above assumes.
   EXPECT_EQ(cudl_context_allow_tf32(ctx), 0) << "TF32 must be off by default";
   EXPECT_EQ(cudl_context_deterministic(ctx), 0);
-  if (row.flags & kAllowTf32) {
-    EXPECT_EQ(cudl_context_set_allow_tf32(ctx, 1), CUDL_OK);
-  }
-  if (row.flags & kDeterministic) {
-    EXPECT_EQ(cudl_context_set_deterministic(ctx, 1), CUDL_OK);
-  }
   RunResult result = RunResult::kRan;
-  for (int k = 0; k < times && result == RunResult::kRan; ++k) {
+  for (size_t k = 0; k < phases.size() && result == RunResult::kRan; ++k) {
+    EXPECT_EQ(cudl_context_set_allow_tf32(ctx, phases[k].tf32), CUDL_OK);
+    EXPECT_EQ(cudl_context_set_deterministic(ctx, phases[k].deterministic), CUDL_OK);
     Env env(ctx, dtype);
     if (row.flags & kUnaligned) env.UseViews(1);
     Outputs out = row.run(env, in);
@@ -2091,10 +2163,10 @@ TEST_P(BackendOps, MatchesFloat64) {
   }
   Gen gen(Seed(row));
   const Inputs in = row.inputs(gen);
+  const std::vector<Phase> phases = Phases(row.flags);
   std::vector<Outputs> runs;
   std::string why;
-  const RunResult result =
-      RunRow(row, backend.kind, dtype.dtype, in, (row.flags & kRepeatable) ? 2 : 1, &runs, &why);
+  const RunResult result = RunRow(row, backend.kind, dtype.dtype, in, phases, &runs, &why);
   if (result == RunResult::kUnsupported) {
     // The CPU backend is the reference and implements every operator;
     // another backend may leave one out (cudl/context.h).
@@ -2102,28 +2174,37 @@ TEST_P(BackendOps, MatchesFloat64) {
     GTEST_SKIP() << "the " << backend.name << " backend does not implement it: " << why;
   }
   ASSERT_EQ(result, RunResult::kRan);
-  const Outputs &got = runs[0];
   const Expected want = row.reference(in);
-  ASSERT_EQ(got.size(), want.size()) << "outputs of the run and of the reference";
-  std::string log = "[ error/tolerance ]";
-  for (size_t k = 0; k < want.size(); ++k) {
-    ASSERT_EQ(got[k].name, want[k].name);
-    double worst = 0;
-    EXPECT_TRUE(Matches(got[k].v, want[k], row.tol, &worst)) << "against float64";
-    char item[96];
-    std::snprintf(item, sizeof item, " %s %.3g", want[k].name.c_str(), worst);
-    log += item;
+  for (size_t run = 0; run < runs.size(); ++run) {
+    if (!phases[run].compare) continue;
+    SCOPED_TRACE("run " + std::to_string(run + 1) + " of " + std::to_string(runs.size()) +
+                 (phases[run].deterministic ? ", deterministic mode" : "") +
+                 (phases[run].tf32 ? ", TF32 allowed" : ""));
+    const Outputs &got = runs[run];
+    ASSERT_EQ(got.size(), want.size()) << "outputs of the run and of the reference";
+    std::string log = "[ error/tolerance ]";
+    for (size_t k = 0; k < want.size(); ++k) {
+      ASSERT_EQ(got[k].name, want[k].name);
+      double worst = 0;
+      EXPECT_TRUE(Matches(got[k].v, want[k], row.tol, &worst)) << "against float64";
+      char item[96];
+      std::snprintf(item, sizeof item, " %s %.3g", want[k].name.c_str(), worst);
+      log += item;
+    }
+    std::printf("%s\n", log.c_str());
   }
-  std::printf("%s\n", log.c_str());
+  const Outputs &last = runs.back();
   if (row.flags & kRepeatable) {
-    for (size_t k = 0; k < got.size(); ++k)
-      EXPECT_TRUE(BitEqual(runs[1][k].v, got[k].v)) << got[k].name << ": a second run differs";
+    const Outputs &before = runs[runs.size() - 2];
+    for (size_t k = 0; k < last.size(); ++k)
+      EXPECT_TRUE(BitEqual(last[k].v, before[k].v)) << last[k].name << ": a second run differs";
   }
   if ((row.flags & kSameBitsAsCpu) && backend.kind != CUDL_DEVICE_CPU) {
     std::vector<Outputs> cpu;
-    ASSERT_EQ(RunRow(row, CUDL_DEVICE_CPU, dtype.dtype, in, 1, &cpu, &why), RunResult::kRan);
-    for (size_t k = 0; k < got.size(); ++k)
-      EXPECT_TRUE(BitEqual(got[k].v, cpu[0][k].v)) << got[k].name << ": not the CPU's bits";
+    ASSERT_EQ(RunRow(row, CUDL_DEVICE_CPU, dtype.dtype, in, {phases.back()}, &cpu, &why),
+              RunResult::kRan);
+    for (size_t k = 0; k < last.size(); ++k)
+      EXPECT_TRUE(BitEqual(last[k].v, cpu[0][k].v)) << last[k].name << ": not the CPU's bits";
   }
 }
 
