@@ -58,7 +58,7 @@ namespace {
 
 using cudl_test::BitEqual;
 
-constexpr double kEps = FLT_EPSILON;  // 2^-23
+constexpr double kEps = FLT_EPSILON;    // 2^-23
 constexpr double kU = FLT_EPSILON / 2;  // unit roundoff of f32
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
@@ -195,9 +195,8 @@ void Sprinkle(std::vector<float> *v, const std::vector<float> &values) {
 // Extremal inputs for elementwise operators: NaN, infinities, signed
 // zeros, the largest floats, tiny normals, and arguments where exp
 // overflows or underflows in float.
-const std::vector<float> kExtremes = {kNaN,  kInf,     -kInf,    0.0f,     -0.0f,
-                                      1e4f,  -1e4f,    FLT_MAX,  -FLT_MAX, 1e-30f,
-                                      -1e-30f, 88.75f, -88.75f,  -104.0f};
+const std::vector<float> kExtremes = {kNaN,    kInf,     -kInf,  0.0f,    -0.0f,  1e4f,    -1e4f,
+                                      FLT_MAX, -FLT_MAX, 1e-30f, -1e-30f, 88.75f, -88.75f, -104.0f};
 
 class Env;
 
@@ -274,8 +273,9 @@ class Env {
     cudl_tensor *t = Create(h.is_i32 ? CUDL_DTYPE_I32 : dtype_, h.shape);
     if (t == nullptr || Numel(h.shape) == 0) return t;
     const size_t bytes = h.is_i32 ? h.i.size() * sizeof(int32_t) : h.f.size() * sizeof(float);
-    Call(cudl_tensor_copy_from_host(t, h.is_i32 ? static_cast<const void *>(h.i.data())
-                                                : static_cast<const void *>(h.f.data()),
+    Call(cudl_tensor_copy_from_host(t,
+                                    h.is_i32 ? static_cast<const void *>(h.i.data())
+                                             : static_cast<const void *>(h.f.data()),
                                     bytes),
          "cudl_tensor_copy_from_host");
     return t;
@@ -312,7 +312,8 @@ class Env {
   void Call(cudl_status s, const char *what) {
     if (s == CUDL_OK) return;
     if (s == CUDL_ERR_UNSUPPORTED) {
-      if (unsupported_.empty()) unsupported_ = std::string(what) + ": " + cudl_context_last_error(ctx_);
+      if (unsupported_.empty())
+        unsupported_ = std::string(what) + ": " + cudl_context_last_error(ctx_);
       return;
     }
     ++failures_;
@@ -403,8 +404,9 @@ class Env {
     if (!ok) {
       if (bad < 5) {
         char line[200];
-        std::snprintf(line, sizeof line, "\n  [%zu] got %.9g, want %.17g (error %.3g, allowed %.3g)",
-                      i, g, w, std::fabs(g - w), allowed);
+        std::snprintf(line, sizeof line,
+                      "\n  [%zu] got %.9g, want %.17g (error %.3g, allowed %.3g)", i, g, w,
+                      std::fabs(g - w), allowed);
         first += line;
       }
       ++bad;
@@ -425,7 +427,8 @@ class Env {
 // cudl/tensor.h documents (element i: word i % 4 of block offset + i / 4;
 // 24 bits), exactly, in double.
 double PhiloxUnit(uint64_t seed, uint64_t offset, int64_t i) {
-  const cudl_philox_block r = cudl_test::ReferenceBlock(seed, offset + static_cast<uint64_t>(i / 4));
+  const cudl_philox_block r =
+      cudl_test::ReferenceBlock(seed, offset + static_cast<uint64_t>(i / 4));
   return static_cast<double>(r.v[i % 4] >> 8) * cudl_test::kTwoPowMinus24;
 }
 
@@ -440,9 +443,9 @@ using UnaryBackwardFn = std::function<cudl_status(cudl_context *, const cudl_ten
 // An elementwise activation: its two calls and its float64 reference.
 struct Activation {
   std::string name;
-  UnaryFn forward;            // (ctx, x, y)
-  UnaryBackwardFn backward;   // (ctx, saved, dy, dx)
-  bool backward_from_output;  // saved = y (sigmoid, tanh), else x
+  UnaryFn forward;                       // (ctx, x, y)
+  UnaryBackwardFn backward;              // (ctx, saved, dy, dx)
+  bool backward_from_output;             // saved = y (sigmoid, tanh), else x
   std::function<double(double)> f;       // y = f(x)
   std::function<double(double)> dsaved;  // dy/dx as a function of the saved tensor
   Tol tol;
@@ -464,8 +467,8 @@ std::vector<Activation> Activations() {
   const double a_leaky = leaky, a_elu = elu;
   return {
       {"sigmoid", cudl_sigmoid_forward, cudl_sigmoid_backward, true,
-       [](double x) { return 1.0 / (1.0 + std::exp(-x)); },
-       [](double y) { return y * (1.0 - y); }, kTranscendental},
+       [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, [](double y) { return y * (1.0 - y); },
+       kTranscendental},
       {"tanh", cudl_tanh_forward, cudl_tanh_backward, true, [](double x) { return std::tanh(x); },
        [](double y) { return 1.0 - y * y; }, kTranscendental},
       {"relu", cudl_relu_forward, cudl_relu_backward, false,
@@ -574,7 +577,8 @@ Row PreluRow(const std::vector<int64_t> &shape, bool shared) {
     std::vector<double> y(x.size()), dx(x.size()), ds(static_cast<size_t>(channels), 0.0),
         mag(static_cast<size_t>(channels), 0.0);
     for (size_t i = 0; i < x.size(); ++i) {
-      const size_t c = shared ? 0 : static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+      const size_t c =
+          shared ? 0 : static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
       const bool pos = x[i] > 0;
       y[i] = pos ? x[i] : static_cast<double>(s[c]) * x[i];
       dx[i] = pos ? dy[i] : static_cast<double>(s[c]) * dy[i];
@@ -628,8 +632,9 @@ Row RreluRow(int64_t n, bool training) {
     std::vector<double> noise(x.size()), y(x.size()), dx(x.size());
     const double lo = lower, hi = upper;
     for (size_t i = 0; i < x.size(); ++i) {
-      const double slope =
-          training ? lo + PhiloxUnit(seed, offset, static_cast<int64_t>(i)) * (hi - lo) : (lo + hi) / 2;
+      const double slope = training
+                               ? lo + PhiloxUnit(seed, offset, static_cast<int64_t>(i)) * (hi - lo)
+                               : (lo + hi) / 2;
       noise[i] = x[i] > 0 ? 1.0 : slope;
       y[i] = x[i] * noise[i];
       dx[i] = dy[i] * noise[i];
@@ -685,8 +690,9 @@ Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
     const double scale = p < 1.0f ? 1.0 / (1.0 - static_cast<double>(p)) : 0.0;
     for (size_t i = 0; i < x.size(); ++i) {
       mask[i] = !training ? 1.0
-                : PhiloxUnit(seed, offset, static_cast<int64_t>(i)) >= static_cast<double>(p) ? scale
-                                                                                               : 0.0;
+                : PhiloxUnit(seed, offset, static_cast<int64_t>(i)) >= static_cast<double>(p)
+                    ? scale
+                    : 0.0;
       y[i] = x[i] * mask[i];
       dx[i] = dy[i] * mask[i];
     }
@@ -732,11 +738,11 @@ struct PoolGeometry {
 // square and not, primes, windows with gaps between them, and a
 // ResNet-sized layer.
 std::vector<PoolGeometry> PoolGeometries() {
-  return {{1, 1, 5, 5, PoolDesc(2, 2, 2, 2, 0, 0)},   {2, 3, 7, 13, PoolDesc(3, 3, 1, 1, 1, 1)},
+  return {{1, 1, 5, 5, PoolDesc(2, 2, 2, 2, 0, 0)},     {2, 3, 7, 13, PoolDesc(3, 3, 1, 1, 1, 1)},
           {2, 3, 7, 13, PoolDesc(3, 3, 2, 2, 1, 1, 1)}, {1, 2, 8, 9, PoolDesc(2, 2, 1, 1, 0, 0)},
-          {3, 1, 4, 4, PoolDesc(1, 1, 1, 1, 0, 0)},   {1, 2, 11, 10, PoolDesc(3, 2, 2, 1, 1, 0)},
-          {2, 2, 9, 9, PoolDesc(3, 3, 3, 3, 0, 0)},   {1, 1, 6, 7, PoolDesc(5, 3, 2, 2, 2, 1, 1)},
-          {1, 2, 8, 7, PoolDesc(2, 2, 3, 3, 0, 0)},   {2, 1, 6, 6, PoolDesc(2, 2, 2, 2, 1, 1, 1)},
+          {3, 1, 4, 4, PoolDesc(1, 1, 1, 1, 0, 0)},     {1, 2, 11, 10, PoolDesc(3, 2, 2, 1, 1, 0)},
+          {2, 2, 9, 9, PoolDesc(3, 3, 3, 3, 0, 0)},     {1, 1, 6, 7, PoolDesc(5, 3, 2, 2, 2, 1, 1)},
+          {1, 2, 8, 7, PoolDesc(2, 2, 3, 3, 0, 0)},     {2, 1, 6, 6, PoolDesc(2, 2, 2, 2, 1, 1, 1)},
           {8, 16, 32, 32, PoolDesc(3, 3, 2, 2, 1, 1)}};
 }
 
@@ -792,7 +798,8 @@ Row PoolRow(const PoolGeometry &g, bool is_max, const std::string &values = "ran
           std::vector<size_t> win;  // the window's elements inside x, row-major
           for (int64_t i = 0; i < g.d.kernel_h; ++i)
             for (int64_t j = 0; j < g.d.kernel_w; ++j) {
-              const int64_t h = p * g.d.stride_h - g.d.pad_h + i, w = q * g.d.stride_w - g.d.pad_w + j;
+              const int64_t h = p * g.d.stride_h - g.d.pad_h + i,
+                            w = q * g.d.stride_w - g.d.pad_w + j;
               if (h >= 0 && h < g.h && w >= 0 && w < g.w)
                 win.push_back(static_cast<size_t>((plane * g.h + h) * g.w + w));
             }
@@ -873,7 +880,8 @@ Row GlobalAvgPoolRow(const std::vector<int64_t> &shape) {
 
 struct BnLayout {
   int64_t outer, channels, inner;
-  explicit BnLayout(const std::vector<int64_t> &shape) : outer(shape[0]), channels(shape[1]), inner(1) {
+  explicit BnLayout(const std::vector<int64_t> &shape)
+      : outer(shape[0]), channels(shape[1]), inner(1) {
     for (size_t d = 2; d < shape.size(); ++d) inner *= shape[d];
   }
   size_t channel(size_t i) const {
@@ -917,24 +925,29 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
     cudl_tensor *dy = e.In(in, "dy");
     cudl_tensor *y = e.Out(shape), *smean = e.Out({c}), *sinv = e.Out({c});
     cudl_tensor *dx = e.Out(shape), *dgamma = e.Out({c}), *dbeta = e.Out({c});
-    CALL(e, cudl_batchnorm_forward_training(e.ctx(), x, gamma, beta, momentum, eps, rmean, rvar,
-                                            y, smean, sinv));
+    CALL(e, cudl_batchnorm_forward_training(e.ctx(), x, gamma, beta, momentum, eps, rmean, rvar, y,
+                                            smean, sinv));
     CALL(e, cudl_batchnorm_backward(e.ctx(), x, dy, gamma, smean, sinv, dx, dgamma, dbeta));
-    return Outputs{{"y", e.Read(y)},           {"save_mean", e.Read(smean)},
-                   {"save_invstd", e.Read(sinv)}, {"running_mean", e.Read(rmean)},
-                   {"running_var", e.Read(rvar)}, {"dx", e.Read(dx)},
-                   {"dgamma", e.Read(dgamma)},    {"dbeta", e.Read(dbeta)}};
+    return Outputs{{"y", e.Read(y)},
+                   {"save_mean", e.Read(smean)},
+                   {"save_invstd", e.Read(sinv)},
+                   {"running_mean", e.Read(rmean)},
+                   {"running_var", e.Read(rvar)},
+                   {"dx", e.Read(dx)},
+                   {"dgamma", e.Read(dgamma)},
+                   {"dbeta", e.Read(dbeta)}};
   };
   r.reference = [=](const Inputs &in) {
     const BnLayout l(shape);
-    const std::vector<float> &x = in.at("x").f, &gamma = in.at("gamma").f,
-                             &beta = in.at("beta").f, &dy = in.at("dy").f;
+    const std::vector<float> &x = in.at("x").f, &gamma = in.at("gamma").f, &beta = in.at("beta").f,
+                             &dy = in.at("dy").f;
     const size_t nc = static_cast<size_t>(c), n = x.size();
     const double m = static_cast<double>(l.outer * l.inner), sqrt_m = std::sqrt(m);
     std::vector<double> mu(nc, 0.0), var(nc, 0.0), inv(nc), dmu(nc), dinv(nc);
     for (size_t i = 0; i < n; ++i) mu[l.channel(i)] += x[i];
     for (double &v : mu) v /= m;
-    for (size_t i = 0; i < n; ++i) var[l.channel(i)] += (x[i] - mu[l.channel(i)]) * (x[i] - mu[l.channel(i)]);
+    for (size_t i = 0; i < n; ++i)
+      var[l.channel(i)] += (x[i] - mu[l.channel(i)]) * (x[i] - mu[l.channel(i)]);
     for (size_t k = 0; k < nc; ++k) {
       var[k] /= m;
       inv[k] = 1.0 / std::sqrt(var[k] + static_cast<double>(eps));
@@ -955,7 +968,8 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
     for (size_t i = 0; i < n; ++i) {
       const size_t k = l.channel(i);
       xhat[i] = (x[i] - mu[k]) * inv[k];
-      dxhat[i] = dmu[k] * inv[k] + std::fabs(x[i] - mu[k]) * dinv[k] + 2 * kEps * std::fabs(xhat[i]);
+      dxhat[i] =
+          dmu[k] * inv[k] + std::fabs(x[i] - mu[k]) * dinv[k] + 2 * kEps * std::fabs(xhat[i]);
       y[i] = gamma[k] * xhat[i] + beta[k];
       b_y[i] = 1e-3 + 1e-4 * std::fabs(y[i]) + 8 * kEps * (std::fabs(y[i]) + 1) +
                std::fabs(gamma[k]) * dxhat[i];
@@ -974,11 +988,12 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
       const size_t k = l.channel(i);
       const double a = gamma[k] * inv[k] / m;
       dx[i] = a * (m * dy[i] - dbeta[k] - xhat[i] * dgamma[k]);
-      b_dx[i] = 1e-4 + 1e-3 * std::fabs(dx[i]) + std::fabs(dx[i]) * dinv[k] / inv[k] +
-                std::fabs(a) * (dxhat[i] * std::fabs(dgamma[k]) + std::fabs(xhat[i]) * b_dg[k] +
-                                b_db[k] +
-                                4 * kEps * (m * std::fabs(dy[i]) + std::fabs(dbeta[k]) +
-                                            std::fabs(xhat[i] * dgamma[k])));
+      b_dx[i] =
+          1e-4 + 1e-3 * std::fabs(dx[i]) + std::fabs(dx[i]) * dinv[k] / inv[k] +
+          std::fabs(a) *
+              (dxhat[i] * std::fabs(dgamma[k]) + std::fabs(xhat[i]) * b_dg[k] + b_db[k] +
+               4 * kEps *
+                   (m * std::fabs(dy[i]) + std::fabs(dbeta[k]) + std::fabs(xhat[i] * dgamma[k])));
     }
     return Expected{Expect("y", y).Bound(b_y),
                     Expect("save_mean", mu).Bound(dmu),
@@ -1017,15 +1032,14 @@ Row BatchNormInferenceRow(const std::vector<int64_t> &shape) {
   r.run = [=](Env &e, const Inputs &in) {
     cudl_tensor *x = e.In(in, "x"), *y = e.Out(shape);
     CALL(e, cudl_batchnorm_forward_inference(e.ctx(), x, e.In(in, "gamma"), e.In(in, "beta"),
-                                             e.In(in, "running_mean"), e.In(in, "running_var"),
-                                             eps, y));
+                                             e.In(in, "running_mean"), e.In(in, "running_var"), eps,
+                                             y));
     return Outputs{{"y", e.Read(y)}};
   };
   r.reference = [=](const Inputs &in) {
     const BnLayout l(shape);
-    const std::vector<float> &x = in.at("x").f, &gamma = in.at("gamma").f,
-                             &beta = in.at("beta").f, &rm = in.at("running_mean").f,
-                             &rv = in.at("running_var").f;
+    const std::vector<float> &x = in.at("x").f, &gamma = in.at("gamma").f, &beta = in.at("beta").f,
+                             &rm = in.at("running_mean").f, &rv = in.at("running_var").f;
     std::vector<double> y(x.size()), scale(x.size());
     for (size_t i = 0; i < x.size(); ++i) {
       const size_t k = l.channel(i);
@@ -1053,7 +1067,8 @@ Row BatchNormInferenceRow(const std::vector<int64_t> &shape) {
 // row. The terms: |y| for softmax; |x - max| + log(sum) for log-softmax;
 // |y| (|dy| + sum |dy y|) for softmax's backward dx = y (dy - sum dy y);
 // |dy| + exp(y) sum |dy| for log-softmax's dx = dy - exp(y) sum dy.
-Row SoftmaxRow(const std::vector<int64_t> &shape, bool is_log, const std::string &values = "random") {
+Row SoftmaxRow(const std::vector<int64_t> &shape, bool is_log,
+               const std::string &values = "random") {
   Row r;
   r.op = is_log ? "log_softmax" : "softmax";
   r.config = (values == "random" ? "" : values + "_") + ShapeName(shape);
@@ -1132,7 +1147,9 @@ Row SoftmaxRow(const std::vector<int64_t> &shape, bool is_log, const std::string
   return r;
 }
 
-const char *ReductionName(cudl_reduction red) { return red == CUDL_REDUCTION_MEAN ? "mean" : "sum"; }
+const char *ReductionName(cudl_reduction red) {
+  return red == CUDL_REDUCTION_MEAN ? "mean" : "sum";
+}
 
 // MSE or BCE-with-logits: the loss (reduced over n) and its gradient for
 // an upstream gradient of 0.5. The loss sums n non-negative terms: within
@@ -1152,7 +1169,8 @@ Row LossRow(bool is_bce, int64_t n, cudl_reduction red, const std::string &value
   const float grad = 0.5f;
   r.inputs = [=](Gen &g) {
     std::vector<float> a = g.Uniform(static_cast<size_t>(n), -4.0f, 4.0f);
-    std::vector<float> b = g.Uniform(static_cast<size_t>(n), is_bce ? 0.0f : -3.0f, is_bce ? 1.0f : 3.0f);
+    std::vector<float> b =
+        g.Uniform(static_cast<size_t>(n), is_bce ? 0.0f : -3.0f, is_bce ? 1.0f : 3.0f);
     if (values == "large") {
       a = {100.0f, -100.0f, 1e4f, -1e4f};
       b = {0.0f, 1.0f, 1.0f, 0.0f};
@@ -1191,7 +1209,8 @@ Row LossRow(bool is_bce, int64_t n, cudl_reduction red, const std::string &value
       scale[i] = std::fabs(d[i]) + std::fabs(t) * s;
     }
     const double loss = red == CUDL_REDUCTION_MEAN ? sum / static_cast<double>(n) : sum;
-    return Expected{Expect("loss", {loss}).With({FLT_MIN, 1.1e-5}), Expect("dpred", d).Scale(scale)};
+    return Expected{Expect("loss", {loss}).With({FLT_MIN, 1.1e-5}),
+                    Expect("dpred", d).Scale(scale)};
   };
   return r;
 }
@@ -1215,7 +1234,8 @@ Row CrossEntropyRow(int64_t rows, int64_t classes, float smoothing, cudl_reducti
   r.tol = {(16 + static_cast<double>(classes) / 100) * kEps * gscale + 1e-9, 4 * kEps};
   r.inputs = [=](Gen &g) {
     Inputs in;
-    in["logits"] = F32({rows, classes}, g.Uniform(static_cast<size_t>(rows * classes), -8.0f, 8.0f));
+    in["logits"] =
+        F32({rows, classes}, g.Uniform(static_cast<size_t>(rows * classes), -8.0f, 8.0f));
     in["labels"] = I32({rows}, g.Labels(static_cast<size_t>(rows), static_cast<int32_t>(classes)));
     return in;
   };
@@ -1341,7 +1361,8 @@ Row CountNonfiniteRow(int64_t n) {
   r.tol = kExact;
   r.inputs = [n](Gen &g) {
     std::vector<float> v = g.Uniform(static_cast<size_t>(n), -2.0f, 2.0f);
-    for (size_t i = 0; i < v.size(); i += 7) v[i] = (i / 7) % 3 == 0 ? kNaN : (i / 7) % 3 == 1 ? kInf : -kInf;
+    for (size_t i = 0; i < v.size(); i += 7)
+      v[i] = (i / 7) % 3 == 0 ? kNaN : (i / 7) % 3 == 1 ? kInf : -kInf;
     Inputs in;
     in["x"] = F32({n}, std::move(v));
     return in;
@@ -1349,7 +1370,8 @@ Row CountNonfiniteRow(int64_t n) {
   r.run = [](Env &e, const Inputs &in) {
     int64_t nan = -1, inf = -1;
     CALL(e, cudl_count_nonfinite(e.ctx(), e.In(in, "x"), &nan, &inf));
-    return Outputs{{"nan_count", {static_cast<float>(nan)}}, {"inf_count", {static_cast<float>(inf)}}};
+    return Outputs{{"nan_count", {static_cast<float>(nan)}},
+                   {"inf_count", {static_cast<float>(inf)}}};
   };
   r.reference = [](const Inputs &in) {
     double nan = 0, inf = 0;
@@ -1425,14 +1447,16 @@ Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = 
     const int64_t rows = c.rows();
     auto tol = [tf32](int64_t n) { return Tol{0, 3 * static_cast<double>(n + 2) * kU + tf32}; };
     std::vector<double> y(static_cast<size_t>(rows * c.out)), ym(y.size());
-    std::vector<double> dx(x.size(), 0.0), dxm(x.size(), 0.0), dw(w.size(), 0.0), dwm(w.size(), 0.0);
+    std::vector<double> dx(x.size(), 0.0), dxm(x.size(), 0.0), dw(w.size(), 0.0),
+        dwm(w.size(), 0.0);
     std::vector<double> db(static_cast<size_t>(c.out), 0.0), dbm(db.size(), 0.0);
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t o = 0; o < c.out; ++o) {
         const size_t yo = static_cast<size_t>(i * c.out + o);
         double s = bias ? b[static_cast<size_t>(o)] : 0.0, m = std::fabs(s);
         for (int64_t k = 0; k < c.in; ++k) {
-          const size_t xi = static_cast<size_t>(i * c.in + k), wi = static_cast<size_t>(o * c.in + k);
+          const size_t xi = static_cast<size_t>(i * c.in + k),
+                       wi = static_cast<size_t>(o * c.in + k);
           const double t = static_cast<double>(x[xi]) * w[wi];
           s += t;
           m += std::fabs(t);
@@ -1467,7 +1491,8 @@ Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = 
 Row LinearTf32ProbeRow(unsigned flags) {
   Row r;
   r.op = "linear";
-  r.config = std::string(flags & kAfterTf32 ? "tf32_probe_after_tf32_" : "tf32_probe_") + "4x3_to_3";
+  r.config =
+      std::string(flags & kAfterTf32 ? "tf32_probe_after_tf32_" : "tf32_probe_") + "4x3_to_3";
   r.tol = kExact;
   r.flags = flags;
   r.inputs = [](Gen &) {
@@ -1542,12 +1567,12 @@ struct ConvCase {
   std::vector<int64_t> y_shape() const { return {n, k, oh(), ow()}; }
   std::string str() const {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "x%lldx%lldx%lldx%lld_w%lldx%lldx%lldx%lld_s%dx%d_p%dx%d_d%dx%d_g%d",
-                  static_cast<long long>(n), static_cast<long long>(c), static_cast<long long>(h),
-                  static_cast<long long>(w), static_cast<long long>(k),
-                  static_cast<long long>(cg()), static_cast<long long>(r),
-                  static_cast<long long>(s), d.stride_h, d.stride_w, d.pad_h, d.pad_w,
-                  d.dilation_h, d.dilation_w, d.groups);
+    std::snprintf(
+        buf, sizeof buf, "x%lldx%lldx%lldx%lld_w%lldx%lldx%lldx%lld_s%dx%d_p%dx%d_d%dx%d_g%d",
+        static_cast<long long>(n), static_cast<long long>(c), static_cast<long long>(h),
+        static_cast<long long>(w), static_cast<long long>(k), static_cast<long long>(cg()),
+        static_cast<long long>(r), static_cast<long long>(s), d.stride_h, d.stride_w, d.pad_h,
+        d.pad_w, d.dilation_h, d.dilation_w, d.groups);
     return buf;
   }
 };
@@ -1569,10 +1594,10 @@ std::vector<ConvCase> ConvCases() {
       {2, 7, 13, 7, 7, 3, 3, ConvDesc(2, 2, 1, 1, 1, 1, 7)},  // depthwise, stride 2
       {1, 5, 7, 9, 10, 5, 3, ConvDesc(1, 1, 0, 2, 1, 1, 5)},  // depthwise, 2 filters per channel
       {2, 4, 8, 8, 6, 3, 3, ConvDesc(2, 2, 0, 0, 2, 2, 2)},   // dilation, groups and stride
-      {2, 3, 6, 5, 4, 3, 3, ConvDesc(1, 2, 3, 2, 3, 4)},      // dilated kernel (9) wider than the
-                                                              // image (5): only padding makes it fit
-      {2, 3, 7, 7, 5, 7, 7, ConvDesc(1, 1, 0, 0)},            // kernel = image: 1x1 output
-      {1, 2, 3, 3, 3, 5, 5, ConvDesc(1, 1, 1, 1)},            // kernel > image, padded fits exactly
+      // A dilated kernel (9) wider than the image (5): only padding makes it fit.
+      {2, 3, 6, 5, 4, 3, 3, ConvDesc(1, 2, 3, 2, 3, 4)},
+      {2, 3, 7, 7, 5, 7, 7, ConvDesc(1, 1, 0, 0)},  // kernel = image: 1x1 output
+      {1, 2, 3, 3, 3, 5, 5, ConvDesc(1, 1, 1, 1)},  // kernel > image, padded fits exactly
       // ResNet-20 on CIFAR-10 (batch 8): the stem, a downsampling 3x3 and
       // its 1x1 projection.
       {8, 3, 32, 32, 16, 3, 3, ConvDesc(1, 1, 1, 1)},
@@ -1629,8 +1654,11 @@ Row ConvRow(const ConvCase &t, unsigned flags = 0) {
     CALL(e, cudl_conv2d_backward_data(e.ctx(), &t.d, w, dy, dx));
     CALL(e, cudl_conv2d_backward_filter(e.ctx(), &t.d, x, dy, dw));
     CALL(e, cudl_conv2d_backward_bias(e.ctx(), dy, db));
-    return Outputs{{"y_nobias", e.Read(conv)}, {"y", e.Read(y)}, {"dx", e.Read(dx)},
-                   {"dw", e.Read(dw)}, {"dbias", e.Read(db)}};
+    return Outputs{{"y_nobias", e.Read(conv)},
+                   {"y", e.Read(y)},
+                   {"dx", e.Read(dx)},
+                   {"dw", e.Read(dw)},
+                   {"dbias", e.Read(db)}};
   };
   r.reference = [t](const Inputs &in) {
     const std::vector<float> &x = in.at("x").f, &w = in.at("w").f, &b = in.at("bias").f,
@@ -1863,7 +1891,8 @@ Row OptimRow(const OptimConfig &cfg, int64_t n, int64_t t0, float lr_factor) {
       // The update's error: m's (relative to mm), and the denominator's,
       // whose square root halves v's relative error mv / v.
       const double rel_denom = 2 * kEps + (v > 0 ? kEps * mv / v : 0.0);
-      const double bu = L / bc1 * 3 * kEps * mm / denom + std::fabs(update) * (rel_denom + 3 * kEps);
+      const double bu =
+          L / bc1 * 3 * kEps * mm / denom + std::fabs(update) * (rel_denom + 3 * kEps);
       s0[i] = m;
       s1[i] = v;
       bs0[i] = 4 * kEps * mm + FLT_MIN;
@@ -1889,8 +1918,8 @@ Row ClipRow(const std::string &values, int64_t n, double ratio, bool with_norm =
   Row r;
   r.op = "clip_grad_norm";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%s%s_ratio%g_%lld", values.c_str(), with_norm ? "" : "_no_norm", ratio,
-                static_cast<long long>(n));
+  std::snprintf(buf, sizeof buf, "%s%s_ratio%g_%lld", values.c_str(), with_norm ? "" : "_no_norm",
+                ratio, static_cast<long long>(n));
   r.config = buf;
   r.tol = {0, 4 * kEps};
   auto norm_of = [](const std::vector<float> &g) {
@@ -1900,8 +1929,9 @@ Row ClipRow(const std::string &values, int64_t n, double ratio, bool with_norm =
   };
   auto max_norm_of = [ratio, norm_of](const std::vector<float> &g) {
     const double max_norm = norm_of(g) * ratio;  // finite and > 0 for the call
-    return std::isfinite(max_norm) && max_norm > 0 && max_norm <= FLT_MAX ? static_cast<float>(max_norm)
-                                                                           : 1.0f;
+    return std::isfinite(max_norm) && max_norm > 0 && max_norm <= FLT_MAX
+               ? static_cast<float>(max_norm)
+               : 1.0f;
   };
   r.inputs = [n, values](Gen &gen) {
     std::vector<float> g = gen.Normal(static_cast<size_t>(n), 0.0, 0.01);
@@ -1949,8 +1979,8 @@ std::vector<Row> BuildTable() {
   // 4-D, and past one CUDA
   // grid; kExtremes in every shape of 28 elements or more. In place, and on
   // unaligned views, at 1021.
-  const std::vector<std::vector<int64_t>> act_shapes = {{1}, {3}, {4}, {5}, {7, 13}, {1021},
-                                                        {3, 5, 7, 11}, {kLarge}};
+  const std::vector<std::vector<int64_t>> act_shapes = {{1},     {3},    {4},           {5},
+                                                        {7, 13}, {1021}, {3, 5, 7, 11}, {kLarge}};
   for (const Activation &a : Activations()) {
     for (const auto &shape : act_shapes) t.push_back(ActivationRow(a, shape, false));
     t.push_back(ActivationRow(a, {1021}, true));
@@ -1958,8 +1988,8 @@ std::vector<Row> BuildTable() {
   }
   // PReLU: few channels with many elements each, many channels with few,
   // one element, and a 4-D batch; per channel and shared.
-  for (const auto &shape : std::vector<std::vector<int64_t>>{{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1},
-                                                             {2, 3, 5, 7}})
+  for (const auto &shape :
+       std::vector<std::vector<int64_t>>{{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1}, {2, 3, 5, 7}})
     for (bool shared : {false, true}) t.push_back(PreluRow(shape, shared));
   for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, kLarge}) t.push_back(RreluRow(n, true));
   t.push_back(Unaligned(RreluRow(1021, true)));
@@ -1967,7 +1997,8 @@ std::vector<Row> BuildTable() {
   // Dropout: p = 0 and 1 exactly, two between; evaluation; in place. One
   // large size (p = 0 and 1 run the same kernel with another constant).
   for (float p : {0.0f, 0.2f, 0.5f, 1.0f})
-    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}}) t.push_back(DropoutRow(n, p, true, false));
+    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}})
+      t.push_back(DropoutRow(n, p, true, false));
   t.push_back(DropoutRow(kLarge, 0.5f, true, false));
   t.push_back(DropoutRow(1021, 0.5f, false, false));
   t.push_back(DropoutRow(999, 0.25f, true, true));
@@ -1982,8 +2013,8 @@ std::vector<Row> BuildTable() {
     t.push_back(PoolRow({2, 3, 5, 6, PoolDesc(3, 3, 1, 1, 1, 1, incl)}, true, "negative"));
     t.push_back(PoolRow({2, 3, 5, 6, PoolDesc(3, 3, 1, 1, 1, 1, incl)}, false, "negative"));
   }
-  for (const auto &shape : std::vector<std::vector<int64_t>>{{4, 64, 8, 8}, {2, 3, 7, 5}, {1, 1, 1, 1},
-                                                             {3, 5, 7, 11}})
+  for (const auto &shape :
+       std::vector<std::vector<int64_t>>{{4, 64, 8, 8}, {2, 3, 7, 5}, {1, 1, 1, 1}, {3, 5, 7, 11}})
     t.push_back(GlobalAvgPoolRow(shape));
   // Batch norm: 4-D per channel, 2-D per feature, 3-D, primes, a channel of
   // one, a ResNet-20 layer's batch; mean 0 and a large mean with a small
@@ -2012,7 +2043,8 @@ std::vector<Row> BuildTable() {
     t.push_back(LossRow(is_bce, int64_t{1} << 22, CUDL_REDUCTION_MEAN));
   }
   t.push_back(LossRow(true, 4, CUDL_REDUCTION_SUM, "large"));
-  for (const auto &nk : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 13}, {128, 10}, {3, 1021}})
+  for (const auto &nk :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 13}, {128, 10}, {3, 1021}})
     for (float smoothing : {0.0f, 0.1f})
       for (cudl_reduction red : {CUDL_REDUCTION_MEAN, CUDL_REDUCTION_SUM})
         t.push_back(CrossEntropyRow(nk.first, nk.second, smoothing, red));
@@ -2026,14 +2058,16 @@ std::vector<Row> BuildTable() {
     t.push_back(Unaligned(BinaryRow(op, 1021, false)));
   }
   for (bool mean : {false, true})
-    for (int64_t n : {int64_t{1}, int64_t{1021}, int64_t{100003}, kLarge}) t.push_back(ReduceRow(mean, n));
-  for (int64_t n : {int64_t{1}, int64_t{1000}, (int64_t{1} << 22) + 5}) t.push_back(CountNonfiniteRow(n));
+    for (int64_t n : {int64_t{1}, int64_t{1021}, int64_t{100003}, kLarge})
+      t.push_back(ReduceRow(mean, n));
+  for (int64_t n : {int64_t{1}, int64_t{1000}, (int64_t{1} << 22) + 5})
+    t.push_back(CountNonfiniteRow(n));
   // Linear: a 1 in every place, primes, non-square, 3-D and 5-D x, the
   // ResNet-20 head and an MNIST MLP layer; no bias; empty IN, rows and OUT
   // (with the gradients a caller would ask for); the TF32 probe; TF32
   // allowed; deterministic mode repeating bit for bit.
   const std::vector<LinearCase> linear = {
-      {{1}, 1, 1},  {{1}, 7, 3},         {{5}, 1, 4},     {{6}, 9, 1},       {{7}, 13, 11},
+      {{1}, 1, 1},  {{1}, 7, 3},    {{5}, 1, 4},          {{6}, 9, 1},     {{7}, 13, 11},
       {{3}, 17, 2}, {{2, 5}, 7, 3}, {{2, 1, 3, 2}, 3, 5}, {{128}, 64, 10}, {{128}, 784, 256}};
   for (const LinearCase &c : linear) t.push_back(LinearRow(c));
   t.push_back(LinearRow({{7}, 13, 11}, false));
@@ -2042,9 +2076,11 @@ std::vector<Row> BuildTable() {
   t.push_back(LinearRow({{2}, 3, 0}, true, "dx"));
   t.push_back(LinearTf32ProbeRow(0));
   t.push_back(LinearTf32ProbeRow(kAfterTf32));
-  for (const LinearCase &c : {LinearCase{{7}, 13, 11}, LinearCase{{128}, 64, 10}, LinearCase{{128}, 784, 256}})
+  for (const LinearCase &c :
+       {LinearCase{{7}, 13, 11}, LinearCase{{128}, 64, 10}, LinearCase{{128}, 784, 256}})
     t.push_back(LinearRow(c, true, "all", kAllowTf32, "tf32"));
-  t.push_back(LinearRow({{128}, 784, 256}, true, "all", kDeterministic | kRepeatable, "deterministic"));
+  t.push_back(
+      LinearRow({{128}, 784, 256}, true, "all", kDeterministic | kRepeatable, "deterministic"));
   // Convolution: test_conv.cpp's geometries, ResNet-20 layers, N = 0; three
   // layers in deterministic mode, twice, and their bias gradient twice in
   // the default mode (deterministic in any mode).
