@@ -1,7 +1,7 @@
 // test_activation.cpp - sigmoid, tanh, ReLU, leaky ReLU and ELU: forward
 // against float64 references written here, backward against the analytic
 // derivative and against central finite differences of the forward op,
-// extremal inputs, in-place use, bad input, and CUDA against the CPU.
+// extremal inputs, in-place use, bad input. CUDA: test_backends.cpp.
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -585,103 +585,6 @@ TEST_F(ActivationTest, SigmoidTanhAndEluAcrossTheirWholeRange) {
       EXPECT_EQ(std::signbit(ts[i]), std::signbit(xs[i])) << "tanh keeps -0";
     }
   }
-}
-
-TEST_F(ActivationTest, CudaMatchesCpu) {
-  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
-  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
-  cudl_context *gpu = nullptr;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
-  // Sizes around the float4 path: 1, 3, 4, 5, primes, and over 2^24.
-  const int64_t sizes[] = {1, 3, 4, 5, 7 * 13, 1021, (int64_t{1} << 24) + 3};
-  for (const Op &op : AllOps()) {
-    for (int64_t n : sizes) {
-      SCOPED_TRACE(op.name + ", n " + std::to_string(n));
-      std::vector<float> xs = RandomValues(static_cast<size_t>(n), -10, 10, 7);
-      if (n > 3) xs[3] = std::numeric_limits<float>::quiet_NaN();
-      const std::vector<float> gs = RandomValues(static_cast<size_t>(n), -1, 1, 8);
-      cudl_tensor *cx = Make({n}, xs), *cy = Make({n}), *cg = Make({n}, gs), *cd = Make({n});
-      cudl_tensor *gx = Make(gpu, {n}, xs), *gy = Make(gpu, {n}), *gg = Make(gpu, {n}, gs),
-                  *gd = Make(gpu, {n});
-      ASSERT_EQ(op.forward(ctx_, cx, cy), CUDL_OK);
-      ASSERT_EQ(op.forward(gpu, gx, gy), CUDL_OK) << cudl_context_last_error(gpu);
-      // Backward from the same saved tensor on both (the CPU's y), so only
-      // the backward formula is compared.
-      const std::vector<float> saved = op.backward_uses_output ? ReadF32(cy) : xs;
-      cudl_tensor *gs_saved = Make(gpu, {n}, saved);
-      ASSERT_EQ(op.backward(ctx_, op.backward_uses_output ? cy : cx, cg, cd), CUDL_OK);
-      ASSERT_EQ(op.backward(gpu, gs_saved, gg, gd), CUDL_OK) << cudl_context_last_error(gpu);
-      const std::vector<float> ycpu = ReadF32(cy), ygpu = ReadF32(gy);
-      const std::vector<float> dcpu = ReadF32(cd), dgpu = ReadF32(gd);
-      // The two libms may each be 2 ulp off: compare within 2 * tolerance.
-      for (size_t i = 0; i < xs.size(); ++i) {
-        ASSERT_TRUE(Close(ycpu[i], ygpu[i], op.exact ? 0.0 : 2 * kUlpTolerance)) << "forward " << i;
-        ASSERT_TRUE(Close(dcpu[i], dgpu[i], op.exact ? 0.0 : 2 * kUlpTolerance)) << "backward " << i;
-      }
-    }
-  }
-  cudl_test::DestroyTensorsOf(gpu, &owned_);
-  cudl_context_destroy(gpu);
-}
-
-TEST_F(ActivationTest, CudaPreluAndRreluMatchCpu) {
-  const cudl_test::CudaAvailability avail = cudl_test::QueryCuda();
-  if (!avail.available) GTEST_SKIP() << "no CUDA device: " << avail.reason;
-  cudl_context *gpu = nullptr;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
-  // PReLU: per channel (a few channels, many elements each; many channels,
-  // few each) and shared; dx exact, the slope gradient within the float
-  // summation bound of the GPU's partial sums.
-  const std::vector<std::vector<int64_t>> shapes = {{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1}};
-  for (const auto &shape : shapes) {
-    for (bool shared : {false, true}) {
-      SCOPED_TRACE(std::to_string(Numel(shape)) + (shared ? " shared" : " per channel"));
-      const size_t n = static_cast<size_t>(Numel(shape));
-      const std::vector<float> xs = RandomValues(n, -2, 2, 21), gs = RandomValues(n, -1, 1, 22);
-      const int64_t channels = shared ? 1 : shape[1];
-      const std::vector<float> slope = RandomValues(static_cast<size_t>(channels), -0.5f, 0.5f, 23);
-      cudl_tensor *cx = Make(shape, xs), *cy = Make(shape), *cg = Make(shape, gs), *cd = Make(shape);
-      cudl_tensor *ca = Make({channels}, slope), *cda = Make({channels});
-      cudl_tensor *gx = Make(gpu, shape, xs), *gy = Make(gpu, shape), *gg = Make(gpu, shape, gs),
-                  *gd = Make(gpu, shape);
-      cudl_tensor *ga = Make(gpu, {channels}, slope), *gda = Make(gpu, {channels});
-      ASSERT_EQ(cudl_prelu_forward(ctx_, cx, ca, cy), CUDL_OK);
-      ASSERT_EQ(cudl_prelu_forward(gpu, gx, ga, gy), CUDL_OK) << cudl_context_last_error(gpu);
-      ASSERT_EQ(cudl_prelu_backward(ctx_, cx, ca, cg, cd, cda), CUDL_OK);
-      ASSERT_EQ(cudl_prelu_backward(gpu, gx, ga, gg, gd, gda), CUDL_OK)
-          << cudl_context_last_error(gpu);
-      EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gy), ReadF32(cy)));
-      EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gd), ReadF32(cd)));
-      std::vector<double> want, bound;
-      PreluSlopeGradient(xs, gs, shared ? 1 : shape[0], channels,
-                         shared ? int64_t(n) : int64_t(n) / (shape[0] * shape[1]), &want, &bound);
-      const std::vector<float> got = ReadF32(gda);
-      // Float partial sums: each thread adds up to per-channel/(parts*256)
-      // terms, then a tree: error well within 64 * eps * sum |terms|.
-      for (size_t c = 0; c < got.size(); ++c)
-        EXPECT_NEAR(got[c], want[c], 64 * FLT_EPSILON * bound[c] + FLT_MIN) << "channel " << c;
-    }
-  }
-  // RReLU in training: the same noise bits on both devices.
-  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, (int64_t{1} << 24) + 3}) {
-    SCOPED_TRACE("rrelu n " + std::to_string(n));
-    const std::vector<float> xs = RandomValues(static_cast<size_t>(n), -1, 1, 24);
-    cudl_tensor *cx = Make({n}, xs), *cy = Make({n}), *cn = Make({n});
-    cudl_tensor *gx = Make(gpu, {n}, xs), *gy = Make(gpu, {n}), *gn = Make(gpu, {n});
-    ASSERT_EQ(cudl_context_set_rng_state(ctx_, 31, 0xfffffff0ull), CUDL_OK);
-    ASSERT_EQ(cudl_context_set_rng_state(gpu, 31, 0xfffffff0ull), CUDL_OK);
-    ASSERT_EQ(cudl_rrelu_forward(ctx_, cx, 0.125f, 0.375f, 1, cn, cy), CUDL_OK);
-    ASSERT_EQ(cudl_rrelu_forward(gpu, gx, 0.125f, 0.375f, 1, gn, gy), CUDL_OK)
-        << cudl_context_last_error(gpu);
-    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gn), ReadF32(cn)));
-    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gy), ReadF32(cy)));
-    cudl_tensor *gdx = Make(gpu, {n}), *cdx = Make({n});
-    ASSERT_EQ(cudl_rrelu_backward(ctx_, cn, cx, cdx), CUDL_OK);
-    ASSERT_EQ(cudl_rrelu_backward(gpu, gn, gx, gdx), CUDL_OK);
-    EXPECT_TRUE(cudl_test::BitEqual(ReadF32(gdx), ReadF32(cdx)));
-  }
-  cudl_test::DestroyTensorsOf(gpu, &owned_);
-  cudl_context_destroy(gpu);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // test_batchnorm.cpp - batch normalisation against a float64 reference
 // written here: training statistics (with a large mean and a small variance),
 // running-statistics updates, inference, backward against the formula and
-// against finite differences, bad input, and CUDA against the CPU.
+// against finite differences, bad input. CUDA: test_backends.cpp.
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -234,57 +234,6 @@ TEST_F(BatchNormTest, BadInputWritesNothing) {
   EXPECT_TRUE(BitEqual(ReadF32(b.y), std::vector<float>(24, 9.0f))) << "y was written";
   EXPECT_TRUE(BitEqual(ReadF32(b.rmean), {0.5f, 0.5f, 0.5f})) << "running mean was updated";
   EXPECT_TRUE(BitEqual(ReadF32(b.rvar), {2.0f, 2.0f, 2.0f})) << "running var was updated";
-}
-
-TEST_F(BatchNormTest, CudaMatchesCpu) {
-  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
-  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
-  cudl_context *gpu = nullptr;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
-  std::vector<std::vector<int64_t>> shapes = kShapes;
-  shapes.push_back({128, 16, 32, 32});  // a ResNet-20 layer's batch
-  for (const auto &shape : shapes) {
-    for (double mean : {0.0, 1000.0}) {
-      SCOPED_TRACE("shape of " + std::to_string(shape.size()) + " dims, mean " +
-                   std::to_string(mean));
-      const Layout l = LayoutOf(shape);
-      const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner);
-      const std::vector<float> xs = Normal(n, mean, mean == 0 ? 1.0 : 0.05, 10);
-      const std::vector<float> ws = Normal(n, 0, 1, 11);
-      const std::vector<float> gamma = Normal(static_cast<size_t>(l.channels), 1, 0.3, 12);
-      const std::vector<float> beta = Normal(static_cast<size_t>(l.channels), 0, 0.3, 13);
-      Bn cb = MakeBn(ctx_, shape, xs, gamma, beta), gb = MakeBn(gpu, shape, xs, gamma, beta);
-      ASSERT_EQ(Train(ctx_, cb, 0.1f, 1e-5f), CUDL_OK);
-      ASSERT_EQ(Train(gpu, gb, 0.1f, 1e-5f), CUDL_OK) << cudl_context_last_error(gpu);
-      // Float partial sums against the CPU's double sums: relative 1e-5 on
-      // the statistics (about m * eps / sqrt(parts) at most), and y within
-      // the error that propagates from them.
-      const auto near = [](const std::vector<float> &a1, const std::vector<float> &b1,
-                           double rel, double abs_tol, const char *what) {
-        for (size_t i = 0; i < a1.size(); ++i)
-          ASSERT_NEAR(a1[i], b1[i], rel * std::fabs(b1[i]) + abs_tol) << what << " " << i;
-      };
-      near(ReadF32(gb.smean), ReadF32(cb.smean), 1e-6, 1e-6, "mean");
-      near(ReadF32(gb.sinv), ReadF32(cb.sinv), 1e-4, 1e-6, "invstd");
-      near(ReadF32(gb.rvar), ReadF32(cb.rvar), 1e-4, 1e-6, "running var");
-      near(ReadF32(gb.y), ReadF32(cb.y), 1e-4, 1e-3, "y");
-      cudl_tensor *cdy = Make(ctx_, shape, ws), *gdy = Make(gpu, shape, ws);
-      cudl_tensor *cdx = Make(ctx_, shape), *gdx = Make(gpu, shape);
-      cudl_tensor *cdg = Make(ctx_, {l.channels}), *gdg = Make(gpu, {l.channels});
-      cudl_tensor *cdb = Make(ctx_, {l.channels}), *gdb = Make(gpu, {l.channels});
-      ASSERT_EQ(cudl_batchnorm_backward(ctx_, cb.x, cdy, cb.gamma, cb.smean, cb.sinv, cdx, cdg, cdb),
-                CUDL_OK);
-      ASSERT_EQ(cudl_batchnorm_backward(gpu, gb.x, gdy, gb.gamma, gb.smean, gb.sinv, gdx, gdg, gdb),
-                CUDL_OK)
-          << cudl_context_last_error(gpu);
-      const double sqrt_m = std::sqrt(static_cast<double>(l.outer * l.inner));
-      near(ReadF32(gdb), ReadF32(cdb), 1e-5, 1e-5 * sqrt_m, "dbeta");
-      near(ReadF32(gdg), ReadF32(cdg), 1e-4, 1e-4 * sqrt_m, "dgamma");
-      near(ReadF32(gdx), ReadF32(cdx), 1e-3, 1e-4, "dx");
-    }
-  }
-  cudl_test::DestroyTensorsOf(gpu, &owned_);
-  cudl_context_destroy(gpu);
 }
 
 }  // namespace

@@ -13,8 +13,9 @@
 //  * N = 0, cudl_conv2d_output_shape against PyTorch's formula, every kind
 //    of bad input (status, a message naming the argument, nothing written),
 //    outputs aliasing inputs.
-//  * CUDA against CPU (skipped, saying why, without a GPU), deterministic
-//    mode bitwise reproducible, TF32 off by default.
+//  * CUDA (against float64, deterministic mode bitwise reproducible, TF32
+//    off by default) is checked by the cross-backend table,
+//    test_backends.cpp, with these geometries.
 //
 // Tolerances. A float result that sums T terms (products x * w, w * dy or
 // x * dy, and a bias) is compared with the float64 sum within
@@ -57,13 +58,6 @@ using cudl_test::WriteF32;
 constexpr double kEps = FLT_EPSILON;
 // |cpu - float64| <= kCpuBound * FLT_EPSILON * sum|terms| (see the top).
 constexpr double kCpuBound = 4;
-// |cuda - float64| <= kCudaBound * FLT_EPSILON * sum|terms|. cuDNN may pick
-// Winograd or FFT algorithms, whose transforms add rounding steps with
-// larger constants than a plain dot product; 32 covers them. TF32 (inputs
-// rounded to 10 mantissa bits, unit roundoff 2^-11) gives errors of about
-// 2^-11 * sum|terms| / sqrt(T), i.e. over 400 FLT_EPSILON * sum|terms| for
-// the T <= 144 of the CUDA shapes, so TF32 left on fails this check.
-constexpr double kCudaBound = 32;
 
 cudl_conv2d_desc Desc(int sh, int sw, int ph, int pw, int dh = 1, int dw = 1, int groups = 1) {
   cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
@@ -281,8 +275,6 @@ void PrintWorst(const char *what) {
   if (bad == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << bad << " of " << got.size() << " elements off" << first;
 }
-
-std::vector<double> ToDouble(const std::vector<float> &v) { return {v.begin(), v.end()}; }
 
 // True when `name` occurs in `message` as a whole word: "x" is named by
 // "x is NULL" but not by "dx is NULL" or "x_shape".
@@ -1019,138 +1011,6 @@ TEST_F(ConvTest, OutputSharingStorageWithAnInputIsRejected) {
     EXPECT_TRUE(BitEqual(ReadF32(w), ws)) << "w was written";
     EXPECT_TRUE(BitEqual(ReadF32(b), bs)) << "bias was written";
     EXPECT_TRUE(BitEqual(ReadF32(dy), gs)) << "dy was written";
-  }
-}
-
-// ---------------------------------------------------------------------------
-// CUDA against CPU
-// ---------------------------------------------------------------------------
-
-// Shapes for the GPU: a spread of the reference cases, the ResNet-20
-// layers on a batch of 8, and grouped and depthwise layers.
-std::vector<Case> CudaCases() {
-  std::vector<Case> cases = HandWrittenCases();
-  for (const Case &t : ResNet20Cases(8)) cases.push_back(t);
-  cases.push_back({8, 32, 16, 16, 32, 3, 3, Desc(1, 1, 1, 1, 1, 1, 32)});  // depthwise
-  cases.push_back({4, 16, 15, 17, 32, 3, 3, Desc(2, 2, 1, 1, 1, 1, 4)});   // 4 groups, odd sizes
-  return cases;
-}
-
-TEST_F(ConvTest, CudaMatchesCpu) {
-  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
-  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
-  ContextGuard gpu;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu.ctx), CUDL_OK);
-  // TF32 is opt-in: off unless asked for, so the bound below (tight enough
-  // to catch TF32) must hold with the default settings.
-  EXPECT_EQ(cudl_context_allow_tf32(gpu.ctx), 0);
-  EXPECT_EQ(cudl_context_deterministic(gpu.ctx), 0);
-  g_worst.clear();
-  uint32_t seed = 700;
-  for (const Case &t : CudaCases()) {
-    SCOPED_TRACE(t.str());
-    const Data d = RandomData(t, seed++);
-    const Reference ref = Compute(t, d);
-    Outputs cpu, cuda;
-    ASSERT_TRUE(RunAll(ctx_, t, d, &cpu));
-    ASSERT_TRUE(RunAll(gpu.ctx, t, d, &cuda));
-    // Both against float64, and against each other on the same inputs
-    // (each is within its bound of the truth).
-    ExpectMatchesReference(cuda, ref, kCudaBound);
-    const double both = kCudaBound + kCpuBound;
-    EXPECT_TRUE(WithinBound(cuda.conv, ToDouble(cpu.conv), ref.conv_mag, both, "cuda-cpu y"))
-        << "forward";
-    EXPECT_TRUE(WithinBound(cuda.y, ToDouble(cpu.y), ref.y_mag, both, "cuda-cpu y+bias"))
-        << "forward with bias";
-    EXPECT_TRUE(WithinBound(cuda.dx, ToDouble(cpu.dx), ref.dx_mag, both, "cuda-cpu dx"))
-        << "backward data";
-    EXPECT_TRUE(WithinBound(cuda.dw, ToDouble(cpu.dw), ref.dw_mag, both, "cuda-cpu dw"))
-        << "backward filter";
-    EXPECT_TRUE(WithinBound(cuda.db, ToDouble(cpu.db), ref.db_mag, both, "cuda-cpu dbias"))
-        << "backward bias";
-  }
-  PrintWorst("cuda (and cuda - cpu)");
-
-  // N = 0 on the GPU: nothing to compute; the filter and bias gradients are
-  // zeros.
-  {
-    const Case t = {0, 3, 7, 13, 5, 3, 3, Desc(1, 1, 1, 1)};
-    Tensors ts(gpu.ctx);
-    cudl_tensor *x = ts.Make(t.x_shape()), *w = ts.Make(t.w_shape(), RandomValues(t.w_size(), 9));
-    cudl_tensor *b = ts.Make({5}), *y = ts.Make(t.y_shape()), *dx = ts.Make(t.x_shape());
-    cudl_tensor *dw = ts.Make(t.w_shape(), std::vector<float>(t.w_size(), 7.25f));
-    cudl_tensor *db = ts.Make({5}, std::vector<float>(5, 7.25f));
-    EXPECT_EQ(cudl_conv2d_forward(gpu.ctx, &t.d, x, w, b, y), CUDL_OK) << LastError(gpu.ctx);
-    EXPECT_EQ(cudl_conv2d_backward_data(gpu.ctx, &t.d, w, y, dx), CUDL_OK) << LastError(gpu.ctx);
-    EXPECT_EQ(cudl_conv2d_backward_filter(gpu.ctx, &t.d, x, y, dw), CUDL_OK) << LastError(gpu.ctx);
-    EXPECT_EQ(cudl_conv2d_backward_bias(gpu.ctx, y, db), CUDL_OK) << LastError(gpu.ctx);
-    EXPECT_TRUE(BitEqual(ReadF32(dw), std::vector<float>(t.w_size(), 0.0f)));
-    EXPECT_TRUE(BitEqual(ReadF32(db), std::vector<float>(5, 0.0f)));
-  }
-}
-
-TEST_F(ConvTest, CudaDeterministicModeIsBitwiseReproducible) {
-  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
-  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
-  ContextGuard gpu;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu.ctx), CUDL_OK);
-  // Layers whose backward passes cuDNN likes to reduce with atomics: large
-  // batch, many output pixels per filter.
-  const std::vector<Case> cases = {
-      {32, 16, 32, 32, 32, 3, 3, Desc(2, 2, 1, 1)},
-      {32, 3, 32, 32, 16, 3, 3, Desc(1, 1, 1, 1)},
-      {16, 32, 16, 16, 32, 3, 3, Desc(1, 1, 1, 1, 1, 1, 32)},
-  };
-  uint32_t seed = 800;
-  for (const Case &t : cases) {
-    SCOPED_TRACE(t.str());
-    const Data d = RandomData(t, seed++);
-    Tensors ts(gpu.ctx);
-    cudl_tensor *x = ts.Make(t.x_shape(), d.x), *w = ts.Make(t.w_shape(), d.w);
-    cudl_tensor *b = ts.Make({t.k}, d.b), *dy = ts.Make(t.y_shape(), d.dy);
-    cudl_tensor *y = ts.Make(t.y_shape()), *dx = ts.Make(t.x_shape()), *dw = ts.Make(t.w_shape());
-    cudl_tensor *db = ts.Make({t.k});
-    struct Run {
-      std::vector<float> y, dx, dw, db;
-    };
-    auto run = [&](Run *r) {
-      // Different garbage in the outputs each time: they are overwritten.
-      EXPECT_EQ(cudl_tensor_fill(y, 1.0f), CUDL_OK);
-      EXPECT_EQ(cudl_tensor_fill(dx, 2.0f), CUDL_OK);
-      EXPECT_EQ(cudl_tensor_fill(dw, 3.0f), CUDL_OK);
-      EXPECT_EQ(cudl_tensor_fill(db, 4.0f), CUDL_OK);
-      EXPECT_EQ(cudl_conv2d_forward(gpu.ctx, &t.d, x, w, b, y), CUDL_OK) << LastError(gpu.ctx);
-      EXPECT_EQ(cudl_conv2d_backward_data(gpu.ctx, &t.d, w, dy, dx), CUDL_OK) << LastError(gpu.ctx);
-      EXPECT_EQ(cudl_conv2d_backward_filter(gpu.ctx, &t.d, x, dy, dw), CUDL_OK)
-          << LastError(gpu.ctx);
-      EXPECT_EQ(cudl_conv2d_backward_bias(gpu.ctx, dy, db), CUDL_OK) << LastError(gpu.ctx);
-      r->y = ReadF32(y);
-      r->dx = ReadF32(dx);
-      r->dw = ReadF32(dw);
-      r->db = ReadF32(db);
-    };
-    // Default mode first (fills the algorithm cache for this shape), then
-    // deterministic mode, which is part of the cache key.
-    ASSERT_EQ(cudl_context_set_deterministic(gpu.ctx, 0), CUDL_OK);
-    Run plain1, plain2, det1, det2;
-    run(&plain1);
-    run(&plain2);
-    EXPECT_TRUE(BitEqual(plain2.db, plain1.db)) << "backward bias is deterministic in any mode";
-    ASSERT_EQ(cudl_context_set_deterministic(gpu.ctx, 1), CUDL_OK);
-    EXPECT_EQ(cudl_context_deterministic(gpu.ctx), 1);
-    run(&det1);
-    run(&det2);
-    EXPECT_TRUE(BitEqual(det2.y, det1.y)) << "forward";
-    EXPECT_TRUE(BitEqual(det2.dx, det1.dx)) << "backward data";
-    EXPECT_TRUE(BitEqual(det2.dw, det1.dw)) << "backward filter";
-    EXPECT_TRUE(BitEqual(det2.db, det1.db)) << "backward bias";
-    // Deterministic results are still right.
-    const Reference ref = Compute(t, d);
-    EXPECT_TRUE(WithinBound(det1.y, ref.y, ref.y_mag, kCudaBound, "y+bias")) << "forward";
-    EXPECT_TRUE(WithinBound(det1.dx, ref.dx, ref.dx_mag, kCudaBound, "dx")) << "backward data";
-    EXPECT_TRUE(WithinBound(det1.dw, ref.dw, ref.dw_mag, kCudaBound, "dw")) << "backward filter";
-    EXPECT_TRUE(WithinBound(det1.db, ref.db, ref.db_mag, kCudaBound, "dbias")) << "backward bias";
-    ASSERT_EQ(cudl_context_set_deterministic(gpu.ctx, 0), CUDL_OK);
   }
 }
 

@@ -1,5 +1,6 @@
 // test_elementwise.cpp - add with a scale, multiply, scale, sum and mean:
-// against references computed here, in place, bad input, CUDA against CPU.
+// against references computed here, in place, bad input. CUDA:
+// test_backends.cpp.
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -92,41 +93,6 @@ TEST_F(ElementwiseTest, BadInputWritesNothing) {
   EXPECT_EQ(cudl_sum(ctx_, a, two), CUDL_ERR_SHAPE);
   EXPECT_EQ(cudl_sum(nullptr, a, out), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(BitEqual(ReadF32(out), {9, 9, 9, 9}));
-}
-
-TEST_F(ElementwiseTest, CudaMatchesCpu) {
-  const cudl_test::CudaAvailability av = cudl_test::QueryCuda();
-  if (!av.available) GTEST_SKIP() << "no CUDA device: " << av.reason;
-  cudl_context *gpu = nullptr;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
-  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, (int64_t{1} << 24) + 3}) {
-    SCOPED_TRACE("n " + std::to_string(n));
-    const std::vector<float> a = Uniform(static_cast<size_t>(n), 4), b = Uniform(static_cast<size_t>(n), 5);
-    cudl_tensor *ca = Make(ctx_, {n}, a), *cb = Make(ctx_, {n}, b), *co = Make(ctx_, {n});
-    cudl_tensor *ga = Make(gpu, {n}, a), *gb = Make(gpu, {n}, b), *go = Make(gpu, {n});
-    ASSERT_EQ(cudl_mul(ctx_, ca, cb, co), CUDL_OK);
-    ASSERT_EQ(cudl_mul(gpu, ga, gb, go), CUDL_OK) << cudl_context_last_error(gpu);
-    EXPECT_TRUE(BitEqual(ReadF32(go), ReadF32(co)));
-    ASSERT_EQ(cudl_scale(ctx_, ca, 0.25f, co), CUDL_OK);
-    ASSERT_EQ(cudl_scale(gpu, ga, 0.25f, go), CUDL_OK);
-    EXPECT_TRUE(BitEqual(ReadF32(go), ReadF32(co)));
-    ASSERT_EQ(cudl_add(ctx_, ca, -0.5f, cb, co), CUDL_OK);
-    ASSERT_EQ(cudl_add(gpu, ga, -0.5f, gb, go), CUDL_OK);
-    const std::vector<float> x = ReadF32(go), y = ReadF32(co);
-    // nvcc may fuse a + alpha * b into one fma (one rounding fewer).
-    for (size_t i = 0; i < x.size(); ++i)
-      ASSERT_NEAR(x[i], y[i], 2 * FLT_EPSILON * (std::fabs(a[i]) + 0.5 * std::fabs(b[i]))) << i;
-    cudl_tensor *cs = Make(ctx_, {1}), *gs = Make(gpu, {1});
-    ASSERT_EQ(cudl_sum(ctx_, ca, cs), CUDL_OK);
-    ASSERT_EQ(cudl_sum(gpu, ga, gs), CUDL_OK);
-    // Float partial sums over up to 4 * 256 * ... terms per thread: well
-    // within 1e-6 of the sum of |a|.
-    double bound = 0;
-    for (float v : a) bound += std::fabs(v);
-    EXPECT_NEAR(ReadF32(gs)[0], ReadF32(cs)[0], 1e-6 * bound + 1e-6);
-  }
-  cudl_test::DestroyTensorsOf(gpu, &owned_);
-  cudl_context_destroy(gpu);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // three gradients against float64 references written here, central finite
 // differences (of a float64 forward, and of cudl's own forward), optional
 // outputs, empty dimensions, bad input (each writes nothing), the context's
-// TF32 and deterministic switches, CUDA against CPU with TF32 off and on.
+// TF32 and deterministic switches. CUDA with TF32 off and on:
+// test_backends.cpp.
 //
 // Tolerances. A sum of n products computed in f32 in any order, blocked,
 // vectorised, with or without fused multiply-adds (as BLAS kernels do), is
@@ -995,48 +996,8 @@ TEST_F(LinearTest, SwitchesDoNotChangeCpuResults) {
 }
 
 // ==========================================================================
-// CUDA against CPU
+// TF32 (CUDA against float64, TF32 off, on, and off again: test_backends.cpp)
 // ==========================================================================
-
-class LinearCudaTest : public LinearTest {
- protected:
-  void SetUp() override {
-    LinearTest::SetUp();
-    const cudl_test::CudaAvailability av = cudl_test::QueryCuda();
-    if (!av.available) GTEST_SKIP() << "no CUDA device: " << av.reason;
-    gpu_ = Another(CUDL_DEVICE_CUDA);
-    ASSERT_NE(gpu_, nullptr);
-  }
-  // |gpu - cpu| <= per_scale(n) * sum|terms| for each result, n the number
-  // of products in it.
-  void Compare(const Case &c, const Results &gpu, const Results &cpu, const std::vector<float> &xs,
-               const std::vector<float> &ws, const std::vector<float> &bs,
-               const std::vector<float> &dys, double (*per_scale)(int64_t)) {
-    const int64_t rows = c.rows();
-    EXPECT_TRUE(WithinBound(gpu.y, ToDouble(cpu.y), RefForward(xs, ws, &bs, rows, c.in, c.out).scale,
-                            per_scale(c.in)))
-        << "y";
-    EXPECT_TRUE(WithinBound(gpu.dx, ToDouble(cpu.dx), RefDx(dys, ws, rows, c.in, c.out).scale,
-                            per_scale(c.out)))
-        << "dx";
-    EXPECT_TRUE(WithinBound(gpu.dw, ToDouble(cpu.dw), RefDw(dys, xs, rows, c.in, c.out).scale,
-                            per_scale(rows)))
-        << "dw";
-    EXPECT_TRUE(WithinBound(gpu.db, ToDouble(cpu.db), RefDbias(dys, rows, c.out).scale,
-                            per_scale(rows)))
-        << "dbias";
-  }
-  cudl_context *gpu_ = nullptr;
-};
-
-// Both devices are within the f32 bound of the exact result, so within
-// twice it of each other.
-double TwiceF32Bound(int64_t n) { return 2 * F32Bound(n); }
-// TF32 rounds each input to 10 mantissa bits: a product is within about
-// 2^-10 of exact (cudl/context.h: "about 1e-3 relative"), so the sum within
-// ~1e-3 of sum|terms|; 1e-2 leaves a factor of 10, and an indexing bug
-// still moves a result by ~sum|terms| / n or more.
-double Tf32Bound(int64_t n) { return 1e-2 + F32Bound(n); }
 
 // Inputs that TF32 would change but f32 computes exactly: +-(1 + k 2^-20)
 // needs 21 mantissa bits (TF32 keeps 10); the others are powers of two.
@@ -1066,8 +1027,10 @@ std::vector<float> ExactF32(const std::vector<double> &v) {
 }
 
 TEST_F(LinearTest, Tf32ProbeIsExactOnCpu) {
-  // Checks, without a GPU, the premise of Tf32OnlyWhenAllowed below: the
-  // CPU's results on the probe are the exact ones.
+  // Checks, without a GPU, the premise of the TF32 probe rows of
+  // test_backends.cpp (the same inputs, which every backend must compute
+  // exactly with TF32 off): the CPU's results on the probe are the exact
+  // ones.
   const Tf32Probe p;
   const Results fwd = Run(ctx_, p.c, p.fine, p.w, p.b, p.pow2);
   const Results bwd = Run(ctx_, p.c, p.pow2, p.w, p.b, p.fine);
@@ -1077,98 +1040,6 @@ TEST_F(LinearTest, Tf32ProbeIsExactOnCpu) {
   EXPECT_TRUE(BitEqual(bwd.db, ExactF32(RefDbias(p.fine, 4, 3).value)));
   // And TF32 would change them: the fine inputs are not TF32 values.
   for (float v : p.fine) EXPECT_NE(FloatBits(v) & 0x1fffu, 0u) << v;
-}
-
-TEST_F(LinearCudaTest, CudaMatchesCpu) {
-  ASSERT_EQ(cudl_context_allow_tf32(gpu_), 0) << "TF32 must be off by default";
-  uint32_t seed = 900;
-  for (const Case &c : kCases) {
-    SCOPED_TRACE(c.name());
-    const int64_t rows = c.rows();
-    const std::vector<float> xs = Uniform(static_cast<size_t>(rows * c.in), seed++);
-    const std::vector<float> ws = Uniform(static_cast<size_t>(c.out * c.in), seed++);
-    const std::vector<float> bs = Uniform(static_cast<size_t>(c.out), seed++);
-    const std::vector<float> dys = Uniform(static_cast<size_t>(rows * c.out), seed++);
-    const Results cpu = Run(ctx_, c, xs, ws, bs, dys), gpu = Run(gpu_, c, xs, ws, bs, dys);
-    Compare(c, gpu, cpu, xs, ws, bs, dys, &TwiceF32Bound);
-  }
-  // Empty dimensions on the GPU: IN = 0 (y = bias), rows = 0 (zeros),
-  // OUT = 0 (dx = 0).
-  {
-    const std::vector<float> bs = {1.5f, -2.5f};
-    cudl_tensor *x = Make(gpu_, {3, 0}), *w = Make(gpu_, {2, 0}), *b = Make(gpu_, {2}, bs);
-    cudl_tensor *y = Make(gpu_, {3, 2});
-    ASSERT_EQ(cudl_tensor_fill(y, NAN), CUDL_OK);
-    ASSERT_EQ(cudl_linear_forward(gpu_, x, w, b, y), CUDL_OK) << cudl_context_last_error(gpu_);
-    EXPECT_TRUE(BitEqual(ReadF32(y), {1.5f, -2.5f, 1.5f, -2.5f, 1.5f, -2.5f}));
-    cudl_tensor *x0 = Make(gpu_, {0, 3}), *w0 = Make(gpu_, {2, 3}), *dy0 = Make(gpu_, {0, 2});
-    cudl_tensor *dw0 = Make(gpu_, {2, 3}), *db0 = Make(gpu_, {2});
-    ASSERT_EQ(cudl_tensor_fill(dw0, NAN), CUDL_OK);
-    ASSERT_EQ(cudl_tensor_fill(db0, NAN), CUDL_OK);
-    ASSERT_EQ(cudl_linear_backward(gpu_, x0, w0, dy0, nullptr, dw0, db0), CUDL_OK)
-        << cudl_context_last_error(gpu_);
-    EXPECT_TRUE(BitEqual(ReadF32(dw0), std::vector<float>(6, 0.0f)));
-    EXPECT_TRUE(BitEqual(ReadF32(db0), std::vector<float>(2, 0.0f)));
-    cudl_tensor *wo = Make(gpu_, {0, 3}), *dyo = Make(gpu_, {2, 0}), *dxo = Make(gpu_, {2, 3});
-    ASSERT_EQ(cudl_tensor_fill(dxo, NAN), CUDL_OK);
-    ASSERT_EQ(cudl_linear_backward(gpu_, nullptr, wo, dyo, dxo, nullptr, nullptr), CUDL_OK)
-        << cudl_context_last_error(gpu_);
-    EXPECT_TRUE(BitEqual(ReadF32(dxo), std::vector<float>(6, 0.0f)));
-  }
-}
-
-TEST_F(LinearCudaTest, Tf32OnlyWhenAllowed) {
-  // Random inputs: with TF32 allowed, within ~1e-2 of sum|terms| of the
-  // CPU; with it off again, within the f32 bound.
-  uint32_t seed = 1000;
-  for (const Case &c : {Case{{7}, 13, 11}, Case{{128}, 64, 10}, Case{{128}, 784, 256}}) {
-    SCOPED_TRACE(c.name());
-    const int64_t rows = c.rows();
-    const std::vector<float> xs = Uniform(static_cast<size_t>(rows * c.in), seed++);
-    const std::vector<float> ws = Uniform(static_cast<size_t>(c.out * c.in), seed++);
-    const std::vector<float> bs = Uniform(static_cast<size_t>(c.out), seed++);
-    const std::vector<float> dys = Uniform(static_cast<size_t>(rows * c.out), seed++);
-    const Results cpu = Run(ctx_, c, xs, ws, bs, dys);
-    ASSERT_EQ(cudl_context_set_allow_tf32(gpu_, 1), CUDL_OK);
-    Compare(c, Run(gpu_, c, xs, ws, bs, dys), cpu, xs, ws, bs, dys, &Tf32Bound);
-    ASSERT_EQ(cudl_context_set_allow_tf32(gpu_, 0), CUDL_OK);
-    Compare(c, Run(gpu_, c, xs, ws, bs, dys), cpu, xs, ws, bs, dys, &TwiceF32Bound);
-  }
-
-  // The probe. On random inputs the f32 bound notices TF32 where sums are
-  // short, but hardly at IN = 784, where TF32's errors average out to ~1e-5
-  // of sum|terms|, below the bound. On the probe f32 is exact
-  // (Tf32ProbeIsExactOnCpu), so with TF32 off the GPU must give the CPU's
-  // results bit for bit, while TF32 would round the fine inputs to +-1.
-  const Tf32Probe p;
-  ASSERT_EQ(cudl_context_allow_tf32(gpu_), 0);
-  const Results cpu_fwd = Run(ctx_, p.c, p.fine, p.w, p.b, p.pow2);
-  const Results gpu_fwd = Run(gpu_, p.c, p.fine, p.w, p.b, p.pow2);
-  const Results cpu_bwd = Run(ctx_, p.c, p.pow2, p.w, p.b, p.fine);
-  const Results gpu_bwd = Run(gpu_, p.c, p.pow2, p.w, p.b, p.fine);
-  EXPECT_TRUE(BitEqual(gpu_fwd.y, cpu_fwd.y)) << "y with TF32 off";
-  EXPECT_TRUE(BitEqual(gpu_bwd.dx, cpu_bwd.dx)) << "dx with TF32 off";
-  EXPECT_TRUE(BitEqual(gpu_bwd.dw, cpu_bwd.dw)) << "dw with TF32 off";
-  EXPECT_TRUE(BitEqual(gpu_bwd.db, cpu_bwd.db)) << "dbias with TF32 off";
-  // With it on, only the TF32 bound (tensor cores may or may not be used).
-  ASSERT_EQ(cudl_context_set_allow_tf32(gpu_, 1), CUDL_OK);
-  Compare(p.c, Run(gpu_, p.c, p.fine, p.w, p.b, p.pow2), cpu_fwd, p.fine, p.w, p.b, p.pow2,
-          &Tf32Bound);
-}
-
-TEST_F(LinearCudaTest, DeterministicModeRepeatsBitForBit) {
-  const Case c = {{128}, 784, 256};
-  const int64_t rows = c.rows();
-  const std::vector<float> xs = Uniform(static_cast<size_t>(rows * c.in), 1100);
-  const std::vector<float> ws = Uniform(static_cast<size_t>(c.out * c.in), 1101);
-  const std::vector<float> bs = Uniform(static_cast<size_t>(c.out), 1102);
-  const std::vector<float> dys = Uniform(static_cast<size_t>(rows * c.out), 1103);
-  ASSERT_EQ(cudl_context_set_deterministic(gpu_, 1), CUDL_OK);
-  const Results first = Run(gpu_, c, xs, ws, bs, dys), second = Run(gpu_, c, xs, ws, bs, dys);
-  EXPECT_TRUE(BitEqual(second.y, first.y));
-  EXPECT_TRUE(BitEqual(second.dx, first.dx));
-  EXPECT_TRUE(BitEqual(second.dw, first.dw));
-  EXPECT_TRUE(BitEqual(second.db, first.db));
 }
 
 }  // namespace

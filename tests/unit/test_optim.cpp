@@ -16,8 +16,8 @@
 //    cudl_optimizer_set_steps) and as one uninterrupted run; the largest
 //    distance in ulp is printed.
 //  * Bad input writes nothing; state names, counts, a checkpoint round trip.
-//  * CUDA against the CPU (skipped without a device): bit for bit, since
-//    both do the same correctly rounded operations.
+//  * CUDA against float64 and bit for bit against the CPU (both do the same
+//    correctly rounded operations): test_backends.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -1315,65 +1315,6 @@ TEST(OptimGoldenTest, ClipGradNormMatchesPyTorch) {
       static_cast<long long>(worst_norm), static_cast<long long>(worst_grad));
   const std::vector<std::string> unused = file.Unused({"clip_grad_norm"});
   EXPECT_TRUE(unused.empty()) << unused.size() << " tensors unused";
-}
-
-// ---------------------------------------------------------------------------
-// CUDA against the CPU
-// ---------------------------------------------------------------------------
-
-TEST_F(OptimTest, CudaMatchesCpu) {
-  const cudl_test::CudaAvailability av = cudl_test::QueryCuda();
-  if (!av.available) GTEST_SKIP() << "no CUDA device: " << av.reason;
-  cudl_context *gpu = nullptr;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
-  // Both backends do the same correctly rounded float operations (the
-  // kernel spells each fma and rounding out), so they agree bit for bit.
-  for (const Named &cfg : AllConfigs()) {
-    for (size_t n : {size_t{1}, size_t{5}, size_t{1021}, (size_t{1} << 20) + 3}) {
-      SCOPED_TRACE(cfg.name + " n " + std::to_string(n));
-      const std::vector<float> p0 = Normal(n, 1.0f, 21);
-      OptRun cpu(ctx_, cfg.c, p0), dev(gpu, cfg.c, p0);
-      ASSERT_TRUE(cpu.ok() && dev.ok()) << cudl_context_last_error(gpu);
-      for (int k = 0; k < 3; ++k) {  // the first step (SGD's copy) and later ones
-        const std::vector<float> g = Normal(n, 1.0f, 300 + static_cast<uint32_t>(k));
-        ASSERT_EQ(cpu.Step(g, StepLr(cfg.c, k)), CUDL_OK);
-        ASSERT_EQ(dev.Step(g, StepLr(cfg.c, k)), CUDL_OK) << cudl_context_last_error(gpu);
-        const HostState a = cpu.Read(), b = dev.Read();
-        ASSERT_TRUE(BitEqual(b.p, a.p)) << "params, step " << k + 1;
-        ASSERT_TRUE(BitEqual(b.s0, a.s0)) << "state 0, step " << k + 1;
-        ASSERT_TRUE(BitEqual(b.s1, a.s1)) << "state 1, step " << k + 1;
-      }
-    }
-  }
-  // Clipping: the norm from double sums in another order (within one ulp;
-  // equal in practice), then the same float factor.
-  for (size_t n : {size_t{1}, size_t{1021}, (size_t{1} << 22) + 5}) {
-    SCOPED_TRACE("clip n " + std::to_string(n));
-    const std::vector<float> g = Normal(n, 0.01f, 8);
-    const float max_norm = static_cast<float>(NormDouble(g) * 0.5);
-    for (float m : {max_norm, 4 * max_norm}) {
-      cudl_tensor *cg = Make(ctx_, {static_cast<int64_t>(n)}, g), *cn = Make(ctx_, {1});
-      cudl_tensor *gg = Make(gpu, {static_cast<int64_t>(n)}, g), *gn = Make(gpu, {1});
-      ASSERT_EQ(cudl_clip_grad_norm(ctx_, cg, m, cn), CUDL_OK);
-      ASSERT_EQ(cudl_clip_grad_norm(gpu, gg, m, gn), CUDL_OK) << cudl_context_last_error(gpu);
-      const float a = ReadF32(cn)[0], b = ReadF32(gn)[0];
-      EXPECT_LE(UlpDistance(a, b), 1) << a << " vs " << b;
-      if (a == b) {
-        EXPECT_TRUE(BitEqual(ReadF32(gg), ReadF32(cg)));
-      } else {
-        const std::vector<float> x = ReadF32(gg), y = ReadF32(cg);
-        for (size_t i = 0; i < x.size(); ++i) ASSERT_LE(UlpDistance(x[i], y[i]), 2) << i;
-      }
-    }
-    // Non-finite: unchanged on the device too, and no norm tensor.
-    std::vector<float> bad = g;
-    bad[n / 2] = NAN;
-    cudl_tensor *gg = Make(gpu, {static_cast<int64_t>(n)}, bad);
-    ASSERT_EQ(cudl_clip_grad_norm(gpu, gg, max_norm, nullptr), CUDL_OK);
-    EXPECT_TRUE(BitEqual(ReadF32(gg), bad));
-  }
-  cudl_test::DestroyTensorsOf(gpu, &owned_);
-  cudl_context_destroy(gpu);
 }
 
 }  // namespace

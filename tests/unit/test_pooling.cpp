@@ -1,6 +1,7 @@
 // test_pooling.cpp - max, average and global average pooling against float64
 // references written here (windows enumerated directly), finite differences,
-// the tie and NaN rules, padding divisors, bad input, and CUDA against CPU.
+// the tie and NaN rules, padding divisors, bad input. CUDA:
+// test_backends.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -347,62 +348,6 @@ TEST_F(PoolingTest, BadInputWritesNothing) {
   EXPECT_EQ(cudl_pool2d_output_shape(&bad, in, out), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(BitEqual(ReadF32(y), std::vector<float>(8, 9.0f))) << "y was written";
   ASSERT_EQ(cudl_max_pool2d_forward(ctx_, &ok, x, y), CUDL_OK) << "the context still works";
-}
-
-TEST_F(PoolingTest, CudaMatchesCpu) {
-  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
-  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
-  cudl_context *gpu = nullptr;
-  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu), CUDL_OK);
-  std::vector<Geometry> geometries = Geometries();
-  geometries.push_back({8, 16, 32, 32, Desc(3, 3, 2, 2, 1, 1)});  // a ResNet-sized case
-  for (const Geometry &g : geometries) {
-    for (bool is_max : {true, false}) {
-      SCOPED_TRACE(g.str() + (is_max ? " max" : " avg"));
-      const std::vector<int64_t> in = {g.n, g.c, g.h, g.w}, out = {g.n, g.c, g.oh(), g.ow()};
-      const std::vector<float> xs = RandomValues(static_cast<size_t>(g.n * g.c * g.h * g.w), 7);
-      const std::vector<float> gs = RandomValues(static_cast<size_t>(g.n * g.c * g.oh() * g.ow()), 8);
-      cudl_tensor *cx = Make(ctx_, in, xs), *cy = Make(ctx_, out), *cg = Make(ctx_, out, gs),
-                  *cd = Make(ctx_, in);
-      cudl_tensor *gx = Make(gpu, in, xs), *gy = Make(gpu, out), *gg = Make(gpu, out, gs),
-                  *gd = Make(gpu, in);
-      if (is_max) {
-        ASSERT_EQ(cudl_max_pool2d_forward(ctx_, &g.d, cx, cy), CUDL_OK);
-        ASSERT_EQ(cudl_max_pool2d_forward(gpu, &g.d, gx, gy), CUDL_OK) << cudl_context_last_error(gpu);
-        ASSERT_EQ(cudl_max_pool2d_backward(ctx_, &g.d, cx, cg, cd), CUDL_OK);
-        ASSERT_EQ(cudl_max_pool2d_backward(gpu, &g.d, gx, gg, gd), CUDL_OK);
-        EXPECT_TRUE(BitEqual(ReadF32(gy), ReadF32(cy)));
-      } else {
-        ASSERT_EQ(cudl_avg_pool2d_forward(ctx_, &g.d, cx, cy), CUDL_OK);
-        ASSERT_EQ(cudl_avg_pool2d_forward(gpu, &g.d, gx, gy), CUDL_OK) << cudl_context_last_error(gpu);
-        ASSERT_EQ(cudl_avg_pool2d_backward(ctx_, &g.d, cg, cd), CUDL_OK);
-        ASSERT_EQ(cudl_avg_pool2d_backward(gpu, &g.d, gg, gd), CUDL_OK);
-        // Float sums on the GPU against the CPU's double sums.
-        const std::vector<float> a1 = ReadF32(gy), b1 = ReadF32(cy);
-        for (size_t i = 0; i < a1.size(); ++i)
-          ASSERT_NEAR(a1[i], b1[i], 16 * FLT_EPSILON * (std::fabs(b1[i]) + 1)) << i;
-      }
-      // Both sum the same contributions in different orders.
-      const std::vector<float> a2 = ReadF32(gd), b2 = ReadF32(cd);
-      for (size_t i = 0; i < a2.size(); ++i)
-        ASSERT_NEAR(a2[i], b2[i], 32 * FLT_EPSILON * (std::fabs(b2[i]) + 1)) << i;
-    }
-  }
-  cudl_tensor *cx = Make(ctx_, {4, 64, 8, 8}, RandomValues(4 * 64 * 64, 9));
-  cudl_tensor *gx = Make(gpu, {4, 64, 8, 8}, RandomValues(4 * 64 * 64, 9));
-  cudl_tensor *cy = Make(ctx_, {4, 64, 1, 1}), *gy = Make(gpu, {4, 64, 1, 1});
-  ASSERT_EQ(cudl_global_avg_pool_forward(ctx_, cx, cy), CUDL_OK);
-  ASSERT_EQ(cudl_global_avg_pool_forward(gpu, gx, gy), CUDL_OK) << cudl_context_last_error(gpu);
-  const std::vector<float> a3 = ReadF32(gy), b3 = ReadF32(cy);
-  for (size_t i = 0; i < a3.size(); ++i) ASSERT_NEAR(a3[i], b3[i], 1e-6) << i;
-  // Backward from the same dy on both: one division each, bit-identical.
-  cudl_tensor *gdy = Make(gpu, {4, 64, 1, 1}, b3);
-  cudl_tensor *cdx = Make(ctx_, {4, 64, 8, 8}), *gdx = Make(gpu, {4, 64, 8, 8});
-  ASSERT_EQ(cudl_global_avg_pool_backward(ctx_, cy, cdx), CUDL_OK);
-  ASSERT_EQ(cudl_global_avg_pool_backward(gpu, gdy, gdx), CUDL_OK);
-  EXPECT_TRUE(BitEqual(ReadF32(gdx), ReadF32(cdx)));
-  cudl_test::DestroyTensorsOf(gpu, &owned_);
-  cudl_context_destroy(gpu);
 }
 
 }  // namespace

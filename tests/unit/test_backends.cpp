@@ -1,0 +1,2270 @@
+// test_backends.cpp - the cross-backend operator table (after ggml's
+// test-backend-ops): one row per operator and configuration. Each row
+//
+//   * makes its host inputs from seeded random numbers (the seed is a hash
+//     of the row's name, so a row's data never changes when rows are added),
+//   * runs forward and, where the operator has one, backward through the
+//     public API on a context of the backend under test, returning every
+//     output and gradient as host floats (outputs are filled with NaN
+//     first, so an element the backend forgets to write fails),
+//   * and has a float64 reference written here, from the same host inputs,
+//     with a tolerance per row (abs + rel * scale, scale = |want| unless the
+//     reference gives a per-element scale such as the sum of |terms| of a
+//     reduction, or an explicit per-element bound). Each tolerance says why.
+//
+// The test is parameterised over rows x dtypes {f32}, with one test per
+// backend: ctest lists each case as Table/BackendOps.Cpu/<op>_<config>_<dtype>
+// and Table/BackendOps.Cuda/<op>_<config>_<dtype>.
+// Without a GPU the CUDA cases skip, saying why; the CPU cases check the CPU
+// backend against float64 on their own. Flags (RowFlags) add checks: the
+// same bits as the CPU (Philox-driven masks and noise, optimizer steps), a
+// repeated run giving the same bits, deterministic mode switched on after a
+// run in the default mode, TF32 allowed or switched off again, and tensors
+// that are unaligned views. Each compared run prints, per output, its
+// largest |error| / tolerance.
+//
+// Adding an operator: write a row builder (or reuse one: an elementwise
+// activation is one entry in Activations()) with its float64 reference,
+// and add its rows in BuildTable(). docs/testing.md describes the format.
+//
+// The per-operator files (test_activation.cpp, test_conv.cpp, ...) keep the
+// CPU's own tighter bounds, finite differences, bad input and aliasing; a
+// tolerance here must hold on every backend, so it is the GPU's: where the
+// hand-written CUDA-against-CPU tests that this table replaced had a bound,
+// at least that bound plus the CPU's own distance from float64, or else a
+// bound in the sum of |terms| that holds for any order of summation.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "test_util.h"
+
+namespace {
+
+using cudl_test::BitEqual;
+
+constexpr double kEps = FLT_EPSILON;    // 2^-23
+constexpr double kU = FLT_EPSILON / 2;  // unit roundoff of f32
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+const float kInf = std::numeric_limits<float>::infinity();
+// Past one full CUDA grid of float4 work (8192 blocks x 256 threads x 4 =
+// 2^23): every thread of a grid-stride loop goes round more than once, and
+// indices pass 2^24, where a float index would lose its last bit.
+constexpr int64_t kLarge = (int64_t{1} << 24) + 3;
+
+int64_t Numel(const std::vector<int64_t> &shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string ShapeName(const std::vector<int64_t> &shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
+  return s.empty() ? "scalar" : s;
+}
+
+// ===========================================================================
+// Rows
+// ===========================================================================
+
+// Host data: f32 values, or i32 ones (class labels).
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> f;
+  std::vector<int32_t> i;
+  bool is_i32 = false;
+};
+
+HostTensor F32(std::vector<int64_t> shape, std::vector<float> values) {
+  HostTensor t;
+  t.shape = std::move(shape);
+  t.f = std::move(values);
+  return t;
+}
+
+HostTensor I32(std::vector<int64_t> shape, std::vector<int32_t> values) {
+  HostTensor t;
+  t.shape = std::move(shape);
+  t.i = std::move(values);
+  t.is_i32 = true;
+  return t;
+}
+
+using Inputs = std::map<std::string, HostTensor>;
+
+// One named output or gradient, read back to the host.
+struct Output {
+  std::string name;
+  std::vector<float> v;
+};
+using Outputs = std::vector<Output>;
+
+// |got - want| <= abs + rel * scale.
+struct Tol {
+  double abs;
+  double rel;
+};
+
+// The float64 reference of one output.
+struct Expect {
+  std::string name;
+  std::vector<double> value;
+  std::vector<double> scale;  // multiplies tol.rel; empty: |value|
+  std::vector<double> bound;  // an explicit allowed error per element (replaces tol)
+  bool has_tol = false;       // tol below instead of the row's
+  Tol tol{0, 0};
+
+  Expect(std::string n, std::vector<double> v) : name(std::move(n)), value(std::move(v)) {}
+  Expect &&Scale(std::vector<double> s) && {
+    scale = std::move(s);
+    return std::move(*this);
+  }
+  Expect &&Bound(std::vector<double> b) && {
+    bound = std::move(b);
+    return std::move(*this);
+  }
+  Expect &&With(Tol t) && {
+    has_tol = true;
+    tol = t;
+    return std::move(*this);
+  }
+};
+using Expected = std::vector<Expect>;
+
+// A vector of `items`, moved in (a braced list would copy them: the large
+// rows hold 2^24 elements an output).
+template <typename V, typename... T>
+V Moved(T &&...items) {
+  V v;
+  v.reserve(sizeof...(items));
+  (v.push_back(std::forward<T>(items)), ...);
+  return v;
+}
+
+// Seeded host data for a row's inputs.
+class Gen {
+ public:
+  explicit Gen(uint32_t seed) : gen_(seed) {}
+  std::vector<float> Uniform(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(n);
+    for (float &x : v) x = dist(gen_);
+    return v;
+  }
+  std::vector<float> Normal(size_t n, double mean, double stddev) {
+    std::normal_distribution<double> dist(mean, stddev);
+    std::vector<float> v(n);
+    for (float &x : v) x = static_cast<float>(dist(gen_));
+    return v;
+  }
+  std::vector<int32_t> Labels(size_t n, int32_t classes) {
+    std::uniform_int_distribution<int32_t> dist(0, classes - 1);
+    std::vector<int32_t> v(n);
+    for (int32_t &y : v) y = dist(gen_);
+    return v;
+  }
+
+ private:
+  std::mt19937 gen_;
+};
+
+// Puts `values` at evenly spread places of v (only where v has room for
+// all of them twice over, so small shapes keep plain data).
+void Sprinkle(std::vector<float> *v, const std::vector<float> &values) {
+  const size_t n = v->size(), k = values.size();
+  if (n < 2 * k) return;
+  for (size_t j = 0; j < k; ++j) (*v)[(2 * j + 1) * n / (2 * k)] = values[j];
+}
+
+// Extremal inputs for elementwise operators: NaN, infinities, signed
+// zeros, the largest floats, tiny normals, and arguments where exp
+// overflows or underflows in float.
+const std::vector<float> kExtremes = {kNaN,    kInf,     -kInf,  0.0f,    -0.0f,  1e4f,    -1e4f,
+                                      FLT_MAX, -FLT_MAX, 1e-30f, -1e-30f, 88.75f, -88.75f, -104.0f};
+
+class Env;
+
+// What a row adds to the plain comparison with float64.
+enum RowFlags : unsigned {
+  // On every other backend also run on the CPU and compare bit for bit
+  // (operators whose results cudl documents as identical on every device).
+  kSameBitsAsCpu = 1u << 0,
+  // Run twice more on the same context: the last two runs give the same
+  // bits.
+  kRepeatable = 1u << 1,
+  // A first run in the default mode (filling any per-shape algorithm
+  // cache), then deterministic mode switched on in the same context (the
+  // mode is part of the cache key: the next run must not reuse the default
+  // choice) and the row run again; every run against float64.
+  kDeterministic = 1u << 2,
+  // Run with TF32 allowed (the row's tolerance must allow for it).
+  kAllowTf32 = 1u << 3,
+  // A first run with TF32 allowed (not compared), then TF32 switched off
+  // again in the same context and the row run again: f32 accuracy again.
+  kAfterTf32 = 1u << 5,
+  // Every tensor a view one element into a larger one: storage not 16-byte
+  // aligned, so CUDA kernels take their scalar path instead of float4.
+  kUnaligned = 1u << 4,
+};
+
+struct Row {
+  std::string op;      // the operator (family), e.g. "relu", "conv2d"
+  std::string config;  // shape and parameters, e.g. "7x13", "inplace_1021"
+  Tol tol;             // for outputs whose Expect gives none
+  std::function<Inputs(Gen &)> inputs;
+  std::function<Outputs(Env &, const Inputs &)> run;
+  std::function<Expected(const Inputs &)> reference;
+  unsigned flags = 0;
+
+  // A gtest name: letters, digits and single underscores.
+  std::string name() const {
+    std::string raw = op + "_" + config, s;
+    for (char c : raw) {
+      const bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      if (word)
+        s += c;
+      else if (!s.empty() && s.back() != '_')
+        s += '_';
+    }
+    while (!s.empty() && s.back() == '_') s.pop_back();
+    return s;
+  }
+};
+
+// ===========================================================================
+// Running a row on a context
+// ===========================================================================
+
+// The tensors of one run on one context, and the status of its calls.
+class Env {
+ public:
+  Env(cudl_context *ctx, cudl_dtype dtype) : ctx_(ctx), dtype_(dtype) {}
+  ~Env() {
+    for (auto &fn : cleanup_) fn();
+    for (cudl_tensor *t : tensors_) cudl_tensor_destroy(t);
+  }
+  Env(const Env &) = delete;
+  Env &operator=(const Env &) = delete;
+
+  cudl_context *ctx() const { return ctx_; }
+
+  // From now on, create every tensor as a view `offset` elements into a
+  // larger one (kUnaligned).
+  void UseViews(int64_t offset) { view_offset_ = offset; }
+
+  // A tensor holding `h` (f32 data in the dtype under test; i32 as is).
+  cudl_tensor *In(const HostTensor &h) {
+    cudl_tensor *t = Create(h.is_i32 ? CUDL_DTYPE_I32 : dtype_, h.shape);
+    if (t == nullptr || Numel(h.shape) == 0) return t;
+    const size_t bytes = h.is_i32 ? h.i.size() * sizeof(int32_t) : h.f.size() * sizeof(float);
+    Call(cudl_tensor_copy_from_host(t,
+                                    h.is_i32 ? static_cast<const void *>(h.i.data())
+                                             : static_cast<const void *>(h.f.data()),
+                                    bytes),
+         "cudl_tensor_copy_from_host");
+    return t;
+  }
+  cudl_tensor *In(const Inputs &in, const char *name) { return In(in.at(name)); }
+
+  // An output tensor, filled with NaN so that every element must be written.
+  cudl_tensor *Out(const std::vector<int64_t> &shape) {
+    cudl_tensor *t = Create(dtype_, shape);
+    if (t != nullptr && Numel(shape) > 0) Call(cudl_tensor_fill(t, kNaN), "cudl_tensor_fill");
+    return t;
+  }
+
+  std::vector<float> Read(const cudl_tensor *t) {
+    if (t == nullptr) return {};
+    std::vector<float> out(static_cast<size_t>(cudl_tensor_numel(t)));
+    if (!out.empty())
+      Call(cudl_tensor_copy_to_host(t, out.data(), out.size() * sizeof(float)),
+           "cudl_tensor_copy_to_host");
+    return out;
+  }
+
+  uint64_t RngOffset() {
+    uint64_t seed = 0, offset = 0;
+    Call(cudl_context_get_rng_state(ctx_, &seed, &offset), "cudl_context_get_rng_state");
+    return offset;
+  }
+
+  // Runs at destruction, before the tensors go (an optimizer, say).
+  void Defer(std::function<void()> fn) { cleanup_.push_back(std::move(fn)); }
+
+  // Records a failed call: CUDL_ERR_UNSUPPORTED (a backend may leave an
+  // operator out) separately from real failures.
+  void Call(cudl_status s, const char *what) {
+    if (s == CUDL_OK) return;
+    if (s == CUDL_ERR_UNSUPPORTED) {
+      if (unsupported_.empty())
+        unsupported_ = std::string(what) + ": " + cudl_context_last_error(ctx_);
+      return;
+    }
+    ++failures_;
+    ADD_FAILURE() << what << " returned " << cudl_status_name(s) << ": "
+                  << cudl_context_last_error(ctx_);
+  }
+
+  int failures() const { return failures_; }
+  const std::string &unsupported() const { return unsupported_; }
+
+ private:
+  cudl_tensor *Create(cudl_dtype dtype, const std::vector<int64_t> &shape) {
+    cudl_tensor *t = nullptr;
+    if (view_offset_ == 0) {
+      Call(cudl_tensor_create(ctx_, dtype, static_cast<int>(shape.size()), shape.data(), &t),
+           "cudl_tensor_create");
+      if (t != nullptr) tensors_.push_back(t);
+      return t;
+    }
+    // [offset + n], narrowed to its last n elements, reshaped to `shape`.
+    const int64_t n = Numel(shape), whole = view_offset_ + n;
+    cudl_tensor *base = nullptr, *tail = nullptr;
+    Call(cudl_tensor_create(ctx_, dtype, 1, &whole, &base), "cudl_tensor_create");
+    if (base == nullptr) return nullptr;
+    tensors_.push_back(base);
+    Call(cudl_tensor_narrow(base, view_offset_, n, &tail), "cudl_tensor_narrow");
+    if (tail == nullptr) return nullptr;
+    tensors_.push_back(tail);
+    Call(cudl_tensor_reshape(tail, static_cast<int>(shape.size()), shape.data(), &t),
+         "cudl_tensor_reshape");
+    if (t != nullptr) tensors_.push_back(t);
+    return t;
+  }
+
+  cudl_context *ctx_;
+  cudl_dtype dtype_;
+  std::vector<cudl_tensor *> tensors_;
+  std::vector<std::function<void()>> cleanup_;
+  std::string unsupported_;
+  int failures_ = 0;
+  int64_t view_offset_ = 0;
+};
+
+// Calls a public function and records its status with the call's text.
+#define CALL(env, expr) (env).Call((expr), #expr)
+
+// ===========================================================================
+// Comparison
+// ===========================================================================
+
+// Every element of got within its tolerance of want: NaN where want is
+// NaN, infinities equal, and otherwise |got - want| <= allowed, or got is
+// want rounded to float (so Tol{0, 0} means "correctly rounded", and a
+// reference beyond FLT_MAX matches an infinity). *worst receives the
+// largest |got - want| / allowed (0 when every element is exact), for the
+// log: how close a backend comes to its tolerance.
+::testing::AssertionResult Matches(const std::vector<float> &got, const Expect &want,
+                                   const Tol &row_tol, double *worst) {
+  if (got.size() != want.value.size())
+    return ::testing::AssertionFailure()
+           << want.name << ": " << got.size() << " elements, want " << want.value.size();
+  const Tol tol = want.has_tol ? want.tol : row_tol;
+  size_t bad = 0;
+  *worst = 0;
+  std::string first;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double w = want.value[i], g = got[i];
+    double allowed = 0;
+    bool ok;
+    if (std::isnan(w)) {
+      ok = std::isnan(g);
+    } else if (std::isinf(w)) {
+      ok = g == w;
+    } else if (!std::isfinite(g)) {
+      ok = g == static_cast<double>(static_cast<float>(w));
+    } else {
+      if (!want.bound.empty()) {
+        allowed = want.bound[i];
+      } else {
+        const double scale = want.scale.empty() ? std::fabs(w) : want.scale[i];
+        allowed = tol.abs + tol.rel * scale;
+      }
+      const double err = std::fabs(g - w);
+      const bool rounded = g == static_cast<double>(static_cast<float>(w));
+      ok = err <= allowed || rounded;
+      if (!rounded && err > 0) *worst = std::max(*worst, allowed > 0 ? err / allowed : INFINITY);
+    }
+    if (!ok) {
+      if (bad < 5) {
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "\n  [%zu] got %.9g, want %.17g (error %.3g, allowed %.3g)", i, g, w,
+                      std::fabs(g - w), allowed);
+        first += line;
+      }
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  ::testing::AssertionResult r = ::testing::AssertionFailure();
+  r << want.name << ": " << bad << " of " << got.size() << " elements off";
+  if (*worst > 0) r << " (worst " << *worst << " times the tolerance)";
+  return r << first;
+}
+
+// ===========================================================================
+// Shared float64 helpers
+// ===========================================================================
+
+// The [0, 1) number of word `word` of the Philox stream at element i, as
+// cudl/tensor.h documents (element i: word i % 4 of block offset + i / 4;
+// 24 bits), exactly, in double.
+double PhiloxUnit(uint64_t seed, uint64_t offset, int64_t i) {
+  const cudl_philox_block r =
+      cudl_test::ReferenceBlock(seed, offset + static_cast<uint64_t>(i / 4));
+  return static_cast<double>(r.v[i % 4] >> 8) * cudl_test::kTwoPowMinus24;
+}
+
+// ===========================================================================
+// Activations
+// ===========================================================================
+
+using UnaryFn = std::function<cudl_status(cudl_context *, const cudl_tensor *, cudl_tensor *)>;
+using UnaryBackwardFn = std::function<cudl_status(cudl_context *, const cudl_tensor *,
+                                                  const cudl_tensor *, cudl_tensor *)>;
+
+// An elementwise activation: its two calls and its float64 reference.
+struct Activation {
+  std::string name;
+  UnaryFn forward;                       // (ctx, x, y)
+  UnaryBackwardFn backward;              // (ctx, saved, dy, dx)
+  bool backward_from_output;             // saved = y (sigmoid, tanh), else x
+  std::function<double(double)> f;       // y = f(x)
+  std::function<double(double)> dsaved;  // dy/dx as a function of the saved tensor
+  Tol tol;
+};
+
+// Piecewise-linear activations are exact: one float product at most, which
+// rounds the exact double value once (Tol{0, 0}: correctly rounded).
+const Tol kExact{0, 0};
+// expf, tanhf and expm1f are within 2 ulp on the CPU (glibc) and on CUDA
+// (the CUDA math library's documented bounds); the sigmoid's division and
+// the products of backward add a few roundings: 16 ulp of |want| (the
+// hand-written CUDA test allowed 16 against the CPU), plus the smallest
+// normal for results that underflow. A wrong formula or element is off by
+// far more.
+const Tol kTranscendental{FLT_MIN, 16 * kEps};
+
+std::vector<Activation> Activations() {
+  const float leaky = 0.01f, elu = 1.5f;
+  const double a_leaky = leaky, a_elu = elu;
+  return {
+      {"sigmoid", cudl_sigmoid_forward, cudl_sigmoid_backward, true,
+       [](double x) { return 1.0 / (1.0 + std::exp(-x)); }, [](double y) { return y * (1.0 - y); },
+       kTranscendental},
+      {"tanh", cudl_tanh_forward, cudl_tanh_backward, true, [](double x) { return std::tanh(x); },
+       [](double y) { return 1.0 - y * y; }, kTranscendental},
+      {"relu", cudl_relu_forward, cudl_relu_backward, false,
+       [](double x) { return x > 0 || std::isnan(x) ? x : 0.0; },
+       [](double x) { return x > 0 ? 1.0 : 0.0; }, kExact},
+      {"leaky_relu",
+       [=](cudl_context *c, const cudl_tensor *x, cudl_tensor *y) {
+         return cudl_leaky_relu_forward(c, x, leaky, y);
+       },
+       [=](cudl_context *c, const cudl_tensor *x, const cudl_tensor *dy, cudl_tensor *dx) {
+         return cudl_leaky_relu_backward(c, x, leaky, dy, dx);
+       },
+       false, [=](double x) { return x > 0 ? x : a_leaky * x; },
+       [=](double x) { return x > 0 ? 1.0 : a_leaky; }, kExact},
+      {"elu",
+       [=](cudl_context *c, const cudl_tensor *x, cudl_tensor *y) {
+         return cudl_elu_forward(c, x, elu, y);
+       },
+       [=](cudl_context *c, const cudl_tensor *x, const cudl_tensor *dy, cudl_tensor *dx) {
+         return cudl_elu_backward(c, x, elu, dy, dx);
+       },
+       false, [=](double x) { return x > 0 ? x : a_elu * std::expm1(x); },
+       [=](double x) { return x > 0 ? 1.0 : a_elu * std::exp(x); }, kTranscendental},
+  };
+}
+
+// Forward on x (with kExtremes sprinkled in) and backward from dy, the
+// saved tensor being x or, for sigmoid and tanh, the float y that a
+// training graph keeps (given to every backend alike, so only backward's
+// formula is compared). In place: y written over x, dx over dy.
+Row ActivationRow(const Activation &a, const std::vector<int64_t> &shape, bool in_place) {
+  Row r;
+  r.op = a.name;
+  r.config = (in_place ? "inplace_" : "") + ShapeName(shape);
+  r.tol = a.tol;
+  r.inputs = [a, shape](Gen &g) {
+    const size_t n = static_cast<size_t>(Numel(shape));
+    std::vector<float> x = g.Uniform(n, -10.0f, 10.0f);
+    Sprinkle(&x, kExtremes);
+    Inputs in;
+    in["dy"] = F32(shape, g.Uniform(n, -1.0f, 1.0f));
+    if (a.backward_from_output) {
+      std::vector<float> y(n);
+      for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(a.f(x[i]));
+      in["y"] = F32(shape, std::move(y));
+    }
+    in["x"] = F32(shape, std::move(x));
+    return in;
+  };
+  r.run = [a, shape, in_place](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x");
+    cudl_tensor *y = in_place ? x : e.Out(shape);
+    e.Call(a.forward(e.ctx(), x, y), "forward");
+    cudl_tensor *saved = e.In(in, a.backward_from_output ? "y" : "x");
+    cudl_tensor *dy = e.In(in, "dy");
+    cudl_tensor *dx = in_place ? dy : e.Out(shape);
+    e.Call(a.backward(e.ctx(), saved, dy, dx), "backward");
+    return Moved<Outputs>(Output{"y", e.Read(y)}, Output{"dx", e.Read(dx)});
+  };
+  r.reference = [a](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f;
+    const std::vector<float> &saved = in.at(a.backward_from_output ? "y" : "x").f;
+    std::vector<double> y(x.size()), dx(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      y[i] = a.f(x[i]);
+      dx[i] = dy[i] * a.dsaved(saved[i]);
+    }
+    return Moved<Expected>(Expect("y", std::move(y)), Expect("dx", std::move(dx)));
+  };
+  return r;
+}
+
+// PReLU with one slope per channel (dimension 1) or one shared: y and dx
+// are one float product each (exact); dslope sums dy * x over a channel's
+// elements with x <= 0. The CPU sums in double; CUDA sums floats in parts
+// and then the parts in a fixed order: within 64 eps of sum |dy * x| (the
+// bound the hand-written CUDA test used), while a wrong or missing element
+// moves the sum by one whole term.
+Row PreluRow(const std::vector<int64_t> &shape, bool shared) {
+  Row r;
+  r.op = "prelu";
+  r.config = (shared ? "shared_" : "per_channel_") + ShapeName(shape);
+  r.tol = kExact;
+  const int64_t channels = shared ? 1 : shape[1];
+  r.inputs = [shape, channels](Gen &g) {
+    const size_t n = static_cast<size_t>(Numel(shape));
+    std::vector<float> x = g.Uniform(n, -2.0f, 2.0f);
+    Sprinkle(&x, {0.0f, -0.0f});
+    Inputs in;
+    in["x"] = F32(shape, std::move(x));
+    in["dy"] = F32(shape, g.Uniform(n, -1.0f, 1.0f));
+    in["slope"] = F32({channels}, g.Uniform(static_cast<size_t>(channels), -0.5f, 0.5f));
+    return in;
+  };
+  r.run = [shape, channels](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *slope = e.In(in, "slope"), *dy = e.In(in, "dy");
+    cudl_tensor *y = e.Out(shape), *dx = e.Out(shape), *dslope = e.Out({channels});
+    CALL(e, cudl_prelu_forward(e.ctx(), x, slope, y));
+    CALL(e, cudl_prelu_backward(e.ctx(), x, slope, dy, dx, dslope));
+    return Outputs{{"y", e.Read(y)}, {"dx", e.Read(dx)}, {"dslope", e.Read(dslope)}};
+  };
+  r.reference = [shape, channels, shared](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f, &s = in.at("slope").f;
+    int64_t inner = 1;
+    for (size_t d = 2; d < shape.size(); ++d) inner *= shape[d];
+    std::vector<double> y(x.size()), dx(x.size()), ds(static_cast<size_t>(channels), 0.0),
+        mag(static_cast<size_t>(channels), 0.0);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const size_t c =
+          shared ? 0 : static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+      const bool pos = x[i] > 0;
+      y[i] = pos ? x[i] : static_cast<double>(s[c]) * x[i];
+      dx[i] = pos ? dy[i] : static_cast<double>(s[c]) * dy[i];
+      if (!pos) {
+        ds[c] += static_cast<double>(dy[i]) * x[i];
+        mag[c] += std::fabs(static_cast<double>(dy[i]) * x[i]);
+      }
+    }
+    return Expected{Expect("y", y), Expect("dx", dx),
+                    Expect("dslope", ds).Scale(mag).With({FLT_MIN, 64 * kEps})};
+  };
+  return r;
+}
+
+// RReLU. Training draws each slope from the context's Philox stream (state
+// (31, 2^32 - 16): the block counter crosses 2^32): noise = lower + u *
+// (upper - lower) for x <= 0 (u = the element's 24-bit number), 1 above;
+// y = x * noise; dx = dy * noise; the offset advances by ceil(n / 4).
+// The library computes the slope with one fma (correctly rounded: within
+// half an ulp) and a product after it: 2 ulp of |want|. Every backend uses
+// the same scalar code, so the bits must equal the CPU's. Evaluation uses
+// the fixed slope (lower + upper) / 2 and no random numbers.
+Row RreluRow(int64_t n, bool training) {
+  Row r;
+  r.op = training ? "rrelu_train" : "rrelu_eval";
+  r.config = std::to_string(n);
+  r.tol = {0, 2 * kEps};
+  r.flags = kSameBitsAsCpu;
+  const float lower = 0.125f, upper = 0.375f;
+  const uint64_t seed = 31, offset = 0xfffffff0ull;
+  r.inputs = [n](Gen &g) {
+    std::vector<float> x = g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f);
+    Sprinkle(&x, {0.0f, -0.0f, kNaN});
+    Inputs in;
+    in["x"] = F32({n}, std::move(x));
+    in["dy"] = F32({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *dy = e.In(in, "dy");
+    cudl_tensor *noise = e.Out({n}), *y = e.Out({n}), *dx = e.Out({n});
+    CALL(e, cudl_context_set_rng_state(e.ctx(), seed, offset));
+    CALL(e, cudl_rrelu_forward(e.ctx(), x, lower, upper, training ? 1 : 0, noise, y));
+    const float advance = static_cast<float>(e.RngOffset() - offset);
+    CALL(e, cudl_rrelu_backward(e.ctx(), noise, dy, dx));
+    return Moved<Outputs>(Output{"noise", e.Read(noise)}, Output{"y", e.Read(y)},
+                          Output{"dx", e.Read(dx)}, Output{"rng_advance", {advance}});
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f;
+    std::vector<double> noise(x.size()), y(x.size()), dx(x.size());
+    const double lo = lower, hi = upper;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double slope = training
+                               ? lo + PhiloxUnit(seed, offset, static_cast<int64_t>(i)) * (hi - lo)
+                               : (lo + hi) / 2;
+      noise[i] = x[i] > 0 ? 1.0 : slope;
+      y[i] = x[i] * noise[i];
+      dx[i] = dy[i] * noise[i];
+    }
+    const double advance = training ? static_cast<double>((n + 3) / 4) : 0.0;
+    return Moved<Expected>(Expect("noise", std::move(noise)), Expect("y", std::move(y)),
+                           Expect("dx", std::move(dx)), Expect("rng_advance", {advance}));
+  };
+  return r;
+}
+
+// ===========================================================================
+// Dropout
+// ===========================================================================
+
+// Training: element i kept when its Philox number is >= p (state (77,
+// 2^32 - 1)), mask = 1 / (1 - p) or 0, y = x * mask, dx = dy * mask, the
+// offset advancing by ceil(n / 4). The library's 1 / (1 - p) is two float
+// roundings of the exact double value (within 1 ulp), then one product:
+// 2 ulp of |want|. Masks are the same bits on every backend. p = 0 keeps
+// x exactly, infinities and NaN included. Evaluation: y = x, mask 1.
+Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
+  Row r;
+  r.op = training ? "dropout_train" : "dropout_eval";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%sp%g_%lld", in_place ? "inplace_" : "", static_cast<double>(p),
+                static_cast<long long>(n));
+  r.config = buf;
+  r.tol = {0, 2 * kEps};
+  r.flags = kSameBitsAsCpu;
+  const uint64_t seed = 77, offset = 0xffffffffull;
+  r.inputs = [n, p](Gen &g) {
+    std::vector<float> x = g.Uniform(static_cast<size_t>(n), -4.0f, 4.0f);
+    if (p == 0.0f) Sprinkle(&x, {kInf, -kInf, kNaN, -0.0f, FLT_MAX});
+    Inputs in;
+    in["x"] = F32({n}, std::move(x));
+    in["dy"] = F32({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *dy = e.In(in, "dy");
+    cudl_tensor *mask = e.Out({n}), *y = in_place ? x : e.Out({n}), *dx = e.Out({n});
+    CALL(e, cudl_context_set_rng_state(e.ctx(), seed, offset));
+    CALL(e, cudl_dropout_forward(e.ctx(), x, p, training ? 1 : 0, mask, y));
+    const float advance = static_cast<float>(e.RngOffset() - offset);
+    CALL(e, cudl_dropout_backward(e.ctx(), mask, dy, dx));
+    return Moved<Outputs>(Output{"mask", e.Read(mask)}, Output{"y", e.Read(y)},
+                          Output{"dx", e.Read(dx)}, Output{"rng_advance", {advance}});
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f;
+    std::vector<double> mask(x.size()), y(x.size()), dx(x.size());
+    const double scale = p < 1.0f ? 1.0 / (1.0 - static_cast<double>(p)) : 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      mask[i] = !training ? 1.0
+                : PhiloxUnit(seed, offset, static_cast<int64_t>(i)) >= static_cast<double>(p)
+                    ? scale
+                    : 0.0;
+      y[i] = x[i] * mask[i];
+      dx[i] = dy[i] * mask[i];
+    }
+    const double advance = training ? static_cast<double>((n + 3) / 4) : 0.0;
+    return Moved<Expected>(Expect("mask", std::move(mask)), Expect("y", std::move(y)),
+                           Expect("dx", std::move(dx)), Expect("rng_advance", {advance}));
+  };
+  return r;
+}
+
+// ===========================================================================
+// Pooling
+// ===========================================================================
+
+cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0) {
+  cudl_pool2d_desc d;
+  d.kernel_h = kh;
+  d.kernel_w = kw;
+  d.stride_h = sh;
+  d.stride_w = sw;
+  d.pad_h = ph;
+  d.pad_w = pw;
+  d.count_include_pad = incl;
+  return d;
+}
+
+struct PoolGeometry {
+  int64_t n, c, h, w;
+  cudl_pool2d_desc d;
+  int64_t oh() const { return (h + 2 * d.pad_h - d.kernel_h) / d.stride_h + 1; }
+  int64_t ow() const { return (w + 2 * d.pad_w - d.kernel_w) / d.stride_w + 1; }
+  std::vector<int64_t> in() const { return {n, c, h, w}; }
+  std::vector<int64_t> out() const { return {n, c, oh(), ow()}; }
+  std::string str() const {
+    return ShapeName(in()) + "_k" + std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w) +
+           "_s" + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + "_p" +
+           std::to_string(d.pad_h) + "x" + std::to_string(d.pad_w) +
+           (d.count_include_pad ? "_incl" : "");
+  }
+};
+
+// Overlapping and not, padded and not (count_include_pad both ways),
+// square and not, primes, windows with gaps between them, and a
+// ResNet-sized layer.
+std::vector<PoolGeometry> PoolGeometries() {
+  return {{1, 1, 5, 5, PoolDesc(2, 2, 2, 2, 0, 0)},     {2, 3, 7, 13, PoolDesc(3, 3, 1, 1, 1, 1)},
+          {2, 3, 7, 13, PoolDesc(3, 3, 2, 2, 1, 1, 1)}, {1, 2, 8, 9, PoolDesc(2, 2, 1, 1, 0, 0)},
+          {3, 1, 4, 4, PoolDesc(1, 1, 1, 1, 0, 0)},     {1, 2, 11, 10, PoolDesc(3, 2, 2, 1, 1, 0)},
+          {2, 2, 9, 9, PoolDesc(3, 3, 3, 3, 0, 0)},     {1, 1, 6, 7, PoolDesc(5, 3, 2, 2, 2, 1, 1)},
+          {1, 2, 8, 7, PoolDesc(2, 2, 3, 3, 0, 0)},     {2, 1, 6, 6, PoolDesc(2, 2, 2, 2, 1, 1, 1)},
+          {8, 16, 32, 32, PoolDesc(3, 3, 2, 2, 1, 1)}};
+}
+
+// Max pooling: y exact (a copy of the chosen element: the first maximum in
+// row-major order, a NaN taking the window, padding never); dx adds each
+// output's dy to its chosen element, overlapping windows summed in some
+// order: within 16 eps of the sum of |contributions| (at most 9 terms
+// here, so at most 4 eps in any order). Average pooling: y sums a window
+// and divides; dx spreads dy / divisor; both within 16 eps of sum|terms|
+// (at most 15 terms and a division: 8 eps in any order). The hand-written
+// CUDA test allowed 16-32 eps of (|want| + 1); the bounds here scale with
+// the terms and so catch a wrong element even where the terms cancel.
+// `values`: "random" (U(-1, 1)), "ties" (small integers, many equal, some
+// NaN) or "negative" (all below zero: padding must not win).
+Row PoolRow(const PoolGeometry &g, bool is_max, const std::string &values = "random") {
+  Row r;
+  r.op = is_max ? "max_pool2d" : "avg_pool2d";
+  r.config = (values == "random" ? "" : values + "_") + g.str();
+  r.tol = {0, 16 * kEps};
+  r.inputs = [g, values](Gen &gen) {
+    const size_t nx = static_cast<size_t>(Numel(g.in())), ny = static_cast<size_t>(Numel(g.out()));
+    std::vector<float> x = gen.Uniform(nx, -1.0f, 1.0f);
+    if (values == "ties") {
+      for (float &v : x) v = std::floor(v * 2.0f);  // -2, -1, 0, 1
+      for (size_t i = 5; i < nx; i += 29) x[i] = kNaN;
+    } else if (values == "negative") {
+      for (float &v : x) v = -1.0f - std::fabs(v);
+    }
+    Inputs in;
+    in["x"] = F32(g.in(), std::move(x));
+    in["dy"] = F32(g.out(), gen.Uniform(ny, -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [g, is_max](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *dy = e.In(in, "dy");
+    cudl_tensor *y = e.Out(g.out()), *dx = e.Out(g.in());
+    if (is_max) {
+      CALL(e, cudl_max_pool2d_forward(e.ctx(), &g.d, x, y));
+      CALL(e, cudl_max_pool2d_backward(e.ctx(), &g.d, x, dy, dx));
+    } else {
+      CALL(e, cudl_avg_pool2d_forward(e.ctx(), &g.d, x, y));
+      CALL(e, cudl_avg_pool2d_backward(e.ctx(), &g.d, dy, dx));
+    }
+    return Outputs{{"y", e.Read(y)}, {"dx", e.Read(dx)}};
+  };
+  r.reference = [g, is_max](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f;
+    const int64_t oh = g.oh(), ow = g.ow();
+    std::vector<double> y(dy.size()), ymag(dy.size()), dx(x.size(), 0.0), dxmag(x.size(), 0.0);
+    for (int64_t plane = 0; plane < g.n * g.c; ++plane)
+      for (int64_t p = 0; p < oh; ++p)
+        for (int64_t q = 0; q < ow; ++q) {
+          std::vector<size_t> win;  // the window's elements inside x, row-major
+          for (int64_t i = 0; i < g.d.kernel_h; ++i)
+            for (int64_t j = 0; j < g.d.kernel_w; ++j) {
+              const int64_t h = p * g.d.stride_h - g.d.pad_h + i,
+                            w = q * g.d.stride_w - g.d.pad_w + j;
+              if (h >= 0 && h < g.h && w >= 0 && w < g.w)
+                win.push_back(static_cast<size_t>((plane * g.h + h) * g.w + w));
+            }
+          const size_t o = static_cast<size_t>((plane * oh + p) * ow + q);
+          if (is_max) {
+            size_t best = win[0];
+            for (size_t k : win)
+              if (!std::isnan(x[best]) && (x[k] > x[best] || std::isnan(x[k]))) best = k;
+            y[o] = x[best];
+            dx[best] += dy[o];
+            dxmag[best] += std::fabs(dy[o]);
+          } else {
+            const double div = g.d.count_include_pad ? g.d.kernel_h * g.d.kernel_w
+                                                     : static_cast<double>(win.size());
+            double sum = 0, mag = 0;
+            for (size_t k : win) {
+              sum += x[k];
+              mag += std::fabs(x[k]);
+              dx[k] += dy[o] / div;
+              dxmag[k] += std::fabs(dy[o]) / div;
+            }
+            y[o] = sum / div;
+            ymag[o] = mag / div;
+          }
+        }
+    if (is_max) return Expected{Expect("y", y).With(kExact), Expect("dx", dx).Scale(dxmag)};
+    return Expected{Expect("y", y).Scale(ymag), Expect("dx", dx).Scale(dxmag)};
+  };
+  return r;
+}
+
+// Global average pooling: y = the mean of each plane, within 32 eps of
+// mean |x| (a float sum of H * W terms in any tree or chunked order; the
+// hand-written CUDA test allowed 1e-6 absolute on U(-1, 1) data, about the
+// same); dx = dy / (H * W), one division (or a product with a rounded
+// reciprocal): 2 ulp.
+Row GlobalAvgPoolRow(const std::vector<int64_t> &shape) {
+  Row r;
+  r.op = "global_avg_pool";
+  r.config = ShapeName(shape);
+  r.tol = {0, 2 * kEps};
+  const std::vector<int64_t> out = {shape[0], shape[1], 1, 1};
+  r.inputs = [shape, out](Gen &g) {
+    Inputs in;
+    in["x"] = F32(shape, g.Uniform(static_cast<size_t>(Numel(shape)), -1.0f, 1.0f));
+    in["dy"] = F32(out, g.Uniform(static_cast<size_t>(Numel(out)), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [shape, out](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *dy = e.In(in, "dy");
+    cudl_tensor *y = e.Out(out), *dx = e.Out(shape);
+    CALL(e, cudl_global_avg_pool_forward(e.ctx(), x, y));
+    CALL(e, cudl_global_avg_pool_backward(e.ctx(), dy, dx));
+    return Outputs{{"y", e.Read(y)}, {"dx", e.Read(dx)}};
+  };
+  r.reference = [shape](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f;
+    const size_t planes = dy.size(), hw = static_cast<size_t>(shape[2] * shape[3]);
+    std::vector<double> y(planes), mag(planes), dx(x.size());
+    for (size_t p = 0; p < planes; ++p) {
+      double s = 0, m = 0;
+      for (size_t i = 0; i < hw; ++i) {
+        s += x[p * hw + i];
+        m += std::fabs(x[p * hw + i]);
+        dx[p * hw + i] = dy[p] / static_cast<double>(hw);
+      }
+      y[p] = s / static_cast<double>(hw);
+      mag[p] = m / static_cast<double>(hw);
+    }
+    return Expected{Expect("y", y).Scale(mag).With({0, 32 * kEps}), Expect("dx", dx)};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Batch normalisation
+// ===========================================================================
+
+struct BnLayout {
+  int64_t outer, channels, inner;
+  explicit BnLayout(const std::vector<int64_t> &shape)
+      : outer(shape[0]), channels(shape[1]), inner(1) {
+    for (size_t d = 2; d < shape.size(); ++d) inner *= shape[d];
+  }
+  size_t channel(size_t i) const {
+    return static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+  }
+};
+
+// Training forward (momentum 0.1, eps 1e-5, running statistics starting at
+// 0.5 and 2) and backward from the backend's own saved statistics, against
+// a two-pass float64 reference. x ~ N(mean, sd): mean 1000 with sd 0.05 is
+// where a one-pass variance in float would lose everything.
+//
+// Bounds, per element: the bounds the hand-written CUDA test held the GPU
+// to against the CPU (mean 1e-6 relative + 1e-6, invstd and running var
+// 1e-4 relative, y 1e-4 relative + 1e-3, dbeta 1e-5 relative + 1e-5
+// sqrt(m), dgamma 1e-4 relative + 1e-4 sqrt(m), dx 1e-3 relative + 1e-4),
+// plus the CPU's own distance from float64 (a few eps of each result, and
+// the saved mean rounded to float: eps |mean|, which moves xhat by eps
+// |mean| invstd, 2e-3 at mean 1000), carried through the backward formulas.
+Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd) {
+  Row r;
+  r.op = "batchnorm_train";
+  r.config = ShapeName(shape) + "_mean" + std::to_string(static_cast<int>(mean));
+  r.tol = {0, 0};  // every output has its bound
+  const int64_t c = shape[1];
+  const float momentum = 0.1f, eps = 1e-5f;
+  r.inputs = [=](Gen &g) {
+    const size_t n = static_cast<size_t>(Numel(shape));
+    Inputs in;
+    in["x"] = F32(shape, g.Normal(n, mean, sd));
+    in["gamma"] = F32({c}, g.Normal(static_cast<size_t>(c), 1.0, 0.3));
+    in["beta"] = F32({c}, g.Normal(static_cast<size_t>(c), 0.0, 0.3));
+    in["running_mean"] = F32({c}, std::vector<float>(static_cast<size_t>(c), 0.5f));
+    in["running_var"] = F32({c}, std::vector<float>(static_cast<size_t>(c), 2.0f));
+    in["dy"] = F32(shape, g.Normal(n, 0.0, 1.0));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *gamma = e.In(in, "gamma"), *beta = e.In(in, "beta");
+    cudl_tensor *rmean = e.In(in, "running_mean"), *rvar = e.In(in, "running_var");
+    cudl_tensor *dy = e.In(in, "dy");
+    cudl_tensor *y = e.Out(shape), *smean = e.Out({c}), *sinv = e.Out({c});
+    cudl_tensor *dx = e.Out(shape), *dgamma = e.Out({c}), *dbeta = e.Out({c});
+    CALL(e, cudl_batchnorm_forward_training(e.ctx(), x, gamma, beta, momentum, eps, rmean, rvar, y,
+                                            smean, sinv));
+    CALL(e, cudl_batchnorm_backward(e.ctx(), x, dy, gamma, smean, sinv, dx, dgamma, dbeta));
+    return Outputs{{"y", e.Read(y)},
+                   {"save_mean", e.Read(smean)},
+                   {"save_invstd", e.Read(sinv)},
+                   {"running_mean", e.Read(rmean)},
+                   {"running_var", e.Read(rvar)},
+                   {"dx", e.Read(dx)},
+                   {"dgamma", e.Read(dgamma)},
+                   {"dbeta", e.Read(dbeta)}};
+  };
+  r.reference = [=](const Inputs &in) {
+    const BnLayout l(shape);
+    const std::vector<float> &x = in.at("x").f, &gamma = in.at("gamma").f, &beta = in.at("beta").f,
+                             &dy = in.at("dy").f;
+    const size_t nc = static_cast<size_t>(c), n = x.size();
+    const double m = static_cast<double>(l.outer * l.inner), sqrt_m = std::sqrt(m);
+    std::vector<double> mu(nc, 0.0), var(nc, 0.0), inv(nc), dmu(nc), dinv(nc);
+    for (size_t i = 0; i < n; ++i) mu[l.channel(i)] += x[i];
+    for (double &v : mu) v /= m;
+    for (size_t i = 0; i < n; ++i)
+      var[l.channel(i)] += (x[i] - mu[l.channel(i)]) * (x[i] - mu[l.channel(i)]);
+    for (size_t k = 0; k < nc; ++k) {
+      var[k] /= m;
+      inv[k] = 1.0 / std::sqrt(var[k] + static_cast<double>(eps));
+      dmu[k] = 1e-6 + (1e-6 + 2 * kEps) * std::fabs(mu[k]);  // the saved mean's bound
+      dinv[k] = 1e-6 + (1e-4 + 4 * kEps) * inv[k];           // the saved invstd's bound
+    }
+    std::vector<double> b_rm(nc), rm(nc), rv(nc), b_rv(nc);
+    const double mom = momentum;
+    for (size_t k = 0; k < nc; ++k) {
+      rm[k] = (1 - mom) * 0.5 + mom * mu[k];
+      b_rm[k] = mom * dmu[k] + 4 * kEps * (std::fabs(mu[k]) + 1);
+      rv[k] = (1 - mom) * 2.0 + mom * var[k] * m / (m - 1);
+      b_rv[k] = 1e-6 + 1e-4 * rv[k] + 4 * kEps * (var[k] + 2);
+    }
+    // y, and the backward sums.
+    std::vector<double> y(n), b_y(n), xhat(n), dxhat(n);
+    std::vector<double> dbeta(nc, 0.0), dgamma(nc, 0.0), abs_dy(nc, 0.0), b_dg(nc, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = l.channel(i);
+      xhat[i] = (x[i] - mu[k]) * inv[k];
+      dxhat[i] =
+          dmu[k] * inv[k] + std::fabs(x[i] - mu[k]) * dinv[k] + 2 * kEps * std::fabs(xhat[i]);
+      y[i] = gamma[k] * xhat[i] + beta[k];
+      b_y[i] = 1e-3 + 1e-4 * std::fabs(y[i]) + 8 * kEps * (std::fabs(y[i]) + 1) +
+               std::fabs(gamma[k]) * dxhat[i];
+      dbeta[k] += dy[i];
+      dgamma[k] += dy[i] * xhat[i];
+      abs_dy[k] += std::fabs(dy[i]);
+      b_dg[k] += std::fabs(dy[i]) * dxhat[i] + 2 * kEps * std::fabs(dy[i] * xhat[i]);
+    }
+    std::vector<double> b_db(nc);
+    for (size_t k = 0; k < nc; ++k) {
+      b_db[k] = 1e-5 * std::fabs(dbeta[k]) + 1e-5 * sqrt_m + 2 * kEps * abs_dy[k];
+      b_dg[k] += 1e-4 * std::fabs(dgamma[k]) + 1e-4 * sqrt_m;
+    }
+    std::vector<double> dx(n), b_dx(n);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = l.channel(i);
+      const double a = gamma[k] * inv[k] / m;
+      dx[i] = a * (m * dy[i] - dbeta[k] - xhat[i] * dgamma[k]);
+      b_dx[i] =
+          1e-4 + 1e-3 * std::fabs(dx[i]) + std::fabs(dx[i]) * dinv[k] / inv[k] +
+          std::fabs(a) *
+              (dxhat[i] * std::fabs(dgamma[k]) + std::fabs(xhat[i]) * b_dg[k] + b_db[k] +
+               4 * kEps *
+                   (m * std::fabs(dy[i]) + std::fabs(dbeta[k]) + std::fabs(xhat[i] * dgamma[k])));
+    }
+    return Expected{Expect("y", y).Bound(b_y),
+                    Expect("save_mean", mu).Bound(dmu),
+                    Expect("save_invstd", inv).Bound(dinv),
+                    Expect("running_mean", rm).Bound(b_rm),
+                    Expect("running_var", rv).Bound(b_rv),
+                    Expect("dx", dx).Bound(b_dx),
+                    Expect("dgamma", dgamma).Bound(b_dg),
+                    Expect("dbeta", dbeta).Bound(b_db)};
+  };
+  return r;
+}
+
+// Inference: y = gamma (x - running_mean) / sqrt(running_var + eps) + beta,
+// elementwise: a subtraction, a (reciprocal) square root, a product and an
+// fma or two: within 16 eps of |y| + 1 (the CPU test allows 8; CUDA's
+// rsqrtf is 2 ulp).
+Row BatchNormInferenceRow(const std::vector<int64_t> &shape) {
+  Row r;
+  r.op = "batchnorm_inference";
+  r.config = ShapeName(shape);
+  r.tol = {0, 16 * kEps};
+  const int64_t c = shape[1];
+  const float eps = 1e-3f;
+  r.inputs = [=](Gen &g) {
+    const size_t n = static_cast<size_t>(Numel(shape)), nc = static_cast<size_t>(c);
+    Inputs in;
+    in["x"] = F32(shape, g.Normal(n, 0.0, 2.0));
+    in["gamma"] = F32({c}, g.Normal(nc, 1.0, 0.5));
+    in["beta"] = F32({c}, g.Normal(nc, 0.0, 1.0));
+    in["running_mean"] = F32({c}, g.Normal(nc, 0.0, 1.0));
+    std::vector<float> v = g.Uniform(nc, 0.01f, 9.0f);
+    in["running_var"] = F32({c}, std::move(v));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *y = e.Out(shape);
+    CALL(e, cudl_batchnorm_forward_inference(e.ctx(), x, e.In(in, "gamma"), e.In(in, "beta"),
+                                             e.In(in, "running_mean"), e.In(in, "running_var"), eps,
+                                             y));
+    return Outputs{{"y", e.Read(y)}};
+  };
+  r.reference = [=](const Inputs &in) {
+    const BnLayout l(shape);
+    const std::vector<float> &x = in.at("x").f, &gamma = in.at("gamma").f, &beta = in.at("beta").f,
+                             &rm = in.at("running_mean").f, &rv = in.at("running_var").f;
+    std::vector<double> y(x.size()), scale(x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      const size_t k = l.channel(i);
+      y[i] = gamma[k] * (x[i] - static_cast<double>(rm[k])) /
+                 std::sqrt(static_cast<double>(rv[k]) + static_cast<double>(eps)) +
+             beta[k];
+      scale[i] = std::fabs(y[i]) + 1;
+    }
+    return Expected{Expect("y", y).Scale(scale)};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Softmax and losses
+// ===========================================================================
+
+// Softmax or log-softmax over the last dimension, forward, and backward
+// from the float y a training graph keeps (the reference's, rounded; the
+// same on every backend). Rows holding a NaN give NaN.
+//
+// Tolerance (18 + cols / 100) eps of each result's terms: the CPU is within
+// 2 eps of |want| (it works in double and rounds once); the hand-written
+// CUDA test allowed (16 + cols / 100) eps against it, for float sums over a
+// row. The terms: |y| for softmax; |x - max| + log(sum) for log-softmax;
+// |y| (|dy| + sum |dy y|) for softmax's backward dx = y (dy - sum dy y);
+// |dy| + exp(y) sum |dy| for log-softmax's dx = dy - exp(y) sum dy.
+Row SoftmaxRow(const std::vector<int64_t> &shape, bool is_log,
+               const std::string &values = "random") {
+  Row r;
+  r.op = is_log ? "log_softmax" : "softmax";
+  r.config = (values == "random" ? "" : values + "_") + ShapeName(shape);
+  const int64_t cols = shape.back();
+  r.tol = {FLT_MIN, (18 + static_cast<double>(cols) / 100) * kEps};
+  auto forward = [cols, is_log](const std::vector<float> &x, std::vector<double> *y,
+                                std::vector<double> *scale) {
+    const size_t k = static_cast<size_t>(cols), rows = x.size() / k;
+    y->assign(x.size(), 0.0);
+    scale->assign(x.size(), 0.0);
+    for (size_t row = 0; row < rows; ++row) {
+      const float *xr = x.data() + row * k;
+      bool nan = false;
+      double m = -INFINITY, s = 0;
+      for (size_t i = 0; i < k; ++i) {
+        nan = nan || std::isnan(xr[i]);
+        m = std::max(m, static_cast<double>(xr[i]));
+      }
+      for (size_t i = 0; i < k; ++i) s += std::exp(xr[i] - m);
+      for (size_t i = 0; i < k; ++i) {
+        const double v = xr[i] - m;
+        (*y)[row * k + i] = nan ? NAN : is_log ? v - std::log(s) : std::exp(v) / s;
+        (*scale)[row * k + i] = is_log ? std::fabs(v) + std::log(s) : std::exp(v) / s;
+      }
+    }
+  };
+  r.inputs = [shape, values, forward](Gen &g) {
+    const size_t n = static_cast<size_t>(Numel(shape));
+    std::vector<float> x = g.Uniform(n, -10.0f, 10.0f);
+    if (values == "extremes")  // exp overflows without the max shift; a NaN row
+      x = {1e4f, 1e4f - 1, -1e4f, 88.0f, 89.0f, 90.0f, 1.0f, kNaN, 2.0f};
+    std::vector<double> y, unused;
+    forward(x, &y, &unused);
+    Inputs in;
+    in["x"] = F32(shape, std::move(x));
+    in["y"] = F32(shape, std::vector<float>(y.begin(), y.end()));
+    in["dy"] = F32(shape, g.Uniform(n, -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [shape, is_log](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *saved = e.In(in, "y"), *dy = e.In(in, "dy");
+    cudl_tensor *y = e.Out(shape), *dx = e.Out(shape);
+    if (is_log) {
+      CALL(e, cudl_log_softmax_forward(e.ctx(), x, y));
+      CALL(e, cudl_log_softmax_backward(e.ctx(), saved, dy, dx));
+    } else {
+      CALL(e, cudl_softmax_forward(e.ctx(), x, y));
+      CALL(e, cudl_softmax_backward(e.ctx(), saved, dy, dx));
+    }
+    return Outputs{{"y", e.Read(y)}, {"dx", e.Read(dx)}};
+  };
+  r.reference = [cols, is_log, forward](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &ys = in.at("y").f, &dy = in.at("dy").f;
+    std::vector<double> y, yscale;
+    forward(x, &y, &yscale);
+    const size_t k = static_cast<size_t>(cols), rows = x.size() / k;
+    std::vector<double> dx(x.size()), dscale(x.size());
+    for (size_t row = 0; row < rows; ++row) {
+      double s = 0, sabs = 0;  // softmax: sum dy y; log-softmax: sum dy
+      for (size_t i = row * k; i < (row + 1) * k; ++i) {
+        s += is_log ? dy[i] : static_cast<double>(dy[i]) * ys[i];
+        sabs += std::fabs(is_log ? dy[i] : static_cast<double>(dy[i]) * ys[i]);
+      }
+      for (size_t i = row * k; i < (row + 1) * k; ++i) {
+        if (is_log) {
+          dx[i] = dy[i] - std::exp(static_cast<double>(ys[i])) * s;
+          dscale[i] = std::fabs(dy[i]) + std::exp(static_cast<double>(ys[i])) * sabs;
+        } else {
+          dx[i] = ys[i] * (dy[i] - s);
+          dscale[i] = std::fabs(ys[i]) * (std::fabs(dy[i]) + sabs);
+        }
+      }
+    }
+    return Expected{Expect("y", y).Scale(yscale), Expect("dx", dx).Scale(dscale)};
+  };
+  return r;
+}
+
+const char *ReductionName(cudl_reduction red) {
+  return red == CUDL_REDUCTION_MEAN ? "mean" : "sum";
+}
+
+// MSE or BCE-with-logits: the loss (reduced over n) and its gradient for
+// an upstream gradient of 0.5. The loss sums n non-negative terms: within
+// 1.1e-5 of |want| (the hand-written CUDA test allowed 1e-5 against the
+// CPU for float sums over up to 2^22 elements, and the CPU is within 4 eps).
+// The gradient: s (pred - target) * 2 or s (sigmoid(x) - t) elementwise:
+// within 12 eps of |want| + |t| s (the CUDA test allowed 8 against the CPU,
+// whose own bound is 4; an expf ulp of sigmoid(x) cancels against t).
+// "large": logits of +-100 and +-1e4, where log(sigmoid) by the naive
+// formula overflows.
+Row LossRow(bool is_bce, int64_t n, cudl_reduction red, const std::string &values = "random") {
+  Row r;
+  r.op = is_bce ? "bce_with_logits" : "mse_loss";
+  r.config = std::string(ReductionName(red)) + "_" + (values == "random" ? "" : values + "_") +
+             std::to_string(n);
+  r.tol = {FLT_MIN, 12 * kEps};
+  const float grad = 0.5f;
+  r.inputs = [=](Gen &g) {
+    std::vector<float> a = g.Uniform(static_cast<size_t>(n), -4.0f, 4.0f);
+    std::vector<float> b =
+        g.Uniform(static_cast<size_t>(n), is_bce ? 0.0f : -3.0f, is_bce ? 1.0f : 3.0f);
+    if (values == "large") {
+      a = {100.0f, -100.0f, 1e4f, -1e4f};
+      b = {0.0f, 1.0f, 1.0f, 0.0f};
+    }
+    Inputs in;
+    in["pred"] = F32({n}, std::move(a));
+    in["target"] = F32({n}, std::move(b));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *a = e.In(in, "pred"), *b = e.In(in, "target");
+    cudl_tensor *loss = e.Out({}), *d = e.Out({n});
+    if (is_bce) {
+      CALL(e, cudl_bce_with_logits_forward(e.ctx(), a, b, red, loss));
+      CALL(e, cudl_bce_with_logits_backward(e.ctx(), a, b, red, grad, d));
+    } else {
+      CALL(e, cudl_mse_loss_forward(e.ctx(), a, b, red, loss));
+      CALL(e, cudl_mse_loss_backward(e.ctx(), a, b, red, grad, d));
+    }
+    return Outputs{{"loss", e.Read(loss)}, {"dpred", e.Read(d)}};
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &a = in.at("pred").f, &b = in.at("target").f;
+    const double s = red == CUDL_REDUCTION_MEAN ? grad / static_cast<double>(n) : grad;
+    double sum = 0;
+    std::vector<double> d(a.size()), scale(a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double x = a[i], t = b[i];
+      if (is_bce) {
+        sum += std::max(x, 0.0) - x * t + std::log1p(std::exp(-std::fabs(x)));
+        d[i] = s * (1.0 / (1.0 + std::exp(-x)) - t);
+      } else {
+        sum += (x - t) * (x - t);
+        d[i] = s * 2 * (x - t);
+      }
+      scale[i] = std::fabs(d[i]) + std::fabs(t) * s;
+    }
+    const double loss = red == CUDL_REDUCTION_MEAN ? sum / static_cast<double>(n) : sum;
+    return Expected{Expect("loss", {loss}).With({FLT_MIN, 1.1e-5}),
+                    Expect("dpred", d).Scale(scale)};
+  };
+  return r;
+}
+
+// Softmax cross-entropy on logits [N, K] against i32 labels, with label
+// smoothing s, for an upstream gradient of 2. Loss: within 1.1e-5 (|want|
+// + 1) (the hand-written CUDA test allowed 1e-5 (|cpu| + 1); the CPU is
+// within 4 eps |want| + 1e-6). Gradient softmax - target per row, scaled:
+// within (16 + K / 100) eps of the scale 2 / N or 2 (the CUDA test's bound
+// for row sums of K exponentials) plus 4 eps of |want| (the CPU's).
+Row CrossEntropyRow(int64_t rows, int64_t classes, float smoothing, cudl_reduction red) {
+  Row r;
+  r.op = "cross_entropy";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s_smoothing%g_%lldx%lld", ReductionName(red),
+                static_cast<double>(smoothing), static_cast<long long>(rows),
+                static_cast<long long>(classes));
+  r.config = buf;
+  const float grad = 2.0f;
+  const double gscale = red == CUDL_REDUCTION_MEAN ? grad / static_cast<double>(rows) : grad;
+  r.tol = {(16 + static_cast<double>(classes) / 100) * kEps * gscale + 1e-9, 4 * kEps};
+  r.inputs = [=](Gen &g) {
+    Inputs in;
+    in["logits"] =
+        F32({rows, classes}, g.Uniform(static_cast<size_t>(rows * classes), -8.0f, 8.0f));
+    in["labels"] = I32({rows}, g.Labels(static_cast<size_t>(rows), static_cast<int32_t>(classes)));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "logits"), *y = e.In(in, "labels");
+    cudl_tensor *loss = e.Out({1}), *dx = e.Out({rows, classes});
+    CALL(e, cudl_cross_entropy_forward(e.ctx(), x, y, smoothing, red, loss));
+    CALL(e, cudl_cross_entropy_backward(e.ctx(), x, y, smoothing, red, grad, dx));
+    return Outputs{{"loss", e.Read(loss)}, {"dlogits", e.Read(dx)}};
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &x = in.at("logits").f;
+    const std::vector<int32_t> &y = in.at("labels").i;
+    const size_t k = static_cast<size_t>(classes);
+    const double sm = smoothing;
+    double total = 0;
+    std::vector<double> dx(x.size());
+    for (size_t row = 0; row < y.size(); ++row) {
+      const float *xr = x.data() + row * k;
+      double m = -INFINITY, e = 0, sum = 0;
+      for (size_t i = 0; i < k; ++i) m = std::max(m, static_cast<double>(xr[i]));
+      for (size_t i = 0; i < k; ++i) {
+        e += std::exp(xr[i] - m);
+        sum += xr[i];
+      }
+      const double lse = m + std::log(e);
+      total += lse - (1 - sm) * xr[y[row]] - sm / static_cast<double>(k) * sum;
+      for (size_t i = 0; i < k; ++i)
+        dx[row * k + i] = gscale * (std::exp(xr[i] - lse) - sm / static_cast<double>(k) -
+                                    (static_cast<int32_t>(i) == y[row] ? 1 - sm : 0.0));
+    }
+    const double loss = red == CUDL_REDUCTION_MEAN ? total / static_cast<double>(rows) : total;
+    return Expected{Expect("loss", {loss}).With({1.1e-5, 1.1e-5}), Expect("dlogits", dx)};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Elementwise arithmetic and reductions (cudl/elementwise.h)
+// ===========================================================================
+
+// out = a + alpha b (alpha -0.5), a * b, alpha a (alpha 0.25), each on
+// U(-3, 3) data with kExtremes in a: a product is one rounding of the exact
+// double value and so is a scale by a power of two (Tol{0, 0}); a + alpha
+// b is at most two roundings (or one, fused): 2 eps of |a| + |alpha b|.
+// In place: out written over a (acc = acc + alpha b, as gradient
+// accumulation does).
+Row BinaryRow(const std::string &op, int64_t n, bool in_place) {
+  Row r;
+  r.op = op;
+  r.config = (in_place ? "inplace_" : "") + std::to_string(n);
+  r.tol = op == "add" ? Tol{0, 2 * kEps} : kExact;
+  r.inputs = [n](Gen &g) {
+    std::vector<float> a = g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f);
+    Sprinkle(&a, kExtremes);
+    Inputs in;
+    in["a"] = F32({n}, std::move(a));
+    in["b"] = F32({n}, g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f));
+    return in;
+  };
+  r.run = [op, n, in_place](Env &e, const Inputs &in) {
+    cudl_tensor *a = e.In(in, "a"), *b = e.In(in, "b");
+    cudl_tensor *out = in_place ? a : e.Out({n});
+    if (op == "add") CALL(e, cudl_add(e.ctx(), a, -0.5f, b, out));
+    if (op == "mul") CALL(e, cudl_mul(e.ctx(), a, b, out));
+    if (op == "scale") CALL(e, cudl_scale(e.ctx(), a, 0.25f, out));
+    return Moved<Outputs>(Output{"out", e.Read(out)});
+  };
+  r.reference = [op](const Inputs &in) {
+    const std::vector<float> &a = in.at("a").f, &b = in.at("b").f;
+    std::vector<double> out(a.size()), scale(a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double x = a[i], y = b[i];
+      out[i] = op == "add" ? x - 0.5 * y : op == "mul" ? x * y : 0.25 * x;
+      scale[i] = std::fabs(x) + 0.5 * std::fabs(y);
+    }
+    if (op == "add") return Moved<Expected>(Expect("out", std::move(out)).Scale(std::move(scale)));
+    return Moved<Expected>(Expect("out", std::move(out)));
+  };
+  return r;
+}
+
+// The sum (or mean) of all elements. The CPU adds in double and rounds
+// once; CUDA adds floats per block and the blocks' sums in order: the
+// hand-written CUDA test allowed 1e-6 of sum |x| + 1e-6 (about 8 eps of
+// sum |x|). A missing or doubled element moves the sum by one term, which
+// is caught up to some 10^5 elements.
+Row ReduceRow(bool mean, int64_t n) {
+  Row r;
+  r.op = mean ? "mean" : "sum";
+  r.config = std::to_string(n);
+  r.tol = {1e-6, 1e-6};
+  r.inputs = [n](Gen &g) {
+    Inputs in;
+    in["x"] = F32({n}, g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f));
+    return in;
+  };
+  r.run = [mean](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *out = e.Out({1});
+    if (mean)
+      CALL(e, cudl_mean(e.ctx(), x, out));
+    else
+      CALL(e, cudl_sum(e.ctx(), x, out));
+    return Outputs{{"out", e.Read(out)}};
+  };
+  r.reference = [mean, n](const Inputs &in) {
+    double s = 0, m = 0;
+    for (float v : in.at("x").f) {
+      s += v;
+      m += std::fabs(v);
+    }
+    const double d = mean ? static_cast<double>(n) : 1.0;
+    return Expected{Expect("out", {s / d}).Scale({m / d})};
+  };
+  return r;
+}
+
+// NaN and infinity counts: exact.
+Row CountNonfiniteRow(int64_t n) {
+  Row r;
+  r.op = "count_nonfinite";
+  r.config = std::to_string(n);
+  r.tol = kExact;
+  r.inputs = [n](Gen &g) {
+    std::vector<float> v = g.Uniform(static_cast<size_t>(n), -2.0f, 2.0f);
+    for (size_t i = 0; i < v.size(); i += 7)
+      v[i] = (i / 7) % 3 == 0 ? kNaN : (i / 7) % 3 == 1 ? kInf : -kInf;
+    Inputs in;
+    in["x"] = F32({n}, std::move(v));
+    return in;
+  };
+  r.run = [](Env &e, const Inputs &in) {
+    int64_t nan = -1, inf = -1;
+    CALL(e, cudl_count_nonfinite(e.ctx(), e.In(in, "x"), &nan, &inf));
+    return Outputs{{"nan_count", {static_cast<float>(nan)}},
+                   {"inf_count", {static_cast<float>(inf)}}};
+  };
+  r.reference = [](const Inputs &in) {
+    double nan = 0, inf = 0;
+    for (float v : in.at("x").f) {
+      nan += std::isnan(v) ? 1 : 0;
+      inf += std::isinf(v) ? 1 : 0;
+    }
+    return Expected{Expect("nan_count", {nan}), Expect("inf_count", {inf})};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Linear
+// ===========================================================================
+
+// y = x w^T + bias, dx = dy w, dw = dy^T x, dbias = column sums of dy. A
+// float sum of n products in any order, blocked or fused, is within
+// (n + 2) u sum |terms| of the exact sum (Higham, section 3.1), the bound
+// test_linear.cpp holds the CPU to; the hand-written CUDA test allowed
+// twice that against the CPU: 3 (n + 2) u sum |terms| here, n = IN for y,
+// OUT for dx, ROWS for dw and dbias. A wrong or missing term moves a result
+// by about sum |terms| / n, above the bound while n^2 u << 1.
+// With TF32 allowed, 1e-2 of sum |terms| more (TF32 rounds inputs to 10
+// bits: about 1e-3 relative per product).
+//
+// `grads`: which gradients backward computes ("all"; "dw_db": dx NULL;
+// "dx": x, dw and dbias NULL, as a first layer or an empty one calls it).
+struct LinearCase {
+  std::vector<int64_t> lead;
+  int64_t in, out;
+  int64_t rows() const { return Numel(lead); }
+};
+
+Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = "all",
+              unsigned flags = 0, const std::string &tag = "") {
+  Row r;
+  r.op = "linear";
+  std::vector<int64_t> xs = c.lead, ys = c.lead;
+  xs.push_back(c.in);
+  ys.push_back(c.out);
+  r.config = (tag.empty() ? "" : tag + "_") + ShapeName(xs) + "_to_" + std::to_string(c.out) +
+             (bias ? "" : "_nobias") + (grads == "all" ? "" : "_" + grads);
+  r.tol = {0, 0};  // set per output below
+  r.flags = flags;
+  const double tf32 = (flags & kAllowTf32) ? 1e-2 : 0.0;
+  r.inputs = [=](Gen &g) {
+    Inputs in;
+    in["x"] = F32(xs, g.Uniform(static_cast<size_t>(c.rows() * c.in), -1.0f, 1.0f));
+    in["w"] = F32({c.out, c.in}, g.Uniform(static_cast<size_t>(c.out * c.in), -1.0f, 1.0f));
+    in["bias"] = F32({c.out}, g.Uniform(static_cast<size_t>(c.out), -1.0f, 1.0f));
+    in["dy"] = F32(ys, g.Uniform(static_cast<size_t>(c.rows() * c.out), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *w = e.In(in, "w"), *dy = e.In(in, "dy");
+    cudl_tensor *b = bias ? e.In(in, "bias") : nullptr;
+    cudl_tensor *y = e.Out(ys);
+    CALL(e, cudl_linear_forward(e.ctx(), x, w, b, y));
+    Outputs out = {{"y", e.Read(y)}};
+    cudl_tensor *dx = grads != "dw_db" ? e.Out(xs) : nullptr;
+    cudl_tensor *dw = grads != "dx" ? e.Out({c.out, c.in}) : nullptr;
+    cudl_tensor *db = grads != "dx" ? e.Out({c.out}) : nullptr;
+    CALL(e, cudl_linear_backward(e.ctx(), grads == "dx" ? nullptr : x, w, dy, dx, dw, db));
+    if (dx != nullptr) out.push_back({"dx", e.Read(dx)});
+    if (dw != nullptr) out.push_back({"dw", e.Read(dw)});
+    if (db != nullptr) out.push_back({"dbias", e.Read(db)});
+    return out;
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &w = in.at("w").f, &b = in.at("bias").f,
+                             &dy = in.at("dy").f;
+    const int64_t rows = c.rows();
+    auto tol = [tf32](int64_t n) { return Tol{0, 3 * static_cast<double>(n + 2) * kU + tf32}; };
+    std::vector<double> y(static_cast<size_t>(rows * c.out)), ym(y.size());
+    std::vector<double> dx(x.size(), 0.0), dxm(x.size(), 0.0), dw(w.size(), 0.0),
+        dwm(w.size(), 0.0);
+    std::vector<double> db(static_cast<size_t>(c.out), 0.0), dbm(db.size(), 0.0);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t o = 0; o < c.out; ++o) {
+        const size_t yo = static_cast<size_t>(i * c.out + o);
+        double s = bias ? b[static_cast<size_t>(o)] : 0.0, m = std::fabs(s);
+        for (int64_t k = 0; k < c.in; ++k) {
+          const size_t xi = static_cast<size_t>(i * c.in + k),
+                       wi = static_cast<size_t>(o * c.in + k);
+          const double t = static_cast<double>(x[xi]) * w[wi];
+          s += t;
+          m += std::fabs(t);
+          dx[xi] += static_cast<double>(dy[yo]) * w[wi];
+          dxm[xi] += std::fabs(static_cast<double>(dy[yo]) * w[wi]);
+          dw[wi] += static_cast<double>(dy[yo]) * x[xi];
+          dwm[wi] += std::fabs(static_cast<double>(dy[yo]) * x[xi]);
+        }
+        y[yo] = s;
+        ym[yo] = m;
+        db[static_cast<size_t>(o)] += dy[yo];
+        dbm[static_cast<size_t>(o)] += std::fabs(dy[yo]);
+      }
+    Expected want = {Expect("y", y).Scale(ym).With(tol(c.in))};
+    if (grads != "dw_db") want.push_back(Expect("dx", dx).Scale(dxm).With(tol(c.out)));
+    if (grads != "dx") {
+      want.push_back(Expect("dw", dw).Scale(dwm).With(tol(rows)));
+      want.push_back(Expect("dbias", db).Scale(dbm).With(tol(rows)));
+    }
+    return want;
+  };
+  return r;
+}
+
+// Inputs that TF32 would change but f32 computes exactly (from
+// test_linear.cpp): x = +-(1 + k 2^-20) needs 21 mantissa bits (TF32 keeps
+// 10), w and the backward's x are powers of two, so every product and
+// partial sum is exact in f32 in any order: with TF32 off (the default)
+// every backend must give the exact results (Tol{0, 0}). The forward takes
+// the fine values as x, the backward as dy.
+// kAfterTf32: first run with TF32 allowed, then off again: exact again.
+Row LinearTf32ProbeRow(unsigned flags) {
+  Row r;
+  r.op = "linear";
+  r.config =
+      std::string(flags & kAfterTf32 ? "tf32_probe_after_tf32_" : "tf32_probe_") + "4x3_to_3";
+  r.tol = kExact;
+  r.flags = flags;
+  r.inputs = [](Gen &) {
+    const float p2[] = {1.0f, -1.0f, 0.5f, -0.5f, 2.0f};
+    std::vector<float> fine(12), pow2(12), w(9);
+    for (size_t i = 0; i < fine.size(); ++i) {
+      fine[i] = (i % 2 == 0 ? 1.0f : -1.0f) * (1.0f + static_cast<float>(i + 1) * 0x1p-20f);
+      pow2[i] = p2[(i * 3) % 5];
+    }
+    for (size_t i = 0; i < w.size(); ++i) w[i] = p2[(i * 2 + 1) % 5];
+    Inputs in;
+    in["x_forward"] = F32({4, 3}, fine);
+    in["x_backward"] = F32({4, 3}, pow2);
+    in["dy"] = F32({4, 3}, fine);
+    in["w"] = F32({3, 3}, w);
+    in["bias"] = F32({3}, {0.25f, -0.5f, 1.0f});
+    return in;
+  };
+  r.run = [](Env &e, const Inputs &in) {
+    cudl_tensor *w = e.In(in, "w"), *y = e.Out({4, 3}), *dx = e.Out({4, 3}), *dw = e.Out({3, 3});
+    cudl_tensor *db = e.Out({3});
+    CALL(e, cudl_linear_forward(e.ctx(), e.In(in, "x_forward"), w, e.In(in, "bias"), y));
+    CALL(e, cudl_linear_backward(e.ctx(), e.In(in, "x_backward"), w, e.In(in, "dy"), dx, dw, db));
+    return Outputs{{"y", e.Read(y)}, {"dx", e.Read(dx)}, {"dw", e.Read(dw)}, {"dbias", e.Read(db)}};
+  };
+  r.reference = [](const Inputs &in) {
+    const std::vector<float> &xf = in.at("x_forward").f, &xb = in.at("x_backward").f,
+                             &dy = in.at("dy").f, &w = in.at("w").f, &b = in.at("bias").f;
+    std::vector<double> y(12), dx(12, 0.0), dw(9, 0.0), db(3, 0.0);
+    for (size_t i = 0; i < 4; ++i)
+      for (size_t o = 0; o < 3; ++o) {
+        y[i * 3 + o] = b[o];
+        for (size_t k = 0; k < 3; ++k) {
+          y[i * 3 + o] += static_cast<double>(xf[i * 3 + k]) * w[o * 3 + k];
+          dx[i * 3 + k] += static_cast<double>(dy[i * 3 + o]) * w[o * 3 + k];
+          dw[o * 3 + k] += static_cast<double>(dy[i * 3 + o]) * xb[i * 3 + k];
+        }
+        db[o] += dy[i * 3 + o];
+      }
+    return Expected{Expect("y", y), Expect("dx", dx), Expect("dw", dw), Expect("dbias", db)};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Convolution
+// ===========================================================================
+
+cudl_conv2d_desc ConvDesc(int sh, int sw, int ph, int pw, int dh = 1, int dw = 1, int groups = 1) {
+  cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
+  d.stride_h = sh;
+  d.stride_w = sw;
+  d.pad_h = ph;
+  d.pad_w = pw;
+  d.dilation_h = dh;
+  d.dilation_w = dw;
+  d.groups = groups;
+  return d;
+}
+
+// x [n, c, h, w], w [k, c / groups, r, s].
+struct ConvCase {
+  int64_t n, c, h, w;
+  int64_t k, r, s;
+  cudl_conv2d_desc d;
+  int64_t cg() const { return c / d.groups; }
+  int64_t kg() const { return k / d.groups; }
+  int64_t oh() const { return (h + 2 * d.pad_h - d.dilation_h * (r - 1) - 1) / d.stride_h + 1; }
+  int64_t ow() const { return (w + 2 * d.pad_w - d.dilation_w * (s - 1) - 1) / d.stride_w + 1; }
+  std::vector<int64_t> x_shape() const { return {n, c, h, w}; }
+  std::vector<int64_t> w_shape() const { return {k, cg(), r, s}; }
+  std::vector<int64_t> y_shape() const { return {n, k, oh(), ow()}; }
+  std::string str() const {
+    char buf[160];
+    std::snprintf(
+        buf, sizeof buf, "x%lldx%lldx%lldx%lld_w%lldx%lldx%lldx%lld_s%dx%d_p%dx%d_d%dx%d_g%d",
+        static_cast<long long>(n), static_cast<long long>(c), static_cast<long long>(h),
+        static_cast<long long>(w), static_cast<long long>(k), static_cast<long long>(cg()),
+        static_cast<long long>(r), static_cast<long long>(s), d.stride_h, d.stride_w, d.pad_h,
+        d.pad_w, d.dilation_h, d.dilation_w, d.groups);
+    return buf;
+  }
+};
+
+// The geometries of test_conv.cpp, each line saying what it is for.
+std::vector<ConvCase> ConvCases() {
+  std::vector<ConvCase> cases = {
+      {1, 1, 1, 1, 1, 1, 1, ConvDesc(1, 1, 0, 0)},            // the smallest: one multiply
+      {1, 3, 7, 13, 5, 3, 3, ConvDesc(1, 1, 1, 1)},           // batch 1, prime sizes, "same" 3x3
+      {2, 3, 7, 13, 7, 5, 3, ConvDesc(2, 3, 2, 1)},           // 5x3 kernel, stride 2x3, pad 2x1
+      {3, 5, 13, 7, 3, 1, 1, ConvDesc(2, 2, 0, 0)},           // 1x1 stride 2: inputs skipped
+      {1, 7, 5, 7, 4, 1, 1, ConvDesc(3, 1, 0, 0)},            // 1x1 stride 3x1
+      {2, 3, 11, 13, 5, 7, 7, ConvDesc(3, 3, 3, 3)},          // 7x7 stride 3 pad 3
+      {1, 3, 9, 8, 2, 7, 7, ConvDesc(2, 1, 6, 0)},            // 7x7 pad 6 (the most) by 0
+      {2, 3, 7, 13, 4, 3, 3, ConvDesc(1, 1, 4, 2, 2, 2)},     // dilation 2, pad 4 (the most) by 2
+      {2, 5, 9, 11, 3, 3, 3, ConvDesc(1, 2, 2, 0, 2, 1)},     // dilation 2x1, stride 1x2
+      {2, 6, 9, 11, 4, 3, 3, ConvDesc(1, 1, 1, 1, 1, 1, 2)},  // groups 2
+      {1, 6, 7, 13, 6, 5, 3, ConvDesc(2, 1, 2, 1, 1, 1, 3)},  // groups 3, 5x3, stride 2x1
+      {2, 7, 13, 7, 7, 3, 3, ConvDesc(2, 2, 1, 1, 1, 1, 7)},  // depthwise, stride 2
+      {1, 5, 7, 9, 10, 5, 3, ConvDesc(1, 1, 0, 2, 1, 1, 5)},  // depthwise, 2 filters per channel
+      {2, 4, 8, 8, 6, 3, 3, ConvDesc(2, 2, 0, 0, 2, 2, 2)},   // dilation, groups and stride
+      // A dilated kernel (9) wider than the image (5): only padding makes it fit.
+      {2, 3, 6, 5, 4, 3, 3, ConvDesc(1, 2, 3, 2, 3, 4)},
+      {2, 3, 7, 7, 5, 7, 7, ConvDesc(1, 1, 0, 0)},  // kernel = image: 1x1 output
+      {1, 2, 3, 3, 3, 5, 5, ConvDesc(1, 1, 1, 1)},  // kernel > image, padded fits exactly
+      // ResNet-20 on CIFAR-10 (batch 8): the stem, a downsampling 3x3 and
+      // its 1x1 projection.
+      {8, 3, 32, 32, 16, 3, 3, ConvDesc(1, 1, 1, 1)},
+      {8, 16, 32, 32, 32, 3, 3, ConvDesc(2, 2, 1, 1)},
+      {8, 16, 32, 32, 32, 1, 1, ConvDesc(2, 2, 0, 0)},
+      {8, 32, 16, 16, 32, 3, 3, ConvDesc(1, 1, 1, 1, 1, 1, 32)},  // depthwise
+      {4, 16, 15, 17, 32, 3, 3, ConvDesc(2, 2, 1, 1, 1, 1, 4)},   // 4 groups, odd sizes
+      {0, 3, 7, 13, 5, 3, 3, ConvDesc(1, 1, 1, 1)},  // N = 0: empty y and dx, zero dw and dbias
+  };
+  // Every pad from 0 to dilation * (kernel - 1), stride 2, dilation 1 and 2.
+  for (int dil = 1; dil <= 2; ++dil)
+    for (int pad = 0; pad <= dil * 2; ++pad)
+      cases.push_back({1, 3, 7, 13, 2, 3, 3, ConvDesc(2, 2, pad, pad, dil, dil)});
+  return cases;
+}
+
+// Layers whose backward passes cuDNN likes to reduce with atomics (large
+// batch, many output pixels per filter): run in deterministic mode, twice.
+std::vector<ConvCase> ConvDeterministicCases() {
+  return {{32, 16, 32, 32, 32, 3, 3, ConvDesc(2, 2, 1, 1)},
+          {32, 3, 32, 32, 16, 3, 3, ConvDesc(1, 1, 1, 1)},
+          {16, 32, 16, 16, 32, 3, 3, ConvDesc(1, 1, 1, 1, 1, 1, 32)}};
+}
+
+// Forward without and with bias, backward data, filter and bias, against a
+// direct seven-loop float64 convolution and its adjoints. Each result sums
+// T terms: within 32 eps of sum |terms| (test_conv.cpp's kCudaBound: cuDNN
+// may pick Winograd or FFT algorithms with larger constants than a dot
+// product; TF32, 10-bit inputs, would be some 400 eps here and fails it, so
+// this also checks that TF32 is off by default). The CPU is within 4; a
+// wrong or missing term moves a result by sum |terms| / T, at least 5 times
+// the bound for every shape here. An element no term reaches (mag 0) must
+// be exactly 0.
+Row ConvRow(const ConvCase &t, unsigned flags = 0) {
+  Row r;
+  r.op = "conv2d";
+  r.config = ((flags & kDeterministic) ? "deterministic_" : "") + t.str();
+  r.tol = {0, 32 * kEps};
+  r.flags = flags;
+  r.inputs = [t](Gen &g) {
+    Inputs in;
+    in["x"] = F32(t.x_shape(), g.Uniform(static_cast<size_t>(Numel(t.x_shape())), -1.0f, 1.0f));
+    in["w"] = F32(t.w_shape(), g.Uniform(static_cast<size_t>(Numel(t.w_shape())), -1.0f, 1.0f));
+    in["bias"] = F32({t.k}, g.Uniform(static_cast<size_t>(t.k), -1.0f, 1.0f));
+    in["dy"] = F32(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [t](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "x"), *w = e.In(in, "w"), *b = e.In(in, "bias"), *dy = e.In(in, "dy");
+    cudl_tensor *conv = e.Out(t.y_shape()), *y = e.Out(t.y_shape()), *dx = e.Out(t.x_shape());
+    cudl_tensor *dw = e.Out(t.w_shape()), *db = e.Out({t.k});
+    CALL(e, cudl_conv2d_forward(e.ctx(), &t.d, x, w, nullptr, conv));
+    CALL(e, cudl_conv2d_forward(e.ctx(), &t.d, x, w, b, y));
+    CALL(e, cudl_conv2d_backward_data(e.ctx(), &t.d, w, dy, dx));
+    CALL(e, cudl_conv2d_backward_filter(e.ctx(), &t.d, x, dy, dw));
+    CALL(e, cudl_conv2d_backward_bias(e.ctx(), dy, db));
+    return Outputs{{"y_nobias", e.Read(conv)},
+                   {"y", e.Read(y)},
+                   {"dx", e.Read(dx)},
+                   {"dw", e.Read(dw)},
+                   {"dbias", e.Read(db)}};
+  };
+  r.reference = [t](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &w = in.at("w").f, &b = in.at("bias").f,
+                             &dy = in.at("dy").f;
+    const int64_t oh = t.oh(), ow = t.ow(), cg = t.cg(), kg = t.kg();
+    std::vector<double> conv(dy.size()), conv_m(dy.size()), y(dy.size()), y_m(dy.size());
+    std::vector<double> dx(x.size(), 0.0), dx_m(x.size(), 0.0), dw(w.size(), 0.0),
+        dw_m(w.size(), 0.0), db(b.size(), 0.0), db_m(b.size(), 0.0);
+    for (int64_t n = 0; n < t.n; ++n)
+      for (int64_t k = 0; k < t.k; ++k)
+        for (int64_t p = 0; p < oh; ++p)
+          for (int64_t q = 0; q < ow; ++q) {
+            const size_t o = static_cast<size_t>(((n * t.k + k) * oh + p) * ow + q);
+            const double g = dy[o];
+            const int64_t group = k / kg;
+            double sum = 0.0, mag = 0.0;
+            for (int64_t c = 0; c < cg; ++c)
+              for (int64_t i = 0; i < t.r; ++i)
+                for (int64_t j = 0; j < t.s; ++j) {
+                  const int64_t ih = p * t.d.stride_h - t.d.pad_h + i * t.d.dilation_h;
+                  const int64_t iw = q * t.d.stride_w - t.d.pad_w + j * t.d.dilation_w;
+                  if (ih < 0 || ih >= t.h || iw < 0 || iw >= t.w) continue;
+                  const size_t xi =
+                      static_cast<size_t>(((n * t.c + group * cg + c) * t.h + ih) * t.w + iw);
+                  const size_t wi = static_cast<size_t>(((k * cg + c) * t.r + i) * t.s + j);
+                  const double xv = x[xi], wv = w[wi];
+                  sum += xv * wv;
+                  mag += std::fabs(xv * wv);
+                  dx[xi] += wv * g;
+                  dx_m[xi] += std::fabs(wv * g);
+                  dw[wi] += xv * g;
+                  dw_m[wi] += std::fabs(xv * g);
+                }
+            const double bk = b[static_cast<size_t>(k)];
+            conv[o] = sum;
+            conv_m[o] = mag;
+            y[o] = sum + bk;
+            y_m[o] = mag + std::fabs(bk);
+            db[static_cast<size_t>(k)] += g;
+            db_m[static_cast<size_t>(k)] += std::fabs(g);
+          }
+    return Expected{Expect("y_nobias", conv).Scale(conv_m), Expect("y", y).Scale(y_m),
+                    Expect("dx", dx).Scale(dx_m), Expect("dw", dw).Scale(dw_m),
+                    Expect("dbias", db).Scale(db_m)};
+  };
+  return r;
+}
+
+// The bias gradient alone, run twice in the default mode: cudl/conv.h
+// documents it as deterministic on every device whatever the mode (it is
+// cudl's own reduction, not cuDNN's). Tolerance as ConvRow's.
+Row ConvBiasRow(const ConvCase &t) {
+  Row r;
+  r.op = "conv2d_backward_bias";
+  r.config = ShapeName(t.y_shape());
+  r.tol = {0, 32 * kEps};
+  r.flags = kRepeatable;
+  r.inputs = [t](Gen &g) {
+    Inputs in;
+    in["dy"] = F32(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [t](Env &e, const Inputs &in) {
+    cudl_tensor *db = e.Out({t.k});
+    CALL(e, cudl_conv2d_backward_bias(e.ctx(), e.In(in, "dy"), db));
+    return Outputs{{"dbias", e.Read(db)}};
+  };
+  r.reference = [t](const Inputs &in) {
+    const std::vector<float> &dy = in.at("dy").f;
+    const size_t plane = static_cast<size_t>(t.oh() * t.ow()), k = static_cast<size_t>(t.k);
+    std::vector<double> db(k, 0.0), mag(k, 0.0);
+    for (size_t i = 0; i < dy.size(); ++i) {
+      db[(i / plane) % k] += dy[i];
+      mag[(i / plane) % k] += std::fabs(dy[i]);
+    }
+    return Expected{Expect("dbias", db).Scale(mag)};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Optimizers and gradient clipping (cudl/optim.h)
+// ===========================================================================
+
+struct OptimConfig {
+  std::string name;
+  cudl_optimizer_config c;
+};
+
+cudl_optimizer_config DefaultConfig(cudl_optimizer_kind kind) {
+  cudl_optimizer_config c;
+  std::memset(&c, 0, sizeof c);
+  (void)cudl_optimizer_config_default(kind, &c);  // test_optim.cpp checks it
+  return c;
+}
+
+std::vector<OptimConfig> OptimConfigs() {
+  std::vector<OptimConfig> out;
+  cudl_optimizer_config c = DefaultConfig(CUDL_OPTIMIZER_SGD);
+  c.lr = 0.1f;
+  out.push_back({"sgd", c});
+  c.weight_decay = 0.01f;
+  out.push_back({"sgd_wd", c});
+  c.weight_decay = 0.0f;
+  c.momentum = 0.9f;
+  out.push_back({"sgd_momentum", c});
+  c.dampening = 0.3f;
+  out.push_back({"sgd_momentum_dampening", c});
+  c.dampening = 0.0f;
+  c.nesterov = 1;
+  c.weight_decay = 5e-4f;
+  out.push_back({"sgd_nesterov_wd", c});
+  c = DefaultConfig(CUDL_OPTIMIZER_ADAM);
+  out.push_back({"adam", c});
+  c.weight_decay = 0.05f;
+  c.beta1 = 0.8f;
+  c.beta2 = 0.99f;
+  c.eps = 1e-6f;
+  out.push_back({"adam_wd", c});
+  c = DefaultConfig(CUDL_OPTIMIZER_ADAMW);
+  out.push_back({"adamw", c});
+  c.weight_decay = 0.1f;
+  c.lr = 0.01f;
+  out.push_back({"adamw_wd0.1", c});
+  return out;
+}
+
+// One step of an optimizer from a given state: params p, gradients g, the
+// state tensors (zero at t = 0, as after create; random at t = 4, written
+// through cudl_optimizer_state, with the count restored by
+// cudl_optimizer_set_steps), learning rate lr. The float64 reference is
+// cudl/optim.h's update rule, with a per-element bound from
+// test_optim.cpp's DoubleStep: each float operation rounds by at most eps/2
+// of its result; 4 eps (SGD) or 8 eps (Adam) of the magnitudes that meet in
+// an output covers the two to six roundings on any path, while a wrong
+// formula (a missing dampening, a bias correction off by a step, weight
+// decay coupled instead of decoupled) moves an output by one of the terms.
+// Every backend does the same float operations in the same order, so the
+// bits equal the CPU's (test_optim.cpp checks them against PyTorch's).
+Row OptimRow(const OptimConfig &cfg, int64_t n, int64_t t0, float lr_factor) {
+  Row r;
+  r.op = "optimizer_step";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%s_t%lld_lr%g_%lld", cfg.name.c_str(), static_cast<long long>(t0),
+                static_cast<double>(cfg.c.lr * lr_factor), static_cast<long long>(n));
+  r.config = buf;
+  r.tol = {0, 0};  // every output has its bound
+  r.flags = kSameBitsAsCpu;
+  const cudl_optimizer_config c = cfg.c;
+  const float lr = c.lr * lr_factor;
+  r.inputs = [n, t0](Gen &g) {
+    const size_t un = static_cast<size_t>(n);
+    std::vector<float> grad = g.Normal(un, 0.0, 1.0);
+    Sprinkle(&grad, {0.0f, -0.0f});  // zero gradients
+    std::vector<float> s0(un, 0.0f), s1(un, 0.0f);
+    if (t0 > 0) {
+      s0 = g.Normal(un, 0.0, 0.5);
+      s1 = g.Normal(un, 0.0, 1.0);
+      for (float &v : s1) v = v * v;  // a second moment is >= 0
+    }
+    Inputs in;
+    in["params"] = F32({n}, g.Normal(un, 0.0, 1.0));
+    in["grads"] = F32({n}, std::move(grad));
+    in["state0"] = F32({n}, std::move(s0));
+    in["state1"] = F32({n}, std::move(s1));
+    return in;
+  };
+  r.run = [c, n, t0, lr](Env &e, const Inputs &in) {
+    cudl_optimizer *opt = nullptr;
+    CALL(e, cudl_optimizer_create(e.ctx(), &c, n, &opt));
+    if (opt == nullptr) return Outputs{};
+    e.Defer([opt]() { cudl_optimizer_destroy(opt); });
+    const int count = cudl_optimizer_state_count(opt);
+    for (int i = 0; i < count; ++i) {
+      const HostTensor &h = in.at(i == 0 ? "state0" : "state1");
+      CALL(e, cudl_tensor_copy_from_host(cudl_optimizer_state(opt, i, nullptr), h.f.data(),
+                                         h.f.size() * sizeof(float)));
+    }
+    CALL(e, cudl_optimizer_set_steps(opt, t0));
+    cudl_tensor *p = e.In(in, "params"), *g = e.In(in, "grads");
+    CALL(e, cudl_optimizer_step(opt, p, g, lr));
+    Outputs out = {{"params", e.Read(p)}};
+    for (int i = 0; i < count; ++i) {
+      const char *name = nullptr;
+      const cudl_tensor *s = cudl_optimizer_state(opt, i, &name);
+      out.push_back({name == nullptr ? "?" : name, e.Read(s)});
+    }
+    return out;
+  };
+  r.reference = [c, t0, lr](const Inputs &in) {
+    const std::vector<float> &ps = in.at("params").f, &gs = in.at("grads").f,
+                             &s0s = in.at("state0").f, &s1s = in.at("state1").f;
+    const size_t n_ = gs.size();
+    std::vector<double> p(n_), bp(n_), s0(n_), bs0(n_), s1(n_), bs1(n_);
+    const double wd = c.weight_decay, L = lr;
+    if (c.kind == CUDL_OPTIMIZER_SGD) {
+      const double mom = c.momentum, keep = 1.0 - static_cast<double>(c.dampening);
+      for (size_t i = 0; i < n_; ++i) {
+        const double pi = ps[i];
+        double d = gs[i] + wd * pi, md = std::fabs(gs[i]) + wd * std::fabs(pi);
+        if (mom != 0.0) {
+          const double old = s0s[i];
+          const double b = t0 == 0 ? d : mom * old + keep * d;
+          const double mb = t0 == 0 ? md : mom * std::fabs(old) + keep * md;
+          s0[i] = b;
+          bs0[i] = 4 * kEps * mb + FLT_MIN;
+          d = c.nesterov ? d + mom * b : b;
+          md = c.nesterov ? md + mom * mb : mb;
+        }
+        p[i] = pi - L * d;
+        bp[i] = 4 * kEps * (std::fabs(pi) + L * md) + FLT_MIN;
+      }
+      Expected want = {Expect("params", p).Bound(bp)};
+      if (c.momentum != 0.0f) want.push_back(Expect("momentum_buffer", s0).Bound(bs0));
+      return want;
+    }
+    const double t = static_cast<double>(t0 + 1), b1 = c.beta1, b2 = c.beta2;
+    const double bc1 = 1.0 - std::pow(b1, t), bc2 = 1.0 - std::pow(b2, t);
+    const bool adamw = c.kind == CUDL_OPTIMIZER_ADAMW;
+    for (size_t i = 0; i < n_; ++i) {
+      const double pi = adamw ? ps[i] * (1.0 - L * wd) : ps[i];
+      const double gi = adamw ? gs[i] : gs[i] + wd * pi;
+      const double mg = adamw ? std::fabs(gs[i]) : std::fabs(gs[i]) + wd * std::fabs(pi);
+      const double m = b1 * s0s[i] + (1.0 - b1) * gi;
+      const double mm = b1 * std::fabs(s0s[i]) + (1.0 - b1) * mg;
+      const double v = b2 * s1s[i] + (1.0 - b2) * gi * gi;
+      const double mv = b2 * s1s[i] + (1.0 - b2) * mg * mg;
+      const double denom = std::sqrt(v) / std::sqrt(bc2) + static_cast<double>(c.eps);
+      const double update = L / bc1 * m / denom;
+      // The update's error: m's (relative to mm), and the denominator's,
+      // whose square root halves v's relative error mv / v.
+      const double rel_denom = 2 * kEps + (v > 0 ? kEps * mv / v : 0.0);
+      const double bu =
+          L / bc1 * 3 * kEps * mm / denom + std::fabs(update) * (rel_denom + 3 * kEps);
+      s0[i] = m;
+      s1[i] = v;
+      bs0[i] = 4 * kEps * mm + FLT_MIN;
+      bs1[i] = 4 * kEps * mv + FLT_MIN;
+      p[i] = pi - update;
+      bp[i] = 8 * kEps * std::fabs(pi) + 2 * bu + FLT_MIN;
+    }
+    return Expected{Expect("params", p).Bound(bp), Expect("exp_avg", s0).Bound(bs0),
+                    Expect("exp_avg_sq", s1).Bound(bs1)};
+  };
+  return r;
+}
+
+// clip_grad_norm: the norm, sqrt(sum g^2) in double rounded once (the CPU
+// is exact to that rounding; CUDA sums in another order: within 1 ulp,
+// which the hand-written CUDA test allowed), 2 eps of |want|; then grads *=
+// max_norm / (norm + 1e-6) when that is below 1, in float (the norm's ulp,
+// the sum, the division and the product: 4 eps of |want|). A NaN or
+// infinite gradient, or a norm above FLT_MAX, leaves grads unchanged.
+// max_norm is `ratio` times the norm (0.5 clips, 4 does not). Without
+// the norm tensor (NULL) only the gradients are written.
+Row ClipRow(const std::string &values, int64_t n, double ratio, bool with_norm = true) {
+  Row r;
+  r.op = "clip_grad_norm";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s%s_ratio%g_%lld", values.c_str(), with_norm ? "" : "_no_norm",
+                ratio, static_cast<long long>(n));
+  r.config = buf;
+  r.tol = {0, 4 * kEps};
+  auto norm_of = [](const std::vector<float> &g) {
+    double s = 0;
+    for (float v : g) s += static_cast<double>(v) * v;
+    return std::sqrt(s);
+  };
+  auto max_norm_of = [ratio, norm_of](const std::vector<float> &g) {
+    const double max_norm = norm_of(g) * ratio;  // finite and > 0 for the call
+    return std::isfinite(max_norm) && max_norm > 0 && max_norm <= FLT_MAX
+               ? static_cast<float>(max_norm)
+               : 1.0f;
+  };
+  r.inputs = [n, values](Gen &gen) {
+    std::vector<float> g = gen.Normal(static_cast<size_t>(n), 0.0, 0.01);
+    if (values == "nan") g[g.size() / 2] = kNaN;
+    if (values == "inf") g[g.size() / 2] = -kInf;
+    if (values == "overflow") g = std::vector<float>(g.size(), 3e38f);  // norm > FLT_MAX
+    Inputs in;
+    in["grads"] = F32({n}, std::move(g));
+    return in;
+  };
+  r.run = [max_norm_of, with_norm](Env &e, const Inputs &in) {
+    cudl_tensor *g = e.In(in, "grads"), *norm = with_norm ? e.Out({1}) : nullptr;
+    CALL(e, cudl_clip_grad_norm(e.ctx(), g, max_norm_of(in.at("grads").f), norm));
+    Outputs out = {{"grads", e.Read(g)}};
+    if (with_norm) out.push_back({"norm", e.Read(norm)});
+    return out;
+  };
+  r.reference = [norm_of, max_norm_of, with_norm](const Inputs &in) {
+    const std::vector<float> &g = in.at("grads").f;
+    const double norm = norm_of(g), max_norm = max_norm_of(g);
+    const bool clip = std::isfinite(norm) && norm <= FLT_MAX && max_norm / (norm + 1e-6) < 1.0;
+    std::vector<double> out(g.size());
+    for (size_t i = 0; i < g.size(); ++i) out[i] = clip ? g[i] * (max_norm / (norm + 1e-6)) : g[i];
+    Expected want = {Expect("grads", out)};
+    if (with_norm) want.push_back(Expect("norm", {norm}).With({0, 2 * kEps}));
+    return want;
+  };
+  return r;
+}
+
+// ===========================================================================
+// The table
+// ===========================================================================
+
+// The row on unaligned views (kUnaligned).
+Row Unaligned(Row r) {
+  r.flags |= kUnaligned;
+  r.config = "unaligned_" + r.config;
+  return r;
+}
+
+std::vector<Row> BuildTable() {
+  std::vector<Row> t;
+  // Activations: 1, a tail alone, one float4, a float4 and a tail, primes,
+  // 4-D, and past one CUDA
+  // grid; kExtremes in every shape of 28 elements or more. In place, and on
+  // unaligned views, at 1021.
+  const std::vector<std::vector<int64_t>> act_shapes = {{1},     {3},    {4},           {5},
+                                                        {7, 13}, {1021}, {3, 5, 7, 11}, {kLarge}};
+  for (const Activation &a : Activations()) {
+    for (const auto &shape : act_shapes) t.push_back(ActivationRow(a, shape, false));
+    t.push_back(ActivationRow(a, {1021}, true));
+    t.push_back(Unaligned(ActivationRow(a, {1021}, false)));
+  }
+  // PReLU: few channels with many elements each, many channels with few,
+  // one element, and a 4-D batch; per channel and shared.
+  for (const auto &shape :
+       std::vector<std::vector<int64_t>>{{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1}, {2, 3, 5, 7}})
+    for (bool shared : {false, true}) t.push_back(PreluRow(shape, shared));
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, kLarge}) t.push_back(RreluRow(n, true));
+  t.push_back(Unaligned(RreluRow(1021, true)));
+  t.push_back(RreluRow(1021, false));
+  // Dropout: p = 0 and 1 exactly, two between; evaluation; in place. One
+  // large size (p = 0 and 1 run the same kernel with another constant).
+  for (float p : {0.0f, 0.2f, 0.5f, 1.0f})
+    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}})
+      t.push_back(DropoutRow(n, p, true, false));
+  t.push_back(DropoutRow(kLarge, 0.5f, true, false));
+  t.push_back(DropoutRow(1021, 0.5f, false, false));
+  t.push_back(DropoutRow(999, 0.25f, true, true));
+  t.push_back(Unaligned(DropoutRow(1021, 0.5f, true, false)));
+  // Pooling: every geometry, max and average; ties and NaN; all-negative
+  // input with padding (padding must not win; divisors both ways).
+  for (const PoolGeometry &g : PoolGeometries())
+    for (bool is_max : {true, false}) t.push_back(PoolRow(g, is_max));
+  t.push_back(PoolRow({2, 2, 7, 40, PoolDesc(2, 2, 2, 2, 0, 0)}, true, "ties"));
+  t.push_back(PoolRow({1, 2, 9, 41, PoolDesc(3, 3, 1, 1, 1, 1)}, true, "ties"));
+  for (int incl : {0, 1}) {
+    t.push_back(PoolRow({2, 3, 5, 6, PoolDesc(3, 3, 1, 1, 1, 1, incl)}, true, "negative"));
+    t.push_back(PoolRow({2, 3, 5, 6, PoolDesc(3, 3, 1, 1, 1, 1, incl)}, false, "negative"));
+  }
+  for (const auto &shape :
+       std::vector<std::vector<int64_t>>{{4, 64, 8, 8}, {2, 3, 7, 5}, {1, 1, 1, 1}, {3, 5, 7, 11}})
+    t.push_back(GlobalAvgPoolRow(shape));
+  // Batch norm: 4-D per channel, 2-D per feature, 3-D, primes, a channel of
+  // one, a ResNet-20 layer's batch; mean 0 and a large mean with a small
+  // deviation. Inference 2-D and 4-D.
+  for (const auto &shape : std::vector<std::vector<int64_t>>{
+           {4, 3, 5, 7}, {16, 10}, {3, 2, 11}, {2, 1, 3, 3}, {5, 7, 2, 3}, {128, 16, 32, 32}}) {
+    t.push_back(BatchNormTrainRow(shape, 0.0, 1.0));
+    t.push_back(BatchNormTrainRow(shape, 1000.0, 0.05));
+  }
+  t.push_back(BatchNormInferenceRow({16, 10}));
+  t.push_back(BatchNormInferenceRow({3, 4, 2, 5}));
+  // Softmax and log-softmax: a column of one, primes, 3-D, 1-D, a
+  // classifier batch, rows longer than a block; extreme values and NaN.
+  for (bool is_log : {false, true}) {
+    for (const auto &shape : std::vector<std::vector<int64_t>>{
+             {1, 1}, {7, 13}, {3, 1021}, {2, 3, 5}, {10}, {128, 10}, {2, 100003}})
+      t.push_back(SoftmaxRow(shape, is_log));
+    t.push_back(SoftmaxRow({3, 3}, is_log, "extremes"));
+  }
+  // Losses: both reductions at 1, 7, 1021 and 100003 elements, the mean
+  // over 2^22; BCE at large logits.
+  for (bool is_bce : {false, true}) {
+    for (cudl_reduction red : {CUDL_REDUCTION_MEAN, CUDL_REDUCTION_SUM})
+      for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{1021}, int64_t{100003}})
+        t.push_back(LossRow(is_bce, n, red));
+    t.push_back(LossRow(is_bce, int64_t{1} << 22, CUDL_REDUCTION_MEAN));
+  }
+  t.push_back(LossRow(true, 4, CUDL_REDUCTION_SUM, "large"));
+  for (const auto &nk :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 13}, {128, 10}, {3, 1021}})
+    for (float smoothing : {0.0f, 0.1f})
+      for (cudl_reduction red : {CUDL_REDUCTION_MEAN, CUDL_REDUCTION_SUM})
+        t.push_back(CrossEntropyRow(nk.first, nk.second, smoothing, red));
+  t.push_back(CrossEntropyRow(4096, 100, 0.1f, CUDL_REDUCTION_MEAN));
+  // Elementwise: 1, a float4 and a tail, primes, the CPU's threaded path,
+  // past one CUDA grid; in place; sums and counts.
+  for (const char *op : {"add", "mul", "scale"}) {
+    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, int64_t{100003}, kLarge})
+      t.push_back(BinaryRow(op, n, false));
+    t.push_back(BinaryRow(op, 1021, true));
+    t.push_back(Unaligned(BinaryRow(op, 1021, false)));
+  }
+  for (bool mean : {false, true})
+    for (int64_t n : {int64_t{1}, int64_t{1021}, int64_t{100003}, kLarge})
+      t.push_back(ReduceRow(mean, n));
+  for (int64_t n : {int64_t{1}, int64_t{1000}, (int64_t{1} << 22) + 5})
+    t.push_back(CountNonfiniteRow(n));
+  // Linear: a 1 in every place, primes, non-square, 3-D and 5-D x, the
+  // ResNet-20 head and an MNIST MLP layer; no bias; empty IN, rows and OUT
+  // (with the gradients a caller would ask for); the TF32 probe; TF32
+  // allowed; deterministic mode repeating bit for bit.
+  const std::vector<LinearCase> linear = {
+      {{1}, 1, 1},  {{1}, 7, 3},    {{5}, 1, 4},          {{6}, 9, 1},     {{7}, 13, 11},
+      {{3}, 17, 2}, {{2, 5}, 7, 3}, {{2, 1, 3, 2}, 3, 5}, {{128}, 64, 10}, {{128}, 784, 256}};
+  for (const LinearCase &c : linear) t.push_back(LinearRow(c));
+  t.push_back(LinearRow({{7}, 13, 11}, false));
+  t.push_back(LinearRow({{3}, 0, 2}));
+  t.push_back(LinearRow({{0}, 3, 2}, true, "dw_db"));
+  t.push_back(LinearRow({{2}, 3, 0}, true, "dx"));
+  t.push_back(LinearTf32ProbeRow(0));
+  t.push_back(LinearTf32ProbeRow(kAfterTf32));
+  for (const LinearCase &c :
+       {LinearCase{{7}, 13, 11}, LinearCase{{128}, 64, 10}, LinearCase{{128}, 784, 256}})
+    t.push_back(LinearRow(c, true, "all", kAllowTf32, "tf32"));
+  t.push_back(
+      LinearRow({{128}, 784, 256}, true, "all", kDeterministic | kRepeatable, "deterministic"));
+  // Convolution: test_conv.cpp's geometries, ResNet-20 layers, N = 0; three
+  // layers in deterministic mode, twice, and their bias gradient twice in
+  // the default mode (deterministic in any mode).
+  for (const ConvCase &c : ConvCases()) t.push_back(ConvRow(c));
+  for (const ConvCase &c : ConvDeterministicCases()) {
+    t.push_back(ConvRow(c, kDeterministic | kRepeatable));
+    t.push_back(ConvBiasRow(c));
+  }
+  // Optimizers: every configuration, the first step (SGD copies the
+  // gradient into its buffer, Adam's bias correction at t = 1) and a later
+  // one from a random state, at 1, 5 (a float4 and a tail) and 1021
+  // elements and past the CPU's threading threshold (2^20 + 3).
+  for (const OptimConfig &cfg : OptimConfigs()) {
+    t.push_back(OptimRow(cfg, 1, 0, 1.0f));
+    t.push_back(OptimRow(cfg, 1021, 0, 1.0f));
+    t.push_back(OptimRow(cfg, 5, 4, 0.25f));
+    t.push_back(OptimRow(cfg, 1021, 4, 0.5f));
+    t.push_back(OptimRow(cfg, (int64_t{1} << 20) + 3, 4, 1.5f));
+  }
+  for (int64_t n : {int64_t{1}, int64_t{1021}, int64_t{3 * 65536 + 5}, (int64_t{1} << 22) + 5})
+    for (double ratio : {0.5, 4.0}) t.push_back(ClipRow("normal", n, ratio));
+  for (const char *values : {"nan", "inf", "overflow"}) t.push_back(ClipRow(values, 1021, 0.5));
+  t.push_back(ClipRow("normal", 1021, 0.5, false));
+  t.push_back(ClipRow("nan", 1021, 0.5, false));
+  return t;
+}
+
+const std::vector<Row> &Table() {
+  static const std::vector<Row> table = BuildTable();
+  return table;
+}
+
+// ===========================================================================
+// The test
+// ===========================================================================
+
+struct Backend {
+  const char *name;
+  cudl_device_kind kind;
+};
+
+// Compute dtypes: f32 only so far. A new one goes here, with a conversion
+// in Env::In / Env::Read and tolerances scaled to its precision.
+struct Dtype {
+  const char *name;
+  cudl_dtype dtype;
+};
+const Dtype kDtypes[] = {{"f32", CUDL_DTYPE_F32}};
+
+uint32_t Seed(const Row &row) {  // FNV-1a of the row's name
+  uint32_t h = 2166136261u;
+  for (char c : row.name()) h = (h ^ static_cast<uint8_t>(c)) * 16777619u;
+  return h;
+}
+
+enum class RunResult { kRan, kFailed, kUnsupported };
+
+// One run of a row: the context settings it runs under, and whether its
+// outputs are compared with float64.
+struct Phase {
+  int tf32, deterministic;
+  bool compare;
+};
+
+// The runs a row's flags ask for, in order, on one context.
+std::vector<Phase> Phases(unsigned flags) {
+  const int tf32 = (flags & kAllowTf32) ? 1 : 0;
+  std::vector<Phase> phases;
+  if (flags & kAfterTf32) phases.push_back({1, 0, false});
+  if (flags & kDeterministic) phases.push_back({tf32, 0, true});
+  const int det = (flags & kDeterministic) ? 1 : 0;
+  phases.push_back({tf32, det, true});
+  if (flags & kRepeatable) phases.push_back({tf32, det, true});
+  return phases;
+}
+
+// Runs the row's phases (or only its last one) on a new context of `kind`;
+// the outputs of each run go to *runs.
+RunResult RunRow(const Row &row, cudl_device_kind kind, cudl_dtype dtype, const Inputs &in,
+                 const std::vector<Phase> &phases, std::vector<Outputs> *runs, std::string *why) {
+  cudl_context *ctx = nullptr;
+  const cudl_status s = cudl_context_create(kind, 0, &ctx);
+  if (s != CUDL_OK) {
+    ADD_FAILURE() << "cudl_context_create: " << cudl_status_name(s);
+    return RunResult::kFailed;
+  }
+  // TF32 is opt-in and deterministic mode off: the defaults every
+  // tolerance above assumes.
+  EXPECT_EQ(cudl_context_allow_tf32(ctx), 0) << "TF32 must be off by default";
+  EXPECT_EQ(cudl_context_deterministic(ctx), 0);
+  RunResult result = RunResult::kRan;
+  for (size_t k = 0; k < phases.size() && result == RunResult::kRan; ++k) {
+    EXPECT_EQ(cudl_context_set_allow_tf32(ctx, phases[k].tf32), CUDL_OK);
+    EXPECT_EQ(cudl_context_set_deterministic(ctx, phases[k].deterministic), CUDL_OK);
+    Env env(ctx, dtype);
+    if (row.flags & kUnaligned) env.UseViews(1);
+    Outputs out = row.run(env, in);
+    if (!env.unsupported().empty()) {
+      *why = env.unsupported();
+      result = RunResult::kUnsupported;
+    } else if (env.failures() > 0) {
+      result = RunResult::kFailed;
+    }
+    runs->push_back(std::move(out));
+  }
+  cudl_context_destroy(ctx);
+  return result;
+}
+
+// One row on one backend and dtype: every compared run against float64,
+// and what the row's flags add.
+void CheckRow(const Row &row, const Backend &backend, const Dtype &dtype) {
+  Gen gen(Seed(row));
+  const Inputs in = row.inputs(gen);
+  const std::vector<Phase> phases = Phases(row.flags);
+  std::vector<Outputs> runs;
+  std::string why;
+  const RunResult result = RunRow(row, backend.kind, dtype.dtype, in, phases, &runs, &why);
+  if (result == RunResult::kUnsupported) {
+    // The CPU backend is the reference and implements every operator;
+    // another backend may leave one out (cudl/context.h).
+    ASSERT_NE(backend.kind, CUDL_DEVICE_CPU) << why;
+    GTEST_SKIP() << "the " << backend.name << " backend does not implement it: " << why;
+  }
+  ASSERT_EQ(result, RunResult::kRan);
+  const Expected want = row.reference(in);
+  for (size_t run = 0; run < runs.size(); ++run) {
+    if (!phases[run].compare) continue;
+    SCOPED_TRACE("run " + std::to_string(run + 1) + " of " + std::to_string(runs.size()) +
+                 (phases[run].deterministic ? ", deterministic mode" : "") +
+                 (phases[run].tf32 ? ", TF32 allowed" : ""));
+    const Outputs &got = runs[run];
+    ASSERT_EQ(got.size(), want.size()) << "outputs of the run and of the reference";
+    std::string log = "[ error/tolerance ]";
+    for (size_t k = 0; k < want.size(); ++k) {
+      ASSERT_EQ(got[k].name, want[k].name);
+      double worst = 0;
+      EXPECT_TRUE(Matches(got[k].v, want[k], row.tol, &worst)) << "against float64";
+      char item[96];
+      std::snprintf(item, sizeof item, " %s %.3g", want[k].name.c_str(), worst);
+      log += item;
+    }
+    std::printf("%s\n", log.c_str());
+  }
+  const Outputs &last = runs.back();
+  if (row.flags & kRepeatable) {
+    const Outputs &before = runs[runs.size() - 2];
+    for (size_t k = 0; k < last.size(); ++k)
+      EXPECT_TRUE(BitEqual(last[k].v, before[k].v)) << last[k].name << ": a second run differs";
+  }
+  if ((row.flags & kSameBitsAsCpu) && backend.kind != CUDL_DEVICE_CPU) {
+    std::vector<Outputs> cpu;
+    ASSERT_EQ(RunRow(row, CUDL_DEVICE_CPU, dtype.dtype, in, {phases.back()}, &cpu, &why),
+              RunResult::kRan);
+    for (size_t k = 0; k < last.size(); ++k)
+      EXPECT_TRUE(BitEqual(last[k].v, cpu[0][k].v)) << last[k].name << ": not the CPU's bits";
+  }
+}
+
+// Parameters: (row, dtype). One test per backend, as GoldenTest.Cpu and
+// .Cuda, so that ctest lists Table/BackendOps.Cpu/<row>_<dtype> and
+// Table/BackendOps.Cuda/<row>_<dtype> (and gpu-check.sh's *Cuda* filter
+// finds the CUDA cases).
+class BackendOps : public ::testing::TestWithParam<std::tuple<size_t, size_t>> {
+ protected:
+  const Row &row() const { return Table()[std::get<0>(GetParam())]; }
+  const Dtype &dtype() const { return kDtypes[std::get<1>(GetParam())]; }
+};
+
+TEST_P(BackendOps, Cpu) { CheckRow(row(), {"CPU", CUDL_DEVICE_CPU}, dtype()); }
+
+TEST_P(BackendOps, Cuda) {
+  const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+  if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
+  CheckRow(row(), {"CUDA", CUDL_DEVICE_CUDA}, dtype());
+}
+
+std::string ParamName(const ::testing::TestParamInfo<BackendOps::ParamType> &info) {
+  return Table()[std::get<0>(info.param)].name() + "_" + kDtypes[std::get<1>(info.param)].name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BackendOps,
+                         ::testing::Combine(::testing::Range(size_t{0}, Table().size()),
+                                            ::testing::Range(size_t{0}, std::size(kDtypes))),
+                         ParamName);
+
+}  // namespace
