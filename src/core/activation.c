@@ -4,6 +4,30 @@
 
 #include "core/internal.h"
 
+/* Everything the library knows of an activation type beyond its kernels,
+ * one row each: the name, which tensor backward reads, and what the
+ * model's diagnostics look for. */
+static const cudl_activation_info activation_info[] = {
+    [CUDL_ACT_SIGMOID] = {"sigmoid", 1, 0, 0.01f, 0.99f},
+    [CUDL_ACT_TANH] = {"tanh", 1, 0, -0.99f, 0.99f},
+    [CUDL_ACT_RELU] = {"relu", 0, 1, 0.0f, 0.0f},
+    [CUDL_ACT_LEAKY_RELU] = {"leaky_relu", 0, 1, 0.0f, 0.0f},
+    [CUDL_ACT_ELU] = {"elu", 0, 1, 0.0f, 0.0f},
+};
+CUDL_STATIC_ASSERT(sizeof activation_info / sizeof activation_info[0] ==
+                       CUDL_ACT_COUNT,
+                   one_row_per_activation_type);
+
+const cudl_activation_info *cudl__activation_info(cudl_activation_type type) {
+  if ((int)type < 0 || (int)type >= (int)CUDL_ACT_COUNT) return NULL;
+  return &activation_info[type];
+}
+
+const char *cudl_activation_name(cudl_activation_type type) {
+  const cudl_activation_info *info = cudl__activation_info(type);
+  return info == NULL ? NULL : info->name;
+}
+
 static cudl_status check_alpha(cudl_context *ctx, const char *function,
                                float alpha) {
   if (!isfinite(alpha))
@@ -12,9 +36,9 @@ static cudl_status check_alpha(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-static cudl_status forward(cudl_context *ctx, const char *function,
-                           cudl_activation_type kind, float alpha,
-                           const cudl_tensor *x, cudl_tensor *y) {
+cudl_status cudl__activation_forward(cudl_context *ctx, const char *function,
+                                     cudl_activation_type kind, float alpha,
+                                     const cudl_tensor *x, cudl_tensor *y) {
   const cudl_tensor *tensors[2];
   static const char *const names[2] = {"x", "y"};
   cudl_status status;
@@ -47,9 +71,19 @@ static cudl_status backward(cudl_context *ctx, const char *function,
                       alpha, saved->data, dy->data, dx->data, saved->numel);
 }
 
+cudl_status cudl__activation_backward(cudl_context *ctx, const char *function,
+                                      cudl_activation_type kind, float alpha,
+                                      const cudl_tensor *x,
+                                      const cudl_tensor *y,
+                                      const cudl_tensor *dy, cudl_tensor *dx) {
+  const int from_y = activation_info[kind].backward_from_y;
+  return backward(ctx, function, kind, alpha, from_y ? y : x,
+                  from_y ? "y" : "x", dy, dx);
+}
+
 cudl_status cudl_sigmoid_forward(cudl_context *ctx, const cudl_tensor *x,
                                  cudl_tensor *y) {
-  return forward(ctx, __func__, CUDL_ACT_SIGMOID, 0.0f, x, y);
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_SIGMOID, 0.0f, x, y);
 }
 cudl_status cudl_sigmoid_backward(cudl_context *ctx, const cudl_tensor *y,
                                   const cudl_tensor *dy, cudl_tensor *dx) {
@@ -58,7 +92,7 @@ cudl_status cudl_sigmoid_backward(cudl_context *ctx, const cudl_tensor *y,
 
 cudl_status cudl_tanh_forward(cudl_context *ctx, const cudl_tensor *x,
                               cudl_tensor *y) {
-  return forward(ctx, __func__, CUDL_ACT_TANH, 0.0f, x, y);
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_TANH, 0.0f, x, y);
 }
 cudl_status cudl_tanh_backward(cudl_context *ctx, const cudl_tensor *y,
                                const cudl_tensor *dy, cudl_tensor *dx) {
@@ -67,7 +101,7 @@ cudl_status cudl_tanh_backward(cudl_context *ctx, const cudl_tensor *y,
 
 cudl_status cudl_relu_forward(cudl_context *ctx, const cudl_tensor *x,
                               cudl_tensor *y) {
-  return forward(ctx, __func__, CUDL_ACT_RELU, 0.0f, x, y);
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_RELU, 0.0f, x, y);
 }
 cudl_status cudl_relu_backward(cudl_context *ctx, const cudl_tensor *x,
                                const cudl_tensor *dy, cudl_tensor *dx) {
@@ -78,7 +112,8 @@ cudl_status cudl_leaky_relu_forward(cudl_context *ctx, const cudl_tensor *x,
                                     float alpha, cudl_tensor *y) {
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
-  return forward(ctx, __func__, CUDL_ACT_LEAKY_RELU, alpha, x, y);
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_LEAKY_RELU, alpha, x,
+                                  y);
 }
 cudl_status cudl_leaky_relu_backward(cudl_context *ctx, const cudl_tensor *x,
                                      float alpha, const cudl_tensor *dy,
@@ -92,7 +127,7 @@ cudl_status cudl_elu_forward(cudl_context *ctx, const cudl_tensor *x,
                              float alpha, cudl_tensor *y) {
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
-  return forward(ctx, __func__, CUDL_ACT_ELU, alpha, x, y);
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_ELU, alpha, x, y);
 }
 cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
                               float alpha, const cudl_tensor *dy,
@@ -212,18 +247,4 @@ cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
   if (status != CUDL_OK || noise->numel == 0) return status;
   return CUDL_OP_CALL(ctx, __func__, dy->dtype, mul, dy->data, noise->data,
                       dx->data, noise->numel);
-}
-
-static const char *const activation_names[] = {
-    [CUDL_ACT_SIGMOID] = "sigmoid", [CUDL_ACT_TANH] = "tanh",
-    [CUDL_ACT_RELU] = "relu",       [CUDL_ACT_LEAKY_RELU] = "leaky_relu",
-    [CUDL_ACT_ELU] = "elu",
-};
-CUDL_STATIC_ASSERT(sizeof activation_names / sizeof activation_names[0] ==
-                       CUDL_ACT_COUNT,
-                   one_name_per_activation_type);
-
-const char *cudl_activation_name(cudl_activation_type type) {
-  if ((int)type < 0 || (int)type >= (int)CUDL_ACT_COUNT) return NULL;
-  return activation_names[type];
 }

@@ -223,6 +223,34 @@ static inline uint64_t cudl__philox_blocks(int64_t n) {
 /* Synchronise after an op when the context's debug mode asks for it. */
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
 
+/* ---- activations (activation.c) ---- */
+
+/* What the library knows of an activation type besides its kernels. */
+typedef struct cudl_activation_info {
+  const char *name;    /* cudl_activation_name */
+  int backward_from_y; /* backward reads y (sigmoid, tanh), else x */
+  /* A ReLU-family function: a unit whose input stays <= 0 passes (almost)
+   * no gradient, so the diagnostics count such units. */
+  int dead_units;
+  /* Outputs below low or above high are saturated: the derivative there is
+   * nearly 0. low == high: the function does not saturate. */
+  float low, high;
+} cudl_activation_info;
+
+/* The row of `type`; NULL for a value that is no type. */
+const cudl_activation_info *cudl__activation_info(cudl_activation_type type);
+/* An activation of a valid type, checked and dispatched as the public calls
+ * are, with messages as `function`'s. Backward reads x or y as the type
+ * needs. */
+cudl_status cudl__activation_forward(cudl_context *ctx, const char *function,
+                                     cudl_activation_type type, float alpha,
+                                     const cudl_tensor *x, cudl_tensor *y);
+cudl_status cudl__activation_backward(cudl_context *ctx, const char *function,
+                                      cudl_activation_type type, float alpha,
+                                      const cudl_tensor *x,
+                                      const cudl_tensor *y,
+                                      const cudl_tensor *dy, cudl_tensor *dx);
+
 /* The one door to a backend's operators, for public calls and internal
  * callers alike: call operator `op` (ops.def) of ctx's backend registered
  * for dtype, with ctx and the arguments that follow. An empty entry gives

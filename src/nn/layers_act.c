@@ -1,98 +1,11 @@
 /* layers_act.c - the activation layers: the fixed elementwise functions
- * (one node kind, a row per cudl_activation_type), PReLU and RReLU. */
+ * (one node kind for every cudl_activation_type), PReLU and RReLU. */
 #include <math.h>
 #include <string.h>
 
 #include "nn/layers.h"
 
 /* ---- the fixed activations ---- */
-
-/* Every activation called alike: alpha is ignored where there is none;
- * backward takes both x and the forward's y, since sigmoid's and tanh's
- * derivatives come from y and the others' from x. */
-typedef cudl_status (*activation_forward_fn)(cudl_context *ctx,
-                                             const cudl_tensor *x, float alpha,
-                                             cudl_tensor *y);
-typedef cudl_status (*activation_backward_fn)(cudl_context *ctx,
-                                              const cudl_tensor *x,
-                                              const cudl_tensor *y, float alpha,
-                                              const cudl_tensor *dy,
-                                              cudl_tensor *dx);
-
-static cudl_status sigmoid_forward(cudl_context *ctx, const cudl_tensor *x,
-                                   float alpha, cudl_tensor *y) {
-  (void)alpha;
-  return cudl_sigmoid_forward(ctx, x, y);
-}
-static cudl_status sigmoid_backward(cudl_context *ctx, const cudl_tensor *x,
-                                    const cudl_tensor *y, float alpha,
-                                    const cudl_tensor *dy, cudl_tensor *dx) {
-  (void)x;
-  (void)alpha;
-  return cudl_sigmoid_backward(ctx, y, dy, dx);
-}
-
-static cudl_status tanh_forward(cudl_context *ctx, const cudl_tensor *x,
-                                float alpha, cudl_tensor *y) {
-  (void)alpha;
-  return cudl_tanh_forward(ctx, x, y);
-}
-static cudl_status tanh_backward(cudl_context *ctx, const cudl_tensor *x,
-                                 const cudl_tensor *y, float alpha,
-                                 const cudl_tensor *dy, cudl_tensor *dx) {
-  (void)x;
-  (void)alpha;
-  return cudl_tanh_backward(ctx, y, dy, dx);
-}
-
-static cudl_status relu_forward(cudl_context *ctx, const cudl_tensor *x,
-                                float alpha, cudl_tensor *y) {
-  (void)alpha;
-  return cudl_relu_forward(ctx, x, y);
-}
-static cudl_status relu_backward(cudl_context *ctx, const cudl_tensor *x,
-                                 const cudl_tensor *y, float alpha,
-                                 const cudl_tensor *dy, cudl_tensor *dx) {
-  (void)y;
-  (void)alpha;
-  return cudl_relu_backward(ctx, x, dy, dx);
-}
-
-static cudl_status leaky_relu_backward(cudl_context *ctx, const cudl_tensor *x,
-                                       const cudl_tensor *y, float alpha,
-                                       const cudl_tensor *dy, cudl_tensor *dx) {
-  (void)y;
-  return cudl_leaky_relu_backward(ctx, x, alpha, dy, dx);
-}
-
-static cudl_status elu_backward(cudl_context *ctx, const cudl_tensor *x,
-                                const cudl_tensor *y, float alpha,
-                                const cudl_tensor *dy, cudl_tensor *dx) {
-  (void)y;
-  return cudl_elu_backward(ctx, x, alpha, dy, dx);
-}
-
-typedef struct activation_row {
-  activation_forward_fn forward;
-  activation_backward_fn backward;
-  /* A ReLU-family function: a unit whose input stays <= 0 passes (almost)
-   * no gradient, so the diagnostics count such units. */
-  int dead_units;
-  /* Outputs below low or above high are saturated: the derivative there
-   * is nearly 0. low == high: the function does not saturate. */
-  float low, high;
-} activation_row;
-
-static const activation_row activations[] = {
-    [CUDL_ACT_SIGMOID] = {sigmoid_forward, sigmoid_backward, 0, 0.01f, 0.99f},
-    [CUDL_ACT_TANH] = {tanh_forward, tanh_backward, 0, -0.99f, 0.99f},
-    [CUDL_ACT_RELU] = {relu_forward, relu_backward, 1, 0.0f, 0.0f},
-    [CUDL_ACT_LEAKY_RELU] = {cudl_leaky_relu_forward, leaky_relu_backward, 1,
-                             0.0f, 0.0f},
-    [CUDL_ACT_ELU] = {cudl_elu_forward, elu_backward, 1, 0.0f, 0.0f},
-};
-CUDL_STATIC_ASSERT(sizeof activations / sizeof activations[0] == CUDL_ACT_COUNT,
-                   one_row_per_activation_type);
 
 cudl_status cudl_model_add_activation(cudl_model *m, int input,
                                       cudl_activation_type type, float alpha,
@@ -113,13 +26,14 @@ cudl_status cudl_model_add_activation(cudl_model *m, int input,
 
 static cudl_status activation_forward(cudl_model *m, node *n,
                                       const cudl_tensor *x) {
-  return activations[n->act].forward(m->ctx, x, n->alpha, n->y);
+  return cudl__activation_forward(m->ctx, __func__, n->act, n->alpha, x, n->y);
 }
 
 static cudl_status activation_backward(cudl_model *m, node *n,
                                        const cudl_tensor *x, cudl_tensor *dx) {
   if (dx == NULL) return CUDL_OK;
-  return activations[n->act].backward(m->ctx, x, n->y, n->alpha, n->dy, dx);
+  return cudl__activation_backward(m->ctx, __func__, n->act, n->alpha, x, n->y,
+                                   n->dy, dx);
 }
 
 static const char *activation_diagnostics_kind(const node *n) {
@@ -127,12 +41,12 @@ static const char *activation_diagnostics_kind(const node *n) {
 }
 
 static int activation_has_dead_units(const node *n) {
-  return activations[n->act].dead_units;
+  return cudl__activation_info(n->act)->dead_units;
 }
 
 static double activation_saturated_fraction(const node *n, const float *y,
                                             int64_t count) {
-  const activation_row *a = &activations[n->act];
+  const cudl_activation_info *a = cudl__activation_info(n->act);
   int64_t k, saturated = 0;
   if (!(a->low < a->high)) return NAN;
   for (k = 0; k < count; ++k) saturated += y[k] < a->low || y[k] > a->high;

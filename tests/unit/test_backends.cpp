@@ -300,7 +300,7 @@ class Env {
 
   uint64_t RngOffset() {
     uint64_t seed = 0, offset = 0;
-    Call(cudl_context_get_rng_state(ctx_, &seed, &offset), "cudl_context_get_rng_state");
+    Call(cudl_context_rng_state(ctx_, &seed, &offset), "cudl_context_rng_state");
     return offset;
   }
 
