@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "nn/layers.h"
+#include "nn/graph.h"
 
 /* ---- the fixed activations ---- */
 

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "nn/layers.h"
+#include "nn/graph.h"
 
 cudl_status cudl_model_add_batchnorm(cudl_model *m, int input, const char *name,
                                      float momentum, float eps, int *node_out) {

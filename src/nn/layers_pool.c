@@ -1,6 +1,6 @@
 /* layers_pool.c - pooling over images: a window (max or average) and the
  * global average of each channel. */
-#include "nn/layers.h"
+#include "nn/graph.h"
 
 cudl_status cudl_model_add_pool2d(cudl_model *m, int input, int is_max,
                                   const cudl_pool2d_desc *desc, int *node_out) {

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nn/layers.h"
+#include "nn/graph.h"
 
 /* ---- building ---- */
 

@@ -1,0 +1,220 @@
+/*
+ * graph.h - what the model graph (model.c, graph.c) and its layers
+ * (layers*.c) share: the records of nodes and parameters, the steps of
+ * building a node, and the descriptor type saying how a node of one kind is
+ * planned, runs, initialises its parameters, counts its FLOPs and shows in
+ * the diagnostics. model.c never asks which kind a node is: it calls
+ * through cudl__layers[n->kind] (layers.h). A new kind is an enumerator
+ * here, a descriptor with its cudl_model_add_* in a layers*.c file, and a
+ * row of the table in layers.c.
+ */
+#ifndef CUDL_NN_GRAPH_H
+#define CUDL_NN_GRAPH_H
+
+#include "core/internal.h"
+
+#define NAME_SIZE 128
+
+typedef enum node_kind {
+  NODE_INPUT,
+  NODE_CONV,
+  NODE_LINEAR,
+  NODE_BATCHNORM,
+  NODE_ACTIVATION,
+  NODE_PRELU,
+  NODE_RRELU,
+  NODE_DROPOUT,
+  NODE_POOL,
+  NODE_GLOBAL_AVG_POOL,
+  NODE_FLATTEN,
+  NODE_ADD,
+  NODE_KIND_COUNT
+} node_kind;
+
+typedef struct param_entry {
+  char name[NAME_SIZE];
+  int trainable;
+  int ndim;
+  int64_t shape[4];
+  int64_t numel;
+  int64_t offset;     /* in its arena, in floats */
+  cudl_tensor *value; /* view into the parameter or buffer arena */
+  cudl_tensor *grad;  /* view into the gradient arena (trainable only) */
+} param_entry;
+
+typedef struct node {
+  node_kind kind;
+  int in[2], n_in;
+  int ndim; /* per-sample shape */
+  int64_t shape[3];
+  int64_t numel; /* per sample */
+  char name[NAME_SIZE];
+  /* layer settings */
+  cudl_conv2d_desc conv;
+  cudl_pool2d_desc pool;
+  int is_max;
+  cudl_activation_type act;
+  float alpha, lower, upper, p, momentum, eps, init_slope;
+  int has_bias;
+  int weight, bias, running_mean, running_var; /* param indices, or -1 */
+  /* planning */
+  int consumers;
+  int grad_slot; /* -1: no gradient buffer */
+  /* memory for max_batch rows */
+  cudl_tensor *out_full; /* NULL for flatten (a view of its input) */
+  cudl_tensor *aux_full; /* dropout mask, RReLU noise */
+  cudl_tensor *save_mean, *save_invstd; /* batch norm */
+  /* views for the current number of rows */
+  cudl_tensor *y, *dy, *aux;
+  cudl_tensor *flat_in;       /* linear: input as [rows, features] */
+  cudl_tensor *dx_view[2];    /* gradient of input k, in this node's
+                                 view of it (linear: flat) */
+  cudl_tensor *dx_scratch[2]; /* the same shape in the scratch buffer */
+  int grad_written;           /* this backward pass */
+  cudl_tensor *activity;      /* diagnostics: [units] of a ReLU-family
+                                 node's input, 1 once active in the window */
+} node;
+
+struct cudl_model {
+  cudl_context *ctx;
+  /* The context's allocator when the model was made: everything the model
+   * allocates on the host goes back to it, even if the context's changes. */
+  cudl_allocator allocator;
+  node *nodes;
+  int node_count, node_capacity;
+  param_entry *params;
+  int param_count, param_capacity;
+  int output;
+  cudl_model_loss loss;
+  int has_output;
+  int compiled;
+  int training;
+  int64_t max_batch;
+  int64_t rows; /* of the current views; 0 before the first forward */
+  cudl_tensor *param_arena, *grad_arena, *buffer_arena;
+  int64_t param_floats, buffer_floats;
+  cudl_tensor **slots; /* gradient buffers, [max_batch * slot_numel] */
+  int64_t *slot_numel;
+  int slot_count;
+  cudl_tensor *scratch;    /* [max_batch * max numel] */
+  cudl_tensor *loss_value; /* [1] */
+  /* The last forward's target as the loss sees it: the caller's, or
+   * target_view, the caller's in the output's shape (kept for backward). */
+  const cudl_tensor *target;
+  cudl_tensor *target_view;
+  int forward_done;
+  /* Diagnostics (cudl_model_set_diagnostics): the training forwards of the
+   * window and since switching on, and per node i the L2 norm of its
+   * output gradient at [i] and of its weight gradient at [node_count + i]
+   * from the last backward that recorded them (every diagnostics-th). */
+  int diagnostics; /* the period in training steps; 0: off */
+  int64_t diag_steps, diag_forwards;
+  int diag_norms_now; /* this step's backward records the norms */
+  cudl_tensor *diag_norms;
+  /* Check-numerics mode (cudl_model_set_check_numerics) and its last
+   * finding; backward passes completed, for the report's step. */
+  int check_numerics;
+  cudl_numerics_report numerics;
+  int64_t backward_passes;
+};
+
+/* One node kind. A hook left NULL means nothing to do (forward, backward,
+ * init), nothing counted (flops) or nothing to report (the rest). */
+typedef struct cudl__layer {
+  /* In messages ("node 3 (conv2d c1)") and, unless diagnostics_kind says
+   * otherwise, as the diagnostics' kind. */
+  const char *name;
+
+  /* What compiling allocates beside the node's output [rows, shape]: */
+  int output_is_view; /* none: the output is the input's values seen in
+                         another shape (no copy, so nothing to check or
+                         report either) */
+  int element_aux;    /* n->aux, of the output's shape: what backward
+                         needs of a random forward (mask, noise) */
+  int channel_stats;  /* n->save_mean and n->save_invstd [channels]: the
+                         batch's statistics, for backward */
+  int flat_input;     /* reads its input as [rows, features] (n->flat_in)
+                         and writes that input's gradient the same way */
+
+  /* n->y from x, the first input's output, in m->training's mode. */
+  cudl_status (*forward)(cudl_model *m, node *n, const cudl_tensor *x);
+  /* With n->dy complete: called once per input, in order, with x that
+   * input's output and dx where its gradient goes (NULL: it needs none;
+   * otherwise dx is written, and the graph adds it to what other consumers
+   * wrote). A layer with parameters has one input and writes their
+   * gradients too (overwriting). */
+  cudl_status (*backward)(cudl_model *m, node *n, const cudl_tensor *x,
+                          cudl_tensor *dx);
+  /* Set the node's parameters and buffers by scheme (cudl_model_init). */
+  cudl_status (*init)(cudl_model *m, const node *n, cudl_init_scheme scheme);
+  /* One sample's forward FLOPs (cudl_model_flops); works before compiling. */
+  int64_t (*flops)(const cudl_model *m, const node *n);
+
+  /* Diagnostics (cudl_model_diagnostics): the row's kind; whether the
+   * node's input units are watched for never being active (the ReLU
+   * family); the fraction of the outputs y[0, count) where the derivative
+   * is nearly 0, or NaN when that does not apply to n. */
+  const char *(*diagnostics_kind)(const node *n);
+  int (*has_dead_units)(const node *n);
+  double (*saturated_fraction)(const node *n, const float *y, int64_t count);
+} cudl__layer;
+
+/* ---- building a node (graph.c): the steps of every cudl_model_add_* ---- */
+
+/* The model takes layers (not compiled), node_out is not NULL, `input`
+ * exists, and the node array has room for one more (so pointers to its
+ * nodes stay valid until the node is committed). Failures are recorded as
+ * `function`'s. */
+cudl_status cudl__model_check_building(cudl_model *m, const char *function,
+                                       int input, int *node_out);
+
+/* A layer name that is not empty, leaves room for the longest parameter
+ * suffix, and is not already used. */
+cudl_status cudl__model_check_name(cudl_model *m, const char *function,
+                                   const char *name);
+
+/* Start a node of `kind` reading in0 (and in1, or -1) at
+ * m->nodes[m->node_count], without parameters; *out points at it. It is
+ * part of the model only once committed. */
+cudl_status cudl__model_new_node(cudl_model *m, node_kind kind, int in0,
+                                 int in1, node **out);
+
+/* The same, shaped as its input. */
+cudl_status cudl__model_same_shape_node(cudl_model *m, node_kind kind,
+                                        int input, node **out);
+
+void cudl__node_set_shape(node *n, int ndim, int64_t a, int64_t b, int64_t c);
+
+/* Register a parameter (or a buffer: trainable 0) of node n called
+ * "<n->name>.<suffix>"; *index receives its number. */
+cudl_status cudl__model_add_param(cudl_model *m, node *n, const char *suffix,
+                                  int trainable, int ndim, const int64_t *shape,
+                                  int *index);
+
+/* Make the started node part of the model; *node_out gets its number. */
+void cudl__model_commit_node(cudl_model *m, int *node_out);
+
+/* The start of every cudl_model_add_*: declares status, n (the node to
+ * start) and src (the input node), and returns on a failed
+ * cudl__model_check_building. */
+#define BUILD_PRELUDE(input)                                           \
+  cudl_status status;                                                  \
+  node *n;                                                             \
+  const node *src;                                                     \
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;                     \
+  status = cudl__model_check_building(m, __func__, (input), node_out); \
+  if (status != CUDL_OK) return status;                                \
+  src = &m->nodes[(input)];                                            \
+  (void)src
+
+/* ---- running a node ---- */
+
+/* Parameter `index`'s value and gradient views (NULL for index -1). */
+static inline cudl_tensor *cudl__param(cudl_model *m, int index) {
+  return index < 0 ? NULL : m->params[index].value;
+}
+static inline cudl_tensor *cudl__grad(cudl_model *m, int index) {
+  return index < 0 ? NULL : m->params[index].grad;
+}
+
+#endif /* CUDL_NN_GRAPH_H */
