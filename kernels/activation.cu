@@ -1,6 +1,6 @@
 /*
- * activation.cu - the activations on CUDA: sigmoid, tanh, ReLU, leaky ReLU
- * and ELU forward and backward, PReLU forward and backward, RReLU forward
+ * activation.cu - the activations on CUDA: sigmoid, tanh, ReLU, leaky ReLU,
+ * ELU and GELU forward and backward, PReLU forward and backward, RReLU forward
  * and the unit-activity diagnostic. Kernels first, then the backend
  * entries.
  *
@@ -74,6 +74,24 @@ struct Activation<CUDL_ACT_ELU> {
   }
 };
 
+// Phi(x) through erfc, which keeps the negative tail's relative accuracy;
+// the limits where x * Phi(x) or x * phi(x) would be inf * 0.
+template <>
+struct Activation<CUDL_ACT_GELU> {
+  __device__ static float cdf(float x) {
+    return 0.5f * erfcf(-x * 0.70710678118654752f);
+  }
+  __device__ static float forward(float x, float) {
+    const float p = cdf(x);
+    return p == 0.0f ? -0.0f : x * p;
+  }
+  __device__ static float backward(float x, float dy, float) {
+    const float pdf = 0.39894228040143268f * expf(-0.5f * x * x);
+    if (isinf(x)) return x > 0.0f ? dy : 0.0f;
+    return dy * (cdf(x) + x * pdf);
+  }
+};
+
 template <cudl_activation_type Kind>
 __global__ void forward_kernel(const float *x, float *y, int64_t n, float alpha,
                                bool vectorised) {
@@ -143,6 +161,9 @@ bool with_kind(cudl_activation_type kind, Launch launch) {
       return true;
     case CUDL_ACT_ELU:
       launch(std::integral_constant<cudl_activation_type, CUDL_ACT_ELU>());
+      return true;
+    case CUDL_ACT_GELU:
+      launch(std::integral_constant<cudl_activation_type, CUDL_ACT_GELU>());
       return true;
     default:
       return false;

@@ -31,14 +31,15 @@ typedef enum cudl_activation_type {
   CUDL_ACT_RELU = 2,
   CUDL_ACT_LEAKY_RELU = 3, /**< alpha: the negative slope */
   CUDL_ACT_ELU = 4,        /**< alpha: the saturation value */
+  CUDL_ACT_GELU = 5,
   /** The number of types, not a type: a new type takes its place, so its
    *  value grows between versions. */
-  CUDL_ACT_COUNT = 5
+  CUDL_ACT_COUNT = 6
 } cudl_activation_type;
 
-/** The type's name: "sigmoid", "tanh", "relu", "leaky_relu" or "elu"
- *  (static text, as in cudl_layer_diagnostics.kind); NULL for a value
- *  that is no type. */
+/** The type's name, its enumerator's suffix in lower case ("sigmoid",
+ *  "leaky_relu", "gelu", ...; static text, as in
+ *  cudl_layer_diagnostics.kind); NULL for a value that is no type. */
 CUDL_API const char *cudl_activation_name(cudl_activation_type type);
 
 /** y = 1 / (1 + exp(-x)), computed so that neither branch overflows:
@@ -82,6 +83,17 @@ CUDL_API cudl_status cudl_elu_forward(cudl_context *ctx, const cudl_tensor *x,
 CUDL_API cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
                                        float alpha, const cudl_tensor *dy,
                                        cudl_tensor *dx);
+
+/** GELU, the exact form (PyTorch's nn.GELU(), approximate='none'):
+ *  y = x * Phi(x), Phi the standard normal distribution function,
+ *  computed as x * erfc(-x / sqrt 2) / 2 so that the negative tail keeps its
+ *  relative accuracy; -inf gives -0 (the limit), NaN stays NaN. */
+CUDL_API cudl_status cudl_gelu_forward(cudl_context *ctx, const cudl_tensor *x,
+                                       cudl_tensor *y);
+/** dx = dy * (Phi(x) + x * phi(x)), phi the standard normal density
+ *  (its limits 1 and 0 at +inf and -inf). x is the forward's input. */
+CUDL_API cudl_status cudl_gelu_backward(cudl_context *ctx, const cudl_tensor *x,
+                                        const cudl_tensor *dy, cudl_tensor *dx);
 
 /**
  * PReLU: y = x where x > 0, else slope[c] * x, with a learnable slope.

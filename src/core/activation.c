@@ -13,6 +13,8 @@ static const cudl_activation_info activation_info[] = {
     [CUDL_ACT_RELU] = {"relu", 0, 1, 0.0f, 0.0f},
     [CUDL_ACT_LEAKY_RELU] = {"leaky_relu", 0, 1, 0.0f, 0.0f},
     [CUDL_ACT_ELU] = {"elu", 0, 1, 0.0f, 0.0f},
+    /* Not counted as dead: below 0 the gradient shrinks but is not 0. */
+    [CUDL_ACT_GELU] = {"gelu", 0, 0, 0.0f, 0.0f},
 };
 CUDL_STATIC_ASSERT(sizeof activation_info / sizeof activation_info[0] ==
                        CUDL_ACT_COUNT,
@@ -135,6 +137,15 @@ cudl_status cudl_elu_backward(cudl_context *ctx, const cudl_tensor *x,
   if (ctx != NULL && check_alpha(ctx, __func__, alpha) != CUDL_OK)
     return CUDL_ERR_INVALID_ARGUMENT;
   return backward(ctx, __func__, CUDL_ACT_ELU, alpha, x, "x", dy, dx);
+}
+
+cudl_status cudl_gelu_forward(cudl_context *ctx, const cudl_tensor *x,
+                              cudl_tensor *y) {
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_GELU, 0.0f, x, y);
+}
+cudl_status cudl_gelu_backward(cudl_context *ctx, const cudl_tensor *x,
+                               const cudl_tensor *dy, cudl_tensor *dx) {
+  return backward(ctx, __func__, CUDL_ACT_GELU, 0.0f, x, "x", dy, dx);
 }
 
 /* x viewed as [outer, channels, inner] for a slope of one element (shared)

@@ -74,6 +74,13 @@ static inline float expm1_nonpositive(float x) {
   return x > -0.3f ? p : exp_nonpositive(x) - 1.0f;
 }
 
+/* GELU's Phi(x) = erfc(-x / sqrt 2) / 2: erfc keeps the negative tail's
+ * relative accuracy where 1 + erf(x / sqrt 2) would cancel to 0. libm's
+ * erfcf does not vectorise; GELU is not on a path this project tunes yet. */
+static inline float normal_cdf(float x) {
+  return 0.5f * erfcf(-x * 0.70710678118654752f);
+}
+
 /* 1 / (1 + e^-x) without overflow: e is only taken of -|x|. */
 static inline float sigmoid(float x) {
   const float e = exp_nonpositive(-fabsf(x)), d = 1.0f / (1.0f + e);
@@ -92,6 +99,10 @@ static float forward_one(cudl_activation_type kind, float alpha, float x) {
       return x > 0.0f ? x : alpha * x;
     case CUDL_ACT_ELU:
       return x > 0.0f ? x : alpha * expm1_nonpositive(x > 0.0f ? 0.0f : x);
+    case CUDL_ACT_GELU: {
+      const float p = normal_cdf(x);
+      return p == 0.0f ? -0.0f : x * p; /* -inf * 0 would be NaN */
+    }
     case CUDL_ACT_COUNT: /* not a type; the caller checked */
       break;
   }
@@ -113,6 +124,12 @@ static float backward_one(cudl_activation_type kind, float alpha, float saved,
       return saved > 0.0f
                  ? dy
                  : dy * alpha * exp_nonpositive(saved > 0.0f ? 0.0f : saved);
+    case CUDL_ACT_GELU: {
+      /* x * phi(x) is inf * 0 at +-inf: there the limits, 1 and 0. */
+      const float pdf = 0.39894228040143268f * expf(-0.5f * saved * saved);
+      if (isinf(saved)) return saved > 0.0f ? dy : 0.0f;
+      return dy * (normal_cdf(saved) + saved * pdf);
+    }
     case CUDL_ACT_COUNT:
       break;
   }
@@ -140,8 +157,7 @@ cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
   (void)ctx;
   switch (kind) {
     case CUDL_ACT_SIGMOID:
-      ELEMENTWISE_LOOP(y[i] =
-                           forward_one(CUDL_ACT_SIGMOID, alpha, x[i]));
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_SIGMOID, alpha, x[i]));
       break;
     case CUDL_ACT_TANH:
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_TANH, alpha, x[i]));
@@ -150,11 +166,13 @@ cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_RELU, alpha, x[i]));
       break;
     case CUDL_ACT_LEAKY_RELU:
-      ELEMENTWISE_LOOP(
-          y[i] = forward_one(CUDL_ACT_LEAKY_RELU, alpha, x[i]));
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_LEAKY_RELU, alpha, x[i]));
       break;
     case CUDL_ACT_ELU:
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_ELU, alpha, x[i]));
+      break;
+    case CUDL_ACT_GELU:
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_GELU, alpha, x[i]));
       break;
     case CUDL_ACT_COUNT:
       break;
@@ -174,24 +192,28 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
   (void)ctx;
   switch (kind) {
     case CUDL_ACT_SIGMOID:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACT_SIGMOID, alpha,
-                                            saved[i], dy[i]));
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACT_SIGMOID, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACT_TANH:
-      ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACT_TANH, alpha, saved[i], dy[i]));
+      ELEMENTWISE_LOOP(dx[i] =
+                           backward_one(CUDL_ACT_TANH, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACT_RELU:
-      ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACT_RELU, alpha, saved[i], dy[i]));
+      ELEMENTWISE_LOOP(dx[i] =
+                           backward_one(CUDL_ACT_RELU, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACT_LEAKY_RELU:
-      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACT_LEAKY_RELU, alpha,
-                                            saved[i], dy[i]));
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACT_LEAKY_RELU, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACT_ELU:
-      ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACT_ELU, alpha, saved[i], dy[i]));
+      ELEMENTWISE_LOOP(dx[i] =
+                           backward_one(CUDL_ACT_ELU, alpha, saved[i], dy[i]));
+      break;
+    case CUDL_ACT_GELU:
+      ELEMENTWISE_LOOP(dx[i] =
+                           backward_one(CUDL_ACT_GELU, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACT_COUNT:
       break;
