@@ -3,7 +3,7 @@
  * generated from ops.def, and the argument types the operators share.
  *
  * Each backend has one cudl_ops: for every operator in ops.def an entry per
- * dtype, filled by CUDL_REGISTER_OPS with its cudl__<backend>_<name>
+ * dtype, filled by CUDL_REGISTER_OP with its cudl__<backend>_<name>
  * functions. Callers, public or internal, go through CUDL_OP_CALL.
  */
 #ifndef CUDL_OPS_H
