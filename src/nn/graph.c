@@ -192,3 +192,12 @@ cudl_status cudl__model_same_shape_node(cudl_model *m, node_kind kind,
                        src->shape[2]);
   return CUDL_OK;
 }
+
+cudl_status cudl__model_check_image(cudl_model *m, const char *function,
+                                    int input) {
+  if (m->nodes[input].ndim != 3)
+    return cudl__fail(m->ctx, CUDL_ERR_SHAPE, function,
+                      "input node %d is not an image ([C, H, W] per sample)",
+                      input);
+  return CUDL_OK;
+}

@@ -179,6 +179,11 @@ cudl_status cudl__model_check_name(cudl_model *m, const char *function,
 cudl_status cudl__model_new_node(cudl_model *m, node_kind kind, int in0,
                                  int in1, node **out);
 
+/* The input node holds an image per sample ([C, H, W]): what convolution
+ * and pooling read. CUDL_ERR_SHAPE, as `function`'s, otherwise. */
+cudl_status cudl__model_check_image(cudl_model *m, const char *function,
+                                    int input);
+
 /* The same, shaped as its input. */
 cudl_status cudl__model_same_shape_node(cudl_model *m, node_kind kind,
                                         int input, node **out);

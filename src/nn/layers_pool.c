@@ -8,10 +8,8 @@ cudl_status cudl_model_add_pool2d(cudl_model *m, int input, int is_max,
   BUILD_PRELUDE(input);
   if (desc == NULL)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "desc is NULL");
-  if (src->ndim != 3)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "input node %d is not an image ([C, H, W] per sample)",
-                     input);
+  status = cudl__model_check_image(m, __func__, input);
+  if (status != CUDL_OK) return status;
   in_shape[0] = 1;
   in_shape[1] = src->shape[0];
   in_shape[2] = src->shape[1];
@@ -53,10 +51,8 @@ const cudl__layer cudl__layer_pool2d = {
 cudl_status cudl_model_add_global_avg_pool(cudl_model *m, int input,
                                            int *node_out) {
   BUILD_PRELUDE(input);
-  if (src->ndim != 3)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "input node %d is not an image ([C, H, W] per sample)",
-                     input);
+  status = cudl__model_check_image(m, __func__, input);
+  if (status != CUDL_OK) return status;
   status = cudl__model_new_node(m, NODE_GLOBAL_AVG_POOL, input, -1, &n);
   if (status != CUDL_OK) return status;
   cudl__node_set_shape(n, 3, m->nodes[input].shape[0], 1, 1);

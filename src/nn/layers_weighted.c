@@ -21,10 +21,8 @@ cudl_status cudl_model_add_conv2d(cudl_model *m, int input, const char *name,
   BUILD_PRELUDE(input);
   if (desc == NULL)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "desc is NULL");
-  if (src->ndim != 3)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_SHAPE,
-                     "input node %d is not an image ([C, H, W] per sample)",
-                     input);
+  status = cudl__model_check_image(m, __func__, input);
+  if (status != CUDL_OK) return status;
   /* Counts are checked before any size is computed from them. */
   if (out_channels > INT_MAX)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
