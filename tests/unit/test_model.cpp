@@ -202,6 +202,13 @@ TEST_F(ModelTest, BuildingErrorsLeaveTheModelUsable) {
   int flat, fc;
   ASSERT_EQ(cudl_model_add_flatten(m, conv, &flat), CUDL_OK);
   EXPECT_EQ(cudl_model_add_add(m, conv, flat, &node), CUDL_ERR_SHAPE);
+  // Convolution and pooling read images; a flattened node is none.
+  const cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  EXPECT_EQ(cudl_model_add_conv2d(m, flat, "c3", 4, 3, 3, &d, 1, &node), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(HasSubstr(Error(), "is not an image"));
+  EXPECT_EQ(cudl_model_add_pool2d(m, flat, 1, &pd, &node), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(HasSubstr(Error(), "cudl_model_add_pool2d"));
+  EXPECT_EQ(cudl_model_add_global_avg_pool(m, flat, &node), CUDL_ERR_SHAPE);
   EXPECT_EQ(cudl_model_set_output(m, conv, CUDL_MODEL_LOSS_CROSS_ENTROPY),
             CUDL_ERR_SHAPE);
   EXPECT_EQ(cudl_model_compile(m, 4), CUDL_ERR_INVALID_ARGUMENT)
