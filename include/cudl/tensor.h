@@ -134,9 +134,22 @@ CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src, void *dst,
  */
 CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src);
 
-/* ---- initialisation (f32) ---- */
+/**
+ * Convert src into dst, a tensor of the same shape and context in another
+ * (or the same) float dtype: f32, bf16 or f16. Rounds to nearest with ties
+ * to even, as the GPU does; NaN stays NaN, a value beyond the dtype's range
+ * becomes an infinity, and f16 keeps subnormals. The results are the same
+ * bits on every device. dst and src must not overlap unless they are the
+ * same tensor. CUDL_ERR_DTYPE for an integer tensor, CUDL_ERR_SHAPE for
+ * different shapes, CUDL_ERR_DEVICE_MISMATCH for different contexts (convert,
+ * then cudl_tensor_copy).
+ */
+CUDL_API cudl_status cudl_tensor_convert(cudl_tensor *dst,
+                                         const cudl_tensor *src);
 
-/** Set every element to value. */
+/* ---- initialisation (f32; fill also bf16 and f16) ---- */
+
+/** Set every element to value (rounded to the tensor's float dtype). */
 CUDL_API cudl_status cudl_tensor_fill(cudl_tensor *t, float value);
 
 /**

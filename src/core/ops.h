@@ -69,24 +69,42 @@ typedef struct cudl_adam_step_args {
 #define CUDL_DTYPE_COUNT 4
 
 typedef struct cudl_ops {
-#define CUDL_OP(name, params) cudl_status(*name[CUDL_DTYPE_COUNT]) params;
+#define CUDL_OP(name, dtypes, params) \
+  cudl_status(*name[CUDL_DTYPE_COUNT]) params;
 #include "core/ops.def"
 #undef CUDL_OP
 } cudl_ops;
 
-/* The prototypes of a backend's f32 implementations, cudl__<prefix>_<name>,
- * and the table that registers them. A backend defines every operator of
- * ops.def: one it lacks fails to link, not at run time. */
-#define CUDL_DECLARE_OP(prefix, name, params) \
+/* The prototypes of a backend's entries and the table that registers them,
+ * for each operator's set of dtypes (ops.def): cudl__<prefix>_<name> is the
+ * f32 entry, _bf16 and _f16 the 16-bit ones of a FLOATS operator. A backend
+ * defines every entry of ops.def: one it lacks fails to link, not at run
+ * time. */
+#define CUDL_DECLARE_F32(prefix, name, params) \
   cudl_status cudl__##prefix##_##name params;
-#define CUDL_REGISTER_OP(prefix, name) \
-  .name = {[CUDL_DTYPE_F32] = cudl__##prefix##_##name},
+#define CUDL_DECLARE_FLOATS(prefix, name, params)    \
+  CUDL_DECLARE_F32(prefix, name, params)             \
+  cudl_status cudl__##prefix##_##name##_bf16 params; \
+  cudl_status cudl__##prefix##_##name##_f16 params;
+#define CUDL_DECLARE_OP(prefix, name, dtypes, params) \
+  CUDL_DECLARE_##dtypes(prefix, name, params)
 
-#define CUDL_OP(name, params) CUDL_DECLARE_OP(cpu, name, params)
+#define CUDL_REGISTER_F32(prefix, name) \
+  [CUDL_DTYPE_F32] = cudl__##prefix##_##name
+#define CUDL_REGISTER_FLOATS(prefix, name)                  \
+  CUDL_REGISTER_F32(prefix, name),                          \
+      [CUDL_DTYPE_BF16] = cudl__##prefix##_##name##_bf16, \
+      [CUDL_DTYPE_F16] = cudl__##prefix##_##name##_f16
+#define CUDL_REGISTER_OP(prefix, name, dtypes) \
+  .name = {CUDL_REGISTER_##dtypes(prefix, name)},
+
+#define CUDL_OP(name, dtypes, params) \
+  CUDL_DECLARE_OP(cpu, name, dtypes, params)
 #include "core/ops.def"
 #undef CUDL_OP
 #if defined(CUDL_HAVE_CUDA)
-#  define CUDL_OP(name, params) CUDL_DECLARE_OP(cuda, name, params)
+#  define CUDL_OP(name, dtypes, params) \
+    CUDL_DECLARE_OP(cuda, name, dtypes, params)
 #  include "core/ops.def"
 #  undef CUDL_OP
 #endif

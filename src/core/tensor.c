@@ -387,6 +387,40 @@ cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
   return cudl__after_op(ctx, status);
 }
 
+static int is_float(cudl_dtype dtype) {
+  return dtype == CUDL_DTYPE_F32 || dtype == CUDL_DTYPE_BF16 ||
+         dtype == CUDL_DTYPE_F16;
+}
+
+cudl_status cudl__tensor_convert_scaled(cudl_tensor *dst,
+                                        const cudl_tensor *src, float scale,
+                                        const char *function) {
+  cudl_context *ctx;
+  if (dst == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx = dst->ctx;
+  if (src == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "src is NULL");
+  if (src->ctx != ctx)
+    return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
+                      "src and dst belong to different contexts (convert "
+                      "on one device, then cudl_tensor_copy)");
+  if (!is_float(src->dtype) || !is_float(dst->dtype))
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                      "converts between f32, bf16 and f16, got %s to %s",
+                      cudl_dtype_name(src->dtype), cudl_dtype_name(dst->dtype));
+  if (!same_shape(dst, src))
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "src and dst shapes differ");
+  if (dst->numel == 0) return CUDL_OK;
+  return CUDL_OP_CALL(ctx, function, dst->dtype, convert, src->data,
+                      src->dtype, dst->data, dst->numel, scale);
+}
+
+cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
+  return cudl__tensor_convert_scaled(dst, src, 1.0f, __func__);
+}
+
 /* Common checks for the initialisers: a non-NULL f32 tensor. */
 static cudl_status check_f32(const cudl_tensor *t, const char *function) {
   if (t == NULL) return CUDL_ERR_INVALID_ARGUMENT;
@@ -398,8 +432,11 @@ static cudl_status check_f32(const cudl_tensor *t, const char *function) {
 }
 
 cudl_status cudl_tensor_fill(cudl_tensor *t, float value) {
-  cudl_status status = check_f32(t, __func__);
-  if (status != CUDL_OK) return status;
+  if (t == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (!is_float(t->dtype))
+    return CUDL_FAIL(t->ctx, CUDL_ERR_DTYPE,
+                     "fills f32, bf16 and f16 tensors, got %s",
+                     cudl_dtype_name(t->dtype));
   if (t->numel == 0) return CUDL_OK;
   return CUDL_OP_CALL(t->ctx, __func__, t->dtype, fill, t->data, t->numel,
                       value);

@@ -129,9 +129,10 @@ static const cudl_runtime cpu_runtime = {
     .event_elapsed_ms = cpu_event_elapsed_ms,
 };
 
-/* Every operator of ops.def, f32: one this backend lacks fails to link. */
+/* Every entry of ops.def, each operator in its dtypes: one this backend
+ * lacks fails to link. */
 static const cudl_ops cpu_ops = {
-#define CUDL_OP(name, params) CUDL_REGISTER_OP(cpu, name)
+#define CUDL_OP(name, dtypes, params) CUDL_REGISTER_OP(cpu, name, dtypes)
 #include "core/ops.def"
 #undef CUDL_OP
 };

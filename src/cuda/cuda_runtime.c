@@ -277,7 +277,7 @@ static const cudl_runtime cuda_runtime = {
  * or, for cuBLAS and cuDNN, in cuda_gemm.c and cuda_conv.c: one missing
  * fails to link. C, for the designated initialisers. */
 const cudl_ops cudl__cuda_ops = {
-#define CUDL_OP(name, params) CUDL_REGISTER_OP(cuda, name)
+#define CUDL_OP(name, dtypes, params) CUDL_REGISTER_OP(cuda, name, dtypes)
 #include "core/ops.def"
 #undef CUDL_OP
 };

@@ -1,0 +1,629 @@
+/*
+ * cpu_lowp.c - the CPU's conversions between float dtypes and its bf16 and
+ * f16 entries.
+ *
+ * Each 16-bit entry widens its 16-bit inputs to f32, runs the operator's
+ * f32 entry and rounds what it stores once. That is the definition every
+ * backend's 16-bit entry meets (core/ops.def: f32 arithmetic, one rounding
+ * on the way out), so the CPU's result is the reference the CUDA kernels
+ * are held to, at the cost of a copy each way. f32 parameters, statistics
+ * and reductions (float * in ops.def) pass through untouched.
+ */
+#include "core/half.h"
+#include "cpu/cpu_internal.h"
+
+/* ---- conversions ---- */
+
+static float load(cudl_dtype dtype, const void *p, int64_t i) {
+  switch (dtype) {
+    case CUDL_DTYPE_BF16:
+      return cudl__bf16_to_f32(((const uint16_t *)p)[i]);
+    case CUDL_DTYPE_F16:
+      return cudl__f16_to_f32(((const uint16_t *)p)[i]);
+    default:
+      return ((const float *)p)[i];
+  }
+}
+
+/* dst[i] = scale * src[i] rounded to dst_dtype. Each case is its own loop
+ * so that the compiler keeps the dtype test out of it. */
+static void convert(cudl_dtype src_dtype, const void *src, cudl_dtype dst_dtype,
+                    void *dst, int64_t n, float scale) {
+  int64_t i;
+  if (dst_dtype == CUDL_DTYPE_BF16) {
+    uint16_t *d = dst;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (i = 0; i < n; ++i)
+      d[i] = cudl__f32_to_bf16(scale * load(src_dtype, src, i));
+  } else if (dst_dtype == CUDL_DTYPE_F16) {
+    uint16_t *d = dst;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (i = 0; i < n; ++i)
+      d[i] = cudl__f32_to_f16(scale * load(src_dtype, src, i));
+  } else {
+    float *d = dst;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (i = 0; i < n; ++i) d[i] = scale * load(src_dtype, src, i);
+  }
+}
+
+cudl_status cudl__cpu_convert(cudl_context *ctx, const void *src,
+                              cudl_dtype src_dtype, void *dst, int64_t n,
+                              float scale) {
+  (void)ctx;
+  convert(src_dtype, src, CUDL_DTYPE_F32, dst, n, scale);
+  return CUDL_OK;
+}
+cudl_status cudl__cpu_convert_bf16(cudl_context *ctx, const void *src,
+                                   cudl_dtype src_dtype, void *dst, int64_t n,
+                                   float scale) {
+  (void)ctx;
+  convert(src_dtype, src, CUDL_DTYPE_BF16, dst, n, scale);
+  return CUDL_OK;
+}
+cudl_status cudl__cpu_convert_f16(cudl_context *ctx, const void *src,
+                                  cudl_dtype src_dtype, void *dst, int64_t n,
+                                  float scale) {
+  (void)ctx;
+  convert(src_dtype, src, CUDL_DTYPE_F16, dst, n, scale);
+  return CUDL_OK;
+}
+
+/* ---- f32 working copies ---- */
+
+/* The f32 buffers of one 16-bit call, from the context's allocator (not the
+ * workspace: the f32 entry may use that). */
+#define MAX_WIDE 4
+typedef struct wide_set {
+  cudl_context *ctx;
+  cudl_dtype dtype;
+  float *buffer[MAX_WIDE];
+  size_t bytes[MAX_WIDE];
+  int count;
+  cudl_status status; /* the first failure; later calls do nothing */
+} wide_set;
+
+static wide_set wide_begin(cudl_context *ctx, cudl_dtype dtype) {
+  wide_set w;
+  memset(&w, 0, sizeof w);
+  w.ctx = ctx;
+  w.dtype = dtype;
+  w.status = CUDL_OK;
+  return w;
+}
+
+/* An f32 buffer of n elements, holding src widened unless src is NULL. NULL
+ * after a failure (recorded in w->status), or for n = 0. */
+static float *wide(wide_set *w, const void *src, int64_t n) {
+  size_t bytes;
+  float *p;
+  if (w->status != CUDL_OK || n <= 0) return NULL;
+  if (w->count == MAX_WIDE) { /* a wrapper below asks for too many */
+    w->status = cudl__fail(w->ctx, CUDL_ERR_INTERNAL, __func__,
+                           "more than %d f32 copies in one call", MAX_WIDE);
+    return NULL;
+  }
+  if (!cudl__mul_size((size_t)n, sizeof(float), &bytes)) {
+    w->status = cudl__fail(w->ctx, CUDL_ERR_OUT_OF_MEMORY, __func__,
+                           "an f32 copy of %lld elements overflows size_t",
+                           (long long)n);
+    return NULL;
+  }
+  p = cudl__host_alloc(&w->ctx->allocator, bytes, CUDL_HOST_ALIGNMENT);
+  if (p == NULL) {
+    w->status = cudl__fail(w->ctx, CUDL_ERR_OUT_OF_MEMORY, __func__,
+                           "no memory for an f32 copy of %lld %s elements",
+                           (long long)n, cudl_dtype_name(w->dtype));
+    return NULL;
+  }
+  w->buffer[w->count] = p;
+  w->bytes[w->count] = bytes;
+  ++w->count;
+  if (src != NULL) convert(w->dtype, src, CUDL_DTYPE_F32, p, n, 1.0f);
+  return p;
+}
+
+/* Round src (n f32 values) into dst, if everything so far succeeded. */
+static void narrow(wide_set *w, const float *src, void *dst, int64_t n) {
+  if (w->status == CUDL_OK && dst != NULL && n > 0)
+    convert(CUDL_DTYPE_F32, src, w->dtype, dst, n, 1.0f);
+}
+
+/* Free the buffers; `status` is the f32 entry's, unless a buffer failed. */
+static cudl_status wide_end(wide_set *w, cudl_status status) {
+  int k;
+  for (k = 0; k < w->count; ++k)
+    cudl__host_free(&w->ctx->allocator, w->buffer[k], w->bytes[k]);
+  return w->status != CUDL_OK ? w->status : status;
+}
+
+/* Run `call` (an f32 entry) once every buffer exists. */
+#define RUN(w, call) ((w).status == CUDL_OK ? (call) : (w).status)
+
+/* Both 16-bit entries of an operator from its lowp_<name>(dtype, ...). */
+#define LOWP_ENTRIES(name, params, args)                     \
+  cudl_status cudl__cpu_##name##_bf16 params {               \
+    return lowp_##name(CUDL_DTYPE_BF16, UNPAREN args);       \
+  }                                                          \
+  cudl_status cudl__cpu_##name##_f16 params {                \
+    return lowp_##name(CUDL_DTYPE_F16, UNPAREN args);        \
+  }
+#define UNPAREN(...) __VA_ARGS__
+
+/* ---- initialisation ---- */
+
+static cudl_status lowp_fill(cudl_dtype dtype, cudl_context *ctx, void *dst,
+                             int64_t n, float value) {
+  const uint16_t bits = dtype == CUDL_DTYPE_BF16 ? cudl__f32_to_bf16(value)
+                                                 : cudl__f32_to_f16(value);
+  uint16_t *d = dst;
+  int64_t i;
+  (void)ctx;
+  for (i = 0; i < n; ++i) d[i] = bits;
+  return CUDL_OK;
+}
+LOWP_ENTRIES(fill, (cudl_context * ctx, void *dst, int64_t n, float value),
+             (ctx, dst, n, value))
+
+/* ---- activations and dropout ---- */
+
+static cudl_status lowp_activation_forward(cudl_dtype dtype, cudl_context *ctx,
+                                           cudl_activation_type kind,
+                                           float alpha, const void *x, void *y,
+                                           int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n);
+  cudl_status s =
+      RUN(w, cudl__cpu_activation_forward(ctx, kind, alpha, wx, wx, n));
+  if (s == CUDL_OK) narrow(&w, wx, y, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(activation_forward,
+             (cudl_context * ctx, cudl_activation_type kind, float alpha,
+              const void *x, void *y, int64_t n),
+             (ctx, kind, alpha, x, y, n))
+
+static cudl_status lowp_activation_backward(cudl_dtype dtype,
+                                            cudl_context *ctx,
+                                            cudl_activation_type kind,
+                                            float alpha, const void *saved,
+                                            const void *dy, void *dx,
+                                            int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wsaved = wide(&w, saved, n), *wdy = wide(&w, dy, n);
+  cudl_status s = RUN(w, cudl__cpu_activation_backward(ctx, kind, alpha,
+                                                       wsaved, wdy, wdy, n));
+  if (s == CUDL_OK) narrow(&w, wdy, dx, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(activation_backward,
+             (cudl_context * ctx, cudl_activation_type kind, float alpha,
+              const void *saved, const void *dy, void *dx, int64_t n),
+             (ctx, kind, alpha, saved, dy, dx, n))
+
+static cudl_status lowp_prelu_forward(cudl_dtype dtype, cudl_context *ctx,
+                                      const void *x, const float *slope,
+                                      void *y, int64_t outer, int64_t channels,
+                                      int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  cudl_status s = RUN(w, cudl__cpu_prelu_forward(ctx, wx, slope, wy, outer,
+                                                 channels, inner));
+  if (s == CUDL_OK) narrow(&w, wy, y, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(prelu_forward,
+             (cudl_context * ctx, const void *x, const float *slope, void *y,
+              int64_t outer, int64_t channels, int64_t inner),
+             (ctx, x, slope, y, outer, channels, inner))
+
+static cudl_status lowp_prelu_backward(cudl_dtype dtype, cudl_context *ctx,
+                                       const void *x, const float *slope,
+                                       const void *dy, void *dx, float *dslope,
+                                       int64_t outer, int64_t channels,
+                                       int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wdy = wide(&w, dy, n);
+  float *wdx = wide(&w, NULL, n);
+  cudl_status s = RUN(w, cudl__cpu_prelu_backward(ctx, wx, slope, wdy, wdx,
+                                                  dslope, outer, channels,
+                                                  inner));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(prelu_backward,
+             (cudl_context * ctx, const void *x, const float *slope,
+              const void *dy, void *dx, float *dslope, int64_t outer,
+              int64_t channels, int64_t inner),
+             (ctx, x, slope, dy, dx, dslope, outer, channels, inner))
+
+static cudl_status lowp_rrelu_forward(cudl_dtype dtype, cudl_context *ctx,
+                                      const void *x, void *noise, void *y,
+                                      int64_t n, float lower, float upper,
+                                      int training, uint64_t seed,
+                                      uint64_t offset) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  float *wnoise = noise != NULL ? wide(&w, NULL, n) : NULL;
+  cudl_status s = RUN(w, cudl__cpu_rrelu_forward(ctx, wx, wnoise, wy, n, lower,
+                                                 upper, training, seed,
+                                                 offset));
+  if (s == CUDL_OK) {
+    narrow(&w, wy, y, n);
+    narrow(&w, wnoise, noise, n);
+  }
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(rrelu_forward,
+             (cudl_context * ctx, const void *x, void *noise, void *y,
+              int64_t n, float lower, float upper, int training, uint64_t seed,
+              uint64_t offset),
+             (ctx, x, noise, y, n, lower, upper, training, seed, offset))
+
+static cudl_status lowp_unit_activity(cudl_dtype dtype, cudl_context *ctx,
+                                      const void *x, float *active,
+                                      int64_t outer, int64_t units,
+                                      int64_t inner) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, outer * units * inner);
+  cudl_status s = RUN(
+      w, cudl__cpu_unit_activity(ctx, wx, active, outer, units, inner));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(unit_activity,
+             (cudl_context * ctx, const void *x, float *active, int64_t outer,
+              int64_t units, int64_t inner),
+             (ctx, x, active, outer, units, inner))
+
+static cudl_status lowp_count_nonfinite(cudl_dtype dtype, cudl_context *ctx,
+                                        const void *x, int64_t n,
+                                        int64_t counts[2]) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n);
+  cudl_status s = RUN(w, cudl__cpu_count_nonfinite(ctx, wx, n, counts));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(count_nonfinite,
+             (cudl_context * ctx, const void *x, int64_t n, int64_t counts[2]),
+             (ctx, x, n, counts))
+
+static cudl_status lowp_dropout_forward(cudl_dtype dtype, cudl_context *ctx,
+                                        const void *x, void *mask, void *y,
+                                        int64_t n, float p, int training,
+                                        uint64_t seed, uint64_t offset) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  float *wmask = mask != NULL ? wide(&w, NULL, n) : NULL;
+  cudl_status s = RUN(w, cudl__cpu_dropout_forward(ctx, wx, wmask, wy, n, p,
+                                                   training, seed, offset));
+  if (s == CUDL_OK) {
+    narrow(&w, wy, y, n);
+    narrow(&w, wmask, mask, n);
+  }
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(dropout_forward,
+             (cudl_context * ctx, const void *x, void *mask, void *y,
+              int64_t n, float p, int training, uint64_t seed,
+              uint64_t offset),
+             (ctx, x, mask, y, n, p, training, seed, offset))
+
+/* ---- pooling ---- */
+
+static cudl_status lowp_pool2d_forward(cudl_dtype dtype, cudl_context *ctx,
+                                       const cudl_pool2d_geometry *g,
+                                       int is_max, const void *x, void *y) {
+  const int64_t nx = g->n * g->c * g->h * g->w, ny = g->n * g->c * g->oh * g->ow;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, nx), *wy = wide(&w, NULL, ny);
+  cudl_status s = RUN(w, cudl__cpu_pool2d_forward(ctx, g, is_max, wx, wy));
+  if (s == CUDL_OK) narrow(&w, wy, y, ny);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(pool2d_forward,
+             (cudl_context * ctx, const cudl_pool2d_geometry *g, int is_max,
+              const void *x, void *y),
+             (ctx, g, is_max, x, y))
+
+static cudl_status lowp_pool2d_backward(cudl_dtype dtype, cudl_context *ctx,
+                                        const cudl_pool2d_geometry *g,
+                                        int is_max, const void *x,
+                                        const void *dy, void *dx) {
+  const int64_t nx = g->n * g->c * g->h * g->w, ny = g->n * g->c * g->oh * g->ow;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = x != NULL ? wide(&w, x, nx) : NULL;
+  float *wdy = wide(&w, dy, ny), *wdx = wide(&w, NULL, nx);
+  cudl_status s =
+      RUN(w, cudl__cpu_pool2d_backward(ctx, g, is_max, wx, wdy, wdx));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, nx);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(pool2d_backward,
+             (cudl_context * ctx, const cudl_pool2d_geometry *g, int is_max,
+              const void *x, const void *dy, void *dx),
+             (ctx, g, is_max, x, dy, dx))
+
+static cudl_status lowp_global_avg_pool_forward(cudl_dtype dtype,
+                                                cudl_context *ctx,
+                                                const void *x, void *y,
+                                                int64_t rows, int64_t cols) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, rows * cols), *wy = wide(&w, NULL, rows);
+  cudl_status s =
+      RUN(w, cudl__cpu_global_avg_pool_forward(ctx, wx, wy, rows, cols));
+  if (s == CUDL_OK) narrow(&w, wy, y, rows);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(global_avg_pool_forward,
+             (cudl_context * ctx, const void *x, void *y, int64_t rows,
+              int64_t cols),
+             (ctx, x, y, rows, cols))
+
+static cudl_status lowp_global_avg_pool_backward(cudl_dtype dtype,
+                                                 cudl_context *ctx,
+                                                 const void *dy, void *dx,
+                                                 int64_t rows, int64_t cols) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wdy = wide(&w, dy, rows), *wdx = wide(&w, NULL, rows * cols);
+  cudl_status s =
+      RUN(w, cudl__cpu_global_avg_pool_backward(ctx, wdy, wdx, rows, cols));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, rows * cols);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(global_avg_pool_backward,
+             (cudl_context * ctx, const void *dy, void *dx, int64_t rows,
+              int64_t cols),
+             (ctx, dy, dx, rows, cols))
+
+/* ---- batch normalisation ---- */
+
+static cudl_status lowp_batchnorm_forward_training(
+    cudl_dtype dtype, cudl_context *ctx, const void *x, const float *gamma,
+    const float *beta, float momentum, float eps, float *running_mean,
+    float *running_var, void *y, float *save_mean, float *save_invstd,
+    int64_t outer, int64_t channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  cudl_status s = RUN(w, cudl__cpu_batchnorm_forward_training(
+                             ctx, wx, gamma, beta, momentum, eps, running_mean,
+                             running_var, wy, save_mean, save_invstd, outer,
+                             channels, inner));
+  if (s == CUDL_OK) narrow(&w, wy, y, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(batchnorm_forward_training,
+             (cudl_context * ctx, const void *x, const float *gamma,
+              const float *beta, float momentum, float eps,
+              float *running_mean, float *running_var, void *y,
+              float *save_mean, float *save_invstd, int64_t outer,
+              int64_t channels, int64_t inner),
+             (ctx, x, gamma, beta, momentum, eps, running_mean, running_var, y,
+              save_mean, save_invstd, outer, channels, inner))
+
+static cudl_status lowp_batchnorm_forward_inference(
+    cudl_dtype dtype, cudl_context *ctx, const void *x, const float *gamma,
+    const float *beta, const float *running_mean, const float *running_var,
+    float eps, void *y, int64_t outer, int64_t channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  cudl_status s = RUN(w, cudl__cpu_batchnorm_forward_inference(
+                             ctx, wx, gamma, beta, running_mean, running_var,
+                             eps, wy, outer, channels, inner));
+  if (s == CUDL_OK) narrow(&w, wy, y, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(batchnorm_forward_inference,
+             (cudl_context * ctx, const void *x, const float *gamma,
+              const float *beta, const float *running_mean,
+              const float *running_var, float eps, void *y, int64_t outer,
+              int64_t channels, int64_t inner),
+             (ctx, x, gamma, beta, running_mean, running_var, eps, y, outer,
+              channels, inner))
+
+static cudl_status lowp_batchnorm_backward(
+    cudl_dtype dtype, cudl_context *ctx, const void *x, const void *dy,
+    const float *gamma, const float *save_mean, const float *save_invstd,
+    void *dx, float *dgamma, float *dbeta, int64_t outer, int64_t channels,
+    int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wdy = wide(&w, dy, n);
+  float *wdx = wide(&w, NULL, n);
+  cudl_status s = RUN(w, cudl__cpu_batchnorm_backward(
+                             ctx, wx, wdy, gamma, save_mean, save_invstd, wdx,
+                             dgamma, dbeta, outer, channels, inner));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(batchnorm_backward,
+             (cudl_context * ctx, const void *x, const void *dy,
+              const float *gamma, const float *save_mean,
+              const float *save_invstd, void *dx, float *dgamma, float *dbeta,
+              int64_t outer, int64_t channels, int64_t inner),
+             (ctx, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+              outer, channels, inner))
+
+/* ---- elementwise arithmetic ---- */
+
+static cudl_status lowp_add_scaled(cudl_dtype dtype, cudl_context *ctx,
+                                   const void *a, float alpha, const void *b,
+                                   void *out, int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wa = wide(&w, a, n), *wb = wide(&w, b, n);
+  cudl_status s = RUN(w, cudl__cpu_add_scaled(ctx, wa, alpha, wb, wa, n));
+  if (s == CUDL_OK) narrow(&w, wa, out, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(add_scaled,
+             (cudl_context * ctx, const void *a, float alpha, const void *b,
+              void *out, int64_t n),
+             (ctx, a, alpha, b, out, n))
+
+static cudl_status lowp_scale(cudl_dtype dtype, cudl_context *ctx,
+                              const void *a, float alpha, void *out,
+                              int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wa = wide(&w, a, n);
+  cudl_status s = RUN(w, cudl__cpu_scale(ctx, wa, alpha, wa, n));
+  if (s == CUDL_OK) narrow(&w, wa, out, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(scale,
+             (cudl_context * ctx, const void *a, float alpha, void *out,
+              int64_t n),
+             (ctx, a, alpha, out, n))
+
+static cudl_status lowp_mul(cudl_dtype dtype, cudl_context *ctx, const void *a,
+                            const void *b, void *out, int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wa = wide(&w, a, n), *wb = wide(&w, b, n);
+  cudl_status s = RUN(w, cudl__cpu_mul(ctx, wa, wb, wa, n));
+  if (s == CUDL_OK) narrow(&w, wa, out, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(mul,
+             (cudl_context * ctx, const void *a, const void *b, void *out,
+              int64_t n),
+             (ctx, a, b, out, n))
+
+static cudl_status lowp_l2_norm(cudl_dtype dtype, cudl_context *ctx,
+                                const void *x, float *norm, int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n);
+  cudl_status s = RUN(w, cudl__cpu_l2_norm(ctx, wx, norm, n));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(l2_norm,
+             (cudl_context * ctx, const void *x, float *norm, int64_t n),
+             (ctx, x, norm, n))
+
+/* ---- matrix products and convolutions ---- */
+
+/* Elements a rows x cols matrix with row stride ld spans. */
+static int64_t span(int64_t rows, int64_t cols, int64_t ld) {
+  return rows > 0 && cols > 0 ? (rows - 1) * ld + cols : 0;
+}
+
+static cudl_status lowp_gemm(cudl_dtype dtype, cudl_context *ctx, int trans_a,
+                             int trans_b, int64_t m, int64_t n, int64_t k,
+                             float alpha, const void *a, int64_t lda,
+                             const void *b, int64_t ldb, float beta, void *c,
+                             int64_t ldc) {
+  const int64_t na = trans_a ? span(k, m, lda) : span(m, k, lda);
+  const int64_t nb = trans_b ? span(n, k, ldb) : span(k, n, ldb);
+  const int64_t nc = span(m, n, ldc);
+  wide_set w = wide_begin(ctx, dtype);
+  float *wa = wide(&w, a, na), *wb = wide(&w, b, nb);
+  /* beta = 0 must not read C (it may hold NaN). */
+  float *wc = wide(&w, beta != 0.0f ? c : NULL, nc);
+  cudl_status s = RUN(w, cudl__cpu_gemm(ctx, trans_a, trans_b, m, n, k, alpha,
+                                        wa, lda, wb, ldb, beta, wc, ldc));
+  if (s == CUDL_OK) narrow(&w, wc, c, nc);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(gemm,
+             (cudl_context * ctx, int trans_a, int trans_b, int64_t m,
+              int64_t n, int64_t k, float alpha, const void *a, int64_t lda,
+              const void *b, int64_t ldb, float beta, void *c, int64_t ldc),
+             (ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+              ldc))
+
+static cudl_status lowp_bias_add(cudl_dtype dtype, cudl_context *ctx, void *y,
+                                 const void *bias, int64_t outer,
+                                 int64_t channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wy = wide(&w, y, n), *wbias = wide(&w, bias, channels);
+  cudl_status s =
+      RUN(w, cudl__cpu_bias_add(ctx, wy, wbias, outer, channels, inner));
+  if (s == CUDL_OK) narrow(&w, wy, y, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(bias_add,
+             (cudl_context * ctx, void *y, const void *bias, int64_t outer,
+              int64_t channels, int64_t inner),
+             (ctx, y, bias, outer, channels, inner))
+
+static cudl_status lowp_channel_sum(cudl_dtype dtype, cudl_context *ctx,
+                                    const void *x, void *out, int64_t outer,
+                                    int64_t channels, int64_t inner) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, outer * channels * inner);
+  float *wout = wide(&w, NULL, channels);
+  cudl_status s =
+      RUN(w, cudl__cpu_channel_sum(ctx, wx, wout, outer, channels, inner));
+  if (s == CUDL_OK) narrow(&w, wout, out, channels);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(channel_sum,
+             (cudl_context * ctx, const void *x, void *out, int64_t outer,
+              int64_t channels, int64_t inner),
+             (ctx, x, out, outer, channels, inner))
+
+static int64_t conv_x_numel(const cudl_conv2d_geometry *g) {
+  return g->n * g->c * g->h * g->w;
+}
+static int64_t conv_w_numel(const cudl_conv2d_geometry *g) {
+  return g->k * (g->c / g->groups) * g->r * g->s;
+}
+static int64_t conv_y_numel(const cudl_conv2d_geometry *g) {
+  return g->n * g->k * g->oh * g->ow;
+}
+
+static cudl_status lowp_conv2d_forward(cudl_dtype dtype, cudl_context *ctx,
+                                       const cudl_conv2d_geometry *g,
+                                       const void *x, const void *wt,
+                                       void *y) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, conv_x_numel(g));
+  float *ww = wide(&w, wt, conv_w_numel(g));
+  float *wy = wide(&w, NULL, conv_y_numel(g));
+  cudl_status s = RUN(w, cudl__cpu_conv2d_forward(ctx, g, wx, ww, wy));
+  if (s == CUDL_OK) narrow(&w, wy, y, conv_y_numel(g));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(conv2d_forward,
+             (cudl_context * ctx, const cudl_conv2d_geometry *g, const void *x,
+              const void *w, void *y),
+             (ctx, g, x, w, y))
+
+static cudl_status lowp_conv2d_backward_data(cudl_dtype dtype,
+                                             cudl_context *ctx,
+                                             const cudl_conv2d_geometry *g,
+                                             const void *wt, const void *dy,
+                                             void *dx) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *ww = wide(&w, wt, conv_w_numel(g));
+  float *wdy = wide(&w, dy, conv_y_numel(g));
+  float *wdx = wide(&w, NULL, conv_x_numel(g));
+  cudl_status s = RUN(w, cudl__cpu_conv2d_backward_data(ctx, g, ww, wdy, wdx));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, conv_x_numel(g));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(conv2d_backward_data,
+             (cudl_context * ctx, const cudl_conv2d_geometry *g, const void *w,
+              const void *dy, void *dx),
+             (ctx, g, w, dy, dx))
+
+static cudl_status lowp_conv2d_backward_filter(cudl_dtype dtype,
+                                               cudl_context *ctx,
+                                               const cudl_conv2d_geometry *g,
+                                               const void *x, const void *dy,
+                                               void *dw) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, conv_x_numel(g));
+  float *wdy = wide(&w, dy, conv_y_numel(g));
+  float *wdw = wide(&w, NULL, conv_w_numel(g));
+  cudl_status s =
+      RUN(w, cudl__cpu_conv2d_backward_filter(ctx, g, wx, wdy, wdw));
+  if (s == CUDL_OK) narrow(&w, wdw, dw, conv_w_numel(g));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(conv2d_backward_filter,
+             (cudl_context * ctx, const cudl_conv2d_geometry *g, const void *x,
+              const void *dy, void *dw),
+             (ctx, g, x, dy, dw))
