@@ -1,23 +1,31 @@
 /*
  * activation.cu - the activations on CUDA: sigmoid, tanh, ReLU, leaky ReLU,
  * ELU and GELU forward and backward, PReLU forward and backward, RReLU forward
- * and the unit-activity diagnostic. Kernels first, then the backend
- * entries.
+ * and the unit-activity diagnostic, each in f32, bf16 and f16. Kernels
+ * first, then the backend entries.
+ *
+ * Every kernel is a template over the storage type T (dtype.cuh): it loads
+ * to f32, computes in f32 and rounds what it stores once, so a 16-bit
+ * result is the f32 one rounded. PReLU's slopes and dslope and the unit
+ * activity stay f32 whatever T is.
  *
  * One kernel template per direction, specialised on the activation so the
  * inner loop has no switch. Memory-bound: when every pointer is 16-byte
- * aligned (tensor storage from the pool always is) each thread moves float4
- * vectors in a grid-stride loop and the last n % 4 elements are done one by
- * one; otherwise the scalar loop does all of it.
+ * aligned (tensor storage from the pool always is) each thread moves
+ * 16-byte vectors (vec.cuh: four f32 or eight 16-bit values) in a
+ * grid-stride loop and the last n % width elements are done one by one;
+ * otherwise the scalar loop does all of it.
  */
 #include <type_traits>
 
 #include "core/philox.h"
 #include "cuda/cuda_internal.h"
 #include "cuda/cuda_scratch.cuh"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/scale_block.cuh"
+#include "kernels/vec.cuh"
 
 namespace {
 
@@ -92,53 +100,58 @@ struct Activation<CUDL_ACT_GELU> {
   }
 };
 
-template <cudl_activation_type Kind>
-__global__ void forward_kernel(const float *x, float *y, int64_t n, float alpha,
+template <typename T, cudl_activation_type Kind>
+__global__ void forward_kernel(const T *x, T *y, int64_t n, float alpha,
                                bool vectorised) {
   using A = Activation<Kind>;
+  using V = cudl__vec16<T>;
+  constexpr int width = sizeof(V) / sizeof(T);
   int64_t tail = 0;
   if (vectorised) {
-    const int64_t n4 = n / 4;
-    const float4 *x4 = reinterpret_cast<const float4 *>(x);
-    float4 *y4 = reinterpret_cast<float4 *>(y);
-    for (int64_t i = CUDL_GRID_START; i < n4; i += CUDL_GRID_STRIDE) {
-      float4 v = x4[i];
-      v.x = A::forward(v.x, alpha);
-      v.y = A::forward(v.y, alpha);
-      v.z = A::forward(v.z, alpha);
-      v.w = A::forward(v.w, alpha);
-      y4[i] = v;
+    const int64_t nv = n / width;
+    const V *xv = reinterpret_cast<const V *>(x);
+    V *yv = reinterpret_cast<V *>(y);
+    for (int64_t i = CUDL_GRID_START; i < nv; i += CUDL_GRID_STRIDE) {
+      const V v = xv[i];
+      V r;
+#pragma unroll
+      for (int k = 0; k < width; ++k)
+        r.v[k] = cudl__from_f32<T>(A::forward(cudl__to_f32(v.v[k]), alpha));
+      yv[i] = r;
     }
-    tail = n4 * 4;
+    tail = nv * width;
   }
   for (int64_t i = tail + CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    y[i] = A::forward(x[i], alpha);
+    cudl__store(y, i, A::forward(cudl__load(x, i), alpha));
 }
 
-template <cudl_activation_type Kind>
-__global__ void backward_kernel(const float *saved, const float *dy, float *dx,
-                                int64_t n, float alpha, bool vectorised) {
+template <typename T, cudl_activation_type Kind>
+__global__ void backward_kernel(const T *saved, const T *dy, T *dx, int64_t n,
+                                float alpha, bool vectorised) {
   using A = Activation<Kind>;
+  using V = cudl__vec16<T>;
+  constexpr int width = sizeof(V) / sizeof(T);
   int64_t tail = 0;
   if (vectorised) {
-    const int64_t n4 = n / 4;
-    const float4 *s4 = reinterpret_cast<const float4 *>(saved);
-    const float4 *g4 = reinterpret_cast<const float4 *>(dy);
-    float4 *d4 = reinterpret_cast<float4 *>(dx);
-    for (int64_t i = CUDL_GRID_START; i < n4; i += CUDL_GRID_STRIDE) {
-      const float4 s = s4[i];
-      const float4 g = g4[i];
-      float4 r;
-      r.x = A::backward(s.x, g.x, alpha);
-      r.y = A::backward(s.y, g.y, alpha);
-      r.z = A::backward(s.z, g.z, alpha);
-      r.w = A::backward(s.w, g.w, alpha);
-      d4[i] = r;
+    const int64_t nv = n / width;
+    const V *sv = reinterpret_cast<const V *>(saved);
+    const V *gv = reinterpret_cast<const V *>(dy);
+    V *dv = reinterpret_cast<V *>(dx);
+    for (int64_t i = CUDL_GRID_START; i < nv; i += CUDL_GRID_STRIDE) {
+      const V s = sv[i];
+      const V g = gv[i];
+      V r;
+#pragma unroll
+      for (int k = 0; k < width; ++k)
+        r.v[k] = cudl__from_f32<T>(
+            A::backward(cudl__to_f32(s.v[k]), cudl__to_f32(g.v[k]), alpha));
+      dv[i] = r;
     }
-    tail = n4 * 4;
+    tail = nv * width;
   }
   for (int64_t i = tail + CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    dx[i] = A::backward(saved[i], dy[i], alpha);
+    cudl__store(dx, i,
+                A::backward(cudl__load(saved, i), cudl__load(dy, i), alpha));
 }
 
 // Calls launch(k), k a std::integral_constant holding `kind`, so that the
@@ -172,20 +185,21 @@ bool with_kind(cudl_activation_type kind, Launch launch) {
 
 // ---- PReLU, RReLU and unit activity ----
 
-__global__ void prelu_forward_kernel(const float *x, const float *slope,
-                                     float *y, int64_t n, int64_t channels,
+template <typename T>
+__global__ void prelu_forward_kernel(const T *x, const float *slope, T *y,
+                                     int64_t n, int64_t channels,
                                      int64_t inner) {
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
-    const float v = x[i];
-    y[i] = v > 0.0f ? v : slope[(i / inner) % channels] * v;
+    const float v = cudl__load(x, i);
+    cudl__store(y, i, v > 0.0f ? v : slope[(i / inner) % channels] * v);
   }
 }
 
 // Block (c, b) covers part b of channel c's outer * inner elements: writes
 // their dx and the partial sum of dy * x over those with x <= 0.
-__global__ void prelu_backward_partial_kernel(const float *x,
-                                              const float *slope,
-                                              const float *dy, float *dx,
+template <typename T>
+__global__ void prelu_backward_partial_kernel(const T *x, const float *slope,
+                                              const T *dy, T *dx,
                                               float *partial, int64_t outer,
                                               int64_t channels, int64_t inner) {
   const int64_t c = blockIdx.x, per_channel = outer * inner;
@@ -194,11 +208,11 @@ __global__ void prelu_backward_partial_kernel(const float *x,
   for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
        e < per_channel; e += (int64_t)gridDim.y * blockDim.x) {
     const int64_t idx = ((e / inner) * channels + c) * inner + e % inner;
-    const float v = x[idx], g = dy[idx];
+    const float v = cudl__load(x, idx), g = cudl__load(dy, idx);
     if (v > 0.0f) {
-      dx[idx] = g;
+      cudl__store(dx, idx, g);
     } else {
-      dx[idx] = a * g;
+      cudl__store(dx, idx, a * g);
       sum += g * v;
     }
   }
@@ -228,10 +242,11 @@ int prelu_parts(int64_t outer, int64_t channels, int64_t inner) {
   return parts < 1 ? 1 : (int)parts;
 }
 
-__global__ void rrelu_forward_kernel(const float *x, float *noise, float *y,
-                                     int64_t n, float lower, float upper,
-                                     int training, uint64_t seed,
-                                     uint64_t offset, bool vectorised) {
+template <typename T>
+__global__ void rrelu_forward_kernel(const T *x, T *noise, T *y, int64_t n,
+                                     float lower, float upper, int training,
+                                     uint64_t seed, uint64_t offset,
+                                     bool vectorised) {
   const int64_t blocks = (n + 3) / 4;
   const float fixed = (lower + upper) * 0.5f;
   for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
@@ -248,99 +263,142 @@ __global__ void rrelu_forward_kernel(const float *x, float *noise, float *y,
 // Every thread that sees a positive element of unit u writes 1 to
 // active[u]: concurrent writes of the same value, so the result does not
 // depend on their order.
-__global__ void unit_activity_kernel(const float *x, float *active, int64_t n,
+template <typename T>
+__global__ void unit_activity_kernel(const T *x, float *active, int64_t n,
                                      int64_t units, int64_t inner) {
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    if (x[i] > 0.0f) active[(i / inner) % units] = 1.0f;
+    if (cudl__load(x, i) > 0.0f) active[(i / inner) % units] = 1.0f;
 }
 
-}  // namespace
+// ---- the entries' bodies, one template over T each ----
 
-// ---- entries ----
-
-extern "C" cudl_status cudl__cuda_activation_forward(cudl_context *ctx,
-                                                     cudl_activation_type kind,
-                                                     float alpha, const void *x,
-                                                     void *y, int64_t n) {
-  const bool vec = cudl__aligned16(x) && cudl__aligned16(y);
-  CUDA_ENTER(ctx, s);
-  if (!with_kind(kind, [&](auto k) {
-        forward_kernel<decltype(k)::value>
-            <<<cudl__grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0,
-               s->stream>>>(cudl__f32(x), cudl__f32(y), n, alpha, vec);
-      }))
-    return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
-                            __LINE__);
-  return CUDL_CUDA_LAUNCHED(ctx);
-}
-
-extern "C" cudl_status cudl__cuda_activation_backward(
-    cudl_context *ctx, cudl_activation_type kind, float alpha,
-    const void *saved, const void *dy, void *dx, int64_t n) {
+template <typename T>
+cudl_status activation_forward(cudl_context *ctx, cudl_activation_type kind,
+                               float alpha, const void *x, void *y, int64_t n) {
+  constexpr int width = sizeof(cudl__vec16<T>) / sizeof(T);
   const bool vec =
-      cudl__aligned16(saved) && cudl__aligned16(dy) && cudl__aligned16(dx);
+      cudl__vec_aligned<T, width>(x) && cudl__vec_aligned<T, width>(y);
   CUDA_ENTER(ctx, s);
   if (!with_kind(kind, [&](auto k) {
-        backward_kernel<decltype(k)::value>
-            <<<cudl__grid_for(vec ? n / 4 + 1 : n), CUDL_BLOCK_SIZE, 0,
-               s->stream>>>(cudl__f32(saved), cudl__f32(dy), cudl__f32(dx), n,
-                            alpha, vec);
+        forward_kernel<T, decltype(k)::value>
+            <<<cudl__grid_for(vec ? n / width + 1 : n), CUDL_BLOCK_SIZE, 0,
+               s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(y), n, alpha,
+                            vec);
       }))
     return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
                             __LINE__);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_prelu_forward(cudl_context *ctx,
-                                                const void *x,
-                                                const float *slope, void *y,
-                                                int64_t outer, int64_t channels,
-                                                int64_t inner) {
+template <typename T>
+cudl_status activation_backward(cudl_context *ctx, cudl_activation_type kind,
+                                float alpha, const void *saved, const void *dy,
+                                void *dx, int64_t n) {
+  constexpr int width = sizeof(cudl__vec16<T>) / sizeof(T);
+  const bool vec = cudl__vec_aligned<T, width>(saved) &&
+                   cudl__vec_aligned<T, width>(dy) &&
+                   cudl__vec_aligned<T, width>(dx);
+  CUDA_ENTER(ctx, s);
+  if (!with_kind(kind, [&](auto k) {
+        backward_kernel<T, decltype(k)::value>
+            <<<cudl__grid_for(vec ? n / width + 1 : n), CUDL_BLOCK_SIZE, 0,
+               s->stream>>>(cudl__typed<T>(saved), cudl__typed<T>(dy),
+                            cudl__typed<T>(dx), n, alpha, vec);
+      }))
+    return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
+                            __LINE__);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <typename T>
+cudl_status prelu_forward(cudl_context *ctx, const void *x, const float *slope,
+                          void *y, int64_t outer, int64_t channels,
+                          int64_t inner) {
   const int64_t n = outer * channels * inner;
   CUDA_ENTER(ctx, s);
   prelu_forward_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__f32(x), slope, cudl__f32(y), n, channels, inner);
+      cudl__typed<T>(x), slope, cudl__typed<T>(y), n, channels, inner);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_prelu_backward(
-    cudl_context *ctx, const void *x, const float *slope, const void *dy,
-    void *dx, float *dslope, int64_t outer, int64_t channels, int64_t inner) {
+template <typename T>
+cudl_status prelu_backward(cudl_context *ctx, const void *x, const float *slope,
+                           const void *dy, void *dx, float *dslope,
+                           int64_t outer, int64_t channels, int64_t inner) {
   const int parts = prelu_parts(outer, channels, inner);
   CUDA_ENTER(ctx, s);
   Scratch<float> partial(s);
   CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
   prelu_backward_partial_kernel<<<dim3((unsigned)channels, (unsigned)parts),
                                   CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__f32(x), slope, cudl__f32(dy), cudl__f32(dx), partial.get(), outer,
-      channels, inner);
+      cudl__typed<T>(x), slope, cudl__typed<T>(dy), cudl__typed<T>(dx),
+      partial.get(), outer, channels, inner);
   prelu_backward_finish_kernel<<<cudl__grid_for(channels), CUDL_BLOCK_SIZE, 0,
                                  s->stream>>>(partial.get(), dslope, channels,
                                               parts);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_rrelu_forward(
-    cudl_context *ctx, const void *x, void *noise, void *y, int64_t n,
-    float lower, float upper, int training, uint64_t seed, uint64_t offset) {
-  const bool vectorised =
-      cudl__aligned16(x) && cudl__aligned16(noise) && cudl__aligned16(y);
+template <typename T>
+cudl_status rrelu_forward(cudl_context *ctx, const void *x, void *noise,
+                          void *y, int64_t n, float lower, float upper,
+                          int training, uint64_t seed, uint64_t offset) {
+  const bool vectorised = cudl__vec_aligned<T, 4>(x) &&
+                          cudl__vec_aligned<T, 4>(noise) &&
+                          cudl__vec_aligned<T, 4>(y);
   CUDA_ENTER(ctx, s);
   rrelu_forward_kernel<<<cudl__grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0,
-                         s->stream>>>(cudl__f32(x), cudl__f32(noise),
-                                      cudl__f32(y), n, lower, upper, training,
-                                      seed, offset, vectorised);
+                         s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(noise),
+                                      cudl__typed<T>(y), n, lower, upper,
+                                      training, seed, offset, vectorised);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_unit_activity(cudl_context *ctx,
-                                                const void *x, float *active,
-                                                int64_t outer, int64_t units,
-                                                int64_t inner) {
+template <typename T>
+cudl_status unit_activity(cudl_context *ctx, const void *x, float *active,
+                          int64_t outer, int64_t units, int64_t inner) {
   const int64_t n = outer * units * inner;
   CUDA_ENTER(ctx, s);
   if (n == 0) return CUDL_OK;
   unit_activity_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__f32(x), active, n, units, inner);
+      cudl__typed<T>(x), active, n, units, inner);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
+
+}  // namespace
+
+// ---- entries ----
+
+CUDL_CUDA_FLOATS(activation_forward,
+                 (cudl_context * ctx, cudl_activation_type kind, float alpha,
+                  const void *x, void *y, int64_t n),
+                 activation_forward, (ctx, kind, alpha, x, y, n))
+
+CUDL_CUDA_FLOATS(activation_backward,
+                 (cudl_context * ctx, cudl_activation_type kind, float alpha,
+                  const void *saved, const void *dy, void *dx, int64_t n),
+                 activation_backward, (ctx, kind, alpha, saved, dy, dx, n))
+
+CUDL_CUDA_FLOATS(prelu_forward,
+                 (cudl_context * ctx, const void *x, const float *slope,
+                  void *y, int64_t outer, int64_t channels, int64_t inner),
+                 prelu_forward, (ctx, x, slope, y, outer, channels, inner))
+
+CUDL_CUDA_FLOATS(prelu_backward,
+                 (cudl_context * ctx, const void *x, const float *slope,
+                  const void *dy, void *dx, float *dslope, int64_t outer,
+                  int64_t channels, int64_t inner),
+                 prelu_backward,
+                 (ctx, x, slope, dy, dx, dslope, outer, channels, inner))
+
+CUDL_CUDA_FLOATS(rrelu_forward,
+                 (cudl_context * ctx, const void *x, void *noise, void *y,
+                  int64_t n, float lower, float upper, int training,
+                  uint64_t seed, uint64_t offset),
+                 rrelu_forward,
+                 (ctx, x, noise, y, n, lower, upper, training, seed, offset))
+
+CUDL_CUDA_FLOATS(unit_activity,
+                 (cudl_context * ctx, const void *x, float *active,
+                  int64_t outer, int64_t units, int64_t inner),
+                 unit_activity, (ctx, x, active, outer, units, inner))
