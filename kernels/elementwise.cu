@@ -4,15 +4,21 @@
  * order in double: deterministic) and the count of non-finite values.
  * Kernels first, then the backend entries.
  *
- * The three elementwise ops are memory-bound: when every pointer is 16-byte
- * aligned (pool storage always is) each thread moves float4 vectors in a
- * grid-stride loop and the last n % 4 elements are done one by one;
- * otherwise the scalar loop does all of it, as in activation.cu.
+ * All but the sum (f32 only) take f32, bf16 and f16 data: their kernels are
+ * templates over the storage type T (dtype.cuh), computing in f32 and
+ * rounding each stored value once. The three elementwise ops are
+ * memory-bound: when every pointer is 16-byte aligned (pool storage always
+ * is) each thread moves 16-byte vectors (vec.cuh: four f32 or eight 16-bit
+ * values) in a grid-stride loop and the last n % width elements are done
+ * one by one; otherwise the scalar loop does all of it, as in
+ * activation.cu.
  */
 #include "cuda/cuda_internal.h"
 #include "cuda/cuda_scratch.cuh"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/vec.cuh"
 
 namespace {
 
@@ -30,38 +36,46 @@ struct Scale {
 
 /* out = op(a, b) elementwise; b is not read when it is NULL (op ignores
  * its second argument then). */
-template <typename Op>
-__global__ void elementwise_kernel(const float *a, const float *b, float *out,
-                                   int64_t n, Op op, bool vectorised) {
+template <typename T, typename Op>
+__global__ void elementwise_kernel(const T *a, const T *b, T *out, int64_t n,
+                                   Op op, bool vectorised) {
+  using V = cudl__vec16<T>;
+  constexpr int width = sizeof(V) / sizeof(T);
   int64_t tail = 0;
   if (vectorised) {
-    const int64_t n4 = n / 4;
-    const float4 *a4 = reinterpret_cast<const float4 *>(a);
-    const float4 *b4 = reinterpret_cast<const float4 *>(b);
-    float4 *out4 = reinterpret_cast<float4 *>(out);
-    for (int64_t i = CUDL_GRID_START; i < n4; i += CUDL_GRID_STRIDE) {
-      const float4 x = a4[i];
-      const float4 y = b != nullptr ? b4[i] : x;
-      float4 r;
-      r.x = op(x.x, y.x);
-      r.y = op(x.y, y.y);
-      r.z = op(x.z, y.z);
-      r.w = op(x.w, y.w);
-      out4[i] = r;
+    const int64_t nv = n / width;
+    const V *av = reinterpret_cast<const V *>(a);
+    const V *bv = reinterpret_cast<const V *>(b);
+    V *outv = reinterpret_cast<V *>(out);
+    for (int64_t i = CUDL_GRID_START; i < nv; i += CUDL_GRID_STRIDE) {
+      const V x = av[i];
+      const V y = b != nullptr ? bv[i] : x;
+      V r;
+#pragma unroll
+      for (int k = 0; k < width; ++k)
+        r.v[k] =
+            cudl__from_f32<T>(op(cudl__to_f32(x.v[k]), cudl__to_f32(y.v[k])));
+      outv[i] = r;
     }
-    tail = n4 * 4;
+    tail = nv * width;
   }
   for (int64_t i = tail + CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    out[i] = op(a[i], b != nullptr ? b[i] : a[i]);
+    cudl__store(out, i,
+                op(cudl__load(a, i),
+                   b != nullptr ? cudl__load(b, i) : cudl__load(a, i)));
 }
 
-template <typename Op>
-void launch_elementwise(cudaStream_t stream, const float *a, const float *b,
-                        float *out, int64_t n, Op op) {
-  const bool vec = cudl__aligned16(a) && cudl__aligned16(out) &&
-                   (b == nullptr || cudl__aligned16(b));
-  elementwise_kernel<<<cudl__grid_for(vec ? (n + 3) / 4 : n), CUDL_BLOCK_SIZE,
-                       0, stream>>>(a, b, out, n, op, vec);
+// a, b (NULL for an op of one operand) and out in the storage type T.
+template <typename T, typename Op>
+void launch_elementwise(cudaStream_t stream, const void *a, const void *b,
+                        void *out, int64_t n, Op op) {
+  constexpr int width = sizeof(cudl__vec16<T>) / sizeof(T);
+  const bool vec = cudl__vec_aligned<T, width>(a) &&
+                   cudl__vec_aligned<T, width>(b) &&
+                   cudl__vec_aligned<T, width>(out);
+  elementwise_kernel<<<cudl__grid_for(vec ? (n + width - 1) / width : n),
+                       CUDL_BLOCK_SIZE, 0, stream>>>(
+      cudl__typed<T>(a), cudl__typed<T>(b), cudl__typed<T>(out), n, op, vec);
 }
 
 __global__ void sum_partial_kernel(const float *x, int64_t n, float *partial) {
@@ -79,13 +93,16 @@ __global__ void sum_finish_kernel(const float *partial, int parts, int64_t n,
 }
 
 // Counts are integers, so adding the blocks' totals atomically is exact
-// in any order.
-__global__ void count_nonfinite_kernel(const float *x, int64_t n,
+// in any order. Widening to f32 keeps a NaN a NaN and an infinity
+// infinite, so the 16-bit counts are those of the stored values.
+template <typename T>
+__global__ void count_nonfinite_kernel(const T *x, int64_t n,
                                        unsigned long long *counts) {
   unsigned long long nan = 0, inf = 0;
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
-    nan += isnan(x[i]) ? 1u : 0u;
-    inf += isinf(x[i]) ? 1u : 0u;
+    const float v = cudl__load(x, i);
+    nan += isnan(v) ? 1u : 0u;
+    inf += isinf(v) ? 1u : 0u;
   }
   nan = cudl__block_sum(nan);
   __syncthreads();  // the block sum's shared memory is reused just below
@@ -96,34 +113,72 @@ __global__ void count_nonfinite_kernel(const float *x, int64_t n,
   }
 }
 
+// ---- the entries' bodies, one template over T each ----
+
+template <typename T>
+cudl_status add_scaled(cudl_context *ctx, const void *a, float alpha,
+                       const void *b, void *out, int64_t n) {
+  CUDA_ENTER(ctx, s);
+  launch_elementwise<T>(s->stream, a, b, out, n, AddScaled{alpha});
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <typename T>
+cudl_status scale(cudl_context *ctx, const void *a, float alpha, void *out,
+                  int64_t n) {
+  CUDA_ENTER(ctx, s);
+  launch_elementwise<T>(s->stream, a, nullptr, out, n, Scale{alpha});
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <typename T>
+cudl_status mul(cudl_context *ctx, const void *a, const void *b, void *out,
+                int64_t n) {
+  CUDA_ENTER(ctx, s);
+  launch_elementwise<T>(s->stream, a, b, out, n, Mul());
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <typename T>
+cudl_status count_nonfinite(cudl_context *ctx, const void *x, int64_t n,
+                            int64_t counts[2]) {
+  unsigned long long host[2] = {0, 0};
+  CUDA_ENTER(ctx, s);
+  {
+    Scratch<unsigned long long> device(s);
+    CUDL_CUDA_TRY(ctx, device.alloc(ctx, 2));
+    CUDL_CUDA_TRY(ctx,
+                  cudaMemsetAsync(device.get(), 0, sizeof host, s->stream));
+    count_nonfinite_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0,
+                             s->stream>>>(cudl__typed<T>(x), n, device.get());
+    CUDL_CUDA_TRY(ctx, cudaGetLastError());
+    CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(host, device.get(), sizeof host,
+                                       cudaMemcpyDeviceToHost, s->stream));
+  }  // the scratch goes back before the wait, so the wait covers its free
+  CUDL_CUDA_TRY(ctx, cudaStreamSynchronize(s->stream));
+  counts[0] = (int64_t)host[0];
+  counts[1] = (int64_t)host[1];
+  return CUDL_OK;
+}
+
 }  // namespace
 
 // ---- entries ----
 
-extern "C" cudl_status cudl__cuda_add_scaled(cudl_context *ctx, const void *a,
-                                             float alpha, const void *b,
-                                             void *out, int64_t n) {
-  CUDA_ENTER(ctx, s);
-  launch_elementwise(s->stream, cudl__f32(a), cudl__f32(b), cudl__f32(out), n,
-                     AddScaled{alpha});
-  return CUDL_CUDA_LAUNCHED(ctx);
-}
+CUDL_CUDA_FLOATS(add_scaled,
+                 (cudl_context * ctx, const void *a, float alpha, const void *b,
+                  void *out, int64_t n),
+                 add_scaled, (ctx, a, alpha, b, out, n))
 
-extern "C" cudl_status cudl__cuda_scale(cudl_context *ctx, const void *a,
-                                        float alpha, void *out, int64_t n) {
-  CUDA_ENTER(ctx, s);
-  launch_elementwise(s->stream, cudl__f32(a), nullptr, cudl__f32(out), n,
-                     Scale{alpha});
-  return CUDL_CUDA_LAUNCHED(ctx);
-}
+CUDL_CUDA_FLOATS(scale,
+                 (cudl_context * ctx, const void *a, float alpha, void *out,
+                  int64_t n),
+                 scale, (ctx, a, alpha, out, n))
 
-extern "C" cudl_status cudl__cuda_mul(cudl_context *ctx, const void *a,
-                                      const void *b, void *out, int64_t n) {
-  CUDA_ENTER(ctx, s);
-  launch_elementwise(s->stream, cudl__f32(a), cudl__f32(b), cudl__f32(out), n,
-                     Mul());
-  return CUDL_CUDA_LAUNCHED(ctx);
-}
+CUDL_CUDA_FLOATS(mul,
+                 (cudl_context * ctx, const void *a, const void *b, void *out,
+                  int64_t n),
+                 mul, (ctx, a, b, out, n))
 
 extern "C" cudl_status cudl__cuda_sum(cudl_context *ctx, const void *x,
                                       void *out, int64_t n, int mean) {
@@ -138,24 +193,7 @@ extern "C" cudl_status cudl__cuda_sum(cudl_context *ctx, const void *x,
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_count_nonfinite(cudl_context *ctx,
-                                                  const void *x, int64_t n,
-                                                  int64_t counts[2]) {
-  unsigned long long host[2] = {0, 0};
-  CUDA_ENTER(ctx, s);
-  {
-    Scratch<unsigned long long> device(s);
-    CUDL_CUDA_TRY(ctx, device.alloc(ctx, 2));
-    CUDL_CUDA_TRY(ctx,
-                  cudaMemsetAsync(device.get(), 0, sizeof host, s->stream));
-    count_nonfinite_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0,
-                             s->stream>>>(cudl__f32(x), n, device.get());
-    CUDL_CUDA_TRY(ctx, cudaGetLastError());
-    CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(host, device.get(), sizeof host,
-                                       cudaMemcpyDeviceToHost, s->stream));
-  }  // the scratch goes back before the wait, so the wait covers its free
-  CUDL_CUDA_TRY(ctx, cudaStreamSynchronize(s->stream));
-  counts[0] = (int64_t)host[0];
-  counts[1] = (int64_t)host[1];
-  return CUDL_OK;
-}
+CUDL_CUDA_FLOATS(count_nonfinite,
+                 (cudl_context * ctx, const void *x, int64_t n,
+                  int64_t counts[2]),
+                 count_nonfinite, (ctx, x, n, counts))
