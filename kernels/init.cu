@@ -1,6 +1,8 @@
 /*
  * init.cu - fill, uniform and normal initialisation on CUDA: kernels,
- * then the backend entries.
+ * then the backend entries. Fill takes f32, bf16 and f16 data (the value
+ * rounded once to the dtype, dtype.cuh); uniform and normal are f32 only,
+ * as they initialise the f32 master weights.
  *
  * The random kernels give thread work in Philox blocks: block b makes the
  * four numbers of elements 4b..4b+3 with the same header the CPU backend
@@ -10,13 +12,15 @@
  */
 #include "core/philox.h"
 #include "cuda/cuda_internal.h"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 
 namespace {
 
-__global__ void fill_kernel(float *dst, int64_t n, float value) {
+template <typename T>
+__global__ void fill_kernel(T *dst, int64_t n, float value) {
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    dst[i] = value;
+    cudl__store(dst, i, value);
 }
 
 __device__ __forceinline__ void store4(float *dst, int64_t base, int64_t n,
@@ -56,17 +60,20 @@ __global__ void normal_kernel(float *dst, int64_t n, uint64_t seed,
   }
 }
 
+template <typename T>
+cudl_status fill(cudl_context *ctx, void *dst, int64_t n, float value) {
+  CUDA_ENTER(ctx, s);
+  fill_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__typed<T>(dst), n, value);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
 }  // namespace
 
 // ---- entries ----
 
-extern "C" cudl_status cudl__cuda_fill(cudl_context *ctx, void *dst, int64_t n,
-                                       float value) {
-  CUDA_ENTER(ctx, s);
-  fill_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__f32(dst), n, value);
-  return CUDL_CUDA_LAUNCHED(ctx);
-}
+CUDL_CUDA_FLOATS(fill, (cudl_context * ctx, void *dst, int64_t n, float value),
+                 fill, (ctx, dst, n, value))
 
 extern "C" cudl_status cudl__cuda_uniform(cudl_context *ctx, void *dst,
                                           int64_t n, uint64_t seed,
