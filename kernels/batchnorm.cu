@@ -9,9 +9,17 @@
  * sum is for (mean; variance, inverse deviation and running statistics;
  * the gradients of gamma and beta). The order of additions depends only on
  * the shape, so results are deterministic.
+ *
+ * x, y, dy and dx are in the entry's dtype; every kernel reading or writing
+ * them is a template over that storage type T (kernels/dtype.cuh): values
+ * are widened to f32 on loading and each stored one is rounded once. gamma,
+ * beta, the statistics and the gradients of gamma and beta are f32 whatever
+ * T, so the bf16 and f16 entries compute what the f32 entry computes on the
+ * widened input.
  */
 #include "cuda/cuda_internal.h"
 #include "cuda/cuda_scratch.cuh"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 
@@ -28,34 +36,43 @@ struct Layout {
 // finite): a float sum of values near 1000 loses about a unit in the 7th
 // digit per addition, enough to move the mean by a sizeable fraction of a
 // small deviation, while the shifted values are the size of the deviation.
-__device__ float channel_shift(const float *x, Layout l, int64_t c) {
-  const float s = x[l.index(c, 0)];
+template <class T>
+__device__ float channel_shift(const T *x, Layout l, int64_t c) {
+  const float s = cudl__load(x, l.index(c, 0));
   return isfinite(s) ? s : 0.0f;
 }
 
 // Per-element terms of the sums.
+template <class T>
 struct ShiftedXTerm {
-  const float *x;
+  const T *x;
   Layout l;
   __device__ float operator()(int64_t k, int64_t c) const {
-    return x[k] - channel_shift(x, l, c);
+    return cudl__load(x, k) - channel_shift(x, l, c);
   }
 };
+template <class T>
 struct SquaredDeviation {
-  const float *x, *mean;
+  const T *x;
+  const float *mean;
   __device__ float operator()(int64_t k, int64_t c) const {
-    const float d = x[k] - mean[c];
+    const float d = cudl__load(x, k) - mean[c];
     return d * d;
   }
 };
+template <class T>
 struct DyTerm {
-  const float *dy;
-  __device__ float operator()(int64_t k, int64_t) const { return dy[k]; }
+  const T *dy;
+  __device__ float operator()(int64_t k, int64_t) const {
+    return cudl__load(dy, k);
+  }
 };
+template <class T>
 struct DyXhatTerm {
-  const float *x, *dy, *mean, *invstd;
+  const T *x, *dy;
+  const float *mean, *invstd;
   __device__ float operator()(int64_t k, int64_t c) const {
-    return dy[k] * (x[k] - mean[c]) * invstd[c];
+    return cudl__load(dy, k) * (cudl__load(x, k) - mean[c]) * invstd[c];
   }
 };
 
@@ -92,9 +109,9 @@ __device__ float channel_total(const float *partial, int64_t c, int parts) {
   return sum;
 }
 
-__global__ void finish_mean_kernel(const float *partial, int parts,
-                                   const float *x, Layout l, float m,
-                                   float *mean) {
+template <class T>
+__global__ void finish_mean_kernel(const float *partial, int parts, const T *x,
+                                   Layout l, float m, float *mean) {
   for (int64_t c = CUDL_GRID_START; c < l.channels; c += CUDL_GRID_STRIDE)
     mean[c] = (float)((double)channel_shift(x, l, c) +
                       (double)channel_total(partial, c, parts) / (double)m);
@@ -123,36 +140,45 @@ __global__ void finish_copy_kernel(const float *partial, int parts,
 
 // The elementwise passes: each op takes a channel's constants once
 // (channel(c)) and applies them to element k (apply).
+struct NormaliseChannel {
+  float gamma, beta, mean, invstd;
+};
+
+template <class T>
 struct Normalise {
-  const float *x, *gamma, *beta, *mean, *invstd;
-  float *y;
-  struct Channel {
-    float gamma, beta, mean, invstd;
-  };
-  __device__ Channel channel(int64_t c) const {
+  const T *x;
+  const float *gamma, *beta, *mean, *invstd;
+  T *y;
+  __device__ NormaliseChannel channel(int64_t c) const {
     return {gamma[c], beta[c], mean[c], invstd[c]};
   }
-  __device__ void apply(int64_t k, const Channel &ch) const {
-    y[k] = ch.gamma * ((x[k] - ch.mean) * ch.invstd) + ch.beta;
+  __device__ void apply(int64_t k, const NormaliseChannel &ch) const {
+    cudl__store(
+        y, k, ch.gamma * ((cudl__load(x, k) - ch.mean) * ch.invstd) + ch.beta);
   }
 };
 
+template <class T>
 struct Inference {
-  const float *x, *gamma, *beta, *mean, *var;
+  const T *x;
+  const float *gamma, *beta, *mean, *var;
   float eps;
-  float *y;
-  __device__ Normalise::Channel channel(int64_t c) const {
+  T *y;
+  __device__ NormaliseChannel channel(int64_t c) const {
     return {gamma[c], beta[c], mean[c],
             (float)(1.0 / sqrt((double)var[c] + (double)eps))};
   }
-  __device__ void apply(int64_t k, const Normalise::Channel &ch) const {
-    y[k] = ch.gamma * ((x[k] - ch.mean) * ch.invstd) + ch.beta;
+  __device__ void apply(int64_t k, const NormaliseChannel &ch) const {
+    cudl__store(
+        y, k, ch.gamma * ((cudl__load(x, k) - ch.mean) * ch.invstd) + ch.beta);
   }
 };
 
+template <class T>
 struct InputGradient {
-  const float *x, *dy, *gamma, *mean, *invstd, *dgamma, *dbeta;
-  float *dx;
+  const T *x, *dy;
+  const float *gamma, *mean, *invstd, *dgamma, *dbeta;
+  T *dx;
   float m;
   struct Channel {
     float gamma, mean, invstd, dgamma, dbeta;
@@ -161,9 +187,10 @@ struct InputGradient {
     return {gamma[c], mean[c], invstd[c], dgamma[c], dbeta[c]};
   }
   __device__ void apply(int64_t k, const Channel &ch) const {
-    const float xhat = (x[k] - ch.mean) * ch.invstd;
-    dx[k] =
-        ch.gamma * ch.invstd / m * (m * dy[k] - ch.dbeta - xhat * ch.dgamma);
+    const float xhat = (cudl__load(x, k) - ch.mean) * ch.invstd;
+    cudl__store(dx, k,
+                ch.gamma * ch.invstd / m *
+                    (m * cudl__load(dy, k) - ch.dbeta - xhat * ch.dgamma));
   }
 };
 
@@ -213,75 +240,110 @@ void channel_partials(cudaStream_t stream, Term term, Layout l, int parts,
                            CUDL_BLOCK_SIZE, 0, stream>>>(term, l, partial);
 }
 
-}  // namespace
+// ---- the entries' bodies, one per storage type T ----
 
-// ---- entries ----
-
-extern "C" cudl_status cudl__cuda_batchnorm_forward_training(
-    cudl_context *ctx, const void *x, const float *gamma, const float *beta,
-    float momentum, float eps, float *running_mean, float *running_var, void *y,
-    float *save_mean, float *save_invstd, int64_t outer, int64_t channels,
-    int64_t inner) {
+template <class T>
+cudl_status batchnorm_forward_training(cudl_context *ctx, const void *x,
+                                       const float *gamma, const float *beta,
+                                       float momentum, float eps,
+                                       float *running_mean, float *running_var,
+                                       void *y, float *save_mean,
+                                       float *save_invstd, int64_t outer,
+                                       int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
   const float m = (float)(outer * inner);
   const unsigned grid = cudl__grid_for(channels);
+  const T *tx = cudl__typed<T>(x);
   CUDA_ENTER(ctx, s);
   Scratch<float> partial(s);
   CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
-  channel_partials(s->stream, ShiftedXTerm{cudl__f32(x), l}, l, parts,
-                   partial.get());
+  channel_partials(s->stream, ShiftedXTerm<T>{tx, l}, l, parts, partial.get());
   finish_mean_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, cudl__f32(x), l, m, save_mean);
-  channel_partials(s->stream, SquaredDeviation{cudl__f32(x), save_mean}, l,
-                   parts, partial.get());
+      partial.get(), parts, tx, l, m, save_mean);
+  channel_partials(s->stream, SquaredDeviation<T>{tx, save_mean}, l, parts,
+                   partial.get());
   finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
       partial.get(), parts, channels, m, eps, momentum, save_mean, save_invstd,
       running_mean, running_var);
-  launch_elementwise(s->stream,
-                     Normalise{cudl__f32(x), gamma, beta, save_mean,
-                               save_invstd, cudl__f32(y)},
-                     l);
+  launch_elementwise(
+      s->stream,
+      Normalise<T>{tx, gamma, beta, save_mean, save_invstd, cudl__typed<T>(y)},
+      l);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_batchnorm_forward_inference(
-    cudl_context *ctx, const void *x, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var, float eps, void *y,
-    int64_t outer, int64_t channels, int64_t inner) {
+template <class T>
+cudl_status batchnorm_forward_inference(cudl_context *ctx, const void *x,
+                                        const float *gamma, const float *beta,
+                                        const float *running_mean,
+                                        const float *running_var, float eps,
+                                        void *y, int64_t outer,
+                                        int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
   CUDA_ENTER(ctx, s);
   launch_elementwise(s->stream,
-                     Inference{cudl__f32(x), gamma, beta, running_mean,
-                               running_var, eps, cudl__f32(y)},
+                     Inference<T>{cudl__typed<T>(x), gamma, beta, running_mean,
+                                  running_var, eps, cudl__typed<T>(y)},
                      l);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_batchnorm_backward(
-    cudl_context *ctx, const void *x, const void *dy, const float *gamma,
-    const float *save_mean, const float *save_invstd, void *dx, float *dgamma,
-    float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
+template <class T>
+cudl_status batchnorm_backward(cudl_context *ctx, const void *x, const void *dy,
+                               const float *gamma, const float *save_mean,
+                               const float *save_invstd, void *dx,
+                               float *dgamma, float *dbeta, int64_t outer,
+                               int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
   const unsigned grid = cudl__grid_for(channels);
+  const T *tx = cudl__typed<T>(x), *tdy = cudl__typed<T>(dy);
   CUDA_ENTER(ctx, s);
   Scratch<float> partial(s);
   CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
-  channel_partials(s->stream, DyTerm{cudl__f32(dy)}, l, parts, partial.get());
+  channel_partials(s->stream, DyTerm<T>{tdy}, l, parts, partial.get());
   finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
       partial.get(), parts, channels, dbeta);
-  channel_partials(
-      s->stream,
-      DyXhatTerm{cudl__f32(x), cudl__f32(dy), save_mean, save_invstd}, l, parts,
-      partial.get());
+  channel_partials(s->stream, DyXhatTerm<T>{tx, tdy, save_mean, save_invstd}, l,
+                   parts, partial.get());
   finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
       partial.get(), parts, channels, dgamma);
   if (outer * inner > 0)
-    launch_elementwise(s->stream,
-                       InputGradient{cudl__f32(x), cudl__f32(dy), gamma,
-                                     save_mean, save_invstd, dgamma, dbeta,
-                                     cudl__f32(dx), (float)(outer * inner)},
-                       l);
+    launch_elementwise(
+        s->stream,
+        InputGradient<T>{tx, tdy, gamma, save_mean, save_invstd, dgamma, dbeta,
+                         cudl__typed<T>(dx), (float)(outer * inner)},
+        l);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
+
+}  // namespace
+
+// ---- entries ----
+
+CUDL_CUDA_FLOATS(batchnorm_forward_training,
+                 (cudl_context * ctx, const void *x, const float *gamma,
+                  const float *beta, float momentum, float eps,
+                  float *running_mean, float *running_var, void *y,
+                  float *save_mean, float *save_invstd, int64_t outer,
+                  int64_t channels, int64_t inner),
+                 batchnorm_forward_training,
+                 (ctx, x, gamma, beta, momentum, eps, running_mean, running_var,
+                  y, save_mean, save_invstd, outer, channels, inner))
+CUDL_CUDA_FLOATS(batchnorm_forward_inference,
+                 (cudl_context * ctx, const void *x, const float *gamma,
+                  const float *beta, const float *running_mean,
+                  const float *running_var, float eps, void *y, int64_t outer,
+                  int64_t channels, int64_t inner),
+                 batchnorm_forward_inference,
+                 (ctx, x, gamma, beta, running_mean, running_var, eps, y, outer,
+                  channels, inner))
+CUDL_CUDA_FLOATS(batchnorm_backward,
+                 (cudl_context * ctx, const void *x, const void *dy,
+                  const float *gamma, const float *save_mean,
+                  const float *save_invstd, void *dx, float *dgamma,
+                  float *dbeta, int64_t outer, int64_t channels, int64_t inner),
+                 batchnorm_backward,
+                 (ctx, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+                  outer, channels, inner))

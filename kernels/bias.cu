@@ -3,20 +3,26 @@
  * [outer, channels, inner]: the addition (forward) and the channel sums
  * (the bias gradient). Kernels first, then the backend entries.
  *
+ * y, bias, x and out are in the entry's dtype: each kernel is a template
+ * over that storage type T (kernels/dtype.cuh), widening what it reads to
+ * f32 (to double in the sums) and rounding each stored value once, so the
+ * bf16 and f16 entries compute what the f32 entry computes on the widened
+ * input.
+ *
  * bias_add: a grid-stride loop over every element.
  *
  * channel_sum, two layouts, both deterministic (each output is written by
  * one block, and the order of its additions depends only on the shape):
  * - inner > 1 (a convolution's dy, [N, K, OH * OW]): one block per channel
  *   (grid-stride over channels). The block's threads walk the channel's
- *   outer * inner elements in order, so a warp reads consecutive floats of
- *   one row; each thread accumulates its share in double, then
+ *   outer * inner elements in order, so a warp reads consecutive elements
+ *   of one row; each thread accumulates its share in double, then
  *   cudl__block_sum (kernels/reduce.cuh) adds the 256 partial sums.
  * - inner == 1 (a linear layer's dy, [rows, OUT]): a channel's elements are
- *   `channels` floats apart, so one block per channel would read one float
- *   per 32-byte sector. Instead a block owns 32 adjacent columns: a 32 x 8
+ *   `channels` apart, so one block per channel would read one element per
+ *   32-byte sector. Instead a block owns 32 adjacent columns: a 32 x 8
  *   thread block in which thread (tx, ty) sums rows ty, ty + 8, ... of
- *   column tx (a warp reads 32 consecutive floats of one row), and the 8
+ *   column tx (a warp reads 32 consecutive elements of one row), and the 8
  *   partial sums of each column are added in order from shared memory.
  *
  * Why double per thread: a thread adds up to (outer * inner) / 256 terms
@@ -29,6 +35,7 @@
  * bound by memory bandwidth; double adds (fast on Hopper) cost nothing.
  */
 #include "cuda/cuda_internal.h"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 
@@ -37,14 +44,18 @@ namespace {
 constexpr int kColumnTile = 32;  // columns per block (inner == 1)
 constexpr int kRowThreads = 8;   // threads per column (inner == 1)
 
-__global__ void bias_add_kernel(float *y, const float *bias, int64_t channels,
+template <class T>
+__global__ void bias_add_kernel(T *y, const T *bias, int64_t channels,
                                 int64_t inner, int64_t n) {
-  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE)
-    y[k] += bias[(k / inner) % channels];
+  for (int64_t k = CUDL_GRID_START; k < n; k += CUDL_GRID_STRIDE) {
+    const float b = cudl__load(bias, (k / inner) % channels);
+    cudl__store(y, k, cudl__load(y, k) + b);
+  }
 }
 
 // Block b sums channels b, b + gridDim.x, ...; blockDim.x threads.
-__global__ void channel_sum_kernel(const float *x, float *out, int64_t outer,
+template <class T>
+__global__ void channel_sum_kernel(const T *x, T *out, int64_t outer,
                                    int64_t channels, int64_t inner) {
   const int64_t m = outer * inner;
   // Element e = o * inner + i of a channel; a thread's next element is
@@ -55,7 +66,7 @@ __global__ void channel_sum_kernel(const float *x, float *out, int64_t outer,
     double sum = 0.0;
     int64_t o = threadIdx.x / inner, i = threadIdx.x % inner;
     for (int64_t e = threadIdx.x; e < m; e += blockDim.x) {
-      sum += x[(o * channels + c) * inner + i];
+      sum += cudl__load(x, (o * channels + c) * inner + i);
       o += step_o;
       i += step_i;
       if (i >= inner) {
@@ -64,14 +75,15 @@ __global__ void channel_sum_kernel(const float *x, float *out, int64_t outer,
       }
     }
     const float total = cudl__block_sum((float)sum);
-    if (threadIdx.x == 0) out[c] = total;
+    if (threadIdx.x == 0) cudl__store(out, c, total);
     __syncthreads();  // cudl__block_sum's shared memory is reused next
   }
 }
 
 // inner == 1: x is [rows, channels]. Block b sums column tiles b,
 // b + gridDim.x, ...; blockDim = (kColumnTile, kRowThreads).
-__global__ void column_sum_kernel(const float *x, float *out, int64_t rows,
+template <class T>
+__global__ void column_sum_kernel(const T *x, T *out, int64_t rows,
                                   int64_t channels) {
   __shared__ double partial[kRowThreads][kColumnTile];
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -81,13 +93,13 @@ __global__ void column_sum_kernel(const float *x, float *out, int64_t rows,
     double sum = 0.0;
     if (c < channels)
       for (int64_t o = ty; o < rows; o += kRowThreads)
-        sum += x[o * channels + c];
+        sum += cudl__load(x, o * channels + c);
     partial[ty][tx] = sum;
     __syncthreads();
     if (ty == 0 && c < channels) {
       double total = 0.0;
       for (int p = 0; p < kRowThreads; ++p) total += partial[p][tx];
-      out[c] = (float)total;
+      cudl__store(out, c, (float)total);  // the f32 sum, then T
     }
     __syncthreads();  // partial is rewritten for the next tile
   }
@@ -99,40 +111,51 @@ unsigned capped_grid(int64_t blocks) {
   return (unsigned)blocks;
 }
 
-}  // namespace
+// ---- the entries' bodies, one per storage type T ----
 
-// ---- entries ----
-
-extern "C" cudl_status cudl__cuda_bias_add(cudl_context *ctx, void *y,
-                                           const void *bias, int64_t outer,
-                                           int64_t channels, int64_t inner) {
+template <class T>
+cudl_status bias_add(cudl_context *ctx, void *y, const void *bias,
+                     int64_t outer, int64_t channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
   CUDA_ENTER(ctx, s);
   if (n == 0) return CUDL_OK;
   bias_add_kernel<<<cudl__grid_for(n), CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__f32(y), cudl__f32(bias), channels, inner, n);
+      cudl__typed<T>(y), cudl__typed<T>(bias), channels, inner, n);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_channel_sum(cudl_context *ctx, const void *x,
-                                              void *out, int64_t outer,
-                                              int64_t channels, int64_t inner) {
+template <class T>
+cudl_status channel_sum(cudl_context *ctx, const void *x, void *out,
+                        int64_t outer, int64_t channels, int64_t inner) {
   CUDA_ENTER(ctx, s);
   if (channels == 0) return CUDL_OK;
-  if (outer == 0 || inner == 0) {  // empty channels: sums of nothing, 0.0f
-    CUDL_CUDA_TRY(ctx, cudaMemsetAsync(out, 0, (size_t)channels * sizeof(float),
-                                       s->stream));
+  if (outer == 0 || inner == 0) {  // empty channels: sums of nothing, +0
+    CUDL_CUDA_TRY(
+        ctx, cudaMemsetAsync(out, 0, (size_t)channels * sizeof(T), s->stream));
     return CUDL_OK;
   }
   if (inner == 1) {
     const int64_t tiles = (channels + kColumnTile - 1) / kColumnTile;
     column_sum_kernel<<<capped_grid(tiles), dim3(kColumnTile, kRowThreads), 0,
-                        s->stream>>>(cudl__f32(x), cudl__f32(out), outer,
-                                     channels);
+                        s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(out),
+                                     outer, channels);
   } else {
     channel_sum_kernel<<<capped_grid(channels), CUDL_BLOCK_SIZE, 0,
-                         s->stream>>>(cudl__f32(x), cudl__f32(out), outer,
-                                      channels, inner);
+                         s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(out),
+                                      outer, channels, inner);
   }
   return CUDL_CUDA_LAUNCHED(ctx);
 }
+
+}  // namespace
+
+// ---- entries ----
+
+CUDL_CUDA_FLOATS(bias_add,
+                 (cudl_context * ctx, void *y, const void *bias, int64_t outer,
+                  int64_t channels, int64_t inner),
+                 bias_add, (ctx, y, bias, outer, channels, inner))
+CUDL_CUDA_FLOATS(channel_sum,
+                 (cudl_context * ctx, const void *x, void *out, int64_t outer,
+                  int64_t channels, int64_t inner),
+                 channel_sum, (ctx, x, out, outer, channels, inner))

@@ -1,7 +1,9 @@
 /*
  * optim.cu - the optimizer updates on CUDA, on f32 master weights: SGD
  * and Adam(W) steps, and gradient-norm clipping (the norm and the
- * scaling). Kernels first, then the backend entries.
+ * scaling). Kernels first, then the backend entries. The norm alone is
+ * also defined for bf16 and f16 data (core/ops.def), each value widened
+ * exactly to f32 (kernels/dtype.cuh) and summed as below.
  *
  * Each update is one grid-stride kernel over the whole parameter arena
  * (params, grads and the state read and written once), moving float4
@@ -23,6 +25,7 @@
  */
 #include "cuda/cuda_internal.h"
 #include "cuda/cuda_scratch.cuh"
+#include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
 
@@ -123,10 +126,11 @@ __global__ void adam_kernel(float *params, const float *grads, float *exp_avg,
 
 /* ---- the norm ---- */
 
-__global__ void sum_squares_kernel(const float *x, int64_t n, double *partial) {
+template <class T>
+__global__ void sum_squares_kernel(const T *x, int64_t n, double *partial) {
   double s = 0.0;
   for (int64_t i = CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
-    const double v = (double)x[i];
+    const double v = (double)cudl__load(x, i);
     s = __dadd_rn(s, __dmul_rn(v, v));
   }
   s = cudl__block_sum(s);
@@ -169,6 +173,20 @@ __global__ void clip_scale_kernel(float *x, int64_t n, const float *norm,
     x[i] = __fmul_rn(x[i], coef);
 }
 
+/* ---- the norm entry's body, one per storage type T ---- */
+
+template <class T>
+cudl_status l2_norm(cudl_context *ctx, const void *x, float *norm, int64_t n) {
+  const int parts = cudl__reduce_parts(n);
+  CUDA_ENTER(ctx, s);
+  Scratch<double> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)parts));
+  sum_squares_kernel<<<parts, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      cudl__typed<T>(x), n, partial.get());
+  norm_finish_kernel<<<1, 1, 0, s->stream>>>(partial.get(), parts, norm);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
 }  // namespace
 
 // ---- entries ----
@@ -198,17 +216,9 @@ extern "C" cudl_status cudl__cuda_adam_step(cudl_context *ctx, float *params,
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-extern "C" cudl_status cudl__cuda_l2_norm(cudl_context *ctx, const void *x,
-                                          float *norm, int64_t n) {
-  const int parts = cudl__reduce_parts(n);
-  CUDA_ENTER(ctx, s);
-  Scratch<double> partial(s);
-  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)parts));
-  sum_squares_kernel<<<parts, CUDL_BLOCK_SIZE, 0, s->stream>>>(cudl__f32(x), n,
-                                                               partial.get());
-  norm_finish_kernel<<<1, 1, 0, s->stream>>>(partial.get(), parts, norm);
-  return CUDL_CUDA_LAUNCHED(ctx);
-}
+CUDL_CUDA_FLOATS(l2_norm,
+                 (cudl_context * ctx, const void *x, float *norm, int64_t n),
+                 l2_norm, (ctx, x, norm, n))
 
 extern "C" cudl_status cudl__cuda_clip_scale(cudl_context *ctx, void *x,
                                              int64_t n, const float *norm,

@@ -6,12 +6,15 @@
  * Plans. A plan holds the four cuDNN descriptors of one convolution
  * (x / dx, w / dw, y / dy, and the convolution with its math type), the
  * algorithm and its workspace size. It is keyed by the full geometry, the
- * direction (forward, backward data, backward filter) and the two modes
- * that change the choice, ctx->deterministic and ctx->allow_tf32: flipping
- * either selects (or creates) another plan at the next call. The cache is
- * an array in the context state, searched linearly (a 64-bit hash first):
- * a ResNet has a few dozen shapes, three directions each. At
- * CONV_PLAN_MAX plans, new ones replace old ones round-robin.
+ * direction (forward, backward data, backward filter), the dtype of the
+ * data (f32, bf16 or f16: descriptors and algorithms differ, so a plan is
+ * never run on another dtype's data) and the two modes that change the
+ * choice, ctx->deterministic and ctx->allow_tf32 (for f32 data only,
+ * below): flipping either selects (or creates) another plan at the next
+ * call. The cache is an array in the context state, searched linearly (a
+ * 64-bit hash first): a ResNet has a few dozen shapes, three directions
+ * each, in one or two dtypes. At CONV_PLAN_MAX plans, new ones replace old
+ * ones round-robin.
  *
  * A cache hit runs the plan: no host synchronisation, no allocation unless
  * the workspace has to grow back after an out-of-memory episode (below).
@@ -27,13 +30,14 @@
  * - in deterministic mode by cuDNN's heuristics (cudnnGet*Algorithm_v7),
  *   because timing is noisy: two runs could time different (each
  *   deterministic) algorithms fastest and so differ in their low bits. The
- *   heuristics depend only on the shape, the GPU and the cuDNN version.
+ *   heuristics depend only on the shape, the dtype, the GPU and the cuDNN
+ *   version.
  *   Candidates cuDNN marks CUDNN_NON_DETERMINISTIC (the backward algorithms
  *   that add with atomics) are skipped.
  * Candidates are tried in cuDNN's order (fastest, or most promising,
  * first), skipping those that failed, that need more than
- * CONV_WORKSPACE_CAP bytes of workspace, that use a math type the context
- * does not allow, or that the workspace query rejects. The first one whose
+ * CONV_WORKSPACE_CAP bytes of workspace, that use a math type the plan may
+ * not use (below), or that the workspace query rejects. The first one whose
  * workspace can be allocated wins; if the device is out of memory for it,
  * the next one (typically needing less) is tried, so a full device degrades
  * to a slower algorithm (implicit GEMM needs no workspace) rather than
@@ -47,13 +51,23 @@
  * training needs for activations. It bounds the temporary search buffer and
  * every plan's workspace.
  *
- * TF32: without ctx->allow_tf32 every plan runs with CUDNN_FMA_MATH, which
- * restricts cuDNN to FMA (full f32) kernels; on Ampere and newer
+ * TF32: without ctx->allow_tf32 every f32 plan runs with CUDNN_FMA_MATH,
+ * which restricts cuDNN to FMA (full f32) kernels; on Ampere and newer
  * CUDNN_DEFAULT_MATH would let it use TF32 tensor cores. With
  * ctx->allow_tf32 the descriptor starts as CUDNN_DEFAULT_MATH (TF32
  * permitted) and each plan keeps the math type its algorithm was found
- * with; CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (which may convert f32 data
- * to f16) is never used.
+ * with. CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (which may convert f32 data
+ * to f16) is never used, for any dtype.
+ *
+ * bf16 and f16: x, w and y are in the 16-bit type (CUDNN_DATA_BFLOAT16,
+ * CUDNN_DATA_HALF) and the convolution computes in f32 (its descriptor's
+ * CUDNN_DATA_FLOAT: cuDNN's PSEUDO_BFLOAT16 and PSEUDO_HALF
+ * configurations), so each output is accumulated in f32 and rounded once
+ * when stored, the definition of a 16-bit entry (core/ops.def). The
+ * descriptor starts as CUDNN_TENSOR_OP_MATH and each plan keeps the math
+ * type its algorithm was found with, as with TF32: tensor cores multiply
+ * 16-bit numbers exactly, so ctx->allow_tf32 has nothing to decide and is
+ * left out of these plans' keys (0), sparing a second, identical plan.
  *
  * cuDNN's legacy descriptors take int sizes and at most INT_MAX elements a
  * tensor; src/core/conv.c bounds each dimension, this file the products.
@@ -82,10 +96,11 @@ typedef enum conv_direction {
 static const char *const direction_names[3] = {"forward", "backward data",
                                                "backward filter"};
 
-/* What a plan depends on. All int64_t: no padding, so memcmp compares. */
+/* What a plan depends on. All int64_t: no padding, so memcmp compares.
+ * allow_tf32 is 0 for 16-bit data (module comment). */
 typedef struct conv_key {
   cudl_conv2d_geometry g;
-  int64_t direction, deterministic, allow_tf32;
+  int64_t direction, dtype, deterministic, allow_tf32;
 } conv_key;
 
 struct cudl_conv_plan {
@@ -195,10 +210,35 @@ static int fits_int(int64_t a, int64_t b, int64_t c, int64_t d) {
   return d <= INT_MAX / product;
 }
 
+/* cuDNN's type for data of the key's dtype. */
+static cudnnDataType_t data_type(const conv_key *key) {
+  switch ((cudl_dtype)key->dtype) {
+    case CUDL_DTYPE_BF16:
+      return CUDNN_DATA_BFLOAT16;
+    case CUDL_DTYPE_F16:
+      return CUDNN_DATA_HALF;
+    default:
+      return CUDNN_DATA_FLOAT;
+  }
+}
+
+/* 1 when the plan may run tensor-core kernels (module comment): always on
+ * 16-bit data, on f32 data only where TF32 is allowed. */
+static int tensor_math_allowed(const conv_key *key) {
+  return key->dtype != CUDL_DTYPE_F32 || key->allow_tf32;
+}
+
+/* The math type the descriptor starts with, for the algorithm search. */
+static cudnnMathType_t search_math(const conv_key *key) {
+  if (key->dtype != CUDL_DTYPE_F32) return CUDNN_TENSOR_OP_MATH;
+  return key->allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
 /* Create and set p's descriptors for p->key; on failure the caller
  * destroys what was created (destroy_descriptors). */
 static cudl_status make_descriptors(cudl_context *ctx, conv_plan *p) {
   const cudl_conv2d_geometry *g = &p->key.g;
+  const cudnnDataType_t type = data_type(&p->key);
   int n = 0, k = 0, oh = 0, ow = 0;
   if (!fits_int(g->n, g->c, g->h, g->w) ||
       !fits_int(g->n, g->k, g->oh, g->ow) ||
@@ -210,26 +250,25 @@ static cudl_status make_descriptors(cudl_context *ctx, conv_plan *p) {
   CUDL_CUDNN_TRY(ctx, cudnnCreateTensorDescriptor(&p->y_desc));
   CUDL_CUDNN_TRY(ctx, cudnnCreateFilterDescriptor(&p->w_desc));
   CUDL_CUDNN_TRY(ctx, cudnnCreateConvolutionDescriptor(&p->conv_desc));
-  /* Every size below is at most INT_MAX (src/core/conv.c and fits_int). */
-  CUDL_CUDNN_TRY(ctx, cudnnSetTensor4dDescriptor(
-                          p->x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                          (int)g->n, (int)g->c, (int)g->h, (int)g->w));
-  CUDL_CUDNN_TRY(ctx, cudnnSetTensor4dDescriptor(
-                          p->y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                          (int)g->n, (int)g->k, (int)g->oh, (int)g->ow));
-  CUDL_CUDNN_TRY(ctx, cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT,
-                                                 CUDNN_TENSOR_NCHW, (int)g->k,
-                                                 (int)(g->c / g->groups),
-                                                 (int)g->r, (int)g->s));
+  /* Every size below is at most INT_MAX (src/core/conv.c and fits_int).
+   * The convolution computes in f32 whatever the data's type. */
+  CUDL_CUDNN_TRY(ctx, cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NCHW,
+                                                 type, (int)g->n, (int)g->c,
+                                                 (int)g->h, (int)g->w));
+  CUDL_CUDNN_TRY(ctx, cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NCHW,
+                                                 type, (int)g->n, (int)g->k,
+                                                 (int)g->oh, (int)g->ow));
+  CUDL_CUDNN_TRY(ctx, cudnnSetFilter4dDescriptor(
+                          p->w_desc, type, CUDNN_TENSOR_NCHW, (int)g->k,
+                          (int)(g->c / g->groups), (int)g->r, (int)g->s));
   CUDL_CUDNN_TRY(ctx, cudnnSetConvolution2dDescriptor(
                           p->conv_desc, (int)g->ph, (int)g->pw, (int)g->sh,
                           (int)g->sw, (int)g->dh, (int)g->dw,
                           CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   CUDL_CUDNN_TRY(ctx,
                  cudnnSetConvolutionGroupCount(p->conv_desc, (int)g->groups));
-  CUDL_CUDNN_TRY(ctx, cudnnSetConvolutionMathType(
-                          p->conv_desc, p->key.allow_tf32 ? CUDNN_DEFAULT_MATH
-                                                          : CUDNN_FMA_MATH));
+  CUDL_CUDNN_TRY(
+      ctx, cudnnSetConvolutionMathType(p->conv_desc, search_math(&p->key)));
   /* cuDNN must agree with src/core/conv.c on the output size. */
   CUDL_CUDNN_TRY(
       ctx, cudnnGetConvolution2dForwardOutputDim(p->conv_desc, p->x_desc,
@@ -398,10 +437,10 @@ static cudl_status choose_algorithm(cudl_context *ctx, cudl_cuda_state *s,
     if (p->key.deterministic && cand->determinism != CUDNN_DETERMINISTIC)
       continue;
     if (cand->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-    if (p->key.allow_tf32)
+    if (tensor_math_allowed(&p->key))
       math = cand->math;
     else if (cand->math == CUDNN_TENSOR_OP_MATH)
-      continue; /* a tensor-core kernel: TF32 */
+      continue; /* a tensor-core kernel on f32 data: TF32 */
     if (cand->memory > CONV_WORKSPACE_CAP) continue;
     CUDL_CUDNN_TRY(ctx, cudnnSetConvolutionMathType(p->conv_desc, math));
     if (workspace_size(s, p, cand->algo, &bytes) != CUDNN_STATUS_SUCCESS)
@@ -420,23 +459,24 @@ static cudl_status choose_algorithm(cudl_context *ctx, cudl_cuda_state *s,
     p->math = math;
     p->workspace_bytes = bytes;
     cudl__log(CUDL_LOG_DEBUG,
-              "%s: conv2d %s x [%lld, %lld, %lld, %lld] w [%lld, %lld, %lld, "
-              "%lld] groups %lld: cuDNN algorithm %d, math type %d, %zu "
+              "%s: conv2d %s, %s x [%lld, %lld, %lld, %lld] w [%lld, %lld, "
+              "%lld, %lld] groups %lld: cuDNN algorithm %d, math type %d, %zu "
               "workspace bytes%s",
               ctx->device_name, direction_names[p->key.direction],
-              (long long)g->n, (long long)g->c, (long long)g->h,
-              (long long)g->w, (long long)g->k, (long long)(g->c / g->groups),
-              (long long)g->r, (long long)g->s, (long long)g->groups, p->algo,
-              (int)p->math, bytes,
-              p->key.deterministic ? " (deterministic, heuristic)" : "");
+              cudl_dtype_name((cudl_dtype)p->key.dtype), (long long)g->n,
+              (long long)g->c, (long long)g->h, (long long)g->w,
+              (long long)g->k, (long long)(g->c / g->groups), (long long)g->r,
+              (long long)g->s, (long long)g->groups, p->algo, (int)p->math,
+              bytes, p->key.deterministic ? " (deterministic, heuristic)" : "");
     return CUDL_OK;
   }
   return CONV_FAIL(
       ctx, out_of_memory ? CUDL_ERR_OUT_OF_MEMORY : CUDL_ERR_UNSUPPORTED,
-      "no cuDNN %s algorithm for x [%lld, %lld, %lld, %lld] w [%lld, %lld, "
-      "%lld, %lld]%s%s (%d candidates)",
-      direction_names[p->key.direction], (long long)g->n, (long long)g->c,
-      (long long)g->h, (long long)g->w, (long long)g->k,
+      "no cuDNN %s algorithm for %s x [%lld, %lld, %lld, %lld] w [%lld, "
+      "%lld, %lld, %lld]%s%s (%d candidates)",
+      direction_names[p->key.direction],
+      cudl_dtype_name((cudl_dtype)p->key.dtype), (long long)g->n,
+      (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->k,
       (long long)(g->c / g->groups), (long long)g->r, (long long)g->s,
       !out_of_memory ? ""
       : s->limit_refused
@@ -537,8 +577,8 @@ static cudl_status run_plan(cudl_context *ctx, cudl_cuda_state *s,
 }
 
 static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
-                            conv_direction direction, const void *a,
-                            const void *b, void *out) {
+                            conv_direction direction, cudl_dtype dtype,
+                            const void *a, const void *b, void *out) {
   conv_key key;
   conv_operands ops;
   conv_plan *plan = NULL;
@@ -548,8 +588,9 @@ static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
   memset(&key, 0, sizeof key);
   key.g = *g;
   key.direction = direction;
+  key.dtype = dtype;
   key.deterministic = ctx->deterministic != 0;
-  key.allow_tf32 = ctx->allow_tf32 != 0;
+  key.allow_tf32 = dtype == CUDL_DTYPE_F32 && ctx->allow_tf32 != 0;
   ops.a = a;
   ops.b = b;
   ops.out = out;
@@ -564,22 +605,20 @@ static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
   return run_plan(ctx, s, plan, &ops);
 }
 
-cudl_status cudl__cuda_conv2d_forward(cudl_context *ctx,
-                                      const cudl_conv2d_geometry *g,
-                                      const void *x, const void *w, void *y) {
-  return convolve(ctx, g, CONV_FORWARD, x, w, y);
-}
+/* The entry cudl__cuda_<entry> (core/ops.h), its operands a, b -> out
+ * named as in ops.def and passed in cuDNN's order (conv_operands). */
+#define CONV_ENTRY(entry, direction, dtype, a, b, out)                         \
+  cudl_status cudl__cuda_##entry(cudl_context *ctx,                            \
+                                 const cudl_conv2d_geometry *g, const void *a, \
+                                 const void *b, void *out) {                   \
+    return convolve(ctx, g, (direction), (dtype), a, b, out);                  \
+  }
+/* A direction's f32, bf16 and f16 entries. */
+#define CONV_ENTRIES(name, direction, a, b, out)                 \
+  CONV_ENTRY(name, direction, CUDL_DTYPE_F32, a, b, out)         \
+  CONV_ENTRY(name##_bf16, direction, CUDL_DTYPE_BF16, a, b, out) \
+  CONV_ENTRY(name##_f16, direction, CUDL_DTYPE_F16, a, b, out)
 
-cudl_status cudl__cuda_conv2d_backward_data(cudl_context *ctx,
-                                            const cudl_conv2d_geometry *g,
-                                            const void *w, const void *dy,
-                                            void *dx) {
-  return convolve(ctx, g, CONV_BACKWARD_DATA, w, dy, dx);
-}
-
-cudl_status cudl__cuda_conv2d_backward_filter(cudl_context *ctx,
-                                              const cudl_conv2d_geometry *g,
-                                              const void *x, const void *dy,
-                                              void *dw) {
-  return convolve(ctx, g, CONV_BACKWARD_FILTER, x, dy, dw);
-}
+CONV_ENTRIES(conv2d_forward, CONV_FORWARD, x, w, y)
+CONV_ENTRIES(conv2d_backward_data, CONV_BACKWARD_DATA, w, dy, dx)
+CONV_ENTRIES(conv2d_backward_filter, CONV_BACKWARD_FILTER, x, dy, dw)
