@@ -6,7 +6,8 @@
  * tensors under their PyTorch names, the optimizer's state as
  * "optimizer.<name>" (e.g. optimizer.exp_avg), and in the metadata the
  * optimizer's kind and step count, the epoch and the position in it, the
- * context's random generator state and the data order's seed. Loading
+ * context's random generator state, the data order's seed, and the model's
+ * precision with FP16's loss scale (restored into an fp16 model). Loading
  * checks everything before it changes anything. For PyTorch, the model
  * alone is cudl_model_save's file (a plain state_dict); a checkpoint's
  * model entries are the same tensors under the same names.

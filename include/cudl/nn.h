@@ -157,6 +157,69 @@ CUDL_API cudl_status cudl_model_set_output(cudl_model *model, int output,
  */
 CUDL_API cudl_status cudl_model_compile(cudl_model *model, int64_t max_batch);
 
+/** A model's arithmetic (cudl_model_set_precision). */
+typedef enum cudl_precision {
+  /** f32 everywhere, TF32 off during the model's calls: the default and the
+   *  deterministic reference. */
+  CUDL_PRECISION_FP32 = 0,
+  /** f32 data; convolutions and matrix products may round their inputs to
+   *  TF32 on tensor cores (CUDA; the same as FP32 on the CPU). */
+  CUDL_PRECISION_TF32 = 1,
+  /** Mixed precision in bfloat16: activations, their gradients and 16-bit
+   *  copies of the convolution and linear weights in bf16, computed in
+   *  f32 and rounded once; f32 master weights, optimizer state, batch-norm
+   *  statistics, softmax and losses. */
+  CUDL_PRECISION_BF16 = 2,
+  /** The same in IEEE half precision, with dynamic loss scaling
+   *  (cudl_model_loss_scale). CUDA only. */
+  CUDL_PRECISION_FP16 = 3
+} cudl_precision;
+
+/** "fp32", "tf32", "bf16" or "fp16"; NULL for another value. */
+CUDL_API const char *cudl_precision_name(cudl_precision precision);
+/** The precision called `name` (as cudl_precision_name spells it):
+ *  CUDL_ERR_INVALID_ARGUMENT for any other text. */
+CUDL_API cudl_status cudl_precision_from_name(const char *name,
+                                              cudl_precision *precision);
+
+/**
+ * Set the model's precision, before compiling (CUDL_ERR_INVALID_ARGUMENT
+ * after). BF16 and FP16 need the device to run them natively, else
+ * CUDL_ERR_UNSUPPORTED says why: on the CPU, bf16 needs oneDNN's bf16
+ * instructions (AVX-512 BF16 or AMX) and fp16 is refused; on CUDA both need
+ * compute capability 8.0. The model's input, its output (cudl_model_output),
+ * its parameters and gradients (cudl_model_params, cudl_model_grads) and
+ * checkpoints stay f32 in every precision; cudl_model_node_output is in the
+ * compute dtype.
+ */
+CUDL_API cudl_status cudl_model_set_precision(cudl_model *model,
+                                              cudl_precision precision);
+/** The model's precision (FP32 for NULL). */
+CUDL_API cudl_precision cudl_model_precision(const cudl_model *model);
+
+/**
+ * FP16's dynamic loss scaling, as PyTorch's GradScaler does it: backward
+ * starts from the loss gradient times the scale S (initially 2^16) and
+ * divides the parameter gradients by S before returning. When any gradient
+ * is then not finite, the step must be skipped (cudl_model_step_skipped)
+ * and S halves; after `growth_interval` (2000) clean steps in a row, S
+ * doubles. In other precisions S is 1 and no step is skipped.
+ */
+CUDL_API float cudl_model_loss_scale(const cudl_model *model);
+/** Whether the last backward's gradients overflowed (FP16 only): the caller
+ *  skips that optimizer step (the gradients are not finite). */
+CUDL_API int cudl_model_step_skipped(const cudl_model *model);
+/** The loss scaler's state, to save and restore with a checkpoint: the
+ *  scale and the clean steps since it last changed. */
+CUDL_API cudl_status cudl_model_loss_scale_state(const cudl_model *model,
+                                                 float *scale,
+                                                 int64_t *clean_steps);
+/** Restore the scaler: a finite scale > 0 and clean_steps >= 0, else
+ *  CUDL_ERR_INVALID_ARGUMENT. */
+CUDL_API cudl_status cudl_model_set_loss_scale_state(cudl_model *model,
+                                                     float scale,
+                                                     int64_t clean_steps);
+
 /** Weight initialisation schemes (cudl_model_init). fan_in = C/groups*R*S
  *  for convolutions and IN for linear layers; fan_out = K*R*S/groups or
  *  OUT. */
@@ -229,8 +292,9 @@ CUDL_API cudl_status cudl_model_forward(cudl_model *model, const cudl_tensor *x,
  */
 CUDL_API cudl_status cudl_model_backward(cudl_model *model);
 
-/** The output node's values of the last forward: a view [rows, ...],
- *  owned by the model, valid until the next forward. */
+/** The output node's values of the last forward, in f32 whatever the
+ *  precision: a view [rows, ...], owned by the model, valid until the next
+ *  forward. */
 CUDL_API const cudl_tensor *cudl_model_output(cudl_model *model);
 
 /** Number of nodes (0 for NULL) and the per-sample output shape of node

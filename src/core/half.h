@@ -1,9 +1,10 @@
 /*
  * half.h - f32 <-> bf16 and f32 <-> f16 on the host, bit by bit, rounding
- * to nearest with ties to even as the GPU's conversion instructions do.
- * NaN stays NaN (made quiet); overflow gives an infinity; f16 keeps its
- * subnormals. Integer code, so it needs no compiler support for 16-bit
- * floats and gives the same bits everywhere.
+ * to nearest with ties to even as the GPU's conversion instructions do,
+ * and like them turning every NaN into the canonical 0x7fff (so a 16-bit
+ * NaN has the same bits on every device); overflow gives an infinity; f16
+ * keeps its subnormals. Integer code, so it needs no compiler support for
+ * 16-bit floats and gives the same bits everywhere.
  */
 #ifndef CUDL_HALF_H
 #define CUDL_HALF_H
@@ -30,8 +31,7 @@ static inline float cudl__bf16_to_f32(uint16_t h) {
 
 static inline uint16_t cudl__f32_to_bf16(float f) {
   uint32_t u = cudl__f32_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep the sign, set quiet */
-    return (uint16_t)((u >> 16) | 0x0040u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffu; /* NaN */
   /* Adding 0x7fff plus the lowest kept bit carries into the kept half
    * exactly when the dropped half is above one half, or equal to it with
    * the kept half odd; a carry out of the largest finite gives infinity. */
@@ -56,8 +56,7 @@ static inline uint16_t cudl__f32_to_f16(float f) {
   const uint32_t u = cudl__f32_bits(f);
   const uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
   const uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) /* NaN: quiet, with the top of the payload */
-    return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a > 0x7f800000u) return 0x7fffu; /* NaN */
   /* 65520 = 65504 (the largest f16) + half a step, a tie that rounds to
    * the even 65536: infinity from there up. */
   if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);

@@ -141,12 +141,12 @@ static cudl_status wide_end(wide_set *w, cudl_status status) {
 #define RUN(w, call) ((w).status == CUDL_OK ? (call) : (w).status)
 
 /* Both 16-bit entries of an operator from its lowp_<name>(dtype, ...). */
-#define LOWP_ENTRIES(name, params, args)                     \
-  cudl_status cudl__cpu_##name##_bf16 params {               \
-    return lowp_##name(CUDL_DTYPE_BF16, UNPAREN args);       \
-  }                                                          \
-  cudl_status cudl__cpu_##name##_f16 params {                \
-    return lowp_##name(CUDL_DTYPE_F16, UNPAREN args);        \
+#define LOWP_ENTRIES(name, params, args)               \
+  cudl_status cudl__cpu_##name##_bf16 params {         \
+    return lowp_##name(CUDL_DTYPE_BF16, UNPAREN args); \
+  }                                                    \
+  cudl_status cudl__cpu_##name##_f16 params {          \
+    return lowp_##name(CUDL_DTYPE_F16, UNPAREN args);  \
   }
 #define UNPAREN(...) __VA_ARGS__
 
@@ -183,16 +183,15 @@ LOWP_ENTRIES(activation_forward,
               const void *x, void *y, int64_t n),
              (ctx, kind, alpha, x, y, n))
 
-static cudl_status lowp_activation_backward(cudl_dtype dtype,
-                                            cudl_context *ctx,
+static cudl_status lowp_activation_backward(cudl_dtype dtype, cudl_context *ctx,
                                             cudl_activation_type kind,
                                             float alpha, const void *saved,
                                             const void *dy, void *dx,
                                             int64_t n) {
   wide_set w = wide_begin(ctx, dtype);
   float *wsaved = wide(&w, saved, n), *wdy = wide(&w, dy, n);
-  cudl_status s = RUN(w, cudl__cpu_activation_backward(ctx, kind, alpha,
-                                                       wsaved, wdy, wdy, n));
+  cudl_status s = RUN(
+      w, cudl__cpu_activation_backward(ctx, kind, alpha, wsaved, wdy, wdy, n));
   if (s == CUDL_OK) narrow(&w, wdy, dx, n);
   return wide_end(&w, s);
 }
@@ -208,8 +207,8 @@ static cudl_status lowp_prelu_forward(cudl_dtype dtype, cudl_context *ctx,
   const int64_t n = outer * channels * inner;
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
-  cudl_status s = RUN(w, cudl__cpu_prelu_forward(ctx, wx, slope, wy, outer,
-                                                 channels, inner));
+  cudl_status s = RUN(
+      w, cudl__cpu_prelu_forward(ctx, wx, slope, wy, outer, channels, inner));
   if (s == CUDL_OK) narrow(&w, wy, y, n);
   return wide_end(&w, s);
 }
@@ -227,9 +226,9 @@ static cudl_status lowp_prelu_backward(cudl_dtype dtype, cudl_context *ctx,
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, n), *wdy = wide(&w, dy, n);
   float *wdx = wide(&w, NULL, n);
-  cudl_status s = RUN(w, cudl__cpu_prelu_backward(ctx, wx, slope, wdy, wdx,
-                                                  dslope, outer, channels,
-                                                  inner));
+  cudl_status s =
+      RUN(w, cudl__cpu_prelu_backward(ctx, wx, slope, wdy, wdx, dslope, outer,
+                                      channels, inner));
   if (s == CUDL_OK) narrow(&w, wdx, dx, n);
   return wide_end(&w, s);
 }
@@ -247,9 +246,9 @@ static cudl_status lowp_rrelu_forward(cudl_dtype dtype, cudl_context *ctx,
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
   float *wnoise = noise != NULL ? wide(&w, NULL, n) : NULL;
-  cudl_status s = RUN(w, cudl__cpu_rrelu_forward(ctx, wx, wnoise, wy, n, lower,
-                                                 upper, training, seed,
-                                                 offset));
+  cudl_status s =
+      RUN(w, cudl__cpu_rrelu_forward(ctx, wx, wnoise, wy, n, lower, upper,
+                                     training, seed, offset));
   if (s == CUDL_OK) {
     narrow(&w, wy, y, n);
     narrow(&w, wnoise, noise, n);
@@ -268,8 +267,8 @@ static cudl_status lowp_unit_activity(cudl_dtype dtype, cudl_context *ctx,
                                       int64_t inner) {
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, outer * units * inner);
-  cudl_status s = RUN(
-      w, cudl__cpu_unit_activity(ctx, wx, active, outer, units, inner));
+  cudl_status s =
+      RUN(w, cudl__cpu_unit_activity(ctx, wx, active, outer, units, inner));
   return wide_end(&w, s);
 }
 LOWP_ENTRIES(unit_activity,
@@ -305,9 +304,8 @@ static cudl_status lowp_dropout_forward(cudl_dtype dtype, cudl_context *ctx,
   return wide_end(&w, s);
 }
 LOWP_ENTRIES(dropout_forward,
-             (cudl_context * ctx, const void *x, void *mask, void *y,
-              int64_t n, float p, int training, uint64_t seed,
-              uint64_t offset),
+             (cudl_context * ctx, const void *x, void *mask, void *y, int64_t n,
+              float p, int training, uint64_t seed, uint64_t offset),
              (ctx, x, mask, y, n, p, training, seed, offset))
 
 /* ---- pooling ---- */
@@ -315,7 +313,8 @@ LOWP_ENTRIES(dropout_forward,
 static cudl_status lowp_pool2d_forward(cudl_dtype dtype, cudl_context *ctx,
                                        const cudl_pool2d_geometry *g,
                                        int is_max, const void *x, void *y) {
-  const int64_t nx = g->n * g->c * g->h * g->w, ny = g->n * g->c * g->oh * g->ow;
+  const int64_t nx = g->n * g->c * g->h * g->w,
+                ny = g->n * g->c * g->oh * g->ow;
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, nx), *wy = wide(&w, NULL, ny);
   cudl_status s = RUN(w, cudl__cpu_pool2d_forward(ctx, g, is_max, wx, wy));
@@ -331,7 +330,8 @@ static cudl_status lowp_pool2d_backward(cudl_dtype dtype, cudl_context *ctx,
                                         const cudl_pool2d_geometry *g,
                                         int is_max, const void *x,
                                         const void *dy, void *dx) {
-  const int64_t nx = g->n * g->c * g->h * g->w, ny = g->n * g->c * g->oh * g->ow;
+  const int64_t nx = g->n * g->c * g->h * g->w,
+                ny = g->n * g->c * g->oh * g->ow;
   wide_set w = wide_begin(ctx, dtype);
   float *wx = x != NULL ? wide(&w, x, nx) : NULL;
   float *wdy = wide(&w, dy, ny), *wdx = wide(&w, NULL, nx);
@@ -387,19 +387,18 @@ static cudl_status lowp_batchnorm_forward_training(
   const int64_t n = outer * channels * inner;
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
-  cudl_status s = RUN(w, cudl__cpu_batchnorm_forward_training(
-                             ctx, wx, gamma, beta, momentum, eps, running_mean,
-                             running_var, wy, save_mean, save_invstd, outer,
-                             channels, inner));
+  cudl_status s =
+      RUN(w, cudl__cpu_batchnorm_forward_training(
+                 ctx, wx, gamma, beta, momentum, eps, running_mean, running_var,
+                 wy, save_mean, save_invstd, outer, channels, inner));
   if (s == CUDL_OK) narrow(&w, wy, y, n);
   return wide_end(&w, s);
 }
 LOWP_ENTRIES(batchnorm_forward_training,
              (cudl_context * ctx, const void *x, const float *gamma,
-              const float *beta, float momentum, float eps,
-              float *running_mean, float *running_var, void *y,
-              float *save_mean, float *save_invstd, int64_t outer,
-              int64_t channels, int64_t inner),
+              const float *beta, float momentum, float eps, float *running_mean,
+              float *running_var, void *y, float *save_mean, float *save_invstd,
+              int64_t outer, int64_t channels, int64_t inner),
              (ctx, x, gamma, beta, momentum, eps, running_mean, running_var, y,
               save_mean, save_invstd, outer, channels, inner))
 
@@ -576,8 +575,7 @@ static int64_t conv_y_numel(const cudl_conv2d_geometry *g) {
 
 static cudl_status lowp_conv2d_forward(cudl_dtype dtype, cudl_context *ctx,
                                        const cudl_conv2d_geometry *g,
-                                       const void *x, const void *wt,
-                                       void *y) {
+                                       const void *x, const void *wt, void *y) {
   wide_set w = wide_begin(ctx, dtype);
   float *wx = wide(&w, x, conv_x_numel(g));
   float *ww = wide(&w, wt, conv_w_numel(g));

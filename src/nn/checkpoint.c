@@ -13,7 +13,7 @@
 #define FORMAT_VALUE "checkpoint-1"
 #define OPTIMIZER_PREFIX "optimizer."
 /* Model tensors + up to 2 optimizer states; metadata: ours + extra. */
-#define OUR_METADATA 9
+#define OUR_METADATA 12
 
 static const char *optimizer_kind_name(const cudl_optimizer *opt) {
   if (opt == NULL) return "none";
@@ -47,7 +47,7 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   cudl_context *ctx;
   cudl_named_tensor *tensors = NULL;
   cudl_metadata_pair *meta = NULL;
-  char numbers[7][32], names[2][64];
+  char numbers[9][32], names[2][64];
   size_t n_tensors = 0, n_meta = 0, i, tensor_bytes, meta_bytes;
   int k, n_params, n_states;
   cudl_status status;
@@ -105,14 +105,40 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   snprintf(numbers[6], sizeof numbers[6], "%" PRId64,
            opt == NULL ? (int64_t)0 : cudl_optimizer_steps(opt));
   {
-    const char *keys[OUR_METADATA] = {
-        FORMAT_KEY,        "cudl.epoch",           "cudl.batch",
-        "cudl.step",       "cudl.data_seed",       "cudl.rng_seed",
-        "cudl.rng_offset", "cudl.optimizer_steps", "cudl.optimizer"};
+    /* FP16's loss scaler, so that a resumed run goes on with the scale it
+     * had (%.9g: a float read back exactly). */
+    float scale = 1.0f;
+    int64_t clean = 0;
+    cudl_model_loss_scale_state(model, &scale, &clean);
+    snprintf(numbers[7], sizeof numbers[7], "%.9g", (double)scale);
+    snprintf(numbers[8], sizeof numbers[8], "%" PRId64, clean);
+  }
+  {
+    const char *keys[OUR_METADATA] = {FORMAT_KEY,
+                                      "cudl.epoch",
+                                      "cudl.batch",
+                                      "cudl.step",
+                                      "cudl.data_seed",
+                                      "cudl.rng_seed",
+                                      "cudl.rng_offset",
+                                      "cudl.optimizer_steps",
+                                      "cudl.optimizer",
+                                      "cudl.precision",
+                                      "cudl.loss_scale",
+                                      "cudl.loss_scale_clean_steps"};
     const char *values[OUR_METADATA] = {
-        FORMAT_VALUE, numbers[0], numbers[1],
-        numbers[2],   numbers[3], numbers[4],
-        numbers[5],   numbers[6], optimizer_kind_name(opt)};
+        FORMAT_VALUE,
+        numbers[0],
+        numbers[1],
+        numbers[2],
+        numbers[3],
+        numbers[4],
+        numbers[5],
+        numbers[6],
+        optimizer_kind_name(opt),
+        cudl_precision_name(cudl_model_precision(model)),
+        numbers[7],
+        numbers[8]};
     for (k = 0; k < OUR_METADATA; ++k) {
       meta[n_meta].key = keys[k];
       meta[n_meta].value = values[k];
@@ -158,6 +184,37 @@ static cudl_status read_number(cudl_context *ctx, const cudl_safetensors *set,
   return CUDL_OK;
 }
 
+/* The saved loss scaler (checkpoints from before 0.3 have none): *found
+ * is 1 when the checkpoint was trained in fp16 and holds a valid one. */
+static cudl_status read_loss_scale(cudl_context *ctx,
+                                   const cudl_safetensors *set, int *found,
+                                   float *scale, int64_t *clean_steps) {
+  const char *precision = cudl_safetensors_metadata_find(set, "cudl.precision");
+  const char *text = cudl_safetensors_metadata_find(set, "cudl.loss_scale");
+  uint64_t clean = 0;
+  char *end = NULL;
+  double value;
+  cudl_status status;
+  *found = 0;
+  if (precision == NULL || strcmp(precision, "fp16") != 0) return CUDL_OK;
+  errno = 0;
+  value = text == NULL ? 0.0 : strtod(text, &end);
+  if (text == NULL || errno != 0 || *end != '\0' || !(value > 0.0) ||
+      value > 3.4e38)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                     "the fp16 checkpoint's \"cudl.loss_scale\" is %s%s%s, "
+                     "not a finite scale > 0",
+                     text == NULL ? "missing" : "\"",
+                     text == NULL ? "" : text, text == NULL ? "" : "\"");
+  status =
+      read_number(ctx, set, "cudl.loss_scale_clean_steps", 1, &clean);
+  if (status != CUDL_OK) return status;
+  *found = 1;
+  *scale = (float)value;
+  *clean_steps = (int64_t)clean;
+  return CUDL_OK;
+}
+
 cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
                                  cudl_train_state *state, const char *path) {
   cudl_context *ctx;
@@ -169,7 +226,9 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
                                       "cudl.step",           "cudl.data_seed",
                                       "cudl.rng_seed",       "cudl.rng_offset",
                                       "cudl.optimizer_steps"};
-  int k, n_states;
+  int k, n_states, has_scale = 0;
+  float scale = 1.0f;
+  int64_t clean_steps = 0;
   size_t i;
   cudl_status status;
   if (model == NULL) return CUDL_ERR_INVALID_ARGUMENT;
@@ -191,6 +250,8 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
   }
   for (k = 0; k < 7 && status == CUDL_OK; ++k)
     status = read_number(ctx, set, keys[k], k < 3 || k == 6, &numbers[k]);
+  if (status != CUDL_OK) goto done;
+  status = read_loss_scale(ctx, set, &has_scale, &scale, &clean_steps);
   if (status != CUDL_OK) goto done;
   kind = cudl_safetensors_metadata_find(set, "cudl.optimizer");
   /* The optimizer's state: of the kind saved, each tensor present with
@@ -252,6 +313,11 @@ cudl_status cudl_checkpoint_load(cudl_model *model, cudl_optimizer *opt,
   }
   if (status == CUDL_OK && opt != NULL)
     status = cudl_optimizer_set_steps(opt, (int64_t)numbers[6]);
+  /* An fp16 model goes on with the saved scale; another precision has
+   * none to take (a checkpoint's weights are f32 in every precision). */
+  if (status == CUDL_OK && has_scale &&
+      cudl_model_precision(model) == CUDL_PRECISION_FP16)
+    status = cudl_model_set_loss_scale_state(model, scale, clean_steps);
   if (status == CUDL_OK && state != NULL) {
     loaded.epoch = (int64_t)numbers[0];
     loaded.batch = (int64_t)numbers[1];

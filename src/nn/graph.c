@@ -63,6 +63,9 @@ cudl_status cudl_model_create(cudl_context *ctx, int input_ndim,
   m->allocator = ctx->allocator;
   m->training = 1;
   m->output = -1;
+  m->precision = CUDL_PRECISION_FP32;
+  m->dtype = CUDL_DTYPE_F32;
+  m->loss_scale = 1.0f;
   status = grow(m, (void **)&m->nodes, &m->node_capacity, 1, sizeof *m->nodes);
   if (status != CUDL_OK) {
     cudl__host_free(&m->allocator, m, sizeof *m);

@@ -15,6 +15,11 @@
 
 #define NAME_SIZE 128
 
+/* FP16 loss scaling, PyTorch's GradScaler defaults: the first scale, and
+ * the clean steps after which it doubles. */
+#define CUDL__LOSS_SCALE_INIT 65536.0f
+#define CUDL__LOSS_SCALE_GROWTH_INTERVAL 2000
+
 typedef enum node_kind {
   NODE_INPUT,
   NODE_CONV,
@@ -40,6 +45,10 @@ typedef struct param_entry {
   int64_t offset;     /* in its arena, in floats */
   cudl_tensor *value; /* view into the parameter or buffer arena */
   cudl_tensor *grad;  /* view into the gradient arena (trainable only) */
+  /* Mixed precision, trainable only: views of the same offsets in the
+   * 16-bit copies of the arenas, which convolution and linear layers read
+   * and write (cudl__weight, cudl__weight_grad); NULL in f32. */
+  cudl_tensor *compute_value, *compute_grad;
 } param_entry;
 
 typedef struct node {
@@ -90,6 +99,23 @@ struct cudl_model {
   int compiled;
   int training;
   int64_t max_batch;
+  /* Precision (cudl_model_set_precision) and the dtype of activations,
+   * their gradients and the weights' working copies. */
+  cudl_precision precision;
+  cudl_dtype dtype;
+  /* 16-bit copies of the parameter and gradient arenas (16-bit dtype
+   * only): the forward converts the master weights into compute_arena;
+   * the backward converts compute_grad_arena's weight gradients back. */
+  cudl_tensor *compute_arena, *compute_grad_arena;
+  /* 16-bit dtype only: the output and its loss gradient in f32, [max_batch
+   * * output numel], and their views for the current rows. */
+  cudl_tensor *output_f32_full, *output_grad_f32_full;
+  cudl_tensor *output_f32, *output_grad_f32;
+  /* FP16's dynamic loss scaling (nn.h): the scale, the clean steps since it
+   * last changed, and whether the last backward overflowed. */
+  float loss_scale;
+  int64_t clean_steps;
+  int step_skipped;
   int64_t rows; /* of the current views; 0 before the first forward */
   cudl_tensor *param_arena, *grad_arena, *buffer_arena;
   int64_t param_floats, buffer_floats;
@@ -135,6 +161,9 @@ typedef struct cudl__layer {
                          batch's statistics, for backward */
   int flat_input;     /* reads its input as [rows, features] (n->flat_in)
                          and writes that input's gradient the same way */
+  int dtype_weights;  /* computes with its weight and bias in the model's
+                         dtype (cudl__weight, cudl__weight_grad): in mixed
+                         precision, 16-bit copies of the f32 masters */
 
   /* n->y from x, the first input's output, in m->training's mode. */
   cudl_status (*forward)(cudl_model *m, node *n, const cudl_tensor *x);
@@ -220,6 +249,19 @@ static inline cudl_tensor *cudl__param(cudl_model *m, int index) {
 }
 static inline cudl_tensor *cudl__grad(cudl_model *m, int index) {
   return index < 0 ? NULL : m->params[index].grad;
+}
+/* What convolution and linear layers compute with: the parameter and its
+ * gradient in the model's dtype (the 16-bit copies in mixed precision). */
+static inline cudl_tensor *cudl__weight(cudl_model *m, int index) {
+  if (index < 0) return NULL;
+  return m->params[index].compute_value != NULL
+             ? m->params[index].compute_value
+             : m->params[index].value;
+}
+static inline cudl_tensor *cudl__weight_grad(cudl_model *m, int index) {
+  if (index < 0) return NULL;
+  return m->params[index].compute_grad != NULL ? m->params[index].compute_grad
+                                               : m->params[index].grad;
 }
 
 #endif /* CUDL_NN_GRAPH_H */

@@ -115,19 +115,19 @@ cudl_status cudl_model_add_linear(cudl_model *m, int input, const char *name,
 
 static cudl_status conv2d_forward(cudl_model *m, node *n,
                                   const cudl_tensor *x) {
-  return cudl_conv2d_forward(m->ctx, &n->conv, x, cudl__param(m, n->weight),
-                             cudl__param(m, n->bias), n->y);
+  return cudl_conv2d_forward(m->ctx, &n->conv, x, cudl__weight(m, n->weight),
+                             cudl__weight(m, n->bias), n->y);
 }
 
 static cudl_status conv2d_backward(cudl_model *m, node *n, const cudl_tensor *x,
                                    cudl_tensor *dx) {
   cudl_context *ctx = m->ctx;
   cudl_status status = cudl_conv2d_backward_filter(ctx, &n->conv, x, n->dy,
-                                                   cudl__grad(m, n->weight));
+                                                   cudl__weight_grad(m, n->weight));
   if (status == CUDL_OK && n->bias >= 0)
-    status = cudl_conv2d_backward_bias(ctx, n->dy, cudl__grad(m, n->bias));
+    status = cudl_conv2d_backward_bias(ctx, n->dy, cudl__weight_grad(m, n->bias));
   if (status == CUDL_OK && dx != NULL)
-    status = cudl_conv2d_backward_data(ctx, &n->conv, cudl__param(m, n->weight),
+    status = cudl_conv2d_backward_data(ctx, &n->conv, cudl__weight(m, n->weight),
                                        n->dy, dx);
   return status;
 }
@@ -135,16 +135,16 @@ static cudl_status conv2d_backward(cudl_model *m, node *n, const cudl_tensor *x,
 static cudl_status linear_forward(cudl_model *m, node *n,
                                   const cudl_tensor *x) {
   (void)x; /* read flat, through n->flat_in */
-  return cudl_linear_forward(m->ctx, n->flat_in, cudl__param(m, n->weight),
-                             cudl__param(m, n->bias), n->y);
+  return cudl_linear_forward(m->ctx, n->flat_in, cudl__weight(m, n->weight),
+                             cudl__weight(m, n->bias), n->y);
 }
 
 static cudl_status linear_backward(cudl_model *m, node *n, const cudl_tensor *x,
                                    cudl_tensor *dx) {
   (void)x;
-  return cudl_linear_backward(m->ctx, n->flat_in, cudl__param(m, n->weight),
-                              n->dy, dx, cudl__grad(m, n->weight),
-                              cudl__grad(m, n->bias));
+  return cudl_linear_backward(m->ctx, n->flat_in, cudl__weight(m, n->weight),
+                              n->dy, dx, cudl__weight_grad(m, n->weight),
+                              cudl__weight_grad(m, n->bias));
 }
 
 /* ---- initialisation and FLOPs ---- */
@@ -208,6 +208,7 @@ static int64_t linear_flops(const cudl_model *m, const node *n) {
 
 const cudl__layer cudl__layer_conv2d = {
     .name = "conv2d",
+    .dtype_weights = 1,
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .init = weighted_init,
@@ -217,6 +218,7 @@ const cudl__layer cudl__layer_conv2d = {
 const cudl__layer cudl__layer_linear = {
     .name = "linear",
     .flat_input = 1,
+    .dtype_weights = 1,
     .forward = linear_forward,
     .backward = linear_backward,
     .init = weighted_init,

@@ -11,6 +11,7 @@
  * parameter is aligned for vector loads. */
 #define ARENA_ALIGN 16
 
+
 /* ---- small helpers ---- */
 
 static const char *kind_name(const node *n) {
@@ -29,6 +30,9 @@ static void destroy_views(cudl_model *m) {
       *views[k] = NULL;
     }
   }
+  cudl_tensor_destroy(m->output_f32);
+  cudl_tensor_destroy(m->output_grad_f32);
+  m->output_f32 = m->output_grad_f32 = NULL;
   m->rows = 0;
 }
 
@@ -51,8 +55,14 @@ void cudl_model_destroy(cudl_model *m) {
   for (i = 0; i < m->param_count; ++i) {
     cudl_tensor_destroy(m->params[i].value);
     cudl_tensor_destroy(m->params[i].grad);
+    cudl_tensor_destroy(m->params[i].compute_value);
+    cudl_tensor_destroy(m->params[i].compute_grad);
   }
   for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
+  cudl_tensor_destroy(m->compute_arena);
+  cudl_tensor_destroy(m->compute_grad_arena);
+  cudl_tensor_destroy(m->output_f32_full);
+  cudl_tensor_destroy(m->output_grad_f32_full);
   cudl_tensor_destroy(m->scratch);
   cudl_tensor_destroy(m->loss_value);
   cudl_tensor_destroy(m->target_view);
@@ -103,7 +113,7 @@ static cudl_status make_batch_tensor(cudl_model *m, int64_t rows, const node *n,
   int i;
   shape[0] = rows;
   for (i = 0; i < n->ndim; ++i) shape[i + 1] = n->shape[i];
-  return cudl_tensor_create(m->ctx, CUDL_DTYPE_F32, n->ndim + 1, shape, out);
+  return cudl_tensor_create(m->ctx, m->dtype, n->ndim + 1, shape, out);
 }
 
 /* A gradient slot of numel floats per sample: a free one, or a new one. */
@@ -143,8 +153,7 @@ static cudl_status take_slot(cudl_model *m, int64_t numel, char *in_use,
     m->slots[cap] = NULL;
     m->slot_numel[cap] = numel;
     m->slot_count = cap + 1;
-    status =
-        cudl_tensor_create(m->ctx, CUDL_DTYPE_F32, 1, shape, &m->slots[cap]);
+    status = cudl_tensor_create(m->ctx, m->dtype, 1, shape, &m->slots[cap]);
     if (status != CUDL_OK) return status;
   }
   in_use[cap] = 1;
@@ -228,6 +237,38 @@ static cudl_status check_compile_memory(const cudl_model *m,
       (double)cudl__memory_limit(ctx) / 1048576.0);
 }
 
+/* The 16-bit copies of the parameter and gradient arenas (the whole
+ * arenas, so that one conversion a step refreshes every weight), and the
+ * views of them at the same offsets for the parameters of the layers that
+ * compute with them (dtype_weights); the rest (batch norm, PReLU) keep
+ * reading their f32 masters. */
+static cudl_status make_compute_arenas(cudl_model *m) {
+  int64_t shape[1];
+  int i, k;
+  cudl_status status;
+  shape[0] = m->param_floats;
+  status = cudl_tensor_create(m->ctx, m->dtype, 1, shape, &m->compute_arena);
+  if (status == CUDL_OK)
+    status = cudl_tensor_create(m->ctx, m->dtype, 1, shape,
+                                &m->compute_grad_arena);
+  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
+    const node *n = &m->nodes[i];
+    const int owned[2] = {n->weight, n->bias};
+    if (!cudl__layers[n->kind]->dtype_weights) continue;
+    for (k = 0; k < 2 && status == CUDL_OK; ++k) {
+      param_entry *p;
+      if (owned[k] < 0) continue;
+      p = &m->params[owned[k]];
+      status = cudl__tensor_view(m->compute_arena, p->offset, p->ndim,
+                                 p->shape, &p->compute_value);
+      if (status == CUDL_OK)
+        status = cudl__tensor_view(m->compute_grad_arena, p->offset, p->ndim,
+                                   p->shape, &p->compute_grad);
+    }
+  }
+  return status;
+}
+
 cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   cudl_context *ctx;
   int64_t shape[1], max_numel = 1;
@@ -284,6 +325,8 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       status = cudl__tensor_view(m->grad_arena, p->offset, p->ndim, p->shape,
                                  &p->grad);
   }
+  if (status == CUDL_OK && m->dtype != CUDL_DTYPE_F32)
+    status = make_compute_arenas(m);
 
   /* Node memory. */
   for (i = 0; i < m->node_count && status == CUDL_OK; ++i) {
@@ -305,7 +348,15 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   if (status == CUDL_OK) status = plan_gradients(m);
   shape[0] = max_batch * max_numel;
   if (status == CUDL_OK)
-    status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->scratch);
+    status = cudl_tensor_create(ctx, m->dtype, 1, shape, &m->scratch);
+  if (status == CUDL_OK && m->dtype != CUDL_DTYPE_F32) {
+    shape[0] = max_batch * m->nodes[m->output].numel;
+    status =
+        cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->output_f32_full);
+    if (status == CUDL_OK)
+      status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape,
+                                  &m->output_grad_f32_full);
+  }
   shape[0] = 1;
   if (status == CUDL_OK)
     status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 0, shape, &m->loss_value);
@@ -322,10 +373,19 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       n->grad_slot = -1;
     }
     for (i = 0; i < m->param_count; ++i) {
-      cudl_tensor_destroy(m->params[i].value);
-      cudl_tensor_destroy(m->params[i].grad);
-      m->params[i].value = m->params[i].grad = NULL;
+      param_entry *p = &m->params[i];
+      cudl_tensor_destroy(p->value);
+      cudl_tensor_destroy(p->grad);
+      cudl_tensor_destroy(p->compute_value);
+      cudl_tensor_destroy(p->compute_grad);
+      p->value = p->grad = p->compute_value = p->compute_grad = NULL;
     }
+    cudl_tensor_destroy(m->compute_arena);
+    cudl_tensor_destroy(m->compute_grad_arena);
+    cudl_tensor_destroy(m->output_f32_full);
+    cudl_tensor_destroy(m->output_grad_f32_full);
+    m->compute_arena = m->compute_grad_arena = NULL;
+    m->output_f32_full = m->output_grad_f32_full = NULL;
     for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
     cudl__host_free(&m->allocator, m->slots,
                     (size_t)m->slot_count * sizeof *m->slots);
@@ -462,6 +522,14 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
             batch_view(m, m->scratch, rows, ndim, shape, &n->dx_scratch[k]);
     }
   }
+  if (status == CUDL_OK && m->output_f32_full != NULL) {
+    const node *o = &m->nodes[m->output];
+    status = batch_view(m, m->output_f32_full, rows, o->ndim, o->shape,
+                        &m->output_f32);
+    if (status == CUDL_OK)
+      status = batch_view(m, m->output_grad_f32_full, rows, o->ndim, o->shape,
+                          &m->output_grad_f32);
+  }
   if (status == CUDL_OK)
     m->rows = rows;
   else
@@ -483,8 +551,14 @@ static cudl_status forward_node(cudl_model *m, node *n) {
   return layer->forward(m, n, m->nodes[n->in[0]].y);
 }
 
+/* The output as the loss sees it: f32 (the 16-bit output converted, in
+ * mixed precision). */
+static const cudl_tensor *output_f32(const cudl_model *m) {
+  return m->output_f32 != NULL ? m->output_f32 : m->nodes[m->output].y;
+}
+
 static cudl_status compute_loss(cudl_model *m, const cudl_tensor *target) {
-  const cudl_tensor *out = m->nodes[m->output].y;
+  const cudl_tensor *out = output_f32(m);
   switch (m->loss) {
     case CUDL_MODEL_LOSS_CROSS_ENTROPY:
       return cudl_cross_entropy_forward(m->ctx, out, target, 0.0f,
@@ -577,6 +651,21 @@ cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
   return CUDL_OK;
 }
 
+/* y's values as f32 on the host, converted first in mixed precision. */
+static cudl_status output_to_host(cudl_model *m, const cudl_tensor *y,
+                                  float *host) {
+  cudl_tensor *wide = NULL;
+  cudl_status status;
+  if (y->dtype == CUDL_DTYPE_F32)
+    return cudl_tensor_copy_to_host(y, host, y->nbytes);
+  status = cudl_tensor_create(m->ctx, CUDL_DTYPE_F32, y->ndim, y->shape, &wide);
+  if (status == CUDL_OK) status = cudl_tensor_convert(wide, y);
+  if (status == CUDL_OK)
+    status = cudl_tensor_copy_to_host(wide, host, wide->nbytes);
+  cudl_tensor_destroy(wide);
+  return status;
+}
+
 static const char *diagnostics_kind(const node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
   return layer->diagnostics_kind != NULL ? layer->diagnostics_kind(n)
@@ -604,10 +693,12 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "capacity %d is below the %d layers", capacity,
                      m->node_count - 1);
-  /* One host buffer large enough for any node's output, or its activity. */
+  /* One host buffer large enough for any node's output in f32, or its
+   * activity. */
   for (i = 1; i < m->node_count; ++i)
-    if (m->nodes[i].y != NULL && m->nodes[i].y->nbytes > host_bytes)
-      host_bytes = m->nodes[i].y->nbytes;
+    if (m->nodes[i].y != NULL &&
+        (size_t)m->nodes[i].y->numel * sizeof(float) > host_bytes)
+      host_bytes = (size_t)m->nodes[i].y->numel * sizeof(float);
   norm_bytes = m->diag_norms->nbytes;
   host = (float *)cudl__host_alloc(&m->allocator, host_bytes, 64);
   norms = (float *)cudl__host_alloc(&m->allocator, norm_bytes, 64);
@@ -633,7 +724,7 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
     r->weight_grad_norm =
         n->weight >= 0 ? (double)norms[m->node_count + i] : NAN;
     r->input_grad_norm = n->in[0] > 0 ? (double)norms[n->in[0]] : NAN;
-    status = cudl_tensor_copy_to_host(n->y, host, n->y->nbytes);
+    status = output_to_host(m, n->y, host);
     if (status != CUDL_OK) break;
     count_y = n->y->numel;
     for (k = 0; k < count_y; ++k) sum += host[k];
@@ -740,6 +831,9 @@ cudl_status cudl_model_check_gradients(cudl_model *m,
                      "compile the model first");
   /* The step whose gradients these are: the last backward's. */
   clear_report(report, m->backward_passes > 0 ? m->backward_passes - 1 : 0);
+  /* An FP16 overflow is the loss scale's to handle (the step is skipped and
+   * the scale halved), not a failure of training. */
+  if (m->step_skipped) return CUDL_OK;
   status = cudl_count_nonfinite(m->ctx, m->grad_arena, &nan, &inf);
   if (status != CUDL_OK || (nan == 0 && inf == 0)) return status;
   report->total_nan = nan;
@@ -763,8 +857,8 @@ cudl_status cudl_model_check_gradients(cudl_model *m,
                    "non-finite gradients found in no parameter");
 }
 
-cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
-                               const cudl_tensor *target, float *loss) {
+static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
+                                const cudl_tensor *target, float *loss) {
   cudl_context *ctx;
   const node *in;
   int64_t rows;
@@ -777,19 +871,18 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
   cudl_tensor_destroy(m->target_view);
   m->target_view = NULL;
   if (!m->compiled)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_forward",
                      "compile the model before running it");
-  if (x == NULL) return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "x is NULL");
+  if (x == NULL) return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_forward", "x is NULL");
   in = &m->nodes[0];
   if (x->ctx != ctx || x->dtype != CUDL_DTYPE_F32)
-    return CUDL_FAIL(ctx,
-                     x->ctx != ctx ? CUDL_ERR_DEVICE_MISMATCH : CUDL_ERR_DTYPE,
+    return cudl__fail(ctx, x->ctx != ctx ? CUDL_ERR_DEVICE_MISMATCH : CUDL_ERR_DTYPE, "cudl_model_forward",
                      "x must be an f32 tensor of the model's context");
   /* x is [rows, input shape]; an [N, H, W] batch also fits a [1, H, W]
    * input, since the bytes are the same. */
   rows = x->ndim >= 1 ? x->shape[0] : 0;
   if (rows < 1 || rows > m->max_batch || x->numel != rows * in->numel)
-    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, "cudl_model_forward",
                      "x must hold 1 to %lld rows of %lld values (the input "
                      "shape); it has %lld elements in %lld rows",
                      (long long)m->max_batch, (long long)in->numel,
@@ -808,14 +901,25 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
       ok = ok && target->dtype == CUDL_DTYPE_F32 && target->ndim >= 1 &&
            target->shape[0] == rows && target->numel == rows * o->numel;
     if (!ok)
-      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+      return cudl__fail(ctx, CUDL_ERR_SHAPE, "cudl_model_forward",
                        "target must be %s of the model's context",
                        m->loss == CUDL_MODEL_LOSS_CROSS_ENTROPY
                            ? "i32 labels [rows]"
                            : "f32 of the output's shape");
   }
-  /* The input batch into node 0's buffer. */
-  status = cudl__copy_on_device(ctx, m->nodes[0].y->data, x->data, x->nbytes);
+  /* The input batch into node 0's buffer, and in mixed precision the master
+   * weights into their 16-bit copies (the optimizer changed them). */
+  if (m->dtype == CUDL_DTYPE_F32) {
+    status = cudl__copy_on_device(ctx, m->nodes[0].y->data, x->data, x->nbytes);
+  } else {
+    status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert,
+                          x->data, x->dtype, m->nodes[0].y->data, x->numel,
+                          1.0f);
+    if (status == CUDL_OK)
+      status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert,
+                            m->param_arena->data, CUDL_DTYPE_F32,
+                            m->compute_arena->data, m->param_floats, 1.0f);
+  }
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     status = forward_node(m, &m->nodes[i]);
     if (status == CUDL_OK && m->diagnostics && m->training &&
@@ -826,7 +930,7 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
       char copy[CUDL_ERROR_TEXT_SIZE];
       strncpy(copy, detail, sizeof copy - 1);
       copy[sizeof copy - 1] = '\0';
-      return CUDL_FAIL(ctx, status, "node %d (%s%s%s): %s", i,
+      return cudl__fail(ctx, status, "cudl_model_forward", "node %d (%s%s%s): %s", i,
                        kind_name(&m->nodes[i]), m->nodes[i].name[0] ? " " : "",
                        m->nodes[i].name, copy);
     }
@@ -836,7 +940,11 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
       if (status != CUDL_OK) return status;
     }
   }
-  if (target != NULL) {
+  if (m->output_f32 != NULL)
+    status = CUDL_OP_CALL(ctx, "cudl_model_forward", CUDL_DTYPE_F32, convert,
+                          m->nodes[m->output].y->data, m->dtype,
+                          m->output_f32->data, m->output_f32->numel, 1.0f);
+  if (status == CUDL_OK && target != NULL) {
     /* A target of another shape (e.g. [N] for one output): seen in the
      * output's shape, and kept for backward. */
     const node *o = &m->nodes[m->output];
@@ -861,8 +969,32 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
     ++m->diag_steps;
     m->diag_norms_now = ++m->diag_forwards % m->diagnostics == 0;
   }
+  if (status != CUDL_OK) return status;
   m->forward_done = 1;
   return CUDL_OK;
+}
+
+/* A model call's TF32 setting: allowed for the TF32 precision, the
+ * context's own otherwise; returns the context's, to restore after. */
+static int tf32_begin(cudl_model *m) {
+  const int saved = cudl_context_allow_tf32(m->ctx);
+  if (m->precision == CUDL_PRECISION_TF32)
+    (void)cudl_context_set_allow_tf32(m->ctx, 1);
+  return saved;
+}
+static void tf32_end(cudl_model *m, int saved) {
+  (void)cudl_context_set_allow_tf32(m->ctx, saved);
+}
+
+cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
+                               const cudl_tensor *target, float *loss) {
+  int tf32;
+  cudl_status status;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  tf32 = tf32_begin(m);
+  status = forward_pass(m, x, target, loss);
+  tf32_end(m, tf32);
+  return status;
 }
 
 /* ---- backward ---- */
@@ -901,21 +1033,71 @@ static cudl_status backward_node(cudl_model *m, node *n) {
   return status;
 }
 
-static cudl_status loss_backward(cudl_model *m) {
-  node *o = &m->nodes[m->output];
+/* The loss gradient, in f32, into dy. */
+static cudl_status loss_gradient(cudl_model *m, cudl_tensor *dy) {
+  const cudl_tensor *out = output_f32(m);
   const cudl_tensor *target = m->target; /* already in the output's shape */
   switch (m->loss) {
     case CUDL_MODEL_LOSS_CROSS_ENTROPY:
-      return cudl_cross_entropy_backward(m->ctx, o->y, target, 0.0f,
-                                         CUDL_REDUCTION_MEAN, 1.0f, o->dy);
+      return cudl_cross_entropy_backward(m->ctx, out, target, 0.0f,
+                                         CUDL_REDUCTION_MEAN, 1.0f, dy);
     case CUDL_MODEL_LOSS_MSE:
-      return cudl_mse_loss_backward(m->ctx, o->y, target, CUDL_REDUCTION_MEAN,
-                                    1.0f, o->dy);
+      return cudl_mse_loss_backward(m->ctx, out, target, CUDL_REDUCTION_MEAN,
+                                    1.0f, dy);
     case CUDL_MODEL_LOSS_BCE_WITH_LOGITS:
-      return cudl_bce_with_logits_backward(m->ctx, o->y, target,
-                                           CUDL_REDUCTION_MEAN, 1.0f, o->dy);
+      return cudl_bce_with_logits_backward(m->ctx, out, target,
+                                           CUDL_REDUCTION_MEAN, 1.0f, dy);
   }
   return CUDL_FAIL(m->ctx, CUDL_ERR_INTERNAL, "unknown loss");
+}
+
+/* The output node's gradient: the loss's, in mixed precision computed in
+ * f32 and converted times the loss scale. */
+static cudl_status loss_backward(cudl_model *m) {
+  node *o = &m->nodes[m->output];
+  cudl_status status;
+  if (m->output_grad_f32 == NULL) return loss_gradient(m, o->dy);
+  status = loss_gradient(m, m->output_grad_f32);
+  if (status != CUDL_OK) return status;
+  return CUDL_OP_CALL(m->ctx, "cudl_model_backward", m->dtype, convert,
+                      m->output_grad_f32->data, CUDL_DTYPE_F32, o->dy->data,
+                      o->dy->numel, m->loss_scale);
+}
+
+/* Mixed precision, after the layers: the 16-bit weight gradients into the
+ * f32 arena, every gradient divided by the loss scale, and FP16's scale
+ * updated from whether they stayed finite. */
+static cudl_status finish_mixed_gradients(cudl_model *m) {
+  int i, k;
+  cudl_status status = CUDL_OK;
+  m->step_skipped = 0;
+  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
+    const node *n = &m->nodes[i];
+    const int owned[2] = {n->weight, n->bias};
+    if (!n->grad_written || !cudl__layers[n->kind]->dtype_weights) continue;
+    for (k = 0; k < 2 && status == CUDL_OK; ++k)
+      if (owned[k] >= 0)
+        status = cudl_tensor_convert(m->params[owned[k]].grad,
+                                     m->params[owned[k]].compute_grad);
+  }
+  if (status != CUDL_OK || m->precision != CUDL_PRECISION_FP16) return status;
+  /* S is a power of two: 1 / S is exact, and so is the product. */
+  status = cudl_scale(m->ctx, m->grad_arena, 1.0f / m->loss_scale,
+                      m->grad_arena);
+  if (status == CUDL_OK) {
+    int64_t nan = 0, inf = 0;
+    status = cudl_count_nonfinite(m->ctx, m->grad_arena, &nan, &inf);
+    if (status != CUDL_OK) return status;
+    if (nan != 0 || inf != 0) {
+      m->step_skipped = 1;
+      m->loss_scale *= 0.5f;
+      m->clean_steps = 0;
+    } else if (++m->clean_steps >= CUDL__LOSS_SCALE_GROWTH_INTERVAL) {
+      if (isfinite(m->loss_scale * 2.0f)) m->loss_scale *= 2.0f;
+      m->clean_steps = 0;
+    }
+  }
+  return status;
 }
 
 /* Zero the gradients of parameters no gradient reached this pass (a dead
@@ -955,12 +1137,11 @@ static cudl_status check_backward(cudl_model *m, const node *n, int index) {
   return status;
 }
 
-cudl_status cudl_model_backward(cudl_model *m) {
+static cudl_status backward_pass(cudl_model *m) {
   int i, norms;
   cudl_status status;
-  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (!m->forward_done || m->target == NULL)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+    return cudl__fail(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_backward",
                      "backward needs a forward with a target first");
   for (i = 0; i < m->node_count; ++i) m->nodes[i].grad_written = 0;
   status = loss_backward(m);
@@ -981,7 +1162,7 @@ cudl_status cudl_model_backward(cudl_model *m) {
       char copy[CUDL_ERROR_TEXT_SIZE];
       strncpy(copy, cudl_context_last_error(m->ctx), sizeof copy - 1);
       copy[sizeof copy - 1] = '\0';
-      return CUDL_FAIL(m->ctx, status, "backward of node %d (%s%s%s): %s", i,
+      return cudl__fail(m->ctx, status, "cudl_model_backward", "backward of node %d (%s%s%s): %s", i,
                        kind_name(n), n->name[0] ? " " : "", n->name, copy);
     }
     if (m->check_numerics) {
@@ -990,6 +1171,8 @@ cudl_status cudl_model_backward(cudl_model *m) {
     }
   }
   if (status == CUDL_OK) status = zero_unreached(m);
+  if (status == CUDL_OK && m->compute_grad_arena != NULL)
+    status = finish_mixed_gradients(m);
   for (i = 1; i < m->node_count && status == CUDL_OK && norms; ++i)
     if (m->nodes[i].weight >= 0 && m->nodes[i].grad_written)
       status =
@@ -998,11 +1181,21 @@ cudl_status cudl_model_backward(cudl_model *m) {
   return status;
 }
 
+cudl_status cudl_model_backward(cudl_model *m) {
+  int tf32;
+  cudl_status status;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  tf32 = tf32_begin(m);
+  status = backward_pass(m);
+  tf32_end(m, tf32);
+  return status;
+}
+
 /* ---- inspection ---- */
 
 const cudl_tensor *cudl_model_output(cudl_model *m) {
   if (m == NULL || !m->forward_done) return NULL;
-  return m->nodes[m->output].y;
+  return output_f32(m);
 }
 
 cudl_status cudl_model_flops(const cudl_model *m, int64_t *flops) {
@@ -1041,7 +1234,6 @@ const cudl_tensor *cudl_model_node_output(cudl_model *m, int index) {
 cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
                                        const char **description) {
   int i;
-  int64_t j;
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (node_out == NULL)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "node is NULL");
@@ -1050,19 +1242,11 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
   if (!m->forward_done)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "no forward yet");
   for (i = 0; i < m->node_count; ++i) {
-    const cudl_tensor *y = m->nodes[i].y;
-    float *host = (float *)cudl__host_alloc(&m->allocator, y->nbytes, 64);
-    cudl_status status;
-    int bad = 0;
-    if (host == NULL)
-      return CUDL_FAIL(m->ctx, CUDL_ERR_OUT_OF_MEMORY,
-                       "cannot copy node %d to the host", i);
-    status = cudl_tensor_copy_to_host(y, host, y->nbytes);
-    for (j = 0; status == CUDL_OK && j < y->numel && !bad; ++j)
-      bad = !isfinite(host[j]);
-    cudl__host_free(&m->allocator, host, y->nbytes);
+    int64_t nan = 0, inf = 0;
+    const cudl_status status =
+        cudl_count_nonfinite(m->ctx, m->nodes[i].y, &nan, &inf);
     if (status != CUDL_OK) return status;
-    if (bad) {
+    if (nan != 0 || inf != 0) {
       *node_out = i;
       if (description != NULL)
         *description =

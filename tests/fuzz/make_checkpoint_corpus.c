@@ -87,10 +87,18 @@ static void builder_start(builder *b, int opt_index, int64_t steps) {
   static const char *const kinds[FUZZ_CKPT_OPTIMIZERS] = {"sgd", "sgd", "adam",
                                                           "adamw"};
   cudl_optimizer *opt = opt_index < 0 ? NULL : fixture.opt[opt_index];
-  const char *keys[9] = {
-      "cudl.format",     "cudl.epoch",           "cudl.batch",
-      "cudl.step",       "cudl.data_seed",       "cudl.rng_seed",
-      "cudl.rng_offset", "cudl.optimizer_steps", "cudl.optimizer"};
+  const char *keys[12] = {"cudl.format",
+                          "cudl.epoch",
+                          "cudl.batch",
+                          "cudl.step",
+                          "cudl.data_seed",
+                          "cudl.rng_seed",
+                          "cudl.rng_offset",
+                          "cudl.optimizer_steps",
+                          "cudl.optimizer",
+                          "cudl.precision",
+                          "cudl.loss_scale",
+                          "cudl.loss_scale_clean_steps"};
   int k;
   prepare(opt_index, steps);
   memset(b, 0, sizeof *b);
@@ -119,7 +127,14 @@ static void builder_start(builder *b, int opt_index, int64_t steps) {
                        : k == 8 ? (opt == NULL ? "none" : kinds[opt_index])
                                 : b->numbers[k - 1];
   }
-  b->n_meta = 9;
+  /* The fixture's model is fp32: no loss scaling. */
+  b->meta[9].key = keys[9];
+  b->meta[9].value = "fp32";
+  b->meta[10].key = keys[10];
+  b->meta[10].value = "1";
+  b->meta[11].key = keys[11];
+  b->meta[11].value = "0";
+  b->n_meta = 12;
 }
 
 /* Replace (or with value NULL remove) metadata `key`. */
@@ -319,6 +334,19 @@ static void write_seeds(void) {
   builder_meta(&b, "cudl.rng_offset", NULL);
   builder_write(&b, out_dir, "bad_missing_rng_offset.safetensors");
   verify("bad_missing_rng_offset.safetensors", FUZZ_CKPT_ADAM,
+         CUDL_ERR_FILE_METADATA);
+  /* An fp16 checkpoint's loss scale must be a finite positive number. */
+  builder_start(&b, FUZZ_CKPT_ADAM, 9);
+  builder_meta(&b, "cudl.precision", "fp16");
+  builder_meta(&b, "cudl.loss_scale", "inf");
+  builder_write(&b, out_dir, "bad_loss_scale_inf.safetensors");
+  verify("bad_loss_scale_inf.safetensors", FUZZ_CKPT_ADAM,
+         CUDL_ERR_FILE_METADATA);
+  builder_start(&b, FUZZ_CKPT_ADAM, 9);
+  builder_meta(&b, "cudl.precision", "fp16");
+  builder_meta(&b, "cudl.loss_scale_clean_steps", NULL);
+  builder_write(&b, out_dir, "bad_missing_loss_scale_steps.safetensors");
+  verify("bad_missing_loss_scale_steps.safetensors", FUZZ_CKPT_ADAM,
          CUDL_ERR_FILE_METADATA);
   builder_start(&b, FUZZ_CKPT_ADAM, 9);
   builder_meta(&b, "cudl.epoch", "+1");
