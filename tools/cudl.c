@@ -1,7 +1,9 @@
 /*
  * cudl - the command-line tool: a thin layer over the library.
  *
- *   cudl info                      version, devices, CUDA library versions
+ *   cudl info                      version, the GPU code built, devices
+ *                                  (and whether the build runs on each),
+ *                                  CUDA library versions
  *   cudl inspect FILE.safetensors  validate a file, list tensors and metadata
  *   cudl demo [--device cpu|cuda|auto]
  *                                  create tensors on a device, fill them
@@ -60,16 +62,21 @@ static int cmd_info(void) {
   int count = 0, i;
   cudl_cuda_versions versions;
   printf("cudl %s (headers %s)\n", cudl_version(), CUDL_VERSION_STRING);
+  if (cudl_cuda_compiled()) printf("GPU code: %s\n", cudl_cuda_architectures());
   printf("devices:\n  cpu\n");
   if (cudl_cuda_device_count(&count, reason, sizeof reason) != CUDL_OK) {
     printf("  no GPU: %s\n", reason);
   } else {
     for (i = 0; i < count; ++i) {
       cudl_cuda_device_properties p;
-      if (cudl_cuda_device_properties_query(i, &p) == CUDL_OK)
-        printf("  cuda:%d  %s, sm_%d%d, %d SMs, %.1f GiB\n", i, p.name,
-               p.compute_major, p.compute_minor, p.multiprocessor_count,
-               (double)p.total_memory / (1024.0 * 1024.0 * 1024.0));
+      if (cudl_cuda_device_properties_query(i, &p) != CUDL_OK) continue;
+      printf("  cuda:%d  %s, sm_%d%d, %d SMs, %.1f GiB, %s\n", i, p.name,
+             p.compute_major, p.compute_minor, p.multiprocessor_count,
+             (double)p.total_memory / (1024.0 * 1024.0 * 1024.0),
+             cudl_cuda_device_supported(i, reason, sizeof reason) == CUDL_OK
+                 ? "supported"
+                 : "NOT supported by this build");
+      if (reason[0] != '\0') printf("    %s\n", reason);
     }
   }
   if (cudl_cuda_versions_query(&versions) == CUDL_OK) {

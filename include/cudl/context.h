@@ -85,13 +85,41 @@ CUDL_API const char *cudl_log_level_name(cudl_log_level level);
 CUDL_API int cudl_cuda_compiled(void);
 
 /**
- * Count the usable CUDA devices. On success *count >= 1. Otherwise *count is
- * 0, the status says why (CUDL_ERR_NO_DEVICE: built without CUDA, no driver,
- * no GPU) and, if reason is not NULL, a one-line explanation is written to
- * reason (always NUL-terminated, truncated to reason_size).
+ * Count the CUDA devices the driver sees (cudl_cuda_device_supported says
+ * which of them this build can run on). On success *count >= 1. Otherwise
+ * *count is 0, the status says why (CUDL_ERR_NO_DEVICE: built without
+ * CUDA, no driver, no GPU) and, if reason is not NULL, a one-line
+ * explanation is written to reason (always NUL-terminated, truncated to
+ * reason_size).
  */
 CUDL_API cudl_status cudl_cuda_device_count(int *count, char *reason,
                                             size_t reason_size);
+
+/**
+ * The GPU code this build contains, in nvcc's names separated by spaces:
+ * "sm_XY" is machine code (SASS) for compute capability X.Y, which also runs
+ * on later cards of the same major (sm_86 on 8.6, 8.7 and 8.9); "compute_XY"
+ * is PTX, which the driver compiles for any card of X.Y or later; an "a"
+ * suffix (sm_90a) marks code for X.Y alone. The default build gives
+ * "sm_80 sm_86 sm_89 sm_90 compute_90" (CMake's CMAKE_CUDA_ARCHITECTURES
+ * chooses it). "" in a build without CUDA. Static; never NULL.
+ */
+CUDL_API const char *cudl_cuda_architectures(void);
+
+/**
+ * Whether this build has GPU code that CUDA device `index` runs, judged
+ * from the card's compute capability and cudl_cuda_architectures():
+ * CUDL_OK if so; CUDL_ERR_UNSUPPORTED if not, with a one-line reason (the
+ * card, its compute capability, the code the build has, how to rebuild);
+ * CUDL_ERR_NO_DEVICE as cudl_cuda_device_count, or when index is not below
+ * the count; CUDL_ERR_INVALID_ARGUMENT for a negative index. The reason is
+ * written as by cudl_cuda_device_count (reason may be NULL); "" on success.
+ * cudl_context_create refuses such a card with the same status and text,
+ * after also asking the driver to load the code, which can fail for a card
+ * this call accepts (a driver older than the build's PTX).
+ */
+CUDL_API cudl_status cudl_cuda_device_supported(int index, char *reason,
+                                                size_t reason_size);
 
 /** What cudl_cuda_device_properties reports for one GPU. */
 typedef struct cudl_cuda_device_properties {
@@ -147,9 +175,14 @@ typedef struct cudl_allocator {
  *   kind = CUDL_DEVICE_CUDA: device_index selects the GPU; fails with
  *     CUDL_ERR_NO_DEVICE when the build has no CUDA, there is no driver or
  *     GPU, or the index is out of range (the reason goes to the log at
- *     CUDL_LOG_ERROR; cudl_cuda_device_count returns the same text).
- *   kind = CUDL_DEVICE_AUTO: device_index must be 0; the first GPU, else
- *     the CPU, logging the reason at CUDL_LOG_WARN.
+ *     CUDL_LOG_ERROR; cudl_cuda_device_count returns the same text), and
+ *     with CUDL_ERR_UNSUPPORTED when the driver cannot load the build's GPU
+ *     code on that card: no code for its compute capability, or PTX the
+ *     driver cannot compile (the reason, logged likewise, names the card,
+ *     its compute capability and cudl_cuda_architectures();
+ *     cudl_cuda_device_supported gives it too, in the first case).
+ *   kind = CUDL_DEVICE_AUTO: device_index must be 0; the first GPU that
+ *     opens, else the CPU, logging the reason at CUDL_LOG_WARN.
  * The random generator starts at seed 0, offset 0. On failure *out is NULL.
  */
 CUDL_API cudl_status cudl_context_create(cudl_device_kind kind,

@@ -27,7 +27,9 @@ typedef enum cudl_status {
   CUDL_ERR_DTYPE = 3,
   /** A tensor lives on a device (or context) the call cannot use it on. */
   CUDL_ERR_DEVICE_MISMATCH = 4,
-  /** The operation has no implementation for this device or build. */
+  /** The operation has no implementation for this device or build; or the
+   *  build has no GPU code that the card runs (cudl_context_create,
+   *  cudl_cuda_device_supported). */
   CUDL_ERR_UNSUPPORTED = 5,
 
   /* ---- resources and devices ---- */

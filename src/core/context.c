@@ -62,10 +62,24 @@ cudl_status cudl_context_create(cudl_device_kind kind, int device_index,
       if (device_index != 0) return CUDL_ERR_INVALID_ARGUMENT;
       status = cudl_cuda_device_count(&count, reason, sizeof reason);
       if (status == CUDL_OK) {
-        status = context_open(CUDL_DEVICE_CUDA, 0, out);
-        if (status == CUDL_OK) return CUDL_OK;
-        snprintf(reason, sizeof reason, "opening cuda:0 failed with %s",
-                 cudl_status_name(status));
+        /* A box may hold a card this build has no code for beside one it
+         * has (an old display GPU as cuda:0): the first the build runs
+         * that opens. The reason gathers why each was passed over. */
+        char why[CUDL_ERROR_TEXT_SIZE];
+        size_t used = 0;
+        int i;
+        for (i = 0; i < count; ++i) {
+          status = cudl_cuda_device_supported(i, why, sizeof why);
+          if (status == CUDL_OK) {
+            status = context_open(CUDL_DEVICE_CUDA, i, out);
+            if (status == CUDL_OK) return CUDL_OK;
+            snprintf(why, sizeof why, "opening cuda:%d failed with %s", i,
+                     cudl_status_name(status));
+          }
+          if (used < sizeof reason)
+            used += (size_t)snprintf(reason + used, sizeof reason - used,
+                                     "%s%s", i > 0 ? "; " : "", why);
+        }
       }
       cudl__log(CUDL_LOG_WARN, "no usable CUDA device (%s); using the CPU",
                 reason);

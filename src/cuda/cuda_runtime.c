@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cuda/cuda_internal.h"
+#include "cuda/cuda_probe.h"
 
 static void release_state(cudl_cuda_state *s) {
   cudl__cuda_conv_release(s); /* frees on the stream: before it goes */
@@ -32,7 +33,15 @@ static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
   struct cudaMemPoolProps props;
   struct cudaDeviceProp device;
   uint64_t keep_all = UINT64_MAX;
-  CUDL_CUDA_TRY(ctx, cudaSetDevice(device_index));
+  char reason[CUDL_ERROR_TEXT_SIZE];
+  cudl_status status;
+  /* A card the build has no code for is refused here, with the reason,
+   * rather than by the first kernel launch. */
+  status =
+      cudl__cuda_kernel_loads(device_index, cudl__cuda_probe_kernel(),
+                              cudl_cuda_architectures(), reason, sizeof reason);
+  if (status != CUDL_OK)
+    return cudl__fail(ctx, status, "cudl_context_create", "%s", reason);
   CUDL_CUDA_TRY(ctx, cudaGetDeviceProperties(&device, device_index));
   snprintf(ctx->device_name, sizeof ctx->device_name, "cuda:%d (%s, sm_%d%d)",
            device_index, device.name, device.major, device.minor);

@@ -16,6 +16,16 @@ expect "info" 0 $?
 expect_grep "info names the version" "^cudl [0-9]" "$scratch/info.out"
 expect_grep "info lists the CPU" "^  cpu$" "$scratch/info.out"
 expect_grep "info says whether there is a GPU" "cuda:0\|no GPU: " "$scratch/info.out"
+if ! grep -q "^CUDA libraries: none" "$scratch/info.out"; then
+  expect_grep "info lists the GPU code built" \
+    "^GPU code: \(sm\|compute\)_[1-9][0-9]*a\?\( \(sm\|compute\)_[1-9][0-9]*a\?\)*$" \
+    "$scratch/info.out"
+fi
+if grep -q "^  cuda:" "$scratch/info.out"; then
+  expect_true "info says for each GPU whether the build runs on it" \
+    test "$(grep -c "^  cuda:" "$scratch/info.out")" = \
+    "$(grep -c "^  cuda:.*, \(supported\|NOT supported by this build\)$" "$scratch/info.out")"
+fi
 
 "$cudl" inspect "$corpus/valid_cudl_small.safetensors" >"$scratch/inspect.out" 2>"$scratch/inspect.err"
 expect "inspect a valid file" 0 $?

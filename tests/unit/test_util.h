@@ -96,10 +96,13 @@ class LogCapture {
   std::vector<LogRecord> records_;
 };
 
-// The reason cudl_cuda_device_count gives, and whether it found a device.
+// Whether a CUDA context can be made on cuda:0, and if not, why: the
+// status and reason of cudl_cuda_device_count (no CUDA, driver or GPU), or
+// of cudl_cuda_device_supported (CUDL_ERR_UNSUPPORTED: this build has no
+// code for the card), the status and text cudl_context_create fails with.
 struct CudaAvailability {
   bool available = false;
-  int count = 0;
+  int count = 0;  // cudl_cuda_device_count's
   cudl_status status = CUDL_ERR_INTERNAL;
   std::string reason;
 };
@@ -109,6 +112,8 @@ inline CudaAvailability QueryCuda() {
   char reason[1024];
   std::memset(reason, 'x', sizeof reason);
   a.status = cudl_cuda_device_count(&a.count, reason, sizeof reason);
+  if (a.status == CUDL_OK && a.count >= 1)
+    a.status = cudl_cuda_device_supported(0, reason, sizeof reason);
   a.available = a.status == CUDL_OK && a.count >= 1;
   reason[sizeof reason - 1] = '\0';  // never trust a missing terminator
   a.reason = reason;
