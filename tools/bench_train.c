@@ -28,7 +28,9 @@ static cudl_status train_step(void *arg) {
   /* No loss read back: that would wait for the device every step. */
   cudl_status s = cudl_model_forward(t->model, t->x, t->labels, NULL);
   if (s == CUDL_OK) s = cudl_model_backward(t->model);
-  if (s == CUDL_OK)
+  /* fp16: a step whose gradients overflowed is skipped, as in training
+   * (cudl_model_step_skipped). */
+  if (s == CUDL_OK && !cudl_model_step_skipped(t->model))
     s = cudl_optimizer_step(t->opt, cudl_model_params(t->model),
                             cudl_model_grads(t->model), 0.05f);
   if (s == CUDL_OK && t->diagnostics_every > 0 &&
@@ -49,7 +51,8 @@ static void train_usage(FILE *out) {
       "  --channels C [1]  --size S [28]  --classes K [10]  (the input)\n"
       "  --optimizer sgd|adam [sgd: lr 0.05, momentum 0.9, weight decay 5e-4]\n"
       "  --samples N [10]  --min-sample-ms M [50]  --warmup W [3]\n"
-      "  --tf32            allow TF32 in cuBLAS/cuDNN\n"
+      "  --precision P     fp32, tf32, bf16 or fp16 [fp32]\n"
+      "  --tf32            the same as --precision tf32\n"
       "  --diagnostics K   with per-layer diagnostics on, read every K steps\n"
       "                    (cudl train --diagnostics K): their overhead\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
@@ -81,6 +84,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   cli_file out;
   cudl_context *ctx = NULL;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
+  cudl_precision precision = CUDL_PRECISION_FP32;
   train_bench t;
   cudl_optimizer_config config;
   int i, index = 0, on_gpu, rc = CLI_EXIT_OK, gemm_size;
@@ -102,7 +106,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       return CLI_EXIT_OK;
     }
     if (strcmp(a, "--tf32") == 0) {
-      settings.tf32 = 1;
+      precision = CUDL_PRECISION_TF32;
       continue;
     }
     if (v == NULL)
@@ -112,6 +116,8 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       model_name = v;
     } else if (strcmp(a, "--device") == 0) {
       device = v;
+    } else if (strcmp(a, "--precision") == 0 &&
+               cudl_precision_from_name(v, &precision) == CUDL_OK) {
     } else if (strcmp(a, "--json") == 0) {
       json = v;
     } else if (strcmp(a, "--optimizer") == 0 &&
@@ -156,11 +162,13 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   }
   on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
   gemm_size = on_gpu ? 4096 : 2048;
+  settings.tf32 = precision == CUDL_PRECISION_TF32;
   cudl_context_set_allow_tf32(ctx, settings.tf32);
   cudl_context_set_seed(ctx, 1);
 
   s = cudl__tool_zoo_model(ctx, model_name, 0.0, channels, size, size, classes,
                            &t.model);
+  if (s == CUDL_OK) s = cudl_model_set_precision(t.model, precision);
   if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
@@ -228,13 +236,14 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
     fprintf(table,
-            "%s, batch %lld, %dx%lldx%lld input, %s on %s:\n"
+            "%s, batch %lld, %dx%lldx%lld input, %s, %s on %s:\n"
             "  %.1f images/s (step %.3f ms median, %.3f min, %d samples of "
             "%d steps)\n"
             "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
             "  %.2f MFLOP/image (3 x forward) -> %.1f GFLOP/s = %.1f%% of "
             "sgemm's %.1f GFLOP/s\n",
-            model_name, batch, (int)channels, size, size, optimizer,
+            model_name, batch, (int)channels, size, size,
+            cudl_precision_name(precision), optimizer,
             cudl_context_device_name(ctx), images_per_second, timing.median_ms,
             timing.min_ms, timing.samples, timing.iterations,
             (double)memory.peak_bytes_in_use / 1048576.0,
@@ -247,7 +256,8 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
             "\"cudl\",\n  \"impl\": \"cudl\",\n");
     bench_json_run_fields(f, ctx, settings.tf32);
-    fprintf(f, "  \"model\": ");
+    fprintf(f, "  \"precision\": \"%s\",\n  \"model\": ",
+            cudl_precision_name(precision));
     bench_json_string(f, model_name);
     fprintf(f,
             ",\n  \"batch\": %lld,\n"

@@ -41,6 +41,7 @@ static const struct option_spec {
     {"--log-every", RUN_TRAIN, 1},
     {"--diagnostics", RUN_TRAIN, 1},
     {"--seed", RUN_TRAIN, 1},
+    {"--precision", RUN_TRAIN | RUN_EVAL | RUN_PREDICT, 1},
     {"--lr", RUN_TRAIN, 1},
     {"--momentum", RUN_TRAIN, 1},
     {"--weight-decay", RUN_TRAIN, 1},
@@ -65,7 +66,9 @@ static void usage(run_command command, FILE *out) {
       "                      [small-cnn]\n"
       "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
       "  --data-dir DIR      where the files are [Debian's location]\n"
-      "  --device auto|cpu|cuda:N [auto]\n";
+      "  --device auto|cpu|cuda:N [auto]\n"
+      "  --precision fp32|tf32|bf16|fp16  arithmetic (bf16, fp16: mixed\n"
+      "                      precision, f32 master weights) [fp32]\n";
   if (command == RUN_TRAIN)
     fprintf(
         out,
@@ -241,6 +244,9 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "an integer from 1 to 1048576";
     ok = cli_parse_int(v, 1, 1 << 20, &n);
     o->count = (int)n;
+  } else if (strcmp(a, "--precision") == 0) {
+    want = "fp32, tf32, bf16 or fp16";
+    ok = cudl_precision_from_name(v, &o->precision) == CUDL_OK;
   } else if (strcmp(a, "--seed") == 0) {
     want = "an integer from 0";
     ok = cli_parse_int(v, 0, INT64_MAX, &n);
@@ -556,6 +562,12 @@ int run_setup(run *r, const options *o) {
                            cudl_dataset_height(r->test_set),
                            cudl_dataset_width(r->test_set), r->classes,
                            &r->model);
+  if (s == CUDL_OK) {
+    s = cudl_model_set_precision(r->model, o->precision);
+    if (s != CUDL_OK)
+      return cli_fail(r->ctx, s, "--precision %s",
+                      cudl_precision_name(o->precision));
+  }
   if (s == CUDL_OK) s = cudl_model_compile(r->model, r->batch);
   if (s != CUDL_OK)
     return cli_fail(r->ctx, s, "building %s for batches of %" PRId64, o->model,

@@ -39,6 +39,7 @@ typedef struct options {
   int64_t batch;
   double lr, momentum, weight_decay, dropout, clip;
   uint64_t seed;
+  cudl_precision precision; /* --precision [fp32] */
 } options;
 
 /* Parse the arguments after the command's name into o. RUN_GO to go on;

@@ -86,6 +86,7 @@ typedef struct trainer {
 typedef struct epoch_totals {
   double start, loss_sum;
   int64_t hits, seen;
+  int64_t skipped; /* fp16 steps whose gradients overflowed */
 } epoch_totals;
 
 /* ---- the metrics file ---- */
@@ -594,6 +595,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
   run *r = &t->r;
   while (!*done && !g_interrupted) {
     int64_t rows = 0, batch_hits = 0;
+    int skipped = 0;
     float loss = 0.0f, lr = t->oc.lr;
     cudl_tensor *xv = NULL, *lv = NULL;
     cudl_status s =
@@ -632,12 +634,15 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
                 kept_checkpoint(t, kept, sizeof kept));
       return CLI_EXIT_FAILED;
     }
-    if (s == CUDL_OK && t->o.clip > 0.0)
+    /* fp16: gradients that overflowed the loss scale are not applied; the
+     * model has halved the scale for the next step. */
+    skipped = s == CUDL_OK && cudl_model_step_skipped(r->model);
+    if (s == CUDL_OK && t->o.clip > 0.0 && !skipped)
       s = cudl_clip_grad_norm(r->ctx, cudl_model_grads(r->model),
                               (float)t->o.clip, NULL);
     if (s == CUDL_OK)
       s = cudl_lr_schedule_at(&t->sched, t->st.step, t->batches, &lr);
-    if (s == CUDL_OK)
+    if (s == CUDL_OK && !skipped)
       s = cudl_optimizer_step(r->opt, cudl_model_params(r->model),
                               cudl_model_grads(r->model), lr);
     cudl_tensor_destroy(xv);
@@ -649,6 +654,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     e->loss_sum += (double)loss * (double)rows;
     e->hits += batch_hits;
     e->seen += rows;
+    e->skipped += skipped;
     if (t->diag_rows != NULL && t->st.step % t->o.diagnostics == 0) {
       int rc = write_diagnostics(t);
       if (rc != 0) return rc;
@@ -658,8 +664,10 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
       int rc =
           metrics_printf(t,
                          "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
-                         ", \"loss\": %.6f, \"lr\": %.6g}",
-                         t->st.step, t->st.epoch + 1, (double)loss, (double)lr);
+                         ", \"loss\": %.6f, \"lr\": %.6g, "
+                         "\"loss_scale\": %.9g}",
+                         t->st.step, t->st.epoch + 1, (double)loss, (double)lr,
+                         (double)cudl_model_loss_scale(r->model));
       if (rc != 0) return rc;
     }
     if (t->tty || t->st.batch % 50 == 0 || *done) {
@@ -697,9 +705,14 @@ static int finish_epoch(trainer *t, const epoch_totals *e, double *test_acc) {
                             "{\"epoch\": %" PRId64
                             ", \"train_loss\": %.6f, \"train_accuracy\": %.6f, "
                             "\"test_loss\": %.6f, \"test_accuracy\": %.6f, "
-                            "\"images_per_second\": %.1f, \"seconds\": %.3f}",
+                            "\"images_per_second\": %.1f, \"seconds\": %.3f, "
+                            "\"precision\": \"%s\", \"loss_scale\": %.9g, "
+                            "\"skipped_steps\": %" PRId64 "}",
                             t->st.epoch + 1, train_loss, train_acc, test_loss,
-                            *test_acc, (double)e->seen / seconds, seconds);
+                            *test_acc, (double)e->seen / seconds, seconds,
+                            cudl_precision_name(t->o.precision),
+                            (double)cudl_model_loss_scale(t->r.model),
+                            e->skipped);
     if (rc != 0) return rc;
   }
   ++t->st.epoch;
