@@ -1,7 +1,8 @@
 /*
  * cudl/activation.h - elementwise activations, forward and backward.
  *
- * Every call works on f32 tensors of any shape on the context's device.
+ * Every call works on float tensors (f32, bf16 or f16, one dtype per call;
+ * PReLU slopes are f32: cudl/tensor.h) of any shape on the context's device.
  * The tensors of one call must belong to ctx and have equal shapes; an
  * output may be the same tensor as an input (in place). On failure nothing
  * is written. Status: CUDL_ERR_INVALID_ARGUMENT (NULL, or a parameter out

@@ -1,5 +1,6 @@
 /*
- * cudl/conv.h - 2-D convolution over NCHW f32 tensors: forward, the two
+ * cudl/conv.h - 2-D convolution over NCHW float tensors (f32, bf16 or f16,
+ * every operand of a call in one: cudl/tensor.h): forward, the two
  * backward passes, and the bias.
  *
  * Shapes: x [N, C, H, W]; w [K, C / groups, R, S] (PyTorch's Conv2d weight

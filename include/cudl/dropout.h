@@ -10,10 +10,11 @@
  * p = 1 drops everything (y = 0).
  * Evaluation: y = x.
  *
- * mask (x's shape, f32) receives the multiplier of each element (0 or
- * 1 / (1 - p); 1 in evaluation) for backward; it may be NULL only when not
- * training. Tensors must belong to ctx, be f32 and share x's shape; y may be
- * x. On failure nothing is written and the offset does not move.
+ * mask (x's shape and dtype) receives the multiplier of each element (0 or
+ * 1 / (1 - p), rounded to the dtype; 1 in evaluation) for backward; it may
+ * be NULL only when not training. Tensors must belong to ctx and share x's
+ * shape and float dtype (f32, bf16 or f16); y may be x. On failure nothing
+ * is written and the offset does not move.
  */
 #ifndef CUDL_DROPOUT_H
 #define CUDL_DROPOUT_H

@@ -1,7 +1,8 @@
 /*
- * cudl/elementwise.h - elementwise arithmetic and full reductions on f32
- * tensors of one context. Operands share one shape; an output may be one of
- * the inputs (in place: `cudl_add(ctx, acc, 1.0f, grad, acc)` accumulates a
+ * cudl/elementwise.h - elementwise arithmetic and full reductions on
+ * tensors of one context. Operands share one shape and one float dtype
+ * (f32, bf16 or f16; sum and mean are f32-only); an output may be one of the
+ * inputs (in place: `cudl_add(ctx, acc, 1.0f, grad, acc)` accumulates a
  * gradient). On failure nothing is written.
  */
 #ifndef CUDL_ELEMENTWISE_H

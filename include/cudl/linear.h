@@ -1,6 +1,7 @@
 /*
- * cudl/linear.h - fully connected layers on f32 tensors, forward and
- * backward, as PyTorch's nn.Linear:
+ * cudl/linear.h - fully connected layers on float tensors (f32, bf16 or
+ * f16, every operand of a call in one), forward and backward, as PyTorch's
+ * nn.Linear:
  *   y = x w^T + bias,  x [..., IN], w [OUT, IN], bias [OUT], y [..., OUT]
  * where "..." is any number of leading dimensions (at least one dimension in
  * all), the same for x, dx, y and dy; they are treated as ROWS rows.

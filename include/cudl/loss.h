@@ -2,7 +2,8 @@
  * cudl/loss.h - softmax and log-softmax, and the mean squared error and
  * binary cross-entropy (on logits) losses, forward and backward.
  *
- * All tensors f32, of ctx. On failure nothing is written. Losses write one
+ * All tensors f32 (these calls are f32-only: mixed precision keeps them in
+ * f32), of ctx. On failure nothing is written. Losses write one
  * number into `loss` (a tensor with one element, of any shape such as []
  * or [1]); their backward takes the upstream gradient of that number as a
  * float (1 for a loss minimised directly).

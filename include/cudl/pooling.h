@@ -1,6 +1,7 @@
 /*
  * cudl/pooling.h - 2-D max and average pooling and global average pooling
- * over NCHW f32 tensors, forward and backward.
+ * over NCHW float tensors (f32, bf16 or f16, one dtype per call), forward
+ * and backward.
  *
  * Output size per spatial dimension: floor((in + 2 * pad - kernel) / stride)
  * + 1 (PyTorch's ceil_mode=False). Windows may overlap (stride < kernel).

@@ -21,9 +21,16 @@ CUDL_EXTERN_C_BEGIN
 /** Most dimensions a tensor can have. */
 #define CUDL_MAX_DIMS 5
 
-/** Element types. Compute is f32 for now; f16 and bf16 tensors can be
- *  created, copied, saved and loaded, and the compute calls reject them
- *  with CUDL_ERR_DTYPE. i32 holds integers such as class labels. */
+/** Element types. An operator's data tensors (x, y, their gradients,
+ *  dropout masks and RReLU noise, the weights and biases of convolution and
+ *  linear layers) share one float dtype, f32, bf16 or f16, which picks the
+ *  implementation: it computes in f32 and rounds what it stores once.
+ *  What mixed precision keeps in f32 is f32 whatever that dtype:
+ *  batch-norm gamma, beta and statistics, PReLU slopes and their gradient,
+ *  norms and losses. Softmax, the losses, sum and mean, the optimizers and
+ *  the random initialisers are f32-only. A tensor whose dtype breaks these
+ *  rules gives CUDL_ERR_DTYPE, naming it and both dtypes. i32 holds
+ *  integers such as class labels. */
 typedef enum cudl_dtype {
   CUDL_DTYPE_F32 = 0,
   CUDL_DTYPE_F16 = 1,
@@ -140,9 +147,10 @@ CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src);
  * to even, as the GPU does; NaN stays NaN, a value beyond the dtype's range
  * becomes an infinity, and f16 keeps subnormals. The results are the same
  * bits on every device. dst and src must not overlap unless they are the
- * same tensor. CUDL_ERR_DTYPE for an integer tensor, CUDL_ERR_SHAPE for
- * different shapes, CUDL_ERR_DEVICE_MISMATCH for different contexts (convert,
- * then cudl_tensor_copy).
+ * same elements (converting a tensor into itself is allowed):
+ * CUDL_ERR_INVALID_ARGUMENT. CUDL_ERR_DTYPE for an integer tensor,
+ * CUDL_ERR_SHAPE for different shapes, CUDL_ERR_DEVICE_MISMATCH for
+ * different contexts (convert, then cudl_tensor_copy).
  */
 CUDL_API cudl_status cudl_tensor_convert(cudl_tensor *dst,
                                          const cudl_tensor *src);

@@ -43,10 +43,11 @@ cudl_status cudl__activation_forward(cudl_context *ctx, const char *function,
                                      const cudl_tensor *x, cudl_tensor *y) {
   const cudl_tensor *tensors[2];
   static const char *const names[2] = {"x", "y"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
-  status = cudl__check_tensors(ctx, function, tensors, names, 2);
+  status = cudl__check_data(ctx, function, &data, tensors, names, 2);
   if (status != CUDL_OK) return status;
   if (x->numel == 0) return CUDL_OK;
   return CUDL_OP_CALL(ctx, function, x->dtype, activation_forward, kind, alpha,
@@ -59,6 +60,7 @@ static cudl_status backward(cudl_context *ctx, const char *function,
                             const cudl_tensor *dy, cudl_tensor *dx) {
   const cudl_tensor *tensors[3];
   const char *names[3];
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = saved;
   tensors[1] = dy;
@@ -66,7 +68,7 @@ static cudl_status backward(cudl_context *ctx, const char *function,
   names[0] = saved_name;
   names[1] = "dy";
   names[2] = "dx";
-  status = cudl__check_tensors(ctx, function, tensors, names, 3);
+  status = cudl__check_data(ctx, function, &data, tensors, names, 3);
   if (status != CUDL_OK) return status;
   if (saved->numel == 0) return CUDL_OK;
   return CUDL_OP_CALL(ctx, function, saved->dtype, activation_backward, kind,
@@ -176,13 +178,14 @@ cudl_status cudl_prelu_forward(cudl_context *ctx, const cudl_tensor *x,
   const cudl_tensor *tensors[2];
   static const char *const names[2] = {"x", "y"};
   static const char *const slope_name[1] = {"slope"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   int64_t outer = 0, channels = 0, inner = 0;
   cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
-  status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names, 2);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, __func__, &slope, slope_name, 1);
+    status = cudl__check_f32_params(ctx, __func__, &slope, slope_name, 1);
   if (status == CUDL_OK)
     status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
   if (status != CUDL_OK || x->numel == 0) return status;
@@ -197,6 +200,7 @@ cudl_status cudl_prelu_backward(cudl_context *ctx, const cudl_tensor *x,
   const cudl_tensor *tensors[3], *slopes[2];
   static const char *const names[3] = {"x", "dy", "dx"};
   static const char *const slope_names[2] = {"slope", "dslope"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   int64_t outer = 0, channels = 0, inner = 0;
   cudl_status status;
   tensors[0] = x;
@@ -204,9 +208,9 @@ cudl_status cudl_prelu_backward(cudl_context *ctx, const cudl_tensor *x,
   tensors[2] = dx;
   slopes[0] = slope;
   slopes[1] = dslope;
-  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names, 3);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, __func__, slopes, slope_names, 2);
+    status = cudl__check_f32_params(ctx, __func__, slopes, slope_names, 2);
   if (status == CUDL_OK)
     status = prelu_layout(ctx, __func__, x, slope, &outer, &channels, &inner);
   if (status != CUDL_OK || channels == 0) return status;
@@ -221,6 +225,7 @@ cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
                                cudl_tensor *noise, cudl_tensor *y) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"x", "y", "noise"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
@@ -234,8 +239,8 @@ cudl_status cudl_rrelu_forward(cudl_context *ctx, const cudl_tensor *x,
   if (training && noise == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "noise is NULL in training, where backward needs it");
-  status =
-      cudl__check_tensors(ctx, __func__, tensors, names, noise == NULL ? 2 : 3);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names,
+                            noise == NULL ? 2 : 3);
   if (status != CUDL_OK || x->numel == 0) return status;
   status =
       CUDL_OP_CALL(ctx, __func__, x->dtype, rrelu_forward, x->data,
@@ -250,11 +255,12 @@ cudl_status cudl_rrelu_backward(cudl_context *ctx, const cudl_tensor *noise,
                                 const cudl_tensor *dy, cudl_tensor *dx) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"noise", "dy", "dx"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = noise;
   tensors[1] = dy;
   tensors[2] = dx;
-  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names, 3);
   if (status != CUDL_OK || noise->numel == 0) return status;
   return CUDL_OP_CALL(ctx, __func__, dy->dtype, mul, dy->data, noise->data,
                       dx->data, noise->numel);

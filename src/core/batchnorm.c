@@ -3,8 +3,9 @@
 
 #include "core/internal.h"
 
-/* x (and the tensors of its shape) is [N, C, ...] with 2 to 5 dimensions;
- * the per-channel tensors are f32 of ctx with C elements each. */
+/* x (and the data tensors of its shape, all in x's dtype) is [N, C, ...]
+ * with 2 to 5 dimensions; the per-channel tensors (parameters and
+ * statistics) are f32 of ctx with C elements each, whatever x's dtype. */
 static cudl_status check_batchnorm(cudl_context *ctx, const char *function,
                                    const cudl_tensor *const *full,
                                    const char *const *full_names, int n_full,
@@ -13,13 +14,14 @@ static cudl_status check_batchnorm(cudl_context *ctx, const char *function,
                                    int n_channel, int64_t *outer,
                                    int64_t *channels, int64_t *inner) {
   const cudl_tensor *x = full[0];
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   int i;
   cudl_status status =
-      cudl__check_tensors(ctx, function, full, full_names, n_full);
+      cudl__check_data(ctx, function, &data, full, full_names, n_full);
   if (status != CUDL_OK) return status;
   for (i = 0; i < n_channel && status == CUDL_OK; ++i)
-    status =
-        cudl__check_tensors(ctx, function, channel + i, channel_names + i, 1);
+    status = cudl__check_f32_params(ctx, function, channel + i,
+                                    channel_names + i, 1);
   if (status != CUDL_OK) return status;
   if (x->ndim < 2)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,

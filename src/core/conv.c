@@ -132,12 +132,12 @@ cudl_status cudl_conv2d_output_shape(const cudl_conv2d_desc *desc,
   return CUDL_OK;
 }
 
-/* Each tensor non-NULL, of ctx, f32 and 4-D; `out` (the tensor written)
- * shares no storage with the others. */
+/* Each tensor non-NULL, of ctx, 4-D and of one float dtype (set in *data);
+ * `out` (the tensor written) shares no storage with the others. */
 static cudl_status check_operands(cudl_context *ctx, const char *function,
-                                  const cudl_tensor *in1, const char *name1,
-                                  const cudl_tensor *in2, const char *name2,
-                                  const cudl_tensor *out,
+                                  cudl_data_dtype *data, const cudl_tensor *in1,
+                                  const char *name1, const cudl_tensor *in2,
+                                  const char *name2, const cudl_tensor *out,
                                   const char *out_name) {
   const cudl_tensor *tensors[3];
   const char *names[3];
@@ -150,7 +150,7 @@ static cudl_status check_operands(cudl_context *ctx, const char *function,
   names[1] = name2;
   names[2] = out_name;
   for (i = 0; i < 3; ++i) {
-    status = cudl__check_tensors(ctx, function, &tensors[i], &names[i], 1);
+    status = cudl__check_data(ctx, function, data, &tensors[i], &names[i], 1);
     if (status != CUDL_OK) return status;
     if (tensors[i]->ndim != 4)
       return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
@@ -179,15 +179,16 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
                                 const cudl_tensor *x, const cudl_tensor *w,
                                 const cudl_tensor *bias, cudl_tensor *y) {
   cudl_conv2d_geometry g;
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = check_operands(ctx, __func__, x, "x", w, "w", y, "y");
+  status = check_operands(ctx, __func__, &data, x, "x", w, "w", y, "y");
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, x->shape, "x", w->shape, "w", &g);
   if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
   if (status == CUDL_OK && bias != NULL)
-    status = cudl__check_vector(ctx, __func__, bias, "bias", g.k);
+    status = cudl__check_vector(ctx, __func__, &data, bias, "bias", g.k);
   if (status == CUDL_OK && cudl__tensors_overlap(y, bias))
     status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "y shares storage with bias; it must not");
@@ -205,9 +206,10 @@ cudl_status cudl_conv2d_backward_data(cudl_context *ctx,
                                       const cudl_tensor *w,
                                       const cudl_tensor *dy, cudl_tensor *dx) {
   cudl_conv2d_geometry g;
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = check_operands(ctx, __func__, w, "w", dy, "dy", dx, "dx");
+  status = check_operands(ctx, __func__, &data, w, "w", dy, "dy", dx, "dx");
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, dx->shape, "dx", w->shape, "w", &g);
@@ -224,9 +226,10 @@ cudl_status cudl_conv2d_backward_filter(cudl_context *ctx,
                                         const cudl_tensor *dy,
                                         cudl_tensor *dw) {
   cudl_conv2d_geometry g;
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = check_operands(ctx, __func__, x, "x", dy, "dy", dw, "dw");
+  status = check_operands(ctx, __func__, &data, x, "x", dy, "dy", dw, "dw");
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, x->shape, "x", dw->shape, "dw", &g);
@@ -245,13 +248,15 @@ cudl_status cudl_conv2d_backward_bias(cudl_context *ctx, const cudl_tensor *dy,
                                       cudl_tensor *dbias) {
   cudl_status status;
   static const char *const dy_name = "dy";
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = cudl__check_tensors(ctx, __func__, &dy, &dy_name, 1);
+  status = cudl__check_data(ctx, __func__, &data, &dy, &dy_name, 1);
   if (status != CUDL_OK) return status;
   if (dy->ndim != 4)
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
                      "dy has %d dimensions; convolution takes 4", dy->ndim);
-  status = cudl__check_vector(ctx, __func__, dbias, "dbias", dy->shape[1]);
+  status =
+      cudl__check_vector(ctx, __func__, &data, dbias, "dbias", dy->shape[1]);
   if (status != CUDL_OK || dbias->numel == 0) return status;
   if (dy->numel == 0) {
     return CUDL_OP_CALL(ctx, __func__, dbias->dtype, fill, dbias->data,

@@ -8,6 +8,7 @@ cudl_status cudl_dropout_forward(cudl_context *ctx, const cudl_tensor *x,
                                  cudl_tensor *y) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"x", "y", "mask"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
@@ -19,8 +20,8 @@ cudl_status cudl_dropout_forward(cudl_context *ctx, const cudl_tensor *x,
   if (training && mask == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "mask is NULL in training, where backward needs it");
-  status =
-      cudl__check_tensors(ctx, __func__, tensors, names, mask == NULL ? 2 : 3);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names,
+                            mask == NULL ? 2 : 3);
   if (status != CUDL_OK || x->numel == 0) return status;
   status = CUDL_OP_CALL(ctx, __func__, x->dtype, dropout_forward, x->data,
                         mask == NULL ? NULL : mask->data, y->data, x->numel, p,
@@ -34,11 +35,12 @@ cudl_status cudl_dropout_backward(cudl_context *ctx, const cudl_tensor *mask,
                                   const cudl_tensor *dy, cudl_tensor *dx) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"mask", "dy", "dx"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = mask;
   tensors[1] = dy;
   tensors[2] = dx;
-  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names, 3);
   if (status != CUDL_OK || mask->numel == 0) return status;
   return CUDL_OP_CALL(ctx, __func__, dy->dtype, mul, dy->data, mask->data,
                       dx->data, mask->numel);

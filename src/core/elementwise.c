@@ -16,6 +16,7 @@ cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
                      const cudl_tensor *b, cudl_tensor *out) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"a", "b", "out"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = a;
   tensors[1] = b;
@@ -23,7 +24,7 @@ cudl_status cudl_add(cudl_context *ctx, const cudl_tensor *a, float alpha,
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   status = check_alpha(ctx, __func__, alpha);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+    status = cudl__check_data(ctx, __func__, &data, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
   return CUDL_OP_CALL(ctx, __func__, a->dtype, add_scaled, a->data, alpha,
                       b->data, out->data, a->numel);
@@ -33,11 +34,12 @@ cudl_status cudl_mul(cudl_context *ctx, const cudl_tensor *a,
                      const cudl_tensor *b, cudl_tensor *out) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"a", "b", "out"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = a;
   tensors[1] = b;
   tensors[2] = out;
-  status = cudl__check_tensors(ctx, __func__, tensors, names, 3);
+  status = cudl__check_data(ctx, __func__, &data, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
   return CUDL_OP_CALL(ctx, __func__, a->dtype, mul, a->data, b->data, out->data,
                       a->numel);
@@ -47,13 +49,14 @@ cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
                        cudl_tensor *out) {
   const cudl_tensor *tensors[2];
   static const char *const names[2] = {"a", "out"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = a;
   tensors[1] = out;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   status = check_alpha(ctx, __func__, alpha);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, __func__, tensors, names, 2);
+    status = cudl__check_data(ctx, __func__, &data, tensors, names, 2);
   if (status != CUDL_OK || a->numel == 0) return status;
   return CUDL_OP_CALL(ctx, __func__, a->dtype, scale, a->data, alpha, out->data,
                       a->numel);
@@ -63,10 +66,10 @@ static cudl_status reduce_all(cudl_context *ctx, const char *function,
                               const cudl_tensor *x, cudl_tensor *out,
                               int mean) {
   static const char *const x_name[1] = {"x"}, *const out_name[1] = {"out"};
-  cudl_status status = cudl__check_tensors(ctx, function, &x, x_name, 1);
+  cudl_status status = cudl__check_f32_op(ctx, function, &x, x_name, 1);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, function,
-                                 (const cudl_tensor *const *)&out, out_name, 1);
+    status = cudl__check_f32_op(ctx, function, (const cudl_tensor *const *)&out,
+                                out_name, 1);
   if (status != CUDL_OK) return status;
   if (out->numel != 1)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
@@ -92,8 +95,9 @@ cudl_status cudl_mean(cudl_context *ctx, const cudl_tensor *x,
 cudl_status cudl_count_nonfinite(cudl_context *ctx, const cudl_tensor *x,
                                  int64_t *nan_count, int64_t *inf_count) {
   static const char *const x_name[1] = {"x"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   int64_t counts[2] = {0, 0};
-  cudl_status status = cudl__check_tensors(ctx, __func__, &x, x_name, 1);
+  cudl_status status = cudl__check_data(ctx, __func__, &data, &x, x_name, 1);
   if (status != CUDL_OK) return status;
   if (nan_count == NULL || inf_count == NULL)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, __func__,

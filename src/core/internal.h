@@ -188,13 +188,6 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
 cudl_status cudl__tensor_view(const cudl_tensor *src, int64_t offset, int ndim,
                               const int64_t *shape, cudl_tensor **out);
 
-/* The checks of cudl__check_tensors for one tensor, and that it is 1-D of
- * n elements (a bias or a per-channel vector): CUDL_ERR_SHAPE naming it
- * otherwise. */
-cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
-                               const cudl_tensor *t, const char *name,
-                               int64_t n);
-
 /* The checks of the convolution calls (cudl/conv.h) on shapes alone, for
  * the model graph: messages go to ctx as `function`'s and name x_name and
  * w_name. Dimensions or matrix sizes above INT_MAX give
@@ -208,12 +201,48 @@ cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
 /* 1 when a and b (either may be NULL) share bytes of one storage. */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 
-/* The checks every operator makes of its tensors: non-NULL, of ctx, f32,
- * and all of the first one's shape. names[i] labels tensors[i] in the
- * message. CUDL_ERR_INVALID_ARGUMENT for a NULL ctx, without a message. */
-cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
-                                const cudl_tensor *const *tensors,
-                                const char *const *names, int count);
+/* ---- the checks every operator makes of its tensors ----
+ *
+ * Each checks a group of tensors: non-NULL, of ctx, all of the first one's
+ * shape, and a dtype by the rule of ops.def. names[i] labels tensors[i] in
+ * messages; a NULL ctx gives CUDL_ERR_INVALID_ARGUMENT without a message.
+ * A wrong dtype is CUDL_ERR_DTYPE, with a message naming the tensor, its
+ * dtype and the one it needs. */
+
+/* The dtype of one call's data tensors (x, y, their gradients, masks and
+ * noise, and the weights and biases of convolution and linear): f32, bf16
+ * or f16, which picks the entry. The first data tensor checked sets it;
+ * every later one, in any group of the same call, must match. */
+typedef struct cudl_data_dtype {
+  cudl_dtype dtype;
+  const char *name; /* the tensor that set it; NULL until one did */
+} cudl_data_dtype;
+#define CUDL_DATA_DTYPE_INIT \
+  { CUDL_DTYPE_F32, NULL }
+
+/* Data tensors of a FLOATS operator, against (and setting) *data. */
+cudl_status cudl__check_data(cudl_context *ctx, const char *function,
+                             cudl_data_dtype *data,
+                             const cudl_tensor *const *tensors,
+                             const char *const *names, int count);
+/* The f32 tensors of a FLOATS operator, whatever its data's dtype:
+ * batch-norm parameters and statistics, PReLU slopes and their gradient,
+ * norms (the `float *` of ops.def). */
+cudl_status cudl__check_f32_params(cudl_context *ctx, const char *function,
+                                   const cudl_tensor *const *tensors,
+                                   const char *const *names, int count);
+/* The tensors of an f32-only operator (softmax, losses, sums, optimizers,
+ * random initialisation): a 16-bit one gets a message saying so. */
+cudl_status cudl__check_f32_op(cudl_context *ctx, const char *function,
+                               const cudl_tensor *const *tensors,
+                               const char *const *names, int count);
+
+/* The checks of cudl__check_data for one data tensor, and that it is 1-D
+ * of n elements (a bias or its gradient): CUDL_ERR_SHAPE naming it
+ * otherwise. */
+cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
+                               cudl_data_dtype *data, const cudl_tensor *t,
+                               const char *name, int64_t n);
 
 /* Philox blocks (four numbers each) a draw of n numbers consumes. */
 static inline uint64_t cudl__philox_blocks(int64_t n) {

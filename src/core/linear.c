@@ -52,6 +52,7 @@ cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
                                 cudl_tensor *y) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"x", "w", "y"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   int64_t rows, in, out;
   cudl_status status;
   int i;
@@ -60,7 +61,7 @@ cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
   tensors[1] = w;
   tensors[2] = y;
   for (i = 0; i < 3; ++i) {
-    status = cudl__check_tensors(ctx, __func__, &tensors[i], &names[i], 1);
+    status = cudl__check_data(ctx, __func__, &data, &tensors[i], &names[i], 1);
     if (status != CUDL_OK) return status;
   }
   rows = leading_rows(x);
@@ -70,7 +71,7 @@ cudl_status cudl_linear_forward(cudl_context *ctx, const cudl_tensor *x,
   in = w->shape[1];
   status = check_rows(ctx, __func__, x, "x", in, y, "y", out);
   if (status == CUDL_OK && bias != NULL)
-    status = cudl__check_vector(ctx, __func__, bias, "bias", out);
+    status = cudl__check_vector(ctx, __func__, &data, bias, "bias", out);
   if (status == CUDL_OK &&
       (cudl__tensors_overlap(y, x) || cudl__tensors_overlap(y, w) ||
        cudl__tensors_overlap(y, bias)))
@@ -96,6 +97,7 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
   const cudl_tensor *inputs[3], *outputs[3];
   static const char *const input_names[3] = {"w", "dy", "x"};
   static const char *const output_names[3] = {"dx", "dw", "dbias"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   int64_t rows, in, out;
   cudl_status status;
   int i, j;
@@ -108,13 +110,14 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
   outputs[2] = dbias;
   /* x is needed (and checked) only for dw. */
   for (i = 0; i < (dw != NULL ? 3 : 2); ++i) {
-    status = cudl__check_tensors(ctx, __func__, &inputs[i], &input_names[i], 1);
+    status =
+        cudl__check_data(ctx, __func__, &data, &inputs[i], &input_names[i], 1);
     if (status != CUDL_OK) return status;
   }
   for (i = 0; i < 3; ++i) {
     if (outputs[i] == NULL) continue;
-    status =
-        cudl__check_tensors(ctx, __func__, &outputs[i], &output_names[i], 1);
+    status = cudl__check_data(ctx, __func__, &data, &outputs[i],
+                              &output_names[i], 1);
     if (status != CUDL_OK) return status;
     for (j = 0; j < 3; ++j)
       if (cudl__tensors_overlap(outputs[i], inputs[j]) ||
@@ -142,7 +145,7 @@ cudl_status cudl_linear_backward(cudl_context *ctx, const cudl_tensor *x,
         CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "dw must have w's shape [%lld, %lld]",
                   (long long)out, (long long)in);
   if (status == CUDL_OK && dbias != NULL)
-    status = cudl__check_vector(ctx, __func__, dbias, "dbias", out);
+    status = cudl__check_vector(ctx, __func__, &data, dbias, "dbias", out);
   if (status != CUDL_OK) return status;
 
   /* dx[rows, in] = dy[rows, out] w[out, in] */

@@ -18,7 +18,7 @@ static cudl_status softmax_call(cudl_context *ctx, const char *function,
   names[0] = a_name;
   names[1] = out_name;
   names[2] = "dy";
-  status = cudl__check_tensors(ctx, function, tensors, names, backward ? 3 : 2);
+  status = cudl__check_f32_op(ctx, function, tensors, names, backward ? 3 : 2);
   if (status != CUDL_OK) return status;
   if (a->ndim < 1)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
@@ -74,9 +74,9 @@ static cudl_status loss_forward(cudl_context *ctx, const char *function,
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   status = check_reduction(ctx, function, reduction);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, function, tensors, names, 2);
+    status = cudl__check_f32_op(ctx, function, tensors, names, 2);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(
+    status = cudl__check_f32_op(
         ctx, function, (const cudl_tensor *const *)&loss, loss_name, 1);
   if (status != CUDL_OK) return status;
   if (loss->numel != 1)
@@ -111,7 +111,7 @@ static cudl_status loss_backward(cudl_context *ctx, const char *function,
     status = cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                         "grad must be finite, got %g", (double)grad);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, function, tensors, names, 3);
+    status = cudl__check_f32_op(ctx, function, tensors, names, 3);
   if (status != CUDL_OK || a->numel == 0) return status;
   return CUDL_OP_CALL(ctx, function, a->dtype, loss_backward, kind, a->data,
                       b->data, d->data, a->numel,
@@ -168,7 +168,7 @@ static cudl_status check_cross_entropy(
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "label_smoothing must be in [0, 1), got %g",
                       (double)smoothing);
-  status = cudl__check_tensors(ctx, function, tensors, names, out ? 2 : 1);
+  status = cudl__check_f32_op(ctx, function, tensors, names, out ? 2 : 1);
   if (status != CUDL_OK) return status;
   if (labels == NULL)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
@@ -200,7 +200,7 @@ cudl_status cudl_cross_entropy_forward(
   cudl_status status = check_cross_entropy(
       ctx, __func__, logits, labels, label_smoothing, reduction, NULL, "loss");
   if (status == CUDL_OK)
-    status = cudl__check_tensors(
+    status = cudl__check_f32_op(
         ctx, __func__, (const cudl_tensor *const *)&loss, loss_name, 1);
   if (status != CUDL_OK) return status;
   if (loss->numel != 1)

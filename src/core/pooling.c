@@ -79,6 +79,7 @@ static cudl_status check_pool(cudl_context *ctx, const char *function,
                               cudl_pool2d_geometry *g) {
   const cudl_tensor *bigs[2], *one[1];
   const char *big_names[2], *small_names[1];
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   bigs[0] = big;
   bigs[1] = extra;
@@ -86,10 +87,10 @@ static cudl_status check_pool(cudl_context *ctx, const char *function,
   big_names[1] = "x";
   one[0] = small;
   small_names[0] = small_name;
-  status = cudl__check_tensors(ctx, function, bigs, big_names,
-                               extra == NULL ? 1 : 2);
+  status = cudl__check_data(ctx, function, &data, bigs, big_names,
+                            extra == NULL ? 1 : 2);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, function, one, small_names, 1);
+    status = cudl__check_data(ctx, function, &data, one, small_names, 1);
   if (status != CUDL_OK) return status;
   if (big->ndim != 4)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
@@ -163,14 +164,15 @@ static cudl_status check_global(cudl_context *ctx, const char *function,
                                 const char *small_name) {
   const cudl_tensor *tensors[2];
   const char *names[2];
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   tensors[0] = big;
   tensors[1] = small;
   names[0] = big_name;
   names[1] = small_name;
-  status = cudl__check_tensors(ctx, function, tensors, names, 1);
+  status = cudl__check_data(ctx, function, &data, tensors, names, 1);
   if (status == CUDL_OK)
-    status = cudl__check_tensors(ctx, function, tensors + 1, names + 1, 1);
+    status = cudl__check_data(ctx, function, &data, tensors + 1, names + 1, 1);
   if (status != CUDL_OK) return status;
   if (big->ndim != 4)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,

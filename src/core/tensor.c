@@ -399,8 +399,7 @@ cudl_status cudl__tensor_convert_scaled(cudl_tensor *dst,
   if (dst == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ctx = dst->ctx;
   if (src == NULL)
-    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
-                      "src is NULL");
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "src is NULL");
   if (src->ctx != ctx)
     return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
                       "src and dst belong to different contexts (convert "
@@ -412,23 +411,26 @@ cudl_status cudl__tensor_convert_scaled(cudl_tensor *dst,
   if (!same_shape(dst, src))
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "src and dst shapes differ");
+  /* Elements are read and written in any order (in parallel on a GPU), so
+   * only the same elements may be both. */
+  if (cudl__tensors_overlap(dst, src) && dst->data != src->data)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "dst and src overlap without being the same elements");
   if (dst->numel == 0) return CUDL_OK;
-  return CUDL_OP_CALL(ctx, function, dst->dtype, convert, src->data,
-                      src->dtype, dst->data, dst->numel, scale);
+  return CUDL_OP_CALL(ctx, function, dst->dtype, convert, src->data, src->dtype,
+                      dst->data, dst->numel, scale);
 }
 
 cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
   return cudl__tensor_convert_scaled(dst, src, 1.0f, __func__);
 }
 
-/* Common checks for the initialisers: a non-NULL f32 tensor. */
+/* Common checks for the random initialisers (f32-only): a non-NULL f32
+ * tensor. */
 static cudl_status check_f32(const cudl_tensor *t, const char *function) {
+  static const char *const name = "t";
   if (t == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (t->dtype != CUDL_DTYPE_F32)
-    return cudl__fail(t->ctx, CUDL_ERR_DTYPE, function,
-                      "only f32 tensors are supported, got %s",
-                      cudl_dtype_name(t->dtype));
-  return CUDL_OK;
+  return cudl__check_f32_op(t->ctx, function, &t, &name, 1);
 }
 
 cudl_status cudl_tensor_fill(cudl_tensor *t, float value) {
@@ -476,12 +478,57 @@ cudl_status cudl_tensor_normal(cudl_tensor *t, float mean, float stddev) {
   return status;
 }
 
-/* The common checks: the tensors are non-NULL, belong to ctx, are f32 and
- * have the shape of the first. `names` label them in messages. */
-cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
-                                const cudl_tensor *const *tensors,
-                                const char *const *names, int count) {
+/* How a group of tensors is judged for its dtype (internal.h). */
+typedef enum dtype_rule { DATA, F32_PARAMS, F32_OP } dtype_rule;
+
+static cudl_status check_dtype(cudl_context *ctx, const char *function,
+                               dtype_rule rule, cudl_data_dtype *data,
+                               const cudl_tensor *t, const char *name) {
+  if (rule == F32_OP) {
+    if (t->dtype == CUDL_DTYPE_F32) return CUDL_OK;
+    if (is_float(t->dtype))
+      return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                        "%s is %s; this operator is f32-only (mixed "
+                        "precision keeps softmax, losses, sums, optimizers "
+                        "and random initialisation in f32: convert with "
+                        "cudl_tensor_convert)",
+                        name, cudl_dtype_name(t->dtype));
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                      "%s is %s; this operator takes f32", name,
+                      cudl_dtype_name(t->dtype));
+  }
+  if (rule == F32_PARAMS) {
+    if (t->dtype == CUDL_DTYPE_F32) return CUDL_OK;
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                      "%s is %s but must be f32 whatever the data's dtype: "
+                      "parameters, statistics and norms stay f32 in mixed "
+                      "precision",
+                      name, cudl_dtype_name(t->dtype));
+  }
+  if (data->name == NULL) {
+    if (!is_float(t->dtype))
+      return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                        "%s is %s; operators take f32, bf16 or f16 data", name,
+                        cudl_dtype_name(t->dtype));
+    data->dtype = t->dtype;
+    data->name = name;
+    return CUDL_OK;
+  }
+  if (t->dtype != data->dtype)
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                      "%s is %s but %s is %s; an operator's data tensors "
+                      "share one dtype",
+                      name, cudl_dtype_name(t->dtype), data->name,
+                      cudl_dtype_name(data->dtype));
+  return CUDL_OK;
+}
+
+static cudl_status check_group(cudl_context *ctx, const char *function,
+                               dtype_rule rule, cudl_data_dtype *data,
+                               const cudl_tensor *const *tensors,
+                               const char *const *names, int count) {
   int i;
+  cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   for (i = 0; i < count; ++i) {
     const cudl_tensor *t = tensors[i];
@@ -492,10 +539,8 @@ cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
       return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
                         "%s belongs to another context (%s, not %s)", names[i],
                         t->ctx->device_name, ctx->device_name);
-    if (t->dtype != CUDL_DTYPE_F32)
-      return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
-                        "%s is %s; only f32 is supported", names[i],
-                        cudl_dtype_name(t->dtype));
+    status = check_dtype(ctx, function, rule, data, t, names[i]);
+    if (status != CUDL_OK) return status;
     if (i > 0 &&
         (t->ndim != tensors[0]->ndim ||
          (t->ndim > 0 && memcmp(t->shape, tensors[0]->shape,
@@ -506,10 +551,29 @@ cudl_status cudl__check_tensors(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
+cudl_status cudl__check_data(cudl_context *ctx, const char *function,
+                             cudl_data_dtype *data,
+                             const cudl_tensor *const *tensors,
+                             const char *const *names, int count) {
+  return check_group(ctx, function, DATA, data, tensors, names, count);
+}
+
+cudl_status cudl__check_f32_params(cudl_context *ctx, const char *function,
+                                   const cudl_tensor *const *tensors,
+                                   const char *const *names, int count) {
+  return check_group(ctx, function, F32_PARAMS, NULL, tensors, names, count);
+}
+
+cudl_status cudl__check_f32_op(cudl_context *ctx, const char *function,
+                               const cudl_tensor *const *tensors,
+                               const char *const *names, int count) {
+  return check_group(ctx, function, F32_OP, NULL, tensors, names, count);
+}
+
 cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
-                               const cudl_tensor *t, const char *name,
-                               int64_t n) {
-  cudl_status status = cudl__check_tensors(ctx, function, &t, &name, 1);
+                               cudl_data_dtype *data, const cudl_tensor *t,
+                               const char *name, int64_t n) {
+  cudl_status status = cudl__check_data(ctx, function, data, &t, &name, 1);
   if (status != CUDL_OK) return status;
   if (t->ndim != 1 || t->shape[0] != n)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,

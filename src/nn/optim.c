@@ -201,9 +201,9 @@ static cudl_status check_step_tensors(cudl_context *ctx, const char *function,
   tensors[0] = params;
   tensors[1] = grads;
   for (i = 0; i < 2; ++i) {
-    /* cudl__check_tensors one at a time: any shapes, the same count. */
+    /* One at a time: any shapes, the same count. */
     cudl_status status =
-        cudl__check_tensors(ctx, function, &tensors[i], &names[i], 1);
+        cudl__check_f32_op(ctx, function, &tensors[i], &names[i], 1);
     if (status != CUDL_OK) return status;
     if (tensors[i]->numel != numel)
       return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
@@ -313,11 +313,11 @@ cudl_status cudl_clip_grad_norm(cudl_context *ctx, cudl_tensor *grads,
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   check = grads;
-  status = cudl__check_tensors(ctx, __func__, &check, grads_name, 1);
+  status = cudl__check_f32_op(ctx, __func__, &check, grads_name, 1);
   if (status != CUDL_OK) return status;
   if (norm != NULL) {
     check = norm;
-    status = cudl__check_tensors(ctx, __func__, &check, norm_name, 1);
+    status = cudl__check_f32_op(ctx, __func__, &check, norm_name, 1);
     if (status != CUDL_OK) return status;
     if (norm->numel != 1)
       return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,

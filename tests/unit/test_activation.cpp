@@ -592,4 +592,45 @@ TEST_F(ActivationTest, SigmoidTanhAndEluAcrossTheirWholeRange) {
   }
 }
 
+// The dtype rule (cudl/tensor.h): x, y and the gradients share one float
+// dtype, which picks the entry; PReLU's slopes and their gradient are f32
+// whatever it is. A break is CUDL_ERR_DTYPE naming the tensor and both
+// dtypes, and writes nothing.
+TEST_F(ActivationTest, DataShareOneDtypeAndSlopesStayF32) {
+  const cudl_dtype bf16 = CUDL_DTYPE_BF16, f16 = CUDL_DTYPE_F16;
+  cudl_tensor *x = Make(ctx_, {2, 3}, {}, bf16), *y = Make(ctx_, {2, 3}, {}, bf16);
+  cudl_tensor *y_f16 = Make(ctx_, {2, 3}, {}, f16), *y_f32 = Make({2, 3}, std::vector<float>(6, 9));
+  cudl_tensor *ints = Make(ctx_, {2, 3}, {}, CUDL_DTYPE_I32);
+  ASSERT_EQ(cudl_tensor_fill(x, -1.5f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(y_f16, 7.0f), CUDL_OK);
+  // All bf16: accepted (what it computes is test_backends.cpp's).
+  EXPECT_EQ(cudl_relu_forward(ctx_, x, y), CUDL_OK) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(cudl_leaky_relu_backward(ctx_, x, 0.1f, x, y), CUDL_OK);
+  const std::vector<uint16_t> y_f16_bits = cudl_test::ReadBits16(y_f16);
+  EXPECT_EQ(cudl_relu_forward(ctx_, x, y_f16), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"y", "f16", "x", "bf16"}));
+  EXPECT_EQ(cudl_tanh_forward(ctx_, x, y_f32), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"y", "f32", "x", "bf16"}));
+  EXPECT_EQ(cudl_relu_backward(ctx_, x, y_f16, y), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dy", "f16", "bf16"}));
+  EXPECT_EQ(cudl_sigmoid_forward(ctx_, ints, ints), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"x", "i32", "f32, bf16 or f16"}));
+  EXPECT_EQ(cudl_test::ReadBits16(y_f16), y_f16_bits) << "y was written";
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(y_f32), std::vector<float>(6, 9))) << "y was written";
+
+  // PReLU: bf16 data with f32 slopes; slopes in the data's dtype refused.
+  cudl_tensor *slope = Make({3}, {0.25f, 0.5f, -1.0f}), *dslope = Make({3});
+  cudl_tensor *slope16 = Make(ctx_, {3}, {}, bf16), *dslope16 = Make(ctx_, {3}, {}, bf16);
+  EXPECT_EQ(cudl_prelu_forward(ctx_, x, slope, y), CUDL_OK) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(cudl_prelu_backward(ctx_, x, slope, x, y, dslope), CUDL_OK);
+  EXPECT_EQ(cudl_prelu_forward(ctx_, x, slope16, y_f16), CUDL_ERR_DTYPE) << "y first";
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"y", "f16"}));
+  EXPECT_EQ(cudl_prelu_forward(ctx_, x, slope16, y), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"slope", "bf16", "must be f32"}));
+  EXPECT_EQ(cudl_prelu_backward(ctx_, x, slope, x, y, dslope16), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dslope", "bf16", "must be f32"}));
+  // And the context still works.
+  EXPECT_EQ(cudl_relu_forward(ctx_, x, y), CUDL_OK);
+}
+
 }  // namespace

@@ -12,9 +12,24 @@
 //     reference gives a per-element scale such as the sum of |terms| of a
 //     reduction, or an explicit per-element bound). Each tolerance says why.
 //
-// The test is parameterised over rows x dtypes {f32}, with one test per
-// backend: ctest lists each case as Table/BackendOps.Cpu/<op>_<config>_<dtype>
-// and Table/BackendOps.Cuda/<op>_<config>_<dtype>.
+// The test is parameterised over rows x dtypes {f32, bf16, f16}: a row
+// runs in the dtypes of its operators (ops.def: a FLOATS operator's rows in
+// all three, an F32 operator's in f32 alone), and only those pairs are
+// instantiated. One test per backend: ctest lists each case as
+// Table/BackendOps.Cpu/<op>_<config>_<dtype> and
+// Table/BackendOps.Cuda/<op>_<config>_<dtype>; the rows of 2^24+3 elements
+// run in bf16 and f16 on CUDA alone, as Table/CudaOnlyOps.Cuda/... (Large).
+//
+// In bf16 and f16 a row's data inputs are rounded to the dtype on the host
+// (with this file's own conversion, not the library's) before both the run
+// and the float64 reference, so the reference sees exactly what the backend
+// sees; parameters mixed precision keeps in f32 (batch-norm gamma, beta and
+// statistics, PReLU slopes) stay f32. A 16-bit result computes in f32 and
+// is rounded once when stored, so its tolerance is the row's f32 one plus
+// u |result| per 16-bit rounding it passes (u = 2^-8 for bf16, 2^-11 for
+// f16; one rounding unless the row says more, where a result goes through
+// a 16-bit intermediate: Matches has the details); f32 outputs of a 16-bit
+// run (dgamma, dslope) keep their f32 tolerance, their inputs being exact.
 // Without a GPU the CUDA cases skip, saying why; the CPU cases check the CPU
 // backend against float64 on their own. Flags (RowFlags) add checks: the
 // same bits as the CPU (Philox-driven masks and noise, optimizer steps), a
@@ -80,22 +95,132 @@ std::string ShapeName(const std::vector<int64_t> &shape) {
 }
 
 // ===========================================================================
+// Float formats on the host
+// ===========================================================================
+//
+// Written here from the formats' definitions, independent of the library's
+// src/core/half.h, so that a conversion bug there cannot hide in both the
+// run and the reference (HostFormats below checks f16 against the
+// compiler's _Float16 where it has one).
+
+// A binary floating-point format: `digits` significant bits (the implicit
+// one included), normal exponents from emin, subnormals below 2^emin.
+struct Format {
+  int digits, emin;
+  double max;  // the largest finite value
+  double u;    // unit roundoff 2^-digits: a rounding's relative error
+  double tiny;  // half the smallest subnormal: a rounding's absolute error
+};
+
+const Format &FormatOf(cudl_dtype dtype) {
+  static const Format f32 = {24, -126, FLT_MAX, 0x1p-24, 0x1p-150};
+  static const Format bf16 = {8, -126, 0x1.fep127, 0x1p-8, 0x1p-134};
+  static const Format f16 = {11, -14, 65504.0, 0x1p-11, 0x1p-25};
+  return dtype == CUDL_DTYPE_BF16 ? bf16 : dtype == CUDL_DTYPE_F16 ? f16 : f32;
+}
+
+bool Is16Bit(cudl_dtype dtype) { return dtype == CUDL_DTYPE_BF16 || dtype == CUDL_DTYPE_F16; }
+
+// Compute dtypes, in the order of DtypeSet's bits. A new one goes here,
+// with its Format (the host conversion of Env::In and Env::Read, and the
+// unit roundoff that scales its tolerances).
+struct Dtype {
+  const char *name;
+  cudl_dtype dtype;
+};
+const Dtype kDtypes[] = {
+    {"f32", CUDL_DTYPE_F32}, {"bf16", CUDL_DTYPE_BF16}, {"f16", CUDL_DTYPE_F16}};
+
+// x rounded once to `dtype`, to nearest with ties to even: magnitudes past
+// the largest finite value by half a step or more become infinities, NaN
+// stays NaN. From double directly (never through float, which would round
+// twice).
+double RoundTo(cudl_dtype dtype, double x) {
+  if (!std::isfinite(x) || x == 0) return x;
+  const Format &f = FormatOf(dtype);
+  int e = 0;
+  std::frexp(x, &e);  // |x| in [2^(e-1), 2^e)
+  const int quantum = std::max(e - 1, f.emin) - (f.digits - 1);  // the step there
+  // Scaling by powers of two is exact; nearbyint rounds to nearest even in
+  // the default rounding mode.
+  const double r = std::ldexp(std::nearbyint(std::ldexp(x, -quantum)), quantum);
+  return std::fabs(r) > f.max ? std::copysign(INFINITY, x) : r;
+}
+
+// The bits of v (a value of the format, or NaN or an infinity) in bf16:
+// the high half of its f32 bits, bf16 being f32 with 16 fewer fraction bits.
+uint16_t Bf16Bits(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return static_cast<uint16_t>(u >> 16);
+}
+float Bf16Value(uint16_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+// The bits of v (a value of the format, or NaN or an infinity) in f16:
+// sign, 5 exponent bits biased by 15 (0: subnormal, m 2^-24), 10 fraction
+// bits.
+uint16_t F16Bits(float v) {
+  const uint16_t sign = std::signbit(v) ? 0x8000u : 0u;
+  const double a = std::fabs(static_cast<double>(v));
+  if (std::isnan(v)) return static_cast<uint16_t>(sign | 0x7e00u);
+  if (std::isinf(v)) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (a < 0x1p-14) return static_cast<uint16_t>(sign | static_cast<uint16_t>(a * 0x1p24));
+  int e = 0;
+  const double m = std::frexp(a, &e);  // a = m 2^e, m in [0.5, 1)
+  const unsigned exponent = static_cast<unsigned>(e - 1 + 15);
+  const unsigned fraction = static_cast<unsigned>((2 * m - 1) * 1024);
+  return static_cast<uint16_t>(sign | (exponent << 10) | fraction);
+}
+float F16Value(uint16_t bits) {
+  const double sign = (bits & 0x8000u) ? -1.0 : 1.0;
+  const int exponent = (bits >> 10) & 0x1f, fraction = bits & 0x3ff;
+  if (exponent == 31)
+    return static_cast<float>(fraction ? std::copysign(NAN, sign) : sign * INFINITY);
+  if (exponent == 0) return static_cast<float>(sign * std::ldexp(fraction, -24));
+  return static_cast<float>(sign * std::ldexp(1024 + fraction, exponent - 25));
+}
+
+// ===========================================================================
 // Rows
 // ===========================================================================
 
-// Host data: f32 values, or i32 ones (class labels).
+// Host data: float values, or i32 ones (class labels). Float data is in
+// the dtype under test, unless the tensor has a dtype of its own: f32 for
+// what mixed precision keeps in f32 (Param), or a conversion's source.
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<float> f;
   std::vector<int32_t> i;
   bool is_i32 = false;
+  bool own_dtype = false;
+  cudl_dtype dtype = CUDL_DTYPE_F32;  // when own_dtype
 };
 
-HostTensor F32(std::vector<int64_t> shape, std::vector<float> values) {
+// Data in the dtype under test (x, y, gradients, weights, biases).
+HostTensor Data(std::vector<int64_t> shape, std::vector<float> values) {
   HostTensor t;
   t.shape = std::move(shape);
   t.f = std::move(values);
   return t;
+}
+
+// Float data in `dtype` whatever the dtype under test.
+HostTensor Typed(cudl_dtype dtype, std::vector<int64_t> shape, std::vector<float> values) {
+  HostTensor t = Data(std::move(shape), std::move(values));
+  t.own_dtype = true;
+  t.dtype = dtype;
+  return t;
+}
+
+// A parameter or statistic that stays f32 in every dtype (gamma, beta,
+// running statistics, PReLU slopes).
+HostTensor Param(std::vector<int64_t> shape, std::vector<float> values) {
+  return Typed(CUDL_DTYPE_F32, std::move(shape), std::move(values));
 }
 
 HostTensor I32(std::vector<int64_t> shape, std::vector<int32_t> values) {
@@ -108,10 +233,21 @@ HostTensor I32(std::vector<int64_t> shape, std::vector<int32_t> values) {
 
 using Inputs = std::map<std::string, HostTensor>;
 
-// One named output or gradient, read back to the host.
+// A tensor's contents on the host, and the dtype the tensor holds them in.
+struct Values {
+  std::vector<float> v;
+  cudl_dtype dtype = CUDL_DTYPE_F32;
+};
+
+// One named output or gradient, read back to the host (or a number the
+// run computed on the host, such as how far the RNG offset moved).
 struct Output {
   std::string name;
   std::vector<float> v;
+  cudl_dtype dtype = CUDL_DTYPE_F32;  // where it was stored: its rounding
+  Output(std::string n, Values read)
+      : name(std::move(n)), v(std::move(read.v)), dtype(read.dtype) {}
+  Output(std::string n, std::vector<float> host) : name(std::move(n)), v(std::move(host)) {}
 };
 using Outputs = std::vector<Output>;
 
@@ -129,6 +265,11 @@ struct Expect {
   std::vector<double> bound;  // an explicit allowed error per element (replaces tol)
   bool has_tol = false;       // tol below instead of the row's
   Tol tol{0, 0};
+  // In bf16 and f16: the 16-bit roundings the result passes, each allowed
+  // u times its magnitude (Matches). 1, its store, unless a row says
+  // otherwise: more where it passes a 16-bit intermediate, 0 where it must
+  // be correctly rounded.
+  int roundings = 1;
 
   Expect(std::string n, std::vector<double> v) : name(std::move(n)), value(std::move(v)) {}
   Expect &&Scale(std::vector<double> s) && {
@@ -142,6 +283,10 @@ struct Expect {
   Expect &&With(Tol t) && {
     has_tol = true;
     tol = t;
+    return std::move(*this);
+  }
+  Expect &&Roundings(int k) && {
+    roundings = k;
     return std::move(*this);
   }
 };
@@ -193,10 +338,12 @@ void Sprinkle(std::vector<float> *v, const std::vector<float> &values) {
 }
 
 // Extremal inputs for elementwise operators: NaN, infinities, signed
-// zeros, the largest floats, tiny normals, and arguments where exp
-// overflows or underflows in float.
-const std::vector<float> kExtremes = {kNaN,    kInf,     -kInf,  0.0f,    -0.0f,  1e4f,    -1e4f,
-                                      FLT_MAX, -FLT_MAX, 1e-30f, -1e-30f, 88.75f, -88.75f, -104.0f};
+// zeros, the largest floats (infinities in bf16 and f16), tiny normals
+// (zeros in f16), arguments where exp overflows or underflows in float,
+// and values near f16's largest, 65504, whose products overflow it.
+const std::vector<float> kExtremes = {kNaN,    kInf,     -kInf,   0.0f,   -0.0f,   1e4f,
+                                      -1e4f,   FLT_MAX,  -FLT_MAX, 1e-30f, -1e-30f, 88.75f,
+                                      -88.75f, -104.0f,  6e4f,     -6e4f};
 
 class Env;
 
@@ -223,6 +370,13 @@ enum RowFlags : unsigned {
   kUnaligned = 1u << 4,
 };
 
+// The dtypes a row runs in: its operators' set in ops.def (FLOATS: all
+// three; F32: f32 alone).
+enum DtypeSet : unsigned {
+  kF32Only = 1u << 0,
+  kFloats = (1u << 0) | (1u << 1) | (1u << 2),
+};
+
 struct Row {
   std::string op;      // the operator (family), e.g. "relu", "conv2d"
   std::string config;  // shape and parameters, e.g. "7x13", "inplace_1021"
@@ -231,6 +385,11 @@ struct Row {
   std::function<Outputs(Env &, const Inputs &)> run;
   std::function<Expected(const Inputs &)> reference;
   unsigned flags = 0;
+  unsigned dtypes = kF32Only;  // a DtypeSet: bit k is kDtypes[k]
+  // Those of `dtypes` the CPU runs it in too; the others run on CUDA alone
+  // (Table/CudaOnlyOps.Cuda/...). All, except for rows that are there for
+  // the kernels and cost the CPU much (Large).
+  unsigned cpu_dtypes = kFloats;
 
   // A gtest name: letters, digits and single underscores.
   std::string name() const {
@@ -268,10 +427,23 @@ class Env {
   // larger one (kUnaligned).
   void UseViews(int64_t offset) { view_offset_ = offset; }
 
-  // A tensor holding `h` (f32 data in the dtype under test; i32 as is).
+  // A tensor holding `h`: float data in the dtype under test (or its own),
+  // rounded to it on the host (CheckRow has already rounded the row's
+  // inputs, for the reference; this keeps a direct caller safe); i32 as is.
   cudl_tensor *In(const HostTensor &h) {
-    cudl_tensor *t = Create(h.is_i32 ? CUDL_DTYPE_I32 : dtype_, h.shape);
+    const cudl_dtype dtype = h.is_i32 ? CUDL_DTYPE_I32 : h.own_dtype ? h.dtype : dtype_;
+    cudl_tensor *t = Create(dtype, h.shape);
     if (t == nullptr || Numel(h.shape) == 0) return t;
+    if (Is16Bit(dtype)) {
+      std::vector<uint16_t> bits(h.f.size());
+      for (size_t k = 0; k < bits.size(); ++k) {
+        const float v = static_cast<float>(RoundTo(dtype, h.f[k]));
+        bits[k] = dtype == CUDL_DTYPE_BF16 ? Bf16Bits(v) : F16Bits(v);
+      }
+      Call(cudl_tensor_copy_from_host(t, bits.data(), bits.size() * sizeof(uint16_t)),
+           "cudl_tensor_copy_from_host");
+      return t;
+    }
     const size_t bytes = h.is_i32 ? h.i.size() * sizeof(int32_t) : h.f.size() * sizeof(float);
     Call(cudl_tensor_copy_from_host(t,
                                     h.is_i32 ? static_cast<const void *>(h.i.data())
@@ -282,19 +454,31 @@ class Env {
   }
   cudl_tensor *In(const Inputs &in, const char *name) { return In(in.at(name)); }
 
-  // An output tensor, filled with NaN so that every element must be written.
-  cudl_tensor *Out(const std::vector<int64_t> &shape) {
-    cudl_tensor *t = Create(dtype_, shape);
-    if (t != nullptr && Numel(shape) > 0) Call(cudl_tensor_fill(t, kNaN), "cudl_tensor_fill");
-    return t;
+  // An output tensor in the dtype under test, filled with NaN so that every
+  // element must be written.
+  cudl_tensor *Out(const std::vector<int64_t> &shape) { return OutIn(dtype_, shape); }
+  // An output that stays f32 in every dtype (statistics, parameter
+  // gradients such as dgamma and dslope).
+  cudl_tensor *OutF32(const std::vector<int64_t> &shape) {
+    return OutIn(CUDL_DTYPE_F32, shape);
   }
 
-  std::vector<float> Read(const cudl_tensor *t) {
+  // t's contents as floats (16-bit values widened exactly), with its dtype.
+  Values Read(const cudl_tensor *t) {
     if (t == nullptr) return {};
-    std::vector<float> out(static_cast<size_t>(cudl_tensor_numel(t)));
-    if (!out.empty())
-      Call(cudl_tensor_copy_to_host(t, out.data(), out.size() * sizeof(float)),
+    const cudl_dtype dtype = cudl_tensor_dtype(t);
+    const size_t n = static_cast<size_t>(cudl_tensor_numel(t));
+    Values out{std::vector<float>(n), dtype};
+    if (n == 0) return out;
+    if (Is16Bit(dtype)) {
+      std::vector<uint16_t> bits(n);
+      Call(cudl_tensor_copy_to_host(t, bits.data(), n * sizeof(uint16_t)),
            "cudl_tensor_copy_to_host");
+      for (size_t k = 0; k < n; ++k)
+        out.v[k] = dtype == CUDL_DTYPE_BF16 ? Bf16Value(bits[k]) : F16Value(bits[k]);
+      return out;
+    }
+    Call(cudl_tensor_copy_to_host(t, out.v.data(), n * sizeof(float)), "cudl_tensor_copy_to_host");
     return out;
   }
 
@@ -325,6 +509,12 @@ class Env {
   const std::string &unsupported() const { return unsupported_; }
 
  private:
+  cudl_tensor *OutIn(cudl_dtype dtype, const std::vector<int64_t> &shape) {
+    cudl_tensor *t = Create(dtype, shape);
+    if (t != nullptr && Numel(shape) > 0) Call(cudl_tensor_fill(t, kNaN), "cudl_tensor_fill");
+    return t;
+  }
+
   cudl_tensor *Create(cudl_dtype dtype, const std::vector<int64_t> &shape) {
     cudl_tensor *t = nullptr;
     if (view_offset_ == 0) {
@@ -366,40 +556,52 @@ class Env {
 
 // Every element of got within its tolerance of want: NaN where want is
 // NaN, infinities equal, and otherwise |got - want| <= allowed, or got is
-// want rounded to float (so Tol{0, 0} means "correctly rounded", and a
-// reference beyond FLT_MAX matches an infinity). *worst receives the
-// largest |got - want| / allowed (0 when every element is exact), for the
-// log: how close a backend comes to its tolerance.
-::testing::AssertionResult Matches(const std::vector<float> &got, const Expect &want,
-                                   const Tol &row_tol, double *worst) {
-  if (got.size() != want.value.size())
+// want rounded to the dtype got was stored in (so Tol{0, 0} means
+// "correctly rounded"). An infinity where want is finite must be what a
+// value within the tolerance rounds to (overflow past the dtype's largest
+// finite value). *worst receives the largest |got - want| / allowed (0 when
+// every element is exact), for the log: how close a backend comes to its
+// tolerance.
+//
+// allowed: the row's f32 tolerance e (its Tol, or the Expect's bound), and
+// for a 16-bit result the roundings to 16 bits it passes: its store, at
+// most u (|want| + e) + tiny away from the f32 result (u the dtype's unit
+// roundoff, tiny half its smallest subnormal), and each 16-bit intermediate
+// before it u scale + tiny (scale: the Expect's, which bounds every partial
+// result, or |want|).
+::testing::AssertionResult Matches(const Output &got, const Expect &want, const Tol &row_tol,
+                                   double *worst) {
+  if (got.v.size() != want.value.size())
     return ::testing::AssertionFailure()
-           << want.name << ": " << got.size() << " elements, want " << want.value.size();
+           << want.name << ": " << got.v.size() << " elements, want " << want.value.size();
   const Tol tol = want.has_tol ? want.tol : row_tol;
+  const Format &format = FormatOf(got.dtype);
+  const bool narrow = Is16Bit(got.dtype);
   size_t bad = 0;
   *worst = 0;
   std::string first;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double w = want.value[i], g = got[i];
+  for (size_t i = 0; i < got.v.size(); ++i) {
+    const double w = want.value[i], g = got.v[i];
     double allowed = 0;
     bool ok;
     if (std::isnan(w)) {
       ok = std::isnan(g);
     } else if (std::isinf(w)) {
       ok = g == w;
-    } else if (!std::isfinite(g)) {
-      ok = g == static_cast<double>(static_cast<float>(w));
     } else {
-      if (!want.bound.empty()) {
-        allowed = want.bound[i];
+      const double scale = want.scale.empty() ? std::fabs(w) : want.scale[i];
+      allowed = !want.bound.empty() ? want.bound[i] : tol.abs + tol.rel * scale;
+      if (narrow && want.roundings > 0)
+        allowed += format.u * (std::fabs(w) + allowed) + format.tiny +
+                   (want.roundings - 1) * (format.u * std::max(scale, std::fabs(w)) + format.tiny);
+      if (!std::isfinite(g)) {
+        ok = std::isinf(g) && RoundTo(got.dtype, w + std::copysign(allowed, g)) == g;
       } else {
-        const double scale = want.scale.empty() ? std::fabs(w) : want.scale[i];
-        allowed = tol.abs + tol.rel * scale;
+        const double err = std::fabs(g - w);
+        const bool rounded = g == RoundTo(got.dtype, w);
+        ok = err <= allowed || rounded;
+        if (!rounded && err > 0) *worst = std::max(*worst, allowed > 0 ? err / allowed : INFINITY);
       }
-      const double err = std::fabs(g - w);
-      const bool rounded = g == static_cast<double>(static_cast<float>(w));
-      ok = err <= allowed || rounded;
-      if (!rounded && err > 0) *worst = std::max(*worst, allowed > 0 ? err / allowed : INFINITY);
     }
     if (!ok) {
       if (bad < 5) {
@@ -414,7 +616,8 @@ class Env {
   }
   if (bad == 0) return ::testing::AssertionSuccess();
   ::testing::AssertionResult r = ::testing::AssertionFailure();
-  r << want.name << ": " << bad << " of " << got.size() << " elements off";
+  r << want.name << " (" << cudl_dtype_name(got.dtype) << "): " << bad << " of " << got.v.size()
+    << " elements off";
   if (*worst > 0) r << " (worst " << *worst << " times the tolerance)";
   return r << first;
 }
@@ -533,18 +736,19 @@ Row ActivationRow(const Activation &a, const std::vector<int64_t> &shape, bool i
   r.op = a.name;
   r.config = (in_place ? "inplace_" : "") + ShapeName(shape);
   r.tol = a.tol;
+  r.dtypes = kFloats;
   r.inputs = [a, shape](Gen &g) {
     const size_t n = static_cast<size_t>(Numel(shape));
     std::vector<float> x = g.Uniform(n, -10.0f, 10.0f);
     Sprinkle(&x, kExtremes);
     Inputs in;
-    in["dy"] = F32(shape, g.Uniform(n, -1.0f, 1.0f));
+    in["dy"] = Data(shape, g.Uniform(n, -1.0f, 1.0f));
     if (a.backward_from_output) {
       std::vector<float> y(n);
       for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>(a.f(x[i]));
-      in["y"] = F32(shape, std::move(y));
+      in["y"] = Data(shape, std::move(y));
     }
-    in["x"] = F32(shape, std::move(x));
+    in["x"] = Data(shape, std::move(x));
     return in;
   };
   r.run = [a, shape, in_place](Env &e, const Inputs &in) {
@@ -591,20 +795,21 @@ Row PreluRow(const std::vector<int64_t> &shape, bool shared) {
   r.op = "prelu";
   r.config = (shared ? "shared_" : "per_channel_") + ShapeName(shape);
   r.tol = kExact;
+  r.dtypes = kFloats;
   const int64_t channels = shared ? 1 : shape[1];
   r.inputs = [shape, channels](Gen &g) {
     const size_t n = static_cast<size_t>(Numel(shape));
     std::vector<float> x = g.Uniform(n, -2.0f, 2.0f);
     Sprinkle(&x, {0.0f, -0.0f});
     Inputs in;
-    in["x"] = F32(shape, std::move(x));
-    in["dy"] = F32(shape, g.Uniform(n, -1.0f, 1.0f));
-    in["slope"] = F32({channels}, g.Uniform(static_cast<size_t>(channels), -0.5f, 0.5f));
+    in["x"] = Data(shape, std::move(x));
+    in["dy"] = Data(shape, g.Uniform(n, -1.0f, 1.0f));
+    in["slope"] = Param({channels}, g.Uniform(static_cast<size_t>(channels), -0.5f, 0.5f));
     return in;
   };
   r.run = [shape, channels](Env &e, const Inputs &in) {
     cudl_tensor *x = e.In(in, "x"), *slope = e.In(in, "slope"), *dy = e.In(in, "dy");
-    cudl_tensor *y = e.Out(shape), *dx = e.Out(shape), *dslope = e.Out({channels});
+    cudl_tensor *y = e.Out(shape), *dx = e.Out(shape), *dslope = e.OutF32({channels});
     CALL(e, cudl_prelu_forward(e.ctx(), x, slope, y));
     CALL(e, cudl_prelu_backward(e.ctx(), x, slope, dy, dx, dslope));
     return Outputs{{"y", e.Read(y)}, {"dx", e.Read(dx)}, {"dslope", e.Read(dslope)}};
@@ -639,21 +844,24 @@ Row PreluRow(const std::vector<int64_t> &shape, bool shared) {
 // The library computes the slope with one fma (correctly rounded: within
 // half an ulp) and a product after it: 2 ulp of |want|. Every backend uses
 // the same scalar code, so the bits must equal the CPU's. Evaluation uses
-// the fixed slope (lower + upper) / 2 and no random numbers.
+// the fixed slope (lower + upper) / 2 and no random numbers. In 16 bits
+// backward multiplies by the stored noise, already rounded: dx passes two
+// 16-bit roundings.
 Row RreluRow(int64_t n, bool training) {
   Row r;
   r.op = training ? "rrelu_train" : "rrelu_eval";
   r.config = std::to_string(n);
   r.tol = {0, 2 * kEps};
   r.flags = kSameBitsAsCpu;
+  r.dtypes = kFloats;
   const float lower = 0.125f, upper = 0.375f;
   const uint64_t seed = 31, offset = 0xfffffff0ull;
   r.inputs = [n](Gen &g) {
     std::vector<float> x = g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f);
     Sprinkle(&x, {0.0f, -0.0f, kNaN});
     Inputs in;
-    in["x"] = F32({n}, std::move(x));
-    in["dy"] = F32({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
+    in["x"] = Data({n}, std::move(x));
+    in["dy"] = Data({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
@@ -680,7 +888,8 @@ Row RreluRow(int64_t n, bool training) {
     }
     const double advance = training ? static_cast<double>((n + 3) / 4) : 0.0;
     return Moved<Expected>(Expect("noise", std::move(noise)), Expect("y", std::move(y)),
-                           Expect("dx", std::move(dx)), Expect("rng_advance", {advance}));
+                           Expect("dx", std::move(dx)).Roundings(2),
+                           Expect("rng_advance", {advance}));
   };
   return r;
 }
@@ -694,7 +903,9 @@ Row RreluRow(int64_t n, bool training) {
 // offset advancing by ceil(n / 4). The library's 1 / (1 - p) is two float
 // roundings of the exact double value (within 1 ulp), then one product:
 // 2 ulp of |want|. Masks are the same bits on every backend. p = 0 keeps
-// x exactly, infinities and NaN included. Evaluation: y = x, mask 1.
+// x exactly, infinities and NaN included. Evaluation: y = x, mask 1. In 16
+// bits the mask is stored rounded (1 / 0.75 is not exact) and backward
+// multiplies by it: dx passes two 16-bit roundings.
 Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
   Row r;
   r.op = training ? "dropout_train" : "dropout_eval";
@@ -704,13 +915,14 @@ Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
   r.config = buf;
   r.tol = {0, 2 * kEps};
   r.flags = kSameBitsAsCpu;
+  r.dtypes = kFloats;
   const uint64_t seed = 77, offset = 0xffffffffull;
   r.inputs = [n, p](Gen &g) {
     std::vector<float> x = g.Uniform(static_cast<size_t>(n), -4.0f, 4.0f);
     if (p == 0.0f) Sprinkle(&x, {kInf, -kInf, kNaN, -0.0f, FLT_MAX});
     Inputs in;
-    in["x"] = F32({n}, std::move(x));
-    in["dy"] = F32({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
+    in["x"] = Data({n}, std::move(x));
+    in["dy"] = Data({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
@@ -737,7 +949,8 @@ Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
     }
     const double advance = training ? static_cast<double>((n + 3) / 4) : 0.0;
     return Moved<Expected>(Expect("mask", std::move(mask)), Expect("y", std::move(y)),
-                           Expect("dx", std::move(dx)), Expect("rng_advance", {advance}));
+                           Expect("dx", std::move(dx)).Roundings(2),
+                           Expect("rng_advance", {advance}));
   };
   return r;
 }
@@ -801,6 +1014,7 @@ Row PoolRow(const PoolGeometry &g, bool is_max, const std::string &values = "ran
   r.op = is_max ? "max_pool2d" : "avg_pool2d";
   r.config = (values == "random" ? "" : values + "_") + g.str();
   r.tol = {0, 16 * kEps};
+  r.dtypes = kFloats;
   r.inputs = [g, values](Gen &gen) {
     const size_t nx = static_cast<size_t>(Numel(g.in())), ny = static_cast<size_t>(Numel(g.out()));
     std::vector<float> x = gen.Uniform(nx, -1.0f, 1.0f);
@@ -811,8 +1025,8 @@ Row PoolRow(const PoolGeometry &g, bool is_max, const std::string &values = "ran
       for (float &v : x) v = -1.0f - std::fabs(v);
     }
     Inputs in;
-    in["x"] = F32(g.in(), std::move(x));
-    in["dy"] = F32(g.out(), gen.Uniform(ny, -1.0f, 1.0f));
+    in["x"] = Data(g.in(), std::move(x));
+    in["dy"] = Data(g.out(), gen.Uniform(ny, -1.0f, 1.0f));
     return in;
   };
   r.run = [g, is_max](Env &e, const Inputs &in) {
@@ -880,11 +1094,12 @@ Row GlobalAvgPoolRow(const std::vector<int64_t> &shape) {
   r.op = "global_avg_pool";
   r.config = ShapeName(shape);
   r.tol = {0, 2 * kEps};
+  r.dtypes = kFloats;
   const std::vector<int64_t> out = {shape[0], shape[1], 1, 1};
   r.inputs = [shape, out](Gen &g) {
     Inputs in;
-    in["x"] = F32(shape, g.Uniform(static_cast<size_t>(Numel(shape)), -1.0f, 1.0f));
-    in["dy"] = F32(out, g.Uniform(static_cast<size_t>(Numel(out)), -1.0f, 1.0f));
+    in["x"] = Data(shape, g.Uniform(static_cast<size_t>(Numel(shape)), -1.0f, 1.0f));
+    in["dy"] = Data(out, g.Uniform(static_cast<size_t>(Numel(out)), -1.0f, 1.0f));
     return in;
   };
   r.run = [shape, out](Env &e, const Inputs &in) {
@@ -931,7 +1146,9 @@ struct BnLayout {
 // Training forward (momentum 0.1, eps 1e-5, running statistics starting at
 // 0.5 and 2) and backward from the backend's own saved statistics, against
 // a two-pass float64 reference. x ~ N(mean, sd): mean 1000 with sd 0.05 is
-// where a one-pass variance in float would lose everything.
+// where a one-pass variance in float would lose everything. In bf16 and f16
+// (steps of 4 and 0.5 there) all but a few x round to 1000: a channel of
+// (nearly) equal values, where eps alone keeps invstd finite.
 //
 // Bounds, per element: the bounds the hand-written CUDA test held the GPU
 // to against the CPU (mean 1e-6 relative + 1e-6, invstd and running var
@@ -945,25 +1162,26 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
   r.op = "batchnorm_train";
   r.config = ShapeName(shape) + "_mean" + std::to_string(static_cast<int>(mean));
   r.tol = {0, 0};  // every output has its bound
+  r.dtypes = kFloats;
   const int64_t c = shape[1];
   const float momentum = 0.1f, eps = 1e-5f;
   r.inputs = [=](Gen &g) {
     const size_t n = static_cast<size_t>(Numel(shape));
     Inputs in;
-    in["x"] = F32(shape, g.Normal(n, mean, sd));
-    in["gamma"] = F32({c}, g.Normal(static_cast<size_t>(c), 1.0, 0.3));
-    in["beta"] = F32({c}, g.Normal(static_cast<size_t>(c), 0.0, 0.3));
-    in["running_mean"] = F32({c}, std::vector<float>(static_cast<size_t>(c), 0.5f));
-    in["running_var"] = F32({c}, std::vector<float>(static_cast<size_t>(c), 2.0f));
-    in["dy"] = F32(shape, g.Normal(n, 0.0, 1.0));
+    in["x"] = Data(shape, g.Normal(n, mean, sd));
+    in["gamma"] = Param({c}, g.Normal(static_cast<size_t>(c), 1.0, 0.3));
+    in["beta"] = Param({c}, g.Normal(static_cast<size_t>(c), 0.0, 0.3));
+    in["running_mean"] = Param({c}, std::vector<float>(static_cast<size_t>(c), 0.5f));
+    in["running_var"] = Param({c}, std::vector<float>(static_cast<size_t>(c), 2.0f));
+    in["dy"] = Data(shape, g.Normal(n, 0.0, 1.0));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
     cudl_tensor *x = e.In(in, "x"), *gamma = e.In(in, "gamma"), *beta = e.In(in, "beta");
     cudl_tensor *rmean = e.In(in, "running_mean"), *rvar = e.In(in, "running_var");
     cudl_tensor *dy = e.In(in, "dy");
-    cudl_tensor *y = e.Out(shape), *smean = e.Out({c}), *sinv = e.Out({c});
-    cudl_tensor *dx = e.Out(shape), *dgamma = e.Out({c}), *dbeta = e.Out({c});
+    cudl_tensor *y = e.Out(shape), *smean = e.OutF32({c}), *sinv = e.OutF32({c});
+    cudl_tensor *dx = e.Out(shape), *dgamma = e.OutF32({c}), *dbeta = e.OutF32({c});
     CALL(e, cudl_batchnorm_forward_training(e.ctx(), x, gamma, beta, momentum, eps, rmean, rvar, y,
                                             smean, sinv));
     CALL(e, cudl_batchnorm_backward(e.ctx(), x, dy, gamma, smean, sinv, dx, dgamma, dbeta));
@@ -1055,17 +1273,18 @@ Row BatchNormInferenceRow(const std::vector<int64_t> &shape) {
   r.op = "batchnorm_inference";
   r.config = ShapeName(shape);
   r.tol = {0, 16 * kEps};
+  r.dtypes = kFloats;
   const int64_t c = shape[1];
   const float eps = 1e-3f;
   r.inputs = [=](Gen &g) {
     const size_t n = static_cast<size_t>(Numel(shape)), nc = static_cast<size_t>(c);
     Inputs in;
-    in["x"] = F32(shape, g.Normal(n, 0.0, 2.0));
-    in["gamma"] = F32({c}, g.Normal(nc, 1.0, 0.5));
-    in["beta"] = F32({c}, g.Normal(nc, 0.0, 1.0));
-    in["running_mean"] = F32({c}, g.Normal(nc, 0.0, 1.0));
+    in["x"] = Data(shape, g.Normal(n, 0.0, 2.0));
+    in["gamma"] = Param({c}, g.Normal(nc, 1.0, 0.5));
+    in["beta"] = Param({c}, g.Normal(nc, 0.0, 1.0));
+    in["running_mean"] = Param({c}, g.Normal(nc, 0.0, 1.0));
     std::vector<float> v = g.Uniform(nc, 0.01f, 9.0f);
-    in["running_var"] = F32({c}, std::move(v));
+    in["running_var"] = Param({c}, std::move(v));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
@@ -1142,9 +1361,9 @@ Row SoftmaxRow(const std::vector<int64_t> &shape, bool is_log,
     std::vector<double> y, unused;
     forward(x, &y, &unused);
     Inputs in;
-    in["x"] = F32(shape, std::move(x));
-    in["y"] = F32(shape, std::vector<float>(y.begin(), y.end()));
-    in["dy"] = F32(shape, g.Uniform(n, -1.0f, 1.0f));
+    in["x"] = Data(shape, std::move(x));
+    in["y"] = Data(shape, std::vector<float>(y.begin(), y.end()));
+    in["dy"] = Data(shape, g.Uniform(n, -1.0f, 1.0f));
     return in;
   };
   r.run = [shape, is_log](Env &e, const Inputs &in) {
@@ -1215,8 +1434,8 @@ Row LossRow(bool is_bce, int64_t n, cudl_reduction red, const std::string &value
       b = {0.0f, 1.0f, 1.0f, 0.0f};
     }
     Inputs in;
-    in["pred"] = F32({n}, std::move(a));
-    in["target"] = F32({n}, std::move(b));
+    in["pred"] = Data({n}, std::move(a));
+    in["target"] = Data({n}, std::move(b));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
@@ -1274,7 +1493,7 @@ Row CrossEntropyRow(int64_t rows, int64_t classes, float smoothing, cudl_reducti
   r.inputs = [=](Gen &g) {
     Inputs in;
     in["logits"] =
-        F32({rows, classes}, g.Uniform(static_cast<size_t>(rows * classes), -8.0f, 8.0f));
+        Data({rows, classes}, g.Uniform(static_cast<size_t>(rows * classes), -8.0f, 8.0f));
     in["labels"] = I32({rows}, g.Labels(static_cast<size_t>(rows), static_cast<int32_t>(classes)));
     return in;
   };
@@ -1327,12 +1546,13 @@ Row BinaryRow(const std::string &op, int64_t n, bool in_place) {
   r.op = op;
   r.config = (in_place ? "inplace_" : "") + std::to_string(n);
   r.tol = op == "add" ? Tol{0, 2 * kEps} : kExact;
+  r.dtypes = kFloats;
   r.inputs = [n](Gen &g) {
     std::vector<float> a = g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f);
     Sprinkle(&a, kExtremes);
     Inputs in;
-    in["a"] = F32({n}, std::move(a));
-    in["b"] = F32({n}, g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f));
+    in["a"] = Data({n}, std::move(a));
+    in["b"] = Data({n}, g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f));
     return in;
   };
   r.run = [op, n, in_place](Env &e, const Inputs &in) {
@@ -1369,7 +1589,7 @@ Row ReduceRow(bool mean, int64_t n) {
   r.tol = {1e-6, 1e-6};
   r.inputs = [n](Gen &g) {
     Inputs in;
-    in["x"] = F32({n}, g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f));
+    in["x"] = Data({n}, g.Uniform(static_cast<size_t>(n), -3.0f, 3.0f));
     return in;
   };
   r.run = [mean](Env &e, const Inputs &in) {
@@ -1398,12 +1618,13 @@ Row CountNonfiniteRow(int64_t n) {
   r.op = "count_nonfinite";
   r.config = std::to_string(n);
   r.tol = kExact;
+  r.dtypes = kFloats;
   r.inputs = [n](Gen &g) {
     std::vector<float> v = g.Uniform(static_cast<size_t>(n), -2.0f, 2.0f);
     for (size_t i = 0; i < v.size(); i += 7)
       v[i] = (i / 7) % 3 == 0 ? kNaN : (i / 7) % 3 == 1 ? kInf : -kInf;
     Inputs in;
-    in["x"] = F32({n}, std::move(v));
+    in["x"] = Data({n}, std::move(v));
     return in;
   };
   r.run = [](Env &e, const Inputs &in) {
@@ -1419,6 +1640,78 @@ Row CountNonfiniteRow(int64_t n) {
       inf += std::isinf(v) ? 1 : 0;
     }
     return Expected{Expect("nan_count", {nan}), Expect("inf_count", {inf})};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Conversion between float dtypes (cudl_tensor_convert)
+// ===========================================================================
+
+// Values where a conversion can go wrong, each commented with what it
+// probes (the source dtype rounds them first, like every input).
+std::vector<float> ConversionSpecials() {
+  return {
+      kNaN, -kNaN, kInf, -kInf, 0.0f, -0.0f, 1.0f, -2.5f,
+      1.0f + 0x1p-8f, -(1.0f + 0x1p-8f),  // bf16 ties: to the even 1
+      1.0f + 3 * 0x1p-8f,                 // a bf16 tie: up to the even 1 + 2^-6
+      1.0f + 0x1p-8f + 0x1p-23f,          // just past a bf16 tie: up
+      1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f,  // f16 ties: down, then up
+      2049.0f, 2051.0f,                      // f16 ties among integers
+      65504.0f, 65519.0f,                    // the largest f16, and just below its tie
+      65520.0f, -65520.0f, 65536.0f, 1e5f,   // f16 overflow: the tie and past it
+      0x1.fep127f, 0x1.fefffep127f,          // the largest bf16, and just below its tie
+      0x1.ffp127f, FLT_MAX, -FLT_MAX,        // bf16 overflow: the tie and past it
+      0x1p-24f, -0x1p-24f, 0x1p-25f,         // the smallest f16 subnormal; a tie to 0
+      3 * 0x1p-25f, 0x1p-14f - 0x1p-25f,     // f16 subnormal ties: up to even
+      0x1.ff8p-15f, 1e-6f, 1e-8f,            // subnormal f16 values, one below half the least
+      FLT_MIN, 0x1p-133f, 0x1.8p-133f,       // the least f32 normal; bf16 subnormals
+      0x1p-134f, FLT_TRUE_MIN, -1e-40f,      // below bf16's least: ties and less to 0
+  };
+}
+
+// dst = src converted, through cudl_tensor_convert (a scale of 1): every
+// element src's value correctly rounded to dst's dtype (the one under
+// test), infinities past the largest finite value, NaN kept, compared
+// exactly (Roundings(0)) with this file's own rounding. `from`: the
+// source dtype, or nothing for a conversion in place (dst the same tensor
+// as src, in the dtype under test). `values`: "specials"
+// (ConversionSpecials) or random magnitudes from 2^-30 to 2^20, across f16's
+// subnormals and past its largest value.
+Row ConvertRow(const std::string &values, int64_t count, const Dtype *from) {
+  Row r;
+  r.op = "convert";
+  r.config = (from != nullptr ? std::string("from_") + from->name : std::string("inplace")) + "_" +
+             (values == "specials" ? values : values + "_" + std::to_string(count));
+  r.tol = kExact;
+  r.dtypes = kFloats;
+  r.inputs = [values, count, from](Gen &g) {
+    std::vector<float> v = ConversionSpecials();
+    if (values != "specials") {
+      const size_t n = static_cast<size_t>(count);
+      const std::vector<float> mantissa = g.Uniform(n, 1.0f, 2.0f),
+                               exponent = g.Uniform(n, -30.0f, 21.0f),
+                               sign = g.Uniform(n, -1.0f, 1.0f);
+      v.resize(n);
+      for (size_t i = 0; i < n; ++i)
+        v[i] = std::copysign(std::ldexp(mantissa[i], static_cast<int>(std::floor(exponent[i]))),
+                             sign[i]);
+    }
+    const std::vector<int64_t> shape = {static_cast<int64_t>(v.size())};
+    Inputs in;
+    in["src"] =
+        from != nullptr ? Typed(from->dtype, shape, std::move(v)) : Data(shape, std::move(v));
+    return in;
+  };
+  r.run = [from](Env &e, const Inputs &in) {
+    cudl_tensor *src = e.In(in, "src");
+    cudl_tensor *dst = from != nullptr ? e.Out(in.at("src").shape) : src;
+    CALL(e, cudl_tensor_convert(dst, src));
+    return Moved<Outputs>(Output{"dst", e.Read(dst)});
+  };
+  r.reference = [](const Inputs &in) {
+    const std::vector<float> &src = in.at("src").f;
+    return Moved<Expected>(Expect("dst", std::vector<double>(src.begin(), src.end())).Roundings(0));
   };
   return r;
 }
@@ -1456,13 +1749,16 @@ Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = 
              (bias ? "" : "_nobias") + (grads == "all" ? "" : "_" + grads);
   r.tol = {0, 0};  // set per output below
   r.flags = flags;
+  // TF32 rounds f32 inputs: a question for f32 alone (16-bit inputs are
+  // already exact in TF32).
+  r.dtypes = (flags & kAllowTf32) ? kF32Only : kFloats;
   const double tf32 = (flags & kAllowTf32) ? 1e-2 : 0.0;
   r.inputs = [=](Gen &g) {
     Inputs in;
-    in["x"] = F32(xs, g.Uniform(static_cast<size_t>(c.rows() * c.in), -1.0f, 1.0f));
-    in["w"] = F32({c.out, c.in}, g.Uniform(static_cast<size_t>(c.out * c.in), -1.0f, 1.0f));
-    in["bias"] = F32({c.out}, g.Uniform(static_cast<size_t>(c.out), -1.0f, 1.0f));
-    in["dy"] = F32(ys, g.Uniform(static_cast<size_t>(c.rows() * c.out), -1.0f, 1.0f));
+    in["x"] = Data(xs, g.Uniform(static_cast<size_t>(c.rows() * c.in), -1.0f, 1.0f));
+    in["w"] = Data({c.out, c.in}, g.Uniform(static_cast<size_t>(c.out * c.in), -1.0f, 1.0f));
+    in["bias"] = Data({c.out}, g.Uniform(static_cast<size_t>(c.out), -1.0f, 1.0f));
+    in["dy"] = Data(ys, g.Uniform(static_cast<size_t>(c.rows() * c.out), -1.0f, 1.0f));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
@@ -1509,7 +1805,8 @@ Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = 
         db[static_cast<size_t>(o)] += dy[yo];
         dbm[static_cast<size_t>(o)] += std::fabs(dy[yo]);
       }
-    Expected want = {Expect("y", y).Scale(ym).With(tol(c.in))};
+    // With a bias, a 16-bit y is stored twice: the product, then the sum.
+    Expected want = {Expect("y", y).Scale(ym).With(tol(c.in)).Roundings(bias ? 2 : 1)};
     if (grads != "dw_db") want.push_back(Expect("dx", dx).Scale(dxm).With(tol(c.out)));
     if (grads != "dx") {
       want.push_back(Expect("dw", dw).Scale(dwm).With(tol(rows)));
@@ -1527,6 +1824,7 @@ Row LinearRow(const LinearCase &c, bool bias = true, const std::string &grads = 
 // every backend must give the exact results (Tol{0, 0}). The forward takes
 // the fine values as x, the backward as dy.
 // kAfterTf32: first run with TF32 allowed, then off again: exact again.
+// f32 alone: the fine values are what 16 bits cannot hold.
 Row LinearTf32ProbeRow(unsigned flags) {
   Row r;
   r.op = "linear";
@@ -1543,11 +1841,11 @@ Row LinearTf32ProbeRow(unsigned flags) {
     }
     for (size_t i = 0; i < w.size(); ++i) w[i] = p2[(i * 2 + 1) % 5];
     Inputs in;
-    in["x_forward"] = F32({4, 3}, fine);
-    in["x_backward"] = F32({4, 3}, pow2);
-    in["dy"] = F32({4, 3}, fine);
-    in["w"] = F32({3, 3}, w);
-    in["bias"] = F32({3}, {0.25f, -0.5f, 1.0f});
+    in["x_forward"] = Data({4, 3}, fine);
+    in["x_backward"] = Data({4, 3}, pow2);
+    in["dy"] = Data({4, 3}, fine);
+    in["w"] = Data({3, 3}, w);
+    in["bias"] = Data({3}, {0.25f, -0.5f, 1.0f});
     return in;
   };
   r.run = [](Env &e, const Inputs &in) {
@@ -1676,12 +1974,13 @@ Row ConvRow(const ConvCase &t, unsigned flags = 0) {
   r.config = ((flags & kDeterministic) ? "deterministic_" : "") + t.str();
   r.tol = {0, 32 * kEps};
   r.flags = flags;
+  r.dtypes = kFloats;
   r.inputs = [t](Gen &g) {
     Inputs in;
-    in["x"] = F32(t.x_shape(), g.Uniform(static_cast<size_t>(Numel(t.x_shape())), -1.0f, 1.0f));
-    in["w"] = F32(t.w_shape(), g.Uniform(static_cast<size_t>(Numel(t.w_shape())), -1.0f, 1.0f));
-    in["bias"] = F32({t.k}, g.Uniform(static_cast<size_t>(t.k), -1.0f, 1.0f));
-    in["dy"] = F32(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
+    in["x"] = Data(t.x_shape(), g.Uniform(static_cast<size_t>(Numel(t.x_shape())), -1.0f, 1.0f));
+    in["w"] = Data(t.w_shape(), g.Uniform(static_cast<size_t>(Numel(t.w_shape())), -1.0f, 1.0f));
+    in["bias"] = Data({t.k}, g.Uniform(static_cast<size_t>(t.k), -1.0f, 1.0f));
+    in["dy"] = Data(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
     return in;
   };
   r.run = [t](Env &e, const Inputs &in) {
@@ -1739,7 +2038,8 @@ Row ConvRow(const ConvCase &t, unsigned flags = 0) {
             db[static_cast<size_t>(k)] += g;
             db_m[static_cast<size_t>(k)] += std::fabs(g);
           }
-    return Expected{Expect("y_nobias", conv).Scale(conv_m), Expect("y", y).Scale(y_m),
+    // A 16-bit y with bias is stored twice: the convolution, then the sum.
+    return Expected{Expect("y_nobias", conv).Scale(conv_m), Expect("y", y).Scale(y_m).Roundings(2),
                     Expect("dx", dx).Scale(dx_m), Expect("dw", dw).Scale(dw_m),
                     Expect("dbias", db).Scale(db_m)};
   };
@@ -1755,9 +2055,10 @@ Row ConvBiasRow(const ConvCase &t) {
   r.config = ShapeName(t.y_shape());
   r.tol = {0, 32 * kEps};
   r.flags = kRepeatable;
+  r.dtypes = kFloats;
   r.inputs = [t](Gen &g) {
     Inputs in;
-    in["dy"] = F32(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
+    in["dy"] = Data(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
     return in;
   };
   r.run = [t](Env &e, const Inputs &in) {
@@ -1859,10 +2160,10 @@ Row OptimRow(const OptimConfig &cfg, int64_t n, int64_t t0, float lr_factor) {
       for (float &v : s1) v = v * v;  // a second moment is >= 0
     }
     Inputs in;
-    in["params"] = F32({n}, g.Normal(un, 0.0, 1.0));
-    in["grads"] = F32({n}, std::move(grad));
-    in["state0"] = F32({n}, std::move(s0));
-    in["state1"] = F32({n}, std::move(s1));
+    in["params"] = Data({n}, g.Normal(un, 0.0, 1.0));
+    in["grads"] = Data({n}, std::move(grad));
+    in["state0"] = Data({n}, std::move(s0));
+    in["state1"] = Data({n}, std::move(s1));
     return in;
   };
   r.run = [c, n, t0, lr](Env &e, const Inputs &in) {
@@ -1978,7 +2279,7 @@ Row ClipRow(const std::string &values, int64_t n, double ratio, bool with_norm =
     if (values == "inf") g[g.size() / 2] = -kInf;
     if (values == "overflow") g = std::vector<float>(g.size(), 3e38f);  // norm > FLT_MAX
     Inputs in;
-    in["grads"] = F32({n}, std::move(g));
+    in["grads"] = Data({n}, std::move(g));
     return in;
   };
   r.run = [max_norm_of, with_norm](Env &e, const Inputs &in) {
@@ -2012,16 +2313,30 @@ Row Unaligned(Row r) {
   return r;
 }
 
+// A row of kLarge elements: in bf16 and f16 on CUDA alone. It is there for
+// the kernels (grid-stride loops going round, indices past 2^24, the new
+// 16-bit kernels' vector paths); the CPU's 16-bit entries are its f32 loops,
+// which run at this size in f32, inside conversion loops with 64-bit
+// indices, so in 16 bits the CPU would spend some 20 s a row (the f32 rows
+// take 10 to 55 s each, mostly in the float64 reference) to catch nothing
+// new.
+Row Large(Row r) {
+  r.cpu_dtypes = kF32Only;
+  return r;
+}
+
 std::vector<Row> BuildTable() {
   std::vector<Row> t;
   // Activations: 1, a tail alone, one float4, a float4 and a tail, primes,
-  // 4-D, and past one CUDA
-  // grid; kExtremes in every shape of 28 elements or more. In place, and on
+  // 4-D, and past one CUDA grid; kExtremes in every shape of 32 elements or
+  // more. In place, and on
   // unaligned views, at 1021.
   const std::vector<std::vector<int64_t>> act_shapes = {{1},     {3},    {4},           {5},
                                                         {7, 13}, {1021}, {3, 5, 7, 11}, {kLarge}};
   for (const Activation &a : Activations()) {
-    for (const auto &shape : act_shapes) t.push_back(ActivationRow(a, shape, false));
+    for (const auto &shape : act_shapes)
+      t.push_back(shape[0] == kLarge ? Large(ActivationRow(a, shape, false))
+                                     : ActivationRow(a, shape, false));
     t.push_back(ActivationRow(a, {1021}, true));
     t.push_back(Unaligned(ActivationRow(a, {1021}, false)));
   }
@@ -2030,7 +2345,8 @@ std::vector<Row> BuildTable() {
   for (const auto &shape :
        std::vector<std::vector<int64_t>>{{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1}, {2, 3, 5, 7}})
     for (bool shared : {false, true}) t.push_back(PreluRow(shape, shared));
-  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, kLarge}) t.push_back(RreluRow(n, true));
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}}) t.push_back(RreluRow(n, true));
+  t.push_back(Large(RreluRow(kLarge, true)));
   t.push_back(Unaligned(RreluRow(1021, true)));
   t.push_back(RreluRow(1021, false));
   // Dropout: p = 0 and 1 exactly, two between; evaluation; in place. One
@@ -2038,7 +2354,7 @@ std::vector<Row> BuildTable() {
   for (float p : {0.0f, 0.2f, 0.5f, 1.0f})
     for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}})
       t.push_back(DropoutRow(n, p, true, false));
-  t.push_back(DropoutRow(kLarge, 0.5f, true, false));
+  t.push_back(Large(DropoutRow(kLarge, 0.5f, true, false)));
   t.push_back(DropoutRow(1021, 0.5f, false, false));
   t.push_back(DropoutRow(999, 0.25f, true, true));
   t.push_back(Unaligned(DropoutRow(1021, 0.5f, true, false)));
@@ -2091,8 +2407,9 @@ std::vector<Row> BuildTable() {
   // Elementwise: 1, a float4 and a tail, primes, the CPU's threaded path,
   // past one CUDA grid; in place; sums and counts.
   for (const char *op : {"add", "mul", "scale"}) {
-    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, int64_t{100003}, kLarge})
+    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, int64_t{100003}})
       t.push_back(BinaryRow(op, n, false));
+    t.push_back(Large(BinaryRow(op, kLarge, false)));
     t.push_back(BinaryRow(op, 1021, true));
     t.push_back(Unaligned(BinaryRow(op, 1021, false)));
   }
@@ -2101,6 +2418,17 @@ std::vector<Row> BuildTable() {
       t.push_back(ReduceRow(mean, n));
   for (int64_t n : {int64_t{1}, int64_t{1000}, (int64_t{1} << 22) + 5})
     t.push_back(CountNonfiniteRow(n));
+  // Conversions: from each dtype to each (the dtype under test), the
+  // special values, random ones at 1021 and past the CPU's threading
+  // threshold, and from f32 past one CUDA grid; in place.
+  for (const Dtype &from : kDtypes) {
+    t.push_back(ConvertRow("specials", 0, &from));
+    for (int64_t n : {int64_t{1021}, int64_t{100003}}) t.push_back(ConvertRow("random", n, &from));
+  }
+  Row large_convert = Large(ConvertRow("random", kLarge, &kDtypes[0]));
+  large_convert.cpu_dtypes = 0;  // f32 to f32: the CPU's loop at 100003 again
+  t.push_back(std::move(large_convert));
+  t.push_back(ConvertRow("specials", 0, nullptr));
   // Linear: a 1 in every place, primes, non-square, 3-D and 5-D x, the
   // ResNet-20 head and an MNIST MLP layer; no bias; empty IN, rows and OUT
   // (with the gradients a caller would ask for); the TF32 probe; TF32
@@ -2161,13 +2489,18 @@ struct Backend {
   cudl_device_kind kind;
 };
 
-// Compute dtypes: f32 only so far. A new one goes here, with a conversion
-// in Env::In / Env::Read and tolerances scaled to its precision.
-struct Dtype {
-  const char *name;
-  cudl_dtype dtype;
-};
-const Dtype kDtypes[] = {{"f32", CUDL_DTYPE_F32}};
+
+// Each float input rounded to the dtype its tensor will hold (the dtype
+// under test, or its own), so that the reference computes from exactly
+// what the backend is given.
+void RoundInputs(Inputs *in, cudl_dtype dtype) {
+  for (auto &entry : *in) {
+    HostTensor &h = entry.second;
+    const cudl_dtype held = h.own_dtype ? h.dtype : dtype;
+    if (h.is_i32 || held == CUDL_DTYPE_F32) continue;
+    for (float &v : h.f) v = static_cast<float>(RoundTo(held, v));
+  }
+}
 
 uint32_t Seed(const Row &row) {  // FNV-1a of the row's name
   uint32_t h = 2166136261u;
@@ -2233,7 +2566,8 @@ RunResult RunRow(const Row &row, cudl_device_kind kind, cudl_dtype dtype, const 
 // and what the row's flags add.
 void CheckRow(const Row &row, const Backend &backend, const Dtype &dtype) {
   Gen gen(Seed(row));
-  const Inputs in = row.inputs(gen);
+  Inputs in = row.inputs(gen);
+  RoundInputs(&in, dtype.dtype);
   const std::vector<Phase> phases = Phases(row.flags);
   std::vector<Outputs> runs;
   std::string why;
@@ -2257,7 +2591,7 @@ void CheckRow(const Row &row, const Backend &backend, const Dtype &dtype) {
     for (size_t k = 0; k < want.size(); ++k) {
       ASSERT_EQ(got[k].name, want[k].name);
       double worst = 0;
-      EXPECT_TRUE(Matches(got[k].v, want[k], row.tol, &worst)) << "against float64";
+      EXPECT_TRUE(Matches(got[k], want[k], row.tol, &worst)) << "against float64";
       char item[96];
       std::snprintf(item, sizeof item, " %s %.3g", want[k].name.c_str(), worst);
       log += item;
@@ -2279,10 +2613,10 @@ void CheckRow(const Row &row, const Backend &backend, const Dtype &dtype) {
   }
 }
 
-// Parameters: (row, dtype). One test per backend, as GoldenTest.Cpu and
-// .Cuda, so that ctest lists Table/BackendOps.Cpu/<row>_<dtype> and
-// Table/BackendOps.Cuda/<row>_<dtype> (and gpu-check.sh's *Cuda* filter
-// finds the CUDA cases).
+// Parameters: (row, dtype), the pairs where the row runs in the dtype. One
+// test per backend, as GoldenTest.Cpu and .Cuda, so that ctest lists
+// Table/BackendOps.Cpu/<row>_<dtype> and Table/BackendOps.Cuda/<row>_<dtype>
+// (and gpu-check.sh's *Cuda* filter finds the CUDA cases).
 class BackendOps : public ::testing::TestWithParam<std::tuple<size_t, size_t>> {
  protected:
   const Row &row() const { return Table()[std::get<0>(GetParam())]; }
@@ -2291,19 +2625,131 @@ class BackendOps : public ::testing::TestWithParam<std::tuple<size_t, size_t>> {
 
 TEST_P(BackendOps, Cpu) { CheckRow(row(), {"CPU", CUDL_DEVICE_CPU}, dtype()); }
 
-TEST_P(BackendOps, Cuda) {
+void CheckCuda(const Row &row, const Dtype &dtype) {
   const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
   if (!a.available) GTEST_SKIP() << "no CUDA device: " << a.reason;
-  CheckRow(row(), {"CUDA", CUDL_DEVICE_CUDA}, dtype());
+  CheckRow(row, {"CUDA", CUDL_DEVICE_CUDA}, dtype);
 }
+
+TEST_P(BackendOps, Cuda) { CheckCuda(row(), dtype()); }
+
+// The pairs a row runs in on CUDA alone (Row::cpu_dtypes).
+class CudaOnlyOps : public BackendOps {};
+
+TEST_P(CudaOnlyOps, Cuda) { CheckCuda(row(), dtype()); }
 
 std::string ParamName(const ::testing::TestParamInfo<BackendOps::ParamType> &info) {
   return Table()[std::get<0>(info.param)].name() + "_" + kDtypes[std::get<1>(info.param)].name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, BackendOps,
-                         ::testing::Combine(::testing::Range(size_t{0}, Table().size()),
-                                            ::testing::Range(size_t{0}, std::size(kDtypes))),
-                         ParamName);
+// The (row, dtype) pairs of the row's dtypes, on the CPU too or not.
+std::vector<std::tuple<size_t, size_t>> Cases(bool on_cpu) {
+  std::vector<std::tuple<size_t, size_t>> cases;
+  for (size_t r = 0; r < Table().size(); ++r) {
+    const Row &row = Table()[r];
+    for (size_t d = 0; d < std::size(kDtypes); ++d) {
+      const unsigned bit = 1u << d;
+      if ((row.dtypes & bit) && ((row.cpu_dtypes & bit) != 0) == on_cpu)
+        cases.emplace_back(r, d);
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BackendOps, ::testing::ValuesIn(Cases(true)), ParamName);
+INSTANTIATE_TEST_SUITE_P(Table, CudaOnlyOps, ::testing::ValuesIn(Cases(false)), ParamName);
+
+// ===========================================================================
+// The host conversions the table relies on
+// ===========================================================================
+
+// Decoding every f16 and bf16 bit pattern and encoding it again gives the
+// same bits (NaN aside: one quiet NaN per sign); every value decoded is a
+// fixed point of RoundTo.
+TEST(HostFormats, EveryPatternRoundTrips) {
+  for (uint32_t b = 0; b <= 0xffff; ++b) {
+    const uint16_t bits = static_cast<uint16_t>(b);
+    const float h = F16Value(bits), g = Bf16Value(bits);
+    if (std::isnan(h)) {
+      EXPECT_EQ(F16Bits(h), (bits & 0x8000u) | 0x7e00u) << std::hex << b;
+    } else {
+      EXPECT_EQ(F16Bits(h), bits) << std::hex << b;
+      EXPECT_EQ(RoundTo(CUDL_DTYPE_F16, h), h) << std::hex << b;
+    }
+    if (!std::isnan(g)) {
+      EXPECT_EQ(Bf16Bits(g), bits) << std::hex << b;
+      EXPECT_EQ(RoundTo(CUDL_DTYPE_BF16, g), g) << std::hex << b;
+    }
+  }
+  EXPECT_EQ(F16Value(0x0001), 0x1p-24f);
+  EXPECT_EQ(F16Value(0x03ff), 0x1.ff8p-15f);
+  EXPECT_EQ(F16Value(0x3c00), 1.0f);
+  EXPECT_EQ(F16Value(0x7bff), 65504.0f);
+  EXPECT_EQ(F16Value(0xfc00), -kInf);
+  EXPECT_EQ(Bf16Value(0x3f80), 1.0f);
+  EXPECT_EQ(Bf16Value(0x7f7f), 0x1.fep127f);
+}
+
+// RoundTo at ties, overflow and subnormals, worked out by hand.
+TEST(HostFormats, RoundToNearestEven) {
+  struct Case {
+    cudl_dtype dtype;
+    double x, want;
+  };
+  const Case cases[] = {
+      {CUDL_DTYPE_BF16, 1 + 0x1p-8, 1.0},                  // a tie, to the even 1
+      {CUDL_DTYPE_BF16, 1 + 3 * 0x1p-8, 1 + 0x1p-6},       // a tie, up to even
+      {CUDL_DTYPE_BF16, 1 + 0x1p-8 + 0x1p-40, 1 + 0x1p-7}, // just past a tie
+      {CUDL_DTYPE_BF16, -(1 + 0x1p-8), -1.0},
+      {CUDL_DTYPE_BF16, 0x1.fefffep127, 0x1.fep127},       // below the overflow tie
+      {CUDL_DTYPE_BF16, 0x1.ffp127, INFINITY},             // the tie overflows
+      {CUDL_DTYPE_BF16, -1e39, -INFINITY},
+      {CUDL_DTYPE_BF16, 0x1p-134, 0.0},                    // half the least subnormal
+      {CUDL_DTYPE_BF16, 0x1.8p-133, 0x1p-132},             // a subnormal tie, up to even
+      {CUDL_DTYPE_F16, 1 + 0x1p-11, 1.0},
+      {CUDL_DTYPE_F16, 1 + 3 * 0x1p-11, 1 + 0x1p-9},
+      {CUDL_DTYPE_F16, 2049.0, 2048.0},
+      {CUDL_DTYPE_F16, 65519.99, 65504.0},
+      {CUDL_DTYPE_F16, 65520.0, INFINITY},                 // the tie overflows
+      {CUDL_DTYPE_F16, 0x1p-25, 0.0},                      // half the least subnormal
+      {CUDL_DTYPE_F16, 0x1p-25 + 0x1p-40, 0x1p-24},
+      {CUDL_DTYPE_F16, 3 * 0x1p-25, 0x1p-23},              // a subnormal tie, up to even
+      {CUDL_DTYPE_F16, 0x1p-14 - 0x1p-25, 0x1p-14},        // to the least normal
+      {CUDL_DTYPE_F32, 1 + 0x1p-24, 1.0},
+      {CUDL_DTYPE_F32, 0x1p-150, 0.0},
+      {CUDL_DTYPE_F32, 0x1.ffffffp127, INFINITY},
+  };
+  for (const Case &c : cases)
+    EXPECT_EQ(RoundTo(c.dtype, c.x), c.want) << cudl_dtype_name(c.dtype) << " " << c.x;
+  EXPECT_TRUE(std::isnan(RoundTo(CUDL_DTYPE_F16, NAN)));
+  EXPECT_EQ(RoundTo(CUDL_DTYPE_BF16, -0.0), 0.0);
+  EXPECT_TRUE(std::signbit(RoundTo(CUDL_DTYPE_BF16, -0.0)));
+  EXPECT_TRUE(std::signbit(RoundTo(CUDL_DTYPE_F16, -0x1p-30)));  // to -0
+}
+
+#if defined(__FLT16_MANT_DIG__)
+// Where the compiler has _Float16 (GCC 12, Clang 15 on x86-64), its
+// conversion from double, which rounds once, agrees with RoundTo on every
+// midpoint between neighbouring f16 values, just either side of it, and
+// random doubles over the whole range.
+TEST(HostFormats, F16MatchesTheCompiler) {
+  auto compiler = [](double x) { return static_cast<double>(static_cast<_Float16>(x)); };
+  for (uint32_t b = 0; b < 0x7c00; ++b) {
+    const double lo = F16Value(static_cast<uint16_t>(b)),
+                 hi = b + 1 < 0x7c00 ? F16Value(static_cast<uint16_t>(b + 1)) : 65536.0;
+    for (double x : {(lo + hi) / 2, std::nextafter((lo + hi) / 2, 0.0),
+                     std::nextafter((lo + hi) / 2, 1e9), lo}) {
+      ASSERT_EQ(RoundTo(CUDL_DTYPE_F16, x), compiler(x)) << x;
+      ASSERT_EQ(RoundTo(CUDL_DTYPE_F16, -x), compiler(-x)) << -x;
+    }
+  }
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<double> exponent(-30.0, 18.0), mantissa(1.0, 2.0);
+  for (int i = 0; i < 100000; ++i) {
+    const double x = std::ldexp(mantissa(gen), static_cast<int>(std::floor(exponent(gen))));
+    ASSERT_EQ(RoundTo(CUDL_DTYPE_F16, x), compiler(x)) << x;
+  }
+}
+#endif
 
 }  // namespace

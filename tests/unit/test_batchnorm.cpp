@@ -236,4 +236,44 @@ TEST_F(BatchNormTest, BadInputWritesNothing) {
   EXPECT_TRUE(BitEqual(ReadF32(b.rvar), {2.0f, 2.0f, 2.0f})) << "running var was updated";
 }
 
+// The dtype rule (cudl/tensor.h): x, y, dy and dx in one float dtype;
+// gamma, beta and every statistic f32 whatever it is. A break is
+// CUDL_ERR_DTYPE naming the tensor and both dtypes, and writes nothing
+// (the running statistics included).
+TEST_F(BatchNormTest, SixteenBitDataWithF32Statistics) {
+  const std::vector<int64_t> shape = {2, 3, 4};
+  Bn b = MakeBn(ctx_, shape, Normal(24, 0, 1, 12), {1, 2, 3}, {0, 1, 0});
+  cudl_tensor *x = MakeOf(CUDL_DTYPE_BF16, shape), *y = MakeOf(CUDL_DTYPE_BF16, shape);
+  cudl_tensor *dx = MakeOf(CUDL_DTYPE_BF16, shape), *y_f16 = MakeOf(CUDL_DTYPE_F16, shape);
+  cudl_tensor *gamma16 = MakeOf(CUDL_DTYPE_BF16, {3}), *dgamma = Make(ctx_, {3});
+  cudl_tensor *dbeta = Make(ctx_, {3}), *dgamma16 = MakeOf(CUDL_DTYPE_F16, {3});
+  ASSERT_EQ(cudl_tensor_convert(x, b.x), CUDL_OK);
+  EXPECT_EQ(cudl_batchnorm_forward_training(ctx_, x, b.gamma, b.beta, 0.1f, 1e-5f, b.rmean,
+                                            b.rvar, y, b.smean, b.sinv),
+            CUDL_OK)
+      << cudl_context_last_error(ctx_);
+  EXPECT_EQ(cudl_batchnorm_backward(ctx_, x, y, b.gamma, b.smean, b.sinv, dx, dgamma, dbeta),
+            CUDL_OK);
+  const std::vector<float> rmean = ReadF32(b.rmean), rvar = ReadF32(b.rvar);
+  const std::vector<uint16_t> y_bits = cudl_test::ReadBits16(y);
+  EXPECT_EQ(cudl_batchnorm_forward_training(ctx_, x, gamma16, b.beta, 0.1f, 1e-5f, b.rmean,
+                                            b.rvar, y, b.smean, b.sinv),
+            CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"gamma", "bf16", "must be f32"}));
+  EXPECT_EQ(cudl_batchnorm_forward_training(ctx_, x, b.gamma, b.beta, 0.1f, 1e-5f, b.rmean,
+                                            b.rvar, y_f16, b.smean, b.sinv),
+            CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"y", "f16", "x", "bf16"}));
+  EXPECT_EQ(cudl_batchnorm_forward_inference(ctx_, x, b.gamma, b.beta, b.rmean, b.rvar, 1e-5f,
+                                             b.y),
+            CUDL_ERR_DTYPE)
+      << "an f32 y for bf16 x";
+  EXPECT_EQ(cudl_batchnorm_backward(ctx_, x, y, b.gamma, b.smean, b.sinv, dx, dgamma16, dbeta),
+            CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dgamma", "f16", "must be f32"}));
+  EXPECT_TRUE(BitEqual(ReadF32(b.rmean), rmean)) << "running mean was updated";
+  EXPECT_TRUE(BitEqual(ReadF32(b.rvar), rvar)) << "running var was updated";
+  EXPECT_EQ(cudl_test::ReadBits16(y), y_bits) << "y was written";
+}
+
 }  // namespace

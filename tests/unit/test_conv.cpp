@@ -964,6 +964,26 @@ TEST_F(ConvBadInputTest, BackwardBiasBadTensorsWriteNothing) {
   });
 }
 
+// Every operand of a call in one float dtype (cudl/tensor.h): all f16 is
+// accepted by each call, and a mismatch names the tensor and both dtypes
+// (the f16 cases above: the first tensor checked sets the dtype).
+TEST_F(ConvBadInputTest, SixteenBitOperandsInOneDtypeAreAccepted) {
+  EXPECT_EQ(cudl_conv2d_forward(ctx_, &ok_, half[0], half[1], half[2], half[4]), CUDL_OK)
+      << LastError(ctx_);
+  EXPECT_EQ(cudl_conv2d_backward_data(ctx_, &ok_, half[1], half[3], half[5]), CUDL_OK)
+      << LastError(ctx_);
+  EXPECT_EQ(cudl_conv2d_backward_filter(ctx_, &ok_, half[0], half[3], half[6]), CUDL_OK)
+      << LastError(ctx_);
+  EXPECT_EQ(cudl_conv2d_backward_bias(ctx_, half[3], half[7]), CUDL_OK) << LastError(ctx_);
+  EXPECT_EQ(cudl_conv2d_forward(ctx_, &ok_, x, half[1], b, y), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"w is f16", "x is f32"}));
+  EXPECT_EQ(cudl_conv2d_forward(ctx_, &ok_, half[0], half[1], b, half[4]), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"bias is f32", "x is f16"}));
+  EXPECT_EQ(cudl_conv2d_backward_bias(ctx_, half[3], db), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dbias is f32", "dy is f16"}));
+  EXPECT_TRUE(NothingWritten());
+}
+
 TEST_F(ConvTest, OutputSharingStorageWithAnInputIsRejected) {
   // 1x1 convolutions with C = K = 4 on 2x2 images, so that x, w, y, dy,
   // dx and dw all have 16 elements and a view of one can stand in for

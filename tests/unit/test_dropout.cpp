@@ -167,4 +167,30 @@ TEST_F(DropoutTest, BadInputChangesNothing) {
   EXPECT_EQ(Offset(ctx_), 2u);
 }
 
+// x, y and the mask share one float dtype (cudl/tensor.h): a bf16 x with
+// an f32 mask is CUDL_ERR_DTYPE naming the mask, and neither the tensors
+// nor the RNG offset move; all bf16 is accepted.
+TEST_F(DropoutTest, MaskSharesTheDataDtype) {
+  const int64_t n = 8;
+  cudl_tensor *x = nullptr, *y = nullptr, *mask16 = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_BF16, 1, &n, &x), CUDL_OK);
+  owned_.push_back(x);
+  ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_BF16, 1, &n, &y), CUDL_OK);
+  owned_.push_back(y);
+  ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_BF16, 1, &n, &mask16), CUDL_OK);
+  owned_.push_back(mask16);
+  cudl_tensor *mask = Make(ctx_, n, std::vector<float>(8, 9.0f));
+  ASSERT_EQ(cudl_tensor_fill(x, 1.0f), CUDL_OK);
+  const uint64_t before = Offset(ctx_);
+  EXPECT_EQ(cudl_dropout_forward(ctx_, x, 0.5f, 1, mask, y), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"mask", "f32", "x", "bf16"}));
+  EXPECT_EQ(Offset(ctx_), before);
+  EXPECT_TRUE(BitEqual(ReadF32(mask), std::vector<float>(8, 9.0f)));
+  EXPECT_EQ(cudl_test::ReadBits16(y), std::vector<uint16_t>(8, 0));
+  EXPECT_EQ(cudl_dropout_forward(ctx_, x, 0.5f, 1, mask16, y), CUDL_OK)
+      << cudl_context_last_error(ctx_);
+  EXPECT_EQ(Offset(ctx_), before + 2);
+  EXPECT_EQ(cudl_dropout_backward(ctx_, mask16, y, y), CUDL_OK);
+}
+
 }  // namespace

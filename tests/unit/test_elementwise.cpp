@@ -95,4 +95,21 @@ TEST_F(ElementwiseTest, BadInputWritesNothing) {
   EXPECT_TRUE(BitEqual(ReadF32(out), {9, 9, 9, 9}));
 }
 
+// add, mul and scale take f32, bf16 or f16, every operand in one; sum
+// and mean are f32-only.
+TEST_F(ElementwiseTest, DtypeRule) {
+  cudl_tensor *a = MakeOf(CUDL_DTYPE_F16, {5}), *b = MakeOf(CUDL_DTYPE_F16, {5});
+  cudl_tensor *b_bf16 = MakeOf(CUDL_DTYPE_BF16, {5}), *out = Make(ctx_, {1}, {9});
+  ASSERT_EQ(cudl_tensor_fill(a, 1.5f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(b, 2.0f), CUDL_OK);
+  EXPECT_EQ(cudl_mul(ctx_, a, b, b), CUDL_OK) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(cudl_test::ReadBits16(b), std::vector<uint16_t>(5, 0x4200)) << "1.5 * 2 = 3 in f16";
+  EXPECT_EQ(cudl_add(ctx_, a, 1.0f, b_bf16, a), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"b", "bf16", "a", "f16"}));
+  EXPECT_EQ(cudl_sum(ctx_, a, out), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"cudl_sum", "f16", "f32-only"}));
+  EXPECT_TRUE(BitEqual(ReadF32(out), {9}));
+  EXPECT_EQ(cudl_test::ReadBits16(a), std::vector<uint16_t>(5, 0x3e00)) << "a was written";
+}
+
 }  // namespace

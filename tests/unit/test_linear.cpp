@@ -1042,4 +1042,28 @@ TEST_F(LinearTest, Tf32ProbeIsExactOnCpu) {
   for (float v : p.fine) EXPECT_NE(FloatBits(v) & 0x1fffu, 0u) << v;
 }
 
+// x, w, bias, y and the gradients share one float dtype (cudl/tensor.h):
+// all bf16 is accepted; one tensor in another dtype is CUDL_ERR_DTYPE
+// naming it and both dtypes, and nothing is written.
+TEST_F(LinearTest, OperandsShareOneFloatDtype) {
+  const cudl_dtype bf16 = CUDL_DTYPE_BF16;
+  cudl_tensor *x = MakeDtype(ctx_, bf16, {3, 4}), *w = MakeDtype(ctx_, bf16, {2, 4});
+  cudl_tensor *b = MakeDtype(ctx_, bf16, {2}), *y = MakeDtype(ctx_, bf16, {3, 2});
+  cudl_tensor *dx = MakeDtype(ctx_, bf16, {3, 4}), *dw = MakeDtype(ctx_, bf16, {2, 4});
+  cudl_tensor *db = MakeDtype(ctx_, bf16, {2}), *b16 = MakeDtype(ctx_, CUDL_DTYPE_F16, {2});
+  cudl_tensor *dw32 = Make(ctx_, {2, 4}, std::vector<float>(8, kSentinel));
+  for (cudl_tensor *t : {x, w, b}) ASSERT_EQ(cudl_tensor_fill(t, 0.5f), CUDL_OK);
+  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, b, y), CUDL_OK) << cudl_context_last_error(ctx_);
+  // 4 * 0.25 + 0.5 = 1.5, exact in bf16.
+  EXPECT_EQ(cudl_test::ReadBits16(y), std::vector<uint16_t>(6, 0x3fc0));
+  EXPECT_EQ(cudl_linear_backward(ctx_, x, w, y, dx, dw, db), CUDL_OK);
+  const std::vector<uint16_t> y_bits = cudl_test::ReadBits16(y);
+  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, b16, y), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"bias", "f16", "x", "bf16"}));
+  EXPECT_EQ(cudl_test::ReadBits16(y), y_bits) << "y was written";
+  EXPECT_EQ(cudl_linear_backward(ctx_, x, w, y, dx, dw32, db), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dw", "f32", "bf16"}));
+  EXPECT_TRUE(cudl_test::BitEqual(ReadF32(dw32), std::vector<float>(8, kSentinel)));
+}
+
 }  // namespace

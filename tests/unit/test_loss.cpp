@@ -382,4 +382,22 @@ TEST_F(LossTest, CudaInvalidLabelGivesNaN) {
   cudl_context_destroy(gpu);
 }
 
+// Softmax and the losses are f32-only (mixed precision keeps them in f32):
+// a 16-bit tensor gives CUDL_ERR_DTYPE with a message that says so.
+TEST_F(LossTest, SixteenBitTensorsAreRefusedAsF32Only) {
+  cudl_tensor *a = Make(ctx_, {4}, {1, 2, 3, 4}), *loss = Make(ctx_, {1}, {9});
+  cudl_tensor *h = MakeOf(CUDL_DTYPE_BF16, {4}), *hy = MakeOf(CUDL_DTYPE_BF16, {4});
+  cudl_tensor *logits = MakeOf(CUDL_DTYPE_F16, {2, 2}), *labels = MakeOf(CUDL_DTYPE_I32, {2});
+  EXPECT_EQ(cudl_softmax_forward(ctx_, h, hy), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"cudl_softmax_forward", "x", "bf16", "f32-only"}));
+  EXPECT_EQ(cudl_log_softmax_backward(ctx_, a, h, a), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dy", "bf16", "f32-only"}));
+  EXPECT_EQ(cudl_mse_loss_forward(ctx_, h, a, CUDL_REDUCTION_MEAN, loss), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"input", "bf16", "f32-only"}));
+  EXPECT_EQ(cudl_cross_entropy_forward(ctx_, logits, labels, 0.0f, CUDL_REDUCTION_MEAN, loss),
+            CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"logits", "f16", "f32-only"}));
+  EXPECT_TRUE(BitEqual(ReadF32(loss), {9}));
+}
+
 }  // namespace

@@ -1317,4 +1317,24 @@ TEST(OptimGoldenTest, ClipGradNormMatchesPyTorch) {
   EXPECT_TRUE(unused.empty()) << unused.size() << " tensors unused";
 }
 
+// The optimizers work on f32 master weights: 16-bit parameters or
+// gradients are refused as f32-only, and the step count does not move.
+TEST_F(OptimTest, SixteenBitTensorsAreRefusedAsF32Only) {
+  cudl_optimizer_config c;
+  ASSERT_EQ(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &c), CUDL_OK);
+  cudl_optimizer *opt = nullptr;
+  ASSERT_EQ(cudl_optimizer_create(ctx_, &c, 4, &opt), CUDL_OK);
+  cudl_tensor *p = Make(ctx_, {4}, {1, 2, 3, 4}), *g = Make(ctx_, {4}, {1, 1, 1, 1});
+  cudl_tensor *g16 = MakeOf(CUDL_DTYPE_BF16, {4}), *p16 = MakeOf(CUDL_DTYPE_F16, {4});
+  EXPECT_EQ(cudl_optimizer_step(opt, p, g16, 0.1f), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"grads", "bf16", "f32-only"}));
+  EXPECT_EQ(cudl_optimizer_step(opt, p16, g, 0.1f), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"params", "f16", "f32-only"}));
+  EXPECT_EQ(cudl_clip_grad_norm(ctx_, g16, 1.0f, nullptr), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"grads", "bf16", "f32-only"}));
+  EXPECT_EQ(cudl_optimizer_steps(opt), 0);
+  EXPECT_TRUE(BitEqual(ReadF32(p), {1, 2, 3, 4}));
+  cudl_optimizer_destroy(opt);
+}
+
 }  // namespace

@@ -577,23 +577,252 @@ TEST_F(TensorTest, InitialisersRejectNull) {
   EXPECT_EQ(cudl_tensor_normal(nullptr, 0.0f, 1.0f), CUDL_ERR_INVALID_ARGUMENT);
 }
 
-TEST_F(TensorTest, InitialisersRejectHalfPrecision) {
+// fill rounds the value once to the tensor's dtype (to nearest, ties to
+// even): the bits, worked out by hand, for ties, overflow, subnormals,
+// signed zero, infinities and NaN, at sizes around the vector widths.
+TEST_F(TensorTest, FillSixteenBitTensorsRoundsOnce) {
+  struct Case {
+    float value;
+    uint16_t bf16, f16;
+  };
+  const Case cases[] = {
+      {1.0f, 0x3f80, 0x3c00},
+      {-0.0f, 0x8000, 0x8000},
+      {1.0f + 0x1p-8f, 0x3f80, 0x3c04},      // a bf16 tie, to even; exact in f16
+      {1.0f + 3 * 0x1p-8f, 0x3f82, 0x3c0c},  // a bf16 tie, up to even
+      {1.0f + 0x1p-11f, 0x3f80, 0x3c00},     // an f16 tie, to even
+      {1.0f + 3 * 0x1p-11f, 0x3f80, 0x3c02}, // an f16 tie, up to even
+      {65504.0f, 0x4780, 0x7bff},            // the largest f16; 65536 in bf16
+      {65520.0f, 0x4780, 0x7c00},            // f16's overflow tie: infinity
+      {-1e6f, 0xc974, 0xfc00},
+      {0x1p-24f, 0x3380, 0x0001},            // the least f16 subnormal
+      {0x1p-25f, 0x3300, 0x0000},            // half of it: a tie, to 0
+      {3 * 0x1p-25f, 0x33c0, 0x0002},        // an f16 subnormal tie, up to even
+      {std::numeric_limits<float>::infinity(), 0x7f80, 0x7c00},
+      {-std::numeric_limits<float>::infinity(), 0xff80, 0xfc00},
+      {FLT_MAX, 0x7f80, 0x7c00},             // overflow in both
+  };
+  for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}, int64_t{65537}}) {
+    cudl_tensor *b = Make({n}, CUDL_DTYPE_BF16), *h = Make({n}, CUDL_DTYPE_F16);
+    for (const Case &c : cases) {
+      SCOPED_TRACE("n " + std::to_string(n) + " value " + std::to_string(c.value));
+      ASSERT_EQ(cudl_tensor_fill(b, c.value), CUDL_OK) << cudl_context_last_error(ctx_);
+      ASSERT_EQ(cudl_tensor_fill(h, c.value), CUDL_OK) << cudl_context_last_error(ctx_);
+      EXPECT_EQ(cudl_test::ReadBits16(b), std::vector<uint16_t>(static_cast<size_t>(n), c.bf16));
+      EXPECT_EQ(cudl_test::ReadBits16(h), std::vector<uint16_t>(static_cast<size_t>(n), c.f16));
+    }
+    // NaN stays NaN: exponent all ones, fraction not zero.
+    ASSERT_EQ(cudl_tensor_fill(b, std::numeric_limits<float>::quiet_NaN()), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_fill(h, std::numeric_limits<float>::quiet_NaN()), CUDL_OK);
+    for (uint16_t v : cudl_test::ReadBits16(b)) EXPECT_TRUE((v & 0x7f80) == 0x7f80 && (v & 0x7f));
+    for (uint16_t v : cudl_test::ReadBits16(h)) EXPECT_TRUE((v & 0x7c00) == 0x7c00 && (v & 0x3ff));
+    Destroy(b);
+    Destroy(h);
+  }
+}
+
+// uniform and normal are f32-only (mixed precision draws f32 master
+// weights and converts): a 16-bit tensor is refused, saying so, without
+// consuming random numbers or writing.
+TEST_F(TensorTest, RandomInitialisersAreF32Only) {
   for (cudl_dtype dtype : {CUDL_DTYPE_F16, CUDL_DTYPE_BF16}) {
     SCOPED_TRACE(cudl_dtype_name(dtype));
     cudl_tensor *t = Make({5}, dtype);
     ASSERT_EQ(cudl_context_set_rng_state(ctx_, 1, 10), CUDL_OK);
-    EXPECT_EQ(cudl_tensor_fill(t, 1.0f), CUDL_ERR_DTYPE);
-    EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx_), "cudl_tensor_fill"));
-    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), cudl_dtype_name(dtype)));
     EXPECT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_ERR_DTYPE);
     EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx_), "cudl_tensor_uniform"));
+    EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {cudl_dtype_name(dtype), "f32-only"}));
     EXPECT_EQ(cudl_tensor_normal(t, 0.0f, 1.0f), CUDL_ERR_DTYPE);
     EXPECT_TRUE(StartsWith(cudl_context_last_error(ctx_), "cudl_tensor_normal"));
+    EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {cudl_dtype_name(dtype), "f32-only"}));
     EXPECT_EQ(Offset(), 10u) << "a rejected call consumed random blocks";
-    std::vector<uint16_t> raw(5, 0xffff);
-    ASSERT_EQ(cudl_tensor_copy_to_host(t, raw.data(), 10), CUDL_OK);
-    EXPECT_EQ(raw, std::vector<uint16_t>(5, 0)) << "a rejected call wrote to the tensor";
+    EXPECT_EQ(cudl_test::ReadBits16(t), std::vector<uint16_t>(5, 0))
+        << "a rejected call wrote to the tensor";
   }
+  cudl_tensor *ints = Make({5}, CUDL_DTYPE_I32);
+  EXPECT_EQ(cudl_tensor_fill(ints, 1.0f), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"cudl_tensor_fill", "i32"}));
+  EXPECT_EQ(cudl_tensor_uniform(ints, 0.0f, 1.0f), CUDL_ERR_DTYPE);
+}
+
+// ==========================================================================
+// Conversion between float dtypes
+// ==========================================================================
+
+// Raw elements as 32-bit words (f32 bits, or 16-bit ones zero-extended).
+std::vector<uint32_t> ReadWords(const cudl_tensor *t) {
+  if (cudl_tensor_dtype(t) != CUDL_DTYPE_F32) {
+    const std::vector<uint16_t> h = cudl_test::ReadBits16(t);
+    return std::vector<uint32_t>(h.begin(), h.end());
+  }
+  std::vector<uint32_t> out(static_cast<size_t>(cudl_tensor_numel(t)));
+  EXPECT_EQ(cudl_tensor_copy_to_host(t, out.data(), out.size() * 4), CUDL_OK);
+  return out;
+}
+
+cudl_status WriteWords(cudl_tensor *t, const std::vector<uint32_t> &words) {
+  if (cudl_tensor_dtype(t) == CUDL_DTYPE_F32)
+    return cudl_tensor_copy_from_host(t, words.data(), words.size() * 4);
+  const std::vector<uint16_t> h(words.begin(), words.end());
+  return cudl_tensor_copy_from_host(t, h.data(), h.size() * 2);
+}
+
+// Whether `bits` (of dtype) is a quiet NaN with the given sign.
+bool IsQuietNaN(cudl_dtype dtype, uint32_t bits, bool negative) {
+  switch (dtype) {
+    case CUDL_DTYPE_F32:
+      return (bits & 0x7fc00000u) == 0x7fc00000u && ((bits >> 31) != 0) == negative;
+    case CUDL_DTYPE_BF16:
+      return (bits & 0x7fc0u) == 0x7fc0u && ((bits >> 15) != 0) == negative;
+    default:
+      return (bits & 0x7e00u) == 0x7e00u && ((bits >> 15) != 0) == negative;
+  }
+}
+
+// The exact bits of conversions between every pair of float dtypes, for
+// values worked out by hand: ties to even, overflow to infinity (f16 past
+// 65504 + 8, bf16 past its largest finite value), f16 and bf16 subnormals,
+// signed zero and infinities. A NaN (kNaN below) must come out a quiet NaN
+// of the same sign, whatever its payload was.
+TEST_F(TensorTest, ConvertGivesExactBits) {
+  const uint32_t kNaN = 0xffffffffu;  // "a quiet NaN of the source's sign"
+  struct Case {
+    cudl_dtype from, to;
+    std::vector<uint32_t> in, want;
+  };
+  const cudl_dtype f32 = CUDL_DTYPE_F32, bf16 = CUDL_DTYPE_BF16, f16 = CUDL_DTYPE_F16;
+  const std::vector<Case> cases = {
+      {f32, bf16,
+       {0x3f808000u,    // 1 + 2^-8: a tie, to the even 1
+        0x3f818000u,    // 1 + 3 2^-8: a tie, up to even
+        0x3f808001u,    // just past a tie: up
+        0xbf808000u,    // -(1 + 2^-8)
+        0x7f7f7fffu,    // below the tie past bf16's largest: its largest
+        0x7f7f8000u,    // that tie: infinity (the largest is odd)
+        0x7f7fffffu,    // FLT_MAX: infinity
+        0x00000001u,    // the least f32 subnormal: 0
+        0x00008000u,    // 2^-134, half bf16's least subnormal: a tie, to 0
+        0x00018000u,    // a subnormal tie, up to even
+        0x00010000u,    // 2^-133: exact
+        0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00001u, 0xffc00000u, 0x7f800001u},
+       {0x3f80u, 0x3f82u, 0x3f81u, 0xbf80u, 0x7f7fu, 0x7f80u, 0x7f80u, 0x0000u, 0x0000u, 0x0002u,
+        0x0001u, 0x8000u, 0x7f80u, 0xff80u, kNaN, kNaN, kNaN}},
+      {f32, f16,
+       {0x3f801000u,    // 1 + 2^-11: a tie, to even
+        0x3f803000u,    // 1 + 3 2^-11: a tie, up to even
+        0x477fe000u,    // 65504, the largest f16
+        0x477fefffu,    // just below the overflow tie: 65504
+        0x477ff000u,    // 65520, the tie: infinity
+        0xc77ff000u,    // -65520
+        0x7f7fffffu,    // FLT_MAX
+        0x33800000u,    // 2^-24, the least subnormal
+        0x33000000u,    // 2^-25: a tie, to 0
+        0x33000001u,    // just past it: the least subnormal
+        0x33c00000u,    // 3 2^-25: a tie, up to even
+        0x387fc000u,    // 1023 2^-24, the largest subnormal
+        0x387fe000u,    // 1023.5 2^-24: a tie, up to the least normal
+        0x322bcc77u,    // 1e-8: 0
+        0x80000000u, 0xff800000u, 0x7fc00000u, 0xffc00001u},
+       {0x3c00u, 0x3c02u, 0x7bffu, 0x7bffu, 0x7c00u, 0xfc00u, 0x7c00u, 0x0001u, 0x0000u, 0x0001u,
+        0x0002u, 0x03ffu, 0x0400u, 0x0000u, 0x8000u, 0xfc00u, kNaN, kNaN}},
+      // Widening is exact.
+      {bf16, f32,
+       {0x3f81u, 0x0001u, 0x8000u, 0xff80u, 0x7f7fu, 0x7fc0u},
+       {0x3f810000u, 0x00010000u, 0x80000000u, 0xff800000u, 0x7f7f0000u, kNaN}},
+      {f16, f32,
+       {0x0001u, 0x03ffu, 0x0400u, 0x7bffu, 0xfc00u, 0x8000u, 0x3c01u, 0xfe00u},
+       {0x33800000u, 0x387fc000u, 0x38800000u, 0x477fe000u, 0xff800000u, 0x80000000u,
+        0x3f802000u, kNaN}},
+      {bf16, f16,
+       {0x4780u,    // 65536: infinity
+        0x3f81u,    // 1.0078125: exact
+        0x3380u,    // 2^-24: the least f16 subnormal
+        0x0001u,    // 2^-133: 0
+        0xff80u, 0xffc0u},
+       {0x7c00u, 0x3c08u, 0x0001u, 0x0000u, 0xfc00u, kNaN}},
+      {f16, bf16,
+       {0x7bffu,    // 65504: 65536 in bf16
+        0x3c01u,    // 1 + 2^-10: 1
+        0x0001u,    // 2^-24: exact
+        0x8000u, 0x7c00u, 0x7e00u},
+       {0x4780u, 0x3f80u, 0x3380u, 0x8000u, 0x7f80u, kNaN}},
+      // The same dtype: a copy (NaN aside).
+      {f16, f16, {0x0001u, 0x7bffu, 0xfc00u, 0x3555u}, {0x0001u, 0x7bffu, 0xfc00u, 0x3555u}},
+      {bf16, bf16, {0x0001u, 0x7f7fu, 0xff80u, 0x3eabu}, {0x0001u, 0x7f7fu, 0xff80u, 0x3eabu}},
+      {f32, f32, {0x00000001u, 0x7f7fffffu, 0x3eaaaaabu}, {0x00000001u, 0x7f7fffffu, 0x3eaaaaabu}},
+  };
+  for (const Case &c : cases) {
+    SCOPED_TRACE(std::string(cudl_dtype_name(c.from)) + " to " + cudl_dtype_name(c.to));
+    ASSERT_EQ(c.in.size(), c.want.size());
+    const int64_t n = static_cast<int64_t>(c.in.size());
+    cudl_tensor *src = Make({n}, c.from), *dst = Make({n}, c.to);
+    ASSERT_EQ(WriteWords(src, c.in), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_convert(dst, src), CUDL_OK) << cudl_context_last_error(ctx_);
+    const std::vector<uint32_t> got = ReadWords(dst);
+    const uint32_t sign = c.from == CUDL_DTYPE_F32 ? 0x80000000u : 0x8000u;
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (c.want[i] == kNaN)
+        EXPECT_TRUE(IsQuietNaN(c.to, got[i], (c.in[i] & sign) != 0))
+            << "element " << i << ": 0x" << std::hex << got[i];
+      else
+        EXPECT_EQ(got[i], c.want[i]) << "element " << i << std::hex << ": 0x" << c.in[i];
+    }
+    EXPECT_EQ(ReadWords(src), c.in) << "the source changed";
+  }
+}
+
+// Converting a tensor into itself leaves it as it was.
+TEST_F(TensorTest, ConvertInPlaceIsTheIdentity) {
+  for (cudl_dtype dtype : kAllDtypes) {
+    cudl_tensor *t = Make({3}, dtype);
+    const std::vector<uint32_t> words =
+        dtype == CUDL_DTYPE_F32 ? std::vector<uint32_t>{0x3f800001u, 0x00000003u, 0xff800000u}
+                                : std::vector<uint32_t>{0x3c01u, 0x0003u, 0xfc00u};
+    ASSERT_EQ(WriteWords(t, words), CUDL_OK);
+    EXPECT_EQ(cudl_tensor_convert(t, t), CUDL_OK) << cudl_context_last_error(ctx_);
+    EXPECT_EQ(ReadWords(t), words) << cudl_dtype_name(dtype);
+  }
+}
+
+// Bad input: the documented status, a message naming what is wrong, dst
+// unchanged, and the context still usable.
+TEST_F(TensorTest, ConvertRejectsBadInput) {
+  cudl_context *other = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &other), CUDL_OK);
+  cudl_tensor *src = Make({2, 3}), *dst = Make({2, 3}, CUDL_DTYPE_BF16);
+  cudl_tensor *ints = Make({2, 3}, CUDL_DTYPE_I32), *wide = Make({3, 2}, CUDL_DTYPE_F16);
+  cudl_tensor *foreign = Make({2, 3}, CUDL_DTYPE_F32, other);
+  cudl_tensor *whole = Make({4}), *head = nullptr, *tail = nullptr;
+  ASSERT_EQ(WriteF32(src, {1, 2, 3, 4, 5, 6}), CUDL_OK);
+  ASSERT_EQ(WriteF32(whole, {1, 2, 3, 4}), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_narrow(whole, 0, 3, &head), CUDL_OK);
+  owned_.push_back(head);
+  ASSERT_EQ(cudl_tensor_narrow(whole, 1, 3, &tail), CUDL_OK);
+  owned_.push_back(tail);
+  ASSERT_EQ(cudl_tensor_fill(dst, 7.0f), CUDL_OK);
+  const std::vector<uint16_t> dst_bits = cudl_test::ReadBits16(dst);
+
+  EXPECT_EQ(cudl_tensor_convert(nullptr, src), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_tensor_convert(dst, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"cudl_tensor_convert", "src"}));
+  EXPECT_EQ(cudl_tensor_convert(dst, ints), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"i32", "bf16"}));
+  EXPECT_EQ(cudl_tensor_convert(ints, src), CUDL_ERR_DTYPE);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"f32", "i32"}));
+  EXPECT_EQ(cudl_tensor_convert(wide, src), CUDL_ERR_SHAPE) << "same count, other shape";
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"shape"}));
+  EXPECT_EQ(cudl_tensor_convert(dst, foreign), CUDL_ERR_DEVICE_MISMATCH);
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"context", "cudl_tensor_copy"}));
+  EXPECT_EQ(cudl_tensor_convert(tail, head), CUDL_ERR_INVALID_ARGUMENT)
+      << "overlapping views of one storage";
+  EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"overlap"}));
+  EXPECT_EQ(cudl_test::ReadBits16(dst), dst_bits) << "dst was written";
+  EXPECT_TRUE(BitEqual(ReadF32(whole), {1, 2, 3, 4})) << "an overlapping view was written";
+  EXPECT_EQ(cudl_tensor_convert(dst, src), CUDL_OK);
+  EXPECT_EQ(cudl_test::ReadBits16(dst),
+            (std::vector<uint16_t>{0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0}));
+  cudl_test::DestroyTensorsOf(other, &owned_);
+  cudl_context_destroy(other);
 }
 
 // ==========================================================================

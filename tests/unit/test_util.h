@@ -279,6 +279,26 @@ inline cudl_status WriteF32(cudl_tensor *t, const std::vector<float> &values) {
   return cudl_tensor_copy_from_host(t, values.data(), values.size() * sizeof(float));
 }
 
+// The raw elements of a bf16 or f16 tensor.
+inline std::vector<uint16_t> ReadBits16(const cudl_tensor *t) {
+  std::vector<uint16_t> out(static_cast<size_t>(cudl_tensor_numel(t)));
+  const cudl_status s = cudl_tensor_copy_to_host(t, out.data(), out.size() * sizeof(uint16_t));
+  EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": "
+                        << cudl_context_last_error(cudl_tensor_context(t));
+  return out;
+}
+
+// Success when ctx's last error contains every one of `words` (the
+// tensors and dtypes a message must name).
+inline ::testing::AssertionResult ErrorMentions(const cudl_context *ctx,
+                                                const std::vector<std::string> &words) {
+  const std::string message = cudl_context_last_error(ctx);
+  for (const std::string &w : words)
+    if (message.find(w) == std::string::npos)
+      return ::testing::AssertionFailure() << "'" << message << "' does not mention '" << w << "'";
+  return ::testing::AssertionSuccess();
+}
+
 // ---------------------------------------------------------------------------
 // Allocators
 // ---------------------------------------------------------------------------
@@ -345,7 +365,8 @@ struct CountingAllocator {
 };
 
 // A CPU context and tensors that go away with the test. Make() creates an
-// f32 tensor (filled from `values` when given) on any context.
+// f32 tensor (filled from `values` when given) on any context, MakeOf()
+// one of any dtype (zeros) on the fixture's.
 class TensorFixture : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx_), CUDL_OK); }
@@ -366,6 +387,13 @@ class TensorFixture : public ::testing::Test {
                   CUDL_OK);
       }
     }
+    return t;
+  }
+  cudl_tensor *MakeOf(cudl_dtype dtype, const std::vector<int64_t> &shape) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_create(ctx_, dtype, static_cast<int>(shape.size()), shape.data(), &t),
+              CUDL_OK);
+    if (t != nullptr) owned_.push_back(t);
     return t;
   }
   cudl_context *ctx_ = nullptr;
