@@ -1373,10 +1373,10 @@ def make_grad_scaler(dev):
 
 def precision_unavailable(dev, precision):
     """Why a precision cannot run on dev with this PyTorch, or None. A
-    convolution under torch.autocast must come out in the 16-bit type: some
-    versions accept an autocast dtype they do not support and run FP32 with
-    a warning (1.13 on the CPU with float16), which would be fp32 under an
-    fp16 label."""
+    convolution under torch.autocast must come out in the 16-bit type, so
+    that a version which accepted the dtype but computed in FP32 cannot put
+    FP32 figures under a 16-bit label; 1.13 on the CPU refuses float16
+    outright."""
     dtype = AUTOCAST_DTYPES[precision]
     if dtype is None:
         return None
