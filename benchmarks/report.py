@@ -385,7 +385,10 @@ def cudnn_text(v):
 
 def tf32_text(run):
     """What the run allowed: "conv on, matmul off" where torch_ref.py read
-    PyTorch's settings back, else on/off from the "tf32" flag."""
+    PyTorch's settings back, else on/off from the "tf32" flag; "n/a" on the
+    CPU, which has no TF32."""
+    if not is_gpu(machine_key(run)):
+        return "n/a"
     settings = run.get("tf32_settings")
     if isinstance(settings, dict) and settings:
         def word(legacy, precision):
