@@ -22,16 +22,24 @@ DASH = "–"  # what a missing peer or figure shows
 
 HELP_EPILOG = """\
 report.md holds:
-  Runs        every input file: tool, device, date, version, threads, tf32,
-              and each ops run's ceilings (copy GB/s, GEMM GFLOP/s).
+  Runs        every input file: tool, device, date, version, threads, tf32
+              (torch_ref.py's read-back: "conv on, matmul off"), cuDNN, and
+              each ops run's ceilings (copy GB/s, GEMM GFLOP/s); then, per
+              GPU, the cuDNN each tool ran on (cudl: loaded, and the headers
+              it was built with).
   Targets     the benchmark issue's targets checked against the data present:
               met / missed with the figures and the margin, or "not measured
               in this run".
-  Training    a row per (model, batch, device):
-                cudl img/s, then per PyTorch impl present its img/s and
-                "vs IMPL" = cudl img/s / IMPL img/s (above 1.00: cudl faster),
-                peak memory in MiB of each (peak_memory_bytes), and cudl's
-                FLOP utilisation (achieved GFLOP/s / GEMM ceiling, %).
+  Training    a row per (model, input shape, batch, device): cudl's FP32
+                img/s; PyTorch eager FP32 NCHW, its fastest FP32 variant and
+                its fastest variant of any precision, each with "÷" = cudl
+                img/s / PyTorch img/s (above 1.00: cudl faster); cudl's FLOP
+                utilisation (achieved GFLOP/s / GEMM ceiling, %).
+              Then every measurement, a row per variant (tool, mode: eager,
+                graphs, compile; precision: fp32, bf16, fp16; layout: nchw,
+                nhwc; tf32): median step ms, min-max step ms, img/s = batch /
+                median, "cudl ÷" against cudl at the same precision (or its
+                FP32, marked), peak memory in MiB (peak_memory_bytes).
   Operators   a table per device, a row per (op, pass, size, shape [* weight]):
                 cudl ms      cudl's median time per call
                 cudl rate    GB/s for memory-bound passes, GFLOP/s for
@@ -48,8 +56,9 @@ report.md holds:
               (size "sweep") get a second table per device.
 
 Plots (matplotlib, Agg):
-  train_throughput.png  images/s against batch size (log2), a line per
-                        impl, model and device
+  train_throughput.png  images/s against batch size (log2), a panel per
+                        device, model and input, a line per variant (colour:
+                        impl, line style: precision, marker: layout)
   bandwidth.png         GB/s against bytes moved (log) of the memory-bound
                         sweep cases (cifar and large without a sweep), a
                         line per impl, op and pass; each run's copy ceiling
@@ -238,30 +247,65 @@ def join_ops(ops_runs, notes):
     return ops
 
 
+PRECISION_ORDER = ["fp32", "bf16", "fp16"]
+LAYOUT_ORDER = ["nchw", "nhwc"]
+MODE_OF_IMPL = {"pytorch": "eager", "pytorch-graphs": "graphs",
+                "pytorch-compile": "compile"}
+
+
+def train_variant(run):
+    """(impl, precision, layout) of a training run: what a row of the
+    training tables is. Files without the fields are FP32 in NCHW (all
+    that cudl bench train and torch_ref.py ran before they existed)."""
+    return (run["impl"], run.get("precision") or "fp32",
+            run.get("layout") or "nchw")
+
+
+def variant_sort_key(variant):
+    impl, precision, layout = variant
+    return (order_index(impl, IMPL_ORDER),
+            order_index(precision, PRECISION_ORDER),
+            order_index(layout, LAYOUT_ORDER))
+
+
+def variant_label(variant):
+    impl, precision, layout = variant
+    return f"{impl} {precision} {layout}"
+
+
+def train_shape(run):
+    return tuple(run.get("input_shape") or ())
+
+
 def join_train(train_runs, notes):
-    """train[(model, batch, machine)][impl] = run. Repeated runs of one
-    case (bench-cpu.sh interleaves rounds of cudl and PyTorch, because a
-    shared machine drifts by 10-20 % over minutes) are reduced to the run
-    with the median images/s (the lower middle of an even count)."""
+    """train[(model, input shape, batch, machine)][(impl, precision,
+    layout)] = run. Repeated runs of one case (bench-cpu.sh interleaves
+    rounds of cudl and PyTorch, because a shared machine drifts by 10-20 %
+    over minutes) are reduced to the run with the median images/s (the
+    lower middle of an even count)."""
     runs_of = {}
     for run in sorted(train_runs, key=lambda r: (r["date"], r["_file"])):
         # small_cnn (Python's spelling) and small-cnn (the CLI's) are one model.
         model = run["model"].lower().replace("_", "-")
-        key = (model, run["batch"], machine_key(run))
-        runs_of.setdefault(key, {}).setdefault(run["impl"], []).append(run)
+        key = (model, train_shape(run), run["batch"], machine_key(run))
+        variants = runs_of.setdefault(key, {})
+        variants.setdefault(train_variant(run), []).append(run)
     train = {}
-    for key, impls in runs_of.items():
+    for key, variants in runs_of.items():
         cell = train.setdefault(key, {})
-        for impl, runs in impls.items():
+        for variant, runs in variants.items():
             runs = sorted(runs, key=lambda r: r["images_per_second"])
             chosen = runs[(len(runs) - 1) // 2]
-            cell[impl] = dict(chosen, _repeats=len(runs),
-                              _range=(runs[0]["images_per_second"],
-                                      runs[-1]["images_per_second"]))
+            cell[variant] = dict(chosen, _repeats=len(runs),
+                                 _range=(runs[0]["images_per_second"],
+                                         runs[-1]["images_per_second"]))
             if len(runs) > 1:
-                notes.append(f"{impl} {key[0]} batch {key[1]}: median of "
-                             f"{len(runs)} runs ({sig(runs[0]['images_per_second'])}"
-                             f"-{sig(runs[-1]['images_per_second'])} images/s)")
+                low, high = (runs[0]["images_per_second"],
+                             runs[-1]["images_per_second"])
+                notes.append(f"{variant_label(variant)} {key[0]} "
+                             f"{fmt_shape(key[1])} batch {key[2]}: median of "
+                             f"{len(runs)} runs ({sig(low)}-{sig(high)} "
+                             f"images/s)")
     return train
 
 
@@ -286,15 +330,77 @@ def consistency_notes(ops_runs, train_runs):
             same = [r for r in runs if machine_key(r) == key]
             tf32 = {r["tf32"] for r in same}
             if len(tf32) > 1:
-                on = sorted(r["_file"] for r in same if r["tf32"])
-                notes.append(f"{machine_label(key)}: tf32 differs between "
-                             f"files (on in {', '.join(on)}); FP32 GEMM-bound "
-                             f"figures are not comparable")
+                # Per tool, how many files ran with each setting: a sweep
+                # writes dozens of files, all alike.
+                counts = {}
+                for r in same:
+                    label = (r["tool"], tf32_text(r))
+                    counts[label] = counts.get(label, 0) + 1
+                said = "; ".join(
+                    f"{tool} {text} ({n} file{'s' if n > 1 else ''})"
+                    for (tool, text), n in sorted(counts.items()))
+                notes.append(f"{machine_label(key)}: TF32 differs between "
+                             f"files ({said}); FP32 convolution and GEMM "
+                             f"figures differ in precision as well as speed")
             threads = sorted({r["threads"] for r in same})
             if not is_gpu(key) and len(threads) > 1:
                 notes.append(f"{machine_label(key)}: thread counts differ "
                              f"between files ({', '.join(map(str, threads))})")
+            cudnn = {}
+            for r in same:
+                if r.get("cudnn"):
+                    cudnn.setdefault(r["tool"], set()).add(r["cudnn"])
+            versions = {v for vs in cudnn.values() for v in vs}
+            if len(versions) > 1:
+                said = "; ".join(
+                    f"{tool} {', '.join(cudnn_text(v) for v in sorted(vs))}"
+                    for tool, vs in sorted(cudnn.items()))
+                notes.append(f"{machine_label(key)}: the runs used different "
+                             f"cuDNN libraries ({said}): convolution figures "
+                             f"compare the libraries as well as the callers")
+    for run in sorted(train_runs, key=lambda r: r["_file"]):
+        per_sample = run.get("steps_per_sample")
+        if is_number(per_sample) and per_sample > 1:
+            notes.append(f"{run['_file']}: each sample is the mean of "
+                         f"{per_sample} steps, so its median and min-max are "
+                         f"of those means, not of single steps")
+        elif per_sample is None and run["tool"] == "cudl":
+            # cudl bench train before it sampled single steps by default.
+            notes.append(f"{run['_file']}: no steps_per_sample (an older cudl "
+                         f"bench train): its samples may be means of several "
+                         f"steps")
     return notes
+
+
+def cudnn_text(v):
+    """cudnnGetVersion()'s integer as text: 91900 is 9.19.0 (cuDNN 9), 8907
+    is 8.9.7 (cuDNN 8)."""
+    if not is_number(v) or v <= 0:
+        return DASH
+    v = int(v)
+    if v >= 90000:
+        return f"{v // 10000}.{v % 10000 // 100}.{v % 100}"
+    return f"{v // 1000}.{v % 1000 // 100}.{v % 100}"
+
+
+def tf32_text(run):
+    """What the run allowed: "conv on, matmul off" where torch_ref.py read
+    PyTorch's settings back, else on/off from the "tf32" flag; "n/a" on the
+    CPU, which has no TF32."""
+    if not is_gpu(machine_key(run)):
+        return "n/a"
+    settings = run.get("tf32_settings")
+    if isinstance(settings, dict) and settings:
+        def word(legacy, precision):
+            v = settings.get(legacy)
+            if v is None:
+                p = settings.get(precision)
+                v = None if p in (None, "none") else p == "tf32"
+            return {True: "on", False: "off"}.get(v, "?")
+        conv = word("cudnn_conv_allow_tf32", "cudnn_conv_fp32_precision")
+        matmul = word("cuda_matmul_allow_tf32", "cuda_matmul_fp32_precision")
+        return f"conv {conv}, matmul {matmul}"
+    return "on" if run["tf32"] else "off"
 
 
 # ---------------------------------------------------------------- formatting
@@ -357,16 +463,19 @@ def runs_section(ops_runs, train_runs, notes):
     for run in sorted(ops_runs + train_runs,
                       key=lambda r: (machine_key(r), r["tool"], r["_file"])):
         if run["schema"] == TRAIN_SCHEMA:
-            what = f"train {run['model']} batch {run['batch']} ({run['impl']})"
+            what = (f"train {run['model']} {fmt_shape(train_shape(run))} "
+                    f"batch {run['batch']} "
+                    f"({variant_label(train_variant(run))})")
         else:
             impls = sorted({r["impl"] for r in run["results"]})
             what = f"ops ({', '.join(impls) or 'no results'})"
         rows.append([f"`{run['_file']}`", run["tool"], what,
                      normalise_device(run["device"]), run["device_name"],
                      run["date"], run["version"], run["threads"],
-                     "on" if run["tf32"] else "off"])
+                     tf32_text(run), cudnn_text(run.get("cudnn"))])
     out += table(["file", "tool", "what", "device", "device name", "date",
-                  "version", "threads", "tf32"], rows)
+                  "version", "threads", "tf32", "cuDNN"], rows)
+    out += cudnn_lines(ops_runs + train_runs)
     if ops_runs:
         out += ["", "Ceilings measured by each ops run (`copy_gbps`: bytes "
                 "read + written per second; `gemm_gflops`: FP32 GEMM):", ""]
@@ -382,6 +491,29 @@ def runs_section(ops_runs, train_runs, notes):
     if notes:
         out += ["", "Notes on the inputs:", ""] + [f"- {n}" for n in notes]
     return out + [""]
+
+
+def cudnn_lines(runs):
+    """One line per GPU: the cuDNN each tool ran on (cudl: the library it
+    loaded and the headers it was built with)."""
+    out = []
+    gpus = sorted({machine_key(r) for r in runs if is_gpu(machine_key(r))})
+    for mkey in gpus:
+        parts = []
+        here = [r for r in runs if machine_key(r) == mkey]
+        for tool in sorted({r["tool"] for r in here}):
+            mine = [r for r in here if r["tool"] == tool]
+            loaded = sorted({r["cudnn"] for r in mine
+                             if is_number(r.get("cudnn"))})
+            headers = sorted({r["cudnn_headers"] for r in mine
+                              if is_number(r.get("cudnn_headers"))})
+            text = ", ".join(cudnn_text(v) for v in loaded) or "not recorded"
+            if headers:
+                named = ", ".join(cudnn_text(v) for v in headers)
+                text += f" (built against {named} headers)"
+            parts.append(f"{tool} {text}")
+        out.append(f"- cuDNN on {machine_label(mkey)}: {'; '.join(parts)}.")
+    return ([""] + out) if out else []
 
 
 def ops_section(ops):
@@ -431,36 +563,109 @@ def ops_section(ops):
     return out
 
 
+def pytorch_variants(cell, precision=None):
+    return sorted((v for v in cell if v[0].startswith("pytorch")
+                   and (precision is None or v[1] == precision)),
+                  key=variant_sort_key)
+
+
+def fastest(cell, variants):
+    """The variant of cell with the most images/s, or None."""
+    return max(variants, key=lambda v: cell[v]["images_per_second"],
+               default=None)
+
+
+def cudl_reference(cell, precision):
+    """The cudl run a PyTorch row is compared with: cudl's fastest layout at
+    the same precision, else its fastest FP32 run (then "fp32" says so)."""
+    for p in (precision, "fp32"):
+        v = fastest(cell, [v for v in cell if v[0] == "cudl" and v[1] == p])
+        if v is not None:
+            return cell[v], ("" if p == precision else f" ({p})")
+    return None, ""
+
+
+def step_range(run):
+    lo, hi = run.get("step_ms_min"), run.get("step_ms_max")
+    if not is_number(lo):
+        return DASH
+    return f"{sig(lo)}-{sig(hi)}" if is_number(hi) else f"{sig(lo)}-?"
+
+
+def train_point_sort_key(key):
+    model, shape, batch, mkey = key
+    return (mkey, model, shape, batch)
+
+
 def train_section(train):
     out = ["## Training", "",
-           "`vs X` = cudl images/s / X images/s: above 1.00 cudl is faster. "
-           "Peak memory is `peak_memory_bytes`: device memory on the GPU; on "
-           "the CPU cudl counts its tensors and workspaces while PyTorch "
-           "reports the process's resident set, so CPU figures are not "
-           "like for like. FLOP util is cudl's achieved GFLOP/s over its "
-           "GEMM ceiling.", ""]
-    peers = pytorch_impls({i for cell in train.values() for i in cell})
-    header = ["model", "batch", "device", "cudl img/s"]
-    for p in peers:
-        header += [f"{p} img/s", f"vs {p}"]
-    header += ["cudl MiB"] + [f"{p} MiB" for p in peers] + ["cudl FLOP util %"]
+           "`÷` = cudl images/s / PyTorch images/s: above 1.00 cudl is "
+           "faster. "
+           "A PyTorch variant is named by impl (pytorch: eager, "
+           "pytorch-graphs: the step replayed from a CUDA graph, "
+           "pytorch-compile: torch.compile), precision (fp32, or bf16/fp16 "
+           "autocast) and layout (nchw, or nhwc: channels-last); the table "
+           "below gives each one's TF32 setting.", ""]
+    header = ["model", "input", "batch", "device", "cudl img/s",
+              "PyTorch eager fp32 nchw", "÷", "fastest PyTorch fp32", "÷",
+              "fastest PyTorch", "÷", "cudl FLOP util %"]
     rows = []
-    for key in sorted(train, key=lambda k: (k[2], k[0], k[1])):
-        model, batch, mkey = key
+    for key in sorted(train, key=train_point_sort_key):
+        model, shape, batch, mkey = key
         cell = train[key]
-        c = cell.get("cudl")
+        c, _ = cudl_reference(cell, "fp32")
         ips = c["images_per_second"] if c else None
-        row = [model, batch, machine_label(mkey), sig(ips, 4)]
-        for p in peers:
-            pr = cell.get(p)
-            row += [sig(pr["images_per_second"], 4) if pr else DASH,
-                    fmt_ratio(ratio(ips, pr and pr["images_per_second"]))]
-        row += [mib(c["peak_memory_bytes"]) if c else DASH]
-        row += [mib(cell[p]["peak_memory_bytes"]) if p in cell else DASH
-                for p in peers]
+        row = [model, fmt_shape(shape), batch, machine_label(mkey), sig(ips, 4)]
+        eager = cell.get(("pytorch", "fp32", "nchw"))
+        row += [sig(eager["images_per_second"], 4) if eager else DASH,
+                fmt_ratio(ratio(ips, eager and eager["images_per_second"]))]
+        for variants in (pytorch_variants(cell, "fp32"),
+                         pytorch_variants(cell)):
+            best = fastest(cell, variants)
+            if best is None:
+                row += [DASH, DASH]
+                continue
+            b = cell[best]["images_per_second"]
+            row += [f"{sig(b, 4)} ({variant_label(best)})",
+                    fmt_ratio(ratio(ips, b))]
         row += [f"{100 * c['flop_utilisation']:.1f}" if c else DASH]
         rows.append(row)
-    return out + table(header, rows) + [""]
+    out += table(header, rows) + [""]
+
+    out += ["### Every training measurement", "",
+            "Step times are the median, fastest and slowest single step (each "
+            "side's `step_ms_median`, `step_ms_min`, `step_ms_max`); images/s "
+            "= batch / median. `cudl ÷` compares the row with cudl at the "
+            "same "
+            "precision, or with cudl's FP32 where cudl has not that precision "
+            "(marked). Peak memory is `peak_memory_bytes`: device memory on "
+            "the GPU; on the CPU cudl counts its tensors and workspaces while "
+            "PyTorch reports the process's resident set, so CPU figures are "
+            "not like for like.", ""]
+    header = ["model", "input", "batch", "device", "tool", "mode", "precision",
+              "layout", "tf32", "median ms", "min-max ms", "img/s", "cudl ÷",
+              "peak MiB"]
+    rows = []
+    for key in sorted(train, key=train_point_sort_key):
+        model, shape, batch, mkey = key
+        cell = train[key]
+        for variant in sorted(cell, key=variant_sort_key):
+            run = cell[variant]
+            impl, precision, layout = variant
+            ips = run["images_per_second"]
+            if impl == "cudl":
+                versus = DASH
+            else:
+                c, mark = cudl_reference(cell, precision)
+                r = ratio(c and c["images_per_second"], ips)
+                versus = DASH if r is None else f"{r:.2f}{mark}"
+            mode = run.get("mode") or MODE_OF_IMPL.get(impl, DASH)
+            rows.append([model, fmt_shape(shape), batch, machine_label(mkey),
+                         run["tool"], mode, precision, layout, tf32_text(run),
+                         sig(run["step_ms_median"]), step_range(run),
+                         sig(ips, 4), versus, mib(run["peak_memory_bytes"])])
+    out += table(header, rows) + [""]
+    return out
 
 
 NOT_MEASURED = "not measured in this run"
@@ -480,36 +685,43 @@ def summary(flags):
 
 
 def target_cpu_training(train):
-    """(a) CPU training at >= 1.0x PyTorch, per model and batch measured by
-    both. Against the fastest PyTorch impl present: beating only the slower
-    one would not be parity."""
+    """(a) CPU training at >= 1.0x PyTorch, per model, input and batch
+    measured by both, precision for precision. Against the fastest PyTorch
+    variant of cudl's precision present (any mode or layout): beating only
+    the slower one would not be parity."""
     lines, flags, unmeasured = [], [], []
     for model in CPU_TRAIN_MODELS:
         measured = False
-        for (m, batch, mkey), cell in sorted(
-                train.items(), key=lambda kv: (kv[0][2], kv[0][1])):
-            peers = pytorch_impls(cell)
-            if m != model or is_gpu(mkey) or "cudl" not in cell or not peers:
+        for (m, shape, batch, mkey), cell in sorted(
+                train.items(), key=lambda kv: train_point_sort_key(kv[0])):
+            if m != model or is_gpu(mkey):
                 continue
-            best = max(peers, key=lambda p: cell[p]["images_per_second"])
-            c = cell["cudl"]["images_per_second"]
-            t = cell[best]["images_per_second"]
-            r = ratio(c, t)
-            if r is None:
-                continue
-            measured = True
-            ok = r >= CPU_TRAIN_RATIO
-            flags.append(ok)
-            lines.append(f"  - {model}, batch {batch}, {machine_label(mkey)}: "
-                         f"cudl {sig(c, 4)} vs {best} {sig(t, 4)} images/s = "
-                         f"{r:.2f}x: {verdict(ok)}, "
-                         f"{abs(r / CPU_TRAIN_RATIO - 1) * 100:.1f} % "
-                         f"{'above' if ok else 'below'} the target")
+            for precision in PRECISION_ORDER:
+                c, mark = cudl_reference(cell, precision)
+                best = fastest(cell, pytorch_variants(cell, precision))
+                if c is None or mark or best is None:
+                    continue
+                t = cell[best]["images_per_second"]
+                r = ratio(c["images_per_second"], t)
+                if r is None:
+                    continue
+                measured = True
+                ok = r >= CPU_TRAIN_RATIO
+                flags.append(ok)
+                lines.append(
+                    f"  - {model} {fmt_shape(shape)}, batch {batch}, "
+                    f"{machine_label(mkey)}, {precision}: cudl "
+                    f"{sig(c['images_per_second'], 4)} vs "
+                    f"{variant_label(best)} {sig(t, 4)} images/s = {r:.2f}x: "
+                    f"{verdict(ok)}, "
+                    f"{abs(r / CPU_TRAIN_RATIO - 1) * 100:.1f} % "
+                    f"{'above' if ok else 'below'} the target")
         if not measured:
             unmeasured.append(model)
     head = (f"- **(a) CPU training at >= {CPU_TRAIN_RATIO:.1f}x PyTorch "
-            f"images/s** (small-cnn and resnet20, same batch, against the "
-            f"fastest PyTorch impl present): {summary(flags)}")
+            f"images/s** (small-cnn and resnet20, same input and batch, "
+            f"against the fastest PyTorch variant of cudl's precision "
+            f"present): {summary(flags)}")
     if flags and unmeasured:
         # A met verdict on half the models is not the target met.
         head += f"; {' and '.join(unmeasured)} {NOT_MEASURED}"
@@ -596,32 +808,41 @@ def target_batchnorm(ops):
 
 def target_gpu_resnet(train):
     """(d) ResNet-20 training at batch 128 on the GPU at >= 1.5x PyTorch
-    eager."""
+    eager (FP32, NCHW: PyTorch as it comes), for each input shape."""
     lines, flags = [], []
-    for (model, batch, mkey), cell in sorted(train.items()):
+    eager = ("pytorch", "fp32", "nchw")
+    for (model, shape, batch, mkey), cell in sorted(
+            train.items(), key=lambda kv: train_point_sort_key(kv[0])):
+        c, mark = cudl_reference(cell, "fp32")
         if (model != "resnet20" or batch != GPU_RESNET_BATCH
-                or not is_gpu(mkey) or "cudl" not in cell
-                or "pytorch" not in cell):
+                or not is_gpu(mkey) or c is None or eager not in cell):
             continue
-        c = cell["cudl"]["images_per_second"]
-        t = cell["pytorch"]["images_per_second"]
+        c = c["images_per_second"]
+        t = cell[eager]["images_per_second"]
         r = ratio(c, t)
         if r is None:
             continue
         ok = r >= GPU_RESNET_RATIO
         flags.append(ok)
-        # The faster PyTorch modes are not the target, but belong beside it.
+        # The other FP32 modes and the fastest variant of all are not the
+        # target, but belong beside it.
+        beside = [v for v in pytorch_variants(cell, "fp32") if v != eager]
+        best = fastest(cell, pytorch_variants(cell))
+        if best not in beside + [eager]:
+            beside.append(best)
         others = "".join(
-            f"; vs {p} "
-            f"{fmt_ratio(ratio(c, cell[p]['images_per_second']))}x"
-            for p in pytorch_impls(cell) if p != "pytorch")
-        lines.append(f"  - {machine_label(mkey)}: cudl {sig(c, 4)} vs pytorch "
-                     f"{sig(t, 4)} images/s = {r:.2f}x: {verdict(ok)} "
+            f"; vs {variant_label(v)} "
+            f"{fmt_ratio(ratio(c, cell[v]['images_per_second']))}x"
+            for v in beside)
+        lines.append(f"  - {fmt_shape(shape)}, {machine_label(mkey)}: cudl "
+                     f"{sig(c, 4)} vs pytorch eager fp32 nchw "
+                     f"({tf32_text(cell[eager])}) {sig(t, 4)} images/s = "
+                     f"{r:.2f}x: {verdict(ok)} "
                      f"({abs(r / GPU_RESNET_RATIO - 1) * 100:.1f} % "
                      f"{'above' if ok else 'below'} the target{others})")
     head = (f"- **(d) GPU ResNet-20 training, batch {GPU_RESNET_BATCH}, at "
-            f">= {GPU_RESNET_RATIO:.1f}x PyTorch eager images/s**: "
-            f"{summary(flags)}")
+            f">= {GPU_RESNET_RATIO:.1f}x PyTorch eager images/s** (FP32, "
+            f"NCHW, PyTorch's TF32 setting as recorded): {summary(flags)}")
     return [head] + lines
 
 
@@ -647,7 +868,6 @@ IMPL_STYLES = {"cudl": ("-", "o"), "cudnn": ("--", "s"),
                "pytorch": (":", "^"), "pytorch-graphs": ("-.", "v"),
                "pytorch-compile": ((0, (5, 1, 1, 1)), "D")}
 IMPL_ORDER = ["cudl", "cudnn"] + PYTORCH_ORDER
-MODEL_STYLES = ["-", "--", ":", "-."]
 
 
 def impl_style(impl):
@@ -676,45 +896,53 @@ def save(fig, path, extra=()):
                 bbox_extra_artists=list(extra) or None)
 
 
+PRECISION_STYLES = {"fp32": "-", "bf16": "--", "fp16": ":"}
+LAYOUT_MARKERS = {"nchw": "o", "nhwc": "s"}
+
+
 def plot_train(plt, train, path):
-    lines = {}  # (machine, impl, model) -> [(batch, images/s)]
-    for (model, batch, mkey), cell in train.items():
-        for impl, run in cell.items():
-            lines.setdefault((mkey, impl, model), []).append(
+    """A panel per machine, model and input: images/s against batch, a line
+    per variant; colour says the impl, line style the precision, marker
+    the layout."""
+    panels = {}  # (machine, model, shape) -> {variant: [(batch, images/s)]}
+    for (model, shape, batch, mkey), cell in train.items():
+        lines = panels.setdefault((mkey, model, shape), {})
+        for variant, run in cell.items():
+            lines.setdefault(variant, []).append(
                 (batch, run["images_per_second"]))
-    if not lines:
+    if not panels:
         return False
-    machines = sorted({k[0] for k in lines})
-    fig, axes = plt.subplots(1, len(machines), squeeze=False,
-                             figsize=(6.5 * len(machines), 4.5))
-    for ax, mkey in zip(axes[0], machines):
-        mine = sorted(((k, v) for k, v in lines.items() if k[0] == mkey),
-                      key=lambda kv: (kv[0][2],
-                                      order_index(kv[0][1], IMPL_ORDER)))
-        # Colour and marker say the impl, line style the model, so that
-        # cudl is the same colour in every panel.
-        models = sorted({k[2] for k, _ in mine})
-        for (_, impl, model), pts in mine:
-            pts.sort()
-            style = MODEL_STYLES[models.index(model) % len(MODEL_STYLES)]
-            ax.plot([b for b, _ in pts], [v for _, v in pts], linestyle=style,
-                    marker=impl_style(impl)[1], color=impl_colour(impl),
-                    label=f"{impl} {model}")
-        batches = sorted({b for _, pts in mine for b, _ in pts})
+    keys = sorted(panels)
+    cols = min(2, len(keys))
+    rows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, squeeze=False,
+                             figsize=(6.5 * cols, 5.2 * rows))
+    for ax, key in zip(axes.flat, keys):
+        mkey, model, shape = key
+        for variant in sorted(panels[key], key=variant_sort_key):
+            impl, precision, layout = variant
+            pts = sorted(panels[key][variant])
+            ax.plot([b for b, _ in pts], [v for _, v in pts],
+                    linestyle=PRECISION_STYLES.get(precision, "-."),
+                    marker=LAYOUT_MARKERS.get(layout, "x"),
+                    color=impl_colour(impl), label=variant_label(variant))
+        batches = sorted({b for pts in panels[key].values() for b, _ in pts})
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches)
         ax.set_xticklabels([str(b) for b in batches])
         ax.xaxis.set_minor_locator(plt.NullLocator())
-        # Models differ by an order of magnitude in images/s.
         ax.set_yscale("log")
         plain_log_ticks(ax.yaxis)
         ax.tick_params(axis="y", which="both", labelsize=8)
         ax.set_xlabel("batch size")
         ax.set_ylabel("images/s")
-        ax.set_title(f"Training throughput, {machine_label(mkey)}", fontsize=10)
+        ax.set_title(f"{model} {fmt_shape(shape)}, {machine_label(mkey)}",
+                     fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
                   ncol=2)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
     fig.tight_layout()
     save(fig, path)
     plt.close(fig)

@@ -8,15 +8,29 @@ benchmarks/report.py can put cudl's figures beside PyTorch's.
 
     python3 benchmarks/torch_ref.py ops [--device cpu|cuda] [--size cifar|large|all]
         [--sweep] [--ops relu,conv2d,...] [--samples N] [--min-sample-ms M]
-        [--max-seconds S] [--threads T] [--tf32] [--graphs] [--compile] --json PATH
-    python3 benchmarks/torch_ref.py train --model small-cnn|resnet20|... --batch B
-        [--channels 1 --size 28 --classes 10] [--steps N --warmup W]
-        [--device cpu|cuda] [--threads T] [--tf32] [--graphs] [--compile] --json PATH
+        [--max-seconds S] [--threads T] [--tf32 [on|off|default]] [--graphs]
+        [--compile] --json PATH
+    python3 benchmarks/torch_ref.py train [--model small-cnn,resnet20,...]
+        [--batch 32,128,512] [--inputs 1x28x28,3x32x32] [--modes eager,graphs,compile]
+        [--precisions fp32,bf16,fp16] [--layouts auto|nchw,nhwc] [--classes 10]
+        [--steps N --warmup W] [--time-budget S] [--device cpu|cuda] [--threads T]
+        [--tf32 [on|off|default]] --json PATH | --json-dir DIR
 
 Runs with Debian's python3-torch 1.13 on the CPU (/usr/bin/python3) and with
 PyTorch 2.x on a GPU. Modes a version or device lacks (torch.compile before
-2.0, CUDA graphs without CUDA) are skipped with a message on stderr and give
-no result; an operator that fails on one version is skipped the same way.
+2.0, CUDA graphs without CUDA, an autocast dtype the device or version does
+not compute in) are skipped with a message and give no result, never a
+figure under their name; an operator that fails on one version is skipped
+the same way.
+
+`train` runs every combination of the models, inputs, batches, modes,
+precisions and layouts asked for (a "point") in one process, and writes one
+JSON object per point. Its defaults are what users run: on the GPU eager,
+the whole step in a CUDA graph, and torch.compile, each in FP32 with
+PyTorch's default TF32 setting (recorded, not changed: it allows TF32 in
+cuDNN convolutions) and in bf16 and fp16 automatic mixed precision
+(torch.autocast, fp16 with a GradScaler) with channels-last; on the CPU eager
+FP32 and bf16 autocast, each in NCHW and channels-last.
 
 What is timed. Eager PyTorch, as a user runs it: Python dispatch included.
 Forward passes call the public functions, with out= where ATen has a real
@@ -34,8 +48,9 @@ replay); --compile adds torch.compile of the same functional call
 
 On the GPU, cuDNN autotuning (torch.backends.cudnn.benchmark) is on, as cudl
 times cuDNN's candidate algorithms once per shape (src/cuda/cuda_conv.c);
---no-cudnn-benchmark turns it off. TF32 is off for both cuBLAS and cuDNN
-unless --tf32 (PyTorch's own default allows it in cuDNN convolutions).
+--no-cudnn-benchmark turns it off. `ops` compares kernels with cudl's, so
+TF32 is off for both cuBLAS and cuDNN there unless --tf32; `train` leaves
+PyTorch's default in force unless --tf32 on|off.
 
 On the CPU: torch.set_num_threads(--threads, default all cores). The JSON
 records the BLAS PyTorch calls (Debian's build goes through the libblas.so.3
@@ -63,6 +78,7 @@ random and already on the device, so data loading is not measured.
 
 import argparse
 import datetime
+import gc
 import json
 import math
 import os
@@ -137,17 +153,30 @@ figures (ops):
   impl                pytorch (eager), pytorch-graphs (--graphs), pytorch-compile
                       (--compile); "note" says when torch.autograd.grad was timed
                       instead of a direct aten backward op
-figures (train):
+figures (train), one JSON object per point (model, input, batch, mode,
+precision, layout):
   images_per_second   batch / median step time; a step is forward, cross-entropy,
                       backward and SGD (lr 0.05, momentum 0.9, weight decay 5e-4)
-  step_ms_median/min  over --steps steps after --warmup untimed ones
+  step_ms_median/min/max  over --steps single steps after --warmup untimed ones
+  mode, impl          eager (pytorch), graphs (pytorch-graphs: the step replayed
+                      from a CUDA graph; "graph_capture" says what it holds),
+                      compile (pytorch-compile: torch.compile of the model, default
+                      mode; "warmup_seconds" includes the compilation)
+  precision           fp32, or bf16/fp16 automatic mixed precision ("autocast";
+                      "grad_scaler": fp16's dynamic loss scaling)
+  layout              nchw, or nhwc (channels-last weights and input)
+  tf32, tf32_settings TF32 allowed in convolutions or matmuls, and the settings
+                      read back (PyTorch's default unless --tf32 on|off)
+  cudnn               torch.backends.cudnn.version() (91900 = 9.19.0)
   peak_memory_bytes   torch.cuda.max_memory_allocated during the steps on the GPU;
-                      the process's peak resident set on the CPU
+                      the process's peak resident set on the CPU (in a run of
+                      several points, the peak so far: "peak_memory_scope")
   peak_host_memory_bytes  the process's peak resident set (getrusage)
   flops_per_image     3 x the forward FLOPs of the convolutions and linear layers
                       (forward, backward data, backward filter), counted by hooks
   achieved_gflops     flops_per_image x images_per_second
-  gemm_gflops         the torch.mm ceiling, measured in the same run
+  gemm_gflops         the torch.mm ceiling (FP32, or TF32 where matmuls allow it),
+                      measured once per run
   flop_utilisation    achieved_gflops / gemm_gflops
 """
 
@@ -183,6 +212,25 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+CPU_FLAGS_OF_NOTE = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16"]
+
+
+def cpu_vector_flags():
+    """The vector and 16-bit float instruction sets the kernel reports
+    (a virtual machine may hide some of the host's): without avx512_bf16 or
+    amx_bf16, oneDNN converts bf16 in software, and bf16 autocast on the
+    CPU measures that."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS_OF_NOTE if flag in have]
+    except OSError:
+        pass
+    return None
 
 
 def blas_name():
@@ -246,6 +294,59 @@ def set_fp32_math(dev, tf32):
         torch.backends.cudnn.allow_tf32 = tf32
 
 
+def tf32_settings(dev):
+    """What PyTorch will do with FP32 convolutions and matmuls on this GPU,
+    read back after --tf32 (or PyTorch's defaults) took effect: the legacy
+    booleans, which every version since 1.7 still answers with the
+    effective setting, and 2.9's fp32_precision strings where they exist.
+    None on the CPU, which has no TF32."""
+    if dev.type != "cuda":
+        return None
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2.9 warns that allow_tf32 will go
+        for key, read in (("cudnn_conv_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
+                          ("cuda_matmul_allow_tf32",
+                           lambda: torch.backends.cuda.matmul.allow_tf32),
+                          ("float32_matmul_precision", torch.get_float32_matmul_precision),
+                          ("cudnn_conv_fp32_precision",
+                           lambda: torch.backends.cudnn.conv.fp32_precision),
+                          ("cuda_matmul_fp32_precision",
+                           lambda: torch.backends.cuda.matmul.fp32_precision)):
+            try:
+                out[key] = read()
+            except (AttributeError, RuntimeError):
+                pass  # a version without it
+    return out
+
+
+def tf32_on(settings, kind):
+    """TF32 allowed for kind ("conv" or "matmul") by the settings read, or
+    None when they do not say."""
+    legacy = settings.get("cudnn_conv_allow_tf32" if kind == "conv"
+                          else "cuda_matmul_allow_tf32")
+    if legacy is not None:
+        return bool(legacy)
+    precision = settings.get(f"cudnn_{kind}_fp32_precision" if kind == "conv"
+                             else "cuda_matmul_fp32_precision")
+    return None if precision in (None, "none") else precision == "tf32"
+
+
+def tf32_allowed(settings):
+    """True when TF32 may replace FP32 anywhere a training step computes
+    (convolutions or matmuls)."""
+    return bool(settings) and bool(tf32_on(settings, "conv") or tf32_on(settings, "matmul"))
+
+
+def tf32_label(settings):
+    """"conv on, matmul off" and the like, for tables; "n/a" on the CPU."""
+    if not settings:
+        return "n/a"
+    word = {True: "on", False: "off", None: "?"}
+    return (f"conv {word[tf32_on(settings, 'conv')]}, "
+            f"matmul {word[tf32_on(settings, 'matmul')]}")
+
+
 def setup_device(args):
     if args.device == "cuda":
         if not torch.cuda.is_available():
@@ -257,28 +358,34 @@ def setup_device(args):
         dev = torch.device("cpu")
     if args.threads or dev.type == "cpu":
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    set_fp32_math(dev, args.tf32)
+    if args.tf32 != "default":
+        set_fp32_math(dev, args.tf32 == "on")
     return dev
 
 
 def common_header(dev, args):
+    tf32 = tf32_settings(dev)
     h = {
         "version": torch.__version__,
         "device": "cpu" if dev.type == "cpu" else f"cuda:{dev.index}",
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "date": utc_now(),
-        "tf32": bool(args.tf32),
+        "tf32": tf32_allowed(tf32),
         "cpu_model": cpu_model(),
         "blas": blas_name(),
         "malloc": malloc_name(),
     }
     if dev.type == "cuda":
+        h["tf32_settings"] = tf32
+        h["tf32_source"] = ("PyTorch's default" if args.tf32 == "default"
+                            else f"--tf32 {args.tf32}")
         h["cuda"] = torch.version.cuda
         h["cudnn"] = torch.backends.cudnn.version()
         h["cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
     else:
         h["mkldnn"] = bool(torch.backends.mkldnn.is_available())
+        h["cpu_flags"] = cpu_vector_flags()
     return h
 
 
@@ -1178,114 +1285,371 @@ def time_steps(dev, fn, steps):
     return [start.elapsed_time(end) for start, end in events]
 
 
-def run_train(args):
-    if args.graphs and args.compile:
-        say("torch_ref: train takes --graphs or --compile, not both "
-            "(torch.compile's own CUDA graphs are its mode='reduce-overhead')")
-        return 2
-    dev = setup_device(args)
-    impl = "pytorch"
-    if args.graphs:
-        why = graphs_unavailable(dev)
-        if why:
-            say(f"--graphs skipped: {why}; no result written")
-            return 0
-        impl = "pytorch-graphs"
-    if args.compile:
-        why = compile_unavailable()
-        if why:
-            say(f"--compile skipped: {why}; no result written")
-            return 0
-        impl = "pytorch-compile"
+# What `train` runs. fp32 is PyTorch's default: FP32 tensors under whatever
+# TF32 setting is in force. bf16 and fp16 are PyTorch's automatic mixed
+# precision recipe: FP32 weights and optimizer, torch.autocast running
+# convolutions and matmuls in the 16-bit type, and for fp16 a GradScaler
+# (dynamic loss scaling). Layouts: NCHW, or channels-last (NHWC) for the
+# model's weights and the input batch alike.
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MODES = ["eager", "graphs", "compile"]
+IMPL_OF_MODE = {"eager": "pytorch", "graphs": "pytorch-graphs", "compile": "pytorch-compile"}
+LAYOUTS = ["nchw", "nhwc"]
+MEMORY_FORMAT = {"nchw": torch.contiguous_format, "nhwc": torch.channels_last}
+DEFAULT_MODES = {"cuda": ["eager", "graphs", "compile"], "cpu": ["eager"]}
+DEFAULT_PRECISIONS = {"cuda": ["fp32", "bf16", "fp16"], "cpu": ["fp32", "bf16"]}
 
-    torch.manual_seed(0)
-    name = args.model.replace("-", "_")
-    size = (args.size, args.size)
+
+class Point:
+    """One measurement of `train`: a model on one input shape and batch, in
+    one mode, precision and layout."""
+
+    def __init__(self, batch, mode, precision, layout, model, shape):
+        self.batch, self.mode, self.precision = batch, mode, precision
+        self.layout, self.model, self.shape = layout, model, shape
+
+    def label(self):
+        return (f"{self.model} {'x'.join(map(str, self.shape))} batch {self.batch} "
+                f"{self.mode} {self.precision} {self.layout}")
+
+    def file_name(self, tag=None):
+        return (f"train-pytorch-{self.model}-{'x'.join(map(str, self.shape))}-"
+                f"b{self.batch}-{self.mode}-{self.precision}-{self.layout}"
+                f"{'-' + tag if tag else ''}.json")
+
+
+def split_list(text, what, allowed=None):
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{what}: empty list")
+    if allowed is not None:
+        bad = [t for t in items if t not in allowed]
+        if bad:
+            raise ValueError(f"{what}: unknown {', '.join(bad)}; known: {', '.join(allowed)}")
+    return items
+
+
+def parse_shape(text):
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--inputs: {text!r} is not CxHxW (e.g. 1x28x28)")
+    return tuple(int(p) for p in parts)
+
+
+def build_model(name, shape, classes, dropout):
+    c, h, w = shape
+    name = name.replace("-", "_")
     if name == "small_cnn":
-        model = models.small_cnn(args.channels, args.classes, args.dropout, size)
-    else:
-        model = models.by_name(name, in_channels=args.channels, classes=args.classes,
-                               input_size=size)
-    model = model.to(dev)
-    shape = [args.channels, args.size, args.size]
-    flops_per_image = 3 * count_flops_per_image(model, shape, dev)
+        return models.small_cnn(c, classes, dropout, (h, w))
+    return models.by_name(name, in_channels=c, classes=classes, input_size=(h, w))
+
+
+def layouts_for(precision, dev, choice):
+    """--layouts auto: on the GPU, FP32 in NCHW (PyTorch's default) and the
+    16-bit precisions channels-last, as NVIDIA's and PyTorch's AMP guides
+    advise for tensor cores; on the CPU both layouts for every precision, so
+    that the table shows where channels-last helps oneDNN."""
+    if choice != "auto":
+        return split_list(choice, "--layouts", LAYOUTS)
+    if dev.type == "cuda":
+        return ["nchw"] if precision == "fp32" else ["nhwc"]
+    return list(LAYOUTS)
+
+
+def make_grad_scaler(dev):
+    """The GradScaler fp16 training uses on dev, or None where this PyTorch
+    has none (torch.amp.GradScaler(device) arrived in 2.3; before it only
+    torch.cuda.amp.GradScaler)."""
+    amp_scaler = getattr(torch.amp, "GradScaler", None)
+    if amp_scaler is not None:
+        try:
+            return amp_scaler(dev.type)
+        except (RuntimeError, TypeError, ValueError):
+            return None
+    if dev.type == "cuda":
+        return torch.cuda.amp.GradScaler()
+    return None
+
+
+def precision_unavailable(dev, precision):
+    """Why a precision cannot run on dev with this PyTorch, or None. A
+    convolution under torch.autocast must come out in the 16-bit type, so
+    that a version which accepted the dtype but computed in FP32 cannot put
+    FP32 figures under a 16-bit label; 1.13 on the CPU refuses float16
+    outright."""
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None:
+        return None
+    if dev.type == "cuda" and dtype is torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        return f"{torch.cuda.get_device_name(dev)} does not support bfloat16"
+    conv = torch.nn.Conv2d(2, 2, 3).to(dev)
+    x = torch.randn(1, 2, 5, 5, device=dev)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.autocast(dev.type, dtype=dtype):
+                y = conv(x)
+        except Exception as e:  # noqa: BLE001 - any refusal means unavailable
+            return (f"torch.autocast({dev.type!r}, dtype={dtype}) failed in PyTorch "
+                    f"{torch.__version__}: {type(e).__name__}: {first_line(e)}")
+    if y.dtype != dtype:
+        why = "; ".join(first_line(w.message) for w in caught)
+        return (f"torch.autocast({dev.type!r}, dtype={dtype}) leaves a convolution in "
+                f"{y.dtype} in PyTorch {torch.__version__}" + (f" ({why})" if why else ""))
+    if precision == "fp16" and make_grad_scaler(dev) is None:
+        return f"PyTorch {torch.__version__} has no GradScaler for {dev.type}"
+    return None
+
+
+def first_line(e, limit=300):
+    text = str(e)
+    return text.splitlines()[0][:limit] if text else ""
+
+
+def capture_train_step(step, forward_loss, opt, scaler, warmup):
+    """A training step replayed from a CUDA graph, and what the graph holds.
+    Warmed up on a side stream first (PyTorch's whole-network capture
+    recipe); gradients set to None before capture so that backward
+    allocates them from the graph's pool and each replay rewrites them.
+    With a GradScaler only forward and backward are captured: its step
+    reads the inf check on the host (a synchronisation, which capture
+    forbids), so unscale, the SGD step and the scale update run eagerly
+    after each replay, as PyTorch's AMP-with-graphs examples do."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(warmup):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        loss = forward_loss()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+    if scaler is None:
+        return graph.replay, "whole step"
+
+    def replay_then_step():
+        graph.replay()
+        scaler.step(opt)
+        scaler.update()
+    return replay_then_step, ("forward and backward; GradScaler's unscale, SGD step "
+                              "and scale update eager after each replay")
+
+
+def train_point(p, dev, args, head, gemm, scope_note):
+    """Measure one point; the JSON object of it."""
+    torch.manual_seed(0)
+    model = build_model(p.model, p.shape, args.classes, args.dropout).to(dev)
+    flops_per_image = 3 * count_flops_per_image(model, p.shape, dev)
+    fmt = MEMORY_FORMAT[p.layout]
+    model = model.to(memory_format=fmt)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=SGD_LR, momentum=SGD_MOMENTUM,
                           weight_decay=SGD_WD)
-    x = torch.randn([args.batch] + shape, device=dev)
-    y = torch.randint(0, args.classes, (args.batch,), device=dev)
-    net = compile_fn(model) if args.compile else model
+    x = torch.randn([p.batch] + list(p.shape), device=dev).contiguous(memory_format=fmt)
+    y = torch.randint(0, args.classes, (p.batch,), device=dev)
+    dtype = AUTOCAST_DTYPES[p.precision]
+    scaler = make_grad_scaler(dev) if p.precision == "fp16" else None
+    net = compile_fn(model) if p.mode == "compile" else model
+    # Capture needs autocast's cache of 16-bit weight copies off (PyTorch's
+    # CUDA graphs notes); its warm-up runs the same way.
+    cache = p.mode != "graphs"
+
+    def forward_loss():
+        if dtype is None:
+            return F.cross_entropy(net(x), y)
+        with torch.autocast(dev.type, dtype=dtype, cache_enabled=cache):
+            return F.cross_entropy(net(x), y)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-
-    clock = Clock(dev)
-    try:
-        if args.graphs:
-            # The whole step in one graph; grads set to None before capture
-            # so backward allocates them from the graph's private pool.
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(max(args.warmup, 3)):
-                    step()
-            torch.cuda.current_stream().wait_stream(s)
-            g = torch.cuda.CUDAGraph()
-            opt.zero_grad(set_to_none=True)
-            with torch.cuda.graph(g):
-                loss = F.cross_entropy(net(x), y)
-                loss.backward()
-                opt.step()
-            fn = g.replay
+        loss = forward_loss()
+        if scaler is None:
+            loss.backward()
+            opt.step()
         else:
-            fn = step
-            for _ in range(args.warmup):
-                fn()
-        clock.sync()
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        times = time_steps(dev, fn, args.steps)
-    except Exception as e:
-        say(f"{args.model} ({impl}) failed, no result written: {type(e).__name__}: "
-            f"{str(e).splitlines()[0][:300] if str(e) else ''}")
-        return 1
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+
+    # Graphs and compile need more than one warm-up step: autotuning,
+    # compilation of forward then backward, the optimizer's first state.
+    warmup = args.warmup if p.mode == "eager" else max(args.warmup, 3)
+    t0 = time.perf_counter()
+    capture = None
+    if p.mode == "graphs":
+        fn, capture = capture_train_step(step, forward_loss, opt, scaler, warmup)
+    else:
+        fn = step
+        for _ in range(warmup):
+            fn()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(dev)
+    warmup_seconds = time.perf_counter() - t0
+    times = time_steps(dev, fn, args.steps)
+
     host_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     device_peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else 0
     median = statistics.median(times)
-    ips = args.batch / (median * 1e-3)
-
-    # The GEMM ceiling, quickly: the FLOP utilisation needs it.
-    gemm = gemm_ceiling(dev, clock, {"samples": 5, "warmup": 2, "max_seconds": 2.0,
-                                     "min_sample_ms": 1.0 if dev.type == "cuda" else 5.0})
+    ips = p.batch / (median * 1e-3)
     achieved = flops_per_image * ips / 1e9
-    doc = {"schema": "cudl-bench-train/1", "tool": "pytorch", "impl": impl}
-    head = common_header(dev, args)
-    doc.update({"version": head.pop("version"), "model": args.model.replace("_", "-"),
-                "batch": args.batch})
-    doc.update(head)
+    doc = {"schema": "cudl-bench-train/1", "tool": "pytorch", "impl": IMPL_OF_MODE[p.mode],
+           "version": head["version"], "model": p.model.replace("_", "-"), "batch": p.batch}
+    doc.update({k: v for k, v in head.items() if k != "version"})
+    doc["date"] = utc_now()
     doc.update({
-        "input_shape": shape, "classes": args.classes, "optimizer": "sgd",
-        "steps": args.steps, "warmup": args.warmup,
+        "mode": p.mode, "precision": p.precision, "layout": p.layout,
+        "autocast": str(dtype).replace("torch.", "") if dtype is not None else None,
+        "grad_scaler": scaler is not None,
+    })
+    if capture:
+        doc["graph_capture"] = capture
+    if p.mode == "compile":
+        doc["compile_mode"] = "default"
+    doc.update({
+        "input_shape": list(p.shape), "classes": args.classes, "optimizer": "sgd",
+        "steps": len(times), "warmup": warmup, "warmup_seconds": sig(warmup_seconds, 3),
         "images_per_second": sig(ips), "step_ms_median": sig(median),
-        "step_ms_min": sig(min(times)),
+        "step_ms_min": sig(min(times)), "step_ms_max": sig(max(times)),
         "peak_memory_bytes": device_peak if dev.type == "cuda" else host_peak,
         "peak_host_memory_bytes": host_peak, "peak_device_memory_bytes": device_peak,
         "flops_per_image": flops_per_image, "achieved_gflops": sig(achieved),
         "gemm_gflops": gemm or 0.0,
         "flop_utilisation": sig(achieved / gemm, 4) if gemm else 0.0,
     })
-    if name == "small_cnn":
+    if scope_note:
+        doc["peak_memory_scope"] = scope_note
+    if p.model.replace("-", "_") == "small_cnn":
         doc["dropout"] = args.dropout
-    print(f"PyTorch {torch.__version__} {doc['model']} batch {args.batch} on {doc['device_name']} "
-          f"({impl}, {doc['threads']} threads): {ips:.1f} images/s, step {median:.3f} ms median "
-          f"/ {min(times):.3f} min over {len(times)} steps; {achieved:.1f} GFLOP/s of "
-          f"{gemm} (gemm), peak memory {doc['peak_memory_bytes'] / 2**20:.1f} MiB", flush=True)
-    if args.json:
-        write_json(args.json, doc)
-    return 0
+    return doc
+
+
+def plan_train(args, dev):
+    """The points to run, in order (the batches as given outermost, so that
+    a --time-budget cut loses the later batches first, then modes,
+    precisions, layouts, models, inputs), and the lines saying what is
+    skipped and why."""
+    kind = dev.type
+    batches = split_list(args.batch, "--batch")
+    if not all(b.isdigit() and int(b) > 0 for b in batches):
+        raise ValueError(f"--batch: {args.batch!r} is not a list of positive integers")
+    batches = [int(b) for b in batches]
+    model_names = [m.replace("_", "-") for m in split_list(args.model, "--model")]
+    for name in model_names:
+        build_model(name, (1, 28, 28), args.classes, args.dropout)  # unknown names fail here
+    shapes = [parse_shape(t) for t in split_list(args.inputs, "--inputs")]
+    modes = split_list(args.modes, "--modes", MODES) if args.modes else DEFAULT_MODES[kind]
+    precisions = (split_list(args.precisions, "--precisions", list(AUTOCAST_DTYPES))
+                  if args.precisions else DEFAULT_PRECISIONS[kind])
+    skipped = []
+    why_mode = {"graphs": graphs_unavailable(dev), "compile": compile_unavailable()}
+    for m in modes:
+        if why_mode.get(m):
+            skipped.append(f"mode {m} skipped: {why_mode[m]}")
+    modes = [m for m in modes if not why_mode.get(m)]
+    usable = []
+    for prec in precisions:
+        why = precision_unavailable(dev, prec)
+        if why:
+            skipped.append(f"precision {prec} skipped: {why}")
+        else:
+            usable.append(prec)
+    points = [Point(b, m, prec, lay, name, shape)
+              for b in batches for m in modes for prec in usable
+              for lay in layouts_for(prec, dev, args.layouts)
+              for name in model_names for shape in shapes]
+    return points, skipped
+
+
+def run_train(args):
+    dev = setup_device(args)
+    try:
+        points, skipped = plan_train(args, dev)
+    except ValueError as e:
+        say(f"torch_ref train: {e}")
+        return 2
+    for line in skipped:
+        print(line, flush=True)
+    if args.json and len(points) > 1:
+        say(f"torch_ref train: --json takes one point and this run has {len(points)}; "
+            "use --json-dir")
+        return 2
+    if args.json_dir:
+        os.makedirs(args.json_dir, exist_ok=True)
+    head = common_header(dev, args)
+    clock = Clock(dev)
+    # The GEMM ceiling once, quickly: the FLOP utilisation needs it.
+    gemm = gemm_ceiling(dev, clock, {"samples": 5, "warmup": 2, "max_seconds": 2.0,
+                                     "min_sample_ms": 1.0 if dev.type == "cuda" else 5.0})
+    extra = ""
+    if dev.type == "cuda":
+        cudnn = head["cudnn"]
+        extra = (f", CUDA {head['cuda']}, cuDNN {cudnn_text(cudnn)}, cudnn.benchmark "
+                 f"{'on' if head['cudnn_benchmark'] else 'off'}, TF32 "
+                 f"{tf32_label(head['tf32_settings'])} ({head['tf32_source']})")
+    if dev.type == "cpu" and head["cpu_flags"] is not None:
+        extra = f" ({head['cpu_model']}: {' '.join(head['cpu_flags']) or 'no AVX2'})"
+    print(f"PyTorch {torch.__version__} on {head['device_name']}{extra}, {head['threads']} "
+          f"threads; GEMM ceiling {gemm} GFLOP/s", flush=True)
+    print(f"{len(points)} points, {args.steps} timed steps each after warm-up", flush=True)
+    # ru_maxrss never goes down: past the first point, the CPU's figure is
+    # the process's peak so far, an upper bound for the point.
+    scope_note = "process peak so far" if dev.type == "cpu" and len(points) > 1 else None
+    t_start = time.perf_counter()
+    done = failed = 0
+    for i, p in enumerate(points):
+        spent = time.perf_counter() - t_start
+        if args.time_budget and spent > args.time_budget:
+            left = points[i:]
+            print(f"not run, --time-budget {args.time_budget:g} s spent: {len(left)} points: "
+                  + "; ".join(q.label() for q in left), flush=True)
+            break
+        t0 = time.perf_counter()
+        try:
+            doc = train_point(p, dev, args, head, gemm, scope_note)
+        except Exception as e:  # noqa: BLE001 - report the point, go on with the rest
+            failed += 1
+            print(f"{p.label()}: FAILED, no result: {type(e).__name__}: {first_line(e)}",
+                  flush=True)
+            continue
+        finally:
+            release_after_point(dev)
+        done += 1
+        print(f"{p.label()}: {doc['images_per_second']:.1f} images/s, step "
+              f"{doc['step_ms_median']:.3f} ms median ({doc['step_ms_min']:.3f}-"
+              f"{doc['step_ms_max']:.3f} min-max) over {doc['steps']} steps; peak "
+              f"{doc['peak_memory_bytes'] / 2**20:.1f} MiB; {time.perf_counter() - t0:.1f} s "
+              f"(warm-up {doc['warmup_seconds']:g} s)",
+              flush=True)
+        if args.json:
+            write_json(args.json, doc)
+        elif args.json_dir:
+            write_json(os.path.join(args.json_dir, p.file_name(args.tag)), doc)
+    print(f"{done} measured, {failed} failed, in {time.perf_counter() - t_start:.1f} s",
+          flush=True)
+    return 1 if failed else 0
+
+
+def cudnn_text(v):
+    """cudnnGetVersion()'s integer as text: 91900 is 9.19.0 (cuDNN 9), 8907
+    is 8.9.7 (cuDNN 8)."""
+    if not v:
+        return "none"
+    if v >= 90000:
+        return f"{v // 10000}.{v % 10000 // 100}.{v % 100}"
+    return f"{v // 1000}.{v % 1000 // 100}.{v % 100}"
+
+
+def release_after_point(dev):
+    gc.collect()
+    if dev.type == "cuda":
+        release(dev)
 
 
 def write_json(path, doc):
@@ -1303,15 +1667,6 @@ def main(argv=None):
                         help="where to run (default cpu)")
     common.add_argument("--threads", type=int, default=0,
                         help="torch.set_num_threads (default: all cores on the CPU)")
-    common.add_argument("--tf32", action="store_true",
-                        help="allow TF32 in cuBLAS and cuDNN (default: FP32 in both)")
-    common.add_argument("--graphs", action="store_true",
-                        help="CUDA graphs (impl pytorch-graphs): ops times each case's "
-                        "replay besides eager; train captures the whole step")
-    common.add_argument("--compile", action="store_true",
-                        help="torch.compile, PyTorch 2.x (impl pytorch-compile): ops "
-                        "compiles each case's functional call besides eager; train "
-                        "compiles the model")
     common.add_argument("--no-cudnn-benchmark", action="store_true",
                         help="leave torch.backends.cudnn.benchmark off (PyTorch's default)")
     common.add_argument("--json", metavar="PATH", help="write the results here")
@@ -1322,6 +1677,15 @@ def main(argv=None):
     o = sub.add_parser("ops", parents=[common], epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        help="operators, as cudl bench ops")
+    o.add_argument("--tf32", nargs="?", const="on", default="off",
+                   choices=["on", "off", "default"],
+                   help="TF32 in cuBLAS and cuDNN: off (default: FP32 in both, as "
+                   "cudl bench ops), on (--tf32 alone), or PyTorch's default")
+    o.add_argument("--graphs", action="store_true",
+                   help="CUDA graphs (impl pytorch-graphs): each case's replay besides eager")
+    o.add_argument("--compile", action="store_true",
+                   help="torch.compile, PyTorch 2.x (impl pytorch-compile): each case's "
+                   "functional call compiled, besides eager")
     o.add_argument("--size", choices=["cifar", "large", "all"],
                    help="case sizes (default: all on cuda, cifar on cpu)")
     o.add_argument("--sweep", action="store_true",
@@ -1336,20 +1700,56 @@ def main(argv=None):
     o.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     t = sub.add_parser("train", parents=[common], epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       help="training steps of a zoo model, as cudl bench train")
+                       help="training steps of zoo models, as cudl bench train")
+    t.add_argument("--tf32", nargs="?", const="on", default="default",
+                   choices=["on", "off", "default"],
+                   help="TF32 in cuBLAS and cuDNN: PyTorch's default (default: as "
+                   "users run it; on the GPU it allows TF32 in cuDNN convolutions, "
+                   "not in matmuls), on (--tf32 alone) or off; the JSON records "
+                   "the setting in force")
     t.add_argument("--model", default="small-cnn",
-                   help="small-cnn, resnet20/32/44/56/110, plain20/..., mlp")
-    t.add_argument("--batch", type=int, default=128, help="images per step (default 128)")
-    t.add_argument("--channels", type=int, default=1, help="image channels (default 1)")
-    t.add_argument("--size", type=int, default=28, help="image height and width (default 28)")
+                   help="comma-separated: small-cnn, resnet20/32/44/56/110, "
+                   "plain20/..., mlp (default small-cnn)")
+    t.add_argument("--batch", default="128",
+                   help="comma-separated batch sizes (default 128); the first "
+                   "ones run first")
+    t.add_argument("--inputs", default="1x28x28",
+                   help="comma-separated input shapes CxHxW (default 1x28x28; "
+                   "3x32x32 is CIFAR's)")
+    t.add_argument("--modes",
+                   help="comma-separated: eager, graphs (the step in a CUDA graph), "
+                   "compile (torch.compile of the model) (default: all three on "
+                   "cuda, eager on cpu)")
+    t.add_argument("--precisions",
+                   help="comma-separated: fp32, bf16, fp16 (autocast; fp16 with a "
+                   "GradScaler) (default: all three on cuda, fp32,bf16 on cpu)")
+    t.add_argument("--layouts", default="auto",
+                   help="comma-separated: nchw, nhwc (channels-last); auto "
+                   "(default): on cuda fp32 nchw and bf16/fp16 nhwc, on cpu both "
+                   "for every precision")
     t.add_argument("--classes", type=int, default=10, help="classes (default 10)")
     t.add_argument("--dropout", type=float, default=0.0,
                    help="small-cnn's dropout (default 0, as cudl train)")
-    t.add_argument("--steps", type=int, default=50, help="timed steps (default 50)")
-    t.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
+    t.add_argument("--steps", type=int, default=50,
+                   help="timed steps per point (default 50)")
+    t.add_argument("--warmup", type=int, default=5,
+                   help="untimed steps first (default 5; at least 3 for graphs "
+                   "and compile)")
+    t.add_argument("--time-budget", type=float, default=0.0, metavar="S",
+                   help="start no point after S seconds of the sweep (the rest "
+                   "is listed as not run); 0 (default): no limit")
+    t.add_argument("--json-dir", metavar="DIR",
+                   help="write each point to DIR/train-pytorch-MODEL-CxHxW-bBATCH-"
+                   "MODE-PRECISION-LAYOUT[-TAG].json (--json takes a run of one "
+                   "point)")
+    t.add_argument("--tag", help="appended to --json-dir's file names (e.g. r1 "
+                   "for a round of repeated runs, which report.py reduces to "
+                   "their median)")
     args = p.parse_args(argv)
     if args.command == "ops":
         return run_ops(args)
+    if args.steps < 1 or args.warmup < 0:
+        p.error("--steps must be at least 1 and --warmup at least 0")
     return run_train(args)
 
 

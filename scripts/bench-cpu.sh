@@ -6,7 +6,8 @@
 #  2. the harness: `cudl bench ops` and `cudl bench train` (small CNN and
 #     ResNet-20 at batch 32..256) against benchmarks/torch_ref.py (Debian's
 #     python3-torch, the same threads, glibc malloc tuned not to return
-#     memory to the system), joined by benchmarks/report.py: harness/.
+#     memory to the system; training in FP32 and bf16 autocast, NCHW and
+#     channels-last), joined by benchmarks/report.py: harness/.
 # Writes OUT_DIR (default bench-cpu-out), with machine.txt.
 #   scripts/bench-cpu.sh [OUT_DIR] [MIN_SECONDS_PER_FIGURE]
 # Run it on an otherwise idle machine: other load changes the figures.
@@ -51,8 +52,11 @@ torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshol
 "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py ops --device cpu \
   --threads "$threads" --json "$harness/ops-pytorch.json" >"$harness/ops-pytorch.txt"
 # Training: ROUNDS (default 3) interleaved rounds of every case, cudl then
-# PyTorch; report.py takes each one's median, since a shared machine drifts
-# by 10-20 % over minutes and one pair can land on either side of it.
+# PyTorch (its CPU default: FP32 and bf16 autocast, each in NCHW and
+# channels-last; TORCH_PRECISIONS=fp32 leaves out bf16, which a CPU without
+# avx512_bf16 runs in software); report.py takes each one's median, since a
+# shared machine drifts by 10-20 % over minutes and one pair can land on
+# either side of it.
 for round in $(seq 1 "${ROUNDS:-3}"); do
   for model in small-cnn resnet20; do
     for batch in 32 64 128 256; do
@@ -60,7 +64,8 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
         --json "$harness/train-cudl-$model-b$batch-r$round.json" >>"$harness/train.txt"
       "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
         --threads "$threads" --model $model --batch $batch \
-        --json "$harness/train-pytorch-$model-b$batch-r$round.json" >>"$harness/train.txt"
+        --precisions "${TORCH_PRECISIONS:-fp32,bf16}" --tag "r$round" \
+        --json-dir "$harness" >>"$harness/train.txt"
     done
   done
 done

@@ -7,9 +7,10 @@
 # bench, benchmarks/torch_ref.py, joined by benchmarks/report.py into bench/).
 # Logs and summary.md go to the output directory: $1, else $OUT, else
 # ./gpu-check-out. Meant to finish in under 9.5 minutes on 16 cores: build
-# about 3, tests 1, benchmarks at most BENCH_SECONDS (default 150), memcheck
-# what is left of TOTAL_SECONDS (default 540), at most MEMCHECK_SECONDS
-# (default 270).
+# under 1 (27 s on an H200 machine), tests 1, benchmarks at most
+# BENCH_SECONDS (default 270; about 4 by estimate, docs/benchmarks.md),
+# memcheck what is left of TOTAL_SECONDS (default 540), at most
+# MEMCHECK_SECONDS (default 270).
 #
 # Dependencies the GPU machine lacks (GoogleTest, Jansson, oneDNN)
 # come from .gpu-deps/, made by scripts/stage-gpu-deps.sh on a Debian machine
@@ -111,11 +112,15 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
   } | sed 's/^/    /' >>"$summary"
 
   # Benchmarks: the operator table (cudl and cuDNN, then PyTorch on the same
-  # cases), training throughput against batch size, and the report. Each
-  # command is bounded by what is left of BENCH_SECONDS.
+  # cases), training throughput (cudl, then PyTorch as GPU users run it:
+  # eager, CUDA graphs and torch.compile, FP32 under PyTorch's default TF32
+  # setting and bf16/fp16 autocast channels-last), and the report. Each
+  # command is bounded by what is left of BENCH_SECONDS; the PyTorch sweeps
+  # also by their own budgets (TORCH_TRAIN_SECONDS, TORCH_COMPILE_SECONDS),
+  # past which they start no new point and list what they left out.
   bench="$out/bench"
   mkdir -p "$bench"
-  bench_end=$((SECONDS + ${BENCH_SECONDS:-150}))
+  bench_end=$((SECONDS + ${BENCH_SECONDS:-270}))
   run_bench() { # run_bench NAME COMMAND...
     local name=$1 left=$((bench_end - SECONDS))
     shift
@@ -127,25 +132,55 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
   }
   cli="$build/tools/cudl"
   export PYTHONUNBUFFERED=1
+  # The cuDNN each side runs on: cudl's loaded library (and its headers),
+  # and PyTorch's own, which its wheels ship. Written at the end of the
+  # summary; the JSON files and bench/report.md carry them too.
+  cudl_cudnn() { "$cli" info 2>/dev/null | sed -n "s/^ *cuDNN ($1) *//p"; }
+  torch_cudnn=$(python3 -c '
+import torch
+v = torch.backends.cudnn.version() or 0
+d = ((v // 10000, v % 10000 // 100, v % 100) if v >= 90000
+     else (v // 1000, v % 1000 // 100, v % 100))
+print(torch.__version__, "uses", "%d.%d.%d" % d if v else "none")' 2>&1 | tail -n 1)
+  cudl_loaded=$(cudl_cudnn loaded) cudl_headers=$(cudl_cudnn headers)
+  cudnn_line="cuDNN: cudl loads ${cudl_loaded:-unknown} (built against \
+${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
   run_bench "bench ops: cudl and cuDNN" "$cli" bench ops --device cuda \
     --size all --sweep --samples 10 --max-seconds 0.5 --json "$bench/ops-cudl.json"
-  for model in resnet20 small-cnn; do
-    for batch in 128 32 256 64; do
-      [ "$model" = small-cnn ] && [ "$batch" != 128 ] && continue
-      run_bench "bench train $model batch $batch: cudl" "$cli" bench train \
-        --device cuda --model $model --batch $batch \
-        --json "$bench/train-cudl-$model-b$batch.json"
-      run_bench "bench train $model batch $batch: PyTorch eager" \
-        python3 benchmarks/torch_ref.py train --device cuda --model $model \
-        --batch $batch --json "$bench/train-pytorch-$model-b$batch.json"
+  # The training grid: Fashion-MNIST-like and CIFAR-like inputs, batches 32
+  # to 512. Both sides report the median, fastest and slowest single step
+  # (30 steps after 5 untimed ones).
+  models="resnet20,small-cnn" inputs="1x28x28,3x32x32" batches="128,32,512"
+  for model in ${models//,/ }; do
+    for input in ${inputs//,/ }; do
+      for batch in ${batches//,/ }; do
+        c=${input%%x*} hw=${input##*x}
+        run_bench "bench train $model $input batch $batch: cudl" "$cli" bench \
+          train --device cuda --model "$model" --batch "$batch" --channels "$c" \
+          --size "$hw" --samples 30 --warmup 5 \
+          --json "$bench/train-cudl-$model-$input-b$batch.json"
+      done
     done
-    run_bench "bench train $model batch 128: PyTorch CUDA graphs" \
-      python3 benchmarks/torch_ref.py train --device cuda --model $model \
-      --batch 128 --graphs --json "$bench/train-pytorch-graphs-$model-b128.json"
   done
+  # One process for the whole eager and CUDA-graph sweep (72 points at
+  # about a second each); batch 128 first, so that a budget cut loses the
+  # other batches first.
+  run_bench "bench train: PyTorch eager and CUDA graphs (fp32, bf16, fp16)" \
+    python3 benchmarks/torch_ref.py train --device cuda --model "$models" \
+    --inputs "$inputs" --batch "$batches" --modes eager,graphs \
+    --precisions fp32,bf16,fp16 --steps 30 --warmup 5 \
+    --time-budget "${TORCH_TRAIN_SECONDS:-100}" --json-dir "$bench"
   run_bench "bench ops: PyTorch" python3 benchmarks/torch_ref.py ops \
     --device cuda --size all --sweep --samples 10 --max-seconds 0.5 \
     --json "$bench/ops-pytorch.json"
+  # torch.compile compiles forward and backward afresh for each point (tens
+  # of seconds each, by estimate): ResNet-20 on CIFAR-like inputs at batch
+  # 128 only, FP32 then bf16.
+  run_bench "bench train: PyTorch torch.compile (fp32, bf16)" \
+    python3 benchmarks/torch_ref.py train --device cuda --model resnet20 \
+    --inputs 3x32x32 --batch 128 --modes compile --precisions fp32,bf16 \
+    --steps 30 --warmup 5 --time-budget "${TORCH_COMPILE_SECONDS:-50}" \
+    --json-dir "$bench"
   step "bench report" "$out/bench.log" python3 benchmarks/report.py "$bench"
 
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -199,6 +234,7 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
 fi
 
 echo >>"$summary"
+[ -n "${cudnn_line:-}" ] && echo "$cudnn_line" >>"$summary" && echo >>"$summary"
 echo "failures: $failures" >>"$summary"
 cat "$summary"
 [ $failures -eq 0 ]

@@ -56,6 +56,7 @@ cudl_status bench_time(const bench_clock *clock, bench_call call, void *arg,
   out->samples = i;
   out->iterations = iterations;
   out->min_ms = times[0];
+  out->max_ms = times[i - 1];
   out->median_ms =
       i % 2 == 1 ? times[i / 2] : 0.5 * (times[i / 2 - 1] + times[i / 2]);
   return CUDL_OK;
@@ -117,6 +118,7 @@ void bench_json_ints(FILE *f, const int64_t *v, int n) {
 
 void bench_json_run_fields(FILE *f, cudl_context *ctx, int tf32) {
   char name[256], date[32];
+  cudl_cuda_versions versions;
   bench_device_name(ctx, name, sizeof name);
   bench_utc_now(date, sizeof date);
   fprintf(f, "  \"version\": ");
@@ -129,6 +131,12 @@ void bench_json_run_fields(FILE *f, cudl_context *ctx, int tf32) {
   bench_json_string(f, name);
   fprintf(f, ",\n  \"threads\": %d,\n  \"date\": \"%s\",\n  \"tf32\": %s,\n",
           bench_threads(), date, tf32 ? "true" : "false");
+  /* PyTorch records the cuDNN it runs on; the report puts the two side by
+   * side, since a newer cuDNN can move every convolution's figure. */
+  if (cudl_context_device(ctx) == CUDL_DEVICE_CUDA &&
+      cudl_cuda_versions_query(&versions) == CUDL_OK)
+    fprintf(f, "  \"cudnn\": %d,\n  \"cudnn_headers\": %d,\n",
+            versions.cudnn_loaded, versions.cudnn_compiled);
 }
 
 void bench_utc_now(char *buf, size_t size) {

@@ -20,8 +20,8 @@ typedef struct bench_settings {
 } bench_settings;
 
 typedef struct bench_timing {
-  double median_ms, min_ms; /* per call */
-  int samples, iterations;  /* iterations: calls per sample */
+  double median_ms, min_ms, max_ms; /* per call, over the samples */
+  int samples, iterations;          /* iterations: calls per sample */
 } bench_timing;
 
 /* A timer on some queue of work: start marks now, stop_ms marks the end,
@@ -57,7 +57,8 @@ void bench_json_string(FILE *f, const char *s);
 void bench_json_ints(FILE *f, const int64_t *v, int n);
 /* The fields every JSON object of `cudl bench` has, each on its own line
  * and followed by a comma: version, device, device_name, threads, date,
- * tf32 (docs/benchmarks.md). */
+ * tf32, and on a GPU the cuDNN cudl loaded and the one its headers named
+ * (docs/benchmarks.md). */
 void bench_json_run_fields(FILE *f, cudl_context *ctx, int tf32);
 /* UTC now as "YYYY-MM-DDTHH:MM:SSZ". */
 void bench_utc_now(char *buf, size_t size);

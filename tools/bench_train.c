@@ -50,7 +50,7 @@ static void train_usage(FILE *out) {
       "  --batch B [128]   --device auto|cpu|cuda:N [auto]\n"
       "  --channels C [1]  --size S [28]  --classes K [10]  (the input)\n"
       "  --optimizer sgd|adam [sgd: lr 0.05, momentum 0.9, weight decay 5e-4]\n"
-      "  --samples N [10]  --min-sample-ms M [50]  --warmup W [3]\n"
+      "  --samples N [50]  --min-sample-ms M [0]  --warmup W [5]\n"
       "  --precision P     fp32, tf32, bf16 or fp16 [fp32]\n"
       "  --tf32            the same as --precision tf32\n"
       "  --diagnostics K   with per-layer diagnostics on, read every K steps\n"
@@ -61,8 +61,10 @@ static void train_usage(FILE *out) {
       "Figures (docs/benchmarks.md):\n"
       "  images/s      batch / the median time of a training step (forward,\n"
       "                cross-entropy, backward, update) on one fixed batch\n"
-      "                already on the device; each sample runs whole steps\n"
-      "                for at least --min-sample-ms\n"
+      "                already on the device; a sample is one step (the\n"
+      "                median, fastest and slowest of --samples steps, as\n"
+      "                torch_ref.py train), or with --min-sample-ms M > 0 the\n"
+      "                mean of whole steps lasting at least M ms\n"
       "  peak memory   the most device memory the context held during the\n"
       "                timed steps (host memory of tensors and workspaces\n"
       "                on the CPU); process: the peak resident set\n"
@@ -95,9 +97,10 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   memset(&settings, 0, sizeof settings);
   memset(&t, 0, sizeof t);
   memset(&events, 0, sizeof events);
-  settings.warmup = 3;
-  settings.samples = 10;
-  settings.min_sample_ms = 50;
+  /* One step per sample: the statistic torch_ref.py train reports. */
+  settings.warmup = 5;
+  settings.samples = 50;
+  settings.min_sample_ms = 0;
   settings.max_seconds = 60;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -211,9 +214,16 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   if (s == CUDL_OK)
     s = cudl_optimizer_create(
         ctx, &config, cudl_tensor_numel(cudl_model_params(t.model)), &t.opt);
-  if (s == CUDL_OK)
-    s = bench_gemm_ceiling(ctx, gemm_size, &settings, &gemm_timing,
+  if (s == CUDL_OK) {
+    /* The GEMM ceiling as cudl bench ops times it: samples of back-to-back
+     * calls, whatever the steps' sampling. */
+    bench_settings gemm_settings = settings;
+    gemm_settings.warmup = 3;
+    gemm_settings.samples = 10;
+    gemm_settings.min_sample_ms = 50;
+    s = bench_gemm_ceiling(ctx, gemm_size, &gemm_settings, &gemm_timing,
                            &gemm_gflops);
+  }
   /* Warm up outside the timing (cuDNN's algorithm search, first-touch
    * allocations), then measure the peak of steady training only. */
   for (i = 0; s == CUDL_OK && i < settings.warmup; ++i) s = train_step(&t);
@@ -237,15 +247,15 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
     fprintf(table,
             "%s, batch %lld, %dx%lldx%lld input, %s, %s on %s:\n"
-            "  %.1f images/s (step %.3f ms median, %.3f min, %d samples of "
-            "%d steps)\n"
+            "  %.1f images/s (step %.3f ms median, %.3f-%.3f min-max, %d "
+            "samples of %d steps)\n"
             "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
             "  %.2f MFLOP/image (3 x forward) -> %.1f GFLOP/s = %.1f%% of "
             "sgemm's %.1f GFLOP/s\n",
             model_name, batch, (int)channels, size, size,
             cudl_precision_name(precision), optimizer,
             cudl_context_device_name(ctx), images_per_second, timing.median_ms,
-            timing.min_ms, timing.samples, timing.iterations,
+            timing.min_ms, timing.max_ms, timing.samples, timing.iterations,
             (double)memory.peak_bytes_in_use / 1048576.0,
             (double)peak_rss / 1048576.0, 3.0 * (double)flops * 1e-6, achieved,
             100.0 * achieved / gemm_gflops, gemm_gflops);
@@ -259,25 +269,26 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     fprintf(f, "  \"precision\": \"%s\",\n  \"model\": ",
             cudl_precision_name(precision));
     bench_json_string(f, model_name);
-    fprintf(f,
-            ",\n  \"batch\": %lld,\n"
-            "  \"input_shape\": [%lld, %lld, %lld],\n  \"classes\": %lld,\n"
-            "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
-            "  \"steps\": %d,\n  \"warmup\": %d,\n"
-            "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
-            "  \"step_ms_min\": %.6g,\n  \"peak_memory_bytes\": %llu,\n"
-            "  \"peak_host_memory_bytes\": %llu,\n"
-            "  \"peak_device_memory_bytes\": %llu,\n"
-            "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
-            "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g\n}\n",
-            batch, channels, size, size, classes, optimizer,
-            t.diagnostics_every, timing.samples * timing.iterations,
-            settings.warmup, images_per_second, timing.median_ms, timing.min_ms,
-            (unsigned long long)memory.peak_bytes_in_use,
-            (unsigned long long)peak_rss,
-            (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
-            (long long)(3 * flops), achieved, gemm_gflops,
-            achieved / gemm_gflops);
+    fprintf(
+        f,
+        ",\n  \"batch\": %lld,\n"
+        "  \"input_shape\": [%lld, %lld, %lld],\n  \"classes\": %lld,\n"
+        "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
+        "  \"steps\": %d,\n  \"steps_per_sample\": %d,\n  \"warmup\": %d,\n"
+        "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
+        "  \"step_ms_min\": %.6g,\n  \"step_ms_max\": %.6g,\n"
+        "  \"peak_memory_bytes\": %llu,\n"
+        "  \"peak_host_memory_bytes\": %llu,\n"
+        "  \"peak_device_memory_bytes\": %llu,\n"
+        "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
+        "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g\n}\n",
+        batch, channels, size, size, classes, optimizer, t.diagnostics_every,
+        timing.samples * timing.iterations, timing.iterations, settings.warmup,
+        images_per_second, timing.median_ms, timing.min_ms, timing.max_ms,
+        (unsigned long long)memory.peak_bytes_in_use,
+        (unsigned long long)peak_rss,
+        (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
+        (long long)(3 * flops), achieved, gemm_gflops, achieved / gemm_gflops);
   }
 done:
   if (json != NULL && !cli_file_close(&out, rc == CLI_EXIT_OK))

@@ -421,6 +421,11 @@ assert sum(r["op"] == "conv2d" for r in ops["results"]) == 9  # 3 shapes x 3 pas
 assert train["schema"] == "cudl-bench-train/1" and train["model"] == "mlp", train
 assert train["batch"] == 8 and train["device"] == "cpu" and train["input_shape"] == [1, 28, 28]
 assert close(train["images_per_second"], 8 / train["step_ms_median"] * 1e3), train
+# --samples 2 --min-sample-ms 0: two samples of one step each, and the
+# median lies within their min-max, as torch_ref.py train reports them.
+assert train["steps_per_sample"] == 1 and train["steps"] == 2, train
+assert 0 < train["step_ms_min"] <= train["step_ms_median"] <= train["step_ms_max"], train
+assert "cudnn" not in train, train  # a CPU run names no cuDNN
 # mlp: 784-256-128-10, 2 FLOPs a multiply-add, 3 passes
 assert train["flops_per_image"] == 3 * 2 * (784 * 256 + 256 * 128 + 128 * 10), train
 assert train["peak_memory_bytes"] > 0 and train["peak_host_memory_bytes"] >= train["peak_memory_bytes"]
