@@ -279,6 +279,15 @@ cudl_status cudl__copy_on_device(cudl_context *ctx, void *dst, const void *src,
 cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
                                  size_t nbytes);
 
+/* Whether ctx's device runs mixed precision computing in dtype natively
+ * (the runtime's check_compute_dtype), for the model layer to refuse a
+ * precision the device would only emulate: CUDL_OK; CUDL_ERR_UNSUPPORTED
+ * with the backend's reason (f16 on the CPU, bf16 on a CPU without bf16
+ * arithmetic, 16-bit types below compute capability 8.0); CUDL_ERR_DTYPE
+ * for a dtype that is not f32, bf16 or f16. Messages as `function`'s. */
+cudl_status cudl__check_compute_dtype(cudl_context *ctx, cudl_dtype dtype,
+                                      const char *function);
+
 CUDL_STATIC_ASSERT(CUDL_DTYPE_I32 < CUDL_DTYPE_COUNT, dtype_count);
 
 #ifdef __cplusplus

@@ -51,5 +51,8 @@ cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out);
 cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr);
 /* Release the oneDNN objects in state (cpu_dnnl.c). */
 void cudl__cpu_dnnl_release(cudl_cpu_state *state);
+/* The runtime's check_compute_dtype (core/runtime.h), in cpu_dnnl.c: f32
+ * always, bf16 where oneDNN computes in it natively, f16 never. */
+cudl_status cudl__cpu_check_compute_dtype(cudl_context *ctx, cudl_dtype dtype);
 
 #endif /* CUDL_CPU_INTERNAL_H */
