@@ -326,6 +326,20 @@ CUDL_API cudl_status cudl_context_set_deterministic(cudl_context *ctx,
 CUDL_API int cudl_context_deterministic(const cudl_context *ctx);
 
 /**
+ * Emulated mixed precision: a model's bf16 or fp16 precision
+ * (cudl_model_set_precision) is refused where the device has no 16-bit
+ * arithmetic for it (the CPU without AVX512-BF16 or AMX for bf16, every CPU
+ * for fp16), since it would run slower than fp32. Enabled (nonzero), the
+ * context runs it anyway, computing in f32 with 16-bit storage: the same
+ * results as native hardware gives, for testing and as the reference the
+ * GPU's mixed precision is checked against. Off by default.
+ */
+CUDL_API cudl_status cudl_context_set_allow_emulated_precision(
+    cudl_context *ctx, int enabled);
+/** 1 when emulated mixed precision is allowed, else 0 (also for NULL). */
+CUDL_API int cudl_context_allow_emulated_precision(const cudl_context *ctx);
+
+/**
  * Random generator state: Philox4x32-10 keyed by `seed`; `offset` counts
  * the 128-bit blocks already consumed. Every random call uses the current
  * offset and advances it, so the same (seed, offset) gives the same numbers

@@ -155,6 +155,17 @@ int cudl_context_deterministic(const cudl_context *ctx) {
   return ctx == NULL ? 0 : ctx->deterministic;
 }
 
+cudl_status cudl_context_set_allow_emulated_precision(cudl_context *ctx,
+                                                      int enabled) {
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  ctx->allow_emulated_precision = enabled != 0;
+  return CUDL_OK;
+}
+
+int cudl_context_allow_emulated_precision(const cudl_context *ctx) {
+  return ctx == NULL ? 0 : ctx->allow_emulated_precision;
+}
+
 cudl_status cudl_context_set_seed(cudl_context *ctx, uint64_t seed) {
   return cudl_context_set_rng_state(ctx, seed, 0);
 }

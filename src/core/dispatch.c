@@ -1,5 +1,7 @@
-/* dispatch.c - what the door to the backends (CUDL_OP_CALL and the internal
- * copies) does besides calling the entry. */
+/* dispatch.c - what the door to the backends (CUDL_OP_CALL, the internal
+ * copies and the compute-dtype query) does besides calling the entry. */
+#include <stdio.h>
+
 #include "core/internal.h"
 
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status) {
@@ -28,11 +30,24 @@ cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
       ctx, ctx->backend->runtime->copy_from_host(ctx, dst, src, nbytes));
 }
 
-/* PROVISIONAL until the runtime's check_compute_dtype lands (merge). */
 cudl_status cudl__check_compute_dtype(cudl_context *ctx, cudl_dtype dtype,
                                       const char *function) {
-  (void)ctx;
-  (void)dtype;
-  (void)function;
-  return CUDL_OK;
+  char reason[CUDL_ERROR_TEXT_SIZE];
+  cudl_status status;
+  if (dtype != CUDL_DTYPE_F32 && dtype != CUDL_DTYPE_BF16 &&
+      dtype != CUDL_DTYPE_F16)
+    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
+                      "%s is not a compute dtype (f32, bf16 or f16)",
+                      cudl_dtype_name(dtype));
+  status = ctx->backend->runtime->check_compute_dtype(ctx, dtype);
+  if (status == CUDL_OK) return CUDL_OK;
+  if (status == CUDL_ERR_UNSUPPORTED && ctx->allow_emulated_precision)
+    return CUDL_OK; /* asked for: f32 arithmetic on 16-bit storage */
+  /* The runtime recorded "<backend>: <reason>"; the caller's name goes
+   * first, as in every message. */
+  snprintf(reason, sizeof reason, "%s", ctx->last_error);
+  return cudl__fail(ctx, status, function,
+                    "%s (cudl_context_set_allow_emulated_precision runs it "
+                    "emulated, for reference)",
+                    reason);
 }

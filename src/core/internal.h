@@ -62,6 +62,7 @@ struct cudl_context {
   int debug_sync;
   int allow_tf32;    /* cuBLAS and cuDNN may round f32 inputs to TF32 */
   int deterministic; /* only bitwise-reproducible algorithms */
+  int allow_emulated_precision; /* 16-bit models without 16-bit hardware */
   /* Host bytes of tensor storage and workspaces, for backends that have no
    * pool to ask (the CPU): see cudl__memory_allocated. */
   uint64_t memory_in_use, memory_peak;
@@ -312,6 +313,15 @@ cudl_status cudl__copy_on_device(cudl_context *ctx, void *dst, const void *src,
                                  size_t nbytes);
 cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
                                  size_t nbytes);
+
+/* Whether ctx's device runs mixed precision computing in dtype natively
+ * (the runtime's check_compute_dtype), for the model layer to refuse a
+ * precision the device would only emulate: CUDL_OK; CUDL_ERR_UNSUPPORTED
+ * with the backend's reason (f16 on the CPU, bf16 on a CPU without bf16
+ * arithmetic, 16-bit types below compute capability 8.0); CUDL_ERR_DTYPE
+ * for a dtype that is not f32, bf16 or f16. Messages as `function`'s. */
+cudl_status cudl__check_compute_dtype(cudl_context *ctx, cudl_dtype dtype,
+                                      const char *function);
 
 CUDL_STATIC_ASSERT(CUDL_DTYPE_I32 < CUDL_DTYPE_COUNT, dtype_count);
 

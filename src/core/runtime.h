@@ -53,6 +53,13 @@ typedef struct cudl_runtime {
   cudl_status (*event_record)(cudl_context *ctx, cudl_event *event);
   cudl_status (*event_elapsed_ms)(cudl_context *ctx, cudl_event *start,
                                   cudl_event *end, double *ms);
+
+  /* Whether mixed precision computing in dtype (f32, bf16 or f16) runs
+   * natively on the context's device: CUDL_OK, or CUDL_ERR_UNSUPPORTED
+   * with a one-line reason recorded where the device would only emulate
+   * it (the 16-bit operators still give correct results there, slowly).
+   * f32 is always native. Called through cudl__check_compute_dtype. */
+  cudl_status (*check_compute_dtype)(cudl_context *ctx, cudl_dtype dtype);
 } cudl_runtime;
 
 typedef struct cudl_backend {

@@ -127,6 +127,7 @@ static const cudl_runtime cpu_runtime = {
     .event_destroy = cpu_event_destroy,
     .event_record = cpu_event_record,
     .event_elapsed_ms = cpu_event_elapsed_ms,
+    .check_compute_dtype = cudl__cpu_check_compute_dtype,
 };
 
 /* Every entry of ops.def, each operator in its dtypes: one this backend

@@ -51,5 +51,29 @@ cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out);
 cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr);
 /* Release the oneDNN objects in state (cpu_dnnl.c). */
 void cudl__cpu_dnnl_release(cudl_cpu_state *state);
+/* bf16 matrix products and convolutions computed in bf16 by oneDNN
+ * (cpu_gemm.c, cpu_conv.c), for the bf16 entries of cpu_lowp.c: the
+ * arguments of ops.def's gemm and conv2d_*, and *ran, 0 with nothing done
+ * where the CPU has no bf16 arithmetic or oneDNN no optimised kernel for
+ * the problem (the entry widens to f32 then). */
+cudl_status cudl__cpu_gemm_native_bf16(cudl_context *ctx, int trans_a,
+                                       int trans_b, int64_t m, int64_t n,
+                                       int64_t k, float alpha, const void *a,
+                                       int64_t lda, const void *b, int64_t ldb,
+                                       float beta, void *c, int64_t ldc,
+                                       int *ran);
+cudl_status cudl__cpu_conv2d_forward_native_bf16(cudl_context *ctx,
+                                                 const cudl_conv2d_geometry *g,
+                                                 const void *x, const void *w,
+                                                 void *y, int *ran);
+cudl_status cudl__cpu_conv2d_backward_data_native_bf16(
+    cudl_context *ctx, const cudl_conv2d_geometry *g, const void *w,
+    const void *dy, void *dx, int *ran);
+cudl_status cudl__cpu_conv2d_backward_filter_native_bf16(
+    cudl_context *ctx, const cudl_conv2d_geometry *g, const void *x,
+    const void *dy, void *dw, int *ran);
+/* The runtime's check_compute_dtype (core/runtime.h), in cpu_dnnl.c: f32
+ * always, bf16 where oneDNN computes in it natively, f16 never. */
+cudl_status cudl__cpu_check_compute_dtype(cudl_context *ctx, cudl_dtype dtype);
 
 #endif /* CUDL_CPU_INTERNAL_H */

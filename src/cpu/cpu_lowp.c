@@ -8,6 +8,10 @@
  * on the way out), so the CPU's result is the reference the CUDA kernels
  * are held to, at the cost of a copy each way. f32 parameters, statistics
  * and reductions (float * in ops.def) pass through untouched.
+ *
+ * bf16 convolutions and matrix products first ask their f32 files for a
+ * native run (cudl__cpu_<name>_native_bf16: oneDNN computing in bf16 where
+ * the CPU has bf16 arithmetic) and widen only where there is none.
  */
 #include "core/half.h"
 #include "cpu/cpu_internal.h"
@@ -149,6 +153,18 @@ static cudl_status wide_end(wide_set *w, cudl_status status) {
     return lowp_##name(CUDL_DTYPE_F16, UNPAREN args);  \
   }
 #define UNPAREN(...) __VA_ARGS__
+
+/* The same, for an operator whose bf16 entry runs natively where it can. */
+#define LOWP_ENTRIES_NATIVE_BF16(name, params, args)                         \
+  cudl_status cudl__cpu_##name##_bf16 params {                               \
+    int ran = 0;                                                             \
+    cudl_status status = cudl__cpu_##name##_native_bf16(UNPAREN args, &ran); \
+    if (status != CUDL_OK || ran) return status;                             \
+    return lowp_##name(CUDL_DTYPE_BF16, UNPAREN args);                       \
+  }                                                                          \
+  cudl_status cudl__cpu_##name##_f16 params {                                \
+    return lowp_##name(CUDL_DTYPE_F16, UNPAREN args);                        \
+  }
 
 /* ---- initialisation ---- */
 
@@ -524,12 +540,13 @@ static cudl_status lowp_gemm(cudl_dtype dtype, cudl_context *ctx, int trans_a,
   if (s == CUDL_OK) narrow(&w, wc, c, nc);
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(gemm,
-             (cudl_context * ctx, int trans_a, int trans_b, int64_t m,
-              int64_t n, int64_t k, float alpha, const void *a, int64_t lda,
-              const void *b, int64_t ldb, float beta, void *c, int64_t ldc),
-             (ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
-              ldc))
+LOWP_ENTRIES_NATIVE_BF16(gemm,
+                         (cudl_context * ctx, int trans_a, int trans_b,
+                          int64_t m, int64_t n, int64_t k, float alpha,
+                          const void *a, int64_t lda, const void *b,
+                          int64_t ldb, float beta, void *c, int64_t ldc),
+                         (ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                          beta, c, ldc))
 
 static cudl_status lowp_bias_add(cudl_dtype dtype, cudl_context *ctx, void *y,
                                  const void *bias, int64_t outer,
@@ -584,10 +601,10 @@ static cudl_status lowp_conv2d_forward(cudl_dtype dtype, cudl_context *ctx,
   if (s == CUDL_OK) narrow(&w, wy, y, conv_y_numel(g));
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(conv2d_forward,
-             (cudl_context * ctx, const cudl_conv2d_geometry *g, const void *x,
-              const void *w, void *y),
-             (ctx, g, x, w, y))
+LOWP_ENTRIES_NATIVE_BF16(conv2d_forward,
+                         (cudl_context * ctx, const cudl_conv2d_geometry *g,
+                          const void *x, const void *w, void *y),
+                         (ctx, g, x, w, y))
 
 static cudl_status lowp_conv2d_backward_data(cudl_dtype dtype,
                                              cudl_context *ctx,
@@ -602,10 +619,10 @@ static cudl_status lowp_conv2d_backward_data(cudl_dtype dtype,
   if (s == CUDL_OK) narrow(&w, wdx, dx, conv_x_numel(g));
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(conv2d_backward_data,
-             (cudl_context * ctx, const cudl_conv2d_geometry *g, const void *w,
-              const void *dy, void *dx),
-             (ctx, g, w, dy, dx))
+LOWP_ENTRIES_NATIVE_BF16(conv2d_backward_data,
+                         (cudl_context * ctx, const cudl_conv2d_geometry *g,
+                          const void *w, const void *dy, void *dx),
+                         (ctx, g, w, dy, dx))
 
 static cudl_status lowp_conv2d_backward_filter(cudl_dtype dtype,
                                                cudl_context *ctx,
@@ -621,7 +638,7 @@ static cudl_status lowp_conv2d_backward_filter(cudl_dtype dtype,
   if (s == CUDL_OK) narrow(&w, wdw, dw, conv_w_numel(g));
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(conv2d_backward_filter,
-             (cudl_context * ctx, const cudl_conv2d_geometry *g, const void *x,
-              const void *dy, void *dw),
-             (ctx, g, x, dy, dw))
+LOWP_ENTRIES_NATIVE_BF16(conv2d_backward_filter,
+                         (cudl_context * ctx, const cudl_conv2d_geometry *g,
+                          const void *x, const void *dy, void *dw),
+                         (ctx, g, x, dy, dw))

@@ -264,6 +264,23 @@ static cudl_status cuda_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
   return CUDL_OK;
 }
 
+/* bf16 arithmetic (tensor cores and scalar) starts at compute capability
+ * 8.0. f16 tensor cores are older (7.0), but cudl's kernels target the
+ * cards of sm_80 and newer, so one threshold serves both 16-bit types. */
+static cudl_status cuda_check_compute_dtype(cudl_context *ctx,
+                                            cudl_dtype dtype) {
+  int major = 0;
+  if (dtype == CUDL_DTYPE_F32) return CUDL_OK;
+  CUDL_CUDA_TRY(
+      ctx, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor,
+                                  ctx->device_index));
+  if (major >= 8) return CUDL_OK;
+  return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, "cuda",
+                    "%s mixed precision needs compute capability 8.0 or "
+                    "newer; %s has %d.x",
+                    cudl_dtype_name(dtype), ctx->device_name, major);
+}
+
 static const cudl_runtime cuda_runtime = {
     .open = cuda_open,
     .close = cuda_close,
@@ -280,6 +297,7 @@ static const cudl_runtime cuda_runtime = {
     .event_destroy = cuda_event_destroy,
     .event_record = cuda_event_record,
     .event_elapsed_ms = cuda_event_elapsed_ms,
+    .check_compute_dtype = cuda_check_compute_dtype,
 };
 
 /* Every operator of ops.def, each defined in the kernels/ file of its family

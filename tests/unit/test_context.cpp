@@ -16,6 +16,10 @@
 #include <thread>
 #include <vector>
 
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include "core/internal.h"
 #include "cudl/cudl.h"
 #include "test_util.h"
 
@@ -150,6 +154,37 @@ TEST_F(CpuContext, SuccessfulCallsKeepTheLastError) {
   ASSERT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 1, good, &t), CUDL_OK);
   EXPECT_EQ(cudl_context_last_error(ctx_), first);
   cudl_tensor_destroy(t);
+}
+
+// The query the model layer asks before mixed precision
+// (cudl__check_compute_dtype). On the CPU: f32 always; f16 never; bf16
+// exactly where oneDNN reports an instruction set with bf16 arithmetic
+// (AVX512-BF16, or AMX, which includes it), and otherwise refused naming
+// the instruction set oneDNN reports. Each refusal leads with the caller.
+TEST_F(CpuContext, ComputeDtypeQuery) {
+  EXPECT_EQ(cudl__check_compute_dtype(ctx_, CUDL_DTYPE_F32, "caller"), CUDL_OK);
+  EXPECT_STREQ(cudl_context_last_error(ctx_), "");
+
+  EXPECT_EQ(cudl__check_compute_dtype(ctx_, CUDL_DTYPE_F16, "caller"), CUDL_ERR_UNSUPPORTED);
+  EXPECT_STREQ(cudl_context_last_error(ctx_),
+               "caller: cpu: fp16 mixed precision runs on GPUs; use bf16 on the CPU");
+
+  const std::string isa = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
+  const bool native = isa == "cpu_isa_avx512_core_bf16" || isa == "cpu_isa_avx512_core_amx";
+  const cudl_status bf16 = cudl__check_compute_dtype(ctx_, CUDL_DTYPE_BF16, "caller");
+  std::printf("oneDNN reports %s: bf16 %s\n", isa.c_str(), native ? "native" : "refused");
+  if (native) {
+    EXPECT_EQ(bf16, CUDL_OK) << cudl_context_last_error(ctx_);
+  } else {
+    EXPECT_EQ(bf16, CUDL_ERR_UNSUPPORTED);
+    const std::string message = cudl_context_last_error(ctx_);
+    EXPECT_TRUE(StartsWith(message, "caller: cpu: bf16 mixed precision needs")) << message;
+    EXPECT_TRUE(HasSubstr(message, " " + isa.substr(strlen("cpu_isa_")) + ",")) << message;
+  }
+
+  EXPECT_EQ(cudl__check_compute_dtype(ctx_, CUDL_DTYPE_I32, "caller"), CUDL_ERR_DTYPE);
+  EXPECT_STREQ(cudl_context_last_error(ctx_),
+               "caller: i32 is not a compute dtype (f32, bf16 or f16)");
 }
 
 TEST_F(CpuContext, SynchronizeAndDebugSync) {

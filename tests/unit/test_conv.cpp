@@ -46,6 +46,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/half.h"
+#include "core/internal.h"
 #include "cudl/cudl.h"
 #include "test_util.h"
 
@@ -646,6 +648,148 @@ TEST_F(ConvTest, BackwardMatchesFiniteDifferences) {
     check("dx", x, d.x, gx, feed_x, ref.dx_mag);
     check("dw", w, d.w, gw, feed_w, ref.dw_mag);
     check("dbias", b, d.b, gb, feed_b, ref.db_mag);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The 16-bit entries
+// ---------------------------------------------------------------------------
+//
+// The public calls take f32 tensors; the model layer reaches the bf16 and
+// f16 entries of ops.def through the operator table, and so do these tests.
+// An entry computes in f32 (or, for bf16 where oneDNN does it natively, in
+// bf16 with f32 accumulation: the products of bf16 values are exact in f32
+// either way) and rounds its output once. So the inputs are rounded to the
+// dtype, the float64 reference is computed from the rounded values, and an
+// output may be off by
+//   kCpuBound * eps * sum|terms|        the f32 sum, as in the f32 tests,
+//   + u * (|want| + that)               its one rounding to the dtype,
+//   + tiny                              below the dtype's normal range,
+// with u half a unit in the last place (2^-8 for bf16, 2^-11 for f16) and
+// tiny 2^-25 for f16 (half its smallest subnormal step) and 2^-126 for
+// bf16 (native bf16 kernels flush subnormal results to zero). The shapes are
+// small (at most 198 terms a sum), so one term more or less, an indexing
+// bug, moves a result by sum|terms| / 198 on average: more than the
+// rounding allowance, u * |want| <= sum|terms| / 256 for bf16.
+
+struct Lowp {
+  cudl_dtype dtype;
+  double unit;  // u: half a unit in the last place, relative
+  double tiny;  // absolute error allowed below the normal range
+  uint16_t nan;
+  uint16_t Narrow(float v) const {
+    return dtype == CUDL_DTYPE_BF16 ? cudl__f32_to_bf16(v) : cudl__f32_to_f16(v);
+  }
+  float Widen(uint16_t h) const {
+    return dtype == CUDL_DTYPE_BF16 ? cudl__bf16_to_f32(h) : cudl__f16_to_f32(h);
+  }
+  std::vector<uint16_t> Narrow(const std::vector<float> &v) const {
+    std::vector<uint16_t> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = Narrow(v[i]);
+    return out;
+  }
+  std::vector<float> Widen(const std::vector<uint16_t> &v) const {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = Widen(v[i]);
+    return out;
+  }
+};
+
+const Lowp kBf16 = {CUDL_DTYPE_BF16, 0x1p-8, 0x1p-126, 0x7fc0};
+const Lowp kF16 = {CUDL_DTYPE_F16, 0x1p-11, 0x1p-25, 0x7e00};
+
+::testing::AssertionResult WithinLowpBound(const Lowp &lp, const std::vector<float> &got,
+                                           const std::vector<double> &want,
+                                           const std::vector<double> &mag) {
+  size_t bad = 0;
+  std::string first;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double sum_error = kCpuBound * kEps * mag[i];
+    const double tol = sum_error + lp.unit * (std::fabs(want[i]) + sum_error) + lp.tiny;
+    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(err <= tol)) {
+      if (bad < 5) {
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "\n  [%zu] got %.9g, want %.17g (error %.3g, allowed %.3g)", i,
+                      static_cast<double>(got[i]), want[i], err, tol);
+        first += line;
+      }
+      ++bad;
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << got.size() << " elements off" << first;
+}
+
+// The three passes of t through the CPU's entries for `dtype` (ops.def's
+// conv2d_* in the operator table), on buffers of that dtype.
+::testing::AssertionResult RunEntries(cudl_context *ctx, cudl_dtype dtype, const Case &t,
+                                      const void *x, const void *w, const void *dy, void *y,
+                                      void *dx, void *dw) {
+  const int64_t xs[4] = {t.n, t.c, t.h, t.w}, ws[4] = {t.k, t.cg(), t.r, t.s};
+  cudl_conv2d_geometry g;
+  cudl_status s = cudl__conv2d_geometry(ctx, "RunEntries", &t.d, xs, "x", ws, "w", &g);
+  if (s != CUDL_OK) return ::testing::AssertionFailure() << "geometry: " << LastError(ctx);
+  const cudl_ops *ops = ctx->backend->ops;
+  s = ops->conv2d_forward[dtype](ctx, &g, x, w, y);
+  if (s != CUDL_OK)
+    return ::testing::AssertionFailure() << "forward: " << cudl_status_name(s) << ": "
+                                         << LastError(ctx);
+  s = ops->conv2d_backward_data[dtype](ctx, &g, w, dy, dx);
+  if (s != CUDL_OK)
+    return ::testing::AssertionFailure() << "backward data: " << cudl_status_name(s) << ": "
+                                         << LastError(ctx);
+  s = ops->conv2d_backward_filter[dtype](ctx, &g, x, dy, dw);
+  if (s != CUDL_OK)
+    return ::testing::AssertionFailure() << "backward filter: " << cudl_status_name(s) << ": "
+                                         << LastError(ctx);
+  return ::testing::AssertionSuccess();
+}
+
+// Where a 16-bit convolution computes in f32 (f16 always, bf16 on a CPU
+// without bf16 arithmetic), it is the f32 entry on widened copies, so its
+// outputs are that entry's rounded once, bit for bit. Where bf16 runs
+// natively, oneDNN's bf16 kernel sums in another order and only the
+// float64 bound holds.
+TEST_F(ConvTest, SixteenBitEntriesMatchFloat64OfRoundedInputs) {
+  const bool native = cudl__check_compute_dtype(ctx_, CUDL_DTYPE_BF16, "test") == CUDL_OK;
+  const std::string why = native ? "" : LastError(ctx_);
+  std::printf("bf16 computes in %s\n", native ? "bf16 (native)" : ("f32 (" + why + ")").c_str());
+  const std::vector<Case> cases = {
+      {2, 6, 9, 11, 4, 3, 3, Desc(1, 1, 1, 1, 1, 1, 2)},  // groups 2
+      {2, 3, 7, 13, 7, 5, 3, Desc(2, 3, 2, 1)},           // 5x3, stride 2x3, pad 2x1
+      {2, 16, 8, 8, 16, 3, 3, Desc(1, 1, 1, 1)},          // ResNet-20's 3x3 (16 channels)
+      {2, 16, 8, 8, 32, 3, 3, Desc(2, 2, 1, 1)},          // its downsampling 3x3
+      {1, 7, 13, 7, 7, 3, 3, Desc(2, 2, 1, 1, 1, 1, 7)},  // depthwise, stride 2
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  uint32_t seed = 300;
+  for (const Lowp &lp : {kBf16, kF16}) {
+    const bool computes_in_f32 = lp.dtype == CUDL_DTYPE_F16 || !native;
+    for (const Case &t : cases) {
+      SCOPED_TRACE(std::string(cudl_dtype_name(lp.dtype)) + " " + t.str());
+      Data d = RandomData(t, seed++);
+      for (std::vector<float> *v : {&d.x, &d.w, &d.dy}) *v = lp.Widen(lp.Narrow(*v));
+      const std::vector<uint16_t> x = lp.Narrow(d.x), w = lp.Narrow(d.w), dy = lp.Narrow(d.dy);
+      // Outputs start as NaN, so an element left unwritten shows.
+      std::vector<uint16_t> y(t.y_size(), lp.nan), dx(t.x_size(), lp.nan), dw(t.w_size(), lp.nan);
+      ASSERT_TRUE(RunEntries(ctx_, lp.dtype, t, x.data(), w.data(), dy.data(), y.data(), dx.data(),
+                             dw.data()));
+      EXPECT_TRUE(x == lp.Narrow(d.x) && w == lp.Narrow(d.w) && dy == lp.Narrow(d.dy))
+          << "an input was modified";
+      const Reference ref = Compute(t, d);
+      EXPECT_TRUE(WithinLowpBound(lp, lp.Widen(y), ref.conv, ref.conv_mag)) << "forward";
+      EXPECT_TRUE(WithinLowpBound(lp, lp.Widen(dx), ref.dx, ref.dx_mag)) << "backward data";
+      EXPECT_TRUE(WithinLowpBound(lp, lp.Widen(dw), ref.dw, ref.dw_mag)) << "backward filter";
+      if (!computes_in_f32) continue;
+      std::vector<float> y32(t.y_size(), nan), dx32(t.x_size(), nan), dw32(t.w_size(), nan);
+      ASSERT_TRUE(RunEntries(ctx_, CUDL_DTYPE_F32, t, d.x.data(), d.w.data(), d.dy.data(),
+                             y32.data(), dx32.data(), dw32.data()));
+      EXPECT_TRUE(y == lp.Narrow(y32)) << "forward is not the f32 entry's, rounded once";
+      EXPECT_TRUE(dx == lp.Narrow(dx32)) << "backward data is not the f32 entry's, rounded once";
+      EXPECT_TRUE(dw == lp.Narrow(dw32)) << "backward filter is not the f32 entry's, rounded once";
+    }
   }
 }
 

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "core/half.h"
+#include "core/internal.h"
 #include "cudl/cudl.h"
 #include "test_util.h"
 
@@ -1064,6 +1066,147 @@ TEST_F(LinearTest, OperandsShareOneFloatDtype) {
   EXPECT_EQ(cudl_linear_backward(ctx_, x, w, y, dx, dw32, db), CUDL_ERR_DTYPE);
   EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"dw", "f32", "bf16"}));
   EXPECT_TRUE(cudl_test::BitEqual(ReadF32(dw32), std::vector<float>(8, kSentinel)));
+}
+
+// ==========================================================================
+// The 16-bit matrix products
+// ==========================================================================
+//
+// The public calls take f32 tensors; the model layer reaches the bf16 and
+// f16 entries of ops.def's gemm through the operator table, and so does
+// this test. An entry computes alpha op(A) op(B) + beta C in f32 (or, for
+// bf16 where oneDNN does it natively, from bf16 operands with f32
+// accumulation: their products are exact in f32 either way) and rounds C
+// once. So the inputs are rounded to the dtype and the float64 reference is
+// computed from the rounded values; each element may be off by the f32
+// computation's (k + 2) u * sum|terms| (as at the top of this file, the
+// terms being alpha a b and beta c), plus the one rounding to the dtype,
+// u16 * (|exact| + that), with u16 half a unit in the last place (2^-8 for
+// bf16, 2^-11 for f16), plus below the normal range 2^-126 (bf16: native
+// bf16 kernels flush subnormal results) or 2^-25 (f16, half its smallest
+// subnormal step). With k <= 130 a missing or extra term, about
+// sum|terms| / k, is above the u16 * |exact| <= sum|terms| / 256 allowed
+// for rounding.
+
+struct Half {
+  cudl_dtype dtype;
+  double unit, tiny;
+  uint16_t Narrow(float v) const {
+    return dtype == CUDL_DTYPE_BF16 ? cudl__f32_to_bf16(v) : cudl__f32_to_f16(v);
+  }
+  float Widen(uint16_t h) const {
+    return dtype == CUDL_DTYPE_BF16 ? cudl__bf16_to_f32(h) : cudl__f16_to_f32(h);
+  }
+  std::vector<uint16_t> Narrow(const std::vector<float> &v) const {
+    std::vector<uint16_t> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = Narrow(v[i]);
+    return out;
+  }
+  std::vector<float> Widen(const std::vector<uint16_t> &v) const {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = Widen(v[i]);
+    return out;
+  }
+};
+
+// C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, each stored
+// row-major with `pad` unused elements after each stored row.
+struct GemmCase {
+  const char *what;
+  int trans_a, trans_b;
+  int64_t m, n, k;
+  float alpha, beta;
+  int64_t pad;
+  int64_t a_rows() const { return trans_a ? k : m; }
+  int64_t lda() const { return (trans_a ? m : k) + pad; }
+  int64_t b_rows() const { return trans_b ? n : k; }
+  int64_t ldb() const { return (trans_b ? k : n) + pad; }
+  int64_t ldc() const { return n + pad; }
+  size_t a_size() const { return static_cast<size_t>(a_rows() * lda()); }
+  size_t b_size() const { return static_cast<size_t>(b_rows() * ldb()); }
+  size_t c_size() const { return static_cast<size_t>(m * ldc()); }
+  double A(const std::vector<float> &a, int64_t i, int64_t p) const {
+    return a[static_cast<size_t>(trans_a ? p * lda() + i : i * lda() + p)];
+  }
+  double B(const std::vector<float> &b, int64_t p, int64_t j) const {
+    return b[static_cast<size_t>(trans_b ? j * ldb() + p : p * ldb() + j)];
+  }
+};
+
+cudl_status RunGemm(cudl_context *ctx, cudl_dtype dtype, const GemmCase &g, const void *a,
+                    const void *b, void *c) {
+  return ctx->backend->ops->gemm[dtype](ctx, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, a,
+                                        g.lda(), b, g.ldb(), g.beta, c, g.ldc());
+}
+
+// Where a 16-bit product computes in f32 (f16 always, bf16 on a CPU without
+// bf16 arithmetic) it is dnnl_sgemm on the same values, so C is the f32
+// entry's rounded once, bit for bit; a native bf16 matmul sums in another
+// order and only the float64 bound holds.
+TEST_F(LinearTest, SixteenBitGemmMatchesFloat64OfRoundedInputs) {
+  const bool native = cudl__check_compute_dtype(ctx_, CUDL_DTYPE_BF16, "test") == CUDL_OK;
+  const std::string why = native ? "" : cudl_context_last_error(ctx_);
+  std::printf("bf16 computes in %s\n", native ? "bf16 (native)" : ("f32 (" + why + ")").c_str());
+  const GemmCase cases[] = {
+      {"forward, y = x w^T", 0, 1, 7, 5, 13, 1.0f, 0.0f, 0},
+      {"backward data, dx = dy w", 0, 0, 7, 13, 5, 1.0f, 0.0f, 0},
+      {"backward filter, dw = dy^T x", 1, 0, 5, 13, 7, 1.0f, 0.0f, 0},
+      {"both transposed, alpha and beta, padded rows", 1, 1, 6, 9, 11, 2.0f, 0.5f, 3},
+      {"longer sums, negative alpha, beta 1", 0, 1, 33, 17, 130, -1.5f, 1.0f, 1},
+  };
+  const Half halves[] = {{CUDL_DTYPE_BF16, 0x1p-8, 0x1p-126}, {CUDL_DTYPE_F16, 0x1p-11, 0x1p-25}};
+  uint32_t seed = 700;
+  for (const Half &h : halves) {
+    const bool computes_in_f32 = h.dtype == CUDL_DTYPE_F16 || !native;
+    for (const GemmCase &g : cases) {
+      SCOPED_TRACE(std::string(cudl_dtype_name(h.dtype)) + ", " + g.what);
+      const std::vector<float> a = h.Widen(h.Narrow(Uniform(g.a_size(), seed++)));
+      const std::vector<float> b = h.Widen(h.Narrow(Uniform(g.b_size(), seed++)));
+      // C holds NaN where beta = 0 (it must not be read) and a sentinel in
+      // the padding (it must not be written).
+      std::vector<float> c0 = h.Widen(h.Narrow(Uniform(g.c_size(), seed++)));
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.ldc(); ++j) {
+          float &v = c0[static_cast<size_t>(i * g.ldc() + j)];
+          if (j >= g.n)
+            v = kSentinel;
+          else if (g.beta == 0.0f)
+            v = std::numeric_limits<float>::quiet_NaN();
+        }
+      const std::vector<uint16_t> a16 = h.Narrow(a), b16 = h.Narrow(b);
+      std::vector<uint16_t> c16 = h.Narrow(c0);
+      ASSERT_EQ(RunGemm(ctx_, h.dtype, g, a16.data(), b16.data(), c16.data()), CUDL_OK)
+          << cudl_context_last_error(ctx_);
+      EXPECT_TRUE(a16 == h.Narrow(a) && b16 == h.Narrow(b)) << "an input was modified";
+      const std::vector<float> c = h.Widen(c16);
+      for (int64_t i = 0; i < g.m; ++i)
+        for (int64_t j = 0; j < g.ldc(); ++j) {
+          const size_t at = static_cast<size_t>(i * g.ldc() + j);
+          if (j >= g.n) {
+            EXPECT_EQ(c16[at], h.Narrow(kSentinel)) << "padding written at " << i << ", " << j;
+            continue;
+          }
+          double exact = 0.0, mag = 0.0;
+          for (int64_t p = 0; p < g.k; ++p) {
+            const double term = g.alpha * g.A(a, i, p) * g.B(b, p, j);
+            exact += term;
+            mag += std::fabs(term);
+          }
+          if (g.beta != 0.0f) {
+            exact += g.beta * static_cast<double>(c0[at]);
+            mag += std::fabs(g.beta * static_cast<double>(c0[at]));
+          }
+          const double sum_error = static_cast<double>(g.k + 2) * kU * mag;
+          const double tol = sum_error + h.unit * (std::fabs(exact) + sum_error) + h.tiny;
+          EXPECT_NEAR(c[at], exact, tol) << "C[" << i << ", " << j << "]";
+        }
+      if (!computes_in_f32) continue;
+      std::vector<float> c32 = c0;
+      ASSERT_EQ(RunGemm(ctx_, CUDL_DTYPE_F32, g, a.data(), b.data(), c32.data()), CUDL_OK)
+          << cudl_context_last_error(ctx_);
+      EXPECT_TRUE(c16 == h.Narrow(c32)) << "C is not the f32 entry's, rounded once";
+    }
+  }
 }
 
 }  // namespace
