@@ -144,7 +144,8 @@ CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src);
 /**
  * Convert src into dst, a tensor of the same shape and context in another
  * (or the same) float dtype: f32, bf16 or f16. Rounds to nearest with ties
- * to even, as the GPU does; NaN stays NaN, a value beyond the dtype's range
+ * to even, as the GPU does; NaN stays NaN (in 16 bits the canonical 0x7fff,
+ * the GPU's), a value beyond the dtype's range
  * becomes an infinity, and f16 keeps subnormals. The results are the same
  * bits on every device. dst and src must not overlap unless they are the
  * same elements (converting a tensor into itself is allowed):

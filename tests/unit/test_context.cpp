@@ -167,7 +167,8 @@ TEST_F(CpuContext, ComputeDtypeQuery) {
 
   EXPECT_EQ(cudl__check_compute_dtype(ctx_, CUDL_DTYPE_F16, "caller"), CUDL_ERR_UNSUPPORTED);
   EXPECT_STREQ(cudl_context_last_error(ctx_),
-               "caller: cpu: fp16 mixed precision runs on GPUs; use bf16 on the CPU");
+               "caller: cpu: fp16 mixed precision runs on GPUs; use bf16 on the CPU "
+               "(cudl_context_set_allow_emulated_precision runs it emulated, for reference)");
 
   const std::string isa = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
   const bool native = isa == "cpu_isa_avx512_core_bf16" || isa == "cpu_isa_avx512_core_amx";
