@@ -184,7 +184,7 @@ static cudl_status read_number(cudl_context *ctx, const cudl_safetensors *set,
   return CUDL_OK;
 }
 
-/* The saved loss scaler (checkpoints from before 0.3 have none): *found
+/* The saved loss scaler (older checkpoints have none): *found
  * is 1 when the checkpoint was trained in fp16 and holds a valid one. */
 static cudl_status read_loss_scale(cudl_context *ctx,
                                    const cudl_safetensors *set, int *found,
