@@ -42,6 +42,7 @@ static const struct option_spec {
     {"--diagnostics", RUN_TRAIN, 1},
     {"--seed", RUN_TRAIN, 1},
     {"--precision", RUN_TRAIN | RUN_EVAL | RUN_PREDICT, 1},
+    {"--allow-emulated-precision", RUN_TRAIN | RUN_EVAL | RUN_PREDICT, 0},
     {"--lr", RUN_TRAIN, 1},
     {"--momentum", RUN_TRAIN, 1},
     {"--weight-decay", RUN_TRAIN, 1},
@@ -68,7 +69,10 @@ static void usage(run_command command, FILE *out) {
       "  --data-dir DIR      where the files are [Debian's location]\n"
       "  --device auto|cpu|cuda:N [auto]\n"
       "  --precision fp32|tf32|bf16|fp16  arithmetic (bf16, fp16: mixed\n"
-      "                      precision, f32 master weights) [fp32]\n";
+      "                      precision, f32 master weights) [fp32]\n"
+      "  --allow-emulated-precision  run bf16/fp16 where the device lacks\n"
+      "                      the arithmetic (f32 on 16-bit data: the same\n"
+      "                      results, slower; for reference runs)\n";
   if (command == RUN_TRAIN)
     fprintf(
         out,
@@ -189,6 +193,8 @@ static int set_option(options *o, const char *a, const char *v) {
     o->augment = 1;
   } else if (strcmp(a, "--check-numerics") == 0) {
     o->check_numerics = 1;
+  } else if (strcmp(a, "--allow-emulated-precision") == 0) {
+    o->emulated_precision = 1;
   } else if (v[0] == '\0') {
     /* An empty path would mean the current directory or "/" to whatever
      * joins it; an empty name is no name. */
@@ -563,6 +569,7 @@ int run_setup(run *r, const options *o) {
                            cudl_dataset_width(r->test_set), r->classes,
                            &r->model);
   if (s == CUDL_OK) {
+    cudl_context_set_allow_emulated_precision(r->ctx, o->emulated_precision);
     s = cudl_model_set_precision(r->model, o->precision);
     if (s != CUDL_OK)
       return cli_fail(r->ctx, s, "--precision %s",

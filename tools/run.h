@@ -40,6 +40,7 @@ typedef struct options {
   double lr, momentum, weight_decay, dropout, clip;
   uint64_t seed;
   cudl_precision precision; /* --precision [fp32] */
+  int emulated_precision;   /* --allow-emulated-precision */
 } options;
 
 /* Parse the arguments after the command's name into o. RUN_GO to go on;

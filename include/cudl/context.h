@@ -334,8 +334,8 @@ CUDL_API int cudl_context_deterministic(const cudl_context *ctx);
  * results as native hardware gives, for testing and as the reference the
  * GPU's mixed precision is checked against. Off by default.
  */
-CUDL_API cudl_status cudl_context_set_allow_emulated_precision(
-    cudl_context *ctx, int enabled);
+CUDL_API cudl_status
+cudl_context_set_allow_emulated_precision(cudl_context *ctx, int enabled);
 /** 1 when emulated mixed precision is allowed, else 0 (also for NULL). */
 CUDL_API int cudl_context_allow_emulated_precision(const cudl_context *ctx);
 

@@ -2,6 +2,7 @@
  * file (cudl/checkpoint.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,18 +115,13 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
     snprintf(numbers[8], sizeof numbers[8], "%" PRId64, clean);
   }
   {
-    const char *keys[OUR_METADATA] = {FORMAT_KEY,
-                                      "cudl.epoch",
-                                      "cudl.batch",
-                                      "cudl.step",
-                                      "cudl.data_seed",
-                                      "cudl.rng_seed",
-                                      "cudl.rng_offset",
-                                      "cudl.optimizer_steps",
-                                      "cudl.optimizer",
-                                      "cudl.precision",
-                                      "cudl.loss_scale",
-                                      "cudl.loss_scale_clean_steps"};
+    const char *keys[OUR_METADATA] = {
+        FORMAT_KEY,        "cudl.epoch",
+        "cudl.batch",      "cudl.step",
+        "cudl.data_seed",  "cudl.rng_seed",
+        "cudl.rng_offset", "cudl.optimizer_steps",
+        "cudl.optimizer",  "cudl.precision",
+        "cudl.loss_scale", "cudl.loss_scale_clean_steps"};
     const char *values[OUR_METADATA] = {
         FORMAT_VALUE,
         numbers[0],
@@ -197,17 +193,18 @@ static cudl_status read_loss_scale(cudl_context *ctx,
   cudl_status status;
   *found = 0;
   if (precision == NULL || strcmp(precision, "fp16") != 0) return CUDL_OK;
-  errno = 0;
-  value = text == NULL ? 0.0 : strtod(text, &end);
-  if (text == NULL || errno != 0 || *end != '\0' || !(value > 0.0) ||
-      value > 3.4e38)
+  if (text == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
-                     "the fp16 checkpoint's \"cudl.loss_scale\" is %s%s%s, "
+                     "the fp16 checkpoint has no \"cudl.loss_scale\"");
+  errno = 0;
+  value = strtod(text, &end);
+  /* Read as a float: finite and above 0. */
+  if (errno != 0 || *end != '\0' || !(value > 0.0) || value > FLT_MAX)
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                     "the fp16 checkpoint's \"cudl.loss_scale\" is \"%s\", "
                      "not a finite scale > 0",
-                     text == NULL ? "missing" : "\"",
-                     text == NULL ? "" : text, text == NULL ? "" : "\"");
-  status =
-      read_number(ctx, set, "cudl.loss_scale_clean_steps", 1, &clean);
+                     text);
+  status = read_number(ctx, set, "cudl.loss_scale_clean_steps", 1, &clean);
   if (status != CUDL_OK) return status;
   *found = 1;
   *scale = (float)value;

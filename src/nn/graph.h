@@ -254,9 +254,8 @@ static inline cudl_tensor *cudl__grad(cudl_model *m, int index) {
  * gradient in the model's dtype (the 16-bit copies in mixed precision). */
 static inline cudl_tensor *cudl__weight(cudl_model *m, int index) {
   if (index < 0) return NULL;
-  return m->params[index].compute_value != NULL
-             ? m->params[index].compute_value
-             : m->params[index].value;
+  return m->params[index].compute_value != NULL ? m->params[index].compute_value
+                                                : m->params[index].value;
 }
 static inline cudl_tensor *cudl__weight_grad(cudl_model *m, int index) {
   if (index < 0) return NULL;

@@ -11,7 +11,6 @@
  * parameter is aligned for vector loads. */
 #define ARENA_ALIGN 16
 
-
 /* ---- small helpers ---- */
 
 static const char *kind_name(const node *n) {
@@ -249,8 +248,8 @@ static cudl_status make_compute_arenas(cudl_model *m) {
   shape[0] = m->param_floats;
   status = cudl_tensor_create(m->ctx, m->dtype, 1, shape, &m->compute_arena);
   if (status == CUDL_OK)
-    status = cudl_tensor_create(m->ctx, m->dtype, 1, shape,
-                                &m->compute_grad_arena);
+    status =
+        cudl_tensor_create(m->ctx, m->dtype, 1, shape, &m->compute_grad_arena);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     const node *n = &m->nodes[i];
     const int owned[2] = {n->weight, n->bias};
@@ -259,8 +258,8 @@ static cudl_status make_compute_arenas(cudl_model *m) {
       param_entry *p;
       if (owned[k] < 0) continue;
       p = &m->params[owned[k]];
-      status = cudl__tensor_view(m->compute_arena, p->offset, p->ndim,
-                                 p->shape, &p->compute_value);
+      status = cudl__tensor_view(m->compute_arena, p->offset, p->ndim, p->shape,
+                                 &p->compute_value);
       if (status == CUDL_OK)
         status = cudl__tensor_view(m->compute_grad_arena, p->offset, p->ndim,
                                    p->shape, &p->compute_grad);
@@ -872,21 +871,24 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
   m->target_view = NULL;
   if (!m->compiled)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_forward",
-                     "compile the model before running it");
-  if (x == NULL) return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_forward", "x is NULL");
+                      "compile the model before running it");
+  if (x == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_forward",
+                      "x is NULL");
   in = &m->nodes[0];
   if (x->ctx != ctx || x->dtype != CUDL_DTYPE_F32)
-    return cudl__fail(ctx, x->ctx != ctx ? CUDL_ERR_DEVICE_MISMATCH : CUDL_ERR_DTYPE, "cudl_model_forward",
-                     "x must be an f32 tensor of the model's context");
+    return cudl__fail(
+        ctx, x->ctx != ctx ? CUDL_ERR_DEVICE_MISMATCH : CUDL_ERR_DTYPE,
+        "cudl_model_forward", "x must be an f32 tensor of the model's context");
   /* x is [rows, input shape]; an [N, H, W] batch also fits a [1, H, W]
    * input, since the bytes are the same. */
   rows = x->ndim >= 1 ? x->shape[0] : 0;
   if (rows < 1 || rows > m->max_batch || x->numel != rows * in->numel)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, "cudl_model_forward",
-                     "x must hold 1 to %lld rows of %lld values (the input "
-                     "shape); it has %lld elements in %lld rows",
-                     (long long)m->max_batch, (long long)in->numel,
-                     (long long)x->numel, (long long)rows);
+                      "x must hold 1 to %lld rows of %lld values (the input "
+                      "shape); it has %lld elements in %lld rows",
+                      (long long)m->max_batch, (long long)in->numel,
+                      (long long)x->numel, (long long)rows);
   if (rows != m->rows) {
     status = build_views(m, rows);
     if (status != CUDL_OK) return status;
@@ -902,19 +904,18 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
            target->shape[0] == rows && target->numel == rows * o->numel;
     if (!ok)
       return cudl__fail(ctx, CUDL_ERR_SHAPE, "cudl_model_forward",
-                       "target must be %s of the model's context",
-                       m->loss == CUDL_MODEL_LOSS_CROSS_ENTROPY
-                           ? "i32 labels [rows]"
-                           : "f32 of the output's shape");
+                        "target must be %s of the model's context",
+                        m->loss == CUDL_MODEL_LOSS_CROSS_ENTROPY
+                            ? "i32 labels [rows]"
+                            : "f32 of the output's shape");
   }
   /* The input batch into node 0's buffer, and in mixed precision the master
    * weights into their 16-bit copies (the optimizer changed them). */
   if (m->dtype == CUDL_DTYPE_F32) {
     status = cudl__copy_on_device(ctx, m->nodes[0].y->data, x->data, x->nbytes);
   } else {
-    status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert,
-                          x->data, x->dtype, m->nodes[0].y->data, x->numel,
-                          1.0f);
+    status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert, x->data,
+                          x->dtype, m->nodes[0].y->data, x->numel, 1.0f);
     if (status == CUDL_OK)
       status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert,
                             m->param_arena->data, CUDL_DTYPE_F32,
@@ -930,9 +931,9 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
       char copy[CUDL_ERROR_TEXT_SIZE];
       strncpy(copy, detail, sizeof copy - 1);
       copy[sizeof copy - 1] = '\0';
-      return cudl__fail(ctx, status, "cudl_model_forward", "node %d (%s%s%s): %s", i,
-                       kind_name(&m->nodes[i]), m->nodes[i].name[0] ? " " : "",
-                       m->nodes[i].name, copy);
+      return cudl__fail(ctx, status, "cudl_model_forward",
+                        "node %d (%s%s%s): %s", i, kind_name(&m->nodes[i]),
+                        m->nodes[i].name[0] ? " " : "", m->nodes[i].name, copy);
     }
     if (m->check_numerics && !cudl__layers[m->nodes[i].kind]->output_is_view) {
       status =
@@ -1082,8 +1083,8 @@ static cudl_status finish_mixed_gradients(cudl_model *m) {
   }
   if (status != CUDL_OK || m->precision != CUDL_PRECISION_FP16) return status;
   /* S is a power of two: 1 / S is exact, and so is the product. */
-  status = cudl_scale(m->ctx, m->grad_arena, 1.0f / m->loss_scale,
-                      m->grad_arena);
+  status =
+      cudl_scale(m->ctx, m->grad_arena, 1.0f / m->loss_scale, m->grad_arena);
   if (status == CUDL_OK) {
     int64_t nan = 0, inf = 0;
     status = cudl_count_nonfinite(m->ctx, m->grad_arena, &nan, &inf);
@@ -1142,7 +1143,7 @@ static cudl_status backward_pass(cudl_model *m) {
   cudl_status status;
   if (!m->forward_done || m->target == NULL)
     return cudl__fail(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_model_backward",
-                     "backward needs a forward with a target first");
+                      "backward needs a forward with a target first");
   for (i = 0; i < m->node_count; ++i) m->nodes[i].grad_written = 0;
   status = loss_backward(m);
   m->nodes[m->output].grad_written = 1;
@@ -1162,8 +1163,9 @@ static cudl_status backward_pass(cudl_model *m) {
       char copy[CUDL_ERROR_TEXT_SIZE];
       strncpy(copy, cudl_context_last_error(m->ctx), sizeof copy - 1);
       copy[sizeof copy - 1] = '\0';
-      return cudl__fail(m->ctx, status, "cudl_model_backward", "backward of node %d (%s%s%s): %s", i,
-                       kind_name(n), n->name[0] ? " " : "", n->name, copy);
+      return cudl__fail(m->ctx, status, "cudl_model_backward",
+                        "backward of node %d (%s%s%s): %s", i, kind_name(n),
+                        n->name[0] ? " " : "", n->name, copy);
     }
     if (m->check_numerics) {
       status = check_backward(m, n, i);

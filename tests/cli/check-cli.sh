@@ -166,6 +166,38 @@ expect_grep "it names the layer, the pass and the counts" \
   --device cpu >/dev/null 2>"$scratch/diag-usage.err"
 expect "--diagnostics without --metrics is a usage error" 2 $?
 expect_grep "it says to add --metrics" "add --metrics" "$scratch/diag-usage.err"
+# Precision: a name the tool does not know is usage; fp16 on a CPU is
+# refused (the CPU would only emulate it) with the reason; emulation, when
+# asked for, trains the small CNN in fp16 (with the loss scale in the
+# metrics) and in bf16, and the weights file is f32 either way.
+"$cudl" train --model mlp --data mnist --data-dir "$data" --precision fp8 \
+  --device cpu >/dev/null 2>"$scratch/prec.err"
+expect "an unknown precision is a usage error" 2 $?
+expect_grep "it lists the precisions" "fp32, tf32, bf16 or fp16" "$scratch/prec.err"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --precision fp16 \
+  --epochs 1 --batch 16 --device cpu --out "$run-fp16-refused" \
+  >/dev/null 2>"$scratch/fp16.err"
+expect "fp16 on the CPU is refused" 1 $?
+expect_grep "it says why and what to use" "fp16 mixed precision runs on GPUs; use bf16" "$scratch/fp16.err"
+[ ! -e "$run-fp16-refused" ]
+expect "the refused run made no directory" 0 $?
+for precision in fp16 bf16; do
+  "$cudl" train --model small-cnn --data mnist --data-dir "$data" --epochs 1 \
+    --batch 16 --device cpu --precision "$precision" --allow-emulated-precision \
+    --out "$run-$precision" --metrics "$run-$precision.jsonl" \
+    >/dev/null 2>"$scratch/$precision.err"
+  expect "train the small CNN in emulated $precision" 0 $?
+  expect_grep "its metrics name the precision" "\"precision\": \"$precision\", \"loss_scale\": " "$run-$precision.jsonl"
+  "$cudl" inspect "$run-$precision/model.safetensors" >"$scratch/$precision.inspect" 2>&1
+  expect_grep "its weights are f32" "conv1.weight *F32" "$scratch/$precision.inspect"
+done
+# From 2^16, halved once per skipped step (no growth within 2000 steps).
+python3 - "$run-fp16.jsonl" <<'PY'
+import json, sys
+epoch = [l for l in map(json.loads, open(sys.argv[1])) if "train_loss" in l][0]
+assert epoch["loss_scale"] * 2 ** epoch["skipped_steps"] == 65536, epoch
+PY
+expect "fp16's scale is 2^16 halved once per skipped step" 0 $?
 "$cudl" train --model nonesuch --device cpu >/dev/null 2>"$scratch/model.err"
 expect "train with an unknown model is a usage error" 2 $?
 expect "it says so in one line" 1 "$(wc -l <"$scratch/model.err")"
