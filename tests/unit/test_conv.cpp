@@ -672,31 +672,9 @@ TEST_F(ConvTest, BackwardMatchesFiniteDifferences) {
 // bug, moves a result by sum|terms| / 198 on average: more than the
 // rounding allowance, u * |want| <= sum|terms| / 256 for bf16.
 
-struct Lowp {
-  cudl_dtype dtype;
-  double unit;  // u: half a unit in the last place, relative
-  double tiny;  // absolute error allowed below the normal range
-  uint16_t nan;
-  uint16_t Narrow(float v) const {
-    return dtype == CUDL_DTYPE_BF16 ? cudl__f32_to_bf16(v) : cudl__f32_to_f16(v);
-  }
-  float Widen(uint16_t h) const {
-    return dtype == CUDL_DTYPE_BF16 ? cudl__bf16_to_f32(h) : cudl__f16_to_f32(h);
-  }
-  std::vector<uint16_t> Narrow(const std::vector<float> &v) const {
-    std::vector<uint16_t> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out[i] = Narrow(v[i]);
-    return out;
-  }
-  std::vector<float> Widen(const std::vector<uint16_t> &v) const {
-    std::vector<float> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out[i] = Widen(v[i]);
-    return out;
-  }
-};
-
-const Lowp kBf16 = {CUDL_DTYPE_BF16, 0x1p-8, 0x1p-126, 0x7fc0};
-const Lowp kF16 = {CUDL_DTYPE_F16, 0x1p-11, 0x1p-25, 0x7e00};
+using cudl_test::kBf16;
+using cudl_test::kF16;
+using cudl_test::Lowp;
 
 ::testing::AssertionResult WithinLowpBound(const Lowp &lp, const std::vector<float> &got,
                                            const std::vector<double> &want,

@@ -1088,26 +1088,7 @@ TEST_F(LinearTest, OperandsShareOneFloatDtype) {
 // sum|terms| / k, is above the u16 * |exact| <= sum|terms| / 256 allowed
 // for rounding.
 
-struct Half {
-  cudl_dtype dtype;
-  double unit, tiny;
-  uint16_t Narrow(float v) const {
-    return dtype == CUDL_DTYPE_BF16 ? cudl__f32_to_bf16(v) : cudl__f32_to_f16(v);
-  }
-  float Widen(uint16_t h) const {
-    return dtype == CUDL_DTYPE_BF16 ? cudl__bf16_to_f32(h) : cudl__f16_to_f32(h);
-  }
-  std::vector<uint16_t> Narrow(const std::vector<float> &v) const {
-    std::vector<uint16_t> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out[i] = Narrow(v[i]);
-    return out;
-  }
-  std::vector<float> Widen(const std::vector<uint16_t> &v) const {
-    std::vector<float> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i) out[i] = Widen(v[i]);
-    return out;
-  }
-};
+using cudl_test::Lowp;
 
 // C = alpha op(A) op(B) + beta C, op(A) m x k, op(B) k x n, each stored
 // row-major with `pad` unused elements after each stored row.
@@ -1154,9 +1135,9 @@ TEST_F(LinearTest, SixteenBitGemmMatchesFloat64OfRoundedInputs) {
       {"both transposed, alpha and beta, padded rows", 1, 1, 6, 9, 11, 2.0f, 0.5f, 3},
       {"longer sums, negative alpha, beta 1", 0, 1, 33, 17, 130, -1.5f, 1.0f, 1},
   };
-  const Half halves[] = {{CUDL_DTYPE_BF16, 0x1p-8, 0x1p-126}, {CUDL_DTYPE_F16, 0x1p-11, 0x1p-25}};
+  const Lowp halves[] = {cudl_test::kBf16, cudl_test::kF16};
   uint32_t seed = 700;
-  for (const Half &h : halves) {
+  for (const Lowp &h : halves) {
     const bool computes_in_f32 = h.dtype == CUDL_DTYPE_F16 || !native;
     for (const GemmCase &g : cases) {
       SCOPED_TRACE(std::string(cudl_dtype_name(h.dtype)) + ", " + g.what);

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/half.h"
 #include "core/philox.h"
 #include "cudl/cudl.h"
 
@@ -429,6 +430,39 @@ inline std::string Printable(const std::string &s,
   }
   return out.size() > max_chars ? out.substr(0, max_chars) + "..." : out;
 }
+
+// ---------------------------------------------------------------------------
+// 16-bit storage, for checking the CPU's bf16 and f16 entries: the library's
+// own conversions (core/half.h, themselves checked bit for bit in
+// test_tensor.cpp and against the compiler's _Float16 in test_backends.cpp)
+// and what a tolerance needs to know of the format.
+// ---------------------------------------------------------------------------
+
+struct Lowp {
+  cudl_dtype dtype;
+  double unit;    // u: half a unit in the last place, relative
+  double tiny;    // absolute error allowed below the normal range
+  uint16_t nan;   // a NaN, to fill outputs that must be written
+  uint16_t Narrow(float v) const {
+    return dtype == CUDL_DTYPE_BF16 ? cudl__f32_to_bf16(v) : cudl__f32_to_f16(v);
+  }
+  float Widen(uint16_t h) const {
+    return dtype == CUDL_DTYPE_BF16 ? cudl__bf16_to_f32(h) : cudl__f16_to_f32(h);
+  }
+  std::vector<uint16_t> Narrow(const std::vector<float> &v) const {
+    std::vector<uint16_t> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = Narrow(v[i]);
+    return out;
+  }
+  std::vector<float> Widen(const std::vector<uint16_t> &v) const {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = Widen(v[i]);
+    return out;
+  }
+};
+
+inline const Lowp kBf16 = {CUDL_DTYPE_BF16, 0x1p-8, 0x1p-126, 0x7fff};
+inline const Lowp kF16 = {CUDL_DTYPE_F16, 0x1p-11, 0x1p-25, 0x7fff};
 
 }  // namespace cudl_test
 
