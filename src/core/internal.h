@@ -296,17 +296,6 @@ cudl_status cudl__activation_backward(cudl_context *ctx, const char *function,
 cudl_status cudl__op_missing(cudl_context *ctx, const char *function,
                              const char *op, cudl_dtype dtype);
 
-/* cudl_tensor_convert with every value multiplied by scale in f32 before
- * it is rounded (loss scaling); messages as `function`'s. */
-cudl_status cudl__tensor_convert_scaled(cudl_tensor *dst,
-                                        const cudl_tensor *src, float scale,
-                                        const char *function);
-
-/* CUDL_OK when the context's device runs mixed precision in dtype natively;
- * else CUDL_ERR_UNSUPPORTED with the reason, as `function`'s. */
-cudl_status cudl__check_compute_dtype(cudl_context *ctx, cudl_dtype dtype,
-                                      const char *function);
-
 /* The runtime's copies for internal callers (src/nn, src/data), checked the
  * same way: nbytes of device memory to device memory, or from the host. */
 cudl_status cudl__copy_on_device(cudl_context *ctx, void *dst, const void *src,

@@ -392,37 +392,30 @@ static int is_float(cudl_dtype dtype) {
          dtype == CUDL_DTYPE_F16;
 }
 
-cudl_status cudl__tensor_convert_scaled(cudl_tensor *dst,
-                                        const cudl_tensor *src, float scale,
-                                        const char *function) {
+cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
   cudl_context *ctx;
   if (dst == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ctx = dst->ctx;
   if (src == NULL)
-    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "src is NULL");
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "src is NULL");
   if (src->ctx != ctx)
-    return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, function,
-                      "src and dst belong to different contexts (convert "
-                      "on one device, then cudl_tensor_copy)");
+    return CUDL_FAIL(ctx, CUDL_ERR_DEVICE_MISMATCH,
+                     "src and dst belong to different contexts (convert "
+                     "on one device, then cudl_tensor_copy)");
   if (!is_float(src->dtype) || !is_float(dst->dtype))
-    return cudl__fail(ctx, CUDL_ERR_DTYPE, function,
-                      "converts between f32, bf16 and f16, got %s to %s",
-                      cudl_dtype_name(src->dtype), cudl_dtype_name(dst->dtype));
+    return CUDL_FAIL(ctx, CUDL_ERR_DTYPE,
+                     "converts between f32, bf16 and f16, got %s to %s",
+                     cudl_dtype_name(src->dtype), cudl_dtype_name(dst->dtype));
   if (!same_shape(dst, src))
-    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "src and dst shapes differ");
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "src and dst shapes differ");
   /* Elements are read and written in any order (in parallel on a GPU), so
    * only the same elements may be both. */
   if (cudl__tensors_overlap(dst, src) && dst->data != src->data)
-    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
-                      "dst and src overlap without being the same elements");
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "dst and src overlap without being the same elements");
   if (dst->numel == 0) return CUDL_OK;
-  return CUDL_OP_CALL(ctx, function, dst->dtype, convert, src->data, src->dtype,
-                      dst->data, dst->numel, scale);
-}
-
-cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
-  return cudl__tensor_convert_scaled(dst, src, 1.0f, __func__);
+  return CUDL_OP_CALL(ctx, __func__, dst->dtype, convert, src->data, src->dtype,
+                      dst->data, dst->numel, 1.0f);
 }
 
 /* Common checks for the random initialisers (f32-only): a non-NULL f32
