@@ -247,22 +247,18 @@ void PrintWorst(const char *what) {
   g_worst.clear();
 }
 
-// |got[i] - want[i]| <= bound * FLT_EPSILON * mag[i] for every i (a NaN
-// fails). Where mag is 0 (an element no term reaches, e.g. an input that a
-// stride skips) the result must be exactly 0.
-::testing::AssertionResult WithinBound(const std::vector<float> &got,
-                                       const std::vector<double> &want,
-                                       const std::vector<double> &mag, double bound,
-                                       const char *label) {
-  double &worst = g_worst[label];
+// |got[i] - want[i]| <= allowed(i) for every i (a NaN fails), listing the
+// first elements that are not.
+::testing::AssertionResult ElementsWithin(const std::vector<float> &got,
+                                          const std::vector<double> &want,
+                                          const std::function<double(size_t)> &allowed) {
   if (got.size() != want.size())
     return ::testing::AssertionFailure() << "sizes differ: " << got.size() << " vs " << want.size();
   size_t bad = 0;
   std::string first;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-    const double tol = bound * kEps * mag[i];
-    if (mag[i] > 0) worst = std::max(worst, err / (kEps * mag[i]));
+    const double tol = allowed(i);
     if (!(err <= tol)) {
       if (bad < 5) {
         char line[200];
@@ -276,6 +272,20 @@ void PrintWorst(const char *what) {
   }
   if (bad == 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << bad << " of " << got.size() << " elements off" << first;
+}
+
+// |got[i] - want[i]| <= bound * FLT_EPSILON * mag[i] for every i (a NaN
+// fails). Where mag is 0 (an element no term reaches, e.g. an input that a
+// stride skips) the result must be exactly 0.
+::testing::AssertionResult WithinBound(const std::vector<float> &got,
+                                       const std::vector<double> &want,
+                                       const std::vector<double> &mag, double bound,
+                                       const char *label) {
+  double &worst = g_worst[label];
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i)
+    if (mag[i] > 0)
+      worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]) / (kEps * mag[i]));
+  return ElementsWithin(got, want, [&](size_t i) { return bound * kEps * mag[i]; });
 }
 
 // True when `name` occurs in `message` as a whole word: "x" is named by
@@ -679,25 +689,10 @@ using cudl_test::Lowp;
 ::testing::AssertionResult WithinLowpBound(const Lowp &lp, const std::vector<float> &got,
                                            const std::vector<double> &want,
                                            const std::vector<double> &mag) {
-  size_t bad = 0;
-  std::string first;
-  for (size_t i = 0; i < got.size(); ++i) {
+  return ElementsWithin(got, want, [&](size_t i) {
     const double sum_error = kCpuBound * kEps * mag[i];
-    const double tol = sum_error + lp.unit * (std::fabs(want[i]) + sum_error) + lp.tiny;
-    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
-    if (!(err <= tol)) {
-      if (bad < 5) {
-        char line[200];
-        std::snprintf(line, sizeof line,
-                      "\n  [%zu] got %.9g, want %.17g (error %.3g, allowed %.3g)", i,
-                      static_cast<double>(got[i]), want[i], err, tol);
-        first += line;
-      }
-      ++bad;
-    }
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << bad << " of " << got.size() << " elements off" << first;
+    return sum_error + lp.unit * (std::fabs(want[i]) + sum_error) + lp.tiny;
+  });
 }
 
 // The three passes of t through the CPU's entries for `dtype` (ops.def's
