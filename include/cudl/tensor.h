@@ -46,6 +46,27 @@ CUDL_API const char *cudl_dtype_name(cudl_dtype dtype);
 
 typedef struct cudl_tensor cudl_tensor;
 
+/** How a 4-D image tensor's elements lie in memory. The shape is always
+ *  the logical [N, C, H, W] (a convolution weight [K, C, R, S]); the layout
+ *  says which order the bytes are in:
+ *  - CUDL_LAYOUT_NCHW (every tensor's at creation): row-major [N, C, H, W],
+ *    PyTorch's default;
+ *  - CUDL_LAYOUT_NHWC, channels-last: row-major [N, H, W, C] (a weight
+ *    [K, R, S, C]), PyTorch's torch.channels_last. Tensor cores read
+ *    convolutions in this order, so mixed-precision training on a GPU is
+ *    faster with it (cudl_model_set_layout).
+ *  An operator's 4-D data tensors share one layout (CUDL_ERR_SHAPE naming
+ *  both otherwise). Convolution, pooling, batch norm, PReLU and the
+ *  elementwise operators take both; cudl_tensor_convert moves data between
+ *  them. Tensors of other ranks have no layout (NCHW). */
+typedef enum cudl_layout {
+  CUDL_LAYOUT_NCHW = 0,
+  CUDL_LAYOUT_NHWC = 1
+} cudl_layout;
+
+/** "nchw", "nhwc"; "unknown" otherwise. */
+CUDL_API const char *cudl_layout_name(cudl_layout layout);
+
 /**
  * Create a zero-filled tensor on ctx's device.
  * ndim in [0, CUDL_MAX_DIMS] (0 = a scalar with one element); every
@@ -72,6 +93,19 @@ CUDL_API int64_t cudl_tensor_dim(const cudl_tensor *t, int axis);
 CUDL_API const int64_t *cudl_tensor_shape(const cudl_tensor *t);
 CUDL_API int64_t cudl_tensor_numel(const cudl_tensor *t);
 CUDL_API size_t cudl_tensor_nbytes(const cudl_tensor *t);
+/** The tensor's layout; CUDL_LAYOUT_NCHW for NULL. */
+CUDL_API cudl_layout cudl_tensor_layout(const cudl_tensor *t);
+
+/**
+ * Read t's bytes in another layout from now on: nothing moves, so the
+ * values change meaning (use cudl_tensor_convert to move data between
+ * layouts). For a tensor just created, or filled from host memory already
+ * in that order. t must be 4-D for CUDL_LAYOUT_NHWC (CUDL_ERR_SHAPE);
+ * CUDL_ERR_INVALID_ARGUMENT for an unknown layout. Views made from t later
+ * (cudl_tensor_narrow) keep it.
+ */
+CUDL_API cudl_status cudl_tensor_set_layout(cudl_tensor *t, cudl_layout layout);
+
 /** Raw storage: a host pointer for CPU tensors, a device pointer for CUDA
  *  tensors; NULL for an empty tensor. For programs that hand the memory to
  *  other libraries; ordering with queued work is the caller's business. */
@@ -89,6 +123,8 @@ CUDL_API void *cudl_tensor_data(cudl_tensor *t);
  * released when the last tensor sharing it is destroyed, in any order. On
  * failure *out is NULL.
  */
+/* A channels-last src gives CUDL_ERR_SHAPE: its bytes are not in the
+ * order a reshape would read them (convert it to NCHW first). */
 CUDL_API cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
                                          const int64_t *shape,
                                          cudl_tensor **out);
@@ -98,7 +134,8 @@ CUDL_API cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
  * counts from the end) merged into one, as torch.flatten(src, start, end):
  * flatten(x, 1, -1) turns [N, C, H, W] into [N, C*H*W]. A scalar counts as
  * one dimension. CUDL_ERR_INVALID_ARGUMENT for axes outside the tensor or
- * start after end. Ownership as for cudl_tensor_reshape.
+ * start after end. Ownership as for cudl_tensor_reshape; a channels-last
+ * src gives CUDL_ERR_SHAPE, as there.
  */
 CUDL_API cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
                                          int end_axis, cudl_tensor **out);
@@ -109,7 +146,8 @@ CUDL_API cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
  * [length, rest of src's shape], as src.narrow(0, start, length) in
  * PyTorch. For the partial last batch of an epoch. src must have at least
  * one dimension; 0 <= start, 0 <= length, start + length <= dim 0
- * (CUDL_ERR_SHAPE). Ownership as for cudl_tensor_reshape.
+ * (CUDL_ERR_SHAPE). Ownership as for cudl_tensor_reshape. The view keeps
+ * src's layout: the rows of a channels-last tensor are contiguous too.
  */
 CUDL_API cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
                                         int64_t length, cudl_tensor **out);
@@ -132,7 +170,8 @@ CUDL_API cudl_status cudl_tensor_copy_to_host(const cudl_tensor *src, void *dst,
                                               size_t nbytes);
 
 /**
- * Copy src into dst: same dtype and shape, any devices (CPU<->CUDA,
+ * Copy src into dst: same dtype, shape and layout (else CUDL_ERR_DTYPE,
+ * CUDL_ERR_SHAPE; cudl_tensor_convert changes either), any devices (CPU<->CUDA,
  * CUDA<->CUDA on the same or another GPU). Errors are recorded in dst's
  * context. When the tensors belong to different contexts, src's context is
  * synchronised first, so the copy sees all work queued before it; work
@@ -143,13 +182,16 @@ CUDL_API cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src);
 
 /**
  * Convert src into dst, a tensor of the same shape and context in another
- * (or the same) float dtype: f32, bf16 or f16. Rounds to nearest with ties
+ * (or the same) float dtype, f32, bf16 or f16, and layout: element
+ * [n, c, h, w] of dst gets element [n, c, h, w] of src, so converting
+ * between CUDL_LAYOUT_NCHW and CUDL_LAYOUT_NHWC transposes the bytes. Rounds to nearest with ties
  * to even, as the GPU does; NaN stays NaN (in 16 bits the canonical 0x7fff,
  * the GPU's), a value beyond the dtype's range
  * becomes an infinity, and f16 keeps subnormals. The results are the same
  * bits on every device. dst and src must not overlap unless they are the
  * same elements (converting a tensor into itself is allowed):
- * CUDL_ERR_INVALID_ARGUMENT. CUDL_ERR_DTYPE for an integer tensor,
+ * CUDL_ERR_INVALID_ARGUMENT (a change of layout needs distinct tensors).
+ * CUDL_ERR_DTYPE for an integer tensor,
  * CUDL_ERR_SHAPE for different shapes, CUDL_ERR_DEVICE_MISMATCH for
  * different contexts (convert, then cudl_tensor_copy).
  */

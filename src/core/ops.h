@@ -24,6 +24,7 @@ typedef struct cudl_pool2d_geometry {
   int64_t oh, ow;     /* output */
   int64_t kh, kw, sh, sw, ph, pw;
   int count_include_pad; /* average pooling's divisor rule */
+  int channels_last;     /* x and y are [n, h, w, c], [n, oh, ow, c] */
 } cudl_pool2d_geometry;
 
 /* The geometry of a 2-D convolution, validated (cudl/conv.h). */
@@ -33,6 +34,9 @@ typedef struct cudl_conv2d_geometry {
   int64_t oh, ow;                 /* output y [n, k, oh, ow] */
   int64_t sh, sw, ph, pw, dh, dw; /* stride, padding, dilation */
   int64_t groups;
+  /* Nonzero: channels-last, x [n, h, w, c], w [k, r, s, c / groups], y [n,
+   * oh, ow, k] (cudl/tensor.h's CUDL_LAYOUT_NHWC). */
+  int64_t channels_last;
 } cudl_conv2d_geometry;
 
 /* Losses of loss_forward and loss_backward (cudl/loss.h). */
