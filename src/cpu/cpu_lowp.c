@@ -73,6 +73,137 @@ cudl_status cudl__cpu_convert_f16(cudl_context *ctx, const void *src,
   return CUDL_OK;
 }
 
+/* ---- transposes ---- */
+
+/* The transpose works on TILE x TILE blocks, whose source rows and
+ * destination rows both stay in L1 (4 KiB each in f32): a plain double
+ * loop over a large [c, h * w] plane walks one of the two a cache line per
+ * element and runs at a fraction of memory speed. */
+enum { TILE = 32 };
+
+/* One (source, destination) pair of dtypes: `element(v)` turns source
+ * value v into the stored destination value, converting as convert does.
+ * Within a tile the destination is written row by row, contiguously, and
+ * the source read down its columns, which L1 holds. */
+/* _Pragma needs its string literal whole, so the formatter keeps out. */
+/* clang-format off */
+#define DEFINE_TRANSPOSE(name, src_type, dst_type, element)                   \
+  static void name(const src_type *src, dst_type *dst, int64_t batch,         \
+                   int64_t rows, int64_t cols, float scale) {                 \
+    const int64_t row_tiles = (rows + TILE - 1) / TILE;                       \
+    const int64_t col_tiles = (cols + TILE - 1) / TILE;                       \
+    const int64_t tiles = batch * row_tiles * col_tiles;                      \
+    const int64_t n = batch * rows * cols;                                    \
+    int64_t t;                                                                \
+    (void)scale;                                                              \
+    _Pragma("omp parallel for schedule(static) if (n > 32768)")               \
+    for (t = 0; t < tiles; ++t) {                                             \
+      const int64_t b = t / (row_tiles * col_tiles);                          \
+      const int64_t i0 = t / col_tiles % row_tiles * TILE;                    \
+      const int64_t j0 = t % col_tiles * TILE;                                \
+      const int64_t i1 = i0 + TILE < rows ? i0 + TILE : rows;                 \
+      const int64_t j1 = j0 + TILE < cols ? j0 + TILE : cols;                 \
+      const src_type *in = src + b * rows * cols;                             \
+      dst_type *out = dst + b * rows * cols;                                  \
+      int64_t i, j;                                                           \
+      for (j = j0; j < j1; ++j)                                               \
+        for (i = i0; i < i1; ++i) {                                           \
+          const src_type v = in[i * cols + j];                                \
+          out[j * rows + i] = element(v);                                     \
+        }                                                                     \
+    }                                                                         \
+  }
+/* clang-format on */
+
+#define F32_FROM_F32(v) (scale * (v))
+#define F32_FROM_BF16(v) (scale * cudl__bf16_to_f32(v))
+#define F32_FROM_F16(v) (scale * cudl__f16_to_f32(v))
+#define BF16_FROM_F32(v) cudl__f32_to_bf16(F32_FROM_F32(v))
+#define BF16_FROM_BF16(v) cudl__f32_to_bf16(F32_FROM_BF16(v))
+#define BF16_FROM_F16(v) cudl__f32_to_bf16(F32_FROM_F16(v))
+#define F16_FROM_F32(v) cudl__f32_to_f16(F32_FROM_F32(v))
+#define F16_FROM_BF16(v) cudl__f32_to_f16(F32_FROM_BF16(v))
+#define F16_FROM_F16(v) cudl__f32_to_f16(F32_FROM_F16(v))
+/* A 16-bit value through f32 and back unscaled is itself, but for a NaN,
+ * which becomes the canonical 0x7fff: the same bits without the
+ * arithmetic (the common case: a layout change within one dtype). */
+#define BF16_KEPT(v) ((v & 0x7fffu) > 0x7f80u ? (uint16_t)0x7fffu : v)
+#define F16_KEPT(v) ((v & 0x7fffu) > 0x7c00u ? (uint16_t)0x7fffu : v)
+
+DEFINE_TRANSPOSE(transpose_f32_f32, float, float, F32_FROM_F32)
+DEFINE_TRANSPOSE(transpose_bf16_f32, uint16_t, float, F32_FROM_BF16)
+DEFINE_TRANSPOSE(transpose_f16_f32, uint16_t, float, F32_FROM_F16)
+DEFINE_TRANSPOSE(transpose_f32_bf16, float, uint16_t, BF16_FROM_F32)
+DEFINE_TRANSPOSE(transpose_bf16_bf16, uint16_t, uint16_t, BF16_FROM_BF16)
+DEFINE_TRANSPOSE(transpose_f16_bf16, uint16_t, uint16_t, BF16_FROM_F16)
+DEFINE_TRANSPOSE(transpose_f32_f16, float, uint16_t, F16_FROM_F32)
+DEFINE_TRANSPOSE(transpose_bf16_f16, uint16_t, uint16_t, F16_FROM_BF16)
+DEFINE_TRANSPOSE(transpose_f16_f16, uint16_t, uint16_t, F16_FROM_F16)
+DEFINE_TRANSPOSE(transpose_bf16_kept, uint16_t, uint16_t, BF16_KEPT)
+DEFINE_TRANSPOSE(transpose_f16_kept, uint16_t, uint16_t, F16_KEPT)
+
+/* dst [batch, cols, rows] in dst_dtype = scale * src [batch, rows, cols]
+ * transposed, each element converted as convert does. */
+static void transpose(cudl_dtype src_dtype, const void *src,
+                      cudl_dtype dst_dtype, void *dst, int64_t batch,
+                      int64_t rows, int64_t cols, float scale) {
+  const int src_bf16 = src_dtype == CUDL_DTYPE_BF16;
+  const int src_f16 = src_dtype == CUDL_DTYPE_F16;
+  /* A single row or column is laid out the same both ways round. */
+  if (rows == 1 || cols == 1) {
+    convert(src_dtype, src, dst_dtype, dst, batch * rows * cols, scale);
+  } else if (dst_dtype == CUDL_DTYPE_BF16) {
+    if (src_bf16 && scale == 1.0f)
+      transpose_bf16_kept(src, dst, batch, rows, cols, scale);
+    else if (src_bf16)
+      transpose_bf16_bf16(src, dst, batch, rows, cols, scale);
+    else if (src_f16)
+      transpose_f16_bf16(src, dst, batch, rows, cols, scale);
+    else
+      transpose_f32_bf16(src, dst, batch, rows, cols, scale);
+  } else if (dst_dtype == CUDL_DTYPE_F16) {
+    if (src_f16 && scale == 1.0f)
+      transpose_f16_kept(src, dst, batch, rows, cols, scale);
+    else if (src_bf16)
+      transpose_bf16_f16(src, dst, batch, rows, cols, scale);
+    else if (src_f16)
+      transpose_f16_f16(src, dst, batch, rows, cols, scale);
+    else
+      transpose_f32_f16(src, dst, batch, rows, cols, scale);
+  } else {
+    if (src_bf16)
+      transpose_bf16_f32(src, dst, batch, rows, cols, scale);
+    else if (src_f16)
+      transpose_f16_f32(src, dst, batch, rows, cols, scale);
+    else
+      transpose_f32_f32(src, dst, batch, rows, cols, scale);
+  }
+}
+
+cudl_status cudl__cpu_transpose(cudl_context *ctx, const void *src,
+                                cudl_dtype src_dtype, void *dst, int64_t batch,
+                                int64_t rows, int64_t cols, float scale) {
+  (void)ctx;
+  transpose(src_dtype, src, CUDL_DTYPE_F32, dst, batch, rows, cols, scale);
+  return CUDL_OK;
+}
+cudl_status cudl__cpu_transpose_bf16(cudl_context *ctx, const void *src,
+                                     cudl_dtype src_dtype, void *dst,
+                                     int64_t batch, int64_t rows, int64_t cols,
+                                     float scale) {
+  (void)ctx;
+  transpose(src_dtype, src, CUDL_DTYPE_BF16, dst, batch, rows, cols, scale);
+  return CUDL_OK;
+}
+cudl_status cudl__cpu_transpose_f16(cudl_context *ctx, const void *src,
+                                    cudl_dtype src_dtype, void *dst,
+                                    int64_t batch, int64_t rows, int64_t cols,
+                                    float scale) {
+  (void)ctx;
+  transpose(src_dtype, src, CUDL_DTYPE_F16, dst, batch, rows, cols, scale);
+  return CUDL_OK;
+}
+
 /* ---- f32 working copies ---- */
 
 /* The f32 buffers of one 16-bit call, from the context's allocator (not the
@@ -364,34 +495,38 @@ LOWP_ENTRIES(pool2d_backward,
 static cudl_status lowp_global_avg_pool_forward(cudl_dtype dtype,
                                                 cudl_context *ctx,
                                                 const void *x, void *y,
-                                                int64_t rows, int64_t cols) {
+                                                int64_t outer, int64_t cols,
+                                                int64_t inner) {
   wide_set w = wide_begin(ctx, dtype);
-  float *wx = wide(&w, x, rows * cols), *wy = wide(&w, NULL, rows);
-  cudl_status s =
-      RUN(w, cudl__cpu_global_avg_pool_forward(ctx, wx, wy, rows, cols));
-  if (s == CUDL_OK) narrow(&w, wy, y, rows);
+  float *wx = wide(&w, x, outer * cols * inner);
+  float *wy = wide(&w, NULL, outer * inner);
+  cudl_status s = RUN(
+      w, cudl__cpu_global_avg_pool_forward(ctx, wx, wy, outer, cols, inner));
+  if (s == CUDL_OK) narrow(&w, wy, y, outer * inner);
   return wide_end(&w, s);
 }
 LOWP_ENTRIES(global_avg_pool_forward,
-             (cudl_context * ctx, const void *x, void *y, int64_t rows,
-              int64_t cols),
-             (ctx, x, y, rows, cols))
+             (cudl_context * ctx, const void *x, void *y, int64_t outer,
+              int64_t cols, int64_t inner),
+             (ctx, x, y, outer, cols, inner))
 
 static cudl_status lowp_global_avg_pool_backward(cudl_dtype dtype,
                                                  cudl_context *ctx,
                                                  const void *dy, void *dx,
-                                                 int64_t rows, int64_t cols) {
+                                                 int64_t outer, int64_t cols,
+                                                 int64_t inner) {
   wide_set w = wide_begin(ctx, dtype);
-  float *wdy = wide(&w, dy, rows), *wdx = wide(&w, NULL, rows * cols);
-  cudl_status s =
-      RUN(w, cudl__cpu_global_avg_pool_backward(ctx, wdy, wdx, rows, cols));
-  if (s == CUDL_OK) narrow(&w, wdx, dx, rows * cols);
+  float *wdy = wide(&w, dy, outer * inner);
+  float *wdx = wide(&w, NULL, outer * cols * inner);
+  cudl_status s = RUN(
+      w, cudl__cpu_global_avg_pool_backward(ctx, wdy, wdx, outer, cols, inner));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, outer * cols * inner);
   return wide_end(&w, s);
 }
 LOWP_ENTRIES(global_avg_pool_backward,
-             (cudl_context * ctx, const void *dy, void *dx, int64_t rows,
-              int64_t cols),
-             (ctx, dy, dx, rows, cols))
+             (cudl_context * ctx, const void *dy, void *dx, int64_t outer,
+              int64_t cols, int64_t inner),
+             (ctx, dy, dx, outer, cols, inner))
 
 /* ---- batch normalisation ---- */
 

@@ -1,6 +1,6 @@
-/* cpu_pooling.c - pooling on the CPU: loops over output windows, sums in
- * double. Backward scatters each output's gradient into its window; the
- * CUDA kernels gather instead, so the two are independent. */
+/* cpu_pooling.c - pooling on the CPU, NCHW or channels-last: loops over
+ * output windows, sums in double. Backward scatters each output's gradient into
+ * its window; the CUDA kernels gather instead, so the two are independent. */
 #include <math.h>
 #include <string.h>
 
@@ -136,6 +136,151 @@ static int64_t window_count(const cudl_pool2d_geometry *g, int64_t oh,
   return rows * cols;
 }
 
+/* ---- channels-last: x [n, h, w, c], y [n, oh, ow, c] ----
+ * The same windows, choices and summation order as the planes above, with
+ * the channels innermost: each element of a window is a run of channels
+ * that lie next to each other, and the loops over them vectorise. Every
+ * output element sees exactly the arithmetic the NCHW code does for it, so
+ * the two layouts give the same bits. */
+
+enum { CHANNEL_BLOCK = 64 };
+
+/* Output (oh, ow)'s window clipped to the image: rows [*y0, *y1), columns
+ * [*x0, *x1). Never empty (padding < kernel). */
+static void clipped_window(const cudl_pool2d_geometry *g, int64_t oh,
+                           int64_t ow, int64_t *y0, int64_t *y1, int64_t *x0,
+                           int64_t *x1) {
+  const int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;
+  *y0 = h0 > 0 ? h0 : 0;
+  *x0 = w0 > 0 ? w0 : 0;
+  *y1 = h0 + g->kh < g->h ? h0 + g->kh : g->h;
+  *x1 = w0 + g->kw < g->w ? w0 + g->kw : g->w;
+}
+
+/* Max pooling of channels [c0, c0 + count) of output (oh, ow) of one image:
+ * top[k] the value and, unless arg is NULL, arg[k] its pixel (y * w + x),
+ * chosen by window_argmax's rule in its order. */
+static void channels_window_max(const cudl_pool2d_geometry *g,
+                                const float *image, int64_t oh, int64_t ow,
+                                int64_t c0, int64_t count, float *top,
+                                int64_t *arg) {
+  int64_t y0, y1, x0, x1, y, x, k;
+  clipped_window(g, oh, ow, &y0, &y1, &x0, &x1);
+  for (k = 0; k < count; ++k) top[k] = image[(y0 * g->w + x0) * g->c + c0 + k];
+  if (arg != NULL)
+    for (k = 0; k < count; ++k) arg[k] = y0 * g->w + x0;
+  for (y = y0; y < y1; ++y)
+    for (x = x0; x < x1; ++x) {
+      const int64_t at = y * g->w + x;
+      const float *v = image + at * g->c + c0;
+      if (at == y0 * g->w + x0) continue;
+      /* take v when it is larger, or a NaN replacing a number; as masks,
+       * so that the loops vectorise (see argmax_step) */
+      if (arg == NULL) {
+#pragma omp simd
+        for (k = 0; k < count; ++k) {
+          const float t = top[k];
+          const int take = (v[k] > t) | ((v[k] != v[k]) & (t == t));
+          top[k] = take ? v[k] : t;
+        }
+      } else {
+#pragma omp simd
+        for (k = 0; k < count; ++k) {
+          const float t = top[k];
+          const int64_t take = -(int64_t)(v[k] > t) |
+                               (-(int64_t)(v[k] != v[k]) & -(int64_t)(t == t));
+          arg[k] = (take & at) | (~take & arg[k]);
+          top[k] = take ? v[k] : t;
+        }
+      }
+    }
+}
+
+/* Average pooling of channels [c0, c0 + count) of output (oh, ow): the
+ * window's elements summed in double in row-major order, as the NCHW loop
+ * does, then divided by window_count. */
+static void channels_window_mean(const cudl_pool2d_geometry *g,
+                                 const float *image, int64_t oh, int64_t ow,
+                                 int64_t c0, int64_t count, float *out) {
+  double sum[CHANNEL_BLOCK];
+  const double divisor = (double)window_count(g, oh, ow);
+  int64_t y0, y1, x0, x1, y, x, k;
+  clipped_window(g, oh, ow, &y0, &y1, &x0, &x1);
+  for (k = 0; k < count; ++k) sum[k] = 0.0;
+  for (y = y0; y < y1; ++y)
+    for (x = x0; x < x1; ++x) {
+      const float *v = image + (y * g->w + x) * g->c + c0;
+#pragma omp simd
+      for (k = 0; k < count; ++k) sum[k] += v[k];
+    }
+  for (k = 0; k < count; ++k) out[k] = (float)(sum[k] / divisor);
+}
+
+static void channels_last_forward(const cudl_pool2d_geometry *g, int is_max,
+                                  const float *x, float *y) {
+  const int64_t rows = g->n * g->oh;
+  int64_t r;
+#pragma omp parallel for schedule(static) if (rows * g->ow * g->c > 4096)
+  for (r = 0; r < rows; ++r) {
+    const float *image = x + r / g->oh * g->h * g->w * g->c;
+    const int64_t oh = r % g->oh;
+    int64_t ow, c0;
+    for (ow = 0; ow < g->ow; ++ow) {
+      float *out = y + (r * g->ow + ow) * g->c;
+      for (c0 = 0; c0 < g->c; c0 += CHANNEL_BLOCK) {
+        const int64_t count =
+            g->c - c0 < CHANNEL_BLOCK ? g->c - c0 : CHANNEL_BLOCK;
+        if (is_max)
+          channels_window_max(g, image, oh, ow, c0, count, out + c0, NULL);
+        else
+          channels_window_mean(g, image, oh, ow, c0, count, out + c0);
+      }
+    }
+  }
+}
+
+/* Backward scatters as the NCHW code does, each output's share into its
+ * window in output order, so overlapping windows add up in the same order.
+ * A thread owns a block of channels of one image: no two write the same
+ * element, whatever the windows. */
+static void channels_last_backward(const cudl_pool2d_geometry *g, int is_max,
+                                   const float *x, const float *dy, float *dx) {
+  const int64_t blocks = (g->c + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
+  const int64_t pixels = g->h * g->w;
+  int64_t t;
+#pragma omp parallel for schedule(static) if (g->n * g->oh * g->ow * g->c > \
+                                              4096)
+  for (t = 0; t < g->n * blocks; ++t) {
+    const int64_t b = t / blocks, c0 = t % blocks * CHANNEL_BLOCK;
+    const int64_t count = g->c - c0 < CHANNEL_BLOCK ? g->c - c0 : CHANNEL_BLOCK;
+    const float *image = is_max ? x + b * pixels * g->c : NULL;
+    float *grad = dx + b * pixels * g->c + c0;
+    float top[CHANNEL_BLOCK], share[CHANNEL_BLOCK];
+    int64_t arg[CHANNEL_BLOCK], p, oh, ow, k;
+    for (p = 0; p < pixels; ++p)
+      memset(grad + p * g->c, 0, (size_t)count * sizeof *grad);
+    for (oh = 0; oh < g->oh; ++oh)
+      for (ow = 0; ow < g->ow; ++ow) {
+        const float *up = dy + ((b * g->oh + oh) * g->ow + ow) * g->c + c0;
+        if (is_max) {
+          channels_window_max(g, image, oh, ow, c0, count, top, arg);
+          for (k = 0; k < count; ++k) grad[arg[k] * g->c + k] += up[k];
+        } else {
+          const float divisor = (float)window_count(g, oh, ow);
+          int64_t y0, y1, x0, x1, yy, xx;
+          clipped_window(g, oh, ow, &y0, &y1, &x0, &x1);
+          for (k = 0; k < count; ++k) share[k] = up[k] / divisor;
+          for (yy = y0; yy < y1; ++yy)
+            for (xx = x0; xx < x1; ++xx) {
+              float *cell = grad + (yy * g->w + xx) * g->c;
+#pragma omp simd
+              for (k = 0; k < count; ++k) cell[k] += share[k];
+            }
+        }
+      }
+  }
+}
+
 cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
                                      const cudl_pool2d_geometry *g, int is_max,
                                      const void *x_, void *y_) {
@@ -144,6 +289,10 @@ cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
+  if (g->channels_last) {
+    channels_last_forward(g, is_max, x, y);
+    return CUDL_OK;
+  }
 #pragma omp parallel for schedule(static) if (planes * g->oh * g->ow > 4096)
   for (p = 0; p < planes; ++p) {
     const float *plane = x + p * g->h * g->w;
@@ -179,6 +328,10 @@ cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
+  if (g->channels_last) {
+    channels_last_backward(g, is_max, x, dy, dx);
+    return CUDL_OK;
+  }
   /* Each plane is zeroed by the thread that fills it, not all of dx up
    * front by one thread. */
 #pragma omp parallel for schedule(static) if (planes * g->oh * g->ow > 4096)
@@ -207,31 +360,78 @@ cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
   return CUDL_OK;
 }
 
+/* Global average pooling with inner > 1 (channels-last: inner = c), for
+ * INNER_BLOCK positions i at a time: their sums take the same lanes as
+ * cudl__cpu_sum_lanes (value j into lane j % CUDL_CPU_LANES, the lanes
+ * added in order), so a mean is the same bits whichever way round the
+ * values lie, and the loop over i vectorises. */
+enum { INNER_BLOCK = 64 };
+
+static void strided_means(const float *x, float *y, int64_t cols, int64_t inner,
+                          int64_t i0, int64_t count) {
+  double lane[CUDL_CPU_LANES][INNER_BLOCK];
+  int64_t j, i;
+  int l;
+  for (l = 0; l < CUDL_CPU_LANES; ++l)
+    for (i = 0; i < count; ++i) lane[l][i] = 0.0;
+  for (j = 0; j < cols; ++j) {
+    const float *row = x + j * inner + i0;
+    double *sum = lane[j % CUDL_CPU_LANES];
+    for (i = 0; i < count; ++i) sum[i] += (double)row[i];
+  }
+  for (i = 0; i < count; ++i) {
+    double total = 0.0;
+    for (l = 0; l < CUDL_CPU_LANES; ++l) total += lane[l][i];
+    y[i0 + i] = (float)(total / (double)cols);
+  }
+}
+
 cudl_status cudl__cpu_global_avg_pool_forward(cudl_context *ctx, const void *x_,
-                                              void *y_, int64_t rows,
-                                              int64_t cols) {
+                                              void *y_, int64_t outer,
+                                              int64_t cols, int64_t inner) {
   const float *x = x_;
   float *y = y_;
+  const int64_t blocks = (inner + INNER_BLOCK - 1) / INNER_BLOCK;
   int64_t r;
   (void)ctx;
-#pragma omp parallel for schedule(static) if (rows * cols > 32768)
-  for (r = 0; r < rows; ++r)
-    y[r] = (float)(cudl__cpu_sum_lanes(x + r * cols, cols) / (double)cols);
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (outer * cols > 32768)
+    for (r = 0; r < outer; ++r)
+      y[r] = (float)(cudl__cpu_sum_lanes(x + r * cols, cols) / (double)cols);
+    return CUDL_OK;
+  }
+#pragma omp parallel for schedule(static) if (outer * cols * inner > 32768)
+  for (r = 0; r < outer * blocks; ++r) {
+    const int64_t o = r / blocks, i0 = r % blocks * INNER_BLOCK;
+    const int64_t count = inner - i0 < INNER_BLOCK ? inner - i0 : INNER_BLOCK;
+    strided_means(x + o * cols * inner, y + o * inner, cols, inner, i0, count);
+  }
   return CUDL_OK;
 }
 
 cudl_status cudl__cpu_global_avg_pool_backward(cudl_context *ctx,
                                                const void *dy_, void *dx_,
-                                               int64_t rows, int64_t cols) {
+                                               int64_t outer, int64_t cols,
+                                               int64_t inner) {
   const float *dy = dy_;
   float *dx = dx_;
   int64_t r;
   (void)ctx;
-#pragma omp parallel for schedule(static) if (rows * cols > 32768)
-  for (r = 0; r < rows; ++r) {
-    const float share = dy[r] / (float)cols;
+  if (inner == 1) {
+#pragma omp parallel for schedule(static) if (outer * cols > 32768)
+    for (r = 0; r < outer; ++r) {
+      const float share = dy[r] / (float)cols;
+      int64_t j;
+      for (j = 0; j < cols; ++j) dx[r * cols + j] = share;
+    }
+    return CUDL_OK;
+  }
+#pragma omp parallel for schedule(static) if (outer * cols * inner > 32768)
+  for (r = 0; r < outer * cols; ++r) {
+    const float *up = dy + r / cols * inner;
+    float *grad = dx + r * inner;
     int64_t i;
-    for (i = 0; i < cols; ++i) dx[r * cols + i] = share;
+    for (i = 0; i < inner; ++i) grad[i] = up[i] / (float)cols;
   }
   return CUDL_OK;
 }
