@@ -6,15 +6,15 @@
  * benchmarks/cpu/bench_layers).
  *
  * cudl's tensors are plain NCHW (weights OIHW, or GOIHW for groups, which
- * is the same bytes). oneDNN is asked for the layouts it prefers
- * (format_tag any, in practice channel-blocked ones); operands whose
- * preferred layout differs from the plain one are reordered into the
- * context's workspace before the call and, for the output, back after it,
- * as PyTorch does with its NCHW tensors. Descriptors and primitives are made
- * per call: oneDNN's own primitive cache keeps the generated code, so a
- * repeated shape costs microseconds, not a new JIT compilation. Scratchpads
- * come from the same workspace (scratchpad mode user), so a steady-state
- * call allocates nothing.
+ * is the same bytes) or channels-last (NHWC, weights OHWI or GOHWI). oneDNN is
+ * asked for the layouts it prefers (format_tag any, in practice channel-blocked
+ * ones); operands whose preferred layout differs from the plain one are
+ * reordered into the context's workspace before the call and, for the output,
+ * back after it, as PyTorch does with its NCHW tensors. Descriptors and
+ * primitives are made per call: oneDNN's own primitive cache keeps the
+ * generated code, so a repeated shape costs microseconds, not a new JIT
+ * compilation. Scratchpads come from the same workspace (scratchpad mode user),
+ * so a steady-state call allocates nothing.
  *
  * bf16 takes the same path where oneDNN computes in bf16 with the CPU's
  * own instructions (cudl__cpu_bf16_native: AVX512-BF16 or AMX) and has an
@@ -50,7 +50,9 @@ typedef enum pass {
 
 /* The descriptors of x [n, c, h, w], w ([k, c/g, r, s], or
  * [g, k/g, c/g, r, s] for groups) and y [n, k, oh, ow] of `type`, plain
- * and `any` (the layout oneDNN prefers), and oneDNN's stride, dilation
+ * (NCHW, or channels-last: x [n, h, w, c], w [k, r, s, c/g] or
+ * [g, k/g, r, s, c/g], y [n, oh, ow, k]) and `any` (the layout oneDNN
+ * prefers), and oneDNN's stride, dilation
  * (d - 1) and padding arrays. padding_r makes oneDNN's output size come out
  * as ours even where the last window does not reach the padded edge. */
 typedef struct conv_descs {
@@ -62,6 +64,7 @@ static cudl_status make_descs(cudl_context *ctx, const cudl_conv2d_geometry *g,
                               dnnl_data_type_t type, conv_descs *d) {
   dnnl_dims_t xd = {0}, wd = {0}, yd = {0};
   int w_ndims;
+  dnnl_format_tag_t data_tag, weight_tag;
   cudl_status status = CUDL_OK;
   xd[0] = g->n;
   xd[1] = g->c;
@@ -85,10 +88,18 @@ static cudl_status make_descs(cudl_context *ctx, const cudl_conv2d_geometry *g,
     wd[3] = g->r;
     wd[4] = g->s;
   }
-  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->x, 4, xd, type, dnnl_nchw));
-  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->y, 4, yd, type, dnnl_nchw));
-  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->w, w_ndims, wd, type,
-                                        w_ndims == 4 ? dnnl_oihw : dnnl_goihw));
+  /* oneDNN's dims are always the logical ones; the tag says where the
+   * channels lie. */
+  if (g->channels_last) {
+    data_tag = dnnl_nhwc;
+    weight_tag = w_ndims == 4 ? dnnl_ohwi : dnnl_gohwi;
+  } else {
+    data_tag = dnnl_nchw;
+    weight_tag = w_ndims == 4 ? dnnl_oihw : dnnl_goihw;
+  }
+  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->x, 4, xd, type, data_tag));
+  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->y, 4, yd, type, data_tag));
+  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->w, w_ndims, wd, type, weight_tag));
   DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->x_any, 4, xd, type,
                                         dnnl_format_tag_any));
   DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->y_any, 4, yd, type,
