@@ -228,6 +228,18 @@ cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const void *x_,
   float *y = y_;
   int64_t row;
   (void)ctx;
+  if (inner == 1) { /* channels-last: no division per element */
+#pragma omp parallel for schedule(static) if (outer * channels > \
+                                              CPU_PARALLEL_MIN)
+    for (row = 0; row < outer; ++row) {
+      const float *in = x + row * channels;
+      float *out = y + row * channels;
+      int64_t c;
+      for (c = 0; c < channels; ++c)
+        out[c] = in[c] > 0.0f ? in[c] : slope[c] * in[c];
+    }
+    return CUDL_OK;
+  }
 #pragma omp parallel for schedule(static) if (outer * channels * inner > \
                                               CPU_PARALLEL_MIN)
   for (row = 0; row < outer * channels; ++row) {
@@ -238,6 +250,40 @@ cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const void *x_,
     for (i = 0; i < inner; ++i) out[i] = in[i] > 0.0f ? in[i] : a * in[i];
   }
   return CUDL_OK;
+}
+
+/* prelu_backward for inner = 1 (channels-last): a channel is a column of
+ * x, so PRELU_BLOCK channels walk the rows together rather than each
+ * reading all of x; every channel's sum runs over the rows in the order the
+ * loop below takes them, so the results are the same bits. Adding +0 for a
+ * positive x leaves a sum unchanged (it starts at +0, so it is never -0). */
+enum { PRELU_BLOCK = 32 };
+
+static void prelu_backward_rows(const float *x, const float *slope,
+                                const float *dy, float *dx, float *dslope,
+                                int64_t outer, int64_t channels) {
+  const int64_t blocks = (channels + PRELU_BLOCK - 1) / PRELU_BLOCK;
+  int64_t block;
+#pragma omp parallel for schedule(static) if (outer * channels > \
+                                              CPU_PARALLEL_MIN)
+  for (block = 0; block < blocks; ++block) {
+    const int64_t c0 = block * PRELU_BLOCK;
+    const int64_t count =
+        channels - c0 < PRELU_BLOCK ? channels - c0 : PRELU_BLOCK;
+    double sum[PRELU_BLOCK];
+    int64_t n, k;
+    for (k = 0; k < count; ++k) sum[k] = 0.0;
+    for (n = 0; n < outer; ++n) {
+      const float *v = x + n * channels + c0, *g = dy + n * channels + c0;
+      float *out = dx + n * channels + c0;
+      for (k = 0; k < count; ++k) {
+        const int positive = v[k] > 0.0f;
+        out[k] = positive ? g[k] : slope[c0 + k] * g[k];
+        sum[k] += positive ? 0.0 : (double)g[k] * (double)v[k];
+      }
+    }
+    for (k = 0; k < count; ++k) dslope[c0 + k] = (float)sum[k];
+  }
 }
 
 cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const void *x_,
@@ -251,6 +297,10 @@ cudl_status cudl__cpu_prelu_backward(cudl_context *ctx, const void *x_,
   (void)ctx;
   /* One channel per iteration, its sum in double in a fixed order: the
    * reference for the CUDA reduction, and deterministic. */
+  if (inner == 1) {
+    prelu_backward_rows(x, slope, dy, dx, dslope, outer, channels);
+    return CUDL_OK;
+  }
 #pragma omp parallel for schedule(static) if (outer * channels * inner > \
                                               CPU_PARALLEL_MIN)
   for (c = 0; c < channels; ++c) {

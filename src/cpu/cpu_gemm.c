@@ -153,6 +153,16 @@ cudl_status cudl__cpu_bias_add(cudl_context *ctx, void *y_, const void *bias_,
   const float *bias = bias_;
   int64_t row;
   (void)ctx;
+  if (inner == 1) { /* channels-last: no division per element */
+#pragma omp parallel for schedule(static) if (outer * channels > 32768)
+    for (row = 0; row < outer; ++row) {
+      float *yr = y + row * channels;
+      int64_t c;
+#pragma omp simd
+      for (c = 0; c < channels; ++c) yr[c] += bias[c];
+    }
+    return CUDL_OK;
+  }
 #pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
   for (row = 0; row < outer * channels; ++row) {
     int64_t i;
@@ -163,6 +173,8 @@ cudl_status cudl__cpu_bias_add(cudl_context *ctx, void *y_, const void *bias_,
   return CUDL_OK;
 }
 
+enum { SUM_BLOCK = 32 };
+
 cudl_status cudl__cpu_channel_sum(cudl_context *ctx, const void *x_, void *out_,
                                   int64_t outer, int64_t channels,
                                   int64_t inner) {
@@ -172,6 +184,29 @@ cudl_status cudl__cpu_channel_sum(cudl_context *ctx, const void *x_, void *out_,
   (void)ctx;
   /* In double and in a fixed order per channel: deterministic whatever the
    * thread count, and a reference for the CUDA kernel. */
+  if (inner == 1) {
+    /* Channels-last: a channel is a column of x, so a block of channels
+     * walks the rows together (one column at a time would read all of x
+     * once per channel); each sum runs over the rows in the same order. */
+    const int64_t blocks = (channels + SUM_BLOCK - 1) / SUM_BLOCK;
+    int64_t block;
+#pragma omp parallel for schedule(static) if (outer * channels > 32768)
+    for (block = 0; block < blocks; ++block) {
+      const int64_t c0 = block * SUM_BLOCK;
+      const int64_t count =
+          channels - c0 < SUM_BLOCK ? channels - c0 : SUM_BLOCK;
+      double sum[SUM_BLOCK];
+      int64_t o, k;
+      for (k = 0; k < count; ++k) sum[k] = 0.0;
+      for (o = 0; o < outer; ++o) {
+        const float *xr = x + o * channels + c0;
+#pragma omp simd
+        for (k = 0; k < count; ++k) sum[k] += xr[k];
+      }
+      for (k = 0; k < count; ++k) out[c0 + k] = (float)sum[k];
+    }
+    return CUDL_OK;
+  }
 #pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
   for (c = 0; c < channels; ++c) {
     double sum = 0.0;
