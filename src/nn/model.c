@@ -799,7 +799,9 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
     cudl_layer_diagnostics *r;
     double sum = 0.0, sum_sq = 0.0, mean;
     int64_t k, count_y;
-    if (is_view(m, n)) continue;
+    /* Reshaping layers have nothing to report, in every layout (a
+     * channels-last flatten's copy is the same values). */
+    if (layer->output_is_view != NULL) continue;
     r = &rows[out++];
     r->node = i;
     r->name = n->name;
