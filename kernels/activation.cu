@@ -15,6 +15,15 @@
  * 16-byte vectors (vec.cuh: four f32 or eight 16-bit values) in a
  * grid-stride loop and the last n % width elements are done one by one;
  * otherwise the scalar loop does all of it.
+ *
+ * PReLU's backward writes dx and adds dslope per channel in two fixed-order
+ * stages (deterministic): blocks write partial sums of a part of each
+ * channel, a finishing kernel adds a channel's parts in order. For inner
+ * > 1 a block covers a part of one channel; for inner == 1 (channels-last
+ * activations [n * h * w, c], a linear layer's [N, features]) the rows
+ * shape of kernels/rows.cuh, threads along channels, so a warp reads
+ * consecutive channels of a row instead of one element per 32-byte
+ * sector, the channels lying c apart.
  */
 #include <type_traits>
 
@@ -24,6 +33,7 @@
 #include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/rows.cuh"
 #include "kernels/scale_block.cuh"
 #include "kernels/vec.cuh"
 
@@ -220,6 +230,32 @@ __global__ void prelu_backward_partial_kernel(const T *x, const float *slope,
   if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
 }
 
+// inner == 1: block (tile, p) of the rows shape covers part p of its
+// channels' rows, as the kernel above does a part of one channel.
+template <typename T>
+__global__ void prelu_backward_rows_kernel(const T *x, const float *slope,
+                                           const T *dy, T *dx, float *partial,
+                                           int64_t rows, int64_t channels) {
+  const int64_t c = cudl__rows_channel();
+  float sum = 0.0f;
+  if (c < channels) {
+    const float a = slope[c];
+    for (int64_t r = cudl__rows_first(); r < rows; r += cudl__rows_step()) {
+      const int64_t idx = r * channels + c;
+      const float v = cudl__load(x, idx), g = cudl__load(dy, idx);
+      if (v > 0.0f) {
+        cudl__store(dx, idx, g);
+      } else {
+        cudl__store(dx, idx, a * g);
+        sum += g * v;
+      }
+    }
+  }
+  sum = cudl__column_sum(sum);
+  if (threadIdx.y == 0 && c < channels)
+    partial[c * gridDim.y + blockIdx.y] = sum;
+}
+
 // dslope[c] = the parts of channel c, added in order.
 __global__ void prelu_backward_finish_kernel(const float *partial,
                                              float *dslope, int64_t channels,
@@ -232,8 +268,10 @@ __global__ void prelu_backward_finish_kernel(const float *partial,
 }
 
 // Parts per channel: about 1024 blocks in all, none with less than one
-// block's worth of elements, at most 1024 per channel.
+// block's worth of elements, at most 1024 per channel; for inner == 1, the
+// rows shape's.
 int prelu_parts(int64_t outer, int64_t channels, int64_t inner) {
+  if (inner == 1) return cudl__rows_shape_for(outer, channels).parts;
   const int64_t per_channel = outer * inner;
   int64_t parts = (1024 + channels - 1) / channels;
   const int64_t useful = (per_channel + CUDL_BLOCK_SIZE - 1) / CUDL_BLOCK_SIZE;
@@ -329,10 +367,17 @@ cudl_status prelu_backward(cudl_context *ctx, const void *x, const float *slope,
   CUDA_ENTER(ctx, s);
   Scratch<float> partial(s);
   CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
-  prelu_backward_partial_kernel<<<dim3((unsigned)channels, (unsigned)parts),
-                                  CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__typed<T>(x), slope, cudl__typed<T>(dy), cudl__typed<T>(dx),
-      partial.get(), outer, channels, inner);
+  if (inner == 1) {
+    const cudl__rows_shape shape = cudl__rows_shape_for(outer, channels);
+    prelu_backward_rows_kernel<<<shape.grid, shape.block, 0, s->stream>>>(
+        cudl__typed<T>(x), slope, cudl__typed<T>(dy), cudl__typed<T>(dx),
+        partial.get(), outer, channels);
+  } else {
+    prelu_backward_partial_kernel<<<dim3((unsigned)channels, (unsigned)parts),
+                                    CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        cudl__typed<T>(x), slope, cudl__typed<T>(dy), cudl__typed<T>(dx),
+        partial.get(), outer, channels, inner);
+  }
   prelu_backward_finish_kernel<<<cudl__grid_for(channels), CUDL_BLOCK_SIZE, 0,
                                  s->stream>>>(partial.get(), dslope, channels,
                                               parts);

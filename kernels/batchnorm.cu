@@ -10,6 +10,16 @@
  * the gradients of gamma and beta). The order of additions depends only on
  * the shape, so results are deterministic.
  *
+ * inner == 1 (channels-last activations [n * h * w, c], and [N, C]) takes
+ * the rows shape of kernels/rows.cuh instead, in the sums and in the
+ * elementwise passes: threads run along channels, so a warp reads
+ * consecutive channels of a row (block (c, p) would read one element per
+ * 32-byte sector, the channels lying c apart), each thread takes its
+ * channel's constants once and no element pays for a 64-bit division. The
+ * sums keep the two fixed-order stages, f32 as elsewhere: block (tile, p)
+ * writes partial[c * parts + p] for its channels and the same finishing
+ * kernels add the parts.
+ *
  * x, y, dy and dx are in the entry's dtype; every kernel reading or writing
  * them is a template over that storage type T (kernels/dtype.cuh): values
  * are widened to f32 on loading and each stored one is rounded once. gamma,
@@ -22,6 +32,7 @@
 #include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/rows.cuh"
 
 namespace {
 
@@ -38,7 +49,7 @@ struct Layout {
 // small deviation, while the shifted values are the size of the deviation.
 template <class T>
 __device__ float channel_shift(const T *x, Layout l, int64_t c) {
-  const float s = cudl__load(x, l.index(c, 0));
+  const float s = cudl__load(x, c * l.inner);  // l.index(c, 0), undivided
   return isfinite(s) ? s : 0.0f;
 }
 
@@ -79,7 +90,8 @@ struct DyXhatTerm {
 // Planes of at least this many elements are walked plane by plane: the
 // sample n and channel c are known per plane, and no element pays for a
 // 64-bit division (which held these kernels near 22 % of the copy rate on
-// an H200). Narrower planes (inner 1 for [N, C]) go element by element.
+// an H200). Narrower planes go element by element, but for inner == 1,
+// which takes the rows shape (module comment).
 constexpr int64_t kWidePlane = 64;
 
 template <class Term>
@@ -100,6 +112,21 @@ __global__ void channel_partial_kernel(Term term, Layout l, float *partial) {
   }
   sum = cudl__block_sum(sum);
   if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
+}
+
+// inner == 1: block (tile, p) of the rows shape adds part p of its
+// channels' rows.
+template <class Term>
+__global__ void rows_partial_kernel(Term term, int64_t rows, int64_t channels,
+                                    float *partial) {
+  const int64_t c = cudl__rows_channel();
+  float sum = 0.0f;
+  if (c < channels)
+    for (int64_t r = cudl__rows_first(); r < rows; r += cudl__rows_step())
+      sum += term(r * channels + c, c);
+  sum = cudl__column_sum(sum);
+  if (threadIdx.y == 0 && c < channels)
+    partial[c * gridDim.y + blockIdx.y] = sum;
 }
 
 // Channel c's total of its parts, in order.
@@ -212,18 +239,35 @@ __global__ void element_kernel(Op op, Layout l) {
     op.apply(k, op.channel((k / l.inner) % l.channels));
 }
 
+// inner == 1: a thread applies its channel's constants down its rows.
 template <class Op>
-void launch_elementwise(cudaStream_t stream, Op op, Layout l) {
-  if (l.inner >= kWidePlane)
-    plane_kernel<<<cudl__grid_for(l.outer * l.channels * CUDL_BLOCK_SIZE),
-                   CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
-  else
-    element_kernel<<<cudl__grid_for(l.outer * l.channels * l.inner),
-                     CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
+__global__ void rows_kernel(Op op, int64_t rows, int64_t channels) {
+  const int64_t c = cudl__rows_channel();
+  if (c >= channels) return;
+  const auto ch = op.channel(c);
+  for (int64_t r = cudl__rows_first(); r < rows; r += cudl__rows_step())
+    op.apply(r * channels + c, ch);
 }
 
-// Parts per channel, as for PReLU: about 1024 blocks in all.
+template <class Op>
+void launch_elementwise(cudaStream_t stream, Op op, Layout l) {
+  if (l.inner == 1) {
+    const cudl__rows_shape shape = cudl__rows_shape_for(l.outer, l.channels);
+    rows_kernel<<<shape.grid, shape.block, 0, stream>>>(op, l.outer,
+                                                        l.channels);
+  } else if (l.inner >= kWidePlane) {
+    plane_kernel<<<cudl__grid_for(l.outer * l.channels * CUDL_BLOCK_SIZE),
+                   CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
+  } else {
+    element_kernel<<<cudl__grid_for(l.outer * l.channels * l.inner),
+                     CUDL_BLOCK_SIZE, 0, stream>>>(op, l);
+  }
+}
+
+// Parts per channel, as for PReLU: about 1024 blocks in all; for inner ==
+// 1, the rows shape's.
 int parts_for(int64_t outer, int64_t channels, int64_t inner) {
+  if (inner == 1) return cudl__rows_shape_for(outer, channels).parts;
   const int64_t m = outer * inner;
   int64_t parts = (1024 + channels - 1) / channels;
   const int64_t useful =
@@ -233,9 +277,16 @@ int parts_for(int64_t outer, int64_t channels, int64_t inner) {
   return parts < 1 ? 1 : (int)parts;
 }
 
+// parts is parts_for(l); partial holds l.channels * parts floats.
 template <class Term>
 void channel_partials(cudaStream_t stream, Term term, Layout l, int parts,
                       float *partial) {
+  if (l.inner == 1) {
+    const cudl__rows_shape shape = cudl__rows_shape_for(l.outer, l.channels);
+    rows_partial_kernel<<<shape.grid, shape.block, 0, stream>>>(
+        term, l.outer, l.channels, partial);
+    return;
+  }
   channel_partial_kernel<<<dim3((unsigned)l.channels, (unsigned)parts),
                            CUDL_BLOCK_SIZE, 0, stream>>>(term, l, partial);
 }

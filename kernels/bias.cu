@@ -18,31 +18,34 @@
  *   outer * inner elements in order, so a warp reads consecutive elements
  *   of one row; each thread accumulates its share in double, then
  *   cudl__block_sum (kernels/reduce.cuh) adds the 256 partial sums.
- * - inner == 1 (a linear layer's dy, [rows, OUT]): a channel's elements are
- *   `channels` apart, so one block per channel would read one element per
- *   32-byte sector. Instead a block owns 32 adjacent columns: a 32 x 8
- *   thread block in which thread (tx, ty) sums rows ty, ty + 8, ... of
- *   column tx (a warp reads 32 consecutive elements of one row), and the 8
- *   partial sums of each column are added in order from shared memory.
+ * - inner == 1 (a linear layer's dy, [rows, OUT], and a channels-last
+ *   convolution's, [N * OH * OW, K]): a channel's elements are `channels`
+ *   apart, so one block per channel would read one element per 32-byte
+ *   sector. Instead the rows shape of kernels/rows.cuh: threads run along
+ *   channels (a warp reads consecutive elements of a row), a block adds
+ *   its threads' sums of a channel in order from shared memory, and a
+ *   long matrix is split into parts (one block per column tile alone
+ *   left a few blocks to read [N * OH * OW, K], tens of MiB, serially),
+ *   whose double partial sums a second kernel adds in order per channel.
  *
  * Why double per thread: a thread adds up to (outer * inner) / 256 terms
  * serially (hundreds for CIFAR-sized layers, tens of thousands for large
  * ones), where float's error grows with the count; in double it stays far
  * below float's resolution and the result matches the CPU reference
  * (src/cpu/cpu_gemm.c, a double sum per channel) to about one float
- * rounding. The final tree of 256 (or 8) partial sums is short, so
- * cudl__block_sum's float tree adds at most a few roundings. The kernels are
+ * rounding. The final tree of 256 partial sums is short, so
+ * cudl__block_sum's float tree adds at most a few roundings; the inner ==
+ * 1 path adds its partial sums in double throughout. The kernels are
  * bound by memory bandwidth; double adds (fast on Hopper) cost nothing.
  */
 #include "cuda/cuda_internal.h"
+#include "cuda/cuda_scratch.cuh"
 #include "kernels/dtype.cuh"
 #include "kernels/launch.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/rows.cuh"
 
 namespace {
-
-constexpr int kColumnTile = 32;  // columns per block (inner == 1)
-constexpr int kRowThreads = 8;   // threads per column (inner == 1)
 
 template <class T>
 __global__ void bias_add_kernel(T *y, const T *bias, int64_t channels,
@@ -80,28 +83,34 @@ __global__ void channel_sum_kernel(const T *x, T *out, int64_t outer,
   }
 }
 
-// inner == 1: x is [rows, channels]. Block b sums column tiles b,
-// b + gridDim.x, ...; blockDim = (kColumnTile, kRowThreads).
+// inner == 1: x is [rows, channels]; block (tile, p) of the rows shape
+// sums part p of its channels' rows: into out when that is the whole
+// (one part), else into partial[c * parts + p].
 template <class T>
-__global__ void column_sum_kernel(const T *x, T *out, int64_t rows,
-                                  int64_t channels) {
-  __shared__ double partial[kRowThreads][kColumnTile];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t tiles = (channels + kColumnTile - 1) / kColumnTile;
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int64_t c = tile * kColumnTile + tx;
+__global__ void column_sum_kernel(const T *x, T *out, double *partial,
+                                  int64_t rows, int64_t channels) {
+  const int64_t c = cudl__rows_channel();
+  double sum = 0.0;
+  if (c < channels)
+    for (int64_t r = cudl__rows_first(); r < rows; r += cudl__rows_step())
+      sum += cudl__load(x, r * channels + c);
+  sum = cudl__column_sum(sum);
+  if (threadIdx.y == 0 && c < channels) {
+    if (gridDim.y == 1)
+      cudl__store(out, c, (float)sum);  // the f32 sum, then T
+    else
+      partial[c * gridDim.y + blockIdx.y] = sum;
+  }
+}
+
+// out[c] = channel c's parts, added in order.
+template <class T>
+__global__ void column_finish_kernel(const double *partial, int parts,
+                                     int64_t channels, T *out) {
+  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE) {
     double sum = 0.0;
-    if (c < channels)
-      for (int64_t o = ty; o < rows; o += kRowThreads)
-        sum += cudl__load(x, o * channels + c);
-    partial[ty][tx] = sum;
-    __syncthreads();
-    if (ty == 0 && c < channels) {
-      double total = 0.0;
-      for (int p = 0; p < kRowThreads; ++p) total += partial[p][tx];
-      cudl__store(out, c, (float)total);  // the f32 sum, then T
-    }
-    __syncthreads();  // partial is rewritten for the next tile
+    for (int p = 0; p < parts; ++p) sum += partial[c * parts + p];
+    cudl__store(out, c, (float)sum);
   }
 }
 
@@ -135,10 +144,17 @@ cudl_status channel_sum(cudl_context *ctx, const void *x, void *out,
     return CUDL_OK;
   }
   if (inner == 1) {
-    const int64_t tiles = (channels + kColumnTile - 1) / kColumnTile;
-    column_sum_kernel<<<capped_grid(tiles), dim3(kColumnTile, kRowThreads), 0,
-                        s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(out),
-                                     outer, channels);
+    const cudl__rows_shape shape = cudl__rows_shape_for(outer, channels);
+    Scratch<double> partial(s);
+    if (shape.parts > 1)
+      CUDL_CUDA_TRY(ctx,
+                    partial.alloc(ctx, (size_t)channels * (size_t)shape.parts));
+    column_sum_kernel<<<shape.grid, shape.block, 0, s->stream>>>(
+        cudl__typed<T>(x), cudl__typed<T>(out), partial.get(), outer, channels);
+    if (shape.parts > 1)
+      column_finish_kernel<<<cudl__grid_for(channels), CUDL_BLOCK_SIZE, 0,
+                             s->stream>>>(partial.get(), shape.parts, channels,
+                                          cudl__typed<T>(out));
   } else {
     channel_sum_kernel<<<capped_grid(channels), CUDL_BLOCK_SIZE, 0,
                          s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(out),

@@ -1,7 +1,7 @@
 /*
  * pooling.cu - pooling on CUDA (cudl/pooling.h): 2-D max and average
- * pooling and global average pooling, forward and backward. Kernels
- * first, then the backend entries.
+ * pooling over NCHW or channels-last (NHWC) and global average pooling,
+ * forward and backward. Kernels first, then the backend entries.
  *
  * Each kernel is a template over the storage type T of x, y, dy and dx
  * (kernels/dtype.cuh): values are widened to f32 on loading, the
@@ -16,6 +16,17 @@
  * choice is recomputed from x with the forward's rule, on the widened
  * values: the first maximum in row-major window order, the first NaN
  * winning over numbers.
+ *
+ * The 2-D kernels are templates over the layout too: threads take elements
+ * in the order they lie in memory, [n, c, h, w] or [n, h, w, c], so
+ * channels-last threads of a warp handle consecutive channels of one
+ * pixel and their loads and stores are coalesced; only where a plane's
+ * elements lie (locate) and how far apart (spatial_step) differ.
+ *
+ * Global average pooling on [outer, cols, inner]: NCHW (inner == 1) is
+ * one block per row of cols; channels-last (inner = c) one thread per
+ * (o, i) adding x[o, 0..cols, i] in order, a warp reading consecutive
+ * channels.
  */
 #include "cuda/cuda_internal.h"
 #include "kernels/dtype.cuh"
@@ -46,8 +57,46 @@ bool fits_int32(const cudl_pool2d_geometry &g) {
          g.oh * g.sh <= limit && g.ow * g.sw <= limit;
 }
 
+// Where element k of x (or y) lies, for an enumeration of [n * c planes,
+// rows, cols] (NCHW) or [n, rows, cols, c] (channels-last), rows x cols
+// being h x w or oh x ow: its spatial position and the first element of
+// its channel plane in x (dx) and in y (dy). Spatial neighbours in a plane
+// are spatial_step() apart: 1, or c channels-last.
+template <class I>
+struct Site {
+  I row, col;
+  int64_t x_base, y_base;
+};
+
+template <bool ChannelsLast, class I>
+__device__ __forceinline__ I spatial_step(const Geometry<I> &g) {
+  return ChannelsLast ? g.c : (I)1;
+}
+
+template <bool ChannelsLast, class I>
+__device__ __forceinline__ Site<I> locate(const Geometry<I> &g, I k, I rows,
+                                          I cols) {
+  I q = k, c = 0;
+  if (ChannelsLast) {
+    c = q % g.c;
+    q /= g.c;
+  }
+  Site<I> at;
+  at.col = q % cols;
+  q /= cols;
+  at.row = q % rows;
+  q /= rows;  // the plane (NCHW) or the image (channels-last)
+  const int64_t channels = ChannelsLast ? g.c : 1;
+  at.x_base = (int64_t)q * g.h * g.w * channels + c;
+  at.y_base = (int64_t)q * g.oh * g.ow * channels + c;
+  return at;
+}
+
+// The spatial index h * w_size + w of the window's choice in `plane`
+// (elements `step` apart).
 template <class I, class T>
-__device__ I window_argmax(const Geometry<I> &g, const T *plane, I oh, I ow) {
+__device__ I window_argmax(const Geometry<I> &g, const T *plane, I step, I oh,
+                           I ow) {
   const I h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
   I best = -1;
   float best_v = 0.0f;
@@ -57,7 +106,7 @@ __device__ I window_argmax(const Geometry<I> &g, const T *plane, I oh, I ow) {
     for (I j = 0; j < g.kw; ++j) {
       const I w = w0 + j;
       if (w < 0 || w >= g.w) continue;
-      const float v = cudl__load(plane, h * g.w + w);
+      const float v = cudl__load(plane, (h * g.w + w) * step);
       if (best < 0 || (!isnan(best_v) && (v > best_v || isnan(v)))) {
         best = h * g.w + w;
         best_v = v;
@@ -75,24 +124,25 @@ __device__ I window_count(const Geometry<I> &g, I oh, I ow) {
   return (h1 - max(h0, (I)0)) * (w1 - max(w0, (I)0));
 }
 
-template <class I, class T>
+// One thread per output o, in y's order.
+template <bool ChannelsLast, class I, class T>
 __global__ void pool_forward_kernel(const Geometry<I> g, int is_max, const T *x,
                                     T *y) {
-  const I total = g.n * g.c * g.oh * g.ow;
+  const I total = g.n * g.c * g.oh * g.ow, step = spatial_step<ChannelsLast>(g);
   for (I o = (I)(blockIdx.x * blockDim.x + threadIdx.x); o < total;
        o += (I)(gridDim.x * blockDim.x)) {
-    const I ow = o % g.ow, oh = (o / g.ow) % g.oh, p = o / (g.ow * g.oh);
-    const T *plane = x + (int64_t)p * g.h * g.w;
+    const Site<I> at = locate<ChannelsLast>(g, o, g.oh, g.ow);
+    const T *plane = x + at.x_base;
     if (is_max) {
-      const I chosen = window_argmax(g, plane, oh, ow);
-      cudl__store(y, o, cudl__load(plane, chosen));
+      const I chosen = window_argmax(g, plane, step, at.row, at.col);
+      cudl__store(y, o, cudl__load(plane, chosen * step));
     } else {
-      const I h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+      const I h0 = at.row * g.sh - g.ph, w0 = at.col * g.sw - g.pw;
       float sum = 0.0f;
       for (I h = max(h0, (I)0); h < min(h0 + g.kh, g.h); ++h)
         for (I w = max(w0, (I)0); w < min(w0 + g.kw, g.w); ++w)
-          sum += cudl__load(plane, h * g.w + w);
-      cudl__store(y, o, sum / (float)window_count(g, oh, ow));
+          sum += cudl__load(plane, (h * g.w + w) * step);
+      cudl__store(y, o, sum / (float)window_count(g, at.row, at.col));
     }
   }
 }
@@ -107,14 +157,16 @@ __device__ void covering(I pos, I pad, I kernel, I stride, I out, I *first,
   *last = min((pos + pad) / stride, out - 1);
 }
 
-template <class I, class T>
+// One thread per input element e, in x's order.
+template <bool ChannelsLast, class I, class T>
 __global__ void pool_backward_kernel(const Geometry<I> g, int is_max,
                                      const T *x, const T *dy, T *dx) {
-  const I total = g.n * g.c * g.h * g.w;
+  const I total = g.n * g.c * g.h * g.w, step = spatial_step<ChannelsLast>(g);
   for (I e = (I)(blockIdx.x * blockDim.x + threadIdx.x); e < total;
        e += (I)(gridDim.x * blockDim.x)) {
-    const I w = e % g.w, h = (e / g.w) % g.h, p = e / (g.w * g.h);
-    const T *up = dy + (int64_t)p * g.oh * g.ow;
+    const Site<I> at = locate<ChannelsLast>(g, e, g.h, g.w);
+    const I h = at.row, w = at.col;
+    const T *up = dy + at.y_base;
     I oh0, oh1, ow0, ow1;
     covering(h, g.ph, g.kh, g.sh, g.oh, &oh0, &oh1);
     covering(w, g.pw, g.kw, g.sw, g.ow, &ow0, &ow1);
@@ -122,12 +174,11 @@ __global__ void pool_backward_kernel(const Geometry<I> g, int is_max,
     for (I oh = oh0; oh <= oh1; ++oh)
       for (I ow = ow0; ow <= ow1; ++ow) {
         if (is_max) {
-          if (window_argmax(g, x + (int64_t)p * g.h * g.w, oh, ow) ==
-              h * g.w + w)
-            sum += cudl__load(up, oh * g.ow + ow);
+          if (window_argmax(g, x + at.x_base, step, oh, ow) == h * g.w + w)
+            sum += cudl__load(up, (oh * g.ow + ow) * step);
         } else {
-          sum +=
-              cudl__load(up, oh * g.ow + ow) / (float)window_count(g, oh, ow);
+          sum += cudl__load(up, (oh * g.ow + ow) * step) /
+                 (float)window_count(g, oh, ow);
         }
       }
     cudl__store(dx, e, sum);
@@ -139,22 +190,22 @@ __global__ void pool_backward_kernel(const Geometry<I> g, int is_max,
 // thread per output writes its whole window, finding the maximum once
 // rather than once per input element. The values are those the gather
 // above computes. Inputs that no window covers are zeroed beforehand.
-template <class I, class T>
+template <bool ChannelsLast, class I, class T>
 __global__ void pool_backward_disjoint_kernel(const Geometry<I> g, int is_max,
                                               const T *x, const T *dy, T *dx) {
-  const I total = g.n * g.c * g.oh * g.ow;
+  const I total = g.n * g.c * g.oh * g.ow, step = spatial_step<ChannelsLast>(g);
   for (I o = (I)(blockIdx.x * blockDim.x + threadIdx.x); o < total;
        o += (I)(gridDim.x * blockDim.x)) {
-    const I ow = o % g.ow, oh = (o / g.ow) % g.oh, p = o / (g.ow * g.oh);
-    const int64_t offset = (int64_t)p * g.h * g.w;
-    const I chosen = is_max ? window_argmax(g, x + offset, oh, ow) : -1;
+    const Site<I> at = locate<ChannelsLast>(g, o, g.oh, g.ow);
+    const I chosen =
+        is_max ? window_argmax(g, x + at.x_base, step, at.row, at.col) : -1;
     const float value =
         is_max ? cudl__load(dy, o)
-               : cudl__load(dy, o) / (float)window_count(g, oh, ow);
-    const I h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+               : cudl__load(dy, o) / (float)window_count(g, at.row, at.col);
+    const I h0 = at.row * g.sh - g.ph, w0 = at.col * g.sw - g.pw;
     for (I h = max(h0, (I)0); h < min(h0 + g.kh, g.h); ++h)
       for (I w = max(w0, (I)0); w < min(w0 + g.kw, g.w); ++w)
-        cudl__store(dx, offset + h * g.w + w,
+        cudl__store(dx, at.x_base + (h * g.w + w) * step,
                     (!is_max || h * g.w + w == chosen) ? value : 0.0f);
   }
 }
@@ -165,7 +216,15 @@ bool leaves_gaps(const cudl_pool2d_geometry &g) {
          g.oh * g.sh != g.h || g.ow * g.sw != g.w;
 }
 
-template <class I, class T>
+template <bool ChannelsLast, class I, class T>
+void pool_forward(cudaStream_t stream, const cudl_pool2d_geometry &g,
+                  int is_max, const T *x, T *y) {
+  pool_forward_kernel<ChannelsLast, I>
+      <<<cudl__grid_for(g.n * g.c * g.oh * g.ow), CUDL_BLOCK_SIZE, 0, stream>>>(
+          geometry_as<I>(g), is_max, x, y);
+}
+
+template <bool ChannelsLast, class I, class T>
 cudl_status pool_backward(cudl_context *ctx, cudaStream_t stream,
                           const cudl_pool2d_geometry &g, int is_max, const T *x,
                           const T *dy, T *dx) {
@@ -175,18 +234,18 @@ cudl_status pool_backward(cudl_context *ctx, cudaStream_t stream,
       CUDL_CUDA_TRY(
           ctx, cudaMemsetAsync(
                    dx, 0, (size_t)(g.n * g.c * g.h * g.w) * sizeof(T), stream));
-    pool_backward_disjoint_kernel<I>
+    pool_backward_disjoint_kernel<ChannelsLast, I>
         <<<cudl__grid_for(g.n * g.c * g.oh * g.ow), CUDL_BLOCK_SIZE, 0,
            stream>>>(gi, is_max, x, dy, dx);
   } else {
-    pool_backward_kernel<I>
+    pool_backward_kernel<ChannelsLast, I>
         <<<cudl__grid_for(g.n * g.c * g.h * g.w), CUDL_BLOCK_SIZE, 0, stream>>>(
             gi, is_max, x, dy, dx);
   }
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
-// One block per row: the mean of `cols` elements.
+// inner == 1: one block per row, the mean of its `cols` elements.
 template <class T>
 __global__ void global_avg_forward_kernel(const T *x, T *y, int64_t rows,
                                           int64_t cols) {
@@ -200,6 +259,21 @@ __global__ void global_avg_forward_kernel(const T *x, T *y, int64_t rows,
   }
 }
 
+// inner > 1 (channels-last): one thread per output (o, i), adding its
+// column in order; a warp reads consecutive i of one x[o, j, :].
+template <class T>
+__global__ void global_avg_forward_strided_kernel(const T *x, T *y,
+                                                  int64_t outer, int64_t cols,
+                                                  int64_t inner) {
+  const int64_t total = outer * inner;
+  for (int64_t t = CUDL_GRID_START; t < total; t += CUDL_GRID_STRIDE) {
+    const T *column = x + (t / inner) * cols * inner + t % inner;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) sum += cudl__load(column, j * inner);
+    cudl__store(y, t, sum / (float)cols);
+  }
+}
+
 template <class T>
 __global__ void global_avg_backward_kernel(const T *dy, T *dx, int64_t rows,
                                            int64_t cols) {
@@ -208,19 +282,36 @@ __global__ void global_avg_backward_kernel(const T *dy, T *dx, int64_t rows,
     cudl__store(dx, i, cudl__load(dy, i / cols) / (float)cols);
 }
 
+template <class T>
+__global__ void global_avg_backward_strided_kernel(const T *dy, T *dx,
+                                                   int64_t outer, int64_t cols,
+                                                   int64_t inner) {
+  const int64_t total = outer * cols * inner, plane = cols * inner;
+  for (int64_t e = CUDL_GRID_START; e < total; e += CUDL_GRID_STRIDE)
+    cudl__store(dx, e,
+                cudl__load(dy, (e / plane) * inner + e % inner) / (float)cols);
+}
+
 // ---- the entries' bodies, one per storage type T ----
 
 template <class T>
 cudl_status pool2d_forward(cudl_context *ctx, const cudl_pool2d_geometry *g,
                            int is_max, const void *x, void *y) {
-  const unsigned grid = cudl__grid_for(g->n * g->c * g->oh * g->ow);
+  const T *tx = cudl__typed<T>(x);
+  T *ty = cudl__typed<T>(y);
+  const bool narrow = fits_int32(*g);
   CUDA_ENTER(ctx, s);
-  if (fits_int32(*g))
-    pool_forward_kernel<int32_t><<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-        geometry_as<int32_t>(*g), is_max, cudl__typed<T>(x), cudl__typed<T>(y));
-  else
-    pool_forward_kernel<int64_t><<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-        geometry_as<int64_t>(*g), is_max, cudl__typed<T>(x), cudl__typed<T>(y));
+  if (g->channels_last) {
+    if (narrow)
+      pool_forward<true, int32_t>(s->stream, *g, is_max, tx, ty);
+    else
+      pool_forward<true, int64_t>(s->stream, *g, is_max, tx, ty);
+  } else {
+    if (narrow)
+      pool_forward<false, int32_t>(s->stream, *g, is_max, tx, ty);
+    else
+      pool_forward<false, int64_t>(s->stream, *g, is_max, tx, ty);
+  }
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
@@ -228,34 +319,51 @@ template <class T>
 cudl_status pool2d_backward(cudl_context *ctx, const cudl_pool2d_geometry *g,
                             int is_max, const void *x, const void *dy,
                             void *dx) {
+  const T *tx = cudl__typed<T>(x), *tdy = cudl__typed<T>(dy);
+  T *tdx = cudl__typed<T>(dx);
+  const bool narrow = fits_int32(*g);
   CUDA_ENTER(ctx, s);
-  return fits_int32(*g)
-             ? pool_backward<int32_t>(ctx, s->stream, *g, is_max,
-                                      cudl__typed<T>(x), cudl__typed<T>(dy),
-                                      cudl__typed<T>(dx))
-             : pool_backward<int64_t>(ctx, s->stream, *g, is_max,
-                                      cudl__typed<T>(x), cudl__typed<T>(dy),
-                                      cudl__typed<T>(dx));
+  if (g->channels_last)
+    return narrow ? pool_backward<true, int32_t>(ctx, s->stream, *g, is_max, tx,
+                                                 tdy, tdx)
+                  : pool_backward<true, int64_t>(ctx, s->stream, *g, is_max, tx,
+                                                 tdy, tdx);
+  return narrow ? pool_backward<false, int32_t>(ctx, s->stream, *g, is_max, tx,
+                                                tdy, tdx)
+                : pool_backward<false, int64_t>(ctx, s->stream, *g, is_max, tx,
+                                                tdy, tdx);
 }
 
 template <class T>
 cudl_status global_avg_pool_forward(cudl_context *ctx, const void *x, void *y,
-                                    int64_t rows, int64_t cols) {
-  const unsigned blocks =
-      (unsigned)(rows < CUDL_MAX_GRID ? rows : CUDL_MAX_GRID);
+                                    int64_t outer, int64_t cols,
+                                    int64_t inner) {
   CUDA_ENTER(ctx, s);
-  global_avg_forward_kernel<<<blocks, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      cudl__typed<T>(x), cudl__typed<T>(y), rows, cols);
+  if (inner == 1) {
+    const unsigned blocks =
+        (unsigned)(outer < CUDL_MAX_GRID ? outer : CUDL_MAX_GRID);
+    global_avg_forward_kernel<<<blocks, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        cudl__typed<T>(x), cudl__typed<T>(y), outer, cols);
+  } else {
+    global_avg_forward_strided_kernel<<<cudl__grid_for(outer * inner),
+                                        CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        cudl__typed<T>(x), cudl__typed<T>(y), outer, cols, inner);
+  }
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
 template <class T>
 cudl_status global_avg_pool_backward(cudl_context *ctx, const void *dy,
-                                     void *dx, int64_t rows, int64_t cols) {
+                                     void *dx, int64_t outer, int64_t cols,
+                                     int64_t inner) {
+  const unsigned grid = cudl__grid_for(outer * cols * inner);
   CUDA_ENTER(ctx, s);
-  global_avg_backward_kernel<<<cudl__grid_for(rows * cols), CUDL_BLOCK_SIZE, 0,
-                               s->stream>>>(cudl__typed<T>(dy),
-                                            cudl__typed<T>(dx), rows, cols);
+  if (inner == 1)
+    global_avg_backward_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        cudl__typed<T>(dy), cudl__typed<T>(dx), outer, cols);
+  else
+    global_avg_backward_strided_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+        cudl__typed<T>(dy), cudl__typed<T>(dx), outer, cols, inner);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
@@ -272,10 +380,10 @@ CUDL_CUDA_FLOATS(pool2d_backward,
                   const void *x, const void *dy, void *dx),
                  pool2d_backward, (ctx, g, is_max, x, dy, dx))
 CUDL_CUDA_FLOATS(global_avg_pool_forward,
-                 (cudl_context * ctx, const void *x, void *y, int64_t rows,
-                  int64_t cols),
-                 global_avg_pool_forward, (ctx, x, y, rows, cols))
+                 (cudl_context * ctx, const void *x, void *y, int64_t outer,
+                  int64_t cols, int64_t inner),
+                 global_avg_pool_forward, (ctx, x, y, outer, cols, inner))
 CUDL_CUDA_FLOATS(global_avg_pool_backward,
-                 (cudl_context * ctx, const void *dy, void *dx, int64_t rows,
-                  int64_t cols),
-                 global_avg_pool_backward, (ctx, dy, dx, rows, cols))
+                 (cudl_context * ctx, const void *dy, void *dx, int64_t outer,
+                  int64_t cols, int64_t inner),
+                 global_avg_pool_backward, (ctx, dy, dx, outer, cols, inner))

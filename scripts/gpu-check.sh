@@ -149,9 +149,11 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
   run_bench "bench ops: cudl and cuDNN" "$cli" bench ops --device cuda \
     --size all --sweep --samples 10 --max-seconds 0.5 --json "$bench/ops-cudl.json"
   # The training grid: Fashion-MNIST-like and CIFAR-like inputs, batches 32
-  # to 512, in fp32 and bf16 (and fp16 at batch 128, the headline point).
-  # Both sides report the median, fastest and slowest single step (30 steps
-  # after 5 untimed ones).
+  # to 512, in fp32 and bf16 (and fp16 at batch 128, the headline point),
+  # NCHW, and at batch 128 channels-last too (bf16 and fp16: the tensor-core
+  # configurations PyTorch's AMP + channels-last runs). Both sides report
+  # the median, fastest and slowest single step (30 steps after 5 untimed
+  # ones).
   models="resnet20,small-cnn" inputs="1x28x28,3x32x32" batches="128,32,512"
   for model in ${models//,/ }; do
     for input in ${inputs//,/ }; do
@@ -160,11 +162,15 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
         precisions="fp32 bf16"
         [ "$batch" = 128 ] && precisions="fp32 bf16 fp16"
         for precision in $precisions; do
-          run_bench "bench train $model $input batch $batch $precision: cudl" \
-            "$cli" bench train --device cuda --model "$model" \
-            --batch "$batch" --channels "$c" --size "$hw" \
-            --precision "$precision" --samples 30 --warmup 5 \
-            --json "$bench/train-cudl-$model-$input-b$batch-$precision.json"
+          layouts=nchw
+          [ "$batch" = 128 ] && [ "$precision" != fp32 ] && layouts="nchw nhwc"
+          for layout in $layouts; do
+            run_bench "bench train $model $input batch $batch $precision $layout: cudl" \
+              "$cli" bench train --device cuda --model "$model" \
+              --batch "$batch" --channels "$c" --size "$hw" \
+              --precision "$precision" --layout "$layout" --samples 30 --warmup 5 \
+              --json "$bench/train-cudl-$model-$input-b$batch-$precision-$layout.json"
+          done
         done
       done
     done
@@ -192,13 +198,14 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
 
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   # racecheck (shared-memory hazards of the block reductions) and initcheck
-  # (reads of memory never written) on the 16-bit kernels: test_backends'
-  # bf16 and f16 CUDA rows, without the 2^24 + 3 rows, 60 s each at most.
+  # (reads of memory never written) on the 16-bit and channels-last
+  # kernels: test_backends' bf16, f16 and nhwc CUDA rows, without the
+  # 2^24 + 3 rows, 60 s each at most.
   for tool in racecheck initcheck; do
     step "$tool test_backends bf16/f16 rows" "$out/$tool.log" timeout 60 \
       "$sanitizer" --tool "$tool" --error-exitcode 1 \
       "$build/tests/test_backends" \
-      --gtest_filter='*Cuda*_bf16:*Cuda*_f16:-*16777219*'
+      --gtest_filter='*Cuda*_bf16:*Cuda*_f16:*Cuda*nhwc*:-*16777219*'
   done
   # memcheck on every suite's CUDA cases: test_cuda whole, and the *Cuda*
   # tests of each operator suite. Each run is bounded (memcheck slows

@@ -53,6 +53,7 @@ static void train_usage(FILE *out) {
       "  --samples N [50]  --min-sample-ms M [0]  --warmup W [5]\n"
       "  --precision P     fp32, tf32, bf16 or fp16 [fp32]\n"
       "  --tf32            the same as --precision tf32\n"
+      "  --layout L        nchw or nhwc (channels-last) [nchw]\n"
       "  --diagnostics K   with per-layer diagnostics on, read every K steps\n"
       "                    (cudl train --diagnostics K): their overhead\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
@@ -87,6 +88,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   cudl_context *ctx = NULL;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   cudl_precision precision = CUDL_PRECISION_FP32;
+  cudl_layout layout = CUDL_LAYOUT_NCHW;
   train_bench t;
   cudl_optimizer_config config;
   int i, index = 0, on_gpu, rc = CLI_EXIT_OK, gemm_size;
@@ -121,6 +123,9 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       device = v;
     } else if (strcmp(a, "--precision") == 0 &&
                cudl_precision_from_name(v, &precision) == CUDL_OK) {
+    } else if (strcmp(a, "--layout") == 0 &&
+               (strcmp(v, "nchw") == 0 || strcmp(v, "nhwc") == 0)) {
+      layout = strcmp(v, "nhwc") == 0 ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW;
     } else if (strcmp(a, "--json") == 0) {
       json = v;
     } else if (strcmp(a, "--optimizer") == 0 &&
@@ -172,6 +177,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   s = cudl__tool_zoo_model(ctx, model_name, 0.0, channels, size, size, classes,
                            &t.model);
   if (s == CUDL_OK) s = cudl_model_set_precision(t.model, precision);
+  if (s == CUDL_OK) s = cudl_model_set_layout(t.model, layout);
   if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
@@ -246,15 +252,15 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
     fprintf(table,
-            "%s, batch %lld, %dx%lldx%lld input, %s, %s on %s:\n"
+            "%s, batch %lld, %dx%lldx%lld input, %s, %s, %s on %s:\n"
             "  %.1f images/s (step %.3f ms median, %.3f-%.3f min-max, %d "
             "samples of %d steps)\n"
             "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
             "  %.2f MFLOP/image (3 x forward) -> %.1f GFLOP/s = %.1f%% of "
             "sgemm's %.1f GFLOP/s\n",
             model_name, batch, (int)channels, size, size,
-            cudl_precision_name(precision), optimizer,
-            cudl_context_device_name(ctx), images_per_second, timing.median_ms,
+            cudl_precision_name(precision), cudl_layout_name(layout),
+            optimizer, cudl_context_device_name(ctx), images_per_second, timing.median_ms,
             timing.min_ms, timing.max_ms, timing.samples, timing.iterations,
             (double)memory.peak_bytes_in_use / 1048576.0,
             (double)peak_rss / 1048576.0, 3.0 * (double)flops * 1e-6, achieved,
@@ -266,8 +272,8 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
             "\"cudl\",\n  \"impl\": \"cudl\",\n");
     bench_json_run_fields(f, ctx, settings.tf32);
-    fprintf(f, "  \"precision\": \"%s\",\n  \"model\": ",
-            cudl_precision_name(precision));
+    fprintf(f, "  \"precision\": \"%s\",\n  \"layout\": \"%s\",\n  \"model\": ",
+            cudl_precision_name(precision), cudl_layout_name(layout));
     bench_json_string(f, model_name);
     fprintf(
         f,

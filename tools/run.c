@@ -43,6 +43,7 @@ static const struct option_spec {
     {"--seed", RUN_TRAIN, 1},
     {"--precision", RUN_TRAIN | RUN_EVAL | RUN_PREDICT, 1},
     {"--allow-emulated-precision", RUN_TRAIN | RUN_EVAL | RUN_PREDICT, 0},
+    {"--layout", RUN_TRAIN | RUN_EVAL | RUN_PREDICT, 1},
     {"--lr", RUN_TRAIN, 1},
     {"--momentum", RUN_TRAIN, 1},
     {"--weight-decay", RUN_TRAIN, 1},
@@ -72,7 +73,9 @@ static void usage(run_command command, FILE *out) {
       "                      precision, f32 master weights) [fp32]\n"
       "  --allow-emulated-precision  run bf16/fp16 where the device lacks\n"
       "                      the arithmetic (f32 on 16-bit data: the same\n"
-      "                      results, slower; for reference runs)\n";
+      "                      results, slower; for reference runs)\n"
+      "  --layout nchw|nhwc  activations in memory; nhwc (channels-last)\n"
+      "                      is what GPU tensor cores read fastest [nchw]\n";
   if (command == RUN_TRAIN)
     fprintf(
         out,
@@ -253,6 +256,10 @@ static int set_option(options *o, const char *a, const char *v) {
   } else if (strcmp(a, "--precision") == 0) {
     want = "fp32, tf32, bf16 or fp16";
     ok = cudl_precision_from_name(v, &o->precision) == CUDL_OK;
+  } else if (strcmp(a, "--layout") == 0) {
+    want = "nchw or nhwc";
+    ok = strcmp(v, "nchw") == 0 || strcmp(v, "nhwc") == 0;
+    o->layout = strcmp(v, "nhwc") == 0 ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW;
   } else if (strcmp(a, "--seed") == 0) {
     want = "an integer from 0";
     ok = cli_parse_int(v, 0, INT64_MAX, &n);
@@ -574,6 +581,7 @@ int run_setup(run *r, const options *o) {
     if (s != CUDL_OK)
       return cli_fail(r->ctx, s, "--precision %s",
                       cudl_precision_name(o->precision));
+    s = cudl_model_set_layout(r->model, o->layout);
   }
   if (s == CUDL_OK) s = cudl_model_compile(r->model, r->batch);
   if (s != CUDL_OK)

@@ -41,6 +41,7 @@ typedef struct options {
   uint64_t seed;
   cudl_precision precision; /* --precision [fp32] */
   int emulated_precision;   /* --allow-emulated-precision */
+  cudl_layout layout;       /* --layout [nchw] */
 } options;
 
 /* Parse the arguments after the command's name into o. RUN_GO to go on;

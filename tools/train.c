@@ -708,10 +708,11 @@ static int finish_epoch(trainer *t, const epoch_totals *e, double *test_acc) {
         "\"test_loss\": %.6f, \"test_accuracy\": %.6f, "
         "\"images_per_second\": %.1f, \"seconds\": %.3f, "
         "\"precision\": \"%s\", \"loss_scale\": %.9g, "
-        "\"skipped_steps\": %" PRId64 "}",
+        "\"skipped_steps\": %" PRId64 ", \"layout\": \"%s\"}",
         t->st.epoch + 1, train_loss, train_acc, test_loss, *test_acc,
         (double)e->seen / seconds, seconds, cudl_precision_name(t->o.precision),
-        (double)cudl_model_loss_scale(t->r.model), e->skipped);
+        (double)cudl_model_loss_scale(t->r.model), e->skipped,
+        cudl_layout_name(t->o.layout));
     if (rc != 0) return rc;
   }
   ++t->st.epoch;

@@ -99,7 +99,8 @@ CUDL_API cudl_status cudl_gelu_backward(cudl_context *ctx, const cudl_tensor *x,
 /**
  * PReLU: y = x where x > 0, else slope[c] * x, with a learnable slope.
  * slope has one element (shared by all of x) or C elements, one per channel,
- * the channel being dimension 1 of x (x of at least 2 dimensions: N, C, ...).
+ * the channel being dimension 1 of x (x of at least 2 dimensions: N, C, ...;
+ * a channels-last image's too).
  * CUDL_ERR_SHAPE if slope has another element count.
  */
 CUDL_API cudl_status cudl_prelu_forward(cudl_context *ctx, const cudl_tensor *x,

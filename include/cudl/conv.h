@@ -1,7 +1,7 @@
 /*
- * cudl/conv.h - 2-D convolution over NCHW float tensors (f32, bf16 or f16,
- * every operand of a call in one: cudl/tensor.h): forward, the two
- * backward passes, and the bias.
+ * cudl/conv.h - 2-D convolution over NCHW or channels-last float tensors
+ * (f32, bf16 or f16; every operand of a call in one dtype and one layout:
+ * cudl/tensor.h): forward, the two backward passes, and the bias.
  *
  * Shapes: x [N, C, H, W]; w [K, C / groups, R, S] (PyTorch's Conv2d weight
  * layout); bias [K]; y [N, K, OH, OW] with, per spatial dimension,
@@ -10,7 +10,10 @@
  *   y[n, k, p, q] = bias[k] + sum over c in k's group, r, s of
  *     x[n, c, p * stride_h - pad_h + r * dilation_h,
  *            q * stride_w - pad_w + s * dilation_w] * w[k, c mod C/g, r, s]
- * with x zero outside the image.
+ * with x zero outside the image. Shapes are these logical ones in either
+ * layout; channels-last x, w and y hold their bytes as [N, H, W, C],
+ * [K, R, S, C / groups] and [N, OH, OW, K] (cudl_tensor_convert makes
+ * them from NCHW tensors), which is what tensor cores read fastest.
  *
  * Requirements (CUDL_ERR_INVALID_ARGUMENT, naming the field): stride >= 1,
  * dilation >= 1, groups >= 1 dividing both C and K, 0 <= pad <=
@@ -21,7 +24,7 @@
  * C / groups * R * S above INT_MAX (the int sizes of cuDNN and the BLAS)
  * gives CUDL_ERR_UNSUPPORTED naming the tensor and dimension.
  *
- * CPU: im2col and a BLAS matrix product. CUDA: cuDNN, with the algorithm
+ * CPU: oneDNN. CUDA: cuDNN, with the algorithm
  * chosen once per shape (by timing the candidates) and cached in the
  * context, and one workspace per context that grows on demand; see
  * cudl_context_set_deterministic and cudl_context_set_allow_tf32.

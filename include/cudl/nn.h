@@ -198,6 +198,30 @@ CUDL_API cudl_status cudl_model_set_precision(cudl_model *model,
 CUDL_API cudl_precision cudl_model_precision(const cudl_model *model);
 
 /**
+ * Set the memory layout of the model's image activations, before compiling
+ * (CUDL_ERR_INVALID_ARGUMENT after): CUDL_LAYOUT_NCHW (the default) or
+ * CUDL_LAYOUT_NHWC, channels-last (cudl/tensor.h), which tensor cores
+ * prefer. In channels-last every [C, H, W] node's output and gradient is
+ * [N, H, W, C] in memory, convolutions compute with [K, R, S, C] copies of
+ * their weights, and nothing is transposed between layers except where the
+ * order of the values matters: the input batch on its way in, a flatten of
+ * an image with more than one channel and pixel (which puts the features in
+ * PyTorch's [C, H, W] order, as a linear layer's weights expect), and an
+ * image-shaped output. Everything the caller sees keeps PyTorch's layout:
+ * the input and cudl_model_output are NCHW, the parameters (cudl_model_param,
+ * cudl_model_params), their gradients and checkpoints stay [K, C, R, S];
+ * only cudl_model_node_output is channels-last (see cudl_tensor_layout).
+ * Results equal NCHW's to rounding, except that dropout and RReLU draw
+ * their random numbers in memory order, so their masks differ. A linear
+ * layer reading an image node directly (without a flatten) cannot compile
+ * in channels-last: CUDL_ERR_SHAPE says to add the flatten.
+ */
+CUDL_API cudl_status cudl_model_set_layout(cudl_model *model,
+                                           cudl_layout layout);
+/** The model's layout (CUDL_LAYOUT_NCHW for NULL). */
+CUDL_API cudl_layout cudl_model_layout(const cudl_model *model);
+
+/**
  * FP16's dynamic loss scaling, as PyTorch's GradScaler does it: backward
  * starts from the loss gradient times the scale S (initially 2^16) and
  * divides the parameter gradients by S before returning. When any gradient
@@ -316,7 +340,8 @@ CUDL_API cudl_status cudl_model_flops(const cudl_model *model,
 
 /** A node's output of the last forward ([rows, ...] view, owned by the
  *  model), e.g. to look at hidden units; NULL when out of range or before
- *  a forward. */
+ *  a forward. It is in the compute dtype (cudl_model_set_precision) and,
+ *  for an image node, the model's layout (cudl_model_set_layout). */
 CUDL_API const cudl_tensor *cudl_model_node_output(cudl_model *model, int node);
 
 /** The first node (in forward order) whose output of the last forward

@@ -1,7 +1,8 @@
 /*
  * cudl/pooling.h - 2-D max and average pooling and global average pooling
- * over NCHW float tensors (f32, bf16 or f16, one dtype per call), forward
- * and backward.
+ * over NCHW or channels-last float tensors (f32, bf16 or f16; one dtype and
+ * one layout per call, cudl/tensor.h), forward and backward. Shapes are the
+ * logical [N, C, H, W] in either layout; the results are the same values.
  *
  * Output size per spatial dimension: floor((in + 2 * pad - kernel) / stride)
  * + 1 (PyTorch's ceil_mode=False). Windows may overlap (stride < kernel).

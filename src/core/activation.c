@@ -167,9 +167,8 @@ static cudl_status prelu_layout(cudl_context *ctx, const char *function,
                       "slope has %lld elements; it needs 1 or one per channel "
                       "(dimension 1 of x, which has %d dimensions)",
                       (long long)slope->numel, x->ndim);
-  *outer = x->shape[0];
-  *channels = x->shape[1];
-  *inner = x->numel == 0 ? 0 : x->numel / (*outer * *channels);
+  cudl__channel_view(x, outer, channels, inner);
+  if (x->numel == 0) *inner = 0;
   return CUDL_OK;
 }
 

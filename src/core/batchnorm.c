@@ -34,9 +34,7 @@ static cudl_status check_batchnorm(cudl_context *ctx, const char *function,
                         "%s has %lld elements; x has %lld channels",
                         channel_names[i], (long long)channel[i]->numel,
                         (long long)x->shape[1]);
-  *outer = x->shape[0];
-  *channels = x->shape[1];
-  *inner = (*outer) * (*channels) == 0 ? 0 : x->numel / (*outer * *channels);
+  cudl__channel_view(x, outer, channels, inner);
   return CUDL_OK;
 }
 

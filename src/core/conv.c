@@ -132,7 +132,8 @@ cudl_status cudl_conv2d_output_shape(const cudl_conv2d_desc *desc,
   return CUDL_OK;
 }
 
-/* Each tensor non-NULL, of ctx, 4-D and of one float dtype (set in *data);
+/* Each tensor non-NULL, of ctx, 4-D and of one float dtype and layout
+ * (set in *data);
  * `out` (the tensor written) shares no storage with the others. */
 static cudl_status check_operands(cudl_context *ctx, const char *function,
                                   cudl_data_dtype *data, const cudl_tensor *in1,
@@ -186,6 +187,7 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, x->shape, "x", w->shape, "w", &g);
+  g.channels_last = x->layout == CUDL_LAYOUT_NHWC; /* as w's and y's */
   if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
   if (status == CUDL_OK && bias != NULL)
     status = cudl__check_vector(ctx, __func__, &data, bias, "bias", g.k);
@@ -195,9 +197,12 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
   if (status != CUDL_OK || g.n == 0) return status;
   status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward, &g, x->data,
                         w->data, y->data);
-  if (status == CUDL_OK && bias != NULL)
+  if (status == CUDL_OK && bias != NULL) {
+    int64_t outer, channels, inner;
+    cudl__channel_view(y, &outer, &channels, &inner);
     status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
-                          bias->data, g.n, g.k, g.oh * g.ow);
+                          bias->data, outer, channels, inner);
+  }
   return status;
 }
 
@@ -213,6 +218,7 @@ cudl_status cudl_conv2d_backward_data(cudl_context *ctx,
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, dx->shape, "dx", w->shape, "w", &g);
+  g.channels_last = dx->layout == CUDL_LAYOUT_NHWC;
   if (status == CUDL_OK)
     status = check_output_shape(ctx, __func__, &g, dy, "dy");
   if (status != CUDL_OK || g.n == 0) return status;
@@ -233,6 +239,7 @@ cudl_status cudl_conv2d_backward_filter(cudl_context *ctx,
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, x->shape, "x", dw->shape, "dw", &g);
+  g.channels_last = x->layout == CUDL_LAYOUT_NHWC;
   if (status == CUDL_OK)
     status = check_output_shape(ctx, __func__, &g, dy, "dy");
   if (status != CUDL_OK) return status;
@@ -262,7 +269,10 @@ cudl_status cudl_conv2d_backward_bias(cudl_context *ctx, const cudl_tensor *dy,
     return CUDL_OP_CALL(ctx, __func__, dbias->dtype, fill, dbias->data,
                         dbias->numel, 0.0f);
   }
-  return CUDL_OP_CALL(ctx, __func__, dy->dtype, channel_sum, dy->data,
-                      dbias->data, dy->shape[0], dy->shape[1],
-                      dy->shape[2] * dy->shape[3]);
+  {
+    int64_t outer, channels, inner;
+    cudl__channel_view(dy, &outer, &channels, &inner);
+    return CUDL_OP_CALL(ctx, __func__, dy->dtype, channel_sum, dy->data,
+                        dbias->data, outer, channels, inner);
+  }
 }

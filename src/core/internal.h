@@ -133,6 +133,7 @@ struct cudl_tensor {
   cudl_context *ctx;
   cudl_allocator allocator; /* what allocated this struct */
   cudl_dtype dtype;
+  cudl_layout layout; /* CUDL_LAYOUT_NHWC only for 4-D tensors */
   int ndim;
   int64_t shape[CUDL_MAX_DIMS];
   int64_t numel;
@@ -217,9 +218,13 @@ int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 typedef struct cudl_data_dtype {
   cudl_dtype dtype;
   const char *name; /* the tensor that set it; NULL until one did */
+  /* The layout of the 4-D data tensors (cudl/tensor.h): the first one's,
+   * which every other must share. */
+  cudl_layout layout;
+  const char *layout_name; /* NULL until a 4-D tensor set it */
 } cudl_data_dtype;
 #define CUDL_DATA_DTYPE_INIT \
-  { CUDL_DTYPE_F32, NULL }
+  { CUDL_DTYPE_F32, NULL, CUDL_LAYOUT_NCHW, NULL }
 
 /* Data tensors of a FLOATS operator, against (and setting) *data. */
 cudl_status cudl__check_data(cudl_context *ctx, const char *function,
@@ -244,6 +249,18 @@ cudl_status cudl__check_f32_op(cudl_context *ctx, const char *function,
 cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
                                cudl_data_dtype *data, const cudl_tensor *t,
                                const char *name, int64_t n);
+
+/* x ([N, C, ...], at least 2-D) seen as [outer, channels, inner] around
+ * its channel dimension, as batch norm, PReLU and biases read it: NCHW is
+ * outer = N, inner = the product of the rest; channels-last is outer =
+ * N * H * W, inner = 1. */
+void cudl__channel_view(const cudl_tensor *x, int64_t *outer,
+                        int64_t *channels, int64_t *inner);
+
+/* CUDL_ERR_SHAPE, naming t, when t is channels-last: for operators that
+ * read t's last dimension as a row (softmax, linear layers). */
+cudl_status cudl__require_nchw(cudl_context *ctx, const char *function,
+                               const cudl_tensor *t, const char *name);
 
 /* Philox blocks (four numbers each) a draw of n numbers consumes. */
 static inline uint64_t cudl__philox_blocks(int64_t n) {

@@ -19,6 +19,9 @@ static cudl_status check_rows(cudl_context *ctx, const char *function,
                               int64_t a_last, const cudl_tensor *b,
                               const char *b_name, int64_t b_last) {
   int i;
+  cudl_status status = cudl__require_nchw(ctx, function, a, a_name);
+  if (status == CUDL_OK) status = cudl__require_nchw(ctx, function, b, b_name);
+  if (status != CUDL_OK) return status;
   if (a->ndim < 1 || a->shape[a->ndim - 1] != a_last)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "%s's last dimension must be %lld", a_name,

@@ -19,6 +19,8 @@ static cudl_status softmax_call(cudl_context *ctx, const char *function,
   names[1] = out_name;
   names[2] = "dy";
   status = cudl__check_f32_op(ctx, function, tensors, names, backward ? 3 : 2);
+  if (status == CUDL_OK)
+    status = cudl__require_nchw(ctx, function, a, a_name);
   if (status != CUDL_OK) return status;
   if (a->ndim < 1)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,

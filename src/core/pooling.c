@@ -94,10 +94,11 @@ static cudl_status check_pool(cudl_context *ctx, const char *function,
   if (status != CUDL_OK) return status;
   if (big->ndim != 4)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "%s has %d dimensions; pooling takes NCHW (4)", big_name,
+                      "%s has %d dimensions; pooling takes [N, C, H, W] (4)", big_name,
                       big->ndim);
   status = make_geometry(ctx, function, desc, big->shape, g);
   if (status != CUDL_OK) return status;
+  g->channels_last = big->layout == CUDL_LAYOUT_NHWC; /* as small's */
   if (small->ndim != 4 || small->shape[0] != g->n || small->shape[1] != g->c ||
       small->shape[2] != g->oh || small->shape[3] != g->ow)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
@@ -157,7 +158,8 @@ cudl_status cudl_avg_pool2d_backward(cudl_context *ctx,
   return pool_backward(ctx, __func__, desc, 0, NULL, dy, dx);
 }
 
-/* Global average pooling: big [N, C, H, W], small [N, C, 1, 1]. */
+/* Global average pooling: big [N, C, H, W], small [N, C, 1, 1], of one
+ * layout (for small, the same bytes either way). */
 static cudl_status check_global(cudl_context *ctx, const char *function,
                                 const cudl_tensor *big, const char *big_name,
                                 const cudl_tensor *small,
@@ -176,7 +178,7 @@ static cudl_status check_global(cudl_context *ctx, const char *function,
   if (status != CUDL_OK) return status;
   if (big->ndim != 4)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "%s has %d dimensions; pooling takes NCHW (4)", big_name,
+                      "%s has %d dimensions; pooling takes [N, C, H, W] (4)", big_name,
                       big->ndim);
   if (small->ndim != 4 || small->shape[0] != big->shape[0] ||
       small->shape[1] != big->shape[1] || small->shape[2] != 1 ||
@@ -190,20 +192,33 @@ static cudl_status check_global(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
+/* The image tensor t [N, C, H, W] as the operator's [outer, cols, inner],
+ * cols the H * W elements averaged: NCHW [N * C, H * W, 1], channels-last
+ * [N, H * W, C]. */
+static void global_view(const cudl_tensor *t, int64_t v[3]) {
+  const int nhwc = t->layout == CUDL_LAYOUT_NHWC;
+  v[0] = nhwc ? t->shape[0] : t->shape[0] * t->shape[1];
+  v[1] = t->shape[2] * t->shape[3];
+  v[2] = nhwc ? t->shape[1] : 1;
+}
+
 cudl_status cudl_global_avg_pool_forward(cudl_context *ctx,
                                          const cudl_tensor *x, cudl_tensor *y) {
+  int64_t v[3];
   cudl_status status = check_global(ctx, __func__, x, "x", y, "y");
   if (status != CUDL_OK || y->numel == 0) return status;
+  global_view(x, v);
   return CUDL_OP_CALL(ctx, __func__, x->dtype, global_avg_pool_forward, x->data,
-                      y->data, y->numel, x->shape[2] * x->shape[3]);
+                      y->data, v[0], v[1], v[2]);
 }
 
 cudl_status cudl_global_avg_pool_backward(cudl_context *ctx,
                                           const cudl_tensor *dy,
                                           cudl_tensor *dx) {
+  int64_t v[3];
   cudl_status status = check_global(ctx, __func__, dx, "dx", dy, "dy");
   if (status != CUDL_OK || dy->numel == 0) return status;
+  global_view(dx, v);
   return CUDL_OP_CALL(ctx, __func__, dy->dtype, global_avg_pool_backward,
-                      dy->data, dx->data, dy->numel,
-                      dx->shape[2] * dx->shape[3]);
+                      dy->data, dx->data, v[0], v[1], v[2]);
 }

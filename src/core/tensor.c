@@ -173,6 +173,7 @@ cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
                                int64_t length, cudl_tensor **out) {
   int64_t shape[CUDL_MAX_DIMS], row = 1;
   int i;
+  cudl_status status;
   if (out != NULL) *out = NULL;
   if (src == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (out == NULL)
@@ -189,8 +190,10 @@ cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
   for (i = 1; i < src->ndim; ++i) row *= src->shape[i];
   memcpy(shape, src->shape, (size_t)src->ndim * sizeof shape[0]);
   shape[0] = length;
-  return make_view_at(src, __func__, start * row, length * row, src->ndim,
-                      shape, out);
+  status = make_view_at(src, __func__, start * row, length * row, src->ndim,
+                        shape, out);
+  if (status == CUDL_OK) (*out)->layout = src->layout;
+  return status;
 }
 
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
@@ -200,6 +203,17 @@ int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
   a0 = (const char *)a->data;
   b0 = (const char *)b->data;
   return a0 < b0 + b->nbytes && b0 < a0 + a->nbytes;
+}
+
+/* A reshape reads the elements in row-major order of the shape: a
+ * channels-last tensor's bytes are in another order, so PyTorch copies
+ * there; cudl asks for the copy to be explicit. */
+static cudl_status refuse_channels_last(const cudl_tensor *src,
+                                        const char *function) {
+  return cudl__fail(src->ctx, CUDL_ERR_SHAPE, function,
+                    "the tensor is channels-last (nhwc): its bytes are not in "
+                    "the order of its [N, C, H, W] shape; convert it to an "
+                    "nchw tensor first (cudl_tensor_convert)");
 }
 
 cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
@@ -214,6 +228,7 @@ cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
   ctx = src->ctx;
   if (out == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (src->layout != CUDL_LAYOUT_NCHW) return refuse_channels_last(src, __func__);
   if (ndim < 0 || ndim > CUDL_MAX_DIMS)
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "ndim %d is outside [0, %d]", ndim,
                      CUDL_MAX_DIMS);
@@ -271,6 +286,7 @@ cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
   ctx = src->ctx;
   if (out == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (src->layout != CUDL_LAYOUT_NCHW) return refuse_channels_last(src, __func__);
   /* A scalar flattens as if it had one dimension, as in PyTorch. */
   rank = src->ndim == 0 ? 1 : src->ndim;
   if (start < 0) start += rank;
@@ -314,6 +330,34 @@ size_t cudl_tensor_nbytes(const cudl_tensor *t) {
   return t == NULL ? 0 : t->nbytes;
 }
 void *cudl_tensor_data(cudl_tensor *t) { return t == NULL ? NULL : t->data; }
+
+const char *cudl_layout_name(cudl_layout layout) {
+  switch (layout) {
+    case CUDL_LAYOUT_NCHW:
+      return "nchw";
+    case CUDL_LAYOUT_NHWC:
+      return "nhwc";
+  }
+  return "unknown";
+}
+
+cudl_layout cudl_tensor_layout(const cudl_tensor *t) {
+  return t == NULL ? CUDL_LAYOUT_NCHW : t->layout;
+}
+
+cudl_status cudl_tensor_set_layout(cudl_tensor *t, cudl_layout layout) {
+  if (t == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (layout != CUDL_LAYOUT_NCHW && layout != CUDL_LAYOUT_NHWC)
+    return CUDL_FAIL(t->ctx, CUDL_ERR_INVALID_ARGUMENT, "unknown layout %d",
+                     (int)layout);
+  if (layout == CUDL_LAYOUT_NHWC && t->ndim != 4)
+    return CUDL_FAIL(t->ctx, CUDL_ERR_SHAPE,
+                     "the tensor has %d dimensions; channels-last (nhwc) is "
+                     "a layout of 4-D [N, C, H, W] tensors",
+                     t->ndim);
+  t->layout = layout;
+  return CUDL_OK;
+}
 
 cudl_status cudl_tensor_copy_from_host(cudl_tensor *dst, const void *src,
                                        size_t nbytes) {
@@ -361,6 +405,12 @@ cudl_status cudl_tensor_copy(cudl_tensor *dst, const cudl_tensor *src) {
                      cudl_dtype_name(src->dtype), cudl_dtype_name(dst->dtype));
   if (!same_shape(dst, src))
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "src and dst shapes differ");
+  if (src->layout != dst->layout)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "src is %s but dst is %s: a copy moves bytes; "
+                     "cudl_tensor_convert changes the layout",
+                     cudl_layout_name(src->layout),
+                     cudl_layout_name(dst->layout));
   if (dst->nbytes == 0 || dst == src) return CUDL_OK;
 
   if (src->ctx == ctx)
@@ -410,12 +460,26 @@ cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "src and dst shapes differ");
   /* Elements are read and written in any order (in parallel on a GPU), so
    * only the same elements may be both. */
-  if (cudl__tensors_overlap(dst, src) && dst->data != src->data)
+  if (cudl__tensors_overlap(dst, src) &&
+      (dst->data != src->data || dst->layout != src->layout))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "dst and src overlap without being the same elements");
+                     "dst and src overlap without being the same elements%s",
+                     dst->layout != src->layout
+                         ? " (a change of layout needs distinct tensors)"
+                         : "");
   if (dst->numel == 0) return CUDL_OK;
-  return CUDL_OP_CALL(ctx, __func__, dst->dtype, convert, src->data, src->dtype,
-                      dst->data, dst->numel, 1.0f);
+  if (dst->layout == src->layout)
+    return CUDL_OP_CALL(ctx, __func__, dst->dtype, convert, src->data,
+                        src->dtype, dst->data, dst->numel, 1.0f);
+  {
+    /* [N, C, H*W] <-> [N, H*W, C]: one transpose per image. */
+    const int64_t planes = src->shape[2] * src->shape[3];
+    const int to_nhwc = dst->layout == CUDL_LAYOUT_NHWC;
+    return CUDL_OP_CALL(ctx, __func__, dst->dtype, transpose, src->data,
+                        src->dtype, dst->data, src->shape[0],
+                        to_nhwc ? src->shape[1] : planes,
+                        to_nhwc ? planes : src->shape[1], 1.0f);
+  }
 }
 
 /* Common checks for the random initialisers (f32-only): a non-NULL f32
@@ -534,6 +598,19 @@ static cudl_status check_group(cudl_context *ctx, const char *function,
                         t->ctx->device_name, ctx->device_name);
     status = check_dtype(ctx, function, rule, data, t, names[i]);
     if (status != CUDL_OK) return status;
+    if (rule == DATA && t->ndim == 4) {
+      if (data->layout_name == NULL) {
+        data->layout = t->layout;
+        data->layout_name = names[i];
+      } else if (t->layout != data->layout) {
+        return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                          "%s is %s but %s is %s; an operator's 4-D data "
+                          "tensors share one layout (cudl_tensor_convert "
+                          "changes it)",
+                          names[i], cudl_layout_name(t->layout),
+                          data->layout_name, cudl_layout_name(data->layout));
+      }
+    }
     if (i > 0 &&
         (t->ndim != tensors[0]->ndim ||
          (t->ndim > 0 && memcmp(t->shape, tensors[0]->shape,
@@ -561,6 +638,28 @@ cudl_status cudl__check_f32_op(cudl_context *ctx, const char *function,
                                const cudl_tensor *const *tensors,
                                const char *const *names, int count) {
   return check_group(ctx, function, F32_OP, NULL, tensors, names, count);
+}
+
+void cudl__channel_view(const cudl_tensor *x, int64_t *outer,
+                        int64_t *channels, int64_t *inner) {
+  *channels = x->shape[1];
+  if (x->layout == CUDL_LAYOUT_NHWC) {
+    *outer = x->shape[0] * x->shape[2] * x->shape[3];
+    *inner = 1;
+    return;
+  }
+  *outer = x->shape[0];
+  *inner = *outer * *channels == 0 ? 0 : x->numel / (*outer * *channels);
+}
+
+cudl_status cudl__require_nchw(cudl_context *ctx, const char *function,
+                               const cudl_tensor *t, const char *name) {
+  if (t == NULL || t->layout == CUDL_LAYOUT_NCHW) return CUDL_OK;
+  return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                    "%s is channels-last (nhwc); this operator reads the last "
+                    "dimension of its shape as a row: convert it to nchw "
+                    "(cudl_tensor_convert), or flatten a [N, C, 1, 1] one",
+                    name);
 }
 
 cudl_status cudl__check_vector(cudl_context *ctx, const char *function,

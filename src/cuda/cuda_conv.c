@@ -3,18 +3,26 @@
  * with the algorithm chosen once per shape and cached in the context, and
  * the context's one grow-only workspace.
  *
+ * Layouts. NCHW, or channels-last where g->channels_last says so: then
+ * every descriptor has cuDNN's CUDNN_TENSOR_NHWC format, x / dx [n, h, w,
+ * c] and y / dy [n, oh, ow, k] in memory and w / dw [k, r, s, c / groups]
+ * (the sizes are still passed in NCHW order; the format says how the bytes
+ * lie). It is the order cuDNN's tensor-core kernels read natively; on
+ * NCHW data they generally need transposes of cuDNN's own around them.
+ *
  * Plans. A plan holds the four cuDNN descriptors of one convolution
  * (x / dx, w / dw, y / dy, and the convolution with its math type), the
- * algorithm and its workspace size. It is keyed by the full geometry, the
- * direction (forward, backward data, backward filter), the dtype of the
- * data (f32, bf16 or f16: descriptors and algorithms differ, so a plan is
- * never run on another dtype's data) and the two modes that change the
- * choice, ctx->deterministic and ctx->allow_tf32 (for f32 data only,
- * below): flipping either selects (or creates) another plan at the next
- * call. The cache is an array in the context state, searched linearly (a
- * 64-bit hash first): a ResNet has a few dozen shapes, three directions
- * each, in one or two dtypes. At CONV_PLAN_MAX plans, new ones replace old
- * ones round-robin.
+ * algorithm and its workspace size. It is keyed by the full geometry, its
+ * layout included (channels_last, stored as 0 or 1), the direction
+ * (forward, backward data, backward filter), the dtype of the data (f32,
+ * bf16 or f16: descriptors and algorithms differ, so a plan is never run
+ * on another dtype's data) and the two modes that change the choice,
+ * ctx->deterministic and ctx->allow_tf32 (for f32 data only, below):
+ * flipping either selects (or creates) another plan at the next call. The
+ * cache is an array in the context state, searched linearly (a 64-bit hash
+ * first): a ResNet has a few dozen shapes, three directions each, in one
+ * or two dtypes. At CONV_PLAN_MAX plans, new ones replace old ones
+ * round-robin.
  *
  * A cache hit runs the plan: no host synchronisation, no allocation unless
  * the workspace has to grow back after an out-of-memory episode (below).
@@ -96,8 +104,9 @@ typedef enum conv_direction {
 static const char *const direction_names[3] = {"forward", "backward data",
                                                "backward filter"};
 
-/* What a plan depends on. All int64_t: no padding, so memcmp compares.
- * allow_tf32 is 0 for 16-bit data (module comment). */
+/* What a plan depends on. All int64_t (g->channels_last too): no padding,
+ * so memcmp and key_hash see every field and nothing else. allow_tf32 is 0
+ * for 16-bit data (module comment). */
 typedef struct conv_key {
   cudl_conv2d_geometry g;
   int64_t direction, dtype, deterministic, allow_tf32;
@@ -106,6 +115,7 @@ typedef struct conv_key {
 struct cudl_conv_plan {
   conv_key key;
   uint64_t hash;
+  /* Sizes in NCHW order, the format NCHW or NHWC (module comment). */
   cudnnTensorDescriptor_t x_desc;         /* x or dx: [n, c, h, w] */
   cudnnTensorDescriptor_t y_desc;         /* y or dy: [n, k, oh, ow] */
   cudnnFilterDescriptor_t w_desc;         /* w or dw: [k, c / groups, r, s] */
@@ -239,6 +249,8 @@ static cudnnMathType_t search_math(const conv_key *key) {
 static cudl_status make_descriptors(cudl_context *ctx, conv_plan *p) {
   const cudl_conv2d_geometry *g = &p->key.g;
   const cudnnDataType_t type = data_type(&p->key);
+  const cudnnTensorFormat_t format =
+      g->channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
   int n = 0, k = 0, oh = 0, ow = 0;
   if (!fits_int(g->n, g->c, g->h, g->w) ||
       !fits_int(g->n, g->k, g->oh, g->ow) ||
@@ -252,14 +264,14 @@ static cudl_status make_descriptors(cudl_context *ctx, conv_plan *p) {
   CUDL_CUDNN_TRY(ctx, cudnnCreateConvolutionDescriptor(&p->conv_desc));
   /* Every size below is at most INT_MAX (src/core/conv.c and fits_int).
    * The convolution computes in f32 whatever the data's type. */
-  CUDL_CUDNN_TRY(ctx, cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NCHW,
-                                                 type, (int)g->n, (int)g->c,
-                                                 (int)g->h, (int)g->w));
-  CUDL_CUDNN_TRY(ctx, cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NCHW,
-                                                 type, (int)g->n, (int)g->k,
-                                                 (int)g->oh, (int)g->ow));
+  CUDL_CUDNN_TRY(ctx,
+                 cudnnSetTensor4dDescriptor(p->x_desc, format, type, (int)g->n,
+                                            (int)g->c, (int)g->h, (int)g->w));
+  CUDL_CUDNN_TRY(ctx,
+                 cudnnSetTensor4dDescriptor(p->y_desc, format, type, (int)g->n,
+                                            (int)g->k, (int)g->oh, (int)g->ow));
   CUDL_CUDNN_TRY(ctx, cudnnSetFilter4dDescriptor(
-                          p->w_desc, type, CUDNN_TENSOR_NCHW, (int)g->k,
+                          p->w_desc, type, format, (int)g->k,
                           (int)(g->c / g->groups), (int)g->r, (int)g->s));
   CUDL_CUDNN_TRY(ctx, cudnnSetConvolution2dDescriptor(
                           p->conv_desc, (int)g->ph, (int)g->pw, (int)g->sh,
@@ -459,11 +471,12 @@ static cudl_status choose_algorithm(cudl_context *ctx, cudl_cuda_state *s,
     p->math = math;
     p->workspace_bytes = bytes;
     cudl__log(CUDL_LOG_DEBUG,
-              "%s: conv2d %s, %s x [%lld, %lld, %lld, %lld] w [%lld, %lld, "
+              "%s: conv2d %s, %s%s x [%lld, %lld, %lld, %lld] w [%lld, %lld, "
               "%lld, %lld] groups %lld: cuDNN algorithm %d, math type %d, %zu "
               "workspace bytes%s",
               ctx->device_name, direction_names[p->key.direction],
-              cudl_dtype_name((cudl_dtype)p->key.dtype), (long long)g->n,
+              cudl_dtype_name((cudl_dtype)p->key.dtype),
+              g->channels_last ? " channels-last" : "", (long long)g->n,
               (long long)g->c, (long long)g->h, (long long)g->w,
               (long long)g->k, (long long)(g->c / g->groups), (long long)g->r,
               (long long)g->s, (long long)g->groups, p->algo, (int)p->math,
@@ -472,10 +485,11 @@ static cudl_status choose_algorithm(cudl_context *ctx, cudl_cuda_state *s,
   }
   return CONV_FAIL(
       ctx, out_of_memory ? CUDL_ERR_OUT_OF_MEMORY : CUDL_ERR_UNSUPPORTED,
-      "no cuDNN %s algorithm for %s x [%lld, %lld, %lld, %lld] w [%lld, "
+      "no cuDNN %s algorithm for %s%s x [%lld, %lld, %lld, %lld] w [%lld, "
       "%lld, %lld, %lld]%s%s (%d candidates)",
       direction_names[p->key.direction],
-      cudl_dtype_name((cudl_dtype)p->key.dtype), (long long)g->n,
+      cudl_dtype_name((cudl_dtype)p->key.dtype),
+      g->channels_last ? " channels-last" : "", (long long)g->n,
       (long long)g->c, (long long)g->h, (long long)g->w, (long long)g->k,
       (long long)(g->c / g->groups), (long long)g->r, (long long)g->s,
       !out_of_memory ? ""
@@ -587,6 +601,8 @@ static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
   CUDA_ENTER(ctx, s);
   memset(&key, 0, sizeof key);
   key.g = *g;
+  /* One plan for every nonzero spelling of channels-last. */
+  key.g.channels_last = g->channels_last != 0;
   key.direction = direction;
   key.dtype = dtype;
   key.deterministic = ctx->deterministic != 0;

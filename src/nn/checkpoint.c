@@ -14,7 +14,7 @@
 #define FORMAT_VALUE "checkpoint-1"
 #define OPTIMIZER_PREFIX "optimizer."
 /* Model tensors + up to 2 optimizer states; metadata: ours + extra. */
-#define OUR_METADATA 12
+#define OUR_METADATA 13
 
 static const char *optimizer_kind_name(const cudl_optimizer *opt) {
   if (opt == NULL) return "none";
@@ -121,7 +121,8 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
         "cudl.data_seed",  "cudl.rng_seed",
         "cudl.rng_offset", "cudl.optimizer_steps",
         "cudl.optimizer",  "cudl.precision",
-        "cudl.loss_scale", "cudl.loss_scale_clean_steps"};
+        "cudl.loss_scale", "cudl.loss_scale_clean_steps",
+        "cudl.layout"};
     const char *values[OUR_METADATA] = {
         FORMAT_VALUE,
         numbers[0],
@@ -134,7 +135,8 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
         optimizer_kind_name(opt),
         cudl_precision_name(cudl_model_precision(model)),
         numbers[7],
-        numbers[8]};
+        numbers[8],
+        cudl_layout_name(cudl_model_layout(model))};
     for (k = 0; k < OUR_METADATA; ++k) {
       meta[n_meta].key = keys[k];
       meta[n_meta].value = values[k];

@@ -45,9 +45,11 @@ typedef struct param_entry {
   int64_t offset;     /* in its arena, in floats */
   cudl_tensor *value; /* view into the parameter or buffer arena */
   cudl_tensor *grad;  /* view into the gradient arena (trainable only) */
-  /* Mixed precision, trainable only: views of the same offsets in the
-   * 16-bit copies of the arenas, which convolution and linear layers read
-   * and write (cudl__weight, cudl__weight_grad); NULL in f32. */
+  /* Views of the same offsets in the working copies of the arenas, which
+   * convolution and linear layers read and write (cudl__weight,
+   * cudl__weight_grad): in mixed precision the 16-bit copy of every such
+   * parameter, in channels-last the [K, R, S, C] copy of every convolution
+   * weight; NULL where the layer computes with the f32 master itself. */
   cudl_tensor *compute_value, *compute_grad;
 } param_entry;
 
@@ -103,12 +105,17 @@ struct cudl_model {
    * their gradients and the weights' working copies. */
   cudl_precision precision;
   cudl_dtype dtype;
-  /* 16-bit copies of the parameter and gradient arenas (16-bit dtype
-   * only): the forward converts the master weights into compute_arena;
-   * the backward converts compute_grad_arena's weight gradients back. */
+  /* The memory layout of [C, H, W] nodes' outputs and gradients
+   * (cudl_model_set_layout). */
+  cudl_layout layout;
+  /* Working copies of the parameter and gradient arenas in the compute
+   * dtype, when some parameter has one (param_entry's compute_value): the
+   * forward converts the master weights into compute_arena; the backward
+   * converts compute_grad_arena's weight gradients back. NULL otherwise. */
   cudl_tensor *compute_arena, *compute_grad_arena;
-  /* 16-bit dtype only: the output and its loss gradient in f32, [max_batch
-   * * output numel], and their views for the current rows. */
+  /* The output and its loss gradient as the loss sees them, f32 and NCHW,
+   * [max_batch * output numel], and their views for the current rows: made
+   * when the output node's own are 16-bit or channels-last, else NULL. */
   cudl_tensor *output_f32_full, *output_grad_f32_full;
   cudl_tensor *output_f32, *output_grad_f32;
   /* FP16's dynamic loss scaling (nn.h): the scale, the clean steps since it
@@ -152,9 +159,10 @@ typedef struct cudl__layer {
   const char *name;
 
   /* What compiling allocates beside the node's output [rows, shape]: */
-  int output_is_view; /* none: the output is the input's values seen in
-                         another shape (no copy, so nothing to check or
-                         report either) */
+  /* Nonzero when n's output is its input's values seen in another shape:
+   * no buffer and no copy, so nothing to check or report either (NULL:
+   * never). */
+  int (*output_is_view)(const cudl_model *m, const node *n);
   int element_aux;    /* n->aux, of the output's shape: what backward
                          needs of a random forward (mask, noise) */
   int channel_stats;  /* n->save_mean and n->save_invstd [channels]: the

@@ -1,5 +1,6 @@
 /* layers.c - the table of node kinds, and the kinds that only route
- * values: the input, flatten (a view) and add (residual connections). */
+ * values: the input, flatten (a view, or in channels-last a reordering)
+ * and add (residual connections). */
 #include <string.h>
 
 #include "nn/layers.h"
@@ -44,10 +45,48 @@ cudl_status cudl_model_add_flatten(cudl_model *m, int input, int *node_out) {
   return CUDL_OK;
 }
 
+/* A flatten's output lists an image's values in PyTorch's [C, H, W]
+ * order, which is the NCHW bytes: a view. A channels-last image's bytes
+ * are in [H, W, C] order, which differs when there are several channels and
+ * several pixels: then the flatten transposes each sample (as PyTorch's
+ * flatten copies a channels-last tensor). */
+static int flatten_reorders(const cudl_model *m, const node *n) {
+  const node *src = &m->nodes[n->in[0]];
+  return m->layout == CUDL_LAYOUT_NHWC && src->ndim == 3 &&
+         src->shape[0] > 1 && src->shape[1] * src->shape[2] > 1;
+}
+
+static int flatten_is_view(const cudl_model *m, const node *n) {
+  return !flatten_reorders(m, n);
+}
+
+static cudl_status flatten_forward(cudl_model *m, node *n,
+                                   const cudl_tensor *x) {
+  const node *src = &m->nodes[n->in[0]];
+  cudl_context *ctx = m->ctx;
+  if (!flatten_reorders(m, n)) return CUDL_OK;
+  /* [rows, H * W, C] -> [rows, C, H * W] */
+  return CUDL_OP_CALL(ctx, "flatten", x->dtype, transpose, x->data, x->dtype,
+                      n->y->data, m->rows, src->shape[1] * src->shape[2],
+                      src->shape[0], 1.0f);
+}
+
+static cudl_status flatten_backward(cudl_model *m, node *n,
+                                    const cudl_tensor *x, cudl_tensor *dx) {
+  const node *src = &m->nodes[n->in[0]];
+  cudl_context *ctx = m->ctx;
+  if (!flatten_reorders(m, n)) return pass_gradient(m, n, x, dx);
+  if (dx == NULL) return CUDL_OK;
+  return CUDL_OP_CALL(ctx, "flatten", dx->dtype, transpose, n->dy->data,
+                      n->dy->dtype, dx->data, m->rows, src->shape[0],
+                      src->shape[1] * src->shape[2], 1.0f);
+}
+
 const cudl__layer cudl__layer_flatten = {
     .name = "flatten",
-    .output_is_view = 1,
-    .backward = pass_gradient,
+    .output_is_view = flatten_is_view,
+    .forward = flatten_forward,
+    .backward = flatten_backward,
 };
 
 cudl_status cudl_model_add_add(cudl_model *m, int a, int b, int *node_out) {

@@ -106,13 +106,29 @@ cudl_status cudl_model_set_output(cudl_model *m, int output,
 
 /* ---- compiling ---- */
 
+/* Whether node n's output is a view of its input's (cudl__layer). */
+static int is_view(const cudl_model *m, const node *n) {
+  const cudl__layer *layer = cudl__layers[n->kind];
+  return layer->output_is_view != NULL && layer->output_is_view(m, n);
+}
+
+/* The layout of batches of a per-sample shape of ndim dimensions: the
+ * model's for images, [C, H, W]; NCHW (row-major) for the rest. */
+static cudl_layout layout_of(const cudl_model *m, int ndim) {
+  return ndim == 3 ? m->layout : CUDL_LAYOUT_NCHW;
+}
+
 static cudl_status make_batch_tensor(cudl_model *m, int64_t rows, const node *n,
                                      cudl_tensor **out) {
   int64_t shape[4];
   int i;
+  cudl_status status;
   shape[0] = rows;
   for (i = 0; i < n->ndim; ++i) shape[i + 1] = n->shape[i];
-  return cudl_tensor_create(m->ctx, m->dtype, n->ndim + 1, shape, out);
+  status = cudl_tensor_create(m->ctx, m->dtype, n->ndim + 1, shape, out);
+  if (status == CUDL_OK)
+    status = cudl_tensor_set_layout(*out, layout_of(m, n->ndim));
+  return status;
 }
 
 /* A gradient slot of numel floats per sample: a free one, or a new one. */
@@ -209,7 +225,7 @@ static cudl_status check_compile_memory(const cudl_model *m,
   for (i = 0; i < m->node_count; ++i) {
     const node *n = &m->nodes[i];
     const cudl__layer *layer = cudl__layers[n->kind];
-    if (!layer->output_is_view)
+    if (!is_view(m, n))
       per_row = add_saturated(per_row, (uint64_t)n->numel);
     if (layer->element_aux)
       per_row = add_saturated(per_row, (uint64_t)n->numel);
@@ -236,10 +252,33 @@ static cudl_status check_compile_memory(const cudl_model *m,
       (double)cudl__memory_limit(ctx) / 1048576.0);
 }
 
-/* The 16-bit copies of the parameter and gradient arenas (the whole
- * arenas, so that one conversion a step refreshes every weight), and the
- * views of them at the same offsets for the parameters of the layers that
- * compute with them (dtype_weights); the rest (batch norm, PReLU) keep
+/* The layout a parameter of a dtype_weights layer computes in: its
+ * layer's data layout for a convolution weight, [K, C, R, S] (4-D), so
+ * that cuDNN and oneDNN read channels-last filters; NCHW otherwise. */
+static cudl_layout param_layout(const cudl_model *m, const param_entry *p) {
+  return p->ndim == 4 ? m->layout : CUDL_LAYOUT_NCHW;
+}
+
+/* Whether the dtype_weights layers compute with working copies of their
+ * parameters rather than the f32 masters: in mixed precision, or with a
+ * channels-last convolution weight. */
+static int needs_compute_arenas(const cudl_model *m) {
+  int i;
+  if (m->dtype != CUDL_DTYPE_F32) return 1;
+  for (i = 1; i < m->node_count; ++i) {
+    const node *n = &m->nodes[i];
+    if (cudl__layers[n->kind]->dtype_weights && n->weight >= 0 &&
+        param_layout(m, &m->params[n->weight]) != CUDL_LAYOUT_NCHW)
+      return 1;
+  }
+  return 0;
+}
+
+/* The working copies of the parameter and gradient arenas (the whole
+ * arenas, at the masters' offsets, so that in mixed precision one
+ * conversion a step refreshes every weight), and the views of them for the
+ * parameters that differ from their masters in dtype or layout; the rest
+ * (batch norm, PReLU, and in f32 every non-convolution weight) keep
  * reading their f32 masters. */
 static cudl_status make_compute_arenas(cudl_model *m) {
   int64_t shape[1];
@@ -256,16 +295,47 @@ static cudl_status make_compute_arenas(cudl_model *m) {
     if (!cudl__layers[n->kind]->dtype_weights) continue;
     for (k = 0; k < 2 && status == CUDL_OK; ++k) {
       param_entry *p;
+      cudl_layout layout;
       if (owned[k] < 0) continue;
       p = &m->params[owned[k]];
+      layout = param_layout(m, p);
+      if (m->dtype == CUDL_DTYPE_F32 && layout == CUDL_LAYOUT_NCHW) continue;
       status = cudl__tensor_view(m->compute_arena, p->offset, p->ndim, p->shape,
                                  &p->compute_value);
       if (status == CUDL_OK)
+        status = cudl_tensor_set_layout(p->compute_value, layout);
+      if (status == CUDL_OK)
         status = cudl__tensor_view(m->compute_grad_arena, p->offset, p->ndim,
                                    p->shape, &p->compute_grad);
+      if (status == CUDL_OK)
+        status = cudl_tensor_set_layout(p->compute_grad, layout);
     }
   }
   return status;
+}
+
+/* Channels-last puts an image's values in [H, W, C] order: a linear layer
+ * reading them flat would see another order than its weights were made
+ * for (PyTorch's [C, H, W]). A flatten puts them back (layers.c). */
+static cudl_status check_layout_rules(cudl_model *m) {
+  int i;
+  if (m->layout == CUDL_LAYOUT_NCHW) return CUDL_OK;
+  for (i = 1; i < m->node_count; ++i) {
+    const node *n = &m->nodes[i];
+    const node *src = &m->nodes[n->in[0]];
+    if (cudl__layers[n->kind]->flat_input && src->ndim == 3 &&
+        src->shape[0] > 1 && src->shape[1] * src->shape[2] > 1)
+      return cudl__fail(m->ctx, CUDL_ERR_SHAPE, "cudl_model_compile",
+                       "node %d (%s%s%s) reads the [%lld, %lld, %lld] output "
+                       "of node %d flat; in the nhwc layout add a flatten "
+                       "between them (cudl_model_add_flatten), which puts "
+                       "the values in the [C, H, W] order its weights expect",
+                       i, cudl__layers[n->kind]->name, n->name[0] ? " " : "",
+                       n->name, (long long)src->shape[0],
+                       (long long)src->shape[1], (long long)src->shape[2],
+                       n->in[0]);
+  }
+  return CUDL_OK;
 }
 
 cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
@@ -285,6 +355,8 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "max_batch is %lld: must be in [1, 2^31]",
                      (long long)max_batch);
+  status = check_layout_rules(m);
+  if (status != CUDL_OK) return status;
   m->max_batch = max_batch;
 
   /* Arenas: trainable parameters, then buffers, each aligned. Each count
@@ -324,7 +396,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       status = cudl__tensor_view(m->grad_arena, p->offset, p->ndim, p->shape,
                                  &p->grad);
   }
-  if (status == CUDL_OK && m->dtype != CUDL_DTYPE_F32)
+  if (status == CUDL_OK && needs_compute_arenas(m))
     status = make_compute_arenas(m);
 
   /* Node memory. */
@@ -332,7 +404,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     node *n = &m->nodes[i];
     const cudl__layer *layer = cudl__layers[n->kind];
     if (n->numel > max_numel) max_numel = n->numel;
-    if (!layer->output_is_view)
+    if (!is_view(m, n))
       status = make_batch_tensor(m, max_batch, n, &n->out_full);
     if (status == CUDL_OK && layer->element_aux)
       status = make_batch_tensor(m, max_batch, n, &n->aux_full);
@@ -348,7 +420,9 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   shape[0] = max_batch * max_numel;
   if (status == CUDL_OK)
     status = cudl_tensor_create(ctx, m->dtype, 1, shape, &m->scratch);
-  if (status == CUDL_OK && m->dtype != CUDL_DTYPE_F32) {
+  if (status == CUDL_OK && (m->dtype != CUDL_DTYPE_F32 ||
+                            layout_of(m, m->nodes[m->output].ndim) !=
+                                CUDL_LAYOUT_NCHW)) {
     shape[0] = max_batch * m->nodes[m->output].numel;
     status =
         cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->output_f32_full);
@@ -476,15 +550,24 @@ cudl_status cudl_model_init(cudl_model *m, cudl_init_scheme scheme) {
 
 /* ---- views for the current batch size ---- */
 
-static cudl_status batch_view(const cudl_model *m, const cudl_tensor *base,
-                              int64_t rows, int ndim, const int64_t *shape,
+/* [rows, shape] at the start of base, in `layout`. */
+static cudl_status batch_view(const cudl_tensor *base, int64_t rows, int ndim,
+                              const int64_t *shape, cudl_layout layout,
                               cudl_tensor **out) {
   int64_t full[4];
   int i;
-  (void)m;
+  cudl_status status;
   full[0] = rows;
   for (i = 0; i < ndim; ++i) full[i + 1] = shape[i];
-  return cudl__tensor_view(base, 0, ndim + 1, full, out);
+  status = cudl__tensor_view(base, 0, ndim + 1, full, out);
+  if (status == CUDL_OK) status = cudl_tensor_set_layout(*out, layout);
+  return status;
+}
+
+/* A node's batch of its own shape, in the model's layout for images. */
+static cudl_status node_view(const cudl_model *m, const cudl_tensor *base,
+                             int64_t rows, const node *n, cudl_tensor **out) {
+  return batch_view(base, rows, n->ndim, n->shape, layout_of(m, n->ndim), out);
 }
 
 static cudl_status build_views(cudl_model *m, int64_t rows) {
@@ -496,38 +579,37 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
     const int flat_input = cudl__layers[n->kind]->flat_input;
     /* A view of its input's values (built before it: nodes are in
      * topological order). */
-    if (cudl__layers[n->kind]->output_is_view)
-      status =
-          batch_view(m, m->nodes[n->in[0]].y, rows, n->ndim, n->shape, &n->y);
+    if (is_view(m, n))
+      status = node_view(m, m->nodes[n->in[0]].y, rows, n, &n->y);
     else
-      status = batch_view(m, n->out_full, rows, n->ndim, n->shape, &n->y);
+      status = node_view(m, n->out_full, rows, n, &n->y);
     if (status == CUDL_OK && n->aux_full != NULL)
-      status = batch_view(m, n->aux_full, rows, n->ndim, n->shape, &n->aux);
+      status = node_view(m, n->aux_full, rows, n, &n->aux);
     if (status == CUDL_OK && n->grad_slot >= 0)
-      status = batch_view(m, m->slots[n->grad_slot], rows, n->ndim, n->shape,
-                          &n->dy);
+      status = node_view(m, m->slots[n->grad_slot], rows, n, &n->dy);
     if (status == CUDL_OK && flat_input)
-      status = batch_view(m, m->nodes[n->in[0]].y, rows, 1,
-                          &m->nodes[n->in[0]].numel, &n->flat_in);
+      status = batch_view(m->nodes[n->in[0]].y, rows, 1,
+                          &m->nodes[n->in[0]].numel, CUDL_LAYOUT_NCHW,
+                          &n->flat_in);
     for (k = 0; k < n->n_in && status == CUDL_OK && i > 0; ++k) {
       const node *src = &m->nodes[n->in[k]];
       int ndim = flat_input ? 1 : src->ndim;
       const int64_t *shape = flat_input ? &src->numel : src->shape;
       if (src->grad_slot >= 0)
-        status = batch_view(m, m->slots[src->grad_slot], rows, ndim, shape,
-                            &n->dx_view[k]);
+        status = batch_view(m->slots[src->grad_slot], rows, ndim, shape,
+                            layout_of(m, ndim), &n->dx_view[k]);
       if (status == CUDL_OK)
-        status =
-            batch_view(m, m->scratch, rows, ndim, shape, &n->dx_scratch[k]);
+        status = batch_view(m->scratch, rows, ndim, shape, layout_of(m, ndim),
+                            &n->dx_scratch[k]);
     }
   }
   if (status == CUDL_OK && m->output_f32_full != NULL) {
     const node *o = &m->nodes[m->output];
-    status = batch_view(m, m->output_f32_full, rows, o->ndim, o->shape,
-                        &m->output_f32);
+    status = batch_view(m->output_f32_full, rows, o->ndim, o->shape,
+                        CUDL_LAYOUT_NCHW, &m->output_f32);
     if (status == CUDL_OK)
-      status = batch_view(m, m->output_grad_f32_full, rows, o->ndim, o->shape,
-                          &m->output_grad_f32);
+      status = batch_view(m->output_grad_f32_full, rows, o->ndim, o->shape,
+                          CUDL_LAYOUT_NCHW, &m->output_grad_f32);
   }
   if (status == CUDL_OK)
     m->rows = rows;
@@ -593,10 +675,14 @@ static int has_dead_units(const node *n) {
 
 static cudl_status record_activity(cudl_model *m, node *n) {
   const node *src = &m->nodes[n->in[0]];
-  int64_t inner, units = units_of(src, &inner);
+  int64_t inner, units = units_of(src, &inner), outer = m->rows;
   cudl_context *ctx = m->ctx;
+  if (src->y->layout == CUDL_LAYOUT_NHWC) { /* [rows * H * W, C, 1] */
+    outer *= inner;
+    inner = 1;
+  }
   return CUDL_OP_CALL(ctx, __func__, src->y->dtype, unit_activity, src->y->data,
-                      (float *)n->activity->data, m->rows, units, inner);
+                      (float *)n->activity->data, outer, units, inner);
 }
 
 /* diag_norms[slot] = the L2 norm of t, on the device (no waiting). */
@@ -713,7 +799,9 @@ cudl_status cudl_model_diagnostics(cudl_model *m, cudl_layer_diagnostics *rows,
     cudl_layer_diagnostics *r;
     double sum = 0.0, sum_sq = 0.0, mean;
     int64_t k, count_y;
-    if (layer->output_is_view) continue;
+    /* Reshaping layers have nothing to report, in every layout (a
+     * channels-last flatten's copy is the same values). */
+    if (layer->output_is_view != NULL) continue;
     r = &rows[out++];
     r->node = i;
     r->name = n->name;
@@ -856,6 +944,61 @@ cudl_status cudl_model_check_gradients(cudl_model *m,
                    "non-finite gradients found in no parameter");
 }
 
+/* dst = scale * src, element for element (logical [N, C, H, W] order),
+ * converting dtype and layout: the mixed-precision and channels-last
+ * boundaries of the model. The tensors are the model's own, so shapes
+ * match. */
+static cudl_status convert_layout(cudl_model *m, cudl_tensor *dst,
+                                  const cudl_tensor *src, float scale) {
+  const char *function = "cudl_model";
+  if (dst->layout == src->layout)
+    return CUDL_OP_CALL(m->ctx, function, dst->dtype, convert, src->data,
+                        src->dtype, dst->data, dst->numel, scale);
+  {
+    const int64_t rows = dst->shape[0], c = dst->shape[1],
+                  planes = dst->shape[2] * dst->shape[3];
+    const int to_nhwc = dst->layout == CUDL_LAYOUT_NHWC;
+    return CUDL_OP_CALL(m->ctx, function, dst->dtype, transpose, src->data,
+                        src->dtype, dst->data, rows, to_nhwc ? c : planes,
+                        to_nhwc ? planes : c, scale);
+  }
+}
+
+/* x (f32, NCHW, checked against the input shape) into node 0's output, in
+ * the model's dtype and layout. */
+static cudl_status batch_in(cudl_model *m, const cudl_tensor *x) {
+  node *in = &m->nodes[0];
+  cudl_context *ctx = m->ctx;
+  if (in->y->dtype == CUDL_DTYPE_F32 && in->y->layout == CUDL_LAYOUT_NCHW)
+    return cudl__copy_on_device(ctx, in->y->data, x->data, x->nbytes);
+  if (in->y->layout == CUDL_LAYOUT_NCHW)
+    return CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert, x->data,
+                        x->dtype, in->y->data, x->numel, 1.0f);
+  /* An [N, H, W] batch of a [1, H, W] input has the same bytes: the
+   * transpose goes by the input node's shape, not x's. */
+  return CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, transpose, x->data,
+                      x->dtype, in->y->data, m->rows, in->shape[0],
+                      in->shape[1] * in->shape[2], 1.0f);
+}
+
+/* The master weights into the working copies: in mixed precision the
+ * whole arena in one conversion, then each channels-last weight again,
+ * transposed over the values just converted in NCHW order. */
+static cudl_status refresh_weights(cudl_model *m) {
+  int i;
+  cudl_status status = CUDL_OK;
+  if (m->dtype != CUDL_DTYPE_F32)
+    status = CUDL_OP_CALL(m->ctx, "cudl_model_forward", m->dtype, convert,
+                          m->param_arena->data, CUDL_DTYPE_F32,
+                          m->compute_arena->data, m->param_floats, 1.0f);
+  for (i = 0; i < m->param_count && status == CUDL_OK; ++i) {
+    param_entry *p = &m->params[i];
+    if (p->compute_value != NULL && p->compute_value->layout != p->value->layout)
+      status = convert_layout(m, p->compute_value, p->value, 1.0f);
+  }
+  return status;
+}
+
 static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
                                 const cudl_tensor *target, float *loss) {
   cudl_context *ctx;
@@ -909,18 +1052,11 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
                             ? "i32 labels [rows]"
                             : "f32 of the output's shape");
   }
-  /* The input batch into node 0's buffer, and in mixed precision the master
-   * weights into their 16-bit copies (the optimizer changed them). */
-  if (m->dtype == CUDL_DTYPE_F32) {
-    status = cudl__copy_on_device(ctx, m->nodes[0].y->data, x->data, x->nbytes);
-  } else {
-    status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert, x->data,
-                          x->dtype, m->nodes[0].y->data, x->numel, 1.0f);
-    if (status == CUDL_OK)
-      status = CUDL_OP_CALL(ctx, "cudl_model_forward", m->dtype, convert,
-                            m->param_arena->data, CUDL_DTYPE_F32,
-                            m->compute_arena->data, m->param_floats, 1.0f);
-  }
+  /* The input batch into node 0's buffer, and the master weights into
+   * their working copies (the optimizer changed them). */
+  status = batch_in(m, x);
+  if (status == CUDL_OK && m->compute_arena != NULL)
+    status = refresh_weights(m);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     status = forward_node(m, &m->nodes[i]);
     if (status == CUDL_OK && m->diagnostics && m->training &&
@@ -935,16 +1071,14 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
                         "node %d (%s%s%s): %s", i, kind_name(&m->nodes[i]),
                         m->nodes[i].name[0] ? " " : "", m->nodes[i].name, copy);
     }
-    if (m->check_numerics && !cudl__layers[m->nodes[i].kind]->output_is_view) {
+    if (m->check_numerics && !is_view(m, &m->nodes[i])) {
       status =
           check_values(m, m->nodes[i].y, i, node_label(&m->nodes[i]), "output");
       if (status != CUDL_OK) return status;
     }
   }
   if (m->output_f32 != NULL)
-    status = CUDL_OP_CALL(ctx, "cudl_model_forward", CUDL_DTYPE_F32, convert,
-                          m->nodes[m->output].y->data, m->dtype,
-                          m->output_f32->data, m->output_f32->numel, 1.0f);
+    status = convert_layout(m, m->output_f32, m->nodes[m->output].y, 1.0f);
   if (status == CUDL_OK && target != NULL) {
     /* A target of another shape (e.g. [N] for one output): seen in the
      * output's shape, and kept for backward. */
@@ -954,7 +1088,8 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
         (target->ndim != o->ndim + 1 ||
          memcmp(target->shape + 1, o->shape,
                 (size_t)o->ndim * sizeof o->shape[0]))) {
-      status = batch_view(m, target, rows, o->ndim, o->shape, &m->target_view);
+      status = batch_view(target, rows, o->ndim, o->shape, CUDL_LAYOUT_NCHW,
+                          &m->target_view);
       t = m->target_view;
     }
     if (status == CUDL_OK) status = compute_loss(m, t);
@@ -1060,9 +1195,7 @@ static cudl_status loss_backward(cudl_model *m) {
   if (m->output_grad_f32 == NULL) return loss_gradient(m, o->dy);
   status = loss_gradient(m, m->output_grad_f32);
   if (status != CUDL_OK) return status;
-  return CUDL_OP_CALL(m->ctx, "cudl_model_backward", m->dtype, convert,
-                      m->output_grad_f32->data, CUDL_DTYPE_F32, o->dy->data,
-                      o->dy->numel, m->loss_scale);
+  return convert_layout(m, o->dy, m->output_grad_f32, m->loss_scale);
 }
 
 /* Mixed precision, after the layers: the 16-bit weight gradients into the
@@ -1075,9 +1208,9 @@ static cudl_status finish_mixed_gradients(cudl_model *m) {
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
     const node *n = &m->nodes[i];
     const int owned[2] = {n->weight, n->bias};
-    if (!n->grad_written || !cudl__layers[n->kind]->dtype_weights) continue;
+    if (!n->grad_written) continue;
     for (k = 0; k < 2 && status == CUDL_OK; ++k)
-      if (owned[k] >= 0)
+      if (owned[k] >= 0 && m->params[owned[k]].compute_grad != NULL)
         status = cudl_tensor_convert(m->params[owned[k]].grad,
                                      m->params[owned[k]].compute_grad);
   }

@@ -1,5 +1,5 @@
-/* precision.c - a model's precision (cudl_model_set_precision) and the
- * state of FP16's loss scaler. What each precision computes in is decided
+/* precision.c - a model's precision (cudl_model_set_precision), its
+ * layout (cudl_model_set_layout) and the state of FP16's loss scaler. What each precision computes in is decided
  * when the model is compiled (model.c). */
 #include <math.h>
 #include <string.h>
@@ -101,4 +101,20 @@ cudl_status cudl_model_set_loss_scale_state(cudl_model *m, float scale,
   m->loss_scale = scale;
   m->clean_steps = clean_steps;
   return CUDL_OK;
+}
+
+cudl_status cudl_model_set_layout(cudl_model *m, cudl_layout layout) {
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (layout != CUDL_LAYOUT_NCHW && layout != CUDL_LAYOUT_NHWC)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "unknown layout %d (nchw or nhwc)", (int)layout);
+  if (m->compiled)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the model is compiled: set its layout before");
+  m->layout = layout;
+  return CUDL_OK;
+}
+
+cudl_layout cudl_model_layout(const cudl_model *m) {
+  return m == NULL ? CUDL_LAYOUT_NCHW : m->layout;
 }

@@ -198,6 +198,32 @@ epoch = [l for l in map(json.loads, open(sys.argv[1])) if "train_loss" in l][0]
 assert epoch["loss_scale"] * 2 ** epoch["skipped_steps"] == 65536, epoch
 PY
 expect "fp16's scale is 2^16 halved once per skipped step" 0 $?
+# Layout: an unknown one is usage; the small CNN trains channels-last
+# (the metrics say so), and its weights evaluate to the same accuracy in
+# either layout (the files keep PyTorch's layout).
+"$cudl" train --model mlp --data mnist --data-dir "$data" --layout chw \
+  --device cpu >/dev/null 2>"$scratch/layout.err"
+expect "an unknown layout is a usage error" 2 $?
+expect_grep "it lists the layouts" "nchw or nhwc" "$scratch/layout.err"
+"$cudl" train --model small-cnn --data mnist --data-dir "$data" --epochs 1 \
+  --batch 16 --device cpu --layout nhwc --out "$run-nhwc" \
+  --metrics "$run-nhwc.jsonl" >/dev/null 2>"$scratch/nhwc.err"
+expect "train the small CNN channels-last" 0 $?
+expect_grep "its metrics name the layout" '"layout": "nhwc"}' "$run-nhwc.jsonl"
+for layout in nchw nhwc; do
+  "$cudl" eval --model small-cnn --data mnist --data-dir "$data" --device cpu \
+    --layout "$layout" --weights "$run-nhwc/model.safetensors" \
+    >"$scratch/eval-$layout.out" 2>&1
+  expect "eval the channels-last weights in $layout" 0 $?
+done
+accuracy_nchw=$(grep -o "accuracy [0-9.]*" "$scratch/eval-nchw.out")
+accuracy_nhwc=$(grep -o "accuracy [0-9.]*" "$scratch/eval-nhwc.out")
+if [ -n "$accuracy_nchw" ] && [ "$accuracy_nchw" = "$accuracy_nhwc" ]; then
+  echo "ok: the layouts give the same accuracy ($accuracy_nchw)"
+else
+  echo "FAIL: the layouts give different accuracies: '$accuracy_nchw', '$accuracy_nhwc'"
+  failures=$((failures + 1))
+fi
 "$cudl" train --model nonesuch --device cpu >/dev/null 2>"$scratch/model.err"
 expect "train with an unknown model is a usage error" 2 $?
 expect "it says so in one line" 1 "$(wc -l <"$scratch/model.err")"

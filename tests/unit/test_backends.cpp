@@ -368,6 +368,7 @@ enum RowFlags : unsigned {
   // Every tensor a view one element into a larger one: storage not 16-byte
   // aligned, so CUDA kernels take their scalar path instead of float4.
   kUnaligned = 1u << 4,
+  kChannelsLast = 1u << 5,  // 4-D data tensors channels-last (Env)
 };
 
 // The dtypes a row runs in: its operators' set in ops.def (FLOATS: all
@@ -427,30 +428,32 @@ class Env {
   // larger one (kUnaligned).
   void UseViews(int64_t offset) { view_offset_ = offset; }
 
+  // From now on, hand the operators every 4-D float tensor channels-last
+  // (kChannelsLast): In converts the NCHW values into one, Out makes one,
+  // Read converts back, so a row's inputs, reference and comparison stay
+  // NCHW while the operator under test reads and writes channels-last
+  // bytes. The conversions are exact (cudl_tensor_convert in one dtype).
+  void UseChannelsLast() { channels_last_ = true; }
+
   // A tensor holding `h`: float data in the dtype under test (or its own),
   // rounded to it on the host (CheckRow has already rounded the row's
   // inputs, for the reference; this keeps a direct caller safe); i32 as is.
   cudl_tensor *In(const HostTensor &h) {
     const cudl_dtype dtype = h.is_i32 ? CUDL_DTYPE_I32 : h.own_dtype ? h.dtype : dtype_;
     cudl_tensor *t = Create(dtype, h.shape);
-    if (t == nullptr || Numel(h.shape) == 0) return t;
-    if (Is16Bit(dtype)) {
-      std::vector<uint16_t> bits(h.f.size());
-      for (size_t k = 0; k < bits.size(); ++k) {
-        const float v = static_cast<float>(RoundTo(dtype, h.f[k]));
-        bits[k] = dtype == CUDL_DTYPE_BF16 ? Bf16Bits(v) : F16Bits(v);
-      }
-      Call(cudl_tensor_copy_from_host(t, bits.data(), bits.size() * sizeof(uint16_t)),
-           "cudl_tensor_copy_from_host");
+    if (t == nullptr) return t;
+    if (Numel(h.shape) == 0) {
+      if (ChannelsLast(t))
+        Call(cudl_tensor_set_layout(t, CUDL_LAYOUT_NHWC), "cudl_tensor_set_layout");
       return t;
     }
-    const size_t bytes = h.is_i32 ? h.i.size() * sizeof(int32_t) : h.f.size() * sizeof(float);
-    Call(cudl_tensor_copy_from_host(t,
-                                    h.is_i32 ? static_cast<const void *>(h.i.data())
-                                             : static_cast<const void *>(h.f.data()),
-                                    bytes),
-         "cudl_tensor_copy_from_host");
-    return t;
+    Fill(t, h, dtype);
+    if (!ChannelsLast(t)) return t;
+    cudl_tensor *cl = Create(dtype, h.shape);
+    if (cl == nullptr) return nullptr;
+    Call(cudl_tensor_set_layout(cl, CUDL_LAYOUT_NHWC), "cudl_tensor_set_layout");
+    Call(cudl_tensor_convert(cl, t), "cudl_tensor_convert to channels-last");
+    return cl;
   }
   cudl_tensor *In(const Inputs &in, const char *name) { return In(in.at(name)); }
 
@@ -463,9 +466,45 @@ class Env {
     return OutIn(CUDL_DTYPE_F32, shape);
   }
 
-  // t's contents as floats (16-bit values widened exactly), with its dtype.
+  // t's contents as floats (16-bit values widened exactly), with its dtype;
+  // NCHW order whatever t's layout.
   Values Read(const cudl_tensor *t) {
     if (t == nullptr) return {};
+    if (cudl_tensor_layout(t) == CUDL_LAYOUT_NHWC) {
+      std::vector<int64_t> shape(cudl_tensor_shape(t), cudl_tensor_shape(t) + 4);
+      cudl_tensor *nchw = Create(cudl_tensor_dtype(t), shape);
+      if (nchw == nullptr) return {};
+      Call(cudl_tensor_convert(nchw, t), "cudl_tensor_convert from channels-last");
+      return ReadBytes(nchw);
+    }
+    return ReadBytes(t);
+  }
+
+ private:
+  bool ChannelsLast(const cudl_tensor *t) const {
+    return channels_last_ && cudl_tensor_ndim(t) == 4 && cudl_tensor_dtype(t) != CUDL_DTYPE_I32;
+  }
+
+  void Fill(cudl_tensor *t, const HostTensor &h, cudl_dtype dtype) {
+    if (Is16Bit(dtype)) {
+      std::vector<uint16_t> bits(h.f.size());
+      for (size_t k = 0; k < bits.size(); ++k) {
+        const float v = static_cast<float>(RoundTo(dtype, h.f[k]));
+        bits[k] = dtype == CUDL_DTYPE_BF16 ? Bf16Bits(v) : F16Bits(v);
+      }
+      Call(cudl_tensor_copy_from_host(t, bits.data(), bits.size() * sizeof(uint16_t)),
+           "cudl_tensor_copy_from_host");
+      return;
+    }
+    const size_t bytes = h.is_i32 ? h.i.size() * sizeof(int32_t) : h.f.size() * sizeof(float);
+    Call(cudl_tensor_copy_from_host(t,
+                                    h.is_i32 ? static_cast<const void *>(h.i.data())
+                                             : static_cast<const void *>(h.f.data()),
+                                    bytes),
+         "cudl_tensor_copy_from_host");
+  }
+
+  Values ReadBytes(const cudl_tensor *t) {
     const cudl_dtype dtype = cudl_tensor_dtype(t);
     const size_t n = static_cast<size_t>(cudl_tensor_numel(t));
     Values out{std::vector<float>(n), dtype};
@@ -482,6 +521,7 @@ class Env {
     return out;
   }
 
+ public:
   uint64_t RngOffset() {
     uint64_t seed = 0, offset = 0;
     Call(cudl_context_rng_state(ctx_, &seed, &offset), "cudl_context_rng_state");
@@ -511,6 +551,8 @@ class Env {
  private:
   cudl_tensor *OutIn(cudl_dtype dtype, const std::vector<int64_t> &shape) {
     cudl_tensor *t = Create(dtype, shape);
+    if (t != nullptr && ChannelsLast(t))
+      Call(cudl_tensor_set_layout(t, CUDL_LAYOUT_NHWC), "cudl_tensor_set_layout");
     if (t != nullptr && Numel(shape) > 0) Call(cudl_tensor_fill(t, kNaN), "cudl_tensor_fill");
     return t;
   }
@@ -545,6 +587,7 @@ class Env {
   std::string unsupported_;
   int failures_ = 0;
   int64_t view_offset_ = 0;
+  bool channels_last_ = false;
 };
 
 // Calls a public function and records its status with the call's text.
@@ -2313,6 +2356,14 @@ Row Unaligned(Row r) {
   return r;
 }
 
+// The row with its 4-D data channels-last (kChannelsLast): the same
+// values, reference and tolerance, in the other memory order.
+Row ChannelsLast(Row r) {
+  r.flags |= kChannelsLast;
+  r.config = "nhwc_" + r.config;
+  return r;
+}
+
 // A row of kLarge elements: in bf16 and f16 on CUDA alone. It is there for
 // the kernels (grid-stride loops going round, indices past 2^24, the new
 // 16-bit kernels' vector paths); the CPU's 16-bit entries are its f32 loops,
@@ -2344,7 +2395,10 @@ std::vector<Row> BuildTable() {
   // one element, and a 4-D batch; per channel and shared.
   for (const auto &shape :
        std::vector<std::vector<int64_t>>{{8, 3, 33, 31}, {2, 700, 3}, {1, 1, 1}, {2, 3, 5, 7}})
-    for (bool shared : {false, true}) t.push_back(PreluRow(shape, shared));
+    for (bool shared : {false, true}) {
+      t.push_back(PreluRow(shape, shared));
+      if (shape.size() == 4) t.push_back(ChannelsLast(PreluRow(shape, shared)));
+    }
   for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{1021}}) t.push_back(RreluRow(n, true));
   t.push_back(Large(RreluRow(kLarge, true)));
   t.push_back(Unaligned(RreluRow(1021, true)));
@@ -2361,16 +2415,22 @@ std::vector<Row> BuildTable() {
   // Pooling: every geometry, max and average; ties and NaN; all-negative
   // input with padding (padding must not win; divisors both ways).
   for (const PoolGeometry &g : PoolGeometries())
-    for (bool is_max : {true, false}) t.push_back(PoolRow(g, is_max));
+    for (bool is_max : {true, false}) {
+      t.push_back(PoolRow(g, is_max));
+      t.push_back(ChannelsLast(PoolRow(g, is_max)));
+    }
   t.push_back(PoolRow({2, 2, 7, 40, PoolDesc(2, 2, 2, 2, 0, 0)}, true, "ties"));
   t.push_back(PoolRow({1, 2, 9, 41, PoolDesc(3, 3, 1, 1, 1, 1)}, true, "ties"));
+  t.push_back(ChannelsLast(PoolRow({1, 2, 9, 41, PoolDesc(3, 3, 1, 1, 1, 1)}, true, "ties")));
   for (int incl : {0, 1}) {
     t.push_back(PoolRow({2, 3, 5, 6, PoolDesc(3, 3, 1, 1, 1, 1, incl)}, true, "negative"));
     t.push_back(PoolRow({2, 3, 5, 6, PoolDesc(3, 3, 1, 1, 1, 1, incl)}, false, "negative"));
   }
   for (const auto &shape :
-       std::vector<std::vector<int64_t>>{{4, 64, 8, 8}, {2, 3, 7, 5}, {1, 1, 1, 1}, {3, 5, 7, 11}})
+       std::vector<std::vector<int64_t>>{{4, 64, 8, 8}, {2, 3, 7, 5}, {1, 1, 1, 1}, {3, 5, 7, 11}}) {
     t.push_back(GlobalAvgPoolRow(shape));
+    t.push_back(ChannelsLast(GlobalAvgPoolRow(shape)));
+  }
   // Batch norm: 4-D per channel, 2-D per feature, 3-D, primes, a channel of
   // one, a ResNet-20 layer's batch; mean 0 and a large mean with a small
   // deviation. Inference 2-D and 4-D.
@@ -2378,9 +2438,14 @@ std::vector<Row> BuildTable() {
            {4, 3, 5, 7}, {16, 10}, {3, 2, 11}, {2, 1, 3, 3}, {5, 7, 2, 3}, {128, 16, 32, 32}}) {
     t.push_back(BatchNormTrainRow(shape, 0.0, 1.0));
     t.push_back(BatchNormTrainRow(shape, 1000.0, 0.05));
+    if (shape.size() == 4) {  // images: channels-last too
+      t.push_back(ChannelsLast(BatchNormTrainRow(shape, 0.0, 1.0)));
+      t.push_back(ChannelsLast(BatchNormTrainRow(shape, 1000.0, 0.05)));
+    }
   }
   t.push_back(BatchNormInferenceRow({16, 10}));
   t.push_back(BatchNormInferenceRow({3, 4, 2, 5}));
+  t.push_back(ChannelsLast(BatchNormInferenceRow({3, 4, 2, 5})));
   // Softmax and log-softmax: a column of one, primes, 3-D, 1-D, a
   // classifier batch, rows longer than a block; extreme values and NaN.
   for (bool is_log : {false, true}) {
@@ -2451,10 +2516,15 @@ std::vector<Row> BuildTable() {
   // Convolution: test_conv.cpp's geometries, ResNet-20 layers, N = 0; three
   // layers in deterministic mode, twice, and their bias gradient twice in
   // the default mode (deterministic in any mode).
-  for (const ConvCase &c : ConvCases()) t.push_back(ConvRow(c));
+  for (const ConvCase &c : ConvCases()) {
+    t.push_back(ConvRow(c));
+    t.push_back(ChannelsLast(ConvRow(c)));
+  }
   for (const ConvCase &c : ConvDeterministicCases()) {
     t.push_back(ConvRow(c, kDeterministic | kRepeatable));
+    t.push_back(ChannelsLast(ConvRow(c, kDeterministic | kRepeatable)));
     t.push_back(ConvBiasRow(c));
+    t.push_back(ChannelsLast(ConvBiasRow(c)));
   }
   // Optimizers: every configuration, the first step (SGD copies the
   // gradient into its buffer, Adam's bias correction at t = 1) and a later
@@ -2549,6 +2619,7 @@ RunResult RunRow(const Row &row, cudl_device_kind kind, cudl_dtype dtype, const 
     EXPECT_EQ(cudl_context_set_deterministic(ctx, phases[k].deterministic), CUDL_OK);
     Env env(ctx, dtype);
     if (row.flags & kUnaligned) env.UseViews(1);
+    if (row.flags & kChannelsLast) env.UseChannelsLast();
     Outputs out = row.run(env, in);
     if (!env.unsupported().empty()) {
       *why = env.unsupported();
