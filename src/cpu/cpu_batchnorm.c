@@ -55,7 +55,10 @@ static void channel_sums(const float *x, int64_t outer, int64_t channels,
  * loops above do for inner = 1: every value of a row goes to lane 0 of
  * channel_sums, so its sum is the plain running sum over the rows (lane 0
  * starts at +0 and so is never -0: adding the empty lanes changes
- * nothing). The results are the same bits, and no less deterministic. */
+ * nothing). The results are the same bits, and no less deterministic.
+ * Blocks of 32 channels (two cache lines of a row) measured fastest; the
+ * loops over a block are `omp simd` because GCC's -O2 does not vectorise a
+ * loop of unknown trip count by itself (4x slower). */
 enum { ROW_BLOCK = 32 };
 
 /* Channels [c0, c0 + count) of the block that iteration `block` owns. */

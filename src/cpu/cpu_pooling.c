@@ -139,7 +139,8 @@ static int64_t window_count(const cudl_pool2d_geometry *g, int64_t oh,
 /* ---- channels-last: x [n, h, w, c], y [n, oh, ow, c] ----
  * The same windows, choices and summation order as the planes above, with
  * the channels innermost: each element of a window is a run of channels
- * that lie next to each other, and the loops over them vectorise. Every
+ * that lie next to each other, and the loops over them vectorise (`omp
+ * simd`, which GCC's -O2 needs for a loop of unknown trip count). Every
  * output element sees exactly the arithmetic the NCHW code does for it, so
  * the two layouts give the same bits. */
 
