@@ -87,7 +87,7 @@ static void builder_start(builder *b, int opt_index, int64_t steps) {
   static const char *const kinds[FUZZ_CKPT_OPTIMIZERS] = {"sgd", "sgd", "adam",
                                                           "adamw"};
   cudl_optimizer *opt = opt_index < 0 ? NULL : fixture.opt[opt_index];
-  const char *keys[12] = {"cudl.format",
+  const char *keys[13] = {"cudl.format",
                           "cudl.epoch",
                           "cudl.batch",
                           "cudl.step",
@@ -98,7 +98,8 @@ static void builder_start(builder *b, int opt_index, int64_t steps) {
                           "cudl.optimizer",
                           "cudl.precision",
                           "cudl.loss_scale",
-                          "cudl.loss_scale_clean_steps"};
+                          "cudl.loss_scale_clean_steps",
+                          "cudl.layout"};
   int k;
   prepare(opt_index, steps);
   memset(b, 0, sizeof *b);
@@ -127,14 +128,16 @@ static void builder_start(builder *b, int opt_index, int64_t steps) {
                        : k == 8 ? (opt == NULL ? "none" : kinds[opt_index])
                                 : b->numbers[k - 1];
   }
-  /* The fixture's model is fp32: no loss scaling. */
+  /* The fixture's model is fp32 (no loss scaling) and NCHW. */
   b->meta[9].key = keys[9];
   b->meta[9].value = "fp32";
   b->meta[10].key = keys[10];
   b->meta[10].value = "1";
   b->meta[11].key = keys[11];
   b->meta[11].value = "0";
-  b->n_meta = 12;
+  b->meta[12].key = keys[12];
+  b->meta[12].value = "nchw";
+  b->n_meta = 13;
 }
 
 /* Replace (or with value NULL remove) metadata `key`. */
