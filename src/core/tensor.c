@@ -228,7 +228,8 @@ cudl_status cudl_tensor_reshape(const cudl_tensor *src, int ndim,
   ctx = src->ctx;
   if (out == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
-  if (src->layout != CUDL_LAYOUT_NCHW) return refuse_channels_last(src, __func__);
+  if (src->layout != CUDL_LAYOUT_NCHW)
+    return refuse_channels_last(src, __func__);
   if (ndim < 0 || ndim > CUDL_MAX_DIMS)
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "ndim %d is outside [0, %d]", ndim,
                      CUDL_MAX_DIMS);
@@ -286,7 +287,8 @@ cudl_status cudl_tensor_flatten(const cudl_tensor *src, int start_axis,
   ctx = src->ctx;
   if (out == NULL)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
-  if (src->layout != CUDL_LAYOUT_NCHW) return refuse_channels_last(src, __func__);
+  if (src->layout != CUDL_LAYOUT_NCHW)
+    return refuse_channels_last(src, __func__);
   /* A scalar flattens as if it had one dimension, as in PyTorch. */
   rank = src->ndim == 0 ? 1 : src->ndim;
   if (start < 0) start += rank;

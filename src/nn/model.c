@@ -948,9 +948,9 @@ cudl_status cudl_model_check_gradients(cudl_model *m,
  * converting dtype and layout: the mixed-precision and channels-last
  * boundaries of the model. The tensors are the model's own, so shapes
  * match. */
-static cudl_status convert_layout(cudl_model *m, cudl_tensor *dst,
-                                  const cudl_tensor *src, float scale) {
-  const char *function = "cudl_model";
+static cudl_status convert_layout(cudl_model *m, const char *function,
+                                  cudl_tensor *dst, const cudl_tensor *src,
+                                  float scale) {
   if (dst->layout == src->layout)
     return CUDL_OP_CALL(m->ctx, function, dst->dtype, convert, src->data,
                         src->dtype, dst->data, dst->numel, scale);
@@ -994,7 +994,8 @@ static cudl_status refresh_weights(cudl_model *m) {
   for (i = 0; i < m->param_count && status == CUDL_OK; ++i) {
     param_entry *p = &m->params[i];
     if (p->compute_value != NULL && p->compute_value->layout != p->value->layout)
-      status = convert_layout(m, p->compute_value, p->value, 1.0f);
+      status = convert_layout(m, "cudl_model_forward", p->compute_value,
+                              p->value, 1.0f);
   }
   return status;
 }
@@ -1078,7 +1079,8 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
     }
   }
   if (m->output_f32 != NULL)
-    status = convert_layout(m, m->output_f32, m->nodes[m->output].y, 1.0f);
+    status = convert_layout(m, "cudl_model_forward", m->output_f32,
+                            m->nodes[m->output].y, 1.0f);
   if (status == CUDL_OK && target != NULL) {
     /* A target of another shape (e.g. [N] for one output): seen in the
      * output's shape, and kept for backward. */
@@ -1195,13 +1197,15 @@ static cudl_status loss_backward(cudl_model *m) {
   if (m->output_grad_f32 == NULL) return loss_gradient(m, o->dy);
   status = loss_gradient(m, m->output_grad_f32);
   if (status != CUDL_OK) return status;
-  return convert_layout(m, o->dy, m->output_grad_f32, m->loss_scale);
+  return convert_layout(m, "cudl_model_backward", o->dy, m->output_grad_f32,
+                        m->loss_scale);
 }
 
-/* Mixed precision, after the layers: the 16-bit weight gradients into the
- * f32 arena, every gradient divided by the loss scale, and FP16's scale
- * updated from whether they stayed finite. */
-static cudl_status finish_mixed_gradients(cudl_model *m) {
+/* With working copies, after the layers: their weight gradients into the
+ * f32 arena (converted from 16 bits, transposed back from channels-last);
+ * in FP16 every gradient divided by the loss scale, and the scale updated
+ * from whether they stayed finite. */
+static cudl_status finish_compute_gradients(cudl_model *m) {
   int i, k;
   cudl_status status = CUDL_OK;
   m->step_skipped = 0;
@@ -1307,7 +1311,7 @@ static cudl_status backward_pass(cudl_model *m) {
   }
   if (status == CUDL_OK) status = zero_unreached(m);
   if (status == CUDL_OK && m->compute_grad_arena != NULL)
-    status = finish_mixed_gradients(m);
+    status = finish_compute_gradients(m);
   for (i = 1; i < m->node_count && status == CUDL_OK && norms; ++i)
     if (m->nodes[i].weight >= 0 && m->nodes[i].grad_written)
       status =
