@@ -75,7 +75,7 @@ static void usage(run_command command, FILE *out) {
       "                      the arithmetic (f32 on 16-bit data: the same\n"
       "                      results, slower; for reference runs)\n"
       "  --layout nchw|nhwc  activations in memory; nhwc (channels-last)\n"
-      "                      is what GPU tensor cores read fastest [nchw]\n";
+      "                      is the order GPU tensor cores work in [nchw]\n";
   if (command == RUN_TRAIN)
     fprintf(
         out,

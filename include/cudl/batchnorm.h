@@ -4,11 +4,11 @@
  *
  * x has 2 to 5 dimensions [N, C, ...]: statistics are per channel C over N
  * and every trailing dimension (per feature over N for 2-D input, per
- * channel over N, H, W for images, NCHW or channels-last alike). gamma, beta, running_mean, running_var,
- * save_mean, save_invstd, dgamma and dbeta hold C elements each (any shape
- * with C elements). All tensors of ctx; x, y, dy and dx share one float
- * dtype (f32, bf16 or f16), x's shape and x's layout; the per-channel tensors are f32
- * whatever it is (cudl/tensor.h).
+ * channel over N, H, W for images, NCHW or channels-last alike). gamma,
+ * beta, running_mean, running_var, save_mean, save_invstd, dgamma and dbeta
+ * hold C elements each (any shape with C elements). All tensors of ctx; x,
+ * y, dy and dx share one float dtype (f32, bf16 or f16), x's shape and x's
+ * layout; the per-channel tensors are f32 whatever it is (cudl/tensor.h).
  * On failure nothing is written.
  *
  * Numerics: the mean and the variance are computed in two passes (the mean

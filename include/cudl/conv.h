@@ -13,7 +13,7 @@
  * with x zero outside the image. Shapes are these logical ones in either
  * layout; channels-last x, w and y hold their bytes as [N, H, W, C],
  * [K, R, S, C / groups] and [N, OH, OW, K] (cudl_tensor_convert makes
- * them from NCHW tensors), which is what tensor cores read fastest.
+ * them from NCHW tensors): the order cuDNN's tensor-core kernels work in.
  *
  * Requirements (CUDL_ERR_INVALID_ARGUMENT, naming the field): stride >= 1,
  * dilation >= 1, groups >= 1 dividing both C and K, 0 <= pad <=

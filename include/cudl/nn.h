@@ -200,8 +200,8 @@ CUDL_API cudl_precision cudl_model_precision(const cudl_model *model);
 /**
  * Set the memory layout of the model's image activations, before compiling
  * (CUDL_ERR_INVALID_ARGUMENT after): CUDL_LAYOUT_NCHW (the default) or
- * CUDL_LAYOUT_NHWC, channels-last (cudl/tensor.h), which tensor cores
- * prefer. In channels-last every [C, H, W] node's output and gradient is
+ * CUDL_LAYOUT_NHWC, channels-last (cudl/tensor.h), the order cuDNN's
+ * tensor-core convolutions work in. In channels-last every [C, H, W] node's output and gradient is
  * [N, H, W, C] in memory, convolutions compute with [K, R, S, C] copies of
  * their weights, and nothing is transposed between layers except where the
  * order of the values matters: the input batch on its way in, a flatten of

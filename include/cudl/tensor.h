@@ -52,9 +52,9 @@ typedef struct cudl_tensor cudl_tensor;
  *  - CUDL_LAYOUT_NCHW (every tensor's at creation): row-major [N, C, H, W],
  *    PyTorch's default;
  *  - CUDL_LAYOUT_NHWC, channels-last: row-major [N, H, W, C] (a weight
- *    [K, R, S, C]), PyTorch's torch.channels_last. Tensor cores read
- *    convolutions in this order, so mixed-precision training on a GPU is
- *    faster with it (cudl_model_set_layout).
+ *    [K, R, S, C]), PyTorch's torch.channels_last: the order cuDNN's
+ *    tensor-core convolutions work in, which NCHW data is transposed to
+ *    and from around them (cudl_model_set_layout).
  *  An operator's 4-D data tensors share one layout (CUDL_ERR_SHAPE naming
  *  both otherwise). Convolution, pooling, batch norm, PReLU and the
  *  elementwise operators take both; cudl_tensor_convert moves data between

@@ -250,6 +250,15 @@ cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
                                cudl_data_dtype *data, const cudl_tensor *t,
                                const char *name, int64_t n);
 
+/* dst = scale * src element for element, in dst's dtype and layout (a
+ * change of layout transposes): cudl_tensor_convert's work, for callers
+ * that have checked what it checks (same shape and context, float
+ * dtypes, no overlap) and may fold in a scale (mixed precision's loss
+ * scale). Failures are recorded as `function`'s. */
+cudl_status cudl__convert_scaled(cudl_context *ctx, const char *function,
+                                 cudl_tensor *dst, const cudl_tensor *src,
+                                 float scale);
+
 /* x ([N, C, ...], at least 2-D) seen as [outer, channels, inner] around
  * its channel dimension, as batch norm, PReLU and biases read it: NCHW is
  * outer = N, inner = the product of the rest; channels-last is outer =

@@ -470,17 +470,23 @@ cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
                          ? " (a change of layout needs distinct tensors)"
                          : "");
   if (dst->numel == 0) return CUDL_OK;
+  return cudl__convert_scaled(ctx, __func__, dst, src, 1.0f);
+}
+
+cudl_status cudl__convert_scaled(cudl_context *ctx, const char *function,
+                                 cudl_tensor *dst, const cudl_tensor *src,
+                                 float scale) {
   if (dst->layout == src->layout)
-    return CUDL_OP_CALL(ctx, __func__, dst->dtype, convert, src->data,
-                        src->dtype, dst->data, dst->numel, 1.0f);
+    return CUDL_OP_CALL(ctx, function, dst->dtype, convert, src->data,
+                        src->dtype, dst->data, dst->numel, scale);
   {
     /* [N, C, H*W] <-> [N, H*W, C]: one transpose per image. */
     const int64_t planes = src->shape[2] * src->shape[3];
     const int to_nhwc = dst->layout == CUDL_LAYOUT_NHWC;
-    return CUDL_OP_CALL(ctx, __func__, dst->dtype, transpose, src->data,
+    return CUDL_OP_CALL(ctx, function, dst->dtype, transpose, src->data,
                         src->dtype, dst->data, src->shape[0],
                         to_nhwc ? src->shape[1] : planes,
-                        to_nhwc ? planes : src->shape[1], 1.0f);
+                        to_nhwc ? planes : src->shape[1], scale);
   }
 }
 

@@ -944,26 +944,6 @@ cudl_status cudl_model_check_gradients(cudl_model *m,
                    "non-finite gradients found in no parameter");
 }
 
-/* dst = scale * src, element for element (logical [N, C, H, W] order),
- * converting dtype and layout: the mixed-precision and channels-last
- * boundaries of the model. The tensors are the model's own, so shapes
- * match. */
-static cudl_status convert_layout(cudl_model *m, const char *function,
-                                  cudl_tensor *dst, const cudl_tensor *src,
-                                  float scale) {
-  if (dst->layout == src->layout)
-    return CUDL_OP_CALL(m->ctx, function, dst->dtype, convert, src->data,
-                        src->dtype, dst->data, dst->numel, scale);
-  {
-    const int64_t rows = dst->shape[0], c = dst->shape[1],
-                  planes = dst->shape[2] * dst->shape[3];
-    const int to_nhwc = dst->layout == CUDL_LAYOUT_NHWC;
-    return CUDL_OP_CALL(m->ctx, function, dst->dtype, transpose, src->data,
-                        src->dtype, dst->data, rows, to_nhwc ? c : planes,
-                        to_nhwc ? planes : c, scale);
-  }
-}
-
 /* x (f32, NCHW, checked against the input shape) into node 0's output, in
  * the model's dtype and layout. */
 static cudl_status batch_in(cudl_model *m, const cudl_tensor *x) {
@@ -994,8 +974,8 @@ static cudl_status refresh_weights(cudl_model *m) {
   for (i = 0; i < m->param_count && status == CUDL_OK; ++i) {
     param_entry *p = &m->params[i];
     if (p->compute_value != NULL && p->compute_value->layout != p->value->layout)
-      status = convert_layout(m, "cudl_model_forward", p->compute_value,
-                              p->value, 1.0f);
+      status = cudl__convert_scaled(m->ctx, "cudl_model_forward",
+                                    p->compute_value, p->value, 1.0f);
   }
   return status;
 }
@@ -1079,8 +1059,8 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
     }
   }
   if (m->output_f32 != NULL)
-    status = convert_layout(m, "cudl_model_forward", m->output_f32,
-                            m->nodes[m->output].y, 1.0f);
+    status = cudl__convert_scaled(ctx, "cudl_model_forward", m->output_f32,
+                                  m->nodes[m->output].y, 1.0f);
   if (status == CUDL_OK && target != NULL) {
     /* A target of another shape (e.g. [N] for one output): seen in the
      * output's shape, and kept for backward. */
@@ -1197,8 +1177,8 @@ static cudl_status loss_backward(cudl_model *m) {
   if (m->output_grad_f32 == NULL) return loss_gradient(m, o->dy);
   status = loss_gradient(m, m->output_grad_f32);
   if (status != CUDL_OK) return status;
-  return convert_layout(m, "cudl_model_backward", o->dy, m->output_grad_f32,
-                        m->loss_scale);
+  return cudl__convert_scaled(m->ctx, "cudl_model_backward", o->dy,
+                              m->output_grad_f32, m->loss_scale);
 }
 
 /* With working copies, after the layers: their weight gradients into the
