@@ -187,7 +187,8 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, x->shape, "x", w->shape, "w", &g);
-  g.channels_last = x->layout == CUDL_LAYOUT_NHWC; /* as w's and y's */
+  if (status == CUDL_OK) /* x's layout is w's and y's (check_operands) */
+    g.channels_last = x->layout == CUDL_LAYOUT_NHWC;
   if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
   if (status == CUDL_OK && bias != NULL)
     status = cudl__check_vector(ctx, __func__, &data, bias, "bias", g.k);
@@ -218,7 +219,7 @@ cudl_status cudl_conv2d_backward_data(cudl_context *ctx,
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, dx->shape, "dx", w->shape, "w", &g);
-  g.channels_last = dx->layout == CUDL_LAYOUT_NHWC;
+  if (status == CUDL_OK) g.channels_last = dx->layout == CUDL_LAYOUT_NHWC;
   if (status == CUDL_OK)
     status = check_output_shape(ctx, __func__, &g, dy, "dy");
   if (status != CUDL_OK || g.n == 0) return status;
@@ -239,7 +240,7 @@ cudl_status cudl_conv2d_backward_filter(cudl_context *ctx,
   if (status == CUDL_OK)
     status =
         make_geometry(ctx, __func__, desc, x->shape, "x", dw->shape, "dw", &g);
-  g.channels_last = x->layout == CUDL_LAYOUT_NHWC;
+  if (status == CUDL_OK) g.channels_last = x->layout == CUDL_LAYOUT_NHWC;
   if (status == CUDL_OK)
     status = check_output_shape(ctx, __func__, &g, dy, "dy");
   if (status != CUDL_OK) return status;

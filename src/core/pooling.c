@@ -94,8 +94,8 @@ static cudl_status check_pool(cudl_context *ctx, const char *function,
   if (status != CUDL_OK) return status;
   if (big->ndim != 4)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "%s has %d dimensions; pooling takes [N, C, H, W] (4)", big_name,
-                      big->ndim);
+                      "%s has %d dimensions; pooling takes [N, C, H, W] (4)",
+                      big_name, big->ndim);
   status = make_geometry(ctx, function, desc, big->shape, g);
   if (status != CUDL_OK) return status;
   g->channels_last = big->layout == CUDL_LAYOUT_NHWC; /* as small's */
@@ -178,8 +178,8 @@ static cudl_status check_global(cudl_context *ctx, const char *function,
   if (status != CUDL_OK) return status;
   if (big->ndim != 4)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "%s has %d dimensions; pooling takes [N, C, H, W] (4)", big_name,
-                      big->ndim);
+                      "%s has %d dimensions; pooling takes [N, C, H, W] (4)",
+                      big_name, big->ndim);
   if (small->ndim != 4 || small->shape[0] != big->shape[0] ||
       small->shape[1] != big->shape[1] || small->shape[2] != 1 ||
       small->shape[3] != 1)
