@@ -205,6 +205,21 @@ __global__ void prelu_forward_kernel(const T *x, const float *slope, T *y,
   }
 }
 
+// Element idx of PReLU's backward with slope a: dx written, and what it
+// adds to the slope's gradient returned (g * x where x <= 0).
+template <typename T>
+__device__ __forceinline__ float prelu_backward_element(const T *x, const T *dy,
+                                                        T *dx, float a,
+                                                        int64_t idx) {
+  const float v = cudl__load(x, idx), g = cudl__load(dy, idx);
+  if (v > 0.0f) {
+    cudl__store(dx, idx, g);
+    return 0.0f;
+  }
+  cudl__store(dx, idx, a * g);
+  return g * v;
+}
+
 // Block (c, b) covers part b of channel c's outer * inner elements: writes
 // their dx and the partial sum of dy * x over those with x <= 0.
 template <typename T>
@@ -217,14 +232,9 @@ __global__ void prelu_backward_partial_kernel(const T *x, const float *slope,
   float sum = 0.0f;
   for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
        e < per_channel; e += (int64_t)gridDim.y * blockDim.x) {
-    const int64_t idx = ((e / inner) * channels + c) * inner + e % inner;
-    const float v = cudl__load(x, idx), g = cudl__load(dy, idx);
-    if (v > 0.0f) {
-      cudl__store(dx, idx, g);
-    } else {
-      cudl__store(dx, idx, a * g);
-      sum += g * v;
-    }
+    sum += prelu_backward_element(x, dy, dx, a,
+                                  ((e / inner) * channels + c) * inner +
+                                      e % inner);
   }
   sum = cudl__block_sum(sum);
   if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
@@ -241,14 +251,7 @@ __global__ void prelu_backward_rows_kernel(const T *x, const float *slope,
   if (c < channels) {
     const float a = slope[c];
     for (int64_t r = cudl__rows_first(); r < rows; r += cudl__rows_step()) {
-      const int64_t idx = r * channels + c;
-      const float v = cudl__load(x, idx), g = cudl__load(dy, idx);
-      if (v > 0.0f) {
-        cudl__store(dx, idx, g);
-      } else {
-        cudl__store(dx, idx, a * g);
-        sum += g * v;
-      }
+      sum += prelu_backward_element(x, dy, dx, a, r * channels + c);
     }
   }
   sum = cudl__column_sum(sum);
