@@ -1,0 +1,55 @@
+/* run_files.h - the files a training run owns in its run directory
+ * (checkpoint.safetensors, model.safetensors): making the directory and
+ * proving it writable before training, checking that the metrics file is
+ * none of the run's other files, saving, cleaning up what a killed save
+ * left, and removing what a failed start made. */
+#ifndef CUDL_TOOLS_RUN_FILES_H
+#define CUDL_TOOLS_RUN_FILES_H
+
+#include <stddef.h>
+
+#include <cudl/checkpoint.h>
+
+#include "run.h"
+
+typedef struct run_files {
+  char dir[1024];        /* the run directory */
+  char checkpoint[1100]; /* its checkpoint.safetensors */
+  char weights[1100];    /* its model.safetensors */
+  size_t made_dirs;      /* the top-most directory run_files_make made */
+} run_files;
+
+/* The paths: --out DIR, or runs/MODEL-DATA. 0, or the usage error's exit
+ * status with one line printed (a directory name too long). */
+int run_files_name(run_files *f, const options *o);
+
+/* The metrics file must be a file of its own: appending to the checkpoint
+ * being resumed, or to a dataset file, would ruin it, and one the run
+ * replaces would lose the lines. 0, or the usage error's exit status with
+ * one line printed. Checked before anything is made. */
+int run_files_check_outputs(const run_files *f, const options *o, const run *r);
+
+/* The run directory, made with its missing parents, and proven writable
+ * with room for the first save of r's model and optimizer. 0, or -1 with
+ * one line printed. */
+int run_files_make(run_files *f, const run *r);
+
+/* Remove the directories run_files_make made, as far as they are empty:
+ * a run that failed before its first save leaves none behind. */
+void run_files_remove_made(const run_files *f);
+
+/* Remove the temporaries that runs killed while saving left in the run
+ * directory; how many. */
+int run_files_remove_stale(const run_files *f);
+
+/* Save the full checkpoint (model, optimizer, st, the context's RNG
+ * position into st) and the weights-only file, with the run's metadata
+ * (model, dataset, normalisation, batch size). */
+cudl_status run_files_save(const run_files *f, run *r, const options *o,
+                           cudl_train_state *st);
+
+/* What a run that stops now leaves, for its error line: "the last
+ * checkpoint in DIR is kept", or that there is none yet. */
+const char *run_files_kept(const run_files *f, char *text, size_t size);
+
+#endif /* CUDL_TOOLS_RUN_FILES_H */

@@ -1,0 +1,175 @@
+/* train_setup.c - everything `cudl train` does before its first step
+ * (train_setup.h): the optimizer and schedule the options ask for, the weights
+ * (fresh, --init, or the whole run from --resume, checked against the
+ * options), the loaders, and the run's files. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cudl/checkpoint.h>
+#include <cudl/cudl.h>
+#include <cudl/data.h>
+
+#include "cli.h"
+#include "train_setup.h"
+
+static int make_optimizer(trainer *t) {
+  const options *o = &t->o;
+  cudl_optimizer_kind kind =
+      strcmp(o->optimizer, "adam") == 0    ? CUDL_OPTIMIZER_ADAM
+      : strcmp(o->optimizer, "adamw") == 0 ? CUDL_OPTIMIZER_ADAMW
+                                           : CUDL_OPTIMIZER_SGD;
+  cudl_status s;
+  cudl_optimizer_config_default(kind, &t->oc);
+  t->oc.lr = (float)(o->lr > 0.0                  ? o->lr
+                     : kind == CUDL_OPTIMIZER_SGD ? 0.05
+                                                  : 0.001);
+  if (kind == CUDL_OPTIMIZER_SGD) t->oc.momentum = (float)o->momentum;
+  if (o->weight_decay >= 0.0)
+    t->oc.weight_decay = (float)o->weight_decay;
+  else if (kind == CUDL_OPTIMIZER_SGD)
+    t->oc.weight_decay = 5e-4f;
+  s = cudl_optimizer_create(t->r.ctx, &t->oc,
+                            cudl_tensor_numel(cudl_model_params(t->r.model)),
+                            &t->r.opt);
+  if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "creating the optimizer");
+  memset(&t->sched, 0, sizeof t->sched);
+  t->sched.base_lr = t->oc.lr;
+  t->sched.warmup_epochs = o->warmup;
+  if (strcmp(o->schedule, "cosine") == 0) {
+    t->sched.kind = CUDL_LR_COSINE;
+    t->sched.total_epochs =
+        o->epochs - o->warmup > 0 ? o->epochs - o->warmup : 1;
+  } else if (strcmp(o->schedule, "step") == 0) {
+    t->sched.kind = CUDL_LR_STEP;
+    t->sched.gamma = 0.1f;
+    t->sched.step_size = o->epochs / 3 > 0 ? o->epochs / 3 : 1;
+  } else {
+    t->sched.kind = CUDL_LR_CONSTANT;
+  }
+  return 0;
+}
+
+/* The run's batch size as its checkpoint records it: 0 when it does not
+ * (a file of an earlier version, or one cudl_checkpoint_load will refuse
+ * with a better reason), -1 when the value is not a positive integer. */
+static int64_t saved_batch_size(trainer *t) {
+  cudl_safetensors *set = NULL;
+  const char *text;
+  long long value = 0;
+  if (cudl_safetensors_load(t->r.ctx, t->o.resume, CUDL_SAFETENSORS_HEADER_ONLY,
+                            &set) != CUDL_OK)
+    return 0;
+  text = cudl_safetensors_metadata_find(set, "batch_size");
+  if (text != NULL && !cli_parse_int(text, 1, INT64_MAX, &value)) value = -1;
+  cudl_safetensors_destroy(set);
+  return value;
+}
+
+/* Weights: fresh, from --init, or the whole run from --resume (its batch
+ * size must be this run's: an epoch's batches and the position in it
+ * depend on it). */
+static int load_weights(trainer *t) {
+  options *o = &t->o;
+  int64_t saved_batch;
+  cudl_status s;
+  t->st.data_seed = o->seed;
+  t->st.rng_seed = o->seed;
+  s = cudl_context_set_seed(t->r.ctx, o->seed);
+  if (s == CUDL_OK) s = cudl_model_init(t->r.model, CUDL_INIT_KAIMING_NORMAL);
+  if (s == CUDL_OK && o->init != NULL)
+    s = cudl_model_load(t->r.model, o->init, 1);
+  if (s != CUDL_OK)
+    return o->init != NULL ? cli_fail(t->r.ctx, s, "--init %s", o->init)
+                           : cli_fail(t->r.ctx, s, "initialising %s", o->model);
+  if (o->resume == NULL) return 0;
+  saved_batch = saved_batch_size(t);
+  if (saved_batch < 0) {
+    cli_error("--resume %s: its metadata batch_size is not a positive integer",
+              o->resume);
+    return CLI_EXIT_FAILED;
+  }
+  if (saved_batch != 0 && saved_batch != o->batch) {
+    cli_error("--resume %s: the run was trained with --batch %" PRId64
+              ", not %" PRId64
+              ": an epoch's batches and the position in it depend on it",
+              o->resume, saved_batch, o->batch);
+    return CLI_EXIT_FAILED;
+  }
+  s = cudl_checkpoint_load(t->r.model, t->r.opt, &t->st, o->resume);
+  if (s == CUDL_OK)
+    s = cudl_context_set_rng_state(t->r.ctx, t->st.rng_seed, t->st.rng_offset);
+  if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "--resume %s", o->resume);
+  /* The data order goes on as the run began it, whatever --seed says. */
+  o->seed = t->st.data_seed;
+  return 0;
+}
+
+/* A resumed run's position against the epoch: batch 0 to batches - 1. A
+ * checkpoint an earlier version saved after an epoch's last batch and
+ * before its evaluation (batch == batches) continues at the next epoch's
+ * start, where the loader would too; a later batch is another batch
+ * size's. And the run must have epochs left. */
+static int check_position(trainer *t) {
+  const options *o = &t->o;
+  if (o->resume == NULL) return 0;
+  if (t->st.batch > t->batches) {
+    cli_error("--resume %s is at batch %" PRId64 " of epoch %" PRId64
+              ", but an epoch has %" PRId64 " batches of %" PRId64
+              ": resume with the --batch the run was started with",
+              o->resume, t->st.batch, t->st.epoch + 1, t->batches, o->batch);
+    return CLI_EXIT_FAILED;
+  }
+  if (t->st.batch == t->batches) {
+    cli_note("--resume %s was saved after the last batch of epoch %" PRId64
+             ", before its evaluation: continuing with epoch %" PRId64,
+             o->resume, t->st.epoch + 1, t->st.epoch + 2);
+    ++t->st.epoch;
+    t->st.batch = 0;
+  }
+  if (t->st.epoch >= o->epochs) {
+    /* Nothing would be trained, and the summary would report a test
+     * accuracy this run never measured. */
+    cli_error("--resume %s has finished %" PRId64
+              " epoch%s already: --epochs must be more than that, not %d",
+              o->resume, t->st.epoch, t->st.epoch == 1 ? "" : "s", o->epochs);
+    return CLI_EXIT_USAGE;
+  }
+  return 0;
+}
+
+int train_start(trainer *t, int argc, char **argv) {
+  options *o = &t->o;
+  const char *hook = getenv("CUDL_TEST_INTERRUPT_AT_STEP");
+  long long at = 0;
+  int rc;
+  cudl_status s;
+  rc = run_parse_options(RUN_TRAIN, argc, argv, o);
+  if (rc != RUN_GO) return rc;
+  if (hook != NULL && cli_parse_int(hook, 1, INT64_MAX, &at))
+    t->interrupt_at = at;
+  if ((rc = run_setup(&t->r, o)) != 0) return rc;
+  if ((rc = make_optimizer(t)) != 0) return rc;
+  if ((rc = load_weights(t)) != 0) return rc;
+  s = run_make_loader(&t->r, o, t->r.train_set, 1, &t->r.train_loader);
+  if (s == CUDL_OK)
+    s = run_make_loader(&t->r, o, t->r.test_set, 0, &t->r.test_loader);
+  if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "creating the data loaders");
+  t->batches = cudl_loader_batches(t->r.train_loader);
+  if ((rc = check_position(t)) != 0) return rc;
+  s = cudl_loader_seek(t->r.train_loader, t->st.epoch, t->st.batch);
+  if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "--resume %s", o->resume);
+  if (o->check_numerics &&
+      (s = cudl_model_set_check_numerics(t->r.model, 1)) != CUDL_OK)
+    return cli_fail(t->r.ctx, s, "check-numerics mode");
+  t->rep.tty = isatty(2);
+  if ((rc = report_open(&t->rep, o, &t->files, t->r.model)) != 0) return rc;
+  /* Files last: a run that does not start leaves nothing behind. */
+  if ((rc = run_files_name(&t->files, o)) != 0) return rc;
+  if ((rc = run_files_check_outputs(&t->files, o, &t->r)) != 0) return rc;
+  if (run_files_make(&t->files, &t->r) != 0) return CLI_EXIT_FAILED;
+  if ((rc = report_open_metrics(&t->rep)) != 0) return rc;
+  return RUN_GO;
+}
