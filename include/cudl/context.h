@@ -188,8 +188,9 @@ typedef struct cudl_allocator {
 CUDL_API cudl_status cudl_context_create(cudl_device_kind kind,
                                          int device_index, cudl_context **out);
 
-/** Release the context. Tensors created from it must be destroyed first.
- *  NULL is a no-op. */
+/** Release the context. Tensors created from it must be destroyed first,
+ *  and datasets before any further call on them that can fail
+ *  (cudl_dataset_split). NULL is a no-op. */
 CUDL_API void cudl_context_destroy(cudl_context *ctx);
 
 /** CUDL_DEVICE_CPU or CUDL_DEVICE_CUDA (never AUTO). CPU for NULL. */

@@ -136,6 +136,31 @@ CUDL_API const char *cudl_dataset_source(const cudl_dataset *ds, int i);
 CUDL_API cudl_status cudl_dataset_channel_stats(const cudl_dataset *ds,
                                                 float *mean, float *std);
 
+/**
+ * A seeded, stratified split of ds into `rest` (kept, e.g. for training)
+ * and `held_out` (e.g. for validation), both new datasets in ds's context.
+ *
+ * Of a class with n >= 2 images, round(fraction * n) are held out (halves
+ * round up), but at least 1 and at most n - 1, so that each such class is
+ * in both parts; a class with 1 image stays whole in `rest`, and one with
+ * none is in neither. Which images are held out is a Fisher-Yates shuffle
+ * of each class's images drawn from Philox keyed by seed (stream 3, the
+ * class in the counter): the same for a seed and labels on every machine,
+ * and different for different seeds. Both parts keep ds's order (each is
+ * a subsequence of ds), its classes count and its source files; together
+ * they are exactly ds's images, each in one part.
+ *
+ * fraction must be above 0 and below 1; a dataset where no class has 2
+ * images cannot be split. CUDL_ERR_INVALID_ARGUMENT for those, for a NULL
+ * argument and for rest == held_out; CUDL_ERR_OUT_OF_MEMORY when the
+ * copies do not fit. The details go to the context ds was made in (none
+ * for a NULL ds), which must still exist. On failure *rest and *held_out
+ * are NULL and ds is unchanged.
+ */
+CUDL_API cudl_status cudl_dataset_split(const cudl_dataset *ds, double fraction,
+                                        uint64_t seed, cudl_dataset **rest,
+                                        cudl_dataset **held_out);
+
 /* ---- batches ---- */
 
 /** How batches are made. Start from cudl_loader_config_default(). */

@@ -23,6 +23,9 @@ CUDL_EXTERN_C_BEGIN
 
 struct cudl_dataset {
   cudl_allocator allocator; /* what allocated this struct and the arrays */
+  /* The context it was made in: where calls on the dataset that can fail
+   * (cudl_dataset_split) record their errors and allocate. */
+  cudl_context *ctx;
   int64_t count;
   int channels, height, width, classes;
   size_t image_bytes; /* channels * height * width */
@@ -71,6 +74,7 @@ cudl_status cudl__dataset_load_cifar10_memory(cudl_context *ctx,
 /* The Philox counter's second word per stream (cudl/data.h). */
 #define CUDL_DATA_STREAM_SHUFFLE 1u
 #define CUDL_DATA_STREAM_AUGMENT 2u
+#define CUDL_DATA_STREAM_SPLIT 3u
 
 /* perm[0..count) = the order of `epoch` (identity without shuffle). */
 void cudl__data_order(uint32_t *perm, int64_t count, int shuffle, uint64_t seed,

@@ -58,6 +58,7 @@ cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
                       "cannot allocate the dataset");
   memset(ds, 0, sizeof *ds);
   ds->allocator = ctx->allocator;
+  ds->ctx = ctx;
   ds->count = count;
   ds->channels = channels;
   ds->height = height;
