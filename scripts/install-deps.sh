@@ -21,16 +21,15 @@ packages=(
   libclang-rt-dev  # libclang_rt.fuzzer and the ASan/UBSan runtimes (Debian 12:
                    # libclang-rt-14-dev, which clang only recommends)
   python3          # the independent safetensors reader/writer used by tests
+  python3-matplotlib  # cudl-plot (tools/cudl_plot.py): training curves; benchmarks/report.py's plots
   diffutils mount  # the CLI tests: cmp, and a small tmpfs to fill (as root)
 )
 
 # With --bench, also what the benchmarks need (scripts/bench-cpu.sh):
-# PyTorch as the peer, matplotlib for the report's plots, OpenBLAS as the
-# sgemm peer of bench_layers.
+# PyTorch as the peer, OpenBLAS as the sgemm peer of bench_layers.
 if [ "${1:-}" = "--bench" ]; then
   packages+=(
     python3-torch       # benchmarks/torch_ref.py and the goldens' generator
-    python3-matplotlib  # benchmarks/report.py's plots
     libopenblas-dev     # bench_layers' OpenBLAS sgemm peer
   )
 fi

@@ -10,16 +10,22 @@
 #include "cli.h"
 #include "commands.h"
 #include "run.h"
+#include "settings.h"
 
 /* The options, the run and the --weights loaded into its model: RUN_GO,
  * or the exit status (r to release with run_free either way). */
 static int start(run_command command, int argc, char **argv, options *o,
                  run *r) {
+  run_settings settings;
   cudl_status s;
   int rc = run_parse_options(command, argc, argv, o);
+  memset(&settings, 0, sizeof settings);
   memset(r, 0, sizeof *r);
   if (rc != RUN_GO) return rc;
   if ((rc = run_setup(r, o)) != 0) return rc;
+  settings.o = o;
+  settings.r = r;
+  settings_note(&settings);
   s = cudl_model_load(r->model, o->weights, 0);
   if (s != CUDL_OK) return cli_fail(r->ctx, s, "--weights %s", o->weights);
   return RUN_GO;

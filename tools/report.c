@@ -110,11 +110,33 @@ static int metrics_printf(report *rep, const char *fmt, ...) {
   return put_metrics_line(rep, f, &text, &size);
 }
 
+int report_run(report *rep, const run_settings *settings) {
+  rep->pending_run = settings;
+  return 0;
+}
+
+/* The run line goes before the run's first other line: a run that fails
+ * before writing any leaves its metrics file empty, and so removed. */
+static int put_run_line(report *rep) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f;
+  const run_settings *settings = rep->pending_run;
+  if (settings == NULL) return 0;
+  rep->pending_run = NULL;
+  f = metrics_line(&text, &size);
+  if (f != NULL) settings_json(f, settings);
+  return put_metrics_line(rep, f, &text, &size);
+}
+
 int report_step(report *rep, int64_t step, int64_t epoch, double loss,
                 double lr, double loss_scale) {
+  int rc;
   if (!rep->has_metrics) return 0;
+  if ((rc = put_run_line(rep)) != 0) return rc;
   return metrics_printf(rep,
-                        "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
+                        "{\"type\": \"step\", \"step\": %" PRId64
+                        ", \"epoch\": %" PRId64
                         ", \"loss\": %.6f, \"lr\": %.6g, "
                         "\"loss_scale\": %.9g}",
                         step, epoch, loss, lr, loss_scale);
@@ -130,11 +152,13 @@ int report_diagnostics(report *rep, cudl_context *ctx, cudl_model *model,
   cudl_status s = cudl_model_diagnostics(model, rep->diag_rows,
                                          rep->diag_capacity, &count, &steps);
   if (s != CUDL_OK) return cli_fail(ctx, s, "diagnostics");
+  if ((i = put_run_line(rep)) != 0) return i;
   f = metrics_line(&text, &size);
   if (f == NULL) return put_metrics_line(rep, NULL, &text, &size);
   fprintf(f,
-          "{\"step\": %" PRId64 ", \"epoch\": %" PRId64
-          ", \"window_steps\": %" PRId64 ", \"layers\": [",
+          "{\"type\": \"diagnostics\", \"step\": %" PRId64
+          ", \"epoch\": %" PRId64 ", \"window_steps\": %" PRId64
+          ", \"layers\": [",
           step, epoch, steps);
   for (i = 0; i < count; ++i) {
     const cudl_layer_diagnostics *row = &rep->diag_rows[i];
@@ -162,9 +186,13 @@ void report_progress(report *rep, const report_progress_values *v,
          (v->images_per_second > 0.0 ? v->images_per_second : 1.0);
   fprintf(stderr,
           "\r epoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64
-          "  loss %.4f  acc %.4f  %.0f img/s  ETA %02d:%02d  ",
-          v->epoch, v->epochs, v->batch, v->batches, v->loss, v->accuracy,
-          v->images_per_second, (int)(left / 60.0), (int)fmod(left, 60.0));
+          "  loss %.4f  acc %.4f",
+          v->epoch, v->epochs, v->batch, v->batches, v->loss, v->accuracy);
+  if (rep->has_last_val)
+    fprintf(stderr, "  (last val loss %.4f  acc %.4f)", rep->last_val_loss,
+            rep->last_val_accuracy);
+  fprintf(stderr, "  %.0f img/s  ETA %02d:%02d  ", v->images_per_second,
+          (int)(left / 60.0), (int)fmod(left, 60.0));
   fflush(stderr);
   if (rep->tty)
     g_progress_open = 1;
@@ -172,25 +200,86 @@ void report_progress(report *rep, const report_progress_values *v,
     fputc('\n', stderr);
 }
 
+/* ", \"key\": value" pairs for the evaluated sets of an epoch or the end,
+ * into a metrics line. */
+static void json_pair(FILE *f, const char *key, double v, const char *fmt) {
+  fprintf(f, ", \"%s\": ", key);
+  if (isfinite(v))
+    fprintf(f, fmt, v);
+  else
+    fputs("null", f);
+}
+
 int report_epoch(report *rep, const report_epoch_values *v) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f;
   report_end_progress();
-  printf("epoch %" PRId64 "/%" PRId64
-         "  train loss %.4f  train acc %.4f  "
-         "test loss %.4f  test acc %.4f  %.0f img/s  %.1f s\n",
-         v->epoch, v->epochs, v->train_loss, v->train_accuracy, v->test_loss,
-         v->test_accuracy, v->images_per_second, v->seconds);
+  printf("epoch %" PRId64 "/%" PRId64 "  train loss %.4f  train acc %.4f",
+         v->epoch, v->epochs, v->train_loss, v->train_accuracy);
+  if (v->has_val)
+    printf("  val loss %.4f  val acc %.4f%s", v->val_loss, v->val_accuracy,
+           v->best_epoch == v->epoch ? " (best)" : "");
+  if (v->has_test)
+    printf("  test loss %.4f  test acc %.4f", v->test_loss, v->test_accuracy);
+  printf("  %.0f img/s  %.1f s\n", v->images_per_second, v->seconds);
   fflush(stdout);
   if (!rep->has_metrics) return 0;
-  return metrics_printf(rep,
-                        "{\"epoch\": %" PRId64
-                        ", \"train_loss\": %.6f, \"train_accuracy\": %.6f, "
-                        "\"test_loss\": %.6f, \"test_accuracy\": %.6f, "
-                        "\"images_per_second\": %.1f, \"seconds\": %.3f, "
-                        "\"precision\": \"%s\", \"loss_scale\": %.9g, "
-                        "\"skipped_steps\": %" PRId64 ", \"layout\": \"%s\"}",
-                        v->epoch, v->train_loss, v->train_accuracy,
-                        v->test_loss, v->test_accuracy, v->images_per_second,
-                        v->seconds, cudl_precision_name(v->precision),
-                        v->loss_scale, v->skipped_steps,
-                        cudl_layout_name(v->layout));
+  if (put_run_line(rep) != 0) return CLI_EXIT_FAILED;
+  f = metrics_line(&text, &size);
+  if (f == NULL) return put_metrics_line(rep, NULL, &text, &size);
+  fprintf(f, "{\"type\": \"epoch\", \"epoch\": %" PRId64 ", \"step\": %" PRId64,
+          v->epoch, v->step);
+  json_pair(f, "train_loss", v->train_loss, "%.6f");
+  json_pair(f, "train_accuracy", v->train_accuracy, "%.6f");
+  if (v->has_val) {
+    json_pair(f, "val_loss", v->val_loss, "%.6f");
+    json_pair(f, "val_accuracy", v->val_accuracy, "%.6f");
+    fprintf(f, ", \"best_epoch\": %" PRId64, v->best_epoch);
+  }
+  if (v->has_test) {
+    json_pair(f, "test_loss", v->test_loss, "%.6f");
+    json_pair(f, "test_accuracy", v->test_accuracy, "%.6f");
+  }
+  fprintf(f,
+          ", \"images_per_second\": %.1f, \"seconds\": %.3f, "
+          "\"precision\": \"%s\", \"loss_scale\": %.9g, "
+          "\"skipped_steps\": %" PRId64 ", \"layout\": \"%s\"}",
+          v->images_per_second, v->seconds, cudl_precision_name(v->precision),
+          v->loss_scale, v->skipped_steps, cudl_layout_name(v->layout));
+  return put_metrics_line(rep, f, &text, &size);
+}
+
+int report_end(report *rep, const report_end_values *v) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f;
+  report_end_progress();
+  printf("final test accuracy %.4f after %" PRId64 " epoch%s", v->test_accuracy,
+         v->epoch, v->epoch == 1 ? "" : "s");
+  if (strcmp(v->reason, "steps") == 0)
+    printf(" and %" PRId64 " steps (--steps)", v->step);
+  printf(" (%.1f s); weights in %s\n", v->seconds, v->weights);
+  if (v->best_weights != NULL)
+    printf("best validation accuracy %.4f at epoch %" PRId64
+           "; weights in %s\n",
+           v->best.val_accuracy, v->best.epoch, v->best_weights);
+  fflush(stdout);
+  if (!rep->has_metrics) return 0;
+  if (put_run_line(rep) != 0) return CLI_EXIT_FAILED;
+  f = metrics_line(&text, &size);
+  if (f == NULL) return put_metrics_line(rep, NULL, &text, &size);
+  fprintf(f,
+          "{\"type\": \"end\", \"reason\": \"%s\", \"epoch\": %" PRId64
+          ", \"step\": %" PRId64,
+          v->reason, v->epoch, v->step);
+  json_pair(f, "test_loss", v->test_loss, "%.6f");
+  json_pair(f, "test_accuracy", v->test_accuracy, "%.6f");
+  if (v->best.epoch > 0) {
+    fprintf(f, ", \"best_epoch\": %" PRId64, v->best.epoch);
+    json_pair(f, "best_val_loss", v->best.val_loss, "%.6f");
+    json_pair(f, "best_val_accuracy", v->best.val_accuracy, "%.6f");
+  }
+  fprintf(f, "}");
+  return put_metrics_line(rep, f, &text, &size);
 }

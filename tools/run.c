@@ -2,6 +2,7 @@
  * the run they set up (run.h). */
 #include "run.h"
 
+#include <errno.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -53,6 +54,9 @@ static const struct option_spec {
     {"--augment", RUN_TRAIN, 0},
     {"--no-augment", RUN_TRAIN, 0},
     {"--check-numerics", RUN_TRAIN, 0},
+    {"--val-split", RUN_TRAIN, 1},
+    {"--test-every-epoch", RUN_TRAIN, 0},
+    {"--steps", RUN_TRAIN, 1},
 };
 
 static const char *command_name(run_command command) {
@@ -62,13 +66,14 @@ static const char *command_name(run_command command) {
 }
 
 static void usage(run_command command, FILE *out) {
-  static const char common[] =
+  static const char data[] =
       "  --model NAME        small-cnn, mlp, resnetN or plainN (N = 6n + 2\n"
       "                      from 8 to 1202: 20, 32, 44, 56, 110, ...)\n"
       "                      [small-cnn]\n"
       "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
       "  --data-dir DIR      where the files are [Debian's location]\n"
-      "  --device auto|cpu|cuda:N [auto]\n"
+      "  --device auto|cpu|cuda:N [auto]\n";
+  static const char train_arithmetic[] =
       "  --precision fp32|tf32|bf16|fp16  arithmetic (bf16, fp16: mixed\n"
       "                      precision, f32 master weights) [fp32]\n"
       "  --allow-emulated-precision  run bf16/fp16 where the device lacks\n"
@@ -76,22 +81,36 @@ static void usage(run_command command, FILE *out) {
       "                      results, slower; for reference runs)\n"
       "  --layout nchw|nhwc  activations in memory; nhwc (channels-last)\n"
       "                      is the order GPU tensor cores work in [nchw]\n";
+  static const char read_arithmetic[] =
+      "  --precision fp32|tf32|bf16|fp16  arithmetic of the forward pass\n"
+      "                      [fp32]\n"
+      "  --allow-emulated-precision  run bf16/fp16 where the device lacks\n"
+      "                      the arithmetic (f32 on 16-bit data)\n"
+      "  --layout nchw|nhwc  activations in memory [nchw]\n";
+  static const char read_notes[] =
+      "--model and --data must be those the weights were trained for (a\n"
+      "cudl weights file names them and is refused for others). Images are\n"
+      "normalised with the weights file's statistics (cudl train writes\n"
+      "them), else the test set's; the values used are printed at start.\n"
+      "exit status: 0 done, 1 failed, 2 bad command line (docs/cli.md)\n";
   if (command == RUN_TRAIN)
     fprintf(
         out,
         "usage: cudl train [options]   (all optional; defaults in brackets)\n"
-        "%s"
+        "%s%s"
         "  --epochs N [10]  --batch B [128]  --lr X [0.05 sgd, 0.001 adam]\n"
         "  --optimizer sgd|adam|adamw [sgd]  --momentum M [0.9]\n"
         "  --weight-decay W [5e-4 sgd, 0 adam, 0.01 adamw]\n"
         "  --schedule constant|cosine|step [cosine]  --warmup EPOCHS [0]\n"
+        "                      (step: lr x 0.1 every EPOCHS/3 epochs)\n"
         "  --clip NORM         clip the gradient norm [off]\n"
         "  --dropout P         small-cnn's dropout [0]\n"
-        "  --seed S            initial weights, data order, dropout [1]\n"
-        "                      (a resumed run keeps its own)\n"
+        "  --seed S            initial weights, data order, dropout, the\n"
+        "                      --val-split images [1] (a resumed run keeps\n"
+        "                      its own)\n"
         "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
-        "  --metrics PATH      JSON lines per epoch (and per --log-every K\n"
-        "                      steps)\n"
+        "  --metrics PATH      JSON lines: the run, each epoch, the end (and\n"
+        "                      each --log-every K steps); docs/cli.md\n"
         "  --log-every K  --no-shuffle\n"
         "  --diagnostics K     every K steps, per layer to the metrics file:\n"
         "                      output mean and std, weight and input gradient\n"
@@ -104,33 +123,49 @@ static void usage(run_command command, FILE *out) {
         "                      checkpoint.safetensors, saved atomically\n"
         "                      after every epoch and on Ctrl-C)\n"
         "  --init FILE         start from these weights (fine-tuning)\n"
+        "  --val-split F       hold out the fraction F (0 < F < 1) of each\n"
+        "                      class of the training images for validation\n"
+        "                      (chosen by --seed): validation loss and\n"
+        "                      accuracy every epoch, and "
+        "OUT/best.safetensors,\n"
+        "                      the weights of the epoch of best validation\n"
+        "                      accuracy (the earlier on a tie) [off: no\n"
+        "                      validation and no best.safetensors]\n"
+        "  --test-every-epoch  evaluate the test set after every epoch\n"
+        "                      [once, at the end of training]\n"
+        "  --steps N           stop after optimizer step N of the run, "
+        "counted\n"
+        "                      from its start (a resumed run goes on to N),\n"
+        "                      saving the checkpoint [the end of --epochs]\n"
+        "Values derived from these (learning rate, schedule, normalisation,\n"
+        "augmentation) are printed at start.\n"
         "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
         "(docs/cli.md)\n",
-        common);
+        data, train_arithmetic);
   else if (command == RUN_EVAL)
     fprintf(out,
             "usage: cudl eval --weights FILE [options]\n"
             "  test loss and accuracy of trained weights\n"
             "  --weights FILE      a weights file (cudl train's "
-            "model.safetensors,\n"
-            "                      or a PyTorch state_dict as safetensors)\n"
-            "%s"
+            "model.safetensors\n"
+            "                      or best.safetensors, or a PyTorch "
+            "state_dict\n"
+            "                      as safetensors)\n"
+            "%s%s"
             "  --batch B [128]     images a forward pass (at most the test "
             "set)\n"
-            "exit status: 0 done, 1 failed, 2 bad command line "
-            "(docs/cli.md)\n",
-            common);
+            "%s",
+            data, read_arithmetic, read_notes);
   else
     fprintf(out,
             "usage: cudl predict --weights FILE --index I [options]\n"
-            "  classify test images I, I + 1, ..., I + N - 1\n"
+            "  classify test images I, I + 1, ..., I + N - 1 (all in one\n"
+            "  batch of N)\n"
             "  --weights FILE      a weights file\n"
             "  --index I           the first test image (from 0)\n"
             "  --count N [1]       how many\n"
-            "%s"
-            "exit status: 0 done, 1 failed, 2 bad command line "
-            "(docs/cli.md)\n",
-            common);
+            "%s%s%s",
+            data, read_arithmetic, read_notes);
 }
 
 /* 1 when word is one of the NULL-terminated names. */
@@ -196,6 +231,8 @@ static int set_option(options *o, const char *a, const char *v) {
     o->augment = 1;
   } else if (strcmp(a, "--check-numerics") == 0) {
     o->check_numerics = 1;
+  } else if (strcmp(a, "--test-every-epoch") == 0) {
+    o->test_every_epoch = 1;
   } else if (strcmp(a, "--allow-emulated-precision") == 0) {
     o->emulated_precision = 1;
   } else if (v[0] == '\0') {
@@ -278,6 +315,14 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "a number from 0 to below 1";
     ok = cli_parse_double(v, &o->dropout) && o->dropout >= 0.0 &&
          o->dropout < 1.0;
+  } else if (strcmp(a, "--val-split") == 0) {
+    want = "a number above 0 and below 1";
+    ok = cli_parse_double(v, &o->val_split) && o->val_split > 0.0 &&
+         o->val_split < 1.0;
+  } else if (strcmp(a, "--steps") == 0) {
+    want = "a positive integer";
+    ok = cli_parse_int(v, 1, INT64_MAX, &n);
+    o->steps = n;
   } else if (strcmp(a, "--clip") == 0) {
     want = "a finite number above 0";
     ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
@@ -419,6 +464,18 @@ static int check_weights_file(run *r, const options *o, const char *option,
       cudl_safetensors_load(r->ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
   if (s != CUDL_OK) return cli_fail(r->ctx, s, "%s %s", option, path);
   memset(norm, 0, sizeof *norm);
+  if (strcmp(option, "--resume") == 0) {
+    /* The run's data seed is the checkpoint's (a malformed one is
+     * cudl_checkpoint_load's to report). */
+    const char *seed = cudl_safetensors_metadata_find(set, "cudl.data_seed");
+    char *end = NULL;
+    unsigned long long value;
+    errno = 0;
+    value = seed != NULL ? strtoull(seed, &end, 10) : 0;
+    if (seed != NULL && errno == 0 && end != seed && *end == '\0' &&
+        seed[0] >= '0' && seed[0] <= '9')
+      r->data_seed = (uint64_t)value;
+  }
   model = cudl_safetensors_metadata_find(set, "model");
   data = cudl_safetensors_metadata_find(set, "dataset");
   mean = cudl_safetensors_metadata_find(set, "normalize.mean");
@@ -505,6 +562,22 @@ static int check_splits(const options *o, const cudl_dataset *train,
 
 /* ---- setting up ---- */
 
+/* Hold --val-split of the training images out into r->val_set (seeded by
+ * the run's data seed, so that a resumed run holds out the same ones). */
+static int split_validation(run *r, const options *o) {
+  cudl_dataset *rest = NULL, *held = NULL;
+  cudl_status s = cudl_dataset_split(r->train_set, o->val_split, r->data_seed,
+                                     &rest, &held);
+  if (s != CUDL_OK)
+    return cli_fail(r->ctx, s,
+                    "--val-split %g of the %" PRId64 " training images",
+                    o->val_split, cudl_dataset_count(r->train_set));
+  cudl_dataset_destroy(r->train_set);
+  r->train_set = rest;
+  r->val_set = held;
+  return 0;
+}
+
 int run_setup(run *r, const options *o) {
   const int training = o->command == RUN_TRAIN;
   file_normalisation norm[3];
@@ -516,6 +589,7 @@ int run_setup(run *r, const options *o) {
   path[0] = o->resume;
   path[1] = o->init;
   path[2] = o->weights;
+  r->data_seed = o->seed;
   if ((rc = cli_open_context(o->device, &r->ctx)) != 0) return rc;
   for (k = 0; k < 3; ++k)
     if (path[k] != NULL &&
@@ -524,6 +598,7 @@ int run_setup(run *r, const options *o) {
   if (training) {
     s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
     if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the training set");
+    if (o->val_split > 0.0 && (rc = split_validation(r, o)) != 0) return rc;
   }
   s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 0, &r->test_set);
   if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the test set");
@@ -562,6 +637,7 @@ int run_setup(run *r, const options *o) {
   if (o->weights != NULL && norm[2].present) {
     memcpy(r->mean, norm[2].mean, sizeof r->mean);
     memcpy(r->std, norm[2].std, sizeof r->std);
+    r->normalisation_from_weights = 1;
   } else {
     int c;
     s = cudl_dataset_channel_stats(training ? r->train_set : r->test_set,
@@ -612,12 +688,22 @@ void run_free(run *r) {
   cudl_model_destroy(r->model);
   cudl_loader_destroy(r->train_loader);
   cudl_loader_destroy(r->test_loader);
+  cudl_loader_destroy(r->val_loader);
   cudl_dataset_destroy(r->train_set);
   cudl_dataset_destroy(r->test_set);
+  cudl_dataset_destroy(r->val_set);
   free(r->logits);
   free(r->host_labels);
   cudl_context_destroy(r->ctx);
   memset(r, 0, sizeof *r);
+}
+
+int run_augments(const options *o) {
+  return o->augment > 0 || (o->augment < 0 && strcmp(o->data, "cifar10") == 0);
+}
+
+int run_crop_padding(const cudl_dataset *ds) {
+  return cudl_dataset_height(ds) >= 32 ? 4 : 2;
 }
 
 cudl_status run_make_loader(run *r, const options *o, const cudl_dataset *ds,
@@ -628,9 +714,8 @@ cudl_status run_make_loader(run *r, const options *o, const cudl_dataset *ds,
   c.seed = o->seed;
   c.shuffle = training && o->shuffle;
   c.drop_last = training;
-  c.augment = training && (o->augment > 0 ||
-                           (o->augment < 0 && strcmp(o->data, "cifar10") == 0));
-  c.crop_padding = cudl_dataset_height(ds) >= 32 ? 4 : 2;
+  c.augment = training && run_augments(o);
+  c.crop_padding = run_crop_padding(ds);
   c.horizontal_flip = 1;
   for (i = 0; i < r->channels; ++i) {
     c.mean[i] = r->mean[i];

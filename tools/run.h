@@ -35,7 +35,10 @@ typedef struct options {
   const char *weights;
   int epochs, warmup, log_every, diagnostics, shuffle, augment, count;
   int check_numerics;
-  int64_t index; /* predict: -1 until --index is given */
+  double val_split;     /* --val-split: the fraction held out, 0 when none */
+  int test_every_epoch; /* --test-every-epoch */
+  int64_t steps;        /* --steps: the run's last step, 0 when none */
+  int64_t index;        /* predict: -1 until --index is given */
   int64_t batch;
   double lr, momentum, weight_decay, dropout, clip;
   uint64_t seed;
@@ -55,7 +58,8 @@ int run_parse_options(run_command command, int argc, char **argv, options *o);
 typedef struct run {
   cudl_context *ctx;
   cudl_dataset *train_set, *test_set;
-  cudl_loader *train_loader, *test_loader;
+  cudl_dataset *val_set; /* held out of the training split (--val-split) */
+  cudl_loader *train_loader, *test_loader, *val_loader;
   cudl_model *model;
   cudl_optimizer *opt;
   cudl_tensor *x, *labels;
@@ -64,13 +68,17 @@ typedef struct run {
   int64_t batch; /* the batch tensors' rows: --batch, or fewer (below) */
   int64_t classes;
   int channels;
+  uint64_t data_seed; /* --seed, or the checkpoint's when resuming */
+  int normalisation_from_weights; /* mean and std are --weights' metadata */
   float mean[CUDL_DATASET_MAX_CHANNELS], std[CUDL_DATASET_MAX_CHANNELS];
 } run;
 
 /* Open the device, check the files the options name (--resume, --init,
  * --weights: their model, dataset and normalisation), load the datasets
- * (the training split for train only) and check them against each other
- * and the options, settle the normalisation, build and compile the model
+ * (the training split for train only, less the images --val-split holds
+ * out into val_set, split with --seed) and check them against each other
+ * and the options, settle the normalisation (the statistics of the images
+ * trained on), build and compile the model
  * and make the batch tensors. The batch is --batch for train (which needs
  * at least one whole batch of training images), at most the test set for
  * eval (more would only take memory) and --count for predict. 0 on
@@ -79,6 +87,14 @@ typedef struct run {
 int run_setup(run *r, const options *o);
 
 void run_free(run *r);
+
+/* Whether training augments: --augment, --no-augment, else for cifar10
+ * only. */
+int run_augments(const options *o);
+
+/* The random crop's zero padding for ds's images: 4 pixels from 32 high,
+ * else 2. */
+int run_crop_padding(const cudl_dataset *ds);
 
 /* A loader over ds with the run's batch and normalisation; training
  * shuffles (per --no-shuffle), drops the last partial batch and augments

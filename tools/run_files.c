@@ -29,6 +29,7 @@ int run_files_name(run_files *f, const options *o) {
   snprintf(f->checkpoint, sizeof f->checkpoint, "%s/checkpoint.safetensors",
            f->dir);
   snprintf(f->weights, sizeof f->weights, "%s/model.safetensors", f->dir);
+  snprintf(f->best, sizeof f->best, "%s/best.safetensors", f->dir);
   return 0;
 }
 
@@ -58,18 +59,18 @@ void run_files_remove_made(const run_files *f) {
 }
 
 /* The bytes the first save writes: the checkpoint (every model tensor and
- * the optimizer's state) and the weights file (every model tensor), f32,
- * with room for their headers. */
-static uint64_t first_save_bytes(const run *r) {
+ * the optimizer's state), the weights file and, with --val-split, the best
+ * weights (every model tensor each), f32, with room for their headers. */
+static uint64_t first_save_bytes(const run *r, const options *o) {
   uint64_t tensors = 0, bytes;
   int k, n = cudl_model_param_count(r->model);
   for (k = 0; k < n; ++k)
     tensors += (uint64_t)cudl_tensor_numel(
         cudl_model_param(r->model, cudl_model_param_name(r->model, k, NULL)));
-  bytes = 2 * tensors +
+  bytes = (o->val_split > 0.0 ? 3 : 2) * tensors +
           (uint64_t)cudl_optimizer_state_count(r->opt) *
               (uint64_t)cudl_tensor_numel(cudl_model_params(r->model));
-  return 4 * bytes + 2 * 65536;
+  return 4 * bytes + 3 * 65536;
 }
 
 /* The directory is proven writable with room for the first save by
@@ -77,9 +78,9 @@ static uint64_t first_save_bytes(const run *r) {
  * cannot be written (under a regular file, on a read-only, pseudo or full
  * file system, without permission) then fails before training, not after
  * the first epoch. */
-int run_files_make(run_files *f, const run *r) {
+int run_files_make(run_files *f, const run *r, const options *o) {
   static const char *const files[] = {"checkpoint.safetensors",
-                                      "model.safetensors"};
+                                      "model.safetensors", "best.safetensors"};
   char buf[1200];
   const char *dir = f->dir;
   size_t i, n = strlen(dir);
@@ -107,7 +108,7 @@ int run_files_make(run_files *f, const run *r) {
     cli_error("cannot write in the run directory %s: %s", dir, strerror(errno));
     return -1;
   }
-  room = first_save_bytes(r);
+  room = first_save_bytes(r, o);
   error = posix_fallocate(fd, 0, (off_t)room);
   close(fd);
   unlink(buf);
@@ -120,7 +121,7 @@ int run_files_make(run_files *f, const run *r) {
   }
   /* The writer renames its temporary over these: a directory there would
    * fail the first save, and a device or FIFO must not be replaced. */
-  for (k = 0; k < 2; ++k) {
+  for (k = 0; k < (o->val_split > 0.0 ? 3 : 2); ++k) {
     snprintf(buf, sizeof buf, "%s/%s", dir, files[k]);
     if (stat(buf, &st) == 0 && !S_ISREG(st.st_mode)) {
       cli_error("%s is in the way: it is not a regular file", buf);
@@ -151,16 +152,16 @@ static long temporary_pid(const char *rest) {
  * this process's own (its pid reused: it has saved nothing yet). Returns
  * how many it removed. */
 int run_files_remove_stale(const run_files *f) {
-  static const char *const prefixes[] = {"checkpoint.safetensors.tmp.",
-                                         "model.safetensors.tmp.",
-                                         ".cudl-write-test."};
+  static const char *const prefixes[] = {
+      "checkpoint.safetensors.tmp.", "model.safetensors.tmp.",
+      "best.safetensors.tmp.", ".cudl-write-test."};
   char path[1400];
   DIR *d = opendir(f->dir);
   struct dirent *e;
   int removed = 0, k;
   if (d == NULL) return 0;
   while ((e = readdir(d)) != NULL)
-    for (k = 0; k < 3; ++k) {
+    for (k = 0; k < 4; ++k) {
       const size_t len = strlen(prefixes[k]);
       long pid;
       if (strncmp(e->d_name, prefixes[k], len) != 0) continue;
@@ -175,39 +176,94 @@ int run_files_remove_stale(const run_files *f) {
   return removed;
 }
 
+/* The metadata of every file a run saves: 5 pairs into extra, their
+ * texts in the buffers. */
+typedef struct run_metadata {
+  char mean[128], std[128], batch[32];
+  cudl_metadata_pair pairs[9];
+  size_t count;
+} run_metadata;
+
+static void weights_metadata(run_metadata *m, const run *r, const options *o) {
+  run_normalisation_text(r, m->mean, m->std, sizeof m->mean);
+  snprintf(m->batch, sizeof m->batch, "%" PRId64, o->batch);
+  m->pairs[0].key = "model";
+  m->pairs[0].value = o->model;
+  m->pairs[1].key = "dataset";
+  m->pairs[1].value = o->data;
+  m->pairs[2].key = "normalize.mean";
+  m->pairs[2].value = m->mean;
+  m->pairs[3].key = "normalize.std";
+  m->pairs[3].value = m->std;
+  m->pairs[4].key = "batch_size";
+  m->pairs[4].value = m->batch;
+  m->count = 5;
+}
+
 /* The position saved is always within an epoch (batch < batches): an
  * epoch whose batches are all done is finished, evaluated and saved as
- * the next one's start. */
+ * the next one's start. The best epoch's values are written with %.17g:
+ * read back, they compare exactly as the run compared them. */
 cudl_status run_files_save(const run_files *f, run *r, const options *o,
-                           cudl_train_state *st) {
-  char mean[128], std[128], batch[32];
-  cudl_metadata_pair extra[5];
+                           cudl_train_state *st, const run_best *best) {
+  char split[32], epoch[32], loss[32], accuracy[32];
+  run_metadata m;
   cudl_status s;
-  run_normalisation_text(r, mean, std, sizeof mean);
-  snprintf(batch, sizeof batch, "%" PRId64, o->batch);
-  extra[0].key = "model";
-  extra[0].value = o->model;
-  extra[1].key = "dataset";
-  extra[1].value = o->data;
-  extra[2].key = "normalize.mean";
-  extra[2].value = mean;
-  extra[3].key = "normalize.std";
-  extra[3].value = std;
-  extra[4].key = "batch_size";
-  extra[4].value = batch;
+  weights_metadata(&m, r, o);
   cudl_context_rng_state(r->ctx, &st->rng_seed, &st->rng_offset);
-  s = cudl_checkpoint_save(r->model, r->opt, st, extra, 5, f->checkpoint);
-  if (s == CUDL_OK) s = cudl_model_save(r->model, f->weights, extra, 5);
+  if (o->val_split > 0.0) {
+    snprintf(split, sizeof split, "%.17g", o->val_split);
+    snprintf(epoch, sizeof epoch, "%" PRId64, best->epoch);
+    snprintf(loss, sizeof loss, "%.17g", best->val_loss);
+    snprintf(accuracy, sizeof accuracy, "%.17g", best->val_accuracy);
+    m.pairs[5].key = "val_split";
+    m.pairs[5].value = split;
+    m.pairs[6].key = "best.epoch";
+    m.pairs[6].value = epoch;
+    m.pairs[7].key = "best.val_loss";
+    m.pairs[7].value = loss;
+    m.pairs[8].key = "best.val_accuracy";
+    m.pairs[8].value = accuracy;
+    m.count = 9;
+  }
+  s = cudl_checkpoint_save(r->model, r->opt, st, m.pairs, m.count,
+                           f->checkpoint);
+  /* The weights file has the first 5 pairs: what the weights are. */
+  if (s == CUDL_OK) s = cudl_model_save(r->model, f->weights, m.pairs, 5);
   return s;
+}
+
+cudl_status run_files_save_best(const run_files *f, run *r, const options *o) {
+  run_metadata m;
+  weights_metadata(&m, r, o);
+  return cudl_model_save(r->model, f->best, m.pairs, m.count);
+}
+
+int run_files_read_best(const cudl_safetensors *set, run_best *best) {
+  const char *epoch = cudl_safetensors_metadata_find(set, "best.epoch");
+  const char *loss = cudl_safetensors_metadata_find(set, "best.val_loss");
+  const char *accuracy =
+      cudl_safetensors_metadata_find(set, "best.val_accuracy");
+  long long e = 0;
+  memset(best, 0, sizeof *best);
+  if (epoch == NULL && loss == NULL && accuracy == NULL) return 0;
+  if (epoch == NULL || loss == NULL || accuracy == NULL ||
+      !cli_parse_int(epoch, 0, INT64_MAX, &e) ||
+      !cli_parse_double(loss, &best->val_loss) ||
+      !cli_parse_double(accuracy, &best->val_accuracy))
+    return -1;
+  best->epoch = e;
+  return 0;
 }
 
 int run_files_check_outputs(const run_files *f, const options *o,
                             const run *r) {
   const cudl_dataset *sets[2];
   int k, i;
+  /* The validation images are the training set's: the same files. */
   struct {
     const char *path, *what;
-  } taken[4];
+  } taken[5];
   taken[0].path = f->checkpoint;
   taken[0].what = "the run's checkpoint";
   taken[1].path = f->weights;
@@ -216,8 +272,10 @@ int run_files_check_outputs(const run_files *f, const options *o,
   taken[2].what = "the checkpoint --resume reads";
   taken[3].path = o->init;
   taken[3].what = "the weights --init reads";
+  taken[4].path = o->val_split > 0.0 ? f->best : NULL;
+  taken[4].what = "the run's best weights file";
   if (o->metrics == NULL) return 0;
-  for (k = 0; k < 4; ++k)
+  for (k = 0; k < 5; ++k)
     if (taken[k].path != NULL && cli_same_file(o->metrics, taken[k].path))
       return cli_usage_error(
           "--metrics %s is %s (%s): the metrics need a file of their own",

@@ -1,5 +1,6 @@
 /* run_files.h - the files a training run owns in its run directory
- * (checkpoint.safetensors, model.safetensors): making the directory and
+ * (checkpoint.safetensors, model.safetensors, and best.safetensors with
+ * --val-split): making the directory and
  * proving it writable before training, checking that the metrics file is
  * none of the run's other files, saving, cleaning up what a killed save
  * left, and removing what a failed start made. */
@@ -16,6 +17,7 @@ typedef struct run_files {
   char dir[1024];        /* the run directory */
   char checkpoint[1100]; /* its checkpoint.safetensors */
   char weights[1100];    /* its model.safetensors */
+  char best[1100];       /* its best.safetensors */
   size_t made_dirs;      /* the top-most directory run_files_make made */
 } run_files;
 
@@ -30,9 +32,9 @@ int run_files_name(run_files *f, const options *o);
 int run_files_check_outputs(const run_files *f, const options *o, const run *r);
 
 /* The run directory, made with its missing parents, and proven writable
- * with room for the first save of r's model and optimizer. 0, or -1 with
- * one line printed. */
-int run_files_make(run_files *f, const run *r);
+ * with room for the first save of r's model and optimizer (and best
+ * weights with --val-split). 0, or -1 with one line printed. */
+int run_files_make(run_files *f, const run *r, const options *o);
 
 /* Remove the directories run_files_make made, as far as they are empty:
  * a run that failed before its first save leaves none behind. */
@@ -42,11 +44,28 @@ void run_files_remove_made(const run_files *f);
  * directory; how many. */
 int run_files_remove_stale(const run_files *f);
 
+/* The best epoch so far by validation accuracy (--val-split). */
+typedef struct run_best {
+  int64_t epoch; /* from 1; 0 while there is none */
+  double val_loss, val_accuracy;
+} run_best;
+
 /* Save the full checkpoint (model, optimizer, st, the context's RNG
  * position into st) and the weights-only file, with the run's metadata
- * (model, dataset, normalisation, batch size). */
+ * (model, dataset, normalisation, batch size); the checkpoint also records
+ * --val-split and best (keys val_split, best.epoch, best.val_loss,
+ * best.val_accuracy) so that a resumed run goes on comparing with the
+ * same best epoch. */
 cudl_status run_files_save(const run_files *f, run *r, const options *o,
-                           cudl_train_state *st);
+                           cudl_train_state *st, const run_best *best);
+
+/* Save the model's weights as best.safetensors, with the metadata of the
+ * weights file. Atomic, as every save. */
+cudl_status run_files_save_best(const run_files *f, run *r, const options *o);
+
+/* The best epoch a checkpoint records (run_files_save): *best zeroed when
+ * it records none. -1 when its values are malformed, else 0. */
+int run_files_read_best(const cudl_safetensors *set, run_best *best);
 
 /* What a run that stops now leaves, for its error line: "the last
  * checkpoint in DIR is kept", or that there is none yet. */

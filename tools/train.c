@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cudl/checkpoint.h>
 #include <cudl/cudl.h>
@@ -32,6 +33,7 @@
 #include "report.h"
 #include "run.h"
 #include "run_files.h"
+#include "settings.h"
 #include "train_setup.h"
 
 /* The first Ctrl-C stops the run at the next batch, with a checkpoint; a
@@ -65,7 +67,8 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
   cudl_numerics_report numerics;
   char kept[1300];
   run *r = &t->r;
-  while (!*done && !g_interrupted) {
+  while (!*done && !g_interrupted &&
+         !(t->o.steps > 0 && t->st.step >= t->o.steps)) {
     int64_t rows = 0, batch_hits = 0;
     int skipped = 0;
     float loss = 0.0f, lr = t->oc.lr;
@@ -146,6 +149,8 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
       v.batches = t->batches;
       v.batch_size = t->o.batch;
       v.batches_left = (t->o.epochs - t->st.epoch) * t->batches - t->st.batch;
+      if (t->o.steps > 0 && t->o.steps - t->st.step < v.batches_left)
+        v.batches_left = t->o.steps - t->st.step;
       v.loss = e->loss_sum / (double)e->seen;
       v.accuracy = (double)e->hits / (double)e->seen;
       v.images_per_second = (double)e->seen / (elapsed > 0.0 ? elapsed : 1e-9);
@@ -156,45 +161,95 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
   return 0;
 }
 
-/* The end of an epoch whose batches are all done: its evaluation, summary
- * and metrics line, and the checkpoint at the next epoch's start. */
-static int finish_epoch(trainer *t, const epoch_totals *e, double *test_acc) {
-  const double seconds = now_seconds() - e->start;
-  const double train_loss = e->loss_sum / (double)e->seen;
-  const double train_acc = (double)e->hits / (double)e->seen;
-  double test_loss = 0.0;
-  cudl_status s = run_evaluate(&t->r, t->r.test_loader, &test_loss, test_acc);
+/* The test set's loss and accuracy, into *v. */
+static int evaluate_test(trainer *t, report_end_values *v) {
+  cudl_status s =
+      run_evaluate(&t->r, t->r.test_loader, &v->test_loss, &v->test_accuracy);
   if (s != CUDL_OK)
-    return cli_fail(t->r.ctx, s, "evaluating epoch %" PRId64, t->st.epoch + 1);
-  {
-    report_epoch_values v;
-    int rc;
-    v.epoch = t->st.epoch + 1;
-    v.epochs = t->o.epochs;
-    v.train_loss = train_loss;
-    v.train_accuracy = train_acc;
-    v.test_loss = test_loss;
-    v.test_accuracy = *test_acc;
-    v.images_per_second = (double)e->seen / seconds;
-    v.seconds = seconds;
-    v.precision = t->o.precision;
-    v.layout = t->o.layout;
-    v.loss_scale = (double)cudl_model_loss_scale(t->r.model);
-    v.skipped_steps = e->skipped;
-    if ((rc = report_epoch(&t->rep, &v)) != 0) return rc;
+    return cli_fail(t->r.ctx, s, "evaluating the test set at step %" PRId64,
+                    t->st.step);
+  v->has_test = 1;
+  return 0;
+}
+
+/* The end of an epoch whose batches are all done: its validation (and
+ * test, when asked every epoch or when it is the last), the best weights,
+ * its summary and metrics line, and the checkpoint at the next epoch's
+ * start. The best weights are saved before the checkpoint that records
+ * them: a run killed between the two redoes the epoch and finds the same
+ * best. */
+static int finish_epoch(trainer *t, const epoch_totals *e,
+                        report_end_values *end) {
+  const double seconds = now_seconds() - e->start;
+  const int last = t->st.epoch + 1 == t->o.epochs ||
+                   (t->o.steps > 0 && t->st.step >= t->o.steps);
+  report_epoch_values v;
+  cudl_status s;
+  int rc;
+  memset(&v, 0, sizeof v);
+  v.epoch = t->st.epoch + 1;
+  v.epochs = t->o.epochs;
+  v.step = t->st.step;
+  v.train_loss = e->loss_sum / (double)e->seen;
+  v.train_accuracy = (double)e->hits / (double)e->seen;
+  v.images_per_second = (double)e->seen / seconds;
+  v.seconds = seconds;
+  v.precision = t->o.precision;
+  v.layout = t->o.layout;
+  v.loss_scale = (double)cudl_model_loss_scale(t->r.model);
+  v.skipped_steps = e->skipped;
+  if (t->r.val_loader != NULL) {
+    s = run_evaluate(&t->r, t->r.val_loader, &v.val_loss, &v.val_accuracy);
+    if (s != CUDL_OK)
+      return cli_fail(t->r.ctx, s, "validating epoch %" PRId64, v.epoch);
+    v.has_val = 1;
+    /* Strictly better: a tie keeps the earlier epoch. */
+    if (t->best.epoch == 0 || v.val_accuracy > t->best.val_accuracy) {
+      s = run_files_save_best(&t->files, &t->r, &t->o);
+      if (s != CUDL_OK)
+        return cli_fail(t->r.ctx, s,
+                        "saving the best weights (epoch %" PRId64 ")", v.epoch);
+      t->best.epoch = v.epoch;
+      t->best.val_loss = v.val_loss;
+      t->best.val_accuracy = v.val_accuracy;
+    }
+    v.best_epoch = t->best.epoch;
+    t->rep.last_val_loss = v.val_loss;
+    t->rep.last_val_accuracy = v.val_accuracy;
+    t->rep.has_last_val = 1;
   }
+  if (t->o.test_every_epoch || last) {
+    if ((rc = evaluate_test(t, end)) != 0) return rc;
+    v.has_test = 1;
+    v.test_loss = end->test_loss;
+    v.test_accuracy = end->test_accuracy;
+  }
+  if ((rc = report_epoch(&t->rep, &v)) != 0) return rc;
   ++t->st.epoch;
   t->st.batch = 0;
-  s = run_files_save(&t->files, &t->r, &t->o, &t->st);
+  s = run_files_save(&t->files, &t->r, &t->o, &t->st, &t->best);
   if (s != CUDL_OK)
     return cli_fail(t->r.ctx, s, "saving the checkpoint of epoch %" PRId64,
                     t->st.epoch);
   return 0;
 }
 
+/* The run's end: its last line, the final summary. */
+static int finish_run(trainer *t, report_end_values *end, double run_start) {
+  end->epoch = t->st.epoch;
+  end->step = t->st.step;
+  end->best = t->best;
+  end->seconds = now_seconds() - run_start;
+  end->weights = t->files.weights;
+  end->best_weights = t->best.epoch > 0 ? t->files.best : NULL;
+  return report_end(&t->rep, end);
+}
+
 static int train(trainer *t) {
-  double run_start, test_acc = 0.0;
+  double run_start;
+  report_end_values end;
   int stale = run_files_remove_stale(&t->files);
+  memset(&end, 0, sizeof end);
   if (t->o.resume != NULL)
     cli_note("resuming %s at epoch %" PRId64 ", batch %" PRId64
              ", step %" PRId64,
@@ -204,11 +259,28 @@ static int train(trainer *t) {
         "removed %d temporary file%s left in %s by a run that was killed "
         "while saving",
         stale, stale == 1 ? "" : "s", t->files.dir);
+  if (t->o.val_split <= 0.0 && access(t->files.best, F_OK) == 0)
+    cli_note(
+        "keeping %s, an earlier run's: this run has no --val-split "
+        "and does not replace it",
+        t->files.best);
   cli_note("training %s on %s (%" PRId64 " images, %" PRId64
            " batches of %" PRId64 ") on %s, %lld parameters",
            t->o.model, t->o.data, cudl_dataset_count(t->r.train_set),
            t->batches, t->r.batch, cudl_context_device_name(t->r.ctx),
            (long long)cudl_tensor_numel(cudl_model_params(t->r.model)));
+  {
+    run_settings *settings = &t->settings;
+    int rc;
+    settings->o = &t->o;
+    settings->r = &t->r;
+    settings->optimizer = &t->oc;
+    settings->schedule = &t->sched;
+    settings->batches = t->batches;
+    settings->parameters = cudl_tensor_numel(cudl_model_params(t->r.model));
+    settings_note(settings);
+    if ((rc = report_run(&t->rep, settings)) != 0) return rc;
+  }
   signal(SIGINT, on_sigint);
   run_start = now_seconds();
   while (t->st.epoch < t->o.epochs) {
@@ -217,16 +289,27 @@ static int train(trainer *t) {
     memset(&e, 0, sizeof e);
     e.start = now_seconds();
     if ((rc = train_batches(t, &e, &done)) != 0) return rc;
-    if (!done) { /* interrupted within the epoch */
-      cudl_status s = run_files_save(&t->files, &t->r, &t->o, &t->st);
+    if (!done) { /* interrupted, or --steps reached, within the epoch */
+      cudl_status s = run_files_save(&t->files, &t->r, &t->o, &t->st, &t->best);
       report_end_progress();
-      cli_note("interrupted at epoch %" PRId64 ", batch %" PRId64
-               "; %s %s (continue with --resume)",
-               t->st.epoch + 1, t->st.batch,
-               s == CUDL_OK ? "saved" : "could not save", t->files.checkpoint);
-      return s == CUDL_OK ? CLI_EXIT_INTERRUPTED : CLI_EXIT_FAILED;
+      if (s != CUDL_OK)
+        return cli_fail(t->r.ctx, s, "saving the checkpoint at step %" PRId64,
+                        t->st.step);
+      if (g_interrupted) {
+        cli_note("interrupted at epoch %" PRId64 ", batch %" PRId64
+                 "; saved %s (continue with --resume)",
+                 t->st.epoch + 1, t->st.batch, t->files.checkpoint);
+        return CLI_EXIT_INTERRUPTED;
+      }
+      end.reason = "steps";
+      if ((rc = evaluate_test(t, &end)) != 0) return rc;
+      return finish_run(t, &end, run_start);
     }
-    if ((rc = finish_epoch(t, &e, &test_acc)) != 0) return rc;
+    if ((rc = finish_epoch(t, &e, &end)) != 0) return rc;
+    if (t->o.steps > 0 && t->st.step >= t->o.steps) {
+      end.reason = "steps";
+      return finish_run(t, &end, run_start);
+    }
     if (g_interrupted && t->st.epoch < t->o.epochs) {
       cli_note("interrupted after epoch %" PRId64
                "; saved %s (continue with --resume)",
@@ -234,9 +317,8 @@ static int train(trainer *t) {
       return CLI_EXIT_INTERRUPTED;
     }
   }
-  printf("final test accuracy %.4f after %d epochs (%.1f s); weights in %s\n",
-         test_acc, t->o.epochs, now_seconds() - run_start, t->files.weights);
-  return CLI_EXIT_OK;
+  end.reason = "epochs";
+  return finish_run(t, &end, run_start);
 }
 
 int cudl__cmd_train(int argc, char **argv) {

@@ -52,28 +52,49 @@ static int make_optimizer(trainer *t) {
   return 0;
 }
 
-/* The run's batch size as its checkpoint records it: 0 when it does not
- * (a file of an earlier version, or one cudl_checkpoint_load will refuse
- * with a better reason), -1 when the value is not a positive integer. */
-static int64_t saved_batch_size(trainer *t) {
+/* What a checkpoint records of the options its run must keep, and of its
+ * best epoch. A file that cannot be read records nothing here
+ * (cudl_checkpoint_load refuses it with a better reason). */
+typedef struct saved_run {
+  int64_t batch;    /* 0 when not recorded (an earlier version's file) */
+  double val_split; /* 0 when the run had none */
+  run_best best;
+} saved_run;
+
+/* 0, or the exit status with one line printed (a malformed value). */
+static int read_saved_run(trainer *t, saved_run *saved) {
   cudl_safetensors *set = NULL;
-  const char *text;
+  const char *batch, *split, *bad = NULL;
   long long value = 0;
+  memset(saved, 0, sizeof *saved);
   if (cudl_safetensors_load(t->r.ctx, t->o.resume, CUDL_SAFETENSORS_HEADER_ONLY,
                             &set) != CUDL_OK)
     return 0;
-  text = cudl_safetensors_metadata_find(set, "batch_size");
-  if (text != NULL && !cli_parse_int(text, 1, INT64_MAX, &value)) value = -1;
+  batch = cudl_safetensors_metadata_find(set, "batch_size");
+  split = cudl_safetensors_metadata_find(set, "val_split");
+  if (batch != NULL && !cli_parse_int(batch, 1, INT64_MAX, &value))
+    bad = "batch_size is not a positive integer";
+  else if (split != NULL && !(cli_parse_double(split, &saved->val_split) &&
+                              saved->val_split > 0.0 && saved->val_split < 1.0))
+    bad = "val_split is not a number above 0 and below 1";
+  else if (run_files_read_best(set, &saved->best) != 0)
+    bad =
+        "best.epoch, best.val_loss and best.val_accuracy are not an "
+        "epoch and two numbers";
+  saved->batch = value;
   cudl_safetensors_destroy(set);
-  return value;
+  if (bad == NULL) return 0;
+  cli_error("--resume %s: its metadata %s", t->o.resume, bad);
+  return CLI_EXIT_FAILED;
 }
 
 /* Weights: fresh, from --init, or the whole run from --resume (its batch
- * size must be this run's: an epoch's batches and the position in it
- * depend on it). */
+ * size and --val-split must be this run's: an epoch's batches and the
+ * position in it depend on them; its best epoch so far goes on). */
 static int load_weights(trainer *t) {
   options *o = &t->o;
-  int64_t saved_batch;
+  saved_run saved;
+  int rc;
   cudl_status s;
   t->st.data_seed = o->seed;
   t->st.rng_seed = o->seed;
@@ -85,19 +106,26 @@ static int load_weights(trainer *t) {
     return o->init != NULL ? cli_fail(t->r.ctx, s, "--init %s", o->init)
                            : cli_fail(t->r.ctx, s, "initialising %s", o->model);
   if (o->resume == NULL) return 0;
-  saved_batch = saved_batch_size(t);
-  if (saved_batch < 0) {
-    cli_error("--resume %s: its metadata batch_size is not a positive integer",
-              o->resume);
-    return CLI_EXIT_FAILED;
-  }
-  if (saved_batch != 0 && saved_batch != o->batch) {
+  if ((rc = read_saved_run(t, &saved)) != 0) return rc;
+  if (saved.batch != 0 && saved.batch != o->batch) {
     cli_error("--resume %s: the run was trained with --batch %" PRId64
               ", not %" PRId64
               ": an epoch's batches and the position in it depend on it",
-              o->resume, saved_batch, o->batch);
+              o->resume, saved.batch, o->batch);
     return CLI_EXIT_FAILED;
   }
+  if (saved.val_split != o->val_split) {
+    char was[64], is[64];
+    snprintf(was, sizeof was, "--val-split %g", saved.val_split);
+    snprintf(is, sizeof is, "--val-split %g", o->val_split);
+    cli_error(
+        "--resume %s: the run was trained %s, not %s: the images "
+        "trained on depend on it",
+        o->resume, saved.val_split > 0.0 ? was : "without --val-split",
+        o->val_split > 0.0 ? is : "without it");
+    return CLI_EXIT_FAILED;
+  }
+  t->best = saved.best;
   s = cudl_checkpoint_load(t->r.model, t->r.opt, &t->st, o->resume);
   if (s == CUDL_OK)
     s = cudl_context_set_rng_state(t->r.ctx, t->st.rng_seed, t->st.rng_offset);
@@ -137,6 +165,12 @@ static int check_position(trainer *t) {
               o->resume, t->st.epoch, t->st.epoch == 1 ? "" : "s", o->epochs);
     return CLI_EXIT_USAGE;
   }
+  if (o->steps > 0 && t->st.step >= o->steps) {
+    cli_error("--resume %s has taken %" PRId64
+              " steps already: --steps must be more than that, not %" PRId64,
+              o->resume, t->st.step, o->steps);
+    return CLI_EXIT_USAGE;
+  }
   return 0;
 }
 
@@ -156,6 +190,8 @@ int train_start(trainer *t, int argc, char **argv) {
   s = run_make_loader(&t->r, o, t->r.train_set, 1, &t->r.train_loader);
   if (s == CUDL_OK)
     s = run_make_loader(&t->r, o, t->r.test_set, 0, &t->r.test_loader);
+  if (s == CUDL_OK && t->r.val_set != NULL)
+    s = run_make_loader(&t->r, o, t->r.val_set, 0, &t->r.val_loader);
   if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "creating the data loaders");
   t->batches = cudl_loader_batches(t->r.train_loader);
   if ((rc = check_position(t)) != 0) return rc;
@@ -169,7 +205,7 @@ int train_start(trainer *t, int argc, char **argv) {
   /* Files last: a run that does not start leaves nothing behind. */
   if ((rc = run_files_name(&t->files, o)) != 0) return rc;
   if ((rc = run_files_check_outputs(&t->files, o, &t->r)) != 0) return rc;
-  if (run_files_make(&t->files, &t->r) != 0) return CLI_EXIT_FAILED;
+  if (run_files_make(&t->files, &t->r, o) != 0) return CLI_EXIT_FAILED;
   if ((rc = report_open_metrics(&t->rep)) != 0) return rc;
   return RUN_GO;
 }

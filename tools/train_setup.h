@@ -23,7 +23,9 @@ typedef struct trainer {
   int64_t batches;      /* a training epoch's */
   int64_t interrupt_at; /* the test hook's step, 0 when off */
   run_files files;
+  run_best best; /* --val-split: the best epoch so far */
   report rep;
+  run_settings settings; /* what the run settled (the metrics' run line) */
 } trainer;
 
 /* Everything before the first step: the options, the run, optimizer,

@@ -6,12 +6,19 @@
 Needs matplotlib (Debian: python3-matplotlib).
 """
 import json
+import os
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+# The figure is written as cudl-plot writes its own (tools/cudl_plot.py):
+# complete or not at all, never over its input.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tools"))
+from cudl_plot import save_figure  # noqa: E402
 
 
 def boolean(doc, ax):
@@ -159,7 +166,7 @@ def main():
      "init": init, "overfit": overfit, "degradation": degradation}[doc["experiment"]](doc, ax)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(sys.argv[2], dpi=100)
+    save_figure(fig, sys.argv[2], [sys.argv[1]], dpi=100)
     print(f"plot.py: wrote {sys.argv[2]}")
 
 

@@ -73,7 +73,7 @@ rm -rf "$run"
 expect "train a tiny MLP" 0 $?
 expect_grep "train prints a summary per epoch" "^epoch 2/2 .*test acc" "$scratch/train.out"
 expect_grep "train prints the final accuracy" "^final test accuracy" "$scratch/train.out"
-expect_grep "metrics per epoch" '"epoch": 2, "train_loss": .*"train_accuracy": .*"test_loss": .*"test_accuracy": .*"images_per_second": .*"seconds"' "$run.jsonl"
+expect_grep "metrics per epoch" '"type": "epoch", "epoch": 2, "step": 12, "train_loss": .*"train_accuracy": .*"test_loss": .*"test_accuracy": .*"images_per_second": .*"seconds"' "$run.jsonl"
 expect_grep "metrics per step" '"step": 3, ' "$run.jsonl"
 [ -f "$run/checkpoint.safetensors" ] && [ -f "$run/model.safetensors" ]
 expect "train wrote a checkpoint and the weights" 0 $?
@@ -426,7 +426,7 @@ expect "the dead process's temporaries are gone" 0 $?
 expect "a live process's temporary and a file not named as one are kept" 0 $?
 rm -f "$run/model.safetensors.tmp.$$.0" "$run/checkpoint.safetensors.tmp.$dead.x"
 expect_grep "the torn metrics line is ended" '^{"step": 99, "ep$' "$run.jsonl"
-expect_grep "the resumed run's lines follow whole" '^{"step": 19, "epoch": 4, ' "$run.jsonl"
+expect_grep "the resumed run's lines follow whole" '^{"type": "step", "step": 19, "epoch": 4, ' "$run.jsonl"
 
 # cudl bench: the JSON of docs/benchmarks.md, its figures consistent with
 # each other and with the cases' definitions (not the timings themselves).

@@ -85,7 +85,13 @@ for split, n in (("train", 48), ("t10k", 16)):
         f.write(struct.pack(">II", 0x801, n) + labels)
 PY
 "$prefix/bin/cudl" train --data fashion-mnist --data-dir "$data" --epochs 1 \
-  --batch 16 --device cpu --out "$scratch/run" >"$scratch/train.log" 2>&1
+  --batch 16 --device cpu --out "$scratch/run" --metrics "$scratch/run/metrics.jsonl" \
+  >"$scratch/train.log" 2>&1
+# The curves of the run, by the installed cudl-plot (where matplotlib is).
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  "$prefix/bin/cudl-plot" "$scratch/run" -o "$scratch/curves.png"
+  test -s "$scratch/curves.png"
+fi
 "$scratch/classify" "$scratch/run/model.safetensors" "$data" 16 | tee "$scratch/classify.log"
 grep -q "^accuracy on the first 16 test images" "$scratch/classify.log"
 "$scratch/examples-build/classify" "$scratch/run/model.safetensors" "$data" 4 >/dev/null
