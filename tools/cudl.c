@@ -41,9 +41,10 @@ static void usage(FILE *out) {
           "       cudl inspect FILE.safetensors\n"
           "       cudl demo [--device cpu|cuda|auto]\n"
           "       cudl train [options]      (cudl train --help)\n"
-          "       cudl eval --weights FILE [options]\n"
+          "       cudl eval --weights FILE [options]   (cudl eval --help)\n"
           "       cudl predict --weights FILE --index I [options]\n"
-          "       cudl bench ops|train [options]   (cudl bench ops --help)\n");
+          "       cudl bench ops|train [options]   (cudl bench ops --help)\n"
+          "training curves: cudl-plot RUN_DIR|METRICS.jsonl ... -o PNG\n");
 }
 
 static void print_version(const char *label, int v, int major_div) {

@@ -78,15 +78,18 @@ expect_true "best.safetensors is that run's model.safetensors, bit for bit" \
   cmp -s "$ref/best.safetensors" "$scratch/upto/model.safetensors"
 
 # Resume: interrupted within an epoch after the best one and at an epoch's
-# end, the resumed run ends with the uninterrupted run's weights and best
-# weights (a best forgotten on resume would be replaced by a later tie).
+# end, the resumed run (given another --seed, which it ignores) ends with
+# the uninterrupted run's weights and best weights (a best forgotten on
+# resume would be replaced by a later tie; a split by the new seed would
+# train on other images).
 steps_to_try="8 15"
 [ "$best" -lt 4 ] && steps_to_try="$((best * 4 + 1)) $steps_to_try"
 for k in $steps_to_try; do
   run="$scratch/int-$k"
   CUDL_TEST_INTERRUPT_AT_STEP=$k "$cudl" "${V[@]}" --out "$run" >/dev/null 2>&1
   expect "--val-split run interrupted after step $k" 130 $?
-  "$cudl" "${V[@]}" --out "$run" --resume "$run/checkpoint.safetensors" \
+  # --seed is ignored on resume: the split is the run's own seed's.
+  "$cudl" "${V[@]}" --seed 99 --out "$run" --resume "$run/checkpoint.safetensors" \
     >"$run.out" 2>"$run.err"
   expect "step $k: resumed to the end" 0 $?
   expect_true "step $k: the weights are the uninterrupted run's" \
