@@ -43,7 +43,8 @@ static void usage(FILE *out) {
           "       cudl train [options]      (cudl train --help)\n"
           "       cudl eval --weights FILE [options]\n"
           "       cudl predict --weights FILE --index I [options]\n"
-          "       cudl bench ops|train [options]   (cudl bench ops --help)\n");
+          "       cudl bench ops|train [options]   (cudl bench ops --help)\n"
+          "       cudl data check PATH [--strict]  (a folder of images)\n");
 }
 
 static void print_version(const char *label, int v, int major_div) {
@@ -276,6 +277,7 @@ static int dispatch(int argc, char **argv) {
   if (strcmp(command, "predict") == 0)
     return cudl__cmd_predict(argc - 2, argv + 2);
   if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+  if (strcmp(command, "data") == 0) return cudl__cmd_data(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&
