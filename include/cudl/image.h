@@ -22,8 +22,10 @@
  *     (the weights 0.299, 0.587, 0.114 scaled by 2^16; PIL's
  *     convert("L") computes exactly this).
  *  3. Size: when the requested height x width is the image's own, the
- *     pixels are copied. Otherwise each axis is resampled separately
- *     (horizontal pass first, kept in double, then vertical) with a
+ *     pixels are copied. Otherwise each axis is resampled separately,
+ *     in double, rounding only at the end (the pass whose intermediate is
+ *     smaller goes first; the order changes a result only at an exact
+ *     rounding tie, within 1e-12), with a
  *     triangle (bilinear) filter on half-pixel centres whose support is
  *     widened by the scale when shrinking (antialiasing): for output index
  *     o of an axis scaled from n to m, s = n / m, f = max(s, 1), centre c =

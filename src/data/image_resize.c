@@ -90,17 +90,70 @@ static uint8_t to_byte(double v) {
   return (uint8_t)(v < 0.0 ? 0.0 : v > 255.0 ? 255.0 : v);
 }
 
+/* One plane through both passes. The intermediate of h x width (rows
+ * first) or height x w (columns first) doubles is the smaller of the two:
+ * at most sqrt(input pixels x output pixels), so a tall thin image
+ * resized wide costs no more than the pixels involved. */
+static void resample_plane(const uint8_t *in, int h, int w, int height,
+                           int width, const axis_taps *across,
+                           const axis_taps *down, int rows_first, double *tmp,
+                           uint8_t *out) {
+  int y, x, k;
+  if (rows_first) {
+    for (y = 0; y < h; ++y)
+      for (x = 0; x < width; ++x) {
+        const double *wt = across->weights + (size_t)x * (size_t)across->taps;
+        const uint8_t *p = in + (size_t)y * (size_t)w + across->first[x];
+        double sum = 0.0;
+        for (k = 0; k < across->count[x]; ++k) sum += wt[k] * p[k];
+        tmp[(size_t)y * (size_t)width + (size_t)x] = sum;
+      }
+    for (y = 0; y < height; ++y) {
+      const double *wt = down->weights + (size_t)y * (size_t)down->taps;
+      const double *col = tmp + (size_t)down->first[y] * (size_t)width;
+      for (x = 0; x < width; ++x) {
+        double sum = 0.0;
+        for (k = 0; k < down->count[y]; ++k)
+          sum += wt[k] * col[(size_t)k * (size_t)width + (size_t)x];
+        out[(size_t)y * (size_t)width + (size_t)x] = to_byte(sum);
+      }
+    }
+  } else {
+    for (y = 0; y < height; ++y) {
+      const double *wt = down->weights + (size_t)y * (size_t)down->taps;
+      const uint8_t *col = in + (size_t)down->first[y] * (size_t)w;
+      for (x = 0; x < w; ++x) {
+        double sum = 0.0;
+        for (k = 0; k < down->count[y]; ++k)
+          sum += wt[k] * col[(size_t)k * (size_t)w + (size_t)x];
+        tmp[(size_t)y * (size_t)w + (size_t)x] = sum;
+      }
+    }
+    for (y = 0; y < height; ++y)
+      for (x = 0; x < width; ++x) {
+        const double *wt = across->weights + (size_t)x * (size_t)across->taps;
+        const double *p = tmp + (size_t)y * (size_t)w + across->first[x];
+        double sum = 0.0;
+        for (k = 0; k < across->count[x]; ++k) sum += wt[k] * p[k];
+        out[(size_t)y * (size_t)width + (size_t)x] = to_byte(sum);
+      }
+  }
+}
+
 cudl_status cudl__image_convert_resize(const cudl_allocator *a,
                                        const cudl_decoded_image *src,
                                        int channels, int height, int width,
                                        uint8_t *out, cudl_image_error *err) {
   const int h = src->info.height, w = src->info.width;
   const size_t plane = (size_t)h * (size_t)w;
+  const size_t rows_first_size = (size_t)h * (size_t)width;
+  const size_t columns_first_size = (size_t)height * (size_t)w;
+  const int rows_first = rows_first_size <= columns_first_size;
   uint8_t *planar;
-  double *rows = NULL;
-  size_t planar_size, rows_size = 0;
+  double *tmp;
+  size_t planar_size, tmp_size;
   axis_taps across, down;
-  int c, y, x, k;
+  int c;
   if (h == height && w == width) {
     convert_planar(src->pixels, src->info.channels, plane, channels, out);
     return CUDL_OK;
@@ -122,44 +175,21 @@ cudl_status cudl__image_convert_resize(const cudl_allocator *a,
     return cudl__image_error(err, CUDL_ERR_OUT_OF_MEMORY,
                              "cannot allocate the resize filter");
   }
-  /* The horizontal pass, kept in double: h x width per channel. */
-  if (!cudl__mul_size((size_t)h * (size_t)width, (size_t)channels,
-                      &rows_size) ||
-      !cudl__mul_size(rows_size, sizeof(double), &rows_size) ||
-      (rows = (double *)cudl__image_alloc(a, rows_size)) == NULL) {
+  /* Both sizes are below 2^30 (sides <= 2^15): no overflow. */
+  tmp_size = (rows_first ? rows_first_size : columns_first_size) * sizeof(double);
+  tmp = (double *)cudl__image_alloc(a, tmp_size);
+  if (tmp == NULL) {
     axis_free(a, &down);
     axis_free(a, &across);
     cudl__image_free(a, planar, planar_size);
     return cudl__image_error(err, CUDL_ERR_OUT_OF_MEMORY,
-                             "cannot allocate %d x %d x %d doubles to resize",
-                             channels, h, width);
+                             "cannot allocate %zu bytes to resize", tmp_size);
   }
   for (c = 0; c < channels; ++c)
-    for (y = 0; y < h; ++y) {
-      const uint8_t *in = planar + (size_t)c * plane + (size_t)y * (size_t)w;
-      double *row = rows + ((size_t)c * (size_t)h + (size_t)y) * (size_t)width;
-      for (x = 0; x < width; ++x) {
-        const double *wt = across.weights + (size_t)x * (size_t)across.taps;
-        const uint8_t *p = in + across.first[x];
-        double sum = 0.0;
-        for (k = 0; k < across.count[x]; ++k) sum += wt[k] * p[k];
-        row[x] = sum;
-      }
-    }
-  for (c = 0; c < channels; ++c)
-    for (y = 0; y < height; ++y) {
-      const double *wt = down.weights + (size_t)y * (size_t)down.taps;
-      const double *col =
-          rows + ((size_t)c * (size_t)h + (size_t)down.first[y]) * (size_t)width;
-      uint8_t *o = out + ((size_t)c * (size_t)height + (size_t)y) * (size_t)width;
-      for (x = 0; x < width; ++x) {
-        double sum = 0.0;
-        for (k = 0; k < down.count[y]; ++k)
-          sum += wt[k] * col[(size_t)k * (size_t)width + (size_t)x];
-        o[x] = to_byte(sum);
-      }
-    }
-  cudl__image_free(a, rows, rows_size);
+    resample_plane(planar + (size_t)c * plane, h, w, height, width, &across,
+                   &down, rows_first, tmp,
+                   out + (size_t)c * (size_t)height * (size_t)width);
+  cudl__image_free(a, tmp, tmp_size);
   axis_free(a, &down);
   axis_free(a, &across);
   cudl__image_free(a, planar, planar_size);

@@ -11,6 +11,12 @@
  *                            DIR/test/<class> of 8x8 gray PNGs and 8x8
  *                            RGB JPEGs, plus corrupt, truncated and
  *                            non-image files in train/
+ *   make_images bench DIR    what benchmarks/cpu/bench_images decodes:
+ *                            DIR/gray28 (10 classes x 300 28x28 gray PNGs),
+ *                            DIR/rgb32 (10 x 300 32x32 RGB JPEGs, quality
+ *                            90) and DIR/photos (2 x 50 640x480 RGB JPEGs,
+ *                            quality 85), with pixel noise so that they
+ *                            compress like real images
  *
  * The pixels are a fixed function of (x, y, channel, image), so a run
  * writes the same images each time (for a given libpng/libjpeg: the
@@ -59,8 +65,16 @@ static void png_append(png_structp png, png_bytep data, size_t n) {
 
 static void png_no_flush(png_structp png) { (void)png; }
 
+static int g_noise = 0; /* bench mode: add noise */
+
 static uint8_t sample(int x, int y, int c, int image) {
-  return (uint8_t)(x * 29 + y * 13 + c * 71 + image * 37);
+  uint32_t h = (uint32_t)x * 73856093u ^ (uint32_t)y * 19349663u ^
+               (uint32_t)c * 83492791u ^ (uint32_t)image * 2654435761u;
+  h ^= h >> 13;
+  h *= 0x5bd1e995u;
+  h ^= h >> 15;
+  return (uint8_t)(x * 29 + y * 13 + c * 71 + image * 37 +
+                   (g_noise ? (int)(h & 31) : 0));
 }
 
 /* A w x h PNG of color_type and depth with the fixed pattern. */
@@ -110,6 +124,8 @@ static buffer make_png(int w, int h, int color_type, int depth, int interlace,
   return b;
 }
 
+static int g_quality = 85;
+
 static buffer make_jpeg(int w, int h, int components, int progressive,
                         int image) {
   struct jpeg_compress_struct c;
@@ -126,7 +142,7 @@ static buffer make_jpeg(int w, int h, int components, int progressive,
   c.input_components = components;
   c.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 85, TRUE);
+  jpeg_set_quality(&c, g_quality, TRUE);
   if (progressive) jpeg_simple_progression(&c);
   jpeg_start_compress(&c, TRUE);
   while (c.next_scanline < c.image_height) {
@@ -217,7 +233,41 @@ static void folder(const char *dir) {
   }
 }
 
+/* count images per class of n classes under dir/name. */
+static void bench_set(const char *dir, const char *name, int classes, int count,
+                      int jpeg, int size, int components, int quality) {
+  char set_dir[4096], class_dir[4096], file[64];
+  int c, i;
+  make_dir(dir, name, set_dir, sizeof set_dir);
+  g_quality = quality;
+  for (c = 0; c < classes; ++c) {
+    snprintf(file, sizeof file, "class%d", c);
+    make_dir(set_dir, file, class_dir, sizeof class_dir);
+    for (i = 0; i < count; ++i) {
+      buffer b = jpeg ? make_jpeg(size == 480 ? 640 : size, size, components,
+                                  0, c * 1000 + i)
+                      : make_png(size, size, PNG_COLOR_TYPE_GRAY, 8, 0,
+                                 c * 1000 + i);
+      snprintf(file, sizeof file, "%d.%s", i, jpeg ? "jpg" : "png");
+      write_file(class_dir, file, NULL, 0, &b, b.size);
+      free(b.data);
+    }
+  }
+}
+
+static void bench(const char *dir) {
+  g_noise = 1;
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) die(dir);
+  bench_set(dir, "gray28", 10, 300, 0, 28, 1, 0);
+  bench_set(dir, "rgb32", 10, 300, 1, 32, 3, 90);
+  bench_set(dir, "photos", 2, 50, 1, 480, 3, 85);
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "bench") == 0) {
+    bench(argv[2]);
+    return 0;
+  }
   if (argc == 3 && strcmp(argv[1], "corpus") == 0) {
     corpus(argv[2]);
     return 0;
@@ -226,6 +276,6 @@ int main(int argc, char **argv) {
     folder(argv[2]);
     return 0;
   }
-  fprintf(stderr, "usage: make_images corpus|folder DIR\n");
+  fprintf(stderr, "usage: make_images corpus|folder|bench DIR\n");
   return 2;
 }

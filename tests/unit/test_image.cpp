@@ -271,7 +271,9 @@ TEST_F(ImageTest, Gray8PngIsExactAndReplicatesToRgb) {
 }
 
 TEST_F(ImageTest, RgbPngIsPlanarAndLumaIsBt601) {
-  const int w = 6, h = 4;
+  // Enough pixels that some fall within 1/256 of a rounding tie, where a
+  // weight off by one unit of 2^-16 would show.
+  const int w = 64, h = 48;
   const Bytes px = Random(w * h * 3, 2);
   const Bytes png = Png(w, h, PNG_COLOR_TYPE_RGB, 8, px);
   Bytes out;
@@ -409,11 +411,25 @@ TEST_F(ImageTest, ResizeMatchesTheFloat64Reference) {
   }
   // Halving by hand: the triangle widened to support 2 around centres 1
   // and 3 gives taps (0.75, 0.75, 0.25) / 1.75 and (0.25, 0.75, 0.75) /
-  // 1.75: 216.25 / 1.75 = 123.57 and 176.25 / 1.75 = 100.71 (what PIL's
-  // resize((2, 1), BILINEAR) gives too; a box filter would give 128, 75).
+  // 1.75: 216.25 / 1.75 = 123.57 and 176.25 / 1.75 = 100.71 (a box
+  // filter would give 128, 75).
   Bytes out;
   ASSERT_EQ(CUDL_OK, Decode(Png(4, 1, PNG_COLOR_TYPE_GRAY, 8, {0, 255, 100, 50}), 1, 1, 2, &out));
   EXPECT_EQ(out, (Bytes{124, 101}));
+}
+
+TEST_F(ImageTest, ResizeOfATallThinImageNeedsLittleMemory) {
+  // 20000 x 1 to 4 x 40: the rows-first intermediate would be 20000 x 40
+  // doubles (6.4 MB), the columns-first one 4 x 1; the largest block is
+  // then the vertical filter's weights (4 x 10001 doubles).
+  const int h = 20000, w = 1, oh = 4, ow = 40;
+  const Bytes px = Random(static_cast<size_t>(h * w), 11);
+  const Bytes png = Png(w, h, PNG_COLOR_TYPE_GRAY, 8, px);
+  Bytes out;
+  LargestRequest();
+  ASSERT_EQ(CUDL_OK, Decode(png, 1, oh, ow, &out));
+  EXPECT_LT(LargestRequest(), size_t{1} << 20);
+  ExpectResized(out, ReferenceResize(px, 1, h, w, oh, ow));
 }
 
 TEST_F(ImageTest, ConvertsBeforeResizing) {
