@@ -91,6 +91,40 @@ static cudl_status read_ihdr(const uint8_t *data, size_t size,
   return CUDL_OK;
 }
 
+/* Walk the chunks before libpng does: libpng allocates a buffer of a
+ * chunk's declared length before reading it (up to 2^31 bytes for a few
+ * bytes of file), so every length must first fit in what the file holds.
+ * Stops after IEND; what follows it is ignored, as libpng ignores it. */
+static cudl_status check_chunks(const uint8_t *data, size_t size,
+                                cudl_image_error *err) {
+  size_t at = PNG_SIGNATURE_BYTES;
+  while (size - at >= 12) {
+    const uint32_t length = be32(data + at);
+    char type[5] = "?";
+    int i, letters = 1;
+    for (i = 0; i < 4; ++i) {
+      const uint8_t c = data[at + 4 + (size_t)i];
+      letters &= (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    }
+    if (letters) { /* a chunk type is 4 letters; anything else is not printed */
+      memcpy(type, data + at + 4, 4);
+      type[4] = '\0';
+    }
+    if (length > size - at - 12)
+      return cudl__image_error(
+          err, CUDL_ERR_FILE_TRUNCATED,
+          "PNG: chunk %s at byte %zu declares %lu bytes, the file has %zu "
+          "left",
+          type, at,
+          (unsigned long)length, size - at - 12);
+    if (memcmp(data + at + 4, "IEND", 4) == 0) return CUDL_OK;
+    at += 12 + (size_t)length;
+  }
+  return cudl__image_error(err, CUDL_ERR_FILE_TRUNCATED,
+                           "PNG: the data ends after %zu bytes, before IEND",
+                           size);
+}
+
 cudl_status cudl__png_decode(const cudl_allocator *a, const uint8_t *data,
                              size_t size, uint64_t max_pixels, int header_only,
                              cudl_decoded_image *out, cudl_image_error *err) {
@@ -106,6 +140,8 @@ cudl_status cudl__png_decode(const cudl_allocator *a, const uint8_t *data,
   memset(out, 0, sizeof *out);
   status = read_ihdr(data, size, max_pixels, &out->info, err);
   if (status != CUDL_OK || header_only) return status;
+  status = check_chunks(data, size, err);
+  if (status != CUDL_OK) return status;
   height = (size_t)out->info.height;
   width = (size_t)out->info.width;
   job.data = data;

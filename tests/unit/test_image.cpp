@@ -532,6 +532,26 @@ TEST_F(ImageTest, HugeDeclaredSidesAreRefusedBeforeAllocating) {
   }
 }
 
+TEST_F(ImageTest, ChunkLongerThanTheFileIsRefusedBeforeLibpngAllocatesIt) {
+  // libpng would allocate a zTXt's declared 2^31 - 1 bytes before reading
+  // them (what fuzz_image found); the chunk walk refuses it first.
+  const Bytes good = Png(3, 2, PNG_COLOR_TYPE_GRAY, 8, {1, 2, 3, 4, 5, 6});
+  Bytes png(good.begin(), good.begin() + 33);  // signature + IHDR
+  const uint8_t ztxt[] = {0x7f, 0xff, 0xff, 0xff, 'z', 'T', 'X', 't', 'k', 0, 0, 0x78, 0x9c};
+  png.insert(png.end(), ztxt, ztxt + sizeof ztxt);
+  png.insert(png.end(), good.begin() + 33, good.end());
+  Bytes out;
+  std::string message;
+  EXPECT_EQ(CUDL_ERR_FILE_TRUNCATED, Decode(png, 1, 2, 3, &out, &message));
+  EXPECT_NE(message.find("chunk zTXt at byte 33 declares 2147483647 bytes"), std::string::npos) << message;
+  // A chunk type that is not letters is not printed.
+  png[37] = '\n';
+  EXPECT_EQ(CUDL_ERR_FILE_TRUNCATED, Decode(png, 1, 2, 3, &out, &message));
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  // And a file cut before IEND.
+  EXPECT_EQ(CUDL_ERR_FILE_TRUNCATED, Decode(Bytes(good.begin(), good.end() - 12), 1, 2, 3, &out, &message));
+}
+
 TEST_F(ImageTest, DecompressionBombWithoutItsDataIsTruncatedQuickly) {
   // 8000 x 8000 (within the budget) declared, a few bytes of pixels.
   Bytes png = PngWithSides(8000, 8000);
