@@ -14,6 +14,8 @@ packages=(
   pkg-config       # the install test builds a consumer with pkg-config
   libjansson-dev   # strict JSON parser (exact integers) for safetensors headers
   zlib1g-dev       # gzip-compressed datasets (IDX files such as Fashion-MNIST's)
+  libpng-dev       # PNG decoding for image-folder datasets and predict --image
+  libjpeg62-turbo-dev  # JPEG decoding (libjpeg-turbo) for the same
   dataset-fashion-mnist  # the real Fashion-MNIST files (/usr/share/datasets/fashion-mnist): tests, training
   libdnnl-dev      # oneDNN: the CPU backend's convolutions and sgemm
   libgtest-dev     # GoogleTest (also ships its sources in /usr/src/googletest)

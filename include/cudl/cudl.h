@@ -25,6 +25,7 @@
 #include "cudl/conv.h"
 #include "cudl/linear.h"
 #include "cudl/data.h"
+#include "cudl/image.h"
 #include "cudl/nn.h"
 #include "cudl/optim.h"
 #include "cudl/checkpoint.h"

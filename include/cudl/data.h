@@ -128,6 +128,27 @@ CUDL_API int cudl_dataset_label(const cudl_dataset *ds, int64_t i);
  *  while the dataset lives. */
 CUDL_API const char *cudl_dataset_source(const cudl_dataset *ds, int i);
 
+/** The name of class class_index: the folder's name for
+ *  cudl_dataset_load_folder (cudl/image.h), the official names for
+ *  cudl_dataset_load's "mnist" ("0" to "9"), "fashion-mnist" ("T-shirt/top",
+ *  "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+ *  "Bag", "Ankle boot") and "cifar10" ("airplane", "automobile", "bird",
+ *  "cat", "deer", "dog", "frog", "horse", "ship", "truck"), or what
+ *  cudl_dataset_set_class_names gave. NULL when the dataset has no names
+ *  (the other readers), for NULL and for an index out of range. Valid
+ *  while the dataset lives (until the names are set again). */
+CUDL_API const char *cudl_dataset_class_name(const cudl_dataset *ds,
+                                             int class_index);
+
+/** Name the classes of ds: count must be cudl_dataset_classes(ds), every
+ *  name non-empty, at most 255 bytes and unlike the others
+ *  (CUDL_ERR_INVALID_ARGUMENT otherwise, ds unchanged). The names are
+ *  copied; earlier names are replaced. */
+CUDL_API cudl_status cudl_dataset_set_class_names(cudl_context *ctx,
+                                                  cudl_dataset *ds,
+                                                  const char *const *names,
+                                                  int count);
+
 /** Per-channel mean and standard deviation (population, ddof = 0) of the
  *  pixels scaled to [0, 1], computed in double over the whole dataset from
  *  exact per-channel histograms, for normalisation. mean and std have

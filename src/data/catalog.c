@@ -13,6 +13,28 @@
 #define DEBIAN_FASHION_MNIST "/usr/share/datasets/fashion-mnist"
 #define DATA_PATH_MAX 4096
 
+/* The official class names, in label order. */
+static const char *const MNIST_CLASSES[10] = {"0", "1", "2", "3", "4",
+                                              "5", "6", "7", "8", "9"};
+static const char *const FASHION_MNIST_CLASSES[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+static const char *const CIFAR10_CLASSES[10] = {
+    "airplane", "automobile", "bird",  "cat",  "deer",
+    "dog",      "frog",       "horse", "ship", "truck"};
+
+/* The reader's status; on success ds gets the names (or is destroyed). */
+static cudl_status named(cudl_context *ctx, cudl_status status,
+                         const char *const *names, cudl_dataset **out) {
+  if (status != CUDL_OK) return status;
+  status = cudl__dataset_set_class_names(ctx, "cudl_dataset_load", *out, names);
+  if (status != CUDL_OK) {
+    cudl_dataset_destroy(*out);
+    *out = NULL;
+  }
+  return status;
+}
+
 /* dir/file into buf; INVALID_ARGUMENT when it does not fit. */
 static cudl_status join_path(cudl_context *ctx, char *buf, const char *dir,
                              const char *file) {
@@ -71,14 +93,18 @@ cudl_status cudl_dataset_load(cudl_context *ctx, const char *name,
     snprintf(file, sizeof file, "%s-labels-idx1-ubyte", split);
     status = idx_path(ctx, labels, dir, file);
     if (status != CUDL_OK) return status;
-    return cudl_dataset_load_idx(ctx, images, labels, 10, out);
+    return named(ctx, cudl_dataset_load_idx(ctx, images, labels, 10, out),
+                 strcmp(name, "mnist") == 0 ? MNIST_CLASSES
+                                            : FASHION_MNIST_CLASSES,
+                 out);
   }
   if (!train) {
     const char *paths[1];
     status = join_path(ctx, images, dir, "test_batch.bin");
     if (status != CUDL_OK) return status;
     paths[0] = images;
-    return cudl_dataset_load_cifar10(ctx, paths, 1, out);
+    return named(ctx, cudl_dataset_load_cifar10(ctx, paths, 1, out),
+                 CIFAR10_CLASSES, out);
   } else {
     char buffers[5][DATA_PATH_MAX];
     const char *paths[5];
@@ -90,6 +116,7 @@ cudl_status cudl_dataset_load(cudl_context *ctx, const char *name,
       if (status != CUDL_OK) return status;
       paths[i] = buffers[i];
     }
-    return cudl_dataset_load_cifar10(ctx, paths, 5, out);
+    return named(ctx, cudl_dataset_load_cifar10(ctx, paths, 5, out),
+                 CIFAR10_CLASSES, out);
   }
 }

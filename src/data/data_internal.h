@@ -32,11 +32,24 @@ struct cudl_dataset {
   uint8_t *pixels;    /* count * image_bytes */
   size_t pixels_size;
   uint8_t *labels; /* count */
+  size_t labels_size;
   /* The files it was read from, NUL-terminated one after another
-   * (cudl_dataset_source); none for cudl_dataset_create's. */
+   * (cudl_dataset_source) and where each starts; none for
+   * cudl_dataset_create's. */
   char *sources;
   size_t sources_size;
+  size_t *source_offsets;
   int source_count;
+  /* Class names, `classes` of them NUL-terminated one after another
+   * (cudl_dataset_class_name); NULL when unknown. */
+  char *class_names;
+  size_t class_names_size;
+  /* Files the folder reader skipped: path NUL reason NUL, one pair after
+   * another, and where each pair starts (cudl_dataset_skipped). */
+  char *skipped;
+  size_t skipped_size;
+  size_t *skipped_offsets;
+  int64_t skipped_count;
 };
 
 /* Check the limits of cudl/data.h and allocate an uninitialised dataset
@@ -56,6 +69,14 @@ cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
 cudl_status cudl__dataset_set_sources(cudl_context *ctx, const char *function,
                                       cudl_dataset *ds,
                                       const char *const *paths, int count);
+
+/* Give ds the names of its `ds->classes` classes (each non-empty, at most
+ * 255 bytes, no two alike: INVALID_ARGUMENT, naming `function`). ds is
+ * left as it was on failure. */
+cudl_status cudl__dataset_set_class_names(cudl_context *ctx,
+                                          const char *function,
+                                          cudl_dataset *ds,
+                                          const char *const *names);
 
 /* The readers on memory images, exactly as on files (messages name them
  * "<images in memory>" etc.); for the fuzz target and the tests. */

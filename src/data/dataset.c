@@ -75,7 +75,8 @@ cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
                       "cannot allocate %zu bytes of pixels", size);
   }
-  ds->labels = (uint8_t *)cudl__host_alloc(&ctx->allocator, (size_t)count, 16);
+  ds->labels_size = (size_t)count;
+  ds->labels = (uint8_t *)cudl__host_alloc(&ctx->allocator, ds->labels_size, 16);
   if (ds->labels == NULL) {
     cudl_dataset_destroy(ds);
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
@@ -90,8 +91,14 @@ void cudl_dataset_destroy(cudl_dataset *ds) {
   if (ds == NULL) return;
   allocator = ds->allocator;
   cudl__host_free(&allocator, ds->pixels, ds->pixels_size);
-  cudl__host_free(&allocator, ds->labels, (size_t)ds->count);
+  cudl__host_free(&allocator, ds->labels, ds->labels_size);
   cudl__host_free(&allocator, ds->sources, ds->sources_size);
+  cudl__host_free(&allocator, ds->source_offsets,
+                  (size_t)ds->source_count * sizeof(size_t));
+  cudl__host_free(&allocator, ds->class_names, ds->class_names_size);
+  cudl__host_free(&allocator, ds->skipped, ds->skipped_size);
+  cudl__host_free(&allocator, ds->skipped_offsets,
+                  (size_t)ds->skipped_count * sizeof(size_t));
   cudl__host_free(&allocator, ds, sizeof *ds);
 }
 
@@ -102,15 +109,18 @@ cudl_status cudl__dataset_set_sources(cudl_context *ctx, const char *function,
   int i;
   for (i = 0; i < count; ++i) size += strlen(paths[i]) + 1;
   ds->sources = (char *)cudl__host_alloc(&ds->allocator, size, 1);
-  if (ds->sources == NULL) {
+  ds->source_offsets = (size_t *)cudl__host_alloc(
+      &ds->allocator, (size_t)count * sizeof(size_t), 16);
+  ds->sources_size = size;
+  ds->source_count = count;
+  if (ds->sources == NULL || ds->source_offsets == NULL) {
     cudl_dataset_destroy(ds);
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
                       "cannot allocate the dataset's file names");
   }
-  ds->sources_size = size;
-  ds->source_count = count;
   for (i = 0; i < count; ++i) {
     const size_t n = strlen(paths[i]) + 1;
+    ds->source_offsets[i] = at;
     memcpy(ds->sources + at, paths[i], n);
     at += n;
   }
@@ -118,9 +128,66 @@ cudl_status cudl__dataset_set_sources(cudl_context *ctx, const char *function,
 }
 
 const char *cudl_dataset_source(const cudl_dataset *ds, int i) {
-  const char *p;
   if (ds == NULL || i < 0 || i >= ds->source_count) return NULL;
-  for (p = ds->sources; i > 0; --i) p += strlen(p) + 1;
+  return ds->sources + ds->source_offsets[i];
+}
+
+cudl_status cudl__dataset_set_class_names(cudl_context *ctx,
+                                          const char *function,
+                                          cudl_dataset *ds,
+                                          const char *const *names) {
+  size_t size = 0, at = 0, n;
+  char *buffer;
+  int i, j;
+  for (i = 0; i < ds->classes; ++i) {
+    if (names[i] == NULL || names[i][0] == '\0' || strlen(names[i]) > 255)
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                        "class name %d is %s; names are 1 to 255 bytes", i,
+                        names[i] == NULL ? "NULL"
+                        : names[i][0] == '\0' ? "empty"
+                                              : "too long");
+    for (j = 0; j < i; ++j)
+      if (strcmp(names[i], names[j]) == 0)
+        return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                          "classes %d and %d are both named '%s'", j, i,
+                          names[i]);
+    size += strlen(names[i]) + 1;
+  }
+  buffer = (char *)cudl__host_alloc(&ds->allocator, size, 1);
+  if (buffer == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the class names");
+  for (i = 0; i < ds->classes; ++i) {
+    n = strlen(names[i]) + 1;
+    memcpy(buffer + at, names[i], n);
+    at += n;
+  }
+  cudl__host_free(&ds->allocator, ds->class_names, ds->class_names_size);
+  ds->class_names = buffer;
+  ds->class_names_size = size;
+  return CUDL_OK;
+}
+
+cudl_status cudl_dataset_set_class_names(cudl_context *ctx, cudl_dataset *ds,
+                                         const char *const *names, int count) {
+  static const char fn[] = "cudl_dataset_set_class_names";
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (ds == NULL || names == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "%s is NULL",
+                      ds == NULL ? "ds" : "names");
+  if (count != ds->classes)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "%d names for a dataset of %d classes", count,
+                      ds->classes);
+  return cudl__dataset_set_class_names(ctx, fn, ds, names);
+}
+
+const char *cudl_dataset_class_name(const cudl_dataset *ds, int class_index) {
+  const char *p;
+  if (ds == NULL || ds->class_names == NULL || class_index < 0 ||
+      class_index >= ds->classes)
+    return NULL;
+  for (p = ds->class_names; class_index > 0; --class_index) p += strlen(p) + 1;
   return p;
 }
 

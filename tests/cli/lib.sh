@@ -71,6 +71,11 @@ expect_error() {
         ops | train) prefix="cudl bench $2: " ;;
         *) prefix="cudl bench: " ;;
       esac ;;
+    data)
+      case ${2:-} in
+        check) prefix="cudl data check: " ;;
+        *) prefix="cudl data: " ;;
+      esac ;;
     *) prefix="cudl: " ;; # no such command
   esac
   before=$(snapshot)
