@@ -276,6 +276,7 @@ static int dispatch(int argc, char **argv) {
   if (strcmp(command, "predict") == 0)
     return cudl__cmd_predict(argc - 2, argv + 2);
   if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
+  if (strcmp(command, "model") == 0) return cudl__cmd_model(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&

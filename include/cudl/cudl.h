@@ -26,6 +26,7 @@
 #include "cudl/linear.h"
 #include "cudl/data.h"
 #include "cudl/nn.h"
+#include "cudl/model_file.h"
 #include "cudl/optim.h"
 #include "cudl/checkpoint.h"
 #include "cudl/zoo.h"
