@@ -19,17 +19,40 @@
 
 /* ---- messages ---- */
 
+/* Record `text` as the reader's failure on one line: names and values from
+ * the file may hold any character, and control characters are written as
+ * escapes (\n, \t, \xHH). */
+static cudl_status fail_one_line(cudl_context *ctx, cudl_status status,
+                                 const char *function, const char *text) {
+  char line[CUDL_ERROR_TEXT_SIZE];
+  size_t used = 0;
+  for (; *text != '\0' && used + 5 < sizeof line; ++text) {
+    const unsigned char c = (unsigned char)*text;
+    if (c == '\n' || c == '\t' || c == '\r') {
+      line[used++] = '\\';
+      line[used++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+    } else if (c < 0x20 || c == 0x7f) {
+      used += (size_t)snprintf(line + used, sizeof line - used, "\\x%02x", c);
+    } else {
+      line[used++] = (char)c;
+    }
+  }
+  line[used] = '\0';
+  return cudl__fail(ctx, status, function, "%s", line);
+}
+
 cudl_status cudl__mf_fail(cudl__mf_reader *r, cudl_status status,
                           const char *key, const char *fmt, ...) {
-  char message[CUDL_ERROR_TEXT_SIZE];
+  char message[CUDL_ERROR_TEXT_SIZE], text[CUDL_ERROR_TEXT_SIZE];
   va_list args;
   va_start(args, fmt);
   vsnprintf(message, sizeof message, fmt, args);
   va_end(args);
-  return cudl__fail(r->ctx, status, r->function, "%s: %s%s%s%s%s", r->source,
-                    r->where, r->where[0] != '\0' && key != NULL ? "." : "",
-                    key != NULL ? key : "",
-                    r->where[0] != '\0' || key != NULL ? ": " : "", message);
+  snprintf(text, sizeof text, "%s: %s%s%s%s%s", r->source, r->where,
+           r->where[0] != '\0' && key != NULL ? "." : "",
+           key != NULL ? key : "",
+           r->where[0] != '\0' || key != NULL ? ": " : "", message);
+  return fail_one_line(r->ctx, status, r->function, text);
 }
 
 /* "a string", "an object", ... for "not <what>" in messages. */
@@ -599,13 +622,16 @@ static cudl_status parse_text(cudl_context *ctx, const char *function,
                          length, CUDL_MODEL_FILE_MAX_BYTES);
   /* Strict JSON (RFC 8259, UTF-8 checked), a repeated key refused. */
   root = json_loadb(text, length, JSON_REJECT_DUPLICATES, &error);
-  if (root == NULL)
-    return cudl__fail(ctx,
-                      json_error_code(&error) == json_error_duplicate_key
-                          ? CUDL_ERR_FILE_DUPLICATE
-                          : CUDL_ERR_FILE_JSON,
-                      function, "%s:%d:%d: %s", p.r.source, error.line,
-                      error.column, error.text);
+  if (root == NULL) {
+    char text_line[CUDL_ERROR_TEXT_SIZE];
+    snprintf(text_line, sizeof text_line, "%s:%d:%d: %s", p.r.source,
+             error.line, error.column, error.text);
+    return fail_one_line(ctx,
+                         json_error_code(&error) == json_error_duplicate_key
+                             ? CUDL_ERR_FILE_DUPLICATE
+                             : CUDL_ERR_FILE_JSON,
+                         function, text_line);
+  }
   p.labels = json_object();
   if (p.labels == NULL ||
       json_object_set_new(p.labels, "input", json_integer(-1)) != 0) {

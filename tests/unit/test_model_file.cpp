@@ -129,7 +129,7 @@ cudl_model *EveryKind(cudl_context *ctx) {
   cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
   d.stride_h = 1;
   d.stride_w = 2;
-  d.pad_h = 2;
+  d.pad_h = 0;
   d.pad_w = 1;
   d.dilation_h = 2;
   d.groups = 3;
@@ -235,7 +235,7 @@ TEST_F(ModelFile, CanonicalText) {
       "  \"input_shape\": [3, 12, 10],\n"
       "  \"layers\": [\n"
       "    {\"kind\": \"conv2d\", \"name\": \"conv1\", \"out_channels\": 6, \"kernel_size\": [3, "
-      "2], \"stride\": [1, 2], \"padding\": [2, 1], \"dilation\": [2, 1], \"groups\": 3},\n"
+      "2], \"stride\": [1, 2], \"padding\": [0, 1], \"dilation\": [2, 1], \"groups\": 3},\n"
       "    {\"kind\": \"batchnorm\", \"name\": \"bn1\", \"momentum\": 0.25, \"eps\": 0.001},\n"
       "    {\"kind\": \"prelu\", \"name\": \"act1\", \"per_channel\": true, \"init_slope\": 0.1},\n"
       "    {\"kind\": \"sigmoid\"},\n"
@@ -457,6 +457,27 @@ TEST_F(ModelFile, OutputAndLoss) {
   cudl_model_destroy(m);
 }
 
+// An unnamed output that is not the last layer gets an id to be named by.
+TEST_F(ModelFile, UnnamedOutputGetsAnId) {
+  const int64_t shape[1] = {5};
+  cudl_model *m = nullptr;
+  int n = 0, out = 0;
+  ASSERT_EQ(cudl_model_create(ctx_, 1, shape, &m), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_activation(m, 0, CUDL_ACT_TANH, 0.0f, &out), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_dropout(m, out, 0.5f, &n), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, out, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+  const std::string text = Describe(m);
+  EXPECT_NE(text.find("{\"kind\": \"tanh\", \"id\": \"tanh_0\"},\n    {\"kind\": \"dropout\"}"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\"output\": \"tanh_0\""), std::string::npos) << text;
+  cudl_model *back = Parse(text);
+  ASSERT_NE(back, nullptr) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(Describe(back), text);
+  cudl_model_destroy(back);
+  cudl_model_destroy(m);
+}
+
 // ---------------------------------------------------------------------------
 // Malformed files: one test per class, the exact message
 // ---------------------------------------------------------------------------
@@ -623,6 +644,12 @@ TEST_F(ModelFile, DuplicateNames) {
   ExpectFailure(Net("{\"kind\": \"prelu\", \"name\": \"p\", \"id\": \"p\"}"),
                 CUDL_ERR_FILE_DUPLICATE,
                 "net.json: layers[0] (\"p\").id: \"p\" is the layer's name already");
+  // Names from the file may hold control characters: the message stays one
+  // line.
+  ExpectFailure(Net("{\"kind\": \"relu\", \"id\": \"a\\nb\"}, {\"kind\": \"tanh\", \"id\": "
+                    "\"a\\nb\"}"),
+                CUDL_ERR_FILE_DUPLICATE,
+                "net.json: layers[1] (\"a\\nb\").id: \"a\\nb\" is already used by layers[0]");
 }
 
 // What the graph API refuses where the layer stands: its reason, after the
