@@ -21,6 +21,7 @@ packages=(
   libclang-rt-dev  # libclang_rt.fuzzer and the ASan/UBSan runtimes (Debian 12:
                    # libclang-rt-14-dev, which clang only recommends)
   python3          # the independent safetensors reader/writer used by tests
+  python3-jsonschema # ctest model_file_schema: docs/model-file.schema.json
   diffutils mount  # the CLI tests: cmp, and a small tmpfs to fill (as root)
 )
 

@@ -103,8 +103,8 @@ static int describe(int argc, char **argv) {
   rc = CLI_EXIT_FAILED;
   if (cli_open_context("cpu", &ctx) != 0) return CLI_EXIT_FAILED;
   if (model != NULL)
-    s = cudl__tool_zoo_model(ctx, model, dropout, shape[0], shape[1],
-                             shape[2], classes, &m);
+    s = cudl__tool_zoo_model(ctx, model, dropout, shape[0], shape[1], shape[2],
+                             classes, &m);
   else
     s = cudl_model_read_file(ctx, model_file, &m);
   if (s != CUDL_OK) {
@@ -147,8 +147,9 @@ int cudl__cmd_model(int argc, char **argv) {
     return CLI_EXIT_OK;
   }
   if (argc >= 1)
-    return cli_usage_error("unknown subcommand '%s': describe (cudl model "
-                           "--help)",
-                           argv[0]);
+    return cli_usage_error(
+        "unknown subcommand '%s': describe (cudl model "
+        "--help)",
+        argv[0]);
   return cli_usage_error("which subcommand? describe (cudl model --help)");
 }

@@ -64,7 +64,7 @@ CUDL_EXTERN_C_BEGIN
 /* ---- limits: what a model file may ask for ----
  * A file is untrusted input; these bound the memory and time that parsing
  * and compiling it can take, far above the networks cudl trains (ResNet-1202
- * is 4,800 layers and 19 million parameters). Beyond them the file is
+ * is 4,210 layers and 19 million parameters). Beyond them the file is
  * refused with CUDL_ERR_FILE_VALUE (CUDL_ERR_FILE_HEADER_SIZE for the file's
  * size). Every per-sample layer output is also at most 2^31 values, as the
  * graph API requires. */

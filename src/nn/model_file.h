@@ -1,11 +1,12 @@
 /*
  * model_file.h - what the model-file reader (model_file_read.c), writer
  * (model_file_write.c) and the table of layer kinds (model_file_kinds.c)
- * share. A layer kind of the file is one row of cudl__model_file_kinds:
- * its "kind" string, the node it builds, the keys it takes, and a function
- * to build it from the file and one to describe a node back. A new kind of
- * the graph API is one row and those two functions; the reader and writer
- * never ask which kind they handle.
+ * share: key readers and messages (model_file_keys.c), the JSON writer
+ * (model_file_text.c) and the table. A layer kind of the file is one row of
+ * cudl__model_file_kinds: its "kind" string, the node it builds, the keys it
+ * takes, and a function to build it from the file and one to describe a node
+ * back. A new kind of the graph API is one row and those two functions; the
+ * reader and writer never ask which kind they handle.
  */
 #ifndef CUDL_NN_MODEL_FILE_H
 #define CUDL_NN_MODEL_FILE_H
@@ -24,18 +25,32 @@ CUDL_EXTERN_C_BEGIN
 typedef struct cudl__mf_reader {
   cudl_context *ctx;
   cudl_model *model;
-  const char *source;   /* the text's name in messages */
-  const char *function; /* the public call that reports */
-  const json_t *layer;  /* the layer object being built */
-  const char *name;     /* its "name", or NULL */
+  const char *source;              /* the text's name in messages */
+  const char *function;            /* the public call that reports */
+  const json_t *layer;             /* the layer object being built */
+  const char *name;                /* its "name", or NULL */
   char where[CUDL__MF_WHERE_SIZE]; /* its path: "layers[3] (\"conv1\")" */
 } cudl__mf_reader;
+
+/* Record `text` as `function`'s failure, on one line: control characters
+ * (from names and values in the file) are written as escapes (\n, \xHH). */
+cudl_status cudl__mf_fail_line(cudl_context *ctx, cudl_status status,
+                               const char *function, const char *text);
+
+/* "a string", "an object", ... (for "not <what>" in messages). */
+const char *cudl__mf_json_what(const json_t *value);
 
 /* Record "<source>: <where>.<key>: <message>" (no ".<key>" when key is NULL)
  * as the reader's failure and return status. */
 cudl_status cudl__mf_fail(cudl__mf_reader *r, cudl_status status,
                           const char *key, const char *fmt, ...)
     CUDL_PRINTF(4, 5);
+
+/* v, the value at `path` (in messages), as an integer in [lo, hi];
+ * `alternative` continues "must be an integer from lo to hi". */
+cudl_status cudl__mf_check_int(cudl__mf_reader *r, const char *path,
+                               const json_t *v, int64_t lo, int64_t hi,
+                               const char *alternative, int64_t *out);
 
 /* Key readers for build functions. Absent keys give the fallback, or a
  * CUDL_ERR_FILE_SCHEMA failure when required is nonzero; a value of the
@@ -66,6 +81,9 @@ typedef struct cudl__mf_writer {
 } cudl__mf_writer;
 
 void cudl__mf_put(cudl__mf_writer *w, const char *text);
+void cudl__mf_put_int(cudl__mf_writer *w, int64_t value);
+/* ", \"key\": " */
+void cudl__mf_put_key(cudl__mf_writer *w, const char *key);
 /* The JSON string of s (quotes, escapes; s is valid UTF-8). */
 void cudl__mf_put_string(cudl__mf_writer *w, const char *s);
 /* ", \"key\": value" for each kind of value. */
@@ -77,15 +95,15 @@ void cudl__mf_key_bool(cudl__mf_writer *w, const char *key, int value);
 
 /* One layer kind of the file. */
 typedef struct cudl__model_file_kind {
-  const char *kind;  /* the "kind" string */
-  node_kind builds;  /* the node kind it builds */
-  int variant;       /* for kinds sharing a node kind: the activation
-                        type; 1 for max pooling, 0 for average */
-  int named;         /* has parameters: "name" is required (and allowed) */
+  const char *kind; /* the "kind" string */
+  node_kind builds; /* the node kind it builds */
+  int variant;      /* for kinds sharing a node kind: the activation
+                       type; 1 for max pooling, 0 for average */
+  int named;        /* has parameters: "name" is required (and allowed) */
   int min_inputs, max_inputs; /* 1, 1: an optional "input"; otherwise a
                                  required "inputs" array of that many */
-  const char *const *keys; /* its own keys, NULL-terminated, in the order
-                              describe writes them */
+  const char *const *keys;    /* its own keys, NULL-terminated, in the order
+                                 describe writes them */
   /* Add the layer reading `inputs` to r->model; *node receives it. */
   cudl_status (*build)(cudl__mf_reader *r,
                        const struct cudl__model_file_kind *kind,

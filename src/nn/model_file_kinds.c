@@ -10,12 +10,13 @@
 /* ---- weighted layers ---- */
 
 static const char *const conv2d_keys[] = {
-    "out_channels", "kernel_size", "stride", "padding", "dilation",
-    "groups",       "bias",        NULL};
+    "out_channels", "kernel_size", "stride", "padding",
+    "dilation",     "groups",      "bias",   NULL};
 
 static cudl_status build_conv2d(cudl__mf_reader *r,
                                 const cudl__model_file_kind *kind,
-                                const int *inputs, int n_inputs, int *node_out) {
+                                const int *inputs, int n_inputs,
+                                int *node_out) {
   static const int one[2] = {1, 1}, zero[2] = {0, 0};
   cudl_conv2d_desc desc = CUDL_CONV2D_DESC_DEFAULT;
   int64_t out_channels = 0, groups = 1;
@@ -48,9 +49,9 @@ static cudl_status build_conv2d(cudl__mf_reader *r,
   desc.dilation_h = dilation[0];
   desc.dilation_w = dilation[1];
   desc.groups = (int)groups;
-  return cudl__mf_graph(r, cudl_model_add_conv2d(r->model, inputs[0], r->name,
-                                                 out_channels, kernel[0],
-                                                 kernel[1], &desc, bias, node_out));
+  return cudl__mf_graph(
+      r, cudl_model_add_conv2d(r->model, inputs[0], r->name, out_channels,
+                               kernel[0], kernel[1], &desc, bias, node_out));
 }
 
 static void describe_conv2d(cudl__mf_writer *w, const cudl_model *m,
@@ -74,7 +75,8 @@ static const char *const linear_keys[] = {"out_features", "bias", NULL};
 
 static cudl_status build_linear(cudl__mf_reader *r,
                                 const cudl__model_file_kind *kind,
-                                const int *inputs, int n_inputs, int *node_out) {
+                                const int *inputs, int n_inputs,
+                                int *node_out) {
   int64_t out_features = 0;
   int bias = 1;
   cudl_status s;
@@ -104,7 +106,8 @@ static const char *const batchnorm_keys[] = {"momentum", "eps", NULL};
 
 static cudl_status build_batchnorm(cudl__mf_reader *r,
                                    const cudl__model_file_kind *kind,
-                                   const int *inputs, int n_inputs, int *node_out) {
+                                   const int *inputs, int n_inputs,
+                                   int *node_out) {
   float momentum = BN_MOMENTUM, eps = BN_EPS;
   cudl_status s;
   (void)kind;
@@ -113,15 +116,16 @@ static cudl_status build_batchnorm(cudl__mf_reader *r,
   /* eps > 0: the smallest positive float is the lower bound. */
   if (s == CUDL_OK) s = cudl__mf_float(r, "eps", 1e-45, 1e30, BN_EPS, &eps);
   if (s != CUDL_OK) return s;
-  return cudl__mf_graph(r, cudl_model_add_batchnorm(r->model, inputs[0],
-                                                    r->name, momentum, eps,
-                                                    node_out));
+  return cudl__mf_graph(
+      r, cudl_model_add_batchnorm(r->model, inputs[0], r->name, momentum, eps,
+                                  node_out));
 }
 
 static void describe_batchnorm(cudl__mf_writer *w, const cudl_model *m,
                                const node *n) {
   (void)m;
-  if (n->momentum != BN_MOMENTUM) cudl__mf_key_float(w, "momentum", n->momentum);
+  if (n->momentum != BN_MOMENTUM)
+    cudl__mf_key_float(w, "momentum", n->momentum);
   if (n->eps != BN_EPS) cudl__mf_key_float(w, "eps", n->eps);
 }
 
@@ -131,15 +135,16 @@ static const char *const dropout_keys[] = {"p", NULL};
 
 static cudl_status build_dropout(cudl__mf_reader *r,
                                  const cudl__model_file_kind *kind,
-                                 const int *inputs, int n_inputs, int *node_out) {
+                                 const int *inputs, int n_inputs,
+                                 int *node_out) {
   float p = DROPOUT_P;
   cudl_status s;
   (void)kind;
   (void)n_inputs;
   s = cudl__mf_float(r, "p", 0.0, 1.0, DROPOUT_P, &p);
   if (s != CUDL_OK) return s;
-  return cudl__mf_graph(r,
-                        cudl_model_add_dropout(r->model, inputs[0], p, node_out));
+  return cudl__mf_graph(
+      r, cudl_model_add_dropout(r->model, inputs[0], p, node_out));
 }
 
 static void describe_dropout(cudl__mf_writer *w, const cudl_model *m,
@@ -232,7 +237,8 @@ static cudl_status build_rrelu(cudl__mf_reader *r,
   (void)kind;
   (void)n_inputs;
   s = cudl__mf_float(r, "lower", -1e30, 1e30, RRELU_LOWER, &lower);
-  if (s == CUDL_OK) s = cudl__mf_float(r, "upper", -1e30, 1e30, RRELU_UPPER, &upper);
+  if (s == CUDL_OK)
+    s = cudl__mf_float(r, "upper", -1e30, 1e30, RRELU_UPPER, &upper);
   if (s != CUDL_OK) return s;
   if (!(lower <= upper))
     return cudl__mf_fail(r, CUDL_ERR_FILE_VALUE, "upper",
@@ -251,14 +257,15 @@ static void describe_rrelu(cudl__mf_writer *w, const cudl_model *m,
 
 /* ---- pooling ---- */
 
-static const char *const max_pool_keys[] = {"kernel_size", "stride",
-                                            "padding", NULL};
+static const char *const max_pool_keys[] = {"kernel_size", "stride", "padding",
+                                            NULL};
 static const char *const avg_pool_keys[] = {"kernel_size", "stride", "padding",
                                             "count_include_pad", NULL};
 
 static cudl_status build_pool2d(cudl__mf_reader *r,
                                 const cudl__model_file_kind *kind,
-                                const int *inputs, int n_inputs, int *node_out) {
+                                const int *inputs, int n_inputs,
+                                int *node_out) {
   static const int one[2] = {1, 1}, zero[2] = {0, 0};
   cudl_pool2d_desc desc;
   int kernel[2], stride[2], pad[2], include_pad = 1;
@@ -284,8 +291,9 @@ static cudl_status build_pool2d(cudl__mf_reader *r,
   desc.pad_h = pad[0];
   desc.pad_w = pad[1];
   desc.count_include_pad = kind->variant ? 0 : include_pad;
-  return cudl__mf_graph(r, cudl_model_add_pool2d(r->model, inputs[0],
-                                                 kind->variant, &desc, node_out));
+  return cudl__mf_graph(
+      r, cudl_model_add_pool2d(r->model, inputs[0], kind->variant, &desc,
+                               node_out));
 }
 
 static int pool2d_variant(const node *n) { return n->is_max; }
@@ -317,10 +325,12 @@ static cudl_status build_global_avg_pool(cudl__mf_reader *r,
 
 static cudl_status build_flatten(cudl__mf_reader *r,
                                  const cudl__model_file_kind *kind,
-                                 const int *inputs, int n_inputs, int *node_out) {
+                                 const int *inputs, int n_inputs,
+                                 int *node_out) {
   (void)kind;
   (void)n_inputs;
-  return cudl__mf_graph(r, cudl_model_add_flatten(r->model, inputs[0], node_out));
+  return cudl__mf_graph(r,
+                        cudl_model_add_flatten(r->model, inputs[0], node_out));
 }
 
 static cudl_status build_add(cudl__mf_reader *r,
@@ -341,9 +351,11 @@ static void describe_nothing(cudl__mf_writer *w, const cudl_model *m,
 
 /* ---- the table ---- */
 
-#define ACTIVATION(kind, type, keys)                                      \
-  {kind, NODE_ACTIVATION, type, 0, 1, 1, keys, build_activation,         \
-   activation_variant, describe_activation}
+#define ACTIVATION(kind, type, keys)                              \
+  {                                                               \
+    kind, NODE_ACTIVATION, type, 0, 1, 1, keys, build_activation, \
+        activation_variant, describe_activation                   \
+  }
 
 const cudl__model_file_kind cudl__model_file_kinds[] = {
     {"conv2d", NODE_CONV, 0, 1, 1, 1, conv2d_keys, build_conv2d, NULL,

@@ -17,188 +17,10 @@
  * longest parameter suffix (cudl__model_check_name). */
 #define MAX_LABEL (NAME_SIZE - 16)
 
-/* ---- messages ---- */
-
-/* Record `text` as the reader's failure on one line: names and values from
- * the file may hold any character, and control characters are written as
- * escapes (\n, \t, \xHH). */
-static cudl_status fail_one_line(cudl_context *ctx, cudl_status status,
-                                 const char *function, const char *text) {
-  char line[CUDL_ERROR_TEXT_SIZE];
-  size_t used = 0;
-  for (; *text != '\0' && used + 5 < sizeof line; ++text) {
-    const unsigned char c = (unsigned char)*text;
-    if (c == '\n' || c == '\t' || c == '\r') {
-      line[used++] = '\\';
-      line[used++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
-    } else if (c < 0x20 || c == 0x7f) {
-      used += (size_t)snprintf(line + used, sizeof line - used, "\\x%02x", c);
-    } else {
-      line[used++] = (char)c;
-    }
-  }
-  line[used] = '\0';
-  return cudl__fail(ctx, status, function, "%s", line);
-}
-
-cudl_status cudl__mf_fail(cudl__mf_reader *r, cudl_status status,
-                          const char *key, const char *fmt, ...) {
-  char message[CUDL_ERROR_TEXT_SIZE], text[CUDL_ERROR_TEXT_SIZE];
-  va_list args;
-  va_start(args, fmt);
-  vsnprintf(message, sizeof message, fmt, args);
-  va_end(args);
-  snprintf(text, sizeof text, "%s: %s%s%s%s%s", r->source, r->where,
-           r->where[0] != '\0' && key != NULL ? "." : "",
-           key != NULL ? key : "",
-           r->where[0] != '\0' || key != NULL ? ": " : "", message);
-  return fail_one_line(r->ctx, status, r->function, text);
-}
-
-/* "a string", "an object", ... for "not <what>" in messages. */
-static const char *json_what(const json_t *value) {
-  switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE: return "true";
-    case JSON_FALSE: return "false";
-    case JSON_NULL: return "null";
-  }
-  return "a JSON value";
-}
-
-cudl_status cudl__mf_graph(cudl__mf_reader *r, cudl_status status) {
-  char reason[CUDL_ERROR_TEXT_SIZE];
-  const char *detail, *colon;
-  if (status == CUDL_OK) return CUDL_OK;
-  detail = cudl_context_last_error(r->ctx);
-  /* The graph's message starts with its function's name: the path takes
-   * its place. */
-  colon = strstr(detail, ": ");
-  if (strncmp(detail, "cudl_", 5) == 0 && colon != NULL) detail = colon + 2;
-  strncpy(reason, detail, sizeof reason - 1);
-  reason[sizeof reason - 1] = '\0';
-  if (status == CUDL_ERR_SHAPE || status == CUDL_ERR_INVALID_ARGUMENT)
-    status = CUDL_ERR_FILE_SHAPE;
-  return cudl__mf_fail(r, status, NULL, "%s", reason);
-}
-
-/* ---- key readers ---- */
-
-/* An integer in [lo, hi]: CUDL_OK; else the failure, naming `path`. */
-static cudl_status check_int(cudl__mf_reader *r, const char *path,
-                             const json_t *v, int64_t lo, int64_t hi,
-                             const char *alternative, int64_t *out) {
-  if (!json_is_integer(v))
-    return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, path,
-                         "must be an integer from %lld to %lld%s, not %s",
-                         (long long)lo, (long long)hi, alternative,
-                         json_what(v));
-  if (json_integer_value(v) < lo || json_integer_value(v) > hi)
-    return cudl__mf_fail(r, CUDL_ERR_FILE_VALUE, path,
-                         "must be an integer from %lld to %lld%s, not %lld",
-                         (long long)lo, (long long)hi, alternative,
-                         (long long)json_integer_value(v));
-  *out = (int64_t)json_integer_value(v);
-  return CUDL_OK;
-}
-
-cudl_status cudl__mf_int(cudl__mf_reader *r, const char *key, int required,
-                         int64_t lo, int64_t hi, int64_t fallback,
-                         int64_t *out) {
-  const json_t *v = json_object_get(r->layer, key);
-  if (v == NULL) {
-    if (required)
-      return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, key,
-                           "missing: an integer from %lld to %lld is required",
-                           (long long)lo, (long long)hi);
-    *out = fallback;
-    return CUDL_OK;
-  }
-  return check_int(r, key, v, lo, hi, "", out);
-}
-
-cudl_status cudl__mf_pair(cudl__mf_reader *r, const char *key, int required,
-                          int lo, int hi, const int fallback[2], int out[2]) {
-  static const char either[] = " or a pair [h, w] of them";
-  const json_t *v = json_object_get(r->layer, key);
-  char path[64];
-  int64_t value;
-  size_t i;
-  cudl_status s;
-  if (v == NULL) {
-    if (required)
-      return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, key,
-                           "missing: an integer from %d to %d or a pair "
-                           "[h, w] of them is required",
-                           lo, hi);
-    out[0] = fallback[0];
-    out[1] = fallback[1];
-    return CUDL_OK;
-  }
-  if (!json_is_array(v)) {
-    s = check_int(r, key, v, lo, hi, either, &value);
-    if (s != CUDL_OK) return s;
-    out[0] = out[1] = (int)value;
-    return CUDL_OK;
-  }
-  if (json_array_size(v) != 2)
-    return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, key,
-                         "must be an integer from %d to %d%s, not an array "
-                         "of %zu",
-                         lo, hi, either, json_array_size(v));
-  for (i = 0; i < 2; ++i) {
-    snprintf(path, sizeof path, "%s[%zu]", key, i);
-    s = check_int(r, path, json_array_get(v, i), lo, hi, "", &value);
-    if (s != CUDL_OK) return s;
-    out[i] = (int)value;
-  }
-  return CUDL_OK;
-}
-
-cudl_status cudl__mf_float(cudl__mf_reader *r, const char *key, double lo,
-                           double hi, float fallback, float *out) {
-  const json_t *v = json_object_get(r->layer, key);
-  float f;
-  if (v == NULL) {
-    *out = fallback;
-    return CUDL_OK;
-  }
-  if (!json_is_number(v))
-    return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, key,
-                         "must be a number from %g to %g, not %s", lo, hi,
-                         json_what(v));
-  f = (float)json_number_value(v);
-  if (!isfinite(f) || !((double)f >= lo && (double)f <= hi))
-    return cudl__mf_fail(r, CUDL_ERR_FILE_VALUE, key,
-                         "must be a number from %g to %g, not %g", lo, hi,
-                         json_number_value(v));
-  *out = f;
-  return CUDL_OK;
-}
-
-cudl_status cudl__mf_bool(cudl__mf_reader *r, const char *key, int fallback,
-                          int *out) {
-  const json_t *v = json_object_get(r->layer, key);
-  if (v == NULL) {
-    *out = fallback;
-    return CUDL_OK;
-  }
-  if (!json_is_boolean(v))
-    return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, key,
-                         "must be true or false, not %s", json_what(v));
-  *out = json_is_true(v);
-  return CUDL_OK;
-}
-
 /* ---- the document ---- */
 
-static const char *const top_keys[] = {"version", "input_shape", "layers",
-                                       "output",  "loss",        "comment",
-                                       NULL};
+static const char *const top_keys[] = {
+    "version", "input_shape", "layers", "output", "loss", "comment", NULL};
 /* Every layer may have these; "name", "input" and "inputs" depend on the
  * kind. */
 static const char *const layer_keys[] = {"kind", "id", "comment", NULL};
@@ -254,7 +76,7 @@ static cudl_status resolve(parse *p, const char *key, const json_t *ref,
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, key,
                          "must be a string naming an earlier layer (its "
                          "name or id) or \"input\", not %s",
-                         json_what(ref));
+                         cudl__mf_json_what(ref));
   label = json_string_value(ref);
   found = json_object_get(p->labels, label);
   if (found != NULL) {
@@ -283,10 +105,9 @@ static cudl_status resolve(parse *p, const char *key, const json_t *ref,
                        "no layer is called \"%.*s\"", MAX_LABEL, label);
 }
 
-/* A "name" or "id" of the current layer (index i): a new label of 1 to
- * MAX_LABEL bytes. *label is NULL when it is absent. */
-static cudl_status read_label(parse *p, const char *key, int i,
-                              const char **label) {
+/* A "name" or "id" of the current layer: a new label of 1 to MAX_LABEL
+ * bytes. *label is NULL when it is absent. */
+static cudl_status read_label(parse *p, const char *key, const char **label) {
   const json_t *v = json_object_get(p->r.layer, key);
   const json_t *seen;
   const char *text;
@@ -294,7 +115,7 @@ static cudl_status read_label(parse *p, const char *key, int i,
   if (v == NULL) return CUDL_OK;
   if (!json_is_string(v))
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, key,
-                         "must be a string, not %s", json_what(v));
+                         "must be a string, not %s", cudl__mf_json_what(v));
   text = json_string_value(v);
   if (text[0] == '\0' || strlen(text) > MAX_LABEL)
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_VALUE, key,
@@ -309,7 +130,6 @@ static cudl_status read_label(parse *p, const char *key, int i,
                          "\"%s\" is already used by layers[%lld]", text,
                          (long long)json_integer_value(seen));
   }
-  (void)i;
   *label = text;
   return CUDL_OK;
 }
@@ -378,7 +198,7 @@ static cudl_status read_inputs(parse *p, const cudl__model_file_kind *k, int i,
     return cudl__mf_fail(
         &p->r, CUDL_ERR_FILE_SCHEMA, "inputs",
         "must be a list of %s layers (names or ids), not %s%s", count_text,
-        json_is_array(v) ? "a list of " : json_what(v),
+        json_is_array(v) ? "a list of " : cudl__mf_json_what(v),
         json_is_array(v) ? "another length" : "");
   }
   for (j = 0; j < json_array_size(v); ++j) {
@@ -421,7 +241,8 @@ static cudl_status read_layer(parse *p, int i) {
   if (!json_is_object(layer)) {
     snprintf(p->r.where, sizeof p->r.where, "layers[%d]", i);
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, NULL,
-                         "must be an object, not %s", json_what(layer));
+                         "must be an object, not %s",
+                         cudl__mf_json_what(layer));
   }
   locate_layer(p, i, layer);
   kind_value = json_object_get(layer, "kind");
@@ -430,28 +251,29 @@ static cudl_status read_layer(parse *p, int i) {
                          "missing: every layer has a kind");
   if (!json_is_string(kind_value))
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "kind",
-                         "must be a string, not %s", json_what(kind_value));
+                         "must be a string, not %s",
+                         cudl__mf_json_what(kind_value));
   k = cudl__model_file_kind_by_name(json_string_value(kind_value));
   if (k == NULL) {
     char kinds[512];
     size_t used = 0;
     kinds[0] = '\0';
     for (j = 0; j < cudl__model_file_kind_count && used < sizeof kinds; ++j)
-      used += (size_t)snprintf(kinds + used, sizeof kinds - used, "%s%s",
-                               j > 0 ? ", " : "",
-                               cudl__model_file_kinds[j].kind);
+      used +=
+          (size_t)snprintf(kinds + used, sizeof kinds - used, "%s%s",
+                           j > 0 ? ", " : "", cudl__model_file_kinds[j].kind);
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "kind",
                          "unknown kind \"%.*s\"; the kinds are %s", MAX_LABEL,
                          json_string_value(kind_value), kinds);
   }
   s = check_layer_keys(p, k);
-  if (s == CUDL_OK) s = read_label(p, "name", i, &name);
+  if (s == CUDL_OK) s = read_label(p, "name", &name);
   if (s == CUDL_OK && k->named && name == NULL)
     s = cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "name",
                       "missing: a %s layer is named (its parameters are "
                       "\"<name>.weight\", ...)",
                       k->kind);
-  if (s == CUDL_OK) s = read_label(p, "id", i, &id);
+  if (s == CUDL_OK) s = read_label(p, "id", &id);
   if (s == CUDL_OK && name != NULL && id != NULL && strcmp(name, id) == 0)
     s = cudl__mf_fail(&p->r, CUDL_ERR_FILE_DUPLICATE, "id",
                       "\"%s\" is the layer's name already", id);
@@ -491,16 +313,17 @@ static cudl_status read_input_shape(parse *p, const json_t *root,
                          "missing: the per-sample input shape, [C, H, W] or "
                          "[F], is required");
   if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > 3)
-    return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "input_shape",
-                         "must be a list of 1 to 3 integers ([C, H, W], "
-                         "[H, W] or [F]), not %s%s",
-                         json_is_array(v) ? "a list of " : json_what(v),
-                         json_is_array(v) ? "another length" : "");
+    return cudl__mf_fail(
+        &p->r, CUDL_ERR_FILE_SCHEMA, "input_shape",
+        "must be a list of 1 to 3 integers ([C, H, W], "
+        "[H, W] or [F]), not %s%s",
+        json_is_array(v) ? "a list of " : cudl__mf_json_what(v),
+        json_is_array(v) ? "another length" : "");
   for (i = 0; i < json_array_size(v); ++i) {
     char path[32];
     snprintf(path, sizeof path, "input_shape[%zu]", i);
-    s = check_int(&p->r, path, json_array_get(v, i), 1,
-                  CUDL_MODEL_FILE_MAX_SIZE, "", &shape[i]);
+    s = cudl__mf_check_int(&p->r, path, json_array_get(v, i), 1,
+                           CUDL_MODEL_FILE_MAX_SIZE, "", &shape[i]);
     if (s != CUDL_OK) return s;
     values *= shape[i]; /* <= 2^72 cannot happen: checked each step */
     if (values > (int64_t)1 << 31)
@@ -530,7 +353,8 @@ static cudl_status read_output(parse *p, const json_t *root) {
   if (loss != NULL) {
     if (!json_is_string(loss))
       return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "loss",
-                           "must be a string, not %s", json_what(loss));
+                           "must be a string, not %s",
+                           cudl__mf_json_what(loss));
     for (i = 0; i < sizeof losses / sizeof losses[0]; ++i)
       if (strcmp(json_string_value(loss), loss_names[i]) == 0) break;
     if (i == sizeof losses / sizeof losses[0])
@@ -559,7 +383,7 @@ static cudl_status read_document(parse *p, const json_t *root,
   if (!json_is_object(root))
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, NULL,
                          "the top level must be an object, not %s",
-                         json_what(root));
+                         cudl__mf_json_what(root));
   json_object_foreach((json_t *)root, key, value) {
     if (!listed(top_keys, key))
       return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, key,
@@ -570,7 +394,8 @@ static cudl_status read_document(parse *p, const json_t *root,
   if (version != NULL) {
     if (!json_is_integer(version))
       return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "version",
-                           "must be an integer, not %s", json_what(version));
+                           "must be an integer, not %s",
+                           cudl__mf_json_what(version));
     if (json_integer_value(version) != CUDL_MODEL_FILE_VERSION)
       return cudl__mf_fail(&p->r, CUDL_ERR_FILE_VALUE, "version",
                            "this cudl reads version %d of the format, not "
@@ -585,7 +410,7 @@ static cudl_status read_document(parse *p, const json_t *root,
   if (!json_is_array(p->layers))
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_SCHEMA, "layers",
                          "must be a list of layers, not %s",
-                         json_what(p->layers));
+                         cudl__mf_json_what(p->layers));
   count = json_array_size(p->layers);
   if (count < 1 || count > CUDL_MODEL_FILE_MAX_LAYERS)
     return cudl__mf_fail(&p->r, CUDL_ERR_FILE_VALUE, "layers",
@@ -626,11 +451,12 @@ static cudl_status parse_text(cudl_context *ctx, const char *function,
     char text_line[CUDL_ERROR_TEXT_SIZE];
     snprintf(text_line, sizeof text_line, "%s:%d:%d: %s", p.r.source,
              error.line, error.column, error.text);
-    return fail_one_line(ctx,
-                         json_error_code(&error) == json_error_duplicate_key
-                             ? CUDL_ERR_FILE_DUPLICATE
-                             : CUDL_ERR_FILE_JSON,
-                         function, text_line);
+    return cudl__mf_fail_line(
+        ctx,
+        json_error_code(&error) == json_error_duplicate_key
+            ? CUDL_ERR_FILE_DUPLICATE
+            : CUDL_ERR_FILE_JSON,
+        function, text_line);
   }
   p.labels = json_object();
   if (p.labels == NULL ||
@@ -651,9 +477,8 @@ static cudl_status parse_text(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-cudl_status cudl_model_parse(cudl_context *ctx, const char *text,
-                             size_t length, const char *source_name,
-                             cudl_model **out) {
+cudl_status cudl_model_parse(cudl_context *ctx, const char *text, size_t length,
+                             const char *source_name, cudl_model **out) {
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (text == NULL || out == NULL)

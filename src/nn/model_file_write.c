@@ -7,96 +7,6 @@
 
 #include "nn/model_file.h"
 
-/* ---- the writer ---- */
-
-static void put_bytes(cudl__mf_writer *w, const char *text, size_t n) {
-  if (w->length < w->size) {
-    size_t room = w->size - w->length;
-    memcpy(w->buf + w->length, text, n < room ? n : room);
-  }
-  w->length += n;
-}
-
-void cudl__mf_put(cudl__mf_writer *w, const char *text) {
-  put_bytes(w, text, strlen(text));
-}
-
-void cudl__mf_put_string(cudl__mf_writer *w, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  put_bytes(w, "\"", 1);
-  for (; *s != '\0'; ++s) {
-    const unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      char escaped[2];
-      escaped[0] = '\\';
-      escaped[1] = (char)c;
-      put_bytes(w, escaped, 2);
-    } else if (c < 0x20) {
-      char escaped[6] = {'\\', 'u', '0', '0', 0, 0};
-      escaped[4] = hex[c >> 4];
-      escaped[5] = hex[c & 15];
-      put_bytes(w, escaped, 6);
-    } else {
-      put_bytes(w, s, 1);
-    }
-  }
-  put_bytes(w, "\"", 1);
-}
-
-static void put_key(cudl__mf_writer *w, const char *key) {
-  cudl__mf_put(w, ", ");
-  cudl__mf_put_string(w, key);
-  cudl__mf_put(w, ": ");
-}
-
-static void put_int(cudl__mf_writer *w, int64_t value) {
-  char text[32];
-  snprintf(text, sizeof text, "%lld", (long long)value);
-  cudl__mf_put(w, text);
-}
-
-void cudl__mf_key_int(cudl__mf_writer *w, const char *key, int64_t value) {
-  put_key(w, key);
-  put_int(w, value);
-}
-
-void cudl__mf_key_pair(cudl__mf_writer *w, const char *key, int h, int wd) {
-  put_key(w, key);
-  if (h == wd) {
-    put_int(w, h);
-    return;
-  }
-  cudl__mf_put(w, "[");
-  put_int(w, h);
-  cudl__mf_put(w, ", ");
-  put_int(w, wd);
-  cudl__mf_put(w, "]");
-}
-
-/* The shortest of %.6g .. %.9g that reads back (as the reader reads it: a
- * double, then a float) to exactly `value`; %.9g always does. The decimal
- * point is the C locale's whatever the program's locale says. */
-void cudl__mf_key_float(cudl__mf_writer *w, const char *key, float value) {
-  char text[48];
-  int digits;
-  char *c;
-  for (digits = 6; digits <= 9; ++digits) {
-    snprintf(text, sizeof text, "%.*g", digits, (double)value);
-    /* strtod reads in the same locale snprintf wrote in. */
-    if ((float)strtod(text, NULL) == value) break;
-  }
-  for (c = text; *c != '\0'; ++c)
-    if (!((*c >= '0' && *c <= '9') || *c == '-' || *c == '+' || *c == 'e'))
-      *c = '.';
-  put_key(w, key);
-  cudl__mf_put(w, text);
-}
-
-void cudl__mf_key_bool(cudl__mf_writer *w, const char *key, int value) {
-  put_key(w, key);
-  cudl__mf_put(w, value ? "true" : "false");
-}
-
 /* ---- labels ---- */
 
 /* Whether s is valid UTF-8 (no overlong forms, surrogates or code points
@@ -179,9 +89,12 @@ static int referenced(const cudl_model *m, int i) {
 
 static const char *loss_name(cudl_model_loss loss) {
   switch (loss) {
-    case CUDL_MODEL_LOSS_CROSS_ENTROPY: return "cross_entropy";
-    case CUDL_MODEL_LOSS_MSE: return "mse";
-    case CUDL_MODEL_LOSS_BCE_WITH_LOGITS: return "bce_with_logits";
+    case CUDL_MODEL_LOSS_CROSS_ENTROPY:
+      return "cross_entropy";
+    case CUDL_MODEL_LOSS_MSE:
+      return "mse";
+    case CUDL_MODEL_LOSS_BCE_WITH_LOGITS:
+      return "bce_with_logits";
   }
   return NULL;
 }
@@ -194,21 +107,21 @@ static void write_layer(cudl__mf_writer *w, const cudl_model *m, int i) {
   cudl__mf_put(w, "    {\"kind\": ");
   cudl__mf_put_string(w, kind->kind);
   if (n->name[0] != '\0') {
-    put_key(w, "name");
+    cudl__mf_put_key(w, "name");
     cudl__mf_put_string(w, n->name);
   } else if (referenced(m, i)) {
     label_of(m, i, label, sizeof label);
-    put_key(w, "id");
+    cudl__mf_put_key(w, "id");
     cudl__mf_put_string(w, label);
   }
   if (kind->min_inputs == 1 && kind->max_inputs == 1) {
     if (n->in[0] != i - 1) {
       label_of(m, n->in[0], label, sizeof label);
-      put_key(w, "input");
+      cudl__mf_put_key(w, "input");
       cudl__mf_put_string(w, label);
     }
   } else {
-    put_key(w, "inputs");
+    cudl__mf_put_key(w, "inputs");
     cudl__mf_put(w, "[");
     for (k = 0; k < n->n_in; ++k) {
       if (k > 0) cudl__mf_put(w, ", ");
@@ -254,11 +167,11 @@ cudl_status cudl_model_describe(const cudl_model *m, char *buffer, size_t size,
   w.size = size;
   input = &m->nodes[0];
   cudl__mf_put(&w, "{\n  \"version\": ");
-  put_int(&w, CUDL_MODEL_FILE_VERSION);
+  cudl__mf_put_int(&w, CUDL_MODEL_FILE_VERSION);
   cudl__mf_put(&w, ",\n  \"input_shape\": [");
   for (i = 0; i < input->ndim; ++i) {
     if (i > 0) cudl__mf_put(&w, ", ");
-    put_int(&w, input->shape[i]);
+    cudl__mf_put_int(&w, input->shape[i]);
   }
   cudl__mf_put(&w, "],\n  \"layers\": [\n");
   for (i = 1; i < m->node_count; ++i) write_layer(&w, m, i);
