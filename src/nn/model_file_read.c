@@ -4,8 +4,6 @@
  * (model_file_kinds.c), and every failure names its place in the file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,22 +35,13 @@ static int listed(const char *const *list, const char *key) {
   return 0;
 }
 
-/* "a, b, c" of the lists into buf. */
-static void join_keys(char *buf, size_t size, const char *const *a,
-                      const char *const *b) {
+/* "a, b, c" of the list into buf. */
+static void join_keys(char *buf, size_t size, const char *const *list) {
   size_t used = 0;
-  const char *const *lists[2];
-  int k;
-  lists[0] = a;
-  lists[1] = b;
   buf[0] = '\0';
-  for (k = 0; k < 2; ++k) {
-    const char *const *p;
-    if (lists[k] == NULL) continue;
-    for (p = lists[k]; *p != NULL && used < size; ++p)
-      used += (size_t)snprintf(buf + used, size - used, "%s%s",
-                               used > 0 ? ", " : "", *p);
-  }
+  for (; *list != NULL && used < size; ++list)
+    used += (size_t)snprintf(buf + used, size - used, "%s%s",
+                             used > 0 ? ", " : "", *list);
 }
 
 /* The state of one parse: the reader the kinds see, the document, and the
@@ -155,7 +144,7 @@ static cudl_status check_layer_keys(parse *p, const cudl__model_file_kind *k) {
                            single ? "%s reads one layer: \"input\""
                                   : "%s reads several layers: \"inputs\"",
                            k->kind);
-    join_keys(own, sizeof own, k->keys, NULL);
+    join_keys(own, sizeof own, k->keys);
     snprintf(allowed, sizeof allowed, "kind, %s%s, id, comment%s%s",
              k->named ? "name, " : "", single ? "input" : "inputs",
              own[0] != '\0' ? ", " : "", own);

@@ -2,7 +2,6 @@
  * (cudl_model_describe): one layer per line, written by each node's row of
  * the kind table (model_file_kinds.c), deterministic to the byte. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "nn/model_file.h"
