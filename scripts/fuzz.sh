@@ -39,7 +39,8 @@ fi
 
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCUDL_CUDA=OFF \
   -DCUDL_FUZZ=ON -DCUDL_WERROR=ON
-cmake --build "$build_dir" --target fuzz_safetensors fuzz_data fuzz_checkpoint fuzz_image
+cmake --build "$build_dir" --target fuzz_safetensors fuzz_data fuzz_checkpoint \
+  fuzz_image fuzz_model_file
 # Every committed seed once, before spending time on mutations.
 ctest --test-dir "$build_dir" -R '^fuzz_.*_seeds$' --output-on-failure
 
@@ -68,7 +69,8 @@ summary=$out/summary.md
 failed=0
 for spec in safetensors:corpus:safetensors.dict data:corpus-data:data.dict \
   image:corpus-image:image.dict \
-  checkpoint:corpus-checkpoint:checkpoint.dict; do
+  checkpoint:corpus-checkpoint:checkpoint.dict \
+  model_file:corpus-model-file:model_file.dict; do
   IFS=: read -r name corpus dict <<<"$spec"
   target=fuzz_$name
   dir=$out/$target

@@ -24,6 +24,7 @@ packages=(
                    # libclang-rt-14-dev, which clang only recommends)
   python3          # the independent safetensors reader/writer used by tests
   python3-matplotlib  # cudl-plot (tools/cudl_plot.py): training curves; benchmarks/report.py's plots
+  python3-jsonschema # ctest model_file_schema: docs/model-file.schema.json
   diffutils mount  # the CLI tests: cmp, and a small tmpfs to fill (as root)
 )
 

@@ -45,6 +45,7 @@ static void usage(FILE *out) {
           "       cudl predict --weights FILE --index I [options]\n"
           "       cudl bench ops|train [options]   (cudl bench ops --help)\n"
           "       cudl data check PATH [--strict]  (a folder of images)\n"
+          "       cudl model describe --model NAME [options]   (cudl model --help)\n"
           "training curves: cudl-plot RUN_DIR|METRICS.jsonl ... -o PNG\n");
 }
 
@@ -279,6 +280,7 @@ static int dispatch(int argc, char **argv) {
     return cudl__cmd_predict(argc - 2, argv + 2);
   if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
   if (strcmp(command, "data") == 0) return cudl__cmd_data(argc - 2, argv + 2);
+  if (strcmp(command, "model") == 0) return cudl__cmd_model(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&

@@ -27,6 +27,7 @@
 #include "cudl/data.h"
 #include "cudl/image.h"
 #include "cudl/nn.h"
+#include "cudl/model_file.h"
 #include "cudl/optim.h"
 #include "cudl/checkpoint.h"
 #include "cudl/zoo.h"

@@ -47,21 +47,25 @@ typedef enum cudl_status {
    *  pass and the counts of NaN and infinities. */
   CUDL_ERR_NUMERICS = 10,
 
-  /* ---- file format errors (safetensors, datasets: see cudl/data.h) ---- */
+  /* ---- file format errors (safetensors, datasets: see cudl/data.h; model
+   *      files: see cudl/model_file.h) ---- */
   /** The file ends before the data its header promises. */
   CUDL_ERR_FILE_TRUNCATED = 20,
   /** The header length is below the minimum or above the limit
-   *  (CUDL_SAFETENSORS_MAX_HEADER bytes). */
+   *  (CUDL_SAFETENSORS_MAX_HEADER bytes); a model file larger than
+   *  CUDL_MODEL_FILE_MAX_BYTES. */
   CUDL_ERR_FILE_HEADER_SIZE = 21,
   /** The header is not strict JSON (RFC 8259) in UTF-8 whose top level is
    *  an object: invalid UTF-8, a byte-order mark, a NUL character (raw, or
    *  escaped in any string), a raw control character in a string, a
    *  comment, a leading zero, "1.", anything but whitespace after the
    *  object, or an integer outside [INT64_MIN, INT64_MAX] (such as 2^64)
-   *  anywhere in the header. */
+   *  anywhere in the header. A model file that is not such JSON (the
+   *  message gives the line and column). */
   CUDL_ERR_FILE_JSON = 22,
   /** An entry does not follow the schema: not an object, a key missing,
-   *  unknown or of the wrong JSON type. */
+   *  unknown or of the wrong JSON type (model files also: an unknown kind
+   *  or loss, a reference to no layer or to a later one). */
   CUDL_ERR_FILE_SCHEMA = 23,
   /** An entry names a dtype the format does not define. */
   CUDL_ERR_FILE_DTYPE = 24,
@@ -71,14 +75,17 @@ typedef enum cudl_status {
    *  size, 64 bits (whatever the order of the dimensions, and even when
    *  one is 0). Dimensions are read as exact 64-bit integers (2^53 + 1 is
    *  not rounded). Datasets: a count or side of 0 or above the limits of
-   *  cudl/data.h, or image and label counts that differ. */
+   *  cudl/data.h, or image and label counts that differ. Model files: a
+   *  layer the model graph cannot add where it stands (its input's shape
+   *  does not fit). */
   CUDL_ERR_FILE_SHAPE = 25,
   /** data_offsets are reversed, do not match dtype size x element count,
    *  overlap, or leave a hole between tensors. */
   CUDL_ERR_FILE_OFFSETS = 26,
   /** A key appears twice in one JSON object of the header (after escapes
    *  are decoded): two tensors with one name, two __metadata__, a key
-   *  repeated inside an entry or inside __metadata__. */
+   *  repeated inside an entry or inside __metadata__. Model files: a key
+   *  twice in one object, or two layers with one name or id. */
   CUDL_ERR_FILE_DUPLICATE = 27,
   /** __metadata__ is not an object whose values are all strings. */
   CUDL_ERR_FILE_METADATA = 28,
@@ -97,7 +104,8 @@ typedef enum cudl_status {
    *  of classes; a weight, batch-norm statistic or optimizer state that is
    *  NaN or infinite (cudl_model_load, cudl_model_load_set,
    *  cudl_checkpoint_load: the message names the file, the tensor and how
-   *  many of its values are NaN and infinite). */
+   *  many of its values are NaN and infinite); in a model file, a number
+   *  outside its documented range or limit, or an unknown version. */
   CUDL_ERR_FILE_VALUE = 32,
 
   /** A bug in cudl: an invariant failed. Please report it. */

@@ -67,6 +67,7 @@ typedef struct node {
   cudl_activation_type act;
   float alpha, lower, upper, p, momentum, eps, init_slope;
   int has_bias;
+  int per_channel; /* PReLU: one slope per channel (not shared) */
   int weight, bias, running_mean, running_var; /* param indices, or -1 */
   /* planning */
   int consumers;

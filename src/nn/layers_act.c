@@ -83,6 +83,7 @@ cudl_status cudl_model_add_prelu(cudl_model *m, int input, const char *name,
   if (status != CUDL_OK) return status;
   strcpy(n->name, name);
   n->init_slope = init_slope;
+  n->per_channel = per_channel != 0;
   count = per_channel ? src->shape[0] : 1;
   status = cudl__model_add_param(m, n, "weight", 1, 1, &count, &n->weight);
   if (status != CUDL_OK) return status;
