@@ -4,8 +4,9 @@
  *
  *   classify WEIGHTS.safetensors [DATA_DIR [COUNT]]
  *
- * WEIGHTS is the model.safetensors that `cudl train` writes (the small CNN
- * trained on Fashion-MNIST, by default in runs/small-cnn-fashion-mnist/).
+ * WEIGHTS is a model.safetensors that `cudl train` writes for Fashion-MNIST
+ * (by default in runs/small-cnn-fashion-mnist/): any model, since the file
+ * holds its architecture (cudl_model_load_file).
  * The test images come from DATA_DIR (default: Debian's
  * /usr/share/datasets/fashion-mnist). Prints the class of the first COUNT
  * (default 10) test images and the accuracy over them, on the best device.
@@ -86,17 +87,23 @@ int main(int argc, char **argv) {
   }
   if (count > cudl_dataset_count(test)) count = (long)cudl_dataset_count(test);
   classes = cudl_dataset_classes(test);
-  /* The model cudl train trained, rebuilt, then its weights loaded by
-   * name: model.safetensors is a plain state_dict. */
-  s = cudl_zoo_small_cnn(ctx, cudl_dataset_channels(test),
-                         cudl_dataset_height(test), cudl_dataset_width(test),
-                         classes, 0.25f, &model);
-  if (s == CUDL_OK) s = cudl_model_compile(model, count);
-  if (s == CUDL_OK) s = cudl_model_load(model, weights, 1);
+  /* The model, rebuilt from the weights file alone: cudl train's files
+   * (and anything cudl_model_save writes) carry their architecture. */
+  s = cudl_model_load_file(ctx, weights, count, &model);
   if (s == CUDL_OK) s = cudl_model_set_training(model, 0);
   if (s != CUDL_OK) {
     report(ctx, "loading the model", s);
     goto out;
+  }
+  {
+    const cudl_tensor *out = cudl_model_output(model);
+    if (cudl_tensor_ndim(out) != 2 || cudl_tensor_shape(out)[1] != classes) {
+      fprintf(stderr,
+              "classify: %s is not a classifier of the %lld Fashion-MNIST "
+              "classes\n",
+              weights, (long long)classes);
+      goto out;
+    }
   }
   if (!read_normalisation(ctx, weights, &mean, &std))
     fprintf(stderr, "classify: %s has no normalisation; using Fashion-MNIST's\n",

@@ -40,7 +40,9 @@ typedef struct cudl_train_state {
  * optional extra metadata (keys not starting with "cudl."). The model must
  * be compiled (CUDL_ERR_INVALID_ARGUMENT saying so), and the optimizer must
  * be for the model's trainable parameters: one created for another count
- * gives CUDL_ERR_SHAPE with both counts, and nothing is written.
+ * gives CUDL_ERR_SHAPE with both counts, and nothing is written. The
+ * model's architecture goes with it, as in cudl_model_save, so that
+ * cudl_model_load_file can rebuild the model from the checkpoint alone.
  */
 CUDL_API cudl_status cudl_checkpoint_save(cudl_model *model,
                                           cudl_optimizer *optimizer,

@@ -135,6 +135,38 @@ CUDL_API cudl_status cudl_model_read_file(cudl_context *ctx, const char *path,
 CUDL_API cudl_status cudl_model_describe(const cudl_model *model, char *buffer,
                                          size_t size, size_t *length);
 
+/* ---- weights files that say what they are ---- */
+
+/** The metadata key under which cudl_model_save and cudl_checkpoint_save
+ *  store the model's architecture: the text of cudl_model_describe. */
+#define CUDL_METADATA_ARCHITECTURE "cudl.architecture"
+
+/**
+ * Build, compile and load the model that a safetensors file written by
+ * cudl_model_save or cudl_checkpoint_save holds, from the file alone: its
+ * CUDL_METADATA_ARCHITECTURE is parsed as cudl_model_parse does (messages
+ * name "PATH: cudl.architecture"), the model compiled for batches of up to
+ * max_batch (>= 1) in f32 and NCHW (the defaults; to train in another
+ * precision or layout, parse the text and set them before compiling), and
+ * every parameter and buffer loaded from the file. Other tensors in the
+ * file (a checkpoint's optimizer state) are ignored. On success *out is a
+ * new compiled model in training mode, as after cudl_model_compile: call
+ * cudl_model_set_training(model, 0) to predict. Errors:
+ * CUDL_ERR_FILE_METADATA when the file has no architecture (files written
+ * before it was stored, or by other programs: build the model and call
+ * cudl_model_load), the model-file errors of cudl_model_parse, the
+ * safetensors errors of cudl_safetensors_load, CUDL_ERR_SHAPE when a
+ * parameter is missing or of another shape, CUDL_ERR_FILE_VALUE for a
+ * weight that is not finite, CUDL_ERR_INVALID_ARGUMENT for a NULL ctx
+ * (nothing recorded), path or out, or max_batch < 1. *out is NULL on
+ * failure and the context stays usable. Normalisation and class names are
+ * the writer's metadata (cudl train stores "normalize.mean",
+ * "normalize.std" and "classes"; read them with cudl_safetensors_load and
+ * cudl_safetensors_metadata_find).
+ */
+CUDL_API cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
+                                          int64_t max_batch, cudl_model **out);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_MODEL_FILE_H */

@@ -462,7 +462,12 @@ CUDL_API cudl_status cudl_model_check_gradients(cudl_model *model,
  * and load_state_dict read it (PyTorch fills in batch norm's
  * num_batches_tracked, which cudl does not keep). The model must be
  * compiled (CUDL_ERR_INVALID_ARGUMENT saying so), here and for the loads
- * below.
+ * below. The metadata also gets the model's architecture under
+ * CUDL_METADATA_ARCHITECTURE ("cudl.architecture", the text of
+ * cudl_model_describe, cudl/model_file.h), which cudl_model_load_file
+ * rebuilds the model from; a metadata key of that name is refused
+ * (CUDL_ERR_INVALID_ARGUMENT). A model with a layer name that is not UTF-8
+ * cannot be described and is saved without it.
  */
 CUDL_API cudl_status cudl_model_save(cudl_model *model, const char *path,
                                      const cudl_metadata_pair *metadata,

@@ -14,7 +14,7 @@
 #define FORMAT_VALUE "checkpoint-1"
 #define OPTIMIZER_PREFIX "optimizer."
 /* Model tensors + up to 2 optimizer states; metadata: ours + extra. */
-#define OUR_METADATA 13
+#define OUR_METADATA 13 /* and cudl.architecture, where the model has one */
 
 static const char *optimizer_kind_name(const cudl_optimizer *opt) {
   if (opt == NULL) return "none";
@@ -48,8 +48,10 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   cudl_context *ctx;
   cudl_named_tensor *tensors = NULL;
   cudl_metadata_pair *meta = NULL;
+  char *architecture = NULL;
   char numbers[9][32], names[2][64];
   size_t n_tensors = 0, n_meta = 0, i, tensor_bytes, meta_bytes;
+  size_t arch_bytes = 0;
   int k, n_params, n_states;
   cudl_status status;
   if (model == NULL) return CUDL_ERR_INVALID_ARGUMENT;
@@ -72,7 +74,10 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   n_params = cudl_model_param_count(model);
   n_states = opt == NULL ? 0 : cudl_optimizer_state_count(opt);
   tensor_bytes = (size_t)(n_params + n_states + 1) * sizeof *tensors;
-  meta_bytes = (OUR_METADATA + n_extra) * sizeof *meta;
+  status = cudl__model_architecture(model, __func__, &architecture,
+                                    &arch_bytes);
+  if (status != CUDL_OK) return status;
+  meta_bytes = (OUR_METADATA + 1 + n_extra) * sizeof *meta;
   tensors =
       (cudl_named_tensor *)cudl__host_alloc(&ctx->allocator, tensor_bytes, 16);
   meta =
@@ -80,6 +85,7 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
   if (tensors == NULL || meta == NULL) {
     cudl__host_free(&ctx->allocator, tensors, tensor_bytes);
     cudl__host_free(&ctx->allocator, meta, meta_bytes);
+    cudl__host_free(&ctx->allocator, architecture, arch_bytes);
     return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
                      "cannot list the checkpoint's contents");
   }
@@ -143,10 +149,16 @@ cudl_status cudl_checkpoint_save(cudl_model *model, cudl_optimizer *opt,
       ++n_meta;
     }
   }
+  if (architecture != NULL) {
+    meta[n_meta].key = CUDL_METADATA_ARCHITECTURE;
+    meta[n_meta].value = architecture;
+    ++n_meta;
+  }
   for (i = 0; i < n_extra; ++i) meta[n_meta++] = extra[i];
   status = cudl_safetensors_save(ctx, path, tensors, n_tensors, meta, n_meta);
   cudl__host_free(&ctx->allocator, tensors, tensor_bytes);
   cudl__host_free(&ctx->allocator, meta, meta_bytes);
+  cudl__host_free(&ctx->allocator, architecture, arch_bytes);
   return status;
 }
 

@@ -1,6 +1,9 @@
-/* model_io.c - a model's named tensors to and from safetensors files. */
+/* model_io.c - a model's named tensors to and from safetensors files, and
+ * the architecture that makes such a file enough to rebuild its model. */
+#include <stdio.h>
 #include <string.h>
 
+#include "cudl/model_file.h"
 #include "nn/nn_internal.h"
 
 /* The model's tensors by name (cudl_model_param_name order). */
@@ -49,23 +52,82 @@ cudl_status cudl__model_require_compiled(cudl_model *m, const char *function) {
                     "first");
 }
 
+cudl_status cudl__model_architecture(cudl_model *m, const char *function,
+                                     char **text, size_t *bytes) {
+  cudl_context *ctx = cudl_model_context(m);
+  size_t length = 0;
+  char *buffer;
+  cudl_status status;
+  *text = NULL;
+  *bytes = 0;
+  status = cudl_model_describe(m, NULL, 0, &length);
+  /* A layer name that is not UTF-8 cannot go into a model file: such a
+   * model is saved without its architecture (documented), not refused. */
+  if (status == CUDL_ERR_UNSUPPORTED) return CUDL_OK;
+  if (status != CUDL_OK) return status;
+  buffer = (char *)cudl__host_alloc(&ctx->allocator, length + 1, 16);
+  if (buffer == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "no memory for the model's architecture (%zu bytes)",
+                      length + 1);
+  status = cudl_model_describe(m, buffer, length + 1, NULL);
+  if (status != CUDL_OK) {
+    cudl__host_free(&ctx->allocator, buffer, length + 1);
+    return status;
+  }
+  *text = buffer;
+  *bytes = length + 1;
+  return CUDL_OK;
+}
+
 cudl_status cudl_model_save(cudl_model *m, const char *path,
                             const cudl_metadata_pair *metadata,
                             size_t n_metadata) {
   cudl_named_tensor *list = NULL;
+  cudl_metadata_pair *meta = NULL;
+  char *architecture = NULL;
   cudl_context *ctx;
   int count = 0;
+  size_t i, n_meta = 0, arch_bytes = 0;
+  const size_t meta_bytes = (n_metadata + 1) * sizeof *meta;
   cudl_status status;
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   status = cudl__model_require_compiled(m, __func__);
   if (status != CUDL_OK) return status;
   ctx = cudl_model_context(m);
-  status = collect(m, &list, &count);
+  if (metadata == NULL && n_metadata > 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "metadata is NULL with n_metadata %zu", n_metadata);
+  for (i = 0; i < n_metadata; ++i)
+    if (metadata[i].key != NULL &&
+        strcmp(metadata[i].key, CUDL_METADATA_ARCHITECTURE) == 0)
+      return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "metadata key %zu is \"" CUDL_METADATA_ARCHITECTURE
+                       "\", which cudl_model_save writes itself",
+                       i);
+  status = cudl__model_architecture(m, __func__, &architecture, &arch_bytes);
   if (status != CUDL_OK) return status;
-  status = cudl_safetensors_save(ctx, path, list, (size_t)count, metadata,
-                                 n_metadata);
-  cudl__host_free(&ctx->allocator, list,
-                  (size_t)(count > 0 ? count : 1) * sizeof *list);
+  meta = (cudl_metadata_pair *)cudl__host_alloc(&ctx->allocator, meta_bytes,
+                                                16);
+  if (meta == NULL) {
+    cudl__host_free(&ctx->allocator, architecture, arch_bytes);
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                     "cannot list the file's metadata");
+  }
+  if (architecture != NULL) {
+    meta[n_meta].key = CUDL_METADATA_ARCHITECTURE;
+    meta[n_meta].value = architecture;
+    ++n_meta;
+  }
+  for (i = 0; i < n_metadata; ++i) meta[n_meta++] = metadata[i];
+  status = collect(m, &list, &count);
+  if (status == CUDL_OK)
+    status = cudl_safetensors_save(ctx, path, list, (size_t)count, meta, n_meta);
+  if (list != NULL)
+    cudl__host_free(&ctx->allocator, list,
+                    (size_t)(count > 0 ? count : 1) * sizeof *list);
+  cudl__host_free(&ctx->allocator, meta, meta_bytes);
+  cudl__host_free(&ctx->allocator, architecture, arch_bytes);
   return status;
 }
 
@@ -156,4 +218,49 @@ cudl_status cudl_model_load(cudl_model *m, const char *path, int strict) {
     status = cudl__model_load_set(m, set, strict, path, __func__);
   cudl_safetensors_destroy(set);
   return status;
+}
+
+cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
+                                 int64_t max_batch, cudl_model **out) {
+  cudl_safetensors *set = NULL;
+  cudl_model *m = NULL;
+  const char *architecture;
+  char source[4096 + sizeof ": " CUDL_METADATA_ARCHITECTURE];
+  cudl_status status;
+  if (ctx == NULL || out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (path == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
+  if (max_batch < 1)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "max_batch is %lld; a model is compiled for at least 1",
+                     (long long)max_batch);
+  status =
+      cudl_safetensors_load(ctx, path, CUDL_SAFETENSORS_SKIP_UNSUPPORTED, &set);
+  if (status != CUDL_OK) return status;
+  architecture = cudl_safetensors_metadata_find(set, CUDL_METADATA_ARCHITECTURE);
+  if (architecture == NULL) {
+    cudl_safetensors_destroy(set);
+    return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+                     "'%s' has no \"" CUDL_METADATA_ARCHITECTURE
+                     "\" metadata (it was not written by cudl_model_save or "
+                     "cudl_checkpoint_save of this version): build its model "
+                     "and call cudl_model_load",
+                     path);
+  }
+  /* Messages from the parser then name the file and the key. */
+  snprintf(source, sizeof source, "%s: " CUDL_METADATA_ARCHITECTURE, path);
+  status = cudl_model_parse(ctx, architecture, strlen(architecture), source, &m);
+  if (status == CUDL_OK) status = cudl_model_compile(m, max_batch);
+  /* Not strict: a checkpoint also holds the optimizer's state. Every
+   * parameter the architecture has must still be in the file. */
+  if (status == CUDL_OK)
+    status = cudl__model_load_set(m, set, 0, path, __func__);
+  cudl_safetensors_destroy(set);
+  if (status != CUDL_OK) {
+    cudl_model_destroy(m);
+    return status;
+  }
+  *out = m;
+  return CUDL_OK;
 }

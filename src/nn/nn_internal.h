@@ -25,4 +25,12 @@ cudl_status cudl__model_load_set(cudl_model *m, const cudl_safetensors *set,
                                  int strict, const char *file,
                                  const char *function);
 
+/* The model's file text (cudl_model_describe) in a buffer from the
+ * context's allocator, *bytes long (NUL included), for the
+ * CUDL_METADATA_ARCHITECTURE of the files it is saved to; *text NULL (and
+ * CUDL_OK) for a model that cannot be described (a layer name that is not
+ * UTF-8). The caller frees it with cudl__host_free. */
+cudl_status cudl__model_architecture(cudl_model *m, const char *function,
+                                     char **text, size_t *bytes);
+
 #endif /* CUDL_NN_INTERNAL_H */
