@@ -767,6 +767,27 @@ std::vector<Activation> Activations() {
                               std::fabs(x) * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
          return terms * (1.0 + x * x);
        }},
+      // x * s and s * (1 + x * (1 - s)), s = sigmoid(x): exp within 2 ulp,
+      // a division and products (kTranscendental). 1 - s is computed as
+      // sigmoid(-x) by both backends (no cancellation); the derivative's
+      // terms 1 and x (1 - s) cancel near x = -1.28, so its error scales
+      // with s (1 + |x| (1 - s)).
+      {"silu", cudl_silu_forward, cudl_silu_backward, false,
+       [](double x) {
+         if (std::isinf(x)) return x > 0 ? x : -0.0;
+         return x / (1.0 + std::exp(-x));
+       },
+       [](double x) {
+         if (std::isinf(x)) return x > 0 ? 1.0 : 0.0;
+         const double s = 1.0 / (1.0 + std::exp(-x));
+         return s * (1.0 + x * (1.0 - s));
+       },
+       kTranscendental, nullptr,
+       [](double x) {
+         if (std::isinf(x)) return 0.0;
+         const double s = 1.0 / (1.0 + std::exp(-x)), c = 1.0 / (1.0 + std::exp(x));
+         return s * (1.0 + std::fabs(x) * c);
+       }},
   };
 }
 
@@ -1002,8 +1023,10 @@ Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
 // Pooling
 // ===========================================================================
 
-cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0) {
-  cudl_pool2d_desc d;
+cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0,
+                          int ceil = 0) {
+  cudl_pool2d_desc d = {};
+  d.ceil_mode = ceil;
   d.kernel_h = kh;
   d.kernel_w = kw;
   d.stride_h = sh;
@@ -1017,15 +1040,23 @@ cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int in
 struct PoolGeometry {
   int64_t n, c, h, w;
   cudl_pool2d_desc d;
-  int64_t oh() const { return (h + 2 * d.pad_h - d.kernel_h) / d.stride_h + 1; }
-  int64_t ow() const { return (w + 2 * d.pad_w - d.kernel_w) / d.stride_w + 1; }
+  // PyTorch's pooling_output_shape, written from its definition: in ceil
+  // mode the size rounds up, less a last window starting past the input
+  // and its left padding.
+  static int64_t Size(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil) {
+    int64_t out = (in + 2 * p - k + (ceil ? s - 1 : 0)) / s + 1;
+    if (ceil && (out - 1) * s >= in + p) --out;
+    return out;
+  }
+  int64_t oh() const { return Size(h, d.kernel_h, d.stride_h, d.pad_h, d.ceil_mode != 0); }
+  int64_t ow() const { return Size(w, d.kernel_w, d.stride_w, d.pad_w, d.ceil_mode != 0); }
   std::vector<int64_t> in() const { return {n, c, h, w}; }
   std::vector<int64_t> out() const { return {n, c, oh(), ow()}; }
   std::string str() const {
     return ShapeName(in()) + "_k" + std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w) +
            "_s" + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + "_p" +
            std::to_string(d.pad_h) + "x" + std::to_string(d.pad_w) +
-           (d.count_include_pad ? "_incl" : "");
+           (d.count_include_pad ? "_incl" : "") + (d.ceil_mode ? "_ceil" : "");
   }
 };
 
@@ -1038,7 +1069,18 @@ std::vector<PoolGeometry> PoolGeometries() {
           {3, 1, 4, 4, PoolDesc(1, 1, 1, 1, 0, 0)},     {1, 2, 11, 10, PoolDesc(3, 2, 2, 1, 1, 0)},
           {2, 2, 9, 9, PoolDesc(3, 3, 3, 3, 0, 0)},     {1, 1, 6, 7, PoolDesc(5, 3, 2, 2, 2, 1, 1)},
           {1, 2, 8, 7, PoolDesc(2, 2, 3, 3, 0, 0)},     {2, 1, 6, 6, PoolDesc(2, 2, 2, 2, 1, 1, 1)},
-          {8, 16, 32, 32, PoolDesc(3, 3, 2, 2, 1, 1)}};
+          {8, 16, 32, 32, PoolDesc(3, 3, 2, 2, 1, 1)},
+          // Ceil mode: last windows running past the input (and past the
+          // right padding, where count_include_pad's divisor stops at the
+          // padding), a last window dropped for starting in the right
+          // padding (5 + 2 * 1 with k2 s2: 4 rounded up, 3 kept), a kernel
+          // larger than the input, odd sizes with stride != kernel.
+          {2, 3, 6, 6, PoolDesc(3, 3, 2, 2, 1, 1, 1, 1)},
+          {2, 3, 6, 6, PoolDesc(3, 3, 2, 2, 1, 1, 0, 1)},
+          {1, 2, 5, 5, PoolDesc(2, 2, 2, 2, 1, 1, 1, 1)},
+          {2, 2, 7, 11, PoolDesc(3, 2, 2, 3, 0, 1, 1, 1)},
+          {1, 3, 9, 10, PoolDesc(2, 3, 3, 2, 1, 0, 0, 1)},
+          {1, 2, 2, 3, PoolDesc(3, 3, 2, 2, 0, 0, 1, 1)}};
 }
 
 // Max pooling: y exact (a copy of the chosen element: the first maximum in
@@ -1108,8 +1150,14 @@ Row PoolRow(const PoolGeometry &g, bool is_max, const std::string &values = "ran
             dx[best] += dy[o];
             dxmag[best] += std::fabs(dy[o]);
           } else {
-            const double div = g.d.count_include_pad ? g.d.kernel_h * g.d.kernel_w
-                                                     : static_cast<double>(win.size());
+            // With padding counted: the window clipped to the padded
+            // input (only a ceil-mode window reaches past it).
+            const int64_t h0 = p * g.d.stride_h - g.d.pad_h, w0 = q * g.d.stride_w - g.d.pad_w;
+            const int64_t padded_rows = std::min(h0 + g.d.kernel_h, g.h + g.d.pad_h) - h0,
+                          padded_cols = std::min(w0 + g.d.kernel_w, g.w + g.d.pad_w) - w0;
+            const double div = g.d.count_include_pad
+                                   ? static_cast<double>(padded_rows * padded_cols)
+                                   : static_cast<double>(win.size());
             double sum = 0, mag = 0;
             for (size_t k : win) {
               sum += x[k];

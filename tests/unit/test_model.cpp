@@ -131,7 +131,7 @@ TEST_F(ModelTest, ShapesAndParameterNamesFollowPyTorch) {
             CUDL_OK);
   ASSERT_EQ(cudl_model_add_activation(m, bn1, CUDL_ACT_RELU, 0.0f, &relu),
             CUDL_OK);
-  cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0};
+  cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0, 0};
   ASSERT_EQ(cudl_model_add_pool2d(m, relu, 1, &p, &pool), CUDL_OK);
   ASSERT_EQ(cudl_model_add_global_avg_pool(m, pool, &gap), CUDL_OK);
   ASSERT_EQ(cudl_model_add_flatten(m, gap, &flat), CUDL_OK);
@@ -203,7 +203,7 @@ TEST_F(ModelTest, BuildingErrorsLeaveTheModelUsable) {
   ASSERT_EQ(cudl_model_add_flatten(m, conv, &flat), CUDL_OK);
   EXPECT_EQ(cudl_model_add_add(m, conv, flat, &node), CUDL_ERR_SHAPE);
   // Convolution and pooling read images; a flattened node is none.
-  const cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  const cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
   EXPECT_EQ(cudl_model_add_conv2d(m, flat, "c3", 4, 3, 3, &d, 1, &node), CUDL_ERR_SHAPE);
   EXPECT_TRUE(HasSubstr(Error(), "is not an image"));
   EXPECT_EQ(cudl_model_add_pool2d(m, flat, 1, &pd, &node), CUDL_ERR_SHAPE);
@@ -253,7 +253,7 @@ TEST_F(ModelTest, GradientsMatchFiniteDifferencesThroughTheWholeGraph) {
   ASSERT_EQ(cudl_model_add_conv2d(m, el, "conv2", 3, 3, 3, &same, 0, &c2),
             CUDL_OK);
   ASSERT_EQ(cudl_model_add_add(m, c2, c1, &add), CUDL_OK);  // residual
-  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
   ASSERT_EQ(cudl_model_add_pool2d(m, add, 0, &pd, &pool), CUDL_OK);
   ASSERT_EQ(cudl_model_add_activation(m, pool, CUDL_ACT_SIGMOID, 0.0f, &sg), CUDL_OK);
   ASSERT_EQ(cudl_model_add_global_avg_pool(m, sg, &gap), CUDL_OK);
@@ -296,7 +296,7 @@ TEST_F(ModelTest, GradientsThroughKinkedLayersMatchFiniteDifferences) {
   int pr, rr, pool, c1, bn, relu, flat, fc;
   ASSERT_EQ(cudl_model_add_prelu(m, 0, "act0", 1, 0.25f, &pr), CUDL_OK);
   ASSERT_EQ(cudl_model_add_rrelu(m, pr, 0.3f, 0.6f, &rr), CUDL_OK);
-  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
   ASSERT_EQ(cudl_model_add_pool2d(m, rr, 1, &pd, &pool), CUDL_OK);
   const cudl_conv2d_desc same = Conv(1, 1);
   ASSERT_EQ(cudl_model_add_conv2d(m, pool, "conv1", 3, 3, 3, &same, 1, &c1),
