@@ -1220,6 +1220,86 @@ Row GlobalAvgPoolRow(const std::vector<int64_t> &shape) {
 }
 
 // ===========================================================================
+// Concatenation
+// ===========================================================================
+
+// Concatenation along dimension 1 of parts [d0, c_i, ...] into y, and
+// backward splitting dy into the parts' gradients: copies, exact in every
+// dtype (Tol{0, 0}). The unwritten NaN of Out catches an element the copy
+// misses, a wrong offset or pitch moves whole values.
+Row ConcatRow(const std::vector<int64_t> &base, const std::vector<int64_t> &channels) {
+  Row r;
+  r.op = "concat";
+  std::vector<int64_t> whole = base;
+  whole[1] = 0;
+  for (int64_t c : channels) whole[1] += c;
+  r.config = ShapeName(whole) + "_of";
+  for (int64_t c : channels) r.config += "_" + std::to_string(c);
+  r.tol = kExact;
+  r.dtypes = kFloats;
+  auto part_shape = [base](int64_t c) {
+    std::vector<int64_t> s = base;
+    s[1] = c;
+    return s;
+  };
+  r.inputs = [whole, channels, part_shape](Gen &g) {
+    Inputs in;
+    for (size_t i = 0; i < channels.size(); ++i) {
+      const std::vector<int64_t> s = part_shape(channels[i]);
+      std::vector<float> v = g.Uniform(static_cast<size_t>(Numel(s)), -4.0f, 4.0f);
+      Sprinkle(&v, {-0.0f, kInf, -kInf});
+      in["x" + std::to_string(i)] = Data(s, std::move(v));
+    }
+    in["dy"] = Data(whole, g.Uniform(static_cast<size_t>(Numel(whole)), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [whole, channels, part_shape](Env &e, const Inputs &in) {
+    std::vector<const cudl_tensor *> xs;
+    std::vector<cudl_tensor *> dxs;
+    for (size_t i = 0; i < channels.size(); ++i) {
+      xs.push_back(e.In(in, ("x" + std::to_string(i)).c_str()));
+      dxs.push_back(e.Out(part_shape(channels[i])));
+    }
+    cudl_tensor *y = e.Out(whole), *dy = e.In(in, "dy");
+    const int count = static_cast<int>(channels.size());
+    CALL(e, cudl_concat_forward(e.ctx(), count, xs.data(), y));
+    CALL(e, cudl_concat_backward(e.ctx(), dy, count, dxs.data()));
+    Outputs out{{"y", e.Read(y)}};
+    for (size_t i = 0; i < channels.size(); ++i)
+      out.push_back({"dx" + std::to_string(i), e.Read(dxs[i])});
+    return out;
+  };
+  r.reference = [whole, channels](const Inputs &in) {
+    // Element (n, c, rest) of y is element (n, c - offset_i, rest) of part i.
+    int64_t inner = 1;
+    for (size_t d = 2; d < whole.size(); ++d) inner *= whole[d];
+    const std::vector<float> &dy = in.at("dy").f;
+    std::vector<double> y(dy.size());
+    Expected want;
+    int64_t offset = 0;
+    for (size_t i = 0; i < channels.size(); ++i) {
+      const std::vector<float> &x = in.at("x" + std::to_string(i)).f;
+      std::vector<double> dx(x.size());
+      for (int64_t n = 0; n < whole[0]; ++n)
+        for (int64_t c = 0; c < channels[i]; ++c)
+          for (int64_t k = 0; k < inner; ++k) {
+            const size_t at_part = static_cast<size_t>((n * channels[i] + c) * inner + k);
+            const size_t at_whole = static_cast<size_t>((n * whole[1] + offset + c) * inner + k);
+            y[at_whole] = x[at_part];
+            dx[at_part] = dy[at_whole];
+          }
+      // Roundings(0): the 16-bit inputs are already in the dtype, so a
+      // copy must give them back bit for bit.
+      want.push_back(Expect("dx" + std::to_string(i), std::move(dx)).Roundings(0));
+      offset += channels[i];
+    }
+    want.insert(want.begin(), Expect("y", std::move(y)).Roundings(0));
+    return want;
+  };
+  return r;
+}
+
+// ===========================================================================
 // Batch normalisation
 // ===========================================================================
 
@@ -2458,6 +2538,17 @@ std::vector<Row> BuildTable() {
       t.push_back(DropoutRow(n, p, true, false));
   t.push_back(Large(DropoutRow(kLarge, 0.5f, true, false)));
   t.push_back(DropoutRow(1021, 0.5f, false, false));
+  // Concatenation: 2-D features (one part of one feature), 3-D, 4-D in both
+  // layouts (parts of 1 and of prime channel counts, odd planes), one input
+  // alone, and a batch past a CUDA grid's first pass.
+  t.push_back(ConcatRow({3, 0}, {1, 5, 2}));
+  t.push_back(ConcatRow({2, 0, 5}, {3, 1, 4}));
+  for (const auto &parts : std::vector<std::vector<int64_t>>{{3, 5, 1}, {2}, {1, 1}}) {
+    t.push_back(ConcatRow({2, 0, 7, 9}, parts));
+    t.push_back(ChannelsLast(ConcatRow({2, 0, 7, 9}, parts)));
+  }
+  t.push_back(ConcatRow({8, 0, 33, 31}, {16, 13, 32}));
+  t.push_back(ChannelsLast(ConcatRow({8, 0, 33, 31}, {16, 13, 32})));
   t.push_back(DropoutRow(999, 0.25f, true, true));
   t.push_back(Unaligned(DropoutRow(1021, 0.5f, true, false)));
   // Pooling: every geometry, max and average; ties and NaN; all-negative
