@@ -437,7 +437,8 @@ typedef struct cudl_layer_diagnostics {
 CUDL_API cudl_status cudl_model_set_diagnostics(cudl_model *model, int every);
 
 /**
- * The diagnostics of every layer (all nodes but the input and flattens)
+ * The diagnostics of every layer (all nodes but the input, flattens and
+ * reshapes)
  * into rows[0 .. *count), at most `capacity` rows (cudl_model_node_count
  * is always enough; CUDL_ERR_INVALID_ARGUMENT when fewer), from the last
  * forward and backward and the window since the previous call, which this

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -357,6 +358,7 @@ TEST_F(ModelTest, ConcatAndReshapeSameInBothLayouts) {
     BuildBranchNet(m);
     ASSERT_EQ(cudl_model_set_layout(m, l ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW), CUDL_OK);
     ASSERT_EQ(cudl_model_compile(m, 3), CUDL_OK);
+    ASSERT_EQ(cudl_model_set_diagnostics(m, 1), CUDL_OK);
     if (l == 0) {
       ASSERT_EQ(cudl_context_set_seed(ctx_, 5), CUDL_OK);
       ASSERT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
@@ -376,6 +378,23 @@ TEST_F(ModelTest, ConcatAndReshapeSameInBothLayouts) {
     ASSERT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
     out[l] = Host(cudl_model_output(m));
     grads[l] = Host(cudl_model_grads(m));
+    // The kinds the diagnostics name: SiLU's and the concat's rows, no
+    // reshape's (its values are its input's, as a flatten's).
+    std::vector<cudl_layer_diagnostics> rows(static_cast<size_t>(cudl_model_node_count(m)));
+    int count = 0;
+    ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), static_cast<int>(rows.size()), &count,
+                                     nullptr),
+              CUDL_OK);
+    std::map<std::string, int> kinds;
+    for (int i = 0; i < count; ++i) ++kinds[rows[static_cast<size_t>(i)].kind];
+    EXPECT_EQ(kinds["silu"], 1);
+    EXPECT_EQ(kinds["concat"], 1);
+    EXPECT_EQ(kinds.count("reshape"), 0u);
+    for (int i = 0; i < count; ++i)
+      if (std::string(rows[static_cast<size_t>(i)].kind) == "silu") {
+        EXPECT_TRUE(std::isnan(rows[static_cast<size_t>(i)].dead_fraction));
+        EXPECT_TRUE(std::isnan(rows[static_cast<size_t>(i)].saturated_fraction));
+      }
   }
   // The convolutions sum in another order in each layout (oneDNN): a few
   // ulp, far below what a misplaced element would change.
