@@ -1,6 +1,6 @@
 /*
  * activation.cu - the activations on CUDA: sigmoid, tanh, ReLU, leaky ReLU,
- * ELU and GELU forward and backward, PReLU forward and backward, RReLU forward
+ * ELU, GELU and SiLU forward and backward, PReLU forward and backward, RReLU forward
  * and the unit-activity diagnostic, each in f32, bf16 and f16. Kernels
  * first, then the backend entries.
  *
@@ -110,6 +110,24 @@ struct Activation<CUDL_ACT_GELU> {
   }
 };
 
+// sigmoid(x) from exp(-|x|) as above, and its complement sigmoid(-x), which
+// the derivative needs where sigmoid(x) rounds to 1; the limits where
+// x * sigmoid(x) or x * (1 - s) would be inf * 0.
+template <>
+struct Activation<CUDL_ACT_SILU> {
+  __device__ static float forward(float x, float) {
+    const float e = expf(-fabsf(x));
+    const float s = x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    return s == 0.0f ? -0.0f : x * s;
+  }
+  __device__ static float backward(float x, float dy, float) {
+    if (isinf(x)) return x > 0.0f ? dy : 0.0f;
+    const float e = expf(-fabsf(x)), d = 1.0f / (1.0f + e);
+    const float s = x >= 0.0f ? d : e * d, complement = x >= 0.0f ? e * d : d;
+    return dy * (s * (1.0f + x * complement));
+  }
+};
+
 template <typename T, cudl_activation_type Kind>
 __global__ void forward_kernel(const T *x, T *y, int64_t n, float alpha,
                                bool vectorised) {
@@ -187,6 +205,9 @@ bool with_kind(cudl_activation_type kind, Launch launch) {
       return true;
     case CUDL_ACT_GELU:
       launch(std::integral_constant<cudl_activation_type, CUDL_ACT_GELU>());
+      return true;
+    case CUDL_ACT_SILU:
+      launch(std::integral_constant<cudl_activation_type, CUDL_ACT_SILU>());
       return true;
     default:
       return false;

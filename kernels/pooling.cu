@@ -116,10 +116,14 @@ __device__ I window_argmax(const Geometry<I> &g, const T *plane, I step, I oh,
   return best;
 }
 
+// With padding counted, the window clipped to the padded input (a ceil-mode
+// window may run past the right padding: PyTorch's divisor); else the
+// elements inside the input.
 template <class I>
 __device__ I window_count(const Geometry<I> &g, I oh, I ow) {
-  if (g.count_include_pad) return g.kh * g.kw;
   const I h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  if (g.count_include_pad)
+    return (min(h0 + g.kh, g.h + g.ph) - h0) * (min(w0 + g.kw, g.w + g.pw) - w0);
   const I h1 = min(h0 + g.kh, g.h), w1 = min(w0 + g.kw, g.w);
   return (h1 - max(h0, (I)0)) * (w1 - max(w0, (I)0));
 }

@@ -33,9 +33,10 @@ typedef enum cudl_activation_type {
   CUDL_ACT_LEAKY_RELU = 3, /**< alpha: the negative slope */
   CUDL_ACT_ELU = 4,        /**< alpha: the saturation value */
   CUDL_ACT_GELU = 5,
+  CUDL_ACT_SILU = 6, /**< x * sigmoid(x), also called swish */
   /** The number of types, not a type: a new type takes its place, so its
    *  value grows between versions. */
-  CUDL_ACT_COUNT = 6
+  CUDL_ACT_COUNT = 7
 } cudl_activation_type;
 
 /** The type's name, its enumerator's suffix in lower case ("sigmoid",
@@ -94,6 +95,17 @@ CUDL_API cudl_status cudl_gelu_forward(cudl_context *ctx, const cudl_tensor *x,
 /** dx = dy * (Phi(x) + x * phi(x)), phi the standard normal density
  *  (its limits 1 and 0 at +inf and -inf). x is the forward's input. */
 CUDL_API cudl_status cudl_gelu_backward(cudl_context *ctx, const cudl_tensor *x,
+                                        const cudl_tensor *dy, cudl_tensor *dx);
+
+/** SiLU (swish, PyTorch's nn.SiLU()): y = x * sigmoid(x), the sigmoid
+ *  computed from exp(-|x|) as cudl_sigmoid_forward's; -inf gives -0 (the
+ *  limit), NaN stays NaN. */
+CUDL_API cudl_status cudl_silu_forward(cudl_context *ctx, const cudl_tensor *x,
+                                       cudl_tensor *y);
+/** dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x), 1 - s computed as
+ *  sigmoid(-x) (no cancellation); its limits 1 and 0 at +inf and -inf. x is
+ *  the forward's input. */
+CUDL_API cudl_status cudl_silu_backward(cudl_context *ctx, const cudl_tensor *x,
                                         const cudl_tensor *dy, cudl_tensor *dx);
 
 /**

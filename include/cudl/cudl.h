@@ -19,6 +19,7 @@
 #include "cudl/activation.h"
 #include "cudl/dropout.h"
 #include "cudl/pooling.h"
+#include "cudl/concat.h"
 #include "cudl/batchnorm.h"
 #include "cudl/loss.h"
 #include "cudl/elementwise.h"

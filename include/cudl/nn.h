@@ -141,6 +141,47 @@ CUDL_API cudl_status cudl_model_add_flatten(cudl_model *model, int input,
 CUDL_API cudl_status cudl_model_add_add(cudl_model *model, int a, int b,
                                         int *node);
 
+/** The most inputs cudl_model_add_concat takes. */
+#define CUDL_MODEL_CONCAT_MAX_INPUTS 8
+
+/**
+ * Concatenation along the first per-sample dimension (channels of images,
+ * features of vectors; torch.cat(..., dim=1)) of `count` nodes, 2 to
+ * CUDL_MODEL_CONCAT_MAX_INPUTS, in the order given: inputs[i] holds node
+ * numbers, which may repeat. Every input must have the same number of
+ * per-sample dimensions and the same sizes in all but the first ([C_i, H,
+ * W] images of one size, or [F_i] vectors); the output is [sum C_i, H, W]
+ * (or [sum F_i]). Each input's gradient is its part of the output's,
+ * added to what the input's other consumers give it. Status:
+ * CUDL_ERR_INVALID_ARGUMENT (model, inputs or node NULL, count out of
+ * range, a node that does not exist, a compiled model), CUDL_ERR_SHAPE
+ * (sizes that do not fit, the message naming both); the model is unchanged
+ * on failure. Diagnostics kind "concat".
+ */
+CUDL_API cudl_status cudl_model_add_concat(cudl_model *model, int count,
+                                           const int *inputs, int *node);
+
+/**
+ * The input's values per sample in another shape, in PyTorch's reshape
+ * order: the logical [C, H, W] (row-major) order of the elements, whatever
+ * the model's layout, so a channels-last model computes what an NCHW one
+ * does (like a flatten, the reshape then reorders the bytes where the
+ * channels-last order differs; otherwise it is a view, no copy). shape has
+ * ndim (1 to 3) per-sample sizes, the batch excluded: [F], [A, B] or
+ * [C, H, W]; one entry may be -1, inferred from the element count; the
+ * others must be at least 1 and their product, with the inferred one,
+ * equal the input's per-sample count. Status: CUDL_ERR_INVALID_ARGUMENT
+ * (model, shape or node NULL, ndim out of range, a size below 1 other
+ * than one -1, a node that does not exist, a compiled model),
+ * CUDL_ERR_SHAPE (element counts that differ or a -1 that cannot be
+ * inferred, the message naming both shapes); the model is unchanged on
+ * failure. Layers' messages call it "reshape"; like a flatten it has no
+ * row in the diagnostics (its values are its input's).
+ */
+CUDL_API cudl_status cudl_model_add_reshape(cudl_model *model, int input,
+                                            int ndim, const int64_t *shape,
+                                            int *node);
+
 /** Make `output` the node the loss is computed on. Required before
  *  compiling. */
 CUDL_API cudl_status cudl_model_set_output(cudl_model *model, int output,
@@ -396,7 +437,8 @@ typedef struct cudl_layer_diagnostics {
 CUDL_API cudl_status cudl_model_set_diagnostics(cudl_model *model, int every);
 
 /**
- * The diagnostics of every layer (all nodes but the input and flattens)
+ * The diagnostics of every layer (all nodes but the input, flattens and
+ * reshapes)
  * into rows[0 .. *count), at most `capacity` rows (cudl_model_node_count
  * is always enough; CUDL_ERR_INVALID_ARGUMENT when fewer), from the last
  * forward and backward and the window since the previous call, which this

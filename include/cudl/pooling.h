@@ -5,10 +5,14 @@
  * logical [N, C, H, W] in either layout; the results are the same values.
  *
  * Output size per spatial dimension: floor((in + 2 * pad - kernel) / stride)
- * + 1 (PyTorch's ceil_mode=False). Windows may overlap (stride < kernel).
- * Requirements (else CUDL_ERR_INVALID_ARGUMENT, with the field named):
- * kernel >= 1, stride >= 1, 0 <= pad <= kernel / 2, and an output of at
- * least one element per dimension. x must be 4-D and y of the output shape
+ * + 1, or with ceil_mode the ceiling, less one when the last window would
+ * start past the input and its left padding ((out - 1) * stride >= in +
+ * pad): PyTorch's ceil_mode=False and True. Windows may overlap (stride <
+ * kernel); in ceil mode the last may run past the right padding (and the
+ * kernel may be larger than the padded input). Requirements (else
+ * CUDL_ERR_INVALID_ARGUMENT, with the field named): kernel >= 1, stride >=
+ * 1, 0 <= pad <= kernel / 2, and an output of at least one element per
+ * dimension. x must be 4-D and y of the output shape
  * (CUDL_ERR_SHAPE). On failure nothing is written.
  */
 #ifndef CUDL_POOLING_H
@@ -28,10 +32,15 @@ typedef struct cudl_pool2d_desc {
   int kernel_h, kernel_w;
   int stride_h, stride_w;
   int pad_h, pad_w;
-  /** Average pooling only: nonzero divides every window by kernel_h *
-   *  kernel_w, padding included (PyTorch's count_include_pad=True); zero
-   *  divides by the number of elements inside the input. */
+  /** Average pooling only: nonzero divides every window by its size with
+   *  padding included, kernel_h * kernel_w except for a ceil-mode window
+   *  running past the right padding, which counts only up to the padding's
+   *  end (PyTorch's count_include_pad=True); zero divides by the number of
+   *  elements inside the input. */
   int count_include_pad;
+  /** Nonzero: the output size rounds up (PyTorch's ceil_mode=True, see
+   *  above); zero, as a zero-initialised desc has it: down. */
+  int ceil_mode;
 } cudl_pool2d_desc;
 
 /** The output shape {N, C, OH, OW} for an input of shape in_shape (4 dims). */

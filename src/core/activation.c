@@ -15,6 +15,10 @@ static const cudl_activation_info activation_info[] = {
     [CUDL_ACT_ELU] = {"elu", 0, 1, 0.0f, 0.0f},
     /* Not counted as dead: below 0 the gradient shrinks but is not 0. */
     [CUDL_ACT_GELU] = {"gelu", 0, 0, 0.0f, 0.0f},
+    /* Neither dead nor saturated, as GELU: for x < 0 the gradient decays
+     * like |x| e^x but never reaches 0, and the output has no upper bound
+     * (its minimum, -0.278 at x = -1.278, is not a saturation). */
+    [CUDL_ACT_SILU] = {"silu", 0, 0, 0.0f, 0.0f},
 };
 CUDL_STATIC_ASSERT(sizeof activation_info / sizeof activation_info[0] ==
                        CUDL_ACT_COUNT,
@@ -148,6 +152,15 @@ cudl_status cudl_gelu_forward(cudl_context *ctx, const cudl_tensor *x,
 cudl_status cudl_gelu_backward(cudl_context *ctx, const cudl_tensor *x,
                                const cudl_tensor *dy, cudl_tensor *dx) {
   return backward(ctx, __func__, CUDL_ACT_GELU, 0.0f, x, "x", dy, dx);
+}
+
+cudl_status cudl_silu_forward(cudl_context *ctx, const cudl_tensor *x,
+                              cudl_tensor *y) {
+  return cudl__activation_forward(ctx, __func__, CUDL_ACT_SILU, 0.0f, x, y);
+}
+cudl_status cudl_silu_backward(cudl_context *ctx, const cudl_tensor *x,
+                               const cudl_tensor *dy, cudl_tensor *dx) {
+  return backward(ctx, __func__, CUDL_ACT_SILU, 0.0f, x, "x", dy, dx);
 }
 
 /* x viewed as [outer, channels, inner] for a slope of one element (shared)

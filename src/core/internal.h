@@ -276,6 +276,15 @@ static inline uint64_t cudl__philox_blocks(int64_t n) {
   return ((uint64_t)n + 3u) / 4u;
 }
 
+/* One part of a concatenation along dimension 1 (concat.c), checked by
+ * the caller (same dtype, layout and dimensions but 1, no overlap): part
+ * is whole's channels [offset, offset + part's dimension 1), copied into
+ * whole (into_whole) or out of it. Failures are recorded as `function`'s. */
+cudl_status cudl__concat_part(cudl_context *ctx, const char *function,
+                              const cudl_tensor *whole,
+                              const cudl_tensor *part, int64_t offset,
+                              int into_whole);
+
 /* Synchronise after an op when the context's debug mode asks for it. */
 cudl_status cudl__after_op(cudl_context *ctx, cudl_status status);
 

@@ -3,6 +3,19 @@
 
 #include "core/internal.h"
 
+/* The output size along one dimension, PyTorch's pooling_output_shape:
+ * floor((in + 2 pad - kernel) / stride) + 1, or with ceil_mode the ceiling,
+ * less the last window when it would start past the input and its left
+ * padding (it would hold only right padding). 0 when nothing fits. */
+static int output_size(int64_t in, int64_t kernel, int64_t stride,
+                       int64_t pad, int ceil_mode, int64_t *out) {
+  const int64_t span = in + 2 * pad - kernel + (ceil_mode ? stride - 1 : 0);
+  if (span < 0) return 0;
+  *out = span / stride + 1;
+  if (ceil_mode && (*out - 1) * stride >= in + pad) --*out;
+  return *out >= 1;
+}
+
 /* Checks desc against an input of in_shape and fills g. On failure the
  * message goes to ctx (which may be NULL). */
 static cudl_status make_geometry(cudl_context *ctx, const char *function,
@@ -41,15 +54,15 @@ static cudl_status make_geometry(cudl_context *ctx, const char *function,
   g->ph = desc->pad_h;
   g->pw = desc->pad_w;
   g->count_include_pad = desc->count_include_pad != 0;
-  if (g->h + 2 * g->ph < g->kh || g->w + 2 * g->pw < g->kw)
+  if (!output_size(g->h, g->kh, g->sh, g->ph, desc->ceil_mode, &g->oh) ||
+      !output_size(g->w, g->kw, g->sw, g->pw, desc->ceil_mode, &g->ow))
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
-                      "kernel %lldx%lld is larger than the padded input "
-                      "%lldx%lld",
-                      (long long)g->kh, (long long)g->kw,
+                      "kernel %lldx%lld (stride %lldx%lld%s) is larger "
+                      "than the padded input %lldx%lld: no output",
+                      (long long)g->kh, (long long)g->kw, (long long)g->sh,
+                      (long long)g->sw, desc->ceil_mode ? " (ceil mode)" : "",
                       (long long)(g->h + 2 * g->ph),
                       (long long)(g->w + 2 * g->pw));
-  g->oh = (g->h + 2 * g->ph - g->kh) / g->sh + 1;
-  g->ow = (g->w + 2 * g->pw - g->kw) / g->sw + 1;
   return CUDL_OK;
 }
 

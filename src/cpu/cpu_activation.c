@@ -87,6 +87,14 @@ static inline float sigmoid(float x) {
   return x >= 0.0f ? d : e * d;
 }
 
+/* sigmoid(x) and 1 - sigmoid(x) = sigmoid(-x), both without cancellation:
+ * SiLU's derivative needs the complement where s rounds to 1. */
+static inline float sigmoid_complement(float x, float *complement) {
+  const float e = exp_nonpositive(-fabsf(x)), d = 1.0f / (1.0f + e);
+  *complement = x >= 0.0f ? e * d : d;
+  return x >= 0.0f ? d : e * d;
+}
+
 static float forward_one(cudl_activation_type kind, float alpha, float x) {
   switch (kind) {
     case CUDL_ACT_SIGMOID:
@@ -102,6 +110,10 @@ static float forward_one(cudl_activation_type kind, float alpha, float x) {
     case CUDL_ACT_GELU: {
       const float p = normal_cdf(x);
       return p == 0.0f ? -0.0f : x * p; /* -inf * 0 would be NaN */
+    }
+    case CUDL_ACT_SILU: {
+      const float s = sigmoid(x);
+      return s == 0.0f ? -0.0f : x * s; /* -inf * 0 would be NaN */
     }
     case CUDL_ACT_COUNT: /* not a type; the caller checked */
       break;
@@ -129,6 +141,13 @@ static float backward_one(cudl_activation_type kind, float alpha, float saved,
       const float pdf = 0.39894228040143268f * expf(-0.5f * saved * saved);
       if (isinf(saved)) return saved > 0.0f ? dy : 0.0f;
       return dy * (normal_cdf(saved) + saved * pdf);
+    }
+    case CUDL_ACT_SILU: {
+      /* x * (1 - s) is inf * 0 at +-inf: there the limits, 1 and 0. */
+      float complement;
+      const float s = sigmoid_complement(saved, &complement);
+      if (isinf(saved)) return saved > 0.0f ? dy : 0.0f;
+      return dy * (s * (1.0f + saved * complement));
     }
     case CUDL_ACT_COUNT:
       break;
@@ -174,6 +193,9 @@ cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
     case CUDL_ACT_GELU:
       ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_GELU, alpha, x[i]));
       break;
+    case CUDL_ACT_SILU:
+      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_SILU, alpha, x[i]));
+      break;
     case CUDL_ACT_COUNT:
       break;
   }
@@ -214,6 +236,10 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
     case CUDL_ACT_GELU:
       ELEMENTWISE_LOOP(dx[i] =
                            backward_one(CUDL_ACT_GELU, alpha, saved[i], dy[i]));
+      break;
+    case CUDL_ACT_SILU:
+      ELEMENTWISE_LOOP(dx[i] =
+                           backward_one(CUDL_ACT_SILU, alpha, saved[i], dy[i]));
       break;
     case CUDL_ACT_COUNT:
       break;

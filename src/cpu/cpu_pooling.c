@@ -125,12 +125,19 @@ static void max_pool_row(const cudl_pool2d_geometry *g, const float *plane,
   }
 }
 
-/* The divisor of window (oh, ow) for average pooling. */
+/* The divisor of window (oh, ow) for average pooling: with padding counted,
+ * the window clipped to the padded input (kh * kw except for a ceil-mode
+ * window running past the right padding, as PyTorch counts it); else the
+ * elements inside the input. */
 static int64_t window_count(const cudl_pool2d_geometry *g, int64_t oh,
                             int64_t ow) {
   const int64_t h0 = oh * g->sh - g->ph, w0 = ow * g->sw - g->pw;
   int64_t rows, cols;
-  if (g->count_include_pad) return g->kh * g->kw;
+  if (g->count_include_pad) {
+    rows = (h0 + g->kh < g->h + g->ph ? h0 + g->kh : g->h + g->ph) - h0;
+    cols = (w0 + g->kw < g->w + g->pw ? w0 + g->kw : g->w + g->pw) - w0;
+    return rows * cols;
+  }
   rows = (h0 + g->kh < g->h ? h0 + g->kh : g->h) - (h0 > 0 ? h0 : 0);
   cols = (w0 + g->kw < g->w ? w0 + g->kw : g->w) - (w0 > 0 ? w0 : 0);
   return rows * cols;

@@ -33,6 +33,8 @@ typedef enum node_kind {
   NODE_GLOBAL_AVG_POOL,
   NODE_FLATTEN,
   NODE_ADD,
+  NODE_CONCAT,
+  NODE_RESHAPE,
   NODE_KIND_COUNT
 } node_kind;
 
@@ -53,9 +55,16 @@ typedef struct param_entry {
   cudl_tensor *compute_value, *compute_grad;
 } param_entry;
 
+/* The most inputs a node reads: a concatenation's limit. */
+#define NODE_MAX_INPUTS CUDL_MODEL_CONCAT_MAX_INPUTS
+
 typedef struct node {
   node_kind kind;
-  int in[2], n_in;
+  int in[NODE_MAX_INPUTS], n_in;
+  /* While the graph runs backward: the input k whose gradient the layer's
+   * backward call writes (a concatenation's inputs take different parts of
+   * its gradient, and the same node may be two of them). */
+  int backward_input;
   int ndim; /* per-sample shape */
   int64_t shape[3];
   int64_t numel; /* per sample */
@@ -79,9 +88,11 @@ typedef struct node {
   /* views for the current number of rows */
   cudl_tensor *y, *dy, *aux;
   cudl_tensor *flat_in;       /* linear: input as [rows, features] */
-  cudl_tensor *dx_view[2];    /* gradient of input k, in this node's
-                                 view of it (linear: flat) */
-  cudl_tensor *dx_scratch[2]; /* the same shape in the scratch buffer */
+  cudl_tensor *dx_view[NODE_MAX_INPUTS];    /* gradient of input k, in this
+                                               node's view of it (linear:
+                                               flat) */
+  cudl_tensor *dx_scratch[NODE_MAX_INPUTS]; /* the same shape in the scratch
+                                               buffer */
   int grad_written;           /* this backward pass */
   cudl_tensor *activity;      /* diagnostics: [units] of a ReLU-family
                                  node's input, 1 once active in the window */
@@ -166,6 +177,9 @@ typedef struct cudl__layer {
   int (*output_is_view)(const cudl_model *m, const node *n);
   int element_aux;    /* n->aux, of the output's shape: what backward
                          needs of a random forward (mask, noise) */
+  /* The same for some nodes of the kind only (NULL: none): a reshape's
+   * intermediate where it reorders on both sides. */
+  int (*needs_aux)(const cudl_model *m, const node *n);
   int channel_stats;  /* n->save_mean and n->save_invstd [channels]: the
                          batch's statistics, for backward */
   int flat_input;     /* reads its input as [rows, features] (n->flat_in)

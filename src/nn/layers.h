@@ -16,6 +16,6 @@ extern const cudl__layer cudl__layer_input, cudl__layer_conv2d,
     cudl__layer_linear, cudl__layer_batchnorm, cudl__layer_activation,
     cudl__layer_prelu, cudl__layer_rrelu, cudl__layer_dropout,
     cudl__layer_pool2d, cudl__layer_global_avg_pool, cudl__layer_flatten,
-    cudl__layer_add;
+    cudl__layer_add, cudl__layer_concat, cudl__layer_reshape;
 
 #endif /* CUDL_NN_LAYERS_H */

@@ -21,12 +21,15 @@ static void destroy_views(cudl_model *m) {
   int i, k;
   for (i = 0; i < m->node_count; ++i) {
     node *n = &m->nodes[i];
-    cudl_tensor **views[] = {
-        &n->y,          &n->dy,         &n->aux,           &n->flat_in,
-        &n->dx_view[0], &n->dx_view[1], &n->dx_scratch[0], &n->dx_scratch[1]};
+    cudl_tensor **views[] = {&n->y, &n->dy, &n->aux, &n->flat_in};
     for (k = 0; k < (int)(sizeof views / sizeof views[0]); ++k) {
       cudl_tensor_destroy(*views[k]);
       *views[k] = NULL;
+    }
+    for (k = 0; k < NODE_MAX_INPUTS; ++k) {
+      cudl_tensor_destroy(n->dx_view[k]);
+      cudl_tensor_destroy(n->dx_scratch[k]);
+      n->dx_view[k] = n->dx_scratch[k] = NULL;
     }
   }
   cudl_tensor_destroy(m->output_f32);
@@ -110,6 +113,13 @@ cudl_status cudl_model_set_output(cudl_model *m, int output,
 static int is_view(const cudl_model *m, const node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
   return layer->output_is_view != NULL && layer->output_is_view(m, n);
+}
+
+/* Whether node n has n->aux, an element buffer of its output's shape. */
+static int has_aux(const cudl_model *m, const node *n) {
+  const cudl__layer *layer = cudl__layers[n->kind];
+  return layer->element_aux ||
+         (layer->needs_aux != NULL && layer->needs_aux(m, n));
 }
 
 /* The layout of batches of a per-sample shape of ndim dimensions: the
@@ -224,11 +234,9 @@ static cudl_status check_compile_memory(const cudl_model *m,
   int i;
   for (i = 0; i < m->node_count; ++i) {
     const node *n = &m->nodes[i];
-    const cudl__layer *layer = cudl__layers[n->kind];
     if (!is_view(m, n))
       per_row = add_saturated(per_row, (uint64_t)n->numel);
-    if (layer->element_aux)
-      per_row = add_saturated(per_row, (uint64_t)n->numel);
+    if (has_aux(m, n)) per_row = add_saturated(per_row, (uint64_t)n->numel);
     if ((uint64_t)n->numel > max_numel) max_numel = (uint64_t)n->numel;
   }
   per_row = add_saturated(per_row, max_numel); /* the scratch */
@@ -406,7 +414,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     if (n->numel > max_numel) max_numel = n->numel;
     if (!is_view(m, n))
       status = make_batch_tensor(m, max_batch, n, &n->out_full);
-    if (status == CUDL_OK && layer->element_aux)
+    if (status == CUDL_OK && has_aux(m, n))
       status = make_batch_tensor(m, max_batch, n, &n->aux_full);
     if (status == CUDL_OK && layer->channel_stats) {
       shape[0] = n->shape[0];
@@ -1143,6 +1151,7 @@ static cudl_status backward_node(cudl_model *m, node *n) {
   cudl_status status = CUDL_OK;
   int k;
   for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
+    n->backward_input = k;
     if (layer->backward != NULL)
       status = layer->backward(m, n, m->nodes[n->in[k]].y,
                                input_grad_target(m, n, k));

@@ -195,6 +195,7 @@ def activations(out):
     elementwise("sigmoid", "sigmoid", torch.sigmoid)
     elementwise("tanh", "tanh", torch.tanh)
     elementwise("relu", "relu", torch.relu)
+    elementwise("silu", "silu", F.silu)
     for alpha, tag in ((f32(0.01), "a0.01"), (f32(0.2), "a0.2")):
         elementwise("leaky_relu." + tag, "leaky_relu",
                     lambda x, a=alpha: F.leaky_relu(x, a), alpha=alpha)
@@ -230,16 +231,18 @@ def activations(out):
 def pooling(out):
     shape = (2, 3, 9, 11)
 
-    def pool(case, op, k, s, p, include=None):
+    def pool(case, op, k, s, p, include=None, ceil=False, in_shape=shape):
         params = dict(kernel=k, stride=s, pad=p)
         if include is not None:
             params["count_include_pad"] = include
+        if ceil:
+            params["ceil_mode"] = True
         out.case(case, op, **params)
-        x = leaf(randn(*shape))
+        x = leaf(randn(*in_shape))
         if op == "max_pool2d":
-            y = F.max_pool2d(x, k, s, p)
+            y = F.max_pool2d(x, k, s, p, ceil_mode=ceil)
         else:
-            y = F.avg_pool2d(x, k, s, p, count_include_pad=include)
+            y = F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=include)
         g, dx = backward(y, x)
         for role, t in (("x", x), ("y", y), ("g", g), ("dx", dx)):
             out.put(case, role, t)
@@ -254,6 +257,28 @@ def pooling(out):
     pool("avg_pool2d.k2s2", "avg_pool2d", (2, 2), (2, 2), (0, 0), True)
     pool("avg_pool2d.k3x2s2x1p1x0.excl", "avg_pool2d", (3, 2), (2, 1), (1, 0), False)
     pool("avg_pool2d.k5x3s3x2p2x1.incl", "avg_pool2d", (5, 3), (3, 2), (2, 1), True)
+    # Ceil mode (9x11 input unless given): last windows past the input, past
+    # the right padding (count_include_pad's divisor stops at the padding's
+    # end), one dropped for starting in the right padding (k2 s2 p1 on 5x5),
+    # a kernel larger than the input.
+    pool("max_pool2d.k3s2.ceil", "max_pool2d", (3, 3), (2, 2), (0, 0), ceil=True,
+         in_shape=(2, 3, 8, 10))
+    pool("max_pool2d.k2s2p1.ceil", "max_pool2d", (2, 2), (2, 2), (1, 1), ceil=True,
+         in_shape=(2, 3, 5, 5))
+    pool("max_pool2d.k3x2s2x3p1x0.ceil", "max_pool2d", (3, 2), (2, 3), (1, 0), ceil=True,
+         in_shape=(2, 3, 10, 12))
+    pool("max_pool2d.k3s2.small.ceil", "max_pool2d", (3, 3), (2, 2), (0, 0), ceil=True,
+         in_shape=(1, 2, 2, 3))
+    pool("avg_pool2d.k3s2p1.incl.ceil", "avg_pool2d", (3, 3), (2, 2), (1, 1), True, ceil=True,
+         in_shape=(2, 3, 6, 8))
+    pool("avg_pool2d.k3s2p1.excl.ceil", "avg_pool2d", (3, 3), (2, 2), (1, 1), False, ceil=True,
+         in_shape=(2, 3, 6, 8))
+    pool("avg_pool2d.k2s2p1.incl.ceil", "avg_pool2d", (2, 2), (2, 2), (1, 1), True, ceil=True,
+         in_shape=(2, 3, 5, 5))
+    pool("avg_pool2d.k3x2s2x3p1x1.excl.ceil", "avg_pool2d", (3, 2), (2, 3), (1, 1), False,
+         ceil=True, in_shape=(2, 3, 10, 13))
+    pool("avg_pool2d.k3s2.small.incl.ceil", "avg_pool2d", (3, 3), (2, 2), (0, 0), True,
+         ceil=True, in_shape=(1, 2, 2, 3))
 
     case = "global_avg_pool"
     out.case(case, "global_avg_pool")

@@ -288,6 +288,60 @@ const std::vector<Row> &Rows() {
        [](Fixture &f) {
          return cudl_checkpoint_load(f.model, f.wrong_opt, nullptr, f.checkpoint_path.c_str());
        }},
+      // The uncompiled model: 0 input [1, 6, 6], 1 conv [2, 4, 4], 2 flatten.
+      {"ModelAddConcatCountOne",
+       "cudl_model_add_concat",
+       CUDL_ERR_INVALID_ARGUMENT,
+       {"count", "2 to 8"},
+       [](Fixture &f) {
+         const int inputs[2] = {1, 1};
+         int node = -1;
+         return cudl_model_add_concat(f.uncompiled, 1, inputs, &node);
+       }},
+      {"ModelAddConcatOtherSizes",
+       "cudl_model_add_concat",
+       CUDL_ERR_SHAPE,
+       {"nodes 0 and 1", "[1, 6, 6] and [2, 4, 4]"},
+       [](Fixture &f) {
+         const int inputs[2] = {0, 1};
+         int node = -1;
+         return cudl_model_add_concat(f.uncompiled, 2, inputs, &node);
+       }},
+      {"ModelAddReshapeOtherCount",
+       "cudl_model_add_reshape",
+       CUDL_ERR_SHAPE,
+       {"[2, 4, 4]", "[5, 7]"},
+       [](Fixture &f) {
+         const int64_t shape[2] = {5, 7};
+         int node = -1;
+         return cudl_model_add_reshape(f.uncompiled, 1, 2, shape, &node);
+       }},
+      {"ConcatForwardNullInputs",
+       "cudl_concat_forward",
+       CUDL_ERR_INVALID_ARGUMENT,
+       {"inputs"},
+       [](Fixture &f) { return cudl_concat_forward(f.ctx, 2, nullptr, f.x); }},
+      {"ConcatForwardOutputIsAnInput",
+       "cudl_concat_forward",
+       CUDL_ERR_INVALID_ARGUMENT,
+       {"inputs[0]", "share memory"},
+       [](Fixture &f) {
+         const cudl_tensor *inputs[1] = {f.x};
+         return cudl_concat_forward(f.ctx, 1, inputs, f.x);
+       }},
+      {"ConcatBackwardWrongChannels",
+       "cudl_concat_backward",
+       CUDL_ERR_SHAPE,
+       {"dy", "dimension 1"},
+       [](Fixture &f) {
+         const int64_t shape[4] = {2, 2, 6, 6};
+         cudl_tensor *dy = nullptr;
+         cudl_status s = cudl_tensor_create(f.ctx, CUDL_DTYPE_F32, 4, shape, &dy);
+         cudl_tensor *parts[1] = {f.x};
+         if (s == CUDL_OK) s = cudl_concat_backward(f.ctx, dy, 1, parts);
+         cudl_tensor_destroy(dy);
+         return s;
+       }},
   };
   return rows;
 }

@@ -767,6 +767,27 @@ std::vector<Activation> Activations() {
                               std::fabs(x) * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
          return terms * (1.0 + x * x);
        }},
+      // x * s and s * (1 + x * (1 - s)), s = sigmoid(x): exp within 2 ulp,
+      // a division and products (kTranscendental). 1 - s is computed as
+      // sigmoid(-x) by both backends (no cancellation); the derivative's
+      // terms 1 and x (1 - s) cancel near x = -1.28, so its error scales
+      // with s (1 + |x| (1 - s)).
+      {"silu", cudl_silu_forward, cudl_silu_backward, false,
+       [](double x) {
+         if (std::isinf(x)) return x > 0 ? x : -0.0;
+         return x / (1.0 + std::exp(-x));
+       },
+       [](double x) {
+         if (std::isinf(x)) return x > 0 ? 1.0 : 0.0;
+         const double s = 1.0 / (1.0 + std::exp(-x));
+         return s * (1.0 + x * (1.0 - s));
+       },
+       kTranscendental, nullptr,
+       [](double x) {
+         if (std::isinf(x)) return 0.0;
+         const double s = 1.0 / (1.0 + std::exp(-x)), c = 1.0 / (1.0 + std::exp(x));
+         return s * (1.0 + std::fabs(x) * c);
+       }},
   };
 }
 
@@ -1002,8 +1023,10 @@ Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
 // Pooling
 // ===========================================================================
 
-cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0) {
-  cudl_pool2d_desc d;
+cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0,
+                          int ceil = 0) {
+  cudl_pool2d_desc d = {};
+  d.ceil_mode = ceil;
   d.kernel_h = kh;
   d.kernel_w = kw;
   d.stride_h = sh;
@@ -1017,15 +1040,23 @@ cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int in
 struct PoolGeometry {
   int64_t n, c, h, w;
   cudl_pool2d_desc d;
-  int64_t oh() const { return (h + 2 * d.pad_h - d.kernel_h) / d.stride_h + 1; }
-  int64_t ow() const { return (w + 2 * d.pad_w - d.kernel_w) / d.stride_w + 1; }
+  // PyTorch's pooling_output_shape, written from its definition: in ceil
+  // mode the size rounds up, less a last window starting past the input
+  // and its left padding.
+  static int64_t Size(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil) {
+    int64_t out = (in + 2 * p - k + (ceil ? s - 1 : 0)) / s + 1;
+    if (ceil && (out - 1) * s >= in + p) --out;
+    return out;
+  }
+  int64_t oh() const { return Size(h, d.kernel_h, d.stride_h, d.pad_h, d.ceil_mode != 0); }
+  int64_t ow() const { return Size(w, d.kernel_w, d.stride_w, d.pad_w, d.ceil_mode != 0); }
   std::vector<int64_t> in() const { return {n, c, h, w}; }
   std::vector<int64_t> out() const { return {n, c, oh(), ow()}; }
   std::string str() const {
     return ShapeName(in()) + "_k" + std::to_string(d.kernel_h) + "x" + std::to_string(d.kernel_w) +
            "_s" + std::to_string(d.stride_h) + "x" + std::to_string(d.stride_w) + "_p" +
            std::to_string(d.pad_h) + "x" + std::to_string(d.pad_w) +
-           (d.count_include_pad ? "_incl" : "");
+           (d.count_include_pad ? "_incl" : "") + (d.ceil_mode ? "_ceil" : "");
   }
 };
 
@@ -1038,7 +1069,18 @@ std::vector<PoolGeometry> PoolGeometries() {
           {3, 1, 4, 4, PoolDesc(1, 1, 1, 1, 0, 0)},     {1, 2, 11, 10, PoolDesc(3, 2, 2, 1, 1, 0)},
           {2, 2, 9, 9, PoolDesc(3, 3, 3, 3, 0, 0)},     {1, 1, 6, 7, PoolDesc(5, 3, 2, 2, 2, 1, 1)},
           {1, 2, 8, 7, PoolDesc(2, 2, 3, 3, 0, 0)},     {2, 1, 6, 6, PoolDesc(2, 2, 2, 2, 1, 1, 1)},
-          {8, 16, 32, 32, PoolDesc(3, 3, 2, 2, 1, 1)}};
+          {8, 16, 32, 32, PoolDesc(3, 3, 2, 2, 1, 1)},
+          // Ceil mode: last windows running past the input (and past the
+          // right padding, where count_include_pad's divisor stops at the
+          // padding), a last window dropped for starting in the right
+          // padding (5 + 2 * 1 with k2 s2: 4 rounded up, 3 kept), a kernel
+          // larger than the input, odd sizes with stride != kernel.
+          {2, 3, 6, 6, PoolDesc(3, 3, 2, 2, 1, 1, 1, 1)},
+          {2, 3, 6, 6, PoolDesc(3, 3, 2, 2, 1, 1, 0, 1)},
+          {1, 2, 5, 5, PoolDesc(2, 2, 2, 2, 1, 1, 1, 1)},
+          {2, 2, 7, 11, PoolDesc(3, 2, 2, 3, 0, 1, 1, 1)},
+          {1, 3, 9, 10, PoolDesc(2, 3, 3, 2, 1, 0, 0, 1)},
+          {1, 2, 2, 3, PoolDesc(3, 3, 2, 2, 0, 0, 1, 1)}};
 }
 
 // Max pooling: y exact (a copy of the chosen element: the first maximum in
@@ -1108,8 +1150,14 @@ Row PoolRow(const PoolGeometry &g, bool is_max, const std::string &values = "ran
             dx[best] += dy[o];
             dxmag[best] += std::fabs(dy[o]);
           } else {
-            const double div = g.d.count_include_pad ? g.d.kernel_h * g.d.kernel_w
-                                                     : static_cast<double>(win.size());
+            // With padding counted: the window clipped to the padded
+            // input (only a ceil-mode window reaches past it).
+            const int64_t h0 = p * g.d.stride_h - g.d.pad_h, w0 = q * g.d.stride_w - g.d.pad_w;
+            const int64_t padded_rows = std::min(h0 + g.d.kernel_h, g.h + g.d.pad_h) - h0,
+                          padded_cols = std::min(w0 + g.d.kernel_w, g.w + g.d.pad_w) - w0;
+            const double div = g.d.count_include_pad
+                                   ? static_cast<double>(padded_rows * padded_cols)
+                                   : static_cast<double>(win.size());
             double sum = 0, mag = 0;
             for (size_t k : win) {
               sum += x[k];
@@ -1167,6 +1215,86 @@ Row GlobalAvgPoolRow(const std::vector<int64_t> &shape) {
       mag[p] = m / static_cast<double>(hw);
     }
     return Expected{Expect("y", y).Scale(mag).With({0, 32 * kEps}), Expect("dx", dx)};
+  };
+  return r;
+}
+
+// ===========================================================================
+// Concatenation
+// ===========================================================================
+
+// Concatenation along dimension 1 of parts [d0, c_i, ...] into y, and
+// backward splitting dy into the parts' gradients: copies, exact in every
+// dtype (Tol{0, 0}). The unwritten NaN of Out catches an element the copy
+// misses, a wrong offset or pitch moves whole values.
+Row ConcatRow(const std::vector<int64_t> &base, const std::vector<int64_t> &channels) {
+  Row r;
+  r.op = "concat";
+  std::vector<int64_t> whole = base;
+  whole[1] = 0;
+  for (int64_t c : channels) whole[1] += c;
+  r.config = ShapeName(whole) + "_of";
+  for (int64_t c : channels) r.config += "_" + std::to_string(c);
+  r.tol = kExact;
+  r.dtypes = kFloats;
+  auto part_shape = [base](int64_t c) {
+    std::vector<int64_t> s = base;
+    s[1] = c;
+    return s;
+  };
+  r.inputs = [whole, channels, part_shape](Gen &g) {
+    Inputs in;
+    for (size_t i = 0; i < channels.size(); ++i) {
+      const std::vector<int64_t> s = part_shape(channels[i]);
+      std::vector<float> v = g.Uniform(static_cast<size_t>(Numel(s)), -4.0f, 4.0f);
+      Sprinkle(&v, {-0.0f, kInf, -kInf});
+      in["x" + std::to_string(i)] = Data(s, std::move(v));
+    }
+    in["dy"] = Data(whole, g.Uniform(static_cast<size_t>(Numel(whole)), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [whole, channels, part_shape](Env &e, const Inputs &in) {
+    std::vector<const cudl_tensor *> xs;
+    std::vector<cudl_tensor *> dxs;
+    for (size_t i = 0; i < channels.size(); ++i) {
+      xs.push_back(e.In(in, ("x" + std::to_string(i)).c_str()));
+      dxs.push_back(e.Out(part_shape(channels[i])));
+    }
+    cudl_tensor *y = e.Out(whole), *dy = e.In(in, "dy");
+    const int count = static_cast<int>(channels.size());
+    CALL(e, cudl_concat_forward(e.ctx(), count, xs.data(), y));
+    CALL(e, cudl_concat_backward(e.ctx(), dy, count, dxs.data()));
+    Outputs out{{"y", e.Read(y)}};
+    for (size_t i = 0; i < channels.size(); ++i)
+      out.push_back({"dx" + std::to_string(i), e.Read(dxs[i])});
+    return out;
+  };
+  r.reference = [whole, channels](const Inputs &in) {
+    // Element (n, c, rest) of y is element (n, c - offset_i, rest) of part i.
+    int64_t inner = 1;
+    for (size_t d = 2; d < whole.size(); ++d) inner *= whole[d];
+    const std::vector<float> &dy = in.at("dy").f;
+    std::vector<double> y(dy.size());
+    Expected want;
+    int64_t offset = 0;
+    for (size_t i = 0; i < channels.size(); ++i) {
+      const std::vector<float> &x = in.at("x" + std::to_string(i)).f;
+      std::vector<double> dx(x.size());
+      for (int64_t n = 0; n < whole[0]; ++n)
+        for (int64_t c = 0; c < channels[i]; ++c)
+          for (int64_t k = 0; k < inner; ++k) {
+            const size_t at_part = static_cast<size_t>((n * channels[i] + c) * inner + k);
+            const size_t at_whole = static_cast<size_t>((n * whole[1] + offset + c) * inner + k);
+            y[at_whole] = x[at_part];
+            dx[at_part] = dy[at_whole];
+          }
+      // Roundings(0): the 16-bit inputs are already in the dtype, so a
+      // copy must give them back bit for bit.
+      want.push_back(Expect("dx" + std::to_string(i), std::move(dx)).Roundings(0));
+      offset += channels[i];
+    }
+    want.insert(want.begin(), Expect("y", std::move(y)).Roundings(0));
+    return want;
   };
   return r;
 }
@@ -2410,6 +2538,17 @@ std::vector<Row> BuildTable() {
       t.push_back(DropoutRow(n, p, true, false));
   t.push_back(Large(DropoutRow(kLarge, 0.5f, true, false)));
   t.push_back(DropoutRow(1021, 0.5f, false, false));
+  // Concatenation: 2-D features (one part of one feature), 3-D, 4-D in both
+  // layouts (parts of 1 and of prime channel counts, odd planes), one input
+  // alone, and a batch past a CUDA grid's first pass.
+  t.push_back(ConcatRow({3, 0}, {1, 5, 2}));
+  t.push_back(ConcatRow({2, 0, 5}, {3, 1, 4}));
+  for (const auto &parts : std::vector<std::vector<int64_t>>{{3, 5, 1}, {2}, {1, 1}}) {
+    t.push_back(ConcatRow({2, 0, 7, 9}, parts));
+    t.push_back(ChannelsLast(ConcatRow({2, 0, 7, 9}, parts)));
+  }
+  t.push_back(ConcatRow({8, 0, 33, 31}, {16, 13, 32}));
+  t.push_back(ChannelsLast(ConcatRow({8, 0, 33, 31}, {16, 13, 32})));
   t.push_back(DropoutRow(999, 0.25f, true, true));
   t.push_back(Unaligned(DropoutRow(1021, 0.5f, true, false)));
   // Pooling: every geometry, max and average; ties and NaN; all-negative

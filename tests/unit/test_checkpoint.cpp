@@ -36,7 +36,7 @@ class Trainer {
     int c, bn, act, pool, flat, drop, fc;
     cudl_conv2d_desc d = CUDL_CONV2D_DESC_DEFAULT;
     d.pad_h = d.pad_w = 1;
-    cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0};
+    cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0, 0};
     EXPECT_EQ(cudl_model_create(ctx, 3, in, &model_), CUDL_OK);
     EXPECT_EQ(cudl_model_add_conv2d(model_, 0, "conv1", 4, 3, 3, &d, 0, &c),
               CUDL_OK);

@@ -429,6 +429,25 @@ void RunActivation(Run &r) {
     CALL(r.ctx, cudl_relu_backward(r.ctx, tx, tg, tdx));
     r.ExpectExact("y", ty);    // selection, no arithmetic
     r.ExpectExact("dx", tdx);  // the gradient at 0 is 0 on both sides
+  } else if (r.op == "silu") {
+    CALL(r.ctx, cudl_silu_forward(r.ctx, tx, ty));
+    CALL(r.ctx, cudl_silu_backward(r.ctx, tx, tg, tdx));
+    // y = x sigmoid(x): exp within a few ulp on each side (PyTorch:
+    // x / (1 + exp(-x))), then a division and a product: 8 eps |y|.
+    r.ExpectRel("y", ty, 8);
+    // dx = g s (1 + x (1 - s)): the two terms of 1 + x (1 - s) cancel near
+    // x = -1.28, so the bound is in their magnitudes: 8 eps |g| s (1 +
+    // |x| (1 - s)) (PyTorch forms 1 - s by subtraction, which loses s's
+    // relative accuracy where s is near 1: within x eps there), plus the
+    // smallest normal: at x = -100 the two underflow differently (PyTorch
+    // flushes to 0, cudl keeps a subnormal).
+    std::vector<double> b(n);
+    for (size_t i = 0; i < n; ++i) {
+      const double xi = x.f[i], s = 1.0 / (1.0 + std::exp(-xi));
+      b[i] = FLT_MIN +
+             8 * kEps * std::fabs(g.f[i]) * s * (1.0 + std::fabs(xi) * (1.0 - s) + std::fabs(xi));
+    }
+    r.Expect("dx", tdx, b);
   } else if (r.op == "leaky_relu") {
     const float alpha = r.p->Float("alpha");
     CALL(r.ctx, cudl_leaky_relu_forward(r.ctx, tx, alpha, ty));
@@ -502,7 +521,7 @@ void RunPooling(Run &r) {
     r.ExpectRel("dx", tdx, 4);      // g / (H W): a division, or a reciprocal and a product
     return;
   }
-  cudl_pool2d_desc d;
+  cudl_pool2d_desc d = {};
   const std::pair<int, int> k = r.p->Pair("kernel"), s = r.p->Pair("stride"), p = r.p->Pair("pad");
   d.kernel_h = k.first;
   d.kernel_w = k.second;
@@ -511,6 +530,11 @@ void RunPooling(Run &r) {
   d.pad_h = p.first;
   d.pad_w = p.second;
   d.count_include_pad = r.p->Has("count_include_pad") ? r.p->Int("count_include_pad") : 0;
+  d.ceil_mode = r.p->Has("ceil_mode") ? r.p->Int("ceil_mode") : 0;
+  int64_t want_shape[4];
+  const int64_t in_shape[4] = {N, C, H, W};
+  ASSERT_EQ(cudl_pool2d_output_shape(&d, in_shape, want_shape), CUDL_OK);
+  EXPECT_EQ(std::vector<int64_t>(want_shape, want_shape + 4), y.shape) << "output shape";
   const int64_t OH = y.shape[2], OW = y.shape[3];
   // Per output: the window's in-image elements; per input: the windows
   // that contain it (for the sizes of the backward sums).
@@ -527,8 +551,14 @@ void RunPooling(Run &r) {
             if (h >= 0 && h < H && w >= 0 && w < W)
               window.push_back(static_cast<size_t>((plane * H + h) * W + w));
           }
+        // With padding counted, the window clipped to the padded input
+        // (a ceil-mode window may run past it).
+        const int64_t h0 = oh * d.stride_h - d.pad_h, w0 = ow * d.stride_w - d.pad_w;
         const double div =
-            d.count_include_pad ? d.kernel_h * d.kernel_w : static_cast<double>(window.size());
+            d.count_include_pad
+                ? static_cast<double>((std::min<int64_t>(h0 + d.kernel_h, H + d.pad_h) - h0) *
+                                      (std::min<int64_t>(w0 + d.kernel_w, W + d.pad_w) - w0))
+                : static_cast<double>(window.size());
         for (size_t e : window) {
           ym.Add(o, x.f[e] / div);
           dxm.Add(e, g.f[o] / (is_max ? 1.0 : div));
@@ -941,6 +971,7 @@ const std::map<std::string, Runner> &Runners() {
       {"sigmoid", RunActivation},
       {"tanh", RunActivation},
       {"relu", RunActivation},
+      {"silu", RunActivation},
       {"leaky_relu", RunActivation},
       {"elu", RunActivation},
       {"prelu", RunActivation},
@@ -1007,7 +1038,7 @@ void PrintTo(const FileSpec &f, std::ostream *os) { *os << f.file; }
 const std::vector<FileSpec> &Files() {
   static const std::vector<FileSpec> files = {
       {"activations.safetensors",
-       {"sigmoid", "tanh", "relu", "leaky_relu", "elu", "prelu", "rrelu_eval", "dropout_eval"}},
+       {"sigmoid", "tanh", "relu", "silu", "leaky_relu", "elu", "prelu", "rrelu_eval", "dropout_eval"}},
       {"pooling.safetensors", {"max_pool2d", "avg_pool2d", "global_avg_pool"}},
       {"batchnorm.safetensors", {"batchnorm_train", "batchnorm_eval"}},
       {"losses.safetensors",

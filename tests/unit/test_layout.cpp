@@ -361,7 +361,7 @@ TEST_F(LayoutTest, MixedLayoutsAreRefused) {
     EXPECT_TRUE(BitEqual(ReadF32(y), sentinel)) << "nothing written";
   }
   {  // pooling: x channels-last, y NCHW
-    cudl_pool2d_desc d = {2, 2, 2, 2, 0, 0, 0};
+    cudl_pool2d_desc d = {2, 2, 2, 2, 0, 0, 0, 0};
     cudl_tensor *y = New({2, 4, 3, 3});
     EXPECT_EQ(cudl_max_pool2d_forward(ctx_, &d, x_last, y), CUDL_ERR_SHAPE);
     EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {"nchw", "nhwc"}));
@@ -395,7 +395,7 @@ struct PoolCase {
 };
 
 cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0) {
-  cudl_pool2d_desc d;
+  cudl_pool2d_desc d = {};
   d.kernel_h = kh;
   d.kernel_w = kw;
   d.stride_h = sh;

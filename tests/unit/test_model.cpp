@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -131,7 +132,7 @@ TEST_F(ModelTest, ShapesAndParameterNamesFollowPyTorch) {
             CUDL_OK);
   ASSERT_EQ(cudl_model_add_activation(m, bn1, CUDL_ACT_RELU, 0.0f, &relu),
             CUDL_OK);
-  cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0};
+  cudl_pool2d_desc p = {2, 2, 2, 2, 0, 0, 0, 0};
   ASSERT_EQ(cudl_model_add_pool2d(m, relu, 1, &p, &pool), CUDL_OK);
   ASSERT_EQ(cudl_model_add_global_avg_pool(m, pool, &gap), CUDL_OK);
   ASSERT_EQ(cudl_model_add_flatten(m, gap, &flat), CUDL_OK);
@@ -203,7 +204,7 @@ TEST_F(ModelTest, BuildingErrorsLeaveTheModelUsable) {
   ASSERT_EQ(cudl_model_add_flatten(m, conv, &flat), CUDL_OK);
   EXPECT_EQ(cudl_model_add_add(m, conv, flat, &node), CUDL_ERR_SHAPE);
   // Convolution and pooling read images; a flattened node is none.
-  const cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  const cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
   EXPECT_EQ(cudl_model_add_conv2d(m, flat, "c3", 4, 3, 3, &d, 1, &node), CUDL_ERR_SHAPE);
   EXPECT_TRUE(HasSubstr(Error(), "is not an image"));
   EXPECT_EQ(cudl_model_add_pool2d(m, flat, 1, &pd, &node), CUDL_ERR_SHAPE);
@@ -253,7 +254,7 @@ TEST_F(ModelTest, GradientsMatchFiniteDifferencesThroughTheWholeGraph) {
   ASSERT_EQ(cudl_model_add_conv2d(m, el, "conv2", 3, 3, 3, &same, 0, &c2),
             CUDL_OK);
   ASSERT_EQ(cudl_model_add_add(m, c2, c1, &add), CUDL_OK);  // residual
-  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
   ASSERT_EQ(cudl_model_add_pool2d(m, add, 0, &pd, &pool), CUDL_OK);
   ASSERT_EQ(cudl_model_add_activation(m, pool, CUDL_ACT_SIGMOID, 0.0f, &sg), CUDL_OK);
   ASSERT_EQ(cudl_model_add_global_avg_pool(m, sg, &gap), CUDL_OK);
@@ -286,6 +287,190 @@ TEST_F(ModelTest, GradientsMatchFiniteDifferencesThroughTheWholeGraph) {
   EXPECT_GT(CheckGradients(m, x, labels), 60);
 }
 
+// An Inception-like pair of branches joined by a concatenation, which also
+// takes the stem itself (fan-out: the stem's gradient sums both branches'
+// and its own part) and one branch twice; SiLU; ceil-mode average pooling;
+// and reshapes through every way a reshape can meet the layout: a view, a
+// [C, H, W] to [C', H', W'] with other channels, to 1-D and from 1-D back
+// to an image. Returns the output node.
+int BuildBranchNet(cudl_model *m) {
+  int stem, a, b, sb, cat, pool, same_c, other_c, flat, image, d, flat2, fc;
+  const cudl_conv2d_desc same = Conv(1, 1), one = Conv(1, 0);
+  EXPECT_EQ(cudl_model_add_conv2d(m, 0, "stem", 4, 3, 3, &same, 1, &stem), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_conv2d(m, stem, "a", 2, 1, 1, &one, 1, &a), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_conv2d(m, stem, "b", 3, 3, 3, &same, 1, &b), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_activation(m, b, CUDL_ACT_SILU, 0.0f, &sb), CUDL_OK);
+  const int parts[4] = {a, sb, stem, a};
+  EXPECT_EQ(cudl_model_add_concat(m, 4, parts, &cat), CUDL_OK);  // [11, 6, 6]
+  cudl_pool2d_desc pd = {3, 3, 2, 2, 1, 1, 0, 1};                 // ceil: 4x4
+  EXPECT_EQ(cudl_model_add_pool2d(m, cat, 0, &pd, &pool), CUDL_OK);
+  const int64_t s1[3] = {-1, 8, 2}, s2[3] = {4, 4, -1}, s3[1] = {176}, s4[3] = {2, 8, 11};
+  EXPECT_EQ(cudl_model_add_reshape(m, pool, 3, s1, &same_c), CUDL_OK);     // [11, 8, 2]
+  EXPECT_EQ(cudl_model_add_reshape(m, same_c, 3, s2, &other_c), CUDL_OK);  // [4, 4, 11]
+  EXPECT_EQ(cudl_model_add_reshape(m, other_c, 1, s3, &flat), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_reshape(m, flat, 3, s4, &image), CUDL_OK);
+  EXPECT_EQ(cudl_model_add_conv2d(m, image, "d", 3, 1, 1, &one, 1, &d), CUDL_OK);
+  const int64_t s5[2] = {3, -1};
+  EXPECT_EQ(cudl_model_add_reshape(m, d, 2, s5, &flat2), CUDL_OK);  // [3, 88]
+  EXPECT_EQ(cudl_model_add_linear(m, flat2, "fc", 4, 1, &fc), CUDL_OK);
+  EXPECT_EQ(cudl_model_set_output(m, fc, CUDL_MODEL_LOSS_CROSS_ENTROPY), CUDL_OK);
+  return fc;
+}
+
+TEST_F(ModelTest, ConcatAndReshapeShapesAndGradients) {
+  for (cudl_layout layout : {CUDL_LAYOUT_NCHW, CUDL_LAYOUT_NHWC}) {
+    SCOPED_TRACE(layout == CUDL_LAYOUT_NHWC ? "channels-last" : "NCHW");
+    cudl_model *m = Model({2, 6, 6});
+    BuildBranchNet(m);
+    int64_t shape[3];
+    EXPECT_EQ(cudl_model_node_shape(m, 5, shape), 3);  // the concat
+    EXPECT_EQ(shape[0], 11);
+    EXPECT_EQ(cudl_model_node_shape(m, 6, shape), 3);  // ceil-mode pooling
+    EXPECT_EQ(shape[1], 4);
+    EXPECT_EQ(shape[2], 4);
+    EXPECT_EQ(cudl_model_node_shape(m, 8, shape), 3);  // [4, 4, 11]
+    EXPECT_EQ(shape[0], 4);
+    EXPECT_EQ(shape[2], 11);
+    ASSERT_EQ(cudl_model_set_layout(m, layout), CUDL_OK);
+    ASSERT_EQ(cudl_model_compile(m, 3), CUDL_OK) << Error();
+    ASSERT_EQ(cudl_context_set_seed(ctx_, 11), CUDL_OK);
+    ASSERT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
+    for (const char *bias : {"stem.bias", "a.bias", "b.bias", "d.bias", "fc.bias"})
+      ASSERT_EQ(cudl_tensor_uniform(cudl_model_param(m, bias), -0.5f, 0.5f), CUDL_OK);
+    cudl_tensor *x = Tensor({3, 2, 6, 6});
+    ASSERT_EQ(cudl_tensor_normal(x, 0.0f, 1.0f), CUDL_OK);
+    cudl_tensor *labels = Tensor({3}, CUDL_DTYPE_I32);
+    const int32_t y[3] = {2, 0, 3};
+    ASSERT_EQ(cudl_tensor_copy_from_host(labels, y, sizeof y), CUDL_OK);
+    // Every parameter, the stem's included (its gradient comes through all
+    // four parts of the concatenation).
+    EXPECT_GT(CheckGradients(m, x, labels), 150);
+  }
+}
+
+// The same weights and batch give the same loss, output and gradients in
+// both layouts: the reshapes list values in PyTorch's order either way.
+TEST_F(ModelTest, ConcatAndReshapeSameInBothLayouts) {
+  std::vector<float> loss(2), out[2], grads[2];
+  std::vector<float> weights;
+  for (int l = 0; l < 2; ++l) {
+    cudl_model *m = Model({2, 6, 6});
+    BuildBranchNet(m);
+    ASSERT_EQ(cudl_model_set_layout(m, l ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW), CUDL_OK);
+    ASSERT_EQ(cudl_model_compile(m, 3), CUDL_OK);
+    ASSERT_EQ(cudl_model_set_diagnostics(m, 1), CUDL_OK);
+    if (l == 0) {
+      ASSERT_EQ(cudl_context_set_seed(ctx_, 5), CUDL_OK);
+      ASSERT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
+      ASSERT_EQ(cudl_tensor_uniform(cudl_model_param(m, "fc.bias"), -0.5f, 0.5f), CUDL_OK);
+      weights = Host(cudl_model_params(m));
+    } else {
+      Set(cudl_model_params(m), weights);  // the NCHW masters, whatever the layout
+    }
+    cudl_tensor *x = Tensor({3, 2, 6, 6});
+    std::vector<float> xs(3 * 2 * 6 * 6);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37f * static_cast<float>(i));
+    Set(x, xs);
+    cudl_tensor *labels = Tensor({3}, CUDL_DTYPE_I32);
+    const int32_t y[3] = {1, 3, 0};
+    ASSERT_EQ(cudl_tensor_copy_from_host(labels, y, sizeof y), CUDL_OK);
+    ASSERT_EQ(cudl_model_forward(m, x, labels, &loss[l]), CUDL_OK) << Error();
+    ASSERT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+    out[l] = Host(cudl_model_output(m));
+    grads[l] = Host(cudl_model_grads(m));
+    // The kinds the diagnostics name: SiLU's and the concat's rows, no
+    // reshape's (its values are its input's, as a flatten's).
+    std::vector<cudl_layer_diagnostics> rows(static_cast<size_t>(cudl_model_node_count(m)));
+    int count = 0;
+    ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), static_cast<int>(rows.size()), &count,
+                                     nullptr),
+              CUDL_OK);
+    std::map<std::string, int> kinds;
+    for (int i = 0; i < count; ++i) ++kinds[rows[static_cast<size_t>(i)].kind];
+    EXPECT_EQ(kinds["silu"], 1);
+    EXPECT_EQ(kinds["concat"], 1);
+    EXPECT_EQ(kinds.count("reshape"), 0u);
+    for (int i = 0; i < count; ++i)
+      if (std::string(rows[static_cast<size_t>(i)].kind) == "silu") {
+        EXPECT_TRUE(std::isnan(rows[static_cast<size_t>(i)].dead_fraction));
+        EXPECT_TRUE(std::isnan(rows[static_cast<size_t>(i)].saturated_fraction));
+      }
+  }
+  // The convolutions sum in another order in each layout (oneDNN): a few
+  // ulp, far below what a misplaced element would change.
+  EXPECT_NEAR(loss[0], loss[1], 1e-5 * std::fabs(loss[0]));
+  ASSERT_EQ(out[0].size(), out[1].size());
+  for (size_t i = 0; i < out[0].size(); ++i)
+    EXPECT_NEAR(out[0][i], out[1][i], 1e-5 * (1 + std::fabs(out[0][i]))) << "output " << i;
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i)
+    EXPECT_NEAR(grads[0][i], grads[1][i], 1e-5 * (1 + std::fabs(grads[0][i]))) << "gradient " << i;
+}
+
+TEST_F(ModelTest, ConcatAndReshapeBadArgumentsLeaveTheModelUsable) {
+  cudl_model *m = Model({2, 6, 6});
+  int c, small, flat, node = -1;
+  const cudl_conv2d_desc same = Conv(1, 1);
+  ASSERT_EQ(cudl_model_add_conv2d(m, 0, "c", 3, 3, 3, &same, 1, &c), CUDL_OK);
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
+  ASSERT_EQ(cudl_model_add_pool2d(m, c, 1, &pd, &small), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_flatten(m, c, &flat), CUDL_OK);
+  const int count_before = cudl_model_node_count(m);
+  const int two[2] = {0, c}, bad_size[2] = {c, small}, bad_rank[2] = {c, flat},
+            missing[2] = {c, 99}, nine[9] = {c, c, c, c, c, c, c, c, c};
+  EXPECT_EQ(cudl_model_add_concat(nullptr, 2, two, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_concat(m, 2, nullptr, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_concat(m, 2, two, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_concat(m, 1, two, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "2 to 8"));
+  EXPECT_EQ(cudl_model_add_concat(m, 9, nine, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_concat(m, 2, missing, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "does not exist"));
+  EXPECT_EQ(cudl_model_add_concat(m, 2, bad_size, &node), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(HasSubstr(Error(), "[3, 6, 6] and [3, 3, 3]")) << Error();
+  EXPECT_EQ(cudl_model_add_concat(m, 2, bad_rank, &node), CUDL_ERR_SHAPE);
+  const int64_t wrong[2] = {5, 20}, two_inferred[2] = {-1, -1}, zero[1] = {0},
+                not_divisible[2] = {-1, 7}, ok[3] = {-1, 4, 9};
+  EXPECT_EQ(cudl_model_add_reshape(nullptr, c, 2, wrong, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 2, nullptr, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 0, wrong, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 4, wrong, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, 99, 2, wrong, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 2, wrong, &node), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(HasSubstr(Error(), "[3, 6, 6]")) << Error();
+  EXPECT_TRUE(HasSubstr(Error(), "[5, 20]")) << Error();
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 2, two_inferred, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 1, zero, &node), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_model_add_reshape(m, c, 2, not_divisible, &node), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(HasSubstr(Error(), "[-1, 7]")) << Error();
+  EXPECT_EQ(node, -1);
+  EXPECT_EQ(cudl_model_node_count(m), count_before);
+  // Still usable: the same calls done right, and a training step.
+  int cat, r, fc;
+  const int parts[2] = {c, c};
+  ASSERT_EQ(cudl_model_add_concat(m, 2, parts, &cat), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_reshape(m, cat, 3, ok, &r), CUDL_OK);
+  int64_t shape[3];
+  EXPECT_EQ(cudl_model_node_shape(m, r, shape), 3);
+  EXPECT_EQ(shape[0], 6);  // 6 * 6 * 6 / (4 * 9)
+  ASSERT_EQ(cudl_model_add_flatten(m, r, &node), CUDL_OK);
+  ASSERT_EQ(cudl_model_add_linear(m, node, "fc", 2, 1, &fc), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_output(m, fc, CUDL_MODEL_LOSS_CROSS_ENTROPY), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile(m, 2), CUDL_OK) << Error();
+  EXPECT_EQ(cudl_model_add_concat(m, 2, parts, &node), CUDL_ERR_INVALID_ARGUMENT)
+      << "compiled";
+  ASSERT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
+  cudl_tensor *x = Tensor({2, 2, 6, 6});
+  ASSERT_EQ(cudl_tensor_normal(x, 0.0f, 1.0f), CUDL_OK);
+  cudl_tensor *labels = Tensor({2}, CUDL_DTYPE_I32);
+  const int32_t y[2] = {1, 0};
+  ASSERT_EQ(cudl_tensor_copy_from_host(labels, y, sizeof y), CUDL_OK);
+  float loss = 0.0f;
+  ASSERT_EQ(cudl_model_forward(m, x, labels, &loss), CUDL_OK) << Error();
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+}
+
 // The layers with kinks (PReLU, RReLU, max pooling, ReLU) placed where no
 // parameter perturbation moves their inputs across a kink: right after
 // the data, whose values are kept at least 0.5 away from 0. PReLU's slope
@@ -296,7 +481,7 @@ TEST_F(ModelTest, GradientsThroughKinkedLayersMatchFiniteDifferences) {
   int pr, rr, pool, c1, bn, relu, flat, fc;
   ASSERT_EQ(cudl_model_add_prelu(m, 0, "act0", 1, 0.25f, &pr), CUDL_OK);
   ASSERT_EQ(cudl_model_add_rrelu(m, pr, 0.3f, 0.6f, &rr), CUDL_OK);
-  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0};
+  cudl_pool2d_desc pd = {2, 2, 2, 2, 0, 0, 0, 0};
   ASSERT_EQ(cudl_model_add_pool2d(m, rr, 1, &pd, &pool), CUDL_OK);
   const cudl_conv2d_desc same = Conv(1, 1);
   ASSERT_EQ(cudl_model_add_conv2d(m, pool, "conv1", 3, 3, 3, &same, 1, &c1),

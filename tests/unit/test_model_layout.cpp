@@ -130,7 +130,7 @@ class ModelLayoutTest : public ::testing::Test {
       check(cudl_model_add_conv2d(m, node, "c2", 6, 3, 3, &grouped, 0, &node));
       check(cudl_model_add_batchnorm(m, node, "bn2", 0.1f, 1e-5f, &node));
       check(cudl_model_add_activation(m, node, CUDL_ACT_LEAKY_RELU, 0.1f, &node));
-      cudl_pool2d_desc pool = {3, 3, 2, 2, 1, 1, 0};
+      cudl_pool2d_desc pool = {3, 3, 2, 2, 1, 1, 0, 0};
       check(cudl_model_add_pool2d(m, node, 0, &pool, &node));
       const int image = node;
       check(cudl_model_add_flatten(m, image, &node));  // 6 channels: reorders

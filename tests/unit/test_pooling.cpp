@@ -38,7 +38,7 @@ struct Geometry {
 };
 
 cudl_pool2d_desc Desc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0) {
-  cudl_pool2d_desc d;
+  cudl_pool2d_desc d = {};
   d.kernel_h = kh;
   d.kernel_w = kw;
   d.stride_h = sh;
