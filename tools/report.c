@@ -255,8 +255,12 @@ int report_end(report *rep, const report_end_values *v) {
   size_t size = 0;
   FILE *f;
   report_end_progress();
-  printf("final test accuracy %.4f after %" PRId64 " epoch%s", v->test_accuracy,
-         v->epoch, v->epoch == 1 ? "" : "s");
+  if (v->has_test)
+    printf("final test accuracy %.4f after %" PRId64 " epoch%s",
+           v->test_accuracy, v->epoch, v->epoch == 1 ? "" : "s");
+  else
+    printf("done after %" PRId64 " epoch%s (no test set)", v->epoch,
+           v->epoch == 1 ? "" : "s");
   if (strcmp(v->reason, "steps") == 0)
     printf(" and %" PRId64 " steps (--steps)", v->step);
   printf(" (%.1f s); weights in %s\n", v->seconds, v->weights);
@@ -273,8 +277,10 @@ int report_end(report *rep, const report_end_values *v) {
           "{\"type\": \"end\", \"reason\": \"%s\", \"epoch\": %" PRId64
           ", \"step\": %" PRId64,
           v->reason, v->epoch, v->step);
-  json_pair(f, "test_loss", v->test_loss, "%.6f");
-  json_pair(f, "test_accuracy", v->test_accuracy, "%.6f");
+  if (v->has_test) {
+    json_pair(f, "test_loss", v->test_loss, "%.6f");
+    json_pair(f, "test_accuracy", v->test_accuracy, "%.6f");
+  }
   if (v->best.epoch > 0) {
     fprintf(f, ", \"best_epoch\": %" PRId64, v->best.epoch);
     json_pair(f, "best_val_loss", v->best.val_loss, "%.6f");

@@ -58,7 +58,7 @@ typedef struct report_epoch_values {
 typedef struct report_end_values {
   const char *reason;  /* "epochs" or "steps" */
   int64_t epoch, step; /* epochs finished, steps taken */
-  int has_test;        /* always, at the end */
+  int has_test;        /* at the end, unless there is no test set */
   double test_loss, test_accuracy;
   run_best best;            /* epoch 0 without --val-split */
   double seconds;           /* this process's training time */

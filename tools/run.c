@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cudl/zoo.h>
+#include <jansson.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -24,12 +25,17 @@ static const struct option_spec {
   int takes_value;
 } g_specs[] = {
     {"--model", FOR_ALL, 1},
+    {"--model-file", FOR_ALL, 1},
     {"--data", FOR_ALL, 1},
+    {"--size", FOR_ALL, 1},
+    {"--strict", FOR_ALL, 0},
     {"--data-dir", FOR_ALL, 1},
     {"--device", FOR_ALL, 1},
     {"--batch", RUN_TRAIN | RUN_EVAL, 1},
     {"--weights", RUN_EVAL | RUN_PREDICT, 1},
     {"--index", RUN_PREDICT, 1},
+    {"--image", RUN_PREDICT, 1},
+    {"--top", RUN_PREDICT, 1},
     {"--count", RUN_PREDICT, 1},
     {"--optimizer", RUN_TRAIN, 1},
     {"--schedule", RUN_TRAIN, 1},
@@ -70,8 +76,19 @@ static void usage(run_command command, FILE *out) {
       "  --model NAME        small-cnn, mlp, resnetN or plainN (N = 6n + 2\n"
       "                      from 8 to 1202: 20, 32, 44, 56, 110, ...)\n"
       "                      [small-cnn]\n"
-      "  --data NAME         fashion-mnist, mnist, cifar10 [fashion-mnist]\n"
-      "  --data-dir DIR      where the files are [Debian's location]\n"
+      "  --model-file FILE   a model file instead (docs/model-files.md;\n"
+      "                      examples/models/ has the zoo's)\n"
+      "  --data NAME         fashion-mnist, mnist, cifar10, or folder:PATH,\n"
+      "                      your images: PATH/train/CLASS/*.png|jpg and\n"
+      "                      PATH/test/... (and PATH/val/...), or one tree\n"
+      "                      PATH/CLASS/... with --val-split (docs/data.md)\n"
+      "                      [fashion-mnist]\n"
+      "  --data-dir DIR      where a named dataset's files are [Debian's\n"
+      "                      location]\n"
+      "  --size HxW          resize a folder's images to H x W (bilinear,\n"
+      "                      area-averaged when shrinking) [their own size]\n"
+      "  --strict            an unreadable image in a folder fails the run\n"
+      "                      [skipped and named]\n"
       "  --device auto|cpu|cuda:N [auto]\n";
   static const char train_arithmetic[] =
       "  --precision fp32|tf32|bf16|fp16  arithmetic (bf16, fp16: mixed\n"
@@ -88,8 +105,9 @@ static void usage(run_command command, FILE *out) {
       "                      the arithmetic (f32 on 16-bit data)\n"
       "  --layout nchw|nhwc  activations in memory [nchw]\n";
   static const char read_notes[] =
-      "--model and --data must be those the weights were trained for (a\n"
-      "cudl weights file names them and is refused for others). Images are\n"
+      "The model, the data and the class names are the weights file's own\n"
+      "(cudl train writes them); --model, --model-file and --data override\n"
+      "them, and a file naming another zoo model is refused. Images are\n"
       "normalised with the weights file's statistics (cudl train writes\n"
       "them), else the test set's; the values used are printed at start.\n"
       "exit status: 0 done, 1 failed, 2 bad command line (docs/cli.md)\n";
@@ -158,12 +176,16 @@ static void usage(run_command command, FILE *out) {
             data, read_arithmetic, read_notes);
   else
     fprintf(out,
-            "usage: cudl predict --weights FILE --index I [options]\n"
-            "  classify test images I, I + 1, ..., I + N - 1 (all in one\n"
-            "  batch of N)\n"
+            "usage: cudl predict --weights FILE --image FILE|--index I "
+            "[options]\n"
+            "  classify an image file, or test images I, I + 1, ...,\n"
+            "  I + N - 1 (all in one batch of N)\n"
             "  --weights FILE      a weights file\n"
+            "  --image FILE        a PNG or JPEG, converted and resized to\n"
+            "                      the model's input as --data folder: does\n"
             "  --index I           the first test image (from 0)\n"
-            "  --count N [1]       how many\n"
+            "  --count N [1]       how many (with --index)\n"
+            "  --top K [1]         the K most likely classes, by name\n"
             "%s%s%s",
             data, read_arithmetic, read_notes);
 }
@@ -231,6 +253,8 @@ static int set_option(options *o, const char *a, const char *v) {
     o->augment = 1;
   } else if (strcmp(a, "--check-numerics") == 0) {
     o->check_numerics = 1;
+  } else if (strcmp(a, "--strict") == 0) {
+    o->strict = 1;
   } else if (strcmp(a, "--test-every-epoch") == 0) {
     o->test_every_epoch = 1;
   } else if (strcmp(a, "--allow-emulated-precision") == 0) {
@@ -242,8 +266,32 @@ static int set_option(options *o, const char *a, const char *v) {
     return 0;
   } else if (strcmp(a, "--model") == 0) {
     o->model = v;
+    o->model_given = 1;
+  } else if (strcmp(a, "--model-file") == 0) {
+    o->model_file = v;
   } else if (strcmp(a, "--data") == 0) {
     o->data = v;
+    o->data_given = 1;
+  } else if (strcmp(a, "--image") == 0) {
+    o->image = v;
+  } else if (strcmp(a, "--top") == 0) {
+    want = "an integer from 1 to 1000";
+    ok = cli_parse_int(v, 1, 1000, &n);
+    o->top = (int)n;
+  } else if (strcmp(a, "--size") == 0) {
+    long long h = 0, w = 0;
+    const char *x = strchr(v, 'x');
+    char side[32];
+    want = "HxW, each side from 1 to 32768 (e.g. 64x64)";
+    ok = x != NULL && (size_t)(x - v) < sizeof side;
+    if (ok) {
+      memcpy(side, v, (size_t)(x - v));
+      side[x - v] = '\0';
+      ok = cli_parse_int(side, 1, CUDL_DATASET_MAX_SIDE, &h) &&
+           cli_parse_int(x + 1, 1, CUDL_DATASET_MAX_SIDE, &w);
+    }
+    o->size_h = (int)h;
+    o->size_w = (int)w;
   } else if (strcmp(a, "--data-dir") == 0) {
     o->data_dir = v;
   } else if (strcmp(a, "--device") == 0) {
@@ -339,10 +387,24 @@ static int check_options(const options *o) {
   static const char *const schedules[] = {"constant", "cosine", "step", NULL};
   cudl_device_kind kind;
   int index, rc;
-  if ((rc = cudl__tool_zoo_check_name(o->model)) != 0) return rc;
-  if (!one_of(o->data, datasets))
+  if (o->model_file != NULL && o->model_given)
     return cli_usage_error(
-        "unknown dataset '%s': fashion-mnist, mnist or cifar10", o->data);
+        "--model and --model-file exclude each other: one names a zoo model, "
+        "the other a model file");
+  if (o->model_file == NULL && (rc = cudl__tool_zoo_check_name(o->model)) != 0)
+    return rc;
+  if (!one_of(o->data, datasets) && !run_data_is_folder(o))
+    return cli_usage_error(
+        "unknown dataset '%s': fashion-mnist, mnist, cifar10 or "
+        "folder:PATH (a folder of images, docs/data.md)",
+        o->data);
+  if (run_data_is_folder(o) && o->data[strlen("folder:")] == '\0')
+    return cli_usage_error("--data folder:PATH needs a PATH");
+  if (o->size_h > 0 && !run_data_is_folder(o))
+    return cli_usage_error(
+        "--size resizes the images of a folder (--data folder:PATH); %s's "
+        "images have their own size",
+        o->data);
   if (!cli_parse_device(o->device, &kind, &index))
     return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
                            o->device);
@@ -362,9 +424,14 @@ static int check_options(const options *o) {
         "--diagnostics writes to the metrics file: add --metrics PATH");
   if (o->command != RUN_TRAIN && o->weights == NULL)
     return cli_usage_error("needs --weights FILE");
-  if (o->command == RUN_PREDICT && o->index < 0)
+  if (o->command == RUN_PREDICT && (o->index < 0) == (o->image == NULL))
     return cli_usage_error(
-        "needs --index I: the first test image to classify (from 0)");
+        o->image == NULL
+            ? "needs --index I (the first test image to classify, from 0) or "
+              "--image FILE"
+            : "--index and --image exclude each other");
+  if (o->image != NULL && o->count != 1)
+    return cli_usage_error("--count goes with --index; --image is one image");
   return 0;
 }
 
@@ -389,6 +456,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   o->augment = -1; /* by dataset: on for cifar10 (crop 4 + flip) */
   o->index = -1;
   o->count = 1;
+  o->top = 1;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;
@@ -448,6 +516,89 @@ static int parse_channel_values(const char *text, float *values) {
   }
 }
 
+static char *copy_text(const char *text) {
+  const size_t n = strlen(text) + 1;
+  char *out = (char *)malloc(n);
+  if (out != NULL) memcpy(out, text, n);
+  return out;
+}
+
+/* The class names a weights file lists ("classes": a JSON array of
+ * strings), into r->weights_classes; 0, or the exit status. */
+static int read_class_names(run *r, const char *option, const char *path,
+                            const char *text) {
+  json_error_t error;
+  json_t *names = json_loads(text, 0, &error);
+  size_t k, n;
+  int rc = 0;
+  if (!json_is_array(names) || json_array_size(names) == 0 ||
+      json_array_size(names) > 65536) {
+    json_decref(names);
+    return cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                    "%s %s: its metadata \"classes\" is not a JSON array of "
+                    "1 to 65536 class names",
+                    option, path);
+  }
+  n = json_array_size(names);
+  r->weights_classes = (char **)calloc(n, sizeof *r->weights_classes);
+  if (r->weights_classes == NULL) rc = CLI_EXIT_FAILED;
+  for (k = 0; k < n && rc == 0; ++k) {
+    const char *name = json_string_value(json_array_get(names, k));
+    if (name == NULL || name[0] == '\0') {
+      rc = cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                    "%s %s: its metadata \"classes\"[%zu] is not a class "
+                    "name (a non-empty string)",
+                    option, path, k);
+      break;
+    }
+    r->weights_classes[k] = copy_text(name);
+    if (r->weights_classes[k] == NULL) rc = CLI_EXIT_FAILED;
+    r->weights_class_count = (int)k + 1;
+  }
+  if (rc == CLI_EXIT_FAILED && r->weights_class_count < (int)n)
+    cli_error("out of host memory for the class names of %s", path);
+  json_decref(names);
+  return rc;
+}
+
+/* What a weights file or checkpoint says about itself, for what the
+ * command line leaves out: its architecture (cudl.architecture) unless
+ * --model or --model-file is given, its dataset unless --data is, and its
+ * class names, so that `cudl eval --weights F`, `cudl predict --weights F`
+ * and `cudl train --resume F` need nothing else (docs/cli.md). */
+static int adopt_description(run *r, options *o, const char *option,
+                             const char *path, const cudl_safetensors *set) {
+  const char *arch =
+      cudl_safetensors_metadata_find(set, CUDL_METADATA_ARCHITECTURE);
+  const char *model = cudl_safetensors_metadata_find(set, "model");
+  const char *data = cudl_safetensors_metadata_find(set, "dataset");
+  const char *classes = cudl_safetensors_metadata_find(set, "classes");
+  if (!o->model_given && o->model_file == NULL && r->architecture == NULL) {
+    if (arch != NULL) {
+      r->architecture = copy_text(arch);
+      r->owned_model = copy_text(model != NULL ? model : "its model");
+      if (r->architecture == NULL || r->owned_model == NULL) {
+        cli_error("out of host memory for the architecture of %s", path);
+        return CLI_EXIT_FAILED;
+      }
+      o->model = r->owned_model;
+    } else if (model != NULL && cudl__tool_zoo_check_name(model) == 0) {
+      /* A file written before architectures were stored: its zoo name. */
+      r->owned_model = copy_text(model);
+      if (r->owned_model == NULL) return CLI_EXIT_FAILED;
+      o->model = r->owned_model;
+    }
+  }
+  if (!o->data_given && data != NULL && r->owned_data == NULL) {
+    r->owned_data = copy_text(data);
+    if (r->owned_data == NULL) return CLI_EXIT_FAILED;
+    o->data = r->owned_data;
+  }
+  if (classes != NULL && r->weights_classes == NULL)
+    return read_class_names(r, option, path, classes);
+  return 0;
+}
+
 /* The header of the file an option names (--resume, --init, --weights):
  * a readable safetensors file, of the model the options name and, for a
  * run to resume, of the same dataset, where its metadata names them (cudl
@@ -455,7 +606,7 @@ static int parse_channel_values(const char *text, float *values) {
  * Checked before the datasets load, so that a wrong file is reported at
  * once and by what it holds rather than by the first tensor that does not
  * fit. Prints why and returns the exit status, or 0. */
-static int check_weights_file(run *r, const options *o, const char *option,
+static int check_weights_file(run *r, options *o, const char *option,
                               const char *path, file_normalisation *norm) {
   cudl_safetensors *set = NULL;
   const char *model, *data, *mean, *std;
@@ -480,7 +631,13 @@ static int check_weights_file(run *r, const options *o, const char *option,
   data = cudl_safetensors_metadata_find(set, "dataset");
   mean = cudl_safetensors_metadata_find(set, "normalize.mean");
   std = cudl_safetensors_metadata_find(set, "normalize.std");
-  if (model != NULL && strcmp(model, o->model) != 0) {
+  if (strcmp(option, "--init") != 0 &&
+      (rc = adopt_description(r, o, option, path, set)) != 0) {
+    cudl_safetensors_destroy(set);
+    return rc;
+  }
+  if (model != NULL && o->model_file == NULL && r->architecture == NULL &&
+      strcmp(model, o->model) != 0) {
     cli_error("%s %s holds the weights of %s%s%s%s, not of %s (--model)",
               option, path, model, data != NULL ? " (trained on " : "",
               data != NULL ? data : "", data != NULL ? ")" : "", o->model);
@@ -578,11 +735,45 @@ static int split_validation(run *r, const options *o) {
   return 0;
 }
 
-int run_setup(run *r, const options *o) {
+/* The model a file describes (--model-file, or the architecture of the
+ * weights file), built but not compiled, before the data are read: its
+ * input shape says how to read a folder of images. */
+static int model_from_text(run *r, const options *o) {
+  cudl_status s;
+  if (o->model_file != NULL) {
+    s = cudl_model_read_file(r->ctx, o->model_file, &r->model);
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "--model-file");
+  } else if (r->architecture != NULL) {
+    char source[4096];
+    const char *path = o->weights != NULL ? o->weights : o->resume;
+    snprintf(source, sizeof source, "%s: " CUDL_METADATA_ARCHITECTURE, path);
+    s = cudl_model_parse(r->ctx, r->architecture, strlen(r->architecture),
+                         source, &r->model);
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "the weights' architecture");
+  }
+  return 0;
+}
+
+/* The input shape [C, H, W] of a model from a file; 0 when it takes
+ * another shape (a flat input), with the reason printed. */
+static int image_input(run *r, const options *o, int64_t shape[3]) {
+  if (cudl_model_node_shape(r->model, 0, shape) == 3) return 1;
+  cli_fail(NULL, CUDL_ERR_SHAPE,
+           "%s takes a flat input of %" PRId64 " values; cudl %s feeds images "
+           "[C, H, W] (add a flatten layer after an image input)",
+           o->model_file != NULL ? o->model_file : "the weights' model",
+           shape[0], o->command == RUN_TRAIN ? "train" : "eval/predict");
+  return 0;
+}
+
+int run_setup(run *r, options *o) {
   const int training = o->command == RUN_TRAIN;
+  const int single_image = o->command == RUN_PREDICT && o->image != NULL;
   file_normalisation norm[3];
   const char *option[3] = {"--resume", "--init", "--weights"};
   const char *path[3];
+  const cudl_dataset *shape_of;
+  int64_t in[3] = {0, 0, 0};
   int rc, k;
   int64_t count;
   cudl_status s;
@@ -595,17 +786,33 @@ int run_setup(run *r, const options *o) {
     if (path[k] != NULL &&
         (rc = check_weights_file(r, o, option[k], path[k], &norm[k])) != 0)
       return rc;
-  if (training) {
-    s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
-    if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the training set");
-    if (o->val_split > 0.0 && (rc = split_validation(r, o)) != 0) return rc;
+  if ((rc = model_from_text(r, o)) != 0) return rc;
+  if (r->model != NULL && !image_input(r, o, in)) return CLI_EXIT_FAILED;
+  if (single_image) {
+    /* One image file: no dataset; the model says what it reads. */
+    if (r->model == NULL)
+      return cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                      "--image needs the model: --weights %s has no "
+                      "architecture (give --model or --model-file)",
+                      o->weights);
+    r->channels = (int)in[0];
+    r->height = (int)in[1];
+    r->width = (int)in[2];
+  } else {
+    if ((rc = run_load_data(r, o, (int)in[0], (int)in[1], (int)in[2])) != 0)
+      return rc;
+    if (training && r->val_set == NULL && o->val_split > 0.0 &&
+        (rc = split_validation(r, o)) != 0)
+      return rc;
+    if (training && r->test_set != NULL &&
+        (rc = check_splits(o, r->train_set, r->test_set)) != 0)
+      return rc;
+    shape_of = training ? r->train_set : r->test_set;
+    r->channels = cudl_dataset_channels(shape_of);
+    r->height = cudl_dataset_height(shape_of);
+    r->width = cudl_dataset_width(shape_of);
+    r->classes = cudl_dataset_classes(shape_of);
   }
-  s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 0, &r->test_set);
-  if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the test set");
-  if (training && (rc = check_splits(o, r->train_set, r->test_set)) != 0)
-    return rc;
-  r->channels = cudl_dataset_channels(r->test_set);
-  r->classes = cudl_dataset_classes(r->test_set);
   for (k = 0; k < 3; ++k)
     if (path[k] != NULL && norm[k].present &&
         (rc = check_normalisation(&norm[k], option[k], path[k], r->channels)) !=
@@ -613,8 +820,8 @@ int run_setup(run *r, const options *o) {
       return rc;
   /* The batch, checked against the data before anything of its size is
    * allocated: memory goes by the batch. */
-  count = cudl_dataset_count(training ? r->train_set : r->test_set);
   if (o->command == RUN_TRAIN) {
+    count = cudl_dataset_count(r->train_set);
     if (o->batch > count)
       return cli_usage_error(
           "--batch %" PRId64 " is more than the %" PRId64
@@ -622,8 +829,12 @@ int run_setup(run *r, const options *o) {
           o->batch, count);
     r->batch = o->batch;
   } else if (o->command == RUN_EVAL) {
+    count = cudl_dataset_count(r->test_set);
     r->batch = o->batch < count ? o->batch : count;
+  } else if (single_image) {
+    r->batch = 1;
   } else {
+    count = cudl_dataset_count(r->test_set);
     if (o->index + o->count > count)
       return cli_usage_error("--index %" PRId64
                              " --count %d: the test set "
@@ -638,6 +849,11 @@ int run_setup(run *r, const options *o) {
     memcpy(r->mean, norm[2].mean, sizeof r->mean);
     memcpy(r->std, norm[2].std, sizeof r->std);
     r->normalisation_from_weights = 1;
+  } else if (single_image) {
+    return cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                    "--image: --weights %s has no normalize.mean and "
+                    "normalize.std to scale an image as in training",
+                    o->weights);
   } else {
     int c;
     s = cudl_dataset_channel_stats(training ? r->train_set : r->test_set,
@@ -647,26 +863,49 @@ int run_setup(run *r, const options *o) {
     for (c = 0; c < r->channels; ++c)
       if (!(r->std[c] > 0.0f)) r->std[c] = 1.0f;
   }
-  s = cudl__tool_zoo_model(r->ctx, o->model, o->dropout, r->channels,
-                           cudl_dataset_height(r->test_set),
-                           cudl_dataset_width(r->test_set), r->classes,
-                           &r->model);
-  if (s == CUDL_OK) {
-    cudl_context_set_allow_emulated_precision(r->ctx, o->emulated_precision);
-    s = cudl_model_set_precision(r->model, o->precision);
+  if (r->model == NULL) {
+    s = cudl__tool_zoo_model(r->ctx, o->model, o->dropout, r->channels,
+                             r->height, r->width, r->classes, &r->model);
     if (s != CUDL_OK)
-      return cli_fail(r->ctx, s, "--precision %s",
-                      cudl_precision_name(o->precision));
-    s = cudl_model_set_layout(r->model, o->layout);
+      return cli_fail(r->ctx, s, "building %s", o->model);
+  } else if (in[0] != r->channels || in[1] != r->height ||
+             in[2] != r->width) {
+    return cli_fail(NULL, CUDL_ERR_SHAPE,
+                    "%s reads %" PRId64 "x%" PRId64 "x%" PRId64
+                    " images; %s has %dx%dx%d",
+                    o->model_file != NULL ? o->model_file : o->model, in[0],
+                    in[1], in[2], o->data, r->channels, r->height, r->width);
   }
+  cudl_context_set_allow_emulated_precision(r->ctx, o->emulated_precision);
+  s = cudl_model_set_precision(r->model, o->precision);
+  if (s != CUDL_OK)
+    return cli_fail(r->ctx, s, "--precision %s",
+                    cudl_precision_name(o->precision));
+  s = cudl_model_set_layout(r->model, o->layout);
   if (s == CUDL_OK) s = cudl_model_compile(r->model, r->batch);
   if (s != CUDL_OK)
     return cli_fail(r->ctx, s, "building %s for batches of %" PRId64, o->model,
                     r->batch);
   {
-    const int64_t xs[4] = {r->batch, r->channels,
-                           cudl_dataset_height(r->test_set),
-                           cudl_dataset_width(r->test_set)};
+    const cudl_tensor *out = cudl_model_output(r->model);
+    const int64_t outputs =
+        cudl_tensor_ndim(out) == 2 ? cudl_tensor_shape(out)[1] : -1;
+    if (single_image) r->classes = outputs;
+    if (outputs != r->classes)
+      return cli_fail(NULL, CUDL_ERR_SHAPE,
+                      "%s has %" PRId64 " outputs; %s has %" PRId64
+                      " classes (a classifier has one output a class)",
+                      o->model_file != NULL ? o->model_file : o->model,
+                      outputs, o->data, r->classes);
+    if (single_image && r->weights_classes != NULL &&
+        r->weights_class_count != r->classes)
+      return cli_fail(NULL, CUDL_ERR_FILE_METADATA,
+                      "--weights %s lists %d class names for %" PRId64
+                      " outputs",
+                      o->weights, r->weights_class_count, r->classes);
+  }
+  {
+    const int64_t xs[4] = {r->batch, r->channels, r->height, r->width};
     s = cudl_tensor_create(r->ctx, CUDL_DTYPE_F32, 4, xs, &r->x);
     if (s == CUDL_OK)
       s = cudl_tensor_create(r->ctx, CUDL_DTYPE_I32, 1, xs, &r->labels);
@@ -694,6 +933,15 @@ void run_free(run *r) {
   cudl_dataset_destroy(r->val_set);
   free(r->logits);
   free(r->host_labels);
+  free(r->owned_data);
+  free(r->owned_model);
+  free(r->architecture);
+  free(r->class_names);
+  if (r->weights_classes != NULL) {
+    int k;
+    for (k = 0; k < r->weights_class_count; ++k) free(r->weights_classes[k]);
+    free(r->weights_classes);
+  }
   cudl_context_destroy(r->ctx);
   memset(r, 0, sizeof *r);
 }

@@ -22,8 +22,15 @@ typedef enum run_command {
 /* Everything the commands are told. */
 typedef struct options {
   run_command command;
-  const char *model;
-  const char *data;
+  const char *model;      /* a zoo name; after run_setup also a label for a
+                             --model-file or the weights' architecture */
+  const char *model_file; /* --model-file: a model file (docs/model-files.md) */
+  const char *data; /* a dataset name, or folder:PATH (run_data.c) */
+  int model_given, data_given; /* --model, --data on the command line */
+  int size_h, size_w;          /* --size HxW for folders; 0: as they are */
+  int strict;                  /* --strict: an unreadable image fails */
+  const char *image;           /* predict --image FILE */
+  int top;                     /* predict --top K [1] */
   const char *data_dir;
   const char *device;
   const char *optimizer;
@@ -71,6 +78,13 @@ typedef struct run {
   uint64_t data_seed; /* --seed, or the checkpoint's when resuming */
   int normalisation_from_weights; /* mean and std are --weights' metadata */
   float mean[CUDL_DATASET_MAX_CHANNELS], std[CUDL_DATASET_MAX_CHANNELS];
+  int height, width; /* the images the model reads */
+  char *owned_data;  /* --data and --model as the weights file names them */
+  char *owned_model;
+  char *architecture; /* the weights file's cudl.architecture, if used */
+  char *class_names;  /* a JSON array of the class names, or NULL */
+  char **weights_classes; /* the class names the weights file lists */
+  int weights_class_count;
 } run;
 
 /* Open the device, check the files the options name (--resume, --init,
@@ -84,7 +98,7 @@ typedef struct run {
  * eval (more would only take memory) and --count for predict. 0 on
  * success; else the exit status, with one line printed. r must be zeroed
  * first; run_free releases it either way. */
-int run_setup(run *r, const options *o);
+int run_setup(run *r, options *o);
 
 void run_free(run *r);
 
@@ -95,6 +109,29 @@ int run_augments(const options *o);
 /* The random crop's zero padding for ds's images: 4 pixels from 32 high,
  * else 2. */
 int run_crop_padding(const cudl_dataset *ds);
+
+/* ---- data (run_data.c) ---- */
+
+/* 1 when o->data names a folder of images (folder:PATH). */
+int run_data_is_folder(const options *o);
+
+/* The datasets of the run: a named dataset's splits, or a folder's
+ * (PATH/train, PATH/val, PATH/test, or one tree PATH/<class> that
+ * --val-split divides, then without a test set). Train loads the training
+ * split (and a val/ folder) and the test split where there is one; eval
+ * the test split. Folder images are read with channels, height and width
+ * when these are above 0 (the model's input), else as the training tree
+ * has them; unreadable files are skipped and listed (or, with --strict,
+ * fail the run). Sets r->train_set, r->val_set, r->test_set and
+ * r->class_names; 0, or the exit status with one line printed. */
+int run_load_data(run *r, const options *o, int channels, int height,
+                  int width);
+
+/* A short name of the data and of the model for the run directory
+ * (runs/MODEL-DATA): a folder's last path component, a model file's name
+ * without ".json". */
+void run_data_label(const options *o, char *label, size_t size);
+void run_model_label(const options *o, char *label, size_t size);
 
 /* A loader over ds with the run's batch and normalisation; training
  * shuffles (per --no-shuffle), drops the last partial batch and augments

@@ -23,7 +23,12 @@ int run_files_name(run_files *f, const options *o) {
   if (o->out_dir != NULL)
     snprintf(f->dir, sizeof f->dir, "%s", o->out_dir);
   else
-    snprintf(f->dir, sizeof f->dir, "runs/%s-%s", o->model, o->data);
+  {
+    char model[128], data[128];
+    run_model_label(o, model, sizeof model);
+    run_data_label(o, data, sizeof data);
+    snprintf(f->dir, sizeof f->dir, "runs/%s-%s", model, data);
+  }
   if (strlen(f->dir) >= sizeof f->dir - 1)
     return cli_usage_error("--out %s: %s", f->dir, strerror(ENAMETOOLONG));
   snprintf(f->checkpoint, sizeof f->checkpoint, "%s/checkpoint.safetensors",
@@ -180,7 +185,7 @@ int run_files_remove_stale(const run_files *f) {
  * texts in the buffers. */
 typedef struct run_metadata {
   char mean[128], std[128], batch[32];
-  cudl_metadata_pair pairs[9];
+  cudl_metadata_pair pairs[10];
   size_t count;
 } run_metadata;
 
@@ -198,6 +203,11 @@ static void weights_metadata(run_metadata *m, const run *r, const options *o) {
   m->pairs[4].key = "batch_size";
   m->pairs[4].value = m->batch;
   m->count = 5;
+  if (r->class_names != NULL) {
+    m->pairs[5].key = "classes";
+    m->pairs[5].value = r->class_names;
+    m->count = 6;
+  }
 }
 
 /* The position saved is always within an epoch (batch < batches): an
@@ -216,20 +226,23 @@ cudl_status run_files_save(const run_files *f, run *r, const options *o,
     snprintf(epoch, sizeof epoch, "%" PRId64, best->epoch);
     snprintf(loss, sizeof loss, "%.17g", best->val_loss);
     snprintf(accuracy, sizeof accuracy, "%.17g", best->val_accuracy);
-    m.pairs[5].key = "val_split";
-    m.pairs[5].value = split;
-    m.pairs[6].key = "best.epoch";
-    m.pairs[6].value = epoch;
-    m.pairs[7].key = "best.val_loss";
-    m.pairs[7].value = loss;
-    m.pairs[8].key = "best.val_accuracy";
-    m.pairs[8].value = accuracy;
-    m.count = 9;
+    const size_t at = m.count;
+    m.pairs[at].key = "val_split";
+    m.pairs[at].value = split;
+    m.pairs[at + 1].key = "best.epoch";
+    m.pairs[at + 1].value = epoch;
+    m.pairs[at + 2].key = "best.val_loss";
+    m.pairs[at + 2].value = loss;
+    m.pairs[at + 3].key = "best.val_accuracy";
+    m.pairs[at + 3].value = accuracy;
+    m.count = at + 4;
   }
   s = cudl_checkpoint_save(r->model, r->opt, st, m.pairs, m.count,
                            f->checkpoint);
-  /* The weights file has the first 5 pairs: what the weights are. */
-  if (s == CUDL_OK) s = cudl_model_save(r->model, f->weights, m.pairs, 5);
+  /* The weights file has the pairs that say what the weights are. */
+  if (s == CUDL_OK)
+    s = cudl_model_save(r->model, f->weights, m.pairs,
+                        r->class_names != NULL ? 6 : 5);
   return s;
 }
 

@@ -214,8 +214,7 @@ void settings_json(FILE *f, const run_settings *s) {
           ", \"test_images\": %" PRId64
           ", \"classes\": %d, \"image_shape\": [%d, %d, %d]}",
           images(r->train_set), images(r->val_set), images(r->test_set),
-          cudl_dataset_classes(r->test_set), cudl_dataset_channels(r->test_set),
-          cudl_dataset_height(r->test_set), cudl_dataset_width(r->test_set));
+          (int)r->classes, r->channels, r->height, r->width);
   fprintf(f,
           ", \"config\": {\"epochs\": %d, \"batch\": %" PRId64
           ", \"batches_per_epoch\": %" PRId64,

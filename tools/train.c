@@ -163,7 +163,9 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
 
 /* The test set's loss and accuracy, into *v. */
 static int evaluate_test(trainer *t, report_end_values *v) {
-  cudl_status s =
+  cudl_status s;
+  if (t->r.test_loader == NULL) return 0; /* a folder without test/ */
+  s =
       run_evaluate(&t->r, t->r.test_loader, &v->test_loss, &v->test_accuracy);
   if (s != CUDL_OK)
     return cli_fail(t->r.ctx, s, "evaluating the test set at step %" PRId64,
@@ -218,7 +220,7 @@ static int finish_epoch(trainer *t, const epoch_totals *e,
     t->rep.last_val_accuracy = v.val_accuracy;
     t->rep.has_last_val = 1;
   }
-  if (t->o.test_every_epoch || last) {
+  if ((t->o.test_every_epoch || last) && t->r.test_loader != NULL) {
     if ((rc = evaluate_test(t, end)) != 0) return rc;
     v.has_test = 1;
     v.test_loss = end->test_loss;

@@ -188,7 +188,7 @@ int train_start(trainer *t, int argc, char **argv) {
   if ((rc = make_optimizer(t)) != 0) return rc;
   if ((rc = load_weights(t)) != 0) return rc;
   s = run_make_loader(&t->r, o, t->r.train_set, 1, &t->r.train_loader);
-  if (s == CUDL_OK)
+  if (s == CUDL_OK && t->r.test_set != NULL)
     s = run_make_loader(&t->r, o, t->r.test_set, 0, &t->r.test_loader);
   if (s == CUDL_OK && t->r.val_set != NULL)
     s = run_make_loader(&t->r, o, t->r.val_set, 0, &t->r.val_loader);

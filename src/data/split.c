@@ -46,6 +46,40 @@ static void pick_class(uint32_t *members, int64_t n, int64_t k, int c,
   for (i = 0; i < k; ++i) held[members[i]] = 1;
 }
 
+/* ds's source files and class names into part; on failure part is
+ * destroyed. */
+static cudl_status copy_names(const cudl_dataset *ds, cudl_dataset *part) {
+  static const char fn[] = "cudl_dataset_split";
+  const int n = ds->source_count > ds->classes ? ds->source_count : ds->classes;
+  const size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(const char *);
+  cudl_allocator allocator = part->allocator; /* part may be destroyed */
+  const char **names = (const char **)cudl__host_alloc(&allocator, bytes, 16);
+  cudl_status s = CUDL_OK;
+  int i;
+  if (names == NULL) {
+    cudl_dataset_destroy(part);
+    return cudl__fail(ds->ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                      "cannot list the dataset's file and class names");
+  }
+  if (ds->source_count > 0) {
+    for (i = 0; i < ds->source_count; ++i)
+      names[i] = cudl_dataset_source(ds, i);
+    /* destroys part on failure */
+    s = cudl__dataset_set_sources(ds->ctx, fn, part, names, ds->source_count);
+    if (s != CUDL_OK) {
+      cudl__host_free(&allocator, names, bytes);
+      return s;
+    }
+  }
+  if (ds->class_names != NULL) {
+    for (i = 0; i < ds->classes; ++i) names[i] = cudl_dataset_class_name(ds, i);
+    s = cudl__dataset_set_class_names(ds->ctx, fn, part, names);
+  }
+  cudl__host_free(&allocator, names, bytes);
+  if (s != CUDL_OK) cudl_dataset_destroy(part);
+  return s;
+}
+
 /* A part of ds: the images whose held[i] is `which`, in ds's order, with
  * ds's classes and source files. */
 static cudl_status make_part(const cudl_dataset *ds, const uint8_t *held,
@@ -63,18 +97,9 @@ static cudl_status make_part(const cudl_dataset *ds, const uint8_t *held,
              ds->pixels + (size_t)i * ds->image_bytes, ds->image_bytes);
       part->labels[at++] = ds->labels[i];
     }
-  if (ds->source_count > 0) {
-    part->sources =
-        (char *)cudl__host_alloc(&part->allocator, ds->sources_size, 1);
-    if (part->sources == NULL) {
-      cudl_dataset_destroy(part);
-      return cudl__fail(ds->ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
-                        "cannot allocate the dataset's file names");
-    }
-    memcpy(part->sources, ds->sources, ds->sources_size);
-    part->sources_size = ds->sources_size;
-    part->source_count = ds->source_count;
-  }
+  /* The files and class names through the setters, which copy them. */
+  s = copy_names(ds, part);
+  if (s != CUDL_OK) return s; /* part destroyed */
   *out = part;
   return CUDL_OK;
 }

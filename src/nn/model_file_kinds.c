@@ -258,9 +258,10 @@ static void describe_rrelu(cudl__mf_writer *w, const cudl_model *m,
 /* ---- pooling ---- */
 
 static const char *const max_pool_keys[] = {"kernel_size", "stride", "padding",
-                                            NULL};
+                                            "ceil_mode", NULL};
 static const char *const avg_pool_keys[] = {"kernel_size", "stride", "padding",
-                                            "count_include_pad", NULL};
+                                            "ceil_mode", "count_include_pad",
+                                            NULL};
 
 static cudl_status build_pool2d(cudl__mf_reader *r,
                                 const cudl__model_file_kind *kind,
@@ -268,7 +269,7 @@ static cudl_status build_pool2d(cudl__mf_reader *r,
                                 int *node_out) {
   static const int one[2] = {1, 1}, zero[2] = {0, 0};
   cudl_pool2d_desc desc;
-  int kernel[2], stride[2], pad[2], include_pad = 1;
+  int kernel[2], stride[2], pad[2], include_pad = 1, ceil_mode = 0;
   cudl_status s;
   (void)n_inputs;
   memset(&desc, 0, sizeof desc);
@@ -281,6 +282,7 @@ static cudl_status build_pool2d(cudl__mf_reader *r,
   if (s == CUDL_OK)
     s = cudl__mf_pair(r, "padding", 0, 0, CUDL_MODEL_FILE_MAX_WINDOW, zero,
                       pad);
+  if (s == CUDL_OK) s = cudl__mf_bool(r, "ceil_mode", 0, &ceil_mode);
   if (s == CUDL_OK && !kind->variant)
     s = cudl__mf_bool(r, "count_include_pad", 1, &include_pad);
   if (s != CUDL_OK) return s;
@@ -291,6 +293,7 @@ static cudl_status build_pool2d(cudl__mf_reader *r,
   desc.pad_h = pad[0];
   desc.pad_w = pad[1];
   desc.count_include_pad = kind->variant ? 0 : include_pad;
+  desc.ceil_mode = ceil_mode;
   return cudl__mf_graph(
       r, cudl_model_add_pool2d(r->model, inputs[0], kind->variant, &desc,
                                node_out));
@@ -307,6 +310,7 @@ static void describe_pool2d(cudl__mf_writer *w, const cudl_model *m,
     cudl__mf_key_pair(w, "stride", d->stride_h, d->stride_w);
   if (d->pad_h != 0 || d->pad_w != 0)
     cudl__mf_key_pair(w, "padding", d->pad_h, d->pad_w);
+  if (d->ceil_mode) cudl__mf_key_bool(w, "ceil_mode", 1);
   if (!n->is_max && !d->count_include_pad)
     cudl__mf_key_bool(w, "count_include_pad", 0);
 }
@@ -342,6 +346,67 @@ static cudl_status build_add(cudl__mf_reader *r,
       r, cudl_model_add_add(r->model, inputs[0], inputs[1], node_out));
 }
 
+static cudl_status build_concat(cudl__mf_reader *r,
+                                const cudl__model_file_kind *kind,
+                                const int *inputs, int n_inputs,
+                                int *node_out) {
+  (void)kind;
+  return cudl__mf_graph(
+      r, cudl_model_add_concat(r->model, n_inputs, inputs, node_out));
+}
+
+static const char *const reshape_keys[] = {"shape", NULL};
+
+/* "shape": the per-sample shape, 1 to 3 sizes, one of which may be -1
+ * (inferred, as PyTorch's reshape). */
+static cudl_status build_reshape(cudl__mf_reader *r,
+                                 const cudl__model_file_kind *kind,
+                                 const int *inputs, int n_inputs,
+                                 int *node_out) {
+  const json_t *v = json_object_get(r->layer, "shape");
+  int64_t shape[3];
+  size_t j;
+  (void)kind;
+  (void)n_inputs;
+  if (v == NULL)
+    return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, "shape",
+                         "missing: a reshape gives the per-sample shape");
+  if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > 3)
+    return cudl__mf_fail(r, CUDL_ERR_FILE_SCHEMA, "shape",
+                         "must be an array of 1 to 3 sizes, not %s",
+                         json_is_array(v) ? "an array of another length"
+                                          : cudl__mf_json_what(v));
+  for (j = 0; j < json_array_size(v); ++j) {
+    char path[32];
+    cudl_status s;
+    snprintf(path, sizeof path, "shape[%zu]", j);
+    const json_t *size = json_array_get(v, j);
+    if (json_is_integer(size) && json_integer_value(size) == -1) {
+      shape[j] = -1;
+      continue;
+    }
+    s = cudl__mf_check_int(r, path, size, 1, CUDL_MODEL_FILE_MAX_SIZE,
+                           " or -1 (inferred)", &shape[j]);
+    if (s != CUDL_OK) return s;
+  }
+  return cudl__mf_graph(r, cudl_model_add_reshape(r->model, inputs[0],
+                                                  (int)json_array_size(v),
+                                                  shape, node_out));
+}
+
+static void describe_reshape(cudl__mf_writer *w, const cudl_model *m,
+                             const node *n) {
+  int k;
+  (void)m;
+  cudl__mf_put_key(w, "shape");
+  cudl__mf_put(w, "[");
+  for (k = 0; k < n->ndim; ++k) {
+    if (k > 0) cudl__mf_put(w, ", ");
+    cudl__mf_put_int(w, n->shape[k]);
+  }
+  cudl__mf_put(w, "]");
+}
+
 static void describe_nothing(cudl__mf_writer *w, const cudl_model *m,
                              const node *n) {
   (void)w;
@@ -370,6 +435,7 @@ const cudl__model_file_kind cudl__model_file_kinds[] = {
     ACTIVATION("leaky_relu", CUDL_ACT_LEAKY_RELU, alpha_keys),
     ACTIVATION("elu", CUDL_ACT_ELU, alpha_keys),
     ACTIVATION("gelu", CUDL_ACT_GELU, no_keys),
+    ACTIVATION("silu", CUDL_ACT_SILU, no_keys),
     {"prelu", NODE_PRELU, 0, 1, 1, 1, prelu_keys, build_prelu, NULL,
      describe_prelu},
     {"rrelu", NODE_RRELU, 0, 0, 1, 1, rrelu_keys, build_rrelu, NULL,
@@ -385,6 +451,10 @@ const cudl__model_file_kind cudl__model_file_kinds[] = {
     {"flatten", NODE_FLATTEN, 0, 0, 1, 1, no_keys, build_flatten, NULL,
      describe_nothing},
     {"add", NODE_ADD, 0, 0, 2, 2, no_keys, build_add, NULL, describe_nothing},
+    {"concat", NODE_CONCAT, 0, 0, 2, CUDL_MODEL_CONCAT_MAX_INPUTS, no_keys,
+     build_concat, NULL, describe_nothing},
+    {"reshape", NODE_RESHAPE, 0, 0, 1, 1, reshape_keys, build_reshape, NULL,
+     describe_reshape},
 };
 
 const int cudl__model_file_kind_count =

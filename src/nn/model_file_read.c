@@ -223,7 +223,7 @@ static cudl_status read_layer(parse *p, int i) {
   const json_t *kind_value;
   const cudl__model_file_kind *k;
   const char *name = NULL, *id = NULL;
-  int inputs[2], count = 0, added = -1, params_before, j;
+  int inputs[NODE_MAX_INPUTS], count = 0, added = -1, params_before, j;
   cudl_status s;
   p->r.layer = layer;
   p->r.name = NULL;

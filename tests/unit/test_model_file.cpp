@@ -160,9 +160,14 @@ cudl_model *EveryKind(cudl_context *ctx) {
   p.kernel_h = p.kernel_w = 2;
   p.stride_h = p.stride_w = 2;
   p.pad_h = 0;
+  p.ceil_mode = 1;
   EXPECT_EQ(cudl_model_add_pool2d(m, stem, 1, &p, &n), CUDL_OK);  // a branch
   const cudl_conv2d_desc plain = CUDL_CONV2D_DESC_DEFAULT;
   EXPECT_EQ(cudl_model_add_conv2d(m, n, "conv2", 4, 1, 1, &plain, 0, &n), CUDL_OK);
+  const int concat_in[3] = {n, n - 1, n};  // [4 + 6 + 4, 4, 3]
+  EXPECT_EQ(cudl_model_add_concat(m, 3, concat_in, &n), CUDL_OK);
+  const int64_t reshaped[3] = {14, 3, 4};
+  EXPECT_EQ(cudl_model_add_reshape(m, n, 3, reshaped, &n), CUDL_OK);
   EXPECT_EQ(cudl_model_add_global_avg_pool(m, n, &n), CUDL_OK);
   EXPECT_EQ(cudl_model_add_flatten(m, n, &n), CUDL_OK);
   EXPECT_EQ(cudl_model_add_dropout(m, n, 0.3f, &n), CUDL_OK);
@@ -243,14 +248,18 @@ TEST_F(ModelFile, CanonicalText) {
       "    {\"kind\": \"relu\"},\n"
       "    {\"kind\": \"leaky_relu\", \"alpha\": 0.2},\n"
       "    {\"kind\": \"elu\", \"alpha\": 0.7},\n"
-      "    {\"kind\": \"gelu\", \"id\": \"gelu_8\"},\n"
-      "    {\"kind\": \"add\", \"inputs\": [\"gelu_8\", \"act1\"]},\n"
+      "    {\"kind\": \"gelu\"},\n"
+      "    {\"kind\": \"silu\", \"id\": \"silu_9\"},\n"
+      "    {\"kind\": \"add\", \"inputs\": [\"silu_9\", \"act1\"]},\n"
       "    {\"kind\": \"rrelu\", \"lower\": 0.05, \"upper\": 0.4},\n"
       "    {\"kind\": \"avg_pool2d\", \"kernel_size\": [3, 2], \"stride\": [1, 2], \"padding\": "
       "[1, 0], \"count_include_pad\": false},\n"
-      "    {\"kind\": \"max_pool2d\", \"input\": \"act1\", \"kernel_size\": 2},\n"
+      "    {\"kind\": \"max_pool2d\", \"id\": \"max_pool2d_13\", \"input\": \"act1\", "
+      "\"kernel_size\": 2, \"ceil_mode\": true},\n"
       "    {\"kind\": \"conv2d\", \"name\": \"conv2\", \"out_channels\": 4, \"kernel_size\": 1, "
       "\"bias\": false},\n"
+      "    {\"kind\": \"concat\", \"inputs\": [\"conv2\", \"max_pool2d_13\", \"conv2\"]},\n"
+      "    {\"kind\": \"reshape\", \"shape\": [14, 3, 4]},\n"
       "    {\"kind\": \"global_avg_pool\"},\n"
       "    {\"kind\": \"flatten\"},\n"
       "    {\"kind\": \"dropout\", \"p\": 0.3},\n"
@@ -880,4 +889,68 @@ TEST_F(ModelFile, ZooFilesTrainBitIdentically) {
     cudl_model_destroy(file);
     cudl_model_destroy(zoo);
   }
+}
+
+// The kinds that came with concatenation, reshape, SiLU and ceil mode: a
+// hand-written file with an inferred size, its canonical form, and the
+// errors of each new key.
+TEST_F(ModelFile, ConcatReshapeSiluAndCeilMode) {
+  const std::string text = Net(
+      "{\"kind\": \"conv2d\", \"name\": \"a\", \"out_channels\": 2, \"kernel_size\": 1},"
+      "{\"kind\": \"conv2d\", \"name\": \"b\", \"input\": \"input\", \"out_channels\": 3, "
+      "\"kernel_size\": 1},"
+      "{\"kind\": \"concat\", \"inputs\": [\"a\", \"b\"]},"
+      "{\"kind\": \"silu\"},"
+      "{\"kind\": \"max_pool2d\", \"kernel_size\": 3, \"stride\": 2, \"ceil_mode\": true},"
+      "{\"kind\": \"reshape\", \"shape\": [5, -1]},"
+      "{\"kind\": \"flatten\"},"
+      "{\"kind\": \"linear\", \"name\": \"fc\", \"out_features\": 2}");
+  cudl_model *m = Parse(text);
+  ASSERT_NE(m, nullptr) << cudl_context_last_error(ctx_);
+  // 8x8 pooled by 3 with stride 2: 3 by floor, 4 with ceil mode.
+  int64_t shape[3] = {0, 0, 0};
+  ASSERT_EQ(cudl_model_node_shape(m, 5, shape), 3);
+  EXPECT_EQ(std::vector<int64_t>(shape, shape + 3), (std::vector<int64_t>{5, 4, 4}));
+  ASSERT_EQ(cudl_model_node_shape(m, 6, shape), 2);
+  EXPECT_EQ(shape[0], 5);
+  EXPECT_EQ(shape[1], 16);  // the -1, inferred
+  const std::string canonical = Describe(m);
+  EXPECT_NE(canonical.find("{\"kind\": \"concat\", \"inputs\": [\"a\", \"b\"]},"),
+            std::string::npos)
+      << canonical;
+  EXPECT_NE(canonical.find("{\"kind\": \"reshape\", \"shape\": [5, 16]},"), std::string::npos)
+      << canonical;
+  EXPECT_NE(canonical.find("\"stride\": 2, \"ceil_mode\": true},"), std::string::npos)
+      << canonical;
+  cudl_model *again = Parse(canonical);
+  ASSERT_NE(again, nullptr) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(Describe(again), canonical);
+  EXPECT_EQ(Params(again), Params(m));
+  cudl_model_destroy(again);
+  cudl_model_destroy(m);
+
+  ExpectFailure(Net("{\"kind\": \"relu\", \"id\": \"r\"}, {\"kind\": \"concat\", \"inputs\": "
+                    "[\"r\"]}"),
+                CUDL_ERR_FILE_SCHEMA,
+                "net.json: layers[1] (concat).inputs: must be a list of 2 to 8 layers (names or "
+                "ids), not a list of another length");
+  ExpectFailure(Net("{\"kind\": \"reshape\"}"), CUDL_ERR_FILE_SCHEMA,
+                "net.json: layers[0] (reshape).shape: missing: a reshape gives the per-sample "
+                "shape");
+  ExpectFailure(Net("{\"kind\": \"reshape\", \"shape\": [1, 1, 8, 8]}"), CUDL_ERR_FILE_SCHEMA,
+                "net.json: layers[0] (reshape).shape: must be an array of 1 to 3 sizes, not an "
+                "array of another length");
+  ExpectFailure(Net("{\"kind\": \"reshape\", \"shape\": [0, 64]}"), CUDL_ERR_FILE_VALUE,
+                "net.json: layers[0] (reshape).shape[0]: must be an integer from 1 to 16777216 "
+                "or -1 (inferred), not 0");
+  ExpectFailure(Net("{\"kind\": \"max_pool2d\", \"kernel_size\": 2, \"ceil_mode\": 1}"),
+                CUDL_ERR_FILE_SCHEMA,
+                "net.json: layers[0] (max_pool2d).ceil_mode: must be true or false, not an "
+                "integer");
+  // A shape the graph refuses: the graph's reason after the layer's path.
+  cudl_status s = CUDL_OK;
+  EXPECT_EQ(Parse(Net("{\"kind\": \"reshape\", \"shape\": [7, -1]}"), &s), nullptr);
+  EXPECT_EQ(s, CUDL_ERR_FILE_SHAPE) << cudl_context_last_error(ctx_);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_),
+                                   "net.json: layers[0] (reshape): "));
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A new user's run on their own images, with nothing but files: train on a
+# folder (make_images folder writes train/ and test/ of three classes, gray
+# PNGs and RGB JPEGs, with a corrupt, a truncated and a text file) with a
+# model file; the unreadable files skipped and named; eval, predict of one
+# image file with class names, and --resume from the weights or the
+# checkpoint alone; one tree split by --val-split; --strict; and the
+# errors of each new option, one line each.
+# usage: check-folder-run.sh CUDL_BINARY MAKE_IMAGES_BINARY SCRATCH_DIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/cli/lib.sh
+. "$here/lib.sh"
+begin "$1" "$3"
+make_images=$2
+folder="$area/photos"
+"$make_images" folder "$folder"
+expect "make_images writes the folder" 0 $?
+net="$area/net.json"
+cat >"$net" <<'JSON'
+{
+  "input_shape": [3, 8, 8],
+  "layers": [
+    {"kind": "conv2d", "name": "conv", "out_channels": 4, "kernel_size": 3, "padding": 1},
+    {"kind": "silu"},
+    {"kind": "max_pool2d", "kernel_size": 3, "stride": 2, "ceil_mode": true},
+    {"kind": "flatten"},
+    {"kind": "linear", "name": "fc", "out_features": 3}
+  ]
+}
+JSON
+run="$area/run"
+common=(--device cpu --batch 5 --lr 0.05 --seed 3)
+
+"$cudl" train --data "folder:$folder" --model-file "$net" --epochs 2 \
+  --out "$run" --metrics "$area/m.jsonl" "${common[@]}" \
+  >"$scratch/train.out" 2>"$scratch/train.err"
+expect "train on a folder with a model file" 0 $?
+cat "$scratch/train.out" "$scratch/train.err"
+expect_grep "the corrupt file named" "skipped .*/train/circle/corrupt.png: PNG" "$scratch/train.err"
+expect_grep "the truncated file named" "skipped .*/train/circle/truncated.png: " "$scratch/train.err"
+expect_grep "the text file named" "skipped .*/train/square/notes.txt: not a PNG or JPEG" "$scratch/train.err"
+expect_grep "their count" "skipped 3 unreadable files of .*/train" "$scratch/train.err"
+expect_grep "the test set at the end" "^final test accuracy " "$scratch/train.out"
+expect_grep "the run line names the folder" '"name": "folder:' "$area/m.jsonl"
+expect_grep "the run line counts its images" '"train_images": 18, "val_images": 0, "test_images": 9, "classes": 3, "image_shape": \[3, 8, 8\]' "$area/m.jsonl"
+
+"$cudl" inspect "$run/model.safetensors" >"$scratch/inspect.out" 2>&1
+expect "inspect the weights" 0 $?
+expect_grep "the weights hold their architecture" 'cudl.architecture' "$scratch/inspect.out"
+expect_grep "and the class names" 'classes.*\["circle","square","triangle"\]' "$scratch/inspect.out"
+
+# Eval and predict with the weights file alone.
+"$cudl" eval --weights "$run/model.safetensors" --device cpu \
+  >"$scratch/eval.out" 2>"$scratch/eval.err"
+expect "eval with only the weights" 0 $?
+cat "$scratch/eval.out"
+expect_grep "eval names the model file and the folder" "^net on folder:.*photos test set (9 images): loss [0-9.]*  accuracy [0-9.]*$" "$scratch/eval.out"
+acc_train=$(sed -n 's/^final test accuracy \([0-9.]*\) .*/\1/p' "$scratch/train.out")
+acc_eval=$(sed -n 's/.*accuracy \([0-9.]*\)$/\1/p' "$scratch/eval.out")
+expect_true "eval's accuracy is training's final test accuracy ($acc_eval, $acc_train)" \
+  test "$acc_train" = "$acc_eval"
+
+image=$(ls "$folder"/test/square/*.png | head -1)
+"$cudl" predict --weights "$run/model.safetensors" --image "$image" --top 3 \
+  --device cpu >"$scratch/predict.out" 2>"$scratch/predict.err"
+expect "predict an image file" 0 $?
+cat "$scratch/predict.out"
+expect_grep "the first class by name" "^$image: class \(circle\|square\|triangle\) (p = 0\.[0-9]*)$" "$scratch/predict.out"
+expect_grep "the third" "^  3\. \(circle\|square\|triangle\) (p = 0\.[0-9]*)$" "$scratch/predict.out"
+expect "three lines" 3 "$(wc -l <"$scratch/predict.out")"
+"$cudl" predict --weights "$run/model.safetensors" --index 0 --count 2 \
+  --device cpu >"$scratch/predict-index.out" 2>&1
+expect "predict test images of the folder by index" 0 $?
+expect_grep "the label by name" "^image 1: class [a-z]* (p = .*), label [a-z]*$" "$scratch/predict-index.out"
+
+# Resume with the checkpoint alone: the model and the folder are its own.
+"$cudl" train --resume "$run/checkpoint.safetensors" --epochs 3 --out "$run" \
+  "${common[@]}" >"$scratch/resume.out" 2>"$scratch/resume.err"
+expect "resume with only the checkpoint" 0 $?
+cat "$scratch/resume.err"
+expect_grep "the third epoch ran" "^epoch 3/3" "$scratch/resume.out"
+
+# --strict: the first unreadable file ends the run before anything is made.
+expect_error "--strict names the first bad file" 1 \
+  "train/circle/corrupt.png" \
+  train --data "folder:$folder" --model-file "$net" --strict --out "$area/strict" "${common[@]}"
+expect_true "--strict made no run directory" test ! -e "$area/strict"
+
+# One tree of classes: --val-split holds out validation, no test set.
+expect_error "one tree without --val-split" 2 \
+  "one tree of classes .*give --val-split" \
+  train --data "folder:$folder/test" --model-file "$net" --out "$area/tree" "${common[@]}"
+"$cudl" train --data "folder:$folder/test" --model-file "$net" --val-split 0.34 \
+  --epochs 1 --batch 3 --out "$area/tree" --device cpu \
+  >"$scratch/tree.out" 2>"$scratch/tree.err"
+expect "one tree with --val-split" 0 $?
+cat "$scratch/tree.out"
+expect_grep "no test set" "^done after 1 epoch (no test set)" "$scratch/tree.out"
+expect_true "best.safetensors by validation" test -s "$area/tree/best.safetensors"
+
+# --size resizes; a model for another size or class count is refused.
+"$cudl" train --data "folder:$folder" --size 12x10 --model small-cnn --epochs 1 \
+  --out "$area/sized" "${common[@]}" >"$scratch/sized.out" 2>&1
+expect "--size 12x10 with a zoo model" 0 $?
+sed 's/"input_shape": \[3, 8, 8\]/"input_shape": [1, 8, 8]/' "$net" >"$area/gray.json"
+expect_error "a model file for gray images" 1 \
+  "reads 1x8x8 images; folder:.* has 3x8x8" \
+  train --data "folder:$folder" --model-file "$area/gray.json" --out "$area/gray" "${common[@]}"
+sed 's/"out_features": 3/"out_features": 5/' "$net" >"$area/five.json"
+expect_error "a model file with 5 outputs for 3 classes" 1 \
+  "has 5 outputs; folder:.* has 3 classes" \
+  train --data "folder:$folder" --model-file "$area/five.json" --out "$area/five" "${common[@]}"
+expect_error "--model and --model-file" 2 "exclude each other" \
+  train --model small-cnn --model-file "$net" "${common[@]}"
+expect_error "--size on a named dataset" 2 "--size resizes the images of a folder" \
+  train --size 8x8 "${common[@]}"
+expect_error "a bad --size" 2 "--size needs HxW" \
+  train --data "folder:$folder" --size 8 "${common[@]}"
+expect_error "folder: without a path" 2 "needs a PATH" \
+  train --data folder: "${common[@]}"
+expect_error "a missing folder" 1 "--data folder:$area/nothing" \
+  train --data "folder:$area/nothing" --model-file "$net" "${common[@]}"
+expect_error "--image that is not an image" 1 "--image .*notes.txt" \
+  predict --weights "$run/model.safetensors" --image "$folder/train/square/notes.txt" --device cpu
+expect_error "--index and --image" 2 "exclude each other" \
+  predict --weights "$run/model.safetensors" --image "$image" --index 0 --device cpu
+printf '{"input_shape": [3, 8, 8],' >"$area/net-bad.json"
+expect_error "a broken model file" 1 "net-bad.json:1:[0-9]*: " \
+  train --data "folder:$folder" --model-file "$area/net-bad.json" "${common[@]}"
+finish
