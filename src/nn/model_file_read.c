@@ -15,6 +15,10 @@
  * longest parameter suffix (cudl__model_check_name). */
 #define MAX_LABEL (NAME_SIZE - 16)
 
+/* The most layers one layer reads: a concatenation's limit. A kind whose
+ * max_inputs is larger needs this raised; read_inputs refuses it. */
+#define MAX_INPUTS NODE_MAX_INPUTS
+
 /* ---- the document ---- */
 
 static const char *const top_keys[] = {
@@ -170,6 +174,10 @@ static cudl_status read_inputs(parse *p, const cudl__model_file_kind *k, int i,
     }
     return resolve(p, "input", v, i, &inputs[0]);
   }
+  if (k->max_inputs > MAX_INPUTS)
+    return cudl__mf_fail(&p->r, CUDL_ERR_INTERNAL, NULL,
+                         "%s reads up to %d layers; the reader holds %d",
+                         k->kind, k->max_inputs, MAX_INPUTS);
   v = json_object_get(p->r.layer, "inputs");
   if (v == NULL || !json_is_array(v) ||
       json_array_size(v) < (size_t)k->min_inputs ||
@@ -223,7 +231,7 @@ static cudl_status read_layer(parse *p, int i) {
   const json_t *kind_value;
   const cudl__model_file_kind *k;
   const char *name = NULL, *id = NULL;
-  int inputs[NODE_MAX_INPUTS], count = 0, added = -1, params_before, j;
+  int inputs[MAX_INPUTS], count = 0, added = -1, params_before, j;
   cudl_status s;
   p->r.layer = layer;
   p->r.name = NULL;

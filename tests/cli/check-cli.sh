@@ -52,6 +52,30 @@ expect "inspect without a file is a usage error" 2 $?
 "$cudl" frobnicate >/dev/null 2>&1
 expect "an unknown command is a usage error" 2 $?
 
+# cudl model describe: the zoo's files as committed, a bad file in one line.
+models=$(cd "$(dirname "$0")/../../examples/models" && pwd)
+"$cudl" model describe --model resnet20 >"$scratch/resnet20.json" 2>"$scratch/describe.err"
+expect "model describe a zoo model" 0 $?
+expect_true "it writes examples/models/resnet20.json" \
+  cmp -s "$scratch/resnet20.json" "$models/resnet20.json"
+"$cudl" model describe --model-file "$models/small-cnn.json" \
+  --output "$scratch/small-cnn.json" 2>"$scratch/describe.err"
+expect "model describe --model-file --output" 0 $?
+expect_true "a canonical file describes to itself" \
+  cmp -s "$scratch/small-cnn.json" "$models/small-cnn.json"
+printf '{"input_shape": [1, 8, 8],\n "layers": [{"kind": "conv2d", "name": "c", "out_channels": 2, "kernal_size": 3}]}\n' \
+  >"$scratch/typo.json"
+"$cudl" model describe --model-file "$scratch/typo.json" >"$scratch/typo.out" 2>"$scratch/typo.err"
+expect "a model file with a misspelt key fails" 1 $?
+expect "it says why in one line" 1 "$(wc -l <"$scratch/typo.err")"
+expect_grep "the line names the layer and the key" \
+  'typo.json: layers\[0\] ("c").kernal_size: unknown key' "$scratch/typo.err"
+expect "it writes nothing on standard output" 0 "$(wc -c <"$scratch/typo.out")"
+"$cudl" model describe --model nonet >/dev/null 2>&1
+expect "an unknown zoo model is a usage error" 2 $?
+"$cudl" model >/dev/null 2>&1
+expect "model without a subcommand is a usage error" 2 $?
+
 TMPDIR="$scratch" "$cudl" demo --device cpu >"$scratch/demo.out" 2>&1
 expect "demo on the CPU" 0 $?
 expect_grep "demo round trip" "round trip: bit-identical" "$scratch/demo.out"
