@@ -18,8 +18,7 @@ namespace {
 
 template <typename T>
 __global__ void copy_2d_kernel(const T *src, int64_t src_pitch, T *dst,
-                               int64_t dst_pitch, int64_t rows,
-                               int64_t width) {
+                               int64_t dst_pitch, int64_t rows, int64_t width) {
   const int64_t total = rows * width;
   for (int64_t i = CUDL_GRID_START; i < total; i += CUDL_GRID_STRIDE) {
     const int64_t r = i / width, c = i - r * width;
@@ -29,13 +28,11 @@ __global__ void copy_2d_kernel(const T *src, int64_t src_pitch, T *dst,
 
 template <typename T>
 cudl_status copy_2d(cudl_context *ctx, const void *src, int64_t src_pitch,
-                    void *dst, int64_t dst_pitch, int64_t rows,
-                    int64_t width) {
+                    void *dst, int64_t dst_pitch, int64_t rows, int64_t width) {
   CUDA_ENTER(ctx, s);
   copy_2d_kernel<<<cudl__grid_for(rows * width), CUDL_BLOCK_SIZE, 0,
                    s->stream>>>(static_cast<const T *>(src), src_pitch,
-                                static_cast<T *>(dst), dst_pitch, rows,
-                                width);
+                                static_cast<T *>(dst), dst_pitch, rows, width);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 

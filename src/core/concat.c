@@ -85,9 +85,8 @@ static cudl_status check_concat(cudl_context *ctx, const char *function,
 }
 
 cudl_status cudl__concat_part(cudl_context *ctx, const char *function,
-                              const cudl_tensor *whole,
-                              const cudl_tensor *part, int64_t offset,
-                              int into_whole) {
+                              const cudl_tensor *whole, const cudl_tensor *part,
+                              int64_t offset, int into_whole) {
   const size_t element = cudl_dtype_size(whole->dtype);
   int64_t rows, whole_width, part_width, inner;
   char *at;
@@ -123,9 +122,9 @@ cudl_status cudl_concat_backward(cudl_context *ctx, const cudl_tensor *dy,
                                  int count, cudl_tensor *const *dinputs) {
   int64_t offset = 0;
   int i;
-  cudl_status status = check_concat(ctx, __func__, dy, "dy", count,
-                                    (const cudl_tensor *const *)dinputs,
-                                    "dinputs", 1);
+  cudl_status status =
+      check_concat(ctx, __func__, dy, "dy", count,
+                   (const cudl_tensor *const *)dinputs, "dinputs", 1);
   for (i = 0; i < count && status == CUDL_OK; ++i) {
     status = cudl__concat_part(ctx, __func__, dy, dinputs[i], offset, 0);
     offset += dinputs[i]->shape[1];

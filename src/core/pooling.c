@@ -7,8 +7,8 @@
  * floor((in + 2 pad - kernel) / stride) + 1, or with ceil_mode the ceiling,
  * less the last window when it would start past the input and its left
  * padding (it would hold only right padding). 0 when nothing fits. */
-static int output_size(int64_t in, int64_t kernel, int64_t stride,
-                       int64_t pad, int ceil_mode, int64_t *out) {
+static int output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
+                       int ceil_mode, int64_t *out) {
   const int64_t span = in + 2 * pad - kernel + (ceil_mode ? stride - 1 : 0);
   if (span < 0) return 0;
   *out = span / stride + 1;

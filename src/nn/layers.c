@@ -118,8 +118,7 @@ const cudl__layer cudl__layer_flatten = {
 };
 
 /* "[a, b, c]" for the n sizes of shape. */
-static void format_shape(char *text, size_t size, int n,
-                         const int64_t *shape) {
+static void format_shape(char *text, size_t size, int n, const int64_t *shape) {
   size_t used = 0;
   int i;
   text[0] = '\0';
@@ -156,8 +155,8 @@ cudl_status cudl_model_add_reshape(cudl_model *m, int input, int ndim,
                        i, (long long)shape[i]);
     /* No product of sizes past the input's count can match it: stop
      * before it could overflow. */
-    known = known > src->numel / shape[i] + 1 ? src->numel + 1
-                                                 : known * shape[i];
+    known =
+        known > src->numel / shape[i] + 1 ? src->numel + 1 : known * shape[i];
   }
   format_shape(want, sizeof want, ndim, shape);
   format_shape(have, sizeof have, src->ndim, src->shape);
@@ -225,8 +224,8 @@ cudl_status cudl_model_add_concat(cudl_model *m, int count, const int *inputs,
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "inputs is NULL");
   if (count < 2 || count > CUDL_MODEL_CONCAT_MAX_INPUTS)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "count is %d; a concatenation takes 2 to %d inputs",
-                     count, CUDL_MODEL_CONCAT_MAX_INPUTS);
+                     "count is %d; a concatenation takes 2 to %d inputs", count,
+                     CUDL_MODEL_CONCAT_MAX_INPUTS);
   for (i = 0; i < count; ++i) {
     status = cudl__model_check_building(m, __func__, inputs[i], node_out);
     if (status != CUDL_OK) return status;
@@ -277,8 +276,8 @@ static cudl_status concat_forward(cudl_model *m, node *n,
   return status;
 }
 
-static cudl_status concat_backward(cudl_model *m, node *n,
-                                   const cudl_tensor *x, cudl_tensor *dx) {
+static cudl_status concat_backward(cudl_model *m, node *n, const cudl_tensor *x,
+                                   cudl_tensor *dx) {
   (void)x;
   if (dx == NULL) return CUDL_OK;
   return cudl__concat_part(m->ctx, "concat", n->dy, dx,
