@@ -137,7 +137,7 @@ static int load_folder(run *r, const options *o, int channels, int height,
     /* One tree: all of it is training data, and validation is what
      * --val-split holds out; there is no test set. */
     if (!training)
-      return cli_fail(NULL, CUDL_ERR_FILE_NOT_FOUND,
+      return cli_fail(NULL, CUDL_ERR_IO,
                       "--data %s is one tree of classes without a test/ "
                       "folder: %s evaluates PATH/test/<class>/...",
                       o->data,
@@ -167,7 +167,7 @@ static int load_folder(run *r, const options *o, int channels, int height,
     goto out;
   }
   if (!training && !layout.has_test) {
-    rc = cli_fail(NULL, CUDL_ERR_FILE_NOT_FOUND,
+    rc = cli_fail(NULL, CUDL_ERR_IO,
                   "--data %s has no test/ folder to evaluate", o->data);
     goto out;
   }
