@@ -96,8 +96,10 @@ int main(int argc, char **argv) {
     goto out;
   }
   {
-    const cudl_tensor *out = cudl_model_output(model);
-    if (cudl_tensor_ndim(out) != 2 || cudl_tensor_shape(out)[1] != classes) {
+    int64_t shape[3];
+    if (cudl_model_node_shape(model, cudl_model_output_node(model), shape) !=
+            1 ||
+        shape[0] != classes) {
       fprintf(stderr,
               "classify: %s is not a classifier of the %lld Fashion-MNIST "
               "classes\n",

@@ -738,11 +738,21 @@ static int split_validation(run *r, const options *o) {
 /* The model a file describes (--model-file, or the architecture of the
  * weights file), built but not compiled, before the data are read: its
  * input shape says how to read a folder of images. */
-static int model_from_text(run *r, const options *o) {
+static int model_from_text(run *r, options *o) {
   cudl_status s;
   if (o->model_file != NULL) {
+    char label[128];
     s = cudl_model_read_file(r->ctx, o->model_file, &r->model);
     if (s != CUDL_OK) return cli_fail(r->ctx, s, "--model-file");
+    /* The model's name in messages, metrics and the files' "model". */
+    run_model_label(o, label, sizeof label);
+    free(r->owned_model);
+    r->owned_model = copy_text(label);
+    if (r->owned_model == NULL) {
+      cli_error("out of host memory");
+      return CLI_EXIT_FAILED;
+    }
+    o->model = r->owned_model;
   } else if (r->architecture != NULL) {
     char source[4096];
     const char *path = o->weights != NULL ? o->weights : o->resume;
@@ -887,9 +897,12 @@ int run_setup(run *r, options *o) {
     return cli_fail(r->ctx, s, "building %s for batches of %" PRId64, o->model,
                     r->batch);
   {
-    const cudl_tensor *out = cudl_model_output(r->model);
-    const int64_t outputs =
-        cudl_tensor_ndim(out) == 2 ? cudl_tensor_shape(out)[1] : -1;
+    int64_t shape[3] = {0, 0, 0};
+    const int64_t outputs = cudl_model_node_shape(
+                                r->model, cudl_model_output_node(r->model),
+                                shape) == 1
+                                ? shape[0]
+                                : -1;
     if (single_image) r->classes = outputs;
     if (outputs != r->classes)
       return cli_fail(NULL, CUDL_ERR_SHAPE,

@@ -14,9 +14,6 @@
 
 #define FOLDER_PREFIX "folder:"
 
-/* The most skipped files listed one by one; the rest are counted. */
-#define LISTED_SKIPPED 100
-
 int run_data_is_folder(const options *o) {
   return strncmp(o->data, FOLDER_PREFIX, strlen(FOLDER_PREFIX)) == 0;
 }
@@ -59,19 +56,10 @@ void run_model_label(const options *o, char *label, size_t size) {
     snprintf(label, size, "%s", o->model);
 }
 
-/* Every file of ds that could not be read, one note each (the first
- * LISTED_SKIPPED, then their count). */
+/* The count of the files of ds that could not be read (the library's
+ * warnings have named each, through the log). */
 static void note_skipped(const cudl_dataset *ds, const char *tree) {
   const int64_t n = cudl_dataset_skipped_count(ds);
-  int64_t i;
-  for (i = 0; i < n && i < LISTED_SKIPPED; ++i) {
-    const char *path = NULL, *reason = NULL;
-    if (cudl_dataset_skipped(ds, i, &path, &reason) == CUDL_OK)
-      cli_note("skipped %s: %s", path, reason);
-  }
-  if (n > LISTED_SKIPPED)
-    cli_note("skipped %" PRId64 " more unreadable files of %s", n - LISTED_SKIPPED,
-             tree);
   if (n > 0)
     cli_note("skipped %" PRId64 " unreadable file%s of %s (--strict makes one "
              "an error)",

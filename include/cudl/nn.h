@@ -369,6 +369,11 @@ CUDL_API int cudl_model_node_count(const cudl_model *model);
 CUDL_API int cudl_model_node_shape(const cudl_model *model, int node,
                                    int64_t shape[3]);
 
+/** The node cudl_model_set_output chose (-1 for NULL or before it is
+ *  set): with cudl_model_node_shape, the output's per-sample shape before
+ *  any forward (a classifier's class count). */
+CUDL_API int cudl_model_output_node(const cudl_model *model);
+
 /**
  * *flops = the floating-point operations of one sample's forward pass
  * through the convolutions and linear layers (2 per multiply-add, bias

@@ -1353,6 +1353,11 @@ int cudl_model_node_shape(const cudl_model *m, int index, int64_t shape[3]) {
   return m->nodes[index].ndim;
 }
 
+int cudl_model_output_node(const cudl_model *m) {
+  if (m == NULL || !m->has_output) return -1;
+  return m->output;
+}
+
 const cudl_tensor *cudl_model_node_output(cudl_model *m, int index) {
   if (m == NULL || !m->forward_done || index < 0 || index >= m->node_count)
     return NULL;

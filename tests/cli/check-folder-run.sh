@@ -37,9 +37,9 @@ common=(--device cpu --batch 5 --lr 0.05 --seed 3)
   >"$scratch/train.out" 2>"$scratch/train.err"
 expect "train on a folder with a model file" 0 $?
 cat "$scratch/train.out" "$scratch/train.err"
-expect_grep "the corrupt file named" "skipped .*/train/circle/corrupt.png: PNG" "$scratch/train.err"
-expect_grep "the truncated file named" "skipped .*/train/circle/truncated.png: " "$scratch/train.err"
-expect_grep "the text file named" "skipped .*/train/square/notes.txt: not a PNG or JPEG" "$scratch/train.err"
+expect_grep "the corrupt file named" "^cudl: warning: skipped '.*/train/circle/corrupt.png': PNG" "$scratch/train.err"
+expect_grep "the truncated file named" "^cudl: warning: skipped '.*/train/circle/truncated.png': " "$scratch/train.err"
+expect_grep "the text file named" "^cudl: warning: skipped '.*/train/square/notes.txt': not a PNG or JPEG" "$scratch/train.err"
 expect_grep "their count" "skipped 3 unreadable files of .*/train" "$scratch/train.err"
 expect_grep "the test set at the end" "^final test accuracy " "$scratch/train.out"
 expect_grep "the run line names the folder" '"name": "folder:' "$area/m.jsonl"
@@ -103,10 +103,15 @@ expect_true "best.safetensors by validation" test -s "$area/tree/best.safetensor
 "$cudl" train --data "folder:$folder" --size 12x10 --model small-cnn --epochs 1 \
   --out "$area/sized" "${common[@]}" >"$scratch/sized.out" 2>&1
 expect "--size 12x10 with a zoo model" 0 $?
+expect_error "--size other than the model file's input" 1 \
+  "net.json reads 3x8x8 images; folder:.* has 3x12x10" \
+  train --data "folder:$folder" --size 12x10 --model-file "$net" --out "$area/other" "${common[@]}"
+# A model for gray images reads the folder in gray.
 sed 's/"input_shape": \[3, 8, 8\]/"input_shape": [1, 8, 8]/' "$net" >"$area/gray.json"
-expect_error "a model file for gray images" 1 \
-  "reads 1x8x8 images; folder:.* has 3x8x8" \
-  train --data "folder:$folder" --model-file "$area/gray.json" --out "$area/gray" "${common[@]}"
+"$cudl" train --data "folder:$folder" --model-file "$area/gray.json" --epochs 1 \
+  --out "$area/gray" --metrics "$area/gray.jsonl" "${common[@]}" >/dev/null 2>&1
+expect "a model file for gray images" 0 $?
+expect_grep "read in gray" '"image_shape": \[1, 8, 8\]' "$area/gray.jsonl"
 sed 's/"out_features": 3/"out_features": 5/' "$net" >"$area/five.json"
 expect_error "a model file with 5 outputs for 3 classes" 1 \
   "has 5 outputs; folder:.* has 3 classes" \

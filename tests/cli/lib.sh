@@ -54,7 +54,7 @@ snapshot() { # every path under $area; files with size, time and checksum
 # The lines of a stderr file that are neither notes of a run that started
 # (what it trains, where it resumes) nor its progress lines.
 error_lines() {
-  grep -v -E '^cudl [a-z ]+: (training|resuming|removed|using|keeping|skipped) | epoch [0-9]+/[0-9]+  step [0-9]+/' "$1"
+  grep -v -E '^cudl [a-z ]+: (training|resuming|removed|using|keeping|skipped) |^cudl: warning: skipped | epoch [0-9]+/[0-9]+  step [0-9]+/' "$1"
 }
 
 # expect_error DESCRIPTION STATUS PATTERN CUDL_ARGS...: the command exits
