@@ -22,10 +22,6 @@
 
 #include <cudl/cudl.h>
 
-static const char *const kClasses[10] = {
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-
 /* Print what failed and why, and say so to the caller. */
 static int report(cudl_context *ctx, const char *what, cudl_status s) {
   fprintf(stderr, "classify: %s: %s (%s)\n", what, cudl_status_string(s),
@@ -148,10 +144,10 @@ int main(int argc, char **argv) {
     for (k = 1; k < classes; ++k)
       if (row[k] > row[best]) best = k;
     correct += best == label;
-    if (i < 20)
+    if (i < 20) /* the dataset knows its class names */
       printf("image %ld: %-11s (label %s)\n", i,
-             best < 10 ? kClasses[best] : "?",
-             label >= 0 && label < 10 ? kClasses[label] : "?");
+             cudl_dataset_class_name(test, (int)best),
+             cudl_dataset_class_name(test, label));
   }
   printf("accuracy on the first %ld test images: %.4f (%s)\n", count,
          (double)correct / (double)count, cudl_context_device_name(ctx));

@@ -26,6 +26,7 @@ packages=(
   python3-matplotlib  # cudl-plot (tools/cudl_plot.py): training curves; benchmarks/report.py's plots
   python3-jsonschema # ctest model_file_schema: docs/model-file.schema.json
   diffutils mount  # the CLI tests: cmp, and a small tmpfs to fill (as root)
+  procps           # the CLI tests: pgrep (a FIFO's reader, check-outputs.sh)
 )
 
 # With --bench, also what the benchmarks need (scripts/bench-cpu.sh):

@@ -10,7 +10,7 @@
 #include <cudl/cudl.h>
 
 #include "cli.h"
-#include "run.h"
+#include "run_data.h"
 
 #define FOLDER_PREFIX "folder:"
 

@@ -59,7 +59,7 @@ static cudl_status copy_names(const cudl_dataset *ds, cudl_dataset *part) {
   if (names == NULL) {
     cudl_dataset_destroy(part);
     return cudl__fail(ds->ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
-                      "cannot list the dataset's file and class names");
+                      "cannot allocate the list of the dataset's file and class names");
   }
   if (ds->source_count > 0) {
     for (i = 0; i < ds->source_count; ++i)

@@ -63,6 +63,7 @@ fi
 mkfifo "$scratch/fifo"
 timeout 120 cat "$scratch/fifo" >"$scratch/fifo.got" &
 reader=$!
+fifo_reader_ready "$reader"
 timeout 60 "$cudl" "${B[@]}" --json "$scratch/fifo" >/dev/null 2>&1
 expect "bench --json to a FIFO with a reader" 0 $?
 wait "$reader"
@@ -70,6 +71,7 @@ expect_true "the reader got the JSON" json_ok "$scratch/fifo.got"
 expect_true "the FIFO is still a FIFO" test -p "$scratch/fifo"
 timeout 120 cat "$scratch/fifo" >"$scratch/fifo.lines" &
 reader=$!
+fifo_reader_ready "$reader"
 timeout 60 "$cudl" "${T[@]}" --out "$scratch/r-fifo" --metrics "$scratch/fifo" \
   --log-every 1 >/dev/null 2>&1
 expect "train --metrics to a FIFO with a reader" 0 $?
@@ -82,6 +84,7 @@ expect_true "the FIFO is still a FIFO (metrics)" test -p "$scratch/fifo"
 # whenever the scheduler lets that be.)
 timeout 120 head -n 1 "$scratch/fifo" >/dev/null &
 reader=$!
+fifo_reader_ready "$reader"
 timeout 60 "$cudl" "${T[@]}" --epochs 100000 --out "$scratch/r-gone" \
   --metrics "$scratch/fifo" --log-every 1 >/dev/null 2>"$scratch/gone.err"
 expect "train --metrics to a FIFO whose reader leaves fails" 1 $?

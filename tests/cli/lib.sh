@@ -99,3 +99,20 @@ finish() {
   echo "$failures failure(s)"
   [ "$failures" -eq 0 ]
 }
+
+# fifo_reader_ready PID: wait until the reader that PID (a `timeout`
+# wrapping it) started is blocked opening its FIFO, where the kernel
+# already counts it as a reader, so that a writer opening the FIFO next
+# finds it instead of racing the reader's start (the writer's open does
+# not wait: a FIFO nobody reads is an error). Where the kernel does not say
+# (/proc/PID/wchan), goes on after 5 s.
+fifo_reader_ready() {
+  local parent=$1 child i
+  for ((i = 0; i < 500; ++i)); do
+    for child in $(pgrep -P "$parent"); do
+      [ "$(cat "/proc/$child/wchan" 2>/dev/null)" = wait_for_partner ] && return 0
+    done
+    sleep 0.01
+  done
+  echo "note: cannot see the FIFO's reader open it; going on"
+}

@@ -69,6 +69,7 @@ typedef struct builder {
   size_t n_meta;
   char state_names[2][64];
   char numbers[7][32];
+  char architecture[8192]; /* the model file of the fixture's model */
   cudl_tensor *owned[MAX_TENSORS];
   int n_owned;
 } builder;
@@ -137,7 +138,13 @@ static void builder_start(builder *b, int opt_index, int64_t steps) {
   b->meta[11].value = "0";
   b->meta[12].key = keys[12];
   b->meta[12].value = "nchw";
-  b->n_meta = 13;
+  /* cudl_checkpoint_save stores the model's file after its own keys. */
+  if (cudl_model_describe(fixture.model, b->architecture,
+                          sizeof b->architecture, NULL) != CUDL_OK)
+    fail("cannot describe the model", "fixture");
+  b->meta[13].key = CUDL_METADATA_ARCHITECTURE;
+  b->meta[13].value = b->architecture;
+  b->n_meta = 14;
 }
 
 /* Replace (or with value NULL remove) metadata `key`. */

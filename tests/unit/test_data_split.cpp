@@ -145,15 +145,19 @@ TEST_F(SplitTest, LargeClassesAndSources) {
   ASSERT_NE(ds, nullptr);
   SplitAndCheck(ds, 0.1, 42, {60, 100, 33, 0});
   SplitAndCheck(ds, 1.0 / 3.0, 42, {200, 333, 111, 0});
-  // Both parts name the files the images came from (as a reader's do).
+  // Both parts name the files the images came from (as a reader's do) and
+  // the classes.
   const char *paths[2] = {"a-images", "a-labels"};
   ASSERT_STATUS(CUDL_OK, cudl__dataset_set_sources(ctx_, "test", ds, paths, 2));
+  const char *names[4] = {"cat", "dog", "owl", "yak"};
+  ASSERT_STATUS(CUDL_OK, cudl_dataset_set_class_names(ctx_, ds, names, 4));
   cudl_dataset *rest = nullptr, *held = nullptr;
   ASSERT_STATUS(CUDL_OK, cudl_dataset_split(ds, 0.5, 1, &rest, &held));
   for (const cudl_dataset *part : {rest, held}) {
     EXPECT_STREQ(cudl_dataset_source(part, 0), "a-images");
     EXPECT_STREQ(cudl_dataset_source(part, 1), "a-labels");
     EXPECT_EQ(cudl_dataset_source(part, 2), nullptr);
+    for (int c = 0; c < 4; ++c) EXPECT_STREQ(cudl_dataset_class_name(part, c), names[c]);
   }
   cudl_dataset_destroy(rest);
   cudl_dataset_destroy(held);

@@ -528,8 +528,9 @@ TEST_F(ModelFile, UnknownKind) {
   ExpectFailure(Net("{\"kind\": \"relu\"}, {\"kind\": \"conv\", \"name\": \"c\"}"),
                 CUDL_ERR_FILE_SCHEMA,
                 "net.json: layers[1] (\"c\").kind: unknown kind \"conv\"; the kinds are conv2d, "
-                "linear, batchnorm, sigmoid, tanh, relu, leaky_relu, elu, gelu, prelu, rrelu, "
-                "dropout, max_pool2d, avg_pool2d, global_avg_pool, flatten, add");
+                "linear, batchnorm, sigmoid, tanh, relu, leaky_relu, elu, gelu, silu, prelu, "
+                "rrelu, dropout, max_pool2d, avg_pool2d, global_avg_pool, flatten, add, concat, "
+                "reshape");
   ExpectFailure(Net("{\"name\": \"x\"}"), CUDL_ERR_FILE_SCHEMA,
                 "net.json: layers[0] (\"x\").kind: missing: every layer has a kind");
   ExpectFailure(Net("3"), CUDL_ERR_FILE_SCHEMA,
