@@ -319,6 +319,7 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "an integer from 1 to 1048576";
     ok = cli_parse_int(v, 1, 1 << 20, &n);
     o->batch = n;
+    o->batch_given = 1;
   } else if (strcmp(a, "--warmup") == 0) {
     want = "an integer from 0 to 100000";
     ok = cli_parse_int(v, 0, 100000, &n);
@@ -368,6 +369,7 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "a number above 0 and below 1";
     ok = cli_parse_double(v, &o->val_split) && o->val_split > 0.0 &&
          o->val_split < 1.0;
+    o->val_split_given = 1;
   } else if (strcmp(a, "--steps") == 0) {
     want = "a positive integer";
     ok = cli_parse_int(v, 1, INT64_MAX, &n);
@@ -589,6 +591,22 @@ static int adopt_description(run *r, options *o, const char *option,
       if (r->owned_model == NULL) return CLI_EXIT_FAILED;
       o->model = r->owned_model;
     }
+  }
+  if (strcmp(option, "--resume") == 0) {
+    /* The batch and the held-out images shape the epochs a checkpoint
+     * stands in: a resumed run keeps its own unless told otherwise (and
+     * load_weights refuses another). A malformed value is left for
+     * load_weights to report. */
+    const char *batch = cudl_safetensors_metadata_find(set, "batch_size");
+    const char *split = cudl_safetensors_metadata_find(set, "val_split");
+    long long n = 0;
+    double f = 0.0;
+    if (!o->batch_given && batch != NULL &&
+        cli_parse_int(batch, 1, 1 << 20, &n))
+      o->batch = n;
+    if (!o->val_split_given && split != NULL && cli_parse_double(split, &f) &&
+        f > 0.0 && f < 1.0)
+      o->val_split = f;
   }
   if (!o->data_given && data != NULL && r->owned_data == NULL) {
     r->owned_data = copy_text(data);

@@ -20,10 +20,19 @@
 #include "cli_file.h"
 
 int run_files_name(run_files *f, const options *o) {
-  if (o->out_dir != NULL)
+  if (o->out_dir != NULL) {
     snprintf(f->dir, sizeof f->dir, "%s", o->out_dir);
-  else
-  {
+  } else if (o->resume != NULL) {
+    /* A resumed run goes on in its checkpoint's directory. */
+    const char *slash = strrchr(o->resume, '/');
+    if (slash == NULL)
+      snprintf(f->dir, sizeof f->dir, ".");
+    else if (slash == o->resume)
+      snprintf(f->dir, sizeof f->dir, "/");
+    else
+      snprintf(f->dir, sizeof f->dir, "%.*s", (int)(slash - o->resume),
+               o->resume);
+  } else {
     char model[128], data[128];
     run_model_label(o, model, sizeof model);
     run_data_label(o, data, sizeof data);

@@ -24,6 +24,7 @@ typedef struct options {
   const char *model_file; /* --model-file: a model file (docs/model-files.md) */
   const char *data; /* a dataset name, or folder:PATH (run_data.c) */
   int model_given, data_given; /* --model, --data on the command line */
+  int batch_given, val_split_given; /* --batch, --val-split likewise */
   int size_h, size_w;          /* --size HxW for folders; 0: as they are */
   int strict;                  /* --strict: an unreadable image fails */
   const char *image;           /* predict --image FILE */

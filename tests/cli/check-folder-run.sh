@@ -74,12 +74,17 @@ expect "three lines" 3 "$(wc -l <"$scratch/predict.out")"
 expect "predict test images of the folder by index" 0 $?
 expect_grep "the label by name" "^image 1: class [a-z]* (p = .*), label [a-z]*$" "$scratch/predict-index.out"
 
-# Resume with the checkpoint alone: the model and the folder are its own.
-"$cudl" train --resume "$run/checkpoint.safetensors" --epochs 3 --out "$run" \
-  "${common[@]}" >"$scratch/resume.out" 2>"$scratch/resume.err"
+# Resume with the checkpoint alone: the model, the folder, the batch and
+# the run directory are its own (--epochs only extends the run).
+cp "$run/checkpoint.safetensors" "$area/before.safetensors"
+"$cudl" train --resume "$run/checkpoint.safetensors" --epochs 3 --device cpu \
+  >"$scratch/resume.out" 2>"$scratch/resume.err"
 expect "resume with only the checkpoint" 0 $?
 cat "$scratch/resume.err"
 expect_grep "the third epoch ran" "^epoch 3/3" "$scratch/resume.out"
+expect_true "in the checkpoint's directory" \
+  test "$(cmp -s "$run/checkpoint.safetensors" "$area/before.safetensors"; echo $?)" = 1
+expect_true "its weights too" test "$run/model.safetensors" -nt "$area/before.safetensors"
 
 # --strict: the first unreadable file ends the run before anything is made.
 expect_error "--strict names the first bad file" 1 \
@@ -98,6 +103,11 @@ expect "one tree with --val-split" 0 $?
 cat "$scratch/tree.out"
 expect_grep "no test set" "^done after 1 epoch (no test set)" "$scratch/tree.out"
 expect_true "best.safetensors by validation" test -s "$area/tree/best.safetensors"
+"$cudl" train --resume "$area/tree/checkpoint.safetensors" --epochs 2 --device cpu \
+  >"$scratch/tree2.out" 2>"$scratch/tree2.err"
+expect "resume the one tree with only the checkpoint (its --val-split, --batch)" 0 $?
+cat "$scratch/tree2.err"
+expect_grep "its second epoch, validated" "^epoch 2/2 .*val acc" "$scratch/tree2.out"
 
 # --size resizes; a model for another size or class count is refused.
 "$cudl" train --data "folder:$folder" --size 12x10 --model small-cnn --epochs 1 \
