@@ -544,7 +544,6 @@ static int read_class_names(run *r, const char *option, const char *path,
   }
   n = json_array_size(names);
   r->weights_classes = (char **)calloc(n, sizeof *r->weights_classes);
-  if (r->weights_classes == NULL) rc = CLI_EXIT_FAILED;
   for (k = 0; k < n && rc == 0; ++k) {
     const char *name = json_string_value(json_array_get(names, k));
     if (name == NULL || name[0] == '\0') {
@@ -552,14 +551,14 @@ static int read_class_names(run *r, const char *option, const char *path,
                     "%s %s: its metadata \"classes\"[%zu] is not a class "
                     "name (a non-empty string)",
                     option, path, k);
-      break;
+    } else if (r->weights_classes == NULL ||
+               (r->weights_classes[k] = copy_text(name)) == NULL) {
+      cli_error("out of host memory for the class names of %s", path);
+      rc = CLI_EXIT_FAILED;
+    } else {
+      r->weights_class_count = (int)k + 1;
     }
-    r->weights_classes[k] = copy_text(name);
-    if (r->weights_classes[k] == NULL) rc = CLI_EXIT_FAILED;
-    r->weights_class_count = (int)k + 1;
   }
-  if (rc == CLI_EXIT_FAILED && r->weights_class_count < (int)n)
-    cli_error("out of host memory for the class names of %s", path);
   json_decref(names);
   return rc;
 }

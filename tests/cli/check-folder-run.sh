@@ -140,6 +140,29 @@ expect_error "--image that is not an image" 1 "--image .*notes.txt" \
   predict --weights "$run/model.safetensors" --image "$folder/train/square/notes.txt" --device cpu
 expect_error "--index and --image" 2 "exclude each other" \
   predict --weights "$run/model.safetensors" --image "$image" --index 0 --device cpu
+# Weights whose metadata is broken: one line each, naming the file and key.
+edit() { python3 "$here/edit_safetensors.py" "$@"; }
+edit "$run/model.safetensors" "$area/classes-num.safetensors" --meta 'classes=[1,2,3]'
+expect_error "class names that are not strings" 1 \
+  'classes-num.safetensors: its metadata "classes"\[0\] is not a class name' \
+  predict --weights "$area/classes-num.safetensors" --image "$image" --device cpu
+edit "$run/model.safetensors" "$area/classes-obj.safetensors" --meta 'classes={}'
+expect_error "class names that are not an array" 1 \
+  'classes-obj.safetensors: its metadata "classes" is not a JSON array' \
+  predict --weights "$area/classes-obj.safetensors" --image "$image" --device cpu
+edit "$run/model.safetensors" "$area/classes-two.safetensors" --meta 'classes=["a","b"]'
+expect_error "two class names for three outputs" 1 \
+  'lists 2 class names for 3 outputs' \
+  predict --weights "$area/classes-two.safetensors" --image "$image" --device cpu
+edit "$run/model.safetensors" "$area/arch-bad.safetensors" --meta 'cudl.architecture={"version": 1'
+expect_error "a broken architecture" 1 \
+  'arch-bad.safetensors: cudl.architecture:1:[0-9]*: ' \
+  eval --weights "$area/arch-bad.safetensors" --device cpu
+edit "$run/model.safetensors" "$area/no-arch.safetensors" --drop-meta cudl.architecture \
+  --drop-meta model
+expect_error "--image with weights that do not say their model" 1 \
+  '--image needs the model: --weights .*no-arch.safetensors has no architecture' \
+  predict --weights "$area/no-arch.safetensors" --image "$image" --device cpu
 printf '{"input_shape": [3, 8, 8],' >"$area/net-bad.json"
 expect_error "a broken model file" 1 "net-bad.json:1:[0-9]*: " \
   train --data "folder:$folder" --model-file "$area/net-bad.json" "${common[@]}"
