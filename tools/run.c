@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cudl/checkpoint.h>
 #include <cudl/zoo.h>
 #include <jansson.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "run_config.h"
 
 enum { FOR_ALL = RUN_TRAIN | RUN_EVAL | RUN_PREDICT };
 
@@ -63,7 +65,12 @@ static const struct option_spec {
     {"--val-split", RUN_TRAIN, 1},
     {"--test-every-epoch", RUN_TRAIN, 0},
     {"--steps", RUN_TRAIN, 1},
+    {"--override", RUN_TRAIN, 1},
 };
+/* options.given has a bit for each. */
+typedef char option_specs_fit_given[sizeof g_specs / sizeof g_specs[0] <= 64
+                                        ? 1
+                                        : -1];
 
 static const char *command_name(run_command command) {
   return command == RUN_TRAIN  ? "cudl train"
@@ -125,8 +132,7 @@ static void usage(run_command command, FILE *out) {
         "  --clip NORM         clip the gradient norm [off]\n"
         "  --dropout P         small-cnn's dropout [0]\n"
         "  --seed S            initial weights, data order, dropout, the\n"
-        "                      --val-split images [1] (a resumed run keeps\n"
-        "                      its own)\n"
+        "                      --val-split images [1]\n"
         "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
         "  --metrics PATH      JSON lines: the run, each epoch, the end (and\n"
         "                      each --log-every K steps); docs/cli.md\n"
@@ -140,7 +146,13 @@ static void usage(run_command command, FILE *out) {
         "only]\n"
         "  --resume FILE       continue a run from its checkpoint (OUT/\n"
         "                      checkpoint.safetensors, saved atomically\n"
-        "                      after every epoch and on Ctrl-C)\n"
+        "                      after every epoch and on Ctrl-C) exactly as\n"
+        "                      it began: its model, data and training\n"
+        "                      options (another value given is refused)\n"
+        "  --override NAME,... let a resumed run change these: lr,\n"
+        "                      momentum, weight-decay, schedule, warmup,\n"
+        "                      epochs (to extend it), clip, dropout,\n"
+        "                      augment, shuffle, precision, layout\n"
         "  --init FILE         start from these weights (fine-tuning)\n"
         "  --val-split F       hold out the fraction F (0 < F < 1) of each\n"
         "                      class of the training images for validation\n"
@@ -240,10 +252,9 @@ cudl_status cudl__tool_zoo_model(cudl_context *ctx, const char *name,
   return CUDL_ERR_INVALID_ARGUMENT; /* cudl__tool_zoo_check_name says why */
 }
 
-/* Set o's field for option a (g_specs has it) from value v; 0 with the
- * usage error printed when v is not what a takes. */
-static int set_option(options *o, const char *a, const char *v) {
-  const char *want = NULL; /* what a numeric option accepts */
+int run_set_option(options *o, const char *a, const char *v,
+                   const char **wanted) {
+  const char *want = NULL; /* what a valued option accepts */
   long long n = 0;
   int ok = 1;
   if (strcmp(a, "--no-shuffle") == 0) {
@@ -263,16 +274,14 @@ static int set_option(options *o, const char *a, const char *v) {
   } else if (v[0] == '\0') {
     /* An empty path would mean the current directory or "/" to whatever
      * joins it; an empty name is no name. */
-    cli_usage_error("option %s needs a value, not ''", a);
-    return 0;
+    want = "a value";
+    ok = 0;
   } else if (strcmp(a, "--model") == 0) {
     o->model = v;
-    o->model_given = 1;
   } else if (strcmp(a, "--model-file") == 0) {
     o->model_file = v;
   } else if (strcmp(a, "--data") == 0) {
     o->data = v;
-    o->data_given = 1;
   } else if (strcmp(a, "--image") == 0) {
     o->image = v;
   } else if (strcmp(a, "--top") == 0) {
@@ -307,6 +316,8 @@ static int set_option(options *o, const char *a, const char *v) {
     o->out_dir = v;
   } else if (strcmp(a, "--resume") == 0) {
     o->resume = v;
+  } else if (strcmp(a, "--override") == 0) {
+    o->override = v;
   } else if (strcmp(a, "--init") == 0) {
     o->init = v;
   } else if (strcmp(a, "--weights") == 0) {
@@ -319,7 +330,6 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "an integer from 1 to 1048576";
     ok = cli_parse_int(v, 1, 1 << 20, &n);
     o->batch = n;
-    o->batch_given = 1;
   } else if (strcmp(a, "--warmup") == 0) {
     want = "an integer from 0 to 100000";
     ok = cli_parse_int(v, 0, 100000, &n);
@@ -369,7 +379,6 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "a number above 0 and below 1";
     ok = cli_parse_double(v, &o->val_split) && o->val_split > 0.0 &&
          o->val_split < 1.0;
-    o->val_split_given = 1;
   } else if (strcmp(a, "--steps") == 0) {
     want = "a positive integer";
     ok = cli_parse_int(v, 1, INT64_MAX, &n);
@@ -378,8 +387,16 @@ static int set_option(options *o, const char *a, const char *v) {
     want = "a finite number above 0";
     ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
   }
-  if (!ok) cli_usage_error("option %s needs %s, not '%s'", a, want, v);
+  if (wanted != NULL) *wanted = want;
   return ok;
+}
+
+int run_option_given(const options *o, const char *name) {
+  size_t k;
+  for (k = 0; k < sizeof g_specs / sizeof g_specs[0]; ++k)
+    if (strcmp(g_specs[k].name, name) == 0)
+      return (int)((o->given >> k) & 1u);
+  return 0;
 }
 
 /* The checks between options, once all are read. */
@@ -390,7 +407,7 @@ static int check_options(const options *o) {
   static const char *const schedules[] = {"constant", "cosine", "step", NULL};
   cudl_device_kind kind;
   int index, rc;
-  if (o->model_file != NULL && o->model_given)
+  if (o->model_file != NULL && run_option_given(o, "--model"))
     return cli_usage_error(
         "--model and --model-file exclude each other: one names a zoo model, "
         "the other a model file");
@@ -422,6 +439,13 @@ static int check_options(const options *o) {
     return cli_usage_error(
         "--resume and --init exclude each other: a resumed run takes its "
         "weights from its checkpoint");
+  if ((rc = run_config_check_override(o)) != 0) return rc;
+  if (run_option_given(o, "--dropout") &&
+      (o->model_file != NULL ||
+       (run_option_given(o, "--model") && strcmp(o->model, "small-cnn") != 0)))
+    return cli_usage_error(
+        "--dropout is small-cnn's; %s has its dropout in its architecture",
+        o->model_file != NULL ? o->model_file : o->model);
   if (o->diagnostics > 0 && o->metrics == NULL)
     return cli_usage_error(
         "--diagnostics writes to the metrics file: add --metrics PATH");
@@ -463,6 +487,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;
+    const char *want = NULL;
     size_t k;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(command, stdout);
@@ -482,8 +507,11 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
     }
     if (spec->takes_value && i + 1 == argc)
       return cli_usage_error("option %s needs a value", a);
-    if (!set_option(o, a, spec->takes_value ? argv[i + 1] : NULL))
-      return CLI_EXIT_USAGE;
+    if (!run_set_option(o, a, spec->takes_value ? argv[i + 1] : NULL,
+                        &want))
+      return cli_usage_error("option %s needs %s, not '%s'", a, want,
+                             argv[i + 1]);
+    o->given |= (uint64_t)1 << (spec - g_specs);
     i += spec->takes_value;
   }
   return check_options(o) == 0 ? RUN_GO : CLI_EXIT_USAGE;
@@ -575,8 +603,21 @@ static int adopt_description(run *r, options *o, const char *option,
   const char *model = cudl_safetensors_metadata_find(set, "model");
   const char *data = cudl_safetensors_metadata_find(set, "dataset");
   const char *classes = cudl_safetensors_metadata_find(set, "classes");
-  if (!o->model_given && o->model_file == NULL && r->architecture == NULL) {
-    if (arch != NULL) {
+  const int resuming = strcmp(option, "--resume") == 0;
+  /* A new --dropout builds small-cnn anew (dropout has no weights); the
+   * stored architecture has the old one. */
+  const int new_dropout = resuming && run_config_overrides(o, "dropout");
+  if (new_dropout && !run_option_given(o, "--model") &&
+      (model == NULL || strcmp(model, "small-cnn") != 0)) {
+    cli_error(
+        "--override dropout: --dropout is small-cnn's; --resume %s is a run "
+        "of %s, whose dropout is in its architecture",
+        path, model != NULL ? model : "a model it does not name");
+    return CLI_EXIT_FAILED;
+  }
+  if (!run_option_given(o, "--model") && o->model_file == NULL &&
+      r->architecture == NULL) {
+    if (arch != NULL && !new_dropout) {
       r->architecture = copy_text(arch);
       r->owned_model = copy_text(model != NULL ? model : "its model");
       if (r->architecture == NULL || r->owned_model == NULL) {
@@ -585,13 +626,14 @@ static int adopt_description(run *r, options *o, const char *option,
       }
       o->model = r->owned_model;
     } else if (model != NULL && cudl__tool_zoo_check_name(model) == 0) {
-      /* A file written before architectures were stored: its zoo name. */
+      /* A file written before architectures were stored, or small-cnn
+       * with a new --dropout: its zoo name. */
       r->owned_model = copy_text(model);
       if (r->owned_model == NULL) return CLI_EXIT_FAILED;
       o->model = r->owned_model;
     }
   }
-  if (strcmp(option, "--resume") == 0) {
+  if (resuming) {
     /* The batch and the held-out images shape the epochs a checkpoint
      * stands in: a resumed run keeps its own unless told otherwise (and
      * load_weights refuses another). A malformed value is left for
@@ -600,14 +642,16 @@ static int adopt_description(run *r, options *o, const char *option,
     const char *split = cudl_safetensors_metadata_find(set, "val_split");
     long long n = 0;
     double f = 0.0;
-    if (!o->batch_given && batch != NULL &&
+    if (!run_option_given(o, "--batch") && batch != NULL &&
         cli_parse_int(batch, 1, 1 << 20, &n))
       o->batch = n;
-    if (!o->val_split_given && split != NULL && cli_parse_double(split, &f) &&
+    if (!run_option_given(o, "--val-split") && split != NULL &&
+        cli_parse_double(split, &f) &&
         f > 0.0 && f < 1.0)
       o->val_split = f;
   }
-  if (!o->data_given && data != NULL && r->owned_data == NULL) {
+  if (!run_option_given(o, "--data") && data != NULL &&
+      r->owned_data == NULL) {
     r->owned_data = copy_text(data);
     if (r->owned_data == NULL) return CLI_EXIT_FAILED;
     o->data = r->owned_data;
@@ -627,7 +671,7 @@ static int adopt_description(run *r, options *o, const char *option,
 static int check_weights_file(run *r, options *o, const char *option,
                               const char *path, file_normalisation *norm) {
   cudl_safetensors *set = NULL;
-  const char *model, *data, *mean, *std;
+  const char *model, *data, *mean, *std, *checkpoint_format;
   int rc = 0;
   cudl_status s =
       cudl_safetensors_load(r->ctx, path, CUDL_SAFETENSORS_HEADER_ONLY, &set);
@@ -647,6 +691,8 @@ static int check_weights_file(run *r, options *o, const char *option,
   }
   model = cudl_safetensors_metadata_find(set, "model");
   data = cudl_safetensors_metadata_find(set, "dataset");
+  checkpoint_format =
+      cudl_safetensors_metadata_find(set, CUDL_CHECKPOINT_FORMAT_KEY);
   mean = cudl_safetensors_metadata_find(set, "normalize.mean");
   std = cudl_safetensors_metadata_find(set, "normalize.std");
   if (strcmp(option, "--init") != 0 &&
@@ -686,6 +732,13 @@ static int check_weights_file(run *r, options *o, const char *option,
       rc = CLI_EXIT_FAILED;
     }
   }
+  /* The training configuration last: a checkpoint of another model or
+   * dataset is that first, and a file that is no checkpoint (a weights
+   * file records a configuration too) is that (cudl_checkpoint_load). */
+  if (rc == 0 && strcmp(option, "--resume") == 0 &&
+      checkpoint_format != NULL &&
+      strcmp(checkpoint_format, CUDL_CHECKPOINT_FORMAT) == 0)
+    rc = run_config_resume(o, set, path);
   cudl_safetensors_destroy(set);
   return rc;
 }

@@ -22,6 +22,16 @@
 #define RUN_GO (-1)
 int run_parse_options(run_command command, int argc, char **argv, options *o);
 
+/* Set o's field for option a (one of the command's options, "--lr") from
+ * its value v (NULL for a switch such as "--no-shuffle"), as the command
+ * line would; 0 when v is not what a takes, with *want (if not NULL) set
+ * to what it takes ("a finite number above 0"). Marks nothing given. */
+int run_set_option(options *o, const char *a, const char *v,
+                   const char **want);
+
+/* 1 when option name ("--lr") was on the command line. */
+int run_option_given(const options *o, const char *name);
+
 /* Open the device, check the files the options name (--resume, --init,
  * --weights: their model, dataset and normalisation), load the datasets
  * (the training split for train only, less the images --val-split holds

@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "cli_file.h"
+#include "run_config.h"
 
 int run_files_name(run_files *f, const options *o) {
   if (o->out_dir != NULL) {
@@ -190,11 +191,13 @@ int run_files_remove_stale(const run_files *f) {
   return removed;
 }
 
-/* The metadata of every file a run saves: 5 pairs into extra, their
- * texts in the buffers. */
+/* The metadata of every file a run saves, the texts in the buffers: what
+ * the weights are (model, dataset, normalisation, batch size, classes)
+ * and the training configuration; a checkpoint adds its position's. */
 typedef struct run_metadata {
   char mean[128], std[128], batch[32];
-  cudl_metadata_pair pairs[10];
+  run_config_record config;
+  cudl_metadata_pair pairs[10 + RUN_CONFIG_SETTINGS];
   size_t count;
 } run_metadata;
 
@@ -217,6 +220,10 @@ static void weights_metadata(run_metadata *m, const run *r, const options *o) {
     m->pairs[5].value = r->class_names;
     m->count = 6;
   }
+  run_config_record_make(o, &m->config);
+  memcpy(m->pairs + m->count, m->config.pairs,
+         m->config.count * sizeof *m->pairs);
+  m->count += m->config.count;
 }
 
 /* The position saved is always within an epoch (batch < batches): an
@@ -228,7 +235,9 @@ cudl_status run_files_save(const run_files *f, run *r, const options *o,
   char split[32], epoch[32], loss[32], accuracy[32];
   run_metadata m;
   cudl_status s;
+  size_t weights_pairs;
   weights_metadata(&m, r, o);
+  weights_pairs = m.count;
   cudl_context_rng_state(r->ctx, &st->rng_seed, &st->rng_offset);
   if (o->val_split > 0.0) {
     snprintf(split, sizeof split, "%.17g", o->val_split);
@@ -248,10 +257,10 @@ cudl_status run_files_save(const run_files *f, run *r, const options *o,
   }
   s = cudl_checkpoint_save(r->model, r->opt, st, m.pairs, m.count,
                            f->checkpoint);
-  /* The weights file has the pairs that say what the weights are. */
+  /* The weights file has the pairs that say what the weights are and how
+   * they were trained, not the checkpoint's best epoch. */
   if (s == CUDL_OK)
-    s = cudl_model_save(r->model, f->weights, m.pairs,
-                        r->class_names != NULL ? 6 : 5);
+    s = cudl_model_save(r->model, f->weights, m.pairs, weights_pairs);
   return s;
 }
 

@@ -23,8 +23,8 @@ typedef struct options {
                              --model-file or the weights' architecture */
   const char *model_file; /* --model-file: a model file (docs/model-files.md) */
   const char *data; /* a dataset name, or folder:PATH (run_data.c) */
-  int model_given, data_given; /* --model, --data on the command line */
-  int batch_given, val_split_given; /* --batch, --val-split likewise */
+  uint64_t given; /* the options on the command line, a bit each
+                     (run_option_given) */
   int size_h, size_w;          /* --size HxW for folders; 0: as they are */
   int strict;                  /* --strict: an unreadable image fails */
   const char *image;           /* predict --image FILE */
@@ -36,6 +36,7 @@ typedef struct options {
   const char *metrics;
   const char *out_dir;
   const char *resume;
+  const char *override; /* --override NAME,...: what a resumed run changes */
   const char *init;
   const char *weights;
   int epochs, warmup, log_every, diagnostics, shuffle, augment, count;

@@ -13,6 +13,7 @@
 #include <cudl/data.h>
 
 #include "cli.h"
+#include "run_config.h"
 #include "train_setup.h"
 
 static int make_optimizer(trainer *t) {
@@ -23,14 +24,9 @@ static int make_optimizer(trainer *t) {
                                            : CUDL_OPTIMIZER_SGD;
   cudl_status s;
   cudl_optimizer_config_default(kind, &t->oc);
-  t->oc.lr = (float)(o->lr > 0.0                  ? o->lr
-                     : kind == CUDL_OPTIMIZER_SGD ? 0.05
-                                                  : 0.001);
+  t->oc.lr = (float)run_config_lr(o);
   if (kind == CUDL_OPTIMIZER_SGD) t->oc.momentum = (float)o->momentum;
-  if (o->weight_decay >= 0.0)
-    t->oc.weight_decay = (float)o->weight_decay;
-  else if (kind == CUDL_OPTIMIZER_SGD)
-    t->oc.weight_decay = 5e-4f;
+  t->oc.weight_decay = (float)run_config_weight_decay(o);
   s = cudl_optimizer_create(t->r.ctx, &t->oc,
                             cudl_tensor_numel(cudl_model_params(t->r.model)),
                             &t->r.opt);

@@ -25,6 +25,12 @@
 
 CUDL_EXTERN_C_BEGIN
 
+/** The metadata entry that marks a safetensors file as a checkpoint, and
+ *  its value: what tells a checkpoint from a weights file by its header
+ *  alone (cudl_safetensors_metadata_find). */
+#define CUDL_CHECKPOINT_FORMAT_KEY "cudl.format"
+#define CUDL_CHECKPOINT_FORMAT "checkpoint-1"
+
 /** Where a training run stands. */
 typedef struct cudl_train_state {
   int64_t epoch;      /**< the epoch in progress (from 0) */

@@ -10,8 +10,8 @@
 
 #include "nn/nn_internal.h"
 
-#define FORMAT_KEY "cudl.format"
-#define FORMAT_VALUE "checkpoint-1"
+#define FORMAT_KEY CUDL_CHECKPOINT_FORMAT_KEY
+#define FORMAT_VALUE CUDL_CHECKPOINT_FORMAT
 #define OPTIMIZER_PREFIX "optimizer."
 /* Model tensors + up to 2 optimizer states; metadata: ours + extra. */
 #define OUR_METADATA 13 /* and cudl.architecture, where the model has one */

@@ -101,11 +101,25 @@ expect_grep "metrics per epoch" '"type": "epoch", "epoch": 2, "step": 12, "train
 expect_grep "metrics per step" '"step": 3, ' "$run.jsonl"
 [ -f "$run/checkpoint.safetensors" ] && [ -f "$run/model.safetensors" ]
 expect "train wrote a checkpoint and the weights" 0 $?
+# A resumed run goes on as it began: a longer run is asked for by name.
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 3 --batch 16 \
   --device cpu --out "$run" --resume "$run/checkpoint.safetensors" \
   >"$scratch/resume.out" 2>"$scratch/resume.err"
+expect "resume with another --epochs and no --override" 1 $?
+expect_grep "it says what differs and how to change it" \
+  "^cudl train: --resume $run/checkpoint.safetensors: the run was trained with --epochs 2, not --epochs 3; a resumed run goes on exactly as it began: add --override epochs to change it, or start from its weights with --init\$" \
+  "$scratch/resume.err"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 3 --batch 16 \
+  --device cpu --out "$run" --resume "$run/checkpoint.safetensors" \
+  --override epochs >"$scratch/resume.out" 2>"$scratch/resume.err"
 expect "resume for a third epoch" 0 $?
+expect_grep "it notes the change" \
+  "^cudl train: using --epochs 3 instead of the run's --epochs 2 (--override epochs)$" \
+  "$scratch/resume.err"
 expect_grep "resume starts at the third epoch" "^epoch 3/3" "$scratch/resume.out"
+"$cudl" inspect "$run/checkpoint.safetensors" >"$scratch/resume.inspect" 2>&1
+expect_grep "its checkpoint records the new length" "metadata train.epochs = 3$" \
+  "$scratch/resume.inspect"
 if grep -q "^epoch 1/3" "$scratch/resume.out"; then
   echo "FAIL: resume repeated the first epoch"
   failures=$((failures + 1))
@@ -174,7 +188,7 @@ expect_grep "it names the loss, the step and a layer" \
 rm -rf "$scratch/keep"
 cp -r "$run" "$scratch/keep"
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 9 --batch 16 \
-  --device cpu --lr 1e30 --out "$scratch/keep" \
+  --device cpu --lr 1e30 --out "$scratch/keep" --override epochs,lr \
   --resume "$scratch/keep/checkpoint.safetensors" >/dev/null 2>"$scratch/diverge-kept.err"
 expect "a resumed run that diverges fails" 1 $?
 expect_grep "it says its checkpoint is kept" \
@@ -389,7 +403,31 @@ expect_error "train --resume a weights-only file" 1 \
   "is not a cudl checkpoint.*\[CUDL_ERR_FILE_METADATA\]" \
   "${T[@]}" --out "$area/run" --resume "$area/run/model.safetensors"
 expect_error "train --resume with another optimizer" 1 \
-  "optimizer is \"sgd\", not \"adam\"" "${T[@]}" "${R[@]}" --optimizer adam
+  "the run was trained with --optimizer sgd, not --optimizer adam: the checkpoint holds this optimizer's state" \
+  "${T[@]}" "${R[@]}" --optimizer adam
+expect_error "train --resume with another --seed" 1 \
+  "the run was trained with --seed 1, not --seed 7: the data order and the --val-split images follow it" \
+  "${T[@]}" "${R[@]}" --epochs 3 --seed 7
+expect_error "train --override without --resume" 2 \
+  "--override names what a resumed run changes: it goes with --resume" \
+  "${T[@]}" --out "$area/new" --lr 0.1 --override lr
+expect_error "train --override a setting not given" 2 \
+  "--override lr: give the new value (and its option)" "${T[@]}" "${R[@]}" --override lr
+expect_error "train --override the seed" 2 \
+  "--override seed: a resumed run cannot change its --seed: the data order" \
+  "${T[@]}" "${R[@]}" --seed 7 --override seed
+expect_error "train --override the batch" 2 \
+  "--override batch: a resumed run cannot change its --batch: an epoch's batches" \
+  "${T[@]}" "${R[@]}" --batch 8 --override batch
+expect_error "train --override an unknown setting" 2 \
+  "--override: unknown setting 'speed' (lr, momentum," \
+  "${T[@]}" "${R[@]}" --lr 0.1 --override lr,speed
+expect_error "train --override dropout of a run of mlp" 1 \
+  "--override dropout: --dropout is small-cnn's; --resume $area/run/checkpoint.safetensors is a run of mlp" \
+  train --data mnist --data-dir "$area/data" --device cpu "${R[@]}" --dropout 0.2 --override dropout
+expect_error "train --dropout with another model than small-cnn" 2 \
+  "--dropout is small-cnn's; mlp has its dropout in its architecture" \
+  "${T[@]}" --out "$area/new" --dropout 0.2
 expect_error "train --resume with --epochs already done" 2 \
   "has finished 3 epochs already: --epochs must be more than that, not 3" \
   "${T[@]}" "${R[@]}" --epochs 3
@@ -442,7 +480,7 @@ touch "$run/checkpoint.safetensors.tmp.$dead.0" "$run/.cudl-write-test.$dead" \
 printf '{"step": 99, "ep' >>"$run.jsonl"
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 4 --batch 16 \
   --device cpu --out "$run" --resume "$run/checkpoint.safetensors" \
-  --metrics "$run.jsonl" --log-every 1 >"$scratch/stale.out" 2>"$scratch/stale.err"
+  --override epochs --metrics "$run.jsonl" --log-every 1 >"$scratch/stale.out" 2>"$scratch/stale.err"
 expect "resume beside a killed run's temporaries" 0 $?
 expect_grep "it says it removed two" "removed 2 temporary files left in $run" "$scratch/stale.err"
 [ ! -e "$run/checkpoint.safetensors.tmp.$dead.0" ] && [ ! -e "$run/.cudl-write-test.$dead" ]

@@ -30,7 +30,7 @@ cat >"$net" <<'JSON'
 }
 JSON
 run="$area/run"
-common=(--device cpu --batch 5 --lr 0.05 --seed 3)
+common=(--device cpu --batch 5 --lr 0.04 --momentum 0.8 --seed 3)
 
 "$cudl" train --data "folder:$folder" --model-file "$net" --epochs 2 \
   --out "$run" --metrics "$area/m.jsonl" "${common[@]}" \
@@ -49,6 +49,9 @@ expect_grep "the run line counts its images" '"train_images": 18, "val_images": 
 expect "inspect the weights" 0 $?
 expect_grep "the weights hold their architecture" 'cudl.architecture' "$scratch/inspect.out"
 expect_grep "and the class names" 'classes.*\["circle","square","triangle"\]' "$scratch/inspect.out"
+expect_grep "and how they were trained" 'metadata train.lr = 0.04$' "$scratch/inspect.out"
+expect_grep "in which precision" 'metadata train.precision = fp32$' "$scratch/inspect.out"
+expect "the whole training configuration" 14 "$(grep -c 'metadata train\.' "$scratch/inspect.out")"
 
 # Eval and predict with the weights file alone.
 "$cudl" eval --weights "$run/model.safetensors" --device cpu \
@@ -74,12 +77,29 @@ expect "three lines" 3 "$(wc -l <"$scratch/predict.out")"
 expect "predict test images of the folder by index" 0 $?
 expect_grep "the label by name" "^image 1: class [a-z]* (p = .*), label [a-z]*$" "$scratch/predict-index.out"
 
-# Resume with the checkpoint alone: the model, the folder, the batch and
-# the run directory are its own (--epochs only extends the run).
-cp "$run/checkpoint.safetensors" "$area/before.safetensors"
-"$cudl" train --resume "$run/checkpoint.safetensors" --epochs 3 --device cpu \
-  >"$scratch/resume.out" 2>"$scratch/resume.err"
+# Resume with the checkpoint alone: the model, the folder, the batch, the
+# training options (--lr, --seed, --epochs) and the run directory are its
+# own, so the same run interrupted in its second epoch ends with the
+# uninterrupted run's weights.
+CUDL_TEST_INTERRUPT_AT_STEP=4 "$cudl" train --data "folder:$folder" \
+  --model-file "$net" --epochs 2 --out "$area/int" "${common[@]}" \
+  >/dev/null 2>&1
+expect "the same run interrupted after step 4" 130 $?
+"$cudl" train --resume "$area/int/checkpoint.safetensors" --device cpu \
+  >"$scratch/int.out" 2>"$scratch/int.err"
 expect "resume with only the checkpoint" 0 $?
+cat "$scratch/int.err"
+expect_grep "it went on in epoch 2" "^epoch 2/2" "$scratch/int.out"
+expect_true "the weights are the uninterrupted run's" \
+  cmp -s "$area/int/model.safetensors" "$run/model.safetensors"
+# Training longer than the run began is a change: named with --override.
+cp "$run/checkpoint.safetensors" "$area/before.safetensors"
+expect_error "a longer run without --override" 1 \
+  "the run was trained with --epochs 2, not --epochs 3; .*add --override epochs" \
+  train --resume "$run/checkpoint.safetensors" --epochs 3 --device cpu
+"$cudl" train --resume "$run/checkpoint.safetensors" --epochs 3 \
+  --override epochs --device cpu >"$scratch/resume.out" 2>"$scratch/resume.err"
+expect "resume for a third epoch with --override epochs" 0 $?
 cat "$scratch/resume.err"
 expect_grep "the third epoch ran" "^epoch 3/3" "$scratch/resume.out"
 expect_true "in the checkpoint's directory" \
@@ -103,8 +123,8 @@ expect "one tree with --val-split" 0 $?
 cat "$scratch/tree.out"
 expect_grep "no test set" "^done after 1 epoch (no test set)" "$scratch/tree.out"
 expect_true "best.safetensors by validation" test -s "$area/tree/best.safetensors"
-"$cudl" train --resume "$area/tree/checkpoint.safetensors" --epochs 2 --device cpu \
-  >"$scratch/tree2.out" 2>"$scratch/tree2.err"
+"$cudl" train --resume "$area/tree/checkpoint.safetensors" --epochs 2 \
+  --override epochs --device cpu >"$scratch/tree2.out" 2>"$scratch/tree2.err"
 expect "resume the one tree with only the checkpoint (its --val-split, --batch)" 0 $?
 cat "$scratch/tree2.err"
 expect_grep "its second epoch, validated" "^epoch 2/2 .*val acc" "$scratch/tree2.out"

@@ -39,7 +39,38 @@ expect_error "train --init from weights with a NaN" 1 \
   "${T[@]}" --out "$area/new" --init "$area/nan.safetensors"
 expect_error "train --resume with an infinite optimizer state" 1 \
   "--resume $area/inf-state.safetensors: .*optimizer.momentum_buffer.*\[CUDL_ERR_FILE_VALUE\]" \
-  "${T[@]}" --epochs 2 --out "$area/new" --resume "$area/inf-state.safetensors"
+  "${T[@]}" --epochs 2 --override epochs --out "$area/new" \
+  --resume "$area/inf-state.safetensors"
+
+# ---- the training configuration a checkpoint records ----
+edit "$ckpt" "$area/lr-abc.safetensors" --meta train.lr=abc
+edit "$ckpt" "$area/augment-maybe.safetensors" --meta train.augment=maybe
+edit "$ckpt" "$area/schedule-x.safetensors" --meta train.schedule=linear
+edit "$ckpt" "$area/old.safetensors" --drop-meta train.lr --drop-meta train.epochs \
+  --drop-meta train.optimizer --drop-meta train.momentum \
+  --drop-meta train.weight-decay --drop-meta train.schedule \
+  --drop-meta train.warmup --drop-meta train.clip --drop-meta train.dropout \
+  --drop-meta train.augment --drop-meta train.shuffle \
+  --drop-meta train.precision --drop-meta train.layout --drop-meta train.seed
+expect_error "train --resume a checkpoint whose lr is not a number" 1 \
+  "--resume $area/lr-abc.safetensors: its metadata \"train.lr\" is \"abc\", not a finite number above 0" \
+  "${T[@]}" --out "$area/new" --resume "$area/lr-abc.safetensors"
+expect_error "train --resume a checkpoint whose augment is neither on nor off" 1 \
+  "its metadata \"train.augment\" is \"maybe\", not on or off" \
+  "${T[@]}" --out "$area/new" --resume "$area/augment-maybe.safetensors"
+expect_error "train --resume a checkpoint of an unknown schedule" 1 \
+  "its metadata \"train.schedule\" is \"linear\", not constant, cosine or step" \
+  "${T[@]}" --out "$area/new" --resume "$area/schedule-x.safetensors"
+[ ! -e "$area/new" ]
+expect "nothing was made for them" 0 $?
+# A checkpoint of an earlier cudl (no train.* keys): the command line
+# stands, and a note says so.
+"$cudl" "${T[@]}" --epochs 2 --out "$area/old-run" \
+  --resume "$area/old.safetensors" >/dev/null 2>"$area/old.err"
+expect "train --resume a checkpoint that records no configuration" 0 $?
+expect_grep "a note says the options stand" \
+  "using the options as given, defaults for the others: --resume $area/old.safetensors records no training configuration (an earlier cudl wrote it)" \
+  "$area/old.err"
 
 # ---- the normalisation a weights file carries ----
 edit "$weights" "$area/std0.safetensors" --meta normalize.std=0

@@ -137,7 +137,8 @@ base="$scratch/base"
 expect "train a run to resume" 0 $?
 cp -r "$base" "$area/base"
 ln "$area/base/checkpoint.safetensors" "$area/hardlink"
-R=(--out "$area/base" --resume "$area/base/checkpoint.safetensors" --epochs 2)
+R=(--out "$area/base" --resume "$area/base/checkpoint.safetensors" --epochs 2
+  --override epochs)
 expect_error "--metrics is the checkpoint being resumed" 2 \
   "metrics $area/base/checkpoint.safetensors is the run's checkpoint" \
   "${T[@]}" "${R[@]}" --metrics "$area/base/checkpoint.safetensors"

@@ -78,19 +78,20 @@ expect_true "best.safetensors is that run's model.safetensors, bit for bit" \
   cmp -s "$ref/best.safetensors" "$scratch/upto/model.safetensors"
 
 # Resume: interrupted within an epoch after the best one and at an epoch's
-# end, the resumed run (given another --seed, which it ignores) ends with
-# the uninterrupted run's weights and best weights (a best forgotten on
-# resume would be replaced by a later tie; a split by the new seed would
-# train on other images).
+# end, the resumed run, given only the checkpoint (its model with dropout,
+# batch, --val-split, epochs, optimizer settings and seed are the
+# checkpoint's), ends with the uninterrupted run's weights and best weights
+# (a best forgotten on resume would be replaced by a later tie; a split by
+# another seed would train on other images; a setting taken from the
+# defaults instead would train otherwise).
 steps_to_try="8 15"
 [ "$best" -lt 4 ] && steps_to_try="$((best * 4 + 1)) $steps_to_try"
 for k in $steps_to_try; do
   run="$scratch/int-$k"
   CUDL_TEST_INTERRUPT_AT_STEP=$k "$cudl" "${V[@]}" --out "$run" >/dev/null 2>&1
   expect "--val-split run interrupted after step $k" 130 $?
-  # --seed is ignored on resume: the split is the run's own seed's.
-  "$cudl" "${V[@]}" --seed 99 --out "$run" --resume "$run/checkpoint.safetensors" \
-    >"$run.out" 2>"$run.err"
+  "$cudl" train --resume "$run/checkpoint.safetensors" --data-dir "$data" \
+    --device cpu >"$run.out" 2>"$run.err"
   expect "step $k: resumed to the end" 0 $?
   expect_true "step $k: the weights are the uninterrupted run's" \
     cmp -s "$run/model.safetensors" "$ref/model.safetensors"
@@ -98,6 +99,31 @@ for k in $steps_to_try; do
     cmp -s "$run/best.safetensors" "$ref/best.safetensors"
   expect_grep "step $k: the same best epoch" "at epoch $best; weights in" "$run.out"
 done
+# --override dropout: small-cnn is built anew with the new dropout (it has
+# no weights), the change noted and recorded; not named, it is refused.
+run="$scratch/dropout"
+CUDL_TEST_INTERRUPT_AT_STEP=3 "$cudl" "${V[@]}" --out "$run" >/dev/null 2>&1
+expect "a run to resume with another dropout, interrupted" 130 $?
+expect_error "another --dropout without --override" 1 \
+  "the run was trained with --dropout 0.25, not --dropout 0.5; .*--override dropout" \
+  train --resume "$run/checkpoint.safetensors" --data-dir "$data" --device cpu \
+  --dropout 0.5
+"$cudl" train --resume "$run/checkpoint.safetensors" --data-dir "$data" \
+  --device cpu --dropout 0.5 --override dropout >"$run.out" 2>"$run.err"
+expect "resumed with --dropout 0.5 --override dropout" 0 $?
+expect_grep "the change is noted" \
+  "^cudl train: using --dropout 0.5 instead of the run's --dropout 0.25 (--override dropout)$" "$run.err"
+expect_true "and recorded" test "$(meta "$run/checkpoint.safetensors" train.dropout)" = 0.5
+# The tensors, not the files: the metadata differ anyway.
+tensor_bytes() {
+  python3 -c 'import struct, sys
+b = open(sys.argv[1], "rb").read()
+sys.stdout.buffer.write(b[8 + struct.unpack("<Q", b[:8])[0]:])' "$1"
+}
+tensor_bytes "$run/model.safetensors" >"$run.tensors"
+tensor_bytes "$ref/model.safetensors" >"$ref.tensors"
+expect_true "the run trained with the new dropout (not the uninterrupted run's weights)" \
+  test "$(cmp -s "$run.tensors" "$ref.tensors"; echo $?)" = 1
 expect_error "resuming with another --val-split" 1 \
   "the run was trained --val-split 0.25, not --val-split 0.5" \
   "${T[@]}" --val-split 0.5 --out "$area/r" --resume "$ref/checkpoint.safetensors"

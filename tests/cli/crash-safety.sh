@@ -148,6 +148,7 @@ for k in $(seq 1 "$kills"); do
   cp "$ckpt" "$verify/checkpoint.safetensors"
   "$cudl" train "${common[@]}" --out "$verify" \
     --resume "$verify/checkpoint.safetensors" --epochs $((epoch + 1)) \
+    --override epochs \
     >"$scratch/verify.out" 2>"$scratch/verify.err"
   rc=$?
   if [ "$rc" -eq 0 ] &&
@@ -166,7 +167,7 @@ done
 if [ -f "$ckpt" ]; then
   last=$((epoch + 2))
   "$cudl" train "${common[@]}" --out "$run" --resume "$ckpt" --epochs "$last" \
-    --metrics "$metrics" --log-every 1 >"$scratch/final.out" 2>"$scratch/final.err"
+    --override epochs --metrics "$metrics" --log-every 1 >"$scratch/final.out" 2>"$scratch/final.err"
   rc=$?
   [ "$rc" -eq 0 ] || fail "the final resume failed (exit $rc): $(cat "$scratch/final.err")"
   if ! grep -q "^epoch $((epoch + 1))/$last " "$scratch/final.out" ||
