@@ -68,9 +68,8 @@ static const struct option_spec {
     {"--override", RUN_TRAIN, 1},
 };
 /* options.given has a bit for each. */
-typedef char option_specs_fit_given[sizeof g_specs / sizeof g_specs[0] <= 64
-                                        ? 1
-                                        : -1];
+typedef char
+    option_specs_fit_given[sizeof g_specs / sizeof g_specs[0] <= 64 ? 1 : -1];
 
 static const char *command_name(run_command command) {
   return command == RUN_TRAIN  ? "cudl train"
@@ -394,8 +393,7 @@ int run_set_option(options *o, const char *a, const char *v,
 int run_option_given(const options *o, const char *name) {
   size_t k;
   for (k = 0; k < sizeof g_specs / sizeof g_specs[0]; ++k)
-    if (strcmp(g_specs[k].name, name) == 0)
-      return (int)((o->given >> k) & 1u);
+    if (strcmp(g_specs[k].name, name) == 0) return (int)((o->given >> k) & 1u);
   return 0;
 }
 
@@ -507,8 +505,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
     }
     if (spec->takes_value && i + 1 == argc)
       return cli_usage_error("option %s needs a value", a);
-    if (!run_set_option(o, a, spec->takes_value ? argv[i + 1] : NULL,
-                        &want))
+    if (!run_set_option(o, a, spec->takes_value ? argv[i + 1] : NULL, &want))
       return cli_usage_error("option %s needs %s, not '%s'", a, want,
                              argv[i + 1]);
     o->given |= (uint64_t)1 << (spec - g_specs);
@@ -646,12 +643,10 @@ static int adopt_description(run *r, options *o, const char *option,
         cli_parse_int(batch, 1, 1 << 20, &n))
       o->batch = n;
     if (!run_option_given(o, "--val-split") && split != NULL &&
-        cli_parse_double(split, &f) &&
-        f > 0.0 && f < 1.0)
+        cli_parse_double(split, &f) && f > 0.0 && f < 1.0)
       o->val_split = f;
   }
-  if (!run_option_given(o, "--data") && data != NULL &&
-      r->owned_data == NULL) {
+  if (!run_option_given(o, "--data") && data != NULL && r->owned_data == NULL) {
     r->owned_data = copy_text(data);
     if (r->owned_data == NULL) return CLI_EXIT_FAILED;
     o->data = r->owned_data;
@@ -735,8 +730,7 @@ static int check_weights_file(run *r, options *o, const char *option,
   /* The training configuration last: a checkpoint of another model or
    * dataset is that first, and a file that is no checkpoint (a weights
    * file records a configuration too) is that (cudl_checkpoint_load). */
-  if (rc == 0 && strcmp(option, "--resume") == 0 &&
-      checkpoint_format != NULL &&
+  if (rc == 0 && strcmp(option, "--resume") == 0 && checkpoint_format != NULL &&
       strcmp(checkpoint_format, CUDL_CHECKPOINT_FORMAT) == 0)
     rc = run_config_resume(o, set, path);
   cudl_safetensors_destroy(set);
@@ -840,7 +834,8 @@ static int model_from_text(run *r, options *o) {
 static int image_input(run *r, const options *o, int64_t shape[3]) {
   if (cudl_model_node_shape(r->model, 0, shape) == 3) return 1;
   cli_fail(NULL, CUDL_ERR_SHAPE,
-           "%s takes a flat input of %" PRId64 " values; cudl %s feeds images "
+           "%s takes a flat input of %" PRId64
+           " values; cudl %s feeds images "
            "[C, H, W] (add a flatten layer after an image input)",
            o->model_file != NULL ? o->model_file : "the weights' model",
            shape[0], o->command == RUN_TRAIN ? "train" : "eval/predict");
@@ -947,10 +942,8 @@ int run_setup(run *r, options *o) {
   if (r->model == NULL) {
     s = cudl__tool_zoo_model(r->ctx, o->model, o->dropout, r->channels,
                              r->height, r->width, r->classes, &r->model);
-    if (s != CUDL_OK)
-      return cli_fail(r->ctx, s, "building %s", o->model);
-  } else if (in[0] != r->channels || in[1] != r->height ||
-             in[2] != r->width) {
+    if (s != CUDL_OK) return cli_fail(r->ctx, s, "building %s", o->model);
+  } else if (in[0] != r->channels || in[1] != r->height || in[2] != r->width) {
     return cli_fail(NULL, CUDL_ERR_SHAPE,
                     "%s reads %" PRId64 "x%" PRId64 "x%" PRId64
                     " images; %s has %dx%dx%d",
@@ -969,18 +962,18 @@ int run_setup(run *r, options *o) {
                     r->batch);
   {
     int64_t shape[3] = {0, 0, 0};
-    const int64_t outputs = cudl_model_node_shape(
-                                r->model, cudl_model_output_node(r->model),
-                                shape) == 1
-                                ? shape[0]
-                                : -1;
+    const int64_t outputs =
+        cudl_model_node_shape(r->model, cudl_model_output_node(r->model),
+                              shape) == 1
+            ? shape[0]
+            : -1;
     if (single_image) r->classes = outputs;
     if (outputs != r->classes)
       return cli_fail(NULL, CUDL_ERR_SHAPE,
                       "%s has %" PRId64 " outputs; %s has %" PRId64
                       " classes (a classifier has one output a class)",
-                      o->model_file != NULL ? o->model_file : o->model,
-                      outputs, o->data, r->classes);
+                      o->model_file != NULL ? o->model_file : o->model, outputs,
+                      o->data, r->classes);
     if (single_image && r->weights_classes != NULL &&
         r->weights_class_count != r->classes)
       return cli_fail(NULL, CUDL_ERR_FILE_METADATA,

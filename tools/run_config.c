@@ -298,8 +298,8 @@ int run_config_resume(options *o, const cudl_safetensors *set,
     if (text == NULL) continue;
     ++recorded;
     if (!setting_apply(k, &saved_options, text, &want)) {
-      cli_error("--resume %s: its metadata \"%s\" is \"%s\", not %s", path,
-                key, text, want != NULL ? want : "a value");
+      cli_error("--resume %s: its metadata \"%s\" is \"%s\", not %s", path, key,
+                text, want != NULL ? want : "a value");
       return CLI_EXIT_FAILED;
     }
     if (!setting_given(k, o)) {
