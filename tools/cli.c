@@ -175,6 +175,16 @@ int cli_parse_bytes(const char *text, uint64_t *out) {
   return 1;
 }
 
+void cli_format_bytes(uint64_t bytes, char *out, size_t size) {
+  const double b = (double)bytes;
+  if (b >= 1073741824.0)
+    snprintf(out, size, "%.1f GiB", b / 1073741824.0);
+  else if (b >= 1048576.0)
+    snprintf(out, size, "%.1f MiB", b / 1048576.0);
+  else
+    snprintf(out, size, "%.1f KiB", b / 1024.0);
+}
+
 int cli_parse_double(const char *text, double *out) {
   char *end = NULL;
   double v;

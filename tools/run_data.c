@@ -67,17 +67,6 @@ static void note_skipped(const cudl_dataset *ds, const char *tree) {
              n, n == 1 ? "" : "s", tree);
 }
 
-/* bytes in KiB, MiB or GiB, for a note. */
-static void format_bytes(uint64_t bytes, char *out, size_t size) {
-  const double b = (double)bytes;
-  if (b >= 1073741824.0)
-    snprintf(out, size, "%.1f GiB", b / 1073741824.0);
-  else if (b >= 1048576.0)
-    snprintf(out, size, "%.1f MiB", b / 1048576.0);
-  else
-    snprintf(out, size, "%.1f KiB", b / 1024.0);
-}
-
 /* Say that tree is streamed from disk and why: its decoded size (every
  * file found, as the library counts it) against the cache limit. */
 static void note_streamed(const cudl_dataset *ds, const options *o,
@@ -89,8 +78,8 @@ static void note_streamed(const cudl_dataset *ds, const options *o,
                            (uint64_t)cudl_dataset_width(ds);
   char size[32], limit[32];
   if (!cudl_dataset_streamed(ds)) return;
-  format_bytes(decoded, size, sizeof size);
-  format_bytes(budget, limit, sizeof limit);
+  cli_format_bytes(decoded, size, sizeof size);
+  cli_format_bytes(budget, limit, sizeof limit);
   if (o->cache_limit_given && o->cache_limit == 0)
     cli_note("%s is streamed (--cache-limit 0): its images (%s decoded) are "
              "decoded from disk for every batch",
