@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "data/data_internal.h"
-#include "data/image_internal.h"
 
 cudl_status cudl__dataset_check_shape(cudl_context *ctx, const char *function,
                                       cudl_status status_if_bad,
@@ -315,35 +314,6 @@ const uint8_t *cudl_dataset_image(const cudl_dataset *ds, int64_t i) {
 
 int cudl_dataset_streamed(const cudl_dataset *ds) {
   return ds != NULL && ds->streamed;
-}
-
-const char *cudl__dataset_image_path(const cudl_dataset *ds, int64_t i) {
-  return ds->streamed ? cudl_dataset_source(ds, (int)ds->image_source[i])
-                      : NULL;
-}
-
-cudl_status cudl_dataset_image_read(const cudl_dataset *ds, int64_t i,
-                                    uint8_t *out) {
-  static const char fn[] = "cudl_dataset_image_read";
-  cudl_image_error err;
-  cudl_status status;
-  if (ds == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (out == NULL || i < 0 || i >= ds->count)
-    return out == NULL
-               ? cudl__fail(ds->ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
-                            "out is NULL")
-               : cudl__fail(ds->ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
-                            "image %lld of a dataset of %lld", (long long)i,
-                            (long long)ds->count);
-  if (!ds->streamed) {
-    memcpy(out, ds->pixels + (size_t)i * ds->image_bytes, ds->image_bytes);
-    return CUDL_OK;
-  }
-  status = cudl__dataset_decode(ds, i, &ds->allocator, out, &err);
-  if (status != CUDL_OK)
-    return cudl__fail(ds->ctx, status, fn, "image %lld, '%s': %s",
-                      (long long)i, cudl__dataset_image_path(ds, i), err.text);
-  return CUDL_OK;
 }
 
 int cudl_dataset_label(const cudl_dataset *ds, int64_t i) {

@@ -1,8 +1,9 @@
 /*
  * folder_stream.c - folder datasets streamed from disk (cudl/image.h): how
- * many bytes of decoded pixels a folder may keep in memory by default, and
+ * many bytes of decoded pixels a folder may keep in memory by default,
  * decoding one image of a streamed set when it is read, checked against
- * what the load saw.
+ * what the load saw, and cudl_dataset_image_read, which reads an image of
+ * any dataset, from memory or from its file.
  */
 #include <stdio.h>
 #include <string.h>
@@ -72,5 +73,34 @@ cudl_status cudl__dataset_decode(const cudl_dataset *ds, int64_t i,
     return cudl__image_error(err, CUDL_ERR_IO,
                              "the image changed since the dataset was loaded "
                              "(its pixels differ)");
+  return CUDL_OK;
+}
+
+const char *cudl__dataset_image_path(const cudl_dataset *ds, int64_t i) {
+  return ds->streamed ? cudl_dataset_source(ds, (int)ds->image_source[i])
+                      : NULL;
+}
+
+cudl_status cudl_dataset_image_read(const cudl_dataset *ds, int64_t i,
+                                    uint8_t *out) {
+  static const char fn[] = "cudl_dataset_image_read";
+  cudl_image_error err;
+  cudl_status status;
+  if (ds == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL || i < 0 || i >= ds->count)
+    return out == NULL
+               ? cudl__fail(ds->ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                            "out is NULL")
+               : cudl__fail(ds->ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                            "image %lld of a dataset of %lld", (long long)i,
+                            (long long)ds->count);
+  if (!ds->streamed) {
+    memcpy(out, ds->pixels + (size_t)i * ds->image_bytes, ds->image_bytes);
+    return CUDL_OK;
+  }
+  status = cudl__dataset_decode(ds, i, &ds->allocator, out, &err);
+  if (status != CUDL_OK)
+    return cudl__fail(ds->ctx, status, fn, "image %lld, '%s': %s",
+                      (long long)i, cudl__dataset_image_path(ds, i), err.text);
   return CUDL_OK;
 }

@@ -113,7 +113,7 @@ static cudl_status stage_images(const cudl_dataset *ds, const uint32_t *order,
         cudl__dataset_decode(ds, order[r], &cudl__default_allocator,
                              staged + (size_t)r * ds->image_bytes, &err);
     if (s != CUDL_OK) {
-#pragma omp critical(cudl_loader_stage)
+#pragma omp critical
       if (r < first_bad) {
         first_bad = r;
         bad_status = s;
