@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -151,6 +152,37 @@ int cli_parse_int(const char *text, long long lo, long long hi,
   if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) return 0;
   *out = v;
   return 1;
+}
+
+int cli_parse_bytes(const char *text, uint64_t *out) {
+  static const char units[] = "KMGT";
+  const char *unit;
+  char digits[32];
+  size_t n = strlen(text);
+  long long v = 0;
+  int shift = 0;
+  if (n == 0 || n >= sizeof digits) return 0;
+  memcpy(digits, text, n + 1);
+  unit = n > 1 ? strchr(units, digits[n - 1]) : NULL;
+  if (unit != NULL && *unit != '\0') {
+    shift = 10 * (int)(unit - units + 1);
+    digits[n - 1] = '\0';
+  }
+  /* Digits only: no sign, no space, which strtoll would let through. */
+  if (digits[strspn(digits, "0123456789")] != '\0') return 0;
+  if (!cli_parse_int(digits, 0, LLONG_MAX >> shift, &v)) return 0;
+  *out = (uint64_t)v << shift;
+  return 1;
+}
+
+void cli_format_bytes(uint64_t bytes, char *out, size_t size) {
+  const double b = (double)bytes;
+  if (b >= 1073741824.0)
+    snprintf(out, size, "%.1f GiB", b / 1073741824.0);
+  else if (b >= 1048576.0)
+    snprintf(out, size, "%.1f MiB", b / 1048576.0);
+  else
+    snprintf(out, size, "%.1f KiB", b / 1024.0);
 }
 
 int cli_parse_double(const char *text, double *out) {

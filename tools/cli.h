@@ -73,6 +73,11 @@ void cli_limit_threads(void);
 
 /* A decimal integer in [lo, hi], the whole text; 1 on success. */
 int cli_parse_int(const char *text, long long lo, long long hi, long long *out);
+/* A size in bytes: digits with an optional binary suffix K, M, G or T
+ * (2^10, 2^20, 2^30, 2^40), the whole text, below 2^63; 1 on success. */
+int cli_parse_bytes(const char *text, uint64_t *out);
+/* bytes as "3.9 KiB", "12.0 MiB" or "1.5 GiB", for messages. */
+void cli_format_bytes(uint64_t bytes, char *out, size_t size);
 /* A finite number, the whole text; 1 on success. */
 int cli_parse_double(const char *text, double *out);
 /* auto, cpu, cuda or cuda:N; 1 on success. */

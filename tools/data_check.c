@@ -62,6 +62,36 @@ static void print_sizes(size_count *sizes, int64_t n) {
          (long long)best, best == 1 ? "" : "s");
 }
 
+/* What training would hold in memory: every file found x channels x
+ * height x width bytes (at the images' own size when they share one),
+ * against the default cache limit above which the folder is streamed. */
+static void print_decoded_size(const split_summary *s, int64_t skipped) {
+  const uint64_t limit = cudl_folder_default_cache_bytes();
+  const uint64_t files = (uint64_t)(s->images + skipped);
+  const uint64_t channels = s->colour > 0 ? 3 : 1;
+  int64_t i;
+  int same = s->images > 0;
+  for (i = 1; same && i < s->images; ++i)
+    same = compare_sizes(&s->sizes[i], &s->sizes[0]) == 0;
+  char size[32], limit_text[32];
+  cli_format_bytes(limit, limit_text, sizeof limit_text);
+  if (same) {
+    const uint64_t bytes = files * channels * (uint64_t)s->sizes[0].height *
+                           (uint64_t)s->sizes[0].width;
+    cli_format_bytes(bytes, size, sizeof size);
+    printf("  decoded: %s at %d x %d x %d, %s the default cache limit of %s "
+           "(%s; --cache-limit)\n",
+           size, (int)channels, s->sizes[0].height, s->sizes[0].width,
+           bytes > limit ? "above" : "within", limit_text,
+           bytes > limit ? "training streams it from disk"
+                         : "training holds it in memory");
+  } else {
+    printf("  decoded: %llu bytes a pixel of --size HxW; training streams it "
+           "from disk above the default cache limit of %s (--cache-limit)\n",
+           (unsigned long long)(files * channels), limit_text);
+  }
+}
+
 /* Check one tree of classes; with train_names, its classes must be among
  * them. Returns CLI_EXIT_OK, or CLI_EXIT_FAILED after saying why. */
 static int check_tree(cudl_context *ctx, const char *label, const char *dir,
@@ -132,6 +162,7 @@ static int check_tree(cudl_context *ctx, const char *label, const char *dir,
   printf("  channels: %lld gray, %lld colour; formats: %lld PNG, %lld JPEG\n",
          (long long)s.gray, (long long)s.colour, (long long)s.png,
          (long long)s.jpeg);
+  print_decoded_size(&s, s.skipped);
   for (i = 0; i < s.skipped; ++i) {
     const char *path, *reason;
     cudl_dataset_skipped(ds, i, &path, &reason);

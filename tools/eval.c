@@ -65,11 +65,22 @@ static cudl_status load_images(run *r, const options *o) {
   const int64_t per = cudl_tensor_numel(r->x) / r->batch;
   const int64_t plane = per / r->channels;
   float *host = (float *)malloc((size_t)cudl_tensor_nbytes(r->x));
-  cudl_status s;
+  /* Read, not pointed at: a streamed folder has no pixels in memory. */
+  uint8_t *px = (uint8_t *)malloc((size_t)per);
+  cudl_status s = CUDL_OK;
   int64_t i, k;
-  if (host == NULL) return CUDL_ERR_OUT_OF_MEMORY;
+  if (host == NULL || px == NULL) {
+    free(host);
+    free(px);
+    return CUDL_ERR_OUT_OF_MEMORY;
+  }
   for (i = 0; i < r->batch; ++i) {
-    const uint8_t *px = cudl_dataset_image(r->test_set, o->index + i);
+    s = cudl_dataset_image_read(r->test_set, o->index + i, px);
+    if (s != CUDL_OK) {
+      free(host);
+      free(px);
+      return s;
+    }
     for (k = 0; k < per; ++k) {
       const int c = (int)(k / plane);
       host[i * per + k] = ((float)px[k] / 255.0f - r->mean[c]) / r->std[c];
@@ -77,6 +88,7 @@ static cudl_status load_images(run *r, const options *o) {
   }
   s = cudl_tensor_copy_from_host(r->x, host, cudl_tensor_nbytes(r->x));
   free(host);
+  free(px);
   return s;
 }
 

@@ -31,6 +31,7 @@ static const struct option_spec {
     {"--data", FOR_ALL, 1},
     {"--size", FOR_ALL, 1},
     {"--strict", FOR_ALL, 0},
+    {"--cache-limit", FOR_ALL, 1},
     {"--data-dir", FOR_ALL, 1},
     {"--device", FOR_ALL, 1},
     {"--batch", RUN_TRAIN | RUN_EVAL, 1},
@@ -96,6 +97,11 @@ static void usage(run_command command, FILE *out) {
       "                      area-averaged when shrinking) [their own size]\n"
       "  --strict            an unreadable image in a folder fails the run\n"
       "                      [skipped and named]\n"
+      "  --cache-limit SIZE  the most bytes a folder's decoded images may\n"
+      "                      take in memory (e.g. 512M, 8G); a larger folder\n"
+      "                      is streamed: decoded from disk for every batch,\n"
+      "                      with the same results. 0 streams every folder\n"
+      "                      [half of the memory available]\n"
       "  --device auto|cpu|cuda:N [auto]\n";
   static const char train_arithmetic[] =
       "  --precision fp32|tf32|bf16|fp16  arithmetic (bf16, fp16: mixed\n"
@@ -287,6 +293,11 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "an integer from 1 to 1000";
     ok = cli_parse_int(v, 1, 1000, &n);
     o->top = (int)n;
+  } else if (strcmp(a, "--cache-limit") == 0) {
+    want = "a size in bytes with an optional K, M, G or T (e.g. 512M; 0 "
+           "streams every folder)";
+    ok = cli_parse_bytes(v, &o->cache_limit);
+    o->cache_limit_given = 1;
   } else if (strcmp(a, "--size") == 0) {
     long long h = 0, w = 0;
     const char *x = strchr(v, 'x');

@@ -4,6 +4,7 @@
  * skipped files listed and the class names kept for the files a run
  * writes. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,38 @@ static void note_skipped(const cudl_dataset *ds, const char *tree) {
              n, n == 1 ? "" : "s", tree);
 }
 
+/* Say that tree is streamed from disk and why: its decoded size (every
+ * file found, as the library counts it) against the cache limit. */
+static void note_streamed(const cudl_dataset *ds, const options *o,
+                          uint64_t budget, const char *tree) {
+  const int64_t files = cudl_dataset_count(ds) + cudl_dataset_skipped_count(ds);
+  const uint64_t decoded = (uint64_t)files *
+                           (uint64_t)cudl_dataset_channels(ds) *
+                           (uint64_t)cudl_dataset_height(ds) *
+                           (uint64_t)cudl_dataset_width(ds);
+  char size[32], limit[32];
+  if (!cudl_dataset_streamed(ds)) return;
+  cli_format_bytes(decoded, size, sizeof size);
+  cli_format_bytes(budget, limit, sizeof limit);
+  if (o->cache_limit_given && o->cache_limit == 0)
+    cli_note("%s is streamed (--cache-limit 0): its images (%s decoded) are "
+             "decoded from disk for every batch",
+             tree, size);
+  else if (decoded > budget)
+    cli_note("%s is streamed: its %" PRId64 " files decode to %s, above the "
+             "cache limit of %s (%s); its images are decoded from disk for "
+             "every batch",
+             tree, files, size, limit,
+             o->cache_limit_given ? "--cache-limit"
+                                  : "half of the available memory; "
+                                    "--cache-limit sets it");
+  else
+    cli_note("%s is streamed: its %" PRId64 " files decode to %s, more than "
+             "could be allocated; its images are decoded from disk for every "
+             "batch",
+             tree, files, size);
+}
+
 /* One tree of classes: dir/<class>/... . classes_of, else class_list
  * (either may be NULL), gives the class names to map onto: a val/ or test/
  * tree takes train/'s labels, or those of the weights evaluated. */
@@ -81,6 +114,14 @@ static int load_tree(run *r, const options *o, const char *dir, int channels,
   f.height = height;
   f.width = width;
   f.strict = o->strict;
+  if (o->cache_limit_given) {
+    f.stream = o->cache_limit == 0;
+    f.max_cache_bytes = o->cache_limit;
+  }
+  /* The budget that the load will use, for the note (read once: the
+   * memory available changes). */
+  if (f.max_cache_bytes == 0)
+    f.max_cache_bytes = cudl_folder_default_cache_bytes();
   if (classes_of != NULL) {
     f.class_count = cudl_dataset_classes(classes_of);
     names = (const char **)calloc((size_t)f.class_count, sizeof *names);
@@ -96,10 +137,12 @@ static int load_tree(run *r, const options *o, const char *dir, int channels,
     f.class_names = class_list;
   }
   s = cudl_dataset_load_folder(r->ctx, dir, &f, out);
-  if (s != CUDL_OK)
+  if (s != CUDL_OK) {
     rc = cli_fail(r->ctx, s, "--data %s: reading %s", o->data, dir);
-  else
+  } else {
     note_skipped(*out, dir);
+    note_streamed(*out, o, f.max_cache_bytes, dir);
+  }
   free(names);
   return rc;
 }
@@ -235,6 +278,11 @@ int run_load_data(run *r, const options *o, int channels, int height,
     rc = load_folder(r, o, channels, height, width);
     if (rc != 0) return rc;
   } else {
+    if (o->cache_limit_given)
+      return cli_usage_error(
+          "--cache-limit bounds the memory of a folder's images (--data "
+          "folder:PATH); %s is read into memory whole",
+          o->data);
     if (training) {
       s = cudl_dataset_load(r->ctx, o->data, o->data_dir, 1, &r->train_set);
       if (s != CUDL_OK) return cli_fail(r->ctx, s, "loading the training set");

@@ -27,6 +27,9 @@ typedef struct options {
                      (run_option_given) */
   int size_h, size_w;          /* --size HxW for folders; 0: as they are */
   int strict;                  /* --strict: an unreadable image fails */
+  int cache_limit_given;       /* --cache-limit SIZE: */
+  uint64_t cache_limit;        /* a folder's decoded bytes kept in memory;
+                                  0: every folder streamed */
   const char *image;           /* predict --image FILE */
   int top;                     /* predict --top K [1] */
   const char *data_dir;

@@ -116,8 +116,22 @@ CUDL_API int cudl_dataset_height(const cudl_dataset *ds);
 CUDL_API int cudl_dataset_width(const cudl_dataset *ds);
 CUDL_API int cudl_dataset_classes(const cudl_dataset *ds);
 /** Pixels of image i (channels * height * width bytes, planar); NULL when
- *  i is out of range. */
+ *  i is out of range and for a streamed dataset (cudl_dataset_streamed),
+ *  whose pixels are not in memory: cudl_dataset_image_read works for
+ *  both. */
 CUDL_API const uint8_t *cudl_dataset_image(const cudl_dataset *ds, int64_t i);
+/** Copy image i (channels * height * width bytes, planar) into out: from
+ *  memory, or for a streamed dataset decoded from its file (cudl/image.h:
+ *  the decoder's status, CUDL_ERR_IO when the file no longer holds the
+ *  image it held at the load; the message names the file).
+ *  CUDL_ERR_INVALID_ARGUMENT for NULL out or i out of range (and, without
+ *  a message, for NULL ds). Errors go to the context ds was made in,
+ *  which must still exist. On a failure out may have been written. */
+CUDL_API cudl_status cudl_dataset_image_read(const cudl_dataset *ds, int64_t i,
+                                             uint8_t *out);
+/** 1 when ds is a streamed folder dataset (cudl/image.h), whose images
+ *  are decoded from their files when read; 0 otherwise and for NULL. */
+CUDL_API int cudl_dataset_streamed(const cudl_dataset *ds);
 /** Label of image i; -1 when i is out of range. */
 CUDL_API int cudl_dataset_label(const cudl_dataset *ds, int64_t i);
 
@@ -150,10 +164,14 @@ CUDL_API cudl_status cudl_dataset_set_class_names(cudl_context *ctx,
                                                   int count);
 
 /** Per-channel mean and standard deviation (population, ddof = 0) of the
- *  pixels scaled to [0, 1], computed in double over the whole dataset from
- *  exact per-channel histograms, for normalisation. mean and std have
- *  cudl_dataset_channels entries. CUDL_ERR_INVALID_ARGUMENT for a NULL
- *  argument. */
+ *  pixels scaled to [0, 1], for normalisation: from the exact integer sums
+ *  S1 of the values and S2 of their squares over the whole dataset
+ *  (N pixels a channel), m1 = S1 / N and m2 = S2 / N in double, mean =
+ *  m1 / 255 and std = sqrt(max(0, m2 - m1^2)) / 255 (exactly 0 for a
+ *  constant channel). The same for a dataset streamed or in memory
+ *  (cudl/image.h); a streamed one answers from the sums its load kept,
+ *  without reading its files. mean and std have cudl_dataset_channels
+ *  entries. CUDL_ERR_INVALID_ARGUMENT for a NULL argument. */
 CUDL_API cudl_status cudl_dataset_channel_stats(const cudl_dataset *ds,
                                                 float *mean, float *std);
 
@@ -169,7 +187,9 @@ CUDL_API cudl_status cudl_dataset_channel_stats(const cudl_dataset *ds,
  * class in the counter): the same for a seed and labels on every machine,
  * and different for different seeds. Both parts keep ds's order (each is
  * a subsequence of ds), its classes count and its source files; together
- * they are exactly ds's images, each in one part.
+ * they are exactly ds's images, each in one part. The parts of a streamed
+ * dataset (cudl/image.h) are streamed too: the same images, labels and
+ * statistics as the parts of the same folder in memory, no pixels.
  *
  * fraction must be above 0 and below 1; a dataset where no class has 2
  * images cannot be split. CUDL_ERR_INVALID_ARGUMENT for those, for a NULL
@@ -209,7 +229,11 @@ typedef struct cudl_loader cudl_loader;
  * ahead while the caller uses the current one; it touches only the
  * loader's own buffers and ds, never the context (all memory is taken here,
  * from ctx's allocator, so the allocator need not be thread-safe), and
- * signals are blocked in it.
+ * signals are blocked in it. For a streamed ds (cudl/image.h) it also
+ * decodes each batch's images from their files, in parallel (OpenMP), with
+ * malloc's memory; a file that fails then (deleted or changed since the
+ * load) fails cudl_loader_next with the decoder's status and a message
+ * naming the batch, the image and its file (never zeros in its place).
  *
  * Batch b of epoch e holds the images at positions [b * batch, (b + 1) *
  * batch) of the epoch's order. Every random choice is a pure function of

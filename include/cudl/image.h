@@ -161,10 +161,31 @@ typedef struct cudl_folder_options {
    *  training tree's labels. */
   const char *const *class_names;
   int class_count;
+  /** The most bytes of decoded pixels the dataset may hold in memory: a
+   *  set whose decoded size (every file found x channels x height x
+   *  width, unreadable files included: what the cache is allocated for)
+   *  is larger is streamed (cudl_dataset_load_folder). 0:
+   *  cudl_folder_default_cache_bytes() at the time of the load. */
+  uint64_t max_cache_bytes;
+  /** 0: stream only when the decoded size is above max_cache_bytes, above
+   *  CUDL_DATASET_MAX_BYTES, or more than the allocator gives; 1: always
+   *  stream. */
+  int stream;
 } cudl_folder_options;
 
-/** channels 0, height 0, width 0, strict 0, class_names NULL. */
+/** channels 0, height 0, width 0, strict 0, class_names NULL,
+ *  max_cache_bytes 0, stream 0. */
 CUDL_API cudl_folder_options cudl_folder_options_default(void);
+
+/**
+ * What max_cache_bytes 0 means: half of the memory the system has
+ * available now (MemAvailable of /proc/meminfo; where that cannot be read,
+ * the free pages of sysconf(_SC_AVPHYS_PAGES); where neither, 1 GiB), at
+ * most CUDL_DATASET_MAX_BYTES. The other half is left to the model, its
+ * activations and batches, and the page cache that a streamed set's files
+ * are read from.
+ */
+CUDL_API uint64_t cudl_folder_default_cache_bytes(void);
 
 /**
  * A dataset from a folder of images: dir/<class>/... where every
@@ -181,10 +202,28 @@ CUDL_API cudl_folder_options cudl_folder_options_default(void);
  * Every file is decoded once, in parallel (OpenMP, one file per
  * iteration), into the in-memory dataset; the result does not depend on
  * the number of threads. With channels or size 0 the headers are read
- * first (a second pass over the files). A set whose decoded pixels would
- * exceed CUDL_DATASET_MAX_BYTES, or that the allocator cannot hold, fails
- * with a message giving its size (CUDL_ERR_FILE_SHAPE or
- * CUDL_ERR_OUT_OF_MEMORY); there is no streaming reader yet.
+ * first (a second pass over the files).
+ *
+ * Streamed: a set whose decoded pixels exceed options->max_cache_bytes
+ * (or CUDL_DATASET_MAX_BYTES, or what the allocator can give), or any set
+ * with options->stream, keeps its file list, labels and decoding
+ * parameters but no pixels (cudl_dataset_streamed says 1). The load still
+ * decodes every file once, in parallel, and drops the pixels, so that the
+ * files skipped (or, with strict, the failure), the images kept, their
+ * order and labels are exactly the cached set's; it keeps each image's
+ * per-channel sums of values and of squares (16 bytes a channel), from
+ * which cudl_dataset_channel_stats answers, also for the parts of a
+ * cudl_dataset_split. Images are then decoded again whenever they are
+ * read: by cudl_dataset_image_read, and by a loader's thread for each
+ * batch (in parallel, OpenMP; its decoding memory from malloc, as the
+ * context's allocator belongs to the caller's thread). They are the same
+ * bytes as the cached set's, so batches are identical. A file that cannot
+ * be decoded any more (deleted, truncated, replaced) or decodes to other
+ * pixels than at the load (its sums differ) makes that read fail with its
+ * path and reason: cudl_dataset_image_read returns the decoder's status
+ * (CUDL_ERR_IO for a changed image), cudl_loader_next the same with the
+ * batch's position. cudl_dataset_image gives NULL for a streamed set.
+ * Memory per image: a label, a file index, the sums and the path.
  *
  * Errors: CUDL_ERR_INVALID_ARGUMENT for NULL, options out of range, an
  * unknown class with options->class_names, more than 256 classes;

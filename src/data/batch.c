@@ -3,7 +3,7 @@
  * position): the epoch's order (a seeded Fisher-Yates shuffle) and each
  * image's crop, flip and normalisation, with the Philox layout documented
  * at cudl_loader_create. No state, no allocation, no cudl calls: the
- * loader's thread runs this.
+ * loader's thread runs this (on pixels it decoded, for a streamed set).
  */
 #include <string.h>
 
@@ -64,14 +64,17 @@ static void fill_image(const cudl_batch_recipe *recipe, const uint8_t *src,
 }
 
 void cudl__data_fill(const cudl_batch_recipe *recipe, const uint32_t *order,
-                     int64_t rows, int64_t epoch, float *x, int32_t *labels) {
+                     int64_t rows, int64_t epoch, const uint8_t *staged,
+                     float *x, int32_t *labels) {
   const cudl_dataset *ds = recipe->ds;
   const int p = recipe->augment ? recipe->crop_padding : 0;
   const uint64_t span = 2 * (uint64_t)p + 1;
   int64_t r;
   for (r = 0; r < rows; ++r) {
     const uint32_t k = order[r];
-    const uint8_t *src = ds->pixels + (size_t)k * ds->image_bytes;
+    const uint8_t *src = staged != NULL
+                             ? staged + (size_t)r * ds->image_bytes
+                             : ds->pixels + (size_t)k * ds->image_bytes;
     float *out = x + (size_t)r * ds->image_bytes;
     int dy = 0, dx = 0, flip = 0;
     if (recipe->augment) {

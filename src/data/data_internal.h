@@ -50,7 +50,27 @@ struct cudl_dataset {
   size_t skipped_size;
   size_t *skipped_offsets;
   int64_t skipped_count;
+  /* A streamed folder dataset (cudl/image.h): pixels is NULL and image i
+   * is decoded from sources[image_source[i]] when it is read, with the
+   * dataset's channels and size. moments holds each image's exact sums
+   * (cudl__image_moments), for cudl_dataset_channel_stats without a pass
+   * over the files and to notice a file that changed since the load.
+   * NULL for the other datasets. */
+  int streamed;
+  uint32_t *image_source; /* count */
+  size_t image_source_size;
+  uint64_t *moments; /* count * channels * CUDL_MOMENTS */
+  size_t moments_size;
 };
+
+/* Per image and channel: the sum of the pixel values and of their
+ * squares (exact: at most 2^26 pixels of 255^2 each). */
+#define CUDL_MOMENTS 2
+
+/* The moments of one planar image of `channels` planes of `plane` pixels
+ * into out[channels * CUDL_MOMENTS]. */
+void cudl__image_moments(const uint8_t *pixels, int channels, size_t plane,
+                         uint64_t *out);
 
 /* Check the limits of cudl/data.h and allocate an uninitialised dataset
  * from ctx's allocator. `status_if_too_big` is what a count or side beyond
@@ -63,6 +83,30 @@ cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
 cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
                                 int64_t count, int channels, int height,
                                 int width, int classes, cudl_dataset **out);
+/* The limits of cudl__dataset_check but the total size's, which a
+ * streamed dataset does not hold. */
+cudl_status cudl__dataset_check_shape(cudl_context *ctx, const char *function,
+                                      cudl_status status_if_bad,
+                                      const char *what, uint64_t count,
+                                      uint64_t channels, uint64_t height,
+                                      uint64_t width);
+/* A streamed dataset without pixels: labels, image_source and moments
+ * allocated, uninitialised; the sources are the caller's to set. */
+cudl_status cudl__dataset_alloc_streamed(cudl_context *ctx,
+                                         const char *function, int64_t count,
+                                         int channels, int height, int width,
+                                         int classes, cudl_dataset **out);
+
+/* Decode image i of a streamed ds into out (image_bytes), with memory
+ * from `a` (thread-safe when called from several threads), and check it
+ * against the moments of the load. On failure err names the reason (the
+ * caller names the file: cudl__dataset_image_path). */
+struct cudl_image_error;
+cudl_status cudl__dataset_decode(const cudl_dataset *ds, int64_t i,
+                                 const cudl_allocator *a, uint8_t *out,
+                                 struct cudl_image_error *err);
+/* The file of image i of a streamed dataset; NULL for the others. */
+const char *cudl__dataset_image_path(const cudl_dataset *ds, int64_t i);
 
 /* Record the `count` files ds was read from; on failure (out of memory)
  * ds is destroyed and the status returned. */
@@ -110,9 +154,11 @@ typedef struct cudl_batch_recipe {
 } cudl_batch_recipe;
 
 /* Fill x (rows * C * H * W floats) and labels (rows) with the images
- * order[0..rows) of `epoch`. */
+ * order[0..rows) of `epoch`. The pixels are the dataset's, or with staged
+ * not NULL (a streamed dataset) staged[r * image_bytes ...] for row r. */
 void cudl__data_fill(const cudl_batch_recipe *recipe, const uint32_t *order,
-                     int64_t rows, int64_t epoch, float *x, int32_t *labels);
+                     int64_t rows, int64_t epoch, const uint8_t *staged,
+                     float *x, int32_t *labels);
 
 /* ---- loader test hook ---- */
 

@@ -8,10 +8,11 @@
 
 #include "data/data_internal.h"
 
-cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
-                                cudl_status status_if_bad, const char *what,
-                                uint64_t count, uint64_t channels,
-                                uint64_t height, uint64_t width) {
+cudl_status cudl__dataset_check_shape(cudl_context *ctx, const char *function,
+                                      cudl_status status_if_bad,
+                                      const char *what, uint64_t count,
+                                      uint64_t channels, uint64_t height,
+                                      uint64_t width) {
   uint64_t image_bytes;
   if (count == 0 || count > CUDL_DATASET_MAX_IMAGES)
     return cudl__fail(ctx, status_if_bad, function,
@@ -35,6 +36,18 @@ cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
                       "%s: %llu bytes per image, above the limit of %llu", what,
                       (unsigned long long)image_bytes,
                       (unsigned long long)CUDL_DATASET_MAX_IMAGE_BYTES);
+  return CUDL_OK;
+}
+
+cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
+                                cudl_status status_if_bad, const char *what,
+                                uint64_t count, uint64_t channels,
+                                uint64_t height, uint64_t width) {
+  uint64_t image_bytes;
+  cudl_status status = cudl__dataset_check_shape(
+      ctx, function, status_if_bad, what, count, channels, height, width);
+  if (status != CUDL_OK) return status;
+  image_bytes = channels * height * width;
   /* count < 2^31 and image_bytes <= 2^26: the product fits in 64 bits. */
   if (count * image_bytes > CUDL_DATASET_MAX_BYTES ||
       count * image_bytes > (uint64_t)SIZE_MAX)
@@ -47,9 +60,11 @@ cudl_status cudl__dataset_check(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
-                                int64_t count, int channels, int height,
-                                int width, int classes, cudl_dataset **out) {
+/* A dataset with its labels, and its pixels unless streamed. */
+static cudl_status dataset_new(cudl_context *ctx, const char *function,
+                               int64_t count, int channels, int height,
+                               int width, int classes, int streamed,
+                               cudl_dataset **out) {
   cudl_dataset *ds =
       (cudl_dataset *)cudl__host_alloc(&ctx->allocator, sizeof *ds, 16);
   *out = NULL;
@@ -64,16 +79,19 @@ cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
   ds->height = height;
   ds->width = width;
   ds->classes = classes;
-  /* Checked by cudl__dataset_check: no overflow. */
+  ds->streamed = streamed;
+  /* Checked by cudl__dataset_check(_shape): no overflow. */
   ds->image_bytes = (size_t)channels * (size_t)height * (size_t)width;
-  ds->pixels_size = (size_t)count * ds->image_bytes;
-  ds->pixels = (uint8_t *)cudl__host_alloc(&ctx->allocator, ds->pixels_size,
-                                           CUDL_HOST_ALIGNMENT);
-  if (ds->pixels == NULL) {
-    size_t size = ds->pixels_size;
-    cudl_dataset_destroy(ds);
-    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
-                      "cannot allocate %zu bytes of pixels", size);
+  if (!streamed) {
+    ds->pixels_size = (size_t)count * ds->image_bytes;
+    ds->pixels = (uint8_t *)cudl__host_alloc(&ctx->allocator, ds->pixels_size,
+                                             CUDL_HOST_ALIGNMENT);
+    if (ds->pixels == NULL) {
+      size_t size = ds->pixels_size;
+      cudl_dataset_destroy(ds);
+      return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                        "cannot allocate %zu bytes of pixels", size);
+    }
   }
   ds->labels_size = (size_t)count;
   ds->labels = (uint8_t *)cudl__host_alloc(&ctx->allocator, ds->labels_size, 16);
@@ -81,6 +99,45 @@ cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
     cudl_dataset_destroy(ds);
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
                       "cannot allocate %lld labels", (long long)count);
+  }
+  *out = ds;
+  return CUDL_OK;
+}
+
+cudl_status cudl__dataset_alloc(cudl_context *ctx, const char *function,
+                                int64_t count, int channels, int height,
+                                int width, int classes, cudl_dataset **out) {
+  return dataset_new(ctx, function, count, channels, height, width, classes,
+                     0, out);
+}
+
+cudl_status cudl__dataset_alloc_streamed(cudl_context *ctx,
+                                         const char *function, int64_t count,
+                                         int channels, int height, int width,
+                                         int classes, cudl_dataset **out) {
+  cudl_dataset *ds;
+  size_t moments;
+  cudl_status status = dataset_new(ctx, function, count, channels, height,
+                                   width, classes, 1, &ds);
+  if (status != CUDL_OK) return status;
+  /* count < 2^31, channels <= 4: no overflow on 64-bit sizes. */
+  ds->image_source_size = (size_t)count * sizeof *ds->image_source;
+  moments = (size_t)count * (size_t)channels * CUDL_MOMENTS;
+  if (!cudl__mul_size(moments, sizeof *ds->moments, &ds->moments_size)) {
+    cudl_dataset_destroy(ds);
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "the per-image statistics of %lld images overflow",
+                      (long long)count);
+  }
+  ds->image_source = (uint32_t *)cudl__host_alloc(&ctx->allocator,
+                                                  ds->image_source_size, 16);
+  ds->moments =
+      (uint64_t *)cudl__host_alloc(&ctx->allocator, ds->moments_size, 16);
+  if (ds->image_source == NULL || ds->moments == NULL) {
+    cudl_dataset_destroy(ds);
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the file list of %lld images",
+                      (long long)count);
   }
   *out = ds;
   return CUDL_OK;
@@ -99,6 +156,8 @@ void cudl_dataset_destroy(cudl_dataset *ds) {
   cudl__host_free(&allocator, ds->skipped, ds->skipped_size);
   cudl__host_free(&allocator, ds->skipped_offsets,
                   (size_t)ds->skipped_count * sizeof(size_t));
+  cudl__host_free(&allocator, ds->image_source, ds->image_source_size);
+  cudl__host_free(&allocator, ds->moments, ds->moments_size);
   cudl__host_free(&allocator, ds, sizeof *ds);
 }
 
@@ -249,8 +308,12 @@ int cudl_dataset_classes(const cudl_dataset *ds) {
 }
 
 const uint8_t *cudl_dataset_image(const cudl_dataset *ds, int64_t i) {
-  if (ds == NULL || i < 0 || i >= ds->count) return NULL;
+  if (ds == NULL || ds->streamed || i < 0 || i >= ds->count) return NULL;
   return ds->pixels + (size_t)i * ds->image_bytes;
+}
+
+int cudl_dataset_streamed(const cudl_dataset *ds) {
+  return ds != NULL && ds->streamed;
 }
 
 int cudl_dataset_label(const cudl_dataset *ds, int64_t i) {
@@ -258,32 +321,68 @@ int cudl_dataset_label(const cudl_dataset *ds, int64_t i) {
   return ds->labels[i];
 }
 
+void cudl__image_moments(const uint8_t *pixels, int channels, size_t plane,
+                         uint64_t *out) {
+  int c;
+  for (c = 0; c < channels; ++c) {
+    const uint8_t *p = pixels + (size_t)c * plane;
+    uint64_t sum = 0, squares = 0;
+    size_t i;
+    for (i = 0; i < plane; ++i) {
+      const uint32_t v = p[i];
+      sum += v;
+      squares += v * v;
+    }
+    out[c * CUDL_MOMENTS] = sum;
+    out[c * CUDL_MOMENTS + 1] = squares;
+  }
+}
+
+/* A 128-bit sum: a set of 2^31 images of 2^26 pixels overflows 64 bits. */
+typedef struct wide_sum {
+  uint64_t hi, lo;
+} wide_sum;
+
+static void wide_add(wide_sum *s, uint64_t v) {
+  s->lo += v;
+  if (s->lo < v) ++s->hi;
+}
+
+static double wide_value(const wide_sum *s) {
+  return (double)s->hi * 18446744073709551616.0 + (double)s->lo;
+}
+
 cudl_status cudl_dataset_channel_stats(const cudl_dataset *ds, float *mean,
                                        float *std) {
-  uint64_t histogram[256];
-  size_t plane, i;
+  wide_sum totals[CUDL_DATASET_MAX_CHANNELS * CUDL_MOMENTS];
+  uint64_t image[CUDL_DATASET_MAX_CHANNELS * CUDL_MOMENTS];
+  const size_t plane = ds != NULL ? (size_t)ds->height * (size_t)ds->width : 0;
   int64_t n;
-  int c, v;
+  int c, k;
   if (ds == NULL || mean == NULL || std == NULL)
     return CUDL_ERR_INVALID_ARGUMENT;
-  plane = (size_t)ds->height * (size_t)ds->width;
+  memset(totals, 0, sizeof totals);
+  /* Exact integer sums, image by image: a streamed set kept its images'
+   * sums from the load, a cached one sums its pixels now; both give the
+   * same totals, hence the same statistics. */
+  for (n = 0; n < ds->count; ++n) {
+    const uint64_t *m = image;
+    if (ds->streamed)
+      m = ds->moments + (size_t)n * (size_t)ds->channels * CUDL_MOMENTS;
+    else
+      cudl__image_moments(ds->pixels + (size_t)n * ds->image_bytes,
+                          ds->channels, plane, image);
+    for (k = 0; k < ds->channels * CUDL_MOMENTS; ++k) wide_add(&totals[k], m[k]);
+  }
   for (c = 0; c < ds->channels; ++c) {
-    double total = (double)ds->count * (double)plane, m = 0.0, var = 0.0;
-    memset(histogram, 0, sizeof histogram);
-    for (n = 0; n < ds->count; ++n) {
-      const uint8_t *p =
-          ds->pixels + (size_t)n * ds->image_bytes + (size_t)c * plane;
-      for (i = 0; i < plane; ++i) ++histogram[p[i]];
-    }
-    /* Two passes over the exact histogram. */
-    for (v = 0; v < 256; ++v) m += (double)histogram[v] * (v / 255.0);
-    m /= total;
-    for (v = 0; v < 256; ++v) {
-      double d = v / 255.0 - m;
-      var += (double)histogram[v] * d * d;
-    }
-    mean[c] = (float)m;
-    std[c] = (float)sqrt(var / total);
+    const double total = (double)ds->count * (double)plane;
+    const double m1 = wide_value(&totals[c * CUDL_MOMENTS]) / total;
+    const double m2 = wide_value(&totals[c * CUDL_MOMENTS + 1]) / total;
+    /* In pixel units; exact for a constant channel (m2 = m1^2). */
+    double var = m2 - m1 * m1;
+    if (var < 0.0) var = 0.0;
+    mean[c] = (float)(m1 / 255.0);
+    std[c] = (float)(sqrt(var) / 255.0);
   }
   return CUDL_OK;
 }

@@ -1,9 +1,11 @@
 /*
  * folder.c - datasets from folders of images, dir/<class>/...: the classes
  * and their files in a fixed order, every file decoded once and in
- * parallel into the dataset, the files that could not be read recorded
- * with their reasons; and the layout of a data folder (train/val/test or
- * one tree). cudl/image.h is the contract.
+ * parallel into the dataset (or, streamed, checked and summed and its
+ * pixels dropped), the files that could not be read recorded with their
+ * reasons; and the layout of a data folder (train/val/test or one tree).
+ * cudl/image.h is the contract; folder_stream.c reads a streamed set's
+ * images later.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -224,6 +226,11 @@ static cudl_status check_options(cudl_context *ctx, const char *fn,
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
                       "size %d x %d; both 0 (the images' own) or both 1 to %d",
                       o->height, o->width, CUDL_DATASET_MAX_SIDE);
+  if (o->stream != 0 && o->stream != 1)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "stream is %d; it must be 0 (when over the cache "
+                      "budget) or 1 (always)",
+                      o->stream);
   if (o->class_names == NULL) return CUDL_OK;
   if (o->class_count < 1 || o->class_count > FOLDER_MAX_CLASSES)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
@@ -418,6 +425,51 @@ static int64_t decode_all(cudl_context *ctx, entry_list *files,
   return kept;
 }
 
+/* Streamed: decode every readable entry into a buffer of its thread, keep
+ * its sums (for the statistics and to recognise the file later) and drop
+ * the pixels; then move the kept ones together. The files that fail are
+ * exactly those decode_all would skip. -1 when a thread's buffer cannot be
+ * allocated. */
+static int64_t check_all(cudl_context *ctx, entry_list *files,
+                         cudl_dataset *ds) {
+  const cudl_allocator *a = &ctx->allocator;
+  const int64_t n = (int64_t)files->count;
+  const size_t stride = (size_t)ds->channels * CUDL_MOMENTS;
+  const size_t plane = (size_t)ds->height * (size_t)ds->width;
+  int64_t i, kept = 0;
+  int no_buffer = 0;
+#pragma omp parallel
+  {
+    uint8_t *buffer = (uint8_t *)cudl__image_alloc(a, ds->image_bytes);
+    if (buffer == NULL) {
+#pragma omp atomic write
+      no_buffer = 1;
+    }
+#pragma omp for schedule(dynamic, 4)
+    for (i = 0; i < n; ++i) {
+      folder_entry *e = &files->items[i];
+      if (buffer == NULL || e->status != CUDL_OK) continue;
+      read_entry(a, e, ds->channels, ds->height, ds->width, buffer);
+      if (e->status == CUDL_OK)
+        cudl__image_moments(buffer, ds->channels, plane,
+                            ds->moments + (size_t)i * stride);
+    }
+    cudl__image_free(a, buffer, ds->image_bytes);
+  }
+  if (no_buffer) return -1;
+  for (i = 0; i < n; ++i) {
+    const folder_entry *e = &files->items[i];
+    if (e->status != CUDL_OK) continue;
+    if (kept != i)
+      memmove(ds->moments + (size_t)kept * stride,
+              ds->moments + (size_t)i * stride, stride * sizeof *ds->moments);
+    ds->labels[kept] = (uint8_t)e->label;
+    ds->image_source[kept] = (uint32_t)kept; /* the sources are the kept */
+    ++kept;
+  }
+  return kept;
+}
+
 /* The kept files' paths as the dataset's sources. */
 static cudl_status set_sources(cudl_context *ctx, const char *fn,
                                cudl_dataset *ds, const entry_list *files) {
@@ -448,6 +500,8 @@ static cudl_status load_folder(cudl_context *ctx, const char *fn,
   int channels = o->channels, height = o->height, width = o->width, k;
   const int classes = o->class_names != NULL ? o->class_count : dir_count;
   int64_t i, skipped, kept;
+  uint64_t decoded, budget;
+  int streamed;
   for (k = 0; k < dir_count; ++k)
     if (label_of(o, dirs, k) < 0)
       return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
@@ -473,14 +527,40 @@ static cudl_status load_folder(cudl_context *ctx, const char *fn,
     status = decide_shape(ctx, fn, dir, files, o, &channels, &height, &width);
     if (status != CUDL_OK) return status;
   }
-  status = cudl__dataset_check(ctx, fn, CUDL_ERR_FILE_SHAPE, dir,
-                               files->count, (uint64_t)channels,
-                               (uint64_t)height, (uint64_t)width);
+  status = cudl__dataset_check_shape(ctx, fn, CUDL_ERR_FILE_SHAPE, dir,
+                                     files->count, (uint64_t)channels,
+                                     (uint64_t)height, (uint64_t)width);
   if (status != CUDL_OK) return status;
-  status = cudl__dataset_alloc(ctx, fn, (int64_t)files->count, channels,
-                               height, width, classes, &ds);
-  if (status != CUDL_OK) return status;
-  kept = decode_all(ctx, files, ds);
+  /* What the cached set would hold: a slot for every file, as decoding
+   * goes straight into it. count < 2^31, image < 2^26 bytes: no overflow. */
+  decoded = (uint64_t)files->count * (uint64_t)channels * (uint64_t)height *
+            (uint64_t)width;
+  budget = o->max_cache_bytes != 0 ? o->max_cache_bytes
+                                   : cudl_folder_default_cache_bytes();
+  streamed = o->stream || decoded > budget ||
+             decoded > CUDL_DATASET_MAX_BYTES || decoded > (uint64_t)SIZE_MAX;
+  if (!streamed) {
+    status = cudl__dataset_alloc(ctx, fn, (int64_t)files->count, channels,
+                                 height, width, classes, &ds);
+    /* What the allocator cannot give is streamed instead. */
+    if (status == CUDL_ERR_OUT_OF_MEMORY) streamed = 1;
+    else if (status != CUDL_OK) return status;
+  }
+  if (streamed) {
+    status = cudl__dataset_alloc_streamed(ctx, fn, (int64_t)files->count,
+                                          channels, height, width, classes,
+                                          &ds);
+    if (status != CUDL_OK) return status;
+    kept = check_all(ctx, files, ds);
+    if (kept < 0) {
+      cudl_dataset_destroy(ds);
+      return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                        "cannot allocate a decoding buffer of %zu bytes",
+                        (size_t)channels * (size_t)height * (size_t)width);
+    }
+  } else {
+    kept = decode_all(ctx, files, ds);
+  }
   skipped = (int64_t)files->count - kept;
   if (skipped > 0 && (o->strict || kept == 0)) {
     const folder_entry *bad = first_failure(files);

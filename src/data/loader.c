@@ -15,8 +15,11 @@
  * does not matter.
  *
  * The thread never calls into the context (whose contract is one thread at
- * a time), never allocates and never logs: it records a failure in the
- * loader, and the caller's next cudl_loader_next reports it.
+ * a time) and never logs: it records a failure in the loader, and the
+ * caller's next cudl_loader_next reports it. It allocates only to decode
+ * the images of a streamed dataset (a batch's worth, in parallel, into
+ * the staging buffer), from malloc, since the context's allocator is the
+ * caller's thread's.
  */
 #include <math.h>
 #include <pthread.h>
@@ -25,8 +28,11 @@
 #include <string.h>
 
 #include "data/data_internal.h"
+#include "data/image_internal.h"
 
 #define LOADER_SLOTS 2
+/* A message naming a batch, an image and its file (up to 4096 bytes). */
+#define LOADER_ERROR_TEXT 4608
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_COPYING };
 
@@ -51,6 +57,9 @@ struct cudl_loader {
   /* The thread's own. */
   uint32_t *perm;
   int64_t perm_epoch; /* the epoch perm holds; -1 for none */
+  uint8_t *staged;    /* streamed: the batch's decoded images */
+  size_t staged_size;
+  char stage_error[LOADER_ERROR_TEXT];
 
   /* Shared, under mutex. */
   pthread_mutex_t mutex;
@@ -61,7 +70,7 @@ struct cudl_loader {
   int64_t work_epoch, work_batch; /* the next batch the thread prepares */
   loader_slot slots[LOADER_SLOTS];
   cudl_status error;
-  char error_text[256];
+  char error_text[LOADER_ERROR_TEXT];
   int64_t fail_epoch, fail_batch; /* test hook */
 
   /* The caller's. */
@@ -86,12 +95,45 @@ static loader_slot *free_slot(cudl_loader *l) {
   return NULL;
 }
 
+/* Decode the images order[0..rows) of a streamed dataset into staged, in
+ * parallel; each image lands in its row whatever the thread, so the batch
+ * does not depend on the thread count. On failure text names the first
+ * failing row's image and file. */
+static cudl_status stage_images(const cudl_dataset *ds, const uint32_t *order,
+                                int64_t rows, uint8_t *staged, char *text,
+                                size_t size) {
+  int64_t r, first_bad = rows;
+  cudl_status bad_status = CUDL_OK;
+  cudl_image_error bad;
+  bad.text[0] = '\0';
+#pragma omp parallel for schedule(dynamic, 1)
+  for (r = 0; r < rows; ++r) {
+    cudl_image_error err;
+    const cudl_status s =
+        cudl__dataset_decode(ds, order[r], &cudl__default_allocator,
+                             staged + (size_t)r * ds->image_bytes, &err);
+    if (s != CUDL_OK) {
+#pragma omp critical
+      if (r < first_bad) {
+        first_bad = r;
+        bad_status = s;
+        bad = err;
+      }
+    }
+  }
+  if (bad_status != CUDL_OK)
+    snprintf(text, size, "image %u, '%s': %s", order[first_bad],
+             cudl__dataset_image_path(ds, order[first_bad]), bad.text);
+  return bad_status;
+}
+
 static void *loader_thread(void *arg) {
   cudl_loader *l = (cudl_loader *)arg;
   for (;;) {
     loader_slot *slot;
     uint64_t generation;
     int64_t epoch, batch, first, rows;
+    cudl_status status = CUDL_OK;
     int fail;
     pthread_mutex_lock(&l->mutex);
     while (!l->stop && (l->error != CUDL_OK || free_slot(l) == NULL))
@@ -116,20 +158,29 @@ static void *loader_thread(void *arg) {
         cudl__data_order(l->perm, l->count, l->shuffle, l->recipe.seed, epoch);
         l->perm_epoch = epoch;
       }
-      cudl__data_fill(&l->recipe, l->perm + first, rows, epoch, slot->x,
-                      slot->labels);
+      if (l->staged != NULL)
+        status = stage_images(l->ds, l->perm + first, rows, l->staged,
+                              l->stage_error, sizeof l->stage_error);
+      if (status == CUDL_OK)
+        cudl__data_fill(&l->recipe, l->perm + first, rows, epoch, l->staged,
+                        slot->x, slot->labels);
     }
 
     pthread_mutex_lock(&l->mutex);
     if (generation != l->generation) {
       slot->state = SLOT_FREE; /* a seek made it stale */
-    } else if (fail) {
+    } else if (fail || status != CUDL_OK) {
       slot->state = SLOT_FREE;
-      l->error = CUDL_ERR_IO;
-      snprintf(l->error_text, sizeof l->error_text,
-               "the loader's thread failed at batch %lld of epoch %lld "
-               "(injected failure)",
-               (long long)batch, (long long)epoch);
+      l->error = fail ? CUDL_ERR_IO : status;
+      if (fail)
+        snprintf(l->error_text, sizeof l->error_text,
+                 "the loader's thread failed at batch %lld of epoch %lld "
+                 "(injected failure)",
+                 (long long)batch, (long long)epoch);
+      else
+        snprintf(l->error_text, sizeof l->error_text,
+                 "batch %lld of epoch %lld: %s", (long long)batch,
+                 (long long)epoch, l->stage_error);
       pthread_cond_broadcast(&l->ready);
     } else {
       slot->generation = generation;
@@ -266,6 +317,17 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
   if (l->perm == NULL)
     return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
                                      "cannot allocate the epoch's order"));
+  if (ds->streamed) {
+    /* rows * image_bytes <= the x buffer's bytes: no overflow. */
+    l->staged_size = (size_t)rows * ds->image_bytes;
+    l->staged = (uint8_t *)cudl__host_alloc(&ctx->allocator, l->staged_size,
+                                            CUDL_HOST_ALIGNMENT);
+    if (l->staged == NULL)
+      return fail_create(
+          l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                        "cannot allocate %zu bytes to decode a batch into",
+                        l->staged_size));
+  }
 
   if ((err = pthread_mutex_init(&l->mutex, NULL)) != 0)
     return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
@@ -323,6 +385,7 @@ void cudl_loader_destroy(cudl_loader *l) {
     cudl__host_free(&allocator, l->slots[i].labels, l->labels_size);
   }
   cudl__host_free(&allocator, l->perm, l->perm_size);
+  cudl__host_free(&allocator, l->staged, l->staged_size);
   cudl__host_free(&allocator, l, sizeof *l);
 }
 

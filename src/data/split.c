@@ -85,18 +85,30 @@ static cudl_status copy_names(const cudl_dataset *ds, cudl_dataset *part) {
 static cudl_status make_part(const cudl_dataset *ds, const uint8_t *held,
                              uint8_t which, int64_t count, cudl_dataset **out) {
   static const char fn[] = "cudl_dataset_split";
+  const size_t stride = (size_t)ds->channels * CUDL_MOMENTS;
   cudl_dataset *part;
   int64_t i, at = 0;
-  cudl_status s = cudl__dataset_alloc(ds->ctx, fn, count, ds->channels,
-                                      ds->height, ds->width, ds->classes,
-                                      &part);
+  cudl_status s =
+      ds->streamed
+          ? cudl__dataset_alloc_streamed(ds->ctx, fn, count, ds->channels,
+                                         ds->height, ds->width, ds->classes,
+                                         &part)
+          : cudl__dataset_alloc(ds->ctx, fn, count, ds->channels, ds->height,
+                                ds->width, ds->classes, &part);
   if (s != CUDL_OK) return s;
-  for (i = 0; i < ds->count; ++i)
-    if (held[i] == which) {
+  for (i = 0; i < ds->count; ++i) {
+    if (held[i] != which) continue;
+    if (ds->streamed) {
+      /* The part keeps ds's sources: its images point into them. */
+      part->image_source[at] = ds->image_source[i];
+      memcpy(part->moments + (size_t)at * stride,
+             ds->moments + (size_t)i * stride, stride * sizeof *ds->moments);
+    } else {
       memcpy(part->pixels + (size_t)at * ds->image_bytes,
              ds->pixels + (size_t)i * ds->image_bytes, ds->image_bytes);
-      part->labels[at++] = ds->labels[i];
     }
+    part->labels[at++] = ds->labels[i];
+  }
   /* The files and class names through the setters, which copy them. */
   s = copy_names(ds, part);
   if (s != CUDL_OK) return s; /* part destroyed */

@@ -4,8 +4,9 @@
 # PNGs and RGB JPEGs, with a corrupt, a truncated and a text file) with a
 # model file; the unreadable files skipped and named; eval, predict of one
 # image file with class names, and --resume from the weights or the
-# checkpoint alone; one tree split by --val-split; --strict; and the
-# errors of each new option, one line each.
+# checkpoint alone; one tree split by --val-split; the same runs streamed
+# from disk (--cache-limit); --strict; and the errors of each new option,
+# one line each.
 # usage: check-folder-run.sh CUDL_BINARY MAKE_IMAGES_BINARY SCRATCH_DIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,6 +78,37 @@ expect "three lines" 3 "$(wc -l <"$scratch/predict.out")"
 expect "predict test images of the folder by index" 0 $?
 expect_grep "the label by name" "^image 1: class [a-z]* (p = .*), label [a-z]*$" "$scratch/predict-index.out"
 
+# Streamed from disk (--cache-limit 0): the same run byte for byte (the
+# same losses in the metrics, the same weights), and notes that say so.
+losses() { grep -o '"[a-z]*_\(loss\|accuracy\)": [0-9.e+-]*' "$1"; }
+"$cudl" train --data "folder:$folder" --model-file "$net" --epochs 2 \
+  --out "$area/streamed" --metrics "$area/ms.jsonl" --cache-limit 0 "${common[@]}" \
+  >"$scratch/streamed.out" 2>"$scratch/streamed.err"
+expect "train on a streamed folder" 0 $?
+expect_grep "the note for train/" "^cudl train: .*/train is streamed (--cache-limit 0): its images (3.9 KiB decoded) are decoded from disk for every batch$" "$scratch/streamed.err"
+expect_grep "the note for test/" "^cudl train: .*/test is streamed (--cache-limit 0)" "$scratch/streamed.err"
+expect_true "the losses in the metrics are there" test "$(losses "$area/ms.jsonl" | wc -l)" -ge 6
+expect_true "the same losses as the cached run" cmp -s <(losses "$area/m.jsonl") <(losses "$area/ms.jsonl")
+expect_true "the same weights as the cached run" cmp -s "$run/model.safetensors" "$area/streamed/model.safetensors"
+if grep -q "is streamed" "$scratch/train.err"; then
+  echo "FAIL: the cached run said it was streamed"; failures=$((failures + 1))
+fi
+# A limit below the folder's size streams it too, and says by how much.
+"$cudl" train --data "folder:$folder" --model-file "$net" --epochs 1 \
+  --out "$area/limited" --cache-limit 1K "${common[@]}" >/dev/null 2>"$scratch/limited.err"
+expect "train with a cache limit below the folder" 0 $?
+expect_grep "the note gives the size and the limit" "^cudl train: .*/train is streamed: its 21 files decode to 3.9 KiB, above the cache limit of 1.0 KiB (--cache-limit); its images are decoded from disk for every batch$" "$scratch/limited.err"
+# Predict reads a streamed test set's images from their files.
+"$cudl" predict --weights "$run/model.safetensors" --index 0 --count 2 \
+  --cache-limit 0 --device cpu >"$scratch/predict-streamed.out" 2>"$scratch/predict-streamed.err"
+expect "predict by index on a streamed folder" 0 $?
+expect_true "the same predictions" cmp -s <(grep "^image" "$scratch/predict-index.out") "$scratch/predict-streamed.out"
+expect_grep "a streamed test set said" "/test is streamed (--cache-limit 0)" "$scratch/predict-streamed.err"
+expect_error "a bad --cache-limit" 2 "--cache-limit needs a size in bytes" \
+  train --data "folder:$folder" --cache-limit 12X "${common[@]}"
+expect_error "--cache-limit on a named dataset" 2 "--cache-limit bounds the memory of a folder" \
+  train --cache-limit 1G "${common[@]}"
+
 # Resume with the checkpoint alone: the model, the folder, the batch, the
 # training options (--lr, --seed, --epochs) and the run directory are its
 # own, so the same run interrupted in its second epoch ends with the
@@ -128,6 +160,19 @@ expect_true "best.safetensors by validation" test -s "$area/tree/best.safetensor
 expect "resume the one tree with only the checkpoint (its --val-split, --batch)" 0 $?
 cat "$scratch/tree2.err"
 expect_grep "its second epoch, validated" "^epoch 2/2 .*val acc" "$scratch/tree2.out"
+# The split of a streamed tree (its parts, their statistics) trains as the
+# cached one, with augmentation.
+for mode in cached streamed; do
+  limit=()
+  [ "$mode" = streamed ] && limit=(--cache-limit 0)
+  "$cudl" train --data "folder:$folder/test" --model-file "$net" --val-split 0.34 \
+    --epochs 2 --batch 3 --augment --out "$area/tree-$mode" \
+    --metrics "$area/tree-$mode.jsonl" --device cpu "${limit[@]}" >/dev/null 2>&1
+  expect "one tree with --val-split, $mode" 0 $?
+done
+expect_true "a streamed split trains as the cached one" \
+  cmp -s <(losses "$area/tree-cached.jsonl") <(losses "$area/tree-streamed.jsonl")
+expect_true "with validation losses" grep -q '"val_loss"' "$area/tree-streamed.jsonl"
 
 # --size resizes; a model for another size or class count is refused.
 "$cudl" train --data "folder:$folder" --size 12x10 --model small-cnn --epochs 1 \

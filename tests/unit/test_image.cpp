@@ -838,3 +838,313 @@ TEST_F(ImageTest, ClassNamesOfOtherDatasets) {
 }
 
 }  // namespace
+
+// ------------------------------------------------- streamed folders ---
+//
+// A folder streamed from disk must be the cached folder in every
+// observable way (images kept, order, labels, skipped files, statistics,
+// pixels, batches, splits), and a file that fails after the load must fail
+// the read that needs it, naming it.
+
+class StreamTest : public FolderTest {
+ protected:
+  // 3 classes of PNGs and JPEGs of different sizes and kinds (resized to
+  // 9 x 10 RGB), one corrupt and one text file among them.
+  void MakeSet() {
+    for (int c = 0; c < 3; ++c)
+      for (int i = 0; i < 9; ++i) {
+        const std::string name = "k" + std::to_string(c) + "/" + std::to_string(i);
+        const unsigned seed = static_cast<unsigned>(c * 100 + i);
+        const int w = 7 + i, h = 6 + (i * 5) % 7;
+        if (i % 3 == 0)
+          Write(name + ".jpg", Jpeg(w, h, 3, Random(static_cast<size_t>(w * h * 3), seed), 90));
+        else if (i % 3 == 1)
+          Write(name + ".png", Png(w, h, PNG_COLOR_TYPE_GRAY, 8, Random(static_cast<size_t>(w * h), seed)));
+        else
+          Write(name + ".png", Png(w, h, PNG_COLOR_TYPE_RGB, 8, Random(static_cast<size_t>(w * h * 3), seed)));
+      }
+    Bytes corrupt = Png(8, 8, PNG_COLOR_TYPE_GRAY, 8, Random(64, 7));
+    corrupt[corrupt.size() - 20] ^= 0x55;
+    Write("k1/4a.png", corrupt);
+    Write("k2/notes.txt", {'n', 'o'});
+    files_ = 29;
+  }
+  cudl_folder_options Options(int stream) {
+    cudl_folder_options o = cudl_folder_options_default();
+    o.height = 9;
+    o.width = 10;
+    o.stream = stream;
+    return o;
+  }
+  Bytes Read(const cudl_dataset *ds, int64_t i) {
+    Bytes out(static_cast<size_t>(cudl_dataset_channels(ds) * cudl_dataset_height(ds) * cudl_dataset_width(ds)));
+    const cudl_status st = cudl_dataset_image_read(ds, i, out.data());
+    EXPECT_EQ(CUDL_OK, st) << cudl_context_last_error(ctx_);
+    return out;
+  }
+  // Every batch of `epochs` epochs: the x bytes then the labels.
+  std::vector<Bytes> Batches(const cudl_dataset *ds, int epochs, int64_t batch) {
+    cudl_loader_config c = cudl_loader_config_default();
+    c.batch = batch;
+    c.seed = 11;
+    c.augment = 1;
+    c.crop_padding = 2;
+    c.horizontal_flip = 1;
+    for (int k = 0; k < 3; ++k) {
+      c.mean[k] = 0.25f * static_cast<float>(k + 1);
+      c.std[k] = 0.3f;
+    }
+    cudl_loader *l = nullptr;
+    std::vector<Bytes> out;
+    EXPECT_EQ(CUDL_OK, cudl_loader_create(ctx_, ds, &c, &l)) << cudl_context_last_error(ctx_);
+    if (l == nullptr) return out;
+    const int64_t xs[4] = {batch, 3, 9, 10}, ys[1] = {batch};
+    cudl_tensor *x = nullptr, *y = nullptr;
+    EXPECT_EQ(CUDL_OK, cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 4, xs, &x));
+    EXPECT_EQ(CUDL_OK, cudl_tensor_create(ctx_, CUDL_DTYPE_I32, 1, ys, &y));
+    for (int64_t b = 0; b < epochs * cudl_loader_batches(l); ++b) {
+      int64_t rows = 0;
+      const cudl_status st = cudl_loader_next(l, x, y, &rows, nullptr);
+      EXPECT_EQ(CUDL_OK, st) << cudl_context_last_error(ctx_);
+      if (st != CUDL_OK) break;
+      // The whole tensors, then only the batch's rows of each.
+      Bytes xb(static_cast<size_t>(batch * 270 * 4)), yb(static_cast<size_t>(batch * 4));
+      EXPECT_EQ(CUDL_OK, cudl_tensor_copy_to_host(x, xb.data(), xb.size()));
+      EXPECT_EQ(CUDL_OK, cudl_tensor_copy_to_host(y, yb.data(), yb.size()));
+      Bytes got(xb.begin(), xb.begin() + rows * 270 * 4);
+      got.insert(got.end(), yb.begin(), yb.begin() + rows * 4);
+      out.push_back(got);
+    }
+    cudl_tensor_destroy(x);
+    cudl_tensor_destroy(y);
+    cudl_loader_destroy(l);
+    return out;
+  }
+  // The skipped list as "path|reason" lines.
+  static std::vector<std::string> Skipped(const cudl_dataset *ds) {
+    std::vector<std::string> out;
+    for (int64_t i = 0; i < cudl_dataset_skipped_count(ds); ++i) {
+      const char *path = nullptr, *reason = nullptr;
+      EXPECT_EQ(CUDL_OK, cudl_dataset_skipped(ds, i, &path, &reason));
+      out.push_back(std::string(path) + "|" + reason);
+    }
+    return out;
+  }
+  // Count, classes, labels, sources and pixels of two datasets agree.
+  void ExpectSameImages(const cudl_dataset *a, const cudl_dataset *b) {
+    ASSERT_EQ(cudl_dataset_count(a), cudl_dataset_count(b));
+    EXPECT_EQ(cudl_dataset_classes(a), cudl_dataset_classes(b));
+    for (int64_t i = 0; i < cudl_dataset_count(a); ++i) {
+      EXPECT_EQ(cudl_dataset_label(a, i), cudl_dataset_label(b, i)) << i;
+      EXPECT_EQ(Read(a, i), Read(b, i)) << i;
+    }
+    float ma[3], sa[3], mb[3], sb[3];
+    ASSERT_EQ(CUDL_OK, cudl_dataset_channel_stats(a, ma, sa));
+    ASSERT_EQ(CUDL_OK, cudl_dataset_channel_stats(b, mb, sb));
+    for (int c = 0; c < cudl_dataset_channels(a); ++c) {
+      EXPECT_EQ(ma[c], mb[c]) << c;  // bit for bit: the same integer sums
+      EXPECT_EQ(sa[c], sb[c]) << c;
+    }
+  }
+  int64_t files_ = 0;
+};
+
+TEST_F(StreamTest, SameImagesLabelsSkippedAndStatisticsAsCached) {
+  MakeSet();
+  cudl_test::LogCapture log;
+  cudl_dataset *cached = nullptr, *streamed = nullptr;
+  ASSERT_EQ(CUDL_OK, Load(Options(0), &cached)) << cudl_context_last_error(ctx_);
+  const size_t cached_warnings = log.count(CUDL_LOG_WARN);
+  ASSERT_EQ(CUDL_OK, Load(Options(1), &streamed)) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(log.count(CUDL_LOG_WARN), 2 * cached_warnings);
+  EXPECT_EQ(cudl_dataset_streamed(cached), 0);
+  EXPECT_EQ(cudl_dataset_streamed(streamed), 1);
+  EXPECT_EQ(cudl_dataset_count(cached), 27);
+  EXPECT_EQ(cudl_dataset_channels(streamed), 3);
+  EXPECT_EQ(cudl_dataset_height(streamed), 9);
+  EXPECT_EQ(cudl_dataset_width(streamed), 10);
+  ExpectSameImages(cached, streamed);
+  for (int64_t i = 0; i < cudl_dataset_count(cached); ++i) {
+    EXPECT_STREQ(cudl_dataset_source(cached, static_cast<int>(i)), cudl_dataset_source(streamed, static_cast<int>(i)));
+    const uint8_t *p = cudl_dataset_image(cached, i);
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(Read(cached, i), Bytes(p, p + 270)) << "image_read of a cached set copies its pixels";
+    EXPECT_EQ(cudl_dataset_image(streamed, i), nullptr) << "no pixels in memory";
+  }
+  EXPECT_EQ(Skipped(cached), Skipped(streamed));
+  ASSERT_EQ(Skipped(streamed).size(), 2u);
+  EXPECT_NE(Skipped(streamed)[0].find("k1/4a.png"), std::string::npos);
+  // Not a constant: the statistics come from the images.
+  float mean[3], sd[3];
+  ASSERT_EQ(CUDL_OK, cudl_dataset_channel_stats(streamed, mean, sd));
+  EXPECT_GT(sd[0], 0.1f);
+  EXPECT_NEAR(mean[1], 0.5, 0.1);
+  cudl_dataset_destroy(cached);
+  cudl_dataset_destroy(streamed);
+}
+
+TEST_F(StreamTest, StrictFailsOnTheSameFile) {
+  MakeSet();
+  cudl_folder_options o = Options(1);
+  o.strict = 1;
+  cudl_dataset *ds = nullptr;
+  std::string streamed, cached;
+  EXPECT_EQ(CUDL_ERR_FILE_FORMAT, Load(o, &ds, &streamed));
+  EXPECT_EQ(ds, nullptr);
+  o.stream = 0;
+  EXPECT_EQ(CUDL_ERR_FILE_FORMAT, Load(o, &ds, &cached));
+  EXPECT_EQ(streamed, cached);
+  EXPECT_NE(streamed.find("k1/4a.png"), std::string::npos) << streamed;
+}
+
+TEST_F(StreamTest, TheCacheBudgetDecides) {
+  MakeSet();
+  // Every file found counts, the two unreadable ones too.
+  const uint64_t decoded = static_cast<uint64_t>(files_) * 270;
+  cudl_folder_options o = Options(0);
+  cudl_dataset *ds = nullptr;
+  o.max_cache_bytes = decoded;
+  ASSERT_EQ(CUDL_OK, Load(o, &ds));
+  EXPECT_EQ(cudl_dataset_streamed(ds), 0) << "exactly the budget: cached";
+  cudl_dataset_destroy(ds);
+  o.max_cache_bytes = decoded - 1;
+  ASSERT_EQ(CUDL_OK, Load(o, &ds));
+  EXPECT_EQ(cudl_dataset_streamed(ds), 1) << "one byte over: streamed";
+  cudl_dataset_destroy(ds);
+  o.max_cache_bytes = 0;  // the default: this machine has more than 16 KiB
+  ASSERT_EQ(CUDL_OK, Load(o, &ds));
+  EXPECT_EQ(cudl_dataset_streamed(ds), 0);
+  cudl_dataset_destroy(ds);
+  const uint64_t budget = cudl_folder_default_cache_bytes();
+  EXPECT_GT(budget, 0u);
+  EXPECT_LE(budget, CUDL_DATASET_MAX_BYTES);
+}
+
+TEST_F(StreamTest, AllocationFailureStreamsInsteadOfFailing) {
+  MakeSet();
+  // The cache's block (files x 270 bytes) is the only request that large:
+  // the allocator refuses it as a full heap would.
+  counting_.max_size = static_cast<size_t>(files_) * 270 - 1;
+  cudl_dataset *ds = nullptr;
+  ASSERT_EQ(CUDL_OK, Load(Options(0), &ds)) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(cudl_dataset_streamed(ds), 1);
+  EXPECT_EQ(cudl_dataset_count(ds), 27);
+  cudl_dataset_destroy(ds);
+}
+
+TEST_F(StreamTest, BatchesAreByteIdenticalToCachedOnes) {
+  MakeSet();
+  cudl_dataset *cached = nullptr, *streamed = nullptr;
+  ASSERT_EQ(CUDL_OK, Load(Options(0), &cached));
+  ASSERT_EQ(CUDL_OK, Load(Options(1), &streamed));
+  const std::vector<Bytes> want = Batches(cached, 3, 8);  // 4 batches, the last of 3
+  ASSERT_EQ(want.size(), 12u);
+  EXPECT_NE(want[0], want[4]) << "the epochs differ: shuffled and augmented";
+#ifdef _OPENMP
+  const int before = omp_get_max_threads();
+  for (int threads : {1, 2, 5}) {
+    omp_set_num_threads(threads);
+#else
+  for (int threads : {1}) {
+#endif
+    const std::vector<Bytes> got = Batches(streamed, 3, 8);
+    ASSERT_EQ(got.size(), want.size()) << threads;
+    for (size_t b = 0; b < want.size(); ++b) EXPECT_EQ(got[b], want[b]) << "batch " << b << ", " << threads << " threads";
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(before);
+#endif
+  cudl_dataset_destroy(cached);
+  cudl_dataset_destroy(streamed);
+}
+
+TEST_F(StreamTest, SplitOfStreamedIsTheSplitOfCached) {
+  MakeSet();
+  cudl_dataset *cached = nullptr, *streamed = nullptr;
+  ASSERT_EQ(CUDL_OK, Load(Options(0), &cached));
+  ASSERT_EQ(CUDL_OK, Load(Options(1), &streamed));
+  cudl_dataset *cr = nullptr, *ch = nullptr, *sr = nullptr, *sh = nullptr;
+  ASSERT_EQ(CUDL_OK, cudl_dataset_split(cached, 0.3, 5, &cr, &ch));
+  ASSERT_EQ(CUDL_OK, cudl_dataset_split(streamed, 0.3, 5, &sr, &sh)) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(cudl_dataset_streamed(sr), 1);
+  EXPECT_EQ(cudl_dataset_streamed(sh), 1);
+  EXPECT_EQ(cudl_dataset_count(sh), 9);
+  ExpectSameImages(cr, sr);
+  ExpectSameImages(ch, sh);
+  // A part's statistics are its own, not the whole set's.
+  float whole[3], part[3], sd[3];
+  ASSERT_EQ(CUDL_OK, cudl_dataset_channel_stats(streamed, whole, sd));
+  ASSERT_EQ(CUDL_OK, cudl_dataset_channel_stats(sh, part, sd));
+  EXPECT_NE(whole[0], part[0]);
+  // And the loader reads a streamed part as the cached part.
+  EXPECT_EQ(Batches(sr, 2, 5), Batches(cr, 2, 5));
+  for (cudl_dataset *d : {cr, ch, sr, sh, cached, streamed}) cudl_dataset_destroy(d);
+}
+
+TEST_F(StreamTest, AFileGoneOrChangedAfterTheLoadFailsTheReadNamingIt) {
+  MakeSet();
+  cudl_dataset *ds = nullptr;
+  ASSERT_EQ(CUDL_OK, Load(Options(1), &ds));
+  const std::string gone = cudl_dataset_source(ds, 4), changed = cudl_dataset_source(ds, 20);
+  ASSERT_EQ(std::remove(gone.c_str()), 0);
+  // Another valid image in a file's place.
+  Write(changed.substr(dir_.size() + 1), Png(8, 8, PNG_COLOR_TYPE_RGB, 8, Random(192, 999)));
+  Bytes out(270);
+  EXPECT_EQ(CUDL_ERR_IO, cudl_dataset_image_read(ds, 4, out.data()));
+  std::string message = cudl_context_last_error(ctx_);
+  EXPECT_NE(message.find(gone), std::string::npos) << message;
+  EXPECT_NE(message.find("cannot open"), std::string::npos) << message;
+  EXPECT_EQ(CUDL_ERR_IO, cudl_dataset_image_read(ds, 20, out.data()));
+  message = cudl_context_last_error(ctx_);
+  EXPECT_NE(message.find(changed), std::string::npos) << message;
+  EXPECT_NE(message.find("changed since the dataset was loaded"), std::string::npos) << message;
+  EXPECT_EQ(CUDL_OK, cudl_dataset_image_read(ds, 5, out.data())) << "the others still read";
+
+  // The loader: in order, batches of 10; batch 0 holds image 4, batch 2
+  // image 20. The error names the batch and the file; nothing crashes.
+  cudl_loader_config c = cudl_loader_config_default();
+  c.batch = 10;
+  c.shuffle = 0;
+  cudl_loader *l = nullptr;
+  ASSERT_EQ(CUDL_OK, cudl_loader_create(ctx_, ds, &c, &l));
+  const int64_t xs[4] = {10, 3, 9, 10}, ys[1] = {10};
+  cudl_tensor *x = nullptr, *y = nullptr;
+  ASSERT_EQ(CUDL_OK, cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 4, xs, &x));
+  ASSERT_EQ(CUDL_OK, cudl_tensor_create(ctx_, CUDL_DTYPE_I32, 1, ys, &y));
+  EXPECT_EQ(CUDL_ERR_IO, cudl_loader_next(l, x, y, nullptr, nullptr));
+  message = cudl_context_last_error(ctx_);
+  EXPECT_NE(message.find("batch 0 of epoch 0"), std::string::npos) << message;
+  EXPECT_NE(message.find(gone), std::string::npos) << message;
+  EXPECT_EQ(CUDL_ERR_IO, cudl_loader_next(l, x, y, nullptr, nullptr)) << "again until a seek";
+  ASSERT_EQ(CUDL_OK, cudl_loader_seek(l, 0, 1));
+  EXPECT_EQ(CUDL_OK, cudl_loader_next(l, x, y, nullptr, nullptr)) << cudl_context_last_error(ctx_);
+  EXPECT_EQ(CUDL_ERR_IO, cudl_loader_next(l, x, y, nullptr, nullptr));
+  message = cudl_context_last_error(ctx_);
+  EXPECT_NE(message.find("batch 2 of epoch 0"), std::string::npos) << message;
+  EXPECT_NE(message.find(changed), std::string::npos) << message;
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(y);
+  cudl_loader_destroy(l);
+  cudl_dataset_destroy(ds);
+}
+
+TEST_F(StreamTest, ArgumentErrors) {
+  MakeSet();
+  cudl_dataset *ds = nullptr;
+  ASSERT_EQ(CUDL_OK, Load(Options(1), &ds));
+  Bytes out(270, 0xEE);
+  EXPECT_EQ(CUDL_ERR_INVALID_ARGUMENT, cudl_dataset_image_read(nullptr, 0, out.data()));
+  EXPECT_EQ(CUDL_ERR_INVALID_ARGUMENT, cudl_dataset_image_read(ds, 0, nullptr));
+  EXPECT_NE(std::string(cudl_context_last_error(ctx_)).find("out is NULL"), std::string::npos);
+  EXPECT_EQ(CUDL_ERR_INVALID_ARGUMENT, cudl_dataset_image_read(ds, -1, out.data()));
+  EXPECT_EQ(CUDL_ERR_INVALID_ARGUMENT, cudl_dataset_image_read(ds, 27, out.data()));
+  EXPECT_NE(std::string(cudl_context_last_error(ctx_)).find("image 27 of a dataset of 27"), std::string::npos);
+  EXPECT_EQ(out, Bytes(270, 0xEE)) << "nothing written";
+  EXPECT_EQ(cudl_dataset_image(ds, 0), nullptr);
+  EXPECT_EQ(cudl_dataset_streamed(nullptr), 0);
+  EXPECT_EQ(CUDL_OK, cudl_dataset_image_read(ds, 26, out.data())) << "usable after the errors";
+  cudl_dataset_destroy(ds);
+  cudl_folder_options o = Options(2);
+  EXPECT_EQ(CUDL_ERR_INVALID_ARGUMENT, Load(o, &ds));
+  EXPECT_EQ(ds, nullptr);
+}
