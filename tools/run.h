@@ -1,8 +1,9 @@
 /* run.h - what `cudl train`, `cudl eval` and `cudl predict` share: their
- * options, and the run they set up from them (context, datasets,
- * normalisation, model, batch tensors), checked in an order that reports a
- * wrong command line (exit 2) before any file is read, and anything wrong
- * with the files before anything large is allocated or anything written. */
+ * options (run_options.h), and the run they set up from them (context,
+ * datasets, normalisation, model, batch tensors), checked in an order that
+ * reports a wrong command line (exit 2) before any file is read, and anything
+ * wrong with the files before anything large is allocated or anything written.
+ */
 #ifndef CUDL_TOOLS_RUN_H
 #define CUDL_TOOLS_RUN_H
 
@@ -13,24 +14,8 @@
 #include <cudl/data.h>
 
 #include "run_data.h"
+#include "run_options.h"
 #include "run_types.h"
-
-/* Parse the arguments after the command's name into o. RUN_GO to go on;
- * otherwise the exit status: CLI_EXIT_OK after --help (usage printed),
- * CLI_EXIT_USAGE after printing why the command line is wrong. Every
- * check that needs no file and no device is made here. */
-#define RUN_GO (-1)
-int run_parse_options(run_command command, int argc, char **argv, options *o);
-
-/* Set o's field for option a (one of the command's options, "--lr") from
- * its value v (NULL for a switch such as "--no-shuffle"), as the command
- * line would; 0 when v is not what a takes, with *want (if not NULL) set
- * to what it takes ("a finite number above 0"). Marks nothing given. */
-int run_set_option(options *o, const char *a, const char *v,
-                   const char **want);
-
-/* 1 when option name ("--lr") was on the command line. */
-int run_option_given(const options *o, const char *name);
 
 /* Open the device, check the files the options name (--resume, --init,
  * --weights: their model, dataset and normalisation), load the datasets
@@ -46,10 +31,6 @@ int run_option_given(const options *o, const char *name);
 int run_setup(run *r, options *o);
 
 void run_free(run *r);
-
-/* Whether training augments: --augment, --no-augment, else for cifar10
- * only. */
-int run_augments(const options *o);
 
 /* The random crop's zero padding for ds's images: 4 pixels from 32 high,
  * else 2. */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "run.h"
+#include "run_options.h"
 
 enum {
   SET_OPTIMIZER,
