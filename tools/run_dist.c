@@ -55,20 +55,22 @@ void run_dist_detect(run_dist *d) {
 
 int run_dist_root(const run_dist *d) { return d->rank == 0; }
 
+int run_dist_check_build(const run_dist *d) {
+  if (!d->launched || cudl_comm_mpi_available()) return 0;
+  cli_error(
+      "started by an MPI launcher (rank %d), but this cudl was built "
+      "without MPI: install Open MPI's development files (Debian: "
+      "libopenmpi-dev) and rebuild with -DCUDL_MPI=ON, or run one "
+      "process without mpirun",
+      d->rank);
+  return CLI_EXIT_FAILED;
+}
+
 int run_dist_start(run_dist *d, run *r, const options *o) {
   cudl_status s;
   r->rank = 0;
   r->world = 1;
   if (!d->launched) return 0;
-  if (!cudl_comm_mpi_available()) {
-    cli_error(
-        "started by an MPI launcher (rank %d), but this cudl was built "
-        "without MPI: install Open MPI's development files (Debian: "
-        "libopenmpi-dev) and rebuild with -DCUDL_MPI=ON, or run one "
-        "process without mpirun",
-        d->rank);
-    return CLI_EXIT_FAILED;
-  }
   s = cudl_comm_create_mpi(r->ctx, &d->comm);
   if (s != CUDL_OK) return cli_fail(r->ctx, s, "starting MPI");
   if (cudl_comm_rank(d->comm) != d->rank) {

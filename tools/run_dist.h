@@ -24,10 +24,15 @@ typedef struct run_dist {
  * and its errors say its rank. No MPI call yet. */
 void run_dist_detect(run_dist *d);
 
+/* 0, or when launched by a launcher and this build has no MPI the exit
+ * status with one line printed saying what is missing: before the run
+ * reads anything. */
+int run_dist_check_build(const run_dist *d);
+
 /* When launched: the MPI communicator in ctx, a one-line note of the
  * layout on rank 0, and the rank and world the run's loaders take (r). 0,
- * or the exit status with one line printed (no MPI in this build, MPI's
- * own failure, a world the environment and MPI disagree on). */
+ * or the exit status with one line printed (MPI's own failure, a rank the
+ * environment and MPI disagree on). */
 int run_dist_start(run_dist *d, run *r, const options *o);
 
 /* With several ranks: refuse what does not work across ranks yet

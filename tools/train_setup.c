@@ -179,6 +179,7 @@ int train_start(trainer *t, int argc, char **argv) {
   run_dist_detect(&t->dist);
   rc = run_parse_options(RUN_TRAIN, argc, argv, o);
   if (rc != RUN_GO) return rc;
+  if ((rc = run_dist_check_build(&t->dist)) != 0) return rc;
   if (hook != NULL && cli_parse_int(hook, 1, INT64_MAX, &at))
     t->interrupt_at = at;
   if ((rc = run_setup(&t->r, o)) != 0) return rc;

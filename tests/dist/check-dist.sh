@@ -18,6 +18,16 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 
 if [ "$2" != mpi ]; then
+  # What such a build does when a launcher starts it: one line saying what
+  # is missing (a launcher's environment, faked: there may be no mpirun).
+  begin "$1" "$3"
+  OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 "$cudl" train --model mlp \
+    --data mnist --data-dir "$scratch/none" --device cpu \
+    >"$scratch/nompi.out" 2>"$scratch/nompi.err"
+  expect "a build without MPI refuses a launcher's rank" 1 $?
+  expect_grep "saying what is missing" "built without MPI: install Open MPI" \
+    "$scratch/nompi.err"
+  [ "$failures" -eq 0 ] || exit 1
   echo "SKIP: this cudl was built without MPI (Debian: libopenmpi-dev; CMake -DCUDL_MPI=ON)"
   exit 77
 fi
