@@ -27,6 +27,8 @@ packages=(
   python3-jsonschema # ctest model_file_schema: docs/model-file.schema.json
   diffutils mount  # the CLI tests: cmp, and a small tmpfs to fill (as root)
   procps           # the CLI tests: pgrep (a FIFO's reader, check-outputs.sh)
+  libopenmpi-dev   # MPI between CPU ranks of a data-parallel run (src/dist/comm_mpi.c)
+  openmpi-bin      # mpirun: the distributed tests (tests/dist) and launching runs
 )
 
 # With --bench, also what the benchmarks need (scripts/bench-cpu.sh):

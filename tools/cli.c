@@ -18,6 +18,7 @@
 
 static const char *g_command = "cudl";
 static void (*g_before_error)(void) = NULL;
+static int g_quiet = 0; /* notes not printed (ranks other than 0) */
 
 void cli_set_command(const char *command) { g_command = command; }
 const char *cli_command(void) { return g_command; }
@@ -72,8 +73,11 @@ void cli_error(const char *fmt, ...) {
   va_end(args);
 }
 
+void cli_set_quiet(int quiet) { g_quiet = quiet; }
+
 void cli_note(const char *fmt, ...) {
   va_list args;
+  if (g_quiet) return;
   va_start(args, fmt);
   stderr_line(fmt, args);
   va_end(args);

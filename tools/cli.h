@@ -41,6 +41,10 @@ void cli_error(const char *fmt, ...) CLI_PRINTF(1, 2);
  * resumes, what it cleaned up. */
 void cli_note(const char *fmt, ...) CLI_PRINTF(1, 2);
 
+/* Notes (cli_note) not printed when quiet: a data-parallel run's ranks
+ * other than 0, which say nothing unless they fail. */
+void cli_set_quiet(int quiet);
+
 /* cli_error, then CLI_EXIT_USAGE: the command line is wrong. */
 int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 

@@ -562,6 +562,10 @@ cudl_status run_make_loader(run *r, const options *o, const cudl_dataset *ds,
   c.augment = training && run_augments(o);
   c.crop_padding = run_crop_padding(ds);
   c.horizontal_flip = 1;
+  if (training && r->world > 1) {
+    c.rank = r->rank;
+    c.world = r->world;
+  }
   for (i = 0; i < r->channels; ++i) {
     c.mean[i] = r->mean[i];
     c.std[i] = r->std[i];

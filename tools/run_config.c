@@ -67,6 +67,9 @@ static const struct {
 } g_structural[] = {
     {"batch", "an epoch's batches and the position in it depend on it"},
     {"val-split", "the images trained on depend on it"},
+    {"world",
+     "each rank's share of a global batch and the position in the epoch "
+     "depend on the number of ranks (mpirun -np)"},
     {"data",
      "the checkpoint is a run on its dataset; to train its weights on "
      "another, start from them with --init"},

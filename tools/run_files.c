@@ -195,9 +195,9 @@ int run_files_remove_stale(const run_files *f) {
  * the weights are (model, dataset, normalisation, batch size, classes)
  * and the training configuration; a checkpoint adds its position's. */
 typedef struct run_metadata {
-  char mean[128], std[128], batch[32];
+  char mean[128], std[128], batch[32], world[16];
   run_config_record config;
-  cudl_metadata_pair pairs[10 + RUN_CONFIG_SETTINGS];
+  cudl_metadata_pair pairs[11 + RUN_CONFIG_SETTINGS];
   size_t count;
 } run_metadata;
 
@@ -224,6 +224,12 @@ static void weights_metadata(run_metadata *m, const run *r, const options *o) {
   memcpy(m->pairs + m->count, m->config.pairs,
          m->config.count * sizeof *m->pairs);
   m->count += m->config.count;
+  /* The ranks of a data-parallel run (run_dist.c): a resumed run needs as
+   * many. */
+  snprintf(m->world, sizeof m->world, "%d", r->world > 1 ? r->world : 1);
+  m->pairs[m->count].key = "train.world";
+  m->pairs[m->count].value = m->world;
+  ++m->count;
 }
 
 /* The position saved is always within an epoch (batch < batches): an

@@ -80,6 +80,8 @@ typedef struct run {
   char *class_names;  /* a JSON array of the class names, or NULL */
   char **weights_classes; /* the class names the weights file lists */
   int weights_class_count;
+  int rank, world; /* the training loader's shard: 0 of 1 but in a
+                      data-parallel run (run_dist.c) */
 } run;
 
 #endif /* CUDL_TOOLS_RUN_TYPES_H */

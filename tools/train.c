@@ -94,6 +94,9 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     }
     if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hits);
     if (s == CUDL_OK) s = cudl_model_backward(r->model);
+    /* Data parallel: the global batch's gradients, loss and hits. */
+    if (s == CUDL_OK)
+      s = run_dist_step(&t->dist, r->model, &loss, &rows, &batch_hits);
     if (s == CUDL_OK) s = cudl_model_check_gradients(r->model, &numerics);
     if (s == CUDL_OK && numerics.node >= 0) {
       cudl_tensor_destroy(xv);
@@ -130,6 +133,8 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     e->hits += batch_hits;
     e->seen += rows;
     e->skipped += skipped;
+    if (t->st.step == t->interrupt_at) raise(SIGINT);
+    if (!run_dist_root(&t->dist)) continue;
     if (t->rep.diag_rows != NULL && t->st.step % t->o.diagnostics == 0) {
       int rc = report_diagnostics(&t->rep, r->ctx, r->model, t->st.step,
                                   t->st.epoch + 1);
@@ -156,7 +161,6 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
       v.images_per_second = (double)e->seen / (elapsed > 0.0 ? elapsed : 1e-9);
       report_progress(&t->rep, &v, *done);
     }
-    if (t->st.step == t->interrupt_at) raise(SIGINT);
   }
   return 0;
 }
@@ -165,6 +169,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
 static int evaluate_test(trainer *t, report_end_values *v) {
   cudl_status s;
   if (t->r.test_loader == NULL) return 0; /* a folder without test/ */
+  if (!run_dist_root(&t->dist)) return 0;
   s =
       run_evaluate(&t->r, t->r.test_loader, &v->test_loss, &v->test_accuracy);
   if (s != CUDL_OK)
@@ -188,6 +193,11 @@ static int finish_epoch(trainer *t, const epoch_totals *e,
   report_epoch_values v;
   cudl_status s;
   int rc;
+  if (!run_dist_root(&t->dist)) { /* rank 0 evaluates and saves */
+    ++t->st.epoch;
+    t->st.batch = 0;
+    return 0;
+  }
   memset(&v, 0, sizeof v);
   v.epoch = t->st.epoch + 1;
   v.epochs = t->o.epochs;
@@ -238,6 +248,7 @@ static int finish_epoch(trainer *t, const epoch_totals *e,
 
 /* The run's end: its last line, the final summary. */
 static int finish_run(trainer *t, report_end_values *end, double run_start) {
+  if (!run_dist_root(&t->dist)) return 0;
   end->epoch = t->st.epoch;
   end->step = t->st.step;
   end->best = t->best;
@@ -250,7 +261,8 @@ static int finish_run(trainer *t, report_end_values *end, double run_start) {
 static int train(trainer *t) {
   double run_start;
   report_end_values end;
-  int stale = run_files_remove_stale(&t->files);
+  const int root = run_dist_root(&t->dist);
+  int stale = root ? run_files_remove_stale(&t->files) : 0;
   memset(&end, 0, sizeof end);
   if (t->o.resume != NULL)
     cli_note("resuming %s at epoch %" PRId64 ", batch %" PRId64
@@ -261,7 +273,7 @@ static int train(trainer *t) {
         "removed %d temporary file%s left in %s by a run that was killed "
         "while saving",
         stale, stale == 1 ? "" : "s", t->files.dir);
-  if (t->o.val_split <= 0.0 && access(t->files.best, F_OK) == 0)
+  if (root && t->o.val_split <= 0.0 && access(t->files.best, F_OK) == 0)
     cli_note(
         "keeping %s, an earlier run's: this run has no --val-split "
         "and does not replace it",
@@ -281,7 +293,7 @@ static int train(trainer *t) {
     settings->batches = t->batches;
     settings->parameters = cudl_tensor_numel(cudl_model_params(t->r.model));
     settings_note(settings);
-    if ((rc = report_run(&t->rep, settings)) != 0) return rc;
+    if (root && (rc = report_run(&t->rep, settings)) != 0) return rc;
   }
   signal(SIGINT, on_sigint);
   run_start = now_seconds();
@@ -292,8 +304,10 @@ static int train(trainer *t) {
     e.start = now_seconds();
     if ((rc = train_batches(t, &e, &done)) != 0) return rc;
     if (!done) { /* interrupted, or --steps reached, within the epoch */
-      cudl_status s = run_files_save(&t->files, &t->r, &t->o, &t->st, &t->best);
-      report_end_progress();
+      cudl_status s =
+          root ? run_files_save(&t->files, &t->r, &t->o, &t->st, &t->best)
+               : CUDL_OK;
+      if (root) report_end_progress();
       if (s != CUDL_OK)
         return cli_fail(t->r.ctx, s, "saving the checkpoint at step %" PRId64,
                         t->st.step);
@@ -336,8 +350,10 @@ int cudl__cmd_train(int argc, char **argv) {
     rc = CLI_EXIT_FAILED;
   /* A run that failed before its first save leaves no directory it made:
    * rmdir takes only empty ones. */
-  if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED)
+  if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED &&
+      run_dist_root(&t.dist))
     run_files_remove_made(&t.files);
+  rc = run_dist_finish(&t.dist, rc);
   run_free(&t.r);
   return rc;
 }

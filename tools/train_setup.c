@@ -176,14 +176,18 @@ int train_start(trainer *t, int argc, char **argv) {
   long long at = 0;
   int rc;
   cudl_status s;
+  run_dist_detect(&t->dist);
   rc = run_parse_options(RUN_TRAIN, argc, argv, o);
   if (rc != RUN_GO) return rc;
+  if ((rc = run_dist_check_build(&t->dist)) != 0) return rc;
   if ((rc = run_config_check_override(o)) != 0) return rc;
   if (hook != NULL && cli_parse_int(hook, 1, INT64_MAX, &at))
     t->interrupt_at = at;
   if ((rc = run_setup(&t->r, o)) != 0) return rc;
+  if ((rc = run_dist_start(&t->dist, &t->r, o)) != 0) return rc;
   if ((rc = make_optimizer(t)) != 0) return rc;
   if ((rc = load_weights(t)) != 0) return rc;
+  if ((rc = run_dist_agree(&t->dist, &t->r, o)) != 0) return rc;
   s = run_make_loader(&t->r, o, t->r.train_set, 1, &t->r.train_loader);
   if (s == CUDL_OK && t->r.test_set != NULL)
     s = run_make_loader(&t->r, o, t->r.test_set, 0, &t->r.test_loader);
@@ -197,6 +201,9 @@ int train_start(trainer *t, int argc, char **argv) {
   if (o->check_numerics &&
       (s = cudl_model_set_check_numerics(t->r.model, 1)) != CUDL_OK)
     return cli_fail(t->r.ctx, s, "check-numerics mode");
+  /* The other ranks of a data-parallel run write nothing and report
+   * nothing. */
+  if (!run_dist_root(&t->dist)) return RUN_GO;
   t->rep.tty = isatty(2);
   if ((rc = report_open(&t->rep, o, &t->files, t->r.model)) != 0) return rc;
   /* Files last: a run that does not start leaves nothing behind. */

@@ -11,6 +11,7 @@
 
 #include "report.h"
 #include "run.h"
+#include "run_dist.h"
 #include "run_files.h"
 
 /* Everything a training run holds. */
@@ -26,6 +27,7 @@ typedef struct trainer {
   run_best best; /* --val-split: the best epoch so far */
   report rep;
   run_settings settings; /* what the run settled (the metrics' run line) */
+  run_dist dist;         /* this rank of a data-parallel run */
 } trainer;
 
 /* Everything before the first step: the options, the run, optimizer,

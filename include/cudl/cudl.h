@@ -31,6 +31,7 @@
 #include "cudl/model_file.h"
 #include "cudl/optim.h"
 #include "cudl/checkpoint.h"
+#include "cudl/dist.h"
 #include "cudl/zoo.h"
 
 #endif /* CUDL_CUDL_H */

@@ -215,10 +215,13 @@ typedef struct cudl_loader_config {
   int crop_padding;      /* augment: zero-pad by this much, crop back;
                             0 to min(height, width) */
   int horizontal_flip;   /* augment: flip with probability 1/2 */
+  int rank;              /* data parallel: this rank's shard, 0 to world - 1 */
+  int world;             /* data parallel: the number of ranks, >= 1 */
 } cudl_loader_config;
 
 /** batch 64, shuffle on, seed 0, drop_last off, mean 0 and std 1 for every
- *  channel (x = pixel / 255), no augmentation. */
+ *  channel (x = pixel / 255), no augmentation, rank 0 of world 1 (the whole
+ *  batch). */
 CUDL_API cudl_loader_config cudl_loader_config_default(void);
 
 typedef struct cudl_loader cudl_loader;
@@ -253,8 +256,21 @@ typedef struct cudl_loader cudl_loader;
  *    0 and no flip.
  *  - value = ((float)pixel / 255.0f - mean[c]) / std[c], each operation
  *    rounded to float.
- * Config errors (CUDL_ERR_INVALID_ARGUMENT): batch < 1; no batch at all
- * (drop_last and batch > count); a mean not finite or a std not positive
+ *
+ * Data parallel (world > 1): `batch` is this rank's share, and the epoch
+ * is cut into global batches of world * batch images, the batches of one
+ * loader with batch world * batch; rank r's batch b holds the rows [r *
+ * batch, (r + 1) * batch) of global batch b, so the union of the ranks'
+ * batches is exactly that loader's batch, in order, augmentation included
+ * (it depends on the dataset image and the epoch, never on the rank).
+ * Batches per epoch count global batches. Without drop_last, the epoch's
+ * last global batch may leave this rank fewer rows than batch, or none
+ * (rows 0 from cudl_loader_next). Every rank must use the same dataset
+ * and configuration but for rank.
+ *
+ * Config errors (CUDL_ERR_INVALID_ARGUMENT): batch < 1; world < 1; rank
+ * outside [0, world); world * batch overflows; no batch at all (drop_last
+ * and world * batch > count); a mean not finite or a std not positive
  * and finite for a channel of ds; crop_padding outside [0, min(height,
  * width)] with augment. The buffers hold min(batch, count) rows each.
  */
@@ -266,7 +282,8 @@ CUDL_API cudl_status cudl_loader_create(cudl_context *ctx,
  *  no-op. */
 CUDL_API void cudl_loader_destroy(cudl_loader *loader);
 
-/** Batches per epoch: ceil(count / batch), or floor with drop_last. */
+/** Batches per epoch: ceil(count / (world * batch)), or floor with
+ *  drop_last. */
 CUDL_API int64_t cudl_loader_batches(const cudl_loader *loader);
 
 /** Position the loader at batch `batch` of epoch `epoch` (>= 0): the next

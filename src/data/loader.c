@@ -52,6 +52,7 @@ struct cudl_loader {
   cudl_batch_recipe recipe;
   int shuffle;
   int64_t batch, batches, count;
+  int64_t global_batch, shard_start; /* world * batch; rank * batch */
   size_t x_size, labels_size, perm_size; /* buffer bytes */
 
   /* The thread's own. */
@@ -151,8 +152,10 @@ static void *loader_thread(void *arg) {
     advance(&l->work_epoch, &l->work_batch, l->batches);
     pthread_mutex_unlock(&l->mutex);
 
-    first = batch * l->batch;
-    rows = l->count - first < l->batch ? l->count - first : l->batch;
+    first = batch * l->global_batch + l->shard_start;
+    rows = first >= l->count            ? 0
+           : l->count - first < l->batch ? l->count - first
+                                         : l->batch;
     if (!fail) {
       if (l->perm_epoch != epoch) {
         cudl__data_order(l->perm, l->count, l->shuffle, l->recipe.seed, epoch);
@@ -204,6 +207,7 @@ cudl_loader_config cudl_loader_config_default(void) {
   c.batch = 64;
   c.shuffle = 1;
   for (i = 0; i < 4; ++i) c.std[i] = 1.0f;
+  c.world = 1;
   return c;
 }
 
@@ -215,11 +219,22 @@ static cudl_status check_config(cudl_context *ctx, const cudl_dataset *ds,
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
                       "config->batch is %lld; it must be at least 1",
                       (long long)c->batch);
-  if (c->drop_last && c->batch > ds->count)
+  if (c->world < 1 || c->rank < 0 || c->rank >= c->world)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
-                      "config->batch (%lld) is larger than the dataset (%lld "
-                      "images) and drop_last leaves no batch",
-                      (long long)c->batch, (long long)ds->count);
+                      "config->rank %d of config->world %d: the world must "
+                      "be at least 1 and the rank 0 to world - 1",
+                      c->rank, c->world);
+  if (c->batch > INT64_MAX / c->world)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "config->batch (%lld) times config->world (%d) "
+                      "overflows",
+                      (long long)c->batch, c->world);
+  if (c->drop_last && c->batch * c->world > ds->count)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "config->batch (%lld) times config->world (%d) is "
+                      "larger than the dataset (%lld images) and drop_last "
+                      "leaves no batch",
+                      (long long)c->batch, c->world, (long long)ds->count);
   for (i = 0; i < ds->channels; ++i) {
     if (!isfinite(c->mean[i]))
       return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
@@ -277,8 +292,10 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
   l->shuffle = config->shuffle != 0;
   l->batch = config->batch;
   l->count = ds->count;
-  l->batches = config->drop_last ? ds->count / config->batch
-                                 : (ds->count - 1) / config->batch + 1;
+  l->global_batch = config->batch * config->world;
+  l->shard_start = config->batch * config->rank;
+  l->batches = config->drop_last ? ds->count / l->global_batch
+                                 : (ds->count - 1) / l->global_batch + 1;
   l->perm_epoch = -1;
   l->fail_epoch = -1;
   l->fail_batch = -1;

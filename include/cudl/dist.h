@@ -1,0 +1,166 @@
+/*
+ * cudl/dist.h - data-parallel training: a communicator between the
+ * processes (ranks) of one job, each holding a replica of the model.
+ *
+ * Each rank trains on its own shard of every global batch (the loader's
+ * rank and world, cudl/data.h), then averages the gradients over the ranks
+ * (cudl_comm_average_grads) before its optimizer step, so that every
+ * replica takes the same step. The initial weights come from rank 0
+ * (cudl_comm_broadcast_params).
+ *
+ * Backends: "local" (one process, every call a no-op or a copy, for code
+ * that runs the same alone and distributed) and "mpi" (MPI_COMM_WORLD over
+ * host memory: Open MPI or any MPI-3 library; tensors on a GPU are staged
+ * through host memory). A build without MPI (CMake option CUDL_MPI off, or
+ * MPI not found) has the local backend only, and cudl_comm_create_mpi says
+ * so with CUDL_ERR_UNSUPPORTED.
+ *
+ * Reductions are a reduce to rank 0 followed by a broadcast, so every rank
+ * holds exactly the same bits afterwards (an all-reduce may add in a
+ * different order on each rank, and replicas would drift apart).
+ *
+ * Every call is collective unless it says otherwise: each rank of the
+ * communicator makes the same calls in the same order, with tensors of the
+ * same shape. Errors are recorded in the communicator's context
+ * (cudl_context_last_error), MPI's own error string included; MPI errors
+ * are returned, never fatal (MPI_ERRORS_RETURN on the communicator), but a
+ * rank that has failed may leave the others waiting in their next
+ * collective call: cudl_comm_abort ends the whole job.
+ */
+#ifndef CUDL_DIST_H
+#define CUDL_DIST_H
+
+#include <stdint.h>
+
+#include "cudl/context.h"
+#include "cudl/export.h"
+#include "cudl/nn.h"
+#include "cudl/status.h"
+#include "cudl/tensor.h"
+
+CUDL_EXTERN_C_BEGIN
+
+typedef struct cudl_comm cudl_comm;
+
+/** 1 when this build of the library has the MPI backend, else 0. Not
+ *  collective. */
+CUDL_API int cudl_comm_mpi_available(void);
+
+/**
+ * A communicator of one rank (rank 0 of 1), for code that is written once
+ * for both cases. ctx receives the errors and must outlive the
+ * communicator. CUDL_ERR_INVALID_ARGUMENT for a NULL argument,
+ * CUDL_ERR_OUT_OF_MEMORY. Not collective.
+ */
+CUDL_API cudl_status cudl_comm_create_local(cudl_context *ctx,
+                                            cudl_comm **out);
+
+/**
+ * A communicator over every process of MPI_COMM_WORLD (a duplicate of it,
+ * with MPI_ERRORS_RETURN). Initialises MPI when the program has not
+ * (MPI_Init); then cudl_comm_destroy of this communicator finalises it, so
+ * destroy it after every other communicator and MPI use of the program.
+ * ctx receives the errors and must outlive the communicator.
+ *
+ * CUDL_ERR_UNSUPPORTED when the library was built without MPI, or when MPI
+ * has already been finalised in this process (it cannot start again);
+ * CUDL_ERR_INVALID_ARGUMENT for a NULL argument; CUDL_ERR_IO with MPI's
+ * error string when an MPI call fails; CUDL_ERR_OUT_OF_MEMORY. On failure
+ * *out is NULL and MPI is left as it was found where MPI allows (a failed
+ * MPI_Init may end the process: MPI's default for it). Collective over
+ * MPI_COMM_WORLD.
+ */
+CUDL_API cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out);
+
+/** Release the communicator (and finalise MPI if this communicator
+ *  initialised it); NULL is a no-op. Collective for the MPI backend. */
+CUDL_API void cudl_comm_destroy(cudl_comm *comm);
+
+/** This process's rank, 0 to size - 1 (0 for NULL). Not collective. */
+CUDL_API int cudl_comm_rank(const cudl_comm *comm);
+
+/** The number of ranks (1 for NULL). Not collective. */
+CUDL_API int cudl_comm_size(const cudl_comm *comm);
+
+/** The backend's name: "local" or "mpi" (NULL for NULL). Not collective. */
+CUDL_API const char *cudl_comm_backend(const cudl_comm *comm);
+
+/**
+ * Replace the f32 tensor t, on every rank, by the mean over the ranks of
+ * its values: the sum (reduced to rank 0 in MPI's order, then broadcast)
+ * times 1 / size, rounded to f32. Any device: a tensor that is not in host
+ * memory goes through a host buffer the communicator keeps. Shapes must
+ * agree between ranks (MPI may not detect that they do not).
+ * CUDL_ERR_INVALID_ARGUMENT for NULL, CUDL_ERR_DTYPE for a dtype other
+ * than f32, CUDL_ERR_IO for an MPI failure, CUDL_ERR_OUT_OF_MEMORY for the
+ * host buffer. On failure t's values are unspecified.
+ */
+CUDL_API cudl_status cudl_comm_allreduce_mean(cudl_comm *comm, cudl_tensor *t);
+
+/**
+ * Replace values[0..count) (host memory), on every rank, by their sums
+ * over the ranks, in double: for the statistics of a step (loss sums, hit
+ * and row counts). count >= 0; CUDL_ERR_INVALID_ARGUMENT for a negative
+ * count or NULL values with count > 0; CUDL_ERR_IO for an MPI failure.
+ */
+CUDL_API cudl_status cudl_comm_allreduce_sum_f64(cudl_comm *comm,
+                                                 double *values,
+                                                 int64_t count);
+
+/**
+ * Copy tensor t of rank root to t of every other rank, byte for byte (any
+ * dtype, any device; a tensor not in host memory goes through the host).
+ * root in [0, size); CUDL_ERR_INVALID_ARGUMENT otherwise or for NULL;
+ * CUDL_ERR_IO for an MPI failure.
+ */
+CUDL_API cudl_status cudl_comm_broadcast(cudl_comm *comm, cudl_tensor *t,
+                                         int root);
+
+/** Wait until every rank has called it. CUDL_ERR_IO for an MPI failure. */
+CUDL_API cudl_status cudl_comm_barrier(cudl_comm *comm);
+
+/**
+ * Whether every rank passed the same value (a hash of its configuration,
+ * say): *same is 1 when they all did, else 0, on every rank; *lowest and
+ * *highest (either may be NULL) receive the smallest and largest value
+ * passed, for a message. CUDL_ERR_INVALID_ARGUMENT for a NULL comm or
+ * same; CUDL_ERR_IO for an MPI failure.
+ */
+CUDL_API cudl_status cudl_comm_agree(cudl_comm *comm, uint64_t value,
+                                     int *same, uint64_t *lowest,
+                                     uint64_t *highest);
+
+/**
+ * Average the model's gradient arena (cudl_model_grads) over the ranks:
+ * cudl_comm_allreduce_mean on it. Call after cudl_model_backward and
+ * before clipping and the optimizer step, on every rank, each with its own
+ * shard of the batch: every replica then steps with the gradient of the
+ * whole global batch (as one process with batch size * the rank's batch,
+ * up to the order of the additions). The model must be compiled
+ * (CUDL_ERR_INVALID_ARGUMENT otherwise).
+ */
+CUDL_API cudl_status cudl_comm_average_grads(cudl_comm *comm,
+                                             cudl_model *model);
+
+/**
+ * Copy rank root's parameters (cudl_model_params, the f32 master weights
+ * of a mixed-precision model) to every rank, before training, so that the
+ * replicas start equal whatever each initialised. The model must be
+ * compiled, with the same architecture on every rank. Batch-norm running
+ * statistics are not parameters and are not copied.
+ */
+CUDL_API cudl_status cudl_comm_broadcast_params(cudl_comm *comm,
+                                                cudl_model *model, int root);
+
+/**
+ * End every process of the communicator's job with exit status code
+ * (MPI_Abort), for a program that has failed on one rank and must not
+ * leave the others waiting in a collective call. The library calls it
+ * only when asked. Returns only for the local backend or NULL (nothing
+ * done: the caller then exits itself), or when MPI_Abort returns.
+ */
+CUDL_API void cudl_comm_abort(cudl_comm *comm, int code);
+
+CUDL_EXTERN_C_END
+
+#endif /* CUDL_DIST_H */

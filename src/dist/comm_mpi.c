@@ -1,0 +1,189 @@
+/*
+ * comm_mpi.c - the MPI backend of the communicator (cudl/dist.h): a
+ * duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN, over host memory.
+ *
+ * Sums are MPI_Reduce to rank 0 then MPI_Bcast rather than MPI_Allreduce:
+ * an all-reduce may combine the ranks' values in a different order on each
+ * rank (recursive doubling, rings), and f32 sums that differ in their last
+ * bit make the replicas drift apart. Reduce-then-broadcast computes the
+ * sum once. Messages larger than INT_MAX elements go in pieces (MPI counts
+ * are int).
+ *
+ * Built only with MPI (CUDL_HAVE_MPI); without it cudl_comm_create_mpi
+ * says what is missing.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "dist/comm_internal.h"
+
+#ifdef CUDL_HAVE_MPI
+
+#include <mpi.h>
+
+typedef struct mpi_impl {
+  MPI_Comm comm;
+  int finalize; /* this communicator initialised MPI */
+} mpi_impl;
+
+static MPI_Comm comm_of(const cudl_comm *c) {
+  return ((const mpi_impl *)c->impl)->comm;
+}
+
+/* An MPI failure as a status, with MPI's own text. */
+static cudl_status mpi_fail(cudl_context *ctx, const char *function,
+                            const char *call, int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
+  text[length < MPI_MAX_ERROR_STRING ? length : MPI_MAX_ERROR_STRING - 1] =
+      '\0';
+  return cudl__fail(ctx, CUDL_ERR_IO, function, "%s failed: %s (MPI error %d)",
+                    call, length > 0 ? text : "no text", code);
+}
+
+/* The largest piece one MPI call moves. */
+#define PIECE ((size_t)INT_MAX)
+
+static cudl_status reduce_bcast(cudl_comm *c, void *values, size_t count,
+                                size_t size, MPI_Datatype type, MPI_Op op,
+                                const char *function) {
+  MPI_Comm comm = comm_of(c);
+  char *bytes = (char *)values;
+  while (count > 0) {
+    const int n = (int)(count < PIECE ? count : PIECE);
+    int rc = MPI_Reduce(c->rank == 0 ? MPI_IN_PLACE : bytes,
+                        c->rank == 0 ? bytes : NULL, n, type, op, 0, comm);
+    if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, "MPI_Reduce", rc);
+    rc = MPI_Bcast(bytes, n, type, 0, comm);
+    if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, "MPI_Bcast", rc);
+    bytes += (size_t)n * size;
+    count -= (size_t)n;
+  }
+  return CUDL_OK;
+}
+
+static cudl_status mpi_sum_f32(cudl_comm *c, float *v, size_t n) {
+  return reduce_bcast(c, v, n, sizeof *v, MPI_FLOAT, MPI_SUM,
+                      "cudl_comm_allreduce_mean");
+}
+
+static cudl_status mpi_sum_f64(cudl_comm *c, double *v, size_t n) {
+  return reduce_bcast(c, v, n, sizeof *v, MPI_DOUBLE, MPI_SUM,
+                      "cudl_comm_allreduce_sum_f64");
+}
+
+static cudl_status mpi_min_u64(cudl_comm *c, uint64_t *v, size_t n) {
+  int rc = MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_UINT64_T, MPI_MIN,
+                         comm_of(c));
+  return rc == MPI_SUCCESS
+             ? CUDL_OK
+             : mpi_fail(c->ctx, "cudl_comm_agree", "MPI_Allreduce", rc);
+}
+
+static cudl_status mpi_broadcast(cudl_comm *c, void *data, size_t bytes,
+                                 int root) {
+  char *p = (char *)data;
+  while (bytes > 0) {
+    const int n = (int)(bytes < PIECE ? bytes : PIECE);
+    int rc = MPI_Bcast(p, n, MPI_BYTE, root, comm_of(c));
+    if (rc != MPI_SUCCESS)
+      return mpi_fail(c->ctx, "cudl_comm_broadcast", "MPI_Bcast", rc);
+    p += n;
+    bytes -= (size_t)n;
+  }
+  return CUDL_OK;
+}
+
+static cudl_status mpi_barrier(cudl_comm *c) {
+  int rc = MPI_Barrier(comm_of(c));
+  return rc == MPI_SUCCESS
+             ? CUDL_OK
+             : mpi_fail(c->ctx, "cudl_comm_barrier", "MPI_Barrier", rc);
+}
+
+static void mpi_abort(cudl_comm *c, int code) { MPI_Abort(comm_of(c), code); }
+
+static void mpi_release(cudl_comm *c) {
+  mpi_impl *impl = (mpi_impl *)c->impl;
+  int finalized = 0;
+  if (impl == NULL) return;
+  MPI_Finalized(&finalized);
+  if (!finalized) {
+    MPI_Comm_free(&impl->comm);
+    if (impl->finalize) MPI_Finalize();
+  }
+  cudl__host_free(&c->allocator, impl, sizeof *impl);
+  c->impl = NULL;
+}
+
+static const cudl_comm_ops mpi_ops = {
+    "mpi",         0,           mpi_sum_f32, mpi_sum_f64, mpi_min_u64,
+    mpi_broadcast, mpi_barrier, mpi_abort,   mpi_release};
+
+int cudl_comm_mpi_available(void) { return 1; }
+
+cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out) {
+  static const char fn[] = "cudl_comm_create_mpi";
+  int initialized = 0, finalized = 0, rank = 0, size = 1, rc, we_init = 0;
+  MPI_Comm comm = MPI_COMM_NULL;
+  mpi_impl *impl;
+  cudl_comm *c;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "out is NULL");
+  MPI_Finalized(&finalized);
+  if (finalized)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, fn,
+                      "MPI has been finalised in this process and cannot "
+                      "start again");
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    rc = MPI_Init(NULL, NULL);
+    if (rc != MPI_SUCCESS) return mpi_fail(ctx, fn, "MPI_Init", rc);
+    we_init = 1;
+  }
+  rc = MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+  if (rc == MPI_SUCCESS)
+    rc = MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_rank(comm, &rank);
+  if (rc == MPI_SUCCESS) rc = MPI_Comm_size(comm, &size);
+  if (rc != MPI_SUCCESS) {
+    cudl_status s = mpi_fail(ctx, fn, "setting up the communicator", rc);
+    if (comm != MPI_COMM_NULL) MPI_Comm_free(&comm);
+    if (we_init) MPI_Finalize();
+    return s;
+  }
+  impl = (mpi_impl *)cudl__host_alloc(&ctx->allocator, sizeof *impl, 64);
+  c = impl == NULL ? NULL : cudl__comm_new(ctx, &mpi_ops, rank, size, fn);
+  if (c == NULL) {
+    if (impl == NULL)
+      cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                 "cannot allocate the communicator");
+    cudl__host_free(&ctx->allocator, impl, sizeof *impl);
+    MPI_Comm_free(&comm);
+    if (we_init) MPI_Finalize();
+    return CUDL_ERR_OUT_OF_MEMORY;
+  }
+  impl->comm = comm;
+  impl->finalize = we_init;
+  c->impl = impl;
+  *out = c;
+  return CUDL_OK;
+}
+
+#else /* !CUDL_HAVE_MPI */
+
+int cudl_comm_mpi_available(void) { return 0; }
+
+cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out) {
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, "cudl_comm_create_mpi",
+                    "this cudl was built without MPI: install Open MPI's "
+                    "development files (Debian: libopenmpi-dev) and "
+                    "configure with -DCUDL_MPI=ON");
+}
+
+#endif

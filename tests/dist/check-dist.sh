@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# check-dist.sh CUDL BUILD SCRATCH: data-parallel `cudl train` over MPI
+# ranks on this machine's CPUs (docs/distributed.md). BUILD is "mpi" when
+# the library has its MPI backend; without it, or without mpirun, the test
+# is skipped (exit 77, ctest's SKIP_RETURN_CODE) saying why.
+#
+# Equivalence: N ranks of per-rank batch B end a run with the weights of
+# one process with batch N*B, within 1e-5 * (1 + |w|) per weight. The two
+# differ only in the order of the additions in the gradient's batch sum
+# (each rank sums its rows, then the ranks' means are averaged), a few
+# float ulps per step that the run's 12 SGD steps carry on; the bound is
+# two orders above the differences measured (largest about 1e-7) and four
+# below what a different batch gives (checked: one process of batch B is
+# outside it). The MLP has no batch norm, whose per-rank statistics are
+# the one intended difference.
+set -u
+. "$(dirname "$0")/../cli/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ "$2" != mpi ]; then
+  # What such a build does when a launcher starts it: one line saying what
+  # is missing (a launcher's environment, faked: there may be no mpirun).
+  begin "$1" "$3"
+  OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=2 "$cudl" train --model mlp \
+    --data mnist --data-dir "$scratch/none" --device cpu \
+    >"$scratch/nompi.out" 2>"$scratch/nompi.err"
+  expect "a build without MPI refuses a launcher's rank" 1 $?
+  expect_grep "saying what is missing" "built without MPI: install Open MPI" \
+    "$scratch/nompi.err"
+  [ "$failures" -eq 0 ] || exit 1
+  echo "SKIP: this cudl was built without MPI (Debian: libopenmpi-dev; CMake -DCUDL_MPI=ON)"
+  exit 77
+fi
+if ! command -v mpirun >/dev/null 2>&1; then
+  echo "SKIP: no mpirun on PATH (Debian: openmpi-bin)"
+  exit 77
+fi
+begin "$1" "$3"
+
+mpi=(mpirun)
+if mpirun --version 2>&1 | grep -q "Open MPI"; then
+  # More ranks than cores (2 here), no binding (the ranks share them), and
+  # root allowed (CI runs as root; Open MPI refuses it otherwise).
+  mpi+=(--oversubscribe --bind-to none)
+  if [ "$(id -u)" -eq 0 ]; then mpi+=(--allow-run-as-root); fi
+  # One machine: shared memory only, without the cross-memory attach that
+  # containers forbid (ptrace).
+  export OMPI_MCA_btl=self,vader
+  export OMPI_MCA_btl_vader_single_copy_mechanism=none
+fi
+export OMP_NUM_THREADS=1
+
+data="$scratch/tiny-mnist"
+mkdir -p "$data"
+python3 "$here/../cli/tiny_mnist.py" "$data" 96 40 8
+train=(train --model mlp --data mnist --data-dir "$data" --device cpu --epochs 2
+       --augment)
+
+weights_within() { # weights_within DESCRIPTION A B TOLERANCE [--differ]
+  local desc=$1
+  shift
+  if python3 "$here/compare_weights.py" "$@" >"$scratch/compare.out" 2>&1; then
+    echo "ok: $desc ($(cat "$scratch/compare.out"))"
+  else
+    echo "FAIL: $desc:"
+    cat "$scratch/compare.out"
+    failures=$((failures + 1))
+  fi
+}
+
+# ---- one process against 2 and 3 ranks ----
+"$cudl" "${train[@]}" --batch 16 --out "$scratch/one16" \
+  >"$scratch/one16.out" 2>"$scratch/one16.err"
+expect "one process, batch 16" 0 $?
+"$cudl" "${train[@]}" --batch 8 --out "$scratch/one8" \
+  >"$scratch/one8.out" 2>"$scratch/one8.err"
+expect "one process, batch 8" 0 $?
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 \
+  --out "$scratch/two" --metrics "$scratch/two.jsonl" \
+  >"$scratch/two.out" 2>"$scratch/two.err"
+rc=$?
+expect "mpirun -np 2, batch 8 per rank" 0 $rc
+[ $rc -eq 0 ] || cat "$scratch/two.err"
+weights_within "2 ranks of 8 end with the weights of one process of 16" \
+  "$scratch/two/model.safetensors" "$scratch/one16/model.safetensors" 1e-5
+weights_within "and not with those of one process of 8 (the check can fail)" \
+  "$scratch/two/model.safetensors" "$scratch/one8/model.safetensors" 1e-5 --differ
+expect_grep "rank 0 notes the layout" \
+  "^cudl train: data parallel over 2 ranks (mpi): --batch 8 per rank, a global batch of 16" \
+  "$scratch/two.err"
+expect "one summary line per epoch, from rank 0 alone" 1 \
+  "$(grep -c '^epoch 2/2' "$scratch/two.out")"
+expect "the epoch has the global batches (6 of 16)" 1 \
+  "$(grep -c ' 6 batches of 8) on' "$scratch/two.err")"
+expect "one metrics file's lines, as one process writes" \
+  "$(grep -c '"type": "epoch"' "$scratch/two.jsonl")" 2
+if grep -q "rank 1" "$scratch/two.err"; then
+  echo "FAIL: rank 1 printed:"
+  grep "rank 1" "$scratch/two.err"
+  failures=$((failures + 1))
+fi
+"$cudl" inspect "$scratch/two/checkpoint.safetensors" >"$scratch/two.inspect" 2>&1
+expect_grep "the checkpoint records the world" "metadata train.world = 2$" \
+  "$scratch/two.inspect"
+"$cudl" inspect "$scratch/one16/checkpoint.safetensors" >"$scratch/one.inspect" 2>&1
+expect_grep "one process records a world of 1" "metadata train.world = 1$" \
+  "$scratch/one.inspect"
+
+"$cudl" "${train[@]}" --batch 24 --out "$scratch/one24" \
+  >"$scratch/one24.out" 2>"$scratch/one24.err"
+expect "one process, batch 24" 0 $?
+timeout 300 "${mpi[@]}" -np 3 "$cudl" "${train[@]}" --batch 8 \
+  --out "$scratch/three" >"$scratch/three.out" 2>"$scratch/three.err"
+rc=$?
+expect "mpirun -np 3, batch 8 per rank" 0 $rc
+[ $rc -eq 0 ] || cat "$scratch/three.err"
+weights_within "3 ranks of 8 end with the weights of one process of 24" \
+  "$scratch/three/model.safetensors" "$scratch/one24/model.safetensors" 1e-5
+
+# ---- resume across the world ----
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --steps 4 \
+  --out "$scratch/resumed" >"$scratch/part.out" 2>"$scratch/part.err"
+expect "2 ranks stop after 4 steps" 0 $?
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 \
+  --resume "$scratch/resumed/checkpoint.safetensors" --out "$scratch/resumed" \
+  >"$scratch/rest.out" 2>"$scratch/rest.err"
+rc=$?
+expect "2 ranks resume the run" 0 $rc
+[ $rc -eq 0 ] || cat "$scratch/rest.err"
+weights_within "the resumed run ends as the uninterrupted one, bit for bit" \
+  "$scratch/resumed/model.safetensors" "$scratch/two/model.safetensors" 0
+"$cudl" "${train[@]}" --batch 8 --resume "$scratch/two/checkpoint.safetensors" \
+  --override epochs --epochs 3 --out "$scratch/two" \
+  >"$scratch/world1.out" 2>"$scratch/world1.err"
+expect "one process refuses a checkpoint of 2 ranks" 1 $?
+expect_grep "saying why" \
+  "was saved by a run over 2 ranks, not 1: .*mpirun -np 2" "$scratch/world1.err"
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 \
+  --resume "$scratch/one8/checkpoint.safetensors" --override epochs --epochs 3 \
+  --out "$scratch/one8" >"$scratch/world2.out" 2>"$scratch/world2.err"
+rc=$?
+expect_true "2 ranks refuse a checkpoint of one process" [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "saying why" "was saved by a run over 1 rank, not 2" "$scratch/world2.err"
+
+# ---- bad launches ----
+timeout 300 "${mpi[@]}" -np 1 "$cudl" "${train[@]}" --batch 8 --lr 0.05 \
+  --out "$scratch/mismatch" : -np 1 "$cudl" "${train[@]}" --batch 8 --lr 0.04 \
+  --out "$scratch/mismatch" >"$scratch/mismatch.out" 2>"$scratch/mismatch.err"
+rc=$?
+expect_true "ranks with different options are refused (exit $rc)" [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "saying so" "the ranks do not train the same configuration" \
+  "$scratch/mismatch.err"
+expect_true "and before anything is written" [ ! -e "$scratch/mismatch" ]
+
+# ---- a rank killed mid-run ends the job ----
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --epochs 100000 \
+  --out "$scratch/killed" >"$scratch/killed.out" 2>"$scratch/killed.err" &
+job=$!
+victim=""
+for _ in $(seq 1 600); do
+  if [ -f "$scratch/killed/checkpoint.safetensors" ]; then
+    for p in $(pgrep -P "$(pgrep -P "$job" | head -1)" 2>/dev/null); do
+      if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
+        victim=$p
+      fi
+    done
+    [ -n "$victim" ] && break
+  fi
+  sleep 0.1
+done
+if [ -n "$victim" ]; then
+  kill -KILL "$victim"
+  wait "$job"
+  rc=$?
+  expect_true "killing rank 1 ends the job, not in a hang (exit $rc)" [ $rc -ne 0 -a $rc -ne 124 ]
+  "$cudl" inspect "$scratch/killed/checkpoint.safetensors" >/dev/null 2>&1
+  expect "the last checkpoint stays valid" 0 $?
+else
+  echo "FAIL: rank 1 of the job to kill was not found"
+  failures=$((failures + 1))
+  kill "$job" 2>/dev/null
+  wait "$job"
+fi
+
+finish

@@ -1,0 +1,62 @@
+/* run_dist.h - `cudl train` as one rank of a data-parallel job started by
+ * a launcher (mpirun, srun): which rank it is, the communicator, the
+ * checks that the ranks run the same configuration, and the exchange of
+ * each step (docs/distributed.md). */
+#ifndef CUDL_TOOLS_RUN_DIST_H
+#define CUDL_TOOLS_RUN_DIST_H
+
+#include <stdint.h>
+
+#include <cudl/cudl.h>
+
+#include "run_types.h"
+
+typedef struct run_dist {
+  int launched;    /* a launcher's environment was found */
+  int rank, world; /* 0 and 1 for one process */
+  cudl_comm *comm; /* NULL for one process */
+  int failed_together; /* every rank found the same failure: no abort */
+} run_dist;
+
+/* Read the launcher's environment (Open MPI's OMPI_COMM_WORLD_RANK/SIZE,
+ * PMI_RANK/PMI_SIZE of MPICH's and Slurm's PMI, PMIX_RANK of PMIx) into
+ * d before anything is printed: a rank other than 0 makes its notes quiet
+ * and its errors say its rank. No MPI call yet. */
+void run_dist_detect(run_dist *d);
+
+/* 0, or when launched by a launcher and this build has no MPI the exit
+ * status with one line printed saying what is missing: before the run
+ * reads anything. */
+int run_dist_check_build(const run_dist *d);
+
+/* When launched: the MPI communicator in ctx, a one-line note of the
+ * layout on rank 0, and the rank and world the run's loaders take (r). 0,
+ * or the exit status with one line printed (MPI's own failure, a rank the
+ * environment and MPI disagree on). */
+int run_dist_start(run_dist *d, run *r, const options *o);
+
+/* With several ranks: refuse what does not work across ranks yet
+ * (--precision fp16), refuse a checkpoint saved by another world size
+ * (its train.world; none recorded means 1), check that every rank has the
+ * same configuration (a hash of the options, the model and the training
+ * images) and give every rank rank 0's weights. 0, or the exit status
+ * with one line printed. */
+int run_dist_agree(run_dist *d, run *r, const options *o);
+
+/* A step's exchange after backward: the gradients averaged over the
+ * ranks, and *loss, *rows and *hits turned from this rank's batch into
+ * the global batch's (the mean loss over all its rows, their count, the
+ * hits). Nothing with one process. */
+cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
+                          int64_t *rows, int64_t *hits);
+
+/* 1 on the rank that prints, writes files and evaluates (rank 0). */
+int run_dist_root(const run_dist *d);
+
+/* The end of the run with exit status rc: with several ranks, a failure
+ * of this rank ends the whole job (MPI_Abort: the others may be waiting
+ * for it); success, or a failure every rank found at once (configurations
+ * that differ), waits for every rank and finalises MPI. Returns rc. */
+int run_dist_finish(run_dist *d, int rc);
+
+#endif /* CUDL_TOOLS_RUN_DIST_H */
