@@ -49,6 +49,14 @@ if mpirun --version 2>&1 | grep -q "Open MPI"; then
   export OMPI_MCA_btl_vader_single_copy_mechanism=none
 fi
 export OMP_NUM_THREADS=1
+# Under AddressSanitizer, Open MPI's runtime keeps what MPI_Init allocated
+# to the end: suppressed by library (lsan-mpi.supp), with full stacks so
+# that each allocation's stack reaches the library that made it (the fast
+# unwinder stops at the first library built without frame pointers).
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  export ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+  export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan-mpi.supp:print_suppressions=0"
+fi
 
 data="$scratch/tiny-mnist"
 mkdir -p "$data"
