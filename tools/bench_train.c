@@ -5,12 +5,14 @@
  * run. benchmarks/torch_ref.py train times the same step in PyTorch. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 #include "bench_peers.h"
 #include "cli.h"
 #include "cli_file.h"
 #include "commands.h"
+#include "run_dist.h"
 
 typedef struct train_bench {
   cudl_model *model;
@@ -21,13 +23,41 @@ typedef struct train_bench {
   int64_t steps;
   cudl_layer_diagnostics *rows;
   int capacity;
+  /* Under mpirun: the gradients averaged each step, each averaging timed
+   * on its own while recording is set (the timed steps). */
+  cudl_comm *comm;
+  int recording;
+  double *allreduce_ms;
+  int recorded, record_capacity;
 } train_bench;
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* The gradients averaged over the ranks, and the time it took: the
+ * device is synchronised first so that the backward pass's last kernels
+ * are not counted as communication. */
+static cudl_status average_grads_timed(train_bench *t) {
+  cudl_status s = cudl_context_synchronize(cudl_model_context(t->model));
+  double start;
+  if (s != CUDL_OK) return s;
+  start = now_ms();
+  s = cudl_comm_average_grads(t->comm, t->model);
+  if (s == CUDL_OK && t->recording && t->recorded < t->record_capacity)
+    t->allreduce_ms[t->recorded++] = now_ms() - start;
+  return s;
+}
 
 static cudl_status train_step(void *arg) {
   const train_bench *t = (const train_bench *)arg;
   /* No loss read back: that would wait for the device every step. */
   cudl_status s = cudl_model_forward(t->model, t->x, t->labels, NULL);
   if (s == CUDL_OK) s = cudl_model_backward(t->model);
+  if (s == CUDL_OK && t->comm != NULL)
+    s = average_grads_timed((train_bench *)arg);
   /* fp16: a step whose gradients overflowed is skipped, as in training
    * (cudl_model_step_skipped). */
   if (s == CUDL_OK && !cudl_model_step_skipped(t->model))
@@ -58,6 +88,10 @@ static void train_usage(FILE *out) {
       "                    (cudl train --diagnostics K): their overhead\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
       "stdout)\n"
+      "Under mpirun -np N each rank trains its own batch B and averages the\n"
+      "gradients every step (cudl train's data parallelism); rank 0 prints\n"
+      "and writes the JSON. --min-sample-ms is not taken there: every rank\n"
+      "must take the same number of steps.\n"
       "\n"
       "Figures (docs/benchmarks.md):\n"
       "  images/s      batch / the median time of a training step (forward,\n"
@@ -72,7 +106,50 @@ static void train_usage(FILE *out) {
       "  FLOP/image    3 x the forward FLOPs of the convolutions and linear\n"
       "                layers (forward, backward data, backward filter)\n"
       "  utilisation   achieved FLOP/s over the sgemm rate measured in this\n"
-      "                run (cuBLAS, or oneDNN on the CPU)\n");
+      "                run (cuBLAS, or oneDNN on the CPU)\n"
+      "  all-reduce    under mpirun: the time of each step's gradient\n"
+      "                averaging (median, fastest, slowest of the timed\n"
+      "                steps), its share of the step (median over median),\n"
+      "                the bytes reduced (4 x parameters) and NCCL's bus\n"
+      "                bandwidth busbw = bytes / time x 2(N-1)/N\n");
+}
+
+/* One rank's figures, gathered on every rank by a sum of vectors in which
+ * each rank fills its own row. */
+enum {
+  FIG_IMAGES_PER_SECOND,
+  FIG_STEP_MEDIAN,
+  FIG_STEP_MIN,
+  FIG_STEP_MAX,
+  FIG_ALLREDUCE_MEDIAN,
+  FIG_ALLREDUCE_MIN,
+  FIG_ALLREDUCE_MAX,
+  FIG_COUNT
+};
+
+static int compare_ms(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Median, fastest and slowest of the averagings of the timed steps: the
+ * first recorded one belongs to bench_time's sizing call, not to a
+ * sample, and is left out (one step a sample under mpirun). */
+static void allreduce_stats(train_bench *t, double *row) {
+  double *v = t->allreduce_ms + 1;
+  const int n = t->recorded - 1;
+  if (n < 1) return;
+  qsort(v, (size_t)n, sizeof *v, compare_ms);
+  row[FIG_ALLREDUCE_MEDIAN] =
+      n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  row[FIG_ALLREDUCE_MIN] = v[0];
+  row[FIG_ALLREDUCE_MAX] = v[n - 1];
+}
+
+static double share_of(const double *row) {
+  return row[FIG_STEP_MEDIAN] > 0.0
+             ? row[FIG_ALLREDUCE_MEDIAN] / row[FIG_STEP_MEDIAN]
+             : 0.0;
 }
 
 int cudl__cmd_bench_train(int argc, char **argv) {
@@ -96,6 +173,17 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   double images_per_second = 0, gemm_gflops = 0, achieved = 0;
   uint64_t peak_rss;
   cudl_status s;
+  run_dist dist;
+  static char command[64];
+  double *figures = NULL, job[FIG_COUNT], job_share = 0.0, images_total = 0.0;
+  double grad_bytes = 0.0, algbw_gbps = 0.0, busbw_gbps = 0.0;
+  int world = 1, rank = 0;
+  run_dist_detect(&dist);
+  if (dist.launched && dist.rank != 0) {
+    snprintf(command, sizeof command, "cudl bench train (rank %d)", dist.rank);
+    cli_set_command(command);
+  }
+  memset(job, 0, sizeof job);
   memset(&settings, 0, sizeof settings);
   memset(&t, 0, sizeof t);
   memset(&events, 0, sizeof events);
@@ -159,6 +247,13 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     }
   }
   if ((rc = cudl__tool_zoo_check_name(model_name)) != 0) return rc;
+  if ((rc = run_dist_check_build(&dist)) != 0) return rc;
+  if (dist.launched && settings.min_sample_ms > 0)
+    return cli_usage_error("--min-sample-ms is not taken under mpirun: every "
+                           "rank must take the same number of steps");
+  /* Every rank takes the same number of steps, however long they last. */
+  if (dist.launched) settings.max_seconds = 1e9;
+  if (!run_dist_root(&dist)) json = NULL;
   if (!cli_parse_device(device, &kind, &index))
     return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
                            device);
@@ -167,6 +262,24 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   if (cli_open_context(device, &ctx) != 0) {
     if (json != NULL) cli_file_close(&out, 0);
     return CLI_EXIT_FAILED;
+  }
+  if (dist.launched) {
+    s = cudl_comm_create_mpi(ctx, &dist.comm);
+    if (s != CUDL_OK) {
+      rc = cli_fail(ctx, s, "starting MPI");
+      goto done;
+    }
+    world = dist.world = cudl_comm_size(dist.comm);
+    rank = cudl_comm_rank(dist.comm);
+    t.comm = dist.comm;
+    t.record_capacity = settings.samples + 1;
+    t.allreduce_ms = (double *)calloc((size_t)t.record_capacity, sizeof(double));
+  }
+  figures = (double *)calloc((size_t)world * FIG_COUNT, sizeof *figures);
+  if (figures == NULL || (dist.launched && t.allreduce_ms == NULL)) {
+    cli_error("out of host memory for the figures of %d ranks", world);
+    rc = CLI_EXIT_FAILED;
+    goto done;
   }
   on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
   gemm_size = on_gpu ? 4096 : 2048;
@@ -239,7 +352,9 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   if (s == CUDL_OK) {
     bench_settings timed = settings;
     timed.warmup = 0;
+    t.recording = 1;
     s = bench_time(&clock, train_step, &t, &timed, &timing);
+    t.recording = 0;
   }
   if (s == CUDL_OK) s = cudl_context_memory_stats(ctx, &memory);
   if (s != CUDL_OK) {
@@ -248,6 +363,40 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   }
   peak_rss = bench_peak_rss();
   images_per_second = (double)batch / timing.median_ms * 1e3;
+  {
+    double *row = figures + (size_t)rank * FIG_COUNT;
+    int r;
+    row[FIG_IMAGES_PER_SECOND] = images_per_second;
+    row[FIG_STEP_MEDIAN] = timing.median_ms;
+    row[FIG_STEP_MIN] = timing.min_ms;
+    row[FIG_STEP_MAX] = timing.max_ms;
+    allreduce_stats(&t, row);
+    if (dist.comm != NULL)
+      s = cudl_comm_allreduce_sum_f64(dist.comm, figures,
+                                      (int64_t)world * FIG_COUNT);
+    if (s != CUDL_OK) {
+      rc = cli_fail(ctx, s, "gathering the ranks' figures");
+      goto done;
+    }
+    /* The job: images/s summed over the ranks; the all-reduce of the
+     * slowest rank (the step cannot end before it) and the widest range. */
+    for (r = 0; r < world; ++r) {
+      const double *f = figures + (size_t)r * FIG_COUNT;
+      images_total += f[FIG_IMAGES_PER_SECOND];
+      if (r == 0 || f[FIG_ALLREDUCE_MEDIAN] > job[FIG_ALLREDUCE_MEDIAN])
+        job[FIG_ALLREDUCE_MEDIAN] = f[FIG_ALLREDUCE_MEDIAN];
+      if (r == 0 || f[FIG_ALLREDUCE_MIN] < job[FIG_ALLREDUCE_MIN])
+        job[FIG_ALLREDUCE_MIN] = f[FIG_ALLREDUCE_MIN];
+      if (r == 0 || f[FIG_ALLREDUCE_MAX] > job[FIG_ALLREDUCE_MAX])
+        job[FIG_ALLREDUCE_MAX] = f[FIG_ALLREDUCE_MAX];
+      if (r == 0 || share_of(f) > job_share) job_share = share_of(f);
+    }
+    grad_bytes = 4.0 * (double)cudl_tensor_numel(cudl_model_grads(t.model));
+    if (job[FIG_ALLREDUCE_MEDIAN] > 0.0)
+      algbw_gbps = grad_bytes / (job[FIG_ALLREDUCE_MEDIAN] * 1e-3) * 1e-9;
+    busbw_gbps = algbw_gbps * 2.0 * (world - 1) / world;
+  }
+  if (!run_dist_root(&dist)) goto done;
   achieved = 3.0 * (double)flops * images_per_second * 1e-9;
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
@@ -265,6 +414,14 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             (double)memory.peak_bytes_in_use / 1048576.0,
             (double)peak_rss / 1048576.0, 3.0 * (double)flops * 1e-6, achieved,
             100.0 * achieved / gemm_gflops, gemm_gflops);
+    if (dist.launched)
+      fprintf(table,
+              "  %d ranks: %.1f images/s in all; all-reduce of %.0f bytes "
+              "%.3f ms median (%.3f-%.3f), %.1f%% of the step, bus "
+              "bandwidth %.3f GB/s\n",
+              world, images_total, grad_bytes, job[FIG_ALLREDUCE_MEDIAN],
+              job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX],
+              100.0 * job_share, busbw_gbps);
   }
   if (json != NULL) {
     FILE *f = cli_file_stream(&out);
@@ -287,7 +444,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
         "  \"peak_host_memory_bytes\": %llu,\n"
         "  \"peak_device_memory_bytes\": %llu,\n"
         "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
-        "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g\n}\n",
+        "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g,\n",
         batch, channels, size, size, classes, optimizer, t.diagnostics_every,
         timing.samples * timing.iterations, timing.iterations, settings.warmup,
         images_per_second, timing.median_ms, timing.min_ms, timing.max_ms,
@@ -295,6 +452,29 @@ int cudl__cmd_bench_train(int argc, char **argv) {
         (unsigned long long)peak_rss,
         (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
         (long long)(3 * flops), achieved, gemm_gflops, achieved / gemm_gflops);
+    fprintf(f,
+            "  \"world\": %d,\n  \"images_per_second_total\": %.6g,\n"
+            "  \"allreduce_ms_median\": %.6g,\n  \"allreduce_ms_min\": %.6g,\n"
+            "  \"allreduce_ms_max\": %.6g,\n  \"allreduce_share\": %.6g,\n"
+            "  \"grad_bytes\": %.0f,\n  \"allreduce_algbw_gbps\": %.6g,\n"
+            "  \"allreduce_busbw_gbps\": %.6g,\n  \"ranks\": [",
+            world, images_total, job[FIG_ALLREDUCE_MEDIAN],
+            job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX], job_share,
+            grad_bytes, algbw_gbps, busbw_gbps);
+    for (i = 0; i < world; ++i) {
+      const double *r = figures + (size_t)i * FIG_COUNT;
+      fprintf(f,
+              "%s\n    {\"rank\": %d, \"images_per_second\": %.6g, "
+              "\"step_ms_median\": %.6g, \"step_ms_min\": %.6g, "
+              "\"step_ms_max\": %.6g, \"allreduce_ms_median\": %.6g, "
+              "\"allreduce_ms_min\": %.6g, \"allreduce_ms_max\": %.6g, "
+              "\"allreduce_share\": %.6g}",
+              i == 0 ? "" : ",", i, r[FIG_IMAGES_PER_SECOND],
+              r[FIG_STEP_MEDIAN], r[FIG_STEP_MIN], r[FIG_STEP_MAX],
+              r[FIG_ALLREDUCE_MEDIAN], r[FIG_ALLREDUCE_MIN],
+              r[FIG_ALLREDUCE_MAX], share_of(r));
+    }
+    fprintf(f, "\n  ]\n}\n");
   }
 done:
   if (json != NULL && !cli_file_close(&out, rc == CLI_EXIT_OK))
@@ -305,6 +485,10 @@ done:
   cudl_tensor_destroy(t.labels);
   cudl_model_destroy(t.model);
   free(t.rows);
+  free(t.allreduce_ms);
+  free(figures);
+  /* A failing rank ends the job: the others may wait for it. */
+  rc = run_dist_finish(&dist, rc);
   cudl_context_destroy(ctx);
   return rc;
 }

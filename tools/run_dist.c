@@ -78,6 +78,8 @@ int run_dist_start(run_dist *d, run *r, const options *o) {
               d->rank, cudl_comm_rank(d->comm));
     return CLI_EXIT_FAILED;
   }
+  s = cudl_comm_set_timeout(d->comm, o->dist_timeout);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "--dist-timeout");
   d->world = cudl_comm_size(d->comm);
   r->rank = d->rank;
   r->world = d->world;

@@ -63,6 +63,7 @@ static const struct option_spec {
     {"--test-every-epoch", RUN_TRAIN, 0},
     {"--steps", RUN_TRAIN, 1},
     {"--override", RUN_TRAIN, 1},
+    {"--dist-timeout", RUN_TRAIN, 1},
 };
 /* options.given has a bit for each. */
 typedef char
@@ -169,6 +170,9 @@ static void usage(run_command command, FILE *out) {
         "counted\n"
         "                      from its start (a resumed run goes on to N),\n"
         "                      saving the checkpoint [the end of --epochs]\n"
+        "  --dist-timeout S    under mpirun: end the job when a rank waits\n"
+        "                      over S seconds in one exchange (another rank\n"
+        "                      hung); 0: wait without limit [600]\n"
         "Values derived from these (learning rate, schedule, normalisation,\n"
         "augmentation) are printed at start.\n"
         "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
@@ -369,6 +373,10 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "a positive integer";
     ok = cli_parse_int(v, 1, INT64_MAX, &n);
     o->steps = n;
+  } else if (strcmp(a, "--dist-timeout") == 0) {
+    want = "a number of seconds from 0 (no limit) to 1e9";
+    ok = cli_parse_double(v, &o->dist_timeout) && o->dist_timeout >= 0.0 &&
+         o->dist_timeout <= 1e9;
   } else if (strcmp(a, "--clip") == 0) {
     want = "a finite number above 0";
     ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
@@ -468,6 +476,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   o->index = -1;
   o->count = 1;
   o->top = 1;
+  o->dist_timeout = 600.0;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;

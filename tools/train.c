@@ -14,6 +14,9 @@
  * Test hook: CUDL_TEST_INTERRUPT_AT_STEP=N makes the run interrupt itself
  * (SIGINT, as Ctrl-C) once step N is done, so that a test can put the
  * interrupt exactly where it wants it, the end of an epoch included.
+ * CUDL_TEST_HANG_AT_STEP=N makes rank 1 of a data-parallel run stop
+ * forever (alive, in pause()) before step N's exchange, the rank that
+ * hangs which --dist-timeout is for.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -94,6 +97,8 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     }
     if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hits);
     if (s == CUDL_OK) s = cudl_model_backward(r->model);
+    if (t->hang_at > 0 && t->st.step + 1 == t->hang_at && r->rank == 1)
+      for (;;) pause();
     /* Data parallel: the global batch's gradients, loss and hits. */
     if (s == CUDL_OK)
       s = run_dist_step(&t->dist, r->model, &loss, &rows, &batch_hits);

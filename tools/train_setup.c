@@ -183,6 +183,9 @@ int train_start(trainer *t, int argc, char **argv) {
   if ((rc = run_config_check_override(o)) != 0) return rc;
   if (hook != NULL && cli_parse_int(hook, 1, INT64_MAX, &at))
     t->interrupt_at = at;
+  hook = getenv("CUDL_TEST_HANG_AT_STEP");
+  if (hook != NULL && cli_parse_int(hook, 1, INT64_MAX, &at))
+    t->hang_at = at;
   if ((rc = run_setup(&t->r, o)) != 0) return rc;
   if ((rc = run_dist_start(&t->dist, &t->r, o)) != 0) return rc;
   if ((rc = make_optimizer(t)) != 0) return rc;

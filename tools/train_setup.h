@@ -23,6 +23,7 @@ typedef struct trainer {
   cudl_train_state st;
   int64_t batches;      /* a training epoch's */
   int64_t interrupt_at; /* the test hook's step, 0 when off */
+  int64_t hang_at;      /* CUDL_TEST_HANG_AT_STEP's step, 0 when off */
   run_files files;
   run_best best; /* --val-split: the best epoch so far */
   report rep;

@@ -153,6 +153,27 @@ CUDL_API cudl_status cudl_comm_broadcast_params(cudl_comm *comm,
                                                 cudl_model *model, int root);
 
 /**
+ * Bound every later collective call of this rank: one that has not
+ * completed after seconds (a rank is hung, or far slower) fails with
+ * CUDL_ERR_IO naming the MPI call, the library function and the time,
+ * instead of waiting forever. seconds from 0 to 1e9; 0, the default, waits
+ * without limit. The MPI backend then uses MPI's non-blocking collectives
+ * (MPI_Ireduce, MPI_Ibcast, MPI_Iallreduce, MPI_Ibarrier) and tests them
+ * until the deadline, with the same reduce-to-0-then-broadcast and so the
+ * same bits on every rank. After a timeout the collective is still
+ * pending and the communicator cannot be used again: end the job with
+ * cudl_comm_abort (cudl_comm_destroy may wait for the missing rank).
+ * Creating and destroying the communicator are not bounded. Not
+ * collective; each rank sets its own. CUDL_ERR_INVALID_ARGUMENT for NULL
+ * or a value out of range (the timeout is then unchanged).
+ */
+CUDL_API cudl_status cudl_comm_set_timeout(cudl_comm *comm, double seconds);
+
+/** The timeout cudl_comm_set_timeout set, in seconds (0: none, and for
+ *  NULL). Not collective. */
+CUDL_API double cudl_comm_timeout(const cudl_comm *comm);
+
+/**
  * End every process of the communicator's job with exit status code
  * (MPI_Abort), for a program that has failed on one rank and must not
  * leave the others waiting in a collective call. The library calls it

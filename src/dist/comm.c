@@ -81,6 +81,22 @@ const char *cudl_comm_backend(const cudl_comm *c) {
   return c == NULL ? NULL : c->ops->name;
 }
 
+cudl_status cudl_comm_set_timeout(cudl_comm *c, double seconds) {
+  if (c == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  /* The upper bound keeps deadlines finite in any clock. */
+  if (!(seconds >= 0.0 && seconds <= 1e9))
+    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the timeout must be from 0 (none) to 1e9 seconds, not "
+                     "%g",
+                     seconds);
+  c->timeout_seconds = seconds;
+  return CUDL_OK;
+}
+
+double cudl_comm_timeout(const cudl_comm *c) {
+  return c == NULL ? 0.0 : c->timeout_seconds;
+}
+
 void cudl_comm_abort(cudl_comm *c, int code) {
   if (c != NULL) c->ops->abort(c, code);
 }

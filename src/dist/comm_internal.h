@@ -45,6 +45,9 @@ struct cudl_comm {
   cudl_allocator allocator;
   const cudl_comm_ops *ops;
   int rank, size;
+  /* cudl_comm_set_timeout: the longest wait in one collective, in
+   * seconds; 0 for no limit. */
+  double timeout_seconds;
   void *impl; /* the backend's */
   /* Host copy of a tensor that is not in host memory, grown on demand. */
   void *staging;

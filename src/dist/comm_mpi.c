@@ -9,11 +9,21 @@
  * sum once. Messages larger than INT_MAX elements go in pieces (MPI counts
  * are int).
  *
+ * With a timeout (cudl_comm_set_timeout) every collective is MPI's
+ * non-blocking form, tested until it completes or the deadline passes, so
+ * that a rank that hangs (alive, never calling) fails the others' calls
+ * instead of holding them forever; without one, the blocking calls. The
+ * test loop spins for its first millisecond (a collective between ranks
+ * in step usually completes within it), then sleeps 50 us between tests
+ * so that a long wait leaves the cores to the ranks that compute; MPI
+ * progresses the operation inside each test.
+ *
  * Built only with MPI (CUDL_HAVE_MPI); without it cudl_comm_create_mpi
  * says what is missing.
  */
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 
 #include "dist/comm_internal.h"
 
@@ -42,6 +52,33 @@ static cudl_status mpi_fail(cudl_context *ctx, const char *function,
                     call, length > 0 ? text : "no text", code);
 }
 
+static double timeout_of(const cudl_comm *c) { return c->timeout_seconds; }
+
+/* Complete the non-blocking collective *request started by call (its
+ * start's status rc), within the communicator's timeout. */
+static cudl_status finish(cudl_comm *c, int rc, MPI_Request *request,
+                          const char *call, const char *function) {
+  const double start = MPI_Wtime(), limit = timeout_of(c);
+  const struct timespec pause = {0, 50000};
+  int done = 0;
+  if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, call, rc);
+  for (;;) {
+    double waited;
+    rc = MPI_Test(request, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, call, rc);
+    if (done) return CUDL_OK;
+    waited = MPI_Wtime() - start;
+    if (waited > limit)
+      return cudl__fail(c->ctx, CUDL_ERR_IO, function,
+                        "%s did not complete within the timeout of %g s "
+                        "(rank %d of %d waited %.1f s): another rank is hung "
+                        "or far slower; the communicator cannot be used "
+                        "again, end the job",
+                        call, limit, c->rank, c->size, waited);
+    if (waited > 1e-3) nanosleep(&pause, NULL);
+  }
+}
+
 /* The largest piece one MPI call moves. */
 #define PIECE ((size_t)INT_MAX)
 
@@ -52,11 +89,25 @@ static cudl_status reduce_bcast(cudl_comm *c, void *values, size_t count,
   char *bytes = (char *)values;
   while (count > 0) {
     const int n = (int)(count < PIECE ? count : PIECE);
-    int rc = MPI_Reduce(c->rank == 0 ? MPI_IN_PLACE : bytes,
-                        c->rank == 0 ? bytes : NULL, n, type, op, 0, comm);
-    if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, "MPI_Reduce", rc);
-    rc = MPI_Bcast(bytes, n, type, 0, comm);
-    if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, "MPI_Bcast", rc);
+    void *send = c->rank == 0 ? MPI_IN_PLACE : bytes;
+    void *receive = c->rank == 0 ? bytes : NULL;
+    cudl_status s;
+    if (timeout_of(c) > 0.0) {
+      MPI_Request request;
+      int rc = MPI_Ireduce(send, receive, n, type, op, 0, comm, &request);
+      s = finish(c, rc, &request, "MPI_Ireduce", function);
+      if (s != CUDL_OK) return s;
+      rc = MPI_Ibcast(bytes, n, type, 0, comm, &request);
+      s = finish(c, rc, &request, "MPI_Ibcast", function);
+      if (s != CUDL_OK) return s;
+    } else {
+      int rc = MPI_Reduce(send, receive, n, type, op, 0, comm);
+      if (rc != MPI_SUCCESS)
+        return mpi_fail(c->ctx, function, "MPI_Reduce", rc);
+      rc = MPI_Bcast(bytes, n, type, 0, comm);
+      if (rc != MPI_SUCCESS)
+        return mpi_fail(c->ctx, function, "MPI_Bcast", rc);
+    }
     bytes += (size_t)n * size;
     count -= (size_t)n;
   }
@@ -74,8 +125,15 @@ static cudl_status mpi_sum_f64(cudl_comm *c, double *v, size_t n) {
 }
 
 static cudl_status mpi_min_u64(cudl_comm *c, uint64_t *v, size_t n) {
-  int rc = MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_UINT64_T, MPI_MIN,
-                         comm_of(c));
+  int rc;
+  if (timeout_of(c) > 0.0) {
+    MPI_Request request;
+    rc = MPI_Iallreduce(MPI_IN_PLACE, v, (int)n, MPI_UINT64_T, MPI_MIN,
+                        comm_of(c), &request);
+    return finish(c, rc, &request, "MPI_Iallreduce", "cudl_comm_agree");
+  }
+  rc = MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_UINT64_T, MPI_MIN,
+                     comm_of(c));
   return rc == MPI_SUCCESS
              ? CUDL_OK
              : mpi_fail(c->ctx, "cudl_comm_agree", "MPI_Allreduce", rc);
@@ -86,9 +144,17 @@ static cudl_status mpi_broadcast(cudl_comm *c, void *data, size_t bytes,
   char *p = (char *)data;
   while (bytes > 0) {
     const int n = (int)(bytes < PIECE ? bytes : PIECE);
-    int rc = MPI_Bcast(p, n, MPI_BYTE, root, comm_of(c));
-    if (rc != MPI_SUCCESS)
-      return mpi_fail(c->ctx, "cudl_comm_broadcast", "MPI_Bcast", rc);
+    if (timeout_of(c) > 0.0) {
+      MPI_Request request;
+      int rc = MPI_Ibcast(p, n, MPI_BYTE, root, comm_of(c), &request);
+      cudl_status s =
+          finish(c, rc, &request, "MPI_Ibcast", "cudl_comm_broadcast");
+      if (s != CUDL_OK) return s;
+    } else {
+      int rc = MPI_Bcast(p, n, MPI_BYTE, root, comm_of(c));
+      if (rc != MPI_SUCCESS)
+        return mpi_fail(c->ctx, "cudl_comm_broadcast", "MPI_Bcast", rc);
+    }
     p += n;
     bytes -= (size_t)n;
   }
@@ -96,7 +162,13 @@ static cudl_status mpi_broadcast(cudl_comm *c, void *data, size_t bytes,
 }
 
 static cudl_status mpi_barrier(cudl_comm *c) {
-  int rc = MPI_Barrier(comm_of(c));
+  int rc;
+  if (timeout_of(c) > 0.0) {
+    MPI_Request request;
+    rc = MPI_Ibarrier(comm_of(c), &request);
+    return finish(c, rc, &request, "MPI_Ibarrier", "cudl_comm_barrier");
+  }
+  rc = MPI_Barrier(comm_of(c));
   return rc == MPI_SUCCESS
              ? CUDL_OK
              : mpi_fail(c->ctx, "cudl_comm_barrier", "MPI_Barrier", rc);

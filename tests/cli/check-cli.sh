@@ -554,6 +554,16 @@ assert train["flops_per_image"] == 3 * 2 * (784 * 256 + 256 * 128 + 128 * 10), t
 assert train["peak_memory_bytes"] > 0 and train["peak_host_memory_bytes"] >= train["peak_memory_bytes"]
 assert train["peak_device_memory_bytes"] == 0
 assert close(train["flop_utilisation"], train["achieved_gflops"] / train["gemm_gflops"]), train
+# One process: a world of 1, no all-reduce; the job is the process.
+assert train["world"] == 1 and len(train["ranks"]) == 1 and train["ranks"][0]["rank"] == 0, train
+assert train["images_per_second_total"] == train["ranks"][0]["images_per_second"], train
+assert close(train["images_per_second_total"], train["images_per_second"]), train
+# The f32 gradient arena: each tensor rounded up to 16 floats.
+assert train["grad_bytes"] == 4 * sum((n + 15) // 16 * 16 for n in
+                                      (784 * 256, 256, 256 * 128, 128, 128 * 10, 10)), train
+for key in ("allreduce_ms_median", "allreduce_ms_min", "allreduce_ms_max", "allreduce_share",
+            "allreduce_algbw_gbps", "allreduce_busbw_gbps"):
+    assert train[key] == 0 and (key not in train["ranks"][0] or train["ranks"][0][key] == 0), (key, train)
 print("bench JSON consistent")
 PY
 expect "bench JSON follows docs/benchmarks.md" 0 $?

@@ -125,6 +125,55 @@ expect "mpirun -np 3, batch 8 per rank" 0 $rc
 weights_within "3 ranks of 8 end with the weights of one process of 24" \
   "$scratch/three/model.safetensors" "$scratch/one24/model.safetensors" 1e-5
 
+# ---- bench train under mpirun: the scaling figures (docs/benchmarks.md) ----
+# Their consistency, not the timings: the job's images/s the sum of the
+# ranks', the all-reduce's share of the step a fraction, its bytes the f32
+# gradient of the MLP, NCCL's bus bandwidth from them.
+timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
+  --batch 8 --samples 3 --warmup 1 --json "$scratch/bench2.json" \
+  >"$scratch/bench2.out" 2>"$scratch/bench2.err"
+rc=$?
+expect "mpirun -np 2 cudl bench train" 0 $rc
+[ $rc -eq 0 ] || cat "$scratch/bench2.err"
+expect "rank 0 alone prints the table" 1 "$(grep -c 'images/s (step' "$scratch/bench2.out")"
+expect_grep "with the job's line" "^  2 ranks: .* images/s in all; all-reduce of 940608 bytes" \
+  "$scratch/bench2.out"
+python3 - "$scratch/bench2.json" >"$scratch/bench2-json.out" 2>&1 <<'PY2'
+import json, sys
+b = json.load(open(sys.argv[1]))
+def close(a, b, rel=1e-3):
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+assert b["world"] == 2 and [r["rank"] for r in b["ranks"]] == [0, 1], b
+# mlp 784-256-128-10: weights and biases, 4 bytes each, as the gradient
+# arena holds them (each tensor rounded up to 16 floats: the bytes reduced)
+params = sum((n + 15) // 16 * 16 for n in (784 * 256, 256, 256 * 128, 128, 128 * 10, 10))
+assert b["grad_bytes"] == 4 * params, b
+assert close(b["images_per_second_total"], sum(r["images_per_second"] for r in b["ranks"])), b
+assert close(b["images_per_second"], b["ranks"][0]["images_per_second"]), b
+for r in b["ranks"]:
+    assert close(r["images_per_second"], 8 / r["step_ms_median"] * 1e3), r
+    assert 0 < r["allreduce_ms_min"] <= r["allreduce_ms_median"] <= r["allreduce_ms_max"], r
+    assert 0 <= r["allreduce_share"] <= 1, r
+    assert close(r["allreduce_share"], r["allreduce_ms_median"] / r["step_ms_median"]), r
+    assert r["allreduce_ms_median"] <= r["step_ms_median"], r
+assert b["allreduce_ms_median"] == max(r["allreduce_ms_median"] for r in b["ranks"]), b
+assert b["allreduce_ms_min"] == min(r["allreduce_ms_min"] for r in b["ranks"]), b
+assert b["allreduce_ms_max"] == max(r["allreduce_ms_max"] for r in b["ranks"]), b
+assert 0 <= b["allreduce_share"] <= 1, b
+assert b["allreduce_share"] == max(r["allreduce_share"] for r in b["ranks"]), b
+assert close(b["allreduce_algbw_gbps"], b["grad_bytes"] / (b["allreduce_ms_median"] * 1e-3) * 1e-9), b
+assert close(b["allreduce_busbw_gbps"], b["allreduce_algbw_gbps"] * 2 * (2 - 1) / 2), b
+assert b["steps"] == 3 and b["steps_per_sample"] == 1, b
+print("bench JSON under mpirun consistent")
+PY2
+expect "bench train's JSON under mpirun is consistent" 0 $?
+expect_grep "bench JSON checked" "bench JSON under mpirun consistent" "$scratch/bench2-json.out"
+timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
+  --batch 8 --samples 2 --min-sample-ms 5 >"$scratch/bench-ms.out" 2>"$scratch/bench-ms.err"
+rc=$?
+expect_true "--min-sample-ms refused under mpirun (exit $rc)" [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "saying why" "min-sample-ms is not taken under mpirun" "$scratch/bench-ms.err"
+
 # ---- resume across the world ----
 timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --steps 4 \
   --out "$scratch/resumed" >"$scratch/part.out" 2>"$scratch/part.err"
@@ -159,6 +208,28 @@ expect_true "ranks with different options are refused (exit $rc)" [ $rc -ne 0 -a
 expect_grep "saying so" "the ranks do not train the same configuration" \
   "$scratch/mismatch.err"
 expect_true "and before anything is written" [ ! -e "$scratch/mismatch" ]
+
+# ---- a rank that hangs (alive, never exchanging) ends the job ----
+# CUDL_TEST_HANG_AT_STEP=8 stops rank 1 forever before step 8's exchange
+# (epoch 2: epoch 1's checkpoint is written). Rank 0 waits --dist-timeout 3
+# seconds in the gradients' reduce, fails saying so, and MPI_Abort ends
+# both; `timeout 120` only turns a hang into a failure here (exit 124).
+CUDL_TEST_HANG_AT_STEP=8 timeout 120 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" \
+  --batch 8 --epochs 3 --dist-timeout 3 --out "$scratch/hung" \
+  >"$scratch/hung.out" 2>"$scratch/hung.err"
+rc=$?
+expect_true "a hung rank 1 ends the job within the timeout, not in a hang (exit $rc)" \
+  [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "rank 0 says which exchange timed out, and after how long" \
+  "^cudl train: training step 8: cudl_comm_allreduce_mean: MPI_Ireduce did not complete within the timeout of 3 s (rank 0 of 2 waited 3\.[0-9] s)" \
+  "$scratch/hung.err"
+"$cudl" inspect "$scratch/hung/checkpoint.safetensors" >"$scratch/hung.inspect" 2>&1
+expect "the last checkpoint stays valid" 0 $?
+expect_grep "and is epoch 1's" "metadata cudl.step = 6$" "$scratch/hung.inspect"
+"$cudl" train --dist-timeout -1 >/dev/null 2>"$scratch/timeout-bad.err"
+expect "--dist-timeout -1 is a usage error" 2 $?
+expect_grep "saying what it takes" "dist-timeout.*from 0 (no limit) to 1e9" \
+  "$scratch/timeout-bad.err"
 
 # ---- a rank killed mid-run ends the job ----
 timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --epochs 100000 \

@@ -3,6 +3,7 @@
 // without MPI says. The MPI backend runs under mpirun in tests/dist.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -96,6 +97,28 @@ TEST_F(DistTest, BadArguments) {
   EXPECT_STATUS(CUDL_OK, cudl_comm_allreduce_mean(comm_, t));
   cudl_tensor_destroy(t);
   cudl_tensor_destroy(ints);
+}
+
+TEST_F(DistTest, TimeoutIsCheckedAndKept) {
+  EXPECT_EQ(cudl_comm_timeout(comm_), 0.0);  // no limit by default
+  EXPECT_STATUS(CUDL_OK, cudl_comm_set_timeout(comm_, 2.5));
+  EXPECT_EQ(cudl_comm_timeout(comm_), 2.5);
+  // Out of range: refused, the earlier value kept.
+  for (double bad : {-1.0, 1e10, std::nan(""), HUGE_VAL}) {
+    EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_set_timeout(comm_, bad));
+    EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "timeout"), nullptr);
+    EXPECT_EQ(cudl_comm_timeout(comm_), 2.5);
+  }
+  EXPECT_STATUS(CUDL_OK, cudl_comm_set_timeout(comm_, 0.0));
+  EXPECT_EQ(cudl_comm_timeout(comm_), 0.0);
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_set_timeout(nullptr, 1.0));
+  EXPECT_EQ(cudl_comm_timeout(nullptr), 0.0);
+  // A local communicator's collectives are unaffected by a timeout.
+  EXPECT_STATUS(CUDL_OK, cudl_comm_set_timeout(comm_, 1.0));
+  double sums[2] = {1.5, -2.0};
+  EXPECT_STATUS(CUDL_OK, cudl_comm_allreduce_sum_f64(comm_, sums, 2));
+  EXPECT_EQ(sums[0], 1.5);
+  EXPECT_STATUS(CUDL_OK, cudl_comm_barrier(comm_));
 }
 
 TEST_F(DistTest, ModelHelpersNeedACompiledModel) {
