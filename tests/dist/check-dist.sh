@@ -169,6 +169,22 @@ weights_within "--sync-bn: 3 ranks of 8 end as one process of 24" \
 expect "--sync-bn with one process is accepted" 0 $?
 expect_grep "with a note" "--sync-bn with one process: batch norm's statistics are already" \
   "$scratch/cnn-one.err"
+# A resumed run keeps it; --override sync-bn changes it.
+"$cudl" "${cnn[@]}" --batch 16 --no-sync-bn --steps 2 \
+  --resume "$scratch/cnn-one/checkpoint.safetensors" --out "$scratch/cnn-one" \
+  >"$scratch/cnn-off.out" 2>"$scratch/cnn-off.err"
+expect "a resumed --sync-bn run refuses --no-sync-bn alone" 1 $?
+expect_grep "saying why" "the run was trained with --sync-bn, not --no-sync-bn; .*--override sync-bn" \
+  "$scratch/cnn-off.err"
+"$cudl" "${cnn[@]}" --batch 16 --no-sync-bn --override sync-bn --steps 2 \
+  --resume "$scratch/cnn-one/checkpoint.safetensors" --out "$scratch/cnn-one" \
+  >"$scratch/cnn-off.out" 2>"$scratch/cnn-off.err"
+expect "and takes it with --override sync-bn" 0 $?
+expect_grep "with a note" "using --no-sync-bn instead of the run's --sync-bn (--override sync-bn)" \
+  "$scratch/cnn-off.err"
+"$cudl" inspect "$scratch/cnn-one/checkpoint.safetensors" >"$scratch/cnn-one.inspect" 2>&1
+expect_grep "and records the new value" "metadata train.sync-bn = off$" \
+  "$scratch/cnn-one.inspect"
 
 # ---- resume across the world ----
 timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --steps 4 \
