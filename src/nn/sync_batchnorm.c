@@ -223,7 +223,8 @@ cudl_status cudl__sync_batchnorm_backward(cudl_model *m, node *n,
     status = cudl_tensor_create(m->ctx, cudl_tensor_dtype(x),
                                 cudl_tensor_ndim(x), cudl_tensor_shape(x),
                                 &correction);
-  if (status == CUDL_OK)
+  /* Only image tensors take a layout: the batch-norm op wants x's. */
+  if (status == CUDL_OK && cudl_tensor_layout(x) != CUDL_LAYOUT_NCHW)
     status = cudl_tensor_set_layout(correction, cudl_tensor_layout(x));
   if (status == CUDL_OK)
     status = cudl_batchnorm_forward_inference(m->ctx, x, tensors[0],
