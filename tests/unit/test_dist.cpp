@@ -160,10 +160,11 @@ static SyncBnStep TrainStep(cudl_context *ctx, cudl_model *m, int first = 0, int
   return r;
 }
 
-static cudl_model *SmallCnn(cudl_context *ctx) {
+static cudl_model *SmallCnn(cudl_context *ctx, cudl_layout layout = CUDL_LAYOUT_NCHW) {
   cudl_model *m = nullptr;
   EXPECT_STATUS(CUDL_OK, cudl_zoo_small_cnn(ctx, 1, 8, 8, 3, 0.0f, &m));
   if (m == nullptr) return nullptr;
+  EXPECT_STATUS(CUDL_OK, cudl_model_set_layout(m, layout));
   EXPECT_STATUS(CUDL_OK, cudl_model_compile(m, 4));
   return m;
 }
@@ -247,13 +248,13 @@ static double Worst(const std::vector<float> &a, const std::vector<float> &b) {
 // gradients (conv1's and conv2's depend on batch norm's dx) and the
 // running statistics match; with per-replica statistics (!sync) they
 // do not.
-static void TwoReplicaStep(bool sync, double *worst_output, double *worst_grads,
-                           double *worst_running) {
+static void TwoReplicaStep(bool sync, cudl_layout layout, double *worst_output,
+                           double *worst_grads, double *worst_running) {
   cudl_context *ctx[3] = {nullptr, nullptr, nullptr};
   cudl_model *m[3] = {nullptr, nullptr, nullptr};
   for (int i = 0; i < 3; ++i) {
     ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx[i]));
-    m[i] = SmallCnn(ctx[i]);
+    m[i] = SmallCnn(ctx[i], layout);
     ASSERT_NE(m[i], nullptr);
     ASSERT_STATUS(CUDL_OK, cudl_model_init(m[i], CUDL_INIT_KAIMING_NORMAL));
   }
@@ -288,7 +289,7 @@ static void TwoReplicaStep(bool sync, double *worst_output, double *worst_grads,
 
 TEST(SyncBatchNorm, TwoReplicasTrainAsOneModelOfTheirRows) {
   double output = 1.0, grads = 1.0, running = 1.0;
-  TwoReplicaStep(true, &output, &grads, &running);
+  TwoReplicaStep(true, CUDL_LAYOUT_NCHW, &output, &grads, &running);
   // f32 means and variances reach the sums (measured: 3.8e-7, 5.7e-7 and
   // 5.9e-8; without backward's sum the gradients are 0.04 off).
   EXPECT_LT(output, 1e-5);
@@ -296,10 +297,20 @@ TEST(SyncBatchNorm, TwoReplicasTrainAsOneModelOfTheirRows) {
   EXPECT_LT(running, 1e-5);
   // The control: per-replica statistics are far off (measured: 0.13,
   // 0.21 and 0.016).
-  TwoReplicaStep(false, &output, &grads, &running);
+  TwoReplicaStep(false, CUDL_LAYOUT_NCHW, &output, &grads, &running);
   EXPECT_GT(output, 1e-3);
   EXPECT_GT(grads, 1e-3);
   EXPECT_GT(running, 1e-3);
+}
+
+// Channels-last activations: batch norm's input, and the correction made
+// like it, in NHWC.
+TEST(SyncBatchNorm, TwoReplicasChannelsLast) {
+  double output = 1.0, grads = 1.0, running = 1.0;
+  TwoReplicaStep(true, CUDL_LAYOUT_NHWC, &output, &grads, &running);
+  EXPECT_LT(output, 1e-5);
+  EXPECT_LT(grads, 1e-5);
+  EXPECT_LT(running, 1e-5);
 }
 
 TEST_F(DistTest, SyncBatchNormBadArguments) {
