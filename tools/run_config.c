@@ -22,6 +22,7 @@ enum {
   SET_DROPOUT,
   SET_AUGMENT,
   SET_SHUFFLE,
+  SET_SYNC_BN,
   SET_PRECISION,
   SET_LAYOUT,
   SET_SEED
@@ -53,6 +54,7 @@ static const struct setting {
     {"dropout", NULL, NULL},
     {"augment", g_on_off, NULL},
     {"shuffle", g_on_off, NULL},
+    {"sync-bn", g_on_off, NULL},
     {"precision", NULL, NULL},
     {"layout", NULL, NULL},
     {"seed", NULL,
@@ -146,6 +148,9 @@ static void setting_text(int k, const options *o, char *out, size_t size) {
     case SET_SHUFFLE:
       snprintf(out, size, "%s", o->shuffle ? "on" : "off");
       break;
+    case SET_SYNC_BN:
+      snprintf(out, size, "%s", o->sync_bn ? "on" : "off");
+      break;
     case SET_PRECISION:
       snprintf(out, size, "%s", cudl_precision_name(o->precision));
       break;
@@ -177,6 +182,8 @@ static int setting_apply(int k, options *o, const char *text,
       o->augment = i == 0;
     else if (k == SET_SHUFFLE)
       o->shuffle = i == 0;
+    else if (k == SET_SYNC_BN)
+      o->sync_bn = i == 0;
     else
       return run_set_option(o, option, s->words[i], want);
     return 1;
@@ -195,6 +202,9 @@ static int setting_given(int k, const options *o) {
     return run_option_given(o, "--augment") ||
            run_option_given(o, "--no-augment");
   if (k == SET_SHUFFLE) return run_option_given(o, "--no-shuffle");
+  if (k == SET_SYNC_BN)
+    return run_option_given(o, "--sync-bn") ||
+           run_option_given(o, "--no-sync-bn");
   snprintf(option, sizeof option, "--%s", g_settings[k].name);
   return run_option_given(o, option);
 }
@@ -207,6 +217,8 @@ static void setting_words(int k, const char *text, char *out, size_t size) {
     snprintf(out, size, "%s", on ? "--augment" : "--no-augment");
   else if (k == SET_SHUFFLE)
     snprintf(out, size, "%s", on ? "shuffling" : "--no-shuffle");
+  else if (k == SET_SYNC_BN)
+    snprintf(out, size, "%s", on ? "--sync-bn" : "--no-sync-bn");
   else if (k == SET_CLIP && strcmp(text, "off") == 0)
     snprintf(out, size, "no --clip");
   else
@@ -271,7 +283,7 @@ int run_config_check_override(const options *o) {
       return cli_usage_error(
           "--override: unknown setting '%.*s' (lr, momentum, weight-decay, "
           "schedule, warmup, epochs, clip, dropout, augment, shuffle, "
-          "precision, layout)",
+          "sync-bn, precision, layout)",
           (int)len, p);
     if (g_settings[k].fixed != NULL)
       return cli_usage_error(
@@ -282,6 +294,7 @@ int run_config_check_override(const options *o) {
                              g_settings[k].name,
                              k == SET_AUGMENT   ? "--augment or --no-augment"
                              : k == SET_SHUFFLE ? "--no-shuffle"
+                             : k == SET_SYNC_BN ? "--sync-bn or --no-sync-bn"
                              : k == SET_CLIP    ? "--clip NORM"
                                                 : "and its option");
     if (p[len] == '\0') return 0;

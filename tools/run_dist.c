@@ -199,7 +199,12 @@ int run_dist_agree(run_dist *d, run *r, const options *o) {
       return CLI_EXIT_FAILED;
     }
   }
-  if (d->world == 1) return 0;
+  if (d->world == 1) {
+    if (o->sync_bn)
+      cli_note("--sync-bn with one process: batch norm's statistics are "
+               "already those of the whole batch");
+    return 0;
+  }
   if (o->precision == CUDL_PRECISION_FP16) {
     cli_error("--precision fp16 is not supported over several ranks yet: "
               "each rank's dynamic loss scale would skip steps on its own; "
@@ -224,6 +229,8 @@ int run_dist_agree(run_dist *d, run *r, const options *o) {
   s = cudl_comm_broadcast_params(d->comm, r->model, 0);
   if (s != CUDL_OK)
     return cli_fail(r->ctx, s, "sending rank 0's weights to every rank");
+  if (o->sync_bn && (s = cudl_model_set_sync_bn(r->model, d->comm)) != CUDL_OK)
+    return cli_fail(r->ctx, s, "synchronising batch norm over the ranks");
   return 0;
 }
 

@@ -39,8 +39,9 @@ int run_dist_start(run_dist *d, run *r, const options *o);
  * (--precision fp16), refuse a checkpoint saved by another world size
  * (its train.world; none recorded means 1), check that every rank has the
  * same configuration (a hash of the options, the model and the training
- * images) and give every rank rank 0's weights. 0, or the exit status
- * with one line printed. */
+ * images), give every rank rank 0's weights and, for --sync-bn, attach
+ * the communicator to the model's batch norm (with one process, a note
+ * that it changes nothing). 0, or the exit status with one line printed. */
 int run_dist_agree(run_dist *d, run *r, const options *o);
 
 /* A step's exchange after backward: the gradients averaged over the

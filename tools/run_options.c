@@ -58,6 +58,8 @@ static const struct option_spec {
     {"--no-shuffle", RUN_TRAIN, 0},
     {"--augment", RUN_TRAIN, 0},
     {"--no-augment", RUN_TRAIN, 0},
+    {"--sync-bn", RUN_TRAIN, 0},
+    {"--no-sync-bn", RUN_TRAIN, 0},
     {"--check-numerics", RUN_TRAIN, 0},
     {"--val-split", RUN_TRAIN, 1},
     {"--test-every-epoch", RUN_TRAIN, 0},
@@ -146,6 +148,9 @@ static void usage(run_command command, FILE *out) {
         "                      writes, naming it (slow: for a diverging run)\n"
         "  --augment, --no-augment   random crop and flip [on for cifar10 "
         "only]\n"
+        "  --sync-bn, --no-sync-bn   under mpirun, batch norm's statistics\n"
+        "                      over the rows of every rank [off: each rank's\n"
+        "                      own]\n"
         "  --resume FILE       continue a run from its checkpoint (OUT/\n"
         "                      checkpoint.safetensors, saved atomically\n"
         "                      after every epoch and on Ctrl-C) exactly as\n"
@@ -154,7 +159,7 @@ static void usage(run_command command, FILE *out) {
         "  --override NAME,... let a resumed run change these: lr,\n"
         "                      momentum, weight-decay, schedule, warmup,\n"
         "                      epochs (to extend it), clip, dropout,\n"
-        "                      augment, shuffle, precision, layout\n"
+        "                      augment, shuffle, sync-bn, precision, layout\n"
         "  --init FILE         start from these weights (fine-tuning)\n"
         "  --val-split F       hold out the fraction F (0 < F < 1) of each\n"
         "                      class of the training images for validation\n"
@@ -247,6 +252,10 @@ int run_set_option(options *o, const char *a, const char *v,
     o->augment = 0;
   } else if (strcmp(a, "--augment") == 0) {
     o->augment = 1;
+  } else if (strcmp(a, "--sync-bn") == 0) {
+    o->sync_bn = 1;
+  } else if (strcmp(a, "--no-sync-bn") == 0) {
+    o->sync_bn = 0;
   } else if (strcmp(a, "--check-numerics") == 0) {
     o->check_numerics = 1;
   } else if (strcmp(a, "--strict") == 0) {

@@ -174,6 +174,32 @@ CUDL_API cudl_status cudl_comm_set_timeout(cudl_comm *comm, double seconds);
 CUDL_API double cudl_comm_timeout(const cudl_comm *comm);
 
 /**
+ * Synchronised batch norm: with comm, every batch-norm layer of the model
+ * normalises in training mode with the statistics of the rows of every
+ * rank together (the rows of the global batch), as PyTorch's
+ * SyncBatchNorm does, instead of its own rank's rows (the default):
+ * forward sums each channel's values and squared deviations over the ranks
+ * (through cudl_comm_allreduce_sum_f64, so every rank gets the same bits)
+ * and updates the running statistics from the global mean and unbiased
+ * variance; backward sums dy and dy * xhat over the ranks, so that the
+ * input's gradient is that of the global batch norm (the weight and bias
+ * gradients stay the rank's own, averaged by cudl_comm_average_grads like
+ * every gradient). Each rank's rows must still hold at least 2 values per
+ * channel. Evaluation mode is unchanged (running statistics).
+ *
+ * Every forward and backward in training mode of a model with batch norm
+ * is then collective: every rank must run them together, with the same
+ * model. comm must outlive the attachment and record its errors in the
+ * model's context (CUDL_ERR_INVALID_ARGUMENT otherwise). NULL detaches; a
+ * communicator of one rank (the local backend) also leaves batch norm as
+ * it is, which is then already synchronised (bit for bit the same).
+ * CUDL_ERR_INVALID_ARGUMENT for a NULL model. Not collective; the model
+ * need not be compiled.
+ */
+CUDL_API cudl_status cudl_model_set_sync_bn(cudl_model *model,
+                                            cudl_comm *comm);
+
+/**
  * End every process of the communicator's job with exit status code
  * (MPI_Abort), for a program that has failed on one rank and must not
  * leave the others waiting in a collective call. The library calls it

@@ -112,6 +112,11 @@ struct cudl_model {
   int has_output;
   int compiled;
   int training;
+  /* Synchronised batch norm (cudl_model_set_sync_bn): sums count doubles
+   * over the replicas in place, every replica getting the same bits. NULL:
+   * each replica normalises with its own rows' statistics. */
+  cudl_status (*bn_sum)(void *group, double *values, int64_t count);
+  void *bn_group;
   int64_t max_batch;
   /* Precision (cudl_model_set_precision) and the dtype of activations,
    * their gradients and the weights' working copies. */
@@ -267,6 +272,14 @@ void cudl__model_commit_node(cudl_model *m, int *node_out);
 /* ---- running a node ---- */
 
 /* Parameter `index`'s value and gradient views (NULL for index -1). */
+/* Batch norm of node n in training mode with the statistics of every
+ * replica's rows together, through m->bn_sum (nn/sync_batchnorm.c). */
+cudl_status cudl__sync_batchnorm_forward(cudl_model *m, node *n,
+                                         const cudl_tensor *x);
+cudl_status cudl__sync_batchnorm_backward(cudl_model *m, node *n,
+                                          const cudl_tensor *x,
+                                          cudl_tensor *dx);
+
 static inline cudl_tensor *cudl__param(cudl_model *m, int index) {
   return index < 0 ? NULL : m->params[index].value;
 }

@@ -49,6 +49,8 @@ cudl_status cudl_model_add_batchnorm(cudl_model *m, int input, const char *name,
 
 static cudl_status batchnorm_forward(cudl_model *m, node *n,
                                      const cudl_tensor *x) {
+  if (m->training && m->bn_sum != NULL)
+    return cudl__sync_batchnorm_forward(m, n, x);
   if (m->training)
     return cudl_batchnorm_forward_training(
         m->ctx, x, cudl__param(m, n->weight), cudl__param(m, n->bias),
@@ -66,6 +68,7 @@ static cudl_status batchnorm_backward(cudl_model *m, node *n,
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "backward in evaluation mode: batch norm's backward "
                      "needs the training forward's statistics");
+  if (m->bn_sum != NULL) return cudl__sync_batchnorm_backward(m, n, x, dx);
   /* The parameters' gradients need a dx even where the input needs none. */
   return cudl_batchnorm_backward(
       m->ctx, x, n->dy, cudl__param(m, n->weight), n->save_mean, n->save_invstd,
