@@ -3,7 +3,7 @@
  * does with it: a setting not on the command line is the checkpoint's, and
  * one given with another value is refused unless --override names it, so
  * that `cudl train --resume CHECKPOINT` goes on exactly as the run began
- * (docs/cli.md, Resuming). */
+ * (docs/cli.md, "The training configuration, and --resume --override"). */
 #ifndef CUDL_TOOLS_RUN_CONFIG_H
 #define CUDL_TOOLS_RUN_CONFIG_H
 
