@@ -250,6 +250,22 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
 
   step "cudl info" "$out/extras.log" "$build/tools/cudl" info
   step "cudl demo --device cuda" "$out/extras.log" "$build/tools/cudl" demo --device cuda
+  # --deterministic on the GPU: two runs of small-cnn (cuDNN convolutions,
+  # batch norm) on a tiny set give the same weights file, byte for byte.
+  det="$out/deterministic"
+  mkdir -p "$det/data"
+  python3 tests/cli/tiny_mnist.py "$det/data" 96 40 8 >/dev/null
+  deterministic_twice() {
+    local k
+    for k in 1 2; do
+      "$build/tools/cudl" train --device cuda --model small-cnn --data mnist \
+        --data-dir "$det/data" --epochs 2 --batch 16 --deterministic \
+        --out "$det/run$k" || return 1
+    done
+    cmp "$det/run1/model.safetensors" "$det/run2/model.safetensors"
+  }
+  step "train --deterministic twice on the GPU: the same bytes" \
+    "$out/extras.log" deterministic_twice
   if python3 -c 'import safetensors' 2>/dev/null && [ -f scripts/safetensors_torch_check.py ]; then
     step "PyTorch safetensors interop" "$out/extras.log" \
       python3 scripts/safetensors_torch_check.py "$build"

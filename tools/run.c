@@ -475,6 +475,8 @@ int run_setup(run *r, options *o) {
                     in[1], in[2], o->data, r->channels, r->height, r->width);
   }
   cudl_context_set_allow_emulated_precision(r->ctx, o->emulated_precision);
+  s = cudl_context_set_deterministic(r->ctx, o->deterministic);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "--deterministic");
   s = cudl_model_set_precision(r->model, o->precision);
   if (s != CUDL_OK)
     return cli_fail(r->ctx, s, "--precision %s",

@@ -23,6 +23,7 @@ enum {
   SET_AUGMENT,
   SET_SHUFFLE,
   SET_SYNC_BN,
+  SET_DETERMINISTIC,
   SET_PRECISION,
   SET_LAYOUT,
   SET_SEED
@@ -35,7 +36,8 @@ static const char *const g_on_off[] = {"on", "off", NULL};
 /* A setting: its option's name without "--" (the metadata key is
  * "train.NAME", and --override takes NAME), the words it takes where it
  * takes words (kept as these literals: the file's text does not outlive
- * the setup), and why a resumed run cannot change it, if it cannot. */
+ * the setup), and why a resumed run cannot change it, if it cannot. A
+ * setting of on or off is two flags, --NAME and --no-NAME. */
 static const struct setting {
   const char *name;
   const char *const *words;
@@ -55,6 +57,7 @@ static const struct setting {
     {"augment", g_on_off, NULL},
     {"shuffle", g_on_off, NULL},
     {"sync-bn", g_on_off, NULL},
+    {"deterministic", g_on_off, NULL},
     {"precision", NULL, NULL},
     {"layout", NULL, NULL},
     {"seed", NULL,
@@ -151,6 +154,9 @@ static void setting_text(int k, const options *o, char *out, size_t size) {
     case SET_SYNC_BN:
       snprintf(out, size, "%s", o->sync_bn ? "on" : "off");
       break;
+    case SET_DETERMINISTIC:
+      snprintf(out, size, "%s", o->deterministic ? "on" : "off");
+      break;
     case SET_PRECISION:
       snprintf(out, size, "%s", cudl_precision_name(o->precision));
       break;
@@ -169,24 +175,22 @@ static int setting_apply(int k, options *o, const char *text,
                          const char **want) {
   const struct setting *s = &g_settings[k];
   char option[32];
+  if (s->words == g_on_off) {
+    const int on = strcmp(text, "on") == 0;
+    *want = "on or off";
+    if (!on && strcmp(text, "off") != 0) return 0;
+    snprintf(option, sizeof option, "--%s%s", on ? "" : "no-", s->name);
+    return run_set_option(o, option, NULL, want);
+  }
   snprintf(option, sizeof option, "--%s", s->name);
   if (s->words != NULL) {
     int i;
     for (i = 0; s->words[i] != NULL && strcmp(s->words[i], text) != 0; ++i) {
     }
-    *want = s->words == g_on_off       ? "on or off"
-            : s->words == g_optimizers ? "sgd, adam or adamw"
-                                       : "constant, cosine or step";
+    *want = s->words == g_optimizers ? "sgd, adam or adamw"
+                                     : "constant, cosine or step";
     if (s->words[i] == NULL) return 0;
-    if (k == SET_AUGMENT)
-      o->augment = i == 0;
-    else if (k == SET_SHUFFLE)
-      o->shuffle = i == 0;
-    else if (k == SET_SYNC_BN)
-      o->sync_bn = i == 0;
-    else
-      return run_set_option(o, option, s->words[i], want);
-    return 1;
+    return run_set_option(o, option, s->words[i], want);
   }
   if (k == SET_CLIP && strcmp(text, "off") == 0) {
     o->clip = 0.0;
@@ -198,13 +202,10 @@ static int setting_apply(int k, options *o, const char *text,
 /* 1 when the command line sets setting k. */
 static int setting_given(int k, const options *o) {
   char option[32];
-  if (k == SET_AUGMENT)
-    return run_option_given(o, "--augment") ||
-           run_option_given(o, "--no-augment");
-  if (k == SET_SHUFFLE) return run_option_given(o, "--no-shuffle");
-  if (k == SET_SYNC_BN)
-    return run_option_given(o, "--sync-bn") ||
-           run_option_given(o, "--no-sync-bn");
+  if (g_settings[k].words == g_on_off) {
+    snprintf(option, sizeof option, "--no-%s", g_settings[k].name);
+    if (run_option_given(o, option)) return 1;
+  }
   snprintf(option, sizeof option, "--%s", g_settings[k].name);
   return run_option_given(o, option);
 }
@@ -212,13 +213,9 @@ static int setting_given(int k, const options *o) {
 /* Setting k with value text as a command line says it ("--lr 0.05",
  * "--no-augment"), for messages. */
 static void setting_words(int k, const char *text, char *out, size_t size) {
-  const int on = strcmp(text, "on") == 0;
-  if (k == SET_AUGMENT)
-    snprintf(out, size, "%s", on ? "--augment" : "--no-augment");
-  else if (k == SET_SHUFFLE)
-    snprintf(out, size, "%s", on ? "shuffling" : "--no-shuffle");
-  else if (k == SET_SYNC_BN)
-    snprintf(out, size, "%s", on ? "--sync-bn" : "--no-sync-bn");
+  if (g_settings[k].words == g_on_off)
+    snprintf(out, size, "--%s%s", strcmp(text, "on") == 0 ? "" : "no-",
+             g_settings[k].name);
   else if (k == SET_CLIP && strcmp(text, "off") == 0)
     snprintf(out, size, "no --clip");
   else
@@ -279,24 +276,29 @@ int run_config_check_override(const options *o) {
         return cli_usage_error(
             "--override %s: a resumed run cannot change its --%s: %s",
             g_structural[i].name, g_structural[i].name, g_structural[i].why);
-    if (k < 0)
-      return cli_usage_error(
-          "--override: unknown setting '%.*s' (lr, momentum, weight-decay, "
-          "schedule, warmup, epochs, clip, dropout, augment, shuffle, "
-          "sync-bn, precision, layout)",
-          (int)len, p);
+    if (k < 0) {
+      char names[256] = "";
+      int j;
+      for (j = 0; j < RUN_CONFIG_SETTINGS; ++j)
+        if (g_settings[j].fixed == NULL)
+          snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                   names[0] != '\0' ? ", " : "", g_settings[j].name);
+      return cli_usage_error("--override: unknown setting '%.*s' (%s)",
+                             (int)len, p, names);
+    }
     if (g_settings[k].fixed != NULL)
       return cli_usage_error(
           "--override %s: a resumed run cannot change its --%s: %s",
           g_settings[k].name, g_settings[k].name, g_settings[k].fixed);
-    if (!setting_given(k, o))
-      return cli_usage_error("--override %s: give the new value (%s)",
-                             g_settings[k].name,
-                             k == SET_AUGMENT   ? "--augment or --no-augment"
-                             : k == SET_SHUFFLE ? "--no-shuffle"
-                             : k == SET_SYNC_BN ? "--sync-bn or --no-sync-bn"
-                             : k == SET_CLIP    ? "--clip NORM"
-                                                : "and its option");
+    if (!setting_given(k, o)) {
+      const char *name = g_settings[k].name;
+      if (g_settings[k].words == g_on_off)
+        return cli_usage_error(
+            "--override %s: give the new value (--%s or --no-%s)", name, name,
+            name);
+      return cli_usage_error("--override %s: give the new value (%s)", name,
+                             k == SET_CLIP ? "--clip NORM" : "and its option");
+    }
     if (p[len] == '\0') return 0;
     p += len + 1;
   }

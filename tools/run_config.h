@@ -14,9 +14,9 @@
 #include "run_types.h"
 
 /* The settings recorded: optimizer, lr, momentum, weight-decay, schedule,
- * warmup, epochs, clip, dropout, augment, shuffle, sync-bn, precision,
- * layout, seed. */
-#define RUN_CONFIG_SETTINGS 15
+ * warmup, epochs, clip, dropout, augment, shuffle, sync-bn, deterministic,
+ * precision, layout, seed. */
+#define RUN_CONFIG_SETTINGS 16
 
 /* The learning rate and weight decay a run uses: --lr and --weight-decay,
  * or the optimizer's defaults (0.05 for sgd, else 0.001; 5e-4 for sgd,
@@ -26,7 +26,8 @@ double run_config_weight_decay(const options *o);
 
 /* The metadata pairs that record o's configuration; the texts live in the
  * record. Each value is what the option takes on the command line ("0.05",
- * "cosine"; "on"/"off" for augment, shuffle and sync-bn, "off" for no clip). */
+ * "cosine"; "on"/"off" for augment, shuffle, sync-bn and deterministic, "off"
+ * for no clip). */
 typedef struct run_config_record {
   char keys[RUN_CONFIG_SETTINGS][32];
   char values[RUN_CONFIG_SETTINGS][64];

@@ -237,8 +237,8 @@ int run_dist_agree(run_dist *d, run *r, const options *o) {
 /* ---- steps ---- */
 
 cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
-                          int64_t *rows, int64_t *hits) {
-  double sums[3];
+                          int64_t *rows, int64_t *hits, int *stop) {
+  double sums[4];
   cudl_status s;
   if (d->world == 1) return CUDL_OK;
   s = cudl_comm_average_grads(d->comm, model);
@@ -246,8 +246,10 @@ cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
   sums[0] = (double)*loss * (double)*rows;
   sums[1] = (double)*rows;
   sums[2] = (double)*hits;
-  s = cudl_comm_allreduce_sum_f64(d->comm, sums, 3);
+  sums[3] = *stop ? 1.0 : 0.0;
+  s = cudl_comm_allreduce_sum_f64(d->comm, sums, 4);
   if (s != CUDL_OK) return s;
+  *stop = sums[3] > 0.0;
   *loss = sums[1] > 0.0 ? (float)(sums[0] / sums[1]) : 0.0f;
   *rows = (int64_t)sums[1];
   *hits = (int64_t)sums[2];
@@ -256,7 +258,10 @@ cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
 
 int run_dist_finish(run_dist *d, int rc) {
   if (d->comm == NULL) return rc;
-  if (rc != CLI_EXIT_OK && d->world > 1 && !d->failed_together) {
+  /* An interrupted run stopped every rank at the same step (run_dist_step):
+   * it ends as a finished one does. */
+  if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED && d->world > 1 &&
+      !d->failed_together) {
     /* The other ranks may be waiting in a collective for this one. */
     fflush(stdout);
     fflush(stderr);

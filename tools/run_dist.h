@@ -12,9 +12,9 @@
 #include "run_types.h"
 
 typedef struct run_dist {
-  int launched;    /* a launcher's environment was found */
-  int rank, world; /* 0 and 1 for one process */
-  cudl_comm *comm; /* NULL for one process */
+  int launched;        /* a launcher's environment was found */
+  int rank, world;     /* 0 and 1 for one process */
+  cudl_comm *comm;     /* NULL for one process */
   int failed_together; /* every rank found the same failure: no abort */
 } run_dist;
 
@@ -45,19 +45,22 @@ int run_dist_start(run_dist *d, run *r, const options *o);
 int run_dist_agree(run_dist *d, run *r, const options *o);
 
 /* A step's exchange after backward: the gradients averaged over the
- * ranks, and *loss, *rows and *hits turned from this rank's batch into
- * the global batch's (the mean loss over all its rows, their count, the
- * hits). Nothing with one process. */
+ * ranks, *loss, *rows and *hits turned from this rank's batch into the
+ * global batch's (the mean loss over all its rows, their count, the hits),
+ * and *stop from whether this rank was asked to stop into whether any rank
+ * was (it rides in the same exchange: no extra message). Nothing with one
+ * process. */
 cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
-                          int64_t *rows, int64_t *hits);
+                          int64_t *rows, int64_t *hits, int *stop);
 
 /* 1 on the rank that prints, writes files and evaluates (rank 0). */
 int run_dist_root(const run_dist *d);
 
 /* The end of the run with exit status rc: with several ranks, a failure
  * of this rank ends the whole job (MPI_Abort: the others may be waiting
- * for it); success, or a failure every rank found at once (configurations
- * that differ), waits for every rank and finalises MPI. Returns rc. */
+ * for it); success, an interrupt (which every rank stops at together) or
+ * a failure every rank found at once (configurations that differ) waits
+ * for every rank and finalises MPI. Returns rc. */
 int run_dist_finish(run_dist *d, int rc);
 
 #endif /* CUDL_TOOLS_RUN_DIST_H */

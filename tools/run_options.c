@@ -55,11 +55,14 @@ static const struct option_spec {
     {"--weight-decay", RUN_TRAIN, 1},
     {"--dropout", RUN_TRAIN, 1},
     {"--clip", RUN_TRAIN, 1},
+    {"--shuffle", RUN_TRAIN, 0},
     {"--no-shuffle", RUN_TRAIN, 0},
     {"--augment", RUN_TRAIN, 0},
     {"--no-augment", RUN_TRAIN, 0},
     {"--sync-bn", RUN_TRAIN, 0},
     {"--no-sync-bn", RUN_TRAIN, 0},
+    {"--deterministic", RUN_TRAIN, 0},
+    {"--no-deterministic", RUN_TRAIN, 0},
     {"--check-numerics", RUN_TRAIN, 0},
     {"--val-split", RUN_TRAIN, 1},
     {"--test-every-epoch", RUN_TRAIN, 0},
@@ -140,7 +143,9 @@ static void usage(run_command command, FILE *out) {
         "  --out DIR           checkpoints [runs/MODEL-DATA]\n"
         "  --metrics PATH      JSON lines: the run, each epoch, the end (and\n"
         "                      each --log-every K steps); docs/cli.md\n"
-        "  --log-every K  --no-shuffle\n"
+        "  --log-every K       a metrics line every K steps\n"
+        "  --shuffle, --no-shuffle   a new order of the training images\n"
+        "                      every epoch [on]\n"
         "  --diagnostics K     every K steps, per layer to the metrics file:\n"
         "                      output mean and std, weight and input gradient\n"
         "                      norms, saturated and dead unit fractions\n"
@@ -151,6 +156,10 @@ static void usage(run_command command, FILE *out) {
         "  --sync-bn, --no-sync-bn   under mpirun, batch norm's statistics\n"
         "                      over the rows of every rank [off: each rank's\n"
         "                      own]\n"
+        "  --deterministic, --no-deterministic   only algorithms whose\n"
+        "                      results are the same bits every run (cuDNN's\n"
+        "                      atomics-free convolutions; the CPU always is)\n"
+        "                      [off]\n"
         "  --resume FILE       continue a run from its checkpoint (OUT/\n"
         "                      checkpoint.safetensors, saved atomically\n"
         "                      after every epoch and on Ctrl-C) exactly as\n"
@@ -159,7 +168,8 @@ static void usage(run_command command, FILE *out) {
         "  --override NAME,... let a resumed run change these: lr,\n"
         "                      momentum, weight-decay, schedule, warmup,\n"
         "                      epochs (to extend it), clip, dropout,\n"
-        "                      augment, shuffle, sync-bn, precision, layout\n"
+        "                      augment, shuffle, sync-bn, deterministic,\n"
+        "                      precision, layout\n"
         "  --init FILE         start from these weights (fine-tuning)\n"
         "  --val-split F       hold out the fraction F (0 < F < 1) of each\n"
         "                      class of the training images for validation\n"
@@ -246,7 +256,9 @@ int run_set_option(options *o, const char *a, const char *v,
   const char *want = NULL; /* what a valued option accepts */
   long long n = 0;
   int ok = 1;
-  if (strcmp(a, "--no-shuffle") == 0) {
+  if (strcmp(a, "--shuffle") == 0) {
+    o->shuffle = 1;
+  } else if (strcmp(a, "--no-shuffle") == 0) {
     o->shuffle = 0;
   } else if (strcmp(a, "--no-augment") == 0) {
     o->augment = 0;
@@ -256,6 +268,10 @@ int run_set_option(options *o, const char *a, const char *v,
     o->sync_bn = 1;
   } else if (strcmp(a, "--no-sync-bn") == 0) {
     o->sync_bn = 0;
+  } else if (strcmp(a, "--deterministic") == 0) {
+    o->deterministic = 1;
+  } else if (strcmp(a, "--no-deterministic") == 0) {
+    o->deterministic = 0;
   } else if (strcmp(a, "--check-numerics") == 0) {
     o->check_numerics = 1;
   } else if (strcmp(a, "--strict") == 0) {

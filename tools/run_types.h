@@ -44,6 +44,7 @@ typedef struct options {
   const char *weights;
   int epochs, warmup, log_every, diagnostics, shuffle, augment, count;
   int sync_bn; /* --sync-bn: batch-norm statistics over every rank */
+  int deterministic; /* --deterministic: cudl_context_set_deterministic */
   int check_numerics;
   double val_split;     /* --val-split: the fraction held out, 0 when none */
   int test_every_epoch; /* --test-every-epoch */

@@ -12,8 +12,11 @@
  * empty; no file it was not told to write is touched.
  *
  * Test hook: CUDL_TEST_INTERRUPT_AT_STEP=N makes the run interrupt itself
- * (SIGINT, as Ctrl-C) once step N is done, so that a test can put the
- * interrupt exactly where it wants it, the end of an epoch included.
+ * (SIGINT, as Ctrl-C) during step N, after its backward and before its
+ * exchange, so that the run stops once step N is done: a test puts the
+ * interrupt exactly where it wants it, the end of an epoch included, and
+ * in one rank of a data-parallel run the others learn of it in that
+ * step's exchange.
  * CUDL_TEST_HANG_AT_STEP=N makes rank 1 of a data-parallel run stop
  * forever (alive, in pause()) before step N's exchange, the rank that
  * hangs which --dist-timeout is for.
@@ -39,14 +42,30 @@
 #include "settings.h"
 #include "train_setup.h"
 
-/* The first Ctrl-C stops the run at the next batch, with a checkpoint; a
- * second one ends the process at once (the last checkpoint stays whole:
- * saves are atomic). */
+/* The first Ctrl-C (SIGINT) or SIGTERM stops the run at the next batch,
+ * with a checkpoint: SIGTERM is what a batch system sends before it ends a
+ * job, and what mpirun sends every rank after a Ctrl-C (docs/
+ * distributed.md). A second one ends a single process at once (the last
+ * checkpoint stays whole: saves are atomic). A rank of a data-parallel
+ * run keeps catching them: the ranks stop together, at the first step
+ * whose exchange carries the request (run_dist_step), and the launcher
+ * sends SIGKILL itself if they take too long. */
 static volatile sig_atomic_t g_interrupted = 0;
-static void on_sigint(int sig) {
+static volatile sig_atomic_t g_keep_catching = 0;
+static void on_stop_signal(int sig) {
   (void)sig;
   g_interrupted = 1;
-  signal(SIGINT, SIG_DFL);
+  if (!g_keep_catching) {
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+  }
+}
+
+/* Whether the run stops at this point: with several ranks, only where
+ * the ranks agreed on it (the last step's exchange), so that all stop at
+ * the same step. */
+static int stop_requested(const trainer *t) {
+  return t->dist.world > 1 ? t->stopping : g_interrupted;
 }
 
 static double now_seconds(void) {
@@ -70,7 +89,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
   cudl_numerics_report numerics;
   char kept[1300];
   run *r = &t->r;
-  while (!*done && !g_interrupted &&
+  while (!*done && !stop_requested(t) &&
          !(t->o.steps > 0 && t->st.step >= t->o.steps)) {
     int64_t rows = 0, batch_hits = 0;
     int skipped = 0;
@@ -99,9 +118,13 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     if (s == CUDL_OK) s = cudl_model_backward(r->model);
     if (t->hang_at > 0 && t->st.step + 1 == t->hang_at && r->rank == 1)
       for (;;) pause();
-    /* Data parallel: the global batch's gradients, loss and hits. */
+    if (t->st.step + 1 == t->interrupt_at) raise(SIGINT);
+    /* Data parallel: the global batch's gradients, loss and hits, and
+     * whether any rank was asked to stop. */
+    t->stopping = g_interrupted;
     if (s == CUDL_OK)
-      s = run_dist_step(&t->dist, r->model, &loss, &rows, &batch_hits);
+      s = run_dist_step(&t->dist, r->model, &loss, &rows, &batch_hits,
+                        &t->stopping);
     if (s == CUDL_OK) s = cudl_model_check_gradients(r->model, &numerics);
     if (s == CUDL_OK && numerics.node >= 0) {
       cudl_tensor_destroy(xv);
@@ -138,7 +161,6 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     e->hits += batch_hits;
     e->seen += rows;
     e->skipped += skipped;
-    if (t->st.step == t->interrupt_at) raise(SIGINT);
     if (!run_dist_root(&t->dist)) continue;
     if (t->rep.diag_rows != NULL && t->st.step % t->o.diagnostics == 0) {
       int rc = report_diagnostics(&t->rep, r->ctx, r->model, t->st.step,
@@ -175,8 +197,7 @@ static int evaluate_test(trainer *t, report_end_values *v) {
   cudl_status s;
   if (t->r.test_loader == NULL) return 0; /* a folder without test/ */
   if (!run_dist_root(&t->dist)) return 0;
-  s =
-      run_evaluate(&t->r, t->r.test_loader, &v->test_loss, &v->test_accuracy);
+  s = run_evaluate(&t->r, t->r.test_loader, &v->test_loss, &v->test_accuracy);
   if (s != CUDL_OK)
     return cli_fail(t->r.ctx, s, "evaluating the test set at step %" PRId64,
                     t->st.step);
@@ -300,7 +321,9 @@ static int train(trainer *t) {
     settings_note(settings);
     if (root && (rc = report_run(&t->rep, settings)) != 0) return rc;
   }
-  signal(SIGINT, on_sigint);
+  g_keep_catching = t->dist.world > 1;
+  signal(SIGINT, on_stop_signal);
+  signal(SIGTERM, on_stop_signal);
   run_start = now_seconds();
   while (t->st.epoch < t->o.epochs) {
     epoch_totals e;
@@ -316,7 +339,7 @@ static int train(trainer *t) {
       if (s != CUDL_OK)
         return cli_fail(t->r.ctx, s, "saving the checkpoint at step %" PRId64,
                         t->st.step);
-      if (g_interrupted) {
+      if (stop_requested(t)) {
         cli_note("interrupted at epoch %" PRId64 ", batch %" PRId64
                  "; saved %s (continue with --resume)",
                  t->st.epoch + 1, t->st.batch, t->files.checkpoint);
@@ -331,7 +354,7 @@ static int train(trainer *t) {
       end.reason = "steps";
       return finish_run(t, &end, run_start);
     }
-    if (g_interrupted && t->st.epoch < t->o.epochs) {
+    if (stop_requested(t) && t->st.epoch < t->o.epochs) {
       cli_note("interrupted after epoch %" PRId64
                "; saved %s (continue with --resume)",
                t->st.epoch, t->files.checkpoint);
@@ -355,8 +378,7 @@ int cudl__cmd_train(int argc, char **argv) {
     rc = CLI_EXIT_FAILED;
   /* A run that failed before its first save leaves no directory it made:
    * rmdir takes only empty ones. */
-  if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED &&
-      run_dist_root(&t.dist))
+  if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED && run_dist_root(&t.dist))
     run_files_remove_made(&t.files);
   rc = run_dist_finish(&t.dist, rc);
   run_free(&t.r);

@@ -23,7 +23,10 @@ typedef struct trainer {
   cudl_train_state st;
   int64_t batches;      /* a training epoch's */
   int64_t interrupt_at; /* the test hook's step, 0 when off */
-  int64_t hang_at;      /* CUDL_TEST_HANG_AT_STEP's step, 0 when off */
+  /* With several ranks: a rank was asked to stop (SIGINT, SIGTERM), as the
+   * last step's exchange told every rank. */
+  int stopping;
+  int64_t hang_at; /* CUDL_TEST_HANG_AT_STEP's step, 0 when off */
   run_files files;
   run_best best; /* --val-split: the best epoch so far */
   report rep;

@@ -151,6 +151,20 @@ expect_grep "Ctrl-C says where it stopped and how to continue" \
   "interrupted \(at\|after\) epoch .*; saved .*(continue with --resume)" "$scratch/int.err"
 [ -f "$run-int/checkpoint.safetensors" ]
 expect "Ctrl-C keeps the checkpoint" 0 $?
+# SIGTERM (a batch system ending the job, mpirun after a Ctrl-C) likewise.
+rm -rf "$run-term"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 100000 \
+  --batch 16 --device cpu --out "$run-term" >"$scratch/term.out" 2>"$scratch/term.err" &
+pid=$!
+for _ in $(seq 1 100); do
+  [ -f "$run-term/checkpoint.safetensors" ] && break
+  sleep 0.1
+done
+kill -TERM "$pid"
+wait "$pid"
+expect "SIGTERM stops training with status 130" 130 $?
+expect_grep "SIGTERM says where it stopped and how to continue" \
+  "interrupted \(at\|after\) epoch .*; saved .*(continue with --resume)" "$scratch/term.err"
 # Diagnostics: a line per K steps with every layer's figures.
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 1 --batch 16 \
   --device cpu --out "$run-diag" --metrics "$run-diag.jsonl" --diagnostics 2 \

@@ -51,6 +51,7 @@ edit "$ckpt" "$area/old.safetensors" --drop-meta train.lr --drop-meta train.epoc
   --drop-meta train.weight-decay --drop-meta train.schedule \
   --drop-meta train.warmup --drop-meta train.clip --drop-meta train.dropout \
   --drop-meta train.augment --drop-meta train.shuffle --drop-meta train.sync-bn \
+  --drop-meta train.deterministic \
   --drop-meta train.precision --drop-meta train.layout --drop-meta train.seed
 expect_error "train --resume a checkpoint whose lr is not a number" 1 \
   "--resume $area/lr-abc.safetensors: its metadata \"train.lr\" is \"abc\", not a finite number above 0" \

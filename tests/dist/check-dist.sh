@@ -260,6 +260,97 @@ rc=$?
 expect_true "2 ranks refuse a checkpoint of one process" [ $rc -ne 0 -a $rc -ne 124 ]
 expect_grep "saying why" "was saved by a run over 1 rank, not 2" "$scratch/world2.err"
 
+# ---- the multi-node form of the launch, on this machine ----
+# docs/distributed.md's hostfile launch with a hostfile naming localhost,
+# the environment passed with -x, and the TCP transport that runs between
+# nodes forced in place of shared memory: the same weights, bit for bit.
+printf 'localhost slots=2\n' >"$scratch/hosts"
+OMPI_MCA_btl=self,tcp timeout 300 "${mpi[@]}" --hostfile "$scratch/hosts" \
+  -np 2 -x OMP_NUM_THREADS "$cudl" "${train[@]}" --batch 8 --out "$scratch/tcp" \
+  >"$scratch/tcp.out" 2>"$scratch/tcp.err"
+rc=$?
+expect "mpirun --hostfile, -np 2 over TCP" 0 $rc
+[ $rc -eq 0 ] || cat "$scratch/tcp.err"
+weights_within "ends with the shared-memory run's weights, bit for bit" \
+  "$scratch/tcp/model.safetensors" "$scratch/two/model.safetensors" 0
+
+# ---- interrupted: every rank stops at the same step, rank 0 saves ----
+# CUDL_TEST_INTERRUPT_AT_STEP=3 given to rank 1 alone (as a signal that
+# reaches one rank) raises SIGINT there before step 3's exchange; the
+# exchange tells rank 0, both stop after step 3, rank 0 saves there, and
+# the resumed run ends with the uninterrupted run's weights bit for bit.
+timeout 300 "${mpi[@]}" -np 1 "$cudl" "${train[@]}" --batch 8 \
+  --out "$scratch/int" : -np 1 env CUDL_TEST_INTERRUPT_AT_STEP=3 "$cudl" \
+  "${train[@]}" --batch 8 --out "$scratch/int" \
+  >"$scratch/int.out" 2>"$scratch/int.err"
+rc=$?
+expect_true "a rank interrupted ends the job with a non-zero status (exit $rc)" \
+  [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "rank 0 says where every rank stopped" \
+  "^cudl train: interrupted at epoch 1, batch 3; saved .*(continue with --resume)" \
+  "$scratch/int.err"
+"$cudl" inspect "$scratch/int/checkpoint.safetensors" >"$scratch/int.inspect" 2>&1
+expect_grep "the checkpoint is at step 3" "metadata cudl.step = 3$" "$scratch/int.inspect"
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 \
+  --resume "$scratch/int/checkpoint.safetensors" --out "$scratch/int" \
+  >"$scratch/int-rest.out" 2>"$scratch/int-rest.err"
+expect "2 ranks resume the interrupted run" 0 $?
+weights_within "and end as the uninterrupted run, bit for bit" \
+  "$scratch/int/model.safetensors" "$scratch/two/model.safetensors" 0
+
+# Ctrl-C on mpirun: Open MPI sends each rank SIGCONT, then SIGTERM a
+# second later (odls_base_sigkill_timeout), then SIGKILL another second
+# later; the ranks stop together at the next step and rank 0 saves. A
+# constant, small learning rate keeps the long run finite.
+long=(train --model mlp --data mnist --data-dir "$data" --device cpu
+      --epochs 100000 --schedule constant --lr 0.01 --batch 8)
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${long[@]}" --out "$scratch/ctrlc" \
+  >"$scratch/ctrlc.out" 2>"$scratch/ctrlc.err" &
+job=$!
+launcher=""
+for _ in $(seq 1 600); do
+  launcher=$(pgrep -P "$job" | head -1)
+  [ -n "$launcher" ] && [ -f "$scratch/ctrlc/checkpoint.safetensors" ] && break
+  sleep 0.1
+done
+if [ -n "$launcher" ]; then
+  kill -INT "$launcher"
+  wait "$job"
+  rc=$?
+  expect_true "Ctrl-C on mpirun ends the job (exit $rc)" [ $rc -ne 0 -a $rc -ne 124 ]
+  expect_grep "rank 0 saves where the ranks stopped" \
+    "^cudl train: interrupted \(at\|after\) epoch .*; saved .*(continue with --resume)" \
+    "$scratch/ctrlc.err"
+  step=$("$cudl" inspect "$scratch/ctrlc/checkpoint.safetensors" 2>&1 |
+    sed -n 's/^  metadata cudl.step = //p')
+  timeout 300 "${mpi[@]}" -np 2 "$cudl" "${long[@]}" --steps $((step + 2)) \
+    --resume "$scratch/ctrlc/checkpoint.safetensors" --out "$scratch/ctrlc" \
+    >"$scratch/ctrlc-rest.out" 2>"$scratch/ctrlc-rest.err"
+  expect "the run resumes from step ${step:-?}" 0 $?
+  timeout 300 "${mpi[@]}" -np 2 "$cudl" "${long[@]}" --steps $((step + 2)) \
+    --out "$scratch/ctrlc-whole" >/dev/null 2>&1
+  expect "the same run uninterrupted" 0 $?
+  weights_within "and ends with its weights, bit for bit" \
+    "$scratch/ctrlc/model.safetensors" "$scratch/ctrlc-whole/model.safetensors" 0
+else
+  echo "FAIL: the job to interrupt did not start"
+  failures=$((failures + 1))
+  kill "$job" 2>/dev/null
+  wait "$job"
+fi
+
+# ---- --deterministic: a run reproduces itself, and records the setting ----
+for k in 1 2; do
+  timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --deterministic \
+    --out "$scratch/det$k" >/dev/null 2>"$scratch/det$k.err"
+  expect "mpirun -np 2 --deterministic, run $k" 0 $?
+done
+cmp "$scratch/det1/model.safetensors" "$scratch/det2/model.safetensors"
+expect "the two runs' weights files are the same bytes" 0 $?
+"$cudl" inspect "$scratch/det1/model.safetensors" >"$scratch/det.inspect" 2>&1
+expect_grep "the weights record it" "metadata train.deterministic = on$" \
+  "$scratch/det.inspect"
+
 # ---- bad launches ----
 timeout 300 "${mpi[@]}" -np 1 "$cudl" "${train[@]}" --batch 8 --lr 0.05 \
   --out "$scratch/mismatch" : -np 1 "$cudl" "${train[@]}" --batch 8 --lr 0.04 \
