@@ -102,8 +102,9 @@ class DistNcclGpuTest : public DistNcclTest {
     cudl_tensor *t = nullptr;
     const int64_t shape[1] = {static_cast<int64_t>(values.size())};
     EXPECT_STATUS(CUDL_OK, cudl_tensor_create(gpu_, CUDL_DTYPE_F32, 1, shape, &t));
-    if (t != nullptr)
+    if (t != nullptr) {
       EXPECT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(t, values.data(), values.size() * 4));
+    }
     return t;
   }
   cudl_context *gpu_ = nullptr;
