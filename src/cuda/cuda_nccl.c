@@ -122,18 +122,18 @@ static cudl_status check_async(cudl_nccl *n, const char *call,
                                const char *function) {
   ncclResult_t async = ncclSuccess;
   ncclResult_t result = ncclCommGetAsyncError(n->comm, &async);
+  cudl_status s;
   if (result != ncclSuccess)
     return nccl_fail(n->ctx, function, "ncclCommGetAsyncError", result,
                      n->comm, "");
   if (async == ncclSuccess || async == ncclInProgress) return CUDL_OK;
-  result = async;
-  {
-    cudl_status s = nccl_fail(n->ctx, function, call, result, n->comm,
-                              ": the NCCL communicator has been aborted and "
-                              "cannot be used again, end the job");
-    cudl__nccl_abort(n);
-    return s;
-  }
+  /* The text first: ncclGetLastError is the communicator's until the
+   * abort releases it. */
+  s = nccl_fail(n->ctx, function, call, async, n->comm,
+                ": the NCCL communicator has been aborted and cannot be "
+                "used again, end the job");
+  cudl__nccl_abort(n);
+  return s;
 }
 
 /* Before a collective: the context's device current, no error left
