@@ -112,6 +112,28 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
     grep -E "^\s+[0-9]+ - .*\(Failed\)" "$out/ctest.log"
   } | sed 's/^/    /' >>"$summary"
 
+  # The NCCL communicator (about 15 s): its GPU tests again, counted as
+  # failed when they skipped (a build without NCCL, or no usable GPU, is
+  # then visible here); and a data-parallel bench over NCCL under mpirun,
+  # where the machine has one, whose JSON (outside bench/, so that the
+  # report's grid keeps one point per configuration) gives the backend and
+  # the all-reduce figures. One rank has nothing to exchange: this checks
+  # that the path runs on a GPU, not NCCL's speed.
+  step "test_dist_nccl: NCCL on the GPU, one rank" "$out/nccl.log" \
+    timeout 60 "$build/tests/test_dist_nccl" --gtest_filter='DistNcclGpu*'
+  if grep -q '^\[  SKIPPED \]' "$out/nccl.log"; then
+    echo "| (test_dist_nccl above skipped its GPU tests: see nccl.log) | FAIL | |" >>"$summary"
+    failures=$((failures + 1))
+  fi
+  if command -v mpirun >/dev/null && "$build/tools/cudl" info 2>/dev/null | grep '^MPI: yes' >/dev/null; then
+    step "bench train resnet20 over NCCL (mpirun -np 1)" "$out/nccl.log" \
+      timeout 60 mpirun --allow-run-as-root -np 1 "$build/tools/cudl" bench train \
+      --device cuda --dist-backend nccl --model resnet20 --channels 3 --size 32 \
+      --batch 128 --samples 20 --warmup 5 --json "$out/bench-train-nccl-np1.json"
+  else
+    echo "| bench train over NCCL (mpirun -np 1) | not run: no mpirun or no MPI in this build | |" >>"$summary"
+  fi
+
   # Benchmarks: the operator table (cudl and cuDNN, then PyTorch on the same
   # cases), training throughput (cudl, then PyTorch as GPU users run it:
   # eager, CUDA graphs and torch.compile, FP32 under PyTorch's default TF32

@@ -4,7 +4,12 @@
 # checks (no apt-get update).
 #
 # The CUDA toolkit (nvcc, cuBLAS) and cuDNN 9 are not Debian packages; the
-# CUDA backend is built when they are found and skipped otherwise.
+# CUDA backend is built when they are found and skipped otherwise. NCCL
+# (the communicator between GPU ranks, CUDL_NCCL) is not one either: it is
+# built when nccl.h and libnccl are found in the CUDA toolkit's prefix
+# (NVIDIA's CUDA images put them there), NCCL_ROOT or the system paths;
+# elsewhere install NVIDIA's libnccl2 and libnccl-dev from NVIDIA's CUDA
+# apt repository. This script installs none of them (CI builds CPU-only).
 set -euo pipefail
 
 packages=(

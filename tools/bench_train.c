@@ -46,6 +46,9 @@ static cudl_status average_grads_timed(train_bench *t) {
   if (s != CUDL_OK) return s;
   start = now_ms();
   s = cudl_comm_average_grads(t->comm, t->model);
+  /* NCCL only queues the all-reduce on the stream: wait for it. */
+  if (s == CUDL_OK)
+    s = cudl_context_synchronize(cudl_model_context(t->model));
   if (s == CUDL_OK && t->recording && t->recorded < t->record_capacity)
     t->allreduce_ms[t->recorded++] = now_ms() - start;
   return s;
@@ -88,10 +91,13 @@ static void train_usage(FILE *out) {
       "                    (cudl train --diagnostics K): their overhead\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
       "stdout)\n"
+      "  --dist-backend B  under mpirun: auto, mpi or nccl [auto: nccl on a\n"
+      "                    GPU when cudl has it, else mpi]\n"
       "Under mpirun -np N each rank trains its own batch B and averages the\n"
-      "gradients every step (cudl train's data parallelism); rank 0 prints\n"
-      "and writes the JSON. --min-sample-ms is not taken there: every rank\n"
-      "must take the same number of steps.\n"
+      "gradients every step (cudl train's data parallelism; --device cuda\n"
+      "gives each rank the GPU of its local rank); rank 0 prints and writes\n"
+      "the JSON. --min-sample-ms is not taken there: every rank must take\n"
+      "the same number of steps.\n"
       "\n"
       "Figures (docs/benchmarks.md):\n"
       "  images/s      batch / the median time of a training step (forward,\n"
@@ -154,7 +160,7 @@ static double share_of(const double *row) {
 
 int cudl__cmd_bench_train(int argc, char **argv) {
   const char *model_name = "resnet20", *device = "auto", *json = NULL,
-             *optimizer = "sgd";
+             *optimizer = "sgd", *dist_backend = "auto";
   long long batch = 128, channels = 1, size = 28, classes = 10, value;
   bench_settings settings;
   bench_timing timing, gemm_timing;
@@ -216,6 +222,10 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       layout = strcmp(v, "nhwc") == 0 ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW;
     } else if (strcmp(a, "--json") == 0) {
       json = v;
+    } else if (strcmp(a, "--dist-backend") == 0 &&
+               (strcmp(v, "auto") == 0 || strcmp(v, "mpi") == 0 ||
+                strcmp(v, "nccl") == 0)) {
+      dist_backend = v;
     } else if (strcmp(a, "--optimizer") == 0 &&
                (strcmp(v, "sgd") == 0 || strcmp(v, "adam") == 0)) {
       optimizer = v;
@@ -259,16 +269,13 @@ int cudl__cmd_bench_train(int argc, char **argv) {
                            device);
   if (json != NULL && !cli_file_open_whole(&out, "the JSON file", json))
     return CLI_EXIT_FAILED;
+  device = run_dist_device(&dist, device);
   if (cli_open_context(device, &ctx) != 0) {
     if (json != NULL) cli_file_close(&out, 0);
     return CLI_EXIT_FAILED;
   }
   if (dist.launched) {
-    s = cudl_comm_create_mpi(ctx, &dist.comm);
-    if (s != CUDL_OK) {
-      rc = cli_fail(ctx, s, "starting MPI");
-      goto done;
-    }
+    if ((rc = run_dist_connect(&dist, ctx, dist_backend)) != 0) goto done;
     world = dist.world = cudl_comm_size(dist.comm);
     rank = cudl_comm_rank(dist.comm);
     t.comm = dist.comm;
@@ -416,10 +423,11 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             100.0 * achieved / gemm_gflops, gemm_gflops);
     if (dist.launched)
       fprintf(table,
-              "  %d ranks: %.1f images/s in all; all-reduce of %.0f bytes "
-              "%.3f ms median (%.3f-%.3f), %.1f%% of the step, bus "
+              "  %d ranks (%s): %.1f images/s in all; all-reduce of %.0f "
+              "bytes %.3f ms median (%.3f-%.3f), %.1f%% of the step, bus "
               "bandwidth %.3f GB/s\n",
-              world, images_total, grad_bytes, job[FIG_ALLREDUCE_MEDIAN],
+              world, cudl_comm_backend(dist.comm), images_total, grad_bytes,
+              job[FIG_ALLREDUCE_MEDIAN],
               job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX],
               100.0 * job_share, busbw_gbps);
   }
@@ -452,8 +460,14 @@ int cudl__cmd_bench_train(int argc, char **argv) {
         (unsigned long long)peak_rss,
         (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
         (long long)(3 * flops), achieved, gemm_gflops, achieved / gemm_gflops);
+    /* null for one process: no communicator. */
+    fprintf(f, "  \"dist_backend\": ");
+    if (dist.comm != NULL)
+      bench_json_string(f, cudl_comm_backend(dist.comm));
+    else
+      fprintf(f, "null");
     fprintf(f,
-            "  \"world\": %d,\n  \"images_per_second_total\": %.6g,\n"
+            ",\n  \"world\": %d,\n  \"images_per_second_total\": %.6g,\n"
             "  \"allreduce_ms_median\": %.6g,\n  \"allreduce_ms_min\": %.6g,\n"
             "  \"allreduce_ms_max\": %.6g,\n  \"allreduce_share\": %.6g,\n"
             "  \"grad_bytes\": %.0f,\n  \"allreduce_algbw_gbps\": %.6g,\n"

@@ -95,6 +95,9 @@ static int cmd_info(void) {
   } else {
     printf("CUDA libraries: none (built without CUDA)\n");
   }
+  /* The communicators a data-parallel run under mpirun can use. */
+  printf("MPI: %s\nNCCL: %s\n", cudl_comm_mpi_available() ? "yes" : "no",
+         cudl_comm_nccl_available() ? "yes" : "no");
   return CLI_EXIT_OK;
 }
 

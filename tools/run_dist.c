@@ -45,6 +45,17 @@ void run_dist_detect(run_dist *d) {
     }
   /* Each line one write, so that the launcher, which merges the ranks'
    * output, never splices one rank's line into another's. */
+  d->local_rank = d->rank;
+  {
+    static const char *const locals[] = {"OMPI_COMM_WORLD_LOCAL_RANK",
+                                         "MPI_LOCALRANKID", "SLURM_LOCALID",
+                                         NULL};
+    for (i = 0; d->launched && locals[i] != NULL; ++i)
+      if (env_int(locals[i], 0, 1 << 30, &value)) {
+        d->local_rank = (int)value;
+        break;
+      }
+  }
   if (d->launched) setvbuf(stderr, NULL, _IOLBF, BUFSIZ);
   if (d->launched && d->rank != 0) {
     cli_set_quiet(1);
@@ -54,6 +65,41 @@ void run_dist_detect(run_dist *d) {
 }
 
 int run_dist_root(const run_dist *d) { return d->rank == 0; }
+
+const char *run_dist_device(const run_dist *d, const char *device) {
+  static char text[32];
+  int count = 0;
+  if (!d->launched ||
+      (strcmp(device, "cuda") != 0 && strcmp(device, "auto") != 0))
+    return device;
+  /* No GPU: "cuda" fails at the context with the library's reason, and
+   * "auto" takes the CPU, as for one process. */
+  if (cudl_cuda_device_count(&count, NULL, 0) != CUDL_OK || count <= 0)
+    return device;
+  snprintf(text, sizeof text, "cuda:%d", d->local_rank % count);
+  return text;
+}
+
+int run_dist_connect(run_dist *d, cudl_context *ctx, const char *backend) {
+  const int on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
+  int nccl = strcmp(backend, "nccl") == 0;
+  cudl_status s;
+  if (strcmp(backend, "auto") == 0)
+    nccl = on_gpu && cudl_comm_nccl_available();
+  s = cudl_comm_create_mpi(ctx, &d->comm);
+  if (s != CUDL_OK) return cli_fail(ctx, s, "starting MPI");
+  if (!nccl) return 0;
+  d->bootstrap = d->comm;
+  d->comm = NULL;
+  s = cudl_comm_create_nccl(ctx, d->bootstrap, &d->comm);
+  if (s != CUDL_OK) {
+    /* run_dist_finish ends the job through the MPI communicator. */
+    d->comm = d->bootstrap;
+    d->bootstrap = NULL;
+    return cli_fail(ctx, s, "--dist-backend nccl");
+  }
+  return 0;
+}
 
 int run_dist_check_build(const run_dist *d) {
   if (!d->launched || cudl_comm_mpi_available()) return 0;
@@ -68,11 +114,12 @@ int run_dist_check_build(const run_dist *d) {
 
 int run_dist_start(run_dist *d, run *r, const options *o) {
   cudl_status s;
+  int rc;
   r->rank = 0;
   r->world = 1;
   if (!d->launched) return 0;
-  s = cudl_comm_create_mpi(r->ctx, &d->comm);
-  if (s != CUDL_OK) return cli_fail(r->ctx, s, "starting MPI");
+  rc = run_dist_connect(d, r->ctx, o->dist_backend);
+  if (rc != 0) return rc;
   if (cudl_comm_rank(d->comm) != d->rank) {
     cli_error("the launcher's environment says rank %d, MPI says rank %d",
               d->rank, cudl_comm_rank(d->comm));
@@ -267,7 +314,10 @@ int run_dist_finish(run_dist *d, int rc) {
     fflush(stderr);
     cudl_comm_abort(d->comm, rc);
   }
+  /* NCCL's communicator before the MPI one it was created over. */
   cudl_comm_destroy(d->comm);
+  cudl_comm_destroy(d->bootstrap);
   d->comm = NULL;
+  d->bootstrap = NULL;
   return rc;
 }

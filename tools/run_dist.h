@@ -12,24 +12,43 @@
 #include "run_types.h"
 
 typedef struct run_dist {
-  int launched;        /* a launcher's environment was found */
-  int rank, world;     /* 0 and 1 for one process */
-  cudl_comm *comm;     /* NULL for one process */
+  int launched;    /* a launcher's environment was found */
+  int rank, world; /* 0 and 1 for one process */
+  int local_rank;  /* among the ranks of this node (the GPU it takes) */
+  cudl_comm *comm; /* NULL for one process */
+  /* The MPI communicator the NCCL one (comm) was created over; NULL when
+   * comm is the MPI one. */
+  cudl_comm *bootstrap;
   int failed_together; /* every rank found the same failure: no abort */
 } run_dist;
 
 /* Read the launcher's environment (Open MPI's OMPI_COMM_WORLD_RANK/SIZE,
- * PMI_RANK/PMI_SIZE of MPICH's and Slurm's PMI, PMIX_RANK of PMIx) into
- * d before anything is printed: a rank other than 0 makes its notes quiet
- * and its errors say its rank. No MPI call yet. */
+ * PMI_RANK/PMI_SIZE of MPICH's and Slurm's PMI, PMIX_RANK of PMIx; the
+ * local rank from OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or
+ * SLURM_LOCALID, else the rank) into d before anything is printed: a rank
+ * other than 0 makes its notes quiet and its errors say its rank. No MPI
+ * call yet. */
 void run_dist_detect(run_dist *d);
+
+/* The --device this rank opens: under a launcher, "cuda" (or "auto" where
+ * a GPU is present) becomes "cuda:K" with K = the local rank modulo the
+ * GPUs visible, one GPU per rank; anything else (cuda:N, cpu, one
+ * process) is kept. The text lives until the next call. */
+const char *run_dist_device(const run_dist *d, const char *device);
+
+/* The communicator of a launched rank on ctx, for --dist-backend backend
+ * (auto: nccl on a CUDA context when this build has NCCL, else mpi): the
+ * MPI one, and for nccl the NCCL one over it. 0, or the exit status with
+ * one line printed. */
+int run_dist_connect(run_dist *d, cudl_context *ctx, const char *backend);
 
 /* 0, or when launched by a launcher and this build has no MPI the exit
  * status with one line printed saying what is missing: before the run
  * reads anything. */
 int run_dist_check_build(const run_dist *d);
 
-/* When launched: the MPI communicator in ctx, a one-line note of the
+/* When launched: the communicator in ctx (run_dist_connect with
+ * --dist-backend), a one-line note of the
  * layout on rank 0, and the rank and world the run's loaders take (r). 0,
  * or the exit status with one line printed (MPI's own failure, a rank the
  * environment and MPI disagree on). */

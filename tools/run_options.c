@@ -69,6 +69,7 @@ static const struct option_spec {
     {"--steps", RUN_TRAIN, 1},
     {"--override", RUN_TRAIN, 1},
     {"--dist-timeout", RUN_TRAIN, 1},
+    {"--dist-backend", RUN_TRAIN, 1},
 };
 /* options.given has a bit for each. */
 typedef char
@@ -188,6 +189,9 @@ static void usage(run_command command, FILE *out) {
         "  --dist-timeout S    under mpirun: end the job when a rank waits\n"
         "                      over S seconds in one exchange (another rank\n"
         "                      hung); 0: wait without limit [600]\n"
+        "  --dist-backend B    under mpirun: auto, mpi or nccl; auto takes\n"
+        "                      nccl on a GPU when cudl has it, else mpi\n"
+        "                      [auto]\n"
         "Values derived from these (learning rate, schedule, normalisation,\n"
         "augmentation) are printed at start.\n"
         "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
@@ -402,6 +406,11 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "a number of seconds from 0 (no limit) to 1e9";
     ok = cli_parse_double(v, &o->dist_timeout) && o->dist_timeout >= 0.0 &&
          o->dist_timeout <= 1e9;
+  } else if (strcmp(a, "--dist-backend") == 0) {
+    static const char *const backends[] = {"auto", "mpi", "nccl", NULL};
+    want = "auto, mpi or nccl";
+    ok = one_of(v, backends);
+    o->dist_backend = v;
   } else if (strcmp(a, "--clip") == 0) {
     want = "a finite number above 0";
     ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
@@ -502,6 +511,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   o->count = 1;
   o->top = 1;
   o->dist_timeout = 600.0;
+  o->dist_backend = "auto";
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;

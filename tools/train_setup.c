@@ -186,6 +186,8 @@ int train_start(trainer *t, int argc, char **argv) {
   hook = getenv("CUDL_TEST_HANG_AT_STEP");
   if (hook != NULL && cli_parse_int(hook, 1, INT64_MAX, &at))
     t->hang_at = at;
+  /* One GPU per rank: the device is chosen before the context is made. */
+  o->device = run_dist_device(&t->dist, o->device);
   if ((rc = run_setup(&t->r, o)) != 0) return rc;
   if ((rc = run_dist_start(&t->dist, &t->r, o)) != 0) return rc;
   if ((rc = make_optimizer(t)) != 0) return rc;

@@ -9,15 +9,20 @@
  * (cudl_comm_broadcast_params).
  *
  * Backends: "local" (one process, every call a no-op or a copy, for code
- * that runs the same alone and distributed) and "mpi" (MPI_COMM_WORLD over
+ * that runs the same alone and distributed), "mpi" (MPI_COMM_WORLD over
  * host memory: Open MPI or any MPI-3 library; tensors on a GPU are staged
- * through host memory). A build without MPI (CMake option CUDL_MPI off, or
- * MPI not found) has the local backend only, and cudl_comm_create_mpi says
- * so with CUDL_ERR_UNSUPPORTED.
+ * through host memory) and "nccl" (one GPU per rank: tensors stay in
+ * device memory, NCCL moves them on the context's stream; created over an
+ * MPI communicator, cudl_comm_create_nccl). A build without MPI (CMake
+ * option CUDL_MPI off, or MPI not found) has no mpi backend, one without
+ * NCCL (CUDL_NCCL off: no CUDA backend, or NCCL not found) no nccl
+ * backend; their creation says so with CUDL_ERR_UNSUPPORTED.
  *
- * Reductions are a reduce to rank 0 followed by a broadcast, so every rank
- * holds exactly the same bits afterwards (an all-reduce may add in a
- * different order on each rank, and replicas would drift apart).
+ * Reductions give every rank exactly the same bits (replicas whose sums
+ * differed in a last bit would drift apart): the MPI backend reduces to
+ * rank 0 and broadcasts (an MPI all-reduce may add in a different order on
+ * each rank); NCCL's all-reduce algorithms compute each element's sum once
+ * and copy it to every rank.
  *
  * Every call is collective unless it says otherwise: each rank of the
  * communicator makes the same calls in the same order, with tensors of the
@@ -72,6 +77,49 @@ CUDL_API cudl_status cudl_comm_create_local(cudl_context *ctx,
  */
 CUDL_API cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out);
 
+/** 1 when this build of the library has the NCCL backend, else 0 (a 1
+ *  says nothing of the GPUs present). Not collective. */
+CUDL_API int cudl_comm_nccl_available(void);
+
+/**
+ * An NCCL communicator between the GPUs of the ranks of bootstrap, one GPU
+ * per rank: ctx's (a CUDA context; choose each rank's device when creating
+ * it, e.g. its local rank modulo cudl_cuda_device_count). Rank 0 makes
+ * NCCL's unique id, bootstrap's broadcast carries it to every rank, then
+ * every rank joins (ncclCommInitRank on ctx's device). The communicator
+ * has bootstrap's rank and size.
+ *
+ * Its tensor calls (cudl_comm_allreduce_mean, cudl_comm_broadcast,
+ * cudl_comm_average_grads, cudl_comm_broadcast_params) take tensors of
+ * ctx only (CUDL_ERR_DEVICE_MISMATCH for another context's) and run on
+ * ctx's stream without copies to the host; the mean is NCCL's sum
+ * (identical bits on every rank, in NCCL's order of additions, which
+ * differs from the MPI backend's: results differ from an MPI run's by
+ * rounding) scaled by 1 / size on the device. Without a timeout they
+ * return once the work is queued (as any op on the stream); with one
+ * (cudl_comm_set_timeout) they wait on the host until it is done, and the
+ * wait counts the GPU work queued before them; past the deadline the NCCL
+ * communicator is aborted (ncclCommAbort) and the call fails with
+ * CUDL_ERR_IO. Host values (cudl_comm_allreduce_sum_f64, cudl_comm_agree)
+ * and cudl_comm_barrier go through bootstrap, under this communicator's
+ * timeout. NCCL's errors, asynchronous ones included (ncclCommGetAsyncError,
+ * which aborts the communicator), come back as CUDL_ERR_IO with NCCL's
+ * text (CUDL_ERR_CUDA for a CUDA failure inside NCCL). cudl_comm_abort
+ * aborts NCCL, then the job through bootstrap.
+ *
+ * bootstrap (an "mpi" communicator, or a "local" one for a single rank)
+ * stays the caller's: it must outlive this communicator; destroy it after.
+ * Collective over bootstrap's ranks; joining is not bounded by a timeout.
+ * CUDL_ERR_INVALID_ARGUMENT for a NULL argument or an "nccl" bootstrap;
+ * CUDL_ERR_DEVICE_MISMATCH when ctx is not a CUDA context;
+ * CUDL_ERR_UNSUPPORTED when the library was built without NCCL (the
+ * message says what the build lacked); CUDL_ERR_IO with NCCL's text when
+ * NCCL fails. On failure *out is NULL.
+ */
+CUDL_API cudl_status cudl_comm_create_nccl(cudl_context *ctx,
+                                           cudl_comm *bootstrap,
+                                           cudl_comm **out);
+
 /** Release the communicator (and finalise MPI if this communicator
  *  initialised it); NULL is a no-op. Collective for the MPI backend. */
 CUDL_API void cudl_comm_destroy(cudl_comm *comm);
@@ -82,14 +130,17 @@ CUDL_API int cudl_comm_rank(const cudl_comm *comm);
 /** The number of ranks (1 for NULL). Not collective. */
 CUDL_API int cudl_comm_size(const cudl_comm *comm);
 
-/** The backend's name: "local" or "mpi" (NULL for NULL). Not collective. */
+/** The backend's name: "local", "mpi" or "nccl" (NULL for NULL). Not
+ *  collective. */
 CUDL_API const char *cudl_comm_backend(const cudl_comm *comm);
 
 /**
  * Replace the f32 tensor t, on every rank, by the mean over the ranks of
- * its values: the sum (reduced to rank 0 in MPI's order, then broadcast)
- * times 1 / size, rounded to f32. Any device: a tensor that is not in host
- * memory goes through a host buffer the communicator keeps. Shapes must
+ * its values: the sum (reduced to rank 0 in MPI's order, then broadcast;
+ * NCCL's all-reduce for the nccl backend) times 1 / size, rounded to f32.
+ * Any device: for the mpi backend a tensor that is not in host memory goes
+ * through a host buffer the communicator keeps; the nccl backend takes
+ * tensors of its own context only (cudl_comm_create_nccl). Shapes must
  * agree between ranks (MPI may not detect that they do not).
  * CUDL_ERR_INVALID_ARGUMENT for NULL, CUDL_ERR_DTYPE for a dtype other
  * than f32, CUDL_ERR_IO for an MPI failure, CUDL_ERR_OUT_OF_MEMORY for the
@@ -155,8 +206,9 @@ CUDL_API cudl_status cudl_comm_broadcast_params(cudl_comm *comm,
 /**
  * Bound every later collective call of this rank: one that has not
  * completed after seconds (a rank is hung, or far slower) fails with
- * CUDL_ERR_IO naming the MPI call, the library function and the time,
- * instead of waiting forever. seconds from 0 to 1e9; 0, the default, waits
+ * CUDL_ERR_IO naming the MPI or NCCL call, the library function and the
+ * time, instead of waiting forever (the nccl backend: see
+ * cudl_comm_create_nccl). seconds from 0 to 1e9; 0, the default, waits
  * without limit. The MPI backend then uses MPI's non-blocking collectives
  * (MPI_Ireduce, MPI_Ibcast, MPI_Iallreduce, MPI_Ibarrier) and tests them
  * until the deadline, with the same reduce-to-0-then-broadcast and so the

@@ -103,6 +103,21 @@ void cudl_comm_abort(cudl_comm *c, int code) {
 
 /* ---- tensors ---- */
 
+/* A device-buffer backend works on its context's device and stream:
+ * another context's tensor may be on another GPU, or still being written
+ * on another stream. Checked whatever the number of ranks, so that a
+ * program fails alike alone and distributed. */
+static cudl_status check_context(cudl_comm *c, const cudl_tensor *t,
+                                 const char *function) {
+  if (!c->ops->device_buffers || t->ctx == c->ctx) return CUDL_OK;
+  return cudl__fail(c->ctx, CUDL_ERR_DEVICE_MISMATCH, function,
+                    "the tensor belongs to another context than the "
+                    "communicator's: the %s backend works on the "
+                    "communicator's device and stream; make both with one "
+                    "context",
+                    c->ops->name);
+}
+
 /* Where the backend can work on t's bytes: its own data (host memory, or
  * any memory for a device-buffer backend), else the staging buffer holding
  * a copy of them (*staged = 1). */
@@ -158,6 +173,8 @@ static cudl_status mean_f32(cudl_comm *c, cudl_tensor *t,
     return cudl__fail(c->ctx, CUDL_ERR_DTYPE, function,
                       "the tensor is %s; the mean is of f32 tensors",
                       cudl_dtype_name(t->dtype));
+  s = check_context(c, t, function);
+  if (s != CUDL_OK) return s;
   if (c->size == 1 || t->numel == 0) return CUDL_OK;
   s = tensor_buffer(c, t, function, &buffer, &staged);
   if (s == CUDL_OK) s = c->ops->sum_f32(c, (float *)buffer, (size_t)t->numel);
@@ -201,6 +218,8 @@ static cudl_status broadcast_tensor(cudl_comm *c, cudl_tensor *t, int root,
   if (root < 0 || root >= c->size)
     return cudl__fail(c->ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "root is %d; it must be 0 to %d", root, c->size - 1);
+  s = check_context(c, t, function);
+  if (s != CUDL_OK) return s;
   if (c->size == 1 || t->nbytes == 0) return CUDL_OK;
   s = tensor_buffer(c, t, function, &buffer, &staged);
   if (s == CUDL_OK) s = c->ops->broadcast(c, buffer, t->nbytes, root);

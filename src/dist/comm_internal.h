@@ -3,15 +3,14 @@
  * table of the few collective operations a backend provides. comm.c holds
  * the checked public entries (which stage device tensors through host
  * memory for backends that need host buffers) and the "local" backend;
- * comm_mpi.c the MPI backend.
+ * comm_mpi.c the MPI backend; comm_nccl.c the NCCL one.
  *
- * The NCCL backend's place: a table with device_buffers = 1 (its
- * operations take device pointers on the context's stream, so comm.c
- * passes a tensor's data without staging it), created by a
- * cudl_comm_create_nccl(ctx, bootstrap, ...) whose bootstrap is an MPI
- * communicator: rank 0 calls ncclGetUniqueId and the id goes to every rank
- * through the bootstrap's broadcast before ncclCommInitRank. Nothing else
- * here changes for it.
+ * The NCCL backend's table has device_buffers = 1: its sum_f32 and
+ * broadcast take device pointers of the communicator's context, on its
+ * stream, so comm.c passes a tensor's data without staging it (and
+ * refuses another context's tensor); its host-value operations (sum_f64,
+ * min_u64, barrier) go through the bootstrap communicator it was created
+ * over (cudl_comm_create_nccl).
  */
 #ifndef CUDL_DIST_COMM_INTERNAL_H
 #define CUDL_DIST_COMM_INTERNAL_H
@@ -25,7 +24,9 @@
 
 typedef struct cudl_comm_ops {
   const char *name;
-  /* 1: the operations take device memory (NCCL); 0: host memory. */
+  /* 1: sum_f32 and broadcast take device memory of the communicator's
+   * context (NCCL); 0: host memory. sum_f64 and min_u64 always take host
+   * memory. */
   int device_buffers;
   /* Sum over the ranks into every rank's buffer, identical bits on each. */
   cudl_status (*sum_f32)(cudl_comm *comm, float *values, size_t count);

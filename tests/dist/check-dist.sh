@@ -136,7 +136,7 @@ rc=$?
 expect "mpirun -np 2 cudl bench train" 0 $rc
 [ $rc -eq 0 ] || cat "$scratch/bench2.err"
 expect "rank 0 alone prints the table" 1 "$(grep -c 'images/s (step' "$scratch/bench2.out")"
-expect_grep "with the job's line" "^  2 ranks: .* images/s in all; all-reduce of 940608 bytes" \
+expect_grep "with the job's line, naming the backend" "^  2 ranks (mpi): .* images/s in all; all-reduce of 940608 bytes" \
   "$scratch/bench2.out"
 python3 - "$scratch/bench2.json" >"$scratch/bench2-json.out" 2>&1 <<'PY2'
 import json, sys
@@ -144,6 +144,7 @@ b = json.load(open(sys.argv[1]))
 def close(a, b, rel=1e-3):
     return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
 assert b["world"] == 2 and [r["rank"] for r in b["ranks"]] == [0, 1], b
+assert b["dist_backend"] == "mpi", b  # auto on CPU ranks
 # mlp 784-256-128-10: weights and biases, 4 bytes each, as the gradient
 # arena holds them (each tensor rounded up to 16 floats: the bytes reduced)
 params = sum((n + 15) // 16 * 16 for n in (784 * 256, 256, 256 * 128, 128, 128 * 10, 10))
@@ -382,6 +383,21 @@ expect_grep "and is epoch 1's" "metadata cudl.step = 6$" "$scratch/hung.inspect"
 expect "--dist-timeout -1 is a usage error" 2 $?
 expect_grep "saying what it takes" "dist-timeout.*from 0 (no limit) to 1e9" \
   "$scratch/timeout-bad.err"
+
+# ---- --dist-backend ----
+"$cudl" train --dist-backend gloo >/dev/null 2>"$scratch/backend-bad.err"
+expect "--dist-backend gloo is a usage error" 2 $?
+expect_grep "saying what it takes" "dist-backend.*auto, mpi or nccl" "$scratch/backend-bad.err"
+# NCCL connects GPUs: CPU ranks that ask for it fail before anything is
+# written, saying why (this build's reason: no NCCL, or a CPU context).
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --dist-backend nccl \
+  --out "$scratch/nccl-cpu" >"$scratch/nccl-cpu.out" 2>"$scratch/nccl-cpu.err"
+rc=$?
+expect_true "--dist-backend nccl on CPU ranks fails (exit $rc)" [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "saying why" \
+  "dist-backend nccl: cudl_comm_create_nccl: \(the context is not a CUDA one\|this cudl was built without NCCL\)" \
+  "$scratch/nccl-cpu.err"
+expect_true "and writes nothing" [ ! -e "$scratch/nccl-cpu/checkpoint.safetensors" ]
 
 # ---- a rank killed mid-run ends the job ----
 timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --epochs 100000 \

@@ -1,0 +1,214 @@
+/*
+ * cuda_nccl.c - the NCCL calls of the communicator's GPU backend
+ * (cuda_nccl.h): an NCCL communicator per CUDA context, its collectives
+ * queued on the context's stream.
+ *
+ * A bounded collective (timeout > 0) records an event after it and polls
+ * the event and ncclCommGetAsyncError until the event completes, NCCL
+ * reports an error, or the deadline passes; the last two abort the NCCL
+ * communicator (ncclCommAbort), which is how NCCL lets a rank leave a
+ * collective the others will never join. The poll spins for its first
+ * millisecond, then sleeps 50 us between queries, as the MPI backend's
+ * does. An unbounded collective is only queued: the host does not wait
+ * for the GPU, and NCCL's asynchronous error is checked at the next call.
+ */
+#include "cuda/cuda_nccl.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <nccl.h>
+
+#include "cuda/cuda_internal.h"
+
+typedef char cudl_nccl_id_bytes_agree
+    [sizeof(((ncclUniqueId *)0)->internal) == CUDL_NCCL_ID_BYTES ? 1 : -1];
+
+struct cudl_nccl {
+  cudl_context *ctx;
+  ncclComm_t comm;
+  cudaEvent_t done; /* recorded after a bounded collective */
+  int rank, size;
+  int aborted; /* ncclCommAbort was called: nothing more can run */
+};
+
+/* An NCCL failure as a status, with NCCL's text for the code and its last
+ * error message (the call's detail, where NCCL kept one). */
+static cudl_status nccl_fail(cudl_context *ctx, const char *function,
+                             const char *call, ncclResult_t result,
+                             ncclComm_t comm, const char *after) {
+  const char *detail = ncclGetLastError(comm);
+  return cudl__fail(
+      ctx, result == ncclUnhandledCudaError ? CUDL_ERR_CUDA : CUDL_ERR_IO,
+      function, "%s failed: %s%s%s (NCCL error %d)%s", call,
+      ncclGetErrorString(result), detail != NULL && detail[0] != '\0' ? ": " : "",
+      detail != NULL ? detail : "", (int)result, after);
+}
+
+static double seconds_now(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0.0;
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+cudl_status cudl__nccl_unique_id(cudl_context *ctx, unsigned char *id,
+                                 const char *function) {
+  ncclUniqueId unique;
+  ncclResult_t result = ncclGetUniqueId(&unique);
+  if (result != ncclSuccess)
+    return nccl_fail(ctx, function, "ncclGetUniqueId", result, NULL, "");
+  memcpy(id, unique.internal, CUDL_NCCL_ID_BYTES);
+  return CUDL_OK;
+}
+
+cudl_status cudl__nccl_open(cudl_context *ctx, const unsigned char *id,
+                            int rank, int size, const char *function,
+                            cudl_nccl **out) {
+  ncclUniqueId unique;
+  ncclResult_t result;
+  cudaError_t err;
+  cudl_nccl *n;
+  *out = NULL;
+  /* ncclCommInitRank binds the communicator to the current device. */
+  err = cudaSetDevice(ctx->device_index);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(ctx, err, "cudaSetDevice", __FILE__, __LINE__);
+  n = (cudl_nccl *)cudl__host_alloc(&ctx->allocator, sizeof *n, 64);
+  if (n == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the NCCL communicator's state");
+  memset(n, 0, sizeof *n);
+  n->ctx = ctx;
+  n->rank = rank;
+  n->size = size;
+  err = cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming);
+  if (err != cudaSuccess) {
+    cudl__host_free(&ctx->allocator, n, sizeof *n);
+    return cudl__cuda_error(ctx, err, "cudaEventCreateWithFlags", __FILE__,
+                            __LINE__);
+  }
+  memcpy(unique.internal, id, CUDL_NCCL_ID_BYTES);
+  result = ncclCommInitRank(&n->comm, size, unique, rank);
+  if (result != ncclSuccess) {
+    cudl_status s =
+        nccl_fail(ctx, function, "ncclCommInitRank", result, NULL, "");
+    cudaEventDestroy(n->done);
+    cudl__host_free(&ctx->allocator, n, sizeof *n);
+    return s;
+  }
+  *out = n;
+  return CUDL_OK;
+}
+
+void cudl__nccl_abort(cudl_nccl *n) {
+  if (n == NULL || n->aborted) return;
+  ncclCommAbort(n->comm);
+  n->aborted = 1;
+}
+
+void cudl__nccl_close(cudl_nccl *n) {
+  cudl_allocator allocator;
+  if (n == NULL) return;
+  (void)cudaSetDevice(n->ctx->device_index);
+  if (!n->aborted) ncclCommDestroy(n->comm);
+  cudaEventDestroy(n->done);
+  allocator = n->ctx->allocator;
+  cudl__host_free(&allocator, n, sizeof *n);
+}
+
+/* The communicator's asynchronous error (a failed peer, a network error)
+ * as a status; an error aborts the communicator. */
+static cudl_status check_async(cudl_nccl *n, const char *call,
+                               const char *function) {
+  ncclResult_t async = ncclSuccess;
+  ncclResult_t result = ncclCommGetAsyncError(n->comm, &async);
+  cudl_status s;
+  if (result != ncclSuccess)
+    return nccl_fail(n->ctx, function, "ncclCommGetAsyncError", result,
+                     n->comm, "");
+  if (async == ncclSuccess || async == ncclInProgress) return CUDL_OK;
+  /* The text first: ncclGetLastError is the communicator's until the
+   * abort releases it. */
+  s = nccl_fail(n->ctx, function, call, async, n->comm,
+                ": the NCCL communicator has been aborted and cannot be "
+                "used again, end the job");
+  cudl__nccl_abort(n);
+  return s;
+}
+
+/* Before a collective: the context's device current, no error left
+ * pending by an earlier call, and a communicator still usable. */
+static cudl_status enter(cudl_nccl *n, const char *function) {
+  cudaError_t err;
+  if (n->aborted)
+    return cudl__fail(n->ctx, CUDL_ERR_IO, function,
+                      "the NCCL communicator was aborted after an earlier "
+                      "failure or timeout and cannot be used again: end the "
+                      "job");
+  err = cudaSetDevice(n->ctx->device_index);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(n->ctx, err, "cudaSetDevice", __FILE__, __LINE__);
+  (void)cudaGetLastError();
+  return CUDL_OK;
+}
+
+/* After call (queued with result): without a timeout, its asynchronous
+ * error; with one, wait for it on the host until the deadline. */
+static cudl_status finish(cudl_nccl *n, ncclResult_t result, const char *call,
+                          double limit, const char *function) {
+  const struct timespec pause = {0, 50000};
+  cudaStream_t stream = cudl__cuda_state(n->ctx)->stream;
+  double start;
+  cudaError_t err;
+  if (result != ncclSuccess && result != ncclInProgress)
+    return nccl_fail(n->ctx, function, call, result, n->comm, "");
+  if (limit <= 0.0) return check_async(n, call, function);
+  err = cudaEventRecord(n->done, stream);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(n->ctx, err, "cudaEventRecord", __FILE__,
+                            __LINE__);
+  start = seconds_now();
+  for (;;) {
+    cudl_status s;
+    double waited;
+    err = cudaEventQuery(n->done);
+    if (err == cudaSuccess) return check_async(n, call, function);
+    if (err != cudaErrorNotReady)
+      return cudl__cuda_error(n->ctx, err, "cudaEventQuery", __FILE__,
+                              __LINE__);
+    s = check_async(n, call, function);
+    if (s != CUDL_OK) return s;
+    waited = seconds_now() - start;
+    if (waited > limit) {
+      cudl__nccl_abort(n);
+      return cudl__fail(n->ctx, CUDL_ERR_IO, function,
+                        "%s did not complete within the timeout of %g s "
+                        "(rank %d of %d waited %.1f s): another rank is hung "
+                        "or far slower; the NCCL communicator has been "
+                        "aborted and cannot be used again, end the job",
+                        call, limit, n->rank, n->size, waited);
+    }
+    if (waited > 1e-3) nanosleep(&pause, NULL);
+  }
+}
+
+cudl_status cudl__nccl_sum_f32(cudl_nccl *n, float *values, size_t count,
+                               double timeout_seconds, const char *function) {
+  cudl_status s = enter(n, function);
+  if (s != CUDL_OK) return s;
+  return finish(n,
+                ncclAllReduce(values, values, count, ncclFloat32, ncclSum,
+                              n->comm, cudl__cuda_state(n->ctx)->stream),
+                "ncclAllReduce", timeout_seconds, function);
+}
+
+cudl_status cudl__nccl_broadcast(cudl_nccl *n, void *data, size_t bytes,
+                                 int root, double timeout_seconds,
+                                 const char *function) {
+  cudl_status s = enter(n, function);
+  if (s != CUDL_OK) return s;
+  return finish(n,
+                ncclBroadcast(data, data, bytes, ncclUint8, root, n->comm,
+                              cudl__cuda_state(n->ctx)->stream),
+                "ncclBroadcast", timeout_seconds, function);
+}

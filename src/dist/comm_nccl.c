@@ -1,0 +1,200 @@
+/*
+ * comm_nccl.c - the NCCL backend of the communicator (cudl/dist.h): one
+ * GPU per rank, bootstrapped over a host communicator (MPI, or the local
+ * one for a single rank), whose NCCL calls live in src/cuda/cuda_nccl.c.
+ *
+ * Tensors go to NCCL where they are, in the context's device memory, on
+ * its stream (device_buffers = 1): comm.c neither stages them nor scales
+ * them on the host. The few host values (cudl_comm_allreduce_sum_f64,
+ * cudl_comm_agree's minimum) and the barrier go through the bootstrap
+ * communicator instead: they are host memory already, and a round trip to
+ * the GPU for a handful of numbers would cost more than MPI's message.
+ * The bootstrap takes this communicator's timeout for them.
+ *
+ * Sums are NCCL's all-reduce, not a reduce and a broadcast as in the MPI
+ * backend: NCCL's algorithms (ring: reduce-scatter then all-gather; tree:
+ * reduce up then broadcast down; NVLS: reduced by the switch, multicast
+ * back) compute each element's sum once and copy it to every rank, so the
+ * replicas hold the same bits.
+ *
+ * Built with NCCL only (CUDL_HAVE_NCCL); without it cudl_comm_create_nccl
+ * says what the build lacks (CUDL_NCCL_MISSING, from CMake).
+ */
+#include <string.h>
+
+#include "dist/comm_internal.h"
+
+int cudl_comm_nccl_available(void) {
+#ifdef CUDL_HAVE_NCCL
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+#ifdef CUDL_HAVE_NCCL
+
+#include "cuda/cuda_nccl.h"
+
+typedef struct nccl_impl {
+  cudl_nccl *nccl;
+  cudl_comm *bootstrap; /* borrowed: the caller destroys it after */
+} nccl_impl;
+
+static nccl_impl *impl_of(const cudl_comm *c) { return (nccl_impl *)c->impl; }
+
+/* The bootstrap's failure (status s) recorded in c's context too, when the
+ * two differ. */
+static cudl_status relay(cudl_comm *c, const cudl_comm *bootstrap,
+                         cudl_status s, const char *function) {
+  if (s == CUDL_OK || bootstrap->ctx == c->ctx) return s;
+  return cudl__fail(c->ctx, s, function, "through the bootstrap: %s",
+                    cudl_context_last_error(bootstrap->ctx));
+}
+
+static cudl_status nccl_sum_f32(cudl_comm *c, float *v, size_t n) {
+  return cudl__nccl_sum_f32(impl_of(c)->nccl, v, n, c->timeout_seconds,
+                            "cudl_comm_allreduce_mean");
+}
+
+static cudl_status nccl_sum_f64(cudl_comm *c, double *v, size_t n) {
+  cudl_comm *b = impl_of(c)->bootstrap;
+  const double saved = b->timeout_seconds;
+  cudl_status s;
+  b->timeout_seconds = c->timeout_seconds;
+  s = b->ops->sum_f64(b, v, n);
+  b->timeout_seconds = saved;
+  return relay(c, b, s, "cudl_comm_allreduce_sum_f64");
+}
+
+static cudl_status nccl_min_u64(cudl_comm *c, uint64_t *v, size_t n) {
+  cudl_comm *b = impl_of(c)->bootstrap;
+  const double saved = b->timeout_seconds;
+  cudl_status s;
+  b->timeout_seconds = c->timeout_seconds;
+  s = b->ops->min_u64(b, v, n);
+  b->timeout_seconds = saved;
+  return relay(c, b, s, "cudl_comm_agree");
+}
+
+static cudl_status nccl_broadcast(cudl_comm *c, void *data, size_t bytes,
+                                  int root) {
+  return cudl__nccl_broadcast(impl_of(c)->nccl, data, bytes, root,
+                              c->timeout_seconds, "cudl_comm_broadcast");
+}
+
+static cudl_status nccl_barrier(cudl_comm *c) {
+  cudl_comm *b = impl_of(c)->bootstrap;
+  const double saved = b->timeout_seconds;
+  cudl_status s;
+  b->timeout_seconds = c->timeout_seconds;
+  s = b->ops->barrier(b);
+  b->timeout_seconds = saved;
+  return relay(c, b, s, "cudl_comm_barrier");
+}
+
+/* NCCL first, so that this rank's kernels stop waiting for peers, then the
+ * job through the bootstrap (MPI_Abort). */
+static void nccl_abort(cudl_comm *c, int code) {
+  cudl__nccl_abort(impl_of(c)->nccl);
+  impl_of(c)->bootstrap->ops->abort(impl_of(c)->bootstrap, code);
+}
+
+static void nccl_release(cudl_comm *c) {
+  nccl_impl *impl = impl_of(c);
+  if (impl == NULL) return;
+  cudl__nccl_close(impl->nccl);
+  cudl__host_free(&c->allocator, impl, sizeof *impl);
+  c->impl = NULL;
+}
+
+static const cudl_comm_ops nccl_ops = {
+    "nccl",         1,            nccl_sum_f32, nccl_sum_f64, nccl_min_u64,
+    nccl_broadcast, nccl_barrier, nccl_abort,   nccl_release};
+
+cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
+                                  cudl_comm **out) {
+  static const char fn[] = "cudl_comm_create_nccl";
+  /* Rank 0's verdict, then the id: the others learn of its failure from
+   * the same broadcast instead of waiting in ncclCommInitRank. */
+  unsigned char message[1 + CUDL_NCCL_ID_BYTES];
+  cudl_status s = CUDL_OK;
+  cudl_nccl *nccl = NULL;
+  nccl_impl *impl;
+  cudl_comm *c;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "out is NULL");
+  if (bootstrap == NULL)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "bootstrap is NULL: give the MPI communicator of the "
+                      "job (or a local one for a single rank)");
+  if (ctx->device != CUDL_DEVICE_CUDA)
+    return cudl__fail(ctx, CUDL_ERR_DEVICE_MISMATCH, fn,
+                      "the context is not a CUDA one: NCCL connects GPUs; "
+                      "create the communicator on the rank's CUDA context, "
+                      "or use the MPI communicator for CPU ranks");
+  if (bootstrap->ops->device_buffers)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
+                      "the bootstrap is a %s communicator; it must be one "
+                      "over host memory (mpi or local)",
+                      bootstrap->ops->name);
+  memset(message, 0, sizeof message);
+  if (bootstrap->rank == 0) {
+    s = cudl__nccl_unique_id(ctx, message + 1, fn);
+    message[0] = s == CUDL_OK;
+  }
+  if (bootstrap->size > 1) {
+    cudl_status sent =
+        bootstrap->ops->broadcast(bootstrap, message, sizeof message, 0);
+    if (sent != CUDL_OK)
+      return bootstrap->ctx == ctx
+                 ? sent
+                 : cudl__fail(ctx, sent, fn,
+                              "sending NCCL's id through the bootstrap: %s",
+                              cudl_context_last_error(bootstrap->ctx));
+  }
+  if (s != CUDL_OK) return s;
+  if (!message[0])
+    return cudl__fail(ctx, CUDL_ERR_IO, fn,
+                      "rank 0 could not make NCCL's id (its own error says "
+                      "why)");
+  s = cudl__nccl_open(ctx, message + 1, bootstrap->rank, bootstrap->size, fn,
+                      &nccl);
+  if (s != CUDL_OK) return s;
+  impl = (nccl_impl *)cudl__host_alloc(&ctx->allocator, sizeof *impl, 64);
+  c = impl == NULL ? NULL
+                   : cudl__comm_new(ctx, &nccl_ops, bootstrap->rank,
+                                    bootstrap->size, fn);
+  if (c == NULL) {
+    if (impl == NULL)
+      cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                 "cannot allocate the communicator");
+    cudl__host_free(&ctx->allocator, impl, sizeof *impl);
+    cudl__nccl_close(nccl);
+    return CUDL_ERR_OUT_OF_MEMORY;
+  }
+  impl->nccl = nccl;
+  impl->bootstrap = bootstrap;
+  c->impl = impl;
+  *out = c;
+  return CUDL_OK;
+}
+
+#else /* !CUDL_HAVE_NCCL */
+
+#ifndef CUDL_NCCL_MISSING
+#define CUDL_NCCL_MISSING "this cudl was built without NCCL"
+#endif
+
+cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
+                                  cudl_comm **out) {
+  (void)bootstrap;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, "cudl_comm_create_nccl", "%s",
+                    CUDL_NCCL_MISSING);
+}
+
+#endif

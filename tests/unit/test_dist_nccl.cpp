@@ -1,0 +1,215 @@
+// The NCCL communicator (cudl_comm_create_nccl) in one process: its bad
+// arguments and what a build without NCCL says, which run anywhere; and on
+// a GPU, one rank bootstrapped over the local communicator (one GPU cannot
+// hold two ranks of one NCCL communicator, and a GPU machine may lack MPI).
+// With one rank the public tensor calls have nothing to exchange, so the
+// backend's own operations (dist/comm_internal.h) are called as well: they
+// run NCCL's all-reduce and broadcast, whose sum over one rank is the
+// values themselves. Several ranks run under mpirun (docs/distributed.md).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cudl/cudl.h"
+#include "dist/comm_internal.h"
+#include "test_util.h"
+
+#define EXPECT_STATUS(expected, expr) \
+  EXPECT_STREQ(cudl_status_name(expected), cudl_status_name(expr))
+#define ASSERT_STATUS(expected, expr) \
+  ASSERT_STREQ(cudl_status_name(expected), cudl_status_name(expr))
+
+namespace {
+
+class DistNcclTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CPU, 0, &cpu_));
+    ASSERT_STATUS(CUDL_OK, cudl_comm_create_local(cpu_, &local_));
+  }
+  void TearDown() override {
+    cudl_comm_destroy(local_);
+    cudl_context_destroy(cpu_);
+  }
+  cudl_context *cpu_ = nullptr;
+  cudl_comm *local_ = nullptr;
+};
+
+TEST_F(DistNcclTest, AvailabilityIsTheBuilds) {
+  EXPECT_EQ(cudl_comm_nccl_available(), CUDL_TEST_HAVE_NCCL);
+}
+
+TEST_F(DistNcclTest, BadArguments) {
+  cudl_comm *c = reinterpret_cast<cudl_comm *>(&c);
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_create_nccl(nullptr, local_, &c));
+  EXPECT_EQ(c, nullptr);
+  if (!cudl_comm_nccl_available()) GTEST_SKIP() << "this build has no NCCL (the next test checks what it says)";
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_create_nccl(cpu_, local_, nullptr));
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(cpu_), "out is NULL"));
+  c = reinterpret_cast<cudl_comm *>(&c);
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_create_nccl(cpu_, nullptr, &c));
+  EXPECT_EQ(c, nullptr);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(cpu_), "bootstrap is NULL"));
+  // NCCL connects GPUs: a CPU context is refused before anything is sent.
+  c = reinterpret_cast<cudl_comm *>(&c);
+  EXPECT_STATUS(CUDL_ERR_DEVICE_MISMATCH, cudl_comm_create_nccl(cpu_, local_, &c));
+  EXPECT_EQ(c, nullptr);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(cpu_), "not a CUDA one"));
+  // The bootstrap is still usable.
+  int same = 0;
+  EXPECT_STATUS(CUDL_OK, cudl_comm_agree(local_, 7, &same, nullptr, nullptr));
+  EXPECT_EQ(same, 1);
+}
+
+TEST_F(DistNcclTest, WithoutNcclSaysWhatIsMissing) {
+  if (cudl_comm_nccl_available()) GTEST_SKIP() << "this build has NCCL";
+  cudl_comm *c = reinterpret_cast<cudl_comm *>(&c);
+  EXPECT_STATUS(CUDL_ERR_UNSUPPORTED, cudl_comm_create_nccl(cpu_, local_, &c));
+  EXPECT_EQ(c, nullptr);
+  const std::string error = cudl_context_last_error(cpu_);
+  EXPECT_TRUE(cudl_test::HasSubstr(error, "built without NCCL: "));
+  // The reason CMake found: no CUDA backend, NCCL not found, or turned off.
+  EXPECT_TRUE(cudl_test::HasSubstr(error, "CUDA") || cudl_test::HasSubstr(error, "NCCL_ROOT") ||
+              cudl_test::HasSubstr(error, "CUDL_NCCL=OFF"))
+      << error;
+}
+
+// A CUDA context and an NCCL communicator of one rank on it, or the reason
+// there is none.
+class DistNcclGpuTest : public DistNcclTest {
+ protected:
+  void SetUp() override {
+    DistNcclTest::SetUp();
+    if (!cudl_comm_nccl_available()) GTEST_SKIP() << "this build has no NCCL";
+    const cudl_test::CudaAvailability a = cudl_test::QueryCuda();
+    if (!a.available) GTEST_SKIP() << "no usable GPU: " << a.reason;
+    ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu_));
+    // The bootstrap records its errors in the CPU context: the NCCL
+    // communicator relays them into its own.
+    ASSERT_STATUS(CUDL_OK, cudl_comm_create_nccl(gpu_, local_, &nccl_))
+        << cudl_context_last_error(gpu_);
+  }
+  void TearDown() override {
+    cudl_comm_destroy(nccl_);
+    cudl_context_destroy(gpu_);
+    DistNcclTest::TearDown();
+  }
+  // A device tensor of gpu_ holding values.
+  cudl_tensor *Tensor(const std::vector<float> &values) {
+    cudl_tensor *t = nullptr;
+    const int64_t shape[1] = {static_cast<int64_t>(values.size())};
+    EXPECT_STATUS(CUDL_OK, cudl_tensor_create(gpu_, CUDL_DTYPE_F32, 1, shape, &t));
+    if (t != nullptr) {
+      EXPECT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(t, values.data(), values.size() * 4));
+    }
+    return t;
+  }
+  cudl_context *gpu_ = nullptr;
+  cudl_comm *nccl_ = nullptr;
+};
+
+// Values that catch a sum done twice, a scale applied, or bytes moved
+// wrongly: signs, a subnormal, a large and an odd count (1031 elements).
+std::vector<float> Values() {
+  std::vector<float> v(1031);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 37 % 101) / 7.0 - 6.5);
+  v[3] = 1e-40f;
+  v[5] = -3.0e38f;
+  return v;
+}
+
+TEST_F(DistNcclGpuTest, OneRankKeepsEveryValue) {
+  EXPECT_EQ(cudl_comm_rank(nccl_), 0);
+  EXPECT_EQ(cudl_comm_size(nccl_), 1);
+  EXPECT_STREQ(cudl_comm_backend(nccl_), "nccl");
+  const std::vector<float> values = Values();
+  cudl_tensor *t = Tensor(values);
+  ASSERT_NE(t, nullptr);
+  // The public calls (nothing to exchange with one rank).
+  EXPECT_STATUS(CUDL_OK, cudl_comm_allreduce_mean(nccl_, t));
+  EXPECT_STATUS(CUDL_OK, cudl_comm_broadcast(nccl_, t, 0));
+  EXPECT_TRUE(cudl_test::BitEqual(cudl_test::ReadF32(t), values));
+  // NCCL's own all-reduce and broadcast on the device buffer, unbounded
+  // (queued only) and bounded (the host polls until they are done).
+  for (double timeout : {0.0, 60.0}) {
+    ASSERT_STATUS(CUDL_OK, cudl_comm_set_timeout(nccl_, timeout));
+    EXPECT_STATUS(CUDL_OK, nccl_->ops->sum_f32(nccl_, static_cast<float *>(cudl_tensor_data(t)),
+                                                values.size()));
+    EXPECT_STATUS(CUDL_OK, nccl_->ops->broadcast(nccl_, cudl_tensor_data(t), values.size() * 4, 0));
+    EXPECT_TRUE(cudl_test::BitEqual(cudl_test::ReadF32(t), values)) << "timeout " << timeout;
+  }
+  // Host values go through the bootstrap.
+  double sums[3] = {1.5, -2.0, 1e300};
+  EXPECT_STATUS(CUDL_OK, nccl_->ops->sum_f64(nccl_, sums, 3));
+  EXPECT_EQ(sums[0], 1.5);
+  EXPECT_EQ(sums[2], 1e300);
+  EXPECT_STATUS(CUDL_OK, cudl_comm_allreduce_sum_f64(nccl_, sums, 3));
+  int same = 0;
+  uint64_t lo = 0, hi = 0;
+  EXPECT_STATUS(CUDL_OK, cudl_comm_agree(nccl_, 0x0123456789abcdefull, &same, &lo, &hi));
+  EXPECT_EQ(same, 1);
+  EXPECT_EQ(lo, 0x0123456789abcdefull);
+  EXPECT_EQ(hi, 0x0123456789abcdefull);
+  EXPECT_STATUS(CUDL_OK, cudl_comm_barrier(nccl_));
+  EXPECT_STATUS(CUDL_OK, nccl_->ops->barrier(nccl_));
+  cudl_tensor_destroy(t);
+}
+
+TEST_F(DistNcclGpuTest, AveragesAModelsGradients) {
+  cudl_model *m = nullptr;
+  const int64_t input[3] = {1, 4, 4}, widths[1] = {5};
+  ASSERT_STATUS(CUDL_OK, cudl_zoo_mlp(gpu_, 3, input, 1, widths, CUDL_ACT_RELU, 0.0f, 3, &m));
+  ASSERT_STATUS(CUDL_OK, cudl_model_compile(m, 2));
+  ASSERT_STATUS(CUDL_OK, cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+  cudl_tensor *grads = cudl_model_grads(m);
+  const int64_t n = cudl_tensor_numel(grads);
+  std::vector<float> g(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) g[static_cast<size_t>(i)] = static_cast<float>(i % 13) - 6.25f;
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(grads, g.data(), g.size() * 4));
+  const std::vector<float> params = cudl_test::ReadF32(cudl_model_params(m));
+  ASSERT_STATUS(CUDL_OK, cudl_comm_set_timeout(nccl_, 60.0));
+  EXPECT_STATUS(CUDL_OK, cudl_comm_average_grads(nccl_, m));
+  EXPECT_STATUS(CUDL_OK, cudl_comm_broadcast_params(nccl_, m, 0));
+  // The arena through NCCL itself: the sum of one rank.
+  EXPECT_STATUS(CUDL_OK, nccl_->ops->sum_f32(nccl_, static_cast<float *>(cudl_tensor_data(grads)),
+                                              static_cast<size_t>(n)));
+  EXPECT_TRUE(cudl_test::BitEqual(cudl_test::ReadF32(grads), g));
+  EXPECT_TRUE(cudl_test::BitEqual(cudl_test::ReadF32(cudl_model_params(m)), params));
+  cudl_model_destroy(m);
+}
+
+TEST_F(DistNcclGpuTest, RefusesAnotherContextsTensor) {
+  cudl_tensor *t = nullptr;
+  const int64_t shape[1] = {4};
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(cpu_, CUDL_DTYPE_F32, 1, shape, &t));
+  EXPECT_STATUS(CUDL_ERR_DEVICE_MISMATCH, cudl_comm_allreduce_mean(nccl_, t));
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(gpu_), "another context"));
+  EXPECT_STATUS(CUDL_ERR_DEVICE_MISMATCH, cudl_comm_broadcast(nccl_, t, 0));
+  // An NCCL communicator cannot bootstrap another.
+  cudl_comm *c = reinterpret_cast<cudl_comm *>(&c);
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_create_nccl(gpu_, nccl_, &c));
+  EXPECT_EQ(c, nullptr);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(gpu_), "host memory"));
+  cudl_tensor_destroy(t);
+  // Still usable.
+  int same = 0;
+  EXPECT_STATUS(CUDL_OK, cudl_comm_agree(nccl_, 1, &same, nullptr, nullptr));
+  EXPECT_EQ(same, 1);
+}
+
+TEST_F(DistNcclGpuTest, AbortedCommunicatorRefusesLaterCalls) {
+  cudl_tensor *t = Tensor({1.0f, 2.0f});
+  ASSERT_NE(t, nullptr);
+  // The local bootstrap's abort returns: only NCCL's communicator ends.
+  cudl_comm_abort(nccl_, 3);
+  EXPECT_STATUS(CUDL_ERR_IO, nccl_->ops->sum_f32(nccl_, static_cast<float *>(cudl_tensor_data(t)), 2));
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(gpu_), "aborted"));
+  EXPECT_STATUS(CUDL_ERR_IO, nccl_->ops->broadcast(nccl_, cudl_tensor_data(t), 8, 0));
+  cudl_tensor_destroy(t);
+  // Destroying it after the abort is fine (TearDown).
+}
+
+}  // namespace
