@@ -1,0 +1,78 @@
+"""Context: the device everything runs on (cudl/context.h)."""
+
+import ctypes
+
+from . import _lib
+from ._handle import Handle, new_children
+from .errors import check
+
+_KINDS = {"cpu": 0, "cuda": 1, "auto": 2}
+_NAMES = {0: "cpu", 1: "cuda"}
+
+
+class Context(Handle):
+    """A cudl context on device "cpu", "cuda" or "auto" (the first GPU that
+    opens, else the CPU). Closing it first closes the tensors, models and
+    optimizers made from it that are still open, as the C API requires."""
+
+    _destroy_name = "cudl_context_destroy"
+
+    def __init__(self, device="cpu", index=0, seed=None):
+        if device not in _KINDS:
+            raise ValueError("device must be one of %s, not %r"
+                             % (", ".join(sorted(_KINDS)), device))
+        if not isinstance(index, int) or index < 0:
+            raise ValueError("index must be a non-negative int, not %r" % (index,))
+        self._children = new_children()
+        out = ctypes.c_void_p()
+        status = _lib.lib.cudl_context_create(_KINDS[device], index, ctypes.byref(out))
+        # No context exists to hold the reason: the status alone says it.
+        check(status, None, "cudl_context_create(%s, %d)" % (device, index))
+        super().__init__(out.value, None)
+        if seed is not None:
+            self.set_seed(seed)
+
+    def _live(self):
+        if self._handle is None:
+            raise ValueError("Context is closed")
+        return self._handle
+
+    def close(self):
+        for child in list(self._children):
+            child.close()
+        super().close()
+
+    @property
+    def device(self):
+        """"cpu" or "cuda"."""
+        return _NAMES[_lib.lib.cudl_context_device(self._live())]
+
+    @property
+    def device_index(self):
+        return _lib.lib.cudl_context_device_index(self._live())
+
+    @property
+    def device_name(self):
+        """"cpu" or "cuda:0 (NVIDIA H100 ...)"."""
+        return _lib.lib.cudl_context_device_name(self._live()).decode()
+
+    @property
+    def last_error(self):
+        """The text of the last failure on this context ("" if none)."""
+        return _lib.lib.cudl_context_last_error(self._live()).decode("utf-8", "replace")
+
+    def set_seed(self, seed):
+        """Seed the context's random generator (initialisation, dropout)."""
+        if not isinstance(seed, int) or not 0 <= seed < 2 ** 64:
+            raise ValueError("seed must be an int in [0, 2**64), not %r" % (seed,))
+        check(_lib.lib.cudl_context_set_seed(self._live(), seed), self._handle,
+              "cudl_context_set_seed")
+
+    def synchronize(self):
+        check(_lib.lib.cudl_context_synchronize(self._live()), self._handle,
+              "cudl_context_synchronize")
+
+    def __repr__(self):
+        if self.closed:
+            return "<cudl.Context closed>"
+        return "<cudl.Context %s>" % self.device_name
