@@ -42,6 +42,13 @@ class OptimizerConfig(ctypes.Structure):
     ]
 
 
+class MemoryStats(ctypes.Structure):
+    """struct cudl_memory_stats (cudl/context.h)."""
+
+    _fields_ = [("bytes_in_use", c_uint64), ("peak_bytes_in_use", c_uint64),
+                ("bytes_reserved", c_uint64), ("peak_bytes_reserved", c_uint64)]
+
+
 class MetadataPair(ctypes.Structure):
     """struct cudl_metadata_pair (cudl/safetensors.h)."""
 
@@ -55,6 +62,7 @@ _SIGNATURES = {
     "cudl_status_name": (c_char_p, [c_status]),
     "cudl_status_string": (c_char_p, [c_status]),
     "cudl_cuda_compiled": (c_int, []),
+    "cudl_cuda_device_supported": (c_status, [c_int, c_char_p, c_size_t]),
     # context.h
     "cudl_context_create": (c_status, [c_enum, c_int, P(c_void_p)]),
     "cudl_context_destroy": (None, [c_void_p]),
@@ -64,6 +72,7 @@ _SIGNATURES = {
     "cudl_context_last_error": (c_char_p, [c_void_p]),
     "cudl_context_synchronize": (c_status, [c_void_p]),
     "cudl_context_set_seed": (c_status, [c_void_p, c_uint64]),
+    "cudl_context_memory_stats": (c_status, [c_void_p, P(MemoryStats)]),
     # tensor.h
     "cudl_tensor_create": (c_status, [c_void_p, c_enum, c_int, P(c_int64), P(c_void_p)]),
     "cudl_tensor_destroy": (None, [c_void_p]),

@@ -26,8 +26,16 @@ class Context(Handle):
         self._children = new_children()
         out = ctypes.c_void_p()
         status = _lib.lib.cudl_context_create(_KINDS[device], index, ctypes.byref(out))
-        # No context exists to hold the reason: the status alone says it.
-        check(status, None, "cudl_context_create(%s, %d)" % (device, index))
+        if status != 0:
+            # No context exists to hold the reason; for a GPU the library
+            # gives the same text through cudl_cuda_device_supported.
+            what = "cudl_context_create(%s, %d)" % (device, index)
+            if device == "cuda":
+                reason = ctypes.create_string_buffer(512)
+                _lib.lib.cudl_cuda_device_supported(index, reason, len(reason))
+                if reason.value:
+                    what += ": " + reason.value.decode("utf-8", "replace")
+            check(status, None, what)
         super().__init__(out.value, None)
         if seed is not None:
             self.set_seed(seed)
@@ -67,6 +75,15 @@ class Context(Handle):
             raise ValueError("seed must be an int in [0, 2**64), not %r" % (seed,))
         check(_lib.lib.cudl_context_set_seed(self._live(), seed), self._handle,
               "cudl_context_set_seed")
+
+    def memory_stats(self):
+        """The device memory the context holds for tensors and workspaces,
+        a dict of bytes: bytes_in_use, peak_bytes_in_use, bytes_reserved,
+        peak_bytes_reserved (cudl_context_memory_stats)."""
+        stats = _lib.MemoryStats()
+        check(_lib.lib.cudl_context_memory_stats(self._live(), ctypes.byref(stats)),
+              self._handle, "cudl_context_memory_stats")
+        return {name: getattr(stats, name) for name, _ in stats._fields_}
 
     def synchronize(self):
         check(_lib.lib.cudl_context_synchronize(self._live()), self._handle,

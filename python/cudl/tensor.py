@@ -83,7 +83,10 @@ def as_contiguous(array, dtype=None):
     else:
         code = dtype_code(dtype)
         array = array.astype(_DTYPES[code][1], copy=False)
-    return np.ascontiguousarray(array), code
+    # ascontiguousarray would turn a 0-d array into a 1-d one.
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    return array, code
 
 
 class Tensor(Handle):
