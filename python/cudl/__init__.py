@@ -15,6 +15,7 @@ system loader (cudl._lib).
 
 from . import _lib
 from .context import Context
+from .data import Dataset
 from .errors import (CudaError, CudlError, CudlIOError, DeviceMismatchError,
                      DtypeError, FileFormatError, InternalError,
                      InvalidArgumentError, NoDeviceError, NumericsError,
@@ -38,7 +39,7 @@ def cuda_compiled():
     return bool(_lib.lib.cudl_cuda_compiled())
 
 
-__all__ = ["Context", "Tensor", "Model", "Optimizer", "CudlError",
+__all__ = ["Context", "Dataset", "Tensor", "Model", "Optimizer", "CudlError",
            "InvalidArgumentError", "ShapeError", "DtypeError",
            "DeviceMismatchError", "UnsupportedError", "OutOfMemoryError",
            "NoDeviceError", "CudaError", "CudlIOError", "NumericsError",

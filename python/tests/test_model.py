@@ -175,6 +175,26 @@ class Files(unittest.TestCase):
                 cudl.Model.from_file(ctx, os.path.join(scratch_dir(self), "none.json"))
 
 
+class DatasetErrors(unittest.TestCase):
+    def test_reader_errors_carry_the_library_text(self):
+        tmp = scratch_dir(self)
+        subprocess.run([sys.executable, os.path.join(REPO, "tests/cli/tiny_mnist.py"),
+                        tmp, "6", "3", "4"], check=True)
+        with cudl.Context("cpu") as ctx:
+            with self.assertRaises(cudl.CudlIOError) as caught:
+                cudl.Dataset.load(ctx, "mnist", os.path.join(tmp, "none"))
+            self.assertIn("none", str(caught.exception))
+            # Labels 0..2 with 2 classes: a label out of range.
+            with self.assertRaises(cudl.FileFormatError) as caught:
+                cudl.Dataset.load_idx(ctx, os.path.join(tmp, "train-images-idx3-ubyte.gz"),
+                                      os.path.join(tmp, "train-labels-idx1-ubyte"), classes=2)
+            self.assertEqual(caught.exception.status_name, "CUDL_ERR_FILE_VALUE")
+            ds = cudl.Dataset.load_idx(ctx, os.path.join(tmp, "train-images-idx3-ubyte.gz"),
+                                       os.path.join(tmp, "train-labels-idx1-ubyte"), classes=3)
+            self.assertEqual(ds.labels().tolist(), [0, 1, 2, 0, 1, 2])
+            self.assertIsNone(ds.class_names)
+
+
 def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -189,7 +209,7 @@ class AgainstTheTool(unittest.TestCase):
     """A weights file written by `cudl train`, evaluated by `cudl eval` and
     by the binding on the same test images."""
 
-    def test_eval_matches_cudl_eval(self):
+    def test_eval_matches_cudl_eval_and_the_dataset_reader(self):
         tmp = scratch_dir(self)
         cli = os.environ["CUDL_CLI"]
         subprocess.run([sys.executable, os.path.join(REPO, "tests/cli/tiny_mnist.py"),
@@ -212,6 +232,18 @@ class AgainstTheTool(unittest.TestCase):
         x = ((images.astype(np.float32) / np.float32(255) - np.float32(mean))
              / np.float32(std))[:, None]
         with cudl.Context("cpu") as ctx:
+            # The library's reader gives the same images, labels and
+            # normalisation as the files and the tool.
+            test_set = cudl.Dataset.load(ctx, "mnist", tmp, train=False)
+            self.assertEqual((len(test_set), test_set.image_shape, test_set.classes),
+                             (40, (1, 8, 8), 10))
+            self.assertEqual(test_set.class_names, [str(i) for i in range(10)])
+            np.testing.assert_array_equal(test_set.images()[:, 0], images)
+            np.testing.assert_array_equal(test_set.labels(), labels)
+            train_mean, train_std = cudl.Dataset.load(ctx, "mnist", tmp).channel_stats()
+            self.assertEqual(train_mean[0], np.float32(mean))
+            self.assertEqual(train_std[0], np.float32(std))
+            np.testing.assert_array_equal(test_set.normalized_images(train_mean, train_std), x)
             model = cudl.Model.load_file(ctx, weights, max_batch=40)
             loss, accuracy = model.evaluate(x, labels)
             classes = model.predict_classes(x)
