@@ -17,6 +17,10 @@ class Handle:
     """
 
     _destroy_name = None  # the cudl_*_destroy function's name
+    # Defaults for an object whose __init__ failed before owning anything:
+    # its __del__ then has nothing to release.
+    _handle = None
+    _context = None
 
     def __init__(self, handle, context):
         self._handle = handle

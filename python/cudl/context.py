@@ -16,6 +16,7 @@ class Context(Handle):
     optimizers made from it that are still open, as the C API requires."""
 
     _destroy_name = "cudl_context_destroy"
+    _children = ()
 
     def __init__(self, device="cpu", index=0, seed=None):
         if device not in _KINDS:

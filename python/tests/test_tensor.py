@@ -160,6 +160,23 @@ class Cleanup(unittest.TestCase):
             gc.collect()
             self.assertEqual(ctx.memory_stats()["bytes_in_use"], before)
 
+    def test_objects_left_open_at_exit_are_quiet(self):
+        import os
+        import subprocess
+        import sys
+        code = ("import numpy as np, cudl\n"
+                "ctx = cudl.Context('cpu')\n"
+                "t = cudl.Tensor.from_numpy(ctx, np.ones(3, np.float32))\n"
+                "m = cudl.Model.zoo(ctx, 'mlp', input_shape=(2,), classes=2).compile(2)\n"
+                "m.forward(np.zeros((2, 2), np.float32))\n"
+                "o = cudl.Optimizer(m)\n"
+                "cycle = [t]; cycle.append(cycle)\n"
+                "print('done')\n")
+        package = os.path.dirname(os.path.dirname(os.path.abspath(cudl.__file__)))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONPATH=package))
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "done\n", ""))
+
 
 class Library(unittest.TestCase):
     def test_version_matches_the_binding(self):
