@@ -27,6 +27,7 @@ class Handle:
         self._context = context  # keeps the context open while we live
         if context is not None:
             context._children.add(self)
+            context._open_children += 1
 
     @property
     def closed(self):
@@ -42,10 +43,14 @@ class Handle:
 
     def close(self):
         handle, self._handle = self._handle, None
-        if handle is not None:
-            getattr(_lib.lib, self._destroy_name)(handle)
-        if self._context is not None:
-            self._context._children.discard(self)
+        if handle is None:
+            return
+        getattr(_lib.lib, self._destroy_name)(handle)
+        context = self._context
+        if context is not None:
+            context._children.discard(self)
+            context._open_children -= 1
+            context._release_if_done()
 
     def __enter__(self):
         self._live()

@@ -17,6 +17,8 @@ class Context(Handle):
 
     _destroy_name = "cudl_context_destroy"
     _children = ()
+    _open_children = 0
+    _closing = False
 
     def __init__(self, device="cpu", index=0, seed=None):
         if device not in _KINDS:
@@ -42,14 +44,30 @@ class Context(Handle):
             self.set_seed(seed)
 
     def _live(self):
-        if self._handle is None:
+        if self._handle is None or self._closing:
             raise ValueError("Context is closed")
         return self._handle
 
+    @property
+    def closed(self):
+        return self._handle is None or self._closing
+
     def close(self):
+        """Close the objects made from this context that are still open,
+        then the context."""
+        self._closing = True
         for child in list(self._children):
             child.close()
-        super().close()
+        self._release_if_done()
+
+    def _release_if_done(self):
+        # The C context must outlive every object made from it. When the
+        # garbage collector finalises a cycle holding both, the weak set no
+        # longer lists the children and the context may be finalised
+        # first: it is then destroyed by the last child's close instead.
+        if self._closing and self._open_children == 0 and self._handle is not None:
+            handle, self._handle = self._handle, None
+            _lib.lib.cudl_context_destroy(handle)
 
     @property
     def device(self):

@@ -177,6 +177,38 @@ class Cleanup(unittest.TestCase):
                                 env=dict(os.environ, PYTHONPATH=package))
         self.assertEqual((result.returncode, result.stdout, result.stderr), (0, "done\n", ""))
 
+    def test_a_garbage_cycle_releases_the_context_last(self):
+        import os
+        import subprocess
+        import sys
+        # The collector finalises a cycle's objects in any order and clears
+        # weak references first; in a subprocess, as getting it wrong may
+        # crash. Both orders of the cycle's list are tried.
+        code = ("import gc, cudl\n"
+                "from cudl import _lib\n"
+                "order = []\n"
+                "for name in ('cudl_context_destroy', 'cudl_tensor_destroy'):\n"
+                "    real = getattr(_lib.lib, name)\n"
+                "    setattr(_lib.lib, name, (lambda real, name: lambda h: (order.append(name),"
+                " real(h)))(real, name))\n"
+                "for first in (0, 1):\n"
+                "    ctx = cudl.Context('cpu')\n"
+                "    t = cudl.Tensor(ctx, (3,))\n"
+                "    cycle = [ctx, t] if first == 0 else [t, ctx]\n"
+                "    cycle.append(cycle)\n"
+                "    ctx.cycle = t.cycle = cycle\n"
+                "    del ctx, t, cycle\n"
+                "    gc.collect()\n"
+                "    print(' '.join(n[5:-8] for n in order))\n"
+                "    order.clear()\n")
+        package = os.path.dirname(os.path.dirname(os.path.abspath(cudl.__file__)))
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONPATH=package))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        lines = result.stdout.split("\n")[:2]
+        for line in lines:
+            self.assertEqual(line.split(), ["tensor", "context"], line)
+
 
 class Library(unittest.TestCase):
     def test_version_matches_the_binding(self):
