@@ -4,13 +4,19 @@
     run.py --script FILE    a script (an example) run as __main__
 
 The package is imported from the source tree (python/). Exit 77 (ctest's
-skip) when NumPy is missing or when every test was skipped, saying why.
+skip), saying why, when NumPy is missing, when every test was skipped, or
+when CUDL_PYTHON_TESTS_SKIP gives a reason (tests/python/CMakeLists.txt
+sets it for a library Python cannot load, such as a ThreadSanitizer build).
 """
 
 import os
 import runpy
 import sys
 import unittest
+
+if os.environ.get("CUDL_PYTHON_TESTS_SKIP"):
+    print("skipped: " + os.environ["CUDL_PYTHON_TESTS_SKIP"])
+    sys.exit(77)
 
 try:
     import numpy  # noqa: F401

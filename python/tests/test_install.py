@@ -51,7 +51,7 @@ class Loading(unittest.TestCase):
         target = os.path.join(tmp, "site")
         result = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
-             "--no-index", "--disable-pip-version-check", "--target", target, source],
+             "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--target", target, source],
             capture_output=True, text=True, env=dict(os.environ, PIP_NO_INPUT="1"))
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         bundled = os.path.join(target, "cudl", "lib", "libcudl.so")
