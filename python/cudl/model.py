@@ -10,7 +10,7 @@ import numpy as np
 from . import _lib
 from ._handle import Handle
 from .context import Context
-from .errors import check
+from .errors import InvalidArgumentError, check
 from .tensor import Tensor, as_contiguous, host_copy_from, host_copy_to, shape_array
 
 _ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "leaky_relu": 3, "elu": 4,
@@ -144,8 +144,10 @@ class Model(Handle):
     def set_precision(self, name):
         """"fp32", "tf32", "bf16" or "fp16"; before compile()."""
         code = ctypes.c_int()
-        self._check(_lib.lib.cudl_precision_from_name(str(name).encode(), ctypes.byref(code)),
-                    "cudl_precision_from_name")
+        if _lib.lib.cudl_precision_from_name(str(name).encode("utf-8"), ctypes.byref(code)):
+            # A call without a context: the library has no message to give.
+            raise InvalidArgumentError("unknown precision %r (fp32, tf32, bf16, fp16)" % (name,),
+                                       1)
         self._check(_lib.lib.cudl_model_set_precision(self._live(), code.value),
                     "cudl_model_set_precision")
 

@@ -38,8 +38,9 @@ class Optimizer(Handle):
         context = model._context
         ctx_handle = context._handle
         cfg = _lib.OptimizerConfig()
+        # No context: only the status can say what failed.
         check(_lib.lib.cudl_optimizer_config_default(_KINDS[kind], ctypes.byref(cfg)),
-              ctx_handle, "cudl_optimizer_config_default")
+              None, "cudl_optimizer_config_default")
         for name, value in config.items():
             setattr(cfg, name, int(bool(value)) if name == "nesterov" else float(value))
         params = _lib.lib.cudl_model_params(model_handle)

@@ -64,6 +64,20 @@ class Training(unittest.TestCase):
             with self.assertRaises(cudl.InvalidArgumentError):
                 cudl.Optimizer(model, "sgd", lr=-1.0)
 
+    def test_precision(self):
+        x = np.random.default_rng(4).standard_normal((4, 6)).astype(np.float32)
+        weights = os.path.join(scratch_dir(self), "w.safetensors")
+        with cudl.Context("cpu", seed=2) as ctx:
+            reference = cudl.Model.zoo(ctx, "mlp", input_shape=(6,), hidden=(5,), classes=3)
+            reference.compile(4).init().save(weights)
+            model = cudl.Model.zoo(ctx, "mlp", input_shape=(6,), hidden=(5,), classes=3)
+            model.set_precision("tf32")  # f32 on the CPU
+            model.compile(4).load(weights)
+            np.testing.assert_array_equal(model.predict(x), reference.predict(x))
+            with self.assertRaises(cudl.InvalidArgumentError) as caught:
+                model.set_precision("fp99")
+            self.assertIn("fp99", str(caught.exception))
+
 
 def conv3x3(x, w):
     """Convolution of x [N, C, H, W] with w [K, C, 3, 3], stride 1, pad 1."""
