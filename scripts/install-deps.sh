@@ -30,6 +30,8 @@ packages=(
   python3          # the independent safetensors reader/writer used by tests
   python3-matplotlib  # cudl-plot (tools/cudl_plot.py): training curves; benchmarks/report.py's plots
   python3-jsonschema # ctest model_file_schema: docs/model-file.schema.json
+  python3-numpy    # the Python binding (python/cudl) and its ctest suites
+  python3-pip python3-setuptools  # ctest python_install: pip install ./python offline
   diffutils mount  # the CLI tests: cmp, and a small tmpfs to fill (as root)
   procps           # the CLI tests: pgrep (a FIFO's reader, check-outputs.sh)
   libopenmpi-dev   # MPI between CPU ranks of a data-parallel run (src/dist/comm_mpi.c)
