@@ -178,9 +178,12 @@ struct Pair {
 };
 
 void MakePair(cudl_context *ctx, Builder build, int64_t max_batch, Pair *p,
-              cudl_layout layout = CUDL_LAYOUT_NCHW) {
+              cudl_layout layout = CUDL_LAYOUT_NCHW,
+              cudl_precision precision = CUDL_PRECISION_FP32) {
   ASSERT_EQ(build(ctx, &p->train), CUDL_OK) << cudl_context_last_error(ctx);
   ASSERT_EQ(build(ctx, &p->infer), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_precision(p->train, precision), CUDL_OK);
+  ASSERT_EQ(cudl_model_set_precision(p->infer, precision), CUDL_OK);
   ASSERT_EQ(cudl_model_set_layout(p->train, layout), CUDL_OK);
   ASSERT_EQ(cudl_model_set_layout(p->infer, layout), CUDL_OK);
   ASSERT_EQ(cudl_model_compile(p->train, max_batch), CUDL_OK)
@@ -226,11 +229,12 @@ const Case kCases[] = {{"mlp", BuildMlp},           {"small_cnn", BuildSmallCnn}
                        {"resnet8", BuildResnet8},   {"resnet20", BuildResnet20},
                        {"plain8", BuildPlain8},     {"every_kind", BuildEveryKind}};
 
-void CheckAllCases(cudl_context *ctx, double bound, cudl_layout layout) {
+void CheckAllCases(cudl_context *ctx, double bound, cudl_layout layout,
+                   cudl_precision precision = CUDL_PRECISION_FP32) {
   for (const Case &c : kCases) {
     SCOPED_TRACE(c.name);
     Pair p;
-    MakePair(ctx, c.build, 8, &p, layout);
+    MakePair(ctx, c.build, 8, &p, layout, precision);
     if (::testing::Test::HasFatalFailure()) return;
     // Every batch size up to the compiled one, in an order that changes
     // the views both ways.
@@ -257,6 +261,23 @@ TEST(Inference, EqualsTrainingCompileInEvalModeChannelsLastCpu) {
   cudl_context *ctx = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
   CheckAllCases(ctx, 1e-5, CUDL_LAYOUT_NHWC);
+  cudl_context_destroy(ctx);
+}
+
+// bf16: the folded weights go through the 16-bit working copies, in both
+// layouts. Each compile rounds every activation to bf16 (8 bits of
+// mantissa, 2^-9 relative), but at different points (the folded layer
+// rounds once where the other rounds the convolution's output and then the
+// normalised one), so the two differ by a few bf16 roundings per layer:
+// 5e-2 of the output's scale over up to 20 layers; a wrong fold is off by
+// the output's own size.
+TEST(Inference, EqualsTrainingCompileInEvalModeBf16Cpu) {
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  // A CPU without native bf16 emulates it (test_precision.cpp does too).
+  ASSERT_EQ(cudl_context_set_allow_emulated_precision(ctx, 1), CUDL_OK);
+  CheckAllCases(ctx, 5e-2, CUDL_LAYOUT_NCHW, CUDL_PRECISION_BF16);
+  CheckAllCases(ctx, 5e-2, CUDL_LAYOUT_NHWC, CUDL_PRECISION_BF16);
   cudl_context_destroy(ctx);
 }
 
