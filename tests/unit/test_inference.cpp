@@ -424,4 +424,56 @@ TEST(Inference, UncompiledAndFailedCompiles) {
   cudl_context_destroy(ctx);
 }
 
+// Every host allocation of building, compiling for inference and a first
+// forward failed in turn: CUDL_ERR_OUT_OF_MEMORY, nothing leaked, and a
+// model whose compile failed compiles for inference once memory is there.
+TEST(Inference, FailureAtEveryAllocationLeavesNothing) {
+  for (const Case &c : kCases) {
+    const std::string name(c.name);
+    if (name != "resnet8" && name != "every_kind") continue;
+    SCOPED_TRACE(c.name);
+    size_t points = 0;
+    for (size_t k = 1;; ++k) {
+      CountingAllocator counting;
+      counting.fail_at = k;
+      cudl_context *ctx = nullptr;
+      ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+      const cudl_allocator hooks = counting.hooks();
+      ASSERT_EQ(cudl_context_set_allocator(ctx, &hooks), CUDL_OK);
+      cudl_model *m = nullptr;
+      cudl_tensor *x = nullptr;
+      cudl_status st = c.build(ctx, &m);
+      if (st == CUDL_OK) {
+        st = cudl_model_compile_inference(m, 3);
+        if (st != CUDL_OK) {
+          EXPECT_EQ(st, CUDL_ERR_OUT_OF_MEMORY) << k << ": " << cudl_context_last_error(ctx);
+          EXPECT_FALSE(cudl_model_is_inference(m));
+          counting.fail_at = 0;
+          EXPECT_EQ(cudl_model_compile_inference(m, 3), CUDL_OK)
+              << k << ": " << cudl_context_last_error(ctx);
+        }
+      }
+      if (st == CUDL_OK) {
+        int64_t shape[4] = {2, 0, 0, 0};
+        const int ndim = cudl_model_node_shape(m, 0, shape + 1);
+        st = cudl_tensor_create(ctx, CUDL_DTYPE_F32, ndim + 1, shape, &x);
+        if (st == CUDL_OK) st = cudl_model_forward(m, x, nullptr, nullptr);
+      }
+      EXPECT_TRUE(st == CUDL_OK || st == CUDL_ERR_OUT_OF_MEMORY)
+          << k << ": " << cudl_status_name(st);
+      cudl_tensor_destroy(x);
+      cudl_model_destroy(m);
+      // The context's caches (the CPU convolutions' primitives) go with it.
+      cudl_context_destroy(ctx);
+      EXPECT_TRUE(counting.live.empty())
+          << "allocation " << k << " failing leaks " << counting.live.size() << " blocks";
+      EXPECT_EQ(counting.size_mismatches + counting.unknown_frees, 0u) << k;
+      if (counting.failed == 0) break;  // every allocation succeeded: done
+      ++points;
+      ASSERT_LT(k, 5000u) << "no end to the allocations";
+    }
+    std::printf("%s: failed each of %zu allocations in turn, no leak\n", c.name, points);
+  }
+}
+
 }  // namespace
