@@ -15,6 +15,9 @@ benchmarks/report.py can put cudl's figures beside PyTorch's.
         [--precisions fp32,bf16,fp16] [--layouts auto|nchw,nhwc] [--classes 10]
         [--steps N --warmup W] [--time-budget S] [--device cpu|cuda] [--threads T]
         [--tf32 [on|off|default]] --json PATH | --json-dir DIR
+    python3 benchmarks/torch_ref.py infer [--model resnet20] [--batch 1,8,64]
+        [--inputs 3x32x32] [--samples N --warmup W] [--device cpu|cuda]
+        [--threads T] [--json PATH]
 
 Runs with Debian's python3-torch 1.13 on the CPU (/usr/bin/python3) and with
 PyTorch 2.x on a GPU. Modes a version or device lacks (torch.compile before
@@ -1636,6 +1639,83 @@ def run_train(args):
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------
+# infer: a zoo model's forward, as cudl bench infer times it.
+
+def infer_variants(model):
+    """(impl, call) of the two ways PyTorch users run a trained model: eval
+    mode without autograd (torch.no_grad), and torch.inference_mode, which
+    also skips version counters and view tracking."""
+    def no_grad(x):
+        with torch.no_grad():
+            return model(x)
+
+    def inference_mode(x):
+        with torch.inference_mode():
+            return model(x)
+    return (("pytorch-eval", no_grad), ("pytorch-inference-mode", inference_mode))
+
+
+def infer_point(name, shape, batch, dev, args, clock):
+    """Both variants on one batch: one forward call per sample (a latency,
+    as cudl bench infer); the peak memory over the variant's calls (the
+    caching allocator's on the GPU; on the CPU the process's peak resident
+    set so far, an upper bound that never goes down)."""
+    torch.manual_seed(0)
+    model = models.by_name(name.replace("-", "_"), shape[0], args.classes,
+                           tuple(shape[1:])).to(dev).eval()
+    x = torch.randn((batch,) + tuple(shape), device=dev)
+    results = []
+    for impl, call in infer_variants(model):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(dev)
+        for _ in range(args.warmup):
+            call(x)
+        clock.sync()
+        per_call = [clock.run(lambda: call(x), 1) for _ in range(args.samples)]
+        if dev.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(dev)
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        median = statistics.median(per_call)
+        results.append({"impl": impl, "latency_ms_median": median,
+                        "latency_ms_min": min(per_call), "latency_ms_max": max(per_call),
+                        "images_per_second": batch / median * 1e3,
+                        "samples": len(per_call), "peak_memory_bytes": peak,
+                        "peak_memory_scope": ("torch.cuda.max_memory_allocated"
+                                              if dev.type == "cuda"
+                                              else "process peak resident set so far")})
+    return results
+
+
+def run_infer(args):
+    dev = setup_device(args)
+    head = common_header(dev, args)
+    clock = Clock(dev)
+    shape = tuple(int(v) for v in args.inputs.split("x"))
+    batches = [int(b) for b in args.batch.split(",")]
+    if len(shape) != 3 or min(shape) < 1 or not batches or min(batches) < 1:
+        say("torch_ref infer: --inputs is CxHxW and --batch positive integers")
+        return 2
+    docs = []
+    for batch in batches:
+        results = infer_point(args.model, shape, batch, dev, args, clock)
+        for r in results:
+            print(f"{args.model} batch {batch} {r['impl']}: {r['latency_ms_median']:.3f} ms "
+                  f"median ({r['latency_ms_min']:.3f}-{r['latency_ms_max']:.3f} min-max, "
+                  f"{r['samples']} calls); peak {r['peak_memory_bytes'] / 2**20:.1f} MiB",
+                  flush=True)
+        doc = dict(schema="cudl-bench-infer/1", tool="pytorch", **head)
+        doc.update(model=args.model, batch=batch, input_shape=list(shape),
+                   classes=args.classes, warmup=args.warmup, results=results)
+        docs.append(doc)
+        release_after_point(dev)
+    if args.json:
+        write_json(args.json, docs[0] if len(docs) == 1 else docs)
+    return 0
+
+
 def cudnn_text(v):
     """cudnnGetVersion()'s integer as text: 91900 is 9.19.0 (cuDNN 9), 8907
     is 8.9.7 (cuDNN 8)."""
@@ -1745,7 +1825,27 @@ def main(argv=None):
     t.add_argument("--tag", help="appended to --json-dir's file names (e.g. r1 "
                    "for a round of repeated runs, which report.py reduces to "
                    "their median)")
+    n = sub.add_parser("infer", parents=[common], epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="a zoo model's forward in eval mode and inference_mode, "
+                       "as cudl bench infer")
+    n.add_argument("--tf32", nargs="?", const="on", default="default",
+                   choices=["on", "off", "default"],
+                   help="TF32 in cuBLAS and cuDNN (default: PyTorch's)")
+    n.add_argument("--model", default="resnet20",
+                   help="small-cnn, resnet20/32/..., plain20/..., mlp (default resnet20)")
+    n.add_argument("--batch", default="1,8,64",
+                   help="comma-separated batch sizes (default 1,8,64)")
+    n.add_argument("--inputs", default="3x32x32", help="input shape CxHxW (default 3x32x32)")
+    n.add_argument("--classes", type=int, default=10, help="classes (default 10)")
+    n.add_argument("--samples", type=int, default=50,
+                   help="timed calls per variant (default 50)")
+    n.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
     args = p.parse_args(argv)
+    if args.command == "infer":
+        if args.samples < 1 or args.warmup < 0:
+            p.error("--samples must be at least 1 and --warmup at least 0")
+        return run_infer(args)
     if args.command == "ops":
         return run_ops(args)
     if args.steps < 1 or args.warmup < 0:

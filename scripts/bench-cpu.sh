@@ -7,7 +7,10 @@
 #     ResNet-20 at batch 32..256) against benchmarks/torch_ref.py (Debian's
 #     python3-torch, the same threads, glibc malloc tuned not to return
 #     memory to the system; training in FP32 and bf16 autocast, NCHW and
-#     channels-last), joined by benchmarks/report.py: harness/.
+#     channels-last), joined by benchmarks/report.py: harness/;
+#  3. inference: `cudl bench infer` (inference and training compiles) then
+#     `torch_ref.py infer` (eval mode, inference_mode) for mlp, small-cnn and
+#     resnet20 at batch 1, 8 and 64: infer/ (docs/results.md's table).
 # Writes OUT_DIR (default bench-cpu-out), with machine.txt.
 #   scripts/bench-cpu.sh [OUT_DIR] [MIN_SECONDS_PER_FIGURE]
 # Run it on an otherwise idle machine: other load changes the figures.
@@ -71,3 +74,16 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
 done
 /usr/bin/python3 benchmarks/report.py "$harness" --title "cudl against PyTorch on the CPU"
 echo "bench-cpu: wrote $harness/report.md"
+infer="$out/infer"
+mkdir -p "$infer"
+for model in mlp small-cnn resnet20; do
+  if [ $model = resnet20 ]; then c=3 size=32; else c=1 size=28; fi
+  for batch in 1 8 64; do
+    "$build/tools/cudl" bench infer --device cpu --model $model --channels $c \
+      --size $size --batch $batch --json "$infer/cudl-$model-b$batch.json" >>"$infer/infer.txt"
+    "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py infer --device cpu \
+      --threads "$threads" --model $model --inputs ${c}x${size}x${size} --batch $batch \
+      --json "$infer/pytorch-$model-b$batch.json" >>"$infer/infer.txt"
+  done
+done
+echo "bench-cpu: wrote $infer/infer.txt"

@@ -10,6 +10,7 @@ int cudl__cmd_eval(int argc, char **argv);
 int cudl__cmd_predict(int argc, char **argv);
 int cudl__cmd_bench_ops(int argc, char **argv);   /* tools/bench_ops.c */
 int cudl__cmd_bench_train(int argc, char **argv); /* tools/bench_train.c */
+int cudl__cmd_bench_infer(int argc, char **argv); /* tools/bench_infer.c */
 int cudl__cmd_data(int argc, char **argv);        /* tools/data_check.c */
 int cudl__cmd_model(int argc, char **argv);       /* tools/model_cmd.c */
 

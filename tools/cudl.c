@@ -12,8 +12,9 @@
  *   cudl eval --weights FILE ...   test loss and accuracy of trained weights
  *   cudl predict --weights FILE --index I ...
  *                                  classify test images
- *   cudl bench ops|train [options] time operators or training steps
- *                                  against their ceilings (tools/bench*.c)
+ *   cudl bench ops|train|infer [options]
+ *                                  time operators, training steps or
+ *                                  inference (tools/bench*.c)
  *
  * Exit codes (docs/cli.md): 0 success; 1 the operation failed (a file
  * missing, unreadable or of the wrong kind, an output that cannot be
@@ -43,7 +44,7 @@ static void usage(FILE *out) {
           "       cudl train [options]      (cudl train --help)\n"
           "       cudl eval --weights FILE [options]   (cudl eval --help)\n"
           "       cudl predict --weights FILE --index I [options]\n"
-          "       cudl bench ops|train [options]   (cudl bench ops --help)\n"
+          "       cudl bench ops|train|infer [options]   (cudl bench ops --help)\n"
           "       cudl data check PATH [--strict]  (a folder of images)\n"
           "       cudl model describe --model NAME [options]   (cudl model --help)\n"
           "training curves: cudl-plot RUN_DIR|METRICS.jsonl ... -o PNG\n");
@@ -231,10 +232,13 @@ static void bench_usage(FILE *out) {
           "usage: cudl bench ops [options]     time every operator "
           "(cudl bench ops --help)\n"
           "       cudl bench train [options]   time training steps of a "
-          "zoo model (cudl bench train --help)\n");
+          "zoo model (cudl bench train --help)\n"
+          "       cudl bench infer [options]   time a zoo model's forward, "
+          "compiled for inference and for training (cudl bench infer "
+          "--help)\n");
 }
 
-/* `cudl bench ops|train`: which benchmark. */
+/* `cudl bench ops|train|infer`: which benchmark. */
 static int cmd_bench(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "ops") == 0) {
     cli_set_command("cudl bench ops");
@@ -244,6 +248,10 @@ static int cmd_bench(int argc, char **argv) {
     cli_set_command("cudl bench train");
     return cudl__cmd_bench_train(argc - 1, argv + 1);
   }
+  if (argc >= 1 && strcmp(argv[0], "infer") == 0) {
+    cli_set_command("cudl bench infer");
+    return cudl__cmd_bench_infer(argc - 1, argv + 1);
+  }
   cli_set_command("cudl bench");
   if (argc >= 1 &&
       (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
@@ -252,8 +260,8 @@ static int cmd_bench(int argc, char **argv) {
   }
   if (argc >= 1)
     return cli_usage_error(
-        "unknown benchmark '%s': ops or train (cudl bench --help)", argv[0]);
-  return cli_usage_error("which benchmark? ops or train (cudl bench --help)");
+        "unknown benchmark '%s': ops, train or infer (cudl bench --help)", argv[0]);
+  return cli_usage_error("which benchmark? ops, train or infer (cudl bench --help)");
 }
 
 /* The subcommand's exit status, once what it printed has reached its

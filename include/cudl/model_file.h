@@ -167,6 +167,18 @@ CUDL_API cudl_status cudl_model_describe(const cudl_model *model, char *buffer,
 CUDL_API cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
                                           int64_t max_batch, cudl_model **out);
 
+/**
+ * cudl_model_load_file, compiled for inference only
+ * (cudl_model_compile_inference, cudl/nn.h): no gradients, activations
+ * shared by liveness, batch norm folded, dropout removed; the model is in
+ * evaluation mode and predicts batches of 1 to max_batch rows. The same
+ * errors as cudl_model_load_file.
+ */
+CUDL_API cudl_status cudl_model_load_file_inference(cudl_context *ctx,
+                                                    const char *path,
+                                                    int64_t max_batch,
+                                                    cudl_model **out);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_MODEL_FILE_H */

@@ -198,6 +198,75 @@ CUDL_API cudl_status cudl_model_set_output(cudl_model *model, int output,
  */
 CUDL_API cudl_status cudl_model_compile(cudl_model *model, int64_t max_batch);
 
+/**
+ * Compile for inference only, for batches of 1 to max_batch samples: what
+ * cudl_model_compile does, without what training needs. No gradient arena
+ * (cudl_model_grads and cudl_model_grad give NULL, so no optimizer can
+ * step it) and no batch statistics or dropout masks kept for a backward.
+ * The nodes' outputs share buffers by liveness: a buffer is reused once
+ * every reader of its value has run, so only the values still needed at
+ * the end (the output's) stay readable (cudl_model_node_output gives NULL
+ * for the others). Dropout passes its input on; RReLU uses its fixed
+ * slope; a batch norm whose input is a convolution or linear layer read by
+ * nothing else is folded into that layer: it runs with weight
+ * w * gamma / sqrt(running_var + eps) per output channel and bias
+ * (b - running_mean) * gamma / sqrt(running_var + eps) + beta, recomputed
+ * from the parameters at every forward (so loading or writing them through
+ * cudl_model_param works as in a training compile, at the cost of one pass
+ * over each folded weight). Other batch norms use their running
+ * statistics. Results equal the training compile's in evaluation mode to
+ * float rounding. Precision and layout apply as to cudl_model_compile.
+ *
+ * The model stays in evaluation mode: cudl_model_set_training(model, 1),
+ * cudl_model_backward and cudl_model_set_diagnostics (nonzero) fail with
+ * CUDL_ERR_INVALID_ARGUMENT saying it is compiled for inference; forward
+ * with a target still computes the loss. Errors are cudl_model_compile's,
+ * and CUDL_ERR_INVALID_ARGUMENT with synchronised batch norm set
+ * (cudl_model_set_sync_bn: training only). The model is unchanged on
+ * failure and may be compiled either way after.
+ */
+CUDL_API cudl_status cudl_model_compile_inference(cudl_model *model,
+                                                  int64_t max_batch);
+
+/** Whether the model was compiled by cudl_model_compile_inference (0 for
+ *  NULL). */
+CUDL_API int cudl_model_is_inference(const cudl_model *model);
+
+/**
+ * The bytes a compiled model holds on its device, by what they are for
+ * (cudl_model_memory_usage). An optimizer's state (momentum, Adam's
+ * moments) belongs to the optimizer (cudl/optim.h) and is not counted.
+ */
+typedef struct cudl_model_memory {
+  /** The parameter and batch-norm buffer arenas, and the working copies
+   *  of the weights in another precision or layout. */
+  uint64_t parameters;
+  /** The nodes' outputs: one buffer per node in a training compile (all
+   *  are kept for backward), the buffers shared by liveness in an
+   *  inference compile; and the output in f32 where it is computed in
+   *  another dtype or layout. */
+  uint64_t activations;
+  /** The gradient arena, its working copy, and the nodes' gradient
+   *  buffers (shared by liveness). 0 for an inference compile. */
+  uint64_t gradients;
+  /** What a training forward keeps only for backward: dropout masks,
+   *  RReLU noise, batch norm's batch statistics. 0 for an inference
+   *  compile. */
+  uint64_t saved_activations;
+  /** Scratch: where backward adds gradients (training), batch-norm
+   *  folding (inference), the loss. */
+  uint64_t workspace;
+  /** The sum of the above. */
+  uint64_t total;
+} cudl_model_memory;
+
+/** The bytes the compiled model holds, by use, into *out (zeroed on
+ *  failure). CUDL_ERR_INVALID_ARGUMENT for out NULL or a model not
+ *  compiled. The context's own caches (convolution workspaces, cuDNN
+ *  plans) are not the model's: cudl_context_memory_stats counts them. */
+CUDL_API cudl_status cudl_model_memory_usage(const cudl_model *model,
+                                             cudl_model_memory *out);
+
 /** A model's arithmetic (cudl_model_set_precision). */
 typedef enum cudl_precision {
   /** f32 everywhere, TF32 off during the model's calls: the default and the

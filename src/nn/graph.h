@@ -96,6 +96,13 @@ typedef struct node {
   int grad_written;           /* this backward pass */
   cudl_tensor *activity;      /* diagnostics: [units] of a ReLU-family
                                  node's input, 1 once active in the window */
+  /* Inference compile (inference.c): a convolution or linear layer's batch
+   * norm folded into it (its node number; 0: none), a batch norm whose
+   * values its input's layer now writes, and whether the node's value
+   * outlives the forward (its buffer is not reused by a later node). */
+  int folded_bn;
+  int folded;
+  int value_kept;
 } node;
 
 struct cudl_model {
@@ -166,6 +173,16 @@ struct cudl_model {
   int check_numerics;
   cudl_numerics_report numerics;
   int64_t backward_passes;
+  /* Compiled for inference only (cudl_model_compile_inference): no
+   * gradients, node outputs in act_buffers shared by liveness, batch norm
+   * folded into the layer before it through the fold_* workspace (the
+   * folded weight and bias in f32, NCHW; their copies in the compute dtype
+   * and layout when the layer computes in another; zeros per channel). */
+  int inference;
+  cudl_tensor **act_buffers;
+  int act_buffer_count;
+  cudl_tensor *fold_weight, *fold_bias, *fold_zeros;
+  cudl_tensor *fold_weight_compute, *fold_bias_compute;
 };
 
 /* One node kind. A hook left NULL means nothing to do (forward, backward,
@@ -298,5 +315,23 @@ static inline cudl_tensor *cudl__weight_grad(cudl_model *m, int index) {
   return m->params[index].compute_grad != NULL ? m->params[index].compute_grad
                                                : m->params[index].grad;
 }
+
+/* ---- the inference compile (inference.c), for model.c ---- */
+
+/* Node n, of an inference-compiled model, passes its input on unchanged:
+ * a batch norm folded into the layer before it, or a dropout. */
+int cudl__inference_is_identity(const cudl_model *m, const node *n);
+
+/* After model.c made the parameters: every non-view node's out_full, in
+ * buffers shared by nodes whose values are never needed at the same
+ * time, and the folding workspace. */
+cudl_status cudl__inference_plan(cudl_model *m);
+
+/* Node n's forward in an inference-compiled model. */
+cudl_status cudl__inference_forward_node(cudl_model *m, node *n);
+
+/* Release what cudl__inference_plan made (on destroy, or a failed
+ * compile). */
+void cudl__inference_release(cudl_model *m);
 
 #endif /* CUDL_NN_GRAPH_H */

@@ -61,6 +61,7 @@ void cudl_model_destroy(cudl_model *m) {
     cudl_tensor_destroy(m->params[i].compute_grad);
   }
   for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
+  cudl__inference_release(m);
   cudl_tensor_destroy(m->compute_arena);
   cudl_tensor_destroy(m->compute_grad_arena);
   cudl_tensor_destroy(m->output_f32_full);
@@ -112,13 +113,16 @@ cudl_status cudl_model_set_output(cudl_model *m, int output,
 /* Whether node n's output is a view of its input's (cudl__layer). */
 static int is_view(const cudl_model *m, const node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
+  if (m->inference && cudl__inference_is_identity(m, n)) return 1;
   return layer->output_is_view != NULL && layer->output_is_view(m, n);
 }
 
 /* Whether node n has n->aux, an element buffer of its output's shape. */
 static int has_aux(const cudl_model *m, const node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
-  return layer->element_aux ||
+  /* element_aux is what a random forward keeps for backward: the
+   * evaluation forward of an inference compile draws nothing. */
+  return (layer->element_aux && !m->inference) ||
          (layer->needs_aux != NULL && layer->needs_aux(m, n));
 }
 
@@ -242,7 +246,8 @@ static cudl_status check_compile_memory(const cudl_model *m,
   per_row = add_saturated(per_row, max_numel); /* the scratch */
   floats =
       add_saturated(mul_saturated((uint64_t)max_batch, per_row),
-                    add_saturated(mul_saturated(2, (uint64_t)m->param_floats),
+                    add_saturated(mul_saturated(m->inference ? 1 : 2,
+                                                (uint64_t)m->param_floats),
                                   (uint64_t)m->buffer_floats));
   bytes = mul_saturated(floats, sizeof(float));
   if (cudl_context_memory_stats(ctx, &stats) != CUDL_OK) return CUDL_OK;
@@ -294,7 +299,7 @@ static cudl_status make_compute_arenas(cudl_model *m) {
   cudl_status status;
   shape[0] = m->param_floats;
   status = cudl_tensor_create(m->ctx, m->dtype, 1, shape, &m->compute_arena);
-  if (status == CUDL_OK)
+  if (status == CUDL_OK && !m->inference)
     status =
         cudl_tensor_create(m->ctx, m->dtype, 1, shape, &m->compute_grad_arena);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
@@ -312,10 +317,10 @@ static cudl_status make_compute_arenas(cudl_model *m) {
                                  &p->compute_value);
       if (status == CUDL_OK)
         status = cudl_tensor_set_layout(p->compute_value, layout);
-      if (status == CUDL_OK)
+      if (status == CUDL_OK && m->compute_grad_arena != NULL)
         status = cudl__tensor_view(m->compute_grad_arena, p->offset, p->ndim,
                                    p->shape, &p->compute_grad);
-      if (status == CUDL_OK)
+      if (status == CUDL_OK && p->compute_grad != NULL)
         status = cudl_tensor_set_layout(p->compute_grad, layout);
     }
   }
@@ -390,7 +395,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   if (status != CUDL_OK) return status;
   shape[0] = m->param_floats;
   status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->param_arena);
-  if (status == CUDL_OK)
+  if (status == CUDL_OK && !m->inference)
     status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->grad_arena);
   shape[0] = m->buffer_floats;
   if (status == CUDL_OK)
@@ -400,7 +405,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     param_entry *p = &m->params[i];
     status = cudl__tensor_view(p->trainable ? m->param_arena : m->buffer_arena,
                                p->offset, p->ndim, p->shape, &p->value);
-    if (status == CUDL_OK && p->trainable)
+    if (status == CUDL_OK && p->trainable && m->grad_arena != NULL)
       status = cudl__tensor_view(m->grad_arena, p->offset, p->ndim, p->shape,
                                  &p->grad);
   }
@@ -412,11 +417,13 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     node *n = &m->nodes[i];
     const cudl__layer *layer = cudl__layers[n->kind];
     if (n->numel > max_numel) max_numel = n->numel;
-    if (!is_view(m, n))
+    /* An inference compile shares the outputs' buffers
+     * (cudl__inference_plan, below) and keeps no batch statistics. */
+    if (!is_view(m, n) && !m->inference)
       status = make_batch_tensor(m, max_batch, n, &n->out_full);
     if (status == CUDL_OK && has_aux(m, n))
       status = make_batch_tensor(m, max_batch, n, &n->aux_full);
-    if (status == CUDL_OK && layer->channel_stats) {
+    if (status == CUDL_OK && layer->channel_stats && !m->inference) {
       shape[0] = n->shape[0];
       status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &n->save_mean);
       if (status == CUDL_OK)
@@ -424,9 +431,10 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
             cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &n->save_invstd);
     }
   }
-  if (status == CUDL_OK) status = plan_gradients(m);
+  if (status == CUDL_OK && m->inference) status = cudl__inference_plan(m);
+  if (status == CUDL_OK && !m->inference) status = plan_gradients(m);
   shape[0] = max_batch * max_numel;
-  if (status == CUDL_OK)
+  if (status == CUDL_OK && !m->inference)
     status = cudl_tensor_create(ctx, m->dtype, 1, shape, &m->scratch);
   if (status == CUDL_OK && (m->dtype != CUDL_DTYPE_F32 ||
                             layout_of(m, m->nodes[m->output].ndim) !=
@@ -434,7 +442,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     shape[0] = max_batch * m->nodes[m->output].numel;
     status =
         cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &m->output_f32_full);
-    if (status == CUDL_OK)
+    if (status == CUDL_OK && !m->inference)
       status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape,
                                   &m->output_grad_f32_full);
   }
@@ -461,6 +469,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       cudl_tensor_destroy(p->compute_grad);
       p->value = p->grad = p->compute_value = p->compute_grad = NULL;
     }
+    cudl__inference_release(m);
     cudl_tensor_destroy(m->compute_arena);
     cudl_tensor_destroy(m->compute_grad_arena);
     cudl_tensor_destroy(m->output_f32_full);
@@ -606,7 +615,7 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
       if (src->grad_slot >= 0)
         status = batch_view(m->slots[src->grad_slot], rows, ndim, shape,
                             layout_of(m, ndim), &n->dx_view[k]);
-      if (status == CUDL_OK)
+      if (status == CUDL_OK && m->scratch != NULL)
         status = batch_view(m->scratch, rows, ndim, shape, layout_of(m, ndim),
                             &n->dx_scratch[k]);
     }
@@ -615,7 +624,7 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
     const node *o = &m->nodes[m->output];
     status = batch_view(m->output_f32_full, rows, o->ndim, o->shape,
                         CUDL_LAYOUT_NCHW, &m->output_f32);
-    if (status == CUDL_OK)
+    if (status == CUDL_OK && m->output_grad_f32_full != NULL)
       status = batch_view(m->output_grad_f32_full, rows, o->ndim, o->shape,
                           CUDL_LAYOUT_NCHW, &m->output_grad_f32);
   }
@@ -630,12 +639,18 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
 
 cudl_status cudl_model_set_training(cudl_model *m, int training) {
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m->inference && training)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the model is compiled for inference "
+                     "(cudl_model_compile_inference): it has no training "
+                     "mode; compile another with cudl_model_compile");
   m->training = training != 0;
   return CUDL_OK;
 }
 
 static cudl_status forward_node(cudl_model *m, node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
+  if (m->inference) return cudl__inference_forward_node(m, n);
   if (layer->forward == NULL) return CUDL_OK; /* copied in, or a view */
   return layer->forward(m, n, m->nodes[n->in[0]].y);
 }
@@ -719,6 +734,10 @@ cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "every is %d: the period must be at least 1 (0: off)",
                      every);
+  if (m->inference)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "diagnostics need training steps; the model is compiled "
+                     "for inference (cudl_model_compile_inference)");
   if (!m->compiled)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "compile the model before switching diagnostics on");
@@ -1313,6 +1332,11 @@ cudl_status cudl_model_backward(cudl_model *m) {
   int tf32;
   cudl_status status;
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m->inference)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the model is compiled for inference "
+                     "(cudl_model_compile_inference): it has no gradients; "
+                     "compile it with cudl_model_compile to train");
   tf32 = tf32_begin(m);
   status = backward_pass(m);
   tf32_end(m, tf32);
@@ -1361,6 +1385,8 @@ int cudl_model_output_node(const cudl_model *m) {
 const cudl_tensor *cudl_model_node_output(cudl_model *m, int index) {
   if (m == NULL || !m->forward_done || index < 0 || index >= m->node_count)
     return NULL;
+  /* An inference compile reuses the buffers of values no longer needed. */
+  if (m->inference && !m->nodes[index].value_kept) return NULL;
   return m->nodes[index].y;
 }
 
@@ -1376,8 +1402,9 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT, "no forward yet");
   for (i = 0; i < m->node_count; ++i) {
     int64_t nan = 0, inf = 0;
-    const cudl_status status =
-        cudl_count_nonfinite(m->ctx, m->nodes[i].y, &nan, &inf);
+    cudl_status status;
+    if (m->inference && !m->nodes[i].value_kept) continue; /* overwritten */
+    status = cudl_count_nonfinite(m->ctx, m->nodes[i].y, &nan, &inf);
     if (status != CUDL_OK) return status;
     if (nan != 0 || inf != 0) {
       *node_out = i;

@@ -220,8 +220,10 @@ cudl_status cudl_model_load(cudl_model *m, const char *path, int strict) {
   return status;
 }
 
-cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
-                                 int64_t max_batch, cudl_model **out) {
+/* cudl_model_load_file and its inference twin, reporting as `function`. */
+static cudl_status load_file(cudl_context *ctx, const char *path,
+                             int64_t max_batch, int inference,
+                             const char *function, cudl_model **out) {
   cudl_safetensors *set = NULL;
   cudl_model *m = NULL;
   const char *architecture;
@@ -230,9 +232,9 @@ cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
   if (ctx == NULL || out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   *out = NULL;
   if (path == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "path is NULL");
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function, "path is NULL");
   if (max_batch < 1)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                      "max_batch is %lld; a model is compiled for at least 1",
                      (long long)max_batch);
   status =
@@ -241,7 +243,7 @@ cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
   architecture = cudl_safetensors_metadata_find(set, CUDL_METADATA_ARCHITECTURE);
   if (architecture == NULL) {
     cudl_safetensors_destroy(set);
-    return CUDL_FAIL(ctx, CUDL_ERR_FILE_METADATA,
+    return cudl__fail(ctx, CUDL_ERR_FILE_METADATA, function,
                      "'%s' has no \"" CUDL_METADATA_ARCHITECTURE
                      "\" metadata (it was not written by cudl_model_save or "
                      "cudl_checkpoint_save of this version): build its model "
@@ -251,11 +253,13 @@ cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
   /* Messages from the parser then name the file and the key. */
   snprintf(source, sizeof source, "%s: " CUDL_METADATA_ARCHITECTURE, path);
   status = cudl_model_parse(ctx, architecture, strlen(architecture), source, &m);
-  if (status == CUDL_OK) status = cudl_model_compile(m, max_batch);
+  if (status == CUDL_OK)
+    status = inference ? cudl_model_compile_inference(m, max_batch)
+                       : cudl_model_compile(m, max_batch);
   /* Not strict: a checkpoint also holds the optimizer's state. Every
    * parameter the architecture has must still be in the file. */
   if (status == CUDL_OK)
-    status = cudl__model_load_set(m, set, 0, path, __func__);
+    status = cudl__model_load_set(m, set, 0, path, function);
   cudl_safetensors_destroy(set);
   if (status != CUDL_OK) {
     cudl_model_destroy(m);
@@ -263,4 +267,15 @@ cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
   }
   *out = m;
   return CUDL_OK;
+}
+
+cudl_status cudl_model_load_file(cudl_context *ctx, const char *path,
+                                 int64_t max_batch, cudl_model **out) {
+  return load_file(ctx, path, max_batch, 0, __func__, out);
+}
+
+cudl_status cudl_model_load_file_inference(cudl_context *ctx, const char *path,
+                                           int64_t max_batch,
+                                           cudl_model **out) {
+  return load_file(ctx, path, max_batch, 1, __func__, out);
 }

@@ -478,7 +478,7 @@ expect_error "bench train --json under a regular file" 1 \
 expect_error "bench ops --json under a regular file" 1 \
   "cannot write the JSON file $area/plain/o.json: Not a directory" bench ops --device cpu \
   --ops relu --json "$area/plain/o.json"
-expect_error "an unknown benchmark" 2 "unknown benchmark 'frob': ops or train" bench frob
+expect_error "an unknown benchmark" 2 "unknown benchmark 'frob': ops, train or infer" bench frob
 expect_error "an unknown command" 2 "unknown command 'frobnicate'" frobnicate
 expect_error "inspect without a file" 2 "needs one FILE.safetensors" inspect
 
@@ -582,6 +582,35 @@ print("bench JSON consistent")
 PY
 expect "bench JSON follows docs/benchmarks.md" 0 $?
 expect_grep "bench JSON checked" "bench JSON consistent" "$scratch/bench-json.out"
+# cudl bench infer: both compiles of the same model in one run, the
+# inference compile holding no gradients and less memory in all.
+"$cudl" bench infer --device cpu --model small-cnn --channels 1 --size 28 \
+  --batch 4 --samples 3 --warmup 1 --json "$scratch/infer.json" >"$scratch/infer.out" 2>&1
+expect "bench infer" 0 $?
+expect_grep "bench infer prints both compiles" "cudl-training-eval .* ms median" "$scratch/infer.out"
+python3 - "$scratch/infer.json" >"$scratch/infer-json.out" 2>&1 <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["schema"] == "cudl-bench-infer/1" and doc["model"] == "small-cnn", doc
+assert doc["batch"] == 4 and doc["input_shape"] == [1, 28, 28], doc
+infer, train = doc["results"]
+assert infer["impl"] == "cudl-inference" and train["impl"] == "cudl-training-eval"
+for r in (infer, train):
+    assert 0 < r["latency_ms_min"] <= r["latency_ms_median"] <= r["latency_ms_max"], r
+    m = r["model_memory"]
+    assert m["total"] == sum(m[k] for k in ("parameters", "activations", "gradients",
+                                           "saved_activations", "workspace")), m
+    assert r["peak_memory_bytes"] >= m["total"], r
+assert infer["model_memory"]["gradients"] == 0 and train["model_memory"]["gradients"] > 0
+assert (infer["model_memory"]["total"] + train["model_memory"]["gradients"]
+        <= train["model_memory"]["total"]), doc
+assert infer["peak_memory_bytes"] < train["peak_memory_bytes"], doc
+print("bench infer JSON consistent")
+PY
+expect "bench infer JSON" 0 $?
+expect_grep "bench infer JSON checked" "bench infer JSON consistent" "$scratch/infer-json.out"
+"$cudl" bench infer --batch 0 >/dev/null 2>&1
+expect "bench infer with a bad value is a usage error" 2 $?
 "$cudl" bench ops --samples 0 >/dev/null 2>&1
 expect "bench ops with a bad value is a usage error" 2 $?
 "$cudl" bench train --model nonesuch --device cpu >/dev/null 2>"$scratch/bench-bad.err"

@@ -95,6 +95,25 @@ fi
 "$scratch/classify" "$scratch/run/model.safetensors" "$data" 16 | tee "$scratch/classify.log"
 grep -q "^accuracy on the first 16 test images" "$scratch/classify.log"
 "$scratch/examples-build/classify" "$scratch/run/model.safetensors" "$data" 4 >/dev/null
+# The same weights compiled for inference on the CPU, on PNG files: one
+# line per file, naming a class of the weights' list.
+python3 - "$data" <<'PY'
+import struct, sys, zlib
+def chunk(kind, body):
+    return (struct.pack(">I", len(body)) + kind + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xffffffff))
+for name, shade in (("dark", 30), ("light", 220)):
+    rows = b"".join(b"\x00" + bytes((shade + x * 3 + y) % 256 for x in range(28))
+                    for y in range(28))
+    with open(f"{sys.argv[1]}/{name}.png", "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+PY
+"$scratch/classify" --device cpu "$scratch/run/model.safetensors" \
+  --image "$data/dark.png" "$data/light.png" | tee "$scratch/classify-png.log"
+test "$(grep -c -E "^$data/(dark|light)\.png: [A-Za-z]" "$scratch/classify-png.log")" = 2
+"$scratch/classify" --device cpu "$scratch/run/model.safetensors" "$data" 16 |
+  grep -q "^accuracy on the first 16 test images: .* (cpu"
 if "$scratch/classify" >/dev/null 2>&1; then
   echo "classify without arguments must fail"
   exit 1

@@ -1,0 +1,238 @@
+/* bench_infer.c - `cudl bench infer`: the latency and memory of a zoo
+ * model's forward pass on one batch already on the device, compiled for
+ * inference (cudl_model_compile_inference) and compiled for training then
+ * run in evaluation mode, in the same run; benchmarks/torch_ref.py infer
+ * times PyTorch's eval mode and torch.inference_mode on the same case. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cli.h"
+#include "cli_file.h"
+#include "commands.h"
+
+typedef struct infer_bench {
+  cudl_model *model;
+  cudl_tensor *x;
+} infer_bench;
+
+static cudl_status infer_call(void *arg) {
+  const infer_bench *b = (const infer_bench *)arg;
+  return cudl_model_forward(b->model, b->x, NULL, NULL);
+}
+
+/* One compile's figures. */
+typedef struct infer_result {
+  const char *impl; /* "cudl-inference" or "cudl-training-eval" */
+  bench_timing timing;
+  uint64_t peak_bytes; /* the context's peak over compile and forwards */
+  cudl_model_memory memory;
+} infer_result;
+
+static void infer_usage(FILE *out) {
+  fprintf(
+      out,
+      "usage: cudl bench infer [options]\n"
+      "  --model NAME      small-cnn, resnet20/32/44/56/110, plain20/..., mlp\n"
+      "                    [resnet20]\n"
+      "  --batch B [1]     --device auto|cpu|cuda:N [auto]\n"
+      "  --channels C [3]  --size S [32]  --classes K [10]  (the input)\n"
+      "  --samples N [50]  --warmup W [5]\n"
+      "  --json PATH       write the results as one JSON object (\"-\": "
+      "stdout)\n"
+      "\n"
+      "Times one forward pass on a fixed batch already on the device, for\n"
+      "the model compiled for inference (no gradients, buffers shared by\n"
+      "liveness, batch norm folded, dropout removed) and for the model\n"
+      "compiled for training and run in evaluation mode, in that order.\n"
+      "Figures (docs/benchmarks.md):\n"
+      "  latency       the median time of one forward call, with the fastest\n"
+      "                and slowest of --samples calls (one call a sample)\n"
+      "  peak memory   the most device memory the context held from before\n"
+      "                compiling to the last timed call (host memory of\n"
+      "                tensors and workspaces on the CPU); the model's own\n"
+      "                bytes by use (cudl_model_memory_usage)\n");
+}
+
+/* Build, compile (inference or training), initialise and time one model;
+ * the context's peak is reset first, so it covers this compile only. */
+static cudl_status measure(cudl_context *ctx, const char *name,
+                           long long batch, long long channels, long long size,
+                           long long classes, int inference,
+                           const bench_settings *settings, infer_result *r) {
+  infer_bench b;
+  bench_event_clock events;
+  bench_clock clock;
+  cudl_memory_stats memory;
+  cudl_status s;
+  int i;
+  memset(&b, 0, sizeof b);
+  memset(&events, 0, sizeof events);
+  r->impl = inference ? "cudl-inference" : "cudl-training-eval";
+  s = cudl_context_synchronize(ctx);
+  if (s == CUDL_OK) s = cudl_context_reset_peak_memory(ctx);
+  if (s == CUDL_OK)
+    s = cudl__tool_zoo_model(ctx, name, 0.0, channels, size, size, classes,
+                             &b.model);
+  if (s == CUDL_OK)
+    s = inference ? cudl_model_compile_inference(b.model, batch)
+                  : cudl_model_compile(b.model, batch);
+  if (s == CUDL_OK) s = cudl_model_init(b.model, CUDL_INIT_KAIMING_NORMAL);
+  if (s == CUDL_OK) s = cudl_model_set_training(b.model, 0);
+  if (s == CUDL_OK) {
+    const int64_t shape[4] = {batch, channels, size, size};
+    s = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, shape, &b.x);
+  }
+  if (s == CUDL_OK) s = cudl_tensor_normal(b.x, 0.0f, 1.0f);
+  for (i = 0; s == CUDL_OK && i < settings->warmup; ++i) s = infer_call(&b);
+  if (s == CUDL_OK) s = bench_event_clock_init(ctx, &events, &clock);
+  if (s == CUDL_OK) {
+    bench_settings timed = *settings;
+    timed.warmup = 0;
+    s = bench_time(&clock, infer_call, &b, &timed, &r->timing);
+  }
+  if (s == CUDL_OK) s = cudl_context_synchronize(ctx);
+  if (s == CUDL_OK) s = cudl_context_memory_stats(ctx, &memory);
+  if (s == CUDL_OK) r->peak_bytes = memory.peak_bytes_in_use;
+  if (s == CUDL_OK) s = cudl_model_memory_usage(b.model, &r->memory);
+  bench_event_clock_free(&events);
+  cudl_tensor_destroy(b.x);
+  cudl_model_destroy(b.model);
+  return s;
+}
+
+static void json_result(FILE *f, const infer_result *r, long long batch,
+                        int last) {
+  const cudl_model_memory *m = &r->memory;
+  fprintf(f,
+          "    {\"impl\": \"%s\", \"latency_ms_median\": %.6g, "
+          "\"latency_ms_min\": %.6g, \"latency_ms_max\": %.6g, "
+          "\"images_per_second\": %.6g, \"samples\": %d, "
+          "\"peak_memory_bytes\": %llu,\n     \"model_memory\": "
+          "{\"parameters\": %llu, \"activations\": %llu, \"gradients\": %llu, "
+          "\"saved_activations\": %llu, \"workspace\": %llu, \"total\": "
+          "%llu}}%s\n",
+          r->impl, r->timing.median_ms, r->timing.min_ms, r->timing.max_ms,
+          (double)batch / r->timing.median_ms * 1e3,
+          r->timing.samples * r->timing.iterations,
+          (unsigned long long)r->peak_bytes,
+          (unsigned long long)m->parameters,
+          (unsigned long long)m->activations,
+          (unsigned long long)m->gradients,
+          (unsigned long long)m->saved_activations,
+          (unsigned long long)m->workspace, (unsigned long long)m->total,
+          last ? "" : ",");
+}
+
+int cudl__cmd_bench_infer(int argc, char **argv) {
+  const char *model_name = "resnet20", *device = "auto", *json = NULL;
+  long long batch = 1, channels = 3, size = 32, classes = 10, value;
+  bench_settings settings;
+  infer_result results[2];
+  cli_file out;
+  cudl_context *ctx = NULL;
+  cudl_device_kind kind = CUDL_DEVICE_AUTO;
+  int i, index = 0, rc = CLI_EXIT_OK;
+  cudl_status s = CUDL_OK;
+  memset(&settings, 0, sizeof settings);
+  memset(results, 0, sizeof results);
+  /* One call per sample: a latency is what one call takes. */
+  settings.warmup = 5;
+  settings.samples = 50;
+  settings.min_sample_ms = 0;
+  settings.max_seconds = 60;
+  for (i = 0; i < argc; ++i) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      infer_usage(stdout);
+      return CLI_EXIT_OK;
+    }
+    if (v == NULL)
+      return cli_usage_error("%s needs a value (or is unknown)", a);
+    ++i;
+    if (strcmp(a, "--model") == 0) {
+      model_name = v;
+    } else if (strcmp(a, "--device") == 0) {
+      device = v;
+    } else if (strcmp(a, "--json") == 0) {
+      json = v;
+    } else if (strcmp(a, "--batch") == 0 &&
+               cli_parse_int(v, 1, 1 << 20, &value)) {
+      batch = value;
+    } else if (strcmp(a, "--channels") == 0 &&
+               cli_parse_int(v, 1, 4096, &value)) {
+      channels = value;
+    } else if (strcmp(a, "--size") == 0 && cli_parse_int(v, 1, 4096, &value)) {
+      size = value;
+    } else if (strcmp(a, "--classes") == 0 &&
+               cli_parse_int(v, 1, 1 << 20, &value)) {
+      classes = value;
+    } else if (strcmp(a, "--samples") == 0 &&
+               cli_parse_int(v, 1, 1000, &value)) {
+      settings.samples = (int)value;
+    } else if (strcmp(a, "--warmup") == 0 &&
+               cli_parse_int(v, 0, 1000, &value)) {
+      settings.warmup = (int)value;
+    } else {
+      return cli_usage_error("bad option or value: %s '%s'", a, v);
+    }
+  }
+  if ((rc = cudl__tool_zoo_check_name(model_name)) != 0) return rc;
+  if (!cli_parse_device(device, &kind, &index))
+    return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
+                           device);
+  if (json != NULL && !cli_file_open_whole(&out, "the JSON file", json))
+    return CLI_EXIT_FAILED;
+  if (cli_open_context(device, &ctx) != 0) {
+    if (json != NULL) cli_file_close(&out, 0);
+    return CLI_EXIT_FAILED;
+  }
+  cudl_context_set_seed(ctx, 1);
+  for (i = 0; i < 2 && s == CUDL_OK; ++i)
+    s = measure(ctx, model_name, batch, channels, size, classes, i == 0,
+                &settings, &results[i]);
+  if (s != CUDL_OK) {
+    rc = cli_fail(ctx, s, "%s, batch %lld", model_name, batch);
+    goto done;
+  }
+  {
+    FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
+    fprintf(table, "%s, batch %lld, %lldx%lldx%lld input, on %s:\n",
+            model_name, batch, channels, size, size,
+            cudl_context_device_name(ctx));
+    for (i = 0; i < 2; ++i)
+      fprintf(table,
+              "  %-19s %.3f ms median (%.3f-%.3f min-max, %d calls); peak "
+              "%.2f MiB (model: parameters %.2f, activations %.2f, "
+              "gradients %.2f, saved %.2f, workspace %.2f MiB)\n",
+              results[i].impl, results[i].timing.median_ms,
+              results[i].timing.min_ms, results[i].timing.max_ms,
+              results[i].timing.samples * results[i].timing.iterations,
+              (double)results[i].peak_bytes / 1048576.0,
+              (double)results[i].memory.parameters / 1048576.0,
+              (double)results[i].memory.activations / 1048576.0,
+              (double)results[i].memory.gradients / 1048576.0,
+              (double)results[i].memory.saved_activations / 1048576.0,
+              (double)results[i].memory.workspace / 1048576.0);
+  }
+  if (json != NULL) {
+    FILE *f = cli_file_stream(&out);
+    fprintf(f,
+            "{\n  \"schema\": \"cudl-bench-infer/1\",\n  \"tool\": "
+            "\"cudl\",\n");
+    bench_json_run_fields(f, ctx, 0);
+    fprintf(f, "  \"model\": ");
+    bench_json_string(f, model_name);
+    fprintf(f,
+            ",\n  \"batch\": %lld,\n  \"input_shape\": [%lld, %lld, %lld],\n"
+            "  \"classes\": %lld,\n  \"warmup\": %d,\n  \"results\": [\n",
+            batch, channels, size, size, classes, settings.warmup);
+    for (i = 0; i < 2; ++i) json_result(f, &results[i], batch, i == 1);
+    fprintf(f, "  ]\n}\n");
+  }
+done:
+  if (json != NULL && !cli_file_close(&out, rc == CLI_EXIT_OK))
+    rc = CLI_EXIT_FAILED;
+  cudl_context_destroy(ctx);
+  return rc;
+}
