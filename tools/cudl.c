@@ -14,6 +14,9 @@
  *                                  classify test images
  *   cudl bench ops|train [options] time operators or training steps
  *                                  against their ceilings (tools/bench*.c)
+ *   cudl export --weights FILE --onnx OUT
+ *                                  the network as an ONNX file
+ *                                  (tools/export_cmd.c)
  *
  * Exit codes (docs/cli.md): 0 success; 1 the operation failed (a file
  * missing, unreadable or of the wrong kind, an output that cannot be
@@ -46,6 +49,7 @@ static void usage(FILE *out) {
           "       cudl bench ops|train [options]   (cudl bench ops --help)\n"
           "       cudl data check PATH [--strict]  (a folder of images)\n"
           "       cudl model describe --model NAME [options]   (cudl model --help)\n"
+          "       cudl export --weights FILE --onnx OUT.onnx   (cudl export --help)\n"
           "training curves: cudl-plot RUN_DIR|METRICS.jsonl ... -o PNG\n");
 }
 
@@ -281,6 +285,8 @@ static int dispatch(int argc, char **argv) {
   if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
   if (strcmp(command, "data") == 0) return cudl__cmd_data(argc - 2, argv + 2);
   if (strcmp(command, "model") == 0) return cudl__cmd_model(argc - 2, argv + 2);
+  if (strcmp(command, "export") == 0)
+    return cudl__cmd_export(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&
