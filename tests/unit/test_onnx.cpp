@@ -29,6 +29,8 @@
 
 namespace {
 
+using cudl_test::CountingAllocator;
+
 std::vector<unsigned char> Bytes(const cudl__pb &pb) {
   return std::vector<unsigned char>(pb.data, pb.data + pb.length);
 }
