@@ -9,7 +9,6 @@
  * the parameters' own names, which always end in ".<suffix>" and so never
  * meet the others (none of which holds a '.').
  */
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -204,7 +203,7 @@ static cudl_status param_initializer(exporter *e, int p, int ndim_override,
 
 /* ---- each node kind ---- */
 
-/* Name of node i's first input's value. */
+/* The name of the value node n reads as its input k. */
 static void input_name(const cudl_model *m, const node *n, int k, char *out) {
   value_name(m, n->in[k], out);
 }
@@ -239,16 +238,15 @@ static cudl_status export_linear(exporter *e, int i, const char *name,
                                  const char *x, const char *y) {
   const node *n = &e->m->nodes[i];
   const node *src = &e->m->nodes[n->in[0]];
-  char flat[ONNX_NAME_SIZE], flat_node[ONNX_NAME_SIZE];
+  char flat[ONNX_NAME_SIZE];
   const char *inputs[3];
   cudl_status s;
   inputs[0] = x;
   if (src->ndim > 1) {
     /* Gemm takes a matrix: the per-sample values in row-major order,
      * which is how cudl's linear layer reads an image. */
-    helper_name(i, "flatten", flat);
-    helper_name(i, "flatten", flat_node);
-    node_begin(&e->nodes, "Flatten", flat_node, &x, 1, flat);
+    helper_name(i, "flatten", flat); /* the node's name and its output's */
+    node_begin(&e->nodes, "Flatten", flat, &x, 1, flat);
     attr_int(&e->nodes, "axis", 1);
     cudl__pb_end(&e->nodes);
     inputs[0] = flat;
@@ -410,7 +408,10 @@ static cudl_status export_reshape(exporter *e, int i, const char *name,
   return CUDL_OK;
 }
 
-/* Node i (not the input) as operators writing its value. */
+/* Node i (not the input) as operators writing its value. The switch has
+ * no default, so a new node kind without its case is a -Wswitch warning
+ * (an error with CUDL_WERROR) rather than a file that silently lacks it;
+ * the refusal after it is for values outside the enum. */
 static cudl_status export_node(exporter *e, int i) {
   const cudl_model *m = e->m;
   const node *n = &m->nodes[i];

@@ -29,6 +29,11 @@ if ! command -v node >/dev/null ||
   exit 77
 fi
 
+if [ "$mode" = fashion ] && [ ! -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  echo "SKIP: no Fashion-MNIST test set (Debian package dataset-fashion-mnist)"
+  exit 77
+fi
+
 rm -rf "$work"
 mkdir -p "$work"
 run_ort() { NODE_PATH="$ort_dir/node_modules" node "$here/onnx_run.js" "$@"; }
