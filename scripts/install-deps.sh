@@ -36,6 +36,8 @@ packages=(
   procps           # the CLI tests: pgrep (a FIFO's reader, check-outputs.sh)
   libopenmpi-dev   # MPI between CPU ranks of a data-parallel run (src/dist/comm_mpi.c)
   openmpi-bin      # mpirun: the distributed tests (tests/dist) and launching runs
+  python3-onnx     # the ONNX checker on exported files (tests/interop, for /usr/bin/python3)
+  nodejs           # ONNX Runtime for Node.js runs exported files (scripts/install-onnxruntime.sh)
 )
 
 # With --bench, also what the benchmarks need (scripts/bench-cpu.sh):
@@ -54,8 +56,13 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# npm comes with some builds of nodejs (NodeSource's): the Debian package
+# only where the command is missing, as the two conflict.
+if ! command -v npm >/dev/null; then missing+=(npm); fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  "$(dirname "$0")/install-onnxruntime.sh"
   exit 0
 fi
 
@@ -64,3 +71,6 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# ONNX Runtime from the npm registry, into .onnxruntime/ (tests/interop).
+"$(dirname "$0")/install-onnxruntime.sh"

@@ -13,6 +13,7 @@ int cudl__cmd_bench_train(int argc, char **argv); /* tools/bench_train.c */
 int cudl__cmd_bench_infer(int argc, char **argv); /* tools/bench_infer.c */
 int cudl__cmd_data(int argc, char **argv);        /* tools/data_check.c */
 int cudl__cmd_model(int argc, char **argv);       /* tools/model_cmd.c */
+int cudl__cmd_export(int argc, char **argv);      /* tools/export_cmd.c */
 
 /* 0 when `name` is a zoo model's name: small-cnn, mlp, resnetN or plainN
  * with N a depth the zoo builds (6n + 2, 8 to 1202); else prints the

@@ -15,11 +15,15 @@
  *   cudl bench ops|train|infer [options]
  *                                  time operators, training steps or
  *                                  inference (tools/bench*.c)
+ *   cudl export --weights FILE --onnx OUT
+ *                                  the network as an ONNX file
+ *                                  (tools/export_cmd.c)
  *
  * Exit codes (docs/cli.md): 0 success; 1 the operation failed (a file
  * missing, unreadable or of the wrong kind, an output that cannot be
  * written, a device error, a run that diverged); 2 the command line is
- * wrong (told before any file is read); 130 training stopped by Ctrl-C,
+ * wrong (told before any file is read); 130 training stopped by Ctrl-C
+ * or SIGTERM,
  * its checkpoint saved. Every error is one line on stderr that starts with
  * the command ("cudl train: ...").
  */
@@ -47,6 +51,7 @@ static void usage(FILE *out) {
           "       cudl bench ops|train|infer [options]   (cudl bench ops --help)\n"
           "       cudl data check PATH [--strict]  (a folder of images)\n"
           "       cudl model describe --model NAME [options]   (cudl model --help)\n"
+          "       cudl export --weights FILE --onnx OUT.onnx   (cudl export --help)\n"
           "training curves: cudl-plot RUN_DIR|METRICS.jsonl ... -o PNG\n");
 }
 
@@ -292,6 +297,8 @@ static int dispatch(int argc, char **argv) {
   if (strcmp(command, "bench") == 0) return cmd_bench(argc - 2, argv + 2);
   if (strcmp(command, "data") == 0) return cudl__cmd_data(argc - 2, argv + 2);
   if (strcmp(command, "model") == 0) return cudl__cmd_model(argc - 2, argv + 2);
+  if (strcmp(command, "export") == 0)
+    return cudl__cmd_export(argc - 2, argv + 2);
   if (strcmp(command, "info") == 0) {
     cli_set_command("cudl info");
     if (argc == 3 &&

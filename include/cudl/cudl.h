@@ -29,6 +29,7 @@
 #include "cudl/image.h"
 #include "cudl/nn.h"
 #include "cudl/model_file.h"
+#include "cudl/onnx.h"
 #include "cudl/optim.h"
 #include "cudl/checkpoint.h"
 #include "cudl/dist.h"

@@ -73,6 +73,10 @@ cudl_status cudl__mf_bool(cudl__mf_reader *r, const char *key, int fallback,
  * itself and gets the path too. */
 cudl_status cudl__mf_graph(cudl__mf_reader *r, cudl_status status);
 
+/* Whether s is valid UTF-8 (no overlong forms, surrogates or code points
+ * above U+10FFFF): what JSON text and protobuf strings can hold. */
+int cudl__mf_valid_utf8(const char *s);
+
 /* The writer: the text goes to buf while it fits; length counts all of
  * it. */
 typedef struct cudl__mf_writer {

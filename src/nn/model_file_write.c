@@ -8,9 +8,7 @@
 
 /* ---- labels ---- */
 
-/* Whether s is valid UTF-8 (no overlong forms, surrogates or code points
- * above U+10FFFF): what JSON text can hold. */
-static int valid_utf8(const char *s) {
+int cudl__mf_valid_utf8(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p != '\0') {
     unsigned cp;
@@ -155,7 +153,7 @@ cudl_status cudl_model_describe(const cudl_model *m, char *buffer, size_t size,
       return cudl__fail_const(m->ctx, CUDL_ERR_INTERNAL, __func__,
                               "node %d has no kind of the model-file format",
                               i);
-    if (!valid_utf8(m->nodes[i].name))
+    if (!cudl__mf_valid_utf8(m->nodes[i].name))
       return cudl__fail_const(m->ctx, CUDL_ERR_UNSUPPORTED, __func__,
                               "the name of node %d is not valid UTF-8, which "
                               "a model file (JSON) cannot hold",

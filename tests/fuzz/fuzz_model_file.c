@@ -15,7 +15,10 @@
  *     (the context's limit: the file's limits bound a model to 2^31
  *     parameters, which this target does not allocate) or
  *     CUDL_ERR_UNSUPPORTED (a graph whose gradients need more buffers than
- *     the planner holds).
+ *     the planner holds);
+ *   - a compiled model of up to 2^20 parameters exports to ONNX
+ *     (cudl_model_export_onnx): every layer kind maps, and the file starts
+ *     with its IR version, or the export fails cleanly for lack of memory.
  * A broken promise calls abort(), which libFuzzer reports as a crash.
  * Seeds: corpus-model-file/ (the zoo's files of examples/models and files
  * with every kind and key); dictionary: model_file.dict. Built as
@@ -71,6 +74,36 @@ static char *describe(cudl_model *m, size_t *length) {
   return text;
 }
 
+/* The ONNX writer's callback: counts the bytes, keeps the first two. */
+typedef struct onnx_sink {
+  size_t size;
+  unsigned char head[2];
+} onnx_sink;
+
+static cudl_status onnx_count(void *user, const void *data, size_t size) {
+  onnx_sink *sink = (onnx_sink *)user;
+  size_t k;
+  for (k = 0; k < size && sink->size + k < 2; ++k)
+    sink->head[sink->size + k] = ((const unsigned char *)data)[k];
+  sink->size += size;
+  return CUDL_OK;
+}
+
+static void check_onnx_export(cudl_model *m) {
+  onnx_sink sink = {0, {0, 0}};
+  cudl_tensor *params = cudl_model_params(m);
+  cudl_status s;
+  if (params != NULL && cudl_tensor_numel(params) > ((int64_t)1 << 20)) return;
+  s = cudl_model_export_onnx(m, NULL, onnx_count, &sink);
+  if (s != CUDL_OK && s != CUDL_ERR_OUT_OF_MEMORY)
+    fprintf(stderr, "export: %s\n", cudl_context_last_error(fuzz_context()));
+  FUZZ_CHECK(s == CUDL_OK || s == CUDL_ERR_OUT_OF_MEMORY);
+  /* ir_version (field 1, varint) = CUDL_ONNX_IR_VERSION comes first. */
+  if (s == CUDL_OK)
+    FUZZ_CHECK(sink.size > 2 && sink.head[0] == 0x08 &&
+               sink.head[1] == CUDL_ONNX_IR_VERSION);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cudl_context *ctx = fuzz_context();
   cudl_model *m = (cudl_model *)ctx, *again = (cudl_model *)ctx;
@@ -104,6 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fprintf(stderr, "compile: %s\n", cudl_context_last_error(ctx));
   FUZZ_CHECK(s == CUDL_OK || s == CUDL_ERR_OUT_OF_MEMORY ||
              s == CUDL_ERR_UNSUPPORTED);
+  if (s == CUDL_OK) check_onnx_export(m);
   cudl_model_destroy(m);
   return 0;
 }
