@@ -66,6 +66,7 @@ static const struct option_spec {
     {"--steps", RUN_TRAIN, 1},
     {"--override", RUN_TRAIN, 1},
     {"--dist-timeout", RUN_TRAIN, 1},
+    {"--bucket-mb", RUN_TRAIN, 1},
 };
 /* options.given has a bit for each. */
 typedef char
@@ -178,6 +179,9 @@ static void usage(run_command command, FILE *out) {
         "  --dist-timeout S    under mpirun: end the job when a rank waits\n"
         "                      over S seconds in one exchange (another rank\n"
         "                      hung); 0: wait without limit [600]\n"
+        "  --bucket-mb M       under mpirun: average the gradients in\n"
+        "                      buckets of M MB while backward runs; 0: all\n"
+        "                      at once after backward (same weights) [25]\n"
         "Values derived from these (learning rate, schedule, normalisation,\n"
         "augmentation) are printed at start.\n"
         "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
@@ -386,6 +390,10 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "a number of seconds from 0 (no limit) to 1e9";
     ok = cli_parse_double(v, &o->dist_timeout) && o->dist_timeout >= 0.0 &&
          o->dist_timeout <= 1e9;
+  } else if (strcmp(a, "--bucket-mb") == 0) {
+    want = "a number of MB from 0 (one bucket) to 1e6";
+    ok = cli_parse_double(v, &o->bucket_mb) && o->bucket_mb >= 0.0 &&
+         o->bucket_mb <= 1e6;
   } else if (strcmp(a, "--clip") == 0) {
     want = "a finite number above 0";
     ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
@@ -486,6 +494,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   o->count = 1;
   o->top = 1;
   o->dist_timeout = 600.0;
+  o->bucket_mb = 25.0;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;
