@@ -4,8 +4,9 @@
  *
  * Each rank trains on its own shard of every global batch (the loader's
  * rank and world, cudl/data.h), then averages the gradients over the ranks
- * (cudl_comm_average_grads) before its optimizer step, so that every
- * replica takes the same step. The initial weights come from rank 0
+ * before its optimizer step, so that every replica takes the same step:
+ * during backward, in buckets (cudl_model_set_grad_sync), or after it
+ * (cudl_comm_average_grads). The initial weights come from rank 0
  * (cudl_comm_broadcast_params).
  *
  * Backends: "local" (one process, every call a no-op or a copy, for code
