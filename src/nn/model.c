@@ -46,6 +46,8 @@ void cudl_model_destroy(cudl_model *m) {
   cudl_allocator allocator;
   int i;
   if (m == NULL) return;
+  /* Its bucket views of the gradient arena go before the arena. */
+  if (m->grad_sync != NULL) m->grad_sync->release(m->grad_sync_state);
   destroy_views(m);
   cudl_model_set_diagnostics(m, 0);
   for (i = 0; i < m->node_count; ++i) {
@@ -71,7 +73,6 @@ void cudl_model_destroy(cudl_model *m) {
   cudl_tensor_destroy(m->param_arena);
   cudl_tensor_destroy(m->grad_arena);
   cudl_tensor_destroy(m->buffer_arena);
-  if (m->grad_sync != NULL) m->grad_sync->release(m->grad_sync_state);
   allocator = m->allocator;
   cudl__host_free(&allocator, m->slots,
                   (size_t)m->slot_count * sizeof *m->slots);

@@ -194,6 +194,20 @@ print("bench JSON under mpirun consistent")
 PY2
 expect "bench train's JSON under mpirun is consistent" 0 $?
 expect_grep "bench JSON checked" "bench JSON under mpirun consistent" "$scratch/bench2-json.out"
+# The buckets it ran with: the default 25 MB holds the MLP's gradients in
+# one; --bucket-mb 0.05 cuts them into 4 (the same as cudl train's).
+python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); assert b["bucket_bytes"] == 25 << 20 and b["buckets"] == 1, b' \
+  "$scratch/bench2.json"
+expect "bench train records the default bucket cap and its one bucket" 0 $?
+timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
+  --batch 8 --samples 2 --warmup 1 --bucket-mb 0.05 --json "$scratch/bench-b.json" \
+  >"$scratch/bench-b.out" 2>"$scratch/bench-b.err"
+expect "mpirun -np 2 cudl bench train --bucket-mb 0.05" 0 $?
+expect_grep "naming its buckets" "all-reduce of 940608 bytes in 4 buckets (--bucket-mb 0.05): exposed" \
+  "$scratch/bench-b.out"
+python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); assert b["bucket_bytes"] == 52429 and b["buckets"] == 4 and b["allreduce_ms_min"] >= 0, b' \
+  "$scratch/bench-b.json"
+expect "and its JSON" 0 $?
 timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
   --batch 8 --samples 2 --min-sample-ms 5 >"$scratch/bench-ms.out" 2>"$scratch/bench-ms.err"
 rc=$?
