@@ -1,8 +1,9 @@
 /*
  * comm.c - the communicator's public entries (cudl/dist.h): argument
  * checks, staging of tensors that are not in host memory, the mean and the
- * agreement built on the backends' sums and minimums, the model helpers,
- * and the one-rank "local" backend.
+ * agreement built on the backends' sums and minimums, the parameters'
+ * broadcast, and the one-rank "local" backend (the gradients' averaging is
+ * grad_sync.c's).
  */
 #include <string.h>
 
@@ -275,18 +276,6 @@ cudl_status cudl_comm_agree(cudl_comm *c, uint64_t value, int *same,
 }
 
 /* ---- models ---- */
-
-cudl_status cudl_comm_average_grads(cudl_comm *c, cudl_model *model) {
-  cudl_tensor *grads;
-  if (c == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (model == NULL)
-    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT, "model is NULL");
-  grads = cudl_model_grads(model);
-  if (grads == NULL)
-    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "the model is not compiled: it has no gradients yet");
-  return cudl__grad_sync_average_now(c, model, __func__);
-}
 
 cudl_status cudl_comm_broadcast_params(cudl_comm *c, cudl_model *model,
                                        int root) {

@@ -106,10 +106,4 @@ cudl_comm *cudl__comm_new(cudl_context *ctx, const cudl_comm_ops *ops,
  * (recorded as function's). */
 void *cudl__comm_staging(cudl_comm *comm, size_t bytes, const char *function);
 
-/* cudl_comm_average_grads of a model that is not attached
- * (grad_sync.c): the whole gradient arena as one bucket, through the same
- * operations as an attached model's backward. */
-cudl_status cudl__grad_sync_average_now(cudl_comm *comm, cudl_model *model,
-                                        const char *function);
-
 #endif /* CUDL_DIST_COMM_INTERNAL_H */

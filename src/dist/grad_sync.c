@@ -371,12 +371,21 @@ double cudl_model_grad_sync_wait_seconds(const cudl_model *model) {
   return ((const grad_sync *)model->grad_sync_state)->wait_seconds;
 }
 
-cudl_status cudl__grad_sync_average_now(cudl_comm *c, cudl_model *model,
-                                        const char *function) {
+/* A model that is not attached: the whole gradient arena as one bucket,
+ * through the same steps as an attached model's backward. */
+cudl_status cudl_comm_average_grads(cudl_comm *c, cudl_model *model) {
+  static const char function[] = "cudl_comm_average_grads";
   grad_sync g;
   cudl__grad_bucket whole;
-  cudl_tensor *view = model->grad_arena;
+  cudl_tensor *view;
   cudl_status status;
+  if (c == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (model == NULL)
+    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT, "model is NULL");
+  view = cudl_model_grads(model);
+  if (view == NULL)
+    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the model is not compiled: it has no gradients yet");
   if (model->grad_sync != NULL)
     return cudl__fail(c->ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "the model's backward averages its gradients already "
