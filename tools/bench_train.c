@@ -23,35 +23,22 @@ typedef struct train_bench {
   int64_t steps;
   cudl_layer_diagnostics *rows;
   int capacity;
-  /* Under mpirun: the gradients averaged each step, each averaging timed
-   * on its own while recording is set (the timed steps). */
+  /* Under mpirun: the gradients averaged by each step's backward in
+   * buckets (cudl_model_set_grad_sync); while recording is set (the timed
+   * steps), each step's wait for them (its exposed communication). */
   cudl_comm *comm;
   int recording;
   double *allreduce_ms;
   int recorded, record_capacity;
 } train_bench;
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
-/* The gradients averaged over the ranks, and the time it took: the
- * device is synchronised first so that the backward pass's last kernels
- * are not counted as communication. */
-static cudl_status average_grads_timed(train_bench *t) {
-  cudl_status s = cudl_context_synchronize(cudl_model_context(t->model));
-  double start;
-  if (s != CUDL_OK) return s;
-  start = now_ms();
-  s = cudl_comm_average_grads(t->comm, t->model);
-  /* NCCL only queues the all-reduce on the stream: wait for it. */
-  if (s == CUDL_OK)
-    s = cudl_context_synchronize(cudl_model_context(t->model));
-  if (s == CUDL_OK && t->recording && t->recorded < t->record_capacity)
-    t->allreduce_ms[t->recorded++] = now_ms() - start;
-  return s;
+/* The time the step's backward waited for its averaged gradients (with
+ * NCCL, the host's wait for each bucket's all-reduce within the timeout,
+ * which also waits for the kernels queued before it). */
+static void record_wait(train_bench *t) {
+  if (t->recording && t->recorded < t->record_capacity)
+    t->allreduce_ms[t->recorded++] =
+        cudl_model_grad_sync_wait_seconds(t->model) * 1e3;
 }
 
 static cudl_status train_step(void *arg) {
@@ -59,8 +46,7 @@ static cudl_status train_step(void *arg) {
   /* No loss read back: that would wait for the device every step. */
   cudl_status s = cudl_model_forward(t->model, t->x, t->labels, NULL);
   if (s == CUDL_OK) s = cudl_model_backward(t->model);
-  if (s == CUDL_OK && t->comm != NULL)
-    s = average_grads_timed((train_bench *)arg);
+  if (s == CUDL_OK && t->comm != NULL) record_wait((train_bench *)arg);
   /* fp16: a step whose gradients overflowed is skipped, as in training
    * (cudl_model_step_skipped). */
   if (s == CUDL_OK && !cudl_model_step_skipped(t->model))
@@ -93,6 +79,8 @@ static void train_usage(FILE *out) {
       "stdout)\n"
       "  --dist-backend B  under mpirun: auto, mpi or nccl [auto: nccl on a\n"
       "                    GPU when cudl has it, else mpi]\n"
+      "  --bucket-mb M     under mpirun: gradient buckets of M MB averaged\n"
+      "                    during backward; 0: all after backward [25]\n"
       "Under mpirun -np N each rank trains its own batch B and averages the\n"
       "gradients every step (cudl train's data parallelism; --device cuda\n"
       "gives each rank the GPU of its local rank); rank 0 prints and writes\n"
@@ -113,11 +101,14 @@ static void train_usage(FILE *out) {
       "                layers (forward, backward data, backward filter)\n"
       "  utilisation   achieved FLOP/s over the sgemm rate measured in this\n"
       "                run (cuBLAS, or oneDNN on the CPU)\n"
-      "  all-reduce    under mpirun: the time of each step's gradient\n"
-      "                averaging (median, fastest, slowest of the timed\n"
-      "                steps), its share of the step (median over median),\n"
-      "                the bytes reduced (4 x parameters) and NCCL's bus\n"
-      "                bandwidth busbw = bytes / time x 2(N-1)/N\n");
+      "  all-reduce    under mpirun: the time each step waits for its\n"
+      "                averaged gradients after the last layer's backward\n"
+      "                (the exposed communication; with --bucket-mb 0 the\n"
+      "                whole all-reduce), median, fastest, slowest of the\n"
+      "                timed steps, its share of the step (median over\n"
+      "                median), the bytes reduced (4 x parameters) and\n"
+      "                NCCL's bus bandwidth busbw = bytes / time x\n"
+      "                2(N-1)/N (a transfer rate with --bucket-mb 0 only)\n");
 }
 
 /* One rank's figures, gathered on every rank by a sum of vectors in which
@@ -162,6 +153,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   const char *model_name = "resnet20", *device = "auto", *json = NULL,
              *optimizer = "sgd", *dist_backend = "auto";
   long long batch = 128, channels = 1, size = 28, classes = 10, value;
+  double bucket_mb = 25.0;
   bench_settings settings;
   bench_timing timing, gemm_timing;
   bench_event_clock events;
@@ -249,6 +241,9 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     } else if (strcmp(a, "--warmup") == 0 &&
                cli_parse_int(v, 0, 1000, &value)) {
       settings.warmup = (int)value;
+    } else if (strcmp(a, "--bucket-mb") == 0 &&
+               cli_parse_double(v, &bucket_mb) && bucket_mb >= 0.0 &&
+               bucket_mb <= 1e6) {
     } else if (strcmp(a, "--min-sample-ms") == 0 &&
                cli_parse_int(v, 0, 100000, &value)) {
       settings.min_sample_ms = (double)value;
@@ -301,6 +296,9 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
+  if (s == CUDL_OK && t.comm != NULL)
+    s = cudl_model_set_grad_sync(t.model, t.comm,
+                                 run_dist_bucket_bytes(bucket_mb));
   if (s == CUDL_OK && t.diagnostics_every > 0) {
     t.capacity = cudl_model_node_count(t.model);
     t.rows =
@@ -424,10 +422,12 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     if (dist.launched)
       fprintf(table,
               "  %d ranks (%s): %.1f images/s in all; all-reduce of %.0f "
-              "bytes %.3f ms median (%.3f-%.3f), %.1f%% of the step, bus "
-              "bandwidth %.3f GB/s\n",
+              "bytes in %d bucket%s (--bucket-mb %g): exposed %.3f ms median "
+              "(%.3f-%.3f), %.1f%% of the step, bus bandwidth %.3f GB/s\n",
               world, cudl_comm_backend(dist.comm), images_total, grad_bytes,
-              job[FIG_ALLREDUCE_MEDIAN],
+              cudl_model_grad_sync_buckets(t.model),
+              cudl_model_grad_sync_buckets(t.model) == 1 ? "" : "s",
+              bucket_mb, job[FIG_ALLREDUCE_MEDIAN],
               job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX],
               100.0 * job_share, busbw_gbps);
   }
@@ -468,11 +468,14 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       fprintf(f, "null");
     fprintf(f,
             ",\n  \"world\": %d,\n  \"images_per_second_total\": %.6g,\n"
+            "  \"bucket_bytes\": %lld,\n  \"buckets\": %d,\n"
             "  \"allreduce_ms_median\": %.6g,\n  \"allreduce_ms_min\": %.6g,\n"
             "  \"allreduce_ms_max\": %.6g,\n  \"allreduce_share\": %.6g,\n"
             "  \"grad_bytes\": %.0f,\n  \"allreduce_algbw_gbps\": %.6g,\n"
             "  \"allreduce_busbw_gbps\": %.6g,\n  \"ranks\": [",
-            world, images_total, job[FIG_ALLREDUCE_MEDIAN],
+            world, images_total,
+            (long long)(t.comm != NULL ? run_dist_bucket_bytes(bucket_mb) : 0),
+            cudl_model_grad_sync_buckets(t.model), job[FIG_ALLREDUCE_MEDIAN],
             job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX], job_share,
             grad_bytes, algbw_gbps, busbw_gbps);
     for (i = 0; i < world; ++i) {

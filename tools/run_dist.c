@@ -278,18 +278,26 @@ int run_dist_agree(run_dist *d, run *r, const options *o) {
     return cli_fail(r->ctx, s, "sending rank 0's weights to every rank");
   if (o->sync_bn && (s = cudl_model_set_sync_bn(r->model, d->comm)) != CUDL_OK)
     return cli_fail(r->ctx, s, "synchronising batch norm over the ranks");
+  /* Not recorded with the run: it decides when the gradients move, not
+   * their values (docs/distributed.md). */
+  s = cudl_model_set_grad_sync(r->model, d->comm,
+                               run_dist_bucket_bytes(o->bucket_mb));
+  if (s != CUDL_OK)
+    return cli_fail(r->ctx, s, "averaging the gradients during backward");
   return 0;
 }
 
 /* ---- steps ---- */
 
-cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
-                          int64_t *rows, int64_t *hits, int *stop) {
+int64_t run_dist_bucket_bytes(double mb) {
+  return (int64_t)(mb * 1048576.0 + 0.5);
+}
+
+cudl_status run_dist_step(run_dist *d, float *loss, int64_t *rows,
+                          int64_t *hits, int *stop) {
   double sums[4];
   cudl_status s;
   if (d->world == 1) return CUDL_OK;
-  s = cudl_comm_average_grads(d->comm, model);
-  if (s != CUDL_OK) return s;
   sums[0] = (double)*loss * (double)*rows;
   sums[1] = (double)*rows;
   sums[2] = (double)*hits;

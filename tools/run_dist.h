@@ -58,19 +58,23 @@ int run_dist_start(run_dist *d, run *r, const options *o);
  * (--precision fp16), refuse a checkpoint saved by another world size
  * (its train.world; none recorded means 1), check that every rank has the
  * same configuration (a hash of the options, the model and the training
- * images), give every rank rank 0's weights and, for --sync-bn, attach
- * the communicator to the model's batch norm (with one process, a note
- * that it changes nothing). 0, or the exit status with one line printed. */
+ * images), give every rank rank 0's weights, attach the communicator to
+ * the model's backward (gradients averaged in buckets of --bucket-mb) and,
+ * for --sync-bn, to its batch norm (with one process, a note that it
+ * changes nothing). 0, or the exit status with one line printed. */
 int run_dist_agree(run_dist *d, run *r, const options *o);
 
-/* A step's exchange after backward: the gradients averaged over the
- * ranks, *loss, *rows and *hits turned from this rank's batch into the
- * global batch's (the mean loss over all its rows, their count, the hits),
- * and *stop from whether this rank was asked to stop into whether any rank
- * was (it rides in the same exchange: no extra message). Nothing with one
- * process. */
-cudl_status run_dist_step(run_dist *d, cudl_model *model, float *loss,
-                          int64_t *rows, int64_t *hits, int *stop);
+/* A step's exchange after backward (which has averaged the gradients
+ * over the ranks: run_dist_agree attached the model): *loss, *rows and
+ * *hits turned from this rank's batch into the global batch's (the mean
+ * loss over all its rows, their count, the hits), and *stop from whether
+ * this rank was asked to stop into whether any rank was (it rides in the
+ * same exchange: no extra message). Nothing with one process. */
+cudl_status run_dist_step(run_dist *d, float *loss, int64_t *rows,
+                          int64_t *hits, int *stop);
+
+/* --bucket-mb's value in bytes (cudl_model_set_grad_sync). */
+int64_t run_dist_bucket_bytes(double mb);
 
 /* 1 on the rank that prints, writes files and evaluates (rank 0). */
 int run_dist_root(const run_dist *d);

@@ -70,6 +70,7 @@ static const struct option_spec {
     {"--override", RUN_TRAIN, 1},
     {"--dist-timeout", RUN_TRAIN, 1},
     {"--dist-backend", RUN_TRAIN, 1},
+    {"--bucket-mb", RUN_TRAIN, 1},
 };
 /* options.given has a bit for each. */
 typedef char
@@ -192,6 +193,9 @@ static void usage(run_command command, FILE *out) {
         "  --dist-backend B    under mpirun: auto, mpi or nccl; auto takes\n"
         "                      nccl on a GPU when cudl has it, else mpi\n"
         "                      [auto]\n"
+        "  --bucket-mb M       under mpirun: average the gradients in\n"
+        "                      buckets of M MB while backward runs; 0: all\n"
+        "                      at once after backward (same weights) [25]\n"
         "Values derived from these (learning rate, schedule, normalisation,\n"
         "augmentation) are printed at start.\n"
         "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
@@ -411,6 +415,10 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "auto, mpi or nccl";
     ok = one_of(v, backends);
     o->dist_backend = v;
+  } else if (strcmp(a, "--bucket-mb") == 0) {
+    want = "a number of MB from 0 (one bucket) to 1e6";
+    ok = cli_parse_double(v, &o->bucket_mb) && o->bucket_mb >= 0.0 &&
+         o->bucket_mb <= 1e6;
   } else if (strcmp(a, "--clip") == 0) {
     want = "a finite number above 0";
     ok = cli_parse_double(v, &o->clip) && o->clip > 0.0;
@@ -512,6 +520,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   o->top = 1;
   o->dist_timeout = 600.0;
   o->dist_backend = "auto";
+  o->bucket_mb = 25.0;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;

@@ -51,6 +51,7 @@ typedef struct options {
   int64_t steps;        /* --steps: the run's last step, 0 when none */
   double dist_timeout;  /* --dist-timeout: seconds a rank waits [600] */
   const char *dist_backend; /* --dist-backend: auto, mpi or nccl [auto] */
+  double bucket_mb;     /* --bucket-mb: gradient bucket cap, MB [25] */
   int64_t index;        /* predict: -1 until --index is given */
   int64_t batch;
   double lr, momentum, weight_decay, dropout, clip;

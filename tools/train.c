@@ -18,8 +18,8 @@
  * in one rank of a data-parallel run the others learn of it in that
  * step's exchange.
  * CUDL_TEST_HANG_AT_STEP=N makes rank 1 of a data-parallel run stop
- * forever (alive, in pause()) before step N's exchange, the rank that
- * hangs which --dist-timeout is for.
+ * forever (alive, in pause()) before step N's backward and its exchanges,
+ * the rank that hangs which --dist-timeout is for.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -115,16 +115,16 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
       return CLI_EXIT_FAILED;
     }
     if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hits);
-    if (s == CUDL_OK) s = cudl_model_backward(r->model);
     if (t->hang_at > 0 && t->st.step + 1 == t->hang_at && r->rank == 1)
       for (;;) pause();
     if (t->st.step + 1 == t->interrupt_at) raise(SIGINT);
-    /* Data parallel: the global batch's gradients, loss and hits, and
-     * whether any rank was asked to stop. */
+    /* Data parallel: backward averages the gradients over the ranks. */
+    if (s == CUDL_OK) s = cudl_model_backward(r->model);
+    /* and the global batch's loss and hits, and whether any rank was asked
+     * to stop */
     t->stopping = g_interrupted;
     if (s == CUDL_OK)
-      s = run_dist_step(&t->dist, r->model, &loss, &rows, &batch_hits,
-                        &t->stopping);
+      s = run_dist_step(&t->dist, &loss, &rows, &batch_hits, &t->stopping);
     if (s == CUDL_OK) s = cudl_model_check_gradients(r->model, &numerics);
     if (s == CUDL_OK && numerics.node >= 0) {
       cudl_tensor_destroy(xv);

@@ -4,8 +4,9 @@
  *
  * Each rank trains on its own shard of every global batch (the loader's
  * rank and world, cudl/data.h), then averages the gradients over the ranks
- * (cudl_comm_average_grads) before its optimizer step, so that every
- * replica takes the same step. The initial weights come from rank 0
+ * before its optimizer step, so that every replica takes the same step:
+ * during backward, in buckets (cudl_model_set_grad_sync), or after it
+ * (cudl_comm_average_grads). The initial weights come from rank 0
  * (cudl_comm_broadcast_params).
  *
  * Backends: "local" (one process, every call a no-op or a copy, for code
@@ -182,16 +183,73 @@ CUDL_API cudl_status cudl_comm_agree(cudl_comm *comm, uint64_t value,
                                      uint64_t *highest);
 
 /**
- * Average the model's gradient arena (cudl_model_grads) over the ranks:
- * cudl_comm_allreduce_mean on it. Call after cudl_model_backward and
- * before clipping and the optimizer step, on every rank, each with its own
- * shard of the batch: every replica then steps with the gradient of the
- * whole global batch (as one process with batch size * the rank's batch,
- * up to the order of the additions). The model must be compiled
+ * Average the model's gradient arena (cudl_model_grads) over the ranks,
+ * all of it after backward: the values of cudl_comm_allreduce_mean on it,
+ * computed as one bucket of cudl_model_set_grad_sync (the same reduce and
+ * broadcast, the same scaling). Call after cudl_model_backward and before
+ * clipping and the optimizer step, on every rank, each with its own shard
+ * of the batch: every replica then steps with the gradient of the whole
+ * global batch (as one process with batch size * the rank's batch, up to
+ * the order of the additions). The model must be compiled and not attached
+ * by cudl_model_set_grad_sync, whose backward averages already
  * (CUDL_ERR_INVALID_ARGUMENT otherwise).
  */
 CUDL_API cudl_status cudl_comm_average_grads(cudl_comm *comm,
                                              cudl_model *model);
+
+/**
+ * Average the model's gradients over the ranks inside cudl_model_backward,
+ * overlapped with it: the gradient arena is cut into buckets (contiguous
+ * ranges, whole parameters, filled from the arena's end as backward runs
+ * from the last layer: parameters are added until the next would pass
+ * bucket_bytes; a parameter larger than bucket_bytes is a bucket alone;
+ * bucket_bytes 0 is one bucket of the whole arena, reduced after the last
+ * layer); once backward has passed every layer owning a parameter of a
+ * bucket, the bucket's reduction starts without waiting and backward goes
+ * on, letting the transfers move between layers. After the last layer
+ * backward waits for every bucket (within cudl_comm_set_timeout's limit)
+ * and scales each to the mean, so that cudl_model_backward returns the
+ * averaged gradients: clipping, cudl_model_check_gradients and the optimizer
+ * see them; in FP16 the loss scale is divided out of the averaged
+ * gradients and its overflow check sees them too. PyTorch DDP's default
+ * cap is 25 MB (25 << 20).
+ *
+ * Each bucket is a reduce to rank 0 and a broadcast, as every sum of the
+ * communicator, so every rank holds the same bits, and each value's sum is
+ * the same operation whatever the buckets: over 2 ranks bucket_bytes does
+ * not change a bit of the result; over more, MPI may group the additions
+ * of a sum differently for messages of other sizes (the ranks still
+ * agree).
+ *
+ * Every cudl_model_backward of the model is then collective, and
+ * cudl_comm_average_grads refuses it. A backward that fails after its
+ * first bucket started leaves exchanges in flight that the other ranks
+ * will not match: the next backward (and attaching again) fails, and the
+ * job must end (cudl_comm_abort). comm must outlive the attachment and
+ * record its errors in the model's context. NULL detaches (bucket_bytes
+ * is then ignored); attaching again replaces the buckets. The model must
+ * be compiled. CUDL_ERR_INVALID_ARGUMENT for a NULL model, an uncompiled
+ * one, another context or a negative bucket_bytes;
+ * CUDL_ERR_UNSUPPORTED for a backend without bucket reductions;
+ * CUDL_ERR_OUT_OF_MEMORY. Not collective.
+ */
+CUDL_API cudl_status cudl_model_set_grad_sync(cudl_model *model,
+                                              cudl_comm *comm,
+                                              int64_t bucket_bytes);
+
+/** The number of gradient buckets of cudl_model_set_grad_sync's
+ *  attachment (0 when not attached, or when nothing is trainable). Not
+ *  collective. */
+CUDL_API int cudl_model_grad_sync_buckets(const cudl_model *model);
+
+/**
+ * The seconds the last cudl_model_backward of an attached model spent
+ * waiting for its buckets (host wall time): the exposed communication,
+ * from the last layer to the averaged gradients, plus any wait between
+ * layers for a bucket's reduction to complete before its broadcast can
+ * start. 0 when not attached. Not collective.
+ */
+CUDL_API double cudl_model_grad_sync_wait_seconds(const cudl_model *model);
 
 /**
  * Copy rank root's parameters (cudl_model_params, the f32 master weights

@@ -1,8 +1,9 @@
 /*
  * comm.c - the communicator's public entries (cudl/dist.h): argument
  * checks, staging of tensors that are not in host memory, the mean and the
- * agreement built on the backends' sums and minimums, the model helpers,
- * and the one-rank "local" backend.
+ * agreement built on the backends' sums and minimums, the parameters'
+ * broadcast, and the one-rank "local" backend (the gradients' averaging is
+ * grad_sync.c's).
  */
 #include <string.h>
 
@@ -32,10 +33,29 @@ static cudl_status local_barrier(cudl_comm *c) {
 }
 static void local_abort(cudl_comm *c, int code) { (void)c, (void)code; }
 static void local_release(cudl_comm *c) { (void)c; }
+static cudl_status local_bucket_slots(cudl_comm *c, int n) {
+  (void)c, (void)n;
+  return CUDL_OK;
+}
+static cudl_status local_bucket_reduce(cudl_comm *c, int s, float *v,
+                                       size_t n) {
+  (void)c, (void)s, (void)v, (void)n;
+  return CUDL_OK;
+}
+static cudl_status local_bucket_slot(cudl_comm *c, int s) {
+  (void)c, (void)s;
+  return CUDL_OK;
+}
+static cudl_status local_bucket_progress(cudl_comm *c) {
+  (void)c;
+  return CUDL_OK;
+}
 
 static const cudl_comm_ops local_ops = {
     "local",       0,          local_sum_f32, local_sum_f64, local_min_u64,
-    local_broadcast, local_barrier, local_abort, local_release};
+    local_broadcast, local_barrier, local_abort, local_release,
+    local_bucket_slots, local_bucket_reduce, local_bucket_slot,
+    local_bucket_progress, local_bucket_slot};
 
 /* ---- creation ---- */
 
@@ -116,6 +136,23 @@ static cudl_status check_context(cudl_comm *c, const cudl_tensor *t,
                     "communicator's device and stream; make both with one "
                     "context",
                     c->ops->name);
+}
+
+void *cudl__comm_staging(cudl_comm *c, size_t bytes, const char *function) {
+  if (c->staging_bytes < bytes) {
+    void *grown = cudl__host_alloc(&c->allocator, bytes, CUDL_HOST_ALIGNMENT);
+    if (grown == NULL) {
+      cudl__fail(c->ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                 "cannot allocate a host buffer of %zu bytes for a device "
+                 "tensor",
+                 bytes);
+      return NULL;
+    }
+    cudl__host_free(&c->allocator, c->staging, c->staging_bytes);
+    c->staging = grown;
+    c->staging_bytes = bytes;
+  }
+  return c->staging;
 }
 
 /* Where the backend can work on t's bytes: its own data (host memory, or
@@ -258,18 +295,6 @@ cudl_status cudl_comm_agree(cudl_comm *c, uint64_t value, int *same,
 }
 
 /* ---- models ---- */
-
-cudl_status cudl_comm_average_grads(cudl_comm *c, cudl_model *model) {
-  cudl_tensor *grads;
-  if (c == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (model == NULL)
-    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT, "model is NULL");
-  grads = cudl_model_grads(model);
-  if (grads == NULL)
-    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "the model is not compiled: it has no gradients yet");
-  return mean_f32(c, grads, __func__);
-}
 
 cudl_status cudl_comm_broadcast_params(cudl_comm *c, cudl_model *model,
                                        int root) {

@@ -39,6 +39,48 @@ typedef struct cudl_comm_ops {
   void (*abort)(cudl_comm *comm, int code);
   /* Release the backend's state (impl); comm.c frees the rest. */
   void (*release)(cudl_comm *comm);
+
+  /* Gradient buckets (grad_sync.c): the gradient arena averaged in pieces
+   * while backward still computes the earlier layers. A bucket's sum is a
+   * reduction to rank 0 then a broadcast from it, like sum_f32, so every
+   * rank gets the same bits; each is started and completed in separate
+   * calls, the slot (0 to count - 1 of the last bucket_slots) naming it.
+   * grad_sync.c calls them in the same order on every rank (the order in
+   * which the ranks' non-blocking collectives match): bucket_reduce of
+   * each bucket in turn as backward finishes its gradients, the broadcast
+   * of bucket k - 1 right after the reduce of bucket k is started, the
+   * last broadcast after backward, then bucket_wait of every slot.
+   *
+   * bucket_slots: room for count buckets in flight (kept between calls).
+   * bucket_reduce: start summing values[0..count) (count <= INT_MAX) into
+   *   rank 0's buffer; return without waiting. values stay untouched by
+   *   the caller until the slot's bucket_wait.
+   * bucket_broadcast: complete slot's reduction (waiting within the
+   *   communicator's timeout) and start the broadcast of rank 0's sum into
+   *   every rank's values; return without waiting for it.
+   * bucket_progress: let started operations move (MPI progresses inside
+   *   its calls); never waits.
+   * bucket_wait: complete slot's broadcast, within the timeout.
+   *
+   * The NCCL backend: buffers are device memory and its calls enqueue. It
+   * keeps a second stream; bucket_reduce records an event on the
+   * context's stream after the layers that wrote the bucket, makes the
+   * second stream wait for it and enqueues ncclReduce there;
+   * bucket_broadcast enqueues ncclBroadcast after it on the same stream
+   * (stream order completes the reduce first, nothing waits on the host);
+   * bucket_progress does nothing; bucket_wait records an event on the
+   * second stream and makes the context's stream wait for it (the
+   * optimizer's kernels then follow the broadcast), with the timeout a
+   * watchdog on the host that ends the communicator (ncclCommAbort) when
+   * the event has not completed in time. The layers must not write a
+   * bucket's gradients again before its bucket_wait: they do not (each
+   * node's parameters are written once per backward). */
+  cudl_status (*bucket_slots)(cudl_comm *comm, int count);
+  cudl_status (*bucket_reduce)(cudl_comm *comm, int slot, float *values,
+                               size_t count);
+  cudl_status (*bucket_broadcast)(cudl_comm *comm, int slot);
+  cudl_status (*bucket_progress)(cudl_comm *comm);
+  cudl_status (*bucket_wait)(cudl_comm *comm, int slot);
 } cudl_comm_ops;
 
 struct cudl_comm {
@@ -59,5 +101,10 @@ struct cudl_comm {
  * out of memory (recorded in ctx). */
 cudl_comm *cudl__comm_new(cudl_context *ctx, const cudl_comm_ops *ops,
                           int rank, int size, const char *function);
+
+/* The communicator's host staging buffer, grown to at least bytes (what
+ * tensors that are not in host memory go through); NULL when out of memory
+ * (recorded as function's). */
+void *cudl__comm_staging(cudl_comm *comm, size_t bytes, const char *function);
 
 #endif /* CUDL_DIST_COMM_INTERNAL_H */

@@ -31,9 +31,18 @@
 
 #include <mpi.h>
 
+/* One gradient bucket in flight: its reduction, then its broadcast. */
+typedef struct mpi_bucket {
+  MPI_Request reduce, broadcast;
+  float *values;
+  int count;
+} mpi_bucket;
+
 typedef struct mpi_impl {
   MPI_Comm comm;
   int finalize; /* this communicator initialised MPI */
+  mpi_bucket *buckets;
+  int bucket_capacity;
 } mpi_impl;
 
 static MPI_Comm comm_of(const cudl_comm *c) {
@@ -55,7 +64,7 @@ static cudl_status mpi_fail(cudl_context *ctx, const char *function,
 static double timeout_of(const cudl_comm *c) { return c->timeout_seconds; }
 
 /* Complete the non-blocking collective *request started by call (its
- * start's status rc), within the communicator's timeout. */
+ * start's status rc), within the communicator's timeout (none: 0). */
 static cudl_status finish(cudl_comm *c, int rc, MPI_Request *request,
                           const char *call, const char *function) {
   const double start = MPI_Wtime(), limit = timeout_of(c);
@@ -68,7 +77,7 @@ static cudl_status finish(cudl_comm *c, int rc, MPI_Request *request,
     if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, function, call, rc);
     if (done) return CUDL_OK;
     waited = MPI_Wtime() - start;
-    if (waited > limit)
+    if (limit > 0.0 && waited > limit)
       return cudl__fail(c->ctx, CUDL_ERR_IO, function,
                         "%s did not complete within the timeout of %g s "
                         "(rank %d of %d waited %.1f s): another rank is hung "
@@ -174,12 +183,93 @@ static cudl_status mpi_barrier(cudl_comm *c) {
              : mpi_fail(c->ctx, "cudl_comm_barrier", "MPI_Barrier", rc);
 }
 
+/* ---- gradient buckets (comm_internal.h): always non-blocking, so that
+ * backward computes while they move; waited with finish's deadline ---- */
+
+static const char bucket_fn[] = "averaging the gradients";
+
+static cudl_status mpi_bucket_slots(cudl_comm *c, int count) {
+  mpi_impl *impl = (mpi_impl *)c->impl;
+  mpi_bucket *grown;
+  int i;
+  if (count <= impl->bucket_capacity) return CUDL_OK;
+  grown = (mpi_bucket *)cudl__host_alloc(
+      &c->allocator, (size_t)count * sizeof *grown, 64);
+  if (grown == NULL)
+    return cudl__fail(c->ctx, CUDL_ERR_OUT_OF_MEMORY, bucket_fn,
+                      "cannot allocate the state of %d gradient buckets",
+                      count);
+  for (i = 0; i < count; ++i) {
+    grown[i].reduce = grown[i].broadcast = MPI_REQUEST_NULL;
+    grown[i].values = NULL;
+    grown[i].count = 0;
+  }
+  cudl__host_free(&c->allocator, impl->buckets,
+                  (size_t)impl->bucket_capacity * sizeof *impl->buckets);
+  impl->buckets = grown;
+  impl->bucket_capacity = count;
+  return CUDL_OK;
+}
+
+static cudl_status mpi_bucket_reduce(cudl_comm *c, int slot, float *values,
+                                     size_t count) {
+  mpi_bucket *b = &((mpi_impl *)c->impl)->buckets[slot];
+  int rc;
+  if (count > PIECE)
+    return cudl__fail(c->ctx, CUDL_ERR_INTERNAL, bucket_fn,
+                      "a bucket of %zu values is over MPI's int count",
+                      count);
+  b->values = values;
+  b->count = (int)count;
+  rc = MPI_Ireduce(c->rank == 0 ? MPI_IN_PLACE : values,
+                   c->rank == 0 ? values : NULL, b->count, MPI_FLOAT, MPI_SUM,
+                   0, comm_of(c), &b->reduce);
+  return rc == MPI_SUCCESS ? CUDL_OK
+                           : mpi_fail(c->ctx, bucket_fn, "MPI_Ireduce", rc);
+}
+
+static cudl_status mpi_bucket_broadcast(cudl_comm *c, int slot) {
+  mpi_bucket *b = &((mpi_impl *)c->impl)->buckets[slot];
+  int rc;
+  /* Rank 0 holds the sum only once its reduce completes; the others'
+   * reduce may still read the buffer the broadcast will write. */
+  cudl_status s = finish(c, MPI_SUCCESS, &b->reduce, "MPI_Ireduce", bucket_fn);
+  if (s != CUDL_OK) return s;
+  rc = MPI_Ibcast(b->values, b->count, MPI_FLOAT, 0, comm_of(c),
+                  &b->broadcast);
+  return rc == MPI_SUCCESS ? CUDL_OK
+                           : mpi_fail(c->ctx, bucket_fn, "MPI_Ibcast", rc);
+}
+
+static cudl_status mpi_bucket_progress(cudl_comm *c) {
+  mpi_impl *impl = (mpi_impl *)c->impl;
+  int i;
+  for (i = 0; i < impl->bucket_capacity; ++i) {
+    mpi_bucket *b = &impl->buckets[i];
+    int done = 0, rc = MPI_SUCCESS;
+    /* A completed request becomes MPI_REQUEST_NULL, which tests done. */
+    if (b->reduce != MPI_REQUEST_NULL)
+      rc = MPI_Test(&b->reduce, &done, MPI_STATUS_IGNORE);
+    if (rc == MPI_SUCCESS && b->broadcast != MPI_REQUEST_NULL)
+      rc = MPI_Test(&b->broadcast, &done, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(c->ctx, bucket_fn, "MPI_Test", rc);
+  }
+  return CUDL_OK;
+}
+
+static cudl_status mpi_bucket_wait(cudl_comm *c, int slot) {
+  mpi_bucket *b = &((mpi_impl *)c->impl)->buckets[slot];
+  return finish(c, MPI_SUCCESS, &b->broadcast, "MPI_Ibcast", bucket_fn);
+}
+
 static void mpi_abort(cudl_comm *c, int code) { MPI_Abort(comm_of(c), code); }
 
 static void mpi_release(cudl_comm *c) {
   mpi_impl *impl = (mpi_impl *)c->impl;
   int finalized = 0;
   if (impl == NULL) return;
+  cudl__host_free(&c->allocator, impl->buckets,
+                  (size_t)impl->bucket_capacity * sizeof *impl->buckets);
   MPI_Finalized(&finalized);
   if (!finalized) {
     MPI_Comm_free(&impl->comm);
@@ -191,7 +281,9 @@ static void mpi_release(cudl_comm *c) {
 
 static const cudl_comm_ops mpi_ops = {
     "mpi",         0,           mpi_sum_f32, mpi_sum_f64, mpi_min_u64,
-    mpi_broadcast, mpi_barrier, mpi_abort,   mpi_release};
+    mpi_broadcast, mpi_barrier, mpi_abort,   mpi_release,
+    mpi_bucket_slots, mpi_bucket_reduce, mpi_bucket_broadcast,
+    mpi_bucket_progress, mpi_bucket_wait};
 
 int cudl_comm_mpi_available(void) { return 1; }
 
@@ -238,6 +330,7 @@ cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out) {
     if (we_init) MPI_Finalize();
     return CUDL_ERR_OUT_OF_MEMORY;
   }
+  memset(impl, 0, sizeof *impl);
   impl->comm = comm;
   impl->finalize = we_init;
   c->impl = impl;

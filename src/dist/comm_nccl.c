@@ -108,9 +108,41 @@ static void nccl_release(cudl_comm *c) {
   c->impl = NULL;
 }
 
+/* Gradient buckets (comm_internal.h) in the context's stream order: each
+ * bucket's all-reduce is enqueued after the layers that wrote it, so the
+ * sum is whole on every rank before the optimizer's kernels read it, and
+ * an all-reduce leaves nothing to broadcast. It runs on the context's own
+ * stream, so it does not overlap the rest of backward yet (the second
+ * stream comm_internal.h describes is not written: it waits for a GPU to
+ * measure it on). With a timeout, the host waits for each bucket within
+ * it (cudl__nccl_sum_f32), which bounds a hung peer. */
+static cudl_status nccl_bucket_slots(cudl_comm *c, int count) {
+  (void)c, (void)count;
+  return CUDL_OK;
+}
+
+static cudl_status nccl_bucket_reduce(cudl_comm *c, int slot, float *values,
+                                      size_t count) {
+  (void)slot;
+  return cudl__nccl_sum_f32(impl_of(c)->nccl, values, count,
+                            c->timeout_seconds, "averaging the gradients");
+}
+
+static cudl_status nccl_bucket_done(cudl_comm *c, int slot) {
+  (void)c, (void)slot;
+  return CUDL_OK;
+}
+
+static cudl_status nccl_bucket_progress(cudl_comm *c) {
+  (void)c;
+  return CUDL_OK;
+}
+
 static const cudl_comm_ops nccl_ops = {
     "nccl",         1,            nccl_sum_f32, nccl_sum_f64, nccl_min_u64,
-    nccl_broadcast, nccl_barrier, nccl_abort,   nccl_release};
+    nccl_broadcast, nccl_barrier, nccl_abort,   nccl_release,
+    nccl_bucket_slots, nccl_bucket_reduce, nccl_bucket_done,
+    nccl_bucket_progress, nccl_bucket_done};
 
 cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
                                   cudl_comm **out) {

@@ -124,6 +124,11 @@ struct cudl_model {
    * each replica normalises with its own rows' statistics. */
   cudl_status (*bn_sum)(void *group, double *values, int64_t count);
   void *bn_group;
+  /* Gradient averaging during backward (cudl_model_set_grad_sync,
+   * dist/grad_sync.c): NULL when the model's backward leaves its gradients
+   * its own. */
+  const struct cudl__grad_sync_hooks *grad_sync;
+  void *grad_sync_state;
   int64_t max_batch;
   /* Precision (cudl_model_set_precision) and the dtype of activations,
    * their gradients and the weights' working copies. */
@@ -184,6 +189,20 @@ struct cudl_model {
   cudl_tensor *fold_weight, *fold_bias, *fold_zeros;
   cudl_tensor *fold_weight_compute, *fold_bias_compute;
 };
+
+/* What backward calls when a model averages its gradients as they are
+ * produced (dist/grad_sync.c), so that the graph does not depend on the
+ * communicator. begin: before the first node; node_done(done): after node
+ * done (from the last down to 1), whose parameters' gradients are then
+ * final in the f32 arena (written, converted from the working copy, or
+ * zeroed when no gradient reached it); finish: after node 1, leaving every
+ * gradient averaged; release: when the model goes or is detached. */
+typedef struct cudl__grad_sync_hooks {
+  cudl_status (*begin)(void *state, cudl_model *m);
+  cudl_status (*node_done)(void *state, cudl_model *m, int done);
+  cudl_status (*finish)(void *state, cudl_model *m);
+  void (*release)(void *state);
+} cudl__grad_sync_hooks;
 
 /* One node kind. A hook left NULL means nothing to do (forward, backward,
  * init), nothing counted (flops) or nothing to report (the rest). */

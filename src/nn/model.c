@@ -46,6 +46,8 @@ void cudl_model_destroy(cudl_model *m) {
   cudl_allocator allocator;
   int i;
   if (m == NULL) return;
+  /* Its bucket views of the gradient arena go before the arena. */
+  if (m->grad_sync != NULL) m->grad_sync->release(m->grad_sync_state);
   destroy_views(m);
   cudl_model_set_diagnostics(m, 0);
   for (i = 0; i < m->node_count; ++i) {
@@ -1209,26 +1211,27 @@ static cudl_status loss_backward(cudl_model *m) {
                               m->output_grad_f32, m->loss_scale);
 }
 
-/* With working copies, after the layers: their weight gradients into the
- * f32 arena (converted from 16 bits, transposed back from channels-last);
- * in FP16 every gradient divided by the loss scale, and the scale updated
- * from whether they stayed finite. */
-static cudl_status finish_compute_gradients(cudl_model *m) {
-  int i, k;
+/* With working copies, node n's weight gradients into the f32 arena
+ * (converted from 16 bits, transposed back from channels-last), as soon
+ * as the node's backward has written them, so that they are final there
+ * before the earlier nodes run (what an attached gradient sync waits for). */
+static cudl_status convert_node_grads(cudl_model *m, const node *n) {
+  const int owned[2] = {n->weight, n->bias};
   cudl_status status = CUDL_OK;
-  m->step_skipped = 0;
-  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
-    const node *n = &m->nodes[i];
-    const int owned[2] = {n->weight, n->bias};
-    if (!n->grad_written) continue;
-    for (k = 0; k < 2 && status == CUDL_OK; ++k)
-      if (owned[k] >= 0 && m->params[owned[k]].compute_grad != NULL)
-        status = cudl_tensor_convert(m->params[owned[k]].grad,
-                                     m->params[owned[k]].compute_grad);
-  }
-  if (status != CUDL_OK || m->precision != CUDL_PRECISION_FP16) return status;
+  int k;
+  for (k = 0; k < 2 && status == CUDL_OK; ++k)
+    if (owned[k] >= 0 && m->params[owned[k]].compute_grad != NULL)
+      status = cudl_tensor_convert(m->params[owned[k]].grad,
+                                   m->params[owned[k]].compute_grad);
+  return status;
+}
+
+/* FP16, after every layer (and the replicas' averaging, when attached):
+ * every gradient divided by the loss scale, and the scale updated from
+ * whether they stayed finite. */
+static cudl_status unscale_fp16_gradients(cudl_model *m) {
   /* S is a power of two: 1 / S is exact, and so is the product. */
-  status =
+  cudl_status status =
       cudl_scale(m->ctx, m->grad_arena, 1.0f / m->loss_scale, m->grad_arena);
   if (status == CUDL_OK) {
     int64_t nan = 0, inf = 0;
@@ -1246,20 +1249,18 @@ static cudl_status finish_compute_gradients(cudl_model *m) {
   return status;
 }
 
-/* Zero the gradients of parameters no gradient reached this pass (a dead
- * branch): every reached layer overwrites its own, so the whole arena need
- * not be cleared each step. */
-static cudl_status zero_unreached(cudl_model *m) {
-  int i, k;
+/* Zero the gradients of node n's parameters when no gradient reached it
+ * this pass (a dead branch): every reached layer overwrites its own, so
+ * the whole arena need not be cleared each step. Nodes run in reverse
+ * order and every consumer of n comes after it, so when n's turn comes
+ * whether a gradient reached it is settled. */
+static cudl_status zero_unreached(cudl_model *m, const node *n) {
+  const int owned[2] = {n->weight, n->bias};
   cudl_status status = CUDL_OK;
-  for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
-    const node *n = &m->nodes[i];
-    const int owned[2] = {n->weight, n->bias};
-    if (n->grad_written) continue;
-    for (k = 0; k < 2 && status == CUDL_OK; ++k)
-      if (owned[k] >= 0 && m->params[owned[k]].grad != NULL)
-        status = cudl_tensor_fill(m->params[owned[k]].grad, 0.0f);
-  }
+  int k;
+  for (k = 0; k < 2 && status == CUDL_OK; ++k)
+    if (owned[k] >= 0 && m->params[owned[k]].grad != NULL)
+      status = cudl_tensor_fill(m->params[owned[k]].grad, 0.0f);
   return status;
 }
 
@@ -1298,28 +1299,39 @@ static cudl_status backward_pass(cudl_model *m) {
   /* Nodes no gradient reaches keep NaN norms. */
   norms = m->diagnostics && m->diag_norms_now;
   if (status == CUDL_OK && norms) status = cudl_tensor_fill(m->diag_norms, NAN);
+  m->step_skipped = 0;
+  if (status == CUDL_OK && m->grad_sync != NULL)
+    status = m->grad_sync->begin(m->grad_sync_state, m);
   for (i = m->node_count - 1; i >= 1 && status == CUDL_OK; --i) {
     node *n = &m->nodes[i];
-    if (!n->grad_written) continue; /* no gradient reaches this node */
-    /* Its output gradient is complete: every consumer has added to it. */
-    if (norms) status = norm_into(m, n->dy, i);
-    if (status == CUDL_OK) status = backward_node(m, n);
-    if (status != CUDL_OK) {
-      char copy[CUDL_ERROR_TEXT_SIZE];
-      strncpy(copy, cudl_context_last_error(m->ctx), sizeof copy - 1);
-      copy[sizeof copy - 1] = '\0';
-      return cudl__fail(m->ctx, status, "cudl_model_backward",
-                        "backward of node %d (%s%s%s): %s", i, kind_name(n),
-                        n->name[0] ? " " : "", n->name, copy);
+    if (!n->grad_written) { /* no gradient reaches this node */
+      status = zero_unreached(m, n);
+    } else {
+      /* Its output gradient is complete: every consumer has added to it. */
+      if (norms) status = norm_into(m, n->dy, i);
+      if (status == CUDL_OK) status = backward_node(m, n);
+      if (status != CUDL_OK) {
+        char copy[CUDL_ERROR_TEXT_SIZE];
+        strncpy(copy, cudl_context_last_error(m->ctx), sizeof copy - 1);
+        copy[sizeof copy - 1] = '\0';
+        return cudl__fail(m->ctx, status, "cudl_model_backward",
+                          "backward of node %d (%s%s%s): %s", i, kind_name(n),
+                          n->name[0] ? " " : "", n->name, copy);
+      }
+      if (m->check_numerics) {
+        status = check_backward(m, n, i);
+        if (status != CUDL_OK) return status;
+      }
+      status = convert_node_grads(m, n);
     }
-    if (m->check_numerics) {
-      status = check_backward(m, n, i);
-      if (status != CUDL_OK) return status;
-    }
+    if (status == CUDL_OK && m->grad_sync != NULL)
+      status = m->grad_sync->node_done(m->grad_sync_state, m, i);
   }
-  if (status == CUDL_OK) status = zero_unreached(m);
-  if (status == CUDL_OK && m->compute_grad_arena != NULL)
-    status = finish_compute_gradients(m);
+  if (status == CUDL_OK && m->grad_sync != NULL)
+    status = m->grad_sync->finish(m->grad_sync_state, m);
+  if (status == CUDL_OK && m->compute_grad_arena != NULL &&
+      m->precision == CUDL_PRECISION_FP16)
+    status = unscale_fp16_gradients(m);
   for (i = 1; i < m->node_count && status == CUDL_OK && norms; ++i)
     if (m->nodes[i].weight >= 0 && m->nodes[i].grad_written)
       status =

@@ -114,6 +114,32 @@ expect_grep "the checkpoint records the world" "metadata train.world = 2$" \
 expect_grep "one process records a world of 1" "metadata train.world = 1$" \
   "$scratch/one.inspect"
 
+# ---- gradient buckets: when the gradients move, never their values ----
+# The run above averaged in buckets of 25 MB (the mlp's 0.94 MB is one,
+# started when backward passes the first layer); --bucket-mb 0.05 cuts it
+# into 4 started while backward runs, --bucket-mb 0 averages all of it
+# after backward. Each value's sum is the same reduce and broadcast, so
+# the weights must be the same bits (a bucket started before backward
+# finished its gradients would send stale ones and change them).
+for mb in 0 0.05; do
+  timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 \
+    --bucket-mb $mb --out "$scratch/two-b$mb" \
+    >"$scratch/two-b$mb.out" 2>"$scratch/two-b$mb.err"
+  rc=$?
+  expect "mpirun -np 2 --bucket-mb $mb" 0 $rc
+  [ $rc -eq 0 ] || cat "$scratch/two-b$mb.err"
+done
+expect_true "--bucket-mb 0.05 (4 buckets) ends bit for bit as --bucket-mb 0" \
+  cmp "$scratch/two-b0.05/model.safetensors" "$scratch/two-b0/model.safetensors"
+expect_true "and as the default 25 MB (one bucket during backward)" \
+  cmp "$scratch/two/model.safetensors" "$scratch/two-b0/model.safetensors"
+expect_true "with the same checkpoint (--bucket-mb is not recorded)" \
+  cmp "$scratch/two-b0.05/checkpoint.safetensors" "$scratch/two-b0/checkpoint.safetensors"
+"$cudl" train --bucket-mb -1 >/dev/null 2>"$scratch/bucket-bad.err"
+expect "--bucket-mb -1 is a usage error" 2 $?
+expect_grep "saying what it takes" "bucket-mb.*from 0 (one bucket) to 1e6" \
+  "$scratch/bucket-bad.err"
+
 "$cudl" "${train[@]}" --batch 24 --out "$scratch/one24" \
   >"$scratch/one24.out" 2>"$scratch/one24.err"
 expect "one process, batch 24" 0 $?
@@ -169,6 +195,20 @@ print("bench JSON under mpirun consistent")
 PY2
 expect "bench train's JSON under mpirun is consistent" 0 $?
 expect_grep "bench JSON checked" "bench JSON under mpirun consistent" "$scratch/bench2-json.out"
+# The buckets it ran with: the default 25 MB holds the MLP's gradients in
+# one; --bucket-mb 0.05 cuts them into 4 (the same as cudl train's).
+python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); assert b["bucket_bytes"] == 25 << 20 and b["buckets"] == 1, b' \
+  "$scratch/bench2.json"
+expect "bench train records the default bucket cap and its one bucket" 0 $?
+timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
+  --batch 8 --samples 2 --warmup 1 --bucket-mb 0.05 --json "$scratch/bench-b.json" \
+  >"$scratch/bench-b.out" 2>"$scratch/bench-b.err"
+expect "mpirun -np 2 cudl bench train --bucket-mb 0.05" 0 $?
+expect_grep "naming its buckets" "all-reduce of 940608 bytes in 4 buckets (--bucket-mb 0.05): exposed" \
+  "$scratch/bench-b.out"
+python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); assert b["bucket_bytes"] == 52429 and b["buckets"] == 4 and b["allreduce_ms_min"] >= 0, b' \
+  "$scratch/bench-b.json"
+expect "and its JSON" 0 $?
 timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
   --batch 8 --samples 2 --min-sample-ms 5 >"$scratch/bench-ms.out" 2>"$scratch/bench-ms.err"
 rc=$?
@@ -363,7 +403,7 @@ expect_grep "saying so" "the ranks do not train the same configuration" \
 expect_true "and before anything is written" [ ! -e "$scratch/mismatch" ]
 
 # ---- a rank that hangs (alive, never exchanging) ends the job ----
-# CUDL_TEST_HANG_AT_STEP=8 stops rank 1 forever before step 8's exchange
+# CUDL_TEST_HANG_AT_STEP=8 stops rank 1 forever before step 8's backward
 # (epoch 2: epoch 1's checkpoint is written). Rank 0 waits --dist-timeout 3
 # seconds in the gradients' reduce, fails saying so, and MPI_Abort ends
 # both; `timeout 120` only turns a hang into a failure here (exit 124).
@@ -374,7 +414,7 @@ rc=$?
 expect_true "a hung rank 1 ends the job within the timeout, not in a hang (exit $rc)" \
   [ $rc -ne 0 -a $rc -ne 124 ]
 expect_grep "rank 0 says which exchange timed out, and after how long" \
-  "^cudl train: training step 8: cudl_comm_allreduce_mean: MPI_Ireduce did not complete within the timeout of 3 s (rank 0 of 2 waited 3\.[0-9] s)" \
+  "^cudl train: training step 8: averaging the gradients: MPI_Ireduce did not complete within the timeout of 3 s (rank 0 of 2 waited 3\.[0-9] s)" \
   "$scratch/hung.err"
 "$cudl" inspect "$scratch/hung/checkpoint.safetensors" >"$scratch/hung.inspect" 2>&1
 expect "the last checkpoint stays valid" 0 $?

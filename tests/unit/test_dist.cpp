@@ -9,10 +9,15 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "cudl/cudl.h"
+extern "C" {
+#include "dist/comm_internal.h"
+#include "dist/grad_sync.h"
+}
 #include "nn/graph.h"
 #include "test_util.h"
 
@@ -369,4 +374,311 @@ TEST_F(DistTest, MpiCreationWithoutMpiSaysWhatIsMissing) {
   EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "without MPI"), nullptr);
 }
 
+// ---- gradient buckets (cudl_model_set_grad_sync) ----
+
+// The node owning trainable parameter p (as its weight or bias).
+static int OwnerOf(const cudl_model *m, int p) {
+  for (int k = 1; k < m->node_count; ++k)
+    if (m->nodes[k].weight == p || m->nodes[k].bias == p) return k;
+  return -1;
+}
+
+// The buckets of cap bytes, checked against their definition: they cover
+// the arena exactly, from its end down, each a run of whole parameters
+// (with the padding after each) that stays within the cap unless it is
+// one parameter alone, as full as the cap allows, and ready at the lowest
+// node owning one of its parameters.
+static void CheckPlan(cudl_model *m, int64_t cap) {
+  SCOPED_TRACE("cap " + std::to_string(cap));
+  cudl__grad_bucket *b = nullptr;
+  int count = 0;
+  ASSERT_STATUS(CUDL_OK, cudl__grad_buckets_plan(m, cap, INT64_MAX, &b, &count));
+  ASSERT_GT(count, 0);
+  // Parameter starts, in the arena's order.
+  std::vector<int> trainable;
+  for (int i = 0; i < m->param_count; ++i)
+    if (m->params[i].trainable) trainable.push_back(i);
+  int64_t end = m->param_floats;
+  size_t next = trainable.size();  // parameters above `end` are taken
+  for (int k = 0; k < count; ++k) {
+    SCOPED_TRACE("bucket " + std::to_string(k));
+    EXPECT_EQ(b[k].first + b[k].count, end);
+    std::vector<int> in;
+    while (next > 0 && m->params[trainable[next - 1]].offset >= b[k].first)
+      in.push_back(trainable[--next]);
+    ASSERT_FALSE(in.empty());
+    EXPECT_EQ(m->params[in.back()].offset, b[k].first) << "starts at a parameter";
+    int ready = INT32_MAX;
+    for (int p : in) ready = std::min(ready, OwnerOf(m, p));
+    EXPECT_EQ(b[k].ready_node, ready);
+    const int64_t bytes = 4 * b[k].count;
+    if (cap > 0 && in.size() > 1) { EXPECT_LE(bytes, cap); }
+    // Full: the next parameter down would have passed the cap.
+    if (cap > 0 && next > 0) { EXPECT_GT(4 * (end - m->params[trainable[next - 1]].offset), cap); }
+    if (cap == 0) { EXPECT_EQ(count, 1); }
+    end = b[k].first;
+  }
+  EXPECT_EQ(end, 0);
+  EXPECT_EQ(next, 0u);
+  cudl__grad_buckets_free(&m->allocator, b, count);
+}
+
+TEST_F(DistTest, GradBucketsCutTheArenaAtParameters) {
+  cudl_model *m = SmallCnn(ctx_);
+  ASSERT_NE(m, nullptr);
+  // small-cnn: conv weights, batch-norm weights and biases, a linear layer.
+  int64_t smallest = INT64_MAX;
+  for (int i = 0; i < m->param_count; ++i)
+    if (m->params[i].trainable) smallest = std::min(smallest, 4 * m->params[i].numel);
+  for (int64_t cap : {int64_t{0}, int64_t{4}, smallest - 1, smallest, int64_t{256},
+                      int64_t{1000}, int64_t{4096}, 4 * m->param_floats - 4,
+                      4 * m->param_floats, int64_t{25} << 20})
+    CheckPlan(m, cap);
+  // A cap below every parameter: each its own bucket, ready at its node.
+  cudl__grad_bucket *b = nullptr;
+  int count = 0, trainable = 0;
+  for (int i = 0; i < m->param_count; ++i) trainable += m->params[i].trainable;
+  ASSERT_STATUS(CUDL_OK, cudl__grad_buckets_plan(m, 1, INT64_MAX, &b, &count));
+  EXPECT_EQ(count, trainable);
+  cudl__grad_buckets_free(&m->allocator, b, count);
+  // Pieces of at most max_floats, cut from the top, keeping the ready node.
+  cudl__grad_bucket *whole = nullptr, *pieces = nullptr;
+  int n_whole = 0, n_pieces = 0;
+  ASSERT_STATUS(CUDL_OK, cudl__grad_buckets_plan(m, 0, INT64_MAX, &whole, &n_whole));
+  ASSERT_STATUS(CUDL_OK, cudl__grad_buckets_plan(m, 0, 100, &pieces, &n_pieces));
+  ASSERT_EQ(n_whole, 1);
+  EXPECT_EQ(n_pieces, (m->param_floats + 99) / 100);
+  int64_t end = m->param_floats;
+  for (int k = 0; k < n_pieces; ++k) {
+    EXPECT_EQ(pieces[k].first + pieces[k].count, end);
+    EXPECT_LE(pieces[k].count, 100);
+    EXPECT_EQ(pieces[k].ready_node, whole[0].ready_node);
+    end = pieces[k].first;
+  }
+  EXPECT_EQ(end, 0);
+  cudl__grad_buckets_free(&m->allocator, whole, n_whole);
+  cudl__grad_buckets_free(&m->allocator, pieces, n_pieces);
+  cudl_model_destroy(m);
+}
+
+TEST_F(DistTest, GradSyncBadArgumentsAndOneRank) {
+  cudl_model *m = nullptr;
+  const int64_t input[3] = {1, 4, 4}, widths[1] = {5};
+  ASSERT_STATUS(CUDL_OK, cudl_zoo_mlp(ctx_, 3, input, 1, widths, CUDL_ACT_RELU, 0.0f, 3, &m));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(nullptr, comm_, 0));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(m, comm_, 0));
+  EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "not compiled"), nullptr);
+  ASSERT_STATUS(CUDL_OK, cudl_model_compile(m, 2));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(m, comm_, -1));
+  EXPECT_EQ(cudl_model_grad_sync_buckets(m), 0);
+  cudl_context *other = nullptr;
+  cudl_comm *foreign = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CPU, 0, &other));
+  ASSERT_STATUS(CUDL_OK, cudl_comm_create_local(other, &foreign));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(m, foreign, 0));
+  cudl_comm_destroy(foreign);
+  cudl_context_destroy(other);
+  // mlp: 4 parameters; each its own bucket below the smallest.
+  EXPECT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, comm_, 4));
+  EXPECT_EQ(cudl_model_grad_sync_buckets(m), 4);
+  // The backward averages: averaging again is refused, not done twice.
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_average_grads(comm_, m));
+  EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "cudl_model_set_grad_sync"), nullptr);
+  EXPECT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, comm_, 0));
+  EXPECT_EQ(cudl_model_grad_sync_buckets(m), 1);
+  EXPECT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, nullptr, 0));
+  EXPECT_EQ(cudl_model_grad_sync_buckets(m), 0);
+  EXPECT_EQ(cudl_model_grad_sync_wait_seconds(m), 0.0);
+  EXPECT_STATUS(CUDL_OK, cudl_comm_average_grads(comm_, m));
+  // Destroying an attached model releases its buckets (leak checkers).
+  EXPECT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, comm_, 64));
+  cudl_model_destroy(m);
+}
+
+// A backend of two ranks in one process, the other rank holding the same
+// gradients as this one: a bucket's reduce takes a copy of the values as
+// they are when it starts, and its broadcast gives back twice that copy
+// (the sum), so that the mean is this rank's gradient bit for bit (a
+// product by 2 then by 1/2) only if every bucket started after backward
+// had finished its values. Every call is logged in order.
+struct FakeTwoRanks {
+  std::vector<std::vector<float>> taken;
+  std::vector<float *> where;
+  std::vector<std::string> log;
+  int progress = 0;
+  bool fail_broadcast = false;
+};
+static FakeTwoRanks *fake = nullptr;
+
+static cudl_status FakeSlots(cudl_comm *, int count) {
+  fake->taken.assign(static_cast<size_t>(count), {});
+  fake->where.assign(static_cast<size_t>(count), nullptr);
+  return CUDL_OK;
+}
+static cudl_status FakeReduce(cudl_comm *, int slot, float *values, size_t count) {
+  fake->taken[static_cast<size_t>(slot)].assign(values, values + count);
+  fake->where[static_cast<size_t>(slot)] = values;
+  fake->log.push_back("R" + std::to_string(slot));
+  return CUDL_OK;
+}
+static cudl_status FakeBroadcast(cudl_comm *c, int slot) {
+  if (fake->fail_broadcast)
+    return cudl__fail(c->ctx, CUDL_ERR_IO, "test", "the broadcast failed");
+  const std::vector<float> &v = fake->taken[static_cast<size_t>(slot)];
+  for (size_t i = 0; i < v.size(); ++i) fake->where[static_cast<size_t>(slot)][i] = 2.0f * v[i];
+  fake->log.push_back("B" + std::to_string(slot));
+  return CUDL_OK;
+}
+static cudl_status FakeProgress(cudl_comm *) {
+  ++fake->progress;
+  return CUDL_OK;
+}
+static cudl_status FakeWait(cudl_comm *, int slot) {
+  fake->log.push_back("W" + std::to_string(slot));
+  return CUDL_OK;
+}
+static cudl_status FakeNothing(cudl_comm *) { return CUDL_OK; }
+static void FakeAbort(cudl_comm *, int) {}
+static void FakeRelease(cudl_comm *) {}
+
+static cudl_comm_ops FakeOps() {
+  cudl_comm_ops ops;
+  std::memset(&ops, 0, sizeof ops);
+  ops.name = "fake";
+  ops.barrier = FakeNothing;
+  ops.abort = FakeAbort;
+  ops.release = FakeRelease;
+  ops.bucket_slots = FakeSlots;
+  ops.bucket_reduce = FakeReduce;
+  ops.bucket_broadcast = FakeBroadcast;
+  ops.bucket_progress = FakeProgress;
+  ops.bucket_wait = FakeWait;
+  return ops;
+}
+
+// One step of an attached small-cnn against the same model unattached: the
+// gradients backward returns are the same bits for every cap, the buckets
+// start in the order the ranks must share (reduce k, then broadcast k - 1;
+// the last broadcast and the waits after backward), and none starts before
+// its gradients are final (its copy would hold the stale values planted in
+// the arena, which the broadcast would put back).
+static void AttachedMatchesPlain(cudl_context *ctx, cudl_layout layout) {
+  static const cudl_comm_ops ops = FakeOps();
+  FakeTwoRanks state;
+  fake = &state;
+  cudl_comm *two = cudl__comm_new(ctx, &ops, 0, 2, "test");
+  ASSERT_NE(two, nullptr);
+  cudl_model *plain = SmallCnn(ctx, layout);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_STATUS(CUDL_OK, cudl_model_init(plain, CUDL_INIT_KAIMING_NORMAL));
+  // The same stale values in both arenas: backward overwrites every
+  // parameter's gradient, never the alignment padding between them.
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_fill(cudl_model_grads(plain), 12345.0f));
+  const SyncBnStep want = TrainStep(ctx, plain);
+  for (int64_t cap : {int64_t{0}, int64_t{1}, int64_t{300}, int64_t{2000}, int64_t{25} << 20}) {
+    SCOPED_TRACE("cap " + std::to_string(cap));
+    cudl_model *m = SmallCnn(ctx, layout);
+    ASSERT_NE(m, nullptr);
+    ASSERT_STATUS(CUDL_OK, cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy(cudl_model_params(m), cudl_model_params(plain)));
+    ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, two, cap));
+    const int buckets = cudl_model_grad_sync_buckets(m);
+    ASSERT_GT(buckets, 0);
+    state.log.clear();
+    state.progress = 0;
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_fill(cudl_model_grads(m), 12345.0f));
+    const SyncBnStep got = TrainStep(ctx, m);
+    EXPECT_TRUE(cudl_test::BitEqual(got.grads, want.grads));
+    // The order every rank must share: walking the layers down, the reduce
+    // of each bucket whose layers are all done, then the broadcasts of
+    // every bucket but the last reduced; after backward the rest, then
+    // the waits.
+    cudl__grad_bucket *plan = nullptr;
+    int planned = 0;
+    ASSERT_STATUS(CUDL_OK, cudl__grad_buckets_plan(m, cap, INT32_MAX, &plan, &planned));
+    ASSERT_EQ(planned, buckets);
+    std::vector<std::string> order;
+    int reduced = 0, broadcast = 0;
+    for (int node = m->node_count - 1; node >= 1; --node) {
+      while (reduced < planned && plan[reduced].ready_node >= node)
+        order.push_back("R" + std::to_string(reduced++));
+      while (broadcast < reduced - 1) order.push_back("B" + std::to_string(broadcast++));
+    }
+    while (broadcast < planned) order.push_back("B" + std::to_string(broadcast++));
+    for (int k = 0; k < planned; ++k) order.push_back("W" + std::to_string(k));
+    cudl__grad_buckets_free(&m->allocator, plan, planned);
+    EXPECT_EQ(state.log, order);
+    // Between the first bucket and the end, backward lets them move.
+    if (buckets > 1) { EXPECT_GT(state.progress, 0); }
+    EXPECT_GE(cudl_model_grad_sync_wait_seconds(m), 0.0);
+    cudl_model_destroy(m);
+  }
+  cudl_model_destroy(plain);
+  cudl_comm_destroy(two);
+  fake = nullptr;
+}
+
+TEST_F(DistTest, AttachedGradientsAreThePlainOnesForEveryCap) {
+  AttachedMatchesPlain(ctx_, CUDL_LAYOUT_NCHW);
+}
+
+// Channels-last: the convolutions' gradients come through working copies,
+// converted into the arena node by node before their bucket starts.
+TEST_F(DistTest, AttachedGradientsChannelsLast) { AttachedMatchesPlain(ctx_, CUDL_LAYOUT_NHWC); }
+
+// The local backend attached: the same gradients as unattached, bit for bit.
+TEST_F(DistTest, AttachedToOneRankChangesNothing) {
+  cudl_model *plain = SmallCnn(ctx_), *m = SmallCnn(ctx_);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(m, nullptr);
+  ASSERT_STATUS(CUDL_OK, cudl_model_init(plain, CUDL_INIT_KAIMING_NORMAL));
+  ASSERT_STATUS(CUDL_OK, cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_copy(cudl_model_params(m), cudl_model_params(plain)));
+  ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, comm_, 256));
+  EXPECT_GT(cudl_model_grad_sync_buckets(m), 1);
+  const SyncBnStep want = TrainStep(ctx_, plain), got = TrainStep(ctx_, m);
+  EXPECT_TRUE(cudl_test::BitEqual(got.grads, want.grads));
+  EXPECT_TRUE(cudl_test::BitEqual(got.output, want.output));
+  cudl_model_destroy(plain);
+  cudl_model_destroy(m);
+}
+
+// A backward that fails with buckets in flight: the other ranks' exchanges
+// no longer match this rank's, so the next backward and attaching again
+// are refused, saying so, rather than start exchanges that pair wrongly.
+TEST_F(DistTest, FailedBackwardWithBucketsInFlightRefusesTheNext) {
+  static const cudl_comm_ops ops = FakeOps();
+  FakeTwoRanks state;
+  fake = &state;
+  cudl_comm *two = cudl__comm_new(ctx_, &ops, 0, 2, "test");
+  ASSERT_NE(two, nullptr);
+  cudl_model *m = SmallCnn(ctx_);
+  ASSERT_NE(m, nullptr);
+  ASSERT_STATUS(CUDL_OK, cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+  ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, two, 1));
+  ASSERT_GT(cudl_model_grad_sync_buckets(m), 2);
+  TrainStep(ctx_, m);  // a clean step first: nothing left in flight
+  state.fail_broadcast = true;
+  const int64_t xs[4] = {4, 1, 8, 8}, ts[1] = {4};
+  cudl_tensor *x = nullptr, *t = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(ctx_, CUDL_DTYPE_F32, 4, xs, &x));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(ctx_, CUDL_DTYPE_I32, 1, ts, &t));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_fill(x, 0.5f));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(t, std::vector<int32_t>{0, 1, 2, 0}.data(), 16));
+  ASSERT_STATUS(CUDL_OK, cudl_model_forward(m, x, t, nullptr));
+  EXPECT_STATUS(CUDL_ERR_IO, cudl_model_backward(m));
+  EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "the broadcast failed"), nullptr);
+  state.fail_broadcast = false;
+  ASSERT_STATUS(CUDL_OK, cudl_model_forward(m, x, t, nullptr));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_backward(m));
+  EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "in flight"), nullptr);
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(m, two, 0));
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(t);
+  cudl_model_destroy(m);
+  cudl_comm_destroy(two);
+  fake = nullptr;
+}
+
 }  // namespace
+
