@@ -337,6 +337,14 @@ static inline cudl_tensor *cudl__weight_grad(cudl_model *m, int index) {
 
 /* ---- the inference compile (inference.c), for model.c ---- */
 
+/* Before cudl_model_compile_inference compiles: refuse what an inference
+ * compile cannot take (synchronised batch norm) and mark the batch norms
+ * it folds and the layers they fold into. */
+cudl_status cudl__inference_mark(cudl_model *m);
+
+/* Undo cudl__inference_mark (a failed compile). */
+void cudl__inference_unmark(cudl_model *m);
+
 /* Node n, of an inference-compiled model, passes its input on unchanged:
  * a batch norm folded into the layer before it, or a dropout. */
 int cudl__inference_is_identity(const cudl_model *m, const node *n);

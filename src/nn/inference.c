@@ -35,16 +35,8 @@ static void clear_folds(cudl_model *m) {
   }
 }
 
-cudl_status cudl_model_compile_inference(cudl_model *m, int64_t max_batch) {
-  int i, training;
-  cudl_status status;
-  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (m->compiled)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "the model is already compiled");
-  if (!m->has_output)
-    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "no output: call cudl_model_set_output first");
+cudl_status cudl__inference_mark(cudl_model *m) {
+  int i;
   if (m->bn_sum != NULL)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "synchronised batch norm is for training; an inference "
@@ -55,18 +47,10 @@ cudl_status cudl_model_compile_inference(cudl_model *m, int64_t max_batch) {
       m->nodes[i].folded = 1;
       m->nodes[m->nodes[i].in[0]].folded_bn = i;
     }
-  training = m->training;
-  m->inference = 1;
-  m->training = 0;
-  status = cudl_model_compile(m, max_batch);
-  if (status != CUDL_OK) {
-    /* As before the call: a model that can still be compiled either way. */
-    m->inference = 0;
-    m->training = training;
-    clear_folds(m);
-  }
-  return status;
+  return CUDL_OK;
 }
+
+void cudl__inference_unmark(cudl_model *m) { clear_folds(m); }
 
 int cudl_model_is_inference(const cudl_model *m) {
   return m != NULL && m->inference;

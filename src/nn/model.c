@@ -499,6 +499,31 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
   return cudl_model_init(m, CUDL_INIT_ZEROS);
 }
 
+cudl_status cudl_model_compile_inference(cudl_model *m, int64_t max_batch) {
+  int training;
+  cudl_status status;
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (m->compiled)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the model is already compiled");
+  if (!m->has_output)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "no output: call cudl_model_set_output first");
+  status = cudl__inference_mark(m);
+  if (status != CUDL_OK) return status;
+  training = m->training;
+  m->inference = 1;
+  m->training = 0;
+  status = cudl_model_compile(m, max_batch);
+  if (status != CUDL_OK) {
+    /* As before the call: a model that can still be compiled either way. */
+    m->inference = 0;
+    m->training = training;
+    cudl__inference_unmark(m);
+  }
+  return status;
+}
+
 /* ---- parameters ---- */
 
 static int find_param(const cudl_model *m, const char *name) {
