@@ -23,9 +23,8 @@
  * missing, unreadable or of the wrong kind, an output that cannot be
  * written, a device error, a run that diverged); 2 the command line is
  * wrong (told before any file is read); 130 training stopped by Ctrl-C
- * or SIGTERM,
- * its checkpoint saved. Every error is one line on stderr that starts with
- * the command ("cudl train: ...").
+ * or SIGTERM, its checkpoint saved. Every error is one line on stderr that
+ * starts with the command ("cudl train: ...").
  */
 #include <errno.h>
 #include <math.h>

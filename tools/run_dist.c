@@ -252,12 +252,6 @@ int run_dist_agree(run_dist *d, run *r, const options *o) {
                "already those of the whole batch");
     return 0;
   }
-  if (o->precision == CUDL_PRECISION_FP16) {
-    cli_error("--precision fp16 is not supported over several ranks yet: "
-              "each rank's dynamic loss scale would skip steps on its own; "
-              "use --precision bf16 or fp32");
-    return CLI_EXIT_USAGE;
-  }
   if (!config_hash(r, o, &hash)) return CLI_EXIT_FAILED;
   s = cudl_comm_agree(d->comm, hash, &same, &lowest, &highest);
   if (s != CUDL_OK)

@@ -54,8 +54,7 @@ int run_dist_check_build(const run_dist *d);
  * environment and MPI disagree on). */
 int run_dist_start(run_dist *d, run *r, const options *o);
 
-/* With several ranks: refuse what does not work across ranks yet
- * (--precision fp16), refuse a checkpoint saved by another world size
+/* With several ranks: refuse a checkpoint saved by another world size
  * (its train.world; none recorded means 1), check that every rank has the
  * same configuration (a hash of the options, the model and the training
  * images), give every rank rank 0's weights, attach the communicator to

@@ -192,7 +192,10 @@ CUDL_API cudl_status cudl_comm_agree(cudl_comm *comm, uint64_t value,
  * global batch (as one process with batch size * the rank's batch, up to
  * the order of the additions). The model must be compiled and not attached
  * by cudl_model_set_grad_sync, whose backward averages already
- * (CUDL_ERR_INVALID_ARGUMENT otherwise).
+ * (CUDL_ERR_INVALID_ARGUMENT otherwise). For an FP16 model use
+ * cudl_model_set_grad_sync: here backward has already divided out the loss
+ * scale and checked this rank's own gradients for overflow, so the ranks
+ * could skip different steps and their scales drift apart.
  */
 CUDL_API cudl_status cudl_comm_average_grads(cudl_comm *comm,
                                              cudl_model *model);
