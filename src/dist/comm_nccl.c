@@ -57,24 +57,33 @@ static cudl_status nccl_sum_f32(cudl_comm *c, float *v, size_t n) {
                             "cudl_comm_allreduce_mean");
 }
 
-static cudl_status nccl_sum_f64(cudl_comm *c, double *v, size_t n) {
+/* The bootstrap, carrying c's timeout for the host values' exchange;
+ * bootstrap_done gives it back its own and relays its failure to c. */
+static cudl_comm *bootstrap_begin(cudl_comm *c, double *saved) {
   cudl_comm *b = impl_of(c)->bootstrap;
-  const double saved = b->timeout_seconds;
-  cudl_status s;
+  *saved = b->timeout_seconds;
   b->timeout_seconds = c->timeout_seconds;
-  s = b->ops->sum_f64(b, v, n);
+  return b;
+}
+
+static cudl_status bootstrap_done(cudl_comm *c, cudl_comm *b, double saved,
+                                  cudl_status s, const char *function) {
   b->timeout_seconds = saved;
-  return relay(c, b, s, "cudl_comm_allreduce_sum_f64");
+  return relay(c, b, s, function);
+}
+
+static cudl_status nccl_sum_f64(cudl_comm *c, double *v, size_t n) {
+  double saved;
+  cudl_comm *b = bootstrap_begin(c, &saved);
+  return bootstrap_done(c, b, saved, b->ops->sum_f64(b, v, n),
+                        "cudl_comm_allreduce_sum_f64");
 }
 
 static cudl_status nccl_min_u64(cudl_comm *c, uint64_t *v, size_t n) {
-  cudl_comm *b = impl_of(c)->bootstrap;
-  const double saved = b->timeout_seconds;
-  cudl_status s;
-  b->timeout_seconds = c->timeout_seconds;
-  s = b->ops->min_u64(b, v, n);
-  b->timeout_seconds = saved;
-  return relay(c, b, s, "cudl_comm_agree");
+  double saved;
+  cudl_comm *b = bootstrap_begin(c, &saved);
+  return bootstrap_done(c, b, saved, b->ops->min_u64(b, v, n),
+                        "cudl_comm_agree");
 }
 
 static cudl_status nccl_broadcast(cudl_comm *c, void *data, size_t bytes,
@@ -84,13 +93,9 @@ static cudl_status nccl_broadcast(cudl_comm *c, void *data, size_t bytes,
 }
 
 static cudl_status nccl_barrier(cudl_comm *c) {
-  cudl_comm *b = impl_of(c)->bootstrap;
-  const double saved = b->timeout_seconds;
-  cudl_status s;
-  b->timeout_seconds = c->timeout_seconds;
-  s = b->ops->barrier(b);
-  b->timeout_seconds = saved;
-  return relay(c, b, s, "cudl_comm_barrier");
+  double saved;
+  cudl_comm *b = bootstrap_begin(c, &saved);
+  return bootstrap_done(c, b, saved, b->ops->barrier(b), "cudl_comm_barrier");
 }
 
 /* NCCL first, so that this rank's kernels stop waiting for peers, then the
