@@ -46,6 +46,11 @@ HEADER_EXT = (".h", ".cuh", ".hpp", ".def")
 INCLUDE_ROOTS = ("src", ".")
 # Names defined in many programs on purpose.
 IGNORED_NAMES = {"main"}
+# Files whose functions stand in, inside another binary, for the library's
+# functions of the same names: the CUDA backend module's forwarders
+# (src/core/cuda_module.h). A name such a file defines that another module
+# defines too is the other module's.
+STAND_INS = {"src/cuda/cuda_core_calls.c"}
 # Words before a parenthesis in a declaration that are not its name.
 NOT_NAMES = {
     "__launch_bounds__", "__attribute__", "__declspec", "alignas",
@@ -294,6 +299,12 @@ def build_graph(root):
             for body in macros.values():
                 used.update(IDENT.findall(body))
             tokens[rel] = used - local
+
+    stand_in_modules = {module_of(rel) for rel in STAND_INS}
+    for name, where in definers.items():
+        if len(where) > 1:
+            for mod in stand_in_modules & set(where):
+                del where[mod]
 
     def reachable_headers(rel):
         seen, todo = set(), list(includes[rel])

@@ -64,7 +64,9 @@ typedef enum bench_cudnn_op {
   BENCH_CUDNN_BATCHNORM_INFERENCE
 } bench_cudnn_op;
 
-/* 1 when this build can call cuDNN itself (a CUDA build). */
+/* 1 when cuDNN can be called itself: the GPU peers' module loads (a CUDA
+ * build on a host with the CUDA libraries); otherwise the reason has been
+ * printed once to stderr. */
 int bench_cudnn_compiled(void);
 
 /* Time cuDNN's `op` forward (backward nonzero: backward) on x [n, c, h, w],
@@ -73,5 +75,27 @@ int bench_cudnn_compiled(void);
 cudl_status bench_cudnn_time(cudl_context *ctx, bench_cudnn_op op, int backward,
                              const int64_t shape[4],
                              const bench_settings *settings, bench_timing *out);
+
+/* ---- the GPU peers' module (bench_peers_cuda.c, bench_peers_load.c) ----
+ * The three GPU entries above live in libcudl_bench_cuda.so.M.N, beside
+ * libcudl, loaded on first use; its entry takes the program's timing loop
+ * and returns them. */
+typedef cudl_status (*bench_time_fn)(const bench_clock *clock, bench_call call,
+                                     void *arg, const bench_settings *settings,
+                                     bench_timing *out);
+typedef struct bench_cuda_peers {
+  cudl_status (*copy_ceiling)(cudl_context *ctx, size_t bytes,
+                              const bench_settings *settings,
+                              bench_timing *timing, double *gbps);
+  cudl_status (*gemm_ceiling)(cudl_context *ctx, int n,
+                              const bench_settings *settings,
+                              bench_timing *timing, double *gflops);
+  cudl_status (*cudnn_time)(cudl_context *ctx, bench_cudnn_op op, int backward,
+                            const int64_t shape[4],
+                            const bench_settings *settings, bench_timing *out);
+} bench_cuda_peers;
+#define BENCH_CUDA_PEERS_ENTRY "cudl_bench_cuda_entry"
+typedef const bench_cuda_peers *(*bench_cuda_peers_entry_fn)(bench_time_fn time);
+const bench_cuda_peers *cudl_bench_cuda_entry(bench_time_fn time);
 
 #endif /* CUDL_TOOLS_BENCH_PEERS_H */

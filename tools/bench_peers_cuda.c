@@ -2,21 +2,27 @@
  * the copy rate (cudaMemcpyAsync device to device), cuBLAS's sgemm, and
  * cuDNN's own activations, pooling and batch norm on the same shapes as
  * cudl's hand-written kernels. Each peer runs on its own stream and
- * handle, timed with its own CUDA events by the same loop (bench_time).
- * Built only with CUDA (CUDL_BENCH_CUDA); otherwise every entry reports
- * that this build has no CUDA. */
+ * handle, timed with its own CUDA events by the program's loop
+ * (bench_time, lent through the entry).
+ *
+ * A module of its own (libcudl_bench_cuda.so.M.N, beside libcudl), which
+ * the program loads for a GPU run (bench_peers_load.c): linked into the
+ * program, cudart, cuBLAS and cuDNN would stop `cudl` from starting on a
+ * host without them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
 
 #include "bench.h"
 #include "bench_peers.h"
 
-#if defined(CUDL_BENCH_CUDA)
-#  include <cublas_v2.h>
-#  include <cuda_runtime_api.h>
-#  include <cudnn.h>
-
-int bench_cudnn_compiled(void) { return 1; }
+/* The program's timing loop, set by the entry. */
+static bench_time_fn program_time;
+#define bench_time program_time
 
 /* Record the failing call's text in the log line the caller prints. */
 static cudl_status cuda_failed(cudl_context *ctx, const char *what,
@@ -311,34 +317,11 @@ done:
   return status;
 }
 
-#else /* no CUDA in this build */
-
-int bench_cudnn_compiled(void) { return 0; }
-
-static cudl_status no_cuda(void) {
-  fprintf(stderr, "cudl bench: this build has no CUDA\n");
-  return CUDL_ERR_UNSUPPORTED;
+/* The one symbol the module exports (tools/CMakeLists.txt). */
+__attribute__((visibility("default"))) const bench_cuda_peers *
+cudl_bench_cuda_entry(bench_time_fn time) {
+  static const bench_cuda_peers peers = {
+      bench_cuda_copy_ceiling, bench_cuda_gemm_ceiling, bench_cudnn_time};
+  program_time = time;
+  return &peers;
 }
-
-cudl_status bench_cuda_copy_ceiling(cudl_context *ctx, size_t bytes,
-                                    const bench_settings *settings,
-                                    bench_timing *timing, double *gbps) {
-  (void)ctx, (void)bytes, (void)settings, (void)timing, (void)gbps;
-  return no_cuda();
-}
-
-cudl_status bench_cuda_gemm_ceiling(cudl_context *ctx, int n,
-                                    const bench_settings *settings,
-                                    bench_timing *timing, double *gflops) {
-  (void)ctx, (void)n, (void)settings, (void)timing, (void)gflops;
-  return no_cuda();
-}
-
-cudl_status bench_cudnn_time(cudl_context *ctx, bench_cudnn_op op, int backward,
-                             const int64_t shape[4],
-                             const bench_settings *settings,
-                             bench_timing *out) {
-  (void)ctx, (void)op, (void)backward, (void)shape, (void)settings, (void)out;
-  return no_cuda();
-}
-#endif

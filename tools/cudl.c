@@ -66,11 +66,20 @@ static void print_version(const char *label, int v, int major_div) {
 }
 
 static int cmd_info(void) {
-  char reason[512];
+  char reason[512], where[1024];
   int count = 0, i;
   cudl_cuda_versions versions;
+  cudl_status backend;
   printf("cudl %s (headers %s)\n", cudl_version(), CUDL_VERSION_STRING);
   if (cudl_cuda_compiled()) printf("GPU code: %s\n", cudl_cuda_architectures());
+  /* The CUDA backend is a module loaded now: where from, or why not. */
+  backend = cudl_cuda_backend_load(where, sizeof where, reason, sizeof reason);
+  if (backend == CUDL_OK)
+    printf("CUDA backend: %s\n", where);
+  else if (backend == CUDL_ERR_NO_DEVICE)
+    printf("CUDA backend: not loaded: %s\n", reason);
+  else
+    printf("CUDA backend: none (built without CUDA)\n");
   printf("devices:\n  cpu\n");
   if (cudl_cuda_device_count(&count, reason, sizeof reason) != CUDL_OK) {
     printf("  no GPU: %s\n", reason);
@@ -98,7 +107,9 @@ static int cmd_info(void) {
     print_version("cuDNN (headers)", versions.cudnn_compiled, 10000);
     print_version("cuBLAS", versions.cublas, 10000);
   } else {
-    printf("CUDA libraries: none (built without CUDA)\n");
+    printf("CUDA libraries: none (%s)\n", backend == CUDL_ERR_NO_DEVICE
+                                               ? "the CUDA backend is not loaded"
+                                               : "built without CUDA");
   }
   /* The communicators a data-parallel run under mpirun can use. */
   printf("MPI: %s\nNCCL: %s\n", cudl_comm_mpi_available() ? "yes" : "no",

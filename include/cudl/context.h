@@ -81,14 +81,35 @@ CUDL_API const char *cudl_log_level_name(cudl_log_level level);
 /* CUDA devices                                                         */
 /* ------------------------------------------------------------------ */
 
-/** 1 when this build contains the CUDA backend, else 0. */
+/** 1 when this build has a CUDA backend, else 0. The backend is a module
+ *  loaded at run time (cudl_cuda_backend_load), so a build that has one
+ *  may still find it unusable on a host without the CUDA libraries. */
 CUDL_API int cudl_cuda_compiled(void);
+
+/**
+ * Load the CUDA backend, a separate shared object (libcudl_cuda.so.M.N)
+ * that links the CUDA runtime, cuBLAS and cuDNN, so that libcudl itself
+ * needs none of them; every CUDA query and CUDA context loads it on first
+ * use, once per process, and it stays loaded. It is looked for in the file
+ * named by the environment variable CUDL_CUDA_MODULE if set, else beside
+ * libcudl (or beside the program a static libcudl.a was linked into), then
+ * by the dynamic loader's search, then in the library directory cudl was
+ * installed to. CUDL_OK when loaded, with its file written to path (may be
+ * NULL); CUDL_ERR_UNSUPPORTED in a build without CUDA; CUDL_ERR_NO_DEVICE
+ * when it cannot be loaded, with the loader's reason (a CUDA library it
+ * needs is missing, the module belongs to another build of cudl) written
+ * to reason (may be NULL). Both texts are NUL-terminated, truncated to
+ * their sizes. The CPU backend works either way. Thread-safe.
+ */
+CUDL_API cudl_status cudl_cuda_backend_load(char *path, size_t path_size,
+                                            char *reason, size_t reason_size);
 
 /**
  * Count the CUDA devices the driver sees (cudl_cuda_device_supported says
  * which of them this build can run on). On success *count >= 1. Otherwise
  * *count is 0, the status says why (CUDL_ERR_NO_DEVICE: built without
- * CUDA, no driver, no GPU) and, if reason is not NULL, a one-line
+ * CUDA, its backend cannot be loaded, no driver, no GPU) and, if reason is
+ * not NULL, a one-line
  * explanation is written to reason (always NUL-terminated, truncated to
  * reason_size).
  */
@@ -144,7 +165,8 @@ typedef struct cudl_cuda_versions {
   int cublas;         /**< cublasGetProperty major*10000+minor*100+patch */
 } cudl_cuda_versions;
 
-/** Fill *versions. CUDL_ERR_UNSUPPORTED in a build without CUDA. Works
+/** Fill *versions. CUDL_ERR_UNSUPPORTED in a build without CUDA or when
+ *  its backend cannot be loaded (cudl_cuda_backend_load says why). Works
  *  without a GPU (the driver field is then 0). */
 CUDL_API cudl_status cudl_cuda_versions_query(cudl_cuda_versions *versions);
 

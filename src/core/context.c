@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/cuda_module.h"
 #include "core/internal.h"
 
 static cudl_status context_open(cudl_device_kind kind, int device_index,
@@ -9,9 +10,12 @@ static cudl_status context_open(cudl_device_kind kind, int device_index,
   cudl_context *ctx;
   cudl_status status;
   const cudl_backend *backend = &cudl__cpu_backend;
-#if defined(CUDL_HAVE_CUDA)
-  if (kind == CUDL_DEVICE_CUDA) backend = &cudl__cuda_backend;
-#endif
+  if (kind == CUDL_DEVICE_CUDA) {
+    /* cudl_context_create has counted the devices, which loaded it. */
+    const cudl_cuda_module *module = cudl__cuda_module(NULL, 0);
+    if (module == NULL) return CUDL_ERR_NO_DEVICE;
+    backend = module->backend;
+  }
   ctx = (cudl_context *)cudl__host_alloc(&cudl__default_allocator, sizeof *ctx,
                                          sizeof(void *));
   if (ctx == NULL) return CUDL_ERR_OUT_OF_MEMORY;

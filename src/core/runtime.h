@@ -69,8 +69,6 @@ typedef struct cudl_backend {
 } cudl_backend;
 
 extern const cudl_backend cudl__cpu_backend;
-#if defined(CUDL_HAVE_CUDA)
-extern const cudl_backend cudl__cuda_backend;
-#endif
+/* The CUDA backend is the module's (core/cuda_module.h). */
 
 #endif /* CUDL_RUNTIME_H */

@@ -133,8 +133,16 @@ static inline cudaError_t cudl__cuda_pool_alloc(cudl_context *ctx,
  * the stream is destroyed). */
 void cudl__cuda_conv_release(cudl_cuda_state *s);
 
-/* Device queries behind the public cudl_cuda_* functions (src/core/devices.c).
- */
+/* ---- the module (cuda_module.c, cuda_core_calls.c) ---- */
+
+/* The backend the module's table hands the library (cuda_runtime.c), and
+ * the table (cuda_module.c) its entry returns (cuda_core_calls.c). */
+extern const cudl_backend cudl__cuda_backend;
+struct cudl_cuda_module;
+extern const struct cudl_cuda_module cudl__cuda_module_table;
+
+/* Device queries behind the public cudl_cuda_* functions (core/devices.c,
+ * through the module's table). */
 cudl_status cudl__cuda_device_count(int *count, char *reason,
                                     size_t reason_size);
 cudl_status cudl__cuda_device_properties(int index,

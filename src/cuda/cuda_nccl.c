@@ -14,12 +14,91 @@
  */
 #include "cuda/cuda_nccl.h"
 
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include <nccl.h>
 
 #include "cuda/cuda_internal.h"
+
+/* The NCCL functions used, as loaded. */
+static struct nccl_api {
+  ncclResult_t (*GetUniqueId)(ncclUniqueId *id);
+  ncclResult_t (*CommInitRank)(ncclComm_t *comm, int size, ncclUniqueId id,
+                               int rank);
+  ncclResult_t (*CommAbort)(ncclComm_t comm);
+  ncclResult_t (*CommDestroy)(ncclComm_t comm);
+  ncclResult_t (*CommGetAsyncError)(ncclComm_t comm, ncclResult_t *async);
+  ncclResult_t (*AllReduce)(const void *send, void *receive, size_t count,
+                            ncclDataType_t type, ncclRedOp_t op,
+                            ncclComm_t comm, cudaStream_t stream);
+  ncclResult_t (*Broadcast)(const void *send, void *receive, size_t count,
+                            ncclDataType_t type, int root, ncclComm_t comm,
+                            cudaStream_t stream);
+  const char *(*GetErrorString)(ncclResult_t result);
+  const char *(*GetLastError)(ncclComm_t comm);
+} nccl;
+
+static pthread_once_t nccl_once = PTHREAD_ONCE_INIT;
+static int nccl_loaded;
+static char nccl_error[CUDL_ERROR_TEXT_SIZE];
+
+/* One symbol of handle into *slot; 0 (with the reason) when missing. ISO
+ * C cannot convert void * to a function pointer: POSIX makes the copy
+ * work. */
+static int take_symbol(void *handle, const char *name, void *slot,
+                       size_t size) {
+  void *symbol = dlsym(handle, name);
+  if (symbol == NULL) {
+    snprintf(nccl_error, sizeof nccl_error,
+             "the NCCL library has no %s: NCCL 2.13 or later is needed", name);
+    return 0;
+  }
+  memcpy(slot, &symbol, size);
+  return 1;
+}
+
+static void nccl_load_once(void) {
+  void *handle = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (handle == NULL) {
+    char first[CUDL_ERROR_TEXT_SIZE];
+    snprintf(first, sizeof first, "%s", dlerror());
+    handle = dlopen(CUDL_NCCL_LIBRARY_DIR "/libnccl.so.2",
+                    RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+      snprintf(nccl_error, sizeof nccl_error,
+               "NCCL could not be loaded: %s (install NCCL, or put the "
+               "directory of libnccl.so.2 in LD_LIBRARY_PATH)",
+               first);
+      return;
+    }
+  }
+#define TAKE(field, name) take_symbol(handle, name, &nccl.field, sizeof nccl.field)
+  if (!TAKE(GetUniqueId, "ncclGetUniqueId") ||
+      !TAKE(CommInitRank, "ncclCommInitRank") ||
+      !TAKE(CommAbort, "ncclCommAbort") ||
+      !TAKE(CommDestroy, "ncclCommDestroy") ||
+      !TAKE(CommGetAsyncError, "ncclCommGetAsyncError") ||
+      !TAKE(AllReduce, "ncclAllReduce") || !TAKE(Broadcast, "ncclBroadcast") ||
+      !TAKE(GetErrorString, "ncclGetErrorString") ||
+      !TAKE(GetLastError, "ncclGetLastError")) {
+    dlclose(handle);
+    return;
+  }
+#undef TAKE
+  nccl_loaded = 1;
+}
+
+cudl_status cudl__nccl_load(char *reason, size_t reason_size) {
+  pthread_once(&nccl_once, nccl_load_once);
+  if (nccl_loaded) return CUDL_OK;
+  if (reason != NULL && reason_size > 0)
+    snprintf(reason, reason_size, "%s", nccl_error);
+  return CUDL_ERR_UNSUPPORTED;
+}
 
 typedef char cudl_nccl_id_bytes_agree
     [sizeof(((ncclUniqueId *)0)->internal) == CUDL_NCCL_ID_BYTES ? 1 : -1];
@@ -37,11 +116,11 @@ struct cudl_nccl {
 static cudl_status nccl_fail(cudl_context *ctx, const char *function,
                              const char *call, ncclResult_t result,
                              ncclComm_t comm, const char *after) {
-  const char *detail = ncclGetLastError(comm);
+  const char *detail = nccl.GetLastError(comm);
   return cudl__fail(
       ctx, result == ncclUnhandledCudaError ? CUDL_ERR_CUDA : CUDL_ERR_IO,
       function, "%s failed: %s%s%s (NCCL error %d)%s", call,
-      ncclGetErrorString(result), detail != NULL && detail[0] != '\0' ? ": " : "",
+      nccl.GetErrorString(result), detail != NULL && detail[0] != '\0' ? ": " : "",
       detail != NULL ? detail : "", (int)result, after);
 }
 
@@ -54,7 +133,7 @@ static double seconds_now(void) {
 cudl_status cudl__nccl_unique_id(cudl_context *ctx, unsigned char *id,
                                  const char *function) {
   ncclUniqueId unique;
-  ncclResult_t result = ncclGetUniqueId(&unique);
+  ncclResult_t result = nccl.GetUniqueId(&unique);
   if (result != ncclSuccess)
     return nccl_fail(ctx, function, "ncclGetUniqueId", result, NULL, "");
   memcpy(id, unique.internal, CUDL_NCCL_ID_BYTES);
@@ -88,7 +167,7 @@ cudl_status cudl__nccl_open(cudl_context *ctx, const unsigned char *id,
                             __LINE__);
   }
   memcpy(unique.internal, id, CUDL_NCCL_ID_BYTES);
-  result = ncclCommInitRank(&n->comm, size, unique, rank);
+  result = nccl.CommInitRank(&n->comm, size, unique, rank);
   if (result != ncclSuccess) {
     cudl_status s =
         nccl_fail(ctx, function, "ncclCommInitRank", result, NULL, "");
@@ -102,7 +181,7 @@ cudl_status cudl__nccl_open(cudl_context *ctx, const unsigned char *id,
 
 void cudl__nccl_abort(cudl_nccl *n) {
   if (n == NULL || n->aborted) return;
-  ncclCommAbort(n->comm);
+  nccl.CommAbort(n->comm);
   n->aborted = 1;
 }
 
@@ -110,7 +189,7 @@ void cudl__nccl_close(cudl_nccl *n) {
   cudl_allocator allocator;
   if (n == NULL) return;
   (void)cudaSetDevice(n->ctx->device_index);
-  if (!n->aborted) ncclCommDestroy(n->comm);
+  if (!n->aborted) nccl.CommDestroy(n->comm);
   cudaEventDestroy(n->done);
   allocator = n->ctx->allocator;
   cudl__host_free(&allocator, n, sizeof *n);
@@ -121,7 +200,7 @@ void cudl__nccl_close(cudl_nccl *n) {
 static cudl_status check_async(cudl_nccl *n, const char *call,
                                const char *function) {
   ncclResult_t async = ncclSuccess;
-  ncclResult_t result = ncclCommGetAsyncError(n->comm, &async);
+  ncclResult_t result = nccl.CommGetAsyncError(n->comm, &async);
   cudl_status s;
   if (result != ncclSuccess)
     return nccl_fail(n->ctx, function, "ncclCommGetAsyncError", result,
@@ -197,7 +276,7 @@ cudl_status cudl__nccl_sum_f32(cudl_nccl *n, float *values, size_t count,
   cudl_status s = enter(n, function);
   if (s != CUDL_OK) return s;
   return finish(n,
-                ncclAllReduce(values, values, count, ncclFloat32, ncclSum,
+                nccl.AllReduce(values, values, count, ncclFloat32, ncclSum,
                               n->comm, cudl__cuda_state(n->ctx)->stream),
                 "ncclAllReduce", timeout_seconds, function);
 }
@@ -208,7 +287,7 @@ cudl_status cudl__nccl_broadcast(cudl_nccl *n, void *data, size_t bytes,
   cudl_status s = enter(n, function);
   if (s != CUDL_OK) return s;
   return finish(n,
-                ncclBroadcast(data, data, bytes, ncclUint8, root, n->comm,
+                nccl.Broadcast(data, data, bytes, ncclUint8, root, n->comm,
                               cudl__cuda_state(n->ctx)->stream),
                 "ncclBroadcast", timeout_seconds, function);
 }

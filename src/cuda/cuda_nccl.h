@@ -3,21 +3,22 @@
  * (src/dist/comm_nccl.c): an NCCL communicator on a CUDA context's device
  * whose collectives run on the context's stream. The CUDA and NCCL calls
  * stay in src/cuda; this header names none of their types, so the
- * communicator's side includes neither. Built only with NCCL
- * (CUDL_HAVE_NCCL).
+ * communicator's side includes neither. Built only with NCCL's header
+ * (CUDL_HAVE_NCCL); the library reaches these through the module's table
+ * (core/cuda_module.h).
  */
 #ifndef CUDL_CUDA_NCCL_H
 #define CUDL_CUDA_NCCL_H
 
 #include <stddef.h>
 
+#include "core/cuda_module.h"
 #include "core/internal.h"
 
-/* The bytes of NCCL's ncclUniqueId (NCCL_UNIQUE_ID_BYTES; cuda_nccl.c
- * checks that they agree). */
-#define CUDL_NCCL_ID_BYTES 128
-
-typedef struct cudl_nccl cudl_nccl;
+/* Whether libnccl.so.2 loads, loading it on the first call: CUDL_OK, or
+ * CUDL_ERR_UNSUPPORTED with the loader's reason. The calls below need it
+ * to have succeeded. */
+cudl_status cudl__nccl_load(char *reason, size_t reason_size);
 
 /* A new unique id (ncclGetUniqueId) into id[0..CUDL_NCCL_ID_BYTES), for
  * rank 0 to send to the others. Errors are recorded in ctx under

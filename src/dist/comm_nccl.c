@@ -17,26 +17,28 @@
  * back) compute each element's sum once and copy it to every rank, so the
  * replicas hold the same bits.
  *
- * Built with NCCL only (CUDL_HAVE_NCCL); without it cudl_comm_create_nccl
- * says what the build lacks (CUDL_NCCL_MISSING, from CMake).
+ * NCCL lives in the CUDA backend module, which loads libnccl.so.2 on
+ * first use (core/cuda_module.h): without the module, without NCCL in the
+ * module's build, or without the library on this host,
+ * cudl_comm_create_nccl says which.
  */
+#include <stdio.h>
 #include <string.h>
 
+#include "core/cuda_module.h"
 #include "dist/comm_internal.h"
 
-int cudl_comm_nccl_available(void) {
-#ifdef CUDL_HAVE_NCCL
-  return 1;
-#else
-  return 0;
-#endif
+/* The module when NCCL can be used, else NULL with the reason. */
+static const cudl_cuda_module *nccl_module(char *reason, size_t reason_size) {
+  const cudl_cuda_module *m = cudl__cuda_module(reason, reason_size);
+  if (m == NULL || m->nccl_load(reason, reason_size) != CUDL_OK) return NULL;
+  return m;
 }
 
-#ifdef CUDL_HAVE_NCCL
-
-#include "cuda/cuda_nccl.h"
+int cudl_comm_nccl_available(void) { return nccl_module(NULL, 0) != NULL; }
 
 typedef struct nccl_impl {
+  const cudl_cuda_module *m;
   cudl_nccl *nccl;
   cudl_comm *bootstrap; /* borrowed: the caller destroys it after */
 } nccl_impl;
@@ -53,7 +55,7 @@ static cudl_status relay(cudl_comm *c, const cudl_comm *bootstrap,
 }
 
 static cudl_status nccl_sum_f32(cudl_comm *c, float *v, size_t n) {
-  return cudl__nccl_sum_f32(impl_of(c)->nccl, v, n, c->timeout_seconds,
+  return impl_of(c)->m->nccl_sum_f32(impl_of(c)->nccl, v, n, c->timeout_seconds,
                             "cudl_comm_allreduce_mean");
 }
 
@@ -88,7 +90,7 @@ static cudl_status nccl_min_u64(cudl_comm *c, uint64_t *v, size_t n) {
 
 static cudl_status nccl_broadcast(cudl_comm *c, void *data, size_t bytes,
                                   int root) {
-  return cudl__nccl_broadcast(impl_of(c)->nccl, data, bytes, root,
+  return impl_of(c)->m->nccl_broadcast(impl_of(c)->nccl, data, bytes, root,
                               c->timeout_seconds, "cudl_comm_broadcast");
 }
 
@@ -101,14 +103,14 @@ static cudl_status nccl_barrier(cudl_comm *c) {
 /* NCCL first, so that this rank's kernels stop waiting for peers, then the
  * job through the bootstrap (MPI_Abort). */
 static void nccl_abort(cudl_comm *c, int code) {
-  cudl__nccl_abort(impl_of(c)->nccl);
+  impl_of(c)->m->nccl_abort(impl_of(c)->nccl);
   impl_of(c)->bootstrap->ops->abort(impl_of(c)->bootstrap, code);
 }
 
 static void nccl_release(cudl_comm *c) {
   nccl_impl *impl = impl_of(c);
   if (impl == NULL) return;
-  cudl__nccl_close(impl->nccl);
+  impl->m->nccl_close(impl->nccl);
   cudl__host_free(&c->allocator, impl, sizeof *impl);
   c->impl = NULL;
 }
@@ -129,7 +131,7 @@ static cudl_status nccl_bucket_slots(cudl_comm *c, int count) {
 static cudl_status nccl_bucket_reduce(cudl_comm *c, int slot, float *values,
                                       size_t count) {
   (void)slot;
-  return cudl__nccl_sum_f32(impl_of(c)->nccl, values, count,
+  return impl_of(c)->m->nccl_sum_f32(impl_of(c)->nccl, values, count,
                             c->timeout_seconds, "averaging the gradients");
 }
 
@@ -155,12 +157,18 @@ cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
   /* Rank 0's verdict, then the id: the others learn of its failure from
    * the same broadcast instead of waiting in ncclCommInitRank. */
   unsigned char message[1 + CUDL_NCCL_ID_BYTES];
+  char reason[CUDL_ERROR_TEXT_SIZE];
+  const cudl_cuda_module *m;
   cudl_status s = CUDL_OK;
   cudl_nccl *nccl = NULL;
   nccl_impl *impl;
   cudl_comm *c;
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  m = nccl_module(reason, sizeof reason);
+  if (m == NULL)
+    return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, fn, "NCCL is not available: %s",
+                      reason);
   if (out == NULL)
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "out is NULL");
   if (bootstrap == NULL)
@@ -179,7 +187,7 @@ cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
                       bootstrap->ops->name);
   memset(message, 0, sizeof message);
   if (bootstrap->rank == 0) {
-    s = cudl__nccl_unique_id(ctx, message + 1, fn);
+    s = m->nccl_unique_id(ctx, message + 1, fn);
     message[0] = s == CUDL_OK;
   }
   if (bootstrap->size > 1) {
@@ -197,7 +205,7 @@ cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
     return cudl__fail(ctx, CUDL_ERR_IO, fn,
                       "rank 0 could not make NCCL's id (its own error says "
                       "why)");
-  s = cudl__nccl_open(ctx, message + 1, bootstrap->rank, bootstrap->size, fn,
+  s = m->nccl_open(ctx, message + 1, bootstrap->rank, bootstrap->size, fn,
                       &nccl);
   if (s != CUDL_OK) return s;
   impl = (nccl_impl *)cudl__host_alloc(&ctx->allocator, sizeof *impl, 64);
@@ -209,29 +217,13 @@ cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
       cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
                  "cannot allocate the communicator");
     cudl__host_free(&ctx->allocator, impl, sizeof *impl);
-    cudl__nccl_close(nccl);
+    m->nccl_close(nccl);
     return CUDL_ERR_OUT_OF_MEMORY;
   }
+  impl->m = m;
   impl->nccl = nccl;
   impl->bootstrap = bootstrap;
   c->impl = impl;
   *out = c;
   return CUDL_OK;
 }
-
-#else /* !CUDL_HAVE_NCCL */
-
-#ifndef CUDL_NCCL_MISSING
-#define CUDL_NCCL_MISSING "this cudl was built without NCCL"
-#endif
-
-cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
-                                  cudl_comm **out) {
-  (void)bootstrap;
-  if (out != NULL) *out = NULL;
-  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  return cudl__fail(ctx, CUDL_ERR_UNSUPPORTED, "cudl_comm_create_nccl", "%s",
-                    CUDL_NCCL_MISSING);
-}
-
-#endif

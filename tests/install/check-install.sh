@@ -27,6 +27,25 @@ libdir=$(find "$prefix" -name 'cudl.pc' -path '*pkgconfig*' -printf '%h\n' | hea
 libdir=${libdir%/pkgconfig}
 echo "installed into $prefix (libraries in $libdir)"
 
+# A CUDA build installs its backend module beside libcudl, and the
+# installed program loads that one (not the build tree's).
+module=$(find "$libdir" -maxdepth 1 -name 'libcudl_cuda.so.*' | head -n 1)
+if [ -n "$module" ]; then
+  echo "--- the CUDA backend module: $(basename "$module")"
+  test -e "$libdir/libcudl_bench_cuda.so.${module##*.so.}" ||
+    { echo "no libcudl_bench_cuda beside $module"; exit 1; }
+  loaded=$(env -u CUDL_CUDA_MODULE "$prefix/bin/cudl" info | sed -n 's/^CUDA backend: \(\/.*\)/\1/p')
+  if [ "$(readlink -f "$loaded")" != "$(readlink -f "$module")" ]; then
+    echo "the installed cudl loads '$loaded', not the installed $module"
+    "$prefix/bin/cudl" info
+    exit 1
+  fi
+  if readelf -d "$libdir"/libcudl.so.*.*.* | grep -E 'NEEDED.*(libcudart|libcublas|libcudnn|libnccl)'; then
+    echo "the installed libcudl links a CUDA library itself"
+    exit 1
+  fi
+fi
+
 echo "--- pkg-config, shared library"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 "$cc" -std=c99 -Wall -Wextra -pedantic -Werror "${extra_flags[@]}" \

@@ -461,14 +461,50 @@ TEST(CudaDevices, CompiledFlagMatchesReason) {
   }
 }
 
+// The CUDA backend is a module loaded at run time: either it is loaded,
+// from a file that exists, or the reason says why not; a build without it
+// says so. Every later call gives the same answer.
+TEST(CudaDevices, BackendLoadsOrSaysWhy) {
+  char path[1024], reason[512];
+  std::memset(path, 'x', sizeof path);
+  std::memset(reason, 'x', sizeof reason);
+  const cudl_status s = cudl_cuda_backend_load(path, sizeof path, reason, sizeof reason);
+  if (!cudl_cuda_compiled()) {
+    EXPECT_EQ(s, CUDL_ERR_UNSUPPORTED);
+    EXPECT_STREQ(path, "");
+    EXPECT_TRUE(HasSubstr(reason, "without CUDA")) << reason;
+  } else if (s == CUDL_OK) {
+    EXPECT_STREQ(reason, "");
+    EXPECT_EQ(path[0], '/') << path;
+    EXPECT_TRUE(HasSubstr(path, "libcudl_cuda.so.")) << path;
+    EXPECT_EQ(access(path, R_OK), 0) << path;
+  } else {
+    EXPECT_EQ(s, CUDL_ERR_NO_DEVICE);
+    EXPECT_STREQ(path, "");
+    EXPECT_TRUE(HasSubstr(reason, "CUDA backend")) << reason;
+    // And the device queries give the same reason.
+    int count = -1;
+    char again[512];
+    EXPECT_EQ(cudl_cuda_device_count(&count, again, sizeof again), CUDL_ERR_NO_DEVICE);
+    EXPECT_EQ(count, 0);
+    EXPECT_STREQ(again, reason);
+  }
+  // Truncated, terminated, and NULL texts are fine.
+  char small[8];
+  const cudl_status again = cudl_cuda_backend_load(small, sizeof small, small, sizeof small);
+  EXPECT_EQ(again, s);
+  EXPECT_LT(std::strlen(small), sizeof small);
+  EXPECT_EQ(cudl_cuda_backend_load(nullptr, 0, nullptr, 0), s);
+}
+
 TEST(CudaDevices, VersionsAndProperties) {
   const CudaAvailability a = QueryCuda();
   cudl_cuda_versions v;
   std::memset(&v, 0x7f, sizeof v);
   const cudl_status vs = cudl_cuda_versions_query(&v);
   EXPECT_EQ(cudl_cuda_versions_query(nullptr), CUDL_ERR_INVALID_ARGUMENT);
-  if (!cudl_cuda_compiled()) {
-    EXPECT_EQ(vs, CUDL_ERR_UNSUPPORTED);
+  if (!cudl_cuda_compiled() || cudl_cuda_backend_load(nullptr, 0, nullptr, 0) != CUDL_OK) {
+    EXPECT_EQ(vs, CUDL_ERR_UNSUPPORTED) << "no CUDA backend, no CUDA library versions";
   } else {
     ASSERT_EQ(vs, CUDL_OK);
     EXPECT_GE(v.runtime, 11000) << "CUDA runtime version";

@@ -6,6 +6,7 @@
 // backend's own operations (dist/comm_internal.h) are called as well: they
 // run NCCL's all-reduce and broadcast, whose sum over one rank is the
 // values themselves. Several ranks run under mpirun (docs/distributed.md).
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -38,8 +39,19 @@ class DistNcclTest : public ::testing::Test {
   cudl_comm *local_ = nullptr;
 };
 
-TEST_F(DistNcclTest, AvailabilityIsTheBuilds) {
-  EXPECT_EQ(cudl_comm_nccl_available(), CUDL_TEST_HAVE_NCCL);
+// NCCL is there when the build has it, its CUDA backend loads and so does
+// libnccl.so.2 (both at run time): asked here of the loader directly.
+TEST_F(DistNcclTest, AvailabilityIsTheBuildsAndTheHosts) {
+  int expected = CUDL_TEST_HAVE_NCCL;
+  if (expected) {
+    char reason[512];
+    expected = cudl_cuda_backend_load(nullptr, 0, reason, sizeof reason) == CUDL_OK;
+    void *nccl = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (nccl == nullptr) nccl = dlopen(CUDL_TEST_NCCL_LIBRARY_DIR "/libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    expected = expected && nccl != nullptr;
+    if (nccl != nullptr) dlclose(nccl);
+  }
+  EXPECT_EQ(cudl_comm_nccl_available(), expected);
 }
 
 TEST_F(DistNcclTest, BadArguments) {
@@ -70,10 +82,15 @@ TEST_F(DistNcclTest, WithoutNcclSaysWhatIsMissing) {
   EXPECT_STATUS(CUDL_ERR_UNSUPPORTED, cudl_comm_create_nccl(cpu_, local_, &c));
   EXPECT_EQ(c, nullptr);
   const std::string error = cudl_context_last_error(cpu_);
-  EXPECT_TRUE(cudl_test::HasSubstr(error, "built without NCCL: "));
-  // The reason CMake found: no CUDA backend, NCCL not found, or turned off.
-  EXPECT_TRUE(cudl_test::HasSubstr(error, "CUDA") || cudl_test::HasSubstr(error, "NCCL_ROOT") ||
-              cudl_test::HasSubstr(error, "CUDL_NCCL=OFF"))
+  EXPECT_TRUE(cudl_test::HasSubstr(error, "NCCL is not available: ")) << error;
+  // Why: the build has no CUDA backend, or it cannot be loaded here, or
+  // the build has no NCCL (CMake's reason: not found, or turned off), or
+  // libnccl.so.2 cannot be loaded here.
+  EXPECT_TRUE(cudl_test::HasSubstr(error, "built without CUDA") ||
+              cudl_test::HasSubstr(error, "the CUDA backend") ||
+              (cudl_test::HasSubstr(error, "built without NCCL: ") &&
+               (cudl_test::HasSubstr(error, "NCCL_ROOT") || cudl_test::HasSubstr(error, "CUDL_NCCL=OFF"))) ||
+              cudl_test::HasSubstr(error, "NCCL could not be loaded"))
       << error;
 }
 
