@@ -207,7 +207,8 @@ cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
                                   const int64_t w_shape[4], const char *w_name,
                                   cudl_conv2d_geometry *g);
 
-/* 1 when a and b (either may be NULL) share bytes of one storage. */
+/* 1 when a and b (either may be NULL) share bytes: of one storage, or of
+ * the caller's memory wrapped more than once (cudl_tensor_wrap). */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 
 /* ---- the checks every operator makes of its tensors ----

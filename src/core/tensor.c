@@ -253,7 +253,13 @@ cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
 
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
   const char *a0, *b0;
-  if (a == NULL || b == NULL || a->storage == NULL || a->storage != b->storage)
+  if (a == NULL || b == NULL || a->storage == NULL || b->storage == NULL)
+    return 0;
+  /* Storages cudl allocated never share bytes, but the caller's memory
+   * (cudl_tensor_wrap) may be wrapped twice, or be part of another
+   * tensor's: then the addresses decide. */
+  if (a->storage != b->storage && !a->storage->borrowed &&
+      !b->storage->borrowed)
     return 0;
   a0 = (const char *)a->data;
   b0 = (const char *)b->data;

@@ -343,6 +343,30 @@ TEST_F(TensorWrap, AllocationFailures) {
   EXPECT_NE(Wrap({16}, buf.data()), nullptr);
 }
 
+// Memory wrapped twice is one memory to the aliasing checks: an output
+// overlapping an input is refused as for views of one tensor, whether both
+// are wrapped or one is a tensor cudl made; apart, they run.
+TEST_F(TensorWrap, OverlappingWrapsAreOneMemory) {
+  HostBuffer buf(32);
+  cudl_tensor *x = Wrap({2, 4}, buf.data());       // floats 0..7
+  cudl_tensor *y_over = Wrap({2, 3}, buf.data() + 4);  // floats 4..9
+  cudl_tensor *y_apart = Wrap({2, 3}, buf.data() + 8);  // floats 8..13
+  cudl_tensor *w = Make({3, 4});
+  ASSERT_NE(w, nullptr);
+  ASSERT_EQ(cudl_tensor_fill(w, 1.0f), CUDL_OK);
+  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_over), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "shares storage"))
+      << cudl_context_last_error(ctx_);
+  for (int i = 0; i < 8; ++i) buf[i] = 1.0f;
+  ASSERT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_apart), CUDL_OK)
+      << cudl_context_last_error(ctx_);
+  EXPECT_EQ(buf[8], 4.0f);
+  EXPECT_EQ(buf[13], 4.0f);
+  // The weights' own bytes wrapped again as the output.
+  cudl_tensor *y_on_w = Wrap({2, 3}, cudl_tensor_data(w));
+  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_on_w), CUDL_ERR_INVALID_ARGUMENT);
+}
+
 TEST_F(TensorWrap, AnotherContextsTensorIsRefused) {
   cudl_context *other = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &other), CUDL_OK);
