@@ -49,6 +49,8 @@ static cudl_status take_caller_stream(cudl_context *ctx, cudl_cuda_state *s,
                       "cudaStreamPerThread is a different stream in each "
                       "thread; pass a stream the program created");
 #if CUDART_VERSION >= 12080
+  /* cudaStreamLegacy answers with the current device. */
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(device_index));
   err = cudaStreamGetDevice(stream, &stream_device);
   if (err != cudaSuccess) {
     (void)cudaGetLastError();
