@@ -97,7 +97,8 @@ struct engine {
 static int engine_open(struct engine *e, struct program *p, int batch) {
   const int64_t image_shape[] = {batch, 1, SIDE, SIDE};
   const int64_t prob_shape[] = {batch, CLASSES};
-  cudl_status s = cudl_context_create_cuda_stream(0, (void *)p->stream, &e->ctx);
+  cudl_status s =
+      cudl_context_create_cuda_stream(0, (void *)p->stream, &e->ctx);
   if (s != CUDL_OK) {
     fprintf(stderr, "embed_cuda: cannot create a context on the stream: %s\n",
             cudl_status_string(s));
@@ -164,11 +165,12 @@ int main(int argc, char **argv) {
   if (cuda_failed(cudaSetDevice(0), "cudaSetDevice") ||
       cuda_failed(cudaStreamCreateWithFlags(&p.stream, cudaStreamNonBlocking),
                   "cudaStreamCreate") ||
-      cuda_failed(cudaMalloc((void **)&p.images,
-                             sizeof(float) * batch * SIDE * SIDE),
-                  "cudaMalloc") ||
-      cuda_failed(cudaMalloc((void **)&p.probs, sizeof(float) * batch * CLASSES),
-                  "cudaMalloc") ||
+      cuda_failed(
+          cudaMalloc((void **)&p.images, sizeof(float) * batch * SIDE * SIDE),
+          "cudaMalloc") ||
+      cuda_failed(
+          cudaMalloc((void **)&p.probs, sizeof(float) * batch * CLASSES),
+          "cudaMalloc") ||
       cuda_failed(cudaMalloc((void **)&p.best, sizeof(float) * batch),
                   "cudaMalloc") ||
       cuda_failed(cudaMalloc((void **)&p.labels, sizeof(int) * batch),
@@ -179,8 +181,8 @@ int main(int argc, char **argv) {
                   "cudaMallocHost"))
     goto done;
 
-  draw_images<<<(batch * SIDE * SIDE + 255) / 256, 256, 0, p.stream>>>(
-      p.images, batch);
+  draw_images<<<(batch * SIDE * SIDE + 255) / 256, 256, 0, p.stream>>>(p.images,
+                                                                       batch);
   if (cuda_failed(cudaGetLastError(), "draw_images")) goto done;
   if (engine_open(&e, &p, batch) != 0 || engine_classify(&e) != 0) goto done;
   argmax_rows<<<(batch + 63) / 64, 64, 0, p.stream>>>(p.probs, batch, p.labels,

@@ -223,8 +223,8 @@ static cudl_status check_device_pointer(cudl_context *ctx, const void *p,
 
 /* Both ends, so that a size running past a device allocation is caught
  * in the usual case (the bytes after it unmapped). */
-static cudl_status cuda_check_foreign_memory(cudl_context *ctx,
-                                             const void *ptr, size_t nbytes) {
+static cudl_status cuda_check_foreign_memory(cudl_context *ctx, const void *ptr,
+                                             size_t nbytes) {
   cudl_status status;
   CUDA_ENTER(ctx, s);
   (void)s;

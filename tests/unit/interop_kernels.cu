@@ -17,8 +17,9 @@ __device__ uint64_t NowNs() {
 // memory) or timeout_ns pass (then *timed_out = 1); then the block writes
 // x[i] = base + i * step. Everything queued behind it on the stream waits
 // for the host, which is how the test forces the interleaving it checks.
-__global__ void GateThenFill(const volatile int *open, int *timed_out, float *x, int64_t n,
-                             float base, float step, uint64_t timeout_ns) {
+__global__ void GateThenFill(const volatile int *open, int *timed_out, float *x,
+                             int64_t n, float base, float step,
+                             uint64_t timeout_ns) {
   if (threadIdx.x == 0) {
     const uint64_t start = NowNs();
     while (*open == 0) {
@@ -34,22 +35,25 @@ __global__ void GateThenFill(const volatile int *open, int *timed_out, float *x,
     x[i] = __fadd_rn(base, __fmul_rn(static_cast<float>(i), step));
 }
 
-__global__ void Affine(const float *in, float *out, int64_t n, float a, float b) {
+__global__ void Affine(const float *in, float *out, int64_t n, float a,
+                       float b) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = __fadd_rn(__fmul_rn(a, in[i]), b);
 }
 
 }  // namespace
 
-extern "C" cudaError_t cudl_test_gate_then_fill(cudaStream_t stream, const volatile int *open,
-                                                int *timed_out, float *x, int64_t n, float base,
-                                                float step, uint64_t timeout_ns) {
-  GateThenFill<<<1, 256, 0, stream>>>(open, timed_out, x, n, base, step, timeout_ns);
+extern "C" cudaError_t cudl_test_gate_then_fill(
+    cudaStream_t stream, const volatile int *open, int *timed_out, float *x,
+    int64_t n, float base, float step, uint64_t timeout_ns) {
+  GateThenFill<<<1, 256, 0, stream>>>(open, timed_out, x, n, base, step,
+                                      timeout_ns);
   return cudaGetLastError();
 }
 
-extern "C" cudaError_t cudl_test_affine(cudaStream_t stream, const float *in, float *out,
-                                        int64_t n, float a, float b) {
+extern "C" cudaError_t cudl_test_affine(cudaStream_t stream, const float *in,
+                                        float *out, int64_t n, float a,
+                                        float b) {
   const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
   Affine<<<blocks, 256, 0, stream>>>(in, out, n, a, b);
   return cudaGetLastError();

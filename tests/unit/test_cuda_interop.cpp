@@ -22,13 +22,14 @@
 
 #if defined(CUDL_TEST_HAVE_CUDA)
 
-#include <cuda_runtime_api.h>
+#  include <cuda_runtime_api.h>
 
-extern "C" cudaError_t cudl_test_gate_then_fill(cudaStream_t stream, const volatile int *open,
-                                                int *timed_out, float *x, int64_t n, float base,
-                                                float step, uint64_t timeout_ns);
-extern "C" cudaError_t cudl_test_affine(cudaStream_t stream, const float *in, float *out,
-                                        int64_t n, float a, float b);
+extern "C" cudaError_t cudl_test_gate_then_fill(
+    cudaStream_t stream, const volatile int *open, int *timed_out, float *x,
+    int64_t n, float base, float step, uint64_t timeout_ns);
+extern "C" cudaError_t cudl_test_affine(cudaStream_t stream, const float *in,
+                                        float *out, int64_t n, float a,
+                                        float b);
 
 namespace {
 
@@ -39,12 +40,12 @@ using cudl_test::HasSubstr;
 // of hanging it.
 const uint64_t kGateTimeoutNs = 10ull * 1000 * 1000 * 1000;
 
-#define CUDA_OK(call)                                                      \
-  do {                                                                     \
-    const cudaError_t cuda_ok_err_ = (call);                               \
-    ASSERT_EQ(cuda_ok_err_, cudaSuccess) << #call << ": "                  \
-                                         << cudaGetErrorString(cuda_ok_err_); \
-  } while (0)
+#  define CUDA_OK(call)                                         \
+    do {                                                        \
+      const cudaError_t cuda_ok_err_ = (call);                  \
+      ASSERT_EQ(cuda_ok_err_, cudaSuccess)                      \
+          << #call << ": " << cudaGetErrorString(cuda_ok_err_); \
+    } while (0)
 
 class CudaInterop : public ::testing::Test {
  protected:
@@ -55,7 +56,8 @@ class CudaInterop : public ::testing::Test {
     CUDA_OK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_OK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
     // The gate's flags: host memory the kernel reads and writes.
-    CUDA_OK(cudaHostAlloc(reinterpret_cast<void **>(&gate_), 2 * sizeof(int), cudaHostAllocMapped));
+    CUDA_OK(cudaHostAlloc(reinterpret_cast<void **>(&gate_), 2 * sizeof(int),
+                          cudaHostAllocMapped));
     gate_[0] = gate_[1] = 0;
     const cudl_status s = cudl_context_create_cuda_stream(0, stream_, &ctx_);
     ASSERT_EQ(s, CUDL_OK) << cudl_status_name(s);
@@ -86,37 +88,43 @@ class CudaInterop : public ::testing::Test {
   }
   cudl_tensor *Wrap(const std::vector<int64_t> &shape, void *data) {
     cudl_tensor *t = nullptr;
-    const cudl_status s = cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
-                                           shape.data(), data, &t);
-    EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": " << cudl_context_last_error(ctx_);
+    const cudl_status s =
+        cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
+                         shape.data(), data, &t);
+    EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": "
+                          << cudl_context_last_error(ctx_);
     if (t != nullptr) owned_.push_back(t);
     return t;
   }
   std::vector<float> Read(const float *device, size_t n) {
     std::vector<float> host(n);
-    EXPECT_EQ(cudaMemcpy(host.data(), device, n * sizeof(float), cudaMemcpyDeviceToHost),
+    EXPECT_EQ(cudaMemcpy(host.data(), device, n * sizeof(float),
+                         cudaMemcpyDeviceToHost),
               cudaSuccess);
     return host;
   }
   // Read device memory through the side stream, while the context's
   // stream may be held: what is there now, whatever is queued on it.
   std::vector<uint32_t> Peek(const float *device, size_t n, uint32_t *pinned) {
-    EXPECT_EQ(cudaMemcpyAsync(pinned, device, n * sizeof(float), cudaMemcpyDeviceToHost, side_),
+    EXPECT_EQ(cudaMemcpyAsync(pinned, device, n * sizeof(float),
+                              cudaMemcpyDeviceToHost, side_),
               cudaSuccess);
     EXPECT_EQ(cudaStreamSynchronize(side_), cudaSuccess);
     return std::vector<uint32_t>(pinned, pinned + n);
   }
   // Hold the stream: what is queued after this waits for Open().
-  void Gate(float *x, int64_t n, float base, float step, uint64_t timeout_ns = kGateTimeoutNs) {
+  void Gate(float *x, int64_t n, float base, float step,
+            uint64_t timeout_ns = kGateTimeoutNs) {
     gate_[0] = gate_[1] = 0;
-    ASSERT_EQ(cudl_test_gate_then_fill(stream_, &gate_[0], &gate_[1], x, n, base, step,
-                                       timeout_ns),
+    ASSERT_EQ(cudl_test_gate_then_fill(stream_, &gate_[0], &gate_[1], x, n,
+                                       base, step, timeout_ns),
               cudaSuccess);
   }
   void Open() {
     __atomic_store_n(&gate_[0], 1, __ATOMIC_SEQ_CST);
     ASSERT_EQ(cudaStreamSynchronize(stream_), cudaSuccess);
-    ASSERT_EQ(gate_[1], 0) << "the gate timed out: a cudl call waited for the stream it holds";
+    ASSERT_EQ(gate_[1], 0)
+        << "the gate timed out: a cudl call waited for the stream it holds";
   }
 
   cudaStream_t stream_ = nullptr, side_ = nullptr;
@@ -136,18 +144,21 @@ TEST_F(CudaInterop, WorkRunsInOrderOnTheCallersStream) {
   const int64_t n = 1021;
   float *x = DeviceFloats(n), *y = DeviceFloats(n), *z = DeviceFloats(n);
   uint32_t *pinned = nullptr;
-  CUDA_OK(cudaMallocHost(reinterpret_cast<void **>(&pinned), n * sizeof(float)));
+  CUDA_OK(
+      cudaMallocHost(reinterpret_cast<void **>(&pinned), n * sizeof(float)));
   cudl_tensor *tx = Wrap({n}, x), *ty = Wrap({n}, y);
   ASSERT_NE(ty, nullptr);
   EXPECT_EQ(cudl_tensor_data(tx), x);
   EXPECT_EQ(cudl_tensor_data(ty), y);
   // Once before, so nothing lazy happens in the held run.
-  ASSERT_EQ(cudl_scale(ctx_, tx, 3.0f, ty), CUDL_OK) << cudl_context_last_error(ctx_);
+  ASSERT_EQ(cudl_scale(ctx_, tx, 3.0f, ty), CUDL_OK)
+      << cudl_context_last_error(ctx_);
   ASSERT_EQ(cudl_context_synchronize(ctx_), CUDL_OK);
   CUDA_OK(cudaMemset(y, 0xff, n * sizeof(float)));
 
   Gate(x, n, 1.0f, 0.5f);
-  ASSERT_EQ(cudl_scale(ctx_, tx, 3.0f, ty), CUDL_OK) << cudl_context_last_error(ctx_);
+  ASSERT_EQ(cudl_scale(ctx_, tx, 3.0f, ty), CUDL_OK)
+      << cudl_context_last_error(ctx_);
   CUDA_OK(cudl_test_affine(stream_, y, z, n, 2.0f, 1.0f));
   cudaEvent_t after = nullptr;
   CUDA_OK(cudaEventCreateWithFlags(&after, cudaEventDisableTiming));
@@ -155,7 +166,8 @@ TEST_F(CudaInterop, WorkRunsInOrderOnTheCallersStream) {
   EXPECT_EQ(cudaEventQuery(after), cudaErrorNotReady);
   EXPECT_EQ(cudaStreamQuery(stream_), cudaErrorNotReady);
   const std::vector<uint32_t> held = Peek(y, n, pinned);
-  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(held[i], 0xffffffffu) << "cudl ran early at " << i;
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(held[i], 0xffffffffu) << "cudl ran early at " << i;
   Open();
   EXPECT_EQ(cudaEventQuery(after), cudaSuccess);
   cudaEventDestroy(after);
@@ -176,7 +188,8 @@ TEST_F(CudaInterop, CopiesAreOrderedOnTheCallersStream) {
   const int64_t n = 300;
   float *x = DeviceFloats(n), *y = DeviceFloats(n);
   uint32_t *pinned = nullptr;
-  CUDA_OK(cudaMallocHost(reinterpret_cast<void **>(&pinned), n * sizeof(float)));
+  CUDA_OK(
+      cudaMallocHost(reinterpret_cast<void **>(&pinned), n * sizeof(float)));
   cudl_tensor *tx = Wrap({n}, x), *ty = Wrap({n}, y);
   ASSERT_NE(ty, nullptr);
   CUDA_OK(cudaMemset(y, 0xff, n * sizeof(float)));
@@ -191,11 +204,15 @@ TEST_F(CudaInterop, CopiesAreOrderedOnTheCallersStream) {
   // return the first gate's values at once.
   std::vector<float> host(n);
   Gate(x, n, 5.0f, 1.0f, 200ull * 1000 * 1000);
-  ASSERT_EQ(cudl_tensor_copy_to_host(tx, host.data(), n * sizeof(float)), CUDL_OK);
-  EXPECT_EQ(__atomic_load_n(&gate_[1], __ATOMIC_SEQ_CST), 1) << "the copy did not wait";
-  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(host[i], 5.0f + static_cast<float>(i)) << i;
+  ASSERT_EQ(cudl_tensor_copy_to_host(tx, host.data(), n * sizeof(float)),
+            CUDL_OK);
+  EXPECT_EQ(__atomic_load_n(&gate_[1], __ATOMIC_SEQ_CST), 1)
+      << "the copy did not wait";
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(host[i], 5.0f + static_cast<float>(i)) << i;
   const std::vector<float> ys = Read(y, n);
-  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(ys[i], -2.0f + static_cast<float>(i) * 0.25f) << i;
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(ys[i], -2.0f + static_cast<float>(i) * 0.25f) << i;
   cudaFreeHost(pinned);
 }
 
@@ -251,8 +268,12 @@ TEST_F(CudaInterop, ModelForwardOnTheCallersStreamMatchesTheCpu) {
   cudl_context *cpu = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &cpu), CUDL_OK);
   cudl_model *on_cpu = nullptr, *on_gpu = nullptr;
-  ASSERT_EQ(cudl_zoo_small_cnn(cpu, channels, size, size, classes, 0.0f, &on_cpu), CUDL_OK);
-  ASSERT_EQ(cudl_zoo_small_cnn(ctx_, channels, size, size, classes, 0.0f, &on_gpu), CUDL_OK);
+  ASSERT_EQ(
+      cudl_zoo_small_cnn(cpu, channels, size, size, classes, 0.0f, &on_cpu),
+      CUDL_OK);
+  ASSERT_EQ(
+      cudl_zoo_small_cnn(ctx_, channels, size, size, classes, 0.0f, &on_gpu),
+      CUDL_OK);
   for (cudl_model *m : {on_cpu, on_gpu}) {
     ASSERT_EQ(cudl_model_compile_inference(m, 4), CUDL_OK);
     ASSERT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
@@ -260,11 +281,14 @@ TEST_F(CudaInterop, ModelForwardOnTheCallersStreamMatchesTheCpu) {
 
   // The CPU's answer on the same input.
   std::vector<float> input(numel);
-  for (int64_t i = 0; i < numel; ++i) input[i] = base + static_cast<float>(i) * step;
+  for (int64_t i = 0; i < numel; ++i)
+    input[i] = base + static_cast<float>(i) * step;
   cudl_tensor *cpu_x = nullptr;
   const int64_t shape[] = {batch, channels, size, size};
   ASSERT_EQ(cudl_tensor_create(cpu, CUDL_DTYPE_F32, 4, shape, &cpu_x), CUDL_OK);
-  ASSERT_EQ(cudl_tensor_copy_from_host(cpu_x, input.data(), numel * sizeof(float)), CUDL_OK);
+  ASSERT_EQ(
+      cudl_tensor_copy_from_host(cpu_x, input.data(), numel * sizeof(float)),
+      CUDL_OK);
   ASSERT_EQ(cudl_model_forward(on_cpu, cpu_x, nullptr, nullptr), CUDL_OK);
   std::vector<float> expected(batch * classes);
   ASSERT_EQ(cudl_tensor_copy_to_host(cudl_model_output(on_cpu), expected.data(),
@@ -274,12 +298,14 @@ TEST_F(CudaInterop, ModelForwardOnTheCallersStreamMatchesTheCpu) {
   float *x = DeviceFloats(numel), *out = DeviceFloats(batch * classes);
   float *doubled = DeviceFloats(batch * classes);
   uint32_t *pinned = nullptr;
-  CUDA_OK(cudaMallocHost(reinterpret_cast<void **>(&pinned), batch * classes * sizeof(float)));
+  CUDA_OK(cudaMallocHost(reinterpret_cast<void **>(&pinned),
+                         batch * classes * sizeof(float)));
   cudl_tensor *tx = Wrap({batch, channels, size, size}, x);
   cudl_tensor *tout = Wrap({batch, classes}, out);
   ASSERT_NE(tout, nullptr);
   // A first forward chooses the convolution algorithms (which waits).
-  CUDA_OK(cudaMemcpy(x, input.data(), numel * sizeof(float), cudaMemcpyHostToDevice));
+  CUDA_OK(cudaMemcpy(x, input.data(), numel * sizeof(float),
+                     cudaMemcpyHostToDevice));
   ASSERT_EQ(cudl_model_forward(on_gpu, tx, nullptr, nullptr), CUDL_OK)
       << cudl_context_last_error(ctx_);
   ASSERT_EQ(cudl_context_synchronize(ctx_), CUDL_OK);
@@ -297,7 +323,8 @@ TEST_F(CudaInterop, ModelForwardOnTheCallersStreamMatchesTheCpu) {
   EXPECT_EQ(cudaStreamQuery(stream_), cudaErrorNotReady);
   Open();
 
-  const std::vector<float> got = Read(out, batch * classes), twice = Read(doubled, batch * classes);
+  const std::vector<float> got = Read(out, batch * classes),
+                           twice = Read(doubled, batch * classes);
   for (size_t i = 0; i < got.size(); ++i) {
     // f32 on both (TF32 is off by default): sums of a few hundred
     // products in different orders differ by rounding only.
@@ -317,7 +344,8 @@ TEST_F(CudaInterop, MemoryThatIsNotTheContextsGpusIsRefused) {
   // Host memory, pageable and page-locked.
   void *host = std::aligned_alloc(64, 64 * sizeof(float));
   ASSERT_NE(host, nullptr);
-  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, shape, host, &t), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, shape, host, &t),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(t, nullptr);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "not device memory"))
       << cudl_context_last_error(ctx_);
@@ -326,15 +354,18 @@ TEST_F(CudaInterop, MemoryThatIsNotTheContextsGpusIsRefused) {
   CUDA_OK(cudaMallocHost(&pinned, 64 * sizeof(float)));
   EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, shape, pinned, &t),
             CUDL_ERR_INVALID_ARGUMENT);
-  EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "page-locked host memory"))
+  EXPECT_TRUE(
+      HasSubstr(cudl_context_last_error(ctx_), "page-locked host memory"))
       << cudl_context_last_error(ctx_);
   cudaFreeHost(pinned);
   // Misaligned device memory; a size running far past the allocation.
   float *d = DeviceFloats(64);
-  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, shape, d + 1, &t), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, shape, d + 1, &t),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "not aligned"));
   const int64_t tebibyte[] = {int64_t{1} << 38};
-  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, tebibyte, d, &t), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, tebibyte, d, &t),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "the last byte of data"))
       << cudl_context_last_error(ctx_);
   EXPECT_EQ(t, nullptr);
@@ -348,7 +379,8 @@ TEST_F(CudaInterop, MemoryThatIsNotTheContextsGpusIsRefused) {
 TEST_F(CudaInterop, AnotherGpusMemoryAndStreamAreRefused) {
   int count = 0;
   CUDA_OK(cudaGetDeviceCount(&count));
-  if (count < 2) GTEST_SKIP() << "one GPU: no other GPU's memory or stream to refuse";
+  if (count < 2)
+    GTEST_SKIP() << "one GPU: no other GPU's memory or stream to refuse";
   void *theirs = nullptr;
   cudaStream_t their_stream = nullptr;
   CUDA_OK(cudaSetDevice(1));
@@ -361,11 +393,12 @@ TEST_F(CudaInterop, AnotherGpusMemoryAndStreamAreRefused) {
             CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "memory of cuda:1"))
       << cudl_context_last_error(ctx_);
-#if CUDART_VERSION >= 12080
+#  if CUDART_VERSION >= 12080
   cudl_context *wrong = nullptr;
-  EXPECT_EQ(cudl_context_create_cuda_stream(0, their_stream, &wrong), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_create_cuda_stream(0, their_stream, &wrong),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(wrong, nullptr);
-#endif
+#  endif
   cudaStreamDestroy(their_stream);
   cudaFree(theirs);
 }
@@ -380,12 +413,15 @@ TEST_F(CudaInterop, StreamArgumentsRefused) {
   for (const auto &r : log.records())
     said = said || HasSubstr(r.message, "cudaStreamPerThread");
   EXPECT_TRUE(said);
-  EXPECT_EQ(cudl_context_create_cuda_stream(0, nullptr, &other), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_create_cuda_stream(0, nullptr, &other),
+            CUDL_ERR_INVALID_ARGUMENT);
   int count = 0;
   CUDA_OK(cudaGetDeviceCount(&count));
-  EXPECT_EQ(cudl_context_create_cuda_stream(count, stream_, &other), CUDL_ERR_NO_DEVICE);
+  EXPECT_EQ(cudl_context_create_cuda_stream(count, stream_, &other),
+            CUDL_ERR_NO_DEVICE);
   // The legacy default stream is a stream like another.
-  ASSERT_EQ(cudl_context_create_cuda_stream(0, cudaStreamLegacy, &other), CUDL_OK);
+  ASSERT_EQ(cudl_context_create_cuda_stream(0, cudaStreamLegacy, &other),
+            CUDL_OK);
   cudl_tensor *t = nullptr;
   const int64_t shape[] = {5};
   ASSERT_EQ(cudl_tensor_create(other, CUDL_DTYPE_F32, 1, shape, &t), CUDL_OK);
@@ -402,8 +438,9 @@ TEST_F(CudaInterop, StreamArgumentsRefused) {
 #else  // !CUDL_TEST_HAVE_CUDA
 
 TEST(CudaInterop, NeedsACudaBuild) {
-  GTEST_SKIP() << "this cudl was built without CUDA (CUDL_CUDA=OFF or no nvcc): no CUDA "
-                  "program to embed it in";
+  GTEST_SKIP()
+      << "this cudl was built without CUDA (CUDL_CUDA=OFF or no nvcc): no CUDA "
+         "program to embed it in";
 }
 
 #endif

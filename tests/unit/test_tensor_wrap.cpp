@@ -28,7 +28,8 @@ class HostBuffer {
  public:
   explicit HostBuffer(size_t floats) : size_(floats) {
     void *p = nullptr;
-    if (posix_memalign(&p, 64, (floats + 16) * sizeof(float)) == 0) data_ = static_cast<float *>(p);
+    if (posix_memalign(&p, 64, (floats + 16) * sizeof(float)) == 0)
+      data_ = static_cast<float *>(p);
     if (data_ != nullptr) std::memset(data_, 0, (floats + 16) * sizeof(float));
   }
   ~HostBuffer() { std::free(data_); }
@@ -64,15 +65,17 @@ class TensorWrap : public ::testing::Test {
     const cudl_status s =
         cudl_tensor_wrap(ctx_, dtype, static_cast<int>(shape.size()),
                          shape.empty() ? nullptr : shape.data(), data, &t);
-    EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": " << cudl_context_last_error(ctx_);
+    EXPECT_EQ(s, CUDL_OK) << cudl_status_name(s) << ": "
+                          << cudl_context_last_error(ctx_);
     if (t != nullptr) owned_.push_back(t);
     return t;
   }
   cudl_tensor *Make(const std::vector<int64_t> &shape) {
     cudl_tensor *t = nullptr;
-    EXPECT_EQ(cudl_tensor_create(ctx_, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
-                                 shape.data(), &t),
-              CUDL_OK);
+    EXPECT_EQ(
+        cudl_tensor_create(ctx_, CUDL_DTYPE_F32, static_cast<int>(shape.size()),
+                           shape.data(), &t),
+        CUDL_OK);
     if (t != nullptr) owned_.push_back(t);
     return t;
   }
@@ -85,8 +88,8 @@ class TensorWrap : public ::testing::Test {
     cudl_tensor_destroy(t);
   }
   // The status of a wrap expected to fail, checking *out is NULL after.
-  cudl_status WrapFails(cudl_context *ctx, cudl_dtype dtype, int ndim, const int64_t *shape,
-                        void *data) {
+  cudl_status WrapFails(cudl_context *ctx, cudl_dtype dtype, int ndim,
+                        const int64_t *shape, void *data) {
     cudl_tensor *t = reinterpret_cast<cudl_tensor *>(&sentinel_);
     const cudl_status s = cudl_tensor_wrap(ctx, dtype, ndim, shape, data, &t);
     EXPECT_EQ(t, nullptr);
@@ -158,13 +161,16 @@ TEST_F(TensorWrap, ScalarsAndOtherDtypes) {
 
 TEST_F(TensorWrap, OperatorsReadAndWriteInPlace) {
   HostBuffer x(1021), y(1021), sum(1021);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 13) - 6.0f;
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(i % 13) - 6.0f;
   cudl_tensor *tx = Wrap({1021}, x.data());
   cudl_tensor *ty = Wrap({1021}, y.data());
   cudl_tensor *ts = Wrap({1021}, sum.data());
   ASSERT_NE(ts, nullptr);
-  ASSERT_EQ(cudl_relu_forward(ctx_, tx, ty), CUDL_OK) << cudl_context_last_error(ctx_);
-  ASSERT_EQ(cudl_add(ctx_, tx, 2.0f, ty, ts), CUDL_OK) << cudl_context_last_error(ctx_);
+  ASSERT_EQ(cudl_relu_forward(ctx_, tx, ty), CUDL_OK)
+      << cudl_context_last_error(ctx_);
+  ASSERT_EQ(cudl_add(ctx_, tx, 2.0f, ty, ts), CUDL_OK)
+      << cudl_context_last_error(ctx_);
   for (size_t i = 0; i < x.size(); ++i) {
     const float relu = x[i] > 0.0f ? x[i] : 0.0f;
     ASSERT_EQ(y[i], relu) << i;
@@ -187,15 +193,17 @@ TEST_F(TensorWrap, ModelForwardOnWrappedInput) {
   const int64_t widths[] = {16};
   const int64_t input_shape[] = {features};
   cudl_model *model = nullptr;
-  ASSERT_EQ(cudl_zoo_mlp(ctx_, 1, input_shape, 1, widths, CUDL_ACT_RELU, 0.0f, classes,
-                         &model),
+  ASSERT_EQ(cudl_zoo_mlp(ctx_, 1, input_shape, 1, widths, CUDL_ACT_RELU, 0.0f,
+                         classes, &model),
             CUDL_OK)
       << cudl_context_last_error(ctx_);
-  ASSERT_EQ(cudl_model_compile_inference(model, 8), CUDL_OK) << cudl_context_last_error(ctx_);
+  ASSERT_EQ(cudl_model_compile_inference(model, 8), CUDL_OK)
+      << cudl_context_last_error(ctx_);
   ASSERT_EQ(cudl_model_init(model, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK);
 
   HostBuffer x(8 * features), out(rows * classes);
-  for (int64_t i = 0; i < rows * features; ++i) x[i] = static_cast<float>((i * 7) % 11) / 5.0f - 1.0f;
+  for (int64_t i = 0; i < rows * features; ++i)
+    x[i] = static_cast<float>((i * 7) % 11) / 5.0f - 1.0f;
   cudl_tensor *wrapped = Wrap({8, features}, x.data());
   cudl_tensor *batch = nullptr;
   ASSERT_EQ(cudl_tensor_narrow(wrapped, 0, rows, &batch), CUDL_OK);
@@ -208,7 +216,9 @@ TEST_F(TensorWrap, ModelForwardOnWrappedInput) {
 
   // The same rows in a tensor cudl made give the same output.
   cudl_tensor *copy = Make({rows, features});
-  ASSERT_EQ(cudl_tensor_copy_from_host(copy, x.data(), rows * features * sizeof(float)), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_copy_from_host(copy, x.data(),
+                                       rows * features * sizeof(float)),
+            CUDL_OK);
   ASSERT_EQ(cudl_model_forward(model, copy, nullptr, nullptr), CUDL_OK);
   std::vector<float> expected(rows * classes);
   ASSERT_EQ(cudl_tensor_copy_to_host(cudl_model_output(model), expected.data(),
@@ -246,7 +256,9 @@ TEST_F(TensorWrap, NeverFreedNorCounted) {
   cudl_tensor *flat = nullptr, *rows = nullptr, *reshaped = nullptr;
   ASSERT_EQ(cudl_tensor_flatten(t, 0, -1, &flat), CUDL_OK);
   ASSERT_EQ(cudl_tensor_narrow(t, 1, 1, &rows), CUDL_OK);
-  ASSERT_EQ(cudl_tensor_reshape(t, 1, std::vector<int64_t>{-1}.data(), &reshaped), CUDL_OK);
+  ASSERT_EQ(
+      cudl_tensor_reshape(t, 1, std::vector<int64_t>{-1}.data(), &reshaped),
+      CUDL_OK);
   EXPECT_EQ(cudl_tensor_data(flat), buf.data());
   EXPECT_EQ(cudl_tensor_data(rows), buf.data() + 12);
   // The tensor goes first; the views still read and write the caller's
@@ -279,12 +291,15 @@ TEST_F(TensorWrap, BadArguments) {
   cudl_tensor *t = nullptr;
   EXPECT_EQ(cudl_tensor_wrap(nullptr, CUDL_DTYPE_F32, 2, shape, buf.data(), &t),
             CUDL_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 2, shape, buf.data(), nullptr),
-            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 2, shape, buf.data(), nullptr),
+      CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "out is NULL"));
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, shape, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, shape, nullptr),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "data is NULL"));
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, nullptr, buf.data()), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, nullptr, buf.data()),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "shape is NULL"));
 
   // Misaligned: every start that is not a multiple of 16 bytes, even one
@@ -293,10 +308,12 @@ TEST_F(TensorWrap, BadArguments) {
     EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, shape, buf.data() + offset),
               CUDL_ERR_INVALID_ARGUMENT)
         << offset;
-    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "not aligned to 16 bytes"))
+    EXPECT_TRUE(
+        HasSubstr(cudl_context_last_error(ctx_), "not aligned to 16 bytes"))
         << cudl_context_last_error(ctx_);
   }
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F16, 2, shape, reinterpret_cast<char *>(buf.data()) + 2),
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F16, 2, shape,
+                      reinterpret_cast<char *>(buf.data()) + 2),
             CUDL_ERR_INVALID_ARGUMENT);
   // 16 bytes in is aligned.
   cudl_tensor *ok = Wrap({4, 4}, buf.data() + 4);
@@ -304,21 +321,28 @@ TEST_F(TensorWrap, BadArguments) {
 
   // Shapes: no elements, negative, too many dimensions, overflow; dtype.
   const int64_t zero[] = {4, 0};
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, zero, buf.data()), CUDL_ERR_SHAPE);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, zero, buf.data()),
+            CUDL_ERR_SHAPE);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "no elements"));
   const int64_t negative[] = {4, -2};
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, negative, buf.data()), CUDL_ERR_SHAPE);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, negative, buf.data()),
+            CUDL_ERR_SHAPE);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "negative"));
   const int64_t six[] = {1, 1, 1, 1, 1, 1};
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 6, six, buf.data()), CUDL_ERR_SHAPE);
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, -1, shape, buf.data()), CUDL_ERR_SHAPE);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 6, six, buf.data()),
+            CUDL_ERR_SHAPE);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, -1, shape, buf.data()),
+            CUDL_ERR_SHAPE);
   const int64_t huge[] = {int64_t{1} << 40, int64_t{1} << 40};
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, huge, buf.data()), CUDL_ERR_SHAPE);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 2, huge, buf.data()),
+            CUDL_ERR_SHAPE);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "overflows"));
   // Elements fit in int64 but bytes do not.
   const int64_t bytes_overflow[] = {int64_t{1} << 62};
-  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 1, bytes_overflow, buf.data()), CUDL_ERR_SHAPE);
-  EXPECT_EQ(WrapFails(ctx_, static_cast<cudl_dtype>(99), 2, shape, buf.data()), CUDL_ERR_DTYPE);
+  EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 1, bytes_overflow, buf.data()),
+            CUDL_ERR_SHAPE);
+  EXPECT_EQ(WrapFails(ctx_, static_cast<cudl_dtype>(99), 2, shape, buf.data()),
+            CUDL_ERR_DTYPE);
 
   // Nothing was written to the caller's memory by any of these.
   for (size_t i = 0; i < buf.size(); ++i) ASSERT_EQ(buf[i], 0.0f) << i;
@@ -333,7 +357,9 @@ TEST_F(TensorWrap, AllocationFailures) {
   const int64_t shape[] = {16};
   for (int k = 1; k <= 2; ++k) {
     ASSERT_EQ(cudl_context_fail_allocation(ctx_, k), CUDL_OK);
-    EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 1, shape, buf.data()), CUDL_ERR_OUT_OF_MEMORY) << k;
+    EXPECT_EQ(WrapFails(ctx_, CUDL_DTYPE_F32, 1, shape, buf.data()),
+              CUDL_ERR_OUT_OF_MEMORY)
+        << k;
     uint64_t counted = 0, failed = 0;
     ASSERT_EQ(cudl_context_allocation_count(ctx_, &counted, &failed), CUDL_OK);
     EXPECT_EQ(failed, 1u) << k;
@@ -348,13 +374,14 @@ TEST_F(TensorWrap, AllocationFailures) {
 // are wrapped or one is a tensor cudl made; apart, they run.
 TEST_F(TensorWrap, OverlappingWrapsAreOneMemory) {
   HostBuffer buf(32);
-  cudl_tensor *x = Wrap({2, 4}, buf.data());       // floats 0..7
-  cudl_tensor *y_over = Wrap({2, 3}, buf.data() + 4);  // floats 4..9
+  cudl_tensor *x = Wrap({2, 4}, buf.data());            // floats 0..7
+  cudl_tensor *y_over = Wrap({2, 3}, buf.data() + 4);   // floats 4..9
   cudl_tensor *y_apart = Wrap({2, 3}, buf.data() + 8);  // floats 8..13
   cudl_tensor *w = Make({3, 4});
   ASSERT_NE(w, nullptr);
   ASSERT_EQ(cudl_tensor_fill(w, 1.0f), CUDL_OK);
-  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_over), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_over),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "shares storage"))
       << cudl_context_last_error(ctx_);
   for (int i = 0; i < 8; ++i) buf[i] = 1.0f;
@@ -364,7 +391,8 @@ TEST_F(TensorWrap, OverlappingWrapsAreOneMemory) {
   EXPECT_EQ(buf[13], 4.0f);
   // The weights' own bytes wrapped again as the output.
   cudl_tensor *y_on_w = Wrap({2, 3}, cudl_tensor_data(w));
-  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_on_w), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_linear_forward(ctx_, x, w, nullptr, y_on_w),
+            CUDL_ERR_INVALID_ARGUMENT);
 }
 
 TEST_F(TensorWrap, AnotherContextsTensorIsRefused) {
@@ -373,10 +401,13 @@ TEST_F(TensorWrap, AnotherContextsTensorIsRefused) {
   HostBuffer a(8), b(8);
   cudl_tensor *theirs = nullptr;
   const int64_t shape[] = {8};
-  ASSERT_EQ(cudl_tensor_wrap(other, CUDL_DTYPE_F32, 1, shape, a.data(), &theirs), CUDL_OK);
+  ASSERT_EQ(
+      cudl_tensor_wrap(other, CUDL_DTYPE_F32, 1, shape, a.data(), &theirs),
+      CUDL_OK);
   cudl_tensor *mine = Wrap({8}, b.data());
   EXPECT_EQ(cudl_relu_forward(ctx_, theirs, mine), CUDL_ERR_DEVICE_MISMATCH);
-  EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "belongs to another context"))
+  EXPECT_TRUE(
+      HasSubstr(cudl_context_last_error(ctx_), "belongs to another context"))
       << cudl_context_last_error(ctx_);
   // A copy between the two contexts is allowed and lands in b.
   a[3] = 9.0f;
@@ -396,15 +427,18 @@ TEST(ContextCudaStream, ArgumentsRefusedEverywhere) {
   cudl_context *ctx = reinterpret_cast<cudl_context *>(&stream_stand_in);
   EXPECT_EQ(cudl_context_create_cuda_stream(0, &stream_stand_in, nullptr),
             CUDL_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(cudl_context_create_cuda_stream(-1, &stream_stand_in, &ctx), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_create_cuda_stream(-1, &stream_stand_in, &ctx),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ctx, nullptr);
   LogCapture log;
   ctx = reinterpret_cast<cudl_context *>(&stream_stand_in);
-  EXPECT_EQ(cudl_context_create_cuda_stream(0, nullptr, &ctx), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_context_create_cuda_stream(0, nullptr, &ctx),
+            CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(ctx, nullptr);
   bool said = false;
   for (const auto &r : log.records())
-    said = said || (r.level == CUDL_LOG_ERROR && HasSubstr(r.message, "stream is NULL"));
+    said = said || (r.level == CUDL_LOG_ERROR &&
+                    HasSubstr(r.message, "stream is NULL"));
   EXPECT_TRUE(said);
 }
 
@@ -415,14 +449,16 @@ TEST(ContextCudaStream, ArgumentsRefusedEverywhere) {
 TEST(ContextCudaStream, WithoutAGpuAsContextCreate) {
   int count = 0;
   char reason[256];
-  const cudl_status expected = cudl_cuda_device_count(&count, reason, sizeof reason);
+  const cudl_status expected =
+      cudl_cuda_device_count(&count, reason, sizeof reason);
   if (expected == CUDL_OK) {
     GTEST_SKIP() << "a CUDA device is present: test_cuda_interop covers it";
   }
   int stream_stand_in = 0;
   cudl_context *ctx = reinterpret_cast<cudl_context *>(&stream_stand_in);
   LogCapture log;
-  EXPECT_EQ(cudl_context_create_cuda_stream(0, &stream_stand_in, &ctx), expected);
+  EXPECT_EQ(cudl_context_create_cuda_stream(0, &stream_stand_in, &ctx),
+            expected);
   EXPECT_EQ(ctx, nullptr);
   ASSERT_FALSE(log.records().empty());
   const std::string message = log.records().back().message;
