@@ -155,6 +155,9 @@ TEST_F(CudaInterop, WorkRunsInOrderOnTheCallersStream) {
       << cudl_context_last_error(ctx_);
   ASSERT_EQ(cudl_context_synchronize(ctx_), CUDL_OK);
   CUDA_OK(cudaMemset(y, 0xff, n * sizeof(float)));
+  // The legacy stream's work is not ordered with the non-blocking
+  // streams': finished before the gate goes up.
+  CUDA_OK(cudaDeviceSynchronize());
 
   Gate(x, n, 1.0f, 0.5f);
   ASSERT_EQ(cudl_scale(ctx_, tx, 3.0f, ty), CUDL_OK)
@@ -193,6 +196,9 @@ TEST_F(CudaInterop, CopiesAreOrderedOnTheCallersStream) {
   cudl_tensor *tx = Wrap({n}, x), *ty = Wrap({n}, y);
   ASSERT_NE(ty, nullptr);
   CUDA_OK(cudaMemset(y, 0xff, n * sizeof(float)));
+  // The legacy stream's work is not ordered with the non-blocking
+  // streams': finished before the gate goes up.
+  CUDA_OK(cudaDeviceSynchronize());
   Gate(x, n, -2.0f, 0.25f);
   ASSERT_EQ(cudl_tensor_copy(ty, tx), CUDL_OK) << cudl_context_last_error(ctx_);
   const std::vector<uint32_t> held = Peek(y, n, pinned);
@@ -306,11 +312,15 @@ TEST_F(CudaInterop, ModelForwardOnTheCallersStreamMatchesTheCpu) {
   // A first forward chooses the convolution algorithms (which waits).
   CUDA_OK(cudaMemcpy(x, input.data(), numel * sizeof(float),
                      cudaMemcpyHostToDevice));
+  CUDA_OK(cudaDeviceSynchronize());
   ASSERT_EQ(cudl_model_forward(on_gpu, tx, nullptr, nullptr), CUDL_OK)
       << cudl_context_last_error(ctx_);
   ASSERT_EQ(cudl_context_synchronize(ctx_), CUDL_OK);
   CUDA_OK(cudaMemset(x, 0, numel * sizeof(float)));
   CUDA_OK(cudaMemset(out, 0xff, batch * classes * sizeof(float)));
+  // The legacy stream's work is not ordered with the non-blocking
+  // streams': finished before the gate goes up.
+  CUDA_OK(cudaDeviceSynchronize());
 
   Gate(x, numel, base, step);
   ASSERT_EQ(cudl_model_forward(on_gpu, tx, nullptr, nullptr), CUDL_OK)
