@@ -95,7 +95,8 @@ CUDL_API void cudl_tensor_destroy(cudl_tensor *t);
  * wrap). cudl_tensor_data returns `data`; operators read and write it in
  * place, as input or output, and the caller sees their results there.
  *
- * What the memory must be: on a CPU context, host memory; on a CUDA
+ * What the memory must be: on a CPU context, host memory (not checked:
+ * nothing tells it apart from device memory there); on a CUDA
  * context, device memory (cudaMalloc, cudaMallocAsync, a pool) or managed
  * memory of the context's GPU, checked with cudaPointerGetAttributes at
  * both ends of the range: host memory, page-locked included, and another
