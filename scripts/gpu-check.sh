@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One prepared run on a GPU machine (H100/H200, CUDA 13, CMake and PyTorch in
 # python3, no network). Builds for sm_90 alone, runs the whole test suite,
-# runs the CUDA tests of every suite again under compute-sanitizer memcheck,
+# runs cudl inside a CUDA program of its own (test_cuda_interop,
+# examples/embed_cuda), runs the CUDA tests of every suite again under
+# compute-sanitizer memcheck,
 # runs the CLI on the GPU, and checks files against PyTorch's safetensors
 # package when present, and benchmarks cudl against cuDNN and PyTorch (cudl
 # bench, benchmarks/torch_ref.py, joined by benchmarks/report.py into bench/).
@@ -134,6 +136,19 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
     echo "| bench train over NCCL (mpirun -np 1) | not run: no mpirun or no MPI in this build | |" >>"$summary"
   fi
 
+  # cudl inside a program that already uses CUDA (a few seconds): the
+  # interop tests again, counted as failed when they skipped (the one that
+  # needs two GPUs is left out), and examples/embed_cuda, which exits 77 if
+  # it finds no usable GPU: a failure here.
+  step "test_cuda_interop: cudl on the caller's stream and memory" "$out/interop.log" \
+    timeout 120 "$build/tests/test_cuda_interop" --gtest_filter='-*AnotherGpus*'
+  if grep -q '^\[  SKIPPED \]' "$out/interop.log"; then
+    echo "| (test_cuda_interop above skipped: see interop.log) | FAIL | |" >>"$summary"
+    failures=$((failures + 1))
+  fi
+  step "examples/embed_cuda: a CUDA program running cudl on its stream" "$out/interop.log" \
+    timeout 60 "$build/tests/embed_cuda" 8
+
   # Benchmarks: the operator table (cudl and cuDNN, then PyTorch on the same
   # cases), training throughput (cudl, then PyTorch as GPU users run it:
   # eager, CUDA graphs and torch.compile, FP32 under PyTorch's default TF32
@@ -252,10 +267,13 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
     # the time allowed, and runs the code the other suites check; so would
     # test_backends' rows of 2^24 + 3 elements, whose kernels its smaller
     # rows run under memcheck (they still run, unsanitised, with the tests).
+    # test_cuda_interop's *CallersStream* tests hold the stream with a
+    # kernel that waits for the host: under a tool that serialises launches
+    # they would only time out (they run unsanitised above).
     filter='*:-*TooLargeForTheCard*:*EveryAllocation*'
     if [ "$name" != test_cuda ]; then
       "$t" --gtest_list_tests 2>/dev/null | grep -q Cuda || continue
-      filter='*Cuda*:-*TooLargeForTheCard*:*EveryAllocation*:*16777219*'
+      filter='*Cuda*:-*TooLargeForTheCard*:*EveryAllocation*:*16777219*:*CallersStream*'
     fi
     if ! step "memcheck $name ($filter)" "$out/memcheck.log" timeout "$left" \
       "$sanitizer" --tool memcheck --leak-check full --error-exitcode 1 \

@@ -2,7 +2,8 @@
  * cudl/context.h - contexts, devices, logging and host allocator hooks.
  *
  * A context owns everything that runs on one device: for CUDA the device
- * index, a stream, the cuBLAS and cuDNN handles; for both devices the random
+ * index, a stream (its own, or the caller's: cudl_context_create_cuda_stream),
+ * the cuBLAS and cuDNN handles; for both devices the random
  * generator state, the host allocator and the text of the last error.
  *
  * Threading contract: a context (and every tensor created from it) is used
@@ -209,6 +210,50 @@ typedef struct cudl_allocator {
  */
 CUDL_API cudl_status cudl_context_create(cudl_device_kind kind,
                                          int device_index, cudl_context **out);
+
+/**
+ * Create a CUDA context on GPU device_index whose work runs on the
+ * caller's CUDA stream, for a program that already uses CUDA. `stream` is
+ * a cudaStream_t (cast to void *) of that GPU; it stays the caller's:
+ * cudl never destroys it, and it must outlive the context.
+ *
+ * Every piece of the context's GPU work is queued on that stream, in call
+ * order: cudl's kernels, cuBLAS and cuDNN, copies, memory-pool
+ * allocations and frees, events (cudl_event_record), NCCL collectives. So
+ * work the caller queued on the stream before a cudl call runs before it,
+ * and work queued after runs after it, with no synchronisation in between;
+ * other streams need the caller's events, as between any two streams.
+ *
+ * What waits on the host: the calls documented to wait
+ * (cudl_tensor_copy_to_host, cudl_context_synchronize,
+ * cudl_event_elapsed_ms, a cudl_tensor_copy from this context to another,
+ * reading a loss or any other value to the host, cudl_tensor_copy_from_host
+ * from page-locked memory) wait for the whole stream, the caller's earlier
+ * work included; so does the first convolution of each shape (cuDNN times
+ * its algorithms, once) and cudl_context_destroy. Nothing else blocks the
+ * host.
+ *
+ * Threads: as for every context, one thread at a time calls cudl on it;
+ * the caller may queue its own work on the stream from any thread,
+ * ordered against cudl's by the order of the calls. Tensors of the context
+ * (their memory comes from a stream-ordered pool) are valid on this
+ * stream; another stream reading them waits for an event recorded after
+ * the cudl call that wrote them.
+ *
+ * cudaStreamPerThread is refused (it names a different stream in each
+ * thread), as is a stream of another GPU (CUDA 12.8 or newer checks it;
+ * older, the first operation fails instead): CUDL_ERR_INVALID_ARGUMENT,
+ * with the reason logged at CUDL_LOG_ERROR. A NULL stream is refused too
+ * (CUDL_ERR_INVALID_ARGUMENT): NULL is also the legacy default stream, so
+ * pass cudaStreamLegacy to mean that one. Without CUDA, a GPU or the
+ * device, and for a card the build has no code for, the statuses and
+ * logged reasons of cudl_context_create(CUDL_DEVICE_CUDA, ...).
+ * A negative device_index or a NULL out is CUDL_ERR_INVALID_ARGUMENT. On
+ * failure *out is NULL (when out is not NULL).
+ */
+CUDL_API cudl_status cudl_context_create_cuda_stream(int device_index,
+                                                     void *stream,
+                                                     cudl_context **out);
 
 /** Release the context. Tensors created from it must be destroyed first,
  *  and datasets before any further call on them that can fail

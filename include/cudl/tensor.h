@@ -78,8 +78,48 @@ CUDL_API cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype,
                                         cudl_tensor **out);
 
 /** Release the tensor. Its storage is freed with the last tensor that
- *  shares it (see cudl_tensor_reshape). NULL is a no-op. */
+ *  shares it (see cudl_tensor_reshape), unless it is the caller's memory
+ *  (cudl_tensor_wrap), which is never freed. NULL is a no-op. */
 CUDL_API void cudl_tensor_destroy(cudl_tensor *t);
+
+/** The alignment, in bytes, that cudl_tensor_wrap requires of memory: the
+ *  widest single access cudl's kernels make (16-byte vectors), and that
+ *  cuBLAS and cuDNN want for their tensor-core paths. malloc and
+ *  cudaMalloc give at least this. */
+#define CUDL_TENSOR_WRAP_ALIGNMENT 16
+
+/**
+ * A tensor of ctx whose storage is the caller's memory at `data`, without
+ * a copy: the contiguous row-major bytes of `shape` (ndim dimensions, as
+ * cudl_tensor_create; every dimension >= 1: an empty shape has nothing to
+ * wrap). cudl_tensor_data returns `data`; operators read and write it in
+ * place, as input or output, and the caller sees their results there.
+ *
+ * What the memory must be: on a CPU context, host memory (not checked:
+ * nothing tells it apart from device memory there); on a CUDA
+ * context, device memory (cudaMalloc, cudaMallocAsync, a pool) or managed
+ * memory of the context's GPU, checked with cudaPointerGetAttributes at
+ * both ends of the range: host memory, page-locked included, and another
+ * GPU's memory give CUDL_ERR_INVALID_ARGUMENT saying which. `data` must be
+ * aligned to CUDL_TENSOR_WRAP_ALIGNMENT bytes (CUDL_ERR_INVALID_ARGUMENT).
+ * The byte size is checked for overflow (CUDL_ERR_SHAPE); that the
+ * allocation holds that many bytes is the caller's promise.
+ *
+ * Ownership: the caller keeps the memory. cudl_tensor_destroy of the
+ * tensor, and of every view made from it (reshape, flatten, narrow), never
+ * frees it; the memory must stay valid until the last of them is
+ * destroyed, and on a CUDA context until the work queued on it has run
+ * (cudl_context_synchronize, or an event the caller orders after it). It
+ * is not counted by cudl_context_memory_stats nor against the memory
+ * limit. Access from the caller's side while cudl works on it is ordered
+ * as any other work of the context: see cudl_context_create_cuda_stream.
+ *
+ * Errors as cudl_tensor_create's, and CUDL_ERR_INVALID_ARGUMENT for a NULL
+ * data. On failure *out is NULL.
+ */
+CUDL_API cudl_status cudl_tensor_wrap(cudl_context *ctx, cudl_dtype dtype,
+                                      int ndim, const int64_t *shape,
+                                      void *data, cudl_tensor **out);
 
 /* ---- queries (all accept NULL and then return 0 / NULL) ---- */
 CUDL_API cudl_context *cudl_tensor_context(const cudl_tensor *t);

@@ -5,8 +5,10 @@
 #include "core/cuda_module.h"
 #include "core/internal.h"
 
+/* caller_stream: a CUDA context's stream when the caller gives one
+ * (cudl_context_create_cuda_stream), else NULL. */
 static cudl_status context_open(cudl_device_kind kind, int device_index,
-                                cudl_context **out) {
+                                void *caller_stream, cudl_context **out) {
   cudl_context *ctx;
   cudl_status status;
   const cudl_backend *backend = &cudl__cpu_backend;
@@ -24,6 +26,7 @@ static cudl_status context_open(cudl_device_kind kind, int device_index,
   ctx->device_index = device_index;
   ctx->backend = backend;
   ctx->allocator = cudl__default_allocator;
+  ctx->caller_stream = caller_stream;
   snprintf(ctx->device_name, sizeof ctx->device_name, "cpu");
   status = backend->runtime->open(ctx, device_index);
   if (status != CUDL_OK) {
@@ -33,6 +36,27 @@ static cudl_status context_open(cudl_device_kind kind, int device_index,
     return status;
   }
   *out = ctx;
+  return CUDL_OK;
+}
+
+/* CUDL_OK when CUDA device device_index (>= 0) exists; else the status of
+ * cudl_cuda_device_count, or CUDL_ERR_NO_DEVICE past the count, with the
+ * reason logged. */
+static cudl_status cuda_device_present(int device_index) {
+  char reason[CUDL_ERROR_TEXT_SIZE];
+  int count = 0;
+  cudl_status status = cudl_cuda_device_count(&count, reason, sizeof reason);
+  if (status != CUDL_OK) {
+    cudl__log(CUDL_LOG_ERROR, "cannot create a CUDA context: %s", reason);
+    return status;
+  }
+  if (device_index >= count) {
+    cudl__log(CUDL_LOG_ERROR,
+              "cannot create a CUDA context: device %d requested, %d "
+              "device(s) present",
+              device_index, count);
+    return CUDL_ERR_NO_DEVICE;
+  }
   return CUDL_OK;
 }
 
@@ -46,22 +70,12 @@ cudl_status cudl_context_create(cudl_device_kind kind, int device_index,
   switch (kind) {
     case CUDL_DEVICE_CPU:
       if (device_index != 0) return CUDL_ERR_INVALID_ARGUMENT;
-      return context_open(CUDL_DEVICE_CPU, 0, out);
+      return context_open(CUDL_DEVICE_CPU, 0, NULL, out);
     case CUDL_DEVICE_CUDA:
       if (device_index < 0) return CUDL_ERR_INVALID_ARGUMENT;
-      status = cudl_cuda_device_count(&count, reason, sizeof reason);
-      if (status != CUDL_OK) {
-        cudl__log(CUDL_LOG_ERROR, "cannot create a CUDA context: %s", reason);
-        return status;
-      }
-      if (device_index >= count) {
-        cudl__log(CUDL_LOG_ERROR,
-                  "cannot create a CUDA context: device %d requested, %d "
-                  "device(s) present",
-                  device_index, count);
-        return CUDL_ERR_NO_DEVICE;
-      }
-      return context_open(CUDL_DEVICE_CUDA, device_index, out);
+      status = cuda_device_present(device_index);
+      if (status != CUDL_OK) return status;
+      return context_open(CUDL_DEVICE_CUDA, device_index, NULL, out);
     case CUDL_DEVICE_AUTO:
       if (device_index != 0) return CUDL_ERR_INVALID_ARGUMENT;
       status = cudl_cuda_device_count(&count, reason, sizeof reason);
@@ -75,7 +89,7 @@ cudl_status cudl_context_create(cudl_device_kind kind, int device_index,
         for (i = 0; i < count; ++i) {
           status = cudl_cuda_device_supported(i, why, sizeof why);
           if (status == CUDL_OK) {
-            status = context_open(CUDL_DEVICE_CUDA, i, out);
+            status = context_open(CUDL_DEVICE_CUDA, i, NULL, out);
             if (status == CUDL_OK) return CUDL_OK;
             snprintf(why, sizeof why, "opening cuda:%d failed with %s", i,
                      cudl_status_name(status));
@@ -87,9 +101,29 @@ cudl_status cudl_context_create(cudl_device_kind kind, int device_index,
       }
       cudl__log(CUDL_LOG_WARN, "no usable CUDA device (%s); using the CPU",
                 reason);
-      return context_open(CUDL_DEVICE_CPU, 0, out);
+      return context_open(CUDL_DEVICE_CPU, 0, NULL, out);
   }
   return CUDL_ERR_INVALID_ARGUMENT;
+}
+
+cudl_status cudl_context_create_cuda_stream(int device_index, void *stream,
+                                            cudl_context **out) {
+  cudl_status status;
+  if (out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (device_index < 0) return CUDL_ERR_INVALID_ARGUMENT;
+  if (stream == NULL) {
+    /* NULL is also the legacy default stream's handle; taking it for one
+     * would hide a forgotten argument. */
+    cudl__log(CUDL_LOG_ERROR,
+              "cannot create a CUDA context: stream is NULL (pass a stream "
+              "the program created, or cudaStreamLegacy for the default "
+              "stream)");
+    return CUDL_ERR_INVALID_ARGUMENT;
+  }
+  status = cuda_device_present(device_index);
+  if (status != CUDL_OK) return status;
+  return context_open(CUDL_DEVICE_CUDA, device_index, stream, out);
 }
 
 void cudl_context_destroy(cudl_context *ctx) {

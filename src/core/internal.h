@@ -71,6 +71,10 @@ struct cudl_context {
    * the backend's open sets). */
   uint64_t memory_limit, memory_limit_default;
   cudl_fault_injection fault;
+  /* The caller's cudaStream_t (cudl_context_create_cuda_stream), which the
+   * CUDA runtime's open takes as the context's stream instead of creating
+   * one, and never destroys; NULL: the runtime makes its own. */
+  void *caller_stream;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
 };
@@ -127,6 +131,9 @@ typedef struct cudl_storage {
   void *data;
   size_t nbytes;
   int64_t refs; /* tensors sharing it */
+  /* The caller's memory (cudl_tensor_wrap): the last release frees the
+   * object but never the data, which the runtime did not allocate. */
+  int borrowed;
 } cudl_storage;
 
 struct cudl_tensor {
@@ -200,7 +207,8 @@ cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
                                   const int64_t w_shape[4], const char *w_name,
                                   cudl_conv2d_geometry *g);
 
-/* 1 when a and b (either may be NULL) share bytes of one storage. */
+/* 1 when a and b (either may be NULL) share bytes: of one storage, or of
+ * the caller's memory wrapped more than once (cudl_tensor_wrap). */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 
 /* ---- the checks every operator makes of its tensors ----

@@ -26,6 +26,14 @@ typedef struct cudl_runtime {
   void (*free)(cudl_context *ctx, const cudl_allocator *host, void *ptr,
                size_t nbytes);
 
+  /* Whether nbytes at ptr, memory the caller allocated, can be the storage
+   * of a tensor of ctx (cudl_tensor_wrap): CUDL_OK, or
+   * CUDL_ERR_INVALID_ARGUMENT with the reason recorded (host memory given
+   * to a device context, another device's memory). Checks what the device
+   * can tell; alignment and size were checked before. */
+  cudl_status (*check_foreign_memory)(cudl_context *ctx, const void *ptr,
+                                      size_t nbytes);
+
   /* Copies within the device and across the host boundary. copy_from_host
    * returns once src may be reused; copy_to_host once dst is written. */
   cudl_status (*copy_from_host)(cudl_context *ctx, void *dst, const void *src,

@@ -47,25 +47,16 @@ cudl_status cudl__shape_check(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
-cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
-                               const int64_t *shape, cudl_tensor **out) {
-  cudl_tensor *t;
-  int64_t numel;
-  size_t nbytes;
-  cudl_status status;
-  if (out != NULL) *out = NULL;
-  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  if (out == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
-  status =
-      cudl__shape_check(ctx, __func__, dtype, ndim, shape, &numel, &nbytes);
-  if (status != CUDL_OK) return status;
-
-  t = (cudl_tensor *)cudl__host_alloc(&ctx->allocator, sizeof *t,
-                                      sizeof(void *));
+/* A tensor object of a checked shape and, when it has bytes, its storage
+ * object, whose data the caller fills in (tensor_discard undoes it). */
+static cudl_status tensor_new(cudl_context *ctx, const char *function,
+                              cudl_dtype dtype, int ndim, const int64_t *shape,
+                              int64_t numel, size_t nbytes, cudl_tensor **out) {
+  cudl_tensor *t = (cudl_tensor *)cudl__host_alloc(&ctx->allocator, sizeof *t,
+                                                   sizeof(void *));
   if (t == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                     "cannot allocate the tensor object");
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the tensor object");
   memset(t, 0, sizeof *t);
   t->ctx = ctx;
   t->allocator = ctx->allocator;
@@ -79,24 +70,87 @@ cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
         &ctx->allocator, sizeof *storage, sizeof(void *));
     if (storage == NULL) {
       cudl__host_free(&t->allocator, t, sizeof *t);
-      return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
-                       "cannot allocate the storage object");
+      return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                        "cannot allocate the storage object");
     }
     memset(storage, 0, sizeof *storage);
     storage->ctx = ctx;
     storage->allocator = ctx->allocator;
     storage->nbytes = nbytes;
     storage->refs = 1;
-    status = ctx->backend->runtime->alloc_zeroed(ctx, &storage->allocator,
-                                                 nbytes, &storage->data);
+    t->storage = storage;
+  }
+  *out = t;
+  return CUDL_OK;
+}
+
+/* Free what tensor_new made, before any data was attached. */
+static void tensor_discard(cudl_tensor *t) {
+  if (t->storage != NULL)
+    cudl__host_free(&t->storage->allocator, t->storage, sizeof *t->storage);
+  cudl__host_free(&t->allocator, t, sizeof *t);
+}
+
+cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
+                               const int64_t *shape, cudl_tensor **out) {
+  cudl_tensor *t;
+  int64_t numel;
+  size_t nbytes;
+  cudl_status status;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  status =
+      cudl__shape_check(ctx, __func__, dtype, ndim, shape, &numel, &nbytes);
+  if (status != CUDL_OK) return status;
+  status = tensor_new(ctx, __func__, dtype, ndim, shape, numel, nbytes, &t);
+  if (status != CUDL_OK) return status;
+  if (t->storage != NULL) {
+    status = ctx->backend->runtime->alloc_zeroed(ctx, &t->storage->allocator,
+                                                 nbytes, &t->storage->data);
     if (status != CUDL_OK) {
-      cudl__host_free(&storage->allocator, storage, sizeof *storage);
-      cudl__host_free(&t->allocator, t, sizeof *t);
+      tensor_discard(t);
       return status;
     }
-    t->storage = storage;
-    t->data = storage->data;
+    t->data = t->storage->data;
   }
+  *out = t;
+  return CUDL_OK;
+}
+
+cudl_status cudl_tensor_wrap(cudl_context *ctx, cudl_dtype dtype, int ndim,
+                             const int64_t *shape, void *data,
+                             cudl_tensor **out) {
+  cudl_tensor *t;
+  int64_t numel;
+  size_t nbytes;
+  cudl_status status;
+  if (out != NULL) *out = NULL;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (out == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+  if (data == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "data is NULL");
+  status =
+      cudl__shape_check(ctx, __func__, dtype, ndim, shape, &numel, &nbytes);
+  if (status != CUDL_OK) return status;
+  if (nbytes == 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "the shape has no elements, so there is no memory to "
+                     "wrap (cudl_tensor_create makes empty tensors)");
+  if ((uintptr_t)data % CUDL_TENSOR_WRAP_ALIGNMENT != 0)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "data (%p) is not aligned to %d bytes, the widest "
+                     "access the kernels make",
+                     data, CUDL_TENSOR_WRAP_ALIGNMENT);
+  status = ctx->backend->runtime->check_foreign_memory(ctx, data, nbytes);
+  if (status != CUDL_OK) return status;
+  status = tensor_new(ctx, __func__, dtype, ndim, shape, numel, nbytes, &t);
+  if (status != CUDL_OK) return status;
+  t->storage->data = data;
+  t->storage->borrowed = 1;
+  t->data = data;
   *out = t;
   return CUDL_OK;
 }
@@ -104,8 +158,9 @@ cudl_status cudl_tensor_create(cudl_context *ctx, cudl_dtype dtype, int ndim,
 static void storage_release(cudl_storage *storage) {
   cudl_allocator allocator;
   if (storage == NULL || --storage->refs > 0) return;
-  storage->ctx->backend->runtime->free(storage->ctx, &storage->allocator,
-                                       storage->data, storage->nbytes);
+  if (!storage->borrowed)
+    storage->ctx->backend->runtime->free(storage->ctx, &storage->allocator,
+                                         storage->data, storage->nbytes);
   allocator = storage->allocator;
   cudl__host_free(&allocator, storage, sizeof *storage);
 }
@@ -198,7 +253,13 @@ cudl_status cudl_tensor_narrow(const cudl_tensor *src, int64_t start,
 
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
   const char *a0, *b0;
-  if (a == NULL || b == NULL || a->storage == NULL || a->storage != b->storage)
+  if (a == NULL || b == NULL || a->storage == NULL || b->storage == NULL)
+    return 0;
+  /* Storages cudl allocated never share bytes, but the caller's memory
+   * (cudl_tensor_wrap) may be wrapped twice, or be part of another
+   * tensor's: then the addresses decide. */
+  if (a->storage != b->storage && !a->storage->borrowed &&
+      !b->storage->borrowed)
     return 0;
   a0 = (const char *)a->data;
   b0 = (const char *)b->data;

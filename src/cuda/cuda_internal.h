@@ -26,6 +26,8 @@ struct cudl_conv_plan;
 /* What a CUDA context owns (ctx->backend_state). */
 typedef struct cudl_cuda_state {
   cudaStream_t stream;
+  /* The caller's stream (ctx->caller_stream): never destroyed. */
+  int stream_borrowed;
   cudaMemPool_t pool; /* stream-ordered allocations of this context */
   cublasHandle_t cublas;
   cudnnHandle_t cudnn;

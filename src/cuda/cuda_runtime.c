@@ -8,6 +8,10 @@
  * Every entry first makes the context's GPU current (the calling thread may
  * have used another) and checks each CUDA call. Nothing here synchronises
  * the host except copy_to_host and synchronize, whose contract is to wait.
+ *
+ * The stream is the context's own, or the caller's when it gave one
+ * (cudl_context_create_cuda_stream): then everything runs on that stream
+ * alike and only destroying it is left to the caller.
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,11 +25,49 @@ static void release_state(cudl_cuda_state *s) {
   if (s->cublas != NULL) cublasDestroy(s->cublas);
   if (s->stream != NULL) {
     cudaStreamSynchronize(s->stream);
-    cudaStreamDestroy(s->stream);
+    if (!s->stream_borrowed) cudaStreamDestroy(s->stream);
   }
   if (s->pool != NULL) cudaMemPoolDestroy(s->pool);
   (void)cudaGetLastError();
   memset(s, 0, sizeof *s);
+}
+
+/* Make the caller's stream the context's, once it is known to be usable:
+ * not the per-thread default stream, which is another stream in each
+ * thread that may use the context; of the context's GPU where the runtime
+ * can tell (cudaStreamGetDevice, CUDA 12.8). */
+static cudl_status take_caller_stream(cudl_context *ctx, cudl_cuda_state *s,
+                                      int device_index) {
+  cudaStream_t stream = (cudaStream_t)ctx->caller_stream;
+#if CUDART_VERSION >= 12080
+  int stream_device = -1;
+  cudaError_t err;
+#endif
+  if (stream == cudaStreamPerThread)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                      "cudl_context_create_cuda_stream",
+                      "cudaStreamPerThread is a different stream in each "
+                      "thread; pass a stream the program created");
+#if CUDART_VERSION >= 12080
+  /* cudaStreamLegacy answers with the current device. */
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(device_index));
+  err = cudaStreamGetDevice(stream, &stream_device);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                      "cudl_context_create_cuda_stream",
+                      "the stream is not usable: cudaStreamGetDevice: %s",
+                      cudaGetErrorString(err));
+  }
+  if (stream_device != device_index)
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                      "cudl_context_create_cuda_stream",
+                      "the stream belongs to cuda:%d, not cuda:%d",
+                      stream_device, device_index);
+#endif
+  s->stream = stream;
+  s->stream_borrowed = 1;
+  return CUDL_OK;
 }
 
 static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
@@ -48,8 +90,13 @@ static cudl_status open_state(cudl_context *ctx, cudl_cuda_state *s,
   /* cudaMalloc fails cleanly when the card is full; the limit is for
    * programs that share it (cudl_context_set_memory_limit). */
   ctx->memory_limit_default = (uint64_t)device.totalGlobalMem;
-  CUDL_CUDA_TRY(ctx,
-                cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+  if (ctx->caller_stream != NULL) {
+    status = take_caller_stream(ctx, s, device_index);
+    if (status != CUDL_OK) return status;
+  } else {
+    CUDL_CUDA_TRY(ctx,
+                  cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+  }
   memset(&props, 0, sizeof props);
   props.allocType = cudaMemAllocationTypePinned;
   props.location.type = cudaMemLocationTypeDevice;
@@ -136,6 +183,55 @@ static void cuda_free(cudl_context *ctx, const cudl_allocator *host, void *ptr,
   if (cudaSetDevice(ctx->device_index) != cudaSuccess ||
       cudaFreeAsync(ptr, s->stream) != cudaSuccess)
     (void)cudaGetLastError();
+}
+
+/* One end of a wrapped range: device or managed memory of ctx's GPU. */
+static cudl_status check_device_pointer(cudl_context *ctx, const void *p,
+                                        const char *what) {
+  struct cudaPointerAttributes attributes;
+  cudaError_t err = cudaPointerGetAttributes(&attributes, p);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_tensor_wrap",
+                      "%s (%p) is not memory CUDA knows: "
+                      "cudaPointerGetAttributes: %s",
+                      what, p, cudaGetErrorString(err));
+  }
+  switch (attributes.type) {
+    case cudaMemoryTypeDevice:
+    case cudaMemoryTypeManaged:
+      if (attributes.device == ctx->device_index) return CUDL_OK;
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_tensor_wrap",
+                        "%s (%p) is memory of cuda:%d, but the context is on "
+                        "%s",
+                        what, p, attributes.device, ctx->device_name);
+    case cudaMemoryTypeHost:
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_tensor_wrap",
+                        "%s (%p) is page-locked host memory; a CUDA context "
+                        "wraps device memory of its GPU (copy host data in "
+                        "with cudl_tensor_copy_from_host)",
+                        what, p);
+    default:
+      return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, "cudl_tensor_wrap",
+                        "%s (%p) is not device memory (host memory, or not "
+                        "allocated); a CUDA context wraps device memory of "
+                        "its GPU (copy host data in with "
+                        "cudl_tensor_copy_from_host)",
+                        what, p);
+  }
+}
+
+/* Both ends, so that a size running past a device allocation is caught
+ * in the usual case (the bytes after it unmapped). */
+static cudl_status cuda_check_foreign_memory(cudl_context *ctx, const void *ptr,
+                                             size_t nbytes) {
+  cudl_status status;
+  CUDA_ENTER(ctx, s);
+  (void)s;
+  status = check_device_pointer(ctx, ptr, "data");
+  if (status != CUDL_OK || nbytes <= 1) return status;
+  return check_device_pointer(ctx, (const char *)ptr + (nbytes - 1),
+                              "the last byte of data");
 }
 
 static cudl_status cuda_copy_from_host(cudl_context *ctx, void *dst,
@@ -286,6 +382,7 @@ static const cudl_runtime cuda_runtime = {
     .close = cuda_close,
     .alloc_zeroed = cuda_alloc_zeroed,
     .free = cuda_free,
+    .check_foreign_memory = cuda_check_foreign_memory,
     .copy_from_host = cuda_copy_from_host,
     .copy_to_host = cuda_copy_to_host,
     .copy_on_device = cuda_copy_on_device,

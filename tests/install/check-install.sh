@@ -133,6 +133,25 @@ PY
 test "$(grep -c -E "^$data/(dark|light)\.png: [A-Za-z]" "$scratch/classify-png.log")" = 2
 "$scratch/classify" --device cpu "$scratch/run/model.safetensors" "$data" 16 |
   grep -q "^accuracy on the first 16 test images: .* (cpu"
+# A CUDA build: examples/embed_cuda.cu, a CUDA program running cudl on its
+# own stream and buffers, built with nvcc against the install; run, it
+# classifies, or exits 77 without a usable GPU. Not under a sanitizer's
+# flags, which nvcc's host compilation does not get.
+if [ "${CUDL_EXAMPLE_CUDA:-OFF}" = ON ] && [ ${#extra_flags[@]} -eq 0 ]; then
+  echo "--- examples/embed_cuda.cu: built with nvcc against the install"
+  cmake -S "$examples" -B "$scratch/examples-build" -DCUDL_EXAMPLE_CUDA=ON \
+    >>"$scratch/cmake.log"
+  cmake --build "$scratch/examples-build" >>"$scratch/cmake.log"
+  rc=0
+  "$scratch/examples-build/embed_cuda" 4 >"$scratch/embed_cuda.log" 2>&1 || rc=$?
+  cat "$scratch/embed_cuda.log"
+  if [ $rc -eq 0 ]; then
+    grep -q "^classified 4 images on the program's stream" "$scratch/embed_cuda.log"
+  elif [ $rc -ne 77 ]; then
+    echo "embed_cuda failed (exit $rc)"
+    exit 1
+  fi
+fi
 if "$scratch/classify" >/dev/null 2>&1; then
   echo "classify without arguments must fail"
   exit 1
