@@ -81,6 +81,8 @@ static void train_usage(FILE *out) {
       "                    GPU when cudl has it, else mpi]\n"
       "  --bucket-mb M     under mpirun: gradient buckets of M MB averaged\n"
       "                    during backward; 0: all after backward [25]\n"
+      "  --grad-wire W     under mpirun: the gradients travel as f32, bf16\n"
+      "                    or f16; auto follows --precision [auto]\n"
       "Under mpirun -np N each rank trains its own batch B and averages the\n"
       "gradients every step (cudl train's data parallelism; --device cuda\n"
       "gives each rank the GPU of its local rank); rank 0 prints and writes\n"
@@ -154,6 +156,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
              *optimizer = "sgd", *dist_backend = "auto";
   long long batch = 128, channels = 1, size = 28, classes = 10, value;
   double bucket_mb = 25.0;
+  cudl_grad_wire grad_wire = CUDL_GRAD_WIRE_AUTO;
   bench_settings settings;
   bench_timing timing, gemm_timing;
   bench_event_clock events;
@@ -241,6 +244,8 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     } else if (strcmp(a, "--warmup") == 0 &&
                cli_parse_int(v, 0, 1000, &value)) {
       settings.warmup = (int)value;
+    } else if (strcmp(a, "--grad-wire") == 0 &&
+               cudl_grad_wire_from_name(v, &grad_wire) == CUDL_OK) {
     } else if (strcmp(a, "--bucket-mb") == 0 &&
                cli_parse_double(v, &bucket_mb) && bucket_mb >= 0.0 &&
                bucket_mb <= 1e6) {
@@ -296,6 +301,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
+  if (s == CUDL_OK) s = cudl_model_set_grad_wire(t.model, grad_wire);
   if (s == CUDL_OK && t.comm != NULL)
     s = cudl_model_set_grad_sync(t.model, t.comm,
                                  run_dist_bucket_bytes(bucket_mb));
@@ -396,7 +402,9 @@ int cudl__cmd_bench_train(int argc, char **argv) {
         job[FIG_ALLREDUCE_MAX] = f[FIG_ALLREDUCE_MAX];
       if (r == 0 || share_of(f) > job_share) job_share = share_of(f);
     }
-    grad_bytes = 4.0 * (double)cudl_tensor_numel(cudl_model_grads(t.model));
+    /* The bytes on the wire: 2 per value on a 16-bit one. */
+    grad_bytes = (double)cudl_dtype_size(cudl_model_grad_wire_dtype(t.model)) *
+                 (double)cudl_tensor_numel(cudl_model_grads(t.model));
     if (job[FIG_ALLREDUCE_MEDIAN] > 0.0)
       algbw_gbps = grad_bytes / (job[FIG_ALLREDUCE_MEDIAN] * 1e-3) * 1e-9;
     busbw_gbps = algbw_gbps * 2.0 * (world - 1) / world;
@@ -422,9 +430,10 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     if (dist.launched)
       fprintf(table,
               "  %d ranks (%s): %.1f images/s in all; all-reduce of %.0f "
-              "bytes in %d bucket%s (--bucket-mb %g): exposed %.3f ms median "
+              "bytes (%s) in %d bucket%s (--bucket-mb %g): exposed %.3f ms median "
               "(%.3f-%.3f), %.1f%% of the step, bus bandwidth %.3f GB/s\n",
               world, cudl_comm_backend(dist.comm), images_total, grad_bytes,
+              cudl_dtype_name(cudl_model_grad_wire_dtype(t.model)),
               cudl_model_grad_sync_buckets(t.model),
               cudl_model_grad_sync_buckets(t.model) == 1 ? "" : "s",
               bucket_mb, job[FIG_ALLREDUCE_MEDIAN],
@@ -468,12 +477,14 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       fprintf(f, "null");
     fprintf(f,
             ",\n  \"world\": %d,\n  \"images_per_second_total\": %.6g,\n"
+            "  \"grad_wire\": \"%s\",\n"
             "  \"bucket_bytes\": %lld,\n  \"buckets\": %d,\n"
             "  \"allreduce_ms_median\": %.6g,\n  \"allreduce_ms_min\": %.6g,\n"
             "  \"allreduce_ms_max\": %.6g,\n  \"allreduce_share\": %.6g,\n"
             "  \"grad_bytes\": %.0f,\n  \"allreduce_algbw_gbps\": %.6g,\n"
             "  \"allreduce_busbw_gbps\": %.6g,\n  \"ranks\": [",
             world, images_total,
+            cudl_dtype_name(cudl_model_grad_wire_dtype(t.model)),
             (long long)(t.comm != NULL ? run_dist_bucket_bytes(bucket_mb) : 0),
             cudl_model_grad_sync_buckets(t.model), job[FIG_ALLREDUCE_MEDIAN],
             job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX], job_share,

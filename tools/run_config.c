@@ -26,12 +26,14 @@ enum {
   SET_DETERMINISTIC,
   SET_PRECISION,
   SET_LAYOUT,
+  SET_GRAD_WIRE,
   SET_SEED
 };
 
 static const char *const g_optimizers[] = {"sgd", "adam", "adamw", NULL};
 static const char *const g_schedules[] = {"constant", "cosine", "step", NULL};
 static const char *const g_on_off[] = {"on", "off", NULL};
+static const char *const g_wires[] = {"auto", "f32", "bf16", "f16", NULL};
 
 /* A setting: its option's name without "--" (the metadata key is
  * "train.NAME", and --override takes NAME), the words it takes where it
@@ -60,6 +62,7 @@ static const struct setting {
     {"deterministic", g_on_off, NULL},
     {"precision", NULL, NULL},
     {"layout", NULL, NULL},
+    {"grad-wire", g_wires, NULL},
     {"seed", NULL,
      "the data order and the --val-split images follow it, so a resumed "
      "run goes on with its own"},
@@ -163,6 +166,9 @@ static void setting_text(int k, const options *o, char *out, size_t size) {
     case SET_LAYOUT:
       snprintf(out, size, "%s", cudl_layout_name(o->layout));
       break;
+    case SET_GRAD_WIRE:
+      snprintf(out, size, "%s", cudl_grad_wire_name(o->grad_wire));
+      break;
     default: /* SET_SEED */
       snprintf(out, size, "%" PRIu64, o->seed);
       break;
@@ -187,8 +193,9 @@ static int setting_apply(int k, options *o, const char *text,
     int i;
     for (i = 0; s->words[i] != NULL && strcmp(s->words[i], text) != 0; ++i) {
     }
-    *want = s->words == g_optimizers ? "sgd, adam or adamw"
-                                     : "constant, cosine or step";
+    *want = s->words == g_optimizers  ? "sgd, adam or adamw"
+            : s->words == g_schedules ? "constant, cosine or step"
+                                      : "auto, f32, bf16 or f16";
     if (s->words[i] == NULL) return 0;
     return run_set_option(o, option, s->words[i], want);
   }

@@ -16,7 +16,7 @@
 /* The settings recorded: optimizer, lr, momentum, weight-decay, schedule,
  * warmup, epochs, clip, dropout, augment, shuffle, sync-bn, deterministic,
  * precision, layout, seed. */
-#define RUN_CONFIG_SETTINGS 16
+#define RUN_CONFIG_SETTINGS 17
 
 /* The learning rate and weight decay a run uses: --lr and --weight-decay,
  * or the optimizer's defaults (0.05 for sgd, else 0.001; 5e-4 for sgd,

@@ -272,6 +272,10 @@ int run_dist_agree(run_dist *d, run *r, const options *o) {
     return cli_fail(r->ctx, s, "sending rank 0's weights to every rank");
   if (o->sync_bn && (s = cudl_model_set_sync_bn(r->model, d->comm)) != CUDL_OK)
     return cli_fail(r->ctx, s, "synchronising batch norm over the ranks");
+  /* Recorded with the run (train.grad-wire): a 16-bit wire rounds the
+   * sums. */
+  s = cudl_model_set_grad_wire(r->model, o->grad_wire);
+  if (s != CUDL_OK) return cli_fail(r->ctx, s, "choosing the gradients' wire");
   /* Not recorded with the run: it decides when the gradients move, not
    * their values (docs/distributed.md). */
   s = cudl_model_set_grad_sync(r->model, d->comm,

@@ -71,6 +71,7 @@ static const struct option_spec {
     {"--dist-timeout", RUN_TRAIN, 1},
     {"--dist-backend", RUN_TRAIN, 1},
     {"--bucket-mb", RUN_TRAIN, 1},
+    {"--grad-wire", RUN_TRAIN, 1},
 };
 /* options.given has a bit for each. */
 typedef char
@@ -171,7 +172,7 @@ static void usage(run_command command, FILE *out) {
         "                      momentum, weight-decay, schedule, warmup,\n"
         "                      epochs (to extend it), clip, dropout,\n"
         "                      augment, shuffle, sync-bn, deterministic,\n"
-        "                      precision, layout\n"
+        "                      precision, layout, grad-wire\n"
         "  --init FILE         start from these weights (fine-tuning)\n"
         "  --val-split F       hold out the fraction F (0 < F < 1) of each\n"
         "                      class of the training images for validation\n"
@@ -186,7 +187,10 @@ static void usage(run_command command, FILE *out) {
         "  --steps N           stop after optimizer step N of the run, "
         "counted\n"
         "                      from its start (a resumed run goes on to N),\n"
-        "                      saving the checkpoint [the end of --epochs]\n"
+        "                      saving the checkpoint [the end of --epochs]\n",
+        data, train_arithmetic);
+  if (command == RUN_TRAIN)
+    fputs(
         "  --dist-timeout S    under mpirun: end the job when a rank waits\n"
         "                      over S seconds in one exchange (another rank\n"
         "                      hung); 0: wait without limit [600]\n"
@@ -196,11 +200,15 @@ static void usage(run_command command, FILE *out) {
         "  --bucket-mb M       under mpirun: average the gradients in\n"
         "                      buckets of M MB while backward runs; 0: all\n"
         "                      at once after backward (same weights) [25]\n"
+        "  --grad-wire W       under mpirun: what the gradients travel as:\n"
+        "                      f32, bf16 or f16 (half the bytes, the sum\n"
+        "                      rounded to 16 bits); auto: bf16 or f16 with\n"
+        "                      --precision bf16 or fp16, else f32 [auto]\n"
         "Values derived from these (learning rate, schedule, normalisation,\n"
         "augmentation) are printed at start.\n"
         "exit status: 0 done, 1 failed, 2 bad command line, 130 Ctrl-C\n"
         "(docs/cli.md)\n",
-        data, train_arithmetic);
+        out);
   else if (command == RUN_EVAL)
     fprintf(out,
             "usage: cudl eval --weights FILE [options]\n"
@@ -415,6 +423,9 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "auto, mpi or nccl";
     ok = one_of(v, backends);
     o->dist_backend = v;
+  } else if (strcmp(a, "--grad-wire") == 0) {
+    want = "auto, f32, bf16 or f16";
+    ok = cudl_grad_wire_from_name(v, &o->grad_wire) == CUDL_OK;
   } else if (strcmp(a, "--bucket-mb") == 0) {
     want = "a number of MB from 0 (one bucket) to 1e6";
     ok = cli_parse_double(v, &o->bucket_mb) && o->bucket_mb >= 0.0 &&
@@ -521,6 +532,7 @@ int run_parse_options(run_command command, int argc, char **argv, options *o) {
   o->dist_timeout = 600.0;
   o->dist_backend = "auto";
   o->bucket_mb = 25.0;
+  o->grad_wire = CUDL_GRAD_WIRE_AUTO;
   for (i = 0; i < argc; ++i) {
     const char *a = argv[i];
     const struct option_spec *spec = NULL;

@@ -52,6 +52,7 @@ typedef struct options {
   double dist_timeout;  /* --dist-timeout: seconds a rank waits [600] */
   const char *dist_backend; /* --dist-backend: auto, mpi or nccl [auto] */
   double bucket_mb;     /* --bucket-mb: gradient bucket cap, MB [25] */
+  cudl_grad_wire grad_wire; /* --grad-wire: what gradients travel as [auto] */
   int64_t index;        /* predict: -1 until --index is given */
   int64_t batch;
   double lr, momentum, weight_decay, dropout, clip;

@@ -240,6 +240,53 @@ CUDL_API cudl_status cudl_model_set_grad_sync(cudl_model *model,
                                               cudl_comm *comm,
                                               int64_t bucket_bytes);
 
+/** What a model's gradients travel between ranks as
+ *  (cudl_model_set_grad_wire). */
+typedef enum cudl_grad_wire {
+  /** bf16 under bf16 mixed precision, f16 under fp16, else f32. */
+  CUDL_GRAD_WIRE_AUTO = 0,
+  CUDL_GRAD_WIRE_F32 = 1,  /**< exact sums of the f32 gradients */
+  CUDL_GRAD_WIRE_BF16 = 2, /**< half the bytes; 8 significant bits */
+  CUDL_GRAD_WIRE_F16 = 3   /**< half the bytes; 11 significant bits, range
+                                65504 (for loss-scaled fp16 gradients) */
+} cudl_grad_wire;
+
+/**
+ * Choose what the gradients travel as when they are averaged over the
+ * ranks (cudl_model_set_grad_sync's buckets and cudl_comm_average_grads):
+ * each bucket of the f32 gradient arena divided by the number of ranks and
+ * converted to wire's dtype on the model's device (before any copy to host
+ * memory), summed over the ranks in that dtype (each addition rounded to
+ * it, as NCCL's bf16 and f16 sums and PyTorch DDP's bf16 and fp16
+ * compression hooks do), and converted back to f32: the mean. A 16-bit wire halves the bytes moved, at
+ * the price of the sum's precision: bf16 keeps 8 significant bits, f16 11
+ * with a range of +-65504 (in FP16 mixed precision the gradients are still
+ * multiplied by the loss scale when they are summed, and a sum that
+ * overflows is an overflow the loss scale's check sees: the step is
+ * skipped on every rank). Every rank still holds the same bits. One rank
+ * exchanges nothing, and its gradients stay exact whatever the wire. The
+ * default, CUDL_GRAD_WIRE_AUTO, follows the model's precision
+ * (cudl_model_set_precision) at each backward. The ranks must agree (it is
+ * part of `cudl train`'s configuration). CUDL_ERR_INVALID_ARGUMENT for a
+ * NULL model or an unknown value. Not collective.
+ */
+CUDL_API cudl_status cudl_model_set_grad_wire(cudl_model *model,
+                                              cudl_grad_wire wire);
+
+/** The dtype the model's next exchange of gradients uses
+ *  (cudl_model_set_grad_wire resolved against its precision): f32, bf16
+ *  or f16; f32 for NULL. */
+CUDL_API cudl_dtype cudl_model_grad_wire_dtype(const cudl_model *model);
+
+/** "auto", "f32", "bf16" or "f16"; "unknown" otherwise. Static. */
+CUDL_API const char *cudl_grad_wire_name(cudl_grad_wire wire);
+
+/** The wire of a name of cudl_grad_wire_name: CUDL_OK, or
+ *  CUDL_ERR_INVALID_ARGUMENT for NULL or an unknown name (*out
+ *  unchanged). */
+CUDL_API cudl_status cudl_grad_wire_from_name(const char *name,
+                                              cudl_grad_wire *out);
+
 /** The number of gradient buckets of cudl_model_set_grad_sync's
  *  attachment (0 when not attached, or when nothing is trainable). Not
  *  collective. */

@@ -81,11 +81,20 @@ typedef struct cudl_cuda_module {
   cudl_status (*nccl_open)(cudl_context *ctx, const unsigned char *id,
                            int rank, int size, const char *function,
                            cudl_nccl **out);
-  cudl_status (*nccl_sum_f32)(cudl_nccl *n, float *values, size_t count,
-                              double timeout_seconds, const char *function);
+  cudl_status (*nccl_sum)(cudl_nccl *n, void *values, size_t count,
+                          cudl_dtype dtype, double timeout_seconds,
+                          const char *function);
   cudl_status (*nccl_broadcast)(cudl_nccl *n, void *data, size_t bytes,
                                 int root, double timeout_seconds,
                                 const char *function);
+  cudl_status (*nccl_bucket_slots)(cudl_nccl *n, int count,
+                                   const char *function);
+  cudl_status (*nccl_bucket_start)(cudl_nccl *n, int slot, void *values,
+                                   size_t count, cudl_dtype dtype,
+                                   const char *function);
+  cudl_status (*nccl_bucket_finish)(cudl_nccl *n, int slot,
+                                    double timeout_seconds,
+                                    const char *function);
   void (*nccl_abort)(cudl_nccl *n);
   void (*nccl_close)(cudl_nccl *n);
 } cudl_cuda_module;

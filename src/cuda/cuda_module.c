@@ -30,8 +30,11 @@ const cudl_cuda_module cudl__cuda_module_table = {
     .nccl_load = cudl__nccl_load,
     .nccl_unique_id = cudl__nccl_unique_id,
     .nccl_open = cudl__nccl_open,
-    .nccl_sum_f32 = cudl__nccl_sum_f32,
+    .nccl_sum = cudl__nccl_sum,
     .nccl_broadcast = cudl__nccl_broadcast,
+    .nccl_bucket_slots = cudl__nccl_bucket_slots,
+    .nccl_bucket_start = cudl__nccl_bucket_start,
+    .nccl_bucket_finish = cudl__nccl_bucket_finish,
     .nccl_abort = cudl__nccl_abort,
     .nccl_close = cudl__nccl_close,
 #else

@@ -109,6 +109,12 @@ struct cudl_nccl {
   cudaEvent_t done; /* recorded after a bounded collective */
   int rank, size;
   int aborted; /* ncclCommAbort was called: nothing more can run */
+  /* Gradient buckets: the second stream their sums run on, and per slot
+   * the event after the layers that wrote it (ready) and the one after
+   * its sum (summed); slots of them created. */
+  cudaStream_t side;
+  cudaEvent_t *ready, *summed;
+  int slots;
 };
 
 /* An NCCL failure as a status, with NCCL's text for the code and its last
@@ -185,12 +191,29 @@ void cudl__nccl_abort(cudl_nccl *n) {
   n->aborted = 1;
 }
 
+/* The bucket slots' events and their arrays. */
+static void release_bucket_events(cudl_nccl *n) {
+  int i;
+  for (i = 0; i < n->slots; ++i) {
+    if (n->ready[i] != NULL) cudaEventDestroy(n->ready[i]);
+    if (n->summed[i] != NULL) cudaEventDestroy(n->summed[i]);
+  }
+  cudl__host_free(&n->ctx->allocator, n->ready, (size_t)n->slots * sizeof *n->ready);
+  cudl__host_free(&n->ctx->allocator, n->summed,
+                  (size_t)n->slots * sizeof *n->summed);
+  n->ready = n->summed = NULL;
+  n->slots = 0;
+}
+
 void cudl__nccl_close(cudl_nccl *n) {
   cudl_allocator allocator;
   if (n == NULL) return;
   (void)cudaSetDevice(n->ctx->device_index);
   if (!n->aborted) nccl.CommDestroy(n->comm);
   cudaEventDestroy(n->done);
+  release_bucket_events(n);
+  if (n->side != NULL) cudaStreamDestroy(n->side);
+  (void)cudaGetLastError();
   allocator = n->ctx->allocator;
   cudl__host_free(&allocator, n, sizeof *n);
 }
@@ -231,26 +254,18 @@ static cudl_status enter(cudl_nccl *n, const char *function) {
   return CUDL_OK;
 }
 
-/* After call (queued with result): without a timeout, its asynchronous
- * error; with one, wait for it on the host until the deadline. */
-static cudl_status finish(cudl_nccl *n, ncclResult_t result, const char *call,
-                          double limit, const char *function) {
+/* Wait on the host for event (recorded after call) within limit seconds,
+ * checking NCCL's asynchronous error meanwhile; past the deadline the
+ * communicator is aborted. */
+static cudl_status wait_event(cudl_nccl *n, cudaEvent_t event,
+                              const char *call, double limit,
+                              const char *function) {
   const struct timespec pause = {0, 50000};
-  cudaStream_t stream = cudl__cuda_state(n->ctx)->stream;
-  double start;
-  cudaError_t err;
-  if (result != ncclSuccess && result != ncclInProgress)
-    return nccl_fail(n->ctx, function, call, result, n->comm, "");
-  if (limit <= 0.0) return check_async(n, call, function);
-  err = cudaEventRecord(n->done, stream);
-  if (err != cudaSuccess)
-    return cudl__cuda_error(n->ctx, err, "cudaEventRecord", __FILE__,
-                            __LINE__);
-  start = seconds_now();
+  const double start = seconds_now();
   for (;;) {
     cudl_status s;
     double waited;
-    err = cudaEventQuery(n->done);
+    cudaError_t err = cudaEventQuery(event);
     if (err == cudaSuccess) return check_async(n, call, function);
     if (err != cudaErrorNotReady)
       return cudl__cuda_error(n->ctx, err, "cudaEventQuery", __FILE__,
@@ -271,13 +286,36 @@ static cudl_status finish(cudl_nccl *n, ncclResult_t result, const char *call,
   }
 }
 
-cudl_status cudl__nccl_sum_f32(cudl_nccl *n, float *values, size_t count,
-                               double timeout_seconds, const char *function) {
+/* After call (queued with result): without a timeout, its asynchronous
+ * error; with one, wait for it on the host until the deadline. */
+static cudl_status finish(cudl_nccl *n, ncclResult_t result, const char *call,
+                          double limit, const char *function) {
+  cudaError_t err;
+  if (result != ncclSuccess && result != ncclInProgress)
+    return nccl_fail(n->ctx, function, call, result, n->comm, "");
+  if (limit <= 0.0) return check_async(n, call, function);
+  err = cudaEventRecord(n->done, cudl__cuda_state(n->ctx)->stream);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(n->ctx, err, "cudaEventRecord", __FILE__,
+                            __LINE__);
+  return wait_event(n, n->done, call, limit, function);
+}
+
+static ncclDataType_t nccl_type(cudl_dtype dtype) {
+  return dtype == CUDL_DTYPE_BF16  ? ncclBfloat16
+         : dtype == CUDL_DTYPE_F16 ? ncclFloat16
+                                   : ncclFloat32;
+}
+
+cudl_status cudl__nccl_sum(cudl_nccl *n, void *values, size_t count,
+                           cudl_dtype dtype, double timeout_seconds,
+                           const char *function) {
   cudl_status s = enter(n, function);
   if (s != CUDL_OK) return s;
   return finish(n,
-                nccl.AllReduce(values, values, count, ncclFloat32, ncclSum,
-                              n->comm, cudl__cuda_state(n->ctx)->stream),
+                nccl.AllReduce(values, values, count, nccl_type(dtype),
+                               ncclSum, n->comm,
+                               cudl__cuda_state(n->ctx)->stream),
                 "ncclAllReduce", timeout_seconds, function);
 }
 
@@ -290,4 +328,91 @@ cudl_status cudl__nccl_broadcast(cudl_nccl *n, void *data, size_t bytes,
                 nccl.Broadcast(data, data, bytes, ncclUint8, root, n->comm,
                               cudl__cuda_state(n->ctx)->stream),
                 "ncclBroadcast", timeout_seconds, function);
+}
+
+/* ---- gradient buckets on the second stream (dist/comm_internal.h) ---- */
+
+#define BUCKET_TRY(call)                                                  \
+  do {                                                                    \
+    cudaError_t cudl_err_ = (call);                                       \
+    if (cudl_err_ != cudaSuccess)                                         \
+      return cudl__cuda_error(n->ctx, cudl_err_, #call, __FILE__, __LINE__); \
+  } while (0)
+
+cudl_status cudl__nccl_bucket_slots(cudl_nccl *n, int count,
+                                    const char *function) {
+  cudaEvent_t *ready, *summed;
+  int i;
+  cudl_status s = enter(n, function);
+  if (s != CUDL_OK) return s;
+  /* Its sums wait for nothing else, so give them the stream priority
+   * that lets them start between the kernels of backward. */
+  if (n->side == NULL) {
+    int least = 0, greatest = 0;
+    BUCKET_TRY(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    BUCKET_TRY(cudaStreamCreateWithPriority(&n->side, cudaStreamNonBlocking,
+                                            greatest));
+  }
+  if (count <= n->slots) return CUDL_OK;
+  ready = (cudaEvent_t *)cudl__host_alloc(&n->ctx->allocator,
+                                          (size_t)count * sizeof *ready, 64);
+  summed = (cudaEvent_t *)cudl__host_alloc(&n->ctx->allocator,
+                                           (size_t)count * sizeof *summed, 64);
+  if (ready == NULL || summed == NULL) {
+    cudl__host_free(&n->ctx->allocator, ready, (size_t)count * sizeof *ready);
+    cudl__host_free(&n->ctx->allocator, summed,
+                    (size_t)count * sizeof *summed);
+    return cudl__fail(n->ctx, CUDL_ERR_OUT_OF_MEMORY, function,
+                      "cannot allocate the events of %d gradient buckets",
+                      count);
+  }
+  memset(ready, 0, (size_t)count * sizeof *ready);
+  memset(summed, 0, (size_t)count * sizeof *summed);
+  release_bucket_events(n);
+  n->ready = ready;
+  n->summed = summed;
+  n->slots = count;
+  for (i = 0; i < count; ++i) {
+    BUCKET_TRY(cudaEventCreateWithFlags(&n->ready[i], cudaEventDisableTiming));
+    BUCKET_TRY(cudaEventCreateWithFlags(&n->summed[i], cudaEventDisableTiming));
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__nccl_bucket_start(cudl_nccl *n, int slot, void *values,
+                                    size_t count, cudl_dtype dtype,
+                                    const char *function) {
+  ncclResult_t result;
+  cudl_status s = enter(n, function);
+  if (s != CUDL_OK) return s;
+  if (slot < 0 || slot >= n->slots || n->side == NULL)
+    return cudl__fail(n->ctx, CUDL_ERR_INTERNAL, function,
+                      "gradient bucket %d started without its slot (%d made)",
+                      slot, n->slots);
+  /* After the layers that wrote the bucket, on the side stream. */
+  BUCKET_TRY(cudaEventRecord(n->ready[slot], cudl__cuda_state(n->ctx)->stream));
+  BUCKET_TRY(cudaStreamWaitEvent(n->side, n->ready[slot], 0));
+  result = nccl.AllReduce(values, values, count, nccl_type(dtype), ncclSum,
+                          n->comm, n->side);
+  if (result != ncclSuccess && result != ncclInProgress)
+    return nccl_fail(n->ctx, function, "ncclAllReduce", result, n->comm, "");
+  return check_async(n, "ncclAllReduce", function);
+}
+
+cudl_status cudl__nccl_bucket_finish(cudl_nccl *n, int slot,
+                                     double timeout_seconds,
+                                     const char *function) {
+  cudl_status s = enter(n, function);
+  if (s != CUDL_OK) return s;
+  if (slot < 0 || slot >= n->slots || n->side == NULL)
+    return cudl__fail(n->ctx, CUDL_ERR_INTERNAL, function,
+                      "gradient bucket %d finished without its slot (%d made)",
+                      slot, n->slots);
+  /* The context's later work (the mean, the optimizer) after the sum. */
+  BUCKET_TRY(cudaEventRecord(n->summed[slot], n->side));
+  BUCKET_TRY(cudaStreamWaitEvent(cudl__cuda_state(n->ctx)->stream,
+                                 n->summed[slot], 0));
+  if (timeout_seconds <= 0.0) return check_async(n, "ncclAllReduce", function);
+  return wait_event(n, n->summed[slot], "ncclAllReduce", timeout_seconds,
+                    function);
 }

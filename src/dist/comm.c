@@ -37,9 +37,9 @@ static cudl_status local_bucket_slots(cudl_comm *c, int n) {
   (void)c, (void)n;
   return CUDL_OK;
 }
-static cudl_status local_bucket_reduce(cudl_comm *c, int s, float *v,
-                                       size_t n) {
-  (void)c, (void)s, (void)v, (void)n;
+static cudl_status local_bucket_reduce(cudl_comm *c, int s, void *v,
+                                       size_t n, cudl_dtype dtype) {
+  (void)c, (void)s, (void)v, (void)n, (void)dtype;
   return CUDL_OK;
 }
 static cudl_status local_bucket_slot(cudl_comm *c, int s) {

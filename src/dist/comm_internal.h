@@ -52,9 +52,11 @@ typedef struct cudl_comm_ops {
    * last broadcast after backward, then bucket_wait of every slot.
    *
    * bucket_slots: room for count buckets in flight (kept between calls).
-   * bucket_reduce: start summing values[0..count) (count <= INT_MAX) into
-   *   rank 0's buffer; return without waiting. values stay untouched by
-   *   the caller until the slot's bucket_wait.
+   * bucket_reduce: start summing values[0..count) (count <= INT_MAX) of
+   *   dtype (f32, or bf16 or f16: each addition rounded to it, the
+   *   gradients' 16-bit wire) into rank 0's buffer; return without
+   *   waiting. values stay untouched by the caller until the slot's
+   *   bucket_wait.
    * bucket_broadcast: complete slot's reduction (waiting within the
    *   communicator's timeout) and start the broadcast of rank 0's sum into
    *   every rank's values; return without waiting for it.
@@ -65,19 +67,19 @@ typedef struct cudl_comm_ops {
    * The NCCL backend: buffers are device memory and its calls enqueue. It
    * keeps a second stream; bucket_reduce records an event on the
    * context's stream after the layers that wrote the bucket, makes the
-   * second stream wait for it and enqueues ncclReduce there;
-   * bucket_broadcast enqueues ncclBroadcast after it on the same stream
-   * (stream order completes the reduce first, nothing waits on the host);
-   * bucket_progress does nothing; bucket_wait records an event on the
-   * second stream and makes the context's stream wait for it (the
-   * optimizer's kernels then follow the broadcast), with the timeout a
+   * second stream wait for it and enqueues the bucket's ncclAllReduce
+   * there (NCCL computes each sum once and copies it to every rank, so
+   * there is nothing left to broadcast: bucket_broadcast and
+   * bucket_progress do nothing); bucket_wait records an event on the
+   * second stream and makes the context's stream wait for it (the mean and
+   * the optimizer's kernels then follow the sum), with the timeout a
    * watchdog on the host that ends the communicator (ncclCommAbort) when
    * the event has not completed in time. The layers must not write a
    * bucket's gradients again before its bucket_wait: they do not (each
    * node's parameters are written once per backward). */
   cudl_status (*bucket_slots)(cudl_comm *comm, int count);
-  cudl_status (*bucket_reduce)(cudl_comm *comm, int slot, float *values,
-                               size_t count);
+  cudl_status (*bucket_reduce)(cudl_comm *comm, int slot, void *values,
+                               size_t count, cudl_dtype dtype);
   cudl_status (*bucket_broadcast)(cudl_comm *comm, int slot);
   cudl_status (*bucket_progress)(cudl_comm *comm);
   cudl_status (*bucket_wait)(cudl_comm *comm, int slot);

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/half.h"
 #include "dist/comm_internal.h"
 
 #ifdef CUDL_HAVE_MPI
@@ -37,8 +38,9 @@
 /* One gradient bucket in flight: its reduction, then its broadcast. */
 typedef struct mpi_bucket {
   MPI_Request reduce, broadcast;
-  float *values;
+  void *values;
   int count;
+  MPI_Datatype type;
 } mpi_bucket;
 
 typedef struct mpi_impl {
@@ -46,7 +48,32 @@ typedef struct mpi_impl {
   int finalize; /* this communicator initialised MPI */
   mpi_bucket *buckets;
   int bucket_capacity;
+  /* Sums of bf16 and f16 values (MPI has neither type): made with the
+   * communicator, freed with it. */
+  MPI_Op sum_bf16, sum_f16;
 } mpi_impl;
+
+/* The 16-bit sums: each pair added in f32 and rounded back, as NCCL's
+ * bf16 and f16 sums do. MPI hands them 16-bit words (MPI_UINT16_T). */
+static void sum_bf16_words(void *in, void *inout, int *count,
+                           MPI_Datatype *type) {
+  const uint16_t *a = (const uint16_t *)in;
+  uint16_t *b = (uint16_t *)inout;
+  int i;
+  (void)type;
+  for (i = 0; i < *count; ++i)
+    b[i] = cudl__f32_to_bf16(cudl__bf16_to_f32(a[i]) + cudl__bf16_to_f32(b[i]));
+}
+
+static void sum_f16_words(void *in, void *inout, int *count,
+                          MPI_Datatype *type) {
+  const uint16_t *a = (const uint16_t *)in;
+  uint16_t *b = (uint16_t *)inout;
+  int i;
+  (void)type;
+  for (i = 0; i < *count; ++i)
+    b[i] = cudl__f32_to_f16(cudl__f16_to_f32(a[i]) + cudl__f16_to_f32(b[i]));
+}
 
 static MPI_Comm comm_of(const cudl_comm *c) {
   return ((const mpi_impl *)c->impl)->comm;
@@ -214,9 +241,13 @@ static cudl_status mpi_bucket_slots(cudl_comm *c, int count) {
   return CUDL_OK;
 }
 
-static cudl_status mpi_bucket_reduce(cudl_comm *c, int slot, float *values,
-                                     size_t count) {
-  mpi_bucket *b = &((mpi_impl *)c->impl)->buckets[slot];
+static cudl_status mpi_bucket_reduce(cudl_comm *c, int slot, void *values,
+                                     size_t count, cudl_dtype dtype) {
+  mpi_impl *impl = (mpi_impl *)c->impl;
+  mpi_bucket *b = &impl->buckets[slot];
+  MPI_Op op = dtype == CUDL_DTYPE_BF16  ? impl->sum_bf16
+              : dtype == CUDL_DTYPE_F16 ? impl->sum_f16
+                                        : MPI_SUM;
   int rc;
   if (count > PIECE)
     return cudl__fail(c->ctx, CUDL_ERR_INTERNAL, bucket_fn,
@@ -224,9 +255,10 @@ static cudl_status mpi_bucket_reduce(cudl_comm *c, int slot, float *values,
                       count);
   b->values = values;
   b->count = (int)count;
+  b->type = dtype == CUDL_DTYPE_F32 ? MPI_FLOAT : MPI_UINT16_T;
   rc = MPI_Ireduce(c->rank == 0 ? MPI_IN_PLACE : values,
-                   c->rank == 0 ? values : NULL, b->count, MPI_FLOAT, MPI_SUM,
-                   0, comm_of(c), &b->reduce);
+                   c->rank == 0 ? values : NULL, b->count, b->type, op, 0,
+                   comm_of(c), &b->reduce);
   return rc == MPI_SUCCESS ? CUDL_OK
                            : mpi_fail(c->ctx, bucket_fn, "MPI_Ireduce", rc);
 }
@@ -238,7 +270,7 @@ static cudl_status mpi_bucket_broadcast(cudl_comm *c, int slot) {
    * reduce may still read the buffer the broadcast will write. */
   cudl_status s = finish(c, MPI_SUCCESS, &b->reduce, "MPI_Ireduce", bucket_fn);
   if (s != CUDL_OK) return s;
-  rc = MPI_Ibcast(b->values, b->count, MPI_FLOAT, 0, comm_of(c),
+  rc = MPI_Ibcast(b->values, b->count, b->type, 0, comm_of(c),
                   &b->broadcast);
   return rc == MPI_SUCCESS ? CUDL_OK
                            : mpi_fail(c->ctx, bucket_fn, "MPI_Ibcast", rc);
@@ -275,6 +307,8 @@ static void mpi_release(cudl_comm *c) {
                   (size_t)impl->bucket_capacity * sizeof *impl->buckets);
   MPI_Finalized(&finalized);
   if (!finalized) {
+    if (impl->sum_bf16 != MPI_OP_NULL) MPI_Op_free(&impl->sum_bf16);
+    if (impl->sum_f16 != MPI_OP_NULL) MPI_Op_free(&impl->sum_f16);
     MPI_Comm_free(&impl->comm);
     if (impl->finalize) MPI_Finalize();
   }
@@ -336,7 +370,15 @@ cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out) {
   memset(impl, 0, sizeof *impl);
   impl->comm = comm;
   impl->finalize = we_init;
+  impl->sum_bf16 = impl->sum_f16 = MPI_OP_NULL;
   c->impl = impl;
+  rc = MPI_Op_create(sum_bf16_words, 1, &impl->sum_bf16);
+  if (rc == MPI_SUCCESS) rc = MPI_Op_create(sum_f16_words, 1, &impl->sum_f16);
+  if (rc != MPI_SUCCESS) {
+    cudl_status s = mpi_fail(ctx, fn, "MPI_Op_create", rc);
+    cudl_comm_destroy(c);
+    return s;
+  }
   *out = c;
   return CUDL_OK;
 }

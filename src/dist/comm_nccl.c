@@ -55,8 +55,9 @@ static cudl_status relay(cudl_comm *c, const cudl_comm *bootstrap,
 }
 
 static cudl_status nccl_sum_f32(cudl_comm *c, float *v, size_t n) {
-  return impl_of(c)->m->nccl_sum_f32(impl_of(c)->nccl, v, n, c->timeout_seconds,
-                            "cudl_comm_allreduce_mean");
+  return impl_of(c)->m->nccl_sum(impl_of(c)->nccl, v, n, CUDL_DTYPE_F32,
+                                 c->timeout_seconds,
+                                 "cudl_comm_allreduce_mean");
 }
 
 /* The bootstrap, carrying c's timeout for the host values' exchange;
@@ -115,27 +116,25 @@ static void nccl_release(cudl_comm *c) {
   c->impl = NULL;
 }
 
-/* Gradient buckets (comm_internal.h) in the context's stream order: each
- * bucket's all-reduce is enqueued after the layers that wrote it, so the
- * sum is whole on every rank before the optimizer's kernels read it, and
- * an all-reduce leaves nothing to broadcast. It runs on the context's own
- * stream, so it does not overlap the rest of backward yet (the second
- * stream comm_internal.h describes is not written: it waits for a GPU to
- * measure it on). With a timeout, the host waits for each bucket within
- * it (cudl__nccl_sum_f32), which bounds a hung peer. */
+/* Gradient buckets (comm_internal.h) on the module's second stream: each
+ * bucket's all-reduce is queued there after the layers that wrote it, so
+ * it runs while backward computes the earlier layers, and the context's
+ * stream waits for it at bucket_wait, before the mean and the optimizer.
+ * An all-reduce leaves nothing to broadcast. With a timeout the host
+ * waits for each sum there, within it, which bounds a hung peer. */
+static const char bucket_fn[] = "averaging the gradients";
+
 static cudl_status nccl_bucket_slots(cudl_comm *c, int count) {
-  (void)c, (void)count;
-  return CUDL_OK;
+  return impl_of(c)->m->nccl_bucket_slots(impl_of(c)->nccl, count, bucket_fn);
 }
 
-static cudl_status nccl_bucket_reduce(cudl_comm *c, int slot, float *values,
-                                      size_t count) {
-  (void)slot;
-  return impl_of(c)->m->nccl_sum_f32(impl_of(c)->nccl, values, count,
-                            c->timeout_seconds, "averaging the gradients");
+static cudl_status nccl_bucket_reduce(cudl_comm *c, int slot, void *values,
+                                      size_t count, cudl_dtype dtype) {
+  return impl_of(c)->m->nccl_bucket_start(impl_of(c)->nccl, slot, values,
+                                          count, dtype, bucket_fn);
 }
 
-static cudl_status nccl_bucket_done(cudl_comm *c, int slot) {
+static cudl_status nccl_bucket_broadcast(cudl_comm *c, int slot) {
   (void)c, (void)slot;
   return CUDL_OK;
 }
@@ -145,11 +144,16 @@ static cudl_status nccl_bucket_progress(cudl_comm *c) {
   return CUDL_OK;
 }
 
+static cudl_status nccl_bucket_wait(cudl_comm *c, int slot) {
+  return impl_of(c)->m->nccl_bucket_finish(impl_of(c)->nccl, slot,
+                                           c->timeout_seconds, bucket_fn);
+}
+
 static const cudl_comm_ops nccl_ops = {
     "nccl",         1,            nccl_sum_f32, nccl_sum_f64, nccl_min_u64,
     nccl_broadcast, nccl_barrier, nccl_abort,   nccl_release,
-    nccl_bucket_slots, nccl_bucket_reduce, nccl_bucket_done,
-    nccl_bucket_progress, nccl_bucket_done};
+    nccl_bucket_slots, nccl_bucket_reduce, nccl_bucket_broadcast,
+    nccl_bucket_progress, nccl_bucket_wait};
 
 cudl_status cudl_comm_create_nccl(cudl_context *ctx, cudl_comm *bootstrap,
                                   cudl_comm **out) {

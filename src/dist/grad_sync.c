@@ -23,6 +23,19 @@
  * backward the last broadcast, then waits in bucket order. A broadcast
  * started as soon as its reduce happened to complete would be started in
  * a different order on different ranks.
+ *
+ * The wire (cudl_model_set_grad_wire): under bf16 or fp16 mixed precision
+ * a bucket travels in that 16-bit type, as PyTorch DDP's compression hooks
+ * send it: converted from the f32 arena into a 16-bit copy of it
+ * (cudl_tensor_convert, on the model's device, before any host staging,
+ * so the staging copies halve too) after dividing each rank's values by
+ * the number of ranks, summed in 16 bits (each addition rounded: the sum
+ * of the shares is the mean), converted back to f32. Half the bytes of
+ * f32, at the price of bf16's 8 or f16's 11 significant bits in the mean.
+ * Dividing first, as PyTorch's fp16 compression hook does, keeps f16's
+ * sum in range wherever each rank's values are; in fp16 the gradients are
+ * still multiplied by the loss scale here, which keeps small ones
+ * representable, and an overflow is one the loss scale's check sees.
  */
 #include <string.h>
 #include <time.h>
@@ -45,8 +58,13 @@ typedef struct grad_sync {
    * buckets go through the communicator's host buffer, and the seconds
    * spent waiting for them */
   int reduced, broadcast, in_flight, staged;
-  float *host; /* the arena's values as the backend reads them */
+  char *host; /* the values as the backend reads them (wire dtype) */
   double wait_seconds;
+  /* The wire's dtype this backward, and for a 16-bit one the arena's
+   * 16-bit copy with a view per bucket (kept while the dtype is). */
+  cudl_dtype wire;
+  cudl_tensor *wire_arena;
+  cudl_tensor **wire_views;
 } grad_sync;
 
 static double now_seconds(void) {
@@ -160,17 +178,78 @@ static void release_views(grad_sync *g) {
   g->views = NULL;
 }
 
+static void release_wire(grad_sync *g) {
+  int i;
+  if (g->wire_views != NULL) {
+    for (i = 0; i < g->count; ++i) cudl_tensor_destroy(g->wire_views[i]);
+    cudl__host_free(&g->allocator, g->wire_views,
+                    (size_t)g->count * sizeof *g->wire_views);
+    g->wire_views = NULL;
+  }
+  cudl_tensor_destroy(g->wire_arena);
+  g->wire_arena = NULL;
+}
+
 static void release_state(void *state) {
   grad_sync *g = (grad_sync *)state;
   if (g == NULL) return;
+  release_wire(g);
   release_views(g);
   cudl__grad_buckets_free(&g->allocator, g->buckets, g->count);
   cudl__host_free(&g->allocator, g, sizeof *g);
 }
 
+/* The dtype the gradients of m travel as (cudl_model_grad_wire_dtype). */
+static cudl_dtype wire_dtype(const cudl_model *m) {
+  switch ((cudl_grad_wire)m->grad_wire) {
+    case CUDL_GRAD_WIRE_F32: return CUDL_DTYPE_F32;
+    case CUDL_GRAD_WIRE_BF16: return CUDL_DTYPE_BF16;
+    case CUDL_GRAD_WIRE_F16: return CUDL_DTYPE_F16;
+    case CUDL_GRAD_WIRE_AUTO: break;
+  }
+  return m->precision == CUDL_PRECISION_BF16   ? CUDL_DTYPE_BF16
+         : m->precision == CUDL_PRECISION_FP16 ? CUDL_DTYPE_F16
+                                               : CUDL_DTYPE_F32;
+}
+
+/* A 16-bit copy of m's gradient arena in dtype, with a view per bucket,
+ * unless g has it already. */
+static cudl_status prepare_wire(grad_sync *g, cudl_model *m, cudl_dtype dtype) {
+  int64_t floats = m->param_floats;
+  int k;
+  cudl_status status;
+  if (g->wire_arena != NULL && cudl_tensor_dtype(g->wire_arena) == dtype)
+    return CUDL_OK;
+  release_wire(g);
+  status = cudl_tensor_create(m->ctx, dtype, 1, &floats, &g->wire_arena);
+  if (status != CUDL_OK)
+    return cudl__fail(m->ctx, status, fn,
+                      "cannot allocate the gradients' %s copy for the wire: "
+                      "%s",
+                      cudl_dtype_name(dtype), cudl_context_last_error(m->ctx));
+  g->wire_views = (cudl_tensor **)cudl__host_alloc(
+      &g->allocator, (size_t)g->count * sizeof *g->wire_views, 64);
+  if (g->wire_views == NULL) {
+    release_wire(g);
+    return cudl__fail(m->ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                      "cannot allocate the gradient buckets' wire views");
+  }
+  memset(g->wire_views, 0, (size_t)g->count * sizeof *g->wire_views);
+  for (k = 0; k < g->count; ++k) {
+    status = cudl__tensor_view(g->wire_arena, g->buckets[k].first, 1,
+                               &g->buckets[k].count, &g->wire_views[k]);
+    if (status != CUDL_OK) {
+      release_wire(g);
+      return status;
+    }
+  }
+  return CUDL_OK;
+}
+
 static cudl_status sync_begin(void *state, cudl_model *m) {
   grad_sync *g = (grad_sync *)state;
   cudl_comm *c = g->comm;
+  cudl_status status;
   if (g->in_flight)
     return cudl__fail(m->ctx, CUDL_ERR_INVALID_ARGUMENT, fn,
                       "an earlier backward failed with gradient reductions "
@@ -178,24 +257,52 @@ static cudl_status sync_begin(void *state, cudl_model *m) {
                       "the job (cudl_comm_abort)");
   g->reduced = g->broadcast = 0;
   g->wait_seconds = 0.0;
-  g->host = (float *)m->grad_arena->data;
+  /* One rank exchanges nothing: its gradients stay exact. */
+  g->wire = c->size > 1 ? wire_dtype(m) : CUDL_DTYPE_F32;
+  if (g->wire != CUDL_DTYPE_F32) {
+    status = prepare_wire(g, m, g->wire);
+    if (status != CUDL_OK) return status;
+  }
+  g->host = (char *)(g->wire == CUDL_DTYPE_F32 ? m->grad_arena->data
+                                               : g->wire_arena->data);
   g->staged = !c->ops->device_buffers &&
               m->grad_arena->ctx->device != CUDL_DEVICE_CPU && c->size > 1;
   if (g->staged) {
-    g->host = (float *)cudl__comm_staging(c, m->grad_arena->nbytes, fn);
+    g->host = (char *)cudl__comm_staging(
+        c, (size_t)m->param_floats * cudl_dtype_size(g->wire), fn);
     if (g->host == NULL) return CUDL_ERR_OUT_OF_MEMORY;
   }
   return c->ops->bucket_slots(c, g->count);
 }
 
+/* Bucket k's values as they travel: its f32 view, or its 16-bit copy. */
+static cudl_tensor *wire_view(const grad_sync *g, int k) {
+  return g->wire == CUDL_DTYPE_F32 ? g->views[k] : g->wire_views[k];
+}
+
 static cudl_status start_reduce(grad_sync *g, cudl_model *m) {
   const int k = g->reduced;
   const cudl__grad_bucket *b = &g->buckets[k];
+  const size_t element = cudl_dtype_size(g->wire);
+  char *values = g->host + (size_t)b->first * element;
   cudl_comm *c = g->comm;
   cudl_status status = CUDL_OK;
+  if (g->wire != CUDL_DTYPE_F32) {
+    /* Divided by the ranks first, so that the 16-bit sum is the mean and
+     * f16's sum stays in range where each rank's values are. */
+    status = cudl_scale(m->ctx, g->views[k], 1.0f / (float)c->size,
+                        g->views[k]);
+    if (status == CUDL_OK)
+      status = cudl_tensor_convert(g->wire_views[k], g->views[k]);
+    if (status != CUDL_OK)
+      return cudl__fail(m->ctx, status, fn,
+                        "converting gradients to %s for the wire: %s",
+                        cudl_dtype_name(g->wire),
+                        cudl_context_last_error(m->ctx));
+  }
   if (g->staged) {
-    status = cudl_tensor_copy_to_host(g->views[k], g->host + b->first,
-                                      (size_t)b->count * sizeof(float));
+    status = cudl_tensor_copy_to_host(wire_view(g, k), values,
+                                      (size_t)b->count * element);
     if (status != CUDL_OK)
       return cudl__fail(m->ctx, status, fn,
                         "copying gradients to host memory: %s",
@@ -204,7 +311,7 @@ static cudl_status start_reduce(grad_sync *g, cudl_model *m) {
   /* From the first start to the last wait the ranks' exchanges are in
    * flight together: a backward failing in between leaves them so. */
   g->in_flight = 1;
-  status = c->ops->bucket_reduce(c, k, g->host + b->first, (size_t)b->count);
+  status = c->ops->bucket_reduce(c, k, values, (size_t)b->count, g->wire);
   if (status == CUDL_OK) ++g->reduced;
   return status;
 }
@@ -231,27 +338,41 @@ static cudl_status sync_node_done(void *state, cudl_model *m, int done) {
 }
 
 /* Bucket k's broadcast complete: its sum into its mean (the same f32
- * product as cudl_comm_allreduce_mean's), back on the device if staged. */
+ * product as cudl_comm_allreduce_mean's), back on the device if staged;
+ * from a 16-bit wire, back in f32 (the sum of shares divided already). */
 static cudl_status finish_bucket(grad_sync *g, cudl_model *m, int k) {
   const cudl__grad_bucket *b = &g->buckets[k];
+  const size_t element = cudl_dtype_size(g->wire);
+  char *values = g->host + (size_t)b->first * element;
   cudl_comm *c = g->comm;
   const float scale = 1.0f / (float)c->size;
   cudl_status status = c->ops->bucket_wait(c, k);
   if (status != CUDL_OK || c->size == 1) return status;
-  if (c->ops->device_buffers)
+  if (g->staged) {
+    status = cudl_tensor_copy_from_host(wire_view(g, k), values,
+                                        (size_t)b->count * element);
+    if (status != CUDL_OK)
+      return cudl__fail(m->ctx, status, fn,
+                        "copying the summed gradients back to the device: %s",
+                        cudl_context_last_error(m->ctx));
+  }
+  if (g->wire != CUDL_DTYPE_F32) {
+    /* Already the mean (start_reduce divided each rank's share). */
+    status = cudl_tensor_convert(g->views[k], g->wire_views[k]);
+    if (status != CUDL_OK)
+      return cudl__fail(m->ctx, status, fn,
+                        "converting the averaged gradients from %s: %s",
+                        cudl_dtype_name(g->wire),
+                        cudl_context_last_error(m->ctx));
+    return CUDL_OK;
+  }
+  if (c->ops->device_buffers || g->staged)
     return cudl_scale(m->ctx, g->views[k], scale, g->views[k]);
   {
-    float *v = g->host + b->first;
+    float *v = (float *)values;
     int64_t i;
     for (i = 0; i < b->count; ++i) v[i] *= scale;
   }
-  if (!g->staged) return CUDL_OK;
-  status = cudl_tensor_copy_from_host(g->views[k], g->host + b->first,
-                                      (size_t)b->count * sizeof(float));
-  if (status != CUDL_OK)
-    return cudl__fail(m->ctx, status, fn,
-                      "copying the averaged gradients back to the device: %s",
-                      cudl_context_last_error(m->ctx));
   return CUDL_OK;
 }
 
@@ -416,5 +537,45 @@ cudl_status cudl_comm_average_grads(cudl_comm *c, cudl_model *model) {
   status = sync_begin(&g, model);
   if (status == CUDL_OK) status = start_reduce(&g, model);
   if (status == CUDL_OK) status = sync_finish(&g, model);
+  release_wire(&g);
   return status;
+}
+
+cudl_status cudl_model_set_grad_wire(cudl_model *model, cudl_grad_wire wire) {
+  if (model == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (wire != CUDL_GRAD_WIRE_AUTO && wire != CUDL_GRAD_WIRE_F32 &&
+      wire != CUDL_GRAD_WIRE_BF16 && wire != CUDL_GRAD_WIRE_F16)
+    return CUDL_FAIL(model->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "wire is %d: give CUDL_GRAD_WIRE_AUTO, _F32, _BF16 or "
+                     "_F16",
+                     (int)wire);
+  model->grad_wire = (int)wire;
+  return CUDL_OK;
+}
+
+cudl_dtype cudl_model_grad_wire_dtype(const cudl_model *model) {
+  return model == NULL ? CUDL_DTYPE_F32 : wire_dtype(model);
+}
+
+const char *cudl_grad_wire_name(cudl_grad_wire wire) {
+  switch (wire) {
+    case CUDL_GRAD_WIRE_AUTO: return "auto";
+    case CUDL_GRAD_WIRE_F32: return "f32";
+    case CUDL_GRAD_WIRE_BF16: return "bf16";
+    case CUDL_GRAD_WIRE_F16: return "f16";
+  }
+  return "unknown";
+}
+
+cudl_status cudl_grad_wire_from_name(const char *name, cudl_grad_wire *out) {
+  static const cudl_grad_wire all[] = {CUDL_GRAD_WIRE_AUTO, CUDL_GRAD_WIRE_F32,
+                                       CUDL_GRAD_WIRE_BF16, CUDL_GRAD_WIRE_F16};
+  size_t i;
+  if (name == NULL || out == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  for (i = 0; i < sizeof all / sizeof all[0]; ++i)
+    if (strcmp(name, cudl_grad_wire_name(all[i])) == 0) {
+      *out = all[i];
+      return CUDL_OK;
+    }
+  return CUDL_ERR_INVALID_ARGUMENT;
 }

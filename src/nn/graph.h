@@ -129,6 +129,9 @@ struct cudl_model {
    * its own. */
   const struct cudl__grad_sync_hooks *grad_sync;
   void *grad_sync_state;
+  /* What its gradients travel between ranks as: a cudl_grad_wire
+   * (cudl/dist.h, cudl_model_set_grad_wire); 0, auto, by default. */
+  int grad_wire;
   int64_t max_batch;
   /* Precision (cudl_model_set_precision) and the dtype of activations,
    * their gradients and the weights' working copies. */

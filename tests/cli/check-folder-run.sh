@@ -52,7 +52,7 @@ expect_grep "the weights hold their architecture" 'cudl.architecture' "$scratch/
 expect_grep "and the class names" 'classes.*\["circle","square","triangle"\]' "$scratch/inspect.out"
 expect_grep "and how they were trained" 'metadata train.lr = 0.04$' "$scratch/inspect.out"
 expect_grep "in which precision" 'metadata train.precision = fp32$' "$scratch/inspect.out"
-expect "the whole training configuration and the world" 17 "$(grep -c 'metadata train\.' "$scratch/inspect.out")"
+expect "the whole training configuration and the world" 18 "$(grep -c 'metadata train\.' "$scratch/inspect.out")"
 
 # Eval and predict with the weights file alone.
 "$cudl" eval --weights "$run/model.safetensors" --device cpu \

@@ -52,13 +52,18 @@ edit "$ckpt" "$area/old.safetensors" --drop-meta train.lr --drop-meta train.epoc
   --drop-meta train.warmup --drop-meta train.clip --drop-meta train.dropout \
   --drop-meta train.augment --drop-meta train.shuffle --drop-meta train.sync-bn \
   --drop-meta train.deterministic \
-  --drop-meta train.precision --drop-meta train.layout --drop-meta train.seed
+  --drop-meta train.precision --drop-meta train.layout --drop-meta train.grad-wire \
+  --drop-meta train.seed
 expect_error "train --resume a checkpoint whose lr is not a number" 1 \
   "--resume $area/lr-abc.safetensors: its metadata \"train.lr\" is \"abc\", not a finite number above 0" \
   "${T[@]}" --out "$area/new" --resume "$area/lr-abc.safetensors"
 expect_error "train --resume a checkpoint whose augment is neither on nor off" 1 \
   "its metadata \"train.augment\" is \"maybe\", not on or off" \
   "${T[@]}" --out "$area/new" --resume "$area/augment-maybe.safetensors"
+edit "$ckpt" "$area/wire-x.safetensors" --meta train.grad-wire=fp8
+expect_error "train --resume a checkpoint of an unknown gradient wire" 1 \
+  "its metadata \"train.grad-wire\" is \"fp8\", not auto, f32, bf16 or f16" \
+  "${T[@]}" --out "$area/new" --resume "$area/wire-x.safetensors"
 expect_error "train --resume a checkpoint of an unknown schedule" 1 \
   "its metadata \"train.schedule\" is \"linear\", not constant, cosine or step" \
   "${T[@]}" --out "$area/new" --resume "$area/schedule-x.safetensors"

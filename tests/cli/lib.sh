@@ -15,9 +15,11 @@ begin() {
   mkdir -p "$area"
 }
 
-expect() { # expect DESCRIPTION EXPECTED_EXIT ACTUAL_EXIT
-  if [ "$2" -ne "$3" ]; then
-    echo "FAIL: $1: exit $3, expected $2"
+expect() { # expect DESCRIPTION EXPECTED ACTUAL: an exit status, a count, a text
+  # Compared as text: an arithmetic test of words errs, and its status
+  # would read as equal.
+  if [ "$2" != "$3" ]; then
+    echo "FAIL: $1: got '$3', expected '$2'"
     failures=$((failures + 1))
   else
     echo "ok: $1"

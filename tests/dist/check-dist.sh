@@ -156,8 +156,9 @@ weights_within "3 ranks of 8 end with the weights of one process of 24" \
 # gradients, so every rank skips the same steps (this run overflows once
 # an epoch at the initial scale, as one process of 16 does). fp16's
 # rounding of each rank's 8-row gradient sums differs from the 16-row sum's:
-# 2 ranks end within 1e-3 of one process (measured 1.8e-4), one process of
-# 8 ends 0.2 away.
+# 2 ranks end within 1e-3 of one process (measured 6.4e-4 with the f16
+# wire that --precision fp16 brings, 1.8e-4 with an f32 one), one process
+# of 8 ends 0.2 away.
 fp16=(--precision fp16 --allow-emulated-precision)
 "$cudl" "${train[@]}" "${fp16[@]}" --batch 16 --out "$scratch/h16" \
   --metrics "$scratch/h16.jsonl" >/dev/null 2>"$scratch/h16.err"
@@ -234,7 +235,7 @@ timeout 300 "${mpi[@]}" -np 2 "$cudl" bench train --device cpu --model mlp \
   --batch 8 --samples 2 --warmup 1 --bucket-mb 0.05 --json "$scratch/bench-b.json" \
   >"$scratch/bench-b.out" 2>"$scratch/bench-b.err"
 expect "mpirun -np 2 cudl bench train --bucket-mb 0.05" 0 $?
-expect_grep "naming its buckets" "all-reduce of 940608 bytes in 4 buckets (--bucket-mb 0.05): exposed" \
+expect_grep "naming its buckets" "all-reduce of 940608 bytes (f32) in 4 buckets (--bucket-mb 0.05): exposed" \
   "$scratch/bench-b.out"
 python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); assert b["bucket_bytes"] == 52429 and b["buckets"] == 4 and b["allreduce_ms_min"] >= 0, b' \
   "$scratch/bench-b.json"
@@ -421,6 +422,31 @@ expect "the two runs' weights files are the same bytes" 0 $?
 "$cudl" inspect "$scratch/det1/model.safetensors" >"$scratch/det.inspect" 2>&1
 expect_grep "the weights record it" "metadata train.deterministic = on$" \
   "$scratch/det.inspect"
+
+# ---- --grad-wire: the gradients summed in 16 bits ----
+# Each rank's gradients leave rounded to bf16 (f16) and their sum is
+# rounded again: 2 ranks end near the f32 wire's weights (two above) but
+# not on them, two runs give the same bytes (the sum is still computed
+# once, on rank 0), and the checkpoint records the wire.
+for k in 1 2; do
+  timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --grad-wire bf16 \
+    --out "$scratch/bf16wire$k" >/dev/null 2>"$scratch/bf16wire$k.err"
+  expect "mpirun -np 2 --grad-wire bf16, run $k" 0 $?
+done
+cmp "$scratch/bf16wire1/model.safetensors" "$scratch/bf16wire2/model.safetensors"
+expect "the two bf16-wire runs' weights files are the same bytes" 0 $?
+weights_within "bf16 wire: 2 ranks end near the f32 wire's weights (measured 1.1e-3)" \
+  "$scratch/bf16wire1/model.safetensors" "$scratch/two/model.safetensors" 5e-3
+weights_within "but not on them (the wire rounds)" \
+  "$scratch/bf16wire1/model.safetensors" "$scratch/two/model.safetensors" 1e-5 --differ
+"$cudl" inspect "$scratch/bf16wire1/model.safetensors" >"$scratch/wire.inspect" 2>&1
+expect_grep "the weights record the wire" "metadata train.grad-wire = bf16$" \
+  "$scratch/wire.inspect"
+timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --grad-wire f16 \
+  --out "$scratch/f16wire" >/dev/null 2>"$scratch/f16wire.err"
+expect "mpirun -np 2 --grad-wire f16" 0 $?
+weights_within "f16 wire: nearer the f32 wire's weights (11 bits; measured 9.6e-5)" \
+  "$scratch/f16wire/model.safetensors" "$scratch/two/model.safetensors" 5e-4
 
 # ---- bad launches ----
 timeout 300 "${mpi[@]}" -np 1 "$cudl" "${train[@]}" --batch 8 --lr 0.05 \

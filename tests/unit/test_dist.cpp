@@ -15,6 +15,7 @@
 
 #include "cudl/cudl.h"
 extern "C" {
+#include "core/half.h"
 #include "dist/comm_internal.h"
 #include "dist/grad_sync.h"
 }
@@ -501,31 +502,53 @@ TEST_F(DistTest, GradSyncBadArgumentsAndOneRank) {
 // (the sum), so that the mean is this rank's gradient bit for bit (a
 // product by 2 then by 1/2) only if every bucket started after backward
 // had finished its values. Every call is logged in order.
+// The values travel as f32 or, on a 16-bit wire, as bf16 or f16 words,
+// which the fake doubles in their own type (exact: one more exponent).
 struct FakeTwoRanks {
   std::vector<std::vector<float>> taken;
-  std::vector<float *> where;
+  std::vector<void *> where;
+  std::vector<cudl_dtype> dtypes;
   std::vector<std::string> log;
   int progress = 0;
   bool fail_broadcast = false;
 };
 static FakeTwoRanks *fake = nullptr;
 
+static float WireToF32(const void *values, size_t i, cudl_dtype dtype) {
+  const uint16_t *w = static_cast<const uint16_t *>(values);
+  if (dtype == CUDL_DTYPE_BF16) return cudl__bf16_to_f32(w[i]);
+  if (dtype == CUDL_DTYPE_F16) return cudl__f16_to_f32(w[i]);
+  return static_cast<const float *>(values)[i];
+}
+static void F32ToWire(void *values, size_t i, float v, cudl_dtype dtype) {
+  uint16_t *w = static_cast<uint16_t *>(values);
+  if (dtype == CUDL_DTYPE_BF16) w[i] = cudl__f32_to_bf16(v);
+  else if (dtype == CUDL_DTYPE_F16) w[i] = cudl__f32_to_f16(v);
+  else static_cast<float *>(values)[i] = v;
+}
+
 static cudl_status FakeSlots(cudl_comm *, int count) {
   fake->taken.assign(static_cast<size_t>(count), {});
   fake->where.assign(static_cast<size_t>(count), nullptr);
+  fake->dtypes.assign(static_cast<size_t>(count), CUDL_DTYPE_I32);
   return CUDL_OK;
 }
-static cudl_status FakeReduce(cudl_comm *, int slot, float *values, size_t count) {
-  fake->taken[static_cast<size_t>(slot)].assign(values, values + count);
+static cudl_status FakeReduce(cudl_comm *, int slot, void *values, size_t count,
+                              cudl_dtype dtype) {
+  std::vector<float> &taken = fake->taken[static_cast<size_t>(slot)];
+  taken.resize(count);
+  for (size_t i = 0; i < count; ++i) taken[i] = WireToF32(values, i, dtype);
   fake->where[static_cast<size_t>(slot)] = values;
+  fake->dtypes[static_cast<size_t>(slot)] = dtype;
   fake->log.push_back("R" + std::to_string(slot));
   return CUDL_OK;
 }
 static cudl_status FakeBroadcast(cudl_comm *c, int slot) {
   if (fake->fail_broadcast)
     return cudl__fail(c->ctx, CUDL_ERR_IO, "test", "the broadcast failed");
-  const std::vector<float> &v = fake->taken[static_cast<size_t>(slot)];
-  for (size_t i = 0; i < v.size(); ++i) fake->where[static_cast<size_t>(slot)][i] = 2.0f * v[i];
+  const size_t k = static_cast<size_t>(slot);
+  const std::vector<float> &v = fake->taken[k];
+  for (size_t i = 0; i < v.size(); ++i) F32ToWire(fake->where[k], i, 2.0f * v[i], fake->dtypes[k]);
   fake->log.push_back("B" + std::to_string(slot));
   return CUDL_OK;
 }
@@ -625,6 +648,119 @@ TEST_F(DistTest, AttachedGradientsAreThePlainOnesForEveryCap) {
 // Channels-last: the convolutions' gradients come through working copies,
 // converted into the arena node by node before their bucket starts.
 TEST_F(DistTest, AttachedGradientsChannelsLast) { AttachedMatchesPlain(ctx_, CUDL_LAYOUT_NHWC); }
+
+// A 16-bit wire: each bucket leaves as the bf16 (f16) rounding of this
+// rank's share of the mean (its f32 gradients halved) and comes back as
+// the 16-bit sum of the shares, converted to f32, so the gradients backward
+// returns are those roundings of the plain ones, bit for bit (for bf16 the
+// plain ones rounded to bf16; f16's subnormals lose a bit to the halving);
+// the wire follows the precision unless chosen, and one rank keeps f32.
+TEST_F(DistTest, SixteenBitWireSendsTheRoundedGradients) {
+  static const cudl_comm_ops ops = FakeOps();
+  FakeTwoRanks state;
+  fake = &state;
+  cudl_comm *two = cudl__comm_new(ctx_, &ops, 0, 2, "test");
+  ASSERT_NE(two, nullptr);
+  cudl_model *plain = SmallCnn(ctx_);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_STATUS(CUDL_OK, cudl_model_init(plain, CUDL_INIT_KAIMING_NORMAL));
+  const SyncBnStep want = TrainStep(ctx_, plain);
+  EXPECT_EQ(cudl_model_grad_wire_dtype(plain), CUDL_DTYPE_F32) << "f32 precision: an f32 wire";
+  for (cudl_grad_wire wire : {CUDL_GRAD_WIRE_BF16, CUDL_GRAD_WIRE_F16, CUDL_GRAD_WIRE_F32}) {
+    const cudl_dtype dtype = wire == CUDL_GRAD_WIRE_BF16  ? CUDL_DTYPE_BF16
+                             : wire == CUDL_GRAD_WIRE_F16 ? CUDL_DTYPE_F16
+                                                          : CUDL_DTYPE_F32;
+    for (int64_t cap : {int64_t{0}, int64_t{300}}) {
+      SCOPED_TRACE(std::string(cudl_grad_wire_name(wire)) + " cap " + std::to_string(cap));
+      cudl_model *m = SmallCnn(ctx_);
+      ASSERT_NE(m, nullptr);
+      ASSERT_STATUS(CUDL_OK, cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+      ASSERT_STATUS(CUDL_OK, cudl_tensor_copy(cudl_model_params(m), cudl_model_params(plain)));
+      ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_wire(m, wire));
+      EXPECT_EQ(cudl_model_grad_wire_dtype(m), dtype);
+      ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, two, cap));
+      const SyncBnStep got = TrainStep(ctx_, m);
+      ASSERT_EQ(got.grads.size(), want.grads.size());
+      for (cudl_dtype d : state.dtypes) EXPECT_EQ(d, dtype);
+      size_t wrong = 0, changed = 0;
+      for (size_t i = 0; i < want.grads.size(); ++i) {
+        // This rank's share (half, in f32) rounded to the wire, the two
+        // shares' sum rounded again (the fake's), back in f32; an f32
+        // wire sums, then halves.
+        float rounded = want.grads[i];
+        if (dtype != CUDL_DTYPE_F32) {
+          uint16_t share[1], sum[1];
+          F32ToWire(share, 0, want.grads[i] * 0.5f, dtype);
+          F32ToWire(sum, 0, 2.0f * WireToF32(share, 0, dtype), dtype);
+          rounded = WireToF32(sum, 0, dtype);
+        }
+        uint32_t a, b;
+        std::memcpy(&a, &rounded, 4);
+        std::memcpy(&b, &got.grads[i], 4);
+        wrong += a != b;
+        changed += rounded != want.grads[i];
+      }
+      EXPECT_EQ(wrong, 0u) << "of " << want.grads.size();
+      if (dtype == CUDL_DTYPE_F32) {
+        EXPECT_EQ(changed, 0u);
+      } else {
+        EXPECT_GT(changed, want.grads.size() / 2) << "the wire rounded nothing";
+      }
+      cudl_model_destroy(m);
+    }
+  }
+  // Cut off from the exchange (one rank), the gradients stay exact.
+  {
+    cudl_model *m = SmallCnn(ctx_);
+    ASSERT_NE(m, nullptr);
+    ASSERT_STATUS(CUDL_OK, cudl_model_init(m, CUDL_INIT_KAIMING_NORMAL));
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy(cudl_model_params(m), cudl_model_params(plain)));
+    ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_wire(m, CUDL_GRAD_WIRE_BF16));
+    ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, comm_, 300));
+    EXPECT_TRUE(cudl_test::BitEqual(TrainStep(ctx_, m).grads, want.grads));
+    cudl_model_destroy(m);
+  }
+  cudl_model_destroy(plain);
+  cudl_comm_destroy(two);
+  fake = nullptr;
+}
+
+TEST_F(DistTest, GradWireArgumentsAndNames) {
+  cudl_model *m = SmallCnn(ctx_);
+  ASSERT_NE(m, nullptr);
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_wire(nullptr, CUDL_GRAD_WIRE_F32));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_wire(m, static_cast<cudl_grad_wire>(4)));
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "wire is 4"));
+  EXPECT_EQ(cudl_model_grad_wire_dtype(m), CUDL_DTYPE_F32) << "a refused value changes nothing";
+  EXPECT_EQ(cudl_model_grad_wire_dtype(nullptr), CUDL_DTYPE_F32);
+  for (cudl_grad_wire w : {CUDL_GRAD_WIRE_AUTO, CUDL_GRAD_WIRE_F32, CUDL_GRAD_WIRE_BF16, CUDL_GRAD_WIRE_F16}) {
+    cudl_grad_wire back = static_cast<cudl_grad_wire>(7);
+    EXPECT_STATUS(CUDL_OK, cudl_grad_wire_from_name(cudl_grad_wire_name(w), &back));
+    EXPECT_EQ(back, w);
+  }
+  cudl_grad_wire kept = CUDL_GRAD_WIRE_F16;
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_grad_wire_from_name("fp16", &kept));
+  EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_grad_wire_from_name(nullptr, &kept));
+  EXPECT_EQ(kept, CUDL_GRAD_WIRE_F16);
+  EXPECT_STREQ(cudl_grad_wire_name(static_cast<cudl_grad_wire>(9)), "unknown");
+  cudl_model_destroy(m);
+  // Auto follows the precision (set before compiling; the CPU emulates
+  // the 16-bit ones once allowed).
+  ASSERT_STATUS(CUDL_OK, cudl_context_set_allow_emulated_precision(ctx_, 1));
+  for (cudl_precision p : {CUDL_PRECISION_BF16, CUDL_PRECISION_FP16, CUDL_PRECISION_TF32}) {
+    SCOPED_TRACE(cudl_precision_name(p));
+    m = nullptr;
+    ASSERT_STATUS(CUDL_OK, cudl_zoo_small_cnn(ctx_, 1, 8, 8, 3, 0.0f, &m));
+    ASSERT_STATUS(CUDL_OK, cudl_model_set_precision(m, p)) << cudl_context_last_error(ctx_);
+    EXPECT_EQ(cudl_model_grad_wire_dtype(m), p == CUDL_PRECISION_BF16   ? CUDL_DTYPE_BF16
+                                             : p == CUDL_PRECISION_FP16 ? CUDL_DTYPE_F16
+                                                                        : CUDL_DTYPE_F32);
+    ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_wire(m, CUDL_GRAD_WIRE_F32));
+    EXPECT_EQ(cudl_model_grad_wire_dtype(m), CUDL_DTYPE_F32) << "a chosen wire overrides";
+    cudl_model_destroy(m);
+  }
+  ASSERT_STATUS(CUDL_OK, cudl_context_set_allow_emulated_precision(ctx_, 0));
+}
 
 // The local backend attached: the same gradients as unattached, bit for bit.
 TEST_F(DistTest, AttachedToOneRankChangesNothing) {

@@ -198,6 +198,80 @@ TEST_F(DistNcclGpuTest, AveragesAModelsGradients) {
   cudl_model_destroy(m);
 }
 
+// The gradient buckets' path: each bucket's all-reduce queued on the
+// second stream behind an event of the context's stream, the context's
+// stream waiting for it. One rank's sum is its values, in every wire
+// dtype; buckets queued before the last is waited for.
+TEST_F(DistNcclGpuTest, BucketsOnTheSecondStreamKeepEveryValue) {
+  for (cudl_dtype dtype : {CUDL_DTYPE_F32, CUDL_DTYPE_BF16, CUDL_DTYPE_F16}) {
+    SCOPED_TRACE(cudl_dtype_name(dtype));
+    const int64_t shape[1] = {1031};
+    cudl_tensor *t[3] = {nullptr, nullptr, nullptr}, *f = nullptr;
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu_, CUDL_DTYPE_F32, 1, shape, &f));
+    std::vector<float> v(1031);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 29) * 0.125f - 1.5f;
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(f, v.data(), v.size() * 4));
+    for (auto &x : t) {
+      ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu_, dtype, 1, shape, &x));
+      ASSERT_STATUS(CUDL_OK, cudl_tensor_convert(x, f));
+    }
+    for (double timeout : {0.0, 60.0}) {
+      ASSERT_STATUS(CUDL_OK, cudl_comm_set_timeout(nccl_, timeout));
+      ASSERT_STATUS(CUDL_OK, nccl_->ops->bucket_slots(nccl_, 3));
+      for (int k = 0; k < 3; ++k)
+        ASSERT_STATUS(CUDL_OK, nccl_->ops->bucket_reduce(nccl_, k, cudl_tensor_data(t[k]), 1031, dtype))
+            << cudl_context_last_error(gpu_);
+      for (int k = 0; k < 3; ++k) ASSERT_STATUS(CUDL_OK, nccl_->ops->bucket_broadcast(nccl_, k));
+      for (int k = 0; k < 3; ++k) ASSERT_STATUS(CUDL_OK, nccl_->ops->bucket_wait(nccl_, k));
+      for (auto *x : t) {
+        ASSERT_STATUS(CUDL_OK, cudl_tensor_convert(f, x));
+        EXPECT_TRUE(cudl_test::BitEqual(cudl_test::ReadF32(f), v)) << "timeout " << timeout;
+      }
+    }
+    for (auto *x : t) cudl_tensor_destroy(x);
+    cudl_tensor_destroy(f);
+  }
+}
+
+// A model attached to the one-rank NCCL communicator: backward's buckets
+// go through the second stream, and the gradients are the unattached
+// model's, bit for bit, whatever the buckets.
+TEST_F(DistNcclGpuTest, AttachedModelsGradientsAreThePlainOnes) {
+  auto make = [&](cudl_model **m) {
+    const int64_t input[3] = {1, 8, 8}, widths[2] = {37, 19};
+    ASSERT_STATUS(CUDL_OK, cudl_zoo_mlp(gpu_, 3, input, 2, widths, CUDL_ACT_RELU, 0.0f, 3, m));
+    ASSERT_STATUS(CUDL_OK, cudl_model_compile(*m, 4));
+    ASSERT_STATUS(CUDL_OK, cudl_model_init(*m, CUDL_INIT_KAIMING_NORMAL));
+  };
+  cudl_model *plain = nullptr, *m = nullptr;
+  make(&plain);
+  make(&m);
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_copy(cudl_model_params(m), cudl_model_params(plain)));
+  const int64_t xs[4] = {4, 1, 8, 8}, ts[1] = {4};
+  cudl_tensor *x = nullptr, *labels = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu_, CUDL_DTYPE_F32, 4, xs, &x));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu_, CUDL_DTYPE_I32, 1, ts, &labels));
+  std::vector<float> xv(4 * 64);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  const int32_t lv[4] = {0, 2, 1, 2};
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(x, xv.data(), xv.size() * 4));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_from_host(labels, lv, sizeof lv));
+  float loss = 0.0f;
+  ASSERT_STATUS(CUDL_OK, cudl_model_forward(plain, x, labels, &loss));
+  ASSERT_STATUS(CUDL_OK, cudl_model_backward(plain));
+  const std::vector<float> want = cudl_test::ReadF32(cudl_model_grads(plain));
+  for (int64_t cap : {int64_t{0}, int64_t{256}}) {
+    ASSERT_STATUS(CUDL_OK, cudl_model_set_grad_sync(m, nccl_, cap));
+    ASSERT_STATUS(CUDL_OK, cudl_model_forward(m, x, labels, &loss));
+    ASSERT_STATUS(CUDL_OK, cudl_model_backward(m)) << cudl_context_last_error(gpu_);
+    EXPECT_TRUE(cudl_test::BitEqual(cudl_test::ReadF32(cudl_model_grads(m)), want)) << "cap " << cap;
+  }
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(labels);
+  cudl_model_destroy(m);
+  cudl_model_destroy(plain);
+}
+
 TEST_F(DistNcclGpuTest, RefusesAnotherContextsTensor) {
   cudl_tensor *t = nullptr;
   const int64_t shape[1] = {4};
