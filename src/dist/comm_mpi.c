@@ -55,24 +55,24 @@ typedef struct mpi_impl {
 
 /* The 16-bit sums: each pair added in f32 and rounded back, as NCCL's
  * bf16 and f16 sums do. MPI hands them 16-bit words (MPI_UINT16_T). */
-static void sum_bf16_words(void *in, void *inout, int *count,
-                           MPI_Datatype *type) {
+static void sum_words(const void *in, void *inout, int count,
+                      float (*widen)(uint16_t), uint16_t (*narrow)(float)) {
   const uint16_t *a = (const uint16_t *)in;
   uint16_t *b = (uint16_t *)inout;
   int i;
+  for (i = 0; i < count; ++i) b[i] = narrow(widen(a[i]) + widen(b[i]));
+}
+
+static void sum_bf16_words(void *in, void *inout, int *count,
+                           MPI_Datatype *type) {
   (void)type;
-  for (i = 0; i < *count; ++i)
-    b[i] = cudl__f32_to_bf16(cudl__bf16_to_f32(a[i]) + cudl__bf16_to_f32(b[i]));
+  sum_words(in, inout, *count, cudl__bf16_to_f32, cudl__f32_to_bf16);
 }
 
 static void sum_f16_words(void *in, void *inout, int *count,
                           MPI_Datatype *type) {
-  const uint16_t *a = (const uint16_t *)in;
-  uint16_t *b = (uint16_t *)inout;
-  int i;
   (void)type;
-  for (i = 0; i < *count; ++i)
-    b[i] = cudl__f32_to_f16(cudl__f16_to_f32(a[i]) + cudl__f16_to_f32(b[i]));
+  sum_words(in, inout, *count, cudl__f16_to_f32, cudl__f32_to_f16);
 }
 
 static MPI_Comm comm_of(const cudl_comm *c) {
