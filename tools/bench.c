@@ -1,11 +1,14 @@
-/* bench.c - the timing loop `cudl bench ops|train` share, and small output
- * helpers. The method is docs/benchmarks.md's. */
+/* bench.c - the timing loop `cudl bench ops|train|infer` share, the model
+ * options of train and infer, and small output helpers. The method is
+ * docs/benchmarks.md's. */
 #include "bench.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include "cli.h"
 #if defined(_OPENMP)
 #  include <omp.h>
 #endif
@@ -168,4 +171,24 @@ uint64_t bench_peak_rss(void) {
   struct rusage usage;
   if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
   return (uint64_t)usage.ru_maxrss * 1024u; /* Linux reports KiB */
+}
+
+int bench_parse_model_option(const char *a, const char *v,
+                             bench_model_options *model) {
+  long long value = 0;
+  if (strcmp(a, "--model") == 0) {
+    model->name = v;
+    return 1;
+  }
+  if (strcmp(a, "--batch") == 0 && cli_parse_int(v, 1, 1 << 20, &value))
+    model->batch = value;
+  else if (strcmp(a, "--channels") == 0 && cli_parse_int(v, 1, 4096, &value))
+    model->channels = value;
+  else if (strcmp(a, "--size") == 0 && cli_parse_int(v, 1, 4096, &value))
+    model->size = value;
+  else if (strcmp(a, "--classes") == 0 && cli_parse_int(v, 1, 1 << 20, &value))
+    model->classes = value;
+  else
+    return 0;
+  return 1;
 }

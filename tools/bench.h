@@ -40,6 +40,21 @@ typedef cudl_status (*bench_call)(void *arg);
 cudl_status bench_time(const bench_clock *clock, bench_call call, void *arg,
                        const bench_settings *settings, bench_timing *out);
 
+/* The zoo model a benchmark builds (bench train, bench infer): its name
+ * and its input, with each command's defaults. */
+typedef struct bench_model_options {
+  const char *name; /* --model */
+  /* --batch, --channels, --size (height and width), --classes */
+  long long batch, channels, size, classes;
+} bench_model_options;
+
+/* 1 when option a with value v is one of the model's options and v is in
+ * its range (batch and classes 1 to 2^20, channels and size 1 to 4096):
+ * then it is stored in *model. 0 otherwise, for the command's own options
+ * and its usage error. */
+int bench_parse_model_option(const char *a, const char *v,
+                             bench_model_options *model);
+
 /* A clock from two cudl events of ctx (CUDA events or the CPU's monotonic
  * clock): *events_out receives the pair, to free with bench_clock_free. */
 typedef struct bench_event_clock {

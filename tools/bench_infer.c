@@ -56,10 +56,9 @@ static void infer_usage(FILE *out) {
 
 /* Build, compile (inference or training), initialise and time one model;
  * the context's peak is reset first, so it covers this compile only. */
-static cudl_status measure(cudl_context *ctx, const char *name,
-                           long long batch, long long channels, long long size,
-                           long long classes, int inference,
-                           const bench_settings *settings, infer_result *r) {
+static cudl_status measure(cudl_context *ctx, const bench_model_options *model,
+                           int inference, const bench_settings *settings,
+                           infer_result *r) {
   infer_bench b;
   bench_event_clock events;
   bench_clock clock;
@@ -72,15 +71,17 @@ static cudl_status measure(cudl_context *ctx, const char *name,
   s = cudl_context_synchronize(ctx);
   if (s == CUDL_OK) s = cudl_context_reset_peak_memory(ctx);
   if (s == CUDL_OK)
-    s = cudl__tool_zoo_model(ctx, name, 0.0, channels, size, size, classes,
+    s = cudl__tool_zoo_model(ctx, model->name, 0.0, model->channels,
+                             model->size, model->size, model->classes,
                              &b.model);
   if (s == CUDL_OK)
-    s = inference ? cudl_model_compile_inference(b.model, batch)
-                  : cudl_model_compile(b.model, batch);
+    s = inference ? cudl_model_compile_inference(b.model, model->batch)
+                  : cudl_model_compile(b.model, model->batch);
   if (s == CUDL_OK) s = cudl_model_init(b.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_set_training(b.model, 0);
   if (s == CUDL_OK) {
-    const int64_t shape[4] = {batch, channels, size, size};
+    const int64_t shape[4] = {model->batch, model->channels, model->size,
+                              model->size};
     s = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, shape, &b.x);
   }
   if (s == CUDL_OK) s = cudl_tensor_normal(b.x, 0.0f, 1.0f);
@@ -125,8 +126,9 @@ static void json_result(FILE *f, const infer_result *r, long long batch,
 }
 
 int cudl__cmd_bench_infer(int argc, char **argv) {
-  const char *model_name = "resnet20", *device = "auto", *json = NULL;
-  long long batch = 1, channels = 3, size = 32, classes = 10, value;
+  const char *device = "auto", *json = NULL;
+  bench_model_options model = {"resnet20", 1, 3, 32, 10};
+  long long value;
   bench_settings settings;
   infer_result results[2];
   cli_file out;
@@ -150,23 +152,11 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
     if (v == NULL)
       return cli_usage_error("%s needs a value (or is unknown)", a);
     ++i;
-    if (strcmp(a, "--model") == 0) {
-      model_name = v;
+    if (bench_parse_model_option(a, v, &model)) {
     } else if (strcmp(a, "--device") == 0) {
       device = v;
     } else if (strcmp(a, "--json") == 0) {
       json = v;
-    } else if (strcmp(a, "--batch") == 0 &&
-               cli_parse_int(v, 1, 1 << 20, &value)) {
-      batch = value;
-    } else if (strcmp(a, "--channels") == 0 &&
-               cli_parse_int(v, 1, 4096, &value)) {
-      channels = value;
-    } else if (strcmp(a, "--size") == 0 && cli_parse_int(v, 1, 4096, &value)) {
-      size = value;
-    } else if (strcmp(a, "--classes") == 0 &&
-               cli_parse_int(v, 1, 1 << 20, &value)) {
-      classes = value;
     } else if (strcmp(a, "--samples") == 0 &&
                cli_parse_int(v, 1, 1000, &value)) {
       settings.samples = (int)value;
@@ -177,7 +167,7 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
       return cli_usage_error("bad option or value: %s '%s'", a, v);
     }
   }
-  if ((rc = cudl__tool_zoo_check_name(model_name)) != 0) return rc;
+  if ((rc = cudl__tool_zoo_check_name(model.name)) != 0) return rc;
   if (!cli_parse_device(device, &kind, &index))
     return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
                            device);
@@ -189,16 +179,16 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
   }
   cudl_context_set_seed(ctx, 1);
   for (i = 0; i < 2 && s == CUDL_OK; ++i)
-    s = measure(ctx, model_name, batch, channels, size, classes, i == 0,
+    s = measure(ctx, &model, i == 0,
                 &settings, &results[i]);
   if (s != CUDL_OK) {
-    rc = cli_fail(ctx, s, "%s, batch %lld", model_name, batch);
+    rc = cli_fail(ctx, s, "%s, batch %lld", model.name, model.batch);
     goto done;
   }
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
     fprintf(table, "%s, batch %lld, %lldx%lldx%lld input, on %s:\n",
-            model_name, batch, channels, size, size,
+            model.name, model.batch, model.channels, model.size, model.size,
             cudl_context_device_name(ctx));
     for (i = 0; i < 2; ++i)
       fprintf(table,
@@ -222,12 +212,13 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
             "\"cudl\",\n");
     bench_json_run_fields(f, ctx, 0);
     fprintf(f, "  \"model\": ");
-    bench_json_string(f, model_name);
+    bench_json_string(f, model.name);
     fprintf(f,
             ",\n  \"batch\": %lld,\n  \"input_shape\": [%lld, %lld, %lld],\n"
             "  \"classes\": %lld,\n  \"warmup\": %d,\n  \"results\": [\n",
-            batch, channels, size, size, classes, settings.warmup);
-    for (i = 0; i < 2; ++i) json_result(f, &results[i], batch, i == 1);
+            model.batch, model.channels, model.size, model.size, model.classes,
+            settings.warmup);
+    for (i = 0; i < 2; ++i) json_result(f, &results[i], model.batch, i == 1);
     fprintf(f, "  ]\n}\n");
   }
 done:

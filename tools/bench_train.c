@@ -152,9 +152,10 @@ static double share_of(const double *row) {
 }
 
 int cudl__cmd_bench_train(int argc, char **argv) {
-  const char *model_name = "resnet20", *device = "auto", *json = NULL,
-             *optimizer = "sgd", *dist_backend = "auto";
-  long long batch = 128, channels = 1, size = 28, classes = 10, value;
+  const char *device = "auto", *json = NULL, *optimizer = "sgd",
+             *dist_backend = "auto";
+  bench_model_options model = {"resnet20", 128, 1, 28, 10};
+  long long value;
   double bucket_mb = 25.0;
   cudl_grad_wire grad_wire = CUDL_GRAD_WIRE_AUTO;
   bench_settings settings;
@@ -206,8 +207,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     if (v == NULL)
       return cli_usage_error("%s needs a value (or is unknown)", a);
     ++i;
-    if (strcmp(a, "--model") == 0) {
-      model_name = v;
+    if (bench_parse_model_option(a, v, &model)) {
     } else if (strcmp(a, "--device") == 0) {
       device = v;
     } else if (strcmp(a, "--precision") == 0 &&
@@ -224,17 +224,6 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     } else if (strcmp(a, "--optimizer") == 0 &&
                (strcmp(v, "sgd") == 0 || strcmp(v, "adam") == 0)) {
       optimizer = v;
-    } else if (strcmp(a, "--batch") == 0 &&
-               cli_parse_int(v, 1, 1 << 20, &value)) {
-      batch = value;
-    } else if (strcmp(a, "--channels") == 0 &&
-               cli_parse_int(v, 1, 4096, &value)) {
-      channels = value;
-    } else if (strcmp(a, "--size") == 0 && cli_parse_int(v, 1, 4096, &value)) {
-      size = value;
-    } else if (strcmp(a, "--classes") == 0 &&
-               cli_parse_int(v, 1, 1 << 20, &value)) {
-      classes = value;
     } else if (strcmp(a, "--diagnostics") == 0 &&
                cli_parse_int(v, 1, 1 << 30, &value)) {
       t.diagnostics_every = (int)value;
@@ -256,7 +245,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       return cli_usage_error("bad option or value: %s '%s'", a, v);
     }
   }
-  if ((rc = cudl__tool_zoo_check_name(model_name)) != 0) return rc;
+  if ((rc = cudl__tool_zoo_check_name(model.name)) != 0) return rc;
   if ((rc = run_dist_check_build(&dist)) != 0) return rc;
   if (dist.launched && settings.min_sample_ms > 0)
     return cli_usage_error("--min-sample-ms is not taken under mpirun: every "
@@ -280,7 +269,8 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     rank = cudl_comm_rank(dist.comm);
     t.comm = dist.comm;
     t.record_capacity = settings.samples + 1;
-    t.allreduce_ms = (double *)calloc((size_t)t.record_capacity, sizeof(double));
+    t.allreduce_ms =
+        (double *)calloc((size_t)t.record_capacity, sizeof(double));
   }
   figures = (double *)calloc((size_t)world * FIG_COUNT, sizeof *figures);
   if (figures == NULL || (dist.launched && t.allreduce_ms == NULL)) {
@@ -294,11 +284,11 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   cudl_context_set_allow_tf32(ctx, settings.tf32);
   cudl_context_set_seed(ctx, 1);
 
-  s = cudl__tool_zoo_model(ctx, model_name, 0.0, channels, size, size, classes,
-                           &t.model);
+  s = cudl__tool_zoo_model(ctx, model.name, 0.0, model.channels, model.size,
+                           model.size, model.classes, &t.model);
   if (s == CUDL_OK) s = cudl_model_set_precision(t.model, precision);
   if (s == CUDL_OK) s = cudl_model_set_layout(t.model, layout);
-  if (s == CUDL_OK) s = cudl_model_compile(t.model, batch);
+  if (s == CUDL_OK) s = cudl_model_compile(t.model, model.batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
   if (s == CUDL_OK) s = cudl_model_set_grad_wire(t.model, grad_wire);
@@ -314,13 +304,14 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             : cudl_model_set_diagnostics(t.model, t.diagnostics_every);
   }
   if (s == CUDL_OK) {
-    const int64_t x_shape[4] = {batch, channels, size, size};
-    const int64_t rows = batch;
-    int32_t *labels = (int32_t *)malloc((size_t)batch * sizeof *labels);
+    const int64_t x_shape[4] = {model.batch, model.channels, model.size,
+                                model.size};
+    const int64_t rows = model.batch;
+    int32_t *labels = (int32_t *)malloc((size_t)model.batch * sizeof *labels);
     int64_t k;
     s = labels == NULL ? CUDL_ERR_OUT_OF_MEMORY : CUDL_OK;
-    for (k = 0; s == CUDL_OK && k < batch; ++k)
-      labels[k] = (int32_t)((k * 7919) % classes);
+    for (k = 0; s == CUDL_OK && k < model.batch; ++k)
+      labels[k] = (int32_t)((k * 7919) % model.classes);
     if (s == CUDL_OK)
       s = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, x_shape, &t.x);
     if (s == CUDL_OK) s = cudl_tensor_normal(t.x, 0.0f, 1.0f);
@@ -328,7 +319,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
       s = cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, &rows, &t.labels);
     if (s == CUDL_OK)
       s = cudl_tensor_copy_from_host(t.labels, labels,
-                                     (size_t)batch * sizeof *labels);
+                                     (size_t)model.batch * sizeof *labels);
     free(labels);
   }
   if (s == CUDL_OK)
@@ -369,11 +360,11 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   }
   if (s == CUDL_OK) s = cudl_context_memory_stats(ctx, &memory);
   if (s != CUDL_OK) {
-    rc = cli_fail(ctx, s, "%s, batch %lld", model_name, batch);
+    rc = cli_fail(ctx, s, "%s, batch %lld", model.name, model.batch);
     goto done;
   }
   peak_rss = bench_peak_rss();
-  images_per_second = (double)batch / timing.median_ms * 1e3;
+  images_per_second = (double)model.batch / timing.median_ms * 1e3;
   {
     double *row = figures + (size_t)rank * FIG_COUNT;
     int r;
@@ -420,25 +411,26 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
             "  %.2f MFLOP/image (3 x forward) -> %.1f GFLOP/s = %.1f%% of "
             "sgemm's %.1f GFLOP/s\n",
-            model_name, batch, (int)channels, size, size,
-            cudl_precision_name(precision), cudl_layout_name(layout),
-            optimizer, cudl_context_device_name(ctx), images_per_second, timing.median_ms,
-            timing.min_ms, timing.max_ms, timing.samples, timing.iterations,
+            model.name, model.batch, (int)model.channels, model.size,
+            model.size, cudl_precision_name(precision),
+            cudl_layout_name(layout), optimizer, cudl_context_device_name(ctx),
+            images_per_second, timing.median_ms, timing.min_ms, timing.max_ms,
+            timing.samples, timing.iterations,
             (double)memory.peak_bytes_in_use / 1048576.0,
             (double)peak_rss / 1048576.0, 3.0 * (double)flops * 1e-6, achieved,
             100.0 * achieved / gemm_gflops, gemm_gflops);
     if (dist.launched)
-      fprintf(table,
-              "  %d ranks (%s): %.1f images/s in all; all-reduce of %.0f "
-              "bytes (%s) in %d bucket%s (--bucket-mb %g): exposed %.3f ms median "
-              "(%.3f-%.3f), %.1f%% of the step, bus bandwidth %.3f GB/s\n",
-              world, cudl_comm_backend(dist.comm), images_total, grad_bytes,
-              cudl_dtype_name(cudl_model_grad_wire_dtype(t.model)),
-              cudl_model_grad_sync_buckets(t.model),
-              cudl_model_grad_sync_buckets(t.model) == 1 ? "" : "s",
-              bucket_mb, job[FIG_ALLREDUCE_MEDIAN],
-              job[FIG_ALLREDUCE_MIN], job[FIG_ALLREDUCE_MAX],
-              100.0 * job_share, busbw_gbps);
+      fprintf(
+          table,
+          "  %d ranks (%s): %.1f images/s in all; all-reduce of %.0f "
+          "bytes (%s) in %d bucket%s (--bucket-mb %g): exposed %.3f ms median "
+          "(%.3f-%.3f), %.1f%% of the step, bus bandwidth %.3f GB/s\n",
+          world, cudl_comm_backend(dist.comm), images_total, grad_bytes,
+          cudl_dtype_name(cudl_model_grad_wire_dtype(t.model)),
+          cudl_model_grad_sync_buckets(t.model),
+          cudl_model_grad_sync_buckets(t.model) == 1 ? "" : "s", bucket_mb,
+          job[FIG_ALLREDUCE_MEDIAN], job[FIG_ALLREDUCE_MIN],
+          job[FIG_ALLREDUCE_MAX], 100.0 * job_share, busbw_gbps);
   }
   if (json != NULL) {
     FILE *f = cli_file_stream(&out);
@@ -448,27 +440,28 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     bench_json_run_fields(f, ctx, settings.tf32);
     fprintf(f, "  \"precision\": \"%s\",\n  \"layout\": \"%s\",\n  \"model\": ",
             cudl_precision_name(precision), cudl_layout_name(layout));
-    bench_json_string(f, model_name);
-    fprintf(
-        f,
-        ",\n  \"batch\": %lld,\n"
-        "  \"input_shape\": [%lld, %lld, %lld],\n  \"classes\": %lld,\n"
-        "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
-        "  \"steps\": %d,\n  \"steps_per_sample\": %d,\n  \"warmup\": %d,\n"
-        "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
-        "  \"step_ms_min\": %.6g,\n  \"step_ms_max\": %.6g,\n"
-        "  \"peak_memory_bytes\": %llu,\n"
-        "  \"peak_host_memory_bytes\": %llu,\n"
-        "  \"peak_device_memory_bytes\": %llu,\n"
-        "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
-        "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g,\n",
-        batch, channels, size, size, classes, optimizer, t.diagnostics_every,
-        timing.samples * timing.iterations, timing.iterations, settings.warmup,
-        images_per_second, timing.median_ms, timing.min_ms, timing.max_ms,
-        (unsigned long long)memory.peak_bytes_in_use,
-        (unsigned long long)peak_rss,
-        (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
-        (long long)(3 * flops), achieved, gemm_gflops, achieved / gemm_gflops);
+    bench_json_string(f, model.name);
+    fprintf(f,
+            ",\n  \"batch\": %lld,\n"
+            "  \"input_shape\": [%lld, %lld, %lld],\n  \"classes\": %lld,\n"
+            "  \"optimizer\": \"%s\",\n  \"diagnostics_every\": %d,\n"
+            "  \"steps\": %d,\n  \"steps_per_sample\": %d,\n  \"warmup\": %d,\n"
+            "  \"images_per_second\": %.6g,\n  \"step_ms_median\": %.6g,\n"
+            "  \"step_ms_min\": %.6g,\n  \"step_ms_max\": %.6g,\n"
+            "  \"peak_memory_bytes\": %llu,\n"
+            "  \"peak_host_memory_bytes\": %llu,\n"
+            "  \"peak_device_memory_bytes\": %llu,\n"
+            "  \"flops_per_image\": %lld,\n  \"achieved_gflops\": %.6g,\n"
+            "  \"gemm_gflops\": %.6g,\n  \"flop_utilisation\": %.6g,\n",
+            model.batch, model.channels, model.size, model.size, model.classes,
+            optimizer, t.diagnostics_every, timing.samples * timing.iterations,
+            timing.iterations, settings.warmup, images_per_second,
+            timing.median_ms, timing.min_ms, timing.max_ms,
+            (unsigned long long)memory.peak_bytes_in_use,
+            (unsigned long long)peak_rss,
+            (unsigned long long)(on_gpu ? memory.peak_bytes_in_use : 0),
+            (long long)(3 * flops), achieved, gemm_gflops,
+            achieved / gemm_gflops);
     /* null for one process: no communicator. */
     fprintf(f, "  \"dist_backend\": ");
     if (dist.comm != NULL)
