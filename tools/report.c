@@ -91,7 +91,8 @@ static int put_metrics_line(report *rep, FILE *line, char **text,
   if (ok) return 0;
   cli_error("writing the metrics file %s failed: %s. Stopping; %s",
             rep->o->metrics, strerror(error),
-            run_files_kept(rep->files, kept, sizeof kept));
+            /* rank 0 alone writes the metrics */
+            run_files_kept(rep->files, 0, kept, sizeof kept));
   return CLI_EXIT_FAILED;
 }
 

@@ -88,6 +88,25 @@ int run_dist_connect(run_dist *d, cudl_context *ctx, const char *backend) {
     nccl = on_gpu && cudl_comm_nccl_available();
   s = cudl_comm_create_mpi(ctx, &d->comm);
   if (s != CUDL_OK) return cli_fail(ctx, s, "starting MPI");
+  /* Ranks that chose differently (their own --dist-backend, or auto on a
+   * GPU here and the CPU there) would wait in different exchanges for
+   * ever: they agree over MPI first, and end together if they do not. */
+  {
+    int same = 0;
+    uint64_t lowest = 0, highest = 0;
+    s = cudl_comm_agree(d->comm, (uint64_t)nccl, &same, &lowest, &highest);
+    if (s != CUDL_OK)
+      return cli_fail(ctx, s, "comparing the ranks' communicators");
+    if (!same) {
+      d->failed_together = 1;
+      if (!run_dist_root(d)) return CLI_EXIT_FAILED;
+      cli_error("the ranks do not choose the same communicator: this rank "
+                "takes %s, another %s (--dist-backend %s here): give every "
+                "rank the same --dist-backend and the same kind of device",
+                nccl ? "nccl" : "mpi", nccl ? "mpi" : "nccl", backend);
+      return CLI_EXIT_FAILED;
+    }
+  }
   if (!nccl) return 0;
   d->bootstrap = d->comm;
   d->comm = NULL;

@@ -38,8 +38,9 @@ const char *run_dist_device(const run_dist *d, const char *device);
 
 /* The communicator of a launched rank on ctx, for --dist-backend backend
  * (auto: nccl on a CUDA context when this build has NCCL, else mpi): the
- * MPI one, and for nccl the NCCL one over it. 0, or the exit status with
- * one line printed. */
+ * MPI one, and for nccl the NCCL one over it, once every rank has said
+ * over MPI that it chose the same (ranks that did not end together, rank
+ * 0 saying why). 0, or the exit status with one line printed. */
 int run_dist_connect(run_dist *d, cudl_context *ctx, const char *backend);
 
 /* 0, or when launched by a launcher and this build has no MPI the exit

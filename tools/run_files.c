@@ -48,8 +48,14 @@ int run_files_name(run_files *f, const options *o) {
   return 0;
 }
 
-const char *run_files_kept(const run_files *f, char *text, size_t size) {
-  if (access(f->checkpoint, F_OK) == 0)
+const char *run_files_kept(const run_files *f, int rank, char *text,
+                           size_t size) {
+  if (rank != 0)
+    snprintf(text, size,
+             "rank 0 writes the checkpoints: the last one it saved, if any, "
+             "is kept in %s on its machine",
+             f->dir);
+  else if (access(f->checkpoint, F_OK) == 0)
     snprintf(text, size, "the last checkpoint in %s is kept", f->dir);
   else
     snprintf(text, size, "no checkpoint was saved yet");

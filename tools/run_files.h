@@ -67,8 +67,11 @@ cudl_status run_files_save_best(const run_files *f, run *r, const options *o);
  * it records none. -1 when its values are malformed, else 0. */
 int run_files_read_best(const cudl_safetensors *set, run_best *best);
 
-/* What a run that stops now leaves, for its error line: "the last
- * checkpoint in DIR is kept", or that there is none yet. */
-const char *run_files_kept(const run_files *f, char *text, size_t size);
+/* What a run that stops now leaves, for the error line of rank `rank`:
+ * "the last checkpoint in DIR is kept", or that there is none yet; on
+ * another rank than 0, which writes them, where rank 0 keeps them (this
+ * rank may not see rank 0's disk). */
+const char *run_files_kept(const run_files *f, int rank, char *text,
+                           size_t size);
 
 #endif /* CUDL_TOOLS_RUN_FILES_H */

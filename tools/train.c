@@ -111,7 +111,8 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
                 "%s. Try a lower --lr (--check-numerics finds the first "
                 "layer and pass).",
                 (double)loss, t->st.step, t->st.epoch + 1, t->st.batch, node,
-                what, run_files_kept(&t->files, kept, sizeof kept));
+                what,
+                run_files_kept(&t->files, r->rank, kept, sizeof kept));
       return CLI_EXIT_FAILED;
     }
     if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hits);
@@ -137,7 +138,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
                 t->st.step, t->st.epoch + 1, t->st.batch, numerics.layer,
                 numerics.nan_count, numerics.inf_count, numerics.numel,
                 numerics.total_nan, numerics.total_inf,
-                run_files_kept(&t->files, kept, sizeof kept));
+                run_files_kept(&t->files, r->rank, kept, sizeof kept));
       return CLI_EXIT_FAILED;
     }
     /* fp16: gradients that overflowed the loss scale are not applied; the

@@ -444,6 +444,14 @@ static int has_bucket_ops(const cudl_comm *c) {
 
 /* ---- the public entries ---- */
 
+/* Why model has no gradient arena. */
+static const char *no_gradients(const cudl_model *model) {
+  return cudl_model_is_inference(model)
+             ? "the model is compiled for inference: it has no gradients "
+               "to average (compile it with cudl_model_compile to train)"
+             : "the model is not compiled: it has no gradients yet";
+}
+
 cudl_status cudl_model_set_grad_sync(cudl_model *model, cudl_comm *comm,
                                      int64_t bucket_bytes) {
   grad_sync *g = NULL;
@@ -456,8 +464,8 @@ cudl_status cudl_model_set_grad_sync(cudl_model *model, cudl_comm *comm,
                        "context than the model's: make both with one "
                        "context");
     if (!model->compiled || model->grad_arena == NULL)
-      return CUDL_FAIL(model->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                       "the model is not compiled: it has no gradients yet");
+      return CUDL_FAIL(model->ctx, CUDL_ERR_INVALID_ARGUMENT, "%s",
+                       no_gradients(model));
     if (bucket_bytes < 0)
       return CUDL_FAIL(model->ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "bucket_bytes is %lld; it must be >= 0 (0: one "
@@ -505,8 +513,8 @@ cudl_status cudl_comm_average_grads(cudl_comm *c, cudl_model *model) {
     return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT, "model is NULL");
   view = cudl_model_grads(model);
   if (view == NULL)
-    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "the model is not compiled: it has no gradients yet");
+    return CUDL_FAIL(c->ctx, CUDL_ERR_INVALID_ARGUMENT, "%s",
+                     no_gradients(model));
   if (model->grad_sync != NULL)
     return cudl__fail(c->ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "the model's backward averages its gradients already "

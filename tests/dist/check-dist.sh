@@ -457,6 +457,15 @@ expect_true "ranks with different options are refused (exit $rc)" [ $rc -ne 0 -a
 expect_grep "saying so" "the ranks do not train the same configuration" \
   "$scratch/mismatch.err"
 expect_true "and before anything is written" [ ! -e "$scratch/mismatch" ]
+timeout 300 "${mpi[@]}" -np 1 "$cudl" "${train[@]}" --batch 8 --dist-backend mpi \
+  --out "$scratch/mixed" : -np 1 "$cudl" "${train[@]}" --batch 8 --dist-backend nccl \
+  --out "$scratch/mixed" >"$scratch/mixed.out" 2>"$scratch/mixed.err"
+rc=$?
+expect_true "ranks choosing different communicators are refused, not left waiting (exit $rc)" \
+  [ $rc -ne 0 -a $rc -ne 124 ]
+expect_grep "saying so" "the ranks do not choose the same communicator: this rank takes mpi, another nccl" \
+  "$scratch/mixed.err"
+expect_true "and before anything is written" [ ! -e "$scratch/mixed" ]
 
 # ---- a rank that hangs (alive, never exchanging) ends the job ----
 # CUDL_TEST_HANG_AT_STEP=8 stops rank 1 forever before step 8's backward

@@ -469,6 +469,17 @@ TEST_F(DistTest, GradSyncBadArgumentsAndOneRank) {
   EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(nullptr, comm_, 0));
   EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(m, comm_, 0));
   EXPECT_NE(std::strstr(cudl_context_last_error(ctx_), "not compiled"), nullptr);
+  {
+    // Compiled for inference: no gradients, and the reason says so.
+    cudl_model *inference = nullptr;
+    ASSERT_STATUS(CUDL_OK, cudl_zoo_mlp(ctx_, 3, input, 1, widths, CUDL_ACT_RELU, 0.0f, 3, &inference));
+    ASSERT_STATUS(CUDL_OK, cudl_model_compile_inference(inference, 2));
+    EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(inference, comm_, 0));
+    EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "compiled for inference"));
+    EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_comm_average_grads(comm_, inference));
+    EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "compiled for inference"));
+    cudl_model_destroy(inference);
+  }
   ASSERT_STATUS(CUDL_OK, cudl_model_compile(m, 2));
   EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_model_set_grad_sync(m, comm_, -1));
   EXPECT_EQ(cudl_model_grad_sync_buckets(m), 0);
