@@ -78,8 +78,11 @@ CUDL_API cudl_status cudl_comm_create_local(cudl_context *ctx,
  */
 CUDL_API cudl_status cudl_comm_create_mpi(cudl_context *ctx, cudl_comm **out);
 
-/** 1 when this build of the library has the NCCL backend, else 0 (a 1
- *  says nothing of the GPUs present). Not collective. */
+/** 1 when NCCL can be used here: this build has the NCCL backend, its CUDA
+ *  backend module loads (cudl_cuda_backend_load) and so does NCCL's
+ *  library, libnccl.so.2, which the module loads on first use; else 0
+ *  (cudl_comm_create_nccl then says which is missing). A 1 says nothing
+ *  of the GPUs present. Not collective. */
 CUDL_API int cudl_comm_nccl_available(void);
 
 /**
@@ -113,9 +116,11 @@ CUDL_API int cudl_comm_nccl_available(void);
  * Collective over bootstrap's ranks; joining is not bounded by a timeout.
  * CUDL_ERR_INVALID_ARGUMENT for a NULL argument or an "nccl" bootstrap;
  * CUDL_ERR_DEVICE_MISMATCH when ctx is not a CUDA context;
- * CUDL_ERR_UNSUPPORTED when the library was built without NCCL (the
- * message says what the build lacked); CUDL_ERR_IO with NCCL's text when
- * NCCL fails. On failure *out is NULL.
+ * CUDL_ERR_UNSUPPORTED, checked first, when NCCL cannot be used here
+ * (cudl_comm_nccl_available is 0: the message says whether the build
+ * lacked it, with CMake's reason, or the CUDA backend or libnccl.so.2
+ * could not be loaded, with the loader's); CUDL_ERR_IO with NCCL's text
+ * when NCCL fails. On failure *out is NULL.
  */
 CUDL_API cudl_status cudl_comm_create_nccl(cudl_context *ctx,
                                            cudl_comm *bootstrap,

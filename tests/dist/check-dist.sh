@@ -494,13 +494,14 @@ expect_grep "saying what it takes" "dist-timeout.*from 0 (no limit) to 1e9" \
 expect "--dist-backend gloo is a usage error" 2 $?
 expect_grep "saying what it takes" "dist-backend.*auto, mpi or nccl" "$scratch/backend-bad.err"
 # NCCL connects GPUs: CPU ranks that ask for it fail before anything is
-# written, saying why (this build's reason: no NCCL, or a CPU context).
+# written, saying why (this build's reason: a CPU context, or NCCL not
+# available: a build without CUDA or NCCL, or a host without their libraries).
 timeout 300 "${mpi[@]}" -np 2 "$cudl" "${train[@]}" --batch 8 --dist-backend nccl \
   --out "$scratch/nccl-cpu" >"$scratch/nccl-cpu.out" 2>"$scratch/nccl-cpu.err"
 rc=$?
 expect_true "--dist-backend nccl on CPU ranks fails (exit $rc)" [ $rc -ne 0 -a $rc -ne 124 ]
 expect_grep "saying why" \
-  "dist-backend nccl: cudl_comm_create_nccl: \(the context is not a CUDA one\|this cudl was built without NCCL\)" \
+  "dist-backend nccl: cudl_comm_create_nccl: \(the context is not a CUDA one\|NCCL is not available: \)" \
   "$scratch/nccl-cpu.err"
 expect_true "and writes nothing" [ ! -e "$scratch/nccl-cpu/checkpoint.safetensors" ]
 
