@@ -2572,9 +2572,17 @@ std::vector<Row> BuildTable() {
   }
   // Batch norm: 4-D per channel, 2-D per feature, 3-D, primes, a channel of
   // one, a ResNet-20 layer's batch; mean 0 and a large mean with a small
-  // deviation. Inference 2-D and 4-D.
-  for (const auto &shape : std::vector<std::vector<int64_t>>{
-           {4, 3, 5, 7}, {16, 10}, {3, 2, 11}, {2, 1, 3, 3}, {5, 7, 2, 3}, {128, 16, 32, 32}}) {
+  // deviation. Inference 2-D and 4-D. {3, 40, 17, 19} and {1000, 40} are
+  // large enough for the CPU's threads, with a partial block of channels
+  // and rows that do not split evenly (channels-last and 2-D run by rows).
+  for (const auto &shape : std::vector<std::vector<int64_t>>{{4, 3, 5, 7},
+                                                             {16, 10},
+                                                             {3, 2, 11},
+                                                             {2, 1, 3, 3},
+                                                             {5, 7, 2, 3},
+                                                             {128, 16, 32, 32},
+                                                             {3, 40, 17, 19},
+                                                             {1000, 40}}) {
     t.push_back(BatchNormTrainRow(shape, 0.0, 1.0));
     t.push_back(BatchNormTrainRow(shape, 1000.0, 0.05));
     if (shape.size() == 4) {  // images: channels-last too
@@ -2585,6 +2593,7 @@ std::vector<Row> BuildTable() {
   t.push_back(BatchNormInferenceRow({16, 10}));
   t.push_back(BatchNormInferenceRow({3, 4, 2, 5}));
   t.push_back(ChannelsLast(BatchNormInferenceRow({3, 4, 2, 5})));
+  t.push_back(ChannelsLast(BatchNormInferenceRow({3, 40, 17, 19})));
   // Softmax and log-softmax: a column of one, primes, 3-D, 1-D, a
   // classifier batch, rows longer than a block; extreme values and NaN.
   for (bool is_log : {false, true}) {
