@@ -32,6 +32,13 @@ threads=$(nproc)
   free -g | head -n 2
   dpkg-query -W libdnnl2 libopenblas0-pthread python3-torch 2>/dev/null || true
 } >"$out/machine.txt"
+# PyTorch allocates every output afresh; glibc would hand large blocks back
+# to the system and fault them in again on each call (measured: batch-norm
+# forward 3x slower). These settings keep them, as a tuned malloc would.
+torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
+# PARTS (default "layers harness infer") picks which of the three run.
+part() { case " ${PARTS:-layers harness infer} " in *" $1 "*) return 0 ;; esac; return 1; }
+if part layers; then
 "$build/benchmarks/bench_layers" --min-time "$min_time" \
   --json "$out/cudl.jsonl" >"$out/cudl.md"
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
@@ -43,13 +50,11 @@ else
 fi
 python3 benchmarks/cpu/compare.py "$out/cudl.jsonl" "$out/torch.jsonl" >"$out/table.md"
 echo "bench-cpu: wrote $out/table.md"
+fi
 
+if part harness; then
 harness="$out/harness"
 mkdir -p "$harness"
-# PyTorch allocates every output afresh; glibc would hand large blocks back
-# to the system and fault them in again on each call (measured: batch-norm
-# forward 3x slower). These settings keep them, as a tuned malloc would.
-torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
 "$build/tools/cudl" bench ops --device cpu --json "$harness/ops-cudl.json" \
   >"$harness/ops-cudl.txt"
 "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py ops --device cpu \
@@ -60,11 +65,16 @@ torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshol
 # avx512_bf16 runs in software); report.py takes each one's median, since a
 # shared machine drifts by 10-20 % over minutes and one pair can land on
 # either side of it.
+# cudl runs in both layouts too (report.py compares PyTorch with cudl's
+# fastest). BATCHES (default 32 64 128 256) narrows the sweep.
 for round in $(seq 1 "${ROUNDS:-3}"); do
   for model in small-cnn resnet20; do
-    for batch in 32 64 128 256; do
-      "$build/tools/cudl" bench train --device cpu --model $model --batch $batch \
-        --json "$harness/train-cudl-$model-b$batch-r$round.json" >>"$harness/train.txt"
+    for batch in ${BATCHES:-32 64 128 256}; do
+      for layout in nchw nhwc; do
+        "$build/tools/cudl" bench train --device cpu --model $model --batch $batch \
+          --layout $layout \
+          --json "$harness/train-cudl-$model-b$batch-$layout-r$round.json" >>"$harness/train.txt"
+      done
       "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
         --threads "$threads" --model $model --batch $batch \
         --precisions "${TORCH_PRECISIONS:-fp32,bf16}" --tag "r$round" \
@@ -74,6 +84,8 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
 done
 /usr/bin/python3 benchmarks/report.py "$harness" --title "cudl against PyTorch on the CPU"
 echo "bench-cpu: wrote $harness/report.md"
+fi
+if part infer; then
 infer="$out/infer"
 mkdir -p "$infer"
 for model in mlp small-cnn resnet20; do
@@ -87,3 +99,4 @@ for model in mlp small-cnn resnet20; do
   done
 done
 echo "bench-cpu: wrote $infer/infer.txt"
+fi
