@@ -1,7 +1,10 @@
 /*
  * batchnorm.cu - batch normalisation on CUDA, on x viewed as [outer,
- * channels, inner]: training forward (two-pass statistics), inference
- * forward and backward. Kernels first, then the backend entries.
+ * channels, inner]: training forward (two-pass statistics, then the
+ * normalisation), inference forward and backward, and the fused path's
+ * halves (ops.def): the statistics alone, the normalisation with a residual
+ * and a ReLU after it, and the backward through that ReLU writing the
+ * residual's gradient. Kernels first, then the backend entries.
  *
  * Every per-channel sum uses one pattern: block (c, p) adds part p of
  * channel c's elements (kernels/reduce.cuh), writing partial[c * parts + p];
@@ -71,19 +74,27 @@ struct SquaredDeviation {
     return d * d;
   }
 };
+// The gradient the backward sums: dy, or on the fused path dy through the
+// ReLU whose output is y (y not NULL).
+template <class T>
+__device__ float gradient_in(const T *y, const T *dy, int64_t k) {
+  const float g = cudl__load(dy, k);
+  return y == nullptr || cudl__load(y, k) > 0.0f ? g : 0.0f;
+}
+
 template <class T>
 struct DyTerm {
-  const T *dy;
+  const T *y, *dy;
   __device__ float operator()(int64_t k, int64_t) const {
-    return cudl__load(dy, k);
+    return gradient_in(y, dy, k);
   }
 };
 template <class T>
 struct DyXhatTerm {
-  const T *x, *dy;
+  const T *x, *y, *dy;
   const float *mean, *invstd;
   __device__ float operator()(int64_t k, int64_t c) const {
-    return cudl__load(dy, k) * (cudl__load(x, k) - mean[c]) * invstd[c];
+    return gradient_in(y, dy, k) * (cudl__load(x, k) - mean[c]) * invstd[c];
   }
 };
 
@@ -171,17 +182,23 @@ struct NormaliseChannel {
   float gamma, beta, mean, invstd;
 };
 
+// y = gamma * xhat + beta, plus residual (unless NULL), through a ReLU
+// where relu is set (the fused path; plain normalisation has neither).
 template <class T>
 struct Normalise {
   const T *x;
   const float *gamma, *beta, *mean, *invstd;
+  const T *residual;
+  bool relu;
   T *y;
   __device__ NormaliseChannel channel(int64_t c) const {
     return {gamma[c], beta[c], mean[c], invstd[c]};
   }
   __device__ void apply(int64_t k, const NormaliseChannel &ch) const {
-    cudl__store(
-        y, k, ch.gamma * ((cudl__load(x, k) - ch.mean) * ch.invstd) + ch.beta);
+    float v = ch.gamma * ((cudl__load(x, k) - ch.mean) * ch.invstd) + ch.beta;
+    if (residual != nullptr) v = v + cudl__load(residual, k);
+    if (relu) v = v < 0.0f ? 0.0f : v;
+    cudl__store(y, k, v);
   }
 };
 
@@ -201,11 +218,13 @@ struct Inference {
   }
 };
 
+// dx from the gradient g (gradient_in), and on the fused path the
+// residual's gradient g (dresidual not NULL).
 template <class T>
 struct InputGradient {
-  const T *x, *dy;
+  const T *x, *y, *dy;
   const float *gamma, *mean, *invstd, *dgamma, *dbeta;
-  T *dx;
+  T *dx, *dresidual;
   float m;
   struct Channel {
     float gamma, mean, invstd, dgamma, dbeta;
@@ -214,10 +233,11 @@ struct InputGradient {
     return {gamma[c], mean[c], invstd[c], dgamma[c], dbeta[c]};
   }
   __device__ void apply(int64_t k, const Channel &ch) const {
+    const float g = gradient_in(y, dy, k);
     const float xhat = (cudl__load(x, k) - ch.mean) * ch.invstd;
     cudl__store(dx, k,
-                ch.gamma * ch.invstd / m *
-                    (m * cudl__load(dy, k) - ch.dbeta - xhat * ch.dgamma));
+                ch.gamma * ch.invstd / m * (m * g - ch.dbeta - xhat * ch.dgamma));
+    if (dresidual != nullptr) cudl__store(dresidual, k, g);
   }
 };
 
@@ -294,13 +314,12 @@ void channel_partials(cudaStream_t stream, Term term, Layout l, int parts,
 // ---- the entries' bodies, one per storage type T ----
 
 template <class T>
-cudl_status batchnorm_forward_training(cudl_context *ctx, const void *x,
-                                       const float *gamma, const float *beta,
-                                       float momentum, float eps,
-                                       float *running_mean, float *running_var,
-                                       void *y, float *save_mean,
-                                       float *save_invstd, int64_t outer,
-                                       int64_t channels, int64_t inner) {
+cudl_status batchnorm_statistics(cudl_context *ctx, const void *x,
+                                 float momentum, float eps,
+                                 float *running_mean, float *running_var,
+                                 float *save_mean, float *save_invstd,
+                                 int64_t outer, int64_t channels,
+                                 int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
   const float m = (float)(outer * inner);
@@ -317,11 +336,39 @@ cudl_status batchnorm_forward_training(cudl_context *ctx, const void *x,
   finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
       partial.get(), parts, channels, m, eps, momentum, save_mean, save_invstd,
       running_mean, running_var);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <class T>
+cudl_status batchnorm_apply(cudl_context *ctx, const void *x,
+                            const float *gamma, const float *beta,
+                            const float *mean, const float *invstd,
+                            const void *residual, int relu, void *y,
+                            int64_t outer, int64_t channels, int64_t inner) {
+  const Layout l = {outer, channels, inner};
+  CUDA_ENTER(ctx, s);
   launch_elementwise(
       s->stream,
-      Normalise<T>{tx, gamma, beta, save_mean, save_invstd, cudl__typed<T>(y)},
+      Normalise<T>{cudl__typed<T>(x), gamma, beta, mean, invstd,
+                   cudl__typed<T>(residual), relu != 0, cudl__typed<T>(y)},
       l);
   return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <class T>
+cudl_status batchnorm_forward_training(cudl_context *ctx, const void *x,
+                                       const float *gamma, const float *beta,
+                                       float momentum, float eps,
+                                       float *running_mean, float *running_var,
+                                       void *y, float *save_mean,
+                                       float *save_invstd, int64_t outer,
+                                       int64_t channels, int64_t inner) {
+  const cudl_status status =
+      batchnorm_statistics<T>(ctx, x, momentum, eps, running_mean, running_var,
+                              save_mean, save_invstd, outer, channels, inner);
+  if (status != CUDL_OK) return status;
+  return batchnorm_apply<T>(ctx, x, gamma, beta, save_mean, save_invstd,
+                            nullptr, 0, y, outer, channels, inner);
 }
 
 template <class T>
@@ -340,33 +387,51 @@ cudl_status batchnorm_forward_inference(cudl_context *ctx, const void *x,
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
+// The backward, of plain batch norm (y and dresidual NULL) or through the
+// fused path's ReLU.
+template <class T>
+cudl_status batchnorm_relu_backward(cudl_context *ctx, const void *x,
+                                    const void *y, const void *dy,
+                                    const float *gamma, const float *save_mean,
+                                    const float *save_invstd, void *dx,
+                                    void *dresidual, float *dgamma,
+                                    float *dbeta, int64_t outer,
+                                    int64_t channels, int64_t inner) {
+  const Layout l = {outer, channels, inner};
+  const int parts = parts_for(outer, channels, inner);
+  const unsigned grid = cudl__grid_for(channels);
+  const T *tx = cudl__typed<T>(x), *ty = cudl__typed<T>(y),
+          *tdy = cudl__typed<T>(dy);
+  CUDA_ENTER(ctx, s);
+  Scratch<float> partial(s);
+  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
+  channel_partials(s->stream, DyTerm<T>{ty, tdy}, l, parts, partial.get());
+  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      partial.get(), parts, channels, dbeta);
+  channel_partials(s->stream,
+                   DyXhatTerm<T>{tx, ty, tdy, save_mean, save_invstd}, l, parts,
+                   partial.get());
+  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
+      partial.get(), parts, channels, dgamma);
+  if (outer * inner > 0)
+    launch_elementwise(
+        s->stream,
+        InputGradient<T>{tx, ty, tdy, gamma, save_mean, save_invstd, dgamma,
+                         dbeta, cudl__typed<T>(dx), cudl__typed<T>(dresidual),
+                         (float)(outer * inner)},
+        l);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
 template <class T>
 cudl_status batchnorm_backward(cudl_context *ctx, const void *x, const void *dy,
                                const float *gamma, const float *save_mean,
                                const float *save_invstd, void *dx,
                                float *dgamma, float *dbeta, int64_t outer,
                                int64_t channels, int64_t inner) {
-  const Layout l = {outer, channels, inner};
-  const int parts = parts_for(outer, channels, inner);
-  const unsigned grid = cudl__grid_for(channels);
-  const T *tx = cudl__typed<T>(x), *tdy = cudl__typed<T>(dy);
-  CUDA_ENTER(ctx, s);
-  Scratch<float> partial(s);
-  CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
-  channel_partials(s->stream, DyTerm<T>{tdy}, l, parts, partial.get());
-  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, channels, dbeta);
-  channel_partials(s->stream, DyXhatTerm<T>{tx, tdy, save_mean, save_invstd}, l,
-                   parts, partial.get());
-  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, channels, dgamma);
-  if (outer * inner > 0)
-    launch_elementwise(
-        s->stream,
-        InputGradient<T>{tx, tdy, gamma, save_mean, save_invstd, dgamma, dbeta,
-                         cudl__typed<T>(dx), (float)(outer * inner)},
-        l);
-  return CUDL_CUDA_LAUNCHED(ctx);
+  return batchnorm_relu_backward<T>(ctx, x, nullptr, dy, gamma, save_mean,
+                                    save_invstd, dx, nullptr, dgamma, dbeta,
+                                    outer, channels, inner);
 }
 
 }  // namespace
@@ -398,3 +463,28 @@ CUDL_CUDA_FLOATS(batchnorm_backward,
                  batchnorm_backward,
                  (ctx, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
                   outer, channels, inner))
+CUDL_CUDA_FLOATS(batchnorm_statistics,
+                 (cudl_context * ctx, const void *x, float momentum, float eps,
+                  float *running_mean, float *running_var, float *save_mean,
+                  float *save_invstd, int64_t outer, int64_t channels,
+                  int64_t inner),
+                 batchnorm_statistics,
+                 (ctx, x, momentum, eps, running_mean, running_var, save_mean,
+                  save_invstd, outer, channels, inner))
+CUDL_CUDA_FLOATS(batchnorm_apply,
+                 (cudl_context * ctx, const void *x, const float *gamma,
+                  const float *beta, const float *mean, const float *invstd,
+                  const void *residual, int relu, void *y, int64_t outer,
+                  int64_t channels, int64_t inner),
+                 batchnorm_apply,
+                 (ctx, x, gamma, beta, mean, invstd, residual, relu, y, outer,
+                  channels, inner))
+CUDL_CUDA_FLOATS(batchnorm_relu_backward,
+                 (cudl_context * ctx, const void *x, const void *y,
+                  const void *dy, const float *gamma, const float *save_mean,
+                  const float *save_invstd, void *dx, void *dresidual,
+                  float *dgamma, float *dbeta, int64_t outer, int64_t channels,
+                  int64_t inner),
+                 batchnorm_relu_backward,
+                 (ctx, x, y, dy, gamma, save_mean, save_invstd, dx, dresidual,
+                  dgamma, dbeta, outer, channels, inner))

@@ -61,6 +61,49 @@ CUDL_API cudl_status cudl_batchnorm_backward(
     const cudl_tensor *save_invstd, cudl_tensor *dx, cudl_tensor *dgamma,
     cudl_tensor *dbeta);
 
+/**
+ * The fused path: batch normalisation and what follows it in a network
+ * (a ReLU, or a residual addition and a ReLU, as in a ResNet block) in one
+ * pass over the data instead of two or three. cudl_model uses it when it
+ * trains (cudl_model_set_fusion, cudl/nn.h).
+ *
+ * cudl_batchnorm_forward_training is cudl_batchnorm_statistics followed by
+ * cudl_batchnorm_apply(x, gamma, beta, save_mean, save_invstd, NULL, 0, y),
+ * with the same results. This is the first half: the batch statistics
+ * alone, save_mean, save_invstd and the updated running statistics, with
+ * the rules of cudl_batchnorm_forward_training.
+ */
+CUDL_API cudl_status cudl_batchnorm_statistics(
+    cudl_context *ctx, const cudl_tensor *x, float momentum, float eps,
+    cudl_tensor *running_mean, cudl_tensor *running_var,
+    cudl_tensor *save_mean, cudl_tensor *save_invstd);
+
+/**
+ * The second half: v = gamma * (x - mean) * invstd + beta, plus residual
+ * where it is not NULL (x's shape, dtype and layout), and y = max(v, 0)
+ * where relu is nonzero (NaN stays NaN), else v. mean and invstd are per
+ * channel, f32 (save_mean and save_invstd of cudl_batchnorm_statistics).
+ * Computed in f32 and rounded once into y, which may be x or residual.
+ */
+CUDL_API cudl_status cudl_batchnorm_apply(
+    cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *gamma,
+    const cudl_tensor *beta, const cudl_tensor *mean, const cudl_tensor *invstd,
+    const cudl_tensor *residual, int relu, cudl_tensor *y);
+
+/**
+ * Backward through cudl_batchnorm_apply with relu, from its output y and
+ * that output's gradient dy: g = dy where y > 0, else 0; dresidual = g
+ * where it is not NULL (the residual's gradient); dx, dgamma and dbeta as
+ * cudl_batchnorm_backward computes them from g. dx and dresidual may be
+ * dy, not each other, and neither may be x or y.
+ */
+CUDL_API cudl_status cudl_batchnorm_relu_backward(
+    cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *y,
+    const cudl_tensor *dy, const cudl_tensor *gamma,
+    const cudl_tensor *save_mean, const cudl_tensor *save_invstd,
+    cudl_tensor *dx, cudl_tensor *dresidual, cudl_tensor *dgamma,
+    cudl_tensor *dbeta);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_BATCHNORM_H */

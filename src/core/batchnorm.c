@@ -142,3 +142,125 @@ cudl_status cudl_batchnorm_backward(cudl_context *ctx, const cudl_tensor *x,
                       dx->data, dgamma->data, dbeta->data, outer, channels,
                       inner);
 }
+
+cudl_status cudl_batchnorm_statistics(cudl_context *ctx, const cudl_tensor *x,
+                                      float momentum, float eps,
+                                      cudl_tensor *running_mean,
+                                      cudl_tensor *running_var,
+                                      cudl_tensor *save_mean,
+                                      cudl_tensor *save_invstd) {
+  const cudl_tensor *full[1], *channel[4];
+  static const char *const full_names[1] = {"x"};
+  static const char *const channel_names[4] = {"running_mean", "running_var",
+                                               "save_mean", "save_invstd"};
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_eps(ctx, __func__, eps);
+  if (status != CUDL_OK) return status;
+  if (!(momentum >= 0.0f && momentum <= 1.0f))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "momentum must be in [0, 1], got %g", (double)momentum);
+  full[0] = x;
+  channel[0] = running_mean;
+  channel[1] = running_var;
+  channel[2] = save_mean;
+  channel[3] = save_invstd;
+  status = check_batchnorm(ctx, __func__, full, full_names, 1, channel,
+                           channel_names, 4, &outer, &channels, &inner);
+  if (status != CUDL_OK || channels == 0) return status;
+  if (outer * inner < 2)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "training needs at least 2 values per channel, x has "
+                     "%lld",
+                     (long long)(outer * inner));
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_statistics, x->data,
+                      momentum, eps, running_mean->data, running_var->data,
+                      save_mean->data, save_invstd->data, outer, channels,
+                      inner);
+}
+
+cudl_status cudl_batchnorm_apply(cudl_context *ctx, const cudl_tensor *x,
+                                 const cudl_tensor *gamma,
+                                 const cudl_tensor *beta,
+                                 const cudl_tensor *mean,
+                                 const cudl_tensor *invstd,
+                                 const cudl_tensor *residual, int relu,
+                                 cudl_tensor *y) {
+  const cudl_tensor *full[3], *channel[4];
+  static const char *const channel_names[4] = {"gamma", "beta", "mean",
+                                               "invstd"};
+  const char *full_names[3];
+  int n_full = 0;
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  full_names[n_full] = "x";
+  full[n_full++] = x;
+  full_names[n_full] = "y";
+  full[n_full++] = y;
+  if (residual != NULL) {
+    full_names[n_full] = "residual";
+    full[n_full++] = residual;
+  }
+  channel[0] = gamma;
+  channel[1] = beta;
+  channel[2] = mean;
+  channel[3] = invstd;
+  status = check_batchnorm(ctx, __func__, full, full_names, n_full, channel,
+                           channel_names, 4, &outer, &channels, &inner);
+  if (status != CUDL_OK || x->numel == 0) return status;
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_apply, x->data,
+                      gamma->data, beta->data, mean->data, invstd->data,
+                      residual != NULL ? residual->data : NULL, relu != 0,
+                      y->data, outer, channels, inner);
+}
+
+cudl_status cudl_batchnorm_relu_backward(
+    cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *y,
+    const cudl_tensor *dy, const cudl_tensor *gamma,
+    const cudl_tensor *save_mean, const cudl_tensor *save_invstd,
+    cudl_tensor *dx, cudl_tensor *dresidual, cudl_tensor *dgamma,
+    cudl_tensor *dbeta) {
+  const cudl_tensor *full[5], *channel[5];
+  static const char *const channel_names[5] = {
+      "gamma", "save_mean", "save_invstd", "dgamma", "dbeta"};
+  const char *full_names[5];
+  int n_full = 0;
+  int64_t outer = 0, channels = 0, inner = 0;
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  full_names[n_full] = "x";
+  full[n_full++] = x;
+  full_names[n_full] = "y";
+  full[n_full++] = y;
+  full_names[n_full] = "dy";
+  full[n_full++] = dy;
+  full_names[n_full] = "dx";
+  full[n_full++] = dx;
+  if (dresidual != NULL) {
+    full_names[n_full] = "dresidual";
+    full[n_full++] = dresidual;
+  }
+  channel[0] = gamma;
+  channel[1] = save_mean;
+  channel[2] = save_invstd;
+  channel[3] = dgamma;
+  channel[4] = dbeta;
+  status = check_batchnorm(ctx, __func__, full, full_names, n_full, channel,
+                           channel_names, 5, &outer, &channels, &inner);
+  if (status != CUDL_OK) return status;
+  /* The passes read x, y and dy after writing some of dx and dresidual. */
+  if (cudl__tensors_overlap(dx, x) || cudl__tensors_overlap(dx, y) ||
+      cudl__tensors_overlap(dresidual, x) ||
+      cudl__tensors_overlap(dresidual, y) ||
+      cudl__tensors_overlap(dresidual, dx))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "dx and dresidual may share memory with dy only");
+  if (channels == 0) return CUDL_OK;
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_relu_backward,
+                      x->data, y->data, dy->data, gamma->data, save_mean->data,
+                      save_invstd->data, dx->data,
+                      dresidual != NULL ? dresidual->data : NULL, dgamma->data,
+                      dbeta->data, outer, channels, inner);
+}

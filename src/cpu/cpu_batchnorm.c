@@ -1,10 +1,27 @@
-/* cpu_batchnorm.c - batch normalisation on the CPU: two-pass statistics
- * summed in double (in lanes, see channel_sums), one channel per
- * iteration; channels-last (inner = 1) blocks of channels over fixed slices
- * of the rows, with the same arithmetic (see the *_rows functions). */
+/* cpu_batchnorm.c - batch normalisation on the CPU in the steps of ops.def:
+ * the statistics (two passes, summed in double), the apply (the
+ * normalisation and, on the fused path, a residual and a ReLU) and the
+ * backward (with the fused path's ReLU mask and residual gradient); the
+ * training forward is the first two, the plain backward the third without
+ * mask or residual.
+ *
+ * x viewed as [outer, channels, inner] with inner > 1 (NCHW images) goes a
+ * channel per iteration, its sums in lanes (channel_sums); inner = 1
+ * (channels-last images, and [N, C]) goes by blocks of channels over fixed
+ * slices of the rows (the *_rows functions), with the same arithmetic.
+ *
+ * The per-row and per-plane loops are inlined with constant flags (has a
+ * residual, a ReLU, a mask) so that each variant is its own vectorised
+ * loop, without a test per element. */
 #include <math.h>
 
 #include "cpu/cpu_internal.h"
+
+#if defined(__GNUC__)
+#define BN_INLINE __attribute__((always_inline)) inline
+#else
+#define BN_INLINE inline
+#endif
 
 /* Element i of channel c's m = outer * inner values. */
 #define BN_INDEX(n, c, i) (((n)*channels + (c)) * inner + (i))
@@ -14,6 +31,19 @@
  * lanes in order (cpu_internal.h). */
 #define LANES CUDL_CPU_LANES
 #define add_lanes cudl__cpu_lane_total
+
+/* Whether a loop over `elements` values is worth a parallel region. */
+#define WORTH_THREADS(elements) ((elements) > 32768)
+
+/* The ReLU of the apply, as cudl_activation_forward computes it. */
+static BN_INLINE float relu_of(float v) { return v < 0.0f ? 0.0f : v; }
+
+/* The fused backward's gradient through the ReLU, from its output. */
+static BN_INLINE float through_relu(float y, float dy) {
+  return y > 0.0f ? dy : 0.0f;
+}
+
+/* ---- inner > 1: a channel per iteration ---- */
 
 /* Sum over channel c of x (squares NULL), or of (x - shift)^2 into
  * *squares. Two loops rather than one with a branch, so each vectorises. */
@@ -47,6 +77,175 @@ static void channel_sums(const float *x, int64_t outer, int64_t channels,
     *squares = add_lanes(lane);
 }
 
+/* The mean, variance, saved statistics and running statistics of channel c
+ * from its sum and sum of squared deviations. */
+static void finish_statistics(int64_t c, double m, double mean, double squares,
+                              float momentum, float eps, float *running_mean,
+                              float *running_var, float *save_mean,
+                              float *save_invstd) {
+  const double var = squares / m;
+  save_mean[c] = (float)mean;
+  save_invstd[c] = (float)(1.0 / sqrt(var + (double)eps));
+  running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
+  running_var[c] = (float)((1.0 - momentum) * running_var[c] +
+                           momentum * var * m / (m - 1.0));
+}
+
+static void statistics_planes(const float *x, float momentum, float eps,
+                              float *running_mean, float *running_var,
+                              float *save_mean, float *save_invstd,
+                              int64_t outer, int64_t channels, int64_t inner) {
+  const double m = (double)(outer * inner);
+  int64_t c;
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
+  for (c = 0; c < channels; ++c) {
+    double sum = 0.0, squares = 0.0, mean;
+    /* Two passes: the mean, then squared deviations from it. */
+    channel_sums(x, outer, channels, inner, c, 0.0, &sum, NULL);
+    mean = sum / m;
+    channel_sums(x, outer, channels, inner, c, mean, NULL, &squares);
+    finish_statistics(c, m, mean, squares, momentum, eps, running_mean,
+                      running_var, save_mean, save_invstd);
+  }
+}
+
+/* One plane (or row) of `count` values of one channel. */
+static BN_INLINE void apply_plane(const float *x, float gamma, float beta,
+                                  float mean, float invstd,
+                                  const float *residual, float *y,
+                                  int64_t count, const int has_residual,
+                                  const int relu) {
+  int64_t i;
+#pragma omp simd
+  for (i = 0; i < count; ++i) {
+    float v = gamma * ((x[i] - mean) * invstd) + beta;
+    if (has_residual) v = v + residual[i];
+    y[i] = relu ? relu_of(v) : v;
+  }
+}
+
+static void apply_planes(const float *x, const float *gamma, const float *beta,
+                         const float *mean, const float *invstd,
+                         const float *residual, int relu, float *y,
+                         int64_t outer, int64_t channels, int64_t inner) {
+  int64_t plane;
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
+  for (plane = 0; plane < outer * channels; ++plane) {
+    const int64_t c = plane % channels, at = plane * inner;
+    const float *res = residual != NULL ? residual + at : NULL;
+    if (res == NULL && !relu)
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 0, 0);
+    else if (res == NULL)
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 0, 1);
+    else if (!relu)
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 1, 0);
+    else
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 1, 1);
+  }
+}
+
+/* Channel c's sums of g and of g * xhat, in lanes, where g is dy, or dy
+ * through the ReLU whose output is y when masked. */
+static BN_INLINE void backward_channel_sums(const float *x, const float *y,
+                                            const float *dy, double mean,
+                                            double invstd, int64_t outer,
+                                            int64_t channels, int64_t inner,
+                                            int64_t c, double *sum_g,
+                                            double *sum_g_xhat,
+                                            const int masked) {
+  double a[LANES] = {0}, b[LANES] = {0};
+  int64_t n, i;
+  int j;
+  for (n = 0; n < outer; ++n) {
+    const float *dy_row = dy + BN_INDEX(n, c, 0);
+    const float *x_row = x + BN_INDEX(n, c, 0);
+    const float *y_row = masked ? y + BN_INDEX(n, c, 0) : NULL;
+    for (i = 0; i + LANES <= inner; i += LANES)
+      for (j = 0; j < LANES; ++j) {
+        const float g =
+            masked ? through_relu(y_row[i + j], dy_row[i + j]) : dy_row[i + j];
+        a[j] += g;
+        b[j] += g * (x_row[i + j] - mean) * invstd;
+      }
+    for (; i < inner; ++i) {
+      const float g = masked ? through_relu(y_row[i], dy_row[i]) : dy_row[i];
+      a[i % LANES] += g;
+      b[i % LANES] += g * (x_row[i] - mean) * invstd;
+    }
+  }
+  *sum_g = add_lanes(a);
+  *sum_g_xhat = add_lanes(b);
+}
+
+/* dx = k_dy * g + (k_xhat * xhat + k_0) over `count` values of a channel,
+ * and dresidual = g where has_residual. */
+static BN_INLINE void input_gradient_plane(
+    const float *x, const float *y, const float *dy, float mean, float invstd,
+    float k_dy, float k_xhat, float k_0, float *dx, float *dresidual,
+    int64_t count, const int masked, const int has_residual) {
+  int64_t i;
+#pragma omp simd
+  for (i = 0; i < count; ++i) {
+    const float g = masked ? through_relu(y[i], dy[i]) : dy[i];
+    const float xhat = (x[i] - mean) * invstd;
+    dx[i] = k_dy * g + (k_xhat * xhat + k_0);
+    if (has_residual) dresidual[i] = g;
+  }
+}
+
+static void backward_planes(const float *x, const float *y, const float *dy,
+                            const float *gamma, const float *save_mean,
+                            const float *save_invstd, float *dx,
+                            float *dresidual, float *dgamma, float *dbeta,
+                            int64_t outer, int64_t channels, int64_t inner) {
+  const double m = (double)(outer * inner);
+  int64_t c;
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
+  for (c = 0; c < channels; ++c) {
+    const double mean = save_mean[c], invstd = save_invstd[c];
+    double sum_g, sum_g_xhat, scale;
+    float mean_f, invstd_f, k_dy, k_xhat, k_0;
+    int64_t n;
+    if (y != NULL)
+      backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
+                            &sum_g, &sum_g_xhat, 1);
+    else
+      backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
+                            &sum_g, &sum_g_xhat, 0);
+    dbeta[c] = (float)sum_g;
+    dgamma[c] = (float)sum_g_xhat;
+    if (m == 0.0) continue;
+    /* dx = scale * (m g - sum_g - xhat sum_g_xhat) as a float affine map
+     * of g and xhat, its coefficients rounded once from double: it
+     * vectorises 16 wide (1.6x faster than the double form here), and xhat
+     * is formed before the products, so a large channel mean does not
+     * cancel. */
+    scale = gamma[c] * invstd / m;
+    mean_f = (float)mean;
+    invstd_f = (float)invstd;
+    k_dy = (float)(scale * m);
+    k_xhat = (float)(-scale * sum_g_xhat);
+    k_0 = (float)(-scale * sum_g);
+    for (n = 0; n < outer; ++n) {
+      const int64_t at = BN_INDEX(n, c, 0);
+      if (y == NULL)
+        input_gradient_plane(x + at, NULL, dy + at, mean_f, invstd_f, k_dy,
+                             k_xhat, k_0, dx + at, NULL, inner, 0, 0);
+      else if (dresidual == NULL)
+        input_gradient_plane(x + at, y + at, dy + at, mean_f, invstd_f, k_dy,
+                             k_xhat, k_0, dx + at, NULL, inner, 1, 0);
+      else
+        input_gradient_plane(x + at, y + at, dy + at, mean_f, invstd_f, k_dy,
+                             k_xhat, k_0, dx + at, dresidual + at, inner, 1,
+                             1);
+    }
+  }
+}
+
 /* ---- inner = 1: x is [outer, channels], as channels-last tensors are ----
  * One channel's values are a column, `channels` apart: the loops above
  * would walk all of x once per channel (a cache line per element as soon
@@ -75,8 +274,34 @@ static void slice_rows(int64_t slice, int64_t outer, int64_t *n0,
   *n1 = outer * (slice + 1) / ROW_SLICES;
 }
 
-/* Whether the loops are worth a parallel region. */
-#define ROWS_PARALLEL(outer, channels) ((outer) * (channels) > 32768)
+/* The per-slice and per-channel arrays of the rows functions, in the
+ * workspace: part and part2 [ROW_SLICES * channels], the rest [channels]. */
+typedef struct rows_scratch {
+  double *part, *part2, *sum, *squares, *mean;
+  float *finvstd, *k_dy, *k_xhat, *k_0;
+} rows_scratch;
+
+static cudl_status rows_scratch_take(cudl_context *ctx, int64_t channels,
+                                     rows_scratch *w) {
+  const size_t c = (size_t)channels;
+  void *base;
+  float *f;
+  cudl_status status = cudl__cpu_workspace(
+      ctx, (2 * ROW_SLICES + 3) * c * sizeof(double) + 4 * c * sizeof(float),
+      &base);
+  if (status != CUDL_OK) return status;
+  w->part = base;
+  w->part2 = w->part + ROW_SLICES * c;
+  w->sum = w->part2 + ROW_SLICES * c;
+  w->squares = w->sum + c;
+  w->mean = w->squares + c;
+  f = (float *)(w->mean + c);
+  w->finvstd = f;
+  w->k_dy = f + c;
+  w->k_xhat = f + 2 * c;
+  w->k_0 = f + 3 * c;
+  return CUDL_OK;
+}
 
 /* part[slice * channels + c] = the sum over slice's rows of x[n, c] (shift
  * NULL) or of (x[n, c] - shift[c])^2; then total[c] = the slices' sums
@@ -85,7 +310,7 @@ static void row_sums(const float *x, int64_t outer, int64_t channels,
                      const double *shift, double *part, double *total) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   int64_t task, c;
-#pragma omp parallel for schedule(static) if (ROWS_PARALLEL(outer, channels))
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (task = 0; task < ROW_SLICES * blocks; ++task) {
     const int64_t slice = task / blocks;
     double sum[ROW_BLOCK];
@@ -116,58 +341,11 @@ static void row_sums(const float *x, int64_t outer, int64_t channels,
   }
 }
 
-/* y[n, c] = a[c] * ((x[n, c] - mean[c]) * invstd[c]) + b[c]: the
- * normalisation's arithmetic, in its order. */
-static void rows_affine(const float *x, const float *a, const float *mean,
-                        const float *invstd, const float *b, float *y,
-                        int64_t outer, int64_t channels) {
-  int64_t n;
-#pragma omp parallel for schedule(static) if (ROWS_PARALLEL(outer, channels))
-  for (n = 0; n < outer; ++n) {
-    const float *row = x + n * channels;
-    float *out = y + n * channels;
-    int64_t k;
-#pragma omp simd
-    for (k = 0; k < channels; ++k)
-      out[k] = a[k] * ((row[k] - mean[k]) * invstd[k]) + b[k];
-  }
-}
-
-/* The per-slice and per-channel arrays of the rows functions, in the
- * workspace: part and part2 [ROW_SLICES * channels], the rest [channels]. */
-typedef struct rows_scratch {
-  double *part, *part2, *sum, *squares, *mean;
-  float *fmean, *finvstd, *k_dy, *k_xhat, *k_0;
-} rows_scratch;
-
-static cudl_status rows_scratch_take(cudl_context *ctx, int64_t channels,
-                                     rows_scratch *w) {
-  const size_t c = (size_t)channels;
-  void *base;
-  float *f;
-  cudl_status status = cudl__cpu_workspace(
-      ctx, (2 * ROW_SLICES + 3) * c * sizeof(double) + 5 * c * sizeof(float),
-      &base);
-  if (status != CUDL_OK) return status;
-  w->part = base;
-  w->part2 = w->part + ROW_SLICES * c;
-  w->sum = w->part2 + ROW_SLICES * c;
-  w->squares = w->sum + c;
-  w->mean = w->squares + c;
-  f = (float *)(w->mean + c);
-  w->fmean = f;
-  w->finvstd = f + c;
-  w->k_dy = f + 2 * c;
-  w->k_xhat = f + 3 * c;
-  w->k_0 = f + 4 * c;
-  return CUDL_OK;
-}
-
-static cudl_status forward_training_rows(
-    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
-    float momentum, float eps, float *running_mean, float *running_var,
-    float *y, float *save_mean, float *save_invstd, int64_t outer,
-    int64_t channels) {
+static cudl_status statistics_rows(cudl_context *ctx, const float *x,
+                                   float momentum, float eps,
+                                   float *running_mean, float *running_var,
+                                   float *save_mean, float *save_invstd,
+                                   int64_t outer, int64_t channels) {
   const double m = (double)outer;
   rows_scratch w;
   int64_t c;
@@ -177,53 +355,103 @@ static cudl_status forward_training_rows(
   row_sums(x, outer, channels, NULL, w.part, w.sum);
   for (c = 0; c < channels; ++c) w.mean[c] = w.sum[c] / m;
   row_sums(x, outer, channels, w.mean, w.part, w.squares);
-  for (c = 0; c < channels; ++c) {
-    const double var = w.squares[c] / m;
-    w.fmean[c] = (float)w.mean[c];
-    w.finvstd[c] = (float)(1.0 / sqrt(var + (double)eps));
-    save_mean[c] = w.fmean[c];
-    save_invstd[c] = w.finvstd[c];
-    running_mean[c] =
-        (float)((1.0 - momentum) * running_mean[c] + momentum * w.mean[c]);
-    running_var[c] = (float)((1.0 - momentum) * running_var[c] +
-                             momentum * var * m / (m - 1.0));
-  }
-  rows_affine(x, gamma, w.fmean, w.finvstd, beta, y, outer, channels);
+  for (c = 0; c < channels; ++c)
+    finish_statistics(c, m, w.mean[c], w.squares[c], momentum, eps,
+                      running_mean, running_var, save_mean, save_invstd);
   return CUDL_OK;
 }
 
-static cudl_status forward_inference_rows(
-    cudl_context *ctx, const float *x, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var, float eps, float *y,
-    int64_t outer, int64_t channels) {
-  rows_scratch w;
-  int64_t c;
-  cudl_status status = rows_scratch_take(ctx, channels, &w);
-  if (status != CUDL_OK) return status;
-  for (c = 0; c < channels; ++c)
-    w.finvstd[c] = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
-  rows_affine(x, gamma, running_mean, w.finvstd, beta, y, outer, channels);
-  return CUDL_OK;
+/* One row of `channels` values, the constants per channel. */
+static BN_INLINE void apply_row(const float *x, const float *gamma,
+                                const float *beta, const float *mean,
+                                const float *invstd, const float *residual,
+                                float *y, int64_t channels,
+                                const int has_residual, const int relu) {
+  int64_t k;
+#pragma omp simd
+  for (k = 0; k < channels; ++k) {
+    float v = gamma[k] * ((x[k] - mean[k]) * invstd[k]) + beta[k];
+    if (has_residual) v = v + residual[k];
+    y[k] = relu ? relu_of(v) : v;
+  }
+}
+
+static void apply_rows(const float *x, const float *gamma, const float *beta,
+                       const float *mean, const float *invstd,
+                       const float *residual, int relu, float *y,
+                       int64_t outer, int64_t channels) {
+  int64_t n;
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
+  for (n = 0; n < outer; ++n) {
+    const int64_t at = n * channels;
+    const float *res = residual != NULL ? residual + at : NULL;
+    if (res == NULL && !relu)
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 0, 0);
+    else if (res == NULL)
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 0, 1);
+    else if (!relu)
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 1, 0);
+    else
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 1, 1);
+  }
+}
+
+/* Rows [n0, n1) of a block's sums of g and g * xhat (a and b), g being dy,
+ * or dy through the ReLU whose output is y when masked. */
+static BN_INLINE void backward_block_sums(const float *x, const float *y,
+                                          const float *dy, const double *mean,
+                                          const double *invstd, int64_t n0,
+                                          int64_t n1, int64_t channels,
+                                          int64_t c0, int64_t count, double *a,
+                                          double *b, const int masked) {
+  int64_t n, k;
+  for (n = n0; n < n1; ++n) {
+    const float *dy_row = dy + n * channels + c0;
+    const float *x_row = x + n * channels + c0;
+    const float *y_row = masked ? y + n * channels + c0 : NULL;
+#pragma omp simd
+    for (k = 0; k < count; ++k) {
+      const float g = masked ? through_relu(y_row[k], dy_row[k]) : dy_row[k];
+      a[k] += g;
+      b[k] += g * (x_row[k] - mean[k]) * invstd[k];
+    }
+  }
+}
+
+/* One row's dx (and dresidual = g where has_residual). */
+static BN_INLINE void input_gradient_row(
+    const float *x, const float *y, const float *dy, const float *mean,
+    const float *invstd, const float *k_dy, const float *k_xhat,
+    const float *k_0, float *dx, float *dresidual, int64_t channels,
+    const int masked, const int has_residual) {
+  int64_t k;
+#pragma omp simd
+  for (k = 0; k < channels; ++k) {
+    const float g = masked ? through_relu(y[k], dy[k]) : dy[k];
+    const float xhat = (x[k] - mean[k]) * invstd[k];
+    dx[k] = k_dy[k] * g + (k_xhat[k] * xhat + k_0[k]);
+    if (has_residual) dresidual[k] = g;
+  }
 }
 
 static cudl_status backward_rows(cudl_context *ctx, const float *x,
-                                 const float *dy, const float *gamma,
-                                 const float *save_mean,
+                                 const float *y, const float *dy,
+                                 const float *gamma, const float *save_mean,
                                  const float *save_invstd, float *dx,
-                                 float *dgamma, float *dbeta, int64_t outer,
-                                 int64_t channels) {
+                                 float *dresidual, float *dgamma, float *dbeta,
+                                 int64_t outer, int64_t channels) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   const double m = (double)outer;
   rows_scratch w;
   int64_t task, c, n;
   cudl_status status = rows_scratch_take(ctx, channels, &w);
   if (status != CUDL_OK) return status;
-  /* Per slice: the sums of dy (part) and of dy * xhat (part2). */
-#pragma omp parallel for schedule(static) if (ROWS_PARALLEL(outer, channels))
+  /* Per slice: the sums of g (part) and of g * xhat (part2). */
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (task = 0; task < ROW_SLICES * blocks; ++task) {
     const int64_t slice = task / blocks;
     double a[ROW_BLOCK], b[ROW_BLOCK], mean[ROW_BLOCK], invstd[ROW_BLOCK];
-    int64_t c0, n0, n1, i, k;
+    int64_t c0, n0, n1, k;
     const int64_t count = block_channels(task % blocks, channels, &c0);
     slice_rows(slice, outer, &n0, &n1);
     for (k = 0; k < count; ++k) {
@@ -231,15 +459,12 @@ static cudl_status backward_rows(cudl_context *ctx, const float *x,
       invstd[k] = save_invstd[c0 + k];
       a[k] = b[k] = 0.0;
     }
-    for (i = n0; i < n1; ++i) {
-      const float *dy_row = dy + i * channels + c0;
-      const float *x_row = x + i * channels + c0;
-#pragma omp simd
-      for (k = 0; k < count; ++k) {
-        a[k] += dy_row[k];
-        b[k] += dy_row[k] * (x_row[k] - mean[k]) * invstd[k];
-      }
-    }
+    if (y != NULL)
+      backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
+                          a, b, 1);
+    else
+      backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
+                          a, b, 0);
     for (k = 0; k < count; ++k) {
       w.part[slice * channels + c0 + k] = a[k];
       w.part2[slice * channels + c0 + k] = b[k];
@@ -254,155 +479,108 @@ static cudl_status backward_rows(cudl_context *ctx, const float *x,
     }
     dbeta[c] = (float)a;
     dgamma[c] = (float)b;
-    /* dx as the float affine map of dy and xhat of the loops below. */
+    /* dx as the float affine map of g and xhat of backward_planes. */
     scale = m > 0.0 ? gamma[c] * (double)save_invstd[c] / m : 0.0;
     w.k_dy[c] = (float)(scale * m);
     w.k_xhat[c] = (float)(-scale * b);
     w.k_0[c] = (float)(-scale * a);
   }
-#pragma omp parallel for schedule(static) if (ROWS_PARALLEL(outer, channels))
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (n = 0; n < outer; ++n) {
-    const float *dy_row = dy + n * channels;
-    const float *x_row = x + n * channels;
-    float *dx_row = dx + n * channels;
-    int64_t k;
-#pragma omp simd
-    for (k = 0; k < channels; ++k) {
-      const float xhat = (x_row[k] - save_mean[k]) * save_invstd[k];
-      dx_row[k] = w.k_dy[k] * dy_row[k] + (w.k_xhat[k] * xhat + w.k_0[k]);
-    }
+    const int64_t at = n * channels;
+    if (y == NULL)
+      input_gradient_row(x + at, NULL, dy + at, save_mean, save_invstd, w.k_dy,
+                         w.k_xhat, w.k_0, dx + at, NULL, channels, 0, 0);
+    else if (dresidual == NULL)
+      input_gradient_row(x + at, y + at, dy + at, save_mean, save_invstd,
+                         w.k_dy, w.k_xhat, w.k_0, dx + at, NULL, channels, 1,
+                         0);
+    else
+      input_gradient_row(x + at, y + at, dy + at, save_mean, save_invstd,
+                         w.k_dy, w.k_xhat, w.k_0, dx + at, dresidual + at,
+                         channels, 1, 1);
   }
+  return CUDL_OK;
+}
+
+/* ---- the entries ---- */
+
+cudl_status cudl__cpu_batchnorm_statistics(
+    cudl_context *ctx, const void *x, float momentum, float eps,
+    float *running_mean, float *running_var, float *save_mean,
+    float *save_invstd, int64_t outer, int64_t channels, int64_t inner) {
+  if (inner == 1)
+    return statistics_rows(ctx, x, momentum, eps, running_mean, running_var,
+                           save_mean, save_invstd, outer, channels);
+  statistics_planes(x, momentum, eps, running_mean, running_var, save_mean,
+                    save_invstd, outer, channels, inner);
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_batchnorm_apply(cudl_context *ctx, const void *x,
+                                      const float *gamma, const float *beta,
+                                      const float *mean, const float *invstd,
+                                      const void *residual, int relu, void *y,
+                                      int64_t outer, int64_t channels,
+                                      int64_t inner) {
+  (void)ctx;
+  if (inner == 1)
+    apply_rows(x, gamma, beta, mean, invstd, residual, relu, y, outer,
+               channels);
+  else
+    apply_planes(x, gamma, beta, mean, invstd, residual, relu, y, outer,
+                 channels, inner);
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_batchnorm_relu_backward(
+    cudl_context *ctx, const void *x, const void *y, const void *dy,
+    const float *gamma, const float *save_mean, const float *save_invstd,
+    void *dx, void *dresidual, float *dgamma, float *dbeta, int64_t outer,
+    int64_t channels, int64_t inner) {
+  if (inner == 1)
+    return backward_rows(ctx, x, y, dy, gamma, save_mean, save_invstd, dx,
+                         dresidual, dgamma, dbeta, outer, channels);
+  backward_planes(x, y, dy, gamma, save_mean, save_invstd, dx, dresidual,
+                  dgamma, dbeta, outer, channels, inner);
   return CUDL_OK;
 }
 
 cudl_status cudl__cpu_batchnorm_forward_training(
-    cudl_context *ctx, const void *x_, const float *gamma, const float *beta,
+    cudl_context *ctx, const void *x, const float *gamma, const float *beta,
     float momentum, float eps, float *running_mean, float *running_var,
-    void *y_, float *save_mean, float *save_invstd, int64_t outer,
+    void *y, float *save_mean, float *save_invstd, int64_t outer,
     int64_t channels, int64_t inner) {
-  const float *x = x_;
-  float *y = y_;
-  const double m = (double)(outer * inner);
-  int64_t c;
-  (void)ctx;
-  if (inner == 1) {
-    return forward_training_rows(ctx, x, gamma, beta, momentum, eps,
-                                 running_mean, running_var, y, save_mean,
-                                 save_invstd, outer, channels);
-  }
-#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
-  for (c = 0; c < channels; ++c) {
-    double sum = 0.0, squares = 0.0, mean, var;
-    float fmean, invstd;
-    int64_t n, i;
-    /* Two passes: the mean, then squared deviations from it. */
-    channel_sums(x, outer, channels, inner, c, 0.0, &sum, NULL);
-    mean = sum / m;
-    channel_sums(x, outer, channels, inner, c, mean, NULL, &squares);
-    var = squares / m;
-    fmean = (float)mean;
-    invstd = (float)(1.0 / sqrt(var + (double)eps));
-    for (n = 0; n < outer; ++n)
-      for (i = 0; i < inner; ++i) {
-        const int64_t k = BN_INDEX(n, c, i);
-        y[k] = gamma[c] * ((x[k] - fmean) * invstd) + beta[c];
-      }
-    save_mean[c] = fmean;
-    save_invstd[c] = invstd;
-    running_mean[c] =
-        (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
-    running_var[c] = (float)((1.0 - momentum) * running_var[c] +
-                             momentum * var * m / (m - 1.0));
-  }
-  return CUDL_OK;
+  cudl_status status = cudl__cpu_batchnorm_statistics(
+      ctx, x, momentum, eps, running_mean, running_var, save_mean, save_invstd,
+      outer, channels, inner);
+  if (status != CUDL_OK) return status;
+  return cudl__cpu_batchnorm_apply(ctx, x, gamma, beta, save_mean, save_invstd,
+                                   NULL, 0, y, outer, channels, inner);
 }
 
 cudl_status cudl__cpu_batchnorm_forward_inference(
-    cudl_context *ctx, const void *x_, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var, float eps, void *y_,
+    cudl_context *ctx, const void *x, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, float eps, void *y,
     int64_t outer, int64_t channels, int64_t inner) {
-  const float *x = x_;
-  float *y = y_;
+  void *space;
+  float *invstd;
   int64_t c;
-  (void)ctx;
-  if (inner == 1) {
-    return forward_inference_rows(ctx, x, gamma, beta, running_mean,
-                                  running_var, eps, y, outer, channels);
-  }
-#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
-  for (c = 0; c < channels; ++c) {
-    const float invstd =
-        (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
-    int64_t n, i;
-    for (n = 0; n < outer; ++n)
-      for (i = 0; i < inner; ++i) {
-        const int64_t k = BN_INDEX(n, c, i);
-        y[k] = gamma[c] * ((x[k] - running_mean[c]) * invstd) + beta[c];
-      }
-  }
-  return CUDL_OK;
+  cudl_status status =
+      cudl__cpu_workspace(ctx, (size_t)channels * sizeof(float), &space);
+  if (status != CUDL_OK) return status;
+  invstd = space;
+  for (c = 0; c < channels; ++c)
+    invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+  return cudl__cpu_batchnorm_apply(ctx, x, gamma, beta, running_mean, invstd,
+                                   NULL, 0, y, outer, channels, inner);
 }
 
 cudl_status cudl__cpu_batchnorm_backward(
-    cudl_context *ctx, const void *x_, const void *dy_, const float *gamma,
-    const float *save_mean, const float *save_invstd, void *dx_, float *dgamma,
+    cudl_context *ctx, const void *x, const void *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, void *dx, float *dgamma,
     float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
-  const float *x = x_;
-  const float *dy = dy_;
-  float *dx = dx_;
-  const double m = (double)(outer * inner);
-  int64_t c;
-  (void)ctx;
-  if (inner == 1) {
-    return backward_rows(ctx, x, dy, gamma, save_mean, save_invstd, dx,
-                         dgamma, dbeta, outer, channels);
-  }
-#pragma omp parallel for schedule(static) if (outer * channels * inner > 32768)
-  for (c = 0; c < channels; ++c) {
-    const double mean = save_mean[c], invstd = save_invstd[c];
-    double sum_dy = 0.0, sum_dy_xhat = 0.0, scale;
-    double a[LANES] = {0}, b[LANES] = {0};
-    int64_t n, i;
-    int j;
-    for (n = 0; n < outer; ++n) {
-      const float *dy_row = dy + BN_INDEX(n, c, 0);
-      const float *x_row = x + BN_INDEX(n, c, 0);
-      for (i = 0; i + LANES <= inner; i += LANES)
-        for (j = 0; j < LANES; ++j) {
-          a[j] += dy_row[i + j];
-          b[j] += dy_row[i + j] * (x_row[i + j] - mean) * invstd;
-        }
-      for (; i < inner; ++i) {
-        a[i % LANES] += dy_row[i];
-        b[i % LANES] += dy_row[i] * (x_row[i] - mean) * invstd;
-      }
-    }
-    sum_dy = add_lanes(a);
-    sum_dy_xhat = add_lanes(b);
-    dbeta[c] = (float)sum_dy;
-    dgamma[c] = (float)sum_dy_xhat;
-    if (m == 0.0) continue;
-    scale = gamma[c] * invstd / m;
-    {
-      /* dx = scale * (m dy - sum_dy - xhat sum_dy_xhat) as a float affine
-       * map of dy and xhat, its coefficients rounded once from double: it
-       * vectorises 16 wide (1.6x faster than the double form here), and
-       * xhat is formed before the products, so a large channel mean does
-       * not cancel. */
-      const float mean_f = (float)mean, invstd_f = (float)invstd;
-      const float k_dy = (float)(scale * m),
-                  k_xhat = (float)(-scale * sum_dy_xhat);
-      const float k_0 = (float)(-scale * sum_dy);
-      for (n = 0; n < outer; ++n) {
-        const float *dy_row = dy + BN_INDEX(n, c, 0);
-        const float *x_row = x + BN_INDEX(n, c, 0);
-        float *dx_row = dx + BN_INDEX(n, c, 0);
-        for (i = 0; i < inner; ++i) {
-          const float xhat = (x_row[i] - mean_f) * invstd_f;
-          dx_row[i] = k_dy * dy_row[i] + (k_xhat * xhat + k_0);
-        }
-      }
-    }
-  }
-  return CUDL_OK;
+  return cudl__cpu_batchnorm_relu_backward(ctx, x, NULL, dy, gamma, save_mean,
+                                           save_invstd, dx, NULL, dgamma, dbeta,
+                                           outer, channels, inner);
 }

@@ -218,7 +218,7 @@ cudl_status cudl__cpu_transpose_f16(cudl_context *ctx, const void *src,
 
 /* The f32 buffers of one 16-bit call, from the context's allocator (not the
  * workspace: the f32 entry may use that). */
-#define MAX_WIDE 4
+#define MAX_WIDE 5
 typedef struct wide_set {
   cudl_context *ctx;
   cudl_dtype dtype;
@@ -606,6 +606,77 @@ LOWP_ENTRIES(batchnorm_backward,
               int64_t outer, int64_t channels, int64_t inner),
              (ctx, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
               outer, channels, inner))
+
+static cudl_status lowp_batchnorm_statistics(
+    cudl_dtype dtype, cudl_context *ctx, const void *x, float momentum,
+    float eps, float *running_mean, float *running_var, float *save_mean,
+    float *save_invstd, int64_t outer, int64_t channels, int64_t inner) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, outer * channels * inner);
+  cudl_status s = RUN(w, cudl__cpu_batchnorm_statistics(
+                             ctx, wx, momentum, eps, running_mean, running_var,
+                             save_mean, save_invstd, outer, channels, inner));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(batchnorm_statistics,
+             (cudl_context * ctx, const void *x, float momentum, float eps,
+              float *running_mean, float *running_var, float *save_mean,
+              float *save_invstd, int64_t outer, int64_t channels,
+              int64_t inner),
+             (ctx, x, momentum, eps, running_mean, running_var, save_mean,
+              save_invstd, outer, channels, inner))
+
+static cudl_status lowp_batchnorm_apply(
+    cudl_dtype dtype, cudl_context *ctx, const void *x, const float *gamma,
+    const float *beta, const float *mean, const float *invstd,
+    const void *residual, int relu, void *y, int64_t outer, int64_t channels,
+    int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  float *wres = residual != NULL ? wide(&w, residual, n) : NULL;
+  cudl_status s = RUN(w, cudl__cpu_batchnorm_apply(ctx, wx, gamma, beta, mean,
+                                                   invstd, wres, relu, wy,
+                                                   outer, channels, inner));
+  if (s == CUDL_OK) narrow(&w, wy, y, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(batchnorm_apply,
+             (cudl_context * ctx, const void *x, const float *gamma,
+              const float *beta, const float *mean, const float *invstd,
+              const void *residual, int relu, void *y, int64_t outer,
+              int64_t channels, int64_t inner),
+             (ctx, x, gamma, beta, mean, invstd, residual, relu, y, outer,
+              channels, inner))
+
+static cudl_status lowp_batchnorm_relu_backward(
+    cudl_dtype dtype, cudl_context *ctx, const void *x, const void *y,
+    const void *dy, const float *gamma, const float *save_mean,
+    const float *save_invstd, void *dx, void *dresidual, float *dgamma,
+    float *dbeta, int64_t outer, int64_t channels, int64_t inner) {
+  const int64_t n = outer * channels * inner;
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, y, n), *wdy = wide(&w, dy, n);
+  float *wdx = wide(&w, NULL, n);
+  float *wdres = dresidual != NULL ? wide(&w, NULL, n) : NULL;
+  cudl_status s = RUN(
+      w, cudl__cpu_batchnorm_relu_backward(ctx, wx, wy, wdy, gamma, save_mean,
+                                           save_invstd, wdx, wdres, dgamma,
+                                           dbeta, outer, channels, inner));
+  if (s == CUDL_OK) {
+    narrow(&w, wdx, dx, n);
+    if (wdres != NULL) narrow(&w, wdres, dresidual, n);
+  }
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(batchnorm_relu_backward,
+             (cudl_context * ctx, const void *x, const void *y, const void *dy,
+              const float *gamma, const float *save_mean,
+              const float *save_invstd, void *dx, void *dresidual,
+              float *dgamma, float *dbeta, int64_t outer, int64_t channels,
+              int64_t inner),
+             (ctx, x, y, dy, gamma, save_mean, save_invstd, dx, dresidual,
+              dgamma, dbeta, outer, channels, inner))
 
 /* ---- elementwise arithmetic ---- */
 

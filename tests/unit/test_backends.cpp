@@ -1321,6 +1321,14 @@ struct BnLayout {
 // (steps of 4 and 0.5 there) all but a few x round to 1000: a channel of
 // (nearly) equal values, where eps alone keeps invstd finite.
 //
+// The fused path (BnFused) runs the same through cudl_batchnorm_statistics,
+// cudl_batchnorm_apply with a ReLU (and a residual, N(0, 1), added before
+// it) and cudl_batchnorm_relu_backward (writing the residual's gradient):
+// g = dy where the reference's v = y + residual is > 0 stands for dy in the
+// backward. Where |v| is within v's bound the device may take either side
+// of the ReLU: the bounds of such elements' dx and dresidual, and of their
+// channel's sums, take |dy| more.
+//
 // Bounds, per element: the bounds the hand-written CUDA test held the GPU
 // to against the CPU (mean 1e-6 relative + 1e-6, invstd and running var
 // 1e-4 relative, y 1e-4 relative + 1e-3, dbeta 1e-5 relative + 1e-5
@@ -1328,9 +1336,14 @@ struct BnLayout {
 // plus the CPU's own distance from float64 (a few eps of each result, and
 // the saved mean rounded to float: eps |mean|, which moves xhat by eps
 // |mean| invstd, 2e-3 at mean 1000), carried through the backward formulas.
-Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd) {
+enum class BnFused { kNo, kRelu, kResidualRelu };
+
+Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd,
+                      BnFused fused = BnFused::kNo) {
   Row r;
-  r.op = "batchnorm_train";
+  r.op = fused == BnFused::kNo     ? "batchnorm_train"
+         : fused == BnFused::kRelu ? "batchnorm_fused_relu"
+                                   : "batchnorm_fused_residual_relu";
   r.config = ShapeName(shape) + "_mean" + std::to_string(static_cast<int>(mean));
   r.tol = {0, 0};  // every output has its bound
   r.dtypes = kFloats;
@@ -1345,6 +1358,7 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
     in["running_mean"] = Param({c}, std::vector<float>(static_cast<size_t>(c), 0.5f));
     in["running_var"] = Param({c}, std::vector<float>(static_cast<size_t>(c), 2.0f));
     in["dy"] = Data(shape, g.Normal(n, 0.0, 1.0));
+    if (fused == BnFused::kResidualRelu) in["residual"] = Data(shape, g.Normal(n, 0.0, 1.0));
     return in;
   };
   r.run = [=](Env &e, const Inputs &in) {
@@ -1353,6 +1367,24 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
     cudl_tensor *dy = e.In(in, "dy");
     cudl_tensor *y = e.Out(shape), *smean = e.OutF32({c}), *sinv = e.OutF32({c});
     cudl_tensor *dx = e.Out(shape), *dgamma = e.OutF32({c}), *dbeta = e.OutF32({c});
+    if (fused != BnFused::kNo) {
+      cudl_tensor *residual = fused == BnFused::kResidualRelu ? e.In(in, "residual") : nullptr;
+      cudl_tensor *dresidual = residual != nullptr ? e.Out(shape) : nullptr;
+      CALL(e, cudl_batchnorm_statistics(e.ctx(), x, momentum, eps, rmean, rvar, smean, sinv));
+      CALL(e, cudl_batchnorm_apply(e.ctx(), x, gamma, beta, smean, sinv, residual, 1, y));
+      CALL(e, cudl_batchnorm_relu_backward(e.ctx(), x, y, dy, gamma, smean, sinv, dx, dresidual,
+                                           dgamma, dbeta));
+      Outputs out{{"y", e.Read(y)},
+                  {"save_mean", e.Read(smean)},
+                  {"save_invstd", e.Read(sinv)},
+                  {"running_mean", e.Read(rmean)},
+                  {"running_var", e.Read(rvar)},
+                  {"dx", e.Read(dx)},
+                  {"dgamma", e.Read(dgamma)},
+                  {"dbeta", e.Read(dbeta)}};
+      if (dresidual != nullptr) out.push_back({"dresidual", e.Read(dresidual)});
+      return out;
+    }
     CALL(e, cudl_batchnorm_forward_training(e.ctx(), x, gamma, beta, momentum, eps, rmean, rvar, y,
                                             smean, sinv));
     CALL(e, cudl_batchnorm_backward(e.ctx(), x, dy, gamma, smean, sinv, dx, dgamma, dbeta));
@@ -1390,9 +1422,17 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
       rv[k] = (1 - mom) * 2.0 + mom * var[k] * m / (m - 1);
       b_rv[k] = 1e-6 + 1e-4 * rv[k] + 4 * kEps * (var[k] + 2);
     }
-    // y, and the backward sums.
-    std::vector<double> y(n), b_y(n), xhat(n), dxhat(n);
-    std::vector<double> dbeta(nc, 0.0), dgamma(nc, 0.0), abs_dy(nc, 0.0), b_dg(nc, 0.0);
+    // y (on the fused path through the residual and ReLU), the gradient g
+    // the backward sums (dy, or dy through the ReLU), and the backward sums.
+    std::vector<double> y(n), b_y(n), xhat(n), dxhat(n), g(n);
+    std::vector<double> dresidual, b_dresidual;
+    std::vector<bool> either(n, false);  // the ReLU may go either way
+    std::vector<double> dbeta(nc, 0.0), dgamma(nc, 0.0), abs_dy(nc, 0.0), b_dg(nc, 0.0),
+        b_either(nc, 0.0), b_either_xhat(nc, 0.0);
+    if (fused != BnFused::kNo) {
+      dresidual.assign(n, 0.0);
+      b_dresidual.assign(n, 0.0);
+    }
     for (size_t i = 0; i < n; ++i) {
       const size_t k = l.channel(i);
       xhat[i] = (x[i] - mu[k]) * inv[k];
@@ -1401,28 +1441,55 @@ Row BatchNormTrainRow(const std::vector<int64_t> &shape, double mean, double sd)
       y[i] = gamma[k] * xhat[i] + beta[k];
       b_y[i] = 1e-3 + 1e-4 * std::fabs(y[i]) + 8 * kEps * (std::fabs(y[i]) + 1) +
                std::fabs(gamma[k]) * dxhat[i];
-      dbeta[k] += dy[i];
-      dgamma[k] += dy[i] * xhat[i];
-      abs_dy[k] += std::fabs(dy[i]);
-      b_dg[k] += std::fabs(dy[i]) * dxhat[i] + 2 * kEps * std::fabs(dy[i] * xhat[i]);
+      g[i] = dy[i];
+      if (fused != BnFused::kNo) {
+        if (fused == BnFused::kResidualRelu) {
+          y[i] += in.at("residual").f[i];
+          b_y[i] += 2 * kEps * std::fabs(y[i]);
+        }
+        either[i] = std::fabs(y[i]) <= b_y[i];
+        g[i] = y[i] > 0 ? dy[i] : 0.0;
+        y[i] = std::max(y[i], 0.0);
+        dresidual[i] = g[i];
+        if (either[i]) {
+          b_dresidual[i] = std::fabs(dy[i]);
+          b_either[k] += std::fabs(dy[i]);
+          b_either_xhat[k] += std::fabs(dy[i] * xhat[i]);
+        }
+      }
+      dbeta[k] += g[i];
+      dgamma[k] += g[i] * xhat[i];
+      abs_dy[k] += std::fabs(g[i]);
+      b_dg[k] += std::fabs(g[i]) * dxhat[i] + 2 * kEps * std::fabs(g[i] * xhat[i]);
     }
     std::vector<double> b_db(nc);
     for (size_t k = 0; k < nc; ++k) {
-      b_db[k] = 1e-5 * std::fabs(dbeta[k]) + 1e-5 * sqrt_m + 2 * kEps * abs_dy[k];
-      b_dg[k] += 1e-4 * std::fabs(dgamma[k]) + 1e-4 * sqrt_m;
+      b_db[k] = 1e-5 * std::fabs(dbeta[k]) + 1e-5 * sqrt_m + 2 * kEps * abs_dy[k] + b_either[k];
+      b_dg[k] += 1e-4 * std::fabs(dgamma[k]) + 1e-4 * sqrt_m + b_either_xhat[k];
     }
     std::vector<double> dx(n), b_dx(n);
     for (size_t i = 0; i < n; ++i) {
       const size_t k = l.channel(i);
       const double a = gamma[k] * inv[k] / m;
-      dx[i] = a * (m * dy[i] - dbeta[k] - xhat[i] * dgamma[k]);
+      dx[i] = a * (m * g[i] - dbeta[k] - xhat[i] * dgamma[k]);
       b_dx[i] =
           1e-4 + 1e-3 * std::fabs(dx[i]) + std::fabs(dx[i]) * dinv[k] / inv[k] +
           std::fabs(a) *
               (dxhat[i] * std::fabs(dgamma[k]) + std::fabs(xhat[i]) * b_dg[k] + b_db[k] +
                4 * kEps *
-                   (m * std::fabs(dy[i]) + std::fabs(dbeta[k]) + std::fabs(xhat[i] * dgamma[k])));
+                   (m * std::fabs(g[i]) + std::fabs(dbeta[k]) + std::fabs(xhat[i] * dgamma[k])) +
+               (either[i] ? m * std::fabs(dy[i]) : 0.0));
     }
+    if (fused == BnFused::kResidualRelu)
+      return Expected{Expect("y", y).Bound(b_y),
+                      Expect("save_mean", mu).Bound(dmu),
+                      Expect("save_invstd", inv).Bound(dinv),
+                      Expect("running_mean", rm).Bound(b_rm),
+                      Expect("running_var", rv).Bound(b_rv),
+                      Expect("dx", dx).Bound(b_dx),
+                      Expect("dgamma", dgamma).Bound(b_dg),
+                      Expect("dbeta", dbeta).Bound(b_db),
+                      Expect("dresidual", dresidual).Bound(b_dresidual)};
     return Expected{Expect("y", y).Bound(b_y),
                     Expect("save_mean", mu).Bound(dmu),
                     Expect("save_invstd", inv).Bound(dinv),
@@ -2590,6 +2657,14 @@ std::vector<Row> BuildTable() {
       t.push_back(ChannelsLast(BatchNormTrainRow(shape, 1000.0, 0.05)));
     }
   }
+  // The fused path (a ReLU, a residual and a ReLU): the shapes above that
+  // take each loop of both backends (planes, narrow planes, rows, threads).
+  for (BnFused fused : {BnFused::kRelu, BnFused::kResidualRelu})
+    for (const auto &shape : std::vector<std::vector<int64_t>>{
+             {4, 3, 5, 7}, {16, 10}, {2, 1, 3, 3}, {128, 16, 32, 32}, {3, 40, 17, 19}}) {
+      t.push_back(BatchNormTrainRow(shape, 0.0, 1.0, fused));
+      if (shape.size() == 4) t.push_back(ChannelsLast(BatchNormTrainRow(shape, 0.0, 1.0, fused)));
+    }
   t.push_back(BatchNormInferenceRow({16, 10}));
   t.push_back(BatchNormInferenceRow({3, 4, 2, 5}));
   t.push_back(ChannelsLast(BatchNormInferenceRow({3, 4, 2, 5})));
