@@ -453,10 +453,33 @@ CUDL_API int cudl_model_output_node(const cudl_model *model);
 CUDL_API cudl_status cudl_model_flops(const cudl_model *model,
                                       int64_t *flops);
 
+/**
+ * Fused training, on by default. Where a batch norm's output goes only to
+ * a ReLU, or only to a residual addition whose output goes only to a ReLU
+ * (the end of a ResNet block), a training forward computes the ReLU's
+ * output from the batch norm's input in one pass (cudl_batchnorm_apply,
+ * after cudl_batchnorm_statistics) and backward goes back through the
+ * group in one (cudl_batchnorm_relu_backward): fewer passes over memory
+ * and, on CUDA, fewer kernel launches. The results are the separate
+ * layers', except that in bf16 and fp16 the fused pass keeps the
+ * intermediate values in f32 and rounds once. The batch norm's and the
+ * addition's own outputs are not computed then: cudl_model_node_output
+ * gives NULL for them and cudl_model_first_nonfinite passes over them.
+ * Evaluation forwards, and training with diagnostics
+ * (cudl_model_set_diagnostics), check numerics or synchronised batch norm,
+ * run the layers one by one. May be called at any time; it applies from
+ * the next forward (a backward follows its forward).
+ */
+CUDL_API cudl_status cudl_model_set_fusion(cudl_model *model, int enabled);
+/** Whether fused training is on (0 for NULL). */
+CUDL_API int cudl_model_fusion(const cudl_model *model);
+
 /** A node's output of the last forward ([rows, ...] view, owned by the
- *  model), e.g. to look at hidden units; NULL when out of range or before
- *  a forward. It is in the compute dtype (cudl_model_set_precision) and,
- *  for an image node, the model's layout (cudl_model_set_layout). */
+ *  model), e.g. to look at hidden units; NULL when out of range, before
+ *  a forward, or for a node the fused path computed no value for
+ *  (cudl_model_set_fusion). It is in the compute dtype
+ *  (cudl_model_set_precision) and, for an image node, the model's layout
+ *  (cudl_model_set_layout). */
 CUDL_API const cudl_tensor *cudl_model_node_output(cudl_model *model, int node);
 
 /** The first node (in forward order) whose output of the last forward

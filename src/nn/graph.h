@@ -103,6 +103,14 @@ typedef struct node {
   int folded_bn;
   int folded;
   int value_kept;
+  /* The fused training path (fusion.c), marked when the model compiles for
+   * training: on a ReLU node, the batch norm it computes from that norm's
+   * input (fused_bn; 0: none) and the residual addition in between
+   * (fused_add; 0: none) with the addition's other input (fused_residual);
+   * on that batch norm and addition, the ReLU node doing their work
+   * (fused_into; 0: none). */
+  int fused_bn, fused_add, fused_residual;
+  int fused_into;
 } node;
 
 struct cudl_model {
@@ -187,6 +195,10 @@ struct cudl_model {
    * folded weight and bias in f32, NCHW; their copies in the compute dtype
    * and layout when the layer computes in another; zeros per channel). */
   int inference;
+  /* cudl_model_set_fusion(m, 0) (fusion is on by default), and whether the
+   * last forward took the fused path (the backward follows it). */
+  int fusion_off;
+  int fused_forward;
   cudl_tensor **act_buffers;
   int act_buffer_count;
   cudl_tensor *fold_weight, *fold_bias, *fold_zeros;
@@ -337,6 +349,40 @@ static inline cudl_tensor *cudl__weight_grad(cudl_model *m, int index) {
   return m->params[index].compute_grad != NULL ? m->params[index].compute_grad
                                                : m->params[index].grad;
 }
+
+/* ---- the graph's backward steps (model.c), for fusion.c ---- */
+
+/* Where node n's backward writes the gradient of its input k: that
+ * input's gradient buffer (its view in n's shape), or the scratch when
+ * another consumer wrote the buffer first; NULL when the input needs no
+ * gradient (the data, or a node no gradient flows to). */
+cudl_tensor *cudl__input_grad_target(cudl_model *m, node *n, int k);
+/* After writing that target: add the scratch into the buffer when it was
+ * used, and mark the input's gradient written. */
+cudl_status cudl__finish_input(cudl_model *m, node *n, int k);
+
+/* ---- the fused training path (fusion.c), for model.c ---- */
+
+/* At a training compile: mark the groups the fused path computes (a batch
+ * norm read only by a ReLU, or only by a residual addition read only by a
+ * ReLU). */
+void cudl__fusion_mark(cudl_model *m);
+/* Clear the marks (an inference compile, a failed compile). */
+void cudl__fusion_clear(cudl_model *m);
+/* Whether this forward takes the fused path: fusion on, training, and
+ * nothing that reads the fused nodes' own values or runs batch norm its
+ * own way (diagnostics, check numerics, synchronised batch norm). */
+int cudl__fusion_active(const cudl_model *m);
+/* Whether node n runs differently on the fused path (a marked ReLU, or a
+ * batch norm or addition it computes). */
+int cudl__fusion_involves(const node *n);
+/* Node n's forward on the fused path: a batch norm's statistics, nothing
+ * for the addition, the normalisation, residual and ReLU for the ReLU. */
+cudl_status cudl__fusion_forward(cudl_model *m, node *n);
+/* A marked ReLU's backward on the fused path: the gradients of the batch
+ * norm's input, its parameters and the residual, and the batch norm and
+ * addition marked as done. */
+cudl_status cudl__fusion_backward(cudl_model *m, node *n);
 
 /* ---- the inference compile (inference.c), for model.c ---- */
 

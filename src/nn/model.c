@@ -194,7 +194,10 @@ static cudl_status take_slot(cudl_model *m, int64_t numel, char *in_use,
 
 /* Gradient buffers by liveness: walking backward from the last node, an
  * input's gradient is live from the step of its last consumer down to its
- * own step; a buffer is reused once its node's step is done. */
+ * own step; a buffer is reused once its node's step is done. A fused
+ * ReLU's step (fusion.c) writes the gradients of its batch norm's input
+ * and of the residual: theirs are live from that step, so that either
+ * path, fused or not, finds its buffers free. */
 static cudl_status plan_gradients(cudl_model *m) {
   char in_use[4096];
   int i, k;
@@ -204,10 +207,14 @@ static cudl_status plan_gradients(cudl_model *m) {
                      &m->nodes[m->output].grad_slot);
   for (i = m->node_count - 1; i >= 1 && status == CUDL_OK; --i) {
     node *n = &m->nodes[i];
+    int early[2], count = 0;
     if (n->grad_slot < 0) continue; /* no gradient reaches it */
-    for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
-      node *src = &m->nodes[n->in[k]];
-      if (n->in[k] == 0 || src->grad_slot >= 0) continue;
+    if (n->fused_bn != 0) early[count++] = m->nodes[n->fused_bn].in[0];
+    if (n->fused_add != 0) early[count++] = n->fused_residual;
+    for (k = 0; k < n->n_in + count && status == CUDL_OK; ++k) {
+      const int in = k < n->n_in ? n->in[k] : early[k - n->n_in];
+      node *src = &m->nodes[in];
+      if (in == 0 || src->grad_slot >= 0) continue;
       if (m->slot_count >= (int)sizeof in_use)
         return CUDL_FAIL(m->ctx, CUDL_ERR_UNSUPPORTED,
                          "too many gradient buffers");
@@ -434,6 +441,10 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
     }
   }
   if (status == CUDL_OK && m->inference) status = cudl__inference_plan(m);
+  if (m->inference)
+    cudl__fusion_clear(m);
+  else
+    cudl__fusion_mark(m);
   if (status == CUDL_OK && !m->inference) status = plan_gradients(m);
   shape[0] = max_batch * max_numel;
   if (status == CUDL_OK && !m->inference)
@@ -472,6 +483,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       p->value = p->grad = p->compute_value = p->compute_grad = NULL;
     }
     cudl__inference_release(m);
+    cudl__fusion_clear(m);
     cudl_tensor_destroy(m->compute_arena);
     cudl_tensor_destroy(m->compute_grad_arena);
     cudl_tensor_destroy(m->output_f32_full);
@@ -663,6 +675,16 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
 }
 
 /* ---- forward ---- */
+
+cudl_status cudl_model_set_fusion(cudl_model *m, int enabled) {
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  m->fusion_off = !enabled;
+  return CUDL_OK;
+}
+
+int cudl_model_fusion(const cudl_model *m) {
+  return m != NULL && !m->fusion_off;
+}
 
 cudl_status cudl_model_set_training(cudl_model *m, int training) {
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
@@ -1092,8 +1114,12 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
   status = batch_in(m, x);
   if (status == CUDL_OK && m->compute_arena != NULL)
     status = refresh_weights(m);
+  m->fused_forward = cudl__fusion_active(m);
   for (i = 1; i < m->node_count && status == CUDL_OK; ++i) {
-    status = forward_node(m, &m->nodes[i]);
+    if (m->fused_forward && cudl__fusion_involves(&m->nodes[i]))
+      status = cudl__fusion_forward(m, &m->nodes[i]);
+    else
+      status = forward_node(m, &m->nodes[i]);
     if (status == CUDL_OK && m->diagnostics && m->training &&
         m->nodes[i].activity != NULL)
       status = record_activity(m, &m->nodes[i]);
@@ -1171,17 +1197,13 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
 
 /* ---- backward ---- */
 
-/* Where node n's backward writes the gradient of its input k: straight
- * into the input's buffer when it is the first contribution this pass,
- * else into scratch, to be added (the caller's finish_input). NULL when
- * the input (the data) needs no gradient. */
-static cudl_tensor *input_grad_target(cudl_model *m, node *n, int k) {
+cudl_tensor *cudl__input_grad_target(cudl_model *m, node *n, int k) {
   node *src = &m->nodes[n->in[k]];
   if (n->in[k] == 0 || src->grad_slot < 0) return NULL;
   return src->grad_written ? n->dx_scratch[k] : n->dx_view[k];
 }
 
-static cudl_status finish_input(cudl_model *m, node *n, int k) {
+cudl_status cudl__finish_input(cudl_model *m, node *n, int k) {
   node *src = &m->nodes[n->in[k]];
   cudl_status status = CUDL_OK;
   if (n->in[k] == 0 || src->grad_slot < 0) return CUDL_OK;
@@ -1196,12 +1218,14 @@ static cudl_status backward_node(cudl_model *m, node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
   cudl_status status = CUDL_OK;
   int k;
+  if (m->fused_forward && n->fused_bn != 0)
+    return cudl__fusion_backward(m, n);
   for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
     n->backward_input = k;
     if (layer->backward != NULL)
       status = layer->backward(m, n, m->nodes[n->in[k]].y,
-                               input_grad_target(m, n, k));
-    if (status == CUDL_OK) status = finish_input(m, n, k);
+                               cudl__input_grad_target(m, n, k));
+    if (status == CUDL_OK) status = cudl__finish_input(m, n, k);
   }
   return status;
 }
@@ -1294,12 +1318,22 @@ static cudl_status zero_unreached(cudl_model *m, const node *n) {
  * buffer may hold other consumers' contributions too, but those were
  * checked when written, so a non-finite value there is n's. */
 static cudl_status check_backward(cudl_model *m, const node *n, int index) {
-  const int params[2] = {n->weight, n->bias};
+  /* A fused ReLU's backward wrote its batch norm's gradients instead. */
+  const int fused = m->fused_forward && n->fused_bn != 0;
+  const node *owner = fused ? &m->nodes[n->fused_bn] : n;
+  const int params[2] = {owner->weight, owner->bias};
+  int inputs[NODE_MAX_INPUTS], count = 0;
   cudl_status status = CUDL_OK;
   int k;
-  for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
-    const node *src = &m->nodes[n->in[k]];
-    if (n->in[k] > 0 && src->dy != NULL)
+  if (fused) {
+    inputs[count++] = owner->in[0];
+    if (n->fused_add != 0) inputs[count++] = n->fused_residual;
+  } else {
+    for (k = 0; k < n->n_in; ++k) inputs[count++] = n->in[k];
+  }
+  for (k = 0; k < count && status == CUDL_OK; ++k) {
+    const node *src = &m->nodes[inputs[k]];
+    if (inputs[k] > 0 && src->dy != NULL)
       status = check_values(m, src->dy, index, node_label(n), "input gradient");
   }
   for (k = 0; k < 2 && status == CUDL_OK; ++k)
@@ -1331,6 +1365,8 @@ static cudl_status backward_pass(cudl_model *m) {
     node *n = &m->nodes[i];
     if (!n->grad_written) { /* no gradient reaches this node */
       status = zero_unreached(m, n);
+    } else if (m->fused_forward && n->fused_into != 0) {
+      /* A batch norm or addition whose backward the ReLU's did. */
     } else {
       /* Its output gradient is complete: every consumer has added to it. */
       if (norms) status = norm_into(m, n->dy, i);
@@ -1424,6 +1460,8 @@ const cudl_tensor *cudl_model_node_output(cudl_model *m, int index) {
     return NULL;
   /* An inference compile reuses the buffers of values no longer needed. */
   if (m->inference && !m->nodes[index].value_kept) return NULL;
+  /* The fused path computes no value for a batch norm or addition. */
+  if (m->fused_forward && m->nodes[index].fused_into != 0) return NULL;
   return m->nodes[index].y;
 }
 
@@ -1441,6 +1479,7 @@ cudl_status cudl_model_first_nonfinite(cudl_model *m, int *node_out,
     int64_t nan = 0, inf = 0;
     cudl_status status;
     if (m->inference && !m->nodes[i].value_kept) continue; /* overwritten */
+    if (m->fused_forward && m->nodes[i].fused_into != 0) continue; /* none */
     status = cudl_count_nonfinite(m->ctx, m->nodes[i].y, &nan, &inf);
     if (status != CUDL_OK) return status;
     if (nan != 0 || inf != 0) {
