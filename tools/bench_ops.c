@@ -48,6 +48,7 @@ typedef struct ops_run {
 typedef struct op_args {
   cudl_context *ctx;
   cudl_tensor *x, *y, *dy, *dx, *a, *b, *c, *d, *e, *f;
+  cudl_tensor *residual, *dresidual; /* batch norm's fused path */
   float alpha;
   cudl_pool2d_desc pool;
   cudl_conv2d_desc conv;
@@ -91,6 +92,18 @@ CALL(bn_b, cudl_batchnorm_backward(p->ctx, p->x, p->dy, p->a, p->e, p->f, p->dx,
                                    p->c, p->d))
 CALL(bn_inf, cudl_batchnorm_forward_inference(p->ctx, p->x, p->a, p->b, p->c,
                                               p->d, 1e-5f, p->y))
+/* The fused path of a ResNet block's end: batch norm, residual, ReLU. */
+static cudl_status bn_add_relu_f(void *arg) {
+  const op_args *p = (const op_args *)arg;
+  cudl_status s = cudl_batchnorm_statistics(p->ctx, p->x, 0.1f, 1e-5f, p->c,
+                                            p->d, p->e, p->f);
+  if (s != CUDL_OK) return s;
+  return cudl_batchnorm_apply(p->ctx, p->x, p->a, p->b, p->e, p->f,
+                              p->residual, 1, p->y);
+}
+CALL(bn_add_relu_b,
+     cudl_batchnorm_relu_backward(p->ctx, p->x, p->y, p->dy, p->a, p->e, p->f,
+                                  p->dx, p->dresidual, p->c, p->d))
 CALL(add_f, cudl_add(p->ctx, p->x, 1.0f, p->a, p->y))
 CALL(mse_f,
      cudl_mse_loss_forward(p->ctx, p->x, p->a, CUDL_REDUCTION_MEAN, p->b))
@@ -129,6 +142,7 @@ static const char *const op_names[] = {"relu",
                                        "global_avg_pool",
                                        "batchnorm",
                                        "batchnorm_inference",
+                                       "batchnorm_add_relu",
                                        "add",
                                        "mse_loss",
                                        "cross_entropy",
@@ -446,7 +460,8 @@ static void bench_batchnorm(ops_run *r, const char *size,
   op_args p;
   int training = selected(r, "batchnorm");
   int inference = selected(r, "batchnorm_inference");
-  if (!training && !inference) return;
+  int fused = selected(r, "batchnorm_add_relu");
+  if (!training && !inference && !fused) return;
   memset(&p, 0, sizeof p);
   p.ctx = r->ctx;
   p.x = make(r, 4, x_shape, -1.0f, 1.0f);
@@ -459,6 +474,10 @@ static void bench_batchnorm(ops_run *r, const char *size,
   p.d = make_vector(r, x_shape[1], 0.9f, 1.1f);  /* running var, dbeta */
   p.e = make_vector(r, x_shape[1], 0.0f, 0.0f);  /* save mean */
   p.f = make_vector(r, x_shape[1], 1.0f, 1.0f);  /* save invstd */
+  if (fused) {
+    p.residual = make(r, 4, x_shape, -1.0f, 1.0f);
+    p.dresidual = make(r, 4, x_shape, 0.0f, 0.0f);
+  }
   if (training) {
     run_pass(r, "batchnorm", "forward", size, bn_f, &p, p.x, 8.0 * n, 0, NULL);
     /* backward overwrites c and d with dgamma and dbeta: run it after the
@@ -470,6 +489,15 @@ static void bench_batchnorm(ops_run *r, const char *size,
     if (r->status == CUDL_OK) r->status = cudl_tensor_fill(p.d, 1.0f);
     run_pass(r, "batchnorm_inference", "forward", size, bn_inf, &p, p.x,
              8.0 * n, 0, NULL);
+  }
+  if (fused) {
+    /* What the layers would move at least: x and the residual in, y out;
+     * back: x, y and dy in, dx and the residual's gradient out. The same
+     * group layer by layer is batchnorm + add + relu. */
+    run_pass(r, "batchnorm_add_relu", "forward", size, bn_add_relu_f, &p,
+             p.x, 12.0 * n, 0, NULL);
+    run_pass(r, "batchnorm_add_relu", "backward", size, bn_add_relu_b, &p,
+             p.x, 20.0 * n, 0, NULL);
   }
   end_case(r, "batchnorm");
   if (training) {

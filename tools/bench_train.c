@@ -73,6 +73,8 @@ static void train_usage(FILE *out) {
       "  --precision P     fp32, tf32, bf16 or fp16 [fp32]\n"
       "  --tf32            the same as --precision tf32\n"
       "  --layout L        nchw or nhwc (channels-last) [nchw]\n"
+      "  --no-fusion       run batch norm, residual addition and ReLU layer\n"
+      "                    by layer (cudl_model_set_fusion): what fusing saves\n"
       "  --diagnostics K   with per-layer diagnostics on, read every K steps\n"
       "                    (cudl train --diagnostics K): their overhead\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
@@ -168,6 +170,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   cudl_precision precision = CUDL_PRECISION_FP32;
   cudl_layout layout = CUDL_LAYOUT_NCHW;
+  int fusion = 1;
   train_bench t;
   cudl_optimizer_config config;
   int i, index = 0, on_gpu, rc = CLI_EXIT_OK, gemm_size;
@@ -202,6 +205,10 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     }
     if (strcmp(a, "--tf32") == 0) {
       precision = CUDL_PRECISION_TF32;
+      continue;
+    }
+    if (strcmp(a, "--no-fusion") == 0) {
+      fusion = 0;
       continue;
     }
     if (v == NULL)
@@ -288,6 +295,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
                            model.size, model.classes, &t.model);
   if (s == CUDL_OK) s = cudl_model_set_precision(t.model, precision);
   if (s == CUDL_OK) s = cudl_model_set_layout(t.model, layout);
+  if (s == CUDL_OK) s = cudl_model_set_fusion(t.model, fusion);
   if (s == CUDL_OK) s = cudl_model_compile(t.model, model.batch);
   if (s == CUDL_OK) s = cudl_model_init(t.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_flops(t.model, &flops);
@@ -405,7 +413,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
     fprintf(table,
-            "%s, batch %lld, %dx%lldx%lld input, %s, %s, %s on %s:\n"
+            "%s, batch %lld, %dx%lldx%lld input, %s, %s%s, %s on %s:\n"
             "  %.1f images/s (step %.3f ms median, %.3f-%.3f min-max, %d "
             "samples of %d steps)\n"
             "  peak memory %.1f MiB (process resident set %.1f MiB)\n"
@@ -413,8 +421,8 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             "sgemm's %.1f GFLOP/s\n",
             model.name, model.batch, (int)model.channels, model.size,
             model.size, cudl_precision_name(precision),
-            cudl_layout_name(layout), optimizer, cudl_context_device_name(ctx),
-            images_per_second, timing.median_ms, timing.min_ms, timing.max_ms,
+            cudl_layout_name(layout), fusion ? "" : ", unfused", optimizer,
+            cudl_context_device_name(ctx), images_per_second, timing.median_ms, timing.min_ms, timing.max_ms,
             timing.samples, timing.iterations,
             (double)memory.peak_bytes_in_use / 1048576.0,
             (double)peak_rss / 1048576.0, 3.0 * (double)flops * 1e-6, achieved,
@@ -438,8 +446,11 @@ int cudl__cmd_bench_train(int argc, char **argv) {
             "{\n  \"schema\": \"cudl-bench-train/1\",\n  \"tool\": "
             "\"cudl\",\n  \"impl\": \"cudl\",\n");
     bench_json_run_fields(f, ctx, settings.tf32);
-    fprintf(f, "  \"precision\": \"%s\",\n  \"layout\": \"%s\",\n  \"model\": ",
-            cudl_precision_name(precision), cudl_layout_name(layout));
+    fprintf(f,
+            "  \"precision\": \"%s\",\n  \"layout\": \"%s\",\n"
+            "  \"fusion\": %s,\n  \"model\": ",
+            cudl_precision_name(precision), cudl_layout_name(layout),
+            fusion ? "true" : "false");
     bench_json_string(f, model.name);
     fprintf(f,
             ",\n  \"batch\": %lld,\n"
