@@ -1,6 +1,8 @@
 /* graph.c - building the model graph: creating a model and the steps every
  * cudl_model_add_* shares (checks, a new node, its parameters, committing
- * it). Below the layers: nothing here knows what a node of a kind does. */
+ * it), and where a backward step writes an input's gradient (for the
+ * graph's walk and the fused path alike). Below the layers: nothing here
+ * knows what a node of a kind does. */
 #include <string.h>
 
 #include "nn/graph.h"
@@ -203,4 +205,23 @@ cudl_status cudl__model_check_image(cudl_model *m, const char *function,
                       "input node %d is not an image ([C, H, W] per sample)",
                       input);
   return CUDL_OK;
+}
+
+/* ---- gradient targets ---- */
+
+cudl_tensor *cudl__input_grad_target(cudl_model *m, node *n, int k) {
+  node *src = &m->nodes[n->in[k]];
+  if (n->in[k] == 0 || src->grad_slot < 0) return NULL;
+  return src->grad_written ? n->dx_scratch[k] : n->dx_view[k];
+}
+
+cudl_status cudl__finish_input(cudl_model *m, node *n, int k) {
+  node *src = &m->nodes[n->in[k]];
+  cudl_status status = CUDL_OK;
+  if (n->in[k] == 0 || src->grad_slot < 0) return CUDL_OK;
+  if (src->grad_written)
+    status =
+        cudl_add(m->ctx, n->dx_view[k], 1.0f, n->dx_scratch[k], n->dx_view[k]);
+  src->grad_written = 1;
+  return status;
 }

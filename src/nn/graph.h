@@ -350,7 +350,7 @@ static inline cudl_tensor *cudl__weight_grad(cudl_model *m, int index) {
                                                : m->params[index].grad;
 }
 
-/* ---- the graph's backward steps (model.c), for fusion.c ---- */
+/* ---- where a backward step writes a gradient (graph.c) ---- */
 
 /* Where node n's backward writes the gradient of its input k: that
  * input's gradient buffer (its view in n's shape), or the scratch when

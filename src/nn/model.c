@@ -1197,23 +1197,6 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
 
 /* ---- backward ---- */
 
-cudl_tensor *cudl__input_grad_target(cudl_model *m, node *n, int k) {
-  node *src = &m->nodes[n->in[k]];
-  if (n->in[k] == 0 || src->grad_slot < 0) return NULL;
-  return src->grad_written ? n->dx_scratch[k] : n->dx_view[k];
-}
-
-cudl_status cudl__finish_input(cudl_model *m, node *n, int k) {
-  node *src = &m->nodes[n->in[k]];
-  cudl_status status = CUDL_OK;
-  if (n->in[k] == 0 || src->grad_slot < 0) return CUDL_OK;
-  if (src->grad_written)
-    status =
-        cudl_add(m->ctx, n->dx_view[k], 1.0f, n->dx_scratch[k], n->dx_view[k]);
-  src->grad_written = 1;
-  return status;
-}
-
 static cudl_status backward_node(cudl_model *m, node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
   cudl_status status = CUDL_OK;
