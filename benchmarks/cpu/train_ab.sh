@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Training throughput of two cudl builds and PyTorch on the CPU, interleaved:
+# each round runs every case of the base build, of the new build (fused, and
+# with --no-fusion) and of PyTorch 1.13 (benchmarks/torch_ref.py train), in
+# NCHW and channels-last, so that the machine's drift over minutes falls on
+# all of them alike. Writes one JSON per run and summary.md (medians over
+# rounds of each run's median step, and the range of the rounds).
+#   benchmarks/cpu/train_ab.sh BASE_CUDL NEW_CUDL OUT_DIR
+# BASE_CUDL and NEW_CUDL are `cudl` programs (e.g. built at two commits with
+# scripts/build.sh -DCMAKE_BUILD_TYPE=Release -DCUDL_CUDA=OFF). ROUNDS
+# (default 3), MODELS (default "resnet20 small-cnn") and BATCH (default 128)
+# narrow it. Run on an otherwise idle machine.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+base=$1 new=$2 out=$3
+mkdir -p "$out"
+threads=$(nproc)
+torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
+batch=${BATCH:-128}
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  for model in ${MODELS:-resnet20 small-cnn}; do
+    for layout in nchw nhwc; do
+      "$base" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
+        --json "$out/base-$model-$layout-r$round.json" >/dev/null
+      "$new" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
+        --json "$out/new-$model-$layout-r$round.json" >/dev/null
+      "$new" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
+        --no-fusion --json "$out/unfused-$model-$layout-r$round.json" >/dev/null
+    done
+    "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
+      --threads "$threads" --model "$model" --batch "$batch" --precisions fp32 \
+      --layouts nchw,nhwc --json-dir "$out" --tag "r$round" >/dev/null
+  done
+done
+python3 - "$out" "$batch" <<'EOF'
+import glob, json, os, statistics, sys
+out, batch = sys.argv[1], sys.argv[2]
+rows = {}
+for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    name = os.path.basename(path)
+    run = json.load(open(path))
+    if name.startswith("train-pytorch-"):
+        model = run["model"]
+        key = ("pytorch", model, run.get("layout", "nchw"))
+    else:
+        side, rest = name.split("-", 1)
+        model, layout = run["model"], run["layout"]
+        key = (side, model, layout)
+    rows.setdefault(key, []).append(run["step_ms_median"])
+with open(os.path.join(out, "summary.md"), "w") as f:
+    f.write(f"Training step, batch {batch}: median over rounds of each run's median "
+            "step (ms), the rounds' range, and images/s from that median.\n\n")
+    f.write("| side | model | layout | rounds | step ms | range | images/s |\n")
+    f.write("| --- | --- | --- | --- | --- | --- | --- |\n")
+    for key in sorted(rows):
+        v = rows[key]
+        med = statistics.median(v)
+        f.write(f"| {key[0]} | {key[1]} | {key[2]} | {len(v)} | {med:.1f} | "
+                f"{min(v):.1f}-{max(v):.1f} | {float(batch) / med * 1e3:.0f} |\n")
+print(open(os.path.join(out, "summary.md")).read())
+EOF
