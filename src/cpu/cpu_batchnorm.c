@@ -14,6 +14,8 @@
  * residual, a ReLU, a mask) so that each variant is its own vectorised
  * loop, without a test per element. */
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "cpu/cpu_internal.h"
 
@@ -38,9 +40,20 @@
 /* The ReLU of the apply, as cudl_activation_forward computes it. */
 static BN_INLINE float relu_of(float v) { return v < 0.0f ? 0.0f : v; }
 
-/* The fused backward's gradient through the ReLU, from its output. */
+/* The fused backward's gradient through the ReLU, from its output: dy
+ * where y > 0, else +0 (cudl_activation_backward's ReLU). As a mask on the
+ * bits rather than a choice: GCC turned the choice into a branch per
+ * element in the lane loops of backward_channel_sums, mispredicted on
+ * half of a ResNet's values (the NCHW backward ran 4x slower than
+ * unmasked). */
 static BN_INLINE float through_relu(float y, float dy) {
-  return y > 0.0f ? dy : 0.0f;
+  const uint32_t keep = (uint32_t)0 - (uint32_t)(y > 0.0f);
+  uint32_t bits;
+  float g;
+  memcpy(&bits, &dy, sizeof bits);
+  bits &= keep;
+  memcpy(&g, &bits, sizeof g);
+  return g;
 }
 
 /* ---- inner > 1: a channel per iteration ---- */
