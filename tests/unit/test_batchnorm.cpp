@@ -1,7 +1,8 @@
 // test_batchnorm.cpp - batch normalisation against a float64 reference
 // written here: training statistics (with a large mean and a small variance),
 // running-statistics updates, inference, backward against the formula and
-// against finite differences, bad input. CUDA: test_backends.cpp.
+// against finite differences, the fused path's halves against the whole,
+// bad input. CUDA: test_backends.cpp.
 #include <gtest/gtest.h>
 
 #include <cfloat>
@@ -234,6 +235,108 @@ TEST_F(BatchNormTest, BadInputWritesNothing) {
   EXPECT_TRUE(BitEqual(ReadF32(b.y), std::vector<float>(24, 9.0f))) << "y was written";
   EXPECT_TRUE(BitEqual(ReadF32(b.rmean), {0.5f, 0.5f, 0.5f})) << "running mean was updated";
   EXPECT_TRUE(BitEqual(ReadF32(b.rvar), {2.0f, 2.0f, 2.0f})) << "running var was updated";
+}
+
+// The fused path's halves are the training forward: statistics then apply
+// give its bits; apply with a residual and a ReLU is relu(y + residual)
+// bit for bit; the fused backward with a ReLU that passes everything is the
+// plain backward, and with one that passes nothing writes zeros.
+TEST_F(BatchNormTest, FusedHalvesAreTheTrainingForward) {
+  for (const auto &shape : kShapes) {
+    const Layout l = LayoutOf(shape);
+    const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner),
+                 nc = static_cast<size_t>(l.channels);
+    const std::vector<float> xs = Normal(n, 3.0, 2.0, 21), res = Normal(n, 0.0, 1.0, 22);
+    const std::vector<float> gamma = Normal(nc, 1.0, 0.3, 23), beta = Normal(nc, 0.0, 0.5, 24);
+    Bn whole = MakeBn(ctx_, shape, xs, gamma, beta), halves = MakeBn(ctx_, shape, xs, gamma, beta);
+    ASSERT_EQ(Train(ctx_, whole, 0.1f, 1e-5f), CUDL_OK);
+    ASSERT_EQ(cudl_batchnorm_statistics(ctx_, halves.x, 0.1f, 1e-5f, halves.rmean, halves.rvar,
+                                        halves.smean, halves.sinv),
+              CUDL_OK);
+    ASSERT_EQ(cudl_batchnorm_apply(ctx_, halves.x, halves.gamma, halves.beta, halves.smean,
+                                   halves.sinv, nullptr, 0, halves.y),
+              CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(halves.y), ReadF32(whole.y)));
+    EXPECT_TRUE(BitEqual(ReadF32(halves.smean), ReadF32(whole.smean)));
+    EXPECT_TRUE(BitEqual(ReadF32(halves.sinv), ReadF32(whole.sinv)));
+    EXPECT_TRUE(BitEqual(ReadF32(halves.rmean), ReadF32(whole.rmean)));
+    EXPECT_TRUE(BitEqual(ReadF32(halves.rvar), ReadF32(whole.rvar)));
+
+    cudl_tensor *r = Make(ctx_, shape, res), *fused = Make(ctx_, shape);
+    ASSERT_EQ(cudl_batchnorm_apply(ctx_, halves.x, halves.gamma, halves.beta, halves.smean,
+                                   halves.sinv, r, 1, fused),
+              CUDL_OK);
+    const std::vector<float> y = ReadF32(whole.y), f = ReadF32(fused);
+    std::vector<float> want(n);
+    for (size_t i = 0; i < n; ++i) {
+      const float v = y[i] + res[i];
+      want[i] = v < 0.0f ? 0.0f : v;
+    }
+    EXPECT_TRUE(BitEqual(f, want)) << "apply with a residual and a ReLU";
+
+    const std::vector<float> dys = Normal(n, 0.0, 1.0, 25);
+    cudl_tensor *dy = Make(ctx_, shape, dys), *dx = Make(ctx_, shape), *dx2 = Make(ctx_, shape),
+                *dres = Make(ctx_, shape), *dg = Make(ctx_, {l.channels}),
+                *db = Make(ctx_, {l.channels}), *dg2 = Make(ctx_, {l.channels}),
+                *db2 = Make(ctx_, {l.channels});
+    cudl_tensor *positive = Make(ctx_, shape, std::vector<float>(n, 1.0f)),
+                *zero = Make(ctx_, shape, std::vector<float>(n, 0.0f));
+    ASSERT_EQ(cudl_batchnorm_backward(ctx_, whole.x, dy, whole.gamma, whole.smean, whole.sinv, dx,
+                                      dg, db),
+              CUDL_OK);
+    ASSERT_EQ(cudl_batchnorm_relu_backward(ctx_, whole.x, positive, dy, whole.gamma, whole.smean,
+                                           whole.sinv, dx2, dres, dg2, db2),
+              CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(dx2), ReadF32(dx)));
+    EXPECT_TRUE(BitEqual(ReadF32(dg2), ReadF32(dg)));
+    EXPECT_TRUE(BitEqual(ReadF32(db2), ReadF32(db)));
+    EXPECT_TRUE(BitEqual(ReadF32(dres), dys)) << "the residual's gradient is dy";
+    ASSERT_EQ(cudl_batchnorm_relu_backward(ctx_, whole.x, zero, dy, whole.gamma, whole.smean,
+                                           whole.sinv, dx2, dres, dg2, db2),
+              CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(dx2), std::vector<float>(n, 0.0f)));
+    EXPECT_TRUE(BitEqual(ReadF32(dres), std::vector<float>(n, 0.0f)));
+    EXPECT_TRUE(BitEqual(ReadF32(dg2), std::vector<float>(nc, 0.0f)));
+  }
+}
+
+TEST_F(BatchNormTest, FusedPathBadInputWritesNothing) {
+  const std::vector<int64_t> shape = {2, 3, 4};
+  Bn b = MakeBn(ctx_, shape, Normal(24, 0, 1, 9), {1, 1, 1}, {0, 0, 0});
+  ASSERT_EQ(WriteF32(b.y, std::vector<float>(24, 9.0f)), CUDL_OK);
+  cudl_tensor *other = Make(ctx_, {2, 3, 5}), *wrong_c = Make(ctx_, {4});
+  cudl_tensor *dy = Make(ctx_, shape, std::vector<float>(24, 1.0f)),
+              *dx = Make(ctx_, shape, std::vector<float>(24, 7.0f));
+  EXPECT_EQ(cudl_batchnorm_statistics(ctx_, nullptr, 0.1f, 1e-5f, b.rmean, b.rvar, b.smean,
+                                      b.sinv),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_batchnorm_statistics(ctx_, b.x, 2.0f, 1e-5f, b.rmean, b.rvar, b.smean, b.sinv),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "momentum"));
+  EXPECT_EQ(cudl_batchnorm_statistics(ctx_, b.x, 0.1f, 1e-5f, wrong_c, b.rvar, b.smean, b.sinv),
+            CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "running_mean"));
+  EXPECT_EQ(cudl_batchnorm_apply(ctx_, b.x, b.gamma, b.beta, b.smean, b.sinv, other, 1, b.y),
+            CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "residual"));
+  EXPECT_EQ(cudl_batchnorm_apply(ctx_, b.x, b.gamma, b.beta, nullptr, b.sinv, nullptr, 1, b.y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, b.y, dy, b.gamma, b.smean, b.sinv, dx,
+                                         other, b.rmean, b.rvar),
+            CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "dresidual"));
+  EXPECT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, b.y, dy, b.gamma, b.smean, b.sinv, b.x,
+                                         nullptr, b.rmean, b.rvar),
+            CUDL_ERR_INVALID_ARGUMENT)
+      << "dx over x";
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "share memory"));
+  EXPECT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, b.y, dy, b.gamma, b.smean, b.sinv, dx, dx,
+                                         b.rmean, b.rvar),
+            CUDL_ERR_INVALID_ARGUMENT)
+      << "dresidual over dx";
+  EXPECT_TRUE(BitEqual(ReadF32(b.y), std::vector<float>(24, 9.0f))) << "y was written";
+  EXPECT_TRUE(BitEqual(ReadF32(b.rmean), {0.5f, 0.5f, 0.5f})) << "running mean was updated";
+  EXPECT_TRUE(BitEqual(ReadF32(dx), std::vector<float>(24, 7.0f))) << "dx was written";
 }
 
 // The dtype rule (cudl/tensor.h): x, y, dy and dx in one float dtype;
