@@ -46,6 +46,28 @@ static cudl_status check_eps(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
+/* The settings of the training statistics: eps, and momentum in [0, 1]. */
+static cudl_status check_training_settings(cudl_context *ctx,
+                                           const char *function, float momentum,
+                                           float eps) {
+  cudl_status status = check_eps(ctx, function, eps);
+  if (status == CUDL_OK && !(momentum >= 0.0f && momentum <= 1.0f))
+    status = cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                        "momentum must be in [0, 1], got %g", (double)momentum);
+  return status;
+}
+
+/* The training statistics need a variance: at least 2 values per channel. */
+static cudl_status check_training_values(cudl_context *ctx,
+                                         const char *function, int64_t values) {
+  if (values < 2)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "training needs at least 2 values per channel, x has "
+                      "%lld",
+                      (long long)values);
+  return CUDL_OK;
+}
+
 cudl_status cudl_batchnorm_forward_training(
     cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *gamma,
     const cudl_tensor *beta, float momentum, float eps,
@@ -59,11 +81,8 @@ cudl_status cudl_batchnorm_forward_training(
   int64_t outer = 0, channels = 0, inner = 0;
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = check_eps(ctx, __func__, eps);
+  status = check_training_settings(ctx, __func__, momentum, eps);
   if (status != CUDL_OK) return status;
-  if (!(momentum >= 0.0f && momentum <= 1.0f))
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "momentum must be in [0, 1], got %g", (double)momentum);
   full[0] = x;
   full[1] = y;
   channel[0] = gamma;
@@ -75,11 +94,8 @@ cudl_status cudl_batchnorm_forward_training(
   status = check_batchnorm(ctx, __func__, full, full_names, 2, channel,
                            channel_names, 6, &outer, &channels, &inner);
   if (status != CUDL_OK || channels == 0) return status;
-  if (outer * inner < 2)
-    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                     "training needs at least 2 values per channel, x has "
-                     "%lld",
-                     (long long)(outer * inner));
+  status = check_training_values(ctx, __func__, outer * inner);
+  if (status != CUDL_OK) return status;
   return CUDL_OP_CALL(
       ctx, __func__, x->dtype, batchnorm_forward_training, x->data, gamma->data,
       beta->data, momentum, eps, running_mean->data, running_var->data, y->data,
@@ -156,11 +172,8 @@ cudl_status cudl_batchnorm_statistics(cudl_context *ctx, const cudl_tensor *x,
   int64_t outer = 0, channels = 0, inner = 0;
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = check_eps(ctx, __func__, eps);
+  status = check_training_settings(ctx, __func__, momentum, eps);
   if (status != CUDL_OK) return status;
-  if (!(momentum >= 0.0f && momentum <= 1.0f))
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "momentum must be in [0, 1], got %g", (double)momentum);
   full[0] = x;
   channel[0] = running_mean;
   channel[1] = running_var;
@@ -169,11 +182,8 @@ cudl_status cudl_batchnorm_statistics(cudl_context *ctx, const cudl_tensor *x,
   status = check_batchnorm(ctx, __func__, full, full_names, 1, channel,
                            channel_names, 4, &outer, &channels, &inner);
   if (status != CUDL_OK || channels == 0) return status;
-  if (outer * inner < 2)
-    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                     "training needs at least 2 values per channel, x has "
-                     "%lld",
-                     (long long)(outer * inner));
+  status = check_training_values(ctx, __func__, outer * inner);
+  if (status != CUDL_OK) return status;
   return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_statistics, x->data,
                       momentum, eps, running_mean->data, running_var->data,
                       save_mean->data, save_invstd->data, outer, channels,
