@@ -77,21 +77,18 @@ static uint8_t sample(int x, int y, int c, int image) {
                    (g_noise ? (int)(h & 31) : 0));
 }
 
-/* A w x h PNG of color_type and depth with the fixed pattern. */
-static buffer make_png(int w, int h, int color_type, int depth, int interlace,
-                       int image) {
+/* The rows of a w x h PNG of color_type and depth with the fixed pattern,
+ * written through png. Apart from make_png, so that nothing but the
+ * libpng structures lives across its setjmp (GCC 12 at -O3 failed with an
+ * internal compiler error on the whole in one function). */
+static void write_png(png_structp png, png_infop info, int w, int h,
+                      int color_type, int depth, int interlace, int image) {
   static const int channels[7] = {1, 0, 3, 1, 2, 0, 4};
-  buffer b = {NULL, 0};
-  png_structp png =
-      png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-  png_infop info = png_create_info_struct(png);
   const int n = channels[color_type];
   const size_t row_bytes = ((size_t)w * (size_t)n * (size_t)depth + 7) / 8;
   unsigned char *row = (unsigned char *)calloc(row_bytes, 1);
   int y, pass, passes;
-  if (png == NULL || info == NULL || row == NULL || setjmp(png_jmpbuf(png)))
-    die("libpng");
-  png_set_write_fn(png, &b, png_append, png_no_flush);
+  if (row == NULL) die("out of memory");
   png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color_type,
                interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -119,8 +116,19 @@ static buffer make_png(int w, int h, int color_type, int depth, int interlace,
       png_write_row(png, row);
     }
   png_write_end(png, NULL);
-  png_destroy_write_struct(&png, &info);
   free(row);
+}
+
+static buffer make_png(int w, int h, int color_type, int depth, int interlace,
+                       int image) {
+  buffer b = {NULL, 0};
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_infop info = png_create_info_struct(png);
+  if (png == NULL || info == NULL || setjmp(png_jmpbuf(png))) die("libpng");
+  png_set_write_fn(png, &b, png_append, png_no_flush);
+  write_png(png, info, w, h, color_type, depth, interlace, image);
+  png_destroy_write_struct(&png, &info);
   return b;
 }
 
