@@ -95,7 +95,8 @@ CUDL_API cudl_status cudl_batchnorm_apply(
  * that output's gradient dy: g = dy where y > 0, else 0; dresidual = g
  * where it is not NULL (the residual's gradient); dx, dgamma and dbeta as
  * cudl_batchnorm_backward computes them from g. dx and dresidual may be
- * dy, not each other, and neither may be x or y.
+ * dy itself (not a shifted view of it), not each other, and neither may
+ * be x or y (CUDL_ERR_INVALID_ARGUMENT).
  */
 CUDL_API cudl_status cudl_batchnorm_relu_backward(
     cudl_context *ctx, const cudl_tensor *x, const cudl_tensor *y,

@@ -260,13 +260,17 @@ cudl_status cudl_batchnorm_relu_backward(
   status = check_batchnorm(ctx, __func__, full, full_names, n_full, channel,
                            channel_names, 5, &outer, &channels, &inner);
   if (status != CUDL_OK) return status;
-  /* The passes read x, y and dy after writing some of dx and dresidual. */
+  /* The passes read x, y and dy after writing some of dx and dresidual;
+   * dy only element by element, before writing that element. */
   if (cudl__tensors_overlap(dx, x) || cudl__tensors_overlap(dx, y) ||
       cudl__tensors_overlap(dresidual, x) ||
       cudl__tensors_overlap(dresidual, y) ||
-      cudl__tensors_overlap(dresidual, dx))
+      cudl__tensors_overlap(dresidual, dx) ||
+      cudl__tensors_overlap_unlike(dx, dy) ||
+      cudl__tensors_overlap_unlike(dresidual, dy))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "dx and dresidual may share memory with dy only");
+                     "dx and dresidual may share memory with dy only, and "
+                     "only as dy itself (not a shifted view of it)");
   if (channels == 0) return CUDL_OK;
   return CUDL_OP_CALL(ctx, __func__, x->dtype, batchnorm_relu_backward,
                       x->data, y->data, dy->data, gamma->data, save_mean->data,

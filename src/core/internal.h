@@ -211,6 +211,11 @@ cudl_status cudl__conv2d_geometry(cudl_context *ctx, const char *function,
  * the caller's memory wrapped more than once (cudl_tensor_wrap). */
 int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b);
 
+/* 1 when a and b share bytes without being the same elements (the same
+ * first byte and layout): an operator that may write its output over an
+ * input elementwise can take the input itself, never a shifted view. */
+int cudl__tensors_overlap_unlike(const cudl_tensor *a, const cudl_tensor *b);
+
 /* ---- the checks every operator makes of its tensors ----
  *
  * Each checks a group of tensors: non-NULL, of ctx, all of the first one's

@@ -266,6 +266,11 @@ int cudl__tensors_overlap(const cudl_tensor *a, const cudl_tensor *b) {
   return a0 < b0 + b->nbytes && b0 < a0 + a->nbytes;
 }
 
+int cudl__tensors_overlap_unlike(const cudl_tensor *a, const cudl_tensor *b) {
+  return cudl__tensors_overlap(a, b) &&
+         (a->data != b->data || a->layout != b->layout);
+}
+
 /* A reshape reads the elements in row-major order of the shape: a
  * channels-last tensor's bytes are in another order, so PyTorch copies
  * there; cudl asks for the copy to be explicit. */
@@ -523,8 +528,7 @@ cudl_status cudl_tensor_convert(cudl_tensor *dst, const cudl_tensor *src) {
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE, "src and dst shapes differ");
   /* Elements are read and written in any order (in parallel on a GPU), so
    * only the same elements may be both. */
-  if (cudl__tensors_overlap(dst, src) &&
-      (dst->data != src->data || dst->layout != src->layout))
+  if (cudl__tensors_overlap_unlike(dst, src))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "dst and src overlap without being the same elements%s",
                      dst->layout != src->layout
