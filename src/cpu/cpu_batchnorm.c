@@ -1,9 +1,12 @@
 /* cpu_batchnorm.c - batch normalisation on the CPU in the steps of ops.def:
- * the statistics (two passes, summed in double), the apply (the
+ * the statistics (one pass over x, shifted sums in double), the apply (the
  * normalisation and, on the fused path, a residual and a ReLU) and the
  * backward (with the fused path's ReLU mask and residual gradient); the
  * training forward is the first two, the plain backward the third without
- * mask or residual.
+ * mask or residual. Each step reads its inputs once, but the backward,
+ * which needs its sums before it can write dx: twice. On the fused path
+ * its first pass writes the residual's gradient g, and the second reads g
+ * instead of y and dy.
  *
  * x viewed as [outer, channels, inner] with inner > 1 (NCHW images) goes a
  * channel per iteration, its sums in lanes (channel_sums); inner = 1
@@ -58,45 +61,53 @@ static BN_INLINE float through_relu(float y, float dy) {
 
 /* ---- inner > 1: a channel per iteration ---- */
 
-/* Sum over channel c of x (squares NULL), or of (x - shift)^2 into
- * *squares. Two loops rather than one with a branch, so each vectorises. */
-static void channel_sums(const float *x, int64_t outer, int64_t channels,
-                         int64_t inner, int64_t c, double shift, double *sum,
-                         double *squares) {
-  double lane[LANES] = {0};
+/* The shift the one-pass statistics subtract: the channel's first value,
+ * when finite. The sums are of d = x - shift and d^2, and the squared
+ * deviation from the mean is sum d^2 - (sum d)^2 / m, which cancels only
+ * as far as the mean lies from the shift: a value of the channel lies
+ * within a few deviations of its mean, so in double the variance keeps
+ * about 14 digits (a mean of 1000 and a deviation of 0.05 included),
+ * where E[x^2] - E[x]^2 in float keeps none. */
+static double first_value_shift(float first) {
+  return isfinite(first) ? (double)first : 0.0;
+}
+
+/* Channel c's sums of d = x - shift and of d^2, in lanes, in one pass. */
+static void channel_moments(const float *x, int64_t outer, int64_t channels,
+                            int64_t inner, int64_t c, double shift,
+                            double *sum, double *squares) {
+  double a[LANES] = {0}, b[LANES] = {0};
   int64_t n, i;
   int j;
   for (n = 0; n < outer; ++n) {
     const float *row = x + BN_INDEX(n, c, 0);
-    if (squares == NULL) {
-      for (i = 0; i + LANES <= inner; i += LANES)
-        for (j = 0; j < LANES; ++j) lane[j] += (double)row[i + j];
-      for (; i < inner; ++i) lane[i % LANES] += (double)row[i];
-    } else {
-      for (i = 0; i + LANES <= inner; i += LANES)
-        for (j = 0; j < LANES; ++j) {
-          const double d = (double)row[i + j] - shift;
-          lane[j] += d * d;
-        }
-      for (; i < inner; ++i) {
-        const double d = (double)row[i] - shift;
-        lane[i % LANES] += d * d;
+    for (i = 0; i + LANES <= inner; i += LANES)
+      for (j = 0; j < LANES; ++j) {
+        const double d = (double)row[i + j] - shift;
+        a[j] += d;
+        b[j] += d * d;
       }
+    for (; i < inner; ++i) {
+      const double d = (double)row[i] - shift;
+      a[i % LANES] += d;
+      b[i % LANES] += d * d;
     }
   }
-  if (squares == NULL)
-    *sum = add_lanes(lane);
-  else
-    *squares = add_lanes(lane);
+  *sum = add_lanes(a);
+  *squares = add_lanes(b);
 }
 
 /* The mean, variance, saved statistics and running statistics of channel c
- * from its sum and sum of squared deviations. */
-static void finish_statistics(int64_t c, double m, double mean, double squares,
-                              float momentum, float eps, float *running_mean,
-                              float *running_var, float *save_mean,
-                              float *save_invstd) {
-  const double var = squares / m;
+ * from the sums of d = x - shift and of d^2 over its m values. */
+static void finish_statistics(int64_t c, double m, double shift, double sum,
+                              double squares, float momentum, float eps,
+                              float *running_mean, float *running_var,
+                              float *save_mean, float *save_invstd) {
+  const double mean_d = sum / m;
+  const double deviations = squares - sum * mean_d;
+  /* Rounding can take a constant channel's just below 0; NaN stays. */
+  const double var = deviations < 0.0 ? 0.0 : deviations / m;
+  const double mean = shift + mean_d;
   save_mean[c] = (float)mean;
   save_invstd[c] = (float)(1.0 / sqrt(var + (double)eps));
   running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * mean);
@@ -112,12 +123,10 @@ static void statistics_planes(const float *x, float momentum, float eps,
   int64_t c;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
   for (c = 0; c < channels; ++c) {
-    double sum = 0.0, squares = 0.0, mean;
-    /* Two passes: the mean, then squared deviations from it. */
-    channel_sums(x, outer, channels, inner, c, 0.0, &sum, NULL);
-    mean = sum / m;
-    channel_sums(x, outer, channels, inner, c, mean, NULL, &squares);
-    finish_statistics(c, m, mean, squares, momentum, eps, running_mean,
+    const double shift = first_value_shift(x[BN_INDEX(0, c, 0)]);
+    double sum, squares;
+    channel_moments(x, outer, channels, inner, c, shift, &sum, &squares);
+    finish_statistics(c, m, shift, sum, squares, momentum, eps, running_mean,
                       running_var, save_mean, save_invstd);
   }
 }
@@ -162,30 +171,33 @@ static void apply_planes(const float *x, const float *gamma, const float *beta,
 }
 
 /* Channel c's sums of g and of g * xhat, in lanes, where g is dy, or dy
- * through the ReLU whose output is y when masked. */
-static BN_INLINE void backward_channel_sums(const float *x, const float *y,
-                                            const float *dy, double mean,
-                                            double invstd, int64_t outer,
-                                            int64_t channels, int64_t inner,
-                                            int64_t c, double *sum_g,
-                                            double *sum_g_xhat,
-                                            const int masked) {
+ * through the ReLU whose output is y when masked; with writes_g, g into
+ * g_out as well (the fused path's residual gradient, which the input
+ * gradient's pass then reads instead of y and dy). */
+static BN_INLINE void backward_channel_sums(
+    const float *x, const float *y, const float *dy, double mean,
+    double invstd, int64_t outer, int64_t channels, int64_t inner, int64_t c,
+    float *g_out, double *sum_g, double *sum_g_xhat, const int masked,
+    const int writes_g) {
   double a[LANES] = {0}, b[LANES] = {0};
   int64_t n, i;
   int j;
   for (n = 0; n < outer; ++n) {
-    const float *dy_row = dy + BN_INDEX(n, c, 0);
-    const float *x_row = x + BN_INDEX(n, c, 0);
-    const float *y_row = masked ? y + BN_INDEX(n, c, 0) : NULL;
+    const int64_t at = BN_INDEX(n, c, 0);
+    const float *dy_row = dy + at, *x_row = x + at;
+    const float *y_row = masked ? y + at : NULL;
+    float *g_row = writes_g ? g_out + at : NULL;
     for (i = 0; i + LANES <= inner; i += LANES)
       for (j = 0; j < LANES; ++j) {
         const float g =
             masked ? through_relu(y_row[i + j], dy_row[i + j]) : dy_row[i + j];
+        if (writes_g) g_row[i + j] = g;
         a[j] += g;
         b[j] += g * (x_row[i + j] - mean) * invstd;
       }
     for (; i < inner; ++i) {
       const float g = masked ? through_relu(y_row[i], dy_row[i]) : dy_row[i];
+      if (writes_g) g_row[i] = g;
       a[i % LANES] += g;
       b[i % LANES] += g * (x_row[i] - mean) * invstd;
     }
@@ -194,19 +206,18 @@ static BN_INLINE void backward_channel_sums(const float *x, const float *y,
   *sum_g_xhat = add_lanes(b);
 }
 
-/* dx = k_dy * g + (k_xhat * xhat + k_0) over `count` values of a channel,
- * and dresidual = g where has_residual. */
-static BN_INLINE void input_gradient_plane(
-    const float *x, const float *y, const float *dy, float mean, float invstd,
-    float k_dy, float k_xhat, float k_0, float *dx, float *dresidual,
-    int64_t count, const int masked, const int has_residual) {
+/* dx = k_dy * g + (k_xhat * xhat + k_0) over `count` values of a channel. */
+static BN_INLINE void input_gradient_plane(const float *x, const float *y,
+                                           const float *dy, float mean,
+                                           float invstd, float k_dy,
+                                           float k_xhat, float k_0, float *dx,
+                                           int64_t count, const int masked) {
   int64_t i;
 #pragma omp simd
   for (i = 0; i < count; ++i) {
     const float g = masked ? through_relu(y[i], dy[i]) : dy[i];
     const float xhat = (x[i] - mean) * invstd;
     dx[i] = k_dy * g + (k_xhat * xhat + k_0);
-    if (has_residual) dresidual[i] = g;
   }
 }
 
@@ -223,12 +234,15 @@ static void backward_planes(const float *x, const float *y, const float *dy,
     double sum_g, sum_g_xhat, scale;
     float mean_f, invstd_f, k_dy, k_xhat, k_0;
     int64_t n;
-    if (y != NULL)
+    if (dresidual != NULL)
       backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
-                            &sum_g, &sum_g_xhat, 1);
+                            dresidual, &sum_g, &sum_g_xhat, 1, 1);
+    else if (y != NULL)
+      backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
+                            NULL, &sum_g, &sum_g_xhat, 1, 0);
     else
       backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
-                            &sum_g, &sum_g_xhat, 0);
+                            NULL, &sum_g, &sum_g_xhat, 0, 0);
     dbeta[c] = (float)sum_g;
     dgamma[c] = (float)sum_g_xhat;
     if (m == 0.0) continue;
@@ -245,16 +259,16 @@ static void backward_planes(const float *x, const float *y, const float *dy,
     k_0 = (float)(-scale * sum_g);
     for (n = 0; n < outer; ++n) {
       const int64_t at = BN_INDEX(n, c, 0);
-      if (y == NULL)
+      /* g is dresidual where the sums wrote it. */
+      if (dresidual != NULL)
+        input_gradient_plane(x + at, NULL, dresidual + at, mean_f, invstd_f,
+                             k_dy, k_xhat, k_0, dx + at, inner, 0);
+      else if (y == NULL)
         input_gradient_plane(x + at, NULL, dy + at, mean_f, invstd_f, k_dy,
-                             k_xhat, k_0, dx + at, NULL, inner, 0, 0);
-      else if (dresidual == NULL)
-        input_gradient_plane(x + at, y + at, dy + at, mean_f, invstd_f, k_dy,
-                             k_xhat, k_0, dx + at, NULL, inner, 1, 0);
+                             k_xhat, k_0, dx + at, inner, 0);
       else
         input_gradient_plane(x + at, y + at, dy + at, mean_f, invstd_f, k_dy,
-                             k_xhat, k_0, dx + at, dresidual + at, inner, 1,
-                             1);
+                             k_xhat, k_0, dx + at, inner, 1);
     }
   }
 }
@@ -290,7 +304,7 @@ static void slice_rows(int64_t slice, int64_t outer, int64_t *n0,
 /* The per-slice and per-channel arrays of the rows functions, in the
  * workspace: part and part2 [ROW_SLICES * channels], the rest [channels]. */
 typedef struct rows_scratch {
-  double *part, *part2, *sum, *squares, *mean;
+  double *part, *part2, *sum, *squares, *shift;
   float *finvstd, *k_dy, *k_xhat, *k_0;
 } rows_scratch;
 
@@ -307,8 +321,8 @@ static cudl_status rows_scratch_take(cudl_context *ctx, int64_t channels,
   w->part2 = w->part + ROW_SLICES * c;
   w->sum = w->part2 + ROW_SLICES * c;
   w->squares = w->sum + c;
-  w->mean = w->squares + c;
-  f = (float *)(w->mean + c);
+  w->shift = w->squares + c;
+  f = (float *)(w->shift + c);
   w->finvstd = f;
   w->k_dy = f + c;
   w->k_xhat = f + 2 * c;
@@ -316,41 +330,47 @@ static cudl_status rows_scratch_take(cudl_context *ctx, int64_t channels,
   return CUDL_OK;
 }
 
-/* part[slice * channels + c] = the sum over slice's rows of x[n, c] (shift
- * NULL) or of (x[n, c] - shift[c])^2; then total[c] = the slices' sums
- * added in order. */
-static void row_sums(const float *x, int64_t outer, int64_t channels,
-                     const double *shift, double *part, double *total) {
+/* Per slice, the sums over its rows of d = x[n, c] - shift[c] (into part)
+ * and of d^2 (into part2), in one pass; then sum[c] and squares[c], the
+ * slices' sums added in order. */
+static void row_moments(const float *x, int64_t outer, int64_t channels,
+                        const double *shift, rows_scratch *w) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   int64_t task, c;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (task = 0; task < ROW_SLICES * blocks; ++task) {
     const int64_t slice = task / blocks;
-    double sum[ROW_BLOCK];
+    double a[ROW_BLOCK], b[ROW_BLOCK], s[ROW_BLOCK];
     int64_t c0, n0, n1, n, k;
     const int64_t count = block_channels(task % blocks, channels, &c0);
     slice_rows(slice, outer, &n0, &n1);
-    for (k = 0; k < count; ++k) sum[k] = 0.0;
+    for (k = 0; k < count; ++k) {
+      a[k] = b[k] = 0.0;
+      s[k] = shift[c0 + k];
+    }
     for (n = n0; n < n1; ++n) {
       const float *row = x + n * channels + c0;
-      if (shift == NULL) {
 #pragma omp simd
-        for (k = 0; k < count; ++k) sum[k] += (double)row[k];
-      } else {
-#pragma omp simd
-        for (k = 0; k < count; ++k) {
-          const double d = (double)row[k] - shift[c0 + k];
-          sum[k] += d * d;
-        }
+      for (k = 0; k < count; ++k) {
+        const double d = (double)row[k] - s[k];
+        a[k] += d;
+        b[k] += d * d;
       }
     }
-    for (k = 0; k < count; ++k) part[slice * channels + c0 + k] = sum[k];
+    for (k = 0; k < count; ++k) {
+      w->part[slice * channels + c0 + k] = a[k];
+      w->part2[slice * channels + c0 + k] = b[k];
+    }
   }
   for (c = 0; c < channels; ++c) {
-    double t = 0.0;
+    double a = 0.0, b = 0.0;
     int64_t slice;
-    for (slice = 0; slice < ROW_SLICES; ++slice) t += part[slice * channels + c];
-    total[c] = t;
+    for (slice = 0; slice < ROW_SLICES; ++slice) {
+      a += w->part[slice * channels + c];
+      b += w->part2[slice * channels + c];
+    }
+    w->sum[c] = a;
+    w->squares[c] = b;
   }
 }
 
@@ -359,18 +379,16 @@ static cudl_status statistics_rows(cudl_context *ctx, const float *x,
                                    float *running_mean, float *running_var,
                                    float *save_mean, float *save_invstd,
                                    int64_t outer, int64_t channels) {
-  const double m = (double)outer;
   rows_scratch w;
   int64_t c;
   cudl_status status = rows_scratch_take(ctx, channels, &w);
   if (status != CUDL_OK) return status;
-  /* Two passes: the mean, then squared deviations from it. */
-  row_sums(x, outer, channels, NULL, w.part, w.sum);
-  for (c = 0; c < channels; ++c) w.mean[c] = w.sum[c] / m;
-  row_sums(x, outer, channels, w.mean, w.part, w.squares);
+  for (c = 0; c < channels; ++c) w.shift[c] = first_value_shift(x[c]);
+  row_moments(x, outer, channels, w.shift, &w);
   for (c = 0; c < channels; ++c)
-    finish_statistics(c, m, w.mean[c], w.squares[c], momentum, eps,
-                      running_mean, running_var, save_mean, save_invstd);
+    finish_statistics(c, (double)outer, w.shift[c], w.sum[c], w.squares[c],
+                      momentum, eps, running_mean, running_var, save_mean,
+                      save_invstd);
   return CUDL_OK;
 }
 
@@ -410,40 +428,42 @@ static void apply_rows(const float *x, const float *gamma, const float *beta,
 }
 
 /* Rows [n0, n1) of a block's sums of g and g * xhat (a and b), g being dy,
- * or dy through the ReLU whose output is y when masked. */
-static BN_INLINE void backward_block_sums(const float *x, const float *y,
-                                          const float *dy, const double *mean,
-                                          const double *invstd, int64_t n0,
-                                          int64_t n1, int64_t channels,
-                                          int64_t c0, int64_t count, double *a,
-                                          double *b, const int masked) {
+ * or dy through the ReLU whose output is y when masked; with writes_g, g
+ * into g_out as well (backward_channel_sums). */
+static BN_INLINE void backward_block_sums(
+    const float *x, const float *y, const float *dy, const double *mean,
+    const double *invstd, int64_t n0, int64_t n1, int64_t channels, int64_t c0,
+    int64_t count, float *g_out, double *a, double *b, const int masked,
+    const int writes_g) {
   int64_t n, k;
   for (n = n0; n < n1; ++n) {
-    const float *dy_row = dy + n * channels + c0;
-    const float *x_row = x + n * channels + c0;
-    const float *y_row = masked ? y + n * channels + c0 : NULL;
+    const int64_t at = n * channels + c0;
+    const float *dy_row = dy + at, *x_row = x + at;
+    const float *y_row = masked ? y + at : NULL;
+    float *g_row = writes_g ? g_out + at : NULL;
 #pragma omp simd
     for (k = 0; k < count; ++k) {
       const float g = masked ? through_relu(y_row[k], dy_row[k]) : dy_row[k];
+      if (writes_g) g_row[k] = g;
       a[k] += g;
       b[k] += g * (x_row[k] - mean[k]) * invstd[k];
     }
   }
 }
 
-/* One row's dx (and dresidual = g where has_residual). */
-static BN_INLINE void input_gradient_row(
-    const float *x, const float *y, const float *dy, const float *mean,
-    const float *invstd, const float *k_dy, const float *k_xhat,
-    const float *k_0, float *dx, float *dresidual, int64_t channels,
-    const int masked, const int has_residual) {
+/* One row's dx. */
+static BN_INLINE void input_gradient_row(const float *x, const float *y,
+                                         const float *dy, const float *mean,
+                                         const float *invstd,
+                                         const float *k_dy, const float *k_xhat,
+                                         const float *k_0, float *dx,
+                                         int64_t channels, const int masked) {
   int64_t k;
 #pragma omp simd
   for (k = 0; k < channels; ++k) {
     const float g = masked ? through_relu(y[k], dy[k]) : dy[k];
     const float xhat = (x[k] - mean[k]) * invstd[k];
     dx[k] = k_dy[k] * g + (k_xhat[k] * xhat + k_0[k]);
-    if (has_residual) dresidual[k] = g;
   }
 }
 
@@ -472,12 +492,15 @@ static cudl_status backward_rows(cudl_context *ctx, const float *x,
       invstd[k] = save_invstd[c0 + k];
       a[k] = b[k] = 0.0;
     }
-    if (y != NULL)
+    if (dresidual != NULL)
       backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
-                          a, b, 1);
+                          dresidual, a, b, 1, 1);
+    else if (y != NULL)
+      backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
+                          NULL, a, b, 1, 0);
     else
       backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
-                          a, b, 0);
+                          NULL, a, b, 0, 0);
     for (k = 0; k < count; ++k) {
       w.part[slice * channels + c0 + k] = a[k];
       w.part2[slice * channels + c0 + k] = b[k];
@@ -501,17 +524,16 @@ static cudl_status backward_rows(cudl_context *ctx, const float *x,
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (n = 0; n < outer; ++n) {
     const int64_t at = n * channels;
-    if (y == NULL)
+    /* g is dresidual where the sums wrote it. */
+    if (dresidual != NULL)
+      input_gradient_row(x + at, NULL, dresidual + at, save_mean, save_invstd,
+                         w.k_dy, w.k_xhat, w.k_0, dx + at, channels, 0);
+    else if (y == NULL)
       input_gradient_row(x + at, NULL, dy + at, save_mean, save_invstd, w.k_dy,
-                         w.k_xhat, w.k_0, dx + at, NULL, channels, 0, 0);
-    else if (dresidual == NULL)
-      input_gradient_row(x + at, y + at, dy + at, save_mean, save_invstd,
-                         w.k_dy, w.k_xhat, w.k_0, dx + at, NULL, channels, 1,
-                         0);
+                         w.k_xhat, w.k_0, dx + at, channels, 0);
     else
       input_gradient_row(x + at, y + at, dy + at, save_mean, save_invstd,
-                         w.k_dy, w.k_xhat, w.k_0, dx + at, dresidual + at,
-                         channels, 1, 1);
+                         w.k_dy, w.k_xhat, w.k_0, dx + at, channels, 1);
   }
   return CUDL_OK;
 }

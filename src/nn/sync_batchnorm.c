@@ -6,7 +6,7 @@
  *    variance (momentum 1, into scratch); those are combined over the
  *    replicas with Chan's formula (the sum of squared deviations about the
  *    global mean from each replica's about its own: no cancellation, as
- *    the ops' two-pass statistics), and the inference op normalises with
+ *    in the ops' statistics), and the inference op normalises with
  *    the global mean and variance;
  *  - backward: the backward op's dx uses the replica's own sums of dy and
  *    dy * xhat over its m rows; dx of the global batch norm uses the sums

@@ -95,8 +95,9 @@ const std::vector<std::vector<int64_t>> kShapes = {
 TEST_F(BatchNormTest, TrainingMatchesFloat64Reference) {
   for (const auto &shape : kShapes) {
     // A large mean and a small variance: a one-pass E[x^2] - E[x]^2 in
-    // float would lose the variance to cancellation.
-    for (double mean : {0.0, 1000.0}) {
+    // float would lose the variance to cancellation, and at 30000 even in
+    // double (about 5 digits kept) unless the sums are shifted.
+    for (double mean : {0.0, 1000.0, 30000.0}) {
       SCOPED_TRACE("shape of " + std::to_string(shape.size()) + " dims, mean " +
                    std::to_string(mean));
       const Layout l = LayoutOf(shape);
@@ -298,6 +299,66 @@ TEST_F(BatchNormTest, FusedHalvesAreTheTrainingForward) {
     EXPECT_TRUE(BitEqual(ReadF32(dres), std::vector<float>(n, 0.0f)));
     EXPECT_TRUE(BitEqual(ReadF32(dg2), std::vector<float>(nc, 0.0f)));
   }
+}
+
+// dx or dresidual may be dy itself: the backward's first pass writes the
+// residual's gradient, which its second pass reads back, so each is
+// checked in place against separate buffers, in both loop shapes ({16,
+// 10} is the rows one). A shifted view of dy is refused.
+TEST_F(BatchNormTest, FusedBackwardOverDyItself) {
+  for (const auto &shape : kShapes) {
+    const Layout l = LayoutOf(shape);
+    const size_t n = static_cast<size_t>(l.outer * l.channels * l.inner),
+                 nc = static_cast<size_t>(l.channels);
+    const std::vector<float> xs = Normal(n, 1.0, 2.0, 31), ys = Normal(n, 0.0, 1.0, 32),
+                             dys = Normal(n, 0.0, 1.0, 33);
+    Bn b = MakeBn(ctx_, shape, xs, Normal(nc, 1.0, 0.3, 34), Normal(nc, 0.0, 0.5, 35));
+    ASSERT_EQ(Train(ctx_, b, 0.1f, 1e-5f), CUDL_OK);
+    cudl_tensor *y = Make(ctx_, shape, ys), *dy = Make(ctx_, shape, dys), *dx = Make(ctx_, shape),
+                *dres = Make(ctx_, shape), *dg = Make(ctx_, {l.channels}),
+                *db = Make(ctx_, {l.channels});
+    ASSERT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, y, dy, b.gamma, b.smean, b.sinv, dx, dres,
+                                           dg, db),
+              CUDL_OK);
+    const std::vector<float> want_dx = ReadF32(dx), want_dres = ReadF32(dres);
+
+    cudl_tensor *dy_dres = Make(ctx_, shape, dys);
+    ASSERT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, y, dy_dres, b.gamma, b.smean, b.sinv, dx,
+                                           dy_dres, dg, db),
+              CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(dx), want_dx)) << "dresidual over dy";
+    EXPECT_TRUE(BitEqual(ReadF32(dy_dres), want_dres)) << "dresidual over dy";
+
+    cudl_tensor *dy_dx = Make(ctx_, shape, dys);
+    ASSERT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, y, dy_dx, b.gamma, b.smean, b.sinv, dy_dx,
+                                           dres, dg, db),
+              CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(dy_dx), want_dx)) << "dx over dy";
+    EXPECT_TRUE(BitEqual(ReadF32(dres), want_dres)) << "dx over dy";
+  }
+
+  // Two views of one buffer of three samples, one sample apart.
+  const std::vector<int64_t> shape = {2, 3, 4};
+  Bn b = MakeBn(ctx_, shape, Normal(24, 0, 1, 36), {1, 1, 1}, {0, 0, 0});
+  ASSERT_EQ(Train(ctx_, b, 0.1f, 1e-5f), CUDL_OK);
+  cudl_tensor *buffer = Make(ctx_, {3, 3, 4}, std::vector<float>(36, 5.0f)), *dy = nullptr,
+              *shifted = nullptr;
+  ASSERT_EQ(cudl_tensor_narrow(buffer, 0, 2, &dy), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_narrow(buffer, 1, 2, &shifted), CUDL_OK);
+  cudl_tensor *dx = Make(ctx_, shape), *dres = Make(ctx_, shape), *dg = Make(ctx_, {3}),
+              *db = Make(ctx_, {3});
+  EXPECT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, b.y, dy, b.gamma, b.smean, b.sinv, shifted,
+                                         dres, dg, db),
+            CUDL_ERR_INVALID_ARGUMENT)
+      << "dx over a shifted view of dy";
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "shifted view"));
+  EXPECT_EQ(cudl_batchnorm_relu_backward(ctx_, b.x, b.y, dy, b.gamma, b.smean, b.sinv, dx,
+                                         shifted, dg, db),
+            CUDL_ERR_INVALID_ARGUMENT)
+      << "dresidual over a shifted view of dy";
+  EXPECT_TRUE(BitEqual(ReadF32(buffer), std::vector<float>(36, 5.0f))) << "written";
+  cudl_tensor_destroy(dy);
+  cudl_tensor_destroy(shifted);
 }
 
 TEST_F(BatchNormTest, FusedPathBadInputWritesNothing) {
