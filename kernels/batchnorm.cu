@@ -1,27 +1,33 @@
 /*
  * batchnorm.cu - batch normalisation on CUDA, on x viewed as [outer,
- * channels, inner]: training forward (two-pass statistics, then the
- * normalisation), inference forward and backward, and the fused path's
- * halves (ops.def): the statistics alone, the normalisation with a residual
- * and a ReLU after it, and the backward through that ReLU writing the
- * residual's gradient. Kernels first, then the backend entries.
+ * channels, inner]: training forward (the statistics in one pass over x,
+ * then the normalisation), inference forward and backward, and the fused
+ * path's halves (ops.def): the statistics alone, the normalisation with a
+ * residual and a ReLU after it, and the backward through that ReLU writing
+ * the residual's gradient. Kernels first, then the backend entries.
  *
- * Every per-channel sum uses one pattern: block (c, p) adds part p of
- * channel c's elements (kernels/reduce.cuh), writing partial[c * parts + p];
- * a finishing kernel adds a channel's parts in order and applies what the
- * sum is for (mean; variance, inverse deviation and running statistics;
- * the gradients of gamma and beta). The order of additions depends only on
- * the shape, so results are deterministic.
+ * Every per-channel reduction uses one pattern: block (c, p) reduces part p
+ * of channel c's elements (kernels/reduce.cuh), writing partial[c * parts +
+ * p]; a finishing kernel merges a channel's parts in order and applies
+ * what the result is for (mean, inverse deviation and running statistics;
+ * the gradients of gamma and beta). The order depends only on the shape,
+ * so results are deterministic. Each thread reduces into an accumulator:
+ * Moments for the statistics (Welford's count, mean and squared deviations
+ * of x less a shift, merged by Chan's formula, so one pass keeps the
+ * variance where E[x^2] - E[x]^2 in float would cancel it away), SumPair
+ * for the backward's two sums (of g and of g * xhat, also in one pass). A
+ * training step's batch norm is thus three launches forward and three
+ * backward: reduce, finish, elementwise.
  *
  * inner == 1 (channels-last activations [n * h * w, c], and [N, C]) takes
- * the rows shape of kernels/rows.cuh instead, in the sums and in the
+ * the rows shape of kernels/rows.cuh instead, in the reductions and in the
  * elementwise passes: threads run along channels, so a warp reads
  * consecutive channels of a row (block (c, p) would read one element per
  * 32-byte sector, the channels lying c apart), each thread takes its
  * channel's constants once and no element pays for a 64-bit division. The
- * sums keep the two fixed-order stages, f32 as elsewhere: block (tile, p)
- * writes partial[c * parts + p] for its channels and the same finishing
- * kernels add the parts.
+ * reductions keep the two fixed-order stages: block (tile, p) writes
+ * partial[c * parts + p] for its channels and the same finishing kernels
+ * merge the parts.
  *
  * x, y, dy and dx are in the entry's dtype; every kernel reading or writing
  * them is a template over that storage type T (kernels/dtype.cuh): values
@@ -46,32 +52,68 @@ struct Layout {
   }
 };
 
-// The mean is summed from x less a shift, the channel's first element (when
-// finite): a float sum of values near 1000 loses about a unit in the 7th
-// digit per addition, enough to move the mean by a sizeable fraction of a
-// small deviation, while the shifted values are the size of the deviation.
+// The statistics are of x less a shift, the channel's first element (when
+// finite): the shifted values are the size of the deviation, whatever the
+// mean (a float mean of values near 1000 is off by a sizeable fraction of
+// a deviation of 0.05).
 template <class T>
 __device__ float channel_shift(const T *x, Layout l, int64_t c) {
   const float s = cudl__load(x, c * l.inner);  // l.index(c, 0), undivided
   return isfinite(s) ? s : 0.0f;
 }
 
-// Per-element terms of the sums.
+// Count, mean and sum of squared deviations from it of some values:
+// Welford's update per value, Chan et al.'s merge of two sets. The zero
+// value is the empty set.
+struct Moments {
+  float n, mean, m2;
+  __device__ void add(float v) {
+    n += 1.0f;
+    const float delta = v - mean;
+    mean += delta / n;
+    m2 += delta * (v - mean);
+  }
+  __device__ void merge(const Moments &o) {
+    if (o.n == 0.0f) return;
+    if (n == 0.0f) {
+      *this = o;
+      return;
+    }
+    const float total = n + o.n, delta = o.mean - mean, w = o.n / total;
+    mean += delta * w;
+    m2 += o.m2 + delta * delta * n * w;
+    n = total;
+  }
+  __device__ Moments shfl_down(int offset) const {
+    return {__shfl_down_sync(0xffffffffu, n, offset),
+            __shfl_down_sync(0xffffffffu, mean, offset),
+            __shfl_down_sync(0xffffffffu, m2, offset)};
+  }
+};
+
+// The backward's two sums, of g and of g * xhat.
+struct SumPair {
+  float g, g_xhat;
+  __device__ void add(const SumPair &v) { merge(v); }
+  __device__ void merge(const SumPair &o) {
+    g += o.g;
+    g_xhat += o.g_xhat;
+  }
+  __device__ SumPair shfl_down(int offset) const {
+    return {__shfl_down_sync(0xffffffffu, g, offset),
+            __shfl_down_sync(0xffffffffu, g_xhat, offset)};
+  }
+};
+
+// Per-element terms of the reductions: what an element adds (operator()),
+// and the accumulator it adds to (Acc).
 template <class T>
 struct ShiftedXTerm {
+  using Acc = Moments;
   const T *x;
   Layout l;
   __device__ float operator()(int64_t k, int64_t c) const {
     return cudl__load(x, k) - channel_shift(x, l, c);
-  }
-};
-template <class T>
-struct SquaredDeviation {
-  const T *x;
-  const float *mean;
-  __device__ float operator()(int64_t k, int64_t c) const {
-    const float d = cudl__load(x, k) - mean[c];
-    return d * d;
   }
 };
 // The gradient the backward sums: dy, or on the fused path dy through the
@@ -82,19 +124,19 @@ __device__ float gradient_in(const T *y, const T *dy, int64_t k) {
   return y == nullptr || cudl__load(y, k) > 0.0f ? g : 0.0f;
 }
 
+// g and g * xhat; on the fused path g is also the residual's gradient,
+// written here (g_out not NULL) so that the input gradient's pass reads it
+// instead of y and dy.
 template <class T>
-struct DyTerm {
-  const T *y, *dy;
-  __device__ float operator()(int64_t k, int64_t) const {
-    return gradient_in(y, dy, k);
-  }
-};
-template <class T>
-struct DyXhatTerm {
+struct GradientTerm {
+  using Acc = SumPair;
   const T *x, *y, *dy;
   const float *mean, *invstd;
-  __device__ float operator()(int64_t k, int64_t c) const {
-    return gradient_in(y, dy, k) * (cudl__load(x, k) - mean[c]) * invstd[c];
+  T *g_out;
+  __device__ SumPair operator()(int64_t k, int64_t c) const {
+    const float g = gradient_in(y, dy, k);
+    if (g_out != nullptr) cudl__store(g_out, k, g);
+    return {g, g * (cudl__load(x, k) - mean[c]) * invstd[c]};
   }
 };
 
@@ -106,74 +148,80 @@ struct DyXhatTerm {
 constexpr int64_t kWidePlane = 64;
 
 template <class Term>
-__global__ void channel_partial_kernel(Term term, Layout l, float *partial) {
+__global__ void channel_partial_kernel(Term term, Layout l,
+                                       typename Term::Acc *partial) {
   const int64_t c = blockIdx.x;
-  float sum = 0.0f;
+  typename Term::Acc acc{};
   if (l.inner >= kWidePlane) {
     for (int64_t n = blockIdx.y; n < l.outer; n += gridDim.y) {
       const int64_t base = (n * l.channels + c) * l.inner;
       for (int64_t i = threadIdx.x; i < l.inner; i += blockDim.x)
-        sum += term(base + i, c);
+        acc.add(term(base + i, c));
     }
   } else {
     const int64_t m = l.outer * l.inner;
     for (int64_t e = (int64_t)blockIdx.y * blockDim.x + threadIdx.x; e < m;
          e += (int64_t)gridDim.y * blockDim.x)
-      sum += term(l.index(c, e), c);
+      acc.add(term(l.index(c, e), c));
   }
-  sum = cudl__block_sum(sum);
-  if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = sum;
+  acc = cudl__block_merge(acc);
+  if (threadIdx.x == 0) partial[c * gridDim.y + blockIdx.y] = acc;
 }
 
-// inner == 1: block (tile, p) of the rows shape adds part p of its
+// inner == 1: block (tile, p) of the rows shape reduces part p of its
 // channels' rows.
 template <class Term>
 __global__ void rows_partial_kernel(Term term, int64_t rows, int64_t channels,
-                                    float *partial) {
+                                    typename Term::Acc *partial) {
   const int64_t c = cudl__rows_channel();
-  float sum = 0.0f;
+  typename Term::Acc acc{};
   if (c < channels)
     for (int64_t r = cudl__rows_first(); r < rows; r += cudl__rows_step())
-      sum += term(r * channels + c, c);
-  sum = cudl__column_sum(sum);
+      acc.add(term(r * channels + c, c));
+  acc = cudl__column_merge(acc);
   if (threadIdx.y == 0 && c < channels)
-    partial[c * gridDim.y + blockIdx.y] = sum;
+    partial[c * gridDim.y + blockIdx.y] = acc;
 }
 
-// Channel c's total of its parts, in order.
-__device__ float channel_total(const float *partial, int64_t c, int parts) {
-  float sum = 0.0f;
-  for (int p = 0; p < parts; ++p) sum += partial[c * parts + p];
-  return sum;
-}
-
+// Channel c's parts merged in order, in double (a channel's count can pass
+// float's 2^24), into its statistics.
 template <class T>
-__global__ void finish_mean_kernel(const float *partial, int parts, const T *x,
-                                   Layout l, float m, float *mean) {
-  for (int64_t c = CUDL_GRID_START; c < l.channels; c += CUDL_GRID_STRIDE)
-    mean[c] = (float)((double)channel_shift(x, l, c) +
-                      (double)channel_total(partial, c, parts) / (double)m);
-}
-
-__global__ void finish_variance_kernel(const float *partial, int parts,
-                                       int64_t channels, float m, float eps,
-                                       float momentum, const float *mean,
-                                       float *invstd, float *running_mean,
-                                       float *running_var) {
-  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE) {
-    const float var = channel_total(partial, c, parts) / m;
-    invstd[c] = (float)(1.0 / sqrt((double)var + (double)eps));
-    running_mean[c] = (float)((1.0 - momentum) * running_mean[c] +
-                              (double)momentum * mean[c]);
+__global__ void finish_statistics_kernel(const Moments *partial, int parts,
+                                         const T *x, Layout l, float eps,
+                                         float momentum, float *mean,
+                                         float *invstd, float *running_mean,
+                                         float *running_var) {
+  for (int64_t c = CUDL_GRID_START; c < l.channels; c += CUDL_GRID_STRIDE) {
+    double n = 0.0, mu = 0.0, m2 = 0.0;
+    for (int p = 0; p < parts; ++p) {
+      const Moments o = partial[c * parts + p];
+      if (o.n == 0.0f) continue;
+      const double total = n + (double)o.n, delta = (double)o.mean - mu,
+                   w = (double)o.n / total;
+      mu += delta * w;
+      m2 += (double)o.m2 + delta * delta * n * w;
+      n = total;
+    }
+    const double m = (double)(l.outer * l.inner), var = m2 / m,
+                 value = (double)channel_shift(x, l, c) + mu;
+    mean[c] = (float)value;
+    invstd[c] = (float)(1.0 / sqrt(var + (double)eps));
+    running_mean[c] =
+        (float)((1.0 - momentum) * running_mean[c] + (double)momentum * value);
     running_var[c] = (float)((1.0 - momentum) * running_var[c] +
                              (double)momentum * var * m / (m - 1.0));
   }
 }
 
-__global__ void finish_copy_kernel(const float *partial, int parts,
-                                   int64_t channels, float *out) {
-  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE)
-    out[c] = channel_total(partial, c, parts);
+__global__ void finish_gradients_kernel(const SumPair *partial, int parts,
+                                        int64_t channels, float *dgamma,
+                                        float *dbeta) {
+  for (int64_t c = CUDL_GRID_START; c < channels; c += CUDL_GRID_STRIDE) {
+    SumPair sum{};
+    for (int p = 0; p < parts; ++p) sum.merge(partial[c * parts + p]);
+    dbeta[c] = sum.g;
+    dgamma[c] = sum.g_xhat;
+  }
 }
 
 // The elementwise passes: each op takes a channel's constants once
@@ -218,13 +266,12 @@ struct Inference {
   }
 };
 
-// dx from the gradient g (gradient_in), and on the fused path the
-// residual's gradient g (dresidual not NULL).
+// dx from the gradient g (gradient_in).
 template <class T>
 struct InputGradient {
   const T *x, *y, *dy;
   const float *gamma, *mean, *invstd, *dgamma, *dbeta;
-  T *dx, *dresidual;
+  T *dx;
   float m;
   struct Channel {
     float gamma, mean, invstd, dgamma, dbeta;
@@ -237,7 +284,6 @@ struct InputGradient {
     const float xhat = (cudl__load(x, k) - ch.mean) * ch.invstd;
     cudl__store(dx, k,
                 ch.gamma * ch.invstd / m * (m * g - ch.dbeta - xhat * ch.dgamma));
-    if (dresidual != nullptr) cudl__store(dresidual, k, g);
   }
 };
 
@@ -297,10 +343,10 @@ int parts_for(int64_t outer, int64_t channels, int64_t inner) {
   return parts < 1 ? 1 : (int)parts;
 }
 
-// parts is parts_for(l); partial holds l.channels * parts floats.
+// parts is parts_for(l); partial holds l.channels * parts accumulators.
 template <class Term>
 void channel_partials(cudaStream_t stream, Term term, Layout l, int parts,
-                      float *partial) {
+                      typename Term::Acc *partial) {
   if (l.inner == 1) {
     const cudl__rows_shape shape = cudl__rows_shape_for(l.outer, l.channels);
     rows_partial_kernel<<<shape.grid, shape.block, 0, stream>>>(
@@ -322,20 +368,15 @@ cudl_status batchnorm_statistics(cudl_context *ctx, const void *x,
                                  int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
-  const float m = (float)(outer * inner);
-  const unsigned grid = cudl__grid_for(channels);
   const T *tx = cudl__typed<T>(x);
   CUDA_ENTER(ctx, s);
-  Scratch<float> partial(s);
+  Scratch<Moments> partial(s);
   CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
   channel_partials(s->stream, ShiftedXTerm<T>{tx, l}, l, parts, partial.get());
-  finish_mean_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, tx, l, m, save_mean);
-  channel_partials(s->stream, SquaredDeviation<T>{tx, save_mean}, l, parts,
-                   partial.get());
-  finish_variance_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, channels, m, eps, momentum, save_mean, save_invstd,
-      running_mean, running_var);
+  finish_statistics_kernel<<<cudl__grid_for(channels), CUDL_BLOCK_SIZE, 0,
+                             s->stream>>>(partial.get(), parts, tx, l, eps,
+                                          momentum, save_mean, save_invstd,
+                                          running_mean, running_var);
   return CUDL_CUDA_LAUNCHED(ctx);
 }
 
@@ -399,25 +440,26 @@ cudl_status batchnorm_relu_backward(cudl_context *ctx, const void *x,
                                     int64_t channels, int64_t inner) {
   const Layout l = {outer, channels, inner};
   const int parts = parts_for(outer, channels, inner);
-  const unsigned grid = cudl__grid_for(channels);
   const T *tx = cudl__typed<T>(x), *ty = cudl__typed<T>(y),
           *tdy = cudl__typed<T>(dy);
+  T *tdres = cudl__typed<T>(dresidual);
   CUDA_ENTER(ctx, s);
-  Scratch<float> partial(s);
+  Scratch<SumPair> partial(s);
   CUDL_CUDA_TRY(ctx, partial.alloc(ctx, (size_t)channels * (size_t)parts));
-  channel_partials(s->stream, DyTerm<T>{ty, tdy}, l, parts, partial.get());
-  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, channels, dbeta);
   channel_partials(s->stream,
-                   DyXhatTerm<T>{tx, ty, tdy, save_mean, save_invstd}, l, parts,
-                   partial.get());
-  finish_copy_kernel<<<grid, CUDL_BLOCK_SIZE, 0, s->stream>>>(
-      partial.get(), parts, channels, dgamma);
+                   GradientTerm<T>{tx, ty, tdy, save_mean, save_invstd, tdres},
+                   l, parts, partial.get());
+  finish_gradients_kernel<<<cudl__grid_for(channels), CUDL_BLOCK_SIZE, 0,
+                            s->stream>>>(partial.get(), parts, channels, dgamma,
+                                         dbeta);
+  // The input gradient's g: the residual's gradient where the reduction
+  // wrote it (no mask to apply again), else dy through y's mask.
   if (outer * inner > 0)
     launch_elementwise(
         s->stream,
-        InputGradient<T>{tx, ty, tdy, gamma, save_mean, save_invstd, dgamma,
-                         dbeta, cudl__typed<T>(dx), cudl__typed<T>(dresidual),
+        InputGradient<T>{tx, tdres != nullptr ? nullptr : ty,
+                         tdres != nullptr ? tdres : tdy, gamma, save_mean,
+                         save_invstd, dgamma, dbeta, cudl__typed<T>(dx),
                          (float)(outer * inner)},
         l);
   return CUDL_CUDA_LAUNCHED(ctx);

@@ -36,6 +36,26 @@ __device__ __forceinline__ T cudl__block_sum(T v) {
   return v;
 }
 
+/* The same pattern for a value that is more than one number (the count,
+ * mean and squared deviations of batch norm's statistics): T has
+ * `void merge(const T &)`, `T shfl_down(int offset) const` (each member
+ * through __shfl_down_sync) and zero for its value-initialised state. The
+ * merges go in the order cudl__block_sum adds; valid in thread 0. */
+template <class T>
+__device__ __forceinline__ T cudl__block_merge(T v) {
+  __shared__ T warp_values[32];
+  const unsigned lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+  for (int offset = 16; offset > 0; offset /= 2) v.merge(v.shfl_down(offset));
+  if (lane == 0) warp_values[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < blockDim.x / 32u ? warp_values[lane] : T();
+    for (int offset = 16; offset > 0; offset /= 2)
+      v.merge(v.shfl_down(offset));
+  }
+  return v;
+}
+
 /* Maximum of v over the block, NaN winning (a row with NaN stays NaN);
  * valid in thread 0. */
 __device__ __forceinline__ float cudl__nan_max(float a, float b) {

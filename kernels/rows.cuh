@@ -81,4 +81,17 @@ __device__ T cudl__column_sum(T v) {
   return v;
 }
 
+/* cudl__column_sum for a value of several numbers, merged in order of
+ * threadIdx.y (T as for cudl__block_merge, kernels/reduce.cuh). */
+template <class T>
+__device__ T cudl__column_merge(T v) {
+  __shared__ T column[CUDL_BLOCK_SIZE];
+  column[threadIdx.y * blockDim.x + threadIdx.x] = v;
+  __syncthreads();
+  if (threadIdx.y == 0)
+    for (unsigned y = 1; y < blockDim.y; ++y)
+      v.merge(column[y * blockDim.x + threadIdx.x]);
+  return v;
+}
+
 #endif /* CUDL_ROWS_CUH */
