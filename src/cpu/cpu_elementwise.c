@@ -1,6 +1,7 @@
 /* cpu_elementwise.c - elementwise arithmetic and full sums on the CPU. */
 #include <math.h>
 
+#include "core/half.h"
 #include "cpu/cpu_internal.h"
 
 cudl_status cudl__cpu_add_scaled(cudl_context *ctx, const void *a_, float alpha,
@@ -12,6 +13,25 @@ cudl_status cudl__cpu_add_scaled(cudl_context *ctx, const void *a_, float alpha,
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > 32768)
   for (i = 0; i < n; ++i) out[i] = a[i] + alpha * b[i];
+  return CUDL_OK;
+}
+
+/* bf16 read and written directly (f32 arithmetic on the widened values,
+ * rounded once, as the widening entries of cpu_lowp.c compute): a
+ * gradient's sum of two readers runs over whole activations on every
+ * residual block, where widened copies tripled the bytes moved. */
+cudl_status cudl__cpu_add_scaled_bf16(cudl_context *ctx, const void *a_,
+                                      float alpha, const void *b_, void *out_,
+                                      int64_t n) {
+  const uint16_t *a = a_;
+  const uint16_t *b = b_;
+  uint16_t *out = out_;
+  int64_t i;
+  (void)ctx;
+#pragma omp parallel for schedule(static) if (n > 32768)
+  for (i = 0; i < n; ++i)
+    out[i] = cudl__f32_to_bf16(cudl__bf16_to_f32(a[i]) +
+                               alpha * cudl__bf16_to_f32(b[i]));
   return CUDL_OK;
 }
 

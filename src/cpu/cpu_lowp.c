@@ -11,7 +11,9 @@
  *
  * bf16 convolutions and matrix products first ask their f32 files for a
  * native run (cudl__cpu_<name>_native_bf16: oneDNN computing in bf16 where
- * the CPU has bf16 arithmetic) and widen only where there is none.
+ * the CPU has bf16 arithmetic) and widen only where there is none. Batch
+ * norm's bf16 entries are not here: its loops read and write bf16 (and
+ * compute in f32) on any CPU (cpu_batchnorm.c).
  */
 #include "core/half.h"
 #include "cpu/cpu_internal.h"
@@ -295,6 +297,14 @@ static cudl_status wide_end(wide_set *w, cudl_status status) {
   }
 #define UNPAREN(...) __VA_ARGS__
 
+/* The f16 entry alone, for an operator whose bf16 entry reads and writes
+ * bf16 itself (batch norm: cpu_batchnorm_loops.h; add_scaled:
+ * cpu_elementwise.c). */
+#define LOWP_ENTRY_F16(name, params, args)            \
+  cudl_status cudl__cpu_##name##_f16 params {         \
+    return lowp_##name(CUDL_DTYPE_F16, UNPAREN args); \
+  }
+
 /* The same, for an operator whose bf16 entry runs natively where it can. */
 #define LOWP_ENTRIES_NATIVE_BF16(name, params, args)                         \
   cudl_status cudl__cpu_##name##_bf16 params {                               \
@@ -538,7 +548,7 @@ LOWP_ENTRIES(global_avg_pool_backward,
               int64_t cols, int64_t inner),
              (ctx, dy, dx, outer, cols, inner))
 
-/* ---- batch normalisation ---- */
+/* ---- batch normalisation: f16 (bf16 is cpu_batchnorm.c's) ---- */
 
 static cudl_status lowp_batchnorm_forward_training(
     cudl_dtype dtype, cudl_context *ctx, const void *x, const float *gamma,
@@ -555,7 +565,7 @@ static cudl_status lowp_batchnorm_forward_training(
   if (s == CUDL_OK) narrow(&w, wy, y, n);
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(batchnorm_forward_training,
+LOWP_ENTRY_F16(batchnorm_forward_training,
              (cudl_context * ctx, const void *x, const float *gamma,
               const float *beta, float momentum, float eps, float *running_mean,
               float *running_var, void *y, float *save_mean, float *save_invstd,
@@ -576,7 +586,7 @@ static cudl_status lowp_batchnorm_forward_inference(
   if (s == CUDL_OK) narrow(&w, wy, y, n);
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(batchnorm_forward_inference,
+LOWP_ENTRY_F16(batchnorm_forward_inference,
              (cudl_context * ctx, const void *x, const float *gamma,
               const float *beta, const float *running_mean,
               const float *running_var, float eps, void *y, int64_t outer,
@@ -599,7 +609,7 @@ static cudl_status lowp_batchnorm_backward(
   if (s == CUDL_OK) narrow(&w, wdx, dx, n);
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(batchnorm_backward,
+LOWP_ENTRY_F16(batchnorm_backward,
              (cudl_context * ctx, const void *x, const void *dy,
               const float *gamma, const float *save_mean,
               const float *save_invstd, void *dx, float *dgamma, float *dbeta,
@@ -618,7 +628,7 @@ static cudl_status lowp_batchnorm_statistics(
                              save_mean, save_invstd, outer, channels, inner));
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(batchnorm_statistics,
+LOWP_ENTRY_F16(batchnorm_statistics,
              (cudl_context * ctx, const void *x, float momentum, float eps,
               float *running_mean, float *running_var, float *save_mean,
               float *save_invstd, int64_t outer, int64_t channels,
@@ -641,7 +651,7 @@ static cudl_status lowp_batchnorm_apply(
   if (s == CUDL_OK) narrow(&w, wy, y, n);
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(batchnorm_apply,
+LOWP_ENTRY_F16(batchnorm_apply,
              (cudl_context * ctx, const void *x, const float *gamma,
               const float *beta, const float *mean, const float *invstd,
               const void *residual, int relu, void *y, int64_t outer,
@@ -669,7 +679,7 @@ static cudl_status lowp_batchnorm_relu_backward(
   }
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(batchnorm_relu_backward,
+LOWP_ENTRY_F16(batchnorm_relu_backward,
              (cudl_context * ctx, const void *x, const void *y, const void *dy,
               const float *gamma, const float *save_mean,
               const float *save_invstd, void *dx, void *dresidual,
@@ -689,7 +699,7 @@ static cudl_status lowp_add_scaled(cudl_dtype dtype, cudl_context *ctx,
   if (s == CUDL_OK) narrow(&w, wa, out, n);
   return wide_end(&w, s);
 }
-LOWP_ENTRIES(add_scaled,
+LOWP_ENTRY_F16(add_scaled,
              (cudl_context * ctx, const void *a, float alpha, const void *b,
               void *out, int64_t n),
              (ctx, a, alpha, b, out, n))

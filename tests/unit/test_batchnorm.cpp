@@ -400,6 +400,124 @@ TEST_F(BatchNormTest, FusedPathBadInputWritesNothing) {
   EXPECT_TRUE(BitEqual(ReadF32(dx), std::vector<float>(24, 7.0f))) << "dx was written";
 }
 
+// The CPU's bf16 entries read and write bf16 themselves, where they once
+// widened whole tensors to f32 around the f32 entries; the definition is
+// unchanged (ops.def: f32 arithmetic on the widened values, one rounding
+// out), so each step must give the f32 entry's bits on the widened values,
+// rounded once: statistics, apply with and without residual and ReLU, the
+// backward plain and through the ReLU with the residual's gradient. Both
+// loop shapes, NCHW and channels-last, and the threaded rows ({1000, 40},
+// {3, 40, 17, 19} channels-last).
+TEST_F(BatchNormTest, Bf16StepsAreTheF32StepsRoundedOnce) {
+  struct Case {
+    std::vector<int64_t> shape;
+    bool channels_last;
+  };
+  const std::vector<Case> cases = {
+      {{4, 3, 5, 7}, false},   {{16, 10}, false},   {{5, 7, 2, 3}, true},
+      {{3, 40, 17, 19}, true}, {{1000, 40}, false}, {{3, 2, 11}, false}};
+  uint32_t seed = 40;
+  for (const Case &k : cases) {
+    SCOPED_TRACE("shape of " + std::to_string(k.shape.size()) + " dims, " +
+                 std::to_string(k.shape[1]) + " channels" +
+                 (k.channels_last ? ", NHWC" : ""));
+    size_t n = 1;
+    for (int64_t d : k.shape) n *= static_cast<size_t>(d);
+    const int64_t c = k.shape[1];
+    const size_t nc = static_cast<size_t>(c);
+    // An f32 tensor and a bf16 one holding the same values (rounded to bf16).
+    auto pair = [&](double mean, double stddev, cudl_tensor **wide,
+                    cudl_tensor **narrow) {
+      *wide = Make(ctx_, k.shape, Normal(n, mean, stddev, ++seed));
+      *narrow = MakeOf(CUDL_DTYPE_BF16, k.shape);
+      if (k.channels_last) {
+        ASSERT_EQ(cudl_tensor_set_layout(*wide, CUDL_LAYOUT_NHWC), CUDL_OK);
+        ASSERT_EQ(cudl_tensor_set_layout(*narrow, CUDL_LAYOUT_NHWC), CUDL_OK);
+      }
+      ASSERT_EQ(cudl_tensor_convert(*narrow, *wide), CUDL_OK);
+      ASSERT_EQ(cudl_tensor_convert(*wide, *narrow), CUDL_OK);
+    };
+    auto out_pair = [&](cudl_tensor **wide, cudl_tensor **narrow) {
+      *wide = Make(ctx_, k.shape);
+      *narrow = MakeOf(CUDL_DTYPE_BF16, k.shape);
+      if (k.channels_last) {
+        ASSERT_EQ(cudl_tensor_set_layout(*wide, CUDL_LAYOUT_NHWC), CUDL_OK);
+        ASSERT_EQ(cudl_tensor_set_layout(*narrow, CUDL_LAYOUT_NHWC), CUDL_OK);
+      }
+    };
+    // The f32 result rounded once, and the bf16 one, as bits.
+    auto same = [&](cudl_tensor *wide, cudl_tensor *narrow) {
+      cudl_tensor *rounded = MakeOf(CUDL_DTYPE_BF16, k.shape);
+      if (k.channels_last) {
+        EXPECT_EQ(cudl_tensor_set_layout(rounded, CUDL_LAYOUT_NHWC), CUDL_OK);
+      }
+      EXPECT_EQ(cudl_tensor_convert(rounded, wide), CUDL_OK);
+      return cudl_test::ReadBits16(rounded) == cudl_test::ReadBits16(narrow);
+    };
+    cudl_tensor *x32, *x16, *r32, *r16, *y32, *y16, *dy32, *dy16;
+    pair(2.0, 3.0, &x32, &x16);
+    pair(0.0, 1.0, &r32, &r16);
+    pair(0.0, 1.0, &y32, &y16);  // either side of the ReLU
+    pair(0.0, 1.0, &dy32, &dy16);
+    if (HasFatalFailure()) return;
+    const std::vector<float> gamma = Normal(nc, 1.0, 0.3, ++seed),
+                             beta = Normal(nc, 0, 0.5, ++seed);
+    Bn w = MakeBn(ctx_, k.shape, {}, gamma, beta),
+       h = MakeBn(ctx_, k.shape, {}, gamma, beta);
+
+    ASSERT_EQ(cudl_batchnorm_statistics(ctx_, x32, 0.1f, 1e-5f, w.rmean, w.rvar,
+                                        w.smean, w.sinv),
+              CUDL_OK);
+    ASSERT_EQ(cudl_batchnorm_statistics(ctx_, x16, 0.1f, 1e-5f, h.rmean, h.rvar,
+                                        h.smean, h.sinv),
+              CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(h.smean), ReadF32(w.smean)));
+    EXPECT_TRUE(BitEqual(ReadF32(h.sinv), ReadF32(w.sinv)));
+    EXPECT_TRUE(BitEqual(ReadF32(h.rmean), ReadF32(w.rmean)));
+    EXPECT_TRUE(BitEqual(ReadF32(h.rvar), ReadF32(w.rvar)));
+
+    cudl_tensor *a32, *a16;
+    out_pair(&a32, &a16);
+    for (int fused = 0; fused < 2; ++fused) {
+      ASSERT_EQ(cudl_batchnorm_apply(ctx_, x32, w.gamma, w.beta, w.smean,
+                                     w.sinv, fused ? r32 : nullptr, fused, a32),
+                CUDL_OK);
+      ASSERT_EQ(cudl_batchnorm_apply(ctx_, x16, w.gamma, w.beta, w.smean,
+                                     w.sinv, fused ? r16 : nullptr, fused, a16),
+                CUDL_OK);
+      EXPECT_TRUE(same(a32, a16))
+          << (fused ? "apply with residual and ReLU" : "apply");
+    }
+
+    cudl_tensor *dx32, *dx16, *dres32, *dres16;
+    out_pair(&dx32, &dx16);
+    out_pair(&dres32, &dres16);
+    cudl_tensor *dg32 = Make(ctx_, {c}), *db32 = Make(ctx_, {c}),
+                *dg16 = Make(ctx_, {c}), *db16 = Make(ctx_, {c});
+    ASSERT_EQ(cudl_batchnorm_backward(ctx_, x32, dy32, w.gamma, w.smean, w.sinv,
+                                      dx32, dg32, db32),
+              CUDL_OK);
+    ASSERT_EQ(cudl_batchnorm_backward(ctx_, x16, dy16, w.gamma, w.smean, w.sinv,
+                                      dx16, dg16, db16),
+              CUDL_OK);
+    EXPECT_TRUE(same(dx32, dx16)) << "backward";
+    EXPECT_TRUE(BitEqual(ReadF32(dg16), ReadF32(dg32)));
+    EXPECT_TRUE(BitEqual(ReadF32(db16), ReadF32(db32)));
+    ASSERT_EQ(
+        cudl_batchnorm_relu_backward(ctx_, x32, y32, dy32, w.gamma, w.smean,
+                                     w.sinv, dx32, dres32, dg32, db32),
+        CUDL_OK);
+    ASSERT_EQ(
+        cudl_batchnorm_relu_backward(ctx_, x16, y16, dy16, w.gamma, w.smean,
+                                     w.sinv, dx16, dres16, dg16, db16),
+        CUDL_OK);
+    EXPECT_TRUE(same(dx32, dx16)) << "backward through the ReLU";
+    EXPECT_TRUE(same(dres32, dres16)) << "the residual's gradient";
+    EXPECT_TRUE(BitEqual(ReadF32(dg16), ReadF32(dg32)));
+    EXPECT_TRUE(BitEqual(ReadF32(db16), ReadF32(db32)));
+  }
+}
+
 // The dtype rule (cudl/tensor.h): x, y, dy and dx in one float dtype;
 // gamma, beta and every statistic f32 whatever it is. A break is
 // CUDL_ERR_DTYPE naming the tensor and both dtypes, and writes nothing
@@ -407,14 +525,18 @@ TEST_F(BatchNormTest, FusedPathBadInputWritesNothing) {
 TEST_F(BatchNormTest, SixteenBitDataWithF32Statistics) {
   const std::vector<int64_t> shape = {2, 3, 4};
   Bn b = MakeBn(ctx_, shape, Normal(24, 0, 1, 12), {1, 2, 3}, {0, 1, 0});
-  cudl_tensor *x = MakeOf(CUDL_DTYPE_BF16, shape), *y = MakeOf(CUDL_DTYPE_BF16, shape);
-  cudl_tensor *dx = MakeOf(CUDL_DTYPE_BF16, shape), *y_f16 = MakeOf(CUDL_DTYPE_F16, shape);
-  cudl_tensor *gamma16 = MakeOf(CUDL_DTYPE_BF16, {3}), *dgamma = Make(ctx_, {3});
+  cudl_tensor *x = MakeOf(CUDL_DTYPE_BF16, shape),
+              *y = MakeOf(CUDL_DTYPE_BF16, shape);
+  cudl_tensor *dx = MakeOf(CUDL_DTYPE_BF16, shape),
+              *y_f16 = MakeOf(CUDL_DTYPE_F16, shape);
+  cudl_tensor *gamma16 = MakeOf(CUDL_DTYPE_BF16, {3}),
+              *dgamma = Make(ctx_, {3});
   cudl_tensor *dbeta = Make(ctx_, {3}), *dgamma16 = MakeOf(CUDL_DTYPE_F16, {3});
   ASSERT_EQ(cudl_tensor_convert(x, b.x), CUDL_OK);
-  EXPECT_EQ(cudl_batchnorm_forward_training(ctx_, x, b.gamma, b.beta, 0.1f, 1e-5f, b.rmean,
-                                            b.rvar, y, b.smean, b.sinv),
-            CUDL_OK)
+  EXPECT_EQ(
+      cudl_batchnorm_forward_training(ctx_, x, b.gamma, b.beta, 0.1f, 1e-5f,
+                                      b.rmean, b.rvar, y, b.smean, b.sinv),
+      CUDL_OK)
       << cudl_context_last_error(ctx_);
   EXPECT_EQ(cudl_batchnorm_backward(ctx_, x, y, b.gamma, b.smean, b.sinv, dx, dgamma, dbeta),
             CUDL_OK);

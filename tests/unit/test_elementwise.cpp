@@ -51,6 +51,29 @@ TEST_F(ElementwiseTest, AddMulScaleMatchReference) {
   }
 }
 
+// The CPU's bf16 add reads and writes bf16 itself: the f32 add on the
+// widened values, rounded once, bit for bit (ops.def's 16-bit definition),
+// past the size that goes to threads, and in place.
+TEST_F(ElementwiseTest, Bf16AddIsTheF32AddRoundedOnce) {
+  for (int64_t n : {int64_t{7}, (int64_t{1} << 17) + 3}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    cudl_tensor *a = Make(ctx_, {n}, Uniform(static_cast<size_t>(n), 3)),
+                *b = Make(ctx_, {n}, Uniform(static_cast<size_t>(n), 4)), *sum = Make(ctx_, {n});
+    cudl_tensor *a16 = MakeOf(CUDL_DTYPE_BF16, {n}), *b16 = MakeOf(CUDL_DTYPE_BF16, {n}),
+                *sum16 = MakeOf(CUDL_DTYPE_BF16, {n}), *want = MakeOf(CUDL_DTYPE_BF16, {n});
+    ASSERT_EQ(cudl_tensor_convert(a16, a), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_convert(b16, b), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_convert(a, a16), CUDL_OK);  // the values bf16 holds
+    ASSERT_EQ(cudl_tensor_convert(b, b16), CUDL_OK);
+    ASSERT_EQ(cudl_add(ctx_, a, -0.75f, b, sum), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_convert(want, sum), CUDL_OK);
+    ASSERT_EQ(cudl_add(ctx_, a16, -0.75f, b16, sum16), CUDL_OK);
+    EXPECT_EQ(cudl_test::ReadBits16(sum16), cudl_test::ReadBits16(want));
+    ASSERT_EQ(cudl_add(ctx_, a16, -0.75f, b16, a16), CUDL_OK);
+    EXPECT_EQ(cudl_test::ReadBits16(a16), cudl_test::ReadBits16(want)) << "in place";
+  }
+}
+
 TEST_F(ElementwiseTest, InPlaceAccumulation) {
   // acc += grad, three times, as a training step accumulates gradients.
   const std::vector<float> g = {1.5f, -2.0f, 0.25f};
