@@ -72,7 +72,8 @@ static void train_usage(FILE *out) {
       "  --samples N [50]  --min-sample-ms M [0]  --warmup W [5]\n"
       "  --precision P     fp32, tf32, bf16 or fp16 [fp32]\n"
       "  --tf32            the same as --precision tf32\n"
-      "  --layout L        nchw or nhwc (channels-last) [nchw]\n"
+      "  --layout L        auto, nchw or nhwc (channels-last) [auto: nhwc\n"
+      "                    on a CPU, nchw on CUDA]\n"
       "  --no-fusion       run batch norm, residual addition and ReLU layer\n"
       "                    by layer (cudl_model_set_fusion): what fusing saves\n"
       "  --diagnostics K   with per-layer diagnostics on, read every K steps\n"
@@ -170,6 +171,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   cudl_precision precision = CUDL_PRECISION_FP32;
   cudl_layout layout = CUDL_LAYOUT_NCHW;
+  int layout_auto = 1;
   int fusion = 1;
   train_bench t;
   cudl_optimizer_config config;
@@ -220,8 +222,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     } else if (strcmp(a, "--precision") == 0 &&
                cudl_precision_from_name(v, &precision) == CUDL_OK) {
     } else if (strcmp(a, "--layout") == 0 &&
-               (strcmp(v, "nchw") == 0 || strcmp(v, "nhwc") == 0)) {
-      layout = strcmp(v, "nhwc") == 0 ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW;
+               cli_parse_layout(v, &layout, &layout_auto)) {
     } else if (strcmp(a, "--json") == 0) {
       json = v;
     } else if (strcmp(a, "--dist-backend") == 0 &&
@@ -286,6 +287,7 @@ int cudl__cmd_bench_train(int argc, char **argv) {
     goto done;
   }
   on_gpu = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
+  if (layout_auto) layout = cli_layout_for(ctx);
   gemm_size = on_gpu ? 4096 : 2048;
   settings.tf32 = precision == CUDL_PRECISION_TF32;
   cudl_context_set_allow_tf32(ctx, settings.tf32);

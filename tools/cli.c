@@ -217,6 +217,22 @@ int cli_parse_device(const char *text, cudl_device_kind *kind, int *index) {
   return 1;
 }
 
+int cli_parse_layout(const char *text, cudl_layout *layout, int *automatic) {
+  *automatic = strcmp(text, "auto") == 0;
+  if (strcmp(text, "nchw") == 0)
+    *layout = CUDL_LAYOUT_NCHW;
+  else if (strcmp(text, "nhwc") == 0)
+    *layout = CUDL_LAYOUT_NHWC;
+  else
+    return *automatic;
+  return 1;
+}
+
+cudl_layout cli_layout_for(const cudl_context *ctx) {
+  return cudl_context_device(ctx) == CUDL_DEVICE_CPU ? CUDL_LAYOUT_NHWC
+                                                     : CUDL_LAYOUT_NCHW;
+}
+
 int cli_open_context(const char *device, cudl_context **ctx) {
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
   int index = 0;

@@ -92,4 +92,13 @@ int cli_parse_device(const char *text, cudl_device_kind *kind, int *index);
  * driver, no such GPU), and returns CLI_EXIT_FAILED; else 0. */
 int cli_open_context(const char *device, cudl_context **ctx);
 
+/* --layout auto|nchw|nhwc; 1 on success, *layout set for nchw and nhwc,
+ * *automatic for auto (cli_layout_for then picks by the device). */
+int cli_parse_layout(const char *text, cudl_layout *layout, int *automatic);
+/* The layout --layout auto means on ctx's device: channels-last on a CPU,
+ * where oneDNN's convolutions take it as it is and every measured model
+ * trained faster in it (docs/results.md); NCHW on CUDA, until
+ * channels-last has been measured there. */
+cudl_layout cli_layout_for(const cudl_context *ctx);
+
 #endif /* CUDL_TOOLS_CLI_H */

@@ -382,6 +382,8 @@ int run_setup(run *r, options *o) {
   path[2] = o->weights;
   r->data_seed = o->seed;
   if ((rc = cli_open_context(o->device, &r->ctx)) != 0) return rc;
+  /* Before a checkpoint's configuration, which keeps its run's layout. */
+  if (!o->layout_chosen) o->layout = cli_layout_for(r->ctx);
   for (k = 0; k < 3; ++k)
     if (path[k] != NULL &&
         (rc = check_weights_file(r, o, option[k], path[k], &norm[k])) != 0)

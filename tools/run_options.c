@@ -114,14 +114,17 @@ static void usage(run_command command, FILE *out) {
       "  --allow-emulated-precision  run bf16/fp16 where the device lacks\n"
       "                      the arithmetic (f32 on 16-bit data: the same\n"
       "                      results, slower; for reference runs)\n"
-      "  --layout nchw|nhwc  activations in memory; nhwc (channels-last)\n"
-      "                      is the order GPU tensor cores work in [nchw]\n";
+      "  --layout auto|nchw|nhwc  activations in memory; nhwc (channels-\n"
+      "                      last) is the order GPU tensor cores work in\n"
+      "                      and the CPU's faster one [auto: nhwc on a CPU,\n"
+      "                      nchw on CUDA]\n";
   static const char read_arithmetic[] =
       "  --precision fp32|tf32|bf16|fp16  arithmetic of the forward pass\n"
       "                      [fp32]\n"
       "  --allow-emulated-precision  run bf16/fp16 where the device lacks\n"
       "                      the arithmetic (f32 on 16-bit data)\n"
-      "  --layout nchw|nhwc  activations in memory [nchw]\n";
+      "  --layout auto|nchw|nhwc  activations in memory [auto: nhwc on a\n"
+      "                      CPU, nchw on CUDA]\n";
   static const char read_notes[] =
       "The model, the data and the class names are the weights file's own\n"
       "(cudl train writes them); --model, --model-file and --data override\n"
@@ -385,9 +388,10 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "fp32, tf32, bf16 or fp16";
     ok = cudl_precision_from_name(v, &o->precision) == CUDL_OK;
   } else if (strcmp(a, "--layout") == 0) {
-    want = "nchw or nhwc";
-    ok = strcmp(v, "nchw") == 0 || strcmp(v, "nhwc") == 0;
-    o->layout = strcmp(v, "nhwc") == 0 ? CUDL_LAYOUT_NHWC : CUDL_LAYOUT_NCHW;
+    int automatic = 0;
+    want = "auto, nchw or nhwc";
+    ok = cli_parse_layout(v, &o->layout, &automatic);
+    o->layout_chosen = !automatic;
   } else if (strcmp(a, "--seed") == 0) {
     want = "an integer from 0";
     ok = cli_parse_int(v, 0, INT64_MAX, &n);

@@ -59,7 +59,8 @@ typedef struct options {
   uint64_t seed;
   cudl_precision precision; /* --precision [fp32] */
   int emulated_precision;   /* --allow-emulated-precision */
-  cudl_layout layout;       /* --layout [nchw] */
+  cudl_layout layout;       /* --layout [auto: cli_layout_for] */
+  int layout_chosen;        /* --layout nchw or nhwc, not auto */
 } options;
 
 /* The pieces of a run, so that one cleanup releases them. */

@@ -256,7 +256,7 @@ expect "fp16's scale is 2^16 halved once per skipped step" 0 $?
 "$cudl" train --model mlp --data mnist --data-dir "$data" --layout chw \
   --device cpu >/dev/null 2>"$scratch/layout.err"
 expect "an unknown layout is a usage error" 2 $?
-expect_grep "it lists the layouts" "nchw or nhwc" "$scratch/layout.err"
+expect_grep "it lists the layouts" "auto, nchw or nhwc" "$scratch/layout.err"
 "$cudl" train --model small-cnn --data mnist --data-dir "$data" --epochs 1 \
   --batch 16 --device cpu --layout nhwc --out "$run-nhwc" \
   --metrics "$run-nhwc.jsonl" >/dev/null 2>"$scratch/nhwc.err"
@@ -557,6 +557,7 @@ assert seen == want, seen
 assert sum(r["op"] == "conv2d" for r in ops["results"]) == 9  # 3 shapes x 3 passes
 assert train["schema"] == "cudl-bench-train/1" and train["model"] == "mlp", train
 assert train["batch"] == 8 and train["device"] == "cpu" and train["input_shape"] == [1, 28, 28]
+assert train["layout"] == "nhwc", train  # --layout auto on the CPU
 assert close(train["images_per_second"], 8 / train["step_ms_median"] * 1e3), train
 # --samples 2 --min-sample-ms 0: two samples of one step each, and the
 # median lies within their min-max, as torch_ref.py train reports them.

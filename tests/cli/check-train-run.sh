@@ -49,7 +49,8 @@ assert run["config"]["val_split"] == 0.25 and run["config"]["batches_per_epoch"]
 assert run["config"]["lr"] == 0.05 and run["config"]["weight_decay"] == 0.0005, run
 assert run["config"]["schedule"] == {"kind": "cosine", "warmup_epochs": 0,
                                      "total_epochs": 4, "eta_min": 0}, run
-assert run["seed"] == 1 and run["precision"] == "fp32" and run["layout"] == "nchw", run
+# --layout auto: channels-last on the CPU
+assert run["seed"] == 1 and run["precision"] == "fp32" and run["layout"] == "nhwc", run
 assert run["model"]["name"] == "small-cnn" and run["model"]["parameters"] > 0, run
 assert not any("second" in k or "time" in k for k in json.dumps(run).split('"')), run
 epochs = [l for l in lines if l["type"] == "epoch"]
