@@ -8,33 +8,43 @@
 #   benchmarks/cpu/train_ab.sh BASE_CUDL NEW_CUDL OUT_DIR
 # BASE_CUDL and NEW_CUDL are `cudl` programs (e.g. built at two commits with
 # scripts/build.sh -DCMAKE_BUILD_TYPE=Release -DCUDL_CUDA=OFF). ROUNDS
-# (default 3), MODELS (default "resnet20 small-cnn") and BATCH (default 128)
-# narrow it. Run on an otherwise idle machine.
+# (default 3), MODELS (default "resnet20 small-cnn"), BATCH (default 128)
+# and PRECISION (fp32, the default, or bf16: cudl --precision bf16 against
+# PyTorch's bf16 autocast) choose the runs. Run on an otherwise idle
+# machine, after
+# `scripts/install-deps.sh --bench` (PyTorch).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 base=$1 new=$2 out=$3
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  echo "train_ab.sh: PyTorch is missing: run scripts/install-deps.sh --bench" >&2
+  exit 1
+fi
 mkdir -p "$out"
 threads=$(nproc)
 torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
 batch=${BATCH:-128}
+precision=${PRECISION:-fp32}
 for round in $(seq 1 "${ROUNDS:-3}"); do
   for model in ${MODELS:-resnet20 small-cnn}; do
     for layout in nchw nhwc; do
-      "$base" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
-        --json "$out/base-$model-$layout-r$round.json" >/dev/null
-      "$new" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
-        --json "$out/new-$model-$layout-r$round.json" >/dev/null
-      "$new" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
-        --no-fusion --json "$out/unfused-$model-$layout-r$round.json" >/dev/null
+      for side in base new unfused; do
+        cudl=$new fusion=()
+        if [ $side = base ]; then cudl=$base; fi
+        if [ $side = unfused ]; then fusion=(--no-fusion); fi
+        "$cudl" bench train --device cpu --model "$model" --batch "$batch" --layout $layout \
+          --precision "$precision" "${fusion[@]}" \
+          --json "$out/$side-$model-$layout-r$round.json" >/dev/null
+      done
     done
     "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
-      --threads "$threads" --model "$model" --batch "$batch" --precisions fp32 \
+      --threads "$threads" --model "$model" --batch "$batch" --precisions "$precision" \
       --layouts nchw,nhwc --json-dir "$out" --tag "r$round" >/dev/null
   done
 done
-python3 - "$out" "$batch" <<'EOF'
+python3 - "$out" "$batch" "$precision" <<'EOF'
 import glob, json, os, statistics, sys
-out, batch = sys.argv[1], sys.argv[2]
+out, batch, precision = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = {}
 for path in sorted(glob.glob(os.path.join(out, "*.json"))):
     name = os.path.basename(path)
@@ -48,7 +58,7 @@ for path in sorted(glob.glob(os.path.join(out, "*.json"))):
         key = (side, model, layout)
     rows.setdefault(key, []).append(run["step_ms_median"])
 with open(os.path.join(out, "summary.md"), "w") as f:
-    f.write(f"Training step, batch {batch}: median over rounds of each run's median "
+    f.write(f"Training step, batch {batch}, {precision}: median over rounds of each run's median "
             "step (ms), the rounds' range, and images/s from that median.\n\n")
     f.write("| side | model | layout | rounds | step ms | range | images/s |\n")
     f.write("| --- | --- | --- | --- | --- | --- | --- |\n")
