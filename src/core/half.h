@@ -30,13 +30,13 @@ static inline float cudl__bf16_to_f32(uint16_t h) {
 }
 
 static inline uint16_t cudl__f32_to_bf16(float f) {
-  uint32_t u = cudl__f32_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fffu; /* NaN */
+  const uint32_t u = cudl__f32_bits(f);
   /* Adding 0x7fff plus the lowest kept bit carries into the kept half
    * exactly when the dropped half is above one half, or equal to it with
-   * the kept half odd; a carry out of the largest finite gives infinity. */
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
+   * the kept half odd; a carry out of the largest finite gives infinity.
+   * NaN by a select rather than a branch, so that loops vectorise. */
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? 0x7fffu : rounded);
 }
 
 static inline float cudl__f16_to_f32(uint16_t h) {

@@ -163,6 +163,75 @@ TEST_F(PoolingTest, ForwardAndBackwardMatchFloat64Reference) {
   }
 }
 
+// The CPU's 16-bit pooling widens a sample at a time when a batch has 16 or
+// more (cpu_lowp.c), whole tensors below that: either way the f32 entry's
+// bits on the widened values, rounded once. Batches of the geometries' own
+// sizes and of 17, NCHW and channels-last, max and average, bf16 and f16.
+TEST_F(PoolingTest, SixteenBitIsTheF32PoolingRoundedOnce) {
+  uint32_t seed = 70;
+  for (Geometry g : Geometries())
+    for (int64_t n : {g.n, int64_t{17}})
+      for (int channels_last = 0; channels_last < 2; ++channels_last)
+        for (cudl_dtype dtype : {CUDL_DTYPE_BF16, CUDL_DTYPE_F16})
+          for (int is_max = 0; is_max < 2; ++is_max) {
+            g.n = n;
+            SCOPED_TRACE(g.str() + (channels_last ? " nhwc " : " nchw ") +
+                         cudl_dtype_name(dtype) + (is_max ? " max" : " avg"));
+            const std::vector<int64_t> in = {g.n, g.c, g.h, g.w},
+                                       out = {g.n, g.c, g.oh(), g.ow()};
+            auto make = [&](const std::vector<int64_t> &shape, cudl_dtype t) {
+              cudl_tensor *x =
+                  t == CUDL_DTYPE_F32 ? Make(ctx_, shape) : MakeOf(t, shape);
+              if (channels_last) {
+                EXPECT_EQ(cudl_tensor_set_layout(x, CUDL_LAYOUT_NHWC), CUDL_OK);
+              }
+              return x;
+            };
+            // f32 and 16-bit tensors holding the same values.
+            auto values = [&](const std::vector<int64_t> &shape,
+                              cudl_tensor **wide, cudl_tensor **narrow) {
+              size_t count = 1;
+              for (int64_t d : shape) count *= static_cast<size_t>(d);
+              *wide = make(shape, CUDL_DTYPE_F32);
+              *narrow = make(shape, dtype);
+              EXPECT_EQ(WriteF32(*wide, RandomValues(count, ++seed)), CUDL_OK);
+              EXPECT_EQ(cudl_tensor_convert(*narrow, *wide), CUDL_OK);
+              EXPECT_EQ(cudl_tensor_convert(*wide, *narrow), CUDL_OK);
+            };
+            auto same = [&](cudl_tensor *wide, cudl_tensor *narrow,
+                            const std::vector<int64_t> &shape) {
+              cudl_tensor *rounded = make(shape, dtype);
+              EXPECT_EQ(cudl_tensor_convert(rounded, wide), CUDL_OK);
+              return cudl_test::ReadBits16(rounded) ==
+                     cudl_test::ReadBits16(narrow);
+            };
+            cudl_tensor *x32, *x16, *dy32, *dy16;
+            values(in, &x32, &x16);
+            values(out, &dy32, &dy16);
+            cudl_tensor *y32 = make(out, CUDL_DTYPE_F32),
+                        *y16 = make(out, dtype),
+                        *dx32 = make(in, CUDL_DTYPE_F32),
+                        *dx16 = make(in, dtype);
+            if (is_max) {
+              ASSERT_EQ(cudl_max_pool2d_forward(ctx_, &g.d, x32, y32), CUDL_OK);
+              ASSERT_EQ(cudl_max_pool2d_forward(ctx_, &g.d, x16, y16), CUDL_OK);
+              ASSERT_EQ(cudl_max_pool2d_backward(ctx_, &g.d, x32, dy32, dx32),
+                        CUDL_OK);
+              ASSERT_EQ(cudl_max_pool2d_backward(ctx_, &g.d, x16, dy16, dx16),
+                        CUDL_OK);
+            } else {
+              ASSERT_EQ(cudl_avg_pool2d_forward(ctx_, &g.d, x32, y32), CUDL_OK);
+              ASSERT_EQ(cudl_avg_pool2d_forward(ctx_, &g.d, x16, y16), CUDL_OK);
+              ASSERT_EQ(cudl_avg_pool2d_backward(ctx_, &g.d, dy32, dx32),
+                        CUDL_OK);
+              ASSERT_EQ(cudl_avg_pool2d_backward(ctx_, &g.d, dy16, dx16),
+                        CUDL_OK);
+            }
+            EXPECT_TRUE(same(y32, y16, out)) << "forward";
+            EXPECT_TRUE(same(dx32, dx16, in)) << "backward";
+          }
+}
+
 TEST_F(PoolingTest, BackwardMatchesFiniteDifferences) {
   // L = sum(w * y). Average pooling is linear and max pooling is linear
   // between ties, so central differences with h = 1/1024 (far below the 1/64
@@ -171,11 +240,14 @@ TEST_F(PoolingTest, BackwardMatchesFiniteDifferences) {
   for (const Geometry &g : Geometries()) {
     for (bool is_max : {true, false}) {
       SCOPED_TRACE(g.str() + (is_max ? " max" : " avg"));
-      const std::vector<int64_t> in = {g.n, g.c, g.h, g.w}, out = {g.n, g.c, g.oh(), g.ow()};
+      const std::vector<int64_t> in = {g.n, g.c, g.h, g.w},
+                                 out = {g.n, g.c, g.oh(), g.ow()};
       const size_t n_in = static_cast<size_t>(g.n * g.c * g.h * g.w);
       const std::vector<float> xs = DistinctValues(n_in, 3);
-      const std::vector<float> ws = RandomValues(static_cast<size_t>(g.n * g.c * g.oh() * g.ow()), 4);
-      cudl_tensor *x = Make(ctx_, in, xs), *y = Make(ctx_, out), *w = Make(ctx_, out, ws);
+      const std::vector<float> ws =
+          RandomValues(static_cast<size_t>(g.n * g.c * g.oh() * g.ow()), 4);
+      cudl_tensor *x = Make(ctx_, in, xs), *y = Make(ctx_, out),
+                  *w = Make(ctx_, out, ws);
       cudl_tensor *dx = Make(ctx_, in);
       auto forward = [&](const std::vector<float> &v) {
         EXPECT_EQ(WriteF32(x, v), CUDL_OK);
@@ -184,7 +256,8 @@ TEST_F(PoolingTest, BackwardMatchesFiniteDifferences) {
                   CUDL_OK);
         const std::vector<float> ys = ReadF32(y);
         double loss = 0;
-        for (size_t i = 0; i < ys.size(); ++i) loss += static_cast<double>(ws[i]) * ys[i];
+        for (size_t i = 0; i < ys.size(); ++i)
+          loss += static_cast<double>(ws[i]) * ys[i];
         return loss;
       };
       ASSERT_EQ(WriteF32(x, xs), CUDL_OK);
