@@ -14,13 +14,28 @@
  * scratch) are in cpu_batchnorm.c, above the includes. No include guard:
  * included once per type. */
 
+/* Each function's name for this type. */
+#define channel_moments BN_NAME(channel_moments)
+#define statistics_planes BN_NAME(statistics_planes)
+#define apply_plane BN_NAME(apply_plane)
+#define apply_planes BN_NAME(apply_planes)
+#define backward_channel_sums BN_NAME(backward_channel_sums)
+#define input_gradient_plane BN_NAME(input_gradient_plane)
+#define backward_planes BN_NAME(backward_planes)
+#define row_moments BN_NAME(row_moments)
+#define statistics_rows BN_NAME(statistics_rows)
+#define apply_row BN_NAME(apply_row)
+#define apply_rows BN_NAME(apply_rows)
+#define backward_block_sums BN_NAME(backward_block_sums)
+#define input_gradient_row BN_NAME(input_gradient_row)
+#define backward_rows BN_NAME(backward_rows)
+
 /* ---- inner > 1: a channel per iteration ---- */
 
 /* Channel c's sums of d = x - shift and of d^2, in lanes, in one pass. */
-static void BN_NAME(channel_moments)(const BN_T *x, int64_t outer,
-                                     int64_t channels, int64_t inner, int64_t c,
-                                     double shift, double *sum,
-                                     double *squares) {
+static void channel_moments(const BN_T *x, int64_t outer, int64_t channels,
+                            int64_t inner, int64_t c, double shift, double *sum,
+                            double *squares) {
   double a[LANES] = {0}, b[LANES] = {0};
   int64_t n, i;
   int j;
@@ -42,32 +57,27 @@ static void BN_NAME(channel_moments)(const BN_T *x, int64_t outer,
   *squares = add_lanes(b);
 }
 
-static void BN_NAME(statistics_planes)(const BN_T *x, float momentum, float eps,
-                                       float *running_mean, float *running_var,
-                                       float *save_mean, float *save_invstd,
-                                       int64_t outer, int64_t channels,
-                                       int64_t inner) {
+static void statistics_planes(const BN_T *x, float momentum, float eps,
+                              float *running_mean, float *running_var,
+                              float *save_mean, float *save_invstd,
+                              int64_t outer, int64_t channels, int64_t inner) {
   const double m = (double)(outer * inner);
   int64_t c;
-#pragma omp parallel for schedule( \
-    static) if (WORTH_THREADS(outer * channels * inner))
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
   for (c = 0; c < channels; ++c) {
     const double shift = first_value_shift(BN_LOAD(x[BN_INDEX(0, c, 0)]));
     double sum, squares;
-    BN_NAME(channel_moments)
-    (x, outer, channels, inner, c, shift, &sum, &squares);
+    channel_moments(x, outer, channels, inner, c, shift, &sum, &squares);
     finish_statistics(c, m, shift, sum, squares, momentum, eps, running_mean,
                       running_var, save_mean, save_invstd);
   }
 }
 
 /* One plane (or row) of `count` values of one channel. */
-static BN_INLINE void BN_NAME(apply_plane)(const BN_T *x, float gamma,
-                                           float beta, float mean, float invstd,
-                                           const BN_T *residual, BN_T *y,
-                                           int64_t count,
-                                           const int has_residual,
-                                           const int relu) {
+static BN_INLINE void apply_plane(const BN_T *x, float gamma, float beta,
+                                  float mean, float invstd,
+                                  const BN_T *residual, BN_T *y, int64_t count,
+                                  const int has_residual, const int relu) {
   int64_t i;
 #pragma omp simd
   for (i = 0; i < count; ++i) {
@@ -77,29 +87,27 @@ static BN_INLINE void BN_NAME(apply_plane)(const BN_T *x, float gamma,
   }
 }
 
-static void BN_NAME(apply_planes)(const BN_T *x, const float *gamma,
-                                  const float *beta, const float *mean,
-                                  const float *invstd, const BN_T *residual,
-                                  int relu, BN_T *y, int64_t outer,
-                                  int64_t channels, int64_t inner) {
+static void apply_planes(const BN_T *x, const float *gamma, const float *beta,
+                         const float *mean, const float *invstd,
+                         const BN_T *residual, int relu, BN_T *y, int64_t outer,
+                         int64_t channels, int64_t inner) {
   int64_t plane;
-#pragma omp parallel for schedule( \
-    static) if (WORTH_THREADS(outer * channels * inner))
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
   for (plane = 0; plane < outer * channels; ++plane) {
     const int64_t c = plane % channels, at = plane * inner;
     const BN_T *res = residual != NULL ? residual + at : NULL;
     if (res == NULL && !relu)
-      BN_NAME(apply_plane)
-      (x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at, inner, 0, 0);
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 0, 0);
     else if (res == NULL)
-      BN_NAME(apply_plane)
-      (x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at, inner, 0, 1);
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 0, 1);
     else if (!relu)
-      BN_NAME(apply_plane)
-      (x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at, inner, 1, 0);
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 1, 0);
     else
-      BN_NAME(apply_plane)
-      (x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at, inner, 1, 1);
+      apply_plane(x + at, gamma[c], beta[c], mean[c], invstd[c], res, y + at,
+                  inner, 1, 1);
   }
 }
 
@@ -107,7 +115,7 @@ static void BN_NAME(apply_planes)(const BN_T *x, const float *gamma,
  * through the ReLU whose output is y when masked; with writes_g, g into
  * g_out as well (the fused path's residual gradient, which the input
  * gradient's pass then reads instead of y and dy). */
-static BN_INLINE void BN_NAME(backward_channel_sums)(
+static BN_INLINE void backward_channel_sums(
     const BN_T *x, const BN_T *y, const BN_T *dy, double mean, double invstd,
     int64_t outer, int64_t channels, int64_t inner, int64_t c, BN_T *g_out,
     double *sum_g, double *sum_g_xhat, const int masked, const int writes_g) {
@@ -142,10 +150,11 @@ static BN_INLINE void BN_NAME(backward_channel_sums)(
 }
 
 /* dx = k_dy * g + (k_xhat * xhat + k_0) over `count` values of a channel. */
-static BN_INLINE void BN_NAME(input_gradient_plane)(
-    const BN_T *x, const BN_T *y, const BN_T *dy, float mean, float invstd,
-    float k_dy, float k_xhat, float k_0, BN_T *dx, int64_t count,
-    const int masked) {
+static BN_INLINE void input_gradient_plane(const BN_T *x, const BN_T *y,
+                                           const BN_T *dy, float mean,
+                                           float invstd, float k_dy,
+                                           float k_xhat, float k_0, BN_T *dx,
+                                           int64_t count, const int masked) {
   int64_t i;
 #pragma omp simd
   for (i = 0; i < count; ++i) {
@@ -156,34 +165,28 @@ static BN_INLINE void BN_NAME(input_gradient_plane)(
   }
 }
 
-static void BN_NAME(backward_planes)(const BN_T *x, const BN_T *y,
-                                     const BN_T *dy, const float *gamma,
-                                     const float *save_mean,
-                                     const float *save_invstd, BN_T *dx,
-                                     BN_T *dresidual, float *dgamma,
-                                     float *dbeta, int64_t outer,
-                                     int64_t channels, int64_t inner) {
+static void backward_planes(const BN_T *x, const BN_T *y, const BN_T *dy,
+                            const float *gamma, const float *save_mean,
+                            const float *save_invstd, BN_T *dx, BN_T *dresidual,
+                            float *dgamma, float *dbeta, int64_t outer,
+                            int64_t channels, int64_t inner) {
   const double m = (double)(outer * inner);
   int64_t c;
-#pragma omp parallel for schedule( \
-    static) if (WORTH_THREADS(outer * channels * inner))
+#pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
   for (c = 0; c < channels; ++c) {
     const double mean = save_mean[c], invstd = save_invstd[c];
     double sum_g, sum_g_xhat, scale;
     float mean_f, invstd_f, k_dy, k_xhat, k_0;
     int64_t n;
     if (dresidual != NULL)
-      BN_NAME(backward_channel_sums)
-      (x, y, dy, mean, invstd, outer, channels, inner, c, dresidual, &sum_g,
-       &sum_g_xhat, 1, 1);
+      backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
+                            dresidual, &sum_g, &sum_g_xhat, 1, 1);
     else if (y != NULL)
-      BN_NAME(backward_channel_sums)
-      (x, y, dy, mean, invstd, outer, channels, inner, c, NULL, &sum_g,
-       &sum_g_xhat, 1, 0);
+      backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
+                            NULL, &sum_g, &sum_g_xhat, 1, 0);
     else
-      BN_NAME(backward_channel_sums)
-      (x, y, dy, mean, invstd, outer, channels, inner, c, NULL, &sum_g,
-       &sum_g_xhat, 0, 0);
+      backward_channel_sums(x, y, dy, mean, invstd, outer, channels, inner, c,
+                            NULL, &sum_g, &sum_g_xhat, 0, 0);
     dbeta[c] = (float)sum_g;
     dgamma[c] = (float)sum_g_xhat;
     if (m == 0.0) continue;
@@ -202,17 +205,14 @@ static void BN_NAME(backward_planes)(const BN_T *x, const BN_T *y,
       const int64_t at = BN_INDEX(n, c, 0);
       /* g is dresidual where the sums wrote it. */
       if (dresidual != NULL)
-        BN_NAME(input_gradient_plane)
-        (x + at, NULL, dresidual + at, mean_f, invstd_f, k_dy, k_xhat, k_0,
-         dx + at, inner, 0);
+        input_gradient_plane(x + at, NULL, dresidual + at, mean_f, invstd_f,
+                             k_dy, k_xhat, k_0, dx + at, inner, 0);
       else if (y == NULL)
-        BN_NAME(input_gradient_plane)
-        (x + at, NULL, dy + at, mean_f, invstd_f, k_dy, k_xhat, k_0, dx + at,
-         inner, 0);
+        input_gradient_plane(x + at, NULL, dy + at, mean_f, invstd_f, k_dy,
+                             k_xhat, k_0, dx + at, inner, 0);
       else
-        BN_NAME(input_gradient_plane)
-        (x + at, y + at, dy + at, mean_f, invstd_f, k_dy, k_xhat, k_0, dx + at,
-         inner, 1);
+        input_gradient_plane(x + at, y + at, dy + at, mean_f, invstd_f, k_dy,
+                             k_xhat, k_0, dx + at, inner, 1);
     }
   }
 }
@@ -222,8 +222,8 @@ static void BN_NAME(backward_planes)(const BN_T *x, const BN_T *y,
 /* Per slice, the sums over its rows of d = x[n, c] - shift[c] (into part)
  * and of d^2 (into part2), in one pass; then sum[c] and squares[c], the
  * slices' sums added in order. */
-static void BN_NAME(row_moments)(const BN_T *x, int64_t outer, int64_t channels,
-                                 const double *shift, rows_scratch *w) {
+static void row_moments(const BN_T *x, int64_t outer, int64_t channels,
+                        const double *shift, rows_scratch *w) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   int64_t task, c;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
@@ -263,16 +263,17 @@ static void BN_NAME(row_moments)(const BN_T *x, int64_t outer, int64_t channels,
   }
 }
 
-static cudl_status BN_NAME(statistics_rows)(
-    cudl_context *ctx, const BN_T *x, float momentum, float eps,
-    float *running_mean, float *running_var, float *save_mean,
-    float *save_invstd, int64_t outer, int64_t channels) {
+static cudl_status statistics_rows(cudl_context *ctx, const BN_T *x,
+                                   float momentum, float eps,
+                                   float *running_mean, float *running_var,
+                                   float *save_mean, float *save_invstd,
+                                   int64_t outer, int64_t channels) {
   rows_scratch w;
   int64_t c;
   cudl_status status = rows_scratch_take(ctx, channels, &w);
   if (status != CUDL_OK) return status;
   for (c = 0; c < channels; ++c) w.shift[c] = first_value_shift(BN_LOAD(x[c]));
-  BN_NAME(row_moments)(x, outer, channels, w.shift, &w);
+  row_moments(x, outer, channels, w.shift, &w);
   for (c = 0; c < channels; ++c)
     finish_statistics(c, (double)outer, w.shift[c], w.sum[c], w.squares[c],
                       momentum, eps, running_mean, running_var, save_mean,
@@ -281,10 +282,11 @@ static cudl_status BN_NAME(statistics_rows)(
 }
 
 /* One row of `channels` values, the constants per channel. */
-static BN_INLINE void BN_NAME(apply_row)(
-    const BN_T *x, const float *gamma, const float *beta, const float *mean,
-    const float *invstd, const BN_T *residual, BN_T *y, int64_t channels,
-    const int has_residual, const int relu) {
+static BN_INLINE void apply_row(const BN_T *x, const float *gamma,
+                                const float *beta, const float *mean,
+                                const float *invstd, const BN_T *residual,
+                                BN_T *y, int64_t channels,
+                                const int has_residual, const int relu) {
   int64_t k;
 #pragma omp simd
   for (k = 0; k < channels; ++k) {
@@ -294,35 +296,30 @@ static BN_INLINE void BN_NAME(apply_row)(
   }
 }
 
-static void BN_NAME(apply_rows)(const BN_T *x, const float *gamma,
-                                const float *beta, const float *mean,
-                                const float *invstd, const BN_T *residual,
-                                int relu, BN_T *y, int64_t outer,
-                                int64_t channels) {
+static void apply_rows(const BN_T *x, const float *gamma, const float *beta,
+                       const float *mean, const float *invstd,
+                       const BN_T *residual, int relu, BN_T *y, int64_t outer,
+                       int64_t channels) {
   int64_t n;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (n = 0; n < outer; ++n) {
     const int64_t at = n * channels;
     const BN_T *res = residual != NULL ? residual + at : NULL;
     if (res == NULL && !relu)
-      BN_NAME(apply_row)
-      (x + at, gamma, beta, mean, invstd, res, y + at, channels, 0, 0);
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 0, 0);
     else if (res == NULL)
-      BN_NAME(apply_row)
-      (x + at, gamma, beta, mean, invstd, res, y + at, channels, 0, 1);
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 0, 1);
     else if (!relu)
-      BN_NAME(apply_row)
-      (x + at, gamma, beta, mean, invstd, res, y + at, channels, 1, 0);
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 1, 0);
     else
-      BN_NAME(apply_row)
-      (x + at, gamma, beta, mean, invstd, res, y + at, channels, 1, 1);
+      apply_row(x + at, gamma, beta, mean, invstd, res, y + at, channels, 1, 1);
   }
 }
 
 /* Rows [n0, n1) of a block's sums of g and g * xhat (a and b), g being dy,
  * or dy through the ReLU whose output is y when masked; with writes_g, g
  * into g_out as well (backward_channel_sums). */
-static BN_INLINE void BN_NAME(backward_block_sums)(
+static BN_INLINE void backward_block_sums(
     const BN_T *x, const BN_T *y, const BN_T *dy, const double *mean,
     const double *invstd, int64_t n0, int64_t n1, int64_t channels, int64_t c0,
     int64_t count, BN_T *g_out, double *a, double *b, const int masked,
@@ -346,10 +343,12 @@ static BN_INLINE void BN_NAME(backward_block_sums)(
 }
 
 /* One row's dx. */
-static BN_INLINE void BN_NAME(input_gradient_row)(
-    const BN_T *x, const BN_T *y, const BN_T *dy, const float *mean,
-    const float *invstd, const float *k_dy, const float *k_xhat,
-    const float *k_0, BN_T *dx, int64_t channels, const int masked) {
+static BN_INLINE void input_gradient_row(const BN_T *x, const BN_T *y,
+                                         const BN_T *dy, const float *mean,
+                                         const float *invstd, const float *k_dy,
+                                         const float *k_xhat, const float *k_0,
+                                         BN_T *dx, int64_t channels,
+                                         const int masked) {
   int64_t k;
 #pragma omp simd
   for (k = 0; k < channels; ++k) {
@@ -360,11 +359,12 @@ static BN_INLINE void BN_NAME(input_gradient_row)(
   }
 }
 
-static cudl_status BN_NAME(backward_rows)(
-    cudl_context *ctx, const BN_T *x, const BN_T *y, const BN_T *dy,
-    const float *gamma, const float *save_mean, const float *save_invstd,
-    BN_T *dx, BN_T *dresidual, float *dgamma, float *dbeta, int64_t outer,
-    int64_t channels) {
+static cudl_status backward_rows(cudl_context *ctx, const BN_T *x,
+                                 const BN_T *y, const BN_T *dy,
+                                 const float *gamma, const float *save_mean,
+                                 const float *save_invstd, BN_T *dx,
+                                 BN_T *dresidual, float *dgamma, float *dbeta,
+                                 int64_t outer, int64_t channels) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   const double m = (double)outer;
   rows_scratch w;
@@ -385,15 +385,14 @@ static cudl_status BN_NAME(backward_rows)(
       a[k] = b[k] = 0.0;
     }
     if (dresidual != NULL)
-      BN_NAME(backward_block_sums)
-      (x, y, dy, mean, invstd, n0, n1, channels, c0, count, dresidual, a, b, 1,
-       1);
+      backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
+                          dresidual, a, b, 1, 1);
     else if (y != NULL)
-      BN_NAME(backward_block_sums)
-      (x, y, dy, mean, invstd, n0, n1, channels, c0, count, NULL, a, b, 1, 0);
+      backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
+                          NULL, a, b, 1, 0);
     else
-      BN_NAME(backward_block_sums)
-      (x, y, dy, mean, invstd, n0, n1, channels, c0, count, NULL, a, b, 0, 0);
+      backward_block_sums(x, y, dy, mean, invstd, n0, n1, channels, c0, count,
+                          NULL, a, b, 0, 0);
     for (k = 0; k < count; ++k) {
       w.part[slice * channels + c0 + k] = a[k];
       w.part2[slice * channels + c0 + k] = b[k];
@@ -419,17 +418,14 @@ static cudl_status BN_NAME(backward_rows)(
     const int64_t at = n * channels;
     /* g is dresidual where the sums wrote it. */
     if (dresidual != NULL)
-      BN_NAME(input_gradient_row)
-      (x + at, NULL, dresidual + at, save_mean, save_invstd, w.k_dy, w.k_xhat,
-       w.k_0, dx + at, channels, 0);
+      input_gradient_row(x + at, NULL, dresidual + at, save_mean, save_invstd,
+                         w.k_dy, w.k_xhat, w.k_0, dx + at, channels, 0);
     else if (y == NULL)
-      BN_NAME(input_gradient_row)
-      (x + at, NULL, dy + at, save_mean, save_invstd, w.k_dy, w.k_xhat, w.k_0,
-       dx + at, channels, 0);
+      input_gradient_row(x + at, NULL, dy + at, save_mean, save_invstd, w.k_dy,
+                         w.k_xhat, w.k_0, dx + at, channels, 0);
     else
-      BN_NAME(input_gradient_row)
-      (x + at, y + at, dy + at, save_mean, save_invstd, w.k_dy, w.k_xhat, w.k_0,
-       dx + at, channels, 1);
+      input_gradient_row(x + at, y + at, dy + at, save_mean, save_invstd,
+                         w.k_dy, w.k_xhat, w.k_0, dx + at, channels, 1);
   }
   return CUDL_OK;
 }
@@ -442,12 +438,10 @@ cudl_status BN_ENTRY(statistics)(cudl_context *ctx, const void *x,
                                  float *save_invstd, int64_t outer,
                                  int64_t channels, int64_t inner) {
   if (inner == 1)
-    return BN_NAME(statistics_rows)(ctx, x, momentum, eps, running_mean,
-                                    running_var, save_mean, save_invstd, outer,
-                                    channels);
-  BN_NAME(statistics_planes)
-  (x, momentum, eps, running_mean, running_var, save_mean, save_invstd, outer,
-   channels, inner);
+    return statistics_rows(ctx, x, momentum, eps, running_mean, running_var,
+                           save_mean, save_invstd, outer, channels);
+  statistics_planes(x, momentum, eps, running_mean, running_var, save_mean,
+                    save_invstd, outer, channels, inner);
   return CUDL_OK;
 }
 
@@ -458,11 +452,11 @@ cudl_status BN_ENTRY(apply)(cudl_context *ctx, const void *x,
                             int64_t outer, int64_t channels, int64_t inner) {
   (void)ctx;
   if (inner == 1)
-    BN_NAME(apply_rows)
-    (x, gamma, beta, mean, invstd, residual, relu, y, outer, channels);
+    apply_rows(x, gamma, beta, mean, invstd, residual, relu, y, outer,
+               channels);
   else
-    BN_NAME(apply_planes)
-    (x, gamma, beta, mean, invstd, residual, relu, y, outer, channels, inner);
+    apply_planes(x, gamma, beta, mean, invstd, residual, relu, y, outer,
+                 channels, inner);
   return CUDL_OK;
 }
 
@@ -474,12 +468,10 @@ cudl_status BN_ENTRY(relu_backward)(cudl_context *ctx, const void *x,
                                     float *dbeta, int64_t outer,
                                     int64_t channels, int64_t inner) {
   if (inner == 1)
-    return BN_NAME(backward_rows)(ctx, x, y, dy, gamma, save_mean, save_invstd,
-                                  dx, dresidual, dgamma, dbeta, outer,
-                                  channels);
-  BN_NAME(backward_planes)
-  (x, y, dy, gamma, save_mean, save_invstd, dx, dresidual, dgamma, dbeta, outer,
-   channels, inner);
+    return backward_rows(ctx, x, y, dy, gamma, save_mean, save_invstd, dx,
+                         dresidual, dgamma, dbeta, outer, channels);
+  backward_planes(x, y, dy, gamma, save_mean, save_invstd, dx, dresidual,
+                  dgamma, dbeta, outer, channels, inner);
   return CUDL_OK;
 }
 
@@ -521,3 +513,18 @@ cudl_status BN_ENTRY(backward)(cudl_context *ctx, const void *x, const void *dy,
                                  save_invstd, dx, NULL, dgamma, dbeta, outer,
                                  channels, inner);
 }
+
+#undef channel_moments
+#undef statistics_planes
+#undef apply_plane
+#undef apply_planes
+#undef backward_channel_sums
+#undef input_gradient_plane
+#undef backward_planes
+#undef row_moments
+#undef statistics_rows
+#undef apply_row
+#undef apply_rows
+#undef backward_block_sums
+#undef input_gradient_row
+#undef backward_rows
