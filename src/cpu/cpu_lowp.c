@@ -11,9 +11,10 @@
  *
  * bf16 convolutions and matrix products first ask their f32 files for a
  * native run (cudl__cpu_<name>_native_bf16: oneDNN computing in bf16 where
- * the CPU has bf16 arithmetic) and widen only where there is none. Batch
- * norm's bf16 entries are not here: its loops read and write bf16 (and
- * compute in f32) on any CPU (cpu_batchnorm.c).
+ * the CPU has bf16 arithmetic) and widen only where there is none. The
+ * bf16 entries of batch norm and add_scaled are not here: they read and
+ * write bf16 themselves, computing in f32, on any CPU (cpu_batchnorm.c,
+ * cpu_elementwise.c). Pooling widens a sample at a time (below).
  */
 #include "core/half.h"
 #include "cpu/cpu_internal.h"
