@@ -274,6 +274,47 @@ TEST_F(ActivationTest, InPlace) {
   }
 }
 
+// The CPU's 16-bit activations are the f32 op on the widened values
+// rounded once (ops.def's 16-bit definition), bit for bit, forward and
+// backward, short and past the size that goes to threads, in place too.
+TEST_F(ActivationTest, SixteenBitIsTheF32OpRoundedOnce) {
+  for (const Op &op : AllOps())
+    for (cudl_dtype dtype : {CUDL_DTYPE_BF16, CUDL_DTYPE_F16})
+      for (int64_t n : {int64_t{7}, int64_t{100003}}) {
+        SCOPED_TRACE(op.name + " " + cudl_dtype_name(dtype) + " " + std::to_string(n));
+        // f32 and 16-bit tensors of the same values.
+        auto pair = [&](float lo, float hi, uint32_t seed, cudl_tensor **wide,
+                        cudl_tensor **narrow) {
+          *wide = Make({n}, RandomValues(static_cast<size_t>(n), lo, hi, seed));
+          *narrow = Make(ctx_, {n}, {}, dtype);
+          ASSERT_EQ(cudl_tensor_convert(*narrow, *wide), CUDL_OK);
+          ASSERT_EQ(cudl_tensor_convert(*wide, *narrow), CUDL_OK);
+        };
+        auto same = [&](cudl_tensor *wide, cudl_tensor *narrow) {
+          cudl_tensor *rounded = Make(ctx_, {n}, {}, dtype);
+          EXPECT_EQ(cudl_tensor_convert(rounded, wide), CUDL_OK);
+          return cudl_test::ReadBits16(rounded) == cudl_test::ReadBits16(narrow);
+        };
+        cudl_tensor *x32, *x16, *g32, *g16;
+        pair(-6, 6, 11, &x32, &x16);
+        pair(-1, 1, 12, &g32, &g16);
+        cudl_tensor *y32 = Make({n}), *y16 = Make(ctx_, {n}, {}, dtype), *dx32 = Make({n}),
+                    *dx16 = Make(ctx_, {n}, {}, dtype);
+        ASSERT_EQ(op.forward(ctx_, x32, y32), CUDL_OK);
+        ASSERT_EQ(op.forward(ctx_, x16, y16), CUDL_OK);
+        EXPECT_TRUE(same(y32, y16)) << "forward";
+        // The backward from the 16-bit forward's values, widened.
+        cudl_tensor *saved16 = op.backward_uses_output ? y16 : x16;
+        cudl_tensor *saved32 = Make({n});
+        ASSERT_EQ(cudl_tensor_convert(saved32, saved16), CUDL_OK);
+        ASSERT_EQ(op.backward(ctx_, saved32, g32, dx32), CUDL_OK);
+        ASSERT_EQ(op.backward(ctx_, saved16, g16, dx16), CUDL_OK);
+        EXPECT_TRUE(same(dx32, dx16)) << "backward";
+        ASSERT_EQ(op.backward(ctx_, saved16, g16, g16), CUDL_OK);
+        EXPECT_TRUE(same(dx32, g16)) << "backward in place";
+      }
+}
+
 TEST_F(ActivationTest, EmptyTensors) {
   for (const Op &op : AllOps()) {
     cudl_tensor *x = Make({0, 3}), *y = Make({0, 3});
