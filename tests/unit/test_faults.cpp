@@ -249,6 +249,64 @@ TEST(FaultInjection, LossWorkspaceFailureWritesNothing) {
   cudl_context_destroy(ctx);
 }
 
+// The CPU's 16-bit pooling (a batch of 16 or more, widened a sample at a
+// time) and bf16 batch norm on channels-last rows take workspace: a failure
+// to get it is reported and writes nothing; the next call works.
+TEST(FaultInjection, SixteenBitWorkspaceFailureWritesNothing) {
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  const int64_t in[4] = {17, 3, 8, 8}, out[4] = {17, 3, 4, 4}, rows[2] = {64, 5}, c = 5;
+  cudl_tensor *x = nullptr, *y = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_BF16, 4, in, &x), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_BF16, 4, out, &y), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(x, 1.5f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(y, 9.0f), CUDL_OK);
+  cudl_pool2d_desc d = {};
+  d.kernel_h = d.kernel_w = d.stride_h = d.stride_w = 2;
+  auto all_of = [](const cudl_tensor *t, float v) {
+    for (float e : cudl_test::ReadF32(t))
+      if (e != v) return false;
+    return true;
+  };
+  // bf16 bits: 9 is 0x4110, 1.5 is 0x3fc0.
+  auto all_bits = [](const cudl_tensor *t, uint16_t v) {
+    for (uint16_t e : cudl_test::ReadBits16(t))
+      if (e != v) return false;
+    return true;
+  };
+
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, 1), CUDL_OK);
+  EXPECT_EQ(cudl_max_pool2d_forward(ctx, &d, x, y), CUDL_ERR_OUT_OF_MEMORY);
+  EXPECT_TRUE(all_bits(y, 0x4110)) << "the pooling wrote its output";
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, -1), CUDL_OK);
+  ASSERT_EQ(cudl_max_pool2d_forward(ctx, &d, x, y), CUDL_OK);
+  EXPECT_TRUE(all_bits(y, 0x3fc0));
+
+  cudl_context *fresh = nullptr;  // a workspace not yet grown
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &fresh), CUDL_OK);
+  cudl_tensor *rf = nullptr, *sf[4] = {};
+  ASSERT_EQ(cudl_tensor_create(fresh, CUDL_DTYPE_BF16, 2, rows, &rf), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(rf, 2.0f), CUDL_OK);
+  for (cudl_tensor *&t : sf) {
+    ASSERT_EQ(cudl_tensor_create(fresh, CUDL_DTYPE_F32, 1, &c, &t), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_fill(t, 7.0f), CUDL_OK);
+  }
+  ASSERT_EQ(cudl_context_fail_allocation(fresh, 1), CUDL_OK);
+  EXPECT_EQ(cudl_batchnorm_statistics(fresh, rf, 0.1f, 1e-5f, sf[0], sf[1], sf[2], sf[3]),
+            CUDL_ERR_OUT_OF_MEMORY);
+  for (cudl_tensor *t : sf) EXPECT_TRUE(all_of(t, 7.0f)) << "a statistic was written";
+  ASSERT_EQ(cudl_context_fail_allocation(fresh, -1), CUDL_OK);
+  ASSERT_EQ(cudl_batchnorm_statistics(fresh, rf, 0.1f, 1e-5f, sf[0], sf[1], sf[2], sf[3]),
+            CUDL_OK);
+  EXPECT_TRUE(all_of(sf[2], 2.0f)) << "the mean of a constant";
+  for (cudl_tensor *t : sf) cudl_tensor_destroy(t);
+  cudl_tensor_destroy(rf);
+  cudl_context_destroy(fresh);
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(y);
+  cudl_context_destroy(ctx);
+}
+
 TEST(FaultInjection, CountingAndItsMisuse) {
   cudl_context *ctx = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
