@@ -72,6 +72,18 @@ cudl_status cudl__cpu_conv2d_backward_data_native_bf16(
 cudl_status cudl__cpu_conv2d_backward_filter_native_bf16(
     cudl_context *ctx, const cudl_conv2d_geometry *g, const void *x,
     const void *dy, void *dw, int *ran);
+/* Whether pool2d on geometry g is channels-last max pooling whose windows
+ * do not overlap (stride >= kernel), which cpu_pooling.c computes in the
+ * tensors' own dtype: the f32, bf16 and f16 entries all run these two
+ * (they cannot fail: the geometry is validated). */
+int cudl__cpu_pool2d_tiles(const cudl_pool2d_geometry *g, int is_max);
+void cudl__cpu_max_pool2d_tiles_forward(cudl_dtype dtype,
+                                        const cudl_pool2d_geometry *g,
+                                        const void *x, void *y);
+void cudl__cpu_max_pool2d_tiles_backward(cudl_dtype dtype,
+                                         const cudl_pool2d_geometry *g,
+                                         const void *x, const void *dy,
+                                         void *dx);
 /* The runtime's check_compute_dtype (core/runtime.h), in cpu_dnnl.c: f32
  * always, bf16 where oneDNN computes in it natively, f16 never. */
 cudl_status cudl__cpu_check_compute_dtype(cudl_context *ctx, cudl_dtype dtype);

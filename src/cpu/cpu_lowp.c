@@ -14,7 +14,9 @@
  * the CPU has bf16 arithmetic) and widen only where there is none. The
  * bf16 entries of batch norm and add_scaled are not here: they read and
  * write bf16 themselves, computing in f32, on any CPU (cpu_batchnorm.c,
- * cpu_elementwise.c). Pooling widens a sample at a time (below).
+ * cpu_elementwise.c). Channels-last max pooling whose windows do not
+ * overlap reads and writes 16 bits itself (cpu_pooling.c); other pooling
+ * widens a sample at a time (below).
  */
 #include "core/half.h"
 #include "cpu/cpu_internal.h"
@@ -551,6 +553,10 @@ static cudl_status lowp_pool2d_forward(cudl_dtype dtype, cudl_context *ctx,
                 ny = g->n * g->c * g->oh * g->ow;
   wide_set w;
   cudl_status s;
+  if (cudl__cpu_pool2d_tiles(g, is_max)) {
+    cudl__cpu_max_pool2d_tiles_forward(dtype, g, x, y);
+    return CUDL_OK;
+  }
   if (g->n >= SAMPLE_SLOTS)
     return pool2d_by_sample(dtype, ctx, g, is_max, x, NULL, y, 0);
   w = wide_begin(ctx, dtype);
@@ -574,6 +580,10 @@ static cudl_status lowp_pool2d_backward(cudl_dtype dtype, cudl_context *ctx,
                 ny = g->n * g->c * g->oh * g->ow;
   wide_set w;
   cudl_status s;
+  if (cudl__cpu_pool2d_tiles(g, is_max)) {
+    cudl__cpu_max_pool2d_tiles_backward(dtype, g, x, dy, dx);
+    return CUDL_OK;
+  }
   if (g->n >= SAMPLE_SLOTS)
     return pool2d_by_sample(dtype, ctx, g, is_max, x, dy, dx, 1);
   w = wide_begin(ctx, dtype);

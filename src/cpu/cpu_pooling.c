@@ -1,9 +1,13 @@
 /* cpu_pooling.c - pooling on the CPU, NCHW or channels-last: loops over
  * output windows, sums in double. Backward scatters each output's gradient into
- * its window; the CUDA kernels gather instead, so the two are independent. */
+ * its window; the CUDA kernels gather instead, so the two are independent.
+ * Channels-last max pooling whose windows do not overlap writes each input
+ * gradient once instead, in f32, bf16 or f16 (cpu_pooling_tiles.h). */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "cpu/cpu_internal.h"
 
 /* Offset of the chosen element of window (oh, ow) in its H x W plane:
@@ -289,6 +293,87 @@ static void channels_last_backward(const cudl_pool2d_geometry *g, int is_max,
   }
 }
 
+/* ---- channels-last max pooling whose windows do not overlap ----
+ * Stride at least the kernel both ways (the 2 x 2, stride 2 pooling of most
+ * CNNs): every input element lies in one window at most. Backward then
+ * writes each element once instead of zeroing dx and scattering, and the
+ * 16-bit types run the same loops on their own storage instead of on f32
+ * copies (cpu_lowp.c). */
+
+int cudl__cpu_pool2d_tiles(const cudl_pool2d_geometry *g, int is_max) {
+  return is_max && g->channels_last && g->sh >= g->kh && g->sw >= g->kw;
+}
+
+/* Whether the windows cover the input with nothing left over. */
+static int tiles_exactly(const cudl_pool2d_geometry *g) {
+  return g->ph == 0 && g->pw == 0 && g->sh == g->kh && g->sw == g->kw &&
+         g->oh * g->kh == g->h && g->ow * g->kw == g->w;
+}
+
+/* The input rows [*first, *last) whose gradient output row oh writes: its
+ * windows' rows and those up to the next output row's, the rows above the
+ * first window and below the last going to the first and last output row. */
+static void tile_rows(const cudl_pool2d_geometry *g, int64_t oh, int64_t *first,
+                      int64_t *last) {
+  const int64_t start = oh * g->sh - g->ph, next = start + g->sh;
+  *first = oh == 0 || start < 0 ? 0 : start;
+  *last = oh == g->oh - 1 || next > g->h ? g->h : next;
+  if (*last < *first) *last = *first;
+}
+
+#define POOL_T float
+#define POOL_LOAD(v) (v)
+#define POOL_STORE(v) (v)
+#define POOL_NAME(f) f##_f32
+#include "cpu/cpu_pooling_tiles.h"
+#undef POOL_T
+#undef POOL_LOAD
+#undef POOL_STORE
+#undef POOL_NAME
+
+#define POOL_T uint16_t
+#define POOL_LOAD(v) cudl__bf16_to_f32(v)
+#define POOL_STORE(v) cudl__f32_to_bf16(v)
+#define POOL_NAME(f) f##_bf16
+#include "cpu/cpu_pooling_tiles.h"
+#undef POOL_T
+#undef POOL_LOAD
+#undef POOL_STORE
+#undef POOL_NAME
+
+#define POOL_T uint16_t
+#define POOL_LOAD(v) cudl__f16_to_f32(v)
+#define POOL_STORE(v) cudl__f32_to_f16(v)
+#define POOL_NAME(f) f##_f16
+#include "cpu/cpu_pooling_tiles.h"
+#undef POOL_T
+#undef POOL_LOAD
+#undef POOL_STORE
+#undef POOL_NAME
+
+void cudl__cpu_max_pool2d_tiles_forward(cudl_dtype dtype,
+                                        const cudl_pool2d_geometry *g,
+                                        const void *x, void *y) {
+  if (dtype == CUDL_DTYPE_BF16)
+    tiles_forward_bf16(g, x, y);
+  else if (dtype == CUDL_DTYPE_F16)
+    tiles_forward_f16(g, x, y);
+  else
+    tiles_forward_f32(g, x, y);
+}
+
+void cudl__cpu_max_pool2d_tiles_backward(cudl_dtype dtype,
+                                         const cudl_pool2d_geometry *g,
+                                         const void *x, const void *dy,
+                                         void *dx) {
+  if (dtype == CUDL_DTYPE_BF16)
+    tiles_backward_bf16(g, x, dy, dx);
+  else if (dtype == CUDL_DTYPE_F16)
+    tiles_backward_f16(g, x, dy, dx);
+  else
+    tiles_backward_f32(g, x, dy, dx);
+}
+
 cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
                                      const cudl_pool2d_geometry *g, int is_max,
                                      const void *x_, void *y_) {
@@ -297,6 +382,10 @@ cudl_status cudl__cpu_pool2d_forward(cudl_context *ctx,
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
+  if (cudl__cpu_pool2d_tiles(g, is_max)) {
+    cudl__cpu_max_pool2d_tiles_forward(CUDL_DTYPE_F32, g, x, y);
+    return CUDL_OK;
+  }
   if (g->channels_last) {
     channels_last_forward(g, is_max, x, y);
     return CUDL_OK;
@@ -336,6 +425,10 @@ cudl_status cudl__cpu_pool2d_backward(cudl_context *ctx,
   const int64_t planes = g->n * g->c;
   int64_t p;
   (void)ctx;
+  if (cudl__cpu_pool2d_tiles(g, is_max)) {
+    cudl__cpu_max_pool2d_tiles_backward(CUDL_DTYPE_F32, g, x, dy, dx);
+    return CUDL_OK;
+  }
   if (g->channels_last) {
     channels_last_backward(g, is_max, x, dy, dx);
     return CUDL_OK;

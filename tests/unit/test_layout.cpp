@@ -394,8 +394,10 @@ struct PoolCase {
   cudl_pool2d_desc d;
 };
 
-cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0) {
+cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int incl = 0,
+                          int ceil = 0) {
   cudl_pool2d_desc d = {};
+  d.ceil_mode = ceil;
   d.kernel_h = kh;
   d.kernel_w = kw;
   d.stride_h = sh;
@@ -408,17 +410,22 @@ cudl_pool2d_desc PoolDesc(int kh, int kw, int sh, int sw, int ph, int pw, int in
 
 std::string Str(const PoolCase &p) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%lldx%lldx%lldx%lld k%dx%d s%dx%d p%dx%d%s",
+  std::snprintf(buf, sizeof buf, "%lldx%lldx%lldx%lld k%dx%d s%dx%d p%dx%d%s%s",
                 static_cast<long long>(p.n), static_cast<long long>(p.c),
                 static_cast<long long>(p.h), static_cast<long long>(p.w), p.d.kernel_h,
                 p.d.kernel_w, p.d.stride_h, p.d.stride_w, p.d.pad_h, p.d.pad_w,
-                p.d.count_include_pad ? " incl" : "");
+                p.d.count_include_pad ? " incl" : "", p.d.ceil_mode ? " ceil" : "");
   return buf;
 }
 
 // Overlapping windows (which add up in backward), padding on either side,
 // the divisor both ways, windows with gaps between them, 1x1, non-square;
 // 1, 3 and 70 channels (more than one block of any power-of-two width).
+// Windows that do not overlap (stride >= kernel: the CPU's channels-last
+// max pooling writes each element of dx once, cpu_pooling_tiles.h) tiling
+// the input exactly, with padding, with gaps, short of the input's last
+// row and column and past them in ceil mode, and large enough to be split
+// over threads.
 std::vector<PoolCase> PoolCases() {
   std::vector<PoolCase> cases;
   for (int64_t c : {1, 3, 70}) {
@@ -431,6 +438,12 @@ std::vector<PoolCase> PoolCases() {
     cases.push_back({1, c, 8, 7, PoolDesc(2, 2, 3, 3, 0, 0)});
     cases.push_back({3, c, 4, 4, PoolDesc(1, 1, 1, 1, 0, 0)});
     cases.push_back({2, c, 16, 16, PoolDesc(3, 3, 2, 2, 1, 1)});  // ResNet's stem pooling
+    cases.push_back({2, c, 8, 6, PoolDesc(2, 2, 2, 2, 0, 0)});
+    cases.push_back({2, c, 7, 9, PoolDesc(2, 2, 2, 2, 1, 1)});
+    cases.push_back({1, c, 10, 11, PoolDesc(2, 3, 3, 4, 1, 0)});
+    cases.push_back({1, c, 9, 9, PoolDesc(2, 2, 2, 2, 0, 0)});
+    cases.push_back({1, c, 9, 9, PoolDesc(2, 2, 2, 2, 0, 0, 0, 1)});
+    cases.push_back({4, c, 16, 16, PoolDesc(2, 2, 2, 2, 0, 0)});
   }
   return cases;
 }
@@ -450,7 +463,11 @@ class PoolLayoutTest : public LayoutTest {
     int64_t out_shape[4];
     EXPECT_EQ(cudl_pool2d_output_shape(&p.d, in_shape, out_shape), CUDL_OK);
     cudl_tensor *y = New({out_shape, out_shape + 4}, dtype, layout);
-    cudl_tensor *dx = New({p.n, p.c, p.h, p.w}, dtype, layout);
+    // NaN in dx beforehand: an element backward does not write shows.
+    const std::vector<int64_t> in = {p.n, p.c, p.h, p.w};
+    const std::vector<float> nans(static_cast<size_t>(p.n * p.c * p.h * p.w),
+                                  std::numeric_limits<float>::quiet_NaN());
+    cudl_tensor *dx = As(Nchw(in, nans), dtype, layout);
     cudl_tensor *dy = As(dy_nchw32, dtype, layout);
     PoolResult r;
     if (is_max) {

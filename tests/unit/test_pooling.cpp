@@ -164,9 +164,11 @@ TEST_F(PoolingTest, ForwardAndBackwardMatchFloat64Reference) {
 }
 
 // The CPU's 16-bit pooling widens a sample at a time when a batch has 16 or
-// more (cpu_lowp.c), whole tensors below that: either way the f32 entry's
-// bits on the widened values, rounded once. Batches of the geometries' own
-// sizes and of 17, NCHW and channels-last, max and average, bf16 and f16.
+// more (cpu_lowp.c), whole tensors below that, and computes channels-last
+// max pooling whose windows do not overlap on the 16-bit values themselves
+// (cpu_pooling_tiles.h): each way the f32 entry's bits on the widened
+// values, rounded once. Batches of the geometries' own sizes and of 17,
+// NCHW and channels-last, max and average, bf16 and f16.
 TEST_F(PoolingTest, SixteenBitIsTheF32PoolingRoundedOnce) {
   uint32_t seed = 70;
   for (Geometry g : Geometries())
