@@ -1,7 +1,8 @@
 /*
  * activation.cu - the activations on CUDA: sigmoid, tanh, ReLU, leaky ReLU,
- * ELU, GELU and SiLU forward and backward, PReLU forward and backward, RReLU forward
- * and the unit-activity diagnostic, each in f32, bf16 and f16. Kernels
+ * ELU, GELU and SiLU forward and backward, each also followed by dropout in
+ * one pass (all but sigmoid and tanh), PReLU forward and backward, RReLU
+ * forward and the unit-activity diagnostic, each in f32, bf16 and f16. Kernels
  * first, then the backend entries.
  *
  * Every kernel is a template over the storage type T (dtype.cuh): it loads
@@ -153,9 +154,12 @@ __global__ void forward_kernel(const T *x, T *y, int64_t n, float alpha,
     cudl__store(y, i, A::forward(cudl__load(x, i), alpha));
 }
 
+// dx = f'(saved) * dy, or, after a dropout fused in (mask not null),
+// f'(saved) * (dy * mask): the activation's backward on the dropout's.
 template <typename T, cudl_activation_type Kind>
-__global__ void backward_kernel(const T *saved, const T *dy, T *dx, int64_t n,
-                                float alpha, bool vectorised) {
+__global__ void backward_kernel(const T *saved, const T *dy, const T *mask,
+                                T *dx, int64_t n, float alpha,
+                                bool vectorised) {
   using A = Activation<Kind>;
   using V = cudl__vec16<T>;
   constexpr int width = sizeof(V) / sizeof(T);
@@ -164,22 +168,54 @@ __global__ void backward_kernel(const T *saved, const T *dy, T *dx, int64_t n,
     const int64_t nv = n / width;
     const V *sv = reinterpret_cast<const V *>(saved);
     const V *gv = reinterpret_cast<const V *>(dy);
+    const V *mv = reinterpret_cast<const V *>(mask);
     V *dv = reinterpret_cast<V *>(dx);
     for (int64_t i = CUDL_GRID_START; i < nv; i += CUDL_GRID_STRIDE) {
       const V s = sv[i];
       const V g = gv[i];
+      float gf[width];
+#pragma unroll
+      for (int k = 0; k < width; ++k) gf[k] = cudl__to_f32(g.v[k]);
+      if (mask != nullptr) {
+        const V m = mv[i];
+#pragma unroll
+        for (int k = 0; k < width; ++k) gf[k] *= cudl__to_f32(m.v[k]);
+      }
       V r;
 #pragma unroll
       for (int k = 0; k < width; ++k)
-        r.v[k] = cudl__from_f32<T>(
-            A::backward(cudl__to_f32(s.v[k]), cudl__to_f32(g.v[k]), alpha));
+        r.v[k] =
+            cudl__from_f32<T>(A::backward(cudl__to_f32(s.v[k]), gf[k], alpha));
       dv[i] = r;
     }
     tail = nv * width;
   }
-  for (int64_t i = tail + CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE)
-    cudl__store(dx, i,
-                A::backward(cudl__load(saved, i), cudl__load(dy, i), alpha));
+  for (int64_t i = tail + CUDL_GRID_START; i < n; i += CUDL_GRID_STRIDE) {
+    float g = cudl__load(dy, i);
+    if (mask != nullptr) g *= cudl__load(mask, i);
+    cudl__store(dx, i, A::backward(cudl__load(saved, i), g, alpha));
+  }
+}
+
+// Dropout after the activation (dropout.cu's keep test and multiplier) on
+// the activation's value: y = f(x) * m, Philox block b deciding elements
+// 4b..4b+3.
+template <typename T, cudl_activation_type Kind>
+__global__ void dropout_forward_kernel(const T *x, T *mask, T *y, int64_t n,
+                                       float alpha, float p, float scale,
+                                       uint64_t seed, uint64_t offset,
+                                       bool vectorised) {
+  using A = Activation<Kind>;
+  const int64_t blocks = (n + 3) / 4;
+  for (int64_t b = CUDL_GRID_START; b < blocks; b += CUDL_GRID_STRIDE) {
+    const cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
+    cudl__scale_block(
+        x, mask, y, n, b, vectorised,
+        [&](int k, float) {
+          return cudl_dropout_keep(r.v[k], p) ? scale : 0.0f;
+        },
+        [&](float v) { return A::forward(v, alpha); });
+  }
 }
 
 // Calls launch(k), k a std::integral_constant holding `kind`, so that the
@@ -365,7 +401,56 @@ cudl_status activation_backward(cudl_context *ctx, cudl_activation_type kind,
         backward_kernel<T, decltype(k)::value>
             <<<cudl__grid_for(vec ? n / width + 1 : n), CUDL_BLOCK_SIZE, 0,
                s->stream>>>(cudl__typed<T>(saved), cudl__typed<T>(dy),
-                            cudl__typed<T>(dx), n, alpha, vec);
+                            static_cast<const T *>(nullptr), cudl__typed<T>(dx),
+                            n, alpha, vec);
+      }))
+    return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
+                            __LINE__);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+// Sigmoid and tanh have no fused kernels: their backward reads y, which the
+// fused pass does not keep (the caller refuses them).
+template <typename T>
+cudl_status activation_dropout_forward(cudl_context *ctx,
+                                       cudl_activation_type kind, float alpha,
+                                       const void *x, void *mask, void *y,
+                                       int64_t n, float p, uint64_t seed,
+                                       uint64_t offset) {
+  // Computed once, on the host, as dropout.cu and the CPU compute it.
+  const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  const bool vec = cudl__vec_aligned<T, 4>(x) &&
+                   cudl__vec_aligned<T, 4>(mask) && cudl__vec_aligned<T, 4>(y);
+  CUDA_ENTER(ctx, s);
+  if (kind == CUDL_ACT_SIGMOID || kind == CUDL_ACT_TANH ||
+      !with_kind(kind, [&](auto k) {
+        dropout_forward_kernel<T, decltype(k)::value>
+            <<<cudl__grid_for((n + 3) / 4), CUDL_BLOCK_SIZE, 0, s->stream>>>(
+                cudl__typed<T>(x), cudl__typed<T>(mask), cudl__typed<T>(y), n,
+                alpha, p, scale, seed, offset, vec);
+      }))
+    return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
+                            __LINE__);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+template <typename T>
+cudl_status activation_dropout_backward(cudl_context *ctx,
+                                        cudl_activation_type kind, float alpha,
+                                        const void *x, const void *mask,
+                                        const void *dy, void *dx, int64_t n) {
+  constexpr int width = sizeof(cudl__vec16<T>) / sizeof(T);
+  const bool vec =
+      cudl__vec_aligned<T, width>(x) && cudl__vec_aligned<T, width>(mask) &&
+      cudl__vec_aligned<T, width>(dy) && cudl__vec_aligned<T, width>(dx);
+  CUDA_ENTER(ctx, s);
+  if (kind == CUDL_ACT_SIGMOID || kind == CUDL_ACT_TANH ||
+      !with_kind(kind, [&](auto k) {
+        backward_kernel<T, decltype(k)::value>
+            <<<cudl__grid_for(vec ? n / width + 1 : n), CUDL_BLOCK_SIZE, 0,
+               s->stream>>>(cudl__typed<T>(x), cudl__typed<T>(dy),
+                            cudl__typed<T>(mask), cudl__typed<T>(dx), n, alpha,
+                            vec);
       }))
     return cudl__cuda_error(ctx, cudaErrorInvalidValue, __func__, __FILE__,
                             __LINE__);
@@ -447,6 +532,20 @@ CUDL_CUDA_FLOATS(activation_backward,
                  (cudl_context * ctx, cudl_activation_type kind, float alpha,
                   const void *saved, const void *dy, void *dx, int64_t n),
                  activation_backward, (ctx, kind, alpha, saved, dy, dx, n))
+
+CUDL_CUDA_FLOATS(activation_dropout_forward,
+                 (cudl_context * ctx, cudl_activation_type kind, float alpha,
+                  const void *x, void *mask, void *y, int64_t n, float p,
+                  uint64_t seed, uint64_t offset),
+                 activation_dropout_forward,
+                 (ctx, kind, alpha, x, mask, y, n, p, seed, offset))
+
+CUDL_CUDA_FLOATS(activation_dropout_backward,
+                 (cudl_context * ctx, cudl_activation_type kind, float alpha,
+                  const void *x, const void *mask, const void *dy, void *dx,
+                  int64_t n),
+                 activation_dropout_backward,
+                 (ctx, kind, alpha, x, mask, dy, dx, n))
 
 CUDL_CUDA_FLOATS(prelu_forward,
                  (cudl_context * ctx, const void *x, const float *slope,

@@ -79,6 +79,13 @@ CALL(rrelu_f,
 CALL(rrelu_b, cudl_rrelu_backward(p->ctx, p->a, p->dy, p->dx))
 CALL(dropout_f, cudl_dropout_forward(p->ctx, p->x, 0.5f, 1, p->a, p->y))
 CALL(dropout_b, cudl_dropout_backward(p->ctx, p->a, p->dy, p->dx))
+/* The fused path of a ReLU before dropout: one pass each way. */
+CALL(relu_dropout_f, cudl_activation_dropout_forward(p->ctx, CUDL_ACT_RELU,
+                                                     0.0f, p->x, 0.5f, p->a,
+                                                     p->y))
+CALL(relu_dropout_b,
+     cudl_activation_dropout_backward(p->ctx, CUDL_ACT_RELU, 0.0f, p->x, p->a,
+                                      p->dy, p->dx))
 CALL(maxpool_f, cudl_max_pool2d_forward(p->ctx, &p->pool, p->x, p->y))
 CALL(maxpool_b, cudl_max_pool2d_backward(p->ctx, &p->pool, p->x, p->dy, p->dx))
 CALL(avgpool_f, cudl_avg_pool2d_forward(p->ctx, &p->pool, p->x, p->y))
@@ -137,6 +144,7 @@ static const char *const op_names[] = {"relu",
                                        "prelu",
                                        "rrelu",
                                        "dropout",
+                                       "relu_dropout",
                                        "max_pool2d",
                                        "avg_pool2d",
                                        "global_avg_pool",
@@ -341,7 +349,8 @@ static void run_cudnn(ops_run *r, const char *op, const char *pass,
   print_result(r, res);
 }
 
-/* The elementwise activations, dropout and RReLU on X. */
+/* The elementwise activations, dropout (alone and after a ReLU) and RReLU
+ * on X. */
 static void bench_elementwise(ops_run *r, const char *size,
                               const int64_t x_shape[4]) {
   static const struct {
@@ -350,16 +359,20 @@ static void bench_elementwise(ops_run *r, const char *size,
     float alpha;
     int saved_is_y;       /* backward reads y (sigmoid, tanh) */
     int aux;              /* forward writes a mask or noise (3n bytes) */
+    int backward_reads;   /* tensors backward reads (it writes dx) */
     bench_cudnn_op cudnn; /* its cuDNN peer ... */
     int has_cudnn;        /* ... when it has one */
   } ops[] = {
-      {"relu", relu_f, relu_b, 0.0f, 0, 0, BENCH_CUDNN_RELU, 1},
-      {"sigmoid", sigmoid_f, sigmoid_b, 0.0f, 1, 0, BENCH_CUDNN_SIGMOID, 1},
-      {"tanh", tanh_f, tanh_b, 0.0f, 1, 0, BENCH_CUDNN_TANH, 1},
-      {"leaky_relu", leaky_f, leaky_b, 0.01f, 0, 0, BENCH_CUDNN_RELU, 0},
-      {"elu", elu_f, elu_b, 1.0f, 0, 0, BENCH_CUDNN_RELU, 0},
-      {"rrelu", rrelu_f, rrelu_b, 0.0f, 0, 1, BENCH_CUDNN_RELU, 0},
-      {"dropout", dropout_f, dropout_b, 0.0f, 0, 1, BENCH_CUDNN_RELU, 0},
+      {"relu", relu_f, relu_b, 0.0f, 0, 0, 2, BENCH_CUDNN_RELU, 1},
+      {"sigmoid", sigmoid_f, sigmoid_b, 0.0f, 1, 0, 2, BENCH_CUDNN_SIGMOID, 1},
+      {"tanh", tanh_f, tanh_b, 0.0f, 1, 0, 2, BENCH_CUDNN_TANH, 1},
+      {"leaky_relu", leaky_f, leaky_b, 0.01f, 0, 0, 2, BENCH_CUDNN_RELU, 0},
+      {"elu", elu_f, elu_b, 1.0f, 0, 0, 2, BENCH_CUDNN_RELU, 0},
+      {"rrelu", rrelu_f, rrelu_b, 0.0f, 0, 1, 2, BENCH_CUDNN_RELU, 0},
+      {"dropout", dropout_f, dropout_b, 0.0f, 0, 1, 2, BENCH_CUDNN_RELU, 0},
+      /* against relu then dropout, each way: their times added */
+      {"relu_dropout", relu_dropout_f, relu_dropout_b, 0.0f, 0, 1, 3,
+       BENCH_CUDNN_RELU, 0},
   };
   size_t i;
   double n = (double)(x_shape[0] * x_shape[1] * x_shape[2] * x_shape[3]);
@@ -376,8 +389,8 @@ static void bench_elementwise(ops_run *r, const char *size,
     if (ops[i].aux) p.a = make(r, 4, x_shape, 0.0f, 0.0f);
     run_pass(r, ops[i].op, "forward", size, ops[i].fwd, &p, p.x,
              4.0 * (ops[i].aux ? 3 : 2) * n, 0, NULL);
-    run_pass(r, ops[i].op, "backward", size, ops[i].bwd, &p, p.x, 12.0 * n, 0,
-             NULL);
+    run_pass(r, ops[i].op, "backward", size, ops[i].bwd, &p, p.x,
+             4.0 * (ops[i].backward_reads + 1) * n, 0, NULL);
     end_case(r, ops[i].op);
     if (ops[i].has_cudnn) {
       run_cudnn(r, ops[i].op, "forward", size, ops[i].cudnn, 0, x_shape,

@@ -247,6 +247,95 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
   return CUDL_OK;
 }
 
+/* Dropout's numbers (cpu_dropout.c) on the activation's output: Philox
+ * block b decides elements 4b..4b+3. The kind is fixed per loop, as above;
+ * f(x) * m is the product the two layers compute, so the bits are theirs. */
+/* clang-format off */
+#define ACTIVATION_DROPOUT_LOOP(KIND)                                        \
+  do {                                                                      \
+    _Pragma("omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)")  \
+    for (b = 0; b < blocks; ++b) {                                          \
+      const cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b); \
+      int k;                                                                \
+      for (k = 0; k < 4 && 4 * b + k < n; ++k) {                           \
+        const int64_t i = 4 * b + k;                                        \
+        const float m = cudl_dropout_keep(r.v[k], p) ? scale : 0.0f;        \
+        mask[i] = m;                                                        \
+        y[i] = forward_one(KIND, alpha, x[i]) * m;                          \
+      }                                                                     \
+    }                                                                       \
+  } while (0)
+/* clang-format on */
+
+cudl_status cudl__cpu_activation_dropout_forward(
+    cudl_context *ctx, cudl_activation_type kind, float alpha, const void *x_,
+    void *mask_, void *y_, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  const float *x = x_;
+  float *mask = mask_;
+  float *y = y_;
+  /* as cudl__cpu_dropout_forward: p = 1 drops all */
+  const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+  const int64_t blocks = (n + 3) / 4;
+  int64_t b;
+  (void)ctx;
+  switch (kind) {
+    case CUDL_ACT_RELU:
+      ACTIVATION_DROPOUT_LOOP(CUDL_ACT_RELU);
+      break;
+    case CUDL_ACT_LEAKY_RELU:
+      ACTIVATION_DROPOUT_LOOP(CUDL_ACT_LEAKY_RELU);
+      break;
+    case CUDL_ACT_ELU:
+      ACTIVATION_DROPOUT_LOOP(CUDL_ACT_ELU);
+      break;
+    case CUDL_ACT_GELU:
+      ACTIVATION_DROPOUT_LOOP(CUDL_ACT_GELU);
+      break;
+    case CUDL_ACT_SILU:
+      ACTIVATION_DROPOUT_LOOP(CUDL_ACT_SILU);
+      break;
+    default: /* sigmoid and tanh: refused by the caller */
+      break;
+  }
+  return CUDL_OK;
+}
+
+cudl_status cudl__cpu_activation_dropout_backward(
+    cudl_context *ctx, cudl_activation_type kind, float alpha, const void *x_,
+    const void *mask_, const void *dy_, void *dx_, int64_t n) {
+  const float *x = x_;
+  const float *mask = mask_;
+  const float *dy = dy_;
+  float *dx = dx_;
+  int64_t i;
+  (void)ctx;
+  switch (kind) {
+    case CUDL_ACT_RELU:
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACT_RELU, alpha, x[i], dy[i] * mask[i]));
+      break;
+    case CUDL_ACT_LEAKY_RELU:
+      ELEMENTWISE_LOOP(dx[i] = backward_one(CUDL_ACT_LEAKY_RELU, alpha, x[i],
+                                            dy[i] * mask[i]));
+      break;
+    case CUDL_ACT_ELU:
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACT_ELU, alpha, x[i], dy[i] * mask[i]));
+      break;
+    case CUDL_ACT_GELU:
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACT_GELU, alpha, x[i], dy[i] * mask[i]));
+      break;
+    case CUDL_ACT_SILU:
+      ELEMENTWISE_LOOP(
+          dx[i] = backward_one(CUDL_ACT_SILU, alpha, x[i], dy[i] * mask[i]));
+      break;
+    default: /* sigmoid and tanh: refused by the caller */
+      break;
+  }
+  return CUDL_OK;
+}
+
 cudl_status cudl__cpu_prelu_forward(cudl_context *ctx, const void *x_,
                                     const float *slope, void *y_, int64_t outer,
                                     int64_t channels, int64_t inner) {

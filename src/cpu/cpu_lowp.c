@@ -490,6 +490,45 @@ LOWP_ENTRIES(dropout_forward,
               float p, int training, uint64_t seed, uint64_t offset),
              (ctx, x, mask, y, n, p, training, seed, offset))
 
+static cudl_status lowp_activation_dropout_forward(
+    cudl_dtype dtype, cudl_context *ctx, cudl_activation_type kind, float alpha,
+    const void *x, void *mask, void *y, int64_t n, float p, uint64_t seed,
+    uint64_t offset) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wy = wide(&w, NULL, n);
+  float *wmask = wide(&w, NULL, n);
+  cudl_status s =
+      RUN(w, cudl__cpu_activation_dropout_forward(ctx, kind, alpha, wx, wmask,
+                                                  wy, n, p, seed, offset));
+  if (s == CUDL_OK) {
+    narrow(&w, wy, y, n);
+    narrow(&w, wmask, mask, n);
+  }
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(activation_dropout_forward,
+             (cudl_context * ctx, cudl_activation_type kind, float alpha,
+              const void *x, void *mask, void *y, int64_t n, float p,
+              uint64_t seed, uint64_t offset),
+             (ctx, kind, alpha, x, mask, y, n, p, seed, offset))
+
+static cudl_status lowp_activation_dropout_backward(
+    cudl_dtype dtype, cudl_context *ctx, cudl_activation_type kind, float alpha,
+    const void *x, const void *mask, const void *dy, void *dx, int64_t n) {
+  wide_set w = wide_begin(ctx, dtype);
+  float *wx = wide(&w, x, n), *wmask = wide(&w, mask, n);
+  float *wdy = wide(&w, dy, n), *wdx = wide(&w, NULL, n);
+  cudl_status s = RUN(w, cudl__cpu_activation_dropout_backward(
+                             ctx, kind, alpha, wx, wmask, wdy, wdx, n));
+  if (s == CUDL_OK) narrow(&w, wdx, dx, n);
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES(activation_dropout_backward,
+             (cudl_context * ctx, cudl_activation_type kind, float alpha,
+              const void *x, const void *mask, const void *dy, void *dx,
+              int64_t n),
+             (ctx, kind, alpha, x, mask, dy, dx, n))
+
 /* ---- pooling ---- */
 
 /* Pooling is per sample, and the f32 entry computes a sample of a batch as

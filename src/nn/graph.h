@@ -108,8 +108,11 @@ typedef struct node {
    * input (fused_bn; 0: none) and the residual addition in between
    * (fused_add; 0: none) with the addition's other input (fused_residual);
    * on that batch norm and addition, the ReLU node doing their work
-   * (fused_into; 0: none). */
+   * (fused_into; 0: none). On a dropout node, the activation it computes
+   * from that activation's input (fused_act; 0: none), which is marked
+   * fused_into the dropout. */
   int fused_bn, fused_add, fused_residual;
+  int fused_act;
   int fused_into;
 } node;
 
@@ -365,7 +368,8 @@ cudl_status cudl__finish_input(cudl_model *m, node *n, int k);
 
 /* At a training compile: mark the groups the fused path computes (a batch
  * norm read only by a ReLU, or only by a residual addition read only by a
- * ReLU). */
+ * ReLU; an activation whose backward reads its input, read only by a
+ * dropout). */
 void cudl__fusion_mark(cudl_model *m);
 /* Clear the marks (an inference compile, a failed compile). */
 void cudl__fusion_clear(cudl_model *m);
@@ -373,15 +377,22 @@ void cudl__fusion_clear(cudl_model *m);
  * nothing that reads the fused nodes' own values or runs batch norm its
  * own way (diagnostics, check numerics, synchronised batch norm). */
 int cudl__fusion_active(const cudl_model *m);
-/* Whether node n runs differently on the fused path (a marked ReLU, or a
- * batch norm or addition it computes). */
+/* Whether node n runs differently on the fused path (a marked ReLU or
+ * dropout, or a node it computes). */
 int cudl__fusion_involves(const node *n);
+/* Whether node n computes a fused group (a marked ReLU or dropout): its
+ * backward is cudl__fusion_backward on the fused path. */
+int cudl__fusion_leads(const node *n);
+/* The node whose input gradients a group's leader writes (the batch norm,
+ * the activation), or n itself when it leads none. */
+const node *cudl__fusion_owner(const cudl_model *m, const node *n);
 /* Node n's forward on the fused path: a batch norm's statistics, nothing
- * for the addition, the normalisation, residual and ReLU for the ReLU. */
+ * for the addition or the activation, the normalisation, residual and
+ * ReLU for the ReLU, the activation and dropout for the dropout. */
 cudl_status cudl__fusion_forward(cudl_model *m, node *n);
-/* A marked ReLU's backward on the fused path: the gradients of the batch
- * norm's input, its parameters and the residual, and the batch norm and
- * addition marked as done. */
+/* A leader's backward on the fused path: a ReLU's writes the gradients of
+ * the batch norm's input, its parameters and the residual; a dropout's
+ * that of the activation's input; the nodes it computed are marked done. */
 cudl_status cudl__fusion_backward(cudl_model *m, node *n);
 
 /* ---- the inference compile (inference.c), for model.c ---- */

@@ -196,8 +196,9 @@ static cudl_status take_slot(cudl_model *m, int64_t numel, char *in_use,
  * input's gradient is live from the step of its last consumer down to its
  * own step; a buffer is reused once its node's step is done. A fused
  * ReLU's step (fusion.c) writes the gradients of its batch norm's input
- * and of the residual: theirs are live from that step, so that either
- * path, fused or not, finds its buffers free. */
+ * and of the residual, a fused dropout's that of its activation's input:
+ * theirs are live from that step, so that either path, fused or not, finds
+ * its buffers free. */
 static cudl_status plan_gradients(cudl_model *m) {
   char in_use[4096];
   int i, k;
@@ -211,6 +212,7 @@ static cudl_status plan_gradients(cudl_model *m) {
     if (n->grad_slot < 0) continue; /* no gradient reaches it */
     if (n->fused_bn != 0) early[count++] = m->nodes[n->fused_bn].in[0];
     if (n->fused_add != 0) early[count++] = n->fused_residual;
+    if (n->fused_act != 0) early[count++] = m->nodes[n->fused_act].in[0];
     for (k = 0; k < n->n_in + count && status == CUDL_OK; ++k) {
       const int in = k < n->n_in ? n->in[k] : early[k - n->n_in];
       node *src = &m->nodes[in];
@@ -1201,7 +1203,7 @@ static cudl_status backward_node(cudl_model *m, node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
   cudl_status status = CUDL_OK;
   int k;
-  if (m->fused_forward && n->fused_bn != 0)
+  if (m->fused_forward && cudl__fusion_leads(n))
     return cudl__fusion_backward(m, n);
   for (k = 0; k < n->n_in && status == CUDL_OK; ++k) {
     n->backward_input = k;
@@ -1301,9 +1303,10 @@ static cudl_status zero_unreached(cudl_model *m, const node *n) {
  * buffer may hold other consumers' contributions too, but those were
  * checked when written, so a non-finite value there is n's. */
 static cudl_status check_backward(cudl_model *m, const node *n, int index) {
-  /* A fused ReLU's backward wrote its batch norm's gradients instead. */
-  const int fused = m->fused_forward && n->fused_bn != 0;
-  const node *owner = fused ? &m->nodes[n->fused_bn] : n;
+  /* A fused ReLU's backward wrote its batch norm's gradients instead, a
+   * fused dropout's its activation's. */
+  const int fused = m->fused_forward && cudl__fusion_leads(n);
+  const node *owner = fused ? cudl__fusion_owner(m, n) : n;
   const int params[2] = {owner->weight, owner->bias};
   int inputs[NODE_MAX_INPUTS], count = 0;
   cudl_status status = CUDL_OK;
@@ -1349,7 +1352,8 @@ static cudl_status backward_pass(cudl_model *m) {
     if (!n->grad_written) { /* no gradient reaches this node */
       status = zero_unreached(m, n);
     } else if (m->fused_forward && n->fused_into != 0) {
-      /* A batch norm or addition whose backward the ReLU's did. */
+      /* A batch norm, addition or activation whose backward its group's
+       * leader did. */
     } else {
       /* Its output gradient is complete: every consumer has added to it. */
       if (norms) status = norm_into(m, n->dy, i);
@@ -1443,7 +1447,8 @@ const cudl_tensor *cudl_model_node_output(cudl_model *m, int index) {
     return NULL;
   /* An inference compile reuses the buffers of values no longer needed. */
   if (m->inference && !m->nodes[index].value_kept) return NULL;
-  /* The fused path computes no value for a batch norm or addition. */
+  /* The fused path computes no value for a batch norm, an addition or an
+   * activation fused into a dropout. */
   if (m->fused_forward && m->nodes[index].fused_into != 0) return NULL;
   return m->nodes[index].y;
 }

@@ -1019,6 +1019,70 @@ Row DropoutRow(int64_t n, float p, bool training, bool in_place) {
   return r;
 }
 
+// Dropout after an activation in one pass (cudl_activation_dropout_*): the
+// dropout row's mask, numbers and offset on the activation's value, y =
+// f(x) * mask and dx = dy * mask * f'(x), for the activations whose
+// backward reads x. Tolerances: the activation's (Activations()) plus the
+// product by the mask and the mask's own rounding (4 eps); in 16 bits the
+// mask is stored rounded and backward multiplies by it, so dx passes two
+// roundings. Sigmoid and tanh are refused (test_activation).
+Row ActivationDropoutRow(const Activation &a, int64_t n, float p, bool in_place) {
+  static const std::map<std::string, std::pair<cudl_activation_type, float>> kinds = {
+      {"relu", {CUDL_ACT_RELU, 0.0f}},
+      {"leaky_relu", {CUDL_ACT_LEAKY_RELU, 0.01f}},
+      {"elu", {CUDL_ACT_ELU, 1.5f}},
+      {"gelu", {CUDL_ACT_GELU, 0.0f}},
+      {"silu", {CUDL_ACT_SILU, 0.0f}}};
+  const cudl_activation_type type = kinds.at(a.name).first;
+  const float alpha = kinds.at(a.name).second;
+  Row r;
+  r.op = a.name + "_dropout";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%sp%g_%lld", in_place ? "inplace_" : "", static_cast<double>(p),
+                static_cast<long long>(n));
+  r.config = buf;
+  r.tol = {4 * a.tol.abs, a.tol.rel + 4 * kEps};
+  r.dtypes = kFloats;
+  const uint64_t seed = 77, offset = 0xffffffffull;
+  r.inputs = [n](Gen &g) {
+    Inputs in;
+    in["x"] = Data({n}, g.Uniform(static_cast<size_t>(n), -4.0f, 4.0f));
+    in["dy"] = Data({n}, g.Uniform(static_cast<size_t>(n), -1.0f, 1.0f));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    // In place: y over a copy of x, which backward still reads; dx over dy.
+    cudl_tensor *x = e.In(in, "x"), *dy = e.In(in, "dy");
+    cudl_tensor *mask = e.Out({n}), *y = in_place ? e.In(in, "x") : e.Out({n});
+    cudl_tensor *dx = in_place ? dy : e.Out({n});
+    CALL(e, cudl_context_set_rng_state(e.ctx(), seed, offset));
+    CALL(e, cudl_activation_dropout_forward(e.ctx(), type, alpha, in_place ? y : x, p, mask, y));
+    const float advance = static_cast<float>(e.RngOffset() - offset);
+    CALL(e, cudl_activation_dropout_backward(e.ctx(), type, alpha, x, mask, dy, dx));
+    return Moved<Outputs>(Output{"mask", e.Read(mask)}, Output{"y", e.Read(y)},
+                          Output{"dx", e.Read(dx)}, Output{"rng_advance", {advance}});
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &x = in.at("x").f, &dy = in.at("dy").f;
+    std::vector<double> mask(x.size()), y(x.size()), dx(x.size()), y_scale, d_scale;
+    const double scale = p < 1.0f ? 1.0 / (1.0 - static_cast<double>(p)) : 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      mask[i] =
+          PhiloxUnit(seed, offset, static_cast<int64_t>(i)) >= static_cast<double>(p) ? scale : 0.0;
+      y[i] = a.f(x[i]) * mask[i];
+      dx[i] = dy[i] * mask[i] * a.dsaved(x[i]);
+      y_scale.push_back(mask[i] * (a.y_scale ? a.y_scale(x[i]) : std::fabs(a.f(x[i]))));
+      d_scale.push_back(std::fabs(dy[i] * mask[i]) *
+                        (a.d_scale ? a.d_scale(x[i]) : std::fabs(a.dsaved(x[i]))));
+    }
+    return Moved<Expected>(Expect("mask", std::move(mask)),
+                           Expect("y", std::move(y)).Scale(std::move(y_scale)),
+                           Expect("dx", std::move(dx)).Scale(std::move(d_scale)).Roundings(2),
+                           Expect("rng_advance", {static_cast<double>((n + 3) / 4)}));
+  };
+  return r;
+}
+
 // ===========================================================================
 // Pooling
 // ===========================================================================
@@ -2592,6 +2656,17 @@ std::vector<Row> BuildTable() {
       t.push_back(DropoutRow(n, p, true, false));
   t.push_back(Large(DropoutRow(kLarge, 0.5f, true, false)));
   t.push_back(DropoutRow(1021, 0.5f, false, false));
+  // Dropout after an activation: every activation whose backward reads x,
+  // at a tail alone, a prime past one vector, in place and unaligned; ReLU
+  // past one CUDA grid too (every kind runs the same grid-stride loops).
+  for (const Activation &a : Activations()) {
+    if (a.backward_from_output) continue;
+    for (int64_t n : {int64_t{3}, int64_t{1021}})
+      t.push_back(ActivationDropoutRow(a, n, 0.3f, false));
+    t.push_back(ActivationDropoutRow(a, 999, 0.5f, true));
+    t.push_back(Unaligned(ActivationDropoutRow(a, 1021, 0.5f, false)));
+    if (a.name == "relu") t.push_back(Large(ActivationDropoutRow(a, kLarge, 0.2f, false)));
+  }
   // Concatenation: 2-D features (one part of one feature), 3-D, 4-D in both
   // layouts (parts of 1 and of prime channel counts, odd planes), one input
   // alone, and a batch past a CUDA grid's first pass.

@@ -1,6 +1,7 @@
 // test_dropout.cpp - inverted dropout: the mask against the documented
 // Philox stream, scaling, p = 0 and p = 1 exactly, evaluation, the RNG
-// offset, backward, bad input. CUDA masks (bit-identical to the CPU's):
+// offset, backward, bad input; dropout after an activation in one pass
+// against the two layers. CUDA masks (bit-identical to the CPU's):
 // test_backends.cpp.
 #include <gtest/gtest.h>
 
@@ -38,6 +39,56 @@ std::vector<float> RandomValues(size_t n, uint32_t seed) {
   std::vector<float> v(n);
   for (float &x : v) x = dist(gen);
   return v;
+}
+
+// The activation layer through its public call (the model's layer).
+void LayerForward(cudl_context *ctx, cudl_activation_type t, float alpha, const cudl_tensor *x,
+                  cudl_tensor *y) {
+  cudl_status s = CUDL_ERR_INVALID_ARGUMENT;
+  switch (t) {
+    case CUDL_ACT_RELU:
+      s = cudl_relu_forward(ctx, x, y);
+      break;
+    case CUDL_ACT_LEAKY_RELU:
+      s = cudl_leaky_relu_forward(ctx, x, alpha, y);
+      break;
+    case CUDL_ACT_ELU:
+      s = cudl_elu_forward(ctx, x, alpha, y);
+      break;
+    case CUDL_ACT_GELU:
+      s = cudl_gelu_forward(ctx, x, y);
+      break;
+    case CUDL_ACT_SILU:
+      s = cudl_silu_forward(ctx, x, y);
+      break;
+    default:
+      break;
+  }
+  EXPECT_EQ(s, CUDL_OK) << cudl_context_last_error(ctx);
+}
+void LayerBackward(cudl_context *ctx, cudl_activation_type t, float alpha, const cudl_tensor *x,
+                   const cudl_tensor *dy, cudl_tensor *dx) {
+  cudl_status s = CUDL_ERR_INVALID_ARGUMENT;
+  switch (t) {
+    case CUDL_ACT_RELU:
+      s = cudl_relu_backward(ctx, x, dy, dx);
+      break;
+    case CUDL_ACT_LEAKY_RELU:
+      s = cudl_leaky_relu_backward(ctx, x, alpha, dy, dx);
+      break;
+    case CUDL_ACT_ELU:
+      s = cudl_elu_backward(ctx, x, alpha, dy, dx);
+      break;
+    case CUDL_ACT_GELU:
+      s = cudl_gelu_backward(ctx, x, dy, dx);
+      break;
+    case CUDL_ACT_SILU:
+      s = cudl_silu_backward(ctx, x, dy, dx);
+      break;
+    default:
+      break;
+  }
+  EXPECT_EQ(s, CUDL_OK) << cudl_context_last_error(ctx);
 }
 
 class DropoutTest : public ::testing::Test {
@@ -191,6 +242,76 @@ TEST_F(DropoutTest, MaskSharesTheDataDtype) {
       << cudl_context_last_error(ctx_);
   EXPECT_EQ(Offset(ctx_), before + 2);
   EXPECT_EQ(cudl_dropout_backward(ctx_, mask16, y, y), CUDL_OK);
+}
+
+// Dropout after an activation in one pass: in f32 the bits of the
+// activation then the dropout (mask, y, dx and the RNG offset), for every
+// activation whose backward reads x; in place too.
+TEST_F(DropoutTest, AfterAnActivationIsTheTwoLayersInOnePass) {
+  const int64_t n = 1001;
+  const std::vector<float> xs = RandomValues(n, 6), gs = RandomValues(n, 7);
+  const struct {
+    cudl_activation_type type;
+    float alpha;
+  } kinds[] = {{CUDL_ACT_RELU, 0.0f},
+               {CUDL_ACT_LEAKY_RELU, 0.05f},
+               {CUDL_ACT_ELU, 1.2f},
+               {CUDL_ACT_GELU, 0.0f},
+               {CUDL_ACT_SILU, 0.0f}};
+  for (const auto &k : kinds) {
+    SCOPED_TRACE(cudl_activation_name(k.type));
+    cudl_tensor *x = Make(ctx_, n, xs), *dy = Make(ctx_, n, gs);
+    // The layers: activation, dropout; backward through both.
+    cudl_tensor *act = Make(ctx_, n), *m1 = Make(ctx_, n), *y1 = Make(ctx_, n);
+    cudl_tensor *g1 = Make(ctx_, n), *dx1 = Make(ctx_, n);
+    ASSERT_EQ(cudl_context_set_rng_state(ctx_, 3, 40), CUDL_OK);
+    LayerForward(ctx_, k.type, k.alpha, x, act);
+    ASSERT_EQ(cudl_dropout_forward(ctx_, act, 0.3f, 1, m1, y1), CUDL_OK);
+    const uint64_t after_layers = Offset(ctx_);
+    ASSERT_EQ(cudl_dropout_backward(ctx_, m1, dy, g1), CUDL_OK);
+    LayerBackward(ctx_, k.type, k.alpha, x, g1, dx1);
+    // Fused, y over a copy of x and dx over a copy of dy.
+    cudl_tensor *m2 = Make(ctx_, n), *y2 = Make(ctx_, n, xs), *dx2 = Make(ctx_, n, gs);
+    ASSERT_EQ(cudl_context_set_rng_state(ctx_, 3, 40), CUDL_OK);
+    ASSERT_EQ(cudl_activation_dropout_forward(ctx_, k.type, k.alpha, y2, 0.3f, m2, y2), CUDL_OK)
+        << cudl_context_last_error(ctx_);
+    EXPECT_EQ(Offset(ctx_), after_layers);
+    ASSERT_EQ(cudl_activation_dropout_backward(ctx_, k.type, k.alpha, x, m2, dx2, dx2), CUDL_OK);
+    EXPECT_TRUE(BitEqual(ReadF32(m2), ReadF32(m1))) << "mask";
+    EXPECT_TRUE(BitEqual(ReadF32(y2), ReadF32(y1))) << "y";
+    EXPECT_TRUE(BitEqual(ReadF32(dx2), ReadF32(dx1))) << "dx";
+  }
+}
+
+TEST_F(DropoutTest, AfterAnActivationRefusesWhatItCannotDo) {
+  cudl_tensor *x = Make(ctx_, 4, {1, 2, 3, 4}), *y = Make(ctx_, 4, {9, 9, 9, 9});
+  cudl_tensor *mask = Make(ctx_, 4, {9, 9, 9, 9}), *wrong = Make(ctx_, 5);
+  ASSERT_EQ(cudl_context_set_rng_state(ctx_, 1, 2), CUDL_OK);
+  for (cudl_activation_type t : {CUDL_ACT_SIGMOID, CUDL_ACT_TANH}) {
+    EXPECT_EQ(cudl_activation_dropout_forward(ctx_, t, 0.0f, x, 0.5f, mask, y),
+              CUDL_ERR_UNSUPPORTED);
+    EXPECT_TRUE(cudl_test::ErrorMentions(ctx_, {cudl_activation_name(t), "output"}));
+    EXPECT_EQ(cudl_activation_dropout_backward(ctx_, t, 0.0f, x, mask, x, y), CUDL_ERR_UNSUPPORTED);
+  }
+  EXPECT_EQ(cudl_activation_dropout_forward(ctx_, CUDL_ACT_COUNT, 0.0f, x, 0.5f, mask, y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_activation_dropout_forward(ctx_, CUDL_ACT_LEAKY_RELU, NAN, x, 0.5f, mask, y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_activation_dropout_forward(ctx_, CUDL_ACT_RELU, 0.0f, x, 1.5f, mask, y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_activation_dropout_forward(ctx_, CUDL_ACT_RELU, 0.0f, x, 0.5f, nullptr, y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_activation_dropout_forward(ctx_, CUDL_ACT_RELU, 0.0f, x, 0.5f, wrong, y),
+            CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_activation_dropout_forward(nullptr, CUDL_ACT_RELU, 0.0f, x, 0.5f, mask, y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_activation_dropout_backward(ctx_, CUDL_ACT_RELU, 0.0f, x, wrong, x, y),
+            CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_activation_dropout_backward(ctx_, CUDL_ACT_RELU, 0.0f, x, mask, nullptr, y),
+            CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(BitEqual(ReadF32(y), {9, 9, 9, 9}));
+  EXPECT_TRUE(BitEqual(ReadF32(mask), {9, 9, 9, 9}));
+  EXPECT_EQ(Offset(ctx_), 2u);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Tests of fused training (cudl_model_set_fusion): a model that takes the
 // fused path (batch norm, residual addition and ReLU computed by the ReLU's
-// node) trains as the same model run layer by layer. The operators are
-// checked against float64 in test_backends' batchnorm_fused rows; this
+// node; an activation and dropout by the dropout's) trains as the same
+// model run layer by layer. The operators are checked against float64 in
+// test_backends' batchnorm_fused and *_dropout rows; this
 // checks how the graph uses them: which groups it fuses, the gradient
 // buffers the fused backward writes earlier than the layers would (a
 // projection shortcut built between the batch norm and the addition, a
@@ -33,6 +34,11 @@ struct Nodes {
                                       // it and bn3's input read again later
   int shared_bn;                      // read by a ReLU and an addition: not
   int shared_relu;                    // fused
+  int relu_fc, drop_fc;               // ReLU then dropout, fused
+  int leaky, drop_leaky;              // the same, the leaky ReLU's input read
+                                      // again later
+  int sigmoid, drop_sigmoid;          // sigmoid then dropout: not fused
+  int shared_elu, drop_elu;           // an ELU with two readers: not fused
 };
 
 class ModelFusionTest : public ::testing::TestWithParam<std::tuple<cudl_layout, int>> {
@@ -106,6 +112,21 @@ class ModelFusionTest : public ::testing::TestWithParam<std::tuple<cudl_layout, 
     check(cudl_model_add_add(m, k->shared_relu, k->shared_bn, &r));
     check(cudl_model_add_global_avg_pool(m, r, &n));
     check(cudl_model_add_flatten(m, n, &n));
+    // Activations then dropout: fused where the activation's backward reads
+    // its input and the dropout is its only reader.
+    int f = 0, d = 0;
+    check(cudl_model_add_linear(m, n, "fc0", 12, 1, &f));
+    check(cudl_model_add_activation(m, f, CUDL_ACT_RELU, 0.0f, &k->relu_fc));
+    check(cudl_model_add_dropout(m, k->relu_fc, 0.3f, &k->drop_fc));
+    check(cudl_model_add_activation(m, k->drop_fc, CUDL_ACT_LEAKY_RELU, 0.1f, &k->leaky));
+    check(cudl_model_add_dropout(m, k->leaky, 0.5f, &k->drop_leaky));
+    check(cudl_model_add_add(m, k->drop_leaky, k->drop_fc, &d));
+    check(cudl_model_add_activation(m, d, CUDL_ACT_SIGMOID, 0.0f, &k->sigmoid));
+    check(cudl_model_add_dropout(m, k->sigmoid, 0.2f, &k->drop_sigmoid));
+    check(cudl_model_add_activation(m, k->drop_sigmoid, CUDL_ACT_ELU, 1.0f, &k->shared_elu));
+    check(cudl_model_add_dropout(m, k->shared_elu, 0.4f, &d));
+    check(cudl_model_add_add(m, d, k->shared_elu, &k->drop_elu));
+    n = k->drop_elu;
     check(cudl_model_add_linear(m, n, "fc", kClasses, 1, &n));
     check(cudl_model_set_output(m, n, CUDL_MODEL_LOSS_CROSS_ENTROPY));
     if (!ok) {
@@ -156,6 +177,8 @@ class ModelFusionTest : public ::testing::TestWithParam<std::tuple<cudl_layout, 
   std::vector<Step> Train(cudl_model *m, int steps) {
     cudl_tensor *x = nullptr, *target = nullptr;
     Batch(&x, &target);
+    // The same dropout masks for every model trained.
+    EXPECT_EQ(cudl_context_set_seed(ctx_, 11), CUDL_OK);
     cudl_optimizer_config config;
     EXPECT_EQ(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &config), CUDL_OK);
     config.momentum = 0.9f;
@@ -255,6 +278,64 @@ TEST_P(ModelFusionTest, Bf16AgreesToRounding) {
   ExpectClose(a[0].running, b[0].running, 2e-2, "running statistics");
 }
 
+// A layer built between an activation and its dropout, whose gradient is
+// added after them: that gradient is live while the dropout's step writes
+// the activation's input's, so the gradient plan must give the two
+// different buffers (with first-fit reuse, the between layer's is the one
+// free at the activation's own step). Fused and layer by layer, two SGD
+// steps give the same bits on the CPU.
+TEST_P(ModelFusionTest, ALayerBuiltBetweenActivationAndDropoutKeepsItsGradient) {
+  auto build = [&](int fusion) {
+    const int64_t in[1] = {6};
+    cudl_model *m = nullptr;
+    EXPECT_EQ(cudl_model_create(ctx_, 1, in, &m), CUDL_OK);
+    models_.push_back(m);
+    int a = 0, r = 0, between = 0, d = 0, s = 0, out = 0;
+    EXPECT_EQ(cudl_model_add_linear(m, 0, "fa", 12, 1, &a), CUDL_OK);
+    EXPECT_EQ(cudl_model_add_activation(m, a, CUDL_ACT_RELU, 0.0f, &r), CUDL_OK);
+    EXPECT_EQ(cudl_model_add_linear(m, 0, "fx", 12, 1, &between), CUDL_OK);
+    EXPECT_EQ(cudl_model_add_dropout(m, r, 0.25f, &d), CUDL_OK);
+    EXPECT_EQ(cudl_model_add_add(m, between, d, &s), CUDL_OK);
+    EXPECT_EQ(cudl_model_add_linear(m, s, "fo", kClasses, 1, &out), CUDL_OK);
+    EXPECT_EQ(cudl_model_set_output(m, out, CUDL_MODEL_LOSS_CROSS_ENTROPY), CUDL_OK);
+    EXPECT_EQ(cudl_model_set_fusion(m, fusion), CUDL_OK);
+    EXPECT_EQ(cudl_model_compile(m, kBatch), CUDL_OK) << Error();
+    EXPECT_EQ(cudl_context_set_seed(ctx_, 5), CUDL_OK);
+    EXPECT_EQ(cudl_model_init(m, CUDL_INIT_KAIMING_UNIFORM), CUDL_OK) << Error();
+    EXPECT_EQ(cudl_model_set_training(m, 1), CUDL_OK);
+    return m;
+  };
+  cudl_tensor *x = Tensor({kBatch, 6}), *target = Tensor({kBatch}, CUDL_DTYPE_I32);
+  std::vector<float> xs(kBatch * 6);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.7f * (float)i) * 2.0f;
+  std::vector<int32_t> ys(kBatch);
+  for (int64_t i = 0; i < kBatch; ++i) ys[i] = (int32_t)(i % kClasses);
+  ASSERT_EQ(cudl_tensor_copy_from_host(x, xs.data(), xs.size() * sizeof(float)), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_copy_from_host(target, ys.data(), ys.size() * sizeof(int32_t)), CUDL_OK);
+  std::vector<float> grads[2];
+  for (int fusion : {1, 0}) {
+    cudl_model *m = build(fusion);
+    cudl_optimizer_config config;
+    ASSERT_EQ(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &config), CUDL_OK);
+    cudl_optimizer *opt = nullptr;
+    ASSERT_EQ(cudl_optimizer_create(ctx_, &config, cudl_tensor_numel(cudl_model_params(m)), &opt),
+              CUDL_OK);
+    ASSERT_EQ(cudl_context_set_seed(ctx_, 11), CUDL_OK);
+    for (int step = 0; step < 2; ++step) {
+      EXPECT_EQ(cudl_model_forward(m, x, target, nullptr), CUDL_OK) << Error();
+      EXPECT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
+      EXPECT_EQ(cudl_optimizer_step(opt, cudl_model_params(m), cudl_model_grads(m), 0.1f), CUDL_OK);
+    }
+    cudl_optimizer_destroy(opt);
+    grads[fusion] = Host(cudl_model_grads(m));
+  }
+  if (!cuda()) {
+    EXPECT_TRUE(cudl_test::BitEqual(grads[1], grads[0])) << "gradients";
+  } else {
+    ExpectClose(grads[1], grads[0], 1e-4, "gradients");
+  }
+}
+
 // Which nodes the fused path computes no value for, and when the model runs
 // the layers one by one: evaluation, diagnostics, check numerics, fusion
 // off. The marks follow the rules: a batch norm of the data and one before
@@ -271,8 +352,10 @@ TEST_P(ModelFusionTest, FusedNodesHaveNoOutputAndTheLayersRunWhenAsked) {
   forward();
   for (int node : {k.bn_on_data, k.bn1, k.bn2, k.add2, k.bn3})
     EXPECT_FALSE(has_value(node)) << "node " << node << " is computed by its ReLU";
+  for (int node : {k.relu_fc, k.leaky})
+    EXPECT_FALSE(has_value(node)) << "node " << node << " is computed by its dropout";
   for (int node : {k.relu_on_data, k.relu1, k.relu2, k.relu3, k.shortcut_bn, k.shared_bn,
-                   k.shared_relu})
+                   k.shared_relu, k.drop_fc, k.drop_leaky, k.sigmoid, k.drop_sigmoid, k.shared_elu})
     EXPECT_TRUE(has_value(node)) << "node " << node;
   int bad = -2;
   ASSERT_EQ(cudl_model_first_nonfinite(m, &bad, nullptr), CUDL_OK) << Error();
@@ -305,9 +388,11 @@ TEST_P(ModelFusionTest, FusedNodesHaveNoOutputAndTheLayersRunWhenAsked) {
   ASSERT_EQ(cudl_model_set_fusion(m, 0), CUDL_OK);
   forward();
   EXPECT_TRUE(has_value(k.bn1));
+  EXPECT_TRUE(has_value(k.relu_fc));
   ASSERT_EQ(cudl_model_set_fusion(m, 1), CUDL_OK);
   forward();
   EXPECT_FALSE(has_value(k.bn1));
+  EXPECT_FALSE(has_value(k.relu_fc));
 
   EXPECT_EQ(cudl_model_set_fusion(nullptr, 1), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(cudl_model_fusion(nullptr), 0);
