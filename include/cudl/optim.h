@@ -85,7 +85,8 @@ CUDL_API void cudl_optimizer_destroy(cudl_optimizer *opt);
 
 /**
  * One update of params from grads (both f32 with numel elements, any
- * shape, of the optimizer's context, not sharing storage) with learning
+ * shape, of the optimizer's context, not sharing storage, nor bytes of
+ * memory wrapped twice: CUDL_ERR_INVALID_ARGUMENT) with learning
  * rate lr (finite, >= 0: pass the schedule's value, which may reach 0, or
  * config.lr). The step count t advances by one. On CUDA this is one kernel
  * launch and never synchronises. On a failed check nothing is written.
@@ -178,9 +179,9 @@ CUDL_API cudl_status cudl_lr_schedule_at(const cudl_lr_schedule *schedule,
  * The norm is the square root of the squares summed in double, rounded
  * once to float; deterministic. `norm` receives it, before clipping (a
  * one-element f32 tensor of grads' context, so that CUDA need not
- * synchronise; NULL to skip; not sharing grads' storage). A non-finite
- * norm (a NaN or infinite gradient, or a norm above FLT_MAX) leaves grads
- * unchanged, where PyTorch would scale them by NaN or 0.
+ * synchronise; NULL to skip; not sharing grads' storage or bytes). A
+ * non-finite norm (a NaN or infinite gradient, or a norm above FLT_MAX)
+ * leaves grads unchanged, where PyTorch would scale them by NaN or 0.
  */
 CUDL_API cudl_status cudl_clip_grad_norm(cudl_context *ctx, cudl_tensor *grads,
                                          float max_norm, cudl_tensor *norm);

@@ -212,7 +212,10 @@ static cudl_status check_step_tensors(cudl_context *ctx, const char *function,
                         names[i], (long long)tensors[i]->numel,
                         (long long)numel);
   }
-  if (params->storage != NULL && params->storage == grads->storage)
+  /* One storage, or the caller's memory wrapped twice (cudl_tensor_wrap)
+   * with bytes in common. */
+  if ((params->storage != NULL && params->storage == grads->storage) ||
+      cudl__tensors_overlap(params, grads))
     return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
                       "params and grads share storage");
   return CUDL_OK;
@@ -323,7 +326,7 @@ cudl_status cudl_clip_grad_norm(cudl_context *ctx, cudl_tensor *grads,
       return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
                        "norm has %lld elements; it must hold one",
                        (long long)norm->numel);
-    if (norm->storage == grads->storage)
+    if (norm->storage == grads->storage || cudl__tensors_overlap(norm, grads))
       return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "norm and grads share storage");
   }

@@ -902,6 +902,45 @@ TEST_F(OptimTest, ClipGradNormEdges) {
   EXPECT_TRUE(BitEqual(ReadF32(g), {0, -0.0f, 0}));
 }
 
+// The caller's memory wrapped twice (cudl_tensor_wrap) is two storages
+// over the same bytes: params and grads over one buffer, or overlapping
+// parts of it, are refused as one storage is, and nothing is written; the
+// two halves of one buffer do not overlap and step.
+TEST_F(OptimTest, WrapsOfOneBufferAreOneStorage) {
+  alignas(CUDL_TENSOR_WRAP_ALIGNMENT) float buffer[16];
+  for (int i = 0; i < 16; ++i) buffer[i] = static_cast<float>(i);
+  cudl_optimizer_config c;
+  ASSERT_EQ(cudl_optimizer_config_default(CUDL_OPTIMIZER_SGD, &c), CUDL_OK);
+  cudl_optimizer *opt = nullptr;
+  ASSERT_EQ(cudl_optimizer_create(ctx_, &c, 8, &opt), CUDL_OK);
+  const int64_t eight = 8;
+  auto wrap = [&](float *at) {
+    cudl_tensor *t = nullptr;
+    EXPECT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, &eight, at, &t), CUDL_OK)
+        << cudl_context_last_error(ctx_);
+    owned_.push_back(t);
+    return t;
+  };
+  cudl_tensor *a = wrap(buffer), *b = wrap(buffer), *shifted = wrap(buffer + 4);
+  cudl_tensor *upper = wrap(buffer + 8);
+  EXPECT_EQ(cudl_optimizer_step(opt, a, b, 0.1f), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "share"));
+  EXPECT_EQ(cudl_optimizer_step(opt, a, shifted, 0.1f), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_optimizer_step(opt, shifted, a, 0.1f), CUDL_ERR_INVALID_ARGUMENT);
+  const int64_t one = 1;
+  cudl_tensor *norm = nullptr;
+  ASSERT_EQ(cudl_tensor_wrap(ctx_, CUDL_DTYPE_F32, 1, &one, buffer + 4, &norm), CUDL_OK);
+  owned_.push_back(norm);
+  EXPECT_EQ(cudl_clip_grad_norm(ctx_, a, 1.0f, norm), CUDL_ERR_INVALID_ARGUMENT);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(buffer[i], static_cast<float>(i)) << i;
+  EXPECT_EQ(cudl_optimizer_steps(opt), 0);
+  // Disjoint halves: params [0, 8) step by lr times grads [8, 16).
+  ASSERT_EQ(cudl_optimizer_step(opt, a, upper, 0.5f), CUDL_OK) << cudl_context_last_error(ctx_);
+  for (int i = 0; i < 8; ++i)
+    EXPECT_EQ(buffer[i], static_cast<float>(i) - 0.5f * static_cast<float>(i + 8)) << i;
+  cudl_optimizer_destroy(opt);
+}
+
 TEST_F(OptimTest, ClipBadInputWritesNothing) {
   const std::vector<float> v = {3, 4};
   cudl_tensor *g = Make(ctx_, {2}, v), *norm = Make(ctx_, {1}, {-1});
