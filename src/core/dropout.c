@@ -4,25 +4,34 @@
 
 #include "core/internal.h"
 
-cudl_status cudl_dropout_forward(cudl_context *ctx, const cudl_tensor *x,
-                                 float p, int training, cudl_tensor *mask,
-                                 cudl_tensor *y) {
+/* The checks of both forwards (ctx not NULL): p in [0, 1], the mask that
+ * training's backward needs, and the tensors. */
+static cudl_status check_forward(cudl_context *ctx, const char *function,
+                                 const cudl_tensor *x, float p, int training,
+                                 const cudl_tensor *mask,
+                                 const cudl_tensor *y) {
   const cudl_tensor *tensors[3];
   static const char *const names[3] = {"x", "y", "mask"};
   cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
-  cudl_status status;
   tensors[0] = x;
   tensors[1] = y;
   tensors[2] = mask;
-  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (!(p >= 0.0f && p <= 1.0f))
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "p must be in [0, 1], got %g", (double)p);
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "p must be in [0, 1], got %g", (double)p);
   if (training && mask == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "mask is NULL in training, where backward needs it");
-  status = cudl__check_data(ctx, __func__, &data, tensors, names,
-                            mask == NULL ? 2 : 3);
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                      "mask is NULL in training, where backward needs it");
+  return cudl__check_data(ctx, function, &data, tensors, names,
+                          mask == NULL ? 2 : 3);
+}
+
+cudl_status cudl_dropout_forward(cudl_context *ctx, const cudl_tensor *x,
+                                 float p, int training, cudl_tensor *mask,
+                                 cudl_tensor *y) {
+  cudl_status status;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_forward(ctx, __func__, x, p, training, mask, y);
   if (status != CUDL_OK || x->numel == 0) return status;
   status = CUDL_OP_CALL(ctx, __func__, x->dtype, dropout_forward, x->data,
                         mask == NULL ? NULL : mask->data, y->data, x->numel, p,
@@ -74,23 +83,11 @@ cudl_status cudl_activation_dropout_forward(cudl_context *ctx,
                                             float alpha, const cudl_tensor *x,
                                             float p, cudl_tensor *mask,
                                             cudl_tensor *y) {
-  const cudl_tensor *tensors[3];
-  static const char *const names[3] = {"x", "y", "mask"};
-  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
-  tensors[0] = x;
-  tensors[1] = y;
-  tensors[2] = mask;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   status = check_fused_activation(ctx, __func__, type, alpha);
-  if (status != CUDL_OK) return status;
-  if (!(p >= 0.0f && p <= 1.0f))
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "p must be in [0, 1], got %g", (double)p);
-  if (mask == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                     "mask is NULL, where backward needs it");
-  status = cudl__check_data(ctx, __func__, &data, tensors, names, 3);
+  if (status == CUDL_OK)
+    status = check_forward(ctx, __func__, x, p, 1, mask, y);
   if (status != CUDL_OK || x->numel == 0) return status;
   status = CUDL_OP_CALL(ctx, __func__, x->dtype, activation_dropout_forward,
                         type, alpha, x->data, mask->data, y->data, x->numel, p,
