@@ -1,6 +1,6 @@
 /* cpu_pooling_tiles.h - channels-last max pooling whose windows do not
- * overlap (cpu_pooling.c's tiles_apply), over one storage type of x, y, dy
- * and dx, included once per type with
+ * overlap (cudl__cpu_max_pool2d_tiles_* in cpu_pooling.c), over one storage
+ * type of x, y, dy and dx, included once per type with
  *   POOL_T          the element type (float, or uint16_t holding bf16/f16)
  *   POOL_LOAD(v)    an element widened to float (exact)
  *   POOL_STORE(v)   a float rounded to an element
