@@ -248,25 +248,20 @@ cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
 }
 
 /* Dropout's numbers (cpu_dropout.c) on the activation's output: Philox
- * block b decides elements 4b..4b+3, drawn a run of blocks at a time. The
- * kind is fixed per loop, as above; f(x) * m is the product the two layers
- * compute, so the bits are theirs. */
+ * block b decides elements 4b..4b+3. The kind is fixed per loop, as above;
+ * f(x) * m is the product the two layers compute, so the bits are theirs. */
 /* clang-format off */
 #define ACTIVATION_DROPOUT_LOOP(KIND)                                        \
   do {                                                                      \
     _Pragma("omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)")  \
-    for (run = 0; run < runs; ++run) {                                      \
-      const int64_t first = run * CUDL_CPU_PHILOX_WORDS;                    \
-      const int64_t count = n - first < CUDL_CPU_PHILOX_WORDS               \
-                                ? n - first : CUDL_CPU_PHILOX_WORDS;        \
-      uint32_t bits[CUDL_CPU_PHILOX_WORDS];                                 \
-      int64_t e;                                                            \
-      cudl__cpu_philox_words(                                               \
-          seed, offset + (uint64_t)(run * CUDL_CPU_PHILOX_RUN), bits);      \
-      for (e = 0; e < count; ++e) {                                         \
-        const float m = cudl_dropout_keep(bits[e], p) ? scale : 0.0f;       \
-        mask[first + e] = m;                                                \
-        y[first + e] = forward_one(KIND, alpha, x[first + e]) * m;          \
+    for (b = 0; b < blocks; ++b) {                                          \
+      const cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b); \
+      int k;                                                                \
+      for (k = 0; k < 4 && 4 * b + k < n; ++k) {                           \
+        const int64_t i = 4 * b + k;                                        \
+        const float m = cudl_dropout_keep(r.v[k], p) ? scale : 0.0f;        \
+        mask[i] = m;                                                        \
+        y[i] = forward_one(KIND, alpha, x[i]) * m;                          \
       }                                                                     \
     }                                                                       \
   } while (0)
@@ -280,8 +275,8 @@ cudl_status cudl__cpu_activation_dropout_forward(
   float *y = y_;
   /* as cudl__cpu_dropout_forward: p = 1 drops all */
   const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-  const int64_t runs = (n + CUDL_CPU_PHILOX_WORDS - 1) / CUDL_CPU_PHILOX_WORDS;
-  int64_t run;
+  const int64_t blocks = (n + 3) / 4;
+  int64_t b;
   (void)ctx;
   switch (kind) {
     case CUDL_ACT_RELU:
@@ -452,27 +447,20 @@ cudl_status cudl__cpu_rrelu_forward(cudl_context *ctx, const void *x_,
   float *noise = noise_;
   float *y = y_;
   const float fixed = (lower + upper) * 0.5f;
-  const int64_t runs = (n + CUDL_CPU_PHILOX_WORDS - 1) / CUDL_CPU_PHILOX_WORDS;
-  int64_t run;
+  const int64_t blocks = (n + 3) / 4;
+  int64_t b;
   (void)ctx;
   /* Walk Philox blocks as cudl_tensor_uniform does; the slope of element i
    * is word i % 4 of block offset + i / 4, drawn whatever x holds. */
 #pragma omp parallel for schedule(static) if (n > CPU_PARALLEL_MIN)
-  for (run = 0; run < runs; ++run) {
-    const int64_t first = run * CUDL_CPU_PHILOX_WORDS;
-    const int64_t count =
-        n - first < CUDL_CPU_PHILOX_WORDS ? n - first : CUDL_CPU_PHILOX_WORDS;
-    uint32_t bits[CUDL_CPU_PHILOX_WORDS];
-    int64_t e;
-    if (training)
-      cudl__cpu_philox_words(
-          seed, offset + (uint64_t)(run * CUDL_CPU_PHILOX_RUN), bits);
-    else
-      memset(bits, 0, sizeof bits); /* not read */
-    for (e = 0; e < count; ++e) {
-      const int64_t i = first + e;
+  for (b = 0; b < blocks; ++b) {
+    cudl_philox_block r = {{0, 0, 0, 0}};
+    int k;
+    if (training) r = cudl_philox_at(seed, offset + (uint64_t)b);
+    for (k = 0; k < 4 && 4 * b + k < n; ++k) {
+      const int64_t i = 4 * b + k;
       const float slope =
-          training ? cudl_uniform_from_bits(bits[e], lower, upper) : fixed;
+          training ? cudl_uniform_from_bits(r.v[k], lower, upper) : fixed;
       const float m = x[i] > 0.0f ? 1.0f : slope; /* as PyTorch: 0 too */
       if (noise != NULL) noise[i] = m;
       y[i] = x[i] * m;

@@ -2,7 +2,6 @@
  * numbers from Philox, drawn exactly as the CUDA kernels draw them. */
 #include "core/internal.h"
 #include "core/philox.h"
-#include "cpu/cpu_internal.h"
 
 cudl_status cudl__cpu_fill(cudl_context *ctx, void *dst_, int64_t n,
                            float value) {
@@ -19,20 +18,15 @@ cudl_status cudl__cpu_uniform(cudl_context *ctx, void *dst_, int64_t n,
                               uint64_t seed, uint64_t offset, float low,
                               float high) {
   float *dst = dst_;
-  const int64_t runs = (n + CUDL_CPU_PHILOX_WORDS - 1) / CUDL_CPU_PHILOX_WORDS;
-  int64_t run;
+  int64_t blocks = (n + 3) / 4, b;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (run = 0; run < runs; ++run) {
-    const int64_t first = run * CUDL_CPU_PHILOX_WORDS;
-    const int64_t count =
-        n - first < CUDL_CPU_PHILOX_WORDS ? n - first : CUDL_CPU_PHILOX_WORDS;
-    uint32_t bits[CUDL_CPU_PHILOX_WORDS];
-    int64_t e;
-    cudl__cpu_philox_words(seed, offset + (uint64_t)(run * CUDL_CPU_PHILOX_RUN),
-                           bits);
-    for (e = 0; e < count; ++e)
-      dst[first + e] = cudl_uniform_from_bits(bits[e], low, high);
+  for (b = 0; b < blocks; ++b) {
+    cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
+    int64_t base = 4 * b;
+    int k;
+    for (k = 0; k < 4 && base + k < n; ++k)
+      dst[base + k] = cudl_uniform_from_bits(r.v[k], low, high);
   }
   return CUDL_OK;
 }
@@ -41,23 +35,16 @@ cudl_status cudl__cpu_normal(cudl_context *ctx, void *dst_, int64_t n,
                              uint64_t seed, uint64_t offset, float mean,
                              float stddev) {
   float *dst = dst_;
-  const int64_t runs = (n + CUDL_CPU_PHILOX_WORDS - 1) / CUDL_CPU_PHILOX_WORDS;
-  int64_t run;
+  int64_t blocks = (n + 3) / 4, b;
   (void)ctx;
 #pragma omp parallel for schedule(static) if (n > 16384)
-  for (run = 0; run < runs; ++run) {
-    const int64_t first = run * CUDL_CPU_PHILOX_WORDS;
-    const int64_t count =
-        n - first < CUDL_CPU_PHILOX_WORDS ? n - first : CUDL_CPU_PHILOX_WORDS;
-    uint32_t bits[CUDL_CPU_PHILOX_WORDS];
-    int64_t e;
-    cudl__cpu_philox_words(seed, offset + (uint64_t)(run * CUDL_CPU_PHILOX_RUN),
-                           bits);
-    /* element 4b + k takes words k & 2 and (k & 2) + 1 of block b: the
-     * pair at e & ~1 */
-    for (e = 0; e < count; ++e)
-      dst[first + e] = cudl_normal_from_bits(bits[e & ~1], bits[(e & ~1) + 1],
-                                             (int)(e & 1), mean, stddev);
+  for (b = 0; b < blocks; ++b) {
+    cudl_philox_block r = cudl_philox_at(seed, offset + (uint64_t)b);
+    int64_t base = 4 * b;
+    int k;
+    for (k = 0; k < 4 && base + k < n; ++k)
+      dst[base + k] = cudl_normal_from_bits(r.v[k & 2], r.v[(k & 2) + 1], k & 1,
+                                            mean, stddev);
   }
   return CUDL_OK;
 }

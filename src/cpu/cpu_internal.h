@@ -5,7 +5,6 @@
 #define CUDL_CPU_INTERNAL_H
 
 #include "core/internal.h"
-#include "core/philox.h"
 
 /* The CPU backend's per-context state (ctx->backend_state), made on first
  * use: a scratch buffer kept across calls, so that convolutions do not map
@@ -73,50 +72,6 @@ cudl_status cudl__cpu_conv2d_backward_data_native_bf16(
 cudl_status cudl__cpu_conv2d_backward_filter_native_bf16(
     cudl_context *ctx, const cudl_conv2d_geometry *g, const void *x,
     const void *dy, void *dw, int *ran);
-/* The words of Philox blocks first .. first + CUDL_CPU_PHILOX_RUN - 1 at
- * seed in element order: bits[4 * i + k] is word k of block first + i, as
- * cudl_philox_at gives it (core/philox.h), so element e of a run of
- * elements starting at block first draws bits[e]. Computed a run of blocks
- * side by side, so that the rounds vectorise (a block at a time they do
- * not, and dropout's forward spent most of its time drawing). The CPU's
- * random ops (dropout, RReLU, the random fills) walk their blocks in such
- * runs. */
-enum { CUDL_CPU_PHILOX_RUN = 16, CUDL_CPU_PHILOX_WORDS = 64 };
-static inline void cudl__cpu_philox_words(
-    uint64_t seed, uint64_t first, uint32_t bits[CUDL_CPU_PHILOX_WORDS]) {
-  uint32_t c0[CUDL_CPU_PHILOX_RUN], c1[CUDL_CPU_PHILOX_RUN];
-  uint32_t c2[CUDL_CPU_PHILOX_RUN], c3[CUDL_CPU_PHILOX_RUN];
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-  int i, round;
-  for (i = 0; i < CUDL_CPU_PHILOX_RUN; ++i) {
-    const uint64_t block = first + (uint64_t)i;
-    c0[i] = (uint32_t)block;
-    c1[i] = (uint32_t)(block >> 32);
-    c2[i] = 0;
-    c3[i] = 0;
-  }
-  for (round = 0; round < 10; ++round) {
-    for (i = 0; i < CUDL_CPU_PHILOX_RUN; ++i) {
-      const uint64_t p0 = (uint64_t)CUDL_PHILOX_M0 * c0[i];
-      const uint64_t p1 = (uint64_t)CUDL_PHILOX_M1 * c2[i];
-      const uint32_t next0 = (uint32_t)(p1 >> 32) ^ c1[i] ^ k0;
-      const uint32_t next2 = (uint32_t)(p0 >> 32) ^ c3[i] ^ k1;
-      c1[i] = (uint32_t)p1;
-      c3[i] = (uint32_t)p0;
-      c0[i] = next0;
-      c2[i] = next2;
-    }
-    k0 += CUDL_PHILOX_W0;
-    k1 += CUDL_PHILOX_W1;
-  }
-  for (i = 0; i < CUDL_CPU_PHILOX_RUN; ++i) {
-    bits[4 * i] = c0[i];
-    bits[4 * i + 1] = c1[i];
-    bits[4 * i + 2] = c2[i];
-    bits[4 * i + 3] = c3[i];
-  }
-}
-
 /* Whether pool2d on geometry g is channels-last max pooling whose windows
  * do not overlap (stride >= kernel), which cpu_pooling.c computes in the
  * tensors' own dtype: the f32, bf16 and f16 entries all run these two
