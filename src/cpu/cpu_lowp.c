@@ -553,7 +553,7 @@ static cudl_status pool2d_by_sample(cudl_dtype dtype, cudl_context *ctx,
   size_t bytes;
   void *space;
   int64_t slot;
-  cudl_status status = CUDL_OK;
+  cudl_status status;
   if (!cudl__mul_size((size_t)(SAMPLE_SLOTS * per_slot), sizeof(float),
                       &bytes))
     return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, __func__,
