@@ -285,12 +285,13 @@ TEST_P(ModelFusionTest, Bf16AgreesToRounding) {
 // free at the activation's own step). Fused and layer by layer, two SGD
 // steps give the same bits on the CPU.
 TEST_P(ModelFusionTest, ALayerBuiltBetweenActivationAndDropoutKeepsItsGradient) {
+  int r = 0;  // the ReLU, fused into the dropout
   auto build = [&](int fusion) {
     const int64_t in[1] = {6};
     cudl_model *m = nullptr;
     EXPECT_EQ(cudl_model_create(ctx_, 1, in, &m), CUDL_OK);
     models_.push_back(m);
-    int a = 0, r = 0, between = 0, d = 0, s = 0, out = 0;
+    int a = 0, between = 0, d = 0, s = 0, out = 0;
     EXPECT_EQ(cudl_model_add_linear(m, 0, "fa", 12, 1, &a), CUDL_OK);
     EXPECT_EQ(cudl_model_add_activation(m, a, CUDL_ACT_RELU, 0.0f, &r), CUDL_OK);
     EXPECT_EQ(cudl_model_add_linear(m, 0, "fx", 12, 1, &between), CUDL_OK);
@@ -323,6 +324,7 @@ TEST_P(ModelFusionTest, ALayerBuiltBetweenActivationAndDropoutKeepsItsGradient) 
     ASSERT_EQ(cudl_context_set_seed(ctx_, 11), CUDL_OK);
     for (int step = 0; step < 2; ++step) {
       EXPECT_EQ(cudl_model_forward(m, x, target, nullptr), CUDL_OK) << Error();
+      EXPECT_EQ(cudl_model_node_output(m, r) == nullptr, fusion == 1) << "the fused path taken";
       EXPECT_EQ(cudl_model_backward(m), CUDL_OK) << Error();
       EXPECT_EQ(cudl_optimizer_step(opt, cudl_model_params(m), cudl_model_grads(m), 0.1f), CUDL_OK);
     }
