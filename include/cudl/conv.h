@@ -67,6 +67,30 @@ CUDL_API cudl_status cudl_conv2d_forward(
     cudl_context *ctx, const cudl_conv2d_desc *desc, const cudl_tensor *x,
     const cudl_tensor *w, const cudl_tensor *bias, cudl_tensor *y);
 
+/** y = act(conv(x, w) + bias + residual): a convolution with what
+ *  usually follows it (a folded batch norm's bias, a residual block's
+ *  shortcut, the ReLU) in one pass where the device has one, as cuDNN's
+ *  cudnnConvolutionBiasActivationForward and oneDNN's post-ops do; for
+ *  inference (there is no matching backward).
+ *
+ *  bias [K] and residual (y's shape, dtype and layout) may each be NULL.
+ *  act is the identity when relu is 0, else max(v, 0) + negative_slope *
+ *  min(v, 0): ReLU for a negative_slope of 0, leaky ReLU otherwise
+ *  (negative_slope must be finite). y may not share storage with any
+ *  input.
+ *
+ *  In one pass (the CPU on channels-last tensors, through oneDNN's
+ *  optimised kernels) a 16-bit y is rounded once, from f32; elsewhere
+ *  (NCHW on the CPU, and CUDA for now) the parts run one after another,
+ *  as cudl_conv2d_forward, cudl_add and cudl_relu_forward or
+ *  cudl_leaky_relu_forward would, each rounding a 16-bit y. In f32 the two
+ *  agree to rounding: oneDNN may add the bias before the last partial
+ *  sums. */
+CUDL_API cudl_status cudl_conv2d_forward_fused(
+    cudl_context *ctx, const cudl_conv2d_desc *desc, const cudl_tensor *x,
+    const cudl_tensor *w, const cudl_tensor *bias, const cudl_tensor *residual,
+    int relu, float negative_slope, cudl_tensor *y);
+
 /** dx = the gradient of the loss with respect to x, given dy (y's
  *  gradient). dx's shape fixes H and W (several input sizes can give one
  *  output size when stride > 1); dx is overwritten. */

@@ -1,5 +1,6 @@
 /* conv.c - validation, output shapes and dispatch of 2-D convolution. */
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -176,6 +177,30 @@ static cudl_status check_output_shape(cudl_context *ctx, const char *function,
   return CUDL_OK;
 }
 
+/* The checks of both forward calls: operands, geometry (into g), y's
+ * shape and the bias. */
+static cudl_status check_forward(cudl_context *ctx, const char *function,
+                                 cudl_data_dtype *data,
+                                 const cudl_conv2d_desc *desc,
+                                 const cudl_tensor *x, const cudl_tensor *w,
+                                 const cudl_tensor *bias, const cudl_tensor *y,
+                                 cudl_conv2d_geometry *g) {
+  cudl_status status =
+      check_operands(ctx, function, data, x, "x", w, "w", y, "y");
+  if (status == CUDL_OK)
+    status =
+        make_geometry(ctx, function, desc, x->shape, "x", w->shape, "w", g);
+  if (status == CUDL_OK) /* x's layout is w's and y's (check_operands) */
+    g->channels_last = x->layout == CUDL_LAYOUT_NHWC;
+  if (status == CUDL_OK) status = check_output_shape(ctx, function, g, y, "y");
+  if (status == CUDL_OK && bias != NULL)
+    status = cudl__check_vector(ctx, function, data, bias, "bias", g->k);
+  if (status == CUDL_OK && cudl__tensors_overlap(y, bias))
+    status = cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, function,
+                        "y shares storage with bias; it must not");
+  return status;
+}
+
 cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
                                 const cudl_tensor *x, const cudl_tensor *w,
                                 const cudl_tensor *bias, cudl_tensor *y) {
@@ -183,18 +208,7 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
   cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
-  status = check_operands(ctx, __func__, &data, x, "x", w, "w", y, "y");
-  if (status == CUDL_OK)
-    status =
-        make_geometry(ctx, __func__, desc, x->shape, "x", w->shape, "w", &g);
-  if (status == CUDL_OK) /* x's layout is w's and y's (check_operands) */
-    g.channels_last = x->layout == CUDL_LAYOUT_NHWC;
-  if (status == CUDL_OK) status = check_output_shape(ctx, __func__, &g, y, "y");
-  if (status == CUDL_OK && bias != NULL)
-    status = cudl__check_vector(ctx, __func__, &data, bias, "bias", g.k);
-  if (status == CUDL_OK && cudl__tensors_overlap(y, bias))
-    status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
-                       "y shares storage with bias; it must not");
+  status = check_forward(ctx, __func__, &data, desc, x, w, bias, y, &g);
   if (status != CUDL_OK || g.n == 0) return status;
   status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward, &g, x->data,
                         w->data, y->data);
@@ -204,6 +218,65 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
     status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
                           bias->data, outer, channels, inner);
   }
+  return status;
+}
+
+cudl_status cudl_conv2d_forward_fused(
+    cudl_context *ctx, const cudl_conv2d_desc *desc, const cudl_tensor *x,
+    const cudl_tensor *w, const cudl_tensor *bias, const cudl_tensor *residual,
+    int relu, float negative_slope, cudl_tensor *y) {
+  static const char *const residual_name = "residual";
+  cudl_conv2d_geometry g;
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
+  cudl_conv2d_epilogue e;
+  cudl_status status;
+  int fused = 0, i;
+  if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  status = check_forward(ctx, __func__, &data, desc, x, w, bias, y, &g);
+  if (status == CUDL_OK && residual != NULL)
+    status =
+        cudl__check_data(ctx, __func__, &data, &residual, &residual_name, 1);
+  for (i = 0; status == CUDL_OK && residual != NULL && i < 4; ++i)
+    if (residual->ndim != 4 || residual->shape[i] != y->shape[i])
+      status = CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                         "residual must have y's shape [%lld, %lld, %lld, "
+                         "%lld]",
+                         (long long)y->shape[0], (long long)y->shape[1],
+                         (long long)y->shape[2], (long long)y->shape[3]);
+  /* Composed, y is written before the residual is read. */
+  if (status == CUDL_OK && cudl__tensors_overlap(y, residual))
+    status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "y shares storage with residual; it must not");
+  if (status == CUDL_OK && relu && !isfinite(negative_slope))
+    status = CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                       "negative_slope is %g: must be finite",
+                       (double)negative_slope);
+  if (status != CUDL_OK || g.n == 0) return status;
+  e.bias = bias != NULL ? bias->data : NULL;
+  e.residual = residual != NULL ? residual->data : NULL;
+  e.relu = relu != 0;
+  e.negative_slope = relu ? negative_slope : 0.0f;
+  status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward_fused, &g,
+                        x->data, w->data, &e, y->data, &fused);
+  if (status != CUDL_OK || fused) return status;
+  /* The backend has no single pass for this case: each part on its own, in
+   * the order of the formula. */
+  status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward, &g, x->data,
+                        w->data, y->data);
+  if (status == CUDL_OK && bias != NULL) {
+    int64_t outer, channels, inner;
+    cudl__channel_view(y, &outer, &channels, &inner);
+    status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
+                          bias->data, outer, channels, inner);
+  }
+  if (status == CUDL_OK && residual != NULL)
+    status = CUDL_OP_CALL(ctx, __func__, y->dtype, add_scaled, y->data, 1.0f,
+                          residual->data, y->data, y->numel);
+  if (status == CUDL_OK && relu)
+    status = CUDL_OP_CALL(
+        ctx, __func__, y->dtype, activation_forward,
+        negative_slope == 0.0f ? CUDL_ACT_RELU : CUDL_ACT_LEAKY_RELU,
+        negative_slope, y->data, y->data, y->numel);
   return status;
 }
 

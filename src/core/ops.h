@@ -39,6 +39,16 @@ typedef struct cudl_conv2d_geometry {
   int64_t channels_last;
 } cudl_conv2d_geometry;
 
+/* What conv2d_forward_fused does to a convolution's output before storing
+ * it (cudl_conv2d_forward_fused): y = act(conv + bias + residual), each
+ * part optional. */
+typedef struct cudl_conv2d_epilogue {
+  const void *bias;     /* [k], or NULL */
+  const void *residual; /* y's shape and layout, or NULL */
+  int relu;             /* nonzero: max(v, 0) + negative_slope * min(v, 0) */
+  float negative_slope; /* 0 for ReLU, the slope for leaky ReLU */
+} cudl_conv2d_epilogue;
+
 /* Losses of loss_forward and loss_backward (cudl/loss.h). */
 typedef enum cudl_loss_kind {
   CUDL_LOSS_MSE,

@@ -64,14 +64,14 @@ typedef enum pass {
  * (d - 1) and padding arrays. padding_r makes oneDNN's output size come out
  * as ours even where the last window does not reach the padded edge. */
 typedef struct conv_descs {
-  dnnl_memory_desc_t x, w, y, x_any, w_any, y_any;
+  dnnl_memory_desc_t x, w, y, bias, x_any, w_any, y_any;
   dnnl_dims_t strides, dilates, pad_l, pad_r;
 } conv_descs;
 
 static cudl_status make_descs(cudl_context *ctx, const cudl_conv2d_geometry *g,
                               dnnl_data_type_t type, int data_as_is,
                               conv_descs *d) {
-  dnnl_dims_t xd = {0}, wd = {0}, yd = {0};
+  dnnl_dims_t xd = {0}, wd = {0}, yd = {0}, bd = {0};
   int w_ndims;
   dnnl_format_tag_t data_tag, weight_tag;
   cudl_status status = CUDL_OK;
@@ -115,6 +115,8 @@ static cudl_status make_descs(cudl_context *ctx, const cudl_conv2d_geometry *g,
       &d->y_any, 4, yd, type, data_as_is ? data_tag : dnnl_format_tag_any));
   DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->w_any, w_ndims, wd, type,
                                         dnnl_format_tag_any));
+  bd[0] = g->k;
+  DNNL_TRY(dnnl_memory_desc_init_by_tag(&d->bias, 1, bd, type, dnnl_a));
   memset(d->strides, 0, sizeof d->strides);
   memset(d->dilates, 0, sizeof d->dilates);
   memset(d->pad_l, 0, sizeof d->pad_l);
@@ -131,17 +133,20 @@ done:
   return status;
 }
 
-/* The primitive descriptor of pass `which` on d's `any` descriptors and,
- * for the backward passes, the forward one it takes as a hint. oneDNN's
- * status, recorded nowhere: the caller decides whether a failure is one. */
+/* The primitive descriptor of pass `which` on d's `any` descriptors (and
+ * d's bias where `bias`) and, for the backward passes, the forward one it
+ * takes as a hint. oneDNN's status, recorded nowhere: the caller decides
+ * whether a failure is one. */
 static dnnl_status_t make_pd(const cudl_cpu_state *dnnl, const conv_descs *d,
-                             pass which, const_dnnl_primitive_attr_t attr,
+                             pass which, int bias,
+                             const_dnnl_primitive_attr_t attr,
                              dnnl_primitive_desc_t *pd,
                              dnnl_primitive_desc_t *fwd_pd) {
   dnnl_convolution_desc_t fwd_desc, bwd_desc;
   dnnl_status_t s = dnnl_dilated_convolution_forward_desc_init(
       &fwd_desc, dnnl_forward_training, dnnl_convolution_direct, &d->x_any,
-      &d->w_any, NULL, &d->y_any, d->strides, d->dilates, d->pad_l, d->pad_r);
+      &d->w_any, bias ? &d->bias : NULL, &d->y_any, d->strides, d->dilates,
+      d->pad_l, d->pad_r);
   if (s != dnnl_success) return s;
   if (which == PASS_FORWARD)
     return dnnl_primitive_desc_create(pd, &fwd_desc, attr, dnnl->dnnl_engine,
@@ -204,6 +209,28 @@ done:
   return status;
 }
 
+/* The epilogue as oneDNN's post-ops on attr: the residual through the sum
+ * post-op (y += the result, so the residual is copied into y first), then
+ * the (leaky) ReLU; the bias is the convolution's own operand. Not the
+ * binary addition post-op, which reads the residual where it lies: oneDNN
+ * 2.6's gemm-based channels-last kernel misplaces it (dilated or strided
+ * shapes of test_backends' convolution rows came out wrong). */
+static cudl_status set_epilogue(cudl_context *ctx,
+                                const cudl_conv2d_epilogue *e,
+                                dnnl_primitive_attr_t attr) {
+  dnnl_post_ops_t post_ops = NULL;
+  cudl_status status = CUDL_OK;
+  DNNL_TRY(dnnl_post_ops_create(&post_ops));
+  if (e->residual != NULL) DNNL_TRY(dnnl_post_ops_append_sum(post_ops, 1.0f));
+  if (e->relu)
+    DNNL_TRY(dnnl_post_ops_append_eltwise(post_ops, 1.0f, dnnl_eltwise_relu,
+                                          e->negative_slope, 0.0f));
+  DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, post_ops));
+done:
+  if (post_ops != NULL) dnnl_post_ops_destroy(post_ops);
+  return status;
+}
+
 /* One convolution pass on tensors of `dtype` (f32, or bf16 computed in
  * bf16). in1 and in2 are the inputs, out the output, in the order and with
  * the roles of `which`:
@@ -211,9 +238,14 @@ done:
  *   backward data    w, dy -> dx
  *   backward filter  x, dy -> dw
  * For bf16, *ran is 0, with nothing done and nothing recorded, where
- * oneDNN has no bf16 kernel for the pass but its reference loops. */
+ * oneDNN has no bf16 kernel for the pass but its reference loops.
+ * A forward pass with an epilogue e (else NULL) runs only on channels-last
+ * tensors as they are, with an optimised kernel that takes the post-ops:
+ * elsewhere *ran is 0 and nothing is done, and the caller applies e on its
+ * own (NCHW's blocked layouts would need the residual reordered too). */
 static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
-                            pass which, cudl_dtype dtype, const void *in1,
+                            pass which, cudl_dtype dtype,
+                            const cudl_conv2d_epilogue *e, const void *in1,
                             const void *in2, void *out, int *ran) {
   const dnnl_data_type_t type = cudl__cpu_dnnl_type(dtype);
   cudl_cpu_state *dnnl = NULL;
@@ -221,14 +253,14 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   dnnl_primitive_attr_t attr = NULL;
   dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
   dnnl_primitive_t prim = NULL;
-  dnnl_memory_t scratch_mem = NULL;
+  dnnl_memory_t scratch_mem = NULL, bias_mem = NULL;
   dnnl_status_t made;
   operand ops[3]; /* x, w, y in the roles of this pass */
   int arg_of[3], i, nargs = 0;
   const dnnl_memory_desc_t *scratch_md;
   size_t total = 0, offsets[4];
   void *workspace;
-  dnnl_exec_arg_t args[4];
+  dnnl_exec_arg_t args[6];
   cudl_status status;
 
   *ran = 0;
@@ -241,8 +273,10 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   made = dnnl_unimplemented;
   if (g->channels_last) {
     status = make_descs(ctx, g, type, 1, &d);
+    if (status == CUDL_OK && e != NULL) status = set_epilogue(ctx, e, attr);
     if (status != CUDL_OK) goto done;
-    made = make_pd(dnnl, &d, which, attr, &pd, &fwd_pd);
+    made = make_pd(dnnl, &d, which, e != NULL && e->bias != NULL, attr, &pd,
+                   &fwd_pd);
     if (made == dnnl_success && cudl__cpu_dnnl_is_reference(pd)) {
       dnnl_primitive_desc_destroy(pd);
       pd = NULL;
@@ -253,10 +287,11 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
       fwd_pd = NULL;
     }
   }
+  if (e != NULL && made != dnnl_success) goto done;
   if (made != dnnl_success) {
     status = make_descs(ctx, g, type, 0, &d);
     if (status != CUDL_OK) goto done;
-    made = make_pd(dnnl, &d, which, attr, &pd, &fwd_pd);
+    made = make_pd(dnnl, &d, which, 0, attr, &pd, &fwd_pd);
   }
   if (type == dnnl_bf16 &&
       (made == dnnl_unimplemented ||
@@ -356,6 +391,13 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
     args[nargs].memory = ops[i].mem;
     ++nargs;
   }
+  if (e != NULL && e->bias != NULL) {
+    DNNL_TRY(dnnl_memory_create(&bias_mem, &d.bias, dnnl->dnnl_engine,
+                                (void *)e->bias));
+    args[nargs].arg = DNNL_ARG_BIAS;
+    args[nargs].memory = bias_mem;
+    ++nargs;
+  }
   if (scratch_md != NULL && dnnl_memory_desc_get_size(scratch_md) > 0) {
     DNNL_TRY(dnnl_memory_create(&scratch_mem, scratch_md, dnnl->dnnl_engine,
                                 (char *)workspace + offsets[3]));
@@ -364,6 +406,10 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
     ++nargs;
   }
   DNNL_TRY(dnnl_primitive_create(&prim, pd));
+  /* The sum post-op's operand, now that nothing is left to fail before
+   * the convolution overwrites y anyway. */
+  if (e != NULL && e->residual != NULL)
+    memcpy(out, e->residual, dnnl_memory_desc_get_size(&d.y));
   DNNL_TRY(dnnl_primitive_execute(prim, dnnl->dnnl_stream, nargs, args));
 
   /* The output back into cudl's layout. */
@@ -384,6 +430,7 @@ done:
   for (i = 0; i < 3; ++i)
     if (ops[i].mem != NULL) dnnl_memory_destroy(ops[i].mem);
   if (scratch_mem != NULL) dnnl_memory_destroy(scratch_mem);
+  if (bias_mem != NULL) dnnl_memory_destroy(bias_mem);
   if (prim != NULL) dnnl_primitive_destroy(prim);
   if (pd != NULL) dnnl_primitive_desc_destroy(pd);
   if (fwd_pd != NULL) dnnl_primitive_desc_destroy(fwd_pd);
@@ -395,7 +442,7 @@ cudl_status cudl__cpu_conv2d_forward(cudl_context *ctx,
                                      const cudl_conv2d_geometry *g,
                                      const void *x, const void *w, void *y) {
   int ran;
-  return run_pass(ctx, g, PASS_FORWARD, CUDL_DTYPE_F32, x, w, y, &ran);
+  return run_pass(ctx, g, PASS_FORWARD, CUDL_DTYPE_F32, NULL, x, w, y, &ran);
 }
 
 cudl_status cudl__cpu_conv2d_backward_data(cudl_context *ctx,
@@ -403,7 +450,8 @@ cudl_status cudl__cpu_conv2d_backward_data(cudl_context *ctx,
                                            const void *w, const void *dy,
                                            void *dx) {
   int ran;
-  return run_pass(ctx, g, PASS_BACKWARD_DATA, CUDL_DTYPE_F32, w, dy, dx, &ran);
+  return run_pass(ctx, g, PASS_BACKWARD_DATA, CUDL_DTYPE_F32, NULL, w, dy, dx,
+                  &ran);
 }
 
 cudl_status cudl__cpu_conv2d_backward_filter(cudl_context *ctx,
@@ -411,8 +459,16 @@ cudl_status cudl__cpu_conv2d_backward_filter(cudl_context *ctx,
                                              const void *x, const void *dy,
                                              void *dw) {
   int ran;
-  return run_pass(ctx, g, PASS_BACKWARD_FILTER, CUDL_DTYPE_F32, x, dy, dw,
+  return run_pass(ctx, g, PASS_BACKWARD_FILTER, CUDL_DTYPE_F32, NULL, x, dy, dw,
                   &ran);
+}
+
+cudl_status cudl__cpu_conv2d_forward_fused(cudl_context *ctx,
+                                           const cudl_conv2d_geometry *g,
+                                           const void *x, const void *w,
+                                           const cudl_conv2d_epilogue *e,
+                                           void *y, int *fused) {
+  return run_pass(ctx, g, PASS_FORWARD, CUDL_DTYPE_F32, e, x, w, y, fused);
 }
 
 /* bf16 computed in bf16 (cpu_internal.h): *ran is 0, and nothing done,
@@ -424,7 +480,7 @@ cudl_status cudl__cpu_conv2d_forward_native_bf16(cudl_context *ctx,
                                                  void *y, int *ran) {
   *ran = 0;
   if (!cudl__cpu_bf16_native()) return CUDL_OK;
-  return run_pass(ctx, g, PASS_FORWARD, CUDL_DTYPE_BF16, x, w, y, ran);
+  return run_pass(ctx, g, PASS_FORWARD, CUDL_DTYPE_BF16, NULL, x, w, y, ran);
 }
 
 cudl_status cudl__cpu_conv2d_backward_data_native_bf16(
@@ -432,7 +488,8 @@ cudl_status cudl__cpu_conv2d_backward_data_native_bf16(
     const void *dy, void *dx, int *ran) {
   *ran = 0;
   if (!cudl__cpu_bf16_native()) return CUDL_OK;
-  return run_pass(ctx, g, PASS_BACKWARD_DATA, CUDL_DTYPE_BF16, w, dy, dx, ran);
+  return run_pass(ctx, g, PASS_BACKWARD_DATA, CUDL_DTYPE_BF16, NULL, w, dy, dx,
+                  ran);
 }
 
 cudl_status cudl__cpu_conv2d_backward_filter_native_bf16(
@@ -440,6 +497,18 @@ cudl_status cudl__cpu_conv2d_backward_filter_native_bf16(
     const void *dy, void *dw, int *ran) {
   *ran = 0;
   if (!cudl__cpu_bf16_native()) return CUDL_OK;
-  return run_pass(ctx, g, PASS_BACKWARD_FILTER, CUDL_DTYPE_BF16, x, dy, dw,
-                  ran);
+  return run_pass(ctx, g, PASS_BACKWARD_FILTER, CUDL_DTYPE_BF16, NULL, x, dy,
+                  dw, ran);
+}
+
+cudl_status cudl__cpu_conv2d_forward_fused_native_bf16(
+    cudl_context *ctx, const cudl_conv2d_geometry *g, const void *x,
+    const void *w, const cudl_conv2d_epilogue *e, void *y, int *fused,
+    int *ran) {
+  cudl_status status = CUDL_OK;
+  *fused = 0;
+  if (cudl__cpu_bf16_native())
+    status = run_pass(ctx, g, PASS_FORWARD, CUDL_DTYPE_BF16, e, x, w, y, fused);
+  *ran = *fused;
+  return status;
 }

@@ -66,6 +66,10 @@ cudl_status cudl__cpu_conv2d_forward_native_bf16(cudl_context *ctx,
                                                  const cudl_conv2d_geometry *g,
                                                  const void *x, const void *w,
                                                  void *y, int *ran);
+cudl_status cudl__cpu_conv2d_forward_fused_native_bf16(
+    cudl_context *ctx, const cudl_conv2d_geometry *g, const void *x,
+    const void *w, const cudl_conv2d_epilogue *e, void *y, int *fused,
+    int *ran);
 cudl_status cudl__cpu_conv2d_backward_data_native_bf16(
     cudl_context *ctx, const cudl_conv2d_geometry *g, const void *w,
     const void *dy, void *dx, int *ran);

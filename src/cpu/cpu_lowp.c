@@ -959,6 +959,37 @@ LOWP_ENTRIES_NATIVE_BF16(conv2d_forward,
                           const void *x, const void *w, void *y),
                          (ctx, g, x, w, y))
 
+/* The f32 pass takes an epilogue only on channels-last tensors
+ * (cpu_conv.c): elsewhere it is declined before any copy is made. */
+static cudl_status lowp_conv2d_forward_fused(cudl_dtype dtype,
+                                             cudl_context *ctx,
+                                             const cudl_conv2d_geometry *g,
+                                             const void *x, const void *wt,
+                                             const cudl_conv2d_epilogue *e,
+                                             void *y, int *fused) {
+  wide_set w = wide_begin(ctx, dtype);
+  cudl_conv2d_epilogue wide_e = *e;
+  float *wx, *ww, *wy;
+  cudl_status s;
+  *fused = 0;
+  if (!g->channels_last) return CUDL_OK;
+  wx = wide(&w, x, conv_x_numel(g));
+  ww = wide(&w, wt, conv_w_numel(g));
+  wy = wide(&w, NULL, conv_y_numel(g));
+  if (e->bias != NULL) wide_e.bias = wide(&w, e->bias, g->k);
+  if (e->residual != NULL)
+    wide_e.residual = wide(&w, e->residual, conv_y_numel(g));
+  s = RUN(w,
+          cudl__cpu_conv2d_forward_fused(ctx, g, wx, ww, &wide_e, wy, fused));
+  if (s == CUDL_OK && *fused) narrow(&w, wy, y, conv_y_numel(g));
+  return wide_end(&w, s);
+}
+LOWP_ENTRIES_NATIVE_BF16(conv2d_forward_fused,
+                         (cudl_context * ctx, const cudl_conv2d_geometry *g,
+                          const void *x, const void *w,
+                          const cudl_conv2d_epilogue *e, void *y, int *fused),
+                         (ctx, g, x, w, e, y, fused))
+
 static cudl_status lowp_conv2d_backward_data(cudl_dtype dtype,
                                              cudl_context *ctx,
                                              const cudl_conv2d_geometry *g,

@@ -636,5 +636,22 @@ static cudl_status convolve(cudl_context *ctx, const cudl_conv2d_geometry *g,
   CONV_ENTRY(name##_f16, direction, CUDL_DTYPE_F16, a, b, out)
 
 CONV_ENTRIES(conv2d_forward, CONV_FORWARD, x, w, y)
+
+/* The convolution with its epilogue in one pass is declined on CUDA: core
+ * runs the cuDNN convolution, then the bias, the residual and the ReLU with
+ * the kernels every layer uses. cudnnConvolutionBiasActivationForward
+ * would fuse them; it waits until it can be measured against that on a
+ * GPU. */
+#define CONV_FUSED_ENTRY(entry)                                            \
+  cudl_status cudl__cuda_##entry(                                          \
+      cudl_context *ctx, const cudl_conv2d_geometry *g, const void *x,     \
+      const void *w, const cudl_conv2d_epilogue *e, void *y, int *fused) { \
+    (void)ctx, (void)g, (void)x, (void)w, (void)e, (void)y;                \
+    *fused = 0;                                                            \
+    return CUDL_OK;                                                        \
+  }
+CONV_FUSED_ENTRY(conv2d_forward_fused)
+CONV_FUSED_ENTRY(conv2d_forward_fused_bf16)
+CONV_FUSED_ENTRY(conv2d_forward_fused_f16)
 CONV_ENTRIES(conv2d_backward_data, CONV_BACKWARD_DATA, w, dy, dx)
 CONV_ENTRIES(conv2d_backward_filter, CONV_BACKWARD_FILTER, x, dy, dw)

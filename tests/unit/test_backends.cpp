@@ -2248,8 +2248,10 @@ std::vector<ConvCase> ConvDeterministicCases() {
           {16, 32, 16, 16, 32, 3, 3, ConvDesc(1, 1, 1, 1, 1, 1, 32)}};
 }
 
-// Forward without and with bias, backward data, filter and bias, against a
-// direct seven-loop float64 convolution and its adjoints. Each result sums
+// Forward without and with bias, the forward fused with its epilogue
+// (bias, residual and ReLU; residual and leaky ReLU without bias; bias and
+// ReLU), backward data, filter and bias, against a direct seven-loop
+// float64 convolution and its adjoints. Each result sums
 // T terms: within 32 eps of sum |terms| (test_conv.cpp's kCudaBound: cuDNN
 // may pick Winograd or FFT algorithms with larger constants than a dot
 // product; TF32, 10-bit inputs, would be some 400 eps here and fails it, so
@@ -2257,6 +2259,8 @@ std::vector<ConvCase> ConvDeterministicCases() {
 // wrong or missing term moves a result by sum |terms| / T, at least 5 times
 // the bound for every shape here. An element no term reaches (mag 0) must
 // be exactly 0.
+constexpr float kConvLeakySlope = 0.125f;  // exact in every dtype
+
 Row ConvRow(const ConvCase &t, unsigned flags = 0) {
   Row r;
   r.op = "conv2d";
@@ -2270,28 +2274,42 @@ Row ConvRow(const ConvCase &t, unsigned flags = 0) {
     in["w"] = Data(t.w_shape(), g.Uniform(static_cast<size_t>(Numel(t.w_shape())), -1.0f, 1.0f));
     in["bias"] = Data({t.k}, g.Uniform(static_cast<size_t>(t.k), -1.0f, 1.0f));
     in["dy"] = Data(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
+    in["residual"] =
+        Data(t.y_shape(), g.Uniform(static_cast<size_t>(Numel(t.y_shape())), -1.0f, 1.0f));
     return in;
   };
   r.run = [t](Env &e, const Inputs &in) {
     cudl_tensor *x = e.In(in, "x"), *w = e.In(in, "w"), *b = e.In(in, "bias"), *dy = e.In(in, "dy");
+    cudl_tensor *res = e.In(in, "residual");
     cudl_tensor *conv = e.Out(t.y_shape()), *y = e.Out(t.y_shape()), *dx = e.Out(t.x_shape());
     cudl_tensor *dw = e.Out(t.w_shape()), *db = e.Out({t.k});
+    cudl_tensor *fused = e.Out(t.y_shape()), *leaky = e.Out(t.y_shape());
+    cudl_tensor *bias_relu = e.Out(t.y_shape());
     CALL(e, cudl_conv2d_forward(e.ctx(), &t.d, x, w, nullptr, conv));
     CALL(e, cudl_conv2d_forward(e.ctx(), &t.d, x, w, b, y));
+    CALL(e, cudl_conv2d_forward_fused(e.ctx(), &t.d, x, w, b, res, 1, 0.0f, fused));
+    CALL(e,
+         cudl_conv2d_forward_fused(e.ctx(), &t.d, x, w, nullptr, res, 1, kConvLeakySlope, leaky));
+    CALL(e, cudl_conv2d_forward_fused(e.ctx(), &t.d, x, w, b, nullptr, 1, 0.0f, bias_relu));
     CALL(e, cudl_conv2d_backward_data(e.ctx(), &t.d, w, dy, dx));
     CALL(e, cudl_conv2d_backward_filter(e.ctx(), &t.d, x, dy, dw));
     CALL(e, cudl_conv2d_backward_bias(e.ctx(), dy, db));
     return Outputs{{"y_nobias", e.Read(conv)},
                    {"y", e.Read(y)},
+                   {"y_fused", e.Read(fused)},
+                   {"y_fused_leaky", e.Read(leaky)},
+                   {"y_fused_bias_relu", e.Read(bias_relu)},
                    {"dx", e.Read(dx)},
                    {"dw", e.Read(dw)},
                    {"dbias", e.Read(db)}};
   };
   r.reference = [t](const Inputs &in) {
     const std::vector<float> &x = in.at("x").f, &w = in.at("w").f, &b = in.at("bias").f,
-                             &dy = in.at("dy").f;
+                             &dy = in.at("dy").f, &res = in.at("residual").f;
     const int64_t oh = t.oh(), ow = t.ow(), cg = t.cg(), kg = t.kg();
     std::vector<double> conv(dy.size()), conv_m(dy.size()), y(dy.size()), y_m(dy.size());
+    std::vector<double> fused(dy.size()), fused_m(dy.size()), leaky(dy.size()), leaky_m(dy.size()),
+        bias_relu(dy.size());
     std::vector<double> dx(x.size(), 0.0), dx_m(x.size(), 0.0), dw(w.size(), 0.0),
         dw_m(w.size(), 0.0), db(b.size(), 0.0), db_m(b.size(), 0.0);
     for (int64_t n = 0; n < t.n; ++n)
@@ -2324,12 +2342,27 @@ Row ConvRow(const ConvCase &t, unsigned flags = 0) {
             conv_m[o] = mag;
             y[o] = sum + bk;
             y_m[o] = mag + std::fabs(bk);
+            // The ReLUs' scale is their input's: a value within the bound
+            // of 0 may fall on either side.
+            const double v = sum + bk + res[o], lv = sum + res[o];
+            fused[o] = v > 0 ? v : 0.0;
+            fused_m[o] = y_m[o] + std::fabs(res[o]);
+            leaky[o] = lv > 0 ? lv : kConvLeakySlope * lv;
+            leaky_m[o] = mag + std::fabs(res[o]);
+            bias_relu[o] = y[o] > 0 ? y[o] : 0.0;
             db[static_cast<size_t>(k)] += g;
             db_m[static_cast<size_t>(k)] += std::fabs(g);
           }
     // A 16-bit y with bias is stored twice: the convolution, then the sum.
-    return Expected{Expect("y_nobias", conv).Scale(conv_m), Expect("y", y).Scale(y_m).Roundings(2),
-                    Expect("dx", dx).Scale(dx_m), Expect("dw", dw).Scale(dw_m),
+    // The fused forward rounds once where the backend has one pass, and up
+    // to three times (convolution, bias, residual) where it composes them.
+    return Expected{Expect("y_nobias", conv).Scale(conv_m),
+                    Expect("y", y).Scale(y_m).Roundings(2),
+                    Expect("y_fused", fused).Scale(fused_m).Roundings(3),
+                    Expect("y_fused_leaky", leaky).Scale(leaky_m).Roundings(2),
+                    Expect("y_fused_bias_relu", bias_relu).Scale(y_m).Roundings(2),
+                    Expect("dx", dx).Scale(dx_m),
+                    Expect("dw", dw).Scale(dw_m),
                     Expect("dbias", db).Scale(db_m)};
   };
   return r;

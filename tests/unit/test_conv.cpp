@@ -996,6 +996,47 @@ TEST_F(ConvBadInputTest, ForwardBadTensorsWriteNothing) {
   });
 }
 
+// The fused forward checks what the forward does, then the residual (y's
+// shape, dtype, layout and context), the slope, and that y is not the
+// residual (composed, y is written before the residual is read).
+TEST_F(ConvBadInputTest, FusedForwardBadTensorsWriteNothing) {
+  const cudl_conv2d_desc *d = &ok_;
+  cudl_tensor *res = Input({2, 6, 7, 6}), *res_nhwc = Input({2, 6, 7, 6});
+  ASSERT_EQ(cudl_tensor_set_layout(res_nhwc, CUDL_LAYOUT_NHWC), CUDL_OK);
+  // The valid call (into a tensor of its own, which is written).
+  ASSERT_EQ(cudl_conv2d_forward_fused(ctx_, d, x, w, b, res, 1, 0.1f, mine_->Make({2, 6, 7, 6})),
+            CUDL_OK)
+      << LastError(ctx_);
+  auto fused = [=](const cudl_tensor *xx, const cudl_tensor *ww, const cudl_tensor *bb,
+                   const cudl_tensor *rr, float slope, cudl_tensor *yy) {
+    return [=] { return cudl_conv2d_forward_fused(ctx_, d, xx, ww, bb, rr, 1, slope, yy); };
+  };
+  const cudl_status inval = CUDL_ERR_INVALID_ARGUMENT, shape = CUDL_ERR_SHAPE;
+  Expect({
+      {"NULL ctx", inval, nullptr,
+       [=] { return cudl_conv2d_forward_fused(nullptr, d, x, w, b, res, 1, 0.0f, y); }},
+      {"NULL desc", inval, "desc",
+       [=] { return cudl_conv2d_forward_fused(ctx_, nullptr, x, w, b, res, 1, 0.0f, y); }},
+      {"NULL x", inval, "x", fused(nullptr, w, b, res, 0.0f, y)},
+      {"NULL w", inval, "w", fused(x, nullptr, b, res, 0.0f, y)},
+      {"NULL y", inval, "y", fused(x, w, b, res, 0.0f, nullptr)},
+      {"x f16", CUDL_ERR_DTYPE, "x", fused(half[0], w, b, res, 0.0f, y)},
+      {"y with K - 1 channels", shape, "y", fused(x, w, b, res, 0.0f, y_k5)},
+      {"bias of length K + 1", shape, "bias", fused(x, w, b7, res, 0.0f, y)},
+      {"residual of another context", CUDL_ERR_DEVICE_MISMATCH, "residual",
+       fused(x, w, b, foreign[4], 0.0f, y)},
+      {"residual f16", CUDL_ERR_DTYPE, "residual", fused(x, w, b, half[4], 0.0f, y)},
+      {"residual 3-D", shape, "residual", fused(x, w, b, y3, 0.0f, y)},
+      {"residual one column short", shape, "residual", fused(x, w, b, y_narrow, 0.0f, y)},
+      {"residual with another N", shape, "residual", fused(x, w, b, y_n3, 0.0f, y)},
+      {"residual channels-last, the rest NCHW", shape, "residual",
+       fused(x, w, b, res_nhwc, 0.0f, y)},
+      {"negative_slope NaN", inval, "negative_slope", fused(x, w, b, res, NAN, y)},
+      {"negative_slope infinite", inval, "negative_slope", fused(x, w, b, res, INFINITY, y)},
+      {"y is the residual", inval, "residual", fused(x, w, b, y, 0.0f, y)},
+  });
+}
+
 TEST_F(ConvBadInputTest, BackwardDataBadTensorsWriteNothing) {
   const cudl_conv2d_desc *d = &ok_;
   auto bwd = [=](const cudl_tensor *ww, const cudl_tensor *gy, cudl_tensor *gx) {
