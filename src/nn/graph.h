@@ -103,6 +103,12 @@ typedef struct node {
   int folded_bn;
   int folded;
   int value_kept;
+  /* Also in an inference compile: a convolution's epilogue, the residual
+   * addition (epilogue_add) and the ReLU or leaky ReLU (epilogue_relu)
+   * that it computes in its own pass (0: none); on those two, the
+   * convolution (epilogue_of; 0: none), and on the addition the input
+   * that comes from it (epilogue_input; the other is the residual). */
+  int epilogue_add, epilogue_relu, epilogue_of, epilogue_input;
   /* The fused training path (fusion.c), marked when the model compiles for
    * training: on a ReLU node, the batch norm it computes from that norm's
    * input (fused_bn; 0: none) and the residual addition in between
@@ -405,9 +411,11 @@ cudl_status cudl__inference_mark(cudl_model *m);
 /* Undo cudl__inference_mark (a failed compile). */
 void cudl__inference_unmark(cudl_model *m);
 
-/* Node n, of an inference-compiled model, passes its input on unchanged:
- * a batch norm folded into the layer before it, or a dropout. */
-int cudl__inference_is_identity(const cudl_model *m, const node *n);
+/* The input k whose buffer node n, of an inference-compiled model, passes
+ * on as its output, or -1: a batch norm folded into the layer before it, a
+ * dropout, and an addition or ReLU that a convolution's epilogue computed
+ * (its output is then that input's buffer, already holding the result). */
+int cudl__inference_viewed_input(const cudl_model *m, const node *n);
 
 /* After model.c made the parameters: every non-view node's out_full, in
  * buffers shared by nodes whose values are never needed at the same

@@ -21,17 +21,65 @@ static int can_fold(const cudl_model *m, int index) {
          src->consumers == 1 && bn->in[0] != m->output && src->folded_bn == 0;
 }
 
-int cudl__inference_is_identity(const cudl_model *m, const node *n) {
+int cudl__inference_viewed_input(const cudl_model *m, const node *n) {
   (void)m;
-  return (n->kind == NODE_BATCHNORM && n->folded) || n->kind == NODE_DROPOUT;
+  if (n->kind == NODE_ADD && n->epilogue_of != 0) return n->epilogue_input;
+  return (n->kind == NODE_BATCHNORM && n->folded) || n->kind == NODE_DROPOUT ||
+                 n->epilogue_of != 0
+             ? 0
+             : -1;
 }
 
 static void clear_folds(cudl_model *m) {
   int i;
   for (i = 0; i < m->node_count; ++i) {
-    m->nodes[i].folded_bn = 0;
-    m->nodes[i].folded = 0;
-    m->nodes[i].value_kept = 0;
+    node *n = &m->nodes[i];
+    n->folded_bn = 0;
+    n->folded = 0;
+    n->value_kept = 0;
+    n->epilogue_add = 0;
+    n->epilogue_relu = 0;
+    n->epilogue_of = 0;
+    n->epilogue_input = 0;
+  }
+}
+
+/* The one node that reads node `index`, or 0 (none, several, or the
+ * model's output, which the caller reads). */
+static int only_reader(const cudl_model *m, int index) {
+  int i, k, reader = 0;
+  if (m->nodes[index].consumers != 1 || index == m->output) return 0;
+  for (i = index + 1; i < m->node_count; ++i)
+    for (k = 0; k < m->nodes[i].n_in; ++k)
+      if (m->nodes[i].in[k] == index) reader = i;
+  return reader;
+}
+
+/* What convolution `index` can compute in its own pass after its folded
+ * batch norm (cudl_conv2d_forward_fused): a residual addition that alone
+ * reads it, when the addition's other input is computed before the
+ * convolution runs; then a ReLU or leaky ReLU that alone reads the result.
+ * A node read by others keeps its own value. */
+static void mark_epilogue(cudl_model *m, int index) {
+  node *conv = &m->nodes[index];
+  int top = conv->folded_bn != 0 ? conv->folded_bn : index;
+  int next = only_reader(m, top);
+  if (next != 0 && m->nodes[next].kind == NODE_ADD) {
+    node *add = &m->nodes[next];
+    const int side = add->in[0] == top ? 0 : 1;
+    if (add->in[1 - side] != top && add->in[1 - side] < index) {
+      conv->epilogue_add = next;
+      add->epilogue_of = index;
+      add->epilogue_input = side;
+      top = next;
+      next = only_reader(m, top);
+    }
+  }
+  if (next != 0 && m->nodes[next].kind == NODE_ACTIVATION &&
+      (m->nodes[next].act == CUDL_ACT_RELU ||
+       m->nodes[next].act == CUDL_ACT_LEAKY_RELU)) {
+    conv->epilogue_relu = next;
+    m->nodes[next].epilogue_of = index;
   }
 }
 
@@ -47,6 +95,8 @@ cudl_status cudl__inference_mark(cudl_model *m) {
       m->nodes[i].folded = 1;
       m->nodes[m->nodes[i].in[0]].folded_bn = i;
     }
+  for (i = 1; i < m->node_count; ++i)
+    if (m->nodes[i].kind == NODE_CONV) mark_epilogue(m, i);
   return CUDL_OK;
 }
 
@@ -58,11 +108,12 @@ int cudl_model_is_inference(const cudl_model *m) {
 
 /* ---- memory ---- */
 
-/* Whether n's output is its input's buffer (a view, or an identity). */
-static int shares_input(const cudl_model *m, const node *n) {
+/* The input whose buffer n's output is (a view, or an identity), or -1. */
+static int shared_input(const cudl_model *m, const node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
-  return cudl__inference_is_identity(m, n) ||
-         (layer->output_is_view != NULL && layer->output_is_view(m, n));
+  const int k = cudl__inference_viewed_input(m, n);
+  if (k >= 0) return k;
+  return layer->output_is_view != NULL && layer->output_is_view(m, n) ? 0 : -1;
 }
 
 /* The output buffers, by liveness: walking forward, a node takes a free
@@ -89,7 +140,8 @@ static cudl_status plan_activations(cudl_model *m) {
   }
   for (i = 0; i < count; ++i) {
     const node *n = &m->nodes[i];
-    root[i] = i > 0 && shares_input(m, n) ? root[n->in[0]] : i;
+    const int shared = i > 0 ? shared_input(m, n) : -1;
+    root[i] = shared >= 0 ? root[n->in[shared]] : i;
     last[i] = i;
     for (k = 0; k < n->n_in && i > 0; ++k)
       if (last[root[n->in[k]]] < i) last[root[n->in[k]]] = i;
@@ -213,6 +265,28 @@ void cudl__inference_release(cudl_model *m) {
 
 /* ---- running ---- */
 
+/* Layer n (a convolution or linear layer) with this weight and bias, and
+ * a convolution's epilogue in the same pass. */
+static cudl_status weighted_forward(cudl_model *m, node *n,
+                                    const cudl_tensor *weight,
+                                    const cudl_tensor *bias) {
+  const cudl_tensor *x = m->nodes[n->in[0]].y, *residual = NULL;
+  float slope = 0.0f;
+  if (n->kind == NODE_LINEAR)
+    return cudl_linear_forward(m->ctx, n->flat_in, weight, bias, n->y);
+  if (n->epilogue_add == 0 && n->epilogue_relu == 0)
+    return cudl_conv2d_forward(m->ctx, &n->conv, x, weight, bias, n->y);
+  if (n->epilogue_add != 0) {
+    const node *add = &m->nodes[n->epilogue_add];
+    residual = m->nodes[add->in[1 - add->epilogue_input]].y;
+  }
+  if (n->epilogue_relu != 0 &&
+      m->nodes[n->epilogue_relu].act == CUDL_ACT_LEAKY_RELU)
+    slope = m->nodes[n->epilogue_relu].alpha;
+  return cudl_conv2d_forward_fused(m->ctx, &n->conv, x, weight, bias, residual,
+                                   n->epilogue_relu != 0, slope, n->y);
+}
+
 /* The views a folded layer runs with, made for one call. */
 typedef struct fold_views {
   cudl_tensor *w_in, *w_out, *b_in, *b_out, *zeros, *weight, *bias;
@@ -294,19 +368,18 @@ static cudl_status fused_forward(cudl_model *m, node *n) {
                                     v.bias, 1.0f);
     bias = v.bias_copy;
   }
-  if (status == CUDL_OK)
-    status = n->kind == NODE_CONV
-                 ? cudl_conv2d_forward(ctx, &n->conv, m->nodes[n->in[0]].y,
-                                       weight, bias, n->y)
-                 : cudl_linear_forward(ctx, n->flat_in, weight, bias, n->y);
+  if (status == CUDL_OK) status = weighted_forward(m, n, weight, bias);
   release_views(&v);
   return status;
 }
 
 cudl_status cudl__inference_forward_node(cudl_model *m, node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
-  if (cudl__inference_is_identity(m, n)) return CUDL_OK; /* a view */
+  if (cudl__inference_viewed_input(m, n) >= 0) return CUDL_OK; /* a view */
   if (n->folded_bn != 0) return fused_forward(m, n);
+  if (n->epilogue_add != 0 || n->epilogue_relu != 0)
+    return weighted_forward(m, n, cudl__weight(m, n->weight),
+                            cudl__weight(m, n->bias));
   if (layer->forward == NULL) return CUDL_OK;
   return layer->forward(m, n, m->nodes[n->in[0]].y);
 }

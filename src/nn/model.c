@@ -112,11 +112,18 @@ cudl_status cudl_model_set_output(cudl_model *m, int output,
 
 /* ---- compiling ---- */
 
-/* Whether node n's output is a view of its input's (cudl__layer). */
+/* Whether node n's output is a view of an input's (cudl__layer). */
 static int is_view(const cudl_model *m, const node *n) {
   const cudl__layer *layer = cudl__layers[n->kind];
-  if (m->inference && cudl__inference_is_identity(m, n)) return 1;
+  if (m->inference && cudl__inference_viewed_input(m, n) >= 0) return 1;
   return layer->output_is_view != NULL && layer->output_is_view(m, n);
+}
+
+/* The input whose output a view node's is: the first, but where an
+ * inference compile says otherwise. */
+static int viewed_input(const cudl_model *m, const node *n) {
+  const int k = m->inference ? cudl__inference_viewed_input(m, n) : -1;
+  return k >= 0 ? k : 0;
 }
 
 /* Whether node n has n->aux, an element buffer of its output's shape. */
@@ -638,7 +645,8 @@ static cudl_status build_views(cudl_model *m, int64_t rows) {
     /* A view of its input's values (built before it: nodes are in
      * topological order). */
     if (is_view(m, n))
-      status = node_view(m, m->nodes[n->in[0]].y, rows, n, &n->y);
+      status =
+          node_view(m, m->nodes[n->in[viewed_input(m, n)]].y, rows, n, &n->y);
     else
       status = node_view(m, n->out_full, rows, n, &n->y);
     if (status == CUDL_OK && n->aux_full != NULL)

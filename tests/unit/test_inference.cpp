@@ -114,6 +114,56 @@ cudl_status BuildEveryKind(cudl_context *ctx, cudl_model **out) {
   return CUDL_OK;
 }
 
+// Every case of a convolution's epilogue (cudl_conv2d_forward_fused in the
+// convolution's own pass): ReLU after a convolution with a bias and no
+// batch norm; batch norm, residual addition and ReLU; a shortcut
+// convolution built after the main one (it takes the addition and the leaky
+// ReLU, the main one nothing); a convolution read twice (nothing fused); an
+// addition read twice (fused, its ReLU not); and an image-shaped output.
+cudl_status BuildEpilogues(cudl_context *ctx, cudl_model **out) {
+  const int64_t input[3] = {4, 6, 6};
+  cudl_model *m = nullptr;
+  const cudl_conv2d_desc same = {1, 1, 1, 1, 1, 1, 1}, point = {1, 1, 0, 0, 1, 1, 1};
+  int c1, r1, c2, b2, s2, r2, c3, b3, c4, b4, s3, lk, c5, t5, r5, u5, c6, b6, s6, e6, r6, f6, c7,
+      r7;
+  cudl_status s = cudl_model_create(ctx, 3, input, &m);
+  auto ok = [&](cudl_status st) {
+    if (s == CUDL_OK) s = st;
+  };
+  ok(cudl_model_add_conv2d(m, 0, "c1", 5, 3, 3, &same, 1, &c1));
+  ok(cudl_model_add_activation(m, c1, CUDL_ACT_RELU, 0.0f, &r1));
+  ok(cudl_model_add_conv2d(m, r1, "c2", 5, 3, 3, &same, 0, &c2));
+  ok(cudl_model_add_batchnorm(m, c2, "b2", 0.1f, 1e-5f, &b2));
+  ok(cudl_model_add_add(m, b2, r1, &s2));
+  ok(cudl_model_add_activation(m, s2, CUDL_ACT_RELU, 0.0f, &r2));
+  ok(cudl_model_add_conv2d(m, r2, "c3", 5, 3, 3, &same, 0, &c3));
+  ok(cudl_model_add_batchnorm(m, c3, "b3", 0.1f, 1e-5f, &b3));
+  ok(cudl_model_add_conv2d(m, r2, "c4", 5, 1, 1, &point, 0, &c4));
+  ok(cudl_model_add_batchnorm(m, c4, "b4", 0.1f, 1e-5f, &b4));
+  ok(cudl_model_add_add(m, b3, b4, &s3));
+  ok(cudl_model_add_activation(m, s3, CUDL_ACT_LEAKY_RELU, 0.1f, &lk));
+  // Read twice, the ReLU last (which the single-reader rule must see).
+  ok(cudl_model_add_conv2d(m, lk, "c5", 5, 3, 3, &same, 1, &c5));
+  ok(cudl_model_add_add(m, lk, c5, &t5));
+  ok(cudl_model_add_activation(m, c5, CUDL_ACT_RELU, 0.0f, &r5));
+  ok(cudl_model_add_add(m, t5, r5, &u5));
+  ok(cudl_model_add_conv2d(m, u5, "c6", 5, 3, 3, &same, 0, &c6));
+  ok(cudl_model_add_batchnorm(m, c6, "b6", 0.1f, 1e-5f, &b6));
+  ok(cudl_model_add_add(m, u5, b6, &s6));
+  ok(cudl_model_add_add(m, s6, u5, &e6));
+  ok(cudl_model_add_activation(m, s6, CUDL_ACT_RELU, 0.0f, &r6));
+  ok(cudl_model_add_add(m, e6, r6, &f6));
+  ok(cudl_model_add_conv2d(m, f6, "c7", 3, 3, 3, &same, 1, &c7));
+  ok(cudl_model_add_activation(m, c7, CUDL_ACT_RELU, 0.0f, &r7));
+  ok(cudl_model_set_output(m, r7, CUDL_MODEL_LOSS_MSE));
+  if (s != CUDL_OK) {
+    cudl_model_destroy(m);
+    return s;
+  }
+  *out = m;
+  return CUDL_OK;
+}
+
 // Uniform values in [lo, hi) from a fixed linear congruential sequence.
 void FillUniform(cudl_tensor *t, uint32_t seed, float lo, float hi) {
   std::vector<float> v(static_cast<size_t>(cudl_tensor_numel(t)));
@@ -225,9 +275,13 @@ struct Case {
   const char *name;
   Builder build;
 };
-const Case kCases[] = {{"mlp", BuildMlp},           {"small_cnn", BuildSmallCnn},
-                       {"resnet8", BuildResnet8},   {"resnet20", BuildResnet20},
-                       {"plain8", BuildPlain8},     {"every_kind", BuildEveryKind}};
+const Case kCases[] = {{"mlp", BuildMlp},
+                       {"small_cnn", BuildSmallCnn},
+                       {"resnet8", BuildResnet8},
+                       {"resnet20", BuildResnet20},
+                       {"plain8", BuildPlain8},
+                       {"every_kind", BuildEveryKind},
+                       {"epilogues", BuildEpilogues}};
 
 void CheckAllCases(cudl_context *ctx, double bound, cudl_layout layout,
                    cudl_precision precision = CUDL_PRECISION_FP32) {
@@ -290,6 +344,79 @@ TEST(Inference, EqualsTrainingCompileInEvalModeCuda) {
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &ctx), CUDL_OK);
   CheckAllCases(ctx, 4e-5, CUDL_LAYOUT_NCHW);
   CheckAllCases(ctx, 4e-5, CUDL_LAYOUT_NHWC);
+  cudl_context_destroy(ctx);
+}
+
+// The storage a node's output lies in (NULL: not kept after the forward).
+const void *OutputData(cudl_model *m, int node) {
+  const cudl_tensor *t = cudl_model_node_output(m, node);
+  return t == nullptr ? nullptr : cudl_tensor_data(const_cast<cudl_tensor *>(t));
+}
+
+// A convolution that computes its epilogue writes the result into its own
+// buffer, and the addition and ReLU it took over are views of it: so at
+// the model's output their values are one storage, while a convolution
+// whose result was only read on the way (the main branch beside a shortcut
+// built after it) keeps none. Each tail ends the model, in both layouts.
+TEST(Inference, ConvolutionsComputeTheirEpilogues) {
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  const cudl_conv2d_desc same = {1, 1, 1, 1, 1, 1, 1};
+  for (cudl_layout layout : {CUDL_LAYOUT_NCHW, CUDL_LAYOUT_NHWC}) {
+    for (int tail = 0; tail < 3; ++tail) {
+      SCOPED_TRACE("tail " + std::to_string(tail) + ", layout " + std::to_string(layout));
+      const int64_t input[3] = {3, 5, 5};
+      cudl_model *m = nullptr;
+      int c1, r1, c2, b2, sum, out;
+      ASSERT_EQ(cudl_model_create(ctx, 3, input, &m), CUDL_OK);
+      ASSERT_EQ(cudl_model_add_conv2d(m, 0, "c1", 4, 3, 3, &same, 1, &c1), CUDL_OK);
+      ASSERT_EQ(cudl_model_add_activation(m, c1, CUDL_ACT_RELU, 0.0f, &r1), CUDL_OK);
+      // 0: the ReLU after a convolution with a bias; 1: batch norm, the
+      // residual r1 and a ReLU; 2: the same with a leaky ReLU, the
+      // residual a convolution built after c2 (c3 takes the epilogue).
+      int fused_conv = c1, main_conv = -1;
+      out = r1;
+      if (tail > 0) {
+        ASSERT_EQ(cudl_model_add_conv2d(m, r1, "c2", 4, 3, 3, &same, 0, &c2), CUDL_OK);
+        ASSERT_EQ(cudl_model_add_batchnorm(m, c2, "b2", 0.1f, 1e-5f, &b2), CUDL_OK);
+        int residual = r1;
+        fused_conv = c2;
+        if (tail == 2) {
+          int c3;
+          ASSERT_EQ(cudl_model_add_conv2d(m, r1, "c3", 4, 3, 3, &same, 1, &c3), CUDL_OK);
+          residual = b2;
+          b2 = c3;
+          main_conv = c2;
+          fused_conv = c3;
+        }
+        ASSERT_EQ(cudl_model_add_add(m, residual, b2, &sum), CUDL_OK);
+        ASSERT_EQ(cudl_model_add_activation(m, sum, tail == 2 ? CUDL_ACT_LEAKY_RELU : CUDL_ACT_RELU,
+                                            0.2f, &out),
+                  CUDL_OK);
+      }
+      ASSERT_EQ(cudl_model_set_output(m, out, CUDL_MODEL_LOSS_MSE), CUDL_OK);
+      ASSERT_EQ(cudl_model_set_layout(m, layout), CUDL_OK);
+      ASSERT_EQ(cudl_model_compile_inference(m, 2), CUDL_OK) << cudl_context_last_error(ctx);
+      Randomise(m);
+      const int64_t shape[4] = {2, 3, 5, 5};
+      cudl_tensor *x = nullptr;
+      ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 4, shape, &x), CUDL_OK);
+      FillUniform(x, 3u, -1.0f, 1.0f);
+      EXPECT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK)
+          << cudl_context_last_error(ctx);
+      const void *result = OutputData(m, out);
+      EXPECT_NE(result, nullptr);
+      EXPECT_EQ(OutputData(m, fused_conv), result) << "the convolution computes the output";
+      if (tail > 0) {
+        EXPECT_EQ(OutputData(m, sum), result) << "the addition is its view";
+      }
+      if (main_conv >= 0) {
+        EXPECT_EQ(OutputData(m, main_conv), nullptr) << "the main branch";
+      }
+      cudl_tensor_destroy(x);
+      cudl_model_destroy(m);
+    }
+  }
   cudl_context_destroy(ctx);
 }
 
