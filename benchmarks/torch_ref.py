@@ -16,8 +16,8 @@ benchmarks/report.py can put cudl's figures beside PyTorch's.
         [--steps N --warmup W] [--time-budget S] [--device cpu|cuda] [--threads T]
         [--tf32 [on|off|default]] --json PATH | --json-dir DIR
     python3 benchmarks/torch_ref.py infer [--model resnet20] [--batch 1,8,64]
-        [--inputs 3x32x32] [--samples N --warmup W] [--device cpu|cuda]
-        [--threads T] [--json PATH]
+        [--inputs 3x32x32] [--precision fp32|bf16|fp16] [--layout nchw|nhwc]
+        [--samples N --warmup W] [--device cpu|cuda] [--threads T] [--json PATH]
 
 Runs with Debian's python3-torch 1.13 on the CPU (/usr/bin/python3) and with
 PyTorch 2.x on a GPU. Modes a version or device lacks (torch.compile before
@@ -34,6 +34,14 @@ PyTorch's default TF32 setting (recorded, not changed: it allows TF32 in
 cuDNN convolutions) and in bf16 and fp16 automatic mixed precision
 (torch.autocast, fp16 with a GradScaler) with channels-last; on the CPU eager
 FP32 and bf16 autocast, each in NCHW and channels-last.
+
+`infer` times a zoo model's forward on one batch, in one precision (fp32, or
+bf16/fp16 under torch.autocast) and layout, the ways PyTorch users deploy it:
+eval mode under torch.no_grad, torch.inference_mode, the frozen TorchScript
+model (torch.jit.optimize_for_inference in fp32, which folds batch norm into
+the convolutions; traced under autocast and frozen in 16 bits) and, on a GPU,
+the forward captured in a CUDA graph. A variant this PyTorch cannot run is
+listed with its reason and no figures.
 
 What is timed. Eager PyTorch, as a user runs it: Python dispatch included.
 Forward passes call the public functions, with out= where ATen has a real
@@ -80,6 +88,7 @@ random and already on the device, so data loading is not measured.
 """
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -1642,31 +1651,112 @@ def run_train(args):
 # ---------------------------------------------------------------------------
 # infer: a zoo model's forward, as cudl bench infer times it.
 
-def infer_variants(model):
-    """(impl, call) of the two ways PyTorch users run a trained model: eval
-    mode without autograd (torch.no_grad), and torch.inference_mode, which
-    also skips version counters and view tracking."""
+def autocast_context(dev, precision):
+    """torch.autocast for a 16-bit precision (its weight-copy cache off, as
+    CUDA graph capture and a traced graph need), or a no-op for fp32."""
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype=dtype, cache_enabled=False)
+
+
+def jit_inference_model(model, x, dev, precision):
+    """The TorchScript model PyTorch's deployment guides freeze: traced on x
+    without autograd, then, in fp32, torch.jit.optimize_for_inference
+    (freezing, batch norm folded into the convolutions, oneDNN layouts on
+    the CPU); in 16 bits traced under autocast and frozen, since
+    optimize_for_inference drops autocast's casts (its output comes back in
+    FP32). None and the reason where the traced model does not compute in
+    the precision asked."""
+    with torch.no_grad(), autocast_context(dev, precision):
+        traced = torch.jit.trace(model, x)
+        if precision == "fp32":
+            frozen = torch.jit.optimize_for_inference(traced)
+        else:
+            frozen = torch.jit.freeze(traced.eval())
+        y = frozen(x)
+    want = AUTOCAST_DTYPES[precision] or torch.float32
+    if y.dtype != want:
+        return None, (f"the frozen TorchScript model's output is {y.dtype}, not {want}, "
+                      f"in PyTorch {torch.__version__}")
+    return frozen, None
+
+
+def graphed_inference(model, x, dev, precision, warmup):
+    """One forward captured in a CUDA graph (warmed up on a side stream,
+    PyTorch's recipe) and replayed on the same input buffer: what a GPU
+    service with a fixed batch runs."""
+    def forward():
+        with torch.inference_mode(), autocast_context(dev, precision):
+            return model(x)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(max(warmup, 3)):
+            forward()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        forward()
+    return graph.replay
+
+
+def infer_variants(model, x, dev, args):
+    """(impl, call or None, why not) of the ways PyTorch users run a trained
+    model: eval mode without autograd (torch.no_grad); torch.inference_mode,
+    which also skips version counters and view tracking; the frozen
+    TorchScript model (jit_inference_model); and on a GPU the forward in a
+    CUDA graph. Each 16-bit variant runs under torch.autocast."""
+    precision = args.precision
+
     def no_grad(x):
-        with torch.no_grad():
+        with torch.no_grad(), autocast_context(dev, precision):
             return model(x)
 
     def inference_mode(x):
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_context(dev, precision):
             return model(x)
-    return (("pytorch-eval", no_grad), ("pytorch-inference-mode", inference_mode))
+    out = [("pytorch-eval", no_grad, None), ("pytorch-inference-mode", inference_mode, None)]
+    try:
+        frozen, why = jit_inference_model(model, x, dev, precision)
+    except Exception as e:  # noqa: BLE001 - a refusal is reported, not fatal
+        frozen, why = None, f"TorchScript failed: {type(e).__name__}: {first_line(e)}"
+    if frozen is None:
+        out.append(("pytorch-jit", None, why))
+    else:
+        def jit(x):
+            with torch.no_grad(), autocast_context(dev, precision):
+                return frozen(x)
+        out.append(("pytorch-jit", jit, None))
+    if dev.type == "cuda":
+        why = graphs_unavailable(dev)
+        replay = None
+        if why is None:
+            try:
+                replay = graphed_inference(model, x, dev, precision, args.warmup)
+            except Exception as e:  # noqa: BLE001
+                why = f"capture failed: {type(e).__name__}: {first_line(e)}"
+        out.append(("pytorch-graphs", (lambda _x: replay()) if replay else None, why))
+    return out
 
 
 def infer_point(name, shape, batch, dev, args, clock):
-    """Both variants on one batch: one forward call per sample (a latency,
+    """Every variant on one batch: one forward call per sample (a latency,
     as cudl bench infer); the peak memory over the variant's calls (the
     caching allocator's on the GPU; on the CPU the process's peak resident
-    set so far, an upper bound that never goes down)."""
+    set so far, an upper bound that never goes down). A variant this
+    PyTorch cannot run is listed with its reason and no figures."""
     torch.manual_seed(0)
+    fmt = MEMORY_FORMAT[args.layout]
     model = models.by_name(name.replace("-", "_"), shape[0], args.classes,
                            tuple(shape[1:])).to(dev).eval()
-    x = torch.randn((batch,) + tuple(shape), device=dev)
+    model = model.to(memory_format=fmt)
+    x = torch.randn((batch,) + tuple(shape), device=dev).contiguous(memory_format=fmt)
     results = []
-    for impl, call in infer_variants(model):
+    for impl, call, why in infer_variants(model, x, dev, args):
+        if call is None:
+            results.append({"impl": impl, "unavailable": why})
+            continue
         if dev.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats(dev)
@@ -1698,17 +1788,28 @@ def run_infer(args):
     if len(shape) != 3 or min(shape) < 1 or not batches or min(batches) < 1:
         say("torch_ref infer: --inputs is CxHxW and --batch positive integers")
         return 2
+    why = precision_unavailable(dev, args.precision)
+    if why is not None:
+        say(f"torch_ref infer: {args.precision}: {why}")
+        return 2
     docs = []
     for batch in batches:
         results = infer_point(args.model, shape, batch, dev, args, clock)
         for r in results:
+            if "unavailable" in r:
+                print(f"{args.model} batch {batch} {r['impl']}: not run: {r['unavailable']}",
+                      flush=True)
+                continue
             print(f"{args.model} batch {batch} {r['impl']}: {r['latency_ms_median']:.3f} ms "
                   f"median ({r['latency_ms_min']:.3f}-{r['latency_ms_max']:.3f} min-max, "
                   f"{r['samples']} calls); peak {r['peak_memory_bytes'] / 2**20:.1f} MiB",
                   flush=True)
         doc = dict(schema="cudl-bench-infer/1", tool="pytorch", **head)
         doc.update(model=args.model, batch=batch, input_shape=list(shape),
-                   classes=args.classes, warmup=args.warmup, results=results)
+                   classes=args.classes, precision=args.precision, layout=args.layout,
+                   autocast=(str(AUTOCAST_DTYPES[args.precision]).replace("torch.", "")
+                             if AUTOCAST_DTYPES[args.precision] else None),
+                   warmup=args.warmup, results=results)
         docs.append(doc)
         release_after_point(dev)
     if args.json:
@@ -1838,6 +1939,10 @@ def main(argv=None):
                    help="comma-separated batch sizes (default 1,8,64)")
     n.add_argument("--inputs", default="3x32x32", help="input shape CxHxW (default 3x32x32)")
     n.add_argument("--classes", type=int, default=10, help="classes (default 10)")
+    n.add_argument("--precision", default="fp32", choices=list(AUTOCAST_DTYPES),
+                   help="fp32, or bf16/fp16 under torch.autocast (default fp32)")
+    n.add_argument("--layout", default="nchw", choices=LAYOUTS,
+                   help="nchw, or nhwc: the model and input channels-last (default nchw)")
     n.add_argument("--samples", type=int, default=50,
                    help="timed calls per variant (default 50)")
     n.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")

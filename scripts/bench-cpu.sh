@@ -9,8 +9,10 @@
 #     memory to the system; training in FP32 and bf16 autocast, NCHW and
 #     channels-last), joined by benchmarks/report.py: harness/;
 #  3. inference: `cudl bench infer` (inference and training compiles) then
-#     `torch_ref.py infer` (eval mode, inference_mode) for mlp, small-cnn and
-#     resnet20 at batch 1, 8 and 64: infer/ (docs/results.md's table).
+#     `torch_ref.py infer` (eval mode, inference_mode, frozen TorchScript)
+#     for mlp, small-cnn and resnet20 at batch 1, 8 and 64, fp32 in NCHW and
+#     channels-last and bf16 channels-last where the CPU has it, joined by
+#     benchmarks/infer_table.py: infer/ (docs/results.md's table).
 # Writes OUT_DIR (default bench-cpu-out), with machine.txt.
 #   scripts/bench-cpu.sh [OUT_DIR] [MIN_SECONDS_PER_FIGURE]
 # Run it on an otherwise idle machine: other load changes the figures.
@@ -88,15 +90,26 @@ fi
 if part infer; then
 infer="$out/infer"
 mkdir -p "$infer"
-for model in mlp small-cnn resnet20; do
-  if [ $model = resnet20 ]; then c=3 size=32; else c=1 size=28; fi
-  for batch in 1 8 64; do
-    "$build/tools/cudl" bench infer --device cpu --model $model --channels $c \
-      --size $size --batch $batch --json "$infer/cudl-$model-b$batch.json" >>"$infer/infer.txt"
-    "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py infer --device cpu \
-      --threads "$threads" --model $model --inputs ${c}x${size}x${size} --batch $batch \
-      --json "$infer/pytorch-$model-b$batch.json" >>"$infer/infer.txt"
+# fp32 in both layouts; bf16 channels-last where the CPU computes bf16
+# itself (cudl refuses it elsewhere, docs/precision.md).
+points="fp32:nchw fp32:nhwc"
+grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && points="$points bf16:nhwc"
+for point in $points; do
+  precision=${point%%:*} layout=${point##*:}
+  for model in mlp small-cnn resnet20; do
+    if [ $model = resnet20 ]; then c=3 size=32; else c=1 size=28; fi
+    for batch in 1 8 64; do
+      tag=$model-b$batch-$precision-$layout
+      "$build/tools/cudl" bench infer --device cpu --model $model --channels $c \
+        --size $size --batch $batch --precision $precision --layout $layout \
+        --json "$infer/cudl-$tag.json" >>"$infer/infer.txt"
+      "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py infer --device cpu \
+        --threads "$threads" --model $model --inputs ${c}x${size}x${size} --batch $batch \
+        --precision $precision --layout $layout \
+        --json "$infer/pytorch-$tag.json" >>"$infer/infer.txt"
+    done
   done
 done
-echo "bench-cpu: wrote $infer/infer.txt"
+python3 benchmarks/infer_table.py "$infer" --out "$infer/table.md"
+echo "bench-cpu: wrote $infer/infer.txt and $infer/table.md"
 fi

@@ -231,6 +231,28 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
     --inputs 3x32x32 --batch 128 --modes compile --precisions fp32,bf16 \
     --steps 30 --warmup 5 --time-budget "${TORCH_COMPILE_SECONDS:-50}" \
     --json-dir "$bench"
+  # Inference latency (issue 19): cudl's inference compile against PyTorch's
+  # eval mode, inference_mode, frozen TorchScript and the forward in a CUDA
+  # graph, ResNet-20 on CIFAR-like inputs at batch 1 and 64, fp32 NCHW and
+  # bf16 channels-last; joined by infer_table.py into bench/infer/table.md.
+  mkdir -p "$bench/infer"
+  for point in fp32:nchw bf16:nhwc; do
+    precision=${point%%:*} layout=${point##*:}
+    for batch in 1 64; do
+      run_bench "bench infer resnet20 batch $batch $precision $layout: cudl" \
+        "$cli" bench infer --device cuda --model resnet20 --batch "$batch" \
+        --precision "$precision" --layout "$layout" --samples 50 \
+        --json "$bench/infer/cudl-resnet20-b$batch-$precision-$layout.json"
+    done
+    run_bench "bench infer resnet20 $precision $layout: PyTorch" \
+      python3 benchmarks/torch_ref.py infer --device cuda --model resnet20 \
+      --batch 1,64 --precision "$precision" --layout "$layout" --samples 50 \
+      --json "$bench/infer/pytorch-resnet20-$precision-$layout.json"
+  done
+  if ls "$bench/infer"/*.json >/dev/null 2>&1; then
+    step "bench infer table" "$out/bench.log" python3 benchmarks/infer_table.py \
+      "$bench/infer" --out "$bench/infer/table.md"
+  fi
   step "bench report" "$out/bench.log" python3 benchmarks/report.py "$bench"
 
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)

@@ -38,6 +38,10 @@ static void infer_usage(FILE *out) {
       "  --batch B [1]     --device auto|cpu|cuda:N [auto]\n"
       "  --channels C [3]  --size S [32]  --classes K [10]  (the input)\n"
       "  --samples N [50]  --warmup W [5]\n"
+      "  --precision P     fp32, tf32, bf16 or fp16 [fp32]\n"
+      "  --tf32            the same as --precision tf32\n"
+      "  --layout L        auto, nchw or nhwc (channels-last) [auto: nhwc\n"
+      "                    on a CPU, nchw on CUDA]\n"
       "  --json PATH       write the results as one JSON object (\"-\": "
       "stdout)\n"
       "\n"
@@ -54,11 +58,19 @@ static void infer_usage(FILE *out) {
       "                bytes by use (cudl_model_memory_usage)\n");
 }
 
+/* How both compiles are set up. */
+typedef struct infer_setup {
+  bench_model_options model;
+  cudl_precision precision;
+  cudl_layout layout;
+} infer_setup;
+
 /* Build, compile (inference or training), initialise and time one model;
  * the context's peak is reset first, so it covers this compile only. */
-static cudl_status measure(cudl_context *ctx, const bench_model_options *model,
+static cudl_status measure(cudl_context *ctx, const infer_setup *setup,
                            int inference, const bench_settings *settings,
                            infer_result *r) {
+  const bench_model_options *model = &setup->model;
   infer_bench b;
   bench_event_clock events;
   bench_clock clock;
@@ -74,6 +86,8 @@ static cudl_status measure(cudl_context *ctx, const bench_model_options *model,
     s = cudl__tool_zoo_model(ctx, model->name, 0.0, model->channels,
                              model->size, model->size, model->classes,
                              &b.model);
+  if (s == CUDL_OK) s = cudl_model_set_precision(b.model, setup->precision);
+  if (s == CUDL_OK) s = cudl_model_set_layout(b.model, setup->layout);
   if (s == CUDL_OK)
     s = inference ? cudl_model_compile_inference(b.model, model->batch)
                   : cudl_model_compile(b.model, model->batch);
@@ -127,7 +141,10 @@ static void json_result(FILE *f, const infer_result *r, long long batch,
 
 int cudl__cmd_bench_infer(int argc, char **argv) {
   const char *device = "auto", *json = NULL;
-  bench_model_options model = {"resnet20", 1, 3, 32, 10};
+  infer_setup setup = {
+      {"resnet20", 1, 3, 32, 10}, CUDL_PRECISION_FP32, CUDL_LAYOUT_NCHW};
+  bench_model_options *model = &setup.model;
+  int layout_auto = 1;
   long long value;
   bench_settings settings;
   infer_result results[2];
@@ -149,12 +166,20 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
       infer_usage(stdout);
       return CLI_EXIT_OK;
     }
+    if (strcmp(a, "--tf32") == 0) {
+      setup.precision = CUDL_PRECISION_TF32;
+      continue;
+    }
     if (v == NULL)
       return cli_usage_error("%s needs a value (or is unknown)", a);
     ++i;
-    if (bench_parse_model_option(a, v, &model)) {
+    if (bench_parse_model_option(a, v, model)) {
     } else if (strcmp(a, "--device") == 0) {
       device = v;
+    } else if (strcmp(a, "--precision") == 0 &&
+               cudl_precision_from_name(v, &setup.precision) == CUDL_OK) {
+    } else if (strcmp(a, "--layout") == 0 &&
+               cli_parse_layout(v, &setup.layout, &layout_auto)) {
     } else if (strcmp(a, "--json") == 0) {
       json = v;
     } else if (strcmp(a, "--samples") == 0 &&
@@ -167,7 +192,7 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
       return cli_usage_error("bad option or value: %s '%s'", a, v);
     }
   }
-  if ((rc = cudl__tool_zoo_check_name(model.name)) != 0) return rc;
+  if ((rc = cudl__tool_zoo_check_name(model->name)) != 0) return rc;
   if (!cli_parse_device(device, &kind, &index))
     return cli_usage_error("--device must be auto, cpu or cuda:N, not '%s'",
                            device);
@@ -177,19 +202,23 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
     if (json != NULL) cli_file_close(&out, 0);
     return CLI_EXIT_FAILED;
   }
+  if (layout_auto) setup.layout = cli_layout_for(ctx);
+  cudl_context_set_allow_tf32(ctx, setup.precision == CUDL_PRECISION_TF32);
   cudl_context_set_seed(ctx, 1);
   for (i = 0; i < 2 && s == CUDL_OK; ++i)
-    s = measure(ctx, &model, i == 0,
-                &settings, &results[i]);
+    s = measure(ctx, &setup, i == 0, &settings, &results[i]);
   if (s != CUDL_OK) {
-    rc = cli_fail(ctx, s, "%s, batch %lld", model.name, model.batch);
+    rc = cli_fail(ctx, s, "%s, batch %lld, %s, %s", model->name, model->batch,
+                  cudl_precision_name(setup.precision),
+                  cudl_layout_name(setup.layout));
     goto done;
   }
   {
     FILE *table = json != NULL && strcmp(json, "-") == 0 ? stderr : stdout;
-    fprintf(table, "%s, batch %lld, %lldx%lldx%lld input, on %s:\n",
-            model.name, model.batch, model.channels, model.size, model.size,
-            cudl_context_device_name(ctx));
+    fprintf(table, "%s, batch %lld, %lldx%lldx%lld input, %s, %s, on %s:\n",
+            model->name, model->batch, model->channels, model->size,
+            model->size, cudl_precision_name(setup.precision),
+            cudl_layout_name(setup.layout), cudl_context_device_name(ctx));
     for (i = 0; i < 2; ++i)
       fprintf(table,
               "  %-19s %.3f ms median (%.3f-%.3f min-max, %d calls); peak "
@@ -210,15 +239,17 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
     fprintf(f,
             "{\n  \"schema\": \"cudl-bench-infer/1\",\n  \"tool\": "
             "\"cudl\",\n");
-    bench_json_run_fields(f, ctx, 0);
+    bench_json_run_fields(f, ctx, setup.precision == CUDL_PRECISION_TF32);
     fprintf(f, "  \"model\": ");
-    bench_json_string(f, model.name);
+    bench_json_string(f, model->name);
     fprintf(f,
             ",\n  \"batch\": %lld,\n  \"input_shape\": [%lld, %lld, %lld],\n"
-            "  \"classes\": %lld,\n  \"warmup\": %d,\n  \"results\": [\n",
-            model.batch, model.channels, model.size, model.size, model.classes,
-            settings.warmup);
-    for (i = 0; i < 2; ++i) json_result(f, &results[i], model.batch, i == 1);
+            "  \"classes\": %lld,\n  \"precision\": \"%s\",\n"
+            "  \"layout\": \"%s\",\n  \"warmup\": %d,\n  \"results\": [\n",
+            model->batch, model->channels, model->size, model->size,
+            model->classes, cudl_precision_name(setup.precision),
+            cudl_layout_name(setup.layout), settings.warmup);
+    for (i = 0; i < 2; ++i) json_result(f, &results[i], model->batch, i == 1);
     fprintf(f, "  ]\n}\n");
   }
 done:

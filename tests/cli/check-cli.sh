@@ -612,6 +612,38 @@ expect "bench infer JSON" 0 $?
 expect_grep "bench infer JSON checked" "bench infer JSON consistent" "$scratch/infer-json.out"
 "$cudl" bench infer --batch 0 >/dev/null 2>&1
 expect "bench infer with a bad value is a usage error" 2 $?
+# The layout asked for is the one run and recorded; without one the CPU
+# runs channels-last, as bench train does.
+"$cudl" bench infer --device cpu --model small-cnn --channels 1 --size 28 --batch 2 \
+  --samples 2 --warmup 0 --precision fp32 --layout nchw --json "$scratch/infer-nchw.json" \
+  >"$scratch/infer-nchw.out" 2>&1
+expect "bench infer --layout nchw" 0 $?
+expect_grep "bench infer prints the precision and layout" "fp32, nchw, on cpu" \
+  "$scratch/infer-nchw.out"
+python3 - "$scratch/infer.json" "$scratch/infer-nchw.json" >"$scratch/infer-layout.out" 2>&1 <<'PY'
+import json, sys
+default, nchw = (json.load(open(p)) for p in sys.argv[1:3])
+assert (default["precision"], default["layout"]) == ("fp32", "nhwc"), default
+assert (nchw["precision"], nchw["layout"]) == ("fp32", "nchw"), nchw
+print("bench infer layouts recorded")
+PY
+expect_grep "bench infer records the layout" "bench infer layouts recorded" \
+  "$scratch/infer-layout.out"
+"$cudl" bench infer --layout sideways >/dev/null 2>&1
+expect "bench infer with an unknown layout is a usage error" 2 $?
+"$cudl" bench infer --precision fp64 >/dev/null 2>&1
+expect "bench infer with an unknown precision is a usage error" 2 $?
+# benchmarks/infer_table.py joins them: a row per precision and layout.
+table_py="$(dirname "$0")/../../benchmarks/infer_table.py"
+python3 "$table_py" "$scratch/infer.json" "$scratch/infer-nchw.json" \
+  >"$scratch/infer-table.md" 2>&1
+expect "infer_table.py" 0 $?
+expect_grep "infer_table.py has the channels-last row" \
+  "^| cpu | small-cnn | 1x28x28 | 4 | fp32 | nhwc | [0-9]" "$scratch/infer-table.md"
+expect_grep "infer_table.py has the NCHW row" \
+  "^| cpu | small-cnn | 1x28x28 | 2 | fp32 | nchw | [0-9]" "$scratch/infer-table.md"
+python3 "$table_py" "$scratch/info.out" >/dev/null 2>&1
+expect "infer_table.py on a file that is not JSON" 1 $?
 "$cudl" bench ops --samples 0 >/dev/null 2>&1
 expect "bench ops with a bad value is a usage error" 2 $?
 "$cudl" bench train --model nonesuch --device cpu >/dev/null 2>"$scratch/bench-bad.err"
