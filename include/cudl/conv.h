@@ -84,8 +84,8 @@ CUDL_API cudl_status cudl_conv2d_forward(
  *  (NCHW on the CPU, and CUDA for now) the parts run one after another,
  *  as cudl_conv2d_forward, cudl_add and cudl_relu_forward or
  *  cudl_leaky_relu_forward would, each rounding a 16-bit y. In f32 the two
- *  agree to rounding: oneDNN may add the bias before the last partial
- *  sums. */
+ *  agree to rounding (oneDNN adds the bias and the residual inside its
+ *  kernels, in its own order). */
 CUDL_API cudl_status cudl_conv2d_forward_fused(
     cudl_context *ctx, const cudl_conv2d_desc *desc, const cudl_tensor *x,
     const cudl_tensor *w, const cudl_tensor *bias, const cudl_tensor *residual,

@@ -260,7 +260,7 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   const dnnl_memory_desc_t *scratch_md;
   size_t total = 0, offsets[4];
   void *workspace;
-  dnnl_exec_arg_t args[6];
+  dnnl_exec_arg_t args[5]; /* x, w, y, the bias, the scratchpad */
   cudl_status status;
 
   *ran = 0;
