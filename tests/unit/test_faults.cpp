@@ -307,6 +307,62 @@ TEST(FaultInjection, SixteenBitWorkspaceFailureWritesNothing) {
   cudl_context_destroy(ctx);
 }
 
+// The 16-bit entries that widen to f32 copies (cpu_lowp.c) report a failed
+// copy and write nothing: dropout after an activation in bf16 (neither y
+// nor the mask, and the random offset stays), and the fused convolution in
+// f16 on channels-last tensors; the next call works.
+TEST(FaultInjection, SixteenBitWideningFailureWritesNothing) {
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  auto all_bits = [](const cudl_tensor *t, uint16_t v) {
+    for (uint16_t e : cudl_test::ReadBits16(t))
+      if (e != v) return false;
+    return true;
+  };
+  const int64_t n = 1000;
+  cudl_tensor *x = nullptr, *mask = nullptr, *y = nullptr;
+  for (cudl_tensor **t : {&x, &mask, &y}) {
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_BF16, 1, &n, t), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_fill(*t, 9.0f), CUDL_OK);  // bf16 0x4110
+  }
+  ASSERT_EQ(cudl_context_set_rng_state(ctx, 5, 40), CUDL_OK);
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, 1), CUDL_OK);
+  EXPECT_EQ(cudl_activation_dropout_forward(ctx, CUDL_ACT_RELU, 0.0f, x, 0.5f, mask, y),
+            CUDL_ERR_OUT_OF_MEMORY);
+  EXPECT_TRUE(all_bits(y, 0x4110)) << "y was written";
+  EXPECT_TRUE(all_bits(mask, 0x4110)) << "the mask was written";
+  uint64_t seed = 0, offset = 0;
+  ASSERT_EQ(cudl_context_rng_state(ctx, &seed, &offset), CUDL_OK);
+  EXPECT_EQ(offset, 40u) << "the random offset moved";
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, -1), CUDL_OK);
+  ASSERT_EQ(cudl_activation_dropout_forward(ctx, CUDL_ACT_RELU, 0.0f, x, 0.5f, mask, y), CUDL_OK);
+  EXPECT_FALSE(all_bits(mask, 0x4110)) << "the mask was not drawn";
+
+  const int64_t xs[4] = {2, 3, 5, 5}, ws[4] = {4, 3, 3, 3}, ys[4] = {2, 4, 5, 5}, k = 4;
+  const cudl_conv2d_desc same = {1, 1, 1, 1, 1, 1, 1};
+  cudl_tensor *cx = nullptr, *cw = nullptr, *cb = nullptr, *res = nullptr, *cy = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F16, 4, xs, &cx), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F16, 4, ws, &cw), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F16, 1, &k, &cb), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F16, 4, ys, &res), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F16, 4, ys, &cy), CUDL_OK);
+  for (cudl_tensor *t : {cx, cw, res, cy})
+    ASSERT_EQ(cudl_tensor_set_layout(t, CUDL_LAYOUT_NHWC), CUDL_OK);
+  for (cudl_tensor *t : {cx, cw, cb, res}) ASSERT_EQ(cudl_tensor_fill(t, 0.5f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_fill(cy, 9.0f), CUDL_OK);  // f16 0x4880
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, 1), CUDL_OK);
+  EXPECT_EQ(cudl_conv2d_forward_fused(ctx, &same, cx, cw, cb, res, 1, 0.0f, cy),
+            CUDL_ERR_OUT_OF_MEMORY);
+  EXPECT_TRUE(all_bits(cy, 0x4880)) << "the fused convolution wrote y";
+  ASSERT_EQ(cudl_context_fail_allocation(ctx, -1), CUDL_OK);
+  ASSERT_EQ(cudl_conv2d_forward_fused(ctx, &same, cx, cw, cb, res, 1, 0.0f, cy), CUDL_OK);
+  // A centre pixel (memory order n, h, w, k) sees all 27 products 0.25:
+  // 6.75 + the bias 0.5 + the residual 0.5 = 7.75, f16 0x47c0.
+  EXPECT_EQ(cudl_test::ReadBits16(cy)[(2 * 5 + 2) * 4], 0x47c0);
+  for (cudl_tensor *t : {x, mask, y, cx, cw, cb, res, cy}) cudl_tensor_destroy(t);
+  cudl_context_destroy(ctx);
+}
+
 TEST(FaultInjection, CountingAndItsMisuse) {
   cudl_context *ctx = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
