@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "core/philox.h"
 #include "cpu/cpu_internal.h"
 
@@ -167,85 +168,37 @@ static float backward_one(cudl_activation_type kind, float alpha, float saved,
   } while (0)
 /* clang-format on */
 
-cudl_status cudl__cpu_activation_forward(cudl_context *ctx,
-                                         cudl_activation_type kind, float alpha,
-                                         const void *x_, void *y_, int64_t n) {
-  const float *x = x_;
-  float *y = y_;
-  int64_t i;
-  (void)ctx;
-  switch (kind) {
-    case CUDL_ACT_SIGMOID:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_SIGMOID, alpha, x[i]));
-      break;
-    case CUDL_ACT_TANH:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_TANH, alpha, x[i]));
-      break;
-    case CUDL_ACT_RELU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_RELU, alpha, x[i]));
-      break;
-    case CUDL_ACT_LEAKY_RELU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_LEAKY_RELU, alpha, x[i]));
-      break;
-    case CUDL_ACT_ELU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_ELU, alpha, x[i]));
-      break;
-    case CUDL_ACT_GELU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_GELU, alpha, x[i]));
-      break;
-    case CUDL_ACT_SILU:
-      ELEMENTWISE_LOOP(y[i] = forward_one(CUDL_ACT_SILU, alpha, x[i]));
-      break;
-    case CUDL_ACT_COUNT:
-      break;
-  }
-  return CUDL_OK;
-}
+/* The forward and backward entries of f32, and of bf16 and f16 without
+ * f32 copies: each element widened, computed in f32 and rounded once. */
+#define ACT_T float
+#define ACT_LOAD(v) (v)
+#define ACT_STORE(v) (v)
+#define ACT_NAME(f) f
+#include "cpu/cpu_activation_loops.h"
+#undef ACT_T
+#undef ACT_LOAD
+#undef ACT_STORE
+#undef ACT_NAME
 
-cudl_status cudl__cpu_activation_backward(cudl_context *ctx,
-                                          cudl_activation_type kind,
-                                          float alpha, const void *saved_,
-                                          const void *dy_, void *dx_,
-                                          int64_t n) {
-  const float *saved = saved_;
-  const float *dy = dy_;
-  float *dx = dx_;
-  int64_t i;
-  (void)ctx;
-  switch (kind) {
-    case CUDL_ACT_SIGMOID:
-      ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACT_SIGMOID, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_TANH:
-      ELEMENTWISE_LOOP(dx[i] =
-                           backward_one(CUDL_ACT_TANH, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_RELU:
-      ELEMENTWISE_LOOP(dx[i] =
-                           backward_one(CUDL_ACT_RELU, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_LEAKY_RELU:
-      ELEMENTWISE_LOOP(
-          dx[i] = backward_one(CUDL_ACT_LEAKY_RELU, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_ELU:
-      ELEMENTWISE_LOOP(dx[i] =
-                           backward_one(CUDL_ACT_ELU, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_GELU:
-      ELEMENTWISE_LOOP(dx[i] =
-                           backward_one(CUDL_ACT_GELU, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_SILU:
-      ELEMENTWISE_LOOP(dx[i] =
-                           backward_one(CUDL_ACT_SILU, alpha, saved[i], dy[i]));
-      break;
-    case CUDL_ACT_COUNT:
-      break;
-  }
-  return CUDL_OK;
-}
+#define ACT_T uint16_t
+#define ACT_LOAD(v) cudl__bf16_to_f32(v)
+#define ACT_STORE(v) cudl__f32_to_bf16(v)
+#define ACT_NAME(f) f##_bf16
+#include "cpu/cpu_activation_loops.h"
+#undef ACT_T
+#undef ACT_LOAD
+#undef ACT_STORE
+#undef ACT_NAME
+
+#define ACT_T uint16_t
+#define ACT_LOAD(v) cudl__f16_to_f32(v)
+#define ACT_STORE(v) cudl__f32_to_f16(v)
+#define ACT_NAME(f) f##_f16
+#include "cpu/cpu_activation_loops.h"
+#undef ACT_T
+#undef ACT_LOAD
+#undef ACT_STORE
+#undef ACT_NAME
 
 /* Dropout's numbers (cpu_dropout.c) on the activation's output: Philox
  * block b decides elements 4b..4b+3. The kind is fixed per loop, as above;

@@ -14,9 +14,10 @@
  * the CPU has bf16 arithmetic) and widen only where there is none. The
  * bf16 entries of batch norm and add_scaled are not here: they read and
  * write bf16 themselves, computing in f32, on any CPU (cpu_batchnorm.c,
- * cpu_elementwise.c). Channels-last max pooling whose windows do not
- * overlap reads and writes 16 bits itself (cpu_pooling.c); other pooling
- * widens a sample at a time (below).
+ * cpu_elementwise.c), and neither are the activations' forward and backward
+ * (cpu_activation.c, each element widened in registers). Channels-last max
+ * pooling whose windows do not overlap reads and writes 16 bits itself
+ * (cpu_pooling.c); other pooling widens a sample at a time (below).
  */
 #include "core/half.h"
 #include "cpu/cpu_internal.h"
@@ -349,38 +350,8 @@ LOWP_ENTRIES(fill, (cudl_context * ctx, void *dst, int64_t n, float value),
 
 /* ---- activations and dropout ---- */
 
-static cudl_status lowp_activation_forward(cudl_dtype dtype, cudl_context *ctx,
-                                           cudl_activation_type kind,
-                                           float alpha, const void *x, void *y,
-                                           int64_t n) {
-  wide_set w = wide_begin(ctx, dtype);
-  float *wx = wide(&w, x, n);
-  cudl_status s =
-      RUN(w, cudl__cpu_activation_forward(ctx, kind, alpha, wx, wx, n));
-  if (s == CUDL_OK) narrow(&w, wx, y, n);
-  return wide_end(&w, s);
-}
-LOWP_ENTRIES(activation_forward,
-             (cudl_context * ctx, cudl_activation_type kind, float alpha,
-              const void *x, void *y, int64_t n),
-             (ctx, kind, alpha, x, y, n))
-
-static cudl_status lowp_activation_backward(cudl_dtype dtype, cudl_context *ctx,
-                                            cudl_activation_type kind,
-                                            float alpha, const void *saved,
-                                            const void *dy, void *dx,
-                                            int64_t n) {
-  wide_set w = wide_begin(ctx, dtype);
-  float *wsaved = wide(&w, saved, n), *wdy = wide(&w, dy, n);
-  cudl_status s = RUN(
-      w, cudl__cpu_activation_backward(ctx, kind, alpha, wsaved, wdy, wdy, n));
-  if (s == CUDL_OK) narrow(&w, wdy, dx, n);
-  return wide_end(&w, s);
-}
-LOWP_ENTRIES(activation_backward,
-             (cudl_context * ctx, cudl_activation_type kind, float alpha,
-              const void *saved, const void *dy, void *dx, int64_t n),
-             (ctx, kind, alpha, saved, dy, dx, n))
+/* The activations' 16-bit entries are cpu_activation.c's own loops, which
+ * widen each element in registers. */
 
 static cudl_status lowp_prelu_forward(cudl_dtype dtype, cudl_context *ctx,
                                       const void *x, const float *slope,
