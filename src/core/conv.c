@@ -201,6 +201,23 @@ static cudl_status check_forward(cudl_context *ctx, const char *function,
   return status;
 }
 
+/* y = conv(x, w), then y += bias where there is one: two operators. */
+static cudl_status convolve_then_bias(cudl_context *ctx, const char *function,
+                                      const cudl_conv2d_geometry *g,
+                                      const cudl_tensor *x,
+                                      const cudl_tensor *w,
+                                      const cudl_tensor *bias, cudl_tensor *y) {
+  cudl_status status = CUDL_OP_CALL(ctx, function, x->dtype, conv2d_forward, g,
+                                    x->data, w->data, y->data);
+  if (status == CUDL_OK && bias != NULL) {
+    int64_t outer, channels, inner;
+    cudl__channel_view(y, &outer, &channels, &inner);
+    status = CUDL_OP_CALL(ctx, function, y->dtype, bias_add, y->data,
+                          bias->data, outer, channels, inner);
+  }
+  return status;
+}
+
 cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
                                 const cudl_tensor *x, const cudl_tensor *w,
                                 const cudl_tensor *bias, cudl_tensor *y) {
@@ -210,15 +227,7 @@ cudl_status cudl_conv2d_forward(cudl_context *ctx, const cudl_conv2d_desc *desc,
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   status = check_forward(ctx, __func__, &data, desc, x, w, bias, y, &g);
   if (status != CUDL_OK || g.n == 0) return status;
-  status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward, &g, x->data,
-                        w->data, y->data);
-  if (status == CUDL_OK && bias != NULL) {
-    int64_t outer, channels, inner;
-    cudl__channel_view(y, &outer, &channels, &inner);
-    status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
-                          bias->data, outer, channels, inner);
-  }
-  return status;
+  return convolve_then_bias(ctx, __func__, &g, x, w, bias, y);
 }
 
 cudl_status cudl_conv2d_forward_fused(
@@ -261,14 +270,7 @@ cudl_status cudl_conv2d_forward_fused(
   if (status != CUDL_OK || fused) return status;
   /* The backend has no single pass for this case: each part on its own, in
    * the order of the formula. */
-  status = CUDL_OP_CALL(ctx, __func__, x->dtype, conv2d_forward, &g, x->data,
-                        w->data, y->data);
-  if (status == CUDL_OK && bias != NULL) {
-    int64_t outer, channels, inner;
-    cudl__channel_view(y, &outer, &channels, &inner);
-    status = CUDL_OP_CALL(ctx, __func__, y->dtype, bias_add, y->data,
-                          bias->data, outer, channels, inner);
-  }
+  status = convolve_then_bias(ctx, __func__, &g, x, w, bias, y);
   if (status == CUDL_OK && residual != NULL)
     status = CUDL_OP_CALL(ctx, __func__, y->dtype, add_scaled, y->data, 1.0f,
                           residual->data, y->data, y->numel);
