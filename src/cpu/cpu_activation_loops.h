@@ -9,6 +9,7 @@
  * reading and writing only its own memory. No include guard: included
  * once per type. */
 
+CUDL_CPU_WIDE_CLONES
 cudl_status ACT_NAME(cudl__cpu_activation_forward)(cudl_context *ctx,
                                                    cudl_activation_type kind,
                                                    float alpha, const void *x_,
@@ -57,6 +58,7 @@ cudl_status ACT_NAME(cudl__cpu_activation_forward)(cudl_context *ctx,
   ELEMENTWISE_LOOP(dx[i] = ACT_STORE(backward_one( \
                        KIND, alpha, ACT_LOAD(saved[i]), ACT_LOAD(dy[i]))))
 
+CUDL_CPU_WIDE_CLONES
 cudl_status ACT_NAME(cudl__cpu_activation_backward)(
     cudl_context *ctx, cudl_activation_type kind, float alpha,
     const void *saved_, const void *dy_, void *dx_, int64_t n) {

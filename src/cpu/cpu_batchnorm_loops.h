@@ -33,9 +33,11 @@
 /* ---- inner > 1: a channel per iteration ---- */
 
 /* Channel c's sums of d = x - shift and of d^2, in lanes, in one pass. */
-static void channel_moments(const BN_T *x, int64_t outer, int64_t channels,
-                            int64_t inner, int64_t c, double shift, double *sum,
-                            double *squares) {
+CUDL_CPU_WIDE_CLONES static void channel_moments(const BN_T *x, int64_t outer,
+                                                 int64_t channels,
+                                                 int64_t inner, int64_t c,
+                                                 double shift, double *sum,
+                                                 double *squares) {
   double a[LANES] = {0}, b[LANES] = {0};
   int64_t n, i;
   int j;
@@ -57,10 +59,10 @@ static void channel_moments(const BN_T *x, int64_t outer, int64_t channels,
   *squares = add_lanes(b);
 }
 
-static void statistics_planes(const BN_T *x, float momentum, float eps,
-                              float *running_mean, float *running_var,
-                              float *save_mean, float *save_invstd,
-                              int64_t outer, int64_t channels, int64_t inner) {
+CUDL_CPU_WIDE_CLONES static void statistics_planes(
+    const BN_T *x, float momentum, float eps, float *running_mean,
+    float *running_var, float *save_mean, float *save_invstd, int64_t outer,
+    int64_t channels, int64_t inner) {
   const double m = (double)(outer * inner);
   int64_t c;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
@@ -87,10 +89,10 @@ static BN_INLINE void apply_plane(const BN_T *x, float gamma, float beta,
   }
 }
 
-static void apply_planes(const BN_T *x, const float *gamma, const float *beta,
-                         const float *mean, const float *invstd,
-                         const BN_T *residual, int relu, BN_T *y, int64_t outer,
-                         int64_t channels, int64_t inner) {
+CUDL_CPU_WIDE_CLONES static void apply_planes(
+    const BN_T *x, const float *gamma, const float *beta, const float *mean,
+    const float *invstd, const BN_T *residual, int relu, BN_T *y, int64_t outer,
+    int64_t channels, int64_t inner) {
   int64_t plane;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
   for (plane = 0; plane < outer * channels; ++plane) {
@@ -165,11 +167,11 @@ static BN_INLINE void input_gradient_plane(const BN_T *x, const BN_T *y,
   }
 }
 
-static void backward_planes(const BN_T *x, const BN_T *y, const BN_T *dy,
-                            const float *gamma, const float *save_mean,
-                            const float *save_invstd, BN_T *dx, BN_T *dresidual,
-                            float *dgamma, float *dbeta, int64_t outer,
-                            int64_t channels, int64_t inner) {
+CUDL_CPU_WIDE_CLONES static void backward_planes(
+    const BN_T *x, const BN_T *y, const BN_T *dy, const float *gamma,
+    const float *save_mean, const float *save_invstd, BN_T *dx, BN_T *dresidual,
+    float *dgamma, float *dbeta, int64_t outer, int64_t channels,
+    int64_t inner) {
   const double m = (double)(outer * inner);
   int64_t c;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels * inner))
@@ -222,8 +224,10 @@ static void backward_planes(const BN_T *x, const BN_T *y, const BN_T *dy,
 /* Per slice, the sums over its rows of d = x[n, c] - shift[c] (into part)
  * and of d^2 (into part2), in one pass; then sum[c] and squares[c], the
  * slices' sums added in order. */
-static void row_moments(const BN_T *x, int64_t outer, int64_t channels,
-                        const double *shift, rows_scratch *w) {
+CUDL_CPU_WIDE_CLONES static void row_moments(const BN_T *x, int64_t outer,
+                                             int64_t channels,
+                                             const double *shift,
+                                             rows_scratch *w) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   int64_t task, c;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
@@ -296,10 +300,10 @@ static BN_INLINE void apply_row(const BN_T *x, const float *gamma,
   }
 }
 
-static void apply_rows(const BN_T *x, const float *gamma, const float *beta,
-                       const float *mean, const float *invstd,
-                       const BN_T *residual, int relu, BN_T *y, int64_t outer,
-                       int64_t channels) {
+CUDL_CPU_WIDE_CLONES static void apply_rows(
+    const BN_T *x, const float *gamma, const float *beta, const float *mean,
+    const float *invstd, const BN_T *residual, int relu, BN_T *y, int64_t outer,
+    int64_t channels) {
   int64_t n;
 #pragma omp parallel for schedule(static) if (WORTH_THREADS(outer * channels))
   for (n = 0; n < outer; ++n) {
@@ -359,12 +363,11 @@ static BN_INLINE void input_gradient_row(const BN_T *x, const BN_T *y,
   }
 }
 
-static cudl_status backward_rows(cudl_context *ctx, const BN_T *x,
-                                 const BN_T *y, const BN_T *dy,
-                                 const float *gamma, const float *save_mean,
-                                 const float *save_invstd, BN_T *dx,
-                                 BN_T *dresidual, float *dgamma, float *dbeta,
-                                 int64_t outer, int64_t channels) {
+CUDL_CPU_WIDE_CLONES static cudl_status backward_rows(
+    cudl_context *ctx, const BN_T *x, const BN_T *y, const BN_T *dy,
+    const float *gamma, const float *save_mean, const float *save_invstd,
+    BN_T *dx, BN_T *dresidual, float *dgamma, float *dbeta, int64_t outer,
+    int64_t channels) {
   const int64_t blocks = (channels + ROW_BLOCK - 1) / ROW_BLOCK;
   const double m = (double)outer;
   rows_scratch w;

@@ -4,6 +4,7 @@
 #include "core/half.h"
 #include "cpu/cpu_internal.h"
 
+CUDL_CPU_WIDE_CLONES
 cudl_status cudl__cpu_add_scaled(cudl_context *ctx, const void *a_, float alpha,
                                  const void *b_, void *out_, int64_t n) {
   const float *a = a_;
@@ -20,6 +21,7 @@ cudl_status cudl__cpu_add_scaled(cudl_context *ctx, const void *a_, float alpha,
  * rounded once, as the widening entries of cpu_lowp.c compute): a
  * gradient's sum of two readers runs over whole activations on every
  * residual block, where widened copies tripled the bytes moved. */
+CUDL_CPU_WIDE_CLONES
 cudl_status cudl__cpu_add_scaled_bf16(cudl_context *ctx, const void *a_,
                                       float alpha, const void *b_, void *out_,
                                       int64_t n) {
@@ -35,6 +37,7 @@ cudl_status cudl__cpu_add_scaled_bf16(cudl_context *ctx, const void *a_,
   return CUDL_OK;
 }
 
+CUDL_CPU_WIDE_CLONES
 cudl_status cudl__cpu_scale(cudl_context *ctx, const void *a_, float alpha,
                             void *out_, int64_t n) {
   const float *a = a_;

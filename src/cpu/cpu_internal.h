@@ -32,6 +32,31 @@ static inline double cudl__cpu_sum_lanes(const float *x, int64_t n) {
   return cudl__cpu_lane_total(lane);
 }
 
+/* The library is built for any x86-64 (SSE2), where the loops that widen
+ * 16-bit values, compute in f32 and round back run 4 elements a vector.
+ * Functions marked CUDL_CPU_WIDE_CLONES are compiled again for x86-64-v3
+ * (AVX2) and x86-64-v4 (AVX-512) and the loader picks the widest the CPU
+ * has (a GNU ifunc). Every
+ * clone performs the same IEEE operations in the same order (no
+ * contraction into fused multiply-adds: -ffp-contract=off), so results do
+ * not depend on the CPU. A bf16 ReLU over 2^20 elements on one Zen 4 core:
+ * 0.61 ms SSE2, 0.28 ms AVX2, 0.16 ms AVX-512. CUDL_FMA_CLONES is the same
+ * for the optimizer updates, whose fmaf is one instruction with FMA.
+ * ThreadSanitizer builds define CUDL_NO_TARGET_CLONES (it crashes on an
+ * ifunc resolver that runs before it is initialised); clang before 15
+ * emits a clone only under its .ifunc name, which does not link. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(CUDL_NO_TARGET_CLONES) &&                                  \
+    !(defined(__clang__) && __clang_major__ < 15)
+#  define CUDL_CPU_WIDE_CLONES \
+    __attribute__((            \
+        target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#  define CUDL_FMA_CLONES __attribute__((target_clones("fma", "default")))
+#else
+#  define CUDL_CPU_WIDE_CLONES
+#  define CUDL_FMA_CLONES
+#endif
+
 typedef struct cudl_cpu_state {
   cudl_allocator allocator; /* allocated this object */
   /* The workspace grows from the context's allocator of the moment (so

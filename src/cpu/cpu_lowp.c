@@ -39,6 +39,7 @@ static float load(cudl_dtype dtype, const void *p, int64_t i) {
  * own loop, with the conversion inlined and branch-free, so that the
  * compiler vectorises it: a per-element dtype test and a NaN branch made
  * these copies a tenth of a bf16 training step. */
+CUDL_CPU_WIDE_CLONES
 static void convert(cudl_dtype src_dtype, const void *src, cudl_dtype dst_dtype,
                     void *dst, int64_t n, float scale) {
   int64_t i;

@@ -17,18 +17,9 @@
 
 /* fmaf is one instruction where the CPU has FMA and a slow exact libm
  * routine where it must be emulated; the library is built for any x86-64,
- * so the update loops are compiled twice and the loader picks (both round
- * the same: fmaf is exact by definition). cudl bench ops: SGD over 272192
- * parameters 0.62 ms with the libm call. */
-/* clang before 15 emits a target_clones function only under its .ifunc
- * name, which then does not link. */
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && \
-    !defined(CUDL_NO_TARGET_CLONES) &&                                  \
-    !(defined(__clang__) && __clang_major__ < 15)
-#  define CUDL_FMA_CLONES __attribute__((target_clones("fma", "default")))
-#else
-#  define CUDL_FMA_CLONES
-#endif
+ * so the update loops are compiled twice (CUDL_FMA_CLONES, cpu_internal.h)
+ * and the loader picks (both round the same: fmaf is exact by definition).
+ * cudl bench ops: SGD over 272192 parameters 0.62 ms with the libm call. */
 
 CUDL_FMA_CLONES
 cudl_status cudl__cpu_sgd_step(cudl_context *ctx, float *params,

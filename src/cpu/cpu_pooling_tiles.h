@@ -41,8 +41,8 @@ static inline void tile_top(const cudl_pool2d_geometry *g, const POOL_T *image,
     }
 }
 
-static void tiles_forward(const cudl_pool2d_geometry *g, const POOL_T *x,
-                          POOL_T *y) {
+CUDL_CPU_WIDE_CLONES static void tiles_forward(const cudl_pool2d_geometry *g,
+                                               const POOL_T *x, POOL_T *y) {
   const int64_t rows = g->n * g->oh;
   int64_t r;
 #pragma omp parallel for schedule(static) if (rows * g->ow * g->c > 4096)
@@ -69,8 +69,9 @@ static void tiles_forward(const cudl_pool2d_geometry *g, const POOL_T *x,
  * a zeroing pass over the windows' elements. A thread owns output rows and
  * the input rows from its first window row to the next one's (tile_rows),
  * so the rows between and below the windows are zeroed by one thread. */
-static void tiles_backward(const cudl_pool2d_geometry *g, const POOL_T *x,
-                           const POOL_T *dy, POOL_T *dx) {
+CUDL_CPU_WIDE_CLONES static void tiles_backward(const cudl_pool2d_geometry *g,
+                                                const POOL_T *x,
+                                                const POOL_T *dy, POOL_T *dx) {
   const int64_t rows = g->n * g->oh, row_size = g->w * g->c;
   const int exact = tiles_exactly(g);
   int64_t r;
