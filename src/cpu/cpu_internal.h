@@ -36,10 +36,9 @@ static inline double cudl__cpu_sum_lanes(const float *x, int64_t n) {
  * 16-bit values, compute in f32 and round back run 4 elements a vector.
  * Functions marked CUDL_CPU_WIDE_CLONES are compiled again for x86-64-v3
  * (AVX2) and x86-64-v4 (AVX-512) and the loader picks the widest the CPU
- * has (a GNU ifunc). Every
- * clone performs the same IEEE operations in the same order (no
- * contraction into fused multiply-adds: -ffp-contract=off), so results do
- * not depend on the CPU. A bf16 ReLU over 2^20 elements on one Zen 4 core:
+ * has (a GNU ifunc). Every clone performs the same IEEE operations in the
+ * same order (no contraction into fused multiply-adds: -ffp-contract=off),
+ * so results do not depend on the CPU. A bf16 ReLU over 2^20 elements on one Zen 4 core:
  * 0.61 ms SSE2, 0.28 ms AVX2, 0.16 ms AVX-512. CUDL_FMA_CLONES is the same
  * for the optimizer updates, whose fmaf is one instruction with FMA.
  * ThreadSanitizer builds define CUDL_NO_TARGET_CLONES (it crashes on an
