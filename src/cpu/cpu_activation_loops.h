@@ -9,6 +9,11 @@
  * reading and writing only its own memory. No include guard: included
  * once per type. */
 
+/* FORWARD_ONE(KIND): y[i] from x[i], in f32, rounded once. One loop per
+ * kind (see ELEMENTWISE_LOOP). */
+#define FORWARD_ONE(KIND) \
+  ELEMENTWISE_LOOP(y[i] = ACT_STORE(forward_one(KIND, alpha, ACT_LOAD(x[i]))))
+
 CUDL_CPU_WIDE_CLONES
 cudl_status ACT_NAME(cudl__cpu_activation_forward)(cudl_context *ctx,
                                                    cudl_activation_type kind,
@@ -20,32 +25,25 @@ cudl_status ACT_NAME(cudl__cpu_activation_forward)(cudl_context *ctx,
   (void)ctx;
   switch (kind) {
     case CUDL_ACT_SIGMOID:
-      ELEMENTWISE_LOOP(y[i] = ACT_STORE(forward_one(CUDL_ACT_SIGMOID, alpha,
-                                                    ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_SIGMOID);
       break;
     case CUDL_ACT_TANH:
-      ELEMENTWISE_LOOP(
-          y[i] = ACT_STORE(forward_one(CUDL_ACT_TANH, alpha, ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_TANH);
       break;
     case CUDL_ACT_RELU:
-      ELEMENTWISE_LOOP(
-          y[i] = ACT_STORE(forward_one(CUDL_ACT_RELU, alpha, ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_RELU);
       break;
     case CUDL_ACT_LEAKY_RELU:
-      ELEMENTWISE_LOOP(y[i] = ACT_STORE(forward_one(CUDL_ACT_LEAKY_RELU, alpha,
-                                                    ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_LEAKY_RELU);
       break;
     case CUDL_ACT_ELU:
-      ELEMENTWISE_LOOP(
-          y[i] = ACT_STORE(forward_one(CUDL_ACT_ELU, alpha, ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_ELU);
       break;
     case CUDL_ACT_GELU:
-      ELEMENTWISE_LOOP(
-          y[i] = ACT_STORE(forward_one(CUDL_ACT_GELU, alpha, ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_GELU);
       break;
     case CUDL_ACT_SILU:
-      ELEMENTWISE_LOOP(
-          y[i] = ACT_STORE(forward_one(CUDL_ACT_SILU, alpha, ACT_LOAD(x[i]))));
+      FORWARD_ONE(CUDL_ACT_SILU);
       break;
     case CUDL_ACT_COUNT:
       break;
@@ -95,4 +93,5 @@ cudl_status ACT_NAME(cudl__cpu_activation_backward)(
   return CUDL_OK;
 }
 
+#undef FORWARD_ONE
 #undef BACKWARD_ONE
