@@ -4,10 +4,12 @@
 // product (oneDNN's dnnl_sgemm, which cudl uses, and OpenBLAS's when built
 // with it) and oneDNN's convolutions called directly, on cudl's NCHW
 // layout and on the blocked layouts oneDNN prefers (reorders not timed: the
-// ceiling), and an im2col + dnnl_sgemm convolution (im2col_conv.c), the
-// alternative cudl's CPU backend was chosen over. Before timing, cudl's and
-// im2col's results are compared, so the two peers compute the same thing.
-// benchmarks/cpu/torch_layers.py measures PyTorch on the same list.
+// ceiling), direct and Winograd, and an im2col + dnnl_sgemm convolution
+// (im2col_conv.c), the alternative cudl's CPU backend was chosen over.
+// cudl is timed on NCHW tensors and on channels-last ones (its models'
+// layout on the CPU), reorders included where it makes them. Before timing,
+// cudl's and im2col's results are compared, so the two peers compute the same
+// thing. benchmarks/cpu/torch_layers.py measures PyTorch on the same list.
 //
 //   bench_layers [--min-time SECONDS] [--threads N] [--json PATH]
 //
@@ -140,9 +142,14 @@ void BenchSgemm(int64_t m, int64_t n, int64_t k, const char *label) {
 
 // oneDNN's convolution on the same shape. plain: NCHW / OIHW tensors, as
 // cudl stores them; otherwise the memory layouts oneDNN prefers
-// (format_tag::any, reorders not timed), its best case.
-void BenchOneDnnConv(const ConvShape &sh, double flops, bool plain) {
+// (format_tag::any, reorders not timed), its best case. winograd: its
+// Winograd algorithm (in its preferred layouts; nothing where oneDNN has
+// no Winograd kernel for the shape) instead of the direct one.
+void BenchOneDnnConv(const ConvShape &sh, double flops, bool plain,
+                     bool winograd = false) {
   using namespace dnnl;
+  const algorithm alg = winograd ? algorithm::convolution_winograd
+                                 : algorithm::convolution_direct;
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
   const int64_t oh = (sh.h + 2 * sh.pad - sh.r) / sh.stride + 1;
@@ -158,11 +165,19 @@ void BenchOneDnnConv(const ConvShape &sh, double flops, bool plain) {
         d, memory::data_type::f32,
         plain ? memory::format_tag::nchw : memory::format_tag::any);
   };
-  const char *impl = plain ? "oneDNN (NCHW)" : "oneDNN (best layout)";
-  convolution_forward::desc fwd_d(
-      prop_kind::forward_training, algorithm::convolution_direct, any(src_dims),
-      any(wei_dims), any(dst_dims), strides, pads, pads);
-  convolution_forward::primitive_desc fwd_pd(fwd_d, eng);
+  const char *impl = winograd ? "oneDNN Winograd (best)"
+                     : plain  ? "oneDNN (NCHW)"
+                              : "oneDNN (best layout)";
+  convolution_forward::desc fwd_d(prop_kind::forward_training, alg,
+                                  any(src_dims), any(wei_dims), any(dst_dims),
+                                  strides, pads, pads);
+  convolution_forward::primitive_desc fwd_pd;
+  try {
+    fwd_pd = convolution_forward::primitive_desc(fwd_d, eng);
+  } catch (const dnnl::error &) {
+    if (winograd) return;  // no Winograd kernel for this shape or CPU
+    throw;
+  }
   memory src(fwd_pd.src_desc(), eng), wei(fwd_pd.weights_desc(), eng),
       dst(fwd_pd.dst_desc(), eng);
   std::memset(src.get_data_handle(), 0, fwd_pd.src_desc().get_size());
@@ -175,8 +190,7 @@ void BenchOneDnnConv(const ConvShape &sh, double flops, bool plain) {
            strm.wait();
          }));
 
-  convolution_backward_data::desc bwd_d_d(algorithm::convolution_direct,
-                                          any(src_dims), any(wei_dims),
+  convolution_backward_data::desc bwd_d_d(alg, any(src_dims), any(wei_dims),
                                           any(dst_dims), strides, pads, pads);
   convolution_backward_data::primitive_desc bwd_d_pd(bwd_d_d, eng, fwd_pd);
   memory dsrc(bwd_d_pd.diff_src_desc(), eng),
@@ -192,8 +206,7 @@ void BenchOneDnnConv(const ConvShape &sh, double flops, bool plain) {
          }));
 
   convolution_backward_weights::desc bwd_w_d(
-      algorithm::convolution_direct, any(src_dims), any(wei_dims),
-      any(dst_dims), strides, pads, pads);
+      alg, any(src_dims), any(wei_dims), any(dst_dims), strides, pads, pads);
   convolution_backward_weights::primitive_desc bwd_w_pd(bwd_w_d, eng, fwd_pd);
   memory src3(bwd_w_pd.src_desc(), eng), ddst3(bwd_w_pd.diff_dst_desc(), eng),
       dwei(bwd_w_pd.diff_weights_desc(), eng);
@@ -275,6 +288,35 @@ void BenchIm2col(cudl_context *ctx, const cudl_conv2d_desc &desc,
          }));
 }
 
+// cudl's passes on channels-last tensors, the layout its models use on
+// the CPU (cudl_model_set_layout's default there).
+void BenchCudlChannelsLast(cudl_context *ctx, const cudl_conv2d_desc &desc,
+                           const ConvShape &sh, const int64_t xs[4],
+                           const int64_t ws[4], const int64_t ys[4],
+                           double flops) {
+  cudl_tensor *x = Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]});
+  cudl_tensor *w = Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]});
+  cudl_tensor *b = Tensor(ctx, {sh.k});
+  cudl_tensor *y = Tensor(ctx, {ys[0], ys[1], ys[2], ys[3]});
+  cudl_tensor *dx = Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]});
+  cudl_tensor *dw = Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]});
+  for (cudl_tensor *t : {x, w, y, dx, dw})
+    Check(cudl_tensor_set_layout(t, CUDL_LAYOUT_NHWC), ctx, "set_layout");
+  const char *impl = "cudl (NHWC)";
+  Report(sh.name, "forward", impl, flops, TimeIt([&] {
+           Check(cudl_conv2d_forward(ctx, &desc, x, w, b, y), ctx, "fwd");
+         }));
+  Report(sh.name, "backward data", impl, flops, TimeIt([&] {
+           Check(cudl_conv2d_backward_data(ctx, &desc, w, y, dx), ctx,
+                 "bwd data");
+         }));
+  Report(sh.name, "backward filter", impl, flops, TimeIt([&] {
+           Check(cudl_conv2d_backward_filter(ctx, &desc, x, y, dw), ctx,
+                 "bwd filter");
+         }));
+  for (cudl_tensor *t : {x, w, b, y, dx, dw}) cudl_tensor_destroy(t);
+}
+
 void BenchConv(cudl_context *ctx, const ConvShape &sh) {
   cudl_conv2d_desc desc = CUDL_CONV2D_DESC_DEFAULT;
   desc.stride_h = desc.stride_w = sh.stride;
@@ -306,9 +348,11 @@ void BenchConv(cudl_context *ctx, const ConvShape &sh) {
                  "bwd filter");
          }));
   BenchIm2col(ctx, desc, sh, ys, x, w, y, dx, dw, flops);
+  BenchCudlChannelsLast(ctx, desc, sh, xs, ws, ys, flops);
   if (sh.groups == 1) {
     BenchOneDnnConv(sh, flops, true);
     BenchOneDnnConv(sh, flops, false);
+    BenchOneDnnConv(sh, flops, false, true);
   }
   for (cudl_tensor *t : {x, w, b, y, dx, dw}) cudl_tensor_destroy(t);
 }

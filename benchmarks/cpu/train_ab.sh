@@ -8,9 +8,11 @@
 #   benchmarks/cpu/train_ab.sh BASE_CUDL NEW_CUDL OUT_DIR
 # BASE_CUDL and NEW_CUDL are `cudl` programs (e.g. built at two commits with
 # scripts/build.sh -DCMAKE_BUILD_TYPE=Release -DCUDL_CUDA=OFF). ROUNDS
-# (default 3), MODELS (default "resnet20 small-cnn"), BATCH (default 128)
-# and PRECISION (fp32, the default, or bf16: cudl --precision bf16 against
-# PyTorch's bf16 autocast) choose the runs. Run on an otherwise idle
+# (default 3), MODELS (default "resnet20 small-cnn"), BATCH (default 128),
+# PRECISION (fp32, the default, or bf16: cudl --precision bf16 against
+# PyTorch's bf16 autocast), LAYOUTS (default "nchw nhwc") and SIDES (default
+# "base new unfused": the new build unfused is what fusing saves) choose the
+# runs. Run on an otherwise idle
 # machine, after
 # `scripts/install-deps.sh --bench` (PyTorch).
 set -euo pipefail
@@ -25,10 +27,11 @@ threads=$(nproc)
 torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
 batch=${BATCH:-128}
 precision=${PRECISION:-fp32}
+torch_layouts=$(echo ${LAYOUTS:-nchw nhwc} | tr ' ' ',')
 for round in $(seq 1 "${ROUNDS:-3}"); do
   for model in ${MODELS:-resnet20 small-cnn}; do
-    for layout in nchw nhwc; do
-      for side in base new unfused; do
+    for layout in ${LAYOUTS:-nchw nhwc}; do
+      for side in ${SIDES:-base new unfused}; do
         cudl=$new fusion=()
         if [ $side = base ]; then cudl=$base; fi
         if [ $side = unfused ]; then fusion=(--no-fusion); fi
@@ -39,7 +42,7 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
     done
     "${torch_env[@]}" /usr/bin/python3 benchmarks/torch_ref.py train --device cpu \
       --threads "$threads" --model "$model" --batch "$batch" --precisions "$precision" \
-      --layouts nchw,nhwc --json-dir "$out" --tag "r$round" >/dev/null
+      --layouts "$torch_layouts" --json-dir "$out" --tag "r$round" >/dev/null
   done
 done
 python3 - "$out" "$batch" "$precision" <<'EOF'

@@ -133,20 +133,20 @@ done:
   return status;
 }
 
-/* The primitive descriptor of pass `which` on d's `any` descriptors (and
- * d's bias where `bias`) and, for the backward passes, the forward one it
- * takes as a hint. oneDNN's status, recorded nowhere: the caller decides
- * whether a failure is one. */
+/* The primitive descriptor of pass `which` with algorithm `alg` on d's
+ * `any` descriptors (and d's bias where `bias`) and, for the backward
+ * passes, the forward one it takes as a hint. oneDNN's status, recorded
+ * nowhere: the caller decides whether a failure is one. */
 static dnnl_status_t make_pd(const cudl_cpu_state *dnnl, const conv_descs *d,
-                             pass which, int bias,
+                             pass which, dnnl_alg_kind_t alg, int bias,
                              const_dnnl_primitive_attr_t attr,
                              dnnl_primitive_desc_t *pd,
                              dnnl_primitive_desc_t *fwd_pd) {
   dnnl_convolution_desc_t fwd_desc, bwd_desc;
   dnnl_status_t s = dnnl_dilated_convolution_forward_desc_init(
-      &fwd_desc, dnnl_forward_training, dnnl_convolution_direct, &d->x_any,
-      &d->w_any, bias ? &d->bias : NULL, &d->y_any, d->strides, d->dilates,
-      d->pad_l, d->pad_r);
+      &fwd_desc, dnnl_forward_training, alg, &d->x_any, &d->w_any,
+      bias ? &d->bias : NULL, &d->y_any, d->strides, d->dilates, d->pad_l,
+      d->pad_r);
   if (s != dnnl_success) return s;
   if (which == PASS_FORWARD)
     return dnnl_primitive_desc_create(pd, &fwd_desc, attr, dnnl->dnnl_engine,
@@ -156,15 +156,37 @@ static dnnl_status_t make_pd(const cudl_cpu_state *dnnl, const conv_descs *d,
   if (s != dnnl_success) return s;
   if (which == PASS_BACKWARD_DATA)
     s = dnnl_dilated_convolution_backward_data_desc_init(
-        &bwd_desc, dnnl_convolution_direct, &d->x_any, &d->w_any, &d->y_any,
-        d->strides, d->dilates, d->pad_l, d->pad_r);
+        &bwd_desc, alg, &d->x_any, &d->w_any, &d->y_any, d->strides, d->dilates,
+        d->pad_l, d->pad_r);
   else
     s = dnnl_dilated_convolution_backward_weights_desc_init(
-        &bwd_desc, dnnl_convolution_direct, &d->x_any, &d->w_any, NULL,
-        &d->y_any, d->strides, d->dilates, d->pad_l, d->pad_r);
+        &bwd_desc, alg, &d->x_any, &d->w_any, NULL, &d->y_any, d->strides,
+        d->dilates, d->pad_l, d->pad_r);
   if (s != dnnl_success) return s;
   return dnnl_primitive_desc_create(pd, &bwd_desc, attr, dnnl->dnnl_engine,
                                     *fwd_pd);
+}
+
+/* make_pd, but dnnl_unimplemented, with nothing left to destroy, where
+ * oneDNN offers only its reference loops: the caller then tries another
+ * algorithm or layout. */
+static dnnl_status_t make_optimised_pd(const cudl_cpu_state *dnnl,
+                                       const conv_descs *d, pass which,
+                                       dnnl_alg_kind_t alg, int bias,
+                                       const_dnnl_primitive_attr_t attr,
+                                       dnnl_primitive_desc_t *pd,
+                                       dnnl_primitive_desc_t *fwd_pd) {
+  dnnl_status_t made = make_pd(dnnl, d, which, alg, bias, attr, pd, fwd_pd);
+  if (made == dnnl_success && cudl__cpu_dnnl_is_reference(*pd)) {
+    dnnl_primitive_desc_destroy(*pd);
+    *pd = NULL;
+    made = dnnl_unimplemented;
+  }
+  if (made != dnnl_success && *fwd_pd != NULL) {
+    dnnl_primitive_desc_destroy(*fwd_pd);
+    *fwd_pd = NULL;
+  }
+  return made;
 }
 
 static const char *creating(pass which) {
@@ -231,6 +253,33 @@ done:
   return status;
 }
 
+/* The least work (multiply-adds of the pass) that takes Winograd: ResNet-20's
+ * 3x3 layers from batch 32 up; at batch 8 (14M), the direct passes were as
+ * fast, reorders included. */
+#define WINOGRAD_MIN_MACS 33554432.0 /* 2^25 */
+
+/* Whether an f32 pass goes through oneDNN's Winograd convolution (F(4x4,
+ * 3x3), in its blocked layouts, the operands reordered around it): 3x3
+ * kernels at stride 1, undilated and ungrouped, with channels in whole
+ * blocks of 16, and work enough to repay the transforms and reorders. On
+ * ResNet-20's layers at batch 128 (2 threads, Zen 4) its three passes took
+ * 0.58-0.72 of the direct ones' time, and the training step 0.82-0.87;
+ * at batch 1 they took 1.6-2.7 times as long (benchmarks/results/
+ * cpu-amd-epyc-zen4-2core-2026-12-07-winograd). Where oneDNN has no
+ * Winograd kernel (a CPU without AVX-512) the direct path runs. The choice
+ * depends on the shape alone, so results are the same bits every run; its
+ * rounding error is larger than a direct sum's, as cuDNN's Winograd and
+ * FFT algorithms' are (test_backends' convolution rows bound both
+ * backends alike). bf16 has no Winograd kernel in oneDNN 2.6. */
+static int takes_winograd(const cudl_conv2d_geometry *g, cudl_dtype dtype) {
+  const double macs = (double)g->n * (double)g->oh * (double)g->ow *
+                      (double)g->k * (double)g->c * 9.0;
+  return dtype == CUDL_DTYPE_F32 && g->groups == 1 && g->r == 3 && g->s == 3 &&
+         g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+         g->c % 16 == 0 && g->k % 16 == 0 && g->c >= 32 && g->k >= 32 &&
+         macs >= WINOGRAD_MIN_MACS;
+}
+
 /* One convolution pass on tensors of `dtype` (f32, or bf16 computed in
  * bf16). in1 and in2 are the inputs, out the output, in the order and with
  * the roles of `which`:
@@ -271,27 +320,25 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   DNNL_TRY(
       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
   made = dnnl_unimplemented;
-  if (g->channels_last) {
+  if (e == NULL && takes_winograd(g, dtype)) {
+    status = make_descs(ctx, g, type, 0, &d);
+    if (status != CUDL_OK) goto done;
+    made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_winograd, 0,
+                             attr, &pd, &fwd_pd);
+  }
+  if (made != dnnl_success && g->channels_last) {
     status = make_descs(ctx, g, type, 1, &d);
     if (status == CUDL_OK && e != NULL) status = set_epilogue(ctx, e, attr);
     if (status != CUDL_OK) goto done;
-    made = make_pd(dnnl, &d, which, e != NULL && e->bias != NULL, attr, &pd,
-                   &fwd_pd);
-    if (made == dnnl_success && cudl__cpu_dnnl_is_reference(pd)) {
-      dnnl_primitive_desc_destroy(pd);
-      pd = NULL;
-      made = dnnl_unimplemented;
-    }
-    if (made != dnnl_success && fwd_pd != NULL) {
-      dnnl_primitive_desc_destroy(fwd_pd);
-      fwd_pd = NULL;
-    }
+    made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_direct,
+                             e != NULL && e->bias != NULL, attr, &pd, &fwd_pd);
   }
   if (e != NULL && made != dnnl_success) goto done;
   if (made != dnnl_success) {
     status = make_descs(ctx, g, type, 0, &d);
     if (status != CUDL_OK) goto done;
-    made = make_pd(dnnl, &d, which, 0, attr, &pd, &fwd_pd);
+    made = make_pd(dnnl, &d, which, dnnl_convolution_direct, 0, attr, &pd,
+                   &fwd_pd);
   }
   if (type == dnnl_bf16 &&
       (made == dnnl_unimplemented ||
@@ -371,7 +418,7 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   for (i = 0; i < 3; ++i) {
     dnnl_memory_t plain_mem = NULL;
     if (dnnl_memory_desc_equal(&ops[i].plain, ops[i].wanted)) {
-      DNNL_TRY(dnnl_memory_create(&ops[i].mem, &ops[i].plain, dnnl->dnnl_engine,
+      DNNL_TRY(dnnl_memory_create(&ops[i].mem, ops[i].wanted, dnnl->dnnl_engine,
                                   ops[i].data));
       continue;
     }
