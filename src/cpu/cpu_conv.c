@@ -289,9 +289,10 @@ static int takes_winograd(const cudl_conv2d_geometry *g, cudl_dtype dtype) {
  * For bf16, *ran is 0, with nothing done and nothing recorded, where
  * oneDNN has no bf16 kernel for the pass but its reference loops.
  * A forward pass with an epilogue e (else NULL) runs only on channels-last
- * tensors as they are, with an optimised kernel that takes the post-ops:
+ * tensors, with an optimised kernel that takes the post-ops (the Winograd
+ * path's included, its residual reordered into the output's buffer):
  * elsewhere *ran is 0 and nothing is done, and the caller applies e on its
- * own (NCHW's blocked layouts would need the residual reordered too). */
+ * own. */
 static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
                             pass which, cudl_dtype dtype,
                             const cudl_conv2d_epilogue *e, const void *in1,
@@ -319,16 +320,19 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   DNNL_TRY(dnnl_primitive_attr_create(&attr));
   DNNL_TRY(
       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+  if (e != NULL) {
+    status = set_epilogue(ctx, e, attr);
+    if (status != CUDL_OK) goto done;
+  }
   made = dnnl_unimplemented;
-  if (e == NULL && takes_winograd(g, dtype)) {
+  if (takes_winograd(g, dtype) && (e == NULL || g->channels_last)) {
     status = make_descs(ctx, g, type, 0, &d);
     if (status != CUDL_OK) goto done;
-    made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_winograd, 0,
-                             attr, &pd, &fwd_pd);
+    made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_winograd,
+                             e != NULL && e->bias != NULL, attr, &pd, &fwd_pd);
   }
   if (made != dnnl_success && g->channels_last) {
     status = make_descs(ctx, g, type, 1, &d);
-    if (status == CUDL_OK && e != NULL) status = set_epilogue(ctx, e, attr);
     if (status != CUDL_OK) goto done;
     made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_direct,
                              e != NULL && e->bias != NULL, attr, &pd, &fwd_pd);
@@ -418,7 +422,7 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   for (i = 0; i < 3; ++i) {
     dnnl_memory_t plain_mem = NULL;
     if (dnnl_memory_desc_equal(&ops[i].plain, ops[i].wanted)) {
-      DNNL_TRY(dnnl_memory_create(&ops[i].mem, ops[i].wanted, dnnl->dnnl_engine,
+      DNNL_TRY(dnnl_memory_create(&ops[i].mem, &ops[i].plain, dnnl->dnnl_engine,
                                   ops[i].data));
       continue;
     }
@@ -453,10 +457,21 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
     ++nargs;
   }
   DNNL_TRY(dnnl_primitive_create(&prim, pd));
-  /* The sum post-op's operand, now that nothing is left to fail before
-   * the convolution overwrites y anyway. */
-  if (e != NULL && e->residual != NULL)
+  /* The sum post-op's operand where the primitive writes: y itself, now
+   * that nothing is left to fail before the convolution overwrites it
+   * anyway, or y's buffer in the Winograd path's layout (core refuses a y
+   * that overlaps the residual). */
+  if (e != NULL && e->residual != NULL && ops[2].buffer == NULL)
     memcpy(out, e->residual, dnnl_memory_desc_get_size(&d.y));
+  if (e != NULL && e->residual != NULL && ops[2].buffer != NULL) {
+    dnnl_memory_t residual_mem = NULL;
+    DNNL_TRY(dnnl_memory_create(&residual_mem, &ops[2].plain, dnnl->dnnl_engine,
+                                (void *)e->residual));
+    status = reorder(ctx, dnnl, residual_mem, &ops[2].plain, ops[2].mem,
+                     ops[2].wanted);
+    dnnl_memory_destroy(residual_mem);
+    if (status != CUDL_OK) goto done;
+  }
   DNNL_TRY(dnnl_primitive_execute(prim, dnnl->dnnl_stream, nargs, args));
 
   /* The output back into cudl's layout. */
