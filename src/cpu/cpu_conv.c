@@ -254,23 +254,25 @@ done:
 }
 
 /* The least work (multiply-adds of the pass) that takes Winograd: ResNet-20's
- * 3x3 layers from batch 32 up; at batch 8 (14M), the direct passes were as
- * fast, reorders included. */
+ * 3x3 layers from batch 32 up. With no minimum, its training step took 1.27x
+ * the direct one's time at batch 1 and 1.01-1.06x at batch 8 (1x28x28). */
 #define WINOGRAD_MIN_MACS 33554432.0 /* 2^25 */
 
 /* Whether an f32 pass goes through oneDNN's Winograd convolution (F(4x4,
  * 3x3), in its blocked layouts, the operands reordered around it): 3x3
  * kernels at stride 1, undilated and ungrouped, with channels in whole
- * blocks of 16, and work enough to repay the transforms and reorders. On
- * ResNet-20's layers at batch 128 (2 threads, Zen 4) its three passes took
- * 0.58-0.72 of the direct ones' time, and the training step 0.82-0.87;
- * at batch 1 they took 1.6-2.7 times as long (benchmarks/results/
- * cpu-amd-epyc-zen4-2core-2026-12-07-winograd). Where oneDNN has no
- * Winograd kernel (a CPU without AVX-512) the direct path runs. The choice
- * depends on the shape alone, so results are the same bits every run; its
- * rounding error is larger than a direct sum's, as cuDNN's Winograd and
- * FFT algorithms' are (test_backends' convolution rows bound both
- * backends alike). bf16 has no Winograd kernel in oneDNN 2.6. */
+ * blocks of 16, at least 32 of them, and work enough to repay the
+ * transforms and reorders. On the 2-core Zen 4 development VM, batch 128,
+ * channels-last, the 32- and 64-channel layers' passes took 0.46-0.84 of
+ * their direct time and ResNet-20's fp32 training step 0.90-0.91
+ * (benchmarks/results/cpu-amd-epyc-zen4-2core-2026-12-07-winograd); with
+ * 16-channel layers admitted too the step was no faster (their reorders
+ * cost what the transform saves). Where oneDNN has no Winograd kernel (a
+ * CPU without AVX-512) the direct path runs. The choice depends on the
+ * shape alone, so results are the same bits every run; its rounding error
+ * is larger than a direct sum's, as cuDNN's Winograd and FFT algorithms'
+ * are (test_backends' convolution rows bound both backends alike). bf16
+ * has no Winograd kernel in oneDNN 2.6. */
 static int takes_winograd(const cudl_conv2d_geometry *g, cudl_dtype dtype) {
   const double macs = (double)g->n * (double)g->oh * (double)g->ow *
                       (double)g->k * (double)g->c * 9.0;
