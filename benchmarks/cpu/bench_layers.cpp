@@ -288,33 +288,46 @@ void BenchIm2col(cudl_context *ctx, const cudl_conv2d_desc &desc,
          }));
 }
 
-// cudl's passes on channels-last tensors, the layout its models use on
-// the CPU (cudl_model_set_layout's default there).
-void BenchCudlChannelsLast(cudl_context *ctx, const cudl_conv2d_desc &desc,
-                           const ConvShape &sh, const int64_t xs[4],
-                           const int64_t ws[4], const int64_t ys[4],
-                           double flops) {
-  cudl_tensor *x = Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]});
-  cudl_tensor *w = Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]});
-  cudl_tensor *b = Tensor(ctx, {sh.k});
-  cudl_tensor *y = Tensor(ctx, {ys[0], ys[1], ys[2], ys[3]});
-  cudl_tensor *dx = Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]});
-  cudl_tensor *dw = Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]});
-  for (cudl_tensor *t : {x, w, y, dx, dw})
-    Check(cudl_tensor_set_layout(t, CUDL_LAYOUT_NHWC), ctx, "set_layout");
-  const char *impl = "cudl (NHWC)";
+// A convolution's tensors for cudl, in `layout`.
+struct ConvTensors {
+  cudl_tensor *x, *w, *b, *y, *dx, *dw;
+};
+
+ConvTensors MakeConvTensors(cudl_context *ctx, const ConvShape &sh,
+                            const int64_t xs[4], const int64_t ws[4],
+                            const int64_t ys[4], cudl_layout layout) {
+  ConvTensors t = {Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]}),
+                   Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]}),
+                   Tensor(ctx, {sh.k}),
+                   Tensor(ctx, {ys[0], ys[1], ys[2], ys[3]}),
+                   Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]}),
+                   Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]})};
+  for (cudl_tensor *u : {t.x, t.w, t.y, t.dx, t.dw})
+    Check(cudl_tensor_set_layout(u, layout), ctx, "set_layout");
+  return t;
+}
+
+void DestroyConvTensors(const ConvTensors &t) {
+  for (cudl_tensor *u : {t.x, t.w, t.b, t.y, t.dx, t.dw})
+    cudl_tensor_destroy(u);
+}
+
+// cudl's three passes on t, reported as `impl`.
+void TimeCudlConv(cudl_context *ctx, const cudl_conv2d_desc &desc,
+                  const ConvShape &sh, const ConvTensors &t, const char *impl,
+                  double flops) {
   Report(sh.name, "forward", impl, flops, TimeIt([&] {
-           Check(cudl_conv2d_forward(ctx, &desc, x, w, b, y), ctx, "fwd");
+           Check(cudl_conv2d_forward(ctx, &desc, t.x, t.w, t.b, t.y), ctx,
+                 "fwd");
          }));
   Report(sh.name, "backward data", impl, flops, TimeIt([&] {
-           Check(cudl_conv2d_backward_data(ctx, &desc, w, y, dx), ctx,
+           Check(cudl_conv2d_backward_data(ctx, &desc, t.w, t.y, t.dx), ctx,
                  "bwd data");
          }));
   Report(sh.name, "backward filter", impl, flops, TimeIt([&] {
-           Check(cudl_conv2d_backward_filter(ctx, &desc, x, y, dw), ctx,
+           Check(cudl_conv2d_backward_filter(ctx, &desc, t.x, t.y, t.dw), ctx,
                  "bwd filter");
          }));
-  for (cudl_tensor *t : {x, w, b, y, dx, dw}) cudl_tensor_destroy(t);
 }
 
 void BenchConv(cudl_context *ctx, const ConvShape &sh) {
@@ -326,35 +339,24 @@ void BenchConv(cudl_context *ctx, const ConvShape &sh) {
   const int64_t ws[4] = {sh.k, sh.c / sh.groups, sh.r, sh.s};
   int64_t ys[4];
   Check(cudl_conv2d_output_shape(&desc, xs, ws, ys), ctx, "output shape");
-  cudl_tensor *x = Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]});
-  cudl_tensor *w = Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]});
-  cudl_tensor *b = Tensor(ctx, {sh.k});
-  cudl_tensor *y = Tensor(ctx, {ys[0], ys[1], ys[2], ys[3]});
-  cudl_tensor *dx = Tensor(ctx, {xs[0], xs[1], xs[2], xs[3]});
-  cudl_tensor *dw = Tensor(ctx, {ws[0], ws[1], ws[2], ws[3]});
   const double flops =
       2.0 * ys[0] * ys[1] * ys[2] * ys[3] * ws[1] * ws[2] * ws[3];
   BenchSgemm(sh.k / sh.groups, sh.n * ys[2] * ys[3],
              sh.c / sh.groups * sh.r * sh.s, sh.name);
-  Report(sh.name, "forward", "cudl", flops, TimeIt([&] {
-           Check(cudl_conv2d_forward(ctx, &desc, x, w, b, y), ctx, "fwd");
-         }));
-  Report(sh.name, "backward data", "cudl", flops, TimeIt([&] {
-           Check(cudl_conv2d_backward_data(ctx, &desc, w, y, dx), ctx,
-                 "bwd data");
-         }));
-  Report(sh.name, "backward filter", "cudl", flops, TimeIt([&] {
-           Check(cudl_conv2d_backward_filter(ctx, &desc, x, y, dw), ctx,
-                 "bwd filter");
-         }));
-  BenchIm2col(ctx, desc, sh, ys, x, w, y, dx, dw, flops);
-  BenchCudlChannelsLast(ctx, desc, sh, xs, ws, ys, flops);
+  // NCHW, then channels-last (the layout cudl's models use on the CPU),
+  // reorders included where cudl makes them.
+  const ConvTensors t = MakeConvTensors(ctx, sh, xs, ws, ys, CUDL_LAYOUT_NCHW);
+  TimeCudlConv(ctx, desc, sh, t, "cudl", flops);
+  BenchIm2col(ctx, desc, sh, ys, t.x, t.w, t.y, t.dx, t.dw, flops);
+  DestroyConvTensors(t);
+  const ConvTensors cl = MakeConvTensors(ctx, sh, xs, ws, ys, CUDL_LAYOUT_NHWC);
+  TimeCudlConv(ctx, desc, sh, cl, "cudl (NHWC)", flops);
+  DestroyConvTensors(cl);
   if (sh.groups == 1) {
     BenchOneDnnConv(sh, flops, true);
     BenchOneDnnConv(sh, flops, false);
     BenchOneDnnConv(sh, flops, false, true);
   }
-  for (cudl_tensor *t : {x, w, b, y, dx, dw}) cudl_tensor_destroy(t);
 }
 
 void BenchLinear(cudl_context *ctx, const LinearShape &sh) {
