@@ -316,6 +316,7 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
   cudl_status status;
 
   *ran = 0;
+  if (e != NULL && !g->channels_last) return CUDL_OK; /* declined */
   memset(ops, 0, sizeof ops);
   status = cudl__cpu_dnnl(ctx, &dnnl);
   if (status != CUDL_OK) return status;
@@ -327,7 +328,7 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
     if (status != CUDL_OK) goto done;
   }
   made = dnnl_unimplemented;
-  if (takes_winograd(g, dtype) && (e == NULL || g->channels_last)) {
+  if (takes_winograd(g, dtype)) {
     status = make_descs(ctx, g, type, 0, &d);
     if (status != CUDL_OK) goto done;
     made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_winograd,
