@@ -17,14 +17,7 @@
 # --bench (PyTorch).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-base=$1 new=$2 out=$3
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "infer_ab.sh: PyTorch is missing: run scripts/install-deps.sh --bench" >&2
-  exit 1
-fi
-mkdir -p "$out"
-threads=$(nproc)
-torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
+. benchmarks/cpu/ab_common.sh
 batches=${BATCHES:-1 64}
 for round in $(seq 1 "${ROUNDS:-3}"); do
   for model in ${MODELS:-resnet20 small-cnn}; do

@@ -17,14 +17,7 @@
 # `scripts/install-deps.sh --bench` (PyTorch).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-base=$1 new=$2 out=$3
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "train_ab.sh: PyTorch is missing: run scripts/install-deps.sh --bench" >&2
-  exit 1
-fi
-mkdir -p "$out"
-threads=$(nproc)
-torch_env=(env GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184)
+. benchmarks/cpu/ab_common.sh
 batch=${BATCH:-128}
 precision=${PRECISION:-fp32}
 torch_layouts=$(echo ${LAYOUTS:-nchw nhwc} | tr ' ' ',')
