@@ -5,7 +5,7 @@
  * kernels/reduce.cuh) and the MSE and BCE-with-logits losses (block partial
  * sums added in a fixed order by one thread: deterministic), and the
  * softmax cross-entropy with label smoothing (a label outside [0, cols)
- * makes its row NaN).
+ * makes its row NaN), and the count of a classifier's correct rows.
  */
 #include "cuda/cuda_internal.h"
 #include "cuda/cuda_scratch.cuh"
@@ -162,6 +162,23 @@ __global__ void cross_entropy_backward_kernel(const float *x,
   }
 }
 
+// One block: each thread finds the class of its rows (the first largest
+// value, NaNs skipped) and the block adds the integer counts, so the result
+// is exact whatever the order.
+__global__ void count_hits_kernel(const float *x, const int32_t *labels,
+                                  float *hits, int64_t rows, int64_t cols) {
+  int count = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    const float *row = x + r * cols;
+    int64_t best = -1;
+    for (int64_t k = 0; k < cols; ++k)
+      if (!isnan(row[k]) && (best < 0 || row[k] > row[best])) best = k;
+    count += best >= 0 && best == labels[r];
+  }
+  count = cudl__block_sum(count);
+  if (threadIdx.x == 0) hits[0] = (float)count;
+}
+
 unsigned row_grid(int64_t rows) {
   return (unsigned)(rows < CUDL_MAX_GRID ? rows : CUDL_MAX_GRID);
 }
@@ -242,5 +259,14 @@ extern "C" cudl_status cudl__cuda_cross_entropy_backward(
   cross_entropy_backward_kernel<<<row_grid(rows), CUDL_BLOCK_SIZE, 0,
                                   s->stream>>>(
       cudl__f32(x), labels, cudl__f32(dx), rows, cols, smoothing, scale);
+  return CUDL_CUDA_LAUNCHED(ctx);
+}
+
+extern "C" cudl_status cudl__cuda_count_hits(cudl_context *ctx, const void *x,
+                                             const int32_t *labels, float *hits,
+                                             int64_t rows, int64_t cols) {
+  CUDA_ENTER(ctx, s);
+  count_hits_kernel<<<1, CUDL_BLOCK_SIZE, 0, s->stream>>>(cudl__f32(x), labels,
+                                                          hits, rows, cols);
   return CUDL_CUDA_LAUNCHED(ctx);
 }

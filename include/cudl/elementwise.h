@@ -48,6 +48,15 @@ CUDL_API cudl_status cudl_count_nonfinite(cudl_context *ctx,
                                           int64_t *nan_count,
                                           int64_t *inf_count);
 
+/** norm (one element, f32, on x's context) = the L2 norm of x's elements
+ *  (0 for an empty x): the squares summed in double, deterministic, the
+ *  square root rounded once to float; NaN when an element is NaN, infinite
+ *  when one is or the norm passes FLT_MAX. x is f32, bf16 or f16. Nothing
+ *  waits for the device, so a loop can keep a gradient's norm each step
+ *  and look at it later. */
+CUDL_API cudl_status cudl_l2_norm(cudl_context *ctx, const cudl_tensor *x,
+                                  cudl_tensor *norm);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_ELEMENTWISE_H */

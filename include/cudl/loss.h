@@ -92,6 +92,21 @@ CUDL_API cudl_status cudl_cross_entropy_backward(
     float label_smoothing, cudl_reduction reduction, float grad,
     cudl_tensor *dlogits);
 
+/**
+ * A classifier's correct rows, counted where the logits are: hits (f32, one
+ * element, on the logits' context) receives the number of rows of logits
+ * [N, K] (f32) whose largest value is at their label (labels [N], i32),
+ * exactly (N < 2^24). The first of equal values is the row's class, as
+ * argmax's; NaNs are skipped (a row of NaN is a miss), and a label outside
+ * [0, K) is a miss. Nothing waits for the device: a training loop keeps each
+ * step's count beside its loss (cudl_model_loss_value) and reads them all
+ * once per progress interval.
+ */
+CUDL_API cudl_status cudl_count_hits(cudl_context *ctx,
+                                     const cudl_tensor *logits,
+                                     const cudl_tensor *labels,
+                                     cudl_tensor *hits);
+
 CUDL_EXTERN_C_END
 
 #endif /* CUDL_LOSS_H */

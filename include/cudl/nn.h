@@ -431,6 +431,15 @@ CUDL_API cudl_status cudl_model_backward(cudl_model *model);
  *  forward. */
 CUDL_API const cudl_tensor *cudl_model_output(cudl_model *model);
 
+/** The mean loss of the last forward, where it was computed: an f32 tensor
+ *  of one element (shape []) on the model's device, owned by the model and
+ *  rewritten by each forward with a target; NULL before the first such
+ *  forward and after one without a target. Reading it is what waits for the
+ *  device (cudl_model_forward's *loss does); a loop that copies it aside
+ *  each step (cudl_tensor_copy) and reads the copies later does not wait
+ *  inside the step. */
+CUDL_API const cudl_tensor *cudl_model_loss_value(const cudl_model *model);
+
 /** Number of nodes (0 for NULL) and the per-sample output shape of node
  *  `node` (written to shape, up to 3 dimensions; returns ndim, -1 when
  *  out of range). */

@@ -110,3 +110,22 @@ cudl_status cudl_count_nonfinite(cudl_context *ctx, const cudl_tensor *x,
   *inf_count = counts[1];
   return CUDL_OK;
 }
+
+cudl_status cudl_l2_norm(cudl_context *ctx, const cudl_tensor *x,
+                         cudl_tensor *norm) {
+  static const char *const x_name[1] = {"x"}, *const norm_name[1] = {"norm"};
+  cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
+  cudl_status status = cudl__check_data(ctx, __func__, &data, &x, x_name, 1);
+  if (status == CUDL_OK)
+    status = cudl__check_f32_op(
+        ctx, __func__, (const cudl_tensor *const *)&norm, norm_name, 1);
+  if (status != CUDL_OK) return status;
+  if (norm->numel != 1)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "norm has %lld elements; it must hold one",
+                     (long long)norm->numel);
+  if (norm->storage == x->storage && cudl__tensors_overlap(norm, x))
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "norm overlaps x");
+  return CUDL_OP_CALL(ctx, __func__, x->dtype, l2_norm, x->data, norm->data,
+                      x->numel);
+}

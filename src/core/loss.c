@@ -234,3 +234,27 @@ cudl_status cudl_cross_entropy_backward(cudl_context *ctx,
                       dlogits->data, logits->shape[0], logits->shape[1],
                       label_smoothing, reduction == CUDL_REDUCTION_MEAN, grad);
 }
+
+cudl_status cudl_count_hits(cudl_context *ctx, const cudl_tensor *logits,
+                            const cudl_tensor *labels, cudl_tensor *hits) {
+  static const char *const hits_name[1] = {"hits"};
+  cudl_status status = check_cross_entropy(ctx, __func__, logits, labels, 0.0f,
+                                           CUDL_REDUCTION_SUM, NULL, "hits");
+  if (status == CUDL_OK)
+    status = cudl__check_f32_op(
+        ctx, __func__, (const cudl_tensor *const *)&hits, hits_name, 1);
+  if (status != CUDL_OK) return status;
+  if (hits->numel != 1)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "hits has %lld elements; it must hold one",
+                     (long long)hits->numel);
+  /* Beyond 2^24 an f32 count would no longer be exact. */
+  if (logits->shape[0] >= (int64_t)1 << 24)
+    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
+                     "logits has %lld rows; an exact count takes fewer than "
+                     "2^24",
+                     (long long)logits->shape[0]);
+  return CUDL_OP_CALL(ctx, __func__, logits->dtype, count_hits, logits->data,
+                      (const int32_t *)labels->data, hits->data,
+                      logits->shape[0], logits->shape[1]);
+}

@@ -195,3 +195,20 @@ cudl_status cudl__cpu_cross_entropy_backward(cudl_context *ctx, const void *x_,
   }
   return CUDL_OK;
 }
+
+cudl_status cudl__cpu_count_hits(cudl_context *ctx, const void *x_,
+                                 const int32_t *labels, float *hits,
+                                 int64_t rows, int64_t cols) {
+  const float *x = x_;
+  int64_t r, count = 0;
+  (void)ctx;
+  for (r = 0; r < rows; ++r) {
+    const float *row = x + r * cols;
+    int64_t k, best = -1;
+    for (k = 0; k < cols; ++k)
+      if (!isnan(row[k]) && (best < 0 || row[k] > row[best])) best = k;
+    count += best >= 0 && best == labels[r];
+  }
+  hits[0] = (float)count;
+  return CUDL_OK;
+}

@@ -1418,6 +1418,11 @@ const cudl_tensor *cudl_model_output(cudl_model *m) {
   return output_f32(m);
 }
 
+const cudl_tensor *cudl_model_loss_value(const cudl_model *m) {
+  if (m == NULL || !m->forward_done || m->target == NULL) return NULL;
+  return m->loss_value;
+}
+
 cudl_status cudl_model_flops(const cudl_model *m, int64_t *flops) {
   int i;
   int64_t total = 0;

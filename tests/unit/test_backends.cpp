@@ -1820,6 +1820,64 @@ Row CrossEntropyRow(int64_t rows, int64_t classes, float smoothing, cudl_reducti
   return r;
 }
 
+// A classifier's correct rows (cudl_count_hits), an exact count: logits
+// on a grid of integers -3..3 so that rows often have equal largest values
+// (the first is the class), every third label set to that class and every
+// fifth to the last of the equal ones (a miss unless they are one); then
+// rows with NaN (at the label, and a row all NaN: a miss), and labels -1
+// and K (misses).
+Row CountHitsRow(int64_t rows, int64_t classes) {
+  Row r;
+  r.op = "count_hits";
+  r.config = std::to_string(rows) + "x" + std::to_string(classes);
+  r.tol = {0, 0};
+  // The class of a row: the first largest value, NaNs skipped; -1 if none.
+  auto top = [=](const float *row, bool last) {
+    int64_t best = -1;
+    for (int64_t k = 0; k < classes; ++k)
+      if (!std::isnan(row[k]) && (best < 0 || row[k] > row[best] || (last && row[k] == row[best])))
+        best = k;
+    return best;
+  };
+  r.inputs = [=](Gen &g) {
+    std::vector<float> x = g.Uniform(static_cast<size_t>(rows * classes), -3.5f, 3.5f);
+    for (float &v : x) v = std::round(v);
+    std::vector<int32_t> y = g.Labels(static_cast<size_t>(rows), static_cast<int32_t>(classes));
+    for (int64_t i = 0; i < rows; ++i) {
+      const float *row = x.data() + i * classes;
+      if (i % 3 == 0) y[i] = static_cast<int32_t>(top(row, false));
+      if (i % 5 == 0) y[i] = static_cast<int32_t>(top(row, true));
+    }
+    if (rows >= 7) {
+      x[static_cast<size_t>(1 * classes + y[1])] = kNaN;  // NaN at the label
+      for (int64_t k = 0; k < classes; ++k) x[static_cast<size_t>(2 * classes + k)] = kNaN;
+      y[2] = 0;
+      y[4] = -1;
+      y[6] = static_cast<int32_t>(classes);
+    }
+    Inputs in;
+    in["logits"] = Data({rows, classes}, std::move(x));
+    in["labels"] = I32({rows}, std::move(y));
+    return in;
+  };
+  r.run = [=](Env &e, const Inputs &in) {
+    cudl_tensor *x = e.In(in, "logits"), *y = e.In(in, "labels"), *hits = e.Out({1});
+    CALL(e, cudl_count_hits(e.ctx(), x, y, hits));
+    return Outputs{{"hits", e.Read(hits)}};
+  };
+  r.reference = [=](const Inputs &in) {
+    const std::vector<float> &x = in.at("logits").f;
+    const std::vector<int32_t> &y = in.at("labels").i;
+    double hits = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t best = top(x.data() + i * classes, false);
+      hits += best >= 0 && best == y[static_cast<size_t>(i)];
+    }
+    return Expected{Expect("hits", {hits})};
+  };
+  return r;
+}
+
 // ===========================================================================
 // Elementwise arithmetic and reductions (cudl/elementwise.h)
 // ===========================================================================
@@ -2795,6 +2853,11 @@ std::vector<Row> BuildTable() {
       for (cudl_reduction red : {CUDL_REDUCTION_MEAN, CUDL_REDUCTION_SUM})
         t.push_back(CrossEntropyRow(nk.first, nk.second, smoothing, red));
   t.push_back(CrossEntropyRow(4096, 100, 0.1f, CUDL_REDUCTION_MEAN));
+  // Hits: one row, one class, a block's worth of rows and more (threads
+  // that take several), long rows.
+  for (const auto &nk :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 13}, {128, 10}, {3, 1021}, {4099, 7}})
+    t.push_back(CountHitsRow(nk.first, nk.second));
   // Elementwise: 1, a float4 and a tail, primes, the CPU's threaded path,
   // past one CUDA grid; in place; sums and counts.
   for (const char *op : {"add", "mul", "scale"}) {

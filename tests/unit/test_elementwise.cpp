@@ -105,6 +105,42 @@ TEST_F(ElementwiseTest, SumAndMean) {
   EXPECT_TRUE(BitEqual(ReadF32(s), {9.0f}));
 }
 
+// cudl_l2_norm: squares summed in double in order, the root rounded once;
+// NaN and infinity come through; 16-bit data widens; 0 for no elements.
+TEST_F(ElementwiseTest, L2Norm) {
+  const std::vector<float> x = Uniform(100003, 5);
+  cudl_tensor *tx = Make(ctx_, {100003}, x), *norm = Make(ctx_, {}, {9});
+  ASSERT_EQ(cudl_l2_norm(ctx_, tx, norm), CUDL_OK) << cudl_context_last_error(ctx_);
+  double squares = 0;
+  for (float v : x) squares += static_cast<double>(v) * v;
+  EXPECT_EQ(ReadF32(norm)[0], static_cast<float>(std::sqrt(squares)));
+  cudl_tensor *h = MakeOf(CUDL_DTYPE_BF16, {4});
+  ASSERT_EQ(cudl_tensor_fill(h, 2.0f), CUDL_OK);
+  ASSERT_EQ(cudl_l2_norm(ctx_, h, norm), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(norm), {4.0f}));
+  cudl_tensor *nan = Make(ctx_, {3}, {1, std::nanf(""), 2}), *inf = Make(ctx_, {2}, {1, INFINITY});
+  ASSERT_EQ(cudl_l2_norm(ctx_, nan, norm), CUDL_OK);
+  EXPECT_TRUE(std::isnan(ReadF32(norm)[0]));
+  ASSERT_EQ(cudl_l2_norm(ctx_, inf, norm), CUDL_OK);
+  EXPECT_TRUE(std::isinf(ReadF32(norm)[0]));
+  cudl_tensor *empty = Make(ctx_, {0});
+  ASSERT_EQ(cudl_l2_norm(ctx_, empty, norm), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(norm), {0.0f}));
+  // Bad tensors: nothing written.
+  ASSERT_EQ(WriteF32(norm, {9}), CUDL_OK);
+  cudl_tensor *two = Make(ctx_, {2}), *h_norm = MakeOf(CUDL_DTYPE_BF16, {1});
+  cudl_tensor *labels = MakeOf(CUDL_DTYPE_I32, {3}), *view = nullptr;
+  EXPECT_EQ(cudl_l2_norm(ctx_, tx, two), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_l2_norm(ctx_, tx, h_norm), CUDL_ERR_DTYPE);
+  EXPECT_EQ(cudl_l2_norm(ctx_, labels, norm), CUDL_ERR_DTYPE);
+  EXPECT_EQ(cudl_l2_norm(ctx_, nullptr, norm), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_l2_norm(ctx_, tx, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(cudl_tensor_narrow(tx, 5, 1, &view), CUDL_OK);
+  EXPECT_EQ(cudl_l2_norm(ctx_, tx, view), CUDL_ERR_INVALID_ARGUMENT) << "norm inside x";
+  cudl_tensor_destroy(view);
+  EXPECT_TRUE(BitEqual(ReadF32(norm), {9}));
+}
+
 TEST_F(ElementwiseTest, BadInputWritesNothing) {
   cudl_tensor *a = Make(ctx_, {2, 2}, {1, 2, 3, 4}), *b = Make(ctx_, {4}, {1, 1, 1, 1});
   cudl_tensor *out = Make(ctx_, {2, 2}, {9, 9, 9, 9}), *two = Make(ctx_, {2});

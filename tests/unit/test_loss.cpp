@@ -359,6 +359,40 @@ TEST_F(LossTest, CrossEntropyStableAndChecked) {
   EXPECT_TRUE(BitEqual(ReadF32(dx), std::vector<float>(6, 9.0f)));
 }
 
+// cudl_count_hits: the count is the host loop's (first largest value,
+// NaN skipped); bad tensors are refused with nothing written, and a count
+// past what an f32 holds exactly is refused before any work.
+TEST_F(LossTest, CountHitsCountsAndRefusesBadTensors) {
+  cudl_tensor *x = Make(ctx_, {4, 3}, {1, 5, 5, 0, 0, 0, std::nanf(""), 1, 0, 2, 1, 9});
+  cudl_tensor *y = MakeLabels(ctx_, {1, 0, 1, 2}, &owned_), *hits = Make(ctx_, {1}, {7});
+  ASSERT_EQ(cudl_count_hits(ctx_, x, y, hits), CUDL_OK) << cudl_context_last_error(ctx_);
+  EXPECT_TRUE(BitEqual(ReadF32(hits), {4})) << "ties go to the first; NaN is skipped";
+  cudl_tensor *y2 = MakeLabels(ctx_, {2, 1, 0, 3}, &owned_);
+  ASSERT_EQ(cudl_count_hits(ctx_, x, y2, hits), CUDL_OK);
+  EXPECT_TRUE(BitEqual(ReadF32(hits), {0})) << "the last of equal values, NaN, out of range";
+  ASSERT_EQ(WriteF32(hits, {7}), CUDL_OK);
+  cudl_tensor *two = Make(ctx_, {2}), *flat = Make(ctx_, {12});
+  cudl_tensor *f32_labels = Make(ctx_, {4}, {1, 0, 1, 2}),
+              *three = MakeLabels(ctx_, {0, 1, 2}, &owned_);
+  cudl_tensor *h16 = MakeOf(CUDL_DTYPE_BF16, {1});
+  EXPECT_EQ(cudl_count_hits(ctx_, x, y, two), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "hits has 2 elements"));
+  EXPECT_EQ(cudl_count_hits(ctx_, flat, y, hits), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_count_hits(ctx_, x, three, hits), CUDL_ERR_SHAPE);
+  EXPECT_EQ(cudl_count_hits(ctx_, x, f32_labels, hits), CUDL_ERR_DTYPE);
+  EXPECT_EQ(cudl_count_hits(ctx_, x, y, h16), CUDL_ERR_DTYPE);
+  EXPECT_EQ(cudl_count_hits(ctx_, x, nullptr, hits), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_count_hits(ctx_, x, y, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(cudl_count_hits(nullptr, x, y, hits), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(BitEqual(ReadF32(hits), {7}));
+  // 2^24 rows of one class: 64 MiB of logits, never read.
+  cudl_tensor *many = MakeOf(CUDL_DTYPE_F32, {int64_t{1} << 24, 1});
+  cudl_tensor *many_y = MakeOf(CUDL_DTYPE_I32, {int64_t{1} << 24});
+  EXPECT_EQ(cudl_count_hits(ctx_, many, many_y, hits), CUDL_ERR_SHAPE);
+  EXPECT_TRUE(cudl_test::HasSubstr(cudl_context_last_error(ctx_), "2^24"));
+  EXPECT_TRUE(BitEqual(ReadF32(hits), {7}));
+}
+
 // A label outside [0, K) cannot be reported on CUDA without a host
 // synchronisation (cudl/loss.h): its row, and so the loss, is NaN there,
 // where the CPU returns CUDL_ERR_INVALID_ARGUMENT (CrossEntropyStableAndChecked).

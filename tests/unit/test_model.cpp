@@ -577,7 +577,14 @@ TEST_F(ModelTest, MlpLearnsXor) {
     SgdStep(ctx_, m, 0.5f);
   }
   EXPECT_LT(loss, 0.05f);
+  // The loss where it was computed: the value forward read back.
+  const cudl_tensor *loss_value = cudl_model_loss_value(m);
+  ASSERT_NE(loss_value, nullptr);
+  EXPECT_EQ(cudl_tensor_ndim(loss_value), 0);
+  EXPECT_TRUE(cudl_test::BitEqual(Host(loss_value), {loss}));
   ASSERT_EQ(cudl_model_forward(m, x, nullptr, nullptr), CUDL_OK);
+  EXPECT_EQ(cudl_model_loss_value(m), nullptr) << "a forward without a target has no loss";
+  EXPECT_EQ(cudl_model_loss_value(nullptr), nullptr);
   std::vector<float> logits = Host(cudl_model_output(m));
   EXPECT_LT(logits[0], 0.0f);
   EXPECT_GT(logits[1], 0.0f);
