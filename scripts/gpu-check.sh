@@ -317,16 +317,23 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
   det="$out/deterministic"
   mkdir -p "$det/data"
   python3 tests/cli/tiny_mnist.py "$det/data" 96 40 8 >/dev/null
+  # A third run reads the losses every step instead of at the epoch's end
+  # (--sync-every 1 against CUDA's 50: the step queue, cudl_count_hits and
+  # cudl_l2_norm on the device), with the same weights and metrics lines.
   deterministic_twice() {
     local k
-    for k in 1 2; do
+    for k in 1 2 3; do
       "$build/tools/cudl" train --device cuda --model small-cnn --data mnist \
         --data-dir "$det/data" --epochs 2 --batch 16 --deterministic \
-        --out "$det/run$k" || return 1
+        --log-every 2 --metrics "$det/run$k.jsonl" \
+        $([ $k = 3 ] && echo --sync-every 1) --out "$det/run$k" || return 1
     done
-    cmp "$det/run1/model.safetensors" "$det/run2/model.safetensors"
+    cmp "$det/run1/model.safetensors" "$det/run2/model.safetensors" &&
+      cmp "$det/run1/model.safetensors" "$det/run3/model.safetensors" &&
+      diff <(sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/run1/runK/g' "$det/run1.jsonl") \
+        <(sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/run3/runK/g' "$det/run3.jsonl")
   }
-  step "train --deterministic twice on the GPU: the same bytes" \
+  step "train --deterministic twice on the GPU, and read every step: the same bytes" \
     "$out/extras.log" deterministic_twice
   if python3 -c 'import safetensors' 2>/dev/null && [ -f scripts/safetensors_torch_check.py ]; then
     step "PyTorch safetensors interop" "$out/extras.log" \

@@ -182,7 +182,10 @@ int report_diagnostics(report *rep, cudl_context *ctx, cudl_model *model,
 void report_progress(report *rep, const report_progress_values *v,
                      int epoch_done) {
   double left;
-  if (!(rep->tty || v->batch % 50 == 0 || epoch_done)) return;
+  /* Calls come each --sync-every batches: a line off a terminal when they
+   * passed a multiple of 50. */
+  if (!(rep->tty || epoch_done || v->batch / 50 > (v->batch - v->since) / 50))
+    return;
   left = (double)v->batches_left * (double)v->batch_size /
          (v->images_per_second > 0.0 ? v->images_per_second : 1.0);
   fprintf(stderr,

@@ -33,6 +33,7 @@ typedef struct report {
 typedef struct report_progress_values {
   int64_t epoch, epochs; /* from 1 */
   int64_t batch, batches, batch_size;
+  int64_t since;        /* the batches done since the last call (>= 1) */
   int64_t batches_left; /* in the whole run */
   double loss, accuracy, images_per_second;
 } report_progress_values;
@@ -82,8 +83,9 @@ int report_open_metrics(report *rep);
  * it and left it empty; 1 on success. Frees what report_open took. */
 int report_close(report *rep, int keep);
 
-/* Redraw (terminal) or print (every 50 batches and an epoch's last,
- * elsewhere) the progress line. */
+/* Redraw (terminal) or print (when a multiple of 50 batches has passed
+ * since the last call, and at an epoch's last, elsewhere) the progress
+ * line. */
 void report_progress(report *rep, const report_progress_values *v,
                      int epoch_done);
 

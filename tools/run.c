@@ -1,6 +1,7 @@
 /* run.c - the run `cudl train`, `cudl eval` and `cudl predict` set up from
  * their options (run.h). */
 #include "run.h"
+#include "step_queue.h"
 
 #include <errno.h>
 #include <float.h>
@@ -516,9 +517,13 @@ int run_setup(run *r, options *o) {
       s = cudl_tensor_create(r->ctx, CUDL_DTYPE_I32, 1, xs, &r->labels);
     if (s != CUDL_OK) return cli_fail(r->ctx, s, "allocating the batch");
   }
+  /* On the CPU a read costs nothing and a failure stops at its step; on a
+   * GPU each one waits for the device, so they come every 50 steps. */
+  r->sync_every = o->sync_every > 0 ? o->sync_every
+                  : cudl_context_device(r->ctx) == CUDL_DEVICE_CPU ? 1
+                                                                   : 50;
   r->logits = (float *)malloc((size_t)(r->batch * r->classes) * sizeof(float));
-  r->host_labels = (int32_t *)malloc((size_t)r->batch * sizeof(int32_t));
-  if (r->logits == NULL || r->host_labels == NULL) {
+  if (r->logits == NULL) {
     cli_error("out of host memory for a batch of %" PRId64, r->batch);
     return CLI_EXIT_FAILED;
   }
@@ -537,7 +542,6 @@ void run_free(run *r) {
   cudl_dataset_destroy(r->test_set);
   cudl_dataset_destroy(r->val_set);
   free(r->logits);
-  free(r->host_labels);
   free(r->owned_data);
   free(r->owned_model);
   free(r->architecture);
@@ -584,24 +588,16 @@ cudl_status run_batch_views(run *r, int64_t rows, cudl_tensor **x,
   return s;
 }
 
-cudl_status run_batch_hits(run *r, const cudl_tensor *labels, int64_t rows,
-                           int64_t *hits) {
-  int64_t i, k;
-  cudl_status s =
-      cudl_tensor_copy_to_host(cudl_model_output(r->model), r->logits,
-                               (size_t)(rows * r->classes) * sizeof(float));
-  if (s == CUDL_OK)
-    s = cudl_tensor_copy_to_host(labels, r->host_labels,
-                                 (size_t)rows * sizeof(int32_t));
+/* The queued batches' loss and hits, added in order. */
+static cudl_status add_queued(step_queue *q, double *total, int64_t *hits) {
+  int i;
+  cudl_status s = step_queue_read(q);
   if (s != CUDL_OK) return s;
-  *hits = 0;
-  for (i = 0; i < rows; ++i) {
-    const float *row = r->logits + i * r->classes;
-    int64_t best = 0;
-    for (k = 1; k < r->classes; ++k)
-      if (row[k] > row[best]) best = k;
-    *hits += best == r->host_labels[i];
+  for (i = 0; i < q->count; ++i) {
+    *total += (double)q->entries[i].loss * (double)q->entries[i].rows;
+    *hits += q->entries[i].hits;
   }
+  step_queue_clear(q);
   return CUDL_OK;
 }
 
@@ -610,21 +606,27 @@ cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
   double total = 0.0;
   int64_t seen = 0, hits = 0, rows = 0;
   int done = 0;
-  cudl_status s = cudl_model_set_training(r->model, 0);
+  step_queue q;
+  cudl_status s;
+  memset(&q, 0, sizeof q);
+  s = step_queue_init(&q, r->ctx, r->sync_every);
+  if (s == CUDL_OK) s = cudl_model_set_training(r->model, 0);
   while (s == CUDL_OK && !done) {
-    float batch_loss = 0.0f;
-    int64_t batch_hit = 0;
+    step_entry m;
     cudl_tensor *xv = NULL, *lv = NULL;
     s = cudl_loader_next(loader, r->x, r->labels, &rows, &done);
     if (s == CUDL_OK) s = run_batch_views(r, rows, &xv, &lv);
-    if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, &batch_loss);
-    if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hit);
+    if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, NULL);
+    memset(&m, 0, sizeof m);
+    m.rows = rows;
+    if (s == CUDL_OK) s = step_queue_push(&q, r->model, lv, NULL, &m);
     cudl_tensor_destroy(xv);
     cudl_tensor_destroy(lv);
-    total += (double)batch_loss * (double)rows;
-    hits += batch_hit;
     seen += rows;
+    if (s == CUDL_OK && step_queue_full(&q)) s = add_queued(&q, &total, &hits);
   }
+  if (s == CUDL_OK) s = add_queued(&q, &total, &hits);
+  step_queue_free(&q);
   if (s == CUDL_OK) s = cudl_model_set_training(r->model, 1);
   *loss = seen > 0 ? total / (double)seen : 0.0;
   *accuracy = seen > 0 ? (double)hits / (double)seen : 0.0;

@@ -47,11 +47,8 @@ cudl_status run_make_loader(run *r, const options *o, const cudl_dataset *ds,
 cudl_status run_batch_views(run *r, int64_t rows, cudl_tensor **x,
                             cudl_tensor **labels);
 
-/* Top-1 hits of the last forward's logits against labels. */
-cudl_status run_batch_hits(run *r, const cudl_tensor *labels, int64_t rows,
-                           int64_t *hits);
-
-/* Mean loss and accuracy over one epoch of loader, in evaluation mode. */
+/* Mean loss and accuracy over one epoch of loader, in evaluation mode,
+ * read from the device each r->sync_every batches. */
 cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
                          double *accuracy);
 

@@ -67,6 +67,7 @@ static const struct option_spec {
     {"--val-split", RUN_TRAIN, 1},
     {"--test-every-epoch", RUN_TRAIN, 0},
     {"--steps", RUN_TRAIN, 1},
+    {"--sync-every", RUN_TRAIN | RUN_EVAL, 1},
     {"--override", RUN_TRAIN, 1},
     {"--dist-timeout", RUN_TRAIN, 1},
     {"--dist-backend", RUN_TRAIN, 1},
@@ -150,6 +151,9 @@ static void usage(run_command command, FILE *out) {
         "  --metrics PATH      JSON lines: the run, each epoch, the end (and\n"
         "                      each --log-every K steps); docs/cli.md\n"
         "  --log-every K       a metrics line every K steps\n"
+        "  --sync-every K      read the loss and accuracy from the device\n"
+        "                      every K steps (the progress line's interval)\n"
+        "                      [1 on a CPU, 50 on CUDA; 1 under mpirun]\n"
         "  --shuffle, --no-shuffle   a new order of the training images\n"
         "                      every epoch [on]\n"
         "  --diagnostics K     every K steps, per layer to the metrics file:\n"
@@ -224,6 +228,8 @@ static void usage(run_command command, FILE *out) {
             "%s%s"
             "  --batch B [128]     images a forward pass (at most the test "
             "set)\n"
+            "  --sync-every K      read the loss and accuracy from the device\n"
+            "                      every K batches [1 on a CPU, 50 on CUDA]\n"
             "%s",
             data, read_arithmetic, read_notes);
   else
@@ -368,6 +374,10 @@ int run_set_option(options *o, const char *a, const char *v,
     want = "an integer from 0 to 100000";
     ok = cli_parse_int(v, 0, 100000, &n);
     o->warmup = (int)n;
+  } else if (strcmp(a, "--sync-every") == 0) {
+    want = "an integer from 1 to 100000";
+    ok = cli_parse_int(v, 1, 100000, &n);
+    o->sync_every = (int)n;
   } else if (strcmp(a, "--log-every") == 0) {
     want = "a positive integer";
     ok = cli_parse_int(v, 1, 1 << 30, &n);

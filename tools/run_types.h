@@ -49,6 +49,8 @@ typedef struct options {
   double val_split;     /* --val-split: the fraction held out, 0 when none */
   int test_every_epoch; /* --test-every-epoch */
   int64_t steps;        /* --steps: the run's last step, 0 when none */
+  int sync_every;       /* --sync-every: steps between reads of the losses
+                           from the device; 0: the device's default */
   double dist_timeout;  /* --dist-timeout: seconds a rank waits [600] */
   const char *dist_backend; /* --dist-backend: auto, mpi or nccl [auto] */
   double bucket_mb;     /* --bucket-mb: gradient bucket cap, MB [25] */
@@ -72,8 +74,7 @@ typedef struct run {
   cudl_model *model;
   cudl_optimizer *opt;
   cudl_tensor *x, *labels;
-  float *logits;
-  int32_t *host_labels;
+  float *logits; /* predict: a batch's output on the host */
   int64_t batch; /* the batch tensors' rows: --batch, or fewer (below) */
   int64_t classes;
   int channels;
@@ -89,6 +90,7 @@ typedef struct run {
   int weights_class_count;
   int rank, world; /* the training loader's shard: 0 of 1 but in a
                       data-parallel run (run_dist.c) */
+  int sync_every;  /* --sync-every, or the device's default (run_setup) */
 } run;
 
 #endif /* CUDL_TOOLS_RUN_TYPES_H */

@@ -40,6 +40,7 @@
 #include "run.h"
 #include "run_files.h"
 #include "settings.h"
+#include "step_queue.h"
 #include "train_setup.h"
 
 /* The first Ctrl-C (SIGINT) or SIGTERM stops the run at the next batch,
@@ -83,84 +84,192 @@ typedef struct epoch_totals {
 
 /* ---- training ---- */
 
-/* Train the batches of the current epoch until it ends (*done) or an
- * interrupt stops it; 0, or the exit status with one line printed. */
-static int train_batches(trainer *t, epoch_totals *e, int *done) {
+/* Stop on step m's non-finite loss. Its layer is named only when m is the
+ * last forward: later steps have moved the weights since. */
+static int stop_on_loss(trainer *t, const step_entry *m, int latest) {
+  char kept[1300], where[256];
+  int node = -1;
+  const char *what = "";
+  if (latest) {
+    cudl_model_first_nonfinite(t->r.model, &node, &what);
+    snprintf(where, sizeof where, "the first non-finite output is node %d (%s)",
+             node, what);
+  } else {
+    snprintf(where, sizeof where,
+             "read %" PRId64
+             " steps later (--sync-every %d), when the "
+             "weights had moved on, so no layer is named "
+             "(--sync-every 1 stops at the step itself and names it)",
+             t->st.step + 1 - m->step, t->queue.capacity);
+  }
+  cli_error("the loss is %g at step %" PRId64 " (epoch %" PRId64
+            ", batch %" PRId64
+            "); %s. Stopping; %s. Try a lower --lr (--check-numerics finds "
+            "the first layer and pass).",
+            (double)m->loss, m->step, m->epoch, m->batch, where,
+            run_files_kept(&t->files, t->r.rank, kept, sizeof kept));
+  return CLI_EXIT_FAILED;
+}
+
+/* Stop on step m's non-finite gradient norm, naming the parameter when m
+ * is the last backward (its gradients are still there). */
+static int stop_on_gradients(trainer *t, const step_entry *m, int latest) {
   cudl_numerics_report numerics;
   char kept[1300];
+  memset(&numerics, 0, sizeof numerics);
+  numerics.node = -1;
+  if (latest) {
+    cudl_status s = cudl_model_check_gradients(t->r.model, &numerics);
+    if (s != CUDL_OK)
+      return cli_fail(t->r.ctx, s, "checking the gradients of step %" PRId64,
+                      m->step);
+  }
+  if (numerics.node >= 0)
+    cli_error("the gradients are not finite at step %" PRId64 " (epoch %" PRId64
+              ", batch %" PRId64 "): %s has %" PRId64 " NaN and %" PRId64
+              " infinite of %" PRId64 " values (all parameters: %" PRId64
+              " NaN, %" PRId64
+              " infinite). Stopping; %s. Try a lower --lr or --clip.",
+              m->step, m->epoch, m->batch, numerics.layer, numerics.nan_count,
+              numerics.inf_count, numerics.numel, numerics.total_nan,
+              numerics.total_inf,
+              run_files_kept(&t->files, t->r.rank, kept, sizeof kept));
+  else
+    cli_error("the gradients' norm is %g at step %" PRId64 " (epoch %" PRId64
+              ", batch %" PRId64
+              ")%s. Stopping; %s. Try a lower --lr or "
+              "--clip.",
+              (double)m->grad_norm, m->step, m->epoch, m->batch,
+              latest ? ", beyond what a float holds"
+                     : " (read later: --sync-every 1 names the parameter)",
+              run_files_kept(&t->files, t->r.rank, kept, sizeof kept));
+  return CLI_EXIT_FAILED;
+}
+
+/* Read the queued steps (one wait for the device) and account for them in
+ * the order they ran: a non-finite loss or gradient stops the run; with
+ * several ranks each step's loss, rows and hits are summed over them, with
+ * whether a rank was asked to stop (the queue then holds one step, so
+ * that every step is exchanged); a metrics line each --log-every steps.
+ * 0, or the exit status with one line printed. */
+static int drain_steps(trainer *t, epoch_totals *e) {
+  step_queue *q = &t->queue;
+  int i;
+  cudl_status s = step_queue_read(q);
+  if (s != CUDL_OK)
+    return cli_fail(t->r.ctx, s, "reading the losses of step %" PRId64,
+                    q->entries[q->count - 1].step);
+  for (i = 0; i < q->count; ++i) {
+    const step_entry *m = &q->entries[i];
+    float loss = m->loss;
+    int64_t rows = m->rows, hits = m->hits;
+    if (!isfinite(loss)) return stop_on_loss(t, m, i == q->count - 1);
+    if (m->has_grad_norm && !isfinite(m->grad_norm))
+      return stop_on_gradients(t, m, i == q->count - 1);
+    t->stopping = g_interrupted;
+    s = run_dist_step(&t->dist, &loss, &rows, &hits, &t->stopping);
+    if (s != CUDL_OK)
+      return cli_fail(t->r.ctx, s, "training step %" PRId64, m->step);
+    e->loss_sum += (double)loss * (double)rows;
+    e->hits += hits;
+    e->seen += rows;
+    if (run_dist_root(&t->dist) && t->o.log_every > 0 &&
+        m->step % t->o.log_every == 0) {
+      int rc = report_step(&t->rep, m->step, m->epoch, (double)loss, m->lr,
+                           (double)m->loss_scale);
+      if (rc != 0) return rc;
+    }
+  }
+  step_queue_clear(q);
+  return 0;
+}
+
+/* The progress line, for the batches since *shown (updated). */
+static void show_progress(trainer *t, const epoch_totals *e, int done,
+                          int64_t *shown) {
+  const double elapsed = now_seconds() - e->start;
+  report_progress_values v;
+  if (e->seen == 0 || t->st.batch == *shown) return;
+  v.since = t->st.batch - *shown;
+  *shown = t->st.batch;
+  v.epoch = t->st.epoch + 1;
+  v.epochs = t->o.epochs;
+  v.batch = t->st.batch;
+  v.batches = t->batches;
+  v.batch_size = t->o.batch;
+  v.batches_left = (t->o.epochs - t->st.epoch) * t->batches - t->st.batch;
+  if (t->o.steps > 0 && t->o.steps - t->st.step < v.batches_left)
+    v.batches_left = t->o.steps - t->st.step;
+  v.loss = e->loss_sum / (double)e->seen;
+  v.accuracy = (double)e->hits / (double)e->seen;
+  v.images_per_second = (double)e->seen / (elapsed > 0.0 ? elapsed : 1e-9);
+  report_progress(&t->rep, &v, done);
+}
+
+/* Train the batches of the current epoch until it ends (*done) or an
+ * interrupt stops it; 0, or the exit status with one line printed. Nothing
+ * in a step waits for the device but the read of the queued steps, each
+ * --sync-every steps, before the epoch's end, a stop or a diagnostics
+ * line; it comes before the step's update, so that with --sync-every 1 a
+ * non-finite loss or gradient stops the run before it reaches the
+ * weights (fp16 still waits each step for its overflow check). */
+static int train_batches(trainer *t, epoch_totals *e, int *done) {
   run *r = &t->r;
+  int64_t shown = t->st.batch;
   while (!*done && !stop_requested(t) &&
          !(t->o.steps > 0 && t->st.step >= t->o.steps)) {
-    int64_t rows = 0, batch_hits = 0;
-    int skipped = 0;
-    float loss = 0.0f, lr = t->oc.lr;
+    const int64_t step = t->st.step + 1;
+    int64_t rows = 0;
+    int skipped = 0, drain;
+    float lr = t->oc.lr;
+    step_entry m;
     cudl_tensor *xv = NULL, *lv = NULL;
     cudl_status s =
         cudl_loader_next(r->train_loader, r->x, r->labels, &rows, done);
     if (s == CUDL_OK) s = run_batch_views(r, rows, &xv, &lv);
-    if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, &loss);
-    if (s == CUDL_OK && !isfinite(loss)) {
-      int node = -1;
-      const char *what = "";
-      cudl_model_first_nonfinite(r->model, &node, &what);
-      cudl_tensor_destroy(xv);
-      cudl_tensor_destroy(lv);
-      cli_error("the loss is %g at step %" PRId64 " (epoch %" PRId64
-                ", batch %" PRId64
-                "); the first non-finite output is node %d (%s). Stopping; "
-                "%s. Try a lower --lr (--check-numerics finds the first "
-                "layer and pass).",
-                (double)loss, t->st.step, t->st.epoch + 1, t->st.batch, node,
-                what,
-                run_files_kept(&t->files, r->rank, kept, sizeof kept));
-      return CLI_EXIT_FAILED;
-    }
-    if (s == CUDL_OK) s = run_batch_hits(r, lv, rows, &batch_hits);
-    if (t->hang_at > 0 && t->st.step + 1 == t->hang_at && r->rank == 1)
+    if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, NULL);
+    if (t->hang_at > 0 && step == t->hang_at && r->rank == 1)
       for (;;) pause();
-    if (t->st.step + 1 == t->interrupt_at) raise(SIGINT);
+    if (step == t->interrupt_at) raise(SIGINT);
     /* Data parallel: backward averages the gradients over the ranks. */
     if (s == CUDL_OK) s = cudl_model_backward(r->model);
-    /* and the global batch's loss and hits, and whether any rank was asked
-     * to stop */
-    t->stopping = g_interrupted;
-    if (s == CUDL_OK)
-      s = run_dist_step(&t->dist, &loss, &rows, &batch_hits, &t->stopping);
-    if (s == CUDL_OK) s = cudl_model_check_gradients(r->model, &numerics);
-    if (s == CUDL_OK && numerics.node >= 0) {
-      cudl_tensor_destroy(xv);
-      cudl_tensor_destroy(lv);
-      cli_error("the gradients are not finite at step %" PRId64
-                " (epoch %" PRId64 ", batch %" PRId64 "): %s has %" PRId64
-                " NaN and %" PRId64 " infinite of %" PRId64
-                " values (all parameters: %" PRId64 " NaN, %" PRId64
-                " infinite). Stopping; %s. Try a lower --lr or --clip.",
-                t->st.step, t->st.epoch + 1, t->st.batch, numerics.layer,
-                numerics.nan_count, numerics.inf_count, numerics.numel,
-                numerics.total_nan, numerics.total_inf,
-                run_files_kept(&t->files, r->rank, kept, sizeof kept));
-      return CLI_EXIT_FAILED;
-    }
     /* fp16: gradients that overflowed the loss scale are not applied; the
      * model has halved the scale for the next step. */
     skipped = s == CUDL_OK && cudl_model_step_skipped(r->model);
-    if (s == CUDL_OK && t->o.clip > 0.0 && !skipped)
-      s = cudl_clip_grad_norm(r->ctx, cudl_model_grads(r->model),
-                              (float)t->o.clip, NULL);
     if (s == CUDL_OK)
       s = cudl_lr_schedule_at(&t->sched, t->st.step, t->batches, &lr);
-    if (s == CUDL_OK && !skipped)
-      s = cudl_optimizer_step(r->opt, cudl_model_params(r->model),
-                              cudl_model_grads(r->model), lr);
+    if (s == CUDL_OK) {
+      memset(&m, 0, sizeof m);
+      m.step = step;
+      m.epoch = t->st.epoch + 1;
+      m.batch = t->st.batch + 1;
+      m.rows = rows;
+      m.lr = (double)lr;
+      m.loss_scale = cudl_model_loss_scale(r->model);
+      s = step_queue_push(&t->queue, r->model, lv,
+                          skipped ? NULL : cudl_model_grads(r->model), &m);
+    }
     cudl_tensor_destroy(xv);
     cudl_tensor_destroy(lv);
     if (s != CUDL_OK)
-      return cli_fail(r->ctx, s, "training step %" PRId64, t->st.step + 1);
+      return cli_fail(r->ctx, s, "training step %" PRId64, step);
+    drain = step_queue_full(&t->queue) || *done || g_interrupted ||
+            (t->o.steps > 0 && step >= t->o.steps) ||
+            (t->rep.diag_rows != NULL && step % t->o.diagnostics == 0);
+    if (drain) {
+      int rc = drain_steps(t, e);
+      if (rc != 0) return rc;
+    }
+    if (t->o.clip > 0.0 && !skipped)
+      s = cudl_clip_grad_norm(r->ctx, cudl_model_grads(r->model),
+                              (float)t->o.clip, NULL);
+    if (s == CUDL_OK && !skipped)
+      s = cudl_optimizer_step(r->opt, cudl_model_params(r->model),
+                              cudl_model_grads(r->model), lr);
+    if (s != CUDL_OK)
+      return cli_fail(r->ctx, s, "training step %" PRId64, step);
     ++t->st.step;
     ++t->st.batch;
-    e->loss_sum += (double)loss * (double)rows;
-    e->hits += batch_hits;
-    e->seen += rows;
     e->skipped += skipped;
     if (!run_dist_root(&t->dist)) continue;
     if (t->rep.diag_rows != NULL && t->st.step % t->o.diagnostics == 0) {
@@ -168,27 +277,13 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
                                   t->st.epoch + 1);
       if (rc != 0) return rc;
     }
-    if (t->o.log_every > 0 && t->st.step % t->o.log_every == 0) {
-      int rc = report_step(&t->rep, t->st.step, t->st.epoch + 1, (double)loss,
-                           (double)lr, (double)cudl_model_loss_scale(r->model));
-      if (rc != 0) return rc;
-    }
-    {
-      const double elapsed = now_seconds() - e->start;
-      report_progress_values v;
-      v.epoch = t->st.epoch + 1;
-      v.epochs = t->o.epochs;
-      v.batch = t->st.batch;
-      v.batches = t->batches;
-      v.batch_size = t->o.batch;
-      v.batches_left = (t->o.epochs - t->st.epoch) * t->batches - t->st.batch;
-      if (t->o.steps > 0 && t->o.steps - t->st.step < v.batches_left)
-        v.batches_left = t->o.steps - t->st.step;
-      v.loss = e->loss_sum / (double)e->seen;
-      v.accuracy = (double)e->hits / (double)e->seen;
-      v.images_per_second = (double)e->seen / (elapsed > 0.0 ? elapsed : 1e-9);
-      report_progress(&t->rep, &v, *done);
-    }
+    if (drain) show_progress(t, e, *done, &shown);
+  }
+  /* A signal that came after the step's own check. */
+  if (t->queue.count > 0) {
+    int rc = drain_steps(t, e);
+    if (rc != 0) return rc;
+    if (run_dist_root(&t->dist)) show_progress(t, e, *done, &shown);
   }
   return 0;
 }
@@ -382,6 +477,7 @@ int cudl__cmd_train(int argc, char **argv) {
   if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED && run_dist_root(&t.dist))
     run_files_remove_made(&t.files);
   rc = run_dist_finish(&t.dist, rc);
+  step_queue_free(&t.queue);
   run_free(&t.r);
   return rc;
 }

@@ -206,6 +206,17 @@ int train_start(trainer *t, int argc, char **argv) {
   if (o->check_numerics &&
       (s = cudl_model_set_check_numerics(t->r.model, 1)) != CUDL_OK)
     return cli_fail(t->r.ctx, s, "check-numerics mode");
+  /* Every step of a data-parallel run is exchanged: one at a time. */
+  if (t->dist.world > 1 && t->r.sync_every > 1) {
+    if (o->sync_every > 1 && run_dist_root(&t->dist))
+      cli_note(
+          "--sync-every %d: under mpirun each step's loss is exchanged "
+          "between the ranks, so it is read every step",
+          o->sync_every);
+    t->r.sync_every = 1;
+  }
+  s = step_queue_init(&t->queue, t->r.ctx, t->r.sync_every);
+  if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "queueing the steps' losses");
   /* The other ranks of a data-parallel run write nothing and report
    * nothing. */
   if (!run_dist_root(&t->dist)) return RUN_GO;

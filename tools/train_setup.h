@@ -13,6 +13,7 @@
 #include "run.h"
 #include "run_dist.h"
 #include "run_files.h"
+#include "step_queue.h"
 
 /* Everything a training run holds. */
 typedef struct trainer {
@@ -32,6 +33,7 @@ typedef struct trainer {
   report rep;
   run_settings settings; /* what the run settled (the metrics' run line) */
   run_dist dist;         /* this rank of a data-parallel run */
+  step_queue queue;      /* the steps not yet read from the device */
 } trainer;
 
 /* Everything before the first step: the options, the run, optimizer,

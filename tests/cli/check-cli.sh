@@ -199,6 +199,36 @@ expect "a diverging run fails" 1 $?
 expect_grep "it names the loss, the step and a layer" \
   "^cudl train: the loss is .* at step [0-9]* (epoch 1, batch [0-9]*); the first non-finite output is node [0-9]* (.*). Stopping; no checkpoint was saved yet" \
   "$scratch/diverge.err"
+# Read every 4 steps (--sync-every), the step that diverged is still named,
+# and the line says when it was read and why the layer is not.
+"$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 1 --batch 16 \
+  --device cpu --lr 1e30 --sync-every 4 --out "$scratch/diverge4" >/dev/null \
+  2>"$scratch/diverge4.err"
+expect "a diverging run read every 4 steps fails" 1 $?
+expect_grep "it names the step and when the loss was read" \
+  "^cudl train: the loss is .* at step [0-9]* (epoch 1, batch [0-9]*); read [1-3] steps later (--sync-every 4), .*no layer is named (--sync-every 1 stops at the step itself and names it). Stopping; no checkpoint was saved yet" \
+  "$scratch/diverge4.err"
+# How often the host reads the losses changes nothing a run computes or
+# writes but its timings: every 7 steps and every step give the same
+# weights, the same metrics lines (steps, validation, epochs) and the same
+# progress lines off a terminal.
+for k in 1 7; do
+  "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 2 --batch 16 \
+    --device cpu --val-split 0.25 --log-every 3 --sync-every $k --out "$scratch/sync$k" \
+    --metrics "$scratch/sync$k.jsonl" >"$scratch/sync$k.out" 2>"$scratch/sync$k.err"
+  expect "train --sync-every $k" 0 $?
+done
+expect "--sync-every 7 gives the weights of --sync-every 1" 0 \
+  "$(cmp -s "$scratch/sync1/model.safetensors" "$scratch/sync7/model.safetensors"; echo $?)"
+untimed() { sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/[0-9.]+ img\/s.*//; s/ [0-9.]+ s$//; s/sync[17]/syncK/g' "$1"; }
+expect "--sync-every 7 gives the metrics lines of --sync-every 1" 0 \
+  "$(diff <(untimed "$scratch/sync1.jsonl") <(untimed "$scratch/sync7.jsonl") >&2; echo $?)"
+expect "--sync-every 7 gives the progress lines of --sync-every 1" 0 \
+  "$(diff <(untimed "$scratch/sync1.err") <(untimed "$scratch/sync7.err") >&2; echo $?)"
+expect_grep "the metrics hold step lines" '"type": "step", "step": 3,' "$scratch/sync7.jsonl"
+"$cudl" train --model mlp --data mnist --data-dir "$data" --sync-every 0 \
+  --out "$scratch/sync0" >/dev/null 2>"$scratch/sync0.err"
+expect "--sync-every 0 is a usage error" 2 $?
 rm -rf "$scratch/keep"
 cp -r "$run" "$scratch/keep"
 "$cudl" train --model mlp --data mnist --data-dir "$data" --epochs 9 --batch 16 \
