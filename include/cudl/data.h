@@ -309,6 +309,12 @@ CUDL_API cudl_status cudl_loader_position(const cudl_loader *loader,
  * the batch. An error of the thread is reported here (and again until a
  * seek); a failed copy leaves the position unchanged, so the same batch
  * can be asked for again. Errors are recorded in the loader's context.
+ * When x and labels belong to the loader's own context the copies are
+ * queued on its stream from pinned host memory and the call returns
+ * without waiting for the device (on a GPU the batch arrives in stream
+ * order, before any work queued after the call); the next call, a seek or
+ * cudl_loader_destroy waits for them. Tensors of another context get
+ * copies that are done when the call returns.
  */
 CUDL_API cudl_status cudl_loader_next(cudl_loader *loader, cudl_tensor *x,
                                       cudl_tensor *labels, int64_t *rows,

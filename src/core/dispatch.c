@@ -30,6 +30,26 @@ cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
       ctx, ctx->backend->runtime->copy_from_host(ctx, dst, src, nbytes));
 }
 
+cudl_status cudl__copy_from_host_async(cudl_context *ctx, void *dst,
+                                       const void *src, size_t nbytes) {
+  if (nbytes == 0) return CUDL_OK;
+  return cudl__after_op(
+      ctx, ctx->backend->runtime->copy_from_host_async(ctx, dst, src, nbytes));
+}
+
+cudl_status cudl__host_pinned_alloc(cudl_context *ctx, size_t nbytes,
+                                    void **ptr) {
+  return ctx->backend->runtime->host_pinned_alloc(ctx, nbytes, ptr);
+}
+
+void cudl__host_pinned_free(cudl_context *ctx, void *ptr, size_t nbytes) {
+  if (ptr != NULL) ctx->backend->runtime->host_pinned_free(ctx, ptr, nbytes);
+}
+
+cudl_status cudl__event_wait(cudl_event *event) {
+  return event->ctx->backend->runtime->event_wait(event->ctx, event);
+}
+
 cudl_status cudl__check_compute_dtype(cudl_context *ctx, cudl_dtype dtype,
                                       const char *function) {
   char reason[CUDL_ERROR_TEXT_SIZE];

@@ -351,6 +351,17 @@ cudl_status cudl__copy_on_device(cudl_context *ctx, void *dst, const void *src,
 cudl_status cudl__copy_from_host(cudl_context *ctx, void *dst, const void *src,
                                  size_t nbytes);
 
+/* Uploads that do not wait (the runtime's copy_from_host_async): src must
+ * stay unchanged until an event recorded after the copy is reached
+ * (cudl__event_wait); only memory of cudl__host_pinned_alloc makes them
+ * truly asynchronous on CUDA. The loader's batches go this way. */
+cudl_status cudl__copy_from_host_async(cudl_context *ctx, void *dst,
+                                       const void *src, size_t nbytes);
+cudl_status cudl__host_pinned_alloc(cudl_context *ctx, size_t nbytes,
+                                    void **ptr);
+void cudl__host_pinned_free(cudl_context *ctx, void *ptr, size_t nbytes);
+cudl_status cudl__event_wait(cudl_event *event);
+
 /* Whether ctx's device runs mixed precision computing in dtype natively
  * (the runtime's check_compute_dtype), for the model layer to refuse a
  * precision the device would only emulate: CUDL_OK; CUDL_ERR_UNSUPPORTED

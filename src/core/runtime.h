@@ -47,6 +47,17 @@ typedef struct cudl_runtime {
   cudl_status (*copy_from_peer)(cudl_context *ctx, void *dst,
                                 cudl_context *src_ctx, const void *src,
                                 size_t nbytes);
+  /* Uploads that do not wait: copy_from_host_async returns once the copy
+   * is queued, and src must stay unchanged until an event recorded after
+   * it is reached (event_wait). Truly asynchronous only from memory of
+   * host_pinned_alloc (page-locked on CUDA; ordinary host memory on the
+   * CPU, whose copies are done on return); host_pinned_free takes the size
+   * it was allocated with. */
+  cudl_status (*host_pinned_alloc)(cudl_context *ctx, size_t nbytes,
+                                   void **ptr);
+  void (*host_pinned_free)(cudl_context *ctx, void *ptr, size_t nbytes);
+  cudl_status (*copy_from_host_async)(cudl_context *ctx, void *dst,
+                                      const void *src, size_t nbytes);
   /* Wait for the work queued so far. */
   cudl_status (*synchronize)(cudl_context *ctx);
 
@@ -61,6 +72,8 @@ typedef struct cudl_runtime {
   cudl_status (*event_record)(cudl_context *ctx, cudl_event *event);
   cudl_status (*event_elapsed_ms)(cudl_context *ctx, cudl_event *start,
                                   cudl_event *end, double *ms);
+  /* Wait until the point event marks is reached. */
+  cudl_status (*event_wait)(cudl_context *ctx, cudl_event *event);
 
   /* Whether mixed precision computing in dtype (f32, bf16 or f16) runs
    * natively on the context's device: CUDL_OK, or CUDL_ERR_UNSUPPORTED

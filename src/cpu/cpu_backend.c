@@ -121,6 +121,26 @@ static cudl_status cpu_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
   return CUDL_OK;
 }
 
+/* Nothing to lock: the copies finish before they return. */
+static cudl_status cpu_host_pinned_alloc(cudl_context *ctx, size_t nbytes,
+                                         void **ptr) {
+  *ptr = cudl__host_alloc(&ctx->allocator, nbytes, CUDL_HOST_ALIGNMENT);
+  if (*ptr == NULL)
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cpu",
+                      "cannot allocate %zu bytes of host memory", nbytes);
+  return CUDL_OK;
+}
+
+static void cpu_host_pinned_free(cudl_context *ctx, void *ptr, size_t nbytes) {
+  cudl__host_free(&ctx->allocator, ptr, nbytes);
+}
+
+static cudl_status cpu_event_wait(cudl_context *ctx, cudl_event *event) {
+  (void)ctx;
+  (void)event;
+  return CUDL_OK;
+}
+
 static const cudl_runtime cpu_runtime = {
     .open = cpu_open,
     .close = cpu_close,
@@ -131,6 +151,9 @@ static const cudl_runtime cpu_runtime = {
     .copy_to_host = cpu_copy,
     .copy_on_device = cpu_copy,
     .copy_from_peer = cpu_copy_from_peer,
+    .host_pinned_alloc = cpu_host_pinned_alloc,
+    .host_pinned_free = cpu_host_pinned_free,
+    .copy_from_host_async = cpu_copy,
     .synchronize = cpu_synchronize,
     .memory_stats = cpu_memory_stats,
     .reset_peak_memory = cpu_reset_peak_memory,
@@ -138,6 +161,7 @@ static const cudl_runtime cpu_runtime = {
     .event_destroy = cpu_event_destroy,
     .event_record = cpu_event_record,
     .event_elapsed_ms = cpu_event_elapsed_ms,
+    .event_wait = cpu_event_wait,
     .check_compute_dtype = cudl__cpu_check_compute_dtype,
 };
 

@@ -252,6 +252,35 @@ static cudl_status cuda_copy_from_host(cudl_context *ctx, void *dst,
   return CUDL_OK;
 }
 
+/* Page-locked, so that the DMA engine reads it while the host goes on;
+ * portable, so that any context's stream may copy from it. */
+static cudl_status cuda_host_pinned_alloc(cudl_context *ctx, size_t nbytes,
+                                          void **ptr) {
+  *ptr = NULL;
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(ctx->device_index));
+  CUDL_CUDA_TRY(
+      ctx, cudaHostAlloc(ptr, nbytes > 0 ? nbytes : 1, cudaHostAllocPortable));
+  return CUDL_OK;
+}
+
+static void cuda_host_pinned_free(cudl_context *ctx, void *ptr, size_t nbytes) {
+  (void)ctx;
+  (void)nbytes;
+  if (ptr != NULL) cudaFreeHost(ptr);
+  (void)cudaGetLastError();
+}
+
+/* No wait: from pinned memory the copy runs behind the stream's work (the
+ * caller waits for an event before it reuses src); from pageable memory
+ * the runtime stages src before returning. */
+static cudl_status cuda_copy_from_host_async(cudl_context *ctx, void *dst,
+                                             const void *src, size_t nbytes) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice,
+                                     s->stream));
+  return CUDL_OK;
+}
+
 static cudl_status cuda_copy_to_host(cudl_context *ctx, void *dst,
                                      const void *src, size_t nbytes) {
   CUDA_ENTER(ctx, s);
@@ -360,6 +389,12 @@ static cudl_status cuda_event_elapsed_ms(cudl_context *ctx, cudl_event *start,
   return CUDL_OK;
 }
 
+static cudl_status cuda_event_wait(cudl_context *ctx, cudl_event *event) {
+  CUDL_CUDA_TRY(ctx, cudaSetDevice(ctx->device_index));
+  CUDL_CUDA_TRY(ctx, cudaEventSynchronize((cudaEvent_t)event->handle));
+  return CUDL_OK;
+}
+
 /* bf16 arithmetic (tensor cores and scalar) starts at compute capability
  * 8.0. f16 tensor cores are older (7.0), but cudl's kernels target the
  * cards of sm_80 and newer, so one threshold serves both 16-bit types. */
@@ -387,6 +422,9 @@ static const cudl_runtime cuda_runtime = {
     .copy_to_host = cuda_copy_to_host,
     .copy_on_device = cuda_copy_on_device,
     .copy_from_peer = cuda_copy_from_peer,
+    .host_pinned_alloc = cuda_host_pinned_alloc,
+    .host_pinned_free = cuda_host_pinned_free,
+    .copy_from_host_async = cuda_copy_from_host_async,
     .synchronize = cuda_synchronize,
     .memory_stats = cuda_memory_stats,
     .reset_peak_memory = cuda_reset_peak_memory,
@@ -394,6 +432,7 @@ static const cudl_runtime cuda_runtime = {
     .event_destroy = cuda_event_destroy,
     .event_record = cuda_event_record,
     .event_elapsed_ms = cuda_event_elapsed_ms,
+    .event_wait = cuda_event_wait,
     .check_compute_dtype = cuda_check_compute_dtype,
 };
 

@@ -1,12 +1,23 @@
 /*
  * loader.c - batches prepared on a background thread.
  *
- * Two slots, each a batch's worth of f32 pixels and i32 labels. The thread
- * takes a free slot, fills it with the next batch of its position (outside
- * the lock) and marks it ready; cudl_loader_next waits for the slot of the
- * batch it wants, copies it into the caller's tensors and frees it. So the
- * thread works up to two batches ahead and the caller waits only when it
- * consumes faster than the host can prepare.
+ * Three slots, each a batch's worth of f32 pixels and i32 labels. The
+ * thread takes a free slot, fills it with the next batch of its position
+ * (outside the lock) and marks it ready; cudl_loader_next waits for the
+ * slot of the batch it wants and copies it into the caller's tensors. So
+ * the thread works up to two batches ahead and the caller waits only when
+ * it consumes faster than the host can prepare.
+ *
+ * On the loader's own context the copies do not wait for the device: the
+ * slots are pinned host memory (cudl__host_pinned_alloc), the upload is
+ * queued behind the work already on the stream, and the slot stays in
+ * flight, with an event recorded after its copies, until the next
+ * cudl_loader_next (or seek, or destroy) waits for that event and frees
+ * it. On a GPU a training step then holds no host synchronisation for its
+ * data (a copy from pageable memory would wait for the stream), and the
+ * host runs at most about a step ahead of the device (the next call waits
+ * for the previous batch's upload, which follows the step before it). A
+ * tensor of another context gets the synchronous copy, as before.
  *
  * Seeking bumps a generation number: ready slots are dropped, a slot being
  * filled for an older generation is dropped when the thread finishes it,
@@ -30,11 +41,11 @@
 #include "data/data_internal.h"
 #include "data/image_internal.h"
 
-#define LOADER_SLOTS 2
+#define LOADER_SLOTS 3
 /* A message naming a batch, an image and its file (up to 4096 bytes). */
 #define LOADER_ERROR_TEXT 4608
 
-enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_COPYING };
+enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_COPYING, SLOT_IN_FLIGHT };
 
 typedef struct loader_slot {
   int state;
@@ -43,6 +54,7 @@ typedef struct loader_slot {
   int last; /* the epoch's last batch */
   float *x;
   int32_t *labels;
+  cudl_event *copied; /* recorded after the slot's copies (in flight) */
 } loader_slot;
 
 struct cudl_loader {
@@ -320,15 +332,19 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
   l->labels_size = (size_t)rows * sizeof(int32_t);
   l->perm_size = (size_t)ds->count * sizeof(uint32_t);
   for (i = 0; i < LOADER_SLOTS; ++i) {
-    l->slots[i].x = (float *)cudl__host_alloc(&ctx->allocator, l->x_size,
-                                              CUDL_HOST_ALIGNMENT);
-    l->slots[i].labels = (int32_t *)cudl__host_alloc(
-        &ctx->allocator, l->labels_size, CUDL_HOST_ALIGNMENT);
-    if (l->slots[i].x == NULL || l->slots[i].labels == NULL)
+    loader_slot *slot = &l->slots[i];
+    void *x = NULL, *labels = NULL;
+    status = cudl__host_pinned_alloc(ctx, l->x_size, &x);
+    slot->x = (float *)x;
+    if (status == CUDL_OK)
+      status = cudl__host_pinned_alloc(ctx, l->labels_size, &labels);
+    slot->labels = (int32_t *)labels;
+    if (status == CUDL_OK) status = cudl_event_create(ctx, &slot->copied);
+    if (status != CUDL_OK)
       return fail_create(
-          l,
-          cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
-                     "cannot allocate a batch buffer of %zu bytes", l->x_size));
+          l, cudl__fail(ctx, status, fn,
+                        "cannot allocate a batch buffer of %zu bytes: %s",
+                        l->x_size, ctx->last_error));
   }
   l->perm = (uint32_t *)cudl__host_alloc(&ctx->allocator, l->perm_size, 64);
   if (l->perm == NULL)
@@ -398,8 +414,12 @@ void cudl_loader_destroy(cudl_loader *l) {
   if (l->mutex_ready) pthread_mutex_destroy(&l->mutex);
   allocator = l->allocator;
   for (i = 0; i < LOADER_SLOTS; ++i) {
-    cudl__host_free(&allocator, l->slots[i].x, l->x_size);
-    cudl__host_free(&allocator, l->slots[i].labels, l->labels_size);
+    loader_slot *slot = &l->slots[i];
+    /* The device may still be reading a slot in flight. */
+    if (slot->state == SLOT_IN_FLIGHT) (void)cudl__event_wait(slot->copied);
+    cudl__host_pinned_free(l->ctx, slot->x, l->x_size);
+    cudl__host_pinned_free(l->ctx, slot->labels, l->labels_size);
+    cudl_event_destroy(slot->copied);
   }
   cudl__host_free(&allocator, l->perm, l->perm_size);
   cudl__host_free(&allocator, l->staged, l->staged_size);
@@ -478,6 +498,38 @@ static cudl_status check_tensor(cudl_loader *l, const cudl_tensor *t,
                     (long long)shape[0]);
 }
 
+/* Free the slots whose copies were queued by an earlier call, once the
+ * device has read them (the caller's thread: only it moves a slot in or
+ * out of flight, so the waits need no lock). */
+static cudl_status settle_copies(cudl_loader *l) {
+  int i, freed = 0;
+  for (i = 0; i < LOADER_SLOTS; ++i) {
+    if (l->slots[i].state != SLOT_IN_FLIGHT) continue;
+    {
+      const cudl_status status = cudl__event_wait(l->slots[i].copied);
+      if (status != CUDL_OK) return status;
+    }
+    pthread_mutex_lock(&l->mutex);
+    l->slots[i].state = SLOT_FREE;
+    pthread_mutex_unlock(&l->mutex);
+    freed = 1;
+  }
+  if (freed) {
+    pthread_mutex_lock(&l->mutex);
+    pthread_cond_broadcast(&l->work);
+    pthread_mutex_unlock(&l->mutex);
+  }
+  return CUDL_OK;
+}
+
+/* A slot's rows into a tensor of ctx: queued without waiting when the slot
+ * then stays in flight, else returned once src may be reused. */
+static cudl_status upload(cudl_context *ctx, int in_flight, void *dst,
+                          const void *src, size_t nbytes) {
+  return in_flight ? cudl__copy_from_host_async(ctx, dst, src, nbytes)
+                   : cudl__copy_from_host(ctx, dst, src, nbytes);
+}
+
 static loader_slot *wanted_slot(cudl_loader *l) {
   int i;
   for (i = 0; i < LOADER_SLOTS; ++i) {
@@ -498,6 +550,7 @@ cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
   loader_slot *slot;
   cudl_context *failed;
   cudl_status status;
+  int in_flight;
   char error_text[sizeof l->error_text];
   if (l == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ds = l->ds;
@@ -510,6 +563,11 @@ cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
   if (status == CUDL_OK)
     status = check_tensor(l, labels, "labels", CUDL_DTYPE_I32, 1, labels_shape);
   if (status != CUDL_OK) return status;
+
+  status = settle_copies(l);
+  if (status != CUDL_OK)
+    return cudl__fail(l->ctx, status, fn, "an earlier batch's copy failed: %s",
+                      l->ctx->last_error);
 
   pthread_mutex_lock(&l->mutex);
   while ((slot = wanted_slot(l)) == NULL && l->error == CUDL_OK)
@@ -525,19 +583,27 @@ cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
 
   /* The caller's thread: the tensors' contexts are used here, as in any
    * call. Only the batch's rows are written. */
+  in_flight = x->ctx == l->ctx && labels->ctx == l->ctx;
   failed = x->ctx;
-  status = cudl__copy_from_host(
-      x->ctx, x->data, slot->x,
-      (size_t)slot->rows * ds->image_bytes * sizeof(float));
+  status = upload(x->ctx, in_flight, x->data, slot->x,
+                  (size_t)slot->rows * ds->image_bytes * sizeof(float));
   if (status == CUDL_OK) {
     failed = labels->ctx;
-    status = cudl__copy_from_host(labels->ctx, labels->data, slot->labels,
-                                  (size_t)slot->rows * sizeof(int32_t));
+    status = upload(labels->ctx, in_flight, labels->data, slot->labels,
+                    (size_t)slot->rows * sizeof(int32_t));
   }
+  if (status == CUDL_OK && in_flight) status = cudl_event_record(slot->copied);
+  /* A failure: copies queued before it may still read the slot, which is
+   * offered again (or freed by a seek) only after they are done. */
+  if (status != CUDL_OK && in_flight) (void)cudl_context_synchronize(l->ctx);
 
   pthread_mutex_lock(&l->mutex);
   if (status != CUDL_OK) {
     slot->state = SLOT_READY; /* the same batch again next time */
+  } else if (in_flight) {
+    slot->state = SLOT_IN_FLIGHT; /* freed by settle_copies */
+    if (rows != NULL) *rows = slot->rows;
+    if (epoch_done != NULL) *epoch_done = slot->last;
   } else {
     slot->state = SLOT_FREE;
     if (rows != NULL) *rows = slot->rows;

@@ -1552,7 +1552,7 @@ TEST_F(LoaderTest, AllocationFailureAtEveryPointOfCreate) {
     EXPECT_EQ(counting_.live.size(), baseline) << "a failed create keeps nothing";
     ASSERT_LT(k, 20u);
   }
-  EXPECT_EQ(k, 7u) << "the loader, two slots of two buffers, the order: six allocations";
+  EXPECT_EQ(k, 12u) << "the loader, three slots of two buffers and an event, the order: eleven";
 }
 
 TEST_F(LoaderTest, CudaTensorsWhenAvailable) {
@@ -1584,6 +1584,51 @@ TEST_F(LoaderTest, CudaTensorsWhenAvailable) {
     got.labels.resize(static_cast<size_t>(rows));
     ExpectSame(got, Reference(cfg, i / 3, i % 3), "CUDA batch " + std::to_string(i));
   }
+  cudl_tensor_destroy(gx);
+  cudl_tensor_destroy(gy);
+  cudl_context_destroy(gpu);
+}
+
+// A loader of the GPU's own context uploads from pinned slots without
+// waiting (each slot stays in flight until the next call): the batches are
+// still the reference's, across epochs, after a seek back while a slot is
+// in flight, and when the loader is destroyed with one in flight.
+TEST_F(LoaderTest, CudaLoaderOfTheGpuContextUploadsWithoutWaiting) {
+  const cudl_test::CudaAvailability cuda = cudl_test::QueryCuda();
+  if (!cuda.available) GTEST_SKIP() << "no CUDA device: " << cuda.reason;
+  Build(MakeData(11, 3, 5, 5, 4));
+  cudl_loader_config cfg = Config(4, true, 3);
+  cfg.augment = 1;
+  cfg.crop_padding = 1;
+  cfg.horizontal_flip = 1;
+  cudl_context *gpu = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu));
+  cudl_tensor *gx = nullptr, *gy = nullptr;
+  const int64_t xs[4] = {4, 3, 5, 5}, ys[1] = {4};
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_F32, 4, xs, &gx));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_I32, 1, ys, &gy));
+  cudl_loader *l = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_loader_create(gpu, ds_, &cfg, &l)) << cudl_context_last_error(gpu);
+  auto check = [&](int64_t epoch, int64_t batch, const std::string &what) {
+    int64_t rows = 0;
+    int done = 0;
+    ASSERT_STATUS(CUDL_OK, cudl_loader_next(l, gx, gy, &rows, &done))
+        << cudl_context_last_error(gpu);
+    Batch got;
+    got.rows = rows;
+    got.done = done;
+    got.x = cudl_test::ReadF32(gx);
+    got.x.resize(static_cast<size_t>(rows) * data_.image());
+    got.labels.resize(4);
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_to_host(gy, got.labels.data(), 16));
+    got.labels.resize(static_cast<size_t>(rows));
+    ExpectSame(got, Reference(cfg, epoch, batch), what);
+  };
+  for (int64_t i = 0; i < 9; ++i) check(i / 3, i % 3, "batch " + std::to_string(i));
+  ASSERT_STATUS(CUDL_OK, cudl_loader_seek(l, 1, 1));
+  check(1, 1, "after the seek");
+  check(1, 2, "the next");
+  cudl_loader_destroy(l);  // one slot still in flight
   cudl_tensor_destroy(gx);
   cudl_tensor_destroy(gy);
   cudl_context_destroy(gpu);
