@@ -300,21 +300,22 @@ CUDL_API cudl_status cudl_loader_position(const cudl_loader *loader,
 
 /**
  * Copy the next batch into x ([batch, C, H, W] f32, any device or context)
- * and labels ([batch] i32, likewise), through the tensors' contexts' copies
- * from host memory. The last batch of an epoch may have fewer rows than
- * `batch`: then only its rows are written and the rest of x and labels is
- * left as it was. rows (may be NULL) receives the number of rows;
+ * and labels ([batch] i32, likewise). The last batch of an epoch may have fewer
+ * rows than `batch`: then only its rows are written and the rest of x and
+ * labels is left as it was. rows (may be NULL) receives the number of rows;
  * epoch_done (may be NULL) is set to 1 after the epoch's last batch, else
  * 0; the next call starts the next epoch. Waits while the thread prepares
  * the batch. An error of the thread is reported here (and again until a
  * seek); a failed copy leaves the position unchanged, so the same batch
  * can be asked for again. Errors are recorded in the loader's context.
- * When x and labels belong to the loader's own context the copies are
- * queued on its stream from pinned host memory and the call returns
- * without waiting for the device (on a GPU the batch arrives in stream
- * order, before any work queued after the call); the next call, a seek or
- * cudl_loader_destroy waits for them. Tensors of another context get
- * copies that are done when the call returns.
+ * The batch is made on the loader's context: the images' bytes, crops
+ * and labels are queued up from pinned host memory, and the crop, flip
+ * and normalisation run there (on a GPU a kernel), with the same bits as
+ * the recipe above on any device. For tensors of the loader's context the
+ * call returns without waiting for the device (on a GPU the batch arrives
+ * in stream order, before any work queued after the call; the next call, a
+ * seek or cudl_loader_destroy waits for the uploads); tensors of another
+ * context receive it through cudl_tensor_copy, done when the call returns.
  */
 CUDL_API cudl_status cudl_loader_next(cudl_loader *loader, cudl_tensor *x,
                                       cudl_tensor *labels, int64_t *rows,

@@ -1,9 +1,11 @@
 /*
  * batch.c - the contents of a batch as a pure function of (seed, epoch,
  * position): the epoch's order (a seeded Fisher-Yates shuffle) and each
- * image's crop, flip and normalisation, with the Philox layout documented
- * at cudl_loader_create. No state, no allocation, no cudl calls: the
- * loader's thread runs this (on pixels it decoded, for a streamed set).
+ * image's bytes, crop and flip, with the Philox layout documented at
+ * cudl_loader_create; the images_from_bytes operator then crops, flips and
+ * normalises on the batch's device. No state, no allocation, no cudl
+ * calls: the loader's thread runs this (on pixels it decoded, for a
+ * streamed set).
  */
 #include <string.h>
 
@@ -36,64 +38,26 @@ void cudl__data_order(uint32_t *perm, int64_t count, int shuffle, uint64_t seed,
   }
 }
 
-/* One image: crop by (dy, dx) from the image zero-padded by p, flip,
- * normalise through the per-channel table. */
-static void fill_image(const cudl_batch_recipe *recipe, const uint8_t *src,
-                       int p, int dy, int dx, int flip, float *out) {
-  const cudl_dataset *ds = recipe->ds;
-  const int h = ds->height, w = ds->width;
-  int c, y, x;
-  for (c = 0; c < ds->channels; ++c) {
-    const float *lut = recipe->lut[c];
-    const uint8_t *plane = src + (size_t)c * (size_t)h * (size_t)w;
-    for (y = 0; y < h; ++y) {
-      float *row = out + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w;
-      const int sy = y + dy - p;
-      if (sy < 0 || sy >= h) {
-        for (x = 0; x < w; ++x) row[x] = lut[0];
-        continue;
-      }
-      for (x = 0; x < w; ++x) {
-        const int sx = (flip ? w - 1 - x : x) + dx - p;
-        row[x] = (sx < 0 || sx >= w)
-                     ? lut[0]
-                     : lut[plane[(size_t)sy * (size_t)w + (size_t)sx]];
-      }
-    }
-  }
-}
-
-void cudl__data_fill(const cudl_batch_recipe *recipe, const uint32_t *order,
-                     int64_t rows, int64_t epoch, const uint8_t *staged,
-                     float *x, int32_t *labels) {
+void cudl__data_gather(const cudl_batch_recipe *recipe, const uint32_t *order,
+                       int64_t rows, int64_t epoch, int decoded,
+                       uint8_t *pixels, int32_t *crops, int32_t *labels) {
   const cudl_dataset *ds = recipe->ds;
   const int p = recipe->augment ? recipe->crop_padding : 0;
   const uint64_t span = 2 * (uint64_t)p + 1;
   int64_t r;
   for (r = 0; r < rows; ++r) {
     const uint32_t k = order[r];
-    const uint8_t *src = staged != NULL
-                             ? staged + (size_t)r * ds->image_bytes
-                             : ds->pixels + (size_t)k * ds->image_bytes;
-    float *out = x + (size_t)r * ds->image_bytes;
-    int dy = 0, dx = 0, flip = 0;
+    int32_t *crop = crops + 3 * r;
+    if (!decoded)
+      memcpy(pixels + (size_t)r * ds->image_bytes,
+             ds->pixels + (size_t)k * ds->image_bytes, ds->image_bytes);
+    crop[0] = crop[1] = crop[2] = 0;
     if (recipe->augment) {
       cudl_philox_block b =
           data_block(recipe->seed, k, CUDL_DATA_STREAM_AUGMENT, epoch);
-      dy = (int)(((uint64_t)b.v[0] * span) >> 32);
-      dx = (int)(((uint64_t)b.v[1] * span) >> 32);
-      flip = recipe->horizontal_flip && (b.v[2] >> 31) != 0;
-    }
-    if (!recipe->augment || (p == 0 && !flip)) {
-      /* The common case without a crop or flip: a straight table lookup. */
-      size_t i, plane = (size_t)ds->height * (size_t)ds->width;
-      int c;
-      for (c = 0; c < ds->channels; ++c)
-        for (i = 0; i < plane; ++i)
-          out[(size_t)c * plane + i] =
-              recipe->lut[c][src[(size_t)c * plane + i]];
-    } else {
-      fill_image(recipe, src, p, dy, dx, flip, out);
+      crop[0] = (int32_t)(((uint64_t)b.v[0] * span) >> 32);
+      crop[1] = (int32_t)(((uint64_t)b.v[1] * span) >> 32);
+      crop[2] = recipe->horizontal_flip && (b.v[2] >> 31) != 0;
     }
     labels[r] = ds->labels[k];
   }

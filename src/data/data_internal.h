@@ -150,15 +150,17 @@ typedef struct cudl_batch_recipe {
   const cudl_dataset *ds;
   uint64_t seed;
   int augment, crop_padding, horizontal_flip;
-  float lut[CUDL_DATASET_MAX_CHANNELS][256]; /* pixel -> normalised value */
+  float lut[CUDL_DATASET_MAX_CHANNELS][256]; /* byte -> normalised value */
 } cudl_batch_recipe;
 
-/* Fill x (rows * C * H * W floats) and labels (rows) with the images
- * order[0..rows) of `epoch`. The pixels are the dataset's, or with staged
- * not NULL (a streamed dataset) staged[r * image_bytes ...] for row r. */
-void cudl__data_fill(const cudl_batch_recipe *recipe, const uint32_t *order,
-                     int64_t rows, int64_t epoch, const uint8_t *staged,
-                     float *x, int32_t *labels);
+/* The images order[0..rows) of `epoch` as the images_from_bytes operator
+ * takes them: their bytes into pixels (rows * image_bytes; left as they
+ * are when decoded, a streamed dataset's batch already decoded there), each
+ * one's crop and flip into crops[3 r .. 3 r + 2] (dy, dx, flip: zeros
+ * without augmentation) and its label into labels[r]. */
+void cudl__data_gather(const cudl_batch_recipe *recipe, const uint32_t *order,
+                       int64_t rows, int64_t epoch, int decoded,
+                       uint8_t *pixels, int32_t *crops, int32_t *labels);
 
 /* ---- loader test hook ---- */
 

@@ -1,23 +1,27 @@
 /*
- * loader.c - batches prepared on a background thread.
+ * loader.c - batches prepared on a background thread, finished on the
+ * device.
  *
- * Three slots, each a batch's worth of f32 pixels and i32 labels. The
- * thread takes a free slot, fills it with the next batch of its position
- * (outside the lock) and marks it ready; cudl_loader_next waits for the
- * slot of the batch it wants and copies it into the caller's tensors. So
+ * Three slots, each a batch's worth of image bytes, crops (dy, dx, flip)
+ * and i32 labels. The thread takes a free slot, fills it with the next
+ * batch of its position (outside the lock: the images' bytes, decoded for
+ * a streamed set, and their crops, batch.c) and marks it ready;
+ * cudl_loader_next waits for the slot of the batch it wants, uploads it to
+ * the loader's context and runs images_from_bytes there (crop, flip and
+ * normalisation: on a GPU a kernel, a quarter of the bytes to upload). So
  * the thread works up to two batches ahead and the caller waits only when
  * it consumes faster than the host can prepare.
  *
- * On the loader's own context the copies do not wait for the device: the
- * slots are pinned host memory (cudl__host_pinned_alloc), the upload is
- * queued behind the work already on the stream, and the slot stays in
- * flight, with an event recorded after its copies, until the next
- * cudl_loader_next (or seek, or destroy) waits for that event and frees
- * it. On a GPU a training step then holds no host synchronisation for its
- * data (a copy from pageable memory would wait for the stream), and the
- * host runs at most about a step ahead of the device (the next call waits
- * for the previous batch's upload, which follows the step before it). A
- * tensor of another context gets the synchronous copy, as before.
+ * The uploads do not wait for the device: the slots are pinned host memory
+ * (cudl__host_pinned_alloc), the copies are queued behind the work already
+ * on the stream, and the slot stays in flight, with an event recorded
+ * after its copies, until the next cudl_loader_next (or seek, or destroy)
+ * waits for that event and frees it. On a GPU a training step then holds
+ * no host synchronisation for its data (a copy from pageable memory would
+ * wait for the stream), and the host runs at most about a step ahead of
+ * the device (the next call waits for the previous batch's upload, which
+ * follows the step before it). Tensors of another context receive the
+ * batch from the loader's own buffers (cudl_tensor_copy, which waits).
  *
  * Seeking bumps a generation number: ready slots are dropped, a slot being
  * filled for an older generation is dropped when the thread finishes it,
@@ -52,8 +56,8 @@ typedef struct loader_slot {
   uint64_t generation;
   int64_t epoch, batch, rows;
   int last; /* the epoch's last batch */
-  float *x;
-  int32_t *labels;
+  uint8_t *pixels;
+  int32_t *crops, *labels;
   cudl_event *copied; /* recorded after the slot's copies (in flight) */
 } loader_slot;
 
@@ -65,13 +69,16 @@ struct cudl_loader {
   int shuffle;
   int64_t batch, batches, count;
   int64_t global_batch, shard_start; /* world * batch; rank * batch */
-  size_t x_size, labels_size, perm_size; /* buffer bytes */
+  int64_t rows; /* the most a batch holds: min(batch, count) */
+  size_t pixels_size, crops_size, labels_size, perm_size; /* buffer bytes */
+  /* On the context: a slot's upload (the bytes in an i32 tensor's
+   * storage), the normalisation table, and where a batch for tensors of
+   * another context is made (made at the first such call). */
+  cudl_tensor *pixels_dev, *crops_dev, *lut_dev, *x_dev, *labels_dev;
 
   /* The thread's own. */
   uint32_t *perm;
   int64_t perm_epoch; /* the epoch perm holds; -1 for none */
-  uint8_t *staged;    /* streamed: the batch's decoded images */
-  size_t staged_size;
   char stage_error[LOADER_ERROR_TEXT];
 
   /* Shared, under mutex. */
@@ -173,12 +180,13 @@ static void *loader_thread(void *arg) {
         cudl__data_order(l->perm, l->count, l->shuffle, l->recipe.seed, epoch);
         l->perm_epoch = epoch;
       }
-      if (l->staged != NULL)
-        status = stage_images(l->ds, l->perm + first, rows, l->staged,
+      if (l->ds->streamed)
+        status = stage_images(l->ds, l->perm + first, rows, slot->pixels,
                               l->stage_error, sizeof l->stage_error);
       if (status == CUDL_OK)
-        cudl__data_fill(&l->recipe, l->perm + first, rows, epoch, l->staged,
-                        slot->x, slot->labels);
+        cudl__data_gather(&l->recipe, l->perm + first, rows, epoch,
+                          l->ds->streamed, slot->pixels, slot->crops,
+                          slot->labels);
     }
 
     pthread_mutex_lock(&l->mutex);
@@ -280,7 +288,6 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
   cudl_loader *l;
   cudl_status status;
   int64_t rows;
-  size_t image_floats;
   sigset_t all, old;
   int i, v, err;
   if (out != NULL) *out = NULL;
@@ -324,18 +331,22 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
   /* No batch has more rows than the dataset: the buffers are bounded by
    * the dataset's size, whatever config->batch says. */
   rows = config->batch < ds->count ? config->batch : ds->count;
-  image_floats = ds->image_bytes;
-  if (!cudl__mul_size((size_t)rows * image_floats, sizeof(float), &l->x_size)) {
+  l->rows = rows;
+  if (!cudl__mul_size((size_t)rows, ds->image_bytes, &l->pixels_size)) {
     return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
                                      "a batch's size overflows"));
   }
+  l->crops_size = (size_t)rows * 3 * sizeof(int32_t);
   l->labels_size = (size_t)rows * sizeof(int32_t);
   l->perm_size = (size_t)ds->count * sizeof(uint32_t);
   for (i = 0; i < LOADER_SLOTS; ++i) {
     loader_slot *slot = &l->slots[i];
-    void *x = NULL, *labels = NULL;
-    status = cudl__host_pinned_alloc(ctx, l->x_size, &x);
-    slot->x = (float *)x;
+    void *pixels = NULL, *crops = NULL, *labels = NULL;
+    status = cudl__host_pinned_alloc(ctx, l->pixels_size, &pixels);
+    slot->pixels = (uint8_t *)pixels;
+    if (status == CUDL_OK)
+      status = cudl__host_pinned_alloc(ctx, l->crops_size, &crops);
+    slot->crops = (int32_t *)crops;
     if (status == CUDL_OK)
       status = cudl__host_pinned_alloc(ctx, l->labels_size, &labels);
     slot->labels = (int32_t *)labels;
@@ -344,22 +355,32 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
       return fail_create(
           l, cudl__fail(ctx, status, fn,
                         "cannot allocate a batch buffer of %zu bytes: %s",
-                        l->x_size, ctx->last_error));
+                        l->pixels_size, ctx->last_error));
   }
   l->perm = (uint32_t *)cudl__host_alloc(&ctx->allocator, l->perm_size, 64);
   if (l->perm == NULL)
     return fail_create(l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
                                      "cannot allocate the epoch's order"));
-  if (ds->streamed) {
-    /* rows * image_bytes <= the x buffer's bytes: no overflow. */
-    l->staged_size = (size_t)rows * ds->image_bytes;
-    l->staged = (uint8_t *)cudl__host_alloc(&ctx->allocator, l->staged_size,
-                                            CUDL_HOST_ALIGNMENT);
-    if (l->staged == NULL)
+  {
+    /* The bytes ride in an i32 tensor's storage, rounded up to whole
+     * elements. */
+    const int64_t words = (int64_t)((l->pixels_size + 3) / 4);
+    const int64_t crops = rows * 3, table = (int64_t)ds->channels * 256;
+    status = cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, &words, &l->pixels_dev);
+    if (status == CUDL_OK)
+      status =
+          cudl_tensor_create(ctx, CUDL_DTYPE_I32, 1, &crops, &l->crops_dev);
+    if (status == CUDL_OK)
+      status = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &table, &l->lut_dev);
+    for (i = 0; i < ds->channels && status == CUDL_OK; ++i)
+      status =
+          cudl__copy_from_host(ctx, (float *)l->lut_dev->data + (size_t)i * 256,
+                               l->recipe.lut[i], sizeof l->recipe.lut[i]);
+    if (status != CUDL_OK)
       return fail_create(
-          l, cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
-                        "cannot allocate %zu bytes to decode a batch into",
-                        l->staged_size));
+          l, cudl__fail(ctx, status, fn,
+                        "cannot allocate the batch's buffers on %s: %s",
+                        ctx->device_name, ctx->last_error));
   }
 
   if ((err = pthread_mutex_init(&l->mutex, NULL)) != 0)
@@ -417,12 +438,17 @@ void cudl_loader_destroy(cudl_loader *l) {
     loader_slot *slot = &l->slots[i];
     /* The device may still be reading a slot in flight. */
     if (slot->state == SLOT_IN_FLIGHT) (void)cudl__event_wait(slot->copied);
-    cudl__host_pinned_free(l->ctx, slot->x, l->x_size);
+    cudl__host_pinned_free(l->ctx, slot->pixels, l->pixels_size);
+    cudl__host_pinned_free(l->ctx, slot->crops, l->crops_size);
     cudl__host_pinned_free(l->ctx, slot->labels, l->labels_size);
     cudl_event_destroy(slot->copied);
   }
+  cudl_tensor_destroy(l->pixels_dev);
+  cudl_tensor_destroy(l->crops_dev);
+  cudl_tensor_destroy(l->lut_dev);
+  cudl_tensor_destroy(l->x_dev);
+  cudl_tensor_destroy(l->labels_dev);
   cudl__host_free(&allocator, l->perm, l->perm_size);
-  cudl__host_free(&allocator, l->staged, l->staged_size);
   cudl__host_free(&allocator, l, sizeof *l);
 }
 
@@ -522,12 +548,76 @@ static cudl_status settle_copies(cudl_loader *l) {
   return CUDL_OK;
 }
 
-/* A slot's rows into a tensor of ctx: queued without waiting when the slot
- * then stays in flight, else returned once src may be reused. */
-static cudl_status upload(cudl_context *ctx, int in_flight, void *dst,
-                          const void *src, size_t nbytes) {
-  return in_flight ? cudl__copy_from_host_async(ctx, dst, src, nbytes)
-                   : cudl__copy_from_host(ctx, dst, src, nbytes);
+/* The loader's own buffer of shape [rows, rest of t's shape] and t's
+ * dtype, made at the first call that needs it: where a batch is made for a
+ * tensor t of another context. */
+static cudl_status own_buffer(cudl_loader *l, const cudl_tensor *t,
+                              cudl_tensor **buffer) {
+  int64_t shape[4];
+  int d;
+  if (*buffer != NULL) return CUDL_OK;
+  for (d = 0; d < t->ndim; ++d) shape[d] = t->shape[d];
+  shape[0] = l->rows;
+  return cudl_tensor_create(l->ctx, t->dtype, t->ndim, shape, buffer);
+}
+
+/* Rows [0, rows) of src into t (of another context), waiting for both. */
+static cudl_status copy_rows_to(cudl_tensor *t, const cudl_tensor *src,
+                                int64_t rows) {
+  cudl_tensor *to = NULL, *from = NULL;
+  cudl_status status = cudl_tensor_narrow(t, 0, rows, &to);
+  if (status == CUDL_OK) status = cudl_tensor_narrow(src, 0, rows, &from);
+  if (status == CUDL_OK) status = cudl_tensor_copy(to, from);
+  cudl_tensor_destroy(to);
+  cudl_tensor_destroy(from);
+  return status;
+}
+
+/* The slot's batch into x and labels: its bytes, crops and labels queued
+ * up to the loader's context, then images_from_bytes there, into x itself
+ * when x is of that context (else into the loader's buffer, then copied),
+ * and likewise the labels; the event after the uploads. On failure *failed
+ * is the context holding the error. */
+static cudl_status make_batch(cudl_loader *l, loader_slot *slot, cudl_tensor *x,
+                              cudl_tensor *labels, cudl_context **failed) {
+  const cudl_dataset *ds = l->ds;
+  cudl_context *ctx = l->ctx;
+  const int64_t pad = l->recipe.augment ? l->recipe.crop_padding : 0;
+  cudl_tensor *x_to = x, *labels_to = labels;
+  cudl_status status = CUDL_OK;
+  *failed = ctx;
+  if (x->ctx != ctx) status = own_buffer(l, x, &l->x_dev);
+  if (x->ctx != ctx) x_to = l->x_dev;
+  if (status == CUDL_OK && labels->ctx != ctx)
+    status = own_buffer(l, labels, &l->labels_dev);
+  if (labels->ctx != ctx) labels_to = l->labels_dev;
+  if (status == CUDL_OK)
+    status = cudl__copy_from_host_async(ctx, l->pixels_dev->data, slot->pixels,
+                                        (size_t)slot->rows * ds->image_bytes);
+  if (status == CUDL_OK)
+    status =
+        cudl__copy_from_host_async(ctx, l->crops_dev->data, slot->crops,
+                                   (size_t)slot->rows * 3 * sizeof(int32_t));
+  if (status == CUDL_OK)
+    status = cudl__copy_from_host_async(ctx, labels_to->data, slot->labels,
+                                        (size_t)slot->rows * sizeof(int32_t));
+  if (status == CUDL_OK) status = cudl_event_record(slot->copied);
+  if (status == CUDL_OK && slot->rows > 0)
+    status = CUDL_OP_CALL(
+        ctx, "cudl_loader_next", CUDL_DTYPE_F32, images_from_bytes,
+        (const uint8_t *)l->pixels_dev->data,
+        (const int32_t *)l->crops_dev->data, (const float *)l->lut_dev->data,
+        x_to->data, slot->rows, (int64_t)ds->channels, (int64_t)ds->height,
+        (int64_t)ds->width, pad);
+  if (status == CUDL_OK && x_to != x) {
+    *failed = x->ctx;
+    status = copy_rows_to(x, x_to, slot->rows);
+  }
+  if (status == CUDL_OK && labels_to != labels) {
+    *failed = labels->ctx;
+    status = copy_rows_to(labels, labels_to, slot->rows);
+  }
+  return status;
 }
 
 static loader_slot *wanted_slot(cudl_loader *l) {
@@ -550,7 +640,6 @@ cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
   loader_slot *slot;
   cudl_context *failed;
   cudl_status status;
-  int in_flight;
   char error_text[sizeof l->error_text];
   if (l == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ds = l->ds;
@@ -583,32 +672,18 @@ cudl_status cudl_loader_next(cudl_loader *l, cudl_tensor *x,
 
   /* The caller's thread: the tensors' contexts are used here, as in any
    * call. Only the batch's rows are written. */
-  in_flight = x->ctx == l->ctx && labels->ctx == l->ctx;
-  failed = x->ctx;
-  status = upload(x->ctx, in_flight, x->data, slot->x,
-                  (size_t)slot->rows * ds->image_bytes * sizeof(float));
-  if (status == CUDL_OK) {
-    failed = labels->ctx;
-    status = upload(labels->ctx, in_flight, labels->data, slot->labels,
-                    (size_t)slot->rows * sizeof(int32_t));
-  }
-  if (status == CUDL_OK && in_flight) status = cudl_event_record(slot->copied);
+  status = make_batch(l, slot, x, labels, &failed);
   /* A failure: copies queued before it may still read the slot, which is
    * offered again (or freed by a seek) only after they are done. */
-  if (status != CUDL_OK && in_flight) (void)cudl_context_synchronize(l->ctx);
+  if (status != CUDL_OK) (void)cudl_context_synchronize(l->ctx);
 
   pthread_mutex_lock(&l->mutex);
   if (status != CUDL_OK) {
     slot->state = SLOT_READY; /* the same batch again next time */
-  } else if (in_flight) {
+  } else {
     slot->state = SLOT_IN_FLIGHT; /* freed by settle_copies */
     if (rows != NULL) *rows = slot->rows;
     if (epoch_done != NULL) *epoch_done = slot->last;
-  } else {
-    slot->state = SLOT_FREE;
-    if (rows != NULL) *rows = slot->rows;
-    if (epoch_done != NULL) *epoch_done = slot->last;
-    pthread_cond_broadcast(&l->work);
   }
   pthread_mutex_unlock(&l->mutex);
   if (status != CUDL_OK)
