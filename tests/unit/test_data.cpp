@@ -1090,6 +1090,8 @@ class LoaderTest : public DataTest {
     EXPECT_EQ(got.labels, want.labels);
   }
 
+  void RunOnCuda(bool loader_of_the_gpu);
+
   HostData data_;
   cudl_dataset *ds_ = nullptr;
   cudl_tensor *x_ = nullptr, *y_ = nullptr;
@@ -1558,9 +1560,14 @@ TEST_F(LoaderTest, AllocationFailureAtEveryPointOfCreate) {
   EXPECT_EQ(k, 24u) << "23 allocations";
 }
 
-TEST_F(LoaderTest, CudaTensorsWhenAvailable) {
-  const cudl_test::CudaAvailability cuda = cudl_test::QueryCuda();
-  if (!cuda.available) GTEST_SKIP() << "no CUDA device: " << cuda.reason;
+// Batches of a loader into tensors of a CUDA context, against the
+// reference: nine batches over three epochs, then a seek back (with a
+// slot still in flight when the loader is the GPU's own) and one more,
+// then the loader destroyed with a slot in flight. With
+// loader_of_the_gpu the loader is the GPU context's (pinned uploads that
+// do not wait, images_from_bytes as a kernel); else the CPU context's,
+// whose batches reach the GPU through cudl_tensor_copy.
+void LoaderTest::RunOnCuda(bool loader_of_the_gpu) {
   Build(MakeData(11, 3, 5, 5, 4));
   cudl_loader_config cfg = Config(4, true, 3);
   cfg.augment = 1;
@@ -1572,51 +1579,15 @@ TEST_F(LoaderTest, CudaTensorsWhenAvailable) {
   const int64_t xs[4] = {4, 3, 5, 5}, ys[1] = {4};
   ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_F32, 4, xs, &gx));
   ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_I32, 1, ys, &gy));
-  cudl_loader *l = Loader(cfg);
-  for (int64_t i = 0; i < 9; ++i) {
-    int64_t rows = 0;
-    int done = 0;
-    ASSERT_STATUS(CUDL_OK, cudl_loader_next(l, gx, gy, &rows, &done)) << cudl_context_last_error(ctx_);
-    Batch got;
-    got.rows = rows;
-    got.done = done;
-    got.x = cudl_test::ReadF32(gx);
-    got.x.resize(static_cast<size_t>(rows) * data_.image());
-    got.labels.resize(4);
-    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_to_host(gy, got.labels.data(), 16));
-    got.labels.resize(static_cast<size_t>(rows));
-    ExpectSame(got, Reference(cfg, i / 3, i % 3), "CUDA batch " + std::to_string(i));
-  }
-  cudl_tensor_destroy(gx);
-  cudl_tensor_destroy(gy);
-  cudl_context_destroy(gpu);
-}
-
-// A loader of the GPU's own context uploads from pinned slots without
-// waiting (each slot stays in flight until the next call): the batches are
-// still the reference's, across epochs, after a seek back while a slot is
-// in flight, and when the loader is destroyed with one in flight.
-TEST_F(LoaderTest, CudaLoaderOfTheGpuContextUploadsWithoutWaiting) {
-  const cudl_test::CudaAvailability cuda = cudl_test::QueryCuda();
-  if (!cuda.available) GTEST_SKIP() << "no CUDA device: " << cuda.reason;
-  Build(MakeData(11, 3, 5, 5, 4));
-  cudl_loader_config cfg = Config(4, true, 3);
-  cfg.augment = 1;
-  cfg.crop_padding = 1;
-  cfg.horizontal_flip = 1;
-  cudl_context *gpu = nullptr;
-  ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CUDA, 0, &gpu));
-  cudl_tensor *gx = nullptr, *gy = nullptr;
-  const int64_t xs[4] = {4, 3, 5, 5}, ys[1] = {4};
-  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_F32, 4, xs, &gx));
-  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_I32, 1, ys, &gy));
+  cudl_context *owner = loader_of_the_gpu ? gpu : ctx_;
   cudl_loader *l = nullptr;
-  ASSERT_STATUS(CUDL_OK, cudl_loader_create(gpu, ds_, &cfg, &l)) << cudl_context_last_error(gpu);
+  ASSERT_STATUS(CUDL_OK, cudl_loader_create(owner, ds_, &cfg, &l))
+      << cudl_context_last_error(owner);
   auto check = [&](int64_t epoch, int64_t batch, const std::string &what) {
     int64_t rows = 0;
     int done = 0;
     ASSERT_STATUS(CUDL_OK, cudl_loader_next(l, gx, gy, &rows, &done))
-        << cudl_context_last_error(gpu);
+        << cudl_context_last_error(owner);
     Batch got;
     got.rows = rows;
     got.done = done;
@@ -1627,14 +1598,26 @@ TEST_F(LoaderTest, CudaLoaderOfTheGpuContextUploadsWithoutWaiting) {
     got.labels.resize(static_cast<size_t>(rows));
     ExpectSame(got, Reference(cfg, epoch, batch), what);
   };
-  for (int64_t i = 0; i < 9; ++i) check(i / 3, i % 3, "batch " + std::to_string(i));
+  for (int64_t i = 0; i < 9; ++i) check(i / 3, i % 3, "CUDA batch " + std::to_string(i));
   ASSERT_STATUS(CUDL_OK, cudl_loader_seek(l, 1, 1));
   check(1, 1, "after the seek");
   check(1, 2, "the next");
-  cudl_loader_destroy(l);  // one slot still in flight
+  cudl_loader_destroy(l);
   cudl_tensor_destroy(gx);
   cudl_tensor_destroy(gy);
   cudl_context_destroy(gpu);
+}
+
+TEST_F(LoaderTest, CudaTensorsWhenAvailable) {
+  const cudl_test::CudaAvailability cuda = cudl_test::QueryCuda();
+  if (!cuda.available) GTEST_SKIP() << "no CUDA device: " << cuda.reason;
+  RunOnCuda(false);
+}
+
+TEST_F(LoaderTest, CudaLoaderOfTheGpuContextUploadsWithoutWaiting) {
+  const cudl_test::CudaAvailability cuda = cudl_test::QueryCuda();
+  if (!cuda.available) GTEST_SKIP() << "no CUDA device: " << cuda.reason;
+  RunOnCuda(true);
 }
 
 }  // namespace
