@@ -525,26 +525,30 @@ static cudl_status check_tensor(cudl_loader *l, const cudl_tensor *t,
 }
 
 /* Free the slots whose copies were queued by an earlier call, once the
- * device has read them (the caller's thread: only it moves a slot in or
- * out of flight, so the waits need no lock). */
+ * device has read them. Only the caller's thread moves a slot in or out
+ * of flight, so which slots are in flight can be read once under the lock
+ * and the waits done outside it; the states themselves change under it,
+ * since the thread writes the other slots' states. */
 static cudl_status settle_copies(cudl_loader *l) {
-  int i, freed = 0;
+  int in_flight[LOADER_SLOTS], i, any = 0;
+  pthread_mutex_lock(&l->mutex);
   for (i = 0; i < LOADER_SLOTS; ++i) {
-    if (l->slots[i].state != SLOT_IN_FLIGHT) continue;
-    {
+    in_flight[i] = l->slots[i].state == SLOT_IN_FLIGHT;
+    any |= in_flight[i];
+  }
+  pthread_mutex_unlock(&l->mutex);
+  if (!any) return CUDL_OK;
+  for (i = 0; i < LOADER_SLOTS; ++i) {
+    if (in_flight[i]) {
       const cudl_status status = cudl__event_wait(l->slots[i].copied);
       if (status != CUDL_OK) return status;
     }
-    pthread_mutex_lock(&l->mutex);
-    l->slots[i].state = SLOT_FREE;
-    pthread_mutex_unlock(&l->mutex);
-    freed = 1;
   }
-  if (freed) {
-    pthread_mutex_lock(&l->mutex);
-    pthread_cond_broadcast(&l->work);
-    pthread_mutex_unlock(&l->mutex);
-  }
+  pthread_mutex_lock(&l->mutex);
+  for (i = 0; i < LOADER_SLOTS; ++i)
+    if (in_flight[i]) l->slots[i].state = SLOT_FREE;
+  pthread_cond_broadcast(&l->work);
+  pthread_mutex_unlock(&l->mutex);
   return CUDL_OK;
 }
 
