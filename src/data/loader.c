@@ -565,12 +565,18 @@ static cudl_status own_buffer(cudl_loader *l, const cudl_tensor *t,
   return cudl_tensor_create(l->ctx, t->dtype, t->ndim, shape, buffer);
 }
 
-/* Rows [0, rows) of src into t (of another context), waiting for both. */
+/* Rows [0, rows) of src into t (of another context), waiting for both.
+ * On failure *failed is the context holding the error: src's where its
+ * view could not be made, else t's. */
 static cudl_status copy_rows_to(cudl_tensor *t, const cudl_tensor *src,
-                                int64_t rows) {
+                                int64_t rows, cudl_context **failed) {
   cudl_tensor *to = NULL, *from = NULL;
   cudl_status status = cudl_tensor_narrow(t, 0, rows, &to);
-  if (status == CUDL_OK) status = cudl_tensor_narrow(src, 0, rows, &from);
+  *failed = t->ctx;
+  if (status == CUDL_OK) {
+    status = cudl_tensor_narrow(src, 0, rows, &from);
+    if (status != CUDL_OK) *failed = src->ctx;
+  }
   if (status == CUDL_OK) status = cudl_tensor_copy(to, from);
   cudl_tensor_destroy(to);
   cudl_tensor_destroy(from);
@@ -613,14 +619,10 @@ static cudl_status make_batch(cudl_loader *l, loader_slot *slot, cudl_tensor *x,
         (const int32_t *)l->crops_dev->data, (const float *)l->lut_dev->data,
         x_to->data, slot->rows, (int64_t)ds->channels, (int64_t)ds->height,
         (int64_t)ds->width, pad);
-  if (status == CUDL_OK && x_to != x) {
-    *failed = x->ctx;
-    status = copy_rows_to(x, x_to, slot->rows);
-  }
-  if (status == CUDL_OK && labels_to != labels) {
-    *failed = labels->ctx;
-    status = copy_rows_to(labels, labels_to, slot->rows);
-  }
+  if (status == CUDL_OK && x_to != x)
+    status = copy_rows_to(x, x_to, slot->rows, failed);
+  if (status == CUDL_OK && labels_to != labels)
+    status = copy_rows_to(labels, labels_to, slot->rows, failed);
   return status;
 }
 

@@ -1560,6 +1560,77 @@ TEST_F(LoaderTest, AllocationFailureAtEveryPointOfCreate) {
   EXPECT_EQ(k, 24u) << "23 allocations";
 }
 
+// A batch for tensors of another context goes through the loader's own
+// buffers, made at the first such call, and views of both sides: every
+// allocation of that call (the two contexts count into one allocator)
+// fails once, on a fresh loader each time. The call names what failed;
+// the batch stays offered, so the next call makes the same batch, even
+// where the failure came after its bytes had been uploaded and converted.
+TEST_F(LoaderTest, AllocationFailureAtEveryPointOfABatchForAnotherContext) {
+  Build(MakeData(10, 1, 4, 4, 3));
+  cudl_loader_config cfg = Config(4, true, 5);
+  cfg.augment = 1;
+  cfg.crop_padding = 1;
+  cudl_context *other = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_context_create(CUDL_DEVICE_CPU, 0, &other));
+  cudl_allocator hooks = counting_.hooks();
+  ASSERT_STATUS(CUDL_OK, cudl_context_set_allocator(other, &hooks));
+  cudl_tensor *x = nullptr, *y = nullptr;
+  const int64_t xs[4] = {4, 1, 4, 4}, ys[1] = {4};
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(other, CUDL_DTYPE_F32, 4, xs, &x));
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(other, CUDL_DTYPE_I32, 1, ys, &y));
+  auto expect_batch = [&](cudl_loader *l, int64_t b, const std::string &what) {
+    Batch got;
+    ASSERT_STATUS(CUDL_OK, cudl_loader_next(l, x, y, &got.rows, &got.done))
+        << cudl_context_last_error(ctx_);
+    got.x = cudl_test::ReadF32(x);
+    got.x.resize(static_cast<size_t>(got.rows) * data_.image());
+    got.labels.resize(4);
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_to_host(y, got.labels.data(), 16));
+    got.labels.resize(static_cast<size_t>(got.rows));
+    ExpectSame(got, Reference(cfg, 0, b), what);
+  };
+  size_t k = 1;
+  for (;; ++k) {
+    SCOPED_TRACE("allocation " + std::to_string(k) + " of the batch fails");
+    cudl_loader *l = nullptr;
+    ASSERT_STATUS(CUDL_OK, cudl_loader_create(ctx_, ds_, &cfg, &l));
+    // Errors in both contexts, so that a message read from the wrong one
+    // shows.
+    EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT, cudl_loader_position(l, nullptr, nullptr));
+    EXPECT_STATUS(CUDL_ERR_INVALID_ARGUMENT,
+                  cudl_tensor_create(other, CUDL_DTYPE_F32, 4, xs, nullptr));
+    const std::string stale = cudl_context_last_error(other);
+    const size_t failed_before = counting_.failed;
+    counting_.fail_at = counting_.allocs + counting_.failed + k;
+    int64_t rows = -1;
+    const cudl_status st = cudl_loader_next(l, x, y, &rows, nullptr);
+    counting_.fail_at = 0;
+    if (counting_.failed == failed_before) {
+      ASSERT_STATUS(CUDL_OK, st);
+      cudl_loader_destroy(l);
+      break;
+    }
+    EXPECT_STATUS(CUDL_ERR_OUT_OF_MEMORY, st);
+    EXPECT_TRUE(
+        HasSubstr(cudl_context_last_error(ctx_), "cudl_loader_next: copying the batch failed: "));
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx_), "allocate"));
+    EXPECT_FALSE(HasSubstr(cudl_context_last_error(ctx_), "is NULL"));
+    EXPECT_FALSE(HasSubstr(cudl_context_last_error(ctx_), stale));
+    EXPECT_EQ(rows, -1) << "nothing is reported for a failed batch";
+    expect_batch(l, 0, "the same batch again");
+    expect_batch(l, 1, "and the next");
+    cudl_loader_destroy(l);
+    ASSERT_LT(k, 40u);
+  }
+  // The two buffers (a tensor, its storage and its memory each), then a
+  // view of each side for the images and for the labels (a tensor each).
+  EXPECT_EQ(k, 11u) << "10 allocations";
+  cudl_tensor_destroy(x);
+  cudl_tensor_destroy(y);
+  cudl_context_destroy(other);
+}
+
 // Batches of a loader into tensors of a CUDA context, against the
 // reference: nine batches over three epochs, then a seek back (with a
 // slot still in flight when the loader is the GPU's own) and one more,
