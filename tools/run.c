@@ -522,6 +522,9 @@ int run_setup(run *r, options *o) {
   r->sync_every = o->sync_every > 0 ? o->sync_every
                   : cudl_context_device(r->ctx) == CUDL_DEVICE_CPU ? 1
                                                                    : 50;
+  rc = step_queue_open(&r->eval_queue, r->ctx, r->sync_every,
+                       "queueing the evaluation's losses");
+  if (rc != 0) return rc;
   r->logits = (float *)malloc((size_t)(r->batch * r->classes) * sizeof(float));
   if (r->logits == NULL) {
     cli_error("out of host memory for a batch of %" PRId64, r->batch);
@@ -533,6 +536,7 @@ int run_setup(run *r, options *o) {
 void run_free(run *r) {
   cudl_tensor_destroy(r->x);
   cudl_tensor_destroy(r->labels);
+  step_queue_free(&r->eval_queue);
   cudl_optimizer_destroy(r->opt);
   cudl_model_destroy(r->model);
   cudl_loader_destroy(r->train_loader);
@@ -606,11 +610,10 @@ cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
   double total = 0.0;
   int64_t seen = 0, hits = 0, rows = 0;
   int done = 0;
-  step_queue q;
+  step_queue *q = &r->eval_queue;
   cudl_status s;
-  memset(&q, 0, sizeof q);
-  s = step_queue_init(&q, r->ctx, r->sync_every);
-  if (s == CUDL_OK) s = cudl_model_set_training(r->model, 0);
+  step_queue_clear(q); /* what a failed evaluation left */
+  s = cudl_model_set_training(r->model, 0);
   while (s == CUDL_OK && !done) {
     step_entry m;
     cudl_tensor *xv = NULL, *lv = NULL;
@@ -619,14 +622,13 @@ cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
     if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, NULL);
     memset(&m, 0, sizeof m);
     m.rows = rows;
-    if (s == CUDL_OK) s = step_queue_push(&q, r->model, lv, NULL, &m);
+    if (s == CUDL_OK) s = step_queue_push(q, r->model, lv, NULL, &m);
     cudl_tensor_destroy(xv);
     cudl_tensor_destroy(lv);
     seen += rows;
-    if (s == CUDL_OK && step_queue_full(&q)) s = add_queued(&q, &total, &hits);
+    if (s == CUDL_OK && step_queue_full(q)) s = add_queued(q, &total, &hits);
   }
-  if (s == CUDL_OK) s = add_queued(&q, &total, &hits);
-  step_queue_free(&q);
+  if (s == CUDL_OK) s = add_queued(q, &total, &hits);
   if (s == CUDL_OK) s = cudl_model_set_training(r->model, 1);
   *loss = seen > 0 ? total / (double)seen : 0.0;
   *accuracy = seen > 0 ? (double)hits / (double)seen : 0.0;

@@ -9,6 +9,8 @@
 #include <cudl/cudl.h>
 #include <cudl/data.h>
 
+#include "step_queue.h"
+
 /* Which command a run is for. */
 typedef enum run_command {
   RUN_TRAIN = 1,
@@ -91,6 +93,7 @@ typedef struct run {
   int rank, world; /* the training loader's shard: 0 of 1 but in a
                       data-parallel run (run_dist.c) */
   int sync_every;  /* --sync-every, or the device's default (run_setup) */
+  step_queue eval_queue; /* run_evaluate's batches (sync_every of them) */
 } run;
 
 #endif /* CUDL_TOOLS_RUN_TYPES_H */

@@ -2,20 +2,28 @@
  * (step_queue.h). */
 #include "step_queue.h"
 
+#include "cli.h"
+
 #include <stdlib.h>
 
-cudl_status step_queue_init(step_queue *q, cudl_context *ctx, int capacity) {
+int step_queue_open(step_queue *q, cudl_context *ctx, int capacity,
+                    const char *what) {
   const int64_t n = 3 * (int64_t)capacity;
   cudl_status s;
-  if (capacity < 1) return CUDL_ERR_INVALID_ARGUMENT;
-  s = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &n, &q->values);
-  if (s != CUDL_OK) return s;
+  if (capacity < 1)
+    return cli_fail(NULL, CUDL_ERR_INVALID_ARGUMENT, "%s: %d steps", what,
+                    capacity);
+  /* The host's arrays first: a failure there leaves no message in ctx. */
   q->host = (float *)malloc((size_t)n * sizeof *q->host);
   q->entries = (step_entry *)calloc((size_t)capacity, sizeof *q->entries);
-  if (q->host == NULL || q->entries == NULL) return CUDL_ERR_OUT_OF_MEMORY;
+  if (q->host == NULL || q->entries == NULL)
+    return cli_fail(NULL, CUDL_ERR_OUT_OF_MEMORY,
+                    "%s: no host memory for %d steps' figures", what, capacity);
+  s = cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, &n, &q->values);
+  if (s != CUDL_OK) return cli_fail(ctx, s, "%s", what);
   q->capacity = capacity;
   q->count = 0;
-  return CUDL_OK;
+  return 0;
 }
 
 void step_queue_free(step_queue *q) {

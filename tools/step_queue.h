@@ -32,8 +32,10 @@ typedef struct step_queue {
 } step_queue;
 
 /* A queue of `capacity` steps (1 or more) on ctx's device; q zeroed first.
- * step_queue_free releases it either way. */
-cudl_status step_queue_init(step_queue *q, cudl_context *ctx, int capacity);
+ * 0, or CLI_EXIT_FAILED after printing why (`what` failed). step_queue_free
+ * releases it either way. */
+int step_queue_open(step_queue *q, cudl_context *ctx, int capacity,
+                    const char *what);
 void step_queue_free(step_queue *q);
 
 /* Queue the model's last forward: its loss (it must have had labels), its

@@ -215,8 +215,9 @@ int train_start(trainer *t, int argc, char **argv) {
           o->sync_every);
     t->r.sync_every = 1;
   }
-  s = step_queue_init(&t->queue, t->r.ctx, t->r.sync_every);
-  if (s != CUDL_OK) return cli_fail(t->r.ctx, s, "queueing the steps' losses");
+  if ((rc = step_queue_open(&t->queue, t->r.ctx, t->r.sync_every,
+                            "queueing the steps' losses")) != 0)
+    return rc;
   /* The other ranks of a data-parallel run write nothing and report
    * nothing. */
   if (!run_dist_root(&t->dist)) return RUN_GO;
