@@ -15,9 +15,11 @@
 # memcheck what is left of TOTAL_SECONDS (default 540), at most
 # MEMCHECK_SECONDS (default 270).
 #
-# Dependencies the GPU machine lacks (GoogleTest, Jansson, oneDNN)
-# come from .gpu-deps/, made by scripts/stage-gpu-deps.sh on a Debian machine
-# and carried along.
+# Dependencies the GPU machine lacks (GoogleTest, Jansson, oneDNN, libpng,
+# libjpeg) come from .gpu-deps/, made by scripts/stage-gpu-deps.sh on a
+# Debian machine and carried along (the device tool's carry: .gpu-deps).
+# Order: build, tests, the CLI on the GPU, benchmarks, sanitizers, so that a
+# run cut short by its time limit has checked the code before it times it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-check-out}}
@@ -106,8 +108,10 @@ fi
 # problem, not only the first.
 if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
   step build "$out/build.log" cmake --build "$build" -j "$jobs" -- -k 0
+  # Bounded as a whole too: a hang (an event never reached) must not take
+  # the rest of the device call.
   step "ctest (all tests)" "$out/ctest.log" \
-    ctest --test-dir "$build" --output-on-failure -j 8 --timeout 300
+    timeout 240 ctest --test-dir "$build" --output-on-failure -j 8 --timeout 120
   {
     grep -E "tests passed|tests failed" "$out/ctest.log"
     echo "$(grep -c '(Skipped)$' "$out/ctest.log") skipped; failed:"
@@ -148,6 +152,40 @@ if step configure "$out/build.log" cmake -S . -B "$build" "${args[@]}"; then
   fi
   step "examples/embed_cuda: a CUDA program running cudl on its stream" "$out/interop.log" \
     timeout 60 "$build/tests/embed_cuda" 8
+
+  # The CLI on the GPU before the benchmarks: the training loop's
+  # asynchronous parts (the loader's uploads, the step queue) have their
+  # first run here.
+  step "cudl info" "$out/extras.log" "$build/tools/cudl" info
+  step "cudl demo --device cuda" "$out/extras.log" timeout 60 "$build/tools/cudl" demo --device cuda
+  # --deterministic on the GPU: two runs of small-cnn (cuDNN convolutions,
+  # batch norm) on a tiny set give the same weights file, byte for byte.
+  det="$out/deterministic"
+  mkdir -p "$det/data"
+  python3 tests/cli/tiny_mnist.py "$det/data" 96 40 8 >/dev/null
+  # A third run reads the losses every step instead of at the epoch's end
+  # (--sync-every 1 against CUDA's 50: the step queue, cudl_count_hits and
+  # cudl_l2_norm on the device), with the same weights and metrics lines.
+  deterministic_twice() {
+    local k
+    for k in 1 2 3; do
+      "$build/tools/cudl" train --device cuda --model small-cnn --data mnist \
+        --data-dir "$det/data" --epochs 2 --batch 16 --deterministic \
+        --log-every 2 --metrics "$det/run$k.jsonl" \
+        $([ $k = 3 ] && echo --sync-every 1) --out "$det/run$k" || return 1
+    done
+    cmp "$det/run1/model.safetensors" "$det/run2/model.safetensors" &&
+      cmp "$det/run1/model.safetensors" "$det/run3/model.safetensors" &&
+      diff <(sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/run1/runK/g' "$det/run1.jsonl") \
+        <(sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/run3/runK/g' "$det/run3.jsonl")
+  }
+  step "train --deterministic twice on the GPU, and read every step: the same bytes" \
+    "$out/extras.log" env build="$build" det="$det" \
+    timeout 150 bash -c "$(declare -f deterministic_twice); deterministic_twice"
+  if python3 -c 'import safetensors' 2>/dev/null && [ -f scripts/safetensors_torch_check.py ]; then
+    step "PyTorch safetensors interop" "$out/extras.log" \
+      timeout 90 python3 scripts/safetensors_torch_check.py "$build"
+  fi
 
   # Benchmarks: the operator table (cudl and cuDNN, then PyTorch on the same
   # cases), training throughput (cudl, then PyTorch as GPU users run it:
@@ -272,9 +310,11 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
   # all of them together get MEMCHECK_SECONDS (default 270), so that the
   # whole script stays inside one 10-minute device call.
   memcheck_end=$((SECONDS + ${MEMCHECK_SECONDS:-270}))
-  total_end=$((${TOTAL_SECONDS:-540} - 30)) # leave time for the CLI checks
+  total_end=$((${TOTAL_SECONDS:-540} - 10))
   [ "$memcheck_end" -gt "$total_end" ] && memcheck_end=$total_end
-  for t in "$build"/tests/test_*; do
+  # The suites of the code that has run least on a GPU first.
+  for t in "$build"/tests/test_cuda "$build"/tests/test_data "$build"/tests/test_loss \
+    $(ls "$build"/tests/test_* | grep -vE '/test_(cuda|data|loss)$'); do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     left=$((memcheck_end - SECONDS))
@@ -310,35 +350,6 @@ ${cudl_headers:-unknown} headers); PyTorch $torch_cudnn"
   done
   [ -f "$out/memcheck.log" ] && tail -n 3 "$out/memcheck.log" | sed 's/^/    /' >>"$summary"
 
-  step "cudl info" "$out/extras.log" "$build/tools/cudl" info
-  step "cudl demo --device cuda" "$out/extras.log" "$build/tools/cudl" demo --device cuda
-  # --deterministic on the GPU: two runs of small-cnn (cuDNN convolutions,
-  # batch norm) on a tiny set give the same weights file, byte for byte.
-  det="$out/deterministic"
-  mkdir -p "$det/data"
-  python3 tests/cli/tiny_mnist.py "$det/data" 96 40 8 >/dev/null
-  # A third run reads the losses every step instead of at the epoch's end
-  # (--sync-every 1 against CUDA's 50: the step queue, cudl_count_hits and
-  # cudl_l2_norm on the device), with the same weights and metrics lines.
-  deterministic_twice() {
-    local k
-    for k in 1 2 3; do
-      "$build/tools/cudl" train --device cuda --model small-cnn --data mnist \
-        --data-dir "$det/data" --epochs 2 --batch 16 --deterministic \
-        --log-every 2 --metrics "$det/run$k.jsonl" \
-        $([ $k = 3 ] && echo --sync-every 1) --out "$det/run$k" || return 1
-    done
-    cmp "$det/run1/model.safetensors" "$det/run2/model.safetensors" &&
-      cmp "$det/run1/model.safetensors" "$det/run3/model.safetensors" &&
-      diff <(sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/run1/runK/g' "$det/run1.jsonl") \
-        <(sed -E 's/"(seconds|images_per_second)": [0-9.e+-]*//g; s/run3/runK/g' "$det/run3.jsonl")
-  }
-  step "train --deterministic twice on the GPU, and read every step: the same bytes" \
-    "$out/extras.log" deterministic_twice
-  if python3 -c 'import safetensors' 2>/dev/null && [ -f scripts/safetensors_torch_check.py ]; then
-    step "PyTorch safetensors interop" "$out/extras.log" \
-      python3 scripts/safetensors_torch_check.py "$build"
-  fi
 fi
 
 echo >>"$summary"
