@@ -256,10 +256,23 @@ static cudl_status cuda_copy_from_host(cudl_context *ctx, void *dst,
  * portable, so that any context's stream may copy from it. */
 static cudl_status cuda_host_pinned_alloc(cudl_context *ctx, size_t nbytes,
                                           void **ptr) {
+  void *p = NULL;
+  cudaError_t err;
   *ptr = NULL;
   CUDL_CUDA_TRY(ctx, cudaSetDevice(ctx->device_index));
-  CUDL_CUDA_TRY(
-      ctx, cudaHostAlloc(ptr, nbytes > 0 ? nbytes : 1, cudaHostAllocPortable));
+  /* Counted by fault injection as the device's allocations are; reported
+   * here, since the memory limit (device memory) has no say in it. */
+  err = cudl__allocation_fails(ctx)
+            ? cudaErrorMemoryAllocation
+            : cudaHostAlloc(&p, nbytes > 0 ? nbytes : 1, cudaHostAllocPortable);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, "cuda",
+                      "cannot allocate %zu bytes of page-locked host memory",
+                      nbytes);
+  }
+  CUDL_CUDA_TRY(ctx, err);
+  *ptr = p;
   return CUDL_OK;
 }
 

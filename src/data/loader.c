@@ -15,8 +15,9 @@
  * The uploads do not wait for the device: the slots are pinned host memory
  * (cudl__host_pinned_alloc), the copies are queued behind the work already
  * on the stream, and the slot stays in flight, with an event recorded
- * after its copies, until the next cudl_loader_next (or seek, or destroy)
- * waits for that event and frees it. On a GPU a training step then holds
+ * after its copies, until the next cudl_loader_next (or destroy) waits for
+ * that event and frees it (a seek leaves it in flight: the thread refills
+ * only free slots). On a GPU a training step then holds
  * no host synchronisation for its data (a copy from pageable memory would
  * wait for the stream), and the host runs at most about a step ahead of
  * the device (the next call waits for the previous batch's upload, which
