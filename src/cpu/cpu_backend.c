@@ -17,6 +17,7 @@ static void cpu_close(cudl_context *ctx) {
   cudl_cpu_state *state = (cudl_cpu_state *)ctx->backend_state;
   cudl_allocator allocator;
   if (state == NULL) return;
+  cudl__cpu_conv_plans_release(state);
   cudl__cpu_dnnl_release(state);
   allocator = state->allocator;
   if (state->workspace != NULL)

@@ -35,6 +35,9 @@
  * oneDNN 2.6 converts there with its scalar reference reorder.
  */
 #include <string.h>
+#ifdef _OPENMP
+#  include <omp.h>
+#endif
 
 #include "cpu/cpu_dnnl.h"
 
@@ -208,29 +211,6 @@ static size_t align_up(size_t n) {
   return (n + CUDL_HOST_ALIGNMENT - 1) & ~(size_t)(CUDL_HOST_ALIGNMENT - 1);
 }
 
-/* Reorder src into dst (both memories on the engine). */
-static cudl_status reorder(cudl_context *ctx, cudl_cpu_state *dnnl,
-                           dnnl_memory_t src, const dnnl_memory_desc_t *src_md,
-                           dnnl_memory_t dst,
-                           const dnnl_memory_desc_t *dst_md) {
-  dnnl_primitive_desc_t pd = NULL;
-  dnnl_primitive_t prim = NULL;
-  dnnl_exec_arg_t args[2];
-  cudl_status status = CUDL_OK;
-  DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, src_md, dnnl->dnnl_engine,
-                                              dst_md, dnnl->dnnl_engine, NULL));
-  DNNL_TRY(dnnl_primitive_create(&prim, pd));
-  args[0].arg = DNNL_ARG_FROM;
-  args[0].memory = src;
-  args[1].arg = DNNL_ARG_TO;
-  args[1].memory = dst;
-  DNNL_TRY(dnnl_primitive_execute(prim, dnnl->dnnl_stream, 2, args));
-done:
-  if (prim != NULL) dnnl_primitive_destroy(prim);
-  if (pd != NULL) dnnl_primitive_desc_destroy(pd);
-  return status;
-}
-
 /* The epilogue as oneDNN's post-ops on attr: the residual through the sum
  * post-op (y += the result, so the residual is copied into y first), then
  * the (leaky) ReLU; the bias is the convolution's own operand. Not the
@@ -282,6 +262,304 @@ static int takes_winograd(const cudl_conv2d_geometry *g, cudl_dtype dtype) {
          macs >= WINOGRAD_MIN_MACS;
 }
 
+/* ---- plans: what a pass needs from oneDNN, made once per shape ---- */
+
+/* Everything a plan depends on, as 64-bit integers so that keys compare
+ * with memcmp: the geometry, the pass, the dtype, the epilogue's parts and
+ * the OpenMP threads (a oneDNN primitive sizes its scratchpad and splits
+ * its work for the threads it was made with). */
+typedef struct plan_key {
+  cudl_conv2d_geometry g;
+  int64_t which, dtype, threads;
+  int64_t epilogue, bias, residual, relu, negative_slope_bits;
+} plan_key;
+
+/* A pass made ready to run: the primitive, the reorders around it, and the
+ * workspace's layout. oneDNN's own primitive cache keeps the generated
+ * code, but making the descriptors, the primitive descriptor and the
+ * primitive again each call took a fifth of ResNet-20's time at batch 1
+ * (1x28x28, fp32) on the development machine; a plan takes none of it. */
+struct cudl_cpu_conv_plan {
+  plan_key key;
+  uint64_t last_used;
+  cudl_allocator allocator; /* allocated this plan */
+  /* Nothing to run: bf16 with only oneDNN's reference loops for the pass,
+   * or an epilogue no optimised kernel takes. The caller falls back. */
+  int declined;
+  dnnl_primitive_t prim;
+  /* x, w, y in the roles of the pass (run_pass): cudl's layout, the
+   * primitive's, the argument each is, and the reorder into the
+   * primitive's layout (inputs, and y where a residual is summed into it)
+   * or back out of it (the output); NULL where the layouts agree. */
+  dnnl_memory_desc_t plain[3], wanted[3], bias, scratch;
+  int arg_of[3];
+  dnnl_primitive_t to_wanted[3], from_wanted[3];
+  size_t offsets[4], total;
+};
+
+static void plan_destroy(struct cudl_cpu_conv_plan *p) {
+  cudl_allocator allocator;
+  int i;
+  if (p == NULL) return;
+  for (i = 0; i < 3; ++i) {
+    if (p->to_wanted[i] != NULL) dnnl_primitive_destroy(p->to_wanted[i]);
+    if (p->from_wanted[i] != NULL) dnnl_primitive_destroy(p->from_wanted[i]);
+  }
+  if (p->prim != NULL) dnnl_primitive_destroy(p->prim);
+  allocator = p->allocator;
+  cudl__host_free(&allocator, p, sizeof *p);
+}
+
+void cudl__cpu_conv_plans_release(cudl_cpu_state *state) {
+  int i;
+  for (i = 0; i < CUDL_CPU_CONV_PLANS; ++i) {
+    plan_destroy(state->conv_plans[i]);
+    state->conv_plans[i] = NULL;
+  }
+}
+
+static plan_key make_key(const cudl_conv2d_geometry *g, pass which,
+                         cudl_dtype dtype, const cudl_conv2d_epilogue *e) {
+  plan_key k;
+  memset(&k, 0, sizeof k);
+  k.g = *g;
+  k.which = which;
+  k.dtype = dtype;
+#ifdef _OPENMP
+  k.threads = omp_get_max_threads();
+#else
+  k.threads = 1;
+#endif
+  if (e != NULL) {
+    uint32_t bits;
+    memcpy(&bits, &e->negative_slope, sizeof bits);
+    k.epilogue = 1;
+    k.bias = e->bias != NULL;
+    k.residual = e->residual != NULL;
+    k.relu = e->relu != 0;
+    k.negative_slope_bits = bits;
+  }
+  return k;
+}
+
+/* A reorder primitive from `from` to `to`. */
+static cudl_status make_reorder(cudl_context *ctx, cudl_cpu_state *dnnl,
+                                const dnnl_memory_desc_t *from,
+                                const dnnl_memory_desc_t *to,
+                                dnnl_primitive_t *prim) {
+  dnnl_primitive_desc_t pd = NULL;
+  cudl_status status = CUDL_OK;
+  DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, from, dnnl->dnnl_engine, to,
+                                              dnnl->dnnl_engine, NULL));
+  DNNL_TRY(dnnl_primitive_create(prim, pd));
+done:
+  if (pd != NULL) dnnl_primitive_desc_destroy(pd);
+  return status;
+}
+
+/* The primitive descriptor for p's pass, trying the algorithms and layouts
+ * in order: Winograd where it takes the shape, channels-last tensors as
+ * they are, then oneDNN's preferred layouts (for an epilogue or bf16, only
+ * optimised kernels; else whatever oneDNN has). *pd is NULL, with nothing
+ * recorded, where the pass is declined; d holds the descriptors made. */
+static cudl_status choose_pd(cudl_context *ctx, cudl_cpu_state *dnnl,
+                             const cudl_conv2d_geometry *g, pass which,
+                             cudl_dtype dtype, const cudl_conv2d_epilogue *e,
+                             conv_descs *d, dnnl_primitive_desc_t *pd) {
+  const dnnl_data_type_t type = cudl__cpu_dnnl_type(dtype);
+  const int bias = e != NULL && e->bias != NULL;
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t fwd_pd = NULL;
+  dnnl_status_t made = dnnl_unimplemented;
+  cudl_status status = CUDL_OK;
+  *pd = NULL;
+  DNNL_TRY(dnnl_primitive_attr_create(&attr));
+  DNNL_TRY(
+      dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+  if (e != NULL) {
+    status = set_epilogue(ctx, e, attr);
+    if (status != CUDL_OK) goto done;
+  }
+  if (takes_winograd(g, dtype)) {
+    status = make_descs(ctx, g, type, 0, d);
+    if (status != CUDL_OK) goto done;
+    made = make_optimised_pd(dnnl, d, which, dnnl_convolution_winograd, bias,
+                             attr, pd, &fwd_pd);
+  }
+  if (made != dnnl_success && g->channels_last) {
+    status = make_descs(ctx, g, type, 1, d);
+    if (status != CUDL_OK) goto done;
+    made = make_optimised_pd(dnnl, d, which, dnnl_convolution_direct, bias,
+                             attr, pd, &fwd_pd);
+  }
+  if (e != NULL && made != dnnl_success) goto done; /* declined */
+  if (made != dnnl_success) {
+    status = make_descs(ctx, g, type, 0, d);
+    if (status != CUDL_OK) goto done;
+    made =
+        make_pd(dnnl, d, which, dnnl_convolution_direct, 0, attr, pd, &fwd_pd);
+  }
+  if (type == dnnl_bf16 &&
+      (made == dnnl_unimplemented ||
+       (made == dnnl_success && cudl__cpu_dnnl_is_reference(*pd)))) {
+    made = dnnl_unimplemented; /* declined */
+    goto done;
+  }
+  if (made != dnnl_success)
+    status =
+        cudl__cpu_dnnl_error(ctx, made, creating(which), __FILE__, __LINE__);
+done:
+  if (made != dnnl_success && *pd != NULL) {
+    dnnl_primitive_desc_destroy(*pd);
+    *pd = NULL;
+  }
+  if (fwd_pd != NULL) dnnl_primitive_desc_destroy(fwd_pd);
+  if (attr != NULL) dnnl_primitive_attr_destroy(attr);
+  return status;
+}
+
+/* Fill plan p (its key set, the rest zeroed) for its pass. */
+static cudl_status make_plan(cudl_context *ctx, cudl_cpu_state *dnnl,
+                             const cudl_conv2d_geometry *g, pass which,
+                             cudl_dtype dtype, const cudl_conv2d_epilogue *e,
+                             struct cudl_cpu_conv_plan *p) {
+  static const dnnl_query_t forward[3] = {
+      dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
+  static const dnnl_query_t backward_data[3] = {
+      dnnl_query_diff_src_md, dnnl_query_weights_md, dnnl_query_diff_dst_md};
+  static const dnnl_query_t backward_filter[3] = {
+      dnnl_query_src_md, dnnl_query_diff_weights_md, dnnl_query_diff_dst_md};
+  static const int forward_args[3] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS,
+                                      DNNL_ARG_DST};
+  static const int backward_data_args[3] = {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS,
+                                            DNNL_ARG_DIFF_DST};
+  static const int backward_filter_args[3] = {
+      DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST};
+  const dnnl_query_t *queries = which == PASS_FORWARD         ? forward
+                                : which == PASS_BACKWARD_DATA ? backward_data
+                                                              : backward_filter;
+  const int *args = which == PASS_FORWARD         ? forward_args
+                    : which == PASS_BACKWARD_DATA ? backward_data_args
+                                                  : backward_filter_args;
+  const dnnl_memory_desc_t *scratch;
+  dnnl_primitive_desc_t pd = NULL;
+  conv_descs d;
+  size_t total = 0;
+  int i;
+  cudl_status status = choose_pd(ctx, dnnl, g, which, dtype, e, &d, &pd);
+  if (status != CUDL_OK) return status;
+  if (pd == NULL) {
+    p->declined = 1;
+    return CUDL_OK;
+  }
+  p->plain[0] = d.x;
+  p->plain[1] = d.w;
+  p->plain[2] = d.y;
+  p->bias = d.bias;
+  for (i = 0; i < 3; ++i) {
+    const dnnl_memory_desc_t *wanted =
+        dnnl_primitive_desc_query_md(pd, queries[i], 0);
+    if (wanted == NULL) {
+      status = CUDL_FAIL(ctx, CUDL_ERR_INTERNAL,
+                         "oneDNN returned no memory descriptor for an operand");
+      goto done;
+    }
+    p->wanted[i] = *wanted;
+    p->arg_of[i] = args[i];
+  }
+  scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  if (scratch != NULL) p->scratch = *scratch;
+  /* The workspace: a buffer per operand in another layout, then the
+   * scratchpad. */
+  for (i = 0; i < 3; ++i) {
+    p->offsets[i] = total;
+    if (dnnl_memory_desc_equal(&p->plain[i], &p->wanted[i])) continue;
+    total = align_up(total + dnnl_memory_desc_get_size(&p->wanted[i]));
+    if (is_output(which, i)) {
+      status = make_reorder(ctx, dnnl, &p->wanted[i], &p->plain[i],
+                            &p->from_wanted[i]);
+      if (status == CUDL_OK && e != NULL && e->residual != NULL)
+        status = make_reorder(ctx, dnnl, &p->plain[i], &p->wanted[i],
+                              &p->to_wanted[i]);
+    } else {
+      status = make_reorder(ctx, dnnl, &p->plain[i], &p->wanted[i],
+                            &p->to_wanted[i]);
+    }
+    if (status != CUDL_OK) goto done;
+  }
+  p->offsets[3] = total;
+  p->total = total + dnnl_memory_desc_get_size(&p->scratch);
+  DNNL_TRY(dnnl_primitive_create(&p->prim, pd));
+done:
+  dnnl_primitive_desc_destroy(pd);
+  return status;
+}
+
+/* The context's plan for key (made and kept on first use; the least
+ * recently used of CUDL_CPU_CONV_PLANS goes when they are all taken). */
+static cudl_status find_plan(cudl_context *ctx, cudl_cpu_state *dnnl,
+                             const plan_key *key, const cudl_conv2d_geometry *g,
+                             pass which, cudl_dtype dtype,
+                             const cudl_conv2d_epilogue *e,
+                             struct cudl_cpu_conv_plan **out) {
+  struct cudl_cpu_conv_plan *p;
+  int i, slot = 0;
+  cudl_status status;
+  for (i = 0; i < CUDL_CPU_CONV_PLANS; ++i) {
+    p = dnnl->conv_plans[i];
+    if (p != NULL && memcmp(&p->key, key, sizeof *key) == 0) {
+      p->last_used = ++dnnl->conv_plan_clock;
+      *out = p;
+      return CUDL_OK;
+    }
+    if (p == NULL || (dnnl->conv_plans[slot] != NULL &&
+                      p->last_used < dnnl->conv_plans[slot]->last_used))
+      slot = i;
+  }
+  p = (struct cudl_cpu_conv_plan *)cudl__host_alloc(&ctx->allocator, sizeof *p,
+                                                    sizeof(void *));
+  if (p == NULL)
+    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY,
+                     "cannot allocate a convolution plan");
+  memset(p, 0, sizeof *p);
+  p->allocator = ctx->allocator;
+  p->key = *key;
+  status = make_plan(ctx, dnnl, g, which, dtype, e, p);
+  if (status != CUDL_OK) {
+    plan_destroy(p);
+    return status;
+  }
+  plan_destroy(dnnl->conv_plans[slot]);
+  p->last_used = ++dnnl->conv_plan_clock;
+  dnnl->conv_plans[slot] = p;
+  *out = p;
+  return CUDL_OK;
+}
+
+/* Run reorder primitive r from `from` (layout from_md, at from_data) to
+ * `to` (to_md, at to_data). */
+static cudl_status run_reorder(cudl_context *ctx, cudl_cpu_state *dnnl,
+                               dnnl_primitive_t r,
+                               const dnnl_memory_desc_t *from_md,
+                               const void *from_data,
+                               const dnnl_memory_desc_t *to_md, void *to_data) {
+  dnnl_memory_t from = NULL, to = NULL;
+  dnnl_exec_arg_t args[2];
+  cudl_status status = CUDL_OK;
+  DNNL_TRY(
+      dnnl_memory_create(&from, from_md, dnnl->dnnl_engine, (void *)from_data));
+  DNNL_TRY(dnnl_memory_create(&to, to_md, dnnl->dnnl_engine, to_data));
+  args[0].arg = DNNL_ARG_FROM;
+  args[0].memory = from;
+  args[1].arg = DNNL_ARG_TO;
+  args[1].memory = to;
+  DNNL_TRY(dnnl_primitive_execute(r, dnnl->dnnl_stream, 2, args));
+done:
+  if (from != NULL) dnnl_memory_destroy(from);
+  if (to != NULL) dnnl_memory_destroy(to);
+  return status;
+}
+
 /* One convolution pass on tensors of `dtype` (f32, or bf16 computed in
  * bf16). in1 and in2 are the inputs, out the output, in the order and with
  * the roles of `which`:
@@ -299,193 +577,93 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
                             pass which, cudl_dtype dtype,
                             const cudl_conv2d_epilogue *e, const void *in1,
                             const void *in2, void *out, int *ran) {
-  const dnnl_data_type_t type = cudl__cpu_dnnl_type(dtype);
   cudl_cpu_state *dnnl = NULL;
-  conv_descs d;
-  dnnl_primitive_attr_t attr = NULL;
-  dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
-  dnnl_primitive_t prim = NULL;
+  struct cudl_cpu_conv_plan *p = NULL;
+  plan_key key;
+  dnnl_memory_t mem[3] = {NULL, NULL, NULL};
   dnnl_memory_t scratch_mem = NULL, bias_mem = NULL;
-  dnnl_status_t made;
-  operand ops[3]; /* x, w, y in the roles of this pass */
-  int arg_of[3], i, nargs = 0;
-  const dnnl_memory_desc_t *scratch_md;
-  size_t total = 0, offsets[4];
-  void *workspace;
+  void *data[3], *buffer[3], *workspace;
+  int i, nargs = 0;
   dnnl_exec_arg_t args[5]; /* x, w, y, the bias, the scratchpad */
   cudl_status status;
 
   *ran = 0;
   if (e != NULL && !g->channels_last) return CUDL_OK; /* declined */
-  memset(ops, 0, sizeof ops);
   status = cudl__cpu_dnnl(ctx, &dnnl);
   if (status != CUDL_OK) return status;
-  DNNL_TRY(dnnl_primitive_attr_create(&attr));
-  DNNL_TRY(
-      dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
-  if (e != NULL) {
-    status = set_epilogue(ctx, e, attr);
-    if (status != CUDL_OK) goto done;
-  }
-  made = dnnl_unimplemented;
-  if (takes_winograd(g, dtype)) {
-    status = make_descs(ctx, g, type, 0, &d);
-    if (status != CUDL_OK) goto done;
-    made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_winograd,
-                             e != NULL && e->bias != NULL, attr, &pd, &fwd_pd);
-  }
-  if (made != dnnl_success && g->channels_last) {
-    status = make_descs(ctx, g, type, 1, &d);
-    if (status != CUDL_OK) goto done;
-    made = make_optimised_pd(dnnl, &d, which, dnnl_convolution_direct,
-                             e != NULL && e->bias != NULL, attr, &pd, &fwd_pd);
-  }
-  if (e != NULL && made != dnnl_success) goto done;
-  if (made != dnnl_success) {
-    status = make_descs(ctx, g, type, 0, &d);
-    if (status != CUDL_OK) goto done;
-    made = make_pd(dnnl, &d, which, dnnl_convolution_direct, 0, attr, &pd,
-                   &fwd_pd);
-  }
-  if (type == dnnl_bf16 &&
-      (made == dnnl_unimplemented ||
-       (made == dnnl_success && cudl__cpu_dnnl_is_reference(pd))))
-    goto done;
-  if (made != dnnl_success) {
-    status =
-        cudl__cpu_dnnl_error(ctx, made, creating(which), __FILE__, __LINE__);
-    goto done;
-  }
-
-  ops[0].plain = d.x;
-  ops[1].plain = d.w;
-  ops[2].plain = d.y;
+  key = make_key(g, which, dtype, e);
+  status = find_plan(ctx, dnnl, &key, g, which, dtype, e, &p);
+  if (status != CUDL_OK || p->declined) return status;
   switch (which) {
     case PASS_FORWARD:
-      ops[0].wanted = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-      ops[1].wanted =
-          dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-      ops[2].wanted = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-      ops[0].data = (void *)in1;
-      ops[1].data = (void *)in2;
-      ops[2].data = out;
-      arg_of[0] = DNNL_ARG_SRC;
-      arg_of[1] = DNNL_ARG_WEIGHTS;
-      arg_of[2] = DNNL_ARG_DST;
+      data[0] = (void *)in1;
+      data[1] = (void *)in2;
+      data[2] = out;
       break;
     case PASS_BACKWARD_DATA:
-      ops[0].wanted =
-          dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0);
-      ops[1].wanted =
-          dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-      ops[2].wanted =
-          dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
-      ops[0].data = out;
-      ops[1].data = (void *)in1;
-      ops[2].data = (void *)in2;
-      arg_of[0] = DNNL_ARG_DIFF_SRC;
-      arg_of[1] = DNNL_ARG_WEIGHTS;
-      arg_of[2] = DNNL_ARG_DIFF_DST;
+      data[0] = out;
+      data[1] = (void *)in1;
+      data[2] = (void *)in2;
       break;
     default:
-      ops[0].wanted = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-      ops[1].wanted =
-          dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
-      ops[2].wanted =
-          dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0);
-      ops[0].data = (void *)in1;
-      ops[1].data = out;
-      ops[2].data = (void *)in2;
-      arg_of[0] = DNNL_ARG_SRC;
-      arg_of[1] = DNNL_ARG_DIFF_WEIGHTS;
-      arg_of[2] = DNNL_ARG_DIFF_DST;
+      data[0] = (void *)in1;
+      data[1] = out;
+      data[2] = (void *)in2;
       break;
   }
-  scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-  if (ops[0].wanted == NULL || ops[1].wanted == NULL || ops[2].wanted == NULL) {
-    status = CUDL_FAIL(ctx, CUDL_ERR_INTERNAL,
-                       "oneDNN returned no memory descriptor for an operand");
-    goto done;
-  }
+  status = cudl__cpu_workspace(ctx, p->total > 0 ? p->total : 1, &workspace);
+  if (status != CUDL_OK) return status;
 
-  /* Lay out the workspace: a buffer per operand that needs reordering,
-   * then the scratchpad. */
-  for (i = 0; i < 3; ++i) {
-    offsets[i] = total;
-    if (!dnnl_memory_desc_equal(&ops[i].plain, ops[i].wanted))
-      total = align_up(total + dnnl_memory_desc_get_size(ops[i].wanted));
-  }
-  offsets[3] = total;
-  if (scratch_md != NULL) total += dnnl_memory_desc_get_size(scratch_md);
-  status = cudl__cpu_workspace(ctx, total > 0 ? total : 1, &workspace);
-  if (status != CUDL_OK) goto done;
-
-  /* Inputs whose layout differs from the primitive's go through a reorder
+  /* Inputs in another layout than the primitive's go through a reorder
    * into their buffer; outputs get an empty one. */
   for (i = 0; i < 3; ++i) {
-    dnnl_memory_t plain_mem = NULL;
-    if (dnnl_memory_desc_equal(&ops[i].plain, ops[i].wanted)) {
-      DNNL_TRY(dnnl_memory_create(&ops[i].mem, &ops[i].plain, dnnl->dnnl_engine,
-                                  ops[i].data));
-      continue;
+    const int reordered = p->to_wanted[i] != NULL || p->from_wanted[i] != NULL;
+    buffer[i] = reordered ? (char *)workspace + p->offsets[i] : NULL;
+    DNNL_TRY(
+        dnnl_memory_create(&mem[i], reordered ? &p->wanted[i] : &p->plain[i],
+                           dnnl->dnnl_engine, reordered ? buffer[i] : data[i]));
+    if (p->to_wanted[i] != NULL && !is_output(which, i)) {
+      status = run_reorder(ctx, dnnl, p->to_wanted[i], &p->plain[i], data[i],
+                           &p->wanted[i], buffer[i]);
+      if (status != CUDL_OK) goto done;
     }
-    ops[i].buffer = (char *)workspace + offsets[i];
-    DNNL_TRY(dnnl_memory_create(&ops[i].mem, ops[i].wanted, dnnl->dnnl_engine,
-                                ops[i].buffer));
-    if (is_output(which, i)) continue;
-    DNNL_TRY(dnnl_memory_create(&plain_mem, &ops[i].plain, dnnl->dnnl_engine,
-                                ops[i].data));
-    status =
-        reorder(ctx, dnnl, plain_mem, &ops[i].plain, ops[i].mem, ops[i].wanted);
-    dnnl_memory_destroy(plain_mem);
-    if (status != CUDL_OK) goto done;
-  }
-  for (i = 0; i < 3; ++i) {
-    args[nargs].arg = arg_of[i];
-    args[nargs].memory = ops[i].mem;
+    args[nargs].arg = p->arg_of[i];
+    args[nargs].memory = mem[i];
     ++nargs;
   }
   if (e != NULL && e->bias != NULL) {
-    DNNL_TRY(dnnl_memory_create(&bias_mem, &d.bias, dnnl->dnnl_engine,
+    DNNL_TRY(dnnl_memory_create(&bias_mem, &p->bias, dnnl->dnnl_engine,
                                 (void *)e->bias));
     args[nargs].arg = DNNL_ARG_BIAS;
     args[nargs].memory = bias_mem;
     ++nargs;
   }
-  if (scratch_md != NULL && dnnl_memory_desc_get_size(scratch_md) > 0) {
-    DNNL_TRY(dnnl_memory_create(&scratch_mem, scratch_md, dnnl->dnnl_engine,
-                                (char *)workspace + offsets[3]));
+  if (dnnl_memory_desc_get_size(&p->scratch) > 0) {
+    DNNL_TRY(dnnl_memory_create(&scratch_mem, &p->scratch, dnnl->dnnl_engine,
+                                (char *)workspace + p->offsets[3]));
     args[nargs].arg = DNNL_ARG_SCRATCHPAD;
     args[nargs].memory = scratch_mem;
     ++nargs;
   }
-  DNNL_TRY(dnnl_primitive_create(&prim, pd));
   /* The sum post-op's operand where the primitive writes: y itself, now
    * that nothing is left to fail before the convolution overwrites it
    * anyway, or y's buffer in the Winograd path's layout (core refuses a y
    * that overlaps the residual). */
-  if (e != NULL && e->residual != NULL && ops[2].buffer == NULL)
-    memcpy(out, e->residual, dnnl_memory_desc_get_size(&d.y));
-  if (e != NULL && e->residual != NULL && ops[2].buffer != NULL) {
-    dnnl_memory_t residual_mem = NULL;
-    DNNL_TRY(dnnl_memory_create(&residual_mem, &ops[2].plain, dnnl->dnnl_engine,
-                                (void *)e->residual));
-    status = reorder(ctx, dnnl, residual_mem, &ops[2].plain, ops[2].mem,
-                     ops[2].wanted);
-    dnnl_memory_destroy(residual_mem);
+  if (e != NULL && e->residual != NULL) {
+    if (buffer[2] == NULL)
+      memcpy(out, e->residual, dnnl_memory_desc_get_size(&p->plain[2]));
+    else
+      status = run_reorder(ctx, dnnl, p->to_wanted[2], &p->plain[2],
+                           e->residual, &p->wanted[2], buffer[2]);
     if (status != CUDL_OK) goto done;
   }
-  DNNL_TRY(dnnl_primitive_execute(prim, dnnl->dnnl_stream, nargs, args));
+  DNNL_TRY(dnnl_primitive_execute(p->prim, dnnl->dnnl_stream, nargs, args));
 
   /* The output back into cudl's layout. */
   for (i = 0; i < 3; ++i) {
-    dnnl_memory_t plain_mem = NULL;
-    if (!is_output(which, i) || ops[i].buffer == NULL) continue;
-    DNNL_TRY(dnnl_memory_create(&plain_mem, &ops[i].plain, dnnl->dnnl_engine,
-                                ops[i].data));
-    status =
-        reorder(ctx, dnnl, ops[i].mem, ops[i].wanted, plain_mem, &ops[i].plain);
-    dnnl_memory_destroy(plain_mem);
+    if (p->from_wanted[i] == NULL) continue;
+    status = run_reorder(ctx, dnnl, p->from_wanted[i], &p->wanted[i], buffer[i],
+                         &p->plain[i], data[i]);
     if (status != CUDL_OK) goto done;
   }
   DNNL_TRY(dnnl_stream_wait(dnnl->dnnl_stream));
@@ -493,13 +671,9 @@ static cudl_status run_pass(cudl_context *ctx, const cudl_conv2d_geometry *g,
 
 done:
   for (i = 0; i < 3; ++i)
-    if (ops[i].mem != NULL) dnnl_memory_destroy(ops[i].mem);
+    if (mem[i] != NULL) dnnl_memory_destroy(mem[i]);
   if (scratch_mem != NULL) dnnl_memory_destroy(scratch_mem);
   if (bias_mem != NULL) dnnl_memory_destroy(bias_mem);
-  if (prim != NULL) dnnl_primitive_destroy(prim);
-  if (pd != NULL) dnnl_primitive_desc_destroy(pd);
-  if (fwd_pd != NULL) dnnl_primitive_desc_destroy(fwd_pd);
-  if (attr != NULL) dnnl_primitive_attr_destroy(attr);
   return status;
 }
 

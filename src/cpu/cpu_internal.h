@@ -56,6 +56,11 @@ static inline double cudl__cpu_sum_lanes(const float *x, int64_t n) {
 #  define CUDL_FMA_CLONES
 #endif
 
+/* How many convolution plans a context keeps: every pass of the zoo's
+ * models at two batch sizes (the last batch of an epoch is often smaller),
+ * with room to spare. */
+#define CUDL_CPU_CONV_PLANS 96
+
 typedef struct cudl_cpu_state {
   cudl_allocator allocator; /* allocated this object */
   /* The workspace grows from the context's allocator of the moment (so
@@ -66,6 +71,9 @@ typedef struct cudl_cpu_state {
   size_t workspace_size;
   struct dnnl_engine *dnnl_engine; /* made on first use (cpu_dnnl.c) */
   struct dnnl_stream *dnnl_stream;
+  /* The convolution passes made ready to run (cpu_conv.c), by shape. */
+  struct cudl_cpu_conv_plan *conv_plans[CUDL_CPU_CONV_PLANS];
+  uint64_t conv_plan_clock; /* counts uses, for least recently used */
 } cudl_cpu_state;
 
 /* *out = the context's state, made on first use. */
@@ -75,6 +83,8 @@ cudl_status cudl__cpu_state(cudl_context *ctx, cudl_cpu_state **out);
 cudl_status cudl__cpu_workspace(cudl_context *ctx, size_t nbytes, void **ptr);
 /* Release the oneDNN objects in state (cpu_dnnl.c). */
 void cudl__cpu_dnnl_release(cudl_cpu_state *state);
+/* Release the convolution plans in state (cpu_conv.c), before the engine. */
+void cudl__cpu_conv_plans_release(cudl_cpu_state *state);
 /* bf16 matrix products and convolutions computed in bf16 by oneDNN
  * (cpu_gemm.c, cpu_conv.c), for the bf16 entries of cpu_lowp.c: the
  * arguments of ops.def's gemm and conv2d_*, and *ran, 0 with nothing done

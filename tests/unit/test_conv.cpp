@@ -31,6 +31,12 @@
 // bug moves a result by at least one whole term, sum |terms| / T, which is
 // at least 5 times the bound for every shape here (T <= 403,275).
 #include <gtest/gtest.h>
+#ifdef _OPENMP
+#  include <omp.h>
+#else
+static int omp_get_max_threads() { return 1; }
+static void omp_set_num_threads(int) {}
+#endif
 
 #include <algorithm>
 #include <cfloat>
@@ -47,6 +53,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "cpu/cpu_internal.h"
 #include "core/internal.h"
 #include "cudl/cudl.h"
 #include "test_util.h"
@@ -519,6 +526,46 @@ TEST_F(ConvTest, ResNet20ShapesMatchFloat64Reference) {
     ASSERT_TRUE(RunAll(ctx_, t, d, &got));
     ExpectMatchesReference(got, Compute(t, d), kCpuBound);
   }
+}
+
+// The CPU keeps each convolution pass it has made ready (a plan per shape,
+// pass and thread count: src/cpu/cpu_conv.c), at most CUDL_CPU_CONV_PLANS
+// of them. One context runs every case at batch 1 and 2, which needs more
+// plans than it keeps, twice over (the second round with one OpenMP
+// thread, as a caller may change it between calls), and each result must
+// be the bits a fresh context computes: a plan taken for the wrong shape
+// or pass, or a stale one after eviction, shows (a key without the batch
+// fails 200 checks).
+TEST_F(ConvTest, KeptPlansGiveTheBitsOfAFreshContext) {
+  std::vector<Case> cases;
+  for (int64_t n : {1, 2})
+    for (Case t : Cases()) {
+      t.n = n;
+      cases.push_back(t);
+    }
+  ASSERT_GT(3 * cases.size(), static_cast<size_t>(CUDL_CPU_CONV_PLANS))
+      << "enough passes to evict plans";
+  ContextGuard warm;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &warm.ctx), CUDL_OK);
+  const int threads = omp_get_max_threads();
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) omp_set_num_threads(1);
+    uint32_t seed = 300;
+    for (const Case &t : cases) {
+      SCOPED_TRACE(t.str() + " round " + std::to_string(round));
+      const Data d = RandomData(t, seed++);
+      ContextGuard cold;
+      ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &cold.ctx), CUDL_OK);
+      Outputs got, want;
+      ASSERT_TRUE(RunAll(warm.ctx, t, d, &got));
+      ASSERT_TRUE(RunAll(cold.ctx, t, d, &want));
+      EXPECT_TRUE(BitEqual(got.conv, want.conv)) << "forward";
+      EXPECT_TRUE(BitEqual(got.y, want.y)) << "forward with bias";
+      EXPECT_TRUE(BitEqual(got.dx, want.dx)) << "backward data";
+      EXPECT_TRUE(BitEqual(got.dw, want.dw)) << "backward filter";
+    }
+  }
+  omp_set_num_threads(threads);
 }
 
 // A batch too large for one im2col workspace. An im2col CPU convolution
