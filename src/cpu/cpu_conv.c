@@ -16,11 +16,11 @@
  * 128 a tenth of its training step on the 2-core development machine, and
  * the nhwc kernels run as fast as the blocked ones there. Only where oneDNN
  * has nothing but its reference loops for nhwc (a shape its optimised kernels
- * do not take) does a channels-last pass go through the blocked layouts. Descriptors and
- * primitives are made per call: oneDNN's own primitive cache keeps the
- * generated code, so a repeated shape costs microseconds, not a new JIT
- * compilation. Scratchpads come from the same workspace (scratchpad mode user),
- * so a steady-state call allocates nothing.
+ * do not take) does a channels-last pass go through the blocked layouts. A
+ * pass's primitive and reorders are made at its shape's first call and kept
+ * in the context (a plan, below), so a repeated shape makes nothing.
+ * Scratchpads come from the same workspace (scratchpad mode user), so a
+ * steady-state call allocates nothing but oneDNN's memory handles.
  *
  * bf16 takes the same path where oneDNN computes in bf16 with the CPU's
  * own instructions (cudl__cpu_bf16_native: AVX512-BF16 or AMX) and has an
