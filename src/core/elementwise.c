@@ -65,16 +65,11 @@ cudl_status cudl_scale(cudl_context *ctx, const cudl_tensor *a, float alpha,
 static cudl_status reduce_all(cudl_context *ctx, const char *function,
                               const cudl_tensor *x, cudl_tensor *out,
                               int mean) {
-  static const char *const x_name[1] = {"x"}, *const out_name[1] = {"out"};
+  static const char *const x_name[1] = {"x"};
   cudl_status status = cudl__check_f32_op(ctx, function, &x, x_name, 1);
   if (status == CUDL_OK)
-    status = cudl__check_f32_op(ctx, function, (const cudl_tensor *const *)&out,
-                                out_name, 1);
+    status = cudl__check_f32_scalar(ctx, function, out, "out");
   if (status != CUDL_OK) return status;
-  if (out->numel != 1)
-    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "out has %lld elements; it must hold one",
-                      (long long)out->numel);
   if (mean && x->numel == 0)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "the mean of no elements is undefined");
@@ -113,17 +108,12 @@ cudl_status cudl_count_nonfinite(cudl_context *ctx, const cudl_tensor *x,
 
 cudl_status cudl_l2_norm(cudl_context *ctx, const cudl_tensor *x,
                          cudl_tensor *norm) {
-  static const char *const x_name[1] = {"x"}, *const norm_name[1] = {"norm"};
+  static const char *const x_name[1] = {"x"};
   cudl_data_dtype data = CUDL_DATA_DTYPE_INIT;
   cudl_status status = cudl__check_data(ctx, __func__, &data, &x, x_name, 1);
   if (status == CUDL_OK)
-    status = cudl__check_f32_op(
-        ctx, __func__, (const cudl_tensor *const *)&norm, norm_name, 1);
+    status = cudl__check_f32_scalar(ctx, __func__, norm, "norm");
   if (status != CUDL_OK) return status;
-  if (norm->numel != 1)
-    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                     "norm has %lld elements; it must hold one",
-                     (long long)norm->numel);
   if (norm->storage == x->storage && cudl__tensors_overlap(norm, x))
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "norm overlaps x");
   return CUDL_OP_CALL(ctx, __func__, x->dtype, l2_norm, x->data, norm->data,

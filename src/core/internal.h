@@ -256,6 +256,12 @@ cudl_status cudl__check_f32_op(cudl_context *ctx, const char *function,
                                const cudl_tensor *const *tensors,
                                const char *const *names, int count);
 
+/* The checks of cudl__check_f32_op for one tensor, and that it holds one
+ * element (a loss, a norm, a count, written as a scalar on the device):
+ * CUDL_ERR_SHAPE naming it otherwise. */
+cudl_status cudl__check_f32_scalar(cudl_context *ctx, const char *function,
+                                   const cudl_tensor *t, const char *name);
+
 /* The checks of cudl__check_data for one data tensor, and that it is 1-D
  * of n elements (a bias or its gradient): CUDL_ERR_SHAPE naming it
  * otherwise. */

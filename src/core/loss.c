@@ -69,7 +69,6 @@ static cudl_status loss_forward(cudl_context *ctx, const char *function,
                                 cudl_tensor *loss) {
   const cudl_tensor *tensors[2];
   static const char *const names[2] = {"input", "target"};
-  static const char *const loss_name[1] = {"loss"};
   cudl_status status;
   tensors[0] = a;
   tensors[1] = b;
@@ -78,13 +77,8 @@ static cudl_status loss_forward(cudl_context *ctx, const char *function,
   if (status == CUDL_OK)
     status = cudl__check_f32_op(ctx, function, tensors, names, 2);
   if (status == CUDL_OK)
-    status = cudl__check_f32_op(
-        ctx, function, (const cudl_tensor *const *)&loss, loss_name, 1);
+    status = cudl__check_f32_scalar(ctx, function, loss, "loss");
   if (status != CUDL_OK) return status;
-  if (loss->numel != 1)
-    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
-                      "loss has %lld elements; it must hold one",
-                      (long long)loss->numel);
   if (a->numel == 0 && reduction == CUDL_REDUCTION_MEAN)
     return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
                       "the mean of no elements is undefined");
@@ -198,17 +192,11 @@ static cudl_status check_cross_entropy(
 cudl_status cudl_cross_entropy_forward(
     cudl_context *ctx, const cudl_tensor *logits, const cudl_tensor *labels,
     float label_smoothing, cudl_reduction reduction, cudl_tensor *loss) {
-  static const char *const loss_name[1] = {"loss"};
   cudl_status status = check_cross_entropy(
       ctx, __func__, logits, labels, label_smoothing, reduction, NULL, "loss");
   if (status == CUDL_OK)
-    status = cudl__check_f32_op(
-        ctx, __func__, (const cudl_tensor *const *)&loss, loss_name, 1);
+    status = cudl__check_f32_scalar(ctx, __func__, loss, "loss");
   if (status != CUDL_OK) return status;
-  if (loss->numel != 1)
-    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                     "loss has %lld elements; it must hold one",
-                     (long long)loss->numel);
   return CUDL_OP_CALL(ctx, __func__, logits->dtype, cross_entropy_forward,
                       logits->data, (const int32_t *)labels->data, loss->data,
                       logits->shape[0], logits->shape[1], label_smoothing,
@@ -237,17 +225,11 @@ cudl_status cudl_cross_entropy_backward(cudl_context *ctx,
 
 cudl_status cudl_count_hits(cudl_context *ctx, const cudl_tensor *logits,
                             const cudl_tensor *labels, cudl_tensor *hits) {
-  static const char *const hits_name[1] = {"hits"};
   cudl_status status = check_cross_entropy(ctx, __func__, logits, labels, 0.0f,
                                            CUDL_REDUCTION_SUM, NULL, "hits");
   if (status == CUDL_OK)
-    status = cudl__check_f32_op(
-        ctx, __func__, (const cudl_tensor *const *)&hits, hits_name, 1);
+    status = cudl__check_f32_scalar(ctx, __func__, hits, "hits");
   if (status != CUDL_OK) return status;
-  if (hits->numel != 1)
-    return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                     "hits has %lld elements; it must hold one",
-                     (long long)hits->numel);
   /* Beyond 2^24 an f32 count would no longer be exact. */
   if (logits->shape[0] >= (int64_t)1 << 24)
     return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,

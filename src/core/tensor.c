@@ -735,6 +735,17 @@ cudl_status cudl__require_nchw(cudl_context *ctx, const char *function,
                     name);
 }
 
+cudl_status cudl__check_f32_scalar(cudl_context *ctx, const char *function,
+                                   const cudl_tensor *t, const char *name) {
+  cudl_status status = cudl__check_f32_op(ctx, function, &t, &name, 1);
+  if (status != CUDL_OK) return status;
+  if (t->numel != 1)
+    return cudl__fail(ctx, CUDL_ERR_SHAPE, function,
+                      "%s has %lld elements; it must hold one", name,
+                      (long long)t->numel);
+  return CUDL_OK;
+}
+
 cudl_status cudl__check_vector(cudl_context *ctx, const char *function,
                                cudl_data_dtype *data, const cudl_tensor *t,
                                const char *name, int64_t n) {

@@ -310,7 +310,6 @@ cudl_status cudl_optimizer_step(cudl_optimizer *opt, cudl_tensor *params,
 cudl_status cudl_clip_grad_norm(cudl_context *ctx, cudl_tensor *grads,
                                 float max_norm, cudl_tensor *norm) {
   static const char *const grads_name[1] = {"grads"};
-  static const char *const norm_name[1] = {"norm"};
   const cudl_tensor *check;
   cudl_tensor *scratch = NULL;
   cudl_status status;
@@ -319,13 +318,8 @@ cudl_status cudl_clip_grad_norm(cudl_context *ctx, cudl_tensor *grads,
   status = cudl__check_f32_op(ctx, __func__, &check, grads_name, 1);
   if (status != CUDL_OK) return status;
   if (norm != NULL) {
-    check = norm;
-    status = cudl__check_f32_op(ctx, __func__, &check, norm_name, 1);
+    status = cudl__check_f32_scalar(ctx, __func__, norm, "norm");
     if (status != CUDL_OK) return status;
-    if (norm->numel != 1)
-      return CUDL_FAIL(ctx, CUDL_ERR_SHAPE,
-                       "norm has %lld elements; it must hold one",
-                       (long long)norm->numel);
     if (norm->storage == grads->storage || cudl__tensors_overlap(norm, grads))
       return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                        "norm and grads share storage");
