@@ -354,9 +354,8 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
     if (status == CUDL_OK) status = cudl_event_create(ctx, &slot->copied);
     if (status != CUDL_OK)
       return fail_create(
-          l, cudl__fail(ctx, status, fn,
-                        "cannot allocate a batch buffer of %zu bytes: %s",
-                        l->pixels_size, ctx->last_error));
+          l, cudl__fail(ctx, status, fn, "making a batch slot failed: %s",
+                        ctx->last_error));
   }
   l->perm = (uint32_t *)cudl__host_alloc(&ctx->allocator, l->perm_size, 64);
   if (l->perm == NULL)
@@ -380,7 +379,7 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
     if (status != CUDL_OK)
       return fail_create(
           l, cudl__fail(ctx, status, fn,
-                        "cannot allocate the batch's buffers on %s: %s",
+                        "making the batch's buffers on %s failed: %s",
                         ctx->device_name, ctx->last_error));
   }
 
