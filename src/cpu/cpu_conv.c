@@ -41,16 +41,6 @@
 
 #include "cpu/cpu_dnnl.h"
 
-/* One tensor of a convolution: cudl's plain layout and memory, the layout
- * the primitive wants, and (when they differ) a buffer in the workspace. */
-typedef struct operand {
-  dnnl_memory_desc_t plain;
-  const dnnl_memory_desc_t *wanted;
-  void *data;        /* the cudl tensor's storage */
-  void *buffer;      /* workspace copy in the wanted layout, or NULL */
-  dnnl_memory_t mem; /* what the primitive reads or writes */
-} operand;
-
 typedef enum pass {
   PASS_FORWARD,
   PASS_BACKWARD_DATA,
