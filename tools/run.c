@@ -522,9 +522,10 @@ int run_setup(run *r, options *o) {
   r->sync_every = o->sync_every > 0 ? o->sync_every
                   : cudl_context_device(r->ctx) == CUDL_DEVICE_CPU ? 1
                                                                    : 50;
-  rc = step_queue_open(&r->eval_queue, r->ctx, r->sync_every,
-                       "queueing the evaluation's losses");
-  if (rc != 0) return rc;
+  if (o->command != RUN_PREDICT &&
+      (rc = step_queue_open(&r->eval_queue, r->ctx, r->sync_every,
+                            "queueing the evaluation's losses")) != 0)
+    return rc;
   r->logits = (float *)malloc((size_t)(r->batch * r->classes) * sizeof(float));
   if (r->logits == NULL) {
     cli_error("out of host memory for a batch of %" PRId64, r->batch);

@@ -221,6 +221,8 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     const int64_t step = t->st.step + 1;
     int64_t rows = 0;
     int skipped = 0, drain;
+    const int diagnose =
+        t->rep.diag_rows != NULL && step % t->o.diagnostics == 0;
     float lr = t->oc.lr;
     step_entry m;
     cudl_tensor *xv = NULL, *lv = NULL;
@@ -254,8 +256,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     if (s != CUDL_OK)
       return cli_fail(r->ctx, s, "training step %" PRId64, step);
     drain = step_queue_full(&t->queue) || *done || g_interrupted ||
-            (t->o.steps > 0 && step >= t->o.steps) ||
-            (t->rep.diag_rows != NULL && step % t->o.diagnostics == 0);
+            (t->o.steps > 0 && step >= t->o.steps) || diagnose;
     if (drain) {
       int rc = drain_steps(t, e);
       if (rc != 0) return rc;
@@ -272,7 +273,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
     ++t->st.batch;
     e->skipped += skipped;
     if (!run_dist_root(&t->dist)) continue;
-    if (t->rep.diag_rows != NULL && t->st.step % t->o.diagnostics == 0) {
+    if (diagnose) {
       int rc = report_diagnostics(&t->rep, r->ctx, r->model, t->st.step,
                                   t->st.epoch + 1);
       if (rc != 0) return rc;
