@@ -19,7 +19,7 @@ void report_end_progress(void) {
 }
 
 int report_open(report *rep, const options *o, const run_files *files,
-                cudl_model *model) {
+                cudl_model *model, int64_t steps_done) {
   rep->o = o;
   rep->files = files;
   if (o->diagnostics > 0) {
@@ -27,9 +27,9 @@ int report_open(report *rep, const options *o, const run_files *files,
     rep->diag_capacity = cudl_model_node_count(model);
     rep->diag_rows = (cudl_layer_diagnostics *)calloc(
         (size_t)rep->diag_capacity, sizeof *rep->diag_rows);
-    s = rep->diag_rows == NULL
-            ? CUDL_ERR_OUT_OF_MEMORY
-            : cudl_model_set_diagnostics(model, o->diagnostics);
+    s = rep->diag_rows == NULL ? CUDL_ERR_OUT_OF_MEMORY
+                               : cudl_model_set_diagnostics_after(
+                                     model, o->diagnostics, steps_done);
     if (s != CUDL_OK)
       return cli_fail(cudl_model_context(model), s, "diagnostics");
   }

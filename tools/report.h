@@ -68,10 +68,11 @@ typedef struct report_end_values {
 } report_end_values;
 
 /* Start reporting: the diagnostics rows for model when --diagnostics
- * asks (before any file is made). 0, or the exit status with one line
+ * asks (before any file is made), on the steps of the whole run after the
+ * steps_done a resumed run has taken. 0, or the exit status with one line
  * printed. */
 int report_open(report *rep, const options *o, const run_files *files,
-                cudl_model *model);
+                cudl_model *model, int64_t steps_done);
 
 /* Open the metrics file (--metrics; nothing without it), appended to when
  * the run resumes (a line a killed run left torn is ended first). Made

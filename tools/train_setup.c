@@ -222,7 +222,8 @@ int train_start(trainer *t, int argc, char **argv) {
    * nothing. */
   if (!run_dist_root(&t->dist)) return RUN_GO;
   t->rep.tty = isatty(2);
-  if ((rc = report_open(&t->rep, o, &t->files, t->r.model)) != 0) return rc;
+  if ((rc = report_open(&t->rep, o, &t->files, t->r.model, t->st.step)) != 0)
+    return rc;
   /* Files last: a run that does not start leaves nothing behind. */
   if ((rc = run_files_name(&t->files, o)) != 0) return rc;
   if ((rc = run_files_check_outputs(&t->files, o, &t->r)) != 0) return rc;

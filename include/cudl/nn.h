@@ -543,6 +543,20 @@ typedef struct cudl_layer_diagnostics {
 CUDL_API cudl_status cudl_model_set_diagnostics(cudl_model *model, int every);
 
 /**
+ * cudl_model_set_diagnostics for a run that has already taken `steps_done`
+ * training steps (>= 0; a run resumed from a checkpoint): the norms are
+ * recorded in the backward of the steps whose number in the whole run is a
+ * multiple of `every`, the steps the run recorded before it stopped, so a
+ * caller that reads the diagnostics when its own step count is a multiple of
+ * `every` reads that step's norms. The first window then holds only the
+ * steps since the call. cudl_model_set_diagnostics(model, every) is this
+ * with steps_done 0.
+ */
+CUDL_API cudl_status cudl_model_set_diagnostics_after(cudl_model *model,
+                                                      int every,
+                                                      int64_t steps_done);
+
+/**
  * The diagnostics of every layer (all nodes but the input, flattens and
  * reshapes)
  * into rows[0 .. *count), at most `capacity` rows (cudl_model_node_count

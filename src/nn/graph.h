@@ -185,10 +185,12 @@ struct cudl_model {
   const cudl_tensor *target;
   cudl_tensor *target_view;
   int forward_done;
-  /* Diagnostics (cudl_model_set_diagnostics): the training forwards of the
-   * window and since switching on, and per node i the L2 norm of its
-   * output gradient at [i] and of its weight gradient at [node_count + i]
-   * from the last backward that recorded them (every diagnostics-th). */
+  /* Diagnostics (cudl_model_set_diagnostics_after): the training forwards
+   * of the window and of the run (counted from the steps done when switched
+   * on, so that a resumed run records the norms at the steps it did before),
+   * and per node i the L2 norm of its output gradient at [i] and of its
+   * weight gradient at [node_count + i] from the last backward that
+   * recorded them (every diagnostics-th). */
   int diagnostics; /* the period in training steps; 0: off */
   int64_t diag_steps, diag_forwards;
   int diag_norms_now; /* this step's backward records the norms */

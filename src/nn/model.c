@@ -2,6 +2,7 @@
  * planning (arenas, shared gradient buffers), forward and backward through
  * the layer table (layers.h), parameters by name, diagnostics and
  * check-numerics. What a node of each kind does is in layers*.c. */
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -775,6 +776,11 @@ static cudl_status norm_into(cudl_model *m, const cudl_tensor *t, int slot) {
 }
 
 cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
+  return cudl_model_set_diagnostics_after(m, every, 0);
+}
+
+cudl_status cudl_model_set_diagnostics_after(cudl_model *m, int every,
+                                             int64_t steps_done) {
   cudl_status status = CUDL_OK;
   int i;
   const int64_t two = 2;
@@ -793,6 +799,10 @@ cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "every is %d: the period must be at least 1 (0: off)",
                      every);
+  if (steps_done < 0)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "steps_done is %" PRId64 ": it must be at least 0",
+                     steps_done);
   if (m->inference)
     return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "diagnostics need training steps; the model is compiled "
@@ -819,6 +829,7 @@ cudl_status cudl_model_set_diagnostics(cudl_model *m, int every) {
     return status;
   }
   m->diagnostics = every;
+  m->diag_forwards = steps_done % every;
   return CUDL_OK;
 }
 

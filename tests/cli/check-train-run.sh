@@ -193,6 +193,36 @@ expect "the checkpoint is at step 14" 14 "$(meta "$s/checkpoint.safetensors" cud
 expect "one run with --steps 14" 0 $?
 expect_true "9 then 14 steps end with the weights of 14 in one run" \
   cmp -s "$s/model.safetensors" "$scratch/steps14/model.safetensors"
+# --diagnostics 4 across a resume at step 9: the resumed run records the
+# norms at steps 12 and 16 of the run, as one run does (it recorded those of
+# step 13 and none at 12); only its first window is shorter (steps 10-12),
+# which the dead units' fraction may show.
+d="$scratch/diag"
+"$cudl" "${T[@]}" --epochs 3 --steps 16 --diagnostics 4 --out "$d.one" --metrics "$d.one.jsonl" \
+  >/dev/null 2>&1
+expect "one run with --diagnostics 4" 0 $?
+"$cudl" "${T[@]}" --epochs 3 --steps 9 --diagnostics 4 --out "$d" --metrics "$d.jsonl" \
+  >/dev/null 2>&1
+expect "--diagnostics 4 to step 9" 0 $?
+"$cudl" "${T[@]}" --epochs 3 --steps 16 --diagnostics 4 --out "$d" --metrics "$d.jsonl" \
+  --resume "$d/checkpoint.safetensors" >/dev/null 2>&1
+expect "resumed to step 16" 0 $?
+python3 - "$d.one.jsonl" "$d.jsonl" <<'PY'
+import json, sys
+def rows(path):
+    return {l["step"]: l for l in map(json.loads, open(path)) if l["type"] == "diagnostics"}
+one, resumed = rows(sys.argv[1]), rows(sys.argv[2])
+assert sorted(one) == sorted(resumed) == [4, 8, 12, 16], (sorted(one), sorted(resumed))
+for step in one:
+    a, b = one[step], resumed[step]
+    assert (a["window_steps"], b["window_steps"]) == (4, 3 if step == 12 else 4), (step, a, b)
+    assert any(r["weight_grad_norm"] is not None for r in b["layers"]), (step, b)
+    for x, y in zip(a["layers"], b["layers"], strict=True):
+        if step == 12:
+            x, y = dict(x, dead_fraction=None), dict(y, dead_fraction=None)
+        assert x == y, (step, x, y)
+PY
+expect "the same norms at the same steps, every figure but the first window's dead units" 0 $?
 "$cudl" "${T[@]}" --epochs 3 --steps 1000 --out "$scratch/steps-long" >"$scratch/steps-long.out" 2>/dev/null
 expect "--steps beyond the epochs ends with the epochs" 0 $?
 expect_grep "without saying --steps" "^final test accuracy .* after 3 epochs (" "$scratch/steps-long.out"

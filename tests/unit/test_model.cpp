@@ -1089,6 +1089,8 @@ TEST_F(ModelTest, DiagnosticsBadUse) {
   ASSERT_EQ(cudl_model_compile(m, 2), CUDL_OK);
   EXPECT_EQ(cudl_model_set_diagnostics(m, -1), CUDL_ERR_INVALID_ARGUMENT);
   EXPECT_TRUE(HasSubstr(Error(), "period"));
+  EXPECT_EQ(cudl_model_set_diagnostics_after(m, 2, -1), CUDL_ERR_INVALID_ARGUMENT);
+  EXPECT_TRUE(HasSubstr(Error(), "steps_done is -1"));
   cudl_layer_diagnostics rows[4];
   int count = -1;
   EXPECT_EQ(cudl_model_diagnostics(m, rows, 4, &count, nullptr), CUDL_ERR_INVALID_ARGUMENT);
@@ -1132,14 +1134,50 @@ TEST_F(ModelTest, DiagnosticsNormsFollowThePeriod) {
       ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps),
                 CUDL_OK);
       EXPECT_EQ(steps, 2);
-      EXPECT_TRUE(std::isnan(Row(rows, d.fc1)->weight_grad_norm)) << "not a recorded step";
+      EXPECT_TRUE(std::isnan(Row(rows, d.out)->weight_grad_norm)) << "not a recorded step";
       EXPECT_FALSE(std::isnan(Row(rows, d.relu)->dead_fraction));
     }
   }
   ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps), CUDL_OK);
   EXPECT_EQ(steps, 1);
-  EXPECT_NEAR(Row(rows, d.fc1)->weight_grad_norm, Norm(Host(cudl_model_grad(m, "fc1.weight"))),
-              1e-6 * Row(rows, d.fc1)->weight_grad_norm);
+  EXPECT_GT(Row(rows, d.out)->weight_grad_norm, 0.0);
+  EXPECT_NEAR(Row(rows, d.out)->weight_grad_norm, Norm(Host(cudl_model_grad(m, "out.weight"))),
+              1e-6 * Row(rows, d.out)->weight_grad_norm);
+}
+
+// A run resumed after 7 steps with a period of 3 records the norms at the
+// run's step 9, its second step since switching on, not at its third.
+TEST_F(ModelTest, DiagnosticsAfterStepsDoneKeepTheRunsPeriod) {
+  cudl_model *m = Model({4});
+  const DiagNet d = BuildDiagNet(ctx_, m);
+  ASSERT_EQ(cudl_model_set_diagnostics_after(m, 3, 7), CUDL_OK) << Error();
+  cudl_tensor *x = Tensor({8, 4}), *t = Tensor({8, 2});
+  ASSERT_EQ(cudl_tensor_uniform(x, -2.0f, 2.0f), CUDL_OK);
+  ASSERT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_OK);
+  std::vector<cudl_layer_diagnostics> rows(cudl_model_node_count(m));
+  int count = 0;
+  int64_t steps = 0;
+  for (int64_t step = 8; step <= 10; ++step) {
+    ASSERT_EQ(cudl_model_forward(m, x, t, nullptr), CUDL_OK);
+    ASSERT_EQ(cudl_model_backward(m), CUDL_OK);
+    ASSERT_EQ(cudl_model_diagnostics(m, rows.data(), (int)rows.size(), &count, &steps), CUDL_OK);
+    EXPECT_EQ(steps, 1);
+    if (step == 9) {
+      EXPECT_GT(Row(rows, d.out)->weight_grad_norm, 0.0);
+      EXPECT_NEAR(Row(rows, d.out)->weight_grad_norm, Norm(Host(cudl_model_grad(m, "out.weight"))),
+                  1e-6 * Row(rows, d.out)->weight_grad_norm);
+      // Step 10's other targets give other gradients, whose norm it does
+      // not record: its figures stay step 9's.
+      ASSERT_EQ(cudl_tensor_uniform(t, 0.0f, 1.0f), CUDL_OK);
+    } else if (step == 8) {
+      EXPECT_TRUE(std::isnan(Row(rows, d.out)->weight_grad_norm)) << "step 8 is not recorded";
+    } else {
+      EXPECT_GT(std::fabs(Row(rows, d.out)->weight_grad_norm -
+                          Norm(Host(cudl_model_grad(m, "out.weight")))),
+                1e-4 * Row(rows, d.out)->weight_grad_norm)
+          << "step 10 is not recorded";
+    }
+  }
 }
 
 // The same net, weights and batches on the GPU give the CPU's figures.
