@@ -623,7 +623,7 @@ cudl_status run_evaluate(run *r, cudl_loader *loader, double *loss,
     if (s == CUDL_OK) s = cudl_model_forward(r->model, xv, lv, NULL);
     memset(&m, 0, sizeof m);
     m.rows = rows;
-    if (s == CUDL_OK) s = step_queue_push(q, r->model, lv, NULL, &m);
+    if (s == CUDL_OK) s = step_queue_push(q, r->model, lv, NULL, 0.0f, &m);
     cudl_tensor_destroy(xv);
     cudl_tensor_destroy(lv);
     seen += rows;

@@ -37,8 +37,8 @@ void step_queue_free(step_queue *q) {
 }
 
 cudl_status step_queue_push(step_queue *q, cudl_model *model,
-                            const cudl_tensor *labels, const cudl_tensor *grads,
-                            const step_entry *e) {
+                            const cudl_tensor *labels, cudl_tensor *grads,
+                            float max_norm, const step_entry *e) {
   static const int64_t one = 1;
   const cudl_tensor *loss = cudl_model_loss_value(model);
   const cudl_tensor *output = cudl_model_output(model);
@@ -58,7 +58,9 @@ cudl_status step_queue_push(step_queue *q, cudl_model *model,
                            &norm_slot);
   if (s == CUDL_OK) s = cudl_tensor_copy(loss_slot, loss_one);
   if (s == CUDL_OK) s = cudl_count_hits(ctx, output, labels, hits_slot);
-  if (s == CUDL_OK && grads != NULL) s = cudl_l2_norm(ctx, grads, norm_slot);
+  if (s == CUDL_OK && grads != NULL)
+    s = max_norm > 0.0f ? cudl_clip_grad_norm(ctx, grads, max_norm, norm_slot)
+                        : cudl_l2_norm(ctx, grads, norm_slot);
   cudl_tensor_destroy(loss_one);
   cudl_tensor_destroy(loss_slot);
   cudl_tensor_destroy(hits_slot);

@@ -41,11 +41,12 @@ void step_queue_free(step_queue *q);
 /* Queue the model's last forward: its loss (it must have had labels), its
  * output's hits against labels and, unless grads is NULL, the L2 norm of
  * grads, all computed on the device without waiting, with *e (whose loss,
- * hits and grad_norm are ignored). The queue must not be full
- * (step_queue_full). */
+ * hits and grad_norm are ignored). With max_norm > 0 the grads are clipped
+ * to it (cudl_clip_grad_norm) by the same pass, which queues the norm
+ * before clipping. The queue must not be full (step_queue_full). */
 cudl_status step_queue_push(step_queue *q, cudl_model *model,
-                            const cudl_tensor *labels, const cudl_tensor *grads,
-                            const step_entry *e);
+                            const cudl_tensor *labels, cudl_tensor *grads,
+                            float max_norm, const step_entry *e);
 
 int step_queue_full(const step_queue *q);
 

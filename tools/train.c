@@ -248,8 +248,10 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
       m.rows = rows;
       m.lr = (double)lr;
       m.loss_scale = cudl_model_loss_scale(r->model);
+      /* --clip clips here, the norm it computes queued. */
       s = step_queue_push(&t->queue, r->model, lv,
-                          skipped ? NULL : cudl_model_grads(r->model), &m);
+                          skipped ? NULL : cudl_model_grads(r->model),
+                          (float)t->o.clip, &m);
     }
     cudl_tensor_destroy(xv);
     cudl_tensor_destroy(lv);
@@ -261,10 +263,7 @@ static int train_batches(trainer *t, epoch_totals *e, int *done) {
       int rc = drain_steps(t, e);
       if (rc != 0) return rc;
     }
-    if (t->o.clip > 0.0 && !skipped)
-      s = cudl_clip_grad_norm(r->ctx, cudl_model_grads(r->model),
-                              (float)t->o.clip, NULL);
-    if (s == CUDL_OK && !skipped)
+    if (!skipped)
       s = cudl_optimizer_step(r->opt, cudl_model_params(r->model),
                               cudl_model_grads(r->model), lr);
     if (s != CUDL_OK)

@@ -169,6 +169,34 @@ PY
 expect "the metrics have the test set where it was evaluated, the same training" 0 $?
 expect_true "and the same weights" cmp -s "$plain/model.safetensors" "$every/model.safetensors"
 
+# ---- --clip: clipped as the step's gradient norm is queued ----
+# same_tensors A B: the two files hold the same tensors (their metadata,
+# which records the settings, may differ).
+same_tensors() {
+  python3 - "$1" "$2" <<'PY'
+import json, struct, sys
+def tensors(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    return header, data[8 + n:]
+sys.exit(tensors(sys.argv[1]) != tensors(sys.argv[2]))
+PY
+}
+"$cudl" "${T[@]}" --clip 1e30 --out "$scratch/clip-loose" >/dev/null 2>&1
+expect "--clip 1e30" 0 $?
+expect_true "a clip that never binds changes no weight" \
+  same_tensors "$plain/model.safetensors" "$scratch/clip-loose/model.safetensors"
+for k in 1 5; do
+  "$cudl" "${T[@]}" --clip 0.05 --sync-every $k --out "$scratch/clip$k" >/dev/null 2>&1
+  expect "--clip 0.05 --sync-every $k" 0 $?
+done
+! same_tensors "$plain/model.safetensors" "$scratch/clip1/model.safetensors"
+expect "--clip 0.05 binds: other weights" 0 $?
+expect_true "and clips the same whenever the norms are read" \
+  cmp -s "$scratch/clip1/model.safetensors" "$scratch/clip5/model.safetensors"
+
 # ---- --steps ----
 s="$scratch/steps"
 "$cudl" "${T[@]}" --epochs 3 --steps 9 --out "$s" --metrics "$s.jsonl" >"$s.out" 2>"$s.err"
