@@ -3,20 +3,23 @@
 
 #include "core/internal.h"
 
-cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
+static cudl_status create(cudl_context *ctx, int timing, const char *fn,
+                          cudl_event **out) {
   cudl_event *event;
   cudl_status status;
   if (out != NULL) *out = NULL;
   if (ctx == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   if (out == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT, "out is NULL");
+    return cudl__fail(ctx, CUDL_ERR_INVALID_ARGUMENT, fn, "out is NULL");
   event = (cudl_event *)cudl__host_alloc(&ctx->allocator, sizeof *event,
                                          sizeof(void *));
   if (event == NULL)
-    return CUDL_FAIL(ctx, CUDL_ERR_OUT_OF_MEMORY, "cannot allocate an event");
+    return cudl__fail(ctx, CUDL_ERR_OUT_OF_MEMORY, fn,
+                      "cannot allocate an event");
   memset(event, 0, sizeof *event);
   event->ctx = ctx;
   event->allocator = ctx->allocator;
+  event->timing = timing;
   status = ctx->backend->runtime->event_create(ctx, event);
   if (status != CUDL_OK) {
     cudl__host_free(&event->allocator, event, sizeof *event);
@@ -24,6 +27,14 @@ cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
   }
   *out = event;
   return CUDL_OK;
+}
+
+cudl_status cudl_event_create(cudl_context *ctx, cudl_event **out) {
+  return create(ctx, 1, __func__, out);
+}
+
+cudl_status cudl__event_create_fence(cudl_context *ctx, cudl_event **out) {
+  return create(ctx, 0, __func__, out);
 }
 
 void cudl_event_destroy(cudl_event *event) {
@@ -55,6 +66,10 @@ cudl_status cudl_event_elapsed_ms(cudl_event *start, cudl_event *end,
   if (end->ctx != ctx)
     return CUDL_FAIL(ctx, CUDL_ERR_DEVICE_MISMATCH,
                      "start and end belong to different contexts");
+  if (!start->timing || !end->timing)
+    return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "the %s event is a fence, made without timing",
+                     start->timing ? "end" : "start");
   if (!start->recorded || !end->recorded)
     return CUDL_FAIL(ctx, CUDL_ERR_INVALID_ARGUMENT,
                      "the %s event has not been recorded",

@@ -121,6 +121,7 @@ struct cudl_event {
   void *handle;             /* the backend's (a cudaEvent_t), or NULL */
   double host_ms;           /* CPU: the monotonic clock when recorded */
   int recorded;
+  int timing; /* 0: a fence (cudl__event_create_fence), not for timing */
 };
 
 /* Device memory shared by a tensor and its views (cudl_tensor_reshape). A
@@ -367,6 +368,9 @@ cudl_status cudl__host_pinned_alloc(cudl_context *ctx, size_t nbytes,
                                     void **ptr);
 void cudl__host_pinned_free(cudl_context *ctx, void *ptr, size_t nbytes);
 cudl_status cudl__event_wait(cudl_event *event);
+/* An event only waited for (cudl__event_wait), never timed: on CUDA made
+ * without timing, which makes recording and waiting cheaper. */
+cudl_status cudl__event_create_fence(cudl_context *ctx, cudl_event **out);
 
 /* Whether ctx's device runs mixed precision computing in dtype natively
  * (the runtime's check_compute_dtype), for the model layer to refuse a

@@ -65,8 +65,9 @@ typedef struct cudl_runtime {
   cudl_status (*memory_stats)(cudl_context *ctx, cudl_memory_stats *stats);
   cudl_status (*reset_peak_memory)(cudl_context *ctx);
 
-  /* Events (cudl_event_*): create may set event->handle; record marks the
-   * point reached by the work queued so far; elapsed_ms waits for end. */
+  /* Events (cudl_event_*): create may set event->handle (event->timing 0:
+   * a fence, never timed); record marks the point reached by the work
+   * queued so far; elapsed_ms waits for end. */
   cudl_status (*event_create)(cudl_context *ctx, cudl_event *event);
   void (*event_destroy)(cudl_context *ctx, cudl_event *event);
   cudl_status (*event_record)(cudl_context *ctx, cudl_event *event);

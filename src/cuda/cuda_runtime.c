@@ -374,7 +374,9 @@ static cudl_status cuda_reset_peak_memory(cudl_context *ctx) {
 static cudl_status cuda_event_create(cudl_context *ctx, cudl_event *event) {
   cudaEvent_t handle = NULL;
   CUDL_CUDA_TRY(ctx, cudaSetDevice(ctx->device_index));
-  CUDL_CUDA_TRY(ctx, cudaEventCreate(&handle));
+  CUDL_CUDA_TRY(ctx, cudaEventCreateWithFlags(
+                         &handle, event->timing ? cudaEventDefault
+                                                : cudaEventDisableTiming));
   event->handle = handle;
   return CUDL_OK;
 }

@@ -351,7 +351,8 @@ cudl_status cudl_loader_create(cudl_context *ctx, const cudl_dataset *ds,
     if (status == CUDL_OK)
       status = cudl__host_pinned_alloc(ctx, l->labels_size, &labels);
     slot->labels = (int32_t *)labels;
-    if (status == CUDL_OK) status = cudl_event_create(ctx, &slot->copied);
+    if (status == CUDL_OK)
+      status = cudl__event_create_fence(ctx, &slot->copied);
     if (status != CUDL_OK)
       return fail_create(
           l, cudl__fail(ctx, status, fn, "making a batch slot failed: %s",

@@ -736,6 +736,37 @@ TEST(Event, MeasuresTheTimeBetweenTwoRecords) {
   }
 }
 
+// The loader's fences (cudl__event_create_fence) are waited for, and a
+// fence given to the timing call is refused rather than read (a CUDA event
+// made without timing has no timestamp).
+TEST(Event, FencesAreWaitedForNotTimed) {
+  for (cudl_device_kind kind : DevicesHere()) {
+    SCOPED_TRACE(kind == CUDL_DEVICE_CPU ? "cpu" : "cuda");
+    cudl_context *ctx = nullptr;
+    ASSERT_EQ(cudl_context_create(kind, 0, &ctx), CUDL_OK);
+    cudl_event *fence = nullptr, *timed = nullptr;
+    ASSERT_EQ(cudl__event_create_fence(ctx, &fence), CUDL_OK);
+    ASSERT_EQ(cudl_event_create(ctx, &timed), CUDL_OK);
+    const int64_t shape[] = {1 << 20};
+    cudl_tensor *t = nullptr;
+    ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, 1, shape, &t), CUDL_OK);
+    ASSERT_EQ(cudl_event_record(timed), CUDL_OK);
+    ASSERT_EQ(cudl_tensor_fill(t, 2.0f), CUDL_OK);
+    ASSERT_EQ(cudl_event_record(fence), CUDL_OK);
+    ASSERT_EQ(cudl__event_wait(fence), CUDL_OK);
+    double ms = -1.0;
+    EXPECT_EQ(cudl_event_elapsed_ms(timed, fence, &ms), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "end event is a fence"));
+    EXPECT_EQ(cudl_event_elapsed_ms(fence, timed, &ms), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "start event is a fence"));
+    EXPECT_EQ(ms, -1.0);
+    cudl_tensor_destroy(t);
+    cudl_event_destroy(fence);
+    cudl_event_destroy(timed);
+    cudl_context_destroy(ctx);
+  }
+}
+
 TEST(Event, BadUseIsAnErrorWithAReason) {
   cudl_context *a = nullptr, *b = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &a), CUDL_OK);
