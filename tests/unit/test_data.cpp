@@ -1673,6 +1673,41 @@ void LoaderTest::RunOnCuda(bool loader_of_the_gpu) {
   ASSERT_STATUS(CUDL_OK, cudl_loader_seek(l, 1, 1));
   check(1, 1, "after the seek");
   check(1, 2, "the next");
+  // The host ahead of the device, as in training: milliseconds of work
+  // queued first, then four batches into four pairs of tensors with
+  // nothing read in between, so that each upload waits behind that work
+  // while the loader's thread fills the next slots (more batches than
+  // slots). Each must still be its own batch.
+  const int64_t busy_shape[1] = {int64_t{1} << 26};
+  cudl_tensor *busy = nullptr;
+  ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_F32, 1, busy_shape, &busy));
+  for (int i = 0; i < 32; ++i) ASSERT_STATUS(CUDL_OK, cudl_tensor_uniform(busy, 0.0f, 1.0f));
+  cudl_tensor *ahead_x[4] = {}, *ahead_y[4] = {};
+  int64_t ahead_rows[4] = {};
+  int ahead_done[4] = {};
+  for (int j = 0; j < 4; ++j) {
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_F32, 4, xs, &ahead_x[j]));
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_create(gpu, CUDL_DTYPE_I32, 1, ys, &ahead_y[j]));
+    ASSERT_STATUS(CUDL_OK,
+                  cudl_loader_next(l, ahead_x[j], ahead_y[j], &ahead_rows[j], &ahead_done[j]))
+        << cudl_context_last_error(owner);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const int64_t epoch = 2 + j / 3, batch = j % 3;
+    Batch got;
+    got.rows = ahead_rows[j];
+    got.done = ahead_done[j];
+    got.x = cudl_test::ReadF32(ahead_x[j]);
+    got.x.resize(static_cast<size_t>(got.rows) * data_.image());
+    got.labels.resize(4);
+    ASSERT_STATUS(CUDL_OK, cudl_tensor_copy_to_host(ahead_y[j], got.labels.data(), 16));
+    got.labels.resize(static_cast<size_t>(got.rows));
+    ExpectSame(got, Reference(cfg, epoch, batch),
+               "ahead of the device, batch " + std::to_string(j));
+    cudl_tensor_destroy(ahead_x[j]);
+    cudl_tensor_destroy(ahead_y[j]);
+  }
+  cudl_tensor_destroy(busy);
   cudl_loader_destroy(l);
   cudl_tensor_destroy(gx);
   cudl_tensor_destroy(gy);
