@@ -11,11 +11,13 @@ device name, model, input shape, batch, precision and layout; a row per such
 point:
 
   cudl inference    the inference compile's median latency, ms (min-max)
+  cudl graphs       the same replayed as a CUDA graph (CUDA only), median ms
   cudl train-eval   the training compile in evaluation mode, median ms
   PyTorch           each variant's median ms (eval, inference_mode, jit,
                     graphs); "n/a" where it could not run
-  fastest ÷ cudl    the fastest PyTorch variant's median / cudl inference's
-                    median: above 1.00 cudl is faster
+  fastest ÷ cudl    the fastest PyTorch variant's median / the faster cudl
+                    inference's (direct or graphs) median: above 1.00 cudl
+                    is faster
   peak MiB          cudl inference's peak memory (the context's)
 
 When two files hold the same variant of a point, the later date wins. Exit
@@ -84,7 +86,7 @@ def ms(r):
 
 def table(points):
     head = (["device", "model", "input", "batch", "precision", "layout",
-             "cudl inference ms (min-max)", "cudl train-eval ms"]
+             "cudl inference ms (min-max)", "cudl graphs ms", "cudl train-eval ms"]
             + [f"PyTorch {SHORT[i]} ms" for i in PYTORCH]
             + ["fastest PyTorch ÷ cudl", "cudl peak MiB"])
     rows = []
@@ -92,17 +94,22 @@ def table(points):
     for key in sorted(points, key=lambda k: (k[0], k[1], k[2], k[4], k[5], k[3])):
         cell = points[key]
         infer = cell.get("cudl-inference")
+        ours = [cell[i] for i in ("cudl-inference", "cudl-inference-graphs") if i in cell]
+        fastest = min(ours, key=lambda r: r["latency_ms_median"]) if ours else None
         timed = [cell[i] for i in PYTORCH if i in cell and "latency_ms_median" in cell[i]]
         best = min(timed, key=lambda r: r["latency_ms_median"]) if timed else None
         ratio = "–"
-        if best is not None and infer is not None:
-            ratio = (f"{best['latency_ms_median'] / infer['latency_ms_median']:.2f} "
-                     f"({SHORT[best['impl']]})")
+        if best is not None and fastest is not None:
+            which = "graphs" if fastest["impl"] == "cudl-inference-graphs" else "direct"
+            ratio = (f"{best['latency_ms_median'] / fastest['latency_ms_median']:.2f} "
+                     f"({SHORT[best['impl']]} ÷ {which})")
         first = "–" if infer is None else (
             f"{infer['latency_ms_median']:.3g} ({infer['latency_ms_min']:.3g}-"
             f"{infer['latency_ms_max']:.3g})")
         peak = "–" if infer is None else f"{infer['peak_memory_bytes'] / 2**20:.2f}"
-        rows.append([str(v) for v in key] + [first, ms(cell.get("cudl-training-eval"))]
+        rows.append([str(v) for v in key]
+                    + [first, ms(cell.get("cudl-inference-graphs")),
+                       ms(cell.get("cudl-training-eval"))]
                     + [ms(cell.get(i)) for i in PYTORCH] + [ratio, peak])
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -1,8 +1,10 @@
 /* bench_infer.c - `cudl bench infer`: the latency and memory of a zoo
  * model's forward pass on one batch already on the device, compiled for
- * inference (cudl_model_compile_inference) and compiled for training then
- * run in evaluation mode, in the same run; benchmarks/torch_ref.py infer
- * times PyTorch's eval mode and torch.inference_mode on the same case. */
+ * inference (cudl_model_compile_inference; on CUDA also replayed as a CUDA
+ * graph, cudl_model_set_graphs) and compiled for training then run in
+ * evaluation mode, in the same run; benchmarks/torch_ref.py infer times
+ * PyTorch's eval mode, torch.inference_mode and its CUDA graph on the same
+ * case. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +23,24 @@ static cudl_status infer_call(void *arg) {
   return cudl_model_forward(b->model, b->x, NULL, NULL);
 }
 
-/* One compile's figures. */
+/* What is timed: the inference compile, with CUDA graphs (CUDA only), the
+ * training compile in evaluation mode. */
+typedef enum infer_variant {
+  INFER_DIRECT,
+  INFER_GRAPHS,
+  INFER_TRAINING_EVAL
+} infer_variant;
+
+static const char *const k_impl[] = {"cudl-inference", "cudl-inference-graphs",
+                                     "cudl-training-eval"};
+
+/* One variant's figures. */
 typedef struct infer_result {
-  const char *impl; /* "cudl-inference" or "cudl-training-eval" */
+  const char *impl; /* k_impl */
   bench_timing timing;
   uint64_t peak_bytes; /* the context's peak over compile and forwards */
   cudl_model_memory memory;
+  cudl_graph_stats graphs; /* INFER_GRAPHS: what the graphs did */
 } infer_result;
 
 static void infer_usage(FILE *out) {
@@ -47,7 +61,8 @@ static void infer_usage(FILE *out) {
       "\n"
       "Times one forward pass on a fixed batch already on the device, for\n"
       "the model compiled for inference (no gradients, buffers shared by\n"
-      "liveness, batch norm folded, dropout removed) and for the model\n"
+      "liveness, batch norm folded, dropout removed), on CUDA the same\n"
+      "replayed as a CUDA graph (cudl-inference-graphs), and for the model\n"
       "compiled for training and run in evaluation mode, in that order.\n"
       "Figures (docs/benchmarks.md):\n"
       "  latency       the median time of one forward call, with the fastest\n"
@@ -68,8 +83,9 @@ typedef struct infer_setup {
 /* Build, compile (inference or training), initialise and time one model;
  * the context's peak is reset first, so it covers this compile only. */
 static cudl_status measure(cudl_context *ctx, const infer_setup *setup,
-                           int inference, const bench_settings *settings,
-                           infer_result *r) {
+                           infer_variant variant,
+                           const bench_settings *settings, infer_result *r) {
+  const int inference = variant != INFER_TRAINING_EVAL;
   const bench_model_options *model = &setup->model;
   infer_bench b;
   bench_event_clock events;
@@ -79,7 +95,7 @@ static cudl_status measure(cudl_context *ctx, const infer_setup *setup,
   int i;
   memset(&b, 0, sizeof b);
   memset(&events, 0, sizeof events);
-  r->impl = inference ? "cudl-inference" : "cudl-training-eval";
+  r->impl = k_impl[variant];
   s = cudl_context_synchronize(ctx);
   if (s == CUDL_OK) s = cudl_context_reset_peak_memory(ctx);
   if (s == CUDL_OK)
@@ -93,6 +109,8 @@ static cudl_status measure(cudl_context *ctx, const infer_setup *setup,
                   : cudl_model_compile(b.model, model->batch);
   if (s == CUDL_OK) s = cudl_model_init(b.model, CUDL_INIT_KAIMING_NORMAL);
   if (s == CUDL_OK) s = cudl_model_set_training(b.model, 0);
+  if (s == CUDL_OK && variant == INFER_GRAPHS)
+    s = cudl_model_set_graphs(b.model, 1);
   if (s == CUDL_OK) {
     const int64_t shape[4] = {model->batch, model->channels, model->size,
                               model->size};
@@ -110,6 +128,8 @@ static cudl_status measure(cudl_context *ctx, const infer_setup *setup,
   if (s == CUDL_OK) s = cudl_context_memory_stats(ctx, &memory);
   if (s == CUDL_OK) r->peak_bytes = memory.peak_bytes_in_use;
   if (s == CUDL_OK) s = cudl_model_memory_usage(b.model, &r->memory);
+  if (s == CUDL_OK && variant == INFER_GRAPHS)
+    s = cudl_model_graph_stats(b.model, &r->graphs);
   bench_event_clock_free(&events);
   cudl_tensor_destroy(b.x);
   cudl_model_destroy(b.model);
@@ -126,17 +146,24 @@ static void json_result(FILE *f, const infer_result *r, long long batch,
           "\"peak_memory_bytes\": %llu,\n     \"model_memory\": "
           "{\"parameters\": %llu, \"activations\": %llu, \"gradients\": %llu, "
           "\"saved_activations\": %llu, \"workspace\": %llu, \"total\": "
-          "%llu}}%s\n",
+          "%llu}",
           r->impl, r->timing.median_ms, r->timing.min_ms, r->timing.max_ms,
           (double)batch / r->timing.median_ms * 1e3,
           r->timing.samples * r->timing.iterations,
-          (unsigned long long)r->peak_bytes,
-          (unsigned long long)m->parameters,
-          (unsigned long long)m->activations,
-          (unsigned long long)m->gradients,
+          (unsigned long long)r->peak_bytes, (unsigned long long)m->parameters,
+          (unsigned long long)m->activations, (unsigned long long)m->gradients,
           (unsigned long long)m->saved_activations,
-          (unsigned long long)m->workspace, (unsigned long long)m->total,
-          last ? "" : ",");
+          (unsigned long long)m->workspace, (unsigned long long)m->total);
+  if (strcmp(r->impl, k_impl[INFER_GRAPHS]) == 0) {
+    fprintf(f,
+            ",\n     \"graphs\": {\"recorded\": %lld, \"replayed\": %lld, "
+            "\"direct\": %lld, \"reason\": ",
+            (long long)r->graphs.recorded, (long long)r->graphs.replayed,
+            (long long)r->graphs.direct);
+    bench_json_string(f, r->graphs.reason);
+    fputc('}', f);
+  }
+  fprintf(f, "}%s\n", last ? "" : ",");
 }
 
 int cudl__cmd_bench_infer(int argc, char **argv) {
@@ -147,11 +174,12 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
   int layout_auto = 1;
   long long value;
   bench_settings settings;
-  infer_result results[2];
+  infer_result results[3];
+  infer_variant variants[3];
   cli_file out;
   cudl_context *ctx = NULL;
   cudl_device_kind kind = CUDL_DEVICE_AUTO;
-  int i, index = 0, rc = CLI_EXIT_OK;
+  int i, count = 0, index = 0, rc = CLI_EXIT_OK;
   cudl_status s = CUDL_OK;
   memset(&settings, 0, sizeof settings);
   memset(results, 0, sizeof results);
@@ -205,8 +233,12 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
   if (layout_auto) setup.layout = cli_layout_for(ctx);
   cudl_context_set_allow_tf32(ctx, setup.precision == CUDL_PRECISION_TF32);
   cudl_context_set_seed(ctx, 1);
-  for (i = 0; i < 2 && s == CUDL_OK; ++i)
-    s = measure(ctx, &setup, i == 0, &settings, &results[i]);
+  variants[count++] = INFER_DIRECT;
+  if (cudl_context_device(ctx) == CUDL_DEVICE_CUDA)
+    variants[count++] = INFER_GRAPHS;
+  variants[count++] = INFER_TRAINING_EVAL;
+  for (i = 0; i < count && s == CUDL_OK; ++i)
+    s = measure(ctx, &setup, variants[i], &settings, &results[i]);
   if (s != CUDL_OK) {
     rc = cli_fail(ctx, s, "%s, batch %lld, %s, %s", model->name, model->batch,
                   cudl_precision_name(setup.precision),
@@ -219,9 +251,9 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
             model->name, model->batch, model->channels, model->size,
             model->size, cudl_precision_name(setup.precision),
             cudl_layout_name(setup.layout), cudl_context_device_name(ctx));
-    for (i = 0; i < 2; ++i)
+    for (i = 0; i < count; ++i) {
       fprintf(table,
-              "  %-19s %.3f ms median (%.3f-%.3f min-max, %d calls); peak "
+              "  %-21s %.3f ms median (%.3f-%.3f min-max, %d calls); peak "
               "%.2f MiB (model: parameters %.2f, activations %.2f, "
               "gradients %.2f, saved %.2f, workspace %.2f MiB)\n",
               results[i].impl, results[i].timing.median_ms,
@@ -233,6 +265,16 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
               (double)results[i].memory.gradients / 1048576.0,
               (double)results[i].memory.saved_activations / 1048576.0,
               (double)results[i].memory.workspace / 1048576.0);
+      if (variants[i] == INFER_GRAPHS)
+        fprintf(table,
+                "  %-21s graphs: %lld recorded, %lld replayed, %lld run "
+                "directly%s%s\n",
+                "", (long long)results[i].graphs.recorded,
+                (long long)results[i].graphs.replayed,
+                (long long)results[i].graphs.direct,
+                results[i].graphs.reason[0] ? ", the last because: " : "",
+                results[i].graphs.reason);
+    }
   }
   if (json != NULL) {
     FILE *f = cli_file_stream(&out);
@@ -249,7 +291,8 @@ int cudl__cmd_bench_infer(int argc, char **argv) {
             model->batch, model->channels, model->size, model->size,
             model->classes, cudl_precision_name(setup.precision),
             cudl_layout_name(setup.layout), settings.warmup);
-    for (i = 0; i < 2; ++i) json_result(f, &results[i], model->batch, i == 1);
+    for (i = 0; i < count; ++i)
+      json_result(f, &results[i], model->batch, i == count - 1);
     fprintf(f, "  ]\n}\n");
   }
 done:

@@ -571,6 +571,53 @@ CUDL_API cudl_status cudl_model_diagnostics(cudl_model *model,
                                             int capacity, int *count,
                                             int64_t *steps);
 
+/* ---- CUDA graphs: an inference forward in one launch ---- */
+
+/** What CUDA graphs did for a model's forwards (cudl_model_graph_stats),
+ *  counted since cudl_model_set_graphs switched them on. */
+typedef struct cudl_graph_stats {
+  int64_t recorded; /**< forwards recorded into a graph (and run) */
+  int64_t replayed; /**< forwards that replayed the recorded graph */
+  int64_t direct;   /**< forwards run operator by operator instead */
+  /** Why the last forward ran operator by operator ("" when it recorded
+   *  or replayed a graph). */
+  char reason[256];
+} cudl_graph_stats;
+
+/**
+ * CUDA graphs for the forwards of a model compiled for inference (on 1,
+ * off 0, the default). A forward without a target is recorded into a graph
+ * and run; the next forwards with the same input tensor (the same data
+ * address and rows) replay it: one launch for the whole forward instead of
+ * one or more per layer, which is most of a small batch's time on a GPU.
+ * The input's values and the weights (cudl_model_param, cudl_model_load)
+ * may change between forwards: the graph reads them where they are.
+ *
+ * Another input address or row count, a change of the context's TF32
+ * setting, or a larger convolution workspace (another model or call of the
+ * context needed one) records the forward again. A forward that cannot be
+ * recorded runs operator by operator with the same results, and
+ * cudl_model_graph_stats says why: a shape whose convolution algorithm has
+ * not been chosen yet (the next forward records it), check-numerics mode
+ * or cudl_context_set_debug_sync (they wait for the device), a caller's
+ * stream that cannot be captured, or a device without graphs (the CPU:
+ * the setting is accepted and every forward runs directly). A forward with
+ * a target runs directly and keeps the graph.
+ *
+ * An error inside a replay (a fault of the device) is reported by the
+ * call that next waits for the device, as for any queued work; the
+ * forward's own errors (a wrong tensor) are found before the replay.
+ * CUDL_ERR_INVALID_ARGUMENT for a model not compiled for inference.
+ */
+CUDL_API cudl_status cudl_model_set_graphs(cudl_model *model, int on);
+
+/**
+ * The counts and the last reason of cudl_model_set_graphs into *stats
+ * (zeros and "" while graphs are off).
+ */
+CUDL_API cudl_status cudl_model_graph_stats(const cudl_model *model,
+                                            cudl_graph_stats *stats);
+
 /* ---- numerics: where a run stops being finite ---- */
 
 /** Where NaN or infinite values were found (strings point into the

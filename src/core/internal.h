@@ -75,6 +75,10 @@ struct cudl_context {
    * CUDA runtime's open takes as the context's stream instead of creating
    * one, and never destroys; NULL: the runtime makes its own. */
   void *caller_stream;
+  /* Counts the times the backend freed memory of its own that recorded
+   * graphs may use (the CUDA convolution workspace, when it grows): a
+   * graph recorded at another count is recorded again, not replayed. */
+  uint64_t graph_epoch;
   char device_name[CUDL_DEVICE_NAME_SIZE];
   char last_error[CUDL_ERROR_TEXT_SIZE];
 };

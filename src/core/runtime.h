@@ -82,6 +82,19 @@ typedef struct cudl_runtime {
    * it (the 16-bit operators still give correct results there, slowly).
    * f32 is always native. Called through cudl__check_compute_dtype. */
   cudl_status (*check_compute_dtype)(cudl_context *ctx, cudl_dtype dtype);
+
+  /* Graphs (CUDA graphs; NULL where the device runs operators as they are
+   * called). graph_begin starts recording the work queued on ctx instead
+   * of running it; graph_end stops and makes *graph of what was recorded
+   * (on failure, e.g. an operator that cannot be recorded, nothing is made
+   * and ctx runs work again); graph_launch queues one run of it. While
+   * recording, the backend makes nothing that outlives the recorded work
+   * (no cached plan, no larger workspace): such an operator fails, naming
+   * what it would have made, and the graph is not made. */
+  cudl_status (*graph_begin)(cudl_context *ctx);
+  cudl_status (*graph_end)(cudl_context *ctx, void **graph);
+  cudl_status (*graph_launch)(cudl_context *ctx, void *graph);
+  void (*graph_destroy)(cudl_context *ctx, void *graph);
 } cudl_runtime;
 
 typedef struct cudl_backend {

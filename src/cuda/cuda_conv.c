@@ -151,7 +151,11 @@ cudaError_t cudl__cuda_workspace_reserve(cudl_context *ctx, cudl_cuda_state *s,
   cudaError_t err;
   void *p = NULL;
   if (bytes <= s->workspace_bytes) return cudaSuccess;
+  /* A workspace made while a graph is recorded would be the graph's
+   * memory, gone with it: refused, so the caller runs without a graph. */
+  if (s->capturing) return cudaErrorStreamCaptureUnsupported;
   if (s->workspace != NULL) {
+    ++ctx->graph_epoch;
     err = cudaFreeAsync(s->workspace, s->stream);
     s->workspace = NULL;
     s->workspace_bytes = 0;
@@ -544,6 +548,12 @@ static cudl_status find_plan(cudl_context *ctx, cudl_cuda_state *s,
       *out = &s->plans[i];
       return CUDL_OK;
     }
+  /* Choosing times the candidates (host waits): not while recording. */
+  if (s->capturing)
+    return CONV_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                     "a convolution of a shape not run before cannot be "
+                     "recorded in a CUDA graph (its algorithm is chosen by "
+                     "timing); run it once first");
   memset(&plan, 0, sizeof plan);
   plan.key = *key;
   plan.hash = hash;

@@ -45,6 +45,9 @@ typedef struct cudl_cuda_state {
   int limit_refused;
   size_t refused_bytes;
   uint64_t refused_in_use;
+  /* The stream's work is being recorded into a graph (graph_begin): what
+   * would outlive the recording (a plan, a larger workspace) is refused. */
+  int capturing;
 } cudl_cuda_state;
 
 static inline cudl_cuda_state *cudl__cuda_state(cudl_context *ctx) {

@@ -410,6 +410,52 @@ static cudl_status cuda_event_wait(cudl_context *ctx, cudl_event *event) {
   return CUDL_OK;
 }
 
+/* ---- graphs ---- */
+
+/* Thread-local capture: only this thread's calls that would break the
+ * recording (a synchronisation, a cudaMalloc) are refused, not those of
+ * the program's other threads. */
+static cudl_status cuda_graph_begin(cudl_context *ctx) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(
+      ctx, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
+  s->capturing = 1;
+  return CUDL_OK;
+}
+
+static cudl_status cuda_graph_end(cudl_context *ctx, void **graph) {
+  cudaGraph_t recorded = NULL;
+  cudaGraphExec_t exec = NULL;
+  cudaError_t err;
+  cudl_cuda_state *s = cudl__cuda_state(ctx);
+  *graph = NULL;
+  /* Ends the capture whatever happened, even when an operator broke it
+   * (then err says so and no graph is returned): the stream must run work
+   * again. */
+  (void)cudaSetDevice(ctx->device_index);
+  err = cudaStreamEndCapture(s->stream, &recorded);
+  s->capturing = 0;
+  if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, recorded, 0);
+  if (recorded != NULL) cudaGraphDestroy(recorded);
+  if (err != cudaSuccess)
+    return cudl__cuda_error(ctx, err, "recording a CUDA graph", __FILE__,
+                            __LINE__);
+  *graph = exec;
+  return CUDL_OK;
+}
+
+static cudl_status cuda_graph_launch(cudl_context *ctx, void *graph) {
+  CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaGraphLaunch((cudaGraphExec_t)graph, s->stream));
+  return CUDL_OK;
+}
+
+static void cuda_graph_destroy(cudl_context *ctx, void *graph) {
+  (void)ctx;
+  if (graph != NULL) cudaGraphExecDestroy((cudaGraphExec_t)graph);
+  (void)cudaGetLastError();
+}
+
 /* bf16 arithmetic (tensor cores and scalar) starts at compute capability
  * 8.0. f16 tensor cores are older (7.0), but cudl's kernels target the
  * cards of sm_80 and newer, so one threshold serves both 16-bit types. */
@@ -449,6 +495,10 @@ static const cudl_runtime cuda_runtime = {
     .event_elapsed_ms = cuda_event_elapsed_ms,
     .event_wait = cuda_event_wait,
     .check_compute_dtype = cuda_check_compute_dtype,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_destroy = cuda_graph_destroy,
 };
 
 /* Every operator of ops.def, each defined in the kernels/ file of its family

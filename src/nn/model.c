@@ -64,6 +64,7 @@ void cudl_model_destroy(cudl_model *m) {
     cudl_tensor_destroy(m->params[i].compute_grad);
   }
   for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
+  cudl__graph_release(m);
   cudl__inference_release(m);
   cudl_tensor_destroy(m->compute_arena);
   cudl_tensor_destroy(m->compute_grad_arena);
@@ -492,6 +493,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       cudl_tensor_destroy(p->compute_grad);
       p->value = p->grad = p->compute_value = p->compute_grad = NULL;
     }
+    cudl__graph_release(m);
     cudl__inference_release(m);
     cudl__fusion_clear(m);
     cudl_tensor_destroy(m->compute_arena);
@@ -1077,14 +1079,14 @@ static cudl_status refresh_weights(cudl_model *m) {
   return status;
 }
 
-static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
-                                const cudl_tensor *target, float *loss) {
+/* A forward's checks of its arguments and the model's views for x's rows:
+ * what a replayed graph needs as much as a forward run op by op. */
+cudl_status cudl__forward_prepare(cudl_model *m, const cudl_tensor *x,
+                                  const cudl_tensor *target) {
   cudl_context *ctx;
   const node *in;
   int64_t rows;
-  int i;
   cudl_status status;
-  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   ctx = m->ctx;
   m->forward_done = 0;
   m->target = NULL;
@@ -1130,6 +1132,16 @@ static cudl_status forward_pass(cudl_model *m, const cudl_tensor *x,
                             ? "i32 labels [rows]"
                             : "f32 of the output's shape");
   }
+  return CUDL_OK;
+}
+
+/* The forward's work, queued on the device after cudl__forward_prepare. */
+cudl_status cudl__forward_run(cudl_model *m, const cudl_tensor *x,
+                              const cudl_tensor *target, float *loss) {
+  cudl_context *ctx = m->ctx;
+  const int64_t rows = m->rows;
+  int i;
+  cudl_status status;
   /* The input batch into node 0's buffer, and the master weights into
    * their working copies (the optimizer changed them). */
   status = batch_in(m, x);
@@ -1211,7 +1223,12 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
   cudl_status status;
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   tf32 = tf32_begin(m);
-  status = forward_pass(m, x, target, loss);
+  if (m->graphs && target == NULL) {
+    status = cudl__graph_forward(m, x);
+  } else {
+    status = cudl__forward_prepare(m, x, target);
+    if (status == CUDL_OK) status = cudl__forward_run(m, x, target, loss);
+  }
   tf32_end(m, tf32);
   return status;
 }

@@ -672,6 +672,23 @@ expect_grep "infer_table.py has the channels-last row" \
   "^| cpu | small-cnn | 1x28x28 | 4 | fp32 | nhwc | [0-9]" "$scratch/infer-table.md"
 expect_grep "infer_table.py has the NCHW row" \
   "^| cpu | small-cnn | 1x28x28 | 2 | fp32 | nchw | [0-9]" "$scratch/infer-table.md"
+# A GPU point made up here (the CPU runs no graphs): the graphs variant has
+# its column, and the ratio is to the faster cudl variant, named.
+python3 - "$scratch/infer-gpu.json" <<'PY'
+import json, sys
+timed = lambda impl, ms: {"impl": impl, "latency_ms_median": ms, "latency_ms_min": 0.9 * ms,
+                          "latency_ms_max": 1.2 * ms, "peak_memory_bytes": 1 << 20}
+json.dump({"schema": "cudl-bench-infer/1", "device_name": "GPU X", "model": "resnet20",
+           "batch": 1, "input_shape": [3, 32, 32], "precision": "fp32", "layout": "nchw",
+           "results": [timed("cudl-inference", 1.0), timed("cudl-inference-graphs", 0.25),
+                       timed("cudl-training-eval", 1.5), timed("pytorch-graphs", 0.5)]},
+          open(sys.argv[1], "w"))
+PY
+python3 "$table_py" "$scratch/infer-gpu.json" >"$scratch/infer-gpu.md" 2>&1
+expect "infer_table.py with a graphs variant" 0 $?
+expect_grep "infer_table.py has the graphs column and the ratio to the faster cudl" \
+  "^| GPU X | resnet20 | 3x32x32 | 1 | fp32 | nchw | 1 (0.9-1.2) | 0.25 | 1.5 | – | – | – | 0.5 | 2.00 (graphs ÷ graphs) | 1.00 |$" \
+  "$scratch/infer-gpu.md"
 python3 "$table_py" "$scratch/info.out" >/dev/null 2>&1
 expect "infer_table.py on a file that is not JSON" 1 $?
 "$cudl" bench ops --samples 0 >/dev/null 2>&1

@@ -534,6 +534,133 @@ TEST(Inference, RefusesTraining) {
   cudl_context_destroy(ctx);
 }
 
+// ---- CUDA graphs (cudl_model_set_graphs) ----
+
+// One model's forward with graphs on against the same model's forward
+// without (the pair's inference compile), bit for bit, through what keeps
+// or remakes a recording: new values in the same input, a weight changed
+// in place, other rows, the input back, the TF32 setting, debug sync. On
+// CUDA the recordings and replays are counted; on the CPU every forward
+// runs directly and says why.
+void CheckGraphs(cudl_context *ctx, Builder build, cudl_layout layout) {
+  const bool cuda = cudl_context_device(ctx) == CUDL_DEVICE_CUDA;
+  std::unique_ptr<Pair> pair(new Pair);
+  Pair &p = *pair;
+  MakePair(ctx, build, 8, &p, layout);
+  if (::testing::Test::HasFatalFailure()) return;
+  cudl_model *g = nullptr;
+  ASSERT_EQ(build(ctx, &g), CUDL_OK);
+  std::unique_ptr<cudl_model, void (*)(cudl_model *)> owned(g, cudl_model_destroy);
+  ASSERT_EQ(cudl_model_set_layout(g, layout), CUDL_OK);
+  ASSERT_EQ(cudl_model_compile_inference(g, 8), CUDL_OK) << cudl_context_last_error(ctx);
+  CopyParams(p.train, g);
+  ASSERT_EQ(cudl_model_set_graphs(g, 1), CUDL_OK) << cudl_context_last_error(ctx);
+  int64_t shape[4] = {8, 0, 0, 0};
+  const int ndim = cudl_model_node_shape(g, 0, shape + 1);
+  cudl_tensor *x8 = nullptr, *x3 = nullptr;
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, ndim + 1, shape, &x8), CUDL_OK);
+  shape[0] = 3;
+  ASSERT_EQ(cudl_tensor_create(ctx, CUDL_DTYPE_F32, ndim + 1, shape, &x3), CUDL_OK);
+  cudl_graph_stats st{};
+  auto same = [&](cudl_tensor *x, uint32_t seed, const char *what) {
+    SCOPED_TRACE(what);
+    FillUniform(x, seed, -1.0f, 1.0f);
+    ASSERT_EQ(cudl_model_forward(p.infer, x, nullptr, nullptr), CUDL_OK)
+        << cudl_context_last_error(ctx);
+    ASSERT_EQ(cudl_model_forward(g, x, nullptr, nullptr), CUDL_OK) << cudl_context_last_error(ctx);
+    const std::vector<float> want = Output(p.infer), got = Output(g);
+    EXPECT_FALSE(want.empty());
+    EXPECT_TRUE(BitEqual(got, want));
+    ASSERT_EQ(cudl_model_graph_stats(g, &st), CUDL_OK);
+  };
+  for (uint32_t k = 0; k < 4; ++k) same(x8, 40u + k, "new values in the same input");
+  if (cuda) {
+    // The pair's forward chose every algorithm first, so the first
+    // forward records.
+    EXPECT_EQ(st.recorded, 1) << st.reason;
+    EXPECT_EQ(st.replayed, 3);
+    EXPECT_EQ(st.direct, 0);
+    EXPECT_STREQ(st.reason, "");
+  } else {
+    EXPECT_EQ(st.direct, 4);
+    EXPECT_EQ(st.recorded + st.replayed, 0);
+    EXPECT_TRUE(HasSubstr(st.reason, "graphs are CUDA's")) << st.reason;
+  }
+  // A weight changed where it lies: the replay reads it.
+  const char *first = cudl_model_param_name(g, 0, nullptr);
+  for (cudl_model *m : {p.infer, g}) {
+    cudl_tensor *w = cudl_model_param(m, first);
+    ASSERT_EQ(cudl_scale(ctx, w, -0.5f, w), CUDL_OK);
+  }
+  const int64_t replayed = st.replayed, recorded = st.recorded;
+  same(x8, 50u, "a weight changed in place");
+  if (cuda) {
+    EXPECT_EQ(st.replayed, replayed + 1);
+  }
+  same(x3, 51u, "other rows");
+  if (cuda) {
+    EXPECT_EQ(st.recorded, recorded + 1);
+  }
+  same(x8, 52u, "the first input again");
+  if (cuda) {
+    EXPECT_EQ(st.recorded, recorded + 2);
+  }
+  const int tf32 = cudl_context_allow_tf32(ctx);
+  ASSERT_EQ(cudl_context_set_allow_tf32(ctx, !tf32), CUDL_OK);
+  same(x8, 53u, "the other TF32 setting");
+  if (cuda) {
+    EXPECT_EQ(st.recorded, recorded + 3);
+  }
+  ASSERT_EQ(cudl_context_set_allow_tf32(ctx, tf32), CUDL_OK);
+  if (cuda) {
+    ASSERT_EQ(cudl_context_set_debug_sync(ctx, 1), CUDL_OK);
+    const int64_t direct = st.direct;
+    same(x8, 54u, "debug sync");
+    EXPECT_EQ(st.direct, direct + 1);
+    EXPECT_TRUE(HasSubstr(st.reason, "debug sync")) << st.reason;
+    ASSERT_EQ(cudl_context_set_debug_sync(ctx, 0), CUDL_OK);
+  }
+  // Off: the counts start again.
+  ASSERT_EQ(cudl_model_set_graphs(g, 0), CUDL_OK);
+  same(x8, 55u, "graphs off");
+  EXPECT_EQ(st.recorded + st.replayed + st.direct, 0);
+  cudl_tensor_destroy(x8);
+  cudl_tensor_destroy(x3);
+  owned.reset();
+  pair.reset();
+}
+
+TEST(Inference, GraphsRunDirectlyOnTheCpuAndRefuseBadUse) {
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
+  CheckGraphs(ctx, BuildResnet8, CUDL_LAYOUT_NHWC);
+  {
+    std::unique_ptr<Pair> pair(new Pair);
+    MakePair(ctx, BuildMlp, 4, pair.get());
+    EXPECT_EQ(cudl_model_set_graphs(pair->train, 1), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "compiled for inference"));
+    EXPECT_EQ(cudl_model_set_graphs(nullptr, 1), CUDL_ERR_INVALID_ARGUMENT);
+    cudl_graph_stats st;
+    EXPECT_EQ(cudl_model_graph_stats(nullptr, &st), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(cudl_model_graph_stats(pair->infer, nullptr), CUDL_ERR_INVALID_ARGUMENT);
+    EXPECT_TRUE(HasSubstr(cudl_context_last_error(ctx), "stats is NULL"));
+  }
+  cudl_context_destroy(ctx);
+}
+
+TEST(Inference, GraphsReplayTheForwardCuda) {
+  const CudaAvailability cuda = QueryCuda();
+  if (!cuda.available) GTEST_SKIP() << "no usable GPU: " << cuda.reason;
+  cudl_context *ctx = nullptr;
+  ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CUDA, 0, &ctx), CUDL_OK);
+  for (const Case &c : kCases) {
+    SCOPED_TRACE(c.name);
+    CheckGraphs(ctx, c.build, CUDL_LAYOUT_NCHW);
+    CheckGraphs(ctx, c.build, CUDL_LAYOUT_NHWC);
+  }
+  cudl_context_destroy(ctx);
+}
+
 TEST(Inference, UncompiledAndFailedCompiles) {
   cudl_context *ctx = nullptr;
   ASSERT_EQ(cudl_context_create(CUDL_DEVICE_CPU, 0, &ctx), CUDL_OK);
