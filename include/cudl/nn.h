@@ -593,16 +593,26 @@ typedef struct cudl_graph_stats {
  * The input's values and the weights (cudl_model_param, cudl_model_load)
  * may change between forwards: the graph reads them where they are.
  *
- * Another input address or row count, a change of the context's TF32
- * setting, or a larger convolution workspace (another model or call of the
- * context needed one) records the forward again. A forward that cannot be
- * recorded runs operator by operator with the same results, and
- * cudl_model_graph_stats says why: a shape whose convolution algorithm has
- * not been chosen yet (the next forward records it), check-numerics mode
- * or cudl_context_set_debug_sync (they wait for the device), a caller's
- * stream that cannot be captured, or a device without graphs (the CPU:
- * the setting is accepted and every forward runs directly). A forward with
- * a target runs directly and keeps the graph.
+ * Another input address or row count, a change of the context's TF32 or
+ * deterministic setting, or a larger convolution workspace (another model
+ * or call of the context needed one) records the forward again. A forward
+ * that cannot be recorded runs operator by operator with the same results,
+ * and cudl_model_graph_stats says why: a shape whose convolution algorithm
+ * has not been chosen yet (the next forward records it), check-numerics
+ * mode or cudl_context_set_debug_sync (they wait for the device), a
+ * caller's stream that its program is capturing itself or cannot be
+ * captured, or a device without graphs (the CPU: the setting is accepted
+ * and every forward runs directly). A forward with a target runs directly
+ * and keeps the graph.
+ *
+ * On a caller's stream (cudl_context_create_cuda_stream) no other thread
+ * may queue work on that stream during such a forward: it would be
+ * recorded into the graph. The first recording gives cuBLAS a 32 MiB
+ * workspace of the context (cublasSetWorkspace), kept until the context
+ * is destroyed; the temporary memory a recorded forward allocates is the
+ * graph's, outside the context's memory limit and statistics, and a
+ * forward that fails while recorded (fault injection included) runs again
+ * directly.
  *
  * An error inside a replay (a fault of the device) is reported by the
  * call that next waits for the device, as for any queued work; the

@@ -376,6 +376,38 @@ cudl_status cudl__event_wait(cudl_event *event);
  * without timing, which makes recording and waiting cheaper. */
 cudl_status cudl__event_create_fence(cudl_context *ctx, cudl_event **out);
 
+/* ---- recorded work (replay.c) ---- */
+
+/* Work recorded once into a graph of the runtime's (CUDA graphs) and
+ * replayed while what it was recorded for stays: the input's address and
+ * rows, the context's TF32 and deterministic settings (the algorithms
+ * chosen under them) and its graph epoch. Zeroed: nothing recorded. */
+typedef struct cudl__replay {
+  void *graph;
+  const void *input;
+  int64_t rows;
+  int tf32, deterministic;
+  uint64_t epoch;
+  /* Since zeroed: runs recorded, replayed, and run directly (the reason
+   * of the last in `reason`, "" after a recorded or replayed one). */
+  int64_t recorded, replayed, direct;
+  char reason[256];
+} cudl__replay;
+
+/* Queue `work` (which queues the device work of one call and returns its
+ * status) on ctx through r: replayed when r holds a recording for input
+ * and rows, else recorded and launched, else (the device has no graphs,
+ * debug sync waits, `direct_reason` is not NULL, or the recording failed)
+ * run directly with the reason kept. Work that fails while being recorded
+ * is run again directly, so a call fails only with the direct run's
+ * error. */
+cudl_status cudl__replay_run(cudl_context *ctx, cudl__replay *r,
+                             const void *input, int64_t rows,
+                             const char *direct_reason,
+                             cudl_status (*work)(void *arg), void *arg);
+/* Destroy r's recording and zero it (its counts too). */
+void cudl__replay_release(cudl_context *ctx, cudl__replay *r);
+
 /* Whether ctx's device runs mixed precision computing in dtype natively
  * (the runtime's check_compute_dtype), for the model layer to refuse a
  * precision the device would only emulate: CUDL_OK; CUDL_ERR_UNSUPPORTED

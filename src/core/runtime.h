@@ -85,14 +85,14 @@ typedef struct cudl_runtime {
 
   /* Graphs (CUDA graphs; NULL where the device runs operators as they are
    * called). graph_begin starts recording the work queued on ctx instead
-   * of running it; graph_end stops and makes *graph of what was recorded
-   * (on failure, e.g. an operator that cannot be recorded, nothing is made
-   * and ctx runs work again); graph_launch queues one run of it. While
-   * recording, the backend makes nothing that outlives the recorded work
-   * (no cached plan, no larger workspace): such an operator fails, naming
-   * what it would have made, and the graph is not made. */
+   * of running it; graph_end stops and, when keep, makes *graph of what
+   * was recorded (on failure, e.g. an operator that cannot be recorded,
+   * or without keep, nothing is made; ctx runs work again either way);
+   * graph_launch queues one run of it. While recording, the backend makes
+   * nothing that outlives the recorded work (no cached plan, no larger
+   * workspace): such an operator fails, naming what it would have made. */
   cudl_status (*graph_begin)(cudl_context *ctx);
-  cudl_status (*graph_end)(cudl_context *ctx, void **graph);
+  cudl_status (*graph_end)(cudl_context *ctx, int keep, void **graph);
   cudl_status (*graph_launch)(cudl_context *ctx, void *graph);
   void (*graph_destroy)(cudl_context *ctx, void *graph);
 } cudl_runtime;

@@ -48,6 +48,10 @@ typedef struct cudl_cuda_state {
   /* The stream's work is being recorded into a graph (graph_begin): what
    * would outlive the recording (a plan, a larger workspace) is refused. */
   int capturing;
+  /* cuBLAS's workspace from the pool, given before the first recording
+   * (cublasSetWorkspace): without it cuBLAS would allocate inside the
+   * recording, outside the pool, or choose other algorithms there. */
+  void *cublas_workspace;
 } cudl_cuda_state;
 
 static inline cudl_cuda_state *cudl__cuda_state(cudl_context *ctx) {

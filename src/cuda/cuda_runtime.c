@@ -23,6 +23,8 @@ static void release_state(cudl_cuda_state *s) {
   cudl__cuda_conv_release(s); /* frees on the stream: before it goes */
   if (s->cudnn != NULL) cudnnDestroy(s->cudnn);
   if (s->cublas != NULL) cublasDestroy(s->cublas);
+  if (s->cublas_workspace != NULL)
+    (void)cudaFreeAsync(s->cublas_workspace, s->stream);
   if (s->stream != NULL) {
     cudaStreamSynchronize(s->stream);
     if (!s->stream_borrowed) cudaStreamDestroy(s->stream);
@@ -412,18 +414,46 @@ static cudl_status cuda_event_wait(cudl_context *ctx, cudl_event *event) {
 
 /* ---- graphs ---- */
 
+/* NVIDIA's recommended cuBLAS workspace for Hopper (smaller cards need
+ * less; one size keeps the algorithms the same on every card). */
+#define CUBLAS_GRAPH_WORKSPACE ((size_t)32 << 20)
+
 /* Thread-local capture: only this thread's calls that would break the
  * recording (a synchronisation, a cudaMalloc) are refused, not those of
- * the program's other threads. */
+ * the program's other threads. A caller's stream that its owner is
+ * capturing is left alone: captures do not nest. */
 static cudl_status cuda_graph_begin(cudl_context *ctx) {
+  enum cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
   CUDA_ENTER(ctx, s);
+  CUDL_CUDA_TRY(ctx, cudaStreamIsCapturing(s->stream, &status));
+  if (status != cudaStreamCaptureStatusNone)
+    return CUDL_FAIL(ctx, CUDL_ERR_UNSUPPORTED,
+                     "the context's stream is being captured already (by "
+                     "the program that gave it): cudl records nothing "
+                     "inside another capture");
+  if (s->cublas_workspace == NULL) {
+    void *p = NULL;
+    cudaError_t err = cudl__cuda_pool_alloc(ctx, s, &p, CUBLAS_GRAPH_WORKSPACE);
+    if (err != cudaSuccess)
+      return cudl__cuda_error(ctx, err, "a cuBLAS workspace for CUDA graphs",
+                              __FILE__, __LINE__);
+    if (cublasSetWorkspace(s->cublas, p, CUBLAS_GRAPH_WORKSPACE) !=
+        CUBLAS_STATUS_SUCCESS) {
+      (void)cudaFreeAsync(p, s->stream);
+      (void)cudaGetLastError();
+      return CUDL_FAIL(ctx, CUDL_ERR_INTERNAL,
+                       "cublasSetWorkspace refused %zu bytes",
+                       CUBLAS_GRAPH_WORKSPACE);
+    }
+    s->cublas_workspace = p;
+  }
   CUDL_CUDA_TRY(
       ctx, cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
   s->capturing = 1;
   return CUDL_OK;
 }
 
-static cudl_status cuda_graph_end(cudl_context *ctx, void **graph) {
+static cudl_status cuda_graph_end(cudl_context *ctx, int keep, void **graph) {
   cudaGraph_t recorded = NULL;
   cudaGraphExec_t exec = NULL;
   cudaError_t err;
@@ -435,12 +465,13 @@ static cudl_status cuda_graph_end(cudl_context *ctx, void **graph) {
   (void)cudaSetDevice(ctx->device_index);
   err = cudaStreamEndCapture(s->stream, &recorded);
   s->capturing = 0;
-  if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, recorded, 0);
+  if (err == cudaSuccess && keep)
+    err = cudaGraphInstantiate(&exec, recorded, 0);
   if (recorded != NULL) cudaGraphDestroy(recorded);
   if (err != cudaSuccess)
     return cudl__cuda_error(ctx, err, "recording a CUDA graph", __FILE__,
                             __LINE__);
-  *graph = exec;
+  *graph = exec; /* NULL without keep */
   return CUDL_OK;
 }
 

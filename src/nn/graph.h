@@ -206,17 +206,10 @@ struct cudl_model {
    * folded weight and bias in f32, NCHW; their copies in the compute dtype
    * and layout when the layer computes in another; zeros per channel). */
   int inference;
-  /* CUDA graphs of the inference forward (cudl_model_set_graphs,
-   * forward_graph.c): the recorded forward and what it was recorded for
-   * (the input's address and rows, the context's TF32 setting and graph
-   * epoch); the counts and last reason cudl_model_graph_stats reports. */
+  /* CUDA graphs of the inference forward (cudl_model_set_graphs): on, and
+   * the recorded forward with its counts (core/replay.c). */
   int graphs;
-  void *graph;
-  const void *graph_x;
-  int64_t graph_rows;
-  int graph_tf32;
-  uint64_t graph_epoch;
-  cudl_graph_stats graph_stats;
+  cudl__replay replay;
   /* cudl_model_set_fusion(m, 0) (fusion is on by default), and whether the
    * last forward took the fused path (the backward follows it). */
   int fusion_off;
@@ -441,23 +434,5 @@ cudl_status cudl__inference_forward_node(cudl_model *m, node *n);
 /* Release what cudl__inference_plan made (on destroy, or a failed
  * compile). */
 void cudl__inference_release(cudl_model *m);
-
-/* ---- the forward, in two parts (model.c) ---- */
-
-/* A forward's checks of its arguments (CUDL_OK, or the error recorded),
- * and the model's views for x's rows. */
-cudl_status cudl__forward_prepare(cudl_model *m, const cudl_tensor *x,
-                                  const cudl_tensor *target);
-/* The forward's work, queued on the device after cudl__forward_prepare. */
-cudl_status cudl__forward_run(cudl_model *m, const cudl_tensor *x,
-                              const cudl_tensor *target, float *loss);
-
-/* ---- CUDA graphs (forward_graph.c) ---- */
-
-/* An inference forward without a target with graphs on: replayed, or
- * recorded and run, or run op by op (the reason kept). */
-cudl_status cudl__graph_forward(cudl_model *m, const cudl_tensor *x);
-/* Destroy the recorded forward (the model's buffers are going). */
-void cudl__graph_release(cudl_model *m);
 
 #endif /* CUDL_NN_GRAPH_H */

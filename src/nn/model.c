@@ -4,6 +4,7 @@
  * check-numerics. What a node of each kind does is in layers*.c. */
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "nn/layers.h"
@@ -64,7 +65,7 @@ void cudl_model_destroy(cudl_model *m) {
     cudl_tensor_destroy(m->params[i].compute_grad);
   }
   for (i = 0; i < m->slot_count; ++i) cudl_tensor_destroy(m->slots[i]);
-  cudl__graph_release(m);
+  cudl__replay_release(m->ctx, &m->replay);
   cudl__inference_release(m);
   cudl_tensor_destroy(m->compute_arena);
   cudl_tensor_destroy(m->compute_grad_arena);
@@ -493,7 +494,7 @@ cudl_status cudl_model_compile(cudl_model *m, int64_t max_batch) {
       cudl_tensor_destroy(p->compute_grad);
       p->value = p->grad = p->compute_value = p->compute_grad = NULL;
     }
-    cudl__graph_release(m);
+    cudl__replay_release(m->ctx, &m->replay);
     cudl__inference_release(m);
     cudl__fusion_clear(m);
     cudl_tensor_destroy(m->compute_arena);
@@ -1081,8 +1082,8 @@ static cudl_status refresh_weights(cudl_model *m) {
 
 /* A forward's checks of its arguments and the model's views for x's rows:
  * what a replayed graph needs as much as a forward run op by op. */
-cudl_status cudl__forward_prepare(cudl_model *m, const cudl_tensor *x,
-                                  const cudl_tensor *target) {
+static cudl_status forward_prepare(cudl_model *m, const cudl_tensor *x,
+                                   const cudl_tensor *target) {
   cudl_context *ctx;
   const node *in;
   int64_t rows;
@@ -1135,9 +1136,9 @@ cudl_status cudl__forward_prepare(cudl_model *m, const cudl_tensor *x,
   return CUDL_OK;
 }
 
-/* The forward's work, queued on the device after cudl__forward_prepare. */
-cudl_status cudl__forward_run(cudl_model *m, const cudl_tensor *x,
-                              const cudl_tensor *target, float *loss) {
+/* The forward's work, queued on the device after forward_prepare. */
+static cudl_status forward_run(cudl_model *m, const cudl_tensor *x,
+                               const cudl_tensor *target, float *loss) {
   cudl_context *ctx = m->ctx;
   const int64_t rows = m->rows;
   int i;
@@ -1217,20 +1218,66 @@ static void tf32_end(cudl_model *m, int saved) {
   (void)cudl_context_set_allow_tf32(m->ctx, saved);
 }
 
+/* A forward without a target, as cudl__replay_run's work. */
+typedef struct graph_forward {
+  cudl_model *m;
+  const cudl_tensor *x;
+} graph_forward;
+
+static cudl_status run_graph_forward(void *arg) {
+  const graph_forward *g = (const graph_forward *)arg;
+  return forward_run(g->m, g->x, NULL, NULL);
+}
+
 cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
                                const cudl_tensor *target, float *loss) {
   int tf32;
   cudl_status status;
   if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
   tf32 = tf32_begin(m);
-  if (m->graphs && target == NULL) {
-    status = cudl__graph_forward(m, x);
-  } else {
-    status = cudl__forward_prepare(m, x, target);
-    if (status == CUDL_OK) status = cudl__forward_run(m, x, target, loss);
+  status = forward_prepare(m, x, target);
+  if (status == CUDL_OK && m->graphs && target == NULL) {
+    graph_forward g;
+    g.m = m;
+    g.x = x;
+    status = cudl__replay_run(
+        m->ctx, &m->replay, x->data, m->rows,
+        m->check_numerics
+            ? "check-numerics mode waits for the device after each layer"
+            : NULL,
+        run_graph_forward, &g);
+    /* A recorded forward ran nothing while it was recorded. */
+    m->forward_done = status == CUDL_OK;
+  } else if (status == CUDL_OK) {
+    status = forward_run(m, x, target, loss);
   }
   tf32_end(m, tf32);
   return status;
+}
+
+cudl_status cudl_model_set_graphs(cudl_model *m, int on) {
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (!m->inference)
+    return CUDL_FAIL(m->ctx, CUDL_ERR_INVALID_ARGUMENT,
+                     "graphs are for models compiled for inference "
+                     "(cudl_model_compile_inference)");
+  cudl__replay_release(m->ctx, &m->replay);
+  m->graphs = on != 0;
+  return CUDL_OK;
+}
+
+cudl_status cudl_model_graph_stats(const cudl_model *m,
+                                   cudl_graph_stats *stats) {
+  if (m == NULL) return CUDL_ERR_INVALID_ARGUMENT;
+  if (stats == NULL)
+    return cudl__fail_const(m->ctx, CUDL_ERR_INVALID_ARGUMENT, __func__,
+                            "stats is NULL");
+  memset(stats, 0, sizeof *stats);
+  stats->recorded = m->replay.recorded;
+  stats->replayed = m->replay.replayed;
+  stats->direct = m->replay.direct;
+  snprintf(stats->reason, sizeof stats->reason, "%s", m->replay.reason);
+  return CUDL_OK;
 }
 
 /* ---- backward ---- */
