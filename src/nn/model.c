@@ -1246,7 +1246,7 @@ cudl_status cudl_model_forward(cudl_model *m, const cudl_tensor *x,
             ? "check-numerics mode waits for the device after each layer"
             : NULL,
         run_graph_forward, &g);
-    /* A recorded forward ran nothing while it was recorded. */
+    /* forward_run sets it, and a replay does not pass through it. */
     m->forward_done = status == CUDL_OK;
   } else if (status == CUDL_OK) {
     status = forward_run(m, x, target, loss);
